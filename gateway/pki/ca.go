@@ -19,14 +19,16 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/edgegw/edgegw/hw"
 )
 
 // InitOptions are the settings of `edgegw pki init`.
 type InitOptions struct {
 	// Key is the CA key URI. "" creates a new ECDSA P-256 key in DIR/ca.key (0600).
 	// "file:PATH" (or a bare path) uses that PEM key when it exists and creates it otherwise;
-	// relative paths are relative to DIR. Any other URI (tpm:, pkcs11:) is opened with
-	// Options.OpenKey and must already exist (`edgegw key create --key URI`).
+	// relative paths are relative to DIR. Any other URI (tpm:, pkcs11:) is opened with hw.Open
+	// (or Options.OpenKey) and, when hw says it is not there, created with hw.Create (P-256).
 	Key        string
 	CN         string   // CA common name; default "edgegw site CA"
 	Days       int      // CA lifetime; default DefaultCADays
@@ -102,7 +104,8 @@ func Init(ctx context.Context, o Options, io InitOptions) (*InitResult, error) {
 	var t txn
 	defer t.abort()
 	var key Key
-	if p, isFile := resolveKeyURI(o.Dir, cfg.Key); isFile && !exists(p) {
+	p, isFile := resolveKeyURI(o.Dir, cfg.Key)
+	if isFile && !exists(p) {
 		k, err := ecdsa.GenerateKey(elliptic.P256(), randReader(&o))
 		if err != nil {
 			return nil, err
@@ -118,6 +121,10 @@ func Init(ctx context.Context, o Options, io InitOptions) (*InitResult, error) {
 		key = fileKey{k}
 	} else {
 		key, err = openKey(ctx, &o, cfg.Key)
+		if errors.Is(err, hw.ErrNotFound) && !isFile && o.OpenKey == nil {
+			// A TPM handle/blob or token object not made yet: make it where it lives.
+			key, err = hw.Create(ctx, cfg.Key, hw.P256)
+		}
 		if err != nil {
 			return nil, fmt.Errorf("opening CA key %s: %w", cfg.Key, err)
 		}

@@ -19,6 +19,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/edgegw/edgegw/hw"
 )
 
 // File names inside the PKI directory.
@@ -73,7 +75,7 @@ type Options struct {
 	// the result says so (ClockClamped).
 	Now       func() time.Time
 	NotBefore time.Time
-	OpenKey   KeyOpener // for non-file key URIs (tpm:, pkcs11:); nil means only files
+	OpenKey   KeyOpener // opens key URIs; nil means hw.Open
 	Logger    *slog.Logger
 	Rand      io.Reader // default crypto/rand
 }
@@ -235,31 +237,25 @@ func resolveKeyURI(dir, uri string) (path string, isFile bool) {
 	return p, true
 }
 
+// openKey opens the CA key. File keys (relative to DIR) and every other URI go through hw.Open
+// (which also refuses a key file readable by group or others) unless Options.OpenKey is set.
 func openKey(ctx context.Context, o *Options, uri string) (Key, error) {
 	if p, ok := resolveKeyURI(o.Dir, uri); ok {
-		return readKeyFile(p)
+		uri = "file:" + p
 	}
-	if o.OpenKey == nil {
-		return nil, fmt.Errorf("key URI %q: this build has no hardware key support; use a file key", uri)
+	if o.OpenKey != nil {
+		return o.OpenKey(ctx, uri)
 	}
-	return o.OpenKey(ctx, uri)
+	k, err := hw.Open(ctx, uri)
+	if err != nil {
+		return nil, err
+	}
+	return k, nil
 }
 
 type fileKey struct{ crypto.Signer }
 
 func (fileKey) Close() error { return nil }
-
-func readKeyFile(path string) (Key, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	k, err := parseKeyPEM(b)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return fileKey{k}, nil
-}
 
 func parseKeyPEM(b []byte) (crypto.Signer, error) {
 	for {

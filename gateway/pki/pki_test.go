@@ -597,3 +597,29 @@ func TestListJSONFields(t *testing.T) {
 		t.Errorf("List: %+v %v", l, err)
 	}
 }
+
+func TestInitWithExistingKeyFile(t *testing.T) {
+	dir := t.TempDir()
+	k, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	pemKey, _ := marshalKeyPEM(k)
+	keyPath := filepath.Join(dir, "my-ca.pem")
+	if err := os.WriteFile(keyPath, pemKey, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	o := Options{Dir: filepath.Join(dir, "pki")}
+	res, err := Init(context.Background(), o, InitOptions{Key: "file:" + keyPath, Hosts: []string{"localhost"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !samePublicKey(k.Public(), res.CACert.PublicKey) || exists(o.path(CAKeyFile)) {
+		t.Error("existing key not used, or ca.key written")
+	}
+	issueOne(t, o, "", IssueRequest{Thing: "d"})
+	// hw refuses a CA key readable by others.
+	if err := os.Chmod(keyPath, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Issue(context.Background(), o, "", IssueRequest{Thing: "e"}); err == nil || !strings.Contains(err.Error(), "chmod 600") {
+		t.Errorf("world-readable CA key: err = %v; want a chmod hint", err)
+	}
+}
