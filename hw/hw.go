@@ -118,8 +118,8 @@ func ParseKeyType(s string) (KeyType, error) {
 type Option func(*options)
 
 type options struct {
-	stateDir  string
-	autoTPM   string // "device=/dev/tpmrm0" or "tcp=..."; what auto probes
+	stateDir string
+	autoTPM  string // "device=/dev/tpmrm0" or "tcp=..."; what auto probes
 }
 
 // WithStateDir names the directory where "auto" keeps its key (file or TPM blob).

@@ -268,6 +268,7 @@ func signingPublic(b tpm2.TPM2BPublic) (crypto.PublicKey, error) {
 type tpmKey struct {
 	conn   *tpmConn
 	handle tpm2.TPMHandle // persistent key, or 0 for a blob
+	name   tpm2.TPM2BName  // of the persistent key
 	blob   *tssKey
 	pub    crypto.PublicKey
 	once   sync.Once
@@ -318,7 +319,7 @@ func (k *tpmKey) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byt
 	}
 	var sig []byte
 	err = k.conn.do(context.Background(), func(t transport.TPM) error {
-		key := tpm2.NamedHandle{Handle: k.handle}
+		key := tpm2.NamedHandle{Handle: k.handle, Name: k.name}
 		if k.blob != nil {
 			var err error
 			key, err = loadBlob(t, k.blob)
@@ -408,6 +409,7 @@ func openTPM(ctx context.Context, u *TPMURI) (Key, error) {
 			}
 			return fmt.Errorf("reading persistent handle 0x%08x: %w", u.Handle, err)
 		}
+		k.name = rsp.Name
 		k.pub, err = signingPublic(rsp.OutPublic)
 		return err
 	})
