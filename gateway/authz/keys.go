@@ -14,11 +14,11 @@ import (
 type keySpec struct {
 	name  string // as written in the policy
 	kind  keyKind
-	attr  string               // kThingAttr: attribute name
+	attr  string                // kThingAttr: attribute name
 	oid   asn1.ObjectIdentifier // kCertSubject, kCertIssuer
-	san   string               // kCertSAN: lower-case field name
-	index int                  // which value of a multi-valued certificate field
-	list  bool                 // .List: every value (condition keys only)
+	san   string                // kCertSAN: lower-case field name
+	index int                   // which value of a multi-valued certificate field
+	list  bool                  // .List: every value (condition keys only)
 }
 
 type keyKind uint8
