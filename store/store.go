@@ -1,0 +1,470 @@
+// Package store is edgegw's durable offline queue: messages a sensor got a
+// PUBACK for live here, synced to disk, until the upstream broker acknowledges
+// them (or a configured limit drops them, counted).
+//
+// It is the only package that imports badger, and it imports nothing from
+// this module (the gateway translates its config into Options/RouteLimits).
+//
+// Layout in badger (all integers big-endian, so keys sort numerically):
+//
+//	"m" route-id(4) seq(8)  -> message           the per-route FIFO log
+//	"x" route-id(4) seq(8)  -> reason + message  dead letters
+//	"h" route-id(4)         -> seq               head cursor: no live message below it
+//	"r" route-name          -> route-id          route registry
+//	"s"                     -> seq               sequence high-water mark (reserved in blocks)
+//
+// The head cursor is written in the same batch as the deletes that move it, so
+// the key-only scan that rebuilds the in-memory index at Open never walks the
+// tombstones of acknowledged messages. Order comes from sequence numbers only;
+// message times are advisory and used for max-age only when the clock is sane.
+package store
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/options"
+)
+
+// Message is one queued MQTT publication.
+type Message struct {
+	Route   string // route name (config), the queue it lives in
+	Topic   string // local topic as published
+	Payload []byte
+	QoS     byte
+	Retain  bool
+	Device  string // publisher thing name
+	Seq     uint64 // assigned by Enqueue, monotonically increasing across restarts
+	Time    int64  // unix nanoseconds at enqueue (advisory: age checks only when the clock is sane)
+}
+
+// Overflow is what a route does when a new message would exceed its limits.
+type Overflow int
+
+const (
+	// DropOldest drops the oldest messages of the route to make room (counted
+	// with reason "overflow-count" or "overflow-bytes"). The default.
+	DropOldest Overflow = iota
+	// Reject refuses the new message with ErrQuota (the sensor gets no PUBACK).
+	Reject
+)
+
+func (o Overflow) String() string {
+	if o == Reject {
+		return "reject"
+	}
+	return "drop-oldest"
+}
+
+// RouteLimits are the per-route limits. Zero means unlimited.
+type RouteLimits struct {
+	Name        string
+	MaxBytes    int64
+	MaxMessages int64
+	MaxAge      time.Duration
+	Overflow    Overflow
+	Priority    int // higher drains first
+}
+
+// Drop reasons passed to OnDrop and counted in Stats.
+const (
+	ReasonOverflowBytes = "overflow-bytes"
+	ReasonOverflowCount = "overflow-count"
+	ReasonMaxAge        = "max-age"
+	ReasonPurged        = "purged"
+)
+
+// Options configure Open. Only Dir is required.
+type Options struct {
+	Dir    string
+	Routes []RouteLimits
+	// MaxBytes caps the whole queue (live messages and dead letters); 0 = no cap.
+	MaxBytes int64
+	// MinFreeBytes is the statfs watermark: below it new messages get ErrFull.
+	// It is never less than MinReserve, the room badger needs for a memtable
+	// flush (a full disk kills the process with SIGBUS inside badger).
+	MinFreeBytes uint64
+	// EncryptionKey, when set, must be 32 bytes (AES-256).
+	EncryptionKey []byte
+	Logger        *slog.Logger
+	// OnDrop is called (outside any lock) for every drop, n messages at a time.
+	OnDrop func(route, reason string, n int)
+	// Clock defaults to time.Now. Message ages are judged only when it returns
+	// a time after SaneAfter.
+	Clock func() time.Time
+	// Statfs returns the bytes available to us on the filesystem holding dir;
+	// defaults to statfs(2). Tests inject it.
+	Statfs func(dir string) (uint64, error)
+	// EnforceInterval is how often max-age and lowered limits are applied
+	// (default 5s). GCInterval is the value-log GC period (default 5m).
+	EnforceInterval time.Duration
+	GCInterval      time.Duration
+	// MaxBatch bounds the messages written per synced commit (default 4096).
+	MaxBatch int
+}
+
+// MinReserve is the minimum free-space watermark.
+const MinReserve = 16 << 20
+
+// MaxMessageBytes bounds one encoded message.
+const MaxMessageBytes = 4 << 20
+
+// SaneAfter: a clock before this is not trusted to judge ages (a Pi without
+// RTC boots in 1970). Tests may lower it.
+var SaneAfter = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+var (
+	// ErrFull: the disk watermark or the queue byte cap is reached.
+	ErrFull = errors.New("queue full")
+	// ErrQuota: the route is at its limit and its overflow policy is reject.
+	ErrQuota = errors.New("route quota exceeded")
+	// ErrClosed: the queue is closed.
+	ErrClosed = errors.New("queue closed")
+	// ErrLocked: another process (the daemon) has the queue open.
+	ErrLocked = errors.New("queue is locked by another process")
+	// ErrWrongKey: the encryption key does not match the queue on disk (or the
+	// queue is encrypted and no key was given, or the other way round).
+	ErrWrongKey = errors.New("queue encryption key does not match")
+	// ErrInvalid: the message or options are unusable.
+	ErrInvalid = errors.New("invalid")
+)
+
+// Queue is the durable queue. All methods are safe for concurrent use.
+type Queue struct {
+	opts    Options
+	dir     string
+	db      *badger.DB
+	log     *slog.Logger
+	clock   func() time.Time
+	statfs  func(string) (uint64, error)
+	minFree uint64
+
+	reqs      chan *pending
+	kick      chan struct{}
+	closing   chan struct{}
+	stopped   chan struct{}
+	gcDone    chan struct{}
+	closeOnce sync.Once
+	closed    atomic.Bool
+	closeErr  error
+
+	mu       sync.Mutex
+	routes   map[string]*route
+	byID     map[uint32]*route
+	order    []*route // priority desc, id asc
+	nextID   uint32
+	nextSeq  uint64
+	hwm      uint64
+	visible  uint64 // highest seq synced and visible to Next
+	bytes    int64  // live + dead letters
+	ops      []op   // unsynced writes (acks, purges, drops) for the committer
+	wake     chan struct{}
+	drops    []dropEvent
+	rejected map[string]uint64
+	free     uint64
+	fullAt   time.Time
+	fullSupp int
+	movedTo  string
+}
+
+type route struct {
+	id           uint32
+	name         string
+	lim          RouteLimits
+	configured   bool
+	r            ring
+	next         int // index in r of the next message not handed out
+	depth, bytes int64
+	enqueued     uint64
+	acked        uint64
+	drops        map[string]uint64
+	dead         int64
+	deadBytes    int64
+	headDirty    bool
+}
+
+type op struct {
+	key, val []byte
+	del      bool
+}
+
+type dropEvent struct {
+	route, reason string
+	n             int
+}
+
+type pending struct {
+	m    Message
+	size int
+	seq  uint64
+	err  error
+	done chan struct{}
+}
+
+var pendingPool = sync.Pool{New: func() any { return &pending{done: make(chan struct{}, 1)} }}
+
+const seqBlock = 1 << 16
+
+// Open opens (or creates) the queue in opts.Dir. A queue that badger cannot
+// open because it is damaged is moved aside to "<dir>.corrupt-<n>", logged at
+// Error, and a fresh one is opened (Stats().CorruptMovedTo says where). A lock
+// held by another process (ErrLocked) and a wrong key (ErrWrongKey) are
+// returned as errors: they are not corruption.
+func Open(opts Options) (*Queue, error) {
+	if opts.Dir == "" {
+		return nil, fmt.Errorf("opening queue: %w: no directory", ErrInvalid)
+	}
+	if n := len(opts.EncryptionKey); n != 0 && n != 32 {
+		return nil, fmt.Errorf("opening queue %q: %w: encryption key is %d bytes, want 32 (AES-256)", opts.Dir, ErrInvalid, n)
+	}
+	q := &Queue{
+		opts:     opts,
+		dir:      opts.Dir,
+		log:      opts.Logger,
+		clock:    opts.Clock,
+		statfs:   opts.Statfs,
+		minFree:  max(opts.MinFreeBytes, MinReserve),
+		reqs:     make(chan *pending, 1024),
+		kick:     make(chan struct{}, 1),
+		closing:  make(chan struct{}),
+		stopped:  make(chan struct{}),
+		gcDone:   make(chan struct{}),
+		routes:   map[string]*route{},
+		byID:     map[uint32]*route{},
+		wake:     make(chan struct{}),
+		rejected: map[string]uint64{},
+	}
+	if q.log == nil {
+		q.log = slog.New(slog.DiscardHandler)
+	}
+	q.log = q.log.With("component", "store")
+	if q.clock == nil {
+		q.clock = time.Now
+	}
+	if q.statfs == nil {
+		q.statfs = statfs
+	}
+	if q.opts.EnforceInterval <= 0 {
+		q.opts.EnforceInterval = 5 * time.Second
+	}
+	if q.opts.GCInterval <= 0 {
+		q.opts.GCInterval = 5 * time.Minute
+	}
+	if q.opts.MaxBatch <= 0 {
+		q.opts.MaxBatch = 4096
+	}
+	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("opening queue %q: %w", opts.Dir, err)
+	}
+	db, err := openDB(q.badgerOptions())
+	if err != nil && isCorrupt(err) {
+		moved, merr := moveAside(opts.Dir)
+		if merr != nil {
+			return nil, fmt.Errorf("opening queue %q: %w (and moving it aside failed: %v)", opts.Dir, err, merr)
+		}
+		q.log.Error("queue could not be opened; moved aside, starting with an empty queue",
+			"dir", opts.Dir, "moved_to", moved, "err", err)
+		q.movedTo = moved
+		if err = os.MkdirAll(opts.Dir, 0o700); err == nil {
+			db, err = openDB(q.badgerOptions())
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("opening queue %q: %w", opts.Dir, classify(err))
+	}
+	q.db = db
+	if err := q.load(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("opening queue %q: reading index: %w", opts.Dir, err)
+	}
+	q.SetRoutes(opts.Routes)
+	if free, err := q.statfs(q.dir); err == nil {
+		q.free = free
+	}
+	go q.run()
+	go q.gc()
+	q.log.Info("queue opened", "dir", opts.Dir, "messages", q.depthLocked(), "next_seq", q.nextSeq,
+		"encrypted", len(opts.EncryptionKey) > 0)
+	return q, nil
+}
+
+func (q *Queue) badgerOptions() badger.Options {
+	return badger.DefaultOptions(q.dir).
+		WithSyncWrites(false). // the committer syncs once per batch
+		WithMemTableSize(8 << 20).
+		WithNumMemtables(2).
+		WithNumLevelZeroTables(2).
+		WithNumLevelZeroTablesStall(4).
+		WithBaseTableSize(2 << 20).
+		WithBaseLevelSize(8 << 20).
+		WithValueLogFileSize(16 << 20).
+		WithValueThreshold(64 << 10).
+		WithBlockCacheSize(4 << 20).
+		WithIndexCacheSize(2 << 20). // required with encryption, or the second open panics
+		WithNumCompactors(2).
+		WithCompression(options.None).
+		WithDetectConflicts(false).
+		WithMetricsEnabled(false).
+		WithEncryptionKey(q.opts.EncryptionKey).
+		WithLogger(badgerLogger{q.log}).
+		WithLoggingLevel(badger.WARNING)
+}
+
+// openDB turns badger's panics on damaged files into errors.
+func openDB(o badger.Options) (db *badger.DB, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			db, err = nil, fmt.Errorf("badger panicked: %v", r)
+		}
+	}()
+	return badger.Open(o)
+}
+
+func isLockErr(err error) bool {
+	return errors.Is(err, syscall.EWOULDBLOCK) || errors.Is(err, syscall.EAGAIN) ||
+		strings.Contains(err.Error(), "Cannot acquire directory lock")
+}
+
+func isKeyErr(err error) bool {
+	return errors.Is(err, badger.ErrEncryptionKeyMismatch) || errors.Is(err, badger.ErrInvalidEncryptionKey)
+}
+
+func classify(err error) error {
+	switch {
+	case isLockErr(err):
+		return fmt.Errorf("%w: %v", ErrLocked, err)
+	case isKeyErr(err):
+		return fmt.Errorf("%w: %v", ErrWrongKey, err)
+	}
+	return err
+}
+
+// isCorrupt says whether an Open error means damaged files. A held lock, a
+// wrong key and environmental failures (permissions, full or read-only disk,
+// I/O errors, memory) are not: moving the queue aside would lose data.
+func isCorrupt(err error) bool {
+	if isLockErr(err) || isKeyErr(err) {
+		return false
+	}
+	for _, e := range []error{fs.ErrPermission, fs.ErrNotExist, syscall.ENOSPC, syscall.EROFS,
+		syscall.EIO, syscall.ENOMEM, syscall.EMFILE, syscall.ENFILE, syscall.ENOTDIR} {
+		if errors.Is(err, e) {
+			return false
+		}
+	}
+	return true
+}
+
+func moveAside(dir string) (string, error) {
+	dir = strings.TrimRight(dir, "/")
+	for n := 1; n < 1000; n++ {
+		to := fmt.Sprintf("%s.corrupt-%d", dir, n)
+		if _, err := os.Lstat(to); err == nil {
+			continue
+		}
+		return to, os.Rename(dir, to)
+	}
+	return "", errors.New("too many corrupt queues beside it; remove some")
+}
+
+func statfs(dir string) (uint64, error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return 0, err
+	}
+	return uint64(st.Bavail) * uint64(st.Bsize), nil
+}
+
+type badgerLogger struct{ l *slog.Logger }
+
+func (b badgerLogger) Errorf(f string, a ...any) {
+	b.l.Error("badger: " + strings.TrimSpace(fmt.Sprintf(f, a...)))
+}
+func (b badgerLogger) Warningf(f string, a ...any) {
+	b.l.Warn("badger: " + strings.TrimSpace(fmt.Sprintf(f, a...)))
+}
+func (b badgerLogger) Infof(string, ...any)  {}
+func (b badgerLogger) Debugf(string, ...any) {}
+
+// SetRoutes installs new limits (a reload). A route that is no longer listed
+// keeps its backlog and its last limits and priority: Next still hands its
+// messages out (they were acknowledged to a sensor), until they are acked or
+// purged; Stats shows it with Configured false. Lowered limits are applied by
+// the next enforcement tick (drop-oldest routes drop, counted).
+func (q *Queue) SetRoutes(lims []RouteLimits) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	seen := map[string]bool{}
+	for _, l := range lims {
+		seen[l.Name] = true
+		if rt := q.routes[l.Name]; rt != nil {
+			rt.lim, rt.configured = l, true
+			continue
+		}
+		q.routes[l.Name] = &route{id: 0, name: l.Name, lim: l, configured: true, drops: map[string]uint64{}}
+	}
+	for name, rt := range q.routes {
+		if !seen[name] {
+			rt.configured = false
+		}
+	}
+	q.sortLocked()
+	q.signalLocked()
+}
+
+func (q *Queue) sortLocked() {
+	q.order = q.order[:0]
+	for _, rt := range q.routes {
+		q.order = append(q.order, rt)
+	}
+	sort.Slice(q.order, func(i, j int) bool {
+		a, b := q.order[i], q.order[j]
+		if a.lim.Priority != b.lim.Priority {
+			return a.lim.Priority > b.lim.Priority
+		}
+		return a.name < b.name
+	})
+}
+
+func (q *Queue) signalLocked() {
+	close(q.wake)
+	q.wake = make(chan struct{})
+}
+
+func (q *Queue) depthLocked() int64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	var n int64
+	for _, rt := range q.routes {
+		n += rt.depth
+	}
+	return n
+}
+
+// Close stops the committer (committing what was already submitted) and
+// closes badger. Blocked Next calls return ErrClosed.
+func (q *Queue) Close() error {
+	q.closeOnce.Do(func() {
+		q.closed.Store(true)
+		close(q.closing)
+		<-q.stopped
+		<-q.gcDone
+		q.commit(nil) // deletes queued by Acks that raced with Close
+		q.mu.Lock()
+		q.signalLocked()
+		q.mu.Unlock()
+		q.closeErr = q.db.Close()
+		q.log.Info("queue closed", "dir", q.dir)
+	})
+	return q.closeErr
+}
