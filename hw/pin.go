@@ -1,6 +1,7 @@
 package hw
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 )
@@ -12,6 +13,9 @@ func readPIN(u *PKCS11URI) (string, error) {
 		return "", fmt.Errorf("%w: no pin-source: add ?pin-source=/etc/edgegw/pin (a 0600 file holding the user PIN)", ErrPIN)
 	}
 	data, err := readPrivateFile(u.PINSource)
+	if errors.Is(err, ErrNotFound) {
+		return "", fmt.Errorf("%w: pin-source %s does not exist", ErrPIN, u.PINSource)
+	}
 	if err != nil {
 		return "", fmt.Errorf("%w: reading pin-source: %w", ErrPIN, err)
 	}

@@ -268,7 +268,7 @@ func signingPublic(b tpm2.TPM2BPublic) (crypto.PublicKey, error) {
 type tpmKey struct {
 	conn   *tpmConn
 	handle tpm2.TPMHandle // persistent key, or 0 for a blob
-	name   tpm2.TPM2BName  // of the persistent key
+	name   tpm2.TPM2BName // of the persistent key
 	blob   *tssKey
 	pub    crypto.PublicKey
 	once   sync.Once

@@ -247,9 +247,7 @@ func parsePKCS11(rest string) (*PKCS11URI, error) {
 			u.ModulePath = v
 		case "pin-source":
 			u.PINSource = strings.TrimPrefix(v, "file:")
-			if strings.HasPrefix(u.PINSource, "//") { // file:///path
-				u.PINSource = strings.TrimPrefix(u.PINSource, "//")
-			}
+			u.PINSource = strings.TrimPrefix(u.PINSource, "//") // file:///path
 			if u.PINSource == "" {
 				return nil, fmt.Errorf("%w: pin-source is empty", ErrBadURI)
 			}
