@@ -1,0 +1,360 @@
+package bridge
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/edgegw/edgegw/store"
+)
+
+// Queue is what the forwarder needs from the durable queue; *store.Queue
+// satisfies it. All methods may be called from different goroutines.
+//
+//   - Next blocks until a message not yet handed out is available (higher
+//     route priority first, FIFO within a route) or ctx is done.
+//   - Ack deletes a message after its upstream PUBACK.
+//   - DeadLetter moves a message the upstream refused (negative PUBACK) out
+//     of the way, keeping it for inspection.
+//   - Rewind makes every handed-out, unacknowledged message available to
+//     Next again, in order; the bridge calls it after each lost connection.
+type Queue interface {
+	Next(ctx context.Context) (store.Message, error)
+	Ack(seq uint64) error
+	DeadLetter(seq uint64, reason string) error
+	Rewind()
+}
+
+// Publisher publishes a message that came down from the upstream on the local
+// broker. The gateway implements it with mochi's inline client so local
+// Receive policies apply, and its OnPublish hook must not enqueue what the
+// inline client publishes (loop prevention, see the package doc).
+type Publisher interface {
+	PublishLocal(topic string, payload []byte, retain bool, qos byte) error
+}
+
+// Upstream is one broker URL. Accepted schemes: mqtts:// (also ssl://,
+// tls://; default port 8883) and mqtt:// (also tcp://; default port 1883,
+// plaintext: the gateway config allows it for loopback only).
+type Upstream struct {
+	URL        *url.URL
+	ServerName string // TLS server name (SNI and verification); default: the URL's host
+}
+
+// UserProps names the MQTT 5 user properties added to every upstream message
+// so the cloud can drop duplicates. An empty key leaves that property out.
+type UserProps struct {
+	DeviceKey string // value: store.Message.Device (the publisher's thing name)
+	SeqKey    string // value: store.Message.Seq in decimal
+}
+
+// DeadLetter describes a message the upstream refused; it is passed to
+// Config.OnDeadLetter (for the audit log) after Queue.DeadLetter succeeded.
+type DeadLetter struct {
+	Seq    uint64
+	Route  string
+	Device string
+	Topic  string // upstream topic
+	Code   byte   // PUBACK reason code (>= 0x80)
+	Reason string
+}
+
+// Config configures a Bridge. Zero durations and sizes take the defaults
+// noted on each field.
+type Config struct {
+	Upstreams []Upstream // tried in order; after a lost connection the first is tried again first
+	ClientID  string     // required; also the upstream session's identity
+	// TLS is built by the caller: RootCAs for the upstream, and the client
+	// certificate whose PrivateKey is a crypto.Signer (hw key, file/TPM/HSM).
+	// ServerName is set per upstream from Upstream.ServerName or the URL host.
+	TLS            *tls.Config
+	KeepAlive      time.Duration // default 30s; 0 after defaults is not possible, use a small value
+	ConnectTimeout time.Duration // bounds dial + TLS + CONNACK per attempt; default 10s
+	BackoffMin     time.Duration // default 1s
+	BackoffMax     time.Duration // default 2m
+	Inflight       int           // max unacknowledged QoS 1 publishes; default 128; also bounded by the server's Receive Maximum
+	DrainRate      float64       // messages/s while a backlog drains; 0 = unlimited
+	UserProps      UserProps
+	Routes         []Route
+	SessionExpiry  time.Duration // upstream session expiry; default 1h (inbound commands queued upstream while offline survive that long)
+	OnDeadLetter   func(DeadLetter)
+	// Now is the clock (tests); default time.Now.
+	Now func() time.Time
+}
+
+func (c *Config) setDefaults() {
+	if c.KeepAlive <= 0 {
+		c.KeepAlive = 30 * time.Second
+	}
+	if c.ConnectTimeout <= 0 {
+		c.ConnectTimeout = 10 * time.Second
+	}
+	if c.BackoffMin <= 0 {
+		c.BackoffMin = time.Second
+	}
+	if c.BackoffMax <= 0 {
+		c.BackoffMax = 2 * time.Minute
+	}
+	if c.BackoffMax < c.BackoffMin {
+		c.BackoffMax = c.BackoffMin
+	}
+	if c.Inflight <= 0 {
+		c.Inflight = 128
+	}
+	if c.Inflight > maxPublishID {
+		c.Inflight = maxPublishID
+	}
+	if c.SessionExpiry <= 0 {
+		c.SessionExpiry = time.Hour
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+}
+
+// Validate reports configuration errors, naming the field.
+func (c *Config) Validate() error {
+	if len(c.Upstreams) == 0 {
+		return errors.New("bridge: upstreams: at least one is required")
+	}
+	for i, u := range c.Upstreams {
+		if u.URL == nil {
+			return fmt.Errorf("bridge: upstreams[%d]: url is required", i)
+		}
+		switch u.URL.Scheme {
+		case "mqtts", "ssl", "tls", "mqtt", "tcp":
+		default:
+			return fmt.Errorf("bridge: upstreams[%d]: url %q: scheme must be mqtts:// or mqtt://", i, u.URL.Redacted())
+		}
+		if u.URL.Hostname() == "" {
+			return fmt.Errorf("bridge: upstreams[%d]: url %q: host is missing", i, u.URL.Redacted())
+		}
+		if isTLSScheme(u.URL.Scheme) && c.TLS == nil {
+			return fmt.Errorf("bridge: upstreams[%d]: %s needs tls (client certificate and CA)", i, u.URL.Scheme)
+		}
+	}
+	if c.ClientID == "" {
+		return errors.New("bridge: client_id is required")
+	}
+	if c.DrainRate < 0 {
+		return fmt.Errorf("bridge: drain_rate %v: must be >= 0", c.DrainRate)
+	}
+	if c.KeepAlive > 65535*time.Second {
+		return fmt.Errorf("bridge: keepalive %v: at most 65535s", c.KeepAlive)
+	}
+	return nil
+}
+
+func isTLSScheme(s string) bool { return s == "mqtts" || s == "ssl" || s == "tls" }
+
+// State is a snapshot for `edgegw status` and metrics. Counters only grow.
+type State struct {
+	Connected      bool
+	Upstream       string // URL of the current (or last) upstream, redacted
+	LastError      string
+	ConnectedSince time.Time
+	Window         int // current in-flight window: min(Inflight, server Receive Maximum)
+
+	Reconnects   uint64 // successful connections after the first
+	Sent         uint64 // PUBLISH packets written upstream (resends included)
+	Acked        uint64 // messages acknowledged to the queue (QoS 1 PUBACK, QoS 0 written)
+	DeadLettered uint64 // negative PUBACKs, moved to the dead-letter area
+	Resent       uint64 // unacknowledged at a lost connection, so sent again: the bound on duplicates
+	Paced        uint64 // backlog messages that went through the drain rate limiter
+
+	InboundReceived  uint64 // PUBLISH packets from the upstream
+	InboundDelivered uint64 // published locally
+	InboundDropped   uint64 // no in route matched, or the Publisher failed (logged)
+
+	InflightNow int
+	RateMsgs    float64 // acknowledged messages per second, smoothed over a few seconds
+}
+
+// Bridge forwards the queue upstream and brings inbound commands down.
+// Create it with New, start it with Run.
+type Bridge struct {
+	cfg    Config
+	q      Queue
+	local  Publisher
+	log    *slog.Logger
+	routes atomic.Pointer[Routes]
+	resub  chan struct{} // routes changed
+
+	connected atomic.Bool
+	window    atomic.Int64
+	inflight  atomic.Int64
+	c         counters
+
+	mu          sync.Mutex
+	upstream    string
+	lastError   string
+	connectedAt time.Time
+	rate        float64
+}
+
+type counters struct {
+	reconnects, sent, acked, deadLettered, resent, paced atomic.Uint64
+	inReceived, inDelivered, inDropped                   atomic.Uint64
+}
+
+// New checks cfg and returns a Bridge. q and local must not be nil; logger
+// may be nil (discard).
+func New(cfg Config, q Queue, local Publisher, logger *slog.Logger) (*Bridge, error) {
+	cfg.setDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if q == nil || local == nil {
+		return nil, errors.New("bridge: queue and publisher are required")
+	}
+	rs, err := NewRoutes(cfg.Routes)
+	if err != nil {
+		return nil, fmt.Errorf("bridge: %w", err)
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	b := &Bridge{cfg: cfg, q: q, local: local, log: logger.With("component", "bridge"), resub: make(chan struct{}, 1)}
+	b.routes.Store(rs)
+	return b, nil
+}
+
+// Routes returns the compiled routes in use (for the gateway's OnPublish).
+func (b *Bridge) Routes() *Routes { return b.routes.Load() }
+
+// SetRoutes swaps in new routes (SIGHUP reload). Queued messages keep their
+// route name; a message whose route no longer exists is sent by the first
+// out route matching its topic, or dead-lettered if none does. Upstream
+// subscriptions follow on the live connection.
+func (b *Bridge) SetRoutes(routes []Route) error {
+	rs, err := NewRoutes(routes)
+	if err != nil {
+		return fmt.Errorf("bridge: %w", err)
+	}
+	b.routes.Store(rs)
+	select {
+	case b.resub <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// State returns a snapshot.
+func (b *Bridge) State() State {
+	b.mu.Lock()
+	s := State{Upstream: b.upstream, LastError: b.lastError, RateMsgs: b.rate}
+	if b.connected.Load() {
+		s.ConnectedSince = b.connectedAt
+	}
+	b.mu.Unlock()
+	s.Connected = b.connected.Load()
+	s.Window = int(b.window.Load())
+	s.InflightNow = int(b.inflight.Load())
+	s.Reconnects = b.c.reconnects.Load()
+	s.Sent = b.c.sent.Load()
+	s.Acked = b.c.acked.Load()
+	s.DeadLettered = b.c.deadLettered.Load()
+	s.Resent = b.c.resent.Load()
+	s.Paced = b.c.paced.Load()
+	s.InboundReceived = b.c.inReceived.Load()
+	s.InboundDelivered = b.c.inDelivered.Load()
+	s.InboundDropped = b.c.inDropped.Load()
+	return s
+}
+
+func (b *Bridge) setError(err error) {
+	b.mu.Lock()
+	b.lastError = err.Error()
+	b.mu.Unlock()
+}
+
+// queueError marks an error from the queue itself: Run stops on it, since
+// reconnecting cannot help.
+type queueError struct{ err error }
+
+func (e *queueError) Error() string { return "bridge: reading the queue: " + e.err.Error() }
+func (e *queueError) Unwrap() error { return e.err }
+
+// Run connects and forwards until ctx is done (then it returns nil) or the
+// queue fails (then it returns that error). Connection failures are retried
+// forever: upstreams in order, then a jittered exponential backoff between
+// BackoffMin and BackoffMax.
+func (b *Bridge) Run(ctx context.Context) error {
+	rateDone := make(chan struct{})
+	go func() { defer close(rateDone); b.sampleRate(ctx) }()
+	defer func() { <-rateDone }()
+
+	backoff := b.cfg.BackoffMin
+	everConnected := false
+	for {
+		progressed := false
+		for _, up := range b.cfg.Upstreams {
+			if ctx.Err() != nil {
+				return nil
+			}
+			s, err := b.dial(ctx, up)
+			if err != nil {
+				if ctx.Err() != nil {
+					return nil
+				}
+				b.setError(err)
+				b.log.Warn("upstream connection failed", "upstream", up.URL.Redacted(), "err", err)
+				continue
+			}
+			if everConnected {
+				b.c.reconnects.Add(1)
+			}
+			everConnected, progressed = true, true
+			backoff = b.cfg.BackoffMin
+			err = s.run(ctx)
+			// Everything this connection handed out and did not get
+			// acknowledged goes out again, in order, on the next one.
+			b.q.Rewind()
+			var qe *queueError
+			if errors.As(err, &qe) {
+				return qe
+			}
+			if ctx.Err() != nil {
+				return nil
+			}
+			b.setError(err)
+			b.log.Warn("upstream connection lost", "upstream", up.URL.Redacted(), "err", err)
+			break // start again from the first (preferred) upstream
+		}
+		if !progressed {
+			backoff = min(backoff*2, b.cfg.BackoffMax)
+		}
+		// Equal jitter: half fixed, half random, so many gateways that lost
+		// the same broker do not come back in lockstep.
+		d := backoff/2 + rand.N(backoff/2+1)
+		if err := sleepCtx(ctx, d); err != nil {
+			return nil
+		}
+	}
+}
+
+// sampleRate updates the smoothed ack rate once a second.
+func (b *Bridge) sampleRate(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	last := b.c.acked.Load()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n := b.c.acked.Load()
+		b.mu.Lock()
+		b.rate = 0.5*b.rate + 0.5*float64(n-last)
+		b.mu.Unlock()
+		last = n
+	}
+}

@@ -1,0 +1,492 @@
+package bridge
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/edgegw/edgegw/store"
+)
+
+var telemetry = Route{Name: "telemetry", Topic: "building/#", Direction: Out, QoS: 1, RemotePrefix: "sites/plant-7/"}
+
+func testConfig(m *mosquitto, routes ...Route) Config {
+	return Config{
+		Upstreams:      []Upstream{{URL: m.url()}},
+		ClientID:       gatewayCN,
+		TLS:            m.tlsFor(gatewayCN),
+		KeepAlive:      5 * time.Second,
+		ConnectTimeout: 3 * time.Second,
+		BackoffMin:     50 * time.Millisecond,
+		BackoffMax:     400 * time.Millisecond,
+		Inflight:       256,
+		UserProps:      UserProps{DeviceKey: "device", SeqKey: "seq"},
+		Routes:         routes,
+	}
+}
+
+// inMsg is one message handed to the Publisher.
+type inMsg struct {
+	topic   string
+	payload string
+	qos     byte
+}
+
+type recPublisher struct {
+	mu  sync.Mutex
+	got []inMsg
+	ch  chan inMsg
+}
+
+func newRecPublisher() *recPublisher { return &recPublisher{ch: make(chan inMsg, 1024)} }
+
+func (p *recPublisher) PublishLocal(topic string, payload []byte, retain bool, qos byte) error {
+	m := inMsg{topic: topic, payload: string(payload), qos: qos}
+	p.mu.Lock()
+	p.got = append(p.got, m)
+	p.mu.Unlock()
+	select {
+	case p.ch <- m:
+	default:
+	}
+	return nil
+}
+
+func (p *recPublisher) all() []inMsg {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]inMsg(nil), p.got...)
+}
+
+// runBridge starts b.Run and stops it at cleanup (bounded).
+func runBridge(t testing.TB, cfg Config, q Queue, pub Publisher) *Bridge {
+	t.Helper()
+	if pub == nil {
+		pub = newRecPublisher()
+	}
+	b, err := New(cfg, q, pub, testLogger(t))
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Errorf("Run did not return within 10s of cancel")
+		}
+	})
+	return b
+}
+
+// eventually polls cond every 20 ms for at most d.
+func eventually(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// enqueueSensors enqueues n messages for each of sensors devices,
+// interleaved, from one goroutine per sensor (group commit in the real
+// store); it returns all seqs.
+func enqueueSensors(t testing.TB, q testQueue, sensors, n int, now func() time.Time) []uint64 {
+	t.Helper()
+	var (
+		mu   sync.Mutex
+		seqs []uint64
+		wg   sync.WaitGroup
+		errs = make(chan error, sensors)
+	)
+	payload := make([]byte, 100)
+	for s := range sensors {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			dev := fmt.Sprintf("sensor-%02d", s)
+			topic := "building/" + dev + "/temp"
+			local := make([]uint64, 0, n)
+			for range n {
+				seq, err := q.Enqueue(context.Background(), store.Message{
+					Route: telemetry.Name, Topic: topic, Payload: payload, QoS: 1, Device: dev, Time: now().UnixNano(),
+				})
+				if err != nil {
+					errs <- err
+					return
+				}
+				local = append(local, seq)
+			}
+			mu.Lock()
+			seqs = append(seqs, local...)
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("enqueue: %v", err)
+	}
+	return seqs
+}
+
+// checkOrder reports, per device, whether first arrivals are in ascending
+// seq order (duplicates from a resend may repeat older seqs; they are
+// skipped) and returns the number of out-of-order first arrivals.
+func (c *cloud) outOfOrder() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	bad := 0
+	for _, seqs := range c.order {
+		var hi uint64
+		seen := map[uint64]bool{}
+		for _, s := range seqs {
+			if seen[s] {
+				continue
+			}
+			seen[s] = true
+			if s < hi {
+				bad++
+			}
+			hi = max(hi, s)
+		}
+	}
+	return bad
+}
+
+func TestForwardSensorsInOrder(t *testing.T) {
+	m := startMosquitto(t, mosquittoOpts{maxInflight: 1000})
+	c := startCloud(t, m, "sites/#")
+	q := newTestQueue(t)
+	seqs := enqueueSensors(t, q, 10, 1000, time.Now)
+	b := runBridge(t, testConfig(m, telemetry), q, nil)
+
+	if got := c.waitUnique(len(seqs), 60*time.Second); got != len(seqs) {
+		t.Fatalf("arrived upstream: got %d distinct; want %d", got, len(seqs))
+	}
+	distinct, dups, missing := c.report(seqs)
+	if len(missing) != 0 || dups != 0 {
+		t.Errorf("distinct %d, duplicates %d, missing %d; want 10000, 0, 0", distinct, dups, len(missing))
+	}
+	if n := c.outOfOrder(); n != 0 {
+		t.Errorf("out-of-order arrivals per sensor: got %d; want 0", n)
+	}
+	c.mu.Lock()
+	for seq, topic := range c.topic {
+		dev := c.device[seq]
+		if want := "sites/plant-7/building/" + dev + "/temp"; topic != want {
+			t.Errorf("seq %d: upstream topic %q; want %q", seq, topic, want)
+			break
+		}
+	}
+	c.mu.Unlock()
+	eventually(t, 10*time.Second, "all acknowledged to the queue", func() bool { return b.State().Acked == uint64(len(seqs)) })
+	st := b.State()
+	if !st.Connected || st.DeadLettered != 0 || st.Sent != uint64(len(seqs)) {
+		t.Errorf("state: %+v; want connected, 0 dead-lettered, %d sent", st, len(seqs))
+	}
+	t.Logf("window %d, sent %d, acked %d", st.Window, st.Sent, st.Acked)
+}
+
+func TestOutageBacklogAllArrive(t *testing.T) {
+	const n = 50000
+	m := startMosquitto(t, mosquittoOpts{maxInflight: 1000})
+	c := startCloud(t, m, "sites/#")
+	q := newTestQueue(t)
+	b := runBridge(t, testConfig(m, telemetry), q, nil)
+	eventually(t, 10*time.Second, "bridge connected", func() bool { return b.State().Connected })
+
+	m.stop()
+	eventually(t, 10*time.Second, "bridge noticed the outage", func() bool { return !b.State().Connected })
+	seqs := enqueueSensors(t, q, 10, n/10, time.Now)
+	m.start()
+
+	if got := c.waitUnique(n, 90*time.Second); got != n {
+		t.Fatalf("arrived upstream after the outage: got %d distinct; want %d", got, n)
+	}
+	distinct, dups, missing := c.report(seqs)
+	st := b.State()
+	t.Logf("after outage: %d distinct, %d duplicates from the bridge (it resent %d, window %d), %d broker redeliveries to the test subscriber, reconnects %d",
+		distinct, dups, st.Resent, st.Window, c.redeliveries(), st.Reconnects)
+	if len(missing) != 0 {
+		t.Errorf("missing %d messages, first %v", len(missing), missing[:min(5, len(missing))])
+	}
+	if uint64(dups) > st.Resent {
+		t.Errorf("duplicates %d exceed what the bridge resent (%d)", dups, st.Resent)
+	}
+	if n := c.outOfOrder(); n != 0 {
+		t.Errorf("out-of-order first arrivals: got %d; want 0", n)
+	}
+}
+
+func TestACLRefusedIsDeadLettered(t *testing.T) {
+	m := startMosquitto(t, mosquittoOpts{})
+	c := startCloud(t, m, "sites/#")
+	q := newTestQueue(t)
+	forbidden := Route{Name: "forbidden", Topic: "alarm/#", Direction: Out, QoS: 1, RemotePrefix: "sites/plant-8/"}
+	var (
+		dlMu sync.Mutex
+		dls  []DeadLetter
+	)
+	cfg := testConfig(m, telemetry, forbidden)
+	cfg.OnDeadLetter = func(d DeadLetter) { dlMu.Lock(); dls = append(dls, d); dlMu.Unlock() }
+
+	var want []uint64
+	put := func(route, topic string) uint64 {
+		seq, err := q.Enqueue(context.Background(), store.Message{Route: route, Topic: topic, Payload: []byte("x"), QoS: 1, Device: "sensor-01", Time: time.Now().UnixNano()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return seq
+	}
+	for i := range 200 {
+		if i == 100 {
+			put(forbidden.Name, "alarm/fire")
+		}
+		want = append(want, put(telemetry.Name, "building/sensor-01/temp"))
+	}
+	b := runBridge(t, cfg, q, nil)
+
+	if got := c.waitUnique(len(want), 30*time.Second); got != len(want) {
+		t.Fatalf("allowed messages upstream: got %d; want %d", got, len(want))
+	}
+	eventually(t, 10*time.Second, "one dead letter", func() bool { return b.State().DeadLettered == 1 })
+	dlMu.Lock()
+	defer dlMu.Unlock()
+	if len(dls) != 1 || dls[0].Topic != "sites/plant-8/alarm/fire" || dls[0].Code != 0x87 {
+		t.Fatalf("dead letters: %+v; want one for sites/plant-8/alarm/fire with PUBACK 0x87", dls)
+	}
+	t.Logf("mosquitto's answer to an ACL-denied QoS 1 publish from an MQTT 5 client: %s; bridge reconnects since: %d", dls[0].Reason, b.State().Reconnects)
+	eventually(t, 10*time.Second, "everything acknowledged", func() bool { return b.State().Acked == uint64(len(want)) })
+	if mq, ok := q.(*memQueue); ok {
+		if d := mq.deadLetters(); len(d) != 1 {
+			t.Errorf("queue dead letters: %v; want 1", d)
+		}
+	}
+}
+
+func TestFlappingUpstreamLosesNothing(t *testing.T) {
+	m := startMosquitto(t, mosquittoOpts{maxInflight: 1000})
+	c := startCloud(t, m, "sites/#")
+	q := newTestQueue(t)
+	b := runBridge(t, testConfig(m, telemetry), q, nil)
+	eventually(t, 10*time.Second, "bridge connected", func() bool { return b.State().Connected })
+
+	// Producer: 10 sensors at ~100 msg/s each for about 20 s, while the
+	// upstream is stopped and started 10 times.
+	var (
+		mu   sync.Mutex
+		seqs []uint64
+	)
+	stopProd := make(chan struct{})
+	prodDone := make(chan struct{})
+	go func() {
+		defer close(prodDone)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for i := 0; i < 400; i++ { // bounded: at most 40 s of ticks
+			select {
+			case <-stopProd:
+				return
+			case <-tick.C:
+			}
+			s := enqueueSensors(t, q, 10, 10, time.Now)
+			mu.Lock()
+			seqs = append(seqs, s...)
+			mu.Unlock()
+		}
+	}()
+	for range 10 {
+		time.Sleep(1200 * time.Millisecond)
+		m.stop()
+		time.Sleep(500 * time.Millisecond)
+		m.start()
+	}
+	time.Sleep(time.Second)
+	close(stopProd)
+	<-prodDone
+
+	mu.Lock()
+	all := append([]uint64(nil), seqs...)
+	mu.Unlock()
+	got := c.waitUnique(len(all), 60*time.Second)
+	distinct, dups, missing := c.report(all)
+	st := b.State()
+	t.Logf("flapping: enqueued %d, distinct upstream %d, duplicates from the bridge %d (it resent %d), broker redeliveries to the test subscriber %d, reconnects %d",
+		len(all), distinct, dups, st.Resent, c.redeliveries(), st.Reconnects)
+	if uint64(dups) > st.Resent {
+		t.Errorf("duplicates %d exceed what the bridge resent (%d)", dups, st.Resent)
+	}
+	if got != len(all) || len(missing) != 0 {
+		t.Fatalf("lost across flapping: %d of %d missing (first %v)", len(missing), len(all), missing[:min(5, len(missing))])
+	}
+	if n := c.outOfOrder(); n != 0 {
+		t.Errorf("out-of-order first arrivals: got %d; want 0", n)
+	}
+	eventually(t, 10*time.Second, "bridge connected at the end", func() bool { return b.State().Connected })
+	if st.Reconnects == 0 {
+		t.Errorf("reconnects: got 0; want > 0")
+	}
+}
+
+func TestInboundCommandReachesPublisher(t *testing.T) {
+	m := startMosquitto(t, mosquittoOpts{})
+	c := startCloud(t, m, "sites/#")
+	q := newTestQueue(t)
+	cmd := Route{Name: "cmd", Topic: "cmd/#", Direction: Both, QoS: 1, RemotePrefix: "sites/plant-7/"}
+	pub := newRecPublisher()
+	b := runBridge(t, testConfig(m, telemetry, cmd), q, pub)
+	eventually(t, 10*time.Second, "bridge connected", func() bool { return b.State().Connected })
+
+	// The subscription is made right after CONNACK; publish until the first
+	// command comes through (bounded).
+	var first inMsg
+	deadline := time.After(10 * time.Second)
+wait:
+	for {
+		if err := c.publish("sites/plant-7/cmd/light-1", []byte("on")); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case first = <-pub.ch:
+			break wait
+		case <-time.After(200 * time.Millisecond):
+		case <-deadline:
+			t.Fatal("no inbound command reached the publisher within 10s")
+		}
+	}
+	if first.topic != "cmd/light-1" || first.payload != "on" || first.qos != 1 {
+		t.Fatalf("local publish: %+v; want topic cmd/light-1, payload on, qos 1", first)
+	}
+
+	// Loop prevention: an out message on a both route goes up, and the
+	// upstream must not echo it back down (No Local).
+	if _, err := q.Enqueue(context.Background(), store.Message{Route: cmd.Name, Topic: "cmd/echo-test", Payload: []byte("up"), QoS: 1, Device: "node-red", Time: time.Now().UnixNano()}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "the out message upstream", func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		for _, tp := range c.topic {
+			if tp == "sites/plant-7/cmd/echo-test" {
+				return true
+			}
+		}
+		return false
+	})
+	if err := c.publish("sites/plant-7/cmd/light-2", []byte("off")); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, "cmd/light-2 locally", func() bool {
+		for _, m := range pub.all() {
+			if m.topic == "cmd/light-2" {
+				return true
+			}
+		}
+		return false
+	})
+	for _, m := range pub.all() {
+		if m.topic == "cmd/echo-test" {
+			t.Fatalf("the gateway's own upstream message came back down: %+v", m)
+		}
+		if m.topic != "cmd/light-1" && m.topic != "cmd/light-2" {
+			t.Errorf("unexpected local publish %+v", m)
+		}
+	}
+}
+
+func TestDrainRatePacesOnlyBacklog(t *testing.T) {
+	m := startMosquitto(t, mosquittoOpts{})
+	c := startCloud(t, m, "sites/#")
+	q := newTestQueue(t)
+	old := func() time.Time { return time.Now().Add(-time.Hour) }
+	backlog := enqueueSensors(t, q, 2, 20, old)
+	cfg := testConfig(m, telemetry)
+	cfg.DrainRate = 200
+	b := runBridge(t, cfg, q, nil)
+	if got := c.waitUnique(len(backlog), 20*time.Second); got != len(backlog) {
+		t.Fatalf("backlog upstream: got %d; want %d", got, len(backlog))
+	}
+	if st := b.State(); st.Paced != uint64(len(backlog)) {
+		t.Fatalf("paced: got %d; want %d (every backlog message)", st.Paced, len(backlog))
+	}
+	live := enqueueSensors(t, q, 2, 20, time.Now)
+	if got := c.waitUnique(len(backlog)+len(live), 20*time.Second); got != len(backlog)+len(live) {
+		t.Fatalf("live upstream: got %d; want %d", got, len(backlog)+len(live))
+	}
+	if st := b.State(); st.Paced != uint64(len(backlog)) {
+		t.Fatalf("paced after live messages: got %d; want %d (live messages are not paced)", st.Paced, len(backlog))
+	}
+}
+
+func TestFailoverSkipsDeadAndSilentUpstreams(t *testing.T) {
+	m := startMosquitto(t, mosquittoOpts{})
+	c := startCloud(t, m, "sites/#")
+	// A listener that accepts and never answers: only our own
+	// ConnectTimeout gets us past it.
+	silent, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	var conns []net.Conn
+	var cmu sync.Mutex
+	go func() {
+		for {
+			cn, err := silent.Accept()
+			if err != nil {
+				return
+			}
+			cmu.Lock()
+			conns = append(conns, cn)
+			cmu.Unlock()
+		}
+	}()
+	defer func() {
+		cmu.Lock()
+		for _, cn := range conns {
+			cn.Close()
+		}
+		cmu.Unlock()
+	}()
+	closed := freePort(t)
+	cfg := testConfig(m, telemetry)
+	cfg.ConnectTimeout = 500 * time.Millisecond
+	good := &url.URL{Scheme: "mqtts", Host: m.url().Host}
+	cfg.Upstreams = []Upstream{
+		{URL: &url.URL{Scheme: "mqtts", Host: silent.Addr().String()}},
+		{URL: &url.URL{Scheme: "mqtts", Host: fmt.Sprintf("127.0.0.1:%d", closed)}},
+		{URL: good, ServerName: "upstream.test"}, // a name from the server certificate's SANs
+	}
+	q := newTestQueue(t)
+	seqs := enqueueSensors(t, q, 1, 10, time.Now)
+	b := runBridge(t, cfg, q, nil)
+	if got := c.waitUnique(len(seqs), 20*time.Second); got != len(seqs) {
+		t.Fatalf("through the third upstream: got %d; want %d", got, len(seqs))
+	}
+	st := b.State()
+	if st.Upstream != good.Redacted() || !strings.Contains(st.LastError, "") {
+		t.Errorf("upstream: got %q; want %q", st.Upstream, good.Redacted())
+	}
+	t.Logf("last error before failover succeeded: %s", st.LastError)
+}
+
+func (c *cloud) redeliveries() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.redeliv
+}

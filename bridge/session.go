@@ -1,0 +1,747 @@
+package bridge
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/eclipse/paho.golang/packets"
+	"github.com/edgegw/edgegw/store"
+)
+
+const (
+	maxPublishID = 65534 // publish packet IDs are 1..65534
+	controlID    = 65535 // reserved for SUBSCRIBE/UNSUBSCRIBE (one at a time)
+	inboundMax   = 256   // our Receive Maximum: inbound QoS 1 publishes in flight
+	bufSize      = 64 << 10
+)
+
+// session is one network connection to one upstream, from CONNACK to loss.
+type session struct {
+	b         *Bridge
+	up        Upstream
+	nc        net.Conn
+	br        *bufio.Reader
+	keepAlive time.Duration
+	server    serverLimits
+	connected time.Time // wall clock at CONNACK: older messages are backlog
+
+	wmu     sync.Mutex // guards bw and writes on nc
+	bw      *bufio.Writer
+	scratch []byte
+
+	slots chan struct{} // in-flight window: a send acquires, a PUBACK releases
+
+	mu       sync.Mutex
+	inflight map[uint16]pending
+	nextID   uint16
+
+	lastRead atomic.Int64 // unix nanos of the last packet read
+	inbound  chan *packets.Publish
+	ctrlAck  chan *packets.ControlPacket // SUBACK / UNSUBACK
+}
+
+type pending struct {
+	seq    uint64
+	route  string
+	device string
+	topic  string // upstream topic
+}
+
+type serverLimits struct {
+	receiveMax uint16
+	maxQoS     byte
+	retain     bool
+	maxPacket  uint32
+}
+
+// dial connects to one upstream and completes CONNECT/CONNACK, all bounded
+// by ConnectTimeout (paho's AttemptConnection would not be, see PITFALLS).
+func (b *Bridge) dial(ctx context.Context, up Upstream) (*session, error) {
+	cctx, cancel := context.WithTimeout(ctx, b.cfg.ConnectTimeout)
+	defer cancel()
+	u := up.URL
+	port := u.Port()
+	if port == "" {
+		port = "1883"
+		if isTLSScheme(u.Scheme) {
+			port = "8883"
+		}
+	}
+	addr := net.JoinHostPort(u.Hostname(), port)
+	var d net.Dialer
+	nc, err := d.DialContext(cctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to %s: %w", addr, err)
+	}
+	if isTLSScheme(u.Scheme) {
+		tc := b.cfg.TLS.Clone()
+		tc.ServerName = up.ServerName
+		if tc.ServerName == "" {
+			tc.ServerName = u.Hostname()
+		}
+		if tc.MinVersion == 0 {
+			tc.MinVersion = tls.VersionTLS12
+		}
+		tlsConn := tls.Client(nc, tc)
+		if err := tlsConn.HandshakeContext(cctx); err != nil {
+			nc.Close()
+			return nil, fmt.Errorf("TLS handshake with %s (server name %q): %w", addr, tc.ServerName, err)
+		}
+		nc = tlsConn
+	}
+	if dl, ok := cctx.Deadline(); ok {
+		_ = nc.SetDeadline(dl)
+	}
+	stop := context.AfterFunc(cctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+
+	s := &session{
+		b: b, up: up, nc: nc,
+		br:       bufio.NewReaderSize(nc, bufSize),
+		bw:       bufio.NewWriterSize(nc, bufSize),
+		inflight: make(map[uint16]pending, b.cfg.Inflight),
+		inbound:  make(chan *packets.Publish, inboundMax),
+		ctrlAck:  make(chan *packets.ControlPacket, 1),
+		server:   serverLimits{receiveMax: 65535, maxQoS: 2, retain: true},
+	}
+	expiry := uint32(b.cfg.SessionExpiry / time.Second)
+	recvMax := uint16(inboundMax)
+	cp := &packets.Connect{
+		ProtocolName:    "MQTT",
+		ProtocolVersion: 5,
+		ClientID:        b.cfg.ClientID,
+		KeepAlive:       uint16(b.cfg.KeepAlive / time.Second),
+		// Clean Start 0 with a session expiry: the upstream keeps our
+		// subscriptions and queues inbound commands while we are away
+		// [MQTT-3.1.2-4] [MQTT-3.1.2-23].
+		CleanStart: false,
+		Properties: &packets.Properties{SessionExpiryInterval: &expiry, ReceiveMaximum: &recvMax},
+	}
+	if _, err := cp.WriteTo(s.bw); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("sending CONNECT to %s: %w", addr, err)
+	}
+	if err := s.bw.Flush(); err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("sending CONNECT to %s: %w", addr, err)
+	}
+	pk, err := packets.ReadPacket(s.br)
+	if err != nil {
+		nc.Close()
+		if cctx.Err() != nil && ctx.Err() == nil {
+			return nil, fmt.Errorf("waiting for CONNACK from %s: no answer within %v", addr, b.cfg.ConnectTimeout)
+		}
+		return nil, fmt.Errorf("waiting for CONNACK from %s: %w", addr, err)
+	}
+	ca, ok := pk.Content.(*packets.Connack)
+	if !ok {
+		nc.Close()
+		return nil, fmt.Errorf("%s answered CONNECT with %s, not CONNACK", addr, pk.PacketType())
+	}
+	if ca.ReasonCode >= 0x80 {
+		nc.Close()
+		return nil, fmt.Errorf("%s refused the connection: CONNACK 0x%02x %s %s", addr, ca.ReasonCode, ca.Reason(), reasonString(ca.Properties))
+	}
+	if !stop() {
+		nc.Close()
+		return nil, fmt.Errorf("connecting to %s: %w", addr, cctx.Err())
+	}
+	_ = nc.SetDeadline(time.Time{})
+
+	s.keepAlive = b.cfg.KeepAlive
+	if p := ca.Properties; p != nil {
+		if p.ServerKeepAlive != nil {
+			s.keepAlive = time.Duration(*p.ServerKeepAlive) * time.Second
+		}
+		if p.ReceiveMaximum != nil && *p.ReceiveMaximum > 0 {
+			s.server.receiveMax = *p.ReceiveMaximum
+		}
+		if p.MaximumQOS != nil {
+			s.server.maxQoS = *p.MaximumQOS
+		}
+		if p.RetainAvailable != nil {
+			s.server.retain = *p.RetainAvailable != 0
+		}
+		if p.MaximumPacketSize != nil {
+			s.server.maxPacket = *p.MaximumPacketSize
+		}
+	}
+	window := min(b.cfg.Inflight, int(s.server.receiveMax))
+	s.slots = make(chan struct{}, window)
+	s.connected = b.cfg.Now()
+	s.lastRead.Store(time.Now().UnixNano())
+
+	b.window.Store(int64(window))
+	b.mu.Lock()
+	b.upstream = up.URL.Redacted()
+	b.connectedAt = s.connected
+	b.mu.Unlock()
+	b.connected.Store(true)
+	b.log.Info("upstream connected", "upstream", up.URL.Redacted(), "session_present", ca.SessionPresent,
+		"window", window, "keepalive", s.keepAlive)
+	return s, nil
+}
+
+func reasonString(p *packets.Properties) string {
+	if p == nil || p.ReasonString == "" {
+		return ""
+	}
+	return "(" + p.ReasonString + ")"
+}
+
+// run serves the connection until it fails or ctx is done; all its
+// goroutines have returned when it returns, so the caller may Rewind.
+func (s *session) run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+
+	var (
+		wg      sync.WaitGroup
+		errOnce sync.Once
+		first   error
+	)
+	fail := func(err error) {
+		errOnce.Do(func() {
+			first = err
+			cancel()
+			_ = s.nc.SetDeadline(time.Unix(1, 0)) // unblock reads and writes
+		})
+	}
+	start := func(f func(context.Context) error) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := f(ctx); err != nil {
+				fail(err)
+			}
+		}()
+	}
+	start(s.readLoop)
+	start(s.writeLoop)
+	start(s.inboundLoop)
+	start(s.controlLoop)
+	if s.keepAlive > 0 {
+		start(s.pingLoop)
+	}
+	<-ctx.Done()
+	shutdown := false
+	errOnce.Do(func() { shutdown, first = true, ctx.Err() })
+	if shutdown {
+		// Say goodbye; the session (and its subscriptions) stays on the
+		// upstream for SessionExpiry. Then unblock everyone.
+		s.wmu.Lock()
+		_ = s.nc.SetWriteDeadline(time.Now().Add(time.Second))
+		_, _ = (&packets.Disconnect{ReasonCode: 0}).WriteTo(s.bw)
+		_ = s.bw.Flush()
+		s.wmu.Unlock()
+		_ = s.nc.SetDeadline(time.Unix(1, 0))
+	}
+	wg.Wait()
+	s.nc.Close()
+
+	b := s.b
+	b.connected.Store(false)
+	s.mu.Lock()
+	n := len(s.inflight)
+	s.inflight = nil
+	s.mu.Unlock()
+	b.c.resent.Add(uint64(n))
+	b.inflight.Store(0)
+	return first
+}
+
+// writeLoop takes messages from the queue and publishes them in queue order
+// (so FIFO per route on the wire [MQTT-4.6.0-6]), with up to window QoS 1
+// publishes unacknowledged. It flushes whenever it would wait.
+func (s *session) writeLoop(ctx context.Context) error {
+	b := s.b
+	msgs := make(chan store.Message, 64)
+	fetchErr := make(chan error, 1)
+	go func() {
+		for {
+			m, err := b.q.Next(ctx)
+			if err != nil {
+				fetchErr <- err
+				return
+			}
+			select {
+			case msgs <- m:
+			case <-ctx.Done():
+				fetchErr <- ctx.Err()
+				return
+			}
+		}
+	}()
+	defer func() {
+		<-fetchErr // the fetcher has stopped: nothing else calls Next for this connection
+	}()
+
+	var bucket *bucket
+	if b.cfg.DrainRate > 0 {
+		bucket = newBucket(b.cfg.DrainRate, time.Now, sleepCtx)
+	}
+	var qos0 []uint64 // written, not yet flushed: acknowledged on flush
+	flush := func() error {
+		s.wmu.Lock()
+		err := s.flushLocked()
+		s.wmu.Unlock()
+		if err != nil {
+			return err
+		}
+		for _, seq := range qos0 {
+			s.ack(seq)
+		}
+		qos0 = qos0[:0]
+		return nil
+	}
+	for {
+		var m store.Message
+		select {
+		case m = <-msgs:
+		default:
+			if err := flush(); err != nil {
+				return err
+			}
+			select {
+			case m = <-msgs:
+			case err := <-fetchErr:
+				fetchErr <- err // for the deferred receive
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
+				return &queueError{err}
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+
+		rs := b.routes.Load()
+		r, ok := rs.ByName(m.Route)
+		if !ok || !r.Direction.out() {
+			if r, ok = rs.FirstOut(m.Topic); !ok {
+				s.deadLetter(pending{seq: m.Seq, route: m.Route, device: m.Device, topic: m.Topic}, 0, "no out route matches any more (routes reloaded)")
+				continue
+			}
+		}
+		qos := min(r.wireQoS(), m.QoS, s.server.maxQoS)
+		remote := r.RemoteTopic(m.Topic)
+
+		// Pacing: a message enqueued before this connection came up is
+		// backlog; it waits for a token so a long outage does not flood the
+		// upstream. Messages enqueued since flow unpaced; they queue behind
+		// the backlog of their own route anyway (FIFO).
+		if bucket != nil && m.Time < s.connected.UnixNano() {
+			b.c.paced.Add(1)
+			if !bucket.tryTake() {
+				if err := flush(); err != nil {
+					return err
+				}
+				if err := bucket.take(ctx); err != nil {
+					return err
+				}
+			}
+		}
+
+		var id uint16
+		if qos > 0 {
+			select {
+			case s.slots <- struct{}{}:
+			default:
+				// Window full: let the server see what we wrote, then wait
+				// for a PUBACK.
+				if err := flush(); err != nil {
+					return err
+				}
+				select {
+				case s.slots <- struct{}{}:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+			id = s.register(pending{seq: m.Seq, route: r.Name, device: m.Device, topic: remote})
+		}
+		s.scratch = s.appendPublish(s.scratch[:0], remote, m, qos, id)
+		if max := s.server.maxPacket; max > 0 && uint32(len(s.scratch)) > max {
+			if qos > 0 {
+				s.mu.Lock()
+				delete(s.inflight, id)
+				s.mu.Unlock()
+				<-s.slots
+				b.inflight.Add(-1)
+			}
+			s.deadLetter(pending{seq: m.Seq, route: r.Name, device: m.Device, topic: remote}, 0x95,
+				fmt.Sprintf("message of %d bytes exceeds the upstream's maximum packet size %d", len(s.scratch), max))
+			continue
+		}
+		s.wmu.Lock()
+		err := s.writeLocked(s.scratch)
+		s.wmu.Unlock()
+		if err != nil {
+			return fmt.Errorf("writing to upstream: %w", err)
+		}
+		b.c.sent.Add(1)
+		if qos == 0 {
+			qos0 = append(qos0, m.Seq)
+		}
+	}
+}
+
+// register records an in-flight publish and returns its packet identifier.
+func (s *session) register(p pending) uint16 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for {
+		s.nextID++
+		if s.nextID > maxPublishID || s.nextID == 0 {
+			s.nextID = 1
+		}
+		if _, used := s.inflight[s.nextID]; !used {
+			s.inflight[s.nextID] = p
+			s.b.inflight.Add(1)
+			return s.nextID
+		}
+	}
+}
+
+func (s *session) writeLocked(p []byte) error {
+	if len(p) > s.bw.Available() {
+		if err := s.flushLocked(); err != nil {
+			return err
+		}
+	}
+	if len(p) > s.bw.Available() {
+		_ = s.nc.SetWriteDeadline(time.Now().Add(s.writeTimeout()))
+	}
+	_, err := s.bw.Write(p)
+	return err
+}
+
+func (s *session) flushLocked() error {
+	if s.bw.Buffered() == 0 {
+		return nil
+	}
+	_ = s.nc.SetWriteDeadline(time.Now().Add(s.writeTimeout()))
+	return s.bw.Flush()
+}
+
+// writeTimeout bounds one flush: a server that stops reading is as dead as
+// one that stops answering pings.
+func (s *session) writeTimeout() time.Duration {
+	return max(s.keepAlive*3/2, s.b.cfg.ConnectTimeout)
+}
+
+func (s *session) ack(seq uint64) {
+	if err := s.b.q.Ack(seq); err != nil {
+		// Not fatal: the message stays queued and is sent again later
+		// (a duplicate, never a loss).
+		s.b.log.Warn("acknowledging to the queue failed", "seq", seq, "err", err)
+		return
+	}
+	s.b.c.acked.Add(1)
+}
+
+func (s *session) deadLetter(p pending, code byte, reason string) {
+	b := s.b
+	if err := b.q.DeadLetter(p.seq, reason); err != nil {
+		b.log.Warn("moving a refused message to the dead-letter area failed; it will be retried", "seq", p.seq, "topic", p.topic, "err", err)
+		return
+	}
+	b.c.deadLettered.Add(1)
+	b.log.Warn("upstream refused a message; moved to the dead-letter area", "seq", p.seq, "route", p.route,
+		"device", p.device, "topic", p.topic, "reason", reason)
+	if f := b.cfg.OnDeadLetter; f != nil {
+		f(DeadLetter{Seq: p.seq, Route: p.route, Device: p.device, Topic: p.topic, Code: code, Reason: reason})
+	}
+}
+
+// readLoop reads every packet from the upstream.
+func (s *session) readLoop(ctx context.Context) error {
+	for {
+		pk, err := packets.ReadPacket(s.br)
+		if err != nil {
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			return fmt.Errorf("reading from upstream: %w", err)
+		}
+		s.lastRead.Store(time.Now().UnixNano())
+		switch p := pk.Content.(type) {
+		case *packets.Puback:
+			s.onPuback(p)
+		case *packets.Publish:
+			if p.QoS > 1 {
+				return fmt.Errorf("upstream sent a QoS %d PUBLISH on %q; subscriptions are QoS 1 at most (protocol error)", p.QoS, p.Topic)
+			}
+			s.b.c.inReceived.Add(1)
+			select {
+			case s.inbound <- p:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		case *packets.Suback, *packets.Unsuback:
+			select {
+			case s.ctrlAck <- pk:
+			default:
+				s.b.log.Warn("unexpected SUBACK/UNSUBACK from upstream", "packet_id", pk.PacketID())
+			}
+		case *packets.Pingresp:
+		case *packets.Disconnect:
+			return fmt.Errorf("upstream disconnected us: 0x%02x %s %s", p.ReasonCode, p.Reason(), reasonString(p.Properties))
+		default:
+			return fmt.Errorf("unexpected %s from upstream (protocol error)", pk.PacketType())
+		}
+	}
+}
+
+// onPuback completes one QoS 1 publish: Ack on success, DeadLetter on a
+// negative reason code [MQTT-3.4.2-1]. PUBACKs may arrive in any order.
+func (s *session) onPuback(p *packets.Puback) {
+	s.mu.Lock()
+	pd, ok := s.inflight[p.PacketID]
+	if ok {
+		delete(s.inflight, p.PacketID)
+	}
+	s.mu.Unlock()
+	if !ok {
+		s.b.log.Debug("PUBACK for an unknown packet identifier", "packet_id", p.PacketID)
+		return
+	}
+	<-s.slots
+	s.b.inflight.Add(-1)
+	if p.ReasonCode >= 0x80 {
+		s.deadLetter(pd, p.ReasonCode, fmt.Sprintf("upstream PUBACK 0x%02x %s %s", p.ReasonCode, p.Reason(), reasonString(p.Properties)))
+		return
+	}
+	s.ack(pd.seq)
+}
+
+// inboundLoop publishes what came down, in order, and acknowledges each
+// QoS 1 message after the local publish returned (PUBACKs in the order the
+// PUBLISHes arrived [MQTT-4.6.0-2]).
+func (s *session) inboundLoop(ctx context.Context) error {
+	b := s.b
+	var ack [4]byte
+	for {
+		var p *packets.Publish
+		select {
+		case p = <-s.inbound:
+		case <-ctx.Done():
+			return nil
+		}
+		if r, ok := b.routes.Load().FirstIn(p.Topic); ok {
+			local := r.LocalTopic(p.Topic)
+			if err := b.local.PublishLocal(local, p.Payload, p.Retain, min(p.QoS, r.wireQoS())); err != nil {
+				b.c.inDropped.Add(1)
+				b.log.Warn("publishing an inbound message locally failed", "topic", local, "err", err)
+			} else {
+				b.c.inDelivered.Add(1)
+			}
+		} else {
+			// A subscription left in the upstream session by an older
+			// configuration: acknowledge and drop.
+			b.c.inDropped.Add(1)
+			b.log.Debug("inbound message matches no in route", "topic", p.Topic)
+		}
+		if p.QoS == 1 {
+			ack = [4]byte{packets.PUBACK << 4, 2, byte(p.PacketID >> 8), byte(p.PacketID)}
+			s.wmu.Lock()
+			err := s.writeLocked(ack[:])
+			if err == nil {
+				err = s.flushLocked()
+			}
+			s.wmu.Unlock()
+			if err != nil {
+				return fmt.Errorf("writing PUBACK to upstream: %w", err)
+			}
+		}
+	}
+}
+
+// controlLoop subscribes the in routes now, and again whenever routes are
+// reloaded. It always subscribes (also when the session was present): it is
+// idempotent, and it picks up routes added while we were away. Retain
+// Handling 1 avoids resending retained messages for existing subscriptions.
+func (s *session) controlLoop(ctx context.Context) error {
+	var current map[string]byte // filter -> qos
+	for {
+		want := map[string]byte{}
+		for _, r := range s.b.routes.Load().all {
+			if r.Direction.in() {
+				want[r.RemoteFilter()] = r.wireQoS()
+			}
+		}
+		var sub []packets.SubOptions
+		for f, q := range want {
+			if cq, ok := current[f]; !ok || cq != q {
+				sub = append(sub, packets.SubOptions{Topic: f, QoS: q, NoLocal: true, RetainHandling: 1})
+			}
+		}
+		var unsub []string
+		for f := range current {
+			if _, ok := want[f]; !ok {
+				unsub = append(unsub, f)
+			}
+		}
+		if len(sub) > 0 {
+			if err := s.control(ctx, &packets.Subscribe{PacketID: controlID, Subscriptions: sub, Properties: &packets.Properties{}}); err != nil {
+				return err
+			}
+		}
+		if len(unsub) > 0 {
+			if err := s.control(ctx, &packets.Unsubscribe{PacketID: controlID, Topics: unsub, Properties: &packets.Properties{}}); err != nil {
+				return err
+			}
+		}
+		current = want
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-s.b.resub:
+		}
+	}
+}
+
+// control sends one SUBSCRIBE or UNSUBSCRIBE and waits for its answer.
+func (s *session) control(ctx context.Context, p io.WriterTo) error {
+	s.wmu.Lock()
+	_, err := p.WriteTo(s.bw)
+	if err == nil {
+		err = s.flushLocked()
+	}
+	s.wmu.Unlock()
+	if err != nil {
+		return fmt.Errorf("writing SUBSCRIBE to upstream: %w", err)
+	}
+	t := time.NewTimer(s.b.cfg.ConnectTimeout)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return nil
+	case <-t.C:
+		return fmt.Errorf("no SUBACK from upstream within %v", s.b.cfg.ConnectTimeout)
+	case ack := <-s.ctrlAck:
+		switch a := ack.Content.(type) {
+		case *packets.Suback:
+			sub := p.(*packets.Subscribe)
+			for i, rc := range a.Reasons {
+				if rc >= 0x80 && i < len(sub.Subscriptions) {
+					err := fmt.Errorf("upstream refused subscription %q: SUBACK 0x%02x", sub.Subscriptions[i].Topic, rc)
+					s.b.setError(err)
+					s.b.log.Warn("upstream refused a subscription; inbound messages on it will not arrive", "topic", sub.Subscriptions[i].Topic, "code", rc)
+				}
+			}
+		case *packets.Unsuback:
+		}
+	}
+	return nil
+}
+
+// pingLoop keeps the connection alive and detects a dead one: PINGREQ every
+// keepalive/2 when the writer is idle; no packet at all from the server for
+// 1.5 x keepalive ends the connection [MQTT-3.1.2-22].
+func (s *session) pingLoop(ctx context.Context) error {
+	t := time.NewTicker(s.keepAlive / 2)
+	defer t.Stop()
+	ping := [2]byte{packets.PINGREQ << 4, 0}
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		if since := time.Since(time.Unix(0, s.lastRead.Load())); since > s.keepAlive*3/2 {
+			return fmt.Errorf("upstream silent for %v (keepalive %v)", since.Round(time.Millisecond), s.keepAlive)
+		}
+		if s.wmu.TryLock() {
+			err := s.writeLocked(ping[:])
+			if err == nil {
+				err = s.flushLocked()
+			}
+			s.wmu.Unlock()
+			if err != nil {
+				return fmt.Errorf("writing PINGREQ: %w", err)
+			}
+		}
+	}
+}
+
+// appendPublish encodes a PUBLISH (MQTT 5, section 3.3) with the dedup user
+// properties, without allocating.
+func (s *session) appendPublish(dst []byte, topic string, m store.Message, qos byte, id uint16) []byte {
+	up := s.b.cfg.UserProps
+	var seqBuf [20]byte
+	seq := strconv.AppendUint(seqBuf[:0], m.Seq, 10)
+	propLen := 0
+	if up.DeviceKey != "" {
+		propLen += 1 + 2 + len(up.DeviceKey) + 2 + len(m.Device)
+	}
+	if up.SeqKey != "" {
+		propLen += 1 + 2 + len(up.SeqKey) + 2 + len(seq)
+	}
+	rem := 2 + len(topic) + vbiLen(propLen) + propLen + len(m.Payload)
+	if qos > 0 {
+		rem += 2
+	}
+	flags := qos << 1
+	if m.Retain && s.server.retain {
+		flags |= 1
+	}
+	dst = append(dst, packets.PUBLISH<<4|flags)
+	dst = appendVBI(dst, rem)
+	dst = appendString(dst, topic)
+	if qos > 0 {
+		dst = append(dst, byte(id>>8), byte(id))
+	}
+	dst = appendVBI(dst, propLen)
+	if up.DeviceKey != "" {
+		dst = append(dst, packets.PropUser)
+		dst = appendString(dst, up.DeviceKey)
+		dst = appendString(dst, m.Device)
+	}
+	if up.SeqKey != "" {
+		dst = append(dst, packets.PropUser)
+		dst = appendString(dst, up.SeqKey)
+		dst = append(dst, byte(len(seq)>>8), byte(len(seq)))
+		dst = append(dst, seq...)
+	}
+	return append(dst, m.Payload...)
+}
+
+func appendString(dst []byte, s string) []byte {
+	dst = append(dst, byte(len(s)>>8), byte(len(s)))
+	return append(dst, s...)
+}
+
+func vbiLen(n int) int {
+	switch {
+	case n < 128:
+		return 1
+	case n < 16384:
+		return 2
+	case n < 2097152:
+		return 3
+	}
+	return 4
+}
+
+func appendVBI(dst []byte, n int) []byte {
+	for {
+		b := byte(n % 128)
+		n /= 128
+		if n > 0 {
+			b |= 0x80
+		}
+		dst = append(dst, b)
+		if n == 0 {
+			return dst
+		}
+	}
+}
