@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // lockDir takes an exclusive flock(2) on DIR/.lock, polling until ctx is done. flock locks
@@ -46,7 +48,12 @@ func lockDir(ctx context.Context, dir string) (unlock func(), err error) {
 // into place on commit. Nothing visible changes before commit; abort removes the temporaries.
 type txn struct {
 	staged []stagedFile
+	unsync []*os.File // written, not yet fsynced (big batches: one syncfs instead)
 }
+
+// syncEach is the batch size up to which every staged file gets its own fsync; larger batches
+// (2,000 device bundles) are flushed with one syncfs(2) per directory before any rename.
+const syncEach = 16
 
 type stagedFile struct {
 	tmp, path string
@@ -72,12 +79,16 @@ func (t *txn) put(path string, data []byte, mode os.FileMode) error {
 	if _, err := f.Write(data); err != nil {
 		return fail(err)
 	}
-	if err := f.Sync(); err != nil {
-		return fail(err)
-	}
-	if err := f.Close(); err != nil {
-		_ = os.Remove(tmp)
-		return fmt.Errorf("writing %s: %w", path, err)
+	if len(t.staged) < syncEach {
+		if err := f.Sync(); err != nil {
+			return fail(err)
+		}
+		if err := f.Close(); err != nil {
+			_ = os.Remove(tmp)
+			return fmt.Errorf("writing %s: %w", path, err)
+		}
+	} else {
+		t.unsync = append(t.unsync, f) // closed by flush or abort
 	}
 	t.staged = append(t.staged, stagedFile{tmp: tmp, path: path})
 	return nil
@@ -85,6 +96,7 @@ func (t *txn) put(path string, data []byte, mode os.FileMode) error {
 
 // abort removes every staged temporary file.
 func (t *txn) abort() {
+	t.closeUnsynced()
 	for _, s := range t.staged {
 		_ = os.Remove(s.tmp)
 	}
@@ -93,6 +105,10 @@ func (t *txn) abort() {
 
 // commit renames the staged files in the order they were put, then fsyncs their directories.
 func (t *txn) commit() error {
+	if err := t.flush(); err != nil {
+		t.abort()
+		return err
+	}
 	dirs := map[string]bool{}
 	for i, s := range t.staged {
 		if err := os.Rename(s.tmp, s.path); err != nil {
@@ -111,6 +127,34 @@ func (t *txn) commit() error {
 		}
 	}
 	return nil
+}
+
+// flush makes the unsynced staged files durable: one syncfs(2) per file system they are on
+// (checked through each file), then closes them.
+func (t *txn) flush() error {
+	defer t.closeUnsynced()
+	done := map[uint64]bool{}
+	for _, f := range t.unsync {
+		var st syscall.Stat_t
+		if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
+			return fmt.Errorf("writing %s: %w", f.Name(), err)
+		}
+		if done[st.Dev] {
+			continue
+		}
+		if err := unix.Syncfs(int(f.Fd())); err != nil {
+			return fmt.Errorf("syncing %s: %w", filepath.Dir(f.Name()), err)
+		}
+		done[st.Dev] = true
+	}
+	return nil
+}
+
+func (t *txn) closeUnsynced() {
+	for _, f := range t.unsync {
+		_ = f.Close()
+	}
+	t.unsync = nil
 }
 
 func syncDir(dir string) error {

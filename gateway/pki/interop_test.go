@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -138,7 +139,25 @@ type mosquitto struct {
 	port int
 	conf string
 	cmd  *exec.Cmd
-	log  *bytes.Buffer
+	log  *syncBuf
+}
+
+// syncBuf is the broker's output, read by the test while mosquitto writes it.
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func freePort(t *testing.T) int {
@@ -178,7 +197,7 @@ log_type all
 
 func (m *mosquitto) start() {
 	m.t.Helper()
-	m.log = &bytes.Buffer{}
+	m.log = &syncBuf{}
 	m.cmd = exec.Command("mosquitto", "-c", m.conf)
 	m.cmd.Stdout, m.cmd.Stderr = m.log, m.log
 	if err := m.cmd.Start(); err != nil {
