@@ -72,8 +72,9 @@ func globMatchString(pattern, s string) bool {
 
 // match reports whether the subject p+s matches g, without building p+s (no
 // allocation). p is a short ASCII prefix such as "topic/".
-func (g *glob) match(p, s string) bool {
-	toks := g.toks
+func (g *glob) match(p, s string) bool { return matchToks(g.toks, p, s) }
+
+func matchToks(toks []gtok, p, s string) bool {
 	n := len(p) + len(s)
 	ti, i := 0, 0
 	starT, starI := -1, 0
@@ -84,6 +85,19 @@ func (g *glob) match(p, s string) bool {
 			case tStar:
 				if ti == len(toks)-1 {
 					return true
+				}
+				if next := &toks[ti+1]; next.kind == tLit {
+					if ti+1 == len(toks)-1 { // "*literal" at the end: a suffix test
+						return n-i >= len(next.lit) && litAt(p, s, n-len(next.lit), next.lit)
+					}
+					// Skip straight to the next place the literal occurs.
+					j := indexFrom(p, s, i, next.lit)
+					if j < 0 {
+						return false
+					}
+					starT, starI = ti, j
+					ti, i = ti+2, j+len(next.lit)
+					continue
 				}
 				starT, starI = ti, i
 				ti++
@@ -104,13 +118,39 @@ func (g *glob) match(p, s string) bool {
 		} else if i == n {
 			return true
 		}
-		// Mismatch: let the last `*` swallow one more character, or fail.
+		// Mismatch: let the last `*` swallow more, or fail.
 		if starT < 0 || starI >= n {
 			return false
+		}
+		if next := &toks[starT+1]; next.kind == tLit {
+			j := indexFrom(p, s, starI+runeLenAt(p, s, starI), next.lit)
+			if j < 0 {
+				return false
+			}
+			starI = j
+			ti, i = starT+2, j+len(next.lit)
+			continue
 		}
 		starI += runeLenAt(p, s, starI)
 		ti, i = starT+1, starI
 	}
+}
+
+// indexFrom returns the first position >= from where lit occurs in p+s, or -1.
+func indexFrom(p, s string, from int, lit string) int {
+	for ; from < len(p); from++ {
+		if litAt(p, s, from, lit) {
+			return from
+		}
+	}
+	if from-len(p) > len(s) {
+		return -1
+	}
+	j := strings.Index(s[from-len(p):], lit)
+	if j < 0 {
+		return -1
+	}
+	return from + j
 }
 
 // litAt reports whether (p+s)[i:i+len(lit)] == lit.

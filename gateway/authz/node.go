@@ -77,7 +77,7 @@ func parseJSON(name string, data []byte) (*node, *Error) {
 		var se *json.SyntaxError
 		switch {
 		case errors.As(err, &se):
-			return nil, &Error{File: name, Line: p.lines.line(se.Offset - 1), Msg: "invalid JSON: " + se.Error()}
+			return nil, &Error{File: name, Line: p.lines.line(se.Offset), Msg: "invalid JSON: " + se.Error()}
 		case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 			msg := "invalid JSON: unexpected end of input"
 			if len(bytes.TrimSpace(data)) == 0 {
