@@ -2,9 +2,14 @@ package hw_test
 
 import (
 	"context"
+	"crypto"
+	"crypto/ecdsa"
+	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/edgegw/edgegw/hw"
@@ -59,6 +64,43 @@ func TestTPMKeys(t *testing.T) {
 		t.Run(name+"/tls-after-restart", func(t *testing.T) { bothTLS(t, k) })
 		k.Close()
 	}
+
+	t.Run("concurrent-signers", func(t *testing.T) {
+		// Two keys on one swtpm (one connection at a time), signed from many goroutines.
+		var keys []hw.Key
+		for _, uri := range uris() {
+			k, err := hw.Open(ctx, uri)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer k.Close()
+			keys = append(keys, k)
+		}
+		var wg sync.WaitGroup
+		errs := make(chan error, 16)
+		for i := 0; i < 8; i++ {
+			wg.Add(1)
+			go func(k hw.Key) {
+				defer wg.Done()
+				for j := 0; j < 3; j++ {
+					d := sha256.Sum256([]byte{byte(j)})
+					sig, err := k.Sign(rand.Reader, d[:], crypto.SHA256)
+					if err == nil && !ecdsa.VerifyASN1(k.Public().(*ecdsa.PublicKey), d[:], sig) {
+						err = errors.New("signature does not verify")
+					}
+					if err != nil {
+						errs <- err
+						return
+					}
+				}
+			}(keys[i%len(keys)])
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
+	})
 
 	t.Run("rsa2048-blob", func(t *testing.T) {
 		uri := sw.URI("blob=" + filepath.Join(t.TempDir(), "rsa.tpm2.pem"))
