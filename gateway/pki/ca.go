@@ -313,7 +313,14 @@ func finishCA(t *txn, o *Options, cfg caConfig, caCert *x509.Certificate, chain 
 	if err != nil {
 		return nil, err
 	}
-	tmpl.Subject = pkix.Name{CommonName: cfg.Hosts[0]}
+	cn := cfg.Hosts[0] // the first DNS name, else the first address
+	for _, h := range cfg.Hosts {
+		if net.ParseIP(h) == nil && h != "" {
+			cn = h
+			break
+		}
+	}
+	tmpl.Subject = pkix.Name{CommonName: cn}
 	tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
 	for _, h := range cfg.Hosts {
 		if ip := net.ParseIP(h); ip != nil {
@@ -327,7 +334,7 @@ func finishCA(t *txn, o *Options, cfg caConfig, caCert *x509.Certificate, chain 
 		return nil, fmt.Errorf("creating server certificate: %w", err)
 	}
 	c.st.Certs = append(c.st.Certs, Entry{
-		Serial: SerialHex(tmpl.SerialNumber), Thing: cfg.Hosts[0], Type: "server", Kind: KindServer, Source: "key",
+		Serial: SerialHex(tmpl.SerialNumber), Thing: cn, Type: "server", Kind: KindServer, Source: "key",
 		NotBefore: tmpl.NotBefore, NotAfter: tmpl.NotAfter, Status: StatusActive,
 	})
 	crl, err := c.signCRL(o, now)
