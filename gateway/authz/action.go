@@ -32,6 +32,15 @@ func (a Action) String() string {
 	return fmt.Sprintf("Action(%d)", uint8(a))
 }
 
+// Resource returns the policy resource a request of this action names, e.g.
+// Publish.Resource("a/b") = "topic/a/b", Subscribe.Resource("a/#") = "topicfilter/a/#".
+func (a Action) Resource(name string) string {
+	if a < numActions {
+		return resourcePrefix[a] + name
+	}
+	return name
+}
+
 // ParseAction accepts the policy name ("iot:Publish", case-insensitive) or the command
 // line name: connect, publish, subscribe, receive, retain-publish.
 func ParseAction(s string) (Action, error) {

@@ -63,7 +63,7 @@ func (s *Session) Explain(a Action, resource string) Explanation {
 		return ex
 	}
 	prefix := resourcePrefix[a]
-	ex.Resource = prefix + resource
+	ex.Resource = a.Resource(resource)
 	for _, p := range s.policies {
 		ex.Policies = append(ex.Policies, p.Name)
 	}

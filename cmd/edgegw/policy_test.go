@@ -1,0 +1,166 @@
+package main
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// policyConfig writes a config, a registry and two policies into a temp dir.
+func policyConfig(t *testing.T) (dir, config string) {
+	t.Helper()
+	dir = t.TempDir()
+	files := map[string]string{
+		"edgegw.yaml": `version: 1
+site: lab
+listeners:
+  - {name: local, address: "127.0.0.1:1883"}
+devices: devices.yaml
+policies: policies/
+`,
+		"devices.yaml": `version: 1
+things:
+  - name: temp-f01-001
+    type: temperature
+    attributes: {building: hq, floor: "01"}
+  - {name: off, type: temperature, disabled: true}
+groups:
+  - {name: temps, match: {type: temperature}, policies: [temperature, baseline]}
+`,
+		"policies/temperature.json": `{
+  "Version": "2012-10-17",
+  "Statement": [
+    {"Effect": "Allow", "Action": "iot:Connect", "Resource": "arn:aws:iot:*:*:client/${iot:Connection.Thing.ThingName}"},
+    {"Effect": "Allow", "Action": "iot:Publish",
+     "Resource": "topic/building/${iot:Connection.Thing.Attributes[building]}/floor/${iot:Connection.Thing.Attributes[floor]}/temp/${iot:Connection.Thing.ThingName}"},
+    {"Effect": "Allow", "Action": "iot:Publish", "Resource": "topic/cn/${iot:Certificate.Subject.CommonName}"}
+  ]
+}`,
+		"policies/baseline.yaml": "Version: '2012-10-17'\nStatement:\n  - {Effect: Deny, Action: iot:Publish, Resource: 'topic/*/cmd'}\n",
+	}
+	for name, body := range files {
+		p := filepath.Join(dir, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir, filepath.Join(dir, "edgegw.yaml")
+}
+
+func writeTestCert(t *testing.T, dir, cn string) string {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: cn},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "device.crt")
+	if err := os.WriteFile(p, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestPolicyTest(t *testing.T) {
+	dir, cfg := policyConfig(t)
+	cert := writeTestCert(t, dir, "temp-f01-001")
+	tests := []struct {
+		name   string
+		args   []string
+		code   int
+		stdout []string // substrings
+		stderr string
+	}{
+		{"allow publish", []string{"--thing", "temp-f01-001", "--action", "publish", "--topic", "building/hq/floor/01/temp/temp-f01-001"}, 0, []string{
+			"ALLOW iot:Publish topic/building/hq/floor/01/temp/temp-f01-001\n",
+			"decided by: " + filepath.Join(dir, "policies/temperature.json") + " Statement[1] (line 5, Allow)",
+			`${iot:Connection.Thing.ThingName} = "temp-f01-001"`,
+			`${iot:Connection.Thing.Attributes[floor]} = "01"`,
+			`${iot:Certificate.Subject.CommonName} = (unresolved: no client certificate)`,
+			"not applied: " + filepath.Join(dir, "policies/temperature.json") + " Statement[2] (line 7, Allow): Resource topic/cn/${iot:Certificate.Subject.CommonName}: no client certificate",
+		}, ""},
+		{"deny neighbour", []string{"--thing", "temp-f01-001", "--action", "publish", "--topic", "building/hq/floor/01/temp/temp-f01-002"}, 1, []string{
+			"DENY iot:Publish topic/building/hq/floor/01/temp/temp-f01-002\n",
+			"decided by: no statement allowed it (default deny)",
+		}, ""},
+		{"explicit deny", []string{"--thing", "temp-f01-001", "--action", "publish", "--topic", "x/cmd", "--cert", cert}, 1, []string{
+			"decided by: " + filepath.Join(dir, "policies/baseline.yaml") + " Statement[0] (line 3, Deny) (an explicit Deny wins)",
+		}, ""},
+		{"cert variable", []string{"--thing", "temp-f01-001", "--action", "publish", "--topic", "cn/temp-f01-001", "--cert", cert}, 0, []string{
+			`${iot:Certificate.Subject.CommonName} = "temp-f01-001"`,
+		}, ""},
+		{"connect", []string{"--thing", "temp-f01-001", "--action", "connect"}, 0, []string{"ALLOW iot:Connect client/temp-f01-001"}, ""},
+		{"connect other client ID", []string{"--thing", "temp-f01-001", "--action", "connect", "--client-id", "x"}, 1, []string{
+			"DENY iot:Connect client/x",
+			`(unresolved: client ID "x" is not the thing name "temp-f01-001"`,
+		}, ""},
+		{"subscribe", []string{"--thing", "temp-f01-001", "--action", "subscribe", "--topic", "#"}, 1, []string{"DENY iot:Subscribe topicfilter/#"}, ""},
+		{"disabled", []string{"--thing", "off", "--action", "connect"}, 1, []string{"DENY iot:Connect client/off\n  refused at CONNECT: thing is disabled in the registry"}, ""},
+		{"unknown thing", []string{"--thing", "ghost", "--action", "publish", "--topic", "a"}, 1, []string{"refused at CONNECT: thing is not in the registry"}, ""},
+		{"bad action", []string{"--thing", "a", "--action", "delete", "--topic", "a"}, 2, nil, "--action: unknown action"},
+		{"missing topic", []string{"--thing", "a", "--action", "publish"}, 2, nil, "--topic is required for publish"},
+		{"missing thing", []string{"--action", "publish", "--topic", "a"}, 2, nil, "--thing is required"},
+		{"bad cert", []string{"--thing", "a", "--action", "publish", "--topic", "a", "--cert", cfg}, 2, nil, "no CERTIFICATE PEM block"},
+		{"bad flag", []string{"--thing", "a", "--bogus"}, 2, nil, "unknown flag: --bogus"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append([]string{"policy", "test", "-c", cfg}, tt.args...)
+			code, stdout, stderr := edgegw(t, args...)
+			if code != tt.code {
+				t.Fatalf("exit %d; want %d\nstdout:\n%s\nstderr:\n%s", code, tt.code, stdout, stderr)
+			}
+			for _, want := range tt.stdout {
+				if !strings.Contains(stdout, want) {
+					t.Errorf("stdout lacks %q:\n%s", want, stdout)
+				}
+			}
+			if !strings.Contains(stderr, tt.stderr) {
+				t.Errorf("stderr lacks %q:\n%s", tt.stderr, stderr)
+			}
+		})
+	}
+}
+
+func TestPolicyTestLoadErrors(t *testing.T) {
+	dir, cfg := policyConfig(t)
+	if err := os.WriteFile(filepath.Join(dir, "policies/bad.json"), []byte(`{"Version": "2012-10-17", "Statement": [
+  {"Effect": "Allow", "Action": "iot:Publsh", "Resource": "topic/${iot:ClientId"}]}`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := edgegw(t, "policy", "test", "-c", cfg, "--thing", "temp-f01-001", "--action", "connect")
+	bad := filepath.Join(dir, "policies/bad.json")
+	for _, want := range []string{
+		bad + `:2: Statement[0]: unknown action "iot:Publsh" (did you mean iot:Publish?)`,
+		bad + `:2: Statement[0]: unbalanced "${" in "topic/${iot:ClientId": missing "}"`,
+		"2 problem(s) in the registry or policies",
+	} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr)
+		}
+	}
+	if code != 2 {
+		t.Errorf("exit %d; want 2", code)
+	}
+	code, _, stderr = edgegw(t, "policy", "test", "-c", filepath.Join(dir, "nope.yaml"), "--thing", "a", "--action", "connect")
+	if code != 2 || !strings.Contains(stderr, "nope.yaml") {
+		t.Errorf("missing config: exit %d, stderr %q; want 2 naming the file", code, stderr)
+	}
+}
