@@ -1,0 +1,39 @@
+// Package gateway is the composition root of edgegw: it turns a validated
+// Config into a running local broker, bridge and queue, and owns the config
+// schema (LoadConfig, Check). It is the only package that imports mochi-mqtt
+// (besides its test helpers in gateway/gatewaytest), and only cmd/edgegw
+// imports it.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+)
+
+// Gateway runs the components a Config describes.
+type Gateway struct {
+	cfg *Config
+	log *slog.Logger
+}
+
+// New prepares a gateway for cfg, which must come from LoadConfig or Check.
+// It starts nothing; Run does.
+func New(cfg *Config, logger *slog.Logger) (*Gateway, error) {
+	if cfg == nil {
+		return nil, errors.New("gateway: nil config")
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Gateway{cfg: cfg, log: logger.With("component", "gateway")}, nil
+}
+
+// Run runs the gateway until ctx ends, then shuts down and returns nil; an
+// error means it could not start or failed while running.
+func (g *Gateway) Run(ctx context.Context) error {
+	g.log.Info("gateway started", "site", g.cfg.Site, "listeners", len(g.cfg.Listeners))
+	<-ctx.Done()
+	g.log.Info("gateway stopped")
+	return nil
+}
