@@ -1,0 +1,75 @@
+# edgegw: build, test and release tasks. `make help` lists them.
+
+GO          ?= go
+BIN         := bin
+PKG         := ./cmd/edgegw
+PKGS        ?= ./...
+VERSION     ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+COMMIT      ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo dev)
+LDFLAGS     := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
+BUILDFLAGS  := -trimpath -ldflags '$(LDFLAGS)'
+GOBIN       ?= $(or $(shell $(GO) env GOBIN),$(shell $(GO) env GOPATH)/bin)
+# staticcheck v0.8.2 (release 2026.2.2) is the first that supports Go 1.26.
+STATICCHECK_VERSION := v0.8.2
+STATICCHECK := $(GOBIN)/staticcheck
+TEST_TIMEOUT ?= 25m
+
+# Debian packages the tests use as real peers (see README: Tests).
+DEB_PACKAGES := mosquitto mosquitto-clients swtpm swtpm-tools tpm2-tools softhsm2 openssl \
+	lintian qemu-user-static sslscan gcc-aarch64-linux-gnu libc6-dev-arm64-cross
+
+.PHONY: help build test lint deps demo bench cross clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+
+build: ## build bin/edgegw for this machine
+	$(GO) build $(BUILDFLAGS) -o $(BIN)/edgegw $(PKG)
+
+test: ## install the test peers if missing, then run every test with -race
+	@$(MAKE) --no-print-directory deps
+	$(GO) test -race -count=1 -timeout $(TEST_TIMEOUT) $(PKGS)
+
+lint: $(STATICCHECK) ## gofmt, go vet and staticcheck
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './bin/*')); \
+	  if [ -n "$$out" ]; then echo "gofmt needed on:"; echo "$$out"; exit 1; fi
+	$(GO) vet $(PKGS)
+	$(STATICCHECK) $(PKGS)
+
+$(STATICCHECK):
+	GOBIN=$(GOBIN) $(GO) install honnef.co/go/tools/cmd/staticcheck@$(STATICCHECK_VERSION)
+
+# Installs missing Debian packages quietly; runs apt-get update once, only when
+# something is missing. Needs root when it has something to install.
+deps: ## install the Debian test peers (mosquitto, swtpm, softhsm2, ...) when missing
+	@command -v dpkg-query >/dev/null || { echo "make deps: dpkg-query not found; install by hand: $(DEB_PACKAGES)" >&2; exit 1; }; \
+	missing=""; \
+	for p in $(DEB_PACKAGES); do \
+	  [ "$$(dpkg-query -W -f='$${Status}' $$p 2>/dev/null)" = "install ok installed" ] || missing="$$missing $$p"; \
+	done; \
+	[ -z "$$missing" ] && exit 0; \
+	if [ "$$(id -u)" != 0 ]; then \
+	  echo "make deps: missing Debian packages:$$missing" >&2; \
+	  echo "run as root: apt-get update && apt-get install -y --no-install-recommends$$missing" >&2; \
+	  exit 1; \
+	fi; \
+	echo "make deps: installing$$missing"; \
+	export DEBIAN_FRONTEND=noninteractive; \
+	apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends $$missing >/dev/null
+
+# Until `edgegw demo` lands (the whole pipeline on this machine), the demo
+# builds the binary and checks the example configs.
+demo: build ## build, then show what works today
+	$(BIN)/edgegw version
+	$(BIN)/edgegw check -c configs/local-only.yaml
+
+bench: ## run the benchmarks
+	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+cross: ## static binaries: bin/arm64, bin/armhf (ARMv6, Pi Zero/1), bin/amd64
+	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build $(BUILDFLAGS) -o $(BIN)/arm64/edgegw $(PKG)
+	GOOS=linux GOARCH=arm GOARM=6 CGO_ENABLED=0 $(GO) build $(BUILDFLAGS) -o $(BIN)/armhf/edgegw $(PKG)
+	GOOS=linux GOARCH=amd64 CGO_ENABLED=0 $(GO) build $(BUILDFLAGS) -o $(BIN)/amd64/edgegw $(PKG)
+
+clean: ## remove build output
+	rm -rf $(BIN) dist
