@@ -1,0 +1,298 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// syncBuffer is a bytes.Buffer safe for a writer and a concurrent reader.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// edgegw runs the command line in-process and returns exit code, stdout, stderr.
+func edgegw(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	code := execute(context.Background(), args, &stdout, &stderr)
+	return code, stdout.String(), stderr.String()
+}
+
+// copyDir copies the regular files and directories under src to dst.
+func copyDir(t *testing.T, src, dst string) {
+	t.Helper()
+	err := filepath.WalkDir(src, func(p string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel(src, p)
+		if d.IsDir() {
+			return os.MkdirAll(filepath.Join(dst, rel), 0o755)
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		return os.WriteFile(filepath.Join(dst, rel), b, 0o644)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// exampleCerts are the files configs/edgegw.yaml names under pki/, made by
+// `edgegw pki init` and `edgegw key csr` on a real site.
+var exampleCerts = []string{"pki/ca.crt", "pki/server.crt", "pki/server.key", "pki/crl.pem", "pki/upstream-ca.pem", "pki/gateway.crt"}
+
+func TestCheckExampleConfig(t *testing.T) {
+	dir := t.TempDir()
+	copyDir(t, filepath.Join("..", "..", "configs"), dir)
+	for _, f := range exampleCerts {
+		p := filepath.Join(dir, f)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("placeholder\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := filepath.Join(dir, "edgegw.yaml")
+	code, out, errOut := edgegw(t, "check", "-c", cfg)
+	want := cfg + ": OK (2 listeners, 2 routes, devices: devices.yaml, policies: policies/)\n"
+	if code != 0 || out != want || errOut != "" {
+		t.Errorf("got exit %d, stdout %q, stderr %q; want exit 0, stdout %q, no stderr", code, out, errOut, want)
+	}
+}
+
+// In the repository itself only the certificates are missing: everything
+// else configs/edgegw.yaml names is committed.
+func TestCheckExampleConfigWithoutCerts(t *testing.T) {
+	cfg := filepath.Join("..", "..", "configs", "edgegw.yaml")
+	code, _, errOut := edgegw(t, "check", "-c", cfg)
+	lines := strings.Split(strings.TrimSpace(errOut), "\n")
+	if code != 1 || len(lines) != len(exampleCerts)+1 {
+		t.Fatalf("got exit %d, stderr:\n%s\nwant exit 1 and %d missing certificate files", code, errOut, len(exampleCerts))
+	}
+	for i, f := range exampleCerts {
+		if !strings.HasPrefix(lines[i], cfg+":") || !strings.HasSuffix(lines[i], "/configs/"+f+": no such file") {
+			t.Errorf("got line %q; want %s:LINE: KEY: .../configs/%s: no such file", lines[i], cfg, f)
+		}
+	}
+}
+
+func TestCheckLocalOnly(t *testing.T) {
+	cfg := filepath.Join("..", "..", "configs", "local-only.yaml")
+	code, out, errOut := edgegw(t, "check", "-c", cfg)
+	want := cfg + ": OK (1 listener, no bridge, devices: devices.yaml, policies: policies/)\n"
+	if code != 0 || out != want || errOut != "" {
+		t.Errorf("got exit %d, stdout %q, stderr %q; want exit 0, stdout %q", code, out, errOut, want)
+	}
+}
+
+func TestCheckErrors(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "devices.yaml"), []byte("version: 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "policies"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	typo := write("typo.yaml", "version: 1\nsite: lab\nlisteners:\n  - name: local\n    adress: \"127.0.0.1:1883\"\ndevices: devices.yaml\npolicies: policies/\n")
+	two := write("two.yaml", "version: 1\nsite: lab\nlisteners:\n  - name: lan\n    address: \"0.0.0.0:1883\"\ndevices: nope.yaml\npolicies: policies/\n")
+	tests := []struct {
+		name       string
+		args       []string
+		wantCode   int
+		wantStderr string
+	}{
+		{"typo'd key names the line", []string{"check", "-c", typo}, 1,
+			typo + ":5: listeners[0]: unknown key \"adress\" (did you mean \"address\"?)\n" +
+				"edgegw: 1 problem in the configuration\n"},
+		{"every problem at once", []string{"check", "-c", two}, 1,
+			two + ":5: listeners[0].address: \"0.0.0.0:1883\": a listener without tls must bind a loopback address (127.0.0.1, ::1 or localhost); add tls or bind 127.0.0.1\n" +
+				two + ":6: devices: " + filepath.Join(dir, "nope.yaml") + ": no such file\n" +
+				"edgegw: 2 problems in the configuration\n"},
+		{"missing config file", []string{"check", "-c", filepath.Join(dir, "absent.yaml")}, 1,
+			"edgegw: reading config: open " + filepath.Join(dir, "absent.yaml") + ": no such file or directory\n"},
+		{"run refuses a bad config too", []string{"run", "-c", typo}, 1,
+			typo + ":5: listeners[0]: unknown key \"adress\" (did you mean \"address\"?)\n" +
+				"edgegw: 1 problem in the configuration\n"},
+		{"unknown flag is a usage error", []string{"check", "--bogus"}, 2,
+			"edgegw: unknown flag: --bogus (see 'edgegw check --help')\n"},
+		{"bad --log-level", []string{"--log-level", "loud", "run", "-c", typo}, 2,
+			"edgegw: --log-level \"loud\": want debug, info, warn or error\n"},
+		{"bad --log-format", []string{"--log-format", "xml", "run", "-c", typo}, 2,
+			"edgegw: --log-format \"xml\": want text or json\n"},
+		{"unknown command", []string{"chek"}, 2,
+			"edgegw: unknown command \"chek\" for \"edgegw\"\n\nDid you mean this?\n\tcheck\n\n"},
+		{"extra argument", []string{"check", "edgegw.yaml"}, 2,
+			"edgegw: unknown command \"edgegw.yaml\" for \"edgegw check\"\n"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, out, errOut := edgegw(t, tt.args...)
+			if code != tt.wantCode || errOut != tt.wantStderr || out != "" {
+				t.Errorf("got exit %d, stdout %q, stderr:\n%s\nwant exit %d, no stdout, stderr:\n%s", code, out, errOut, tt.wantCode, tt.wantStderr)
+			}
+		})
+	}
+}
+
+func TestVersion(t *testing.T) {
+	want := "edgegw dev (commit dev, " + runtime.Version() + ", " + runtime.GOOS + "/" + runtime.GOARCH + ")\n"
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		code, out, errOut := edgegw(t, args...)
+		if code != 0 || out != want || errOut != "" {
+			t.Errorf("%v: got exit %d, stdout %q, stderr %q; want exit 0, stdout %q", args, code, out, errOut, want)
+		}
+	}
+}
+
+func TestHelp(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"run", "--help"}, {"check", "--help"}, {"version", "--help"}, {"help", "check"}} {
+		code, out, errOut := edgegw(t, args...)
+		if code != 0 || !strings.Contains(out, "Usage:") || errOut != "" {
+			t.Errorf("%v: got exit %d, stderr %q, stdout:\n%s\nwant exit 0 and a usage text", args, code, errOut, out)
+		}
+	}
+	_, out, _ := edgegw(t, "check", "--help")
+	if !strings.Contains(out, "-c, --config string") || !strings.Contains(out, "/etc/edgegw/edgegw.yaml") {
+		t.Errorf("check --help: got\n%s\nwant -c/--config with its default", out)
+	}
+}
+
+// runConfig writes a config for `edgegw run` that touches nothing outside a
+// temporary directory: an ephemeral loopback port, state and queue in the
+// directory, no metrics.
+func runConfig(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	copyDir(t, filepath.Join("..", "..", "configs"), dir)
+	body := `version: 1
+site: lab
+state_dir: state
+listeners:
+  - {name: local, address: "127.0.0.1:0"}
+devices: devices.yaml
+policies: policies/
+store: {dir: state/queue}
+metrics: {address: ""}
+admin: {socket: state/admin.sock}
+audit: {file: ""}
+`
+	p := filepath.Join(dir, "run.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestRunUntilCancelled(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var stdout, stderr syncBuffer
+	done := make(chan int, 1)
+	cfg := runConfig(t)
+	go func() {
+		done <- execute(ctx, []string{"--log-format", "json", "run", "-c", cfg}, &stdout, &stderr)
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(stderr.String(), `"msg":"gateway started"`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("got stderr %q; want \"gateway started\" within 30s", stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Errorf("got exit %d; want 0 after the context ends", code)
+	}
+	for _, want := range []string{`"msg":"config loaded","component":"main"`, `"site":"lab"`, `"msg":"stopped"`} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("got stderr %q; want it to contain %q", stderr.String(), want)
+		}
+	}
+}
+
+// TestBinary builds the real binary the way the Makefile does and checks the
+// -ldflags injection and that SIGTERM stops `edgegw run` cleanly.
+func TestBinary(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "edgegw")
+	build := exec.Command("go", "build", "-ldflags", "-X main.version=1.2.3-test -X main.commit=abc1234", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	out, err := exec.Command(bin, "version").Output()
+	want := "edgegw 1.2.3-test (commit abc1234, " + runtime.Version() + ", " + runtime.GOOS + "/" + runtime.GOARCH + ")\n"
+	if err != nil || string(out) != want {
+		t.Errorf("version: got %q, %v; want %q", out, err, want)
+	}
+
+	run := exec.Command(bin, "run", "-c", runConfig(t))
+	stderr, err := run.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := run.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = run.Process.Kill() })
+	lines := make(chan string)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	timeout := time.After(30 * time.Second)
+	for started := false; !started; {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				t.Fatalf("edgegw run exited before \"gateway started\"")
+			}
+			started = strings.Contains(l, "gateway started")
+		case <-timeout:
+			t.Fatalf("got no \"gateway started\" line within 30s")
+		}
+	}
+	if err := run.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	for range lines { // drain until EOF
+	}
+	if err := run.Wait(); err != nil {
+		t.Errorf("after SIGTERM: got %v; want exit 0", err)
+	}
+}
