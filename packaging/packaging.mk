@@ -1,0 +1,71 @@
+# Cross builds and the Debian package. Included by the top-level Makefile (include
+# packaging/packaging.mk); uses its LDFLAGS (version and commit via -X) when set.
+#
+#   make cross                      bin/amd64/edgegw bin/arm64/edgegw bin/armhf/edgegw
+#   make deb ARCH=arm64|armhf|amd64 dist/edgegw_<debian version>_<arch>.deb
+#   make debs                       all three packages
+#
+# Linking, per architecture:
+#   amd64, arm64  cgo (PKCS#11 through crypto11), glibc linked dynamically, PIE; the package
+#                 depends on libc6 (>= 2.34), which Debian 12 and Raspberry Pi OS bookworm have.
+#   armhf         pure Go, static, GOARM=6 so it runs on the ARMv6 Pi Zero/1 (Debian's armhf C
+#                 toolchain targets ARMv7); PKCS#11 is compiled out with a clear message.
+# All are stripped (-s -w) and built with -trimpath: lintian refuses unstripped binaries.
+
+ARCH ?= amd64
+NFPM_VERSION := v2.45.2
+GO_BIN_DIR := $(or $(shell go env GOBIN),$(shell go env GOPATH)/bin)
+NFPM := $(GO_BIN_DIR)/nfpm
+CROSS_ARCHES := amd64 arm64 armhf
+CROSS_LDFLAGS = -s -w $(LDFLAGS)
+DEB_VERSION = $(shell packaging/debversion.sh)
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || date +%s)
+DEB_STAGE = dist/stage/$(ARCH)
+# The man pages come from the help of a binary this machine can run.
+HOST_ARCH := $(shell go env GOHOSTARCH | sed 's/^arm$$/armhf/')
+
+env_amd64 := GOOS=linux GOARCH=amd64 CGO_ENABLED=1
+flags_amd64 := -buildmode=pie
+env_arm64 := GOOS=linux GOARCH=arm64 CGO_ENABLED=1 CC=aarch64-linux-gnu-gcc
+flags_arm64 := -buildmode=pie
+env_armhf := GOOS=linux GOARCH=arm GOARM=6 CGO_ENABLED=0
+flags_armhf :=
+libc_dep_amd64 := libc6 (>= 2.34)
+libc_dep_arm64 := libc6 (>= 2.34)
+libc_dep_armhf :=
+
+.PHONY: cross debs deb nfpm FORCE
+
+cross: $(addprefix bin/,$(addsuffix /edgegw,$(CROSS_ARCHES)))
+
+# Always handed to go build: its cache decides what is stale.
+FORCE:
+bin/%/edgegw: FORCE
+	@case "$*" in amd64|arm64|armhf) ;; *) echo "unknown ARCH '$*': use amd64, arm64 or armhf" >&2; exit 2;; esac
+	@if [ "$*" = arm64 ] && [ "$$(go env GOHOSTARCH)" != arm64 ] && ! command -v aarch64-linux-gnu-gcc >/dev/null; then \
+		echo "aarch64-linux-gnu-gcc not found: run \`make deps\` (apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross)" >&2; exit 1; fi
+	$(if $(filter $(HOST_ARCH),$*),$(filter-out CC=%,$(env_$*)),$(env_$*)) \
+		go build -trimpath $(flags_$*) -ldflags '$(CROSS_LDFLAGS)' -o $@ ./cmd/edgegw
+
+nfpm:
+	@go version -m $(NFPM) 2>/dev/null | grep -q 'mod.*github.com/goreleaser/nfpm/v2.*$(NFPM_VERSION)' || \
+		go install github.com/goreleaser/nfpm/v2/cmd/nfpm@$(NFPM_VERSION)
+
+debs:
+	$(MAKE) cross
+	for a in $(CROSS_ARCHES); do $(MAKE) deb ARCH=$$a || exit 1; done
+
+# The default configuration (conffiles under /etc/edgegw) is copied from configs/ so there is
+# one source; the changelog's top entry carries this build's version, commit and date.
+deb: bin/$(ARCH)/edgegw bin/$(HOST_ARCH)/edgegw nfpm
+	rm -rf $(DEB_STAGE) && mkdir -p $(DEB_STAGE)/man $(DEB_STAGE)/etc/policies
+	cp bin/$(ARCH)/edgegw $(DEB_STAGE)/edgegw
+	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) bin/$(HOST_ARCH)/edgegw man --dir $(DEB_STAGE)/man
+	gzip -9n $(DEB_STAGE)/man/*.1
+	sed -e 's/@VERSION@/$(DEB_VERSION)/' -e "s/@COMMIT@/$$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)/" \
+		-e "s/@DATE@/$$(date -u -R -d @$(SOURCE_DATE_EPOCH))/" packaging/changelog | gzip -9n > $(DEB_STAGE)/changelog.Debian.gz
+	cp $(DEB_CONFIG_FILES) $(DEB_STAGE)/etc/
+	cp $(DEB_POLICY_FILES) $(DEB_STAGE)/etc/policies/
+	rm -f dist/edgegw_*_$(ARCH).deb
+	EDGEGW_STAGE=$(DEB_STAGE) EDGEGW_ARCH=$(ARCH) EDGEGW_VERSION='$(DEB_VERSION)' EDGEGW_LIBC_DEP='$(libc_dep_$(ARCH))' \
+		$(NFPM) package -f packaging/nfpm.yaml -p deb -t dist/edgegw_$(DEB_VERSION)_$(ARCH).deb
