@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync"
 	"time"
 )
@@ -114,15 +115,16 @@ func (a *Auditor) Record(ev AuditEvent) {
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if ev.Event == EventDeny {
+	if ev.Event == EventDeny || ev.Event == EventDrop {
 		key := ev.Device
 		if key == "" {
 			key = ev.ClientID
 		}
+		key = ev.Event + "\x00" + key
 		w := a.denies[key]
 		if w == nil || ev.Time.Sub(w.start) >= a.window {
 			if w != nil && w.suppressed > 0 {
-				a.writeLocked(AuditEvent{Time: ev.Time, Event: EventDenySuppressed, Device: ev.Device, ClientID: ev.ClientID, Count: w.suppressed})
+				a.writeLocked(AuditEvent{Time: ev.Time, Event: EventDenySuppressed, Device: ev.Device, ClientID: ev.ClientID, Reason: ev.Event, Count: w.suppressed})
 			}
 			w = &denyWindow{start: ev.Time}
 			a.denies[key] = w
@@ -138,7 +140,7 @@ func (a *Auditor) Record(ev AuditEvent) {
 }
 
 func (a *Auditor) writeLocked(ev AuditEvent) {
-	attrs := []any{"component", "audit", "event", ev.Event}
+	attrs := []any{"event", ev.Event}
 	if ev.Device != "" {
 		attrs = append(attrs, "device", ev.Device)
 	}
@@ -201,7 +203,8 @@ func (a *Auditor) flush(all bool) {
 			continue
 		}
 		if w.suppressed > 0 {
-			a.writeLocked(AuditEvent{Time: now, Event: EventDenySuppressed, Device: key, Count: w.suppressed})
+			event, dev, _ := strings.Cut(key, "\x00")
+			a.writeLocked(AuditEvent{Time: now, Event: EventDenySuppressed, Device: dev, Reason: event, Count: w.suppressed})
 		}
 		delete(a.denies, key)
 	}
