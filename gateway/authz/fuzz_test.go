@@ -18,6 +18,9 @@ func FuzzParsePolicy(f *testing.F) {
 	f.Add([]byte("Version: '2012-10-17'\nStatement: &s\n  Effect: Allow\n  Action: *a\n"), true)
 	reg := Source{Name: "devices.yaml", Data: []byte("version: 1\nthings: [{name: t, type: x, attributes: {a: b}, policies: [fuzz]}]\n")}
 	f.Fuzz(func(t *testing.T, data []byte, isYAML bool) {
+		if len(data) > 1<<16 { // policies are small; keep executions fast
+			return
+		}
 		name := "fuzz.json"
 		if isYAML {
 			name = "fuzz.yaml"
@@ -56,6 +59,9 @@ func FuzzParseRegistry(f *testing.F) {
 	f.Add(buildingRegistry().Data[:2000])
 	f.Add([]byte("version: 1\ndefault: {policies: [a]}\ngroups: [{name: g, match: {name: 'x*', attributes: {k: v}}, policies: [a]}]\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) > 1<<16 {
+			return
+		}
 		r, err := ParseRegistry(Source{Name: "devices.yaml", Data: data})
 		if (r == nil) == (err == nil) {
 			t.Fatalf("ParseRegistry = %v, %v", r, err)

@@ -20,9 +20,10 @@ type node struct {
 	kind  nodeKind
 	str   string // scalar text (numbers and booleans as written)
 	line  int
-	keys  []*node // mapping keys, in document order
-	vals  []*node // mapping values
-	items []*node // sequence items
+	keys  []*node        // mapping keys, in document order
+	vals  []*node        // mapping values
+	items []*node        // sequence items
+	index map[string]int // key -> position, built once a mapping is large
 }
 
 type nodeKind uint8
@@ -169,10 +170,30 @@ func (p *jsonParser) fromToken(tok json.Token, depth int) (*node, error) {
 }
 
 func addKey(m, k, v *node) error {
-	for i, old := range m.keys {
-		if old.str == k.str {
-			return &Error{Line: k.line, Msg: fmt.Sprintf("duplicate key %q (first at line %d)", k.str, m.keys[i].line)}
+	first := -1
+	if m.index != nil {
+		if i, ok := m.index[k.str]; ok {
+			first = i
 		}
+	} else {
+		for i, old := range m.keys {
+			if old.str == k.str {
+				first = i
+				break
+			}
+		}
+	}
+	if first >= 0 {
+		return &Error{Line: k.line, Msg: fmt.Sprintf("duplicate key %q (first at line %d)", k.str, m.keys[first].line)}
+	}
+	if m.index == nil && len(m.keys) >= 16 {
+		m.index = make(map[string]int, 2*len(m.keys))
+		for i, old := range m.keys {
+			m.index[old.str] = i
+		}
+	}
+	if m.index != nil {
+		m.index[k.str] = len(m.keys)
 	}
 	m.keys = append(m.keys, k)
 	m.vals = append(m.vals, v)

@@ -58,15 +58,6 @@ type Statement struct {
 	keys        []*keySpec // every variable and condition key the statement uses
 }
 
-// Where names the statement for humans: "policies/temp.json Statement[0] (line 4)".
-func (s *Statement) Where() string {
-	w := fmt.Sprintf("%s Statement[%d]", s.Policy.File, s.Index)
-	if s.Sid != "" {
-		w += fmt.Sprintf(" %q", s.Sid)
-	}
-	return w + fmt.Sprintf(" (line %d)", s.Line)
-}
-
 type resourcePattern struct {
 	tmpl   template
 	static glob // compiled at load when tmpl has no variables

@@ -463,3 +463,28 @@ func TestParseAction(t *testing.T) {
 		t.Error("ParseAction(delete) succeeded")
 	}
 }
+
+// The Engine and its Sessions are immutable: many connections bind and decide at
+// once (run under -race).
+func TestConcurrentUse(t *testing.T) {
+	e := loadBuilding(t)
+	done := make(chan bool)
+	for g := 0; g < 8; g++ {
+		go func(g int) {
+			ok := true
+			for id := 1; id <= devicesOnFloor; id++ {
+				name, _ := deviceName(g+1, id)
+				s, err := e.Bind(Identity{ThingName: name, ClientID: name})
+				ok = ok && err == nil && s.Allowed(Publish, ownTopic(g+1, id)) && !s.Allowed(Subscribe, "#")
+				_ = s.Explain(Publish, "x")
+				_, _ = e.Thing(name)
+			}
+			done <- ok
+		}(g)
+	}
+	for g := 0; g < 8; g++ {
+		if !<-done {
+			t.Error("a concurrent Bind/Allowed gave a wrong answer")
+		}
+	}
+}
