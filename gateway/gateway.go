@@ -15,6 +15,9 @@ import (
 type Gateway struct {
 	cfg *Config
 	log *slog.Logger
+
+	// run is what Run started (see broker_run.go); nil when not running.
+	run *running
 }
 
 // New prepares a gateway for cfg, which must come from LoadConfig or Check.
@@ -32,8 +35,12 @@ func New(cfg *Config, logger *slog.Logger) (*Gateway, error) {
 // Run runs the gateway until ctx ends, then shuts down and returns nil; an
 // error means it could not start or failed while running.
 func (g *Gateway) Run(ctx context.Context) error {
+	if err := g.start(ctx); err != nil {
+		return err
+	}
 	g.log.Info("gateway started", "site", g.cfg.Site, "listeners", len(g.cfg.Listeners))
-	<-ctx.Done()
+	g.serve(ctx) // until ctx ends; SIGHUP reloads (broker_run.go)
+	g.stop()
 	g.log.Info("gateway stopped")
 	return nil
 }

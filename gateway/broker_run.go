@@ -1,0 +1,187 @@
+package gateway
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"reflect"
+	"strings"
+	"syscall"
+
+	"github.com/edgegw/edgegw/hw"
+)
+
+// running is what Gateway.Run started.
+type running struct {
+	broker *Broker
+	audit  *Auditor
+	keys   []hw.Key
+}
+
+// BrokerOptionsFromConfig translates the config into broker options. Keys
+// are opened through hw (file, TPM, PKCS#11) and returned for closing.
+func BrokerOptionsFromConfig(ctx context.Context, cfg *Config) (BrokerOptions, []hw.Key, error) {
+	o := BrokerOptions{Registry: cfg.Devices, Policies: cfg.Policies}
+	var keys []hw.Key
+	fail := func(err error) (BrokerOptions, []hw.Key, error) {
+		for _, k := range keys {
+			_ = k.Close()
+		}
+		return BrokerOptions{}, nil, err
+	}
+	for i, l := range cfg.Listeners {
+		src, err := ParseIdentitySource(l.Identity)
+		if err != nil {
+			return fail(fmt.Errorf("listeners[%d] (%s): %w", i, l.Name, err))
+		}
+		lo := ListenerOptions{Name: l.Name, Address: l.Address, Identity: src, PasswordFile: l.PasswordFile}
+		if t := l.TLS; t != nil {
+			k, err := hw.Open(ctx, t.Key, hw.WithStateDir(cfg.StateDir))
+			if err != nil {
+				return fail(fmt.Errorf("listeners[%d] (%s): opening server key: %w", i, l.Name, err))
+			}
+			keys = append(keys, k)
+			minV := uint16(tls.VersionTLS12)
+			if t.MinVersion == "1.3" {
+				minV = tls.VersionTLS13
+			}
+			lo.Key = k
+			lo.TLS = &TLSFiles{CA: t.CA, Cert: t.Cert, CRL: t.CRL, MinVersion: minV, RequireClientCert: t.ClientAuth != "none"}
+		}
+		o.Listeners = append(o.Listeners, lo)
+	}
+	lc := cfg.Limits
+	o.Limits = Limits{
+		HandshakeTimeout:     lc.HandshakeTimeout.D(),
+		MaxPendingHandshakes: lc.MaxPendingHandshakes,
+		MaxPacketSize:        uint32(min(lc.MaxPacketSize.Bytes(), 256<<20)),
+		MaxClients:           int64(lc.MaxClients),
+		ClientWriteQueue:     int32(min(lc.ClientWriteQueue, 1<<20)),
+		ReceiveMaximum:       uint16(min(lc.ReceiveMaximum, 65535)),
+		SessionExpiryMax:     lc.SessionExpiryMax.D(),
+		RetainedMaxMessages:  lc.RetainedMaxMessages,
+		RetainedMaxBytes:     lc.RetainedMaxBytes.Bytes(),
+		MaxTopicLength:       lc.MaxTopicLength,
+		MaxTopicLevels:       lc.MaxTopicLevels,
+	}
+	return o, keys, nil
+}
+
+func (g *Gateway) start(ctx context.Context) error {
+	aud, err := NewAuditor(AuditOptions{File: g.cfg.Audit.File, Log: g.log})
+	if err != nil {
+		return err
+	}
+	o, keys, err := BrokerOptionsFromConfig(ctx, g.cfg)
+	if err != nil {
+		aud.Close()
+		return err
+	}
+	o.Logger, o.Audit = g.log, aud
+	b, err := NewBroker(o)
+	if err == nil {
+		err = b.Start()
+	}
+	if err != nil {
+		for _, k := range keys {
+			_ = k.Close()
+		}
+		aud.Close()
+		return err
+	}
+	g.run = &running{broker: b, audit: aud, keys: keys}
+	return nil
+}
+
+// Broker returns the running local broker (nil before Run starts it).
+func (g *Gateway) Broker() *Broker {
+	if g.run == nil {
+		return nil
+	}
+	return g.run.broker
+}
+
+func (g *Gateway) serve(ctx context.Context) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			_ = g.Reload()
+		}
+	}
+}
+
+// ErrRestartRequired reports config changes that only take effect after a restart.
+var ErrRestartRequired = errors.New("restart required")
+
+// Reload is the SIGHUP path. It re-reads the config file: settings that
+// cannot change live (listeners, store, limits, ...) are not applied and the
+// error says to restart. In every case the trust bundles, CRLs, password
+// files, registry and policies named by the running config are reloaded
+// (Broker.Reload: all or nothing, old state kept on error).
+func (g *Gateway) Reload() error {
+	b := g.Broker()
+	if b == nil {
+		return errors.New("gateway not running")
+	}
+	var cfgErr error
+	if g.cfg.File != "" {
+		nc, err := Check(g.cfg.File)
+		switch {
+		case err != nil:
+			cfgErr = fmt.Errorf("config %s invalid, keeping the running one: %w", g.cfg.File, err)
+		default:
+			if changed := nonLiveChanges(g.cfg, nc); len(changed) > 0 {
+				cfgErr = fmt.Errorf("%s changed in %s: %w (not applied)", strings.Join(changed, ", "), g.cfg.File, ErrRestartRequired)
+			}
+		}
+		if cfgErr != nil {
+			b.metrics.ReloadFailures.Add(1)
+			g.log.Error("reload: config not applied", "err", cfgErr)
+			b.audit.Record(AuditEvent{Event: EventReloadFailed, Reason: cfgErr.Error()})
+		}
+	}
+	if err := b.Reload("SIGHUP"); err != nil {
+		return errors.Join(cfgErr, err)
+	}
+	return cfgErr
+}
+
+// nonLiveChanges lists the top-level config sections that differ. Only the
+// files they name are reloaded live, so any difference needs a restart.
+func nonLiveChanges(old, nc *Config) []string {
+	var out []string
+	ov, nv := reflect.ValueOf(*old), reflect.ValueOf(*nc)
+	t := ov.Type()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		tag := strings.Split(f.Tag.Get("yaml"), ",")[0]
+		if !f.IsExported() || tag == "" || tag == "-" {
+			continue
+		}
+		if !reflect.DeepEqual(ov.Field(i).Interface(), nv.Field(i).Interface()) {
+			out = append(out, tag)
+		}
+	}
+	return out
+}
+
+func (g *Gateway) stop() {
+	r := g.run
+	if r == nil {
+		return
+	}
+	_ = r.broker.Close()
+	for _, k := range r.keys {
+		_ = k.Close()
+	}
+	_ = r.audit.Close()
+	g.run = nil
+}
