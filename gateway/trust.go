@@ -23,18 +23,10 @@ type TLSFiles struct {
 	RequireClientCert bool
 }
 
-// clockFloor is the earliest time edgegw believes. A Pi without a real-time
-// clock boots in 1970 until NTP answers; certificate validity is judged against
-// max(now, clockFloor) so that a stale clock does not refuse every device.
-var clockFloor = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-
-func saneNow() time.Time {
-	now := time.Now()
-	if now.Before(clockFloor) {
-		return clockFloor
-	}
-	return now
-}
+// saneNow is the time certificate validity is judged at: the clock guard
+// (clock.go) returns the build date while the system clock is before it (a Pi
+// without a real-time clock boots in 1970 until NTP answers).
+func saneNow() time.Time { return processClock.Now() }
 
 // tls12Suites are the TLS 1.2 cipher suites offered: forward secret ECDHE with
 // AEAD ciphers only. TLS 1.3 suites are not configurable in Go and are all AEAD.
