@@ -187,7 +187,7 @@ func runBuilding(ctx context.Context, bf *buildingFlags, stdout io.Writer) (*Bui
 		return nil, err
 	}
 	c := res.Connect
-	fmt.Fprintf(out, "  %d device sessions at once after %.1fs; failed handshakes %d, refused %d; gateway RSS %s (peak %s), CPU %.1fs\n",
+	fmt.Fprintf(out, "  %d device sessions at once after %.1fs; failed handshakes %d (retried), refused %d; gateway RSS %s (peak %s), CPU %.1fs\n",
 		c.Sessions, c.Seconds, c.FailedHandshakes, c.RefusedConnects, mib(c.Gateway.RSSBytes), mib(c.Gateway.PeakRSS), c.Gateway.CPUSeconds)
 	if c.Sessions < int64(c.Devices) {
 		fail("only %d of %d device sessions open at once", c.Sessions, c.Devices)

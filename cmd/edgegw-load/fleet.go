@@ -159,6 +159,23 @@ func Dial(ctx context.Context, addr string, tc *tls.Config, o ClientOptions) (*C
 	return c, nil
 }
 
+// DialPlain opens one MQTT session over plain TCP (the loopback upstream).
+func DialPlain(ctx context.Context, addr string, o ClientOptions) (*Client, error) {
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	var nd net.Dialer
+	raw, err := nd.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, &dialError{"dial", err}
+	}
+	c, err := Connect(ctx, raw, o)
+	if err != nil {
+		raw.Close()
+		return nil, &dialError{"mqtt", err}
+	}
+	return c, nil
+}
+
 func (f *Fleet) run(ctx context.Context, d *dev) {
 	fails := 0
 	for ctx.Err() == nil {

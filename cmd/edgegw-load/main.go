@@ -93,6 +93,9 @@ type common struct {
 	mqtt     string
 	jsonOut  bool
 	logLevel string
+	// Gateway tuning for comparisons (0/"" = edgegw's defaults).
+	writeQueue int
+	memLimit   string
 }
 
 func (c *common) register(fs *flag.FlagSet) {
@@ -109,6 +112,8 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.mqtt, "mqtt", "mixed", "MQTT version of the devices: 3 (3.1.1), 5 or mixed (every other device)")
 	fs.BoolVar(&c.jsonOut, "json", false, "print the result as JSON")
 	fs.StringVar(&c.logLevel, "log-level", "warn", "edgegw log level for the run")
+	fs.IntVar(&c.writeQueue, "client-write-queue", 0, "limits.client_write_queue of the started gateway (0 = edgegw's default)")
+	fs.StringVar(&c.memLimit, "gomemlimit", "", "GOMEMLIMIT of the started gateway, e.g. 100MiB (\"\" = unset)")
 }
 
 func parse(fs *flag.FlagSet, args []string, stderr io.Writer) error {
@@ -184,7 +189,7 @@ func prepare(ctx context.Context, c *common, out io.Writer, gc GatewayConfig) (*
 			return nil, err
 		}
 	}
-	gc.RunDir, gc.LogLevel = e.runDir, c.logLevel
+	gc.RunDir, gc.LogLevel, gc.WriteQueue = e.runDir, c.logLevel, c.writeQueue
 	e.cfg, err = site.WriteConfig(gc)
 	if err != nil {
 		return nil, err
@@ -202,7 +207,11 @@ func prepare(ctx context.Context, c *common, out io.Writer, gc GatewayConfig) (*
 		return nil, fmt.Errorf("edgegw binary %s: %w (run `make build` or pass --edgegw)", bin, err)
 	}
 	c.edgegw = bin
-	e.gw, err = StartGateway(ctx, bin, e.cfg, e.addr, tc)
+	var envv []string
+	if c.memLimit != "" {
+		envv = append(envv, "GOMEMLIMIT="+c.memLimit)
+	}
+	e.gw, err = StartGateway(ctx, bin, e.cfg, e.addr, tc, envv...)
 	if err != nil {
 		e.close()
 		return nil, err

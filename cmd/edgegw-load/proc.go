@@ -30,13 +30,16 @@ type Proc struct {
 }
 
 // StartProc starts bin args..., output appended to logFile.
-func StartProc(name, logFile, bin string, args ...string) (*Proc, error) {
+func StartProc(name, logFile string, env []string, bin string, args ...string) (*Proc, error) {
 	f, err := os.OpenFile(logFile, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = f, f
+	if len(env) > 0 {
+		cmd.Env = append(os.Environ(), env...)
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		f.Close()
@@ -96,8 +99,8 @@ func (p *Proc) Tail(n int64) string {
 
 // StartGateway starts `edgegw run -c cfg` and waits until the listener
 // completes a TLS handshake with tlsConf, or fails with its log tail.
-func StartGateway(ctx context.Context, bin, cfg, addr string, tlsConf *tls.Config) (*Proc, error) {
-	p, err := StartProc("edgegw", filepath.Join(filepath.Dir(cfg), "edgegw.log"), bin, "run", "-c", cfg)
+func StartGateway(ctx context.Context, bin, cfg, addr string, tlsConf *tls.Config, env ...string) (*Proc, error) {
+	p, err := StartProc("edgegw", filepath.Join(filepath.Dir(cfg), "edgegw.log"), env, bin, "run", "-c", cfg)
 	if err != nil {
 		return nil, err
 	}

@@ -242,6 +242,7 @@ type GatewayConfig struct {
 	RouteMaxBytes    string
 	CmdRoute         bool // an inbound route for commands
 	LogLevel         string
+	WriteQueue       int // limits.client_write_queue; 0 = default
 }
 
 // WriteConfig writes RunDir/edgegw.yaml and returns its path.
@@ -250,6 +251,10 @@ func (s *Site) WriteConfig(g GatewayConfig) (string, error) {
 		return "", err
 	}
 	var b strings.Builder
+	wq := ""
+	if g.WriteQueue > 0 {
+		wq = fmt.Sprintf("  client_write_queue: %d\n", g.WriteQueue)
+	}
 	lvl := g.LogLevel
 	if lvl == "" {
 		lvl = "warn"
@@ -277,9 +282,9 @@ store:
 limits:
   max_pending_handshakes: 512
   max_clients: 5000
-`, building, filepath.Join(g.RunDir, "state"), lvl, g.Listen,
+%s`, building, filepath.Join(g.RunDir, "state"), lvl, g.Listen,
 		filepath.Join(s.PKIDir(), "ca.crt"), filepath.Join(s.PKIDir(), "server.crt"), filepath.Join(s.PKIDir(), "server.key"),
-		filepath.Join(s.PKIDir(), "crl.pem"), s.DevicesFile(), s.PolicyDir()+"/", filepath.Join(g.RunDir, "queue"))
+		filepath.Join(s.PKIDir(), "crl.pem"), s.DevicesFile(), s.PolicyDir()+"/", filepath.Join(g.RunDir, "queue"), wq)
 	if g.Metrics != "" {
 		fmt.Fprintf(&b, "metrics: {address: %q}\n", g.Metrics)
 	} else {
