@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -179,11 +180,21 @@ func (q *Queue) load() error {
 
 // --- the committer ---
 
+// Acks are deletes that need no sync of their own (a crash may bring an
+// acked message back: a duplicate, never a loss). They ride along with the
+// next enqueue batch, or go out every ackFlush or every ackBatch acks.
+const (
+	ackBatch = 512
+	ackFlush = 50 * time.Millisecond
+)
+
 func (q *Queue) run() {
 	defer close(q.stopped)
 	batch := make([]*pending, 0, q.opts.MaxBatch)
 	tick := time.NewTicker(q.opts.EnforceInterval)
 	defer tick.Stop()
+	flush := time.NewTicker(ackFlush)
+	defer flush.Stop()
 	for {
 		batch = batch[:0]
 		select {
@@ -193,6 +204,13 @@ func (q *Queue) run() {
 		case <-tick.C:
 			q.enforce()
 			continue
+		case <-flush.C:
+			q.mu.Lock()
+			n := len(q.ops)
+			q.mu.Unlock()
+			if n == 0 {
+				continue
+			}
 		case <-q.closing:
 			for {
 				select {
@@ -204,6 +222,7 @@ func (q *Queue) run() {
 				break
 			}
 			q.commit(batch)
+			q.drainInflight()
 			return
 		}
 	fill:
@@ -219,18 +238,36 @@ func (q *Queue) run() {
 	}
 }
 
-// commit admits the batch under the limits, writes it together with the
-// pending deletes in one badger transaction (split only if badger says it is
-// too big), syncs once, then completes every waiter.
+// batchState is one committed batch on its way through badger. Batches are
+// finalized strictly in submission order, so Next never sees a message whose
+// predecessors are not yet synced.
+type batchState struct {
+	waiters  []*pending
+	accepted []*pending
+	ops      []op // deletes and cursors it carried, re-queued if it fails
+	lastSeq  uint64
+	left     int // badger transactions (plus one guard) outstanding
+	err      error
+	done     bool
+}
+
+// commit admits the batch under the limits and submits it, together with the
+// pending deletes, as one badger transaction (split only when badger says it
+// is too big). Badger runs with SyncWrites: its single writer goroutine
+// coalesces the transactions queued while it syncs into one write and one
+// sync, so while batch N is syncing batch N+1 is already queued behind it
+// (pipelined group commit). Waiters are completed when their transaction has
+// been synced; up to cap(q.sem) batches are in flight.
 func (q *Queue) commit(batch []*pending) {
 	var free uint64
 	var freeErr error
 	if len(batch) > 0 {
 		free, freeErr = q.statfs(q.dir)
 	}
+	q.sem <- struct{}{}
 	var pre, sets, post []op
-	var accepted []*pending
 	var batchBytes uint64
+	bs := &batchState{waiters: slices.Clone(batch), left: 1} // run reuses batch
 	now := q.clock().UnixNano()
 
 	q.mu.Lock()
@@ -274,84 +311,122 @@ func (q *Queue) commit(batch []*pending) {
 		q.bytes += int64(size)
 		p.seq = seq
 		batchBytes += uint64(size)
-		accepted = append(accepted, p)
+		bs.accepted = append(bs.accepted, p)
+		bs.lastSeq = seq
 	}
 	post = q.headsLocked(post)
 	ops := q.ops
 	q.ops = nil
+	bs.ops = append(ops, post...)
+	q.inflight = append(q.inflight, bs)
 	q.mu.Unlock()
 
-	var err error
-	if len(pre)+len(ops)+len(sets)+len(post) > 0 {
-		err = q.write(pre, ops, sets, post)
-		if err == nil && len(sets) > 0 {
-			err = q.db.Sync()
+	q.submit(bs, pre, ops, sets, post)
+}
+
+func (q *Queue) submit(bs *batchState, groups ...[]op) {
+	cb := func(err error) {
+		q.mu.Lock()
+		if err != nil && bs.err == nil {
+			bs.err = err
+		}
+		bs.left--
+		var fin []*batchState
+		if bs.left == 0 {
+			bs.done = true
+			fin = q.finalizeLocked()
+		}
+		q.mu.Unlock()
+		if len(fin) > 0 {
+			q.flushDrops() // audited before the enqueuer that caused them returns
+		}
+		for _, b := range fin {
+			for _, p := range b.waiters {
+				p.done <- struct{}{}
+			}
+			<-q.sem
 		}
 	}
+	txn := q.db.NewTransaction(true)
+	n := 0
+	apply := func(o op) error {
+		if o.del {
+			return txn.Delete(o.key)
+		}
+		return txn.Set(o.key, o.val)
+	}
+	var err error
+outer:
+	for _, g := range groups {
+		for _, o := range g {
+			err = apply(o)
+			if errors.Is(err, badger.ErrTxnTooBig) {
+				q.mu.Lock()
+				bs.left++
+				q.mu.Unlock()
+				txn.CommitWith(cb)
+				txn, n = q.db.NewTransaction(true), 0
+				err = apply(o)
+			}
+			if err != nil {
+				break outer
+			}
+			n++
+		}
+	}
+	if err == nil && n > 0 {
+		q.mu.Lock()
+		bs.left++
+		q.mu.Unlock()
+		txn.CommitWith(cb)
+	} else {
+		txn.Discard()
+	}
+	cb(err) // the guard
+}
 
-	q.mu.Lock()
-	if err != nil {
-		q.log.Error("writing queue batch failed; refusing its messages", "messages", len(accepted), "err", err)
-		for i := len(accepted) - 1; i >= 0; i-- {
-			p := accepted[i]
-			p.err = fmt.Errorf("writing to queue: %w", err)
-			rt := q.routes[p.m.Route]
-			if n := rt.r.len(); n > 0 {
-				if s, size, dead := rt.r.at(n - 1); s == p.seq {
-					rt.r.popBack()
-					if !dead {
-						rt.depth--
-						rt.bytes -= int64(size)
-						q.bytes -= int64(size)
-					}
-					rt.enqueued--
-				}
+// finalizeLocked completes, in order, the batches at the head of inflight
+// that are done: visible to Next on success, taken out of the index on
+// failure (their writers get the error and withhold the PUBACK).
+func (q *Queue) finalizeLocked() []*batchState {
+	var fin []*batchState
+	for len(q.inflight) > 0 && q.inflight[0].done {
+		bs := q.inflight[0]
+		q.inflight[0] = nil
+		q.inflight = q.inflight[1:]
+		fin = append(fin, bs)
+		if bs.err == nil {
+			if len(bs.accepted) > 0 {
+				q.visible = bs.lastSeq
+				q.signalLocked()
+			}
+			continue
+		}
+		q.log.Error("writing queue batch failed; refusing its messages", "messages", len(bs.accepted), "err", bs.err)
+		for _, p := range bs.accepted {
+			p.err = fmt.Errorf("writing to queue: %w", bs.err)
+			if rt, i, ok := q.findLocked(p.seq); ok {
+				q.removeLocked(rt, i)
+				rt.enqueued--
+				q.ops = append(q.ops, op{key: msgKey(pMsg, rt.id, p.seq), del: true})
 			}
 		}
-		q.ops = append(append(ops, post...), q.ops...)
+		q.ops = append(bs.ops, q.ops...)
 		for _, rt := range q.routes {
 			rt.headDirty = true
 		}
-	} else if len(accepted) > 0 {
-		q.visible = accepted[len(accepted)-1].seq
-		q.signalLocked()
 	}
-	q.mu.Unlock()
-	q.flushDrops() // audited before the enqueuer that caused them returns
-	for _, p := range batch {
-		p.done <- struct{}{}
-	}
+	return fin
 }
 
-func (q *Queue) write(groups ...[]op) error {
-	txn := q.db.NewTransaction(true)
-	defer func() { txn.Discard() }()
-	for _, g := range groups {
-		for _, o := range g {
-			e := badger.NewEntry(o.key, o.val)
-			var err error
-			if o.del {
-				err = txn.Delete(o.key)
-			} else {
-				err = txn.SetEntry(e)
-			}
-			if errors.Is(err, badger.ErrTxnTooBig) {
-				if err = txn.Commit(); err != nil {
-					return err
-				}
-				txn = q.db.NewTransaction(true)
-				if o.del {
-					err = txn.Delete(o.key)
-				} else {
-					err = txn.SetEntry(e)
-				}
-			}
-			if err != nil {
-				return err
-			}
-		}
+// drainInflight waits until every submitted batch is finalized.
+func (q *Queue) drainInflight() {
+	for range cap(q.sem) {
+		q.sem <- struct{}{}
 	}
-	return txn.Commit()
+	for range cap(q.sem) {
+		<-q.sem
+	}
 }
 
 func (q *Queue) routeLocked(name string, pre *[]op) *route {
@@ -660,7 +735,9 @@ func (q *Queue) Ack(seq uint64) error {
 	q.removeLocked(rt, i)
 	rt.acked++
 	q.ops = append(q.ops, op{key: msgKey(pMsg, rt.id, seq), del: true})
-	q.kickCommitter()
+	if len(q.ops) >= ackBatch {
+		q.kickCommitter()
+	}
 	return nil
 }
 

@@ -59,19 +59,6 @@ func (r *ring) popFront() {
 	}
 }
 
-func (r *ring) popBack() {
-	r.n--
-	if r.n == 0 {
-		r.blocks = r.blocks[:0]
-		r.off = 0
-		return
-	}
-	if last := (r.off + r.n - 1) / ringBlockLen; last < len(r.blocks)-1 {
-		r.blocks[len(r.blocks)-1] = nil
-		r.blocks = r.blocks[:last+1]
-	}
-}
-
 // search returns the index of seq, or false.
 func (r *ring) search(seq uint64) (int, bool) {
 	lo, hi := 0, r.n

@@ -167,7 +167,9 @@ type Queue struct {
 	hwm      uint64
 	visible  uint64 // highest seq synced and visible to Next
 	bytes    int64  // live + dead letters
-	ops      []op   // unsynced writes (acks, purges, drops) for the committer
+	ops      []op   // writes (acks, purges, drops) waiting for the committer
+	inflight []*batchState
+	sem      chan struct{}
 	wake     chan struct{}
 	drops    []dropEvent
 	rejected map[string]uint64
@@ -215,6 +217,9 @@ var pendingPool = sync.Pool{New: func() any { return &pending{done: make(chan st
 
 const seqBlock = 1 << 16
 
+// maxInflight bounds the batches submitted to badger and not yet synced.
+var maxInflight = 32
+
 // Open opens (or creates) the queue in opts.Dir. A queue that badger cannot
 // open because it is damaged is moved aside to "<dir>.corrupt-<n>", logged at
 // Error, and a fresh one is opened (Stats().CorruptMovedTo says where). A lock
@@ -235,6 +240,7 @@ func Open(opts Options) (*Queue, error) {
 		statfs:   opts.Statfs,
 		minFree:  max(opts.MinFreeBytes, MinReserve),
 		reqs:     make(chan *pending, 1024),
+		sem:      make(chan struct{}, maxInflight),
 		kick:     make(chan struct{}, 1),
 		closing:  make(chan struct{}),
 		stopped:  make(chan struct{}),
@@ -300,7 +306,7 @@ func Open(opts Options) (*Queue, error) {
 
 func (q *Queue) badgerOptions() badger.Options {
 	return badger.DefaultOptions(q.dir).
-		WithSyncWrites(false). // the committer syncs once per batch
+		WithSyncWrites(true). // badger's writer syncs once per coalesced write (group commit)
 		WithMemTableSize(8 << 20).
 		WithNumMemtables(2).
 		WithNumLevelZeroTables(2).
@@ -460,6 +466,7 @@ func (q *Queue) Close() error {
 		<-q.stopped
 		<-q.gcDone
 		q.commit(nil) // deletes queued by Acks that raced with Close
+		q.drainInflight()
 		q.mu.Lock()
 		q.signalLocked()
 		q.mu.Unlock()
