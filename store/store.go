@@ -322,8 +322,7 @@ func (q *Queue) badgerOptions() badger.Options {
 		WithDetectConflicts(false).
 		WithMetricsEnabled(false).
 		WithEncryptionKey(q.opts.EncryptionKey).
-		WithLogger(badgerLogger{q.log}).
-		WithLoggingLevel(badger.WARNING)
+		WithLogger(badgerLogger{q.log}) // Warn and up; WithLoggingLevel would replace it
 }
 
 // openDB turns badger's panics on damaged files into errors.
