@@ -21,7 +21,7 @@ DEB_PACKAGES := mosquitto mosquitto-clients swtpm swtpm-tools tpm2-tools softhsm
 .PHONY: help build test lint deps demo bench cross clean
 
 help: ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
 
 build: ## build bin/edgegw for this machine
 	$(GO) build $(BUILDFLAGS) -o $(BIN)/edgegw $(PKG)
@@ -66,10 +66,8 @@ demo: build ## build, then show what works today
 bench: ## run the benchmarks
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 
-cross: ## static binaries: bin/arm64, bin/armhf (ARMv6, Pi Zero/1), bin/amd64
-	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build $(BUILDFLAGS) -o $(BIN)/arm64/edgegw $(PKG)
-	GOOS=linux GOARCH=arm GOARM=6 CGO_ENABLED=0 $(GO) build $(BUILDFLAGS) -o $(BIN)/armhf/edgegw $(PKG)
-	GOOS=linux GOARCH=amd64 CGO_ENABLED=0 $(GO) build $(BUILDFLAGS) -o $(BIN)/amd64/edgegw $(PKG)
+# cross, deb, debs, nfpm, test-packaging: the packaging room's targets.
+include packaging/packaging.mk
 
 clean: ## remove build output
 	rm -rf $(BIN) dist

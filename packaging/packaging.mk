@@ -4,6 +4,7 @@
 #   make cross                      bin/amd64/edgegw bin/arm64/edgegw bin/armhf/edgegw
 #   make deb ARCH=arm64|armhf|amd64 dist/edgegw_<debian version>_<arch>.deb
 #   make debs                       all three packages
+#   make test-packaging             the packaging tests only (contents, lintian, qemu, dpkg -i)
 #
 # Linking, per architecture:
 #   amd64, arm64  cgo (PKCS#11 through crypto11), glibc linked dynamically, PIE; the package
@@ -12,17 +13,21 @@
 #                 toolchain targets ARMv7); PKCS#11 is compiled out with a clear message.
 # All are stripped (-s -w) and built with -trimpath: lintian refuses unstripped binaries.
 
+GO ?= go
 ARCH ?= amd64
+# Installed as conffiles under /etc/edgegw: configs/ is the one source.
+DEB_CONFIG_FILES := configs/edgegw.yaml configs/devices.yaml
+DEB_POLICY_FILES := configs/policies/*.json
 NFPM_VERSION := v2.45.2
-GO_BIN_DIR := $(or $(shell go env GOBIN),$(shell go env GOPATH)/bin)
+GO_BIN_DIR := $(or $(shell $(GO) env GOBIN),$(shell $(GO) env GOPATH)/bin)
 NFPM := $(GO_BIN_DIR)/nfpm
 CROSS_ARCHES := amd64 arm64 armhf
-CROSS_LDFLAGS = -s -w $(LDFLAGS)
+CROSS_LDFLAGS = $(if $(filter -s,$(LDFLAGS)),,-s -w) $(LDFLAGS)
 DEB_VERSION = $(shell packaging/debversion.sh)
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || date +%s)
 DEB_STAGE = dist/stage/$(ARCH)
 # The man pages come from the help of a binary this machine can run.
-HOST_ARCH := $(shell go env GOHOSTARCH | sed 's/^arm$$/armhf/')
+HOST_ARCH := $(shell $(GO) env GOHOSTARCH | sed 's/^arm$$/armhf/')
 
 env_amd64 := GOOS=linux GOARCH=amd64 CGO_ENABLED=1
 flags_amd64 := -buildmode=pie
@@ -34,30 +39,30 @@ libc_dep_amd64 := libc6 (>= 2.34)
 libc_dep_arm64 := libc6 (>= 2.34)
 libc_dep_armhf :=
 
-.PHONY: cross debs deb nfpm FORCE
+.PHONY: cross debs deb nfpm test-packaging FORCE
 
-cross: $(addprefix bin/,$(addsuffix /edgegw,$(CROSS_ARCHES)))
+cross: $(addprefix bin/,$(addsuffix /edgegw,$(CROSS_ARCHES))) ## bin/{amd64,arm64,armhf}/edgegw (arm64/amd64 cgo+PKCS#11, armhf static ARMv6)
 
 # Always handed to go build: its cache decides what is stale.
 FORCE:
 bin/%/edgegw: FORCE
 	@case "$*" in amd64|arm64|armhf) ;; *) echo "unknown ARCH '$*': use amd64, arm64 or armhf" >&2; exit 2;; esac
-	@if [ "$*" = arm64 ] && [ "$$(go env GOHOSTARCH)" != arm64 ] && ! command -v aarch64-linux-gnu-gcc >/dev/null; then \
+	@if [ "$*" = arm64 ] && [ "$(HOST_ARCH)" != arm64 ] && ! command -v aarch64-linux-gnu-gcc >/dev/null; then \
 		echo "aarch64-linux-gnu-gcc not found: run \`make deps\` (apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross)" >&2; exit 1; fi
 	$(if $(filter $(HOST_ARCH),$*),$(filter-out CC=%,$(env_$*)),$(env_$*)) \
-		go build -trimpath $(flags_$*) -ldflags '$(CROSS_LDFLAGS)' -o $@ ./cmd/edgegw
+		$(GO) build -trimpath $(flags_$*) -ldflags '$(CROSS_LDFLAGS)' -o $@ ./cmd/edgegw
 
-nfpm:
-	@go version -m $(NFPM) 2>/dev/null | grep -q 'mod.*github.com/goreleaser/nfpm/v2.*$(NFPM_VERSION)' || \
-		go install github.com/goreleaser/nfpm/v2/cmd/nfpm@$(NFPM_VERSION)
+nfpm: ## install nfpm v2.45.2 into GOBIN when missing
+	@$(GO) version -m $(NFPM) 2>/dev/null | grep -q 'mod.*github.com/goreleaser/nfpm/v2.*$(NFPM_VERSION)' || \
+		$(GO) install github.com/goreleaser/nfpm/v2/cmd/nfpm@$(NFPM_VERSION)
 
-debs:
+debs: ## dist/edgegw_<version>_{amd64,arm64,armhf}.deb
 	$(MAKE) cross
 	for a in $(CROSS_ARCHES); do $(MAKE) deb ARCH=$$a || exit 1; done
 
 # The default configuration (conffiles under /etc/edgegw) is copied from configs/ so there is
 # one source; the changelog's top entry carries this build's version, commit and date.
-deb: bin/$(ARCH)/edgegw bin/$(HOST_ARCH)/edgegw nfpm
+deb: bin/$(ARCH)/edgegw bin/$(HOST_ARCH)/edgegw nfpm ## dist/edgegw_<version>_<arch>.deb (ARCH=amd64|arm64|armhf)
 	rm -rf $(DEB_STAGE) && mkdir -p $(DEB_STAGE)/man $(DEB_STAGE)/etc/policies
 	cp bin/$(ARCH)/edgegw $(DEB_STAGE)/edgegw
 	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) bin/$(HOST_ARCH)/edgegw man --dir $(DEB_STAGE)/man
@@ -69,3 +74,6 @@ deb: bin/$(ARCH)/edgegw bin/$(HOST_ARCH)/edgegw nfpm
 	rm -f dist/edgegw_*_$(ARCH).deb
 	EDGEGW_STAGE=$(DEB_STAGE) EDGEGW_ARCH=$(ARCH) EDGEGW_VERSION='$(DEB_VERSION)' EDGEGW_LIBC_DEP='$(libc_dep_$(ARCH))' \
 		$(NFPM) package -f packaging/nfpm.yaml -p deb -t dist/edgegw_$(DEB_VERSION)_$(ARCH).deb
+
+test-packaging: ## packaging tests: make debs, dpkg-deb, lintian, qemu, dpkg -i (root)
+	$(GO) test -count=1 -run '^TestPackaging$$' -v ./cmd/edgegw
