@@ -50,6 +50,9 @@ type AuditOptions struct {
 	// counted and reported in a deny_suppressed line when the window ends.
 	DenyBurst  int
 	DenyWindow time.Duration
+	// OnEvent, if set, sees every event before rate limiting (metrics and
+	// the admin socket's recent denials). It must be quick.
+	OnEvent func(AuditEvent)
 }
 
 // Auditor writes audit events as JSON lines (0640, O_APPEND) and to slog.
@@ -64,6 +67,7 @@ type Auditor struct {
 	denies map[string]*denyWindow
 	stop   chan struct{}
 	wg     sync.WaitGroup
+	tap    func(AuditEvent) // AuditOptions.OnEvent
 	// Suppressed counts deny lines not written (reported later, never lost).
 	suppressed int64
 }
@@ -91,6 +95,7 @@ func NewAuditor(o AuditOptions) (*Auditor, error) {
 		window: o.DenyWindow,
 		denies: map[string]*denyWindow{},
 		stop:   make(chan struct{}),
+		tap:    o.OnEvent,
 	}
 	if o.File != "" {
 		f, err := os.OpenFile(o.File, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
@@ -112,6 +117,9 @@ func (a *Auditor) Record(ev AuditEvent) {
 	}
 	if ev.Time.IsZero() {
 		ev.Time = time.Now().UTC()
+	}
+	if a.tap != nil {
+		a.tap(ev)
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()

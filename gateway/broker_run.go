@@ -19,6 +19,7 @@ type running struct {
 	broker *Broker
 	audit  *Auditor
 	keys   []hw.Key
+	obs    *observer // metrics, /healthz, admin socket (metrics.go, admin.go)
 }
 
 // BrokerOptionsFromConfig translates the config into broker options. Keys
@@ -71,7 +72,8 @@ func BrokerOptionsFromConfig(ctx context.Context, cfg *Config) (BrokerOptions, [
 }
 
 func (g *Gateway) start(ctx context.Context) error {
-	aud, err := NewAuditor(AuditOptions{File: g.cfg.Audit.File, Log: g.log})
+	obs := g.newObserver()
+	aud, err := NewAuditor(AuditOptions{File: g.cfg.Audit.File, Log: g.log, OnEvent: obs.record})
 	if err != nil {
 		return err
 	}
@@ -92,7 +94,11 @@ func (g *Gateway) start(ctx context.Context) error {
 		aud.Close()
 		return err
 	}
-	g.run = &running{broker: b, audit: aud, keys: keys}
+	g.run = &running{broker: b, audit: aud, keys: keys, obs: obs}
+	if err := obs.start(g.run); err != nil {
+		g.stop()
+		return err
+	}
 	return nil
 }
 
@@ -178,6 +184,7 @@ func (g *Gateway) stop() {
 	if r == nil {
 		return
 	}
+	r.obs.stop()
 	_ = r.broker.Close()
 	for _, k := range r.keys {
 		_ = k.Close()
