@@ -111,6 +111,9 @@ type Options struct {
 	GCInterval      time.Duration
 	// MaxBatch bounds the messages written per synced commit (default 4096).
 	MaxBatch int
+	// KeepCorrupt makes Open return the error of a damaged queue instead of
+	// moving it aside (inspection tools must not change what they inspect).
+	KeepCorrupt bool
 }
 
 // MinReserve is the minimum free-space watermark.
@@ -273,7 +276,7 @@ func Open(opts Options) (*Queue, error) {
 		return nil, fmt.Errorf("opening queue %q: %w", opts.Dir, err)
 	}
 	db, err := openDB(q.badgerOptions())
-	if err != nil && isCorrupt(err) {
+	if err != nil && !opts.KeepCorrupt && isCorrupt(err) {
 		moved, merr := moveAside(opts.Dir)
 		if merr != nil {
 			return nil, fmt.Errorf("opening queue %q: %w (and moving it aside failed: %v)", opts.Dir, err, merr)
