@@ -19,6 +19,7 @@ type running struct {
 	broker *Broker
 	audit  *Auditor
 	keys   []hw.Key
+	up     *upstream // queue + bridge (bridge_run.go); nil without a bridge section
 	obs    *observer // metrics, /healthz, admin socket (metrics.go, admin.go)
 }
 
@@ -84,17 +85,23 @@ func (g *Gateway) start(ctx context.Context) error {
 	}
 	o.Logger, o.Audit = g.log, aud
 	b, err := NewBroker(o)
+	var up *upstream
+	if err == nil {
+		up, err = g.openUpstream(ctx, b, aud) // queue open before listeners accept
+	}
 	if err == nil {
 		err = b.Start()
 	}
 	if err != nil {
+		up.close()
 		for _, k := range keys {
 			_ = k.Close()
 		}
 		aud.Close()
 		return err
 	}
-	g.run = &running{broker: b, audit: aud, keys: keys, obs: obs}
+	g.run = &running{broker: b, audit: aud, keys: keys, obs: obs, up: up}
+	up.start()
 	if err := obs.start(g.run); err != nil {
 		g.stop()
 		return err
@@ -110,14 +117,16 @@ func (g *Gateway) Broker() *Broker {
 	return g.run.broker
 }
 
-func (g *Gateway) serve(ctx context.Context) {
+func (g *Gateway) serve(ctx context.Context) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return nil
+		case err := <-g.run.up.failedCh():
+			return err
 		case <-hup:
 			_ = g.Reload()
 		}
@@ -144,8 +153,13 @@ func (g *Gateway) Reload() error {
 		case err != nil:
 			cfgErr = fmt.Errorf("config %s invalid, keeping the running one: %w", g.cfg.File, err)
 		default:
+			var rerr error
+			nc, rerr = g.reloadRoutes(nc) // bridge routes apply live
 			if changed := nonLiveChanges(g.cfg, nc); len(changed) > 0 {
 				cfgErr = fmt.Errorf("%s changed in %s: %w (not applied)", strings.Join(changed, ", "), g.cfg.File, ErrRestartRequired)
+			}
+			if rerr != nil {
+				cfgErr = errors.Join(fmt.Errorf("routes in %s not applied, keeping the running ones: %w", g.cfg.File, rerr), cfgErr)
 			}
 		}
 		if cfgErr != nil {
@@ -186,6 +200,7 @@ func (g *Gateway) stop() {
 	}
 	r.obs.stop()
 	_ = r.broker.Close()
+	r.up.close() // after the broker: no more enqueues
 	for _, k := range r.keys {
 		_ = k.Close()
 	}

@@ -39,8 +39,12 @@ func (g *Gateway) Run(ctx context.Context) error {
 		return err
 	}
 	g.log.Info("gateway started", "site", g.cfg.Site, "listeners", len(g.cfg.Listeners))
-	g.serve(ctx) // until ctx ends; SIGHUP reloads (broker_run.go)
+	err := g.serve(ctx) // until ctx ends or the bridge fails; SIGHUP reloads (broker_run.go)
 	g.stop()
+	if err != nil {
+		g.log.Error("gateway stopped", "err", err)
+		return err
+	}
 	g.log.Info("gateway stopped")
 	return nil
 }

@@ -359,6 +359,15 @@ func resourceName(a authz.Action, res string) string {
 // subscribers and enqueues messages for outbound routes.
 func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	b := h.b
+	if cl.Net.Inline {
+		// Inbound from the upstream (bridge_run.go localPublisher): delivered
+		// to the local subscribers whose policy allows Receive (OnACLCheck),
+		// never queued upstream again (loop prevention).
+		if pk.FixedHeader.Qos > 0 {
+			b.backpressure(cl, pk.TopicName)
+		}
+		return pk, nil
+	}
 	st := b.state(cl)
 	if st == nil {
 		return pk, packets.ErrRejectPacket

@@ -1,0 +1,410 @@
+package gateway
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/big"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/edgegw/edgegw/gateway/gatewaytest"
+	"github.com/edgegw/edgegw/hw"
+	"github.com/edgegw/edgegw/store"
+)
+
+func TestRouteMatcher(t *testing.T) {
+	routes := []Route{
+		{Name: "telemetry", Topic: "building/#", Direction: DirectionOut, QoS: 1, RemotePrefix: "sites/plant-7/"},
+		{Name: "alarms", Topic: "building/+/alarm", Direction: DirectionBoth, QoS: 1, QueueQoS0: true},
+		{Name: "commands", Topic: "cmd/#", Direction: DirectionIn, QoS: 1},
+		{Name: "pref", Topic: "x/#", Direction: DirectionOut, QoS: 0, LocalPrefix: "local/", QueueQoS0: true},
+		{Topic: "status/#", Direction: DirectionOut, QoS: 1},
+	}
+	m, err := newRouteMatcher(routes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		topic string
+		qos   byte
+		want  []string
+	}{
+		{"building/f1/temp", 1, []string{"telemetry"}},
+		{"building/f1/temp", 0, nil}, // queue_qos0 false
+		{"building/f1/alarm", 1, []string{"telemetry", "alarms"}},
+		{"building/f1/alarm", 0, []string{"alarms"}},
+		{"cmd/light-1", 1, nil}, // in route: never queued
+		{"local/x/y", 0, []string{"pref"}},
+		{"x/y", 1, nil},
+		{"status/a", 1, []string{"out:status/#"}}, // default name
+		{"other", 1, nil},
+	} {
+		t.Run(fmt.Sprintf("%s/qos%d", tc.topic, tc.qos), func(t *testing.T) {
+			if got := m.OutboundRoutes(tc.topic, tc.qos); !slices.Equal(got, tc.want) {
+				t.Fatalf("got %q; want %q", got, tc.want)
+			}
+		})
+	}
+	for _, topic := range []string{"building/f1/temp", "other"} {
+		if n := testing.AllocsPerRun(1000, func() { m.OutboundRoutes(topic, 1) }); n != 0 {
+			t.Errorf("OutboundRoutes(%q) allocates %v times; want 0", topic, n)
+		}
+	}
+}
+
+func BenchmarkRouteMatcher(b *testing.B) {
+	m, err := newRouteMatcher([]Route{
+		{Name: "telemetry", Topic: "building/#", Direction: DirectionOut, QoS: 1, RemotePrefix: "sites/plant-7/"},
+		{Name: "commands", Topic: "cmd/#", Direction: DirectionIn, QoS: 1},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		m.OutboundRoutes("building/hq/floor/01/temp/t-1", 1)
+	}
+}
+
+func TestConfigTranslation(t *testing.T) {
+	dir := t.TempDir()
+	keyFile := filepath.Join(dir, "queue.key")
+	gatewaytest.WriteFile(t, keyFile, make([]byte, 32), 0o600)
+	cfg := DefaultConfig()
+	cfg.StateDir = dir
+	cfg.Store = StoreConfig{Dir: filepath.Join(dir, "q"), MaxBytes: 1 << 20, MinFree: 32 << 20, EncryptionKey: "file:" + keyFile}
+	cfg.Bridge = &BridgeConfig{
+		Upstreams: []Upstream{{URL: "mqtts://up.example:8884", ServerName: "cloud"}, {URL: "mqtt://127.0.0.1"}},
+		ClientID:  "gw", Keepalive: Duration(20 * time.Second), ConnectTimeout: Duration(3 * time.Second),
+		Backoff: Backoff{Min: Duration(time.Second), Max: Duration(time.Minute)}, Inflight: 64, DrainRate: 500,
+		UserProperties: UserProperties{Device: "d", Seq: ""},
+		Routes: []Route{
+			{Name: "t", Topic: "a/#", Direction: DirectionOut, QoS: 2, MaxBytes: 1000, MaxMessages: 10, MaxAge: Duration(time.Hour), Overflow: OverflowReject, Priority: 3},
+			{Topic: "cmd/#", Direction: DirectionIn, QoS: 1, RemotePrefix: "sites/x/"},
+			{Topic: "both/#", Direction: DirectionBoth, QoS: 0},
+		},
+	}
+	so, err := StoreOptionsFromConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if so.Dir != cfg.Store.Dir || so.MaxBytes != 1<<20 || so.MinFreeBytes != 32<<20 || len(so.EncryptionKey) != 32 || so.Clock == nil {
+		t.Errorf("store options %+v", so)
+	}
+	want := []store.RouteLimits{
+		{Name: "t", MaxBytes: 1000, MaxMessages: 10, MaxAge: time.Hour, Overflow: store.Reject, Priority: 3},
+		{Name: "both:both/#"},
+	}
+	if !slices.Equal(so.Routes, want) {
+		t.Errorf("route limits %+v; want %+v", so.Routes, want)
+	}
+	bc, err := BridgeConfigFromConfig(cfg.Bridge, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(bc.Upstreams) != 2 || bc.Upstreams[0].URL.Host != "up.example:8884" || bc.Upstreams[0].ServerName != "cloud" ||
+		bc.ClientID != "gw" || bc.KeepAlive != 20*time.Second || bc.ConnectTimeout != 3*time.Second ||
+		bc.BackoffMin != time.Second || bc.BackoffMax != time.Minute || bc.Inflight != 64 || bc.DrainRate != 500 ||
+		bc.UserProps.DeviceKey != "d" || bc.UserProps.SeqKey != "" {
+		t.Errorf("bridge config %+v", bc)
+	}
+	if len(bc.Routes) != 3 || bc.Routes[0].QoS != 2 || bc.Routes[1].Name != "in:cmd/#" || bc.Routes[1].RemotePrefix != "sites/x/" {
+		t.Errorf("bridge routes %+v", bc.Routes)
+	}
+
+	cfg.Store.EncryptionKey = "file:" + filepath.Join(dir, "missing")
+	if _, err := StoreOptionsFromConfig(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "store.encryption_key") {
+		t.Errorf("missing key file: err %v; want a store.encryption_key error", err)
+	}
+}
+
+// writeGatewayCert writes a certificate for key's public key, signed by a throwaway CA.
+func writeGatewayCert(t *testing.T, path string, pub any) {
+	t.Helper()
+	caKey, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	ca := &x509.Certificate{SerialNumber: bigOne(), NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true}
+	tmpl := &x509.Certificate{SerialNumber: bigOne(), NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	tmpl.Subject.CommonName = "gw"
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, pub, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gatewaytest.WriteFile(t, path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644)
+}
+
+func TestUpstreamTLS(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	pki := gatewaytest.NewPKI(t, "up")
+	gw := pki.Issue(t, "gw")
+	cfg := DefaultConfig()
+	cfg.StateDir = filepath.Join(dir, "state")
+	cfg.Bridge = &BridgeConfig{ClientID: "gw", TLS: &ClientTLS{CA: pki.CAFile, Cert: gw.CertFile, Key: "file:" + gw.KeyFile}}
+
+	tc, key, err := UpstreamTLS(ctx, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tc.MinVersion < 0x0303 || tc.RootCAs == nil || tc.Time == nil || len(tc.Certificates) != 1 || tc.Certificates[0].PrivateKey != key {
+		t.Errorf("tls config %+v", tc)
+	}
+	key.Close()
+
+	// A certificate of another key is refused with what to do.
+	cfg.Bridge.TLS.Key = "file:" + pki.ServerKey
+	if _, _, err := UpstreamTLS(ctx, cfg, nil); err == nil || !strings.Contains(err.Error(), "does not belong to the key") {
+		t.Errorf("mismatched key: %v", err)
+	}
+
+	// auto: the first run creates the key (no TPM here: a 0600 file) and
+	// says how to get its certificate; with the certificate it works.
+	cfg.Bridge.TLS.Key = "auto"
+	var logs strings.Builder
+	log := slog.New(slog.NewTextHandler(&lockedWriter{w: &logs}, nil))
+	_, _, err = UpstreamTLS(ctx, cfg, log)
+	if err == nil || !strings.Contains(err.Error(), "edgegw key csr --key auto --cn gw") {
+		t.Fatalf("auto, new key: %v; want the CSR instruction", err)
+	}
+	k, err := hw.Open(ctx, "auto", hw.WithStateDir(cfg.StateDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeGatewayCert(t, gw.CertFile, k.Public())
+	k.Close()
+	tc, key, err = UpstreamTLS(ctx, cfg, log)
+	if err != nil {
+		t.Fatalf("auto with its certificate: %v", err)
+	}
+	key.Close()
+	_ = tc
+	if !strings.Contains(logs.String(), "upstream key: auto") || !strings.Contains(logs.String(), "reason=") {
+		t.Errorf("auto choice not logged:\n%s", logs.String())
+	}
+}
+
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return fmt.Sprint(l.w)
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// countingQueue is an Enqueuer that counts (and accepts) everything.
+type countingQueue struct{ n atomic.Int64 }
+
+func (c *countingQueue) Enqueue(context.Context, store.Message) (uint64, error) {
+	return uint64(c.n.Add(1)), nil
+}
+
+// TestInboundLocalDelivery: what the bridge brings down is delivered only to
+// subscribers whose policy allows Receive, and never queued (loop prevention),
+// even where an out route matches the topic.
+func TestInboundLocalDelivery(t *testing.T) {
+	e := newEnv(t, nil)
+	q := new(countingQueue)
+	m, err := newRouteMatcher([]Route{{Name: "all", Topic: "#", Direction: DirectionBoth, QoS: 1, QueueQoS0: true}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.b.SetOutbound(q, m)
+	a, err := e.connectV5(t, e.pki.Issue(t, "sensor-a"), "sensor-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := e.connectV5(t, e.pki.Issue(t, "sensor-b"), "sensor-b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mon, err := e.connectV5(t, e.pki.Issue(t, "monitor"), "monitor")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rc := a.subscribe(t, "cmd/sensor-a", 1); rc != 1 {
+		t.Fatalf("sensor-a subscribe: 0x%02x", rc)
+	}
+	if rc := b.subscribe(t, "cmd/sensor-b", 1); rc != 1 {
+		t.Fatalf("sensor-b subscribe: 0x%02x", rc)
+	}
+	if rc := mon.subscribe(t, "sensors/#", 1); rc != 1 {
+		t.Fatalf("monitor subscribe: 0x%02x", rc)
+	}
+	p := newLocalPublisher(e.b)
+	for _, tc := range []struct {
+		topic string
+		qos   byte
+	}{{"cmd/sensor-a", 1}, {"sensors/x/secret", 1}, {"sensors/x/t", 0}} {
+		if err := p.PublishLocal(tc.topic, []byte("on"), false, tc.qos); err != nil {
+			t.Fatalf("PublishLocal %s: %v", tc.topic, err)
+		}
+	}
+	if got := a.expectOnly(t, "cmd/sensor-a"); got.QoS != 1 || string(got.Payload) != "on" {
+		t.Errorf("sensor-a got %+v", got)
+	}
+	mon.expectOnly(t, "sensors/x/t") // the secret one is denied by iot:Receive
+	// A local publish on a routed topic is queued; the inbound ones were not.
+	if rc, err := a.publish(t, "sensors/sensor-a/t", 1, false, "x"); err != nil || rc != 0 {
+		t.Fatalf("sensor-a publish: 0x%02x %v", rc, err)
+	}
+	mon.expectOnly(t, "sensors/sensor-a/t")
+	select {
+	case m := <-b.msgs:
+		t.Fatalf("sensor-b received %q; its policy allows only cmd/sensor-b", m.Topic)
+	default:
+	}
+	if n := q.n.Load(); n != 1 {
+		t.Fatalf("enqueued %d messages; want 1 (inbound messages must never be queued upstream)", n)
+	}
+	for _, bad := range []string{"", "cmd/#", "cmd/a\x00b"} {
+		if err := p.PublishLocal(bad, nil, false, 1); err == nil {
+			t.Errorf("PublishLocal(%q) accepted", bad)
+		}
+	}
+	p.close()
+	if err := p.PublishLocal("cmd/sensor-a", nil, false, 1); !errors.Is(err, ErrNotServing) {
+		t.Errorf("after close: %v; want ErrNotServing", err)
+	}
+}
+
+// TestGatewayRoutesAndReload runs a whole Gateway with a bridge section whose
+// upstream is unreachable: out-route messages are queued before the PUBACK,
+// in routes are not, and SIGHUP's Reload swaps routes live (store, bridge,
+// matcher) while a change elsewhere in the bridge section needs a restart.
+func TestGatewayRoutesAndReload(t *testing.T) {
+	pki := gatewaytest.NewPKI(t, "site")
+	dir := t.TempDir()
+	addr := gatewaytest.FreeAddr(t)
+	gatewaytest.WriteFile(t, filepath.Join(dir, "devices.yaml"), []byte(testRegistry), 0o644)
+	gatewaytest.WriteFile(t, filepath.Join(dir, "policies", "sensor.json"), []byte(sensorPolicy), 0o644)
+	gatewaytest.WriteFile(t, filepath.Join(dir, "policies", "monitor.json"), []byte(monitorPolicy), 0o644)
+	conf := filepath.Join(dir, "edgegw.yaml")
+	write := func(routes, keepalive string) {
+		gatewaytest.WriteFile(t, conf, fmt.Appendf(nil, `version: 1
+site: test
+state_dir: state
+listeners:
+  - {name: lan, address: %q, tls: {ca: %s, cert: %s, key: "file:%s"}}
+devices: devices.yaml
+policies: policies/
+store: {dir: state/queue, min_free: 16MiB}
+metrics: {address: ""}
+admin: {socket: ""}
+audit: {file: ""}
+bridge:
+  upstreams: [{url: "mqtt://127.0.0.1:1"}]
+  client_id: test-gw
+  keepalive: %s
+  backoff: {min: 1s, max: 1s}
+  routes:
+%s
+`, addr, pki.CAFile, pki.ServerCert, pki.ServerKey, keepalive, routes), 0o644)
+	}
+	write(`    - {name: a, topic: "sensors/sensor-a/#", remote_prefix: "sites/t/"}
+    - {name: cmd, topic: "cmd/#", direction: in}`, "30s")
+	cfg, err := Check(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs strings.Builder
+	lw := &lockedWriter{w: &logs}
+	g, err := New(cfg, slog.New(slog.NewTextHandler(lw, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- g.Run(ctx) }()
+	defer func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(20 * time.Second):
+			t.Error("Run did not return within 20s of cancel")
+		}
+	}()
+	// g.run is written by Run; the log line after start orders it before
+	// our reads (the writer's mutex).
+	for i := 0; !strings.Contains(lw.String(), "gateway started"); i++ {
+		if i == 1000 {
+			t.Fatalf("no 'gateway started' within 10s:\n%s", lw.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	e := &env{pki: pki, addr: addr}
+	a, err := e.connectV5(t, pki.Issue(t, "sensor-a"), "sensor-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	depth := func() map[string]int64 {
+		out := map[string]int64{}
+		for _, r := range g.Queue().Stats().Routes {
+			out[r.Name] = r.Depth
+		}
+		return out
+	}
+	pub := func(topic string) {
+		t.Helper()
+		if rc, err := a.publish(t, topic, 1, false, "v"); err != nil || rc != 0 {
+			t.Fatalf("publish %s: 0x%02x %v", topic, rc, err)
+		}
+	}
+	pub("sensors/sensor-a/t")
+	pub("sensors/sensor-a/u")
+	if d := depth(); d["a"] != 2 || d["b"] != 0 {
+		t.Fatalf("depth after 2 publishes on route a: %v", d)
+	}
+	if g.Bridge() == nil || g.Bridge().State().Connected {
+		t.Fatalf("bridge state %+v; want a bridge, not connected", g.Bridge())
+	}
+
+	// Add route b live.
+	write(`    - {name: a, topic: "sensors/sensor-a/#", remote_prefix: "sites/t/"}
+    - {name: b, topic: "sensors/sensor-a/b/#", priority: 5, max_messages: 1}
+    - {name: cmd, topic: "cmd/#", direction: in}`, "30s")
+	if err := g.Reload(); err != nil {
+		t.Fatalf("Reload with new routes: %v", err)
+	}
+	pub("sensors/sensor-a/b/1")
+	if d := depth(); d["a"] != 3 || d["b"] != 1 {
+		t.Fatalf("depth after the reload: %v; want a:3 b:1", d)
+	}
+	if rs := g.Bridge().Routes().All(); len(rs) != 3 {
+		t.Fatalf("bridge routes after reload: %+v", rs)
+	}
+
+	// A non-route change in the bridge section is not applied, routes neither.
+	write(`    - {name: a, topic: "sensors/sensor-a/#", remote_prefix: "sites/t/"}`, "20s")
+	if err := g.Reload(); !errors.Is(err, ErrRestartRequired) {
+		t.Fatalf("Reload with a new keepalive: %v; want ErrRestartRequired", err)
+	}
+	if rs := g.Bridge().Routes().All(); len(rs) != 3 {
+		t.Fatalf("routes changed by a refused reload: %+v", rs)
+	}
+}
+
+func bigOne() *big.Int { return big.NewInt(time.Now().UnixNano()) }
