@@ -1,0 +1,223 @@
+package main
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/edgegw/edgegw/gateway"
+)
+
+func init() { extraCommands = append(extraCommands, newStatusCmd) }
+
+// defaultAdminSocket is admin.socket's default (contract-config.yaml).
+const defaultAdminSocket = "/run/edgegw/admin.sock"
+
+// exitNotRunning is systemd's (LSB's) "program is not running" status code.
+const exitNotRunning = 3
+
+func newStatusCmd(a *app) *cobra.Command {
+	var (
+		cfgPath, socket string
+		asJSON          bool
+	)
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "Ask the running daemon: upstream, queues, devices, denials, certificates",
+		Long: `Status asks the running daemon over its admin socket (admin.socket in the config,
+default /run/edgegw/admin.sock; owner edgegw, mode 0660: run it as root or as a member
+of group edgegw) and prints the upstream state, the backlog and rate per route, the
+connected devices, the last denials and how long the certificates have left.
+
+Exit status: 0 when the daemon answered, 3 when no daemon is running, 1 otherwise.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			path, err := adminSocketPath(socket, cfgPath, cmd.Flags().Changed("config"))
+			if err != nil {
+				return &exitError{code: 1, err: err}
+			}
+			var st gateway.Status
+			if err := gateway.AdminGet(cmd.Context(), path, "/status", &st); err != nil {
+				return adminError(path, err)
+			}
+			if asJSON {
+				enc := json.NewEncoder(a.stdout)
+				enc.SetIndent("", "  ")
+				return enc.Encode(st)
+			}
+			printStatus(a.stdout, &st)
+			return nil
+		},
+	}
+	addConfigFlag(cmd, &cfgPath)
+	cmd.Flags().StringVar(&socket, "socket", "", "admin socket (default: admin.socket from the config, else "+defaultAdminSocket+")")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print the daemon's answer as JSON")
+	return cmd
+}
+
+// adminSocketPath: --socket wins; else admin.socket of the config (an
+// explicit -c must load; the default config may be absent or unreadable).
+func adminSocketPath(flag, cfgPath string, explicit bool) (string, error) {
+	if flag != "" {
+		return flag, nil
+	}
+	cfg, err := gateway.LoadConfig(cfgPath)
+	if err != nil {
+		if explicit {
+			return "", fmt.Errorf("reading %s for admin.socket: %w", cfgPath, err)
+		}
+		return defaultAdminSocket, nil
+	}
+	if cfg.Admin.Socket == "" {
+		return "", fmt.Errorf("%s: admin.socket is \"\" (disabled): the daemon has no admin socket to ask", cfgPath)
+	}
+	return cfg.Admin.Socket, nil
+}
+
+// adminError turns an admin socket failure into the message and exit code.
+func adminError(path string, err error) error {
+	switch {
+	case errors.Is(err, gateway.ErrNotRunning):
+		return &exitError{code: exitNotRunning, err: fmt.Errorf("edgegw is not running (no daemon at %s); start it with: systemctl start edgegw", path)}
+	case errors.Is(err, syscall.EACCES) || errors.Is(err, os.ErrPermission):
+		return &exitError{code: 1, err: fmt.Errorf("permission denied on %s: run as root or as a member of group edgegw", path)}
+	}
+	return &exitError{code: 1, err: err}
+}
+
+func printStatus(w io.Writer, s *gateway.Status) {
+	fmt.Fprintf(w, "edgegw %s (commit %s), site %s, up %s (pid %d)\n", s.Version, s.Commit, s.Site, durStr(time.Duration(s.Uptime*float64(time.Second))), s.PID)
+	h := s.Health
+	fmt.Fprintf(w, "health:      %s (listeners %d, queue %s, upstream %s)\n", h.Status, h.Listeners, h.Queue, h.Upstream)
+	if !s.ClockSane {
+		fmt.Fprintln(w, "clock:       system clock is before the build date: certificate checks use the build date (no RTC? check NTP)")
+	}
+	var ls []string
+	for _, l := range s.Listeners {
+		kind := "plaintext"
+		if l.TLS {
+			kind = "mTLS"
+		}
+		ls = append(ls, fmt.Sprintf("%s %s (%s)", l.Name, l.Address, kind))
+	}
+	fmt.Fprintf(w, "listeners:   %s\n", strings.Join(ls, ", "))
+	if u := s.Upstream; u != nil {
+		state := "DOWN"
+		if u.Connected {
+			state = "connected since " + u.ConnectedSince.UTC().Format(time.RFC3339)
+		}
+		fmt.Fprintf(w, "upstream:    %s %s, %d reconnects, %d sent, %d acked, %.1f msg/s\n", u.URL, state, u.Reconnects, u.Sent, u.Acked, u.Rate)
+		if u.LastError != "" {
+			fmt.Fprintf(w, "             last error: %s\n", u.LastError)
+		}
+	} else {
+		fmt.Fprintln(w, "upstream:    none (no bridge configured: local broker only)")
+	}
+	if q := s.Queue; q != nil {
+		fmt.Fprintf(w, "queue:       %d messages, %s of %s; disk free %s\n", q.Depth, sizeStr(q.Bytes), sizeStr(q.MaxBytes), sizeStr(int64(q.FreeBytes)))
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "  ROUTE\tBACKLOG\tBYTES\tOLDEST\tRATE\tDROPS\tDEAD")
+		for _, r := range q.Routes {
+			var drops uint64
+			for _, n := range r.Drops {
+				drops += n
+			}
+			oldest := "-"
+			if r.OldestAge > 0 {
+				oldest = durStr(time.Duration(r.OldestAge * float64(time.Second)))
+			}
+			fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\t%.1f/s\t%d\t%d\n", r.Name, r.Depth, sizeStr(r.Bytes), oldest, r.Rate, drops, r.DeadLetters)
+		}
+		tw.Flush()
+	}
+	fmt.Fprintf(w, "devices:     %d connected\n", s.Devices.Count)
+	if len(s.Devices.Connected) > 0 {
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "  THING\tCLIENT ID\tREMOTE\tLISTENER\tSINCE")
+		for _, d := range s.Devices.Connected {
+			since := "-"
+			if !d.Since.IsZero() {
+				since = d.Since.UTC().Format(time.RFC3339)
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", d.Thing, d.ClientID, d.Remote, d.Listener, since)
+		}
+		tw.Flush()
+	}
+	if len(s.Denials) == 0 {
+		fmt.Fprintln(w, "denials:     none recently")
+	} else {
+		fmt.Fprintf(w, "denials:     %d recent (newest first)\n", len(s.Denials))
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		for i, d := range s.Denials {
+			if i == 10 {
+				fmt.Fprintf(tw, "  ... %d more (edgegw status --json)\n", len(s.Denials)-10)
+				break
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", d.Time.UTC().Format(time.RFC3339), d.Device, d.Action, d.Resource, d.Statement)
+		}
+		tw.Flush()
+	}
+	var certs []string
+	for _, c := range s.Certs {
+		if c.Error != "" {
+			certs = append(certs, fmt.Sprintf("%s: %s", c.Cert, c.Error))
+			continue
+		}
+		warn := ""
+		if c.Days < 30 {
+			warn = " (RENEW SOON)"
+		}
+		if c.Days < 0 {
+			warn = " (EXPIRED)"
+		}
+		certs = append(certs, fmt.Sprintf("%s %.0f days%s", c.Cert, c.Days, warn))
+	}
+	if len(certs) > 0 {
+		fmt.Fprintf(w, "certificates: %s\n", strings.Join(certs, ", "))
+	}
+	if !s.Reload.OK {
+		fmt.Fprintf(w, "reload:      FAILED at %s: %s\n", s.Reload.At.UTC().Format(time.RFC3339), s.Reload.Error)
+	}
+	var af []string
+	for k, v := range s.Counters {
+		if v > 0 {
+			af = append(af, fmt.Sprintf("%s %d", k, v))
+		}
+	}
+	if len(af) > 0 {
+		sort.Strings(af)
+		fmt.Fprintf(w, "auth failures: %s\n", strings.Join(af, ", "))
+	}
+}
+
+func durStr(d time.Duration) string {
+	switch {
+	case d < time.Hour:
+		return d.Round(time.Second).String()
+	case d < 48*time.Hour:
+		return d.Round(time.Minute).String()
+	}
+	return fmt.Sprintf("%dd%dh", int(d.Hours())/24, int(d.Hours())%24)
+}
+
+func sizeStr(n int64) string {
+	const k = 1024
+	switch {
+	case n < k:
+		return fmt.Sprintf("%d B", n)
+	case n < k*k:
+		return fmt.Sprintf("%.1f KiB", float64(n)/k)
+	case n < k*k*k:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(k*k))
+	}
+	return fmt.Sprintf("%.1f GiB", float64(n)/(k*k*k))
+}
