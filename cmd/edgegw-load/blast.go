@@ -151,7 +151,11 @@ func Blast(ctx context.Context, site *Site, addr string, d Device, probes *Ledge
 			key := "probe:" + d.Name
 			now := time.Now().UnixNano()
 			probes.Sent(key, seq, now)
-			pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			wait := 10 * time.Second
+			if strings.HasPrefix(topic, "$") {
+				wait = time.Second // answered with silence, see below
+			}
+			pctx, cancel := context.WithTimeout(ctx, wait)
 			code, err := c.Publish(pctx, topic, encodePayload(key, seq, now, 0), 1, retain)
 			cancel()
 			switch {
@@ -163,7 +167,7 @@ func Blast(ctx context.Context, site *Site, addr string, d Device, probes *Ledge
 				// mochi answers a client's PUBLISH to a $-topic with nothing at
 				// all: not acknowledged, not delivered (the ledger checks).
 				probes.Acked(key, seq, 0x80)
-				p.Detail = "no PUBACK within 3s"
+				p.Detail = "no PUBACK within " + wait.String()
 			default:
 				return nil, fmt.Errorf("probe publish %s: session ended: %w", topic, err)
 			}

@@ -53,15 +53,16 @@ func (p *Proxy) Silence() {
 // Resume resets the held connections and forwards again.
 func (p *Proxy) Resume() {
 	p.mu.Lock()
+	defer p.mu.Unlock()
+	// Reset first, then open the gate: a pump holding bytes read during the
+	// silence must find its peer closed, not forward them late.
+	for c := range p.conns {
+		_ = c.Close()
+	}
+	p.conns = map[net.Conn]struct{}{}
 	if p.silent {
 		p.silent = false
 		close(p.gate)
-	}
-	conns := p.conns
-	p.conns = map[net.Conn]struct{}{}
-	p.mu.Unlock()
-	for c := range conns {
-		_ = c.Close()
 	}
 }
 
