@@ -234,6 +234,14 @@ func (o *observer) recentDenials() []AuditEvent {
 // gateway r. It is called once listeners are up and the queue is open.
 func (o *observer) start(r *running) error {
 	o.broker = r.broker
+	if r.up != nil {
+		if r.up.queue != nil {
+			o.queue = r.up.queue
+		}
+		if r.up.bridge != nil {
+			o.bridge = r.up.bridge
+		}
+	}
 	o.tpm = usesTPM(o.cfg)
 	o.clock.SetLogger(o.log)
 	o.clock.Now() // warn at start, not at the first handshake, when the clock is wrong
