@@ -1,9 +1,7 @@
-// Pending: rename to pki_run_test.go once `edgegw run` serves its listeners (gateway.Run does
-// not start the Broker yet, so this test would fail with "connection refused"). It is the
-// issue-4 acceptance "mosquitto_pub with an issued bundle connects to `edgegw run`", plus the
-// live cut-off after `edgegw pki revoke`.
-
 package main
+
+// Issue-4 acceptance against the real daemon: mosquitto_pub with an issued
+// bundle connects to `edgegw run`, and is cut off after `edgegw pki revoke`.
 
 import (
 	"context"
