@@ -272,9 +272,10 @@ func TestACLRefusedIsDeadLettered(t *testing.T) {
 	}
 	t.Logf("mosquitto's answer to an ACL-denied QoS 1 publish from an MQTT 5 client: %s; bridge reconnects since: %d", dls[0].Reason, b.State().Reconnects)
 	eventually(t, 10*time.Second, "everything acknowledged", func() bool { return b.State().Acked == uint64(len(want)) })
-	if mq, ok := q.(*memQueue); ok {
-		if d := mq.deadLetters(); len(d) != 1 {
-			t.Errorf("queue dead letters: %v; want 1", d)
+	if sq, ok := q.(*store.Queue); ok {
+		d, err := sq.DeadLetters("", 0)
+		if err != nil || len(d) != 1 || d[0].Route != forbidden.Name || !strings.Contains(d[0].Reason, "0x87") {
+			t.Errorf("queue dead letters: %+v, %v; want 1 on route forbidden with reason 0x87", d, err)
 		}
 	}
 }
@@ -282,9 +283,10 @@ func TestACLRefusedIsDeadLettered(t *testing.T) {
 func TestFlappingUpstreamLosesNothing(t *testing.T) {
 	m := startMosquitto(t, mosquittoOpts{maxInflight: 1000})
 	c := startCloud(t, m, "sites/#")
-	q := newTestQueue(t)
+	q := newAckTrace(newTestQueue(t))
 	b := runBridge(t, testConfig(m, telemetry), q, nil)
 	eventually(t, 10*time.Second, "bridge connected", func() bool { return b.State().Connected })
+	var flaps []time.Time
 
 	// Producer: 10 sensors at ~100 msg/s each for about 20 s, while the
 	// upstream is stopped and started 10 times.
@@ -312,7 +314,9 @@ func TestFlappingUpstreamLosesNothing(t *testing.T) {
 	}()
 	for range 10 {
 		time.Sleep(1200 * time.Millisecond)
+		flaps = append(flaps, time.Now())
 		m.stop()
+		flaps = append(flaps, time.Now())
 		time.Sleep(500 * time.Millisecond)
 		m.start()
 	}
@@ -332,6 +336,13 @@ func TestFlappingUpstreamLosesNothing(t *testing.T) {
 		t.Errorf("duplicates %d exceed what the bridge resent (%d)", dups, st.Resent)
 	}
 	if got != len(all) || len(missing) != 0 {
+		for _, seq := range missing[:min(10, len(missing))] {
+			at, ok := q.when(seq)
+			t.Logf("missing seq %d: acked by the bridge %v at %s", seq, ok, at.Format("15:04:05.000"))
+		}
+		for i := 0; i+1 < len(flaps); i += 2 {
+			t.Logf("stop %d: SIGTERM at %s, exited at %s", i/2, flaps[i].Format("15:04:05.000"), flaps[i+1].Format("15:04:05.000"))
+		}
 		t.Fatalf("lost across flapping: %d of %d missing (first %v)", len(missing), len(all), missing[:min(5, len(missing))])
 	}
 	if n := c.outOfOrder(); n != 0 {
