@@ -102,13 +102,3 @@ func (q *memQueue) Rewind() {
 	close(q.wake)
 	q.wake = make(chan struct{})
 }
-
-func (q *memQueue) deadLetters() map[uint64]string {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	d := make(map[uint64]string, len(q.dead))
-	for k, v := range q.dead {
-		d[k] = v
-	}
-	return d
-}

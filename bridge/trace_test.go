@@ -13,7 +13,9 @@ type ackTrace struct {
 	acked map[uint64]time.Time
 }
 
-func newAckTrace(q testQueue) *ackTrace { return &ackTrace{testQueue: q, acked: map[uint64]time.Time{}} }
+func newAckTrace(q testQueue) *ackTrace {
+	return &ackTrace{testQueue: q, acked: map[uint64]time.Time{}}
+}
 
 func (a *ackTrace) Ack(seq uint64) error {
 	a.mu.Lock()
