@@ -228,7 +228,7 @@ func cmdChaos(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.IntVar(&maxMsgs, "route-max-messages", 2000, "max_messages of the outbound route (small, so fill-queue drops)")
 	fs.DurationVar(&drain, "drain", 90*time.Second, "time allowed at the end for the backlog to reach upstream")
 	fs.Uint64Var(&seed, "seed", 0, "random seed (0 = from the clock; printed)")
-	fs.StringVar(&metric, "drops-metric", `^edgegw_queue_dropped_total\{.*route="telemetry"`, "regexp of the /metrics lines whose values sum to the counted drops")
+	fs.StringVar(&metric, "drops-metric", `^edgegw_drops_total\{.*reason="(overflow-count|overflow-bytes|max-age|purged)".*route="telemetry"|^edgegw_drops_total\{.*route="telemetry".*reason="(overflow-count|overflow-bytes|max-age|purged)"`, "regexp of the /metrics lines whose values sum to the counted drops")
 	if err := parse(fs, args, stderr); err != nil {
 		return err
 	}
