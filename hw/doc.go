@@ -11,7 +11,9 @@
 //	pkcs11:token=gw;object=gateway?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=/etc/edgegw/pin
 //	auto                                              TPM if /dev/tpmrm0 works, else a file key
 //
-// Secret URIs for OpenSecret: "file:PATH" and "tpm-sealed:PATH[;device=...|;tcp=...]".
+// Secret URIs for OpenSecret and OpenOrCreateSecret: "file:PATH" and
+// "tpm-sealed:PATH[;device=...|;tcp=...]". OpenOrCreateSecret (the daemon) makes a missing one;
+// OpenSecret (inspection tools) creates only the tpm-sealed blob, as it always did.
 //
 // Role: the only package of edgegw that opens private key material. It imports nothing from
 // this module (cmd/edgegw/deps_test.go enforces it) and never logs or prints keys or PINs.

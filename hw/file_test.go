@@ -129,24 +129,124 @@ func TestFileSecret(t *testing.T) {
 	}
 	good := write("good", 32, 0o600)
 	if s, err := hw.OpenSecret(ctx, "file:"+good); err != nil || len(s) != 32 {
-		t.Fatalf("good secret: %d bytes, %v", len(s), err)
+		t.Fatalf("good secret: got %d bytes, %v; want 32 bytes, no error", len(s), err)
 	}
+	if err := os.Mkdir(filepath.Join(dir, "adir"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	// Errors are the same whether or not a missing file may be created, except "missing".
 	for _, tc := range []struct {
 		name, uri, want string
 		is              error
 	}{
 		{"short", "file:" + write("short", 31, 0o600), "want exactly 32 raw bytes", nil},
+		{"long", "file:" + write("long", 33, 0o400), "want exactly 32 raw bytes", nil},
 		{"group-readable", "file:" + write("open", 32, 0o640), "chmod 600", hw.ErrPermissions},
-		{"missing", "file:" + filepath.Join(dir, "none"), "head -c 32 /dev/urandom", hw.ErrNotFound},
+		{"world-readable", "file:" + write("world", 32, 0o604), "chmod 600", hw.ErrPermissions},
+		{"directory", "file:" + filepath.Join(dir, "adir"), "not a regular file", nil},
+		{"no-directory", "file:" + filepath.Join(dir, "none", "key"), "", nil},
+		{"no-path", "file:", "file: needs a path", hw.ErrBadURI},
 		{"scheme", "vault:x", "unknown secret scheme", hw.ErrUnsupported},
 		{"sealed-attr", "tpm-sealed:/x;handle=0x81000100", "unknown tpm-sealed: attribute", hw.ErrBadURI},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			check := func(fn string, err error) {
+				t.Helper()
+				if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), tc.uri) || (tc.is != nil && !errors.Is(err, tc.is)) {
+					t.Errorf("%s: got %v; want an error naming %q and saying %q", fn, err, tc.uri, tc.want)
+				}
+			}
 			_, err := hw.OpenSecret(ctx, tc.uri)
-			if err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), tc.uri) || (tc.is != nil && !errors.Is(err, tc.is)) {
-				t.Fatalf("got %v; want an error naming %q and saying %q", err, tc.uri, tc.want)
+			check("OpenSecret", err)
+			_, created, err := hw.OpenOrCreateSecret(ctx, tc.uri)
+			check("OpenOrCreateSecret", err)
+			if created {
+				t.Errorf("OpenOrCreateSecret: got created true with an error; want false")
 			}
 		})
+	}
+	// OpenSecret never creates a missing file: inspection tools must not invent a key.
+	missing := filepath.Join(dir, "missing")
+	if _, err := hw.OpenSecret(ctx, "file:"+missing); !errors.Is(err, hw.ErrNotFound) || !strings.Contains(err.Error(), "head -c 32 /dev/urandom") {
+		t.Errorf("OpenSecret on a missing file: got %v; want ErrNotFound with the head -c 32 hint", err)
+	}
+	if _, err := os.Lstat(missing); err == nil {
+		t.Errorf("OpenSecret created %s; want it left absent", missing)
+	}
+}
+
+// TestOpenOrCreateFileSecret: a missing file: secret is made once (32 bytes, 0600, nothing else
+// left in the directory) and read back afterwards; an existing one is never replaced.
+func TestOpenOrCreateFileSecret(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	path := filepath.Join(dir, "queue.key")
+	first, created, err := hw.OpenOrCreateSecret(ctx, "file:"+path)
+	if err != nil || !created || len(first) != hw.SecretSize {
+		t.Fatalf("first call: got %d bytes, created %v, err %v; want 32 bytes, created true, no error", len(first), created, err)
+	}
+	assertMode0600(t, path)
+	onDisk, err := os.ReadFile(path)
+	if err != nil || string(onDisk) != string(first) {
+		t.Fatalf("file holds %x (err %v); want the returned secret %x", onDisk, err, first)
+	}
+	if ents, _ := os.ReadDir(dir); len(ents) != 1 {
+		t.Errorf("got %d entries in the directory; want only queue.key (no temporary file left)", len(ents))
+	}
+	for _, tc := range []struct {
+		name string
+		open func() ([]byte, bool, error)
+	}{
+		{"OpenOrCreateSecret again", func() ([]byte, bool, error) { return hw.OpenOrCreateSecret(ctx, "file:"+path) }},
+		{"OpenSecret", func() ([]byte, bool, error) { s, err := hw.OpenSecret(ctx, "file:"+path); return s, false, err }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, created, err := tc.open()
+			if err != nil || created || string(s) != string(first) {
+				t.Errorf("got %x, created %v, err %v; want the first secret, created false", s, created, err)
+			}
+		})
+	}
+}
+
+// TestOpenOrCreateSecretRace: processes starting together agree on one secret, made once.
+func TestOpenOrCreateSecretRace(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "queue.key")
+	const n = 8
+	type result struct {
+		s       []byte
+		created bool
+		err     error
+	}
+	results := make(chan result, n)
+	start := make(chan struct{})
+	for range n {
+		go func() {
+			<-start
+			s, created, err := hw.OpenOrCreateSecret(ctx, "file:"+path)
+			results <- result{s, created, err}
+		}()
+	}
+	close(start)
+	var first []byte
+	made := 0
+	for range n {
+		r := <-results
+		if r.err != nil {
+			t.Fatalf("got %v; want no error", r.err)
+		}
+		if r.created {
+			made++
+		}
+		if first == nil {
+			first = r.s
+		} else if string(r.s) != string(first) {
+			t.Errorf("got secret %x; want %x as every other caller", r.s, first)
+		}
+	}
+	if made != 1 {
+		t.Errorf("got %d callers that created the secret; want 1", made)
 	}
 }
 

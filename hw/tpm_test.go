@@ -140,18 +140,21 @@ func TestSealedSecret(t *testing.T) {
 	ctx := context.Background()
 	sw := hwtest.StartSWTPM(t)
 	path := filepath.Join(t.TempDir(), "queue.key.tpm")
-	first, err := hw.OpenSecret(ctx, "tpm-sealed:"+path+";tcp="+sw.Addr())
-	if err != nil {
-		t.Fatalf("first OpenSecret: %v", err)
+	first, created, err := hw.OpenOrCreateSecret(ctx, "tpm-sealed:"+path+";tcp="+sw.Addr())
+	if err != nil || !created {
+		t.Fatalf("first OpenOrCreateSecret: got created %v, err %v; want created true, no error", created, err)
 	}
 	if len(first) != 32 {
 		t.Fatalf("got %d bytes; want 32", len(first))
 	}
 	assertMode0600(t, path)
 	sw.Restart()
-	again, err := hw.OpenSecret(ctx, "tpm-sealed:"+path+";tcp="+sw.Addr())
-	if err != nil {
-		t.Fatalf("OpenSecret after restart: %v", err)
+	again, created, err := hw.OpenOrCreateSecret(ctx, "tpm-sealed:"+path+";tcp="+sw.Addr())
+	if err != nil || created {
+		t.Fatalf("OpenOrCreateSecret after restart: got created %v, err %v; want created false, no error", created, err)
+	}
+	if viaOpen, err := hw.OpenSecret(ctx, "tpm-sealed:"+path+";tcp="+sw.Addr()); err != nil || string(viaOpen) != string(first) {
+		t.Fatalf("OpenSecret after restart: got err %v or a different secret; want the sealed one", err)
 	}
 	if string(again) != string(first) {
 		t.Fatalf("unsealed a different secret after restart")
