@@ -70,3 +70,27 @@ include packaging/packaging.mk
 
 clean: ## remove build output
 	rm -rf $(BIN) dist
+
+# --- Scenarios at site scale (cmd/edgegw-load; issue 10). Long: not part of
+# `make test`. Each exits non-zero when its acceptance check fails.
+LOAD       := $(BIN)/edgegw-load
+LOAD_FLAGS ?=
+
+.PHONY: load scenario-building storm chaos tlsscan
+
+load: build ## build bin/edgegw-load (and bin/edgegw)
+	$(GO) build -o $(LOAD) ./cmd/edgegw-load
+
+scenario-building: load ## 2,000 mTLS devices on one edgegw run: telemetry, commands, blast radius
+	$(LOAD) building --edgegw $(BIN)/edgegw $(LOAD_FLAGS)
+
+storm: load ## 2,000 devices reconnect at once; all back within 30 s
+	$(LOAD) storm --edgegw $(BIN)/edgegw $(LOAD_FLAGS)
+
+chaos: load ## >= 20 faults during a steady stream; 0 unexplained losses
+	@$(MAKE) --no-print-directory deps
+	$(LOAD) chaos --edgegw $(BIN)/edgegw $(LOAD_FLAGS)
+
+tlsscan: ## sslscan the LAN listener of a real edgegw run
+	@$(MAKE) --no-print-directory deps
+	$(GO) test -count=1 -run '^TestTLSScan$$' -v ./cmd/edgegw-load
