@@ -23,8 +23,13 @@ import (
 
 func init() { extraCommands = append(extraCommands, newPKICmd) }
 
-// defaultPKIDir is the PKI directory when neither --dir nor the config names one.
-const defaultPKIDir = "/var/lib/edgegw/pki"
+// defaultPKIDir is the PKI directory when neither --dir nor the config names one. Not under
+// /var/lib/edgegw, which purging the package deletes: the site CA must outlive a reinstall.
+const defaultPKIDir = "/etc/edgegw/pki"
+
+// daemonUser is the system user the package creates and `edgegw run` runs as. When `edgegw pki`
+// runs as root and this user exists, the daemon gets what it must read (pki.DaemonOwner).
+const daemonUser = "edgegw"
 
 // buildDate is the build time (RFC 3339), set by the Makefile with
 // -ldflags "-X main.buildDate=$(date -u +%Y-%m-%dT%H:%M:%SZ)". A Pi has no real-time clock: a
@@ -64,9 +69,13 @@ func newPKICmd(a *app) *cobra.Command {
   edgegw pki list                       serial, thing, type, expiry, status
 
 The PKI directory (--dir) is, in order: --dir; the directory of listeners[].tls.ca of the
-first TLS listener in the config (-c); /var/lib/edgegw/pki. It holds ca.crt, ca.key (0600; or
+first TLS listener in the config (-c); ` + defaultPKIDir + `. It holds ca.crt, ca.key (0600; or
 the key URI in ca.json), ca.json, server.crt, server.key (0600), crl.pem, issued.json and a
 lock file: two pki commands at once wait for each other.
+
+Run as root on a system with the user ` + daemonUser + ` (the package creates it), init and import-ca
+make the directory 0750 root:` + daemonUser + ` and server.key 0600 owned by ` + daemonUser + `, so the
+daemon and 'edgegw check' can read the broker's files; ca.key stays root's (0600).
 
 issue and sign add the thing to the registry (--devices; default: devices from the config,
 else DIR/../devices.yaml), keeping its comments and order. revoke leaves the registry alone:
@@ -129,6 +138,9 @@ func (f *pkiFlags) options(a *app, cmd *cobra.Command) (pki.Options, error) {
 	}
 	if o.Devices == "" {
 		o.Devices = filepath.Join(filepath.Dir(filepath.Clean(o.Dir)), "devices.yaml")
+	}
+	if o.Owner, err = pki.DaemonOwner(daemonUser, nil); err != nil {
+		return o, &exitError{code: 1, err: err}
 	}
 	if a.logLevel != "" {
 		lg, err := a.logger(nil)

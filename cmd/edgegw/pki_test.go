@@ -186,6 +186,12 @@ func TestPKIDirFlagsAndDefaults(t *testing.T) {
 	if err != nil || o.Dir != dir || o.Devices != filepath.Join(root, "site", "devices.yaml") {
 		t.Errorf("options %+v %v", o, err)
 	}
+	// Neither --dir nor a config: /etc/edgegw/pki, which purging the package keeps.
+	f = &pkiFlags{config: filepath.Join(root, "absent-default.yaml")}
+	o, err = f.options(&app{}, newPKICmd(&app{}))
+	if err != nil || o.Dir != "/etc/edgegw/pki" || o.Devices != "/etc/edgegw/devices.yaml" {
+		t.Errorf("got dir %q, devices %q, err %v; want /etc/edgegw/pki, /etc/edgegw/devices.yaml", o.Dir, o.Devices, err)
+	}
 	if code, _, errs := edgegw(t, "pki", "issue"); code != 2 || !strings.Contains(errs, "THING") {
 		t.Errorf("issue without a thing: exit %d %q; want 2", code, errs)
 	}

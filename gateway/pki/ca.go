@@ -69,6 +69,9 @@ func Init(ctx context.Context, o Options, io InitOptions) (*InitResult, error) {
 	if err := os.MkdirAll(o.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating PKI directory: %w", err)
 	}
+	if err := o.shareDir(); err != nil {
+		return nil, err
+	}
 	unlock, err := lockDir(ctx, o.Dir)
 	if err != nil {
 		return nil, err
@@ -224,6 +227,9 @@ func caCSR(o Options, key Key, cn string) ([]byte, error) {
 // clients and `openssl verify -CAfile` need whole). It checks the certificate matches the key
 // and may sign certificates and CRLs, then writes the server certificate, CRL and issued.json.
 func ImportCA(ctx context.Context, o Options, certPEMs []byte) (*InitResult, error) {
+	if err := o.shareDir(); err != nil {
+		return nil, err
+	}
 	unlock, err := lockDir(ctx, o.Dir)
 	if err != nil {
 		return nil, err
@@ -344,20 +350,21 @@ func finishCA(t *txn, o *Options, cfg caConfig, caCert *x509.Certificate, chain 
 	// Server chain: the server certificate, then the CA certificate (not the root).
 	srvChain := append(certPEM(der), certPEM(caCert.Raw)...)
 	out := []struct {
-		name string
-		data []byte
-		mode os.FileMode
+		name  string
+		data  []byte
+		mode  os.FileMode
+		owner *Owner
 	}{
-		{ServerKeyFile, srvPEM, 0o600},
-		{ServerCertFile, srvChain, 0o644},
-		{CRLFile, crl, 0o644},
-		{IssuedFile, marshalJSON(c.st), 0o644},
-		{CAConfigFile, marshalJSON(cfg), 0o644},
-		{CACertFile, chain, 0o644}, // last: its presence marks a finished CA
+		{ServerKeyFile, srvPEM, 0o600, o.Owner}, // the daemon's, when it runs as another user
+		{ServerCertFile, srvChain, 0o644, nil},
+		{CRLFile, crl, 0o644, nil},
+		{IssuedFile, marshalJSON(c.st), 0o644, nil},
+		{CAConfigFile, marshalJSON(cfg), 0o644, nil},
+		{CACertFile, chain, 0o644, nil}, // last: its presence marks a finished CA
 	}
 	var files []string
 	for _, f := range out {
-		if err := t.put(o.path(f.name), f.data, f.mode); err != nil {
+		if err := t.putOwned(o.path(f.name), f.data, f.mode, f.owner); err != nil {
 			return nil, err
 		}
 		files = append(files, o.path(f.name))

@@ -14,6 +14,10 @@
 //	issued.json   every certificate issued: serial, thing, type, validity, status, revocation
 //	.lock         flock(2) target: one pki operation at a time
 //
+// On an installed system `edgegw pki` runs as root and the daemon as user edgegw: with
+// Options.Owner (DaemonOwner) DIR becomes 0750 root:edgegw and server.key 0600 edgegw, while
+// ca.key stays root's. See Owner.
+//
 // Every operation takes the lock, prepares all its outputs in memory, writes them to temporary
 // files (fsync) and only then renames them into place (and fsyncs the directories), so a crash
 // or a refused request leaves the previous state intact.

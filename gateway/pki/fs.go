@@ -62,6 +62,12 @@ type stagedFile struct {
 // put stages data for path with the given mode. Errors (missing directory, disk full) surface
 // here, before anything is renamed.
 func (t *txn) put(path string, data []byte, mode os.FileMode) error {
+	return t.putOwned(path, data, mode, nil)
+}
+
+// putOwned is put for a file that owner (when not nil) owns: the temporary file is chowned
+// before it is renamed, so path never exists with the wrong owner.
+func (t *txn) putOwned(path string, data []byte, mode os.FileMode, owner *Owner) error {
 	dir := filepath.Dir(path)
 	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
 	if err != nil {
@@ -75,6 +81,11 @@ func (t *txn) put(path string, data []byte, mode os.FileMode) error {
 	}
 	if err := f.Chmod(mode); err != nil {
 		return fail(err)
+	}
+	if owner != nil {
+		if err := f.Chown(owner.UID, owner.GID); err != nil {
+			return fail(err)
+		}
 	}
 	if _, err := f.Write(data); err != nil {
 		return fail(err)

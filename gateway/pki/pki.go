@@ -76,8 +76,11 @@ type Options struct {
 	Now       func() time.Time
 	NotBefore time.Time
 	OpenKey   KeyOpener // opens key URIs; nil means hw.Open
-	Logger    *slog.Logger
-	Rand      io.Reader // default crypto/rand
+	// Owner hands DIR and server.key to the daemon's user (see Owner, DaemonOwner); nil
+	// leaves every file with the caller, DIR 0700.
+	Owner  *Owner
+	Logger *slog.Logger
+	Rand   io.Reader // default crypto/rand
 }
 
 func (o *Options) now() (t time.Time, clamped bool) {
