@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -63,43 +64,138 @@ func copyDir(t *testing.T, src, dst string) {
 	}
 }
 
-// exampleCerts are the files configs/edgegw.yaml names under pki/, made by
-// `edgegw pki init` and `edgegw key csr` on a real site.
-var exampleCerts = []string{"pki/ca.crt", "pki/server.crt", "pki/server.key", "pki/crl.pem", "pki/upstream-ca.pem", "pki/gateway.crt"}
+// pkiInitFiles are the files under pki/ that `edgegw pki init` makes and
+// configs/edgegw.yaml (the packaged default) names; upstreamFiles are the two
+// more the bridge names, which come from the upstream's CA
+// (configs/bridged.yaml, or edgegw.yaml with its bridge uncommented).
+var (
+	pkiInitFiles  = []string{"pki/ca.crt", "pki/server.crt", "pki/server.key", "pki/crl.pem"}
+	upstreamFiles = []string{"pki/upstream-ca.pem", "pki/gateway.crt"}
+)
+
+// uncommentBridge follows the instructions in configs/edgegw.yaml: remove the
+// first '#' of every line from "#bridge:" to the end of that commented block.
+func uncommentBridge(t *testing.T, conf string) string {
+	t.Helper()
+	lines := strings.Split(conf, "\n")
+	start := slices.Index(lines, "#bridge:")
+	if start < 0 {
+		t.Fatalf("no line \"#bridge:\" in the default config")
+	}
+	n := 0
+	for i := start; i < len(lines) && strings.HasPrefix(lines[i], "#"); i++ {
+		lines[i] = lines[i][1:]
+		n++
+	}
+	if n < 10 {
+		t.Fatalf("commented bridge block has %d lines; want the whole section", n)
+	}
+	return strings.Join(lines, "\n")
+}
+
+// bridgeSection returns the lines from "bridge:" to the next top-level key.
+func bridgeSection(t *testing.T, conf string) string {
+	t.Helper()
+	lines := strings.Split(conf, "\n")
+	start := slices.Index(lines, "bridge:")
+	if start < 0 {
+		t.Fatalf("no top-level bridge: key")
+	}
+	end := start + 1
+	for end < len(lines) && (lines[end] == "" || strings.HasPrefix(lines[end], " ") || strings.HasPrefix(lines[end], "#")) {
+		end++
+	}
+	return strings.TrimSpace(strings.Join(lines[start:end], "\n"))
+}
 
 func TestCheckExampleConfig(t *testing.T) {
-	dir := t.TempDir()
-	copyDir(t, filepath.Join("..", "..", "configs"), dir)
-	for _, f := range exampleCerts {
-		p := filepath.Join(dir, f)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte("placeholder\n"), 0o600); err != nil {
-			t.Fatal(err)
-		}
+	for _, tc := range []struct {
+		name  string
+		conf  string // file under configs/
+		edit  func(t *testing.T, conf string) string
+		files []string // placeholder files created under pki/
+		want  string   // after "<path>: OK "
+	}{
+		{"packaged default after pki init", "edgegw.yaml", nil, pkiInitFiles,
+			"(2 listeners, no bridge, devices: devices.yaml, policies: policies/)"},
+		{"packaged default with the bridge uncommented", "edgegw.yaml", uncommentBridge, append(slices.Clone(pkiInitFiles), upstreamFiles...),
+			"(2 listeners, 2 routes, devices: devices.yaml, policies: policies/)"},
+		{"bridged", "bridged.yaml", nil, append(slices.Clone(pkiInitFiles), upstreamFiles...),
+			"(2 listeners, 2 routes, devices: devices.yaml, policies: policies/)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			copyDir(t, filepath.Join("..", "..", "configs"), dir)
+			for _, f := range tc.files {
+				p := filepath.Join(dir, f)
+				if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(p, []byte("placeholder\n"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cfg := filepath.Join(dir, tc.conf)
+			if tc.edit != nil {
+				b, err := os.ReadFile(cfg)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(cfg, []byte(tc.edit(t, string(b))), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			code, out, errOut := edgegw(t, "check", "-c", cfg)
+			want := cfg + ": OK " + tc.want + "\n"
+			if code != 0 || out != want || errOut != "" {
+				t.Errorf("got exit %d, stdout %q, stderr %q; want exit 0, stdout %q, no stderr", code, out, errOut, want)
+			}
+		})
 	}
-	cfg := filepath.Join(dir, "edgegw.yaml")
-	code, out, errOut := edgegw(t, "check", "-c", cfg)
-	want := cfg + ": OK (2 listeners, 2 routes, devices: devices.yaml, policies: policies/)\n"
-	if code != 0 || out != want || errOut != "" {
-		t.Errorf("got exit %d, stdout %q, stderr %q; want exit 0, stdout %q, no stderr", code, out, errOut, want)
+}
+
+// The bridge commented out in the packaged default is the one configs/bridged.yaml
+// enables, so the checks of bridged.yaml cover what a site gets by uncommenting it.
+func TestExampleBridgeSectionsAgree(t *testing.T) {
+	def, err := os.ReadFile(filepath.Join("..", "..", "configs", "edgegw.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bridged, err := os.ReadFile(filepath.Join("..", "..", "configs", "bridged.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(def), "\nbridge:") {
+		t.Errorf("configs/edgegw.yaml enables the bridge; want it commented out (its certificates do not exist after pki init)")
+	}
+	if got, want := bridgeSection(t, uncommentBridge(t, string(def))), bridgeSection(t, string(bridged)); got != want {
+		t.Errorf("configs/edgegw.yaml's bridge section, uncommented:\n%s\nwant the same as configs/bridged.yaml's:\n%s", got, want)
 	}
 }
 
 // In the repository itself only the certificates are missing: everything
-// else configs/edgegw.yaml names is committed.
+// else the example configs name is committed.
 func TestCheckExampleConfigWithoutCerts(t *testing.T) {
-	cfg := filepath.Join("..", "..", "configs", "edgegw.yaml")
-	code, _, errOut := edgegw(t, "check", "-c", cfg)
-	lines := strings.Split(strings.TrimSpace(errOut), "\n")
-	if code != 1 || len(lines) != len(exampleCerts)+1 {
-		t.Fatalf("got exit %d, stderr:\n%s\nwant exit 1 and %d missing certificate files", code, errOut, len(exampleCerts))
-	}
-	for i, f := range exampleCerts {
-		if !strings.HasPrefix(lines[i], cfg+":") || !strings.HasSuffix(lines[i], "/configs/"+f+": no such file") {
-			t.Errorf("got line %q; want %s:LINE: KEY: .../configs/%s: no such file", lines[i], cfg, f)
-		}
+	for _, tc := range []struct {
+		conf    string
+		missing []string
+	}{
+		{"edgegw.yaml", pkiInitFiles},
+		{"bridged.yaml", append(slices.Clone(pkiInitFiles), upstreamFiles...)},
+	} {
+		t.Run(tc.conf, func(t *testing.T) {
+			cfg := filepath.Join("..", "..", "configs", tc.conf)
+			code, _, errOut := edgegw(t, "check", "-c", cfg)
+			lines := strings.Split(strings.TrimSpace(errOut), "\n")
+			if code != 1 || len(lines) != len(tc.missing)+1 {
+				t.Fatalf("got exit %d, stderr:\n%s\nwant exit 1 and %d missing certificate files", code, errOut, len(tc.missing))
+			}
+			for i, f := range tc.missing {
+				if !strings.HasPrefix(lines[i], cfg+":") || !strings.HasSuffix(lines[i], "/configs/"+f+": no such file") {
+					t.Errorf("got line %q; want %s:LINE: KEY: .../configs/%s: no such file", lines[i], cfg, f)
+				}
+			}
+		})
 	}
 }
 
