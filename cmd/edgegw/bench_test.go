@@ -1,0 +1,590 @@
+package main
+
+// BenchmarkEdgegwVsMosquitto (make bench): edgegw against Debian's Mosquitto
+// 2.0.11 configured for the same job, measured in one run on this machine
+// with the same clients (mosquitto_pub -l, a Go TLS dialer, a paho
+// subscriber), the same certificates (ECDSA P-256, mTLS on both sides) and the
+// same upstream (Debian mosquitto with require_certificate, an ACL for
+// sites/plant-7/#, persistence).
+//
+//	Mosquitto edge: persistence true, max_queued_messages 0 (no queue limit,
+//	so it does not drop), max_inflight_messages 128 (edgegw's bridge
+//	inflight), a bridge with its own certificate, topic sensors/# out 1 ""
+//	sites/plant-7/, cleansession false, restart_timeout 1.
+//
+// Not the same promise: edgegw answers a sensor's PUBACK only after the
+// message is fsynced in its queue; Mosquitto acknowledges from RAM (its
+// persistence file is written at shutdown or every autosave_interval), so a
+// kill -9 or power loss loses its backlog.
+//
+// Each measurement runs once (b.N is not used); results are printed as a
+// table with edgegw/Mosquitto ratios and reported with b.ReportMetric.
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/eclipse/paho.golang/packets"
+	"github.com/eclipse/paho.golang/paho"
+
+	"github.com/edgegw/edgegw/gateway/gatewaytest"
+)
+
+// Policies of the bench site: sensors publish their telemetry (bridged) and
+// local topics (not bridged); the monitor subscribes to local/#.
+const benchRegistry = `version: 1
+default: {policies: []}
+things:
+  - {name: monitor, policies: [monitor]}
+groups:
+  - {name: sensors, match: {name: "sensor-*"}, policies: [sensor]}
+`
+
+const benchSensorPolicy = `{"Version": "2012-10-17", "Statement": [
+ {"Effect": "Allow", "Action": "iot:Connect", "Resource": "client/${iot:Connection.Thing.ThingName}"},
+ {"Effect": "Allow", "Action": "iot:Publish", "Resource": ["topic/sensors/${iot:Connection.Thing.ThingName}/*", "topic/local/${iot:Connection.Thing.ThingName}/*"]}
+]}`
+
+const benchMonitorPolicy = `{"Version": "2012-10-17", "Statement": [
+ {"Effect": "Allow", "Action": "iot:Connect", "Resource": "client/monitor"},
+ {"Effect": "Allow", "Action": "iot:Subscribe", "Resource": "topicfilter/local/#"},
+ {"Effect": "Allow", "Action": "iot:Receive", "Resource": "topic/local/*"}
+]}`
+
+// benchEdge is the system under test: edgegw or the Mosquitto edge bridge.
+type benchEdge interface {
+	name() string
+	addr() string
+	site() *gatewaytest.PKI
+	stop()
+}
+
+type edgegwEdge struct{ g *bridgeGW }
+
+func (e edgegwEdge) name() string           { return "edgegw" }
+func (e edgegwEdge) addr() string           { return e.g.addr }
+func (e edgegwEdge) site() *gatewaytest.PKI { return e.g.site }
+func (e edgegwEdge) stop()                  { e.g.stop() }
+
+type mosqEdge struct {
+	pki    *gatewaytest.PKI
+	a      string
+	cmd    *exec.Cmd
+	exited chan struct{}
+}
+
+func (e *mosqEdge) name() string           { return "mosquitto" }
+func (e *mosqEdge) addr() string           { return e.a }
+func (e *mosqEdge) site() *gatewaytest.PKI { return e.pki }
+func (e *mosqEdge) stop() {
+	if e.cmd == nil {
+		return
+	}
+	_ = e.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-e.exited:
+	case <-time.After(15 * time.Second):
+		_ = e.cmd.Process.Kill()
+		<-e.exited
+	}
+	e.cmd = nil
+}
+
+// startMosqEdge starts Mosquitto as an edge bridge to up, with the same site
+// PKI as the edgegw it is compared with.
+func startMosqEdge(b *testing.B, site *gatewaytest.PKI, up *upstreamMQ) *mosqEdge {
+	e := &mosqEdge{pki: site, a: gatewaytest.FreeAddr(b)}
+	dir := b.TempDir()
+	_, port, _ := net.SplitHostPort(e.a)
+	var c strings.Builder
+	fmt.Fprintf(&c, "per_listener_settings false\nlistener %s 127.0.0.1\n", port)
+	fmt.Fprintf(&c, "cafile %s\ncertfile %s\nkeyfile %s\n", site.CAFile, site.ServerCert, site.ServerKey)
+	c.WriteString("require_certificate true\nuse_identity_as_username true\nallow_anonymous false\ntls_version tlsv1.2\n")
+	fmt.Fprintf(&c, "persistence true\npersistence_location %s/\n", dir)
+	c.WriteString("max_queued_messages 0\nmax_inflight_messages 128\n")
+	fmt.Fprintf(&c, "log_dest file %s/mosquitto.log\nlog_type error\nlog_type warning\n", dir)
+	if os.Geteuid() == 0 {
+		c.WriteString("user root\n")
+	}
+	fmt.Fprintf(&c, "connection upstream\naddress %s\nremote_clientid plant-7-gw-mosquitto\n", up.addr)
+	fmt.Fprintf(&c, "bridge_cafile %s\nbridge_certfile %s\nbridge_keyfile %s\n", up.pki.CAFile, up.gw.CertFile, up.gw.KeyFile)
+	c.WriteString("topic sensors/# out 1 \"\" sites/plant-7/\ncleansession false\nrestart_timeout 1\n")
+	conf := filepath.Join(dir, "mosquitto.conf")
+	gatewaytest.WriteFile(b, conf, []byte(c.String()), 0o600)
+	e.cmd = exec.Command(gatewaytest.Need(b, "mosquitto", "mosquitto"), "-c", conf)
+	if err := e.cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	e.exited = make(chan struct{})
+	go func(cmd *exec.Cmd, ch chan struct{}) { _ = cmd.Wait(); close(ch) }(e.cmd, e.exited)
+	b.Cleanup(e.stop)
+	gatewaytest.WaitListening(b, e.a, 10*time.Second)
+	return e
+}
+
+// benchSub counts, on the upstream or an edge, the distinct messages whose
+// payload starts with the active prefix; payloads are
+// "<prefix> <sensor> <seq> <sent unix nanos>".
+type benchSub struct {
+	mu      sync.Mutex
+	prefix  string
+	seen    map[string]bool
+	total   int
+	last    time.Time
+	latency []time.Duration
+}
+
+func (s *benchSub) reset(prefix string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.prefix, s.seen, s.total, s.latency = prefix+" ", map[string]bool{}, 0, nil
+}
+
+func (s *benchSub) record(p []byte) {
+	now := time.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.prefix == "" || !strings.HasPrefix(string(p), s.prefix) {
+		return
+	}
+	s.total++
+	f := strings.Fields(string(p))
+	if len(f) != 4 {
+		return
+	}
+	key := f[1] + " " + f[2]
+	if s.seen[key] {
+		return
+	}
+	s.seen[key] = true
+	s.last = now
+	if ns, err := strconv.ParseInt(f[3], 10, 64); err == nil && ns > 0 {
+		s.latency = append(s.latency, now.Sub(time.Unix(0, ns)))
+	}
+}
+
+func (s *benchSub) count() (distinct int, last time.Time) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.seen), s.last
+}
+
+// wait waits for want distinct messages; it gives up after stall without
+// progress. It returns the arrival time of the last new message.
+func (s *benchSub) wait(want int, stall time.Duration) (int, time.Time) {
+	prev, at := -1, time.Now()
+	for {
+		n, last := s.count()
+		if n >= want {
+			return n, last
+		}
+		if n != prev {
+			prev, at = n, time.Now()
+		}
+		if time.Since(at) > stall {
+			return n, last
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// subscribe connects a paho subscriber (persistent session through
+// outages) to addr and feeds s.
+func (s *benchSub) subscribe(b *testing.B, addr string, tc *tls.Config, id, filter string) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	b.Cleanup(func() { cancel(); <-done })
+	ready := make(chan struct{})
+	var once sync.Once
+	go func() {
+		defer close(done)
+		for ctx.Err() == nil {
+			if err := s.session(ctx, addr, tc, id, filter, func() { once.Do(func() { close(ready) }) }); err != nil {
+				select {
+				case <-ctx.Done():
+				case <-time.After(50 * time.Millisecond):
+				}
+			}
+		}
+	}()
+	select {
+	case <-ready:
+	case <-time.After(15 * time.Second):
+		b.Fatalf("subscriber %s on %s not connected within 15s", id, addr)
+	}
+}
+
+func (s *benchSub) session(ctx context.Context, addr string, tc *tls.Config, id, filter string, ok func()) error {
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 2 * time.Second}, "tcp", addr, tc)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	gone := make(chan struct{})
+	var goneOnce sync.Once
+	down := func() { goneOnce.Do(func() { close(gone) }) }
+	cl := paho.NewClient(paho.ClientConfig{Conn: packets.NewThreadSafeConn(conn),
+		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
+			s.record(pr.Packet.Payload)
+			return true, nil
+		}},
+		OnClientError: func(error) { down() }, OnServerDisconnect: func(*paho.Disconnect) { down() }})
+	expiry, recvMax := uint32(3600), uint16(65535)
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := cl.Connect(cctx, &paho.Connect{ClientID: id, KeepAlive: 10, CleanStart: false,
+		Properties: &paho.ConnectProperties{SessionExpiryInterval: &expiry, ReceiveMaximum: &recvMax}}); err != nil {
+		return err
+	}
+	if _, err := cl.Subscribe(cctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: filter, QoS: 1}}}); err != nil {
+		_ = cl.Disconnect(&paho.Disconnect{})
+		return err
+	}
+	ok()
+	select {
+	case <-ctx.Done():
+		_ = cl.Disconnect(&paho.Disconnect{})
+		return nil
+	case <-gone:
+	case <-cl.Done():
+	}
+	return fmt.Errorf("connection lost")
+}
+
+// pubLines runs mosquitto_pub -l (QoS qos, up to 1000 in flight) as sensor
+// on edge e; lines come from gen, which may pace them. Exit 0 means every
+// QoS 1 message was acknowledged by the edge.
+func pubLines(b *testing.B, e benchEdge, sensor, topic string, qos int, gen func(w io.Writer) error) error {
+	c := e.site().Issue(b, sensor)
+	args := append(e.site().MosqTLSArgs(e.addr(), c), "-V", "mqttv311", "-i", sensor, "-q", strconv.Itoa(qos),
+		"-t", topic, "-l", "-M", "1000")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, gatewaytest.Need(b, "mosquitto_pub", "mosquitto-clients"), args...)
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return err
+	}
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	w := bufio.NewWriterSize(in, 64<<10)
+	gerr := gen(w)
+	if err := w.Flush(); gerr == nil {
+		gerr = err
+	}
+	in.Close()
+	if err := cmd.Wait(); err != nil || out.Len() > 0 {
+		return fmt.Errorf("mosquitto_pub %s: %v %s", sensor, err, out.String())
+	}
+	return gerr
+}
+
+// publishN publishes per messages from each of pubs sensors, unpaced.
+func publishN(b *testing.B, e benchEdge, prefix, topicRoot string, pubs, per, qos int) error {
+	var wg sync.WaitGroup
+	errs := make(chan error, pubs)
+	for i := range pubs {
+		sensor := fmt.Sprintf("sensor-%02d", i)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- pubLines(b, e, sensor, topicRoot+"/"+sensor+"/t", qos, func(w io.Writer) error {
+				for seq := range per {
+					if _, err := fmt.Fprintf(w, "%s %s %d 0\n", prefix, sensor, seq); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type benchResult struct {
+	tp1, tp16            float64 // e2e msg/s
+	p50, p99             time.Duration
+	drain                time.Duration
+	drainIntake          float64 // msg/s accepted while the upstream was down
+	lost                 int
+	connects             float64
+	localQoS0, localQoS1 float64
+	localQoS0Lost        int
+}
+
+const (
+	benchTP1      = 10000
+	benchTP16Per  = 2000
+	benchLatN     = 5000 // at 1,000 msg/s
+	benchBacklog  = 100000
+	benchLocalN0  = 50000
+	benchLocalN1  = 20000
+	benchConnSecs = 3
+)
+
+func BenchmarkEdgegwVsMosquitto(b *testing.B) {
+	if b.N > 1 {
+		b.Skip("runs once")
+	}
+	up := newUpstream(b, "")
+	cloud := new(benchSub)
+	cloud.subscribe(b, up.addr, up.pki.ClientTLS(up.cloud), "cloud-bench", "sites/#")
+
+	g := newBridgeGW(b, up, gwOptions{routes: `
+    - {name: telemetry, topic: "sensors/#", direction: out, qos: 1, remote_prefix: "sites/plant-7/"}`})
+	for name, pol := range map[string]string{"sensor": benchSensorPolicy, "monitor": benchMonitorPolicy} {
+		gatewaytest.WriteFile(b, filepath.Join(g.dir, "policies", name+".json"), []byte(pol), 0o644)
+	}
+	gatewaytest.WriteFile(b, filepath.Join(g.dir, "devices.yaml"), []byte(benchRegistry), 0o644)
+	g.stop() // restart on the bench registry and policies
+	g.start()
+	res := map[string]*benchResult{}
+	res["edgegw"] = runEdgeBench(b, edgegwEdge{g}, up, cloud)
+	g.stop()
+	m := startMosqEdge(b, g.site, up)
+	res["mosquitto"] = runEdgeBench(b, m, up, cloud)
+	m.stop()
+	printBench(b, res["edgegw"], res["mosquitto"])
+}
+
+func runEdgeBench(b *testing.B, e benchEdge, up *upstreamMQ, cloud *benchSub) *benchResult {
+	r := &benchResult{}
+	name := e.name()
+	logf := func(format string, a ...any) {
+		fmt.Fprintf(os.Stderr, "  %-9s "+format+"\n", append([]any{name}, a...)...)
+	}
+
+	// Warm up until the bridge delivers.
+	cloud.reset(name + "-warm")
+	for i := 0; ; i++ {
+		if err := publishN(b, e, name+"-warm", "sensors", 1, 1, 1); err != nil {
+			b.Fatal(err)
+		}
+		if n, _ := cloud.wait(1, 2*time.Second); n == 1 {
+			break
+		}
+		if i == 10 {
+			b.Fatalf("%s: bridge delivers nothing upstream", name)
+		}
+	}
+
+	// End-to-end throughput, 1 and 16 publishers.
+	for _, tc := range []struct {
+		pubs, per int
+		out       *float64
+	}{{1, benchTP1, &r.tp1}, {16, benchTP16Per, &r.tp16}} {
+		prefix := fmt.Sprintf("%s-tp%d", name, tc.pubs)
+		cloud.reset(prefix)
+		want := tc.pubs * tc.per
+		start := time.Now()
+		if err := publishN(b, e, prefix, "sensors", tc.pubs, tc.per, 1); err != nil {
+			b.Fatal(err)
+		}
+		acked := time.Since(start)
+		n, last := cloud.wait(want, 15*time.Second)
+		*tc.out = float64(n) / last.Sub(start).Seconds()
+		r.lost += want - n
+		logf("e2e %2d publisher(s): %d msgs, all acked after %v, %d upstream after %v: %.0f msg/s, lost %d",
+			tc.pubs, want, acked.Round(time.Millisecond), n, last.Sub(start).Round(time.Millisecond), *tc.out, want-n)
+	}
+
+	// Latency at 1,000 msg/s.
+	prefix := name + "-lat"
+	cloud.reset(prefix)
+	err := pubLines(b, e, "sensor-00", "sensors/sensor-00/t", 1, func(w io.Writer) error {
+		fl := w.(interface{ Flush() error })
+		t := time.NewTicker(time.Millisecond)
+		defer t.Stop()
+		for seq := range benchLatN {
+			<-t.C
+			if _, err := fmt.Fprintf(w, "%s sensor-00 %d %d\n", prefix, seq, time.Now().UnixNano()); err != nil {
+				return err
+			}
+			if err := fl.Flush(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	n, _ := cloud.wait(benchLatN, 15*time.Second)
+	r.lost += benchLatN - n
+	cloud.mu.Lock()
+	lat := append([]time.Duration(nil), cloud.latency...)
+	cloud.mu.Unlock()
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	if len(lat) > 0 {
+		r.p50, r.p99 = lat[len(lat)/2], lat[len(lat)*99/100]
+	}
+	logf("latency at 1,000 msg/s: %d msgs, p50 %v p99 %v, lost %d", benchLatN, r.p50.Round(10*time.Microsecond), r.p99.Round(10*time.Microsecond), benchLatN-n)
+
+	// Drain of a 100,000-message backlog built while the upstream is down.
+	prefix = name + "-drain"
+	cloud.reset(prefix)
+	up.stop()
+	start := time.Now()
+	if err := publishN(b, e, prefix, "sensors", 16, benchBacklog/16, 1); err != nil {
+		b.Fatal(err)
+	}
+	r.drainIntake = benchBacklog / time.Since(start).Seconds()
+	upAt := time.Now()
+	up.start()
+	n, last := cloud.wait(benchBacklog, 30*time.Second)
+	r.drain = last.Sub(upAt)
+	r.lost += benchBacklog - n
+	logf("backlog: %d acked with the upstream down (%.0f msg/s), drained in %v after it came back, lost %d",
+		benchBacklog, r.drainIntake, r.drain.Round(time.Millisecond), benchBacklog-n)
+
+	// Local (no bridge): mTLS connects/s and publish -> subscribe throughput.
+	r.connects = benchConnects(b, e)
+	logf("mTLS connects (ECDSA P-256, CONNECT/CONNACK): %.0f /s", r.connects)
+	local := new(benchSub)
+	mon := e.site().Issue(b, "monitor")
+	local.subscribe(b, e.addr(), e.site().ClientTLS(mon), "monitor", "local/#")
+	for _, tc := range []struct {
+		qos, n int
+		out    *float64
+	}{{0, benchLocalN0, &r.localQoS0}, {1, benchLocalN1, &r.localQoS1}} {
+		prefix := fmt.Sprintf("%s-local%d", name, tc.qos)
+		local.reset(prefix)
+		start := time.Now()
+		if err := publishN(b, e, prefix, "local", 1, tc.n, tc.qos); err != nil {
+			b.Fatal(err)
+		}
+		n, last := local.wait(tc.n, 3*time.Second)
+		*tc.out = float64(n) / last.Sub(start).Seconds()
+		if tc.qos == 0 {
+			r.localQoS0Lost = tc.n - n
+		} else {
+			r.lost += tc.n - n
+		}
+		logf("local QoS %d, 1 publisher -> 1 subscriber: %d of %d in %v: %.0f msg/s", tc.qos, n, tc.n, last.Sub(start).Round(time.Millisecond), *tc.out)
+	}
+	return r
+}
+
+// benchConnects: 8 dialers doing TLS 1.2+ mutual handshakes (no session
+// resumption) + MQTT 3.1.1 CONNECT/CONNACK + DISCONNECT for benchConnSecs.
+func benchConnects(b *testing.B, e benchEdge) float64 {
+	const dialers = 8
+	var ok, failed atomic.Int64
+	var first atomic.Value
+	deadline := time.Now().Add(benchConnSecs * time.Second)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range dialers {
+		sensor := fmt.Sprintf("sensor-%02d", 40+i)
+		tc := e.site().ClientTLS(e.site().Issue(b, sensor))
+		connect := []byte{0x10, 0, 0, 4, 'M', 'Q', 'T', 'T', 4, 0x02, 0, 30, 0, byte(len(sensor))}
+		connect = append(connect, sensor...)
+		connect[1] = byte(len(connect) - 2)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for time.Now().Before(deadline) {
+				if err := connectOnce(e.addr(), tc, connect); err != nil {
+					failed.Add(1)
+					first.CompareAndSwap(nil, err)
+					continue
+				}
+				ok.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if f := failed.Load(); f > 0 {
+		b.Logf("%s: %d connects failed, first: %v", e.name(), f, first.Load())
+	}
+	return float64(ok.Load()) / time.Since(start).Seconds()
+}
+
+func connectOnce(addr string, tc *tls.Config, connect []byte) error {
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, tc)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Write(connect); err != nil {
+		return err
+	}
+	var ack [4]byte
+	if _, err := io.ReadFull(c, ack[:]); err != nil {
+		return err
+	}
+	if ack[0] != 0x20 || ack[3] != 0 {
+		return fmt.Errorf("CONNACK % x", ack)
+	}
+	_, err = c.Write([]byte{0xe0, 0})
+	return err
+}
+
+func printBench(b *testing.B, eg, mq *benchResult) {
+	ratio := func(a, c float64) string {
+		if c == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.2fx", a/c)
+	}
+	dur := func(d time.Duration) string { return d.Round(100 * time.Microsecond).String() }
+	var t strings.Builder
+	fmt.Fprintf(&t, "\n%-46s %14s %14s %10s\n", "measurement", "edgegw", "mosquitto", "edgegw/mq")
+	row := func(name, a, c, r string) { fmt.Fprintf(&t, "%-46s %14s %14s %10s\n", name, a, c, r) }
+	f := func(v float64) string { return strconv.FormatFloat(v, 'f', 0, 64) }
+	row("e2e QoS1 throughput, 1 publisher (msg/s)", f(eg.tp1), f(mq.tp1), ratio(eg.tp1, mq.tp1))
+	row("e2e QoS1 throughput, 16 publishers (msg/s)", f(eg.tp16), f(mq.tp16), ratio(eg.tp16, mq.tp16))
+	row("e2e latency p50 at 1,000 msg/s", dur(eg.p50), dur(mq.p50), ratio(float64(eg.p50), float64(mq.p50)))
+	row("e2e latency p99 at 1,000 msg/s", dur(eg.p99), dur(mq.p99), ratio(float64(eg.p99), float64(mq.p99)))
+	row("intake with upstream down, 16 pubs (msg/s)", f(eg.drainIntake), f(mq.drainIntake), ratio(eg.drainIntake, mq.drainIntake))
+	row("drain of a 100,000-message backlog", dur(eg.drain), dur(mq.drain), ratio(float64(eg.drain), float64(mq.drain)))
+	row("QoS1 messages lost (all runs)", strconv.Itoa(eg.lost), strconv.Itoa(mq.lost), "")
+	row("mTLS connects/s (ECDSA P-256, 8 dialers)", f(eg.connects), f(mq.connects), ratio(eg.connects, mq.connects))
+	row("local QoS0 pub->sub, 1 publisher (msg/s)", f(eg.localQoS0), f(mq.localQoS0), ratio(eg.localQoS0, mq.localQoS0))
+	row("local QoS0 not delivered (of 50,000)", strconv.Itoa(eg.localQoS0Lost), strconv.Itoa(mq.localQoS0Lost), "")
+	row("local QoS1 pub->sub, 1 publisher (msg/s)", f(eg.localQoS1), f(mq.localQoS1), ratio(eg.localQoS1, mq.localQoS1))
+	t.WriteString("edgegw PUBACKs wait for the queue's fsync; Mosquitto's come from RAM (persistence at shutdown/autosave).\n")
+	fmt.Fprint(os.Stderr, t.String())
+	for _, m := range []struct {
+		v    float64
+		unit string
+	}{
+		{eg.tp1, "edgegw_e2e_1pub_msg/s"}, {mq.tp1, "mosq_e2e_1pub_msg/s"}, {eg.tp1 / max(mq.tp1, 1e-9), "ratio_e2e_1pub"},
+		{eg.tp16, "edgegw_e2e_16pub_msg/s"}, {mq.tp16, "mosq_e2e_16pub_msg/s"}, {eg.tp16 / max(mq.tp16, 1e-9), "ratio_e2e_16pub"},
+		{float64(eg.p50.Microseconds()), "edgegw_p50_us"}, {float64(mq.p50.Microseconds()), "mosq_p50_us"},
+		{float64(eg.p99.Microseconds()), "edgegw_p99_us"}, {float64(mq.p99.Microseconds()), "mosq_p99_us"},
+		{eg.drain.Seconds(), "edgegw_drain100k_s"}, {mq.drain.Seconds(), "mosq_drain100k_s"},
+		{float64(eg.lost), "edgegw_lost"}, {float64(mq.lost), "mosq_lost"},
+		{eg.connects, "edgegw_connects/s"}, {mq.connects, "mosq_connects/s"}, {eg.connects / max(mq.connects, 1e-9), "ratio_connects"},
+		{eg.localQoS0, "edgegw_local_qos0_msg/s"}, {mq.localQoS0, "mosq_local_qos0_msg/s"},
+		{eg.localQoS1, "edgegw_local_qos1_msg/s"}, {mq.localQoS1, "mosq_local_qos1_msg/s"},
+	} {
+		b.ReportMetric(m.v, m.unit)
+	}
+}
