@@ -725,8 +725,11 @@ func TestBridgeE2EStream(t *testing.T) {
 		if r.Name == "elsewhere" {
 			routeDead = r.DeadLetters
 		}
-		if r.Name == "telemetry" && r.Depth != 0 {
-			t.Errorf("telemetry depth %d after everything arrived; want 0", r.Depth)
+		// Delivered upstream but not yet acknowledged to the gateway when
+		// it was stopped: kept, sent again at the next start (at most the
+		// window).
+		if r.Name == "telemetry" && r.Depth > 128 {
+			t.Errorf("telemetry depth %d after everything arrived; want at most the in-flight window 128", r.Depth)
 		}
 	}
 	if st.DeadLetters != bad || routeDead != bad || len(dl) != bad {
