@@ -768,17 +768,20 @@ func TestBridgeE2EOutageKill(t *testing.T) {
 		}
 	}
 	killAt := int64(len(todo) * 2 / 5)
+	killNow, killed := make(chan struct{}), make(chan struct{})
 	var killOnce sync.Once
+	go func() { <-killNow; g.kill(); close(killed) }()
 	start := time.Now()
 	acked1, failed := g.publishAll(t, todo, workers, func(n int64) {
 		if n >= killAt {
-			killOnce.Do(func() { go g.kill() })
+			killOnce.Do(func() { close(killNow) })
 		}
 	})
 	phase1 := time.Since(start)
-	killOnce.Do(func() {}) // (in case the kill never triggered)
-	if g.cmd != nil {
-		t.Fatalf("gateway not killed after %d acks", len(acked1))
+	killOnce.Do(func() { close(killNow) }) // in case it never triggered
+	<-killed
+	if len(failed) == 0 {
+		t.Fatalf("all %d acked before the kill; want the kill in the middle of the stream", len(acked1))
 	}
 	g.start()
 	acked2, failed2 := g.publishAll(t, failed, workers, nil)
