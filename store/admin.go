@@ -49,18 +49,16 @@ func (q *Queue) Stats() Stats {
 	s := Stats{MaxBytes: q.opts.MaxBytes, FreeBytes: q.free, MinFreeBytes: q.minFree,
 		RejectedFull: q.rejected["full"], NextSeq: q.nextSeq, CorruptMovedTo: q.movedTo, Bytes: q.bytes}
 	keys := make([][]byte, len(q.order))
+	vals := make([][]byte, len(q.order))
 	for i, rt := range q.order {
 		rs := RouteStats{Name: rt.name, Configured: rt.configured, Priority: rt.lim.Priority,
-			Depth: rt.depth, Bytes: rt.bytes, Enqueued: rt.enqueued, Acked: rt.acked,
+			Depth: rt.depth, Bytes: rt.bytes, InFlight: len(rt.inflight), Enqueued: rt.enqueued, Acked: rt.acked,
 			Rejected: q.rejected[rt.name], Drops: maps.Clone(rt.drops), DeadLetters: rt.dead, DeadBytes: rt.deadBytes}
-		for j := 0; j < rt.next && j < rt.r.len(); j++ {
-			if _, _, dead := rt.r.at(j); !dead {
-				rs.InFlight++
+		if rt.depth > 0 {
+			if seq, _, val, ok := q.frontLocked(rt); ok {
+				rs.OldestSeq = seq
+				keys[i], vals[i] = msgKey(pMsg, rt.id, seq), val
 			}
-		}
-		if rt.r.len() > 0 {
-			rs.OldestSeq, _, _ = rt.r.at(0)
-			keys[i] = msgKey(pMsg, rt.id, rs.OldestSeq)
 		}
 		s.Depth += rt.depth
 		s.DeadLetters += rt.dead
@@ -72,7 +70,11 @@ func (q *Queue) Stats() Stats {
 		if k == nil || !now.After(SaneAfter) || q.closed.Load() {
 			continue
 		}
-		if t, err := q.msgTime(k); err == nil && t >= SaneAfter.UnixNano() && t <= now.UnixNano() {
+		t, err := valueTime(vals[i])
+		if vals[i] == nil {
+			t, err = q.msgTime(k)
+		}
+		if err == nil && t >= SaneAfter.UnixNano() && t <= now.UnixNano() {
 			s.Routes[i].OldestAge = now.Sub(time.Unix(0, t))
 		}
 	}
@@ -201,8 +203,8 @@ func (q *Queue) scan(prefix byte, route string, fn func(name string, seq uint64,
 	for _, rt := range q.order {
 		if (route == "" || rt.name == route) && rt.id != 0 {
 			from := uint64(0)
-			if prefix == pMsg && rt.r.len() > 0 {
-				from, _, _ = rt.r.at(0)
+			if prefix == pMsg {
+				from = rt.disk.head // no live message below it on disk
 			}
 			rs = append(rs, rr{rt.name, rt.id, from})
 		}
@@ -240,72 +242,93 @@ func (q *Queue) scan(prefix byte, route string, fn func(name string, seq uint64,
 
 // Purge drops the messages of route older than olderThan (0 = all of them),
 // counted with reason "purged". Ages need a sane clock; with olderThan > 0 and
-// a clock before SaneAfter it refuses. It returns how many were dropped.
+// a clock before SaneAfter it refuses. It returns how many were dropped, once
+// their deletes are written.
 func (q *Queue) Purge(route string, olderThan time.Duration) (int, error) {
 	if olderThan > 0 && !q.clock().After(SaneAfter) {
 		return 0, fmt.Errorf("purging route %q: the system clock (%s) is not set; cannot judge ages", route, q.clock().UTC().Format(time.RFC3339))
 	}
-	var seqs []uint64
-	if olderThan == 0 {
+	q.mu.Lock()
+	rt := q.routes[route]
+	q.mu.Unlock()
+	if rt == nil {
+		return 0, fmt.Errorf("purging: %w: %q", ErrNoRoute, route)
+	}
+	q.purgeMu.Lock()
+	defer q.purgeMu.Unlock()
+	cut := q.clock().Add(-olderThan).UnixNano()
+	type victim struct {
+		seq  uint64
+		size int64
+	}
+	var vs []victim
+	total := 0
+	apply := func() error {
 		q.mu.Lock()
-		rt := q.routes[route]
-		if rt != nil {
-			for i := 0; i < rt.r.len(); i++ {
-				if s, _, dead := rt.r.at(i); !dead {
-					seqs = append(seqs, s)
-				}
+		n := 0
+		for _, v := range vs {
+			if rt.liveLocked(v.seq) {
+				q.removeLocked(rt, v.seq, v.size)
+				rt.drops[ReasonPurged]++
+				n++
 			}
+		}
+		if n > 0 {
+			q.noteDropLocked(route, ReasonPurged, n)
 		}
 		q.mu.Unlock()
-		if rt == nil {
-			return 0, fmt.Errorf("purging: %w: %q", ErrNoRoute, route)
-		}
-	} else {
-		cut := q.clock().Add(-olderThan).UnixNano()
-		err := q.scan(pMsg, route, func(_ string, seq uint64, v []byte) (bool, error) {
-			if len(v) >= 11 {
-				if t := int64(binary.BigEndian.Uint64(v[3:])); t >= SaneAfter.UnixNano() && t < cut {
-					seqs = append(seqs, seq)
-				}
+		total += n
+		vs = vs[:0]
+		q.flushDrops()
+		return q.syncDeletes()
+	}
+	err := q.scan(pMsg, route, func(_ string, seq uint64, v []byte) (bool, error) {
+		if olderThan > 0 {
+			t, err := valueTime(v)
+			if err != nil || t < SaneAfter.UnixNano() || t >= cut {
+				return true, nil
 			}
-			return true, nil
-		})
-		if err != nil {
-			return 0, fmt.Errorf("purging route %q: %w", route, err)
+		}
+		vs = append(vs, victim{seq, int64(len(v))})
+		return true, nil
+	})
+	if err == nil {
+		err = apply()
+	}
+	if err != nil {
+		return total, fmt.Errorf("purging route %q: %w", route, err)
+	}
+	return total, nil
+}
+
+// syncDeletes waits until the queued deletes are written.
+func (q *Queue) syncDeletes() error {
+	for range 64 {
+		if err := q.sync(); err != nil {
+			return err
+		}
+		q.mu.Lock()
+		n := len(q.ops)
+		q.mu.Unlock()
+		if n == 0 {
+			return nil
 		}
 	}
-	n := 0
-	q.mu.Lock()
-	for _, seq := range seqs {
-		if rt, i, ok := q.findLocked(seq); ok {
-			q.removeLocked(rt, i)
-			rt.drops[ReasonPurged]++
-			q.ops = append(q.ops, op{key: msgKey(pMsg, rt.id, seq), del: true})
-			n++
-		}
-	}
-	if n > 0 {
-		q.noteDropLocked(route, ReasonPurged, n)
-	}
-	q.mu.Unlock()
-	q.kickCommitter()
-	q.flushDrops()
-	return n, nil
+	return nil
 }
 
 // PurgeDeadLetters deletes the dead letters of route ("" = all).
 func (q *Queue) PurgeDeadLetters(route string) (int, error) {
+	q.purgeMu.Lock()
+	defer q.purgeMu.Unlock()
 	type dl struct {
-		id   uint32
+		name string
 		seq  uint64
 		size int64
 	}
 	var all []dl
 	err := q.scan(pDead, route, func(name string, seq uint64, v []byte) (bool, error) {
-		q.mu.Lock()
-		id := q.routes[name].id
-		q.mu.Unlock()
-		all = append(all, dl{id, seq, int64(len(v))})
+		all = append(all, dl{name, seq, int64(len(v))})
 		return true, nil
 	})
 	if err != nil {
@@ -313,13 +336,15 @@ func (q *Queue) PurgeDeadLetters(route string) (int, error) {
 	}
 	q.mu.Lock()
 	for _, d := range all {
-		rt := q.byID[d.id]
+		rt := q.routes[d.name]
 		rt.dead--
 		rt.deadBytes -= d.size
 		q.bytes -= d.size
-		q.ops = append(q.ops, op{key: msgKey(pDead, d.id, d.seq), del: true})
+		q.ops = append(q.ops, op{rt: rt, key: msgKey(pDead, rt.id, d.seq), del: true, seq: d.seq, dDead: -1, dDeadBytes: -d.size})
 	}
 	q.mu.Unlock()
-	q.kickCommitter()
+	if err := q.syncDeletes(); err != nil {
+		return len(all), fmt.Errorf("purging dead letters: %w", err)
+	}
 	return len(all), nil
 }

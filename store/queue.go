@@ -18,6 +18,7 @@ const (
 	pDead = 'x'
 	pHead = 'h'
 	pReg  = 'r'
+	pMeta = 'c'
 )
 
 var hwmKey = []byte{'s'}
@@ -112,70 +113,156 @@ func decodeDead(b []byte, d *DeadLetter) error {
 	return decodeMessage(b[8:], &d.Message)
 }
 
-// --- loading the index ---
+// --- per-route meta ---
 
+// meta is what badger holds about one route. It is written in the same
+// transaction as every change it describes, so after a crash it agrees with
+// the messages on disk and Open needs no scan: O(routes), not O(messages).
+type meta struct {
+	head            uint64 // no live message of the route has a lower seq
+	last            uint64 // highest seq ever written to the route
+	count, bytes    int64  // live messages
+	dead, deadBytes int64  // dead letters
+}
+
+const metaLen = 48
+
+func (m *meta) append(b []byte) []byte {
+	b = binary.BigEndian.AppendUint64(b, m.head)
+	b = binary.BigEndian.AppendUint64(b, m.last)
+	b = binary.BigEndian.AppendUint64(b, uint64(m.count))
+	b = binary.BigEndian.AppendUint64(b, uint64(m.bytes))
+	b = binary.BigEndian.AppendUint64(b, uint64(m.dead))
+	return binary.BigEndian.AppendUint64(b, uint64(m.deadBytes))
+}
+
+func decodeMeta(b []byte) (meta, error) {
+	if len(b) != metaLen {
+		return meta{}, errBadRecord
+	}
+	u := func(i int) uint64 { return binary.BigEndian.Uint64(b[8*i:]) }
+	m := meta{head: u(0), last: u(1), count: int64(u(2)), bytes: int64(u(3)), dead: int64(u(4)), deadBytes: int64(u(5))}
+	if m.count < 0 || m.bytes < 0 || m.dead < 0 || m.deadBytes < 0 {
+		return meta{}, errBadRecord
+	}
+	return m, nil
+}
+
+// valueSize is the exact length of item's value. Values of at least
+// valueThreshold live in the value log, where badger only estimates it.
+func valueSize(item *badger.Item) (int64, error) {
+	n := item.ValueSize()
+	if n < valueThreshold-64 {
+		return n, nil
+	}
+	err := item.Value(func(v []byte) error { n = int64(len(v)); return nil })
+	return n, err
+}
+
+// scanMeta walks the messages of route rid from seq from, and its dead
+// letters: what the meta must say. Open uses it once for a queue written
+// before the meta existed; tests use it as the ground truth.
+func scanMeta(txn *badger.Txn, rid uint32, from uint64) (meta, error) {
+	m := meta{head: from}
+	for _, prefix := range []byte{pMsg, pDead} {
+		pfx := routePrefix(prefix, rid)
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: pfx})
+		start := pfx
+		if prefix == pMsg {
+			start = msgKey(pMsg, rid, from)
+		}
+		for it.Seek(start); it.Valid(); it.Next() {
+			item := it.Item()
+			size, err := valueSize(item)
+			if err != nil {
+				it.Close()
+				return m, err
+			}
+			seq := binary.BigEndian.Uint64(item.Key()[5:])
+			m.last = max(m.last, seq)
+			if prefix == pMsg {
+				m.count++
+				m.bytes += size
+			} else {
+				m.dead++
+				m.deadBytes += size
+			}
+		}
+		it.Close()
+	}
+	return m, nil
+}
+
+// --- loading ---
+
+// load reads the route registry, the sequence mark and one meta record per
+// route. No message is read: the forwarding window is filled lazily by Next.
 func (q *Queue) load() error {
 	return q.db.View(func(txn *badger.Txn) error {
-		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: false})
-		defer it.Close()
-		// route registry
-		for it.Seek([]byte{pReg}); it.ValidForPrefix([]byte{pReg}); it.Next() {
+		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: false, Prefix: []byte{pReg}})
+		for it.Seek([]byte{pReg}); it.Valid(); it.Next() {
 			item := it.Item()
 			v, err := item.ValueCopy(nil)
 			if err != nil || len(v) != 4 {
+				it.Close()
 				return fmt.Errorf("route registry entry %q: %w", item.Key(), errBadRecord)
 			}
-			name := string(item.Key()[1:])
-			rt := &route{id: binary.BigEndian.Uint32(v), name: name, drops: map[string]uint64{}}
-			q.routes[name], q.byID[rt.id] = rt, rt
+			rt := newRoute(string(item.Key()[1:]), RouteLimits{Name: string(item.Key()[1:])})
+			rt.id = binary.BigEndian.Uint32(v)
+			q.routes[rt.name], q.byID[rt.id] = rt, rt
 			q.nextID = max(q.nextID, rt.id)
 		}
-		if item, err := txn.Get(hwmKey); err == nil {
-			v, err := item.ValueCopy(nil)
-			if err != nil || len(v) != 8 {
-				return fmt.Errorf("sequence high-water mark: %w", errBadRecord)
-			}
+		it.Close()
+		v, err := getValue(txn, hwmKey)
+		switch {
+		case err == nil && len(v) == 8:
 			q.nextSeq = binary.BigEndian.Uint64(v)
-		} else if !errors.Is(err, badger.ErrKeyNotFound) {
+		case err == nil:
+			return fmt.Errorf("sequence high-water mark: %w", errBadRecord)
+		case !errors.Is(err, badger.ErrKeyNotFound):
 			return err
 		}
 		q.nextSeq = max(q.nextSeq, 1)
 		for _, rt := range q.byID {
-			head := uint64(0)
-			if item, err := txn.Get(routePrefix(pHead, rt.id)); err == nil {
-				v, err := item.ValueCopy(nil)
-				if err != nil || len(v) != 8 {
-					return fmt.Errorf("head cursor of route %q: %w", rt.name, errBadRecord)
+			v, err := getValue(txn, routePrefix(pMeta, rt.id))
+			switch {
+			case err == nil:
+				if rt.disk, err = decodeMeta(v); err != nil {
+					return fmt.Errorf("meta of route %q: %w", rt.name, err)
 				}
-				head = binary.BigEndian.Uint64(v)
-			} else if !errors.Is(err, badger.ErrKeyNotFound) {
+			case errors.Is(err, badger.ErrKeyNotFound):
+				// Written before the meta existed: count once, persist it with
+				// the next commit.
+				var head uint64
+				if v, err := getValue(txn, routePrefix(pHead, rt.id)); err == nil && len(v) == 8 {
+					head = binary.BigEndian.Uint64(v)
+				}
+				if rt.disk, err = scanMeta(txn, rt.id, head); err != nil {
+					return fmt.Errorf("counting route %q: %w", rt.name, err)
+				}
+				rt.metaDirty = true
+				q.log.Info("queue route counted once (no meta record yet)", "route", rt.name, "messages", rt.disk.count)
+			default:
 				return err
 			}
-			pfx := routePrefix(pMsg, rt.id)
-			for it.Seek(msgKey(pMsg, rt.id, head)); it.ValidForPrefix(pfx); it.Next() {
-				item := it.Item()
-				seq := binary.BigEndian.Uint64(item.Key()[5:])
-				size := item.ValueSize()
-				rt.r.push(seq, uint32(size))
-				rt.depth++
-				rt.bytes += size
-				q.bytes += size
-				q.nextSeq = max(q.nextSeq, seq+1)
-			}
-			pfx = routePrefix(pDead, rt.id)
-			for it.Seek(pfx); it.ValidForPrefix(pfx); it.Next() {
-				item := it.Item()
-				size := item.ValueSize()
-				rt.dead++
-				rt.deadBytes += size
-				q.bytes += size
-				q.nextSeq = max(q.nextSeq, binary.BigEndian.Uint64(item.Key()[5:])+1)
-			}
+			d := rt.disk
+			rt.depth, rt.bytes, rt.dead, rt.deadBytes = d.count, d.bytes, d.dead, d.deadBytes
+			rt.last, rt.cursor = d.last, d.head
+			q.bytes += d.bytes + d.deadBytes
+			q.nextSeq = max(q.nextSeq, d.last+1)
 		}
 		q.hwm = q.nextSeq // the first commit reserves a new block
 		q.visible = q.nextSeq - 1
 		return nil
 	})
+}
+
+func getValue(txn *badger.Txn, key []byte) ([]byte, error) {
+	item, err := txn.Get(key)
+	if err != nil {
+		return nil, err
+	}
+	return item.ValueCopy(nil)
 }
 
 // --- the committer ---
@@ -188,48 +275,69 @@ const (
 	ackFlush = 50 * time.Millisecond
 )
 
+// One commit is one badger transaction, never split, so a route's meta is
+// always in the transaction that changes its messages. txnBudget keeps it
+// well under badger's limit (15% of the memtable: 1.2 MiB here).
+const (
+	txnBudget     = 768 << 10
+	txnMaxEntries = 8192
+)
+
+// est is badger's size estimate of one entry (key, value or value pointer,
+// meta, version).
+func est(key, val []byte) int {
+	if len(val) >= valueThreshold {
+		return len(key) + 12 + 10
+	}
+	return len(key) + len(val) + 10
+}
+
 func (q *Queue) run() {
 	defer close(q.stopped)
 	batch := make([]*pending, 0, q.opts.MaxBatch)
+	var carry *pending
 	tick := time.NewTicker(q.opts.EnforceInterval)
 	defer tick.Stop()
 	flush := time.NewTicker(ackFlush)
 	defer flush.Stop()
 	for {
 		batch = batch[:0]
-		select {
-		case p := <-q.reqs:
-			batch = append(batch, p)
-		case <-q.kick:
-		case <-tick.C:
-			q.enforce()
-			continue
-		case <-flush.C:
-			q.mu.Lock()
-			n := len(q.ops)
-			q.mu.Unlock()
-			if n == 0 {
+		if carry != nil {
+			batch, carry = append(batch, carry), nil
+		} else {
+			select {
+			case p := <-q.reqs:
+				batch = append(batch, p)
+			case <-q.kick:
+			case <-tick.C:
+				q.enforce()
 				continue
-			}
-		case <-q.closing:
-			for {
-				select {
-				case p := <-q.reqs:
-					batch = append(batch, p)
+			case <-flush.C:
+				q.mu.Lock()
+				n := len(q.ops)
+				q.mu.Unlock()
+				if n == 0 {
 					continue
-				default:
 				}
-				break
+			case <-q.closing:
+				q.drainOnClose()
+				return
 			}
-			q.commit(batch)
-			q.drainInflight()
-			return
+		}
+		budget := txnBudget
+		for _, p := range batch {
+			budget -= p.est
 		}
 	fill:
 		for len(batch) < cap(batch) {
 			select {
 			case p := <-q.reqs:
+				if p.est > budget {
+					carry = p
+					break fill
+				}
 				batch = append(batch, p)
+				budget -= p.est
 			default:
 				break fill
 			}
@@ -238,43 +346,70 @@ func (q *Queue) run() {
 	}
 }
 
-// batchState is one committed batch on its way through badger. Batches are
-// finalized strictly in submission order, so Next never sees a message whose
-// predecessors are not yet synced.
-type batchState struct {
-	waiters  []*pending
-	accepted []*pending
-	ops      []op // deletes and cursors it carried, re-queued if it fails
-	lastSeq  uint64
-	left     int // badger transactions (plus one guard) outstanding
-	err      error
-	done     bool
+func (q *Queue) drainOnClose() {
+	var batch []*pending
+	budget := txnBudget
+	for {
+		select {
+		case p := <-q.reqs:
+			if p.est > budget && len(batch) > 0 {
+				q.commit(batch)
+				batch, budget = batch[:0], txnBudget
+			}
+			batch = append(batch, p)
+			budget -= p.est
+			continue
+		default:
+		}
+		break
+	}
+	q.commit(batch)
+	q.flushOps()
 }
 
-// commit admits the batch under the limits and submits it, together with the
-// pending deletes, as one badger transaction (split only when badger says it
-// is too big). Badger runs with SyncWrites: its single writer goroutine
-// coalesces the transactions queued while it syncs into one write and one
-// sync, so while batch N is syncing batch N+1 is already queued behind it
-// (pipelined group commit). Waiters are completed when their transaction has
-// been synced; up to cap(q.sem) batches are in flight.
+// flushOps commits the queued deletes (a few commits at most).
+func (q *Queue) flushOps() {
+	for range 64 {
+		q.mu.Lock()
+		n := len(q.ops)
+		q.mu.Unlock()
+		if n == 0 {
+			return
+		}
+		q.commit(nil)
+	}
+}
+
+// commit admits batch under the limits and writes it, with the queued
+// deletes and the meta of every route they touch, as one synced badger
+// transaction; then the waiters are released. Only the committer goroutine
+// calls it (and Close, after the committer stopped), so one transaction is
+// in flight at a time: while it syncs, the next Enqueues queue up and go
+// together into the next one (group commit, batch size adapting to the sync
+// latency). Badger with SyncWrites syncs the WAL once per transaction and
+// the value log once per write group; more transactions in flight would only
+// add WAL syncs.
 func (q *Queue) commit(batch []*pending) {
 	var free uint64
 	var freeErr error
 	if len(batch) > 0 {
 		free, freeErr = q.statfs(q.dir)
 	}
-	q.sem <- struct{}{}
-	var pre, sets, post []op
 	var batchBytes uint64
-	bs := &batchState{waiters: slices.Clone(batch), left: 1} // run reuses batch
 	now := q.clock().UnixNano()
+	pre, sets := q.pre[:0], q.sets[:0]
+	arena := q.arena[:0]
+	accepted := 0
+	var lastSeq uint64
 
 	q.mu.Lock()
 	if freeErr == nil && len(batch) > 0 {
 		q.free = free
 	}
 	for _, p := range batch {
+		if p.barrier {
+			continue
+		}
 		m := &p.m
 		size := p.size
 		switch {
@@ -286,7 +421,7 @@ func (q *Queue) commit(batch []*pending) {
 			continue
 		}
 		rt := q.routeLocked(m.Route, &pre)
-		if err := q.admitLocked(rt, int64(size), &post); err != nil {
+		if err := q.admitLocked(rt, int64(size), &sets); err != nil {
 			q.rejected[rt.name]++
 			p.err = err
 			continue
@@ -300,139 +435,183 @@ func (q *Queue) commit(batch []*pending) {
 		if m.Time == 0 {
 			m.Time = now
 		}
-		buf := make([]byte, 13, 13+size)
-		copy(buf, msgKey(pMsg, rt.id, seq))
-		buf = appendMessage(buf, m)
-		sets = append(sets, op{key: buf[:13:13], val: buf[13:]})
-		rt.r.push(seq, uint32(size))
+		if need := 13 + size; cap(arena)-len(arena) < need {
+			arena = make([]byte, 0, max(256<<10, need)) // earlier slices keep the old one
+		}
+		start := len(arena)
+		arena = append(arena, msgKey(pMsg, rt.id, seq)...)
+		arena = appendMessage(arena, m)
+		sets = append(sets, op{rt: rt, key: arena[start : start+13 : start+13], val: arena[start+13:],
+			seq: seq, dCount: 1, dBytes: int64(size)})
 		rt.depth++
 		rt.bytes += int64(size)
 		rt.enqueued++
+		rt.last = seq
 		q.bytes += int64(size)
 		p.seq = seq
 		batchBytes += uint64(size)
-		bs.accepted = append(bs.accepted, p)
-		bs.lastSeq = seq
+		accepted++
+		lastSeq = seq
 	}
-	post = q.headsLocked(post)
-	ops := q.ops
-	q.ops = nil
-	bs.ops = append(ops, post...)
-	q.inflight = append(q.inflight, bs)
+
+	// The queued deletes that fit, oldest first.
+	budget, entries := txnBudget, len(pre)+len(sets)+len(q.routes)
+	for _, o := range sets {
+		budget -= est(o.key, o.val)
+	}
+	n := 0
+	for ; n < len(q.ops) && entries < txnMaxEntries; n++ {
+		c := est(q.ops[n].key, q.ops[n].val)
+		if c > budget && n > 0 {
+			break
+		}
+		budget -= c
+		entries++
+	}
+	ops := q.ops[:n:n]
+	q.ops = q.ops[n:]
+	if len(q.ops) == 0 {
+		q.ops = nil
+	}
+
+	// The meta of every route this transaction changes, as it will be on
+	// disk after it.
+	type saved struct {
+		rt *route
+		m  meta
+	}
+	var undo []saved
+	touch := func(rt *route) {
+		if !rt.touched {
+			rt.touched = true
+			undo = append(undo, saved{rt, rt.disk})
+		}
+	}
+	for _, g := range [][]op{sets, ops} {
+		for i := range g {
+			o := &g[i]
+			if o.rt == nil || o.cancel {
+				continue
+			}
+			touch(o.rt)
+			d := &o.rt.disk
+			d.count += o.dCount
+			d.bytes += o.dBytes
+			d.dead += o.dDead
+			d.deadBytes += o.dDeadBytes
+			if o.dCount > 0 {
+				d.last = max(d.last, o.seq)
+			}
+		}
+	}
+	for _, rt := range q.order {
+		if rt.metaDirty && rt.id != 0 {
+			touch(rt)
+		}
+	}
+	if len(undo) > 0 {
+		// Deletes left queued are still on disk: the head stays at or below them.
+		leftHead := map[*route]uint64{}
+		for _, o := range q.ops {
+			if o.rt != nil && o.del && o.dCount < 0 {
+				if h, ok := leftHead[o.rt]; !ok || o.seq < h {
+					leftHead[o.rt] = o.seq
+				}
+			}
+		}
+		for _, u := range undo {
+			rt := u.rt
+			h := rt.headSeq()
+			if l, ok := leftHead[rt]; ok {
+				h = min(h, l)
+			}
+			rt.disk.head = max(rt.disk.head, h)
+			if rt.disk.count == 0 {
+				rt.disk.head = max(rt.disk.head, rt.disk.last+1)
+			}
+			rt.metaDirty = false
+			pre = append(pre, op{key: routePrefix(pMeta, rt.id), val: rt.disk.append(make([]byte, 0, metaLen))})
+		}
+	}
 	q.mu.Unlock()
 
-	q.submit(bs, pre, ops, sets, post)
+	var err error
+	if len(pre)+len(sets)+len(ops) > 0 {
+		err = q.write(pre, sets, ops)
+	}
+
+	q.mu.Lock()
+	for _, u := range undo {
+		u.rt.touched = false
+	}
+	if err == nil {
+		for _, o := range ops {
+			if o.rt != nil && o.del {
+				delete(o.rt.deleting, o.seq)
+			}
+		}
+		if accepted > 0 {
+			q.visible = lastSeq
+			q.signalLocked()
+		}
+	} else {
+		q.log.Error("writing queue batch failed; refusing its messages", "messages", accepted, "err", err)
+		for _, u := range undo {
+			u.rt.disk = u.m
+			u.rt.metaDirty = true
+		}
+		for _, o := range sets {
+			if !o.cancel {
+				o.rt.depth--
+				o.rt.bytes -= o.dBytes
+				q.bytes -= o.dBytes
+			}
+			o.rt.enqueued--
+		}
+		for _, p := range batch {
+			if p.err == nil && !p.barrier {
+				p.err = fmt.Errorf("writing to queue: %w", err)
+			}
+		}
+		q.ops = append(ops, q.ops...) // retried with the next commit
+		q.hwm = q.nextSeq             // the mark may not be written: write it again
+	}
+	q.mu.Unlock()
+	q.flushDrops() // audited before the enqueuers that caused them return
+	for _, p := range batch {
+		p.done <- struct{}{}
+	}
+	clear(sets) // no references to the routes or the arena kept
+	q.pre, q.sets, q.arena = pre[:0], sets[:0], arena[:0]
 }
 
-func (q *Queue) submit(bs *batchState, groups ...[]op) {
-	cb := func(err error) {
-		q.mu.Lock()
-		if err != nil && bs.err == nil {
-			bs.err = err
-		}
-		bs.left--
-		var fin []*batchState
-		if bs.left == 0 {
-			bs.done = true
-			fin = q.finalizeLocked()
-		}
-		q.mu.Unlock()
-		if len(fin) > 0 {
-			q.flushDrops() // audited before the enqueuer that caused them returns
-		}
-		for _, b := range fin {
-			for _, p := range b.waiters {
-				p.done <- struct{}{}
-			}
-			<-q.sem
-		}
-	}
+// write commits the groups as one synced transaction.
+func (q *Queue) write(groups ...[]op) error {
 	txn := q.db.NewTransaction(true)
-	n := 0
-	apply := func(o op) error {
-		if o.del {
-			return txn.Delete(o.key)
-		}
-		return txn.Set(o.key, o.val)
-	}
-	var err error
-outer:
+	defer txn.Discard()
 	for _, g := range groups {
 		for _, o := range g {
-			err = apply(o)
-			if errors.Is(err, badger.ErrTxnTooBig) {
-				q.mu.Lock()
-				bs.left++
-				q.mu.Unlock()
-				txn.CommitWith(cb)
-				txn, n = q.db.NewTransaction(true), 0
-				err = apply(o)
+			var err error
+			switch {
+			case o.cancel:
+				continue
+			case o.del:
+				err = txn.Delete(o.key)
+			default:
+				err = txn.Set(o.key, o.val)
 			}
 			if err != nil {
-				break outer
-			}
-			n++
-		}
-	}
-	if err == nil && n > 0 {
-		q.mu.Lock()
-		bs.left++
-		q.mu.Unlock()
-		txn.CommitWith(cb)
-	} else {
-		txn.Discard()
-	}
-	cb(err) // the guard
-}
-
-// finalizeLocked completes, in order, the batches at the head of inflight
-// that are done: visible to Next on success, taken out of the index on
-// failure (their writers get the error and withhold the PUBACK).
-func (q *Queue) finalizeLocked() []*batchState {
-	var fin []*batchState
-	for len(q.inflight) > 0 && q.inflight[0].done {
-		bs := q.inflight[0]
-		q.inflight[0] = nil
-		q.inflight = q.inflight[1:]
-		fin = append(fin, bs)
-		if bs.err == nil {
-			if len(bs.accepted) > 0 {
-				q.visible = bs.lastSeq
-				q.signalLocked()
-			}
-			continue
-		}
-		q.log.Error("writing queue batch failed; refusing its messages", "messages", len(bs.accepted), "err", bs.err)
-		for _, p := range bs.accepted {
-			p.err = fmt.Errorf("writing to queue: %w", bs.err)
-			if rt, i, ok := q.findLocked(p.seq); ok {
-				q.removeLocked(rt, i)
-				rt.enqueued--
-				q.ops = append(q.ops, op{key: msgKey(pMsg, rt.id, p.seq), del: true})
+				return err
 			}
 		}
-		q.ops = append(bs.ops, q.ops...)
-		for _, rt := range q.routes {
-			rt.headDirty = true
-		}
 	}
-	return fin
-}
-
-// drainInflight waits until every submitted batch is finalized.
-func (q *Queue) drainInflight() {
-	for range cap(q.sem) {
-		q.sem <- struct{}{}
-	}
-	for range cap(q.sem) {
-		<-q.sem
-	}
+	return txn.Commit()
 }
 
 func (q *Queue) routeLocked(name string, pre *[]op) *route {
 	rt := q.routes[name]
 	if rt == nil {
-		rt = &route{name: name, lim: RouteLimits{Name: name}, drops: map[string]uint64{}}
+		rt = newRoute(name, RouteLimits{Name: name})
 		q.routes[name] = rt
 		q.sortLocked()
 		q.log.Warn("message for a route that is not configured; queued without route limits", "route", name)
@@ -441,12 +620,14 @@ func (q *Queue) routeLocked(name string, pre *[]op) *route {
 		q.nextID++
 		rt.id = q.nextID
 		q.byID[rt.id] = rt
+		rt.cursor = q.nextSeq
+		rt.disk.head = q.nextSeq
 		*pre = append(*pre, op{key: append([]byte{pReg}, name...), val: binary.BigEndian.AppendUint32(nil, rt.id)})
 	}
 	return rt
 }
 
-func (q *Queue) admitLocked(rt *route, size int64, post *[]op) error {
+func (q *Queue) admitLocked(rt *route, size int64, sets *[]op) error {
 	l := rt.lim
 	if l.MaxBytes > 0 && size > l.MaxBytes {
 		return fmt.Errorf("%w: route %q: message of %d bytes exceeds max_bytes %d", ErrQuota, rt.name, size, l.MaxBytes)
@@ -460,21 +641,59 @@ func (q *Queue) admitLocked(rt *route, size int64, post *[]op) error {
 		return fmt.Errorf("%w: route %q holds %d messages, %d bytes", ErrQuota, rt.name, rt.depth, rt.bytes)
 	}
 	for l.MaxMessages > 0 && rt.depth+1 > l.MaxMessages && rt.depth > 0 {
-		q.dropFrontLocked(rt, ReasonOverflowCount, post)
+		if !q.dropFrontLocked(rt, ReasonOverflowCount, sets) {
+			break
+		}
 	}
 	for l.MaxBytes > 0 && rt.bytes+size > l.MaxBytes && rt.depth > 0 {
-		q.dropFrontLocked(rt, ReasonOverflowBytes, post)
+		if !q.dropFrontLocked(rt, ReasonOverflowBytes, sets) {
+			break
+		}
 	}
 	return nil
 }
 
-// dropFrontLocked drops the oldest live message of rt, counted.
-func (q *Queue) dropFrontLocked(rt *route, reason string, out *[]op) {
-	seq, _, _ := rt.r.at(0)
-	q.removeLocked(rt, 0)
-	*out = append(*out, op{key: msgKey(pMsg, rt.id, seq), del: true})
+// frontLocked finds the oldest live message of rt: handed out and unacked,
+// or the first of the read-ahead. val is its value when it was read ahead.
+func (q *Queue) frontLocked(rt *route) (seq uint64, size int64, val []byte, ok bool) {
+	if err := q.fillLocked(rt); err != nil {
+		q.log.Error("reading the queue", "route", rt.name, "err", err)
+	}
+	if len(rt.inflight) > 0 {
+		seq, size, ok = rt.inflight[0].seq, rt.inflight[0].size, true
+	}
+	if len(rt.ahead) > 0 && (!ok || rt.ahead[0].seq <= seq) {
+		seq, size, val, ok = rt.ahead[0].seq, int64(len(rt.ahead[0].val)), rt.ahead[0].val, true
+	}
+	return
+}
+
+// dropFrontLocked drops the oldest live message of rt, counted. The oldest
+// may be in the batch being built (sets): it is then not written at all.
+func (q *Queue) dropFrontLocked(rt *route, reason string, sets *[]op) bool {
+	if seq, size, _, ok := q.frontLocked(rt); ok {
+		q.removeLocked(rt, seq, size)
+	} else {
+		found := false
+		if sets != nil {
+			for i := range *sets {
+				if o := &(*sets)[i]; o.rt == rt && !o.cancel {
+					o.cancel = true
+					rt.depth--
+					rt.bytes -= o.dBytes
+					q.bytes -= o.dBytes
+					found = true
+					break
+				}
+			}
+		}
+		if !found {
+			return false
+		}
+	}
 	rt.drops[reason]++
 	q.noteDropLocked(rt.name, reason, 1)
+	return true
 }
 
 func (q *Queue) noteDropLocked(route, reason string, n int) {
@@ -498,44 +717,33 @@ func (q *Queue) flushDrops() {
 	}
 }
 
-// removeLocked takes entry i of rt out of the index (it must be live).
-func (q *Queue) removeLocked(rt *route, i int) {
-	_, size, _ := rt.r.at(i)
+// removeLocked takes the live message seq of rt out of the window and
+// queues its delete (its size is size).
+func (q *Queue) removeLocked(rt *route, seq uint64, size int64) {
+	if i, ok := rt.findInflight(seq); ok {
+		rt.inflight = slices.Delete(rt.inflight, i, i+1)
+	}
+	rt.dropAhead(seq)
 	rt.depth--
-	rt.bytes -= int64(size)
-	q.bytes -= int64(size)
-	if i > 0 {
-		rt.r.kill(i)
-		return
-	}
-	for {
-		rt.r.popFront()
-		if rt.next > 0 {
-			rt.next--
-		}
-		if rt.r.len() == 0 {
-			break
-		}
-		if _, _, dead := rt.r.at(0); !dead {
-			break
-		}
-	}
-	rt.headDirty = true
+	rt.bytes -= size
+	q.bytes -= size
+	rt.deleting[seq] = struct{}{}
+	q.ops = append(q.ops, op{rt: rt, key: msgKey(pMsg, rt.id, seq), del: true, seq: seq, dCount: -1, dBytes: -size})
 }
 
-func (q *Queue) headsLocked(out []op) []op {
-	for _, rt := range q.routes {
-		if !rt.headDirty || rt.id == 0 {
-			continue
-		}
-		rt.headDirty = false
-		head := q.nextSeq
-		if rt.r.len() > 0 {
-			head, _, _ = rt.r.at(0)
-		}
-		out = append(out, op{key: routePrefix(pHead, rt.id), val: be64(head)})
+// liveLocked says whether seq is a live message of rt: handed out, read
+// ahead, or not read yet and not being deleted.
+func (rt *route) liveLocked(seq uint64) bool {
+	if _, ok := rt.findInflight(seq); ok {
+		return true
 	}
-	return out
+	for _, a := range rt.ahead {
+		if a.seq == seq {
+			return true
+		}
+	}
+	_, del := rt.deleting[seq]
+	return seq >= rt.cursor && seq <= rt.last && !del
 }
 
 func (q *Queue) fullLocked(why string, free uint64) error {
@@ -550,6 +758,76 @@ func (q *Queue) fullLocked(why string, free uint64) error {
 		q.fullSupp++
 	}
 	return fmt.Errorf("%w: %s", ErrFull, why)
+}
+
+// sync waits until the committer has written what was queued before it
+// (deletes included, as far as one transaction holds them).
+func (q *Queue) sync() error {
+	p := &pending{barrier: true, done: make(chan struct{}, 1)}
+	select {
+	case q.reqs <- p:
+	case <-q.closing:
+		return ErrClosed
+	}
+	select {
+	case <-p.done:
+		return nil
+	case <-q.stopped:
+		select {
+		case <-p.done:
+			return nil
+		default:
+			return ErrClosed
+		}
+	}
+}
+
+// --- the forwarding window ---
+
+// aheadMax/aheadBytes bound the messages Next reads ahead per route.
+const (
+	aheadMax   = 64
+	aheadBytes = 256 << 10
+)
+
+// fillLocked reads ahead from rt's cursor when nothing is read ahead: up to
+// aheadMax messages (aheadBytes), only synced ones (seq <= visible).
+func (q *Queue) fillLocked(rt *route) error {
+	if len(rt.ahead) > 0 || rt.id == 0 || q.dbClosed.Load() {
+		return nil
+	}
+	hi := min(rt.last, q.visible)
+	if rt.cursor > hi {
+		return nil
+	}
+	rt.ahead = rt.ahead[:0]
+	return q.db.View(func(txn *badger.Txn) error {
+		pfx := routePrefix(pMsg, rt.id)
+		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: false, Prefix: pfx})
+		defer it.Close()
+		var bytes int
+		for it.Seek(msgKey(pMsg, rt.id, rt.cursor)); it.Valid(); it.Next() {
+			item := it.Item()
+			seq := binary.BigEndian.Uint64(item.Key()[5:])
+			if seq > hi {
+				break
+			}
+			rt.cursor = seq + 1
+			if _, del := rt.deleting[seq]; del {
+				continue
+			}
+			v, err := item.ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			rt.ahead = append(rt.ahead, aheadMsg{seq, v})
+			if bytes += len(v); len(rt.ahead) >= aheadMax || bytes >= aheadBytes {
+				return nil
+			}
+		}
+		rt.cursor = max(rt.cursor, hi+1)
+		return nil
+	})
 }
 
 // --- the API ---
@@ -571,6 +849,10 @@ func (q *Queue) Enqueue(ctx context.Context, m Message) (uint64, error) {
 	}
 	p := pendingPool.Get().(*pending)
 	p.m, p.size, p.seq, p.err = m, size, 0, nil
+	p.est = 13 + size + 10 // est(key, value)
+	if size >= valueThreshold {
+		p.est = 13 + 12 + 10
+	}
 	select {
 	case q.reqs <- p:
 	case <-q.closing:
@@ -609,7 +891,11 @@ func (q *Queue) Next(ctx context.Context) (Message, error) {
 			q.mu.Unlock()
 			return Message{}, ErrClosed
 		}
-		rt, i := q.pickLocked()
+		rt, err := q.pickLocked()
+		if err != nil {
+			q.mu.Unlock()
+			return Message{}, fmt.Errorf("reading the queue: %w", err)
+		}
 		if rt == nil {
 			wake := q.wake
 			q.mu.Unlock()
@@ -622,65 +908,47 @@ func (q *Queue) Next(ctx context.Context) (Message, error) {
 				return Message{}, ErrClosed
 			}
 		}
-		rt.next = i + 1
-		seq, _, _ := rt.r.at(i)
-		key := msgKey(pMsg, rt.id, seq)
+		a := rt.ahead[0]
+		rt.ahead[0] = aheadMsg{}
+		rt.ahead = rt.ahead[1:]
+		if len(rt.ahead) == 0 {
+			rt.ahead = nil
+		}
+		rt.handOut(a.seq, int64(len(a.val)))
 		name, maxAge := rt.name, rt.lim.MaxAge
 		q.mu.Unlock()
 
 		var m Message
-		err := q.db.View(func(txn *badger.Txn) error {
-			item, err := txn.Get(key)
-			if err != nil {
-				return err
-			}
-			v, err := item.ValueCopy(nil)
-			if err != nil {
-				return err
-			}
-			return decodeMessage(v, &m)
-		})
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			continue // dropped meanwhile
+		if err := decodeMessage(a.val, &m); err != nil {
+			return Message{}, fmt.Errorf("reading queued message %d: %w", a.seq, err)
 		}
-		if err != nil {
-			return Message{}, fmt.Errorf("reading queued message %d: %w", seq, err)
-		}
-		m.Route, m.Seq = name, seq
+		m.Route, m.Seq = name, a.seq
 		if maxAge > 0 && q.expired(m.Time, maxAge) {
-			q.dropSeq(seq, ReasonMaxAge)
+			q.dropSeq(a.seq, ReasonMaxAge)
 			continue
 		}
 		return m, nil
 	}
 }
 
-func (q *Queue) pickLocked() (*route, int) {
+func (q *Queue) pickLocked() (*route, error) {
 	var best *route
-	var bestI int
 	var bestSeq uint64
 	for _, rt := range q.order {
 		if best != nil && rt.lim.Priority < best.lim.Priority {
 			break
 		}
-		for rt.next < rt.r.len() {
-			if _, _, dead := rt.r.at(rt.next); !dead {
-				break
-			}
-			rt.next++
+		if err := q.fillLocked(rt); err != nil {
+			return nil, err
 		}
-		if rt.next >= rt.r.len() {
+		if len(rt.ahead) == 0 {
 			continue
 		}
-		seq, _, _ := rt.r.at(rt.next)
-		if seq > q.visible {
-			continue
-		}
-		if best == nil || seq < bestSeq {
-			best, bestI, bestSeq = rt, rt.next, seq
+		if seq := rt.ahead[0].seq; best == nil || seq < bestSeq {
+			best, bestSeq = rt, seq
 		}
 	}
-	return best, bestI
+	return best, nil
 }
 
 // expired: only with a sane clock, and only for a message whose time was
@@ -693,19 +961,11 @@ func (q *Queue) expired(t int64, maxAge time.Duration) bool {
 	return now.Sub(time.Unix(0, t)) > maxAge
 }
 
-func (q *Queue) findLocked(seq uint64) (*route, int, bool) {
+// findLocked finds a handed-out, unacked message.
+func (q *Queue) findLocked(seq uint64) (*route, int64, bool) {
 	for _, rt := range q.order {
-		if rt.r.len() == 0 {
-			continue
-		}
-		if first, _, _ := rt.r.at(0); seq < first {
-			continue
-		}
-		if i, ok := rt.r.search(seq); ok {
-			if _, _, dead := rt.r.at(i); !dead {
-				return rt, i, true
-			}
-			return nil, 0, false
+		if i, ok := rt.findInflight(seq); ok {
+			return rt, rt.inflight[i].size, true
 		}
 	}
 	return nil, 0, false
@@ -721,33 +981,77 @@ func (q *Queue) kickCommitter() {
 // Ack deletes a message after the upstream PUBACK. Acking an unknown or
 // already deleted sequence is not an error (idempotent). The delete is
 // written by the committer without its own fsync: a crash may bring the
-// message back (a duplicate, never a loss).
+// message back (a duplicate, never a loss). Messages handed out by Next are
+// found in memory; any other one costs a point read per route.
 func (q *Queue) Ack(seq uint64) error {
 	if q.closed.Load() {
 		return ErrClosed
 	}
 	q.mu.Lock()
-	defer q.mu.Unlock()
-	rt, i, ok := q.findLocked(seq)
-	if !ok {
+	rt, size, ok := q.findLocked(seq)
+	if ok {
+		q.ackLocked(rt, seq, size)
+		q.mu.Unlock()
 		return nil
 	}
-	q.removeLocked(rt, i)
+	q.mu.Unlock()
+	q.purgeMu.Lock()
+	defer q.purgeMu.Unlock()
+	rt, val, err := q.locate(seq)
+	if err != nil || rt == nil {
+		return err
+	}
+	q.mu.Lock()
+	if rt.liveLocked(seq) {
+		q.ackLocked(rt, seq, int64(len(val)))
+	}
+	q.mu.Unlock()
+	return nil
+}
+
+func (q *Queue) ackLocked(rt *route, seq uint64, size int64) {
+	q.removeLocked(rt, seq, size)
 	rt.acked++
-	q.ops = append(q.ops, op{key: msgKey(pMsg, rt.id, seq), del: true})
 	if len(q.ops) >= ackBatch {
 		q.kickCommitter()
 	}
-	return nil
+}
+
+// locate finds the route holding the live message seq, not handed out, and
+// its value. The caller holds purgeMu (nothing else deletes messages that
+// were not read ahead).
+func (q *Queue) locate(seq uint64) (*route, []byte, error) {
+	var cands []*route
+	q.mu.Lock()
+	for _, rt := range q.order {
+		if rt.id != 0 && rt.liveLocked(seq) {
+			cands = append(cands, rt)
+		}
+	}
+	q.mu.Unlock()
+	for _, rt := range cands {
+		var v []byte
+		err := q.db.View(func(txn *badger.Txn) (err error) {
+			v, err = getValue(txn, msgKey(pMsg, rt.id, seq))
+			return err
+		})
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, nil, fmt.Errorf("reading queued message %d: %w", seq, err)
+		}
+		return rt, v, nil
+	}
+	return nil, nil, nil
 }
 
 func (q *Queue) dropSeq(seq uint64, reason string) {
 	q.mu.Lock()
-	if rt, i, ok := q.findLocked(seq); ok {
-		q.removeLocked(rt, i)
+	if rt, size, ok := q.findLocked(seq); ok {
+		q.removeLocked(rt, seq, size)
 		rt.drops[reason]++
 		q.noteDropLocked(rt.name, reason, 1)
-		q.ops = append(q.ops, op{key: msgKey(pMsg, rt.id, seq), del: true})
 		q.kickCommitter()
 	}
 	q.mu.Unlock()
@@ -761,42 +1065,41 @@ func (q *Queue) DeadLetter(seq uint64, reason string) error {
 	if q.closed.Load() {
 		return ErrClosed
 	}
+	q.purgeMu.Lock()
+	defer q.purgeMu.Unlock()
 	q.mu.Lock()
 	rt, _, ok := q.findLocked(seq)
 	q.mu.Unlock()
-	if !ok {
-		return nil
-	}
-	key := msgKey(pMsg, rt.id, seq)
 	var val []byte
-	err := q.db.View(func(txn *badger.Txn) error {
-		item, err := txn.Get(key)
-		if err != nil {
+	var err error
+	if ok {
+		err = q.db.View(func(txn *badger.Txn) (err error) {
+			val, err = getValue(txn, msgKey(pMsg, rt.id, seq))
 			return err
+		})
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
 		}
-		val, err = item.ValueCopy(nil)
-		return err
-	})
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return nil
+	} else {
+		rt, val, err = q.locate(seq)
 	}
 	if err != nil {
 		return fmt.Errorf("dead-lettering message %d: %w", seq, err)
 	}
+	if rt == nil {
+		return nil
+	}
 	dv := appendDead(nil, reason, q.clock().UnixNano(), val)
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	rt, i, ok := q.findLocked(seq)
-	if !ok {
+	if !rt.liveLocked(seq) {
 		return nil
 	}
-	q.removeLocked(rt, i)
+	q.removeLocked(rt, seq, int64(len(val)))
 	rt.dead++
 	rt.deadBytes += int64(len(dv))
 	q.bytes += int64(len(dv))
-	q.ops = append(q.ops,
-		op{key: msgKey(pDead, rt.id, seq), val: dv},
-		op{key: key, del: true})
+	q.ops = append(q.ops, op{rt: rt, key: msgKey(pDead, rt.id, seq), val: dv, seq: seq, dDead: 1, dDeadBytes: int64(len(dv))})
 	q.kickCommitter()
 	q.log.Warn("message dead-lettered", "route", rt.name, "seq", seq, "reason", reason)
 	return nil
@@ -808,12 +1111,15 @@ func (q *Queue) Rewind() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	for _, rt := range q.routes {
-		rt.next = 0
+		rt.cursor = rt.headSeq()
+		clear(rt.ahead)
+		rt.ahead = nil
 	}
 	q.signalLocked()
 }
 
-// enforce applies max-age and limits lowered by a reload (drop-oldest routes).
+// enforce applies max-age and limits lowered by a reload (drop-oldest
+// routes). It runs on the committer goroutine.
 func (q *Queue) enforce() {
 	type front struct {
 		rt     *route
@@ -821,14 +1127,18 @@ func (q *Queue) enforce() {
 	}
 	var aged []front
 	q.mu.Lock()
-	for _, rt := range q.routes {
+	for _, rt := range q.order {
 		l := rt.lim
 		if l.Overflow == DropOldest {
 			for l.MaxMessages > 0 && rt.depth > l.MaxMessages {
-				q.dropFrontLocked(rt, ReasonOverflowCount, &q.ops)
+				if !q.dropFrontLocked(rt, ReasonOverflowCount, nil) {
+					break
+				}
 			}
 			for l.MaxBytes > 0 && rt.bytes > l.MaxBytes && rt.depth > 0 {
-				q.dropFrontLocked(rt, ReasonOverflowBytes, &q.ops)
+				if !q.dropFrontLocked(rt, ReasonOverflowBytes, nil) {
+					break
+				}
 			}
 		}
 		if l.MaxAge > 0 && rt.depth > 0 {
@@ -837,29 +1147,40 @@ func (q *Queue) enforce() {
 	}
 	q.mu.Unlock()
 	for _, f := range aged {
-		for n := 0; n < 100000; n++ {
+		for range 100000 {
 			q.mu.Lock()
-			if f.rt.r.len() == 0 {
-				q.mu.Unlock()
-				break
-			}
-			seq, _, _ := f.rt.r.at(0)
+			seq, _, val, ok := q.frontLocked(f.rt)
 			rid := f.rt.id
 			q.mu.Unlock()
-			t, err := q.msgTime(msgKey(pMsg, rid, seq))
+			if !ok {
+				break
+			}
+			var t int64
+			var err error
+			if val != nil {
+				t, err = valueTime(val)
+			} else {
+				t, err = q.msgTime(msgKey(pMsg, rid, seq))
+			}
 			if err != nil || !q.expired(t, f.maxAge) {
 				break
 			}
 			q.mu.Lock()
-			if f.rt.r.len() > 0 {
-				if s, _, _ := f.rt.r.at(0); s == seq {
-					q.dropFrontLocked(f.rt, ReasonMaxAge, &q.ops)
-				}
+			if s, _, _, ok := q.frontLocked(f.rt); ok && s == seq {
+				q.dropFrontLocked(f.rt, ReasonMaxAge, nil)
 			}
 			q.mu.Unlock()
 		}
 	}
+	q.flushDrops()
 	q.commit(nil)
+}
+
+func valueTime(v []byte) (int64, error) {
+	if len(v) < 11 {
+		return 0, errBadRecord
+	}
+	return int64(binary.BigEndian.Uint64(v[3:])), nil
 }
 
 func (q *Queue) msgTime(key []byte) (int64, error) {
@@ -870,11 +1191,9 @@ func (q *Queue) msgTime(key []byte) (int64, error) {
 			return err
 		}
 		return item.Value(func(v []byte) error {
-			if len(v) < 11 {
-				return errBadRecord
-			}
-			t = int64(binary.BigEndian.Uint64(v[3:]))
-			return nil
+			var err error
+			t, err = valueTime(v)
+			return err
 		})
 	})
 	return t, err

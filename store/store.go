@@ -9,22 +9,30 @@
 //
 //	"m" route-id(4) seq(8)  -> message           the per-route FIFO log
 //	"x" route-id(4) seq(8)  -> reason + message  dead letters
-//	"h" route-id(4)         -> seq               head cursor: no live message below it
+//	"c" route-id(4)         -> meta              head seq, last seq, count, bytes, dead count, dead bytes
 //	"r" route-name          -> route-id          route registry
 //	"s"                     -> seq               sequence high-water mark (reserved in blocks)
+//	"h" route-id(4)         -> seq               head cursor of queues written before the meta (read once)
 //
-// The head cursor is written in the same batch as the deletes that move it, so
-// the key-only scan that rebuilds the in-memory index at Open never walks the
-// tombstones of acknowledged messages. Order comes from sequence numbers only;
-// message times are advisory and used for max-age only when the clock is sane.
+// Every commit is one synced badger transaction that carries, with the
+// messages it adds and deletes, the meta of the routes it changes: after a
+// crash the meta agrees with the data, and Open reads O(routes) records, not
+// the messages. In memory a route keeps only its forwarding window (read
+// ahead, handed out and unacked, deletes not yet committed), bounded by the
+// bridge's in-flight window. Next reads ahead from a cursor; seeks start at
+// the persisted head, so they do not walk the tombstones of acked messages.
+// Order comes from sequence numbers only; message times are advisory and
+// used for max-age only when the clock is sane.
 package store
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
 	"os"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -159,6 +167,7 @@ type Queue struct {
 	gcDone    chan struct{}
 	closeOnce sync.Once
 	closed    atomic.Bool
+	dbClosed  atomic.Bool
 	closeErr  error
 
 	mu       sync.Mutex
@@ -171,8 +180,6 @@ type Queue struct {
 	visible  uint64 // highest seq synced and visible to Next
 	bytes    int64  // live + dead letters
 	ops      []op   // writes (acks, purges, drops) waiting for the committer
-	inflight []*batchState
-	sem      chan struct{}
 	wake     chan struct{}
 	drops    []dropEvent
 	rejected map[string]uint64
@@ -180,27 +187,96 @@ type Queue struct {
 	fullAt   time.Time
 	fullSupp int
 	movedTo  string
+
+	purgeMu sync.Mutex // one Purge at a time (its scan and its deletes)
+
+	// committer scratch, reused between commits
+	pre, sets []op
+	arena     []byte
 }
 
 type route struct {
-	id           uint32
-	name         string
-	lim          RouteLimits
-	configured   bool
-	r            ring
-	next         int // index in r of the next message not handed out
-	depth, bytes int64
-	enqueued     uint64
-	acked        uint64
-	drops        map[string]uint64
-	dead         int64
-	deadBytes    int64
-	headDirty    bool
+	id         uint32
+	name       string
+	lim        RouteLimits
+	configured bool
+
+	// The in-memory view: ahead of disk by the deletes not yet committed.
+	depth, bytes    int64
+	dead, deadBytes int64
+	last            uint64 // highest seq enqueued (0: none)
+
+	// disk is the meta as badger holds it after the committed transactions.
+	disk      meta
+	metaDirty bool // write the meta with the next commit
+	touched   bool // in the transaction being built
+
+	// The forwarding window, bounded by the bridge's in-flight window: never
+	// one entry per queued message. Every message below cursor is read
+	// ahead, handed out (inflight) or removed.
+	cursor   uint64              // next seq to read from badger
+	ahead    []aheadMsg          // read ahead, not handed out, seq order
+	inflight []flight            // handed out, not acked, seq order
+	deleting map[uint64]struct{} // deletes queued, not committed: reads skip them
+
+	enqueued uint64
+	acked    uint64
+	drops    map[string]uint64
 }
 
+type aheadMsg struct {
+	seq uint64
+	val []byte
+}
+
+type flight struct {
+	seq  uint64
+	size int64
+}
+
+func newRoute(name string, lim RouteLimits) *route {
+	return &route{name: name, lim: lim, drops: map[string]uint64{}, deleting: map[uint64]struct{}{}}
+}
+
+// headSeq: no live message of rt has a lower seq.
+func (rt *route) headSeq() uint64 {
+	h := rt.cursor
+	if len(rt.ahead) > 0 {
+		h = min(h, rt.ahead[0].seq)
+	}
+	if len(rt.inflight) > 0 {
+		h = min(h, rt.inflight[0].seq)
+	}
+	return h
+}
+
+func (rt *route) findInflight(seq uint64) (int, bool) {
+	return slices.BinarySearchFunc(rt.inflight, seq, func(f flight, s uint64) int { return cmp.Compare(f.seq, s) })
+}
+
+func (rt *route) handOut(seq uint64, size int64) {
+	if i, ok := rt.findInflight(seq); !ok {
+		rt.inflight = slices.Insert(rt.inflight, i, flight{seq, size})
+	}
+}
+
+func (rt *route) dropAhead(seq uint64) {
+	for i, a := range rt.ahead {
+		if a.seq == seq {
+			rt.ahead = slices.Delete(rt.ahead, i, i+1)
+			return
+		}
+	}
+}
+
+// op is one write of a transaction, and what it changes in its route's meta.
 type op struct {
-	key, val []byte
-	del      bool
+	rt                                *route // nil: not a route's data (registry, sequence mark, meta)
+	key, val                          []byte
+	del                               bool
+	cancel                            bool // a message dropped within its own batch: not written
+	seq                               uint64
+	dCount, dBytes, dDead, dDeadBytes int64
 }
 
 type dropEvent struct {
@@ -209,19 +285,22 @@ type dropEvent struct {
 }
 
 type pending struct {
-	m    Message
-	size int
-	seq  uint64
-	err  error
-	done chan struct{}
+	m       Message
+	size    int
+	est     int  // badger's estimate of its entry
+	barrier bool // no message: released when what was queued before it is written
+	seq     uint64
+	err     error
+	done    chan struct{}
 }
 
 var pendingPool = sync.Pool{New: func() any { return &pending{done: make(chan struct{}, 1)} }}
 
 const seqBlock = 1 << 16
 
-// maxInflight bounds the batches submitted to badger and not yet synced.
-var maxInflight = 32
+// valueThreshold: values this big go to badger's value log, smaller ones
+// stay in the LSM tree (and its WAL).
+const valueThreshold = 64 << 10
 
 // Open opens (or creates) the queue in opts.Dir. A queue that badger cannot
 // open because it is damaged is moved aside to "<dir>.corrupt-<n>", logged at
@@ -242,8 +321,7 @@ func Open(opts Options) (*Queue, error) {
 		clock:    opts.Clock,
 		statfs:   opts.Statfs,
 		minFree:  max(opts.MinFreeBytes, MinReserve),
-		reqs:     make(chan *pending, 1024),
-		sem:      make(chan struct{}, maxInflight),
+		reqs:     make(chan *pending, 4096),
 		kick:     make(chan struct{}, 1),
 		closing:  make(chan struct{}),
 		stopped:  make(chan struct{}),
@@ -317,7 +395,7 @@ func (q *Queue) badgerOptions() badger.Options {
 		WithBaseTableSize(2 << 20).
 		WithBaseLevelSize(8 << 20).
 		WithValueLogFileSize(16 << 20).
-		WithValueThreshold(64 << 10).
+		WithValueThreshold(valueThreshold).
 		WithBlockCacheSize(4 << 20).
 		WithIndexCacheSize(2 << 20). // required with encryption, or the second open panics
 		WithNumCompactors(2).
@@ -419,7 +497,9 @@ func (q *Queue) SetRoutes(lims []RouteLimits) {
 			rt.lim, rt.configured = l, true
 			continue
 		}
-		q.routes[l.Name] = &route{id: 0, name: l.Name, lim: l, configured: true, drops: map[string]uint64{}}
+		rt := newRoute(l.Name, l)
+		rt.configured = true
+		q.routes[l.Name] = rt
 	}
 	for name, rt := range q.routes {
 		if !seen[name] {
@@ -467,10 +547,12 @@ func (q *Queue) Close() error {
 		close(q.closing)
 		<-q.stopped
 		<-q.gcDone
-		q.commit(nil) // deletes queued by Acks that raced with Close
-		q.drainInflight()
+		q.flushOps() // deletes queued by Acks that raced with Close
 		q.mu.Lock()
 		q.signalLocked()
+		q.mu.Unlock()
+		q.mu.Lock()
+		q.dbClosed.Store(true)
 		q.mu.Unlock()
 		q.closeErr = q.db.Close()
 		q.log.Info("queue closed", "dir", q.dir)

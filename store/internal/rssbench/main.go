@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,12 +30,15 @@ func main() {
 	n := flag.Int("n", 1000000, "messages to queue")
 	dir := flag.String("dir", "", "queue directory (default: a temporary one, removed)")
 	reopen := flag.Bool("reopen", false, "only open the queue in -dir and report (the parent runs this in a fresh process)")
+	flag.StringVar(&memprofile, "memprofile", "", "write a heap profile after the fill to this file")
 	flag.Parse()
 	if err := run(*dir, *n, *reopen); err != nil {
 		fmt.Fprintln(os.Stderr, "rssbench:", err)
 		os.Exit(1)
 	}
 }
+
+var memprofile string
 
 func run(dir string, n int, reopen bool) error {
 	if reopen {
@@ -95,6 +99,16 @@ func run(dir string, n int, reopen bool) error {
 	fmt.Printf("filled %d messages in %v (%.0f durable enq/s, 64 writers)\n", n, el.Round(time.Millisecond), float64(n)/el.Seconds())
 	runtime.GC()
 	report("after fill, same process")
+	if memprofile != "" {
+		f, err := os.Create(memprofile)
+		if err != nil {
+			return err
+		}
+		if err := pprof.WriteHeapProfile(f); err != nil {
+			return err
+		}
+		f.Close()
+	}
 	if err := q.Close(); err != nil {
 		return err
 	}
