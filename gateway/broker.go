@@ -26,7 +26,7 @@ type Limits struct {
 	MaxPendingHandshakes int           // connections between accept and CONNECT (256)
 	MaxPacketSize        uint32        // bytes, checked before the packet is allocated (256 KiB)
 	MaxClients           int64         // connected clients (5000)
-	ClientWriteQueue     int32         // per-client outbound packets (4096)
+	ClientWriteQueue     int32         // per-client outbound packets (256: mochi allocates 8 bytes each per client at connect)
 	ReceiveMaximum       uint16        // per-client inbound QoS 1/2 in flight (1024)
 	SessionExpiryMax     time.Duration // cap on persistent session expiry (24h)
 	RetainedMaxMessages  int           // retained store caps (10000)
@@ -42,7 +42,7 @@ func DefaultLimits() Limits {
 		MaxPendingHandshakes: 256,
 		MaxPacketSize:        256 << 10,
 		MaxClients:           5000,
-		ClientWriteQueue:     4096,
+		ClientWriteQueue:     256,
 		ReceiveMaximum:       1024,
 		SessionExpiryMax:     24 * time.Hour,
 		RetainedMaxMessages:  10000,

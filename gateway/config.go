@@ -190,7 +190,7 @@ func DefaultConfig() *Config {
 			MaxPendingHandshakes: 256,
 			MaxPacketSize:        256 << 10,
 			MaxClients:           5000,
-			ClientWriteQueue:     4096,
+			ClientWriteQueue:     256,
 			ReceiveMaximum:       1024,
 			SessionExpiryMax:     Duration(24 * time.Hour),
 			RetainedMaxMessages:  10000,
