@@ -163,6 +163,9 @@ func NewBroker(o BrokerOptions) (*Broker, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	// "component" replaces, not repeats (logging.go): mochi's lines say
+	// component=mochi, ours component=broker, whatever o.Logger carries.
+	o.Logger = withComponents(o.Logger)
 	if o.Metrics == nil {
 		o.Metrics = new(Metrics)
 	}

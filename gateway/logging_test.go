@@ -1,0 +1,68 @@
+package gateway
+
+import (
+	"bytes"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/eclipse/paho.golang/paho"
+)
+
+// TestLogComponentOnce: every line, the broker's and mochi's included,
+// carries exactly one component key, the most specific one.
+func TestLogComponentOnce(t *testing.T) {
+	var buf logBuffer
+	base := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	g, err := New(&Config{}, base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := newEnv(t, func(o *BrokerOptions) { o.Logger = g.log })
+	// mochi logs "mochi mqtt starting" (Info) and client lifecycle (Debug).
+	c, err := e.connectV5(t, e.pki.Issue(t, "sensor-a"), "sensor-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = c.c.Disconnect(&paho.Disconnect{})
+	g.log.With("component", "audit").With("device", "d").Info("derived twice")
+	g.log.With("component", "x").WithGroup("grp").Info("grouped", "k", "v")
+	g.log.Info("own component", "component", "main")
+	e.b.Close()
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	comps := map[string]bool{}
+	for _, l := range lines {
+		if n := strings.Count(l, "component="); n != 1 {
+			t.Errorf("%d component keys in %q; want 1", n, l)
+		}
+		if i := strings.Index(l, "component="); i >= 0 {
+			comps[strings.Fields(l[i:])[0]] = true
+		}
+	}
+	for _, c := range []string{"component=mochi", "component=broker", "component=audit", "component=main", "component=x"} {
+		if !comps[c] {
+			t.Errorf("no line with %s in:\n%s", c, buf.String())
+		}
+	}
+}
+
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *logBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *logBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+var _ io.Writer = (*logBuffer)(nil)
