@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -31,7 +30,9 @@ import (
 //	    handshake fails (alert bad_certificate / certificate_revoked family);
 //	    no MQTT packet is ever read.
 //	PUBLISH denied (iot:Publish, or iot:RetainPublish when RETAIN is set, or
-//	the topic exceeds max_topic_length / max_topic_levels):
+//	the topic exceeds max_topic_length / max_topic_levels, or the topic is
+//	reserved: $SYS/... (any case; mochi alone would drop it with no PUBACK,
+//	see OnPacketRead) or $share/...):
 //	    the message is delivered to nobody and not retained, and
 //	    MQTT 5, QoS 1/2: PUBACK/PUBREC with reason 0x87 Not authorized; the
 //	                     session stays up.
@@ -40,7 +41,9 @@ import (
 //	                     PUBACK; acknowledging would claim a delivery that did
 //	                     not happen, and AWS IoT Core also disconnects).
 //	    MQTT 3.1.1, QoS 0: silently dropped.
-//	SUBSCRIBE denied (iot:Subscribe on topicfilter/<filter as sent>):
+//	SUBSCRIBE denied (iot:Subscribe on topicfilter/<filter as sent>; a
+//	    filter without wildcards also needs iot:Receive on its one topic, a
+//	    subscription that could never deliver is refused, see OnSubscribe):
 //	    SUBACK return code 0x87 Not authorized (MQTT 5) / 0x80 Failure
 //	    (MQTT 3.1.1) for that filter; other filters of the packet are granted.
 //	Delivery denied (iot:Receive on topic/<name>, checked for every message
@@ -86,14 +89,6 @@ type clientState struct {
 	clean    bool
 	hasWill  bool
 	sess     atomic.Pointer[authz.Session]
-	// sub is set while this client's SUBSCRIBE is being processed, see
-	// isSubscribeCheck.
-	sub atomic.Pointer[subWindow]
-}
-
-type subWindow struct {
-	gid     int64
-	filters map[string]struct{}
 }
 
 func (st *clientState) authzIdentity() authz.Identity {
@@ -121,7 +116,7 @@ func (h *hook) ID() string { return "edgegw" }
 func (h *hook) Provides(b byte) bool {
 	switch b {
 	case mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnSessionEstablished, mqtt.OnDisconnect,
-		mqtt.OnACLCheck, mqtt.OnSubscribe, mqtt.OnSubscribed, mqtt.OnPublish,
+		mqtt.OnACLCheck, mqtt.OnSubscribe, mqtt.OnPacketRead, mqtt.OnPublish,
 		mqtt.OnPublishDropped, mqtt.OnQosDropped, mqtt.OnRetainMessage, mqtt.OnRetainedExpired,
 		mqtt.OnWill:
 		return true
@@ -241,56 +236,80 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
 	}
 }
 
-// goid returns the current goroutine's id. It is used only to tell a
-// subscribe check from a delivery check in OnACLCheck (below), never on the
-// plain delivery path.
-func goid() int64 {
-	var buf [32]byte
-	n := runtime.Stack(buf[:], false)
-	s := strings.TrimPrefix(string(buf[:n]), "goroutine ")
-	if i := strings.IndexByte(s, ' '); i > 0 {
-		id, _ := strconv.ParseInt(s[:i], 10, 64)
-		return id
-	}
-	return -1
+// How the hook tells mochi's two OnACLCheck(write=false) questions apart
+// without knowing which goroutine asks:
+//
+//   - processSubscribe asks about each topic FILTER of a SUBSCRIBE, between
+//     OnSubscribe and the SUBACK, on the subscriber's goroutine;
+//   - publishToClient asks about a topic NAME for every delivery (live,
+//     retained on subscribe, from the inline client), on any goroutine.
+//
+// OnSubscribe makes the iot:Subscribe decision for every filter of the
+// packet itself and replaces each refused filter by deniedFilter, for which
+// OnACLCheck always says no, so mochi answers 0x87 (MQTT 5) / 0x80 (3.1.1)
+// for exactly that filter. A filter with a wildcard, a shared filter
+// ($share/...) and deniedFilter can never be a topic name (publishing to
+// them is refused, see publishTopicProblem), so OnACLCheck answers those as
+// subscribe checks. Everything else is a topic name and gets the iot:Receive
+// decision; that is also what processSubscribe gets for an allowed
+// wildcard-free filter, and OnSubscribe allowed such a filter only if the
+// client may also receive that one topic. So a subscribe check and a
+// concurrent delivery of the same string always get the same, correct answer.
+
+// deniedFilter stands in for a refused filter. It is a valid filter (mochi
+// still asks OnACLCheck about it), has a wildcard (never a topic name) and a
+// NUL, which no client may send ([MQTT-1.5.4-2]; topicProblem refuses it).
+const deniedFilter = "\x00edgegw/denied/#"
+
+// isFilter reports whether s can only be a topic filter, never a topic name.
+func isFilter(s string) bool {
+	return strings.ContainsAny(s, "+#\x00") || mqtt.IsSharedFilter(s)
 }
 
-// OnSubscribe opens the subscribe window of this client (see isSubscribeCheck).
+// subscribeProblem says why sess may not subscribe to filter ("" = allowed):
+// limits, iot:Subscribe on topicfilter/<filter as sent>, and for a
+// wildcard-free filter also iot:Receive on its one topic (a subscription that
+// could never deliver anything is refused rather than granted empty).
+func (b *Broker) subscribeProblem(sess *authz.Session, filter string) string {
+	if reason := b.limits.topicProblem(filter); reason != "" {
+		return reason
+	}
+	if !sess.Allowed(authz.Subscribe, filter) {
+		return explain(sess, authz.Subscribe, filter)
+	}
+	if !isFilter(filter) && !sess.Allowed(authz.Receive, filter) {
+		return "iot:Receive topic/" + filter + " not allowed, the only topic this filter matches: " + explain(sess, authz.Receive, filter)
+	}
+	return ""
+}
+
+// OnSubscribe decides iot:Subscribe for every filter of the packet (see
+// above) and audits each refusal once.
 func (h *hook) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
-	if st := h.b.state(cl); st != nil {
-		w := &subWindow{gid: goid(), filters: make(map[string]struct{}, len(pk.Filters))}
-		for _, f := range pk.Filters {
-			w.filters[f.Filter] = struct{}{}
+	b := h.b
+	st := b.state(cl)
+	if st == nil {
+		return pk // inline client; anyone else is refused by OnACLCheck
+	}
+	sess := st.sess.Load()
+	copied := false
+	for i, f := range pk.Filters {
+		if !mqtt.IsValidFilter(f.Filter, false) || f.NoLocal && mqtt.IsSharedFilter(f.Filter) {
+			continue // mochi refuses these itself, without asking OnACLCheck
 		}
-		st.sub.Store(w)
+		why := b.subscribeProblem(sess, f.Filter)
+		if why == "" {
+			continue
+		}
+		b.metrics.DeniedSubscribe.Add(1)
+		b.deny(st, authz.Subscribe, f.Filter, why)
+		if !copied {
+			pk.Filters = append(packets.Subscriptions(nil), pk.Filters...)
+			copied = true
+		}
+		pk.Filters[i].Filter = deniedFilter
 	}
 	return pk
-}
-
-func (h *hook) OnSubscribed(cl *mqtt.Client, _ packets.Packet, _ []byte) {
-	if st := h.b.state(cl); st != nil {
-		st.sub.Store(nil)
-	}
-}
-
-// isSubscribeCheck tells mochi's two OnACLCheck(write=false) calls apart:
-// processSubscribe asks about each filter on the subscriber's own goroutine
-// between OnSubscribe and OnSubscribed; publishToClient asks about a topic
-// name for every delivery, on the publisher's goroutine. A topic name never
-// contains a wildcard, so only a wildcard-free filter that equals the
-// delivered topic name during the window needs the goroutine comparison.
-func (st *clientState) isSubscribeCheck(topic string) bool {
-	w := st.sub.Load()
-	if w == nil {
-		return false
-	}
-	if _, ok := w.filters[topic]; !ok {
-		return false
-	}
-	if strings.ContainsAny(topic, "+#") {
-		return true
-	}
-	return goid() == w.gid
 }
 
 // OnACLCheck authorizes PUBLISH (write), SUBSCRIBE and every delivery.
@@ -303,7 +322,11 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	sess := st.sess.Load()
 	switch {
 	case write:
-		if reason := b.limits.topicProblem(topic); reason != "" {
+		reason := b.limits.topicProblem(topic)
+		if reason == "" {
+			reason = publishTopicProblem(topic)
+		}
+		if reason != "" {
 			b.metrics.DeniedPublish.Add(1)
 			b.deny(st, authz.Publish, topic, reason)
 			return false
@@ -314,15 +337,14 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 			return false
 		}
 		return true
-	case st.isSubscribeCheck(topic):
-		if reason := b.limits.topicProblem(topic); reason != "" {
+	case topic == deniedFilter:
+		return false // refused and audited by OnSubscribe
+	case isFilter(topic):
+		// A subscribe check; OnSubscribe allowed it. Asked again for the
+		// case of a reload in between.
+		if why := b.subscribeProblem(sess, topic); why != "" {
 			b.metrics.DeniedSubscribe.Add(1)
-			b.deny(st, authz.Subscribe, topic, reason)
-			return false
-		}
-		if !sess.Allowed(authz.Subscribe, topic) {
-			b.metrics.DeniedSubscribe.Add(1)
-			b.deny(st, authz.Subscribe, topic, explain(sess, authz.Subscribe, topic))
+			b.deny(st, authz.Subscribe, topic, why)
 			return false
 		}
 		return true
@@ -334,6 +356,58 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 		}
 		return true
 	}
+}
+
+// publishTopicProblem refuses topic names reserved for the broker: $SYS
+// (mochi's own check, case-insensitive) and $share/ (a shared subscription
+// prefix; as a topic name it would look like a filter to OnACLCheck).
+// Wildcards are refused by mochi as a protocol violation.
+func publishTopicProblem(topic string) string {
+	switch {
+	case len(topic) >= len(mqtt.SysPrefix) && strings.EqualFold(topic[:len(mqtt.SysPrefix)], mqtt.SysPrefix):
+		return "$SYS topics are reserved for the broker"
+	case mqtt.IsSharedFilter(topic):
+		return "$share/ is a shared subscription prefix, not a topic"
+	case strings.ContainsAny(topic, "+#"):
+		return "a topic name must not contain + or #"
+	}
+	return ""
+}
+
+// OnPacketRead answers a PUBLISH to a $SYS topic. mochi drops such a
+// message without asking any hook and without any acknowledgement, so a
+// QoS 1/2 publisher would wait forever. It gets the same refusal as any
+// denied publish (table at the top of this file): MQTT 5 PUBACK/PUBREC 0x87
+// Not authorized, MQTT 3.1.1 disconnect; QoS 0 is dropped. 0x87 rather than
+// 0x90 Topic Name invalid: the name is well formed, the broker refuses it.
+// mochi then drops the packet as before.
+func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if pk.FixedHeader.Type != packets.Publish || cl.Net.Inline ||
+		mqtt.IsValidFilter(pk.TopicName, true) || strings.ContainsAny(pk.TopicName, "+#") {
+		return pk, nil
+	}
+	b := h.b
+	b.metrics.DeniedPublish.Add(1)
+	if st := b.state(cl); st != nil {
+		b.deny(st, authz.Publish, pk.TopicName, publishTopicProblem(pk.TopicName))
+	}
+	switch {
+	case pk.FixedHeader.Qos == 0:
+	case cl.Properties.ProtocolVersion == 5:
+		ack := packets.Puback
+		if pk.FixedHeader.Qos == 2 {
+			ack = packets.Pubrec
+		}
+		_ = cl.WritePacket(packets.Packet{
+			FixedHeader: packets.FixedHeader{Type: ack},
+			PacketID:    pk.PacketID,
+			ReasonCode:  packets.ErrNotAuthorized.Code,
+			Properties:  packets.Properties{ReasonString: publishTopicProblem(pk.TopicName)},
+		})
+	default:
+		_ = b.srv.DisconnectClient(cl, packets.ErrNotAuthorized)
+	}
+	return pk, nil
 }
 
 // deny audits a denial; res is the bare resource as passed to Allowed.
@@ -362,7 +436,12 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	if cl.Net.Inline {
 		// Inbound from the upstream (bridge_run.go localPublisher): delivered
 		// to the local subscribers whose policy allows Receive (OnACLCheck),
-		// never queued upstream again (loop prevention).
+		// never queued upstream again (loop prevention). A reserved topic
+		// name would reach OnACLCheck looking like a filter: not delivered.
+		if reason := publishTopicProblem(pk.TopicName); reason != "" {
+			b.log.Warn("inbound message not delivered", "topic", pk.TopicName, "err", reason)
+			return pk, packets.ErrRejectPacket
+		}
 		if pk.FixedHeader.Qos > 0 {
 			b.backpressure(cl, pk.TopicName)
 		}
@@ -500,7 +579,7 @@ func (h *hook) OnWill(cl *mqtt.Client, will mqtt.Will) (mqtt.Will, error) {
 	}
 	sess := st.sess.Load()
 	res := will.TopicName
-	ok := b.limits.topicProblem(will.TopicName) == "" && sess.Allowed(authz.Publish, res) &&
+	ok := b.limits.topicProblem(will.TopicName) == "" && publishTopicProblem(will.TopicName) == "" && sess.Allowed(authz.Publish, res) &&
 		(!will.Retain || sess.Allowed(authz.RetainPublish, res))
 	if !ok {
 		b.metrics.DeniedPublish.Add(1)

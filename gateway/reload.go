@@ -172,7 +172,7 @@ func (b *Broker) recheckSubscriptions(st *clientState, sess *authz.Session) {
 		return
 	}
 	for filter := range st.cl.State.Subscriptions.GetAll() {
-		if sess.Allowed(authz.Subscribe, filter) && b.limits.topicProblem(filter) == "" {
+		if b.subscribeProblem(sess, filter) == "" {
 			continue
 		}
 		if b.srv.Topics.Unsubscribe(filter, st.cl.ID) {
