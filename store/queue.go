@@ -535,9 +535,16 @@ func (q *Queue) commit(batch []*pending) {
 	}
 	q.mu.Unlock()
 
-	var err error
+	var err, syncErr error
 	if len(pre)+len(sets)+len(ops) > 0 {
 		err = q.write(pre, sets, ops)
+	}
+	if err == nil && accepted > 0 {
+		// Durable before any waiter is released. A failed sync after a
+		// successful commit: the transaction is in badger (meta and data
+		// agree), but not known to be on disk, so its writers get the error
+		// (no PUBACK; the sensor resends, at-least-once).
+		syncErr = q.syncLogs(pre, sets, ops)
 	}
 
 	q.mu.Lock()
@@ -553,6 +560,14 @@ func (q *Queue) commit(batch []*pending) {
 		if accepted > 0 {
 			q.visible = lastSeq
 			q.signalLocked()
+		}
+		if syncErr != nil {
+			q.log.Error("syncing queue batch failed; refusing its messages", "messages", accepted, "err", syncErr)
+			for _, p := range batch {
+				if p.err == nil && !p.barrier {
+					p.seq, p.err = 0, fmt.Errorf("syncing the queue: %w", syncErr)
+				}
+			}
 		}
 	} else {
 		q.log.Error("writing queue batch failed; refusing its messages", "messages", accepted, "err", err)
@@ -585,7 +600,23 @@ func (q *Queue) commit(batch []*pending) {
 	q.pre, q.sets, q.arena = pre[:0], sets[:0], arena[:0]
 }
 
-// write commits the groups as one synced transaction.
+// syncLogs makes the committed transaction durable: the WAL always, the
+// value log only when a value went there (see logSyncer).
+func (q *Queue) syncLogs(groups ...[]op) error {
+	if err := q.walSync.sync(); err != nil {
+		return err
+	}
+	for _, g := range groups {
+		for _, o := range g {
+			if !o.cancel && !o.del && len(o.val) >= valueThreshold {
+				return q.vlogSync.sync()
+			}
+		}
+	}
+	return nil
+}
+
+// write commits the groups as one transaction (synced by syncLogs).
 func (q *Queue) write(groups ...[]op) error {
 	txn := q.db.NewTransaction(true)
 	defer txn.Discard()

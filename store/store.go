@@ -193,6 +193,8 @@ type Queue struct {
 	// committer scratch, reused between commits
 	pre, sets []op
 	arena     []byte
+	// walSync, vlogSync: the committer's fdatasync of badger's logs
+	walSync, vlogSync *logSyncer
 }
 
 type route struct {
@@ -370,6 +372,13 @@ func Open(opts Options) (*Queue, error) {
 		return nil, fmt.Errorf("opening queue %q: %w", opts.Dir, classify(err))
 	}
 	q.db = db
+	if q.walSync, err = newLogSyncer(opts.Dir, ".mem"); err == nil {
+		q.vlogSync, err = newLogSyncer(opts.Dir, ".vlog")
+	}
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("opening queue %q: %w", opts.Dir, err)
+	}
 	if err := q.load(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("opening queue %q: reading index: %w", opts.Dir, err)
@@ -387,7 +396,7 @@ func Open(opts Options) (*Queue, error) {
 
 func (q *Queue) badgerOptions() badger.Options {
 	return badger.DefaultOptions(q.dir).
-		WithSyncWrites(true). // badger's writer syncs once per coalesced write (group commit)
+		WithSyncWrites(false). // the committer fdatasyncs the logs itself, once per group commit (logsync.go)
 		WithMemTableSize(8 << 20).
 		WithNumMemtables(2).
 		WithNumLevelZeroTables(2).
@@ -555,6 +564,8 @@ func (q *Queue) Close() error {
 		q.dbClosed.Store(true)
 		q.mu.Unlock()
 		q.closeErr = q.db.Close()
+		q.walSync.close()
+		q.vlogSync.close()
 		q.log.Info("queue closed", "dir", q.dir)
 	})
 	return q.closeErr
