@@ -168,6 +168,12 @@ type State struct {
 	DeadLettered uint64 // negative PUBACKs, moved to the dead-letter area
 	Resent       uint64 // unacknowledged at a lost connection, so sent again: the bound on duplicates
 	Paced        uint64 // backlog messages that went through the drain rate limiter
+	// NoSubscribers counts positive PUBACKs with reason 0x10 (No matching
+	// subscribers): the upstream took the message and nobody was subscribed
+	// to it, so it went nowhere. Acknowledged to the queue like any success
+	// [MQTT-3.4.2.1]; a rising count means the cloud side is not listening.
+	NoSubscribers  uint64
+	UnknownPubacks uint64 // PUBACKs for a packet identifier not in flight on that connection: ignored
 
 	InboundReceived  uint64 // PUBLISH packets from the upstream
 	InboundDelivered uint64 // published locally
@@ -197,10 +203,22 @@ type Bridge struct {
 	lastError   string
 	connectedAt time.Time
 	rate        float64
+
+	// lastID is the last publish packet identifier used, carried from one
+	// connection to the next (only Run's goroutine touches it, between
+	// sessions), so identifiers in flight on a lost connection are not
+	// reused at once on the new one: a stray PUBACK for an old identifier
+	// then finds nothing instead of acknowledging a different message.
+	lastID uint16
+
+	// tracePuback, when set (tests), sees every PUBACK matched to a message,
+	// before the queue is told.
+	tracePuback func(seq uint64, code byte)
 }
 
 type counters struct {
 	reconnects, sent, acked, deadLettered, resent, paced atomic.Uint64
+	noSubscribers, unknownPubacks                        atomic.Uint64
 	inReceived, inDelivered, inDropped                   atomic.Uint64
 }
 
@@ -262,6 +280,8 @@ func (b *Bridge) State() State {
 	s.Acked = b.c.acked.Load()
 	s.DeadLettered = b.c.deadLettered.Load()
 	s.Resent = b.c.resent.Load()
+	s.NoSubscribers = b.c.noSubscribers.Load()
+	s.UnknownPubacks = b.c.unknownPubacks.Load()
 	s.Paced = b.c.paced.Load()
 	s.InboundReceived = b.c.inReceived.Load()
 	s.InboundDelivered = b.c.inDelivered.Load()

@@ -111,6 +111,7 @@ func (b *Bridge) dial(ctx context.Context, up Upstream) (*session, error) {
 		inbound:  make(chan *packets.Publish, inboundMax),
 		ctrlAck:  make(chan *packets.ControlPacket, 1),
 		server:   serverLimits{receiveMax: 65535, maxQoS: 2, retain: true},
+		nextID:   b.lastID,
 	}
 	expiry := uint32(b.cfg.SessionExpiry / time.Second)
 	recvMax := uint16(inboundMax)
@@ -252,6 +253,7 @@ func (s *session) run(ctx context.Context) error {
 	s.mu.Lock()
 	n := len(s.inflight)
 	s.inflight = nil
+	b.lastID = s.nextID
 	s.mu.Unlock()
 	b.c.resent.Add(uint64(n))
 	b.inflight.Store(0)
@@ -511,11 +513,20 @@ func (s *session) onPuback(p *packets.Puback) {
 	}
 	s.mu.Unlock()
 	if !ok {
+		// Never attributed to anything: acknowledging a message on a guess
+		// would be a loss.
+		s.b.c.unknownPubacks.Add(1)
 		s.b.log.Debug("PUBACK for an unknown packet identifier", "packet_id", p.PacketID)
 		return
 	}
 	<-s.slots
 	s.b.inflight.Add(-1)
+	if f := s.b.tracePuback; f != nil {
+		f(pd.seq, p.ReasonCode)
+	}
+	if p.ReasonCode == packets.PubackNoMatchingSubscribers {
+		s.b.c.noSubscribers.Add(1)
+	}
 	if p.ReasonCode >= 0x80 {
 		s.deadLetter(pd, p.ReasonCode, fmt.Sprintf("upstream PUBACK 0x%02x %s %s", p.ReasonCode, p.Reason(), reasonString(p.Properties)))
 		return
