@@ -152,7 +152,7 @@ func decodeMeta(b []byte) (meta, error) {
 // valueThreshold live in the value log, where badger only estimates it.
 func valueSize(item *badger.Item) (int64, error) {
 	n := item.ValueSize()
-	if n < valueThreshold-64 {
+	if n < int64(valueThreshold)-64 {
 		return n, nil
 	}
 	err := item.Value(func(v []byte) error { n = int64(len(v)); return nil })
@@ -276,10 +276,10 @@ const (
 )
 
 // One commit is one badger transaction, never split, so a route's meta is
-// always in the transaction that changes its messages. txnBudget keeps it
-// well under badger's limit (15% of the memtable: 1.2 MiB here).
-const (
-	txnBudget     = 768 << 10
+// always in the transaction that changes its messages. txnBudget keeps it at
+// half of badger's limit (15% of the memtable).
+var (
+	txnBudget     = int(memTableSize * 15 / 100 / 2)
 	txnMaxEntries = 8192
 )
 

@@ -34,6 +34,7 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -300,9 +301,34 @@ var pendingPool = sync.Pool{New: func() any { return &pending{done: make(chan st
 
 const seqBlock = 1 << 16
 
-// valueThreshold: values this big go to badger's value log, smaller ones
-// stay in the LSM tree (and its WAL).
-const valueThreshold = 64 << 10
+// Badger sizing (see badgerOptions). valueThreshold: values this big go to
+// badger's value log, smaller ones stay in the LSM tree (and its WAL).
+var (
+	memTableSize   int64 = 8 << 20
+	baseTableSize  int64 = 2 << 20
+	blockSize            = 4 << 10
+	valueThreshold       = 64 << 10
+)
+
+// On 32-bit, ristretto's z.Allocator (v2.2.0 to at least v2.4.2) corrupts
+// memory once a table builder outgrows its first buffer: Allocate stores
+// uint64((bufIdx+1)<<32), shifted in a 32-bit int, that is 0, and hands the
+// first buffer out again. The SST being built is garbled and the next read
+// panics in table.(*Table).block or blockIterator.setIdx (slice bounds out of
+// range), in a compaction goroutine: nothing can recover. The first buffer
+// is 2 x the builder's TableSize; a memtable flush builds with BaseTableSize
+// whatever the memtable holds; encryption allocates every block twice; an
+// entry larger than a block reallocates it. So on 32-bit: every table size
+// equal (TableSizeMultiplier 1 in badgerOptions), BaseTableSize 4 x the
+// memtable, blocks of 16 KiB and values over 8 KiB in the value log: a
+// builder never needs more than 2 x 0.95 x BaseTableSize plus 2% of block
+// padding, under its first buffer. The fix upstream is one line
+// (uint64(bufIdx+1)<<32); with it this profile is merely conservative.
+func init() {
+	if strconv.IntSize == 32 {
+		memTableSize, baseTableSize, blockSize, valueThreshold = 2<<20, 8<<20, 16<<10, 8<<10
+	}
+}
 
 // Open opens (or creates) the queue in opts.Dir. A queue that badger cannot
 // open because it is damaged is moved aside to "<dir>.corrupt-<n>", logged at
@@ -395,16 +421,17 @@ func Open(opts Options) (*Queue, error) {
 }
 
 func (q *Queue) badgerOptions() badger.Options {
-	return badger.DefaultOptions(q.dir).
+	o := badger.DefaultOptions(q.dir).
 		WithSyncWrites(false). // the committer fdatasyncs the logs itself, once per group commit (logsync.go)
-		WithMemTableSize(8 << 20).
+		WithMemTableSize(memTableSize).
 		WithNumMemtables(2).
 		WithNumLevelZeroTables(2).
 		WithNumLevelZeroTablesStall(4).
-		WithBaseTableSize(2 << 20).
+		WithBaseTableSize(baseTableSize).
+		WithBlockSize(blockSize).
 		WithBaseLevelSize(8 << 20).
 		WithValueLogFileSize(16 << 20).
-		WithValueThreshold(valueThreshold).
+		WithValueThreshold(int64(valueThreshold)).
 		WithBlockCacheSize(4 << 20).
 		WithIndexCacheSize(2 << 20). // required with encryption, or the second open panics
 		WithNumCompactors(2).
@@ -413,6 +440,12 @@ func (q *Queue) badgerOptions() badger.Options {
 		WithMetricsEnabled(false).
 		WithEncryptionKey(q.opts.EncryptionKey).
 		WithLogger(badgerLogger{q.log}) // Warn and up; WithLoggingLevel would replace it
+	// Every table the same size: a compaction's table builders hold about
+	// 2 x BaseTableSize each (the default multiplier 2 doubles it per level:
+	// 140 MiB of builders at the end of a 1M-message fill), and on 32-bit a
+	// builder must never outgrow its first buffer (see init).
+	o.TableSizeMultiplier = 1
+	return o
 }
 
 // openDB turns badger's panics on damaged files into errors.
