@@ -31,6 +31,12 @@ type cloud struct {
 	noSeq    int
 	redeliv  int // arrivals with DUP set: the broker resending to this subscriber, not the bridge
 	arrivals chan struct{}
+
+	// sessionLost lists reconnects (after the first connection) on which the
+	// upstream had no session for us: whatever was published while the
+	// subscription was missing went nowhere, and the test must not blame the
+	// bridge for it.
+	sessionLost []time.Time
 }
 
 // startCloud connects a paho client as cloudCN with a persistent session,
@@ -100,13 +106,26 @@ func (c *cloud) connectOnce(ctx context.Context, m *mosquitto, filter string, fi
 		}},
 	})
 	expiry := uint32(3600)
-	ca, err := cli.Connect(dctx, &paho.Connect{ClientID: cloudCN, KeepAlive: 60, CleanStart: first,
+	// Clean Start 0 from the very first connection (each test has a fresh
+	// broker, so there is nothing stale to clean): Mosquitto 2.0.11 saves a
+	// session in its persistence file on SIGTERM only if the connection that
+	// holds it was made with Clean Start 0, session expiry or not. With Clean
+	// Start 1 first, the first restart dropped our subscription and the
+	// messages queued for it, and everything the bridge published until we
+	// resubscribed got PUBACK 0x10 and went nowhere (the flapping test's
+	// intermittent "loss").
+	ca, err := cli.Connect(dctx, &paho.Connect{ClientID: cloudCN, KeepAlive: 60, CleanStart: false,
 		Properties: &paho.ConnectProperties{SessionExpiryInterval: &expiry}})
 	if err != nil {
 		nc.Close()
 		return fmt.Errorf("connect: %w", err)
 	}
 	if !ca.SessionPresent {
+		if !first {
+			c.mu.Lock()
+			c.sessionLost = append(c.sessionLost, time.Now())
+			c.mu.Unlock()
+		}
 		if _, err := cli.Subscribe(dctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: filter, QoS: 1}}}); err != nil {
 			_ = cli.Disconnect(&paho.Disconnect{})
 			return fmt.Errorf("subscribe %q: %w", filter, err)
@@ -205,6 +224,13 @@ func (c *cloud) report(want []uint64) (distinct, dups int, missing []uint64) {
 	return len(c.count), dups, missing
 }
 
+// lostSessions returns the times of reconnects that found no session.
+func (c *cloud) lostSessions() []time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return append([]time.Time(nil), c.sessionLost...)
+}
+
 func (c *cloud) publish(topic string, payload []byte) error {
 	ctx, cf := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cf()
@@ -222,4 +248,33 @@ func (c *cloud) publish(topic string, payload []byte) error {
 		return fmt.Errorf("cloud publish %q: PUBACK 0x%02x", topic, resp.ReasonCode)
 	}
 	return nil
+}
+
+// TestCloudSessionSurvivesUpstreamRestart checks the harness the loss tests
+// stand on: the cloud subscriber's session (subscription and the messages
+// queued for it) survives Mosquitto's SIGTERM restart, so a message the
+// upstream acknowledged while the subscriber was away still reaches it.
+func TestCloudSessionSurvivesUpstreamRestart(t *testing.T) {
+	m := startMosquitto(t, mosquittoOpts{})
+	c := startCloud(t, m, "sites/#")
+	q := newAckTrace(newTestQueue(t))
+	b := runBridge(t, testConfig(m, telemetry), q, nil)
+	first := enqueueSensors(t, q, 1, 5, time.Now)
+	if got := c.waitUnique(len(first), 10*time.Second); got != len(first) {
+		t.Fatalf("before the restart: got %d; want %d", got, len(first))
+	}
+	m.stop()
+	m.start()
+	more := enqueueSensors(t, q, 1, 5, time.Now)
+	all := append(first, more...)
+	if got := c.waitUnique(len(all), 10*time.Second); got != len(all) {
+		_, _, missing := c.report(all)
+		t.Fatalf("after the restart: got %d; want %d; missing %v by cause:%s", got, len(all), missing, q.explain(missing))
+	}
+	if ls := c.lostSessions(); len(ls) != 0 {
+		t.Errorf("subscriber reconnects without a session: %v; want none", ls)
+	}
+	if st := b.State(); st.NoSubscribers != 0 {
+		t.Errorf("PUBACK 0x10 no matching subscribers: got %d; want 0", st.NoSubscribers)
+	}
 }
