@@ -290,6 +290,9 @@ func (q *Queue) Purge(route string, olderThan time.Duration) (int, error) {
 			}
 		}
 		vs = append(vs, victim{seq, int64(len(v))})
+		if len(vs) >= purgeChunk {
+			return true, apply() // bounded memory: the deletes are written as we go
+		}
 		return true, nil
 	})
 	if err == nil {
@@ -300,6 +303,8 @@ func (q *Queue) Purge(route string, olderThan time.Duration) (int, error) {
 	}
 	return total, nil
 }
+
+const purgeChunk = 4096
 
 // syncDeletes waits until the queued deletes are written.
 func (q *Queue) syncDeletes() error {

@@ -31,6 +31,12 @@ func msgKey(prefix byte, rid uint32, seq uint64) []byte {
 	return k
 }
 
+func appendMsgKey(b []byte, prefix byte, rid uint32, seq uint64) []byte {
+	b = append(b, prefix)
+	b = binary.BigEndian.AppendUint32(b, rid)
+	return binary.BigEndian.AppendUint64(b, seq)
+}
+
 func routePrefix(prefix byte, rid uint32) []byte {
 	k := make([]byte, 5)
 	k[0] = prefix
@@ -439,7 +445,7 @@ func (q *Queue) commit(batch []*pending) {
 			arena = make([]byte, 0, max(256<<10, need)) // earlier slices keep the old one
 		}
 		start := len(arena)
-		arena = append(arena, msgKey(pMsg, rt.id, seq)...)
+		arena = appendMsgKey(arena, pMsg, rt.id, seq)
 		arena = appendMessage(arena, m)
 		sets = append(sets, op{rt: rt, key: arena[start : start+13 : start+13], val: arena[start+13:],
 			seq: seq, dCount: 1, dBytes: int64(size)})
@@ -555,6 +561,9 @@ func (q *Queue) commit(batch []*pending) {
 		for _, o := range ops {
 			if o.rt != nil && o.del {
 				delete(o.rt.deleting, o.seq)
+				if len(o.rt.deleting) == 0 && o.rt.delPeak > 4096 {
+					o.rt.deleting, o.rt.delPeak = map[uint64]struct{}{}, 0 // maps do not shrink
+				}
 			}
 		}
 		if accepted > 0 {
@@ -759,6 +768,7 @@ func (q *Queue) removeLocked(rt *route, seq uint64, size int64) {
 	rt.bytes -= size
 	q.bytes -= size
 	rt.deleting[seq] = struct{}{}
+	rt.delPeak = max(rt.delPeak, len(rt.deleting))
 	q.ops = append(q.ops, op{rt: rt, key: msgKey(pMsg, rt.id, seq), del: true, seq: seq, dCount: -1, dBytes: -size})
 }
 

@@ -638,3 +638,38 @@ func TestWindowStress(t *testing.T) {
 		t.Fatalf("after acking everything: depth %d bytes %d", st.Depth, st.Bytes)
 	}
 }
+
+// TestPurgeLarge purges more than one chunk; counts and the meta agree.
+func TestPurgeLarge(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "q")
+	q := openT(t, Options{Dir: dir})
+	var wg sync.WaitGroup
+	for range 64 {
+		wg.Go(func() {
+			for range (purgeChunk + 1000) / 64 {
+				if _, err := q.Enqueue(context.Background(), Message{Route: "a", Payload: []byte("x")}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	want := q.Stats().Depth
+	m := next(t, q) // one handed out: purged too
+	if n, err := q.Purge("a", 0); err != nil || int64(n) != want {
+		t.Fatalf("Purge = %d, %v; want %d", n, err, want)
+	}
+	if err := q.Ack(m.Seq); err != nil {
+		t.Fatal(err)
+	}
+	if st := q.Stats(); st.Depth != 0 || st.Bytes != 0 || st.Routes[0].Drops[ReasonPurged] != uint64(want) {
+		t.Fatalf("after purge %+v", st.Routes[0])
+	}
+	q.Close()
+	q = openT(t, Options{Dir: dir})
+	if st := q.Stats(); st.Depth != 0 || st.Bytes != 0 {
+		t.Fatalf("after reopen %+v", st)
+	}
+	nextNone(t, q)
+}

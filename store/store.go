@@ -221,6 +221,7 @@ type route struct {
 	ahead    []aheadMsg          // read ahead, not handed out, seq order
 	inflight []flight            // handed out, not acked, seq order
 	deleting map[uint64]struct{} // deletes queued, not committed: reads skip them
+	delPeak  int
 
 	enqueued uint64
 	acked    uint64
