@@ -150,6 +150,7 @@ func (m *mosquitto) stop() {
 	case <-time.After(10 * time.Second):
 		_ = m.cmd.Process.Kill()
 		<-m.exited
+		m.t.Errorf("mosquitto did not exit within 10s of SIGTERM and was killed: it saved no persistence, so what it held for the test subscriber is gone (harness, not the bridge)")
 	}
 	m.cmd = nil
 }
