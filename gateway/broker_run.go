@@ -126,9 +126,10 @@ func (g *Gateway) serve(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case err := <-g.run.up.failedCh():
+			g.run.obs.queueFailed(err)
 			return err
 		case <-hup:
-			_ = g.Reload()
+			g.reloadOnSignal() // Reload between the Lifecycle callbacks (lifecycle.go)
 		}
 	}
 }

@@ -18,6 +18,7 @@ type Gateway struct {
 
 	// run is what Run started (see broker_run.go); nil when not running.
 	run *running
+	lc  Lifecycle // SetLifecycle (lifecycle.go)
 }
 
 // New prepares a gateway for cfg, which must come from LoadConfig or Check.
@@ -42,7 +43,9 @@ func (g *Gateway) Run(ctx context.Context) error {
 		return err
 	}
 	g.log.Info("gateway started", "site", g.cfg.Site, "listeners", len(g.cfg.Listeners))
+	g.lc.ready(g.run.obs.healthy)
 	err := g.serve(ctx) // until ctx ends or the bridge fails; SIGHUP reloads (broker_run.go)
+	g.lc.stopping()
 	g.stop()
 	if err != nil {
 		g.log.Error("gateway stopped", "err", err)

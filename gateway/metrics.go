@@ -148,6 +148,7 @@ type observer struct {
 	reloadAt    time.Time
 	reloadError string
 	closed      bool
+	queueErr    error // the bridge stopped on a queue error (queueFailed)
 
 	certMu sync.Mutex
 	certs  map[string]certFile // path -> parsed, by modification time
@@ -314,22 +315,46 @@ func (o *observer) startMetrics() error {
 type Health struct {
 	Status    string `json:"status"` // ok | unavailable
 	Listeners int    `json:"listeners"`
-	Queue     string `json:"queue"`    // open | closed | none (no store: local broker only)
+	Queue     string `json:"queue"`    // open | failed | closed | none (no store: local broker only)
 	Upstream  string `json:"upstream"` // connected | down | none (no bridge)
+	Error     string `json:"error,omitempty"`
+}
+
+// queueFailer is what a queue may offer to report a failure at runtime (a
+// write error, closed under the gateway): nil while it takes messages. It is
+// optional so that health needs nothing more from store than Stats.
+type queueFailer interface{ Err() error }
+
+// queueFailed records that the bridge stopped on a queue error; /healthz and
+// the watchdog report it until the gateway stops.
+func (o *observer) queueFailed(err error) {
+	if err == nil {
+		return
+	}
+	o.mu.Lock()
+	o.queueErr = err
+	o.mu.Unlock()
 }
 
 func (o *observer) health() Health {
 	h := Health{Status: "ok", Queue: "none", Upstream: "none"}
 	o.mu.Lock()
-	closed := o.closed
+	closed, qerr := o.closed, o.queueErr
 	o.mu.Unlock()
 	if o.broker != nil && !closed {
 		h.Listeners = o.broker.Stats().Listeners
 	}
 	if o.queue != nil {
-		h.Queue = "open"
-		if closed {
+		if qf, ok := o.queue.(queueFailer); ok && qerr == nil {
+			qerr = qf.Err()
+		}
+		switch {
+		case closed:
 			h.Queue = "closed"
+		case qerr != nil:
+			h.Queue, h.Error = "failed", qerr.Error()
+		default:
+			h.Queue = "open"
 		}
 	}
 	if o.bridge != nil {
@@ -338,10 +363,22 @@ func (o *observer) health() Health {
 			h.Upstream = "connected"
 		}
 	}
-	if closed || h.Listeners == 0 || h.Queue == "closed" {
+	if closed || h.Listeners == 0 || (h.Queue != "open" && h.Queue != "none") {
 		h.Status = "unavailable"
 	}
 	return h
+}
+
+// healthy is health as an error, for the systemd watchdog (Lifecycle.Ready).
+func (o *observer) healthy() error {
+	h := o.health()
+	if h.Status == "ok" {
+		return nil
+	}
+	if h.Error != "" {
+		return fmt.Errorf("gateway unavailable: queue %s: %s", h.Queue, h.Error)
+	}
+	return fmt.Errorf("gateway unavailable: listeners %d, queue %s", h.Listeners, h.Queue)
 }
 
 // serveHealth: 200 when listeners are up and the queue is open, else 503.

@@ -4,11 +4,13 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -203,6 +205,53 @@ func TestHealthStates(t *testing.T) {
 	o.stop()
 	if h := o.health(); h.Status != "unavailable" || h.Queue != "closed" {
 		t.Errorf("stopped: %+v; want unavailable, queue closed", h)
+	}
+}
+
+// failingQueue is a queue that reports a runtime failure (queueFailer).
+type failingQueue struct {
+	fakeQueue
+	err error
+}
+
+func (f *failingQueue) Err() error { return f.err }
+
+// TestHealthQueueFailure: a queue that fails while the gateway runs makes
+// /healthz answer 503 with queue "failed" and the reason, and the watchdog
+// probe (healthy) return an error; a queue that works stays 200.
+func TestHealthQueueFailure(t *testing.T) {
+	writeErr := errors.New("writing to queue: input/output error")
+	for _, tc := range []struct {
+		name       string
+		queue      queueSource
+		bridgeErr  error // recorded as the bridge stopping on a queue error
+		wantCode   int
+		wantQueue  string
+		wantError  string
+		wantHealth bool
+	}{
+		{"open", &failingQueue{}, nil, http.StatusOK, "open", "", true},
+		{"store reports failure", &failingQueue{err: writeErr}, nil, http.StatusServiceUnavailable, "failed", writeErr.Error(), false},
+		{"bridge stopped on queue error", &fakeQueue{}, fmt.Errorf("bridge: reading the queue: %w", store.ErrClosed), http.StatusServiceUnavailable, "failed", "bridge: reading the queue: queue closed", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := testObserver(t, &Config{})
+			o.broker = &fakeBroker{s: BrokerStats{Listeners: 1}}
+			o.queue = tc.queue
+			o.queueFailed(tc.bridgeErr)
+			rec := httptest.NewRecorder()
+			o.serveHealth(rec, httptest.NewRequest("GET", "/healthz", nil))
+			var h Health
+			if err := json.Unmarshal(rec.Body.Bytes(), &h); err != nil {
+				t.Fatalf("body %q: %v", rec.Body.String(), err)
+			}
+			if rec.Code != tc.wantCode || h.Queue != tc.wantQueue || h.Error != tc.wantError {
+				t.Errorf("got %d %+v; want %d, queue %q, error %q", rec.Code, h, tc.wantCode, tc.wantQueue, tc.wantError)
+			}
+			if err := o.healthy(); (err == nil) != tc.wantHealth {
+				t.Errorf("healthy() = %v; want healthy %v", err, tc.wantHealth)
+			}
+		})
 	}
 }
 
