@@ -4,6 +4,8 @@ import (
 	"context"
 	"log/slog"
 	"os/signal"
+	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -45,17 +47,69 @@ runs the gateway until SIGINT or SIGTERM. Logs go to stderr (journald under syst
 }
 
 // runGateway is the daemon's whole life: build the gateway, run it until
-// ctx ends.
+// ctx ends. Under systemd (Type=notify, see sdnotify.go) it reports READY once
+// the listeners accept and the queue is open, RELOADING/READY around every
+// SIGHUP reload, STOPPING when shutdown begins, and pings the watchdog while
+// the gateway is healthy.
 func runGateway(ctx context.Context, cfg *gateway.Config, log *slog.Logger) error {
 	g, err := gateway.New(cfg, log)
 	if err != nil {
 		return err
 	}
+	log = log.With("component", "main")
+	notify := func(state string) {
+		if _, err := sdNotify(state); err != nil {
+			log.Warn("systemd notification failed", "state", strings.SplitN(state, "\n", 2)[0], "err", err)
+		}
+	}
+	running := "listeners up, queue open"
+	if cfg.Bridge == nil {
+		running = "listeners up (no bridge: local broker only)"
+	}
+	wdCtx, wdStop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	defer func() { wdStop(); wg.Wait() }()
+	g.SetLifecycle(gateway.Lifecycle{
+		Ready: func(healthy func() error) {
+			notify(sdReady + "\n" + sdStatus(running))
+			wg.Add(1)
+			go func() { defer wg.Done(); sdWatchdog(wdCtx, watchdogProbe(log, healthy)) }()
+		},
+		Reloading: func() { notify(sdReloadingNow() + "\n" + sdStatus("reloading")) },
+		Reloaded: func(err error) {
+			status := running + "; reloaded"
+			if err != nil {
+				status = running + "; last reload failed (see the log): " + err.Error()
+			}
+			notify(sdReady + "\n" + sdStatus(status))
+		},
+		Stopping: func() {
+			wdStop()
+			notify(sdStopping + "\n" + sdStatus("stopping"))
+		},
+	})
 	if err := g.Run(ctx); err != nil {
 		return err
 	}
-	log.Info("stopped", "component", "main")
+	log.Info("stopped")
 	return nil
+}
+
+// watchdogProbe wraps healthy for sdWatchdog: it logs when the gateway turns
+// unhealthy (the pings stop, so systemd will restart it) and when it recovers.
+func watchdogProbe(log *slog.Logger, healthy func() error) func() error {
+	var failing bool // only sdWatchdog's goroutine calls the probe
+	return func() error {
+		err := healthy()
+		switch {
+		case err != nil && !failing:
+			log.Error("unhealthy: not pinging the systemd watchdog", "err", err)
+		case err == nil && failing:
+			log.Info("healthy again: pinging the systemd watchdog")
+		}
+		failing = err != nil
+		return err
+	}
 }
 
 func routeCount(cfg *gateway.Config) int {

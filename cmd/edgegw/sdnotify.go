@@ -17,7 +17,10 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // States understood by systemd; several may be joined with "\n" in one call.
@@ -27,6 +30,21 @@ const (
 	sdStopping  = "STOPPING=1"
 	sdWatchdogP = "WATCHDOG=1"
 )
+
+// sdReloadingNow is RELOADING=1 with the MONOTONIC_USEC systemd >= 253 requires for
+// Type=notify-reload (and accepts for Type=notify): CLOCK_MONOTONIC in microseconds.
+func sdReloadingNow() string {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return sdReloading
+	}
+	return sdReloading + "\nMONOTONIC_USEC=" + strconv.FormatInt(ts.Nano()/1000, 10)
+}
+
+// sdStatus is a STATUS= line: one line, whatever text it is given.
+func sdStatus(text string) string {
+	return "STATUS=" + strings.Join(strings.Fields(text), " ")
+}
 
 // sdNotify sends state to the service manager. It reports false (and no error) when the process
 // was not started by systemd with a notify socket. Accepted $NOTIFY_SOCKET forms: an absolute

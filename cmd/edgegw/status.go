@@ -98,6 +98,9 @@ func printStatus(w io.Writer, s *gateway.Status) {
 	fmt.Fprintf(w, "edgegw %s (commit %s), site %s, up %s (pid %d)\n", s.Version, s.Commit, s.Site, durStr(time.Duration(s.Uptime*float64(time.Second))), s.PID)
 	h := s.Health
 	fmt.Fprintf(w, "health:      %s (listeners %d, queue %s, upstream %s)\n", h.Status, h.Listeners, h.Queue, h.Upstream)
+	if h.Error != "" {
+		fmt.Fprintf(w, "             %s\n", h.Error)
+	}
 	if !s.ClockSane {
 		fmt.Fprintln(w, "clock:       system clock is before the build date: certificate checks use the build date (no RTC? check NTP)")
 	}

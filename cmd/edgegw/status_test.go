@@ -94,7 +94,7 @@ func TestPrintStatusFull(t *testing.T) {
 	now := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 	st := &gateway.Status{
 		Version: "1.0.0", Commit: "abc", Site: "plant-7", PID: 42, Uptime: 3*3600 + 125,
-		Health:    gateway.Health{Status: "ok", Listeners: 2, Queue: "open", Upstream: "down"},
+		Health:    gateway.Health{Status: "unavailable", Listeners: 2, Queue: "failed", Upstream: "down", Error: "writing to queue: input/output error"},
 		Listeners: []gateway.ListenerStatus{{Name: "lan", Address: "0.0.0.0:8883", TLS: true}},
 		Upstream:  &gateway.UpstreamStatus{URL: "mqtts://cloud:8883", LastError: "dial tcp: connection refused", Reconnects: 2},
 		Queue: &gateway.QueueStatus{Depth: 120, Bytes: 4096, MaxBytes: 2 << 30, Routes: []gateway.RouteStatus{
@@ -109,6 +109,7 @@ func TestPrintStatusFull(t *testing.T) {
 	out := b.String()
 	for _, want := range []string{
 		"edgegw 1.0.0 (commit abc), site plant-7, up 3h2m0s (pid 42)",
+		"health:      unavailable (listeners 2, queue failed, upstream down)\n             writing to queue: input/output error\n",
 		"upstream:    mqtts://cloud:8883 DOWN, 2 reconnects",
 		"last error: dial tcp: connection refused",
 		"telemetry  120", "1m35s", "2 ",
