@@ -15,6 +15,9 @@ import (
 // BenchmarkEnqueue: 100-byte payloads, every Enqueue returns after the fsync
 // of its batch; writers concurrent callers share the syncs.
 func BenchmarkEnqueue(b *testing.B) {
+	if s := os.Getenv("EDGEGW_LINGER_SPINS"); s != "" { // experiments: 0 = no yielding
+		fmt.Sscan(s, &lingerSpins)
+	}
 	for _, writers := range []int{1, 16, 64} {
 		b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) {
 			q := openT(b, Options{Dir: filepath.Join(b.TempDir(), "q"), Routes: []RouteLimits{{Name: "telemetry"}}})

@@ -5,10 +5,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"github.com/dgraph-io/badger/v4/skl"
 )
 
 // --- keys and encoding ---
@@ -283,10 +285,11 @@ const (
 
 // One commit is one badger transaction, never split, so a route's meta is
 // always in the transaction that changes its messages. txnBudget keeps it at
-// half of badger's limit (15% of the memtable).
+// half of badger's limits (15% of the memtable in bytes, that divided by the
+// largest skiplist node in entries; db.go: maxBatchSize, maxBatchCount).
 var (
 	txnBudget     = int(memTableSize * 15 / 100 / 2)
-	txnMaxEntries = 8192
+	txnMaxEntries = int(memTableSize*15/100) / skl.MaxNodeSize / 2 // 6553 here, 1638 on 32-bit
 )
 
 // est is badger's size estimate of one entry (key, value or value pointer,
@@ -302,6 +305,8 @@ func (q *Queue) run() {
 	defer close(q.stopped)
 	batch := make([]*pending, 0, q.opts.MaxBatch)
 	var carry *pending
+	last := 0 // messages in the last group commit
+	maxMsgs := min(cap(batch), txnMaxEntries/2)
 	tick := time.NewTicker(q.opts.EnforceInterval)
 	defer tick.Stop()
 	flush := time.NewTicker(ackFlush)
@@ -334,23 +339,36 @@ func (q *Queue) run() {
 		for _, p := range batch {
 			budget -= p.est
 		}
-	fill:
-		for len(batch) < cap(batch) {
-			select {
-			case p := <-q.reqs:
-				if p.est > budget {
-					carry = p
+		// Take what is queued. The writers released by the last commit are
+		// still re-submitting: yield a few times while fewer than last time
+		// have arrived, so they share this sync instead of the next one.
+		for spins := 0; ; spins++ {
+		fill:
+			for len(batch) < maxMsgs {
+				select {
+				case p := <-q.reqs:
+					if p.est > budget {
+						carry = p
+						break fill
+					}
+					batch = append(batch, p)
+					budget -= p.est
+				default:
 					break fill
 				}
-				batch = append(batch, p)
-				budget -= p.est
-			default:
-				break fill
 			}
+			if carry != nil || len(batch) >= last || spins >= lingerSpins {
+				break
+			}
+			runtime.Gosched()
 		}
+		last = len(batch)
 		q.commit(batch)
 	}
 }
+
+// lingerSpins bounds the yields of one group commit (a few microseconds).
+var lingerSpins = 4
 
 func (q *Queue) drainOnClose() {
 	var batch []*pending
@@ -358,7 +376,7 @@ func (q *Queue) drainOnClose() {
 	for {
 		select {
 		case p := <-q.reqs:
-			if p.est > budget && len(batch) > 0 {
+			if (p.est > budget || len(batch) >= txnMaxEntries/2) && len(batch) > 0 {
 				q.commit(batch)
 				batch, budget = batch[:0], txnBudget
 			}
@@ -373,15 +391,18 @@ func (q *Queue) drainOnClose() {
 	q.flushOps()
 }
 
-// flushOps commits the queued deletes (a few commits at most).
+// flushOps commits the queued deletes, as many commits as they need, while
+// they make progress (a failing write leaves them for the next Open: acked
+// messages come back as duplicates, never lost).
 func (q *Queue) flushOps() {
-	for range 64 {
+	for prev := -1; ; {
 		q.mu.Lock()
 		n := len(q.ops)
 		q.mu.Unlock()
-		if n == 0 {
+		if n == 0 || n == prev {
 			return
 		}
+		prev = n
 		q.commit(nil)
 	}
 }
