@@ -18,6 +18,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/url"
 	"os"
@@ -102,6 +103,31 @@ func StoreOptionsFromConfig(ctx context.Context, cfg *Config) (store.Options, er
 		o.EncryptionKey = k
 	}
 	return o, nil
+}
+
+// ensureQueueKey creates the queue's encryption key on the daemon's first
+// start: only when the queue directory does not exist yet or is empty, so a
+// lost key file next to an existing queue stays an error (a fresh key could
+// not read it) instead of being silently replaced. The edgegw queue commands
+// never create a key; they use StoreOptionsFromConfig alone.
+func ensureQueueKey(ctx context.Context, cfg *Config, log *slog.Logger) error {
+	uri := cfg.Store.EncryptionKey
+	if uri == "" {
+		return nil
+	}
+	if ents, err := os.ReadDir(cfg.Store.Dir); err == nil && len(ents) > 0 {
+		return nil
+	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("store.dir: %w", err)
+	}
+	_, created, err := hw.OpenOrCreateSecret(ctx, uri)
+	if err != nil {
+		return fmt.Errorf("store.encryption_key: %w", err)
+	}
+	if created {
+		log.Info("created a new queue encryption key; back it up with the queue if you move it", "component", "queue", "key", hw.Redact(uri))
+	}
+	return nil
 }
 
 // RouteLimitsFromConfig returns the queue limits of the routes that own a
@@ -380,6 +406,9 @@ func (g *Gateway) openUpstream(ctx context.Context, b *Broker, aud *Auditor) (u 
 			u = nil
 		}
 	}()
+	if err := ensureQueueKey(ctx, cfg, g.log); err != nil {
+		return nil, err
+	}
 	so, err := StoreOptionsFromConfig(ctx, cfg)
 	if err != nil {
 		return nil, err

@@ -10,8 +10,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"math/big"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -408,3 +410,52 @@ bridge:
 }
 
 func bigOne() *big.Int { return big.NewInt(time.Now().UnixNano()) }
+
+// TestEnsureQueueKey: the daemon creates a missing file: queue key only for a
+// queue that does not exist yet; next to an existing queue a missing key stays
+// an error, because a fresh key could not read that queue.
+func TestEnsureQueueKey(t *testing.T) {
+	dir := t.TempDir()
+	keyPath := filepath.Join(dir, "queue.key")
+	cfg := &Config{Store: StoreConfig{Dir: filepath.Join(dir, "queue"), EncryptionKey: "file:" + keyPath}}
+	log := slog.New(slog.DiscardHandler)
+
+	if err := ensureQueueKey(context.Background(), cfg, log); err != nil {
+		t.Fatalf("first start: %v", err)
+	}
+	fi, err := os.Stat(keyPath)
+	if err != nil {
+		t.Fatalf("key not created: %v", err)
+	}
+	if fi.Size() != 32 || fi.Mode().Perm() != 0o600 {
+		t.Errorf("key: size %d mode %v; want 32 bytes 0600", fi.Size(), fi.Mode().Perm())
+	}
+	first, _ := os.ReadFile(keyPath)
+	if err := ensureQueueKey(context.Background(), cfg, log); err != nil {
+		t.Fatalf("second start: %v", err)
+	}
+	if again, _ := os.ReadFile(keyPath); string(again) != string(first) {
+		t.Errorf("second start replaced the key")
+	}
+
+	// An existing queue whose key file is gone: no new key is made, and
+	// opening the options fails with a store.encryption_key error.
+	if err := os.MkdirAll(cfg.Store.Dir, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(cfg.Store.Dir, "MANIFEST"), []byte("x"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(keyPath); err != nil {
+		t.Fatal(err)
+	}
+	if err := ensureQueueKey(context.Background(), cfg, log); err != nil {
+		t.Fatalf("existing queue: %v", err)
+	}
+	if _, err := os.Stat(keyPath); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a key was created next to an existing queue (stat err %v)", err)
+	}
+	if _, err := StoreOptionsFromConfig(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "store.encryption_key") {
+		t.Errorf("missing key for existing queue: err %v; want a store.encryption_key error", err)
+	}
+}
