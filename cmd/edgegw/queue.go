@@ -93,7 +93,7 @@ tpm-sealed:PATH).`,
 	export.Flags().StringVar(&f.route, "route", "", "route name (default: every route)")
 	export.Flags().BoolVar(&f.dead, "dead", false, "export the dead letters instead")
 
-	cmd.AddCommand(stats, peek, purge, export)
+	cmd.AddCommand(stats, peek, purge, export, newQueueSmokeCmd(a, f)) // smoke: hidden self-test (queue_smoke.go)
 	return cmd
 }
 
