@@ -2,10 +2,15 @@ package main
 
 import "github.com/edgegw/edgegw/gateway"
 
-// The -ldflags variables (version, commit in main.go; buildDate in pki.go)
-// are link-time constants, already set when init runs. The gateway uses them
-// for the build_info metric, `edgegw status` and the clock guard (a system
-// clock before the build date is wrong: certificate checks use the build date).
+// buildDate is the build time, set by the Makefile with -ldflags "-X main.buildDate=..." (RFC 3339,
+// the commit time for reproducible builds; unix seconds work too). "" means unknown.
+var buildDate = ""
+
+// The -ldflags variables (version, commit in main.go; buildDate above) are link-time constants,
+// already set when init runs. gateway.BuildInfo is their one home: the build_info metric,
+// `edgegw status`, the daemon's clock guard and the PKI commands' clock floor (clockFloor in
+// pki.go) all read it. A system clock before the build date is wrong (a Pi has no RTC):
+// certificate checks and new certificates use the build date instead.
 func init() {
 	gateway.SetBuildInfo(gateway.BuildInfo{Version: version, Commit: commit, Date: gateway.ParseBuildDate(buildDate)})
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 	"gopkg.in/yaml.v3"
 
+	"github.com/edgegw/edgegw/gateway"
 	"github.com/edgegw/edgegw/gateway/pki"
 )
 
@@ -31,19 +32,16 @@ const defaultPKIDir = "/etc/edgegw/pki"
 // runs as root and this user exists, the daemon gets what it must read (pki.DaemonOwner).
 const daemonUser = "edgegw"
 
-// buildDate is the build time (RFC 3339), set by the Makefile with
-// -ldflags "-X main.buildDate=$(date -u +%Y-%m-%dT%H:%M:%SZ)". A Pi has no real-time clock: a
-// clock before the build date is wrong, and certificates then start at the build date instead.
-var buildDate = ""
-
-// pkiMinDate is the floor when buildDate is not set: the date this code was written.
-var pkiMinDate = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
-
+// clockFloor is the earliest believable "now" for certificates and the CRL: the build date the
+// binary carries (buildinfo.go hands main.buildDate to gateway.SetBuildInfo, the one source the
+// daemon's clock guard reads too), or gateway.DefaultBuildFloor when it carries none. A Pi has no
+// real-time clock: a clock before the build date is wrong, and certificates then start at the
+// build date instead.
 func clockFloor() time.Time {
-	if t, err := time.Parse(time.RFC3339, buildDate); err == nil && t.After(pkiMinDate) {
-		return t
+	if d := gateway.GetBuildInfo().Date; d.After(gateway.DefaultBuildFloor) {
+		return d
 	}
-	return pkiMinDate
+	return gateway.DefaultBuildFloor
 }
 
 type pkiFlags struct {
