@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -672,4 +673,53 @@ func TestPurgeLarge(t *testing.T) {
 		t.Fatalf("after reopen %+v", st)
 	}
 	nextNone(t, q)
+}
+
+// TestOpenWithoutMeta: a queue written before the per-route meta existed
+// (registry, messages, head cursor) is counted once at Open, and the meta is
+// written with the next commit.
+func TestOpenWithoutMeta(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "q")
+	q := openT(t, Options{Dir: dir})
+	q.Close()
+	db, err := badger.Open(q.badgerOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(txn *badger.Txn) error {
+		txn.Set(append([]byte{pReg}, "old"...), binary.BigEndian.AppendUint32(nil, 7))
+		txn.Set(routePrefix(pHead, 7), be64(3))
+		for seq := uint64(1); seq <= 5; seq++ {
+			m := Message{Topic: "t", Payload: []byte{byte('0' + seq)}}
+			txn.Set(msgKey(pMsg, 7, seq), appendMessage(nil, &m)) // 1 and 2 lie below the head cursor: acked
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	q = openT(t, Options{Dir: dir})
+	if st := q.Stats(); st.Depth != 3 || st.Routes[0].OldestSeq != 3 {
+		t.Fatalf("stats %+v", st.Routes[0])
+	}
+	if got := payloads(t, q, 3); !eq(got, []string{"3", "4", "5"}) {
+		t.Fatalf("got %v", got)
+	}
+	if s := enq(t, q, "old", "6"); s <= 5 {
+		t.Fatalf("new seq %d; want > 5", s)
+	}
+	q.Close()
+	q = openT(t, Options{Dir: dir})
+	var m meta
+	q.db.View(func(txn *badger.Txn) error {
+		v, err := getValue(txn, routePrefix(pMeta, 7))
+		if err == nil {
+			m, err = decodeMeta(v)
+		}
+		return err
+	})
+	if m.count != 4 || q.Stats().Depth != 4 {
+		t.Fatalf("meta %+v, depth %d; want 4", m, q.Stats().Depth)
+	}
 }
