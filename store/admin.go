@@ -313,10 +313,13 @@ func (q *Queue) syncDeletes() error {
 			return err
 		}
 		q.mu.Lock()
-		n := len(q.ops)
+		n, err := len(q.ops), q.writeErr
 		q.mu.Unlock()
 		if n == 0 {
 			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("writing deletes: %w", err)
 		}
 	}
 	return nil

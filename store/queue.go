@@ -578,6 +578,7 @@ func (q *Queue) commit(batch []*pending) {
 	for _, u := range undo {
 		u.rt.touched = false
 	}
+	q.writeErr = err
 	if err == nil {
 		for _, o := range ops {
 			if o.rt != nil && o.del {

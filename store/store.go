@@ -188,6 +188,7 @@ type Queue struct {
 	fullAt   time.Time
 	fullSupp int
 	movedTo  string
+	writeErr error // of the last commit that failed; nil after one succeeds
 
 	purgeMu sync.Mutex // one Purge at a time (its scan and its deletes)
 
@@ -304,12 +305,7 @@ const seqBlock = 1 << 16
 
 // Badger sizing (see badgerOptions). valueThreshold: values this big go to
 // badger's value log, smaller ones stay in the LSM tree (and its WAL).
-var (
-	memTableSize   int64 = 8 << 20
-	baseTableSize  int64 = 2 << 20
-	blockSize            = 4 << 10
-	valueThreshold       = 64 << 10
-)
+var memTableSize, baseTableSize, blockSize, valueThreshold = badgerSizing(strconv.IntSize)
 
 // On 32-bit, ristretto's z.Allocator (v2.2.0 to at least v2.4.2) corrupts
 // memory once a table builder outgrows its first buffer: Allocate stores
@@ -325,10 +321,14 @@ var (
 // builder never needs more than 2 x 0.95 x BaseTableSize plus 2% of block
 // padding, under its first buffer. The fix upstream is one line
 // (uint64(bufIdx+1)<<32); with it this profile is merely conservative.
-func init() {
-	if strconv.IntSize == 32 {
-		memTableSize, baseTableSize, blockSize, valueThreshold = 2<<20, 8<<20, 16<<10, 8<<10
+//
+// A function, not init: txnBudget and txnMaxEntries are derived from
+// memTableSize by package initialization, which runs before init.
+func badgerSizing(intSize int) (memTable, baseTable int64, block, threshold int) {
+	if intSize == 32 {
+		return 2 << 20, 8 << 20, 16 << 10, 8 << 10
 	}
+	return 8 << 20, 2 << 20, 4 << 10, 64 << 10
 }
 
 // Open opens (or creates) the queue in opts.Dir. A queue that badger cannot
