@@ -2,7 +2,8 @@ package main
 
 // Packaging acceptance (issue 9): the cross builds, the three .deb packages (contents, control
 // data, conffiles, maintainer scripts), lintian, the arm binaries under qemu, the 32-bit queue
-// under qemu (`edgegw queue smoke` of the shipped armhf binary, and the store's tests), and the amd64 package installed with dpkg on this machine (as root, purged again).
+// under qemu (`edgegw queue smoke` of the shipped armhf binary, and the store's tests), and the
+// amd64 package installed with dpkg on this machine (as root, purged again).
 //
 // Heavy (cold: several minutes of cross builds; warm: about a minute), so it does not run
 // under -short; `make test` and `make test-packaging` run it.
