@@ -49,6 +49,7 @@ func TestLoadConfigBad(t *testing.T) {
 		{"bad_min_version", []string{`10: listeners[0].tls.min_version: "1.1": want "1.2" or "1.3"`}},
 		{"bad_key_uri", []string{`9: listeners[0].tls.key: "hsm:slot=1": unknown key URI scheme "hsm"; want file:PATH, tpm:..., pkcs11:... or auto`}},
 		{"bad_size", []string{`8: store.max_bytes: "2 gigs": unknown unit "gigs"; want a whole number and a unit, e.g. 512MiB, 2GiB, 1GB (units: B, KiB, MiB, GiB, TiB, KB, MB, GB, TB)`}},
+		{"bad_memory_limit", []string{`8: limits.memory_limit: 16MiB: want 0 (Go's default, no limit) or at least 32MiB`}},
 		{"bad_duration", []string{`12: bridge.routes[0].max_age: "7days": want a number and a unit, e.g. 90s, 10m, 36h, 7d`}},
 		{"duplicate_listener", []string{`6: listeners[1].name: "local": duplicate listener name (also listeners[0])`}},
 		{"duplicate_route", []string{`13: bridge.routes[1]: "out:building/#": duplicate route name (also bridge.routes[0]); give each route its own name`}},
@@ -149,6 +150,7 @@ func TestLoadConfigGoodFull(t *testing.T) {
 			HandshakeTimeout: Duration(5 * time.Second), MaxPendingHandshakes: 64, MaxPacketSize: 128 << 10,
 			MaxClients: 100, ClientWriteQueue: 1024, ReceiveMaximum: 64, SessionExpiryMax: Duration(48 * time.Hour),
 			RetainedMaxMessages: 500, RetainedMaxBytes: 8 << 20, MaxTopicLength: 128, MaxTopicLevels: 8,
+			MemoryLimit: 96 << 20,
 		}},
 		{"bridge.upstreams", c.Bridge.Upstreams, []Upstream{{URL: "mqtts://a.upstream.example", ServerName: "upstream.example"}, {URL: "mqtts://b.upstream.example:8884"}}},
 		{"bridge.upstreams[0] host:port", c.Bridge.Upstreams[0].HostPort(), "a.upstream.example:8883"},
@@ -169,8 +171,8 @@ func TestLoadConfigGoodFull(t *testing.T) {
 		{"metrics", c.Metrics.Address, ""},
 		{"admin", c.Admin.Socket, j("run/admin.sock")},
 		{"audit", c.Audit.File, ""},
-		{"line of bridge.routes[1].topic", c.Line("bridge.routes[1].topic"), 67},
-		{"line of a default key falls back to its parent", c.Line("bridge.routes[1].max_age"), 67},
+		{"line of bridge.routes[1].topic", c.Line("bridge.routes[1].topic"), 68},
+		{"line of a default key falls back to its parent", c.Line("bridge.routes[1].max_age"), 68},
 	}
 	for _, ck := range checks {
 		if !reflect.DeepEqual(ck.got, ck.want) {
