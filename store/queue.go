@@ -895,55 +895,6 @@ func (q *Queue) fillLocked(rt *route) error {
 
 // --- the API ---
 
-// Enqueue stores m durably and returns its sequence number only after the
-// fsync of a batch containing it (group commit: concurrent callers share one
-// sync). Errors: ErrFull, ErrQuota, ErrClosed, ErrInvalid, or a write error;
-// in every error case the caller must not acknowledge the message.
-func (q *Queue) Enqueue(ctx context.Context, m Message) (uint64, error) {
-	if m.Route == "" || len(m.Route) > 255 {
-		return 0, fmt.Errorf("enqueue: %w: route name must be 1..255 bytes", ErrInvalid)
-	}
-	size := encodedLen(&m)
-	if size > MaxMessageBytes {
-		return 0, fmt.Errorf("enqueue: %w: message of %d bytes exceeds %d", ErrInvalid, size, MaxMessageBytes)
-	}
-	if q.closed.Load() {
-		return 0, ErrClosed
-	}
-	p := pendingPool.Get().(*pending)
-	p.m, p.size, p.seq, p.err = m, size, 0, nil
-	p.est = 13 + size + 10 // est(key, value)
-	if size >= valueThreshold {
-		p.est = 13 + 12 + 10
-	}
-	select {
-	case q.reqs <- p:
-	case <-q.closing:
-		pendingPool.Put(p)
-		return 0, ErrClosed
-	case <-ctx.Done():
-		pendingPool.Put(p)
-		return 0, ctx.Err()
-	}
-	select {
-	case <-p.done:
-	case <-q.stopped:
-		select {
-		case <-p.done:
-		default:
-			return 0, ErrClosed // never committed; p is abandoned
-		}
-	case <-ctx.Done():
-		// The message may still be committed; the caller withholds the
-		// PUBACK and the sensor resends (at-least-once). p is abandoned.
-		return 0, ctx.Err()
-	}
-	seq, err := p.seq, p.err
-	p.m = Message{}
-	pendingPool.Put(p)
-	return seq, err
-}
-
 // Next returns the next message not yet handed out: the highest-priority
 // route first (ties: lowest sequence), FIFO within a route. It blocks until
 // one exists, ctx ends (ctx.Err()) or the queue closes (ErrClosed).

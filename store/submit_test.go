@@ -1,0 +1,219 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+)
+
+// TestSubmitOrder: several pipelined writers (each submits a window of
+// messages before waiting any): the sequence numbers of one writer follow its
+// Submit order, no seq is given twice, and Next hands them out in that order.
+func TestSubmitOrder(t *testing.T) {
+	cases := []struct {
+		name             string
+		writers, n, wind int
+	}{
+		{name: "one writer, window 1", writers: 1, n: 200, wind: 1},
+		{name: "one writer, window 64", writers: 1, n: 1000, wind: 64},
+		{name: "8 writers, window 32", writers: 8, n: 300, wind: 32},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			q := openT(t, Options{Routes: []RouteLimits{{Name: "r"}}})
+			seqs := make([][]uint64, c.writers)
+			var wg sync.WaitGroup
+			for w := range c.writers {
+				wg.Go(func() {
+					var win []Ticket
+					wait := func() {
+						seq, err := win[0].Wait(context.Background())
+						if err != nil {
+							t.Errorf("writer %d: Wait: %v", w, err)
+						}
+						seqs[w] = append(seqs[w], seq)
+						win = win[1:]
+					}
+					for i := range c.n {
+						tk, err := q.Submit(context.Background(), Message{Route: "r", Topic: "t", Payload: fmt.Appendf(nil, "%d/%d", w, i), QoS: 1})
+						if err != nil {
+							t.Errorf("writer %d: Submit #%d: %v", w, i, err)
+							return
+						}
+						if win = append(win, tk); len(win) >= c.wind {
+							wait()
+						}
+					}
+					for len(win) > 0 {
+						wait()
+					}
+				})
+			}
+			wg.Wait()
+			seen := map[uint64]string{}
+			for w, ss := range seqs {
+				if len(ss) != c.n {
+					t.Fatalf("writer %d: %d seqs; want %d", w, len(ss), c.n)
+				}
+				for i, s := range ss {
+					if i > 0 && s <= ss[i-1] {
+						t.Fatalf("writer %d: seq of #%d is %d after %d; want increasing in Submit order", w, i, s, ss[i-1])
+					}
+					if prev, dup := seen[s]; dup {
+						t.Fatalf("seq %d given to %s and %d/%d", s, prev, w, i)
+					}
+					seen[s] = fmt.Sprintf("%d/%d", w, i)
+				}
+			}
+			// Next: FIFO by seq, and each writer's payloads in its order.
+			next := make([]int, c.writers)
+			var last uint64
+			for range c.writers * c.n {
+				m := next1(t, q)
+				if m.Seq <= last && last != 0 {
+					t.Fatalf("Next seq %d after %d", m.Seq, last)
+				}
+				last = m.Seq
+				var w, i int
+				if _, err := fmt.Sscanf(string(m.Payload), "%d/%d", &w, &i); err != nil || i != next[w] {
+					t.Fatalf("Next: payload %q (seq %d); want %d/%d", m.Payload, m.Seq, w, next[w])
+				}
+				if seen[m.Seq] != string(m.Payload) {
+					t.Fatalf("seq %d carries %q; Wait returned it for %s", m.Seq, m.Payload, seen[m.Seq])
+				}
+				next[w]++
+			}
+		})
+	}
+}
+
+func next1(t *testing.T, q *Queue) Message {
+	t.Helper()
+	m, err := q.Next(context.Background())
+	if err != nil {
+		t.Fatalf("Next: %v", err)
+	}
+	return m
+}
+
+// TestSubmitWaitAfterClose: Close commits what was submitted before it; the
+// tickets are still waitable afterwards, and the messages are there on reopen.
+func TestSubmitWaitAfterClose(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "q")
+	q, err := Open(Options{Dir: dir, Routes: []RouteLimits{{Name: "r"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tks []Ticket
+	for i := range 50 {
+		tk, err := q.Submit(context.Background(), Message{Route: "r", Topic: "t", Payload: fmt.Appendf(nil, "%d", i)})
+		if err != nil {
+			t.Fatalf("Submit #%d: %v", i, err)
+		}
+		tks = append(tks, tk)
+	}
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var seqs []uint64
+	for i, tk := range tks {
+		seq, err := tk.Wait(context.Background())
+		if err != nil {
+			t.Fatalf("Wait #%d after Close: %v; want its seq (Close commits what was submitted)", i, err)
+		}
+		seqs = append(seqs, seq)
+	}
+	if _, err := q.Submit(context.Background(), Message{Route: "r", Topic: "t"}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Submit after Close: %v; want ErrClosed", err)
+	}
+	q2 := openT(t, Options{Dir: dir})
+	for i, want := range seqs {
+		m := next1(t, q2)
+		if m.Seq != want || string(m.Payload) != fmt.Sprint(i) {
+			t.Fatalf("after reopen: seq %d %q; want %d %q", m.Seq, m.Payload, want, fmt.Sprint(i))
+		}
+	}
+}
+
+// TestSubmitErrors: the same refusals as Enqueue, from Submit when no commit
+// is needed to know, from Wait otherwise.
+func TestSubmitErrors(t *testing.T) {
+	cancelled, cancel := context.WithCancel(context.Background())
+	cancel()
+	cases := []struct {
+		name       string
+		opts       Options
+		msgs       []Message
+		submitErrs []error // per message; nil = Submit succeeds
+		waitErrs   []error // per submitted message
+	}{
+		{name: "no route", msgs: []Message{{Topic: "t"}}, submitErrs: []error{ErrInvalid}},
+		{name: "route name too long", msgs: []Message{{Route: strings.Repeat("r", 256)}}, submitErrs: []error{ErrInvalid}},
+		{name: "too big", msgs: []Message{{Route: "r", Payload: make([]byte, MaxMessageBytes)}}, submitErrs: []error{ErrInvalid}},
+		{name: "route quota (reject)", opts: Options{Routes: []RouteLimits{{Name: "r", MaxMessages: 2, Overflow: Reject}}},
+			msgs:       []Message{{Route: "r"}, {Route: "r"}, {Route: "r"}, {Route: "r"}},
+			submitErrs: []error{nil, nil, nil, nil}, waitErrs: []error{nil, nil, ErrQuota, ErrQuota}},
+		// each message: 3+8+1+3+1+4+10 = 30 bytes
+		{name: "queue byte cap", opts: Options{MaxBytes: 70},
+			msgs:       []Message{{Route: "r", Payload: make([]byte, 10)}, {Route: "r", Payload: make([]byte, 10)}, {Route: "r", Payload: make([]byte, 10)}},
+			submitErrs: []error{nil, nil, nil}, waitErrs: []error{nil, nil, ErrFull}},
+		{name: "disk below watermark", opts: Options{Statfs: func(string) (uint64, error) { return MinReserve, nil }},
+			msgs: []Message{{Route: "r"}}, submitErrs: []error{nil}, waitErrs: []error{ErrFull}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			q := openT(t, c.opts)
+			var tks []Ticket
+			for i, m := range c.msgs {
+				m.Topic = "t"
+				tk, err := q.Submit(context.Background(), m)
+				if want := c.submitErrs[i]; !errors.Is(err, want) || (want == nil && err != nil) {
+					t.Fatalf("Submit #%d: %v; want %v", i, err, want)
+				}
+				if err == nil {
+					tks = append(tks, tk)
+				}
+			}
+			for i, tk := range tks {
+				_, err := tk.Wait(context.Background())
+				if want := c.waitErrs[i]; !errors.Is(err, want) || (want == nil && err != nil) {
+					t.Fatalf("Wait #%d: %v; want %v", i, err, want)
+				}
+			}
+			// Enqueue, the same path, refuses the same way.
+			if len(c.msgs) == 1 {
+				_, err := q.Enqueue(context.Background(), Message{Route: c.msgs[0].Route, Topic: "t", Payload: c.msgs[0].Payload})
+				want := c.submitErrs[0]
+				if want == nil {
+					want = c.waitErrs[0]
+				}
+				if !errors.Is(err, want) {
+					t.Fatalf("Enqueue: %v; want %v", err, want)
+				}
+			}
+		})
+	}
+	t.Run("cancelled context", func(t *testing.T) {
+		q := openT(t, Options{})
+		tk, err := q.Submit(context.Background(), Message{Route: "r", Topic: "t"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tk.Wait(cancelled); !errors.Is(err, context.Canceled) {
+			// The commit may have been faster than the select: both are fine
+			// only if the message is then really stored.
+			if err != nil {
+				t.Fatalf("Wait(cancelled): %v; want context.Canceled or success", err)
+			}
+		}
+	})
+	t.Run("zero ticket", func(t *testing.T) {
+		if _, err := (Ticket{}).Wait(context.Background()); !errors.Is(err, ErrInvalid) {
+			t.Fatalf("zero Ticket Wait: %v; want ErrInvalid", err)
+		}
+	})
+}
