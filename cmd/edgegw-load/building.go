@@ -2,9 +2,13 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
@@ -38,12 +42,14 @@ type BuildingResult struct {
 	Date         string         `json:"date"`
 	Command      string         `json:"command"`
 	Connect      ConnectResult  `json:"connect"`
-	Telemetry    Report         `json:"telemetry"`
-	Commands     Report         `json:"commands"`
+	Telemetry    Report         `json:"telemetry"`          // at the local monitor
+	Upstream     *Report        `json:"telemetry_upstream"` // at the cloud subscriber, through the bridge
+	Commands     Report         `json:"commands"`           // cloud -> bridge -> light/lock (local commander with --addr)
 	Misdelivered int64          `json:"misdelivered_commands"`
 	Blast        []*BlastResult `json:"blast_radius"`
 	ProbeLedger  Report         `json:"probe_ledger"`
 	Gateway      GatewayStats   `json:"gateway"`
+	SteadyCPU    float64        `json:"steady_cpu_seconds"` // gateway CPU during the steady phase
 	Pass         bool           `json:"pass"`
 	Failures     []string       `json:"failures,omitempty"`
 }
@@ -154,13 +160,44 @@ func runBuilding(ctx context.Context, bf *buildingFlags, stdout io.Writer) (*Bui
 	if bf.jsonOut {
 		out = io.Discard
 	}
-	e, err := prepare(ctx, &bf.common, out, GatewayConfig{})
+	res := &BuildingResult{Machine: machine(), Date: time.Now().UTC().Format(time.DateOnly)}
+	fail := func(format string, a ...any) { res.Failures = append(res.Failures, fmt.Sprintf(format, a...)) }
+
+	// The cloud: mosquitto over mTLS with an ACL; the gateway bridges
+	// telemetry to it and commands from it. With --addr the gateway is not
+	// ours to configure: commands are published locally instead.
+	var gc GatewayConfig
+	var up *Upstream
+	var upki *UpstreamPKI
+	if bf.addr == "" {
+		if bf.runDir == "" {
+			d, err := os.MkdirTemp("", "edgegw-load-*")
+			if err != nil {
+				return nil, err
+			}
+			defer os.RemoveAll(d)
+			bf.runDir = d
+		}
+		upDir := filepath.Join(bf.runDir, "upstream")
+		if err := os.MkdirAll(upDir, 0o755); err != nil {
+			return nil, err
+		}
+		var err error
+		if upki, err = OpenUpstreamPKI(ctx, filepath.Clean(bf.siteDir)+"-upstream-pki"); err != nil {
+			return nil, err
+		}
+		if up, err = StartUpstreamTLS(upDir, upki); err != nil {
+			return nil, err
+		}
+		defer func() { _ = up.Stop() }()
+		fmt.Fprintf(out, "upstream: mosquitto (pid %d) on %s, mTLS, ACL sites/%s/# for %s\n", up.proc.Cmd.Process.Pid, up.Addr, building, gatewayThing)
+		gc = GatewayConfig{Upstream: "mqtts://" + up.Addr, UpstreamTLS: upki, CmdRoute: true, RunDir: bf.runDir}
+	}
+	e, err := prepare(ctx, &bf.common, out, gc)
 	if err != nil {
 		return nil, err
 	}
 	defer e.close()
-	res := &BuildingResult{Machine: machine(), Date: time.Now().UTC().Format(time.DateOnly)}
-	fail := func(format string, a ...any) { res.Failures = append(res.Failures, fmt.Sprintf(format, a...)) }
 
 	ledger, cmds, probes := NewLedger(), NewLedger(), NewLedger()
 	mon, err := StartMonitor(ctx, e.site, e.addr, monitorThing, "building/#", ledger, probes)
@@ -168,6 +205,21 @@ func runBuilding(ctx context.Context, bf *buildingFlags, stdout io.Writer) (*Bui
 		return nil, fmt.Errorf("monitor: %w", err)
 	}
 	defer mon.Close()
+	var upLedger *Ledger
+	var cloudTLS *tls.Config
+	if up != nil {
+		if cloudTLS, err = upki.TLSConfig(cloudThing); err != nil {
+			return nil, err
+		}
+		upLedger = NewLedger()
+		sctx, stopSink := context.WithCancel(ctx)
+		defer stopSink()
+		sink := &Sink{ledger: upLedger, tls: cloudTLS}
+		go sink.run(sctx, up.Addr, "sites/"+building+"/building/#")
+		if !waitFor(ctx, 10*time.Second, sink.up.Load) {
+			return nil, errors.New("the cloud subscriber could not connect to mosquitto")
+		}
+	}
 
 	bad := compromised(e.site)
 	devs := without(e.site.Devices, bad)
@@ -177,7 +229,7 @@ func runBuilding(ctx context.Context, bf *buildingFlags, stdout io.Writer) (*Bui
 	}
 	fctx, stopFleet := context.WithCancel(ctx)
 	defer func() { stopFleet() }()
-	f := &Fleet{Site: e.site, Addr: e.addr, Version: bf.mqtt, Ledger: ledger, Cmds: cmds, Interval: interval, Payload: bf.payload}
+	f := &Fleet{Site: e.site, Addr: e.addr, Version: bf.mqtt, Ledger: ledger, Upstream: upLedger, Cmds: cmds, Interval: interval, Payload: bf.payload}
 	f.Pause(true) // telemetry starts with the steady phase
 	fmt.Fprintf(out, "connecting %d devices at once (MQTT %s)...\n", len(e.site.Devices), bf.mqtt)
 	res.Connect, err = connectFleet(fctx, e, f, devs, bad, bf.within)
@@ -213,9 +265,26 @@ func runBuilding(ctx context.Context, bf *buildingFlags, stdout io.Writer) (*Bui
 		}
 	}
 
+	// Commands: from the cloud through the bridge (or locally with --addr).
+	var cs *cmdSender
+	if bf.cmdRate > 0 {
+		if cs, err = newCmdSender(ctx, e, up, cloudTLS, devs, cmds); err != nil {
+			return nil, err
+		}
+		defer cs.c.Close()
+		if up != nil {
+			// The bridge subscribes upstream once it is connected; until
+			// then mosquitto answers PUBACK 0x10 (no matching subscribers).
+			if err := cs.warmUp(ctx, 30*time.Second); err != nil {
+				return nil, fmt.Errorf("%w; gateway log:\n%s", err, e.gw.Tail(1500))
+			}
+		}
+	}
+
 	// Steady phase: telemetry and commands.
-	fmt.Fprintf(out, "steady phase: %s, %.1f msg/min/device, burst %d, commands %.1f/min to each light and lock\n",
-		bf.duration, bf.rate, bf.burst, bf.cmdRate)
+	fmt.Fprintf(out, "steady phase: %s, %.1f msg/min/device, burst %d, commands %.1f/min to each light and lock (%s)\n",
+		bf.duration, bf.rate, bf.burst, bf.cmdRate, cs.origin())
+	cpu0 := e.gwStats().CPU
 	f.Pause(false)
 	if bf.burst > 0 {
 		f.Burst(bf.burst)
@@ -223,24 +292,25 @@ func runBuilding(ctx context.Context, bf *buildingFlags, stdout io.Writer) (*Bui
 	var wg sync.WaitGroup
 	cctx, stopCmds := context.WithTimeout(ctx, bf.duration)
 	var cmdErr error
-	if bf.cmdRate > 0 {
+	if cs != nil {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			cmdErr = commander(cctx, e, devs, bf.cmdRate, cmds)
+			cmdErr = cs.run(cctx, bf.cmdRate)
 		}()
 	}
 	sleep(ctx, bf.duration)
 	stopCmds()
 	f.Pause(true)
 	wg.Wait()
+	res.SteadyCPU = (e.gwStats().CPU - cpu0).Seconds()
 	if cmdErr != nil {
 		fail("commander: %v", cmdErr)
 	}
 	// Let the last messages arrive.
-	waitFor(ctx, 15*time.Second, func() bool {
+	waitFor(ctx, 30*time.Second, func() bool {
 		t, k := ledger.Report(0), cmds.Report(0)
-		return t.Lost == 0 && k.Lost == 0
+		return t.Lost == 0 && k.Lost == 0 && (upLedger == nil || upLedger.Report(0).Lost == 0)
 	})
 	time.Sleep(200 * time.Millisecond)
 	res.Gateway = toGW(e.gwStats())
@@ -250,10 +320,18 @@ func runBuilding(ctx context.Context, bf *buildingFlags, stdout io.Writer) (*Bui
 	res.Telemetry, res.Commands, res.ProbeLedger = ledger.Report(0), cmds.Report(0), probes.Report(0)
 	res.Misdelivered = f.Misdelivered.Load()
 	res.Telemetry.Print(out, "telemetry ledger (device -> gateway -> local subscriber):")
-	res.Commands.Print(out, "command ledger (commander -> gateway -> light/lock):")
-	fmt.Fprintf(out, "gateway: CPU %.1fs, RSS %s, peak RSS (VmHWM) %s\n", res.Gateway.CPUSeconds, mib(res.Gateway.RSSBytes), mib(res.Gateway.PeakRSS))
+	if upLedger != nil {
+		r := upLedger.Report(0)
+		res.Upstream = &r
+		r.Print(out, "telemetry ledger upstream (device -> gateway -> queue -> bridge -> mosquitto -> cloud subscriber):")
+	}
+	res.Commands.Print(out, "command ledger ("+cs.origin()+" -> light/lock):")
+	fmt.Fprintf(out, "gateway: CPU %.1fs (steady phase %.1fs), RSS %s, peak RSS (VmHWM) %s\n", res.Gateway.CPUSeconds, res.SteadyCPU, mib(res.Gateway.RSSBytes), mib(res.Gateway.PeakRSS))
 	if !res.Telemetry.OK() || res.Telemetry.Lost > 0 {
 		fail("telemetry ledger: %d lost (%v), %d delivered though refused, %d unknown", res.Telemetry.Lost, ledger.LostKeys(5), res.Telemetry.DeliveredRefused, res.Telemetry.Unknown)
+	}
+	if r := res.Upstream; r != nil && (!r.OK() || r.Lost > 0 || r.Delivered < r.Acked) {
+		fail("upstream telemetry ledger: %d of %d acknowledged delivered, %d lost (%v), %d unknown", r.Delivered, r.Acked, r.Lost, upLedger.LostKeys(5), r.Unknown)
 	}
 	if !res.Commands.OK() || res.Commands.Lost > 0 {
 		fail("command ledger: %d lost (%v)", res.Commands.Lost, cmds.LostKeys(5))
@@ -277,50 +355,122 @@ func runBuilding(ctx context.Context, bf *buildingFlags, stdout io.Writer) (*Bui
 	return res, nil
 }
 
-// commander publishes commands to every light and lock at rate per minute
-// each, as the commander service thing.
-func commander(ctx context.Context, e *env, devs []Device, rate float64, led *Ledger) error {
-	var targets []Device
+// cmdSender publishes commands to every light and lock: from the cloud
+// application on the upstream broker (sites/<site>/<local topic>, mapped by
+// the gateway's inbound route to the device's command topic), or, with
+// --addr, as the local commander thing.
+type cmdSender struct {
+	c       *Client
+	remote  bool
+	targets []Device
+	led     *Ledger
+	seqs    map[string]uint64
+}
+
+func newCmdSender(ctx context.Context, e *env, up *Upstream, cloudTLS *tls.Config, devs []Device, led *Ledger) (*cmdSender, error) {
+	s := &cmdSender{led: led, seqs: map[string]uint64{}, remote: up != nil}
 	for _, d := range devs {
 		if d.CmdTopic() != "" {
-			targets = append(targets, d)
+			s.targets = append(s.targets, d)
 		}
 	}
-	if len(targets) == 0 {
-		return nil
+	if len(s.targets) == 0 {
+		return nil, errors.New("no lights or locks to command")
 	}
-	tc, err := e.site.TLSConfig(commanderThing)
+	var err error
+	if up != nil {
+		s.c, err = Dial(ctx, up.Addr, cloudTLS, ClientOptions{ClientID: "edgegw-load-commander", Version: 5, Clean: true, Keepalive: 60 * time.Second})
+	} else {
+		var tc *tls.Config
+		if tc, err = e.site.TLSConfig(commanderThing); err != nil {
+			return nil, err
+		}
+		s.c, err = Dial(ctx, e.addr, tc, ClientOptions{ClientID: commanderThing, Version: 5, Clean: true, Keepalive: 60 * time.Second})
+	}
 	if err != nil {
-		return err
+		return nil, fmt.Errorf("commander: %w", err)
 	}
-	c, err := Dial(ctx, e.addr, tc, ClientOptions{ClientID: commanderThing, Version: 5, Clean: true, Keepalive: 60 * time.Second})
+	return s, nil
+}
+
+func (s *cmdSender) origin() string {
+	switch {
+	case s == nil:
+		return "none"
+	case s.remote:
+		return "cloud -> mosquitto -> bridge -> gateway"
+	}
+	return "local commander -> gateway"
+}
+
+func (s *cmdSender) topic(d Device) string {
+	if s.remote {
+		return "sites/" + building + "/" + d.CmdTopic()
+	}
+	return d.CmdTopic()
+}
+
+// pubackNoSubscribers is MQTT 5's PUBACK 0x10: accepted, delivered to nobody.
+const pubackNoSubscribers = 0x10
+
+// send publishes the next command to d and records it.
+func (s *cmdSender) send(ctx context.Context, d Device) (byte, error) {
+	s.seqs[d.Name]++
+	seq, now := s.seqs[d.Name], time.Now().UnixNano()
+	s.led.Sent(d.Name, seq, now)
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	code, err := s.c.Publish(pctx, s.topic(d), encodePayload(d.Name, seq, now, 16), 1, false)
+	cancel()
 	if err != nil {
-		return err
+		return 0, fmt.Errorf("publishing to %s: %w", s.topic(d), err)
 	}
-	defer c.Close()
-	step := time.Duration(float64(time.Minute) / rate / float64(len(targets)))
+	if code == pubackNoSubscribers {
+		s.led.Forget(d.Name, seq) // the broker promised nothing
+	} else {
+		s.led.Acked(d.Name, seq, code)
+	}
+	return code, nil
+}
+
+// warmUp commands the first target until the upstream has a subscriber
+// for it (the bridge is connected and subscribed) and it was delivered.
+func (s *cmdSender) warmUp(ctx context.Context, within time.Duration) error {
+	d := s.targets[0]
+	ok := waitFor(ctx, within, func() bool {
+		code, err := s.send(ctx, d)
+		if err != nil || code != 0 {
+			time.Sleep(200 * time.Millisecond)
+			return false
+		}
+		return waitFor(ctx, 5*time.Second, func() bool { return s.led.Report(0).Lost == 0 })
+	})
+	if !ok {
+		return fmt.Errorf("no command from the cloud reached %s within %s: is the bridge's inbound route subscribed upstream?", d.Name, within)
+	}
+	return nil
+}
+
+// run commands every target at rate per minute each until ctx ends.
+func (s *cmdSender) run(ctx context.Context, rate float64) error {
+	step := time.Duration(float64(time.Minute) / rate / float64(len(s.targets)))
 	t := time.NewTicker(step)
 	defer t.Stop()
-	seqs := map[string]uint64{}
 	for i := 0; ; i++ {
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
 		}
-		d := targets[i%len(targets)]
-		seqs[d.Name]++
-		seq, now := seqs[d.Name], time.Now().UnixNano()
-		led.Sent(d.Name, seq, now)
-		pctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		code, err := c.Publish(pctx, d.CmdTopic(), encodePayload(d.Name, seq, now, 16), 1, false)
-		cancel()
+		d := s.targets[i%len(s.targets)]
+		code, err := s.send(context.Background(), d)
 		if err != nil {
-			return fmt.Errorf("publishing to %s: %w", d.CmdTopic(), err)
+			return err
 		}
-		led.Acked(d.Name, seq, code)
-		if code >= 0x80 {
-			return fmt.Errorf("command to %s refused: 0x%02x", d.CmdTopic(), code)
+		switch {
+		case code == pubackNoSubscribers:
+			return fmt.Errorf("command to %s: PUBACK 0x10, no subscriber upstream (the bridge lost its subscription)", s.topic(d))
+		case code >= 0x80:
+			return fmt.Errorf("command to %s refused: 0x%02x", s.topic(d), code)
 		}
 	}
 }

@@ -10,6 +10,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -63,8 +64,15 @@ type Upstream struct {
 	proc *Proc
 }
 
-// StartUpstream starts mosquitto on a free loopback port in dir.
+// StartUpstream starts mosquitto on a free loopback port in dir, plaintext
+// and anonymous (the chaos run's upstream, behind Proxy).
 func StartUpstream(dir string) (*Upstream, error) {
+	return startUpstream(dir, "allow_anonymous true\n")
+}
+
+// startUpstream starts mosquitto with a listener on a free loopback port and
+// the listener settings in extra.
+func startUpstream(dir, extra string) (*Upstream, error) {
 	bin, err := exec.LookPath("mosquitto")
 	if err != nil {
 		if _, e := os.Stat("/usr/sbin/mosquitto"); e != nil {
@@ -79,24 +87,26 @@ func StartUpstream(dir string) (*Upstream, error) {
 	_, port, _ := strings.Cut(addr, ":")
 	u := &Upstream{Addr: addr, bin: bin, dir: dir, conf: filepath.Join(dir, "mosquitto.conf")}
 	// Persistence keeps the sink's queued messages across a graceful stop
-	// (SIGTERM writes the database); unlimited queues so that the upstream
-	// never drops what the gateway delivered.
+	// (SIGTERM writes the database); practically unlimited queues so that
+	// the upstream never drops what the gateway delivered (not 0: Mosquitto
+	// 2.0.11 with max_queued_messages 0 closes a client's connection right
+	// after a PUBACK 0x87).
 	// "user root" keeps a root-started mosquitto from switching to the
 	// mosquitto user, who cannot write to a private temp directory; it is
 	// ignored when not started as root.
-	conf := fmt.Sprintf(`listener %s 127.0.0.1
-user root
-allow_anonymous true
+	conf := fmt.Sprintf(`per_listener_settings false
+listener %s 127.0.0.1
+%suser root
 persistence true
 persistence_location %s/
 autosave_interval 1
-max_queued_messages 0
+max_queued_messages 10000000
 max_queued_bytes 0
-max_inflight_messages 0
+max_inflight_messages 1000
 log_dest stderr
 log_type error
 log_type warning
-`, port, dir)
+`, port, extra, dir)
 	if err := os.WriteFile(u.conf, []byte(conf), 0o644); err != nil {
 		return nil, err
 	}
@@ -123,14 +133,22 @@ func (u *Upstream) Stop() error { return u.proc.Stop(10 * time.Second) }
 // sites/<site>/#, reconnecting whenever mosquitto restarts.
 type Sink struct {
 	ledger   *Ledger
+	tls      *tls.Config // nil: plaintext
 	received atomic.Int64
 	up       atomic.Bool
 }
 
 func (s *Sink) run(ctx context.Context, addr, filter string) {
 	for ctx.Err() == nil {
-		c, err := DialPlain(ctx, addr, ClientOptions{ClientID: "edgegw-load-sink", Version: 5, Clean: false,
-			SessionExpiry: 0xFFFFFFFF, Keepalive: 30 * time.Second, OnMessage: s.onMessage})
+		o := ClientOptions{ClientID: "edgegw-load-sink", Version: 5, Clean: false,
+			SessionExpiry: 0xFFFFFFFF, Keepalive: 30 * time.Second, OnMessage: s.onMessage}
+		var c *Client
+		var err error
+		if s.tls != nil {
+			c, err = Dial(ctx, addr, s.tls, o)
+		} else {
+			c, err = DialPlain(ctx, addr, o)
+		}
 		if err != nil {
 			sleep(ctx, 100*time.Millisecond)
 			continue
@@ -150,10 +168,16 @@ func (s *Sink) run(ctx context.Context, addr, filter string) {
 }
 
 func (s *Sink) onMessage(m Message) {
+	if strings.HasSuffix(m.Topic, "/cmd") {
+		return // commands from the cloud (building): counted at their target
+	}
 	s.received.Add(1)
 	dev, seq, _, err := decodePayload(m.Payload)
 	if err != nil {
 		dev, seq = "?", 0
+	}
+	if strings.HasPrefix(dev, "probe:") {
+		return // blast-radius probes (building): judged at the local monitor
 	}
 	s.ledger.Delivered(dev, seq, time.Now().UnixNano())
 }
@@ -162,8 +186,10 @@ func (s *Sink) onMessage(m Message) {
 type DropCounter struct {
 	URL    string         // http://127.0.0.1:PORT/metrics
 	Metric *regexp.Regexp // metric lines to sum
+	Depth  *regexp.Regexp // the route's queue depth line (nil: not read)
 	total  int64          // sum over gateway lifetimes already ended
 	last   int64          // last reading of the current lifetime
+	depth  int64          // queue depth at the last reading (-1 unknown)
 }
 
 // Read returns the current lifetime's counter (-1 if unreadable).
@@ -171,6 +197,7 @@ func (d *DropCounter) Read() int64 {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, d.URL, nil)
+	d.depth = -1
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return -1
@@ -180,11 +207,18 @@ func (d *DropCounter) Read() int64 {
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
 		line := sc.Text()
-		if strings.HasPrefix(line, "#") || !d.Metric.MatchString(line) {
+		if strings.HasPrefix(line, "#") {
 			continue
 		}
 		f := strings.Fields(line)
-		if v, err := strconv.ParseFloat(f[len(f)-1], 64); err == nil {
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err != nil {
+			continue
+		}
+		if d.Depth != nil && d.Depth.MatchString(line) {
+			d.depth = int64(v)
+		}
+		if d.Metric.MatchString(line) {
 			sum += v
 		}
 	}
@@ -287,7 +321,7 @@ func cmdChaos(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer e.close()
-	drops := &DropCounter{URL: "http://" + metricsAddr + "/metrics", Metric: re}
+	drops := &DropCounter{URL: "http://" + metricsAddr + "/metrics", Metric: re, Depth: regexp.MustCompile(`^edgegw_queue_depth\{.*route="telemetry"`)}
 
 	ledger := NewLedger()
 	sctx, stopSink := context.WithCancel(ctx)
@@ -327,18 +361,33 @@ func cmdChaos(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		hold := time.Duration(500+rng.IntN(2500)) * time.Millisecond
 		switch kind {
 		case faultKill:
+			// The drop counters live in the process's memory: they are read
+			// just before the kill. So that no drop can happen between that
+			// reading and the kill, the kill waits until the queue is well
+			// below the route's cap (drop-oldest fires only at the cap):
+			// 2 s of the whole stream plus 50 messages of headroom.
+			margin := int64(float64(len(devs))*rate/60*2) + 50
+			safe := waitFor(ctx, 60*time.Second, func() bool {
+				drops.Read()
+				return drops.depth >= 0 && drops.depth+margin < int64(maxMsgs)
+			})
+			if !safe {
+				return fmt.Errorf("fault %d (kill): queue depth %d stayed within %d of the cap %d for 60s; a kill now could lose drop counts the ledger needs", i+1, drops.depth, margin, maxMsgs)
+			}
+			depth := drops.depth
 			drops.EndLifetime()
+			start = time.Now()
 			e.gw.Kill()
 			sleep(ctx, hold/2)
 			tc, err := e.site.TLSConfig(monitorThing)
 			if err != nil {
 				return err
 			}
-			e.gw, err = StartGateway(ctx, c.edgegw, e.cfg, e.addr, tc)
+			e.gw, err = StartGateway(ctx, c.edgegw, e.cfg, e.addr, tc, e.gwEnv...)
 			if err != nil {
 				return fmt.Errorf("restarting edgegw after SIGKILL: %w", err)
 			}
-			fr.Detail = fmt.Sprintf("down %s", time.Since(start).Round(time.Millisecond))
+			fr.Detail = fmt.Sprintf("down %s, queue depth %d at the kill", time.Since(start).Round(time.Millisecond), depth)
 		case faultUpstream:
 			if err := up.Stop(); err != nil {
 				fr.Detail = err.Error()

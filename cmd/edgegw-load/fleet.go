@@ -22,7 +22,10 @@ type Fleet struct {
 	Addr    string
 	Version string // "3", "5" or "mixed"
 	Ledger  *Ledger
-	Cmds    *Ledger // commands, keyed by (target device, seq)
+	// Upstream, when set, also records every telemetry message: its
+	// deliveries are counted by the cloud subscriber behind the bridge.
+	Upstream *Ledger
+	Cmds     *Ledger // commands, keyed by (target device, seq)
 	// Interval between telemetry messages of one device; 0 = no telemetry.
 	Interval time.Duration
 	Payload  int // bytes
@@ -279,6 +282,9 @@ func (f *Fleet) publish(ctx context.Context, d *dev, c *Client) bool {
 	seq := d.seq.Add(1)
 	now := time.Now().UnixNano()
 	f.Ledger.Sent(d.Name, seq, now)
+	if f.Upstream != nil {
+		f.Upstream.Sent(d.Name, seq, now)
+	}
 	pctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	code, err := c.Publish(pctx, d.Topic(), encodePayload(d.Name, seq, now, f.Payload), 1, false)
 	cancel()
@@ -290,6 +296,9 @@ func (f *Fleet) publish(ctx context.Context, d *dev, c *Client) bool {
 		return false
 	}
 	f.Ledger.Acked(d.Name, seq, code)
+	if f.Upstream != nil {
+		f.Upstream.Acked(d.Name, seq, code)
+	}
 	return true
 }
 

@@ -72,6 +72,14 @@ func (l *Ledger) Acked(dev string, seq uint64, code byte) {
 	l.mu.Unlock()
 }
 
+// Forget removes a message the receiving broker said it delivered to
+// nobody (MQTT 5 PUBACK 0x10 before the bridge subscribed): no promise.
+func (l *Ledger) Forget(dev string, seq uint64) {
+	l.mu.Lock()
+	delete(l.msgs, msgKey{dev, seq})
+	l.mu.Unlock()
+}
+
 // Delivered records one reception at unix nanos t.
 func (l *Ledger) Delivered(dev string, seq uint64, t int64) {
 	l.mu.Lock()

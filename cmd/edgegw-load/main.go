@@ -4,8 +4,10 @@
 // to one `edgegw run`, and counts every message end to end by (device,
 // sequence).
 //
-//	edgegw-load building   the seed's building: 20 floors x 100 devices, telemetry,
-//	                       commands, blast radius of one compromised device per role
+//	edgegw-load building   the seed's building: 20 floors x 100 devices, telemetry
+//	                       bridged to an upstream mosquitto (mTLS, ACL), commands
+//	                       from that upstream to lights and locks, blast radius of
+//	                       one compromised device per role
 //	edgegw-load storm      all devices reconnect at once (a power cut on the LAN)
 //	edgegw-load chaos      faults during a steady stream; every acked message is
 //	                       delivered upstream or counted as a drop
@@ -37,7 +39,7 @@ func main() {
 }
 
 const usage = `usage: edgegw-load building|storm|chaos [flags]
-  building  2,000 devices (20 floors x 100) on one edgegw run: telemetry, commands, blast radius
+  building  2,000 devices (20 floors x 100) on one edgegw run bridged to mosquitto: telemetry, commands from upstream, blast radius
   storm     connect the building, then every device reconnects at once
   chaos     faults during a steady stream; the ledger must balance
 Run 'edgegw-load COMMAND -h' for the flags.`
@@ -96,6 +98,7 @@ type common struct {
 	// Gateway tuning for comparisons (0/"" = edgegw's defaults).
 	writeQueue int
 	memLimit   string
+	gogc       string
 }
 
 func (c *common) register(fs *flag.FlagSet) {
@@ -113,7 +116,8 @@ func (c *common) register(fs *flag.FlagSet) {
 	fs.BoolVar(&c.jsonOut, "json", false, "print the result as JSON")
 	fs.StringVar(&c.logLevel, "log-level", "warn", "edgegw log level for the run")
 	fs.IntVar(&c.writeQueue, "client-write-queue", 0, "limits.client_write_queue of the started gateway (0 = edgegw's default)")
-	fs.StringVar(&c.memLimit, "gomemlimit", "", "GOMEMLIMIT of the started gateway, e.g. 100MiB (\"\" = unset)")
+	fs.StringVar(&c.memLimit, "gomemlimit", "", "GOMEMLIMIT of the started gateway, e.g. 100MiB or off (\"\" = unset: limits.memory_limit applies)")
+	fs.StringVar(&c.gogc, "gogc", "", "GOGC of the started gateway, e.g. 50 (\"\" = unset: Go's default, 100)")
 }
 
 func parse(fs *flag.FlagSet, args []string, stderr io.Writer) error {
@@ -136,7 +140,8 @@ type env struct {
 	c       *common
 	site    *Site
 	addr    string
-	gw      *Proc // nil with --addr
+	gw      *Proc    // nil with --addr
+	gwEnv   []string // GOMEMLIMIT, GOGC of the started gateway (kept for restarts)
 	cfg     string
 	runDir  string
 	cleanup []func()
@@ -211,6 +216,10 @@ func prepare(ctx context.Context, c *common, out io.Writer, gc GatewayConfig) (*
 	if c.memLimit != "" {
 		envv = append(envv, "GOMEMLIMIT="+c.memLimit)
 	}
+	if c.gogc != "" {
+		envv = append(envv, "GOGC="+c.gogc)
+	}
+	e.gwEnv = envv
 	e.gw, err = StartGateway(ctx, bin, e.cfg, e.addr, tc, envv...)
 	if err != nil {
 		e.close()

@@ -236,7 +236,9 @@ type GatewayConfig struct {
 	Listen   string // 127.0.0.1:PORT
 	RunDir   string // queue, audit, state
 	Metrics  string // "" none
-	Upstream string // "" no bridge; else mqtt://127.0.0.1:PORT
+	Upstream string // "" no bridge; else mqtt://127.0.0.1:PORT or mqtts://127.0.0.1:PORT
+	// UpstreamTLS is the gateway's trust and identity towards an mqtts:// upstream.
+	UpstreamTLS *UpstreamPKI
 	// Route limits of the outbound route (chaos: small, to force drops).
 	RouteMaxMessages int64
 	RouteMaxBytes    string
@@ -294,17 +296,21 @@ limits:
 	if g.Upstream != "" {
 		fmt.Fprintf(&b, `bridge:
   upstreams: [{url: %q}]
-  client_id: %s-gw
+  client_id: %s
   keepalive: 5s
   connect_timeout: 2s
   backoff: {min: 100ms, max: 1s}
-  routes:
+`, g.Upstream, gatewayThing)
+		if p := g.UpstreamTLS; p != nil {
+			fmt.Fprintf(&b, "  tls: {ca: %s, cert: %s, key: \"file:%s\"}\n", p.CA(), p.Cert(gatewayThing), p.Key(gatewayThing))
+		}
+		fmt.Fprintf(&b, `  routes:
     - name: telemetry
       topic: "building/#"
       direction: out
       qos: 1
       remote_prefix: "sites/%s/"
-`, g.Upstream, building, building)
+`, building)
 		if g.RouteMaxMessages > 0 {
 			fmt.Fprintf(&b, "      max_messages: %d\n", g.RouteMaxMessages)
 		}
