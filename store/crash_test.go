@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -32,7 +33,7 @@ func TestHelperProcess(t *testing.T) {
 	if os.Getenv(crashMixEnv) != "" {
 		crashMixChild(dir)
 	}
-	q, err := Open(Options{Dir: dir, Routes: []RouteLimits{{Name: "telemetry"}}})
+	q, err := Open(Options{Dir: dir, Routes: []RouteLimits{{Name: "telemetry"}}, Logger: childLogger()})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "child: open:", err)
 		os.Exit(3)
@@ -62,6 +63,9 @@ func TestHelperProcess(t *testing.T) {
 func TestCrashKill9(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "q")
 	seed := uint64(time.Now().UnixNano())
+	if v := os.Getenv("EDGEGW_CRASH_SEED"); v != "" { // replay a failure's kill times
+		seed, _ = strconv.ParseUint(v, 10, 64)
+	}
 	rng := rand.New(rand.NewPCG(seed, 6))
 	t.Logf("seed %d", seed)
 	reported := map[uint64]bool{}
@@ -113,8 +117,11 @@ func TestCrashKill9(t *testing.T) {
 		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
 			t.Fatalf("cycle %d: child ended by itself (%v): %s", cycle, err, stderr.String())
 		}
+		if m, _ := filepath.Glob(dir + ".corrupt-*"); len(m) != 0 {
+			t.Fatalf("cycle %d: the queue was moved aside as corrupt (%v); child's stderr:\n%s", cycle, m, stderr.String())
+		}
 		if m := minSeq(got); cycle > 0 && m <= last {
-			t.Fatalf("cycle %d: seq %d not above the previous run's highest %d", cycle, m, last)
+			t.Fatalf("cycle %d: seq %d not above the previous run's highest %d; child's stderr:\n%s", cycle, m, last, stderr.String())
 		}
 		for _, s := range got {
 			if reported[s] {
@@ -160,6 +167,12 @@ func TestCrashKill9(t *testing.T) {
 	t.Logf("%d acknowledged over 20 kills, %d present after reopen (the rest were synced but not yet reported when killed)", len(reported), n)
 }
 
+// childLogger: the crash children log warnings and errors (a queue moved
+// aside, a failed commit) to stderr, which the parent shows when it fails.
+func childLogger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+}
+
 func minSeq(s []uint64) uint64 {
 	m := s[0]
 	for _, v := range s {
@@ -176,7 +189,7 @@ var mixRoutes = []RouteLimits{{Name: "telemetry"}, {Name: "alarms", MaxMessages:
 // crashMixChild enqueues on two routes while a consumer acks most messages,
 // dead-letters some and leaves some in flight, until it is killed.
 func crashMixChild(dir string) {
-	q, err := Open(Options{Dir: dir, Routes: mixRoutes})
+	q, err := Open(Options{Dir: dir, Routes: mixRoutes, Logger: childLogger()})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "child: open:", err)
 		os.Exit(3)
@@ -238,9 +251,12 @@ func TestCrashMetaAgrees(t *testing.T) {
 		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() {
 			t.Fatalf("cycle %d: child ended by itself: %s", cycle, stderr.String())
 		}
-		q, err := Open(Options{Dir: dir, Routes: mixRoutes})
+		if m, _ := filepath.Glob(dir + ".corrupt-*"); len(m) != 0 {
+			t.Fatalf("cycle %d: the queue was moved aside as corrupt (%v); child's stderr:\n%s", cycle, m, stderr.String())
+		}
+		q, err := Open(Options{Dir: dir, Routes: mixRoutes, KeepCorrupt: true})
 		if err != nil {
-			t.Fatalf("cycle %d: reopen: %v", cycle, err)
+			t.Fatalf("cycle %d: reopen: %v; child's stderr:\n%s", cycle, err, stderr.String())
 		}
 		st := q.Stats()
 		var depth int64

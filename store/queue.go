@@ -427,7 +427,7 @@ func (q *Queue) commit(batch []*pending) {
 	pre, sets := q.pre[:0], q.sets[:0]
 	arena := q.arena[:0]
 	accepted := 0
-	var lastSeq uint64
+	var lastSeq, reserved uint64
 
 	q.mu.Lock()
 	if freeErr == nil && len(batch) > 0 {
@@ -457,6 +457,7 @@ func (q *Queue) commit(batch []*pending) {
 		q.nextSeq++
 		if seq >= q.hwm {
 			q.hwm = seq + seqBlock
+			reserved = q.hwm
 			pre = append(pre, op{key: hwmKey, val: be64(q.hwm)})
 		}
 		if m.Time == 0 {
@@ -563,7 +564,12 @@ func (q *Queue) commit(batch []*pending) {
 	q.mu.Unlock()
 
 	var err, syncErr error
-	if len(pre)+len(sets)+len(ops) > 0 {
+	if reserved != 0 {
+		// The mark beside the queue first: no seq of the new block is used
+		// before it is on disk there (seqfile.go).
+		err = writeSeqFile(seqPath(q.dir), reserved)
+	}
+	if err == nil && len(pre)+len(sets)+len(ops) > 0 {
 		err = q.write(pre, sets, ops)
 	}
 	if err == nil && accepted > 0 {

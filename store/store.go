@@ -14,6 +14,10 @@
 //	"s"                     -> seq               sequence high-water mark (reserved in blocks)
 //	"h" route-id(4)         -> seq               head cursor of queues written before the meta (read once)
 //
+// Beside the directory, "<dir>.seq" repeats the sequence high-water mark
+// outside badger (seqfile.go): a queue moved aside as corrupt, or removed,
+// is followed by one whose sequence numbers continue above the old ones.
+//
 // Every commit is one synced badger transaction that carries, with the
 // messages it adds and deletes, the meta of the routes it changes: after a
 // crash the meta agrees with the data, and Open reads O(routes) records, not
@@ -124,6 +128,10 @@ type Options struct {
 	// moving it aside (inspection tools must not change what they inspect).
 	KeepCorrupt bool
 }
+
+// reopenDelay: the pause before the second attempt to open a queue that
+// looked damaged.
+var reopenDelay = 500 * time.Millisecond
 
 // MinReserve is the minimum free-space watermark.
 const MinReserve = 16 << 20
@@ -333,7 +341,8 @@ func badgerSizing(intSize int) (memTable, baseTable int64, block, threshold int)
 
 // Open opens (or creates) the queue in opts.Dir. A queue that badger cannot
 // open because it is damaged is moved aside to "<dir>.corrupt-<n>", logged at
-// Error, and a fresh one is opened (Stats().CorruptMovedTo says where). A lock
+// Error, and a fresh one is opened (Stats().CorruptMovedTo says where), its
+// sequence numbers continuing above the old queue's ("<dir>.seq"). A lock
 // held by another process (ErrLocked) and a wrong key (ErrWrongKey) are
 // returned as errors: they are not corruption.
 func Open(opts Options) (*Queue, error) {
@@ -382,14 +391,28 @@ func Open(opts Options) (*Queue, error) {
 	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("opening queue %q: %w", opts.Dir, err)
 	}
+	// The sequence mark beside the queue: read before anything may move the
+	// queue aside (seqfile.go).
+	seqFloor, serr := readSeqFile(seqPath(opts.Dir))
+	if serr != nil {
+		q.log.Error("sequence mark beside the queue is unreadable; using the queue's own", "err", serr)
+	}
 	db, err := openDB(q.badgerOptions())
+	if err != nil && !opts.KeepCorrupt && isCorrupt(err) {
+		// A second attempt before giving up on the data: an error that goes
+		// away (memory, an interrupted call, a file badger was still
+		// closing) is not damage.
+		q.log.Warn("queue could not be opened; trying once more before moving it aside", "dir", opts.Dir, "err", err)
+		time.Sleep(reopenDelay)
+		db, err = openDB(q.badgerOptions())
+	}
 	if err != nil && !opts.KeepCorrupt && isCorrupt(err) {
 		moved, merr := moveAside(opts.Dir)
 		if merr != nil {
 			return nil, fmt.Errorf("opening queue %q: %w (and moving it aside failed: %v)", opts.Dir, err, merr)
 		}
 		q.log.Error("queue could not be opened; moved aside, starting with an empty queue",
-			"dir", opts.Dir, "moved_to", moved, "err", err)
+			"dir", opts.Dir, "moved_to", moved, "err", err, "next_seq_at_least", seqFloor)
 		q.movedTo = moved
 		if err = os.MkdirAll(opts.Dir, 0o700); err == nil {
 			db, err = openDB(q.badgerOptions())
@@ -409,6 +432,9 @@ func Open(opts Options) (*Queue, error) {
 	if err := q.load(); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("opening queue %q: reading index: %w", opts.Dir, err)
+	}
+	if seqFloor > q.nextSeq {
+		q.nextSeq, q.hwm, q.visible = seqFloor, seqFloor, seqFloor-1
 	}
 	q.SetRoutes(opts.Routes)
 	if free, err := q.statfs(q.dir); err == nil {
@@ -486,7 +512,8 @@ func isCorrupt(err error) bool {
 		return false
 	}
 	for _, e := range []error{fs.ErrPermission, fs.ErrNotExist, syscall.ENOSPC, syscall.EROFS,
-		syscall.EIO, syscall.ENOMEM, syscall.EMFILE, syscall.ENFILE, syscall.ENOTDIR} {
+		syscall.EIO, syscall.ENOMEM, syscall.EMFILE, syscall.ENFILE, syscall.ENOTDIR, syscall.EINTR,
+		syscall.EBUSY, syscall.EDQUOT, syscall.EFBIG, syscall.ENODEV} {
 		if errors.Is(err, e) {
 			return false
 		}
