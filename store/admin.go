@@ -36,7 +36,7 @@ type Stats struct {
 	Depth, Bytes   int64        // Bytes includes dead letters
 	MaxBytes       int64
 	FreeBytes      uint64 // at the last commit
-	MinFreeBytes   uint64
+	MinFreeBytes   uint64 // the watermark at the last commit: the fixed reserve + 1.5 x badger's tables
 	RejectedFull   uint64 // ErrFull since Open
 	DeadLetters    int64
 	NextSeq        uint64
@@ -46,7 +46,7 @@ type Stats struct {
 // Stats returns a snapshot.
 func (q *Queue) Stats() Stats {
 	q.mu.Lock()
-	s := Stats{MaxBytes: q.opts.MaxBytes, FreeBytes: q.free, MinFreeBytes: q.minFree,
+	s := Stats{MaxBytes: q.opts.MaxBytes, FreeBytes: q.free, MinFreeBytes: q.watermark,
 		RejectedFull: q.rejected["full"], NextSeq: q.nextSeq, CorruptMovedTo: q.movedTo, Bytes: q.bytes}
 	keys := make([][]byte, len(q.order))
 	vals := make([][]byte, len(q.order))

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
 	"os/exec"
@@ -80,17 +81,24 @@ func TestEncryptionAtRest(t *testing.T) {
 	}
 }
 
-// TestDiskFull fills a real 32 MiB tmpfs until ErrFull: the process must not
-// die (badger SIGBUSes on a full filesystem) and what was accepted must
-// survive. Not root: the same through an injected statfs.
+// TestDiskFull fills a real tmpfs until ErrFull, then makes badger do the
+// most it may write on its own at the watermark: acks (tombstones), dead
+// letters, a reopen (memtable replay and flush), a compaction of the whole
+// tree (Flatten) and value-log GC. The process must not die (badger SIGBUSes
+// on a full filesystem) and what was accepted must survive. The tmpfs holds
+// the reserve computed from the badger options and 48 MiB more. Not root:
+// the watermark through an injected statfs instead.
 func TestDiskFull(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Log("not root: proving the watermark with an injected statfs instead of a tmpfs")
 		var used uint64
-		q := openT(t, Options{MinFreeBytes: 20 << 20, Statfs: func(string) (uint64, error) { return 32<<20 - used, nil }})
+		q := openT(t, Options{Statfs: func(string) (uint64, error) { return 128<<20 - used, nil }})
 		for i := 0; ; i++ {
 			_, err := q.Enqueue(context.Background(), Message{Route: "r", Payload: make([]byte, 1024)})
 			if errors.Is(err, ErrFull) {
+				if i == 0 {
+					t.Fatal("refused the first message")
+				}
 				return
 			}
 			if err != nil || i > 1e6 {
@@ -99,42 +107,78 @@ func TestDiskFull(t *testing.T) {
 			used += 2048
 		}
 	}
+	reserve := badgerReserve((&Queue{dir: "unused"}).badgerOptions())
 	mnt := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=32m", "tmpfs", mnt).CombinedOutput(); err != nil {
+	size := fmt.Sprintf("size=%dm", reserve>>20+48)
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", size, "tmpfs", mnt).CombinedOutput(); err != nil {
 		t.Fatalf("mount tmpfs: %v: %s", err, out)
 	}
 	t.Cleanup(func() { exec.Command("umount", "-l", mnt).Run() })
 	dir := filepath.Join(mnt, "q")
-	q, err := Open(Options{Dir: dir, MinFreeBytes: 4 << 20})
+	fill := func(q *Queue) int {
+		t.Helper()
+		accepted := 0
+		for i := 0; ; i++ {
+			payload := make([]byte, 2048)
+			if i%100 == 99 {
+				payload = make([]byte, 100<<10) // to the value log
+			}
+			_, err := q.Enqueue(context.Background(), Message{Route: "r", Topic: "t", Payload: payload})
+			if errors.Is(err, ErrFull) {
+				return accepted
+			}
+			if err != nil || i > 1e6 {
+				t.Fatalf("Enqueue #%d: %v", i, err)
+			}
+			accepted++
+		}
+	}
+	churn := func(q *Queue, when string) {
+		t.Helper()
+		if err := q.db.Flatten(2); err != nil {
+			t.Logf("%s: Flatten: %v", when, err)
+		}
+		for range 4 {
+			if err := q.db.RunValueLogGC(0.01); err != nil {
+				break
+			}
+		}
+	}
+	q, err := Open(Options{Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
-	payload := make([]byte, 2048)
-	accepted := 0
-	for i := 0; ; i++ {
-		_, err := q.Enqueue(context.Background(), Message{Route: "r", Topic: "t", Payload: payload})
-		if errors.Is(err, ErrFull) {
-			break
-		}
-		if err != nil || i > 1e6 {
-			t.Fatalf("Enqueue #%d: %v", i, err)
-		}
-		accepted++
-	}
+	accepted := fill(q)
 	st := q.Stats()
-	t.Logf("accepted %d messages (%d bytes) before ErrFull; free %d, watermark %d", accepted, st.Bytes, st.FreeBytes, st.MinFreeBytes)
+	t.Logf("%s tmpfs: accepted %d messages (%d bytes) before ErrFull; free %d, watermark %d, reserve %d",
+		size, accepted, st.Bytes, st.FreeBytes, st.MinFreeBytes, reserve)
 	if accepted == 0 || st.RejectedFull == 0 {
 		t.Fatalf("accepted %d, rejected %d", accepted, st.RejectedFull)
 	}
-	// Still alive and serving: drain a little, acks work, then reopen.
-	for range 10 {
-		q.Ack(next(t, q).Seq)
+	// Still alive and serving at the watermark: acks, dead letters, a
+	// compaction of everything, value-log GC.
+	for i := range accepted / 2 {
+		m := next(t, q)
+		if i%50 == 0 {
+			q.DeadLetter(m.Seq, "test")
+		} else {
+			q.Ack(m.Seq)
+		}
 	}
+	if err := q.sync(); err != nil {
+		t.Fatal(err)
+	}
+	churn(q, "after acks")
 	if err := q.Close(); err != nil {
 		t.Fatalf("Close on a nearly full disk: %v", err)
 	}
-	q = openT(t, Options{Dir: dir, MinFreeBytes: 4 << 20})
-	if got := q.Stats().Depth; got < int64(accepted-10) {
-		t.Fatalf("after reopen depth %d; want >= %d", got, accepted-10)
+	q = openT(t, Options{Dir: dir})
+	left := q.Stats().Depth
+	if left < int64(accepted-accepted/2) {
+		t.Fatalf("after reopen depth %d; want >= %d", left, accepted-accepted/2)
 	}
+	more := fill(q)
+	churn(q, "after refilling")
+	st = q.Stats()
+	t.Logf("refilled %d more; free %d, watermark %d", more, st.FreeBytes, st.MinFreeBytes)
 }

@@ -417,11 +417,9 @@ func (q *Queue) flushOps() {
 // the value log once per write group; more transactions in flight would only
 // add WAL syncs.
 func (q *Queue) commit(batch []*pending) {
-	var free uint64
-	var freeErr error
-	if len(batch) > 0 {
-		free, freeErr = q.statfs(q.dir)
-	}
+	// Every commit looks at the disk: deletes and dead letters write too.
+	free, freeErr := q.statfs(q.dir)
+	lsm := q.lsmSize()
 	var batchBytes uint64
 	now := q.clock().UnixNano()
 	pre, sets := q.pre[:0], q.sets[:0]
@@ -430,8 +428,9 @@ func (q *Queue) commit(batch []*pending) {
 	var lastSeq, reserved uint64
 
 	q.mu.Lock()
-	if freeErr == nil && len(batch) > 0 {
-		q.free = free
+	wm := q.minFree + lsm + lsm/2 // see watermark in store.go
+	if freeErr == nil {
+		q.free, q.watermark = free, wm
 	}
 	for _, p := range batch {
 		if p.barrier {
@@ -440,7 +439,7 @@ func (q *Queue) commit(batch []*pending) {
 		m := &p.m
 		size := p.size
 		switch {
-		case freeErr == nil && free < q.minFree+2*(batchBytes+uint64(size)):
+		case freeErr == nil && free < wm+2*(batchBytes+uint64(size)):
 			p.err = q.fullLocked("disk free space below the watermark", free)
 			continue
 		case q.opts.MaxBytes > 0 && q.bytes+int64(size) > q.opts.MaxBytes:
@@ -481,6 +480,15 @@ func (q *Queue) commit(batch []*pending) {
 		accepted++
 		lastSeq = seq
 	}
+	q.lsmSince += batchBytes
+
+	// Below the fixed reserve even deletes wait (in memory; acked messages
+	// come back as duplicates after a crash): every write, a tombstone too,
+	// may end in a flush or a compaction that needs the reserve.
+	hold := freeErr == nil && free < q.minFree && len(q.ops) > 0
+	if hold {
+		q.holdLocked(free)
+	}
 
 	// The queued deletes that fit, oldest first.
 	budget, entries := txnBudget, len(pre)+len(sets)+len(q.routes)
@@ -488,7 +496,7 @@ func (q *Queue) commit(batch []*pending) {
 		budget -= est(o.key, o.val)
 	}
 	n := 0
-	for ; n < len(q.ops) && entries < txnMaxEntries; n++ {
+	for ; !hold && n < len(q.ops) && entries < txnMaxEntries; n++ {
 		c := est(q.ops[n].key, q.ops[n].val)
 		if c > budget && n > 0 {
 			break
@@ -827,6 +835,29 @@ func (q *Queue) fullLocked(why string, free uint64) error {
 		q.fullSupp++
 	}
 	return fmt.Errorf("%w: %s", ErrFull, why)
+}
+
+func (q *Queue) holdLocked(free uint64) {
+	now := time.Now()
+	if now.Sub(q.holdAt) >= 10*time.Second {
+		q.log.Warn("disk nearly full: deletes wait in memory until space is freed",
+			"dir", q.dir, "free_bytes", free, "reserve_bytes", q.minFree, "waiting", len(q.ops))
+		q.holdAt = now
+	}
+}
+
+// lsmSize estimates the bytes of badger's SSTs: the level sizes, read at
+// most once a second (badger's own figure is refreshed once a minute), plus
+// what was accepted since. Only the committer calls it.
+func (q *Queue) lsmSize() uint64 {
+	if now := time.Now(); now.Sub(q.lsmAt) >= time.Second && !q.dbClosed.Load() {
+		var n int64
+		for _, l := range q.db.Levels() {
+			n += l.Size
+		}
+		q.lsmBytes, q.lsmSince, q.lsmAt = uint64(max(n, 0)), 0, now
+	}
+	return q.lsmBytes + q.lsmSince
 }
 
 // sync waits until the committer has written what was queued before it
@@ -1228,6 +1259,12 @@ func (q *Queue) gc() {
 		case <-q.closing:
 			return
 		case <-t.C:
+			// Value-log GC rewrites up to a file before it deletes one: only
+			// above the reserve, which holds a file.
+			if free, err := q.statfs(q.dir); err == nil && free < q.minFree {
+				q.log.Warn("disk nearly full: value-log GC skipped", "dir", q.dir, "free_bytes", free, "reserve_bytes", q.minFree)
+				continue
+			}
 			for i := 0; i < 16; i++ {
 				if err := q.db.RunValueLogGC(0.5); err != nil {
 					break

@@ -103,9 +103,11 @@ type Options struct {
 	Routes []RouteLimits
 	// MaxBytes caps the whole queue (live messages and dead letters); 0 = no cap.
 	MaxBytes int64
-	// MinFreeBytes is the statfs watermark: below it new messages get ErrFull.
-	// It is never less than MinReserve, the room badger needs for a memtable
-	// flush (a full disk kills the process with SIGBUS inside badger).
+	// MinFreeBytes is the fixed free-space reserve (statfs): new messages get
+	// ErrFull below it plus 1.5 x the size of badger's tables (see
+	// badgerReserve: a full disk kills the process with SIGBUS inside badger).
+	// It is never less than what badger may write on its own: about 60 MiB
+	// with this store's badger options (48 MiB on 32-bit).
 	MinFreeBytes uint64
 	// EncryptionKey, when set, must be 32 bytes (AES-256).
 	EncryptionKey []byte
@@ -133,8 +135,39 @@ type Options struct {
 // looked damaged.
 var reopenDelay = 500 * time.Millisecond
 
-// MinReserve is the minimum free-space watermark.
+// MinReserve is the least free-space reserve, whatever the options say; the
+// reserve in effect is also never below what badger may write on its own
+// (badgerReserve).
 const MinReserve = 16 << 20
+
+// The disk-full guard. Badger writes through mmapped files: when the
+// filesystem fills, the write faults and the process dies with SIGBUS (in a
+// compaction, a memtable flush, value-log GC), no error to handle. So the
+// queue keeps enough free space for everything badger may write after the
+// last message it accepted:
+//
+//   - the fixed reserve (badgerReserve, from the actual options): the active
+//     write-ahead log filling up and a flush of every memtable, each SST no
+//     larger than its memtable: (NumMemtables+2) x MemTableSize; value-log
+//     GC, which rewrites up to one value-log file before it deletes one;
+//     the output tables of the running compactions; the DISCARD file, a
+//     MANIFEST rewrite, the key registry and directory blocks;
+//   - 1.5 x the SSTs' bytes (lsmSize): a compaction writes its output
+//     before it deletes its input, and in the worst case its input is a
+//     whole level (a table from level n spanning every key overlaps all of
+//     level n+1); compactions running together have disjoint inputs, so
+//     all of them together rewrite at most the whole tree. The half on top
+//     is for what tombstones add (acks keep writing) and table overheads.
+//
+// New messages are refused (ErrFull) below the watermark: fixed reserve +
+// 1.5 x SSTs + 2 x the batch. Below the fixed reserve alone, deletes and
+// dead letters wait in memory and value-log GC is skipped.
+func badgerReserve(o badger.Options) uint64 {
+	return uint64(o.NumMemtables+2)*uint64(o.MemTableSize) +
+		uint64(o.ValueLogFileSize) +
+		uint64(o.NumCompactors)*uint64(o.BaseTableSize) +
+		8<<20
+}
 
 // MaxMessageBytes bounds one encoded message.
 const MaxMessageBytes = 4 << 20
@@ -167,7 +200,7 @@ type Queue struct {
 	log     *slog.Logger
 	clock   func() time.Time
 	statfs  func(string) (uint64, error)
-	minFree uint64
+	minFree uint64 // the fixed reserve: max(MinFreeBytes, badgerReserve)
 
 	reqs      chan *pending
 	kick      chan struct{}
@@ -179,26 +212,32 @@ type Queue struct {
 	dbClosed  atomic.Bool
 	closeErr  error
 
-	mu       sync.Mutex
-	routes   map[string]*route
-	byID     map[uint32]*route
-	order    []*route // priority desc, id asc
-	nextID   uint32
-	nextSeq  uint64
-	hwm      uint64
-	visible  uint64 // highest seq synced and visible to Next
-	bytes    int64  // live + dead letters
-	ops      []op   // writes (acks, purges, drops) waiting for the committer
-	wake     chan struct{}
-	drops    []dropEvent
-	rejected map[string]uint64
-	free     uint64
-	fullAt   time.Time
-	fullSupp int
-	movedTo  string
-	writeErr error // of the last commit that failed; nil after one succeeds
+	mu        sync.Mutex
+	routes    map[string]*route
+	byID      map[uint32]*route
+	order     []*route // priority desc, id asc
+	nextID    uint32
+	nextSeq   uint64
+	hwm       uint64
+	visible   uint64 // highest seq synced and visible to Next
+	bytes     int64  // live + dead letters
+	ops       []op   // writes (acks, purges, drops) waiting for the committer
+	wake      chan struct{}
+	drops     []dropEvent
+	rejected  map[string]uint64
+	free      uint64
+	watermark uint64 // at the last commit: minFree + 1.5 x lsm
+	holdAt    time.Time
+	fullAt    time.Time
+	fullSupp  int
+	movedTo   string
+	writeErr  error // of the last commit that failed; nil after one succeeds
 
 	purgeMu sync.Mutex // one Purge at a time (its scan and its deletes)
+
+	// badger's SST bytes (lsmSize), the committer's
+	lsmBytes, lsmSince uint64
+	lsmAt              time.Time
 
 	// committer scratch, reused between commits
 	pre, sets []op
@@ -358,7 +397,6 @@ func Open(opts Options) (*Queue, error) {
 		log:      opts.Logger,
 		clock:    opts.Clock,
 		statfs:   opts.Statfs,
-		minFree:  max(opts.MinFreeBytes, MinReserve),
 		reqs:     make(chan *pending, 4096),
 		kick:     make(chan struct{}, 1),
 		closing:  make(chan struct{}),
@@ -388,6 +426,8 @@ func Open(opts Options) (*Queue, error) {
 	if q.opts.MaxBatch <= 0 {
 		q.opts.MaxBatch = 4096
 	}
+	q.minFree = max(opts.MinFreeBytes, MinReserve, badgerReserve(q.badgerOptions()))
+	q.watermark = q.minFree
 	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
 		return nil, fmt.Errorf("opening queue %q: %w", opts.Dir, err)
 	}
