@@ -533,8 +533,8 @@ var (
 	descQueueDepth       = desc("queue_depth", "Messages in the route's queue (not yet acknowledged upstream).", "route")
 	descQueueBytes       = desc("queue_bytes", "Bytes in the route's queue.", "route")
 	descQueueOldest      = desc("queue_oldest_age_seconds", "Age of the oldest queued message (0 when empty or the clock is not set).", "route")
-	descDrops            = desc("drops_total", "Messages dropped or refused by the route's limits, by reason.", "route", "reason")
-	descDeadLetters      = desc("dead_letters_total", "Messages held as dead letters (refused by the upstream); purging lowers it.", "route")
+	descDrops            = desc("drops_total", "Messages dropped or refused by the route's limits, by reason, over the queue's lifetime (persisted: kept across restarts and kill -9).", "route", "reason")
+	descDeadLetters      = desc("dead_letters_total", "Messages moved to the dead letters (refused by the upstream) over the queue's lifetime (persisted).", "route")
 	descQueueRejectFull  = desc("queue_rejected_full_total", "Messages refused because the queue byte cap or the disk watermark was reached.")
 	descEnqueueFailures  = desc("enqueue_failures_total", "Local publications that could not be queued (publisher got no PUBACK or 0x97).")
 	descUpConnected      = desc("upstream_connected", "1 while the upstream MQTT session is up.")
@@ -607,7 +607,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			gauge(descQueueDepth, float64(rs.Depth), rs.Name)
 			gauge(descQueueBytes, float64(rs.Bytes), rs.Name)
 			gauge(descQueueOldest, rs.OldestAge.Seconds(), rs.Name)
-			counter(descDeadLetters, float64(rs.DeadLetters), rs.Name)
+			counter(descDeadLetters, float64(rs.DeadLettered), rs.Name) // lifetime, not the dead letters held
 			for reason, n := range rs.Drops {
 				counter(descDrops, float64(n), rs.Name, reason)
 			}

@@ -94,7 +94,7 @@ func TestCollectorFromSources(t *testing.T) {
 	o.broker = &fakeBroker{s: BrokerStats{Listeners: 2, Connections: 3, ConnectsAccepted: 7, DeniedPublish: 4, DeniedReceive: 1, DroppedQoS0: 9, Enqueued: 5}}
 	o.queue = &fakeQueue{s: store.Stats{RejectedFull: 2, Routes: []store.RouteStats{{
 		Name: "telemetry", Depth: 12, Bytes: 3400, OldestAge: 90 * time.Second, Enqueued: 20, Acked: 8,
-		Rejected: 1, Drops: map[string]uint64{store.ReasonMaxAge: 3}, DeadLetters: 1,
+		Rejected: 1, Drops: map[string]uint64{store.ReasonMaxAge: 3}, DeadLetters: 0, DeadLettered: 1,
 	}}}}
 	o.bridge = &fakeBridge{s: bridge.State{Connected: true, Reconnects: 2, InboundDelivered: 6}}
 	o.record(AuditEvent{Event: EventHandshakeFailed, Reason: "tls: certificate signed by unknown authority"})

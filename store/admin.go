@@ -14,19 +14,24 @@ import (
 
 // RouteStats describes one route's backlog.
 type RouteStats struct {
-	Name        string
-	Configured  bool // false: removed by a reload, kept until drained or purged
-	Priority    int
-	Depth       int64 // live messages (handed out or not)
-	Bytes       int64
-	InFlight    int // handed out, not acked
-	OldestSeq   uint64
-	OldestAge   time.Duration     // 0 when unknown (empty, or the clock is not sane)
-	Enqueued    uint64            // since Open
-	Acked       uint64            // since Open
-	Rejected    uint64            // ErrQuota since Open
-	Drops       map[string]uint64 // by reason, since Open
-	DeadLetters int64
+	Name       string
+	Configured bool // false: removed by a reload, kept until drained or purged
+	Priority   int
+	Depth      int64 // live messages (handed out or not)
+	Bytes      int64
+	InFlight   int // handed out, not acked
+	OldestSeq  uint64
+	OldestAge  time.Duration // 0 when unknown (empty, or the clock is not sane)
+	// Lifetime counters: since the route's queue was created, persisted in
+	// its meta with the change each counts, so kill -9 and restarts keep
+	// them (a queue moved aside as corrupt starts again at zero).
+	Enqueued     uint64            // accepted (seq assigned)
+	Acked        uint64            // deleted after the upstream PUBACK
+	Rejected     uint64            // refused with ErrQuota (overflow reject)
+	Drops        map[string]uint64 // dropped by the route's limits or a purge, by reason
+	DeadLettered uint64            // moved to the dead letters
+	// Current: what the route holds now.
+	DeadLetters int64 // dead letters held (PurgeDeadLetters lowers it)
 	DeadBytes   int64
 }
 
@@ -37,7 +42,7 @@ type Stats struct {
 	MaxBytes       int64
 	FreeBytes      uint64 // at the last commit
 	MinFreeBytes   uint64 // the watermark at the last commit: the fixed reserve + 1.5 x badger's tables
-	RejectedFull   uint64 // ErrFull since Open
+	RejectedFull   uint64 // ErrFull since Open (not persisted: no route holds it)
 	DeadLetters    int64
 	NextSeq        uint64
 	CorruptMovedTo string // set when Open moved a damaged queue aside
@@ -53,7 +58,7 @@ func (q *Queue) Stats() Stats {
 	for i, rt := range q.order {
 		rs := RouteStats{Name: rt.name, Configured: rt.configured, Priority: rt.lim.Priority,
 			Depth: rt.depth, Bytes: rt.bytes, InFlight: len(rt.inflight), Enqueued: rt.enqueued, Acked: rt.acked,
-			Rejected: q.rejected[rt.name], Drops: maps.Clone(rt.drops), DeadLetters: rt.dead, DeadBytes: rt.deadBytes}
+			Rejected: rt.rejected, Drops: maps.Clone(rt.drops), DeadLettered: rt.deadLettered, DeadLetters: rt.dead, DeadBytes: rt.deadBytes}
 		if rt.depth > 0 {
 			if seq, _, val, ok := q.frontLocked(rt); ok {
 				rs.OldestSeq = seq
@@ -268,7 +273,7 @@ func (q *Queue) Purge(route string, olderThan time.Duration) (int, error) {
 		n := 0
 		for _, v := range vs {
 			if rt.liveLocked(v.seq) {
-				q.removeLocked(rt, v.seq, v.size)
+				q.removeLocked(rt, v.seq, v.size, lifeDrop(ReasonPurged))
 				rt.drops[ReasonPurged]++
 				n++
 			}

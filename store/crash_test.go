@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -32,6 +33,9 @@ func TestHelperProcess(t *testing.T) {
 	}
 	if os.Getenv(crashMixEnv) != "" {
 		crashMixChild(dir)
+	}
+	if os.Getenv(crashLifeEnv) != "" {
+		crashLifeChild(dir)
 	}
 	q, err := Open(Options{Dir: dir, Routes: []RouteLimits{{Name: "telemetry"}}, Logger: childLogger()})
 	if err != nil {
@@ -237,6 +241,7 @@ func crashMixChild(dir string) {
 func TestCrashMetaAgrees(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "q")
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
+	prevLife := map[string]RouteStats{}
 	for cycle := range 10 {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1")
 		cmd.Env = append(os.Environ(), crashDirEnv+"="+dir, crashMixEnv+"=1")
@@ -291,9 +296,117 @@ func TestCrashMetaAgrees(t *testing.T) {
 		if int64(n) != depth || st.Depth != depth {
 			t.Fatalf("cycle %d: Next handed out %d, Stats depth %d; on disk %d", cycle, n, st.Depth, depth)
 		}
+		// The lifetime counters agree with the data: every message accepted
+		// is queued, acked, dropped or dead-lettered; they never go back.
+		for _, rs := range st.Routes {
+			var dropped uint64
+			for _, n := range rs.Drops {
+				dropped += n
+			}
+			if rs.Enqueued != rs.Acked+dropped+rs.DeadLettered+uint64(rs.Depth) || rs.DeadLettered != uint64(rs.DeadLetters) {
+				t.Fatalf("cycle %d: route %s: enqueued %d; acked %d + dropped %d + dead-lettered %d (held %d) + queued %d",
+					cycle, rs.Name, rs.Enqueued, rs.Acked, dropped, rs.DeadLettered, rs.DeadLetters, rs.Depth)
+			}
+			p := prevLife[rs.Name]
+			if rs.Enqueued < p.Enqueued || rs.Acked < p.Acked || rs.DeadLettered < p.DeadLettered || rs.Drops[ReasonOverflowCount] < p.Drops[ReasonOverflowCount] {
+				t.Fatalf("cycle %d: route %s: lifetime counters went back: %+v after %+v", cycle, rs.Name, rs, p)
+			}
+			prevLife[rs.Name] = rs
+		}
 		t.Logf("cycle %d: %d queued, %d dead letters, %d dropped, agree", cycle, depth, st.DeadLetters, st.Routes[0].Drops[ReasonOverflowCount])
 		if err := q.Close(); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+const crashLifeEnv = "EDGEGW_STORE_CRASH_LIFE"
+
+// crashLifeChild drops, dead-letters, acks and is refused on a route, waits
+// until all of it is written, prints its Stats and waits to be killed.
+func crashLifeChild(dir string) {
+	q, err := Open(Options{Dir: dir, Logger: childLogger(),
+		Routes: []RouteLimits{{Name: "drop", MaxMessages: 5}, {Name: "reject", MaxMessages: 2, Overflow: Reject}}})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "child: open:", err)
+		os.Exit(3)
+	}
+	ctx := context.Background()
+	for i := range 12 {
+		q.Enqueue(ctx, Message{Route: "drop", Topic: "t", Payload: []byte{byte(i)}})
+		q.Enqueue(ctx, Message{Route: "reject", Topic: "t", Payload: []byte{byte(i)}})
+	}
+	for i := range 4 {
+		m, err := q.Next(ctx)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "child: next:", err)
+			os.Exit(3)
+		}
+		if i%2 == 0 {
+			q.DeadLetter(m.Seq, "test")
+		} else {
+			q.Ack(m.Seq)
+		}
+	}
+	for {
+		q.mu.Lock()
+		n := len(q.ops)
+		q.mu.Unlock()
+		if n == 0 {
+			break
+		}
+		q.sync()
+	}
+	fmt.Println(lifeLine(q.Stats()))
+	select {}
+}
+
+func lifeLine(st Stats) string {
+	var b bytes.Buffer
+	for _, rs := range st.Routes {
+		fmt.Fprintf(&b, "%s enq=%d acked=%d rejected=%d dead=%d drops=%v depth=%d; ", rs.Name, rs.Enqueued, rs.Acked, rs.Rejected, rs.DeadLettered, rs.Drops, rs.Depth)
+	}
+	return b.String()
+}
+
+// TestCrashLifetimeCounters: drops, dead letters, acks and refusals counted
+// by a process that is then killed with SIGKILL are the same after reopen,
+// twice over (the totals add up across kills).
+func TestCrashLifetimeCounters(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "q")
+	var want string
+	for cycle := range 2 {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1")
+		cmd.Env = append(os.Environ(), crashDirEnv+"="+dir, crashLifeEnv+"=1")
+		var stderr bytes.Buffer
+		cmd.Stderr = &stderr
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		line, err := bufio.NewReader(out).ReadString('\n')
+		cmd.Process.Signal(syscall.SIGKILL)
+		cmd.Wait()
+		if err != nil {
+			t.Fatalf("cycle %d: child printed no stats: %v; stderr:\n%s", cycle, err, stderr.String())
+		}
+		want = strings.TrimSpace(line)
+		q, err := Open(Options{Dir: dir, KeepCorrupt: true,
+			Routes: []RouteLimits{{Name: "drop", MaxMessages: 5}, {Name: "reject", MaxMessages: 2, Overflow: Reject}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st := q.Stats()
+		q.Close()
+		if got := strings.TrimSpace(lifeLine(st)); got != want {
+			t.Fatalf("cycle %d: after kill -9 and reopen:\n got %s\nwant %s", cycle, got, want)
+		}
+		t.Logf("cycle %d: %s", cycle, want)
+	}
+	if !strings.Contains(want, "drop enq=24 acked=2 rejected=0 dead=2 drops=map[overflow-count:17]") || !strings.Contains(want, "reject enq=4 acked=2 rejected=20 dead=2") {
+		t.Fatalf("second cycle counted %s", want)
 	}
 }

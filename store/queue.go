@@ -131,9 +131,40 @@ type meta struct {
 	last            uint64 // highest seq ever written to the route
 	count, bytes    int64  // live messages
 	dead, deadBytes int64  // dead letters
+	// Lifetime counters, since the route's queue was created: each written
+	// with the change it counts, so they survive kill -9 and agree with the
+	// data (a drop on disk is a drop counted).
+	life [lifeN]uint64
 }
 
-const metaLen = 48
+// Indexes of meta.life.
+const (
+	lifeEnqueued = iota
+	lifeAcked
+	lifeDeadLettered
+	lifeRejected // ErrQuota (overflow reject)
+	lifeDrops    // + the index of the reason in dropReasons
+	lifeN        = lifeDrops + len(dropReasons)
+)
+
+var dropReasons = [...]string{ReasonOverflowBytes, ReasonOverflowCount, ReasonMaxAge, ReasonPurged}
+
+// lifeDrop is the life index counting drops for reason.
+func lifeDrop(reason string) int {
+	for i, r := range dropReasons {
+		if r == reason {
+			return lifeDrops + i
+		}
+	}
+	panic("store: unknown drop reason " + reason)
+}
+
+// The meta record: 6 fields, then (since the lifetime counters) lifeN more.
+// A record of the first form reads with the counters at zero.
+const (
+	metaLen1 = 48
+	metaLen  = metaLen1 + 8*lifeN
+)
 
 func (m *meta) append(b []byte) []byte {
 	b = binary.BigEndian.AppendUint64(b, m.head)
@@ -141,17 +172,26 @@ func (m *meta) append(b []byte) []byte {
 	b = binary.BigEndian.AppendUint64(b, uint64(m.count))
 	b = binary.BigEndian.AppendUint64(b, uint64(m.bytes))
 	b = binary.BigEndian.AppendUint64(b, uint64(m.dead))
-	return binary.BigEndian.AppendUint64(b, uint64(m.deadBytes))
+	b = binary.BigEndian.AppendUint64(b, uint64(m.deadBytes))
+	for _, v := range m.life {
+		b = binary.BigEndian.AppendUint64(b, v)
+	}
+	return b
 }
 
 func decodeMeta(b []byte) (meta, error) {
-	if len(b) != metaLen {
+	if len(b) != metaLen && len(b) != metaLen1 {
 		return meta{}, errBadRecord
 	}
 	u := func(i int) uint64 { return binary.BigEndian.Uint64(b[8*i:]) }
 	m := meta{head: u(0), last: u(1), count: int64(u(2)), bytes: int64(u(3)), dead: int64(u(4)), deadBytes: int64(u(5))}
 	if m.count < 0 || m.bytes < 0 || m.dead < 0 || m.deadBytes < 0 {
 		return meta{}, errBadRecord
+	}
+	if len(b) == metaLen {
+		for i := range m.life {
+			m.life[i] = u(6 + i)
+		}
 	}
 	return m, nil
 }
@@ -255,6 +295,13 @@ func (q *Queue) load() error {
 			}
 			d := rt.disk
 			rt.depth, rt.bytes, rt.dead, rt.deadBytes = d.count, d.bytes, d.dead, d.deadBytes
+			rt.enqueued, rt.acked = d.life[lifeEnqueued], d.life[lifeAcked]
+			rt.deadLettered, rt.rejected = d.life[lifeDeadLettered], d.life[lifeRejected]
+			for i, r := range dropReasons {
+				if n := d.life[lifeDrops+i]; n > 0 {
+					rt.drops[r] = n
+				}
+			}
 			rt.last, rt.cursor = d.last, d.head
 			q.bytes += d.bytes + d.deadBytes
 			q.nextSeq = max(q.nextSeq, d.last+1)
@@ -448,7 +495,9 @@ func (q *Queue) commit(batch []*pending) {
 		}
 		rt := q.routeLocked(m.Route, &pre)
 		if err := q.admitLocked(rt, int64(size), &sets); err != nil {
-			q.rejected[rt.name]++
+			rt.rejected++
+			rt.disk.life[lifeRejected]++ // written with this commit's meta
+			rt.metaDirty = true
 			p.err = err
 			continue
 		}
@@ -504,6 +553,11 @@ func (q *Queue) commit(batch []*pending) {
 		budget -= c
 		entries++
 	}
+	// A dead letter is a delete and a set: never split over two commits
+	// (a crash between them would lose the message).
+	if n > 0 && n < len(q.ops) && q.ops[n].life == lifeDeadLettered+1 && q.ops[n-1].del && q.ops[n-1].seq == q.ops[n].seq {
+		n++
+	}
 	ops := q.ops[:n:n]
 	q.ops = q.ops[n:]
 	if len(q.ops) == 0 {
@@ -523,14 +577,23 @@ func (q *Queue) commit(batch []*pending) {
 			undo = append(undo, saved{rt, rt.disk})
 		}
 	}
-	for _, g := range [][]op{sets, ops} {
+	for gi, g := range [][]op{sets, ops} {
 		for i := range g {
 			o := &g[i]
-			if o.rt == nil || o.cancel {
+			if o.rt == nil {
 				continue
 			}
-			touch(o.rt)
+			touch(o.rt) // before any change: the undo of a failed write
 			d := &o.rt.disk
+			if gi == 0 {
+				d.life[lifeEnqueued]++ // dropped within its batch or not
+			}
+			if o.life > 0 {
+				d.life[o.life-1]++
+			}
+			if o.cancel {
+				continue
+			}
 			d.count += o.dCount
 			d.bytes += o.dBytes
 			d.dead += o.dDead
@@ -748,13 +811,14 @@ func (q *Queue) frontLocked(rt *route) (seq uint64, size int64, val []byte, ok b
 // may be in the batch being built (sets): it is then not written at all.
 func (q *Queue) dropFrontLocked(rt *route, reason string, sets *[]op) bool {
 	if seq, size, _, ok := q.frontLocked(rt); ok {
-		q.removeLocked(rt, seq, size)
+		q.removeLocked(rt, seq, size, lifeDrop(reason))
 	} else {
 		found := false
 		if sets != nil {
 			for i := range *sets {
 				if o := &(*sets)[i]; o.rt == rt && !o.cancel {
 					o.cancel = true
+					o.life = int8(lifeDrop(reason) + 1) // counted, not written
 					rt.depth--
 					rt.bytes -= o.dBytes
 					q.bytes -= o.dBytes
@@ -794,8 +858,9 @@ func (q *Queue) flushDrops() {
 }
 
 // removeLocked takes the live message seq of rt out of the window and
-// queues its delete (its size is size).
-func (q *Queue) removeLocked(rt *route, seq uint64, size int64) {
+// queues its delete (its size is size); the delete adds one to the lifetime
+// counter life (-1: none) in the same transaction.
+func (q *Queue) removeLocked(rt *route, seq uint64, size int64, life int) {
 	if i, ok := rt.findInflight(seq); ok {
 		rt.inflight = slices.Delete(rt.inflight, i, i+1)
 	}
@@ -805,7 +870,7 @@ func (q *Queue) removeLocked(rt *route, seq uint64, size int64) {
 	q.bytes -= size
 	rt.deleting[seq] = struct{}{}
 	rt.delPeak = max(rt.delPeak, len(rt.deleting))
-	q.ops = append(q.ops, op{rt: rt, key: msgKey(pMsg, rt.id, seq), del: true, seq: seq, dCount: -1, dBytes: -size})
+	q.ops = append(q.ops, op{rt: rt, key: msgKey(pMsg, rt.id, seq), del: true, seq: seq, dCount: -1, dBytes: -size, life: int8(life + 1)})
 }
 
 // liveLocked says whether seq is a live message of rt: handed out, read
@@ -1061,7 +1126,7 @@ func (q *Queue) Ack(seq uint64) error {
 }
 
 func (q *Queue) ackLocked(rt *route, seq uint64, size int64) {
-	q.removeLocked(rt, seq, size)
+	q.removeLocked(rt, seq, size, lifeAcked)
 	rt.acked++
 	if len(q.ops) >= ackBatch {
 		q.kickCommitter()
@@ -1100,7 +1165,7 @@ func (q *Queue) locate(seq uint64) (*route, []byte, error) {
 func (q *Queue) dropSeq(seq uint64, reason string) {
 	q.mu.Lock()
 	if rt, size, ok := q.findLocked(seq); ok {
-		q.removeLocked(rt, seq, size)
+		q.removeLocked(rt, seq, size, lifeDrop(reason))
 		rt.drops[reason]++
 		q.noteDropLocked(rt.name, reason, 1)
 		q.kickCommitter()
@@ -1146,11 +1211,12 @@ func (q *Queue) DeadLetter(seq uint64, reason string) error {
 	if !rt.liveLocked(seq) {
 		return nil
 	}
-	q.removeLocked(rt, seq, int64(len(val)))
+	q.removeLocked(rt, seq, int64(len(val)), -1)
 	rt.dead++
+	rt.deadLettered++
 	rt.deadBytes += int64(len(dv))
 	q.bytes += int64(len(dv))
-	q.ops = append(q.ops, op{rt: rt, key: msgKey(pDead, rt.id, seq), val: dv, seq: seq, dDead: 1, dDeadBytes: int64(len(dv))})
+	q.ops = append(q.ops, op{rt: rt, key: msgKey(pDead, rt.id, seq), val: dv, seq: seq, dDead: 1, dDeadBytes: int64(len(dv)), life: lifeDeadLettered + 1})
 	q.kickCommitter()
 	q.log.Warn("message dead-lettered", "route", rt.name, "seq", seq, "reason", reason)
 	return nil

@@ -271,9 +271,10 @@ type route struct {
 	deleting map[uint64]struct{} // deletes queued, not committed: reads skip them
 	delPeak  int
 
-	enqueued uint64
-	acked    uint64
-	drops    map[string]uint64
+	// lifetime counters (Stats), ahead of meta.life by what is not committed
+	enqueued, acked        uint64
+	deadLettered, rejected uint64
+	drops                  map[string]uint64
 }
 
 type aheadMsg struct {
@@ -327,6 +328,7 @@ type op struct {
 	key, val                          []byte
 	del                               bool
 	cancel                            bool // a message dropped within its own batch: not written
+	life                              int8 // 1 + the meta.life counter this op adds one to; 0: none
 	seq                               uint64
 	dCount, dBytes, dDead, dDeadBytes int64
 }
