@@ -105,8 +105,10 @@ const MinMemoryLimit Size = 32 << 20
 
 // DefaultMemoryLimit is limits.memory_limit's default. Measured with
 // edgegw-load (2,000 mTLS sessions, building scenario): the live heap plus
-// goroutine stacks are 80-125 MiB, so 140MiB keeps RSS near 150 MiB where Go's
-// default (GOGC=100 alone) grew to 230+ MiB; see packaging/edgegw.service.
+// goroutine stacks reach about 120 MiB under traffic; with 140MiB the peak RSS
+// was 145 MiB (Go's default, GOGC=100 alone: 243 MiB) at no measurable CPU
+// cost, while 120MiB made the collector run all the time; see
+// packaging/edgegw.service.
 const DefaultMemoryLimit Size = 140 << 20
 
 // BridgeConfig is the link to the upstream broker.
