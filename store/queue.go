@@ -273,11 +273,18 @@ func (q *Queue) load() error {
 		q.nextSeq = max(q.nextSeq, 1)
 		for _, rt := range q.byID {
 			v, err := getValue(txn, routePrefix(pMeta, rt.id))
+			if err == nil {
+				var derr error
+				if rt.disk, derr = decodeMeta(v); derr != nil {
+					// Count the route from its messages instead of refusing to
+					// start; its lifetime counters start again at zero.
+					q.log.Error("queue route meta is damaged; counting the route from its messages",
+						"route", rt.name, "meta", fmt.Sprintf("%x", v), "err", derr)
+					err = badger.ErrKeyNotFound
+				}
+			}
 			switch {
 			case err == nil:
-				if rt.disk, err = decodeMeta(v); err != nil {
-					return fmt.Errorf("meta of route %q: %w", rt.name, err)
-				}
 			case errors.Is(err, badger.ErrKeyNotFound):
 				// Written before the meta existed: count once, persist it with
 				// the next commit.

@@ -4,6 +4,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/dgraph-io/badger/v4"
 )
 
 // TestSeqNeverReused: sequence numbers continue above every one handed out
@@ -87,5 +89,28 @@ func TestSeqFileDamaged(t *testing.T) {
 	}
 	if v, err := readSeqFile(seqPath(dir)); err != nil || v <= s1 {
 		t.Fatalf("mark rewritten: %d, %v", v, err)
+	}
+}
+
+// TestDamagedMetaRecounted: a route meta that does not decode is counted
+// again from the messages (logged), not a queue that refuses to open.
+func TestDamagedMetaRecounted(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "q")
+	q := openT(t, Options{Dir: dir})
+	enq(t, q, "a", "x")
+	enq(t, q, "a", "y")
+	q.mu.Lock()
+	rid := q.routes["a"].id
+	q.mu.Unlock()
+	if err := q.db.Update(func(txn *badger.Txn) error { return txn.Set(routePrefix(pMeta, rid), []byte("short")) }); err != nil {
+		t.Fatal(err)
+	}
+	q.Close()
+	q = openT(t, Options{Dir: dir})
+	if st := q.Stats(); st.Depth != 2 {
+		t.Fatalf("depth %d after a recount; want 2", st.Depth)
+	}
+	if m := next(t, q); string(m.Payload) != "x" {
+		t.Fatalf("first message %q", m.Payload)
 	}
 }
