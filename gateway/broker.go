@@ -118,6 +118,8 @@ type Metrics struct {
 	RetainedRejected                                               atomic.Int64
 	BackpressureWaits, BackpressureTimeouts                        atomic.Int64
 	Enqueued, EnqueueFailures                                      atomic.Int64
+	EnqueueDisconnects                                             atomic.Int64 // 3.1.1 clients disconnected for a refused enqueue
+	PipelineFull                                                   atomic.Int64 // OnPublish waited for a full pipeline (pipeline.go)
 	RevocationDisconnects, PolicyDisconnects, SubscriptionsDropped atomic.Int64
 	Reloads, ReloadFailures                                        atomic.Int64
 }
@@ -147,6 +149,10 @@ type Broker struct {
 	retained retainedAccount
 
 	backpressureHigh int
+	pipelineDepth    int
+
+	inlineMu   sync.Mutex
+	inlineFree []*mqtt.Client // idle inline clients of pipeline workers
 
 	reloadMu  sync.Mutex
 	watchStop chan struct{}
@@ -203,6 +209,7 @@ func NewBroker(o BrokerOptions) (*Broker, error) {
 	caps.MaximumMessageExpiryInterval = 0
 	caps.Compatibilities.ObscureNotAuthorized = false
 	b.backpressureHigh = max(int(lim.ClientWriteQueue)/2, 1)
+	b.pipelineDepth = min(int(lim.ReceiveMaximum), pipelineMaxDepth)
 
 	b.srv = mqtt.New(&mqtt.Options{
 		Capabilities:           caps,
@@ -295,7 +302,7 @@ func (b *Broker) SetOutbound(q Enqueuer, routes RouteMatcher) {
 		b.outbound.Store(nil)
 		return
 	}
-	b.outbound.Store(&outbound{q: q, routes: routes})
+	b.outbound.Store(&outbound{q: q, submit: submitterOf(q), routes: routes})
 }
 
 // Start serves all listeners and starts watching the reloadable files.

@@ -219,6 +219,7 @@ func (c *v5) expectOnly(t testing.TB, topic string) *paho.Publish {
 type raw struct {
 	conn net.Conn
 	r    *bufio.Reader
+	v    byte // protocol version (0: 4, MQTT 3.1.1)
 }
 
 func (e *env) rawV3(t testing.TB, cert *gatewaytest.Client, clientID string) (*raw, byte) {
@@ -285,6 +286,9 @@ func (r *raw) read(t testing.TB) (packets.Packet, error) {
 		return pk, err
 	}
 	pk.ProtocolVersion = 4
+	if r.v != 0 {
+		pk.ProtocolVersion = r.v
+	}
 	switch pk.FixedHeader.Type {
 	case packets.Connack:
 		err = pk.ConnackDecode(body)

@@ -50,10 +50,12 @@ import (
 //	    and every retained message sent to a subscriber): that subscriber is
 //	    skipped, nothing is sent to it; other subscribers still get it.
 //	Durable enqueue failed (queue full, route overflow: reject, disk below
-//	    min_free) for a QoS 1/2 message matching an outbound route:
-//	    MQTT 5: PUBACK 0x97 Quota exceeded; MQTT 3.1.1: no PUBACK at all, the
-//	    client retransmits after it reconnects. The message is not delivered
-//	    locally either, so the local and upstream views never disagree.
+//	    min_free, write error) for a QoS 1/2 message matching an outbound
+//	    route: MQTT 5: PUBACK 0x97 Quota exceeded (0x80 Unspecified error for
+//	    a write error); MQTT 3.1.1: disconnected without a PUBACK, the client
+//	    retransmits after it reconnects (pipeline.go). The message is not
+//	    delivered locally either, so the local and upstream views never
+//	    disagree.
 //	    QoS 0: delivered locally, the upstream copy is counted as dropped.
 //
 // Every denial is audited (rate limited per device, suppressed lines counted).
@@ -75,6 +77,7 @@ type RouteMatcher interface {
 // outbound is the durable path installed by SetOutbound.
 type outbound struct {
 	q      Enqueuer
+	submit submitFunc // nil: q cannot pipeline (pipeline.go)
 	routes RouteMatcher
 }
 
@@ -89,6 +92,7 @@ type clientState struct {
 	clean    bool
 	hasWill  bool
 	sess     atomic.Pointer[authz.Session]
+	pipe     pipeline // pipelined PUBACKs (pipeline.go)
 }
 
 func (st *clientState) authzIdentity() authz.Identity {
@@ -162,6 +166,7 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		clean:    pk.Connect.Clean,
 		hasWill:  pk.Connect.WillFlag,
 	}
+	st.pipe.st = st
 	if id.Chain != nil {
 		if err := ls.trust.Verify(id.Chain); err != nil {
 			return b.refuse(cl, st, packets.ErrNotAuthorized, err.Error())
@@ -230,6 +235,9 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
 	b := h.b
 	if errors.Is(err, packets.ErrPacketTooLarge) {
 		b.metrics.PacketTooLarge.Add(1)
+	}
+	if st := b.state(cl); st != nil {
+		st.pipe.drain() // no worker outlives its client (pipeline.go)
 	}
 	if st, ok := b.clients.LoadAndDelete(cl); ok {
 		b.log.Debug("client disconnected", "device", st.(*clientState).id.ThingName, "client", cl.ID, "err", err)
@@ -322,18 +330,10 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	sess := st.sess.Load()
 	switch {
 	case write:
-		reason := b.limits.topicProblem(topic)
-		if reason == "" {
-			reason = publishTopicProblem(topic)
-		}
-		if reason != "" {
-			b.metrics.DeniedPublish.Add(1)
-			b.deny(st, authz.Publish, topic, reason)
-			return false
-		}
-		if !sess.Allowed(authz.Publish, topic) {
-			b.metrics.DeniedPublish.Add(1)
-			b.deny(st, authz.Publish, topic, explain(sess, authz.Publish, topic))
+		if !b.publishAllowed(st, sess, topic) {
+			// mochi answers at once (MQTT 5 PUBACK 0x87, 3.1.1
+			// disconnect): after the client's pipelined PUBACKs.
+			st.pipe.drain()
 			return false
 		}
 		return true
@@ -356,6 +356,26 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 		}
 		return true
 	}
+}
+
+// publishAllowed is the iot:Publish decision (and the topic limits) for a
+// PUBLISH, audited when refused.
+func (b *Broker) publishAllowed(st *clientState, sess *authz.Session, topic string) bool {
+	reason := b.limits.topicProblem(topic)
+	if reason == "" {
+		reason = publishTopicProblem(topic)
+	}
+	if reason != "" {
+		b.metrics.DeniedPublish.Add(1)
+		b.deny(st, authz.Publish, topic, reason)
+		return false
+	}
+	if !sess.Allowed(authz.Publish, topic) {
+		b.metrics.DeniedPublish.Add(1)
+		b.deny(st, authz.Publish, topic, explain(sess, authz.Publish, topic))
+		return false
+	}
+	return true
 }
 
 // publishTopicProblem refuses topic names reserved for the broker: $SYS
@@ -390,6 +410,7 @@ func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 	b.metrics.DeniedPublish.Add(1)
 	if st := b.state(cl); st != nil {
 		b.deny(st, authz.Publish, pk.TopicName, publishTopicProblem(pk.TopicName))
+		st.pipe.drain() // the refusal goes out after the pipelined PUBACKs
 	}
 	switch {
 	case pk.FixedHeader.Qos == 0:
@@ -430,10 +451,16 @@ func resourceName(a authz.Action, res string) string {
 // OnPublish runs after the iot:Publish check and before the PUBACK is written
 // (PITFALLS: the only place to hold the PUBACK for a durable write). It
 // checks iot:RetainPublish, the retained caps, applies back-pressure for slow
-// subscribers and enqueues messages for outbound routes.
+// subscribers and enqueues messages for outbound routes: QoS 1 ones through
+// the client's pipeline (pipeline.go: PUBACK and local delivery after the
+// commit, in order, while the next PUBLISHes are read), the others here,
+// synchronously, once the pipeline has drained.
 func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	b := h.b
 	if cl.Net.Inline {
+		if cl.Net.Listener == pipelineListener {
+			return pk, nil // a pipelined message, checked and queued before its commit
+		}
 		// Inbound from the upstream (bridge_run.go localPublisher): delivered
 		// to the local subscribers whose policy allows Receive (OnACLCheck),
 		// never queued upstream again (loop prevention). A reserved topic
@@ -457,8 +484,11 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		if !sess.Allowed(authz.RetainPublish, res) {
 			b.metrics.DeniedRetain.Add(1)
 			b.deny(st, authz.RetainPublish, res, explain(sess, authz.RetainPublish, res))
+			st.pipe.drain() // the refusal goes out after the pipelined PUBACKs
 			return pk, b.rejectPublish(cl, pk, packets.ErrNotAuthorized)
 		}
+		// Admitted now, stored when delivered (after the commit for a
+		// pipelined message): the caps stay soft by the messages in flight.
 		if len(pk.Payload) > 0 && !b.retained.admit(pk.TopicName, len(pk.Payload), b.limits) {
 			// Over the retained caps: delivered, not retained.
 			pk.FixedHeader.Retain = false
@@ -469,24 +499,39 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	if pk.FixedHeader.Qos > 0 {
 		b.backpressure(cl, pk.TopicName)
 	}
-	if ob := b.outbound.Load(); ob != nil && ob.routes != nil {
-		for _, route := range ob.routes.OutboundRoutes(pk.TopicName, pk.FixedHeader.Qos) {
-			_, err := ob.q.Enqueue(context.Background(), store.Message{
-				Route: route, Topic: pk.TopicName, Payload: pk.Payload, QoS: pk.FixedHeader.Qos,
-				Retain: pk.FixedHeader.Retain, Device: st.id.ThingName,
-			})
-			if err == nil {
-				b.metrics.Enqueued.Add(1)
-				continue
+	ob := b.outbound.Load()
+	var routes []string
+	if ob != nil && ob.routes != nil {
+		routes = ob.routes.OutboundRoutes(pk.TopicName, pk.FixedHeader.Qos)
+	}
+	if pk.FixedHeader.Qos == 1 && (len(routes) > 0 || st.pipe.busy()) && ob != nil && ob.submit != nil {
+		b.push(&st.pipe, ob.submit, routes, pk)
+		return pk, packets.ErrRejectPacket // acknowledged and delivered by the pipeline
+	}
+	// mochi acknowledges (or refuses) and delivers this one when we return:
+	// not before the client's earlier messages [MQTT-4.6.0-2].
+	st.pipe.drain()
+	for _, route := range routes {
+		_, err := ob.q.Enqueue(context.Background(), store.Message{
+			Route: route, Topic: pk.TopicName, Payload: pk.Payload, QoS: pk.FixedHeader.Qos,
+			Retain: pk.FixedHeader.Retain, Device: st.id.ThingName,
+		})
+		if err == nil {
+			b.metrics.Enqueued.Add(1)
+			continue
+		}
+		b.metrics.EnqueueFailures.Add(1)
+		b.audit.Record(AuditEvent{Event: EventDrop, Device: st.id.ThingName, ClientID: st.clientID, Resource: "topic/" + pk.TopicName, Reason: fmt.Sprintf("route %s: %v", route, err)})
+		if pk.FixedHeader.Qos > 0 {
+			if cl.Properties.ProtocolVersion == 5 {
+				return pk, enqueueFailCode(err) // PUBACK 0x97 / 0x80, not delivered
 			}
-			b.metrics.EnqueueFailures.Add(1)
-			b.audit.Record(AuditEvent{Event: EventDrop, Device: st.id.ThingName, ClientID: st.clientID, Resource: "topic/" + pk.TopicName, Reason: fmt.Sprintf("route %s: %v", route, err)})
-			if pk.FixedHeader.Qos > 0 {
-				if cl.Properties.ProtocolVersion == 5 {
-					return pk, packets.ErrQuotaExceeded // PUBACK 0x97, not delivered
-				}
-				return pk, packets.ErrRejectPacket // no PUBACK, not delivered
-			}
+			// 3.1.1 has no negative PUBACK: disconnect, the client resends
+			// after it reconnects (withholding only this PUBACK would leave
+			// it waiting forever).
+			b.metrics.EnqueueDisconnects.Add(1)
+			_ = b.srv.DisconnectClient(cl, packets.ErrUnspecifiedError)
+			return pk, packets.ErrRejectPacket // no PUBACK, not delivered
 		}
 	}
 	return pk, nil
@@ -577,6 +622,7 @@ func (h *hook) OnWill(cl *mqtt.Client, will mqtt.Will) (mqtt.Will, error) {
 	if st == nil {
 		return mqtt.Will{}, nil
 	}
+	st.pipe.drain() // the will after the client's messages (it runs before OnDisconnect)
 	sess := st.sess.Load()
 	res := will.TopicName
 	ok := b.limits.topicProblem(will.TopicName) == "" && publishTopicProblem(will.TopicName) == "" && sess.Allowed(authz.Publish, res) &&

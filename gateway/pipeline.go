@@ -1,0 +1,296 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/edgegw/edgegw/store"
+)
+
+// Pipelined durable PUBACKs.
+//
+// mochi reads one client's packets one after another and OnPublish runs
+// before the PUBACK, so a publisher whose OnPublish waited for the group
+// commit's fsync would get at most one message per fsync (about 900 msg/s
+// here). The rule stays: a QoS 1 message that matches an outbound route is
+// acknowledged only after the fsync of its commit. The speed comes from
+// pipelining instead: OnPublish hands the message to the store (Submit, no
+// waiting), queues it on the client's pipeline and returns ErrRejectPacket,
+// so mochi neither acknowledges nor delivers it and reads the next PUBLISH
+// at once. The pipeline's worker waits the commits in publish order, then
+// for each message writes the PUBACK and delivers it to the local
+// subscribers (and applies RETAIN), as mochi would have done. The PUBACKs go
+// out in the order the PUBLISHes were received [MQTT-4.6.0-2], and the local
+// delivery of a client's messages keeps that order too.
+//
+// What goes through the pipeline: QoS 1 messages with at least one outbound
+// route (one Submit per route, acknowledged after all of them are synced;
+// retained ones too: the retained store is updated at delivery time, in
+// order), and any QoS 1 message of a client whose pipeline is not empty (with
+// no route it waits for nothing but its turn). Everything else (QoS 0, QoS 2,
+// refusals) takes mochi's synchronous path, after the client's pipeline has
+// drained, so nothing a client sends overtakes its earlier messages: refusals
+// written by mochi (PUBACK 0x87 from the ACL check) included.
+//
+// QoS 2 stays synchronous: mochi writes the PUBREC, records the in-flight
+// state and delivers in one step after OnPublish; doing that from another
+// goroutine would mean re-implementing its QoS 2 state machine (packet id in
+// use, PUBREL handling). QoS 2 publishers get one message per fsync.
+//
+// A refused message (store full, route quota, write error): MQTT 5 gets its
+// PUBACK in turn with 0x97 Quota exceeded (ErrFull, ErrQuota) or 0x80
+// Unspecified error, and it is not delivered locally; an MQTT 3.1.1 client,
+// which has no negative PUBACK, is disconnected (it resends what was not
+// acknowledged after it reconnects; never acknowledging one message would
+// leave it waiting forever). The messages behind it in the pipeline are
+// neither acknowledged nor delivered: the client resends them, and those that
+// were committed reach the upstream twice (at-least-once, with the device and
+// sequence number for the cloud to drop duplicates).
+//
+// A client that disconnects with messages in the pipeline: OnDisconnect (and
+// OnWill, which runs first) waits for the pipeline to drain (at most the
+// commits in flight), so the will goes out after the client's messages and no
+// worker outlives its client. A PUBACK that can no longer be written is not
+// followed by a local delivery (mochi's order: PUBACK, then delivery); the
+// client resends.
+//
+// Back-pressure: the pipeline is bounded (pipelineDepth); when it is full
+// OnPublish waits, so mochi stops reading that client only. The worker also
+// applies the slow-subscriber back-pressure (hook.go) before each delivery,
+// because the deliveries happen after the commit, not in OnPublish.
+
+// Waiter is a message handed to the queue whose commit can be waited for
+// (store.Ticket).
+type Waiter interface {
+	Wait(ctx context.Context) (seq uint64, err error)
+}
+
+// Submitter is the pipelined form of Enqueuer: Submit hands m to the group
+// commit and returns at once; Wait on the result returns after its fsync.
+// Sequence numbers follow Submit order per caller. An Enqueuer that also
+// implements Submitter (or store's Submit, returning store.Ticket) gets
+// pipelined PUBACKs; one that does not is used synchronously.
+type Submitter interface {
+	Submit(ctx context.Context, m store.Message) (Waiter, error)
+}
+
+// storeSubmitter is *store.Queue's Submit.
+type storeSubmitter interface {
+	Submit(ctx context.Context, m store.Message) (store.Ticket, error)
+}
+
+type submitFunc func(ctx context.Context, m store.Message) (Waiter, error)
+
+func submitterOf(q Enqueuer) submitFunc {
+	switch s := q.(type) {
+	case storeSubmitter:
+		return func(ctx context.Context, m store.Message) (Waiter, error) {
+			t, err := s.Submit(ctx, m)
+			if err != nil {
+				return nil, err
+			}
+			return t, nil
+		}
+	case Submitter:
+		return s.Submit
+	}
+	return nil
+}
+
+// pipelineMaxDepth bounds a client's pipeline (and the server's Receive
+// Maximum bounds it further for MQTT 5 clients). A few commits' worth is all
+// the fsync latency needs; more would only let one client queue more local
+// deliveries behind a slow subscriber.
+const pipelineMaxDepth = 256
+
+// pipelineListener is the listener name of the inline clients that deliver
+// pipelined messages; OnPublish lets them through untouched (the publisher's
+// message was authorized, checked and queued already).
+const pipelineListener = "\x00edgegw-pipeline"
+
+// pipeItem is one pipelined PUBLISH.
+type pipeItem struct {
+	pk     packets.Packet
+	routes []string
+	waits  []Waiter // one per route submitted, in route order
+	err    error    // Submit refused routes[len(waits)]: refused in its turn
+}
+
+// pipeline is one client's in-order acknowledgement queue. It is part of the
+// client's state: created empty on connect, its channel allocated with the
+// first pipelined message, drained on disconnect. The worker goroutine runs
+// only while items are queued (no idle goroutine per client).
+//
+// push, busy and drain run on the client's own goroutine (mochi's read loop:
+// OnPublish, OnACLCheck, OnPacketRead, OnWill, OnDisconnect); only the worker
+// finishes items.
+type pipeline struct {
+	st      *clientState
+	items   chan *pipeItem
+	running atomic.Bool
+	n       atomic.Int64   // items pushed, not finished
+	wg      sync.WaitGroup // the same count, for drain
+	dead    atomic.Bool    // a 3.1.1 client was disconnected: later items are dropped
+}
+
+// busy reports whether messages of this client are still in the pipeline.
+func (p *pipeline) busy() bool { return p.n.Load() > 0 }
+
+// drain waits until every pipelined message is acknowledged (or refused).
+func (p *pipeline) drain() {
+	if p.n.Load() > 0 {
+		p.wg.Wait()
+	}
+}
+
+// push submits pk to the queue for each route and queues it for its PUBACK.
+// It blocks while the pipeline is full.
+func (b *Broker) push(p *pipeline, submit submitFunc, routes []string, pk packets.Packet) {
+	it := &pipeItem{pk: pk, routes: routes, waits: make([]Waiter, 0, len(routes))}
+	for _, route := range routes {
+		w, err := submit(context.Background(), store.Message{
+			Route: route, Topic: pk.TopicName, Payload: pk.Payload, QoS: pk.FixedHeader.Qos,
+			Retain: pk.FixedHeader.Retain, Device: p.st.id.ThingName,
+		})
+		if err != nil {
+			it.err = err
+			break
+		}
+		it.waits = append(it.waits, w)
+	}
+	if p.items == nil {
+		p.items = make(chan *pipeItem, b.pipelineDepth)
+	}
+	p.n.Add(1)
+	p.wg.Add(1)
+	select {
+	case p.items <- it:
+	default:
+		b.metrics.PipelineFull.Add(1)
+		p.items <- it
+	}
+	if p.running.CompareAndSwap(false, true) {
+		go b.runPipeline(p)
+	}
+}
+
+// runPipeline finishes items in order while there are any.
+func (b *Broker) runPipeline(p *pipeline) {
+	inl := b.takeInline(p.st)
+	defer b.putInline(inl)
+	for {
+		select {
+		case it := <-p.items:
+			b.finish(p, inl, it)
+			p.n.Add(-1)
+			p.wg.Done()
+		default:
+			p.running.Store(false)
+			// A push between the receive above and the Store saw running
+			// and started no worker: take its item.
+			if len(p.items) == 0 || !p.running.CompareAndSwap(false, true) {
+				return
+			}
+		}
+	}
+}
+
+// finish waits for the item's commits, then acknowledges and delivers it, or
+// refuses it (see the top of this file).
+func (b *Broker) finish(p *pipeline, inl *mqtt.Client, it *pipeItem) {
+	st, cl := p.st, p.st.cl
+	err, failed := it.err, ""
+	if err != nil {
+		failed = it.routes[len(it.waits)]
+		b.metrics.EnqueueFailures.Add(1)
+	}
+	for i, w := range it.waits { // every one, to release them
+		if _, werr := w.Wait(context.Background()); werr != nil {
+			b.metrics.EnqueueFailures.Add(1)
+			if err == nil {
+				err, failed = werr, it.routes[i]
+			}
+			continue
+		}
+		b.metrics.Enqueued.Add(1)
+	}
+	if err != nil {
+		b.audit.Record(AuditEvent{Event: EventDrop, Device: st.id.ThingName, ClientID: st.clientID, Resource: "topic/" + it.pk.TopicName, Reason: fmt.Sprintf("route %s: %v", failed, err)})
+	}
+	if p.dead.Load() {
+		return
+	}
+	if err != nil {
+		if cl.Properties.ProtocolVersion == 5 {
+			code := enqueueFailCode(err)
+			_ = cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: it.pk.PacketID,
+				ReasonCode: code.Code, Properties: packets.Properties{ReasonString: code.Reason}})
+			return
+		}
+		p.dead.Store(true)
+		b.metrics.EnqueueDisconnects.Add(1)
+		_ = b.srv.DisconnectClient(cl, packets.ErrUnspecifiedError)
+		return
+	}
+	// [MQTT-4.3.2-4] after the commit; [MQTT-4.6.0-2] in publish order.
+	if cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: it.pk.PacketID}) != nil {
+		return // connection gone: not delivered either, the client resends
+	}
+	b.backpressure(cl, it.pk.TopicName)
+	b.deliver(inl, it.pk)
+}
+
+// deliver publishes pk to the local subscribers (and the retained store)
+// through an inline client carrying the publisher's client ID (No Local,
+// origin). mochi skips the ACL write check for inline clients (the publisher
+// was authorized in OnACLCheck) and OnPublish lets pipelineListener through.
+func (b *Broker) deliver(inl *mqtt.Client, pk packets.Packet) {
+	pk.Properties.TopicAlias, pk.Properties.TopicAliasFlag = 0, false // resolved by the publisher's processPublish
+	if err := b.srv.InjectPacket(inl, pk); err != nil {
+		b.log.Debug("local delivery failed", "client", inl.ID, "topic", pk.TopicName, "err", err)
+		return
+	}
+	// InjectPacket counts the packet as received again; the publisher's read did.
+	atomic.AddInt64(&b.srv.Info.PacketsReceived, -1)
+	atomic.AddInt64(&b.srv.Info.MessagesReceived, -1)
+}
+
+// takeInline returns an inline client (allocating one per client would cost
+// mochi's per-client write queue) set to publish as st's client.
+func (b *Broker) takeInline(st *clientState) *mqtt.Client {
+	b.inlineMu.Lock()
+	var cl *mqtt.Client
+	if n := len(b.inlineFree); n > 0 {
+		cl, b.inlineFree = b.inlineFree[n-1], b.inlineFree[:n-1]
+	}
+	b.inlineMu.Unlock()
+	if cl == nil {
+		cl = b.srv.NewClient(nil, pipelineListener, "", true)
+	}
+	cl.ID = st.clientID
+	cl.Properties.ProtocolVersion = st.cl.Properties.ProtocolVersion
+	return cl
+}
+
+func (b *Broker) putInline(cl *mqtt.Client) {
+	b.inlineMu.Lock()
+	b.inlineFree = append(b.inlineFree, cl)
+	b.inlineMu.Unlock()
+}
+
+// enqueueFailCode is the MQTT 5 reason code of a refused durable enqueue:
+// 0x97 Quota exceeded for a full queue or a route at its limit (overflow:
+// reject), 0x80 Unspecified error for anything else (write or sync error,
+// queue closed).
+func enqueueFailCode(err error) packets.Code {
+	if errors.Is(err, store.ErrFull) || errors.Is(err, store.ErrQuota) {
+		return packets.ErrQuotaExceeded
+	}
+	return packets.ErrUnspecifiedError
+}
