@@ -52,7 +52,10 @@ type ChaosResult struct {
 	Faults  []FaultRecord  `json:"faults"`
 	ByKind  map[string]int `json:"faults_by_kind"`
 	Ledger  Report         `json:"ledger"`
-	Pass    bool           `json:"pass"`
+	// DropCounters says how the gateway's drop counters were read.
+	DropCounters string `json:"drop_counters"`
+	Regressions  int    `json:"drop_counter_regressions"` // must be 0
+	Pass         bool   `json:"pass"`
 }
 
 // Upstream is a Debian mosquitto with persistence, restartable.
@@ -187,9 +190,16 @@ type DropCounter struct {
 	URL    string         // http://127.0.0.1:PORT/metrics
 	Metric *regexp.Regexp // metric lines to sum
 	Depth  *regexp.Regexp // the route's queue depth line (nil: not read)
-	total  int64          // sum over gateway lifetimes already ended
+	total  int64          // sum over gateway lifetimes already ended (in-memory counters)
 	last   int64          // last reading of the current lifetime
 	depth  int64          // queue depth at the last reading (-1 unknown)
+	// Persisted is set when the metric's HELP says the counters are
+	// persisted (kept across restarts and kill -9, edgegw since the store's
+	// lifetime counters): then the reading is already the total, and a
+	// reading lower than the one before a kill is a regression.
+	Persisted  bool
+	beforeKill int64
+	Regressed  int // readings after a restart below the one before the kill
 }
 
 // Read returns the current lifetime's counter (-1 if unreadable).
@@ -207,6 +217,9 @@ func (d *DropCounter) Read() int64 {
 	sc := bufio.NewScanner(resp.Body)
 	for sc.Scan() {
 		line := sc.Text()
+		if strings.HasPrefix(line, "# HELP edgegw_drops_total ") && strings.Contains(line, "persisted") {
+			d.Persisted = true
+		}
 		if strings.HasPrefix(line, "#") {
 			continue
 		}
@@ -223,19 +236,34 @@ func (d *DropCounter) Read() int64 {
 		}
 	}
 	d.last = int64(sum)
+	if d.Persisted && d.last < d.beforeKill {
+		d.Regressed++
+		d.beforeKill = d.last // count each regression once
+	}
 	return d.last
 }
 
-// EndLifetime is called just before the gateway is killed: the counters of
-// this process are banked (in-memory counters restart at 0).
+// EndLifetime is called just before the gateway is killed. In-memory
+// counters restart at 0, so this process's counts are banked; persisted
+// counters carry on, so the reading is only remembered to check that.
 func (d *DropCounter) EndLifetime() {
 	d.Read()
+	if d.Persisted {
+		d.beforeKill = d.last
+		return
+	}
 	d.total += d.last
 	d.last = 0
 }
 
 // Total is every lifetime's drops so far.
-func (d *DropCounter) Total() int64 { d.Read(); return d.total + d.last }
+func (d *DropCounter) Total() int64 {
+	d.Read()
+	if d.Persisted {
+		return d.last
+	}
+	return d.total + d.last
+}
 
 func dialable(addr string) bool {
 	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
@@ -361,15 +389,16 @@ func cmdChaos(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		hold := time.Duration(500+rng.IntN(2500)) * time.Millisecond
 		switch kind {
 		case faultKill:
-			// The drop counters live in the process's memory: they are read
-			// just before the kill. So that no drop can happen between that
-			// reading and the kill, the kill waits until the queue is well
-			// below the route's cap (drop-oldest fires only at the cap):
-			// 2 s of the whole stream plus 50 messages of headroom.
+			// In-memory drop counters (an edgegw before persisted lifetime
+			// counters) are read just before the kill. So that no drop can
+			// happen between that reading and the kill, the kill then waits
+			// until the queue is well below the route's cap (drop-oldest
+			// fires only at the cap): 2 s of the whole stream plus 50
+			// messages of headroom. Persisted counters need no wait.
 			margin := int64(float64(len(devs))*rate/60*2) + 50
 			safe := waitFor(ctx, 60*time.Second, func() bool {
 				drops.Read()
-				return drops.depth >= 0 && drops.depth+margin < int64(maxMsgs)
+				return drops.Persisted || drops.depth >= 0 && drops.depth+margin < int64(maxMsgs)
 			})
 			if !safe {
 				return fmt.Errorf("fault %d (kill): queue depth %d stayed within %d of the cap %d for 60s; a kill now could lose drop counts the ledger needs", i+1, drops.depth, margin, maxMsgs)
@@ -425,13 +454,19 @@ func cmdChaos(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	res.Ledger = ledger.Report(drops.Total())
 	res.Ledger.Print(out, "chaos ledger (device -> edgegw -> bridge -> mosquitto -> subscriber):")
 	fmt.Fprintf(out, "faults injected: %d %v\n", len(res.Faults), res.ByKind)
-	res.Pass = res.Ledger.OK() && len(res.Faults) >= min(faults, 20)
+	mode := "in memory, banked before each kill"
+	if drops.Persisted {
+		mode = "persisted by the queue (lifetime)"
+	}
+	fmt.Fprintf(out, "drop counters: %s; regressions after a restart: %d\n", mode, drops.Regressed)
+	res.DropCounters, res.Regressions = mode, drops.Regressed
+	res.Pass = res.Ledger.OK() && len(res.Faults) >= min(faults, 20) && drops.Regressed == 0
 	if c.jsonOut {
 		printJSON(stdout, res)
 	}
 	if !res.Pass {
-		fmt.Fprintf(out, "FAIL: %d unexplained losses (first: %v), %d delivered though refused, %d unknown\n",
-			res.Ledger.Unexplained, ledger.LostKeys(5), res.Ledger.DeliveredRefused, res.Ledger.Unknown)
+		fmt.Fprintf(out, "FAIL: %d unexplained losses (first: %v), %d delivered though refused, %d unknown, %d drop-counter regressions\n",
+			res.Ledger.Unexplained, ledger.LostKeys(5), res.Ledger.DeliveredRefused, res.Ledger.Unknown, drops.Regressed)
 		return errFailed
 	}
 	fmt.Fprintf(out, "PASS: 0 unexplained losses over %d faults\n", len(res.Faults))

@@ -4,6 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -98,5 +102,47 @@ func TestChaosHarness(t *testing.T) {
 	}
 	if r := ledger.Report(0); !r.OK() || r.Lost != 0 {
 		t.Errorf("ledger: %+v", r)
+	}
+}
+
+// TestDropCounter: in-memory counters are banked before each kill (they
+// restart at 0); persisted ones (the HELP line says so) are the total as
+// read, and a reading below the one before a kill is a regression.
+func TestDropCounter(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		help      string
+		readings  []int64 // value served: before kill 1, after restart, ...
+		wantTotal int64
+		wantRegr  int
+	}{
+		{"in memory", "Messages dropped, by reason.", []int64{5, 3}, 8, 0},
+		{"persisted", "Messages dropped, over the queue's lifetime (persisted: kept across restarts and kill -9).", []int64{5, 8}, 8, 0},
+		{"persisted but reset", "Messages dropped (persisted).", []int64{5, 2}, 2, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var v atomic.Int64
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+				fmt.Fprintf(w, "# HELP edgegw_drops_total %s\n# TYPE edgegw_drops_total counter\n", tc.help)
+				fmt.Fprintf(w, "edgegw_drops_total{reason=\"overflow-count\",route=\"telemetry\"} %d\n", v.Load())
+				fmt.Fprintf(w, "edgegw_drops_total{reason=\"rejected\",route=\"telemetry\"} 100\n")
+				fmt.Fprintf(w, "edgegw_queue_depth{route=\"telemetry\"} 7\n")
+			}))
+			defer srv.Close()
+			d := &DropCounter{URL: srv.URL, Metric: regexp.MustCompile(`^edgegw_drops_total\{.*reason="overflow-count".*route="telemetry"`),
+				Depth: regexp.MustCompile(`^edgegw_queue_depth\{.*route="telemetry"`)}
+			v.Store(tc.readings[0])
+			d.EndLifetime()
+			v.Store(tc.readings[1])
+			if got := d.Total(); got != tc.wantTotal {
+				t.Errorf("total %d; want %d", got, tc.wantTotal)
+			}
+			if d.Regressed != tc.wantRegr {
+				t.Errorf("regressions %d; want %d", d.Regressed, tc.wantRegr)
+			}
+			if d.depth != 7 {
+				t.Errorf("depth %d; want 7", d.depth)
+			}
+		})
 	}
 }
