@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	pahopackets "github.com/eclipse/paho.golang/packets"
 	"github.com/eclipse/paho.golang/paho"
 	"github.com/mochi-mqtt/server/v2/packets"
 
@@ -158,7 +159,10 @@ func connectV5Conn(t testing.TB, conn net.Conn, clientID string) (*v5, error) {
 	cl := &v5{msgs: make(chan *paho.Publish, 100000), gone: make(chan struct{})}
 	var once sync.Once
 	cl.c = paho.NewClient(paho.ClientConfig{
-		Conn: conn,
+		// paho writes a packet in several Writes and serializes them only
+		// on a sync.Locker conn: without it a PUBACK can land inside a
+		// SUBSCRIBE and the broker rightly reads a malformed packet.
+		Conn: pahopackets.NewThreadSafeConn(conn),
 		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
 			cl.msgs <- pr.Packet
 			return true, nil

@@ -17,6 +17,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	pahopackets "github.com/eclipse/paho.golang/packets"
 	"github.com/eclipse/paho.golang/paho"
 
 	"github.com/edgegw/edgegw/gateway/pki"
@@ -596,7 +597,8 @@ func (d *demo) connect(ctx context.Context, addr, pkiDir, thing string, onMsg fu
 	var once sync.Once
 	gone := func() { once.Do(func() { close(dc.gone) }) }
 	cfg := paho.ClientConfig{
-		Conn:               conn,
+		// paho serializes a packet's several Writes only on a sync.Locker.
+		Conn:               pahopackets.NewThreadSafeConn(conn),
 		OnClientError:      func(error) { gone() },
 		OnServerDisconnect: func(*paho.Disconnect) { gone() },
 	}

@@ -134,7 +134,7 @@ func TestSubscribeWhileDelivering(t *testing.T) {
 	}
 	// paho writes a packet in several Write calls and locks only a conn that
 	// is a sync.Locker: its PUBACKs would interleave with our SUBSCRIBEs.
-	w, err := connectV5Conn(t, &lockedConn{Conn: conn}, "watcher")
+	w, err := connectV5Conn(t, conn, "watcher")
 	if err != nil || w.ack.ReasonCode != 0 {
 		t.Fatalf("watcher connect: %v", err)
 	}
@@ -217,12 +217,6 @@ func TestSubscribeWhileDelivering(t *testing.T) {
 			t.Errorf("watcher subscriptions %v; want sensors/# and %s", subs, topics[2])
 		}
 	}
-}
-
-// lockedConn serializes paho's writes (see TestSubscribeWhileDelivering).
-type lockedConn struct {
-	net.Conn
-	sync.Mutex
 }
 
 const areaPolicy = `{"Version": "2012-10-17", "Statement": [

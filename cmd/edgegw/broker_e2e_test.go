@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eclipse/paho.golang/packets"
 	"github.com/eclipse/paho.golang/paho"
 
 	"github.com/edgegw/edgegw/gateway/gatewaytest"
@@ -265,7 +266,7 @@ func (d *daemon) paho(t *testing.T, cert *gatewaytest.Client, id string) *pahoCl
 	p := &pahoClient{msgs: make(chan *paho.Publish, 1<<16), gone: make(chan struct{})}
 	var once sync.Once
 	down := func() { once.Do(func() { p.at = time.Now(); close(p.gone) }) }
-	p.c = paho.NewClient(paho.ClientConfig{Conn: conn,
+	p.c = paho.NewClient(paho.ClientConfig{Conn: packets.NewThreadSafeConn(conn),
 		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
 			p.msgs <- pr.Packet
 			return true, nil

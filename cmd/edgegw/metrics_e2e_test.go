@@ -24,6 +24,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eclipse/paho.golang/packets"
 	"github.com/eclipse/paho.golang/paho"
 
 	"github.com/edgegw/edgegw/gateway"
@@ -223,7 +224,7 @@ bridge:
 	if err != nil {
 		t.Fatal(err)
 	}
-	cloud := paho.NewClient(paho.ClientConfig{Conn: ctls,
+	cloud := paho.NewClient(paho.ClientConfig{Conn: packets.NewThreadSafeConn(ctls),
 		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
 			mu.Lock()
 			got[string(pr.Packet.Payload)] = true
@@ -245,7 +246,7 @@ bridge:
 	if err != nil {
 		t.Fatal(err)
 	}
-	sensor := paho.NewClient(paho.ClientConfig{Conn: sconn})
+	sensor := paho.NewClient(paho.ClientConfig{Conn: packets.NewThreadSafeConn(sconn)})
 	if _, err := sensor.Connect(ctx, &paho.Connect{ClientID: "sensor-1", KeepAlive: 30, CleanStart: true}); err != nil {
 		t.Fatalf("sensor connect: %v", err)
 	}
