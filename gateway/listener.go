@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"context"
 	"crypto/tls"
 	"errors"
 	"net"
@@ -102,13 +101,14 @@ func (l *guardListener) handshake(raw net.Conn) {
 	_ = raw.SetDeadline(deadline)
 	if l.tls != nil {
 		tc := tls.Server(raw, l.tls())
-		ctx, cancel := context.WithDeadline(context.Background(), deadline)
-		err := tc.HandshakeContext(ctx)
-		cancel()
+		// The conn deadline bounds the handshake. No context deadline: its
+		// interrupt would close the conn before the failure is counted, so
+		// a client could see the close before the metric moved.
+		err := tc.Handshake()
 		if err != nil {
 			l.metrics.HandshakeFailures.Add(1)
 			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() || errors.Is(err, context.DeadlineExceeded) {
+			if errors.As(err, &ne) && ne.Timeout() {
 				l.metrics.HandshakeTimeouts.Add(1)
 			}
 			if l.onFail != nil {
