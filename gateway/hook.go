@@ -186,10 +186,34 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		return b.refuse(cl, st, packets.ErrNotAuthorized, "iot:Connect client/"+cl.ID+" not allowed: "+explain(sess, authz.Connect, cl.ID))
 	}
 	st.sess.Store(sess)
+	b.disableSendQuota(cl)
 	if old, loaded := b.clients.Swap(cl, st); loaded && old != nil {
 		_ = old // same *Client cannot connect twice; defensive
 	}
 	return nil
+}
+
+// disableSendQuota turns mochi's send quota off for an MQTT 5 client whose
+// Receive Maximum does not limit it: mochi caps Receive Maximum at
+// MaximumInflight and refuses a delivery once a client has MaximumInflight
+// messages in flight, so such a client can never have more unacknowledged
+// deliveries than it allows. The quota is not only redundant there: with a
+// quota mochi calls Inflight.NextImmediate after every packet the client
+// sends, which read-locks the client's in-flight map twice (NextImmediate,
+// then GetAll). A publisher's goroutine delivering to that client
+// (Inflight.Set) between the two read locks waits for the first one, and
+// the second one waits behind it (sync.RWMutex): the subscriber and every
+// publisher to it hang for good, and so does a session takeover (Len). With
+// the quota off (as for MQTT 3.1.1 clients and MQTT 5 clients that send no
+// Receive Maximum) mochi never calls NextImmediate for the client. It runs
+// in OnConnect, after mochi set the quota and before inheritClientSession,
+// which sets it again from Props.ReceiveMaximum.
+func (b *Broker) disableSendQuota(cl *mqtt.Client) {
+	if cl.Properties.ProtocolVersion != 5 || cl.Properties.Props.ReceiveMaximum < b.srv.Options.Capabilities.MaximumInflight {
+		return
+	}
+	cl.Properties.Props.ReceiveMaximum = 0
+	cl.State.Inflight.ResetSendQuota(0)
 }
 
 func (b *Broker) refuse(cl *mqtt.Client, st *clientState, code packets.Code, reason string) error {
