@@ -81,16 +81,11 @@ func Issue(ctx context.Context, o Options, outDir string, reqs ...IssueRequest) 
 			csrs[i] = csr
 		}
 	}
-	unlock, err := lockDir(ctx, o.Dir)
+	c, release, err := lockAndOpenCA(ctx, &o)
 	if err != nil {
 		return nil, err
 	}
-	defer unlock()
-	c, err := openCA(ctx, &o)
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
+	defer release()
 	now, clamped := o.now()
 
 	active := map[string][]int{} // thing -> indexes of active device entries
@@ -291,16 +286,11 @@ func Revoke(ctx context.Context, o Options, target, reason string) (*RevokeResul
 	if err != nil {
 		return nil, err
 	}
-	unlock, err := lockDir(ctx, o.Dir)
+	c, release, err := lockAndOpenCA(ctx, &o)
 	if err != nil {
 		return nil, err
 	}
-	defer unlock()
-	c, err := openCA(ctx, &o)
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
+	defer release()
 	now, clamped := o.now()
 
 	var hits []int
@@ -371,16 +361,11 @@ func parseSerial(s string) (*big.Int, bool) {
 // CRL lifetime for later CRLs). Run it from a timer well before nextUpdate: clients that check
 // CRLs (openssl, mosquitto) refuse everything once the CRL has expired.
 func RefreshCRL(ctx context.Context, o Options, days int) (*x509.RevocationList, error) {
-	unlock, err := lockDir(ctx, o.Dir)
+	c, release, err := lockAndOpenCA(ctx, &o)
 	if err != nil {
 		return nil, err
 	}
-	defer unlock()
-	c, err := openCA(ctx, &o)
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
+	defer release()
 	now, _ := o.now()
 	var t txn
 	defer t.abort()

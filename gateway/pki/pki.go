@@ -193,6 +193,21 @@ func (c *ca) Close() error {
 	return nil
 }
 
+// lockAndOpenCA takes the PKI directory's lock and opens the CA under it,
+// the start of every command that changes issued state. release closes the
+// CA, then drops the lock.
+func lockAndOpenCA(ctx context.Context, o *Options) (c *ca, release func(), err error) {
+	unlock, err := lockDir(ctx, o.Dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	if c, err = openCA(ctx, o); err != nil {
+		unlock()
+		return nil, nil, err
+	}
+	return c, func() { c.Close(); unlock() }, nil
+}
+
 // openCA loads ca.json, ca.crt, the key and issued.json. The lock must be held.
 func openCA(ctx context.Context, o *Options) (*ca, error) {
 	c := &ca{}
