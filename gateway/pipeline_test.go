@@ -206,6 +206,17 @@ func (t heldTicket) Wait(ctx context.Context) (uint64, error) {
 	return seq, err
 }
 
+// Ready: a held ticket is ready only once every hold is released (the
+// pipeline then batches PUBACKs, as with the real store).
+func (t heldTicket) Ready() bool {
+	select {
+	case <-t.h.all:
+		return t.tk.Ready()
+	default:
+		return false
+	}
+}
+
 var _ Submitter = (*holdQueue)(nil)
 
 // TestPipelineNoPubackBeforeCommit: while the commit of a message is not

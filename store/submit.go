@@ -55,6 +55,15 @@ func (q *Queue) Submit(ctx context.Context, m Message) (Ticket, error) {
 	return Ticket{q: q, p: p}, nil
 }
 
+// Ready reports whether the group commit holding the message has finished,
+// so that Wait would return at once. It does not consume the outcome: call
+// Wait once, as always, to learn it (and release the ticket). A caller that
+// acknowledges in batches uses it to take every already-synced message
+// before blocking on the next commit.
+func (t Ticket) Ready() bool {
+	return t.p != nil && len(t.p.done) > 0
+}
+
 // Wait returns the message's sequence number once the group commit holding
 // it is synced, or why it was not stored: ErrFull, ErrQuota, a write or sync
 // error, ErrClosed (the queue closed before committing it: Close commits

@@ -217,3 +217,39 @@ func TestSubmitErrors(t *testing.T) {
 		}
 	})
 }
+
+// TestTicketReady: Ready is false for the zero Ticket, becomes true once the
+// commit is synced without consuming the outcome (Wait still returns the
+// seq), and a ticket of a later commit is ready only after its own commit.
+func TestTicketReady(t *testing.T) {
+	if (Ticket{}).Ready() {
+		t.Fatal("zero Ticket is Ready")
+	}
+	q := openT(t, Options{Routes: []RouteLimits{{Name: "r"}}})
+	var tks []Ticket
+	for i := range 20 {
+		tk, err := q.Submit(context.Background(), Message{Route: "r", Topic: "t", Payload: fmt.Appendf(nil, "%d", i), QoS: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tks = append(tks, tk)
+	}
+	// Wait for the last: every earlier one is in the same or an earlier
+	// commit, so all of them are ready then.
+	last, err := tks[19].Wait(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, tk := range tks[:19] {
+		if !tk.Ready() {
+			t.Fatalf("ticket %d not Ready after a later ticket's Wait returned", i)
+		}
+		if !tk.Ready() {
+			t.Fatalf("ticket %d: Ready consumed the outcome", i)
+		}
+		seq, err := tk.Wait(context.Background())
+		if err != nil || seq >= last {
+			t.Fatalf("ticket %d: Wait = %d, %v; want a seq below %d", i, seq, err, last)
+		}
+	}
+}
