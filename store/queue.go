@@ -647,6 +647,9 @@ func (q *Queue) commit(batch []*pending) {
 		// before it is on disk there (seqfile.go).
 		err = writeSeqFile(seqPath(q.dir), reserved)
 	}
+	if e := q.failWrite.Load(); err == nil && e != nil {
+		err = *e
+	}
 	if err == nil && len(pre)+len(sets)+len(ops) > 0 {
 		err = q.write(pre, sets, ops)
 	}
@@ -663,6 +666,9 @@ func (q *Queue) commit(batch []*pending) {
 		u.rt.touched = false
 	}
 	q.writeErr = err
+	if q.failErr = err; err == nil && accepted > 0 {
+		q.failErr = syncErr
+	}
 	if err == nil {
 		for _, o := range ops {
 			if o.rt != nil && o.del {
@@ -713,6 +719,19 @@ func (q *Queue) commit(batch []*pending) {
 	}
 	clear(sets) // no references to the routes or the arena kept
 	q.pre, q.sets, q.arena = pre[:0], sets[:0], arena[:0]
+}
+
+// Err reports why the queue is not taking messages, for /healthz and the
+// systemd watchdog: ErrClosed once it is closed, else the write or sync
+// error of the last commit when that commit failed (its messages were
+// refused: no PUBACK). It is nil again after a commit succeeds.
+func (q *Queue) Err() error {
+	if q.closed.Load() {
+		return ErrClosed
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.failErr
 }
 
 // syncLogs makes the committed transaction durable: the WAL always, the

@@ -232,6 +232,9 @@ type Queue struct {
 	fullSupp  int
 	movedTo   string
 	writeErr  error // of the last commit that failed; nil after one succeeds
+	failErr   error // the last commit's write or sync error (Err); nil after one succeeds
+
+	failWrite atomic.Pointer[error] // tests: while set, every commit's write fails with it
 
 	purgeMu sync.Mutex // one Purge at a time (its scan and its deletes)
 

@@ -253,3 +253,41 @@ func TestTicketReady(t *testing.T) {
 		}
 	}
 }
+
+// TestErr: Err is nil while commits succeed, reports a failed commit's
+// write error (its messages are refused) until a commit succeeds again, and
+// ErrClosed after Close.
+func TestErr(t *testing.T) {
+	q := openT(t, Options{Routes: []RouteLimits{{Name: "r"}}})
+	enqueue := func() error {
+		_, err := q.Enqueue(context.Background(), Message{Route: "r", Topic: "t", Payload: []byte("x"), QoS: 1})
+		return err
+	}
+	if err := enqueue(); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Err(); err != nil {
+		t.Fatalf("Err after a good commit: %v", err)
+	}
+	disk := errors.New("input/output error")
+	q.failWrite.Store(&disk)
+	if err := enqueue(); !errors.Is(err, disk) {
+		t.Fatalf("Enqueue during a write failure: %v; want %v", err, disk)
+	}
+	if err := q.Err(); !errors.Is(err, disk) {
+		t.Fatalf("Err after a failed commit: %v; want %v", err, disk)
+	}
+	q.failWrite.Store(nil)
+	if err := enqueue(); err != nil {
+		t.Fatalf("Enqueue after the failure ended: %v", err)
+	}
+	if err := q.Err(); err != nil {
+		t.Fatalf("Err after a good commit again: %v", err)
+	}
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Err(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Err after Close: %v; want ErrClosed", err)
+	}
+}
