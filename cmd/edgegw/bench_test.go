@@ -69,6 +69,7 @@ type benchEdge interface {
 	addr() string
 	site() *gatewaytest.PKI
 	cert(b *testing.B, sensor string) *gatewaytest.Client
+	pid() int // the edge's process, 0 for none
 	stop()
 }
 
@@ -78,6 +79,7 @@ func (e edgegwEdge) name() string           { return "edgegw" }
 func (e edgegwEdge) addr() string           { return e.g.addr }
 func (e edgegwEdge) site() *gatewaytest.PKI { return e.g.site }
 func (e edgegwEdge) stop()                  { e.g.stop() }
+func (e edgegwEdge) pid() int               { return e.g.cmd.Process.Pid }
 func (e edgegwEdge) cert(b *testing.B, sensor string) *gatewaytest.Client {
 	return e.g.site.Issue(b, sensor)
 }
@@ -92,6 +94,7 @@ type mosqEdge struct {
 func (e *mosqEdge) name() string           { return "mosquitto" }
 func (e *mosqEdge) addr() string           { return e.a }
 func (e *mosqEdge) site() *gatewaytest.PKI { return e.pki }
+func (e *mosqEdge) pid() int               { return e.cmd.Process.Pid }
 func (e *mosqEdge) cert(b *testing.B, sensor string) *gatewaytest.Client {
 	return e.pki.Issue(b, sensor)
 }
@@ -124,6 +127,7 @@ func (e noEdge) addr() string                                { return e.up.addr 
 func (e noEdge) site() *gatewaytest.PKI                      { return e.up.pki }
 func (e noEdge) cert(*testing.B, string) *gatewaytest.Client { return e.up.gw }
 func (e noEdge) stop()                                       {}
+func (e noEdge) pid() int                                    { return 0 }
 
 // startMosqEdge starts Mosquitto as an edge bridge to up, with the same site
 // PKI as the edgegw it is compared with.
@@ -371,11 +375,60 @@ func pubLines(b *testing.B, e benchEdge, sensor, topic string, qos int, gen func
 		gerr = err
 	}
 	in.Close()
-	if err := cmd.Wait(); err != nil || out.Len() > 0 {
+	err = cmd.Wait()
+	if ps := cmd.ProcessState; ps != nil {
+		pubCPU.Add(int64(ps.UserTime() + ps.SystemTime()))
+	}
+	if err != nil || out.Len() > 0 {
 		return fmt.Errorf("mosquitto_pub %s: %v %s", sensor, err, out.String())
 	}
 	return gerr
 }
+
+func (u *upstreamMQ) pid() int {
+	if u.cmd == nil {
+		return 0
+	}
+	return u.cmd.Process.Pid
+}
+
+// pubCPU is the CPU time (ns) of every mosquitto_pub that has exited.
+var pubCPU atomic.Int64
+
+// procCPU is the CPU time (user + system) process pid has used so far, from
+// /proc/<pid>/stat in clock ticks (100 Hz on Linux).
+func procCPU(pid int) time.Duration {
+	if pid == 0 {
+		return 0
+	}
+	st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	i := strings.LastIndexByte(string(st), ')')
+	f := strings.Fields(string(st[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+stime) * 10 * time.Millisecond
+}
+
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// cpuShare is the CPU time per delivered message of each process of an e2e
+// run: the edge, the upstream Mosquitto, the sensors' mosquitto_pub and this
+// test process (the counting subscriber and the line generators).
+type cpuShare struct{ edge, upstream, pubs, counter time.Duration }
+
+func (c cpuShare) total() time.Duration { return c.edge + c.upstream + c.pubs + c.counter }
 
 // publishN publishes per messages from each of pubs sensors, unpaced.
 func publishN(b *testing.B, e benchEdge, prefix, topicRoot string, pubs, per, qos int) error {
@@ -407,7 +460,8 @@ func publishN(b *testing.B, e benchEdge, prefix, topicRoot string, pubs, per, qo
 }
 
 type benchResult struct {
-	tp1, tp16            float64 // e2e msg/s
+	tp1, tp16            float64  // e2e msg/s
+	cpu1, cpu16          cpuShare // CPU per message of the median e2e runs
 	p50, p99             time.Duration
 	drain                time.Duration
 	drainIntake          float64 // msg/s accepted while the upstream was down
@@ -461,20 +515,25 @@ func BenchmarkEdgegwVsMosquitto(b *testing.B) {
 	// else's load then falls on all three, not on one.
 	for _, tc := range []struct {
 		pubs, per int
-		out       func(*benchResult) *float64
-	}{{1, benchTP1, func(r *benchResult) *float64 { return &r.tp1 }}, {16, benchTP16Per, func(r *benchResult) *float64 { return &r.tp16 }}} {
-		runs := make([][]float64, len(edges))
+		tp        func(*benchResult) *float64
+		cpu       func(*benchResult) *cpuShare
+	}{
+		{1, benchTP1, func(r *benchResult) *float64 { return &r.tp1 }, func(r *benchResult) *cpuShare { return &r.cpu1 }},
+		{16, benchTP16Per, func(r *benchResult) *float64 { return &r.tp16 }, func(r *benchResult) *cpuShare { return &r.cpu16 }},
+	} {
+		runs := make([][]e2eRun, len(edges))
 		for round := range benchRounds {
 			for k := range edges {
 				i := (k + round) % len(edges)
 				x := edges[i]
-				tp, lost := e2eOnce(b, x.e, cloud, x.topicRoot, tc.pubs, tc.per, round)
-				runs[i] = append(runs[i], tp)
+				tp, lost, cpu := e2eOnce(b, x.e, up, cloud, x.topicRoot, tc.pubs, tc.per, round)
+				runs[i] = append(runs[i], e2eRun{tp, cpu})
 				x.r.lost += lost
 			}
 		}
 		for i, x := range edges {
-			*tc.out(x.r) = median(runs[i])
+			m := medianRun(runs[i])
+			*tc.tp(x.r), *tc.cpu(x.r) = m.tp, m.cpu
 		}
 	}
 
@@ -489,10 +548,16 @@ func BenchmarkEdgegwVsMosquitto(b *testing.B) {
 // median of.
 const benchRounds = 3
 
-func median(v []float64) float64 {
-	v = append([]float64(nil), v...)
-	sort.Float64s(v)
-	return v[len(v)/2]
+type e2eRun struct {
+	tp  float64
+	cpu cpuShare
+}
+
+// medianRun is the run with the median throughput.
+func medianRun(runs []e2eRun) e2eRun {
+	runs = append([]e2eRun(nil), runs...)
+	sort.Slice(runs, func(i, j int) bool { return runs[i].tp < runs[j].tp })
+	return runs[len(runs)/2]
 }
 
 func benchLog(name, format string, a ...any) {
@@ -518,10 +583,11 @@ func warmUp(b *testing.B, e benchEdge, cloud *benchSub) {
 // e2eOnce publishes per QoS 1 messages from each of pubs publishers through
 // e, unpaced, and counts the distinct messages arriving upstream: msg/s from
 // the first publisher's start to the last arrival, and how many never came.
-func e2eOnce(b *testing.B, e benchEdge, cloud *benchSub, topicRoot string, pubs, per, round int) (float64, int) {
+func e2eOnce(b *testing.B, e benchEdge, up *upstreamMQ, cloud *benchSub, topicRoot string, pubs, per, round int) (float64, int, cpuShare) {
 	prefix := fmt.Sprintf("%s-tp%d-r%d", e.name(), pubs, round)
 	cloud.reset(prefix)
 	want := pubs * per
+	edge0, up0, pub0, self0 := procCPU(e.pid()), procCPU(up.pid()), pubCPU.Load(), selfCPU()
 	start := time.Now()
 	if err := publishN(b, e, prefix, topicRoot, pubs, per, 1); err != nil {
 		b.Fatal(err)
@@ -529,9 +595,13 @@ func e2eOnce(b *testing.B, e benchEdge, cloud *benchSub, topicRoot string, pubs,
 	acked := time.Since(start)
 	n, last := cloud.wait(want, 15*time.Second)
 	tp := float64(n) / last.Sub(start).Seconds()
-	benchLog(e.name(), "e2e %2d publisher(s), round %d: %d msgs, all acked after %v, %d upstream after %v: %.0f msg/s, lost %d",
-		pubs, round+1, want, acked.Round(time.Millisecond), n, last.Sub(start).Round(time.Millisecond), tp, want-n)
-	return tp, want - n
+	per1 := func(d time.Duration) time.Duration { return d / time.Duration(max(n, 1)) }
+	cpu := cpuShare{edge: per1(procCPU(e.pid()) - edge0), upstream: per1(procCPU(up.pid()) - up0),
+		pubs: per1(time.Duration(pubCPU.Load() - pub0)), counter: per1(selfCPU() - self0)}
+	benchLog(e.name(), "e2e %2d publisher(s), round %d: %d msgs, all acked after %v, %d upstream after %v: %.0f msg/s, lost %d; CPU per message: edge %v, upstream %v, publishers %v, counter %v",
+		pubs, round+1, want, acked.Round(time.Millisecond), n, last.Sub(start).Round(time.Millisecond), tp, want-n,
+		cpu.edge.Round(100*time.Nanosecond), cpu.upstream.Round(100*time.Nanosecond), cpu.pubs.Round(100*time.Nanosecond), cpu.counter.Round(100*time.Nanosecond))
+	return tp, want - n, cpu
 }
 
 // runEdgeBench measures on e what is not e2e throughput: latency, the
@@ -697,6 +767,19 @@ func printBench(b *testing.B, eg, mq, ceil *benchResult) {
 	row("local QoS1 pub->sub, 1 publisher (msg/s)", f(eg.localQoS1), f(mq.localQoS1), ratio(eg.localQoS1, mq.localQoS1))
 	t.WriteString("edgegw PUBACKs wait for the queue's fsync; Mosquitto's come from RAM (persistence at shutdown/autosave).\n")
 	fmt.Fprintf(&t, "* median of %d runs, interleaved with the other edge's and the harness's.\n", benchRounds)
+	us := func(d time.Duration) string { return strconv.FormatFloat(float64(d)/1e3, 'f', 1, 64) }
+	fmt.Fprintf(&t, "\nCPU per delivered message in the median e2e run, µs (2 cores = %s µs of CPU per message at the measured rate):\n", "2e6/rate")
+	fmt.Fprintf(&t, "%-28s %8s %9s %11s %8s %8s %16s\n", "run", "edge", "upstream", "publishers", "counter", "total", "2e6/rate")
+	for _, x := range []struct {
+		name string
+		tp   float64
+		c    cpuShare
+	}{
+		{"edgegw, 1 publisher", eg.tp1, eg.cpu1}, {"mosquitto, 1 publisher", mq.tp1, mq.cpu1}, {"no edge, 1 publisher", ceil.tp1, ceil.cpu1},
+		{"edgegw, 16 publishers", eg.tp16, eg.cpu16}, {"mosquitto, 16 publishers", mq.tp16, mq.cpu16}, {"no edge, 16 publishers", ceil.tp16, ceil.cpu16},
+	} {
+		fmt.Fprintf(&t, "%-28s %8s %9s %11s %8s %8s %16s\n", x.name, us(x.c.edge), us(x.c.upstream), us(x.c.pubs), us(x.c.counter), us(x.c.total()), us(time.Duration(2e9/max(x.tp, 1))))
+	}
 	fmt.Fprintf(&t, "harness alone (the same publishers straight to the upstream, no edge)*: 1 publisher %s msg/s (%s Mosquitto's e2e), 16 publishers %s msg/s (%s)\n",
 		f(ceil.tp1), ratio(ceil.tp1, mq.tp1), f(ceil.tp16), ratio(ceil.tp16, mq.tp16))
 	fmt.Fprint(os.Stderr, t.String())
