@@ -535,10 +535,50 @@ func TestFailoverSkipsDeadAndSilentUpstreams(t *testing.T) {
 		t.Fatalf("through the third upstream: got %d; want %d", got, len(seqs))
 	}
 	st := b.State()
-	if st.Upstream != good.Redacted() || !strings.Contains(st.LastError, "") {
+	if st.Upstream != good.Redacted() {
 		t.Errorf("upstream: got %q; want %q", st.Upstream, good.Redacted())
 	}
+	if st.LastError == "" {
+		t.Errorf("last error empty; want the failure of an upstream before the third")
+	}
 	t.Logf("last error before failover succeeded: %s", st.LastError)
+}
+
+// TestQoS0OnlyUpstreamKeepsQoS1Queued: an upstream whose CONNACK says
+// Maximum QoS 0 cannot acknowledge anything; a QoS 1 route's messages are
+// not sent to it (they would leave the queue on write), the error says what
+// to change, and nothing is lost. Set to qos: 0, the route forwards there.
+func TestQoS0OnlyUpstreamKeepsQoS1Queued(t *testing.T) {
+	m := startMosquitto(t, mosquittoOpts{qos0Only: true})
+	c := startCloud(t, m, "sites/#")
+	q := newTestQueue(t)
+	seqs := enqueueSensors(t, q, 2, 5, time.Now)
+	b := runBridge(t, testConfig(m, telemetry), q, nil)
+	eventually(t, 10*time.Second, "the refusal in the bridge state", func() bool {
+		return strings.Contains(b.State().LastError, "Maximum QoS 0")
+	})
+	st := b.State()
+	if !strings.Contains(st.LastError, `route "`+telemetry.Name+`"`) || !strings.Contains(st.LastError, "qos: 0") {
+		t.Errorf("last error %q; want it to name the route and say qos: 0", st.LastError)
+	}
+	if st.Connected || st.Sent != 0 || st.Acked != 0 {
+		t.Errorf("state %+v; want not connected, 0 sent, 0 acked", st)
+	}
+	if got := c.waitUnique(1, 500*time.Millisecond); got != 0 {
+		t.Errorf("upstream got %d messages; want 0", got)
+	}
+	if depth := q.(interface{ Stats() store.Stats }).Stats().Depth; depth != int64(len(seqs)) {
+		t.Errorf("queued: got %d; want all %d", depth, len(seqs))
+	}
+
+	r0 := telemetry
+	r0.QoS = 0
+	if err := b.SetRoutes([]Route{r0}); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.waitUnique(len(seqs), 20*time.Second); got != len(seqs) {
+		t.Fatalf("after qos: 0: got %d upstream; want %d", got, len(seqs))
+	}
 }
 
 func (c *cloud) redeliveries() int {

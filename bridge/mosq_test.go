@@ -44,7 +44,8 @@ type mosquitto struct {
 
 // mosquittoOpts tunes the broker config.
 type mosquittoOpts struct {
-	maxInflight int // max_inflight_messages (the Receive Maximum it announces); 0 = Mosquitto's default (20)
+	maxInflight int  // max_inflight_messages (the Receive Maximum it announces); 0 = Mosquitto's default (20)
+	qos0Only    bool // max_qos 0: CONNACK announces Maximum QoS 0
 }
 
 // startMosquitto writes a throwaway CA, a server certificate for 127.0.0.1,
@@ -75,6 +76,9 @@ func startMosquitto(t testing.TB, o mosquittoOpts) *mosquitto {
 	conf.WriteString("max_queued_messages 0\n")
 	if o.maxInflight > 0 {
 		fmt.Fprintf(&conf, "max_inflight_messages %d\n", o.maxInflight)
+	}
+	if o.qos0Only {
+		conf.WriteString("max_qos 0\n")
 	}
 	fmt.Fprintf(&conf, "log_dest file %s\nlog_type error\nlog_type warning\nlog_type notice\nlog_type information\n", m.logPath)
 	if os.Geteuid() == 0 {
