@@ -36,9 +36,18 @@ type Queue interface {
 // broker. The gateway implements it with mochi's inline client so local
 // Receive policies apply, and its OnPublish hook must not enqueue what the
 // inline client publishes (loop prevention, see the package doc).
+//
+// An error wrapping ErrLocalUnavailable means the message could be published
+// later (the local broker is stopping or not serving yet): the bridge leaves
+// it unacknowledged and ends the session, and the upstream redelivers it
+// after the next connect (QoS 1, persistent session). Any other error is
+// final for that message: it is acknowledged, counted as dropped and logged.
 type Publisher interface {
 	PublishLocal(topic string, payload []byte, retain bool, qos byte) error
 }
+
+// ErrLocalUnavailable: see Publisher.
+var ErrLocalUnavailable = errors.New("local broker unavailable")
 
 // Upstream is one broker URL. Accepted schemes: mqtts:// (also ssl://,
 // tls://; default port 8883) and mqtt:// (also tcp://; default port 1883,

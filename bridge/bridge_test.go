@@ -465,6 +465,81 @@ wait:
 	}
 }
 
+// flakyPublisher answers ErrLocalUnavailable to its first fails calls (the
+// local broker stopping), then records like recPublisher.
+type flakyPublisher struct {
+	*recPublisher
+	mu     sync.Mutex
+	fails  int
+	failed []string // payloads refused
+}
+
+func (p *flakyPublisher) PublishLocal(topic string, payload []byte, retain bool, qos byte) error {
+	p.mu.Lock()
+	if len(p.failed) < p.fails {
+		p.failed = append(p.failed, string(payload))
+		p.mu.Unlock()
+		return fmt.Errorf("test: %w", ErrLocalUnavailable)
+	}
+	p.mu.Unlock()
+	return p.recPublisher.PublishLocal(topic, payload, retain, qos)
+}
+
+// TestInboundRedeliveredWhenLocalUnavailable: a command that comes down
+// while the local broker cannot take it is not acknowledged upstream; the
+// session ends, and the upstream redelivers it after the reconnect. The
+// first refused command is the one that must arrive, and nothing is counted
+// as dropped.
+func TestInboundRedeliveredWhenLocalUnavailable(t *testing.T) {
+	m := startMosquitto(t, mosquittoOpts{})
+	c := startCloud(t, m, "sites/#")
+	q := newTestQueue(t)
+	cmd := Route{Name: "cmd", Topic: "cmd/#", Direction: In, QoS: 1, RemotePrefix: "sites/plant-7/"}
+	pub := &flakyPublisher{recPublisher: newRecPublisher(), fails: 2}
+	b := runBridge(t, testConfig(m, telemetry, cmd), q, pub)
+	eventually(t, 10*time.Second, "bridge connected", func() bool { return b.State().Connected })
+
+	// Publish until the first refusal (the subscription follows CONNACK).
+	for i := 1; ; i++ {
+		if err := c.publish("sites/plant-7/cmd/light-1", fmt.Appendf(nil, "on-%d", i)); err != nil {
+			t.Fatal(err)
+		}
+		pub.mu.Lock()
+		refused := len(pub.failed)
+		pub.mu.Unlock()
+		if refused > 0 {
+			break
+		}
+		if i == 50 {
+			t.Fatal("no inbound message reached the publisher after 50 publishes")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	pub.mu.Lock()
+	first := pub.failed[0]
+	pub.mu.Unlock()
+	eventually(t, 20*time.Second, "the refused command redelivered", func() bool {
+		for _, m := range pub.all() {
+			if m.payload == first {
+				return true
+			}
+		}
+		return false
+	})
+	st := b.State()
+	if st.InboundDropped != 0 {
+		t.Errorf("inbound dropped: %d; want 0", st.InboundDropped)
+	}
+	if st.Reconnects < 2 {
+		t.Errorf("reconnects: %d; want at least 2 (one per refusal)", st.Reconnects)
+	}
+	for _, m := range pub.all() {
+		if m.topic != "cmd/light-1" {
+			t.Errorf("unexpected local publish %+v", m)
+		}
+	}
+}
+
 func TestDrainRatePacesOnlyBacklog(t *testing.T) {
 	m := startMosquitto(t, mosquittoOpts{})
 	c := startCloud(t, m, "sites/#")

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -562,7 +563,11 @@ func (s *session) inboundLoop(ctx context.Context) error {
 		}
 		if r, ok := b.routes.Load().FirstIn(p.Topic); ok {
 			local := r.LocalTopic(p.Topic)
-			if err := b.local.PublishLocal(local, p.Payload, p.Retain, min(p.QoS, r.wireQoS())); err != nil {
+			if err := b.local.PublishLocal(local, p.Payload, p.Retain, min(p.QoS, r.wireQoS())); errors.Is(err, ErrLocalUnavailable) && p.QoS == 1 {
+				// Not acknowledged: the upstream sends it again after the
+				// next connect.
+				return fmt.Errorf("inbound message on %q left for redelivery: %w", p.Topic, err)
+			} else if err != nil {
 				b.c.inDropped.Add(1)
 				b.log.Warn("publishing an inbound message locally failed", "topic", local, "err", err)
 			} else {

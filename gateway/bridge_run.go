@@ -361,7 +361,9 @@ func newLocalPublisher(b *Broker) *localPublisher {
 }
 
 // ErrNotServing: the local broker is shut down.
-var ErrNotServing = errors.New("local broker is not serving")
+// It wraps bridge.ErrLocalUnavailable, so the bridge leaves an inbound
+// QoS 1 message unacknowledged for the upstream to redeliver.
+var ErrNotServing = fmt.Errorf("local broker is not serving: %w", bridge.ErrLocalUnavailable)
 
 // PublishLocal implements bridge.Publisher.
 func (p *localPublisher) PublishLocal(topic string, payload []byte, retain bool, qos byte) error {
