@@ -61,8 +61,8 @@ func policyFiles(dir string) ([]string, error) {
 	return out, nil
 }
 
-// Reload re-reads trust bundles, CRLs, password files, the registry and the
-// policies. Everything is built first; only if all of it is valid is it
+// Reload re-reads server certificates (renewed for the same key), trust
+// bundles, CRLs, password files, the registry and the policies. Everything is built first; only if all of it is valid is it
 // swapped in (each piece atomically), after which connected clients are
 // re-evaluated: those whose certificate is revoked or no longer trusted,
 // whose thing is disabled or unknown, or whose iot:Connect is no longer
@@ -221,6 +221,7 @@ func (b *Broker) watchedStamps() map[string]fileStamp {
 	}
 	for _, bl := range b.ls {
 		if t := bl.opts.TLS; t != nil {
+			add(t.Cert)
 			add(t.CA)
 			add(t.CRL)
 		}

@@ -47,6 +47,7 @@ type trustState struct {
 	pool    *x509.CertPool
 	revoked map[string]struct{} // revocationKey(issuer, serial)
 	crls    int                 // number of CRLs loaded
+	cert    tls.Certificate     // the server's
 	tlsConf *tls.Config
 }
 
@@ -67,31 +68,23 @@ func (st *trustState) isRevoked(chain []*x509.Certificate) bool {
 	return false
 }
 
-// Trust holds the reloadable trust of one TLS listener. The server certificate
-// and its key are fixed for the life of the process (the key may live in a TPM);
-// the client CA bundle and the CRL are swapped atomically by Reload, so every
-// handshake after Reload returns sees the new state and none sees half of it.
+// Trust holds the reloadable trust of one TLS listener. The server key is
+// fixed for the life of the process (it may live in a TPM); the server
+// certificate for it, the client CA bundle and the CRL are swapped
+// atomically by Reload, so every handshake after Reload returns sees the new
+// state and none sees half of it. A renewed server certificate for the same
+// key is thus picked up without a restart; one for another key is refused
+// and the running one stays.
 type Trust struct {
 	files TLSFiles
-	cert  tls.Certificate
+	key   crypto.Signer
 	cur   atomic.Pointer[trustState]
 }
 
 // NewTrust loads the listener's certificate (signing with key), the CA bundle
 // and the CRL. key is typically an hw.Key (file, TPM or PKCS#11).
 func NewTrust(files TLSFiles, key crypto.Signer) (*Trust, error) {
-	chain, err := readCertChain(files.Cert)
-	if err != nil {
-		return nil, err
-	}
-	if !publicKeysEqual(chain[0].PublicKey, key.Public()) {
-		return nil, fmt.Errorf("server certificate %q: does not match the configured key", files.Cert)
-	}
-	t := &Trust{files: files}
-	t.cert = tls.Certificate{PrivateKey: key, Leaf: chain[0]}
-	for _, c := range chain {
-		t.cert.Certificate = append(t.cert.Certificate, c.Raw)
-	}
+	t := &Trust{files: files, key: key}
 	st, err := t.build()
 	if err != nil {
 		return nil, err
@@ -99,6 +92,26 @@ func NewTrust(files TLSFiles, key crypto.Signer) (*Trust, error) {
 	t.cur.Store(st)
 	return t, nil
 }
+
+// serverCert reads the listener's certificate chain and pairs it with the
+// key.
+func (t *Trust) serverCert() (tls.Certificate, error) {
+	chain, err := readCertChain(t.files.Cert)
+	if err != nil {
+		return tls.Certificate{}, err
+	}
+	if !publicKeysEqual(chain[0].PublicKey, t.key.Public()) {
+		return tls.Certificate{}, fmt.Errorf("server certificate %q: does not match the configured key", t.files.Cert)
+	}
+	cert := tls.Certificate{PrivateKey: t.key, Leaf: chain[0]}
+	for _, c := range chain {
+		cert.Certificate = append(cert.Certificate, c.Raw)
+	}
+	return cert, nil
+}
+
+// ServerCert returns the server certificate in use for new handshakes.
+func (t *Trust) ServerCert() *x509.Certificate { return t.cur.Load().cert.Leaf }
 
 // Reload rebuilds the CA pool and CRL from disk and swaps them in. On error the
 // old state stays in force.
@@ -150,11 +163,15 @@ func (t *Trust) Verify(chain []*x509.Certificate) error {
 }
 
 func (t *Trust) build() (*trustState, error) {
+	cert, err := t.serverCert()
+	if err != nil {
+		return nil, err
+	}
 	cas, err := readCertChain(t.files.CA)
 	if err != nil {
 		return nil, err
 	}
-	st := &trustState{pool: x509.NewCertPool(), revoked: map[string]struct{}{}}
+	st := &trustState{pool: x509.NewCertPool(), revoked: map[string]struct{}{}, cert: cert}
 	for _, c := range cas {
 		st.pool.AddCert(c)
 	}
@@ -169,7 +186,7 @@ func (t *Trust) build() (*trustState, error) {
 	}
 	cfg := &tls.Config{
 		MinVersion:   minV,
-		Certificates: []tls.Certificate{t.cert},
+		Certificates: []tls.Certificate{cert},
 		CipherSuites: tls12Suites,
 		ClientAuth:   tls.RequireAndVerifyClientCert,
 		ClientCAs:    st.pool,
