@@ -110,9 +110,6 @@ func (t *Trust) serverCert() (tls.Certificate, error) {
 	return cert, nil
 }
 
-// ServerCert returns the server certificate in use for new handshakes.
-func (t *Trust) ServerCert() *x509.Certificate { return t.cur.Load().cert.Leaf }
-
 // Reload rebuilds the CA pool and CRL from disk and swaps them in. On error the
 // old state stays in force.
 func (t *Trust) Reload() error {
