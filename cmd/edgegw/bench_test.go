@@ -8,8 +8,9 @@ package main
 // sites/plant-7/#, persistence).
 //
 //	Mosquitto edge: persistence true, max_queued_messages 0 (no queue limit,
-//	so it does not drop), max_inflight_messages 128 (edgegw's bridge
-//	inflight), a bridge with its own certificate, topic sensors/# out 1 ""
+//	so it does not drop), max_inflight_messages 1000 (edgegw's window is
+//	the same 1,000: its default 1,024 lowered to the upstream's Receive
+//	Maximum), a bridge with its own certificate, topic sensors/# out 1 ""
 //	sites/plant-7/, cleansession false, restart_timeout 1.
 //
 // Not the same promise: edgegw answers a sensor's PUBACK only after the
@@ -140,7 +141,7 @@ func startMosqEdge(b *testing.B, site *gatewaytest.PKI, up *upstreamMQ) *mosqEdg
 	fmt.Fprintf(&c, "cafile %s\ncertfile %s\nkeyfile %s\n", site.CAFile, site.ServerCert, site.ServerKey)
 	c.WriteString("require_certificate true\nuse_identity_as_username true\nallow_anonymous false\ntls_version tlsv1.2\n")
 	fmt.Fprintf(&c, "persistence true\npersistence_location %s/\n", dir)
-	c.WriteString("max_queued_messages 0\nmax_inflight_messages 128\n")
+	c.WriteString("max_queued_messages 0\nmax_inflight_messages 1000\n")
 	fmt.Fprintf(&c, "log_dest file %s/mosquitto.log\nlog_type error\nlog_type warning\n", dir)
 	if os.Geteuid() == 0 {
 		c.WriteString("user root\n")
@@ -489,7 +490,7 @@ func BenchmarkEdgegwVsMosquitto(b *testing.B) {
 	cloud := new(benchSub)
 	cloud.subscribe(b, up.addr, up.pki.ClientTLS(up.cloud), "cloud-bench", "sites/#")
 
-	g := newBridgeGW(b, up, gwOptions{routes: `
+	g := newBridgeGW(b, up, gwOptions{inflight: -1, routes: `
     - {name: telemetry, topic: "sensors/#", direction: out, qos: 1, remote_prefix: "sites/plant-7/"}`})
 	for name, pol := range map[string]string{"sensor": benchSensorPolicy, "monitor": benchMonitorPolicy} {
 		gatewaytest.WriteFile(b, filepath.Join(g.dir, "policies", name+".json"), []byte(pol), 0o644)

@@ -183,7 +183,7 @@ type bridgeGW struct {
 
 type gwOptions struct {
 	routes   string // YAML list items under bridge.routes
-	inflight int
+	inflight int    // bridge.inflight; 0 = 128, < 0 = not set (the product's default)
 	extra    string // more YAML under bridge:
 }
 
@@ -205,6 +205,10 @@ func newBridgeGW(t testing.TB, up *upstreamMQ, o gwOptions) *bridgeGW {
 		t.Fatal(err)
 	}
 	gatewaytest.WriteFile(t, filepath.Join(state, "gateway.key"), keyPEM, 0o600)
+	inflight := fmt.Sprintf("  inflight: %d", o.inflight)
+	if o.inflight < 0 {
+		inflight = ""
+	}
 	cfg := fmt.Sprintf(`version: 1
 site: plant-7
 state_dir: %[1]s
@@ -225,11 +229,11 @@ bridge:
   keepalive: 5s
   connect_timeout: 3s
   backoff: {min: 100ms, max: 500ms}
-  inflight: %[11]d
+%[11]s
 %[12]s
   routes:%[13]s
 `, state, g.addr, g.site.CAFile, g.site.ServerCert, g.site.ServerKey, g.site.CRLFile, g.dir,
-		up.addr, up.pki.CAFile, up.gw.CertFile, o.inflight, o.extra, o.routes)
+		up.addr, up.pki.CAFile, up.gw.CertFile, inflight, o.extra, o.routes)
 	gatewaytest.WriteFile(t, g.conf, []byte(cfg), 0o644)
 	gatewaytest.WriteFile(t, filepath.Join(g.dir, "devices.yaml"), []byte(bridgeRegistry), 0o644)
 	gatewaytest.WriteFile(t, filepath.Join(g.dir, "policies", "sensor.json"), []byte(bridgeSensorPolicy), 0o644)
