@@ -9,6 +9,9 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
 )
 
 // Gateway runs the components a Config describes.
@@ -39,12 +42,19 @@ func New(cfg *Config, logger *slog.Logger) (*Gateway, error) {
 // Run runs the gateway until ctx ends, then shuts down and returns nil; an
 // error means it could not start or failed while running.
 func (g *Gateway) Run(ctx context.Context) error {
+	// SIGHUP is caught from here on, before READY: systemd may send it
+	// (systemctl reload) as soon as the unit is up, and a SIGHUP nobody
+	// has asked for ends the process. One that comes during the start is
+	// handled once serving.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	if err := g.start(ctx); err != nil {
 		return err
 	}
 	g.log.Info("gateway started", "site", g.cfg.Site, "listeners", len(g.cfg.Listeners))
 	g.lc.ready(g.run.obs.healthy)
-	err := g.serve(ctx) // until ctx ends or the bridge fails; SIGHUP reloads (broker_run.go)
+	err := g.serve(ctx, hup) // until ctx ends or the bridge fails; SIGHUP reloads (broker_run.go)
 	g.lc.stopping()
 	g.stop()
 	if err != nil {

@@ -22,6 +22,10 @@ func (a *app) runCmd() *cobra.Command {
 runs the gateway until SIGINT or SIGTERM. Logs go to stderr (journald under systemd).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			// A SIGHUP before the gateway catches it (while the config
+			// loads) or after (while it shuts down) would end the daemon:
+			// ignore it there. Gateway.Run takes it over in between.
+			signal.Ignore(syscall.SIGHUP)
 			// Flags are checked before the config is read, so a typo in
 			// --log-level is reported as such.
 			if _, err := a.logger(nil); err != nil {

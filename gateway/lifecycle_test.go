@@ -1,0 +1,79 @@
+package gateway
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"path/filepath"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/edgegw/edgegw/gateway/gatewaytest"
+)
+
+// TestSIGHUPRightAfterReady: systemd may send SIGHUP (systemctl reload) the
+// moment READY=1 arrives. The gateway must already catch it then: a SIGHUP
+// that nobody has asked for ends the process (this test binary included).
+// The Ready callback sends it to this process before returning, and the
+// reload must happen.
+func TestSIGHUPRightAfterReady(t *testing.T) {
+	dir := t.TempDir()
+	gatewaytest.WriteFile(t, filepath.Join(dir, "devices.yaml"), []byte(testRegistry), 0o644)
+	gatewaytest.WriteFile(t, filepath.Join(dir, "policies", "sensor.json"), []byte(sensorPolicy), 0o644)
+	gatewaytest.WriteFile(t, filepath.Join(dir, "policies", "monitor.json"), []byte(monitorPolicy), 0o644)
+	cfgFile := filepath.Join(dir, "edgegw.yaml")
+	gatewaytest.WriteFile(t, cfgFile, []byte(`version: 1
+site: hup-test
+state_dir: state
+listeners:
+  - {name: local, address: "127.0.0.1:0"}
+devices: devices.yaml
+policies: policies
+metrics: {address: ""}
+admin: {socket: ""}
+audit: {file: ""}
+`), 0o644)
+	cfg, err := Check(cfgFile)
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	g, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reloaded := make(chan error, 1)
+	g.SetLifecycle(Lifecycle{
+		Ready: func(func() error) {
+			if err := syscall.Kill(syscall.Getpid(), syscall.SIGHUP); err != nil {
+				t.Errorf("sending SIGHUP: %v", err)
+			}
+		},
+		Reloaded: func(err error) { reloaded <- err },
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- g.Run(ctx) }()
+	defer func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(15 * time.Second):
+			t.Error("Run did not return within 15s of cancel")
+		}
+	}()
+	select {
+	case err := <-reloaded:
+		if err != nil {
+			t.Errorf("reload after the SIGHUP: %v", err)
+		}
+	case err := <-done:
+		done <- err // for the deferred check
+		t.Fatalf("Run returned before the reload: %v", err)
+	case <-time.After(15 * time.Second):
+		t.Fatal("no reload within 15s of a SIGHUP sent at READY")
+	}
+}
