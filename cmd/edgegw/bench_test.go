@@ -542,6 +542,12 @@ func BenchmarkEdgegwVsMosquitto(b *testing.B) {
 	g.stop()
 	runEdgeBench(b, m, mq, up, cloud)
 	m.stop()
+	// The same latency run with no edge: what the publisher, the upstream
+	// and the counter add by themselves.
+	var lost int
+	ceil.p50, ceil.p99, lost = latencyAt1k(b, noEdge{up}, cloud, "sites/plant-7/sensors")
+	ceil.lost += lost
+	benchLog("no edge", "latency at 1,000 msg/s: %d msgs, p50 %v p99 %v, lost %d", benchLatN, ceil.p50.Round(10*time.Microsecond), ceil.p99.Round(10*time.Microsecond), lost)
 	printBench(b, eg, mq, ceil)
 }
 
@@ -581,6 +587,41 @@ func warmUp(b *testing.B, e benchEdge, cloud *benchSub) {
 	}
 }
 
+// latencyAt1k publishes benchLatN QoS 1 messages through e from one
+// publisher, one per millisecond, each stamped with its send time, and
+// returns the p50 and p99 of their arrival upstream and how many never came.
+func latencyAt1k(b *testing.B, e benchEdge, cloud *benchSub, topicRoot string) (p50, p99 time.Duration, lost int) {
+	prefix := e.name() + "-lat"
+	cloud.reset(prefix)
+	err := pubLines(b, e, "sensor-00", topicRoot+"/sensor-00/t", 1, func(w io.Writer) error {
+		fl := w.(interface{ Flush() error })
+		t := time.NewTicker(time.Millisecond)
+		defer t.Stop()
+		for seq := range benchLatN {
+			<-t.C
+			if _, err := fmt.Fprintf(w, "%s sensor-00 %d %d\n", prefix, seq, time.Now().UnixNano()); err != nil {
+				return err
+			}
+			if err := fl.Flush(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	n, _ := cloud.wait(benchLatN, 15*time.Second)
+	cloud.mu.Lock()
+	lat := append([]time.Duration(nil), cloud.latency...)
+	cloud.mu.Unlock()
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	if len(lat) > 0 {
+		p50, p99 = lat[len(lat)/2], lat[len(lat)*99/100]
+	}
+	return p50, p99, benchLatN - n
+}
+
 // e2eOnce publishes per QoS 1 messages from each of pubs publishers through
 // e, unpaced, and counts the distinct messages arriving upstream: msg/s from
 // the first publisher's start to the last arrival, and how many never came.
@@ -612,39 +653,13 @@ func runEdgeBench(b *testing.B, e benchEdge, r *benchResult, up *upstreamMQ, clo
 	logf := func(format string, a ...any) { benchLog(name, format, a...) }
 
 	// Latency at 1,000 msg/s.
-	prefix := name + "-lat"
-	cloud.reset(prefix)
-	err := pubLines(b, e, "sensor-00", "sensors/sensor-00/t", 1, func(w io.Writer) error {
-		fl := w.(interface{ Flush() error })
-		t := time.NewTicker(time.Millisecond)
-		defer t.Stop()
-		for seq := range benchLatN {
-			<-t.C
-			if _, err := fmt.Fprintf(w, "%s sensor-00 %d %d\n", prefix, seq, time.Now().UnixNano()); err != nil {
-				return err
-			}
-			if err := fl.Flush(); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	n, _ := cloud.wait(benchLatN, 15*time.Second)
-	r.lost += benchLatN - n
-	cloud.mu.Lock()
-	lat := append([]time.Duration(nil), cloud.latency...)
-	cloud.mu.Unlock()
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	if len(lat) > 0 {
-		r.p50, r.p99 = lat[len(lat)/2], lat[len(lat)*99/100]
-	}
-	logf("latency at 1,000 msg/s: %d msgs, p50 %v p99 %v, lost %d", benchLatN, r.p50.Round(10*time.Microsecond), r.p99.Round(10*time.Microsecond), benchLatN-n)
+	var lost int
+	r.p50, r.p99, lost = latencyAt1k(b, e, cloud, "sensors")
+	r.lost += lost
+	logf("latency at 1,000 msg/s: %d msgs, p50 %v p99 %v, lost %d", benchLatN, r.p50.Round(10*time.Microsecond), r.p99.Round(10*time.Microsecond), lost)
 
 	// Drain of a 100,000-message backlog built while the upstream is down.
-	prefix = name + "-drain"
+	prefix := name + "-drain"
 	cloud.reset(prefix)
 	up.stop()
 	start := time.Now()
@@ -781,8 +796,8 @@ func printBench(b *testing.B, eg, mq, ceil *benchResult) {
 	} {
 		fmt.Fprintf(&t, "%-28s %8s %9s %11s %8s %8s %16s\n", x.name, us(x.c.edge), us(x.c.upstream), us(x.c.pubs), us(x.c.counter), us(x.c.total()), us(time.Duration(2e9/max(x.tp, 1))))
 	}
-	fmt.Fprintf(&t, "harness alone (the same publishers straight to the upstream, no edge)*: 1 publisher %s msg/s (%s Mosquitto's e2e), 16 publishers %s msg/s (%s)\n",
-		f(ceil.tp1), ratio(ceil.tp1, mq.tp1), f(ceil.tp16), ratio(ceil.tp16, mq.tp16))
+	fmt.Fprintf(&t, "harness alone (the same publishers straight to the upstream, no edge)*: 1 publisher %s msg/s (%s Mosquitto's e2e), 16 publishers %s msg/s (%s); latency at 1,000 msg/s p50 %s p99 %s\n",
+		f(ceil.tp1), ratio(ceil.tp1, mq.tp1), f(ceil.tp16), ratio(ceil.tp16, mq.tp16), dur(ceil.p50), dur(ceil.p99))
 	fmt.Fprint(os.Stderr, t.String())
 	for _, m := range []struct {
 		v    float64
@@ -793,6 +808,7 @@ func printBench(b *testing.B, eg, mq, ceil *benchResult) {
 		{eg.tp16, "edgegw_e2e_16pub_msg/s"}, {mq.tp16, "mosq_e2e_16pub_msg/s"}, {eg.tp16 / max(mq.tp16, 1e-9), "ratio_e2e_16pub"},
 		{float64(eg.p50.Microseconds()), "edgegw_p50_us"}, {float64(mq.p50.Microseconds()), "mosq_p50_us"},
 		{float64(eg.p99.Microseconds()), "edgegw_p99_us"}, {float64(mq.p99.Microseconds()), "mosq_p99_us"},
+		{float64(ceil.p50.Microseconds()), "noedge_p50_us"}, {float64(ceil.p99.Microseconds()), "noedge_p99_us"},
 		{eg.drain.Seconds(), "edgegw_drain100k_s"}, {mq.drain.Seconds(), "mosq_drain100k_s"},
 		{float64(eg.lost), "edgegw_lost"}, {float64(mq.lost), "mosq_lost"},
 		{eg.connects, "edgegw_connects/s"}, {mq.connects, "mosq_connects/s"}, {eg.connects / max(mq.connects, 1e-9), "ratio_connects"},
