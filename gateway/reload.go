@@ -62,11 +62,12 @@ func policyFiles(dir string) ([]string, error) {
 }
 
 // Reload re-reads server certificates (renewed for the same key), trust
-// bundles, CRLs, password files, the registry and the policies. Everything is built first; only if all of it is valid is it
-// swapped in (each piece atomically), after which connected clients are
-// re-evaluated: those whose certificate is revoked or no longer trusted,
-// whose thing is disabled or unknown, or whose iot:Connect is no longer
-// allowed are disconnected; subscriptions no longer allowed are removed.
+// bundles, CRLs, password files, the registry and the policies. Everything
+// is built first; only if all of it is valid is it swapped in (each piece
+// atomically), after which connected clients are re-evaluated: those whose
+// certificate is revoked or no longer trusted, whose thing is disabled or
+// unknown, or whose iot:Connect is no longer allowed are disconnected;
+// subscriptions no longer allowed are removed.
 // On error the running state is kept, the failure is logged, audited and
 // counted, and the error is returned. why is recorded in the audit line.
 func (b *Broker) Reload(why string) error {

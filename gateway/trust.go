@@ -47,7 +47,6 @@ type trustState struct {
 	pool    *x509.CertPool
 	revoked map[string]struct{} // revocationKey(issuer, serial)
 	crls    int                 // number of CRLs loaded
-	cert    tls.Certificate     // the server's
 	tlsConf *tls.Config
 }
 
@@ -110,8 +109,8 @@ func (t *Trust) serverCert() (tls.Certificate, error) {
 	return cert, nil
 }
 
-// Reload rebuilds the CA pool and CRL from disk and swaps them in. On error the
-// old state stays in force.
+// Reload rebuilds the server certificate, the CA pool and the CRL from disk
+// and swaps them in. On error the old state stays in force.
 func (t *Trust) Reload() error {
 	st, err := t.build()
 	if err != nil {
@@ -168,7 +167,7 @@ func (t *Trust) build() (*trustState, error) {
 	if err != nil {
 		return nil, err
 	}
-	st := &trustState{pool: x509.NewCertPool(), revoked: map[string]struct{}{}, cert: cert}
+	st := &trustState{pool: x509.NewCertPool(), revoked: map[string]struct{}{}}
 	for _, c := range cas {
 		st.pool.AddCert(c)
 	}
