@@ -335,20 +335,7 @@ bridge:
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- g.Run(ctx) }()
-	defer func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(20 * time.Second):
-			t.Error("Run did not return within 20s of cancel")
-		}
-	}()
+	runGateway(t, g, 20*time.Second)
 	// g.run is written by Run; the log line after start orders it before
 	// our reads (the writer's mutex).
 	for i := 0; !strings.Contains(lw.String(), "gateway started"); i++ {

@@ -12,6 +12,28 @@ import (
 	"github.com/edgegw/edgegw/gateway/gatewaytest"
 )
 
+// runGateway runs g until the test ends; then it cancels Run and requires
+// it to return nil within stop. Run's result arrives on the returned
+// channel; a test that receives it must send it back for that check.
+func runGateway(t *testing.T, g *Gateway, stop time.Duration) chan error {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- g.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(stop):
+			t.Errorf("Run did not return within %v of cancel", stop)
+		}
+	})
+	return done
+}
+
 // TestSIGHUPRightAfterReady: systemd may send SIGHUP (systemctl reload) the
 // moment READY=1 arrives. The gateway must already catch it then: a SIGHUP
 // that nobody has asked for ends the process (this test binary included).
@@ -51,20 +73,7 @@ audit: {file: ""}
 		},
 		Reloaded: func(err error) { reloaded <- err },
 	})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- g.Run(ctx) }()
-	defer func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(15 * time.Second):
-			t.Error("Run did not return within 15s of cancel")
-		}
-	}()
+	done := runGateway(t, g, 15*time.Second)
 	select {
 	case err := <-reloaded:
 		if err != nil {
