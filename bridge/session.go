@@ -182,7 +182,7 @@ func (b *Bridge) dial(ctx context.Context, up Upstream) (*session, error) {
 		// upstream read it would lose it. That is not ours to decide for
 		// a QoS 1 route; the operator can (qos: 0), or another upstream
 		// in the list may take QoS 1.
-		for _, r := range b.routes.Load().All() {
+		for _, r := range b.routes.Load().all {
 			if r.Direction.out() && r.wireQoS() > 0 {
 				nc.Close()
 				return nil, fmt.Errorf("%s allows only QoS 0 (CONNACK Maximum QoS 0), but route %q forwards at QoS 1: its messages would leave the queue unacknowledged and a dropped connection would lose them; they stay queued. Set the route's qos: 0 to accept that, or bridge to an upstream that supports QoS 1", addr, r.Name)
