@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
-	"slices"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -525,7 +524,7 @@ func (q *Queue) commit(batch []*pending) {
 		arena = appendMsgKey(arena, pMsg, rt.id, seq)
 		arena = appendMessage(arena, m)
 		sets = append(sets, op{rt: rt, key: arena[start : start+13 : start+13], val: arena[start+13:],
-			seq: seq, dCount: 1, dBytes: int64(size)})
+			seq: seq, prev: rt.last, dCount: 1, dBytes: int64(size)})
 		rt.depth++
 		rt.bytes += int64(size)
 		rt.enqueued++
@@ -680,6 +679,9 @@ func (q *Queue) commit(batch []*pending) {
 		}
 		if accepted > 0 {
 			q.visible = lastSeq
+			if syncErr == nil {
+				q.aheadLocked(sets)
+			}
 			q.signalLocked()
 		}
 		if syncErr != nil {
@@ -887,9 +889,7 @@ func (q *Queue) flushDrops() {
 // queues its delete (its size is size); the delete adds one to the lifetime
 // counter life (-1: none) in the same transaction.
 func (q *Queue) removeLocked(rt *route, seq uint64, size int64, life int) {
-	if i, ok := rt.findInflight(seq); ok {
-		rt.inflight = slices.Delete(rt.inflight, i, i+1)
-	}
+	rt.dropInflight(seq)
 	rt.dropAhead(seq)
 	rt.depth--
 	rt.bytes -= size
@@ -1012,6 +1012,7 @@ func (q *Queue) fillLocked(rt *route) error {
 				return err
 			}
 			rt.ahead = append(rt.ahead, aheadMsg{seq, v})
+			q.readBack++
 			if bytes += len(v); len(rt.ahead) >= aheadMax || bytes >= aheadBytes {
 				return nil
 			}
@@ -1019,6 +1020,53 @@ func (q *Queue) fillLocked(rt *route) error {
 		rt.cursor = max(rt.cursor, hi+1)
 		return nil
 	})
+}
+
+// aheadLocked puts the messages just committed into their routes'
+// read-ahead, so that Next need not read them back from badger: only for a
+// route whose cursor has passed every older message of it (so the read-ahead
+// stays in seq order with nothing skipped), and up to aheadMax/aheadBytes
+// (the rest is read by fillLocked as before). One copy per route out of the
+// arena, which the next commit reuses.
+func (q *Queue) aheadLocked(sets []op) {
+	for i := 0; i < len(sets); {
+		rt := sets[i].rt
+		if rt.id == 0 || rt.cursor <= sets[i].prev {
+			i++
+			continue
+		}
+		n, bytes := len(rt.ahead), 0
+		for _, a := range rt.ahead {
+			bytes += len(a.val)
+		}
+		// The run of this route's sets that fits.
+		j, size := i, 0
+		for ; j < len(sets) && sets[j].rt == rt; j++ {
+			if sets[j].cancel {
+				continue
+			}
+			if n >= aheadMax || bytes+size+len(sets[j].val) > aheadBytes {
+				break
+			}
+			n++
+			size += len(sets[j].val)
+		}
+		if j == i { // no room: fillLocked reads it, and the rest of rt
+			i++
+			continue
+		}
+		buf := make([]byte, 0, size)
+		for ; i < j; i++ {
+			o := &sets[i]
+			if !o.cancel {
+				buf = append(buf, o.val...)
+				rt.ahead = append(rt.ahead, aheadMsg{o.seq, buf[len(buf)-len(o.val) : len(buf) : len(buf)]})
+			}
+			rt.cursor = o.seq + 1
+		}
+		// The next set of rt, if any, fails the cursor test: fillLocked
+		// reads it.
+	}
 }
 
 // --- the API ---

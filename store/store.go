@@ -220,6 +220,7 @@ type Queue struct {
 	nextSeq   uint64
 	hwm       uint64
 	visible   uint64 // highest seq synced and visible to Next
+	readBack  uint64 // messages fillLocked read back from badger (tests)
 	bytes     int64  // live + dead letters
 	ops       []op   // writes (acks, purges, drops) waiting for the committer
 	wake      chan struct{}
@@ -316,6 +317,20 @@ func (rt *route) handOut(seq uint64, size int64) {
 	}
 }
 
+// dropInflight takes seq out of the window. Acks come mostly in order: the
+// oldest is sliced off the front (no copy; append reuses or regrows the
+// array), any other is deleted in place.
+func (rt *route) dropInflight(seq uint64) {
+	i, ok := rt.findInflight(seq)
+	switch {
+	case !ok:
+	case i == 0:
+		rt.inflight = rt.inflight[1:]
+	default:
+		rt.inflight = slices.Delete(rt.inflight, i, i+1)
+	}
+}
+
 func (rt *route) dropAhead(seq uint64) {
 	for i, a := range rt.ahead {
 		if a.seq == seq {
@@ -333,6 +348,7 @@ type op struct {
 	cancel                            bool // a message dropped within its own batch: not written
 	life                              int8 // 1 + the meta.life counter this op adds one to; 0: none
 	seq                               uint64
+	prev                              uint64 // a set: its route's last seq before it
 	dCount, dBytes, dDead, dDeadBytes int64
 }
 
