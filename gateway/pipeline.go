@@ -338,7 +338,15 @@ func (b *Broker) writeAcks(cl *mqtt.Client, wire []byte, n int) bool {
 // through an inline client carrying the publisher's client ID (No Local,
 // origin). mochi skips the ACL write check for inline clients (the publisher
 // was authorized in OnACLCheck) and OnPublish lets pipelineListener through.
+//
+// A message that nothing subscribes to and that is not retained skips the
+// inline publish: telemetry bound only for the bridge is the common case,
+// and mochi's processPublish (hooks, packet copy, the same topic walk)
+// would cost more than the walk alone.
 func (b *Broker) deliver(inl *mqtt.Client, pk packets.Packet) {
+	if !pk.FixedHeader.Retain && !b.subscribed(pk.TopicName) {
+		return
+	}
 	pk.Properties.TopicAlias, pk.Properties.TopicAliasFlag = 0, false // resolved by the publisher's processPublish
 	if err := b.srv.InjectPacket(inl, pk); err != nil {
 		b.log.Debug("local delivery failed", "client", inl.ID, "topic", pk.TopicName, "err", err)
@@ -347,6 +355,13 @@ func (b *Broker) deliver(inl *mqtt.Client, pk packets.Packet) {
 	// InjectPacket counts the packet as received again; the publisher's read did.
 	atomic.AddInt64(&b.srv.Info.PacketsReceived, -1)
 	atomic.AddInt64(&b.srv.Info.MessagesReceived, -1)
+}
+
+// subscribed reports whether any local subscription matches topic (at this
+// instant, as mochi's own delivery walk would see it).
+func (b *Broker) subscribed(topic string) bool {
+	s := b.srv.Topics.Subscribers(topic)
+	return len(s.Subscriptions) > 0 || len(s.Shared) > 0 || len(s.InlineSubscriptions) > 0
 }
 
 // takeInline returns an inline client (allocating one per client would cost
