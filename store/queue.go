@@ -672,8 +672,11 @@ func (q *Queue) commit(batch []*pending) {
 		for _, o := range ops {
 			if o.rt != nil && o.del {
 				delete(o.rt.deleting, o.seq)
-				if len(o.rt.deleting) == 0 && o.rt.delPeak > 4096 {
-					o.rt.deleting, o.rt.delPeak = map[uint64]struct{}{}, 0 // maps do not shrink
+				if len(o.rt.deleting) == 0 {
+					o.rt.delMax = 0
+					if o.rt.delPeak > 4096 {
+						o.rt.deleting, o.rt.delPeak = map[uint64]struct{}{}, 0 // maps do not shrink
+					}
 				}
 			}
 		}
@@ -896,6 +899,7 @@ func (q *Queue) removeLocked(rt *route, seq uint64, size int64, life int) {
 	q.bytes -= size
 	rt.deleting[seq] = struct{}{}
 	rt.delPeak = max(rt.delPeak, len(rt.deleting))
+	rt.delMax = max(rt.delMax, seq)
 	q.ops = append(q.ops, op{rt: rt, key: msgKey(pMsg, rt.id, seq), del: true, seq: seq, dCount: -1, dBytes: -size, life: int8(life + 1)})
 }
 
@@ -905,10 +909,8 @@ func (rt *route) liveLocked(seq uint64) bool {
 	if _, ok := rt.findInflight(seq); ok {
 		return true
 	}
-	for _, a := range rt.ahead {
-		if a.seq == seq {
-			return true
-		}
+	if _, ok := rt.findAhead(seq); ok {
+		return true
 	}
 	_, del := rt.deleting[seq]
 	return seq >= rt.cursor && seq <= rt.last && !del
@@ -981,6 +983,15 @@ const (
 	aheadBytes = 256 << 10
 )
 
+// pushMax/pushBytes bound the read-ahead that commits fill (aheadLocked):
+// larger, as it costs no read, so that a bridge running behind its
+// publishers by a second or so still gets its messages from memory. Per
+// route; held while the upstream is away.
+const (
+	pushMax   = 4096
+	pushBytes = 1 << 20
+)
+
 // fillLocked reads ahead from rt's cursor when nothing is read ahead: up to
 // aheadMax messages (aheadBytes), only synced ones (seq <= visible).
 func (q *Queue) fillLocked(rt *route) error {
@@ -1004,14 +1015,17 @@ func (q *Queue) fillLocked(rt *route) error {
 				break
 			}
 			rt.cursor = seq + 1
-			if _, del := rt.deleting[seq]; del {
-				continue
+			if seq <= rt.delMax { // acks are mostly below the cursor: no lookup
+				if _, del := rt.deleting[seq]; del {
+					continue
+				}
 			}
 			v, err := item.ValueCopy(nil)
 			if err != nil {
 				return err
 			}
 			rt.ahead = append(rt.ahead, aheadMsg{seq, v})
+			rt.aheadSize += len(v)
 			q.readBack++
 			if bytes += len(v); len(rt.ahead) >= aheadMax || bytes >= aheadBytes {
 				return nil
@@ -1025,7 +1039,7 @@ func (q *Queue) fillLocked(rt *route) error {
 // aheadLocked puts the messages just committed into their routes'
 // read-ahead, so that Next need not read them back from badger: only for a
 // route whose cursor has passed every older message of it (so the read-ahead
-// stays in seq order with nothing skipped), and up to aheadMax/aheadBytes
+// stays in seq order with nothing skipped), and up to pushMax/pushBytes
 // (the rest is read by fillLocked as before). One copy per route out of the
 // arena, which the next commit reuses.
 func (q *Queue) aheadLocked(sets []op) {
@@ -1035,17 +1049,14 @@ func (q *Queue) aheadLocked(sets []op) {
 			i++
 			continue
 		}
-		n, bytes := len(rt.ahead), 0
-		for _, a := range rt.ahead {
-			bytes += len(a.val)
-		}
+		n, bytes := len(rt.ahead), rt.aheadSize
 		// The run of this route's sets that fits.
 		j, size := i, 0
 		for ; j < len(sets) && sets[j].rt == rt; j++ {
 			if sets[j].cancel {
 				continue
 			}
-			if n >= aheadMax || bytes+size+len(sets[j].val) > aheadBytes {
+			if n >= pushMax || bytes+size+len(sets[j].val) > pushBytes {
 				break
 			}
 			n++
@@ -1061,6 +1072,7 @@ func (q *Queue) aheadLocked(sets []op) {
 			if !o.cancel {
 				buf = append(buf, o.val...)
 				rt.ahead = append(rt.ahead, aheadMsg{o.seq, buf[len(buf)-len(o.val) : len(buf) : len(buf)]})
+				rt.aheadSize += len(o.val)
 			}
 			rt.cursor = o.seq + 1
 		}
@@ -1101,6 +1113,7 @@ func (q *Queue) Next(ctx context.Context) (Message, error) {
 		a := rt.ahead[0]
 		rt.ahead[0] = aheadMsg{}
 		rt.ahead = rt.ahead[1:]
+		rt.aheadSize -= len(a.val)
 		if len(rt.ahead) == 0 {
 			rt.ahead = nil
 		}
@@ -1304,7 +1317,7 @@ func (q *Queue) Rewind() {
 	for _, rt := range q.routes {
 		rt.cursor = rt.headSeq()
 		clear(rt.ahead)
-		rt.ahead = nil
+		rt.ahead, rt.aheadSize = nil, 0
 	}
 	q.signalLocked()
 }

@@ -747,6 +747,19 @@ func TestReadAheadFromCommit(t *testing.T) {
 	seen := map[uint64]bool{}
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
+	checkAhead := func() {
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		for _, rt := range q.routes {
+			n := 0
+			for _, a := range rt.ahead {
+				n += len(a.val)
+			}
+			if n != rt.aheadSize {
+				t.Errorf("route %s: aheadSize %d, the read-ahead holds %d bytes", rt.name, rt.aheadSize, n)
+			}
+		}
+	}
 	got := 0
 	for rewinds := 0; ; {
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
@@ -778,6 +791,9 @@ func TestReadAheadFromCommit(t *testing.T) {
 		if got == 1000 {
 			time.Sleep(100 * time.Millisecond) // route c overflows meanwhile
 		}
+		if got%500 == 0 {
+			checkAhead()
+		}
 		if got%3000 == 0 && rewinds < 3 {
 			// Rewind with nothing open: the cursor stays, nothing comes twice.
 			rewinds++
@@ -804,6 +820,7 @@ func TestReadAheadFromCommit(t *testing.T) {
 			t.Errorf("producer %d (no limit): last message %d, want %d", w, last[w], per-1)
 		}
 	}
+	checkAhead()
 	q.mu.Lock()
 	readBack := q.readBack
 	q.mu.Unlock()

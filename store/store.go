@@ -266,14 +266,16 @@ type route struct {
 	metaDirty bool // write the meta with the next commit
 	touched   bool // in the transaction being built
 
-	// The forwarding window, bounded by the bridge's in-flight window: never
-	// one entry per queued message. Every message below cursor is read
+	// The forwarding window, bounded by the bridge's in-flight window and
+	// pushMax: never one entry per queued message. Every message below cursor is read
 	// ahead, handed out (inflight) or removed.
-	cursor   uint64              // next seq to read from badger
-	ahead    []aheadMsg          // read ahead, not handed out, seq order
-	inflight []flight            // handed out, not acked, seq order
-	deleting map[uint64]struct{} // deletes queued, not committed: reads skip them
-	delPeak  int
+	cursor    uint64              // next seq to read from badger
+	ahead     []aheadMsg          // read ahead, not handed out, seq order
+	aheadSize int                 // bytes of the values in ahead
+	inflight  []flight            // handed out, not acked, seq order
+	deleting  map[uint64]struct{} // deletes queued, not committed: reads skip them
+	delPeak   int
+	delMax    uint64 // no seq above it is in deleting
 
 	// lifetime counters (Stats), ahead of meta.life by what is not committed
 	enqueued, acked        uint64
@@ -331,12 +333,22 @@ func (rt *route) dropInflight(seq uint64) {
 	}
 }
 
+func (rt *route) findAhead(seq uint64) (int, bool) {
+	return slices.BinarySearchFunc(rt.ahead, seq, func(a aheadMsg, s uint64) int { return cmp.Compare(a.seq, s) })
+}
+
 func (rt *route) dropAhead(seq uint64) {
-	for i, a := range rt.ahead {
-		if a.seq == seq {
-			rt.ahead = slices.Delete(rt.ahead, i, i+1)
-			return
-		}
+	i, ok := rt.findAhead(seq)
+	switch {
+	case !ok:
+		return
+	case i == 0: // a drop-oldest: no copy of up to pushMax entries
+		rt.aheadSize -= len(rt.ahead[0].val)
+		rt.ahead[0] = aheadMsg{}
+		rt.ahead = rt.ahead[1:]
+	default:
+		rt.aheadSize -= len(rt.ahead[i].val)
+		rt.ahead = slices.Delete(rt.ahead, i, i+1)
 	}
 }
 
