@@ -19,7 +19,10 @@ import (
 // satisfies it. All methods may be called from different goroutines.
 //
 //   - Next blocks until a message not yet handed out is available (higher
-//     route priority first, FIFO within a route) or ctx is done.
+//     route priority first, FIFO within a route) or ctx is done. With a
+//     ctx already done it still returns a message that is available now,
+//     and ctx.Err() only when none is: the forwarder takes a burst that way
+//     and flushes before it waits.
 //   - Ack deletes a message after its upstream PUBACK.
 //   - DeadLetter moves a message the upstream refused (negative PUBACK) out
 //     of the way, keeping it for inspection.

@@ -279,26 +279,12 @@ func (s *session) run(ctx context.Context) error {
 // publishes unacknowledged. It flushes whenever it would wait.
 func (s *session) writeLoop(ctx context.Context) error {
 	b := s.b
-	msgs := make(chan store.Message, 64)
-	fetchErr := make(chan error, 1)
-	go func() {
-		for {
-			m, err := b.q.Next(ctx)
-			if err != nil {
-				fetchErr <- err
-				return
-			}
-			select {
-			case msgs <- m:
-			case <-ctx.Done():
-				fetchErr <- ctx.Err()
-				return
-			}
-		}
-	}()
-	defer func() {
-		<-fetchErr // the fetcher has stopped: nothing else calls Next for this connection
-	}()
+	// Next is called with a done context to take what is available now
+	// without waiting (the Queue contract); only when nothing is does the
+	// loop flush and wait. One goroutine, no hand-off per message: the
+	// messages of a burst go out in as few writes as the window allows.
+	now, cancelNow := context.WithCancel(context.Background())
+	cancelNow()
 
 	var bucket *bucket
 	if b.cfg.DrainRate > 0 {
@@ -319,24 +305,21 @@ func (s *session) writeLoop(ctx context.Context) error {
 		return nil
 	}
 	for {
-		var m store.Message
-		select {
-		case m = <-msgs:
-		default:
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		m, err := b.q.Next(now)
+		if errors.Is(err, context.Canceled) {
 			if err := flush(); err != nil {
 				return err
 			}
-			select {
-			case m = <-msgs:
-			case err := <-fetchErr:
-				fetchErr <- err // for the deferred receive
-				if ctx.Err() != nil {
-					return ctx.Err()
-				}
-				return &queueError{err}
-			case <-ctx.Done():
+			m, err = b.q.Next(ctx)
+		}
+		if err != nil {
+			if ctx.Err() != nil {
 				return ctx.Err()
 			}
+			return &queueError{err}
 		}
 
 		rs := b.routes.Load()
@@ -398,7 +381,7 @@ func (s *session) writeLoop(ctx context.Context) error {
 			continue
 		}
 		s.wmu.Lock()
-		err := s.writeLocked(s.scratch)
+		err = s.writeLocked(s.scratch)
 		s.wmu.Unlock()
 		if err != nil {
 			return fmt.Errorf("writing to upstream: %w", err)

@@ -1085,7 +1085,9 @@ func (q *Queue) aheadLocked(sets []op) {
 
 // Next returns the next message not yet handed out: the highest-priority
 // route first (ties: lowest sequence), FIFO within a route. It blocks until
-// one exists, ctx ends (ctx.Err()) or the queue closes (ErrClosed).
+// one exists, ctx ends (ctx.Err()) or the queue closes (ErrClosed). A
+// message available now is returned even when ctx is already done, so a
+// done ctx makes Next a poll (the bridge takes its bursts that way).
 func (q *Queue) Next(ctx context.Context) (Message, error) {
 	for {
 		q.mu.Lock()

@@ -829,3 +829,23 @@ func TestReadAheadFromCommit(t *testing.T) {
 	}
 	t.Logf("%d messages, %d dropped, %d read back from badger", got, dropped, readBack)
 }
+
+// TestNextWithDoneContext: a done context makes Next a poll: what is
+// available now comes out, then context.Canceled without blocking.
+func TestNextWithDoneContext(t *testing.T) {
+	q := openT(t, Options{})
+	for i := range 3 {
+		enq(t, q, "a", fmt.Sprint(i))
+	}
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	for i := range 3 {
+		m, err := q.Next(done)
+		if err != nil || string(m.Payload) != fmt.Sprint(i) {
+			t.Fatalf("Next(done) #%d = %q, %v; want %q", i, m.Payload, err, fmt.Sprint(i))
+		}
+	}
+	if m, err := q.Next(done); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Next(done) on an empty queue = %q, %v; want context.Canceled", m.Payload, err)
+	}
+}
