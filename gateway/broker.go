@@ -213,7 +213,7 @@ func NewBroker(o BrokerOptions) (*Broker, error) {
 
 	b.srv = mqtt.New(&mqtt.Options{
 		Capabilities:           caps,
-		Logger:                 o.Logger.With("component", "mochi"),
+		Logger:                 slog.New(packetRedactor{o.Logger.With("component", "mochi").Handler()}),
 		SysTopicResendInterval: math.MaxInt32, // $SYS is not published to clients
 	})
 	if err := b.srv.AddHook(&hook{b: b}, nil); err != nil {

@@ -3,6 +3,8 @@ package gateway
 import (
 	"context"
 	"log/slog"
+
+	"github.com/mochi-mqtt/server/v2/packets"
 )
 
 // componentHandler keeps exactly one `component` key on every line: a
@@ -74,4 +76,73 @@ func (c *componentHandler) Handle(ctx context.Context, r slog.Record) error {
 		return true
 	})
 	return c.h.Handle(ctx, out)
+}
+
+// packetRedactor stands between mochi and the log. mochi passes whole
+// packets as log attributes: at Error when a hook refuses a publish with a
+// reason code ("publish packet error"), at Warn when processing a packet
+// fails, at Debug when a publish is rejected or a delivery fails. A packet
+// carries its payload, and payloads are never logged: a packet attribute
+// becomes its type, topic, QoS, packet ID and payload length.
+type packetRedactor struct{ h slog.Handler }
+
+func (p packetRedactor) Enabled(ctx context.Context, l slog.Level) bool {
+	return p.h.Enabled(ctx, l)
+}
+
+func (p packetRedactor) WithAttrs(as []slog.Attr) slog.Handler {
+	red := make([]slog.Attr, len(as))
+	for i, a := range as {
+		red[i] = redactPacket(a)
+	}
+	return packetRedactor{p.h.WithAttrs(red)}
+}
+
+func (p packetRedactor) WithGroup(name string) slog.Handler {
+	return packetRedactor{p.h.WithGroup(name)}
+}
+
+func (p packetRedactor) Handle(ctx context.Context, r slog.Record) error {
+	out := slog.NewRecord(r.Time, r.Level, r.Message, r.PC)
+	r.Attrs(func(a slog.Attr) bool {
+		out.AddAttrs(redactPacket(a))
+		return true
+	})
+	return p.h.Handle(ctx, out)
+}
+
+func redactPacket(a slog.Attr) slog.Attr {
+	v := a.Value.Resolve()
+	switch v.Kind() {
+	case slog.KindGroup:
+		g := v.Group()
+		red := make([]any, len(g))
+		for i, m := range g {
+			red[i] = redactPacket(m)
+		}
+		return slog.Group(a.Key, red...)
+	case slog.KindAny:
+	default:
+		return a
+	}
+	var pk *packets.Packet
+	switch x := v.Any().(type) {
+	case packets.Packet:
+		pk = &x
+	case *packets.Packet:
+		pk = x
+	case []byte: // a payload by itself
+		return slog.Int(a.Key+"_bytes", len(x))
+	default:
+		return a
+	}
+	if pk == nil {
+		return a
+	}
+	return slog.Group(a.Key,
+		slog.String("type", packets.PacketNames[pk.FixedHeader.Type]),
+		slog.String("topic", pk.TopicName),
+		slog.Int("qos", int(pk.FixedHeader.Qos)),
+		slog.Int("id", int(pk.PacketID)),
+		slog.Int("payload_bytes", len(pk.Payload)))
 }
