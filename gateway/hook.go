@@ -530,7 +530,7 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	}
 	if pk.FixedHeader.Qos == 1 && (len(routes) > 0 || st.pipe.busy()) && ob != nil && ob.submit != nil {
 		b.push(&st.pipe, ob.submit, routes, pk)
-		return pk, packets.ErrRejectPacket // acknowledged and delivered by the pipeline
+		return takenOver(pk), nil // acknowledged and delivered by the pipeline
 	}
 	// mochi acknowledges (or refuses) and delivers this one when we return:
 	// not before the client's earlier messages [MQTT-4.6.0-2].
@@ -564,6 +564,19 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 // rejectPublish refuses a PUBLISH after OnACLCheck accepted it, with the
 // same client-visible behaviour as mochi's own ACL refusal (see the table
 // at the top of this file).
+// takenOver marks a publish the pipeline has taken so that mochi does
+// nothing more with it when OnPublish returns: Ignore (no retain, no
+// delivery: server.go retainMessage, publishToSubscribers) and QoS 0 in its
+// eyes (no PUBACK, no receive quota). ErrRejectPacket would do the same, but
+// then mochi's Hooks.OnPublish boxes the whole packet into a Debug log call
+// for every message, which cost about 2% of the gateway's CPU under load.
+func takenOver(pk packets.Packet) packets.Packet {
+	pk.Ignore = true
+	pk.FixedHeader.Qos = 0
+	pk.FixedHeader.Retain = false
+	return pk
+}
+
 func (b *Broker) rejectPublish(cl *mqtt.Client, pk packets.Packet, code packets.Code) error {
 	if pk.FixedHeader.Qos == 0 {
 		return packets.ErrRejectPacket
