@@ -428,6 +428,18 @@ func TestPipelineMultiRouteRetained(t *testing.T) {
 		}
 		next[m.Route]++
 	}
+	// A PUBACK goes out before its message is delivered (and retained):
+	// wait for the last one to be applied, then check that nothing older
+	// replaced it.
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if r := e.b.srv.Topics.Messages("sensors/sensor-a/status"); len(r) == 1 && string(r[0].Payload) == strconv.Itoa(n-1) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("retained: %d messages; want %d within 5s", len(e.b.srv.Topics.Messages("sensors/sensor-a/status")), n-1)
+		}
+	}
+	time.Sleep(20 * time.Millisecond)
 	mon, err := e.connectV5(t, e.pki.Issue(t, "monitor"), "monitor")
 	if err != nil {
 		t.Fatal(err)
