@@ -529,7 +529,7 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		routes = ob.routes.OutboundRoutes(pk.TopicName, pk.FixedHeader.Qos)
 	}
 	if pk.FixedHeader.Qos == 1 && (len(routes) > 0 || st.pipe.busy()) && ob != nil && ob.submit != nil {
-		b.push(&st.pipe, ob.submit, routes, pk)
+		b.push(&st.pipe, ob.submit, routes, &pk)
 		return takenOver(pk), nil // acknowledged and delivered by the pipeline
 	}
 	// mochi acknowledges (or refuses) and delivers this one when we return:

@@ -114,12 +114,48 @@ const pipelineMaxDepth = 256
 // message was authorized, checked and queued already).
 const pipelineListener = "\x00edgegw-pipeline"
 
-// pipeItem is one pipelined PUBLISH.
+// pipeItem is one pipelined PUBLISH. It keeps what its PUBACK and its
+// local delivery need, not the whole packets.Packet (800 bytes, mostly
+// CONNECT fields and properties a publish rarely carries).
 type pipeItem struct {
-	pk     packets.Packet
-	routes []string
-	waits  []Waiter // one per route submitted, in route order
-	err    error    // Submit refused routes[len(waits)]: refused in its turn
+	topic   string
+	payload []byte
+	id      uint16
+	fh      packets.FixedHeader
+	props   *packets.Properties // nil: the publish carried none
+	routes  []string
+	waits   []Waiter  // one per route submitted, in route order
+	wait1   [1]Waiter // waits' array for the usual single route
+	err     error     // Submit refused routes[len(waits)]: refused in its turn
+}
+
+func newPipeItem(pk *packets.Packet, routes []string) *pipeItem {
+	it := &pipeItem{topic: pk.TopicName, payload: pk.Payload, id: pk.PacketID, fh: pk.FixedHeader, routes: routes}
+	if hasPublishProps(&pk.Properties) {
+		props := pk.Properties
+		it.props = &props
+	}
+	it.waits = it.wait1[:0]
+	if len(routes) > 1 {
+		it.waits = make([]Waiter, 0, len(routes))
+	}
+	return it
+}
+
+// hasPublishProps reports whether p holds any property a PUBLISH may carry
+// [MQTT-3.3.2.3] (the topic alias is resolved by then and not kept).
+func hasPublishProps(p *packets.Properties) bool {
+	return p.PayloadFormatFlag || p.MessageExpiryInterval != 0 || p.ResponseTopic != "" ||
+		len(p.CorrelationData) > 0 || len(p.User) > 0 || len(p.SubscriptionIdentifier) > 0 || p.ContentType != ""
+}
+
+// packet is the PUBLISH for local delivery.
+func (it *pipeItem) packet() packets.Packet {
+	pk := packets.Packet{FixedHeader: it.fh, TopicName: it.topic, Payload: it.payload, PacketID: it.id}
+	if it.props != nil {
+		pk.Properties = *it.props
+	}
+	return pk
 }
 
 // pipeline is one client's in-order acknowledgement queue. It is part of the
@@ -151,8 +187,8 @@ func (p *pipeline) drain() {
 
 // push submits pk to the queue for each route and queues it for its PUBACK.
 // It blocks while the pipeline is full.
-func (b *Broker) push(p *pipeline, submit submitFunc, routes []string, pk packets.Packet) {
-	it := &pipeItem{pk: pk, routes: routes, waits: make([]Waiter, 0, len(routes))}
+func (b *Broker) push(p *pipeline, submit submitFunc, routes []string, pk *packets.Packet) {
+	it := newPipeItem(pk, routes)
 	for _, route := range routes {
 		w, err := submit(context.Background(), store.Message{
 			Route: route, Topic: pk.TopicName, Payload: pk.Payload, QoS: pk.FixedHeader.Qos,
@@ -266,7 +302,7 @@ func (b *Broker) settle(p *pipeline, inl *mqtt.Client, it *pipeItem, acks *ackBa
 		b.metrics.Enqueued.Add(1)
 	}
 	if err != nil {
-		b.audit.Record(AuditEvent{Event: EventDrop, Device: st.id.ThingName, ClientID: st.clientID, Resource: "topic/" + it.pk.TopicName, Reason: fmt.Sprintf("route %s: %v", failed, err)})
+		b.audit.Record(AuditEvent{Event: EventDrop, Device: st.id.ThingName, ClientID: st.clientID, Resource: "topic/" + it.topic, Reason: fmt.Sprintf("route %s: %v", failed, err)})
 	}
 	if p.dead.Load() {
 		return false
@@ -275,7 +311,7 @@ func (b *Broker) settle(p *pipeline, inl *mqtt.Client, it *pipeItem, acks *ackBa
 		b.flushAcks(p, inl, acks)
 		if cl.Properties.ProtocolVersion == 5 {
 			code := enqueueFailCode(err)
-			_ = cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: it.pk.PacketID,
+			_ = cl.WritePacket(packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Puback}, PacketID: it.id,
 				ReasonCode: code.Code, Properties: packets.Properties{ReasonString: code.Reason}})
 			return false
 		}
@@ -287,7 +323,7 @@ func (b *Broker) settle(p *pipeline, inl *mqtt.Client, it *pipeItem, acks *ackBa
 	// A success PUBACK is the same four bytes in MQTT 3.1.1 and 5 (reason
 	// code 0x00 and no properties may be omitted [MQTT-3.4.2.1]).
 	acks.items = append(acks.items, it)
-	acks.wire = append(acks.wire, 0x40, 0x02, byte(it.pk.PacketID>>8), byte(it.pk.PacketID))
+	acks.wire = append(acks.wire, 0x40, 0x02, byte(it.id>>8), byte(it.id))
 	return true
 }
 
@@ -302,8 +338,8 @@ func (b *Broker) flushAcks(p *pipeline, inl *mqtt.Client, acks *ackBatch) {
 	}
 	if b.writeAcks(p.st.cl, acks.wire, acks.len()) && !p.dead.Load() {
 		for _, it := range acks.items {
-			b.backpressure(p.st.cl, it.pk.TopicName)
-			b.deliver(inl, it.pk)
+			b.backpressure(p.st.cl, it.topic)
+			b.deliver(inl, it.packet())
 		}
 	}
 	for i := range acks.items {

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/eclipse/paho.golang/paho"
 	"github.com/edgegw/edgegw/store"
 )
 
@@ -467,5 +469,45 @@ func TestEnqueueFailCode(t *testing.T) {
 		if got := enqueueFailCode(c.err).Code; got != c.want {
 			t.Errorf("enqueueFailCode(%v) = 0x%02x; want 0x%02x", c.err, got, c.want)
 		}
+	}
+}
+
+// TestPipelineKeepsPublishProperties: a pipelined MQTT 5 publish reaches a
+// local subscriber with its properties (the pipeline keeps them apart from
+// the packet), and one without properties with none.
+func TestPipelineKeepsPublishProperties(t *testing.T) {
+	e := newEnv(t, nil)
+	q := openQueue(t)
+	e.b.SetOutbound(q, routeFunc(func(string, byte) []string { return []string{"a"} }))
+	mon, err := e.connectV5(t, e.pki.Issue(t, "monitor"), "monitor")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mon.subscribe(t, "sensors/#", 1)
+	a, err := e.connectV5(t, e.pki.Issue(t, "sensor-a"), "sensor-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	props := &paho.PublishProperties{ContentType: "application/json", ResponseTopic: "sensors/sensor-a/reply",
+		CorrelationData: []byte{1, 2, 3}, User: paho.UserProperties{{Key: "unit", Value: "celsius"}}}
+	if r, err := a.c.Publish(ctx, &paho.Publish{Topic: "sensors/sensor-a/temp", QoS: 1, Payload: []byte("21.5"), Properties: props}); err != nil || r.ReasonCode != 0 {
+		t.Fatalf("publish with properties: %v %+v", err, r)
+	}
+	m := mon.expectOnly(t, "sensors/sensor-a/temp")
+	if m.Properties == nil || m.Properties.ContentType != props.ContentType || m.Properties.ResponseTopic != props.ResponseTopic ||
+		!bytes.Equal(m.Properties.CorrelationData, props.CorrelationData) || m.Properties.User.Get("unit") != "celsius" {
+		t.Fatalf("delivered properties %+v; want %+v", m.Properties, props)
+	}
+	if rc, err := a.publish(t, "sensors/sensor-a/temp", 1, false, "22.0"); rc != 0 || err != nil {
+		t.Fatalf("publish without properties: 0x%02x %v", rc, err)
+	}
+	m = mon.expectOnly(t, "sensors/sensor-a/temp")
+	if m.Properties != nil && (m.Properties.ContentType != "" || len(m.Properties.User) > 0 || m.Properties.ResponseTopic != "") {
+		t.Fatalf("a publish without properties delivered with %+v", m.Properties)
+	}
+	if got := drainN(t, q, 2); string(got[0].Payload) != "21.5" || string(got[1].Payload) != "22.0" {
+		t.Fatalf("queued %q, %q; want 21.5, 22.0 (through the pipeline)", got[0].Payload, got[1].Payload)
 	}
 }
