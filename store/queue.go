@@ -569,6 +569,7 @@ func (q *Queue) commit(batch []*pending) {
 	if len(q.ops) == 0 {
 		q.ops = nil
 	}
+	q.opsHint = max(n, 64)
 
 	// The meta of every route this transaction changes, as it will be on
 	// disk after it.
@@ -900,7 +901,28 @@ func (q *Queue) removeLocked(rt *route, seq uint64, size int64, life int) {
 	rt.deleting[seq] = struct{}{}
 	rt.delPeak = max(rt.delPeak, len(rt.deleting))
 	rt.delMax = max(rt.delMax, seq)
-	q.ops = append(q.ops, op{rt: rt, key: msgKey(pMsg, rt.id, seq), del: true, seq: seq, dCount: -1, dBytes: -size, life: int8(life + 1)})
+	q.queueOp(op{rt: rt, key: q.delKey(pMsg, rt.id, seq), del: true, seq: seq, dCount: -1, dBytes: -size, life: int8(life + 1)})
+}
+
+// queueOp queues a write for the next commit. An empty queue starts at the
+// size the last commit took (no regrowing from nothing every commit).
+func (q *Queue) queueOp(o op) {
+	if q.ops == nil {
+		q.ops = make([]op, 0, q.opsHint)
+	}
+	q.ops = append(q.ops, o)
+}
+
+// delKey is msgKey out of a shared chunk: one allocation per few hundred
+// deletes instead of one each. A chunk lives while any op holds a key of it.
+func (q *Queue) delKey(prefix byte, rid uint32, seq uint64) []byte {
+	const keyLen = 13
+	if cap(q.keyChunk)-len(q.keyChunk) < keyLen {
+		q.keyChunk = make([]byte, 0, 8<<10)
+	}
+	start := len(q.keyChunk)
+	q.keyChunk = appendMsgKey(q.keyChunk, prefix, rid, seq)
+	return q.keyChunk[start : start+keyLen : start+keyLen]
 }
 
 // liveLocked says whether seq is a live message of rt: handed out, read

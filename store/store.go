@@ -221,6 +221,8 @@ type Queue struct {
 	hwm       uint64
 	visible   uint64 // highest seq synced and visible to Next
 	readBack  uint64 // messages fillLocked read back from badger (tests)
+	opsHint   int    // ops the last commit took: the next queue's capacity
+	keyChunk  []byte // delKey's current chunk
 	bytes     int64  // live + dead letters
 	ops       []op   // writes (acks, purges, drops) waiting for the committer
 	wake      chan struct{}
