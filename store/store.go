@@ -269,8 +269,8 @@ type route struct {
 	touched   bool // in the transaction being built
 
 	// The forwarding window, bounded by the bridge's in-flight window and
-	// pushMax: never one entry per queued message. Every message below cursor is read
-	// ahead, handed out (inflight) or removed.
+	// pushMax: never one entry per queued message. Every message below
+	// cursor is read ahead, handed out (inflight) or removed.
 	cursor    uint64              // next seq to read from badger
 	ahead     []aheadMsg          // read ahead, not handed out, seq order
 	aheadSize int                 // bytes of the values in ahead
