@@ -569,7 +569,7 @@ func (q *Queue) commit(batch []*pending) {
 	if len(q.ops) == 0 {
 		q.ops = nil
 	}
-	q.opsHint = max(n, 64)
+	q.opsHint = n
 
 	// The meta of every route this transaction changes, as it will be on
 	// disk after it.
@@ -905,10 +905,11 @@ func (q *Queue) removeLocked(rt *route, seq uint64, size int64, life int) {
 }
 
 // queueOp queues a write for the next commit. An empty queue starts at the
-// size the last commit took (no regrowing from nothing every commit).
+// size the last commit took: no regrowing from nothing every commit under
+// load, and no big array for the few deletes of a quiet one.
 func (q *Queue) queueOp(o op) {
 	if q.ops == nil {
-		q.ops = make([]op, 0, q.opsHint)
+		q.ops = make([]op, 0, max(q.opsHint, 4))
 	}
 	q.ops = append(q.ops, o)
 }
