@@ -1,35 +1,16 @@
 package gateway
 
 import (
-	"bytes"
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 )
-
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuf) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestNoPayloadInLogs: publishes that mochi refuses or fails log the packet
 // (at Error and Debug); the payload never reaches the log, at any level.
 func TestNoPayloadInLogs(t *testing.T) {
-	var out syncBuf
+	var out syncBuffer
 	e := newEnv(t, func(o *BrokerOptions) {
 		o.Logger = slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	})

@@ -1,11 +1,8 @@
 package gateway
 
 import (
-	"bytes"
-	"io"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/eclipse/paho.golang/paho"
@@ -14,7 +11,7 @@ import (
 // TestLogComponentOnce: every line, the broker's and mochi's included,
 // carries exactly one component key, the most specific one.
 func TestLogComponentOnce(t *testing.T) {
-	var buf logBuffer
+	var buf syncBuffer
 	base := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	g, err := New(&Config{}, base)
 	if err != nil {
@@ -47,22 +44,3 @@ func TestLogComponentOnce(t *testing.T) {
 		}
 	}
 }
-
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *logBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *logBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-var _ io.Writer = (*logBuffer)(nil)
