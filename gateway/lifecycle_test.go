@@ -15,6 +15,20 @@ import (
 // runGateway runs g until the test ends; then it cancels Run and requires
 // it to return nil within stop. Run's result arrives on the returned
 // channel; a test that receives it must send it back for that check.
+// newFromFile checks the config file and builds its gateway (quiet log).
+func newFromFile(t *testing.T, cfgFile string) *Gateway {
+	t.Helper()
+	cfg, err := Check(cfgFile)
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	g, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
 func runGateway(t *testing.T, g *Gateway, stop time.Duration) chan error {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -56,14 +70,7 @@ metrics: {address: ""}
 admin: {socket: ""}
 audit: {file: ""}
 `), 0o644)
-	cfg, err := Check(cfgFile)
-	if err != nil {
-		t.Fatalf("config: %v", err)
-	}
-	g, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	g := newFromFile(t, cfgFile)
 	reloaded := make(chan error, 1)
 	g.SetLifecycle(Lifecycle{
 		Ready: func(func() error) {

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -294,14 +293,7 @@ metrics: {address: "%[7]s"}
 admin: {socket: %[8]s}
 audit: {file: ""}
 `, e.dir, e.lan, e.pki.CAFile, e.pki.ServerCert, e.pki.ServerKey, e.pki.CRLFile, e.metrics, e.socket), 0o644)
-	cfg, err := Check(cfgFile)
-	if err != nil {
-		t.Fatalf("config: %v", err)
-	}
-	g, err := New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
+	g := newFromFile(t, cfgFile)
 	ctx, cancel := context.WithCancel(context.Background())
 	e.cancel = cancel
 	go func() { e.done <- g.Run(ctx) }()
