@@ -79,6 +79,21 @@ func (r *raw) expectNothing(t *testing.T, d time.Duration) {
 	}
 }
 
+// monitoredPipeline is a broker whose every QoS 1 publish goes to route in
+// a fresh queue (the pipeline), with a monitor subscribed to sensors/#.
+func monitoredPipeline(t *testing.T, route string) (*env, *store.Queue, *v5) {
+	t.Helper()
+	e := newEnv(t, nil)
+	q := openQueue(t)
+	e.b.SetOutbound(q, routeFunc(func(string, byte) []string { return []string{route} }))
+	mon, err := e.connectV5(t, e.pki.Issue(t, "monitor"), "monitor")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mon.subscribe(t, "sensors/#", 1)
+	return e, q, mon
+}
+
 func drainN(t *testing.T, q *store.Queue, n int) []store.Message {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -113,14 +128,7 @@ func eventually(t *testing.T, what string, cond func() bool) {
 func TestPipelineOrder(t *testing.T) {
 	for _, v := range []byte{4, 5} {
 		t.Run(fmt.Sprintf("MQTT v%d", v), func(t *testing.T) {
-			e := newEnv(t, nil)
-			q := openQueue(t)
-			e.b.SetOutbound(q, routeFunc(func(string, byte) []string { return []string{"up"} }))
-			mon, err := e.connectV5(t, e.pki.Issue(t, "monitor"), "monitor")
-			if err != nil {
-				t.Fatal(err)
-			}
-			mon.subscribe(t, "sensors/#", 1)
+			e, q, mon := monitoredPipeline(t, "up")
 			a := e.rawConnect(t, "sensor-a", v)
 			const n = 1000
 			qos := func(i int) byte {
@@ -476,14 +484,7 @@ func TestEnqueueFailCode(t *testing.T) {
 // local subscriber with its properties (the pipeline keeps them apart from
 // the packet), and one without properties with none.
 func TestPipelineKeepsPublishProperties(t *testing.T) {
-	e := newEnv(t, nil)
-	q := openQueue(t)
-	e.b.SetOutbound(q, routeFunc(func(string, byte) []string { return []string{"a"} }))
-	mon, err := e.connectV5(t, e.pki.Issue(t, "monitor"), "monitor")
-	if err != nil {
-		t.Fatal(err)
-	}
-	mon.subscribe(t, "sensors/#", 1)
+	e, q, mon := monitoredPipeline(t, "a")
 	a, err := e.connectV5(t, e.pki.Issue(t, "sensor-a"), "sensor-a")
 	if err != nil {
 		t.Fatal(err)
