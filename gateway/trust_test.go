@@ -70,16 +70,7 @@ func TestServerCertRenewedWithoutRestart(t *testing.T) {
 	first := e.serverSerial(t)
 	held := e.rawConnect(t, "sensor-b", 4)
 
-	keyPEM, err := os.ReadFile(e.pki.ServerKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	blk, _ := pem.Decode(keyPEM)
-	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeServerCert(t, e.pki, e.pki.ServerCert, 7001, k.(crypto.Signer).Public())
+	writeServerCert(t, e.pki, e.pki.ServerCert, 7001, publicKeyOf(t, e.pki.ServerKey))
 	eventually(t, "the renewed certificate on new connections", func() bool { return e.serverSerial(t).Int64() == 7001 })
 	if first.Int64() == 7001 {
 		t.Fatalf("the first certificate already had serial 7001")
@@ -94,18 +85,27 @@ func TestServerCertRenewedWithoutRestart(t *testing.T) {
 
 	failures := e.metrics.ReloadFailures.Load()
 	other := gatewaytest.NewPKI(t, "other") // only for a key that is not the server's
-	otherPEM, err := os.ReadFile(other.ServerKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ob, _ := pem.Decode(otherPEM)
-	ok2, err := x509.ParsePKCS8PrivateKey(ob.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	writeServerCert(t, e.pki, e.pki.ServerCert, 7002, ok2.(crypto.Signer).Public())
+	writeServerCert(t, e.pki, e.pki.ServerCert, 7002, publicKeyOf(t, other.ServerKey))
 	eventually(t, "the mismatched certificate refused", func() bool { return e.metrics.ReloadFailures.Load() > failures })
 	if s := e.serverSerial(t).Int64(); s != 7001 {
 		t.Errorf("after a certificate for another key: server presents serial %d; want 7001 (kept)", s)
 	}
+}
+
+// publicKeyOf is the public key of the PKCS#8 PEM private key in path.
+func publicKeyOf(t *testing.T, path string) crypto.PublicKey {
+	t.Helper()
+	keyPEM, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk, _ := pem.Decode(keyPEM)
+	if blk == nil {
+		t.Fatalf("%s: no PEM block", path)
+	}
+	k, err := x509.ParsePKCS8PrivateKey(blk.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k.(crypto.Signer).Public()
 }
