@@ -133,6 +133,7 @@ func newPipeItem(pk *packets.Packet, routes []string) *pipeItem {
 	it := &pipeItem{topic: pk.TopicName, payload: pk.Payload, id: pk.PacketID, fh: pk.FixedHeader, routes: routes}
 	if hasPublishProps(&pk.Properties) {
 		props := pk.Properties
+		props.TopicAlias, props.TopicAliasFlag = 0, false // resolved by the publisher's processPublish
 		it.props = &props
 	}
 	it.waits = it.wait1[:0]
@@ -339,7 +340,7 @@ func (b *Broker) flushAcks(p *pipeline, inl *mqtt.Client, acks *ackBatch) {
 	if b.writeAcks(p.st.cl, acks.wire, acks.len()) && !p.dead.Load() {
 		for _, it := range acks.items {
 			b.backpressure(p.st.cl, it.topic)
-			b.deliver(inl, it.packet())
+			b.deliver(inl, it)
 		}
 	}
 	for i := range acks.items {
@@ -370,20 +371,20 @@ func (b *Broker) writeAcks(cl *mqtt.Client, wire []byte, n int) bool {
 	return true
 }
 
-// deliver publishes pk to the local subscribers (and the retained store)
+// deliver publishes it to the local subscribers (and the retained store)
 // through an inline client carrying the publisher's client ID (No Local,
 // origin). mochi skips the ACL write check for inline clients (the publisher
 // was authorized in OnACLCheck) and OnPublish lets pipelineListener through.
 //
 // A message that nothing subscribes to and that is not retained skips the
-// inline publish: telemetry bound only for the bridge is the common case,
-// and mochi's processPublish (hooks, packet copy, the same topic walk)
-// would cost more than the walk alone.
-func (b *Broker) deliver(inl *mqtt.Client, pk packets.Packet) {
-	if !pk.FixedHeader.Retain && !b.subscribed(pk.TopicName) {
+// inline publish, before its packet is even built: telemetry bound only for
+// the bridge is the common case, and mochi's processPublish (hooks, packet
+// copy, the same topic walk) would cost more than the walk alone.
+func (b *Broker) deliver(inl *mqtt.Client, it *pipeItem) {
+	if !it.fh.Retain && !b.subscribed(it.topic) {
 		return
 	}
-	pk.Properties.TopicAlias, pk.Properties.TopicAliasFlag = 0, false // resolved by the publisher's processPublish
+	pk := it.packet()
 	if err := b.srv.InjectPacket(inl, pk); err != nil {
 		b.log.Debug("local delivery failed", "client", inl.ID, "topic", pk.TopicName, "err", err)
 		return
