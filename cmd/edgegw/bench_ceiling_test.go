@@ -16,11 +16,18 @@ import (
 )
 
 // ackEdge is the publishers' ceiling: an in-process mTLS MQTT endpoint that
-// answers CONNECT and acknowledges every QoS 1 PUBLISH at once (its
-// PUBACKs batched per read), storing and forwarding nothing. It is not an
-// edge anyone would run: it shows how fast the benchmark's mosquitto_pub
-// publishers can go at all on this machine, so the e2e ratios can be read
-// against it.
+// answers CONNECT and acknowledges every QoS 1 PUBLISH, storing and
+// forwarding nothing. It is not an edge anyone would run: it shows how fast
+// the benchmark's mosquitto_pub publishers can go at all on this machine, so
+// the e2e ratios can be read against it.
+//
+// Its PUBACKs go out every ackTick, all that arrived meanwhile in one write,
+// as a group commit releases them. That pace is the publisher's best case:
+// mosquitto_pub's network thread also writes every PUBLISH, and each wake-up
+// for a few PUBACKs costs it more than the PUBACKs. Measured here with one
+// publisher: about 50k msg/s at 15-17 µs of its CPU per message when every
+// read was acknowledged at once, 70-79k msg/s at 9-11 µs with PUBACKs every
+// 250 µs, 500 µs, 1 ms or 2 ms alike.
 type ackEdge struct {
 	ln    net.Listener
 	pki   *gatewaytest.PKI
@@ -65,12 +72,58 @@ func startAckEdge(b *testing.B, pki *gatewaytest.PKI) *ackEdge {
 	return e
 }
 
-// serve reads MQTT 3.1.1 packets until DISCONNECT or an error.
+// ackTick is how often the ack-only edge writes the PUBACKs it owes.
+const ackTick = time.Millisecond
+
+// serve reads MQTT 3.1.1 packets until DISCONNECT or an error; a second
+// goroutine writes the PUBACKs every ackTick.
 func (e *ackEdge) serve(c net.Conn) {
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(5 * time.Minute))
+	var (
+		mu   sync.Mutex
+		owed []byte     // encoded, not written yet
+		wmu  sync.Mutex // one write() at a time: PUBACKs stay in order
+	)
+	owe := func(b ...byte) {
+		mu.Lock()
+		owed = append(owed, b...)
+		mu.Unlock()
+	}
+	write := func() error {
+		wmu.Lock()
+		defer wmu.Unlock()
+		mu.Lock()
+		out := owed
+		owed = nil
+		mu.Unlock()
+		if len(out) == 0 {
+			return nil
+		}
+		_, err := c.Write(out)
+		return err
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(ackTick)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				if write() != nil {
+					c.Close() // the reader's next read fails
+					return
+				}
+			}
+		}
+	})
+	defer wg.Wait()
+	defer close(done)
 	r := bufio.NewReaderSize(c, 64<<10)
-	var out, body []byte
+	var body []byte
 	for {
 		h, err := r.ReadByte()
 		if err != nil {
@@ -96,27 +149,24 @@ func (e *ackEdge) serve(c net.Conn) {
 			return
 		}
 		switch h >> 4 {
-		case 1: // CONNECT
-			out = append(out, 0x20, 2, 0, 0)
+		case 1: // CONNECT: answered at once
+			if _, err := c.Write([]byte{0x20, 2, 0, 0}); err != nil {
+				return
+			}
 		case 3: // PUBLISH
 			if qos := h >> 1 & 3; qos == 1 && n >= 2 {
 				tl := int(body[0])<<8 | int(body[1])
 				if n < tl+4 {
 					return
 				}
-				out = append(out, 0x40, 2, body[2+tl], body[3+tl])
+				owe(0x40, 2, body[2+tl], body[3+tl])
 			}
 			e.acked.Add(1)
 		case 12: // PINGREQ
-			out = append(out, 0xd0, 0)
+			owe(0xd0, 0)
 		case 14: // DISCONNECT
+			_ = write()
 			return
-		}
-		if r.Buffered() == 0 && len(out) > 0 {
-			if _, err := c.Write(out); err != nil {
-				return
-			}
-			out = out[:0]
 		}
 	}
 }

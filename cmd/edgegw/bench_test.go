@@ -370,6 +370,9 @@ func pubLines(b *testing.B, e benchEdge, sensor, topic string, qos int, gen func
 	if err := cmd.Start(); err != nil {
 		return err
 	}
+	stopWait := make(chan struct{})
+	waited := make(chan time.Duration, 1)
+	go func() { waited <- schedWait(cmd.Process.Pid, stopWait) }()
 	w := bufio.NewWriterSize(in, 64<<10)
 	gerr := gen(w)
 	if err := w.Flush(); gerr == nil {
@@ -377,6 +380,8 @@ func pubLines(b *testing.B, e benchEdge, sensor, topic string, qos int, gen func
 	}
 	in.Close()
 	err = cmd.Wait()
+	close(stopWait)
+	pubWait.Add(int64(<-waited))
 	if ps := cmd.ProcessState; ps != nil {
 		pubCPU.Add(int64(ps.UserTime() + ps.SystemTime()))
 	}
@@ -395,6 +400,51 @@ func (u *upstreamMQ) pid() int {
 
 // pubCPU is the CPU time (ns) of every mosquitto_pub that has exited.
 var pubCPU atomic.Int64
+
+// pubWait is the time (ns) the threads of every mosquitto_pub that has
+// exited spent runnable but waiting for a CPU (as schedWait saw it).
+var pubWait atomic.Int64
+
+// schedWait samples the run-queue wait of pid's threads (Linux
+// /proc/<pid>/task/<tid>/schedstat, second field, ns) every 10 ms until stop
+// is closed, and returns the sum of each thread's last sample: what a
+// thread waited in its last 10 ms may be missed. 0 where schedstat is not
+// available.
+func schedWait(pid int, stop <-chan struct{}) time.Duration {
+	last := map[string]int64{}
+	sample := func() {
+		dir := fmt.Sprintf("/proc/%d/task", pid)
+		tasks, err := os.ReadDir(dir)
+		if err != nil {
+			return
+		}
+		for _, t := range tasks {
+			st, err := os.ReadFile(dir + "/" + t.Name() + "/schedstat")
+			if err != nil {
+				continue
+			}
+			if f := strings.Fields(string(st)); len(f) >= 2 {
+				if v, err := strconv.ParseInt(f[1], 10, 64); err == nil {
+					last[t.Name()] = v
+				}
+			}
+		}
+	}
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		sample()
+		select {
+		case <-stop:
+			var sum int64
+			for _, v := range last {
+				sum += v
+			}
+			return time.Duration(sum)
+		case <-tick.C:
+		}
+	}
+}
 
 // procCPU is the CPU time (user + system) process pid has used so far, from
 // /proc/<pid>/stat in clock ticks (100 Hz on Linux).
@@ -427,7 +477,10 @@ func selfCPU() time.Duration {
 // cpuShare is the CPU time per delivered message of each process of an e2e
 // run: the edge, the upstream Mosquitto, the sensors' mosquitto_pub and this
 // test process (the counting subscriber and the line generators).
-type cpuShare struct{ edge, upstream, pubs, counter time.Duration }
+type cpuShare struct {
+	edge, upstream, pubs, counter time.Duration
+	pubWait                       time.Duration // the publishers runnable, waiting for a CPU (not CPU time)
+}
 
 func (c cpuShare) total() time.Duration { return c.edge + c.upstream + c.pubs + c.counter }
 
@@ -633,7 +686,7 @@ func e2eOnce(b *testing.B, e benchEdge, up *upstreamMQ, cloud *benchSub, topicRo
 	prefix := fmt.Sprintf("%s-tp%d-r%d", e.name(), pubs, round)
 	cloud.reset(prefix)
 	want := pubs * per
-	edge0, up0, pub0, self0 := procCPU(e.pid()), procCPU(up.pid()), pubCPU.Load(), selfCPU()
+	edge0, up0, pub0, self0, wait0 := procCPU(e.pid()), procCPU(up.pid()), pubCPU.Load(), selfCPU(), pubWait.Load()
 	start := time.Now()
 	if err := publishN(b, e, prefix, topicRoot, pubs, per, 1); err != nil {
 		b.Fatal(err)
@@ -643,10 +696,10 @@ func e2eOnce(b *testing.B, e benchEdge, up *upstreamMQ, cloud *benchSub, topicRo
 	tp := float64(n) / last.Sub(start).Seconds()
 	per1 := func(d time.Duration) time.Duration { return d / time.Duration(max(n, 1)) }
 	cpu := cpuShare{edge: per1(procCPU(e.pid()) - edge0), upstream: per1(procCPU(up.pid()) - up0),
-		pubs: per1(time.Duration(pubCPU.Load() - pub0)), counter: per1(selfCPU() - self0)}
-	benchLog(e.name(), "e2e %2d publisher(s), round %d: %d msgs, all acked after %v, %d upstream after %v: %.0f msg/s, lost %d; CPU per message: edge %v, upstream %v, publishers %v, counter %v",
+		pubs: per1(time.Duration(pubCPU.Load() - pub0)), counter: per1(selfCPU() - self0), pubWait: per1(time.Duration(pubWait.Load() - wait0))}
+	benchLog(e.name(), "e2e %2d publisher(s), round %d: %d msgs, all acked after %v, %d upstream after %v: %.0f msg/s, lost %d; CPU per message: edge %v, upstream %v, publishers %v, counter %v; publishers waiting for a CPU %v",
 		pubs, round+1, want, acked.Round(time.Millisecond), n, last.Sub(start).Round(time.Millisecond), tp, want-n,
-		cpu.edge.Round(100*time.Nanosecond), cpu.upstream.Round(100*time.Nanosecond), cpu.pubs.Round(100*time.Nanosecond), cpu.counter.Round(100*time.Nanosecond))
+		cpu.edge.Round(100*time.Nanosecond), cpu.upstream.Round(100*time.Nanosecond), cpu.pubs.Round(100*time.Nanosecond), cpu.counter.Round(100*time.Nanosecond), cpu.pubWait.Round(100*time.Nanosecond))
 	return tp, want - n, cpu
 }
 
@@ -789,7 +842,7 @@ func printBench(b *testing.B, eg, mq, ceil *benchResult, pubCeil1, pubCeil16 flo
 	fmt.Fprintf(&t, "* median of %d runs, interleaved with the other edge's and the harness's.\n", benchRounds)
 	us := func(d time.Duration) string { return strconv.FormatFloat(float64(d)/1e3, 'f', 1, 64) }
 	fmt.Fprintf(&t, "\nCPU per delivered message in the median e2e run, µs (2 cores = %s µs of CPU per message at the measured rate):\n", "2e6/rate")
-	fmt.Fprintf(&t, "%-28s %8s %9s %11s %8s %8s %16s\n", "run", "edge", "upstream", "publishers", "counter", "total", "2e6/rate")
+	fmt.Fprintf(&t, "%-28s %8s %9s %11s %8s %8s %16s %14s\n", "run", "edge", "upstream", "publishers", "counter", "total", "2e6/rate", "pubs waiting")
 	for _, x := range []struct {
 		name string
 		tp   float64
@@ -798,12 +851,13 @@ func printBench(b *testing.B, eg, mq, ceil *benchResult, pubCeil1, pubCeil16 flo
 		{"edgegw, 1 publisher", eg.tp1, eg.cpu1}, {"mosquitto, 1 publisher", mq.tp1, mq.cpu1}, {"no edge, 1 publisher", ceil.tp1, ceil.cpu1},
 		{"edgegw, 16 publishers", eg.tp16, eg.cpu16}, {"mosquitto, 16 publishers", mq.tp16, mq.cpu16}, {"no edge, 16 publishers", ceil.tp16, ceil.cpu16},
 	} {
-		fmt.Fprintf(&t, "%-28s %8s %9s %11s %8s %8s %16s\n", x.name, us(x.c.edge), us(x.c.upstream), us(x.c.pubs), us(x.c.counter), us(x.c.total()), us(time.Duration(2e9/max(x.tp, 1))))
+		fmt.Fprintf(&t, "%-28s %8s %9s %11s %8s %8s %16s %14s\n", x.name, us(x.c.edge), us(x.c.upstream), us(x.c.pubs), us(x.c.counter), us(x.c.total()), us(time.Duration(2e9/max(x.tp, 1))), us(x.c.pubWait))
 	}
+	t.WriteString("pubs waiting: the publishers' threads runnable but waiting for a CPU (run-queue wait, /proc schedstat), per message; not CPU time.\n")
 	fmt.Fprintf(&t, "harness alone (the same publishers straight to the upstream, no edge)*: 1 publisher %s msg/s (%s Mosquitto's e2e), 16 publishers %s msg/s (%s); latency at 1,000 msg/s p50 %s p99 %s\n",
 		f(ceil.tp1), ratio(ceil.tp1, mq.tp1), f(ceil.tp16), ratio(ceil.tp16, mq.tp16), dur(ceil.p50), dur(ceil.p99))
 	pct := func(a, c float64) string { return strconv.FormatFloat(100*a/max(c, 1e-9), 'f', 0, 64) + "%" }
-	fmt.Fprintf(&t, "publishers' ceiling (the same publishers against an in-process edge that only acknowledges: mTLS + PUBACK, nothing stored or forwarded, no upstream or counter running)*: 1 publisher %s msg/s (2x Mosquitto's e2e would be %s of it, edgegw's e2e is %s), 16 publishers %s msg/s (%s, %s)\n",
+	fmt.Fprintf(&t, "publishers' ceiling (the same publishers against an in-process edge that only acknowledges: mTLS + PUBACK every 1 ms, nothing stored or forwarded, no upstream or counter running)*: 1 publisher %s msg/s (2x Mosquitto's e2e would be %s of it, edgegw's e2e is %s), 16 publishers %s msg/s (%s, %s)\n",
 		f(pubCeil1), pct(2*mq.tp1, pubCeil1), pct(eg.tp1, pubCeil1), f(pubCeil16), pct(2*mq.tp16, pubCeil16), pct(eg.tp16, pubCeil16))
 	fmt.Fprint(os.Stderr, t.String())
 	for _, m := range []struct {
