@@ -2,7 +2,11 @@ package gateway
 
 import (
 	"context"
+	"errors"
+	"io"
 	"log/slog"
+	"net"
+	"syscall"
 
 	"github.com/mochi-mqtt/server/v2/packets"
 )
@@ -103,12 +107,41 @@ func (p packetRedactor) WithGroup(name string) slog.Handler {
 }
 
 func (p packetRedactor) Handle(ctx context.Context, r slog.Record) error {
-	out := slog.NewRecord(r.Time, r.Level, r.Message, r.PC)
+	level, msg := r.Level, r.Message
+	if msg == "" {
+		level, msg = connectionEnded(r)
+		if !p.h.Enabled(ctx, level) {
+			return nil
+		}
+	}
+	out := slog.NewRecord(r.Time, level, msg, r.PC)
 	r.Attrs(func(a slog.Attr) bool {
 		out.AddAttrs(redactPacket(a))
 		return true
 	})
 	return p.h.Handle(ctx, out)
+}
+
+// connectionEnded names mochi's one message-less record: its listeners log
+// every connection that ends with an error as Warn "" (listeners/net.go,
+// tcp.go), a sensor that closed its socket without DISCONNECT included. A
+// plain close (EOF, reset, closed connection) is routine on a site where
+// sensors lose power: it goes to Debug, as OnDisconnect's own line does
+// (refused connects and failed handshakes are in the audit log). Any other
+// error stays a warning, now with a message.
+func connectionEnded(r slog.Record) (slog.Level, string) {
+	var err error
+	r.Attrs(func(a slog.Attr) bool {
+		if e, ok := a.Value.Resolve().Any().(error); ok && a.Key == "error" {
+			err = e
+		}
+		return err == nil
+	})
+	if err != nil && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)) {
+		return slog.LevelDebug, "client connection closed"
+	}
+	return r.Level, "client connection ended with an error"
 }
 
 func redactPacket(a slog.Attr) slog.Attr {

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestNoPayloadInLogs: publishes that mochi refuses or fails log the packet
@@ -43,5 +44,50 @@ func TestNoPayloadInLogs(t *testing.T) {
 		if strings.Contains(log, leak) {
 			t.Errorf("the log holds the payload (%q):\n%s", leak, log)
 		}
+	}
+}
+
+// A sensor that drops its connection without DISCONNECT (power loss) is
+// routine: mochi's listener reports it as Warn with an empty message; the
+// log gets a Debug line that names it, and nothing at Info.
+func TestDroppedConnectionLogsQuietly(t *testing.T) {
+	for _, level := range []slog.Level{slog.LevelDebug, slog.LevelInfo} {
+		t.Run(level.String(), func(t *testing.T) {
+			var out syncBuffer
+			e := newEnv(t, func(o *BrokerOptions) {
+				o.Logger = slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: level}))
+			})
+			conn, err := e.dialTLS(t, e.pki.Issue(t, "sensor-a"), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, err := connectV5Conn(t, conn, "sensor-a")
+			if err != nil || a.ack.ReasonCode != 0 {
+				t.Fatalf("connect: %v", err)
+			}
+			conn.Close() // no DISCONNECT
+			deadline := time.Now().Add(5 * time.Second)
+			for e.b.Clients() > 0 && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			if n := e.b.Clients(); n > 0 {
+				t.Fatalf("%d clients still connected 5s after the drop", n)
+			}
+			// The listener logs after OnDisconnect returned: wait for it (Debug).
+			for level == slog.LevelDebug && !strings.Contains(out.String(), "client connection closed") && time.Now().Before(deadline) {
+				time.Sleep(10 * time.Millisecond)
+			}
+			log := out.String()
+			if strings.Contains(log, `msg=""`) {
+				t.Errorf("a line without a message:\n%s", log)
+			}
+			if strings.Contains(log, "level=WARN") {
+				t.Errorf("a dropped connection logged a warning:\n%s", log)
+			}
+			want := level == slog.LevelDebug
+			if got := strings.Contains(log, `level=DEBUG msg="client connection closed"`); got != want {
+				t.Errorf("Debug line for the drop present: %v, want %v:\n%s", got, want, log)
+			}
+		})
 	}
 }
