@@ -370,9 +370,7 @@ func pubLines(b *testing.B, e benchEdge, sensor, topic string, qos int, gen func
 	if err := cmd.Start(); err != nil {
 		return err
 	}
-	stopWait := make(chan struct{})
-	waited := make(chan time.Duration, 1)
-	go func() { waited <- schedWait(cmd.Process.Pid, stopWait) }()
+	runWaits.follow(cmd.Process.Pid)
 	w := bufio.NewWriterSize(in, 64<<10)
 	gerr := gen(w)
 	if err := w.Flush(); gerr == nil {
@@ -380,8 +378,7 @@ func pubLines(b *testing.B, e benchEdge, sensor, topic string, qos int, gen func
 	}
 	in.Close()
 	err = cmd.Wait()
-	close(stopWait)
-	pubWait.Add(int64(<-waited))
+	pubWait.Add(int64(runWaits.stop(cmd.Process.Pid)))
 	if ps := cmd.ProcessState; ps != nil {
 		pubCPU.Add(int64(ps.UserTime() + ps.SystemTime()))
 	}
@@ -402,46 +399,94 @@ func (u *upstreamMQ) pid() int {
 var pubCPU atomic.Int64
 
 // pubWait is the time (ns) the threads of every mosquitto_pub that has
-// exited spent runnable but waiting for a CPU (as schedWait saw it).
+// exited spent runnable but waiting for a CPU (as runWaits saw it).
 var pubWait atomic.Int64
 
-// schedWait samples the run-queue wait of pid's threads (Linux
-// /proc/<pid>/task/<tid>/schedstat, second field, ns) every 10 ms until stop
-// is closed, and returns the sum of each thread's last sample: what a
-// thread waited in its last 10 ms may be missed. 0 where schedstat is not
-// available.
-func schedWait(pid int, stop <-chan struct{}) time.Duration {
-	last := map[string]int64{}
-	sample := func() {
-		dir := fmt.Sprintf("/proc/%d/task", pid)
-		tasks, err := os.ReadDir(dir)
-		if err != nil {
+// runWaits follows the run-queue wait of the running publishers' threads
+// (Linux /proc/<pid>/task/<tid>/schedstat, second field, ns): one goroutine
+// samples every followed process every 50 ms while there are any, so the
+// harness pays one wake-up per 50 ms however many publishers run. What a
+// thread waited in its last 50 ms is missed: a lower bound. Where schedstat
+// is not available it reads 0.
+var runWaits = &waitSampler{procs: map[int]*procWait{}}
+
+type waitSampler struct {
+	mu      sync.Mutex
+	procs   map[int]*procWait
+	running bool
+}
+
+type procWait struct {
+	dir   string
+	tasks []string         // re-listed every tenth sample
+	last  map[string]int64 // tid -> run-queue wait, ns
+	n     int
+}
+
+// follow starts sampling pid.
+func (w *waitSampler) follow(pid int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.procs[pid] = &procWait{dir: fmt.Sprintf("/proc/%d/task/", pid), last: map[string]int64{}}
+	if !w.running {
+		w.running = true
+		go w.run()
+	}
+}
+
+// stop ends sampling pid and returns its threads' run-queue wait.
+func (w *waitSampler) stop(pid int) time.Duration {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	p := w.procs[pid]
+	delete(w.procs, pid)
+	var sum int64
+	if p != nil {
+		for _, v := range p.last {
+			sum += v
+		}
+	}
+	return time.Duration(sum)
+}
+
+func (w *waitSampler) run() {
+	buf := make([]byte, 128)
+	for {
+		w.mu.Lock()
+		if len(w.procs) == 0 {
+			w.running = false
+			w.mu.Unlock()
 			return
 		}
-		for _, t := range tasks {
-			st, err := os.ReadFile(dir + "/" + t.Name() + "/schedstat")
-			if err != nil {
-				continue
-			}
-			if f := strings.Fields(string(st)); len(f) >= 2 {
-				if v, err := strconv.ParseInt(f[1], 10, 64); err == nil {
-					last[t.Name()] = v
-				}
+		for _, p := range w.procs {
+			p.sample(buf)
+		}
+		w.mu.Unlock()
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (p *procWait) sample(buf []byte) {
+	if p.n%10 == 0 {
+		if ents, err := os.ReadDir(p.dir); err == nil {
+			p.tasks = p.tasks[:0]
+			for _, e := range ents {
+				p.tasks = append(p.tasks, e.Name())
 			}
 		}
 	}
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		sample()
-		select {
-		case <-stop:
-			var sum int64
-			for _, v := range last {
-				sum += v
+	p.n++
+	for _, t := range p.tasks {
+		f, err := os.Open(p.dir + t + "/schedstat")
+		if err != nil {
+			continue
+		}
+		k, _ := f.Read(buf)
+		f.Close()
+		if fs := strings.Fields(string(buf[:k])); len(fs) >= 2 {
+			if v, err := strconv.ParseInt(fs[1], 10, 64); err == nil {
+				p.last[t] = v
 			}
-			return time.Duration(sum)
-		case <-tick.C:
 		}
 	}
 }
