@@ -87,7 +87,9 @@ func (c *componentHandler) Handle(ctx context.Context, r slog.Record) error {
 // reason code ("publish packet error"), at Warn when processing a packet
 // fails, at Debug when a publish is rejected or a delivery fails. A packet
 // carries its payload, and payloads are never logged: a packet attribute
-// becomes its type, topic, QoS, packet ID and payload length.
+// becomes its type, topic, QoS, packet ID and payload length. It also gives
+// mochi's one record without a message its message and level
+// (connectionEnded).
 type packetRedactor struct{ h slog.Handler }
 
 func (p packetRedactor) Enabled(ctx context.Context, l slog.Level) bool {
