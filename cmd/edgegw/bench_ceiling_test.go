@@ -28,21 +28,48 @@ import (
 // publisher: about 50k msg/s at 15-17 µs of its CPU per message when every
 // read was acknowledged at once, 70-79k msg/s at 9-11 µs with PUBACKs every
 // 250 µs, 500 µs, 1 ms or 2 ms alike.
+//
+// With a forwarder (startFwdEdge) it is the forwarding ceiling: every QoS 1
+// PUBLISH also goes to the upstream, as the bench's routes send it, before
+// its PUBACK is owed. Nothing is stored, so it shows what an edge that
+// costs nothing but the forwarding could reach against the same upstream and
+// counter: the room left for an edge's own work.
 type ackEdge struct {
 	ln    net.Listener
 	pki   *gatewaytest.PKI
+	fwd   *forwarder // nil: acknowledge only
 	acked atomic.Int64
 	wg    sync.WaitGroup
 }
 
-func (e *ackEdge) name() string                                    { return "ack-only" }
+func (e *ackEdge) name() string {
+	if e.fwd != nil {
+		return "fwd-only"
+	}
+	return "ack-only"
+}
 func (e *ackEdge) addr() string                                    { return e.ln.Addr().String() }
 func (e *ackEdge) site() *gatewaytest.PKI                          { return e.pki }
 func (e *ackEdge) pid() int                                        { return 0 }
 func (e *ackEdge) cert(b *testing.B, s string) *gatewaytest.Client { return e.pki.Issue(b, s) }
-func (e *ackEdge) stop()                                           { e.ln.Close(); e.wg.Wait() }
+func (e *ackEdge) stop() {
+	e.ln.Close()
+	if e.fwd != nil {
+		e.fwd.close() // a connection waiting for a window slot gives up
+	}
+	e.wg.Wait()
+}
 
 func startAckEdge(b *testing.B, pki *gatewaytest.PKI) *ackEdge {
+	return startEdge(b, pki, nil)
+}
+
+// startFwdEdge is startAckEdge forwarding to up (see ackEdge).
+func startFwdEdge(b *testing.B, pki *gatewaytest.PKI, up *upstreamMQ) *ackEdge {
+	return startEdge(b, pki, dialForwarder(b, up))
+}
+
+func startEdge(b *testing.B, pki *gatewaytest.PKI, fwd *forwarder) *ackEdge {
 	cert, err := tls.LoadX509KeyPair(pki.ServerCert, pki.ServerKey)
 	if err != nil {
 		b.Fatal(err)
@@ -58,7 +85,7 @@ func startAckEdge(b *testing.B, pki *gatewaytest.PKI) *ackEdge {
 	if err != nil {
 		b.Fatal(err)
 	}
-	e := &ackEdge{ln: ln, pki: pki}
+	e := &ackEdge{ln: ln, pki: pki, fwd: fwd}
 	e.wg.Go(func() {
 		for {
 			c, err := ln.Accept()
@@ -93,6 +120,11 @@ func (e *ackEdge) serve(c net.Conn) {
 	write := func() error {
 		wmu.Lock()
 		defer wmu.Unlock()
+		if e.fwd != nil {
+			if err := e.fwd.flush(); err != nil {
+				return err
+			}
+		}
 		mu.Lock()
 		out := owed
 		owed = nil
@@ -159,6 +191,11 @@ func (e *ackEdge) serve(c net.Conn) {
 				if n < tl+4 {
 					return
 				}
+				if e.fwd != nil {
+					if e.fwd.publish(body[2:2+tl], body[4+tl:]) != nil {
+						return // no PUBACK for what was not forwarded
+					}
+				}
 				owe(0x40, 2, body[2+tl], body[3+tl])
 			}
 			e.acked.Add(1)
@@ -193,4 +230,120 @@ func publisherCeiling(b *testing.B, pki *gatewaytest.PKI) (tp1, tp16 float64) {
 		benchLog(e.name(), "%2d publisher(s): %.0f msg/s acknowledged (median of %d)", tc.pubs, *tc.out, benchRounds)
 	}
 	return tp1, tp16
+}
+
+// forwarder is the forwarding ceiling's one upstream connection: MQTT 3.1.1
+// under the gateway's certificate, QoS 1 PUBLISHes to sites/plant-7/<topic>
+// (the bench's route), up to fwdWindow unacknowledged. The publishers'
+// connections flush it every ackTick, before their PUBACKs (and when the
+// window is full): one write per tick, as edgegw's bridge writes a commit's
+// messages, and no timer while no publisher is connected.
+type forwarder struct {
+	c     net.Conn
+	mu    sync.Mutex // w, id
+	w     *bufio.Writer
+	id    uint16
+	slots chan struct{}
+	done  chan struct{}
+	once  sync.Once
+	wg    sync.WaitGroup
+}
+
+// fwdWindow: edgegw's in-flight window in the bench (its default lowered to
+// the upstream's max_inflight_messages).
+const fwdWindow = 1000
+
+func dialForwarder(b *testing.B, up *upstreamMQ) *forwarder {
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", up.addr, up.pki.ClientTLS(up.gw))
+	if err != nil {
+		b.Fatalf("forwarder: %v", err)
+	}
+	const id = "fwd-ceiling"
+	connect := []byte{0x10, 0, 0, 4, 'M', 'Q', 'T', 'T', 4, 0x02, 0, 0, 0, byte(len(id))} // clean session, keepalive off
+	connect = append(connect, id...)
+	connect[1] = byte(len(connect) - 2)
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	connack := make([]byte, 4)
+	if _, err := c.Write(connect); err != nil {
+		b.Fatalf("forwarder CONNECT: %v", err)
+	}
+	if _, err := io.ReadFull(c, connack); err != nil || connack[0] != 0x20 || connack[3] != 0 {
+		b.Fatalf("forwarder CONNACK % x: %v", connack, err)
+	}
+	_ = c.SetDeadline(time.Time{})
+	f := &forwarder{c: c, w: bufio.NewWriterSize(c, 64<<10), slots: make(chan struct{}, fwdWindow), done: make(chan struct{})}
+	f.wg.Go(f.readAcks)
+	return f
+}
+
+// readAcks frees a window slot per upstream PUBACK.
+func (f *forwarder) readAcks() {
+	r := bufio.NewReaderSize(f.c, 16<<10)
+	var pk [4]byte
+	for {
+		if _, err := io.ReadFull(r, pk[:]); err != nil {
+			return
+		}
+		if pk[0] != 0x40 || pk[1] != 2 {
+			f.c.Close() // nothing else is expected on this connection
+			return
+		}
+		<-f.slots
+	}
+}
+
+func (f *forwarder) flush() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.w.Flush()
+}
+
+// publish queues one QoS 1 PUBLISH, waiting for a window slot.
+func (f *forwarder) publish(topic, payload []byte) error {
+	select {
+	case f.slots <- struct{}{}:
+	default:
+		if err := f.flush(); err != nil {
+			return err
+		}
+		select {
+		case f.slots <- struct{}{}:
+		case <-f.done:
+			return net.ErrClosed
+		}
+	}
+	const prefix = "sites/plant-7/"
+	tl := len(prefix) + len(topic)
+	hdr := append(make([]byte, 0, 16), 0x32)
+	for n := 2 + tl + 2 + len(payload); ; {
+		c := byte(n & 127)
+		if n >>= 7; n > 0 {
+			c |= 128
+		}
+		hdr = append(hdr, c)
+		if n == 0 {
+			break
+		}
+	}
+	hdr = append(hdr, byte(tl>>8), byte(tl))
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.id++; f.id == 0 {
+		f.id = 1
+	}
+	f.w.Write(hdr)
+	f.w.WriteString(prefix)
+	f.w.Write(topic)
+	f.w.Write([]byte{byte(f.id >> 8), byte(f.id)})
+	_, err := f.w.Write(payload)
+	return err
+}
+
+func (f *forwarder) close() {
+	f.once.Do(func() {
+		close(f.done)
+		_ = f.flush()
+		f.c.Close()
+		f.wg.Wait()
+	})
 }

@@ -597,21 +597,23 @@ func BenchmarkEdgegwVsMosquitto(b *testing.B) {
 	g.stop() // restart on the bench registry and policies
 	g.start()
 	m := startMosqEdge(b, g.site, up)
-	eg, mq, ceil := &benchResult{}, &benchResult{}, &benchResult{}
+	fwd := startFwdEdge(b, g.site, up)
+	eg, mq, ceil, fw := &benchResult{}, &benchResult{}, &benchResult{}, &benchResult{}
 	edges := []struct {
 		e         benchEdge
 		r         *benchResult
 		topicRoot string
-	}{{edgegwEdge{g}, eg, "sensors"}, {m, mq, "sensors"}, {noEdge{up}, ceil, "sites/plant-7/sensors"}}
-	for _, x := range edges[:2] {
-		warmUp(b, x.e, cloud)
+	}{{edgegwEdge{g}, eg, "sensors"}, {m, mq, "sensors"}, {noEdge{up}, ceil, "sites/plant-7/sensors"}, {fwd, fw, "sensors"}}
+	for _, x := range []benchEdge{edgegwEdge{g}, m, fwd} {
+		warmUp(b, x, cloud)
 	}
 
 	// End-to-end throughput: both edges run side by side (the idle one
 	// costs nothing), and each measurement is the median of benchRounds
-	// runs interleaved with the other edge's and the harness's, the order
-	// rotating every round: this machine is shared and a burst of someone
-	// else's load then falls on all three, not on one.
+	// runs interleaved with the other edge's, the harness's alone and the
+	// forwarding ceiling's (startFwdEdge), the order rotating every round:
+	// this machine is shared and a burst of someone else's load then falls
+	// on all four, not on one.
 	for _, tc := range []struct {
 		pubs, per int
 		tp        func(*benchResult) *float64
@@ -636,6 +638,8 @@ func BenchmarkEdgegwVsMosquitto(b *testing.B) {
 		}
 	}
 
+	fwd.stop()
+
 	// What the publishers can do at all: against an edge that only
 	// acknowledges (no upstream, no counter, nothing stored).
 	pubCeil1, pubCeil16 := publisherCeiling(b, g.site)
@@ -650,7 +654,7 @@ func BenchmarkEdgegwVsMosquitto(b *testing.B) {
 	ceil.p50, ceil.p99, lost = latencyAt1k(b, noEdge{up}, cloud, "sites/plant-7/sensors")
 	ceil.lost += lost
 	benchLog("no edge", "latency at 1,000 msg/s: %d msgs, p50 %v p99 %v, lost %d", benchLatN, ceil.p50.Round(10*time.Microsecond), ceil.p99.Round(10*time.Microsecond), lost)
-	printBench(b, eg, mq, ceil, pubCeil1, pubCeil16)
+	printBench(b, eg, mq, ceil, fw, pubCeil1, pubCeil16)
 }
 
 // benchRounds is how many interleaved runs each e2e throughput figure is the
@@ -860,7 +864,7 @@ func connectOnce(addr string, tc *tls.Config, connect []byte) error {
 	return err
 }
 
-func printBench(b *testing.B, eg, mq, ceil *benchResult, pubCeil1, pubCeil16 float64) {
+func printBench(b *testing.B, eg, mq, ceil, fw *benchResult, pubCeil1, pubCeil16 float64) {
 	ratio := func(a, c float64) string {
 		if c == 0 {
 			return "-"
@@ -894,16 +898,21 @@ func printBench(b *testing.B, eg, mq, ceil *benchResult, pubCeil1, pubCeil16 flo
 		c    cpuShare
 	}{
 		{"edgegw, 1 publisher", eg.tp1, eg.cpu1}, {"mosquitto, 1 publisher", mq.tp1, mq.cpu1}, {"no edge, 1 publisher", ceil.tp1, ceil.cpu1},
+		{"forwarding only, 1 publisher", fw.tp1, fw.cpu1},
 		{"edgegw, 16 publishers", eg.tp16, eg.cpu16}, {"mosquitto, 16 publishers", mq.tp16, mq.cpu16}, {"no edge, 16 publishers", ceil.tp16, ceil.cpu16},
+		{"forwarding only, 16 pubs", fw.tp16, fw.cpu16},
 	} {
 		fmt.Fprintf(&t, "%-28s %8s %9s %11s %8s %8s %16s %14s\n", x.name, us(x.c.edge), us(x.c.upstream), us(x.c.pubs), us(x.c.counter), us(x.c.total()), us(time.Duration(2e9/max(x.tp, 1))), us(x.c.pubWait))
 	}
 	t.WriteString("pubs waiting: the publishers' threads runnable but waiting for a CPU (run-queue wait, /proc schedstat), per message; not CPU time.\n")
+	t.WriteString("forwarding only: runs in the harness's process, so its CPU is in the counter column.\n")
 	fmt.Fprintf(&t, "harness alone (the same publishers straight to the upstream, no edge)*: 1 publisher %s msg/s (%s Mosquitto's e2e), 16 publishers %s msg/s (%s); latency at 1,000 msg/s p50 %s p99 %s\n",
 		f(ceil.tp1), ratio(ceil.tp1, mq.tp1), f(ceil.tp16), ratio(ceil.tp16, mq.tp16), dur(ceil.p50), dur(ceil.p99))
 	pct := func(a, c float64) string { return strconv.FormatFloat(100*a/max(c, 1e-9), 'f', 0, 64) + "%" }
 	fmt.Fprintf(&t, "publishers' ceiling (the same publishers against an in-process edge that only acknowledges: mTLS + PUBACK every 1 ms, nothing stored or forwarded, no upstream or counter running)*: 1 publisher %s msg/s (2x Mosquitto's e2e would be %s of it, edgegw's e2e is %s), 16 publishers %s msg/s (%s, %s)\n",
 		f(pubCeil1), pct(2*mq.tp1, pubCeil1), pct(eg.tp1, pubCeil1), f(pubCeil16), pct(2*mq.tp16, pubCeil16), pct(eg.tp16, pubCeil16))
+	fmt.Fprintf(&t, "forwarding ceiling (the same publishers, upstream and counter, with an in-process edge that stores nothing: mTLS + PUBACK every 1 ms, QoS 1 to the upstream in 1 ms writes, window %d)*: 1 publisher %s msg/s (%s Mosquitto's e2e; edgegw's e2e is %s of it), 16 publishers %s msg/s (%s; %s)\n",
+		fwdWindow, f(fw.tp1), ratio(fw.tp1, mq.tp1), pct(eg.tp1, fw.tp1), f(fw.tp16), ratio(fw.tp16, mq.tp16), pct(eg.tp16, fw.tp16))
 	fmt.Fprint(os.Stderr, t.String())
 	for _, m := range []struct {
 		v    float64
@@ -912,6 +921,7 @@ func printBench(b *testing.B, eg, mq, ceil *benchResult, pubCeil1, pubCeil16 flo
 		{eg.tp1, "edgegw_e2e_1pub_msg/s"}, {mq.tp1, "mosq_e2e_1pub_msg/s"}, {eg.tp1 / max(mq.tp1, 1e-9), "ratio_e2e_1pub"},
 		{ceil.tp1, "noedge_e2e_1pub_msg/s"}, {ceil.tp16, "noedge_e2e_16pub_msg/s"},
 		{pubCeil1, "ackonly_1pub_msg/s"}, {pubCeil16, "ackonly_16pub_msg/s"},
+		{fw.tp1, "fwdonly_e2e_1pub_msg/s"}, {fw.tp16, "fwdonly_e2e_16pub_msg/s"},
 		{eg.tp16, "edgegw_e2e_16pub_msg/s"}, {mq.tp16, "mosq_e2e_16pub_msg/s"}, {eg.tp16 / max(mq.tp16, 1e-9), "ratio_e2e_16pub"},
 		{float64(eg.p50.Microseconds()), "edgegw_p50_us"}, {float64(mq.p50.Microseconds()), "mosq_p50_us"},
 		{float64(eg.p99.Microseconds()), "edgegw_p99_us"}, {float64(mq.p99.Microseconds()), "mosq_p99_us"},
