@@ -145,6 +145,18 @@ func (e *env) dialTLS(t testing.TB, cert *gatewaytest.Client, pki *gatewaytest.P
 	return c, nil
 }
 
+// dialThing dials the LAN listener with a certificate issued to thing, fails
+// the test if that fails, and closes the connection when the test ends.
+func (e *env) dialThing(t testing.TB, thing string) net.Conn {
+	t.Helper()
+	conn, err := e.dialTLS(t, e.pki.Issue(t, thing), nil)
+	if err != nil {
+		t.Fatalf("dial as %s: %v", thing, err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
 // connectV5 connects with MQTT 5 and returns the client (ack may carry a refusal).
 func (e *env) connectV5(t testing.TB, cert *gatewaytest.Client, clientID string) (*v5, error) {
 	t.Helper()

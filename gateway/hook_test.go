@@ -128,10 +128,7 @@ const watcherPolicy = `{"Version": "2012-10-17", "Statement": [
 //   - both allowed (sensors/sensor-a/other): granted, every message delivered.
 func TestSubscribeWhileDelivering(t *testing.T) {
 	e := newEnv(t, withThing("watcher", watcherPolicy))
-	conn, err := e.dialTLS(t, e.pki.Issue(t, "watcher"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := e.dialThing(t, "watcher")
 	// paho writes a packet in several Write calls and locks only a conn that
 	// is a sync.Locker: its PUBACKs would interleave with our SUBSCRIBEs.
 	w, err := connectV5Conn(t, conn, "watcher")

@@ -56,10 +56,7 @@ func TestDroppedConnectionLogsQuietly(t *testing.T) {
 			e := newEnv(t, func(o *BrokerOptions) {
 				o.Logger = slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: level}))
 			})
-			conn, err := e.dialTLS(t, e.pki.Issue(t, "sensor-a"), nil)
-			if err != nil {
-				t.Fatal(err)
-			}
+			conn := e.dialThing(t, "sensor-a")
 			a, err := connectV5Conn(t, conn, "sensor-a")
 			if err != nil || a.ack.ReasonCode != 0 {
 				t.Fatalf("connect: %v", err)

@@ -40,12 +40,7 @@ func openQueue(t *testing.T, lims ...store.RouteLimits) *store.Queue {
 // rawConnect is rawV3 for either protocol version (4 = 3.1.1, 5).
 func (e *env) rawConnect(t *testing.T, thing string, version byte) *raw {
 	t.Helper()
-	conn, err := e.dialTLS(t, e.pki.Issue(t, thing), nil)
-	if err != nil {
-		t.Fatalf("dial: %v", err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return rawOn(t, conn, thing, version)
+	return rawOn(t, e.dialThing(t, thing), thing, version)
 }
 
 func rawOn(t *testing.T, conn net.Conn, clientID string, version byte) *raw {

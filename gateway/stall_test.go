@@ -24,11 +24,7 @@ import (
 // (disableSendQuota).
 func TestQoS1AfterQoS0Flood(t *testing.T) {
 	e := newEnv(t, nil)
-	conn, err := e.dialTLS(t, e.pki.Issue(t, "monitor"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
+	conn := e.dialThing(t, "monitor")
 	// As the bench's subscriber: a Receive Maximum (so mochi's send quota
 	// is on), a persistent session.
 	mon := paho.NewClient(paho.ClientConfig{Conn: pahopackets.NewThreadSafeConn(conn),
