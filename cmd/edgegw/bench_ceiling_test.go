@@ -258,10 +258,7 @@ func dialForwarder(b *testing.B, up *upstreamMQ) *forwarder {
 	if err != nil {
 		b.Fatalf("forwarder: %v", err)
 	}
-	const id = "fwd-ceiling"
-	connect := []byte{0x10, 0, 0, 4, 'M', 'Q', 'T', 'T', 4, 0x02, 0, 0, 0, byte(len(id))} // clean session, keepalive off
-	connect = append(connect, id...)
-	connect[1] = byte(len(connect) - 2)
+	connect := connect311("fwd-ceiling", 0x02, 0) // clean session, keepalive off
 	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
 	connack := make([]byte, 4)
 	if _, err := c.Write(connect); err != nil {

@@ -228,6 +228,15 @@ func (s *benchSub) wait(want int, stall time.Duration) (int, time.Time) {
 	}
 }
 
+// connect311 is an MQTT 3.1.1 CONNECT for id with the given connect flags
+// (0x02: clean session) and keepalive in seconds (0: off).
+func connect311(id string, flags byte, keepalive uint16) []byte {
+	p := []byte{0x10, 0, 0, 4, 'M', 'Q', 'T', 'T', 4, flags, byte(keepalive >> 8), byte(keepalive), byte(len(id) >> 8), byte(len(id))}
+	p = append(p, id...)
+	p[1] = byte(len(p) - 2)
+	return p
+}
+
 // subscribe connects a paho subscriber (persistent session through
 // outages) to addr and feeds s.
 func (s *benchSub) subscribe(b *testing.B, addr string, tc *tls.Config, id, filter string) {
@@ -269,10 +278,7 @@ func (s *benchSub) session(ctx context.Context, addr string, tc *tls.Config, id,
 	defer stop()
 	r := bufio.NewReaderSize(conn, 256<<10)
 	w := bufio.NewWriterSize(conn, 64<<10)
-	// CONNECT: MQTT 3.1.1, clean session 0, keepalive 0 (off).
-	connect := []byte{0x10, 0, 0, 4, 'M', 'Q', 'T', 'T', 4, 0x00, 0, 0, byte(len(id) >> 8), byte(len(id))}
-	connect = append(connect, id...)
-	connect[1] = byte(len(connect) - 2)
+	connect := connect311(id, 0x00, 0) // persistent session, keepalive off
 	sub := []byte{0x82, 0, 0, 1, byte(len(filter) >> 8), byte(len(filter))}
 	sub = append(append(sub, filter...), 1)
 	sub[1] = byte(len(sub) - 2)
@@ -820,9 +826,7 @@ func benchConnects(b *testing.B, e benchEdge) float64 {
 	for i := range dialers {
 		sensor := fmt.Sprintf("sensor-%02d", 40+i)
 		tc := e.site().ClientTLS(e.site().Issue(b, sensor))
-		connect := []byte{0x10, 0, 0, 4, 'M', 'Q', 'T', 'T', 4, 0x02, 0, 30, 0, byte(len(sensor))}
-		connect = append(connect, sensor...)
-		connect[1] = byte(len(connect) - 2)
+		connect := connect311(sensor, 0x02, 30)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

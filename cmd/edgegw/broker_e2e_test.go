@@ -385,10 +385,7 @@ func TestE2EOversizedPacket(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	// MQTT 3.1.1 CONNECT, client ID sensor-a, clean, keepalive 30.
-	connect := []byte{0x10, 0, 0, 4, 'M', 'Q', 'T', 'T', 4, 0x02, 0, 30, 0, 8}
-	connect = append(connect, "sensor-a"...)
-	connect[1] = byte(len(connect) - 2)
+	connect := connect311("sensor-a", 0x02, 30) // clean session
 	hdr := append([]byte{0x30}, binary.AppendUvarint(nil, 200<<20)...)
 	if _, err := conn.Write(append(connect, hdr...)); err != nil {
 		t.Fatal(err)
