@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/binary"
 	"io"
 	"net"
 	"os"
@@ -311,17 +312,8 @@ func (f *forwarder) publish(topic, payload []byte) error {
 	}
 	const prefix = "sites/plant-7/"
 	tl := len(prefix) + len(topic)
-	hdr := append(make([]byte, 0, 16), 0x32)
-	for n := 2 + tl + 2 + len(payload); ; {
-		c := byte(n & 127)
-		if n >>= 7; n > 0 {
-			c |= 128
-		}
-		hdr = append(hdr, c)
-		if n == 0 {
-			break
-		}
-	}
+	// MQTT's remaining length is a uvarint.
+	hdr := binary.AppendUvarint(append(make([]byte, 0, 16), 0x32), uint64(2+tl+2+len(payload)))
 	hdr = append(hdr, byte(tl>>8), byte(tl))
 	f.mu.Lock()
 	defer f.mu.Unlock()
