@@ -1,8 +1,11 @@
 package authz
 
 import (
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -56,6 +59,23 @@ func (c *bindCtx) values(k *keySpec) ([]string, string) {
 			v = append(v, "LastWill")
 		}
 		return v, ""
+	case k.kind == kWillTopic:
+		switch {
+		case !c.connect:
+			return nil, "present on CONNECT only"
+		case !c.id.HasWill:
+			return nil, "the CONNECT carries no will"
+		}
+		return []string{"topic/" + c.id.WillTopic}, ""
+	case k.kind == kDomainName:
+		if c.id.ServerName == "" {
+			return nil, "the client sent no TLS server name (SNI)"
+		}
+		return []string{c.id.ServerName}, ""
+	case k.kind == kSecureTransport:
+		return []string{strconv.FormatBool(c.id.TLS)}, ""
+	case k.kind == kAbsent:
+		return nil, "edgegw has no value for this key in an MQTT request"
 	case k.isThing():
 		if c.thingWhy != "" {
 			return nil, c.thingWhy
@@ -84,6 +104,9 @@ func (c *bindCtx) values(k *keySpec) ([]string, string) {
 		}
 		var all []string
 		switch k.kind {
+		case kCertID:
+			sum := sha256.Sum256(cert.Raw)
+			return []string{hex.EncodeToString(sum[:])}, ""
 		case kCertSerial:
 			if cert.SerialNumber == nil {
 				return nil, "certificate has no serial number"
@@ -192,6 +215,9 @@ func (cd *condition) eval(c *bindCtx) (bool, string) {
 		want := strings.EqualFold(cd.vals[0].raw, "true")
 		return !present == want, ""
 	}
+	// IAM: ForAllValues holds when the request has no value for the key (the empty
+	// set), ForAnyValue does not; a plain operator on an absent key holds only with
+	// IfExists or when it is negated.
 	if !present || len(kv) == 0 {
 		switch {
 		case cd.set == setAll:
@@ -208,33 +234,49 @@ func (cd *condition) eval(c *bindCtx) (bool, string) {
 	// Resolve the condition values (variables substituted).
 	var strs []string
 	var globs []glob
+	var nums []float64
 	for i := range cd.vals {
 		t := &cd.vals[i]
-		switch cd.base {
-		case opStringLike, opStringNotLike, opArnLike, opArnNotLike:
+		switch {
+		case cd.base.globbing():
 			g, why := t.glob(c)
 			if why != "" {
 				return false, fmt.Sprintf("Condition %s %s value %q: %s", cd.op, cd.key.name, t.raw, why)
 			}
 			globs = append(globs, g)
-		case opIPAddress, opNotIPAddress:
+			if cd.key.kind == kWillTopic {
+				s, _ := t.str(c)
+				strs = append(strs, s)
+			}
+		case cd.base == opIPAddress, cd.base == opNotIPAddress:
 		default:
 			s, why := t.str(c)
 			if why != "" {
 				return false, fmt.Sprintf("Condition %s %s value %q: %s", cd.op, cd.key.name, t.raw, why)
 			}
+			if cd.base.numeric() {
+				f, err := strconv.ParseFloat(s, 64)
+				if err != nil {
+					return false, fmt.Sprintf("Condition %s %s value %q: %q is not a number", cd.op, cd.key.name, t.raw, s)
+				}
+				nums = append(nums, f)
+				continue
+			}
 			strs = append(strs, s)
 		}
 	}
 	matchOne := func(v string) bool {
-		switch cd.base {
-		case opStringLike, opStringNotLike, opArnLike, opArnNotLike:
+		if cd.key.kind == kWillTopic {
+			return cd.matchWillTopic(v, strs, globs)
+		}
+		switch {
+		case cd.base.globbing():
 			for i := range globs {
 				if globs[i].match("", v) {
 					return true
 				}
 			}
-		case opIPAddress, opNotIPAddress:
+		case cd.base == opIPAddress, cd.base == opNotIPAddress:
 			a, err := parseIPOrCIDR(v)
 			if err != nil {
 				return false
@@ -244,7 +286,17 @@ func (cd *condition) eval(c *bindCtx) (bool, string) {
 					return true
 				}
 			}
-		case opStringEqualsIgnoreCase, opStringNotEqualsIgnoreCase, opBool:
+		case cd.base.numeric():
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				return false
+			}
+			for _, n := range nums {
+				if compareNumber(cd.base, f, n) {
+					return true
+				}
+			}
+		case cd.base == opStringEqualsIgnoreCase, cd.base == opStringNotEqualsIgnoreCase, cd.base == opBool:
 			for _, s := range strs {
 				if strings.EqualFold(s, v) {
 					return true
@@ -259,6 +311,9 @@ func (cd *condition) eval(c *bindCtx) (bool, string) {
 		}
 		return false
 	}
+	// A negated operator holds for a value that matches none of the policy values;
+	// with an empty policy list nothing matches, so StringEquals [] never holds and
+	// StringNotEquals [] always does (IAM's set semantics).
 	neg := cd.base.negated()
 	if cd.set == setAll {
 		for _, v := range kv {
@@ -274,4 +329,51 @@ func (cd *condition) eval(c *bindCtx) (bool, string) {
 		}
 	}
 	return false, ""
+}
+
+func compareNumber(op condOp, key, val float64) bool {
+	switch op {
+	case opNumericEquals, opNumericNotEquals:
+		return key == val
+	case opNumericLessThan:
+		return key < val
+	case opNumericLessThanEquals:
+		return key <= val
+	case opNumericGreaterThan:
+		return key > val
+	case opNumericGreaterThanEquals:
+		return key >= val
+	}
+	return false
+}
+
+// matchWillTopic compares the request's will topic ("topic/NAME") with the policy's
+// topic ARNs. edgegw knows no region or account, so, as for Resource, only the
+// service ("iot") and the resource part are checked: the request ARN is built with
+// the policy value's own partition, region and account. vals are the substituted
+// values; globs the same values compiled as patterns (globbing operators only).
+func (cd *condition) matchWillTopic(res string, vals []string, globs []glob) bool {
+	for i, v := range vals {
+		if v == "*" && len(globs) > 0 {
+			return true
+		}
+		parts := strings.SplitN(v, ":", 6)
+		if len(parts) < 6 || parts[0] != "arn" || !globMatchString(parts[2], "iot") {
+			continue
+		}
+		req := strings.Join(parts[:5], ":") + ":" + res
+		switch {
+		case len(globs) > 0:
+			if globs[i].match("", req) {
+				return true
+			}
+		case cd.base == opStringEqualsIgnoreCase || cd.base == opStringNotEqualsIgnoreCase:
+			if strings.EqualFold(v, req) {
+				return true
+			}
+		case v == req:
+			return true
+		}
+	}
+	return false
 }

@@ -2,6 +2,7 @@ package authz
 
 import (
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"iter"
 	"net/netip"
@@ -19,75 +20,166 @@ type Engine struct {
 	groups       []*Group
 	defaults     []*Policy
 	notes        []string
+
+	broken         map[string]*FileError // policy name -> why it did not load
+	brokenList     []*FileError          // the same, in file order
+	defaultsBroken string                // a default policy that did not load
 }
 
 type thingEntry struct {
 	thing    Thing
 	policies []*Policy
+	broken   string // an attached policy that did not load: the thing is denied
 }
 
+// FileError is one policy that did not load: its file failed to parse, another file
+// defines the same policy name, or the registry attaches a policy no file defines.
+// Everything attached to it is denied (Bind returns a *DenyError with
+// ErrPolicyBroken) until it is fixed; the rest of the policy set works.
+type FileError struct {
+	Policy string    // the policy name, as devices.yaml attaches it
+	File   string    // the file at fault (the registry for a missing policy)
+	Err    ErrorList // every error, each naming file:line
+	// Denied names what the broken policy takes down, for the operator:
+	// "thing NAME", "group NAME" (every thing it matches), "default policies".
+	Denied []string
+}
+
+func (e *FileError) Error() string {
+	msg := fmt.Sprintf("policy %q did not load", e.Policy)
+	if len(e.Denied) > 0 {
+		msg += "; denied until it is fixed: " + strings.Join(e.Denied, ", ")
+	}
+	return msg + ":\n" + e.Err.Error()
+}
+
+// Unwrap lets errors.As find the individual *Error values.
+func (e *FileError) Unwrap() error { return e.Err }
+
 // Load parses the registry and every policy document and compiles them. All errors
-// are returned at once as an ErrorList, each naming file:line.
+// are returned at once as an ErrorList, each naming file:line. It refuses the whole
+// set when any file is bad; LoadEach keeps the good files.
 func Load(registry Source, policies []Source) (*Engine, error) {
+	e, broken, err := LoadEach(registry, policies)
 	var all ErrorList
+	var regErrs ErrorList
+	if errors.As(err, &regErrs) {
+		all = append(all, regErrs...)
+	} else if err != nil {
+		return nil, err
+	}
+	for _, fe := range broken {
+		all = append(all, fe.Err...)
+	}
+	if len(all) > 0 {
+		return nil, all.sorted()
+	}
+	return e, nil
+}
+
+// LoadEach is Load for a running gateway: one bad policy file must not take the
+// others down. It returns the Engine built from every policy that loaded and one
+// *FileError per policy that did not; the things, groups and default policies that
+// attach a broken policy are denied at Bind with ErrPolicyBroken (fail closed, and
+// loudly: the caller logs each FileError, and each refused connection carries the
+// policy name). err is non-nil (an ErrorList) only when the registry itself is
+// broken: then there is no Engine.
+func LoadEach(registry Source, policies []Source) (*Engine, []*FileError, error) {
 	reg, re := parseRegistry(registry)
-	all = append(all, re.list...)
-	e := &Engine{registryFile: registry.Name, policies: map[string]*Policy{}, things: map[string]*thingEntry{}}
+	e := &Engine{registryFile: registry.Name, policies: map[string]*Policy{}, things: map[string]*thingEntry{},
+		broken: map[string]*FileError{}}
+	markBroken := func(name, file string, errs ErrorList) {
+		if fe, ok := e.broken[name]; ok {
+			fe.Err = append(fe.Err, errs...)
+			return
+		}
+		fe := &FileError{Policy: name, File: file, Err: errs}
+		e.broken[name] = fe
+		e.brokenList = append(e.brokenList, fe)
+	}
+	files := map[string]string{}
 	for _, src := range policies {
 		p, pe := parsePolicy(src)
-		all = append(all, pe.list...)
-		if prev, dup := e.policies[p.Name]; dup {
-			all = append(all, &Error{File: src.Name, Msg: fmt.Sprintf("policy %q is also defined by %s", p.Name, prev.File)})
+		if prev, dup := files[p.Name]; dup {
+			// Two files, one name: neither can be trusted to be the one meant.
+			dupErr := &Error{File: src.Name, Msg: fmt.Sprintf("policy %q is also defined by %s", p.Name, prev)}
+			markBroken(p.Name, src.Name, append(ErrorList{dupErr}, pe.list...))
+			delete(e.policies, p.Name)
+			continue
+		}
+		files[p.Name] = src.Name
+		if len(pe.list) > 0 {
+			markBroken(p.Name, src.Name, pe.list.sorted())
 			continue
 		}
 		e.policies[p.Name] = p
 		e.notes = append(e.notes, p.Notes...)
 	}
 	for _, ref := range reg.refs {
-		if _, ok := e.policies[ref.name]; !ok {
-			all = append(all, &Error{File: registry.Name, Line: ref.line,
-				Msg: fmt.Sprintf("unknown policy %q: no policy file %s.json, %s.yaml or %s.yml", ref.name, ref.name, ref.name, ref.name)})
+		if _, ok := files[ref.name]; !ok {
+			markBroken(ref.name, registry.Name, ErrorList{&Error{File: registry.Name, Line: ref.line,
+				Msg: fmt.Sprintf("unknown policy %q: no policy file %s.json, %s.yaml or %s.yml", ref.name, ref.name, ref.name, ref.name)}})
 		}
 	}
-	if len(all) > 0 {
-		return nil, all.sorted()
+	if len(re.list) > 0 {
+		return nil, e.brokenList, re.list.sorted()
 	}
 
 	used := map[string]bool{}
-	resolve := func(dst []*Policy, names []string) []*Policy {
+	// resolve appends the named policies to dst; a broken one is reported in *bad.
+	resolve := func(dst []*Policy, names []string, bad *string) []*Policy {
 		for _, n := range names {
-			p := e.policies[n]
 			used[n] = true
-			if !slices.Contains(dst, p) {
+			if _, ok := e.broken[n]; ok {
+				if *bad == "" {
+					*bad = n
+				}
+				continue
+			}
+			if p := e.policies[n]; !slices.Contains(dst, p) {
 				dst = append(dst, p)
 			}
 		}
 		return dst
 	}
-	e.defaults = resolve(nil, reg.DefaultPolicies)
+	e.defaults = resolve(nil, reg.DefaultPolicies, &e.defaultsBroken)
+	if e.defaultsBroken != "" {
+		fe := e.broken[e.defaultsBroken]
+		fe.Denied = append(fe.Denied, "default policies")
+	}
 	for i := range reg.Groups {
 		e.groups = append(e.groups, &reg.Groups[i])
 	}
 	for _, t := range reg.Things {
 		te := &thingEntry{thing: t}
-		te.policies = resolve(nil, t.Policies)
+		te.policies = resolve(nil, t.Policies, &te.broken)
 		for _, g := range e.groups {
 			if g.matches(&te.thing) {
 				te.thing.Groups = append(te.thing.Groups, g.Name)
-				te.policies = resolve(te.policies, g.Policies)
+				te.policies = resolve(te.policies, g.Policies, &te.broken)
 			}
 		}
 		for _, p := range te.policies {
 			te.thing.AllPolicies = append(te.thing.AllPolicies, p.Name)
 		}
-		if len(te.policies) == 0 && !t.Disabled {
+		if te.broken != "" {
+			if !t.Disabled {
+				fe := e.broken[te.broken]
+				fe.Denied = append(fe.Denied, "thing "+t.Name)
+			}
+		} else if len(te.policies) == 0 && !t.Disabled {
 			e.notes = append(e.notes, fmt.Sprintf("%s:%d: thing %q has no policy: it can connect to nothing", registry.Name, t.Line, t.Name))
 		}
 		e.things[t.Name] = te
 		e.names = append(e.names, t.Name)
 	}
 	for _, g := range e.groups {
-		resolve(nil, g.Policies)
+		var bad string
+		resolve(nil, g.Policies, &bad)
+		if bad != "" && g.nameOnly() {
+			fe := e.broken[bad]
+			fe.Denied = append(fe.Denied, "group "+g.Name)
+		}
 	}
 	slices.Sort(e.names)
 	for name, p := range e.policies {
@@ -96,8 +188,11 @@ func Load(registry Source, policies []Source) (*Engine, error) {
 		}
 	}
 	slices.Sort(e.notes)
-	return e, nil
+	return e, e.brokenList, nil
 }
+
+// Broken returns the policies that did not load (see LoadEach), in file order.
+func (e *Engine) Broken() []*FileError { return slices.Clone(e.brokenList) }
 
 // Notes are remarks that are not errors: actions edgegw ignores, policies attached to
 // nothing, things without policies. `edgegw check` prints them.
@@ -129,9 +224,25 @@ func (e *Engine) Policy(name string) (*Policy, bool) {
 	return p, ok
 }
 
-// Identity is what the broker knows about a connecting client. ThingName is the thing
-// bound to the verified certificate (or, on a loopback listener without TLS, the
-// client ID); empty means no thing.
+// Identity is what the broker knows about a connecting client: the request context
+// every policy variable and condition key is read from. ThingName is the thing bound
+// to the verified certificate (or, on a loopback listener without TLS, the client
+// ID); empty means no thing. A field left zero makes its keys absent (a statement
+// needing them does not apply), never a wrong match.
+//
+//	field         keys it gives                          the broker fills it from
+//	ClientID      iot:ClientId                           CONNECT client identifier
+//	ThingName     iot:Connection.Thing.*                 the thing bound to the certificate
+//	Cert          iot:Certificate.*, iot:CertificateId   the verified peer certificate
+//	SourceIP      aws:SourceIp                           the TCP peer address
+//	CleanSession  iot:ConnectAttributes PersistentConnect  CONNECT clean session / clean start
+//	HasWill       iot:ConnectAttributes LastWill         CONNECT will flag
+//	WillTopic     iot:LastWillTopic                      CONNECT will topic (with HasWill)
+//	ServerName    iot:DomainName                         TLS ClientHello server name (SNI)
+//	TLS           aws:SecureTransport                    the connection is TLS
+//
+// iot:ConnectAttributes and iot:LastWillTopic exist only while iot:Connect is
+// evaluated, as in AWS.
 type Identity struct {
 	ClientID     string
 	ThingName    string
@@ -140,6 +251,9 @@ type Identity struct {
 	SourceIP     netip.Addr
 	CleanSession bool
 	HasWill      bool
+	WillTopic    string
+	ServerName   string
+	TLS          bool
 }
 
 // Session is the authorization state of one connection: every attached statement
@@ -181,6 +295,9 @@ func (e *Engine) Bind(id Identity) (*Session, error) {
 		if te.thing.Disabled {
 			return nil, &DenyError{Thing: id.ThingName, ClientID: id.ClientID, Reason: ErrThingDisabled}
 		}
+		if te.broken != "" {
+			return nil, e.brokenDeny(id, te.broken)
+		}
 		s.thing, s.policies = &te.thing, te.policies
 		s.how = fmt.Sprintf("thing %q listed in %s at line %d", id.ThingName, e.registryFile, te.thing.Line)
 	} else if id.ThingName != "" {
@@ -189,6 +306,9 @@ func (e *Engine) Bind(id Identity) (*Session, error) {
 			if g.nameOnly() && g.matches(t) {
 				t.Groups = append(t.Groups, g.Name)
 				for _, n := range g.Policies {
+					if _, bad := e.broken[n]; bad {
+						return nil, e.brokenDeny(id, n)
+					}
 					if p := e.policies[n]; !slices.Contains(s.policies, p) {
 						s.policies = append(s.policies, p)
 						t.AllPolicies = append(t.AllPolicies, n)
@@ -202,13 +322,33 @@ func (e *Engine) Bind(id Identity) (*Session, error) {
 		}
 	}
 	if s.thing == nil {
+		if e.defaultsBroken != "" {
+			return nil, e.brokenDeny(id, e.defaultsBroken)
+		}
 		if len(e.defaults) == 0 {
 			return nil, &DenyError{Thing: id.ThingName, ClientID: id.ClientID, Reason: ErrUnknownThing}
 		}
 		s.policies = e.defaults
 		s.how = fmt.Sprintf("thing %q unknown: default policies of %s", id.ThingName, e.registryFile)
 	}
-	s.ctx = newBindCtx(id, s.thing)
+	s.bind()
+	return s, nil
+}
+
+// NewSession binds policies that did not come from the registry (a custom
+// authorizer's answer, parsed with ParsePolicy) to one connection, with the same
+// semantics as Bind: variables substituted, conditions evaluated, Deny wins. No
+// registry thing is attached, so iot:Connection.Thing.* variables do not resolve
+// (as in AWS for a custom-authorizer connection). how says where the policies came
+// from, for Explain.
+func NewSession(id Identity, how string, policies []*Policy) *Session {
+	s := &Session{id: id, how: how, policies: slices.Clone(policies)}
+	s.bind()
+	return s
+}
+
+func (s *Session) bind() {
+	s.ctx = newBindCtx(s.id, s.thing)
 	for _, p := range s.policies {
 		for _, st := range p.Statements {
 			ss := s.bindStatement(st)
@@ -225,7 +365,15 @@ func (e *Engine) Bind(id Identity) (*Session, error) {
 			}
 		}
 	}
-	return s, nil
+}
+
+
+func (e *Engine) brokenDeny(id Identity, policy string) *DenyError {
+	de := &DenyError{Thing: id.ThingName, ClientID: id.ClientID, Reason: ErrPolicyBroken, Policy: policy}
+	if fe := e.broken[policy]; fe != nil {
+		de.File = fe.File
+	}
+	return de
 }
 
 func (s *Session) bindStatement(st *Statement) *sessStmt {

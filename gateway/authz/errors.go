@@ -74,18 +74,27 @@ func (e *errs) err() error {
 var (
 	ErrUnknownThing  = errors.New("thing is not in the registry and no default policy applies")
 	ErrThingDisabled = errors.New("thing is disabled in the registry")
+	// ErrPolicyBroken: a policy attached to the thing (directly, by a group or as a
+	// default policy) did not load; see LoadEach. The thing is denied, not run
+	// with part of its policies.
+	ErrPolicyBroken = errors.New("an attached policy did not load; denied until it is fixed")
 )
 
 // DenyError is returned by Bind when a connection must be refused before any policy
-// is evaluated: the thing is unknown (and no group or default policy applies) or
-// disabled.
+// is evaluated: the thing is unknown (and no group or default policy applies),
+// disabled, or attached to a policy that did not load.
 type DenyError struct {
 	Thing    string
 	ClientID string
-	Reason   error // ErrUnknownThing or ErrThingDisabled
+	Reason   error  // ErrUnknownThing, ErrThingDisabled or ErrPolicyBroken
+	Policy   string // ErrPolicyBroken: the policy that did not load
+	File     string // ErrPolicyBroken: the file at fault
 }
 
 func (e *DenyError) Error() string {
+	if e.Policy != "" {
+		return fmt.Sprintf("authz: thing %q (client ID %q): %v: policy %q (%s)", e.Thing, e.ClientID, e.Reason, e.Policy, e.File)
+	}
 	return fmt.Sprintf("authz: thing %q (client ID %q): %v", e.Thing, e.ClientID, e.Reason)
 }
 

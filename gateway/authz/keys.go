@@ -36,13 +36,23 @@ const (
 	kCertSerial
 	kSourceIP
 	kConnectAttrs
+	kWillTopic       // iot:LastWillTopic: present on a CONNECT that carries a will
+	kDomainName      // iot:DomainName: the TLS server name (SNI) the client asked for
+	kCertID          // iot:CertificateId: SHA-256 of the client certificate, lower-case hex
+	kSecureTransport // aws:SecureTransport: "true" on a TLS connection
+	kAbsent          // a key edgegw never has for an MQTT request: always absent
 )
 
-func (k *keySpec) isCert() bool { return k.kind >= kCertSubject && k.kind <= kCertSerial }
+func (k *keySpec) isCert() bool {
+	return k.kind >= kCertSubject && k.kind <= kCertSerial || k.kind == kCertID
+}
 func (k *keySpec) isThing() bool {
 	return k.kind >= kThingName && k.kind <= kThingAttr
 }
 func (k *keySpec) multi() bool { return k.list || k.kind == kConnectAttrs }
+
+// connectOnly reports whether the key exists only while a CONNECT is evaluated.
+func (k *keySpec) connectOnly() bool { return k.kind == kConnectAttrs || k.kind == kWillTopic }
 
 var dnFields = map[string]asn1.ObjectIdentifier{
 	"commonname":                 {2, 5, 4, 3},
@@ -86,6 +96,14 @@ func parseKey(s string) (*keySpec, string) {
 		k.kind = kThingAttached
 	case "iot:certificate.serialnumber":
 		k.kind = kCertSerial
+	case "iot:lastwilltopic":
+		k.kind = kWillTopic
+	case "iot:domainname":
+		k.kind = kDomainName
+	case "iot:certificateid":
+		k.kind = kCertID
+	case "aws:securetransport":
+		k.kind = kSecureTransport
 	default:
 		const attrs = "iot:connection.thing.attributes["
 		if strings.HasPrefix(l, attrs) && strings.HasSuffix(l, "]") {
@@ -142,9 +160,10 @@ func parseKey(s string) (*keySpec, string) {
 // pattern text (where `*` and `?` are wildcards for globbing operators), literal text
 // (from the IAM escapes ${*}, ${?}, ${$}) or a variable.
 type template struct {
-	raw   string
-	parts []tpart
-	vars  bool
+	raw     string
+	parts   []tpart
+	vars    bool
+	unknown []string // variables edgegw does not know (they never resolve)
 }
 
 type tpart struct {
@@ -187,7 +206,13 @@ func parseTemplate(s string, vars bool) (template, string) {
 			return t, msg
 		}
 		if k == nil {
-			return t, fmt.Sprintf("unknown variable \"${%s}\" in %q", name, s)
+			if !validKeyName(name) {
+				return t, fmt.Sprintf("unknown variable \"${%s}\" in %q", name, s)
+			}
+			// AWS accepts a document with a variable it does not know; the
+			// variable never resolves, so the statement never applies.
+			k = &keySpec{name: name, kind: kAbsent}
+			t.unknown = append(t.unknown, name)
 		}
 		if k.multi() {
 			return t, fmt.Sprintf("variable \"${%s}\" has several values and can only be a condition key", name)
@@ -247,4 +272,67 @@ func (t *template) plain() string {
 		b.WriteString(p.text)
 	}
 	return b.String()
+}
+
+// validKeyName reports whether s has the form of an IAM condition key or policy
+// variable, PREFIX:NAME (e.g. iot:Thing.ThingName, aws:ResourceTag/env), so that a
+// key edgegw does not know is accepted as AWS accepts it.
+func validKeyName(s string) bool {
+	prefix, name, ok := strings.Cut(s, ":")
+	if !ok || prefix == "" || name == "" || len(s) > 256 {
+		return false
+	}
+	for i := 0; i < len(prefix); i++ {
+		c := prefix[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	for _, r := range name {
+		if r <= ' ' || r == '$' || r == '{' || r == '}' || r == '*' || r == '?' {
+			return false
+		}
+	}
+	return true
+}
+
+// absentKeys are condition keys AWS documents for other requests (API calls,
+// tunnels, tagging): an MQTT request never carries them, at AWS as here. Keys are
+// lower case; an entry ending in "/" is a prefix.
+var absentKeys = []string{
+	"aws:requesttag/", "aws:resourcetag/", "aws:tagkeys", "aws:principaltag/", "aws:principalarn",
+	"aws:principalaccount", "aws:principalorgid", "aws:requestedregion", "aws:sourcevpc", "aws:sourcevpce",
+	"aws:sourcearn", "aws:sourceaccount", "aws:calledvia", "aws:userid", "aws:username",
+	"iot:thinggrouparn", "iot:tunneldestinationservice", "iot:clientmode", "iot:delete",
+}
+
+// absentKeyNote explains, for a load note, why an unknown key is always absent.
+func absentKeyNote(name string) string {
+	l := strings.ToLower(name)
+	for _, a := range absentKeys {
+		if l == a || strings.HasSuffix(a, "/") && strings.HasPrefix(l, a) {
+			return fmt.Sprintf("condition key %q is never present in an MQTT request (AWS sets it for other requests); conditions on it are evaluated with the key absent", name)
+		}
+	}
+	msg := fmt.Sprintf("condition key %q is not one edgegw knows; as in AWS, a key the request does not carry is absent", name)
+	if g := suggestKey(l); g != "" {
+		msg += fmt.Sprintf(" (did you mean %s?)", g)
+	}
+	return msg + "; supported keys are " + supportedKeys
+}
+
+var knownKeyNames = []string{
+	"iot:ClientId", "aws:SourceIp", "iot:ConnectAttributes", "iot:LastWillTopic", "iot:DomainName",
+	"iot:CertificateId", "aws:SecureTransport", "iot:Connection.Thing.ThingName",
+	"iot:Connection.Thing.ThingTypeName", "iot:Connection.Thing.IsAttached",
+}
+
+func suggestKey(lname string) string {
+	best, bestD := "", 4
+	for _, k := range knownKeyNames {
+		if d := editDistance(lname, strings.ToLower(k)); d < bestD {
+			best, bestD = k, d
+		}
+	}
+	return best
 }

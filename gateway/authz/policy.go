@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/netip"
 	"path"
+	"strconv"
 	"strings"
 )
 
@@ -253,12 +254,27 @@ func (p *Policy) parseStatement(e *errs, n *node, idx int, vars bool) {
 			}
 			s.resources = append(s.resources, rp)
 			s.addKeys(rp.tmpl)
+			p.noteUnknown(line, where, rp.tmpl)
 		}
 	}
 	if cond != nil {
 		s.parseConditions(e, cond, where, vars)
 	}
 	p.Statements = append(p.Statements, s)
+}
+
+func (p *Policy) noteUnknown(line int, where string, t template) {
+	for _, u := range t.unknown {
+		p.note(line, "%s: variable \"${%s}\" is not one edgegw knows%s: it never resolves, so this statement never applies (as in AWS)",
+			where, u, didYouMeanKey(u))
+	}
+}
+
+func didYouMeanKey(name string) string {
+	if g := suggestKey(strings.ToLower(name)); g != "" {
+		return fmt.Sprintf(" (did you mean %s?)", g)
+	}
+	return ""
 }
 
 func (s *Statement) addKeys(t template) {
@@ -389,6 +405,12 @@ const (
 	opArnLike
 	opArnNotLike
 	opNull
+	opNumericEquals
+	opNumericNotEquals
+	opNumericLessThan
+	opNumericLessThanEquals
+	opNumericGreaterThan
+	opNumericGreaterThanEquals
 )
 
 type setOp uint8
@@ -406,25 +428,40 @@ var condOps = map[string]condOp{
 	"ipaddress": opIPAddress, "notipaddress": opNotIPAddress,
 	"arnequals": opArnEquals, "arnnotequals": opArnNotEquals, "arnlike": opArnLike, "arnnotlike": opArnNotLike,
 	"null": opNull,
+	"numericequals": opNumericEquals, "numericnotequals": opNumericNotEquals,
+	"numericlessthan": opNumericLessThan, "numericlessthanequals": opNumericLessThanEquals,
+	"numericgreaterthan": opNumericGreaterThan, "numericgreaterthanequals": opNumericGreaterThanEquals,
+}
+
+func (o condOp) numeric() bool { return o >= opNumericEquals && o <= opNumericGreaterThanEquals }
+
+// globbing reports whether the operator's values are IAM wildcard patterns. IAM's
+// ArnEquals is ArnLike: both match each ARN component with `*` and `?`.
+func (o condOp) globbing() bool {
+	switch o {
+	case opStringLike, opStringNotLike, opArnEquals, opArnNotEquals, opArnLike, opArnNotLike:
+		return true
+	}
+	return false
 }
 
 var unsupportedOps = []string{
-	"NumericEquals", "NumericNotEquals", "NumericLessThan", "NumericLessThanEquals",
-	"NumericGreaterThan", "NumericGreaterThanEquals", "DateEquals", "DateNotEquals",
+	"DateEquals", "DateNotEquals",
 	"DateLessThan", "DateLessThanEquals", "DateGreaterThan", "DateGreaterThanEquals", "BinaryEquals",
 }
 
 func (o condOp) negated() bool {
 	switch o {
-	case opStringNotEquals, opStringNotEqualsIgnoreCase, opStringNotLike, opNotIPAddress, opArnNotEquals, opArnNotLike:
+	case opStringNotEquals, opStringNotEqualsIgnoreCase, opStringNotLike, opNotIPAddress, opArnNotEquals, opArnNotLike,
+		opNumericNotEquals:
 		return true
 	}
 	return false
 }
 
 const supportedKeys = "iot:ClientId, iot:Connection.Thing.ThingName, iot:Connection.Thing.ThingTypeName, " +
-	"iot:Connection.Thing.Attributes[NAME], iot:Connection.Thing.IsAttached, iot:Certificate.*, " +
-	"aws:SourceIp, iot:ConnectAttributes"
+	"iot:Connection.Thing.Attributes[NAME], iot:Connection.Thing.IsAttached, iot:Certificate.*, iot:CertificateId, " +
+	"aws:SourceIp, aws:SecureTransport, iot:DomainName, iot:ConnectAttributes, iot:LastWillTopic"
 
 func (s *Statement) parseConditions(e *errs, n *node, where string, vars bool) {
 	if n.kind != mapNode {
@@ -450,7 +487,7 @@ func (s *Statement) parseConditions(e *errs, n *node, where string, vars bool) {
 			msg := fmt.Sprintf("unknown condition operator %q", opName)
 			for _, u := range unsupportedOps {
 				if strings.EqualFold(u, rest) {
-					msg = fmt.Sprintf("condition operator %q is not supported by edgegw (no supported key is a number, date or binary)", opName)
+					msg = fmt.Sprintf("condition operator %q is not supported by edgegw (no key it evaluates is a date or binary)", opName)
 				}
 			}
 			e.add(opn.line, "%s: %s", where, msg)
@@ -469,24 +506,48 @@ func (s *Statement) parseConditions(e *errs, n *node, where string, vars bool) {
 			c := &condition{line: kn.line, op: opName, base: op, set: set, ifExists: ifExists}
 			k, msg := parseKey(kn.str)
 			if msg == "" && k == nil {
-				msg = fmt.Sprintf("unknown condition key %q: supported keys are %s", kn.str, supportedKeys)
+				if !validKeyName(kn.str) {
+					msg = fmt.Sprintf("bad condition key %q: want PREFIX:NAME, e.g. iot:ClientId; supported keys are %s", kn.str, supportedKeys)
+				} else {
+					k = &keySpec{name: kn.str, kind: kAbsent}
+					s.Policy.note(kn.line, "%s: %s", where, absentKeyNote(kn.str))
+				}
 			}
 			if msg != "" {
 				e.add(kn.line, "%s: %s", where, msg)
 				continue
 			}
 			c.key = k
-			if k.kind == kConnectAttrs {
+			if k.connectOnly() {
 				s.connectOnly = true
 			}
 			s.keys = append(s.keys, k)
 			vals, ok := vn.strings()
-			if !ok || len(vals) == 0 {
-				e.add(vn.line, "%s: condition %q %q: want a string or a non-empty list of strings", where, opName, kn.str)
+			// An empty list is valid: AWS documents ForAllValues:StringEquals with []
+			// ("only the default features"); see condition.eval for its meaning.
+			if !ok || (len(vals) == 0 && op == opNull) {
+				e.add(vn.line, "%s: condition %q %q: want a string or a list of strings", where, opName, kn.str)
+				continue
+			}
+			if op == opNull && len(vals) != 1 {
+				e.add(vn.line, "%s: condition %q %q: Null takes one value, true or false", where, opName, kn.str)
 				continue
 			}
 			bad := false
 			for _, v := range vals {
+				if k.kind == kWillTopic && !strings.HasPrefix(v, "arn:") && !(v == "*" && op.globbing()) && op != opNull {
+					e.add(vn.line, "%s: condition %q %q: %q: iot:LastWillTopic is a topic ARN: want arn:aws:iot:REGION:ACCOUNT:topic/NAME (edgegw does not check region and account)",
+						where, opName, kn.str, v)
+					bad = true
+					continue
+				}
+				if op.numeric() {
+					if _, err := strconv.ParseFloat(v, 64); err != nil && !strings.Contains(v, "${") {
+						e.add(vn.line, "%s: condition %q %q: %q is not a number", where, opName, kn.str, v)
+						bad = true
+						continue
+					}
+				}
 				switch op {
 				case opBool, opNull:
 					if !strings.EqualFold(v, "true") && !strings.EqualFold(v, "false") {
@@ -508,6 +569,7 @@ func (s *Statement) parseConditions(e *errs, n *node, where string, vars bool) {
 					continue
 				}
 				s.addKeys(t)
+				s.Policy.noteUnknown(vn.line, where, t)
 				c.vals = append(c.vals, t)
 			}
 			if !bad {
