@@ -367,7 +367,6 @@ func (s *Session) bind() {
 	}
 }
 
-
 func (e *Engine) brokenDeny(id Identity, policy string) *DenyError {
 	de := &DenyError{Thing: id.ThingName, ClientID: id.ClientID, Reason: ErrPolicyBroken, Policy: policy}
 	if fe := e.broken[policy]; fe != nil {

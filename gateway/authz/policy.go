@@ -427,7 +427,7 @@ var condOps = map[string]condOp{
 	"stringlike": opStringLike, "stringnotlike": opStringNotLike, "bool": opBool,
 	"ipaddress": opIPAddress, "notipaddress": opNotIPAddress,
 	"arnequals": opArnEquals, "arnnotequals": opArnNotEquals, "arnlike": opArnLike, "arnnotlike": opArnNotLike,
-	"null": opNull,
+	"null":          opNull,
 	"numericequals": opNumericEquals, "numericnotequals": opNumericNotEquals,
 	"numericlessthan": opNumericLessThan, "numericlessthanequals": opNumericLessThanEquals,
 	"numericgreaterthan": opNumericGreaterThan, "numericgreaterthanequals": opNumericGreaterThanEquals,
