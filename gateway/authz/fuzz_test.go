@@ -16,6 +16,10 @@ func FuzzParsePolicy(f *testing.F) {
 	f.Add([]byte(`{"Version":"2012-10-17","Statement":{"Effect":"Deny","NotAction":"iot:R*","NotResource":"arn:aws:iot:*:*:topic/${iot:ClientId}/${*}",
 "Condition":{"ForAllValues:StringLikeIfExists":{"iot:Certificate.Subject.Organization.List":["a*"]},"Null":{"aws:SourceIp":"false"}}}}`), false)
 	f.Add([]byte("Version: '2012-10-17'\nStatement: &s\n  Effect: Allow\n  Action: *a\n"), true)
+	f.Add([]byte(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"iot:Connect","Resource":"*",
+"Condition":{"ForAllValues:StringEquals":{"iot:ConnectAttributes":[]},"ArnEquals":{"iot:LastWillTopic":"arn:aws:iot:*:*:topic/w/${iot:ClientId}"},
+"NumericLessThan":{"iot:Connection.Thing.Attributes[a]":"5"},"StringEqualsIfExists":{"aws:ResourceTag/x":"y","iot:DomainName":"d"}}},
+{"Effect":"Deny","Action":"iot:Publish","Resource":"topic/${iot:Thing.ThingName}/${iot:CertificateId}"}]}`), false)
 	reg := Source{Name: "devices.yaml", Data: []byte("version: 1\nthings: [{name: t, type: x, attributes: {a: b}, policies: [fuzz]}]\n")}
 	f.Fuzz(func(t *testing.T, data []byte, isYAML bool) {
 		if len(data) > 1<<16 { // policies are small; keep executions fast
@@ -40,7 +44,7 @@ func FuzzParsePolicy(f *testing.F) {
 		if err != nil {
 			t.Fatalf("ParsePolicy accepted what Load refused: %v", err)
 		}
-		s, err := e.Bind(Identity{ThingName: "t", ClientID: "t"})
+		s, err := e.Bind(Identity{ThingName: "t", ClientID: "t", HasWill: true, WillTopic: "w/t", ServerName: "d", TLS: true})
 		if err != nil {
 			t.Fatal(err)
 		}

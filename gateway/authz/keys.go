@@ -330,6 +330,11 @@ var knownKeyNames = []string{
 func suggestKey(lname string) string {
 	best, bestD := "", 4
 	for _, k := range knownKeyNames {
+		// iot:Thing.ThingName (in some AWS pages) for iot:Connection.Thing.ThingName.
+		if rest, ok := strings.CutPrefix(lname, "iot:"); ok && strings.Contains(rest, ".") &&
+			strings.HasSuffix(strings.ToLower(k), "."+rest) {
+			return k
+		}
 		if d := editDistance(lname, strings.ToLower(k)); d < bestD {
 			best, bestD = k, d
 		}
