@@ -43,7 +43,9 @@ func newHTTPCaller(ep endpoint) *httpCaller {
 	return &httpCaller{url: ep.url, client: &http.Client{
 		Transport: tr,
 		// A redirect could lead off the machine: refuse it.
-		CheckRedirect: func(*http.Request, []*http.Request) error { return errors.New("the authorizer answered with a redirect") },
+		CheckRedirect: func(*http.Request, []*http.Request) error {
+			return errors.New("the authorizer answered with a redirect")
+		},
 	}}
 }
 
