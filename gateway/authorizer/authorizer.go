@@ -53,12 +53,12 @@ func (e *DenyError) Error() string {
 
 func (e *DenyError) Unwrap() error { return e.Reason }
 
-// Stats counts calls, for metrics.
+// Stats counts decisions, for metrics.
 type Stats struct {
 	Calls    uint64 // authorizer invocations (connects and refreshes)
-	Allowed  uint64
-	Denied   uint64
-	InFlight int64
+	Allowed  uint64 // decisions that allowed
+	Denied   uint64 // decisions that denied, called or not (signature, rate, busy)
+	InFlight int64  // calls running now
 }
 
 // Authorizer calls one configured authorizer. It is safe for concurrent use.
@@ -134,7 +134,12 @@ type Conn struct {
 func (c *Conn) Session() *authz.Session { return c.sess.Load() }
 
 // PrincipalID is the principal the authorizer named.
-func (c *Conn) PrincipalID() string { return *c.principal.Load() }
+func (c *Conn) PrincipalID() string {
+	if p := c.principal.Load(); p != nil {
+		return *p
+	}
+	return ""
+}
 
 // DisconnectAt is when the connection must end (connect time plus the last
 // answer's disconnectAfterInSeconds).
@@ -208,7 +213,7 @@ func (c *Conn) decide(ctx context.Context) error {
 	case a.slots <- struct{}{}:
 	case <-ctx.Done():
 		a.denied.Add(1)
-		return c.deny(ErrBusy, fmt.Sprintf("%d calls in flight for %v", a.cfg.MaxConcurrent, a.cfg.Timeout))
+		return c.deny(ErrBusy, fmt.Sprintf("no free call slot (max_concurrent %d) before the deadline", a.cfg.MaxConcurrent))
 	}
 	ev, err := json.Marshal(a.event(c.info, token, verified))
 	if err != nil {

@@ -107,11 +107,11 @@ func (s *Session) Explain(a Action, resource string) Explanation {
 				}
 				seen[strings.ToLower(k.name)] = true
 				v := Variable{Name: k.name}
+				c := s.ctx.with(a == Connect) // connect-only keys exist while iot:Connect is evaluated
 				if k.multi() {
-					c := s.ctx.with(a == Connect)
 					v.Values, v.Why = c.values(k)
 				} else {
-					val, why := s.ctx.substitute(k)
+					val, why := c.substitute(k)
 					v.Why = why
 					if why == "" {
 						v.Values = []string{val}

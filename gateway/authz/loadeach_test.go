@@ -191,6 +191,17 @@ func TestConditionSemanticsFromIAM(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { runChecks(t, bindID(t, e, tt.id), tt.checks) })
 	}
+	// Explain shows the connect-only keys while iot:Connect is explained.
+	s := bindID(t, e, Identity{ThingName: "dev-1", ClientID: "dev-1", HasWill: true, WillTopic: "status/dev-1"})
+	var will *Variable
+	for _, v := range s.Explain(Connect, "will-like").Variables {
+		if v.Name == "iot:LastWillTopic" {
+			will = &v
+		}
+	}
+	if will == nil || will.Why != "" || len(will.Values) != 1 || will.Values[0] != "topic/status/dev-1" {
+		t.Errorf("Explain(Connect) variable iot:LastWillTopic = %+v; want topic/status/dev-1", will)
+	}
 	// Unknown keys and variables load, loudly.
 	notes := strings.Join(e.Notes(), "\n")
 	for _, want := range []string{
