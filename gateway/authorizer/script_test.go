@@ -201,7 +201,7 @@ func errOf(_ *Conn, err error) error { return err }
 // call slots keep serving: every other connect completes while the hanging one is
 // still in flight, and the hanging one then fails with ErrTimeout.
 func TestHangingAuthorizerDoesNotStallOthers(t *testing.T) {
-	a, _, _ := scriptAuthorizer(t, Config{Timeout: 5 * time.Second, MaxConcurrent: 4})
+	a, _, _ := scriptAuthorizer(t, Config{Timeout: 8 * time.Second, MaxConcurrent: 4})
 	ctx := context.Background()
 	hung := make(chan error, 1)
 	go func() { hung <- errOf(a.Connect(ctx, connectInfo("hang", "secret"))) }()
