@@ -124,7 +124,11 @@ groups:
 }
 
 // IAM's set semantics with empty policy lists, and the keys AWS documents beyond
-// the first wave.
+// the first wave. IAM: "ForAllValues ... also returns true if there are no context
+// keys in the request"; ForAnyValue needs at least one request value to match; a
+// negated operator holds for a value matching none of the policy values
+// (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_condition-single-vs-multi-valued-context-keys.html,
+// https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_condition_operators.html).
 func TestConditionSemanticsFromIAM(t *testing.T) {
 	e := engineWith(t, `
 		{"Effect": "Allow", "Action": "iot:Publish", "Resource": "topic/eq-empty", "Condition": {"StringEquals": {"iot:ClientId": []}}},
