@@ -66,9 +66,9 @@ func bindID(t *testing.T, e *Engine, id Identity) *Session {
 	return s
 }
 
-// AWS-POLICY.md point 3: Allow topicfilter/a/* with Deny topicfilter/a/restricted/*
+// AWS IoT Core checks Receive on every delivery: Allow topicfilter/a/* with Deny topicfilter/a/restricted/*
 // still lets a client subscribe to a/#; only Receive keeps the restricted messages out.
-func TestPoint3ReceiveCutsSubscription(t *testing.T) {
+func TestReceiveCutsSubscription(t *testing.T) {
 	e := engineWith(t, `
 		{"Effect": "Allow", "Action": ["iot:Subscribe"], "Resource": "topicfilter/a/*"},
 		{"Effect": "Deny", "Action": ["iot:Subscribe"], "Resource": "topicfilter/a/restricted/*"},
