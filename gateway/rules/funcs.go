@@ -99,7 +99,7 @@ func init() {
 		"regexp_substr":  {min: 2, max: 2, pure: true, fn: fnRegexpSubstr, check: checkRegexArg},
 
 		"encode": {min: 2, max: 2, pure: true, fn: fnEncode, check: checkScheme},
-		"decode": {min: 2, max: 2, pure: true, fn: fnDecode, check: checkScheme},
+		"decode": {min: 2, max: 6, pure: true, fn: fnDecode, check: checkScheme},
 		"md2":    hashFn(newMD2),
 		"md5":    hashFn(md5.New),
 		"sha1":   hashFn(sha1.New),
@@ -651,6 +651,9 @@ func checkScheme(name token, args []*expr) error {
 	}
 	switch s.val.s {
 	case "base64":
+		if len(args) != 2 {
+			return errAt(name.pos, "%s(value, 'base64') takes 2 arguments, found %d", name.text, len(args))
+		}
 		return nil
 	case "proto":
 		return &SQLError{Pos: s.pos, Err: ErrCloudFunction, Msg: fmt.Sprintf("%s(..., 'proto', ...) is not available at the edge: it reads the Protobuf descriptor from Amazon S3; decode Protobuf in an AWS IoT Core rule after forwarding", name.text)}

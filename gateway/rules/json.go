@@ -113,7 +113,7 @@ func (r *jsonReader) skip(depth int) bool {
 	case c == 'n':
 		return r.word("null")
 	default:
-		_, ok := r.number()
+		_, ok := r.scanNumber()
 		return ok
 	}
 }
@@ -185,16 +185,15 @@ func hexVal(c byte) int {
 	return -1
 }
 
-// number reads a JSON number into an Int (no fraction or exponent and within
-// the int64 range) or a Decimal (whole Decimals become Int, see decV).
-func (r *jsonReader) number() (Value, bool) {
-	start := r.pos
+// scanNumber checks the syntax of the number at r.pos and moves past it;
+// integer reports that it has no fraction and no exponent.
+func (r *jsonReader) scanNumber() (integer, ok bool) {
 	i := r.pos
 	if i < len(r.b) && r.b[i] == '-' {
 		i++
 	}
 	if i >= len(r.b) {
-		return undef, false
+		return false, false
 	}
 	if r.b[i] == '0' {
 		i++
@@ -203,9 +202,9 @@ func (r *jsonReader) number() (Value, bool) {
 			i++
 		}
 	} else {
-		return undef, false
+		return false, false
 	}
-	integer := true
+	integer = true
 	if i < len(r.b) && r.b[i] == '.' {
 		i++
 		fs := i
@@ -213,7 +212,7 @@ func (r *jsonReader) number() (Value, bool) {
 			i++
 		}
 		if i == fs {
-			return undef, false
+			return false, false
 		}
 		integer = false
 	}
@@ -227,12 +226,23 @@ func (r *jsonReader) number() (Value, bool) {
 			i++
 		}
 		if i == es {
-			return undef, false
+			return false, false
 		}
 		integer = false
 	}
 	r.pos = i
-	text := r.b[start:i]
+	return integer, true
+}
+
+// number reads a JSON number into an Int (no fraction or exponent and within
+// the int64 range) or a Decimal (whole Decimals become Int, see decV).
+func (r *jsonReader) number() (Value, bool) {
+	start := r.pos
+	integer, ok := r.scanNumber()
+	if !ok {
+		return undef, false
+	}
+	text := r.b[start:r.pos]
 	if integer && len(text) <= 18 {
 		var n int64
 		neg := text[0] == '-'

@@ -14,6 +14,7 @@ const (
 	tNumber
 	tString
 	tPunct
+	tBad // a character that is not part of AWS IoT SQL; the parser reports it
 )
 
 // Pos is a position in a SQL statement: 1-based line and column (in runes).
@@ -39,6 +40,8 @@ func (t token) describe() string {
 		return "the end of the statement"
 	case tString:
 		return fmt.Sprintf("the string %q", t.text)
+	case tBad:
+		return fmt.Sprintf("%q (not part of AWS IoT SQL)", t.text)
 	}
 	return fmt.Sprintf("%q", t.text)
 }
@@ -162,8 +165,9 @@ func (l *lexer) next() (token, error) {
 		l.advance(1)
 		return token{kind: tPunct, text: src(l, start), pos: p, end: l.off}, nil
 	}
-	r, _ := utf8.DecodeRuneInString(l.src[l.off:])
-	return token{}, &SQLError{Pos: p, Msg: fmt.Sprintf("unexpected character %q", r)}
+	r, size := utf8.DecodeRuneInString(l.src[l.off:])
+	l.advance(size)
+	return token{kind: tBad, text: string(r), pos: p, end: l.off}, nil
 }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }

@@ -254,7 +254,7 @@ func compileTemplate(s string) (*template, error) {
 		if err != nil {
 			var se *SQLError
 			if errors.As(err, &se) {
-				return nil, fmt.Errorf("template ${%s} at offset %d: %s: %w", src, i, se.Pos, se)
+				return nil, &SQLError{Pos: se.Pos, Err: se.Unwrap(), Msg: fmt.Sprintf("in template ${%s} at offset %d: %s", src, i, se.Msg)}
 			}
 			return nil, fmt.Errorf("template ${%s} at offset %d: %w", src, i, err)
 		}
