@@ -54,7 +54,7 @@ func TestCloudFunctionsRefused(t *testing.T) {
 func TestCompileErrors(t *testing.T) {
 	cases := []struct {
 		name, sql, want string
-		is           error
+		is              error
 	}{
 		{"unknown function", "SELECT isString(a) AS s FROM 'a'",
 			"1:8: unknown function isString(): AWS IoT SQL (2016-03-23) has no such function", ErrUnknownFunction},
@@ -120,7 +120,7 @@ func TestRuleConfigErrors(t *testing.T) {
 			`rules[0] "r" sql_version: "2015-10-08" is not supported: the gateway implements AWS IoT SQL version 2016-03-23 only`},
 		{"empty sql", Config{Name: "r", Actions: ok}, `rules[0] "r" sql: empty`},
 		{"no actions", Config{Name: "r", SQL: "SELECT * FROM 'a'"}, `rules[0] "r" actions: a rule needs at least one action`},
-		{"empty action", Config{Name: "r", SQL: "SELECT * FROM 'a'", Actions: []ActionConfig{{}}}, `rules[0] "r" actions[0].: empty action`},
+		{"empty action", Config{Name: "r", SQL: "SELECT * FROM 'a'", Actions: []ActionConfig{{}}}, `rules[0] "r" actions[0]: empty action: set republish or forward`},
 		{"both", Config{Name: "r", SQL: "SELECT * FROM 'a'", Actions: []ActionConfig{{Forward: &ForwardConfig{Route: "u"}, Republish: &RepublishConfig{Topic: "t"}}}},
 			"set one of republish or forward per action, not both"},
 		{"qos 2", Config{Name: "r", SQL: "SELECT * FROM 'a'", Actions: []ActionConfig{{Republish: &RepublishConfig{Topic: "t", QoS: 2}}}},

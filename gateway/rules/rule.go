@@ -166,7 +166,7 @@ func CompileRule(index int, cfg Config) (*Rule, error) {
 	for i, ac := range cfg.Actions {
 		a, err := compileAction(ac)
 		if err != nil {
-			fail(fmt.Sprintf("actions[%d].%s", i, err.field), err.err)
+			fail(joinField(fmt.Sprintf("actions[%d]", i), err.field), err.err)
 			continue
 		}
 		r.actions = append(r.actions, a)
@@ -174,7 +174,7 @@ func CompileRule(index int, cfg Config) (*Rule, error) {
 	if cfg.ErrorAction != nil {
 		a, err := compileAction(*cfg.ErrorAction)
 		if err != nil {
-			fail("error_action."+err.field, err.err)
+			fail(joinField("error_action", err.field), err.err)
 		} else {
 			r.errAct = &a
 		}
@@ -183,6 +183,13 @@ func CompileRule(index int, cfg Config) (*Rule, error) {
 		return nil, errors.Join(errs...)
 	}
 	return r, nil
+}
+
+func joinField(parent, field string) string {
+	if field == "" {
+		return parent
+	}
+	return parent + "." + field
 }
 
 type fieldErr struct {
