@@ -51,6 +51,9 @@ func TestActionTargets(t *testing.T) {
 		{name: "templates/clientid", page: pageTemplates, kind: Republish,
 			sql: "SELECT temp FROM 'a/+'", target: "from/${clientid()}/${topic(2)}",
 			topic: "a/b", payload: `{"temp":5}`, wantTopic: "from/sensor-1/b", wantPayload: `{"temp":5}`},
+		{name: "set/variable-in-template (derived)", page: pageSet, kind: Republish,
+			sql: "SET @dev = upper(topic(2)) SELECT temp FROM 'a/+'", target: "alarms/${@dev}",
+			topic: "a/b7", payload: `{"temp":5}`, wantTopic: "alarms/B7", wantPayload: `{"temp":5}`},
 		{name: "forward/default-topic", kind: Forward, sql: "SELECT temp FROM 'a/+'", topic: "a/b", payload: `{"temp":5}`,
 			wantTopic: "a/b", wantPayload: `{"temp":5}`},
 		{name: "forward/topic-template", kind: Forward, sql: "SELECT temp FROM 'a/+'", target: "sites/${topic(2)}",
@@ -279,5 +282,23 @@ func TestTopicFilterMatch(t *testing.T) {
 		if got := f.match(tc.topic); got != tc.want {
 			t.Errorf("%q matches %q = %v; want %v", tc.filter, tc.topic, got, tc.want)
 		}
+	}
+}
+
+// Error action templates see the SET variables too, also when the caller
+// reports the failure later through OnError (iot-sql-set: "Error action
+// substitution templates").
+func TestSetVariablesInErrorAction(t *testing.T) {
+	r := mustRule(t, Config{Name: "r", SQL: "SET @d = topic(2) SELECT * FROM 'a/+'",
+		Actions:     []ActionConfig{{Forward: &ForwardConfig{Route: "c"}}},
+		ErrorAction: &ActionConfig{Republish: &RepublishConfig{Topic: "errs/${@d}"}}})
+	o, ok := r.OnError(&Message{Topic: "a/dev9", Payload: []byte(`{}`)}, []Failure{{Kind: Forward, Resource: "c", Message: "queue full"}})
+	if !ok || o.Topic != "errs/dev9" {
+		t.Errorf("OnError = %+v, %v; want a republish to errs/dev9", o, ok)
+	}
+	_, err := CompileRule(0, Config{Name: "r", SQL: "SELECT * FROM 'a/+'",
+		Actions: []ActionConfig{{Republish: &RepublishConfig{Topic: "x/${@nope}"}}}})
+	if err == nil || !strings.Contains(err.Error(), `actions[0].republish.topic: 1:1: in template ${@nope} at offset 2: @nope is not set`) {
+		t.Errorf("got %v; want the unset variable in the template reported", err)
 	}
 }

@@ -85,6 +85,11 @@ func TestCompileErrors(t *testing.T) {
 		{"case without when", "SELECT CASE a END AS c FROM 'a'", "CASE needs at least one WHEN ... THEN ...", ErrSyntax},
 		{"hyphen key", "SELECT * FROM 'a' WHERE mydata.item2.0.x = 1", `1:38: expected a field name after '.', found "0"; for keys that are numbers or contain '-', use get(obj, "key")`, ErrSyntax},
 		{"object key", "SELECT {a: 1} AS o FROM 'a'", "1:9: object keys are quoted strings, like {'name': value}", ErrSyntax},
+		{"variable not set", "SELECT @x AS x FROM 'a'", "1:8: @x is not set: define it with SET @x = ... before SELECT", ErrSyntax},
+		{"variable set twice", "SET @x = 1, @x = 2 SELECT @x AS x FROM 'a'", "1:13: @x is set twice: variables are assigned once", ErrSyntax},
+		{"variable used before its SET", "SET @a = @b, @b = 1 SELECT @a AS a FROM 'a'", "1:10: @b is not set", ErrSyntax},
+		{"two SETs", "SET @a = 1 SET @b = 2 SELECT @a AS a FROM 'a'", "1:12: SET is allowed once, before the top-level SELECT", ErrSyntax},
+		{"set without variable", "SET a = 1 SELECT a FROM 'a'", "1:5: expected a variable like @name after SET", ErrSyntax},
 		{"star in expression", "SELECT * + 1 AS x FROM 'a'", "1:8: '*' stands for the whole payload only as a SELECT item or a function argument", ErrSyntax},
 	}
 	for _, tc := range cases {

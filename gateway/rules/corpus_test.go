@@ -225,6 +225,7 @@ func corpus() []sqlCase {
 		{name: "binary/decode-string", page: pageBinary, sql: "SELECT decode(encode(*, 'base64'), 'base64') AS payload FROM 'topic'",
 			topic: "topic", payload: "hello", want: `{"payload":"hello"}`},
 	}
+	cs = append(cs, setCorpus()...)
 	return append(cs, functionCorpus()...)
 }
 
@@ -512,4 +513,27 @@ func normalizeNumbers(v any) any {
 		}
 	}
 	return v
+}
+
+const pageSet = "https://docs.aws.amazon.com/iot/latest/developerguide/iot-sql-set.html"
+
+// The SET clause page gives the syntax and where variables may be used; these
+// cases follow from it (derived).
+func setCorpus() []sqlCase {
+	return []sqlCase{
+		{name: "set/select-and-where", page: pageSet, payload: colorTemp,
+			sql:  "SET @c = (temperature - 32) * 5 / 9 SELECT @c AS celsius FROM 'topic/subtopic' WHERE @c > 5",
+			want: `{"celsius":10}`},
+		{name: "set/where-false", page: pageSet, payload: `{"temperature":32}`,
+			sql: "SET @c = (temperature - 32) * 5 / 9 SELECT @c AS celsius FROM 'topic/subtopic' WHERE @c > 5", noMatch: true},
+		{name: "set/uses-earlier-variable", page: pageSet, payload: colorTemp,
+			sql: "SET @a = temperature * 2, @b = @a + 1 SELECT @b AS b FROM 'topic/subtopic'", want: `{"b":101}`},
+		{name: "set/in-nested-select", page: pageSet, topic: "my/topic", payload: senml,
+			sql:  "SET @want = 'light' SELECT (SELECT VALUE v FROM e WHERE n = @want) AS light FROM 'my/topic'",
+			want: `{"light":[135]}`},
+		{name: "set/function-parameter", page: pageSet, payload: colorTemp,
+			sql: "SET @col = upper(color) SELECT concat(@col, '!') AS shout FROM 'topic/subtopic'", want: `{"shout":"RED!"}`},
+		{name: "set/value-output", page: pageSet, payload: colorTemp,
+			sql: "SET @t = temperature SELECT VALUE @t FROM 'topic/subtopic'", want: `50`},
+	}
 }

@@ -50,6 +50,7 @@ type evalCtx struct {
 	rootParsed  bool
 	root        Value
 
+	vars  []Value // the SET variables of this message
 	stack []Value
 	out   []byte
 }
@@ -63,6 +64,8 @@ func newCtx(m *Message) *evalCtx {
 }
 
 func (c *evalCtx) release() {
+	clear(c.vars)
+	c.vars = c.vars[:0]
 	clear(c.stack[:cap(c.stack)])
 	c.stack = c.stack[:0]
 	c.out = c.out[:0]
@@ -141,6 +144,7 @@ func isTrue(v Value) bool {
 // false when WHERE is not true; out is the outgoing payload, written into
 // c.out (the caller copies it) or aliasing the incoming payload for SELECT *.
 func (st *statement) run(c *evalCtx) (out []byte, matched bool, err error) {
+	st.setVars(c)
 	if st.where != nil && !isTrue(st.where.eval(c)) {
 		return nil, false, nil
 	}
@@ -183,6 +187,14 @@ func (st *statement) run(c *evalCtx) (out []byte, matched bool, err error) {
 	}
 	c.out = append(b, '}')
 	return c.out, true, nil
+}
+
+// setVars evaluates the SET clause, in order, into c.vars.
+func (st *statement) setVars(c *evalCtx) {
+	c.vars = c.vars[:0]
+	for _, set := range st.sets {
+		c.vars = append(c.vars, set(c))
+	}
 }
 
 // starObject builds the output of SELECT *, more: the payload's members, then

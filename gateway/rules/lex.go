@@ -14,6 +14,7 @@ const (
 	tNumber
 	tString
 	tPunct
+	tVar // @name, a SET variable
 	tBad // a character that is not part of AWS IoT SQL; the parser reports it
 )
 
@@ -40,6 +41,8 @@ func (t token) describe() string {
 		return "the end of the statement"
 	case tString:
 		return fmt.Sprintf("the string %q", t.text)
+	case tVar:
+		return "@" + t.text
 	case tBad:
 		return fmt.Sprintf("%q (not part of AWS IoT SQL)", t.text)
 	}
@@ -143,6 +146,16 @@ func (l *lexer) next() (token, error) {
 		return token{kind: tNumber, text: src(l, start), pos: p, end: l.off}, nil
 	case c == '\'' || c == '"':
 		return l.stringLit(c, p)
+	case c == '@':
+		n := 1
+		for l.off+n < len(l.src) && isIdentPart(l.src[l.off+n]) {
+			n++
+		}
+		if n == 1 || n > 65 {
+			return token{}, &SQLError{Pos: p, Msg: "a variable is @ followed by 1 to 64 letters, digits or _"}
+		}
+		l.advance(n)
+		return token{kind: tVar, text: l.src[start+1 : l.off], pos: p, end: l.off}, nil
 	}
 	if c == '-' && l.off+1 < len(l.src) && l.src[l.off+1] == '-' {
 		return token{}, &SQLError{Pos: p, Msg: "comments are not supported in AWS IoT SQL: remove the '--' comment"}

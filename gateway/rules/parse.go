@@ -29,6 +29,11 @@ type parser struct {
 	toks  []token
 	i     int
 	depth int
+	// vars are the SET variables in scope, by name, with their slot in
+	// evalCtx.vars; lenient accepts any variable (a template of a rule whose
+	// SQL did not compile, so as not to report the same problem twice).
+	vars    map[string]int
+	lenient bool
 }
 
 const maxNesting = 64
@@ -77,7 +82,9 @@ func isReserved(t token) bool { return t.kind == tIdent && reserved[strings.ToLo
 // statement is one compiled SELECT: the top-level rule query or a nested one.
 type statement struct {
 	pos     Pos
-	value   bool // SELECT VALUE
+	sets    []evalFn       // SET @a = ..., @b = ...: evaluated in order, before WHERE
+	vars    map[string]int // the variables' slots
+	value   bool           // SELECT VALUE
 	items   []selItem
 	hasStar bool
 	filter  *topicFilter // FROM of the top-level statement
@@ -98,11 +105,21 @@ func (p *parser) parseStatement(nested bool) (*statement, error) {
 	if p.depth > maxNesting {
 		return nil, errAt(p.peek().pos, "statement nests deeper than %d levels", maxNesting)
 	}
+	var sets []evalFn
+	if !nested && p.peek().kw("set") {
+		var err error
+		if sets, err = p.parseSet(); err != nil {
+			return nil, err
+		}
+	}
 	t := p.next()
 	if !t.kw("select") {
-		return nil, errAt(t.pos, "expected SELECT, found %s: a rule is `SELECT ... FROM 'topic/filter' [WHERE ...]`", t.describe())
+		if t.kw("set") {
+			return nil, errAt(t.pos, "SET is allowed once, before the top-level SELECT")
+		}
+		return nil, errAt(t.pos, "expected SELECT, found %s: a rule is `[SET @v = ...] SELECT ... FROM 'topic/filter' [WHERE ...]`", t.describe())
 	}
-	st := &statement{pos: t.pos}
+	st := &statement{pos: t.pos, sets: sets, vars: p.vars}
 	if p.peek().kw("value") && !p.peekN(1).kw("from") && !p.peekN(1).is(",") && !p.peekN(1).kw("as") {
 		p.next()
 		st.value = true
@@ -164,6 +181,36 @@ func (p *parser) parseStatement(nested bool) (*statement, error) {
 		st.where = e
 	}
 	return st, nil
+}
+
+// parseSet reads SET @a = expr [, @b = expr]: each variable once, usable by
+// the ones after it, by SELECT, WHERE, nested SELECTs and action templates.
+func (p *parser) parseSet() ([]evalFn, error) {
+	p.next() // SET
+	p.vars = map[string]int{}
+	var sets []evalFn
+	for {
+		vt := p.next()
+		if vt.kind != tVar {
+			return nil, errAt(vt.pos, "expected a variable like @name after SET, found %s", vt.describe())
+		}
+		if _, dup := p.vars[vt.text]; dup {
+			return nil, errAt(vt.pos, "@%s is set twice: variables are assigned once", vt.text)
+		}
+		if _, err := p.expectPunct("=", "after the variable"); err != nil {
+			return nil, err
+		}
+		e, err := p.parseExpr()
+		if err != nil {
+			return nil, err
+		}
+		p.vars[vt.text] = len(sets)
+		sets = append(sets, e.eval)
+		if !p.peek().is(",") {
+			return sets, nil
+		}
+		p.next()
+	}
 }
 
 func (p *parser) parseSelectItem(value bool) (selItem, error) {
@@ -391,6 +438,15 @@ func (p *parser) parsePostfix() (*expr, error) {
 func (p *parser) parsePrimary() (*expr, error) {
 	t := p.next()
 	switch t.kind {
+	case tVar:
+		slot, ok := p.vars[t.text]
+		if !ok {
+			if p.lenient {
+				return constExpr(t.pos, undef), nil
+			}
+			return nil, errAt(t.pos, "@%s is not set: define it with SET @%s = ... before SELECT (a variable is usable after its SET)", t.text, t.text)
+		}
+		return &expr{pos: t.pos, name: t.text, eval: func(c *evalCtx) Value { return c.vars[slot] }}, nil
 	case tNumber:
 		v, ok := parseDecimalString(t.text)
 		if !ok {
@@ -751,13 +807,14 @@ func compileSQL(sql string) (*statement, error) {
 	return st, nil
 }
 
-// compileTemplateExpr compiles the expression inside a ${...} template.
-func compileTemplateExpr(src string) (*expr, error) {
+// compileTemplateExpr compiles the expression inside a ${...} template; vars
+// are the rule's SET variables (nil with lenient when its SQL did not compile).
+func compileTemplateExpr(src string, vars map[string]int, lenient bool) (*expr, error) {
 	toks, err := lexAll(src)
 	if err != nil {
 		return nil, err
 	}
-	p := &parser{toks: toks}
+	p := &parser{toks: toks, vars: vars, lenient: lenient}
 	e, err := p.parseExpr()
 	if err != nil {
 		return nil, err

@@ -163,8 +163,13 @@ func CompileRule(index int, cfg Config) (*Rule, error) {
 	if len(cfg.Actions) == 0 {
 		fail("actions", errors.New("a rule needs at least one action (republish or forward)"))
 	}
+	var vars map[string]int
+	if r.st != nil {
+		vars = r.st.vars
+	}
+	lenient := r.st == nil
 	for i, ac := range cfg.Actions {
-		a, err := compileAction(ac)
+		a, err := compileAction(ac, vars, lenient)
 		if err != nil {
 			fail(joinField(fmt.Sprintf("actions[%d]", i), err.field), err.err)
 			continue
@@ -172,7 +177,7 @@ func CompileRule(index int, cfg Config) (*Rule, error) {
 		r.actions = append(r.actions, a)
 	}
 	if cfg.ErrorAction != nil {
-		a, err := compileAction(*cfg.ErrorAction)
+		a, err := compileAction(*cfg.ErrorAction, vars, lenient)
 		if err != nil {
 			fail(joinField("error_action", err.field), err.err)
 		} else {
@@ -197,7 +202,7 @@ type fieldErr struct {
 	err   error
 }
 
-func compileAction(ac ActionConfig) (action, *fieldErr) {
+func compileAction(ac ActionConfig, vars map[string]int, lenient bool) (action, *fieldErr) {
 	switch {
 	case ac.Republish != nil && ac.Forward != nil:
 		return action{}, &fieldErr{"", errors.New("set one of republish or forward per action, not both")}
@@ -209,7 +214,7 @@ func compileAction(ac ActionConfig) (action, *fieldErr) {
 		if rp.Topic == "" {
 			return action{}, &fieldErr{"republish.topic", errors.New("empty: give the topic to publish on, e.g. alarms/${topic(2)}")}
 		}
-		t, err := compileTemplate(rp.Topic)
+		t, err := compileTemplate(rp.Topic, vars, lenient)
 		if err != nil {
 			return action{}, &fieldErr{"republish.topic", err}
 		}
@@ -224,7 +229,7 @@ func compileAction(ac ActionConfig) (action, *fieldErr) {
 		}
 		a := action{kind: Forward, route: fw.Route}
 		if fw.Topic != "" {
-			t, err := compileTemplate(fw.Topic)
+			t, err := compileTemplate(fw.Topic, vars, lenient)
 			if err != nil {
 				return action{}, &fieldErr{"forward.topic", err}
 			}
@@ -238,7 +243,7 @@ func compileAction(ac ActionConfig) (action, *fieldErr) {
 // compileTemplate splits a substitution template into literal text and ${...}
 // expressions. An expression is evaluated on the incoming message (it cannot
 // see the SELECT's AS names, as in AWS IoT).
-func compileTemplate(s string) (*template, error) {
+func compileTemplate(s string, vars map[string]int, lenient bool) (*template, error) {
 	t := &template{raw: s}
 	var lit strings.Builder
 	for i := 0; i < len(s); {
@@ -257,7 +262,7 @@ func compileTemplate(s string) (*template, error) {
 			return nil, err
 		}
 		src := s[i+2 : end]
-		e, err := compileTemplateExpr(src)
+		e, err := compileTemplateExpr(src, vars, lenient)
 		if err != nil {
 			var se *SQLError
 			if errors.As(err, &se) {
@@ -409,6 +414,7 @@ func (r *Rule) OnError(m *Message, failures []Failure) (Output, bool) {
 	}
 	c := newCtx(m)
 	defer c.release()
+	r.st.setVars(c) // the error action's template may use SET variables
 	o := r.errorOutput(c, failures)
 	return *o, o != nil
 }
