@@ -12,6 +12,8 @@
 //     (the documented CASE v WHEN t form and the searched CASE WHEN cond form),
 //     nested object queries (SELECT ... FROM array_field WHERE ...).
 //   - FROM 'a/+/b/#': a topic filter in quotes; WHERE with any expression.
+//   - SET @v = expr, ... before SELECT: variables evaluated once per message,
+//     usable in later SETs, SELECT, WHERE, nested SELECTs and action templates.
 //   - Operators with AWS's type tables: AND OR NOT, = <> < <= > >=, + (numbers
 //     or string concatenation), - * / %. A missing field is Undefined;
 //     Undefined propagates through operators and is omitted from the output.

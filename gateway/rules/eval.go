@@ -26,8 +26,10 @@ type Message struct {
 	// Timestamp is when the gateway received the message (timestamp()); the
 	// zero time means now.
 	Timestamp time.Time
-	QoS       byte
-	Retain    bool
+	// QoS and Retain are the incoming flags, for the caller's use; no AWS IoT
+	// SQL function reads them.
+	QoS    byte
+	Retain bool
 
 	// MQTT 5 PUBLISH properties; get_mqtt_property() and get_user_properties()
 	// are Undefined for an MQTT 3.1.1 message (MQTT5 false).

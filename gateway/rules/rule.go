@@ -106,9 +106,10 @@ type Failure struct {
 }
 
 type template struct {
-	raw   string
-	lits  []string // len(exprs)+1 literal pieces around the expressions
-	exprs []evalFn
+	raw    string
+	litLen int      // the length of all literal pieces
+	lits   []string // len(exprs)+1 literal pieces around the expressions
+	exprs  []evalFn
 }
 
 type action struct {
@@ -276,6 +277,9 @@ func compileTemplate(s string, vars map[string]int, lenient bool) (*template, er
 		i = end + 1
 	}
 	t.lits = append(t.lits, lit.String())
+	for _, l := range t.lits {
+		t.litLen += len(l)
+	}
 	return t, nil
 }
 
@@ -314,6 +318,7 @@ func (t *template) render(c *evalCtx) string {
 		return t.lits[0]
 	}
 	var sb strings.Builder
+	sb.Grow(t.litLen + 24*len(t.exprs))
 	for i, e := range t.exprs {
 		sb.WriteString(t.lits[i])
 		if s, ok := toString(e(c)); ok {
