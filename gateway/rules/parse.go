@@ -1,7 +1,6 @@
 package rules
 
 import (
-	"fmt"
 	"strings"
 )
 
@@ -824,5 +823,3 @@ func compileTemplateExpr(src string, vars map[string]int, lenient bool) (*expr, 
 	}
 	return e, nil
 }
-
-func (st *statement) String() string { return fmt.Sprintf("statement at %s", st.pos) }

@@ -132,6 +132,9 @@ type Rule struct {
 // Name is the rule's name.
 func (r *Rule) Name() string { return r.name }
 
+// SQL is the rule's statement as configured.
+func (r *Rule) SQL() string { return r.sql }
+
 // Filter is the topic filter of the FROM clause.
 func (r *Rule) Filter() string { return r.st.filter.raw }
 

@@ -76,17 +76,31 @@ func lexTimePattern(p string) ([]timeTok, error) {
 	return toks, nil
 }
 
-var patternCache sync.Map // string -> []timeTok
+// Patterns are usually literals; one computed per message is cached up to a
+// bound, so a payload cannot grow the cache without limit.
+const maxCachedPatterns = 256
+
+var (
+	patternMu    sync.Mutex
+	patternCache = map[string][]timeTok{}
+)
 
 func timePattern(p string) ([]timeTok, bool) {
-	if v, ok := patternCache.Load(p); ok {
-		return v.([]timeTok), true
+	patternMu.Lock()
+	toks, ok := patternCache[p]
+	patternMu.Unlock()
+	if ok {
+		return toks, true
 	}
 	toks, err := lexTimePattern(p)
 	if err != nil {
 		return nil, false
 	}
-	patternCache.Store(p, toks)
+	patternMu.Lock()
+	if len(patternCache) < maxCachedPatterns {
+		patternCache[p] = toks
+	}
+	patternMu.Unlock()
 	return toks, true
 }
 
