@@ -265,17 +265,18 @@ func castTo(v Value, k Kind) Value {
 }
 
 // getValue is get(collection, key) and a[key]: Arrays and Strings by an index
-// converted to Int, Objects by a String key with no conversion.
+// converted to Int by the standard conversion, Objects by a String key with no
+// conversion.
 func getValue(coll, key Value) Value {
 	switch coll.k {
 	case Array:
-		i, ok := intFloor(key)
+		i, ok := toInt(key)
 		if !ok {
 			return undef
 		}
 		return coll.index(i)
 	case String:
-		i, ok := intFloor(key)
+		i, ok := toInt(key)
 		if !ok {
 			return undef
 		}

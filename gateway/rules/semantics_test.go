@@ -39,6 +39,8 @@ func TestEdgeSemantics(t *testing.T) {
 		{"chr beyond ascii", "chr(200)", `{}`, `{}`},
 		{"length counts characters", `length("héllo")`, `{}`, `{"v":5}`},
 		{"substring counts characters", `substring("héllo", 1, 3)`, `{}`, `{"v":"él"}`},
+		{"get index: a Decimal rounds to the nearest Int", "get(a, 1.6)", `{"a":[10,20,30]}`, `{"v":30}`},
+		{"get index: a String is truncated", "get(a, '1.6')", `{"a":[10,20,30]}`, `{"v":20}`},
 		{"get object key needs a string", "get(o, 1)", `{"o":{"1":"x"}}`, `{}`},
 		{"trim removes tabs and newlines", "trim(s)", `{"s":"\t x \n"}`, `{"v":"x"}`},
 	}

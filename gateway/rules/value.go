@@ -224,6 +224,33 @@ func intFloor(v Value) (int64, bool) {
 	return int64(f), true
 }
 
+// toInt is the standard conversion to Int (the "To int" table): a Decimal is
+// rounded to the nearest Int, a String is parsed as a Decimal and truncated.
+func toInt(v Value) (int64, bool) {
+	var f float64
+	switch v.k {
+	case Int:
+		return v.i, true
+	case Decimal:
+		f = math.Round(v.f)
+	case String:
+		n, ok := parseDecimalString(v.s)
+		if !ok {
+			return 0, false
+		}
+		if n.k == Int {
+			return n.i, true
+		}
+		f = math.Trunc(n.f)
+	default:
+		return 0, false
+	}
+	if math.IsNaN(f) || f > math.MaxInt64 || f < math.MinInt64 {
+		return 0, false
+	}
+	return int64(f), true
+}
+
 // toBool converts per the "To Boolean" table: Booleans, and the strings
 // "true"/"false" in any case; everything else is Undefined.
 func toBool(v Value) (bool, bool) {
