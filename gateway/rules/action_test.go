@@ -302,3 +302,42 @@ func TestSetVariablesInErrorAction(t *testing.T) {
 		t.Errorf("got %v; want the unset variable in the template reported", err)
 	}
 }
+
+const pageHeaders = "https://docs.aws.amazon.com/iot/latest/apireference/API_MqttHeaders.html"
+
+// The republish action's MQTT 5 headers, every one a substitution template.
+func TestRepublishHeaders(t *testing.T) {
+	r := mustRule(t, Config{Name: "r", SQL: "SELECT * FROM 'dev/+/req'", Actions: []ActionConfig{{Republish: &RepublishConfig{
+		Topic: "svc/${topic(2)}", QoS: 1,
+		Headers: &HeadersConfig{
+			PayloadFormatIndicator: "UTF8_DATA",
+			ContentType:            "${ctype}",
+			ResponseTopic:          "dev/${topic(2)}/resp",
+			CorrelationData:        "${encode(id, 'base64')}",
+			MessageExpiry:          "${ttl}",
+			UserProperties:         []UserPropertyConfig{{Key: "device", Value: "${topic(2)}"}, {Key: "site", Value: "plant-7"}},
+		},
+	}}}})
+	res := r.Evaluate(&Message{Topic: "dev/d1/req", Payload: []byte(`{"ctype":"application/json","id":"r-42","ttl":60}`)})
+	if len(res.Failures) > 0 || len(res.Outputs) != 1 || res.Outputs[0].Headers == nil {
+		t.Fatalf("got %+v; want one output with headers (reference: %s)", res, pageHeaders)
+	}
+	h := res.Outputs[0].Headers
+	if h.PayloadUTF8 == nil || !*h.PayloadUTF8 || h.ContentType != "application/json" || h.ResponseTopic != "dev/d1/resp" ||
+		string(h.CorrelationData) != "r-42" || h.MessageExpiry == nil || *h.MessageExpiry != 60 ||
+		len(h.UserProperties) != 2 || h.UserProperties[0] != (UserProperty{"device", "d1"}) || h.UserProperties[1] != (UserProperty{"site", "plant-7"}) {
+		t.Errorf("got headers %+v; want UTF8_DATA, application/json, dev/d1/resp, r-42, 60, device=d1 site=plant-7", h)
+	}
+
+	// A header that renders to an invalid value fails the action.
+	res = r.Evaluate(&Message{Topic: "dev/d1/req", Payload: []byte(`{"ctype":"x","id":"r","ttl":"soon"}`)})
+	if len(res.Outputs) != 0 || len(res.Failures) != 1 || !strings.Contains(res.Failures[0].Message, `headers.message_expiry gave "soon", which is not a number of seconds`) {
+		t.Errorf("got outputs %+v, failures %+v; want the expiry refused", res.Outputs, res.Failures)
+	}
+
+	_, err := CompileRule(0, Config{Name: "r", SQL: "SELECT * FROM 'a'", Actions: []ActionConfig{{Republish: &RepublishConfig{
+		Topic: "b", Headers: &HeadersConfig{PayloadFormatIndicator: "TEXT"}}}}})
+	if err == nil || !strings.Contains(err.Error(), `actions[0].republish.headers.payload_format_indicator: "TEXT": use UNSPECIFIED_BYTES or UTF8_DATA`) {
+		t.Errorf("got %v; want the payload format refused", err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 )
 
@@ -23,7 +24,11 @@ type Config struct {
 	SQL  string `yaml:"sql"`
 	// SQLVersion is the AWS IoT SQL version; empty means 2016-03-23, the only
 	// one the gateway implements.
-	SQLVersion  string         `yaml:"sql_version,omitempty"`
+	SQLVersion string `yaml:"sql_version,omitempty"`
+	// Identity is the registry thing whose policies authorize the rule's
+	// republish actions (the caller checks iot:Publish as that thing); empty
+	// leaves the choice to the caller.
+	Identity    string         `yaml:"identity,omitempty"`
 	Disabled    bool           `yaml:"disabled,omitempty"`
 	Actions     []ActionConfig `yaml:"actions"`
 	ErrorAction *ActionConfig  `yaml:"error_action,omitempty"`
@@ -40,8 +45,40 @@ type ActionConfig struct {
 // writes a literal $ (for $aws/... topics). QoS is 0 (default) or 1, as AWS's
 // republish action allows.
 type RepublishConfig struct {
-	Topic string `yaml:"topic"`
-	QoS   int    `yaml:"qos,omitempty"`
+	Topic   string         `yaml:"topic"`
+	QoS     int            `yaml:"qos,omitempty"`
+	Headers *HeadersConfig `yaml:"headers,omitempty"`
+}
+
+// HeadersConfig are the MQTT 5 properties of a republished message, as AWS's
+// republish action takes them (MqttHeaders); every field is a substitution
+// template.
+type HeadersConfig struct {
+	// PayloadFormatIndicator is UNSPECIFIED_BYTES or UTF8_DATA.
+	PayloadFormatIndicator string `yaml:"payload_format_indicator,omitempty"`
+	ContentType            string `yaml:"content_type,omitempty"`
+	ResponseTopic          string `yaml:"response_topic,omitempty"`
+	// CorrelationData is base64; the published property is the decoded bytes.
+	CorrelationData string `yaml:"correlation_data,omitempty"`
+	// MessageExpiry is the message expiry interval in seconds.
+	MessageExpiry  string               `yaml:"message_expiry,omitempty"`
+	UserProperties []UserPropertyConfig `yaml:"user_properties,omitempty"`
+}
+
+// UserPropertyConfig is one user property; key and value are templates.
+type UserPropertyConfig struct {
+	Key   string `yaml:"key"`
+	Value string `yaml:"value"`
+}
+
+// Headers are the rendered MQTT 5 properties of a republish Output.
+type Headers struct {
+	PayloadUTF8     *bool // nil: not set
+	ContentType     string
+	ResponseTopic   string
+	CorrelationData []byte
+	MessageExpiry   *uint32 // seconds; nil: not set
+	UserProperties  []UserProperty
 }
 
 // ForwardConfig hands the rule's output to a bridge route, which the caller
@@ -95,6 +132,7 @@ type Output struct {
 	QoS     byte
 	Route   string
 	Payload []byte
+	Headers *Headers // republish only, when the action sets headers
 }
 
 // Failure is one action that could not be done, for the error action.
@@ -113,15 +151,22 @@ type template struct {
 }
 
 type action struct {
-	kind  ActionKind
-	topic *template // nil for forward without topic: the incoming topic
-	qos   byte
-	route string
+	kind    ActionKind
+	topic   *template // nil for forward without topic: the incoming topic
+	qos     byte
+	route   string
+	headers *headerTemplates
+}
+
+type headerTemplates struct {
+	format, contentType, responseTopic, correlation, expiry *template
+	userKeys, userValues                                    []*template
 }
 
 // Rule is one compiled rule. It is immutable and safe for concurrent use.
 type Rule struct {
 	name     string
+	identity string
 	sql      string
 	disabled bool
 	st       *statement
@@ -131,6 +176,9 @@ type Rule struct {
 
 // Name is the rule's name.
 func (r *Rule) Name() string { return r.name }
+
+// Identity is the thing the rule's republishes are authorized as ("" if unset).
+func (r *Rule) Identity() string { return r.identity }
 
 // SQL is the rule's statement as configured.
 func (r *Rule) SQL() string { return r.sql }
@@ -156,7 +204,7 @@ func CompileRule(index int, cfg Config) (*Rule, error) {
 	if cfg.SQLVersion != "" && cfg.SQLVersion != SQLVersion {
 		fail("sql_version", fmt.Errorf("%q is not supported: the gateway implements AWS IoT SQL version %s only; set it to %s or remove it", cfg.SQLVersion, SQLVersion, SQLVersion))
 	}
-	r := &Rule{name: cfg.Name, sql: cfg.SQL, disabled: cfg.Disabled}
+	r := &Rule{name: cfg.Name, identity: cfg.Identity, sql: cfg.SQL, disabled: cfg.Disabled}
 	if strings.TrimSpace(cfg.SQL) == "" {
 		fail("sql", errors.New("empty: a rule needs a statement like SELECT * FROM 'a/topic'"))
 	} else if st, err := compileSQL(cfg.SQL); err != nil {
@@ -225,7 +273,16 @@ func compileAction(ac ActionConfig, vars map[string]int, lenient bool) (action, 
 		if len(t.exprs) == 0 && !validTopicName(t.lits[0]) {
 			return action{}, &fieldErr{"republish.topic", fmt.Errorf("%q cannot be published to: a topic has no + or #", rp.Topic)}
 		}
-		return action{kind: Republish, topic: t, qos: byte(rp.QoS)}, nil
+		a := action{kind: Republish, topic: t, qos: byte(rp.QoS)}
+		if rp.Headers != nil {
+			h, fe := compileHeaders(rp.Headers, vars, lenient)
+			if fe != nil {
+				fe.field = "republish.headers." + fe.field
+				return action{}, fe
+			}
+			a.headers = h
+		}
+		return a, nil
 	case ac.Forward != nil:
 		fw := ac.Forward
 		if fw.Route == "" {
@@ -242,6 +299,103 @@ func compileAction(ac ActionConfig, vars map[string]int, lenient bool) (action, 
 		return a, nil
 	}
 	return action{}, &fieldErr{"", errors.New("empty action: set republish or forward")}
+}
+
+func compileHeaders(hc *HeadersConfig, vars map[string]int, lenient bool) (*headerTemplates, *fieldErr) {
+	h := &headerTemplates{}
+	one := func(field, src string, dst **template) *fieldErr {
+		if src == "" {
+			return nil
+		}
+		t, err := compileTemplate(src, vars, lenient)
+		if err != nil {
+			return &fieldErr{field, err}
+		}
+		*dst = t
+		return nil
+	}
+	if fe := one("payload_format_indicator", hc.PayloadFormatIndicator, &h.format); fe != nil {
+		return nil, fe
+	}
+	if h.format != nil && len(h.format.exprs) == 0 && h.format.lits[0] != "UNSPECIFIED_BYTES" && h.format.lits[0] != "UTF8_DATA" {
+		return nil, &fieldErr{"payload_format_indicator", fmt.Errorf("%q: use UNSPECIFIED_BYTES or UTF8_DATA", hc.PayloadFormatIndicator)}
+	}
+	if fe := one("content_type", hc.ContentType, &h.contentType); fe != nil {
+		return nil, fe
+	}
+	if fe := one("response_topic", hc.ResponseTopic, &h.responseTopic); fe != nil {
+		return nil, fe
+	}
+	if fe := one("correlation_data", hc.CorrelationData, &h.correlation); fe != nil {
+		return nil, fe
+	}
+	if fe := one("message_expiry", hc.MessageExpiry, &h.expiry); fe != nil {
+		return nil, fe
+	}
+	for i, up := range hc.UserProperties {
+		var k, v *template
+		if fe := one(fmt.Sprintf("user_properties[%d].key", i), up.Key, &k); fe != nil {
+			return nil, fe
+		}
+		if k == nil {
+			return nil, &fieldErr{fmt.Sprintf("user_properties[%d].key", i), errors.New("empty: a user property needs a key")}
+		}
+		if fe := one(fmt.Sprintf("user_properties[%d].value", i), up.Value, &v); fe != nil {
+			return nil, fe
+		}
+		if v == nil {
+			v = &template{lits: []string{""}}
+		}
+		h.userKeys = append(h.userKeys, k)
+		h.userValues = append(h.userValues, v)
+	}
+	return h, nil
+}
+
+// render evaluates the header templates; an invalid value (a format that is
+// not one of the two names, correlation data that is not base64, an expiry
+// that is not a number of seconds) fails the action.
+func (h *headerTemplates) render(c *evalCtx) (*Headers, error) {
+	out := &Headers{}
+	if h.format != nil {
+		switch f := h.format.render(c); f {
+		case "UTF8_DATA":
+			out.PayloadUTF8 = new(true)
+		case "UNSPECIFIED_BYTES":
+			out.PayloadUTF8 = new(false)
+		default:
+			return nil, fmt.Errorf("headers.payload_format_indicator gave %q: want UNSPECIFIED_BYTES or UTF8_DATA", f)
+		}
+	}
+	if h.contentType != nil {
+		out.ContentType = h.contentType.render(c)
+	}
+	if h.responseTopic != nil {
+		out.ResponseTopic = h.responseTopic.render(c)
+		if !validTopicName(out.ResponseTopic) {
+			return nil, fmt.Errorf("headers.response_topic gave %q, which is not a topic name", out.ResponseTopic)
+		}
+	}
+	if h.correlation != nil {
+		s := h.correlation.render(c)
+		b, err := base64.StdEncoding.DecodeString(s)
+		if err != nil {
+			return nil, fmt.Errorf("headers.correlation_data gave %q, which is not base64", s)
+		}
+		out.CorrelationData = b
+	}
+	if h.expiry != nil {
+		s := h.expiry.render(c)
+		n, err := strconv.ParseUint(s, 10, 32)
+		if err != nil {
+			return nil, fmt.Errorf("headers.message_expiry gave %q, which is not a number of seconds", s)
+		}
+		out.MessageExpiry = new(uint32(n))
+	}
+	for i, k := range h.userKeys {
+		out.UserProperties = append(out.UserProperties, UserProperty{Key: k.render(c), Value: h.userValues[i].render(c)})
+	}
+	return out, nil
 }
 
 // compileTemplate splits a substitution template into literal text and ${...}
@@ -379,6 +533,15 @@ func (r *Rule) Evaluate(m *Message) Result {
 				Message: fmt.Sprintf("%v: the topic template %q gave %q, which cannot be published to", ErrActionTarget, a.topic.raw, o.Topic)})
 			continue
 		}
+		if a.headers != nil {
+			h, err := a.headers.render(c)
+			if err != nil {
+				res.Failures = append(res.Failures, Failure{Action: i, Kind: a.kind, Resource: o.Topic,
+					Message: fmt.Sprintf("%v: %v", ErrActionTarget, err)})
+				continue
+			}
+			o.Headers = h
+		}
 		res.Outputs = append(res.Outputs, o)
 	}
 	if len(res.Failures) > 0 {
@@ -452,7 +615,13 @@ func (r *Rule) errorOutput(c *evalCtx, failures []Failure) *Output {
 		msg.c.set("traceId", strV(c.m.TraceID))
 	}
 	a := r.errAct
-	return &Output{Action: -1, Kind: a.kind, Topic: a.target(c), QoS: a.qos, Route: a.route, Payload: appendJSON(nil, msg)}
+	o := &Output{Action: -1, Kind: a.kind, Topic: a.target(c), QoS: a.qos, Route: a.route, Payload: appendJSON(nil, msg)}
+	if a.headers != nil {
+		if h, err := a.headers.render(c); err == nil {
+			o.Headers = h // the error action cannot fail further: bad headers are left out
+		}
+	}
+	return o
 }
 
 func objectOf(kv ...any) Value {
