@@ -27,9 +27,15 @@
 //     bytes through, encode(*, 'base64') encodes them (binary-payloads).
 //
 // Actions are decided here and performed by the caller: republish to a local
-// topic (a substitution template such as "alarms/${topic(2)}"), forward into a
-// named bridge route (the caller enqueues it durably), and an error action
+// topic (a substitution template such as "alarms/${topic(2)}", QoS 0 or 1,
+// optional MQTT 5 headers as AWS's republish action takes them), forward into
+// a named bridge route (the caller enqueues it durably), and an error action
 // that receives AWS's error message when an action fails ([Rule.OnError]).
+//
+// Errors say where: a [*RuleError] names the rule (index and name) and the
+// field (sql, actions[1].republish.topic, ...); inside it a [*SQLError] gives
+// the line:column in the statement or template. The config room adds the
+// file and line of the rule to make edgegw.yaml:42-style messages.
 //
 // Where the gateway differs from AWS, it refuses at compile time rather than
 // compute something else:
