@@ -41,7 +41,8 @@
 // compute something else:
 //
 //   - Int is 64-bit and Decimal is a double (AWS: 34 digits); an Int result
-//     that overflows becomes a Decimal.
+//     that overflows becomes a Decimal, and a number beyond a double's range
+//     (about 1.8E308) is Undefined.
 //   - Regular expressions use Go's RE2, not Java's: a literal pattern RE2
 //     rejects (back-references, look-around) is a compile error; a pattern
 //     computed per message that does not compile gives Undefined, as an

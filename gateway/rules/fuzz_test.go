@@ -56,7 +56,7 @@ func FuzzJSON(f *testing.F) {
 		}
 		v := parseJSON(b)
 		out := appendJSON(nil, v)
-		if !json.Valid(out) {
+		if v.k != Undefined && !json.Valid(out) { // a lone number beyond a double is Undefined
 			t.Fatalf("re-serialized %q as %q, which is not JSON", b, out)
 		}
 		if v.k != Object {

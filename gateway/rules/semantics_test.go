@@ -24,6 +24,8 @@ func TestEdgeSemantics(t *testing.T) {
 		{"index into nested", "a[0].b[1]", `{"a":[{"b":[1,2]}]}`, `{"v":2}`},
 		{"index out of range", "a[5]", `{"a":[10]}`, `{}`},
 		{"member of non-object", "a.b", `{"a":5}`, `{}`},
+		{"decimal overflow is undefined, not infinity", "x * x", `{"x":1e300}`, `{}`},
+		{"a number beyond a double is undefined", "x", `{"x":1e400}`, `{}`},
 		{"big decimal uses exponent", "x * 10", `{"x":1.5e300}`, `{"v":1.5E301}`},
 		{"searched case", "CASE WHEN t > 30 THEN 'hot' WHEN t > 20 THEN 'warm' ELSE 'cold' END", `{"t":25}`, `{"v":"warm"}`},
 		{"regexp replacement literal dollar", `regexp_replace("a1", "(\\d)", "\\$$1")`, `{}`, `{"v":"a$1"}`},

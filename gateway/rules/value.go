@@ -73,9 +73,12 @@ func arrV(vs []Value) Value { return Value{k: Array, c: &composite{vals: vs}} }
 // decV makes a Decimal. With SQL version 2016-03-23 a whole number such as 10.0
 // is processed as the Int 10 (iot-sql-data-types), so whole values within the
 // Int range become Int here, once, for every producer.
+//
+// A double has no room for what AWS's 34-digit Decimal holds beyond ±1.8E308:
+// an overflow (or a NaN) is Undefined, never a wrong number.
 func decV(f float64) Value {
 	if math.IsNaN(f) || math.IsInf(f, 0) {
-		return Value{k: Decimal, f: f}
+		return undef
 	}
 	if f == math.Trunc(f) && f >= -9.2e18 && f <= 9.2e18 {
 		return Value{k: Int, i: int64(f)}
