@@ -1,0 +1,66 @@
+package rules
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Sentinels a caller can branch on with errors.Is.
+var (
+	// ErrCloudFunction: the SQL calls a function that needs an AWS service
+	// (aws_lambda, get_dynamodb, get_secret, ...). It is refused at compile time.
+	ErrCloudFunction = errors.New("function needs an AWS cloud service")
+	// ErrUnknownFunction: the SQL calls a function AWS IoT SQL does not have.
+	ErrUnknownFunction = errors.New("unknown function")
+	// ErrSyntax: the statement does not parse.
+	ErrSyntax = errors.New("syntax error")
+	// ErrNotObject: `SELECT *, x` on a payload that is not a JSON object (AWS
+	// adds fields only to an empty payload or a JSON object).
+	ErrNotObject = errors.New("payload is not a JSON object")
+	// ErrActionTarget: an action's topic template produced a topic that cannot
+	// be published to (empty, or with + or #).
+	ErrActionTarget = errors.New("invalid action target")
+)
+
+// SQLError is a problem in one SQL statement, at a position in it.
+type SQLError struct {
+	Pos Pos
+	Msg string
+	Err error // a sentinel above, or nil
+}
+
+func (e *SQLError) Error() string { return fmt.Sprintf("%s: %s", e.Pos, e.Msg) }
+
+// Unwrap lets errors.Is find the sentinel.
+func (e *SQLError) Unwrap() error {
+	if e.Err != nil {
+		return e.Err
+	}
+	return ErrSyntax
+}
+
+// RuleError is a problem in one rule of a rule set: which rule (index in the
+// list and name), which field (sql, actions[1].republish.topic, ...), what.
+type RuleError struct {
+	Index int
+	Name  string
+	Field string
+	Err   error
+}
+
+func (e *RuleError) Error() string {
+	where := fmt.Sprintf("rules[%d]", e.Index)
+	if e.Name != "" {
+		where += fmt.Sprintf(" %q", e.Name)
+	}
+	if e.Field != "" {
+		where += " " + e.Field
+	}
+	return where + ": " + e.Err.Error()
+}
+
+func (e *RuleError) Unwrap() error { return e.Err }
+
+func errAt(p Pos, format string, args ...any) *SQLError {
+	return &SQLError{Pos: p, Msg: fmt.Sprintf(format, args...)}
+}

@@ -1,0 +1,45 @@
+package rules
+
+import (
+	goparser "go/parser"
+	gotoken "go/token"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// The package is pure: its non-test files import the standard library only
+// (no module of ours, no mochi, badger, prometheus or paho).
+func TestImportsOnlyStandardLibrary(t *testing.T) {
+	files, err := filepath.Glob("*.go")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fset := gotoken.NewFileSet()
+	checked := 0
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		src, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		af, err := goparser.ParseFile(fset, f, src, goparser.ImportsOnly)
+		if err != nil {
+			t.Fatalf("parsing %s: %v", f, err)
+		}
+		for _, imp := range af.Imports {
+			path, _ := strconv.Unquote(imp.Path.Value)
+			if first, _, _ := strings.Cut(path, "/"); strings.Contains(first, ".") {
+				t.Errorf("%s imports %q; want the standard library only", f, path)
+			}
+		}
+		checked++
+	}
+	if checked == 0 {
+		t.Fatal("no Go files found to check")
+	}
+}

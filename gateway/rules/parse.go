@@ -1,0 +1,825 @@
+package rules
+
+import (
+	"strings"
+)
+
+// The parser compiles as it parses: every expression becomes a closure over
+// its operands (an evalFn), so evaluating a rule walks no syntax tree and
+// looks nothing up by name. Constant sub-expressions are evaluated once here.
+
+type evalFn func(c *evalCtx) Value
+
+type expr struct {
+	pos   Pos
+	eval  evalFn
+	konst bool     // eval always returns val
+	val   Value    // the constant value
+	path  []string // a plain field path (a, a.b.c), read straight from the payload
+	name  string   // the output key when the expression has no AS
+	star  bool     // `*`
+}
+
+func constExpr(p Pos, v Value) *expr {
+	return &expr{pos: p, konst: true, val: v, eval: func(*evalCtx) Value { return v }}
+}
+
+type parser struct {
+	toks  []token
+	i     int
+	depth int
+	// vars are the SET variables in scope, by name, with their slot in
+	// evalCtx.vars; lenient accepts any variable (a template of a rule whose
+	// SQL did not compile, so as not to report the same problem twice).
+	vars    map[string]int
+	lenient bool
+}
+
+const maxNesting = 64
+
+func (p *parser) peek() token { return p.toks[p.i] }
+func (p *parser) peekN(n int) token {
+	if p.i+n < len(p.toks) {
+		return p.toks[p.i+n]
+	}
+	return p.toks[len(p.toks)-1]
+}
+
+func (p *parser) next() token {
+	t := p.toks[p.i]
+	if t.kind != tEOF {
+		p.i++
+	}
+	return t
+}
+
+func (p *parser) expectPunct(s, what string) (token, error) {
+	t := p.next()
+	if !t.is(s) {
+		return t, errAt(t.pos, "expected '%s' %s, found %s", s, what, t.describe())
+	}
+	return t, nil
+}
+
+func (p *parser) expectKw(k, what string) error {
+	t := p.next()
+	if !t.kw(k) {
+		return errAt(t.pos, "expected %s %s, found %s", strings.ToUpper(k), what, t.describe())
+	}
+	return nil
+}
+
+// reserved words cannot be field names or aliases.
+var reserved = map[string]bool{
+	"select": true, "from": true, "where": true, "as": true, "and": true, "or": true, "not": true,
+	"case": true, "when": true, "then": true, "else": true, "end": true, "true": true, "false": true,
+	"null": true,
+}
+
+func isReserved(t token) bool { return t.kind == tIdent && reserved[strings.ToLower(t.text)] }
+
+// statement is one compiled SELECT: the top-level rule query or a nested one.
+type statement struct {
+	pos     Pos
+	sets    []evalFn       // SET @a = ..., @b = ...: evaluated in order, before WHERE
+	vars    map[string]int // the variables' slots
+	value   bool           // SELECT VALUE
+	items   []selItem
+	hasStar bool
+	filter  *topicFilter // FROM of the top-level statement
+	from    *expr        // FROM of a nested statement
+	where   *expr
+}
+
+type selItem struct {
+	star bool
+	e    *expr
+	name string
+	key  []byte // `"name":`, ready to append
+}
+
+func (p *parser) parseStatement(nested bool) (*statement, error) {
+	p.depth++
+	defer func() { p.depth-- }()
+	if p.depth > maxNesting {
+		return nil, errAt(p.peek().pos, "statement nests deeper than %d levels", maxNesting)
+	}
+	var sets []evalFn
+	if !nested && p.peek().kw("set") {
+		var err error
+		if sets, err = p.parseSet(); err != nil {
+			return nil, err
+		}
+	}
+	t := p.next()
+	if !t.kw("select") {
+		if t.kw("set") {
+			return nil, errAt(t.pos, "SET is allowed once, before the top-level SELECT")
+		}
+		return nil, errAt(t.pos, "expected SELECT, found %s: a rule is `[SET @v = ...] SELECT ... FROM 'topic/filter' [WHERE ...]`", t.describe())
+	}
+	st := &statement{pos: t.pos, sets: sets, vars: p.vars}
+	if p.peek().kw("value") && !p.peekN(1).kw("from") && !p.peekN(1).is(",") && !p.peekN(1).kw("as") {
+		p.next()
+		st.value = true
+	}
+	for {
+		it, err := p.parseSelectItem(st.value)
+		if err != nil {
+			return nil, err
+		}
+		if it.star {
+			st.hasStar = true
+		}
+		st.items = append(st.items, it)
+		if !p.peek().is(",") {
+			break
+		}
+		p.next()
+	}
+	if st.value && len(st.items) != 1 {
+		return nil, errAt(st.pos, "SELECT VALUE takes exactly one expression, found %d", len(st.items))
+	}
+	seen := map[string]bool{}
+	for _, it := range st.items {
+		if it.star || st.value {
+			continue
+		}
+		if seen[it.name] {
+			return nil, errAt(it.e.pos, "the output key %q appears twice: give one of them another name with AS", it.name)
+		}
+		seen[it.name] = true
+	}
+	ft := p.next()
+	if !ft.kw("from") {
+		return nil, errAt(ft.pos, "expected FROM or ',' after the SELECT list, found %s", ft.describe())
+	}
+	if nested {
+		e, err := p.parseExpr()
+		if err != nil {
+			return nil, err
+		}
+		st.from = e
+	} else {
+		tt := p.next()
+		if tt.kind != tString {
+			return nil, errAt(tt.pos, "FROM takes a topic filter in single quotes, like FROM 'building/+/temp'; found %s", tt.describe())
+		}
+		f, err := parseTopicFilter(tt.text)
+		if err != nil {
+			return nil, errAt(tt.pos, "FROM topic filter %q: %v", tt.text, err)
+		}
+		st.filter = f
+	}
+	if p.peek().kw("where") {
+		p.next()
+		e, err := p.parseExpr()
+		if err != nil {
+			return nil, err
+		}
+		st.where = e
+	}
+	return st, nil
+}
+
+// parseSet reads SET @a = expr [, @b = expr]: each variable once, usable by
+// the ones after it, by SELECT, WHERE, nested SELECTs and action templates.
+func (p *parser) parseSet() ([]evalFn, error) {
+	p.next() // SET
+	p.vars = map[string]int{}
+	var sets []evalFn
+	for {
+		vt := p.next()
+		if vt.kind != tVar {
+			return nil, errAt(vt.pos, "expected a variable like @name after SET, found %s", vt.describe())
+		}
+		if _, dup := p.vars[vt.text]; dup {
+			return nil, errAt(vt.pos, "@%s is set twice: variables are assigned once", vt.text)
+		}
+		if _, err := p.expectPunct("=", "after the variable"); err != nil {
+			return nil, err
+		}
+		e, err := p.parseExpr()
+		if err != nil {
+			return nil, err
+		}
+		p.vars[vt.text] = len(sets)
+		sets = append(sets, e.eval)
+		if !p.peek().is(",") {
+			return sets, nil
+		}
+		p.next()
+	}
+}
+
+func (p *parser) parseSelectItem(value bool) (selItem, error) {
+	t := p.peek()
+	if t.is("*") && (p.peekN(1).is(",") || p.peekN(1).kw("from")) {
+		p.next()
+		if value {
+			return selItem{star: true, e: starExpr(t.pos)}, nil
+		}
+		return selItem{star: true}, nil
+	}
+	e, err := p.parseExpr()
+	if err != nil {
+		return selItem{}, err
+	}
+	it := selItem{e: e, name: e.name}
+	if p.peek().kw("as") {
+		p.next()
+		nt := p.next()
+		if nt.kind == tString {
+			it.name = nt.text
+		} else if nt.kind == tIdent && !isReserved(nt) {
+			it.name = nt.text
+		} else {
+			return selItem{}, errAt(nt.pos, "expected a name after AS, found %s", nt.describe())
+		}
+		if p.peek().is(".") {
+			return selItem{}, errAt(p.peek().pos, "AS takes one name, not a path: write AS %s_%s or build the object with {'%s': ...}", it.name, p.peekN(1).text, it.name)
+		}
+	} else if !value && it.name == "" {
+		return selItem{}, errAt(e.pos, "this expression has no output name: add AS name after it")
+	}
+	it.key = appendQuoted(nil, it.name)
+	it.key = append(it.key, ':')
+	return it, nil
+}
+
+// Expression grammar, lowest precedence first:
+//
+//	expr    = and { OR and }
+//	and     = not { AND not }
+//	not     = NOT not | cmp
+//	cmp     = sum [ (= | <> | < | <= | > | >=) sum ]
+//	sum     = product { (+ | -) product }
+//	product = unary { (* | / | %) unary }
+//	unary   = - unary | postfix
+//	postfix = primary { . name | [ expr ] }
+func (p *parser) parseExpr() (*expr, error) {
+	p.depth++
+	defer func() { p.depth-- }()
+	if p.depth > maxNesting {
+		return nil, errAt(p.peek().pos, "expression nests deeper than %d levels", maxNesting)
+	}
+	l, err := p.parseAnd()
+	if err != nil {
+		return nil, err
+	}
+	for p.peek().kw("or") {
+		t := p.next()
+		r, err := p.parseAnd()
+		if err != nil {
+			return nil, err
+		}
+		l = binary(t.pos, l, r, opOr)
+	}
+	return l, nil
+}
+
+func (p *parser) parseAnd() (*expr, error) {
+	l, err := p.parseNot()
+	if err != nil {
+		return nil, err
+	}
+	for p.peek().kw("and") {
+		t := p.next()
+		r, err := p.parseNot()
+		if err != nil {
+			return nil, err
+		}
+		l = binary(t.pos, l, r, opAnd)
+	}
+	return l, nil
+}
+
+func (p *parser) parseNot() (*expr, error) {
+	if p.peek().kw("not") {
+		t := p.next()
+		p.depth++
+		defer func() { p.depth-- }()
+		if p.depth > maxNesting {
+			return nil, errAt(t.pos, "expression nests deeper than %d levels", maxNesting)
+		}
+		e, err := p.parseNot()
+		if err != nil {
+			return nil, err
+		}
+		return unary(t.pos, e, opNot), nil
+	}
+	return p.parseCmp()
+}
+
+var cmpOps = map[string]func(a, b Value) Value{
+	"=": opEq, "<>": opNe, "<": opLt, "<=": opLe, ">": opGt, ">=": opGe,
+}
+
+func (p *parser) parseCmp() (*expr, error) {
+	l, err := p.parseSum()
+	if err != nil {
+		return nil, err
+	}
+	t := p.peek()
+	if t.kind == tPunct {
+		if op, ok := cmpOps[t.text]; ok {
+			p.next()
+			r, err := p.parseSum()
+			if err != nil {
+				return nil, err
+			}
+			return binary(t.pos, l, r, op), nil
+		}
+	}
+	return l, nil
+}
+
+func (p *parser) parseSum() (*expr, error) {
+	l, err := p.parseProduct()
+	if err != nil {
+		return nil, err
+	}
+	for {
+		t := p.peek()
+		var op func(a, b Value) Value
+		switch {
+		case t.is("+"):
+			op = opAdd
+		case t.is("-"):
+			op = opSub
+		default:
+			return l, nil
+		}
+		p.next()
+		r, err := p.parseProduct()
+		if err != nil {
+			return nil, err
+		}
+		l = binary(t.pos, l, r, op)
+	}
+}
+
+func (p *parser) parseProduct() (*expr, error) {
+	l, err := p.parseUnary()
+	if err != nil {
+		return nil, err
+	}
+	for {
+		t := p.peek()
+		var op func(a, b Value) Value
+		switch {
+		case t.is("*"):
+			op = opMul
+		case t.is("/"):
+			op = opDiv
+		case t.is("%"):
+			op = opMod
+		default:
+			return l, nil
+		}
+		p.next()
+		r, err := p.parseUnary()
+		if err != nil {
+			return nil, err
+		}
+		l = binary(t.pos, l, r, op)
+	}
+}
+
+func (p *parser) parseUnary() (*expr, error) {
+	if t := p.peek(); t.is("-") {
+		p.next()
+		p.depth++
+		defer func() { p.depth-- }()
+		if p.depth > maxNesting {
+			return nil, errAt(t.pos, "expression nests deeper than %d levels", maxNesting)
+		}
+		e, err := p.parseUnary()
+		if err != nil {
+			return nil, err
+		}
+		return unary(t.pos, e, opNeg), nil
+	}
+	return p.parsePostfix()
+}
+
+func (p *parser) parsePostfix() (*expr, error) {
+	e, err := p.parsePrimary()
+	if err != nil {
+		return nil, err
+	}
+	for {
+		t := p.peek()
+		switch {
+		case t.is("."):
+			p.next()
+			nt := p.next()
+			if nt.kind != tIdent {
+				return nil, errAt(nt.pos, "expected a field name after '.', found %s; for keys that are numbers or contain '-', use get(obj, \"key\")", nt.describe())
+			}
+			e = member(t.pos, e, nt.text)
+		case t.is("["):
+			p.next()
+			ix, err := p.parseExpr()
+			if err != nil {
+				return nil, err
+			}
+			if _, err := p.expectPunct("]", "to close the index"); err != nil {
+				return nil, err
+			}
+			e = indexExpr(t.pos, e, ix)
+		default:
+			return e, nil
+		}
+	}
+}
+
+func (p *parser) parsePrimary() (*expr, error) {
+	t := p.next()
+	switch t.kind {
+	case tVar:
+		slot, ok := p.vars[t.text]
+		if !ok {
+			if p.lenient {
+				return constExpr(t.pos, undef), nil
+			}
+			return nil, errAt(t.pos, "@%s is not set: define it with SET @%s = ... before SELECT (a variable is usable after its SET)", t.text, t.text)
+		}
+		return &expr{pos: t.pos, name: t.text, eval: func(c *evalCtx) Value { return c.vars[slot] }}, nil
+	case tNumber:
+		v, ok := parseDecimalString(t.text)
+		if !ok {
+			return nil, errAt(t.pos, "bad number %q", t.text)
+		}
+		return constExpr(t.pos, v), nil
+	case tString:
+		return constExpr(t.pos, strV(t.text)), nil
+	case tEOF:
+		return nil, errAt(t.pos, "the statement ends where an expression should be")
+	case tIdent:
+		switch strings.ToLower(t.text) {
+		case "true":
+			return constExpr(t.pos, trueValue), nil
+		case "false":
+			return constExpr(t.pos, falseVal), nil
+		case "null":
+			return constExpr(t.pos, nullValue), nil
+		case "case":
+			return p.parseCase(t)
+		}
+		if p.peek().is("(") {
+			return p.parseCall(t)
+		}
+		if isReserved(t) {
+			return nil, errAt(t.pos, "unexpected keyword %s where an expression should be", strings.ToUpper(t.text))
+		}
+		return fieldExpr(t.pos, t.text), nil
+	}
+	switch t.text {
+	case "(":
+		if p.peek().kw("select") {
+			st, err := p.parseStatement(true)
+			if err != nil {
+				return nil, err
+			}
+			if _, err := p.expectPunct(")", "to close the nested SELECT"); err != nil {
+				return nil, err
+			}
+			return &expr{pos: t.pos, eval: st.nestedEval}, nil
+		}
+		e, err := p.parseExpr()
+		if err != nil {
+			return nil, err
+		}
+		if _, err := p.expectPunct(")", "to close '('"); err != nil {
+			return nil, err
+		}
+		// A parenthesized path is no longer a bare name: (a.b) has no output key.
+		return &expr{pos: e.pos, eval: e.eval, konst: e.konst, val: e.val, path: e.path}, nil
+	case "{":
+		return p.parseObject(t)
+	case "[":
+		return p.parseArray(t)
+	case "*":
+		return nil, errAt(t.pos, "'*' stands for the whole payload only as a SELECT item or a function argument, like encode(*, 'base64')")
+	}
+	return nil, errAt(t.pos, "unexpected %s where an expression should be", t.describe())
+}
+
+func (p *parser) parseObject(open token) (*expr, error) {
+	var keys []string
+	var vals []*expr
+	if p.peek().is("}") {
+		p.next()
+	} else {
+		for {
+			kt := p.next()
+			if kt.kind != tString {
+				return nil, errAt(kt.pos, "object keys are quoted strings, like {'name': value}; found %s", kt.describe())
+			}
+			if _, err := p.expectPunct(":", "after the object key"); err != nil {
+				return nil, err
+			}
+			v, err := p.parseExpr()
+			if err != nil {
+				return nil, err
+			}
+			keys = append(keys, kt.text)
+			vals = append(vals, v)
+			sep := p.next()
+			if sep.is("}") {
+				break
+			}
+			if !sep.is(",") {
+				return nil, errAt(sep.pos, "expected ',' or '}' in the object, found %s", sep.describe())
+			}
+		}
+	}
+	allConst := true
+	fns := make([]evalFn, len(vals))
+	for i, v := range vals {
+		fns[i] = v.eval
+		allConst = allConst && v.konst
+	}
+	eval := func(c *evalCtx) Value {
+		o := &composite{keys: make([]string, 0, len(keys)), vals: make([]Value, 0, len(keys))}
+		for i, f := range fns {
+			o.set(keys[i], f(c))
+		}
+		return Value{k: Object, c: o}
+	}
+	if allConst {
+		return constExpr(open.pos, eval(nil)), nil
+	}
+	return &expr{pos: open.pos, eval: eval}, nil
+}
+
+func (p *parser) parseArray(open token) (*expr, error) {
+	var elems []*expr
+	if p.peek().is("]") {
+		p.next()
+	} else {
+		for {
+			e, err := p.parseExpr()
+			if err != nil {
+				return nil, err
+			}
+			elems = append(elems, e)
+			sep := p.next()
+			if sep.is("]") {
+				break
+			}
+			if !sep.is(",") {
+				return nil, errAt(sep.pos, "expected ',' or ']' in the array, found %s", sep.describe())
+			}
+		}
+	}
+	allConst := true
+	fns := make([]evalFn, len(elems))
+	for i, e := range elems {
+		fns[i] = e.eval
+		allConst = allConst && e.konst
+	}
+	eval := func(c *evalCtx) Value {
+		vs := make([]Value, len(fns))
+		for i, f := range fns {
+			vs[i] = f(c)
+		}
+		return arrV(vs)
+	}
+	if allConst {
+		return constExpr(open.pos, eval(nil)), nil
+	}
+	return &expr{pos: open.pos, eval: eval}, nil
+}
+
+// parseCase reads both forms: CASE v WHEN t THEN r ... [ELSE e] END (the form
+// the reference documents: v is compared to each t with =) and the searched
+// form CASE WHEN cond THEN r ... [ELSE e] END.
+func (p *parser) parseCase(kw token) (*expr, error) {
+	var subject *expr
+	if !p.peek().kw("when") {
+		s, err := p.parseExpr()
+		if err != nil {
+			return nil, err
+		}
+		subject = s
+	}
+	var whens, thens []evalFn
+	for p.peek().kw("when") {
+		p.next()
+		w, err := p.parseExpr()
+		if err != nil {
+			return nil, err
+		}
+		if err := p.expectKw("then", "after the WHEN value"); err != nil {
+			return nil, err
+		}
+		r, err := p.parseExpr()
+		if err != nil {
+			return nil, err
+		}
+		whens = append(whens, w.eval)
+		thens = append(thens, r.eval)
+	}
+	if len(whens) == 0 {
+		return nil, errAt(p.peek().pos, "CASE needs at least one WHEN ... THEN ...")
+	}
+	elseFn := evalFn(func(*evalCtx) Value { return undef })
+	if p.peek().kw("else") {
+		p.next()
+		e, err := p.parseExpr()
+		if err != nil {
+			return nil, err
+		}
+		elseFn = e.eval
+	}
+	if err := p.expectKw("end", "to close CASE"); err != nil {
+		return nil, err
+	}
+	if subject != nil {
+		sf := subject.eval
+		return &expr{pos: kw.pos, eval: func(c *evalCtx) Value {
+			v := sf(c)
+			if v.k == Undefined {
+				return undef // "If v is Undefined, the result of the case statement is Undefined."
+			}
+			for i, w := range whens {
+				if eq, ok := equal(v, w(c)); ok && eq {
+					return thens[i](c)
+				}
+			}
+			return elseFn(c)
+		}}, nil
+	}
+	return &expr{pos: kw.pos, eval: func(c *evalCtx) Value {
+		for i, w := range whens {
+			if b, ok := toBool(w(c)); ok && b {
+				return thens[i](c)
+			}
+		}
+		return elseFn(c)
+	}}, nil
+}
+
+func (p *parser) parseCall(name token) (*expr, error) {
+	lname := strings.ToLower(name.text)
+	p.next() // (
+	if lname == "cast" {
+		return p.parseCast(name)
+	}
+	var args []*expr
+	if p.peek().is(")") {
+		p.next()
+	} else {
+		for {
+			var a *expr
+			if t := p.peek(); t.is("*") && (p.peekN(1).is(",") || p.peekN(1).is(")")) {
+				p.next()
+				a = starExpr(t.pos)
+			} else {
+				e, err := p.parseExpr()
+				if err != nil {
+					return nil, err
+				}
+				a = e
+			}
+			args = append(args, a)
+			sep := p.next()
+			if sep.is(")") {
+				break
+			}
+			if !sep.is(",") {
+				return nil, errAt(sep.pos, "expected ',' or ')' in the arguments of %s, found %s", name.text, sep.describe())
+			}
+		}
+	}
+	return compileCall(name, lname, args)
+}
+
+var castTypes = map[string]Kind{
+	"string": String, "nvarchar": String, "text": String, "ntext": String, "varchar": String,
+	"int": Int, "integer": Int, "double": Decimal, "decimal": Decimal, "bool": Boolean, "boolean": Boolean,
+}
+
+func (p *parser) parseCast(name token) (*expr, error) {
+	v, err := p.parseExpr()
+	if err != nil {
+		return nil, err
+	}
+	if err := p.expectKw("as", "in cast(value AS type)"); err != nil {
+		return nil, err
+	}
+	tt := p.next()
+	k, ok := castTypes[strings.ToLower(tt.text)]
+	if tt.kind != tIdent || !ok {
+		return nil, errAt(tt.pos, "cast to %s: the types are String, Nvarchar, Text, Ntext, Varchar, Int, Integer, Double, Decimal, Bool, Boolean", tt.describe())
+	}
+	if _, err := p.expectPunct(")", "to close cast("); err != nil {
+		return nil, err
+	}
+	vf := v.eval
+	e := &expr{pos: name.pos, eval: func(c *evalCtx) Value { return castTo(vf(c), k) }}
+	if v.konst {
+		return constExpr(name.pos, castTo(v.val, k)), nil
+	}
+	return e, nil
+}
+
+func starExpr(p Pos) *expr {
+	return &expr{pos: p, star: true, eval: func(c *evalCtx) Value { return c.star() }}
+}
+
+func fieldExpr(p Pos, name string) *expr {
+	path := []string{name}
+	return &expr{pos: p, path: path, name: name, eval: pathFn(path)}
+}
+
+func pathFn(path []string) evalFn {
+	return func(c *evalCtx) Value {
+		if c.scope != nil {
+			v := *c.scope
+			for _, k := range path {
+				v = v.member(k)
+			}
+			return v
+		}
+		return c.payloadPath(path)
+	}
+}
+
+func member(p Pos, base *expr, name string) *expr {
+	if base.path != nil && base.name != "" {
+		path := append(append([]string(nil), base.path...), name)
+		return &expr{pos: base.pos, path: path, name: name, eval: pathFn(path)}
+	}
+	bf := base.eval
+	e := &expr{pos: p, name: name, eval: func(c *evalCtx) Value { return bf(c).member(name) }}
+	if base.konst {
+		e = constExpr(p, base.val.member(name))
+		e.name = name
+	}
+	return e
+}
+
+// indexExpr is a[i]: the i-th element of an Array (i converted to Int, as get
+// does) or, with a String index, the member of an Object.
+func indexExpr(p Pos, base, ix *expr) *expr {
+	bf, xf := base.eval, ix.eval
+	return &expr{pos: p, eval: func(c *evalCtx) Value { return getValue(bf(c), xf(c)) }}
+}
+
+func unary(p Pos, e *expr, op func(Value) Value) *expr {
+	if e.konst {
+		return constExpr(p, op(e.val))
+	}
+	f := e.eval
+	return &expr{pos: p, eval: func(c *evalCtx) Value { return op(f(c)) }}
+}
+
+func binary(p Pos, l, r *expr, op func(a, b Value) Value) *expr {
+	if l.konst && r.konst {
+		return constExpr(p, op(l.val, r.val))
+	}
+	lf, rf := l.eval, r.eval
+	if r.konst {
+		rv := r.val
+		return &expr{pos: p, eval: func(c *evalCtx) Value { return op(lf(c), rv) }}
+	}
+	return &expr{pos: p, eval: func(c *evalCtx) Value { return op(lf(c), rf(c)) }}
+}
+
+// compileSQL parses and compiles one top-level statement.
+func compileSQL(sql string) (*statement, error) {
+	toks, err := lexAll(sql)
+	if err != nil {
+		return nil, err
+	}
+	p := &parser{toks: toks}
+	st, err := p.parseStatement(false)
+	if err != nil {
+		return nil, err
+	}
+	if t := p.peek(); t.kind != tEOF {
+		return nil, errAt(t.pos, "unexpected %s after the statement", t.describe())
+	}
+	return st, nil
+}
+
+// compileTemplateExpr compiles the expression inside a ${...} template; vars
+// are the rule's SET variables (nil with lenient when its SQL did not compile).
+func compileTemplateExpr(src string, vars map[string]int, lenient bool) (*expr, error) {
+	toks, err := lexAll(src)
+	if err != nil {
+		return nil, err
+	}
+	p := &parser{toks: toks, vars: vars, lenient: lenient}
+	e, err := p.parseExpr()
+	if err != nil {
+		return nil, err
+	}
+	if t := p.peek(); t.kind != tEOF {
+		return nil, errAt(t.pos, "unexpected %s after the expression", t.describe())
+	}
+	return e, nil
+}
