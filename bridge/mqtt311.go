@@ -90,7 +90,7 @@ func connack311Reason(code byte) string {
 	case 4:
 		return "bad user name or password: check username and password_file"
 	case 5:
-		return "not authorized: the upstream does not allow this identity to connect (certificate, user or policy)"
+		return "not authorized: the upstream refuses this identity (check the client certificate, or username and password_file, and the upstream's ACL)"
 	}
 	return "unknown return code (protocol error)"
 }
