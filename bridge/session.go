@@ -140,6 +140,12 @@ func (b *Bridge) dial(ctx context.Context, up Upstream) (*session, error) {
 		if cctx.Err() != nil && ctx.Err() == nil {
 			return nil, fmt.Errorf("waiting for CONNACK from %s: no answer within %v", addr, b.cfg.ConnectTimeout)
 		}
+		// A TLS alert from the server (crypto/tls reports it as a
+		// "remote error: tls: ..." *net.OpError; its type is unexported).
+		if isTLSScheme(u.Scheme) && u.Port() == "443" && len(up.ALPN) == 0 && len(b.cfg.ALPN) == 0 && strings.Contains(err.Error(), "remote error: tls:") {
+			// AWS IoT Core's port 443 drops a certificate login without ALPN.
+			return nil, fmt.Errorf("%s: %w (port 443 without ALPN: AWS IoT Core needs alpn [%s]; profile aws-iot-core sets it)", addr, err, AWSALPN)
+		}
 		return nil, fmt.Errorf("%s: %w", addr, err)
 	}
 	if ca.ReasonCode != 0 && (s.v311 || ca.ReasonCode >= 0x80) {
