@@ -2,7 +2,9 @@ package bridge
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
+	"net"
 	"net/url"
 	"os"
 	"strings"
@@ -280,4 +282,77 @@ func mustURL(t testing.TB, s string) *url.URL {
 		t.Fatal(err)
 	}
 	return u
+}
+
+// TestAzureProfileShape runs the azure-iot-hub profile against Mosquitto
+// set up the way IoT Hub addresses a device (X.509 login, telemetry on
+// devices/{id}/messages/events/, commands on devices/{id}/messages/devicebound/):
+// it checks what the gateway sends (3.1.1, the property bag with device,
+// seq and topic, in order, none lost) and receives, not IoT Hub itself.
+func TestAzureProfileShape(t *testing.T) {
+	const events = "devices/" + gatewayCN + "/messages/events/"
+	const devicebound = "devices/" + gatewayCN + "/messages/devicebound/"
+	m := startMosquittoAuth(t, authMosqOpts{certificates: true, gatewayTopics: []string{"devices/" + gatewayCN + "/messages/#"}})
+	c := startCloudAs(t, cloudIdentity{
+		dial: func(ctx context.Context) (net.Conn, error) {
+			d := tls.Dialer{Config: m.tlsFor(cloudCN)}
+			return d.DialContext(ctx, "tcp", m.url().Host)
+		},
+		parse: envelopeParser(EnvelopePropertyBag),
+	}, events+"#")
+	tel := Route{Name: "telemetry", Topic: "building/#", Direction: Out, QoS: 1, RemotePrefix: events}
+	c2d := Route{Name: "cmd", Topic: "#", Direction: In, QoS: 1, LocalPrefix: "cmd/", RemotePrefix: devicebound}
+	cfg := testConfig(m, tel, c2d)
+	cfg.Profile = ProfileAzureIoTHub
+	q := newTestQueue(t)
+	sent := enqueueSensorMsgs(t, q, 4, 250, time.Now)
+	pub := newRecPublisher()
+	b := runBridge(t, cfg, q, pub)
+	if got, want := b.cfg.Username, "127.0.0.1/"+gatewayCN+"/?api-version=2021-04-12"; got != want {
+		t.Errorf("user name %q; want %q", got, want)
+	}
+
+	seqs := make([]uint64, len(sent))
+	for i, s := range sent {
+		seqs[i] = s.seq
+	}
+	if got := c.waitUnique(len(seqs), 30*time.Second); got != len(seqs) {
+		t.Fatalf("arrived: %d; want %d", got, len(seqs))
+	}
+	if n := c.outOfOrder(); n != 0 {
+		t.Errorf("out of order: %d; want 0", n)
+	}
+	c.mu.Lock()
+	for _, s := range sent {
+		// The parser puts the bag's topic after the events prefix.
+		if want := events + "building/" + s.device + "/temp"; c.topic[s.seq] != want || c.device[s.seq] != s.device {
+			t.Errorf("seq %d: topic %q device %q; want %q %q", s.seq, c.topic[s.seq], c.device[s.seq], want, s.device)
+			break
+		}
+	}
+	c.mu.Unlock()
+	if !m.spokeMQTT311(gatewayCN) {
+		t.Errorf("mosquitto's log shows no 3.1.1 (p2) connection from %s", gatewayCN)
+	}
+
+	// A cloud-to-device message with IoT Hub's property bag in the topic.
+	bag := "%24.to=%2Fdevices%2F" + gatewayCN + "%2Fmessages%2Fdevicebound&light=1"
+	var got inMsg
+	deadline := time.After(10 * time.Second)
+wait:
+	for {
+		if err := c.publish(devicebound+bag, []byte("on")); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case got = <-pub.ch:
+			break wait
+		case <-time.After(200 * time.Millisecond):
+		case <-deadline:
+			t.Fatal("no cloud-to-device message reached the publisher within 10s")
+		}
+	}
+	if got.topic != "cmd/"+bag || got.payload != "on" {
+		t.Errorf("local publish %+v; want topic cmd/%s, payload on", got, bag)
+	}
 }

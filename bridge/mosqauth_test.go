@@ -28,11 +28,16 @@ type authMosqOpts struct {
 	// autosave makes Mosquitto save its persistence every second, so the
 	// test subscriber's session survives a kill -9 (SIGTERM saves anyway).
 	autosave bool
+	// certificates: clients log in with their certificate (CN as user
+	// name, as startMosquitto) instead of the password file.
+	certificates bool
+	// topics the gateway may use (ACL patterns); default sites/plant-7/#.
+	gatewayTopics []string
 }
 
 // startMosquittoAuth starts Mosquitto with a TLS listener (server
 // certificate only), password_file with users gatewayCN and cloudCN, and
-// the same ACL as startMosquitto.
+// the same ACL as startMosquitto; see authMosqOpts for the variants.
 func startMosquittoAuth(t testing.TB, o authMosqOpts) *mosquitto {
 	t.Helper()
 	if _, err := os.Stat("/usr/sbin/mosquitto"); err != nil {
@@ -56,12 +61,26 @@ func startMosquittoAuth(t testing.TB, o authMosqOpts) *mosquitto {
 			t.Fatalf("mosquitto_passwd %s: %v: %s", u[0], err, out)
 		}
 	}
-	acl := m.path("acl")
-	writeFile(t, acl, fmt.Sprintf("user %s\ntopic readwrite sites/plant-7/#\n\nuser %s\ntopic readwrite sites/#\n", gatewayCN, cloudCN), 0o600)
+	gwTopics := o.gatewayTopics
+	if len(gwTopics) == 0 {
+		gwTopics = []string{"sites/plant-7/#"}
+	}
+	var acl strings.Builder
+	fmt.Fprintf(&acl, "user %s\n", gatewayCN)
+	for _, tp := range gwTopics {
+		fmt.Fprintf(&acl, "topic readwrite %s\n", tp)
+	}
+	fmt.Fprintf(&acl, "\nuser %s\ntopic readwrite sites/#\ntopic readwrite devices/#\n", cloudCN)
+	writeFile(t, m.path("acl"), acl.String(), 0o600)
 	var conf strings.Builder
 	fmt.Fprintf(&conf, "per_listener_settings false\nlistener %d 127.0.0.1\n", m.port)
 	fmt.Fprintf(&conf, "certfile %s\nkeyfile %s\n", m.path("server.crt"), m.path("server.key"))
-	fmt.Fprintf(&conf, "allow_anonymous false\npassword_file %s\nacl_file %s\n", pw, acl)
+	if o.certificates {
+		fmt.Fprintf(&conf, "cafile %s\nrequire_certificate true\nuse_identity_as_username true\n", m.path("ca.crt"))
+		fmt.Fprintf(&conf, "allow_anonymous false\nacl_file %s\n", m.path("acl"))
+	} else {
+		fmt.Fprintf(&conf, "allow_anonymous false\npassword_file %s\nacl_file %s\n", pw, m.path("acl"))
+	}
 	fmt.Fprintf(&conf, "persistence true\npersistence_location %s/\nmax_queued_messages 0\nmax_inflight_messages 1000\n", m.dir)
 	if o.autosave {
 		conf.WriteString("autosave_interval 1\n")
