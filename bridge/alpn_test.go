@@ -54,20 +54,7 @@ func startALPNFront(t testing.TB, m *mosquitto) *alpnFront {
 		t.Fatal(err)
 	}
 	f.ln = ln
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() { defer wg.Done(); f.serve(c.(*tls.Conn), m) }()
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	serveAll(t, ln, func(c net.Conn) { f.serve(c.(*tls.Conn), m) })
 	return f
 }
 
@@ -85,6 +72,25 @@ func (f *alpnFront) serve(c *tls.Conn, m *mosquitto) {
 		return
 	}
 	relay(c, up)
+}
+
+// serveAll accepts on ln until cleanup, each connection in its own
+// goroutine; cleanup closes ln and waits for them.
+func serveAll(t testing.TB, ln net.Listener, serve func(net.Conn)) {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() { defer wg.Done(); serve(c) }()
+		}
+	}()
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
 }
 
 // relay copies both ways until either side ends, then closes both.
@@ -118,20 +124,7 @@ func startConnectProxy(t testing.TB, user, pass string, target func(string) stri
 		t.Fatal(err)
 	}
 	p := &connectProxy{ln: ln, user: user, pass: pass, target: target}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() { defer wg.Done(); p.serve(c) }()
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	serveAll(t, ln, p.serve)
 	return p
 }
 

@@ -59,14 +59,7 @@ func TestMQTT311KillUpstream(t *testing.T) {
 	b := runBridge(t, config311(t, m, EnvelopeJSON, telemetry), q, nil)
 	eventually(t, 10*time.Second, "bridge connected", func() bool { return b.State().Connected })
 	time.Sleep(1500 * time.Millisecond) // one autosave with the subscriber's session
-	streamThrough(t, q, b, c, func() {
-		for range 3 {
-			time.Sleep(1500 * time.Millisecond)
-			m.kill()
-			time.Sleep(500 * time.Millisecond)
-			m.start()
-		}
-	})
+	streamThrough(t, q, b, c, func() { restarts(m, 3, 1500*time.Millisecond, m.kill) })
 }
 
 func TestMQTT311FlappingUpstreamLosesNothing(t *testing.T) {
@@ -75,14 +68,7 @@ func TestMQTT311FlappingUpstreamLosesNothing(t *testing.T) {
 	q := newAckTrace(newTestQueue(t))
 	b := runBridge(t, config311(t, m, EnvelopeTopicSuffix, telemetry), q, nil)
 	eventually(t, 10*time.Second, "bridge connected", func() bool { return b.State().Connected })
-	streamThrough(t, q, b, c, func() {
-		for range 10 {
-			time.Sleep(1200 * time.Millisecond)
-			m.stop()
-			time.Sleep(500 * time.Millisecond)
-			m.start()
-		}
-	})
+	streamThrough(t, q, b, c, func() { restarts(m, 10, 1200*time.Millisecond, m.stop) })
 }
 
 func TestMQTT311InboundCommand(t *testing.T) {
@@ -93,21 +79,7 @@ func TestMQTT311InboundCommand(t *testing.T) {
 	pub := newRecPublisher()
 	b := runBridge(t, config311(t, m, EnvelopeTopicSuffix, telemetry, cmd), q, pub)
 	eventually(t, 10*time.Second, "bridge connected", func() bool { return b.State().Connected })
-	var got inMsg
-	deadline := time.After(10 * time.Second)
-wait:
-	for {
-		if err := c.publish("sites/plant-7/cmd/light-1", []byte("on")); err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case got = <-pub.ch:
-			break wait
-		case <-time.After(200 * time.Millisecond):
-		case <-deadline:
-			t.Fatal("no inbound command reached the publisher within 10s")
-		}
-	}
+	got := awaitInbound(t, c, pub, "sites/plant-7/cmd/light-1", "on")
 	if got.topic != "cmd/light-1" || got.payload != "on" || got.qos != 1 {
 		t.Fatalf("local publish: %+v; want topic cmd/light-1, payload on, qos 1", got)
 	}
@@ -230,32 +202,10 @@ func checkArrived(t *testing.T, c *cloud, b *Bridge, sent []sentMsg, d time.Dura
 // any loss by the ack trace.
 func streamThrough(t *testing.T, q *ackTrace, b *Bridge, c *cloud, disrupt func()) {
 	t.Helper()
-	var (
-		mu   sync.Mutex
-		sent []sentMsg
-	)
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		tick := time.NewTicker(100 * time.Millisecond)
-		defer tick.Stop()
-		for range 600 { // bounded: at most 60 s of ticks
-			select {
-			case <-stop:
-				return
-			case <-tick.C:
-			}
-			s := enqueueSensorMsgs(t, q, 10, 10, time.Now)
-			mu.Lock()
-			sent = append(sent, s...)
-			mu.Unlock()
-		}
-	}()
+	stop := startProducer(t, q)
 	disrupt()
 	time.Sleep(time.Second)
-	close(stop)
-	<-done
+	sent := stop()
 	all := make([]uint64, len(sent))
 	for i, s := range sent {
 		all[i] = s.seq
@@ -337,22 +287,74 @@ func TestAzureProfileShape(t *testing.T) {
 
 	// A cloud-to-device message with IoT Hub's property bag in the topic.
 	bag := "%24.to=%2Fdevices%2F" + gatewayCN + "%2Fmessages%2Fdevicebound&light=1"
-	var got inMsg
+	got := awaitInbound(t, c, pub, devicebound+bag, "on")
+	if got.topic != "cmd/"+bag || got.payload != "on" {
+		t.Errorf("local publish %+v; want topic cmd/%s, payload on", got, bag)
+	}
+}
+
+// restarts lets the upstream run for up, ends it with end (stop or kill),
+// and starts it again after 500 ms, n times.
+func restarts(m *mosquitto, n int, up time.Duration, end func()) {
+	for range n {
+		time.Sleep(up)
+		end()
+		time.Sleep(500 * time.Millisecond)
+		m.start()
+	}
+}
+
+// awaitInbound publishes payload on topic from the cloud side until the
+// first inbound message reaches pub (the bridge subscribes right after
+// CONNACK, so the first publishes may find no subscription), at most 10 s.
+func awaitInbound(t testing.TB, c *cloud, pub *recPublisher, topic, payload string) inMsg {
+	t.Helper()
 	deadline := time.After(10 * time.Second)
-wait:
 	for {
-		if err := c.publish(devicebound+bag, []byte("on")); err != nil {
+		if err := c.publish(topic, []byte(payload)); err != nil {
 			t.Fatal(err)
 		}
 		select {
-		case got = <-pub.ch:
-			break wait
+		case got := <-pub.ch:
+			return got
 		case <-time.After(200 * time.Millisecond):
 		case <-deadline:
-			t.Fatal("no cloud-to-device message reached the publisher within 10s")
+			t.Fatalf("no inbound message on %q reached the publisher within 10s", topic)
+			return inMsg{}
 		}
 	}
-	if got.topic != "cmd/"+bag || got.payload != "on" {
-		t.Errorf("local publish %+v; want topic cmd/%s, payload on", got, bag)
+}
+
+// startProducer enqueues 10 sensors x 10 messages every 100 ms (at most
+// 60 s) until the returned stop is called; stop returns what was enqueued.
+func startProducer(t testing.TB, q testQueue) (stop func() []sentMsg) {
+	var (
+		mu   sync.Mutex
+		sent []sentMsg
+	)
+	quit := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for range 600 { // bounded: at most 60 s of ticks
+			select {
+			case <-quit:
+				return
+			case <-tick.C:
+			}
+			s := enqueueSensorMsgs(t, q, 10, 10, time.Now)
+			mu.Lock()
+			sent = append(sent, s...)
+			mu.Unlock()
+		}
+	}()
+	return func() []sentMsg {
+		close(quit)
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		return sent
 	}
 }

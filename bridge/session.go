@@ -547,105 +547,99 @@ func (s *session) deadLetter(p pending, code byte, reason string) {
 	}
 }
 
-// readLoop reads every packet from the upstream.
+// readLoop reads every packet from the upstream. PUBACKs without
+// properties (every 3.1.1 PUBACK, nearly every MQTT 5 one) take a fast path;
+// the rest is read by the protocol's reader.
 func (s *session) readLoop(ctx context.Context) error {
+	readOne := s.readOne5
 	if s.v311 {
-		return s.readLoop311(ctx)
+		readOne = s.readOne311
 	}
 	for {
-		if id, code, ok, err := readShortPuback(s.br); err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			return fmt.Errorf("reading from upstream: %w", err)
-		} else if ok {
+		id, code, ok, err := readShortPuback(s.br)
+		switch {
+		case err != nil:
+			err = fmt.Errorf("reading from upstream: %w", err)
+		case ok:
 			s.lastRead.Store(time.Now().UnixNano())
 			s.onPuback(id, code, nil)
-			continue
+		default:
+			err = readOne(ctx)
 		}
-		pk, err := packets.ReadPacket(s.br)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			return fmt.Errorf("reading from upstream: %w", err)
-		}
-		s.lastRead.Store(time.Now().UnixNano())
-		switch p := pk.Content.(type) {
-		case *packets.Puback:
-			s.onPuback(p.PacketID, p.ReasonCode, p.Properties)
-		case *packets.Publish:
-			if p.QoS > 1 {
-				return fmt.Errorf("upstream sent a QoS %d PUBLISH on %q; subscriptions are QoS 1 at most (protocol error)", p.QoS, p.Topic)
-			}
-			s.b.c.inReceived.Add(1)
-			select {
-			case s.inbound <- p:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		case *packets.Suback:
-			s.onCtrlAck(ctrlAnswer{suback: true, codes: p.Reasons})
-		case *packets.Unsuback:
-			s.onCtrlAck(ctrlAnswer{})
-		case *packets.Pingresp:
-		case *packets.Disconnect:
-			return fmt.Errorf("upstream disconnected us: 0x%02x %s %s", p.ReasonCode, p.Reason(), reasonString(p.Properties))
-		default:
-			return fmt.Errorf("unexpected %s from upstream (protocol error)", pk.PacketType())
+			return err
 		}
 	}
 }
 
-// readLoop311 is readLoop for MQTT 3.1.1: PUBACKs take the same fast path
-// (a 3.1.1 PUBACK is the 2-byte form), everything else read311.
-func (s *session) readLoop311(ctx context.Context) error {
-	fail := func(err error) error {
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
+// readOne5 reads and handles one MQTT 5 packet.
+func (s *session) readOne5(ctx context.Context) error {
+	pk, err := packets.ReadPacket(s.br)
+	if err != nil {
 		return fmt.Errorf("reading from upstream: %w", err)
 	}
-	for {
-		if id, code, ok, err := readShortPuback(s.br); err != nil {
-			return fail(err)
-		} else if ok {
-			s.lastRead.Store(time.Now().UnixNano())
-			s.onPuback(id, code, nil)
-			continue
-		}
-		pk, err := read311(s.br)
+	s.lastRead.Store(time.Now().UnixNano())
+	switch p := pk.Content.(type) {
+	case *packets.Puback:
+		s.onPuback(p.PacketID, p.ReasonCode, p.Properties)
+	case *packets.Publish:
+		return s.received(ctx, p)
+	case *packets.Suback:
+		s.onCtrlAck(ctrlAnswer{suback: true, codes: p.Reasons})
+	case *packets.Unsuback:
+		s.onCtrlAck(ctrlAnswer{})
+	case *packets.Pingresp:
+	case *packets.Disconnect:
+		return fmt.Errorf("upstream disconnected us: 0x%02x %s %s", p.ReasonCode, p.Reason(), reasonString(p.Properties))
+	default:
+		return fmt.Errorf("unexpected %s from upstream (protocol error)", pk.PacketType())
+	}
+	return nil
+}
+
+// readOne311 reads and handles one MQTT 3.1.1 packet.
+func (s *session) readOne311(ctx context.Context) error {
+	pk, err := read311(s.br)
+	if err != nil {
+		return fmt.Errorf("reading from upstream: %w", err)
+	}
+	s.lastRead.Store(time.Now().UnixNano())
+	switch pk.typ {
+	case packets.PUBLISH:
+		p, err := pk.publish()
 		if err != nil {
-			return fail(err)
+			return fmt.Errorf("reading from upstream: %w", err)
 		}
-		s.lastRead.Store(time.Now().UnixNano())
-		switch pk.typ {
-		case packets.PUBLISH:
-			p, err := pk.publish()
-			if err != nil {
-				return fmt.Errorf("reading from upstream: %w", err)
-			}
-			if p.QoS > 1 {
-				return fmt.Errorf("upstream sent a QoS %d PUBLISH on %q; subscriptions are QoS 1 at most (protocol error)", p.QoS, p.Topic)
-			}
-			s.b.c.inReceived.Add(1)
-			select {
-			case s.inbound <- p:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		case packets.SUBACK:
-			if _, codes, err := pk.ackID(); err != nil {
-				return fmt.Errorf("reading from upstream: %w", err)
-			} else {
-				s.onCtrlAck(ctrlAnswer{suback: true, codes: codes})
-			}
-		case packets.UNSUBACK:
-			s.onCtrlAck(ctrlAnswer{})
-		case packets.PINGRESP:
-		default:
-			return fmt.Errorf("unexpected packet type %d from upstream (MQTT 3.1.1 protocol error)", pk.typ)
+		return s.received(ctx, p)
+	case packets.SUBACK:
+		_, codes, err := pk.ackID()
+		if err != nil {
+			return fmt.Errorf("reading from upstream: %w", err)
 		}
+		s.onCtrlAck(ctrlAnswer{suback: true, codes: codes})
+	case packets.UNSUBACK:
+		s.onCtrlAck(ctrlAnswer{})
+	case packets.PINGRESP:
+	default:
+		return fmt.Errorf("unexpected packet type %d from upstream (MQTT 3.1.1 protocol error)", pk.typ)
+	}
+	return nil
+}
+
+// received hands an inbound PUBLISH to the inbound loop, in order.
+func (s *session) received(ctx context.Context, p *packets.Publish) error {
+	if p.QoS > 1 {
+		return fmt.Errorf("upstream sent a QoS %d PUBLISH on %q; subscriptions are QoS 1 at most (protocol error)", p.QoS, p.Topic)
+	}
+	s.b.c.inReceived.Add(1)
+	select {
+	case s.inbound <- p:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
 }
 
