@@ -6,6 +6,26 @@ import (
 	"strings"
 )
 
+// Check is what New refuses, without a queue or a connection, for
+// `edgegw check`: defaults and the profile applied to a copy, Validate, the
+// routes compiled and checked against the profile's cloud (every refused
+// route listed), and the password file's mode.
+func (c Config) Check() error {
+	c.setDefaults()
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	if _, err := c.compileRoutes(c.Routes); err != nil {
+		return err
+	}
+	if c.PasswordFile != "" {
+		if _, err := ReadPasswordFile(c.PasswordFile); err != nil {
+			return fmt.Errorf("bridge %s: %w", c.Name, err)
+		}
+	}
+	return nil
+}
+
 // Warnings returns what a config allows but an operator should know, for
 // `edgegw check`: a 3.1.1 bridge without an envelope (the cloud cannot drop
 // duplicates), and both-direction routes on 3.1.1 (no No Local: the upstream

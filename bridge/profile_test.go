@@ -223,15 +223,22 @@ func TestWarnings(t *testing.T) {
 	}
 }
 
-// TestNewRefusesRoutesTheCloudRefuses: New and SetRoutes run the same
-// checks as `edgegw check`.
+// TestNewRefusesRoutesTheCloudRefuses: New, SetRoutes and Check (for
+// `edgegw check`) refuse the same routes.
 func TestNewRefusesRoutesTheCloudRefuses(t *testing.T) {
 	cfg := Config{Profile: ProfileAWSIoTCore, ClientID: "gw", TLS: &tls.Config{}, Upstreams: []Upstream{{URL: mustURL(t, "mqtts://cloud.example")}},
 		Routes: []Route{{Name: "deep", Topic: "a/b/c/d/e/f/g/h/i", Direction: Out}}}
 	if _, err := New(cfg, newMemQueue(t), newRecPublisher(), nil); err == nil || !strings.Contains(err.Error(), "at most 7 forward slashes") {
 		t.Fatalf("New: %v; want the 7-slash rule", err)
 	}
+	err := cfg.Check()
+	if err == nil || !strings.Contains(err.Error(), `bridge default: profile aws-iot-core: route "deep"`) {
+		t.Errorf("Check: %v; want the same refusal, naming bridge and route", err)
+	}
 	cfg.Routes = nil
+	if err := cfg.Check(); err != nil {
+		t.Errorf("Check without routes: %v; want nil", err)
+	}
 	b, err := New(cfg, newMemQueue(t), newRecPublisher(), nil)
 	if err != nil {
 		t.Fatal(err)
