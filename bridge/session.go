@@ -72,7 +72,8 @@ type serverLimits struct {
 }
 
 // dial connects to one upstream and completes CONNECT/CONNACK, all bounded
-// by ConnectTimeout (paho's AttemptConnection would not be, see PITFALLS).
+// by ConnectTimeout (paho's AttemptConnection would not be: it is handed the
+// outer context, not its ConnectTimeout one).
 func (b *Bridge) dial(ctx context.Context, up Upstream) (*session, error) {
 	cctx, cancel := context.WithTimeout(ctx, b.cfg.ConnectTimeout)
 	defer cancel()
