@@ -57,11 +57,13 @@ var ErrLocalUnavailable = errors.New("local broker unavailable")
 // plaintext: the gateway config allows it for loopback only).
 type Upstream struct {
 	URL        *url.URL
-	ServerName string // TLS server name (SNI and verification); default: the URL's host
+	ServerName string   // TLS server name (SNI and verification); default: the URL's host
+	ALPN       []string // TLS ALPN protocols for this upstream; default Config.ALPN (aws-iot-core on port 443: x-amzn-mqtt-ca)
 }
 
 // UserProps names the MQTT 5 user properties added to every upstream message
 // so the cloud can drop duplicates. An empty key leaves that property out.
+// The other envelopes use the same names ("device" and "seq" when empty).
 type UserProps struct {
 	DeviceKey string // value: store.Message.Device (the publisher's thing name)
 	SeqKey    string // value: store.Message.Seq in decimal
@@ -81,8 +83,32 @@ type DeadLetter struct {
 // Config configures a Bridge. Zero durations and sizes take the defaults
 // noted on each field.
 type Config struct {
+	// Name tells bridges apart in logs, status and metrics (label
+	// bridge=<name>); letters, digits, '-' and '_'; default "default".
+	Name      string
+	Profile   Profile    // generic (default), aws-iot-core or azure-iot-hub: defaults and checks, see Profile
+	Protocol  Protocol   // MQTT5 (default) or MQTT311
 	Upstreams []Upstream // tried in order; after a lost connection the first is tried again first
 	ClientID  string     // required; also the upstream session's identity
+	// Envelope carries device and sequence upstream; default
+	// user-properties for MQTT 5, none for 3.1.1 (Warnings says so),
+	// property-bag for azure-iot-hub.
+	Envelope Envelope
+	// Username and password for the CONNECT. The password comes from
+	// PasswordFile (mode 0600, read at every connection attempt, so a
+	// rotated file is picked up) or Password (from a secret store); never
+	// both, and never logged.
+	Username     string
+	PasswordFile string
+	Password     []byte
+	ALPN         []string // TLS ALPN protocols for every upstream without its own
+	Proxy        *url.URL // HTTP CONNECT proxy, http://[user:password@]host:port; nil: direct
+	// MaxPayload refuses (dead-letters) messages whose upstream payload is
+	// larger, before sending; 0: no limit but the server's packet size.
+	MaxPayload int
+	// MaxRate caps publishes per second on a connection, live and backlog
+	// alike (aws-iot-core: 90, under its 100/s); 0 = unlimited.
+	MaxRate float64
 	// TLS is built by the caller: RootCAs for the upstream, and the client
 	// certificate whose PrivateKey is a crypto.Signer (hw key, file/TPM/HSM).
 	// ServerName is set per upstream from Upstream.ServerName or the URL host.
@@ -102,6 +128,26 @@ type Config struct {
 }
 
 func (c *Config) setDefaults() {
+	if c.Name == "" {
+		c.Name = "default"
+	}
+	if c.Profile == "" {
+		c.Profile = ProfileGeneric
+	}
+	c.Upstreams = append([]Upstream(nil), c.Upstreams...) // applyProfile fills ALPN per upstream
+	c.applyProfile()
+	if c.Protocol == 0 {
+		c.Protocol = MQTT5
+	}
+	if c.Envelope == "" {
+		c.Envelope = EnvelopeUserProperties
+		if c.Protocol == MQTT311 {
+			c.Envelope = EnvelopeNone
+		}
+	}
+	if c.MaxRate > 0 && (c.DrainRate == 0 || c.DrainRate > c.MaxRate) {
+		c.DrainRate = c.MaxRate
+	}
 	if c.KeepAlive <= 0 {
 		c.KeepAlive = 30 * time.Second
 	}
@@ -131,35 +177,94 @@ func (c *Config) setDefaults() {
 	}
 }
 
-// Validate reports configuration errors, naming the field.
+// Validate reports configuration errors, naming the field. It does not read
+// the password file (New does).
 func (c *Config) Validate() error {
+	if !validName(c.Name) {
+		return fmt.Errorf("bridge: name %q: use 1 to 64 letters, digits, '-' or '_'", c.Name)
+	}
+	p := "bridge " + c.Name
+	if err := c.validate(); err != nil {
+		return fmt.Errorf("%s: %w", p, err)
+	}
+	if errs := c.checkProfile(); len(errs) > 0 {
+		return fmt.Errorf("%s: profile %s: %w", p, c.Profile, errors.Join(errs...))
+	}
+	return nil
+}
+
+func validName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *Config) validate() error {
+	if _, err := ParseProfile(string(c.Profile)); err != nil {
+		return err
+	}
+	if c.Protocol != MQTT5 && c.Protocol != MQTT311 {
+		return fmt.Errorf("protocol %v: want 5 or 3.1.1", c.Protocol)
+	}
+	if _, err := ParseEnvelope(string(c.Envelope)); err != nil {
+		return err
+	}
+	if c.Envelope == EnvelopeUserProperties && c.Protocol != MQTT5 {
+		return errors.New("envelope user-properties needs protocol 5: MQTT 3.1.1 has no user properties; use topic-suffix or json")
+	}
+	if c.PasswordFile != "" && c.Password != nil {
+		return errors.New("password_file and a password from the secret store are both set: keep one")
+	}
+	if (c.PasswordFile != "" || c.Password != nil) && c.Username == "" {
+		return errors.New("a password needs a username (MQTT sends no password without one)")
+	}
+	if len(c.Username) > 65535 {
+		return errors.New("username longer than 65535 bytes")
+	}
+	if c.Proxy != nil {
+		if err := validateProxy(c.Proxy); err != nil {
+			return err
+		}
+	}
+	if c.MaxPayload < 0 {
+		return fmt.Errorf("max_payload %d: must be >= 0", c.MaxPayload)
+	}
+	if c.MaxRate < 0 {
+		return fmt.Errorf("max_rate %v: must be >= 0", c.MaxRate)
+	}
 	if len(c.Upstreams) == 0 {
-		return errors.New("bridge: upstreams: at least one is required")
+		return errors.New("upstreams: at least one is required")
 	}
 	for i, u := range c.Upstreams {
 		if u.URL == nil {
-			return fmt.Errorf("bridge: upstreams[%d]: url is required", i)
+			return fmt.Errorf("upstreams[%d]: url is required", i)
 		}
 		switch u.URL.Scheme {
 		case "mqtts", "ssl", "tls", "mqtt", "tcp":
 		default:
-			return fmt.Errorf("bridge: upstreams[%d]: url %q: scheme must be mqtts:// or mqtt://", i, u.URL.Redacted())
+			return fmt.Errorf("upstreams[%d]: url %q: scheme must be mqtts:// or mqtt://", i, u.URL.Redacted())
 		}
 		if u.URL.Hostname() == "" {
-			return fmt.Errorf("bridge: upstreams[%d]: url %q: host is missing", i, u.URL.Redacted())
+			return fmt.Errorf("upstreams[%d]: url %q: host is missing", i, u.URL.Redacted())
 		}
 		if isTLSScheme(u.URL.Scheme) && c.TLS == nil {
-			return fmt.Errorf("bridge: upstreams[%d]: %s needs tls (client certificate and CA)", i, u.URL.Scheme)
+			return fmt.Errorf("upstreams[%d]: %s needs tls (client certificate and CA)", i, u.URL.Scheme)
 		}
 	}
 	if c.ClientID == "" {
-		return errors.New("bridge: client_id is required")
+		return errors.New("client_id is required")
 	}
 	if c.DrainRate < 0 {
-		return fmt.Errorf("bridge: drain_rate %v: must be >= 0", c.DrainRate)
+		return fmt.Errorf("drain_rate %v: must be >= 0", c.DrainRate)
 	}
 	if c.KeepAlive > 65535*time.Second {
-		return fmt.Errorf("bridge: keepalive %v: at most 65535s", c.KeepAlive)
+		return fmt.Errorf("keepalive %v: at most 65535s", c.KeepAlive)
 	}
 	return nil
 }
@@ -168,11 +273,13 @@ func isTLSScheme(s string) bool { return s == "mqtts" || s == "ssl" || s == "tls
 
 // State is a snapshot for `edgegw status` and metrics. Counters only grow.
 type State struct {
+	Name           string // Config.Name: the bridge label of every metric
+	Protocol       string // "5" or "3.1.1"
 	Connected      bool
 	Upstream       string // URL of the current (or last) upstream, redacted
 	LastError      string
 	ConnectedSince time.Time
-	Window         int // current in-flight window: min(Inflight, server Receive Maximum)
+	Window         int // current in-flight window: min(Inflight, server Receive Maximum); 3.1.1: Inflight
 
 	Reconnects   uint64 // successful connections after the first
 	Sent         uint64 // PUBLISH packets written upstream (resends included)
@@ -244,17 +351,37 @@ func New(cfg Config, q Queue, local Publisher, logger *slog.Logger) (*Bridge, er
 	if q == nil || local == nil {
 		return nil, errors.New("bridge: queue and publisher are required")
 	}
-	rs, err := NewRoutes(cfg.Routes)
+	rs, err := cfg.compileRoutes(cfg.Routes)
 	if err != nil {
-		return nil, fmt.Errorf("bridge: %w", err)
+		return nil, err
+	}
+	if cfg.PasswordFile != "" {
+		if _, err := ReadPasswordFile(cfg.PasswordFile); err != nil {
+			return nil, fmt.Errorf("bridge %s: %w", cfg.Name, err)
+		}
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	b := &Bridge{cfg: cfg, q: q, local: local, log: logger.With("component", "bridge"), resub: make(chan struct{}, 1)}
+	b := &Bridge{cfg: cfg, q: q, local: local, log: logger.With("component", "bridge", "bridge", cfg.Name), resub: make(chan struct{}, 1)}
 	b.routes.Store(rs)
 	return b, nil
 }
+
+// compileRoutes compiles routes and refuses those the profile's cloud would.
+func (c *Config) compileRoutes(routes []Route) (*Routes, error) {
+	rs, err := NewRoutes(routes)
+	if err != nil {
+		return nil, fmt.Errorf("bridge %s: %w", c.Name, err)
+	}
+	if errs := CheckRoutes(c.Profile, c.ClientID, c.Envelope, rs.all); len(errs) > 0 {
+		return nil, fmt.Errorf("bridge %s: profile %s: %w", c.Name, c.Profile, errors.Join(errs...))
+	}
+	return rs, nil
+}
+
+// Name returns the bridge's name.
+func (b *Bridge) Name() string { return b.cfg.Name }
 
 // Routes returns the compiled routes in use (for the gateway's OnPublish).
 func (b *Bridge) Routes() *Routes { return b.routes.Load() }
@@ -264,9 +391,9 @@ func (b *Bridge) Routes() *Routes { return b.routes.Load() }
 // out route matching its topic, or dead-lettered if none does. Upstream
 // subscriptions follow on the live connection.
 func (b *Bridge) SetRoutes(routes []Route) error {
-	rs, err := NewRoutes(routes)
+	rs, err := b.cfg.compileRoutes(routes)
 	if err != nil {
-		return fmt.Errorf("bridge: %w", err)
+		return err
 	}
 	b.routes.Store(rs)
 	select {
@@ -279,7 +406,7 @@ func (b *Bridge) SetRoutes(routes []Route) error {
 // State returns a snapshot.
 func (b *Bridge) State() State {
 	b.mu.Lock()
-	s := State{Upstream: b.upstream, LastError: b.lastError, RateMsgs: b.rate}
+	s := State{Name: b.cfg.Name, Protocol: b.cfg.Protocol.String(), Upstream: b.upstream, LastError: b.lastError, RateMsgs: b.rate}
 	if b.connected.Load() {
 		s.ConnectedSince = b.connectedAt
 	}

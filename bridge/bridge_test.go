@@ -315,28 +315,7 @@ func TestFlappingUpstreamLosesNothing(t *testing.T) {
 	eventually(t, 10*time.Second, "bridge connected", func() bool { return b.State().Connected })
 	var flaps []time.Time
 
-	var (
-		mu   sync.Mutex
-		sent []sentMsg
-	)
-	stopProd := make(chan struct{})
-	prodDone := make(chan struct{})
-	go func() {
-		defer close(prodDone)
-		tick := time.NewTicker(100 * time.Millisecond)
-		defer tick.Stop()
-		for i := 0; i < 400; i++ { // bounded: at most 40 s of ticks
-			select {
-			case <-stopProd:
-				return
-			case <-tick.C:
-			}
-			s := enqueueSensorMsgs(t, q, 10, 10, time.Now)
-			mu.Lock()
-			sent = append(sent, s...)
-			mu.Unlock()
-		}
-	}()
+	stopProd := startProducer(t, q)
 	for range 10 {
 		time.Sleep(1200 * time.Millisecond)
 		flaps = append(flaps, time.Now())
@@ -346,15 +325,11 @@ func TestFlappingUpstreamLosesNothing(t *testing.T) {
 		m.start()
 	}
 	time.Sleep(time.Second)
-	close(stopProd)
-	<-prodDone
-
-	mu.Lock()
+	sent := stopProd()
 	all := make([]uint64, len(sent))
 	for i, s := range sent {
 		all[i] = s.seq
 	}
-	mu.Unlock()
 	// The upstream is up and stays up: what is still missing after this
 	// bound is lost, not late (the whole backlog drains in about a second).
 	got := c.waitUnique(len(all), 15*time.Second)
@@ -408,23 +383,7 @@ func TestInboundCommandReachesPublisher(t *testing.T) {
 	b := runBridge(t, testConfig(m, telemetry, cmd), q, pub)
 	eventually(t, 10*time.Second, "bridge connected", func() bool { return b.State().Connected })
 
-	// The subscription is made right after CONNACK; publish until the first
-	// command comes through (bounded).
-	var first inMsg
-	deadline := time.After(10 * time.Second)
-wait:
-	for {
-		if err := c.publish("sites/plant-7/cmd/light-1", []byte("on")); err != nil {
-			t.Fatal(err)
-		}
-		select {
-		case first = <-pub.ch:
-			break wait
-		case <-time.After(200 * time.Millisecond):
-		case <-deadline:
-			t.Fatal("no inbound command reached the publisher within 10s")
-		}
-	}
+	first := awaitInbound(t, c, pub, "sites/plant-7/cmd/light-1", "on")
 	if first.topic != "cmd/light-1" || first.payload != "on" || first.qos != 1 {
 		t.Fatalf("local publish: %+v; want topic cmd/light-1, payload on, qos 1", first)
 	}

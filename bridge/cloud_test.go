@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"net"
 	"strconv"
 	"sync"
 	"testing"
@@ -17,7 +18,8 @@ import (
 // session, so it survives the broker's restarts) and counts what arrived,
 // keyed by the gateway's seq user property.
 type cloud struct {
-	t testing.TB
+	t  testing.TB
+	id cloudIdentity
 
 	cmu sync.Mutex
 	cli *paho.Client // current connection, nil while down
@@ -39,12 +41,44 @@ type cloud struct {
 	sessionLost []time.Time
 }
 
+// cloudIdentity is how the cloud-side client reaches the upstream and reads
+// the gateway's (device, seq) from a message.
+type cloudIdentity struct {
+	dial     func(ctx context.Context) (net.Conn, error)
+	user     string // MQTT user name and password; "" for certificate identity
+	password []byte
+	// parse returns the device and seq a message carries and the topic
+	// without any envelope levels; ok false when it carries none.
+	parse func(p *paho.Publish) (dev string, seq uint64, topic string, ok bool)
+}
+
+// userPropsParse reads the MQTT 5 user properties device and seq.
+func userPropsParse(p *paho.Publish) (string, uint64, string, bool) {
+	if p.Properties == nil {
+		return "", 0, p.Topic, false
+	}
+	seq, err := strconv.ParseUint(p.Properties.User.Get("seq"), 10, 64)
+	return p.Properties.User.Get("device"), seq, p.Topic, err == nil
+}
+
 // startCloud connects a paho client as cloudCN with a persistent session,
 // subscribes filter at QoS 1 and reconnects by itself (bounded by the test's
 // lifetime) after the broker restarts.
 func startCloud(t testing.TB, m *mosquitto, filter string) *cloud {
 	t.Helper()
-	c := &cloud{t: t, count: map[uint64]int{}, topic: map[uint64]string{}, device: map[uint64]string{},
+	return startCloudAs(t, cloudIdentity{
+		dial: func(ctx context.Context) (net.Conn, error) {
+			d := tls.Dialer{Config: m.tlsFor(cloudCN)}
+			return d.DialContext(ctx, "tcp", m.url().Host)
+		},
+		parse: userPropsParse,
+	}, filter)
+}
+
+// startCloudAs is startCloud with another identity and envelope.
+func startCloudAs(t testing.TB, id cloudIdentity, filter string) *cloud {
+	t.Helper()
+	c := &cloud{t: t, id: id, count: map[uint64]int{}, topic: map[uint64]string{}, device: map[uint64]string{},
 		order: map[string][]uint64{}, arrivals: make(chan struct{}, 1)}
 	ctx, cancel := context.WithCancel(context.Background())
 	up := make(chan error, 1)
@@ -53,7 +87,7 @@ func startCloud(t testing.TB, m *mosquitto, filter string) *cloud {
 		defer close(done)
 		first := true
 		for ctx.Err() == nil {
-			err := c.connectOnce(ctx, m, filter, first, up)
+			err := c.connectOnce(ctx, filter, first, up)
 			if first && err != nil {
 				up <- err
 				return
@@ -89,11 +123,10 @@ func startCloud(t testing.TB, m *mosquitto, filter string) *cloud {
 
 // connectOnce connects, subscribes when the session is new, and returns
 // when the connection ends; on the first call it reports on up once it is up.
-func (c *cloud) connectOnce(ctx context.Context, m *mosquitto, filter string, first bool, up chan<- error) error {
+func (c *cloud) connectOnce(ctx context.Context, filter string, first bool, up chan<- error) error {
 	dctx, cf := context.WithTimeout(ctx, 5*time.Second)
 	defer cf()
-	d := tls.Dialer{Config: m.tlsFor(cloudCN)}
-	nc, err := d.DialContext(dctx, "tcp", m.url().Host)
+	nc, err := c.id.dial(dctx)
 	if err != nil {
 		return err
 	}
@@ -115,6 +148,7 @@ func (c *cloud) connectOnce(ctx context.Context, m *mosquitto, filter string, fi
 	// resubscribed got PUBACK 0x10 and went nowhere (the flapping test's
 	// intermittent "loss").
 	ca, err := cli.Connect(dctx, &paho.Connect{ClientID: cloudCN, KeepAlive: 60, CleanStart: false,
+		Username: c.id.user, UsernameFlag: c.id.user != "", Password: c.id.password, PasswordFlag: c.id.password != nil,
 		Properties: &paho.ConnectProperties{SessionExpiryInterval: &expiry}})
 	if err != nil {
 		nc.Close()
@@ -154,22 +188,17 @@ func (c *cloud) clear(cli *paho.Client) {
 }
 
 func (c *cloud) record(p *paho.Publish) {
-	var dev, seqs string
-	if p.Properties != nil {
-		dev = p.Properties.User.Get("device")
-		seqs = p.Properties.User.Get("seq")
-	}
-	seq, err := strconv.ParseUint(seqs, 10, 64)
+	dev, seq, topic, ok := c.id.parse(p)
 	c.mu.Lock()
 	c.total++
 	if p.Duplicate() {
 		c.redeliv++
 	}
-	if err != nil {
+	if !ok {
 		c.noSeq++
 	} else {
 		c.count[seq]++
-		c.topic[seq] = p.Topic
+		c.topic[seq] = topic
 		c.device[seq] = dev
 		c.order[dev] = append(c.order[dev], seq)
 	}

@@ -1,6 +1,8 @@
-// Package bridge is edgegw's upstream link: it forwards queued messages to one
-// cloud MQTT 5 broker under the gateway's own certificate, at least once, and
-// publishes the broker's inbound commands on the local broker.
+// Package bridge is edgegw's upstream link: it forwards queued messages to a
+// cloud MQTT broker (MQTT 5 or 3.1.1) under the gateway's own identity, at
+// least once, and publishes the broker's inbound commands on the local
+// broker. A gateway may run several bridges, each with its own name, client
+// ID, TLS identity, upstream list and routes.
 //
 // The pieces, in the order a message meets them:
 //
@@ -28,6 +30,94 @@
 // publishes and resends them itself, which would duplicate what the queue
 // already guarantees, and writes each packet unbuffered.
 //
+// # MQTT 3.1.1
+//
+// Config.Protocol MQTT311 runs the same session with CONNECT protocol level 4
+// (Clean Session 0: the upstream keeps our subscriptions while we are away),
+// and PUBLISH, PUBACK, SUBSCRIBE and SUBACK without properties. paho's packets
+// are MQTT 5 only, so the 3.1.1 packets are encoded and read in mqtt311.go.
+// There is no Receive Maximum: the window is Config.Inflight. A refused
+// CONNACK is a *ConnackError (errors.Is ErrBadCredentials or
+// ErrNotAuthorized); Mosquitto 2.0.11 answers a wrong 3.1.1 password with
+// return code 5, not 4. 3.1.1 has no No Local: on a both-direction route the
+// upstream echoes the gateway's own messages (Config.Warnings says so).
+//
+// # Envelopes: device and sequence upstream
+//
+// 3.1.1 has no user properties, so Config.Envelope chooses where the device
+// and sequence number go (names from UserProps, "device" and "seq" by default):
+//
+//	user-properties  MQTT 5 user properties (MQTT 5 only; its default)
+//	topic-suffix     <remote topic>/<device>/<seq>; the cloud subscribes <filter>/+/+
+//	json             {"device":"<thing>","seq":<n>,"payload":<payload>} when the
+//	                 payload is JSON, else {"device":..,"seq":..,"payload_base64":"<base64>"}
+//	property-bag     Azure IoT Hub: <remote_prefix>device=<thing>&seq=<n>&topic=<local topic>
+//	none             nothing: the cloud cannot drop duplicates (3.1.1's default;
+//	                 Config.Warnings says so for `edgegw check`)
+//
+// # Username, password, ALPN, SNI, proxy
+//
+// Config.Username with a password from Config.PasswordFile (mode 0600 or
+// 0400, refused otherwise, read at every connection attempt) or
+// Config.Password (a secret store's value); the password is never logged.
+// Config.ALPN or Upstream.ALPN set the TLS ALPN protocols, Upstream.ServerName
+// the SNI and verification name. Config.Proxy tunnels every connection
+// through an HTTP proxy with CONNECT (http://[user:password@]host:port, Basic
+// authentication), the usual way out of a site that opens port 443 only.
+//
+// # Profiles
+//
+// Config.Profile sets what a cloud needs where the config left it empty, and
+// CheckRoutes (run by New and SetRoutes, and by `edgegw check`) refuses
+// routes the cloud would refuse, each *RuleError naming the cloud's rule. A
+// route ending in '#' is checked on its fixed part; each message is checked
+// again before it is sent (topic depth and size) and dead-lettered with the
+// rule as reason, since the cloud would disconnect the gateway for it.
+//
+// aws-iot-core (AWS IoT Core endpoints and quotas,
+// https://docs.aws.amazon.com/general/latest/gr/iot-core.html#message-broker-limits,
+// and Device communication protocols,
+// https://docs.aws.amazon.com/iot/latest/developerguide/protocols.html, read
+// 2026-12): MQTT 5 or 3.1.1; on port 443 a client-certificate login needs
+// ALPN x-amzn-mqtt-ca (port 8883 needs none), which the profile sets for a
+// :443 URL; payload at most 128 KB; topics and filters at most 7 forward
+// slashes (a leading $aws/rules/<rule>/ of Basic Ingest does not count) and
+// 256 bytes; topics starting with '$' are reserved except AWS's own $aws/...;
+// at most 100 publishes per second per connection (the profile paces every
+// publish at 90/s, MaxRate, and the backlog drain with it); client IDs at most
+// 128 bytes, not starting with '$'; at most 50 subscriptions per connection
+// and 8 filters per SUBSCRIBE (the session sends at most 8 for every profile).
+//
+// azure-iot-hub (Communicate with an IoT hub using the MQTT protocol,
+// https://learn.microsoft.com/azure/iot-hub/iot-hub-mqtt-support, and the
+// IoT Hub messaging guide,
+// https://learn.microsoft.com/azure/iot-hub/iot-hub-devguide-messages-construct,
+// read 2026-12): MQTT 3.1.1 over TLS on 8883 (IoT Hub's MQTT 5 preview is
+// deprecated); the client ID is the device ID, the user name
+// {iothub-hostname}/{deviceId}/?api-version=2021-04-12 (set by the profile
+// from the first upstream's host); X.509 authentication (the TLS client
+// certificate; SAS tokens are not supported here); telemetry only to
+// devices/{deviceId}/messages/events/ followed by a URL-encoded property bag
+// (envelope property-bag, forced); cloud-to-device messages only on the
+// subscription devices/{deviceId}/messages/devicebound/#; device-to-cloud
+// messages at most 256 KB; keep-alive at most 1177 s.
+//
+// generic: no defaults beyond the package's, no checks.
+//
+// # Several bridges
+//
+// Nothing in this package is global: each Bridge has its own session, window,
+// counters and packet identifiers, its logger carries bridge=<name>, and
+// State.Name labels its metrics. Each Bridge needs its own Queue that hands
+// out only its own routes' messages (one store.Queue per bridge, or a view of
+// a shared store limited to the bridge's routes): Next and Rewind of a queue
+// shared by two bridges would let one bridge's outage hold back, and its
+// reconnects resend, the other's messages. Route names name queues and must
+// be unique across bridges; a topic bridged to two upstreams has a route in
+// each, under two names, and is queued once per bridge, acknowledged by each
+// upstream independently. CheckBridges checks that, unique bridge names, and
+// that no two bridges use one client ID on one upstream.
+//
 // Loop prevention contract for the gateway: messages that came down from the
 // upstream are published locally through [Publisher] (mochi's inline client).
 // The gateway's OnPublish hook must not enqueue publishes made by the inline
@@ -36,5 +126,5 @@
 // echoes what the gateway published.
 //
 // Imports: only package store from this module; no mochi, no prometheus, no
-// badger. The gateway exports [State] as metrics.
+// badger. The gateway exports [State] as metrics, labelled by State.Name.
 package bridge

@@ -187,12 +187,12 @@ func FuzzMatch(f *testing.F) {
 }
 
 func TestAppendPublishDecodesWithPaho(t *testing.T) {
-	b := &Bridge{cfg: Config{UserProps: UserProps{DeviceKey: "device", SeqKey: "seq"}}}
+	b := &Bridge{cfg: Config{Envelope: EnvelopeUserProperties, UserProps: UserProps{DeviceKey: "device", SeqKey: "seq"}}}
 	s := &session{b: b, server: serverLimits{retain: true}}
 	for _, size := range []int{0, 100, 200, 20000, 3 << 20} {
 		payload := bytes.Repeat([]byte{0xab}, size)
 		m := store.Message{Payload: payload, Device: "temp-f01-001", Seq: 1234567890123, Retain: true}
-		raw := s.appendPublish(nil, "sites/plant-7/building/f1", m, 1, 4242)
+		raw := s.appendPublish(nil, "sites/plant-7/building/f1", m.Payload, m, 1, 4242)
 		pk, err := packets.ReadPacket(bytes.NewReader(raw))
 		if err != nil {
 			t.Fatalf("size %d: paho cannot decode: %v", size, err)
@@ -207,7 +207,7 @@ func TestAppendPublishDecodesWithPaho(t *testing.T) {
 		}
 	}
 	b.cfg.UserProps = UserProps{}
-	raw := s.appendPublish(nil, "t", store.Message{Payload: []byte("x")}, 0, 0)
+	raw := s.appendPublish(nil, "t", []byte("x"), store.Message{Payload: []byte("x")}, 0, 0)
 	pk, err := packets.ReadPacket(bytes.NewReader(raw))
 	if err != nil || pk.Content.(*packets.Publish).QoS != 0 || len(pk.Content.(*packets.Publish).Properties.User) != 0 {
 		t.Fatalf("QoS 0 without properties: %v %v", pk, err)

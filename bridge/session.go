@@ -2,13 +2,14 @@ package bridge
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,7 +47,14 @@ type session struct {
 
 	lastRead atomic.Int64 // unix nanos of the last packet read
 	inbound  chan *packets.Publish
-	ctrlAck  chan *packets.ControlPacket // SUBACK / UNSUBACK
+	ctrlAck  chan ctrlAnswer // SUBACK / UNSUBACK
+	v311     bool            // MQTT 3.1.1 on this connection
+}
+
+// ctrlAnswer is a SUBACK (codes: one per filter) or an UNSUBACK.
+type ctrlAnswer struct {
+	suback bool
+	codes  []byte
 }
 
 type pending struct {
@@ -64,23 +72,27 @@ type serverLimits struct {
 }
 
 // dial connects to one upstream and completes CONNECT/CONNACK, all bounded
-// by ConnectTimeout (paho's AttemptConnection would not be, see PITFALLS).
+// by ConnectTimeout (paho's AttemptConnection would not be: it is handed the
+// outer context, not its ConnectTimeout one).
 func (b *Bridge) dial(ctx context.Context, up Upstream) (*session, error) {
 	cctx, cancel := context.WithTimeout(ctx, b.cfg.ConnectTimeout)
 	defer cancel()
 	u := up.URL
-	port := u.Port()
-	if port == "" {
-		port = "1883"
-		if isTLSScheme(u.Scheme) {
-			port = "8883"
+	addr := hostPort(up)
+	var pass []byte
+	switch {
+	case b.cfg.PasswordFile != "":
+		p, err := ReadPasswordFile(b.cfg.PasswordFile)
+		if err != nil {
+			return nil, err
 		}
+		pass = p
+	case b.cfg.Password != nil:
+		pass = b.cfg.Password
 	}
-	addr := net.JoinHostPort(u.Hostname(), port)
-	var d net.Dialer
-	nc, err := d.DialContext(cctx, "tcp", addr)
+	nc, err := b.dialTCP(cctx, addr)
 	if err != nil {
-		return nil, fmt.Errorf("connecting to %s: %w", addr, err)
+		return nil, err
 	}
 	if isTLSScheme(u.Scheme) {
 		tc := b.cfg.TLS.Clone()
@@ -91,10 +103,18 @@ func (b *Bridge) dial(ctx context.Context, up Upstream) (*session, error) {
 		if tc.MinVersion == 0 {
 			tc.MinVersion = tls.VersionTLS12
 		}
+		tc.NextProtos = up.ALPN
+		if len(tc.NextProtos) == 0 {
+			tc.NextProtos = b.cfg.ALPN
+		}
 		tlsConn := tls.Client(nc, tc)
 		if err := tlsConn.HandshakeContext(cctx); err != nil {
 			nc.Close()
-			return nil, fmt.Errorf("TLS handshake with %s (server name %q): %w", addr, tc.ServerName, err)
+			alpn := ""
+			if len(tc.NextProtos) > 0 {
+				alpn = fmt.Sprintf(", ALPN %q", tc.NextProtos)
+			}
+			return nil, fmt.Errorf("TLS handshake with %s (server name %q%s): %w", addr, tc.ServerName, alpn, err)
 		}
 		nc = tlsConn
 	}
@@ -110,47 +130,34 @@ func (b *Bridge) dial(ctx context.Context, up Upstream) (*session, error) {
 		bw:       bufio.NewWriterSize(nc, bufSize),
 		inflight: make(map[uint16]pending, b.cfg.Inflight),
 		inbound:  make(chan *packets.Publish, inboundMax),
-		ctrlAck:  make(chan *packets.ControlPacket, 1),
+		ctrlAck:  make(chan ctrlAnswer, 1),
 		server:   serverLimits{receiveMax: 65535, maxQoS: 2, retain: true},
 		nextID:   b.lastID,
+		v311:     b.cfg.Protocol == MQTT311,
 	}
-	expiry := uint32(b.cfg.SessionExpiry / time.Second)
-	recvMax := uint16(inboundMax)
-	cp := &packets.Connect{
-		ProtocolName:    "MQTT",
-		ProtocolVersion: 5,
-		ClientID:        b.cfg.ClientID,
-		KeepAlive:       uint16(b.cfg.KeepAlive / time.Second),
-		// Clean Start 0 with a session expiry: the upstream keeps our
-		// subscriptions and queues inbound commands while we are away
-		// [MQTT-3.1.2-4] [MQTT-3.1.2-23].
-		CleanStart: false,
-		Properties: &packets.Properties{SessionExpiryInterval: &expiry, ReceiveMaximum: &recvMax},
-	}
-	if _, err := cp.WriteTo(s.bw); err != nil {
-		nc.Close()
-		return nil, fmt.Errorf("sending CONNECT to %s: %w", addr, err)
-	}
-	if err := s.bw.Flush(); err != nil {
-		nc.Close()
-		return nil, fmt.Errorf("sending CONNECT to %s: %w", addr, err)
-	}
-	pk, err := packets.ReadPacket(s.br)
+	ca, err := s.connect(pass)
 	if err != nil {
 		nc.Close()
 		if cctx.Err() != nil && ctx.Err() == nil {
 			return nil, fmt.Errorf("waiting for CONNACK from %s: no answer within %v", addr, b.cfg.ConnectTimeout)
 		}
-		return nil, fmt.Errorf("waiting for CONNACK from %s: %w", addr, err)
+		// A TLS alert from the server (crypto/tls reports it as a
+		// "remote error: tls: ..." *net.OpError; its type is unexported).
+		if isTLSScheme(u.Scheme) && u.Port() == "443" && len(up.ALPN) == 0 && len(b.cfg.ALPN) == 0 && strings.Contains(err.Error(), "remote error: tls:") {
+			// AWS IoT Core's port 443 drops a certificate login without ALPN.
+			return nil, fmt.Errorf("%s: %w (port 443 without ALPN: AWS IoT Core needs alpn [%s]; profile aws-iot-core sets it)", addr, err, AWSALPN)
+		}
+		return nil, fmt.Errorf("%s: %w", addr, err)
 	}
-	ca, ok := pk.Content.(*packets.Connack)
-	if !ok {
+	if ca.ReasonCode != 0 && (s.v311 || ca.ReasonCode >= 0x80) {
 		nc.Close()
-		return nil, fmt.Errorf("%s answered CONNECT with %s, not CONNACK", addr, pk.PacketType())
-	}
-	if ca.ReasonCode >= 0x80 {
-		nc.Close()
-		return nil, fmt.Errorf("%s refused the connection: CONNACK 0x%02x %s %s", addr, ca.ReasonCode, ca.Reason(), reasonString(ca.Properties))
+		ce := &ConnackError{Upstream: addr, Protocol: b.cfg.Protocol, Code: ca.ReasonCode}
+		if s.v311 {
+			ce.Reason = connack311Reason(ca.ReasonCode)
+		} else {
+			ce.Reason = strings.TrimSpace(ca.Reason() + " " + reasonString(ca.Properties))
+		}
+		return nil, ce
 	}
 	if !stop() {
 		nc.Close()
@@ -200,9 +207,67 @@ func (b *Bridge) dial(ctx context.Context, up Upstream) (*session, error) {
 	b.connectedAt = s.connected
 	b.mu.Unlock()
 	b.connected.Store(true)
-	b.log.Info("upstream connected", "upstream", up.URL.Redacted(), "session_present", ca.SessionPresent,
-		"window", window, "keepalive", s.keepAlive)
+	b.log.Info("upstream connected", "upstream", up.URL.Redacted(), "protocol", b.cfg.Protocol.String(),
+		"session_present", ca.SessionPresent, "window", window, "keepalive", s.keepAlive)
 	return s, nil
+}
+
+// connect writes CONNECT and reads the CONNACK, in the bridge's protocol.
+// A 3.1.1 CONNACK is returned in paho's struct with its return code as
+// ReasonCode.
+func (s *session) connect(pass []byte) (*packets.Connack, error) {
+	cfg := &s.b.cfg
+	keepAlive := uint16(cfg.KeepAlive / time.Second)
+	if s.v311 {
+		s.scratch = append311Connect(s.scratch[:0], cfg.ClientID, cfg.Username, pass, cfg.Username != "", pass != nil, keepAlive)
+		if _, err := s.bw.Write(s.scratch); err != nil {
+			return nil, fmt.Errorf("sending CONNECT: %w", err)
+		}
+	} else {
+		expiry := uint32(cfg.SessionExpiry / time.Second)
+		recvMax := uint16(inboundMax)
+		cp := &packets.Connect{
+			ProtocolName:    "MQTT",
+			ProtocolVersion: 5,
+			ClientID:        cfg.ClientID,
+			KeepAlive:       keepAlive,
+			// Clean Start 0 with a session expiry: the upstream keeps our
+			// subscriptions and queues inbound commands while we are away
+			// [MQTT-3.1.2-4] [MQTT-3.1.2-23].
+			CleanStart:   false,
+			UsernameFlag: cfg.Username != "",
+			Username:     cfg.Username,
+			PasswordFlag: pass != nil,
+			Password:     pass,
+			Properties:   &packets.Properties{SessionExpiryInterval: &expiry, ReceiveMaximum: &recvMax},
+		}
+		if _, err := cp.WriteTo(s.bw); err != nil {
+			return nil, fmt.Errorf("sending CONNECT: %w", err)
+		}
+	}
+	if err := s.bw.Flush(); err != nil {
+		return nil, fmt.Errorf("sending CONNECT: %w", err)
+	}
+	if s.v311 {
+		pk, err := read311(s.br)
+		if err != nil {
+			return nil, fmt.Errorf("waiting for CONNACK: %w", err)
+		}
+		present, code, err := pk.connack()
+		if err != nil {
+			return nil, fmt.Errorf("answer to CONNECT: %w", err)
+		}
+		return &packets.Connack{SessionPresent: present, ReasonCode: code}, nil
+	}
+	pk, err := packets.ReadPacket(s.br)
+	if err != nil {
+		return nil, fmt.Errorf("waiting for CONNACK: %w", err)
+	}
+	ca, ok := pk.Content.(*packets.Connack)
+	if !ok {
+		return nil, fmt.Errorf("answered CONNECT with %s, not CONNACK", pk.PacketType())
+	}
+	return ca, nil
 }
 
 func reasonString(p *packets.Properties) string {
@@ -254,7 +319,9 @@ func (s *session) run(ctx context.Context) error {
 		// upstream for SessionExpiry. Then unblock everyone.
 		s.wmu.Lock()
 		_ = s.nc.SetWriteDeadline(time.Now().Add(time.Second))
-		_, _ = (&packets.Disconnect{ReasonCode: 0}).WriteTo(s.bw)
+		// DISCONNECT with remaining length 0: normal disconnection in
+		// both versions [MQTT-3.14.2.1].
+		_, _ = s.bw.Write([]byte{packets.DISCONNECT << 4, 0})
 		_ = s.bw.Flush()
 		s.wmu.Unlock()
 		_ = s.nc.SetDeadline(time.Unix(1, 0))
@@ -286,9 +353,12 @@ func (s *session) writeLoop(ctx context.Context) error {
 	now, cancelNow := context.WithCancel(context.Background())
 	cancelNow()
 
-	var bucket *bucket
+	var bucket, limit *bucket
 	if b.cfg.DrainRate > 0 {
 		bucket = newBucket(b.cfg.DrainRate, time.Now, sleepCtx)
+	}
+	if b.cfg.MaxRate > 0 {
+		limit = newBucket(b.cfg.MaxRate, time.Now, sleepCtx)
 	}
 	var qos0 []uint64 // written, not yet flushed: acknowledged on flush
 	flush := func() error {
@@ -331,7 +401,14 @@ func (s *session) writeLoop(ctx context.Context) error {
 			}
 		}
 		qos := min(r.wireQoS(), m.QoS, s.server.maxQoS)
-		remote := r.RemoteTopic(m.Topic)
+		remote, payload := r.RemoteTopic(m.Topic), m.Payload
+		if env := b.cfg.Envelope; env != EnvelopeUserProperties && env != EnvelopeNone {
+			remote, payload = wrap(env, b.cfg.UserProps, r, remote, m)
+		}
+		if why := b.cfg.messageProblem(remote, len(payload)); why != "" {
+			s.deadLetter(pending{seq: m.Seq, route: r.Name, device: m.Device, topic: remote}, 0, why)
+			continue
+		}
 
 		// Pacing: a message enqueued before this connection came up is
 		// backlog; it waits for a token so a long outage does not flood the
@@ -346,6 +423,16 @@ func (s *session) writeLoop(ctx context.Context) error {
 				if err := bucket.take(ctx); err != nil {
 					return err
 				}
+			}
+		}
+		// The connection's publish rate limit (a cloud's per-connection
+		// quota) holds for every message.
+		if limit != nil && !limit.tryTake() {
+			if err := flush(); err != nil {
+				return err
+			}
+			if err := limit.take(ctx); err != nil {
+				return err
 			}
 		}
 
@@ -367,7 +454,7 @@ func (s *session) writeLoop(ctx context.Context) error {
 			}
 			id = s.register(pending{seq: m.Seq, route: r.Name, device: m.Device, topic: remote})
 		}
-		s.scratch = s.appendPublish(s.scratch[:0], remote, m, qos, id)
+		s.scratch = s.appendPublish(s.scratch[:0], remote, payload, m, qos, id)
 		if max := s.server.maxPacket; max > 0 && uint32(len(s.scratch)) > max {
 			if qos > 0 {
 				s.mu.Lock()
@@ -461,52 +548,107 @@ func (s *session) deadLetter(p pending, code byte, reason string) {
 	}
 }
 
-// readLoop reads every packet from the upstream.
+// readLoop reads every packet from the upstream. PUBACKs without
+// properties (every 3.1.1 PUBACK, nearly every MQTT 5 one) take a fast path;
+// the rest is read by the protocol's reader.
 func (s *session) readLoop(ctx context.Context) error {
+	readOne := s.readOne5
+	if s.v311 {
+		readOne = s.readOne311
+	}
 	for {
-		if id, code, ok, err := readShortPuback(s.br); err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			return fmt.Errorf("reading from upstream: %w", err)
-		} else if ok {
+		id, code, ok, err := readShortPuback(s.br)
+		switch {
+		case err != nil:
+			err = fmt.Errorf("reading from upstream: %w", err)
+		case ok:
 			s.lastRead.Store(time.Now().UnixNano())
 			s.onPuback(id, code, nil)
-			continue
+		default:
+			err = readOne(ctx)
 		}
-		pk, err := packets.ReadPacket(s.br)
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
+			return err
+		}
+	}
+}
+
+// readOne5 reads and handles one MQTT 5 packet.
+func (s *session) readOne5(ctx context.Context) error {
+	pk, err := packets.ReadPacket(s.br)
+	if err != nil {
+		return fmt.Errorf("reading from upstream: %w", err)
+	}
+	s.lastRead.Store(time.Now().UnixNano())
+	switch p := pk.Content.(type) {
+	case *packets.Puback:
+		s.onPuback(p.PacketID, p.ReasonCode, p.Properties)
+	case *packets.Publish:
+		return s.received(ctx, p)
+	case *packets.Suback:
+		s.onCtrlAck(ctrlAnswer{suback: true, codes: p.Reasons})
+	case *packets.Unsuback:
+		s.onCtrlAck(ctrlAnswer{})
+	case *packets.Pingresp:
+	case *packets.Disconnect:
+		return fmt.Errorf("upstream disconnected us: 0x%02x %s %s", p.ReasonCode, p.Reason(), reasonString(p.Properties))
+	default:
+		return fmt.Errorf("unexpected %s from upstream (protocol error)", pk.PacketType())
+	}
+	return nil
+}
+
+// readOne311 reads and handles one MQTT 3.1.1 packet.
+func (s *session) readOne311(ctx context.Context) error {
+	pk, err := read311(s.br)
+	if err != nil {
+		return fmt.Errorf("reading from upstream: %w", err)
+	}
+	s.lastRead.Store(time.Now().UnixNano())
+	switch pk.typ {
+	case packets.PUBLISH:
+		p, err := pk.publish()
+		if err != nil {
 			return fmt.Errorf("reading from upstream: %w", err)
 		}
-		s.lastRead.Store(time.Now().UnixNano())
-		switch p := pk.Content.(type) {
-		case *packets.Puback:
-			s.onPuback(p.PacketID, p.ReasonCode, p.Properties)
-		case *packets.Publish:
-			if p.QoS > 1 {
-				return fmt.Errorf("upstream sent a QoS %d PUBLISH on %q; subscriptions are QoS 1 at most (protocol error)", p.QoS, p.Topic)
-			}
-			s.b.c.inReceived.Add(1)
-			select {
-			case s.inbound <- p:
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		case *packets.Suback, *packets.Unsuback:
-			select {
-			case s.ctrlAck <- pk:
-			default:
-				s.b.log.Warn("unexpected SUBACK/UNSUBACK from upstream", "packet_id", pk.PacketID())
-			}
-		case *packets.Pingresp:
-		case *packets.Disconnect:
-			return fmt.Errorf("upstream disconnected us: 0x%02x %s %s", p.ReasonCode, p.Reason(), reasonString(p.Properties))
-		default:
-			return fmt.Errorf("unexpected %s from upstream (protocol error)", pk.PacketType())
+		return s.received(ctx, p)
+	case packets.SUBACK:
+		_, codes, err := pk.ackID()
+		if err != nil {
+			return fmt.Errorf("reading from upstream: %w", err)
 		}
+		s.onCtrlAck(ctrlAnswer{suback: true, codes: codes})
+	case packets.UNSUBACK:
+		s.onCtrlAck(ctrlAnswer{})
+	case packets.PINGRESP:
+	default:
+		return fmt.Errorf("unexpected packet type %d from upstream (MQTT 3.1.1 protocol error)", pk.typ)
+	}
+	return nil
+}
+
+// received hands an inbound PUBLISH to the inbound loop, in order.
+func (s *session) received(ctx context.Context, p *packets.Publish) error {
+	if p.QoS > 1 {
+		return fmt.Errorf("upstream sent a QoS %d PUBLISH on %q; subscriptions are QoS 1 at most (protocol error)", p.QoS, p.Topic)
+	}
+	s.b.c.inReceived.Add(1)
+	select {
+	case s.inbound <- p:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func (s *session) onCtrlAck(a ctrlAnswer) {
+	select {
+	case s.ctrlAck <- a:
+	default:
+		s.b.log.Warn("unexpected SUBACK/UNSUBACK from upstream")
 	}
 }
 
@@ -634,6 +776,8 @@ func (s *session) controlLoop(ctx context.Context) error {
 		var sub []packets.SubOptions
 		for f, q := range want {
 			if cq, ok := current[f]; !ok || cq != q {
+				// 3.1.1 has neither No Local nor Retain Handling; the
+				// encoder sends the QoS only.
 				sub = append(sub, packets.SubOptions{Topic: f, QoS: q, NoLocal: true, RetainHandling: 1})
 			}
 		}
@@ -643,15 +787,29 @@ func (s *session) controlLoop(ctx context.Context) error {
 				unsub = append(unsub, f)
 			}
 		}
-		if len(sub) > 0 {
-			if err := s.control(ctx, &packets.Subscribe{PacketID: controlID, Subscriptions: sub, Properties: &packets.Properties{}}); err != nil {
+		// At most maxFiltersPerPacket filters per SUBSCRIBE: AWS IoT Core
+		// refuses more than 8.
+		for len(sub) > 0 {
+			n := min(len(sub), maxFiltersPerPacket)
+			if err := s.subscribe(ctx, sub[:n]); err != nil {
 				return err
 			}
+			sub = sub[n:]
 		}
-		if len(unsub) > 0 {
-			if err := s.control(ctx, &packets.Unsubscribe{PacketID: controlID, Topics: unsub, Properties: &packets.Properties{}}); err != nil {
+		for len(unsub) > 0 {
+			n := min(len(unsub), maxFiltersPerPacket)
+			var p []byte
+			if s.v311 {
+				p = append311Unsubscribe(nil, controlID, unsub[:n])
+			} else {
+				var buf bytes.Buffer
+				_, _ = (&packets.Unsubscribe{PacketID: controlID, Topics: unsub[:n], Properties: &packets.Properties{}}).WriteTo(&buf)
+				p = buf.Bytes()
+			}
+			if _, err := s.control(ctx, p); err != nil {
 				return err
 			}
+			unsub = unsub[n:]
 		}
 		current = want
 		select {
@@ -662,39 +820,56 @@ func (s *session) controlLoop(ctx context.Context) error {
 	}
 }
 
-// control sends one SUBSCRIBE or UNSUBSCRIBE and waits for its answer.
-func (s *session) control(ctx context.Context, p io.WriterTo) error {
+// maxFiltersPerPacket bounds the filters of one SUBSCRIBE or UNSUBSCRIBE.
+const maxFiltersPerPacket = 8
+
+// subscribe sends one SUBSCRIBE and reports refused filters (SUBACK 0x80 in
+// 3.1.1, >= 0x80 in MQTT 5) in the state and the log.
+func (s *session) subscribe(ctx context.Context, sub []packets.SubOptions) error {
+	var p []byte
+	if s.v311 {
+		p = append311Subscribe(nil, controlID, sub)
+	} else {
+		var buf bytes.Buffer
+		_, _ = (&packets.Subscribe{PacketID: controlID, Subscriptions: sub, Properties: &packets.Properties{}}).WriteTo(&buf)
+		p = buf.Bytes()
+	}
+	a, err := s.control(ctx, p)
+	if err != nil {
+		return err
+	}
+	for i, rc := range a.codes {
+		if rc >= 0x80 && i < len(sub) {
+			err := fmt.Errorf("upstream refused subscription %q: SUBACK 0x%02x", sub[i].Topic, rc)
+			s.b.setError(err)
+			s.b.log.Warn("upstream refused a subscription; inbound messages on it will not arrive", "topic", sub[i].Topic, "code", rc)
+		}
+	}
+	return nil
+}
+
+// control sends one encoded SUBSCRIBE or UNSUBSCRIBE and waits for its
+// answer (none when ctx ends first).
+func (s *session) control(ctx context.Context, p []byte) (ctrlAnswer, error) {
 	s.wmu.Lock()
-	_, err := p.WriteTo(s.bw)
+	err := s.writeLocked(p)
 	if err == nil {
 		err = s.flushLocked()
 	}
 	s.wmu.Unlock()
 	if err != nil {
-		return fmt.Errorf("writing SUBSCRIBE to upstream: %w", err)
+		return ctrlAnswer{}, fmt.Errorf("writing SUBSCRIBE to upstream: %w", err)
 	}
 	t := time.NewTimer(s.b.cfg.ConnectTimeout)
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
-		return nil
+		return ctrlAnswer{}, nil
 	case <-t.C:
-		return fmt.Errorf("no SUBACK from upstream within %v", s.b.cfg.ConnectTimeout)
-	case ack := <-s.ctrlAck:
-		switch a := ack.Content.(type) {
-		case *packets.Suback:
-			sub := p.(*packets.Subscribe)
-			for i, rc := range a.Reasons {
-				if rc >= 0x80 && i < len(sub.Subscriptions) {
-					err := fmt.Errorf("upstream refused subscription %q: SUBACK 0x%02x", sub.Subscriptions[i].Topic, rc)
-					s.b.setError(err)
-					s.b.log.Warn("upstream refused a subscription; inbound messages on it will not arrive", "topic", sub.Subscriptions[i].Topic, "code", rc)
-				}
-			}
-		case *packets.Unsuback:
-		}
+		return ctrlAnswer{}, fmt.Errorf("no SUBACK from upstream within %v", s.b.cfg.ConnectTimeout)
+	case a := <-s.ctrlAck:
+		return a, nil
 	}
-	return nil
 }
 
 // pingLoop keeps the connection alive and detects a dead one: PINGREQ every
@@ -726,10 +901,15 @@ func (s *session) pingLoop(ctx context.Context) error {
 	}
 }
 
-// appendPublish encodes a PUBLISH (MQTT 5, section 3.3) with the dedup user
-// properties, without allocating.
-func (s *session) appendPublish(dst []byte, topic string, m store.Message, qos byte, id uint16) []byte {
+// appendPublish encodes a PUBLISH (section 3.3) without allocating: in
+// MQTT 5 with the dedup user properties when the envelope is
+// user-properties (else an empty property section), in 3.1.1 without a
+// property section.
+func (s *session) appendPublish(dst []byte, topic string, payload []byte, m store.Message, qos byte, id uint16) []byte {
 	up := s.b.cfg.UserProps
+	if s.b.cfg.Envelope != EnvelopeUserProperties {
+		up = UserProps{}
+	}
 	var seqBuf [20]byte
 	seq := strconv.AppendUint(seqBuf[:0], m.Seq, 10)
 	propLen := 0
@@ -739,7 +919,11 @@ func (s *session) appendPublish(dst []byte, topic string, m store.Message, qos b
 	if up.SeqKey != "" {
 		propLen += 1 + 2 + len(up.SeqKey) + 2 + len(seq)
 	}
-	rem := 2 + len(topic) + vbiLen(propLen) + propLen + len(m.Payload)
+	propSection := vbiLen(propLen) + propLen
+	if s.v311 {
+		propSection = 0
+	}
+	rem := 2 + len(topic) + propSection + len(payload)
 	if qos > 0 {
 		rem += 2
 	}
@@ -753,6 +937,9 @@ func (s *session) appendPublish(dst []byte, topic string, m store.Message, qos b
 	if qos > 0 {
 		dst = append(dst, byte(id>>8), byte(id))
 	}
+	if s.v311 {
+		return append(dst, payload...)
+	}
 	dst = appendVBI(dst, propLen)
 	if up.DeviceKey != "" {
 		dst = append(dst, packets.PropUser)
@@ -765,7 +952,7 @@ func (s *session) appendPublish(dst []byte, topic string, m store.Message, qos b
 		dst = append(dst, byte(len(seq)>>8), byte(len(seq)))
 		dst = append(dst, seq...)
 	}
-	return append(dst, m.Payload...)
+	return append(dst, payload...)
 }
 
 func appendString(dst []byte, s string) []byte {
