@@ -3,6 +3,7 @@ package mosqimport
 import (
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Access is what an ACL line grants (or, Deny, refuses).
@@ -67,6 +68,10 @@ func ParseACL(name string, data []byte) (*ACL, []Finding) {
 			bad(pos, line[:80], "line too long")
 			continue
 		}
+		if !utf8.ValidString(line) || strings.IndexByte(line, 0) >= 0 {
+			bad(pos, "", "not valid UTF-8 text (or a NUL character); MQTT topics are UTF-8")
+			continue
+		}
 		// strtok(" ") skips leading spaces and runs of spaces.
 		rest := strings.TrimLeft(line, " ")
 		if rest == "" {
@@ -128,6 +133,9 @@ func checkFilter(f string) string {
 	}
 	if len(f) > 65535 {
 		return "longer than 65535 bytes"
+	}
+	if !utf8.ValidString(f) || strings.IndexByte(f, 0) >= 0 {
+		return "not valid UTF-8 (or a NUL character)"
 	}
 	levels := strings.Split(f, "/")
 	for i, l := range levels {

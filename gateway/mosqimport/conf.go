@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 )
 
 // Pos is a line of an input file.
@@ -135,6 +136,10 @@ func (p *confParser) parse(name string, data []byte) {
 		}
 		if len(line) > maxLineBytes {
 			p.invalid(pos, line[:80], "line longer than %d bytes", maxLineBytes)
+			continue
+		}
+		if !utf8.ValidString(line) || strings.IndexByte(line, 0) >= 0 {
+			p.invalid(pos, "", "not valid UTF-8 text (or a NUL character); edgegw's files are UTF-8")
 			continue
 		}
 		key, rest, _ := strings.Cut(line, " ")

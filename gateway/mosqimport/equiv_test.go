@@ -180,6 +180,7 @@ func runEquivCase(t *testing.T, tc equivCase, pub, sub string) {
 	}
 	wg.Wait()
 
+	acl, _ := mosqimport.ParseACL(aclImport, []byte(tc.acl))
 	for _, u := range tc.users {
 		sess, err := eng.Bind(authz.Identity{ClientID: u, ThingName: u})
 		if err != nil {
@@ -198,6 +199,14 @@ func runEquivCase(t *testing.T, tc equivCase, pub, sub string) {
 				"receive": sess.Allowed(authz.Subscribe, filter) && sess.Allowed(authz.Receive, tp),
 			}
 			ref := map[string]bool{"publish": mosq[u].pub[tp], "receive": mosq[u].recv[tp]}
+			// The reference model the fuzz test uses must agree with the broker.
+			model := map[string]bool{
+				"publish": mosqAllowed(acl.Lines, u, tp, mosqimport.Write),
+				"receive": mosqAllowed(acl.Lines, u, tp, mosqimport.Read),
+			}
+			if model["publish"] != ref["publish"] || model["receive"] != ref["receive"] {
+				t.Errorf("%s %q: reference model says publish %v, receive %v; mosquitto says %v, %v", u, tp, model["publish"], model["receive"], ref["publish"], ref["receive"])
+			}
 			for _, act := range []string{"publish", "receive"} {
 				switch {
 				case edge[act] == ref[act]:

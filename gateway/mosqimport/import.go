@@ -3,6 +3,7 @@ package mosqimport
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"net/netip"
@@ -105,15 +106,29 @@ var ErrNoConfig = errors.New("cannot read the Mosquitto configuration")
 // maxFileBytes bounds every file the importer reads.
 const maxFileBytes = 4 << 20
 
+// readSmall reads a regular file of at most maxFileBytes (never a device
+// or a FIFO a configuration might name).
 func readSmall(path string) ([]byte, error) {
-	st, err := os.Stat(path)
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	if st.Size() > maxFileBytes {
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !st.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s: not a regular file", path)
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxFileBytes+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxFileBytes {
 		return nil, fmt.Errorf("%s: larger than %d MiB; is this the right file?", path, maxFileBytes>>20)
 	}
-	return os.ReadFile(path)
+	return data, nil
 }
 
 // Import reads the mosquitto.conf at path, the files of its include_dir
@@ -285,6 +300,16 @@ func (t *translator) listeners(c *Conf) chosenACL {
 		el := Listener{From: l.Pos}
 		host := l.Host
 		tls := l.TLS()
+		if host != "" && !strings.EqualFold(host, "localhost") {
+			if _, err := netip.ParseAddr(host); err != nil {
+				if !tls {
+					host = "127.0.0.1" // plaintext goes to loopback anyway, reported below
+				} else {
+					t.add(l.Pos, NotCarried, head, "edgegw binds an IP address (or all interfaces), not the host name %q: add the listener with that host's address", l.Host)
+					continue
+				}
+			}
+		}
 		if tls {
 			if l.CertFile == nil || l.KeyFile == nil {
 				t.add(l.Pos, NotCarried, head, "TLS needs both certfile and keyfile; not imported")
@@ -326,9 +351,12 @@ func (t *translator) listeners(c *Conf) chosenACL {
 				t.add(l.Pos, Changed, head, "Mosquitto took the user name from CONNECT here; edgegw takes the thing name from the certificate's CN, and the ACL's user names become thing names: give each user a certificate with CN = user name")
 			}
 			el.TLS = lt
-		} else if !isLoopback(host) {
-			t.add(l.Pos, Changed, head, "plaintext on a non-loopback address: edgegw allows plaintext only on loopback; imported on 127.0.0.1 (add TLS with client certificates to serve the LAN)")
-			host = "127.0.0.1"
+		} else {
+			if !isLoopback(host) {
+				t.add(l.Pos, Changed, head, "plaintext on a non-loopback address: edgegw allows plaintext only on loopback; imported on 127.0.0.1 (add TLS with client certificates to serve the LAN)")
+				host = "127.0.0.1"
+			}
+			t.add(l.Pos, Changed, head, "without TLS edgegw knows a client by its client ID (the thing name), not by the user name it sends: a client Mosquitto knew as user NAME must connect with client ID NAME to get that user's rights")
 		}
 		el.Address = net.JoinHostPort(host, strconv.Itoa(l.Port))
 		if seen[el.Address] {
@@ -466,17 +494,32 @@ func (t *translator) acl(c *Conf, ch chosenACL, readACL ACLReader) {
 			users[l.User] = append(users[l.User], newRule(l))
 		}
 	}
-	reported := map[*rule]map[string]bool{}
-	inexact := func(r *rule, reason string) {
-		if reported[r] == nil {
-			reported[r] = map[string]bool{}
-		}
-		if reported[r][reason] {
-			return
-		}
-		reported[r][reason] = true
-		t.add(r.line.Pos, Inexact, r.line.Text, "%s", reason)
+	// One finding per line: the first difference found, and how many more.
+	type note struct {
+		first string
+		seen  map[string]bool
 	}
+	reported := map[*rule]*note{}
+	var reportOrder []*rule
+	inexact := func(r *rule, reason string) {
+		n := reported[r]
+		if n == nil {
+			n = &note{first: reason, seen: map[string]bool{}}
+			reported[r] = n
+			reportOrder = append(reportOrder, r)
+		}
+		n.seen[reason] = true
+	}
+	defer func() {
+		for _, r := range reportOrder {
+			n := reported[r]
+			reason := n.first
+			if more := len(n.seen) - 1; more > 0 {
+				reason += fmt.Sprintf("; and %d more such overlap(s)", more)
+			}
+			t.add(r.line.Pos, Inexact, r.line.Text, "%s", reason)
+		}
+	}()
 	// Lines with no exact form that grant: not imported (edgegw grants less).
 	// Write lines reaching the bridge-state topics Mosquitto allowed in $SYS.
 	sysState := filterLangs(parseLevels("$SYS/broker/connection/+/state", false), subst{})
@@ -495,7 +538,7 @@ func (t *translator) acl(c *Conf, ch chosenACL, readACL ACLReader) {
 		return out
 	}
 	pats = keep(pats, subst{})
-	b := &budget{left: maxChecks}
+	b := &budget{left: maxWork}
 	if len(pats) > 0 {
 		doc := PolicyDoc{Name: PolicyPatterns}
 		for _, r := range pats {
@@ -559,6 +602,10 @@ func (t *translator) bridges(c *Conf) {
 			}
 			if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
 				b.Problems = append(b.Problems, fmt.Sprintf("address %s: bad port", a.Value))
+				continue
+			}
+			if strings.ContainsAny(host, "/?#@[] ") || host == "" {
+				b.Problems = append(b.Problems, fmt.Sprintf("address %s: bad host", a.Value))
 				continue
 			}
 			scheme := "mqtts"

@@ -111,7 +111,9 @@ func textSegs(p string, vars bool) []seg {
 		case 'u':
 			segs = append(segs, seg{kind: segUser})
 		default:
-			lit(p[i : i+2])
+			lit(p[i : i+1]) // "%%c" is '%' then %c, as Mosquitto reads it
+			p = p[i+1:]
+			continue
 		}
 		p = p[i+2:]
 	}
@@ -337,71 +339,103 @@ func filterLangs(ls []level, sb subst) []lang {
 	return []lang{{items: core, noDollar: noDollar}, {items: deep, noDollar: noDollar}}
 }
 
-// intersects reports whether some non-empty topic name is in both a and b.
+// intersects reports whether some non-empty topic name is in both a and b:
+// a search over pairs of positions, stepping both patterns by one character
+// at a time. The characters tried are one of each class that can differ:
+// every literal of either pattern, '/', '$', a thing-name character and
+// another one.
 func intersects(a, b lang) bool {
-	cands := []byte{'/', 'a', '$', '!'}
+	var isCand [256]bool
+	cands := make([]byte, 0, 16)
+	addCand := func(c byte) {
+		if !isCand[c] {
+			isCand[c] = true
+			cands = append(cands, c)
+		}
+	}
+	for _, c := range []byte("/a$!") {
+		addCand(c)
+	}
 	for _, l := range []lang{a, b} {
 		for _, it := range l.items {
 			if it.cls == clsChar {
-				cands = append(cands, it.c)
+				addCand(it.c)
 			}
 		}
 	}
+	la, lb := len(a.items)+1, len(b.items)+1
+	ca, cb := closures(a.items), closures(b.items)
+	seen := make([]bool, la*lb*2)
 	type state struct {
 		i, j  int
 		first bool
 	}
-	// closure: the positions reachable by skipping loops.
-	closure := func(items []item, i int) []int {
-		out := []int{i}
-		for i < len(items) && items[i].loop {
-			i++
-			out = append(out, i)
-		}
-		return out
-	}
-	step := func(items []item, i int, c byte) []int {
-		var out []int
-		for _, p := range closure(items, i) {
-			if p >= len(items) || !items[p].accepts(c) {
-				continue
-			}
-			if items[p].loop {
-				out = append(out, p)
-			} else {
-				out = append(out, p+1)
-			}
-		}
-		return out
-	}
-	done := func(items []item, i int) bool {
-		cl := closure(items, i)
-		return cl[len(cl)-1] == len(items)
-	}
-	seen := map[state]bool{}
 	stack := []state{{0, 0, true}}
+	var na, nb []int
 	for len(stack) > 0 {
 		s := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]
-		if seen[s] {
+		k := (s.i*lb + s.j) * 2
+		if s.first {
+			k++
+		}
+		if seen[k] {
 			continue
 		}
-		seen[s] = true
-		if !s.first && done(a.items, s.i) && done(b.items, s.j) {
+		seen[k] = true
+		if !s.first && ca[s.i][len(ca[s.i])-1] == len(a.items) && cb[s.j][len(cb[s.j])-1] == len(b.items) {
 			return true
 		}
 		for _, c := range cands {
 			if s.first && c == '$' && (a.noDollar || b.noDollar) {
 				continue
 			}
-			for _, ni := range step(a.items, s.i, c) {
-				for _, nj := range step(b.items, s.j, c) {
-					stack = append(stack, state{ni, nj, false})
+			na = step(a.items, ca[s.i], c, na[:0])
+			if len(na) == 0 {
+				continue
+			}
+			nb = step(b.items, cb[s.j], c, nb[:0])
+			for _, ni := range na {
+				for _, nj := range nb {
+					if !seen[(ni*lb+nj)*2] {
+						stack = append(stack, state{ni, nj, false})
+					}
 				}
 			}
 		}
 	}
 	return false
+}
+
+// closures gives, for every position, the positions reachable by skipping
+// loop items (the last one is the furthest).
+func closures(items []item) [][]int {
+	out := make([][]int, len(items)+1)
+	for i := range out {
+		j := i
+		cl := []int{j}
+		for j < len(items) && items[j].loop {
+			j++
+			cl = append(cl, j)
+		}
+		out[i] = cl
+	}
+	return out
+}
+
+// step appends the positions reached from closure cl by consuming c.
+func step(items []item, cl []int, c byte, dst []int) []int {
+	for _, p := range cl {
+		if p >= len(items) || !items[p].accepts(c) {
+			continue
+		}
+		if items[p].loop {
+			dst = append(dst, p)
+		} else {
+			dst = append(dst, p+1)
+		}
+	}
+	return dst
 }
 
 // anyIntersect reports whether some language of as meets some of bs.

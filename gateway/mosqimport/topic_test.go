@@ -39,6 +39,7 @@ func TestTranslate(t *testing.T) {
 			globs: []string{"d/${iot:Connection.Thing.ThingName}/${iot:ClientId}/x${iot:ClientId}y"}, exact: true},
 		{name: "topic lines take %c literally", topic: "d/%c", globs: []string{"d/%c"}, exact: true},
 		{name: "percent other", topic: "d/%x%", pattern: true, globs: []string{"d/%x%"}, exact: true},
+		{name: "percent before a variable", topic: "d/%%c", pattern: true, globs: []string{"d/%${iot:ClientId}"}, exact: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
