@@ -297,6 +297,9 @@ func (t *translator) listeners(c *Conf) chosenACL {
 			t.add(l.Pos, NotCarried, head, "per_listener_settings: this listener has its own acl_file %s, but edgegw's policies apply to every listener (imported: %s from %s); not imported, so its clients get no rights they did not have", sec.ACLFile.Value, ch.acl.Value, ch.acl.Pos)
 			continue
 		}
+		if c.PerListenerSettings && sec.ACLFile == nil && ch.acl != nil {
+			t.add(l.Pos, Changed, head, "per_listener_settings: this listener had no acl_file (its clients could publish and receive everything); in edgegw the policies from %s apply to its clients too", ch.acl.Value)
+		}
 		el := Listener{From: l.Pos}
 		host := l.Host
 		tls := l.TLS()
@@ -457,6 +460,7 @@ func (t *translator) acl(c *Conf, ch chosenACL, readACL ACLReader) {
 	defer func() { t.res.Registry.Groups = append(t.res.Registry.Groups, group) }()
 	pos := Pos{File: t.res.Source}
 	t.add(pos, Changed, "", "Mosquitto let a client connect with any client ID; edgegw's policy %s allows only the thing name as client ID", PolicyBase)
+	t.add(pos, Changed, "", "Mosquitto granted every SUBSCRIBE and checked read access per message; %s grants every filter too and iot:Receive decides per message, except that edgegw refuses a filter without wildcards naming a topic the client may not receive (Mosquitto granted it and delivered nothing)", PolicyBase)
 	if ch.acl == nil {
 		t.res.Policies = append(t.res.Policies, allowAllPolicy())
 		group.Policies = append(group.Policies, PolicyAllowAll)

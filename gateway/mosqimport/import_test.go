@@ -297,3 +297,65 @@ func TestImportRefusesUnreadable(t *testing.T) {
 		t.Errorf("got %v; want ErrNoConfig", err)
 	}
 }
+
+// TestImportListenerSettings covers include_dir (only *.conf, in byte order)
+// and per_listener_settings: a listener whose own acl_file differs from the
+// one imported is left out, so its clients get no rights they did not have.
+func TestImportListenerSettings(t *testing.T) {
+	dir := t.TempDir()
+	for _, f := range []string{"ca.crt", "server.crt", "server.key"} {
+		gatewaytest.WriteFile(t, filepath.Join(dir, f), []byte("placeholder written by the test\n"), 0o600)
+	}
+	gatewaytest.WriteFile(t, filepath.Join(dir, "acl-lan"), []byte("user s1\ntopic write t/s1\n"), 0o644)
+	gatewaytest.WriteFile(t, filepath.Join(dir, "acl-other"), []byte("user s1\ntopic write #\n"), 0o644)
+	gatewaytest.WriteFile(t, filepath.Join(dir, "conf.d", "b.conf"), []byte("listener 9001 127.0.0.1\nacl_file "+filepath.Join(dir, "acl-other")+"\n"), 0o644)
+	gatewaytest.WriteFile(t, filepath.Join(dir, "conf.d", "A.conf"), []byte("listener 1884 127.0.0.1\n"), 0o644)
+	gatewaytest.WriteFile(t, filepath.Join(dir, "conf.d", "c.conf.disabled"), []byte("listener 1999\n"), 0o644)
+	conf := filepath.Join(dir, "mosquitto.conf")
+	gatewaytest.WriteFile(t, conf, []byte(`per_listener_settings true
+listener 8883 0.0.0.0
+cafile ca.crt
+certfile server.crt
+keyfile server.key
+require_certificate true
+use_identity_as_username true
+acl_file acl-lan
+listener 1883 lan.example
+include_dir conf.d
+`), 0o644)
+	res, cfg := importAndCheck(t, conf)
+	var addrs []string
+	for _, l := range cfg.Listeners {
+		addrs = append(addrs, l.Address)
+	}
+	// 1883 on a host name is plaintext: imported on loopback; 1884 comes
+	// from A.conf (before b.conf), 9001 has another acl_file: left out.
+	if want := []string{"0.0.0.0:8883", "127.0.0.1:1883", "127.0.0.1:1884"}; !slices.Equal(addrs, want) {
+		t.Errorf("listeners: got %v; want %v", addrs, want)
+	}
+	left := false
+	for _, f := range res.Findings {
+		if f.File == filepath.Join(dir, "conf.d", "b.conf") && f.Line == 1 && f.Kind == mosqimport.NotCarried && strings.Contains(f.Reason, "own acl_file") {
+			left = true
+		}
+	}
+	if !left {
+		t.Errorf("report: got no finding for the listener of b.conf with its own acl_file:\n%s", res.Report())
+	}
+	eng, err := res.Validate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, err := eng.Bind(authz.Identity{ClientID: "s1", ThingName: "s1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []struct {
+		topic string
+		want  bool
+	}{{"t/s1", true}, {"t/s2", false}} {
+		if got := sess.Allowed(authz.Publish, p.topic); got != p.want {
+			t.Errorf("s1 publish %q: got %v; want %v (acl-lan, not acl-other)", p.topic, got, p.want)
+		}
+	}
+}
