@@ -27,6 +27,10 @@ type equivCase struct {
 	// reported are the ACL lines the importer must report as not exact or
 	// not carried over; only there may edgegw refuse what Mosquitto allows.
 	reported []int
+	// mtls runs the broker with client certificates and
+	// use_identity_as_username (the user name is the certificate's CN, as
+	// edgegw's thing name is); otherwise plaintext with user names.
+	mtls bool
 }
 
 // TestEquivalenceWithMosquitto runs Debian's mosquitto with each ACL and asks
@@ -73,6 +77,12 @@ func TestEquivalenceWithMosquitto(t *testing.T) {
 			users: []string{"alice"}, topics: []string{"$test/x", "x"}, reported: []int{2}},
 		{name: "anonymous lines", acl: "topic read #\nuser alice\ntopic read a\n",
 			users: []string{"alice"}, topics: []string{"a", "b"}, reported: []int{1}},
+		{name: "pattern with the user name over mTLS", acl: "pattern readwrite devices/%u/#\nuser alice\ntopic read devices/+/status\n",
+			users: []string{"alice", "bob"}, topics: []string{"devices/alice/t", "devices/bob/t", "devices/bob/status", "devices/bob/x/status", "devices/alice/x/status"},
+			reported: []int{3}, mtls: true},
+		{name: "Debian aclfile.example over mTLS", acl: string(debianACL), mtls: true,
+			users: []string{"roger", "alice"}, topics: []string{"foo/bar", "foo/baz", "$test/x"},
+			reported: linesWith(string(debianACL), "topic read $SYS/#", "pattern write $SYS")},
 		{name: "Debian aclfile.example", acl: string(debianACL),
 			users: []string{"roger", "alice"}, topics: []string{"foo/bar", "foo/baz", "$test/x"},
 			reported: linesWith(string(debianACL), "topic read $SYS/#", "pattern write $SYS")},
@@ -105,7 +115,14 @@ func runEquivCase(t *testing.T, tc equivCase, pub, sub string) {
 
 	// The import, and edgegw's answers.
 	conf := filepath.Join(dir, "mosquitto.conf")
-	gatewaytest.WriteFile(t, conf, []byte("listener 1883 127.0.0.1\nallow_anonymous true\nacl_file "+aclImport+"\n"), 0o644)
+	var pki *gatewaytest.PKI
+	if tc.mtls {
+		pki = gatewaytest.NewPKI(t, "mosquitto")
+		gatewaytest.WriteFile(t, conf, []byte("listener 8883 127.0.0.1\ncafile "+pki.CAFile+"\ncertfile "+pki.ServerCert+"\nkeyfile "+pki.ServerKey+
+			"\nrequire_certificate true\nuse_identity_as_username true\nacl_file "+aclImport+"\n"), 0o644)
+	} else {
+		gatewaytest.WriteFile(t, conf, []byte("listener 1883 127.0.0.1\nallow_anonymous true\nacl_file "+aclImport+"\n"), 0o644)
+	}
 	res, err := mosqimport.Import(conf, mosqimport.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -135,9 +152,18 @@ func runEquivCase(t *testing.T, tc equivCase, pub, sub string) {
 	if os.Geteuid() == 0 {
 		extra += "user root\n"
 	}
-	m := gatewaytest.StartMosquitto(t, nil, extra)
+	m := gatewaytest.StartMosquitto(t, pki, extra)
 	port := m.Addr[strings.LastIndexByte(m.Addr, ':')+1:]
+	certs := map[string]*gatewaytest.Client{}
+	if pki != nil {
+		for _, u := range append([]string{probeAdmin}, tc.users...) {
+			certs[u] = pki.Issue(t, u)
+		}
+	}
 	conn := func(user string) []string {
+		if pki != nil {
+			return append(pki.MosqTLSArgs(m.Addr, certs[user]), "-V", "5", "-i", user)
+		}
 		return []string{"-h", "127.0.0.1", "-p", port, "-V", "5", "-u", user, "-i", user}
 	}
 	for _, tp := range tc.topics {
@@ -182,7 +208,11 @@ func runEquivCase(t *testing.T, tc equivCase, pub, sub string) {
 
 	acl, _ := mosqimport.ParseACL(aclImport, []byte(tc.acl))
 	for _, u := range tc.users {
-		sess, err := eng.Bind(authz.Identity{ClientID: u, ThingName: u})
+		id := authz.Identity{ClientID: u, ThingName: u}
+		if c := certs[u]; c != nil {
+			id.Cert = c.Cert
+		}
+		sess, err := eng.Bind(id)
 		if err != nil {
 			t.Fatalf("binding %s: %v", u, err)
 		}
