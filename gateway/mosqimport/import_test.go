@@ -292,9 +292,27 @@ topic metrics/# out 0
 }
 
 func TestImportRefusesUnreadable(t *testing.T) {
-	_, err := mosqimport.Import(filepath.Join(t.TempDir(), "missing.conf"), mosqimport.Options{})
-	if !errors.Is(err, mosqimport.ErrNoConfig) {
-		t.Errorf("got %v; want ErrNoConfig", err)
+	for _, p := range []string{filepath.Join(t.TempDir(), "missing.conf"), "/dev/zero"} {
+		if _, err := mosqimport.Import(p, mosqimport.Options{}); !errors.Is(err, mosqimport.ErrNoConfig) {
+			t.Errorf("Import(%s): got %v; want ErrNoConfig", p, err)
+		}
+	}
+	// A device or a FIFO named as acl_file is reported, not read forever.
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "mosquitto.conf")
+	gatewaytest.WriteFile(t, conf, []byte("listener 1883 127.0.0.1\nacl_file /dev/zero\n"), 0o644)
+	res, err := mosqimport.Import(conf, mosqimport.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, f := range res.Findings {
+		if f.File == conf && f.Line == 2 && f.Kind == mosqimport.NotCarried && strings.Contains(f.Reason, "not a regular file") {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("report: got no finding for acl_file /dev/zero:\n%s", res.Report())
 	}
 }
 
