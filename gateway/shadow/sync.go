@@ -1,0 +1,851 @@
+package shadow
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Direction is which way a synced shadow's changes travel.
+type Direction uint8
+
+// Directions: Up sends local changes to the cloud, Down applies cloud changes
+// locally, Both does both.
+const (
+	Up   Direction = 1
+	Down Direction = 2
+	Both           = Up | Down
+)
+
+func (d Direction) String() string {
+	switch d {
+	case Up:
+		return "up"
+	case Down:
+		return "down"
+	case Both:
+		return "both"
+	}
+	return fmt.Sprintf("Direction(%d)", uint8(d))
+}
+
+// Owner is the side whose value wins when the same field changed on both sides
+// while they could not talk.
+type Owner uint8
+
+// Owners. OwnerDefault means the device for reported and the cloud for desired.
+const (
+	OwnerDefault Owner = iota
+	OwnerCloud
+	OwnerDevice
+)
+
+func (o Owner) String() string {
+	switch o {
+	case OwnerCloud:
+		return "cloud"
+	case OwnerDevice:
+		return "device"
+	}
+	return "default"
+}
+
+// SyncShadow configures one synced shadow. The cloud shadow has the same thing
+// and shadow name as the local one.
+type SyncShadow struct {
+	Thing         string
+	Shadow        string // "" for the classic shadow
+	Direction     Direction
+	DesiredOwner  Owner // default: the cloud
+	ReportedOwner Owner // default: the device
+}
+
+func (c SyncShadow) owner(section string) Owner {
+	if section == "desired" {
+		if c.DesiredOwner == OwnerDefault {
+			return OwnerCloud
+		}
+		return c.DesiredOwner
+	}
+	if c.ReportedOwner == OwnerDefault {
+		return OwnerDevice
+	}
+	return c.ReportedOwner
+}
+
+// SyncOptions configure a Syncer.
+type SyncOptions struct {
+	// TokenPrefix marks the clientToken of every request the gateway sends to
+	// the cloud ("PREFIX:SEQ", "PREFIX:get"), so that the cloud's answers to
+	// them are recognised and never applied as cloud changes. Give each gateway
+	// its own (for example its client ID). 1 to 40 of [A-Za-z0-9_.-]; default
+	// "edgegw".
+	TokenPrefix string
+	Shadows     []SyncShadow
+}
+
+// Publish is one message the caller publishes upstream (QoS 1).
+type Publish struct {
+	Topic   string
+	Payload []byte
+}
+
+// Conflict records a field that changed on both sides while the uplink was
+// down, and which value was kept. Nothing is dropped silently: every discarded
+// value is reported here, for the caller to log, count and audit.
+type Conflict struct {
+	Thing, Shadow string
+	Section       string   // desired or reported
+	Path          []string // the field, from the section root
+	Winner        Owner    // OwnerCloud or OwnerDevice
+	Kept          any      // the winning value (nil: the field was deleted)
+	Discarded     any      // the losing value (nil: the field was deleted)
+}
+
+// Failure records a local change the cloud refused for good (a 4xx other than
+// 409 and 429), or a cloud change the local service refused (413). The change
+// leaves the outbox; the caller logs, counts and audits it.
+type Failure struct {
+	Thing, Shadow string
+	Seq           uint64 // outbox sequence of a refused local change; 0 for a cloud change
+	Code          int
+	Message       string
+}
+
+// Actions is what a Syncer call asks the caller to do.
+type Actions struct {
+	Upstream  []Publish  // publish to the cloud, in order
+	Local     []Response // publish on the local broker, in order
+	Conflicts []Conflict
+	Failures  []Failure
+	Echoes    int // cloud messages recognised as answers to the gateway's own requests
+	Stale     int // cloud messages with a version already seen
+}
+
+func (a *Actions) add(b Actions) {
+	a.Upstream = append(a.Upstream, b.Upstream...)
+	a.Local = append(a.Local, b.Local...)
+	a.Conflicts = append(a.Conflicts, b.Conflicts...)
+	a.Failures = append(a.Failures, b.Failures...)
+	a.Echoes += b.Echoes
+	a.Stale += b.Stale
+}
+
+// Syncer keeps configured local shadows in sync with the cloud's Device Shadow
+// service over the bridge. It does no I/O of its own: the caller subscribes
+// upstream to Subscriptions, passes every message from those topics to
+// Upstream, tells it when the uplink comes and goes (Connected, Disconnected),
+// calls Pending when Wake fires, and publishes what the returned Actions say.
+//
+// How sync works, and why it cannot loop:
+//   - A local update to a synced shadow (direction up or both) is written to a
+//     durable outbox in the same Store batch as the shadow itself, so a crash
+//     cannot keep one without the other. Outbox entries go upstream, oldest
+//     first, as update requests with clientToken "PREFIX:SEQ" and no version.
+//     The cloud's /update/accepted or /update/documents with that token
+//     acknowledges the entry, which then leaves the outbox. On reconnect every
+//     unacknowledged entry is sent again (at least once; an update is
+//     idempotent).
+//   - A cloud change (direction down or both) arrives as /update/documents or
+//     /update/accepted with a foreign clientToken and a version above the last
+//     cloud version seen; older or equal versions are stale and ignored (both
+//     topics carry the same change, so each change is applied once). It is
+//     applied locally without entering the outbox. Hence: the gateway's own
+//     updates coming back are recognised by their token, and cloud changes are
+//     never sent back up. No update can bounce.
+//   - The Syncer keeps the last known cloud state. On reconnect it asks the
+//     cloud for the shadow (/get) before it replays the outbox, and applies the
+//     difference between that state and the last known one: changes made in the
+//     cloud while the uplink was down reach the device.
+//
+// The conflict rule: a cloud change and a pending (not yet acknowledged) local
+// change that touch the same field of the same section conflict unless they
+// set the same value. The section's owner wins: by default reported belongs
+// to the device and desired to the cloud (SyncShadow.DesiredOwner and
+// ReportedOwner change that). When the cloud wins, the field is applied locally
+// and removed from the pending local changes; when the device wins, the cloud's
+// value is not applied and the pending local change overwrites it in the cloud.
+// Within one side, order decides: local changes by outbox sequence, cloud
+// changes by shadow version. Wall-clock timestamps are not used, because an
+// edge device may have no trustworthy clock. Every losing value is returned as
+// a Conflict.
+//
+// Deleting a shadow is not synced: a delete on either side is left to that
+// side, and the other keeps its copy.
+type Syncer struct {
+	svc     *Service
+	prefix  string
+	shadows map[string]*syncState // by docKey
+	order   []*syncState
+	outbox  []*outboxEntry // by seq
+	nextSeq uint64
+	online  bool
+	wakeCh  chan struct{}
+}
+
+type syncState struct {
+	cfg        SyncShadow
+	topic      Topic
+	cloudVer   int64
+	cloud      map[string]any // last known cloud state: desired/reported
+	waitingGet bool           // outbox held until the answer to our /get
+}
+
+type outboxEntry struct {
+	Seq      uint64         `json:"seq"`
+	Thing    string         `json:"thing"`
+	Shadow   string         `json:"shadow,omitempty"`
+	State    map[string]any `json:"state"`
+	inFlight bool
+}
+
+func outboxKey(seq uint64) string          { return fmt.Sprintf("o/%020d", seq) }
+func cloudKey(thing, shadow string) string { return "c/" + thing + "/" + shadow }
+
+const seqKey = "n"
+
+// NewSyncer loads the outbox and the last known cloud states from svc's Store
+// and attaches the Syncer to svc, so that svc records local updates of synced
+// shadows. Call it once per Service, before the first request.
+func NewSyncer(ctx context.Context, svc *Service, opts SyncOptions) (*Syncer, error) {
+	prefix := opts.TokenPrefix
+	if prefix == "" {
+		prefix = "edgegw"
+	}
+	if !validTokenPrefix(prefix) {
+		return nil, fmt.Errorf("shadow sync: token prefix %q: want 1 to 40 of A-Z a-z 0-9 _ . -", prefix)
+	}
+	s := &Syncer{svc: svc, prefix: prefix, shadows: map[string]*syncState{}, wakeCh: make(chan struct{}, 1)}
+	for i, c := range opts.Shadows {
+		if !ValidThingName(c.Thing) {
+			return nil, fmt.Errorf("shadow sync: shadows[%d]: thing %q: want 1 to 128 of a-z A-Z 0-9 : _ -", i, c.Thing)
+		}
+		if c.Shadow != "" && !ValidShadowName(c.Shadow) {
+			return nil, fmt.Errorf("shadow sync: shadows[%d]: shadow %q: want 1 to 64 of a-z A-Z 0-9 $ : _ -", i, c.Shadow)
+		}
+		if c.Direction != Up && c.Direction != Down && c.Direction != Both {
+			return nil, fmt.Errorf("shadow sync: shadows[%d] (%s): direction %d: want up, down or both", i, c.Thing, c.Direction)
+		}
+		if c.DesiredOwner > OwnerDevice || c.ReportedOwner > OwnerDevice {
+			return nil, fmt.Errorf("shadow sync: shadows[%d] (%s): owner: want cloud or device", i, c.Thing)
+		}
+		k := docKey(c.Thing, c.Shadow)
+		if _, dup := s.shadows[k]; dup {
+			return nil, fmt.Errorf("shadow sync: shadows[%d]: %s/%q is configured twice", i, c.Thing, c.Shadow)
+		}
+		st := &syncState{cfg: c, topic: Topic{Thing: c.Thing, Shadow: c.Shadow}, cloud: map[string]any{}}
+		if err := s.loadCloud(ctx, st); err != nil {
+			return nil, err
+		}
+		s.shadows[k] = st
+		s.order = append(s.order, st)
+	}
+	if err := s.loadOutbox(ctx); err != nil {
+		return nil, err
+	}
+	svc.mu.Lock()
+	svc.sync = s
+	svc.mu.Unlock()
+	return s, nil
+}
+
+func validTokenPrefix(p string) bool {
+	if len(p) < 1 || len(p) > 40 {
+		return false
+	}
+	for i := 0; i < len(p); i++ {
+		c := p[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '.' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func (s *Syncer) loadCloud(ctx context.Context, st *syncState) error {
+	b, err := s.svc.store.Get(ctx, cloudKey(st.cfg.Thing, st.cfg.Shadow))
+	if errors.Is(err, ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("shadow sync: reading cloud state of %s: %w", shadowID(st.topic), err)
+	}
+	m, ok := decodeObject(b)
+	if !ok {
+		return fmt.Errorf("shadow sync: cloud state of %s is not a JSON object", shadowID(st.topic))
+	}
+	if st.cloudVer, err = intField(m, "version"); err != nil {
+		return fmt.Errorf("shadow sync: cloud state of %s: %w", shadowID(st.topic), err)
+	}
+	if c, ok := m["state"].(map[string]any); ok {
+		st.cloud = c
+	}
+	return nil
+}
+
+func (s *Syncer) putCloud(st *syncState, b *Batch) {
+	b.Put(cloudKey(st.cfg.Thing, st.cfg.Shadow), encode(map[string]any{"version": st.cloudVer, "state": st.cloud}))
+}
+
+func (s *Syncer) loadOutbox(ctx context.Context) error {
+	if b, err := s.svc.store.Get(ctx, seqKey); err == nil {
+		n, perr := strconv.ParseUint(string(b), 10, 64)
+		if perr != nil {
+			return fmt.Errorf("shadow sync: outbox sequence %q: %w", b, perr)
+		}
+		s.nextSeq = n + 1
+	} else if !errors.Is(err, ErrNotFound) {
+		return fmt.Errorf("shadow sync: reading outbox sequence: %w", err)
+	}
+	keys, err := s.svc.store.List(ctx, "o/")
+	if err != nil {
+		return fmt.Errorf("shadow sync: listing outbox: %w", err)
+	}
+	for _, k := range keys {
+		b, err := s.svc.store.Get(ctx, k)
+		if err != nil {
+			return fmt.Errorf("shadow sync: reading outbox entry %s: %w", k, err)
+		}
+		var e outboxEntry
+		dec := json.NewDecoder(strings.NewReader(string(b)))
+		dec.UseNumber()
+		if err := dec.Decode(&e); err != nil {
+			return fmt.Errorf("shadow sync: outbox entry %s: %w", k, err)
+		}
+		s.outbox = append(s.outbox, &e)
+		s.nextSeq = max(s.nextSeq, e.Seq+1)
+	}
+	if s.nextSeq == 0 {
+		s.nextSeq = 1
+	}
+	return nil
+}
+
+// Subscriptions are the upstream topics the caller subscribes to (QoS 1).
+func (s *Syncer) Subscriptions() []string {
+	var out []string
+	for _, st := range s.order {
+		t := st.topic
+		out = append(out,
+			t.with(OpUpdate, KindAccepted).String(), t.with(OpUpdate, KindRejected).String(),
+			t.with(OpGet, KindAccepted).String(), t.with(OpGet, KindRejected).String())
+		if st.cfg.Direction&Down != 0 {
+			out = append(out, t.with(OpUpdate, KindDocuments).String())
+		}
+	}
+	return out
+}
+
+// Wake fires (without blocking the writer) when a local update entered the
+// outbox; the caller then calls Pending.
+func (s *Syncer) Wake() <-chan struct{} { return s.wakeCh }
+
+func (s *Syncer) wake() {
+	select {
+	case s.wakeCh <- struct{}{}:
+	default:
+	}
+}
+
+// Outbox returns the number of local changes not yet acknowledged by the cloud.
+func (s *Syncer) Outbox() int {
+	s.svc.mu.Lock()
+	defer s.svc.mu.Unlock()
+	return len(s.outbox)
+}
+
+// recordLocal adds an accepted local update of a synced shadow to the outbox, in
+// the batch b that also writes the shadow. It runs with svc.mu held; the entry
+// joins the in-memory outbox only when the batch is written (commit).
+func (s *Syncer) recordLocal(t Topic, sections map[string]any, b *Batch) *outboxEntry {
+	st := s.shadows[docKey(t.Thing, t.Shadow)]
+	if st == nil || st.cfg.Direction&Up == 0 {
+		return nil
+	}
+	e := &outboxEntry{Seq: s.nextSeq, Thing: t.Thing, Shadow: t.Shadow, State: map[string]any{}}
+	for k, v := range sections {
+		if v == nil {
+			e.State[k] = nil
+		} else {
+			e.State[k] = cloneMap(v.(map[string]any))
+		}
+	}
+	s.nextSeq++
+	b.Put(outboxKey(e.Seq), encode(e))
+	b.Put(seqKey, []byte(strconv.FormatUint(e.Seq, 10)))
+	return e
+}
+
+func (s *Syncer) commit(e *outboxEntry) {
+	if e != nil {
+		s.outbox = append(s.outbox, e)
+		s.wake()
+	}
+}
+
+// Connected tells the Syncer the uplink is up (and subscribed). It asks the
+// cloud for every shadow synced down, and sends the outbox of the others;
+// the outbox of a shadow synced down follows the cloud's answer to the /get.
+func (s *Syncer) Connected(ctx context.Context) (Actions, error) {
+	s.svc.mu.Lock()
+	defer s.svc.mu.Unlock()
+	s.online = true
+	for _, e := range s.outbox {
+		e.inFlight = false
+	}
+	var a Actions
+	for _, st := range s.order {
+		st.waitingGet = false
+		if st.cfg.Direction&Down != 0 {
+			a.Upstream = append(a.Upstream, s.getRequest(st))
+		}
+	}
+	a.add(s.pendingLocked())
+	return a, nil
+}
+
+func (s *Syncer) getRequest(st *syncState) Publish {
+	st.waitingGet = true
+	return Publish{Topic: st.topic.with(OpGet, KindRequest).String(),
+		Payload: encode(map[string]any{"clientToken": s.prefix + ":get"})}
+}
+
+// Disconnected tells the Syncer the uplink is down: nothing is sent until
+// Connected, and whatever was in flight is sent again then.
+func (s *Syncer) Disconnected() {
+	s.svc.mu.Lock()
+	defer s.svc.mu.Unlock()
+	s.online = false
+	for _, e := range s.outbox {
+		e.inFlight = false
+	}
+}
+
+// Pending returns the outbox entries to send now: none while offline, none that
+// are in flight, none of a shadow whose /get is unanswered.
+func (s *Syncer) Pending(ctx context.Context) Actions {
+	s.svc.mu.Lock()
+	defer s.svc.mu.Unlock()
+	return s.pendingLocked()
+}
+
+func (s *Syncer) pendingLocked() Actions {
+	var a Actions
+	if !s.online {
+		return a
+	}
+	for _, e := range s.outbox {
+		st := s.shadows[docKey(e.Thing, e.Shadow)]
+		if e.inFlight || st == nil || st.waitingGet {
+			continue
+		}
+		e.inFlight = true
+		a.Upstream = append(a.Upstream, Publish{
+			Topic: st.topic.with(OpUpdate, KindRequest).String(),
+			Payload: encode(map[string]any{"state": e.State,
+				"clientToken": s.prefix + ":" + strconv.FormatUint(e.Seq, 10)}),
+		})
+	}
+	return a
+}
+
+// Upstream handles one message the cloud published on a subscribed topic. A
+// message for a shadow that is not synced is ignored.
+func (s *Syncer) Upstream(ctx context.Context, topic string, payload []byte) (Actions, error) {
+	t, ok := ParseTopic(topic)
+	if !ok {
+		return Actions{}, nil
+	}
+	s.svc.mu.Lock()
+	defer s.svc.mu.Unlock()
+	st := s.shadows[docKey(t.Thing, t.Shadow)]
+	if st == nil {
+		return Actions{}, nil
+	}
+	m, ok := decodeObject(payload)
+	if !ok {
+		return Actions{}, fmt.Errorf("shadow sync: cloud message on %s is not a JSON object", topic)
+	}
+	token, _ := m["clientToken"].(string)
+	ours := strings.HasPrefix(token, s.prefix+":")
+	switch {
+	case t.Op == OpUpdate && (t.Kind == KindAccepted || t.Kind == KindDocuments):
+		ver, err := cloudVersion(m, t.Kind)
+		if err != nil {
+			return Actions{}, fmt.Errorf("shadow sync: cloud message on %s: %w", topic, err)
+		}
+		if ours {
+			return s.ack(ctx, st, token, ver)
+		}
+		if st.cfg.Direction&Down == 0 {
+			return Actions{}, nil
+		}
+		if ver <= st.cloudVer {
+			return Actions{Stale: 1}, nil
+		}
+		if t.Kind == KindAccepted {
+			if ver != st.cloudVer+1 {
+				// A version was missed: the /get answer brings it all.
+				return Actions{Upstream: []Publish{s.getRequest(st)}}, nil
+			}
+			sec, _ := m["state"].(map[string]any)
+			change := s.changeFromPatch(st, sec)
+			next := cloneMap(st.cloud)
+			applyPatch(next, change)
+			return s.applyCloud(ctx, st, change, next, ver)
+		}
+		cur, _ := m["current"].(map[string]any)
+		state, _ := cur["state"].(map[string]any)
+		next := sectionsOf(state)
+		return s.applyCloud(ctx, st, diffSections(st.cloud, next), next, ver)
+
+	case t.Op == OpUpdate && t.Kind == KindRejected && ours:
+		return s.rejected(ctx, st, token, m)
+
+	case t.Op == OpGet && t.Kind == KindAccepted && token == s.prefix+":get" && st.waitingGet:
+		ver, err := cloudVersion(m, t.Kind)
+		if err != nil {
+			return Actions{}, fmt.Errorf("shadow sync: cloud message on %s: %w", topic, err)
+		}
+		st.waitingGet = false
+		var a Actions
+		if ver > st.cloudVer {
+			state, _ := m["state"].(map[string]any)
+			next := sectionsOf(state)
+			got, err := s.applyCloud(ctx, st, diffSections(st.cloud, next), next, ver)
+			if err != nil {
+				return got, err
+			}
+			a = got
+		} else {
+			a.Stale++
+		}
+		a.add(s.pendingLocked())
+		return a, nil
+
+	case t.Op == OpGet && t.Kind == KindRejected && token == s.prefix+":get" && st.waitingGet:
+		st.waitingGet = false
+		var a Actions
+		if code, _ := m["code"].(json.Number); code == "404" && len(st.cloud) > 0 {
+			// The cloud has no shadow (deleted there): nothing to apply; the
+			// outbox creates it again.
+			st.cloud = map[string]any{}
+			var b Batch
+			s.putCloud(st, &b)
+			if err := s.svc.store.Write(ctx, &b); err != nil {
+				return Actions{}, fmt.Errorf("shadow sync: writing cloud state of %s: %w", shadowID(st.topic), err)
+			}
+		}
+		a.add(s.pendingLocked())
+		return a, nil
+	}
+	return Actions{}, nil
+}
+
+func cloudVersion(m map[string]any, k Kind) (int64, error) {
+	if k == KindDocuments {
+		cur, _ := m["current"].(map[string]any)
+		return intField(cur, "version")
+	}
+	return intField(m, "version")
+}
+
+// sectionsOf keeps the desired and reported sections of a cloud state.
+func sectionsOf(state map[string]any) map[string]any {
+	out := map[string]any{}
+	for _, k := range [...]string{"desired", "reported"} {
+		if v, ok := state[k].(map[string]any); ok && len(v) > 0 {
+			out[k] = cloneMap(v)
+		}
+	}
+	return out
+}
+
+// diffSections is the change from cloud state a to b, per section.
+func diffSections(a, b map[string]any) map[string]map[string]any {
+	out := map[string]map[string]any{}
+	for _, k := range [...]string{"desired", "reported"} {
+		am, _ := a[k].(map[string]any)
+		bm, _ := b[k].(map[string]any)
+		if d := diff(am, bm); d != nil {
+			out[k] = d
+		}
+	}
+	return out
+}
+
+// changeFromPatch turns an accepted request state (where a section may be null)
+// into per-section patches, a null section becoming a null for each known field.
+func (s *Syncer) changeFromPatch(st *syncState, state map[string]any) map[string]map[string]any {
+	out := map[string]map[string]any{}
+	for _, k := range [...]string{"desired", "reported"} {
+		v, ok := state[k]
+		if !ok {
+			continue
+		}
+		if p, isObj := v.(map[string]any); isObj {
+			out[k] = cloneMap(p)
+			continue
+		}
+		if v == nil {
+			known, _ := st.cloud[k].(map[string]any)
+			p := map[string]any{}
+			for f := range known {
+				p[f] = nil
+			}
+			out[k] = p
+		}
+	}
+	return out
+}
+
+// applyPatch applies per-section patches to a state (no metadata).
+func applyPatch(state map[string]any, change map[string]map[string]any) {
+	for k, p := range change {
+		sec, _ := state[k].(map[string]any)
+		if sec == nil {
+			sec = map[string]any{}
+		}
+		merge(sec, map[string]any{}, p, "0")
+		if len(sec) == 0 {
+			delete(state, k)
+		} else {
+			state[k] = sec
+		}
+	}
+}
+
+// applyCloud resolves a cloud change against the pending local changes,
+// applies what is left locally, and records the new cloud state, all in one
+// batch.
+func (s *Syncer) applyCloud(ctx context.Context, st *syncState, change map[string]map[string]any, next map[string]any, ver int64) (Actions, error) {
+	var a Actions
+	var b Batch
+	changed := map[uint64]*outboxEntry{}
+	for _, section := range [...]string{"desired", "reported"} {
+		cp := change[section]
+		if len(cp) == 0 {
+			continue
+		}
+		s.resolve(st, section, cp, changed, &a)
+	}
+	sections := map[string]any{}
+	for k, p := range change {
+		if len(p) > 0 {
+			sections[k] = p
+		}
+	}
+	ts := s.svc.unix(s.svc.now())
+	var prev, cur *document
+	if len(sections) > 0 {
+		var err error
+		if prev, err = s.svc.load(ctx, st.topic); err != nil {
+			return Actions{}, err
+		}
+		var e *Error
+		if cur, e = s.svc.apply(st.topic, prev, sections, ts, &b); e != nil {
+			a.Failures = append(a.Failures, Failure{Thing: st.cfg.Thing, Shadow: st.cfg.Shadow, Code: e.Code, Message: e.Message})
+			cur = nil
+		}
+	}
+	var emptied []uint64
+	for seq, e := range changed {
+		if len(e.State) == 0 {
+			b.Delete(outboxKey(seq))
+			emptied = append(emptied, seq)
+		} else {
+			b.Put(outboxKey(seq), encode(e))
+		}
+	}
+	oldVer, oldCloud := st.cloudVer, st.cloud
+	st.cloudVer, st.cloud = ver, next
+	s.putCloud(st, &b)
+	if err := s.svc.store.Write(ctx, &b); err != nil {
+		st.cloudVer, st.cloud = oldVer, oldCloud
+		return Actions{}, fmt.Errorf("shadow sync: applying cloud version %d of %s: %w", ver, shadowID(st.topic), err)
+	}
+	s.outbox = slices.DeleteFunc(s.outbox, func(e *outboxEntry) bool { return slices.Contains(emptied, e.Seq) })
+	if cur != nil {
+		a.Local = append(a.Local, updateResponses(st.topic, prev, cur, sections, "", ts)...)
+	}
+	return a, nil
+}
+
+// resolve applies the conflict rule to the cloud patch cp of one section
+// against the pending local changes of the same shadow (see Syncer).
+func (s *Syncer) resolve(st *syncState, section string, cp map[string]any, changed map[uint64]*outboxEntry, a *Actions) {
+	var mine []*outboxEntry
+	local := map[string]any{} // the pending local changes of this section, merged in order
+	for _, e := range s.outbox {
+		if e.Thing != st.cfg.Thing || e.Shadow != st.cfg.Shadow {
+			continue
+		}
+		if _, ok := e.State[section]; !ok {
+			continue
+		}
+		mine = append(mine, e)
+		p, _ := e.State[section].(map[string]any)
+		if p == nil { // the local change set the whole section to null
+			p = map[string]any{}
+			known, _ := st.cloud[section].(map[string]any)
+			for f := range known {
+				p[f] = nil
+			}
+		}
+		mergePatch(local, p)
+	}
+	if len(mine) == 0 {
+		return
+	}
+	var paths [][]string
+	leafPaths(local, nil, func(p []string, _ any) { paths = append(paths, p) })
+	leafPaths(cp, nil, func(p []string, _ any) { paths = append(paths, p) })
+	slices.SortFunc(paths, func(x, y []string) int { return slices.Compare(x, y) })
+	owner := st.cfg.owner(section)
+	for _, p := range paths {
+		lv, lcov := lookup(local, p)
+		cv, ccov := lookup(cp, p)
+		if !lcov || !ccov {
+			continue
+		}
+		if equal(lv, cv) {
+			// Our own change, already in the cloud: nothing to apply.
+			removeCovering(cp, p)
+			continue
+		}
+		c := Conflict{Thing: st.cfg.Thing, Shadow: st.cfg.Shadow, Section: section, Path: p, Winner: owner}
+		if owner == OwnerCloud {
+			c.Kept, c.Discarded = clone(cv), clone(lv)
+			removeCovering(local, p)
+			for _, e := range mine {
+				ep, _ := e.State[section].(map[string]any)
+				if ep == nil {
+					continue
+				}
+				if _, cov := lookup(ep, p); cov {
+					removeCovering(ep, p)
+					if len(ep) == 0 {
+						delete(e.State, section)
+					}
+					changed[e.Seq] = e
+				}
+			}
+		} else {
+			c.Kept, c.Discarded = clone(lv), clone(cv)
+			removeCovering(cp, p)
+		}
+		a.Conflicts = append(a.Conflicts, c)
+	}
+}
+
+// mergePatch merges patch src into dst keeping nulls (a later change wins).
+func mergePatch(dst, src map[string]any) {
+	for k, v := range src {
+		sm, sok := v.(map[string]any)
+		dm, dok := dst[k].(map[string]any)
+		if sok && dok && len(sm) > 0 {
+			mergePatch(dm, sm)
+			continue
+		}
+		dst[k] = clone(v)
+	}
+}
+
+// removeCovering removes from patch p the entry that writes path: the path
+// itself, or the leaf above it that replaces it. Objects left empty are pruned.
+func removeCovering(p map[string]any, path []string) {
+	if len(path) == 0 {
+		return
+	}
+	v, ok := p[path[0]]
+	if !ok {
+		return
+	}
+	m, isObj := v.(map[string]any)
+	if len(path) == 1 || !isObj || len(m) == 0 {
+		delete(p, path[0])
+		return
+	}
+	removeCovering(m, path[1:])
+	if len(m) == 0 {
+		delete(p, path[0])
+	}
+}
+
+// ack handles the cloud's acceptance of outbox entry PREFIX:SEQ.
+func (s *Syncer) ack(ctx context.Context, st *syncState, token string, ver int64) (Actions, error) {
+	a := Actions{Echoes: 1}
+	seq, err := strconv.ParseUint(strings.TrimPrefix(token, s.prefix+":"), 10, 64)
+	if err != nil {
+		return a, nil // our get token, or a token of an older format
+	}
+	i := slices.IndexFunc(s.outbox, func(e *outboxEntry) bool { return e.Seq == seq })
+	if i < 0 {
+		return a, nil // the second of accepted/documents for the same entry
+	}
+	e := s.outbox[i]
+	next := cloneMap(st.cloud)
+	change := map[string]map[string]any{}
+	for k, v := range e.State {
+		if p, ok := v.(map[string]any); ok {
+			change[k] = p
+		} else {
+			change[k] = s.changeFromPatch(st, map[string]any{k: nil})[k]
+		}
+	}
+	applyPatch(next, change)
+	var b Batch
+	b.Delete(outboxKey(seq))
+	newVer := st.cloudVer
+	gap := false
+	switch {
+	case ver == st.cloudVer+1:
+		newVer = ver
+	case ver > st.cloudVer+1:
+		gap = true // someone else changed the cloud shadow in between
+	}
+	oldVer, oldCloud := st.cloudVer, st.cloud
+	st.cloudVer, st.cloud = newVer, next
+	s.putCloud(st, &b)
+	if err := s.svc.store.Write(ctx, &b); err != nil {
+		st.cloudVer, st.cloud = oldVer, oldCloud
+		return Actions{}, fmt.Errorf("shadow sync: acknowledging outbox entry %d: %w", seq, err)
+	}
+	s.outbox = slices.Delete(s.outbox, i, i+1)
+	if gap && st.cfg.Direction&Down != 0 && !st.waitingGet {
+		a.Upstream = append(a.Upstream, s.getRequest(st))
+	}
+	return a, nil
+}
+
+// rejected handles the cloud's refusal of outbox entry PREFIX:SEQ: a permanent
+// refusal (4xx but 409 and 429) drops the entry as a Failure; anything else
+// leaves it for the next Pending.
+func (s *Syncer) rejected(ctx context.Context, st *syncState, token string, m map[string]any) (Actions, error) {
+	seq, err := strconv.ParseUint(strings.TrimPrefix(token, s.prefix+":"), 10, 64)
+	if err != nil {
+		return Actions{}, nil
+	}
+	i := slices.IndexFunc(s.outbox, func(e *outboxEntry) bool { return e.Seq == seq })
+	if i < 0 {
+		return Actions{}, nil
+	}
+	code64, _ := intField(m, "code")
+	code := int(code64)
+	msg, _ := m["message"].(string)
+	if code < 400 || code >= 500 || code == 409 || code == 429 {
+		s.outbox[i].inFlight = false
+		return Actions{}, nil
+	}
+	var b Batch
+	b.Delete(outboxKey(seq))
+	if err := s.svc.store.Write(ctx, &b); err != nil {
+		return Actions{}, fmt.Errorf("shadow sync: dropping refused outbox entry %d: %w", seq, err)
+	}
+	s.outbox = slices.Delete(s.outbox, i, i+1)
+	return Actions{Failures: []Failure{{Thing: st.cfg.Thing, Shadow: st.cfg.Shadow, Seq: seq, Code: code, Message: msg}}}, nil
+}
