@@ -1,0 +1,481 @@
+package shadow_test
+
+import (
+	"context"
+	"encoding/json"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/edgegw/edgegw/gateway/shadow"
+)
+
+// rig is a gateway (local Service, its Store and a Syncer) and a cloud played
+// by a second Service with AWS's semantics, linked by an uplink that delivers the
+// Syncer's publishes to the cloud and the cloud's messages on subscribed topics
+// back to the Syncer, synchronously. Messages the cloud publishes while the
+// uplink is down are lost, like QoS 0 deliveries to a clean session.
+type rig struct {
+	t      *testing.T
+	ctx    context.Context
+	store  *shadow.MemStore
+	opts   shadow.SyncOptions
+	local  *shadow.Service
+	sync   *shadow.Syncer
+	cloud  *shadow.Service
+	online bool
+	subs   []string
+	now    int64
+
+	upstream  []shadow.Publish  // every message the gateway sent to the cloud
+	localOut  []shadow.Response // every message the Syncer published locally
+	conflicts []shadow.Conflict
+	failures  []shadow.Failure
+	echoes    int
+	stale     int
+	steps     int
+}
+
+func newRig(t *testing.T, cfg ...shadow.SyncShadow) *rig {
+	r := &rig{t: t, ctx: context.Background(), store: shadow.NewMemStore(), now: 1700000000,
+		opts:  shadow.SyncOptions{TokenPrefix: "gw1", Shadows: cfg},
+		cloud: shadow.New(shadow.NewMemStore(), shadow.Options{})}
+	r.start()
+	return r
+}
+
+// start builds the gateway's Service and Syncer over the rig's Store, as a
+// restarted process does.
+func (r *rig) start() {
+	r.t.Helper()
+	r.local = shadow.New(r.store, shadow.Options{Now: func() time.Time { return time.Unix(r.now, 0) }})
+	s, err := shadow.NewSyncer(r.ctx, r.local, r.opts)
+	if err != nil {
+		r.t.Fatalf("NewSyncer: %v", err)
+	}
+	r.sync, r.subs, r.online = s, s.Subscriptions(), false
+}
+
+func (r *rig) tick() time.Time { r.now++; return time.Unix(r.now, 0) }
+
+// apply carries out the Syncer's actions; it fails the test if the exchange does
+// not settle (an echo loop).
+func (r *rig) apply(a shadow.Actions, err error) {
+	r.t.Helper()
+	if err != nil {
+		r.t.Fatalf("syncer: %v", err)
+	}
+	r.localOut = append(r.localOut, a.Local...)
+	r.conflicts = append(r.conflicts, a.Conflicts...)
+	r.failures = append(r.failures, a.Failures...)
+	r.echoes += a.Echoes
+	r.stale += a.Stale
+	for _, p := range a.Upstream {
+		if r.steps++; r.steps > 1000 {
+			r.t.Fatalf("more than 1000 messages between gateway and cloud: an echo loop")
+		}
+		r.upstream = append(r.upstream, p)
+		if !r.online {
+			continue
+		}
+		r.fromCloud(r.cloud.Handle(r.ctx, shadow.Request{Topic: p.Topic, Payload: p.Payload, Time: r.tick()}))
+	}
+}
+
+func (r *rig) fromCloud(out []shadow.Response) {
+	r.t.Helper()
+	if !r.online {
+		return
+	}
+	for _, m := range out {
+		if slices.Contains(r.subs, m.Topic) {
+			r.apply(r.sync.Upstream(r.ctx, m.Topic, m.Payload))
+		}
+	}
+}
+
+func (r *rig) connect() {
+	r.t.Helper()
+	r.online = true
+	r.apply(r.sync.Connected(r.ctx))
+}
+
+func (r *rig) disconnect() {
+	r.online = false
+	r.sync.Disconnected()
+}
+
+// device publishes on the local broker, then the bridge sends what is pending.
+func (r *rig) device(topic, payload string) []shadow.Response {
+	r.t.Helper()
+	out := r.local.Handle(r.ctx, shadow.Request{Topic: topic, Payload: []byte(payload), Time: r.tick()})
+	if len(out) == 0 || !strings.HasSuffix(out[0].Topic, "/accepted") {
+		r.t.Fatalf("local %s %s: got%s; want accepted", topic, payload, show(out))
+	}
+	select {
+	case <-r.sync.Wake():
+		r.apply(r.sync.Pending(r.ctx), nil)
+	default:
+	}
+	return out
+}
+
+// app publishes to the cloud's shadow service, as a cloud application does.
+func (r *rig) app(topic, payload string) {
+	r.t.Helper()
+	out := r.cloud.Handle(r.ctx, shadow.Request{Topic: topic, Payload: []byte(payload), Time: r.tick()})
+	if len(out) == 0 || !strings.HasSuffix(out[0].Topic, "/accepted") {
+		r.t.Fatalf("cloud %s %s: got%s; want accepted", topic, payload, show(out))
+	}
+	r.fromCloud(out)
+}
+
+// state returns the desired and reported state of a shadow of svc.
+func state(t *testing.T, svc *shadow.Service, prefix string) string {
+	t.Helper()
+	out := svc.Handle(context.Background(), shadow.Request{Topic: prefix + "/get", Time: time.Unix(1, 0)})
+	if len(out) != 1 || !strings.HasSuffix(out[0].Topic, "/get/accepted") {
+		return "none"
+	}
+	var doc struct {
+		State map[string]json.RawMessage
+	}
+	_ = json.Unmarshal(out[0].Payload, &doc)
+	delete(doc.State, "delta")
+	b, _ := json.Marshal(doc.State)
+	return string(b)
+}
+
+func wantState(t *testing.T, where string, svc *shadow.Service, prefix, want string) {
+	t.Helper()
+	if got := state(t, svc, prefix); compact(got) != compact(want) {
+		t.Fatalf("%s state = %s; want %s", where, got, compact(want))
+	}
+}
+
+const lampTopic = "$aws/things/lamp/shadow"
+
+func TestSyncReportedGoesUpAfterReconnect(t *testing.T) {
+	r := newRig(t, shadow.SyncShadow{Thing: "lamp", Direction: shadow.Both})
+	r.device(lampTopic+"/update", `{"state":{"reported":{"on":true,"level":3}}}`)
+	r.device(lampTopic+"/update", `{"state":{"reported":{"level":4}}}`)
+	if n := r.sync.Outbox(); n != 2 {
+		t.Fatalf("outbox while offline = %d; want 2", n)
+	}
+	wantState(t, "cloud before reconnect", r.cloud, lampTopic, `none`)
+	r.connect()
+	wantState(t, "cloud", r.cloud, lampTopic, `{"reported":{"on":true,"level":4}}`)
+	if n := r.sync.Outbox(); n != 0 {
+		t.Fatalf("outbox after the cloud accepted = %d; want 0", n)
+	}
+}
+
+func TestSyncDesiredComesDownAfterReconnect(t *testing.T) {
+	r := newRig(t, shadow.SyncShadow{Thing: "lamp", Direction: shadow.Both})
+	r.app(lampTopic+"/update", `{"state":{"desired":{"on":true}}}`) // while the uplink is down: the message is lost
+	wantState(t, "local before reconnect", r.local, lampTopic, `none`)
+	r.connect()
+	wantState(t, "local", r.local, lampTopic, `{"desired":{"on":true}}`)
+	// The device gets the delta on the local broker.
+	var delta []byte
+	for _, m := range r.localOut {
+		if m.Topic == lampTopic+"/update/delta" {
+			delta = m.Payload
+		}
+	}
+	if delta == nil || !strings.Contains(string(delta), `"state":{"on":true}`) {
+		t.Fatalf("local messages:%s\nwant an update/delta with state {\"on\":true}", show(r.localOut))
+	}
+	// Online, a cloud change comes down at once.
+	r.app(lampTopic+"/update", `{"state":{"desired":{"on":false}}}`)
+	wantState(t, "local", r.local, lampTopic, `{"desired":{"on":false}}`)
+}
+
+// TestSyncNoEcho proves that no update bounces: every local update crosses the
+// uplink once, every cloud update is applied locally once and never sent back.
+func TestSyncNoEcho(t *testing.T) {
+	r := newRig(t, shadow.SyncShadow{Thing: "lamp", Direction: shadow.Both},
+		shadow.SyncShadow{Thing: "lamp", Shadow: "cfg", Direction: shadow.Both})
+	r.connect()
+	gets := len(r.upstream)
+	const rounds = 20
+	for i := range rounds {
+		r.device(lampTopic+"/update", `{"state":{"reported":{"level":`+itoa(i)+`}}}`)
+		r.app(lampTopic+"/update", `{"state":{"desired":{"level":`+itoa(i+1)+`}}}`)
+		r.app(lampTopic+"/name/cfg/update", `{"state":{"desired":{"mode":"m`+itoa(i)+`"}}}`)
+		r.device(lampTopic+"/name/cfg/update", `{"state":{"reported":{"mode":"m`+itoa(i)+`"}}}`)
+	}
+	if got, want := len(r.upstream)-gets, 2*rounds; got != want {
+		t.Fatalf("messages sent to the cloud = %d; want %d (one per local update)", got, want)
+	}
+	if r.echoes != 2*2*rounds {
+		t.Fatalf("cloud answers recognised as the gateway's own = %d; want %d (accepted and documents per update)", r.echoes, 4*rounds)
+	}
+	// Cloud changes were applied locally once each: the local version counts
+	// 2 per round (one device report, one cloud change) per shadow.
+	wantVersion := int64(2 * rounds)
+	if v := version(t, r.local, lampTopic); v != wantVersion {
+		t.Fatalf("local version = %d; want %d", v, wantVersion)
+	}
+	if v := version(t, r.cloud, lampTopic); v != wantVersion {
+		t.Fatalf("cloud version = %d; want %d", v, wantVersion)
+	}
+	wantState(t, "local", r.local, lampTopic, `{"desired":{"level":20},"reported":{"level":19}}`)
+	wantState(t, "cloud", r.cloud, lampTopic, `{"desired":{"level":20},"reported":{"level":19}}`)
+	if len(r.conflicts) != 0 || len(r.failures) != 0 {
+		t.Fatalf("conflicts %v, failures %v; want none", r.conflicts, r.failures)
+	}
+	// Another client's get in the cloud is not an answer to the gateway's.
+	before := r.steps
+	r.app(lampTopic+"/get", `{"clientToken":"app"}`)
+	if r.steps != before {
+		t.Fatalf("a foreign get answer made the gateway send %d messages; want 0", r.steps-before)
+	}
+}
+
+func itoa(i int) string { b, _ := json.Marshal(i); return string(b) }
+
+func TestSyncDuplicateCloudMessagesAreStale(t *testing.T) {
+	r := newRig(t, shadow.SyncShadow{Thing: "lamp", Direction: shadow.Down})
+	r.connect()
+	out := r.cloud.Handle(r.ctx, shadow.Request{Topic: lampTopic + "/update", Payload: []byte(`{"state":{"desired":{"on":true}}}`), Time: r.tick()})
+	r.fromCloud(out) // accepted and documents: the second is the same version
+	r.fromCloud(out) // delivered again (QoS 1 redelivery)
+	if r.stale != 3 {
+		t.Fatalf("stale = %d; want 3 (documents once, both again)", r.stale)
+	}
+	if v := version(t, r.local, lampTopic); v != 1 {
+		t.Fatalf("local version = %d; want 1: the change applied once", v)
+	}
+}
+
+// TestSyncConflicts covers the documented conflict rule: the section's owner
+// wins, nothing is dropped without a Conflict.
+func TestSyncConflicts(t *testing.T) {
+	tests := []struct {
+		name      string
+		cfg       shadow.SyncShadow
+		local     string // made on the gateway while the uplink is down
+		cloud     string // made in the cloud meanwhile
+		want      string // both sides after reconnect
+		conflicts string // section/path=winner kept K discarded D, sorted
+	}{{
+		name:      "desired belongs to the cloud",
+		cfg:       shadow.SyncShadow{Thing: "lamp", Direction: shadow.Both},
+		local:     `{"state":{"desired":{"color":"red","level":1}}}`,
+		cloud:     `{"state":{"desired":{"color":"blue"}}}`,
+		want:      `{"desired":{"color":"blue","level":1}}`,
+		conflicts: `desired/color=cloud kept "blue" discarded "red"`,
+	}, {
+		name:      "reported belongs to the device",
+		cfg:       shadow.SyncShadow{Thing: "lamp", Direction: shadow.Both},
+		local:     `{"state":{"reported":{"temp":20}}}`,
+		cloud:     `{"state":{"reported":{"temp":99,"fw":"2"}}}`,
+		want:      `{"reported":{"temp":20,"fw":"2"}}`,
+		conflicts: `reported/temp=device kept 20 discarded 99`,
+	}, {
+		name:      "desired configured to belong to the device",
+		cfg:       shadow.SyncShadow{Thing: "lamp", Direction: shadow.Both, DesiredOwner: shadow.OwnerDevice},
+		local:     `{"state":{"desired":{"color":"red"}}}`,
+		cloud:     `{"state":{"desired":{"color":"blue"}}}`,
+		want:      `{"desired":{"color":"red"}}`,
+		conflicts: `desired/color=device kept "red" discarded "blue"`,
+	}, {
+		name:      "reported configured to belong to the cloud",
+		cfg:       shadow.SyncShadow{Thing: "lamp", Direction: shadow.Both, ReportedOwner: shadow.OwnerCloud},
+		local:     `{"state":{"reported":{"temp":20}}}`,
+		cloud:     `{"state":{"reported":{"temp":99}}}`,
+		want:      `{"reported":{"temp":99}}`,
+		conflicts: `reported/temp=cloud kept 99 discarded 20`,
+	}, {
+		name:  "different fields do not conflict",
+		cfg:   shadow.SyncShadow{Thing: "lamp", Direction: shadow.Both},
+		local: `{"state":{"reported":{"temp":20},"desired":{"a":1}}}`,
+		cloud: `{"state":{"desired":{"b":2},"reported":{"fw":"2"}}}`,
+		want:  `{"desired":{"a":1,"b":2},"reported":{"temp":20,"fw":"2"}}`,
+	}, {
+		name:  "the same value on both sides does not conflict",
+		cfg:   shadow.SyncShadow{Thing: "lamp", Direction: shadow.Both},
+		local: `{"state":{"desired":{"on":true}}}`,
+		cloud: `{"state":{"desired":{"on":true}}}`,
+		want:  `{"desired":{"on":true}}`,
+	}, {
+		name:      "nested fields conflict leaf by leaf",
+		cfg:       shadow.SyncShadow{Thing: "lamp", Direction: shadow.Both},
+		local:     `{"state":{"desired":{"light":{"color":"red","level":1}}}}`,
+		cloud:     `{"state":{"desired":{"light":{"color":"blue","on":true}}}}`,
+		want:      `{"desired":{"light":{"color":"blue","level":1,"on":true}}}`,
+		conflicts: `desired/light/color=cloud kept "blue" discarded "red"`,
+	}, {
+		name:      "a deletion conflicts with a change",
+		cfg:       shadow.SyncShadow{Thing: "lamp", Direction: shadow.Both},
+		local:     `{"state":{"reported":{"temp":null}}}`,
+		cloud:     `{"state":{"reported":{"temp":5}}}`,
+		want:      `{}`,
+		conflicts: `reported/temp=device kept null discarded 5`,
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRig(t, tt.cfg)
+			// Both sides start from the same synced state.
+			r.connect()
+			r.device(lampTopic+"/update", `{"state":{"reported":{"temp":10}}}`)
+			r.disconnect()
+
+			r.device(lampTopic+"/update", tt.local)
+			r.app(lampTopic+"/update", tt.cloud)
+			r.connect()
+
+			var got []string
+			for _, c := range r.conflicts {
+				kept, _ := json.Marshal(c.Kept)
+				disc, _ := json.Marshal(c.Discarded)
+				got = append(got, c.Section+"/"+strings.Join(c.Path, "/")+"="+c.Winner.String()+" kept "+string(kept)+" discarded "+string(disc))
+			}
+			slices.Sort(got)
+			if strings.Join(got, "; ") != tt.conflicts {
+				t.Errorf("conflicts = %q; want %q", strings.Join(got, "; "), tt.conflicts)
+			}
+			wantState(t, "local", r.local, lampTopic, withTemp(tt.want))
+			wantState(t, "cloud", r.cloud, lampTopic, withTemp(tt.want))
+			if n := r.sync.Outbox(); n != 0 {
+				t.Fatalf("outbox after sync = %d; want 0", n)
+			}
+		})
+	}
+}
+
+// withTemp adds the starting reported temp 10 unless the case changed it; an
+// empty state stays empty.
+func withTemp(s string) string {
+	if s == `{}` {
+		return s
+	}
+	var st map[string]map[string]any
+	_ = json.Unmarshal([]byte(s), &st)
+	if st["reported"] == nil {
+		st["reported"] = map[string]any{}
+	}
+	if _, ok := st["reported"]["temp"]; !ok {
+		st["reported"]["temp"] = 10
+	}
+	b, _ := json.Marshal(st)
+	return string(b)
+}
+
+// TestSyncSurvivesRestart: a gateway killed with changes in its outbox and a
+// cloud state it knew sends the changes after restart and does not apply old
+// cloud changes again.
+func TestSyncSurvivesRestart(t *testing.T) {
+	r := newRig(t, shadow.SyncShadow{Thing: "lamp", Direction: shadow.Both})
+	r.connect()
+	r.app(lampTopic+"/update", `{"state":{"desired":{"on":true}}}`)
+	r.disconnect()
+	r.device(lampTopic+"/update", `{"state":{"reported":{"on":true}}}`)
+	r.app(lampTopic+"/update", `{"state":{"desired":{"level":7}}}`) // lost: uplink down
+
+	r.start() // the process restarts on the same Store
+	if n := r.sync.Outbox(); n != 1 {
+		t.Fatalf("outbox after restart = %d; want 1", n)
+	}
+	localVersion := version(t, r.local, lampTopic)
+	r.connect()
+	wantState(t, "cloud", r.cloud, lampTopic, `{"desired":{"on":true,"level":7},"reported":{"on":true}}`)
+	wantState(t, "local", r.local, lampTopic, `{"desired":{"on":true,"level":7},"reported":{"on":true}}`)
+	// Only the level change came down: one local version more.
+	if v := version(t, r.local, lampTopic); v != localVersion+1 {
+		t.Fatalf("local version = %d; want %d (only the missed change applied)", v, localVersion+1)
+	}
+	// A second restart and reconnect finds nothing new.
+	r.start()
+	r.connect()
+	if v := version(t, r.local, lampTopic); v != localVersion+1 {
+		t.Fatalf("local version after a second restart = %d; want %d", v, localVersion+1)
+	}
+}
+
+func TestSyncDirections(t *testing.T) {
+	t.Run("up only: cloud changes stay in the cloud", func(t *testing.T) {
+		r := newRig(t, shadow.SyncShadow{Thing: "lamp", Direction: shadow.Up})
+		r.connect()
+		r.device(lampTopic+"/update", `{"state":{"reported":{"on":true}}}`)
+		r.app(lampTopic+"/update", `{"state":{"desired":{"on":false}}}`)
+		wantState(t, "local", r.local, lampTopic, `{"reported":{"on":true}}`)
+		wantState(t, "cloud", r.cloud, lampTopic, `{"desired":{"on":false},"reported":{"on":true}}`)
+	})
+	t.Run("down only: local changes stay local", func(t *testing.T) {
+		r := newRig(t, shadow.SyncShadow{Thing: "lamp", Direction: shadow.Down})
+		r.connect()
+		r.device(lampTopic+"/update", `{"state":{"reported":{"on":true}}}`)
+		r.app(lampTopic+"/update", `{"state":{"desired":{"on":false}}}`)
+		wantState(t, "local", r.local, lampTopic, `{"desired":{"on":false},"reported":{"on":true}}`)
+		wantState(t, "cloud", r.cloud, lampTopic, `{"desired":{"on":false}}`)
+		if n := r.sync.Outbox(); n != 0 {
+			t.Fatalf("outbox = %d; want 0", n)
+		}
+	})
+	t.Run("shadows not configured are not synced", func(t *testing.T) {
+		r := newRig(t, shadow.SyncShadow{Thing: "lamp", Shadow: "cfg", Direction: shadow.Both})
+		r.connect()
+		r.device(lampTopic+"/update", `{"state":{"reported":{"on":true}}}`)
+		wantState(t, "cloud", r.cloud, lampTopic, `none`)
+		a, err := r.sync.Upstream(r.ctx, "$aws/things/other/shadow/update/documents", []byte(`{}`))
+		if err != nil || !reflect.DeepEqual(a, shadow.Actions{}) {
+			t.Fatalf("Upstream for an unsynced shadow = %+v, %v; want nothing", a, err)
+		}
+	})
+}
+
+// TestSyncCloudRefusal: a change the cloud refuses for good leaves the outbox
+// as a Failure; it is not retried for ever, and not dropped silently.
+func TestSyncCloudRefusal(t *testing.T) {
+	r := newRig(t, shadow.SyncShadow{Thing: "lamp", Direction: shadow.Both})
+	r.cloud = shadow.New(shadow.NewMemStore(), shadow.Options{Limits: shadow.Limits{MaxStateBytes: 20}})
+	r.device(lampTopic+"/update", `{"state":{"reported":{"name":"a long value the cloud refuses"}}}`)
+	r.connect()
+	want := []shadow.Failure{{Thing: "lamp", Seq: 1, Code: 413, Message: "The payload exceeds the maximum size allowed"}}
+	if !reflect.DeepEqual(r.failures, want) {
+		t.Fatalf("failures = %+v; want %+v", r.failures, want)
+	}
+	if n := r.sync.Outbox(); n != 0 {
+		t.Fatalf("outbox = %d; want 0", n)
+	}
+}
+
+// TestSyncMissedVersion: a cloud change whose version skips one makes the
+// Syncer ask for the whole shadow instead of applying a partial change.
+func TestSyncMissedVersion(t *testing.T) {
+	r := newRig(t, shadow.SyncShadow{Thing: "lamp", Direction: shadow.Down})
+	r.connect()
+	r.online = false // the next cloud message is lost
+	r.app(lampTopic+"/update", `{"state":{"desired":{"a":1}}}`)
+	r.online = true
+	out := r.cloud.Handle(r.ctx, shadow.Request{Topic: lampTopic + "/update", Payload: []byte(`{"state":{"desired":{"b":2}}}`), Time: r.tick()})
+	r.fromCloud(out[:1]) // only update/accepted (version 2, the Syncer knows 0)
+	wantState(t, "local", r.local, lampTopic, `{"desired":{"a":1,"b":2}}`)
+}
+
+func TestNewSyncerRejectsBadConfig(t *testing.T) {
+	tests := []struct {
+		name string
+		opts shadow.SyncOptions
+		want string
+	}{
+		{"bad thing", shadow.SyncOptions{Shadows: []shadow.SyncShadow{{Thing: "a/b", Direction: shadow.Both}}}, `shadows[0]: thing "a/b"`},
+		{"bad shadow", shadow.SyncOptions{Shadows: []shadow.SyncShadow{{Thing: "a", Shadow: "x y", Direction: shadow.Both}}}, `shadows[0]: shadow "x y"`},
+		{"no direction", shadow.SyncOptions{Shadows: []shadow.SyncShadow{{Thing: "a"}}}, `shadows[0] (a): direction 0`},
+		{"bad owner", shadow.SyncOptions{Shadows: []shadow.SyncShadow{{Thing: "a", Direction: shadow.Up, DesiredOwner: 9}}}, `shadows[0] (a): owner`},
+		{"twice", shadow.SyncOptions{Shadows: []shadow.SyncShadow{{Thing: "a", Direction: shadow.Up}, {Thing: "a", Direction: shadow.Down}}}, `shadows[1]: a/"" is configured twice`},
+		{"bad prefix", shadow.SyncOptions{TokenPrefix: "gw:1"}, `token prefix "gw:1"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := shadow.NewSyncer(context.Background(), shadow.New(shadow.NewMemStore(), shadow.Options{}), tt.opts)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("NewSyncer error = %v; want one containing %q", err, tt.want)
+			}
+		})
+	}
+}
