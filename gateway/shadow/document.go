@@ -72,23 +72,17 @@ func (d *document) metadata() map[string]any {
 	return m
 }
 
-// stored is the persisted form: the shadow document AWS returns for GET, plus the
-// tombstone time. It is JSON so that a stored shadow is readable with any tool.
-type stored struct {
-	State     map[string]any `json:"state,omitempty"`
-	Metadata  map[string]any `json:"metadata,omitempty"`
-	Version   int64          `json:"version"`
-	Timestamp int64          `json:"timestamp"`
-	DeletedAt int64          `json:"deletedAt,omitempty"`
-	Deleted   bool           `json:"deleted,omitempty"`
-}
-
+// marshal gives the persisted form: the shadow document AWS returns for GET,
+// plus the tombstone fields. It is JSON so that a stored shadow is readable with
+// any tool.
 func (d *document) marshal() []byte {
-	s := stored{Version: d.Version, Timestamp: d.Timestamp, Deleted: d.Deleted, DeletedAt: d.DeletedAt}
-	if !d.Deleted {
-		s.State, s.Metadata = d.state(), d.metadata()
+	m := map[string]any{"version": d.Version, "timestamp": d.Timestamp}
+	if d.Deleted {
+		m["deleted"], m["deletedAt"] = true, d.DeletedAt
+	} else {
+		m["state"], m["metadata"] = d.state(), d.metadata()
 	}
-	return encode(s)
+	return encode(m)
 }
 
 func unmarshalDocument(b []byte) (*document, error) {

@@ -356,6 +356,11 @@ func TestDocumentRules(t *testing.T) {
 		get: `{"state":{"reported":{"big":12345678901234567890,"f":1.50,"s":"<a&b>","u":"é"}},
 		  "metadata":{"reported":{"big":{"timestamp":1591140517},"f":{"timestamp":1591140517},"s":{"timestamp":1591140517},"u":{"timestamp":1591140517}}},
 		  "version":1,"timestamp":1591140517}`,
+	}, {
+		name:    "escapes survive the round trip",
+		updates: []string{`{"state":{"reported":{"s":"q\"b\\n\n\u0001\u2028\t/"}}}`},
+		get: `{"state":{"reported":{"s":"q\"b\\n\n\u0001\u2028\t/"}},"metadata":{"reported":{"s":{"timestamp":1591140517}}},
+		  "version":1,"timestamp":1591140517}`,
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -203,6 +203,14 @@ type outboxEntry struct {
 	inFlight bool
 }
 
+func (e *outboxEntry) marshal() []byte {
+	m := map[string]any{"seq": e.Seq, "thing": e.Thing, "state": e.State}
+	if e.Shadow != "" {
+		m["shadow"] = e.Shadow
+	}
+	return encode(m)
+}
+
 func outboxKey(seq uint64) string          { return fmt.Sprintf("o/%020d", seq) }
 func cloudKey(thing, shadow string) string { return "c/" + thing + "/" + shadow }
 
@@ -375,7 +383,7 @@ func (s *Syncer) recordLocal(t Topic, sections map[string]any, b *Batch) *outbox
 		}
 	}
 	s.nextSeq++
-	b.Put(outboxKey(e.Seq), encode(e))
+	b.Put(outboxKey(e.Seq), e.marshal())
 	b.Put(seqKey, []byte(strconv.FormatUint(e.Seq, 10)))
 	return e
 }
@@ -658,7 +666,7 @@ func (s *Syncer) applyCloud(ctx context.Context, st *syncState, change map[strin
 			b.Delete(outboxKey(seq))
 			emptied = append(emptied, seq)
 		} else {
-			b.Put(outboxKey(seq), encode(e))
+			b.Put(outboxKey(seq), e.marshal())
 		}
 	}
 	oldVer, oldCloud := st.cloudVer, st.cloud

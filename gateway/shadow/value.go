@@ -3,6 +3,8 @@ package shadow
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"slices"
 	"strconv"
 )
 
@@ -27,20 +29,91 @@ func decodeObject(data []byte) (map[string]any, bool) {
 	return m, ok
 }
 
-// encode marshals v without HTML escaping, so that "<" in a value comes back as
-// "<" and not "\u003c". Map keys come out sorted (encoding/json), which makes every
-// response byte-for-byte reproducible.
-func encode(v any) []byte {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		// Every value here comes from decodeObject or from this package; none
-		// can fail to marshal.
-		panic("shadow: encoding a decoded JSON value: " + err.Error())
+// encode marshals a JSON value compactly, with map keys sorted (so that every
+// response is byte-for-byte reproducible) and without HTML escaping (a "<" in a
+// value comes back as "<", not "\u003c"). It handles the types decodeObject
+// produces plus int, int64 and uint64, without reflection: this is the hot path
+// of every shadow request.
+func encode(v any) []byte { return appendJSON(make([]byte, 0, 256), v) }
+
+func appendJSON(b []byte, v any) []byte {
+	switch t := v.(type) {
+	case nil:
+		return append(b, "null"...)
+	case bool:
+		if t {
+			return append(b, "true"...)
+		}
+		return append(b, "false"...)
+	case string:
+		return appendString(b, t)
+	case json.Number:
+		return append(b, t...)
+	case int:
+		return strconv.AppendInt(b, int64(t), 10)
+	case int64:
+		return strconv.AppendInt(b, t, 10)
+	case uint64:
+		return strconv.AppendUint(b, t, 10)
+	case []any:
+		b = append(b, '[')
+		for i, e := range t {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSON(b, e)
+		}
+		return append(b, ']')
+	case map[string]any:
+		keys := make([]string, 0, len(t))
+		for k := range t {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		b = append(b, '{')
+		for i, k := range keys {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendString(b, k)
+			b = append(b, ':')
+			b = appendJSON(b, t[k])
+		}
+		return append(b, '}')
 	}
-	b := buf.Bytes()
-	return b[:len(b)-1] // Encode appends a newline
+	// Every value here comes from decodeObject or from this package.
+	panic(fmt.Sprintf("shadow: encoding a %T as JSON", v))
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString quotes s as a JSON string. s is valid UTF-8 (requests are
+// checked before they are decoded).
+func appendString(b []byte, s string) []byte {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' {
+			continue
+		}
+		b = append(b, s[start:i]...)
+		switch c {
+		case '"', '\\':
+			b = append(b, '\\', c)
+		case '\n':
+			b = append(b, '\\', 'n')
+		case '\r':
+			b = append(b, '\\', 'r')
+		case '\t':
+			b = append(b, '\\', 't')
+		default:
+			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+		}
+		start = i + 1
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
 }
 
 // depth is the nesting depth of v: 0 for a scalar, 1 + the deepest child for an
@@ -336,24 +409,4 @@ func lookup(p map[string]any, path []string) (v any, covered bool) {
 		cur = m
 	}
 	return nil, false
-}
-
-// removePath deletes path from the patch p and prunes objects it leaves empty.
-func removePath(p map[string]any, path []string) {
-	if len(path) == 0 {
-		return
-	}
-	k := path[0]
-	if len(path) == 1 {
-		delete(p, k)
-		return
-	}
-	m, ok := p[k].(map[string]any)
-	if !ok {
-		return
-	}
-	removePath(m, path[1:])
-	if len(m) == 0 {
-		delete(p, k)
-	}
 }
