@@ -172,7 +172,9 @@ func (a *Actions) add(b Actions) {
 // Within one side, order decides: local changes by outbox sequence, cloud
 // changes by shadow version. Wall-clock timestamps are not used, because an
 // edge device may have no trustworthy clock. Every losing value is returned as
-// a Conflict.
+// a Conflict. When the losing or the winning local change was already in flight
+// (sent, not yet acknowledged), the cloud may apply the two in either order, so
+// the winning value is sent to the cloud once more, after it.
 //
 // Deleting a shadow is not synced: a delete on either side is left to that
 // side, and the other keeps its copy.
@@ -434,7 +436,9 @@ func (s *Syncer) Disconnected() {
 }
 
 // Pending returns the outbox entries to send now: none while offline, none that
-// are in flight, none of a shadow whose /get is unanswered.
+// are in flight, none of a shadow whose /get is unanswered. Call it when Wake
+// fires and also every few seconds: an entry the cloud refused for a passing
+// reason (409, 429, 5xx) is sent again by the next call.
 func (s *Syncer) Pending(ctx context.Context) Actions {
 	s.svc.mu.Lock()
 	defer s.svc.mu.Unlock()
@@ -634,12 +638,17 @@ func (s *Syncer) applyCloud(ctx context.Context, st *syncState, change map[strin
 	var a Actions
 	var b Batch
 	changed := map[uint64]*outboxEntry{}
+	fix := map[string]any{}
 	for _, section := range [...]string{"desired", "reported"} {
 		cp := change[section]
 		if len(cp) == 0 {
 			continue
 		}
-		s.resolve(st, section, cp, changed, &a)
+		f := map[string]any{}
+		s.resolve(st, section, cp, changed, f, &a)
+		if len(f) > 0 {
+			fix[section] = f
+		}
 	}
 	sections := map[string]any{}
 	for k, p := range change {
@@ -669,12 +678,20 @@ func (s *Syncer) applyCloud(ctx context.Context, st *syncState, change map[strin
 			b.Put(outboxKey(seq), e.marshal())
 		}
 	}
+	var fixEntry *outboxEntry
+	if len(fix) > 0 {
+		fixEntry = s.recordLocal(st.topic, fix, &b)
+	}
 	oldVer, oldCloud := st.cloudVer, st.cloud
 	st.cloudVer, st.cloud = ver, next
 	s.putCloud(st, &b)
 	if err := s.svc.store.Write(ctx, &b); err != nil {
 		st.cloudVer, st.cloud = oldVer, oldCloud
 		return Actions{}, fmt.Errorf("shadow sync: applying cloud version %d of %s: %w", ver, shadowID(st.topic), err)
+	}
+	s.commit(fixEntry)
+	if fixEntry != nil {
+		a.add(s.pendingLocked())
 	}
 	s.outbox = slices.DeleteFunc(s.outbox, func(e *outboxEntry) bool { return slices.Contains(emptied, e.Seq) })
 	if cur != nil {
@@ -685,7 +702,13 @@ func (s *Syncer) applyCloud(ctx context.Context, st *syncState, change map[strin
 
 // resolve applies the conflict rule to the cloud patch cp of one section
 // against the pending local changes of the same shadow (see Syncer).
-func (s *Syncer) resolve(st *syncState, section string, cp map[string]any, changed map[uint64]*outboxEntry, a *Actions) {
+//
+// A losing local change that is already in flight may reach the cloud after
+// the cloud's own change; and a winning one may have reached it before. Either
+// way the cloud could end on the losing value, so for a conflict involving an
+// in-flight change the winning value is added to fix, which the caller sends
+// to the cloud once more as a new outbox entry.
+func (s *Syncer) resolve(st *syncState, section string, cp map[string]any, changed map[uint64]*outboxEntry, fix map[string]any, a *Actions) {
 	var mine []*outboxEntry
 	local := map[string]any{} // the pending local changes of this section, merged in order
 	for _, e := range s.outbox {
@@ -726,6 +749,18 @@ func (s *Syncer) resolve(st *syncState, section string, cp map[string]any, chang
 			continue
 		}
 		c := Conflict{Thing: st.cfg.Thing, Shadow: st.cfg.Shadow, Section: section, Path: p, Winner: owner}
+		winner := lv
+		if owner == OwnerCloud {
+			winner = cv
+		}
+		for _, e := range mine {
+			if ep, _ := e.State[section].(map[string]any); ep != nil && e.inFlight {
+				if _, cov := lookup(ep, p); cov {
+					setPath(fix, p, clone(winner))
+					break
+				}
+			}
+		}
 		if owner == OwnerCloud {
 			c.Kept, c.Discarded = clone(cv), clone(lv)
 			removeCovering(local, p)
@@ -748,6 +783,19 @@ func (s *Syncer) resolve(st *syncState, section string, cp map[string]any, chang
 		}
 		a.Conflicts = append(a.Conflicts, c)
 	}
+}
+
+// setPath sets path in patch p to v, creating the objects on the way.
+func setPath(p map[string]any, path []string, v any) {
+	for _, k := range path[:len(path)-1] {
+		m, ok := p[k].(map[string]any)
+		if !ok {
+			m = map[string]any{}
+			p[k] = m
+		}
+		p = m
+	}
+	p[path[len(path)-1]] = v
 }
 
 // mergePatch merges patch src into dst keeping nulls (a later change wins).

@@ -18,16 +18,19 @@ import (
 // back to the Syncer, synchronously. Messages the cloud publishes while the
 // uplink is down are lost, like QoS 0 deliveries to a clean session.
 type rig struct {
-	t      *testing.T
-	ctx    context.Context
-	store  *shadow.MemStore
-	opts   shadow.SyncOptions
-	local  *shadow.Service
-	sync   *shadow.Syncer
-	cloud  *shadow.Service
-	online bool
-	subs   []string
-	now    int64
+	t       *testing.T
+	ctx     context.Context
+	store   *shadow.MemStore
+	opts    shadow.SyncOptions
+	local   *shadow.Service
+	sync    *shadow.Syncer
+	cloud   *shadow.Service
+	online  bool
+	subs    []string
+	now     int64
+	queue   []shadow.Publish // sent by the gateway, not yet delivered to the cloud
+	paused  bool             // hold the queue (messages in flight)
+	pumping bool
 
 	upstream  []shadow.Publish  // every message the gateway sent to the cloud
 	localOut  []shadow.Response // every message the Syncer published locally
@@ -77,9 +80,25 @@ func (r *rig) apply(a shadow.Actions, err error) {
 			r.t.Fatalf("more than 1000 messages between gateway and cloud: an echo loop")
 		}
 		r.upstream = append(r.upstream, p)
-		if !r.online {
-			continue
+		if r.online {
+			r.queue = append(r.queue, p)
 		}
+	}
+	r.pump()
+}
+
+// pump delivers the queued upstream messages to the cloud in order (one MQTT
+// connection delivers in order), unless the link is paused.
+func (r *rig) pump() {
+	r.t.Helper()
+	if r.pumping || r.paused {
+		return
+	}
+	r.pumping = true
+	defer func() { r.pumping = false }()
+	for len(r.queue) > 0 && r.online {
+		p := r.queue[0]
+		r.queue = r.queue[1:]
 		r.fromCloud(r.cloud.Handle(r.ctx, shadow.Request{Topic: p.Topic, Payload: p.Payload, Time: r.tick()}))
 	}
 }
@@ -104,6 +123,7 @@ func (r *rig) connect() {
 
 func (r *rig) disconnect() {
 	r.online = false
+	r.queue = nil // lost with the connection; the Syncer sends them again
 	r.sync.Disconnected()
 }
 
@@ -363,6 +383,27 @@ func withTemp(s string) string {
 	}
 	b, _ := json.Marshal(st)
 	return string(b)
+}
+
+// TestSyncConflictInFlight: the cloud changes a field while the gateway's
+// change of the same field is on its way. The cloud processes the gateway's
+// change last, so without a correction the cloud would end on the losing value.
+func TestSyncConflictInFlight(t *testing.T) {
+	r := newRig(t, shadow.SyncShadow{Thing: "lamp", Direction: shadow.Both})
+	r.connect()
+	r.paused = true
+	r.device(lampTopic+"/update", `{"state":{"desired":{"color":"red"}}}`) // in flight
+	r.app(lampTopic+"/update", `{"state":{"desired":{"color":"blue"}}}`)
+	r.paused = false
+	r.pump()
+	wantState(t, "local", r.local, lampTopic, `{"desired":{"color":"blue"}}`)
+	wantState(t, "cloud", r.cloud, lampTopic, `{"desired":{"color":"blue"}}`)
+	if len(r.conflicts) != 1 || r.conflicts[0].Winner != shadow.OwnerCloud {
+		t.Fatalf("conflicts = %+v; want one, won by the cloud", r.conflicts)
+	}
+	if n := r.sync.Outbox(); n != 0 {
+		t.Fatalf("outbox = %d; want 0", n)
+	}
 }
 
 // TestSyncSurvivesRestart: a gateway killed with changes in its outbox and a
