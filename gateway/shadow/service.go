@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 )
@@ -111,16 +113,29 @@ func errNoShadow(name string) *Error {
 }
 
 // Service answers Device Shadow requests from local clients, with AWS IoT's MQTT
-// API, and keeps the shadows in a Store. It is safe for concurrent use; requests
-// are handled one at a time.
+// API, and keeps the shadows in a Store. It is safe for concurrent use: requests
+// to one shadow are handled one at a time, requests to different shadows in
+// parallel.
 type Service struct {
 	store  Store
 	log    *slog.Logger
 	limits Limits
 	now    func() time.Time
 
-	mu   sync.Mutex // serializes every read-modify-write of the store
-	sync *Syncer    // set by NewSyncer; nil without cloud sync
+	// locks serialize the read-modify-write of one shadow; shadows in
+	// different stripes proceed in parallel, so a Store can group their writes
+	// into one sync to disk.
+	locks [64]sync.Mutex
+	sync  atomic.Pointer[Syncer] // set by NewSyncer; nil without cloud sync
+}
+
+// lock takes the lock of the shadow stored under key and returns its unlock.
+func (s *Service) lock(key string) func() {
+	h := fnv.New32a()
+	h.Write([]byte(key))
+	m := &s.locks[h.Sum32()%uint32(len(s.locks))]
+	m.Lock()
+	return m.Unlock
 }
 
 // New returns a Service keeping its shadows in store.
@@ -278,9 +293,9 @@ func (s *Service) handleGet(ctx context.Context, t Topic, payload []byte, ts int
 	if e != nil {
 		return reject(t, ts, "", e), nil
 	}
-	s.mu.Lock()
+	unlock := s.lock(docKey(t.Thing, t.Shadow))
 	d, err := s.load(ctx, t)
-	s.mu.Unlock()
+	unlock()
 	if err != nil {
 		return nil, err
 	}
@@ -311,8 +326,7 @@ func (s *Service) handleDelete(ctx context.Context, t Topic, payload []byte, ts 
 	if e != nil {
 		return reject(t, ts, "", e), nil
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.lock(docKey(t.Thing, t.Shadow))()
 	d, err := s.load(ctx, t)
 	if err != nil {
 		return nil, err
@@ -414,8 +428,7 @@ func (s *Service) handleUpdate(ctx context.Context, t Topic, payload []byte, ts 
 	if e != nil {
 		return reject(t, ts, u.token, e), nil
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.lock(docKey(t.Thing, t.Shadow))()
 	prev, err := s.load(ctx, t)
 	if err != nil {
 		return nil, err
@@ -429,14 +442,15 @@ func (s *Service) handleUpdate(ctx context.Context, t Topic, payload []byte, ts 
 		return reject(t, ts, u.token, e), nil
 	}
 	var entry *outboxEntry
-	if s.sync != nil {
-		entry = s.sync.recordLocal(t, u.sections, &b)
+	syncer := s.sync.Load()
+	if syncer != nil {
+		entry = syncer.recordLocal(t, u.sections, &b)
 	}
 	if err := s.store.Write(ctx, &b); err != nil {
 		return nil, fmt.Errorf("writing shadow %s: %w", shadowID(t), err)
 	}
-	if s.sync != nil {
-		s.sync.commit(entry)
+	if syncer != nil {
+		syncer.commit(entry)
 	}
 	return updateResponses(t, prev, cur, u.sections, u.token, ts), nil
 }

@@ -523,3 +523,32 @@ func TestReject(t *testing.T) {
 	out := svc.Reject(shadow.Request{Topic: classicLamp + "/update", Payload: []byte(`{"state":{},"clientToken":"x"}`), Time: time.Unix(5, 0)}, shadow.ErrForbidden)
 	wantResponses(t, out, classicLamp+"/update/rejected", `{"code":403,"message":"Forbidden","timestamp":5,"clientToken":"x"}`)
 }
+
+// TestConcurrentUpdates: many clients updating several shadows at once lose no
+// update: each shadow's version counts its updates exactly.
+func TestConcurrentUpdates(t *testing.T) {
+	svc := newService()
+	const clients, perClient, shadows = 8, 40, 4
+	done := make(chan struct{})
+	for c := range clients {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			for i := range perClient {
+				topic := "$aws/things/t" + itoa((c+i)%shadows) + "/shadow/update"
+				out := svc.Handle(context.Background(), shadow.Request{Topic: topic,
+					Payload: []byte(`{"state":{"reported":{"c` + itoa(c) + `":` + itoa(i) + `}}}`), Time: time.Unix(defaultStamp, 0)})
+				if len(out) == 0 || !strings.HasSuffix(out[0].Topic, "/accepted") {
+					t.Errorf("update %s:%s", topic, show(out))
+				}
+			}
+		}()
+	}
+	for range clients {
+		<-done
+	}
+	for s := range shadows {
+		if v := version(t, svc, "$aws/things/t"+itoa(s)+"/shadow"); v != clients*perClient/shadows {
+			t.Errorf("shadow t%d version = %d; want %d", s, v, clients*perClient/shadows)
+		}
+	}
+}

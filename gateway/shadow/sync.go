@@ -1,6 +1,7 @@
 package shadow
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // Direction is which way a synced shadow's changes travel.
@@ -179,7 +181,11 @@ func (a *Actions) add(b Actions) {
 // Deleting a shadow is not synced: a delete on either side is left to that
 // side, and the other keeps its copy.
 type Syncer struct {
-	svc     *Service
+	svc *Service
+	// mu guards what follows and the syncStates. Lock order: a shadow's lock
+	// (Service.lock) first, then mu; mu is never held while taking a shadow's
+	// lock.
+	mu      sync.Mutex
 	prefix  string
 	shadows map[string]*syncState // by docKey
 	order   []*syncState
@@ -257,9 +263,7 @@ func NewSyncer(ctx context.Context, svc *Service, opts SyncOptions) (*Syncer, er
 	if err := s.loadOutbox(ctx); err != nil {
 		return nil, err
 	}
-	svc.mu.Lock()
-	svc.sync = s
-	svc.mu.Unlock()
+	svc.sync.Store(s)
 	return s, nil
 }
 
@@ -363,15 +367,21 @@ func (s *Syncer) wake() {
 
 // Outbox returns the number of local changes not yet acknowledged by the cloud.
 func (s *Syncer) Outbox() int {
-	s.svc.mu.Lock()
-	defer s.svc.mu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	return len(s.outbox)
 }
 
 // recordLocal adds an accepted local update of a synced shadow to the outbox, in
-// the batch b that also writes the shadow. It runs with svc.mu held; the entry
-// joins the in-memory outbox only when the batch is written (commit).
+// the batch b that also writes the shadow. The caller holds the shadow's lock;
+// the entry joins the in-memory outbox when the batch is written (commit).
 func (s *Syncer) recordLocal(t Topic, sections map[string]any, b *Batch) *outboxEntry {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.recordLocked(t, sections, b)
+}
+
+func (s *Syncer) recordLocked(t Topic, sections map[string]any, b *Batch) *outboxEntry {
 	st := s.shadows[docKey(t.Thing, t.Shadow)]
 	if st == nil || st.cfg.Direction&Up == 0 {
 		return nil
@@ -391,18 +401,31 @@ func (s *Syncer) recordLocal(t Topic, sections map[string]any, b *Batch) *outbox
 }
 
 func (s *Syncer) commit(e *outboxEntry) {
-	if e != nil {
-		s.outbox = append(s.outbox, e)
-		s.wake()
+	if e == nil {
+		return
 	}
+	s.mu.Lock()
+	s.commitLocked(e)
+	s.mu.Unlock()
+}
+
+// commitLocked inserts e in sequence order: writes of different shadows may
+// finish out of order.
+func (s *Syncer) commitLocked(e *outboxEntry) {
+	if e == nil {
+		return
+	}
+	i, _ := slices.BinarySearchFunc(s.outbox, e.Seq, func(x *outboxEntry, seq uint64) int { return cmp.Compare(x.Seq, seq) })
+	s.outbox = slices.Insert(s.outbox, i, e)
+	s.wake()
 }
 
 // Connected tells the Syncer the uplink is up (and subscribed). It asks the
 // cloud for every shadow synced down, and sends the outbox of the others;
 // the outbox of a shadow synced down follows the cloud's answer to the /get.
 func (s *Syncer) Connected(ctx context.Context) (Actions, error) {
-	s.svc.mu.Lock()
-	defer s.svc.mu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.online = true
 	for _, e := range s.outbox {
 		e.inFlight = false
@@ -427,8 +450,8 @@ func (s *Syncer) getRequest(st *syncState) Publish {
 // Disconnected tells the Syncer the uplink is down: nothing is sent until
 // Connected, and whatever was in flight is sent again then.
 func (s *Syncer) Disconnected() {
-	s.svc.mu.Lock()
-	defer s.svc.mu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.online = false
 	for _, e := range s.outbox {
 		e.inFlight = false
@@ -440,8 +463,8 @@ func (s *Syncer) Disconnected() {
 // fires and also every few seconds: an entry the cloud refused for a passing
 // reason (409, 429, 5xx) is sent again by the next call.
 func (s *Syncer) Pending(ctx context.Context) Actions {
-	s.svc.mu.Lock()
-	defer s.svc.mu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	return s.pendingLocked()
 }
 
@@ -472,12 +495,13 @@ func (s *Syncer) Upstream(ctx context.Context, topic string, payload []byte) (Ac
 	if !ok {
 		return Actions{}, nil
 	}
-	s.svc.mu.Lock()
-	defer s.svc.mu.Unlock()
 	st := s.shadows[docKey(t.Thing, t.Shadow)]
 	if st == nil {
 		return Actions{}, nil
 	}
+	defer s.svc.lock(docKey(t.Thing, t.Shadow))()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	m, ok := decodeObject(payload)
 	if !ok {
 		return Actions{}, fmt.Errorf("shadow sync: cloud message on %s is not a JSON object", topic)
@@ -680,7 +704,7 @@ func (s *Syncer) applyCloud(ctx context.Context, st *syncState, change map[strin
 	}
 	var fixEntry *outboxEntry
 	if len(fix) > 0 {
-		fixEntry = s.recordLocal(st.topic, fix, &b)
+		fixEntry = s.recordLocked(st.topic, fix, &b)
 	}
 	oldVer, oldCloud := st.cloudVer, st.cloud
 	st.cloudVer, st.cloud = ver, next
@@ -689,7 +713,7 @@ func (s *Syncer) applyCloud(ctx context.Context, st *syncState, change map[strin
 		st.cloudVer, st.cloud = oldVer, oldCloud
 		return Actions{}, fmt.Errorf("shadow sync: applying cloud version %d of %s: %w", ver, shadowID(st.topic), err)
 	}
-	s.commit(fixEntry)
+	s.commitLocked(fixEntry)
 	if fixEntry != nil {
 		a.add(s.pendingLocked())
 	}

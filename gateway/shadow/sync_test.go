@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -518,5 +519,92 @@ func TestNewSyncerRejectsBadConfig(t *testing.T) {
 				t.Fatalf("NewSyncer error = %v; want one containing %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestSyncConcurrent runs devices updating synced shadows while the bridge
+// drains the outbox and feeds the cloud's answers back, all at once (run it
+// with -race). Afterwards the cloud holds what the devices reported last.
+func TestSyncConcurrent(t *testing.T) {
+	ctx := context.Background()
+	local := shadow.New(shadow.NewMemStore(), shadow.Options{})
+	cloud := shadow.New(shadow.NewMemStore(), shadow.Options{})
+	things := []string{"a", "b", "c"}
+	var cfg []shadow.SyncShadow
+	for _, th := range things {
+		cfg = append(cfg, shadow.SyncShadow{Thing: th, Direction: shadow.Both})
+	}
+	s, err := shadow.NewSyncer(ctx, local, shadow.SyncOptions{Shadows: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	subs := s.Subscriptions()
+	var mu sync.Mutex // one bridge goroutine at a time talks to the cloud, like one MQTT connection
+	send := func(a shadow.Actions, err error) {
+		if err != nil {
+			t.Errorf("syncer: %v", err)
+		}
+		queue := a.Upstream
+		for steps := 0; len(queue) > 0; steps++ {
+			if steps > 10000 {
+				t.Errorf("the exchange does not settle")
+				return
+			}
+			p := queue[0]
+			queue = queue[1:]
+			for _, m := range cloud.Handle(ctx, shadow.Request{Topic: p.Topic, Payload: p.Payload}) {
+				if slices.Contains(subs, m.Topic) {
+					got, err := s.Upstream(ctx, m.Topic, m.Payload)
+					if err != nil {
+						t.Errorf("Upstream: %v", err)
+					}
+					queue = append(queue, got.Upstream...)
+				}
+			}
+		}
+	}
+	mu.Lock()
+	send(s.Connected(ctx))
+	mu.Unlock()
+
+	const devices, updates = 4, 25
+	var wg sync.WaitGroup
+	for d := range devices {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range updates {
+				th := things[(d+i)%len(things)]
+				local.Handle(ctx, shadow.Request{Topic: "$aws/things/" + th + "/shadow/update",
+					Payload: []byte(`{"state":{"reported":{"d` + itoa(d) + `":` + itoa(i) + `}}}`)})
+			}
+		}()
+	}
+	stop := make(chan struct{})
+	bridge := make(chan struct{})
+	go func() {
+		defer close(bridge)
+		for {
+			select {
+			case <-s.Wake():
+				mu.Lock()
+				send(s.Pending(ctx), nil)
+				mu.Unlock()
+			case <-stop:
+				return
+			}
+		}
+	}()
+	wg.Wait()
+	close(stop)
+	<-bridge
+	mu.Lock()
+	send(s.Pending(ctx), nil)
+	mu.Unlock()
+	if n := s.Outbox(); n != 0 {
+		t.Fatalf("outbox after draining = %d; want 0", n)
+	}
+	for _, th := range things {
+		wantState(t, "cloud "+th, cloud, "$aws/things/"+th+"/shadow", state(t, local, "$aws/things/"+th+"/shadow"))
 	}
 }
