@@ -179,8 +179,11 @@ func (s *Service) Handle(ctx context.Context, req Request) []Response {
 		out, err = s.handleDelete(ctx, t, req.Payload, ts)
 	}
 	if err != nil {
-		s.log.Error("shadow request failed", "component", "shadow", "device", req.Thing,
-			"client", req.ClientID, "topic", req.Topic, "err", err)
+		device := req.Thing
+		if device == "" {
+			device = req.ClientID
+		}
+		s.log.Error("shadow request failed", "component", "shadow", "device", device, "topic", req.Topic, "err", err)
 		return reject(t, ts, tokenOf(req.Payload), errInternal)
 	}
 	return out
@@ -444,7 +447,7 @@ func (s *Service) handleUpdate(ctx context.Context, t Topic, payload []byte, ts 
 	var entry *outboxEntry
 	syncer := s.sync.Load()
 	if syncer != nil {
-		entry = syncer.recordLocal(t, u.sections, &b)
+		entry = syncer.recordLocal(t, u.sections, ts, &b)
 	}
 	if err := s.store.Write(ctx, &b); err != nil {
 		return nil, fmt.Errorf("writing shadow %s: %w", shadowID(t), err)

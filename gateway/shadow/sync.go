@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Direction is which way a synced shadow's changes travel.
@@ -207,12 +208,13 @@ type outboxEntry struct {
 	Seq      uint64         `json:"seq"`
 	Thing    string         `json:"thing"`
 	Shadow   string         `json:"shadow,omitempty"`
+	Time     int64          `json:"time"` // epoch seconds of the local update
 	State    map[string]any `json:"state"`
 	inFlight bool
 }
 
 func (e *outboxEntry) marshal() []byte {
-	m := map[string]any{"seq": e.Seq, "thing": e.Thing, "state": e.State}
+	m := map[string]any{"seq": e.Seq, "thing": e.Thing, "time": e.Time, "state": e.State}
 	if e.Shadow != "" {
 		m["shadow"] = e.Shadow
 	}
@@ -372,21 +374,46 @@ func (s *Syncer) Outbox() int {
 	return len(s.outbox)
 }
 
+// SyncStats is the Syncer's state for metrics and status.
+type SyncStats struct {
+	Online bool
+	// Outbox is the number of local changes the cloud has not acknowledged.
+	Outbox int
+	// Oldest is when the oldest of them was made (zero when Outbox is 0):
+	// now minus Oldest is the sync lag.
+	Oldest time.Time
+}
+
+// Stats returns the Syncer's state.
+func (s *Syncer) Stats() SyncStats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := SyncStats{Online: s.online, Outbox: len(s.outbox)}
+	if len(s.outbox) > 0 {
+		oldest := s.outbox[0].Time
+		for _, e := range s.outbox[1:] {
+			oldest = min(oldest, e.Time)
+		}
+		st.Oldest = time.Unix(oldest, 0)
+	}
+	return st
+}
+
 // recordLocal adds an accepted local update of a synced shadow to the outbox, in
 // the batch b that also writes the shadow. The caller holds the shadow's lock;
 // the entry joins the in-memory outbox when the batch is written (commit).
-func (s *Syncer) recordLocal(t Topic, sections map[string]any, b *Batch) *outboxEntry {
+func (s *Syncer) recordLocal(t Topic, sections map[string]any, ts int64, b *Batch) *outboxEntry {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.recordLocked(t, sections, b)
+	return s.recordLocked(t, sections, ts, b)
 }
 
-func (s *Syncer) recordLocked(t Topic, sections map[string]any, b *Batch) *outboxEntry {
+func (s *Syncer) recordLocked(t Topic, sections map[string]any, ts int64, b *Batch) *outboxEntry {
 	st := s.shadows[docKey(t.Thing, t.Shadow)]
 	if st == nil || st.cfg.Direction&Up == 0 {
 		return nil
 	}
-	e := &outboxEntry{Seq: s.nextSeq, Thing: t.Thing, Shadow: t.Shadow, State: map[string]any{}}
+	e := &outboxEntry{Seq: s.nextSeq, Thing: t.Thing, Shadow: t.Shadow, Time: ts, State: map[string]any{}}
 	for k, v := range sections {
 		if v == nil {
 			e.State[k] = nil
@@ -704,7 +731,7 @@ func (s *Syncer) applyCloud(ctx context.Context, st *syncState, change map[strin
 	}
 	var fixEntry *outboxEntry
 	if len(fix) > 0 {
-		fixEntry = s.recordLocked(st.topic, fix, &b)
+		fixEntry = s.recordLocked(st.topic, fix, ts, &b)
 	}
 	oldVer, oldCloud := st.cloudVer, st.cloud
 	st.cloudVer, st.cloud = ver, next

@@ -181,15 +181,16 @@ const lampTopic = "$aws/things/lamp/shadow"
 func TestSyncReportedGoesUpAfterReconnect(t *testing.T) {
 	r := newRig(t, shadow.SyncShadow{Thing: "lamp", Direction: shadow.Both})
 	r.device(lampTopic+"/update", `{"state":{"reported":{"on":true,"level":3}}}`)
+	first := time.Unix(r.now, 0)
 	r.device(lampTopic+"/update", `{"state":{"reported":{"level":4}}}`)
-	if n := r.sync.Outbox(); n != 2 {
-		t.Fatalf("outbox while offline = %d; want 2", n)
+	if got, want := r.sync.Stats(), (shadow.SyncStats{Outbox: 2, Oldest: first}); got != want {
+		t.Fatalf("Stats while offline = %+v; want %+v", got, want)
 	}
 	wantState(t, "cloud before reconnect", r.cloud, lampTopic, `none`)
 	r.connect()
 	wantState(t, "cloud", r.cloud, lampTopic, `{"reported":{"on":true,"level":4}}`)
-	if n := r.sync.Outbox(); n != 0 {
-		t.Fatalf("outbox after the cloud accepted = %d; want 0", n)
+	if got, want := r.sync.Stats(), (shadow.SyncStats{Online: true}); got != want {
+		t.Fatalf("Stats after the cloud accepted = %+v; want %+v", got, want)
 	}
 }
 
