@@ -576,7 +576,10 @@ func (s *Syncer) Upstream(ctx context.Context, topic string, payload []byte) (Ac
 		}
 		st.waitingGet = false
 		var a Actions
-		if ver > st.cloudVer {
+		// A lower version than the last one seen means the cloud shadow was
+		// deleted and created again more than 48 hours later: its state is
+		// news all the same.
+		if ver != st.cloudVer {
 			state, _ := m["state"].(map[string]any)
 			next := sectionsOf(state)
 			got, err := s.applyCloud(ctx, st, diffSections(st.cloud, next), next, ver)

@@ -609,3 +609,22 @@ func TestSyncConcurrent(t *testing.T) {
 		wantState(t, "cloud "+th, cloud, "$aws/things/"+th+"/shadow", state(t, local, "$aws/things/"+th+"/shadow"))
 	}
 }
+
+// TestSyncCloudShadowRecreated: a cloud shadow deleted and created again after
+// 48 hours starts again at version 1; the reconnect /get still brings its state.
+func TestSyncCloudShadowRecreated(t *testing.T) {
+	r := newRig(t, shadow.SyncShadow{Thing: "lamp", Direction: shadow.Down})
+	r.connect()
+	for i := range 3 {
+		r.app(lampTopic+"/update", `{"state":{"desired":{"n":`+itoa(i)+`}}}`)
+	}
+	r.disconnect()
+	r.app(lampTopic+"/delete", ``)
+	r.now += 48*3600 + 1
+	r.app(lampTopic+"/update", `{"state":{"desired":{"n":"new"}}}`)
+	if v := version(t, r.cloud, lampTopic); v != 1 {
+		t.Fatalf("cloud version after re-creation = %d; want 1", v)
+	}
+	r.connect()
+	wantState(t, "local", r.local, lampTopic, `{"desired":{"n":"new"}}`)
+}
