@@ -42,11 +42,14 @@
 // size allowed (request over 128 KiB, or desired plus reported over 8 KB as
 // compact JSON, metadata not counted); 415 for a payload that is not UTF-8.
 // Choices where AWS documents no exact behaviour: nesting depth counts the
-// levels inside desired or reported (desired {"a":1} is 1 level; arrays count
-// as a level); a key in state other than desired and reported, and a null inside
-// an array, are 400 "State contains an invalid node"; a section left empty by an
-// update is removed like one set to null; /update/documents has no "previous"
-// when the update created the shadow. 401, 429 and "Thing not found" do not
+// levels inside desired or reported (desired {"a":1} is 1 level, so
+// {"1":{"2":{"3":{"4":{"5":{"6":x}}}}}} is the deepest allowed; arrays count
+// as a level); state.delta in a request is ignored (a client may send back a
+// get document); any other key in state, and a null inside an array, are 400
+// "State contains an invalid node"; "state": null clears both sections and is
+// echoed as null in /update/accepted; a section left empty by an update is
+// removed like one set to null; /update/documents has no "previous" when the
+// update created the shadow. 401, 429 and "Thing not found" do not
 // arise here: the broker authenticates and authorizes before Handle (it may
 // answer 403 with Service.Reject), requests are handled at once, and the
 // gateway has no thing registry of its own to consult.

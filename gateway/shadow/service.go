@@ -356,6 +356,7 @@ type updateRequest struct {
 	token      string
 	version    int64
 	versionSet bool
+	nullState  bool // "state": null
 }
 
 // parseUpdate validates an update payload against the documented errors. The
@@ -392,6 +393,7 @@ func (s *Service) parseUpdate(payload []byte) (updateRequest, *Error) {
 		// "Setting the device's shadow state to null does not delete the shadow"
 		// (device-shadow-data-flow): it clears both sections.
 		u.sections["desired"], u.sections["reported"] = nil, nil
+		u.nullState = true
 		return u, nil
 	}
 	st, ok := sv.(map[string]any)
@@ -401,6 +403,14 @@ func (s *Service) parseUpdate(payload []byte) (updateRequest, *Error) {
 	for k, v := range st {
 		switch k {
 		case "desired", "reported":
+		case "delta":
+			// A client may send back a whole get document; its delta is
+			// computed, never written (AWS's Greengrass shadow manager also
+			// accepts and ignores it).
+			if _, isObj := v.(map[string]any); !isObj && v != nil {
+				return u, errInvalidNode
+			}
+			continue
 		default:
 			return u, errInvalidNode
 		}
@@ -455,7 +465,7 @@ func (s *Service) handleUpdate(ctx context.Context, t Topic, payload []byte, ts 
 	if syncer != nil {
 		syncer.commit(entry)
 	}
-	return updateResponses(t, prev, cur, u.sections, u.token, ts), nil
+	return updateResponses(t, prev, cur, u.sections, u.nullState, u.token, ts), nil
 }
 
 // apply merges sections into a copy of prev, checks the size limit and adds the
@@ -495,7 +505,7 @@ func (s *Service) apply(t Topic, prev *document, sections map[string]any, ts int
 // updateResponses builds update/accepted (the request's sections with their
 // metadata), update/delta (when the request set desired and desired differs from
 // reported) and update/documents (previous and current).
-func updateResponses(t Topic, prev, cur *document, sections map[string]any, token string, ts int64) []Response {
+func updateResponses(t Topic, prev, cur *document, sections map[string]any, nullState bool, token string, ts int64) []Response {
 	stamp := tsNum(ts)
 	st := make(map[string]any, len(sections))
 	md := make(map[string]any, len(sections))
@@ -504,6 +514,11 @@ func updateResponses(t Topic, prev, cur *document, sections map[string]any, toke
 		md[k] = requestMeta(v, stamp)
 	}
 	acc := map[string]any{"state": st, "metadata": md, "version": cur.Version, "timestamp": ts}
+	if nullState {
+		// The request's state is echoed as sent: null, without metadata.
+		acc["state"] = nil
+		delete(acc, "metadata")
+	}
 	if token != "" {
 		acc["clientToken"] = token
 	}

@@ -217,7 +217,8 @@ func TestErrors(t *testing.T) {
 		{"clientToken not a string", classicLamp + "/update", `{"state":{},"clientToken":7}`, 400, "Invalid clientToken", ""},
 		{"get with a long clientToken", classicLamp + "/get", `{"clientToken":"` + strings.Repeat("t", 65) + `"}`, 400, "Invalid clientToken", ""},
 		{"7 levels of nesting", classicLamp + "/update", deep(7), 400, "JSON contains too many levels of nesting; maximum is 6", ""},
-		{"delta in state", classicLamp + "/update", `{"state":{"delta":{"a":1}}}`, 400, "State contains an invalid node", ""},
+		{"unknown node in state", classicLamp + "/update", `{"state":{"desired":{"a":1},"metadata":{"a":1}}}`, 400, "State contains an invalid node", ""},
+		{"delta not an object", classicLamp + "/update", `{"state":{"delta":1}}`, 400, "State contains an invalid node", ""},
 		{"null in an array", classicLamp + "/update", `{"state":{"desired":{"colors":[null,"RED","GREEN"]}}}`, 400, "State contains an invalid node", ""},
 		{"get missing classic shadow", classicLamp + "/get", `{"clientToken":"g-1"}`, 404, "No shadow exists with name: 'lamp'", "g-1"},
 		{"delete missing named shadow", "$aws/things/lamp/shadow/name/cfg/delete", ``, 404, "No shadow exists with name: 'cfg'", ""},
@@ -343,6 +344,14 @@ func TestDocumentRules(t *testing.T) {
 		},
 		get: `{"state":{},"metadata":{},"version":2,"timestamp":1591140517}`,
 	}, {
+		name: "a delta sent back in state is ignored",
+		updates: []string{
+			`{"state":{"desired":{"on":true},"delta":{"on":false,"x":1}}}`,
+		},
+		get: `{"state":{"desired":{"on":true},"delta":{"on":true}},
+		  "metadata":{"desired":{"on":{"timestamp":1591140517}},"delta":{"on":{"timestamp":1591140517}}},
+		  "version":1,"timestamp":1591140517}`,
+	}, {
 		name: "JSON outside desired and reported is not stored (diagnosing-shadows)",
 		updates: []string{
 			`{"state":{"reported":{"t":21.5}},"extra":{"x":1}}`,
@@ -371,6 +380,14 @@ func TestDocumentRules(t *testing.T) {
 			wantResponses(t, do(t, svc, classicLamp+"/get", "", defaultStamp), classicLamp+"/get/accepted", tt.get)
 		})
 	}
+}
+
+// TestNullState: "state": null clears both sections and is echoed as sent.
+func TestNullState(t *testing.T) {
+	svc := newService()
+	mustAccept(t, svc, classicLamp+"/update", `{"state":{"desired":{"a":1}}}`, defaultStamp)
+	out := mustAccept(t, svc, classicLamp+"/update", `{"state":null,"clientToken":"n"}`, defaultStamp)
+	wantResponses(t, out[:1], classicLamp+"/update/accepted", `{"state":null,"version":2,"timestamp":1591140517,"clientToken":"n"}`)
 }
 
 func TestNumbersKeptExactly(t *testing.T) {

@@ -556,6 +556,9 @@ func (s *Syncer) Upstream(ctx context.Context, topic string, payload []byte) (Ac
 				return Actions{Upstream: []Publish{s.getRequest(st)}}, nil
 			}
 			sec, _ := m["state"].(map[string]any)
+			if v, ok := m["state"]; ok && v == nil {
+				sec = map[string]any{"desired": nil, "reported": nil} // "state": null clears both
+			}
 			change := s.changeFromPatch(st, sec)
 			next := cloneMap(st.cloud)
 			applyPatch(next, change)
@@ -749,7 +752,7 @@ func (s *Syncer) applyCloud(ctx context.Context, st *syncState, change map[strin
 	}
 	s.outbox = slices.DeleteFunc(s.outbox, func(e *outboxEntry) bool { return slices.Contains(emptied, e.Seq) })
 	if cur != nil {
-		a.Local = append(a.Local, updateResponses(st.topic, prev, cur, sections, "", ts)...)
+		a.Local = append(a.Local, updateResponses(st.topic, prev, cur, sections, false, "", ts)...)
 	}
 	return a, nil
 }

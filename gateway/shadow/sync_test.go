@@ -500,6 +500,22 @@ func TestSyncMissedVersion(t *testing.T) {
 	wantState(t, "local", r.local, lampTopic, `{"desired":{"a":1,"b":2}}`)
 }
 
+// TestSyncCloudClearsState: a cloud update {"state": null} clears the local
+// shadow too (its update/accepted echoes "state": null).
+func TestSyncCloudClearsState(t *testing.T) {
+	for _, topicKind := range []string{"update/accepted", "update/documents"} {
+		t.Run(topicKind, func(t *testing.T) {
+			r := newRig(t, shadow.SyncShadow{Thing: "lamp", Direction: shadow.Down})
+			r.subs = []string{lampTopic + "/" + topicKind, lampTopic + "/get/accepted"}
+			r.connect()
+			r.app(lampTopic+"/update", `{"state":{"desired":{"a":1},"reported":{"b":2}}}`)
+			wantState(t, "local", r.local, lampTopic, `{"desired":{"a":1},"reported":{"b":2}}`)
+			r.app(lampTopic+"/update", `{"state":null}`)
+			wantState(t, "local", r.local, lampTopic, `{}`)
+		})
+	}
+}
+
 func TestNewSyncerRejectsBadConfig(t *testing.T) {
 	tests := []struct {
 		name string
