@@ -410,9 +410,16 @@ func (s *Service) parseUpdate(payload []byte) (updateRequest, *Error) {
 			if _, isObj := v.(map[string]any); !isObj && v != nil {
 				return u, errInvalidNode
 			}
-			continue
 		default:
 			return u, errInvalidNode
+		}
+	}
+	// desired before reported, so that a request wrong in both always gets the
+	// same error.
+	for _, k := range [...]string{"desired", "reported"} {
+		v, ok := st[k]
+		if !ok {
+			continue
 		}
 		if v == nil {
 			u.sections[k] = nil

@@ -210,6 +210,7 @@ func TestErrors(t *testing.T) {
 		{"state not an object", classicLamp + "/update", `{"state":"on","clientToken":"t-2"}`, 400, "State node must be an object", "t-2"},
 		{"desired not an object", classicLamp + "/update", `{"state":{"desired":[1]}}`, 400, "Desired node must be an object", ""},
 		{"reported not an object", classicLamp + "/update", `{"state":{"reported":5}}`, 400, "Reported node must be an object", ""},
+		{"both not objects: desired is named", classicLamp + "/update", `{"state":{"reported":5,"desired":"x"}}`, 400, "Desired node must be an object", ""},
 		{"version a string", classicLamp + "/update", `{"state":{},"version":"ten"}`, 400, "Invalid version", ""},
 		{"version a fraction", classicLamp + "/update", `{"state":{},"version":1.5}`, 400, "Invalid version", ""},
 		{"version negative", classicLamp + "/update", `{"state":{},"version":-1}`, 400, "Invalid version", ""},
