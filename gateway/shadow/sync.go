@@ -160,6 +160,9 @@ func (a *Actions) add(b Actions) {
 //     applied locally without entering the outbox. Hence: the gateway's own
 //     updates coming back are recognised by their token, and cloud changes are
 //     never sent back up. No update can bounce.
+//   - A shadow configured for sync for the first time starts with its whole
+//     local state in the outbox (if it is synced up), so the first exchange
+//     resolves the two sides' values by the rule below.
 //   - The Syncer keeps the last known cloud state. On reconnect it asks the
 //     cloud for the shadow (/get) before it replays the outbox, and applies the
 //     difference between that state and the last known one: changes made in the
@@ -202,6 +205,7 @@ type syncState struct {
 	cloudVer   int64
 	cloud      map[string]any // last known cloud state: desired/reported
 	waitingGet bool           // outbox held until the answer to our /get
+	fresh      bool           // never synced: no cloud state stored yet
 }
 
 type outboxEntry struct {
@@ -265,8 +269,52 @@ func NewSyncer(ctx context.Context, svc *Service, opts SyncOptions) (*Syncer, er
 	if err := s.loadOutbox(ctx); err != nil {
 		return nil, err
 	}
+	for _, st := range s.order {
+		if st.fresh {
+			if err := s.firstSync(ctx, st); err != nil {
+				return nil, err
+			}
+		}
+	}
 	svc.sync.Store(s)
 	return s, nil
+}
+
+// firstSync runs once for a shadow newly configured for sync: a shadow synced
+// up starts with its whole local state in the outbox, so that the first
+// exchange with the cloud resolves local and cloud values by the conflict rule
+// (rather than the cloud's state overwriting the device's reported values, or
+// the local state never reaching the cloud). Writing the (empty) cloud state
+// marks the shadow as known, in the same batch.
+func (s *Syncer) firstSync(ctx context.Context, st *syncState) error {
+	defer s.svc.lock(docKey(st.cfg.Thing, st.cfg.Shadow))()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var b Batch
+	var e *outboxEntry
+	if st.cfg.Direction&Up != 0 {
+		d, err := s.svc.load(ctx, st.topic)
+		if err != nil {
+			return fmt.Errorf("shadow sync: %w", err)
+		}
+		if d.live() && (d.Desired != nil || d.Reported != nil) {
+			sections := map[string]any{}
+			if d.Desired != nil {
+				sections["desired"] = d.Desired
+			}
+			if d.Reported != nil {
+				sections["reported"] = d.Reported
+			}
+			e = s.recordLocked(st.topic, sections, d.Timestamp, &b)
+		}
+	}
+	s.putCloud(st, &b)
+	if err := s.svc.store.Write(ctx, &b); err != nil {
+		return fmt.Errorf("shadow sync: starting to sync %s: %w", shadowID(st.topic), err)
+	}
+	st.fresh = false
+	s.commitLocked(e)
+	return nil
 }
 
 func validTokenPrefix(p string) bool {
@@ -285,6 +333,7 @@ func validTokenPrefix(p string) bool {
 func (s *Syncer) loadCloud(ctx context.Context, st *syncState) error {
 	b, err := s.svc.store.Get(ctx, cloudKey(st.cfg.Thing, st.cfg.Shadow))
 	if errors.Is(err, ErrNotFound) {
+		st.fresh = true
 		return nil
 	}
 	if err != nil {

@@ -516,6 +516,34 @@ func TestSyncCloudClearsState(t *testing.T) {
 	}
 }
 
+// TestSyncFirstTime: a shadow that exists on both sides before it is
+// configured for sync is merged by the conflict rule on the first connect.
+func TestSyncFirstTime(t *testing.T) {
+	ctx := context.Background()
+	store := shadow.NewMemStore()
+	before := shadow.New(store, shadow.Options{})
+	mustAccept(t, before, lampTopic+"/update", `{"state":{"desired":{"color":"red"},"reported":{"color":"red","temp":20}}}`, 1700000000)
+
+	r := &rig{t: t, ctx: ctx, store: store, now: 1700000100,
+		opts:  shadow.SyncOptions{TokenPrefix: "gw1", Shadows: []shadow.SyncShadow{{Thing: "lamp", Direction: shadow.Both}}},
+		cloud: shadow.New(shadow.NewMemStore(), shadow.Options{})}
+	r.app(lampTopic+"/update", `{"state":{"desired":{"color":"blue"},"reported":{"temp":5,"fw":"1"}}}`)
+	r.start()
+	r.connect()
+	want := `{"desired":{"color":"blue"},"reported":{"color":"red","temp":20,"fw":"1"}}`
+	wantState(t, "local", r.local, lampTopic, want)
+	wantState(t, "cloud", r.cloud, lampTopic, want)
+	if len(r.conflicts) != 2 {
+		t.Fatalf("conflicts = %+v; want 2 (desired color to the cloud, reported temp to the device)", r.conflicts)
+	}
+	// A restart does not start over.
+	r.start()
+	r.connect()
+	if n := r.sync.Outbox(); n != 0 || len(r.conflicts) != 2 {
+		t.Fatalf("after a restart: outbox %d, conflicts %d; want 0 and still 2", n, len(r.conflicts))
+	}
+}
+
 func TestNewSyncerRejectsBadConfig(t *testing.T) {
 	tests := []struct {
 		name string
