@@ -36,6 +36,7 @@ func StoreSuite(t *testing.T, o Opener) {
 	t.Run("Concurrent", func(t *testing.T) { testConcurrent(t, o.Open(t)) })
 	t.Run("CanceledContext", func(t *testing.T) { testCanceled(t, o.Open(t)) })
 	t.Run("ServiceSurvivesReopen", func(t *testing.T) { testServiceReopen(t, o) })
+	t.Run("OutboxSurvivesReopen", func(t *testing.T) { testOutboxReopen(t, o) })
 }
 
 func write(t *testing.T, s shadow.Store, ops ...shadow.BatchOp) {
@@ -104,7 +105,7 @@ func testList(t *testing.T, s shadow.Store) {
 	write(t, s,
 		put("o/00000000000000000010", "10"), put("o/00000000000000000002", "2"),
 		put("d/lamp/", "c"), put("d/lamp/b", "b"), put("d/lamp/a", "a"), put("d/lamp2/", "x"),
-		put("c/lamp/", "cloud"))
+		put("c/lamp/", "cloud"), put("d/a:b-c_d/$x", "named"), put("d/a:b-c_d/", "classic"))
 	tests := []struct {
 		name, prefix string
 		want         []string
@@ -112,6 +113,7 @@ func testList(t *testing.T, s shadow.Store) {
 		{"named shadows of one thing", "d/lamp/", []string{"d/lamp/", "d/lamp/a", "d/lamp/b"}},
 		{"a thing name that is a prefix of another", "d/lamp", []string{"d/lamp/", "d/lamp/a", "d/lamp/b", "d/lamp2/"}},
 		{"outbox in sequence order", "o/", []string{"o/00000000000000000002", "o/00000000000000000010"}},
+		{"names with : - _ $", "d/a:b-c_d/", []string{"d/a:b-c_d/", "d/a:b-c_d/$x"}},
 		{"no match", "x/", nil},
 	}
 	for _, tt := range tests {
@@ -203,5 +205,39 @@ func testServiceReopen(t *testing.T, o Opener) {
 	want := `{"metadata":{"reported":{"on":{"timestamp":1591140517}}},"state":{"reported":{"on":false}},"timestamp":1591140517,"version":2}`
 	if len(out) != 1 || string(out[0].Payload) != want {
 		t.Fatalf("get after reopen = %v; want one response %s", out, want)
+	}
+}
+
+// testOutboxReopen checks that a local change waiting for the cloud survives a
+// reopen of the Store, and is still sent afterwards.
+func testOutboxReopen(t *testing.T, o Opener) {
+	if o.Reopen == nil {
+		t.Fatal("Opener.Reopen is nil: give a function that reopens the last Store opened (for an in-memory Store, the same Store)")
+	}
+	ctx := context.Background()
+	opts := shadow.SyncOptions{Shadows: []shadow.SyncShadow{{Thing: "lamp", Direction: shadow.Up}}}
+	svc := shadow.New(o.Open(t), shadow.Options{})
+	if _, err := shadow.NewSyncer(ctx, svc, opts); err != nil {
+		t.Fatalf("NewSyncer: %v", err)
+	}
+	out := svc.Handle(ctx, shadow.Request{Topic: "$aws/things/lamp/shadow/update", Payload: []byte(`{"state":{"reported":{"on":true}}}`)})
+	if len(out) == 0 || !bytes.HasSuffix([]byte(out[0].Topic), []byte("/accepted")) {
+		t.Fatalf("update: got %v; want accepted", out)
+	}
+	svc = shadow.New(o.Reopen(t), shadow.Options{})
+	s, err := shadow.NewSyncer(ctx, svc, opts)
+	if err != nil {
+		t.Fatalf("NewSyncer after reopen: %v", err)
+	}
+	if n := s.Outbox(); n != 1 {
+		t.Fatalf("outbox after reopen = %d; want 1", n)
+	}
+	a, err := s.Connected(ctx)
+	if err != nil {
+		t.Fatalf("Connected: %v", err)
+	}
+	want := `{"clientToken":"edgegw:1","state":{"reported":{"on":true}}}`
+	if len(a.Upstream) != 1 || a.Upstream[0].Topic != "$aws/things/lamp/shadow/update" || string(a.Upstream[0].Payload) != want {
+		t.Fatalf("Connected sends %+v; want one update %s", a.Upstream, want)
 	}
 }
