@@ -36,6 +36,16 @@ func (d Direction) String() string {
 	return fmt.Sprintf("Direction(%d)", uint8(d))
 }
 
+// ParseDirection accepts the config spellings "up", "down" and "both".
+func ParseDirection(s string) (Direction, error) {
+	for _, d := range [...]Direction{Up, Down, Both} {
+		if s == d.String() {
+			return d, nil
+		}
+	}
+	return 0, fmt.Errorf("sync direction %q: want up, down or both", s)
+}
+
 // Owner is the side whose value wins when the same field changed on both sides
 // while they could not talk.
 type Owner uint8
@@ -55,6 +65,20 @@ func (o Owner) String() string {
 		return "device"
 	}
 	return "default"
+}
+
+// ParseOwner accepts the config spellings "cloud" and "device", and "" for the
+// default.
+func ParseOwner(s string) (Owner, error) {
+	switch s {
+	case "":
+		return OwnerDefault, nil
+	case "cloud":
+		return OwnerCloud, nil
+	case "device":
+		return OwnerDevice, nil
+	}
+	return 0, fmt.Errorf("sync owner %q: want cloud or device", s)
 }
 
 // SyncShadow configures one synced shadow. The cloud shadow has the same thing

@@ -672,3 +672,28 @@ func TestSyncCloudShadowRecreated(t *testing.T) {
 	r.connect()
 	wantState(t, "local", r.local, lampTopic, `{"desired":{"n":"new"}}`)
 }
+
+func TestParseDirectionAndOwner(t *testing.T) {
+	dirs := []struct {
+		in   string
+		want shadow.Direction
+		ok   bool
+	}{{"up", shadow.Up, true}, {"down", shadow.Down, true}, {"both", shadow.Both, true}, {"Up", 0, false}, {"", 0, false}}
+	for _, tt := range dirs {
+		got, err := shadow.ParseDirection(tt.in)
+		if got != tt.want || (err == nil) != tt.ok {
+			t.Errorf("ParseDirection(%q) = %v, %v; want %v, ok %v", tt.in, got, err, tt.want, tt.ok)
+		}
+	}
+	owners := []struct {
+		in   string
+		want shadow.Owner
+		ok   bool
+	}{{"", shadow.OwnerDefault, true}, {"cloud", shadow.OwnerCloud, true}, {"device", shadow.OwnerDevice, true}, {"gateway", 0, false}}
+	for _, tt := range owners {
+		got, err := shadow.ParseOwner(tt.in)
+		if got != tt.want || (err == nil) != tt.ok {
+			t.Errorf("ParseOwner(%q) = %v, %v; want %v, ok %v", tt.in, got, err, tt.want, tt.ok)
+		}
+	}
+}
