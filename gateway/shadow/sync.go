@@ -172,7 +172,8 @@ func (a *Actions) add(b Actions) {
 //   - A local update to a synced shadow (direction up or both) is written to a
 //     durable outbox in the same Store batch as the shadow itself, so a crash
 //     cannot keep one without the other. Outbox entries go upstream, oldest
-//     first, as update requests with clientToken "PREFIX:SEQ" and no version.
+//     first, as update requests with clientToken "PREFIX:SEQ" and no version
+//     (so the cloud never answers 409: conflicts are settled here, below).
 //     The cloud's /update/accepted or /update/documents with that token
 //     acknowledges the entry, which then leaves the outbox. On reconnect every
 //     unacknowledged entry is sent again (at least once; an update is
@@ -190,11 +191,14 @@ func (a *Actions) add(b Actions) {
 //   - The Syncer keeps the last known cloud state. On reconnect it asks the
 //     cloud for the shadow (/get) before it replays the outbox, and applies the
 //     difference between that state and the last known one: changes made in the
-//     cloud while the uplink was down reach the device.
+//     cloud while the uplink was down reach the device. (Should the cloud never
+//     answer, that shadow's outbox waits for the next Connected.)
 //
 // The conflict rule: a cloud change and a pending (not yet acknowledged) local
 // change that touch the same field of the same section conflict unless they
-// set the same value. The section's owner wins: by default reported belongs
+// set the same value. A field is a leaf: nested objects are compared key by
+// key, so {"light":{"color":..}} and {"light":{"level":..}} do not conflict;
+// arrays are values. The section's owner wins: by default reported belongs
 // to the device and desired to the cloud (SyncShadow.DesiredOwner and
 // ReportedOwner change that). When the cloud wins, the field is applied locally
 // and removed from the pending local changes; when the device wins, the cloud's
