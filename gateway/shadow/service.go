@@ -464,13 +464,16 @@ func (s *Service) handleUpdate(ctx context.Context, t Topic, payload []byte, ts 
 	var entry *outboxEntry
 	syncer := s.sync.Load()
 	if syncer != nil {
-		entry = syncer.recordLocal(t, u.sections, ts, &b)
+		if unlock := syncer.lockForLocal(t); unlock != nil {
+			defer unlock() // before the shadow's lock: the lock order
+			entry = syncer.recordLocked(t, u.sections, ts, &b)
+		}
 	}
 	if err := s.store.Write(ctx, &b); err != nil {
 		return nil, fmt.Errorf("writing shadow %s: %w", shadowID(t), err)
 	}
-	if syncer != nil {
-		syncer.commit(entry)
+	if entry != nil {
+		syncer.commitLocked(entry)
 	}
 	return updateResponses(t, prev, cur, u.sections, u.nullState, u.token, ts), nil
 }

@@ -177,7 +177,9 @@ func (a *Actions) add(b Actions) {
 //     The cloud's /update/accepted or /update/documents with that token
 //     acknowledges the entry, which then leaves the outbox. On reconnect every
 //     unacknowledged entry is sent again (at least once; an update is
-//     idempotent).
+//     idempotent). An entry not yet sent absorbs the next change of the same
+//     shadow when applying the merged change gives the same state, so an
+//     outage of days leaves about one entry per shadow, not one per update.
 //   - A cloud change (direction down or both) arrives as /update/documents or
 //     /update/accepted with a foreign clientToken and a version above the last
 //     cloud version seen; older or equal versions are stale and ignored (both
@@ -476,19 +478,44 @@ func (s *Syncer) Stats() SyncStats {
 	return st
 }
 
-// recordLocal adds an accepted local update of a synced shadow to the outbox, in
-// the batch b that also writes the shadow. The caller holds the shadow's lock;
-// the entry joins the in-memory outbox when the batch is written (commit).
-func (s *Syncer) recordLocal(t Topic, sections map[string]any, ts int64, b *Batch) *outboxEntry {
+// lockForLocal takes the Syncer's lock for a local update of shadow t when t
+// is synced up, and returns its unlock (nil when t is not synced up). The
+// caller holds it from recordLocked across the Store write to commitLocked, so
+// that an entry absorbing the next change cannot be sent in between.
+func (s *Syncer) lockForLocal(t Topic) func() {
+	st := s.shadows[docKey(t.Thing, t.Shadow)]
+	if st == nil || st.cfg.Direction&Up == 0 {
+		return nil
+	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.recordLocked(t, sections, ts, b)
+	return s.mu.Unlock
 }
 
+// recordLocked adds an accepted local update of a synced shadow to the outbox,
+// in the batch b that also writes the shadow; the entry joins the in-memory
+// outbox when the batch is written (commitLocked). s.mu is held.
 func (s *Syncer) recordLocked(t Topic, sections map[string]any, ts int64, b *Batch) *outboxEntry {
 	st := s.shadows[docKey(t.Thing, t.Shadow)]
 	if st == nil || st.cfg.Direction&Up == 0 {
 		return nil
+	}
+	// A change not yet sent absorbs the next one, so a long outage leaves one
+	// entry per shadow, not one per update: a shadow is state, and the cloud
+	// needs only where it ended. (The cloud sees one update instead of many.)
+	for i := len(s.outbox) - 1; i >= 0; i-- {
+		last := s.outbox[i]
+		if last.Thing != t.Thing || last.Shadow != t.Shadow {
+			continue
+		}
+		if last.inFlight {
+			break
+		}
+		if merged, ok := mergeState(last.State, sections); ok {
+			e := &outboxEntry{Seq: last.Seq, Thing: t.Thing, Shadow: t.Shadow, Time: last.Time, State: merged}
+			b.Put(outboxKey(e.Seq), e.marshal())
+			return e
+		}
+		break
 	}
 	e := &outboxEntry{Seq: s.nextSeq, Thing: t.Thing, Shadow: t.Shadow, Time: ts, State: map[string]any{}}
 	for k, v := range sections {
@@ -504,23 +531,18 @@ func (s *Syncer) recordLocked(t Topic, sections map[string]any, ts int64, b *Bat
 	return e
 }
 
-func (s *Syncer) commit(e *outboxEntry) {
-	if e == nil {
-		return
-	}
-	s.mu.Lock()
-	s.commitLocked(e)
-	s.mu.Unlock()
-}
-
 // commitLocked inserts e in sequence order: writes of different shadows may
 // finish out of order.
 func (s *Syncer) commitLocked(e *outboxEntry) {
 	if e == nil {
 		return
 	}
-	i, _ := slices.BinarySearchFunc(s.outbox, e.Seq, func(x *outboxEntry, seq uint64) int { return cmp.Compare(x.Seq, seq) })
-	s.outbox = slices.Insert(s.outbox, i, e)
+	i, found := slices.BinarySearchFunc(s.outbox, e.Seq, func(x *outboxEntry, seq uint64) int { return cmp.Compare(x.Seq, seq) })
+	if found {
+		s.outbox[i] = e // a merged entry replaces the one it absorbed
+	} else {
+		s.outbox = slices.Insert(s.outbox, i, e)
+	}
 	s.wake()
 }
 
@@ -937,12 +959,64 @@ func mergePatch(dst, src map[string]any) {
 	for k, v := range src {
 		sm, sok := v.(map[string]any)
 		dm, dok := dst[k].(map[string]any)
-		if sok && dok && len(sm) > 0 {
+		if sok && dok {
 			mergePatch(dm, sm)
 			continue
 		}
 		dst[k] = clone(v)
 	}
+}
+
+// canMergePatch reports whether applying src after dst equals applying their
+// mergePatch once: not when src writes an object where dst deleted the field or
+// set a non-object (applied in turn, the object replaces; merged, it would
+// merge into whatever the target holds).
+func canMergePatch(dst, src map[string]any) bool {
+	for k, v := range src {
+		sm, sok := v.(map[string]any)
+		if !sok {
+			continue
+		}
+		dv, had := dst[k]
+		if !had {
+			continue
+		}
+		dm, dok := dv.(map[string]any)
+		if !dok || !canMergePatch(dm, sm) {
+			return false
+		}
+	}
+	return true
+}
+
+// mergeState merges the sections of a later local change into an earlier one,
+// if the result is exact (see canMergePatch); ok is false otherwise.
+func mergeState(earlier, later map[string]any) (merged map[string]any, ok bool) {
+	for k, v := range later {
+		lp, _ := v.(map[string]any)
+		ev, had := earlier[k]
+		if lp == nil || !had {
+			continue
+		}
+		ep, _ := ev.(map[string]any)
+		if ep == nil || !canMergePatch(ep, lp) {
+			return nil, false // a section cleared, then written; or an exact merge is impossible
+		}
+	}
+	merged = map[string]any{}
+	for k, v := range earlier {
+		merged[k] = clone(v)
+	}
+	for k, v := range later {
+		lp, _ := v.(map[string]any)
+		mp, _ := merged[k].(map[string]any)
+		if lp == nil || mp == nil {
+			merged[k] = clone(v)
+			continue
+		}
+		mergePatch(mp, lp)
+	}
+	return merged, true
 }
 
 // removeCovering removes from patch p the entry that writes path: the path

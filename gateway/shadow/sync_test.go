@@ -183,7 +183,8 @@ func TestSyncReportedGoesUpAfterReconnect(t *testing.T) {
 	r.device(lampTopic+"/update", `{"state":{"reported":{"on":true,"level":3}}}`)
 	first := time.Unix(r.now, 0)
 	r.device(lampTopic+"/update", `{"state":{"reported":{"level":4}}}`)
-	if got, want := r.sync.Stats(), (shadow.SyncStats{Outbox: 2, Oldest: first}); got != want {
+	// The second change is merged into the first: one entry, as old as the first.
+	if got, want := r.sync.Stats(), (shadow.SyncStats{Outbox: 1, Oldest: first}); got != want {
 		t.Fatalf("Stats while offline = %+v; want %+v", got, want)
 	}
 	wantState(t, "cloud before reconnect", r.cloud, lampTopic, `none`)
@@ -213,6 +214,51 @@ func TestSyncDesiredComesDownAfterReconnect(t *testing.T) {
 	// Online, a cloud change comes down at once.
 	r.app(lampTopic+"/update", `{"state":{"desired":{"on":false}}}`)
 	wantState(t, "local", r.local, lampTopic, `{"desired":{"on":false}}`)
+}
+
+// TestSyncOutboxMerges: changes made while the uplink is down are merged into
+// one outbox entry per shadow when that gives the same end state, and kept
+// apart when it would not.
+func TestSyncOutboxMerges(t *testing.T) {
+	tests := []struct {
+		name    string
+		updates []string
+		entries int
+		want    string // both sides' state after reconnect
+	}{
+		{"reports merge", []string{
+			`{"state":{"reported":{"t":1,"l":{"a":1}}}}`, `{"state":{"reported":{"t":2,"l":{"b":2}}}}`,
+			`{"state":{"reported":{"t":3}}}`, `{"state":{"desired":{"on":true}}}`,
+		}, 1, `{"desired":{"on":true},"reported":{"l":{"a":1,"b":2,"c":3},"t":3,"x":1}}`},
+		{"a deletion merges", []string{`{"state":{"reported":{"t":1}}}`, `{"state":{"reported":{"t":null,"u":1}}}`}, 1,
+			`{"reported":{"l":{"a":1,"c":3},"u":1,"x":1}}`},
+		{"an object after a deletion does not merge", []string{
+			`{"state":{"reported":{"l":null}}}`, `{"state":{"reported":{"l":{"b":2}}}}`,
+		}, 2, `{"reported":{"l":{"b":2},"x":1}}`},
+		{"an object after a scalar does not merge", []string{
+			`{"state":{"reported":{"l":5}}}`, `{"state":{"reported":{"l":{"b":2}}}}`,
+		}, 2, `{"reported":{"l":{"b":2},"x":1}}`},
+		{"a section written after it was cleared does not merge", []string{
+			`{"state":{"reported":null}}`, `{"state":{"reported":{"l":{"b":2}}}}`,
+		}, 2, `{"reported":{"l":{"b":2}}}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := newRig(t, shadow.SyncShadow{Thing: "lamp", Direction: shadow.Both})
+			r.connect()
+			r.device(lampTopic+"/update", `{"state":{"reported":{"l":{"a":1,"c":3},"x":1}}}`)
+			r.disconnect()
+			for _, u := range tt.updates {
+				r.device(lampTopic+"/update", u)
+			}
+			if n := r.sync.Outbox(); n != tt.entries {
+				t.Fatalf("outbox = %d; want %d", n, tt.entries)
+			}
+			r.connect()
+			wantState(t, "local", r.local, lampTopic, tt.want)
+			wantState(t, "cloud", r.cloud, lampTopic, tt.want)
+		})
+	}
 }
 
 // TestSyncNoEcho proves that no update bounces: every local update crosses the
