@@ -245,6 +245,7 @@ type outboxEntry struct {
 	Time     int64          `json:"time"` // epoch seconds of the local update
 	State    map[string]any `json:"state"`
 	inFlight bool
+	replaces uint64 // the entry this one absorbed, until commitLocked
 }
 
 func (e *outboxEntry) marshal() []byte {
@@ -511,8 +512,14 @@ func (s *Syncer) recordLocked(t Topic, sections map[string]any, ts int64, b *Bat
 			break
 		}
 		if merged, ok := mergeState(last.State, sections); ok {
-			e := &outboxEntry{Seq: last.Seq, Thing: t.Thing, Shadow: t.Shadow, Time: last.Time, State: merged}
+			// The merged entry takes a new sequence number: an answer still on
+			// its way for the old one (sent before a reconnect) must not
+			// acknowledge the absorbed change.
+			e := &outboxEntry{Seq: s.nextSeq, Thing: t.Thing, Shadow: t.Shadow, Time: last.Time, State: merged, replaces: last.Seq}
+			s.nextSeq++
+			b.Delete(outboxKey(last.Seq))
 			b.Put(outboxKey(e.Seq), e.marshal())
+			b.Put(seqKey, []byte(strconv.FormatUint(e.Seq, 10)))
 			return e
 		}
 		break
@@ -537,12 +544,11 @@ func (s *Syncer) commitLocked(e *outboxEntry) {
 	if e == nil {
 		return
 	}
-	i, found := slices.BinarySearchFunc(s.outbox, e.Seq, func(x *outboxEntry, seq uint64) int { return cmp.Compare(x.Seq, seq) })
-	if found {
-		s.outbox[i] = e // a merged entry replaces the one it absorbed
-	} else {
-		s.outbox = slices.Insert(s.outbox, i, e)
+	if e.replaces != 0 {
+		s.outbox = slices.DeleteFunc(s.outbox, func(x *outboxEntry) bool { return x.Seq == e.replaces })
 	}
+	i, _ := slices.BinarySearchFunc(s.outbox, e.Seq, func(x *outboxEntry, seq uint64) int { return cmp.Compare(x.Seq, seq) })
+	s.outbox = slices.Insert(s.outbox, i, e)
 	s.wake()
 }
 

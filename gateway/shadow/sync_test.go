@@ -261,6 +261,30 @@ func TestSyncOutboxMerges(t *testing.T) {
 	}
 }
 
+// TestSyncLateAnswerDoesNotAckAMergedChange: the cloud's answer to an entry
+// sent before a reconnect arrives after the entry absorbed a newer change; the
+// newer change must still reach the cloud.
+func TestSyncLateAnswerDoesNotAckAMergedChange(t *testing.T) {
+	r := newRig(t, shadow.SyncShadow{Thing: "lamp", Direction: shadow.Up})
+	r.connect()
+	r.paused = true
+	r.device(lampTopic+"/update", `{"state":{"reported":{"a":1}}}`) // sent, not yet answered
+	sent := r.queue[0]
+	r.disconnect()
+	r.device(lampTopic+"/update", `{"state":{"reported":{"b":2}}}`) // absorbed into the unsent entry
+	// The cloud did apply the first send; its answer comes after the reconnect.
+	late := r.cloud.Handle(r.ctx, shadow.Request{Topic: sent.Topic, Payload: sent.Payload, Time: r.tick()})
+	r.paused = false
+	r.online = true
+	r.fromCloud(late)
+	r.online = false
+	r.connect()
+	wantState(t, "cloud", r.cloud, lampTopic, `{"reported":{"a":1,"b":2}}`)
+	if n := r.sync.Outbox(); n != 0 {
+		t.Fatalf("outbox = %d; want 0", n)
+	}
+}
+
 // TestSyncNoEcho proves that no update bounces: every local update crosses the
 // uplink once, every cloud update is applied locally once and never sent back.
 func TestSyncNoEcho(t *testing.T) {
