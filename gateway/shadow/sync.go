@@ -186,31 +186,32 @@ func (a *Actions) add(b Actions) {
 //     topics carry the same change, so each change is applied once). It is
 //     applied locally without entering the outbox. Hence: the gateway's own
 //     updates coming back are recognised by their token, and cloud changes are
-//     never sent back up. No update can bounce.
-//   - A shadow configured for sync for the first time starts with its whole
-//     local state in the outbox (if it is synced up), so the first exchange
-//     resolves the two sides' values by the rule below.
-//   - The Syncer keeps the last known cloud state. On reconnect it asks the
-//     cloud for the shadow (/get) before it replays the outbox, and applies the
-//     difference between that state and the last known one: changes made in the
-//     cloud while the uplink was down reach the device. (Should the cloud never
-//     answer, that shadow's outbox waits for the next Connected.)
+//     never sent back up as such. No update can bounce.
+//   - The Syncer keeps the last known cloud state: the base both sides last
+//     agreed on. On reconnect it asks the cloud for the shadow (/get) before it
+//     sends the outbox, and merges. (Should the cloud never answer, that
+//     shadow's outbox waits for the next Connected.)
+//   - A shadow configured for sync for the first time starts with an empty
+//     base and its whole local state in the outbox (if it is synced up).
 //
-// The conflict rule: a cloud change and a pending (not yet acknowledged) local
-// change that touch the same field of the same section conflict unless they
-// set the same value. A field is a leaf: nested objects are compared key by
+// The merge, and the conflict rule: local state, cloud state and base are
+// merged field by field (a field is a leaf: nested objects are compared key by
 // key, so {"light":{"color":..}} and {"light":{"level":..}} do not conflict;
-// arrays are values. The section's owner wins: by default reported belongs
-// to the device and desired to the cloud (SyncShadow.DesiredOwner and
-// ReportedOwner change that). When the cloud wins, the field is applied locally
-// and removed from the pending local changes; when the device wins, the cloud's
-// value is not applied and the pending local change overwrites it in the cloud.
-// Within one side, order decides: local changes by outbox sequence, cloud
-// changes by shadow version. Wall-clock timestamps are not used, because an
-// edge device may have no trustworthy clock. Every losing value is returned as
-// a Conflict. When the losing or the winning local change was already in flight
-// (sent, not yet acknowledged), the cloud may apply the two in either order, so
-// the winning value is sent to the cloud once more, after it.
+// arrays are values). A field changed on one side only takes that side's
+// value. A field changed on both sides to different values is a conflict: the
+// section's owner wins. By default reported belongs to the device and desired
+// to the cloud (SyncShadow.DesiredOwner and ReportedOwner change that); for a
+// shadow synced down only the cloud always wins. The local shadow is updated
+// to the result, and the shadow's unsent outbox entries are replaced by one
+// that brings the cloud to the same result, so both sides converge. Every
+// losing value is returned as a Conflict. Wall-clock timestamps are not used:
+// an edge device may have no trustworthy clock.
+//
+// A cloud change that arrives while a change of ours to the same shadow is in
+// flight is put off until ours is answered, then the Syncer asks for the whole
+// shadow and merges: changes made while both sides are connected are ordered
+// by the cloud, like those of any two of its clients; the rule above settles
+// what the two sides did while they could not talk.
 //
 // Deleting a shadow is not synced: a delete on either side is left to that
 // side, and the other keeps its copy.
@@ -236,6 +237,7 @@ type syncState struct {
 	cloud      map[string]any // last known cloud state: desired/reported
 	waitingGet bool           // outbox held until the answer to our /get
 	fresh      bool           // never synced: no cloud state stored yet
+	dirty      bool           // a cloud change waits for our in-flight changes to land
 }
 
 type outboxEntry struct {
@@ -524,6 +526,11 @@ func (s *Syncer) recordLocked(t Topic, sections map[string]any, ts int64, b *Bat
 		}
 		break
 	}
+	return s.newEntryLocked(t, sections, ts, b)
+}
+
+// newEntryLocked adds a new outbox entry to b. s.mu is held.
+func (s *Syncer) newEntryLocked(t Topic, sections map[string]any, ts int64, b *Batch) *outboxEntry {
 	e := &outboxEntry{Seq: s.nextSeq, Thing: t.Thing, Shadow: t.Shadow, Time: ts, State: map[string]any{}}
 	for k, v := range sections {
 		if v == nil {
@@ -564,7 +571,7 @@ func (s *Syncer) Connected(ctx context.Context) (Actions, error) {
 	}
 	var a Actions
 	for _, st := range s.order {
-		st.waitingGet = false
+		st.waitingGet, st.dirty = false, false
 		if st.cfg.Direction&Down != 0 {
 			a.Upstream = append(a.Upstream, s.getRequest(st))
 		}
@@ -655,24 +662,31 @@ func (s *Syncer) Upstream(ctx context.Context, topic string, payload []byte) (Ac
 		if ver <= st.cloudVer {
 			return Actions{Stale: 1}, nil
 		}
+		var next map[string]any
 		if t.Kind == KindAccepted {
 			if ver != st.cloudVer+1 {
 				// A version was missed: the /get answer brings it all.
-				return Actions{Upstream: []Publish{s.getRequest(st)}}, nil
+				st.dirty = true
+				return s.afterFlight(st), nil
 			}
 			sec, _ := m["state"].(map[string]any)
 			if v, ok := m["state"]; ok && v == nil {
 				sec = map[string]any{"desired": nil, "reported": nil} // "state": null clears both
 			}
-			change := s.changeFromPatch(st, sec)
-			next := cloneMap(st.cloud)
-			applyPatch(next, change)
-			return s.applyCloud(ctx, st, change, next, ver)
+			next = cloneMap(st.cloud)
+			applyPatch(next, s.changeFromPatch(st, sec))
+		} else {
+			cur, _ := m["current"].(map[string]any)
+			state, _ := cur["state"].(map[string]any)
+			next = sectionsOf(state)
 		}
-		cur, _ := m["current"].(map[string]any)
-		state, _ := cur["state"].(map[string]any)
-		next := sectionsOf(state)
-		return s.applyCloud(ctx, st, diffSections(st.cloud, next), next, ver)
+		if s.inFlight(st) {
+			// The cloud's state does not yet show a change of ours that is on
+			// its way: merge once it has landed (afterFlight asks again).
+			st.dirty = true
+			return Actions{}, nil
+		}
+		return s.applyCloud(ctx, st, next, ver)
 
 	case t.Op == OpUpdate && t.Kind == KindRejected && ours:
 		return s.rejected(ctx, st, token, m)
@@ -684,19 +698,17 @@ func (s *Syncer) Upstream(ctx context.Context, topic string, payload []byte) (Ac
 		}
 		st.waitingGet = false
 		var a Actions
-		// A lower version than the last one seen means the cloud shadow was
-		// deleted and created again more than 48 hours later: its state is
-		// news all the same.
-		if ver != st.cloudVer {
+		if s.inFlight(st) {
+			st.dirty = true
+		} else {
+			// Merged whatever the version: a lower one than the last seen means
+			// the cloud shadow was deleted and created again after 48 hours.
 			state, _ := m["state"].(map[string]any)
-			next := sectionsOf(state)
-			got, err := s.applyCloud(ctx, st, diffSections(st.cloud, next), next, ver)
+			got, err := s.applyCloud(ctx, st, sectionsOf(state), ver)
 			if err != nil {
 				return got, err
 			}
 			a = got
-		} else {
-			a.Stale++
 		}
 		a.add(s.pendingLocked())
 		return a, nil
@@ -704,15 +716,15 @@ func (s *Syncer) Upstream(ctx context.Context, topic string, payload []byte) (Ac
 	case t.Op == OpGet && t.Kind == KindRejected && token == s.prefix+":get" && st.waitingGet:
 		st.waitingGet = false
 		var a Actions
-		if code, _ := m["code"].(json.Number); code == "404" && len(st.cloud) > 0 {
-			// The cloud has no shadow (deleted there): nothing to apply; the
-			// outbox creates it again.
+		if code, _ := m["code"].(json.Number); code == "404" && !s.inFlight(st) {
+			// The cloud has no shadow (never created, or deleted there): the
+			// local state goes up whole and creates it.
 			st.cloud = map[string]any{}
-			var b Batch
-			s.putCloud(st, &b)
-			if err := s.svc.store.Write(ctx, &b); err != nil {
-				return Actions{}, fmt.Errorf("shadow sync: writing cloud state of %s: %w", shadowID(st.topic), err)
+			got, err := s.applyCloud(ctx, st, map[string]any{}, st.cloudVer)
+			if err != nil {
+				return got, err
 			}
+			a = got
 		}
 		a.add(s.pendingLocked())
 		return a, nil
@@ -734,19 +746,6 @@ func sectionsOf(state map[string]any) map[string]any {
 	for _, k := range [...]string{"desired", "reported"} {
 		if v, ok := state[k].(map[string]any); ok && len(v) > 0 {
 			out[k] = cloneMap(v)
-		}
-	}
-	return out
-}
-
-// diffSections is the change from cloud state a to b, per section.
-func diffSections(a, b map[string]any) map[string]map[string]any {
-	out := map[string]map[string]any{}
-	for _, k := range [...]string{"desired", "reported"} {
-		am, _ := a[k].(map[string]any)
-		bm, _ := b[k].(map[string]any)
-		if d := diff(am, bm); d != nil {
-			out[k] = d
 		}
 	}
 	return out
@@ -793,171 +792,196 @@ func applyPatch(state map[string]any, change map[string]map[string]any) {
 	}
 }
 
-// applyCloud resolves a cloud change against the pending local changes,
-// applies what is left locally, and records the new cloud state, all in one
-// batch.
-func (s *Syncer) applyCloud(ctx context.Context, st *syncState, change map[string]map[string]any, next map[string]any, ver int64) (Actions, error) {
+// applyCloud merges the cloud state cloud (at version ver) with the local
+// shadow, by a three-way merge against the last known cloud state (the base
+// both sides last agreed on): a field changed on one side only takes that
+// side's value; a field changed on both sides to different values is a
+// conflict that the section's owner wins (for a shadow synced down only, the
+// cloud). The local shadow is updated to the result, and the pending outbox
+// entries of this shadow are replaced by one that brings the cloud to the same
+// result. No entry of this shadow is in flight (the callers wait for them),
+// so the cloud state already shows every change of ours that it will ever
+// apply.
+func (s *Syncer) applyCloud(ctx context.Context, st *syncState, cloud map[string]any, ver int64) (Actions, error) {
 	var a Actions
-	var b Batch
-	changed := map[uint64]*outboxEntry{}
-	fix := map[string]any{}
+	prev, err := s.svc.load(ctx, st.topic)
+	if err != nil {
+		return Actions{}, err
+	}
+	local := map[string]any{}
+	if prev.live() {
+		local = prev.state()
+	}
+	localPatch, cloudPatch := map[string]any{}, map[string]any{}
 	for _, section := range [...]string{"desired", "reported"} {
-		cp := change[section]
-		if len(cp) == 0 {
-			continue
+		owner := st.cfg.owner(section)
+		if st.cfg.Direction&Up == 0 {
+			owner = OwnerCloud
 		}
-		f := map[string]any{}
-		s.resolve(st, section, cp, changed, f, &a)
-		if len(f) > 0 {
-			fix[section] = f
+		b, l, c := sectionOf(st.cloud, section), sectionOf(local, section), sectionOf(cloud, section)
+		r, _ := merge3(nil, b, l, c, owner, func(path []string, kept, lost any) {
+			a.Conflicts = append(a.Conflicts, Conflict{Thing: st.cfg.Thing, Shadow: st.cfg.Shadow,
+				Section: section, Path: path, Winner: owner, Kept: present(kept), Discarded: present(lost)})
+		}).(map[string]any) // two objects merge into an object
+		if p, changed := sectionPatch(l, r); changed {
+			localPatch[section] = p
+		}
+		if st.cfg.Direction&Up != 0 {
+			if p, changed := sectionPatch(c, r); changed {
+				cloudPatch[section] = p
+			}
 		}
 	}
-	sections := map[string]any{}
-	for k, p := range change {
-		if len(p) > 0 {
-			sections[k] = p
-		}
-	}
+
+	var b Batch
 	ts := s.svc.unix(s.svc.now())
-	var prev, cur *document
-	if len(sections) > 0 {
-		var err error
-		if prev, err = s.svc.load(ctx, st.topic); err != nil {
-			return Actions{}, err
-		}
+	var cur *document
+	if len(localPatch) > 0 {
 		var e *Error
-		if cur, e = s.svc.apply(st.topic, prev, sections, ts, &b); e != nil {
+		if cur, e = s.svc.apply(st.topic, prev, localPatch, ts, &b); e != nil {
 			a.Failures = append(a.Failures, Failure{Thing: st.cfg.Thing, Shadow: st.cfg.Shadow, Code: e.Code, Message: e.Message})
 			cur = nil
 		}
 	}
-	var emptied []uint64
-	for seq, e := range changed {
-		if len(e.State) == 0 {
-			b.Delete(outboxKey(seq))
-			emptied = append(emptied, seq)
-		} else {
-			b.Put(outboxKey(seq), e.marshal())
+	var replaced []uint64
+	oldest := ts
+	for _, e := range s.outbox {
+		if e.Thing == st.cfg.Thing && e.Shadow == st.cfg.Shadow {
+			replaced = append(replaced, e.Seq)
+			oldest = min(oldest, e.Time)
+			b.Delete(outboxKey(e.Seq))
 		}
 	}
-	var fixEntry *outboxEntry
-	if len(fix) > 0 {
-		fixEntry = s.recordLocked(st.topic, fix, ts, &b)
+	var entry *outboxEntry
+	if len(cloudPatch) > 0 {
+		entry = s.newEntryLocked(st.topic, cloudPatch, oldest, &b)
 	}
 	oldVer, oldCloud := st.cloudVer, st.cloud
-	st.cloudVer, st.cloud = ver, next
+	st.cloudVer, st.cloud = ver, cloud
 	s.putCloud(st, &b)
 	if err := s.svc.store.Write(ctx, &b); err != nil {
 		st.cloudVer, st.cloud = oldVer, oldCloud
 		return Actions{}, fmt.Errorf("shadow sync: applying cloud version %d of %s: %w", ver, shadowID(st.topic), err)
 	}
-	s.commitLocked(fixEntry)
-	if fixEntry != nil {
-		a.add(s.pendingLocked())
-	}
-	s.outbox = slices.DeleteFunc(s.outbox, func(e *outboxEntry) bool { return slices.Contains(emptied, e.Seq) })
+	s.outbox = slices.DeleteFunc(s.outbox, func(e *outboxEntry) bool { return slices.Contains(replaced, e.Seq) })
+	s.commitLocked(entry)
 	if cur != nil {
-		a.Local = append(a.Local, updateResponses(st.topic, prev, cur, sections, false, "", ts)...)
+		a.Local = append(a.Local, updateResponses(st.topic, prev, cur, localPatch, false, "", ts)...)
+	}
+	if entry != nil {
+		a.add(s.pendingLocked())
 	}
 	return a, nil
 }
 
-// resolve applies the conflict rule to the cloud patch cp of one section
-// against the pending local changes of the same shadow (see Syncer).
-//
-// A losing local change that is already in flight may reach the cloud after
-// the cloud's own change; and a winning one may have reached it before. Either
-// way the cloud could end on the losing value, so for a conflict involving an
-// in-flight change the winning value is added to fix, which the caller sends
-// to the cloud once more as a new outbox entry.
-func (s *Syncer) resolve(st *syncState, section string, cp map[string]any, changed map[uint64]*outboxEntry, fix map[string]any, a *Actions) {
-	var mine []*outboxEntry
-	local := map[string]any{} // the pending local changes of this section, merged in order
-	for _, e := range s.outbox {
-		if e.Thing != st.cfg.Thing || e.Shadow != st.cfg.Shadow {
-			continue
-		}
-		if _, ok := e.State[section]; !ok {
-			continue
-		}
-		mine = append(mine, e)
-		p, _ := e.State[section].(map[string]any)
-		if p == nil { // the local change set the whole section to null
-			p = map[string]any{}
-			known, _ := st.cloud[section].(map[string]any)
-			for f := range known {
-				p[f] = nil
-			}
-		}
-		mergePatch(local, p)
-	}
-	if len(mine) == 0 {
-		return
-	}
-	var paths [][]string
-	leafPaths(local, nil, func(p []string, _ any) { paths = append(paths, p) })
-	leafPaths(cp, nil, func(p []string, _ any) { paths = append(paths, p) })
-	slices.SortFunc(paths, func(x, y []string) int { return slices.Compare(x, y) })
-	owner := st.cfg.owner(section)
-	for _, p := range paths {
-		lv, lcov := lookup(local, p)
-		cv, ccov := lookup(cp, p)
-		if !lcov || !ccov {
-			continue
-		}
-		if equal(lv, cv) {
-			// Our own change, already in the cloud: nothing to apply.
-			removeCovering(cp, p)
-			continue
-		}
-		c := Conflict{Thing: st.cfg.Thing, Shadow: st.cfg.Shadow, Section: section, Path: p, Winner: owner}
-		winner := lv
-		if owner == OwnerCloud {
-			winner = cv
-		}
-		for _, e := range mine {
-			if ep, _ := e.State[section].(map[string]any); ep != nil && e.inFlight {
-				if _, cov := lookup(ep, p); cov {
-					setPath(fix, p, clone(winner))
-					break
-				}
-			}
-		}
-		if owner == OwnerCloud {
-			c.Kept, c.Discarded = clone(cv), clone(lv)
-			removeCovering(local, p)
-			for _, e := range mine {
-				ep, _ := e.State[section].(map[string]any)
-				if ep == nil {
-					continue
-				}
-				if _, cov := lookup(ep, p); cov {
-					removeCovering(ep, p)
-					if len(ep) == 0 {
-						delete(e.State, section)
-					}
-					changed[e.Seq] = e
-				}
-			}
-		} else {
-			c.Kept, c.Discarded = clone(lv), clone(cv)
-			removeCovering(cp, p)
-		}
-		a.Conflicts = append(a.Conflicts, c)
-	}
+// inFlight reports whether an outbox entry of st is sent and unanswered.
+func (s *Syncer) inFlight(st *syncState) bool {
+	return slices.ContainsFunc(s.outbox, func(e *outboxEntry) bool {
+		return e.inFlight && e.Thing == st.cfg.Thing && e.Shadow == st.cfg.Shadow
+	})
 }
 
-// setPath sets path in patch p to v, creating the objects on the way.
-func setPath(p map[string]any, path []string, v any) {
-	for _, k := range path[:len(path)-1] {
-		m, ok := p[k].(map[string]any)
-		if !ok {
-			m = map[string]any{}
-			p[k] = m
-		}
-		p = m
+// afterFlight asks the cloud for st's shadow when a cloud change was put off
+// and nothing of st is in flight any more.
+func (s *Syncer) afterFlight(st *syncState) Actions {
+	if !st.dirty || st.cfg.Direction&Down == 0 || st.waitingGet || s.inFlight(st) || !s.online {
+		return Actions{}
 	}
-	p[path[len(path)-1]] = v
+	st.dirty = false
+	return Actions{Upstream: []Publish{s.getRequest(st)}}
+}
+
+// absent stands for a missing field in merge3 (a stored state holds no null).
+var absent any = new(struct{ missing bool })
+
+// sectionOf returns a section of a state, an empty object when it is absent
+// (a section left empty is removed), so that fields merge one by one.
+func sectionOf(state map[string]any, section string) map[string]any {
+	if m, ok := state[section].(map[string]any); ok {
+		return m
+	}
+	return map[string]any{}
+}
+
+func field(v any, k string) any {
+	if m, ok := v.(map[string]any); ok {
+		if f, ok := m[k]; ok {
+			return f
+		}
+	}
+	return absent
+}
+
+// present maps absent to nil (a deleted field) for a Conflict.
+func present(v any) any {
+	if v == absent {
+		return nil
+	}
+	return clone(v)
+}
+
+func same(a, b any) bool {
+	if a == absent || b == absent {
+		return a == b
+	}
+	return equal(a, b)
+}
+
+// merge3 merges local and cloud against their common base, field by field;
+// objects changed on both sides merge key by key, any other value changed on
+// both sides is a conflict won by owner (reported through conflict).
+func merge3(path []string, base, local, cloud any, owner Owner, conflict func(path []string, kept, lost any)) any {
+	switch {
+	case same(local, cloud):
+		return local
+	case same(local, base):
+		return cloud
+	case same(cloud, base):
+		return local
+	}
+	lm, lok := local.(map[string]any)
+	cm, cok := cloud.(map[string]any)
+	if lok && cok {
+		keys := make([]string, 0, len(lm)+len(cm))
+		for k := range lm {
+			keys = append(keys, k)
+		}
+		for k := range cm {
+			if _, dup := lm[k]; !dup {
+				keys = append(keys, k)
+			}
+		}
+		slices.Sort(keys)
+		out := make(map[string]any, len(keys))
+		for _, k := range keys {
+			p := append(path[:len(path):len(path)], k)
+			if r := merge3(p, field(base, k), field(lm, k), field(cm, k), owner, conflict); r != absent {
+				out[k] = r
+			}
+		}
+		return out
+	}
+	kept, lost := cloud, local
+	if owner == OwnerDevice {
+		kept, lost = local, cloud
+	}
+	conflict(path, kept, lost)
+	return kept
+}
+
+// sectionPatch is the update that turns section from into section to; an
+// empty section is an absent one. changed is false when they are equal.
+func sectionPatch(from, to map[string]any) (patch any, changed bool) {
+	switch {
+	case len(from) == 0 && len(to) == 0:
+		return nil, false
+	case len(to) == 0:
+		return nil, true // the section goes
+	case len(from) == 0:
+		return cloneMap(to), true
+	}
+	d := diff(from, to)
+	return d, d != nil
 }
 
 // mergePatch merges patch src into dst keeping nulls (a later change wins).
@@ -1025,27 +1049,6 @@ func mergeState(earlier, later map[string]any) (merged map[string]any, ok bool) 
 	return merged, true
 }
 
-// removeCovering removes from patch p the entry that writes path: the path
-// itself, or the leaf above it that replaces it. Objects left empty are pruned.
-func removeCovering(p map[string]any, path []string) {
-	if len(path) == 0 {
-		return
-	}
-	v, ok := p[path[0]]
-	if !ok {
-		return
-	}
-	m, isObj := v.(map[string]any)
-	if len(path) == 1 || !isObj || len(m) == 0 {
-		delete(p, path[0])
-		return
-	}
-	removeCovering(m, path[1:])
-	if len(m) == 0 {
-		delete(p, path[0])
-	}
-}
-
 // ack handles the cloud's acceptance of outbox entry PREFIX:SEQ.
 func (s *Syncer) ack(ctx context.Context, st *syncState, token string, ver int64) (Actions, error) {
 	a := Actions{Echoes: 1}
@@ -1086,9 +1089,10 @@ func (s *Syncer) ack(ctx context.Context, st *syncState, token string, ver int64
 		return Actions{}, fmt.Errorf("shadow sync: acknowledging outbox entry %d: %w", seq, err)
 	}
 	s.outbox = slices.Delete(s.outbox, i, i+1)
-	if gap && st.cfg.Direction&Down != 0 && !st.waitingGet {
-		a.Upstream = append(a.Upstream, s.getRequest(st))
+	if gap {
+		st.dirty = true
 	}
+	a.add(s.afterFlight(st))
 	return a, nil
 }
 
@@ -1109,7 +1113,7 @@ func (s *Syncer) rejected(ctx context.Context, st *syncState, token string, m ma
 	msg, _ := m["message"].(string)
 	if code < 400 || code >= 500 || code == 409 || code == 429 {
 		s.outbox[i].inFlight = false
-		return Actions{}, nil
+		return s.afterFlight(st), nil
 	}
 	var b Batch
 	b.Delete(outboxKey(seq))
@@ -1117,5 +1121,7 @@ func (s *Syncer) rejected(ctx context.Context, st *syncState, token string, m ma
 		return Actions{}, fmt.Errorf("shadow sync: dropping refused outbox entry %d: %w", seq, err)
 	}
 	s.outbox = slices.Delete(s.outbox, i, i+1)
-	return Actions{Failures: []Failure{{Thing: st.cfg.Thing, Shadow: st.cfg.Shadow, Seq: seq, Code: code, Message: msg}}}, nil
+	a := Actions{Failures: []Failure{{Thing: st.cfg.Thing, Shadow: st.cfg.Shadow, Seq: seq, Code: code, Message: msg}}}
+	a.add(s.afterFlight(st))
+	return a, nil
 }

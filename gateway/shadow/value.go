@@ -379,34 +379,3 @@ func diff(from, to map[string]any) map[string]any {
 	}
 	return p
 }
-
-// leafPaths calls fn for every leaf of the patch p (a value that is not a
-// non-empty object), with its path from the section root.
-func leafPaths(p map[string]any, prefix []string, fn func(path []string, v any)) {
-	for k, v := range p {
-		path := append(prefix[:len(prefix):len(prefix)], k)
-		if m, ok := v.(map[string]any); ok && len(m) > 0 {
-			leafPaths(m, path, fn)
-			continue
-		}
-		fn(path, v)
-	}
-}
-
-// lookup finds the value at path in the patch p. covered is true when the patch
-// writes that path or an ancestor of it (a leaf above the path replaces it).
-func lookup(p map[string]any, path []string) (v any, covered bool) {
-	cur := p
-	for i, k := range path {
-		v, ok := cur[k]
-		if !ok {
-			return nil, false
-		}
-		m, isObj := v.(map[string]any)
-		if i == len(path)-1 || !isObj || len(m) == 0 {
-			return v, true
-		}
-		cur = m
-	}
-	return nil, false
-}
