@@ -145,8 +145,8 @@ func FuzzSyncUpstream(f *testing.F) {
 		`{"previous":null,"current":{"state":{"desired":{"a":{"b":1}}},"version":2},"timestamp":1}`,
 		`{"state":{"desired":null},"version":1,"clientToken":"gw1:1"}`,
 		`{"code":413,"message":"x","clientToken":"gw1:1"}`,
-		`{"state":{"desired":{"x":1},"delta":{"x":1}},"version":5,"clientToken":"gw1:get"}`,
-		`{"code":404,"clientToken":"gw1:get"}`,
+		`{"state":{"desired":{"x":1},"delta":{"x":1}},"version":5,"clientToken":"gw1:get:1"}`,
+		`{"code":404,"clientToken":"gw1:get:1"}`,
 	} {
 		for _, k := range []string{"update/accepted", "update/documents", "update/rejected", "get/accepted", "get/rejected"} {
 			f.Add(k, []byte(s))

@@ -107,7 +107,7 @@ func (c SyncShadow) owner(section string) Owner {
 // SyncOptions configure a Syncer.
 type SyncOptions struct {
 	// TokenPrefix marks the clientToken of every request the gateway sends to
-	// the cloud ("PREFIX:SEQ", "PREFIX:get"), so that the cloud's answers to
+	// the cloud ("PREFIX:SEQ", "PREFIX:get:N"), so that the cloud's answers to
 	// them are recognised and never applied as cloud changes. Give each gateway
 	// its own (for example its client ID). 1 to 40 of [A-Za-z0-9_.-]; default
 	// "edgegw".
@@ -227,6 +227,7 @@ type Syncer struct {
 	outbox  []*outboxEntry // by seq
 	nextSeq uint64
 	online  bool
+	getSeq  uint64 // numbers /get requests; starts from the clock so restarts do not reuse one
 	wakeCh  chan struct{}
 }
 
@@ -238,6 +239,7 @@ type syncState struct {
 	waitingGet bool           // outbox held until the answer to our /get
 	fresh      bool           // never synced: no cloud state stored yet
 	dirty      bool           // a cloud change waits for our in-flight changes to land
+	getToken   string         // the clientToken of the /get waited for
 }
 
 type outboxEntry struct {
@@ -274,7 +276,8 @@ func NewSyncer(ctx context.Context, svc *Service, opts SyncOptions) (*Syncer, er
 	if !validTokenPrefix(prefix) {
 		return nil, fmt.Errorf("shadow sync: token prefix %q: want 1 to 40 of A-Z a-z 0-9 _ . -", prefix)
 	}
-	s := &Syncer{svc: svc, prefix: prefix, shadows: map[string]*syncState{}, wakeCh: make(chan struct{}, 1)}
+	s := &Syncer{svc: svc, prefix: prefix, shadows: map[string]*syncState{}, wakeCh: make(chan struct{}, 1),
+		getSeq: uint64(time.Now().UnixNano())}
 	for i, c := range opts.Shadows {
 		if !ValidThingName(c.Thing) {
 			return nil, fmt.Errorf("shadow sync: shadows[%d]: thing %q: want 1 to 128 of a-z A-Z 0-9 : _ -", i, c.Thing)
@@ -580,10 +583,15 @@ func (s *Syncer) Connected(ctx context.Context) (Actions, error) {
 	return a, nil
 }
 
+// getRequest asks the cloud for st's shadow. Each request has its own token
+// ("PREFIX:get:N"), so that only the answer to the latest one is taken: an
+// older answer, delivered late or twice, would take the shadow back in time.
 func (s *Syncer) getRequest(st *syncState) Publish {
 	st.waitingGet = true
+	s.getSeq++
+	st.getToken = s.prefix + ":get:" + strconv.FormatUint(s.getSeq, 10)
 	return Publish{Topic: st.topic.with(OpGet, KindRequest).String(),
-		Payload: encode(map[string]any{"clientToken": s.prefix + ":get"})}
+		Payload: encode(map[string]any{"clientToken": st.getToken})}
 }
 
 // Disconnected tells the Syncer the uplink is down: nothing is sent until
@@ -691,7 +699,7 @@ func (s *Syncer) Upstream(ctx context.Context, topic string, payload []byte) (Ac
 	case t.Op == OpUpdate && t.Kind == KindRejected && ours:
 		return s.rejected(ctx, st, token, m)
 
-	case t.Op == OpGet && t.Kind == KindAccepted && token == s.prefix+":get" && st.waitingGet:
+	case t.Op == OpGet && t.Kind == KindAccepted && st.waitingGet && token == st.getToken:
 		ver, err := cloudVersion(m, t.Kind)
 		if err != nil {
 			return Actions{}, fmt.Errorf("shadow sync: cloud message on %s: %w", topic, err)
@@ -713,7 +721,7 @@ func (s *Syncer) Upstream(ctx context.Context, topic string, payload []byte) (Ac
 		a.add(s.pendingLocked())
 		return a, nil
 
-	case t.Op == OpGet && t.Kind == KindRejected && token == s.prefix+":get" && st.waitingGet:
+	case t.Op == OpGet && t.Kind == KindRejected && st.waitingGet && token == st.getToken:
 		st.waitingGet = false
 		var a Actions
 		if code, _ := m["code"].(json.Number); code == "404" && !s.inFlight(st) {
@@ -1054,7 +1062,7 @@ func (s *Syncer) ack(ctx context.Context, st *syncState, token string, ver int64
 	a := Actions{Echoes: 1}
 	seq, err := strconv.ParseUint(strings.TrimPrefix(token, s.prefix+":"), 10, 64)
 	if err != nil {
-		return a, nil // our get token, or a token of an older format
+		return a, nil // not an outbox entry's token
 	}
 	i := slices.IndexFunc(s.outbox, func(e *outboxEntry) bool { return e.Seq == seq })
 	if i < 0 {

@@ -30,8 +30,9 @@ type rig struct {
 	online  bool
 	subs    []string
 	now     int64
-	queue   []shadow.Publish // sent by the gateway, not yet delivered to the cloud
-	paused  bool             // hold the queue (messages in flight)
+	history []shadow.Response // every cloud message delivered to the gateway
+	queue   []shadow.Publish  // sent by the gateway, not yet delivered to the cloud
+	paused  bool              // hold the queue (messages in flight)
 	pumping bool
 
 	upstream  []shadow.Publish  // every message the gateway sent to the cloud
@@ -112,6 +113,7 @@ func (r *rig) fromCloud(out []shadow.Response) {
 	}
 	for _, m := range out {
 		if slices.Contains(r.subs, m.Topic) {
+			r.history = append(r.history, m)
 			r.apply(r.sync.Upstream(r.ctx, m.Topic, m.Payload))
 		}
 	}
@@ -775,7 +777,8 @@ func TestParseDirectionAndOwner(t *testing.T) {
 }
 
 // TestSyncConverges drives random interleavings of device and cloud updates,
-// uplink drops, messages held in flight and gateway restarts, then reconnects
+// uplink drops, messages held in flight, cloud messages delivered again, and
+// gateway restarts, with every choice of owners, then reconnects
 // once more and checks that both sides hold the same state, and that no
 // exchange looped (rig.apply fails the test after 1,000 messages).
 func TestSyncConverges(t *testing.T) {
@@ -784,7 +787,9 @@ func TestSyncConverges(t *testing.T) {
 	conflicts, merges := 0, 0
 	for seed := range 500 {
 		rng := rand.New(rand.NewPCG(uint64(seed), 7))
-		r := newRig(t, shadow.SyncShadow{Thing: "lamp", Direction: shadow.Both})
+		owners := []shadow.Owner{shadow.OwnerDefault, shadow.OwnerCloud, shadow.OwnerDevice}
+		r := newRig(t, shadow.SyncShadow{Thing: "lamp", Direction: shadow.Both,
+			DesiredOwner: owners[rng.IntN(3)], ReportedOwner: owners[rng.IntN(3)]})
 		var script []string
 		update := func() string {
 			sec := []string{"desired", "reported"}[rng.IntN(2)]
@@ -795,7 +800,13 @@ func TestSyncConverges(t *testing.T) {
 			return `{"state":{"` + sec + `":{"` + k + `":` + values[rng.IntN(len(values))] + `}}}`
 		}
 		for range 40 {
-			switch op := rng.IntN(10); {
+			switch op := rng.IntN(11); {
+			case op == 10:
+				if r.online && len(r.history) > 0 {
+					m := r.history[rng.IntN(len(r.history))]
+					script = append(script, "redeliver "+m.Topic+" "+string(m.Payload))
+					r.apply(r.sync.Upstream(r.ctx, m.Topic, m.Payload))
+				}
 			case op < 4:
 				u := update()
 				script = append(script, "device "+u)
@@ -840,4 +851,26 @@ func TestSyncConverges(t *testing.T) {
 		t.Fatalf("%d conflicts and %d runs with cloud changes applied locally; want some of each", conflicts, merges)
 	}
 	t.Logf("%d conflicts resolved, %d runs applied cloud changes locally", conflicts, merges)
+}
+
+// TestSyncOldGetAnswerIgnored: an answer to an earlier /get, delivered again
+// while a newer /get is outstanding, must not take the shadow back in time.
+func TestSyncOldGetAnswerIgnored(t *testing.T) {
+	r := newRig(t, shadow.SyncShadow{Thing: "lamp", Direction: shadow.Both})
+	r.app(lampTopic+"/update", `{"state":{"desired":{"x":1}}}`)
+	r.connect()
+	old := r.history[len(r.history)-1] // the get/accepted with x=1
+	if !strings.HasSuffix(old.Topic, "/get/accepted") {
+		t.Fatalf("last cloud message on %s; want the get answer", old.Topic)
+	}
+	r.app(lampTopic+"/update", `{"state":{"desired":{"x":2}}}`)
+	r.disconnect()
+	r.paused = true
+	r.connect() // a new /get, held
+	r.apply(r.sync.Upstream(r.ctx, old.Topic, old.Payload))
+	wantState(t, "local", r.local, lampTopic, `{"desired":{"x":2}}`)
+	r.paused = false
+	r.pump()
+	wantState(t, "local", r.local, lampTopic, `{"desired":{"x":2}}`)
+	wantState(t, "cloud", r.cloud, lampTopic, `{"desired":{"x":2}}`)
 }
