@@ -874,3 +874,74 @@ func TestSyncOldGetAnswerIgnored(t *testing.T) {
 	wantState(t, "local", r.local, lampTopic, `{"desired":{"x":2}}`)
 	wantState(t, "cloud", r.cloud, lampTopic, `{"desired":{"x":2}}`)
 }
+
+// TestSyncTwoGatewaysOneCloudShadow: two gateways (their own token prefixes)
+// sync the same cloud shadow. A change from either reaches the other through
+// the cloud once, and nothing bounces between them.
+func TestSyncTwoGatewaysOneCloudShadow(t *testing.T) {
+	ctx := context.Background()
+	cloud := shadow.New(shadow.NewMemStore(), shadow.Options{})
+	type gw struct {
+		svc  *shadow.Service
+		sync *shadow.Syncer
+		subs []string
+	}
+	var gws []*gw
+	for _, prefix := range []string{"gwA", "gwB"} {
+		svc := shadow.New(shadow.NewMemStore(), shadow.Options{})
+		s, err := shadow.NewSyncer(ctx, svc, shadow.SyncOptions{TokenPrefix: prefix,
+			Shadows: []shadow.SyncShadow{{Thing: "lamp", Direction: shadow.Both}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		gws = append(gws, &gw{svc: svc, sync: s, subs: s.Subscriptions()})
+	}
+	sent := 0
+	var send func(p shadow.Publish)
+	deliver := func(out []shadow.Response) {
+		for _, m := range out {
+			for _, g := range gws {
+				if !slices.Contains(g.subs, m.Topic) {
+					continue
+				}
+				a, err := g.sync.Upstream(ctx, m.Topic, m.Payload)
+				if err != nil {
+					t.Fatalf("Upstream: %v", err)
+				}
+				for _, p := range a.Upstream {
+					send(p)
+				}
+			}
+		}
+	}
+	send = func(p shadow.Publish) {
+		if sent++; sent > 100 {
+			t.Fatalf("more than 100 messages to the cloud: a loop")
+		}
+		deliver(cloud.Handle(ctx, shadow.Request{Topic: p.Topic, Payload: p.Payload}))
+	}
+	for _, g := range gws {
+		a, err := g.sync.Connected(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range a.Upstream {
+			send(p)
+		}
+	}
+	gets := sent
+	for i, g := range gws {
+		g.svc.Handle(ctx, shadow.Request{Topic: lampTopic + "/update", Payload: []byte(`{"state":{"reported":{"g` + itoa(i) + `":1}}}`)})
+		for _, p := range g.sync.Pending(ctx).Upstream {
+			send(p)
+		}
+	}
+	if got := sent - gets; got != 2 {
+		t.Fatalf("messages to the cloud = %d; want 2 (one update per gateway)", got)
+	}
+	want := `{"reported":{"g0":1,"g1":1}}`
+	wantState(t, "cloud", cloud, lampTopic, want)
+	for i, g := range gws {
+		wantState(t, "gateway "+itoa(i), g.svc, lampTopic, want)
+	}
+}
