@@ -71,6 +71,20 @@
 //
 // See Syncer: the outbox, the conflict rule and why an update cannot echo.
 //
+// # Wiring (for the broker and the bridge)
+//
+// The broker passes each authorized PUBLISH whose topic Match()es to Handle,
+// after its durable-queue and retain decisions (a shadow request is answered,
+// not stored or forwarded upstream), and publishes the returned responses
+// locally, not retained. A Store write error comes back as a 500 rejection,
+// logged. The bridge owns one Syncer: it subscribes upstream to
+// Subscriptions, calls Connected after the SUBACK and Disconnected when the
+// session drops, feeds every message of those topics to Upstream, calls
+// Pending when Wake fires and every few seconds, publishes Actions.Upstream
+// upstream (QoS 1, in order) and Actions.Local on the local broker, and
+// counts and audits Conflicts and Failures. A bridge route must not also
+// forward the $aws/things/... topics of a synced shadow.
+//
 // # Imports
 //
 // This package is a leaf room: it imports only the standard library. It must not
