@@ -73,10 +73,9 @@
 //
 // # Wiring (for the broker and the bridge)
 //
-// The broker passes each authorized PUBLISH whose topic Match()es to Handle,
-// after its durable-queue and retain decisions (a shadow request is answered,
-// not stored or forwarded upstream), and publishes the returned responses
-// locally, not retained. A Store write error comes back as a 500 rejection,
+// The broker passes each authorized PUBLISH whose topic Match()es to Handle
+// (a shadow request is answered here: it is not retained and not queued for
+// the upstream) and publishes the returned responses locally, not retained. A Store write error comes back as a 500 rejection,
 // logged. The bridge owns one Syncer: it subscribes upstream to
 // Subscriptions, calls Connected after the SUBACK and Disconnected when the
 // session drops, feeds every message of those topics to Upstream, calls
