@@ -534,6 +534,20 @@ func TestSyncDirections(t *testing.T) {
 			t.Fatalf("outbox = %d; want 0", n)
 		}
 	})
+	t.Run("down only: the cloud wins a field both changed", func(t *testing.T) {
+		r := newRig(t, shadow.SyncShadow{Thing: "lamp", Direction: shadow.Down, ReportedOwner: shadow.OwnerDevice})
+		r.connect()
+		r.app(lampTopic+"/update", `{"state":{"reported":{"temp":1}}}`)
+		r.disconnect()
+		r.device(lampTopic+"/update", `{"state":{"reported":{"temp":20,"fw":"2"}}}`)
+		r.app(lampTopic+"/update", `{"state":{"reported":{"temp":99}}}`)
+		r.connect()
+		wantState(t, "local", r.local, lampTopic, `{"reported":{"temp":99,"fw":"2"}}`)
+		wantState(t, "cloud", r.cloud, lampTopic, `{"reported":{"temp":99}}`)
+		if len(r.conflicts) != 1 || r.conflicts[0].Winner != shadow.OwnerCloud {
+			t.Fatalf("conflicts = %+v; want one won by the cloud", r.conflicts)
+		}
+	})
 	t.Run("shadows not configured are not synced", func(t *testing.T) {
 		r := newRig(t, shadow.SyncShadow{Thing: "lamp", Shadow: "cfg", Direction: shadow.Both})
 		r.connect()
