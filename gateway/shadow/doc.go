@@ -57,7 +57,8 @@
 // Authorization: the broker checks iot:Publish on the request topic and
 // iot:Subscribe / iot:Receive on the response topics as for any topic, and may
 // also check PermissionFor (iot:GetThingShadow, iot:UpdateThingShadow or
-// iot:DeleteThingShadow on thing/THING).
+// iot:DeleteThingShadow on thing/THING, or thing/THING/SHADOW for a named
+// shadow).
 //
 // # Persistence
 //

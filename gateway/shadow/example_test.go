@@ -19,7 +19,7 @@ func ExampleService_Handle() {
 		Time:    at,
 	}
 	if thing, name, op, ok := shadow.Match(req.Topic); ok {
-		fmt.Printf("authorize %+v (thing %s, shadow %q)\n", shadow.PermissionFor(op, thing), thing, name)
+		fmt.Printf("authorize %+v (thing %s, shadow %q)\n", shadow.PermissionFor(op, thing, name), thing, name)
 	}
 	for _, r := range svc.Handle(context.Background(), req) {
 		fmt.Println(r.Topic, string(r.Payload))

@@ -190,19 +190,23 @@ func allNameChars(s string, dollar bool) bool {
 
 // Permission is the AWS IoT policy action and resource a shadow request needs,
 // for the caller's authorizer: the broker evaluates it against the client's
-// policies before it calls Handle. Resource is relative ("thing/NAME"); the
-// authorizer adds the arn:aws:iot:REGION:ACCOUNT: prefix if it matches full ARNs.
+// policies before it calls Handle. Resource is relative: "thing/THING" for the
+// classic shadow, "thing/THING/SHADOW" for a named one (AWS IoT Core action
+// resources: https://docs.aws.amazon.com/iot/latest/developerguide/iot-action-resources.html);
+// the authorizer adds the arn:aws:iot:REGION:ACCOUNT: prefix if it matches
+// full ARNs.
 //
 // AWS checks these actions for the REST API and the console; over MQTT it checks
 // iot:Publish on the request topic and iot:Subscribe/iot:Receive on the response
 // topics (device-shadow-mqtt, "Example policy"). edgegw's broker checks both.
 type Permission struct {
 	Action   string // iot:GetThingShadow, iot:UpdateThingShadow or iot:DeleteThingShadow
-	Resource string // thing/THING
+	Resource string // thing/THING or thing/THING/SHADOW
 }
 
-// PermissionFor returns what a request of op on thing's shadows needs.
-func PermissionFor(op Op, thing string) Permission {
+// PermissionFor returns what a request of op on a shadow needs; shadowName is
+// "" for the classic shadow.
+func PermissionFor(op Op, thing, shadowName string) Permission {
 	var a string
 	switch op {
 	case OpGet:
@@ -212,5 +216,9 @@ func PermissionFor(op Op, thing string) Permission {
 	case OpDelete:
 		a = "iot:DeleteThingShadow"
 	}
-	return Permission{Action: a, Resource: "thing/" + thing}
+	r := "thing/" + thing
+	if shadowName != "" {
+		r += "/" + shadowName
+	}
+	return Permission{Action: a, Resource: r}
 }

@@ -120,18 +120,22 @@ func TestNames(t *testing.T) {
 	}
 }
 
+// TestPermissionFor checks the resources of AWS IoT Core's action resources
+// table: thing/THING, and thing/THING/SHADOW for a named shadow.
 func TestPermissionFor(t *testing.T) {
 	tests := []struct {
-		op   shadow.Op
-		want shadow.Permission
+		op     shadow.Op
+		shadow string
+		want   shadow.Permission
 	}{
-		{shadow.OpGet, shadow.Permission{Action: "iot:GetThingShadow", Resource: "thing/lamp"}},
-		{shadow.OpUpdate, shadow.Permission{Action: "iot:UpdateThingShadow", Resource: "thing/lamp"}},
-		{shadow.OpDelete, shadow.Permission{Action: "iot:DeleteThingShadow", Resource: "thing/lamp"}},
+		{shadow.OpGet, "", shadow.Permission{Action: "iot:GetThingShadow", Resource: "thing/lamp"}},
+		{shadow.OpUpdate, "", shadow.Permission{Action: "iot:UpdateThingShadow", Resource: "thing/lamp"}},
+		{shadow.OpDelete, "", shadow.Permission{Action: "iot:DeleteThingShadow", Resource: "thing/lamp"}},
+		{shadow.OpUpdate, "cfg", shadow.Permission{Action: "iot:UpdateThingShadow", Resource: "thing/lamp/cfg"}},
 	}
 	for _, tt := range tests {
-		if got := shadow.PermissionFor(tt.op, "lamp"); got != tt.want {
-			t.Errorf("PermissionFor(%v, lamp) = %+v; want %+v", tt.op, got, tt.want)
+		if got := shadow.PermissionFor(tt.op, "lamp", tt.shadow); got != tt.want {
+			t.Errorf("PermissionFor(%v, lamp, %q) = %+v; want %+v", tt.op, tt.shadow, got, tt.want)
 		}
 	}
 }
