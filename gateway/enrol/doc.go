@@ -19,7 +19,8 @@
 //     is revoked by Sweep, as AWS deletes it.
 //   - a device certificate of this CA (renewal): the CSR's CN must be the caller's thing; the new
 //     certificate is active at once beside the old one, which is revoked with reason superseded
-//     when the new one first connects (Connected) or after the grace period (Sweep).
+//     by the first Sweep after the new one connected (Connected) or after the grace period.
+//     Sweep revokes everything due in one CRL, so 2,000 renewals are not 2,000 CRLs.
 //
 // A certificateOwnershipToken is 256 random bits, bound to the issued certificate and to the
 // connection that asked for it (certificate serial and client ID), single use, valid for

@@ -230,7 +230,8 @@ func TestRegisterThingRefusals(t *testing.T) {
 }
 
 // Renewal: a device with its own certificate gets a new one for the same thing; both are active
-// (pki list shows both) until the new one connects, then the old one is revoked as superseded.
+// (pki list shows both) until the new one connects, then the next Sweep revokes the old one as
+// superseded.
 func TestRenewalRevokesOldAfterConnected(t *testing.T) {
 	s := newSite(t, Config{})
 	dev, err := pki.Issue(context.Background(), s.pki, "", pki.IssueRequest{Thing: "sensor-0001", Type: "temperature"})
@@ -267,9 +268,19 @@ func TestRenewalRevokesOldAfterConnected(t *testing.T) {
 		t.Errorf("thingName = %q", rr.ThingName)
 	}
 
-	s.svc = s.open() // the renewal survives a restart
 	if err := s.svc.Connected(context.Background(), strings.ToUpper(ns)); err != nil {
 		t.Fatal(err)
+	}
+	if e := s.entry(old.Serial); e.Status != pki.StatusActive {
+		t.Fatalf("old certificate is %s before the sweep; want active", e.Status)
+	}
+	s.svc = s.open() // the connected renewal survives a restart
+	res, err := s.svc.Sweep(context.Background(), s.clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Superseded) != 1 || res.Superseded[0] != old.Serial {
+		t.Fatalf("Sweep = %+v; want %s superseded", res, old.Serial)
 	}
 	if e := s.entry(old.Serial); e.Status != pki.StatusRevoked || e.Reason != "superseded" {
 		t.Errorf("old certificate = %s (%s) after the new one connected; want revoked (superseded)", e.Status, e.Reason)
@@ -469,4 +480,48 @@ func FuzzParseRequests(f *testing.F) {
 			t.Fatalf("accepted a RegisterThing request %+v", r)
 		}
 	})
+}
+
+// A device that asked twice (it lost the first answer) and connects with the second
+// certificate: the old one and the unused first answer are both revoked as superseded, in one
+// sweep with another device's renewal.
+func TestRenewalAskedTwice(t *testing.T) {
+	s := newSite(t, Config{})
+	ctx := context.Background()
+	res, err := pki.Issue(ctx, s.pki, "", pki.IssueRequest{Thing: "sensor-0003"}, pki.IssueRequest{Thing: "sensor-0004"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := res.Bundles[0], res.Bundles[1]
+	ca := Caller{ClientID: a.Thing, ThingName: a.Thing, Serial: a.Serial}
+	cb := Caller{ClientID: b.Thing, ThingName: b.Thing, Serial: b.Serial}
+	first := pki.SerialHex(parseCert(t, s.enrolCSR(a.Thing, ca).CertificatePem).SerialNumber)
+	second := pki.SerialHex(parseCert(t, s.enrolCSR(a.Thing, ca).CertificatePem).SerialNumber)
+	bNew := pki.SerialHex(parseCert(t, s.enrolCSR(b.Thing, cb).CertificatePem).SerialNumber)
+	for _, sn := range []string{second, bNew} {
+		if err := s.svc.Connected(ctx, sn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before, _ := pki.LoadCRL(filepath.Join(s.pki.Dir, pki.CRLFile), filepath.Join(s.pki.Dir, pki.CACertFile))
+	sw, err := s.svc.Sweep(ctx, s.clock.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(sw.Superseded) != 2 || len(sw.Unused) != 1 || sw.Unused[0] != first {
+		t.Fatalf("Sweep = %+v; want 2 superseded and %s unused", sw, first)
+	}
+	after, _ := pki.LoadCRL(filepath.Join(s.pki.Dir, pki.CRLFile), filepath.Join(s.pki.Dir, pki.CACertFile))
+	if n := after.Number.Int64() - before.Number.Int64(); n != 1 {
+		t.Errorf("the sweep signed %d CRLs; want 1", n)
+	}
+	want := map[string]pki.Status{a.Serial: pki.StatusRevoked, first: pki.StatusRevoked, second: pki.StatusActive, b.Serial: pki.StatusRevoked, bNew: pki.StatusActive}
+	for sn, st := range want {
+		if e := s.entry(sn); e.Status != st {
+			t.Errorf("%s (%s) is %s; want %s", sn, e.Thing, e.Status, st)
+		}
+	}
+	if sw, _ := s.svc.Sweep(ctx, s.clock.Now()); len(sw.Superseded) != 0 {
+		t.Errorf("a second sweep revoked %v again", sw.Superseded)
+	}
 }

@@ -239,3 +239,23 @@ func (s *site) claimOr(c Caller) Caller {
 	}
 	return c
 }
+
+func mustUnmarshal(t testing.TB, b []byte, v any) {
+	t.Helper()
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func parseCertB(t testing.TB, p string) *x509.Certificate {
+	t.Helper()
+	blk, _ := pem.Decode([]byte(p))
+	if blk == nil {
+		t.Fatalf("no PEM certificate in %q", p)
+	}
+	c, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/edgegw/edgegw/gateway/pki"
@@ -70,6 +71,9 @@ type Service struct {
 	st      state
 	byNew   map[string]int // renewal's new serial -> index in st.Renewals
 	buckets map[string]*bucket
+	// renewing is byNew's key set, read without mu: Connected runs on every CONNECT and must
+	// not wait behind a request (a CA write, a pre-provisioning hook).
+	renewing atomic.Pointer[map[string]struct{}]
 }
 
 // New validates the configuration and loads the state file from the PKI directory.
@@ -100,9 +104,12 @@ func New(o Options) (*Service, error) {
 
 func (s *Service) reindex() {
 	s.byNew = make(map[string]int, len(s.st.Renewals))
+	set := make(map[string]struct{}, len(s.st.Renewals))
 	for i, r := range s.st.Renewals {
 		s.byNew[r.New] = i
+		set[r.New] = struct{}{}
 	}
+	s.renewing.Store(&set)
 }
 
 func (s *Service) template(name string) *Template {
@@ -201,7 +208,7 @@ func (s *Service) createFromCSR(ctx context.Context, r Request) ([]byte, error) 
 	}
 	cn := csr.Subject.CommonName
 	ir := pki.IssueRequest{Thing: cn, CSR: []byte(req.CertificateSigningRequest), Days: s.o.Config.Days}
-	var old *pki.Entry
+	renewing := false
 	if r.Caller.Claim {
 		if err := pki.ValidThing(cn); err != nil {
 			return nil, reject(400, CodeInvalidCSR, "CSR refused: its subject CN must be the thing name: %v", err)
@@ -214,14 +221,7 @@ func (s *Service) createFromCSR(ctx context.Context, r Request) ([]byte, error) 
 		if cn != r.Caller.ThingName {
 			return nil, reject(400, CodeInvalidCSR, "CSR refused: its subject CN is %q but this certificate's thing is %q; a renewal keeps the thing name", cn, r.Caller.ThingName)
 		}
-		old, err = s.activeEntry(r.Caller.Serial)
-		if err != nil {
-			return nil, err
-		}
-		if old.Thing != r.Caller.ThingName {
-			return nil, reject(403, CodeAccessDenied, "certificate %s belongs to %q, not %q", old.Serial, old.Thing, r.Caller.ThingName)
-		}
-		ir.Overlap, ir.Type = true, old.Type
+		ir.Overlap, ir.RenewSerial, renewing = true, r.Caller.Serial, true
 	}
 	res, err := pki.Issue(ctx, s.o.PKI, "", ir)
 	switch {
@@ -229,6 +229,8 @@ func (s *Service) createFromCSR(ctx context.Context, r Request) ([]byte, error) 
 		return nil, reject(400, CodeInvalidCSR, "%v", err)
 	case errors.Is(err, pki.ErrThingActive):
 		return nil, reject(409, CodeConflict, "thing %q already has an active certificate: it renews with its own certificate, or its certificate is revoked first", cn)
+	case errors.Is(err, pki.ErrNotRenewable):
+		return nil, reject(403, CodeAccessDenied, "certificate %s cannot renew itself: only an active device certificate of this site's CA can (enrol by claim instead)", r.Caller.Serial)
 	case err != nil:
 		return nil, fmt.Errorf("signing the CSR for %q: %w", cn, err)
 	}
@@ -239,11 +241,11 @@ func (s *Service) createFromCSR(ctx context.Context, r Request) ([]byte, error) 
 	}
 	id := certificateID(b.Cert.Raw)
 	rec := tokenRec{Hash: tokenHash(tok), CertificateID: id, Serial: b.Serial, Thing: cn, CallerSerial: r.Caller.Serial,
-		ClientID: r.Caller.ClientID, Renewal: !r.Caller.Claim, Expires: now.Add(s.o.Config.TokenTTL), CertPEM: string(b.CertPEM)}
+		ClientID: r.Caller.ClientID, Renewal: renewing, Expires: now.Add(s.o.Config.TokenTTL), CertPEM: string(b.CertPEM)}
 	next := s.st
 	next.Tokens = append(slices.Clone(s.st.Tokens), rec)
-	if old != nil {
-		next.Renewals = append(slices.Clone(s.st.Renewals), renewal{Old: old.Serial, New: b.Serial, Thing: cn, Deadline: now.Add(s.o.Config.RenewalGrace)})
+	if renewing {
+		next.Renewals = append(slices.Clone(s.st.Renewals), renewal{Old: b.Renews, New: b.Serial, Thing: cn, Deadline: now.Add(s.o.Config.RenewalGrace)})
 	}
 	if err := next.save(s.statePath); err != nil {
 		// The certificate exists but no token does: take it back so it cannot be used.
@@ -255,7 +257,7 @@ func (s *Service) createFromCSR(ctx context.Context, r Request) ([]byte, error) 
 	s.st = next
 	s.reindex()
 	kind := "claim"
-	if old != nil {
+	if renewing {
 		kind = "renewal"
 	}
 	s.log.Info("certificate issued from CSR", "device", cn, "serial", b.Serial, "by", kind, "caller_serial", r.Caller.Serial)
@@ -270,26 +272,6 @@ func caCert(chain []byte) []byte {
 		return nil
 	}
 	return append(chain[:i:i], "-----END CERTIFICATE-----\n"...)
-}
-
-// activeEntry finds the caller's certificate in issued.json; it must be an active device
-// certificate (a renewal is done with the certificate being renewed).
-func (s *Service) activeEntry(serial string) (*pki.Entry, error) {
-	entries, err := pki.List(s.o.PKI)
-	if err != nil {
-		return nil, err
-	}
-	for i := range entries {
-		e := &entries[i]
-		if !strings.EqualFold(e.Serial, serial) {
-			continue
-		}
-		if e.Kind != pki.KindDevice || e.Status != pki.StatusActive {
-			return nil, reject(403, CodeAccessDenied, "certificate %s is a %s certificate in state %s: only an active device certificate can renew itself", e.Serial, e.Kind, e.Status)
-		}
-		return e, nil
-	}
-	return nil, reject(403, CodeAccessDenied, "certificate %s was not issued by this site's CA registry; enrol the device by claim instead", serial)
 }
 
 func newToken() (string, error) {
@@ -422,39 +404,31 @@ func (t *Template) parameters(in map[string]string, tok tokenRec) (map[string]st
 }
 
 // Connected is called by the broker when a client certificate with serial has connected and
-// passed authorization. When serial is the new certificate of a renewal, the old certificate
-// (and any other certificate issued for the same renewal) is revoked with reason superseded.
-// For every other serial it returns at once.
-func (s *Service) Connected(ctx context.Context, serial string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// passed authorization. When serial is the new certificate of a renewal, the renewal is marked
+// done (in enrol.json) and the next Sweep revokes the old certificate, and any other
+// certificate issued for the same renewal that was never used, with reason superseded: one CRL
+// for every renewal since the last Sweep, instead of one per device. For every other serial it
+// returns at once, without taking the Service's lock.
+func (s *Service) Connected(_ context.Context, serial string) error {
 	serial = strings.ToLower(serial)
-	i, ok := s.byNew[serial]
-	if !ok {
+	if _, ok := (*s.renewing.Load())[serial]; !ok {
 		return nil
 	}
-	old, thing := s.st.Renewals[i].Old, s.st.Renewals[i].Thing
-	revoke := []string{old}
-	var keep []renewal
-	for _, r := range s.st.Renewals {
-		switch {
-		case r.Old != old:
-			keep = append(keep, r)
-		case r.New != serial:
-			revoke = append(revoke, r.New) // an earlier answer the device never used
-		}
-	}
-	if err := s.revoke(ctx, revoke); err != nil {
-		return fmt.Errorf("revoking %s after its renewal %s connected: %w", old, serial, err)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	i, ok := s.byNew[serial]
+	if !ok || s.st.Renewals[i].Connected {
+		return nil
 	}
 	next := s.st
-	next.Renewals = keep
+	next.Renewals = slices.Clone(s.st.Renewals)
+	next.Renewals[i].Connected = true
 	if err := next.save(s.statePath); err != nil {
-		return err
+		return fmt.Errorf("recording that renewal %s connected: %w", serial, err)
 	}
 	s.st = next
 	s.reindex()
-	s.log.Info("renewed certificate in use; old one revoked", "device", thing, "serial", serial, "revoked", revoke)
+	s.log.Info("renewed certificate in use; the old one is revoked at the next sweep", "device", next.Renewals[i].Thing, "serial", serial, "old", next.Renewals[i].Old)
 	return nil
 }
 
@@ -469,15 +443,23 @@ func (s *Service) revoke(ctx context.Context, serials []string) error {
 
 // SweepResult says what Sweep did.
 type SweepResult struct {
-	Superseded    []string // old certificates revoked after the grace period
-	Abandoned     []string // pending certificates whose token expired unused (revoked)
+	// Superseded are old certificates revoked (reason superseded) because their renewal
+	// connected or its grace period ended; Unused are certificates of a renewal that another
+	// certificate of the same renewal won (the device asked twice), revoked the same way.
+	Superseded []string
+	Unused     []string
+	// Abandoned are pending certificates whose ownership token expired unused (revoked,
+	// reason cessationOfOperation).
+	Abandoned     []string
 	ExpiredTokens int
 }
 
-// Sweep ends what has run out at now: renewals past their grace period (the old certificate
-// is revoked as superseded, the new one stays), ownership tokens past their expiry (a pending
-// claim certificate that was never registered is revoked, as AWS deletes it), and rate-limit
-// buckets that have refilled. Call it periodically (every minute is plenty).
+// Sweep finishes what is due at now, in one CRL: renewals whose new certificate connected
+// (see Connected) or whose grace period ended (the old certificate is revoked as superseded;
+// the new one stays), ownership tokens past their expiry (a pending claim certificate that was
+// never registered is revoked, as AWS deletes it), and rate-limit buckets that have refilled.
+// The broker calls it every few seconds: that is how long an old certificate outlives the
+// connection of its successor.
 func (s *Service) Sweep(ctx context.Context, now time.Time) (*SweepResult, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -493,13 +475,30 @@ func (s *Service) Sweep(ctx context.Context, now time.Time) (*SweepResult, error
 			res.Abandoned = append(res.Abandoned, t.Serial)
 		}
 	}
+	groups := map[string][]renewal{} // by old serial, in order
+	var olds []string
 	for _, r := range s.st.Renewals {
-		if now.Before(r.Deadline) {
-			next.Renewals = append(next.Renewals, r)
-			continue
+		if groups[r.Old] == nil {
+			olds = append(olds, r.Old)
 		}
-		if !slices.Contains(res.Superseded, r.Old) {
-			res.Superseded = append(res.Superseded, r.Old)
+		groups[r.Old] = append(groups[r.Old], r)
+	}
+	for _, old := range olds {
+		g := groups[old]
+		connected := slices.ContainsFunc(g, func(r renewal) bool { return r.Connected })
+		expired := slices.ContainsFunc(g, func(r renewal) bool { return !now.Before(r.Deadline) })
+		switch {
+		case connected:
+			res.Superseded = append(res.Superseded, old)
+			for _, r := range g {
+				if !r.Connected {
+					res.Unused = append(res.Unused, r.New)
+				}
+			}
+		case expired:
+			res.Superseded = append(res.Superseded, old)
+		default:
+			next.Renewals = append(next.Renewals, g...)
 		}
 	}
 	if len(res.Abandoned) > 0 {
@@ -510,8 +509,8 @@ func (s *Service) Sweep(ctx context.Context, now time.Time) (*SweepResult, error
 		}
 	}
 	if len(res.Superseded) > 0 {
-		if err := s.revoke(ctx, res.Superseded); err != nil {
-			return nil, fmt.Errorf("revoking renewed certificates after the grace period: %w", err)
+		if err := s.revoke(ctx, append(slices.Clone(res.Superseded), res.Unused...)); err != nil {
+			return nil, fmt.Errorf("revoking renewed certificates: %w", err)
 		}
 	}
 	if res.ExpiredTokens > 0 || len(res.Superseded) > 0 {
@@ -527,7 +526,7 @@ func (s *Service) Sweep(ctx context.Context, now time.Time) (*SweepResult, error
 		}
 	}
 	if len(res.Superseded)+len(res.Abandoned) > 0 {
-		s.log.Info("enrolment sweep", "superseded", len(res.Superseded), "abandoned", len(res.Abandoned), "expired_tokens", res.ExpiredTokens)
+		s.log.Info("enrolment sweep", "superseded", len(res.Superseded), "unused", len(res.Unused), "abandoned", len(res.Abandoned), "expired_tokens", res.ExpiredTokens)
 	}
 	return res, nil
 }

@@ -39,6 +39,8 @@ type renewal struct {
 	New      string    `json:"new"`
 	Thing    string    `json:"thing"`
 	Deadline time.Time `json:"deadline"`
+	// Connected: the new certificate has connected; the next Sweep revokes Old.
+	Connected bool `json:"connected,omitempty"`
 }
 
 func loadState(path string) (state, error) {

@@ -41,8 +41,11 @@ type IssueRequest struct {
 	Pending bool
 	// Overlap issues a new certificate while the thing's active one stays active (renewal
 	// with a grace period): the new entry's Renews names the old serial. Revoke the old one
-	// (reason superseded) once the new one is in use.
+	// (reason superseded) once the new one is in use. The registry is left alone.
 	Overlap bool
+	// RenewSerial, with Overlap, is the certificate being renewed: it must be an active device
+	// certificate of Thing (else ErrNotRenewable) and becomes the new entry's Renews.
+	RenewSerial string
 }
 
 // Bundle is one issued certificate.
@@ -113,7 +116,16 @@ func Issue(ctx context.Context, o Options, outDir string, reqs ...IssueRequest) 
 	for i, r := range reqs {
 		b := Bundle{Thing: r.Thing, CAPEM: c.chain}
 		renews := ""
-		if idx := active[r.Thing]; len(idx) > 0 && r.Overlap {
+		if r.Overlap && r.RenewSerial != "" {
+			j := c.find(r.RenewSerial)
+			if j < 0 || c.st.Certs[j].Thing != r.Thing || c.st.Certs[j].Kind != KindDevice || c.st.Certs[j].Status != StatusActive {
+				return nil, fmt.Errorf("%w: %s is not an active device certificate of %q", ErrNotRenewable, r.RenewSerial, r.Thing)
+			}
+			renews = c.st.Certs[j].Serial
+			if r.Type == "" {
+				r.Type = c.st.Certs[j].Type
+			}
+		} else if idx := active[r.Thing]; len(idx) > 0 && r.Overlap {
 			renews = c.st.Certs[idx[len(idx)-1]].Serial
 		} else if len(idx) > 0 {
 			if !r.Renew {
@@ -177,7 +189,7 @@ func Issue(ctx context.Context, o Options, outDir string, reqs ...IssueRequest) 
 			NotBefore: tmpl.NotBefore, NotAfter: tmpl.NotAfter, Status: status, Renews: renews,
 		})
 		b.Renews = renews
-		if !r.Pending {
+		if !r.Pending && !r.Overlap {
 			ups = append(ups, ThingUpdate{Name: r.Thing, Type: r.Type, Attributes: maps.Clone(r.Attributes), Policies: r.Policies})
 		}
 		res.Bundles = append(res.Bundles, b)

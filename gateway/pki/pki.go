@@ -53,6 +53,7 @@ var (
 	ErrAlreadyRevoked = errors.New("already revoked")
 	ErrBadThing       = errors.New("invalid thing name")
 	ErrNotPending     = errors.New("certificate is not pending activation")
+	ErrNotRenewable   = errors.New("certificate cannot be renewed")
 )
 
 // Key is a private key wherever it lives; hw.Key satisfies it.
