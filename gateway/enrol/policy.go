@@ -24,16 +24,20 @@ type statement struct {
 
 const arnPrefix = "arn:aws:iot:*:*:"
 
-// provisioningTopics are the request and response topics of the API for templates.
-func provisioningTopics(templates []string) (requests, responses []string) {
+// provisioningTopics are the request and response topics of the API for templates, and the
+// response filters a device may subscribe to: each response topic, and request + "/+" (one
+// subscription for both answers, as mosquitto_rr -e makes; Receive still allows only the
+// accepted and rejected topics).
+func provisioningTopics(templates []string) (requests, responses, filters []string) {
 	requests = []string{TopicCreateFromCSR}
 	for _, t := range templates {
 		requests = append(requests, ProvisionTopic(t))
 	}
 	for _, r := range requests {
 		responses = append(responses, r+SuffixAccepted, r+SuffixRejected)
+		filters = append(filters, r+SuffixAccepted, r+SuffixRejected, r+"/+")
 	}
-	return requests, responses
+	return requests, responses, filters
 }
 
 func prefixed(kind string, names []string) []string {
@@ -52,12 +56,12 @@ func prefixed(kind string, names []string) []string {
 // CreateKeysAndCertificate, no other topic. The broker still delivers a response only to the
 // connection that asked, so a claim shared by a batch never sees another device's token.
 func ClaimPolicy(templates ...string) []byte {
-	req, resp := provisioningTopics(templates)
+	req, resp, filters := provisioningTopics(templates)
 	cn := "${iot:Certificate.Subject.CommonName}"
 	doc := policyDoc{Version: "2012-10-17", Statement: []statement{
 		{Sid: "ConnectAsTheClaim", Effect: "Allow", Action: []string{"iot:Connect"}, Resource: prefixed("client", []string{cn, cn + "-*"})},
 		{Sid: "PublishRequests", Effect: "Allow", Action: []string{"iot:Publish"}, Resource: prefixed("topic", req)},
-		{Sid: "SubscribeResponses", Effect: "Allow", Action: []string{"iot:Subscribe"}, Resource: prefixed("topicfilter", resp)},
+		{Sid: "SubscribeResponses", Effect: "Allow", Action: []string{"iot:Subscribe"}, Resource: prefixed("topicfilter", filters)},
 		{Sid: "ReceiveResponses", Effect: "Allow", Action: []string{"iot:Receive"}, Resource: prefixed("topic", resp)},
 	}}
 	b, _ := json.MarshalIndent(doc, "", "  ")
@@ -69,10 +73,10 @@ func ClaimPolicy(templates ...string) []byte {
 // after it), subscribe to and receive the responses. Attach it beside the device's own policy;
 // it grants nothing else (no Connect: the device's own policy decides that).
 func RenewPolicy(templates ...string) []byte {
-	req, resp := provisioningTopics(templates)
+	req, resp, filters := provisioningTopics(templates)
 	doc := policyDoc{Version: "2012-10-17", Statement: []statement{
 		{Sid: "PublishRenewal", Effect: "Allow", Action: []string{"iot:Publish"}, Resource: prefixed("topic", req)},
-		{Sid: "SubscribeResponses", Effect: "Allow", Action: []string{"iot:Subscribe"}, Resource: prefixed("topicfilter", resp)},
+		{Sid: "SubscribeResponses", Effect: "Allow", Action: []string{"iot:Subscribe"}, Resource: prefixed("topicfilter", filters)},
 		{Sid: "ReceiveResponses", Effect: "Allow", Action: []string{"iot:Receive"}, Resource: prefixed("topic", resp)},
 	}}
 	b, _ := json.MarshalIndent(doc, "", "  ")

@@ -57,7 +57,9 @@ things:
 		{"claim", claim, authz.Publish, "sensors/temp", false},
 		{"claim", claim, authz.Subscribe, TopicCreateFromCSR + SuffixAccepted, true},
 		{"claim", claim, authz.Subscribe, prov + SuffixRejected, true},
-		{"claim", claim, authz.Subscribe, "$aws/certificates/create-from-csr/json/+", false},
+		{"claim", claim, authz.Subscribe, "$aws/certificates/create-from-csr/json/+", true}, // Receive still decides
+		{"claim", claim, authz.Subscribe, "$aws/certificates/create-from-csr/#", false},
+		{"claim", claim, authz.Receive, TopicCreateFromCSR + "/other", false},
 		{"claim", claim, authz.Subscribe, "#", false},
 		{"claim", claim, authz.Receive, TopicCreateFromCSR + SuffixAccepted, true},
 		{"claim", claim, authz.Receive, prov + SuffixAccepted, true},
