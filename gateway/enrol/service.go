@@ -261,17 +261,7 @@ func (s *Service) createFromCSR(ctx context.Context, r Request) ([]byte, error) 
 		kind = "renewal"
 	}
 	s.log.Info("certificate issued from CSR", "device", cn, "serial", b.Serial, "by", kind, "caller_serial", r.Caller.Serial)
-	return marshal(CreateCertificateFromCSRResponse{CertificateID: id, CertificatePem: string(b.CertPEM) + string(caCert(b.CAPEM)), CertificateOwnershipToken: tok}), nil
-}
-
-// caCert returns the first certificate of the CA chain (the issuer of the new certificate),
-// so a device can present the chain if it must.
-func caCert(chain []byte) []byte {
-	i := strings.Index(string(chain), "-----END CERTIFICATE-----")
-	if i < 0 {
-		return nil
-	}
-	return append(chain[:i:i], "-----END CERTIFICATE-----\n"...)
+	return marshal(CreateCertificateFromCSRResponse{CertificateID: id, CertificatePem: string(b.CertPEM), CertificateOwnershipToken: tok}), nil
 }
 
 func newToken() (string, error) {
