@@ -26,8 +26,7 @@ const arnPrefix = "arn:aws:iot:*:*:"
 
 // provisioningTopics are the request and response topics of the API for templates, and the
 // response filters a device may subscribe to: each response topic, and request + "/+" (one
-// subscription for both answers, as mosquitto_rr -e makes; Receive still allows only the
-// accepted and rejected topics).
+// subscription for both answers; Receive still allows only the accepted and rejected topics).
 func provisioningTopics(templates []string) (requests, responses, filters []string) {
 	requests = []string{TopicCreateFromCSR}
 	for _, t := range templates {
