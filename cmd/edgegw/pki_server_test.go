@@ -200,3 +200,28 @@ func TestPKIClaimAndList(t *testing.T) {
 		t.Errorf("pki list:\n%s", table)
 	}
 }
+
+// A LAN listener key in a PKCS#11 token (SoftHSM2): same as the TPM, through the pkcs11: URI.
+func TestPKIServerPKCS11Key(t *testing.T) {
+	conf, dir, _ := pkiSite(t)
+	mustRun(t, "pki", "init", "-c", conf, "--host", "gw.local")
+	h := hwtest.StartSoftHSM(t, "gw")
+	uri := h.URI("lan")
+	mustRun(t, "key", "create", "--key", uri)
+	certFile := filepath.Join(t.TempDir(), "lan.crt")
+	out := mustRun(t, "pki", "server", "-c", conf, "--key", uri, "--host", "gw.local", "--out", certFile)
+	if strings.Contains(out, h.PIN) {
+		t.Error("the output shows the token PIN")
+	}
+	if err := verify(t, dir, certFile); err != nil {
+		t.Fatalf("openssl verify: %v", err)
+	}
+	key, err := hw.Open(context.Background(), uri)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer key.Close()
+	if !publicEqual(readChain(t, certFile)[0].PublicKey, key.Public()) {
+		t.Fatal("the certificate is not for the token's key")
+	}
+}
