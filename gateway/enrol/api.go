@@ -161,11 +161,12 @@ func marshal(v any) []byte {
 	return b
 }
 
-// rejectedResponse turns err into the /rejected response for request topic.
-func rejectedResponse(topic string, err error) Response {
+// rejectedResponse turns err into the /rejected response for request topic. An error that is
+// no *RejectError is answered as InternalFailure without its text (the log has it).
+func rejectedResponse(topic string, err error) (Response, *RejectError) {
 	var re *RejectError
 	if !errors.As(err, &re) {
 		re = reject(500, CodeInternal, "the gateway could not complete the request; its log says why")
 	}
-	return Response{Topic: topic + SuffixRejected, Payload: marshal(ErrorResponse{StatusCode: re.Status, ErrorCode: re.Code, ErrorMessage: re.Message})}
+	return Response{Topic: topic + SuffixRejected, Payload: marshal(ErrorResponse{StatusCode: re.Status, ErrorCode: re.Code, ErrorMessage: re.Message})}, re
 }

@@ -78,6 +78,9 @@ func TestClaimEnrolment(t *testing.T) {
 	before := s.snapshot()
 	rejected(t, s.call(prov, reg, s.claim), prov, 400, CodeInvalidToken)
 	s.unchanged(before)
+	if got, want := strings.Join(s.kinds(), " "), "enrol_issued: enrol_registered: enrol_refused:"+CodeInvalidToken; got != want {
+		t.Errorf("events = %s; want %s", got, want)
+	}
 }
 
 // A token expires after Config.TokenTTL (AWS: one hour, pageFleetAPI); the pending
@@ -520,6 +523,9 @@ func TestRenewalAskedTwice(t *testing.T) {
 		if e := s.entry(sn); e.Status != st {
 			t.Errorf("%s (%s) is %s; want %s", sn, e.Thing, e.Status, st)
 		}
+	}
+	if k := s.kinds(); len(k) != 6 || k[3] != EventSuperseded+":" || k[5] != EventSuperseded+":" {
+		t.Errorf("events = %v; want 3 issued, then 3 superseded", k)
 	}
 	if sw, _ := s.svc.Sweep(ctx, s.clock.Now()); len(sw.Superseded) != 0 {
 		t.Errorf("a second sweep revoked %v again", sw.Superseded)

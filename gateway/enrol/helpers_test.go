@@ -49,6 +49,21 @@ type site struct {
 	svc   *Service
 	cfg   Config
 	claim Caller
+
+	evMu   sync.Mutex
+	events []Event
+}
+
+// kinds lists the kinds of the events so far, and forgets them.
+func (s *site) kinds() []string {
+	s.evMu.Lock()
+	defer s.evMu.Unlock()
+	var k []string
+	for _, e := range s.events {
+		k = append(k, e.Kind+":"+e.Code)
+	}
+	s.events = nil
+	return k
 }
 
 func sensorsTemplate() Template {
@@ -88,7 +103,11 @@ func newSite(t *testing.T, cfg Config) *site {
 // open starts a Service on the site (again: a restart).
 func (s *site) open() *Service {
 	s.t.Helper()
-	svc, err := New(Options{PKI: s.pki, Config: s.cfg, Now: s.clock.Now})
+	svc, err := New(Options{PKI: s.pki, Config: s.cfg, Now: s.clock.Now, OnEvent: func(e Event) {
+		s.evMu.Lock()
+		s.events = append(s.events, e)
+		s.evMu.Unlock()
+	}})
 	if err != nil {
 		s.t.Fatalf("New: %v", err)
 	}

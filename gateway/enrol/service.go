@@ -57,6 +57,36 @@ type Options struct {
 	Config Config      // validated by New
 	Logger *slog.Logger
 	Now    func() time.Time // default time.Now
+	// OnEvent, when set, is called for every outcome the audit log and metrics want (after
+	// the state is written; never with a token or payload). It must not block.
+	OnEvent func(Event)
+}
+
+// Event kinds.
+const (
+	EventIssued     = "enrol_issued"     // a certificate was signed from a CSR (claim or renewal)
+	EventRegistered = "enrol_registered" // RegisterThing activated a thing (or confirmed a renewal)
+	EventRefused    = "enrol_refused"    // a request was rejected; Code says why
+	EventSuperseded = "enrol_superseded" // Sweep revoked a renewed (or unused) certificate
+	EventAbandoned  = "enrol_abandoned"  // Sweep revoked a pending certificate whose token expired
+)
+
+// Event is one enrolment outcome, for the audit log and metrics.
+type Event struct {
+	Kind     string
+	Device   string // thing name (the claim's name for a refused claim request)
+	ClientID string
+	Serial   string // the certificate concerned (issued, registered or revoked)
+	Caller   string // serial of the calling certificate, for requests
+	Renewal  bool
+	Code     string // errorCode of a refusal
+	Reason   string // errorMessage of a refusal
+}
+
+func (s *Service) emit(e Event) {
+	if s.o.OnEvent != nil {
+		s.o.OnEvent(e)
+	}
 }
 
 // Service answers the device provisioning MQTT API. It does no MQTT I/O: the broker hands it
@@ -170,7 +200,9 @@ func (s *Service) Handle(ctx context.Context, r Request) []Response {
 		} else {
 			log.Error("enrolment request failed", "err", err)
 		}
-		return []Response{rejectedResponse(r.Topic, err)}
+		resp, re := rejectedResponse(r.Topic, err)
+		s.emit(Event{Kind: EventRefused, Device: r.Caller.ThingName, ClientID: r.Caller.ClientID, Caller: r.Caller.Serial, Code: re.Code, Reason: re.Message})
+		return []Response{resp}
 	}
 	return []Response{{Topic: r.Topic + SuffixAccepted, Payload: payload}}
 }
@@ -261,6 +293,7 @@ func (s *Service) createFromCSR(ctx context.Context, r Request) ([]byte, error) 
 		kind = "renewal"
 	}
 	s.log.Info("certificate issued from CSR", "device", cn, "serial", b.Serial, "by", kind, "caller_serial", r.Caller.Serial)
+	s.emit(Event{Kind: EventIssued, Device: cn, ClientID: r.Caller.ClientID, Serial: b.Serial, Caller: r.Caller.Serial, Renewal: renewing})
 	return marshal(CreateCertificateFromCSRResponse{CertificateID: id, CertificatePem: string(b.CertPEM), CertificateOwnershipToken: tok}), nil
 }
 
@@ -358,6 +391,7 @@ func (s *Service) registerThing(ctx context.Context, r Request, name string) ([]
 	}
 	s.st = next
 	s.log.Info("thing registered", "device", thing, "serial", tok.Serial, "template", t.Name, "renewal", tok.Renewal)
+	s.emit(Event{Kind: EventRegistered, Device: thing, ClientID: r.Caller.ClientID, Serial: tok.Serial, Caller: r.Caller.Serial, Renewal: tok.Renewal})
 	cfg := t.DeviceConfiguration
 	if cfg == nil {
 		cfg = map[string]string{}
@@ -514,6 +548,12 @@ func (s *Service) Sweep(ctx context.Context, now time.Time) (*SweepResult, error
 		if b.full(now, s.o.Config.RateLimit) {
 			delete(s.buckets, k)
 		}
+	}
+	for _, sn := range append(slices.Clone(res.Superseded), res.Unused...) {
+		s.emit(Event{Kind: EventSuperseded, Serial: sn, Renewal: true})
+	}
+	for _, sn := range res.Abandoned {
+		s.emit(Event{Kind: EventAbandoned, Serial: sn})
 	}
 	if len(res.Superseded)+len(res.Abandoned) > 0 {
 		s.log.Info("enrolment sweep", "superseded", len(res.Superseded), "unused", len(res.Unused), "abandoned", len(res.Abandoned), "expired_tokens", res.ExpiredTokens)
