@@ -8,8 +8,8 @@ import (
 	"strings"
 )
 
-// Request topics of AWS IoT's device provisioning MQTT API (JSON payload format), and the
-// suffixes of their responses.
+// Request topics of AWS IoT's device provisioning MQTT API, JSON payload format (each has a
+// /cbor twin carrying the same documents in CBOR), and the suffixes of their responses.
 const (
 	TopicCreateFromCSR = "$aws/certificates/create-from-csr/json"
 	TopicCreateKeys    = "$aws/certificates/create/json"
@@ -22,12 +22,27 @@ const (
 // Filters are the MQTT topic filters of every request the Service answers. The broker
 // intercepts a PUBLISH whose topic matches one of them (after the publish policy allowed it)
 // and hands it to Handle instead of routing it.
-var Filters = []string{TopicCreateFromCSR, TopicCreateKeys, provisionPrefix + "+" + provisionSuffix}
+var Filters = []string{
+	TopicCreateFromCSR, TopicCreateKeys, provisionPrefix + "+" + provisionSuffix,
+	CBOR(TopicCreateFromCSR), CBOR(TopicCreateKeys), CBOR(provisionPrefix + "+" + provisionSuffix),
+}
 
-// ProvisionTopic is the RegisterThing request topic of template.
+// CBOR returns the /cbor twin of a /json request topic.
+func CBOR(topic string) string { return strings.TrimSuffix(topic, "/json") + "/cbor" }
+
+// ProvisionTopic is the RegisterThing request topic of template (JSON).
 func ProvisionTopic(template string) string { return provisionPrefix + template + provisionSuffix }
 
-// templateOf returns the template name of a RegisterThing topic.
+// asJSON returns the /json request topic for a /json or /cbor request topic, and whether it
+// was /cbor.
+func asJSON(topic string) (string, bool) {
+	if base, ok := strings.CutSuffix(topic, "/cbor"); ok {
+		return base + "/json", true
+	}
+	return topic, false
+}
+
+// templateOf returns the template name of a RegisterThing topic (/json).
 func templateOf(topic string) (string, bool) {
 	rest, ok := strings.CutPrefix(topic, provisionPrefix)
 	if !ok {
@@ -40,8 +55,9 @@ func templateOf(topic string) (string, bool) {
 	return name, true
 }
 
-// Handles reports whether topic is a request topic the Service answers.
+// Handles reports whether topic is a request topic the Service answers (/json or /cbor).
 func Handles(topic string) bool {
+	topic, _ = asJSON(topic)
 	if topic == TopicCreateFromCSR || topic == TopicCreateKeys {
 		return true
 	}

@@ -7,8 +7,8 @@
 //	$aws/provisioning-templates/<template>/provision/json       RegisterThing
 //
 // each answered on the request topic + "/accepted" or + "/rejected" (statusCode, errorCode,
-// errorMessage; the codes are the Code* constants). Only the JSON payload format is served:
-// the /cbor topics are not intercepted, and the claim policy does not allow them.
+// errorMessage; the codes are the Code* constants). Each topic has a /cbor twin (…/cbor,
+// …/cbor/accepted) carrying the same documents in CBOR (RFC 8949; the subset is in cbor.go).
 //
 // Two kinds of callers:
 //   - a claim certificate (`edgegw pki claim`, SAN URI urn:edgegw:claim:<name>): its CSR's CN

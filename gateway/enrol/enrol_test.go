@@ -370,12 +370,12 @@ func TestPreProvisioningHook(t *testing.T) {
 		{"refuses", script("deny.sh", `cat >/dev/null; echo '{"allowProvisioning": false}'`), false, ""},
 		{"says nothing", script("silent.sh", `cat >/dev/null`), false, ""},
 		{"fails", script("fail.sh", `echo '{"allowProvisioning": true}'; exit 3`), false, ""},
-		{"too slow", script("slow.sh", `sleep 5; echo '{"allowProvisioning": true}'`), false, ""},
+		{"too slow", script("slow.sh", `sleep 30; echo '{"allowProvisioning": true}'`), false, ""},
 		{"bad override", script("badover.sh", `cat >/dev/null; echo '{"allowProvisioning": true, "parameterOverrides": {"Floor": "a b"}}'`), false, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tmpl := sensorsTemplate()
-			tmpl.PreProvisioningHook = &Hook{Command: tc.cmd, Timeout: 300 * time.Millisecond}
+			tmpl.PreProvisioningHook = &Hook{Command: tc.cmd, Timeout: 2 * time.Second} // generous: the machine is shared
 			s := newSite(t, Config{Templates: []Template{tmpl}})
 			cr := s.enrolCSR("sensor-00AB", Caller{})
 			prov := ProvisionTopic("sensors")
@@ -415,7 +415,7 @@ func TestPreProvisioningHook(t *testing.T) {
 
 func TestHandlesOnlyItsTopics(t *testing.T) {
 	s := newSite(t, Config{})
-	for _, topic := range []string{"a/b", "$aws/certificates/create-from-csr/cbor", "$aws/provisioning-templates/x/provision/cbor", "$aws/provisioning-templates//provision/json", TopicCreateFromCSR + SuffixAccepted} {
+	for _, topic := range []string{"a/b", "$aws/certificates/create-from-csr/xml", "$aws/provisioning-templates/x/provision", "$aws/provisioning-templates//provision/json", TopicCreateFromCSR + SuffixAccepted, CBOR(TopicCreateFromCSR) + SuffixAccepted} {
 		if Handles(topic) {
 			t.Errorf("Handles(%q) = true; want false", topic)
 		}
@@ -423,7 +423,7 @@ func TestHandlesOnlyItsTopics(t *testing.T) {
 			t.Errorf("Handle(%q) = %v; want nil", topic, rs)
 		}
 	}
-	for _, topic := range []string{TopicCreateFromCSR, TopicCreateKeys, ProvisionTopic("sensors")} {
+	for _, topic := range []string{TopicCreateFromCSR, TopicCreateKeys, ProvisionTopic("sensors"), CBOR(TopicCreateFromCSR), CBOR(TopicCreateKeys), CBOR(ProvisionTopic("sensors"))} {
 		if !Handles(topic) {
 			t.Errorf("Handles(%q) = false; want true", topic)
 		}

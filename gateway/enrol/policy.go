@@ -28,9 +28,9 @@ const arnPrefix = "arn:aws:iot:*:*:"
 // response filters a device may subscribe to: each response topic, and request + "/+" (one
 // subscription for both answers; Receive still allows only the accepted and rejected topics).
 func provisioningTopics(templates []string) (requests, responses, filters []string) {
-	requests = []string{TopicCreateFromCSR}
+	requests = []string{TopicCreateFromCSR, CBOR(TopicCreateFromCSR)}
 	for _, t := range templates {
-		requests = append(requests, ProvisionTopic(t))
+		requests = append(requests, ProvisionTopic(t), CBOR(ProvisionTopic(t)))
 	}
 	for _, r := range requests {
 		responses = append(responses, r+SuffixAccepted, r+SuffixRejected)
@@ -51,7 +51,7 @@ func prefixed(kind string, names []string) []string {
 // connect with a client ID that is the claim's name or starts with it and "-" (claim-batch7-
 // 0042: a leaked claim cannot take over a sensor's session), publish only the requests
 // (CreateCertificateFromCsr and RegisterThing of templates), subscribe to and receive only
-// their accepted/rejected responses. Nothing else: not the /cbor variants, not
+// their accepted/rejected responses, in JSON or CBOR. Nothing else: not
 // CreateKeysAndCertificate, no other topic. The broker still delivers a response only to the
 // connection that asked, so a claim shared by a batch never sees another device's token.
 func ClaimPolicy(templates ...string) []byte {

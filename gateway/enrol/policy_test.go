@@ -53,7 +53,9 @@ things:
 		{"claim", claim, authz.Publish, ProvisionTopic("other"), false},
 		{"claim", claim, authz.Publish, TopicCreateFromCSR + SuffixAccepted, false}, // no forged answers
 		{"claim", claim, authz.Publish, TopicCreateKeys, false},
-		{"claim", claim, authz.Publish, "$aws/certificates/create-from-csr/cbor", false},
+		{"claim", claim, authz.Publish, CBOR(TopicCreateFromCSR), true},
+		{"claim", claim, authz.Publish, CBOR(TopicCreateKeys), false},
+		{"claim", claim, authz.Receive, CBOR(prov) + SuffixAccepted, true},
 		{"claim", claim, authz.Publish, "sensors/temp", false},
 		{"claim", claim, authz.Subscribe, TopicCreateFromCSR + SuffixAccepted, true},
 		{"claim", claim, authz.Subscribe, prov + SuffixRejected, true},

@@ -176,35 +176,51 @@ func tokenHash(tok string) string {
 // Handle answers one request with its accepted or rejected response. It returns nil for a
 // topic that is not a request topic (Handles is false).
 func (s *Service) Handle(ctx context.Context, r Request) []Response {
+	if !Handles(r.Topic) {
+		return nil
+	}
+	reqTopic := r.Topic
+	topic, isCBOR := asJSON(r.Topic)
 	var (
 		payload []byte
 		err     error
 	)
+	if isCBOR {
+		if r.Payload, err = cborToJSON(r.Payload); err != nil {
+			err = reject(400, CodeInvalidPayload, "%v", err)
+		}
+	}
+	r.Topic = topic
 	switch {
-	case r.Topic == TopicCreateFromCSR:
+	case err != nil:
+	case topic == TopicCreateFromCSR:
 		payload, err = s.createFromCSR(ctx, r)
-	case r.Topic == TopicCreateKeys:
+	case topic == TopicCreateKeys:
 		err = reject(400, CodeNotSupported, "CreateKeysAndCertificate is not offered: this gateway never makes a device's private key, so it never travels over MQTT; make a key and CSR on the device and publish to %s", TopicCreateFromCSR)
 	default:
-		name, ok := templateOf(r.Topic)
-		if !ok {
-			return nil
-		}
+		name, _ := templateOf(topic)
 		payload, err = s.registerThing(ctx, r, name)
 	}
-	log := s.log.With("topic", r.Topic, "device", r.Caller.ThingName, "client_id", r.Caller.ClientID, "serial", r.Caller.Serial)
+	out := Response{Topic: reqTopic + SuffixAccepted, Payload: payload}
 	if err != nil {
+		log := s.log.With("topic", reqTopic, "device", r.Caller.ThingName, "client_id", r.Caller.ClientID, "serial", r.Caller.Serial)
 		var re *RejectError
 		if errors.As(err, &re) && re.Status < 500 {
 			log.Warn("enrolment request refused", "err", err)
 		} else {
 			log.Error("enrolment request failed", "err", err)
 		}
-		resp, re := rejectedResponse(r.Topic, err)
+		out, re = rejectedResponse(reqTopic, err)
 		s.emit(Event{Kind: EventRefused, Device: r.Caller.ThingName, ClientID: r.Caller.ClientID, Caller: r.Caller.Serial, Code: re.Code, Reason: re.Message})
-		return []Response{resp}
 	}
-	return []Response{{Topic: r.Topic + SuffixAccepted, Payload: payload}}
+	if isCBOR {
+		b, cerr := jsonToCBOR(out.Payload)
+		if cerr != nil {
+			panic(cerr) // our own documents: objects of strings and integers
+		}
+		out.Payload = b
+	}
+	return []Response{out}
 }
 
 // allow spends one token of the caller's bucket.
