@@ -64,8 +64,10 @@ func (h *enrolHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packe
 // CSR made by openssl and gets its certificate and token, then registers the thing with the
 // template's parameters; the registry gets the thing with the template's type, attributes and
 // policy. The sensor then connects to the real edgegw daemon with its new certificate and
-// publishes under its own policy. The MQTT hop of enrolment goes through a mochi broker with a
-// stand-in hook until edgegw's broker wires enrol.Service in.
+// publishes under its own policy. Then it renews over MQTT with its own certificate; once the
+// new certificate has connected, the sweep revokes the old one and the gateway refuses it. The
+// MQTT hop of enrolment goes through a mochi broker with a stand-in hook (and the test calls
+// Connected) until edgegw's broker wires enrol.Service in.
 func TestE2EEnrolByClaim(t *testing.T) {
 	openssl := needTool(t, "openssl", "openssl")
 	rr := needTool(t, "mosquitto_rr", "mosquitto-clients")
@@ -143,11 +145,17 @@ audit: {file: %[1]s/audit.log}
 		t.Fatalf("openssl req: %v\n%s", err, out)
 	}
 	csrPEM, _ := os.ReadFile(csr)
+	var requestAs func(id [3]string, topic, answer string, payload any) map[string]any
+	claimID := [3]string{filepath.Join(claimDir, "batch7.crt"), filepath.Join(claimDir, "batch7.key"), "batch7-0042"}
 	request := func(topic, answer string, payload any) map[string]any {
+		t.Helper()
+		return requestAs(claimID, topic, answer, payload)
+	}
+	requestAs = func(id [3]string, topic, answer string, payload any) map[string]any {
 		t.Helper()
 		b, _ := json.Marshal(payload)
 		out, err := exec.CommandContext(ctx, rr, "-h", "127.0.0.1", "-p", enrolPort, "--cafile", filepath.Join(claimDir, "ca.crt"),
-			"--cert", filepath.Join(claimDir, "batch7.crt"), "--key", filepath.Join(claimDir, "batch7.key"), "-i", "batch7-0042",
+			"--cert", id[0], "--key", id[1], "-i", id[2],
 			"-t", topic, "-e", topic+answer, "-m", string(b), "-W", "20", "-N").Output()
 		if err != nil {
 			var stderr []byte
@@ -217,14 +225,15 @@ audit: {file: %[1]s/audit.log}
 		}
 	})
 	gatewaytest.WaitListening(t, addr, 15*time.Second)
-	pub := func(topic string) error {
+	pubAs := func(crt, key, topic string) error {
 		out, err := exec.CommandContext(ctx, mosqPub, "-h", "127.0.0.1", "-p", port, "--cafile", filepath.Join(pkiDir, "ca.crt"),
-			"--cert", crtFile, "--key", key, "-i", "sensor-00AB", "-t", topic, "-m", "21.5", "-q", "1", "-V", "mqttv311").CombinedOutput()
+			"--cert", crt, "--key", key, "-i", "sensor-00AB", "-t", topic, "-m", "21.5", "-q", "1", "-V", "mqttv311").CombinedOutput()
 		if err != nil {
 			return fmt.Errorf("%v: %s", err, out)
 		}
 		return nil
 	}
+	pub := func(topic string) error { return pubAs(crtFile, key, topic) }
 	if err := pub("sensors/sensor-00AB/temp"); err != nil {
 		t.Fatalf("the enrolled sensor publishing to its own topic: %v", err)
 	}
@@ -254,5 +263,59 @@ audit: {file: %[1]s/audit.log}
 	}
 	if len(connects) != 2 || len(denies) != 1 || denies[0] != "topic/sensors/sensor-0001/temp" {
 		t.Errorf("audit for sensor-00AB: %d connects, denies %v; want 2 connects and only sensors/sensor-0001/temp denied:\n%s", len(connects), denies, audit)
+	}
+
+	// Renewal over MQTT with the sensor's own certificate: a new key and CSR, create-from-csr
+	// authenticated by the current certificate; both work until the new one connects, then the
+	// sweep revokes the old one (reason superseded) and the gateway refuses it.
+	newKey, newCSR := filepath.Join(dev, "sensor2.key"), filepath.Join(dev, "sensor2.csr")
+	if out, err := exec.CommandContext(ctx, openssl, "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+		"-keyout", newKey, "-out", newCSR, "-subj", "/CN=sensor-00AB").CombinedOutput(); err != nil {
+		t.Fatalf("openssl req: %v\n%s", err, out)
+	}
+	newCSRPEM, _ := os.ReadFile(newCSR)
+	m = requestAs([3]string{crtFile, key, "sensor-00AB"}, enrol.TopicCreateFromCSR, enrol.SuffixAccepted, map[string]string{"certificateSigningRequest": string(newCSRPEM)})
+	renewed, _ := m["certificatePem"].(string)
+	if renewed == "" {
+		t.Fatalf("renewal answered %v", m)
+	}
+	newCrt := filepath.Join(dev, "sensor2.crt")
+	if err := os.WriteFile(newCrt, []byte(renewed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := pubAs(crtFile, key, "sensors/sensor-00AB/temp"); err != nil {
+		t.Fatalf("the old certificate before the new one connected: %v", err)
+	}
+	if err := pubAs(newCrt, newKey, "sensors/sensor-00AB/temp"); err != nil {
+		t.Fatalf("the renewed certificate: %v", err)
+	}
+	// What the broker wiring does: Connected for the serial that connected, Sweep periodically.
+	newSerial := readChain(t, newCrt)[0].SerialNumber
+	if err := svc.Connected(ctx, pki.SerialHex(newSerial)); err != nil {
+		t.Fatal(err)
+	}
+	sw, err := svc.Sweep(ctx, time.Now())
+	if err != nil || len(sw.Superseded) != 1 {
+		t.Fatalf("Sweep = %+v, %v; want the old certificate superseded", sw, err)
+	}
+	var oldErr error
+	for i := 0; i < 50; i++ { // the daemon reloads crl.pem within its poll interval
+		if oldErr = pubAs(crtFile, key, "sensors/sensor-00AB/temp"); oldErr != nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if oldErr == nil {
+		t.Error("the gateway still accepts the renewed-away certificate")
+	}
+	if err := pubAs(newCrt, newKey, "sensors/sensor-00AB/temp"); err != nil {
+		t.Fatalf("the renewed certificate after the sweep: %v", err)
+	}
+	crl, err := pki.LoadCRL(filepath.Join(pkiDir, pki.CRLFile), filepath.Join(pkiDir, pki.CACertFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, ok := crl.Reason(readChain(t, crtFile)[0].SerialNumber); !ok || code != pki.Reasons["superseded"] {
+		t.Errorf("CRL reason of the old certificate = %d, %v; want superseded", code, ok)
 	}
 }
