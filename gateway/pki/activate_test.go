@@ -77,6 +77,20 @@ func TestOverlapAndRevokeSerials(t *testing.T) {
 	if active != 2 {
 		t.Fatalf("%d active certificates for dev1 after an overlapping renewal; want 2", active)
 	}
+	claim := issueOne(t, o, "", IssueRequest{Thing: "claimA", Kind: KindClaim})
+	for _, tc := range []struct{ name, thing, serial string }{
+		{"another thing's certificate", "dev2", old.Serial},
+		{"a claim certificate", "claimA", claim.Serial},
+		{"an unknown serial", "dev1", "0123456789abcdef0123"},
+	} {
+		before := snapshot(t, o.Dir, o.Devices)
+		if _, err := Issue(ctx, o, "", IssueRequest{Thing: tc.thing, Overlap: true, RenewSerial: tc.serial}); !errors.Is(err, ErrNotRenewable) {
+			t.Errorf("%s: renewing = %v; want ErrNotRenewable", tc.name, err)
+		}
+		if after := snapshot(t, o.Dir, o.Devices); !mapsEqual(before, after) {
+			t.Errorf("%s: a refused renewal wrote files", tc.name)
+		}
+	}
 	if _, err := RevokeSerials(ctx, o, []string{old.Serial, "0123456789abcdef"}, "superseded"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("RevokeSerials with an unknown serial = %v; want ErrNotFound", err)
 	}
