@@ -32,6 +32,20 @@
 // the requesting connection only. Certificates and the registry are written through
 // gateway/pki (Issue, Activate, RevokeSerials), the same code `edgegw pki sign` uses.
 //
+// Broker wiring (what the broker does with a Service):
+//   - after the publish policy allowed a PUBLISH whose topic matches one of Filters, hand it to
+//     Handle (with the QoS 1 PUBACK as usual) and do not route it to subscribers;
+//   - Caller: ClientID, ThingName (from the verified certificate, as for policies), Claim =
+//     IsClaimCert(leaf), Serial = pki.SerialHex(leaf.SerialNumber), Cert = leaf, Source;
+//   - publish each Response (QoS 0 or the request's QoS, not retained) to the requesting
+//     client only, never through the topic tree: a response carries an ownership token;
+//   - call Connected(serial) after every successful CONNECT of a certificate (cheap and
+//     lock-free unless the serial is a renewal's), and Sweep(now) every few seconds;
+//   - OnEvent feeds the audit log and metrics.
+//
+// Tokens are bound to the certificate serial and client ID, not to one TCP connection, so a
+// client that reconnects between the two calls (mosquitto_rr does) still registers.
+//
 // Package enrol may import gateway/pki, gateway/authz and hw from this module only; it must not
 // import mochi, badger, prometheus, paho, gateway, store or bridge.
 package enrol
