@@ -23,7 +23,7 @@
 //     Sweep revokes everything due in one CRL, so 2,000 renewals are not 2,000 CRLs.
 //
 // A certificateOwnershipToken is 256 random bits, bound to the issued certificate and to the
-// connection that asked for it (certificate serial and client ID), single use, valid for
+// client that asked for it (certificate serial and client ID), single use, valid for
 // Config.TokenTTL (1 h, as AWS). Only its SHA-256 is stored, in the PKI directory's enrol.json,
 // with the renewals waiting for Connected, so both survive a restart. Every request spends a
 // token of the calling certificate's bucket (Config.RateLimit).
