@@ -531,3 +531,31 @@ func TestRenewalAskedTwice(t *testing.T) {
 		t.Errorf("a second sweep revoked %v again", sw.Superseded)
 	}
 }
+
+// Connected never waits for a request in progress: the mark is kept for the next Sweep.
+func TestConnectedDoesNotBlock(t *testing.T) {
+	s := newSite(t, Config{})
+	ctx := context.Background()
+	dev, err := pki.Issue(ctx, s.pki, "", pki.IssueRequest{Thing: "sensor-0005"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := dev.Bundles[0]
+	ns := pki.SerialHex(parseCert(t, s.enrolCSR(old.Thing, Caller{ClientID: old.Thing, ThingName: old.Thing, Serial: old.Serial}).CertificatePem).SerialNumber)
+	s.svc.mu.Lock() // a request in progress (a slow pre-provisioning hook)
+	done := make(chan error, 1)
+	go func() { done <- s.svc.Connected(ctx, ns) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Connected waited for the Service's lock")
+	}
+	s.svc.mu.Unlock()
+	res, err := s.svc.Sweep(ctx, s.clock.Now())
+	if err != nil || len(res.Superseded) != 1 || res.Superseded[0] != old.Serial {
+		t.Fatalf("Sweep = %+v, %v; want %s superseded", res, err, old.Serial)
+	}
+}

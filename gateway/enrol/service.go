@@ -104,6 +104,7 @@ type Service struct {
 	// renewing is byNew's key set, read without mu: Connected runs on every CONNECT and must
 	// not wait behind a request (a CA write, a pre-provisioning hook).
 	renewing atomic.Pointer[map[string]struct{}]
+	late     sync.Map // serials Connected could not mark because a request held mu
 }
 
 // New validates the configuration and loads the state file from the PKI directory.
@@ -447,28 +448,47 @@ func (t *Template) parameters(in map[string]string, tok tokenRec) (map[string]st
 // passed authorization. When serial is the new certificate of a renewal, the renewal is marked
 // done (in enrol.json) and the next Sweep revokes the old certificate, and any other
 // certificate issued for the same renewal that was never used, with reason superseded: one CRL
-// for every renewal since the last Sweep, instead of one per device. For every other serial it
-// returns at once, without taking the Service's lock.
+// for every renewal since the last Sweep, instead of one per device.
+//
+// It never blocks the connect path: for any other serial it returns at once without a lock,
+// and while a request holds the Service (a CA write, a pre-provisioning hook) the mark is kept
+// in memory for the next Sweep (a crash before that falls back to the grace period).
 func (s *Service) Connected(_ context.Context, serial string) error {
 	serial = strings.ToLower(serial)
 	if _, ok := (*s.renewing.Load())[serial]; !ok {
 		return nil
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	i, ok := s.byNew[serial]
-	if !ok || s.st.Renewals[i].Connected {
+	if !s.mu.TryLock() {
+		s.late.Store(serial, struct{}{})
 		return nil
 	}
+	defer s.mu.Unlock()
+	return s.markConnected([]string{serial})
+}
+
+// markConnected marks the renewals whose new certificate is in serials and saves the state.
+// s.mu is held.
+func (s *Service) markConnected(serials []string) error {
 	next := s.st
 	next.Renewals = slices.Clone(s.st.Renewals)
-	next.Renewals[i].Connected = true
+	var marked []renewal
+	for _, sn := range serials {
+		if i, ok := s.byNew[sn]; ok && !next.Renewals[i].Connected {
+			next.Renewals[i].Connected = true
+			marked = append(marked, next.Renewals[i])
+		}
+	}
+	if len(marked) == 0 {
+		return nil
+	}
 	if err := next.save(s.statePath); err != nil {
-		return fmt.Errorf("recording that renewal %s connected: %w", serial, err)
+		return fmt.Errorf("recording that %d renewed certificates connected: %w", len(marked), err)
 	}
 	s.st = next
 	s.reindex()
-	s.log.Info("renewed certificate in use; the old one is revoked at the next sweep", "device", next.Renewals[i].Thing, "serial", serial, "old", next.Renewals[i].Old)
+	for _, r := range marked {
+		s.log.Info("renewed certificate in use; the old one is revoked at the next sweep", "device", r.Thing, "serial", r.New, "old", r.Old)
+	}
 	return nil
 }
 
@@ -503,6 +523,15 @@ type SweepResult struct {
 func (s *Service) Sweep(ctx context.Context, now time.Time) (*SweepResult, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	var late []string
+	s.late.Range(func(k, _ any) bool {
+		late = append(late, k.(string))
+		s.late.Delete(k)
+		return true
+	})
+	if err := s.markConnected(late); err != nil {
+		return nil, err
+	}
 	res := &SweepResult{}
 	next := state{Version: 1}
 	for _, t := range s.st.Tokens {
