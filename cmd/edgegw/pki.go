@@ -90,6 +90,7 @@ date is used as "now" and a warning says so.`,
 	pf.StringVar(&f.devices, "devices", "", "registry file issue/sign update (default: devices from the config, else DIR/../devices.yaml)")
 	cmd.AddCommand(pkiInitCmd(a, f), pkiImportCACmd(a, f), pkiIssueCmd(a, f), pkiSignCmd(a, f),
 		pkiRevokeCmd(a, f), pkiCRLCmd(a, f), pkiListCmd(a, f))
+	cmd.AddCommand(pkiClaimCmd(a, f), pkiServerCmd(a, f)) // pki_claim.go, pki_server.go
 	return cmd
 }
 

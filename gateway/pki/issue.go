@@ -8,6 +8,7 @@ import (
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/pem"
 	"fmt"
 	"maps"
@@ -31,6 +32,20 @@ type IssueRequest struct {
 	Renew bool
 	// CSR (PEM or DER) makes this a sign request: the device keeps its key. See CheckCSR.
 	CSR []byte
+	// Kind is KindDevice ("" too) or KindClaim: a claim certificate carries the SAN URI
+	// urn:edgegw:claim:<Thing> instead of urn:edgegw:thing:<Thing>.
+	Kind string
+	// Pending records the certificate as StatusPending and leaves the registry alone; Activate
+	// makes it active. Enrolment by claim uses it between CreateCertificateFromCsr and
+	// RegisterThing.
+	Pending bool
+	// Overlap issues a new certificate while the thing's active one stays active (renewal
+	// with a grace period): the new entry's Renews names the old serial. Revoke the old one
+	// (reason superseded) once the new one is in use. The registry is left alone.
+	Overlap bool
+	// RenewSerial, with Overlap, is the certificate being renewed: it must be an active device
+	// certificate of Thing (else ErrNotRenewable) and becomes the new entry's Renews.
+	RenewSerial string
 }
 
 // Bundle is one issued certificate.
@@ -45,6 +60,7 @@ type Bundle struct {
 	KeyFile    string
 	CAFile     string
 	Superseded []string // serials renewed away (now on the CRL)
+	Renews     string   // with Overlap: the serial that stays active until it is revoked
 }
 
 // IssueResult is what Issue did.
@@ -88,9 +104,9 @@ func Issue(ctx context.Context, o Options, outDir string, reqs ...IssueRequest) 
 	defer release()
 	now, clamped := o.now()
 
-	active := map[string][]int{} // thing -> indexes of active device entries
+	active := map[string][]int{} // thing -> indexes of active device and claim entries
 	for i, e := range c.st.Certs {
-		if e.Kind == KindDevice && e.Status == StatusActive {
+		if e.Kind != KindServer && e.Status == StatusActive {
 			active[e.Thing] = append(active[e.Thing], i)
 		}
 	}
@@ -99,7 +115,19 @@ func Issue(ctx context.Context, o Options, outDir string, reqs ...IssueRequest) 
 	crlChanged := false
 	for i, r := range reqs {
 		b := Bundle{Thing: r.Thing, CAPEM: c.chain}
-		if idx := active[r.Thing]; len(idx) > 0 {
+		renews := ""
+		if r.Overlap && r.RenewSerial != "" {
+			j := c.find(r.RenewSerial)
+			if j < 0 || c.st.Certs[j].Thing != r.Thing || c.st.Certs[j].Kind != KindDevice || c.st.Certs[j].Status != StatusActive {
+				return nil, fmt.Errorf("%w: %s is not an active device certificate of %q", ErrNotRenewable, r.RenewSerial, r.Thing)
+			}
+			renews = c.st.Certs[j].Serial
+			if r.Type == "" {
+				r.Type = c.st.Certs[j].Type
+			}
+		} else if idx := active[r.Thing]; len(idx) > 0 && r.Overlap {
+			renews = c.st.Certs[idx[len(idx)-1]].Serial
+		} else if len(idx) > 0 {
 			if !r.Renew {
 				e := c.st.Certs[idx[0]]
 				return nil, fmt.Errorf("%w: %q has serial %s, valid until %s; use --renew to replace it (the old certificate is then revoked as superseded) or revoke it first",
@@ -137,7 +165,17 @@ func Issue(ctx context.Context, o Options, outDir string, reqs ...IssueRequest) 
 		}
 		tmpl.Subject = pkix.Name{CommonName: r.Thing}
 		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+		kind, status := KindDevice, StatusActive
 		tmpl.URIs = []*url.URL{{Scheme: "urn", Opaque: "edgegw:thing:" + r.Thing}}
+		if r.Kind == KindClaim {
+			kind = KindClaim
+			tmpl.URIs = []*url.URL{{Scheme: "urn", Opaque: strings.TrimPrefix(ClaimURIPrefix, "urn:") + r.Thing}}
+		} else if r.Kind != "" && r.Kind != KindDevice {
+			return nil, fmt.Errorf("issuing %q: kind %q is neither %s nor %s", r.Thing, r.Kind, KindDevice, KindClaim)
+		}
+		if r.Pending {
+			status = StatusPending
+		}
 		der, err := x509.CreateCertificate(randReader(&o), tmpl, c.cert, pub, c.key)
 		if err != nil {
 			return nil, fmt.Errorf("signing certificate for %q: %w", r.Thing, err)
@@ -147,10 +185,13 @@ func Issue(ctx context.Context, o Options, outDir string, reqs ...IssueRequest) 
 		}
 		b.CertPEM, b.Serial = certPEM(der), SerialHex(tmpl.SerialNumber)
 		c.st.Certs = append(c.st.Certs, Entry{
-			Serial: b.Serial, Thing: r.Thing, Type: r.Type, Kind: KindDevice, Source: source,
-			NotBefore: tmpl.NotBefore, NotAfter: tmpl.NotAfter, Status: StatusActive,
+			Serial: b.Serial, Thing: r.Thing, Type: r.Type, Kind: kind, Source: source,
+			NotBefore: tmpl.NotBefore, NotAfter: tmpl.NotAfter, Status: status, Renews: renews,
 		})
-		ups = append(ups, ThingUpdate{Name: r.Thing, Type: r.Type, Attributes: maps.Clone(r.Attributes), Policies: r.Policies})
+		b.Renews = renews
+		if !r.Pending && !r.Overlap {
+			ups = append(ups, ThingUpdate{Name: r.Thing, Type: r.Type, Attributes: maps.Clone(r.Attributes), Policies: r.Policies})
+		}
 		res.Bundles = append(res.Bundles, b)
 	}
 
@@ -170,7 +211,7 @@ func Issue(ctx context.Context, o Options, outDir string, reqs ...IssueRequest) 
 			return nil, err
 		}
 	}
-	if o.Devices != "" {
+	if o.Devices != "" && len(ups) > 0 {
 		old, err := readRegistry(o.Devices)
 		if err != nil {
 			return nil, fmt.Errorf("reading registry: %w", err)
@@ -230,11 +271,25 @@ func Sign(ctx context.Context, o Options, outDir string, csr []byte, req IssueRe
 	return &res.Bundles[0], nil
 }
 
-// CheckCSR parses a PEM or DER CSR and refuses it (ErrBadCSR) unless its self-signature
-// verifies, its key is ECDSA P-256/P-384 or RSA 2048-8192 bits, and its subject CN is thing.
+// CheckCSR parses a PEM or DER CSR and refuses it (ErrBadCSR) unless ParseCSR accepts it and
+// its subject CN is thing.
+func CheckCSR(data []byte, thing string) (*x509.CertificateRequest, error) {
+	csr, err := ParseCSR(data)
+	if err != nil {
+		return nil, err
+	}
+	if csr.Subject.CommonName != thing {
+		return nil, fmt.Errorf("%w: its subject CN is %q but the thing is %q; make the CSR with -subj /CN=%s", ErrBadCSR, csr.Subject.CommonName, thing, thing)
+	}
+	return csr, nil
+}
+
+// ParseCSR parses a PEM or DER CSR and refuses it (ErrBadCSR) unless its self-signature
+// verifies, its key is ECDSA P-256/P-384 or RSA 2048-8192 bits, and it asks for no CA powers
+// (basicConstraints CA:TRUE, keyUsage keyCertSign or cRLSign). The subject is not judged.
 // Ed25519 is refused: ESP32/mbedTLS sensors and many TLS 1.2 stacks cannot use it, and one key
 // type per site keeps the broker's TLS configuration simple.
-func CheckCSR(data []byte, thing string) (*x509.CertificateRequest, error) {
+func ParseCSR(data []byte) (*x509.CertificateRequest, error) {
 	der := data
 	if blk, _ := pem.Decode(data); blk != nil {
 		if blk.Type != "CERTIFICATE REQUEST" && blk.Type != "NEW CERTIFICATE REQUEST" {
@@ -263,10 +318,40 @@ func CheckCSR(data []byte, thing string) (*x509.CertificateRequest, error) {
 	default:
 		return nil, fmt.Errorf("%w: key type %T is not accepted; use ECDSA P-256 or P-384, or RSA >= 2048 bits", ErrBadCSR, k)
 	}
-	if csr.Subject.CommonName != thing {
-		return nil, fmt.Errorf("%w: its subject CN is %q but the thing is %q; make the CSR with -subj /CN=%s", ErrBadCSR, csr.Subject.CommonName, thing, thing)
+	if err := checkNoCA(csr); err != nil {
+		return nil, err
 	}
 	return csr, nil
+}
+
+// checkNoCA refuses a CSR whose extension request asks for a CA certificate. The signed
+// certificate would not carry these bits anyway (the template is ours), but a device asking for
+// them is misconfigured or hostile, and saying so beats silently ignoring it.
+func checkNoCA(csr *x509.CertificateRequest) error {
+	for _, ext := range csr.Extensions {
+		switch {
+		case ext.Id.Equal(oidExtBasicConstraints):
+			var bc struct {
+				IsCA       bool `asn1:"optional"`
+				MaxPathLen int  `asn1:"optional,default:-1"`
+			}
+			if rest, err := asn1.Unmarshal(ext.Value, &bc); err != nil || len(rest) > 0 {
+				return fmt.Errorf("%w: its basicConstraints extension is malformed", ErrBadCSR)
+			}
+			if bc.IsCA {
+				return fmt.Errorf("%w: it asks for a CA certificate (basicConstraints CA:TRUE); a device certificate must not be a CA: make the CSR without CA extensions", ErrBadCSR)
+			}
+		case ext.Id.Equal(oidExtKeyUsage):
+			var ku asn1.BitString
+			if rest, err := asn1.Unmarshal(ext.Value, &ku); err != nil || len(rest) > 0 {
+				return fmt.Errorf("%w: its keyUsage extension is malformed", ErrBadCSR)
+			}
+			if ku.At(5) == 1 || ku.At(6) == 1 { // keyCertSign, cRLSign
+				return fmt.Errorf("%w: it asks for keyCertSign or cRLSign key usage, which only a CA has: make the CSR without CA extensions", ErrBadCSR)
+			}
+		}
+	}
+	return nil
 }
 
 // RevokeResult lists the certificates Revoke put on the CRL.
@@ -304,7 +389,7 @@ func Revoke(ctx context.Context, o Options, target, reason string) (*RevokeResul
 	byThing := len(hits) == 0
 	if byThing {
 		for i, e := range c.st.Certs {
-			if e.Thing == target && e.Kind == KindDevice {
+			if e.Thing == target && (e.Kind == KindDevice || e.Kind == KindClaim) {
 				hits = append(hits, i)
 			}
 		}
@@ -315,7 +400,7 @@ func Revoke(ctx context.Context, o Options, target, reason string) (*RevokeResul
 	res := &RevokeResult{ClockClamped: clamped}
 	for _, i := range hits {
 		e := &c.st.Certs[i]
-		if e.Status != StatusActive {
+		if e.Status != StatusActive && e.Status != StatusPending {
 			continue
 		}
 		at := now

@@ -52,6 +52,8 @@ var (
 	ErrNotFound       = errors.New("no such certificate")
 	ErrAlreadyRevoked = errors.New("already revoked")
 	ErrBadThing       = errors.New("invalid thing name")
+	ErrNotPending     = errors.New("certificate is not pending activation")
+	ErrNotRenewable   = errors.New("certificate cannot be renewed")
 )
 
 // Key is a private key wherever it lives; hw.Key satisfies it.
@@ -111,6 +113,9 @@ const (
 	StatusActive     Status = "active"
 	StatusRevoked    Status = "revoked"
 	StatusSuperseded Status = "superseded"
+	// StatusPending is a certificate signed for a device enrolling by claim that has not been
+	// activated yet (AWS IoT's PENDING_ACTIVATION): no registry entry until Activate.
+	StatusPending Status = "pending"
 )
 
 // Entry is one certificate in issued.json.
@@ -125,13 +130,22 @@ type Entry struct {
 	Status    Status     `json:"status"`
 	RevokedAt *time.Time `json:"revoked_at,omitempty"`
 	Reason    string     `json:"reason,omitempty"`
+	// Renews is the serial of the certificate this one renews while both are active (a
+	// renewal over MQTT); the old one is revoked as superseded once this one connects.
+	Renews string `json:"renews,omitempty"`
 }
 
 // Kinds of entries.
 const (
 	KindDevice = "device"
 	KindServer = "server"
+	// KindClaim is a claim certificate (`edgegw pki claim`): it may only enrol devices. Its
+	// SAN URI is urn:edgegw:claim:<name> (ClaimURIPrefix), so the broker can tell it apart.
+	KindClaim = "claim"
 )
+
+// ClaimURIPrefix starts the SAN URI of every claim certificate; IsClaimCert tests for it.
+const ClaimURIPrefix = "urn:edgegw:claim:"
 
 type state struct {
 	Version   int     `json:"version"`

@@ -1,0 +1,208 @@
+package main
+
+import (
+	"crypto"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"gopkg.in/yaml.v3"
+
+	"github.com/edgegw/edgegw/gateway"
+	"github.com/edgegw/edgegw/gateway/pki"
+	"github.com/edgegw/edgegw/hw"
+)
+
+// listenerTLS is the part of a listener's config `pki server` reads.
+type listenerTLS struct {
+	Name string `yaml:"name"`
+	TLS  *struct {
+		Cert string `yaml:"cert"`
+		Key  string `yaml:"key"`
+	} `yaml:"tls"`
+}
+
+// serverTarget finds the certificate file and key URI of listener name ("" = the first TLS
+// listener) in the config, paths resolved against the config's directory. A missing config
+// file gives empty results.
+func serverTarget(config, name string) (cert, key string, err error) {
+	b, err := os.ReadFile(config)
+	if errors.Is(err, os.ErrNotExist) {
+		return "", "", nil
+	}
+	if err != nil {
+		return "", "", err
+	}
+	var view struct {
+		Listeners []listenerTLS `yaml:"listeners"`
+	}
+	if err := yaml.Unmarshal(b, &view); err != nil {
+		return "", "", fmt.Errorf("reading %s: %w", config, err)
+	}
+	dir := filepath.Dir(config)
+	for _, l := range view.Listeners {
+		if l.TLS == nil || (name != "" && l.Name != name) {
+			continue
+		}
+		cert = l.TLS.Cert
+		if cert != "" && !filepath.IsAbs(cert) {
+			cert = filepath.Join(dir, cert)
+		}
+		return cert, gateway.ResolveKeyURI(l.TLS.Key, dir), nil
+	}
+	if name != "" {
+		return "", "", fmt.Errorf("%s: no TLS listener named %q", config, name)
+	}
+	return "", "", nil
+}
+
+func pkiServerCmd(a *app, f *pkiFlags) *cobra.Command {
+	var (
+		keyURI, out, listener, renewBefore, stateDir string
+		hosts, ips                                   []string
+		days                                         int
+	)
+	cmd := &cobra.Command{
+		Use:   "server [--key URI] [--host H]... [--ip IP]... [--days N] [--renew-before D] [--out FILE]",
+		Short: "Issue or renew the LAN listener's server certificate for a file, TPM or PKCS#11 key",
+		Long: `Makes a CSR with the listener's key where it lives (the key never leaves the TPM or HSM),
+has the site CA sign a serverAuth certificate for it, and writes the chain (certificate, then
+the CA certificate) atomically to the listener's tls.cert in the config (-c; --listener picks
+one, default the first TLS listener), or to --out.
+
+The key is --key, else the listener's tls.key. Host names and addresses are --host and --ip,
+else those of the existing certificate, else this host's name, localhost, 127.0.0.1 and ::1.
+
+With --renew-before D (e.g. 30d, 720h) it does nothing unless the existing certificate expires
+within D or is for another key: run it daily from edgegw-server-cert.timer. The running daemon
+picks up a renewed certificate for the same key by itself; for a new key, restart it.
+
+` + keyURIHelp,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o, err := f.options(a, cmd)
+			if err != nil {
+				return err
+			}
+			cfgCert, cfgKey, err := serverTarget(f.config, listener)
+			if err != nil {
+				return &exitError{code: 1, err: err}
+			}
+			if out == "" {
+				out = cfgCert
+			}
+			if out == "" {
+				out = filepath.Join(o.Dir, pki.ServerCertFile)
+			}
+			if keyURI == "" {
+				keyURI = cfgKey
+			}
+			if keyURI == "" {
+				return &exitError{code: 2, err: errors.New("pki server: no key: give --key URI, or a config whose listener has tls.key")}
+			}
+			var before time.Duration
+			if renewBefore != "" {
+				if before, err = parseDays(renewBefore); err != nil {
+					return &exitError{code: 2, err: fmt.Errorf("--renew-before %q: %v", renewBefore, err)}
+				}
+			}
+			key, err := hw.Open(cmd.Context(), keyURI, hw.WithStateDir(stateDir))
+			if err != nil {
+				return &exitError{code: 1, err: err}
+			}
+			defer key.Close()
+			old, err := readLeaf(out)
+			if err != nil {
+				return &exitError{code: 1, err: err}
+			}
+			names := append(slices.Clone(hosts), ips...)
+			for _, ip := range ips {
+				if net.ParseIP(ip) == nil {
+					return &exitError{code: 2, err: fmt.Errorf("--ip %q is not an IP address", ip)}
+				}
+			}
+			if old != nil && len(names) == 0 {
+				names = append(names, old.DNSNames...)
+				for _, ip := range old.IPAddresses {
+					names = append(names, ip.String())
+				}
+			}
+			if len(names) == 0 {
+				names = pki.DefaultHosts()
+			}
+			sameKey := old != nil && publicEqual(old.PublicKey, key.Public())
+			if before > 0 && old != nil && sameKey {
+				now := time.Now()
+				if fl := clockFloor(); now.Before(fl) {
+					now = fl
+				}
+				if left := old.NotAfter.Sub(now); left > before {
+					fmt.Fprintf(a.stdout, "%s is valid until %s (%d days): not due for renewal (--renew-before %s)\n",
+						out, old.NotAfter.Format(time.DateOnly), int(left.Hours()/24), renewBefore)
+					return nil
+				}
+			}
+			csr, err := hw.CSR(key, names[0], names)
+			if err != nil {
+				return &exitError{code: 1, err: fmt.Errorf("making the CSR with %s: %w", hw.Redact(keyURI), err)}
+			}
+			b, err := pki.SignServer(cmd.Context(), o, pki.ServerRequest{CSR: csr, Hosts: names, Days: days, Out: out})
+			if err != nil {
+				return err
+			}
+			verb := "issued"
+			if old != nil {
+				verb = "renewed"
+			}
+			fmt.Fprintf(a.stdout, "server certificate %s: serial %s for %s, valid until %s\n  cert: %s\n  key:  %s\n",
+				verb, b.Serial, strings.Join(names, ", "), b.Cert.NotAfter.Format(time.DateOnly), out, hw.Redact(keyURI))
+			if old != nil && !sameKey {
+				fmt.Fprintln(a.stdout, "the key changed: restart the daemon (systemctl restart edgegw) to serve it")
+			}
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&keyURI, "key", "", "key URI of the listener (default: the listener's tls.key)")
+	fl.StringArrayVar(&hosts, "host", nil, "DNS name (or address) in the certificate; repeat")
+	fl.StringArrayVar(&ips, "ip", nil, "IP address in the certificate; repeat")
+	fl.IntVar(&days, "days", 0, "lifetime in days (default: the CA's server_days, 825)")
+	fl.StringVar(&renewBefore, "renew-before", "", "only renew when the certificate expires within this time (e.g. 30d)")
+	fl.StringVar(&out, "out", "", "certificate chain file (default: the listener's tls.cert, else DIR/server.crt)")
+	fl.StringVar(&listener, "listener", "", "listener name in the config (default: the first TLS listener)")
+	fl.StringVar(&stateDir, "state-dir", keyDefaultStateDir, "where --key auto keeps its key")
+	return cmd
+}
+
+// readLeaf returns the first certificate in path, nil when the file does not exist.
+func readLeaf(path string) (*x509.Certificate, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil || blk.Type != "CERTIFICATE" {
+		return nil, fmt.Errorf("%s: no PEM certificate; move it aside to issue a new one", path)
+	}
+	c, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+func publicEqual(a, b crypto.PublicKey) bool {
+	e, ok := a.(interface{ Equal(crypto.PublicKey) bool })
+	return ok && e.Equal(b)
+}
