@@ -14,6 +14,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/edgegw/edgegw/gateway/clock"
 )
 
 // The admin socket: HTTP/1.1 over a UNIX socket (admin.socket, default
@@ -244,7 +246,7 @@ func (a *adminServer) routeRates(routes []RouteStatus) map[string]float64 {
 }
 
 func (o *observer) status(a *adminServer) Status {
-	bi := GetBuildInfo()
+	bi := clock.GetBuildInfo()
 	s := Status{
 		Version: bi.Version, Commit: bi.Commit, Site: o.cfg.Site, PID: os.Getpid(),
 		Started: o.started.UTC(), Uptime: time.Since(o.started).Seconds(), ClockSane: o.clock.Sane(),

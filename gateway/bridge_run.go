@@ -30,6 +30,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/edgegw/edgegw/bridge"
+	"github.com/edgegw/edgegw/gateway/clock"
 	"github.com/edgegw/edgegw/hw"
 	"github.com/edgegw/edgegw/store"
 )
@@ -90,7 +91,7 @@ func StoreOptionsFromConfig(ctx context.Context, cfg *Config) (store.Options, er
 		Dir:          cfg.Store.Dir,
 		MaxBytes:     cfg.Store.MaxBytes.Bytes(),
 		MinFreeBytes: uint64(max(cfg.Store.MinFree.Bytes(), 0)),
-		Clock:        processClock.AgeNow,
+		Clock:        clock.Process().AgeNow,
 	}
 	if cfg.Bridge != nil {
 		o.Routes = RouteLimitsFromConfig(cfg.Bridge.Routes)
@@ -234,7 +235,7 @@ func UpstreamTLS(ctx context.Context, cfg *Config, log *slog.Logger) (*tls.Confi
 	tc := &tls.Config{
 		MinVersion:   tls.VersionTLS12,
 		Certificates: []tls.Certificate{{Certificate: chain, PrivateKey: key, Leaf: leaf}},
-		Time:         processClock.Now,
+		Time:         clock.Process().Now,
 	}
 	if t.CA != "" {
 		data, err := os.ReadFile(t.CA)

@@ -9,7 +9,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"log/slog"
 	"math/big"
@@ -17,7 +16,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -174,8 +172,8 @@ func TestUpstreamTLS(t *testing.T) {
 	// auto: the first run creates the key (no TPM here: a 0600 file) and
 	// says how to get its certificate; with the certificate it works.
 	cfg.Bridge.TLS.Key = "auto"
-	var logs strings.Builder
-	log := slog.New(slog.NewTextHandler(&lockedWriter{w: &logs}, nil))
+	var logs gatewaytest.Buffer
+	log := slog.New(slog.NewTextHandler(&logs, nil))
 	_, _, err = UpstreamTLS(ctx, cfg, log)
 	if err == nil || !strings.Contains(err.Error(), "edgegw key csr --key auto --cn gw") {
 		t.Fatalf("auto, new key: %v; want the CSR instruction", err)
@@ -195,23 +193,6 @@ func TestUpstreamTLS(t *testing.T) {
 	if !strings.Contains(logs.String(), "upstream key: auto") || !strings.Contains(logs.String(), "reason=") {
 		t.Errorf("auto choice not logged:\n%s", logs.String())
 	}
-}
-
-type lockedWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (l *lockedWriter) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return fmt.Sprint(l.w)
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
 
 // countingQueue is an Enqueuer that counts (and accepts) everything.
@@ -329,8 +310,7 @@ bridge:
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs strings.Builder
-	lw := &lockedWriter{w: &logs}
+	lw := &gatewaytest.Buffer{}
 	g, err := New(cfg, slog.New(slog.NewTextHandler(lw, nil)))
 	if err != nil {
 		t.Fatal(err)

@@ -5,12 +5,14 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+
+	"github.com/edgegw/edgegw/gateway/gatewaytest"
 )
 
 // TestNoPayloadInLogs: publishes that mochi refuses or fails log the packet
 // (at Error and Debug); the payload never reaches the log, at any level.
 func TestNoPayloadInLogs(t *testing.T) {
-	var out syncBuffer
+	var out gatewaytest.Buffer
 	e := newEnv(t, func(o *BrokerOptions) {
 		o.Logger = slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	})
@@ -52,7 +54,7 @@ func TestNoPayloadInLogs(t *testing.T) {
 func TestDroppedConnectionLogsQuietly(t *testing.T) {
 	for _, level := range []slog.Level{slog.LevelDebug, slog.LevelInfo} {
 		t.Run(level.String(), func(t *testing.T) {
-			var out syncBuffer
+			var out gatewaytest.Buffer
 			e := newEnv(t, func(o *BrokerOptions) {
 				o.Logger = slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: level}))
 			})

@@ -6,12 +6,13 @@ import (
 	"testing"
 
 	"github.com/eclipse/paho.golang/paho"
+	"github.com/edgegw/edgegw/gateway/gatewaytest"
 )
 
 // TestLogComponentOnce: every line, the broker's and mochi's included,
 // carries exactly one component key, the most specific one.
 func TestLogComponentOnce(t *testing.T) {
-	var buf syncBuffer
+	var buf gatewaytest.Buffer
 	base := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	g, err := New(&Config{}, base)
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/edgegw/edgegw/bridge"
+	"github.com/edgegw/edgegw/gateway/clock"
 	"github.com/edgegw/edgegw/hw"
 	"github.com/edgegw/edgegw/store"
 )
@@ -130,7 +131,7 @@ const maxRecentDenials = 50
 type observer struct {
 	cfg     *Config
 	log     *slog.Logger
-	clock   *Clock
+	clock   *clock.Clock
 	started time.Time
 
 	// Sources, set by start; queue and bridge are nil when not running.
@@ -168,7 +169,7 @@ type certFile struct {
 
 func (g *Gateway) newObserver() *observer {
 	return &observer{
-		cfg: g.cfg, log: g.log.With("component", "observe"), clock: processClock,
+		cfg: g.cfg, log: g.log.With("component", "observe"), clock: clock.Process(),
 		started: time.Now(), authFail: map[string]uint64{}, since: map[string]time.Time{},
 		reloadOK: true, reloadAt: time.Now(), certs: map[string]certFile{},
 	}
@@ -569,7 +570,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter := func(d *prometheus.Desc, v float64, lv ...string) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, lv...)
 	}
-	bi := GetBuildInfo()
+	bi := clock.GetBuildInfo()
 	gauge(descBuildInfo, 1, bi.Version, bi.Commit, runtime.Version())
 	gauge(descClockSane, b2f(o.clock.Sane()))
 	gauge(descTPM, b2f(o.tpm))

@@ -11,6 +11,8 @@ import (
 	"os"
 	"sync/atomic"
 	"time"
+
+	"github.com/edgegw/edgegw/gateway/clock"
 )
 
 // TLSFiles is one listener's TLS material, paths already resolved.
@@ -26,7 +28,7 @@ type TLSFiles struct {
 // saneNow is the time certificate validity is judged at: the clock guard
 // (clock.go) returns the build date while the system clock is before it (a Pi
 // without a real-time clock boots in 1970 until NTP answers).
-func saneNow() time.Time { return processClock.Now() }
+func saneNow() time.Time { return clock.Process().Now() }
 
 // tls12Suites are the TLS 1.2 cipher suites offered: forward secret ECDHE with
 // AEAD ciphers only. TLS 1.3 suites are not configurable in Go and are all AEAD.

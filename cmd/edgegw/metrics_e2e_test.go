@@ -177,7 +177,7 @@ bridge:
 `, dir, lan, site.CAFile, site.ServerCert, site.ServerKey, site.CRLFile, metrics,
 		link.ln.Addr().String(), upPKI.CAFile, gw.CertFile, gw.KeyFile), 0o644)
 
-	var log syncBuffer
+	var log gatewaytest.Buffer
 	cmd := exec.Command(gatewaytest.Edgegw(t), "run", "-c", conf)
 	cmd.Stdout, cmd.Stderr = &log, &log
 	if err := cmd.Start(); err != nil {

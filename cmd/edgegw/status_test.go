@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/edgegw/edgegw/gateway"
+	"github.com/edgegw/edgegw/gateway/gatewaytest"
 )
 
 func TestStatusNotRunning(t *testing.T) {
@@ -42,7 +43,7 @@ func TestStatusOfRunningDaemon(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	cfg := runConfig(t)
-	var stdout, stderr syncBuffer
+	var stdout, stderr gatewaytest.Buffer
 	done := make(chan int, 1)
 	go func() { done <- execute(ctx, []string{"run", "-c", cfg}, &stdout, &stderr) }()
 	defer func() {

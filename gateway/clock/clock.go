@@ -1,4 +1,4 @@
-package gateway
+package clock
 
 import (
 	"fmt"
@@ -31,7 +31,7 @@ var buildInfo atomic.Pointer[BuildInfo]
 func SetBuildInfo(bi BuildInfo) {
 	bi.Date = bi.Date.UTC()
 	buildInfo.Store(&bi)
-	processClock.setFloor(floorFor(bi.Date))
+	process.setFloor(floorFor(bi.Date))
 }
 
 // GetBuildInfo returns what SetBuildInfo recorded ("dev" when never called).
@@ -53,6 +53,12 @@ func ParseBuildDate(s string) time.Time {
 	}
 	return time.Time{}
 }
+
+// BuildFloor is the earliest believable "now" for this binary: the build date
+// SetBuildInfo recorded, or DefaultBuildFloor when there is none or it is
+// earlier. The process guard and `edgegw pki` (certificate and CRL start
+// times) both use it, so there is one floor.
+func BuildFloor() time.Time { return floorFor(GetBuildInfo().Date) }
 
 func floorFor(date time.Time) time.Time {
 	if date.After(DefaultBuildFloor) {
@@ -81,9 +87,9 @@ type Clock struct {
 	mu     sync.Mutex // serialises the one warning
 }
 
-// NewClock returns a guard with floor buildDate (DefaultBuildFloor if zero or
+// New returns a guard with floor buildDate (DefaultBuildFloor if zero or
 // earlier) over system (time.Now if nil). log may be nil.
-func NewClock(buildDate time.Time, system func() time.Time, log *slog.Logger) *Clock {
+func New(buildDate time.Time, system func() time.Time, log *slog.Logger) *Clock {
 	if system == nil {
 		system = time.Now
 	}
@@ -93,12 +99,12 @@ func NewClock(buildDate time.Time, system func() time.Time, log *slog.Logger) *C
 	return c
 }
 
-// processClock is the guard every certificate check of this process uses
+// process is the guard every certificate check of this process uses
 // (listener trust, upstream TLS); SetBuildInfo sets its floor.
-var processClock = NewClock(time.Time{}, nil, nil)
+var process = New(time.Time{}, nil, nil)
 
-// ProcessClock returns the guard of this process.
-func ProcessClock() *Clock { return processClock }
+// Process returns the guard of this process.
+func Process() *Clock { return process }
 
 func (c *Clock) setFloor(t time.Time) { c.floor.Store(t.UnixNano()) }
 

@@ -1,4 +1,4 @@
-package gateway
+package clock
 
 import (
 	"bytes"
@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/edgegw/edgegw/gateway/gatewaytest"
 )
 
 // fakeSystem is an injected system clock.
@@ -42,7 +44,7 @@ func TestClockGuard(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var buf bytes.Buffer
 			sys := newFakeSystem(tc.system)
-			c := NewClock(build, sys.now, slog.New(slog.NewTextHandler(&buf, nil)))
+			c := New(build, sys.now, slog.New(slog.NewTextHandler(&buf, nil)))
 			if got := c.Now(); !got.Equal(tc.wantNow) {
 				t.Errorf("Now() = %v; want %v", got, tc.wantNow)
 			}
@@ -72,8 +74,8 @@ func TestClockGuard(t *testing.T) {
 func TestClockWarnsOnceWithDatesAndHint(t *testing.T) {
 	build := time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
 	sys := newFakeSystem(time.Unix(5, 0))
-	var buf syncBuffer
-	c := NewClock(build, sys.now, slog.New(slog.NewTextHandler(&buf, nil)))
+	var buf gatewaytest.Buffer
+	c := New(build, sys.now, slog.New(slog.NewTextHandler(&buf, nil)))
 	var wg sync.WaitGroup
 	for range 8 {
 		wg.Add(1)
@@ -103,11 +105,11 @@ func TestClockWarnsOnceWithDatesAndHint(t *testing.T) {
 
 func TestClockWithoutLoggerWarnsWhenOneIsSet(t *testing.T) {
 	sys := newFakeSystem(time.Unix(0, 0))
-	c := NewClock(time.Time{}, sys.now, nil)
+	c := New(time.Time{}, sys.now, nil)
 	if got := c.Now(); !got.Equal(DefaultBuildFloor) {
 		t.Fatalf("Now() with no build date = %v; want DefaultBuildFloor %v", got, DefaultBuildFloor)
 	}
-	var buf syncBuffer
+	var buf gatewaytest.Buffer
 	c.SetLogger(slog.New(slog.NewTextHandler(&buf, nil)))
 	c.Now()
 	if !strings.Contains(buf.String(), "is before the build date") {
@@ -134,7 +136,7 @@ func TestClockGuardCertificateCheck(t *testing.T) {
 	pool := x509.NewCertPool()
 	pool.AddCert(cert)
 	sys := newFakeSystem(time.Unix(100, 0))
-	c := NewClock(build, sys.now, nil)
+	c := New(build, sys.now, nil)
 	if _, err := cert.Verify(x509.VerifyOptions{Roots: pool, CurrentTime: c.Now()}); err != nil {
 		t.Errorf("with the guard: %v; want valid", err)
 	}
@@ -159,22 +161,4 @@ func TestParseBuildDate(t *testing.T) {
 			t.Errorf("ParseBuildDate(%q) = %v; want %v", tc.in, got, tc.want)
 		}
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for concurrent writers.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
