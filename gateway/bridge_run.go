@@ -30,14 +30,11 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/edgegw/edgegw/bridge"
+	"github.com/edgegw/edgegw/gateway/audit"
 	"github.com/edgegw/edgegw/gateway/clock"
 	"github.com/edgegw/edgegw/hw"
 	"github.com/edgegw/edgegw/store"
 )
-
-// EventDeadLetter is the audit event for a message the upstream refused
-// (negative PUBACK); it was moved to the queue's dead-letter area.
-const EventDeadLetter = "dead_letter"
 
 // Compile-time fit of the pieces.
 var (
@@ -396,7 +393,7 @@ func (p *localPublisher) close() {
 // openUpstream opens the queue, the gateway's key and the bridge for the
 // bridge section and installs the outbound path on b. It returns nil, nil
 // without a bridge section. The bridge runs only after start.
-func (g *Gateway) openUpstream(ctx context.Context, b *Broker, aud *Auditor) (u *upstream, err error) {
+func (g *Gateway) openUpstream(ctx context.Context, b *Broker, aud *audit.Log) (u *upstream, err error) {
 	cfg := g.cfg
 	if cfg.Bridge == nil {
 		return nil, nil
@@ -418,7 +415,7 @@ func (g *Gateway) openUpstream(ctx context.Context, b *Broker, aud *Auditor) (u 
 	}
 	so.Logger = g.log.With("component", "queue")
 	so.OnDrop = func(route, reason string, n int) {
-		aud.Record(AuditEvent{Event: EventDrop, Resource: "route/" + route, Reason: "queue: " + reason, Count: int64(n)})
+		aud.Record(audit.Event{Event: audit.EventDrop, Resource: "route/" + route, Reason: "queue: " + reason, Count: int64(n)})
 	}
 	if u.queue, err = store.Open(so); err != nil {
 		return nil, fmt.Errorf("opening queue %q: %w", so.Dir, err)
@@ -433,7 +430,7 @@ func (g *Gateway) openUpstream(ctx context.Context, b *Broker, aud *Auditor) (u 
 		return nil, err
 	}
 	bc.OnDeadLetter = func(d bridge.DeadLetter) {
-		aud.Record(AuditEvent{Event: EventDeadLetter, Device: d.Device, Resource: "topic/" + d.Topic,
+		aud.Record(audit.Event{Event: audit.EventDeadLetter, Device: d.Device, Resource: "topic/" + d.Topic,
 			Reason: fmt.Sprintf("route %s seq %d: %s", d.Route, d.Seq, d.Reason)})
 	}
 	u.pub = newLocalPublisher(b)

@@ -17,6 +17,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/edgegw/edgegw/gateway/audit"
 	"github.com/edgegw/edgegw/gateway/authz"
 )
 
@@ -98,8 +99,8 @@ type BrokerOptions struct {
 	Registry string
 	Policies string
 	Logger   *slog.Logger
-	Audit    *Auditor // nil: slog only
-	Metrics  *Metrics // nil: a private one
+	Audit    *audit.Log // nil: slog only
+	Metrics  *Metrics   // nil: a private one
 	// Watch is the file poll interval for live reload of CRL, CA, registry,
 	// policies and password files (0 = 250ms; <0 disables watching).
 	Watch time.Duration
@@ -138,7 +139,7 @@ type Broker struct {
 	opts     BrokerOptions
 	limits   Limits
 	log      *slog.Logger
-	audit    *Auditor
+	audit    *audit.Log
 	metrics  *Metrics
 	srv      *mqtt.Server
 	ls       []*brokerListener
@@ -176,7 +177,7 @@ func NewBroker(o BrokerOptions) (*Broker, error) {
 		o.Metrics = new(Metrics)
 	}
 	if o.Audit == nil {
-		a, err := NewAuditor(AuditOptions{Log: o.Logger})
+		a, err := audit.New(audit.Options{Log: o.Logger})
 		if err != nil {
 			return nil, err
 		}
@@ -262,7 +263,7 @@ func (b *Broker) addListener(lo ListenerOptions) error {
 	}
 	bl.guard = newGuardListener(nl, tlsConf, b.limits.HandshakeTimeout, b.limits.MaxPendingHandshakes, b.metrics,
 		func(remote string, err error) {
-			b.audit.Record(AuditEvent{Event: EventHandshakeFailed, Listener: lo.Name, Remote: remote, Reason: err.Error()})
+			b.audit.Record(audit.Event{Event: audit.EventHandshakeFailed, Listener: lo.Name, Remote: remote, Reason: err.Error()})
 		})
 	b.ls = append(b.ls, bl)
 	b.byID[lo.Name] = bl

@@ -9,13 +9,14 @@ import (
 	"reflect"
 	"strings"
 
+	"github.com/edgegw/edgegw/gateway/audit"
 	"github.com/edgegw/edgegw/hw"
 )
 
 // running is what Gateway.Run started.
 type running struct {
 	broker *Broker
-	audit  *Auditor
+	audit  *audit.Log
 	keys   []hw.Key
 	up     *upstream // queue + bridge (bridge_run.go); nil without a bridge section
 	obs    *observer // metrics, /healthz, admin socket (metrics.go, admin.go)
@@ -72,7 +73,7 @@ func BrokerOptionsFromConfig(ctx context.Context, cfg *Config) (BrokerOptions, [
 
 func (g *Gateway) start(ctx context.Context) error {
 	obs := g.newObserver()
-	aud, err := NewAuditor(AuditOptions{File: g.cfg.Audit.File, Log: g.log, OnEvent: obs.record})
+	aud, err := audit.New(audit.Options{File: g.cfg.Audit.File, Log: g.log, OnEvent: obs.record})
 	if err != nil {
 		return err
 	}
@@ -161,7 +162,7 @@ func (g *Gateway) Reload() error {
 		if cfgErr != nil {
 			b.metrics.ReloadFailures.Add(1)
 			g.log.Error("reload: config not applied", "err", cfgErr)
-			b.audit.Record(AuditEvent{Event: EventReloadFailed, Reason: cfgErr.Error()})
+			b.audit.Record(audit.Event{Event: audit.EventReloadFailed, Reason: cfgErr.Error()})
 		}
 	}
 	if err := b.Reload("SIGHUP"); err != nil {

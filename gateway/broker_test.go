@@ -22,6 +22,7 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/edgegw/edgegw/gateway/audit"
 	"github.com/edgegw/edgegw/gateway/gatewaytest"
 	"github.com/edgegw/edgegw/hw"
 )
@@ -86,7 +87,7 @@ func newEnv(t *testing.T, mod func(*BrokerOptions)) *env {
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
-	aud, err := NewAuditor(AuditOptions{File: e.audit, Log: log})
+	aud, err := audit.New(audit.Options{File: e.audit, Log: log})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/edgegw/edgegw/gateway/audit"
 	"github.com/edgegw/edgegw/gateway/authz"
 	"github.com/edgegw/edgegw/store"
 )
@@ -218,7 +219,7 @@ func (b *Broker) disableSendQuota(cl *mqtt.Client) {
 
 func (b *Broker) refuse(cl *mqtt.Client, st *clientState, code packets.Code, reason string) error {
 	b.metrics.ConnectsRefused.Add(1)
-	ev := AuditEvent{Event: EventConnectRefused, ClientID: cl.ID, Remote: cl.Net.Remote, Listener: cl.Net.Listener, Reason: reason}
+	ev := audit.Event{Event: audit.EventConnectRefused, ClientID: cl.ID, Remote: cl.Net.Remote, Listener: cl.Net.Listener, Reason: reason}
 	if st != nil {
 		ev.Device, ev.Serial = st.id.ThingName, st.id.Serial
 	}
@@ -251,7 +252,7 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 		return
 	}
 	b.metrics.ConnectsAccepted.Add(1)
-	b.audit.Record(AuditEvent{Event: EventConnect, Device: st.id.ThingName, ClientID: st.clientID, Remote: cl.Net.Remote, Listener: cl.Net.Listener, Serial: st.id.Serial})
+	b.audit.Record(audit.Event{Event: audit.EventConnect, Device: st.id.ThingName, ClientID: st.clientID, Remote: cl.Net.Remote, Listener: cl.Net.Listener, Serial: st.id.Serial})
 	b.recheckSubscriptions(st, st.sess.Load())
 }
 
@@ -457,7 +458,7 @@ func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 
 // deny audits a denial; res is the bare resource as passed to Allowed.
 func (b *Broker) deny(st *clientState, a authz.Action, res, why string) {
-	b.audit.Record(AuditEvent{Event: EventDeny, Device: st.id.ThingName, ClientID: st.clientID, Serial: st.id.Serial,
+	b.audit.Record(audit.Event{Event: audit.EventDeny, Device: st.id.ThingName, ClientID: st.clientID, Serial: st.id.Serial,
 		Action: a.String(), Resource: resourceName(a, res), Statement: why})
 }
 
@@ -517,7 +518,7 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 			// Over the retained caps: delivered, not retained.
 			pk.FixedHeader.Retain = false
 			b.metrics.RetainedRejected.Add(1)
-			b.audit.Record(AuditEvent{Event: EventDrop, Device: st.id.ThingName, ClientID: st.clientID, Resource: "topic/" + pk.TopicName, Reason: "retained message cap reached; delivered without retaining"})
+			b.audit.Record(audit.Event{Event: audit.EventDrop, Device: st.id.ThingName, ClientID: st.clientID, Resource: "topic/" + pk.TopicName, Reason: "retained message cap reached; delivered without retaining"})
 		}
 	}
 	if pk.FixedHeader.Qos > 0 {
@@ -545,7 +546,7 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 			continue
 		}
 		b.metrics.EnqueueFailures.Add(1)
-		b.audit.Record(AuditEvent{Event: EventDrop, Device: st.id.ThingName, ClientID: st.clientID, Resource: "topic/" + pk.TopicName, Reason: fmt.Sprintf("route %s: %v", route, err)})
+		b.audit.Record(audit.Event{Event: audit.EventDrop, Device: st.id.ThingName, ClientID: st.clientID, Resource: "topic/" + pk.TopicName, Reason: fmt.Sprintf("route %s: %v", route, err)})
 		if pk.FixedHeader.Qos > 0 {
 			if cl.Properties.ProtocolVersion == 5 {
 				return pk, enqueueFailCode(err) // PUBACK 0x97 / 0x80, not delivered
@@ -638,7 +639,7 @@ func (h *hook) OnPublishDropped(cl *mqtt.Client, pk packets.Packet) {
 	if st := b.state(cl); st != nil {
 		dev = st.id.ThingName
 	}
-	b.audit.Record(AuditEvent{Event: EventDrop, Device: dev, ClientID: cl.ID, Resource: "topic/" + pk.TopicName,
+	b.audit.Record(audit.Event{Event: audit.EventDrop, Device: dev, ClientID: cl.ID, Resource: "topic/" + pk.TopicName,
 		Reason: "subscriber write queue full (QoS " + strconv.Itoa(int(pk.FixedHeader.Qos)) + ")"})
 }
 

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/edgegw/edgegw/bridge"
+	"github.com/edgegw/edgegw/gateway/audit"
 	"github.com/edgegw/edgegw/gateway/clock"
 	"github.com/edgegw/edgegw/hw"
 	"github.com/edgegw/edgegw/store"
@@ -101,12 +102,12 @@ var authFailureReasons = []string{"no_certificate", "unknown_ca", "expired", "re
 
 // classifyAuthFailure maps an audit handshake_failed/connect_refused reason
 // to a bounded label value.
-func classifyAuthFailure(ev AuditEvent) string {
+func classifyAuthFailure(ev audit.Event) string {
 	r := strings.ToLower(ev.Reason)
 	switch {
 	case strings.Contains(r, "revoked"):
 		return "revoked"
-	case ev.Event == EventHandshakeFailed && (strings.Contains(r, "timeout") || strings.Contains(r, "deadline")):
+	case ev.Event == audit.EventHandshakeFailed && (strings.Contains(r, "timeout") || strings.Contains(r, "deadline")):
 		return "handshake_timeout"
 	case strings.Contains(r, "expired") || strings.Contains(r, "not yet valid"):
 		return "expired"
@@ -114,7 +115,7 @@ func classifyAuthFailure(ev AuditEvent) string {
 		return "unknown_ca"
 	case strings.Contains(r, "didn't provide a certificate") || strings.Contains(r, "no certificate") || strings.Contains(r, "certificate required"):
 		return "no_certificate"
-	case ev.Event == EventHandshakeFailed:
+	case ev.Event == audit.EventHandshakeFailed:
 		return "tls"
 	case strings.Contains(r, "password"):
 		return "bad_password"
@@ -142,7 +143,7 @@ type observer struct {
 
 	mu          sync.Mutex
 	authFail    map[string]uint64
-	denials     [maxRecentDenials]AuditEvent
+	denials     [maxRecentDenials]audit.Event
 	denialN     int // total recorded; ring index = denialN % max
 	since       map[string]time.Time
 	reloadOK    bool
@@ -175,28 +176,28 @@ func (g *Gateway) newObserver() *observer {
 	}
 }
 
-// record is the audit tap (AuditOptions.OnEvent): called for every event
+// record is the audit tap (audit.Options.OnEvent): called for every event
 // before rate limiting, on the connect/deny path only, never per message.
-func (o *observer) record(ev AuditEvent) {
+func (o *observer) record(ev audit.Event) {
 	if ev.Time.IsZero() {
 		ev.Time = time.Now().UTC()
 	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	switch ev.Event {
-	case EventConnect:
+	case audit.EventConnect:
 		o.since[ev.ClientID+"\x00"+ev.Remote] = ev.Time
 		if len(o.since) > 4*maxSince {
 			o.pruneSinceLocked()
 		}
-	case EventHandshakeFailed, EventConnectRefused:
+	case audit.EventHandshakeFailed, audit.EventConnectRefused:
 		o.authFail[classifyAuthFailure(ev)]++
-	case EventDeny:
+	case audit.EventDeny:
 		o.denials[o.denialN%maxRecentDenials] = ev
 		o.denialN++
-	case EventReload:
+	case audit.EventReload:
 		o.reloadOK, o.reloadAt, o.reloadError = true, ev.Time, ""
-	case EventReloadFailed:
+	case audit.EventReloadFailed:
 		o.reloadOK, o.reloadAt, o.reloadError = false, ev.Time, ev.Reason
 	}
 }
@@ -221,11 +222,11 @@ func (o *observer) pruneSinceLocked() {
 }
 
 // recentDenials returns the ring, newest first.
-func (o *observer) recentDenials() []AuditEvent {
+func (o *observer) recentDenials() []audit.Event {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	n := min(o.denialN, maxRecentDenials)
-	out := make([]AuditEvent, 0, n)
+	out := make([]audit.Event, 0, n)
 	for i := range n {
 		out = append(out, o.denials[(o.denialN-1-i)%maxRecentDenials])
 	}

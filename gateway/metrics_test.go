@@ -22,6 +22,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/edgegw/edgegw/bridge"
+	"github.com/edgegw/edgegw/gateway/audit"
 	"github.com/edgegw/edgegw/gateway/gatewaytest"
 	"github.com/edgegw/edgegw/store"
 )
@@ -96,9 +97,9 @@ func TestCollectorFromSources(t *testing.T) {
 		Rejected: 1, Drops: map[string]uint64{store.ReasonMaxAge: 3}, DeadLetters: 0, DeadLettered: 1,
 	}}}}
 	o.bridge = &fakeBridge{s: bridge.State{Connected: true, Reconnects: 2, InboundDelivered: 6}}
-	o.record(AuditEvent{Event: EventHandshakeFailed, Reason: "tls: certificate signed by unknown authority"})
-	o.record(AuditEvent{Event: EventConnectRefused, Reason: "iot:Connect client/x not allowed: default deny"})
-	o.record(AuditEvent{Event: EventReloadFailed, Reason: "SIGHUP: policy.json:3: bad"})
+	o.record(audit.Event{Event: audit.EventHandshakeFailed, Reason: "tls: certificate signed by unknown authority"})
+	o.record(audit.Event{Event: audit.EventConnectRefused, Reason: "iot:Connect client/x not allowed: default deny"})
+	o.record(audit.Event{Event: audit.EventReloadFailed, Reason: "SIGHUP: policy.json:3: bad"})
 
 	got := gather(t, o)
 	for key, want := range map[string]float64{
@@ -159,18 +160,18 @@ func TestClassifyAuthFailure(t *testing.T) {
 	for _, tc := range []struct {
 		event, reason, want string
 	}{
-		{EventHandshakeFailed, "tls: client didn't provide a certificate", "no_certificate"},
-		{EventHandshakeFailed, "tls: failed to verify certificate: x509: certificate signed by unknown authority", "unknown_ca"},
-		{EventHandshakeFailed, "tls: failed to verify certificate: x509: certificate has expired or is not yet valid", "expired"},
-		{EventHandshakeFailed, "client certificate serial 5: certificate revoked", "revoked"},
-		{EventHandshakeFailed, "read tcp 127.0.0.1:8883->127.0.0.1:5: i/o timeout", "handshake_timeout"},
-		{EventHandshakeFailed, "tls: first record does not look like a TLS handshake", "tls"},
-		{EventConnectRefused, "bad user name or password", "bad_password"},
-		{EventConnectRefused, "iot:Connect client/x not allowed: default deny", "not_authorized"},
-		{EventConnectRefused, "no longer trusted: x509: certificate signed by unknown authority", "unknown_ca"},
-		{EventConnectRefused, `thing "ghost" is not in the registry`, "unknown_thing"},
+		{audit.EventHandshakeFailed, "tls: client didn't provide a certificate", "no_certificate"},
+		{audit.EventHandshakeFailed, "tls: failed to verify certificate: x509: certificate signed by unknown authority", "unknown_ca"},
+		{audit.EventHandshakeFailed, "tls: failed to verify certificate: x509: certificate has expired or is not yet valid", "expired"},
+		{audit.EventHandshakeFailed, "client certificate serial 5: certificate revoked", "revoked"},
+		{audit.EventHandshakeFailed, "read tcp 127.0.0.1:8883->127.0.0.1:5: i/o timeout", "handshake_timeout"},
+		{audit.EventHandshakeFailed, "tls: first record does not look like a TLS handshake", "tls"},
+		{audit.EventConnectRefused, "bad user name or password", "bad_password"},
+		{audit.EventConnectRefused, "iot:Connect client/x not allowed: default deny", "not_authorized"},
+		{audit.EventConnectRefused, "no longer trusted: x509: certificate signed by unknown authority", "unknown_ca"},
+		{audit.EventConnectRefused, `thing "ghost" is not in the registry`, "unknown_thing"},
 	} {
-		if got := classifyAuthFailure(AuditEvent{Event: tc.event, Reason: tc.reason}); got != tc.want {
+		if got := classifyAuthFailure(audit.Event{Event: tc.event, Reason: tc.reason}); got != tc.want {
 			t.Errorf("%s %q: got %s; want %s", tc.event, tc.reason, got, tc.want)
 		}
 	}
@@ -179,7 +180,7 @@ func TestClassifyAuthFailure(t *testing.T) {
 func TestRecentDenialsRing(t *testing.T) {
 	o := testObserver(t, &Config{})
 	for i := range maxRecentDenials + 7 {
-		o.record(AuditEvent{Event: EventDeny, Device: fmt.Sprint("d", i), Action: "publish"})
+		o.record(audit.Event{Event: audit.EventDeny, Device: fmt.Sprint("d", i), Action: "publish"})
 	}
 	got := o.recentDenials()
 	if len(got) != maxRecentDenials {

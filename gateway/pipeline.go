@@ -10,6 +10,7 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/edgegw/edgegw/gateway/audit"
 	"github.com/edgegw/edgegw/store"
 )
 
@@ -303,7 +304,7 @@ func (b *Broker) settle(p *pipeline, inl *mqtt.Client, it *pipeItem, acks *ackBa
 		b.metrics.Enqueued.Add(1)
 	}
 	if err != nil {
-		b.audit.Record(AuditEvent{Event: EventDrop, Device: st.id.ThingName, ClientID: st.clientID, Resource: "topic/" + it.topic, Reason: fmt.Sprintf("route %s: %v", failed, err)})
+		b.audit.Record(audit.Event{Event: audit.EventDrop, Device: st.id.ThingName, ClientID: st.clientID, Resource: "topic/" + it.topic, Reason: fmt.Sprintf("route %s: %v", failed, err)})
 	}
 	if p.dead.Load() {
 		return false

@@ -13,6 +13,7 @@ import (
 
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/edgegw/edgegw/gateway/audit"
 	"github.com/edgegw/edgegw/gateway/authz"
 )
 
@@ -77,12 +78,12 @@ func (b *Broker) Reload(why string) error {
 	if err != nil {
 		b.metrics.ReloadFailures.Add(1)
 		b.log.Error("reload failed, keeping the running configuration", "err", err, "trigger", why)
-		b.audit.Record(AuditEvent{Event: EventReloadFailed, Reason: why + ": " + err.Error()})
+		b.audit.Record(audit.Event{Event: audit.EventReloadFailed, Reason: why + ": " + err.Error()})
 		return err
 	}
 	b.metrics.Reloads.Add(1)
 	b.log.Info("reloaded trust, registry and policies", "trigger", why)
-	b.audit.Record(AuditEvent{Event: EventReload, Reason: why})
+	b.audit.Record(audit.Event{Event: audit.EventReload, Reason: why})
 	b.reevaluate()
 	return nil
 }
@@ -134,10 +135,10 @@ func (b *Broker) reevaluate() {
 			if err := st.ls.trust.Verify(st.id.Chain); err != nil {
 				if errors.Is(err, ErrRevoked) {
 					b.metrics.RevocationDisconnects.Add(1)
-					b.disconnect(st, EventRevoked, "certificate revoked")
+					b.disconnect(st, audit.EventRevoked, "certificate revoked")
 				} else {
 					b.metrics.PolicyDisconnects.Add(1)
-					b.disconnect(st, EventPolicyDisconnect, err.Error())
+					b.disconnect(st, audit.EventPolicyDisconnect, err.Error())
 				}
 				return true
 			}
@@ -145,12 +146,12 @@ func (b *Broker) reevaluate() {
 		sess, err := eng.Bind(st.authzIdentity())
 		if err != nil {
 			b.metrics.PolicyDisconnects.Add(1)
-			b.disconnect(st, EventPolicyDisconnect, err.Error())
+			b.disconnect(st, audit.EventPolicyDisconnect, err.Error())
 			return true
 		}
 		if !sess.Allowed(authz.Connect, st.clientID) {
 			b.metrics.PolicyDisconnects.Add(1)
-			b.disconnect(st, EventPolicyDisconnect, "iot:Connect client/"+st.clientID+" no longer allowed: "+explain(sess, authz.Connect, st.clientID))
+			b.disconnect(st, audit.EventPolicyDisconnect, "iot:Connect client/"+st.clientID+" no longer allowed: "+explain(sess, authz.Connect, st.clientID))
 			return true
 		}
 		st.sess.Store(sess)
@@ -160,7 +161,7 @@ func (b *Broker) reevaluate() {
 }
 
 func (b *Broker) disconnect(st *clientState, event, reason string) {
-	b.audit.Record(AuditEvent{Event: event, Device: st.id.ThingName, ClientID: st.clientID, Serial: st.id.Serial,
+	b.audit.Record(audit.Event{Event: event, Device: st.id.ThingName, ClientID: st.clientID, Serial: st.id.Serial,
 		Remote: st.cl.Net.Remote, Listener: st.cl.Net.Listener, Reason: reason})
 	_ = b.srv.DisconnectClient(st.cl, packets.ErrNotAuthorized)
 }
@@ -181,7 +182,7 @@ func (b *Broker) recheckSubscriptions(st *clientState, sess *authz.Session) {
 		}
 		st.cl.State.Subscriptions.Delete(filter)
 		b.metrics.SubscriptionsDropped.Add(1)
-		b.audit.Record(AuditEvent{Event: EventSubscriptionDropped, Device: st.id.ThingName, ClientID: st.clientID,
+		b.audit.Record(audit.Event{Event: audit.EventSubscriptionDropped, Device: st.id.ThingName, ClientID: st.clientID,
 			Action: authz.Subscribe.String(), Resource: resourceName(authz.Subscribe, filter), Reason: "no longer allowed"})
 	}
 }

@@ -1,4 +1,4 @@
-package gateway
+package audit
 
 import (
 	"context"
@@ -24,10 +24,13 @@ const (
 	EventReload              = "reload"
 	EventReloadFailed        = "reload_failed"
 	EventDrop                = "drop" // message dropped (slow subscriber, retained cap)
+	// EventDeadLetter is a message the upstream refused (negative PUBACK);
+	// it was moved to the queue's dead-letter area.
+	EventDeadLetter = "dead_letter"
 )
 
-// AuditEvent is one line of the audit log. Payloads are never recorded.
-type AuditEvent struct {
+// Event is one line of the audit log. Payloads are never recorded.
+type Event struct {
 	Time      time.Time `json:"time"`
 	Event     string    `json:"event"`
 	Device    string    `json:"device,omitempty"` // thing name
@@ -42,8 +45,8 @@ type AuditEvent struct {
 	Count     int64     `json:"count,omitempty"`
 }
 
-// AuditOptions configure an Auditor.
-type AuditOptions struct {
+// Options configure an Log.
+type Options struct {
 	File string // "" = slog only
 	Log  *slog.Logger
 	// DenyBurst deny lines per device are written per DenyWindow; the rest are
@@ -52,12 +55,12 @@ type AuditOptions struct {
 	DenyWindow time.Duration
 	// OnEvent, if set, sees every event before rate limiting (metrics and
 	// the admin socket's recent denials). It must be quick.
-	OnEvent func(AuditEvent)
+	OnEvent func(Event)
 }
 
-// Auditor writes audit events as JSON lines (0640, O_APPEND) and to slog.
+// Log writes audit events as JSON lines (0640, O_APPEND) and to slog.
 // It is safe for concurrent use.
-type Auditor struct {
+type Log struct {
 	log    *slog.Logger
 	mu     sync.Mutex
 	f      *os.File
@@ -67,7 +70,7 @@ type Auditor struct {
 	denies map[string]*denyWindow
 	stop   chan struct{}
 	wg     sync.WaitGroup
-	tap    func(AuditEvent) // AuditOptions.OnEvent
+	tap    func(Event) // Options.OnEvent
 	// Suppressed counts deny lines not written (reported later, never lost).
 	suppressed int64
 }
@@ -78,8 +81,8 @@ type denyWindow struct {
 	suppressed int64
 }
 
-// NewAuditor opens the audit file (created 0640 if absent).
-func NewAuditor(o AuditOptions) (*Auditor, error) {
+// New opens the audit file (created 0640 if absent).
+func New(o Options) (*Log, error) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
@@ -89,7 +92,7 @@ func NewAuditor(o AuditOptions) (*Auditor, error) {
 	if o.DenyWindow <= 0 {
 		o.DenyWindow = 10 * time.Second
 	}
-	a := &Auditor{
+	a := &Log{
 		log:    o.Log.With("component", "audit"),
 		burst:  o.DenyBurst,
 		window: o.DenyWindow,
@@ -111,7 +114,7 @@ func NewAuditor(o AuditOptions) (*Auditor, error) {
 }
 
 // Record writes one event. Deny events are rate limited per device.
-func (a *Auditor) Record(ev AuditEvent) {
+func (a *Log) Record(ev Event) {
 	if a == nil {
 		return
 	}
@@ -132,7 +135,7 @@ func (a *Auditor) Record(ev AuditEvent) {
 		w := a.denies[key]
 		if w == nil || ev.Time.Sub(w.start) >= a.window {
 			if w != nil && w.suppressed > 0 {
-				a.writeLocked(AuditEvent{Time: ev.Time, Event: EventDenySuppressed, Device: ev.Device, ClientID: ev.ClientID, Reason: ev.Event, Count: w.suppressed})
+				a.writeLocked(Event{Time: ev.Time, Event: EventDenySuppressed, Device: ev.Device, ClientID: ev.ClientID, Reason: ev.Event, Count: w.suppressed})
 			}
 			w = &denyWindow{start: ev.Time}
 			a.denies[key] = w
@@ -147,7 +150,7 @@ func (a *Auditor) Record(ev AuditEvent) {
 	a.writeLocked(ev)
 }
 
-func (a *Auditor) writeLocked(ev AuditEvent) {
+func (a *Log) writeLocked(ev Event) {
 	attrs := []any{"event", ev.Event}
 	if ev.Device != "" {
 		attrs = append(attrs, "device", ev.Device)
@@ -187,7 +190,7 @@ func (a *Auditor) writeLocked(ev AuditEvent) {
 }
 
 // flushLoop reports suppressed denies of windows that ended with no new deny.
-func (a *Auditor) flushLoop() {
+func (a *Log) flushLoop() {
 	defer a.wg.Done()
 	t := time.NewTicker(a.window / 2)
 	defer t.Stop()
@@ -202,7 +205,7 @@ func (a *Auditor) flushLoop() {
 	}
 }
 
-func (a *Auditor) flush(all bool) {
+func (a *Log) flush(all bool) {
 	now := time.Now().UTC()
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -212,21 +215,21 @@ func (a *Auditor) flush(all bool) {
 		}
 		if w.suppressed > 0 {
 			event, dev, _ := strings.Cut(key, "\x00")
-			a.writeLocked(AuditEvent{Time: now, Event: EventDenySuppressed, Device: dev, Reason: event, Count: w.suppressed})
+			a.writeLocked(Event{Time: now, Event: EventDenySuppressed, Device: dev, Reason: event, Count: w.suppressed})
 		}
 		delete(a.denies, key)
 	}
 }
 
 // SuppressedDenies is the number of deny lines folded into deny_suppressed.
-func (a *Auditor) SuppressedDenies() int64 {
+func (a *Log) SuppressedDenies() int64 {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.suppressed
 }
 
 // Close reports pending suppressed counts and closes the file.
-func (a *Auditor) Close() error {
+func (a *Log) Close() error {
 	if a == nil {
 		return nil
 	}
