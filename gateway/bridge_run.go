@@ -32,6 +32,7 @@ import (
 	"github.com/edgegw/edgegw/bridge"
 	"github.com/edgegw/edgegw/gateway/audit"
 	"github.com/edgegw/edgegw/gateway/clock"
+	"github.com/edgegw/edgegw/gateway/config"
 	"github.com/edgegw/edgegw/hw"
 	"github.com/edgegw/edgegw/store"
 )
@@ -54,8 +55,8 @@ type upstream struct {
 	broker *Broker
 	pub    *localPublisher
 
-	mu     sync.Mutex // serialises route reloads
-	routes []Route    // as configured and applied
+	mu     sync.Mutex     // serialises route reloads
+	routes []config.Route // as configured and applied
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -83,7 +84,7 @@ func (g *Gateway) Bridge() *bridge.Bridge {
 // StoreOptionsFromConfig translates the store section and the out routes
 // into queue options. The encryption key is read through hw.OpenSecret
 // (file: or tpm-sealed:, created on first use in the TPM case).
-func StoreOptionsFromConfig(ctx context.Context, cfg *Config) (store.Options, error) {
+func StoreOptionsFromConfig(ctx context.Context, cfg *config.Config) (store.Options, error) {
 	o := store.Options{
 		Dir:          cfg.Store.Dir,
 		MaxBytes:     cfg.Store.MaxBytes.Bytes(),
@@ -108,7 +109,7 @@ func StoreOptionsFromConfig(ctx context.Context, cfg *Config) (store.Options, er
 // lost key file next to an existing queue stays an error (a fresh key could
 // not read it) instead of being silently replaced. The edgegw queue commands
 // never create a key; they use StoreOptionsFromConfig alone.
-func ensureQueueKey(ctx context.Context, cfg *Config, log *slog.Logger) error {
+func ensureQueueKey(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	uri := cfg.Store.EncryptionKey
 	if uri == "" {
 		return nil
@@ -130,14 +131,14 @@ func ensureQueueKey(ctx context.Context, cfg *Config, log *slog.Logger) error {
 
 // RouteLimitsFromConfig returns the queue limits of the routes that own a
 // queue (direction out or both).
-func RouteLimitsFromConfig(routes []Route) []store.RouteLimits {
+func RouteLimitsFromConfig(routes []config.Route) []store.RouteLimits {
 	var out []store.RouteLimits
 	for _, r := range routes {
-		if r.Direction != DirectionOut && r.Direction != DirectionBoth {
+		if r.Direction != config.DirectionOut && r.Direction != config.DirectionBoth {
 			continue
 		}
 		ov := store.DropOldest
-		if r.Overflow == OverflowReject {
+		if r.Overflow == config.OverflowReject {
 			ov = store.Reject
 		}
 		out = append(out, store.RouteLimits{
@@ -148,7 +149,7 @@ func RouteLimitsFromConfig(routes []Route) []store.RouteLimits {
 	return out
 }
 
-func routeName(r Route) string {
+func routeName(r config.Route) string {
 	if r.Name != "" {
 		return r.Name
 	}
@@ -156,7 +157,7 @@ func routeName(r Route) string {
 }
 
 // BridgeRoutesFromConfig translates config routes into bridge routes.
-func BridgeRoutesFromConfig(routes []Route) ([]bridge.Route, error) {
+func BridgeRoutesFromConfig(routes []config.Route) ([]bridge.Route, error) {
 	out := make([]bridge.Route, 0, len(routes))
 	for i, r := range routes {
 		d, err := bridge.ParseDirection(r.Direction)
@@ -178,7 +179,7 @@ func BridgeRoutesFromConfig(routes []Route) ([]bridge.Route, error) {
 // upstream CA bundle (system roots when bridge.tls.ca is empty), TLS 1.2 at
 // least, and the clock guard for certificate validity. ServerName is set per
 // upstream by the bridge. The returned key must be closed by the caller.
-func UpstreamTLS(ctx context.Context, cfg *Config, log *slog.Logger) (*tls.Config, hw.Key, error) {
+func UpstreamTLS(ctx context.Context, cfg *config.Config, log *slog.Logger) (*tls.Config, hw.Key, error) {
 	b := cfg.Bridge
 	if b == nil || b.TLS == nil {
 		return nil, nil, nil
@@ -253,7 +254,7 @@ func UpstreamTLS(ctx context.Context, cfg *Config, log *slog.Logger) (*tls.Confi
 }
 
 // BridgeConfigFromConfig translates the bridge section (tc from UpstreamTLS).
-func BridgeConfigFromConfig(b *BridgeConfig, tc *tls.Config) (bridge.Config, error) {
+func BridgeConfigFromConfig(b *config.BridgeConfig, tc *tls.Config) (bridge.Config, error) {
 	bc := bridge.Config{
 		ClientID:       b.ClientID,
 		TLS:            tc,
@@ -292,7 +293,7 @@ type matchInfo struct {
 	qos0  bool     // queue_qos0
 }
 
-func newRouteMatcher(routes []Route) (*routeMatcher, error) {
+func newRouteMatcher(routes []config.Route) (*routeMatcher, error) {
 	brs, err := BridgeRoutesFromConfig(routes)
 	if err != nil {
 		return nil, err
@@ -303,7 +304,7 @@ func newRouteMatcher(routes []Route) (*routeMatcher, error) {
 	}
 	m := &routeMatcher{rs: rs, info: make(map[string]matchInfo, len(routes))}
 	for _, r := range routes {
-		if r.Direction == DirectionOut || r.Direction == DirectionBoth {
+		if r.Direction == config.DirectionOut || r.Direction == config.DirectionBoth {
 			n := routeName(r)
 			m.info[n] = matchInfo{names: []string{n}, qos0: r.QueueQoS0}
 		}
@@ -503,7 +504,7 @@ func (u *upstream) close() {
 // returns nc with the running config's routes put back, so that
 // nonLiveChanges does not report what was applied; on error nc is returned
 // as is and nothing was changed.
-func (g *Gateway) reloadRoutes(nc *Config) (*Config, error) {
+func (g *Gateway) reloadRoutes(nc *config.Config) (*config.Config, error) {
 	if g.run == nil || g.run.up == nil || nc.Bridge == nil || g.cfg.Bridge == nil {
 		return nc, nil
 	}
@@ -515,7 +516,7 @@ func (g *Gateway) reloadRoutes(nc *Config) (*Config, error) {
 	if !reflect.DeepEqual(oldRest, newRest) {
 		return nc, nil // not live: nonLiveChanges reports "bridge"
 	}
-	same := func() *Config {
+	same := func() *config.Config {
 		c, b := *nc, *nc.Bridge
 		b.Routes = g.cfg.Bridge.Routes
 		c.Bridge = &b

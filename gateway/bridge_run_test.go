@@ -20,18 +20,19 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgegw/edgegw/gateway/config"
 	"github.com/edgegw/edgegw/gateway/gatewaytest"
 	"github.com/edgegw/edgegw/hw"
 	"github.com/edgegw/edgegw/store"
 )
 
 func TestRouteMatcher(t *testing.T) {
-	routes := []Route{
-		{Name: "telemetry", Topic: "building/#", Direction: DirectionOut, QoS: 1, RemotePrefix: "sites/plant-7/"},
-		{Name: "alarms", Topic: "building/+/alarm", Direction: DirectionBoth, QoS: 1, QueueQoS0: true},
-		{Name: "commands", Topic: "cmd/#", Direction: DirectionIn, QoS: 1},
-		{Name: "pref", Topic: "x/#", Direction: DirectionOut, QoS: 0, LocalPrefix: "local/", QueueQoS0: true},
-		{Topic: "status/#", Direction: DirectionOut, QoS: 1},
+	routes := []config.Route{
+		{Name: "telemetry", Topic: "building/#", Direction: config.DirectionOut, QoS: 1, RemotePrefix: "sites/plant-7/"},
+		{Name: "alarms", Topic: "building/+/alarm", Direction: config.DirectionBoth, QoS: 1, QueueQoS0: true},
+		{Name: "commands", Topic: "cmd/#", Direction: config.DirectionIn, QoS: 1},
+		{Name: "pref", Topic: "x/#", Direction: config.DirectionOut, QoS: 0, LocalPrefix: "local/", QueueQoS0: true},
+		{Topic: "status/#", Direction: config.DirectionOut, QoS: 1},
 	}
 	m, err := newRouteMatcher(routes)
 	if err != nil {
@@ -66,9 +67,9 @@ func TestRouteMatcher(t *testing.T) {
 }
 
 func BenchmarkRouteMatcher(b *testing.B) {
-	m, err := newRouteMatcher([]Route{
-		{Name: "telemetry", Topic: "building/#", Direction: DirectionOut, QoS: 1, RemotePrefix: "sites/plant-7/"},
-		{Name: "commands", Topic: "cmd/#", Direction: DirectionIn, QoS: 1},
+	m, err := newRouteMatcher([]config.Route{
+		{Name: "telemetry", Topic: "building/#", Direction: config.DirectionOut, QoS: 1, RemotePrefix: "sites/plant-7/"},
+		{Name: "commands", Topic: "cmd/#", Direction: config.DirectionIn, QoS: 1},
 	})
 	if err != nil {
 		b.Fatal(err)
@@ -83,18 +84,18 @@ func TestConfigTranslation(t *testing.T) {
 	dir := t.TempDir()
 	keyFile := filepath.Join(dir, "queue.key")
 	gatewaytest.WriteFile(t, keyFile, make([]byte, 32), 0o600)
-	cfg := DefaultConfig()
+	cfg := config.Default()
 	cfg.StateDir = dir
-	cfg.Store = StoreConfig{Dir: filepath.Join(dir, "q"), MaxBytes: 1 << 20, MinFree: 32 << 20, EncryptionKey: "file:" + keyFile}
-	cfg.Bridge = &BridgeConfig{
-		Upstreams: []Upstream{{URL: "mqtts://up.example:8884", ServerName: "cloud"}, {URL: "mqtt://127.0.0.1"}},
-		ClientID:  "gw", Keepalive: Duration(20 * time.Second), ConnectTimeout: Duration(3 * time.Second),
-		Backoff: Backoff{Min: Duration(time.Second), Max: Duration(time.Minute)}, Inflight: 64, DrainRate: 500,
-		UserProperties: UserProperties{Device: "d", Seq: ""},
-		Routes: []Route{
-			{Name: "t", Topic: "a/#", Direction: DirectionOut, QoS: 2, MaxBytes: 1000, MaxMessages: 10, MaxAge: Duration(time.Hour), Overflow: OverflowReject, Priority: 3},
-			{Topic: "cmd/#", Direction: DirectionIn, QoS: 1, RemotePrefix: "sites/x/"},
-			{Topic: "both/#", Direction: DirectionBoth, QoS: 0},
+	cfg.Store = config.StoreConfig{Dir: filepath.Join(dir, "q"), MaxBytes: 1 << 20, MinFree: 32 << 20, EncryptionKey: "file:" + keyFile}
+	cfg.Bridge = &config.BridgeConfig{
+		Upstreams: []config.Upstream{{URL: "mqtts://up.example:8884", ServerName: "cloud"}, {URL: "mqtt://127.0.0.1"}},
+		ClientID:  "gw", Keepalive: config.Duration(20 * time.Second), ConnectTimeout: config.Duration(3 * time.Second),
+		Backoff: config.Backoff{Min: config.Duration(time.Second), Max: config.Duration(time.Minute)}, Inflight: 64, DrainRate: 500,
+		UserProperties: config.UserProperties{Device: "d", Seq: ""},
+		Routes: []config.Route{
+			{Name: "t", Topic: "a/#", Direction: config.DirectionOut, QoS: 2, MaxBytes: 1000, MaxMessages: 10, MaxAge: config.Duration(time.Hour), Overflow: config.OverflowReject, Priority: 3},
+			{Topic: "cmd/#", Direction: config.DirectionIn, QoS: 1, RemotePrefix: "sites/x/"},
+			{Topic: "both/#", Direction: config.DirectionBoth, QoS: 0},
 		},
 	}
 	so, err := StoreOptionsFromConfig(context.Background(), cfg)
@@ -150,9 +151,9 @@ func TestUpstreamTLS(t *testing.T) {
 	dir := t.TempDir()
 	pki := gatewaytest.NewPKI(t, "up")
 	gw := pki.Issue(t, "gw")
-	cfg := DefaultConfig()
+	cfg := config.Default()
 	cfg.StateDir = filepath.Join(dir, "state")
-	cfg.Bridge = &BridgeConfig{ClientID: "gw", TLS: &ClientTLS{CA: pki.CAFile, Cert: gw.CertFile, Key: "file:" + gw.KeyFile}}
+	cfg.Bridge = &config.BridgeConfig{ClientID: "gw", TLS: &config.ClientTLS{CA: pki.CAFile, Cert: gw.CertFile, Key: "file:" + gw.KeyFile}}
 
 	tc, key, err := UpstreamTLS(ctx, cfg, nil)
 	if err != nil {
@@ -208,7 +209,7 @@ func (c *countingQueue) Enqueue(context.Context, store.Message) (uint64, error) 
 func TestInboundLocalDelivery(t *testing.T) {
 	e := newEnv(t, nil)
 	q := new(countingQueue)
-	m, err := newRouteMatcher([]Route{{Name: "all", Topic: "#", Direction: DirectionBoth, QoS: 1, QueueQoS0: true}})
+	m, err := newRouteMatcher([]config.Route{{Name: "all", Topic: "#", Direction: config.DirectionBoth, QoS: 1, QueueQoS0: true}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -306,7 +307,7 @@ bridge:
 	}
 	write(`    - {name: a, topic: "sensors/sensor-a/#", remote_prefix: "sites/t/"}
     - {name: cmd, topic: "cmd/#", direction: in}`, "30s")
-	cfg, err := Check(conf)
+	cfg, err := config.Check(conf)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -384,7 +385,7 @@ func bigOne() *big.Int { return big.NewInt(time.Now().UnixNano()) }
 func TestEnsureQueueKey(t *testing.T) {
 	dir := t.TempDir()
 	keyPath := filepath.Join(dir, "queue.key")
-	cfg := &Config{Store: StoreConfig{Dir: filepath.Join(dir, "queue"), EncryptionKey: "file:" + keyPath}}
+	cfg := &config.Config{Store: config.StoreConfig{Dir: filepath.Join(dir, "queue"), EncryptionKey: "file:" + keyPath}}
 	log := slog.New(slog.DiscardHandler)
 
 	if err := ensureQueueKey(context.Background(), cfg, log); err != nil {

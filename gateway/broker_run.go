@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/edgegw/edgegw/gateway/audit"
+	"github.com/edgegw/edgegw/gateway/config"
 	"github.com/edgegw/edgegw/hw"
 )
 
@@ -24,7 +25,7 @@ type running struct {
 
 // BrokerOptionsFromConfig translates the config into broker options. Keys
 // are opened through hw (file, TPM, PKCS#11) and returned for closing.
-func BrokerOptionsFromConfig(ctx context.Context, cfg *Config) (BrokerOptions, []hw.Key, error) {
+func BrokerOptionsFromConfig(ctx context.Context, cfg *config.Config) (BrokerOptions, []hw.Key, error) {
 	o := BrokerOptions{Registry: cfg.Devices, Policies: cfg.Policies}
 	var keys []hw.Key
 	fail := func(err error) (BrokerOptions, []hw.Key, error) {
@@ -145,7 +146,7 @@ func (g *Gateway) Reload() error {
 	}
 	var cfgErr error
 	if g.cfg.File != "" {
-		nc, err := Check(g.cfg.File)
+		nc, err := config.Check(g.cfg.File)
 		switch {
 		case err != nil:
 			cfgErr = fmt.Errorf("config %s invalid, keeping the running one: %w", g.cfg.File, err)
@@ -173,7 +174,7 @@ func (g *Gateway) Reload() error {
 
 // nonLiveChanges lists the top-level config sections that differ. Only the
 // files they name are reloaded live, so any difference needs a restart.
-func nonLiveChanges(old, nc *Config) []string {
+func nonLiveChanges(old, nc *config.Config) []string {
 	var out []string
 	ov, nv := reflect.ValueOf(*old), reflect.ValueOf(*nc)
 	t := ov.Type()

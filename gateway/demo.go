@@ -20,6 +20,7 @@ import (
 	pahopackets "github.com/eclipse/paho.golang/packets"
 	"github.com/eclipse/paho.golang/paho"
 
+	"github.com/edgegw/edgegw/gateway/config"
 	"github.com/edgegw/edgegw/gateway/pki"
 )
 
@@ -446,7 +447,7 @@ type demoInstance struct {
 }
 
 func startDemoGateway(ctx context.Context, cfgPath, socket string, log *slog.Logger) (*demoInstance, error) {
-	cfg, err := Check(cfgPath)
+	cfg, err := config.Check(cfgPath)
 	if err != nil {
 		return nil, err
 	}

@@ -12,11 +12,13 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/edgegw/edgegw/gateway/config"
 )
 
 // Gateway runs the components a Config describes.
 type Gateway struct {
-	cfg *Config
+	cfg *config.Config
 	log *slog.Logger
 
 	// run is what Run started (see broker_run.go); nil when not running.
@@ -26,7 +28,7 @@ type Gateway struct {
 
 // New prepares a gateway for cfg, which must come from LoadConfig or Check.
 // It starts nothing; Run does.
-func New(cfg *Config, logger *slog.Logger) (*Gateway, error) {
+func New(cfg *config.Config, logger *slog.Logger) (*Gateway, error) {
 	if cfg == nil {
 		return nil, errors.New("gateway: nil config")
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgegw/edgegw/gateway/config"
 	"github.com/edgegw/edgegw/gateway/gatewaytest"
 )
 
@@ -18,7 +19,7 @@ import (
 // newFromFile checks the config file and builds its gateway (quiet log).
 func newFromFile(t *testing.T, cfgFile string) *Gateway {
 	t.Helper()
-	cfg, err := Check(cfgFile)
+	cfg, err := config.Check(cfgFile)
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}

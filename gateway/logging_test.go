@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/eclipse/paho.golang/paho"
+	"github.com/edgegw/edgegw/gateway/config"
 	"github.com/edgegw/edgegw/gateway/gatewaytest"
 )
 
@@ -14,7 +15,7 @@ import (
 func TestLogComponentOnce(t *testing.T) {
 	var buf gatewaytest.Buffer
 	base := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	g, err := New(&Config{}, base)
+	g, err := New(&config.Config{}, base)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/edgegw/edgegw/bridge"
 	"github.com/edgegw/edgegw/gateway/audit"
 	"github.com/edgegw/edgegw/gateway/clock"
+	"github.com/edgegw/edgegw/gateway/config"
 	"github.com/edgegw/edgegw/hw"
 	"github.com/edgegw/edgegw/store"
 )
@@ -130,7 +131,7 @@ const maxRecentDenials = 50
 
 // observer holds what metrics and the admin socket report.
 type observer struct {
-	cfg     *Config
+	cfg     *config.Config
 	log     *slog.Logger
 	clock   *clock.Clock
 	started time.Time
@@ -397,7 +398,7 @@ func (o *observer) serveHealth(w http.ResponseWriter, _ *http.Request) {
 }
 
 // usesTPM reports whether a key or the queue secret of cfg lives in a TPM.
-func usesTPM(cfg *Config) bool {
+func usesTPM(cfg *config.Config) bool {
 	uris := []string{cfg.Store.EncryptionKey}
 	for _, l := range cfg.Listeners {
 		if l.TLS != nil {

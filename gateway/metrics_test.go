@@ -23,6 +23,7 @@ import (
 
 	"github.com/edgegw/edgegw/bridge"
 	"github.com/edgegw/edgegw/gateway/audit"
+	"github.com/edgegw/edgegw/gateway/config"
 	"github.com/edgegw/edgegw/gateway/gatewaytest"
 	"github.com/edgegw/edgegw/store"
 )
@@ -81,7 +82,7 @@ func value(m *dto.Metric) float64 {
 	return -1
 }
 
-func testObserver(t *testing.T, cfg *Config) *observer {
+func testObserver(t *testing.T, cfg *config.Config) *observer {
 	g, err := New(cfg, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -90,7 +91,7 @@ func testObserver(t *testing.T, cfg *Config) *observer {
 }
 
 func TestCollectorFromSources(t *testing.T) {
-	o := testObserver(t, &Config{Site: "t"})
+	o := testObserver(t, &config.Config{Site: "t"})
 	o.broker = &fakeBroker{s: BrokerStats{Listeners: 2, Connections: 3, ConnectsAccepted: 7, DeniedPublish: 4, DeniedReceive: 1, DroppedQoS0: 9, Enqueued: 5}}
 	o.queue = &fakeQueue{s: store.Stats{RejectedFull: 2, Routes: []store.RouteStats{{
 		Name: "telemetry", Depth: 12, Bytes: 3400, OldestAge: 90 * time.Second, Enqueued: 20, Acked: 8,
@@ -143,7 +144,7 @@ func TestCollectorFromSources(t *testing.T) {
 func goVer() string { return runtime.Version() }
 
 func TestCollectorWithoutQueueOrBridge(t *testing.T) {
-	o := testObserver(t, &Config{Site: "t"})
+	o := testObserver(t, &config.Config{Site: "t"})
 	o.broker = &fakeBroker{s: BrokerStats{Listeners: 1}}
 	got := gather(t, o)
 	for key := range got {
@@ -178,7 +179,7 @@ func TestClassifyAuthFailure(t *testing.T) {
 }
 
 func TestRecentDenialsRing(t *testing.T) {
-	o := testObserver(t, &Config{})
+	o := testObserver(t, &config.Config{})
 	for i := range maxRecentDenials + 7 {
 		o.record(audit.Event{Event: audit.EventDeny, Device: fmt.Sprint("d", i), Action: "publish"})
 	}
@@ -192,7 +193,7 @@ func TestRecentDenialsRing(t *testing.T) {
 }
 
 func TestHealthStates(t *testing.T) {
-	o := testObserver(t, &Config{})
+	o := testObserver(t, &config.Config{})
 	if h := o.health(); h.Status != "unavailable" {
 		t.Errorf("no broker: %+v; want unavailable", h)
 	}
@@ -235,7 +236,7 @@ func TestHealthQueueFailure(t *testing.T) {
 		{"bridge stopped on queue error", &fakeQueue{}, fmt.Errorf("bridge: reading the queue: %w", store.ErrClosed), http.StatusServiceUnavailable, "failed", "bridge: reading the queue: queue closed", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			o := testObserver(t, &Config{})
+			o := testObserver(t, &config.Config{})
 			o.broker = &fakeBroker{s: BrokerStats{Listeners: 1}}
 			o.queue = tc.queue
 			o.queueFailed(tc.bridgeErr)

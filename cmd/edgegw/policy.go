@@ -12,6 +12,7 @@ import (
 
 	"github.com/edgegw/edgegw/gateway"
 	"github.com/edgegw/edgegw/gateway/authz"
+	"github.com/edgegw/edgegw/gateway/config"
 )
 
 func init() { extraCommands = append(extraCommands, newPolicyCmd) }
@@ -105,9 +106,9 @@ func (a *app) policyTest(f *policyTestFlags) error {
 			return &exitError{code: 2, err: err}
 		}
 	}
-	cfg, err := gateway.LoadConfig(f.config)
+	cfg, err := config.Load(f.config)
 	if err != nil {
-		var ce *gateway.ConfigError
+		var ce *config.Error
 		if errors.As(err, &ce) {
 			for _, fe := range ce.Errors {
 				fmt.Fprintln(a.stderr, fe.Error())

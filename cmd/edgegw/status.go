@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/edgegw/edgegw/gateway"
+	"github.com/edgegw/edgegw/gateway/config"
 )
 
 func init() { extraCommands = append(extraCommands, newStatusCmd) }
@@ -70,7 +71,7 @@ func adminSocketPath(flag, cfgPath string, explicit bool) (string, error) {
 	if flag != "" {
 		return flag, nil
 	}
-	cfg, err := gateway.LoadConfig(cfgPath)
+	cfg, err := config.Load(cfgPath)
 	if err != nil {
 		if explicit {
 			return "", fmt.Errorf("reading %s for admin.socket: %w", cfgPath, err)

@@ -1,4 +1,4 @@
-package gateway
+package config
 
 import (
 	"os"
@@ -20,7 +20,7 @@ func FuzzLoadConfig(f *testing.F) {
 		}
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {
-		c, err := ParseConfig("fuzz.yaml", "/etc/edgegw", data)
+		c, err := Parse("fuzz.yaml", "/etc/edgegw", data)
 		if (c == nil) == (err == nil) {
 			t.Fatalf("got config %v and error %v; want exactly one", c != nil, err)
 		}

@@ -1,4 +1,4 @@
-package gateway
+package config
 
 import (
 	"bytes"
@@ -20,7 +20,7 @@ import (
 )
 
 // Config is edgegw.yaml, version 1. The schema, with every default, is in
-// configs/edgegw.yaml. LoadConfig fills defaults, decodes strictly, resolves
+// configs/edgegw.yaml. Load fills defaults, decodes strictly, resolves
 // relative paths against the config file's directory and validates; all
 // paths in a loaded Config are absolute, key URIs included.
 type Config struct {
@@ -38,7 +38,7 @@ type Config struct {
 	Admin     AdminConfig   `yaml:"admin"`
 	Audit     AuditConfig   `yaml:"audit"`
 
-	// File is the config file as given to LoadConfig; Dir is its absolute
+	// File is the config file as given to Load; Dir is its absolute
 	// directory, against which relative paths were resolved.
 	File string `yaml:"-"`
 	Dir  string `yaml:"-"`
@@ -65,7 +65,7 @@ type Listener struct {
 type ListenerTLS struct {
 	CA         string `yaml:"ca"`   // trust bundle (PEM)
 	Cert       string `yaml:"cert"` // server certificate chain (PEM)
-	Key        string `yaml:"key"`  // key URI (see ResolveKeyURI)
+	Key        string `yaml:"key"`  // key URI (see hw.ResolveURI)
 	CRL        string `yaml:"crl"`  // optional; reloaded live
 	MinVersion string `yaml:"min_version"`
 	ClientAuth string `yaml:"client_auth"` // require | none
@@ -135,7 +135,7 @@ type Upstream struct {
 type ClientTLS struct {
 	CA   string `yaml:"ca"`   // optional: "" = system roots
 	Cert string `yaml:"cert"` // the gateway's certificate (PEM)
-	Key  string `yaml:"key"`  // key URI (see ResolveKeyURI)
+	Key  string `yaml:"key"`  // key URI (see hw.ResolveURI)
 }
 
 // Backoff bounds the reconnect delay.
@@ -191,9 +191,9 @@ type AuditConfig struct {
 	File string `yaml:"file"` // "" = audit lines go to the log only
 }
 
-// DefaultConfig returns a Config with every default set and nothing else:
+// Default returns a Config with every default set and nothing else:
 // no listeners, no site, no bridge.
-func DefaultConfig() *Config {
+func Default() *Config {
 	return &Config{
 		StateDir: "/var/lib/edgegw",
 		Log:      LogConfig{Level: "info", Format: "text"},
@@ -246,23 +246,23 @@ func (r *Route) setDefaults() {
 	r.Overflow = OverflowDropOldest
 }
 
-// maxConfigBytes bounds what LoadConfig reads: a config is a few KiB.
+// maxConfigBytes bounds what Load reads: a config is a few KiB.
 const maxConfigBytes = 1 << 20
 
-// LoadConfig reads, decodes and validates the config file at path. A
-// *ConfigError lists every problem with file:line and key path; other errors
+// Load reads, decodes and validates the config file at path. A
+// *Error lists every problem with file:line and key path; other errors
 // are about reading the file. It does not look at the files the config
 // names: CheckFiles does.
-func LoadConfig(path string) (*Config, error) {
-	data, dir, err := readConfig(path)
+func Load(path string) (*Config, error) {
+	data, dir, err := read(path)
 	if err != nil {
 		return nil, err
 	}
-	return ParseConfig(path, dir, data)
+	return Parse(path, dir, data)
 }
 
-// readConfig reads a config file and returns its bytes and absolute directory.
-func readConfig(path string) (data []byte, dir string, err error) {
+// read reads a config file and returns its bytes and absolute directory.
+func read(path string) (data []byte, dir string, err error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, "", fmt.Errorf("reading config %q: %w", path, err)
@@ -277,23 +277,23 @@ func readConfig(path string) (data []byte, dir string, err error) {
 		return nil, "", fmt.Errorf("reading config %q: %w", path, err)
 	}
 	if len(data) > maxConfigBytes {
-		return nil, "", &ConfigError{Errors: []*FieldError{{File: path, Msg: "file larger than 1MiB; is this the right file?"}}}
+		return nil, "", &Error{Errors: []*FieldError{{File: path, Msg: "file larger than 1MiB; is this the right file?"}}}
 	}
 	return data, filepath.Dir(abs), nil
 }
 
-// ParseConfig is LoadConfig on bytes: name is used in errors, relative paths
+// Parse is Load on bytes: name is used in errors, relative paths
 // resolve against dir.
-func ParseConfig(name, dir string, data []byte) (*Config, error) {
-	c, rep := parseConfig(name, dir, data)
+func Parse(name, dir string, data []byte) (*Config, error) {
+	c, rep := parse(name, dir, data)
 	if err := rep.err(); err != nil {
 		return nil, err
 	}
 	return c, nil
 }
 
-func parseConfig(name, dir string, data []byte) (c *Config, rep *report) {
-	c = DefaultConfig()
+func parse(name, dir string, data []byte) (c *Config, rep *report) {
+	c = Default()
 	c.File, c.Dir = name, dir
 	rep = newReport(name)
 	c.rep = rep
@@ -344,8 +344,8 @@ func parseConfig(name, dir string, data []byte) (c *Config, rep *report) {
 	return c, rep
 }
 
-// Validate checks a Config built in code (LoadConfig already validates).
-// It returns a *ConfigError or nil.
+// Validate checks a Config built in code (Load already validates).
+// It returns a *Error or nil.
 func (c *Config) Validate() error {
 	rep := newReport(c.File)
 	if c.rep != nil {
@@ -365,11 +365,11 @@ func (c *Config) Line(path string) int {
 	return c.rep.line(path)
 }
 
-// Errorf returns a *ConfigError for one problem at the key path, for checks
+// Errorf returns a *Error for one problem at the key path, for checks
 // made outside this file (e.g. a policy name in a route) that should read
 // like config errors.
 func (c *Config) Errorf(path, format string, args ...any) error {
-	return &ConfigError{Errors: []*FieldError{{File: c.File, Line: c.Line(path), Path: path, Msg: fmt.Sprintf(format, args...)}}}
+	return &Error{Errors: []*FieldError{{File: c.File, Line: c.Line(path), Path: path, Msg: fmt.Sprintf(format, args...)}}}
 }
 
 func (c *Config) validate(r *report) {

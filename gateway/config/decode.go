@@ -1,4 +1,4 @@
-package gateway
+package config
 
 import (
 	"fmt"
@@ -13,7 +13,7 @@ import (
 
 // FieldError is one problem in a config file: where it is and what is wanted.
 type FieldError struct {
-	File string // the config file as given to LoadConfig
+	File string // the config file as given to Load
 	Line int    // 1-based; 0 when unknown (a Config built in code)
 	Path string // key path, e.g. "bridge.routes[0].topic"; "" for the file itself
 	Msg  string
@@ -36,13 +36,13 @@ func (e *FieldError) Error() string {
 	return b.String()
 }
 
-// ConfigError holds every problem found in a config, in file order.
-type ConfigError struct {
+// Error holds every problem found in a config, in file order.
+type Error struct {
 	Errors []*FieldError
 }
 
 // Error lists the problems, one a line.
-func (e *ConfigError) Error() string {
+func (e *Error) Error() string {
 	s := make([]string, len(e.Errors))
 	for i, fe := range e.Errors {
 		s[i] = fe.Error()
@@ -115,7 +115,7 @@ func (r *report) err() error {
 		return nil
 	}
 	sort.SliceStable(r.errs, func(i, j int) bool { return r.errs[i].Line < r.errs[j].Line })
-	return &ConfigError{Errors: r.errs}
+	return &Error{Errors: r.errs}
 }
 
 var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)

@@ -1,4 +1,4 @@
-package gateway
+package config
 
 import (
 	"errors"
@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/edgegw/edgegw/hw"
 )
 
 // resolvePaths makes every relative path in c absolute against c.Dir.
@@ -21,7 +23,7 @@ func (c *Config) resolvePaths() {
 	abs(&c.Devices)
 	abs(&c.Policies)
 	abs(&c.Store.Dir)
-	c.Store.EncryptionKey = ResolveKeyURI(c.Store.EncryptionKey, c.Dir)
+	c.Store.EncryptionKey = hw.ResolveURI(c.Store.EncryptionKey, c.Dir)
 	abs(&c.Admin.Socket)
 	abs(&c.Audit.File)
 	for i := range c.Listeners {
@@ -31,69 +33,18 @@ func (c *Config) resolvePaths() {
 			abs(&t.CA)
 			abs(&t.Cert)
 			abs(&t.CRL)
-			t.Key = ResolveKeyURI(t.Key, c.Dir)
+			t.Key = hw.ResolveURI(t.Key, c.Dir)
 		}
 	}
 	if b := c.Bridge; b != nil && b.TLS != nil {
 		abs(&b.TLS.CA)
 		abs(&b.TLS.Cert)
-		b.TLS.Key = ResolveKeyURI(b.TLS.Key, c.Dir)
+		b.TLS.Key = hw.ResolveURI(b.TLS.Key, c.Dir)
 	}
 }
 
-// ResolveKeyURI normalizes a key URI from the config: a bare path becomes
-// file:PATH, and relative paths in file:PATH, tpm-sealed:PATH[;opts],
-// tpm:...blob=PATH and pkcs11:...?pin-source=PATH become absolute against
-// dir. Other URIs (tpm:handle=..., auto, "") are returned unchanged. It does
-// not open anything.
-func ResolveKeyURI(uri, dir string) string {
-	if uri == "" || uri == "auto" {
-		return uri
-	}
-	abs := func(p string) string {
-		if p == "" || filepath.IsAbs(p) {
-			return p
-		}
-		return filepath.Join(dir, p)
-	}
-	scheme, rest, ok := strings.Cut(uri, ":")
-	if !ok || strings.ContainsAny(scheme, `/\.`) {
-		return "file:" + abs(uri)
-	}
-	switch scheme {
-	case "file":
-		return "file:" + abs(rest)
-	case "tpm-sealed":
-		path, opts, hasOpts := strings.Cut(rest, ";")
-		if hasOpts {
-			return "tpm-sealed:" + abs(path) + ";" + opts
-		}
-		return "tpm-sealed:" + abs(path)
-	case "tpm":
-		parts := strings.Split(rest, ";")
-		for i, p := range parts {
-			if v, ok := strings.CutPrefix(p, "blob="); ok {
-				parts[i] = "blob=" + abs(v)
-			}
-		}
-		return "tpm:" + strings.Join(parts, ";")
-	case "pkcs11":
-		path, query, hasQuery := strings.Cut(rest, "?")
-		if !hasQuery {
-			return uri
-		}
-		params := strings.Split(query, "&")
-		for i, p := range params {
-			if v, ok := strings.CutPrefix(p, "pin-source="); ok && !strings.Contains(v, ":") {
-				params[i] = "pin-source=" + abs(v)
-			}
-		}
-		return "pkcs11:" + path + "?" + strings.Join(params, "&")
-	}
-	return uri
-}
-
-// validateKeyURI checks the scheme of a (resolved) key URI.
+// validateKeyURI checks a (resolved) key URI against hw's grammar (hw owns
+// it: hw.ParseURI), so `edgegw check` refuses what hw.Open would refuse.
 func validateKeyURI(r *report, path, uri string, required bool) {
 	if uri == "" {
 		if required {
@@ -104,21 +55,15 @@ func validateKeyURI(r *report, path, uri string, required bool) {
 	if uri == "auto" {
 		return
 	}
-	scheme, rest, _ := strings.Cut(uri, ":")
-	switch scheme {
-	case "file", "tpm", "pkcs11":
-		if rest == "" || rest == "/" {
-			r.add(path, "%q: nothing after %q", uri, scheme+":")
-		}
-	default:
-		r.add(path, "%q: unknown key URI scheme %q; want file:PATH, tpm:..., pkcs11:... or auto", uri, scheme)
+	if _, err := hw.ParseURI(uri); err != nil {
+		r.add(path, "%q: %v", uri, err)
 	}
 }
 
 // CheckFiles checks that every file the config names exists and is
 // readable: listener ca, cert, crl, password_file and file: keys, the device
 // registry, the policy directory, and the bridge's ca, cert and file: key.
-// It returns a *ConfigError naming the key that references each missing
+// It returns a *Error naming the key that references each missing
 // file, or nil. TPM and PKCS#11 keys are not opened here.
 func (c *Config) CheckFiles() error {
 	rep := newReport(c.File)
@@ -202,16 +147,16 @@ func unwrapPathError(err error) error {
 }
 
 // Check is what `edgegw check` and `edgegw run` do before anything else:
-// LoadConfig, then CheckFiles, with every problem of both in one
-// *ConfigError (files are checked even when the config has other errors, so
+// Load, then CheckFiles, with every problem of both in one
+// *Error (files are checked even when the config has other errors, so
 // the site engineer sees everything at once). The Config is returned only
 // when there is no problem.
 func Check(path string) (*Config, error) {
-	data, dir, err := readConfig(path)
+	data, dir, err := read(path)
 	if err != nil {
 		return nil, err
 	}
-	c, rep := parseConfig(path, dir, data)
+	c, rep := parse(path, dir, data)
 	c.checkFiles(rep)
 	if err := rep.err(); err != nil {
 		return nil, err

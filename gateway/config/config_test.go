@@ -1,4 +1,4 @@
-package gateway
+package config
 
 import (
 	"errors"
@@ -11,12 +11,12 @@ import (
 	"time"
 )
 
-// errLines returns the lines of a *ConfigError, or fails.
+// errLines returns the lines of a *Error, or fails.
 func errLines(t *testing.T, err error) []string {
 	t.Helper()
-	var ce *ConfigError
+	var ce *Error
 	if !errors.As(err, &ce) {
-		t.Fatalf("got error %v (%T); want a *ConfigError", err, err)
+		t.Fatalf("got error %v (%T); want a *Error", err, err)
 	}
 	var out []string
 	for _, fe := range ce.Errors {
@@ -47,7 +47,7 @@ func TestLoadConfigBad(t *testing.T) {
 		{"plaintext_all_interfaces", []string{`5: listeners[0].address: ":1883": ` + loopbackMsg}},
 		{"client_auth_none_public", []string{`10: listeners[0].tls.client_auth: none is allowed only on a loopback address; ":8883" is not one (devices must present a certificate)`}},
 		{"bad_min_version", []string{`10: listeners[0].tls.min_version: "1.1": want "1.2" or "1.3"`}},
-		{"bad_key_uri", []string{`9: listeners[0].tls.key: "hsm:slot=1": unknown key URI scheme "hsm"; want file:PATH, tpm:..., pkcs11:... or auto`}},
+		{"bad_key_uri", []string{`9: listeners[0].tls.key: "hsm:slot=1": unsupported: unknown scheme "hsm" (want file:, tpm:, pkcs11: or auto)`}},
 		{"bad_size", []string{`8: store.max_bytes: "2 gigs": unknown unit "gigs"; want a whole number and a unit, e.g. 512MiB, 2GiB, 1GB (units: B, KiB, MiB, GiB, TiB, KB, MB, GB, TB)`}},
 		{"bad_memory_limit", []string{`8: limits.memory_limit: 16MiB: want 0 (Go's default, no limit) or at least 32MiB`}},
 		{"bad_duration", []string{`12: bridge.routes[0].max_age: "7days": want a number and a unit, e.g. 90s, 10m, 36h, 7d`}},
@@ -82,7 +82,7 @@ func TestLoadConfigBad(t *testing.T) {
 		seen[tt.name+".yaml"] = true
 		t.Run(tt.name, func(t *testing.T) {
 			file := filepath.Join("testdata", "bad", tt.name+".yaml")
-			c, err := LoadConfig(file)
+			c, err := Load(file)
 			if c != nil {
 				t.Errorf("got a config; want nil with an error")
 			}
@@ -109,12 +109,12 @@ func TestLoadConfigBad(t *testing.T) {
 }
 
 func TestLoadConfigGoodMinimal(t *testing.T) {
-	c, err := LoadConfig(filepath.Join("testdata", "good", "minimal.yaml"))
+	c, err := Load(filepath.Join("testdata", "good", "minimal.yaml"))
 	if err != nil {
 		t.Fatalf("got %v; want no error", err)
 	}
 	dir, _ := filepath.Abs(filepath.Join("testdata", "good"))
-	want := DefaultConfig()
+	want := Default()
 	want.Version = 1
 	want.Site = "lab"
 	want.Listeners = []Listener{{Name: "local", Address: "127.0.0.1:1883", Identity: "cn"}}
@@ -129,7 +129,7 @@ func TestLoadConfigGoodMinimal(t *testing.T) {
 }
 
 func TestLoadConfigGoodFull(t *testing.T) {
-	c, err := LoadConfig(filepath.Join("testdata", "good", "full.yaml"))
+	c, err := Load(filepath.Join("testdata", "good", "full.yaml"))
 	if err != nil {
 		t.Fatalf("got %v; want no error", err)
 	}
@@ -182,7 +182,7 @@ func TestLoadConfigGoodFull(t *testing.T) {
 }
 
 func TestLoadConfigGoodAnchors(t *testing.T) {
-	c, err := LoadConfig(filepath.Join("testdata", "good", "anchors.yaml"))
+	c, err := Load(filepath.Join("testdata", "good", "anchors.yaml"))
 	if err != nil {
 		t.Fatalf("got %v; want no error", err)
 	}
@@ -200,10 +200,10 @@ func TestLoadConfigGoodAnchors(t *testing.T) {
 }
 
 func TestLoadConfigMissingFile(t *testing.T) {
-	_, err := LoadConfig(filepath.Join(t.TempDir(), "nope.yaml"))
-	var ce *ConfigError
+	_, err := Load(filepath.Join(t.TempDir(), "nope.yaml"))
+	var ce *Error
 	if err == nil || errors.As(err, &ce) || !errors.Is(err, os.ErrNotExist) {
-		t.Errorf("got %v; want a not-exist error that is not a *ConfigError", err)
+		t.Errorf("got %v; want a not-exist error that is not a *Error", err)
 	}
 }
 
@@ -351,32 +351,6 @@ func TestValidateTopicName(t *testing.T) {
 	}
 }
 
-func TestResolveKeyURI(t *testing.T) {
-	const dir = "/etc/edgegw"
-	tests := []struct{ name, in, want string }{
-		{"empty", "", ""},
-		{"auto", "auto", "auto"},
-		{"bare relative path", "pki/server.key", "file:/etc/edgegw/pki/server.key"},
-		{"bare absolute path", "/k/gw.key", "file:/k/gw.key"},
-		{"bare dotted path", "./gw.key", "file:/etc/edgegw/gw.key"},
-		{"file relative", "file:gw.key", "file:/etc/edgegw/gw.key"},
-		{"file absolute", "file:/var/lib/edgegw/gw.key", "file:/var/lib/edgegw/gw.key"},
-		{"tpm-sealed relative with options", "tpm-sealed:q.key;tcp=127.0.0.1:2321", "tpm-sealed:/etc/edgegw/q.key;tcp=127.0.0.1:2321"},
-		{"tpm-sealed absolute", "tpm-sealed:/var/lib/edgegw/q.key", "tpm-sealed:/var/lib/edgegw/q.key"},
-		{"tpm handle unchanged", "tpm:handle=0x81000100", "tpm:handle=0x81000100"},
-		{"tpm blob relative", "tpm:tcp=127.0.0.1:2321;blob=gw.pem", "tpm:tcp=127.0.0.1:2321;blob=/etc/edgegw/gw.pem"},
-		{"pkcs11 pin-source relative", "pkcs11:token=gw;object=gw?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=pin", "pkcs11:token=gw;object=gw?module-path=/usr/lib/softhsm/libsofthsm2.so&pin-source=/etc/edgegw/pin"},
-		{"pkcs11 without query", "pkcs11:token=gw;object=gw", "pkcs11:token=gw;object=gw"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := ResolveKeyURI(tt.in, dir); got != tt.want {
-				t.Errorf("got %q; want %q", got, tt.want)
-			}
-		})
-	}
-}
-
 // writeFiles creates files (and directories, for names ending in "/") under dir.
 func writeFiles(t *testing.T, dir string, files map[string]string) {
 	t.Helper()
@@ -499,7 +473,7 @@ func TestCheckFiles(t *testing.T) {
 func TestCheckFilesStatError(t *testing.T) {
 	dir := t.TempDir()
 	writeFiles(t, dir, map[string]string{"edgegw.yaml": tlsConfig, "devices.yaml": "x", "policies/": ""})
-	c, err := ParseConfig(filepath.Join(dir, "edgegw.yaml"), dir, []byte(tlsConfig))
+	c, err := Parse(filepath.Join(dir, "edgegw.yaml"), dir, []byte(tlsConfig))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -512,7 +486,7 @@ func TestCheckFilesStatError(t *testing.T) {
 }
 
 func TestValidateBuiltInCode(t *testing.T) {
-	c := DefaultConfig()
+	c := Default()
 	c.Version = 1
 	c.Site = "lab"
 	c.Listeners = []Listener{{Name: "local", Address: "127.0.0.1:0", Identity: "cn"}}
@@ -529,7 +503,7 @@ func TestValidateBuiltInCode(t *testing.T) {
 }
 
 func TestConfigErrorf(t *testing.T) {
-	c, err := LoadConfig(filepath.Join("testdata", "good", "full.yaml"))
+	c, err := Load(filepath.Join("testdata", "good", "full.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -588,7 +562,7 @@ func TestLoadConfigAliasBomb(t *testing.T) {
 		b.WriteString("]}\n")
 	}
 	b.WriteString("listeners:\n  - <<: *a8\n")
-	_, err := ParseConfig("bomb.yaml", "/", []byte(b.String()))
+	_, err := Parse("bomb.yaml", "/", []byte(b.String()))
 	got := errLines(t, err)
 	want := "bomb.yaml:2: too many values after expanding aliases and merge keys (more than 20000); write the config out plainly"
 	found := false
