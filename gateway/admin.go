@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/edgegw/edgegw/gateway/broker"
 	"github.com/edgegw/edgegw/gateway/clock"
 )
 
@@ -59,8 +60,8 @@ type ListenerStatus struct {
 
 // DevicesStatus lists the connected devices.
 type DevicesStatus struct {
-	Count     int               `json:"count"`
-	Connected []ConnectedDevice `json:"connected"`
+	Count     int                      `json:"count"`
+	Connected []broker.ConnectedDevice `json:"connected"`
 }
 
 // UpstreamStatus is the bridge's state.
@@ -251,12 +252,12 @@ func (o *observer) status(a *adminServer) Status {
 		Version: bi.Version, Commit: bi.Commit, Site: o.cfg.Site, PID: os.Getpid(),
 		Started: o.started.UTC(), Uptime: time.Since(o.started).Seconds(), ClockSane: o.clock.Sane(),
 		Health: o.health(), Certs: o.certExpiries(), Counters: map[string]uint64{},
-		Devices: DevicesStatus{Connected: []ConnectedDevice{}}, Denials: []DenialStatus{},
+		Devices: DevicesStatus{Connected: []broker.ConnectedDevice{}}, Denials: []DenialStatus{},
 	}
 	for _, l := range o.cfg.Listeners {
 		s.Listeners = append(s.Listeners, ListenerStatus{Name: l.Name, Address: l.Address, TLS: l.TLS != nil})
 	}
-	if b, ok := o.broker.(*Broker); ok {
+	if b, ok := o.broker.(*broker.Broker); ok {
 		for i := range s.Listeners {
 			if addr := b.Addr(s.Listeners[i].Name); addr != nil {
 				s.Listeners[i].Address = addr.String()
@@ -270,7 +271,7 @@ func (o *observer) status(a *adminServer) Status {
 			devs[i].Since = o.since[devs[i].ClientID+"\x00"+devs[i].Remote]
 		}
 		o.mu.Unlock()
-		slices.SortFunc(devs, func(x, y ConnectedDevice) int {
+		slices.SortFunc(devs, func(x, y broker.ConnectedDevice) int {
 			return strings.Compare(x.Thing+"\x00"+x.ClientID, y.Thing+"\x00"+y.ClientID)
 		})
 		s.Devices = DevicesStatus{Count: len(devs), Connected: devs}

@@ -14,6 +14,7 @@ package gateway
 
 import (
 	"context"
+	"crypto"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -23,14 +24,11 @@ import (
 	"net/url"
 	"os"
 	"reflect"
-	"strings"
 	"sync"
-
-	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/edgegw/edgegw/bridge"
 	"github.com/edgegw/edgegw/gateway/audit"
+	"github.com/edgegw/edgegw/gateway/broker"
 	"github.com/edgegw/edgegw/gateway/clock"
 	"github.com/edgegw/edgegw/gateway/config"
 	"github.com/edgegw/edgegw/hw"
@@ -39,10 +37,10 @@ import (
 
 // Compile-time fit of the pieces.
 var (
-	_ Enqueuer         = (*store.Queue)(nil)
-	_ bridge.Queue     = (*store.Queue)(nil)
-	_ bridge.Publisher = (*localPublisher)(nil)
-	_ RouteMatcher     = (*routeMatcher)(nil)
+	_ broker.Enqueuer     = (*store.Queue)(nil)
+	_ bridge.Queue        = (*store.Queue)(nil)
+	_ bridge.Publisher    = (*broker.LocalPublisher)(nil)
+	_ broker.RouteMatcher = (*routeMatcher)(nil)
 )
 
 // upstream is what Run started for the bridge section: queue, bridge, the
@@ -52,8 +50,8 @@ type upstream struct {
 	queue  *store.Queue
 	bridge *bridge.Bridge
 	key    hw.Key
-	broker *Broker
-	pub    *localPublisher
+	broker *broker.Broker
+	pub    *broker.LocalPublisher
 
 	mu     sync.Mutex     // serialises route reloads
 	routes []config.Route // as configured and applied
@@ -188,7 +186,7 @@ func UpstreamTLS(ctx context.Context, cfg *config.Config, log *slog.Logger) (*tl
 		log = slog.New(slog.DiscardHandler)
 	}
 	t := b.TLS
-	certs, err := readCertChain(t.Cert)
+	certs, err := broker.ReadCertChain(t.Cert)
 	if err != nil {
 		return nil, nil, fmt.Errorf("bridge.tls.cert: %w", err)
 	}
@@ -225,7 +223,7 @@ func UpstreamTLS(ctx context.Context, cfg *config.Config, log *slog.Logger) (*tl
 	if err != nil {
 		return nil, nil, fmt.Errorf("bridge.tls.key: %w", err)
 	}
-	if !publicKeysEqual(key.Public(), leaf.PublicKey) {
+	if pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool }); !ok || !pub.Equal(leaf.PublicKey) {
 		_ = key.Close()
 		return nil, nil, fmt.Errorf("bridge.tls: the certificate %s (CN %q) does not belong to the key %s: install the certificate issued for this key (its CSR: `edgegw key csr --key %s --cn %s`)",
 			t.Cert, leaf.Subject.CommonName, hw.Redact(uri), hw.Redact(t.Key), b.ClientID)
@@ -339,62 +337,10 @@ func (m *routeMatcher) OutboundRoutes(topic string, qos byte) []string {
 	return first
 }
 
-// localPublisher publishes what came down from the upstream on the local
-// broker as an inline mochi client: every local subscriber is checked with
-// iot:Receive (OnACLCheck) like for any publication, and OnPublish never
-// queues an inline publication (loop prevention). The client is not
-// registered with mochi, so no device can take its client ID over.
-type localPublisher struct {
-	b      *Broker
-	cl     *mqtt.Client
-	mu     sync.Mutex
-	closed bool
-}
-
-// inlineClientID is the origin of inbound messages; no thing can have it
-// (thing names are [a-zA-Z0-9:_-]+).
-const inlineClientID = "$edgegw-bridge"
-
-func newLocalPublisher(b *Broker) *localPublisher {
-	return &localPublisher{b: b, cl: b.srv.NewClient(nil, "bridge", inlineClientID, true)}
-}
-
-// ErrNotServing: the local broker is shut down.
-// It wraps bridge.ErrLocalUnavailable, so the bridge leaves an inbound
-// QoS 1 message unacknowledged for the upstream to redeliver.
-var ErrNotServing = fmt.Errorf("local broker is not serving: %w", bridge.ErrLocalUnavailable)
-
-// PublishLocal implements bridge.Publisher.
-func (p *localPublisher) PublishLocal(topic string, payload []byte, retain bool, qos byte) error {
-	if topic == "" || strings.ContainsAny(topic, "+#") {
-		return fmt.Errorf("inbound topic %q: not a topic name", topic)
-	}
-	if reason := p.b.limits.topicProblem(topic); reason != "" {
-		return fmt.Errorf("inbound topic %q: %s", topic, reason)
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if p.closed {
-		return ErrNotServing
-	}
-	return p.b.srv.InjectPacket(p.cl, packets.Packet{
-		FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: min(qos, 1), Retain: retain},
-		TopicName:   topic,
-		Payload:     payload,
-		PacketID:    uint16(min(qos, 1)), // validity only: the inline client is never acknowledged
-	})
-}
-
-func (p *localPublisher) close() {
-	p.mu.Lock()
-	p.closed = true
-	p.mu.Unlock()
-}
-
 // openUpstream opens the queue, the gateway's key and the bridge for the
 // bridge section and installs the outbound path on b. It returns nil, nil
 // without a bridge section. The bridge runs only after start.
-func (g *Gateway) openUpstream(ctx context.Context, b *Broker, aud *audit.Log) (u *upstream, err error) {
+func (g *Gateway) openUpstream(ctx context.Context, b *broker.Broker, aud *audit.Log) (u *upstream, err error) {
 	cfg := g.cfg
 	if cfg.Bridge == nil {
 		return nil, nil
@@ -434,7 +380,7 @@ func (g *Gateway) openUpstream(ctx context.Context, b *Broker, aud *audit.Log) (
 		aud.Record(audit.Event{Event: audit.EventDeadLetter, Device: d.Device, Resource: "topic/" + d.Topic,
 			Reason: fmt.Sprintf("route %s seq %d: %s", d.Route, d.Seq, d.Reason)})
 	}
-	u.pub = newLocalPublisher(b)
+	u.pub = broker.NewLocalPublisher(b)
 	if u.bridge, err = bridge.New(bc, u.queue, u.pub, g.log); err != nil {
 		return nil, err
 	}
@@ -482,7 +428,7 @@ func (u *upstream) close() {
 		u.broker.SetOutbound(nil, nil)
 	}
 	if u.pub != nil {
-		u.pub.close()
+		u.pub.Close()
 	}
 	if u.cancel != nil {
 		u.cancel()

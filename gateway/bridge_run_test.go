@@ -5,6 +5,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
@@ -12,11 +13,11 @@ import (
 	"io/fs"
 	"log/slog"
 	"math/big"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -196,82 +197,6 @@ func TestUpstreamTLS(t *testing.T) {
 	}
 }
 
-// countingQueue is an Enqueuer that counts (and accepts) everything.
-type countingQueue struct{ n atomic.Int64 }
-
-func (c *countingQueue) Enqueue(context.Context, store.Message) (uint64, error) {
-	return uint64(c.n.Add(1)), nil
-}
-
-// TestInboundLocalDelivery: what the bridge brings down is delivered only to
-// subscribers whose policy allows Receive, and never queued (loop prevention),
-// even where an out route matches the topic.
-func TestInboundLocalDelivery(t *testing.T) {
-	e := newEnv(t, nil)
-	q := new(countingQueue)
-	m, err := newRouteMatcher([]config.Route{{Name: "all", Topic: "#", Direction: config.DirectionBoth, QoS: 1, QueueQoS0: true}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e.b.SetOutbound(q, m)
-	a, err := e.connectV5(t, e.pki.Issue(t, "sensor-a"), "sensor-a")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := e.connectV5(t, e.pki.Issue(t, "sensor-b"), "sensor-b")
-	if err != nil {
-		t.Fatal(err)
-	}
-	mon, err := e.connectV5(t, e.pki.Issue(t, "monitor"), "monitor")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if rc := a.subscribe(t, "cmd/sensor-a", 1); rc != 1 {
-		t.Fatalf("sensor-a subscribe: 0x%02x", rc)
-	}
-	if rc := b.subscribe(t, "cmd/sensor-b", 1); rc != 1 {
-		t.Fatalf("sensor-b subscribe: 0x%02x", rc)
-	}
-	if rc := mon.subscribe(t, "sensors/#", 1); rc != 1 {
-		t.Fatalf("monitor subscribe: 0x%02x", rc)
-	}
-	p := newLocalPublisher(e.b)
-	for _, tc := range []struct {
-		topic string
-		qos   byte
-	}{{"cmd/sensor-a", 1}, {"sensors/x/secret", 1}, {"sensors/x/t", 0}} {
-		if err := p.PublishLocal(tc.topic, []byte("on"), false, tc.qos); err != nil {
-			t.Fatalf("PublishLocal %s: %v", tc.topic, err)
-		}
-	}
-	if got := a.expectOnly(t, "cmd/sensor-a"); got.QoS != 1 || string(got.Payload) != "on" {
-		t.Errorf("sensor-a got %+v", got)
-	}
-	mon.expectOnly(t, "sensors/x/t") // the secret one is denied by iot:Receive
-	// A local publish on a routed topic is queued; the inbound ones were not.
-	if rc, err := a.publish(t, "sensors/sensor-a/t", 1, false, "x"); err != nil || rc != 0 {
-		t.Fatalf("sensor-a publish: 0x%02x %v", rc, err)
-	}
-	mon.expectOnly(t, "sensors/sensor-a/t")
-	select {
-	case m := <-b.msgs:
-		t.Fatalf("sensor-b received %q; its policy allows only cmd/sensor-b", m.Topic)
-	default:
-	}
-	if n := q.n.Load(); n != 1 {
-		t.Fatalf("enqueued %d messages; want 1 (inbound messages must never be queued upstream)", n)
-	}
-	for _, bad := range []string{"", "cmd/#", "cmd/a\x00b"} {
-		if err := p.PublishLocal(bad, nil, false, 1); err == nil {
-			t.Errorf("PublishLocal(%q) accepted", bad)
-		}
-	}
-	p.close()
-	if err := p.PublishLocal("cmd/sensor-a", nil, false, 1); !errors.Is(err, ErrNotServing) {
-		t.Errorf("after close: %v; want ErrNotServing", err)
-	}
-}
-
 // TestGatewayRoutesAndReload runs a whole Gateway with a bridge section whose
 // upstream is unreachable: out-route messages are queued before the PUBACK,
 // in routes are not, and SIGHUP's Reload swaps routes live (store, bridge,
@@ -280,9 +205,7 @@ func TestGatewayRoutesAndReload(t *testing.T) {
 	pki := gatewaytest.NewPKI(t, "site")
 	dir := t.TempDir()
 	addr := gatewaytest.FreeAddr(t)
-	gatewaytest.WriteFile(t, filepath.Join(dir, "devices.yaml"), []byte(testRegistry), 0o644)
-	gatewaytest.WriteFile(t, filepath.Join(dir, "policies", "sensor.json"), []byte(sensorPolicy), 0o644)
-	gatewaytest.WriteFile(t, filepath.Join(dir, "policies", "monitor.json"), []byte(monitorPolicy), 0o644)
+	gatewaytest.WriteSite(t, dir)
 	conf := filepath.Join(dir, "edgegw.yaml")
 	write := func(routes, keepalive string) {
 		gatewaytest.WriteFile(t, conf, fmt.Appendf(nil, `version: 1
@@ -325,8 +248,11 @@ bridge:
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	e := &env{pki: pki, addr: addr}
-	a, err := e.connectV5(t, pki.Issue(t, "sensor-a"), "sensor-a")
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, pki.ClientTLS(pki.Issue(t, "sensor-a")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := gatewaytest.ConnectV5(t, conn, "sensor-a")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -339,7 +265,7 @@ bridge:
 	}
 	pub := func(topic string) {
 		t.Helper()
-		if rc, err := a.publish(t, topic, 1, false, "v"); err != nil || rc != 0 {
+		if rc, err := a.Publish(t, topic, 1, false, "v"); err != nil || rc != 0 {
 			t.Fatalf("publish %s: 0x%02x %v", topic, rc, err)
 		}
 	}

@@ -10,13 +10,14 @@ import (
 	"strings"
 
 	"github.com/edgegw/edgegw/gateway/audit"
+	"github.com/edgegw/edgegw/gateway/broker"
 	"github.com/edgegw/edgegw/gateway/config"
 	"github.com/edgegw/edgegw/hw"
 )
 
 // running is what Gateway.Run started.
 type running struct {
-	broker *Broker
+	broker *broker.Broker
 	audit  *audit.Log
 	keys   []hw.Key
 	up     *upstream // queue + bridge (bridge_run.go); nil without a bridge section
@@ -25,21 +26,21 @@ type running struct {
 
 // BrokerOptionsFromConfig translates the config into broker options. Keys
 // are opened through hw (file, TPM, PKCS#11) and returned for closing.
-func BrokerOptionsFromConfig(ctx context.Context, cfg *config.Config) (BrokerOptions, []hw.Key, error) {
-	o := BrokerOptions{Registry: cfg.Devices, Policies: cfg.Policies}
+func BrokerOptionsFromConfig(ctx context.Context, cfg *config.Config) (broker.Options, []hw.Key, error) {
+	o := broker.Options{Registry: cfg.Devices, Policies: cfg.Policies}
 	var keys []hw.Key
-	fail := func(err error) (BrokerOptions, []hw.Key, error) {
+	fail := func(err error) (broker.Options, []hw.Key, error) {
 		for _, k := range keys {
 			_ = k.Close()
 		}
-		return BrokerOptions{}, nil, err
+		return broker.Options{}, nil, err
 	}
 	for i, l := range cfg.Listeners {
-		src, err := ParseIdentitySource(l.Identity)
+		src, err := broker.ParseIdentitySource(l.Identity)
 		if err != nil {
 			return fail(fmt.Errorf("listeners[%d] (%s): %w", i, l.Name, err))
 		}
-		lo := ListenerOptions{Name: l.Name, Address: l.Address, Identity: src, PasswordFile: l.PasswordFile}
+		lo := broker.ListenerOptions{Name: l.Name, Address: l.Address, Identity: src, PasswordFile: l.PasswordFile}
 		if t := l.TLS; t != nil {
 			k, err := hw.Open(ctx, t.Key, hw.WithStateDir(cfg.StateDir))
 			if err != nil {
@@ -51,12 +52,12 @@ func BrokerOptionsFromConfig(ctx context.Context, cfg *config.Config) (BrokerOpt
 				minV = tls.VersionTLS13
 			}
 			lo.Key = k
-			lo.TLS = &TLSFiles{CA: t.CA, Cert: t.Cert, CRL: t.CRL, MinVersion: minV, RequireClientCert: t.ClientAuth != "none"}
+			lo.TLS = &broker.TLSFiles{CA: t.CA, Cert: t.Cert, CRL: t.CRL, MinVersion: minV, RequireClientCert: t.ClientAuth != "none"}
 		}
 		o.Listeners = append(o.Listeners, lo)
 	}
 	lc := cfg.Limits
-	o.Limits = Limits{
+	o.Limits = broker.Limits{
 		HandshakeTimeout:     lc.HandshakeTimeout.D(),
 		MaxPendingHandshakes: lc.MaxPendingHandshakes,
 		MaxPacketSize:        uint32(min(lc.MaxPacketSize.Bytes(), 256<<20)),
@@ -84,7 +85,7 @@ func (g *Gateway) start(ctx context.Context) error {
 		return err
 	}
 	o.Logger, o.Audit = g.log, aud
-	b, err := NewBroker(o)
+	b, err := broker.New(o)
 	var up *upstream
 	if err == nil {
 		up, err = g.openUpstream(ctx, b, aud) // queue open before listeners accept
@@ -110,7 +111,7 @@ func (g *Gateway) start(ctx context.Context) error {
 }
 
 // Broker returns the running local broker (nil before Run starts it).
-func (g *Gateway) Broker() *Broker {
+func (g *Gateway) Broker() *broker.Broker {
 	if g.run == nil {
 		return nil
 	}
@@ -161,9 +162,9 @@ func (g *Gateway) Reload() error {
 			}
 		}
 		if cfgErr != nil {
-			b.metrics.ReloadFailures.Add(1)
+			b.Metrics().ReloadFailures.Add(1)
 			g.log.Error("reload: config not applied", "err", cfgErr)
-			b.audit.Record(audit.Event{Event: audit.EventReloadFailed, Reason: cfgErr.Error()})
+			g.run.audit.Record(audit.Event{Event: audit.EventReloadFailed, Reason: cfgErr.Error()})
 		}
 	}
 	if err := b.Reload("SIGHUP"); err != nil {

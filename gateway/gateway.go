@@ -1,8 +1,9 @@
 // Package gateway is the composition root of edgegw: it turns a validated
-// Config into a running local broker, bridge and queue, and owns the config
-// schema (LoadConfig, Check). It is the only package that imports mochi-mqtt
-// (besides its test helpers in gateway/gatewaytest), and only cmd/edgegw
-// imports it.
+// config.Config into a running local broker (gateway/broker), durable queue
+// (store), upstream bridge (bridge) and observability (metrics, /healthz,
+// admin socket), and reloads them on SIGHUP. It holds only the wiring: New,
+// Run, Reload and stop. Only cmd/edgegw imports it; it must not import mochi
+// or prometheus itself (gateway/broker and the observer own those).
 package gateway
 
 import (
@@ -13,6 +14,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/edgegw/edgegw/gateway/broker"
 	"github.com/edgegw/edgegw/gateway/config"
 )
 
@@ -36,9 +38,9 @@ func New(cfg *config.Config, logger *slog.Logger) (*Gateway, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	// Every component derives its logger from this one with its own
-	// "component" (broker, mochi, audit, queue...): withComponents makes it
+	// "component" (broker, mochi, audit, queue...): broker.WithComponents makes it
 	// replace "gateway" instead of repeating the key.
-	return &Gateway{cfg: cfg, log: withComponents(logger).With("component", "gateway")}, nil
+	return &Gateway{cfg: cfg, log: broker.WithComponents(logger).With("component", "gateway")}, nil
 }
 
 // Run runs the gateway until ctx ends, then shuts down and returns nil; an

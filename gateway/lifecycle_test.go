@@ -56,9 +56,7 @@ func runGateway(t *testing.T, g *Gateway, stop time.Duration) chan error {
 // reload must happen.
 func TestSIGHUPRightAfterReady(t *testing.T) {
 	dir := t.TempDir()
-	gatewaytest.WriteFile(t, filepath.Join(dir, "devices.yaml"), []byte(testRegistry), 0o644)
-	gatewaytest.WriteFile(t, filepath.Join(dir, "policies", "sensor.json"), []byte(sensorPolicy), 0o644)
-	gatewaytest.WriteFile(t, filepath.Join(dir, "policies", "monitor.json"), []byte(monitorPolicy), 0o644)
+	gatewaytest.WriteSite(t, dir)
 	cfgFile := filepath.Join(dir, "edgegw.yaml")
 	gatewaytest.WriteFile(t, cfgFile, []byte(`version: 1
 site: hup-test

@@ -21,6 +21,7 @@ import (
 
 	"github.com/edgegw/edgegw/bridge"
 	"github.com/edgegw/edgegw/gateway/audit"
+	"github.com/edgegw/edgegw/gateway/broker"
 	"github.com/edgegw/edgegw/gateway/clock"
 	"github.com/edgegw/edgegw/gateway/config"
 	"github.com/edgegw/edgegw/hw"
@@ -35,65 +36,18 @@ import (
 // pass through observer.record, which keeps a few counters and a ring of
 // recent denials.
 
-// BrokerStats is a snapshot of the local broker for metrics and status.
-type BrokerStats struct {
-	Listeners   int // listeners serving
-	Connections int // connected clients
-	ConnectsAccepted,
-	HandshakeFailures, HandshakeTimeouts, PendingRejected,
-	DeniedConnect, DeniedPublish, DeniedSubscribe, DeniedReceive, DeniedRetain,
-	DroppedQoS0, DroppedQoS1, InflightDropped,
-	Enqueued, EnqueueFailures int64
-}
-
-// ConnectedDevice is one connected client, for `edgegw status`.
-type ConnectedDevice struct {
-	Thing    string    `json:"thing"`
-	ClientID string    `json:"client_id"`
-	Remote   string    `json:"remote"`
-	Listener string    `json:"listener"`
-	Since    time.Time `json:"since,omitzero"`
-}
-
-// Stats returns a snapshot of the broker's counters.
-func (b *Broker) Stats() BrokerStats {
-	m := b.metrics
-	return BrokerStats{
-		Listeners: len(b.ls), Connections: b.Clients(),
-		ConnectsAccepted:  m.ConnectsAccepted.Load(),
-		HandshakeFailures: m.HandshakeFailures.Load(), HandshakeTimeouts: m.HandshakeTimeouts.Load(),
-		PendingRejected: m.PendingRejected.Load(),
-		DeniedConnect:   m.DeniedConnect.Load(), DeniedPublish: m.DeniedPublish.Load(),
-		DeniedSubscribe: m.DeniedSubscribe.Load(), DeniedReceive: m.DeniedReceive.Load(),
-		DeniedRetain: m.DeniedRetain.Load(),
-		DroppedQoS0:  m.DroppedQoS0.Load(), DroppedQoS1: m.DroppedQoS1.Load(), InflightDropped: m.InflightDropped.Load(),
-		Enqueued: m.Enqueued.Load(), EnqueueFailures: m.EnqueueFailures.Load(),
-	}
-}
-
-// Devices lists the connected clients (Since is filled in by the observer).
-func (b *Broker) Devices() []ConnectedDevice {
-	var out []ConnectedDevice
-	b.clients.Range(func(_, v any) bool {
-		st := v.(*clientState)
-		out = append(out, ConnectedDevice{Thing: st.id.ThingName, ClientID: st.clientID, Remote: st.cl.Net.Remote, Listener: st.ls.opts.Name})
-		return true
-	})
-	return out
-}
-
 // The observer's sources: small interfaces so tests can feed fakes.
 type (
 	brokerSource interface {
-		Stats() BrokerStats
-		Devices() []ConnectedDevice
+		Stats() broker.Stats
+		Devices() []broker.ConnectedDevice
 	}
 	queueSource  interface{ Stats() store.Stats }
 	bridgeSource interface{ State() bridge.State }
 )
 
 var (
-	_ brokerSource = (*Broker)(nil)
+	_ brokerSource = (*broker.Broker)(nil)
 	_ queueSource  = (*store.Queue)(nil)
 	_ bridgeSource = (*bridge.Bridge)(nil)
 )

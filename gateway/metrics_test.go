@@ -23,18 +23,19 @@ import (
 
 	"github.com/edgegw/edgegw/bridge"
 	"github.com/edgegw/edgegw/gateway/audit"
+	"github.com/edgegw/edgegw/gateway/broker"
 	"github.com/edgegw/edgegw/gateway/config"
 	"github.com/edgegw/edgegw/gateway/gatewaytest"
 	"github.com/edgegw/edgegw/store"
 )
 
 type fakeBroker struct {
-	s    BrokerStats
-	devs []ConnectedDevice
+	s    broker.Stats
+	devs []broker.ConnectedDevice
 }
 
-func (f *fakeBroker) Stats() BrokerStats         { return f.s }
-func (f *fakeBroker) Devices() []ConnectedDevice { return f.devs }
+func (f *fakeBroker) Stats() broker.Stats               { return f.s }
+func (f *fakeBroker) Devices() []broker.ConnectedDevice { return f.devs }
 
 type fakeQueue struct{ s store.Stats }
 
@@ -92,7 +93,7 @@ func testObserver(t *testing.T, cfg *config.Config) *observer {
 
 func TestCollectorFromSources(t *testing.T) {
 	o := testObserver(t, &config.Config{Site: "t"})
-	o.broker = &fakeBroker{s: BrokerStats{Listeners: 2, Connections: 3, ConnectsAccepted: 7, DeniedPublish: 4, DeniedReceive: 1, DroppedQoS0: 9, Enqueued: 5}}
+	o.broker = &fakeBroker{s: broker.Stats{Listeners: 2, Connections: 3, ConnectsAccepted: 7, DeniedPublish: 4, DeniedReceive: 1, DroppedQoS0: 9, Enqueued: 5}}
 	o.queue = &fakeQueue{s: store.Stats{RejectedFull: 2, Routes: []store.RouteStats{{
 		Name: "telemetry", Depth: 12, Bytes: 3400, OldestAge: 90 * time.Second, Enqueued: 20, Acked: 8,
 		Rejected: 1, Drops: map[string]uint64{store.ReasonMaxAge: 3}, DeadLetters: 0, DeadLettered: 1,
@@ -145,7 +146,7 @@ func goVer() string { return runtime.Version() }
 
 func TestCollectorWithoutQueueOrBridge(t *testing.T) {
 	o := testObserver(t, &config.Config{Site: "t"})
-	o.broker = &fakeBroker{s: BrokerStats{Listeners: 1}}
+	o.broker = &fakeBroker{s: broker.Stats{Listeners: 1}}
 	got := gather(t, o)
 	for key := range got {
 		if strings.Contains(key, "upstream_") || strings.Contains(key, "queue_depth") {
@@ -197,7 +198,7 @@ func TestHealthStates(t *testing.T) {
 	if h := o.health(); h.Status != "unavailable" {
 		t.Errorf("no broker: %+v; want unavailable", h)
 	}
-	o.broker = &fakeBroker{s: BrokerStats{Listeners: 1}}
+	o.broker = &fakeBroker{s: broker.Stats{Listeners: 1}}
 	o.queue = &fakeQueue{}
 	o.bridge = &fakeBridge{}
 	if h := o.health(); h != (Health{Status: "ok", Listeners: 1, Queue: "open", Upstream: "down"}) {
@@ -237,7 +238,7 @@ func TestHealthQueueFailure(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := testObserver(t, &config.Config{})
-			o.broker = &fakeBroker{s: BrokerStats{Listeners: 1}}
+			o.broker = &fakeBroker{s: broker.Stats{Listeners: 1}}
 			o.queue = tc.queue
 			o.queueFailed(tc.bridgeErr)
 			rec := httptest.NewRecorder()
@@ -270,9 +271,7 @@ type obsEnv struct {
 func startObsGateway(t *testing.T) *obsEnv {
 	t.Helper()
 	e := &obsEnv{pki: gatewaytest.NewPKI(t, "site"), dir: t.TempDir(), done: make(chan error, 1)}
-	gatewaytest.WriteFile(t, filepath.Join(e.dir, "devices.yaml"), []byte(testRegistry), 0o644)
-	gatewaytest.WriteFile(t, filepath.Join(e.dir, "policies", "sensor.json"), []byte(sensorPolicy), 0o644)
-	gatewaytest.WriteFile(t, filepath.Join(e.dir, "policies", "monitor.json"), []byte(monitorPolicy), 0o644)
+	gatewaytest.WriteSite(t, e.dir)
 	e.lan, e.metrics = gatewaytest.FreeAddr(t), gatewaytest.FreeAddr(t)
 	sockDir, err := os.MkdirTemp("", "egw")
 	if err != nil {
@@ -377,11 +376,11 @@ func TestObservabilityEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatalf("dial: %v", err)
 	}
-	c, err := connectV5Conn(t, conn, "sensor-a")
+	c, err := gatewaytest.ConnectV5(t, conn, "sensor-a")
 	if err != nil {
 		t.Fatalf("connect: %v", err)
 	}
-	if rc, _ := c.publish(t, "sensors/sensor-b/temp", 1, false, "21.5"); rc != 0x87 {
+	if rc, _ := c.Publish(t, "sensors/sensor-b/temp", 1, false, "21.5"); rc != 0x87 {
 		t.Errorf("publish to the neighbour's topic: reason 0x%02x; want 0x87", rc)
 	}
 	// A device of another CA fails the handshake (Go's client sends no
@@ -462,7 +461,7 @@ func TestObservabilityEndToEnd(t *testing.T) {
 		t.Errorf("second listenAdmin: %v; want ErrDaemonRunning", err)
 	}
 
-	_ = c.c.Disconnect(&paho.Disconnect{})
+	_ = c.C.Disconnect(&paho.Disconnect{})
 	e.stop(t)
 	if _, err := os.Lstat(e.socket); !os.IsNotExist(err) {
 		t.Errorf("admin socket left after stop: %v", err)

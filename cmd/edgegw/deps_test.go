@@ -50,7 +50,7 @@ func underAny(p string, roots ...string) bool {
 // this module and returns one line per violation:
 //   - store, hw, gateway/authz import nothing from this module (transitively);
 //   - bridge imports only store from this module; gateway/pki only hw;
-//   - only gateway and gateway/gatewaytest import mochi-mqtt;
+//   - only gateway/broker and gateway/gatewaytest import mochi-mqtt;
 //   - only store imports badger;
 //   - only cmd/... (and gateway/gatewaytest) import gateway;
 //   - gateway/gatewaytest is imported by tests only.
@@ -83,8 +83,8 @@ func checkImports(pkgs []pkgImports) []string {
 		// Direct rules, on the non-test imports of every package.
 		for _, imp := range p.Imports {
 			switch {
-			case strings.HasPrefix(imp, "github.com/mochi-mqtt/") && name != "gateway" && name != "gateway/gatewaytest":
-				bad = append(bad, fmt.Sprintf("%s imports %s; only gateway may import mochi-mqtt", name, imp))
+			case strings.HasPrefix(imp, "github.com/mochi-mqtt/") && name != "gateway/broker" && name != "gateway/gatewaytest":
+				bad = append(bad, fmt.Sprintf("%s imports %s; only gateway/broker may import mochi-mqtt", name, imp))
 			case strings.HasPrefix(imp, "github.com/dgraph-io/badger") && name != "store":
 				bad = append(bad, fmt.Sprintf("%s imports %s; only store may import badger", name, imp))
 			case rel(imp) == "gateway" && !underAny(name, "cmd") && name != "gateway/gatewaytest":
@@ -180,10 +180,12 @@ func TestCheckImportsCatches(t *testing.T) {
 		{"pki importing store", pkgImports{ImportPath: m("gateway/pki"), Deps: []string{m("hw"), m("store")}},
 			[]string{"gateway/pki imports store (via its dependencies); allowed from this module: hw"}},
 		{"bridge importing mochi", pkgImports{ImportPath: m("bridge"), Imports: []string{mochi}},
-			[]string{"bridge imports github.com/mochi-mqtt/server/v2; only gateway may import mochi-mqtt"}},
+			[]string{"bridge imports github.com/mochi-mqtt/server/v2; only gateway/broker may import mochi-mqtt"}},
 		{"cmd importing mochi", pkgImports{ImportPath: m("cmd/edgegw"), Imports: []string{mochi + "/packets"}},
-			[]string{"cmd/edgegw imports github.com/mochi-mqtt/server/v2/packets; only gateway may import mochi-mqtt"}},
-		{"gateway importing mochi is fine", pkgImports{ImportPath: m("gateway"), Imports: []string{mochi}}, nil},
+			[]string{"cmd/edgegw imports github.com/mochi-mqtt/server/v2/packets; only gateway/broker may import mochi-mqtt"}},
+		{"gateway importing mochi", pkgImports{ImportPath: m("gateway"), Imports: []string{mochi}},
+			[]string{"gateway imports github.com/mochi-mqtt/server/v2; only gateway/broker may import mochi-mqtt"}},
+		{"gateway/broker importing mochi is fine", pkgImports{ImportPath: m("gateway/broker"), Imports: []string{mochi}}, nil},
 		{"gatewaytest importing mochi and gateway is fine", pkgImports{ImportPath: m("gateway/gatewaytest"), Imports: []string{mochi, m("gateway")}}, nil},
 		{"gateway importing badger", pkgImports{ImportPath: m("gateway"), Imports: []string{badger}},
 			[]string{"gateway imports github.com/dgraph-io/badger/v4; only store may import badger"}},

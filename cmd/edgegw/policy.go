@@ -10,8 +10,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/edgegw/edgegw/gateway"
 	"github.com/edgegw/edgegw/gateway/authz"
+	"github.com/edgegw/edgegw/gateway/broker"
 	"github.com/edgegw/edgegw/gateway/config"
 )
 
@@ -117,7 +117,7 @@ func (a *app) policyTest(f *policyTestFlags) error {
 		}
 		return &exitError{code: 2, err: err}
 	}
-	eng, err := gateway.LoadPolicy(cfg.Devices, cfg.Policies)
+	eng, err := broker.LoadPolicy(cfg.Devices, cfg.Policies)
 	if err != nil {
 		var list authz.ErrorList
 		if errors.As(err, &list) {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/edgegw/edgegw/gateway"
+	"github.com/edgegw/edgegw/gateway/broker"
 	"github.com/edgegw/edgegw/gateway/gatewaytest"
 )
 
@@ -100,7 +101,7 @@ func TestPrintStatusFull(t *testing.T) {
 		Upstream:  &gateway.UpstreamStatus{URL: "mqtts://cloud:8883", LastError: "dial tcp: connection refused", Reconnects: 2},
 		Queue: &gateway.QueueStatus{Depth: 120, Bytes: 4096, MaxBytes: 2 << 30, Routes: []gateway.RouteStatus{
 			{Name: "telemetry", Depth: 120, Bytes: 4096, OldestAge: 95, Drops: map[string]uint64{"max-age": 2}, Rate: 0}}},
-		Devices: gateway.DevicesStatus{Count: 1, Connected: []gateway.ConnectedDevice{{Thing: "temp-1", ClientID: "temp-1", Remote: "10.0.0.5:5000", Listener: "lan", Since: now}}},
+		Devices: gateway.DevicesStatus{Count: 1, Connected: []broker.ConnectedDevice{{Thing: "temp-1", ClientID: "temp-1", Remote: "10.0.0.5:5000", Listener: "lan", Since: now}}},
 		Denials: []gateway.DenialStatus{{Time: now, Device: "temp-1", Action: "iot:Publish", Resource: "topic/building/lock-1/state"}},
 		Certs:   []gateway.CertExpiry{{Cert: "server", Days: 364.2}, {Cert: "upstream", Days: 12}},
 		Reload:  gateway.ReloadStatus{OK: false, At: now, Error: "policies/x.json:3: bad"},

@@ -1,4 +1,4 @@
-package gateway
+package broker
 
 import (
 	"bufio"
@@ -19,6 +19,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/eclipse/paho.golang/paho"
+	"github.com/edgegw/edgegw/gateway/gatewaytest"
 	"github.com/edgegw/edgegw/store"
 )
 
@@ -55,7 +56,7 @@ func rawOn(t *testing.T, conn net.Conn, clientID string, version byte) *raw {
 	return r
 }
 
-func (r *raw) publish(t *testing.T, id uint16, topic string, qos byte, retain bool, payload string) {
+func (r *raw) Publish(t *testing.T, id uint16, topic string, qos byte, retain bool, payload string) {
 	t.Helper()
 	if qos == 0 {
 		id = 0
@@ -76,7 +77,7 @@ func (r *raw) expectNothing(t *testing.T, d time.Duration) {
 
 // monitoredPipeline is a broker whose every QoS 1 publish goes to route in
 // a fresh queue (the pipeline), with a monitor subscribed to sensors/#.
-func monitoredPipeline(t *testing.T, route string) (*env, *store.Queue, *v5) {
+func monitoredPipeline(t *testing.T, route string) (*env, *store.Queue, *gatewaytest.V5) {
 	t.Helper()
 	e := newEnv(t, nil)
 	q := openQueue(t)
@@ -85,7 +86,7 @@ func monitoredPipeline(t *testing.T, route string) (*env, *store.Queue, *v5) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mon.subscribe(t, "sensors/#", 1)
+	mon.Subscribe(t, "sensors/#", 1)
 	return e, q, mon
 }
 
@@ -134,7 +135,7 @@ func TestPipelineOrder(t *testing.T) {
 			}
 			go func() {
 				for i := range n {
-					a.publish(t, uint16(i+1), "sensors/sensor-a/t", qos(i), false, strconv.Itoa(i))
+					a.Publish(t, uint16(i+1), "sensors/sensor-a/t", qos(i), false, strconv.Itoa(i))
 				}
 			}()
 			for i := range n {
@@ -157,7 +158,7 @@ func TestPipelineOrder(t *testing.T) {
 				last = m.Seq
 			}
 			for i := range n {
-				m := mon.expectOnly(t, "sensors/sensor-a/t")
+				m := mon.ExpectOnly(t, "sensors/sensor-a/t")
 				if string(m.Payload) != strconv.Itoa(i) {
 					t.Fatalf("subscriber #%d: payload %q; want %d (publish order)", i, m.Payload, i)
 				}
@@ -236,7 +237,7 @@ func TestPipelineNoPubackBeforeCommit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mon.subscribe(t, "sensors/#", 1)
+	mon.Subscribe(t, "sensors/#", 1)
 	a := e.rawConnect(t, "sensor-a", 5)
 	const n = 10
 	topic := func(i int) string { // the last one retained
@@ -246,12 +247,12 @@ func TestPipelineNoPubackBeforeCommit(t *testing.T) {
 		return "sensors/sensor-a/t"
 	}
 	for i := range n {
-		a.publish(t, uint16(i+1), topic(i), 1, i == n-1, strconv.Itoa(i))
+		a.Publish(t, uint16(i+1), topic(i), 1, i == n-1, strconv.Itoa(i))
 	}
 	eventually(t, "all submitted and committed", func() bool { return q.Stats().Depth == n })
 	a.expectNothing(t, 300*time.Millisecond)
-	if len(mon.msgs) != 0 {
-		t.Fatalf("subscriber got %d messages before their commits completed", len(mon.msgs))
+	if len(mon.Msgs) != 0 {
+		t.Fatalf("subscriber got %d messages before their commits completed", len(mon.Msgs))
 	}
 	for i := range n {
 		h.allow <- struct{}{}
@@ -265,7 +266,7 @@ func TestPipelineNoPubackBeforeCommit(t *testing.T) {
 		if i == 0 {
 			a.expectNothing(t, 100*time.Millisecond) // the second is still held
 		}
-		if m := mon.expectOnly(t, topic(i)); string(m.Payload) != strconv.Itoa(i) {
+		if m := mon.ExpectOnly(t, topic(i)); string(m.Payload) != strconv.Itoa(i) {
 			t.Fatalf("subscriber got %q; want %d", m.Payload, i)
 		}
 	}
@@ -274,8 +275,8 @@ func TestPipelineNoPubackBeforeCommit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mon2.subscribe(t, "sensors/#", 1)
-	if m := mon2.expectOnly(t, topic(n-1)); string(m.Payload) != strconv.Itoa(n-1) || !m.Retain {
+	mon2.Subscribe(t, "sensors/#", 1)
+	if m := mon2.ExpectOnly(t, topic(n-1)); string(m.Payload) != strconv.Itoa(n-1) || !m.Retain {
 		t.Fatalf("retained: %q retain=%v; want %d retained", m.Payload, m.Retain, n-1)
 	}
 }
@@ -293,7 +294,7 @@ func TestPipelineDisconnect(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mon.subscribe(t, "sensors/#", 1)
+	mon.Subscribe(t, "sensors/#", 1)
 	cert := e.pki.Issue(t, "sensor-a")
 	conn, err := e.dialTLS(t, cert, nil)
 	if err != nil {
@@ -304,7 +305,7 @@ func TestPipelineDisconnect(t *testing.T) {
 	a := rawOn(t, conn, "sensor-a", 4)
 	const n = 50
 	for i := range n {
-		a.publish(t, uint16(i+1), "sensors/sensor-a/t", 1, false, strconv.Itoa(i))
+		a.Publish(t, uint16(i+1), "sensors/sensor-a/t", 1, false, strconv.Itoa(i))
 	}
 	eventually(t, "all committed", func() bool { return q.Stats().Depth == n })
 	conn.Close()
@@ -315,8 +316,8 @@ func TestPipelineDisconnect(t *testing.T) {
 	h.release()
 	eventually(t, "client state removed", func() bool { return e.b.Clients() == 1 })
 	eventually(t, "goroutines back to "+strconv.Itoa(base), func() bool { return runtime.NumGoroutine() <= base })
-	if len(mon.msgs) != 0 {
-		t.Fatalf("subscriber got %d messages whose PUBACK could not be sent; want 0", len(mon.msgs))
+	if len(mon.Msgs) != 0 {
+		t.Fatalf("subscriber got %d messages whose PUBACK could not be sent; want 0", len(mon.Msgs))
 	}
 	// Reconnect and resend (3.1.1 [MQTT-4.4.0-1]: DUP, same ids).
 	a = e.rawConnect(t, "sensor-a", 4)
@@ -331,7 +332,7 @@ func TestPipelineDisconnect(t *testing.T) {
 		}
 	}
 	for i := range n {
-		if m := mon.expectOnly(t, "sensors/sensor-a/t"); string(m.Payload) != strconv.Itoa(i) {
+		if m := mon.ExpectOnly(t, "sensors/sensor-a/t"); string(m.Payload) != strconv.Itoa(i) {
 			t.Fatalf("subscriber #%d: %q", i, m.Payload)
 		}
 	}
@@ -355,11 +356,11 @@ func TestPipelineEnqueueRefused(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			mon.subscribe(t, "sensors/#", 1)
+			mon.Subscribe(t, "sensors/#", 1)
 			a := e.rawConnect(t, "sensor-a", v)
 			const n = 6
 			for i := range n {
-				a.publish(t, uint16(i+1), "sensors/sensor-a/t", 1, false, strconv.Itoa(i))
+				a.Publish(t, uint16(i+1), "sensors/sensor-a/t", 1, false, strconv.Itoa(i))
 			}
 			for i := range n {
 				pk, err := a.read(t)
@@ -384,7 +385,7 @@ func TestPipelineEnqueueRefused(t *testing.T) {
 				}
 			}
 			for i := range 3 {
-				if m := mon.expectOnly(t, "sensors/sensor-a/t"); string(m.Payload) != strconv.Itoa(i) {
+				if m := mon.ExpectOnly(t, "sensors/sensor-a/t"); string(m.Payload) != strconv.Itoa(i) {
 					t.Fatalf("subscriber #%d: %q", i, m.Payload)
 				}
 			}
@@ -395,8 +396,8 @@ func TestPipelineEnqueueRefused(t *testing.T) {
 					t.Fatalf("EnqueueDisconnects %d; want 1", e.metrics.EnqueueDisconnects.Load())
 				}
 			}
-			if len(mon.msgs) != 0 {
-				t.Fatalf("subscriber got a refused message: %q", (<-mon.msgs).Payload)
+			if len(mon.Msgs) != 0 {
+				t.Fatalf("subscriber got a refused message: %q", (<-mon.Msgs).Payload)
 			}
 		})
 	}
@@ -418,7 +419,7 @@ func TestPipelineMultiRouteRetained(t *testing.T) {
 	const n = 200
 	go func() {
 		for i := range n {
-			a.publish(t, uint16(i+1), "sensors/sensor-a/status", 1, true, strconv.Itoa(i))
+			a.Publish(t, uint16(i+1), "sensors/sensor-a/status", 1, true, strconv.Itoa(i))
 		}
 	}()
 	for i := range n {
@@ -449,8 +450,8 @@ func TestPipelineMultiRouteRetained(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mon.subscribe(t, "sensors/#", 1)
-	if m := mon.expectOnly(t, "sensors/sensor-a/status"); string(m.Payload) != strconv.Itoa(n-1) {
+	mon.Subscribe(t, "sensors/#", 1)
+	if m := mon.ExpectOnly(t, "sensors/sensor-a/status"); string(m.Payload) != strconv.Itoa(n-1) {
 		t.Fatalf("retained %q; want %d (the last published)", m.Payload, n-1)
 	}
 	if c, _ := e.b.RetainedStats(); c != 1 {
@@ -488,18 +489,18 @@ func TestPipelineKeepsPublishProperties(t *testing.T) {
 	defer cancel()
 	props := &paho.PublishProperties{ContentType: "application/json", ResponseTopic: "sensors/sensor-a/reply",
 		CorrelationData: []byte{1, 2, 3}, User: paho.UserProperties{{Key: "unit", Value: "celsius"}}}
-	if r, err := a.c.Publish(ctx, &paho.Publish{Topic: "sensors/sensor-a/temp", QoS: 1, Payload: []byte("21.5"), Properties: props}); err != nil || r.ReasonCode != 0 {
+	if r, err := a.C.Publish(ctx, &paho.Publish{Topic: "sensors/sensor-a/temp", QoS: 1, Payload: []byte("21.5"), Properties: props}); err != nil || r.ReasonCode != 0 {
 		t.Fatalf("publish with properties: %v %+v", err, r)
 	}
-	m := mon.expectOnly(t, "sensors/sensor-a/temp")
+	m := mon.ExpectOnly(t, "sensors/sensor-a/temp")
 	if m.Properties == nil || m.Properties.ContentType != props.ContentType || m.Properties.ResponseTopic != props.ResponseTopic ||
 		!bytes.Equal(m.Properties.CorrelationData, props.CorrelationData) || m.Properties.User.Get("unit") != "celsius" {
 		t.Fatalf("delivered properties %+v; want %+v", m.Properties, props)
 	}
-	if rc, err := a.publish(t, "sensors/sensor-a/temp", 1, false, "22.0"); rc != 0 || err != nil {
+	if rc, err := a.Publish(t, "sensors/sensor-a/temp", 1, false, "22.0"); rc != 0 || err != nil {
 		t.Fatalf("publish without properties: 0x%02x %v", rc, err)
 	}
-	m = mon.expectOnly(t, "sensors/sensor-a/temp")
+	m = mon.ExpectOnly(t, "sensors/sensor-a/temp")
 	if m.Properties != nil && (m.Properties.ContentType != "" || len(m.Properties.User) > 0 || m.Properties.ResponseTopic != "") {
 		t.Fatalf("a publish without properties delivered with %+v", m.Properties)
 	}

@@ -1,4 +1,4 @@
-package gateway
+package broker
 
 import (
 	"log/slog"
@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/eclipse/paho.golang/paho"
-	"github.com/edgegw/edgegw/gateway/config"
 	"github.com/edgegw/edgegw/gateway/gatewaytest"
 )
 
@@ -15,20 +14,18 @@ import (
 func TestLogComponentOnce(t *testing.T) {
 	var buf gatewaytest.Buffer
 	base := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	g, err := New(&config.Config{}, base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := newEnv(t, func(o *BrokerOptions) { o.Logger = g.log })
+	// As gateway.New derives its logger.
+	log := WithComponents(base).With("component", "gateway")
+	e := newEnv(t, func(o *Options) { o.Logger = log })
 	// mochi logs "mochi mqtt starting" (Info) and client lifecycle (Debug).
 	c, err := e.connectV5(t, e.pki.Issue(t, "sensor-a"), "sensor-a")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_ = c.c.Disconnect(&paho.Disconnect{})
-	g.log.With("component", "audit").With("device", "d").Info("derived twice")
-	g.log.With("component", "x").WithGroup("grp").Info("grouped", "k", "v")
-	g.log.Info("own component", "component", "main")
+	_ = c.C.Disconnect(&paho.Disconnect{})
+	log.With("component", "audit").With("device", "d").Info("derived twice")
+	log.With("component", "x").WithGroup("grp").Info("grouped", "k", "v")
+	log.Info("own component", "component", "main")
 	e.b.Close()
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
 	comps := map[string]bool{}

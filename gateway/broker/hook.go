@@ -1,4 +1,4 @@
-package gateway
+package broker
 
 import (
 	"context"
@@ -474,7 +474,7 @@ func resourceName(a authz.Action, res string) string {
 }
 
 // OnPublish runs after the iot:Publish check and before the PUBACK is written
-// (PITFALLS: the only place to hold the PUBACK for a durable write). It
+// (mochi facts in the package doc: the only place to hold the PUBACK for a durable write). It
 // checks iot:RetainPublish, the retained caps, applies back-pressure for slow
 // subscribers and enqueues messages for outbound routes: QoS 1 ones through
 // the client's pipeline (pipeline.go: PUBACK and local delivery after the

@@ -1,4 +1,4 @@
-package gateway
+package broker
 
 import (
 	"fmt"
@@ -13,7 +13,7 @@ import (
 // (at Error and Debug); the payload never reaches the log, at any level.
 func TestNoPayloadInLogs(t *testing.T) {
 	var out gatewaytest.Buffer
-	e := newEnv(t, func(o *BrokerOptions) {
+	e := newEnv(t, func(o *Options) {
 		o.Logger = slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	})
 	a, err := e.connectV5(t, e.pki.Issue(t, "sensor-a"), "sensor-a")
@@ -23,14 +23,14 @@ func TestNoPayloadInLogs(t *testing.T) {
 	const secret = "SECRET-7f3a"
 	// Retain without iot:RetainPublish: the hook refuses with 0x87, which
 	// mochi logs at Error with the packet.
-	if rc, _ := a.publish(t, "sensors/sensor-a/temp", 1, true, secret); rc != 0x87 {
+	if rc, _ := a.Publish(t, "sensors/sensor-a/temp", 1, true, secret); rc != 0x87 {
 		t.Fatalf("retained publish: PUBACK 0x%02x; want 0x87", rc)
 	}
 	// Another device's topic: refused in the ACL check.
-	if rc, _ := a.publish(t, "sensors/sensor-b/temp", 1, false, secret); rc != 0x87 {
+	if rc, _ := a.Publish(t, "sensors/sensor-b/temp", 1, false, secret); rc != 0x87 {
 		t.Fatalf("forged publish: PUBACK 0x%02x; want 0x87", rc)
 	}
-	if rc, err := a.publish(t, "sensors/sensor-a/temp", 1, false, secret); rc != 0 || err != nil {
+	if rc, err := a.Publish(t, "sensors/sensor-a/temp", 1, false, secret); rc != 0 || err != nil {
 		t.Fatalf("own topic: 0x%02x %v", rc, err)
 	}
 	log := out.String()
@@ -55,12 +55,12 @@ func TestDroppedConnectionLogsQuietly(t *testing.T) {
 	for _, level := range []slog.Level{slog.LevelDebug, slog.LevelInfo} {
 		t.Run(level.String(), func(t *testing.T) {
 			var out gatewaytest.Buffer
-			e := newEnv(t, func(o *BrokerOptions) {
+			e := newEnv(t, func(o *Options) {
 				o.Logger = slog.New(slog.NewTextHandler(&out, &slog.HandlerOptions{Level: level}))
 			})
 			conn := e.dialThing(t, "sensor-a")
-			a, err := connectV5Conn(t, conn, "sensor-a")
-			if err != nil || a.ack.ReasonCode != 0 {
+			a, err := gatewaytest.ConnectV5(t, conn, "sensor-a")
+			if err != nil || a.Ack.ReasonCode != 0 {
 				t.Fatalf("connect: %v", err)
 			}
 			conn.Close() // no DISCONNECT

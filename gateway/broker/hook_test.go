@@ -1,4 +1,4 @@
-package gateway
+package broker
 
 import (
 	"bytes"
@@ -20,9 +20,9 @@ import (
 )
 
 // withThing adds a thing with its own policy to the test registry.
-func withThing(thing, policy string) func(*BrokerOptions) {
-	return func(o *BrokerOptions) {
-		reg := strings.Replace(testRegistry, "groups:", "  - name: "+thing+"\n    policies: ["+thing+"]\ngroups:", 1)
+func withThing(thing, policy string) func(*Options) {
+	return func(o *Options) {
+		reg := strings.Replace(gatewaytest.Registry, "groups:", "  - name: "+thing+"\n    policies: ["+thing+"]\ngroups:", 1)
 		if err := os.WriteFile(o.Registry, []byte(reg), 0o644); err != nil {
 			panic(err)
 		}
@@ -51,22 +51,22 @@ func TestSysTopicPublish(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mon.subscribe(t, "sensors/#", 1)
+	mon.Subscribe(t, "sensors/#", 1)
 	aCert := e.pki.Issue(t, "sensor-a")
 	a, err := e.connectV5(t, aCert, "sensor-a")
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, topic := range []string{"$SYS/broker/clients", "$sys/x"} {
-		if rc, _ := a.publish(t, topic, 1, false, "x"); rc != 0x87 {
+		if rc, _ := a.Publish(t, topic, 1, false, "x"); rc != 0x87 {
 			t.Fatalf("v5 QoS 1 publish to %q: PUBACK 0x%02x; want 0x87", topic, rc)
 		}
 	}
 	// The session is still up.
-	if rc, err := a.publish(t, "sensors/sensor-a/t", 1, false, "after"); rc != 0 || err != nil {
+	if rc, err := a.Publish(t, "sensors/sensor-a/t", 1, false, "after"); rc != 0 || err != nil {
 		t.Fatalf("publish after the refusal: 0x%02x %v", rc, err)
 	}
-	mon.expectOnly(t, "sensors/sensor-a/t")
+	mon.ExpectOnly(t, "sensors/sensor-a/t")
 	if !auditHas(t, e.audit, `"resource":"topic/$SYS/broker/clients"`) {
 		t.Errorf("no audit line for the $SYS publish")
 	}
@@ -131,15 +131,15 @@ func TestSubscribeWhileDelivering(t *testing.T) {
 	conn := e.dialThing(t, "watcher")
 	// paho writes a packet in several Write calls and locks only a conn that
 	// is a sync.Locker: its PUBACKs would interleave with our SUBSCRIBEs.
-	w, err := connectV5Conn(t, conn, "watcher")
-	if err != nil || w.ack.ReasonCode != 0 {
+	w, err := gatewaytest.ConnectV5(t, conn, "watcher")
+	if err != nil || w.Ack.ReasonCode != 0 {
 		t.Fatalf("watcher connect: %v", err)
 	}
 	// QoS 0 deliveries: mochi takes the packet ids of its QoS 1 deliveries
 	// from the same in-flight map it checks a SUBSCRIBE's packet id against,
 	// and answers 0x91 (packet identifier in use) on a collision. The
 	// publisher waits for each PUBACK, so nothing is dropped at this rate.
-	if rc := w.subscribe(t, "sensors/#", 0); rc != 0 {
+	if rc := w.Subscribe(t, "sensors/#", 0); rc != 0 {
 		t.Fatalf("sensors/# SUBACK 0x%02x; want 0", rc)
 	}
 	a, err := e.connectV5(t, e.pki.Issue(t, "sensor-a"), "sensor-a")
@@ -162,7 +162,7 @@ func TestSubscribeWhileDelivering(t *testing.T) {
 		for seq := range per {
 			for _, tp := range topics {
 				pctx, pcancel := context.WithTimeout(context.Background(), 10*time.Second)
-				r, err := a.c.Publish(pctx, &paho.Publish{Topic: tp, QoS: 1, Payload: fmt.Appendf(nil, "%s %d", tp, seq)})
+				r, err := a.C.Publish(pctx, &paho.Publish{Topic: tp, QoS: 1, Payload: fmt.Appendf(nil, "%s %d", tp, seq)})
 				pcancel()
 				if err != nil || r.ReasonCode != 0 {
 					pubErr <- fmt.Errorf("publish %s %d: %v %+v", tp, seq, err, r)
@@ -175,7 +175,7 @@ func TestSubscribeWhileDelivering(t *testing.T) {
 	rounds := 0
 	for ctx.Err() == nil {
 		for _, tp := range topics {
-			if rc := w.subscribe(t, tp, 0); rc != want[tp] {
+			if rc := w.Subscribe(t, tp, 0); rc != want[tp] {
 				t.Fatalf("round %d: SUBACK 0x%02x for %q while it is delivered; want 0x%02x", rounds, rc, tp, want[tp])
 			}
 		}
@@ -191,7 +191,7 @@ func TestSubscribeWhileDelivering(t *testing.T) {
 	deadline := time.After(20 * time.Second)
 	for len(seen) < 2*per {
 		select {
-		case m := <-w.msgs:
+		case m := <-w.Msgs:
 			if m.Topic == topics[1] {
 				t.Fatalf("delivered %q although iot:Receive denies it", m.Payload)
 			}
@@ -233,11 +233,11 @@ func TestSubscribeWildcardReceiveDeny(t *testing.T) {
 	e := newEnv(t, withThing("area", areaPolicy))
 	cert := e.pki.Issue(t, "area")
 	pub, err := e.connectV5(t, cert, "area-pub")
-	if err != nil || pub.ack.ReasonCode != 0 {
+	if err != nil || pub.Ack.ReasonCode != 0 {
 		t.Fatalf("publisher connect: %v", err)
 	}
 	for _, tp := range []string{"a/x/r", "a/restricted/r"} {
-		if rc, err := pub.publish(t, tp, 1, true, "retained "+tp); rc != 0 || err != nil {
+		if rc, err := pub.Publish(t, tp, 1, true, "retained "+tp); rc != 0 || err != nil {
 			t.Fatalf("retained publish %s: 0x%02x %v", tp, rc, err)
 		}
 	}
@@ -245,30 +245,30 @@ func TestSubscribeWildcardReceiveDeny(t *testing.T) {
 	// packets are handled in order, so once a SUBACK after them is back the
 	// live delivery attempts of the retained publishes are over (else one
 	// could find the subscriber below and count a third denial).
-	if rc := pub.subscribe(t, "a/none", 0); rc != 0 {
+	if rc := pub.Subscribe(t, "a/none", 0); rc != 0 {
 		t.Fatalf("publisher's sync subscribe: SUBACK 0x%02x", rc)
 	}
 	sub, err := e.connectV5(t, cert, "area")
-	if err != nil || sub.ack.ReasonCode != 0 {
+	if err != nil || sub.Ack.ReasonCode != 0 {
 		t.Fatalf("subscriber connect: %v", err)
 	}
-	if rc := sub.subscribe(t, "a/restricted/#", 1); rc != 0x87 {
+	if rc := sub.Subscribe(t, "a/restricted/#", 1); rc != 0x87 {
 		t.Fatalf("a/restricted/# SUBACK 0x%02x; want 0x87", rc)
 	}
-	if rc := sub.subscribe(t, "a/#", 1); rc != 1 {
+	if rc := sub.Subscribe(t, "a/#", 1); rc != 1 {
 		t.Fatalf("a/# SUBACK 0x%02x; want 1", rc)
 	}
-	if m := sub.expectOnly(t, "a/x/r"); !m.Retain {
+	if m := sub.ExpectOnly(t, "a/x/r"); !m.Retain {
 		t.Errorf("a/x/r delivered without RETAIN on subscribe")
 	}
 	for _, tp := range []string{"a/restricted/live", "a/x/live"} {
-		if rc, err := pub.publish(t, tp, 1, false, "live "+tp); rc != 0 || err != nil {
+		if rc, err := pub.Publish(t, tp, 1, false, "live "+tp); rc != 0 || err != nil {
 			t.Fatalf("publish %s: 0x%02x %v", tp, rc, err)
 		}
 	}
-	sub.expectOnly(t, "a/x/live")
+	sub.ExpectOnly(t, "a/x/live")
 	select {
-	case m := <-sub.msgs:
+	case m := <-sub.Msgs:
 		t.Fatalf("unexpected delivery %q", m.Topic)
 	case <-time.After(200 * time.Millisecond):
 	}

@@ -1,4 +1,4 @@
-package gateway
+package broker
 
 import (
 	"context"
@@ -23,8 +23,8 @@ type componentHandler struct {
 	component string
 }
 
-// withComponents wraps l so that component attributes replace each other.
-func withComponents(l *slog.Logger) *slog.Logger {
+// WithComponents wraps l so that component attributes replace each other.
+func WithComponents(l *slog.Logger) *slog.Logger {
 	if _, ok := l.Handler().(*componentHandler); ok {
 		return l
 	}

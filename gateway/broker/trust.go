@@ -1,4 +1,4 @@
-package gateway
+package broker
 
 import (
 	"bytes"
@@ -97,7 +97,7 @@ func NewTrust(files TLSFiles, key crypto.Signer) (*Trust, error) {
 // serverCert reads the listener's certificate chain and pairs it with the
 // key.
 func (t *Trust) serverCert() (tls.Certificate, error) {
-	chain, err := readCertChain(t.files.Cert)
+	chain, err := ReadCertChain(t.files.Cert)
 	if err != nil {
 		return tls.Certificate{}, err
 	}
@@ -165,7 +165,7 @@ func (t *Trust) build() (*trustState, error) {
 	if err != nil {
 		return nil, err
 	}
-	cas, err := readCertChain(t.files.CA)
+	cas, err := ReadCertChain(t.files.CA)
 	if err != nil {
 		return nil, err
 	}
@@ -254,8 +254,9 @@ func (st *trustState) loadCRL(path string, cas []*x509.Certificate) error {
 	return nil
 }
 
-// readCertChain reads every CERTIFICATE block of a PEM file.
-func readCertChain(path string) ([]*x509.Certificate, error) {
+// ReadCertChain reads every CERTIFICATE block of a PEM file.
+// ReadCertChain reads the CERTIFICATE blocks of a PEM file, leaf first.
+func ReadCertChain(path string) ([]*x509.Certificate, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading certificates: %w", err)

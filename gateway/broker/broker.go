@@ -1,4 +1,4 @@
-package gateway
+package broker
 
 import (
 	"crypto"
@@ -90,8 +90,8 @@ type ListenerOptions struct {
 	PasswordFile string // "" = no password factor
 }
 
-// BrokerOptions configure the local broker.
-type BrokerOptions struct {
+// Options configure the local broker.
+type Options struct {
 	Listeners []ListenerOptions
 	Limits    Limits
 	// Registry and Policies are the devices file and the policy directory,
@@ -136,7 +136,7 @@ type brokerListener struct {
 
 // Broker is the local MQTT broker (mochi) with edgegw's security and limits.
 type Broker struct {
-	opts     BrokerOptions
+	opts     Options
 	limits   Limits
 	log      *slog.Logger
 	audit    *audit.Log
@@ -164,15 +164,15 @@ type Broker struct {
 // ErrPlaintextNotLoopback refuses a plaintext listener on a non-loopback address.
 var ErrPlaintextNotLoopback = errors.New("plaintext listener must bind a loopback address (127.0.0.1, ::1)")
 
-// NewBroker builds the broker, loads trust, policy and password files and
+// New builds the broker, loads trust, policy and password files and
 // binds every listener. Nothing is served until Start.
-func NewBroker(o BrokerOptions) (*Broker, error) {
+func New(o Options) (*Broker, error) {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	// "component" replaces, not repeats (logging.go): mochi's lines say
 	// component=mochi, ours component=broker, whatever o.Logger carries.
-	o.Logger = withComponents(o.Logger)
+	o.Logger = WithComponents(o.Logger)
 	if o.Metrics == nil {
 		o.Metrics = new(Metrics)
 	}

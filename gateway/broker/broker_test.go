@@ -1,4 +1,4 @@
-package gateway
+package broker
 
 import (
 	"bufio"
@@ -18,7 +18,6 @@ import (
 	"testing"
 	"time"
 
-	pahopackets "github.com/eclipse/paho.golang/packets"
 	"github.com/eclipse/paho.golang/paho"
 	"github.com/mochi-mqtt/server/v2/packets"
 
@@ -26,40 +25,6 @@ import (
 	"github.com/edgegw/edgegw/gateway/gatewaytest"
 	"github.com/edgegw/edgegw/hw"
 )
-
-const testRegistry = `version: 1
-default: {policies: []}
-things:
-  - name: sensor-a
-    policies: [sensor]
-  - name: sensor-b
-    policies: [sensor]
-  - name: monitor
-    policies: [monitor]
-  - name: gone
-    policies: [sensor]
-    disabled: true
-groups:
-  - name: load-generators
-    match: {name: "load-*"}
-    policies: [sensor]
-`
-
-const sensorPolicy = `{"Version": "2012-10-17", "Statement": [
- {"Effect": "Allow", "Action": "iot:Connect", "Resource": "client/${iot:Connection.Thing.ThingName}"},
- {"Effect": "Allow", "Action": "iot:Publish", "Resource": "topic/sensors/${iot:Connection.Thing.ThingName}/*"},
- {"Effect": "Allow", "Action": "iot:RetainPublish", "Resource": "topic/sensors/${iot:Connection.Thing.ThingName}/status"},
- {"Effect": "Allow", "Action": "iot:Subscribe", "Resource": "topicfilter/cmd/${iot:Connection.Thing.ThingName}"},
- {"Effect": "Allow", "Action": "iot:Receive", "Resource": "topic/cmd/${iot:Connection.Thing.ThingName}"}
-]}`
-
-const monitorPolicy = `{"Version": "2012-10-17", "Statement": [
- {"Effect": "Allow", "Action": "iot:Connect", "Resource": "client/monitor*"},
- {"Effect": "Allow", "Action": "iot:Subscribe", "Resource": "topicfilter/sensors/#"},
- {"Effect": "Allow", "Action": "iot:Receive", "Resource": "topic/sensors/*"},
- {"Effect": "Deny", "Action": "iot:Receive", "Resource": "topic/sensors/*/secret"},
- {"Effect": "Allow", "Action": "iot:Publish", "Resource": "topic/cmd/*"}
-]}`
 
 type env struct {
 	pki     *gatewaytest.PKI
@@ -71,12 +36,10 @@ type env struct {
 	metrics *Metrics
 }
 
-func newEnv(t *testing.T, mod func(*BrokerOptions)) *env {
+func newEnv(t *testing.T, mod func(*Options)) *env {
 	t.Helper()
 	e := &env{pki: gatewaytest.NewPKI(t, "site"), dir: t.TempDir()}
-	gatewaytest.WriteFile(t, filepath.Join(e.dir, "devices.yaml"), []byte(testRegistry), 0o644)
-	gatewaytest.WriteFile(t, filepath.Join(e.dir, "policies", "sensor.json"), []byte(sensorPolicy), 0o644)
-	gatewaytest.WriteFile(t, filepath.Join(e.dir, "policies", "monitor.json"), []byte(monitorPolicy), 0o644)
+	gatewaytest.WriteSite(t, e.dir)
 	key, err := hw.Open(context.Background(), "file:"+e.pki.ServerKey)
 	if err != nil {
 		t.Fatalf("opening server key: %v", err)
@@ -93,7 +56,7 @@ func newEnv(t *testing.T, mod func(*BrokerOptions)) *env {
 	}
 	t.Cleanup(func() { aud.Close() })
 	e.metrics = new(Metrics)
-	o := BrokerOptions{
+	o := Options{
 		Listeners: []ListenerOptions{
 			{Name: "lan", Address: "127.0.0.1:0", Key: key, TLS: &TLSFiles{
 				CA: e.pki.CAFile, Cert: e.pki.ServerCert, CRL: e.pki.CRLFile, MinVersion: tls.VersionTLS12, RequireClientCert: true}},
@@ -109,9 +72,9 @@ func newEnv(t *testing.T, mod func(*BrokerOptions)) *env {
 	if mod != nil {
 		mod(&o)
 	}
-	b, err := NewBroker(o)
+	b, err := New(o)
 	if err != nil {
-		t.Fatalf("NewBroker: %v", err)
+		t.Fatalf("New: %v", err)
 	}
 	if err := b.Start(); err != nil {
 		t.Fatal(err)
@@ -123,14 +86,6 @@ func newEnv(t *testing.T, mod func(*BrokerOptions)) *env {
 		e.plain = a.String()
 	}
 	return e
-}
-
-// v5 is a paho (MQTT 5) client with its received messages.
-type v5 struct {
-	c    *paho.Client
-	ack  *paho.Connack
-	msgs chan *paho.Publish
-	gone chan struct{}
 }
 
 func (e *env) dialTLS(t testing.TB, cert *gatewaytest.Client, pki *gatewaytest.PKI) (net.Conn, error) {
@@ -159,77 +114,13 @@ func (e *env) dialThing(t testing.TB, thing string) net.Conn {
 }
 
 // connectV5 connects with MQTT 5 and returns the client (ack may carry a refusal).
-func (e *env) connectV5(t testing.TB, cert *gatewaytest.Client, clientID string) (*v5, error) {
+func (e *env) connectV5(t testing.TB, cert *gatewaytest.Client, clientID string) (*gatewaytest.V5, error) {
 	t.Helper()
 	conn, err := e.dialTLS(t, cert, nil)
 	if err != nil {
 		return nil, err
 	}
-	return connectV5Conn(t, conn, clientID)
-}
-
-func connectV5Conn(t testing.TB, conn net.Conn, clientID string) (*v5, error) {
-	cl := &v5{msgs: make(chan *paho.Publish, 100000), gone: make(chan struct{})}
-	var once sync.Once
-	cl.c = paho.NewClient(paho.ClientConfig{
-		// paho writes a packet in several Writes and serializes them only
-		// on a sync.Locker conn: without it a PUBACK can land inside a
-		// SUBSCRIBE and the broker rightly reads a malformed packet.
-		Conn: pahopackets.NewThreadSafeConn(conn),
-		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
-			cl.msgs <- pr.Packet
-			return true, nil
-		}},
-		OnClientError:      func(error) { once.Do(func() { close(cl.gone) }) },
-		OnServerDisconnect: func(*paho.Disconnect) { once.Do(func() { close(cl.gone) }) },
-	})
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	ack, err := cl.c.Connect(ctx, &paho.Connect{ClientID: clientID, KeepAlive: 30, CleanStart: true})
-	cl.ack = ack
-	if err != nil {
-		conn.Close()
-		return cl, err
-	}
-	t.Cleanup(func() { _ = cl.c.Disconnect(&paho.Disconnect{}); conn.Close() })
-	return cl, nil
-}
-
-func (c *v5) subscribe(t testing.TB, filter string, qos byte) byte {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	sa, err := c.c.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: filter, QoS: qos}}})
-	if sa == nil {
-		t.Fatalf("subscribe %q: %v", filter, err)
-	}
-	return sa.Reasons[0]
-}
-
-func (c *v5) publish(t testing.TB, topic string, qos byte, retain bool, payload string) (byte, error) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	r, err := c.c.Publish(ctx, &paho.Publish{Topic: topic, QoS: qos, Retain: retain, Payload: []byte(payload)})
-	if r != nil {
-		return r.ReasonCode, err
-	}
-	return 0, err
-}
-
-// expectOnly waits for a message on topic and fails if another arrives first.
-func (c *v5) expectOnly(t testing.TB, topic string) *paho.Publish {
-	t.Helper()
-	select {
-	case m := <-c.msgs:
-		if m.Topic != topic {
-			t.Fatalf("received %q (payload %q); want only %q", m.Topic, m.Payload, topic)
-		}
-		return m
-	case <-time.After(10 * time.Second):
-		t.Fatalf("no message on %q within 10s", topic)
-	}
-	return nil
+	return gatewaytest.ConnectV5(t, conn, clientID)
 }
 
 // raw is a minimal MQTT 3.1.1 client for refusal and limit tests.
@@ -346,7 +237,7 @@ func TestConnectRefusals(t *testing.T) {
 			conn, err := e.dialTLS(t, tc.cert, tc.pki)
 			if err == nil {
 				// TLS 1.3 reports the client-certificate refusal on first read.
-				_, err = connectV5Conn(t, conn, "sensor-a")
+				_, err = gatewaytest.ConnectV5(t, conn, "sensor-a")
 			}
 			if err == nil {
 				t.Fatal("connected; want refused")
@@ -370,14 +261,14 @@ func TestConnectRefusals(t *testing.T) {
 	for _, tc := range connack {
 		t.Run(tc.name+"/v5", func(t *testing.T) {
 			c, err := e.connectV5(t, tc.cert, tc.clientID)
-			if c == nil || c.ack == nil {
+			if c == nil || c.Ack == nil {
 				t.Fatalf("no CONNACK: %v", err)
 			}
-			if c.ack.ReasonCode != tc.want5 {
-				t.Fatalf("CONNACK reason 0x%02x; want 0x%02x", c.ack.ReasonCode, tc.want5)
+			if c.Ack.ReasonCode != tc.want5 {
+				t.Fatalf("CONNACK reason 0x%02x; want 0x%02x", c.Ack.ReasonCode, tc.want5)
 			}
-			if tc.want5 == 0 && tc.clientID == "" && c.ack.Properties.AssignedClientID != "sensor-a" {
-				t.Fatalf("assigned client ID %q; want sensor-a", c.ack.Properties.AssignedClientID)
+			if tc.want5 == 0 && tc.clientID == "" && c.Ack.Properties.AssignedClientID != "sensor-a" {
+				t.Fatalf("assigned client ID %q; want sensor-a", c.Ack.Properties.AssignedClientID)
 			}
 		})
 		t.Run(tc.name+"/v3.1.1", func(t *testing.T) {
@@ -402,10 +293,10 @@ func TestConnectRefusals(t *testing.T) {
 func TestAuthorization(t *testing.T) {
 	e := newEnv(t, nil)
 	mon, err := e.connectV5(t, e.pki.Issue(t, "monitor"), "monitor")
-	if err != nil || mon.ack.ReasonCode != 0 {
+	if err != nil || mon.Ack.ReasonCode != 0 {
 		t.Fatalf("monitor connect: %v", err)
 	}
-	if rc := mon.subscribe(t, "sensors/#", 1); rc != 1 {
+	if rc := mon.Subscribe(t, "sensors/#", 1); rc != 1 {
 		t.Fatalf("monitor SUBACK 0x%02x; want 1", rc)
 	}
 	aCert := e.pki.Issue(t, "sensor-a")
@@ -415,33 +306,33 @@ func TestAuthorization(t *testing.T) {
 	}
 
 	// MQTT 5: denied QoS 1 publish gets PUBACK 0x87 and reaches nobody.
-	if rc, _ := a.publish(t, "sensors/sensor-b/temp", 1, false, "forged"); rc != 0x87 {
+	if rc, _ := a.Publish(t, "sensors/sensor-b/temp", 1, false, "forged"); rc != 0x87 {
 		t.Fatalf("PUBACK 0x%02x for another device's topic; want 0x87", rc)
 	}
 	// Receive denied for the monitor: skipped.
-	if rc, err := a.publish(t, "sensors/sensor-a/secret", 1, false, "s"); rc != 0 || err != nil {
+	if rc, err := a.Publish(t, "sensors/sensor-a/secret", 1, false, "s"); rc != 0 || err != nil {
 		t.Fatalf("own secret topic: 0x%02x %v", rc, err)
 	}
 	// Retain without RetainPublish: refused (0x87), not delivered.
-	if rc, _ := a.publish(t, "sensors/sensor-a/temp", 1, true, "r"); rc != 0x87 {
+	if rc, _ := a.Publish(t, "sensors/sensor-a/temp", 1, true, "r"); rc != 0x87 {
 		t.Fatalf("retain without iot:RetainPublish: PUBACK 0x%02x; want 0x87", rc)
 	}
-	if rc, err := a.publish(t, "sensors/sensor-a/temp", 1, false, "ok"); rc != 0 || err != nil {
+	if rc, err := a.Publish(t, "sensors/sensor-a/temp", 1, false, "ok"); rc != 0 || err != nil {
 		t.Fatalf("own topic: 0x%02x %v", rc, err)
 	}
-	mon.expectOnly(t, "sensors/sensor-a/temp")
+	mon.ExpectOnly(t, "sensors/sensor-a/temp")
 
 	// Subscribe: per-filter failure codes.
-	if rc := a.subscribe(t, "sensors/#", 1); rc != 0x87 {
+	if rc := a.Subscribe(t, "sensors/#", 1); rc != 0x87 {
 		t.Fatalf("v5 unauthorized SUBACK 0x%02x; want 0x87", rc)
 	}
-	if rc := a.subscribe(t, "cmd/sensor-a", 1); rc != 1 {
+	if rc := a.Subscribe(t, "cmd/sensor-a", 1); rc != 1 {
 		t.Fatalf("v5 authorized SUBACK 0x%02x; want 1", rc)
 	}
-	if rc, _ := mon.publish(t, "cmd/sensor-a", 1, false, "go"); rc != 0 {
+	if rc, _ := mon.Publish(t, "cmd/sensor-a", 1, false, "go"); rc != 0 {
 		t.Fatalf("monitor cmd publish 0x%02x", rc)
 	}
-	a.expectOnly(t, "cmd/sensor-a")
+	a.ExpectOnly(t, "cmd/sensor-a")
 
 	// MQTT 3.1.1: SUBACK 0x80 for a denied filter, granted QoS for the allowed one.
 	b3, rc := e.rawV3(t, e.pki.Issue(t, "sensor-b"), "sensor-b")
@@ -473,10 +364,10 @@ func TestAuthorization(t *testing.T) {
 			t.Fatalf("v3 denied publish got a PUBACK")
 		}
 	}
-	if rc, _ := a.publish(t, "sensors/sensor-a/marker", 1, false, "m"); rc != 0 {
+	if rc, _ := a.Publish(t, "sensors/sensor-a/marker", 1, false, "m"); rc != 0 {
 		t.Fatal("marker publish refused")
 	}
-	mon.expectOnly(t, "sensors/sensor-a/marker")
+	mon.ExpectOnly(t, "sensors/sensor-a/marker")
 	if got := e.metrics.DeniedPublish.Load(); got != 3 {
 		t.Errorf("DeniedPublish = %d; want 3", got)
 	}
@@ -492,22 +383,22 @@ func TestPlaintextLoopback(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := connectV5Conn(t, conn, "sensor-a")
-	if err != nil || c.ack.ReasonCode != 0 {
+	c, err := gatewaytest.ConnectV5(t, conn, "sensor-a")
+	if err != nil || c.Ack.ReasonCode != 0 {
 		t.Fatalf("loopback connect as sensor-a: %v", err)
 	}
-	if rc, _ := c.publish(t, "sensors/sensor-b/x", 1, false, "x"); rc != 0x87 {
+	if rc, _ := c.Publish(t, "sensors/sensor-b/x", 1, false, "x"); rc != 0x87 {
 		t.Fatalf("PUBACK 0x%02x; want 0x87", rc)
 	}
 	conn2, err := net.DialTimeout("tcp", e.plain, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c2, _ := connectV5Conn(t, conn2, "nobody")
-	if c2 == nil || c2.ack == nil || c2.ack.ReasonCode != 0x87 {
+	c2, _ := gatewaytest.ConnectV5(t, conn2, "nobody")
+	if c2 == nil || c2.Ack == nil || c2.Ack.ReasonCode != 0x87 {
 		t.Fatalf("unknown thing on loopback: %+v; want CONNACK 0x87", c2)
 	}
-	if _, err := NewBroker(BrokerOptions{Listeners: []ListenerOptions{{Name: "x", Address: "0.0.0.0:0"}},
+	if _, err := New(Options{Listeners: []ListenerOptions{{Name: "x", Address: "0.0.0.0:0"}},
 		Registry: filepath.Join(e.dir, "devices.yaml"), Policies: filepath.Join(e.dir, "policies")}); !errors.Is(err, ErrPlaintextNotLoopback) {
 		t.Fatalf("plaintext on 0.0.0.0: %v; want ErrPlaintextNotLoopback", err)
 	}
@@ -521,7 +412,7 @@ func TestRevokeWhileConnected(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rc := mon.subscribe(t, "sensors/#", 1); rc != 1 {
+	if rc := mon.Subscribe(t, "sensors/#", 1); rc != 1 {
 		t.Fatalf("SUBACK 0x%02x", rc)
 	}
 	aCert := e.pki.Issue(t, "sensor-a")
@@ -537,7 +428,7 @@ func TestRevokeWhileConnected(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		for i := range n {
-			if rc, err := b.publish(t, "sensors/sensor-b/seq", 1, false, fmt.Sprint(i)); err != nil || rc != 0 {
+			if rc, err := b.Publish(t, "sensors/sensor-b/seq", 1, false, fmt.Sprint(i)); err != nil || rc != 0 {
 				done <- fmt.Errorf("publish %d: rc 0x%02x %v", i, rc, err)
 				return
 			}
@@ -548,7 +439,7 @@ func TestRevokeWhileConnected(t *testing.T) {
 		done <- nil
 	}()
 	select {
-	case <-a.gone:
+	case <-a.Gone:
 	case <-time.After(10 * time.Second):
 		t.Fatal("revoked client still connected after 10s")
 	}
@@ -556,15 +447,15 @@ func TestRevokeWhileConnected(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range n {
-		m := mon.expectOnly(t, "sensors/sensor-b/seq")
+		m := mon.ExpectOnly(t, "sensors/sensor-b/seq")
 		if string(m.Payload) != fmt.Sprint(i) {
 			t.Fatalf("message %d: payload %q (loss or reorder)", i, m.Payload)
 		}
 	}
 	select {
-	case <-b.gone:
+	case <-b.Gone:
 		t.Fatal("sensor-b was disconnected")
-	case <-mon.gone:
+	case <-mon.Gone:
 		t.Fatal("monitor was disconnected")
 	default:
 	}
@@ -579,7 +470,7 @@ func TestRevokeWhileConnected(t *testing.T) {
 // TestHandshakeDeadline: idle connections are closed at the deadline and do
 // not keep a sensor out.
 func TestHandshakeDeadline(t *testing.T) {
-	e := newEnv(t, func(o *BrokerOptions) { o.Limits.HandshakeTimeout = 500 * time.Millisecond })
+	e := newEnv(t, func(o *Options) { o.Limits.HandshakeTimeout = 500 * time.Millisecond })
 	var idle []net.Conn
 	for range 200 {
 		c, err := net.DialTimeout("tcp", e.addr, 5*time.Second)
@@ -590,7 +481,7 @@ func TestHandshakeDeadline(t *testing.T) {
 		idle = append(idle, c)
 	}
 	c, err := e.connectV5(t, e.pki.Issue(t, "sensor-a"), "sensor-a")
-	if err != nil || c.ack.ReasonCode != 0 {
+	if err != nil || c.Ack.ReasonCode != 0 {
 		t.Fatalf("sensor blocked by idle connections: %v", err)
 	}
 	for i, c := range idle {
@@ -608,7 +499,7 @@ func TestHandshakeDeadline(t *testing.T) {
 
 // TestPendingCap: connections beyond max_pending_handshakes are closed at once.
 func TestPendingCap(t *testing.T) {
-	e := newEnv(t, func(o *BrokerOptions) {
+	e := newEnv(t, func(o *Options) {
 		o.Limits.MaxPendingHandshakes = 10
 		o.Limits.HandshakeTimeout = 5 * time.Second
 	})
@@ -655,7 +546,7 @@ func TestOversizedPacket(t *testing.T) {
 
 // TestReloadInvalidPolicy: valid -> invalid (kept old) -> valid (new in force).
 func TestReloadInvalidPolicy(t *testing.T) {
-	e := newEnv(t, func(o *BrokerOptions) { o.Watch = -1 })
+	e := newEnv(t, func(o *Options) { o.Watch = -1 })
 	aCert := e.pki.Issue(t, "sensor-a")
 	a, err := e.connectV5(t, aCert, "sensor-a")
 	if err != nil {
@@ -669,34 +560,34 @@ func TestReloadInvalidPolicy(t *testing.T) {
 	if got := e.metrics.ReloadFailures.Load(); got != 1 {
 		t.Fatalf("ReloadFailures = %d; want 1", got)
 	}
-	if rc, _ := a.publish(t, "sensors/sensor-a/t", 1, false, "x"); rc != 0 {
+	if rc, _ := a.Publish(t, "sensors/sensor-a/t", 1, false, "x"); rc != 0 {
 		t.Fatalf("old policy not in force after a failed reload: PUBACK 0x%02x", rc)
 	}
-	if c, err := e.connectV5(t, aCert, "sensor-a2"); err == nil || c.ack.ReasonCode != 0x87 {
+	if c, err := e.connectV5(t, aCert, "sensor-a2"); err == nil || c.Ack.ReasonCode != 0x87 {
 		// sensor-a takes over its own session below; a new client id must still be refused.
 		t.Fatalf("old policy: other client ID accepted")
 	}
 	// Valid again, now publishing only under sensors/<thing>/v2/* and without Subscribe.
-	gatewaytest.WriteFile(t, pol, []byte(strings.ReplaceAll(sensorPolicy, "${iot:Connection.Thing.ThingName}/*", "${iot:Connection.Thing.ThingName}/v2/*")), 0o644)
-	if rc := a.subscribe(t, "cmd/sensor-a", 1); rc != 1 {
+	gatewaytest.WriteFile(t, pol, []byte(strings.ReplaceAll(gatewaytest.SensorPolicy, "${iot:Connection.Thing.ThingName}/*", "${iot:Connection.Thing.ThingName}/v2/*")), 0o644)
+	if rc := a.Subscribe(t, "cmd/sensor-a", 1); rc != 1 {
 		t.Fatalf("subscribe 0x%02x", rc)
 	}
 	if err := e.b.Reload("test"); err != nil {
 		t.Fatalf("valid policy refused: %v", err)
 	}
-	if rc, _ := a.publish(t, "sensors/sensor-a/t", 1, false, "x"); rc != 0x87 {
+	if rc, _ := a.Publish(t, "sensors/sensor-a/t", 1, false, "x"); rc != 0x87 {
 		t.Fatalf("new policy not in force: PUBACK 0x%02x; want 0x87", rc)
 	}
-	if rc, _ := a.publish(t, "sensors/sensor-a/v2/t", 1, false, "x"); rc != 0 {
+	if rc, _ := a.Publish(t, "sensors/sensor-a/v2/t", 1, false, "x"); rc != 0 {
 		t.Fatalf("new policy: PUBACK 0x%02x; want 0", rc)
 	}
 	// Disable the thing: it is disconnected on reload.
-	gatewaytest.WriteFile(t, filepath.Join(e.dir, "devices.yaml"), []byte(strings.Replace(testRegistry, "  - name: sensor-a\n    policies: [sensor]\n", "  - name: sensor-a\n    policies: [sensor]\n    disabled: true\n", 1)), 0o644)
+	gatewaytest.WriteFile(t, filepath.Join(e.dir, "devices.yaml"), []byte(strings.Replace(gatewaytest.Registry, "  - name: sensor-a\n    policies: [sensor]\n", "  - name: sensor-a\n    policies: [sensor]\n    disabled: true\n", 1)), 0o644)
 	if err := e.b.Reload("test"); err != nil {
 		t.Fatal(err)
 	}
 	select {
-	case <-a.gone:
+	case <-a.Gone:
 	case <-time.After(10 * time.Second):
 		t.Fatal("disabled thing still connected")
 	}
@@ -707,7 +598,7 @@ func TestReloadInvalidPolicy(t *testing.T) {
 // is either received or counted as dropped.
 func TestLoadNoQoS1Drops(t *testing.T) {
 	// A small write queue makes mochi's drop path reachable in a short test.
-	e := newEnv(t, func(o *BrokerOptions) { o.Limits.ClientWriteQueue = 64 })
+	e := newEnv(t, func(o *Options) { o.Limits.ClientWriteQueue = 64 })
 	pubs, per := 16, 300
 	if testing.Short() {
 		per = 100
@@ -716,12 +607,12 @@ func TestLoadNoQoS1Drops(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mon.subscribe(t, "sensors/#", 1)
-	var clients []*v5
+	mon.Subscribe(t, "sensors/#", 1)
+	var clients []*gatewaytest.V5
 	for i := range pubs {
 		name := fmt.Sprintf("load-%02d", i)
 		c, err := e.connectV5(t, e.pki.Issue(t, name), name)
-		if err != nil || c.ack.ReasonCode != 0 {
+		if err != nil || c.Ack.ReasonCode != 0 {
 			t.Fatalf("%s: %v", name, err)
 		}
 		clients = append(clients, c)
@@ -740,7 +631,7 @@ func TestLoadNoQoS1Drops(t *testing.T) {
 				ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 				defer cancel()
 				for seq := range per {
-					_, err := c.c.PublishWithOptions(ctx, &paho.Publish{Topic: fmt.Sprintf("sensors/load-%02d/q%d", i, qos), QoS: qos,
+					_, err := c.C.PublishWithOptions(ctx, &paho.Publish{Topic: fmt.Sprintf("sensors/load-%02d/q%d", i, qos), QoS: qos,
 						Payload: []byte(fmt.Sprintf("%d/%d", i, seq))}, paho.PublishOptions{Method: paho.PublishMethod_AsyncSend})
 					if err != nil {
 						errs <- fmt.Errorf("publisher %d seq %d: %w", i, seq, err)
@@ -760,7 +651,7 @@ func TestLoadNoQoS1Drops(t *testing.T) {
 	collect:
 		for len(seen)+int(dropped()-base) < total {
 			select {
-			case m := <-mon.msgs:
+			case m := <-mon.Msgs:
 				if seen[string(m.Payload)] {
 					continue // a QoS 1 duplicate is allowed
 				}
@@ -787,8 +678,8 @@ func TestLoadNoQoS1Drops(t *testing.T) {
 			}
 		}
 		// Drain duplicates / stragglers before the next round.
-		for len(mon.msgs) > 0 {
-			<-mon.msgs
+		for len(mon.Msgs) > 0 {
+			<-mon.Msgs
 		}
 	}
 }
