@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"reflect"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/edgegw/edgegw/gateway/audit"
 	"github.com/edgegw/edgegw/gateway/broker"
 	"github.com/edgegw/edgegw/gateway/config"
+	"github.com/edgegw/edgegw/gateway/observe"
 	"github.com/edgegw/edgegw/hw"
 )
 
@@ -20,8 +22,8 @@ type running struct {
 	broker *broker.Broker
 	audit  *audit.Log
 	keys   []hw.Key
-	up     *upstream // queue + bridge (bridge_run.go); nil without a bridge section
-	obs    *observer // metrics, /healthz, admin socket (metrics.go, admin.go)
+	up     *upstream         // queue + bridge (bridge_run.go); nil without a bridge section
+	obs    *observe.Observer // metrics, /healthz, admin socket
 }
 
 // BrokerOptionsFromConfig translates the config into broker options. Keys
@@ -74,8 +76,8 @@ func BrokerOptionsFromConfig(ctx context.Context, cfg *config.Config) (broker.Op
 }
 
 func (g *Gateway) start(ctx context.Context) error {
-	obs := g.newObserver()
-	aud, err := audit.New(audit.Options{File: g.cfg.Audit.File, Log: g.log, OnEvent: obs.record})
+	obs := observe.New(g.cfg, g.log)
+	aud, err := audit.New(audit.Options{File: g.cfg.Audit.File, Log: g.log, OnEvent: obs.Record})
 	if err != nil {
 		return err
 	}
@@ -103,7 +105,11 @@ func (g *Gateway) start(ctx context.Context) error {
 	}
 	g.run = &running{broker: b, audit: aud, keys: keys, obs: obs, up: up}
 	up.start()
-	if err := obs.start(g.run); err != nil {
+	src := observe.Sources{Broker: b}
+	if up != nil {
+		src.Queue, src.Bridge = up.queue, up.bridge
+	}
+	if err := obs.Start(src); err != nil {
 		g.stop()
 		return err
 	}
@@ -124,7 +130,7 @@ func (g *Gateway) serve(ctx context.Context, hup <-chan os.Signal) error {
 		case <-ctx.Done():
 			return nil
 		case err := <-g.run.up.failedCh():
-			g.run.obs.queueFailed(err)
+			g.run.obs.QueueFailed(err)
 			return err
 		case <-hup:
 			g.reloadOnSignal() // Reload between the Lifecycle callbacks (lifecycle.go)
@@ -197,7 +203,7 @@ func (g *Gateway) stop() {
 	if r == nil {
 		return
 	}
-	r.obs.stop()
+	r.obs.Stop()
 	_ = r.broker.Close()
 	r.up.close() // after the broker: no more enqueues
 	for _, k := range r.keys {
@@ -205,4 +211,12 @@ func (g *Gateway) stop() {
 	}
 	_ = r.audit.Close()
 	g.run = nil
+}
+
+// MetricsAddr is the bound metrics address (nil when disabled or not running).
+func (g *Gateway) MetricsAddr() net.Addr {
+	if g.run == nil {
+		return nil
+	}
+	return g.run.obs.MetricsAddr()
 }

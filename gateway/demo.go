@@ -21,6 +21,7 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 
 	"github.com/edgegw/edgegw/gateway/config"
+	"github.com/edgegw/edgegw/gateway/observe"
 	"github.com/edgegw/edgegw/gateway/pki"
 )
 
@@ -212,8 +213,8 @@ func (d *demo) run(ctx context.Context) error {
 		return fmt.Errorf("temp-1 publishing to building/lock-1/state: reason 0x%02x (%v); want 0x87 not authorized", rc, perr)
 	}
 	d.sum.Denied++
-	var st Status
-	if err := AdminGet(ctx, d.siteSock, "/status", &st); err != nil {
+	var st observe.Status
+	if err := observe.AdminGet(ctx, d.siteSock, "/status", &st); err != nil {
 		return err
 	}
 	if len(st.Denials) == 0 || st.Denials[0].Resource != "topic/building/lock-1/state" {
@@ -241,7 +242,7 @@ func (d *demo) run(ctx context.Context) error {
 	// for it has ended and the session left the device list: give that a
 	// moment.
 	for deadline := time.Now().Add(5 * time.Second); ; {
-		if err := AdminGet(ctx, d.siteSock, "/status", &st); err != nil {
+		if err := observe.AdminGet(ctx, d.siteSock, "/status", &st); err != nil {
 			return err
 		}
 		if st.Devices.Count == 2 {
@@ -459,8 +460,8 @@ func startDemoGateway(ctx context.Context, cfgPath, socket string, log *slog.Log
 	dg := &demoInstance{lan: cfg.Listeners[0].Address, socket: socket, cancel: cancel, done: make(chan error, 1)}
 	go func() { dg.done <- g.Run(rctx) }()
 	for {
-		var h Health
-		if err := AdminGet(ctx, socket, "/healthz", &h); err == nil && h.Status == "ok" {
+		var h observe.Health
+		if err := observe.AdminGet(ctx, socket, "/healthz", &h); err == nil && h.Status == "ok" {
 			return dg, nil
 		}
 		select {
@@ -716,8 +717,8 @@ func (d *demo) waitDelivered(ctx context.Context) error {
 func (d *demo) waitUpstream(ctx context.Context, connected bool) error {
 	want := map[bool]string{true: "connected", false: "down"}[connected]
 	for {
-		var h Health
-		err := AdminGet(ctx, d.siteSock, "/healthz", &h)
+		var h observe.Health
+		err := observe.AdminGet(ctx, d.siteSock, "/healthz", &h)
 		if err == nil && h.Upstream == want {
 			return nil
 		}
@@ -730,8 +731,8 @@ func (d *demo) waitUpstream(ctx context.Context, connected bool) error {
 }
 
 func (d *demo) queueDepth(ctx context.Context) (int64, error) {
-	var st Status
-	if err := AdminGet(ctx, d.siteSock, "/status", &st); err != nil {
+	var st observe.Status
+	if err := observe.AdminGet(ctx, d.siteSock, "/status", &st); err != nil {
 		return 0, err
 	}
 	if st.Queue == nil {
@@ -794,8 +795,8 @@ func (d *demo) startProgress() {
 				d.mu.Unlock()
 				queued := "-"
 				if d.site != nil {
-					var st Status
-					if AdminGet(context.Background(), d.siteSock, "/status", &st) == nil && st.Queue != nil {
+					var st observe.Status
+					if observe.AdminGet(context.Background(), d.siteSock, "/status", &st) == nil && st.Queue != nil {
 						queued = fmt.Sprint(st.Queue.Depth)
 					}
 				}

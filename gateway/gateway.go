@@ -57,7 +57,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 		return err
 	}
 	g.log.Info("gateway started", "site", g.cfg.Site, "listeners", len(g.cfg.Listeners))
-	g.lc.ready(g.run.obs.healthy)
+	g.lc.ready(g.run.obs.Healthy)
 	err := g.serve(ctx, hup) // until ctx ends or the bridge fails; SIGHUP reloads (broker_run.go)
 	g.lc.stopping()
 	g.stop()

@@ -85,6 +85,8 @@ func checkImports(pkgs []pkgImports) []string {
 			switch {
 			case strings.HasPrefix(imp, "github.com/mochi-mqtt/") && name != "gateway/broker" && name != "gateway/gatewaytest":
 				bad = append(bad, fmt.Sprintf("%s imports %s; only gateway/broker may import mochi-mqtt", name, imp))
+			case strings.HasPrefix(imp, "github.com/prometheus/") && name != "gateway/observe":
+				bad = append(bad, fmt.Sprintf("%s imports %s; only gateway/observe may import prometheus", name, imp))
 			case strings.HasPrefix(imp, "github.com/dgraph-io/badger") && name != "store":
 				bad = append(bad, fmt.Sprintf("%s imports %s; only store may import badger", name, imp))
 			case rel(imp) == "gateway" && !underAny(name, "cmd") && name != "gateway/gatewaytest":

@@ -27,8 +27,8 @@ import (
 	"github.com/eclipse/paho.golang/packets"
 	"github.com/eclipse/paho.golang/paho"
 
-	"github.com/edgegw/edgegw/gateway"
 	"github.com/edgegw/edgegw/gateway/gatewaytest"
+	"github.com/edgegw/edgegw/gateway/observe"
 )
 
 // cutLink forwards TCP to target; cut closes every connection and refuses
@@ -125,8 +125,8 @@ func sample(scrape, series string) float64 {
 	return -1
 }
 
-func health(addr string) (int, gateway.Health) {
-	var h gateway.Health
+func health(addr string) (int, observe.Health) {
+	var h observe.Health
 	resp, err := (&http.Client{Timeout: 2 * time.Second}).Get("http://" + addr + "/healthz")
 	if err != nil {
 		return 0, h

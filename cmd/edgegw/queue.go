@@ -16,6 +16,7 @@ import (
 
 	"github.com/edgegw/edgegw/gateway"
 	"github.com/edgegw/edgegw/gateway/config"
+	"github.com/edgegw/edgegw/gateway/observe"
 	"github.com/edgegw/edgegw/store"
 )
 
@@ -151,7 +152,7 @@ func (a *app) queueStats(f *queueFlags) error {
 	var ee *exitError
 	if err != nil && errors.As(err, &ee) && ee.err != nil && ee.err.Error() == errDaemonRunning && cfg != nil && cfg.Admin.Socket != "" {
 		// The daemon runs: ask it.
-		if aerr := gateway.AdminGet(a.ctx, cfg.Admin.Socket, "/queue/stats", &st); aerr != nil {
+		if aerr := observe.AdminGet(a.ctx, cfg.Admin.Socket, "/queue/stats", &st); aerr != nil {
 			return &exitError{code: 1, err: fmt.Errorf("%s; and asking it failed: %v", errDaemonRunning, aerr)}
 		}
 	} else if err != nil {

@@ -14,8 +14,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/edgegw/edgegw/gateway"
 	"github.com/edgegw/edgegw/gateway/config"
+	"github.com/edgegw/edgegw/gateway/observe"
 )
 
 func init() { extraCommands = append(extraCommands, newStatusCmd) }
@@ -46,8 +46,8 @@ Exit status: 0 when the daemon answered, 3 when no daemon is running, 1 otherwis
 			if err != nil {
 				return &exitError{code: 1, err: err}
 			}
-			var st gateway.Status
-			if err := gateway.AdminGet(cmd.Context(), path, "/status", &st); err != nil {
+			var st observe.Status
+			if err := observe.AdminGet(cmd.Context(), path, "/status", &st); err != nil {
 				return adminError(path, err)
 			}
 			if asJSON {
@@ -87,7 +87,7 @@ func adminSocketPath(flag, cfgPath string, explicit bool) (string, error) {
 // adminError turns an admin socket failure into the message and exit code.
 func adminError(path string, err error) error {
 	switch {
-	case errors.Is(err, gateway.ErrNotRunning):
+	case errors.Is(err, observe.ErrNotRunning):
 		return &exitError{code: exitNotRunning, err: fmt.Errorf("edgegw is not running (no daemon at %s); start it with: systemctl start edgegw", path)}
 	case errors.Is(err, syscall.EACCES) || errors.Is(err, os.ErrPermission):
 		return &exitError{code: 1, err: fmt.Errorf("permission denied on %s: run as root or as a member of group edgegw", path)}
@@ -95,7 +95,7 @@ func adminError(path string, err error) error {
 	return &exitError{code: 1, err: err}
 }
 
-func printStatus(w io.Writer, s *gateway.Status) {
+func printStatus(w io.Writer, s *observe.Status) {
 	fmt.Fprintf(w, "edgegw %s (commit %s), site %s, up %s (pid %d)\n", s.Version, s.Commit, s.Site, durStr(time.Duration(s.Uptime*float64(time.Second))), s.PID)
 	h := s.Health
 	fmt.Fprintf(w, "health:      %s (listeners %d, queue %s, upstream %s)\n", h.Status, h.Listeners, h.Queue, h.Upstream)

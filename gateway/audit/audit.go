@@ -29,6 +29,28 @@ const (
 	EventDeadLetter = "dead_letter"
 )
 
+// Cause is why a TLS handshake or a CONNECT was refused, set by the broker
+// where the refusal happens: a bounded set (Causes), so it can label the
+// auth-failure metric without anyone reading the free-text Reason.
+type Cause string
+
+// The causes of handshake_failed and connect_refused events.
+const (
+	CauseNoCertificate    Cause = "no_certificate"
+	CauseUnknownCA        Cause = "unknown_ca"
+	CauseExpired          Cause = "expired"
+	CauseRevoked          Cause = "revoked"
+	CauseHandshakeTimeout Cause = "handshake_timeout"
+	CauseTLS              Cause = "tls" // another TLS handshake failure
+	CauseNotAuthorized    Cause = "not_authorized"
+	CauseBadPassword      Cause = "bad_password"
+	CauseUnknownThing     Cause = "unknown_thing" // no usable thing identity, unknown or disabled thing
+)
+
+// Causes lists every Cause, in the order metrics report them.
+var Causes = []Cause{CauseNoCertificate, CauseUnknownCA, CauseExpired, CauseRevoked, CauseHandshakeTimeout,
+	CauseTLS, CauseNotAuthorized, CauseBadPassword, CauseUnknownThing}
+
 // Event is one line of the audit log. Payloads are never recorded.
 type Event struct {
 	Time      time.Time `json:"time"`
@@ -43,6 +65,9 @@ type Event struct {
 	Statement string    `json:"statement,omitempty"` // deciding policy statement, when known
 	Reason    string    `json:"reason,omitempty"`
 	Count     int64     `json:"count,omitempty"`
+	// Cause classifies handshake_failed and connect_refused events (not
+	// written to the log: Reason says it in words).
+	Cause Cause `json:"-"`
 }
 
 // Options configure an Log.

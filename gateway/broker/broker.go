@@ -263,7 +263,7 @@ func (b *Broker) addListener(lo ListenerOptions) error {
 	}
 	bl.guard = newGuardListener(nl, tlsConf, b.limits.HandshakeTimeout, b.limits.MaxPendingHandshakes, b.metrics,
 		func(remote string, err error) {
-			b.audit.Record(audit.Event{Event: audit.EventHandshakeFailed, Listener: lo.Name, Remote: remote, Reason: err.Error()})
+			b.audit.Record(audit.Event{Event: audit.EventHandshakeFailed, Listener: lo.Name, Remote: remote, Reason: err.Error(), Cause: causeOf(err, true, audit.CauseTLS)})
 		})
 	b.ls = append(b.ls, bl)
 	b.byID[lo.Name] = bl

@@ -147,11 +147,11 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	}
 	ls := b.listenerByID(cl.Net.Listener)
 	if ls == nil {
-		return b.refuse(cl, nil, packets.ErrNotAuthorized, "unknown listener")
+		return b.refuse(cl, nil, packets.ErrNotAuthorized, audit.CauseUnknownThing, "unknown listener")
 	}
 	id, err := peerIdentity(cl.Net.Conn, pk.Connect.ClientIdentifier, ls.identity)
 	if err != nil {
-		return b.refuse(cl, &clientState{ls: ls, id: id, clientID: cl.ID}, packets.ErrNotAuthorized, err.Error())
+		return b.refuse(cl, &clientState{ls: ls, id: id, clientID: cl.ID}, packets.ErrNotAuthorized, causeOf(err, false, audit.CauseUnknownThing), err.Error())
 	}
 	if pk.Connect.ClientIdentifier == "" {
 		// No client ID: assign the thing name ([MQTT-3.1.3-6], MQTT 5 tells
@@ -170,21 +170,21 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	st.pipe.st = st
 	if id.Chain != nil {
 		if err := ls.trust.Verify(id.Chain); err != nil {
-			return b.refuse(cl, st, packets.ErrNotAuthorized, err.Error())
+			return b.refuse(cl, st, packets.ErrNotAuthorized, causeOf(err, false, audit.CauseUnknownThing), err.Error())
 		}
 	}
 	if pw := ls.passwords.Load(); pw != nil {
 		if !pk.Connect.UsernameFlag || pw.Check(string(pk.Connect.Username), pk.Connect.Password) != nil {
-			return b.refuse(cl, st, packets.ErrBadUsernameOrPassword, "bad user name or password")
+			return b.refuse(cl, st, packets.ErrBadUsernameOrPassword, audit.CauseBadPassword, "bad user name or password")
 		}
 	}
 	sess, err := b.policy.Load().Bind(st.authzIdentity())
 	if err != nil {
-		return b.refuse(cl, st, packets.ErrNotAuthorized, err.Error())
+		return b.refuse(cl, st, packets.ErrNotAuthorized, causeOf(err, false, audit.CauseUnknownThing), err.Error())
 	}
 	if !sess.Allowed(authz.Connect, cl.ID) {
 		b.metrics.DeniedConnect.Add(1)
-		return b.refuse(cl, st, packets.ErrNotAuthorized, "iot:Connect client/"+cl.ID+" not allowed: "+explain(sess, authz.Connect, cl.ID))
+		return b.refuse(cl, st, packets.ErrNotAuthorized, audit.CauseNotAuthorized, "iot:Connect client/"+cl.ID+" not allowed: "+explain(sess, authz.Connect, cl.ID))
 	}
 	st.sess.Store(sess)
 	b.disableSendQuota(cl)
@@ -217,9 +217,9 @@ func (b *Broker) disableSendQuota(cl *mqtt.Client) {
 	cl.State.Inflight.ResetSendQuota(0)
 }
 
-func (b *Broker) refuse(cl *mqtt.Client, st *clientState, code packets.Code, reason string) error {
+func (b *Broker) refuse(cl *mqtt.Client, st *clientState, code packets.Code, cause audit.Cause, reason string) error {
 	b.metrics.ConnectsRefused.Add(1)
-	ev := audit.Event{Event: audit.EventConnectRefused, ClientID: cl.ID, Remote: cl.Net.Remote, Listener: cl.Net.Listener, Reason: reason}
+	ev := audit.Event{Event: audit.EventConnectRefused, ClientID: cl.ID, Remote: cl.Net.Remote, Listener: cl.Net.Listener, Reason: reason, Cause: cause}
 	if st != nil {
 		ev.Device, ev.Serial = st.id.ThingName, st.id.Serial
 	}

@@ -1,4 +1,4 @@
-package gateway
+package observe
 
 import (
 	"context"
@@ -140,7 +140,7 @@ type adminServer struct {
 // maxSocketPath is the room in sockaddr_un.sun_path (108 bytes with the NUL).
 const maxSocketPath = 107
 
-func (o *observer) startAdmin() error {
+func (o *Observer) startAdmin() error {
 	path := o.cfg.Admin.Socket
 	if path == "" {
 		return nil
@@ -246,7 +246,7 @@ func (a *adminServer) routeRates(routes []RouteStatus) map[string]float64 {
 	return rates
 }
 
-func (o *observer) status(a *adminServer) Status {
+func (o *Observer) status(a *adminServer) Status {
 	bi := clock.GetBuildInfo()
 	s := Status{
 		Version: bi.Version, Commit: bi.Commit, Site: o.cfg.Site, PID: os.Getpid(),
@@ -257,14 +257,12 @@ func (o *observer) status(a *adminServer) Status {
 	for _, l := range o.cfg.Listeners {
 		s.Listeners = append(s.Listeners, ListenerStatus{Name: l.Name, Address: l.Address, TLS: l.TLS != nil})
 	}
-	if b, ok := o.broker.(*broker.Broker); ok {
+	if o.broker != nil {
 		for i := range s.Listeners {
-			if addr := b.Addr(s.Listeners[i].Name); addr != nil {
+			if addr := o.broker.Addr(s.Listeners[i].Name); addr != nil {
 				s.Listeners[i].Address = addr.String()
 			}
 		}
-	}
-	if o.broker != nil {
 		devs := o.broker.Devices()
 		o.mu.Lock()
 		for i := range devs {
@@ -307,7 +305,7 @@ func (o *observer) status(a *adminServer) Status {
 	o.mu.Lock()
 	s.Reload = ReloadStatus{OK: o.reloadOK, At: o.reloadAt.UTC(), Error: o.reloadError}
 	for k, v := range o.authFail {
-		s.Counters[k] = v
+		s.Counters[string(k)] = v
 	}
 	o.mu.Unlock()
 	return s
