@@ -1,4 +1,4 @@
-package gateway
+package demo
 
 import (
 	"context"
@@ -20,34 +20,21 @@ import (
 	pahopackets "github.com/eclipse/paho.golang/packets"
 	"github.com/eclipse/paho.golang/paho"
 
+	"github.com/edgegw/edgegw/gateway"
 	"github.com/edgegw/edgegw/gateway/config"
 	"github.com/edgegw/edgegw/gateway/observe"
 	"github.com/edgegw/edgegw/gateway/pki"
 )
 
-// `edgegw demo`: the whole pipeline on one machine, as any user, with nothing
-// installed and no network. Everything lives in a temporary directory that
-// is removed at the end; every socket is on 127.0.0.1.
-//
-//	sensors temp-1, light-1, lock-1 --mTLS--> gateway (this package, Run)
-//	    --mTLS via a link that the demo can cut--> upstream (a second Gateway,
-//	    broker only) <--mTLS-- cloud-app (counts what arrived)
-//
-// The story: normal traffic; a publish to a neighbour's topic, denied; lock-1
-// revoked (pki.Revoke rewrites the CRL, the gateway reloads it and cuts lock-1
-// alone); the upstream link cut while sensors keep publishing (acked, queued),
-// then restored (drained). The summary counts sent, acked, queued, delivered
-// and lost (acked but never delivered), which must be 0.
-
-// DemoOptions configure RunDemo.
-type DemoOptions struct {
+// Options configure Run.
+type Options struct {
 	Logger    *slog.Logger // the two gateways' logs; nil discards them
 	PerSensor int          // messages per sensor per traffic phase (default 10)
 	Live      bool         // redraw one progress line with \r (a terminal)
 }
 
-// DemoSummary is what RunDemo counted.
-type DemoSummary struct {
+// Summary is what Run counted.
+type Summary struct {
 	Sent, Acked, Denied int // publishes by the sensors; acked = PUBACK success
 	QueuedPeak          int // deepest queue seen while the upstream was cut
 	Delivered           int // distinct messages the cloud app received
@@ -86,9 +73,9 @@ const demoCloudPolicy = `{"Version": "2012-10-17", "Statement": [
  {"Effect": "Allow", "Action": "iot:Receive", "Resource": "topic/sites/*"}
 ]}`
 
-// RunDemo runs the demo, writing progress and the summary to w. It returns an
+// Run runs the demo, writing progress and the summary to w. It returns an
 // error if a step did not happen as told or a message was lost.
-func RunDemo(ctx context.Context, w io.Writer, o DemoOptions) (sum DemoSummary, err error) {
+func Run(ctx context.Context, w io.Writer, o Options) (sum Summary, err error) {
 	start := time.Now()
 	if o.PerSensor <= 0 {
 		o.PerSensor = 10
@@ -129,9 +116,9 @@ func RunDemo(ctx context.Context, w io.Writer, o DemoOptions) (sum DemoSummary, 
 
 type demo struct {
 	w   io.Writer
-	o   DemoOptions
+	o   Options
 	dir string
-	sum *DemoSummary
+	sum *Summary
 
 	sitePKI, cloudPKI string
 	siteCfg, upCfg    string
@@ -452,7 +439,7 @@ func startDemoGateway(ctx context.Context, cfgPath, socket string, log *slog.Log
 	if err != nil {
 		return nil, err
 	}
-	g, err := New(cfg, log)
+	g, err := gateway.New(cfg, log)
 	if err != nil {
 		return nil, err
 	}
