@@ -7,8 +7,9 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"regexp"
 	"strings"
+
+	"github.com/edgegw/edgegw/gateway/authz"
 )
 
 // IdentitySource says where a listener takes the thing name from.
@@ -42,8 +43,6 @@ func ParseIdentitySource(s string) (IdentitySource, error) {
 func (s IdentitySource) String() string {
 	return [...]string{"cn", "san-uri", "san-dns"}[s]
 }
-
-var thingNameRE = regexp.MustCompile(`^[a-zA-Z0-9:_-]+$`)
 
 // ErrNoIdentity is returned when no thing name can be derived.
 var ErrNoIdentity = errors.New("no thing name in the client certificate")
@@ -82,8 +81,8 @@ func ThingNameFromCert(c *x509.Certificate, src IdentitySource) (string, error) 
 	if name == "" {
 		return "", fmt.Errorf("%w (%s)", ErrNoIdentity, src)
 	}
-	if !thingNameRE.MatchString(name) {
-		return "", fmt.Errorf("thing name %q from %s: only letters, digits and :_- are allowed", name, src)
+	if !authz.ValidThingName(name) {
+		return "", fmt.Errorf("thing name %q from %s: want 1-128 letters, digits and :_-", name, src)
 	}
 	return name, nil
 }
@@ -118,7 +117,7 @@ func peerIdentity(conn net.Conn, clientID string, src IdentitySource) (PeerIdent
 			return id, nil
 		}
 	}
-	if !thingNameRE.MatchString(clientID) {
+	if !authz.ValidThingName(clientID) {
 		return id, fmt.Errorf("%w: without a certificate the client ID is the thing name; %q is not a valid thing name", ErrNoIdentity, clientID)
 	}
 	id.ThingName = clientID
