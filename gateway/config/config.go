@@ -113,9 +113,12 @@ const DefaultMemoryLimit Size = 140 << 20
 
 // BridgeConfig is the link to the upstream broker.
 type BridgeConfig struct {
-	Upstreams      []Upstream     `yaml:"upstreams"` // failover in order
-	ClientID       string         `yaml:"client_id"`
-	TLS            *ClientTLS     `yaml:"tls"`
+	Upstreams []Upstream `yaml:"upstreams"` // failover in order
+	ClientID  string     `yaml:"client_id"`
+	TLS       *ClientTLS `yaml:"tls"`
+	// Keepalive, ConnectTimeout, Backoff and Inflight left out (zero) take
+	// the bridge's defaults (bridge.Config: 30s, 10s, 1s-2m, 1024): the
+	// bridge owns them, the config does not repeat them.
 	Keepalive      Duration       `yaml:"keepalive"`
 	ConnectTimeout Duration       `yaml:"connect_timeout"`
 	Backoff        Backoff        `yaml:"backoff"`
@@ -227,16 +230,6 @@ func (l *Listener) setDefaults() { l.Identity = "cn" }
 func (t *ListenerTLS) setDefaults() { t.MinVersion = "1.2"; t.ClientAuth = "require" }
 
 func (b *BridgeConfig) setDefaults() {
-	b.Keepalive = Duration(30 * time.Second)
-	b.ConnectTimeout = Duration(10 * time.Second)
-	b.Backoff = Backoff{Min: Duration(time.Second), Max: Duration(2 * time.Minute)}
-	// Upstreams announce their own limit (Receive Maximum; Mosquitto's is
-	// max_inflight_messages) and the smaller one wins. A big window lets
-	// the bridge send and the upstream acknowledge in large writes: on the
-	// bench machine 1,024 against 128 cut the CPU per message of the
-	// gateway and of the upstream by about a fifth. It also bounds the
-	// duplicates a reconnect can cause.
-	b.Inflight = 1024
 	b.UserProperties = UserProperties{Device: "edgegw-device", Seq: "edgegw-seq"}
 }
 
@@ -617,16 +610,17 @@ func (b *BridgeConfig) validate(r *report, p string) {
 	if b.Keepalive.D() > 65535*time.Second {
 		r.add(p+".keepalive", "%s: MQTT allows at most 65535s", b.Keepalive)
 	}
-	if b.ConnectTimeout <= 0 {
+	// Left out, these take the bridge's defaults; written, they must be valid.
+	if b.ConnectTimeout < 0 || b.ConnectTimeout == 0 && r.has(p+".connect_timeout") {
 		r.add(p+".connect_timeout", "must be more than 0, e.g. 10s")
 	}
-	if b.Backoff.Min <= 0 {
+	if b.Backoff.Min < 0 || b.Backoff.Min == 0 && r.has(p+".backoff.min") {
 		r.add(p+".backoff.min", "must be more than 0, e.g. 1s")
 	}
-	if b.Backoff.Max < b.Backoff.Min {
+	if b.Backoff.Max != 0 && b.Backoff.Max < b.Backoff.Min {
 		r.add(p+".backoff.max", "%s: must not be less than backoff.min (%s)", b.Backoff.Max, b.Backoff.Min)
 	}
-	if b.Inflight < 1 || b.Inflight > 65535 {
+	if b.Inflight < 0 || b.Inflight > 65535 || b.Inflight == 0 && r.has(p+".inflight") {
 		r.add(p+".inflight", "%d: want 1-65535", b.Inflight)
 	}
 	if b.DrainRate < 0 {

@@ -82,6 +82,16 @@ func (r *report) line(path string) int {
 	}
 }
 
+// has reports whether the key path was written in the file (a nil report,
+// a config built in code, has none).
+func (r *report) has(path string) bool {
+	if r == nil {
+		return false
+	}
+	_, ok := r.pos[path]
+	return ok
+}
+
 func parentPath(p string) string {
 	i := strings.LastIndexAny(p, ".[")
 	if i < 0 {
