@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"math"
 	"net"
-	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/edgegw/edgegw/gateway/audit"
 	"github.com/edgegw/edgegw/gateway/authz"
+	"github.com/edgegw/edgegw/gateway/loopback"
 )
 
 // Limits are the broker's hardening limits (config section `limits`).
@@ -232,7 +232,7 @@ func New(o Options) (*Broker, error) {
 func (b *Broker) addListener(lo ListenerOptions) error {
 	bl := &brokerListener{opts: lo, identity: lo.Identity}
 	if lo.TLS == nil || !lo.TLS.RequireClientCert {
-		if !isLoopback(lo.Address) {
+		if !loopback.Addr(lo.Address) {
 			return fmt.Errorf("address %q: %w", lo.Address, ErrPlaintextNotLoopback)
 		}
 	}
@@ -268,19 +268,6 @@ func (b *Broker) addListener(lo ListenerOptions) error {
 	b.ls = append(b.ls, bl)
 	b.byID[lo.Name] = bl
 	return b.srv.AddListener(listeners.NewNet(lo.Name, bl.guard))
-}
-
-// isLoopback reports whether a host:port binds only loopback addresses.
-func isLoopback(addr string) bool {
-	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip, err := netip.ParseAddr(host)
-	return err == nil && ip.Unmap().IsLoopback()
 }
 
 func (b *Broker) listenerByID(id string) *brokerListener { return b.byID[id] }

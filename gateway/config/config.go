@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/edgegw/edgegw/gateway/loopback"
 	"gopkg.in/yaml.v3"
 )
 
@@ -455,15 +456,15 @@ func (l *Listener) validate(r *report, p string) {
 	case !nameRE.MatchString(l.Name):
 		r.add(p+".name", "%q: want letters, digits, '.', '_' or '-'", l.Name)
 	}
-	loopback := false
+	local := false
 	if l.Address == "" {
 		r.add(p+".address", "required: host:port, e.g. \":8883\" or \"127.0.0.1:1883\"")
 	} else if err := checkHostPort(l.Address); err != nil {
 		r.add(p+".address", "%q: %v", l.Address, err)
 	} else {
 		host, _, _ := net.SplitHostPort(l.Address)
-		loopback = isLoopbackHost(host)
-		if l.TLS == nil && !loopback {
+		local = loopback.Host(host)
+		if l.TLS == nil && !local {
 			r.add(p+".address", "%q: a listener without tls must bind a loopback address (127.0.0.1, ::1 or localhost); add tls or bind 127.0.0.1", l.Address)
 		}
 	}
@@ -487,7 +488,7 @@ func (l *Listener) validate(r *report, p string) {
 		switch t.ClientAuth {
 		case "require":
 		case "none":
-			if !loopback && !r.failed[p+".address"] {
+			if !local && !r.failed[p+".address"] {
 				r.add(tp+".client_auth", "none is allowed only on a loopback address; %q is not one (devices must present a certificate)", l.Address)
 			}
 		default:
@@ -519,16 +520,6 @@ func checkHostPort(addr string) error {
 		return fmt.Errorf("host %q: want an IP address, localhost, or nothing (all interfaces)", host)
 	}
 	return nil
-}
-
-// isLoopbackHost reports whether host is localhost or a loopback IP
-// (127.0.0.0/8, ::1).
-func isLoopbackHost(host string) bool {
-	if strings.EqualFold(host, "localhost") {
-		return true
-	}
-	a, err := netip.ParseAddr(host)
-	return err == nil && a.Unmap().IsLoopback()
 }
 
 func (s *StoreConfig) validate(r *report, p string) {
@@ -676,7 +667,7 @@ func (u Upstream) check() (tls bool, err error) {
 	case "mqtts":
 		return true, nil
 	case "mqtt":
-		if !isLoopbackHost(pu.Hostname()) {
+		if !loopback.Host(pu.Hostname()) {
 			return false, fmt.Errorf("%q: plaintext mqtt:// is allowed only to a loopback host (127.0.0.1, ::1, localhost); use mqtts://", u.URL)
 		}
 		return false, nil
