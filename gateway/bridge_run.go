@@ -5,7 +5,7 @@ package gateway
 //	config store + bridge.routes ──> store.Options ──> *store.Queue
 //	config bridge.tls ──> hw key (file/TPM/HSM/auto) + CA pool ──> *tls.Config
 //	config bridge ──> bridge.Config ──> *bridge.Bridge (reads the queue, publishes inbound locally)
-//	routes ──> routeMatcher (gateway.RouteMatcher) ──> Broker.SetOutbound(queue, matcher)
+//	routes, compiled once by the bridge (Bridge.Routes) ──> routeMatcher (broker.RouteMatcher) ──> Broker.SetOutbound(queue, matcher)
 //
 // Start order: the queue is open and the outbound path installed before the
 // listeners accept (so no early publish escapes the queue); the bridge starts
@@ -140,18 +140,11 @@ func RouteLimitsFromConfig(routes []config.Route) []store.RouteLimits {
 			ov = store.Reject
 		}
 		out = append(out, store.RouteLimits{
-			Name: routeName(r), MaxBytes: r.MaxBytes.Bytes(), MaxMessages: r.MaxMessages,
+			Name: r.ID(), MaxBytes: r.MaxBytes.Bytes(), MaxMessages: r.MaxMessages,
 			MaxAge: r.MaxAge.D(), Overflow: ov, Priority: r.Priority,
 		})
 	}
 	return out
-}
-
-func routeName(r config.Route) string {
-	if r.Name != "" {
-		return r.Name
-	}
-	return r.Direction + ":" + r.Topic
 }
 
 // BridgeRoutesFromConfig translates config routes into bridge routes.
@@ -163,7 +156,7 @@ func BridgeRoutesFromConfig(routes []config.Route) ([]bridge.Route, error) {
 			return nil, fmt.Errorf("bridge.routes[%d]: %w", i, err)
 		}
 		out = append(out, bridge.Route{
-			Name: routeName(r), Topic: r.Topic, Direction: d, QoS: byte(min(max(r.QoS, 0), 2)),
+			Name: r.ID(), Topic: r.Topic, Direction: d, QoS: byte(min(max(r.QoS, 0), 2)),
 			LocalPrefix: r.LocalPrefix, RemotePrefix: r.RemotePrefix, Priority: r.Priority,
 		})
 	}
@@ -280,7 +273,9 @@ func BridgeConfigFromConfig(b *config.BridgeConfig, tc *tls.Config) (bridge.Conf
 }
 
 // routeMatcher answers the broker's OnPublish: which out routes queue this
-// publication. It is immutable; a reload installs a new one.
+// publication. It matches with the routes the bridge compiled
+// (bridge.Routes), so a route is compiled once, and adds what only the
+// config knows (queue_qos0). It is immutable; a reload installs a new one.
 type routeMatcher struct {
 	rs   *bridge.Routes
 	info map[string]matchInfo // out route name -> its answer
@@ -291,23 +286,17 @@ type matchInfo struct {
 	qos0  bool     // queue_qos0
 }
 
-func newRouteMatcher(routes []config.Route) (*routeMatcher, error) {
-	brs, err := BridgeRoutesFromConfig(routes)
-	if err != nil {
-		return nil, err
-	}
-	rs, err := bridge.NewRoutes(brs)
-	if err != nil {
-		return nil, err
-	}
+// newRouteMatcher matches with rs, compiled from routes (Bridge.Routes after
+// bridge.New or SetRoutes).
+func newRouteMatcher(rs *bridge.Routes, routes []config.Route) *routeMatcher {
 	m := &routeMatcher{rs: rs, info: make(map[string]matchInfo, len(routes))}
 	for _, r := range routes {
 		if r.Direction == config.DirectionOut || r.Direction == config.DirectionBoth {
-			n := routeName(r)
+			n := r.ID()
 			m.info[n] = matchInfo{names: []string{n}, qos0: r.QueueQoS0}
 		}
 	}
-	return m, nil
+	return m
 }
 
 // OutboundRoutes implements RouteMatcher. The caller must not modify the
@@ -384,11 +373,7 @@ func (g *Gateway) openUpstream(ctx context.Context, b *broker.Broker, aud *audit
 	if u.bridge, err = bridge.New(bc, u.queue, u.pub, g.log); err != nil {
 		return nil, err
 	}
-	m, err := newRouteMatcher(cfg.Bridge.Routes)
-	if err != nil {
-		return nil, err
-	}
-	b.SetOutbound(u.queue, m)
+	b.SetOutbound(u.queue, newRouteMatcher(u.bridge.Routes(), cfg.Bridge.Routes))
 	log.Info("upstream bridge ready", "upstreams", len(bc.Upstreams), "client_id", bc.ClientID,
 		"routes", len(bc.Routes), "queue", so.Dir, "encrypted", so.EncryptionKey != nil)
 	return u, nil
@@ -471,19 +456,15 @@ func (g *Gateway) reloadRoutes(nc *config.Config) (*config.Config, error) {
 	if reflect.DeepEqual(u.routes, nc.Bridge.Routes) {
 		return same(), nil
 	}
-	m, err := newRouteMatcher(nc.Bridge.Routes)
-	if err != nil {
-		return nc, fmt.Errorf("bridge.routes: %w", err)
-	}
 	brs, err := BridgeRoutesFromConfig(nc.Bridge.Routes)
 	if err != nil {
 		return nc, err
 	}
-	if err := u.bridge.SetRoutes(brs); err != nil {
+	if err := u.bridge.SetRoutes(brs); err != nil { // compiles them, or changes nothing
 		return nc, fmt.Errorf("bridge.routes: %w", err)
 	}
 	u.queue.SetRoutes(RouteLimitsFromConfig(nc.Bridge.Routes))
-	u.broker.SetOutbound(u.queue, m)
+	u.broker.SetOutbound(u.queue, newRouteMatcher(u.bridge.Routes(), nc.Bridge.Routes))
 	u.routes = nc.Bridge.Routes
 	u.log.Info("routes reloaded", "routes", len(brs))
 	return same(), nil

@@ -21,11 +21,26 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgegw/edgegw/bridge"
 	"github.com/edgegw/edgegw/gateway/config"
 	"github.com/edgegw/edgegw/gateway/gatewaytest"
 	"github.com/edgegw/edgegw/hw"
 	"github.com/edgegw/edgegw/store"
 )
+
+// compileRoutes compiles routes as the bridge does (bridge.New, SetRoutes).
+func compileRoutes(t testing.TB, routes []config.Route) *bridge.Routes {
+	t.Helper()
+	brs, err := BridgeRoutesFromConfig(routes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err := bridge.NewRoutes(brs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rs
+}
 
 func TestRouteMatcher(t *testing.T) {
 	routes := []config.Route{
@@ -35,10 +50,7 @@ func TestRouteMatcher(t *testing.T) {
 		{Name: "pref", Topic: "x/#", Direction: config.DirectionOut, QoS: 0, LocalPrefix: "local/", QueueQoS0: true},
 		{Topic: "status/#", Direction: config.DirectionOut, QoS: 1},
 	}
-	m, err := newRouteMatcher(routes)
-	if err != nil {
-		t.Fatal(err)
-	}
+	m := newRouteMatcher(compileRoutes(t, routes), routes)
 	for _, tc := range []struct {
 		topic string
 		qos   byte
@@ -68,13 +80,11 @@ func TestRouteMatcher(t *testing.T) {
 }
 
 func BenchmarkRouteMatcher(b *testing.B) {
-	m, err := newRouteMatcher([]config.Route{
+	routes := []config.Route{
 		{Name: "telemetry", Topic: "building/#", Direction: config.DirectionOut, QoS: 1, RemotePrefix: "sites/plant-7/"},
 		{Name: "commands", Topic: "cmd/#", Direction: config.DirectionIn, QoS: 1},
-	})
-	if err != nil {
-		b.Fatal(err)
 	}
+	m := newRouteMatcher(compileRoutes(b, routes), routes)
 	b.ReportAllocs()
 	for b.Loop() {
 		m.OutboundRoutes("building/hq/floor/01/temp/t-1", 1)

@@ -234,6 +234,16 @@ func (b *BridgeConfig) setDefaults() {
 	b.UserProperties = UserProperties{Device: "edgegw-device", Seq: "edgegw-seq"}
 }
 
+// ID is the route's name: Name, or "DIRECTION:TOPIC" when the file gives
+// none. Validate fills Name with it; the queue, the bridge and the metrics
+// all know the route by it.
+func (r Route) ID() string {
+	if r.Name != "" {
+		return r.Name
+	}
+	return r.Direction + ":" + r.Topic
+}
+
 func (r *Route) setDefaults() {
 	r.Direction = DirectionOut
 	r.QoS = 1
@@ -628,9 +638,7 @@ func (b *BridgeConfig) validate(r *report, p string) {
 		rp := fmt.Sprintf("%s.routes[%d]", p, i)
 		rt := &b.Routes[i]
 		rt.validate(r, rp)
-		if rt.Name == "" {
-			rt.Name = rt.Direction + ":" + rt.Topic
-		}
+		rt.Name = rt.ID()
 		if prev, dup := names[rt.Name]; dup {
 			np := rp + ".name"
 			if _, ok := r.pos[np]; !ok {
