@@ -23,7 +23,7 @@ type Gateway struct {
 	cfg *config.Config
 	log *slog.Logger
 
-	// run is what Run started (see broker_run.go); nil when not running.
+	// run is what Run started (see run.go); nil when not running.
 	run *running
 	lc  Lifecycle // SetLifecycle (lifecycle.go)
 }
@@ -58,7 +58,7 @@ func (g *Gateway) Run(ctx context.Context) error {
 	}
 	g.log.Info("gateway started", "site", g.cfg.Site, "listeners", len(g.cfg.Listeners))
 	g.lc.ready(g.run.obs.Healthy)
-	err := g.serve(ctx, hup) // until ctx ends or the bridge fails; SIGHUP reloads (broker_run.go)
+	err := g.serve(ctx, hup) // until ctx ends or the bridge fails; SIGHUP reloads (run.go)
 	g.lc.stopping()
 	g.stop()
 	if err != nil {

@@ -486,7 +486,7 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		if cl.Net.Listener == pipelineListener {
 			return pk, nil // a pipelined message, checked and queued before its commit
 		}
-		// Inbound from the upstream (bridge_run.go localPublisher): delivered
+		// Inbound from the upstream (inbound.go, LocalPublisher): delivered
 		// to the local subscribers whose policy allows Receive (OnACLCheck),
 		// never queued upstream again (loop prevention). A reserved topic
 		// name would reach OnACLCheck looking like a filter: not delivered.

@@ -22,7 +22,7 @@ type running struct {
 	broker *broker.Broker
 	audit  *audit.Log
 	keys   []hw.Key
-	up     *upstream         // queue + bridge (bridge_run.go); nil without a bridge section
+	up     *upstream         // queue + bridge (upstream.go); nil without a bridge section
 	obs    *observe.Observer // metrics, /healthz, admin socket
 }
 
