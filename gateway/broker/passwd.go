@@ -6,11 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"regexp"
 	"sort"
 	"strings"
 
+	"github.com/edgegw/edgegw/hw"
 	"golang.org/x/crypto/bcrypt"
 )
 
@@ -109,27 +109,7 @@ func SetPassword(path, user string, password []byte) error {
 	for _, u := range users {
 		fmt.Fprintf(&buf, "%s:%s\n", u, p[u])
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".passwd-*")
-	if err != nil {
-		return fmt.Errorf("writing password file: %w", err)
-	}
-	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing password file: %w", err)
-	}
-	if _, err := tmp.Write(buf.Bytes()); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing password file: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("writing password file: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("writing password file: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := hw.WriteFileAtomic(path, buf.Bytes(), 0o600); err != nil {
 		return fmt.Errorf("writing password file: %w", err)
 	}
 	return nil

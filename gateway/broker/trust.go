@@ -26,7 +26,7 @@ type TLSFiles struct {
 }
 
 // saneNow is the time certificate validity is judged at: the clock guard
-// (clock.go) returns the build date while the system clock is before it (a Pi
+// (gateway/clock) returns the build date while the system clock is before it (a Pi
 // without a real-time clock boots in 1970 until NTP answers).
 func saneNow() time.Time { return clock.Process().Now() }
 
