@@ -14,7 +14,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -137,14 +136,9 @@ func health(addr string) (int, observe.Health) {
 }
 
 func TestMetricsE2EQueueDepthDuringOutage(t *testing.T) {
-	upPKI := gatewaytest.NewPKI(t, "upstream")
-	gw, cloudCert := upPKI.Issue(t, "plant-7-gw"), upPKI.Issue(t, "cloud")
-	extra := ""
-	if os.Geteuid() == 0 {
-		extra = "user root\n" // else mosquitto drops to user mosquitto and cannot read the test's keys
-	}
-	mosq := gatewaytest.StartMosquitto(t, upPKI, extra)
-	link := newCutLink(t, mosq.Addr)
+	up := gatewaytest.NewUpstream(t, cmdUpstream)
+	upPKI, gw, cloudCert := up.PKI, up.Gateway, up.Cloud
+	link := newCutLink(t, up.Addr)
 
 	site := gatewaytest.NewPKI(t, "site")
 	dir := t.TempDir()
@@ -220,7 +214,7 @@ bridge:
 	// The cloud side, directly on mosquitto: counts distinct payloads.
 	var mu sync.Mutex
 	got := map[string]bool{}
-	ctls, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", mosq.Addr, upPKI.ClientTLS(cloudCert))
+	ctls, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", up.Addr, upPKI.ClientTLS(cloudCert))
 	if err != nil {
 		t.Fatal(err)
 	}
