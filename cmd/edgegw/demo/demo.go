@@ -182,8 +182,16 @@ func (d *demo) run(ctx context.Context) error {
 		}
 		d.sensors[s.thing] = c
 	}
+	for _, step := range []func(context.Context) error{d.normalTraffic, d.deniedPublish, d.revokeLock, d.upstreamOutage} {
+		if err := step(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
 
-	// 1. Normal traffic.
+// normalTraffic: every sensor publishes; everything arrives upstream.
+func (d *demo) normalTraffic(ctx context.Context) error {
 	d.setPhase("normal traffic")
 	if err := d.traffic(ctx, []string{"temp-1", "light-1", "lock-1"}, 0); err != nil {
 		return err
@@ -192,8 +200,12 @@ func (d *demo) run(ctx context.Context) error {
 		return err
 	}
 	d.step("normal traffic: 3 sensors, %d messages acked by the gateway, all delivered upstream", d.acked.Load())
+	return nil
+}
 
-	// 2. A publish to a neighbour's topic.
+// deniedPublish: a publish to a neighbour's topic is refused (0x87) and shows
+// in edgegw status.
+func (d *demo) deniedPublish(ctx context.Context) error {
 	d.setPhase("denied publish")
 	rc, perr := d.publish(ctx, d.sensors["temp-1"], "building/lock-1/state", `{"state":"open"}`, false)
 	if rc != 0x87 {
@@ -208,8 +220,11 @@ func (d *demo) run(ctx context.Context) error {
 		return fmt.Errorf("the denial is not in edgegw status: %+v", st.Denials)
 	}
 	d.step("denied: temp-1 -> building/lock-1/state (a neighbour's topic): PUBACK 0x87 not authorized, in edgegw status")
+	return nil
+}
 
-	// 3. lock-1 revoked: cut at once, nobody else.
+// revokeLock: lock-1's certificate is revoked; it is cut at once, nobody else.
+func (d *demo) revokeLock(ctx context.Context) error {
 	d.setPhase("revoking lock-1")
 	if _, err := pki.Revoke(ctx, pki.Options{Dir: d.sitePKI}, "lock-1", "keyCompromise"); err != nil {
 		return fmt.Errorf("revoking lock-1: %w", err)
@@ -228,6 +243,7 @@ func (d *demo) run(ctx context.Context) error {
 	// The client sees its connection closed before the gateway's read loop
 	// for it has ended and the session left the device list: give that a
 	// moment.
+	var st observe.Status
 	for deadline := time.Now().Add(5 * time.Second); ; {
 		if err := observe.AdminGet(ctx, d.siteSock, "/status", &st); err != nil {
 			return err
@@ -242,8 +258,12 @@ func (d *demo) run(ctx context.Context) error {
 	}
 	d.sum.RevokedCut = true
 	d.step("revoked: lock-1 cut off at once (CRL reloaded, reconnect refused); temp-1 and light-1 stay connected")
+	return nil
+}
 
-	// 4. Upstream outage: acked, queued, drained.
+// upstreamOutage: the link is cut while sensors publish (acked and queued),
+// then restored (drained, nothing lost).
+func (d *demo) upstreamOutage(ctx context.Context) error {
 	d.setPhase("upstream outage")
 	d.link.cut()
 	if err := d.waitUpstream(ctx, false); err != nil {
