@@ -28,7 +28,7 @@ type Gateway struct {
 	lc  Lifecycle // SetLifecycle (lifecycle.go)
 }
 
-// New prepares a gateway for cfg, which must come from LoadConfig or Check.
+// New prepares a gateway for cfg, which must come from config.Load or config.Check.
 // It starts nothing; Run does.
 func New(cfg *config.Config, logger *slog.Logger) (*Gateway, error) {
 	if cfg == nil {

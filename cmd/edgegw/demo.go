@@ -39,7 +39,7 @@ Exit status: 0 when every step happened and nothing was lost, 1 otherwise.`,
 				}
 			}
 			if _, err := demo.Run(cmd.Context(), a.stdout, demo.Options{Logger: log, PerSensor: perSensor, Live: live}); err != nil {
-				return &exitError{code: 1} // RunDemo printed why
+				return &exitError{code: 1} // demo.Run printed why
 			}
 			return nil
 		},
