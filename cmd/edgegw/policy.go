@@ -2,11 +2,9 @@ package main
 
 import (
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
 
 	"github.com/spf13/cobra"
 
@@ -148,24 +146,11 @@ func (a *app) policyTest(f *policyTestFlags) error {
 	return nil
 }
 
+// readCert reads the leaf (first) certificate of a PEM file.
 func readCert(path string) (*x509.Certificate, error) {
-	data, err := os.ReadFile(path)
+	chain, err := broker.ReadCertChain(path)
 	if err != nil {
-		return nil, fmt.Errorf("reading certificate: %w", err)
+		return nil, err
 	}
-	for {
-		var b *pem.Block
-		b, data = pem.Decode(data)
-		if b == nil {
-			break
-		}
-		if b.Type == "CERTIFICATE" {
-			c, err := x509.ParseCertificate(b.Bytes)
-			if err != nil {
-				return nil, fmt.Errorf("parsing certificate %q: %w", path, err)
-			}
-			return c, nil
-		}
-	}
-	return nil, fmt.Errorf("certificate %q: no CERTIFICATE PEM block", path)
+	return chain[0], nil
 }

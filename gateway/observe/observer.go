@@ -2,9 +2,7 @@ package observe
 
 import (
 	"context"
-	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -427,31 +425,18 @@ func (o *Observer) readCert(path string) certFile {
 	return c
 }
 
-// earliestNotAfter reads every CERTIFICATE block of a PEM file.
+// earliestNotAfter is the earliest end of validity of the certificates in a
+// PEM file.
 func earliestNotAfter(path string) (time.Time, error) {
-	data, err := os.ReadFile(path)
+	certs, err := broker.ReadCertChain(path)
 	if err != nil {
 		return time.Time{}, err
 	}
-	var na time.Time
-	for rest := data; ; {
-		var b *pem.Block
-		if b, rest = pem.Decode(rest); b == nil {
-			break
+	na := certs[0].NotAfter
+	for _, c := range certs[1:] {
+		if c.NotAfter.Before(na) {
+			na = c.NotAfter
 		}
-		if b.Type != "CERTIFICATE" {
-			continue
-		}
-		x, err := x509.ParseCertificate(b.Bytes)
-		if err != nil {
-			return time.Time{}, fmt.Errorf("parsing certificate in %q: %w", path, err)
-		}
-		if na.IsZero() || x.NotAfter.Before(na) {
-			na = x.NotAfter
-		}
-	}
-	if na.IsZero() {
-		return na, fmt.Errorf("%q: no CERTIFICATE PEM block", path)
 	}
 	return na, nil
 }
