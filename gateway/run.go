@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"reflect"
@@ -58,20 +59,7 @@ func BrokerOptionsFromConfig(ctx context.Context, cfg *config.Config) (broker.Op
 		}
 		o.Listeners = append(o.Listeners, lo)
 	}
-	lc := cfg.Limits
-	o.Limits = broker.Limits{
-		HandshakeTimeout:     lc.HandshakeTimeout.D(),
-		MaxPendingHandshakes: lc.MaxPendingHandshakes,
-		MaxPacketSize:        uint32(min(lc.MaxPacketSize.Bytes(), 256<<20)),
-		MaxClients:           int64(lc.MaxClients),
-		ClientWriteQueue:     int32(min(lc.ClientWriteQueue, 1<<20)),
-		ReceiveMaximum:       uint16(min(lc.ReceiveMaximum, 65535)),
-		SessionExpiryMax:     lc.SessionExpiryMax.D(),
-		RetainedMaxMessages:  lc.RetainedMaxMessages,
-		RetainedMaxBytes:     lc.RetainedMaxBytes.Bytes(),
-		MaxTopicLength:       lc.MaxTopicLength,
-		MaxTopicLevels:       lc.MaxTopicLevels,
-	}
+	o.Limits = brokerLimits(cfg.Limits)
 	return o, keys, nil
 }
 
@@ -219,4 +207,29 @@ func (g *Gateway) MetricsAddr() net.Addr {
 		return nil
 	}
 	return g.run.obs.MetricsAddr()
+}
+
+// brokerLimits is the broker's defaults (broker.DefaultLimits) with the
+// limits the config file sets (validated: more than 0 when set).
+func brokerLimits(lc config.LimitsConfig) broker.Limits {
+	l := broker.DefaultLimits()
+	override(&l.HandshakeTimeout, int64(lc.HandshakeTimeout), math.MaxInt64)
+	override(&l.MaxPendingHandshakes, int64(lc.MaxPendingHandshakes), math.MaxInt)
+	override(&l.MaxPacketSize, lc.MaxPacketSize.Bytes(), 256<<20)
+	override(&l.MaxClients, int64(lc.MaxClients), math.MaxInt64)
+	override(&l.ClientWriteQueue, int64(lc.ClientWriteQueue), 1<<20)
+	override(&l.ReceiveMaximum, int64(lc.ReceiveMaximum), 65535)
+	override(&l.SessionExpiryMax, int64(lc.SessionExpiryMax), math.MaxInt64)
+	override(&l.RetainedMaxMessages, int64(lc.RetainedMaxMessages), math.MaxInt)
+	override(&l.RetainedMaxBytes, lc.RetainedMaxBytes.Bytes(), math.MaxInt64)
+	override(&l.MaxTopicLength, int64(lc.MaxTopicLength), math.MaxInt)
+	override(&l.MaxTopicLevels, int64(lc.MaxTopicLevels), math.MaxInt)
+	return l
+}
+
+// override sets *dst to v, at most most, when the config set it (v > 0).
+func override[T ~int | ~int32 | ~int64 | ~uint16 | ~uint32](dst *T, v, most int64) {
+	if v > 0 {
+		*dst = T(min(v, most))
+	}
 }

@@ -81,6 +81,9 @@ type StoreConfig struct {
 }
 
 // LimitsConfig bounds what clients can make the broker hold.
+// LimitsConfig is the `limits` section. A broker limit left out (zero)
+// takes the broker's default (broker.DefaultLimits: the broker owns them);
+// written, it must be more than 0.
 type LimitsConfig struct {
 	HandshakeTimeout     Duration `yaml:"handshake_timeout"`
 	MaxPendingHandshakes int      `yaml:"max_pending_handshakes"`
@@ -206,20 +209,8 @@ func Default() *Config {
 			MaxBytes: 2 << 30,
 			MinFree:  64 << 20,
 		},
-		Limits: LimitsConfig{
-			HandshakeTimeout:     Duration(10 * time.Second),
-			MaxPendingHandshakes: 256,
-			MaxPacketSize:        256 << 10,
-			MaxClients:           5000,
-			ClientWriteQueue:     256,
-			ReceiveMaximum:       1024,
-			SessionExpiryMax:     Duration(24 * time.Hour),
-			RetainedMaxMessages:  10000,
-			RetainedMaxBytes:     64 << 20,
-			MaxTopicLength:       256,
-			MaxTopicLevels:       16,
-			MemoryLimit:          DefaultMemoryLimit,
-		},
+		// The broker's limits default in the broker (broker.DefaultLimits).
+		Limits:  LimitsConfig{MemoryLimit: DefaultMemoryLimit},
 		Metrics: MetricsConfig{Address: "127.0.0.1:9641"},
 		Admin:   AdminConfig{Socket: "/run/edgegw/admin.sock"},
 		Audit:   AuditConfig{File: "/var/log/edgegw/audit.log"},
@@ -549,7 +540,7 @@ func (s *StoreConfig) validate(r *report, p string) {
 
 func (l *LimitsConfig) validate(r *report, p string) {
 	pos := func(key string, v int64) {
-		if v <= 0 {
+		if v < 0 || v == 0 && r.has(p+"."+key) {
 			r.add(p+"."+key, "must be more than 0")
 		}
 	}

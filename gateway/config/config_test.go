@@ -59,6 +59,7 @@ func TestLoadConfigBad(t *testing.T) {
 		{"mqtt_public_upstream", []string{`9: bridge.upstreams[0].url: "mqtt://broker.example:1883": plaintext mqtt:// is allowed only to a loopback host (127.0.0.1, ::1, localhost); use mqtts://`}},
 		{"mqtts_without_tls", []string{`7: bridge.tls: required for mqtts:// upstreams: the gateway's own cert and key (the upstream knows the gateway by its certificate)`}},
 		{"bridge_zero_written", []string{`10: bridge.connect_timeout: must be more than 0, e.g. 10s`, `11: bridge.backoff.min: must be more than 0, e.g. 1s`, `12: bridge.inflight: 0: want 1-65535`}},
+		{"limits_zero_written", []string{`8: limits.max_clients: must be more than 0`, `9: limits.handshake_timeout: "-1s": must not be negative`}},
 		{"missing_client_id", []string{`7: bridge.client_id: required with bridge: the gateway's client ID upstream (its thing name), e.g. plant-7-gw`}},
 		{"syntax_error", []string{`5: YAML syntax: mapping values are not allowed in this context`}},
 		{"empty", []string{`1: empty file; want at least version: 1, site, listeners, devices and policies`}},
