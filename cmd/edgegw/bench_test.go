@@ -589,10 +589,7 @@ func BenchmarkEdgegwVsMosquitto(b *testing.B) {
 
 	g := newBridgeGW(b, up, gwOptions{inflight: -1, routes: `
     - {name: telemetry, topic: "sensors/#", direction: out, qos: 1, remote_prefix: "sites/plant-7/"}`})
-	for name, pol := range map[string]string{"sensor": benchSensorPolicy, "monitor": benchMonitorPolicy} {
-		gatewaytest.WriteFile(b, filepath.Join(g.dir, "policies", name+".json"), []byte(pol), 0o644)
-	}
-	gatewaytest.WriteFile(b, filepath.Join(g.dir, "devices.yaml"), []byte(benchRegistry), 0o644)
+	gatewaytest.WriteSiteFiles(b, g.dir, benchRegistry, map[string]string{"sensor": benchSensorPolicy, "monitor": benchMonitorPolicy})
 	g.stop() // restart on the bench registry and policies
 	g.start()
 	m := startMosqEdge(b, g.site, up)

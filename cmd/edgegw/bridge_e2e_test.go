@@ -133,9 +133,7 @@ bridge:
 `, state, g.addr, g.site.CAFile, g.site.ServerCert, g.site.ServerKey, g.site.CRLFile, g.dir,
 		up.Addr, up.PKI.CAFile, up.Gateway.CertFile, inflight, o.extra, o.routes)
 	gatewaytest.WriteFile(t, g.conf, []byte(cfg), 0o644)
-	gatewaytest.WriteFile(t, filepath.Join(g.dir, "devices.yaml"), []byte(bridgeRegistry), 0o644)
-	gatewaytest.WriteFile(t, filepath.Join(g.dir, "policies", "sensor.json"), []byte(bridgeSensorPolicy), 0o644)
-	gatewaytest.WriteFile(t, filepath.Join(g.dir, "policies", "light.json"), []byte(bridgeLightPolicy), 0o644)
+	gatewaytest.WriteSiteFiles(t, g.dir, bridgeRegistry, map[string]string{"sensor": bridgeSensorPolicy, "light": bridgeLightPolicy})
 	t.Cleanup(func() {
 		g.stop()
 		if t.Failed() {

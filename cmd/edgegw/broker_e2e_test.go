@@ -105,9 +105,7 @@ limits:
 %[8]s
 `, d.dir, d.addr, d.pki.CAFile, d.pki.ServerCert, d.pki.ServerKey, d.pki.CRLFile, d.audit, indent(limits))
 	gatewaytest.WriteFile(t, filepath.Join(d.dir, "edgegw.yaml"), []byte(cfg), 0o644)
-	gatewaytest.WriteFile(t, filepath.Join(d.dir, "devices.yaml"), []byte(e2eRegistry), 0o644)
-	gatewaytest.WriteFile(t, filepath.Join(d.dir, "policies", "sensor.json"), []byte(e2eSensor), 0o644)
-	gatewaytest.WriteFile(t, filepath.Join(d.dir, "policies", "monitor.json"), []byte(e2eMonitor), 0o644)
+	gatewaytest.WriteSiteFiles(t, d.dir, e2eRegistry, map[string]string{"sensor": e2eSensor, "monitor": e2eMonitor})
 	if err := os.MkdirAll(filepath.Join(d.dir, "state"), 0o700); err != nil {
 		t.Fatal(err)
 	}

@@ -143,8 +143,7 @@ func TestMetricsE2EQueueDepthDuringOutage(t *testing.T) {
 	site := gatewaytest.NewPKI(t, "site")
 	dir := t.TempDir()
 	lan, metrics := gatewaytest.FreeAddr(t), gatewaytest.FreeAddr(t)
-	gatewaytest.WriteFile(t, filepath.Join(dir, "devices.yaml"), []byte("version: 1\ndefault: {policies: []}\nthings:\n  - {name: sensor-1, policies: [sensor]}\n"), 0o644)
-	gatewaytest.WriteFile(t, filepath.Join(dir, "policies", "sensor.json"), []byte(bridgeSensorPolicyMetrics), 0o644)
+	gatewaytest.WriteSiteFiles(t, dir, "version: 1\ndefault: {policies: []}\nthings:\n  - {name: sensor-1, policies: [sensor]}\n", map[string]string{"sensor": bridgeSensorPolicyMetrics})
 	conf := filepath.Join(dir, "edgegw.yaml")
 	gatewaytest.WriteFile(t, conf, fmt.Appendf(nil, `version: 1
 site: plant-7

@@ -47,7 +47,15 @@ const MonitorPolicy = `{"Version": "2012-10-17", "Statement": [
 // policies/sensor.json, policies/monitor.json.
 func WriteSite(t testing.TB, dir string) {
 	t.Helper()
-	WriteFile(t, filepath.Join(dir, "devices.yaml"), []byte(Registry), 0o644)
-	WriteFile(t, filepath.Join(dir, "policies", "sensor.json"), []byte(SensorPolicy), 0o644)
-	WriteFile(t, filepath.Join(dir, "policies", "monitor.json"), []byte(MonitorPolicy), 0o644)
+	WriteSiteFiles(t, dir, Registry, map[string]string{"sensor": SensorPolicy, "monitor": MonitorPolicy})
+}
+
+// WriteSiteFiles writes a site into dir: devices.yaml holding registry and
+// policies/NAME.json for each policy document.
+func WriteSiteFiles(t testing.TB, dir, registry string, policies map[string]string) {
+	t.Helper()
+	WriteFile(t, filepath.Join(dir, "devices.yaml"), []byte(registry), 0o644)
+	for name, doc := range policies {
+		WriteFile(t, filepath.Join(dir, "policies", name+".json"), []byte(doc), 0o644)
+	}
 }
