@@ -75,7 +75,7 @@ type bridgeGW struct {
 	up     *gatewaytest.Upstream
 	cmd    *exec.Cmd
 	exited chan struct{}
-	log    *e2eBuffer
+	log    *gatewaytest.Buffer
 	starts int
 }
 
@@ -93,7 +93,7 @@ func newBridgeGW(t testing.TB, up *gatewaytest.Upstream, o gwOptions) *bridgeGW 
 	if o.inflight == 0 {
 		o.inflight = 128
 	}
-	g := &bridgeGW{t: t, bin: gatewaytest.Edgegw(t), dir: t.TempDir(), site: gatewaytest.NewPKI(t, "site"), up: up, log: new(e2eBuffer)}
+	g := &bridgeGW{t: t, bin: gatewaytest.Edgegw(t), dir: t.TempDir(), site: gatewaytest.NewPKI(t, "site"), up: up, log: new(gatewaytest.Buffer)}
 	g.addr = gatewaytest.FreeAddr(t)
 	g.conf = filepath.Join(g.dir, "edgegw.yaml")
 	state := filepath.Join(g.dir, "state")

@@ -59,25 +59,8 @@ type daemon struct {
 	dir   string
 	addr  string
 	cmd   *exec.Cmd
-	log   *e2eBuffer
+	log   *gatewaytest.Buffer
 	audit string
-}
-
-type e2eBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *e2eBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *e2eBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // startDaemon writes a config and starts `edgegw run`; limits is extra YAML
@@ -85,7 +68,7 @@ func (s *e2eBuffer) String() string {
 func startDaemon(t *testing.T, limits string) *daemon {
 	t.Helper()
 	bin := gatewaytest.Edgegw(t)
-	d := &daemon{pki: gatewaytest.NewPKI(t, "site"), dir: t.TempDir(), log: new(e2eBuffer)}
+	d := &daemon{pki: gatewaytest.NewPKI(t, "site"), dir: t.TempDir(), log: new(gatewaytest.Buffer)}
 	d.addr = gatewaytest.FreeAddr(t)
 	d.audit = filepath.Join(d.dir, "audit.log")
 	cfg := fmt.Sprintf(`version: 1
@@ -218,7 +201,7 @@ func TestE2EAuthorization(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, sub, append(d.pki.MosqTLSArgs(d.addr, mon), "-V", "mqttv5", "-i", "monitor", "-t", "sensors/#", "-q", "1", "-v", "-C", "1")...)
-	var out e2eBuffer
+	var out gatewaytest.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
