@@ -103,13 +103,7 @@ func (e *mosqEdge) stop() {
 	if e.cmd == nil {
 		return
 	}
-	_ = e.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-e.exited:
-	case <-time.After(15 * time.Second):
-		_ = e.cmd.Process.Kill()
-		<-e.exited
-	}
+	gatewaytest.Terminate(e.cmd.Process, e.exited, 15*time.Second)
 	e.cmd = nil
 }
 

@@ -19,7 +19,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -189,12 +188,7 @@ func (g *bridgeGW) stop() {
 	if g.cmd == nil {
 		return
 	}
-	_ = g.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-g.exited:
-	case <-time.After(15 * time.Second):
-		_ = g.cmd.Process.Kill()
-		<-g.exited
+	if !gatewaytest.Terminate(g.cmd.Process, g.exited, 15*time.Second) {
 		g.t.Errorf("edgegw run did not stop within 15s of SIGTERM")
 	}
 	g.cmd = nil

@@ -100,12 +100,7 @@ limits:
 	exited := make(chan struct{})
 	go func() { _ = d.cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
-		_ = d.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = d.cmd.Process.Kill()
-			<-exited
+		if !gatewaytest.Terminate(d.cmd.Process, exited, 10*time.Second) {
 			t.Errorf("edgegw run did not stop within 10s of SIGTERM")
 		}
 		if t.Failed() {

@@ -19,7 +19,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -179,12 +178,7 @@ bridge:
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(15 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
+		if !gatewaytest.Terminate(cmd.Process, exited, 15*time.Second) {
 			t.Errorf("edgegw run did not stop within 15s of SIGTERM")
 		}
 		if t.Failed() {

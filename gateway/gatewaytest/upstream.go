@@ -9,7 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -159,12 +158,7 @@ func (u *Upstream) Stop() {
 	if u.cmd == nil {
 		return
 	}
-	_ = u.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-u.exited:
-	case <-time.After(10 * time.Second):
-		_ = u.cmd.Process.Kill()
-		<-u.exited
+	if !Terminate(u.cmd.Process, u.exited, 10*time.Second) {
 		u.t.Errorf("upstream mosquitto did not exit within 10s of SIGTERM and was killed: it saved no persistence (harness, not the gateway)")
 	}
 	u.cmd = nil
