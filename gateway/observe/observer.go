@@ -50,6 +50,13 @@ type Sources struct {
 	Bridge Bridge
 }
 
+// What the gateway hands in fits (compile-time check).
+var (
+	_ Broker = (*broker.Broker)(nil)
+	_ Queue  = (*store.Queue)(nil)
+	_ Bridge = (*bridge.Bridge)(nil)
+)
+
 // maxRecentDenials is the size of the recent-denials ring (edgegw status).
 const maxRecentDenials = 50
 
