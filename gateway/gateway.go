@@ -1,8 +1,9 @@
 // Package gateway is the composition root of edgegw: it turns a validated
-// Config into a running local broker, bridge and queue, and owns the config
-// schema (LoadConfig, Check). It is the only package that imports mochi-mqtt
-// (besides its test helpers in gateway/gatewaytest), and only cmd/edgegw
-// imports it.
+// config.Config into a running local broker (gateway/broker), durable queue
+// (store), upstream bridge (bridge) and observability (metrics, /healthz,
+// admin socket), and reloads them on SIGHUP. It holds only the wiring: New,
+// Run, Reload and stop. Only cmd/edgegw imports it; it must not import mochi
+// or prometheus itself (gateway/broker and the observer own those).
 package gateway
 
 import (
@@ -12,21 +13,24 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/edgegw/edgegw/gateway/broker"
+	"github.com/edgegw/edgegw/gateway/config"
 )
 
 // Gateway runs the components a Config describes.
 type Gateway struct {
-	cfg *Config
+	cfg *config.Config
 	log *slog.Logger
 
-	// run is what Run started (see broker_run.go); nil when not running.
+	// run is what Run started (see run.go); nil when not running.
 	run *running
 	lc  Lifecycle // SetLifecycle (lifecycle.go)
 }
 
-// New prepares a gateway for cfg, which must come from LoadConfig or Check.
+// New prepares a gateway for cfg, which must come from config.Load or config.Check.
 // It starts nothing; Run does.
-func New(cfg *Config, logger *slog.Logger) (*Gateway, error) {
+func New(cfg *config.Config, logger *slog.Logger) (*Gateway, error) {
 	if cfg == nil {
 		return nil, errors.New("gateway: nil config")
 	}
@@ -34,9 +38,9 @@ func New(cfg *Config, logger *slog.Logger) (*Gateway, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	// Every component derives its logger from this one with its own
-	// "component" (broker, mochi, audit, queue...): withComponents makes it
+	// "component" (broker, mochi, audit, queue...): broker.WithComponents makes it
 	// replace "gateway" instead of repeating the key.
-	return &Gateway{cfg: cfg, log: withComponents(logger).With("component", "gateway")}, nil
+	return &Gateway{cfg: cfg, log: broker.WithComponents(logger).With("component", "gateway")}, nil
 }
 
 // Run runs the gateway until ctx ends, then shuts down and returns nil; an
@@ -53,8 +57,8 @@ func (g *Gateway) Run(ctx context.Context) error {
 		return err
 	}
 	g.log.Info("gateway started", "site", g.cfg.Site, "listeners", len(g.cfg.Listeners))
-	g.lc.ready(g.run.obs.healthy)
-	err := g.serve(ctx, hup) // until ctx ends or the bridge fails; SIGHUP reloads (broker_run.go)
+	g.lc.ready(g.run.obs.Healthy)
+	err := g.serve(ctx, hup) // until ctx ends or the bridge fails; SIGHUP reloads (run.go)
 	g.lc.stopping()
 	g.stop()
 	if err != nil {

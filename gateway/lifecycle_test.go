@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgegw/edgegw/gateway/config"
 	"github.com/edgegw/edgegw/gateway/gatewaytest"
 )
 
@@ -18,7 +19,7 @@ import (
 // newFromFile checks the config file and builds its gateway (quiet log).
 func newFromFile(t *testing.T, cfgFile string) *Gateway {
 	t.Helper()
-	cfg, err := Check(cfgFile)
+	cfg, err := config.Check(cfgFile)
 	if err != nil {
 		t.Fatalf("config: %v", err)
 	}
@@ -55,9 +56,7 @@ func runGateway(t *testing.T, g *Gateway, stop time.Duration) chan error {
 // reload must happen.
 func TestSIGHUPRightAfterReady(t *testing.T) {
 	dir := t.TempDir()
-	gatewaytest.WriteFile(t, filepath.Join(dir, "devices.yaml"), []byte(testRegistry), 0o644)
-	gatewaytest.WriteFile(t, filepath.Join(dir, "policies", "sensor.json"), []byte(sensorPolicy), 0o644)
-	gatewaytest.WriteFile(t, filepath.Join(dir, "policies", "monitor.json"), []byte(monitorPolicy), 0o644)
+	gatewaytest.WriteSite(t, dir)
 	cfgFile := filepath.Join(dir, "edgegw.yaml")
 	gatewaytest.WriteFile(t, cfgFile, []byte(`version: 1
 site: hup-test

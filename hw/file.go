@@ -129,13 +129,27 @@ func createFile(path string, kt KeyType) (Key, error) {
 // writeFileExclusive writes data to path with mode 0600, atomically (a reader sees the whole
 // file or none) and without ever replacing an existing file (ErrExists).
 func writeFileExclusive(path string, data []byte) error {
+	return writeAtomic(path, data, 0o600, true)
+}
+
+// WriteFileAtomic replaces path with data (mode applied before the file is visible): written
+// to a temporary file in the same directory, fsynced, renamed over path, and the directory
+// fsynced, so a reader or a crash sees the old file or the new one, never a part. It is the
+// one atomic writer for the key files here and for edgegw's password and CSR files.
+func WriteFileAtomic(path string, data []byte, mode os.FileMode) error {
+	return writeAtomic(path, data, mode, false)
+}
+
+// writeAtomic writes via a temporary file; exclusive links it into place (link(2) fails if
+// path exists: atomic and never overwrites) instead of renaming over path.
+func writeAtomic(path string, data []byte, mode os.FileMode, exclusive bool) error {
 	dir := filepath.Dir(path)
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp*")
 	if err != nil {
 		return err
 	}
 	defer os.Remove(tmp.Name())
-	if err := tmp.Chmod(0o600); err != nil {
+	if err := tmp.Chmod(mode); err != nil {
 		tmp.Close()
 		return err
 	}
@@ -150,11 +164,14 @@ func writeFileExclusive(path string, data []byte) error {
 	if err := tmp.Close(); err != nil {
 		return err
 	}
-	// link(2) fails if path exists: atomic and never overwrites.
-	if err := os.Link(tmp.Name(), path); err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return fmt.Errorf("%w: %s", ErrExists, path)
+	if exclusive {
+		if err := os.Link(tmp.Name(), path); err != nil {
+			if errors.Is(err, fs.ErrExist) {
+				return fmt.Errorf("%w: %s", ErrExists, path)
+			}
+			return err
 		}
+	} else if err := os.Rename(tmp.Name(), path); err != nil {
 		return err
 	}
 	if d, err := os.Open(dir); err == nil {

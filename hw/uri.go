@@ -12,7 +12,7 @@ import (
 type URI interface{ scheme() string }
 
 // FileURI is "file:PATH". PATH is taken verbatim (no percent-decoding); relative paths are
-// resolved by the caller (the gateway config), not here.
+// made absolute by ResolveURI (the config calls it), not here.
 type FileURI struct{ Path string }
 
 // TPMURI is "tpm:ATTR;ATTR..." with ATTR one of

@@ -66,7 +66,7 @@ func startAckEdge(b *testing.B, pki *gatewaytest.PKI) *ackEdge {
 }
 
 // startFwdEdge is startAckEdge forwarding to up (see ackEdge).
-func startFwdEdge(b *testing.B, pki *gatewaytest.PKI, up *upstreamMQ) *ackEdge {
+func startFwdEdge(b *testing.B, pki *gatewaytest.PKI, up *gatewaytest.Upstream) *ackEdge {
 	return startEdge(b, pki, dialForwarder(b, up))
 }
 
@@ -254,8 +254,8 @@ type forwarder struct {
 // the upstream's max_inflight_messages).
 const fwdWindow = 1000
 
-func dialForwarder(b *testing.B, up *upstreamMQ) *forwarder {
-	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", up.addr, up.pki.ClientTLS(up.gw))
+func dialForwarder(b *testing.B, up *gatewaytest.Upstream) *forwarder {
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", up.Addr, up.PKI.ClientTLS(up.Gateway))
 	if err != nil {
 		b.Fatalf("forwarder: %v", err)
 	}

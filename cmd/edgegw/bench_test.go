@@ -103,13 +103,7 @@ func (e *mosqEdge) stop() {
 	if e.cmd == nil {
 		return
 	}
-	_ = e.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-e.exited:
-	case <-time.After(15 * time.Second):
-		_ = e.cmd.Process.Kill()
-		<-e.exited
-	}
+	gatewaytest.Terminate(e.cmd.Process, e.exited, 15*time.Second)
 	e.cmd = nil
 }
 
@@ -121,18 +115,18 @@ func (e *mosqEdge) stop() {
 // ceiling: without an edge the single-threaded upstream serves 16 TLS
 // publishers itself, and an edge that merges them into one connection with
 // large writes can save it more than the edge costs.
-type noEdge struct{ up *upstreamMQ }
+type noEdge struct{ up *gatewaytest.Upstream }
 
 func (e noEdge) name() string                                { return "no-edge" }
-func (e noEdge) addr() string                                { return e.up.addr }
-func (e noEdge) site() *gatewaytest.PKI                      { return e.up.pki }
-func (e noEdge) cert(*testing.B, string) *gatewaytest.Client { return e.up.gw }
+func (e noEdge) addr() string                                { return e.up.Addr }
+func (e noEdge) site() *gatewaytest.PKI                      { return e.up.PKI }
+func (e noEdge) cert(*testing.B, string) *gatewaytest.Client { return e.up.Gateway }
 func (e noEdge) stop()                                       {}
 func (e noEdge) pid() int                                    { return 0 }
 
 // startMosqEdge starts Mosquitto as an edge bridge to up, with the same site
 // PKI as the edgegw it is compared with.
-func startMosqEdge(b *testing.B, site *gatewaytest.PKI, up *upstreamMQ) *mosqEdge {
+func startMosqEdge(b *testing.B, site *gatewaytest.PKI, up *gatewaytest.Upstream) *mosqEdge {
 	e := &mosqEdge{pki: site, a: gatewaytest.FreeAddr(b)}
 	dir := b.TempDir()
 	_, port, _ := net.SplitHostPort(e.a)
@@ -146,8 +140,8 @@ func startMosqEdge(b *testing.B, site *gatewaytest.PKI, up *upstreamMQ) *mosqEdg
 	if os.Geteuid() == 0 {
 		c.WriteString("user root\n")
 	}
-	fmt.Fprintf(&c, "connection upstream\naddress %s\nremote_clientid plant-7-gw-mosquitto\n", up.addr)
-	fmt.Fprintf(&c, "bridge_cafile %s\nbridge_certfile %s\nbridge_keyfile %s\n", up.pki.CAFile, up.gw.CertFile, up.gw.KeyFile)
+	fmt.Fprintf(&c, "connection upstream\naddress %s\nremote_clientid plant-7-gw-mosquitto\n", up.Addr)
+	fmt.Fprintf(&c, "bridge_cafile %s\nbridge_certfile %s\nbridge_keyfile %s\n", up.PKI.CAFile, up.Gateway.CertFile, up.Gateway.KeyFile)
 	c.WriteString("topic sensors/# out 1 \"\" sites/plant-7/\ncleansession false\nrestart_timeout 1\n")
 	conf := filepath.Join(dir, "mosquitto.conf")
 	gatewaytest.WriteFile(b, conf, []byte(c.String()), 0o600)
@@ -394,13 +388,6 @@ func pubLines(b *testing.B, e benchEdge, sensor, topic string, qos int, gen func
 	return gerr
 }
 
-func (u *upstreamMQ) pid() int {
-	if u.cmd == nil {
-		return 0
-	}
-	return u.cmd.Process.Pid
-}
-
 // pubCPU is the CPU time (ns) of every mosquitto_pub that has exited.
 var pubCPU atomic.Int64
 
@@ -590,16 +577,13 @@ func BenchmarkEdgegwVsMosquitto(b *testing.B) {
 	if b.N > 1 {
 		b.Skip("runs once")
 	}
-	up := newUpstream(b, "")
+	up := gatewaytest.NewUpstream(b, cmdUpstream)
 	cloud := new(benchSub)
-	cloud.subscribe(b, up.addr, up.pki.ClientTLS(up.cloud), "cloud-bench", "sites/#")
+	cloud.subscribe(b, up.Addr, up.PKI.ClientTLS(up.Cloud), "cloud-bench", "sites/#")
 
 	g := newBridgeGW(b, up, gwOptions{inflight: -1, routes: `
     - {name: telemetry, topic: "sensors/#", direction: out, qos: 1, remote_prefix: "sites/plant-7/"}`})
-	for name, pol := range map[string]string{"sensor": benchSensorPolicy, "monitor": benchMonitorPolicy} {
-		gatewaytest.WriteFile(b, filepath.Join(g.dir, "policies", name+".json"), []byte(pol), 0o644)
-	}
-	gatewaytest.WriteFile(b, filepath.Join(g.dir, "devices.yaml"), []byte(benchRegistry), 0o644)
+	gatewaytest.WriteSiteFiles(b, g.dir, benchRegistry, map[string]string{"sensor": benchSensorPolicy, "monitor": benchMonitorPolicy})
 	g.stop() // restart on the bench registry and policies
 	g.start()
 	m := startMosqEdge(b, g.site, up)
@@ -737,11 +721,11 @@ func latencyAt1k(b *testing.B, e benchEdge, cloud *benchSub, topicRoot string) (
 // e2eOnce publishes per QoS 1 messages from each of pubs publishers through
 // e, unpaced, and counts the distinct messages arriving upstream: msg/s from
 // the first publisher's start to the last arrival, and how many never came.
-func e2eOnce(b *testing.B, e benchEdge, up *upstreamMQ, cloud *benchSub, topicRoot string, pubs, per, round int) (float64, int, cpuShare) {
+func e2eOnce(b *testing.B, e benchEdge, up *gatewaytest.Upstream, cloud *benchSub, topicRoot string, pubs, per, round int) (float64, int, cpuShare) {
 	prefix := fmt.Sprintf("%s-tp%d-r%d", e.name(), pubs, round)
 	cloud.reset(prefix)
 	want := pubs * per
-	edge0, up0, pub0, self0, wait0 := procCPU(e.pid()), procCPU(up.pid()), pubCPU.Load(), selfCPU(), pubWait.Load()
+	edge0, up0, pub0, self0, wait0 := procCPU(e.pid()), procCPU(up.PID()), pubCPU.Load(), selfCPU(), pubWait.Load()
 	start := time.Now()
 	if err := publishN(b, e, prefix, topicRoot, pubs, per, 1); err != nil {
 		b.Fatal(err)
@@ -750,7 +734,7 @@ func e2eOnce(b *testing.B, e benchEdge, up *upstreamMQ, cloud *benchSub, topicRo
 	n, last := cloud.wait(want, 15*time.Second)
 	tp := float64(n) / last.Sub(start).Seconds()
 	per1 := func(d time.Duration) time.Duration { return d / time.Duration(max(n, 1)) }
-	cpu := cpuShare{edge: per1(procCPU(e.pid()) - edge0), upstream: per1(procCPU(up.pid()) - up0),
+	cpu := cpuShare{edge: per1(procCPU(e.pid()) - edge0), upstream: per1(procCPU(up.PID()) - up0),
 		pubs: per1(time.Duration(pubCPU.Load() - pub0)), counter: per1(selfCPU() - self0), pubWait: per1(time.Duration(pubWait.Load() - wait0))}
 	benchLog(e.name(), "e2e %2d publisher(s), round %d: %d msgs, all acked after %v, %d upstream after %v: %.0f msg/s, lost %d; CPU per message: edge %v, upstream %v, publishers %v, counter %v; publishers waiting for a CPU %v",
 		pubs, round+1, want, acked.Round(time.Millisecond), n, last.Sub(start).Round(time.Millisecond), tp, want-n,
@@ -760,7 +744,7 @@ func e2eOnce(b *testing.B, e benchEdge, up *upstreamMQ, cloud *benchSub, topicRo
 
 // runEdgeBench measures on e what is not e2e throughput: latency, the
 // backlog and its drain, connects, and local publish -> subscribe.
-func runEdgeBench(b *testing.B, e benchEdge, r *benchResult, up *upstreamMQ, cloud *benchSub) {
+func runEdgeBench(b *testing.B, e benchEdge, r *benchResult, up *gatewaytest.Upstream, cloud *benchSub) {
 	name := e.name()
 	logf := func(format string, a ...any) { benchLog(name, format, a...) }
 
@@ -773,14 +757,14 @@ func runEdgeBench(b *testing.B, e benchEdge, r *benchResult, up *upstreamMQ, clo
 	// Drain of a 100,000-message backlog built while the upstream is down.
 	prefix := name + "-drain"
 	cloud.reset(prefix)
-	up.stop()
+	up.Stop()
 	start := time.Now()
 	if err := publishN(b, e, prefix, "sensors", 16, benchBacklog/16, 1); err != nil {
 		b.Fatal(err)
 	}
 	r.drainIntake = benchBacklog / time.Since(start).Seconds()
 	upAt := time.Now()
-	up.start()
+	up.Start()
 	n, last := cloud.wait(benchBacklog, 30*time.Second)
 	r.drain = last.Sub(upAt)
 	r.lost += benchBacklog - n

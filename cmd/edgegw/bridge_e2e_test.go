@@ -19,7 +19,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -58,112 +57,10 @@ const bridgeRoutes = `
     - {name: elsewhere, topic: "bad/#", direction: out, qos: 1, remote_prefix: "sites/plant-8/"}
     - {name: commands, topic: "cmd/#", direction: both, qos: 1, remote_prefix: "sites/plant-7/"}`
 
-// upstreamMQ is Debian's mosquitto as the cloud broker; tests stop and start
-// it on the same port to make outages. Persistence keeps the cloud
-// subscriber's session and queue across them.
-type upstreamMQ struct {
-	t       testing.TB
-	pki     *gatewaytest.PKI
-	gw      *gatewaytest.Client // CN plant-7-gw
-	cloud   *gatewaytest.Client // CN cloud
-	addr    string
-	conf    string
-	logPath string
-	cmd     *exec.Cmd
-	exited  chan struct{}
-}
-
-func newUpstream(t testing.TB, extra string) *upstreamMQ {
-	t.Helper()
-	gatewaytest.Need(t, "mosquitto", "mosquitto")
-	u := &upstreamMQ{t: t, pki: gatewaytest.NewPKI(t, "upstream"), addr: gatewaytest.FreeAddr(t)}
-	u.gw = u.pki.Issue(t, "plant-7-gw")
-	u.cloud = u.pki.Issue(t, "cloud")
-	dir := t.TempDir()
-	acl := filepath.Join(dir, "acl")
-	gatewaytest.WriteFile(t, acl, []byte("user plant-7-gw\ntopic readwrite sites/plant-7/#\n\nuser cloud\ntopic readwrite sites/#\n"), 0o600)
-	_, port, _ := net.SplitHostPort(u.addr)
-	u.logPath = filepath.Join(dir, "mosquitto.log")
-	var c strings.Builder
-	fmt.Fprintf(&c, "per_listener_settings false\nlistener %s 127.0.0.1\n", port)
-	fmt.Fprintf(&c, "cafile %s\ncertfile %s\nkeyfile %s\n", u.pki.CAFile, u.pki.ServerCert, u.pki.ServerKey)
-	c.WriteString("require_certificate true\nuse_identity_as_username true\nallow_anonymous false\ntls_version tlsv1.2\n")
-	fmt.Fprintf(&c, "acl_file %s\npersistence true\npersistence_location %s/\n", acl, dir)
-	// No practical queue limit for the cloud subscriber. Not 0: Mosquitto
-	// 2.0.11 with max_queued_messages 0 closes the connection of a client
-	// right after a PUBACK 0x87 (its quota check then always trips), which
-	// would turn every refused message into a reconnect of the bridge.
-	c.WriteString("max_queued_messages 10000000\nmax_inflight_messages 1000\n")
-	fmt.Fprintf(&c, "log_dest file %s\nlog_type error\nlog_type warning\nlog_type notice\n", u.logPath)
-	if os.Geteuid() == 0 {
-		c.WriteString("user root\n")
-	}
-	c.WriteString(extra)
-	u.conf = filepath.Join(dir, "mosquitto.conf")
-	gatewaytest.WriteFile(t, u.conf, []byte(c.String()), 0o600)
-	t.Cleanup(func() {
-		u.stop()
-		if t.Failed() {
-			b, _ := os.ReadFile(u.logPath)
-			t.Logf("upstream mosquitto log (last 3 KiB):\n%s", lastBytes(b, 3072))
-		}
-	})
-	u.start()
-	return u
-}
-
-func (u *upstreamMQ) start() {
-	u.t.Helper()
-	if u.cmd != nil {
-		u.t.Fatal("upstream already running")
-	}
-	cmd := exec.Command(gatewaytest.Need(u.t, "mosquitto", "mosquitto"), "-c", u.conf)
-	if err := cmd.Start(); err != nil {
-		u.t.Fatalf("starting mosquitto: %v", err)
-	}
-	u.cmd, u.exited = cmd, make(chan struct{})
-	go func(ch chan struct{}) { _ = cmd.Wait(); close(ch) }(u.exited)
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", u.addr, 200*time.Millisecond)
-		if err == nil {
-			c.Close()
-			return
-		}
-		select {
-		case <-u.exited:
-			b, _ := os.ReadFile(u.logPath)
-			u.t.Fatalf("upstream mosquitto exited at start:\n%s", lastBytes(b, 3072))
-		default:
-		}
-		if time.Now().After(deadline) {
-			u.t.Fatalf("upstream mosquitto not listening on %s after 10s", u.addr)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-// stop: SIGTERM (mosquitto saves its persistence file), killed after 10 s.
-func (u *upstreamMQ) stop() {
-	if u.cmd == nil {
-		return
-	}
-	_ = u.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-u.exited:
-	case <-time.After(10 * time.Second):
-		_ = u.cmd.Process.Kill()
-		<-u.exited
-	}
-	u.cmd = nil
-}
-
-func lastBytes(b []byte, n int) []byte {
-	if len(b) > n {
-		return b[len(b)-n:]
-	}
-	return b
-}
+// cmdUpstream is the cloud broker of these tests (gatewaytest.Upstream):
+// no practical queue limit for the cloud subscriber (not 0: see
+// UpstreamOptions.MaxQueued), a wide inflight window, TLS 1.2.
+var cmdUpstream = gatewaytest.UpstreamOptions{MaxQueued: 10000000, MaxInflight: 1000, TLSVersion: "tlsv1.2"}
 
 // bridgeGW is `edgegw run` with a bridge section; it can be killed and
 // restarted on the same config, listener, queue and key.
@@ -174,10 +71,10 @@ type bridgeGW struct {
 	conf   string
 	addr   string
 	site   *gatewaytest.PKI
-	up     *upstreamMQ
+	up     *gatewaytest.Upstream
 	cmd    *exec.Cmd
 	exited chan struct{}
-	log    *e2eBuffer
+	log    *gatewaytest.Buffer
 	starts int
 }
 
@@ -187,7 +84,7 @@ type gwOptions struct {
 	extra    string // more YAML under bridge:
 }
 
-func newBridgeGW(t testing.TB, up *upstreamMQ, o gwOptions) *bridgeGW {
+func newBridgeGW(t testing.TB, up *gatewaytest.Upstream, o gwOptions) *bridgeGW {
 	t.Helper()
 	if o.routes == "" {
 		o.routes = bridgeRoutes
@@ -195,12 +92,12 @@ func newBridgeGW(t testing.TB, up *upstreamMQ, o gwOptions) *bridgeGW {
 	if o.inflight == 0 {
 		o.inflight = 128
 	}
-	g := &bridgeGW{t: t, bin: gatewaytest.Edgegw(t), dir: t.TempDir(), site: gatewaytest.NewPKI(t, "site"), up: up, log: new(e2eBuffer)}
+	g := &bridgeGW{t: t, bin: gatewaytest.Edgegw(t), dir: t.TempDir(), site: gatewaytest.NewPKI(t, "site"), up: up, log: new(gatewaytest.Buffer)}
 	g.addr = gatewaytest.FreeAddr(t)
 	g.conf = filepath.Join(g.dir, "edgegw.yaml")
 	state := filepath.Join(g.dir, "state")
 	// key: auto finds the gateway's existing file key in state_dir.
-	keyPEM, err := os.ReadFile(up.gw.KeyFile)
+	keyPEM, err := os.ReadFile(up.Gateway.KeyFile)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -233,15 +130,13 @@ bridge:
 %[12]s
   routes:%[13]s
 `, state, g.addr, g.site.CAFile, g.site.ServerCert, g.site.ServerKey, g.site.CRLFile, g.dir,
-		up.addr, up.pki.CAFile, up.gw.CertFile, inflight, o.extra, o.routes)
+		up.Addr, up.PKI.CAFile, up.Gateway.CertFile, inflight, o.extra, o.routes)
 	gatewaytest.WriteFile(t, g.conf, []byte(cfg), 0o644)
-	gatewaytest.WriteFile(t, filepath.Join(g.dir, "devices.yaml"), []byte(bridgeRegistry), 0o644)
-	gatewaytest.WriteFile(t, filepath.Join(g.dir, "policies", "sensor.json"), []byte(bridgeSensorPolicy), 0o644)
-	gatewaytest.WriteFile(t, filepath.Join(g.dir, "policies", "light.json"), []byte(bridgeLightPolicy), 0o644)
+	gatewaytest.WriteSiteFiles(t, g.dir, bridgeRegistry, map[string]string{"sensor": bridgeSensorPolicy, "light": bridgeLightPolicy})
 	t.Cleanup(func() {
 		g.stop()
 		if t.Failed() {
-			t.Logf("edgegw log (last 6 KiB):\n%s", lastBytes([]byte(g.log.String()), 6144))
+			t.Logf("edgegw log (last 6 KiB):\n%s", gatewaytest.LastBytes([]byte(g.log.String()), 6144))
 		}
 	})
 	g.start()
@@ -293,12 +188,7 @@ func (g *bridgeGW) stop() {
 	if g.cmd == nil {
 		return
 	}
-	_ = g.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-g.exited:
-	case <-time.After(15 * time.Second):
-		_ = g.cmd.Process.Kill()
-		<-g.exited
+	if !gatewaytest.Terminate(g.cmd.Process, g.exited, 15*time.Second) {
 		g.t.Errorf("edgegw run did not stop within 15s of SIGTERM")
 	}
 	g.cmd = nil
@@ -354,7 +244,7 @@ type cloudSub struct {
 	dupInfo  []string // the first duplicates, for the log
 }
 
-func startCloudSub(t testing.TB, up *upstreamMQ, filter string) *cloudSub {
+func startCloudSub(t testing.TB, up *gatewaytest.Upstream, filter string) *cloudSub {
 	t.Helper()
 	c := &cloudSub{count: map[msgID]int{}, arrivals: map[string][]int{}, topics: map[string]int{}}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -382,9 +272,9 @@ func startCloudSub(t testing.TB, up *upstreamMQ, filter string) *cloudSub {
 }
 
 // session runs one connection until it drops or ctx ends.
-func (c *cloudSub) session(ctx context.Context, up *upstreamMQ, filter string, subscribed func()) error {
+func (c *cloudSub) session(ctx context.Context, up *gatewaytest.Upstream, filter string, subscribed func()) error {
 	d := &net.Dialer{Timeout: 2 * time.Second}
-	conn, err := tls.DialWithDialer(d, "tcp", up.addr, up.pki.ClientTLS(up.cloud))
+	conn, err := tls.DialWithDialer(d, "tcp", up.Addr, up.PKI.ClientTLS(up.Cloud))
 	if err != nil {
 		return err
 	}
@@ -640,7 +530,7 @@ func sensorNames(n int) []string {
 // sensor, with the dedup user properties; meanwhile messages on a route the
 // upstream ACL refuses end in the dead-letter area without blocking the rest.
 func TestBridgeE2EStream(t *testing.T) {
-	up := newUpstream(t, "")
+	up := gatewaytest.NewUpstream(t, cmdUpstream)
 	cloud := startCloudSub(t, up, "sites/#")
 	g := newBridgeGW(t, up, gwOptions{})
 	const sensors, per, bad = 10, 1000, 10
@@ -758,10 +648,10 @@ func readFile(t testing.TB, path string) string {
 // restarted; the sensors publish what was not acknowledged; then the
 // upstream comes back: every acknowledged message arrives.
 func TestBridgeE2EOutageKill(t *testing.T) {
-	up := newUpstream(t, "")
+	up := gatewaytest.NewUpstream(t, cmdUpstream)
 	cloud := startCloudSub(t, up, "sites/#")
 	g := newBridgeGW(t, up, gwOptions{})
-	up.stop()
+	up.Stop()
 	// mochi handles one client's packets in order and each PUBACK waits for
 	// the queue's fsync, so throughput grows with publishers: 40 of them.
 	const sensors, per, workers = 40, 1250, 4
@@ -803,7 +693,7 @@ func TestBridgeE2EOutageKill(t *testing.T) {
 	t.Logf("upstream down: %d acked, SIGKILL after %v, restart, %d more acked (%d distinct, %v in all)",
 		len(acked1), phase1.Round(time.Millisecond), len(acked2), len(acked), published.Round(time.Millisecond))
 
-	up.start()
+	up.Start()
 	took := cloud.waitDistinct(t, len(todo), 30*time.Second, 120*time.Second)
 	missing, nMissing, dups := cloud.check(acked)
 	if nMissing > 0 {
@@ -825,7 +715,7 @@ func TestBridgeE2EOutageKill(t *testing.T) {
 // to cmd/#; each may receive only its own), and is not sent back upstream
 // although the route is both ways (loop prevention).
 func TestBridgeE2ECommands(t *testing.T) {
-	up := newUpstream(t, "")
+	up := gatewaytest.NewUpstream(t, cmdUpstream)
 	cloud := startCloudSub(t, up, "sites/#")
 	g := newBridgeGW(t, up, gwOptions{})
 	lights := map[string]*sensor{}
@@ -854,7 +744,7 @@ func TestBridgeE2ECommands(t *testing.T) {
 	pubCloud := func(topic, payload string) {
 		t.Helper()
 		out, err := gatewaytest.Run(t, 15*time.Second, gatewaytest.Need(t, "mosquitto_pub", "mosquitto-clients"),
-			append(up.pki.MosqTLSArgs(up.addr, up.cloud), "-V", "mqttv5", "-i", "cloud-pub", "-q", "1", "-t", topic, "-m", payload)...)
+			append(up.PKI.MosqTLSArgs(up.Addr, up.Cloud), "-V", "mqttv5", "-i", "cloud-pub", "-q", "1", "-t", topic, "-m", payload)...)
 		if err != nil {
 			t.Fatalf("cloud mosquitto_pub %s: %v %s", topic, err, out)
 		}
@@ -917,7 +807,7 @@ func TestBridgeE2ECommands(t *testing.T) {
 // TestBridgeE2EFlapping: the upstream is stopped and started 10 times while
 // 4 sensors stream; nothing acknowledged is lost and edgegw is not restarted.
 func TestBridgeE2EFlapping(t *testing.T) {
-	up := newUpstream(t, "")
+	up := gatewaytest.NewUpstream(t, cmdUpstream)
 	cloud := startCloudSub(t, up, "sites/#")
 	g := newBridgeGW(t, up, gwOptions{})
 	const sensors, flaps = 4, 10
@@ -962,9 +852,9 @@ func TestBridgeE2EFlapping(t *testing.T) {
 	start := time.Now()
 	for i := range flaps {
 		time.Sleep(1500 * time.Millisecond)
-		up.stop()
+		up.Stop()
 		time.Sleep(time.Duration(500+100*i) * time.Millisecond)
-		up.start()
+		up.Start()
 	}
 	time.Sleep(time.Second)
 	close(stop)

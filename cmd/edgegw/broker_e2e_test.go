@@ -59,25 +59,8 @@ type daemon struct {
 	dir   string
 	addr  string
 	cmd   *exec.Cmd
-	log   *e2eBuffer
+	log   *gatewaytest.Buffer
 	audit string
-}
-
-type e2eBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *e2eBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *e2eBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 // startDaemon writes a config and starts `edgegw run`; limits is extra YAML
@@ -85,7 +68,7 @@ func (s *e2eBuffer) String() string {
 func startDaemon(t *testing.T, limits string) *daemon {
 	t.Helper()
 	bin := gatewaytest.Edgegw(t)
-	d := &daemon{pki: gatewaytest.NewPKI(t, "site"), dir: t.TempDir(), log: new(e2eBuffer)}
+	d := &daemon{pki: gatewaytest.NewPKI(t, "site"), dir: t.TempDir(), log: new(gatewaytest.Buffer)}
 	d.addr = gatewaytest.FreeAddr(t)
 	d.audit = filepath.Join(d.dir, "audit.log")
 	cfg := fmt.Sprintf(`version: 1
@@ -105,9 +88,7 @@ limits:
 %[8]s
 `, d.dir, d.addr, d.pki.CAFile, d.pki.ServerCert, d.pki.ServerKey, d.pki.CRLFile, d.audit, indent(limits))
 	gatewaytest.WriteFile(t, filepath.Join(d.dir, "edgegw.yaml"), []byte(cfg), 0o644)
-	gatewaytest.WriteFile(t, filepath.Join(d.dir, "devices.yaml"), []byte(e2eRegistry), 0o644)
-	gatewaytest.WriteFile(t, filepath.Join(d.dir, "policies", "sensor.json"), []byte(e2eSensor), 0o644)
-	gatewaytest.WriteFile(t, filepath.Join(d.dir, "policies", "monitor.json"), []byte(e2eMonitor), 0o644)
+	gatewaytest.WriteSiteFiles(t, d.dir, e2eRegistry, map[string]string{"sensor": e2eSensor, "monitor": e2eMonitor})
 	if err := os.MkdirAll(filepath.Join(d.dir, "state"), 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -119,12 +100,7 @@ limits:
 	exited := make(chan struct{})
 	go func() { _ = d.cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
-		_ = d.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = d.cmd.Process.Kill()
-			<-exited
+		if !gatewaytest.Terminate(d.cmd.Process, exited, 10*time.Second) {
 			t.Errorf("edgegw run did not stop within 10s of SIGTERM")
 		}
 		if t.Failed() {
@@ -220,7 +196,7 @@ func TestE2EAuthorization(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, sub, append(d.pki.MosqTLSArgs(d.addr, mon), "-V", "mqttv5", "-i", "monitor", "-t", "sensors/#", "-q", "1", "-v", "-C", "1")...)
-	var out e2eBuffer
+	var out gatewaytest.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -5,9 +5,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/edgegw/edgegw/gateway/config"
 	"github.com/spf13/cobra"
-
-	"github.com/edgegw/edgegw/gateway"
 )
 
 func (a *app) checkCmd() *cobra.Command {
@@ -26,7 +25,7 @@ problem as FILE:LINE: KEY: what is wrong, and exits 1. Run it before
   edgegw check -c /etc/edgegw/edgegw.yaml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := gateway.Check(cfgPath)
+			cfg, err := config.Check(cfgPath)
 			if err != nil {
 				return a.reportConfigError(err)
 			}
@@ -40,7 +39,7 @@ problem as FILE:LINE: KEY: what is wrong, and exits 1. Run it before
 
 // summary is the one line `edgegw check` prints for a valid config, e.g.
 // "edgegw.yaml: OK (2 listeners, 3 routes, devices: devices.yaml, policies: policies/)".
-func summary(path string, cfg *gateway.Config) string {
+func summary(path string, cfg *config.Config) string {
 	routes := "no bridge"
 	if cfg.Bridge != nil {
 		routes = plural(len(cfg.Bridge.Routes), "route")

@@ -3,9 +3,8 @@ package main
 import (
 	"os"
 
+	"github.com/edgegw/edgegw/cmd/edgegw/demo"
 	"github.com/spf13/cobra"
-
-	"github.com/edgegw/edgegw/gateway"
 )
 
 func init() { extraCommands = append(extraCommands, newDemoCmd) }
@@ -39,8 +38,8 @@ Exit status: 0 when every step happened and nothing was lost, 1 otherwise.`,
 					live = true
 				}
 			}
-			if _, err := gateway.RunDemo(cmd.Context(), a.stdout, gateway.DemoOptions{Logger: log, PerSensor: perSensor, Live: live}); err != nil {
-				return &exitError{code: 1} // RunDemo printed why
+			if _, err := demo.Run(cmd.Context(), a.stdout, demo.Options{Logger: log, PerSensor: perSensor, Live: live}); err != nil {
+				return &exitError{code: 1} // demo.Run printed why
 			}
 			return nil
 		},

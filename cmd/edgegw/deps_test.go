@@ -46,12 +46,61 @@ func underAny(p string, roots ...string) bool {
 	return false
 }
 
-// checkImports applies the import direction of DESIGN.md to the packages of
-// this module and returns one line per violation:
-//   - store, hw, gateway/authz import nothing from this module (transitively);
-//   - bridge imports only store from this module; gateway/pki only hw;
-//   - only gateway and gateway/gatewaytest import mochi-mqtt;
+// Third-party import paths the rules name (prefixes).
+const (
+	mochiPath  = "github.com/mochi-mqtt/"
+	badgerPath = "github.com/dgraph-io/badger"
+	promPath   = "github.com/prometheus/"
+	pahoPath   = "github.com/eclipse/paho.golang"
+)
+
+// runtimePkgs are the module's packages that run the gateway; the config and
+// the pure rooms must not depend on them.
+var runtimePkgs = []string{"gateway", "gateway/broker", "gateway/observe", "bridge", "store"}
+
+// room is the import rule of one package of the module.
+type room struct {
+	// ours lists the module packages it may depend on, transitively; with
+	// anyOurs false and ours empty it depends on nothing of ours (a leaf).
+	ours    []string
+	anyOurs bool
+	notOurs []string // with anyOurs: module packages it must not depend on (transitively)
+	forbid  []string // third-party import path prefixes it must not import
+}
+
+// rooms are the per-package rules. A package that does not exist (yet) on
+// this branch is simply not checked: the rooms marked "new" are created on
+// other branches, and the rule holds once they land.
+var rooms = map[string]room{
+	// Leaves: nothing of ours beneath them.
+	"store":            {},
+	"hw":               {},
+	"gateway/authz":    {},
+	"gateway/audit":    {},
+	"gateway/clock":    {},
+	"gateway/loopback": {},
+	// bridge speaks to the queue only; pki needs keys and the thing-name rule.
+	"bridge":      {ours: []string{"store"}},
+	"gateway/pki": {ours: []string{"hw", "gateway/authz"}},
+	// config: schema and validation; key URIs are hw's, filters authz's; no runtime package.
+	"gateway/config": {ours: []string{"hw", "gateway/authz", "gateway/loopback"}},
+	// new: AWS IoT SQL rules, pure.
+	"gateway/rules": {ours: []string{"gateway/authz"}, forbid: []string{mochiPath, badgerPath, promPath, pahoPath}},
+	// new: device shadows and the authorizer.
+	"gateway/shadow":     {anyOurs: true, forbid: []string{mochiPath, badgerPath, promPath}},
+	"gateway/authorizer": {anyOurs: true, forbid: []string{mochiPath, badgerPath, promPath}},
+	// new: Mosquitto config import, an offline tool.
+	"gateway/mosqimport": {anyOurs: true, notOurs: runtimePkgs, forbid: []string{mochiPath, badgerPath, promPath}},
+}
+
+// checkImports applies the import rules to the packages of this module and
+// returns one line per violation:
+//   - rooms: per-package rules above (leaves, bridge, pki, config, new rooms);
+//   - only gateway/broker (and gateway/gatewaytest) import mochi-mqtt;
+//   - only gateway/observe imports prometheus;
 //   - only store imports badger;
+//   - the daemon's packages (gateway, gateway/...) do not import paho: the
+//     bridge speaks MQTT upstream, the demo and tests are clients;
 //   - only cmd/... (and gateway/gatewaytest) import gateway;
 //   - gateway/gatewaytest is imported by tests only.
 func checkImports(pkgs []pkgImports) []string {
@@ -61,32 +110,20 @@ func checkImports(pkgs []pkgImports) []string {
 		if name == "" {
 			continue
 		}
-		// Transitive rules: which packages of the module may be under p.
-		allowed := map[string][]string{
-			"store":         nil,
-			"hw":            nil,
-			"gateway/authz": nil,
-			"bridge":        {"store"},
-			"gateway/pki":   {"hw"},
-		}
-		if ok, ruled := allowed[name]; ruled {
-			for _, d := range p.Deps {
-				dn := rel(d)
-				if dn == "" || dn == name {
-					continue
-				}
-				if !contains(ok, dn) {
-					bad = append(bad, fmt.Sprintf("%s imports %s (via its dependencies); allowed from this module: %s", name, dn, list(ok)))
-				}
-			}
+		if r, ruled := rooms[name]; ruled {
+			bad = append(bad, r.check(name, p)...)
 		}
 		// Direct rules, on the non-test imports of every package.
 		for _, imp := range p.Imports {
 			switch {
-			case strings.HasPrefix(imp, "github.com/mochi-mqtt/") && name != "gateway" && name != "gateway/gatewaytest":
-				bad = append(bad, fmt.Sprintf("%s imports %s; only gateway may import mochi-mqtt", name, imp))
-			case strings.HasPrefix(imp, "github.com/dgraph-io/badger") && name != "store":
+			case strings.HasPrefix(imp, mochiPath) && name != "gateway/broker" && name != "gateway/gatewaytest":
+				bad = append(bad, fmt.Sprintf("%s imports %s; only gateway/broker may import mochi-mqtt", name, imp))
+			case strings.HasPrefix(imp, promPath) && name != "gateway/observe":
+				bad = append(bad, fmt.Sprintf("%s imports %s; only gateway/observe may import prometheus", name, imp))
+			case strings.HasPrefix(imp, badgerPath) && name != "store":
 				bad = append(bad, fmt.Sprintf("%s imports %s; only store may import badger", name, imp))
+			case strings.HasPrefix(imp, pahoPath) && underAny(name, "gateway") && name != "gateway/gatewaytest":
+				bad = append(bad, fmt.Sprintf("%s imports %s; the daemon's packages must not import paho (the bridge speaks MQTT upstream)", name, imp))
 			case rel(imp) == "gateway" && !underAny(name, "cmd") && name != "gateway/gatewaytest":
 				bad = append(bad, fmt.Sprintf("%s imports gateway; only cmd/... may import gateway", name))
 			case rel(imp) == "gateway/gatewaytest":
@@ -95,6 +132,31 @@ func checkImports(pkgs []pkgImports) []string {
 		}
 	}
 	sort.Strings(bad)
+	return bad
+}
+
+// check applies r to the package name with imports p.
+func (r room) check(name string, p pkgImports) []string {
+	var bad []string
+	for _, d := range p.Deps {
+		dn := rel(d)
+		if dn == "" || dn == name {
+			continue
+		}
+		switch {
+		case !r.anyOurs && !contains(r.ours, dn):
+			bad = append(bad, fmt.Sprintf("%s imports %s (via its dependencies); allowed from this module: %s", name, dn, list(r.ours)))
+		case r.anyOurs && contains(r.notOurs, dn):
+			bad = append(bad, fmt.Sprintf("%s imports %s (via its dependencies); it must not depend on %s", name, dn, list(r.notOurs)))
+		}
+	}
+	for _, imp := range p.Imports {
+		for _, f := range r.forbid {
+			if strings.HasPrefix(imp, f) {
+				bad = append(bad, fmt.Sprintf("%s imports %s; it must not import %s", name, imp, f))
+			}
+		}
+	}
 	return bad
 }
 
@@ -146,8 +208,9 @@ func TestImportDirection(t *testing.T) {
 	for _, p := range pkgs {
 		names = append(names, rel(p.ImportPath))
 	}
-	// The checker must at least see this package and gateway, or it checks nothing.
-	for _, must := range []string{"cmd/edgegw", "gateway"} {
+	// The checker must at least see this package and the rooms, or it checks nothing.
+	for _, must := range []string{"cmd/edgegw", "gateway", "gateway/broker", "gateway/observe", "gateway/config",
+		"gateway/audit", "gateway/clock", "gateway/authz", "store", "hw", "bridge"} {
 		if !contains(names, must) {
 			t.Fatalf("go list found %v; want it to include %s", names, must)
 		}
@@ -164,6 +227,8 @@ func TestCheckImportsCatches(t *testing.T) {
 	m := func(s string) string { return module + "/" + s }
 	const mochi = "github.com/mochi-mqtt/server/v2"
 	const badger = "github.com/dgraph-io/badger/v4"
+	const prom = "github.com/prometheus/client_golang/prometheus"
+	const paho = "github.com/eclipse/paho.golang/paho"
 	tests := []struct {
 		name string
 		pkg  pkgImports
@@ -173,21 +238,42 @@ func TestCheckImportsCatches(t *testing.T) {
 			[]string{"store imports hw (via its dependencies); allowed from this module: nothing"}},
 		{"authz importing gateway transitively", pkgImports{ImportPath: m("gateway/authz"), Deps: []string{m("gateway"), "fmt"}},
 			[]string{"gateway/authz imports gateway (via its dependencies); allowed from this module: nothing"}},
+		{"audit importing clock", pkgImports{ImportPath: m("gateway/audit"), Imports: []string{m("gateway/clock")}, Deps: []string{m("gateway/clock")}},
+			[]string{"gateway/audit imports gateway/clock (via its dependencies); allowed from this module: nothing"}},
+		{"clock importing config", pkgImports{ImportPath: m("gateway/clock"), Deps: []string{m("gateway/config"), m("hw")}},
+			[]string{"gateway/clock imports gateway/config (via its dependencies); allowed from this module: nothing",
+				"gateway/clock imports hw (via its dependencies); allowed from this module: nothing"}},
 		{"bridge importing gateway", pkgImports{ImportPath: m("bridge"), Imports: []string{m("gateway")}, Deps: []string{m("gateway"), m("store")}},
 			[]string{"bridge imports gateway (via its dependencies); allowed from this module: store", "bridge imports gateway; only cmd/... may import gateway"}},
 		{"bridge importing store is fine", pkgImports{ImportPath: m("bridge"), Imports: []string{m("store")}, Deps: []string{m("store"), badger}}, nil},
-		{"pki importing hw is fine", pkgImports{ImportPath: m("gateway/pki"), Imports: []string{m("hw")}, Deps: []string{m("hw")}}, nil},
+		{"pki importing hw and authz is fine", pkgImports{ImportPath: m("gateway/pki"), Imports: []string{m("hw"), m("gateway/authz")}, Deps: []string{m("hw"), m("gateway/authz")}}, nil},
 		{"pki importing store", pkgImports{ImportPath: m("gateway/pki"), Deps: []string{m("hw"), m("store")}},
-			[]string{"gateway/pki imports store (via its dependencies); allowed from this module: hw"}},
+			[]string{"gateway/pki imports store (via its dependencies); allowed from this module: hw, gateway/authz"}},
+		{"config importing hw is fine", pkgImports{ImportPath: m("gateway/config"), Imports: []string{m("hw")}, Deps: []string{m("hw")}}, nil},
+		{"config importing a runtime package", pkgImports{ImportPath: m("gateway/config"), Imports: []string{m("bridge")}, Deps: []string{m("bridge"), m("store"), m("hw")}},
+			[]string{"gateway/config imports bridge (via its dependencies); allowed from this module: hw, gateway/authz, gateway/loopback",
+				"gateway/config imports store (via its dependencies); allowed from this module: hw, gateway/authz, gateway/loopback"}},
 		{"bridge importing mochi", pkgImports{ImportPath: m("bridge"), Imports: []string{mochi}},
-			[]string{"bridge imports github.com/mochi-mqtt/server/v2; only gateway may import mochi-mqtt"}},
+			[]string{"bridge imports github.com/mochi-mqtt/server/v2; only gateway/broker may import mochi-mqtt"}},
 		{"cmd importing mochi", pkgImports{ImportPath: m("cmd/edgegw"), Imports: []string{mochi + "/packets"}},
-			[]string{"cmd/edgegw imports github.com/mochi-mqtt/server/v2/packets; only gateway may import mochi-mqtt"}},
-		{"gateway importing mochi is fine", pkgImports{ImportPath: m("gateway"), Imports: []string{mochi}}, nil},
+			[]string{"cmd/edgegw imports github.com/mochi-mqtt/server/v2/packets; only gateway/broker may import mochi-mqtt"}},
+		{"gateway importing mochi", pkgImports{ImportPath: m("gateway"), Imports: []string{mochi}},
+			[]string{"gateway imports github.com/mochi-mqtt/server/v2; only gateway/broker may import mochi-mqtt"}},
+		{"observe importing mochi", pkgImports{ImportPath: m("gateway/observe"), Imports: []string{mochi + "/packets"}},
+			[]string{"gateway/observe imports github.com/mochi-mqtt/server/v2/packets; only gateway/broker may import mochi-mqtt"}},
+		{"gateway/broker importing mochi is fine", pkgImports{ImportPath: m("gateway/broker"), Imports: []string{mochi}}, nil},
 		{"gatewaytest importing mochi and gateway is fine", pkgImports{ImportPath: m("gateway/gatewaytest"), Imports: []string{mochi, m("gateway")}}, nil},
+		{"gateway importing prometheus", pkgImports{ImportPath: m("gateway"), Imports: []string{prom}},
+			[]string{"gateway imports github.com/prometheus/client_golang/prometheus; only gateway/observe may import prometheus"}},
+		{"broker importing prometheus", pkgImports{ImportPath: m("gateway/broker"), Imports: []string{prom}},
+			[]string{"gateway/broker imports github.com/prometheus/client_golang/prometheus; only gateway/observe may import prometheus"}},
+		{"observe importing prometheus is fine", pkgImports{ImportPath: m("gateway/observe"), Imports: []string{prom, m("gateway/broker")}}, nil},
 		{"gateway importing badger", pkgImports{ImportPath: m("gateway"), Imports: []string{badger}},
 			[]string{"gateway imports github.com/dgraph-io/badger/v4; only store may import badger"}},
 		{"store importing badger is fine", pkgImports{ImportPath: m("store"), Imports: []string{badger}, Deps: []string{badger}}, nil},
+		{"gateway importing paho", pkgImports{ImportPath: m("gateway"), Imports: []string{paho}},
+			[]string{"gateway imports github.com/eclipse/paho.golang/paho; the daemon's packages must not import paho (the bridge speaks MQTT upstream)"}},
+		{"the demo importing paho and gateway is fine", pkgImports{ImportPath: m("cmd/edgegw/demo"), Imports: []string{paho, m("gateway")}}, nil},
 		{"hw importing gateway", pkgImports{ImportPath: m("hw"), Imports: []string{m("gateway")}, Deps: []string{m("gateway")}},
 			[]string{"hw imports gateway (via its dependencies); allowed from this module: nothing", "hw imports gateway; only cmd/... may import gateway"}},
 		{"a new package importing gatewaytest", pkgImports{ImportPath: m("tools/x"), Imports: []string{m("gateway/gatewaytest")}},
@@ -195,6 +281,23 @@ func TestCheckImportsCatches(t *testing.T) {
 		{"tests may import gatewaytest and gateway", pkgImports{ImportPath: m("bridge"), TestImports: []string{m("gateway/gatewaytest"), m("gateway")}}, nil},
 		{"cmd importing gateway is fine", pkgImports{ImportPath: m("cmd/edgegw"), Imports: []string{m("gateway")}}, nil},
 		{"packages outside the module are ignored", pkgImports{ImportPath: "example.com/x", Imports: []string{mochi, badger}}, nil},
+		// Rooms being built on other branches.
+		{"rules importing authz is fine", pkgImports{ImportPath: m("gateway/rules"), Imports: []string{m("gateway/authz")}, Deps: []string{m("gateway/authz")}}, nil},
+		{"rules importing the broker", pkgImports{ImportPath: m("gateway/rules"), Imports: []string{m("gateway/broker")}, Deps: []string{m("gateway/broker"), m("gateway/authz")}},
+			[]string{"gateway/rules imports gateway/broker (via its dependencies); allowed from this module: gateway/authz"}},
+		{"rules importing paho", pkgImports{ImportPath: m("gateway/rules"), Imports: []string{pahoPath + "/packets"}},
+			[]string{"gateway/rules imports github.com/eclipse/paho.golang/packets; it must not import github.com/eclipse/paho.golang",
+				"gateway/rules imports github.com/eclipse/paho.golang/packets; the daemon's packages must not import paho (the bridge speaks MQTT upstream)"}},
+		{"shadow importing badger", pkgImports{ImportPath: m("gateway/shadow"), Imports: []string{badger}},
+			[]string{"gateway/shadow imports github.com/dgraph-io/badger/v4; it must not import github.com/dgraph-io/badger",
+				"gateway/shadow imports github.com/dgraph-io/badger/v4; only store may import badger"}},
+		{"authorizer importing prometheus", pkgImports{ImportPath: m("gateway/authorizer"), Imports: []string{prom}},
+			[]string{"gateway/authorizer imports github.com/prometheus/client_golang/prometheus; it must not import github.com/prometheus/",
+				"gateway/authorizer imports github.com/prometheus/client_golang/prometheus; only gateway/observe may import prometheus"}},
+		{"authorizer importing authz and store is fine", pkgImports{ImportPath: m("gateway/authorizer"), Imports: []string{m("gateway/authz")}, Deps: []string{m("gateway/authz"), m("store")}}, nil},
+		{"mosqimport importing the store", pkgImports{ImportPath: m("gateway/mosqimport"), Imports: []string{m("gateway/config")}, Deps: []string{m("gateway/config"), m("hw"), m("store")}},
+			[]string{"gateway/mosqimport imports store (via its dependencies); it must not depend on gateway, gateway/broker, gateway/observe, bridge, store"}},
+		{"mosqimport importing config and authz is fine", pkgImports{ImportPath: m("gateway/mosqimport"), Imports: []string{m("gateway/config"), m("gateway/authz")}, Deps: []string{m("gateway/config"), m("gateway/authz"), m("hw")}}, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
 
@@ -152,7 +150,7 @@ With --key auto the key is created on first use.
 				_, err = a.stdout.Write(csr)
 				return err
 			}
-			if err := writeCSRFile(out, csr, 0o644); err != nil {
+			if err := hw.WriteFileAtomic(out, csr, 0o644); err != nil {
 				return &exitError{code: 1, err: fmt.Errorf("writing CSR: %w", err)}
 			}
 			fmt.Fprintf(a.stderr, "wrote %s\n", out)
@@ -193,29 +191,4 @@ gives for its public key, and for the public key in its certificate or CSR.
 	}
 	f.add(cmd)
 	return cmd
-}
-
-// writeCSRFile replaces path with data via a temp file and rename.
-func writeCSRFile(path string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
 }

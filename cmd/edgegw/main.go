@@ -1,6 +1,6 @@
 // Command edgegw is the edge gateway appliance: one binary with subcommands
 // (run, check, version; later pki, key, policy, queue, status, demo). It
-// parses flags, loads the config through gateway.LoadConfig/gateway.Check and
+// parses flags, loads the config through config.Load/config.Check and
 // hands it to gateway.New(...).Run(ctx). It is the only importer of package
 // gateway; it must not import mochi-mqtt or badger directly.
 package main
@@ -14,9 +14,8 @@ import (
 	"os"
 	"strings"
 
+	"github.com/edgegw/edgegw/gateway/config"
 	"github.com/spf13/cobra"
-
-	"github.com/edgegw/edgegw/gateway"
 )
 
 // Set by the Makefile: -ldflags "-X main.version=... -X main.commit=...".
@@ -121,7 +120,7 @@ func addConfigFlag(cmd *cobra.Command, path *string) {
 
 // logger builds the slog logger from the flags, falling back to the config's
 // log section (cfg may be nil). It is passed down, never installed globally.
-func (a *app) logger(cfg *gateway.Config) (*slog.Logger, error) {
+func (a *app) logger(cfg *config.Config) (*slog.Logger, error) {
 	level, format := "info", "text"
 	if cfg != nil {
 		level, format = cfg.Log.Level, cfg.Log.Format
@@ -132,7 +131,7 @@ func (a *app) logger(cfg *gateway.Config) (*slog.Logger, error) {
 	if a.logFormat != "" {
 		format = a.logFormat
 	}
-	lv, err := gateway.ParseLogLevel(level)
+	lv, err := config.ParseLogLevel(level)
 	if err != nil {
 		return nil, &exitError{code: 2, err: fmt.Errorf("--log-level %v", err)}
 	}
@@ -149,7 +148,7 @@ func (a *app) logger(cfg *gateway.Config) (*slog.Logger, error) {
 // reportConfigError prints every config problem to stderr, one a line, and
 // returns an exitError that execute does not print again.
 func (a *app) reportConfigError(err error) error {
-	var ce *gateway.ConfigError
+	var ce *config.Error
 	if !errors.As(err, &ce) {
 		return &exitError{code: 1, err: err}
 	}

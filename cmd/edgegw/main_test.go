@@ -10,29 +10,12 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/edgegw/edgegw/gateway/gatewaytest"
 )
-
-// syncBuffer is a bytes.Buffer safe for a writer and a concurrent reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // edgegw runs the command line in-process and returns exit code, stdout, stderr.
 func edgegw(t *testing.T, args ...string) (int, string, string) {
@@ -316,7 +299,7 @@ audit: {file: ""}
 func TestRunUntilCancelled(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	var stdout, stderr syncBuffer
+	var stdout, stderr gatewaytest.Buffer
 	done := make(chan int, 1)
 	cfg := runConfig(t)
 	go func() {

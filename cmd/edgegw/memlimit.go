@@ -5,7 +5,7 @@ import (
 	"os"
 	"runtime/debug"
 
-	"github.com/edgegw/edgegw/gateway"
+	"github.com/edgegw/edgegw/gateway/config"
 )
 
 // applyMemoryLimit sets the Go runtime's soft memory limit from
@@ -15,7 +15,7 @@ import (
 // the collector run more often as the heap plus goroutine stacks approach
 // it, instead of letting GOGC=100 double them (2,000 sessions: about 230 MiB
 // RSS without it, see packaging/edgegw.service).
-func applyMemoryLimit(limit gateway.Size, getenv func(string) string, set func(int64) int64, log *slog.Logger) {
+func applyMemoryLimit(limit config.Size, getenv func(string) string, set func(int64) int64, log *slog.Logger) {
 	log = log.With("component", "main")
 	if env := getenv("GOMEMLIMIT"); env != "" {
 		log.Info("memory limit from the environment; limits.memory_limit ignored", "GOMEMLIMIT", env, "memory_limit", limit.String())
@@ -30,6 +30,6 @@ func applyMemoryLimit(limit gateway.Size, getenv func(string) string, set func(i
 }
 
 // applyMemoryLimitFromConfig is applyMemoryLimit for the running process.
-func applyMemoryLimitFromConfig(cfg *gateway.Config, log *slog.Logger) {
+func applyMemoryLimitFromConfig(cfg *config.Config, log *slog.Logger) {
 	applyMemoryLimit(cfg.Limits.MemoryLimit, os.Getenv, debug.SetMemoryLimit, log)
 }

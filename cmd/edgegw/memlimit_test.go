@@ -6,13 +6,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/edgegw/edgegw/gateway"
+	"github.com/edgegw/edgegw/gateway/config"
 )
 
 func TestApplyMemoryLimit(t *testing.T) {
 	tests := []struct {
 		name    string
-		limit   gateway.Size
+		limit   config.Size
 		env     string
 		wantSet int64 // -1: not set
 		wantLog string

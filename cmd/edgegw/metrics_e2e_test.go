@@ -14,21 +14,19 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/eclipse/paho.golang/packets"
 	"github.com/eclipse/paho.golang/paho"
 
-	"github.com/edgegw/edgegw/gateway"
 	"github.com/edgegw/edgegw/gateway/gatewaytest"
+	"github.com/edgegw/edgegw/gateway/observe"
 )
 
 // cutLink forwards TCP to target; cut closes every connection and refuses
@@ -125,8 +123,8 @@ func sample(scrape, series string) float64 {
 	return -1
 }
 
-func health(addr string) (int, gateway.Health) {
-	var h gateway.Health
+func health(addr string) (int, observe.Health) {
+	var h observe.Health
 	resp, err := (&http.Client{Timeout: 2 * time.Second}).Get("http://" + addr + "/healthz")
 	if err != nil {
 		return 0, h
@@ -137,20 +135,14 @@ func health(addr string) (int, gateway.Health) {
 }
 
 func TestMetricsE2EQueueDepthDuringOutage(t *testing.T) {
-	upPKI := gatewaytest.NewPKI(t, "upstream")
-	gw, cloudCert := upPKI.Issue(t, "plant-7-gw"), upPKI.Issue(t, "cloud")
-	extra := ""
-	if os.Geteuid() == 0 {
-		extra = "user root\n" // else mosquitto drops to user mosquitto and cannot read the test's keys
-	}
-	mosq := gatewaytest.StartMosquitto(t, upPKI, extra)
-	link := newCutLink(t, mosq.Addr)
+	up := gatewaytest.NewUpstream(t, cmdUpstream)
+	upPKI, gw, cloudCert := up.PKI, up.Gateway, up.Cloud
+	link := newCutLink(t, up.Addr)
 
 	site := gatewaytest.NewPKI(t, "site")
 	dir := t.TempDir()
 	lan, metrics := gatewaytest.FreeAddr(t), gatewaytest.FreeAddr(t)
-	gatewaytest.WriteFile(t, filepath.Join(dir, "devices.yaml"), []byte("version: 1\ndefault: {policies: []}\nthings:\n  - {name: sensor-1, policies: [sensor]}\n"), 0o644)
-	gatewaytest.WriteFile(t, filepath.Join(dir, "policies", "sensor.json"), []byte(bridgeSensorPolicyMetrics), 0o644)
+	gatewaytest.WriteSiteFiles(t, dir, "version: 1\ndefault: {policies: []}\nthings:\n  - {name: sensor-1, policies: [sensor]}\n", map[string]string{"sensor": bridgeSensorPolicyMetrics})
 	conf := filepath.Join(dir, "edgegw.yaml")
 	gatewaytest.WriteFile(t, conf, fmt.Appendf(nil, `version: 1
 site: plant-7
@@ -177,7 +169,7 @@ bridge:
 `, dir, lan, site.CAFile, site.ServerCert, site.ServerKey, site.CRLFile, metrics,
 		link.ln.Addr().String(), upPKI.CAFile, gw.CertFile, gw.KeyFile), 0o644)
 
-	var log syncBuffer
+	var log gatewaytest.Buffer
 	cmd := exec.Command(gatewaytest.Edgegw(t), "run", "-c", conf)
 	cmd.Stdout, cmd.Stderr = &log, &log
 	if err := cmd.Start(); err != nil {
@@ -186,12 +178,7 @@ bridge:
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }()
 	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(15 * time.Second):
-			_ = cmd.Process.Kill()
-			<-exited
+		if !gatewaytest.Terminate(cmd.Process, exited, 15*time.Second) {
 			t.Errorf("edgegw run did not stop within 15s of SIGTERM")
 		}
 		if t.Failed() {
@@ -220,7 +207,7 @@ bridge:
 	// The cloud side, directly on mosquitto: counts distinct payloads.
 	var mu sync.Mutex
 	got := map[string]bool{}
-	ctls, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", mosq.Addr, upPKI.ClientTLS(cloudCert))
+	ctls, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", up.Addr, upPKI.ClientTLS(cloudCert))
 	if err != nil {
 		t.Fatal(err)
 	}

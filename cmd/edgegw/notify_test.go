@@ -47,7 +47,7 @@ bridge:
 }
 
 // nextState reads notifications until one that is not a watchdog ping.
-func nextState(t *testing.T, conn *net.UnixConn, pings *int, log *syncBuffer) string {
+func nextState(t *testing.T, conn *net.UnixConn, pings *int, log *gatewaytest.Buffer) string {
 	t.Helper()
 	for range 1000 {
 		if err := conn.SetReadDeadline(time.Now().Add(20 * time.Second)); err != nil {
@@ -88,7 +88,7 @@ func TestNotifyLifecycle(t *testing.T) {
 	addr := gatewaytest.FreeAddr(t)
 	cfg := notifyConfig(t, addr)
 
-	var log syncBuffer
+	var log gatewaytest.Buffer
 	cmd := exec.Command(bin, "run", "-c", cfg)
 	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+sock, "WATCHDOG_USEC=200000") // ping every 100 ms
 	cmd.Stdout, cmd.Stderr = &log, &log

@@ -8,10 +8,9 @@ import (
 	"os"
 	"strings"
 
+	"github.com/edgegw/edgegw/gateway/broker"
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
-
-	"github.com/edgegw/edgegw/gateway"
 )
 
 func init() { extraCommands = append(extraCommands, newPasswdCmd) }
@@ -32,7 +31,7 @@ certificate.`,
 			if err != nil {
 				return err
 			}
-			if err := gateway.SetPassword(args[0], args[1], pw); err != nil {
+			if err := broker.SetPassword(args[0], args[1], pw); err != nil {
 				return err
 			}
 			fmt.Fprintf(a.stdout, "password for %q set in %s\n", args[1], args[0])

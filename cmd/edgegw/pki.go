@@ -18,7 +18,7 @@ import (
 	"github.com/spf13/cobra"
 	"gopkg.in/yaml.v3"
 
-	"github.com/edgegw/edgegw/gateway"
+	"github.com/edgegw/edgegw/gateway/clock"
 	"github.com/edgegw/edgegw/gateway/pki"
 )
 
@@ -32,17 +32,11 @@ const defaultPKIDir = "/etc/edgegw/pki"
 // runs as root and this user exists, the daemon gets what it must read (pki.DaemonOwner).
 const daemonUser = "edgegw"
 
-// clockFloor is the earliest believable "now" for certificates and the CRL: the build date the
-// binary carries (buildinfo.go hands main.buildDate to gateway.SetBuildInfo, the one source the
-// daemon's clock guard reads too), or gateway.DefaultBuildFloor when it carries none. A Pi has no
-// real-time clock: a clock before the build date is wrong, and certificates then start at the
-// build date instead.
-func clockFloor() time.Time {
-	if d := gateway.GetBuildInfo().Date; d.After(gateway.DefaultBuildFloor) {
-		return d
-	}
-	return gateway.DefaultBuildFloor
-}
+// clockFloor is the earliest believable "now" for certificates and the CRL: clock.BuildFloor,
+// the floor the daemon's clock guard uses too (buildinfo.go hands main.buildDate to
+// clock.SetBuildInfo). A Pi has no real-time clock: a clock before the build date is wrong, and
+// certificates then start at the build date instead.
+func clockFloor() time.Time { return clock.BuildFloor() }
 
 type pkiFlags struct {
 	config  string

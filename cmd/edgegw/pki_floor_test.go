@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgegw/edgegw/gateway"
+	"github.com/edgegw/edgegw/gateway/clock"
 )
 
 func caNotBefore(t *testing.T, dir string) time.Time {
@@ -31,11 +31,11 @@ func caNotBefore(t *testing.T, dir string) time.Time {
 }
 
 // TestPKIClockFloorIsBuildDate: the PKI commands' clock floor is the build date held by
-// gateway.BuildInfo (the daemon's clock guard reads the same), or gateway.DefaultBuildFloor
+// clock.BuildInfo (the daemon's clock guard reads the same), or clock.DefaultBuildFloor
 // without one; a clock before it makes certificates start at the floor, with a warning.
 func TestPKIClockFloorIsBuildDate(t *testing.T) {
-	saved := gateway.GetBuildInfo()
-	t.Cleanup(func() { gateway.SetBuildInfo(saved) })
+	saved := clock.GetBuildInfo()
+	t.Cleanup(func() { clock.SetBuildInfo(saved) })
 	future := time.Now().UTC().AddDate(1, 0, 0).Truncate(time.Second)
 
 	for _, tc := range []struct {
@@ -44,18 +44,18 @@ func TestPKIClockFloorIsBuildDate(t *testing.T) {
 		wantFloor time.Time
 		clamped   bool // the system clock is before the floor
 	}{
-		{"no build date", time.Time{}, gateway.DefaultBuildFloor, false},
-		{"build date before the default floor", gateway.DefaultBuildFloor.AddDate(0, -1, 0), gateway.DefaultBuildFloor, false},
+		{"no build date", time.Time{}, clock.DefaultBuildFloor, false},
+		{"build date before the default floor", clock.DefaultBuildFloor.AddDate(0, -1, 0), clock.DefaultBuildFloor, false},
 		{"build date after the clock", future, future, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			gateway.SetBuildInfo(gateway.BuildInfo{Version: saved.Version, Commit: saved.Commit, Date: tc.date})
+			clock.SetBuildInfo(clock.BuildInfo{Version: saved.Version, Commit: saved.Commit, Date: tc.date})
 			if got := clockFloor(); !got.Equal(tc.wantFloor) {
 				t.Fatalf("clockFloor() = %v; want %v", got, tc.wantFloor)
 			}
 			// The daemon's clock guard, given the same build info and a Pi that booted in
 			// 1970, answers the same floor.
-			guard := gateway.NewClock(gateway.GetBuildInfo().Date, func() time.Time { return time.Unix(0, 0) }, nil)
+			guard := clock.New(clock.GetBuildInfo().Date, func() time.Time { return time.Unix(0, 0) }, nil)
 			if got := guard.Now(); !got.Equal(tc.wantFloor) {
 				t.Errorf("clock guard Now() = %v; want the PKI floor %v", got, tc.wantFloor)
 			}

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/edgegw/edgegw/gateway/gatewaytest"
 )
 
 // mosquitto_pub with a bundle from `edgegw pki issue` connects to `edgegw run`, and is cut
@@ -60,7 +62,7 @@ audit: {file: ""}
 	mustRun(t, "pki", "issue", "-c", conf, "s-1", "--type", "temperature", "--policy", "sensor", "--out", out)
 
 	ctx, cancel := context.WithCancel(context.Background())
-	var stderr syncBuffer
+	var stderr gatewaytest.Buffer
 	done := make(chan int, 1)
 	go func() { done <- execute(ctx, []string{"--log-format", "json", "run", "-c", conf}, &stderr, &stderr) }()
 	defer func() {

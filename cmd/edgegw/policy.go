@@ -2,16 +2,15 @@ package main
 
 import (
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"net/netip"
-	"os"
 
 	"github.com/spf13/cobra"
 
-	"github.com/edgegw/edgegw/gateway"
 	"github.com/edgegw/edgegw/gateway/authz"
+	"github.com/edgegw/edgegw/gateway/broker"
+	"github.com/edgegw/edgegw/gateway/config"
 )
 
 func init() { extraCommands = append(extraCommands, newPolicyCmd) }
@@ -105,9 +104,9 @@ func (a *app) policyTest(f *policyTestFlags) error {
 			return &exitError{code: 2, err: err}
 		}
 	}
-	cfg, err := gateway.LoadConfig(f.config)
+	cfg, err := config.Load(f.config)
 	if err != nil {
-		var ce *gateway.ConfigError
+		var ce *config.Error
 		if errors.As(err, &ce) {
 			for _, fe := range ce.Errors {
 				fmt.Fprintln(a.stderr, fe.Error())
@@ -116,7 +115,7 @@ func (a *app) policyTest(f *policyTestFlags) error {
 		}
 		return &exitError{code: 2, err: err}
 	}
-	eng, err := gateway.LoadPolicy(cfg.Devices, cfg.Policies)
+	eng, err := broker.LoadPolicy(cfg.Devices, cfg.Policies)
 	if err != nil {
 		var list authz.ErrorList
 		if errors.As(err, &list) {
@@ -147,24 +146,11 @@ func (a *app) policyTest(f *policyTestFlags) error {
 	return nil
 }
 
+// readCert reads the leaf (first) certificate of a PEM file.
 func readCert(path string) (*x509.Certificate, error) {
-	data, err := os.ReadFile(path)
+	chain, err := broker.ReadCertChain(path)
 	if err != nil {
-		return nil, fmt.Errorf("reading certificate: %w", err)
+		return nil, err
 	}
-	for {
-		var b *pem.Block
-		b, data = pem.Decode(data)
-		if b == nil {
-			break
-		}
-		if b.Type == "CERTIFICATE" {
-			c, err := x509.ParseCertificate(b.Bytes)
-			if err != nil {
-				return nil, fmt.Errorf("parsing certificate %q: %w", path, err)
-			}
-			return c, nil
-		}
-	}
-	return nil, fmt.Errorf("certificate %q: no CERTIFICATE PEM block", path)
+	return chain[0], nil
 }

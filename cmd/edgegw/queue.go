@@ -15,6 +15,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/edgegw/edgegw/gateway"
+	"github.com/edgegw/edgegw/gateway/config"
+	"github.com/edgegw/edgegw/gateway/observe"
 	"github.com/edgegw/edgegw/store"
 )
 
@@ -99,21 +101,21 @@ tpm-sealed:PATH).`,
 
 // openQueue opens the queue for an offline command. It never creates a queue
 // and never moves a damaged one aside (the daemon does that).
-func (a *app) openQueue(f *queueFlags) (*store.Queue, *gateway.Config, error) {
-	var cfg *gateway.Config
+func (a *app) openQueue(f *queueFlags) (*store.Queue, *config.Config, error) {
+	var cfg *config.Config
 	var opts store.Options
 	if f.dir != "" {
 		opts.Dir = f.dir
 		if f.key != "" {
 			var err error
-			cfg = &gateway.Config{Store: gateway.StoreConfig{Dir: f.dir, EncryptionKey: f.key}}
+			cfg = &config.Config{Store: config.StoreConfig{Dir: f.dir, EncryptionKey: f.key}}
 			if opts, err = gateway.StoreOptionsFromConfig(a.ctx, cfg); err != nil {
 				return nil, nil, &exitError{code: 1, err: err}
 			}
 			cfg = nil
 		}
 	} else {
-		c, err := gateway.LoadConfig(f.config)
+		c, err := config.Load(f.config)
 		if err != nil {
 			return nil, nil, a.reportConfigError(err)
 		}
@@ -150,7 +152,7 @@ func (a *app) queueStats(f *queueFlags) error {
 	var ee *exitError
 	if err != nil && errors.As(err, &ee) && ee.err != nil && ee.err.Error() == errDaemonRunning && cfg != nil && cfg.Admin.Socket != "" {
 		// The daemon runs: ask it.
-		if aerr := gateway.AdminGet(a.ctx, cfg.Admin.Socket, "/queue/stats", &st); aerr != nil {
+		if aerr := observe.AdminGet(a.ctx, cfg.Admin.Socket, "/queue/stats", &st); aerr != nil {
 			return &exitError{code: 1, err: fmt.Errorf("%s; and asking it failed: %v", errDaemonRunning, aerr)}
 		}
 	} else if err != nil {
@@ -173,10 +175,10 @@ func (a *app) queueStats(f *queueFlags) error {
 func printStats(w io.Writer, st store.Stats) {
 	capTxt := "no cap"
 	if st.MaxBytes > 0 {
-		capTxt = "cap " + gateway.Size(st.MaxBytes).String()
+		capTxt = "cap " + config.Size(st.MaxBytes).String()
 	}
 	fmt.Fprintf(w, "%d messages, %s (%s), %d dead letters, next seq %d\n",
-		st.Depth, gateway.Size(st.Bytes), capTxt, st.DeadLetters, st.NextSeq)
+		st.Depth, config.Size(st.Bytes), capTxt, st.DeadLetters, st.NextSeq)
 	if st.CorruptMovedTo != "" {
 		fmt.Fprintf(w, "a damaged queue was moved aside to %s\n", st.CorruptMovedTo)
 	}
@@ -203,7 +205,7 @@ func printStats(w io.Writer, st store.Stats) {
 		if d == "" {
 			d = "-"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%d\t%s\t%d\t%s\n", name, r.Priority, r.Depth, gateway.Size(r.Bytes), r.OldestSeq, age, r.DeadLetters, d)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%d\t%s\t%d\t%s\n", name, r.Priority, r.Depth, config.Size(r.Bytes), r.OldestSeq, age, r.DeadLetters, d)
 	}
 	tw.Flush()
 }
@@ -258,7 +260,7 @@ func (a *app) queuePurge(f *queueFlags) error {
 		if f.dead {
 			return usageError("queue purge: --older-than does not apply to --dead")
 		}
-		d, err := gateway.ParseDuration(f.olderThan)
+		d, err := config.ParseDuration(f.olderThan)
 		if err != nil || d.D() <= 0 {
 			return usageError("queue purge: --older-than %q: want a positive duration such as 36h or 7d", f.olderThan)
 		}

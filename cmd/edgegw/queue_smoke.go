@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/edgegw/edgegw/gateway"
+	"github.com/edgegw/edgegw/gateway/config"
 	"github.com/edgegw/edgegw/store"
 )
 
@@ -64,7 +65,7 @@ func (a *app) queueSmoke(f *queueFlags, n int) error {
 	}
 	opts := store.Options{Dir: f.dir}
 	if f.key != "" {
-		cfg := &gateway.Config{Store: gateway.StoreConfig{Dir: f.dir, EncryptionKey: f.key}}
+		cfg := &config.Config{Store: config.StoreConfig{Dir: f.dir, EncryptionKey: f.key}}
 		var err error
 		if opts, err = gateway.StoreOptionsFromConfig(a.ctx, cfg); err != nil {
 			return fail("%v", err)

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/edgegw/edgegw/gateway"
+	"github.com/edgegw/edgegw/gateway/config"
 )
 
 func (a *app) runCmd() *cobra.Command {
@@ -31,7 +32,7 @@ runs the gateway until SIGINT or SIGTERM. Logs go to stderr (journald under syst
 			if _, err := a.logger(nil); err != nil {
 				return err
 			}
-			cfg, err := gateway.Check(cfgPath)
+			cfg, err := config.Check(cfgPath)
 			if err != nil {
 				return a.reportConfigError(err)
 			}
@@ -56,7 +57,7 @@ runs the gateway until SIGINT or SIGTERM. Logs go to stderr (journald under syst
 // the listeners accept and the queue is open, RELOADING/READY around every
 // SIGHUP reload, STOPPING when shutdown begins, and pings the watchdog while
 // the gateway is healthy.
-func runGateway(ctx context.Context, cfg *gateway.Config, log *slog.Logger) error {
+func runGateway(ctx context.Context, cfg *config.Config, log *slog.Logger) error {
 	g, err := gateway.New(cfg, log)
 	if err != nil {
 		return err
@@ -117,7 +118,7 @@ func watchdogProbe(log *slog.Logger, healthy func() error) func() error {
 	}
 }
 
-func routeCount(cfg *gateway.Config) int {
+func routeCount(cfg *config.Config) int {
 	if cfg.Bridge == nil {
 		return 0
 	}

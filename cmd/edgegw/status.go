@@ -14,7 +14,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/edgegw/edgegw/gateway"
+	"github.com/edgegw/edgegw/gateway/config"
+	"github.com/edgegw/edgegw/gateway/observe"
 )
 
 func init() { extraCommands = append(extraCommands, newStatusCmd) }
@@ -45,8 +46,8 @@ Exit status: 0 when the daemon answered, 3 when no daemon is running, 1 otherwis
 			if err != nil {
 				return &exitError{code: 1, err: err}
 			}
-			var st gateway.Status
-			if err := gateway.AdminGet(cmd.Context(), path, "/status", &st); err != nil {
+			var st observe.Status
+			if err := observe.AdminGet(cmd.Context(), path, "/status", &st); err != nil {
 				return adminError(path, err)
 			}
 			if asJSON {
@@ -70,7 +71,7 @@ func adminSocketPath(flag, cfgPath string, explicit bool) (string, error) {
 	if flag != "" {
 		return flag, nil
 	}
-	cfg, err := gateway.LoadConfig(cfgPath)
+	cfg, err := config.Load(cfgPath)
 	if err != nil {
 		if explicit {
 			return "", fmt.Errorf("reading %s for admin.socket: %w", cfgPath, err)
@@ -86,7 +87,7 @@ func adminSocketPath(flag, cfgPath string, explicit bool) (string, error) {
 // adminError turns an admin socket failure into the message and exit code.
 func adminError(path string, err error) error {
 	switch {
-	case errors.Is(err, gateway.ErrNotRunning):
+	case errors.Is(err, observe.ErrNotRunning):
 		return &exitError{code: exitNotRunning, err: fmt.Errorf("edgegw is not running (no daemon at %s); start it with: systemctl start edgegw", path)}
 	case errors.Is(err, syscall.EACCES) || errors.Is(err, os.ErrPermission):
 		return &exitError{code: 1, err: fmt.Errorf("permission denied on %s: run as root or as a member of group edgegw", path)}
@@ -94,7 +95,7 @@ func adminError(path string, err error) error {
 	return &exitError{code: 1, err: err}
 }
 
-func printStatus(w io.Writer, s *gateway.Status) {
+func printStatus(w io.Writer, s *observe.Status) {
 	fmt.Fprintf(w, "edgegw %s (commit %s), site %s, up %s (pid %d)\n", s.Version, s.Commit, s.Site, durStr(time.Duration(s.Uptime*float64(time.Second))), s.PID)
 	h := s.Health
 	fmt.Fprintf(w, "health:      %s (listeners %d, queue %s, upstream %s)\n", h.Status, h.Listeners, h.Queue, h.Upstream)
@@ -113,80 +114,11 @@ func printStatus(w io.Writer, s *gateway.Status) {
 		ls = append(ls, fmt.Sprintf("%s %s (%s)", l.Name, l.Address, kind))
 	}
 	fmt.Fprintf(w, "listeners:   %s\n", strings.Join(ls, ", "))
-	if u := s.Upstream; u != nil {
-		state := "DOWN"
-		if u.Connected {
-			state = "connected since " + u.ConnectedSince.UTC().Format(time.RFC3339)
-		}
-		fmt.Fprintf(w, "upstream:    %s %s, %d reconnects, %d sent, %d acked, %.1f msg/s\n", u.URL, state, u.Reconnects, u.Sent, u.Acked, u.Rate)
-		if u.LastError != "" {
-			fmt.Fprintf(w, "             last error: %s\n", u.LastError)
-		}
-	} else {
-		fmt.Fprintln(w, "upstream:    none (no bridge configured: local broker only)")
-	}
-	if q := s.Queue; q != nil {
-		fmt.Fprintf(w, "queue:       %d messages, %s of %s; disk free %s\n", q.Depth, sizeStr(q.Bytes), sizeStr(q.MaxBytes), sizeStr(int64(q.FreeBytes)))
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "  ROUTE\tBACKLOG\tBYTES\tOLDEST\tRATE\tDROPS\tDEAD")
-		for _, r := range q.Routes {
-			var drops uint64
-			for _, n := range r.Drops {
-				drops += n
-			}
-			oldest := "-"
-			if r.OldestAge > 0 {
-				oldest = durStr(time.Duration(r.OldestAge * float64(time.Second)))
-			}
-			fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\t%.1f/s\t%d\t%d\n", r.Name, r.Depth, sizeStr(r.Bytes), oldest, r.Rate, drops, r.DeadLetters)
-		}
-		tw.Flush()
-	}
-	fmt.Fprintf(w, "devices:     %d connected\n", s.Devices.Count)
-	if len(s.Devices.Connected) > 0 {
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "  THING\tCLIENT ID\tREMOTE\tLISTENER\tSINCE")
-		for _, d := range s.Devices.Connected {
-			since := "-"
-			if !d.Since.IsZero() {
-				since = d.Since.UTC().Format(time.RFC3339)
-			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", d.Thing, d.ClientID, d.Remote, d.Listener, since)
-		}
-		tw.Flush()
-	}
-	if len(s.Denials) == 0 {
-		fmt.Fprintln(w, "denials:     none recently")
-	} else {
-		fmt.Fprintf(w, "denials:     %d recent (newest first)\n", len(s.Denials))
-		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-		for i, d := range s.Denials {
-			if i == 10 {
-				fmt.Fprintf(tw, "  ... %d more (edgegw status --json)\n", len(s.Denials)-10)
-				break
-			}
-			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", d.Time.UTC().Format(time.RFC3339), d.Device, d.Action, d.Resource, d.Statement)
-		}
-		tw.Flush()
-	}
-	var certs []string
-	for _, c := range s.Certs {
-		if c.Error != "" {
-			certs = append(certs, fmt.Sprintf("%s: %s", c.Cert, c.Error))
-			continue
-		}
-		warn := ""
-		if c.Days < 30 {
-			warn = " (RENEW SOON)"
-		}
-		if c.Days < 0 {
-			warn = " (EXPIRED)"
-		}
-		certs = append(certs, fmt.Sprintf("%s %.0f days%s", c.Cert, c.Days, warn))
-	}
-	if len(certs) > 0 {
-		fmt.Fprintf(w, "certificates: %s\n", strings.Join(certs, ", "))
-	}
+	printUpstream(w, s.Upstream)
+	printQueue(w, s.Queue)
+	printDevices(w, s.Devices)
+	printDenials(w, s.Denials)
+	printCerts(w, s.Certs)
 	if !s.Reload.OK {
 		fmt.Fprintf(w, "reload:      FAILED at %s: %s\n", s.Reload.At.UTC().Format(time.RFC3339), s.Reload.Error)
 	}
@@ -199,6 +131,101 @@ func printStatus(w io.Writer, s *gateway.Status) {
 	if len(af) > 0 {
 		sort.Strings(af)
 		fmt.Fprintf(w, "auth failures: %s\n", strings.Join(af, ", "))
+	}
+}
+
+// printUpstream prints the upstream line (u nil: no bridge).
+func printUpstream(w io.Writer, u *observe.UpstreamStatus) {
+	if u != nil {
+		state := "DOWN"
+		if u.Connected {
+			state = "connected since " + u.ConnectedSince.UTC().Format(time.RFC3339)
+		}
+		fmt.Fprintf(w, "upstream:    %s %s, %d reconnects, %d sent, %d acked, %.1f msg/s\n", u.URL, state, u.Reconnects, u.Sent, u.Acked, u.Rate)
+		if u.LastError != "" {
+			fmt.Fprintf(w, "             last error: %s\n", u.LastError)
+		}
+	} else {
+		fmt.Fprintln(w, "upstream:    none (no bridge configured: local broker only)")
+	}
+}
+
+// printQueue prints the queue and its routes (q nil: no queue).
+func printQueue(w io.Writer, q *observe.QueueStatus) {
+	if q == nil {
+		return
+	}
+	fmt.Fprintf(w, "queue:       %d messages, %s of %s; disk free %s\n", q.Depth, sizeStr(q.Bytes), sizeStr(q.MaxBytes), sizeStr(int64(q.FreeBytes)))
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "  ROUTE\tBACKLOG\tBYTES\tOLDEST\tRATE\tDROPS\tDEAD")
+	for _, r := range q.Routes {
+		var drops uint64
+		for _, n := range r.Drops {
+			drops += n
+		}
+		oldest := "-"
+		if r.OldestAge > 0 {
+			oldest = durStr(time.Duration(r.OldestAge * float64(time.Second)))
+		}
+		fmt.Fprintf(tw, "  %s\t%d\t%s\t%s\t%.1f/s\t%d\t%d\n", r.Name, r.Depth, sizeStr(r.Bytes), oldest, r.Rate, drops, r.DeadLetters)
+	}
+	tw.Flush()
+}
+
+// printDevices prints the connected devices.
+func printDevices(w io.Writer, d observe.DevicesStatus) {
+	fmt.Fprintf(w, "devices:     %d connected\n", d.Count)
+	if len(d.Connected) > 0 {
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "  THING\tCLIENT ID\tREMOTE\tLISTENER\tSINCE")
+		for _, c := range d.Connected {
+			since := "-"
+			if !c.Since.IsZero() {
+				since = c.Since.UTC().Format(time.RFC3339)
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", c.Thing, c.ClientID, c.Remote, c.Listener, since)
+		}
+		tw.Flush()
+	}
+}
+
+// printDenials prints the ten newest denials.
+func printDenials(w io.Writer, denials []observe.DenialStatus) {
+	if len(denials) == 0 {
+		fmt.Fprintln(w, "denials:     none recently")
+	} else {
+		fmt.Fprintf(w, "denials:     %d recent (newest first)\n", len(denials))
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		for i, d := range denials {
+			if i == 10 {
+				fmt.Fprintf(tw, "  ... %d more (edgegw status --json)\n", len(denials)-10)
+				break
+			}
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", d.Time.UTC().Format(time.RFC3339), d.Device, d.Action, d.Resource, d.Statement)
+		}
+		tw.Flush()
+	}
+}
+
+// printCerts prints the certificates' days to expiry.
+func printCerts(w io.Writer, certs []observe.CertExpiry) {
+	var out []string
+	for _, c := range certs {
+		if c.Error != "" {
+			out = append(out, fmt.Sprintf("%s: %s", c.Cert, c.Error))
+			continue
+		}
+		warn := ""
+		if c.Days < 30 {
+			warn = " (RENEW SOON)"
+		}
+		if c.Days < 0 {
+			warn = " (EXPIRED)"
+		}
+		out = append(out, fmt.Sprintf("%s %.0f days%s", c.Cert, c.Days, warn))
+	}
+	if len(out) > 0 {
+		fmt.Fprintf(w, "certificates: %s\n", strings.Join(out, ", "))
 	}
 }
 

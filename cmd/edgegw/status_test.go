@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgegw/edgegw/gateway"
+	"github.com/edgegw/edgegw/gateway/broker"
+	"github.com/edgegw/edgegw/gateway/gatewaytest"
+	"github.com/edgegw/edgegw/gateway/observe"
 )
 
 func TestStatusNotRunning(t *testing.T) {
@@ -42,7 +44,7 @@ func TestStatusOfRunningDaemon(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	cfg := runConfig(t)
-	var stdout, stderr syncBuffer
+	var stdout, stderr gatewaytest.Buffer
 	done := make(chan int, 1)
 	go func() { done <- execute(ctx, []string{"run", "-c", cfg}, &stdout, &stderr) }()
 	defer func() {
@@ -70,7 +72,7 @@ func TestStatusOfRunningDaemon(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	var st gateway.Status
+	var st observe.Status
 	if err := json.Unmarshal([]byte(out), &st); err != nil {
 		t.Fatalf("status --json: %v\n%s", err, out)
 	}
@@ -92,17 +94,17 @@ func TestStatusOfRunningDaemon(t *testing.T) {
 
 func TestPrintStatusFull(t *testing.T) {
 	now := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
-	st := &gateway.Status{
+	st := &observe.Status{
 		Version: "1.0.0", Commit: "abc", Site: "plant-7", PID: 42, Uptime: 3*3600 + 125,
-		Health:    gateway.Health{Status: "unavailable", Listeners: 2, Queue: "failed", Upstream: "down", Error: "writing to queue: input/output error"},
-		Listeners: []gateway.ListenerStatus{{Name: "lan", Address: "0.0.0.0:8883", TLS: true}},
-		Upstream:  &gateway.UpstreamStatus{URL: "mqtts://cloud:8883", LastError: "dial tcp: connection refused", Reconnects: 2},
-		Queue: &gateway.QueueStatus{Depth: 120, Bytes: 4096, MaxBytes: 2 << 30, Routes: []gateway.RouteStatus{
+		Health:    observe.Health{Status: "unavailable", Listeners: 2, Queue: "failed", Upstream: "down", Error: "writing to queue: input/output error"},
+		Listeners: []observe.ListenerStatus{{Name: "lan", Address: "0.0.0.0:8883", TLS: true}},
+		Upstream:  &observe.UpstreamStatus{URL: "mqtts://cloud:8883", LastError: "dial tcp: connection refused", Reconnects: 2},
+		Queue: &observe.QueueStatus{Depth: 120, Bytes: 4096, MaxBytes: 2 << 30, Routes: []observe.RouteStatus{
 			{Name: "telemetry", Depth: 120, Bytes: 4096, OldestAge: 95, Drops: map[string]uint64{"max-age": 2}, Rate: 0}}},
-		Devices: gateway.DevicesStatus{Count: 1, Connected: []gateway.ConnectedDevice{{Thing: "temp-1", ClientID: "temp-1", Remote: "10.0.0.5:5000", Listener: "lan", Since: now}}},
-		Denials: []gateway.DenialStatus{{Time: now, Device: "temp-1", Action: "iot:Publish", Resource: "topic/building/lock-1/state"}},
-		Certs:   []gateway.CertExpiry{{Cert: "server", Days: 364.2}, {Cert: "upstream", Days: 12}},
-		Reload:  gateway.ReloadStatus{OK: false, At: now, Error: "policies/x.json:3: bad"},
+		Devices: observe.DevicesStatus{Count: 1, Connected: []broker.ConnectedDevice{{Thing: "temp-1", ClientID: "temp-1", Remote: "10.0.0.5:5000", Listener: "lan", Since: now}}},
+		Denials: []observe.DenialStatus{{Time: now, Device: "temp-1", Action: "iot:Publish", Resource: "topic/building/lock-1/state"}},
+		Certs:   []observe.CertExpiry{{Cert: "server", Days: 364.2}, {Cert: "upstream", Days: 12}},
+		Reload:  observe.ReloadStatus{OK: false, At: now, Error: "policies/x.json:3: bad"},
 	}
 	var b strings.Builder
 	printStatus(&b, st)

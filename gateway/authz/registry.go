@@ -90,16 +90,6 @@ type policyRef struct {
 	line int
 }
 
-func validThingName(s string) bool {
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == ':' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return s != "" && len(s) <= 128
-}
-
 // ParseRegistry parses devices.yaml (errors are an ErrorList naming file:line). It
 // does not check that attached policies exist; Load does.
 func ParseRegistry(src Source) (*Registry, error) {
@@ -220,12 +210,12 @@ func (r *Registry) parseThings(e *errs, n *node) {
 			switch k.str {
 			case "name":
 				t.Name = v.str
-				if v.kind != scalarNode || !validThingName(v.str) {
+				if v.kind != scalarNode || !ValidThingName(v.str) {
 					e.add(v.line, "%s.name: %q is not a valid thing name: want 1-128 of [a-zA-Z0-9:_-]", where, v.str)
 				}
 			case "type":
 				t.Type = v.str
-				if v.kind != scalarNode || (v.str != "" && !validThingName(v.str)) {
+				if v.kind != scalarNode || (v.str != "" && !ValidThingName(v.str)) {
 					e.add(v.line, "%s.type: %q is not a valid thing type name: want [a-zA-Z0-9:_-]", where, v.str)
 				}
 			case "attributes":

@@ -1,6 +1,8 @@
-// Package gatewaytest holds helpers shared by the gateway and cmd/edgegw
-// tests: a throwaway PKI in t.TempDir(), free loopback ports, Debian's
-// mosquitto and mosquitto_pub/sub with bounded timeouts, and building the
+// Package gatewaytest holds helpers shared by the tests of gateway, its rooms,
+// bridge and cmd/edgegw: a throwaway PKI in t.TempDir(), the test site
+// (WriteSite), an MQTT 5 test client (ConnectV5), free loopback ports,
+// Debian's mosquitto as the upstream (Upstream: the one copy of the Mosquitto
+// helpers) and mosquitto_pub/sub with bounded timeouts, and building the
 // edgegw binary once per test process. Only tests import it; it must not be
 // imported by production code.
 package gatewaytest
@@ -70,7 +72,7 @@ func NewPKI(t testing.TB, name string) *PKI {
 	WriteFile(t, p.CAFile, pemCert(der), 0o644)
 	srv := p.issue(t, "edgegw-test-server", func(c *x509.Certificate) {
 		c.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-		c.DNSNames = []string{"localhost"}
+		c.DNSNames = []string{"localhost", "upstream.test"} // upstream.test: a name for ServerName tests
 		c.IPAddresses = []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
 	})
 	WriteFile(t, p.ServerCert, srv.CertPEM, 0o644)
@@ -278,44 +280,6 @@ func (p *PKI) MosqTLSArgs(addr string, c *Client) []string {
 		args = append(args, "--cert", c.CertFile, "--key", c.KeyFile)
 	}
 	return args
-}
-
-// Mosquitto is a running Debian mosquitto broker.
-type Mosquitto struct {
-	Addr string
-	cmd  *exec.Cmd
-	out  *bytes.Buffer
-}
-
-// StartMosquitto starts mosquitto with conf (a listener line is prepended
-// for a free port, with TLS material from p when p is not nil) and waits
-// until it accepts connections. It is stopped at test cleanup.
-func StartMosquitto(t testing.TB, p *PKI, extra string) *Mosquitto {
-	t.Helper()
-	bin := Need(t, "mosquitto", "mosquitto")
-	addr := FreeAddr(t)
-	_, port, _ := net.SplitHostPort(addr)
-	var conf strings.Builder
-	fmt.Fprintf(&conf, "per_listener_settings false\nallow_anonymous true\npersistence false\nlog_dest stderr\nlog_type error\nlistener %s 127.0.0.1\n", port)
-	if p != nil {
-		fmt.Fprintf(&conf, "cafile %s\ncertfile %s\nkeyfile %s\nrequire_certificate true\nuse_identity_as_username true\ntls_version tlsv1.2\n", p.CAFile, p.ServerCert, p.ServerKey)
-	}
-	conf.WriteString(extra)
-	dir := t.TempDir()
-	cf := filepath.Join(dir, "mosquitto.conf")
-	WriteFile(t, cf, []byte(conf.String()), 0o644)
-	m := &Mosquitto{Addr: addr, out: new(bytes.Buffer)}
-	m.cmd = exec.Command(bin, "-c", cf)
-	m.cmd.Stdout, m.cmd.Stderr = m.out, m.out
-	if err := m.cmd.Start(); err != nil {
-		t.Fatalf("starting mosquitto: %v", err)
-	}
-	t.Cleanup(func() {
-		_ = m.cmd.Process.Kill()
-		_ = m.cmd.Wait()
-	})
-	WaitListening(t, addr, 5*time.Second)
-	return m
 }
 
 // WaitListening waits until addr accepts TCP connections.

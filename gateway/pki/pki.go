@@ -16,10 +16,10 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"time"
 
+	"github.com/edgegw/edgegw/gateway/authz"
 	"github.com/edgegw/edgegw/hw"
 )
 
@@ -162,11 +162,10 @@ type caConfig struct {
 	CRLDays    int      `json:"crl_days,omitempty"`
 }
 
-var thingRE = regexp.MustCompile(`^[a-zA-Z0-9:_-]+$`)
-
-// ValidThing reports whether name can be a thing name in the registry.
+// ValidThing reports whether name can be a thing name in the registry
+// (authz.ValidThingName, the one rule).
 func ValidThing(name string) error {
-	if !thingRE.MatchString(name) || len(name) > 128 {
+	if !authz.ValidThingName(name) {
 		return fmt.Errorf("%w %q: use 1-128 characters from a-z A-Z 0-9 : _ -", ErrBadThing, name)
 	}
 	return nil

@@ -1,0 +1,741 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	mqtt "github.com/mochi-mqtt/server/v2"
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/edgegw/edgegw/gateway/audit"
+	"github.com/edgegw/edgegw/gateway/authz"
+	"github.com/edgegw/edgegw/store"
+)
+
+// Denials, exactly as a client sees them (mochi v2.7.9 behaviour, pinned by
+// tests in hook_test.go and cmd/edgegw/broker_e2e_test.go):
+//
+//	CONNECT denied (unknown/disabled thing, client ID not allowed by
+//	iot:Connect, wrong password, revoked since the handshake):
+//	    MQTT 5:     CONNACK 0x87 Not authorized (0x86 for a bad user name or
+//	                password), then the connection is closed.
+//	    MQTT 3.1.1: CONNACK return code 5 Not authorized (4 for a bad user name
+//	                or password), then the connection is closed.
+//	    No, expired, foreign-CA or revoked client certificate: the TLS
+//	    handshake fails (alert bad_certificate / certificate_revoked family);
+//	    no MQTT packet is ever read.
+//	PUBLISH denied (iot:Publish, or iot:RetainPublish when RETAIN is set, or
+//	the topic exceeds max_topic_length / max_topic_levels, or the topic is
+//	reserved: $SYS/... (any case; mochi alone would drop it with no PUBACK,
+//	see OnPacketRead) or $share/...):
+//	    the message is delivered to nobody and not retained, and
+//	    MQTT 5, QoS 1/2: PUBACK/PUBREC with reason 0x87 Not authorized; the
+//	                     session stays up.
+//	    MQTT 5, QoS 0:   silently dropped (there is no acknowledgement).
+//	    MQTT 3.1.1, QoS 1/2: the client is disconnected (3.1.1 has no negative
+//	                     PUBACK; acknowledging would claim a delivery that did
+//	                     not happen, and AWS IoT Core also disconnects).
+//	    MQTT 3.1.1, QoS 0: silently dropped.
+//	SUBSCRIBE denied (iot:Subscribe on topicfilter/<filter as sent>; a
+//	    filter without wildcards also needs iot:Receive on its one topic, a
+//	    subscription that could never deliver is refused, see OnSubscribe):
+//	    SUBACK return code 0x87 Not authorized (MQTT 5) / 0x80 Failure
+//	    (MQTT 3.1.1) for that filter; other filters of the packet are granted.
+//	Delivery denied (iot:Receive on topic/<name>, checked for every message
+//	    and every retained message sent to a subscriber): that subscriber is
+//	    skipped, nothing is sent to it; other subscribers still get it.
+//	Durable enqueue failed (queue full, route overflow: reject, disk below
+//	    min_free, write error) for a QoS 1/2 message matching an outbound
+//	    route: MQTT 5: PUBACK 0x97 Quota exceeded (0x80 Unspecified error for
+//	    a write error); MQTT 3.1.1: disconnected without a PUBACK, the client
+//	    retransmits after it reconnects (pipeline.go). The message is not
+//	    delivered locally either, so the local and upstream views never
+//	    disagree.
+//	    QoS 0: delivered locally, the upstream copy is counted as dropped.
+//
+// Every denial is audited (rate limited per device, suppressed lines counted).
+
+// Enqueuer durably stores a message before the publisher's PUBACK is sent.
+// *store.Queue satisfies it.
+type Enqueuer interface {
+	Enqueue(ctx context.Context, m store.Message) (seq uint64, err error)
+}
+
+// RouteMatcher names the outbound routes a local publication belongs to.
+// The bridge provides it from the configured routes; nil slices mean none.
+type RouteMatcher interface {
+	// OutboundRoutes returns the names of the outbound routes whose filter
+	// matches topic and that queue messages of this QoS.
+	OutboundRoutes(topic string, qos byte) []string
+}
+
+// outbound is the durable path installed by SetOutbound.
+type outbound struct {
+	q      Enqueuer
+	submit submitFunc // nil: q cannot pipeline (pipeline.go)
+	routes RouteMatcher
+}
+
+// clientState is what the broker knows about one connected client. It is
+// created in OnConnect and found in O(1) by *mqtt.Client pointer.
+type clientState struct {
+	cl       *mqtt.Client
+	ls       *brokerListener
+	id       PeerIdentity
+	clientID string
+	username string
+	clean    bool
+	hasWill  bool
+	sess     atomic.Pointer[authz.Session]
+	pipe     pipeline // pipelined PUBACKs (pipeline.go)
+}
+
+func (st *clientState) authzIdentity() authz.Identity {
+	return authz.Identity{
+		ClientID:     st.clientID,
+		ThingName:    st.id.ThingName,
+		Username:     st.username,
+		Cert:         st.id.Cert,
+		SourceIP:     st.id.SourceIP,
+		CleanSession: st.clean,
+		HasWill:      st.hasWill,
+	}
+}
+
+// hook is the broker's mochi hook: authentication from the verified
+// certificate, authorization of every action, durable enqueue, limits,
+// accounting.
+type hook struct {
+	mqtt.HookBase
+	b *Broker
+}
+
+func (h *hook) ID() string { return "edgegw" }
+
+func (h *hook) Provides(b byte) bool {
+	switch b {
+	case mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnSessionEstablished, mqtt.OnDisconnect,
+		mqtt.OnACLCheck, mqtt.OnSubscribe, mqtt.OnPacketRead, mqtt.OnPublish,
+		mqtt.OnPublishDropped, mqtt.OnQosDropped, mqtt.OnRetainMessage, mqtt.OnRetainedExpired,
+		mqtt.OnWill:
+		return true
+	}
+	return false
+}
+
+func (b *Broker) state(cl *mqtt.Client) *clientState {
+	if v, ok := b.clients.Load(cl); ok {
+		return v.(*clientState)
+	}
+	return nil
+}
+
+// OnConnect authenticates and authorizes the CONNECT. It runs after mochi has
+// read the CONNECT packet and before it sends the CONNACK; on refusal we send
+// the CONNACK ourselves (mochi would send 0x86 Bad user name or password for
+// every refusal) and return the code, which makes mochi close the connection.
+func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
+	b := h.b
+	if gc, ok := cl.Net.Conn.(*guardConn); ok {
+		gc.done() // CONNECT read: no longer a pending handshake
+	}
+	ls := b.listenerByID(cl.Net.Listener)
+	if ls == nil {
+		return b.refuse(cl, nil, packets.ErrNotAuthorized, audit.CauseUnknownThing, "unknown listener")
+	}
+	id, err := peerIdentity(cl.Net.Conn, pk.Connect.ClientIdentifier, ls.identity)
+	if err != nil {
+		return b.refuse(cl, &clientState{ls: ls, id: id, clientID: cl.ID}, packets.ErrNotAuthorized, causeOf(err, false, audit.CauseUnknownThing), err.Error())
+	}
+	if pk.Connect.ClientIdentifier == "" {
+		// No client ID: assign the thing name ([MQTT-3.1.3-6], MQTT 5 tells
+		// the client through Assigned Client Identifier).
+		cl.ID = id.ThingName
+		if cl.Properties.ProtocolVersion == 5 {
+			cl.Properties.Props.AssignedClientID = cl.ID
+		}
+	}
+	st := &clientState{
+		cl: cl, ls: ls, id: id, clientID: cl.ID,
+		username: string(pk.Connect.Username),
+		clean:    pk.Connect.Clean,
+		hasWill:  pk.Connect.WillFlag,
+	}
+	st.pipe.st = st
+	if id.Chain != nil {
+		if err := ls.trust.Verify(id.Chain); err != nil {
+			return b.refuse(cl, st, packets.ErrNotAuthorized, causeOf(err, false, audit.CauseUnknownThing), err.Error())
+		}
+	}
+	if pw := ls.passwords.Load(); pw != nil {
+		if !pk.Connect.UsernameFlag || pw.Check(string(pk.Connect.Username), pk.Connect.Password) != nil {
+			return b.refuse(cl, st, packets.ErrBadUsernameOrPassword, audit.CauseBadPassword, "bad user name or password")
+		}
+	}
+	sess, err := b.policy.Load().Bind(st.authzIdentity())
+	if err != nil {
+		return b.refuse(cl, st, packets.ErrNotAuthorized, causeOf(err, false, audit.CauseUnknownThing), err.Error())
+	}
+	if !sess.Allowed(authz.Connect, cl.ID) {
+		b.metrics.DeniedConnect.Add(1)
+		return b.refuse(cl, st, packets.ErrNotAuthorized, audit.CauseNotAuthorized, "iot:Connect client/"+cl.ID+" not allowed: "+explain(sess, authz.Connect, cl.ID))
+	}
+	st.sess.Store(sess)
+	b.disableSendQuota(cl)
+	if old, loaded := b.clients.Swap(cl, st); loaded && old != nil {
+		_ = old // same *Client cannot connect twice; defensive
+	}
+	return nil
+}
+
+// disableSendQuota turns mochi's send quota off for an MQTT 5 client whose
+// Receive Maximum does not limit it: mochi caps Receive Maximum at
+// MaximumInflight and refuses a delivery once a client has MaximumInflight
+// messages in flight, so such a client can never have more unacknowledged
+// deliveries than it allows. The quota is not only redundant there: with a
+// quota mochi calls Inflight.NextImmediate after every packet the client
+// sends, which read-locks the client's in-flight map twice (NextImmediate,
+// then GetAll). A publisher's goroutine delivering to that client
+// (Inflight.Set) between the two read locks waits for the first one, and
+// the second one waits behind it (sync.RWMutex): the subscriber and every
+// publisher to it hang for good, and so does a session takeover (Len). With
+// the quota off (as for MQTT 3.1.1 clients and MQTT 5 clients that send no
+// Receive Maximum) mochi never calls NextImmediate for the client. It runs
+// in OnConnect, after mochi set the quota and before inheritClientSession,
+// which sets it again from Props.ReceiveMaximum.
+func (b *Broker) disableSendQuota(cl *mqtt.Client) {
+	if cl.Properties.ProtocolVersion != 5 || cl.Properties.Props.ReceiveMaximum < b.srv.Options.Capabilities.MaximumInflight {
+		return
+	}
+	cl.Properties.Props.ReceiveMaximum = 0
+	cl.State.Inflight.ResetSendQuota(0)
+}
+
+func (b *Broker) refuse(cl *mqtt.Client, st *clientState, code packets.Code, cause audit.Cause, reason string) error {
+	b.metrics.ConnectsRefused.Add(1)
+	ev := audit.Event{Event: audit.EventConnectRefused, ClientID: cl.ID, Remote: cl.Net.Remote, Listener: cl.Net.Listener, Reason: reason, Cause: cause}
+	if st != nil {
+		ev.Device, ev.Serial = st.id.ThingName, st.id.Serial
+	}
+	b.audit.Record(ev)
+	if cl.Properties.ProtocolVersion < 5 {
+		// mochi maps these v5 codes to the 3.1.1 return codes 5 (not
+		// authorized) and 4 (bad user name or password); it has no mapping
+		// for 0x87.
+		if code == packets.ErrNotAuthorized {
+			code = packets.ErrBadUsernameOrPassword
+		} else if code == packets.ErrBadUsernameOrPassword {
+			code = packets.ErrMalformedPassword
+		}
+	}
+	_ = b.srv.SendConnack(cl, code, false, nil)
+	return code
+}
+
+// OnConnectAuthenticate lets a client in only if OnConnect accepted it.
+func (h *hook) OnConnectAuthenticate(cl *mqtt.Client, _ packets.Packet) bool {
+	return h.b.state(cl) != nil
+}
+
+// OnSessionEstablished audits the accepted connect and re-checks any
+// subscriptions inherited from a persistent session against today's policy.
+func (h *hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
+	b := h.b
+	st := b.state(cl)
+	if st == nil {
+		return
+	}
+	b.metrics.ConnectsAccepted.Add(1)
+	b.audit.Record(audit.Event{Event: audit.EventConnect, Device: st.id.ThingName, ClientID: st.clientID, Remote: cl.Net.Remote, Listener: cl.Net.Listener, Serial: st.id.Serial})
+	b.recheckSubscriptions(st, st.sess.Load())
+}
+
+func (h *hook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
+	b := h.b
+	if errors.Is(err, packets.ErrPacketTooLarge) {
+		b.metrics.PacketTooLarge.Add(1)
+	}
+	if st := b.state(cl); st != nil {
+		st.pipe.drain() // no worker outlives its client (pipeline.go)
+	}
+	if st, ok := b.clients.LoadAndDelete(cl); ok {
+		b.log.Debug("client disconnected", "device", st.(*clientState).id.ThingName, "client", cl.ID, "err", err)
+	}
+}
+
+// How the hook tells mochi's two OnACLCheck(write=false) questions apart
+// without knowing which goroutine asks:
+//
+//   - processSubscribe asks about each topic FILTER of a SUBSCRIBE, between
+//     OnSubscribe and the SUBACK, on the subscriber's goroutine;
+//   - publishToClient asks about a topic NAME for every delivery (live,
+//     retained on subscribe, from the inline client), on any goroutine.
+//
+// OnSubscribe makes the iot:Subscribe decision for every filter of the
+// packet itself and replaces each refused filter by deniedFilter, for which
+// OnACLCheck always says no, so mochi answers 0x87 (MQTT 5) / 0x80 (3.1.1)
+// for exactly that filter. A filter with a wildcard, a shared filter
+// ($share/...) and deniedFilter can never be a topic name (publishing to
+// them is refused, see publishTopicProblem), so OnACLCheck answers those as
+// subscribe checks. Everything else is a topic name and gets the iot:Receive
+// decision; that is also what processSubscribe gets for an allowed
+// wildcard-free filter, and OnSubscribe allowed such a filter only if the
+// client may also receive that one topic. So a subscribe check and a
+// concurrent delivery of the same string always get the same, correct answer.
+
+// deniedFilter stands in for a refused filter. It is a valid filter (mochi
+// still asks OnACLCheck about it), has a wildcard (never a topic name) and a
+// NUL, which no client may send ([MQTT-1.5.4-2]; topicProblem refuses it).
+const deniedFilter = "\x00edgegw/denied/#"
+
+// isFilter reports whether s can only be a topic filter, never a topic name.
+func isFilter(s string) bool {
+	return strings.ContainsAny(s, "+#\x00") || mqtt.IsSharedFilter(s)
+}
+
+// subscribeProblem says why sess may not subscribe to filter ("" = allowed):
+// limits, iot:Subscribe on topicfilter/<filter as sent>, and for a
+// wildcard-free filter also iot:Receive on its one topic (a subscription that
+// could never deliver anything is refused rather than granted empty).
+func (b *Broker) subscribeProblem(sess *authz.Session, filter string) string {
+	if reason := b.limits.topicProblem(filter); reason != "" {
+		return reason
+	}
+	if !sess.Allowed(authz.Subscribe, filter) {
+		return explain(sess, authz.Subscribe, filter)
+	}
+	if !isFilter(filter) && !sess.Allowed(authz.Receive, filter) {
+		return "iot:Receive topic/" + filter + " not allowed, the only topic this filter matches: " + explain(sess, authz.Receive, filter)
+	}
+	return ""
+}
+
+// OnSubscribe decides iot:Subscribe for every filter of the packet (see
+// above) and audits each refusal once.
+func (h *hook) OnSubscribe(cl *mqtt.Client, pk packets.Packet) packets.Packet {
+	b := h.b
+	st := b.state(cl)
+	if st == nil {
+		return pk // inline client; anyone else is refused by OnACLCheck
+	}
+	sess := st.sess.Load()
+	copied := false
+	for i, f := range pk.Filters {
+		if !mqtt.IsValidFilter(f.Filter, false) || f.NoLocal && mqtt.IsSharedFilter(f.Filter) {
+			continue // mochi refuses these itself, without asking OnACLCheck
+		}
+		why := b.subscribeProblem(sess, f.Filter)
+		if why == "" {
+			continue
+		}
+		b.metrics.DeniedSubscribe.Add(1)
+		b.deny(st, authz.Subscribe, f.Filter, why)
+		if !copied {
+			pk.Filters = append(packets.Subscriptions(nil), pk.Filters...)
+			copied = true
+		}
+		pk.Filters[i].Filter = deniedFilter
+	}
+	return pk
+}
+
+// OnACLCheck authorizes PUBLISH (write), SUBSCRIBE and every delivery.
+func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
+	b := h.b
+	st := b.state(cl)
+	if st == nil {
+		return false
+	}
+	sess := st.sess.Load()
+	switch {
+	case write:
+		if !b.publishAllowed(st, sess, topic) {
+			// mochi answers at once (MQTT 5 PUBACK 0x87, 3.1.1
+			// disconnect): after the client's pipelined PUBACKs.
+			st.pipe.drain()
+			return false
+		}
+		return true
+	case topic == deniedFilter:
+		return false // refused and audited by OnSubscribe
+	case isFilter(topic):
+		// A subscribe check; OnSubscribe allowed it. Asked again for the
+		// case of a reload in between.
+		if why := b.subscribeProblem(sess, topic); why != "" {
+			b.metrics.DeniedSubscribe.Add(1)
+			b.deny(st, authz.Subscribe, topic, why)
+			return false
+		}
+		return true
+	default:
+		if !sess.Allowed(authz.Receive, topic) {
+			b.metrics.DeniedReceive.Add(1)
+			b.deny(st, authz.Receive, topic, explain(sess, authz.Receive, topic))
+			return false
+		}
+		return true
+	}
+}
+
+// publishAllowed is the iot:Publish decision (and the topic limits) for a
+// PUBLISH, audited when refused.
+func (b *Broker) publishAllowed(st *clientState, sess *authz.Session, topic string) bool {
+	reason := b.limits.topicProblem(topic)
+	if reason == "" {
+		reason = publishTopicProblem(topic)
+	}
+	if reason != "" {
+		b.metrics.DeniedPublish.Add(1)
+		b.deny(st, authz.Publish, topic, reason)
+		return false
+	}
+	if !sess.Allowed(authz.Publish, topic) {
+		b.metrics.DeniedPublish.Add(1)
+		b.deny(st, authz.Publish, topic, explain(sess, authz.Publish, topic))
+		return false
+	}
+	return true
+}
+
+// publishTopicProblem refuses topic names reserved for the broker: $SYS
+// (mochi's own check, case-insensitive) and $share/ (a shared subscription
+// prefix; as a topic name it would look like a filter to OnACLCheck).
+// Wildcards are refused by mochi as a protocol violation.
+func publishTopicProblem(topic string) string {
+	switch {
+	case len(topic) >= len(mqtt.SysPrefix) && strings.EqualFold(topic[:len(mqtt.SysPrefix)], mqtt.SysPrefix):
+		return "$SYS topics are reserved for the broker"
+	case mqtt.IsSharedFilter(topic):
+		return "$share/ is a shared subscription prefix, not a topic"
+	case strings.ContainsAny(topic, "+#"):
+		return "a topic name must not contain + or #"
+	}
+	return ""
+}
+
+// OnPacketRead answers a PUBLISH to a $SYS topic. mochi drops such a
+// message without asking any hook and without any acknowledgement, so a
+// QoS 1/2 publisher would wait forever. It gets the same refusal as any
+// denied publish (table at the top of this file): MQTT 5 PUBACK/PUBREC 0x87
+// Not authorized, MQTT 3.1.1 disconnect; QoS 0 is dropped. 0x87 rather than
+// 0x90 Topic Name invalid: the name is well formed, the broker refuses it.
+// mochi then drops the packet as before.
+func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if pk.FixedHeader.Type != packets.Publish || cl.Net.Inline ||
+		mqtt.IsValidFilter(pk.TopicName, true) || strings.ContainsAny(pk.TopicName, "+#") {
+		return pk, nil
+	}
+	b := h.b
+	b.metrics.DeniedPublish.Add(1)
+	if st := b.state(cl); st != nil {
+		b.deny(st, authz.Publish, pk.TopicName, publishTopicProblem(pk.TopicName))
+		st.pipe.drain() // the refusal goes out after the pipelined PUBACKs
+	}
+	switch {
+	case pk.FixedHeader.Qos == 0:
+	case cl.Properties.ProtocolVersion == 5:
+		ack := packets.Puback
+		if pk.FixedHeader.Qos == 2 {
+			ack = packets.Pubrec
+		}
+		_ = cl.WritePacket(packets.Packet{
+			FixedHeader: packets.FixedHeader{Type: ack},
+			PacketID:    pk.PacketID,
+			ReasonCode:  packets.ErrNotAuthorized.Code,
+			Properties:  packets.Properties{ReasonString: publishTopicProblem(pk.TopicName)},
+		})
+	default:
+		_ = b.srv.DisconnectClient(cl, packets.ErrNotAuthorized)
+	}
+	return pk, nil
+}
+
+// deny audits a denial; res is the bare resource as passed to Allowed.
+func (b *Broker) deny(st *clientState, a authz.Action, res, why string) {
+	b.audit.Record(audit.Event{Event: audit.EventDeny, Device: st.id.ThingName, ClientID: st.clientID, Serial: st.id.Serial,
+		Action: a.String(), Resource: resourceName(a, res), Statement: why})
+}
+
+// resourceName is the policy resource of a request: "topic/a/b", "client/x".
+func resourceName(a authz.Action, res string) string {
+	switch a {
+	case authz.Connect:
+		return "client/" + res
+	case authz.Subscribe:
+		return "topicfilter/" + res
+	}
+	return "topic/" + res
+}
+
+// OnPublish runs after the iot:Publish check and before the PUBACK is written
+// (mochi facts in the package doc: the only place to hold the PUBACK for a durable write). It
+// checks iot:RetainPublish, the retained caps, applies back-pressure for slow
+// subscribers and enqueues messages for outbound routes: QoS 1 ones through
+// the client's pipeline (pipeline.go: PUBACK and local delivery after the
+// commit, in order, while the next PUBLISHes are read), the others here,
+// synchronously, once the pipeline has drained.
+func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	b := h.b
+	if cl.Net.Inline {
+		if cl.Net.Listener == pipelineListener {
+			return pk, nil // a pipelined message, checked and queued before its commit
+		}
+		// Inbound from the upstream (inbound.go, LocalPublisher): delivered
+		// to the local subscribers whose policy allows Receive (OnACLCheck),
+		// never queued upstream again (loop prevention). A reserved topic
+		// name would reach OnACLCheck looking like a filter: not delivered.
+		if reason := publishTopicProblem(pk.TopicName); reason != "" {
+			b.log.Warn("inbound message not delivered", "topic", pk.TopicName, "err", reason)
+			return pk, packets.ErrRejectPacket
+		}
+		if pk.FixedHeader.Qos > 0 {
+			b.backpressure(cl, pk.TopicName)
+		}
+		return pk, nil
+	}
+	st := b.state(cl)
+	if st == nil {
+		return pk, packets.ErrRejectPacket
+	}
+	if pk.FixedHeader.Retain {
+		res := pk.TopicName
+		sess := st.sess.Load()
+		if !sess.Allowed(authz.RetainPublish, res) {
+			b.metrics.DeniedRetain.Add(1)
+			b.deny(st, authz.RetainPublish, res, explain(sess, authz.RetainPublish, res))
+			st.pipe.drain() // the refusal goes out after the pipelined PUBACKs
+			return pk, b.rejectPublish(cl, pk, packets.ErrNotAuthorized)
+		}
+		// Admitted now, stored when delivered (after the commit for a
+		// pipelined message): the caps stay soft by the messages in flight.
+		if len(pk.Payload) > 0 && !b.retained.admit(pk.TopicName, len(pk.Payload), b.limits) {
+			// Over the retained caps: delivered, not retained.
+			pk.FixedHeader.Retain = false
+			b.metrics.RetainedRejected.Add(1)
+			b.audit.Record(audit.Event{Event: audit.EventDrop, Device: st.id.ThingName, ClientID: st.clientID, Resource: "topic/" + pk.TopicName, Reason: "retained message cap reached; delivered without retaining"})
+		}
+	}
+	if pk.FixedHeader.Qos > 0 {
+		b.backpressure(cl, pk.TopicName)
+	}
+	ob := b.outbound.Load()
+	var routes []string
+	if ob != nil && ob.routes != nil {
+		routes = ob.routes.OutboundRoutes(pk.TopicName, pk.FixedHeader.Qos)
+	}
+	if pk.FixedHeader.Qos == 1 && (len(routes) > 0 || st.pipe.busy()) && ob != nil && ob.submit != nil {
+		b.push(&st.pipe, ob.submit, routes, &pk)
+		return takenOver(pk), nil // acknowledged and delivered by the pipeline
+	}
+	// mochi acknowledges (or refuses) and delivers this one when we return:
+	// not before the client's earlier messages [MQTT-4.6.0-2].
+	st.pipe.drain()
+	for _, route := range routes {
+		_, err := ob.q.Enqueue(context.Background(), store.Message{
+			Route: route, Topic: pk.TopicName, Payload: pk.Payload, QoS: pk.FixedHeader.Qos,
+			Retain: pk.FixedHeader.Retain, Device: st.id.ThingName,
+		})
+		if err == nil {
+			b.metrics.Enqueued.Add(1)
+			continue
+		}
+		b.metrics.EnqueueFailures.Add(1)
+		b.audit.Record(audit.Event{Event: audit.EventDrop, Device: st.id.ThingName, ClientID: st.clientID, Resource: "topic/" + pk.TopicName, Reason: fmt.Sprintf("route %s: %v", route, err)})
+		if pk.FixedHeader.Qos > 0 {
+			if cl.Properties.ProtocolVersion == 5 {
+				return pk, enqueueFailCode(err) // PUBACK 0x97 / 0x80, not delivered
+			}
+			// 3.1.1 has no negative PUBACK: disconnect, the client resends
+			// after it reconnects (withholding only this PUBACK would leave
+			// it waiting forever).
+			b.metrics.EnqueueDisconnects.Add(1)
+			_ = b.srv.DisconnectClient(cl, packets.ErrUnspecifiedError)
+			return pk, packets.ErrRejectPacket // no PUBACK, not delivered
+		}
+	}
+	return pk, nil
+}
+
+// rejectPublish refuses a PUBLISH after OnACLCheck accepted it, with the
+// same client-visible behaviour as mochi's own ACL refusal (see the table
+// at the top of this file).
+// takenOver marks a publish the pipeline has taken so that mochi does
+// nothing more with it when OnPublish returns: Ignore (no retain, no
+// delivery: server.go retainMessage, publishToSubscribers) and QoS 0 in its
+// eyes (no PUBACK, no receive quota). ErrRejectPacket would do the same, but
+// then mochi's Hooks.OnPublish boxes the whole packet into a Debug log call
+// for every message, which cost about 2% of the gateway's CPU under load.
+func takenOver(pk packets.Packet) packets.Packet {
+	pk.Ignore = true
+	pk.FixedHeader.Qos = 0
+	pk.FixedHeader.Retain = false
+	return pk
+}
+
+func (b *Broker) rejectPublish(cl *mqtt.Client, pk packets.Packet, code packets.Code) error {
+	if pk.FixedHeader.Qos == 0 {
+		return packets.ErrRejectPacket
+	}
+	if cl.Properties.ProtocolVersion == 5 {
+		return code // mochi writes PUBACK with this reason and does not deliver
+	}
+	_ = b.srv.DisconnectClient(cl, code)
+	return packets.ErrRejectPacket
+}
+
+// Back-pressure. mochi hands each delivery to a bounded per-subscriber queue
+// (MaximumClientWritesPending) and drops it when the queue is full, QoS 1
+// included; it also drops QoS 1 deliveries once a subscriber has
+// MaximumInflight unacknowledged messages. Neither would be visible to the
+// publisher, which already got its PUBACK. So before a QoS 1/2 publish is
+// acknowledged, the publisher waits while a connected subscriber of the topic
+// has more than backpressureHigh messages in flight. The publisher's own
+// Receive Maximum then throttles it: slow consumers slow producers down
+// instead of losing their messages. The wait is bounded (backpressureMaxWait)
+// so a stuck subscriber (or two clients publishing to each other) cannot
+// stall a publisher forever; deliveries dropped after that are counted.
+const (
+	backpressureMaxWait = 2 * time.Second
+	backpressurePoll    = 200 * time.Microsecond
+)
+
+func (b *Broker) backpressure(pub *mqtt.Client, topic string) {
+	if atomic.LoadInt64(&b.srv.Info.Inflight) < int64(b.backpressureHigh) {
+		return // fast path: no client can be over the mark
+	}
+	deadline := time.Now().Add(backpressureMaxWait)
+	subs := b.srv.Topics.Subscribers(topic)
+	for id := range subs.Subscriptions {
+		cl, ok := b.srv.Clients.Get(id)
+		if !ok || cl == pub {
+			continue
+		}
+		for cl.State.Inflight.Len() >= b.backpressureHigh && !cl.Closed() {
+			if time.Now().After(deadline) {
+				b.metrics.BackpressureTimeouts.Add(1)
+				return
+			}
+			b.metrics.BackpressureWaits.Add(1)
+			time.Sleep(backpressurePoll)
+		}
+	}
+}
+
+// OnPublishDropped counts deliveries mochi dropped (subscriber queue full).
+func (h *hook) OnPublishDropped(cl *mqtt.Client, pk packets.Packet) {
+	b := h.b
+	if pk.FixedHeader.Qos == 0 {
+		b.metrics.DroppedQoS0.Add(1)
+	} else {
+		b.metrics.DroppedQoS1.Add(1)
+	}
+	dev := cl.ID
+	if st := b.state(cl); st != nil {
+		dev = st.id.ThingName
+	}
+	b.audit.Record(audit.Event{Event: audit.EventDrop, Device: dev, ClientID: cl.ID, Resource: "topic/" + pk.TopicName,
+		Reason: "subscriber write queue full (QoS " + strconv.Itoa(int(pk.FixedHeader.Qos)) + ")"})
+}
+
+// OnQosDropped counts in-flight messages mochi abandoned.
+func (h *hook) OnQosDropped(_ *mqtt.Client, _ packets.Packet) { h.b.metrics.InflightDropped.Add(1) }
+
+func (h *hook) OnRetainMessage(_ *mqtt.Client, pk packets.Packet, _ int64) {
+	h.b.retained.set(pk.TopicName, len(pk.Payload))
+}
+
+func (h *hook) OnRetainedExpired(topic string) { h.b.retained.set(topic, 0) }
+
+// OnWill checks the will message like a publish from the client at the time
+// it is sent: a will the client may no longer publish is dropped.
+func (h *hook) OnWill(cl *mqtt.Client, will mqtt.Will) (mqtt.Will, error) {
+	b := h.b
+	st := b.state(cl)
+	if st == nil {
+		return mqtt.Will{}, nil
+	}
+	st.pipe.drain() // the will after the client's messages (it runs before OnDisconnect)
+	sess := st.sess.Load()
+	res := will.TopicName
+	ok := b.limits.topicProblem(will.TopicName) == "" && publishTopicProblem(will.TopicName) == "" && sess.Allowed(authz.Publish, res) &&
+		(!will.Retain || sess.Allowed(authz.RetainPublish, res))
+	if !ok {
+		b.metrics.DeniedPublish.Add(1)
+		b.deny(st, authz.Publish, res, "will message: "+explain(sess, authz.Publish, res))
+		// An empty topic makes mochi deliver to nobody.
+		return mqtt.Will{}, nil
+	}
+	return will, nil
+}
+
+// retainedAccount tracks the retained store for the count and bytes caps.
+// The caps are soft by at most the number of concurrent publishers (admit
+// and store are not one atomic step in mochi).
+type retainedAccount struct {
+	mu    sync.Mutex
+	sizes map[string]int
+	bytes int64
+}
+
+func (r *retainedAccount) set(topic string, n int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.sizes == nil {
+		r.sizes = map[string]int{}
+	}
+	r.bytes -= int64(r.sizes[topic])
+	if n == 0 {
+		delete(r.sizes, topic)
+		return
+	}
+	r.sizes[topic] = n
+	r.bytes += int64(n)
+}
+
+func (r *retainedAccount) admit(topic string, n int, l Limits) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	old, exists := r.sizes[topic]
+	if !exists && l.RetainedMaxMessages > 0 && len(r.sizes) >= l.RetainedMaxMessages {
+		return false
+	}
+	return l.RetainedMaxBytes <= 0 || r.bytes-int64(old)+int64(n) <= l.RetainedMaxBytes
+}
+
+func (r *retainedAccount) stats() (count int, bytes int64) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.sizes), r.bytes
+}
+
+// topicProblem returns why a topic name or filter breaks the limits ("" if fine).
+func (l Limits) topicProblem(t string) string {
+	if l.MaxTopicLength > 0 && len(t) > l.MaxTopicLength {
+		return fmt.Sprintf("topic longer than max_topic_length %d", l.MaxTopicLength)
+	}
+	if l.MaxTopicLevels > 0 && strings.Count(t, "/")+1 > l.MaxTopicLevels {
+		return fmt.Sprintf("topic has more than max_topic_levels %d", l.MaxTopicLevels)
+	}
+	if strings.IndexByte(t, 0) >= 0 {
+		return "topic contains NUL"
+	}
+	return ""
+}
+
+// explain names the deciding statement for the audit log (slow path only).
+func explain(sess *authz.Session, a authz.Action, res string) string {
+	if sess == nil {
+		return "no session"
+	}
+	ex := sess.Explain(a, res)
+	if ex.Decider == nil {
+		return "no statement allows it (default deny)"
+	}
+	return ex.Decider.String()
+}

@@ -1,0 +1,282 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/edgegw/edgegw/gateway/audit"
+	"github.com/edgegw/edgegw/gateway/authz"
+)
+
+// LoadPolicy reads the registry file and every .json/.yaml/.yml document in
+// the policy directory (sorted by name) and compiles them.
+func LoadPolicy(registry, policyDir string) (*authz.Engine, error) {
+	reg, err := os.ReadFile(registry)
+	if err != nil {
+		return nil, fmt.Errorf("reading registry: %w", err)
+	}
+	files, err := policyFiles(policyDir)
+	if err != nil {
+		return nil, err
+	}
+	var docs []authz.Source
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("reading policy: %w", err)
+		}
+		docs = append(docs, authz.Source{Name: f, Data: data})
+	}
+	eng, err := authz.Load(authz.Source{Name: registry, Data: reg}, docs)
+	if err != nil {
+		return nil, fmt.Errorf("loading policies: %w", err)
+	}
+	return eng, nil
+}
+
+func policyFiles(dir string) ([]string, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("reading policy directory: %w", err)
+	}
+	var out []string
+	for _, e := range ents {
+		if e.IsDir() || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		switch strings.ToLower(filepath.Ext(e.Name())) {
+		case ".json", ".yaml", ".yml":
+			out = append(out, filepath.Join(dir, e.Name()))
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+// Reload re-reads server certificates (renewed for the same key), trust
+// bundles, CRLs, password files, the registry and the policies. Everything
+// is built first; only if all of it is valid is it swapped in (each piece
+// atomically), after which connected clients are re-evaluated: those whose
+// certificate is revoked or no longer trusted, whose thing is disabled or
+// unknown, or whose iot:Connect is no longer allowed are disconnected;
+// subscriptions no longer allowed are removed.
+// On error the running state is kept, the failure is logged, audited and
+// counted, and the error is returned. why is recorded in the audit line.
+func (b *Broker) Reload(why string) error {
+	b.reloadMu.Lock()
+	defer b.reloadMu.Unlock()
+	err := b.reloadLocked()
+	if err != nil {
+		b.metrics.ReloadFailures.Add(1)
+		b.log.Error("reload failed, keeping the running configuration", "err", err, "trigger", why)
+		b.audit.Record(audit.Event{Event: audit.EventReloadFailed, Reason: why + ": " + err.Error()})
+		return err
+	}
+	b.metrics.Reloads.Add(1)
+	b.log.Info("reloaded trust, registry and policies", "trigger", why)
+	b.audit.Record(audit.Event{Event: audit.EventReload, Reason: why})
+	b.reevaluate()
+	return nil
+}
+
+func (b *Broker) reloadLocked() error {
+	eng, err := LoadPolicy(b.opts.Registry, b.opts.Policies)
+	if err != nil {
+		return err
+	}
+	trusts := make([]*trustState, len(b.ls))
+	pws := make([]*Passwords, len(b.ls))
+	for i, bl := range b.ls {
+		if bl.trust != nil {
+			st, err := bl.trust.prepare()
+			if err != nil {
+				return fmt.Errorf("listener %q: %w", bl.opts.Name, err)
+			}
+			trusts[i] = st
+		}
+		if bl.opts.PasswordFile != "" {
+			pw, err := LoadPasswords(bl.opts.PasswordFile)
+			if err != nil {
+				return fmt.Errorf("listener %q: %w", bl.opts.Name, err)
+			}
+			pws[i] = &pw
+		}
+	}
+	for i, bl := range b.ls {
+		if trusts[i] != nil {
+			bl.trust.commit(trusts[i])
+		}
+		if pws[i] != nil {
+			bl.passwords.Store(pws[i])
+		}
+	}
+	b.policy.Store(eng)
+	return nil
+}
+
+// reevaluate applies the current trust and policy to every connected client.
+func (b *Broker) reevaluate() {
+	eng := b.policy.Load()
+	b.clients.Range(func(_, v any) bool {
+		st := v.(*clientState)
+		if st.cl.Closed() {
+			return true
+		}
+		if st.id.Chain != nil && st.ls.trust != nil {
+			if err := st.ls.trust.Verify(st.id.Chain); err != nil {
+				if errors.Is(err, ErrRevoked) {
+					b.metrics.RevocationDisconnects.Add(1)
+					b.disconnect(st, audit.EventRevoked, "certificate revoked")
+				} else {
+					b.metrics.PolicyDisconnects.Add(1)
+					b.disconnect(st, audit.EventPolicyDisconnect, err.Error())
+				}
+				return true
+			}
+		}
+		sess, err := eng.Bind(st.authzIdentity())
+		if err != nil {
+			b.metrics.PolicyDisconnects.Add(1)
+			b.disconnect(st, audit.EventPolicyDisconnect, err.Error())
+			return true
+		}
+		if !sess.Allowed(authz.Connect, st.clientID) {
+			b.metrics.PolicyDisconnects.Add(1)
+			b.disconnect(st, audit.EventPolicyDisconnect, "iot:Connect client/"+st.clientID+" no longer allowed: "+explain(sess, authz.Connect, st.clientID))
+			return true
+		}
+		st.sess.Store(sess)
+		b.recheckSubscriptions(st, sess)
+		return true
+	})
+}
+
+func (b *Broker) disconnect(st *clientState, event, reason string) {
+	b.audit.Record(audit.Event{Event: event, Device: st.id.ThingName, ClientID: st.clientID, Serial: st.id.Serial,
+		Remote: st.cl.Net.Remote, Listener: st.cl.Net.Listener, Reason: reason})
+	_ = b.srv.DisconnectClient(st.cl, packets.ErrNotAuthorized)
+}
+
+// recheckSubscriptions removes the client's subscriptions that sess no longer
+// allows. MQTT has no server-initiated unsubscribe, so the client is not told;
+// iot:Receive would block the deliveries anyway, this frees the state.
+func (b *Broker) recheckSubscriptions(st *clientState, sess *authz.Session) {
+	if sess == nil {
+		return
+	}
+	for filter := range st.cl.State.Subscriptions.GetAll() {
+		if b.subscribeProblem(sess, filter) == "" {
+			continue
+		}
+		if b.srv.Topics.Unsubscribe(filter, st.cl.ID) {
+			atomic.AddInt64(&b.srv.Info.Subscriptions, -1)
+		}
+		st.cl.State.Subscriptions.Delete(filter)
+		b.metrics.SubscriptionsDropped.Add(1)
+		b.audit.Record(audit.Event{Event: audit.EventSubscriptionDropped, Device: st.id.ThingName, ClientID: st.clientID,
+			Action: authz.Subscribe.String(), Resource: resourceName(authz.Subscribe, filter), Reason: "no longer allowed"})
+	}
+}
+
+// fileStamp identifies a file version cheaply (poll based watching).
+type fileStamp struct {
+	mtime int64
+	size  int64
+	ino   uint64
+}
+
+func stampOf(path string) fileStamp {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fileStamp{mtime: -1}
+	}
+	s := fileStamp{mtime: fi.ModTime().UnixNano(), size: fi.Size()}
+	if sys, ok := fi.Sys().(*syscall.Stat_t); ok {
+		s.ino = sys.Ino
+	}
+	return s
+}
+
+// watchedStamps stamps every file whose change triggers a reload.
+func (b *Broker) watchedStamps() map[string]fileStamp {
+	m := map[string]fileStamp{}
+	add := func(p string) {
+		if p != "" {
+			m[p] = stampOf(p)
+		}
+	}
+	add(b.opts.Registry)
+	add(b.opts.Policies)
+	if files, err := policyFiles(b.opts.Policies); err == nil {
+		for _, f := range files {
+			add(f)
+		}
+	}
+	for _, bl := range b.ls {
+		if t := bl.opts.TLS; t != nil {
+			add(t.Cert)
+			add(t.CA)
+			add(t.CRL)
+		}
+		add(bl.opts.PasswordFile)
+	}
+	return m
+}
+
+func stampsEqual(a, b map[string]fileStamp) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if b[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// startWatch polls the watched files every Watch interval (250 ms default)
+// and reloads when one changes, so a revoked device is cut within a second
+// of `edgegw pki revoke` rewriting the CRL. A change is acted on once its
+// stamp has been stable for one poll, so a half-written file is not read.
+// Polling (not inotify) also catches editors that replace files by rename.
+func (b *Broker) startWatch() {
+	every := b.opts.Watch
+	if every == 0 {
+		every = 250 * time.Millisecond
+	}
+	last := b.watchedStamps()
+	b.watchWG.Add(1)
+	go func() {
+		defer b.watchWG.Done()
+		t := time.NewTicker(every)
+		defer t.Stop()
+		var pending map[string]fileStamp
+		for {
+			select {
+			case <-b.watchStop:
+				return
+			case <-t.C:
+			}
+			cur := b.watchedStamps()
+			switch {
+			case stampsEqual(cur, last):
+				pending = nil
+			case pending != nil && stampsEqual(cur, pending):
+				last, pending = cur, nil
+				_ = b.Reload("file change")
+			default:
+				pending = cur
+			}
+		}
+	}()
+}

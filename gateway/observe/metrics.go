@@ -1,0 +1,160 @@
+package observe
+
+import (
+	"runtime"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/edgegw/edgegw/gateway/audit"
+	"github.com/edgegw/edgegw/gateway/broker"
+	"github.com/edgegw/edgegw/gateway/clock"
+)
+
+// collector exports the observer as Prometheus metrics at scrape time.
+type collector struct{ o *Observer }
+
+func desc(name, help string, labels ...string) *prometheus.Desc {
+	return prometheus.NewDesc("edgegw_"+name, help, labels, nil)
+}
+
+const (
+	counter = prometheus.CounterValue
+	gauge   = prometheus.GaugeValue
+)
+
+var descDenials = desc("denials_total", "Denied actions, by policy action.", "action")
+
+// brokerMetrics exports the broker's counters, one line each. Adding a
+// counter: a field in broker.Metrics, counted where it happens, and a line
+// here.
+var brokerMetrics = []struct {
+	desc   *prometheus.Desc
+	kind   prometheus.ValueType
+	value  func(*broker.Metrics) int64
+	labels []string
+}{
+	{desc("connects_total", "Accepted MQTT connections."), counter, func(m *broker.Metrics) int64 { return m.ConnectsAccepted.Load() }, nil},
+	{desc("connects_refused_total", "Refused CONNECTs, for any reason (auth_failures_total has the reasons)."), counter, func(m *broker.Metrics) int64 { return m.ConnectsRefused.Load() }, nil},
+	{desc("handshakes_pending", "TLS handshakes and CONNECTs in progress (bounded by max_pending_handshakes)."), gauge, func(m *broker.Metrics) int64 { return m.PendingHandshakes.Load() }, nil},
+	{desc("handshakes_rejected_total", "Connections closed because max_pending_handshakes was reached."), counter, func(m *broker.Metrics) int64 { return m.PendingRejected.Load() }, nil},
+	{descDenials, counter, func(m *broker.Metrics) int64 { return m.DeniedConnect.Load() }, []string{"connect"}},
+	{descDenials, counter, func(m *broker.Metrics) int64 { return m.DeniedPublish.Load() }, []string{"publish"}},
+	{descDenials, counter, func(m *broker.Metrics) int64 { return m.DeniedSubscribe.Load() }, []string{"subscribe"}},
+	{descDenials, counter, func(m *broker.Metrics) int64 { return m.DeniedReceive.Load() }, []string{"receive"}},
+	{descDenials, counter, func(m *broker.Metrics) int64 { return m.DeniedRetain.Load() }, []string{"retain_publish"}},
+	{desc("qos0_drops_total", "QoS 0 deliveries dropped by the broker (subscriber write queue full)."), counter, func(m *broker.Metrics) int64 { return m.DroppedQoS0.Load() }, nil},
+	{desc("qos1_drops_total", "QoS 1/2 deliveries dropped by the broker (subscriber write queue full or inflight abandoned)."), counter, func(m *broker.Metrics) int64 { return m.DroppedQoS1.Load() + m.InflightDropped.Load() }, nil},
+	{desc("retained_rejected_total", "Retained messages refused by the retained-message caps."), counter, func(m *broker.Metrics) int64 { return m.RetainedRejected.Load() }, nil},
+	{desc("enqueue_failures_total", "Local publications that could not be queued (publisher got no PUBACK or 0x97)."), counter, func(m *broker.Metrics) int64 { return m.EnqueueFailures.Load() }, nil},
+	{desc("pipeline_full_total", "Publications that waited for a full per-client durable pipeline."), counter, func(m *broker.Metrics) int64 { return m.PipelineFull.Load() }, nil},
+	{desc("policy_disconnects_total", "Clients disconnected by a reload (connect no longer allowed, thing disabled, certificate revoked or untrusted)."), counter, func(m *broker.Metrics) int64 { return m.PolicyDisconnects.Load() }, nil},
+	{desc("subscriptions_dropped_total", "Subscriptions removed by a reload because the policy no longer allows them."), counter, func(m *broker.Metrics) int64 { return m.SubscriptionsDropped.Load() }, nil},
+	{desc("reloads_total", "Successful reloads of trust bundles, CRLs, registry and policies."), counter, func(m *broker.Metrics) int64 { return m.Reloads.Load() }, nil},
+}
+
+var (
+	descConnections     = desc("connections", "Connected MQTT clients.")
+	descAuthFailures    = desc("auth_failures_total", "Refused TLS handshakes and CONNECTs, by reason.", "reason")
+	descMessagesIn      = desc("messages_in_total", "Messages from local publishers written to the route's queue.", "route")
+	descMessagesOut     = desc("messages_out_total", "Messages acknowledged by the upstream and removed from the route's queue.", "route")
+	descQueueDepth      = desc("queue_depth", "Messages in the route's queue (not yet acknowledged upstream).", "route")
+	descQueueBytes      = desc("queue_bytes", "Bytes in the route's queue.", "route")
+	descQueueOldest     = desc("queue_oldest_age_seconds", "Age of the oldest queued message (0 when empty or the clock is not set).", "route")
+	descDrops           = desc("drops_total", "Messages dropped or refused by the route's limits, by reason, over the queue's lifetime (persisted: kept across restarts and kill -9).", "route", "reason")
+	descDeadLetters     = desc("dead_letters_total", "Messages moved to the dead letters (refused by the upstream) over the queue's lifetime (persisted).", "route")
+	descQueueRejectFull = desc("queue_rejected_full_total", "Messages refused because the queue byte cap or the disk watermark was reached.")
+	descUpConnected     = desc("upstream_connected", "1 while the upstream MQTT session is up.")
+	descUpReconnects    = desc("upstream_reconnects_total", "Upstream connections after the first.")
+	descInbound         = desc("inbound_messages_total", "Messages from the upstream, by result.", "result")
+	descReloadOK        = desc("reload_success", "1 if the last reload succeeded (or none happened since start).")
+	descReloadTime      = desc("reload_last_timestamp_seconds", "Time of the last reload attempt (start time before the first).")
+	descCertExpiry      = desc("cert_expiry_days", "Days until the certificate expires (negative: expired).", "cert")
+	descTPM             = desc("tpm_in_use", "1 if a key or the queue secret lives in a TPM.")
+	descBuildInfo       = desc("build_info", "Build information; always 1.", "version", "commit", "goversion")
+	descClockSane       = desc("clock_sane", "1 when the system clock is at or after the build date.")
+)
+
+func (c *collector) Describe(ch chan<- *prometheus.Desc) {
+	seen := map[*prometheus.Desc]bool{}
+	for _, bm := range brokerMetrics {
+		if !seen[bm.desc] {
+			seen[bm.desc] = true
+			ch <- bm.desc
+		}
+	}
+	for _, d := range []*prometheus.Desc{descConnections, descAuthFailures,
+		descMessagesIn, descMessagesOut, descQueueDepth, descQueueBytes, descQueueOldest, descDrops,
+		descDeadLetters, descQueueRejectFull, descUpConnected, descUpReconnects, descInbound,
+		descReloadOK, descReloadTime, descCertExpiry, descTPM, descBuildInfo, descClockSane} {
+		ch <- d
+	}
+}
+
+func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	o := c.o
+	gauge := func(d *prometheus.Desc, v float64, lv ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, lv...)
+	}
+	counter := func(d *prometheus.Desc, v float64, lv ...string) {
+		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, lv...)
+	}
+	bi := clock.GetBuildInfo()
+	gauge(descBuildInfo, 1, bi.Version, bi.Commit, runtime.Version())
+	gauge(descClockSane, b2f(o.clock.Sane()))
+	gauge(descTPM, b2f(o.tpm))
+
+	if o.broker != nil {
+		gauge(descConnections, float64(o.broker.Clients()))
+		m := o.broker.Metrics()
+		for _, bm := range brokerMetrics {
+			ch <- prometheus.MustNewConstMetric(bm.desc, bm.kind, float64(bm.value(m)), bm.labels...)
+		}
+	}
+
+	o.mu.Lock()
+	for _, r := range audit.Causes {
+		counter(descAuthFailures, float64(o.authFail[r]), string(r))
+	}
+	gauge(descReloadOK, b2f(o.reloadOK))
+	gauge(descReloadTime, float64(o.reloadAt.UnixNano())/1e9)
+	o.mu.Unlock()
+
+	if o.queue != nil {
+		qs := o.queue.Stats()
+		for _, rs := range qs.Routes {
+			counter(descMessagesIn, float64(rs.Enqueued), rs.Name)
+			counter(descMessagesOut, float64(rs.Acked), rs.Name)
+			gauge(descQueueDepth, float64(rs.Depth), rs.Name)
+			gauge(descQueueBytes, float64(rs.Bytes), rs.Name)
+			gauge(descQueueOldest, rs.OldestAge.Seconds(), rs.Name)
+			counter(descDeadLetters, float64(rs.DeadLettered), rs.Name) // lifetime, not the dead letters held
+			for reason, n := range rs.Drops {
+				counter(descDrops, float64(n), rs.Name, reason)
+			}
+			if rs.Rejected > 0 {
+				counter(descDrops, float64(rs.Rejected), rs.Name, "rejected")
+			}
+		}
+		counter(descQueueRejectFull, float64(qs.RejectedFull))
+	}
+	if o.bridge != nil {
+		st := o.bridge.State()
+		gauge(descUpConnected, b2f(st.Connected))
+		counter(descUpReconnects, float64(st.Reconnects))
+		counter(descInbound, float64(st.InboundReceived), "received")
+		counter(descInbound, float64(st.InboundDelivered), "delivered")
+		counter(descInbound, float64(st.InboundDropped), "dropped")
+	}
+	for _, e := range o.certExpiries() {
+		if e.Error == "" {
+			gauge(descCertExpiry, e.Days, e.Cert)
+		}
+	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
