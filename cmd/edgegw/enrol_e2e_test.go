@@ -204,7 +204,7 @@ audit: {file: %[1]s/audit.log}
 
 	// The sensor connects to the real gateway with its new certificate and publishes under
 	// the template's policy.
-	log := new(e2eBuffer)
+	log := new(gatewaytest.Buffer)
 	d := exec.Command(gatewaytest.Edgegw(t), "run", "-c", conf)
 	d.Stdout, d.Stderr = log, log
 	if err := d.Start(); err != nil {

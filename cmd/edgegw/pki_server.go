@@ -16,7 +16,6 @@ import (
 	"github.com/spf13/cobra"
 	"gopkg.in/yaml.v3"
 
-	"github.com/edgegw/edgegw/gateway"
 	"github.com/edgegw/edgegw/gateway/pki"
 	"github.com/edgegw/edgegw/hw"
 )
@@ -56,7 +55,7 @@ func serverTarget(config, name string) (cert, key string, err error) {
 		if cert != "" && !filepath.IsAbs(cert) {
 			cert = filepath.Join(dir, cert)
 		}
-		return cert, gateway.ResolveKeyURI(l.TLS.Key, dir), nil
+		return cert, hw.ResolveURI(l.TLS.Key, dir), nil
 	}
 	if name != "" {
 		return "", "", fmt.Errorf("%s: no TLS listener named %q", config, name)

@@ -80,7 +80,7 @@ audit: {file: %[1]s/audit.log}
 	}
 
 	bin := gatewaytest.Edgegw(t)
-	log := new(e2eBuffer)
+	log := new(gatewaytest.Buffer)
 	d := exec.Command(bin, "run", "-c", conf)
 	d.Stdout, d.Stderr = log, log
 	if err := d.Start(); err != nil {

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/edgegw/edgegw/gateway"
+	"github.com/edgegw/edgegw/gateway/config"
 	"github.com/edgegw/edgegw/gateway/authz"
 	"github.com/edgegw/edgegw/gateway/mosqimport"
 )
@@ -122,7 +122,7 @@ func FuzzParseConf(f *testing.F) {
 		if _, err := res.Validate(); err != nil {
 			t.Fatalf("imported policies do not load: %v", err)
 		}
-		if _, err := gateway.ParseConfig("edgegw.yaml", dir, res.YAML()); err != nil {
+		if _, err := config.Parse("edgegw.yaml", dir, res.YAML()); err != nil {
 			t.Fatalf("edgegw.yaml does not parse: %v\n%s\nfrom:\n%s", err, res.YAML(), data)
 		}
 	})

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/edgegw/edgegw/gateway"
+	"github.com/edgegw/edgegw/gateway/config"
 	"github.com/edgegw/edgegw/gateway/authz"
 	"github.com/edgegw/edgegw/gateway/gatewaytest"
 	"github.com/edgegw/edgegw/gateway/mosqimport"
@@ -18,7 +18,7 @@ const debianExamples = "/usr/share/doc/mosquitto/examples"
 
 // importAndCheck imports conf, writes the result to a fresh directory and
 // runs what `edgegw check` runs on it, plus the policy loader.
-func importAndCheck(t *testing.T, conf string) (*mosqimport.Result, *gateway.Config) {
+func importAndCheck(t *testing.T, conf string) (*mosqimport.Result, *config.Config) {
 	t.Helper()
 	res, err := mosqimport.Import(conf, mosqimport.Options{Site: "plant-7"})
 	if err != nil {
@@ -33,7 +33,7 @@ func importAndCheck(t *testing.T, conf string) (*mosqimport.Result, *gateway.Con
 	if err := res.WriteDir(out); err != nil {
 		t.Fatalf("WriteDir: %v", err)
 	}
-	cfg, err := gateway.Check(filepath.Join(out, mosqimport.ConfigFile))
+	cfg, err := config.Check(filepath.Join(out, mosqimport.ConfigFile))
 	if err != nil {
 		data, _ := os.ReadFile(filepath.Join(out, mosqimport.ConfigFile))
 		t.Fatalf("edgegw check on the import: %v\n%s", err, data)
