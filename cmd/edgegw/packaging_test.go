@@ -603,6 +603,11 @@ func checkUpgradeChangedExamples(t *testing.T, root, deb string) {
 	}
 	f.Close()
 	devices := fileSum(t, "/etc/edgegw/devices.yaml")
+	// An admin's own expiry date on the account survives the upgrade (postinst undoes only
+	// the purge's lock).
+	run(t, ".", nil, "usermod", "--expiredate", "2099-01-01", "edgegw")
+	defer run(t, ".", nil, "usermod", "--expiredate", "", "edgegw")
+	_, expire := shadowOf(t)
 
 	version := strings.TrimSpace(run(t, ".", nil, "dpkg-deb", "-f", deb, "Version"))
 	stage := copyStage(t, filepath.Join(root, "dist", "stage", "amd64"))
@@ -620,6 +625,9 @@ func checkUpgradeChangedExamples(t *testing.T, root, deb string) {
 	}
 	if fileSum(t, "/etc/edgegw/devices.yaml") != devices {
 		t.Errorf("after the upgrade /etc/edgegw/devices.yaml changed; want the site's file untouched")
+	}
+	if _, got := shadowOf(t); got != expire {
+		t.Errorf("after the upgrade edgegw's account expiry %q; want the admin's %q kept", got, expire)
 	}
 }
 
