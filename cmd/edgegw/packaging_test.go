@@ -330,6 +330,9 @@ func checkInstall(t *testing.T, root, deb string) {
 	}
 	userBefore := exec.Command("id", "edgegw").Run() == nil
 	t.Cleanup(func() {
+		if out, err := dpkg("--purge", "edgegw-upgrade-blocker"); err != nil {
+			t.Errorf("cleanup: dpkg --purge edgegw-upgrade-blocker: %v\n%s", err, out)
+		}
 		if out, err := dpkg("--purge", "edgegw"); err != nil {
 			t.Errorf("cleanup: dpkg --purge edgegw: %v\n%s", err, out)
 		}
@@ -727,6 +730,25 @@ func checkUpgradeFromConffileRegistry(t *testing.T, root, deb string) {
 	appendFile(t, "/etc/edgegw/devices.yaml", "# the site's registry, edited under the old package\n")
 	devices, policy := fileSum(t, "/etc/edgegw/devices.yaml"), fileSum(t, "/etc/edgegw/policies/temperature.json")
 
+	// An upgrade whose unpack fails after preinst moved the files aside (another package owns
+	// a file of ours) puts them back (postrm abort-upgrade); the old package stays configured.
+	blocker := buildBlocker(t)
+	mustDpkg(t, "-i", blocker)
+	if out, err := dpkg("-i", deb); err == nil || !strings.Contains(string(out), "trying to overwrite") {
+		t.Errorf("dpkg -i over a package owning /usr/share/edgegw/devices.yaml: err %v; want the unpack to fail\n%s", err, out)
+	}
+	mustDpkg(t, "--purge", "edgegw-upgrade-blocker")
+	checkInstalledClean(t)
+	if got := strings.TrimSpace(run(t, ".", nil, "dpkg-query", "-W", "-f=${Version}", "edgegw")); got != "0.0.9-1" {
+		t.Errorf("after the failed upgrade edgegw is at %q; want the old 0.0.9-1", got)
+	}
+	if got := fileSum(t, "/etc/edgegw/devices.yaml"); got != devices {
+		t.Errorf("after the failed upgrade /etc/edgegw/devices.yaml is not the edited file; want it put back")
+	}
+	if got := conffilesOf(t); !slices.Equal(sorted(got), want) {
+		t.Errorf("after the failed upgrade conffiles %q; want the old package's %q", got, want)
+	}
+
 	mustDpkg(t, "-i", deb)
 	checkInstalledClean(t)
 	if got := fileSum(t, "/etc/edgegw/devices.yaml"); got != devices {
@@ -749,6 +771,28 @@ func checkUpgradeFromConffileRegistry(t *testing.T, root, deb string) {
 	if _, err := os.Stat("/etc/edgegw/policies/temperature.json"); err != nil {
 		t.Errorf("after purge the site's policy is gone: %v", err)
 	}
+}
+
+// buildBlocker builds a package that owns /usr/share/edgegw/devices.yaml, which makes the
+// unpack of edgegw fail ("trying to overwrite").
+func buildBlocker(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "blocker")
+	for path, text := range map[string]string{
+		"DEBIAN/control": "Package: edgegw-upgrade-blocker\nVersion: 1\nArchitecture: all\n" +
+			"Maintainer: edgegw maintainers <maintainers@edgegw.invalid>\nDescription: makes the edgegw unpack fail (test)\n",
+		"usr/share/edgegw/devices.yaml": "# owned by the blocker\n",
+	} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, path)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, path), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deb := dir + ".deb"
+	run(t, ".", nil, "dpkg-deb", "--root-owner-group", "-b", dir, deb)
+	return deb
 }
 
 func sorted(s []string) []string { s = slices.Clone(s); slices.Sort(s); return s }
