@@ -60,6 +60,9 @@ func TestPackaging(t *testing.T) {
 			t.Fatalf("%s not found: run `make deps` (apt-get install %s)", tool.cmd, tool.pkg)
 		}
 	}
+	if _, err := os.Stat("/usr/share/bash-completion/bash_completion"); err != nil {
+		t.Fatalf("bash-completion not installed (%v): run `make deps` (apt-get install bash-completion)", err)
+	}
 	root, err := filepath.Abs("../..")
 	if err != nil {
 		t.Fatal(err)
@@ -363,7 +366,9 @@ func dpkg(args ...string) ([]byte, error) {
 		cmd.Stdin = nil // /dev/null
 		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
 		out, err := cmd.CombinedOutput()
-		if err != nil && bytes.Contains(out, []byte("lock")) && i < 60 {
+		// "dpkg frontend lock was locked by another process", "dpkg status database is locked".
+		locked := bytes.Contains(out, []byte("locked by another process")) || bytes.Contains(out, []byte("database is locked"))
+		if err != nil && locked && i < 60 {
 			time.Sleep(2 * time.Second)
 			continue
 		}
