@@ -28,7 +28,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgegw/edgegw/gateway"
+	"github.com/edgegw/edgegw/bridge"
+	"github.com/edgegw/edgegw/gateway/broker"
+	"github.com/edgegw/edgegw/gateway/config"
 )
 
 // packagingTools: command -> Debian package that provides it.
@@ -177,6 +179,8 @@ func checkDebContents(t *testing.T, deb, arch string) {
 		"/lib/systemd/system/edgegw.service":                       "-rw-r--r-- root/root",
 		"/lib/systemd/system/edgegw-crl.service":                   "-rw-r--r-- root/root",
 		"/lib/systemd/system/edgegw-crl.timer":                     "-rw-r--r-- root/root",
+		"/lib/systemd/system/edgegw-server-cert.service":           "-rw-r--r-- root/root",
+		"/lib/systemd/system/edgegw-server-cert.timer":             "-rw-r--r-- root/root",
 		"/etc/edgegw/edgegw.yaml":                                  "-rw-r--r-- root/root",
 		"/etc/edgegw/policies/":                                    "drwxr-xr-x root/root",
 		"/etc/logrotate.d/edgegw":                                  "-rw-r--r-- root/root",
@@ -466,12 +470,14 @@ func checkFreshInstall(t *testing.T, deb string) {
 	for _, link := range []string{
 		"/etc/systemd/system/multi-user.target.wants/edgegw.service",
 		"/etc/systemd/system/timers.target.wants/edgegw-crl.timer",
+		"/etc/systemd/system/timers.target.wants/edgegw-server-cert.timer",
 	} {
 		if _, err := os.Lstat(link); err != nil {
 			t.Errorf("unit not enabled: %v", err)
 		}
 	}
-	for _, unit := range []string{"edgegw.service", "edgegw-crl.service", "edgegw-crl.timer"} {
+	for _, unit := range []string{"edgegw.service", "edgegw-crl.service", "edgegw-crl.timer",
+		"edgegw-server-cert.service", "edgegw-server-cert.timer"} {
 		run(t, ".", nil, "systemd-analyze", "verify", "/lib/systemd/system/"+unit)
 	}
 	if out := run(t, ".", nil, "edgegw", "version"); !strings.HasPrefix(out, "edgegw ") {
@@ -863,13 +869,19 @@ bridge:
 		"bridge.client_id", "bridge.tls.cert", "bridge.tls.key", "bridge.routes[].name", "bridge.routes[].topic"} {
 		set[k] = true
 	}
-	cfg, err := gateway.ParseConfig("edgegw.yaml", "/etc/edgegw", []byte(minimal))
+	cfg, err := config.Parse("edgegw.yaml", "/etc/edgegw", []byte(minimal))
 	if err != nil {
 		t.Fatalf("parsing the minimal config: %v", err)
 	}
 	schema := map[string]bool{} // key -> is a leaf
 	defaults := map[string]string{}
 	walkSchema(reflect.ValueOf(cfg).Elem(), "", schema, defaults)
+	// The config leaves these zero; the component that owns each applies its default.
+	for key, def := range ownerDefaults() {
+		if defaults[key] == "" {
+			defaults[key] = def
+		}
+	}
 	if len(schema) < 40 {
 		t.Fatalf("found %d keys in the schema; want the whole of edgegw.yaml (50+)", len(schema))
 	}
@@ -898,6 +910,32 @@ bridge:
 	cmd := exec.Command("groff", "-ww", "-z", "-man", "../../packaging/edgegw.yaml.5")
 	if out, err := cmd.CombinedOutput(); err != nil || len(out) != 0 {
 		t.Errorf("groff -ww -z -man edgegw.yaml.5: %v\n%s", err, out)
+	}
+}
+
+// ownerDefaults are the defaults that the broker (limits) and the bridge apply to keys the
+// config leaves zero, written as the config would write them.
+func ownerDefaults() map[string]string {
+	l, b := broker.DefaultLimits(), bridge.Defaults()
+	dur := func(d time.Duration) string { return config.Duration(d).String() }
+	size := func(n int64) string { return config.Size(n).String() }
+	return map[string]string{
+		"limits.handshake_timeout":      dur(l.HandshakeTimeout),
+		"limits.max_pending_handshakes": fmt.Sprint(l.MaxPendingHandshakes),
+		"limits.max_packet_size":        size(int64(l.MaxPacketSize)),
+		"limits.max_clients":            fmt.Sprint(l.MaxClients),
+		"limits.client_write_queue":     fmt.Sprint(l.ClientWriteQueue),
+		"limits.receive_maximum":        fmt.Sprint(l.ReceiveMaximum),
+		"limits.session_expiry_max":     dur(l.SessionExpiryMax),
+		"limits.retained_max_messages":  fmt.Sprint(l.RetainedMaxMessages),
+		"limits.retained_max_bytes":     size(int64(l.RetainedMaxBytes)),
+		"limits.max_topic_length":       fmt.Sprint(l.MaxTopicLength),
+		"limits.max_topic_levels":       fmt.Sprint(l.MaxTopicLevels),
+		"bridge.keepalive":              dur(b.KeepAlive),
+		"bridge.connect_timeout":        dur(b.ConnectTimeout),
+		"bridge.backoff.min":            dur(b.BackoffMin),
+		"bridge.backoff.max":            dur(b.BackoffMax),
+		"bridge.inflight":               fmt.Sprint(b.Inflight),
 	}
 }
 
