@@ -740,20 +740,23 @@ func (q *Queue) Err() error {
 	return q.failErr
 }
 
-// syncLogs makes the committed transaction durable: the WAL always, the
-// value log only when a value went there (see logSyncer).
+// syncLogs makes the committed transaction durable: the value log first
+// when a value went there, then the WAL (see logSyncer). In that order a
+// power cut cannot keep a WAL entry whose value-log pointer leads past the
+// end of the value log (badger cuts the last value-log file at its last
+// whole entry on open): the message would be unreadable.
 func (q *Queue) syncLogs(groups ...[]op) error {
-	if err := q.walSync.sync(); err != nil {
-		return err
-	}
 	for _, g := range groups {
 		for _, o := range g {
 			if !o.cancel && !o.del && len(o.val) >= valueThreshold {
-				return q.vlogSync.sync()
+				if err := q.vlogSync.sync(); err != nil {
+					return err
+				}
+				return q.walSync.sync()
 			}
 		}
 	}
-	return nil
+	return q.walSync.sync()
 }
 
 // write commits the groups as one transaction (synced by syncLogs).

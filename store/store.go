@@ -234,8 +234,9 @@ type Queue struct {
 	fullAt    time.Time
 	fullSupp  int
 	movedTo   string
-	writeErr  error // of the last commit that failed; nil after one succeeds
-	failErr   error // the last commit's write or sync error (Err); nil after one succeeds
+	report    OpenReport // what Open repaired and salvaged
+	writeErr  error      // of the last commit that failed; nil after one succeeds
+	failErr   error      // the last commit's write or sync error (Err); nil after one succeeds
 
 	failWrite atomic.Pointer[error] // tests: while set, every commit's write fails with it
 
@@ -472,27 +473,7 @@ func Open(opts Options) (*Queue, error) {
 	if serr != nil {
 		q.log.Error("sequence mark beside the queue is unreadable; using the queue's own", "err", serr)
 	}
-	db, err := openDB(q.badgerOptions())
-	if err != nil && !opts.KeepCorrupt && isCorrupt(err) {
-		// A second attempt before giving up on the data: an error that goes
-		// away (memory, an interrupted call, a file badger was still
-		// closing) is not damage.
-		q.log.Warn("queue could not be opened; trying once more before moving it aside", "dir", opts.Dir, "err", err)
-		time.Sleep(reopenDelay)
-		db, err = openDB(q.badgerOptions())
-	}
-	if err != nil && !opts.KeepCorrupt && isCorrupt(err) {
-		moved, merr := moveAside(opts.Dir)
-		if merr != nil {
-			return nil, fmt.Errorf("opening queue %q: %w (and moving it aside failed: %v)", opts.Dir, err, merr)
-		}
-		q.log.Error("queue could not be opened; moved aside, starting with an empty queue",
-			"dir", opts.Dir, "moved_to", moved, "err", err, "next_seq_at_least", seqFloor)
-		q.movedTo = moved
-		if err = os.MkdirAll(opts.Dir, 0o700); err == nil {
-			db, err = openDB(q.badgerOptions())
-		}
-	}
+	db, err := q.openBadger(seqFloor)
 	if err != nil {
 		return nil, fmt.Errorf("opening queue %q: %w", opts.Dir, classify(err))
 	}
@@ -506,7 +487,21 @@ func Open(opts Options) (*Queue, error) {
 	}
 	if err := q.load(); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("opening queue %q: reading index: %w", opts.Dir, err)
+		if opts.KeepCorrupt || !errors.Is(err, errBadRecord) {
+			return nil, fmt.Errorf("opening queue %q: reading index: %w", opts.Dir, err)
+		}
+		// A registry or sequence record badger reads but we cannot: salvage.
+		q.resetIndex()
+		if db, err = q.salvageInto(seqFloor, fmt.Errorf("reading index: %w", err)); err == nil {
+			q.db = db
+			err = q.load()
+		}
+		if err != nil {
+			if db != nil {
+				db.Close()
+			}
+			return nil, fmt.Errorf("opening queue %q: %w", opts.Dir, err)
+		}
 	}
 	if seqFloor > q.nextSeq {
 		q.nextSeq, q.hwm, q.visible = seqFloor, seqFloor, seqFloor-1
@@ -520,6 +515,80 @@ func Open(opts Options) (*Queue, error) {
 	q.log.Info("queue opened", "dir", opts.Dir, "messages", q.depthLocked(), "next_seq", q.nextSeq,
 		"encrypted", len(opts.EncryptionKey) > 0)
 	return q, nil
+}
+
+// openBadger repairs what a crash can leave in the queue's files
+// (repair.go) and opens badger on them. A queue that still cannot be opened
+// is tried once more, then moved aside and salvaged into a new one
+// (salvageInto); with KeepCorrupt its error is returned instead.
+func (q *Queue) openBadger(seqFloor uint64) (*badger.DB, error) {
+	db, err := q.repairAndOpen()
+	if err != nil && !q.opts.KeepCorrupt && isCorrupt(err) {
+		// A second attempt before giving up on the data: an error that goes
+		// away (memory, an interrupted call, a file badger was still
+		// closing) is not damage.
+		q.log.Warn("queue could not be opened; trying once more before moving it aside", "dir", q.dir, "err", err)
+		time.Sleep(reopenDelay)
+		db, err = q.repairAndOpen()
+	}
+	if err != nil && !q.opts.KeepCorrupt && isCorrupt(err) {
+		return q.salvageInto(seqFloor, err)
+	}
+	return db, err
+}
+
+func (q *Queue) repairAndOpen() (*badger.DB, error) {
+	reps, err := repairDir(q.dir)
+	for _, r := range reps {
+		q.log.Warn("queue file repaired after a crash", "dir", q.dir, "kind", string(r.Kind), "file", r.File,
+			"size", r.Size, "did", r.Did)
+	}
+	q.report.Repairs = append(q.report.Repairs, reps...)
+	if err != nil {
+		return nil, err
+	}
+	return openDB(q.badgerOptions())
+}
+
+// salvageInto moves the queue that cannot be read (why) aside, opens a new
+// one in its place and copies every readable record into it (salvage.go).
+func (q *Queue) salvageInto(seqFloor uint64, why error) (*badger.DB, error) {
+	moved, err := moveAside(q.dir)
+	if err != nil {
+		return nil, fmt.Errorf("%w (and moving it aside failed: %v)", why, err)
+	}
+	q.report.MovedTo, q.movedTo = moved, moved
+	if err := os.MkdirAll(q.dir, 0o700); err != nil {
+		return nil, err
+	}
+	db, err := openDB(q.badgerOptions())
+	if err != nil {
+		return nil, err
+	}
+	rep, err := salvage(db, moved, q.badgerOptions())
+	q.report.Salvage = rep
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	q.log.Error("queue could not be read; moved aside, its readable messages salvaged into a new queue",
+		"dir", q.dir, "moved_to", moved, "err", why, "salvaged", rep.Messages, "dead_letters", rep.DeadLetters,
+		"lost", rep.Lost, "salvage_err", rep.Err, "next_seq_at_least", seqFloor)
+	return db, nil
+}
+
+// resetIndex forgets what a failed load read.
+func (q *Queue) resetIndex() {
+	q.routes, q.byID, q.order = map[string]*route{}, map[uint32]*route{}, nil
+	q.nextID, q.nextSeq, q.hwm, q.visible, q.bytes = 0, 0, 0, 0, 0
+}
+
+// OpenReport says what Open repaired, moved aside and salvaged (the same
+// for the life of the Queue).
+func (q *Queue) OpenReport() OpenReport {
+	r := q.report
+	r.Repairs = slices.Clone(r.Repairs)
+	return r
 }
 
 func (q *Queue) badgerOptions() badger.Options {
