@@ -390,6 +390,10 @@ const seqBlock = 1 << 16
 // badger's value log, smaller ones stay in the LSM tree (and its WAL).
 var memTableSize, baseTableSize, blockSize, valueThreshold = badgerSizing(strconv.IntSize)
 
+// valueLogFileSize is the size of one value-log file (the crash soak lowers
+// it to rotate often).
+var valueLogFileSize int64 = 16 << 20
+
 // On 32-bit, ristretto's z.Allocator (v2.2.0 to at least v2.4.2) corrupts
 // memory once a table builder outgrows its first buffer: Allocate stores
 // uint64((bufIdx+1)<<32), shifted in a 32-bit int, that is 0, and hands the
@@ -601,7 +605,7 @@ func (q *Queue) badgerOptions() badger.Options {
 		WithBaseTableSize(baseTableSize).
 		WithBlockSize(blockSize).
 		WithBaseLevelSize(8 << 20).
-		WithValueLogFileSize(16 << 20).
+		WithValueLogFileSize(valueLogFileSize).
 		WithValueThreshold(int64(valueThreshold)).
 		WithBlockCacheSize(4 << 20).
 		WithIndexCacheSize(2 << 20). // required with encryption, or the second open panics
