@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -250,10 +249,4 @@ func truncateSync(path string, size int64) error {
 		err = cerr
 	}
 	return err
-}
-
-// badManifest says whether dir's MANIFEST is one badger refuses for its magic.
-func badManifest(dir string) bool {
-	b, err := os.ReadFile(filepath.Join(dir, "MANIFEST"))
-	return err == nil && (len(b) < manifestMagic || !bytes.HasPrefix(b, []byte("Bdgr")))
 }

@@ -14,6 +14,11 @@
 //	"s"                     -> seq               sequence high-water mark (reserved in blocks)
 //	"h" route-id(4)         -> seq               head cursor of queues written before the meta (read once)
 //
+// Open repairs the states a crash leaves in badger v4.9.6's files that badger
+// refuses or mishandles (repair.go explains each) and salvages a queue it
+// cannot read (salvage.go); the value log is synced before the write-ahead
+// log so that no durable WAL entry points past the value log's end.
+//
 // Beside the directory, "<dir>.seq" repeats the sequence high-water mark
 // outside badger (seqfile.go): a queue moved aside as corrupt, or removed,
 // is followed by one whose sequence numbers continue above the old ones.
@@ -418,12 +423,19 @@ func badgerSizing(intSize int) (memTable, baseTable int64, block, threshold int)
 	return 8 << 20, 2 << 20, 4 << 10, 64 << 10
 }
 
-// Open opens (or creates) the queue in opts.Dir. A queue that badger cannot
-// open because it is damaged is moved aside to "<dir>.corrupt-<n>", logged at
-// Error, and a fresh one is opened (Stats().CorruptMovedTo says where), its
-// sequence numbers continuing above the old queue's ("<dir>.seq"). A lock
-// held by another process (ErrLocked) and a wrong key (ErrWrongKey) are
-// returned as errors: they are not corruption.
+// Open opens (or creates) the queue in opts.Dir. First it repairs, with no
+// help, what a crash (kill -9 or a power cut) can leave in badger's files
+// that badger itself refuses (repair.go): each repair is logged at Warn and
+// listed by OpenReport. A queue that badger still cannot open, or whose
+// index records do not read, is moved aside to "<dir>.corrupt-<n>", logged at
+// Error, and every readable message and dead letter is copied into a fresh
+// queue in its place with its route, sequence number and order (salvage.go;
+// OpenReport().Salvage counts them, Stats().CorruptMovedTo says where). Its
+// sequence numbers continue above the old queue's ("<dir>.seq"). A lock held
+// by another process (ErrLocked) and a wrong key (ErrWrongKey) are returned
+// as errors: they are not corruption. With KeepCorrupt the repairs are still
+// made (they are what badger needs to read the files at all) but nothing is
+// moved aside: the error is returned.
 func Open(opts Options) (*Queue, error) {
 	if opts.Dir == "" {
 		return nil, fmt.Errorf("opening queue: %w: no directory", ErrInvalid)
