@@ -114,20 +114,28 @@ func loopStat(t *testing.T, dev string) (done [3]uint64, inFlight uint64) {
 	return [3]uint64{u(4), u(11), u(15)}, u(8)
 }
 
-// stopped waits until every thread of pid is stopped (state T).
-func stopped(pid int) bool {
+// stopped says whether every thread of pid is stopped (state T) or inside
+// the kernel (state D: it stops on its way out; a write it is doing shows in
+// the device's counters, which stopAndCopy checks); else it names the
+// threads still running.
+func stopped(pid int) (bool, string) {
 	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
+	var running []string
 	for _, task := range tasks {
 		b, err := os.ReadFile(task)
 		if err != nil {
 			continue // gone
 		}
 		i := bytes.LastIndexByte(b, ')')
-		if i < 0 || i+2 >= len(b) || (b[i+2] != 'T' && b[i+2] != 't') {
-			return false
+		if i < 0 || i+2 >= len(b) {
+			continue
+		}
+		if st := b[i+2]; st != 'T' && st != 't' && st != 'D' {
+			wchan, _ := os.ReadFile(filepath.Join(filepath.Dir(task), "wchan"))
+			running = append(running, fmt.Sprintf("%s %c %s", filepath.Base(filepath.Dir(task)), st, wchan))
 		}
 	}
-	return len(tasks) > 0
+	return len(tasks) > 0 && len(running) == 0, strings.Join(running, ", ")
 }
 
 // copySparse copies the data extents of from into a new file to.
@@ -316,9 +324,13 @@ func stopAndCopy(t *testing.T, cmd *exec.Cmd, ll *lineLog, dev, img, dst string)
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(30 * time.Second)
-	for !stopped(cmd.Process.Pid) {
+	for {
+		ok, running := stopped(cmd.Process.Pid)
+		if ok {
+			break
+		}
 		if time.Now().After(deadline) {
-			t.Fatal("the child did not stop within 30s")
+			t.Fatalf("the child did not stop within 30s; threads still running (tid state wchan): %s", running)
 		}
 		time.Sleep(time.Millisecond)
 	}
@@ -331,10 +343,11 @@ func stopAndCopy(t *testing.T, cmd *exec.Cmd, ll *lineLog, dev, img, dst string)
 	ll.mu.Lock()
 	lines := slices.Clone(ll.lines)
 	ll.mu.Unlock()
-	for retaken := 0; retaken < 50; retaken++ {
+	retaken := 0
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
 		before, inFlight := loopStat(t, dev)
 		if inFlight != 0 {
-			time.Sleep(5 * time.Millisecond)
+			time.Sleep(2 * time.Millisecond)
 			continue
 		}
 		if err := copySparse(img, dst); err != nil {
@@ -343,8 +356,9 @@ func stopAndCopy(t *testing.T, cmd *exec.Cmd, ll *lineLog, dev, img, dst string)
 		if after, inFlight := loopStat(t, dev); after == before && inFlight == 0 {
 			return lines, retaken
 		}
+		retaken++
 	}
-	t.Fatal("the loop device kept writing while the child was stopped: no still copy in 50 tries")
+	t.Fatalf("the loop device kept writing while the child was stopped: no still copy in 30s (%d tries)", retaken)
 	return nil, 0
 }
 
