@@ -114,7 +114,7 @@ func loopStat(t *testing.T, dev string) (done [3]uint64, inFlight uint64) {
 	return [3]uint64{u(4), u(11), u(15)}, u(8)
 }
 
-// stopped says whether every thread of pid is stopped (state T) or inside
+// stopped says whether every thread of pid is stopped (state T), gone, or inside
 // the kernel (state D: it stops on its way out; a write it is doing shows in
 // the device's counters, which stopAndCopy checks); else it names the
 // threads still running.
@@ -130,7 +130,7 @@ func stopped(pid int) (bool, string) {
 		if i < 0 || i+2 >= len(b) {
 			continue
 		}
-		if st := b[i+2]; st != 'T' && st != 't' && st != 'D' {
+		if st := b[i+2]; !strings.ContainsRune("TtDZX", rune(st)) { // Z, X: a thread that exited
 			wchan, _ := os.ReadFile(filepath.Join(filepath.Dir(task), "wchan"))
 			running = append(running, fmt.Sprintf("%s %c %s", filepath.Base(filepath.Dir(task)), st, wchan))
 		}
