@@ -132,7 +132,10 @@ type Options struct {
 	// MaxBatch bounds the messages written per synced commit (default 4096).
 	MaxBatch int
 	// KeepCorrupt makes Open return the error of a damaged queue instead of
-	// moving it aside (inspection tools must not change what they inspect).
+	// moving it aside and salvaging it (inspection tools must not move what
+	// they inspect). The crash repairs (repair.go) are still made: without
+	// them badger cannot read the files at all, and badger's own Open
+	// changes them too (it cuts torn log tails, starts a value-log file).
 	KeepCorrupt bool
 }
 
