@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -247,7 +248,9 @@ func TestOpenRepairsCrashStates(t *testing.T) {
 				dir := filepath.Join(t.TempDir(), "q")
 				copyQueue(t, before, dir)
 				tc.build(t, dir, before, after)
-				q := openT(t, Options{Dir: dir, EncryptionKey: k, KeepCorrupt: true})
+				var logs bytes.Buffer
+				q := openT(t, Options{Dir: dir, EncryptionKey: k, KeepCorrupt: true,
+					Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelWarn}))})
 				rep := q.OpenReport()
 				var kinds []RepairKind
 				for _, r := range rep.Repairs {
@@ -255,6 +258,11 @@ func TestOpenRepairsCrashStates(t *testing.T) {
 				}
 				if !slices.Equal(kinds, tc.want) || rep.MovedTo != "" {
 					t.Fatalf("OpenReport: got repairs %v, moved to %q; want %v, not moved", rep.Repairs, rep.MovedTo, tc.want)
+				}
+				for _, r := range rep.Repairs {
+					if want := fmt.Sprintf("kind=%s file=%s size=%d", r.Kind, r.File, r.Size); !strings.Contains(logs.String(), "queue file repaired after a crash") || !strings.Contains(logs.String(), want) {
+						t.Fatalf("log: got %q; want a line with %q", logs.String(), want)
+					}
 				}
 				checkAcked(t, q, acked)
 				// It keeps working: a new message, and a second Open.
