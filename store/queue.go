@@ -109,6 +109,8 @@ func appendDead(b []byte, reason string, at int64, msgVal []byte) []byte {
 	return append(b, msgVal...)
 }
 
+// decodeDead reads a dead letter. One of reason ReasonDamaged holds a
+// message that did not read: its bytes are returned as the payload.
 func decodeDead(b []byte, d *DeadLetter) error {
 	n, k := binary.Uvarint(b)
 	if k <= 0 || uint64(len(b)-k) < n+8 {
@@ -117,7 +119,11 @@ func decodeDead(b []byte, d *DeadLetter) error {
 	d.Reason = string(b[k : k+int(n)])
 	b = b[k+int(n):]
 	d.At = int64(binary.BigEndian.Uint64(b))
-	return decodeMessage(b[8:], &d.Message)
+	err := decodeMessage(b[8:], &d.Message)
+	if err != nil && d.Reason == ReasonDamaged {
+		d.Message, err = Message{Payload: b[8:]}, nil
+	}
+	return err
 }
 
 // --- per-route meta ---
@@ -1203,7 +1209,14 @@ func (q *Queue) Next(ctx context.Context) (Message, error) {
 
 		var m Message
 		if err := decodeMessage(a.val, &m); err != nil {
-			return Message{}, fmt.Errorf("reading queued message %d: %w", a.seq, err)
+			// One record that does not read must not stop the queue (the
+			// bridge would ask for it again forever): it goes to the dead
+			// letters as it is, for inspection, and Next goes on.
+			q.log.Error("queued message does not read; moved to the dead letters", "route", name, "seq", a.seq, "err", err)
+			if err := q.DeadLetter(a.seq, ReasonDamaged); err != nil {
+				return Message{}, fmt.Errorf("reading queued message %d: %w", a.seq, err)
+			}
+			continue
 		}
 		m.Route, m.Seq = name, a.seq
 		if maxAge > 0 && q.expired(m.Time, maxAge) {

@@ -373,3 +373,48 @@ func TestOpenSalvagesUnreadableQueue(t *testing.T) {
 		t.Fatalf("new seq %d not above the salvaged ones", seq)
 	}
 }
+
+// TestNextMovesDamagedMessageAside: a queued message whose record does not
+// read goes to the dead letters (reason ReasonDamaged, its bytes as the
+// payload) and Next hands out the messages after it: one bad record does
+// not stop the queue.
+func TestNextMovesDamagedMessageAside(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "q")
+	q := openT(t, Options{Dir: dir})
+	var seqs []uint64
+	for i := range 4 {
+		seqs = append(seqs, enq(t, q, "a", fmt.Sprintf("m%d", i)))
+	}
+	q.mu.Lock()
+	rid := q.routes["a"].id
+	q.mu.Unlock()
+	if err := q.db.Update(func(txn *badger.Txn) error { return txn.Set(msgKey(pMsg, rid, seqs[1]), []byte{7, 7, 7}) }); err != nil {
+		t.Fatal(err)
+	}
+	q.Close()
+	var logs bytes.Buffer
+	q = openT(t, Options{Dir: dir, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	var got []string
+	for range 3 {
+		m := next(t, q)
+		got = append(got, string(m.Payload))
+		q.Ack(m.Seq)
+	}
+	nextNone(t, q)
+	if want := []string{"m0", "m2", "m3"}; !slices.Equal(got, want) {
+		t.Fatalf("Next: got %q; want %q", got, want)
+	}
+	if err := q.syncDeletes(); err != nil { // the dead letter is written by the next commit
+		t.Fatal(err)
+	}
+	dl, err := q.DeadLetters("a", 0)
+	if err != nil || len(dl) != 1 || dl[0].Seq != seqs[1] || dl[0].Reason != ReasonDamaged || !bytes.Equal(dl[0].Payload, []byte{7, 7, 7}) {
+		t.Fatalf("DeadLetters: got %+v, %v; want seq %d, reason %s, payload 070707", dl, err, seqs[1], ReasonDamaged)
+	}
+	if !strings.Contains(logs.String(), "queued message does not read") {
+		t.Fatalf("log: got %q; want the damaged message named", logs.String())
+	}
+	if st := q.Stats(); st.Depth != 0 || st.DeadLetters != 1 {
+		t.Fatalf("Stats: got depth %d, dead letters %d; want 0 and 1", st.Depth, st.DeadLetters)
+	}
+}

@@ -94,6 +94,11 @@ type RouteLimits struct {
 	Priority    int // higher drains first
 }
 
+// ReasonDamaged is the dead-letter reason of a queued message whose record
+// does not read (Next moves it aside and goes on; DeadLetters returns its
+// bytes as the payload).
+const ReasonDamaged = "damaged-record"
+
 // Drop reasons passed to OnDrop and counted in Stats.
 const (
 	ReasonOverflowBytes = "overflow-bytes"
