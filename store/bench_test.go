@@ -117,11 +117,21 @@ func fdatasyncRate(b *testing.B, dir string) float64 {
 // is counted too. wbytes/msg is this process's write_bytes
 // (/proc/self/io: bytes sent towards the storage, the write-ahead log, value
 // log, tables and compactions) per message; cpu-us/msg is the process's user
-// plus system time per message. Run with -benchtime=100000x or more: below a
-// memtable of messages the final flush dominates.
+// plus system time per message. Plain and encrypted (the packaged config
+// encrypts the queue). Run with -benchtime=100000x or more: below a memtable
+// of messages the final flush dominates.
 func BenchmarkStorageCost(b *testing.B) {
+	for _, tc := range []struct {
+		name string
+		key  []byte
+	}{{"plain", nil}, {"encrypted", make([]byte, 32)}} {
+		b.Run(tc.name, func(b *testing.B) { storageCost(b, tc.key) })
+	}
+}
+
+func storageCost(b *testing.B, key []byte) {
 	dir := filepath.Join(b.TempDir(), "q")
-	q, err := Open(Options{Dir: dir, Routes: []RouteLimits{{Name: "telemetry"}}})
+	q, err := Open(Options{Dir: dir, Routes: []RouteLimits{{Name: "telemetry"}}, EncryptionKey: key})
 	if err != nil {
 		b.Fatal(err)
 	}
