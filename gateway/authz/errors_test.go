@@ -34,7 +34,7 @@ func TestPolicyErrors(t *testing.T) {
 		{"bad partition", "p.json", stmt(`{"Effect": "Allow", "Action": "iot:Publish", "Resource": "arn:awz:iot:*:*:topic/x"}`),
 			`p.json:2: Statement[0]: bad ARN "arn:awz:iot:*:*:topic/x": unknown partition "awz"`},
 		{"bad short resource", "p.json", stmt(`{"Effect": "Allow", "Action": "iot:Publish", "Resource": "topics/x"}`),
-			`p.json:2: Statement[0]: bad resource "topics/x": want client/ID, topic/NAME, topicfilter/FILTER, arn:aws:iot:REGION:ACCOUNT:client|topic|topicfilter/..., or *`},
+			`p.json:2: Statement[0]: bad resource "topics/x": want client/ID, topic/NAME, topicfilter/FILTER, thing/NAME, arn:aws:iot:REGION:ACCOUNT:client|topic|topicfilter|thing/..., or *`},
 		{"condition key without prefix", "p.json", stmt(`{"Effect": "Allow", "Action": "iot:Publish", "Resource": "*",
 "Condition": {"StringEquals": {"ClientId": "x"}}}`),
 			`p.json:3: Statement[0]: bad condition key "ClientId": want PREFIX:NAME, e.g. iot:ClientId; supported keys are ` + supportedKeys},
