@@ -1,0 +1,390 @@
+package gateway
+
+// Device shadows, as `edgegw run` wires them (config section shadows):
+//
+//	store.Queue.KV("shadow") ──> shadowStore (shadow.Store) ──> *shadow.Service ──> Broker.SetShadows
+//	shadows.sync ──> *shadow.Syncer beside the bridge:
+//	  Actions.Upstream ──> queue route "shadow-sync" (out, $aws/things/+/shadow/#) ──> bridge ──> cloud
+//	  cloud ──> bridge in routes (one per Syncer subscription) ──> shadowInbound ──> Syncer.Upstream
+//	  bridge State (connected since) ──> Syncer.Connected / Disconnected
+//
+// The shadows live in the queue's database (its own key space, encrypted
+// like the queue); without a bridge section the gateway opens the store for
+// them alone. The Syncer's outbox is durable in the shadow store, and what
+// it asks to send goes through the queue like any upstream message, so a
+// kill -9 loses neither side's change: the outbox is sent again on the next
+// connection, the queue resends what the cloud did not acknowledge.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/edgegw/edgegw/bridge"
+	"github.com/edgegw/edgegw/gateway/audit"
+	"github.com/edgegw/edgegw/gateway/broker"
+	"github.com/edgegw/edgegw/gateway/config"
+	"github.com/edgegw/edgegw/gateway/shadow"
+	"github.com/edgegw/edgegw/store"
+)
+
+const (
+	// shadowSpace is the shadows' key space in the queue's database.
+	shadowSpace = "shadow"
+	// shadowRouteOut queues the Syncer's requests to the cloud.
+	shadowRouteOut = "shadow-sync"
+	// shadowRouteIn names the in routes of the Syncer's subscriptions.
+	shadowRouteIn = "shadow-sync-in-"
+	// shadowRepoll is how often the outbox is offered again (a change the
+	// cloud refused for a passing reason) and the uplink state read.
+	shadowRepoll = 500 * time.Millisecond
+)
+
+// shadowStore is a shadow.Store over a key space of the queue's database.
+type shadowStore struct{ kv *store.KV }
+
+var _ shadow.Store = shadowStore{}
+
+func (s shadowStore) Get(ctx context.Context, key string) ([]byte, error) {
+	v, err := s.kv.Get(ctx, key)
+	if errors.Is(err, store.ErrKeyNotFound) {
+		return nil, fmt.Errorf("%w: %w", shadow.ErrNotFound, err)
+	}
+	return v, err
+}
+
+func (s shadowStore) List(ctx context.Context, prefix string) ([]string, error) {
+	return s.kv.List(ctx, prefix)
+}
+
+func (s shadowStore) Write(ctx context.Context, b *shadow.Batch) error {
+	ops := make([]store.KVOp, len(b.Ops))
+	for i, o := range b.Ops {
+		ops[i] = store.KVOp{Key: o.Key, Value: o.Value}
+	}
+	return s.kv.Write(ctx, ops)
+}
+
+// shadows is what Run started for the shadows section.
+type shadows struct {
+	log    *slog.Logger
+	aud    *audit.Log
+	b      *broker.Broker
+	svc    *shadow.Service
+	sync   *shadow.Syncer // nil without shadows.sync
+	kv     *store.KV
+	own    *store.Queue // opened for the shadows alone (no bridge section)
+	q      *store.Queue // carries the Syncer's requests
+	br     *bridge.Bridge
+	subs   map[string]bool // the Syncer's subscriptions
+	synced int             // shadows configured for sync
+
+	conflicts, failures, dropped atomic.Int64
+
+	cancel    context.CancelFunc
+	done      chan struct{}
+	mu        sync.Mutex // serialises Syncer actions (their upstream order)
+	closeOnce sync.Once
+}
+
+// openShadows opens the shadow service on q's database (a queue opened here
+// when q is nil) and installs it on b. It returns nil, nil without a shadows
+// section.
+func (g *Gateway) openShadows(ctx context.Context, b *broker.Broker, q *store.Queue, aud *audit.Log) (s *shadows, err error) {
+	cfg := g.cfg
+	if cfg.Shadows == nil {
+		return nil, nil
+	}
+	s = &shadows{log: g.log.With("component", "shadow"), aud: aud, b: b, q: q}
+	defer func() {
+		if err != nil {
+			s.close()
+			s = nil
+		}
+	}()
+	if q == nil {
+		if err := ensureQueueKey(ctx, cfg, g.log); err != nil {
+			return nil, err
+		}
+		so, err := StoreOptionsFromConfig(ctx, cfg)
+		if err != nil {
+			return nil, err
+		}
+		so.Logger = g.log.With("component", "queue")
+		if s.own, err = store.Open(so); err != nil {
+			return nil, fmt.Errorf("opening store %q for shadows: %w", so.Dir, err)
+		}
+		q = s.own
+	}
+	if s.kv, err = q.KV(shadowSpace); err != nil {
+		return nil, fmt.Errorf("opening shadow store: %w", err)
+	}
+	s.svc = shadow.New(shadowStore{s.kv}, shadow.Options{Logger: s.log})
+	if len(cfg.Shadows.Sync) > 0 {
+		so := shadow.SyncOptions{TokenPrefix: shadowTokenPrefix(cfg)}
+		for i, c := range cfg.Shadows.Sync {
+			d, err := shadow.ParseDirection(c.Direction)
+			if err != nil {
+				return nil, cfg.Errorf(fmt.Sprintf("shadows.sync[%d].direction", i), "%v", err)
+			}
+			do, _ := shadow.ParseOwner(c.DesiredOwner) // validated by config
+			ro, _ := shadow.ParseOwner(c.ReportedOwner)
+			so.Shadows = append(so.Shadows, shadow.SyncShadow{Thing: c.Thing, Shadow: c.Shadow, Direction: d, DesiredOwner: do, ReportedOwner: ro})
+		}
+		if s.sync, err = shadow.NewSyncer(ctx, s.svc, so); err != nil {
+			return nil, err
+		}
+		s.synced = len(so.Shadows)
+		s.subs = map[string]bool{}
+		for _, t := range s.sync.Subscriptions() {
+			s.subs[t] = true
+		}
+	}
+	b.SetShadows(s.svc)
+	s.log.Info("device shadows served", "synced", len(cfg.Shadows.Sync))
+	return s, nil
+}
+
+var tokenPrefixRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,40}$`)
+
+// shadowTokenPrefix: shadows.token_prefix, else the bridge's client ID when
+// it fits a clientToken prefix, else the Syncer's default.
+func shadowTokenPrefix(cfg *config.Config) string {
+	if p := cfg.Shadows.TokenPrefix; p != "" {
+		return p
+	}
+	if cfg.Bridge != nil && tokenPrefixRE.MatchString(cfg.Bridge.ClientID) {
+		return cfg.Bridge.ClientID
+	}
+	return ""
+}
+
+// shadowRoutes are the bridge routes of shadow sync: one out route for the
+// Syncer's requests and one in route per topic it subscribes to.
+func shadowRoutes(cfg *config.Config) []bridge.Route {
+	if cfg.Shadows == nil || len(cfg.Shadows.Sync) == 0 {
+		return nil
+	}
+	rs := []bridge.Route{{Name: shadowRouteOut, Topic: "$aws/things/+/shadow/#", Direction: bridge.Out, QoS: 1}}
+	for _, t := range shadowSubscriptions(cfg) {
+		rs = append(rs, bridge.Route{Name: shadowRouteIn + t, Topic: t, Direction: bridge.In, QoS: 1})
+	}
+	return rs
+}
+
+// shadowSubscriptions lists the Syncer's upstream topics for cfg (as
+// Syncer.Subscriptions does, without a Syncer).
+func shadowSubscriptions(cfg *config.Config) []string {
+	var out []string
+	for _, c := range cfg.Shadows.Sync {
+		base := "$aws/things/" + c.Thing + "/shadow/"
+		if c.Shadow != "" {
+			base += "name/" + c.Shadow + "/"
+		}
+		out = append(out, base+"update/accepted", base+"update/rejected", base+"get/accepted", base+"get/rejected")
+		if c.Direction != "up" {
+			out = append(out, base+"update/documents")
+		}
+	}
+	return out
+}
+
+// shadowRouteLimits is the queue route of the Syncer's requests.
+func shadowRouteLimits(cfg *config.Config) []store.RouteLimits {
+	if cfg.Shadows == nil || len(cfg.Shadows.Sync) == 0 {
+		return nil
+	}
+	return []store.RouteLimits{{Name: shadowRouteOut, Priority: 1}}
+}
+
+// inbound wraps the bridge's local publisher: messages on the Syncer's
+// subscriptions go to the Syncer, everything else to next.
+func (s *shadows) inbound(next bridge.Publisher) bridge.Publisher {
+	if s == nil || s.sync == nil {
+		return next
+	}
+	return shadowInbound{next: next, s: s}
+}
+
+type shadowInbound struct {
+	next bridge.Publisher
+	s    *shadows
+}
+
+func (p shadowInbound) PublishLocal(topic string, payload []byte, retain bool, qos byte) error {
+	if !p.s.subs[topic] {
+		return p.next.PublishLocal(topic, payload, retain, qos)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	p.s.mu.Lock()
+	defer p.s.mu.Unlock()
+	a, err := p.s.sync.Upstream(ctx, topic, payload)
+	if err != nil {
+		p.s.dropped.Add(1)
+		p.s.log.Warn("cloud shadow message not applied", "topic", topic, "err", err)
+		return nil
+	}
+	p.s.apply(ctx, a)
+	return nil
+}
+
+// start runs the Syncer beside br (nothing without sync).
+func (s *shadows) start(br *bridge.Bridge) {
+	if s == nil || s.sync == nil || br == nil {
+		return
+	}
+	s.br = br
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel, s.done = cancel, make(chan struct{})
+	go func() {
+		defer close(s.done)
+		s.run(ctx)
+	}()
+}
+
+// run follows the uplink: Connected once a connection has been up for a
+// moment (the bridge subscribes as soon as it connects; the Syncer's /get
+// must not overtake the SUBSCRIBE), Disconnected when it drops or is
+// replaced, the outbox offered on Wake and every shadowRepoll.
+func (s *shadows) run(ctx context.Context) {
+	tick := time.NewTicker(shadowRepoll)
+	defer tick.Stop()
+	var online bool
+	var since time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.sync.Wake():
+		case <-tick.C:
+		}
+		st := s.br.State()
+		switch {
+		case online && (!st.Connected || !st.ConnectedSince.Equal(since)):
+			online = false
+			s.sync.Disconnected()
+			s.log.Info("shadow sync offline")
+		case !online && st.Connected && time.Since(st.ConnectedSince) >= time.Second:
+			online, since = true, st.ConnectedSince
+			s.mu.Lock()
+			a, err := s.sync.Connected(ctx)
+			if err != nil {
+				s.log.Warn("shadow sync could not start", "err", err)
+			} else {
+				s.apply(ctx, a)
+			}
+			s.mu.Unlock()
+			s.log.Info("shadow sync online", "outbox", s.sync.Outbox())
+			continue
+		}
+		s.mu.Lock()
+		s.apply(ctx, s.sync.Pending(ctx))
+		s.mu.Unlock()
+	}
+}
+
+// apply does what the Syncer asks; s.mu is held.
+func (s *shadows) apply(ctx context.Context, a shadow.Actions) {
+	for _, p := range a.Upstream {
+		if _, err := s.q.Enqueue(ctx, store.Message{Route: shadowRouteOut, Topic: p.Topic, Payload: p.Payload, QoS: 1}); err != nil {
+			// The change stays in the Syncer's outbox: sent again on the
+			// next connection.
+			s.log.Warn("shadow sync request not queued", "topic", p.Topic, "err", err)
+		}
+	}
+	for _, r := range a.Local {
+		s.b.PublishShadow(r)
+	}
+	for _, c := range a.Conflicts {
+		s.conflicts.Add(1)
+		res := "thing/" + c.Thing
+		if c.Shadow != "" {
+			res += "/" + c.Shadow
+		}
+		s.aud.Record(audit.Event{Event: "shadow_conflict", Device: c.Thing, Resource: res,
+			Reason: fmt.Sprintf("%s.%v changed on both sides; the %s's value was kept", c.Section, c.Path, c.Winner)})
+	}
+	for _, f := range a.Failures {
+		s.failures.Add(1)
+		res := "thing/" + f.Thing
+		if f.Shadow != "" {
+			res += "/" + f.Shadow
+		}
+		s.aud.Record(audit.Event{Event: "shadow_sync_failed", Device: f.Thing, Resource: res,
+			Reason: fmt.Sprintf("outbox seq %d: %d %s", f.Seq, f.Code, f.Message)})
+	}
+}
+
+// ShadowStats is the state of the shadows for metrics and status.
+type ShadowStats struct {
+	Shadows   int // shadows stored (deleted ones included while their version is kept)
+	Synced    int // configured for sync
+	Online    bool
+	Outbox    int           // local changes the cloud has not acknowledged
+	Lag       time.Duration // age of the oldest of them
+	Conflicts int64
+	Failures  int64
+	Dropped   int64 // cloud messages that could not be applied
+}
+
+// Stats reads the shadows' state.
+func (s *shadows) Stats(ctx context.Context) ShadowStats {
+	var st ShadowStats
+	if s == nil {
+		return st
+	}
+	if keys, err := s.kv.List(ctx, "d/"); err == nil {
+		st.Shadows = len(keys)
+	}
+	st.Conflicts, st.Failures, st.Dropped = s.conflicts.Load(), s.failures.Load(), s.dropped.Load()
+	if s.sync != nil {
+		ss := s.sync.Stats()
+		st.Synced = s.synced
+		st.Online, st.Outbox = ss.Online, ss.Outbox
+		if !ss.Oldest.IsZero() {
+			st.Lag = max(time.Since(ss.Oldest), 0)
+		}
+	}
+	return st
+}
+
+// close stops the Syncer and releases the store (the queue opened here, or
+// the key space of the bridge's queue, which the caller closes after).
+func (s *shadows) close() {
+	if s == nil {
+		return
+	}
+	s.closeOnce.Do(s.closeNow)
+}
+
+func (s *shadows) closeNow() {
+	if s.b != nil {
+		s.b.SetShadows(nil)
+	}
+	if s.cancel != nil {
+		s.cancel()
+		<-s.done
+	}
+	if s.kv != nil {
+		s.kv.Close()
+	}
+	if s.own != nil {
+		if err := s.own.Close(); err != nil {
+			s.log.Error("closing store", "err", err)
+		}
+	}
+}
+
+// shadows returns the shadows opened with the bridge's queue (nil: none).
+func (u *upstream) shadows() *shadows {
+	if u == nil {
+		return nil
+	}
+	return u.shadow
+}
