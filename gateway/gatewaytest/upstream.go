@@ -52,6 +52,9 @@ type UpstreamOptions struct {
 	QoS0Only    bool   // max_qos 0: CONNACK announces Maximum QoS 0
 	TLSVersion  string // tls_version, e.g. "tlsv1.2"; "" allows what Mosquitto allows
 	Extra       string // appended to the config
+	// Topics are more ACL topic patterns both users may read and write
+	// (e.g. "$aws/things/#" for shadow sync).
+	Topics []string
 }
 
 // NewUpstream writes the PKI, ACL and config and starts the broker on a free
@@ -63,7 +66,11 @@ func NewUpstream(t testing.TB, o UpstreamOptions) *Upstream {
 	u.Gateway = u.PKI.Issue(t, GatewayCN)
 	u.Cloud = u.PKI.Issue(t, CloudCN)
 	acl := filepath.Join(u.Dir, "acl")
-	WriteFile(t, acl, fmt.Appendf(nil, "user %s\ntopic readwrite sites/plant-7/#\n\nuser %s\ntopic readwrite sites/#\n", GatewayCN, CloudCN), 0o600)
+	var more string
+	for _, tp := range o.Topics {
+		more += "topic readwrite " + tp + "\n"
+	}
+	WriteFile(t, acl, fmt.Appendf(nil, "user %s\ntopic readwrite sites/plant-7/#\n%s\nuser %s\ntopic readwrite sites/#\n%s", GatewayCN, more, CloudCN, more), 0o600)
 	_, port, _ := net.SplitHostPort(u.Addr)
 	u.LogPath = filepath.Join(u.Dir, "mosquitto.log")
 	var c strings.Builder
