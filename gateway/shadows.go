@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -308,7 +309,7 @@ func (s *shadows) apply(ctx context.Context, a shadow.Actions) {
 			res += "/" + c.Shadow
 		}
 		s.aud.Record(audit.Event{Event: "shadow_conflict", Device: c.Thing, Resource: res,
-			Reason: fmt.Sprintf("%s.%v changed on both sides; the %s's value was kept", c.Section, c.Path, c.Winner)})
+			Reason: fmt.Sprintf("%s.%s changed on both sides; the %s's value was kept", c.Section, strings.Join(c.Path, "."), c.Winner)})
 	}
 	for _, f := range a.Failures {
 		s.failures.Add(1)
