@@ -103,6 +103,9 @@ func (g *Gateway) start(ctx context.Context) error {
 	if up != nil {
 		src.Queue, src.Bridge = up.queue, up.bridge
 	}
+	if sh != nil {
+		src.Shadow = sh
+	}
 	if err := obs.Start(src); err != nil {
 		g.stop()
 		return err

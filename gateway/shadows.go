@@ -17,6 +17,7 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -30,6 +31,7 @@ import (
 	"github.com/edgegw/edgegw/gateway/audit"
 	"github.com/edgegw/edgegw/gateway/broker"
 	"github.com/edgegw/edgegw/gateway/config"
+	"github.com/edgegw/edgegw/gateway/observe"
 	"github.com/edgegw/edgegw/gateway/shadow"
 	"github.com/edgegw/edgegw/store"
 )
@@ -388,4 +390,59 @@ func (u *upstream) shadows() *shadows {
 		return nil
 	}
 	return u.shadow
+}
+
+var _ observe.Shadows = (*shadows)(nil)
+
+// ShadowStatus implements observe.Shadows.
+func (s *shadows) ShadowStatus(ctx context.Context) observe.ShadowStatus {
+	st := s.Stats(ctx)
+	out := observe.ShadowStatus{Stored: st.Shadows, Synced: st.Synced, Online: st.Online, Outbox: st.Outbox,
+		LagSeconds: st.Lag.Seconds(), Conflicts: st.Conflicts, Failures: st.Failures, Dropped: st.Dropped}
+	if m := s.b.ShadowMetrics(); m != nil {
+		out.Requests, out.Denied = m.Requests.Load(), m.Denied.Load()
+	}
+	return out
+}
+
+// adminClientID is the origin of the site engineer's requests (logs); no
+// thing can have it.
+const adminClientID = "$edgegw-admin"
+
+// ShadowRequest implements observe.Shadows: the request is handled like a
+// device's (its responses are published locally, a synced shadow's change
+// goes to the cloud), without a policy check: the admin socket is the
+// site engineer's.
+func (s *shadows) ShadowRequest(ctx context.Context, op, thing, name string, payload []byte) (int, []byte) {
+	if !shadow.ValidThingName(thing) || name != "" && !shadow.ValidShadowName(name) {
+		return 400, []byte(`{"code":400,"message":"not a thing name (1-128 of a-z A-Z 0-9 : _ -) or shadow name (1-64 of a-z A-Z 0-9 $ : _ -)"}`)
+	}
+	topic := "$aws/things/" + thing + "/shadow/"
+	if name != "" {
+		topic += "name/" + name + "/"
+	}
+	if len(payload) == 0 {
+		payload = []byte("{}")
+	}
+	resps := s.svc.Handle(ctx, shadow.Request{Topic: topic + op, Payload: payload, ClientID: adminClientID, Time: time.Now()})
+	if len(resps) == 0 {
+		return 400, []byte(`{"code":400,"message":"unknown operation: want get, update or delete"}`)
+	}
+	for _, r := range resps {
+		s.b.PublishShadow(r)
+	}
+	first := resps[0]
+	if strings.HasSuffix(first.Topic, "/accepted") {
+		return 200, first.Payload
+	}
+	var e struct{ Code int }
+	if json.Unmarshal(first.Payload, &e) != nil || e.Code < 400 || e.Code > 599 {
+		e.Code = 500
+	}
+	return e.Code, first.Payload
+}
+
+// ShadowList implements observe.Shadows.
+func (s *shadows) ShadowList(ctx context.Context, thing string) ([]string, error) {
+	return s.svc.List(ctx, thing)
 }

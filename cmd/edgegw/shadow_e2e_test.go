@@ -228,3 +228,63 @@ func TestShadowE2EMosquitto(t *testing.T) {
 		t.Errorf("audit log has no denial on thing/lamp-1 (the viewer's update)")
 	}
 }
+
+// edgegw runs the edgegw binary with args (bounded) and returns its output
+// and error.
+func (g *bridgeGW) edgegw(t testing.TB, args ...string) (string, error) {
+	t.Helper()
+	return gatewaytest.Run(t, 30*time.Second, g.bin, append(args, "--socket", filepath.Join(g.dir, "state", "admin.sock"))...)
+}
+
+// TestShadowE2EAdmin: edgegw shadow get|update|delete|list through the admin
+// socket, the device seeing the site engineer's change as a delta, and the
+// counts in edgegw status and the metrics.
+func TestShadowE2EAdmin(t *testing.T) {
+	g := newShadowGW(t, nil, "  sync: []", nil)
+	metrics := gatewaytest.FreeAddr(t)
+	conf := readFile(t, g.conf)
+	gatewaytest.WriteFile(t, g.conf, []byte(strings.Replace(conf, `metrics: {address: ""}`, fmt.Sprintf("metrics: {address: %q}", metrics), 1)), 0o644)
+	g.stop()
+	g.start()
+	dev := shadowDevice(t, g, "lamp-1")
+
+	steps := []struct {
+		name    string
+		args    []string
+		wantErr bool
+		want    []string // substrings of the output
+	}{
+		{"get of none", []string{"shadow", "get", "lamp-1"}, true, []string{"404", "No shadow exists with name: 'lamp-1'"}},
+		{"update", []string{"shadow", "update", "lamp-1", `{"state":{"desired":{"power":"on"}}}`}, false, []string{`"power": "on"`, `"version": 1`}},
+		{"get", []string{"shadow", "get", "lamp-1"}, false, []string{`"delta"`, `"power": "on"`}},
+		{"update a named shadow", []string{"shadow", "update", "lamp-1", "--name", "cfg", `{"state":{"reported":{"fw":"1.2"}}}`}, false, []string{`"fw": "1.2"`}},
+		{"list", []string{"shadow", "list", "lamp-1"}, false, []string{`"cfg"`}},
+		{"stale version", []string{"shadow", "update", "lamp-1", `{"state":{"desired":{"power":"off"}},"version":7}`}, true, []string{"409", "Version conflict"}},
+		{"bad thing name", []string{"shadow", "get", "lamp/1"}, true, []string{"400"}},
+		{"delete", []string{"shadow", "delete", "lamp-1", "--name", "cfg"}, false, []string{`"version": 1`}},
+		// The deleted shadow stays stored (its version is kept for 48 hours).
+		{"status", []string{"status"}, false, []string{"shadows:     2 stored"}},
+	}
+	for _, st := range steps {
+		out, err := g.edgegw(t, st.args...)
+		if (err != nil) != st.wantErr {
+			t.Errorf("%s: edgegw %s: %v; want error %v\n%s", st.name, strings.Join(st.args, " "), err, st.wantErr, out)
+		}
+		for _, w := range st.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("%s: edgegw %s printed:\n%s\nwant %q in it", st.name, strings.Join(st.args, " "), out, w)
+			}
+		}
+	}
+	dev.await(t, "$aws/things/lamp-1/shadow/update/delta", func(d map[string]any) bool { return at(d, "state.power") == "on" })
+
+	out, err := gatewaytest.Run(t, 10*time.Second, gatewaytest.Need(t, "curl", "curl"), "-sf", "http://"+metrics+"/metrics")
+	if err != nil {
+		t.Fatalf("scraping metrics: %v %s", err, out)
+	}
+	for _, w := range []string{"edgegw_shadows 2\n", `edgegw_shadow_requests_total{outcome="handled"}`, `edgegw_shadow_requests_total{outcome="denied"} 0`} {
+		if !strings.Contains(out, w) {
+			t.Errorf("metrics lack %q", w)
+		}
+	}
+}

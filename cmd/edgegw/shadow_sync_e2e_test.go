@@ -269,6 +269,22 @@ func TestShadowE2ESync(t *testing.T) {
 	cloud.update(t, "lamp-1", `{"state":{"desired":{"mode":"eco","color":"red"},"reported":{"fan":"low"}},"clientToken":"app"}`)
 	dev.request(t, "update", `{"state":{"reported":{"temp":21,"fan":"high"},"desired":{"color":"blue"}}}`, "accepted")
 
+	// edgegw status shows the change waiting for the cloud.
+	out, err := g.edgegw(t, "status", "--json")
+	var st struct {
+		Shadows struct {
+			Online bool    `json:"sync_online"`
+			Outbox int     `json:"sync_outbox"`
+			Lag    float64 `json:"sync_lag_seconds"`
+		}
+	}
+	if err != nil || json.Unmarshal([]byte(out), &st) != nil {
+		t.Fatalf("edgegw status --json: %v\n%s", err, out)
+	}
+	if st.Shadows.Online || st.Shadows.Outbox < 1 {
+		t.Errorf("status while offline: shadows %+v; want sync offline with at least 1 change waiting", st.Shadows)
+	}
+
 	// kill -9 while offline, restart, then the uplink comes back.
 	g.kill()
 	g.start()
