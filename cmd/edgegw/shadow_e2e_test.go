@@ -25,6 +25,8 @@ things:
   - {name: lamp-1, policies: [device]}
   - {name: lamp-2, policies: [device]}
   - {name: viewer, policies: [viewer]}
+groups:
+  - {name: lamps, match: {name: "lamp-*"}, policies: [device]}
 `
 
 // shadowDevicePolicy is AWS's least-privilege shadow policy for a device
