@@ -46,23 +46,43 @@ const (
 	// shadowRepoll is how often the outbox is offered again (a change the
 	// cloud refused for a passing reason) and the uplink state read.
 	shadowRepoll = 500 * time.Millisecond
+	// shadowStall: an online outbox that has not moved for this long is
+	// started over (a cloud answer lost, a request that could not be
+	// queued): the Syncer is told the link went down and came back.
+	shadowStall = 30 * time.Second
 )
 
 // shadowStore is a shadow.Store over a key space of the queue's database.
+// Its failures are *storeError, so that a caller of the shadow package can
+// tell them (passing: try again) from a bad message.
 type shadowStore struct{ kv *store.KV }
 
 var _ shadow.Store = shadowStore{}
+
+// storeError is a failure of the shadow store.
+type storeError struct{ err error }
+
+func (e *storeError) Error() string { return e.err.Error() }
+func (e *storeError) Unwrap() error { return e.err }
+
+func storeErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	return &storeError{err}
+}
 
 func (s shadowStore) Get(ctx context.Context, key string) ([]byte, error) {
 	v, err := s.kv.Get(ctx, key)
 	if errors.Is(err, store.ErrKeyNotFound) {
 		return nil, fmt.Errorf("%w: %w", shadow.ErrNotFound, err)
 	}
-	return v, err
+	return v, storeErr(err)
 }
 
 func (s shadowStore) List(ctx context.Context, prefix string) ([]string, error) {
-	return s.kv.List(ctx, prefix)
+	keys, err := s.kv.List(ctx, prefix)
+	return keys, storeErr(err)
 }
 
 func (s shadowStore) Write(ctx context.Context, b *shadow.Batch) error {
@@ -70,7 +90,7 @@ func (s shadowStore) Write(ctx context.Context, b *shadow.Batch) error {
 	for i, o := range b.Ops {
 		ops[i] = store.KVOp{Key: o.Key, Value: o.Value}
 	}
-	return s.kv.Write(ctx, ops)
+	return storeErr(s.kv.Write(ctx, ops))
 }
 
 // shadows is what Run started for the shadows section.
@@ -229,8 +249,14 @@ func (p shadowInbound) PublishLocal(topic string, payload []byte, retain bool, q
 	defer p.s.mu.Unlock()
 	a, err := p.s.sync.Upstream(ctx, topic, payload)
 	if err != nil {
+		if se := (*storeError)(nil); errors.As(err, &se) || errors.Is(err, context.DeadlineExceeded) {
+			// Not the message's fault: leave it unacknowledged for the
+			// upstream to deliver again.
+			p.s.log.Warn("cloud shadow message not applied; the upstream will send it again", "topic", topic, "err", err)
+			return fmt.Errorf("applying %s: %w: %w", topic, bridge.ErrLocalUnavailable, err)
+		}
 		p.s.dropped.Add(1)
-		p.s.log.Warn("cloud shadow message not applied", "topic", topic, "err", err)
+		p.s.log.Warn("cloud shadow message dropped", "topic", topic, "err", err)
 		return nil
 	}
 	p.s.apply(ctx, a)
@@ -254,12 +280,14 @@ func (s *shadows) start(br *bridge.Bridge) {
 // run follows the uplink: Connected once a connection has been up for a
 // moment (the bridge subscribes as soon as it connects; the Syncer's /get
 // must not overtake the SUBSCRIBE), Disconnected when it drops or is
-// replaced, the outbox offered on Wake and every shadowRepoll.
+// replaced, the outbox offered on Wake and every shadowRepoll, and
+// started over when it stalls (shadowStall).
 func (s *shadows) run(ctx context.Context) {
 	tick := time.NewTicker(shadowRepoll)
 	defer tick.Stop()
 	var online bool
-	var since time.Time
+	var since, movedAt time.Time
+	var last shadow.SyncStats
 	for {
 		select {
 		case <-ctx.Done():
@@ -273,8 +301,12 @@ func (s *shadows) run(ctx context.Context) {
 			online = false
 			s.sync.Disconnected()
 			s.log.Info("shadow sync offline")
+		case online && time.Since(movedAt) > shadowStall:
+			online = false
+			s.sync.Disconnected()
+			s.log.Warn("shadow sync made no progress; asking the cloud again", "outbox", last.Outbox, "stalled", shadowStall)
 		case !online && st.Connected && time.Since(st.ConnectedSince) >= time.Second:
-			online, since = true, st.ConnectedSince
+			online, since, movedAt = true, st.ConnectedSince, time.Now()
 			s.mu.Lock()
 			a, err := s.sync.Connected(ctx)
 			if err != nil {
@@ -289,6 +321,9 @@ func (s *shadows) run(ctx context.Context) {
 		s.mu.Lock()
 		s.apply(ctx, s.sync.Pending(ctx))
 		s.mu.Unlock()
+		if ss := s.sync.Stats(); ss.Outbox == 0 || ss.Outbox != last.Outbox || !ss.Oldest.Equal(last.Oldest) {
+			last, movedAt = ss, time.Now()
+		}
 	}
 }
 
