@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -35,14 +36,20 @@ type KVOp struct {
 // KV is one named key space in the queue's database. Write is atomic and
 // durable when it returns (one badger transaction, then fdatasync of the
 // write-ahead log, and of the value log when a value went there, as the
-// queue's own commits: logsync.go). Get and List see every Write that has
-// returned. Safe for concurrent use. Stop using a KV before closing its
-// Queue: after Close its methods return ErrClosed.
+// queue's own commits: logsync.go). Concurrent Writes commit side by side
+// and share their fdatasync: a sync that starts after a commit has returned
+// covers it. Get and List see every Write that has returned. Safe for
+// concurrent use. Stop using a KV before closing its Queue: after Close its
+// methods return ErrClosed.
 type KV struct {
 	q      *Queue
 	prefix []byte
 
-	mu        sync.Mutex // one Write at a time: the log syncers are not shared
+	committed atomic.Uint64 // Writes committed (not yet synced, maybe)
+	vlogDirty atomic.Bool   // a committed Write put a value in the value log since its last sync
+
+	mu        sync.Mutex // one sync at a time: the log syncers are not shared
+	synced    uint64     // Writes made durable: those committed when a sync began
 	wal, vlog *logSyncer
 }
 
@@ -123,8 +130,6 @@ func (kv *KV) Write(ctx context.Context, ops []KVOp) error {
 	if err := kv.check(ctx); err != nil {
 		return err
 	}
-	kv.mu.Lock()
-	defer kv.mu.Unlock()
 	big := false
 	txn := kv.q.db.NewTransaction(true)
 	defer txn.Discard()
@@ -143,14 +148,26 @@ func (kv *KV) Write(ctx context.Context, ops []KVOp) error {
 	if err := txn.Commit(); err != nil {
 		return fmt.Errorf("committing %d keys: %w", len(ops), err)
 	}
+	if big {
+		kv.vlogDirty.Store(true) // before the count: whoever syncs our number sees it
+	}
+	n := kv.committed.Add(1)
+	kv.mu.Lock()
+	defer kv.mu.Unlock()
+	if kv.synced >= n {
+		return nil // a sync that began after our commit covered it
+	}
+	upto := kv.committed.Load()
 	if err := kv.wal.sync(); err != nil {
 		return fmt.Errorf("syncing %d keys: %w", len(ops), err)
 	}
-	if big {
+	if kv.vlogDirty.Swap(false) {
 		if err := kv.vlog.sync(); err != nil {
+			kv.vlogDirty.Store(true)
 			return fmt.Errorf("syncing %d keys: %w", len(ops), err)
 		}
 	}
+	kv.synced = upto
 	return nil
 }
 
