@@ -90,6 +90,9 @@ func (b *Broker) shadowRequest(st *clientState, pk *packets.Packet) bool {
 	if !ok {
 		return false
 	}
+	if pk.FixedHeader.Retain && !st.sess.Load().Allowed(authz.RetainPublish, pk.TopicName) {
+		return false // refused by the ordinary path, as any retained publish without iot:RetainPublish
+	}
 	st.pipe.drain()
 	req := shadow.Request{Topic: pk.TopicName, Payload: pk.Payload, ClientID: st.clientID, Thing: st.id.ThingName, Time: time.Now()}
 	perm := shadow.PermissionFor(op, thing, name)
