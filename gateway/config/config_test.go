@@ -585,3 +585,17 @@ func TestLoadConfigAliasBomb(t *testing.T) {
 		t.Errorf("got %q; want among them %q", got, want)
 	}
 }
+
+func TestLoadConfigGoodShadows(t *testing.T) {
+	c, err := Load(filepath.Join("testdata", "good", "shadows.yaml"))
+	if err != nil {
+		t.Fatalf("got %v; want no error", err)
+	}
+	want := &ShadowConfig{TokenPrefix: "plant-7.gw", Sync: []ShadowSync{
+		{Thing: "lamp-1", Direction: "both"},
+		{Thing: "lock:3", Shadow: "$config", Direction: "down", DesiredOwner: "device", ReportedOwner: "cloud"},
+	}}
+	if !reflect.DeepEqual(c.Shadows, want) {
+		t.Errorf("got shadows %+v; want %+v", c.Shadows, want)
+	}
+}
