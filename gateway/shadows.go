@@ -5,7 +5,7 @@ package gateway
 //	store.Queue.KV("shadow") ──> shadowStore (shadow.Store) ──> *shadow.Service ──> Broker.SetShadows
 //	shadows.sync ──> *shadow.Syncer beside the bridge:
 //	  Actions.Upstream ──> queue route "shadow-sync" (out, $aws/things/+/shadow/#) ──> bridge ──> cloud
-//	  cloud ──> bridge in routes (one per Syncer subscription) ──> shadowInbound ──> Syncer.Upstream
+//	  cloud ──> bridge in routes (one per synced shadow) ──> shadowInbound ──> Syncer.Upstream
 //	  bridge State (connected since) ──> Syncer.Connected / Disconnected
 //
 // The shadows live in the queue's database (its own key space, encrypted
@@ -41,7 +41,7 @@ const (
 	shadowSpace = "shadow"
 	// shadowRouteOut queues the Syncer's requests to the cloud.
 	shadowRouteOut = "shadow-sync"
-	// shadowRouteIn names the in routes of the Syncer's subscriptions.
+	// shadowRouteIn names the in routes of the synced shadows.
 	shadowRouteIn = "shadow-sync-in-"
 	// shadowRepoll is how often the outbox is offered again (a change the
 	// cloud refused for a passing reason) and the uplink state read.
@@ -104,8 +104,7 @@ type shadows struct {
 	own    *store.Queue // opened for the shadows alone (no bridge section)
 	q      *store.Queue // carries the Syncer's requests
 	br     *bridge.Bridge
-	subs   map[string]bool // the Syncer's subscriptions
-	synced int             // shadows configured for sync
+	synced map[string]bool // "THING/SHADOW" of the synced shadows
 
 	conflicts, failures, dropped atomic.Int64
 
@@ -162,10 +161,9 @@ func (g *Gateway) openShadows(ctx context.Context, b *broker.Broker, q *store.Qu
 		if s.sync, err = shadow.NewSyncer(ctx, s.svc, so); err != nil {
 			return nil, err
 		}
-		s.synced = len(so.Shadows)
-		s.subs = map[string]bool{}
-		for _, t := range s.sync.Subscriptions() {
-			s.subs[t] = true
+		s.synced = map[string]bool{}
+		for _, c := range so.Shadows {
+			s.synced[c.Thing+"/"+c.Shadow] = true
 		}
 	}
 	b.SetShadows(s.svc)
@@ -188,31 +186,31 @@ func shadowTokenPrefix(cfg *config.Config) string {
 }
 
 // shadowRoutes are the bridge routes of shadow sync: one out route for the
-// Syncer's requests and one in route per topic it subscribes to.
+// Syncer's requests and one in route per synced shadow.
 func shadowRoutes(cfg *config.Config) []bridge.Route {
 	if cfg.Shadows == nil || len(cfg.Shadows.Sync) == 0 {
 		return nil
 	}
 	rs := []bridge.Route{{Name: shadowRouteOut, Topic: "$aws/things/+/shadow/#", Direction: bridge.Out, QoS: 1}}
-	for _, t := range shadowSubscriptions(cfg) {
-		rs = append(rs, bridge.Route{Name: shadowRouteIn + t, Topic: t, Direction: bridge.In, QoS: 1})
+	for _, f := range shadowFilters(cfg) {
+		rs = append(rs, bridge.Route{Name: shadowRouteIn + f, Topic: f, Direction: bridge.In, QoS: 1})
 	}
 	return rs
 }
 
-// shadowSubscriptions lists the Syncer's upstream topics for cfg (as
-// Syncer.Subscriptions does, without a Syncer).
-func shadowSubscriptions(cfg *config.Config) []string {
+// shadowFilters are the upstream subscriptions of shadow sync: one filter
+// per synced shadow, .../shadow[/name/SHADOW]/+/+, which covers every topic
+// of Syncer.Subscriptions (the Syncer ignores the answers it did not ask
+// for: deltas, deletes, documents of a shadow synced up only). One filter
+// rather than five: AWS IoT Core allows 50 subscriptions per connection.
+func shadowFilters(cfg *config.Config) []string {
 	var out []string
 	for _, c := range cfg.Shadows.Sync {
-		base := "$aws/things/" + c.Thing + "/shadow/"
+		f := "$aws/things/" + c.Thing + "/shadow/"
 		if c.Shadow != "" {
-			base += "name/" + c.Shadow + "/"
+			f += "name/" + c.Shadow + "/"
 		}
-		out = append(out, base+"update/accepted", base+"update/rejected", base+"get/accepted", base+"get/rejected")
-		if c.Direction != "up" {
-			out = append(out, base+"update/documents")
-		}
+		out = append(out, f+"+/+")
 	}
 	return out
 }
@@ -240,7 +238,8 @@ type shadowInbound struct {
 }
 
 func (p shadowInbound) PublishLocal(topic string, payload []byte, retain bool, qos byte) error {
-	if !p.s.subs[topic] {
+	t, ok := shadow.ParseTopic(topic)
+	if !ok || t.Kind == shadow.KindRequest || !p.s.synced[t.Thing+"/"+t.Shadow] {
 		return p.next.PublishLocal(topic, payload, retain, qos)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -383,7 +382,7 @@ func (s *shadows) Stats(ctx context.Context) ShadowStats {
 	st.Conflicts, st.Failures, st.Dropped = s.conflicts.Load(), s.failures.Load(), s.dropped.Load()
 	if s.sync != nil {
 		ss := s.sync.Stats()
-		st.Synced = s.synced
+		st.Synced = len(s.synced)
 		st.Online, st.Outbox = ss.Online, ss.Outbox
 		if !ss.Oldest.IsZero() {
 			st.Lag = max(time.Since(ss.Oldest), 0)
