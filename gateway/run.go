@@ -24,6 +24,7 @@ type running struct {
 	audit  *audit.Log
 	keys   []hw.Key
 	up     *upstream         // queue + bridge (upstream.go); nil without a bridge section
+	shadow *shadows          // shadows.go; nil without a shadows section
 	obs    *observe.Observer // metrics, /healthz, admin socket
 }
 
@@ -80,10 +81,15 @@ func (g *Gateway) start(ctx context.Context) error {
 	if err == nil {
 		up, err = g.openUpstream(ctx, b, aud) // queue open before listeners accept
 	}
+	sh := up.shadows()
+	if err == nil && up == nil {
+		sh, err = g.openShadows(ctx, b, nil, aud) // the store for the shadows alone
+	}
 	if err == nil {
 		err = b.Start()
 	}
 	if err != nil {
+		sh.close()
 		up.close()
 		for _, k := range keys {
 			_ = k.Close()
@@ -91,11 +97,14 @@ func (g *Gateway) start(ctx context.Context) error {
 		aud.Close()
 		return err
 	}
-	g.run = &running{broker: b, audit: aud, keys: keys, obs: obs, up: up}
+	g.run = &running{broker: b, audit: aud, keys: keys, obs: obs, up: up, shadow: sh}
 	up.start()
 	src := observe.Sources{Broker: b}
 	if up != nil {
 		src.Queue, src.Bridge = up.queue, up.bridge
+	}
+	if sh != nil {
+		src.Shadow = sh
 	}
 	if err := obs.Start(src); err != nil {
 		g.stop()
@@ -193,7 +202,8 @@ func (g *Gateway) stop() {
 	}
 	r.obs.Stop()
 	_ = r.broker.Close()
-	r.up.close() // after the broker: no more enqueues
+	r.shadow.close() // before its store
+	r.up.close()     // after the broker: no more enqueues
 	for _, k := range r.keys {
 		_ = k.Close()
 	}

@@ -52,6 +52,7 @@ type upstream struct {
 	key    hw.Key
 	broker *broker.Broker
 	pub    *broker.LocalPublisher
+	shadow *shadows // the shadows section, when set (shadows.go)
 
 	mu     sync.Mutex     // serialises route reloads
 	routes []config.Route // as configured and applied
@@ -90,7 +91,7 @@ func StoreOptionsFromConfig(ctx context.Context, cfg *config.Config) (store.Opti
 		Clock:        clock.Process().AgeNow,
 	}
 	if cfg.Bridge != nil {
-		o.Routes = RouteLimitsFromConfig(cfg.Bridge.Routes)
+		o.Routes = append(RouteLimitsFromConfig(cfg.Bridge.Routes), shadowRouteLimits(cfg)...)
 	}
 	if uri := cfg.Store.EncryptionKey; uri != "" {
 		k, err := hw.OpenSecret(ctx, uri)
@@ -308,7 +309,9 @@ func (m *routeMatcher) OutboundRoutes(topic string, qos byte) []string {
 	var all []string
 	for i := range matched {
 		mi := m.info[matched[i].Name]
-		if qos == 0 && !mi.qos0 {
+		if mi.names == nil || qos == 0 && !mi.qos0 {
+			// (no names: a route of the gateway's own, e.g. shadow sync,
+			// that takes no local publications)
 			continue
 		}
 		switch {
@@ -356,6 +359,9 @@ func (g *Gateway) openUpstream(ctx context.Context, b *broker.Broker, aud *audit
 	if u.queue, err = store.Open(so); err != nil {
 		return nil, fmt.Errorf("opening queue %q: %w", so.Dir, err)
 	}
+	if u.shadow, err = g.openShadows(ctx, b, u.queue, aud); err != nil {
+		return nil, err
+	}
 	tc, key, err := UpstreamTLS(ctx, cfg, log)
 	if err != nil {
 		return nil, err
@@ -365,12 +371,13 @@ func (g *Gateway) openUpstream(ctx context.Context, b *broker.Broker, aud *audit
 	if err != nil {
 		return nil, err
 	}
+	bc.Routes = append(bc.Routes, shadowRoutes(cfg)...)
 	bc.OnDeadLetter = func(d bridge.DeadLetter) {
 		aud.Record(audit.Event{Event: audit.EventDeadLetter, Device: d.Device, Resource: "topic/" + d.Topic,
 			Reason: fmt.Sprintf("route %s seq %d: %s", d.Route, d.Seq, d.Reason)})
 	}
 	u.pub = broker.NewLocalPublisher(b)
-	if u.bridge, err = bridge.New(bc, u.queue, u.pub, g.log); err != nil {
+	if u.bridge, err = bridge.New(bc, u.queue, u.shadow.inbound(u.pub), g.log); err != nil {
 		return nil, err
 	}
 	b.SetOutbound(u.queue, newRouteMatcher(u.bridge.Routes(), cfg.Bridge.Routes))
@@ -393,6 +400,7 @@ func (u *upstream) start() {
 			u.failed <- err
 		}
 	}()
+	u.shadow.start(u.bridge)
 }
 
 // failedCh reports a bridge that stopped by itself (nil channel: never).
@@ -419,6 +427,7 @@ func (u *upstream) close() {
 		u.cancel()
 		<-u.done
 	}
+	u.shadow.close() // before its queue
 	if u.queue != nil {
 		if err := u.queue.Close(); err != nil {
 			u.log.Error("closing queue", "err", err)
@@ -460,10 +469,12 @@ func (g *Gateway) reloadRoutes(nc *config.Config) (*config.Config, error) {
 	if err != nil {
 		return nc, err
 	}
+	// The shadows section needs a restart: its routes stay.
+	brs = append(brs, shadowRoutes(g.cfg)...)
 	if err := u.bridge.SetRoutes(brs); err != nil { // compiles them, or changes nothing
 		return nc, fmt.Errorf("bridge.routes: %w", err)
 	}
-	u.queue.SetRoutes(RouteLimitsFromConfig(nc.Bridge.Routes))
+	u.queue.SetRoutes(append(RouteLimitsFromConfig(nc.Bridge.Routes), shadowRouteLimits(g.cfg)...))
 	u.broker.SetOutbound(u.queue, newRouteMatcher(u.bridge.Routes(), nc.Bridge.Routes))
 	u.routes = nc.Bridge.Routes
 	u.log.Info("routes reloaded", "routes", len(brs))

@@ -43,7 +43,8 @@ one request. It prints ALLOW or DENY, the deciding statement (file and index) or
 "no statement allowed it", statements that did not apply and why, and every
 policy variable with its value.
 
-ACTION is connect, publish, subscribe, receive or retain-publish. TOPIC is the topic
+ACTION is connect, publish, subscribe, receive, retain-publish, get-thing-shadow,
+update-thing-shadow or delete-thing-shadow (their resource is THING or THING/SHADOW). TOPIC is the topic
 name (publish, receive, retain-publish) or the filter as the client sends it
 (subscribe); for connect the resource is the client ID and --topic is not needed.
 

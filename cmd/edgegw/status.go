@@ -116,6 +116,7 @@ func printStatus(w io.Writer, s *observe.Status) {
 	fmt.Fprintf(w, "listeners:   %s\n", strings.Join(ls, ", "))
 	printUpstream(w, s.Upstream)
 	printQueue(w, s.Queue)
+	printShadows(w, s.Shadows)
 	printDevices(w, s.Devices)
 	printDenials(w, s.Denials)
 	printCerts(w, s.Certs)

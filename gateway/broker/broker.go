@@ -147,6 +147,7 @@ type Broker struct {
 	policy   atomic.Pointer[authz.Engine]
 	clients  sync.Map // *mqtt.Client -> *clientState
 	outbound atomic.Pointer[outbound]
+	shadows  atomic.Pointer[shadowRoom] // SetShadows (shadow.go)
 	retained retainedAccount
 
 	backpressureHigh int

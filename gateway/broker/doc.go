@@ -37,4 +37,8 @@
 //     filters like "a+", reserved subscription-option bits) and sends MQTT 5
 //     reason codes to 3.1.1 clients: the hook validates before mochi acts.
 //   - The bundled badger storage hook opens its own database; it is not used.
+//   - mochi refuses only $SYS among $-topic names (IsValidFilter), so
+//     $aws/things/... shadow requests reach the hooks, and an inline client's
+//     publications skip the check; filters starting with a wildcard never
+//     match $-topics [MQTT-4.7.2-1] (shadow.go).
 package broker

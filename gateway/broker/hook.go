@@ -503,6 +503,10 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	if st == nil {
 		return pk, packets.ErrRejectPacket
 	}
+	if b.shadowRequest(st, &pk) {
+		pk.FixedHeader.Retain = false
+		return pk, nil // answered (shadow.go): never retained nor queued upstream
+	}
 	if pk.FixedHeader.Retain {
 		res := pk.TopicName
 		sess := st.sess.Load()

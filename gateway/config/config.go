@@ -38,6 +38,7 @@ type Config struct {
 	Metrics   MetricsConfig `yaml:"metrics"`
 	Admin     AdminConfig   `yaml:"admin"`
 	Audit     AuditConfig   `yaml:"audit"`
+	Shadows   *ShadowConfig `yaml:"shadows"` // nil: shadow topics are ordinary topics
 
 	// File is the config file as given to Load; Dir is its absolute
 	// directory, against which relative paths were resolved.
@@ -415,6 +416,9 @@ func (c *Config) validate(r *report) {
 	c.Limits.validate(r, "limits")
 	if c.Bridge != nil {
 		c.Bridge.validate(r, "bridge")
+	}
+	if c.Shadows != nil {
+		c.Shadows.validate(r, "shadows", c.Bridge)
 	}
 	if c.Metrics.Address != "" {
 		if err := checkHostPort(c.Metrics.Address); err != nil {

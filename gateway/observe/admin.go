@@ -45,6 +45,7 @@ type Status struct {
 	Devices   DevicesStatus     `json:"devices"`
 	Upstream  *UpstreamStatus   `json:"upstream,omitempty"` // nil: no bridge
 	Queue     *QueueStatus      `json:"queue,omitempty"`    // nil: no queue
+	Shadows   *ShadowStatus     `json:"shadows,omitempty"`  // nil: no shadows (shadow.go)
 	Denials   []DenialStatus    `json:"recent_denials"`
 	Certs     []CertExpiry      `json:"certificates"`
 	Reload    ReloadStatus      `json:"reload"`
@@ -159,6 +160,7 @@ func (o *Observer) startAdmin() error {
 		}
 		writeJSON(w, http.StatusOK, o.queue.Stats())
 	})
+	o.shadowRoutes(mux)
 	a.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second}
 	o.admin = a
 	a.wg.Add(1)
@@ -298,6 +300,7 @@ func (o *Observer) status(a *adminServer) Status {
 		}
 		s.Queue = q
 	}
+	s.Shadows = o.shadowStatus()
 	for _, d := range o.recentDenials() {
 		s.Denials = append(s.Denials, DenialStatus{Time: d.Time, Device: d.Device, ClientID: d.ClientID,
 			Action: d.Action, Resource: d.Resource, Statement: d.Statement})

@@ -48,6 +48,7 @@ type Sources struct {
 	Broker Broker
 	Queue  Queue
 	Bridge Bridge
+	Shadow Shadows // nil without a shadows section (shadow.go)
 }
 
 // What the gateway hands in fits (compile-time check).
@@ -76,6 +77,7 @@ type Observer struct {
 	broker Broker
 	queue  Queue
 	bridge Bridge
+	shadow Shadows
 	tpm    bool
 
 	mu          sync.Mutex
@@ -186,7 +188,7 @@ func (o *Observer) recentDenials() []audit.Event {
 // Start serves /metrics, /healthz and the admin socket for the running
 // gateway's sources. It is called once listeners are up and the queue is open.
 func (o *Observer) Start(src Sources) error {
-	o.broker, o.queue, o.bridge = src.Broker, src.Queue, src.Bridge
+	o.broker, o.queue, o.bridge, o.shadow = src.Broker, src.Queue, src.Bridge, src.Shadow
 	o.tpm = usesTPM(o.cfg)
 	o.clock.SetLogger(o.log)
 	o.clock.Now() // warn at start, not at the first handshake, when the clock is wrong
@@ -235,6 +237,9 @@ func (o *Observer) startMetrics() error {
 	reg := prometheus.NewRegistry() // private: never the global one
 	if err := reg.Register(&collector{o: o}); err != nil {
 		return fmt.Errorf("registering metrics: %w", err)
+	}
+	if err := reg.Register(shadowCollector{o: o}); err != nil {
+		return fmt.Errorf("registering shadow metrics: %w", err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(o.log.Handler(), slog.LevelWarn)}))
