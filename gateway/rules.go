@@ -39,9 +39,6 @@ func CompileRules(cfg *config.Config) (*rules.Set, error) {
 		var se *rules.SQLError
 		if errors.As(re.Err, &se) {
 			msg = fmt.Sprintf("SQL %s: %s", se.Pos, se.Msg)
-			if errors.Is(se, rules.ErrCloudFunction) {
-				msg += " (functions that need an AWS service cannot run on the gateway)"
-			}
 		}
 		line := cfg.Line(path)
 		out.Errors = append(out.Errors, &config.FieldError{File: cfg.File, Line: line, Path: path, Msg: msg})
