@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -62,16 +63,27 @@ func (x azAdapter) Connect(ctx context.Context, info authorizer.ConnectInfo) (au
 	return c, nil
 }
 
+// newAuthorizer builds a listener's authorizer; tests replace it with a fake
+// to drive refresh and expiry without waiting the authorizer's minimum of
+// 300 seconds.
+var newAuthorizer = func(cfg authorizer.Config, log *slog.Logger) (connAuthorizer, error) {
+	a, err := authorizer.New(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	return azAdapter{a}, nil
+}
+
 // newListenerAuthorizer builds a listener's authorizer from its options.
 func (b *Broker) newListenerAuthorizer(lo ListenerOptions) (connAuthorizer, error) {
 	if lo.Authorizer == nil {
 		return nil, nil
 	}
-	a, err := authorizer.New(*lo.Authorizer, b.log)
+	a, err := newAuthorizer(*lo.Authorizer, b.log)
 	if err != nil {
 		return nil, fmt.Errorf("listener %q: %w", lo.Name, err)
 	}
-	return azAdapter{a}, nil
+	return a, nil
 }
 
 // azState is a client's authorizer decision and its maintenance timer.

@@ -198,7 +198,7 @@ func New(o Options) (*Broker, error) {
 		audit: o.Audit, metrics: o.Metrics, byID: map[string]*brokerListener{},
 		watchStop: make(chan struct{}),
 	}
-	eng, err := b.loadPolicy(o.Registry, o.Policies)
+	eng, err := b.loadPolicy(o.Registry, o.Policies, nil)
 	if err != nil {
 		return nil, err
 	}

@@ -72,10 +72,32 @@ func readPolicy(registry, policyDir string) (authz.Source, []authz.Source, error
 
 // loadPolicy is LoadPolicy with every broken policy file logged at Error and
 // audited (policy_broken), loudly: the things it takes down are denied.
-func (b *Broker) loadPolicy(registry, policyDir string) (*authz.Engine, error) {
+//
+// At start (running nil) that is the whole story: one bad file does not keep
+// the gateway from serving everyone else. On a reload (running set) a policy
+// that breaks now but works in the running set refuses the reload instead:
+// the running policies stay, so a typo never cuts devices that work; policies
+// that were already broken stay broken and do not block the reload (fixing
+// or editing other files still applies).
+func (b *Broker) loadPolicy(registry, policyDir string, running *authz.Engine) (*authz.Engine, error) {
 	eng, broken, err := LoadPolicy(registry, policyDir)
 	if err != nil {
 		return nil, err
+	}
+	if running != nil {
+		was := map[string]bool{}
+		for _, fe := range running.Broken() {
+			was[fe.Policy] = true
+		}
+		var now []error
+		for _, fe := range broken {
+			if !was[fe.Policy] {
+				now = append(now, fe)
+			}
+		}
+		if len(now) > 0 {
+			return nil, fmt.Errorf("keeping the running policies: %w", errors.Join(now...))
+		}
 	}
 	for _, fe := range broken {
 		b.metrics.PolicyBroken.Add(1)
@@ -132,7 +154,7 @@ func (b *Broker) Reload(why string) error {
 }
 
 func (b *Broker) reloadLocked() error {
-	eng, err := b.loadPolicy(b.opts.Registry, b.opts.Policies)
+	eng, err := b.loadPolicy(b.opts.Registry, b.opts.Policies, b.policy.Load())
 	if err != nil {
 		return err
 	}
