@@ -34,6 +34,7 @@ type rulesGWOptions struct {
 	listeners string            // more YAML list items under listeners
 	tail      string            // top-level YAML after the bridge (rules: ...)
 	files     map[string]string // more files in the config directory (name -> content, executable)
+	clientID  string            // bridge.client_id; "" = plant-7-gw
 }
 
 // newRulesGW writes the config and starts `edgegw run` (a bridgeGW, so it
@@ -49,6 +50,9 @@ func newRulesGW(t testing.TB, up *gatewaytest.Upstream, o rulesGWOptions) *bridg
 		t.Fatal(err)
 	}
 	gatewaytest.WriteFile(t, filepath.Join(state, "gateway.key"), keyPEM, 0o600)
+	if o.clientID == "" {
+		o.clientID = "plant-7-gw"
+	}
 	cfg := fmt.Sprintf(`version: 1
 site: plant-7
 state_dir: %[1]s
@@ -65,7 +69,7 @@ admin: {socket: ""}
 audit: {file: %[7]s/audit.log}
 bridge:
   upstreams: [{url: "mqtts://%[8]s", server_name: localhost}]
-  client_id: plant-7-gw
+  client_id: %[14]s
   tls: {ca: %[9]s, cert: %[10]s, key: auto}
   keepalive: 5s
   connect_timeout: 3s
@@ -73,7 +77,7 @@ bridge:
   routes:%[12]s
 %[13]s
 `, state, g.addr, g.site.CAFile, g.site.ServerCert, g.site.ServerKey, g.site.CRLFile, g.dir,
-		up.Addr, up.PKI.CAFile, up.Gateway.CertFile, o.listeners, o.routes, o.tail)
+		up.Addr, up.PKI.CAFile, up.Gateway.CertFile, o.listeners, o.routes, o.tail, o.clientID)
 	gatewaytest.WriteFile(t, g.conf, []byte(cfg), 0o644)
 	gatewaytest.WriteSiteFiles(t, g.dir, o.registry, o.policies)
 	for name, content := range o.files {
