@@ -21,7 +21,7 @@ import (
 // Undefined and no action runs: the figure is the cost of evaluating rules on
 // the publish path, not of their actions. The cost of one typical
 // SELECT ... WHERE on a JSON payload, in ns and allocations, is
-// gateway/rules. BenchmarkTypicalRuleEval and BenchmarkSetProcess10.
+// gateway/rules' BenchmarkTypicalRuleEval and BenchmarkSetProcess10.
 func BenchmarkEdgegwRules(b *testing.B) {
 	if b.N > 1 {
 		b.Skip("runs once")
