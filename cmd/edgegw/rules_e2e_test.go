@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -390,5 +391,65 @@ rules:
 		if !strings.Contains(string(out), want) {
 			t.Errorf("check output lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// TestRulesE2EReload: SIGHUP compiles the edited rules and swaps them in (a
+// lower threshold raises an alarm the old one would not); a rule that does
+// not compile keeps the running rules and says so.
+func TestRulesE2EReload(t *testing.T) {
+	up := gatewaytest.NewUpstream(t, cmdUpstream)
+	g := newRulesSite(t, up)
+	panel, err := g.sensor(t, "panel-1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer panel.close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := panel.c.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: "alarms/#", QoS: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	conf := readFile(t, g.conf)
+	reload := func(newConf, wantLog string) {
+		t.Helper()
+		before := strings.Count(g.log.String(), wantLog)
+		gatewaytest.WriteFile(t, g.conf, []byte(newConf), 0o644)
+		if err := g.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for strings.Count(g.log.String(), wantLog) == before {
+			if time.Now().After(deadline) {
+				t.Fatalf("no %q in the log within 10s of SIGHUP", wantLog)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	alarm := func(temp string) (string, bool) {
+		t.Helper()
+		if err := g.mosqPubLines(t, "sensor-3", "sensors/sensor-3/temp", []string{`{"temp": ` + temp + `}`}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case p := <-panel.msgs:
+			return string(p.Payload), true
+		case <-time.After(time.Second):
+			return "", false
+		}
+	}
+	if p, ok := alarm("25"); ok {
+		t.Fatalf("alarm %q at 25 with threshold 30", p)
+	}
+	reload(strings.Replace(conf, "WHERE temp > 30", "WHERE temp > 20", 1), "rules reloaded")
+	if _, ok := alarm("25"); !ok {
+		t.Fatal("no alarm at 25 after the reload lowered the threshold to 20")
+	}
+	reload(strings.Replace(conf, "WHERE temp > 30", "WHERE temp >", 1), "rules in ")
+	if !strings.Contains(g.log.String(), "not applied, keeping the running ones") {
+		t.Errorf("log does not say the bad rules were not applied")
+	}
+	if _, ok := alarm("26"); !ok {
+		t.Fatal("no alarm at 26 after a refused reload; want the running rules (threshold 20) kept")
 	}
 }
