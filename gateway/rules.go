@@ -116,8 +116,13 @@ func CheckAuthorizers(cfg *config.Config) error {
 			continue
 		}
 		p := fmt.Sprintf("listeners[%d].authorizer", i)
-		if _, err := authorizer.New(AuthorizerFromConfig(l.Authorizer), slog.New(slog.DiscardHandler)); err != nil {
-			for _, e := range flatten(err) {
+		ac := AuthorizerFromConfig(l.Authorizer)
+		err := broker.AuthorizerFits(ac, brokerLimits(cfg.Limits))
+		if err == nil {
+			_, err = authorizer.New(ac, slog.New(slog.DiscardHandler))
+		}
+		for _, e := range flatten(err) {
+			if e != nil {
 				out.Errors = append(out.Errors, &config.FieldError{File: cfg.File, Line: cfg.Line(p), Path: p, Msg: e.Error()})
 			}
 		}

@@ -79,6 +79,9 @@ func (b *Broker) newListenerAuthorizer(lo ListenerOptions) (connAuthorizer, erro
 	if lo.Authorizer == nil {
 		return nil, nil
 	}
+	if err := AuthorizerFits(*lo.Authorizer, b.limits); err != nil {
+		return nil, fmt.Errorf("listener %q: %w", lo.Name, err)
+	}
 	a, err := newAuthorizer(*lo.Authorizer, b.log)
 	if err != nil {
 		return nil, fmt.Errorf("listener %q: %w", lo.Name, err)
@@ -186,4 +189,16 @@ func (st *clientState) stopAuthorizer() {
 		a.timer.Stop()
 	}
 	a.mu.Unlock()
+}
+
+// AuthorizerFits checks an authorizer's timeout against the broker's limits:
+// the CONNECT is answered under the connection's handshake deadline
+// (handshake_timeout, which covers the TLS handshake, the CONNECT and its
+// CONNACK), so an authorizer allowed to take longer could never be answered.
+func AuthorizerFits(cfg authorizer.Config, l Limits) error {
+	l.fill()
+	if t := cfg.WithDefaults().Timeout; t >= l.HandshakeTimeout {
+		return fmt.Errorf("authorizer.timeout %v: must be shorter than limits.handshake_timeout (%v), under which the CONNECT is answered", t, l.HandshakeTimeout)
+	}
+	return nil
 }

@@ -192,3 +192,26 @@ func TestAuthorizerSessions(t *testing.T) {
 		t.Errorf("audit log lacks the expiry")
 	}
 }
+
+func TestAuthorizerFits(t *testing.T) {
+	tests := []struct {
+		name    string
+		timeout time.Duration
+		limit   time.Duration // 0: the default handshake_timeout (10s)
+		ok      bool
+	}{
+		{"defaults", 0, 0, true},
+		{"shorter than the handshake timeout", 9 * time.Second, 0, true},
+		{"as long as the handshake timeout", 10 * time.Second, 0, false},
+		{"longer than a raised handshake timeout", 20 * time.Second, 30 * time.Second, true},
+		{"default against a short handshake timeout", 0, 3 * time.Second, false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := AuthorizerFits(authorizer.Config{Command: []string{"x"}, Timeout: tc.timeout}, Limits{HandshakeTimeout: tc.limit})
+			if (err == nil) != tc.ok {
+				t.Errorf("got %v; want ok %v", err, tc.ok)
+			}
+		})
+	}
+}
