@@ -112,7 +112,8 @@ func checkRulesPoliciesAuthorizers(cfg *config.Config) error {
 	_, err := gateway.CompileRules(cfg)
 	add(err)
 	add(gateway.CheckAuthorizers(cfg))
-	if _, err := broker.CheckPolicy(cfg.Devices, cfg.Policies); err != nil {
+	eng, err := broker.CheckPolicy(cfg.Devices, cfg.Policies)
+	if err != nil {
 		var list authz.ErrorList
 		if errors.As(err, &list) {
 			for _, e := range list {
@@ -120,6 +121,19 @@ func checkRulesPoliciesAuthorizers(cfg *config.Config) error {
 			}
 		} else {
 			add(err)
+		}
+	} else {
+		// A rule's identity must be a thing the registry knows (and has
+		// not disabled): its policies authorize the rule's republishes.
+		for i, r := range cfg.Rules {
+			if r.Identity == "" {
+				continue
+			}
+			if _, err := eng.Bind(authz.Identity{ThingName: r.Identity, ClientID: r.Identity, CleanSession: true}); err != nil {
+				p := fmt.Sprintf("rules[%d].identity", i)
+				all.Errors = append(all.Errors, &config.FieldError{File: cfg.File, Line: cfg.Line(p), Path: p,
+					Msg: fmt.Sprintf("%q: %v; name a thing of %s whose policies allow the rule's republish topics", r.Identity, err, cfg.Devices)})
+			}
 		}
 	}
 	if len(all.Errors) == 0 {

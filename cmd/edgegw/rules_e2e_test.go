@@ -376,6 +376,10 @@ rules:
     sql: "SELECT get_dynamodb('t', 'k', 'v', 'arn:aws:iam::1:role/r') AS x FROM 'a'"
     identity: alarm-engine
     actions: [{republish: {topic: "alarms/y"}}]
+  - name: nobody
+    sql: "SELECT * FROM 'b'"
+    identity: ghost
+    actions: [{republish: {topic: "alarms/z"}}]
 `, dir, site.CAFile, site.ServerCert, site.ServerKey)
 	conf := filepath.Join(dir, "edgegw.yaml")
 	gatewaytest.WriteFile(t, conf, []byte(cfg), 0o644)
@@ -387,6 +391,7 @@ rules:
 		conf + `:17: rules[1].sql: SQL 1:`,
 		conf + `:21: rules[2].sql: SQL 1:`,
 		"get_dynamodb",
+		conf + `:26: rules[3].identity: "ghost": `,
 	} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("check output lacks %q:\n%s", want, out)
