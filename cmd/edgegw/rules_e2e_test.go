@@ -162,15 +162,10 @@ type upstreamLog struct {
 	msgs map[string][]string // topic -> payloads
 }
 
-// subscribeUpstream connects the cloud subscriber with a persistent
-// session (rules-cloud); l nil starts a clean one, else it resumes l's session
-// (after an upstream restart) and keeps counting into l.
-func subscribeUpstream(t testing.TB, up *gatewaytest.Upstream, filter string, l *upstreamLog) *upstreamLog {
+// subscribeUpstream connects a cloud subscriber (clean session) to filter.
+func subscribeUpstream(t testing.TB, up *gatewaytest.Upstream, filter string) *upstreamLog {
 	t.Helper()
-	clean := l == nil
-	if clean {
-		l = &upstreamLog{msgs: map[string][]string{}}
-	}
+	l := &upstreamLog{msgs: map[string][]string{}}
 	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", up.Addr, up.PKI.ClientTLS(up.Cloud))
 	if err != nil {
 		t.Fatal(err)
@@ -185,9 +180,7 @@ func subscribeUpstream(t testing.TB, up *gatewaytest.Upstream, filter string, l 
 		OnClientError: func(error) {}})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	expiry := uint32(600)
-	if _, err := cl.Connect(ctx, &paho.Connect{ClientID: "rules-cloud", KeepAlive: 30, CleanStart: clean,
-		Properties: &paho.ConnectProperties{SessionExpiryInterval: &expiry}}); err != nil {
+	if _, err := cl.Connect(ctx, &paho.Connect{ClientID: "rules-cloud", KeepAlive: 30, CleanStart: true}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := cl.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: filter, QoS: 1}}}); err != nil {
@@ -227,7 +220,6 @@ func (l *upstreamLog) waitCount(t testing.TB, want int, within time.Duration) {
 // was on disk before its sensor's PUBACK.
 func TestRulesE2EDropUnchangedDurable(t *testing.T) {
 	up := gatewaytest.NewUpstream(t, cmdUpstream)
-	cloud := subscribeUpstream(t, up, "sites/#", nil)
 	g := newRulesSite(t, up)
 	up.Stop()
 	const perSensor, every = 100, 5
@@ -249,9 +241,11 @@ func TestRulesE2EDropUnchangedDurable(t *testing.T) {
 		}
 	}
 	g.kill()
-	g.start()
+	// The cloud subscribes before the gateway comes back: what arrives
+	// upstream is what the gateway had on disk at the kill.
 	up.Start()
-	subscribeUpstream(t, up, "sites/#", cloud) // the session kept what arrived while it was away
+	cloud := subscribeUpstream(t, up, "sites/#")
+	g.start()
 	cloud.waitCount(t, len(want), 60*time.Second)
 	time.Sleep(500 * time.Millisecond) // anything extra would arrive with the rest
 	cloud.mu.Lock()
