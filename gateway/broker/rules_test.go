@@ -93,3 +93,47 @@ func TestRulesForward(t *testing.T) {
 	}
 	eventually(t, "rule failures counted", func() bool { return e.metrics.RuleFailures.Load() == 2 && e.metrics.RuleForwarded.Load() == 2 })
 }
+
+// TestRulesQoS0AndHeaders: a QoS 0 message's forward is enqueued on the
+// synchronous path; a republish carries the MQTT 5 headers its action sets
+// and is published as the rule's identity only where its policy allows.
+func TestRulesQoS0AndHeaders(t *testing.T) {
+	e := newEnv(t, nil)
+	q := openQueue(t)
+	e.b.SetOutbound(q, routeFunc(func(string, byte) []string { return nil }))
+	e.b.SetRules(compileRules(t,
+		rules.Config{Name: "fw", SQL: "SELECT VALUE v FROM 'sensors/+/t'",
+			Actions: []rules.ActionConfig{{Forward: &rules.ForwardConfig{Route: "up"}}}},
+		rules.Config{Name: "rp", SQL: "SELECT v FROM 'sensors/+/t' WHERE v > 1", Identity: "monitor",
+			Actions: []rules.ActionConfig{{Republish: &rules.RepublishConfig{Topic: "cmd/sensor-b", QoS: 1,
+				Headers: &rules.HeadersConfig{ContentType: "application/json", UserProperties: []rules.UserPropertyConfig{{Key: "from", Value: "${clientid()}"}}}}}}},
+	))
+	b, err := e.connectV5(t, e.pki.Issue(t, "sensor-b"), "sensor-b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.Subscribe(t, "cmd/sensor-b", 1)
+	a := e.rawConnect(t, "sensor-a", 5)
+	a.Publish(t, 0, "sensors/sensor-a/t", 0, false, `{"v": 1}`)
+	a.Publish(t, 1, "sensors/sensor-a/t", 1, false, `{"v": 2}`)
+	if pk, err := a.read(t); err != nil || pk.ReasonCode != 0 {
+		t.Fatalf("PUBACK: %v rc 0x%02x; want 0", err, pk.ReasonCode)
+	}
+	for i, m := range drainN(t, q, 2) {
+		if want := fmt.Sprint(i + 1); m.Route != "up" || m.Topic != "sensors/sensor-a/t" || string(m.Payload) != want {
+			t.Errorf("queued #%d: %s %s %q; want up sensors/sensor-a/t %q", i, m.Route, m.Topic, m.Payload, want)
+		}
+	}
+	m := b.ExpectOnly(t, "cmd/sensor-b")
+	if string(m.Payload) != `{"v":2}` {
+		t.Errorf("republished payload %q; want {\"v\":2}", m.Payload)
+	}
+	if m.Properties == nil || m.Properties.ContentType != "application/json" || m.Properties.User.Get("from") != "sensor-a" {
+		t.Errorf("republished properties %+v; want content type application/json and user property from=sensor-a", m.Properties)
+	}
+	select {
+	case extra := <-b.Msgs:
+		t.Errorf("got %s %q; want one republish (v=1 is below the threshold)", extra.Topic, extra.Payload)
+	default:
+	}
+}
