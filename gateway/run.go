@@ -58,6 +58,10 @@ func BrokerOptionsFromConfig(ctx context.Context, cfg *config.Config) (broker.Op
 			lo.Key = k
 			lo.TLS = &broker.TLSFiles{CA: t.CA, Cert: t.Cert, CRL: t.CRL, MinVersion: minV, RequireClientCert: t.ClientAuth != "none"}
 		}
+		if l.Authorizer != nil {
+			ac := AuthorizerFromConfig(l.Authorizer) // rules.go
+			lo.Authorizer = &ac
+		}
 		o.Listeners = append(o.Listeners, lo)
 	}
 	o.Limits = brokerLimits(cfg.Limits)
@@ -76,7 +80,18 @@ func (g *Gateway) start(ctx context.Context) error {
 		return err
 	}
 	o.Logger, o.Audit = g.log, aud
+	set, err := CompileRules(g.cfg) // rules.go
+	if err != nil {
+		for _, k := range keys {
+			_ = k.Close()
+		}
+		aud.Close()
+		return err
+	}
 	b, err := broker.New(o)
+	if err == nil {
+		b.SetRules(set)
+	}
 	var up *upstream
 	if err == nil {
 		up, err = g.openUpstream(ctx, b, aud) // queue open before listeners accept
@@ -155,10 +170,12 @@ func (g *Gateway) Reload() error {
 		case err != nil:
 			cfgErr = fmt.Errorf("config %s invalid, keeping the running one: %w", g.cfg.File, err)
 		default:
-			var rerr error
-			nc, rerr = g.reloadRoutes(nc) // bridge routes apply live
+			var rerr, rulesErr error
+			nc, rerr = g.reloadRoutes(nc)       // bridge routes apply live
+			nc, rulesErr = g.reloadRules(b, nc) // and rules (rules.go)
+			cfgErr = rulesErr
 			if changed := nonLiveChanges(g.cfg, nc); len(changed) > 0 {
-				cfgErr = fmt.Errorf("%s changed in %s: %w (not applied)", strings.Join(changed, ", "), g.cfg.File, ErrRestartRequired)
+				cfgErr = errors.Join(cfgErr, fmt.Errorf("%s changed in %s: %w (not applied)", strings.Join(changed, ", "), g.cfg.File, ErrRestartRequired))
 			}
 			if rerr != nil {
 				cfgErr = errors.Join(fmt.Errorf("routes in %s not applied, keeping the running ones: %w", g.cfg.File, rerr), cfgErr)

@@ -29,6 +29,9 @@ problem as FILE:LINE: KEY: what is wrong, and exits 1. Run it before
 			if err != nil {
 				return a.reportConfigError(err)
 			}
+			if err := checkRulesPoliciesAuthorizers(cfg); err != nil { // rule.go
+				return a.reportConfigError(err)
+			}
 			fmt.Fprintln(a.stdout, summary(cfgPath, cfg))
 			return nil
 		},

@@ -116,7 +116,7 @@ func (a *app) policyTest(f *policyTestFlags) error {
 		}
 		return &exitError{code: 2, err: err}
 	}
-	eng, err := broker.LoadPolicy(cfg.Devices, cfg.Policies)
+	eng, err := broker.CheckPolicy(cfg.Devices, cfg.Policies)
 	if err != nil {
 		var list authz.ErrorList
 		if errors.As(err, &list) {

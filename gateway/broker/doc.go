@@ -4,7 +4,12 @@
 // verified client certificate, the mochi hook that authorizes every CONNECT,
 // PUBLISH, SUBSCRIBE and delivery with gateway/authz, the durable pipeline
 // that holds a PUBACK until the message is in the queue, password files, and
-// the live reload of trust and policies.
+// the live reload of trust and policies. It also runs the rules engine
+// (gateway/rules) on every authorized PUBLISH and performs its actions
+// (rules.go: forwards through the same durable path, republishes as the
+// rule's identity), and asks a listener's custom authorizer
+// (gateway/authorizer) at CONNECT, refreshing and ending its sessions as
+// answered (authorizer.go).
 //
 // It must not import prometheus (metrics are read by gateway/observe through
 // Metrics, Stats and Devices), badger (the queue is an Enqueuer), or the

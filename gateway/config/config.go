@@ -39,6 +39,7 @@ type Config struct {
 	Admin     AdminConfig   `yaml:"admin"`
 	Audit     AuditConfig   `yaml:"audit"`
 	Shadows   *ShadowConfig `yaml:"shadows"` // nil: shadow topics are ordinary topics
+	Rules     []Rule        `yaml:"rules"`   // rules.go
 
 	// File is the config file as given to Load; Dir is its absolute
 	// directory, against which relative paths were resolved.
@@ -61,6 +62,7 @@ type Listener struct {
 	TLS          *ListenerTLS `yaml:"tls"`           // nil: plaintext, loopback only
 	Identity     string       `yaml:"identity"`      // cn | san-uri | san-dns: where the thing name comes from
 	PasswordFile string       `yaml:"password_file"` // optional bcrypt file, an extra factor
+	Authorizer   *Authorizer  `yaml:"authorizer"`    // optional custom authorizer (rules.go)
 }
 
 // ListenerTLS is the mutual TLS setup of a listener.
@@ -336,6 +338,7 @@ func parse(name, dir string, data []byte) (c *Config, rep *report) {
 		rep.failed["version"] = true
 	}
 	c.resolvePaths()
+	c.resolveRulePaths()
 	c.validate(rep)
 	return c, rep
 }
@@ -425,6 +428,7 @@ func (c *Config) validate(r *report) {
 			r.add("metrics.address", "%q: %v", c.Metrics.Address, err)
 		}
 	}
+	c.validateRules(r)
 }
 
 var nameRE = regexp.MustCompile(`^[a-zA-Z0-9._-]+$`)

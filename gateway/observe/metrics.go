@@ -50,6 +50,12 @@ var brokerMetrics = []struct {
 	{desc("policy_disconnects_total", "Clients disconnected by a reload (connect no longer allowed, thing disabled, certificate revoked or untrusted)."), counter, func(m *broker.Metrics) int64 { return m.PolicyDisconnects.Load() }, nil},
 	{desc("subscriptions_dropped_total", "Subscriptions removed by a reload because the policy no longer allows them."), counter, func(m *broker.Metrics) int64 { return m.SubscriptionsDropped.Load() }, nil},
 	{desc("reloads_total", "Successful reloads of trust bundles, CRLs, registry and policies."), counter, func(m *broker.Metrics) int64 { return m.Reloads.Load() }, nil},
+	{desc("rule_forwards_total", "Rule outputs forwarded into a bridge route (written to the queue)."), counter, func(m *broker.Metrics) int64 { return m.RuleForwarded.Load() }, nil},
+	{desc("rule_republishes_total", "Rule outputs republished on the local broker."), counter, func(m *broker.Metrics) int64 { return m.RuleRepublished.Load() }, nil},
+	{desc("rule_failures_total", "Rule actions that failed (SQL error on a payload, refused republish or forward); each is audited."), counter, func(m *broker.Metrics) int64 { return m.RuleFailures.Load() }, nil},
+	{desc("authorizer_denials_total", "CONNECTs and refreshes the custom authorizer denied (not authenticated, timeout, error, rate limit)."), counter, func(m *broker.Metrics) int64 { return m.AuthorizerDenied.Load() }, nil},
+	{desc("authorizer_expired_total", "Connections ended at the custom authorizer's disconnectAfterInSeconds."), counter, func(m *broker.Metrics) int64 { return m.AuthorizerExpired.Load() }, nil},
+	{desc("policies_broken_total", "Policy files found not loading at start or reload (what attaches them is denied)."), counter, func(m *broker.Metrics) int64 { return m.PolicyBroken.Load() }, nil},
 }
 
 var (
