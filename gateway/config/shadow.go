@@ -3,6 +3,8 @@ package config
 import (
 	"fmt"
 	"regexp"
+
+	"github.com/edgegw/edgegw/gateway/authz"
 )
 
 // ShadowConfig is the shadows section: when present, the gateway serves the
@@ -34,7 +36,6 @@ type ShadowSync struct {
 }
 
 var (
-	thingNameRE   = regexp.MustCompile(`^[a-zA-Z0-9:_-]{1,128}$`)
 	shadowNameRE  = regexp.MustCompile(`^[$a-zA-Z0-9:_-]{1,64}$`)
 	tokenPrefixRE = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,40}$`)
 )
@@ -53,7 +54,7 @@ func (s *ShadowConfig) validate(r *report, p string, bridge *BridgeConfig) {
 		switch {
 		case c.Thing == "":
 			r.add(sp+".thing", "required: the thing whose shadow is synced, e.g. lamp-1")
-		case !thingNameRE.MatchString(c.Thing):
+		case !authz.ValidThingName(c.Thing):
 			r.add(sp+".thing", "%q: want 1 to 128 of a-z A-Z 0-9 : _ -", c.Thing)
 		}
 		if c.Shadow != "" && !shadowNameRE.MatchString(c.Shadow) {
