@@ -95,7 +95,7 @@ func (g *Gateway) start(ctx context.Context) error {
 	up.start()
 	src := observe.Sources{Broker: b}
 	if up != nil {
-		src.Queue, src.Bridge = up.queue, up.bridge
+		src.Bridges = up.sources() // upstream.go
 	}
 	if err := obs.Start(src); err != nil {
 		g.stop()

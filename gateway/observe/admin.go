@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/edgegw/edgegw/bridge"
 	"github.com/edgegw/edgegw/gateway/broker"
 	"github.com/edgegw/edgegw/gateway/clock"
 )
@@ -45,6 +46,7 @@ type Status struct {
 	Devices   DevicesStatus     `json:"devices"`
 	Upstream  *UpstreamStatus   `json:"upstream,omitempty"` // nil: no bridge
 	Queue     *QueueStatus      `json:"queue,omitempty"`    // nil: no queue
+	Bridges   []BridgeStatus    `json:"bridges,omitempty"`  // every bridge (Upstream and Queue: the first's)
 	Denials   []DenialStatus    `json:"recent_denials"`
 	Certs     []CertExpiry      `json:"certificates"`
 	Reload    ReloadStatus      `json:"reload"`
@@ -275,28 +277,17 @@ func (o *Observer) status(a *adminServer) Status {
 		s.Devices = DevicesStatus{Count: len(devs), Connected: devs}
 	}
 	if o.bridge != nil {
-		st := o.bridge.State()
-		s.Upstream = &UpstreamStatus{Connected: st.Connected, URL: st.Upstream, ConnectedSince: st.ConnectedSince,
-			LastError: st.LastError, Reconnects: st.Reconnects, Sent: st.Sent, Acked: st.Acked,
-			DeadLettered: st.DeadLettered, InflightNow: st.InflightNow, Rate: st.RateMsgs}
+		s.Upstream = upstreamStatus(o.bridge.State())
 		if s.Upstream.URL == "" && o.cfg.Bridge != nil && len(o.cfg.Bridge.Upstreams) > 0 {
 			s.Upstream.URL = o.cfg.Bridge.Upstreams[0].URL
 		}
 	}
-	if o.queue != nil {
-		qs := o.queue.Stats()
-		q := &QueueStatus{Depth: qs.Depth, Bytes: qs.Bytes, MaxBytes: qs.MaxBytes, FreeBytes: qs.FreeBytes, RejectedFull: qs.RejectedFull}
-		for _, r := range qs.Routes {
-			q.Routes = append(q.Routes, RouteStatus{Name: r.Name, Depth: r.Depth, Bytes: r.Bytes, InFlight: r.InFlight,
-				OldestAge: r.OldestAge.Seconds(), Enqueued: r.Enqueued, Acked: r.Acked, Drops: r.Drops, DeadLetters: r.DeadLetters})
+	if len(o.bridgeList()) > 0 {
+		bss := o.bridgesStatus(a) // bridges.go
+		s.Queue = bss[0].Queue
+		if len(o.bridgeList()) > 1 || len(o.cfg.Bridges) > 0 {
+			s.Bridges = bss
 		}
-		if a != nil {
-			rates := a.routeRates(q.Routes)
-			for i := range q.Routes {
-				q.Routes[i].Rate = rates[q.Routes[i].Name]
-			}
-		}
-		s.Queue = q
 	}
 	for _, d := range o.recentDenials() {
 		s.Denials = append(s.Denials, DenialStatus{Time: d.Time, Device: d.Device, ClientID: d.ClientID,
@@ -309,6 +300,23 @@ func (o *Observer) status(a *adminServer) Status {
 	}
 	o.mu.Unlock()
 	return s
+}
+
+func upstreamStatus(st bridge.State) *UpstreamStatus {
+	return &UpstreamStatus{Connected: st.Connected, URL: st.Upstream, ConnectedSince: st.ConnectedSince,
+		LastError: st.LastError, Reconnects: st.Reconnects, Sent: st.Sent, Acked: st.Acked,
+		DeadLettered: st.DeadLettered, InflightNow: st.InflightNow, Rate: st.RateMsgs}
+}
+
+// queueStatus is a queue's status, without the routes' rates.
+func queueStatus(qu Queue) *QueueStatus {
+	qs := qu.Stats()
+	q := &QueueStatus{Depth: qs.Depth, Bytes: qs.Bytes, MaxBytes: qs.MaxBytes, FreeBytes: qs.FreeBytes, RejectedFull: qs.RejectedFull}
+	for _, r := range qs.Routes {
+		q.Routes = append(q.Routes, RouteStatus{Name: r.Name, Depth: r.Depth, Bytes: r.Bytes, InFlight: r.InFlight,
+			OldestAge: r.OldestAge.Seconds(), Enqueued: r.Enqueued, Acked: r.Acked, Drops: r.Drops, DeadLetters: r.DeadLetters})
+	}
+	return q
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -45,9 +45,10 @@ type Bridge interface{ State() bridge.State }
 // Sources are what a running gateway hands the observer; Queue and Bridge
 // are nil without a bridge section.
 type Sources struct {
-	Broker Broker
-	Queue  Queue
-	Bridge Bridge
+	Broker  Broker
+	Queue   Queue
+	Bridge  Bridge
+	Bridges []BridgeSource // every bridge with its queue (bridges.go); Queue and Bridge then may be nil
 }
 
 // What the gateway hands in fits (compile-time check).
@@ -76,6 +77,7 @@ type Observer struct {
 	broker Broker
 	queue  Queue
 	bridge Bridge
+	links  []BridgeSource // every bridge (bridges.go)
 	tpm    bool
 
 	mu          sync.Mutex
@@ -186,7 +188,7 @@ func (o *Observer) recentDenials() []audit.Event {
 // Start serves /metrics, /healthz and the admin socket for the running
 // gateway's sources. It is called once listeners are up and the queue is open.
 func (o *Observer) Start(src Sources) error {
-	o.broker, o.queue, o.bridge = src.Broker, src.Queue, src.Bridge
+	o.setSources(src) // bridges.go
 	o.tpm = usesTPM(o.cfg)
 	o.clock.SetLogger(o.log)
 	o.clock.Now() // warn at start, not at the first handshake, when the clock is wrong
@@ -289,9 +291,11 @@ func (o *Observer) health() Health {
 	if o.broker != nil && !closed {
 		h.Listeners = o.broker.Listeners()
 	}
-	if o.queue != nil {
-		if qf, ok := o.queue.(queueFailer); ok && qerr == nil {
-			qerr = qf.Err()
+	if len(o.bridgeList()) > 0 {
+		for _, l := range o.bridgeList() {
+			if qf, ok := l.Queue.(queueFailer); ok && qerr == nil {
+				qerr = qf.Err()
+			}
 		}
 		switch {
 		case closed:
@@ -302,10 +306,12 @@ func (o *Observer) health() Health {
 			h.Queue = "open"
 		}
 	}
-	if o.bridge != nil {
-		h.Upstream = "down"
-		if o.bridge.State().Connected {
-			h.Upstream = "connected"
+	if len(o.bridgeList()) > 0 {
+		h.Upstream = "connected" // every bridge; down when one is
+		for _, l := range o.bridgeList() {
+			if l.Bridge != nil && !l.Bridge.State().Connected {
+				h.Upstream = "down"
+			}
 		}
 	}
 	if closed || h.Listeners == 0 || (h.Queue != "open" && h.Queue != "none") {
