@@ -1,0 +1,292 @@
+package main
+
+// End-to-end tests of several bridges (issue 22 acceptance): the real
+// `edgegw run` binary with a bridges list, each bridge to its own Debian
+// Mosquitto upstream with its own CA and client certificate, routes split
+// between them and one route to both; an outage of one upstream; the queue
+// of a single-bridge site kept when its config becomes a bridges list.
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/eclipse/paho.golang/paho"
+
+	"github.com/edgegw/edgegw/gateway/gatewaytest"
+)
+
+// newGW is `edgegw run` with the site of newBridgeGW and the given bridge
+// section(s) (YAML at the top level: "bridge:" or "bridges:").
+func newGW(t testing.TB, bridges string) *bridgeGW {
+	t.Helper()
+	g := &bridgeGW{t: t, bin: gatewaytest.Edgegw(t), dir: t.TempDir(), site: gatewaytest.NewPKI(t, "site"), log: new(gatewaytest.Buffer)}
+	g.addr = gatewaytest.FreeAddr(t)
+	g.conf = filepath.Join(g.dir, "edgegw.yaml")
+	g.writeConfig(bridges)
+	gatewaytest.WriteSiteFiles(t, g.dir, bridgeRegistry, map[string]string{"sensor": bridgeSensorPolicy, "light": bridgeLightPolicy})
+	t.Cleanup(func() {
+		g.stop()
+		if t.Failed() {
+			t.Logf("edgegw log (last 6 KiB):\n%s", gatewaytest.LastBytes([]byte(g.log.String()), 6144))
+		}
+	})
+	g.start()
+	return g
+}
+
+// writeConfig (re)writes the gateway's config with the given bridges.
+func (g *bridgeGW) writeConfig(bridges string) {
+	state := filepath.Join(g.dir, "state")
+	cfg := fmt.Sprintf(`version: 1
+site: plant-7
+state_dir: %[1]s
+listeners:
+  - name: lan
+    address: %[2]q
+    tls: {ca: %[3]s, cert: %[4]s, key: "file:%[5]s", crl: %[6]s}
+devices: devices.yaml
+policies: policies/
+store: {dir: %[1]s/queue, min_free: 16MiB}
+metrics: {address: ""}
+admin: {socket: %[7]s/admin.sock}
+audit: {file: %[7]s/audit.log}
+%[8]s`, state, g.addr, g.site.CAFile, g.site.ServerCert, g.site.ServerKey, g.site.CRLFile, g.dir, bridges)
+	gatewaytest.WriteFile(g.t, g.conf, []byte(cfg), 0o644)
+}
+
+// bridgeYAML is one item of a bridges list to up, with its own client ID
+// and the gateway certificate up's CA issued.
+func bridgeYAML(name, clientID string, up *gatewaytest.Upstream, routes string) string {
+	return fmt.Sprintf(`  - name: %s
+    upstreams: [{url: "mqtts://%s", server_name: localhost}]
+    client_id: %s
+    tls: {ca: %s, cert: %s, key: "file:%s"}
+    keepalive: 5s
+    connect_timeout: 3s
+    backoff: {min: 100ms, max: 500ms}
+    inflight: 128
+    routes:%s
+`, name, up.Addr, clientID, up.PKI.CAFile, up.Gateway.CertFile, up.Gateway.KeyFile, routes)
+}
+
+// checkArrivals checks what cloud got from sensor: seqs 0..n-1 each at
+// least once, the first arrival of each in order, and none from the
+// sensors in absent.
+func checkArrivals(t testing.TB, where string, cloud *cloudSub, sensor string, n int, absent ...string) {
+	t.Helper()
+	cloud.mu.Lock()
+	defer cloud.mu.Unlock()
+	seen := map[int]bool{}
+	next := 0
+	for _, s := range cloud.arrivals[sensor] {
+		if seen[s] {
+			continue // a resend after a reconnect may repeat an earlier one
+		}
+		seen[s] = true
+		if s != next {
+			t.Errorf("%s: %s message %d arrived where %d was next (order per route)", where, sensor, s, next)
+			return
+		}
+		next++
+	}
+	if next != n {
+		t.Errorf("%s: %d distinct messages of %s; want %d (lost: %d)", where, next, sensor, n, n-next)
+	}
+	for _, a := range absent {
+		if k := len(cloud.arrivals[a]); k > 0 {
+			t.Errorf("%s: %d messages of %s; want none (its route is another bridge's)", where, k, a)
+		}
+	}
+}
+
+// pacedSensor publishes sensors/<name>/t at rate messages/s (QoS 1, one at a
+// time) from seq first until stop is closed; it returns the next seq.
+func (g *bridgeGW) pacedSensor(t testing.TB, name string, first int, rate float64, stop <-chan struct{}) (int, error) {
+	s, err := g.sensor(t, name, nil)
+	if err != nil {
+		return first, err
+	}
+	defer s.close()
+	tick := time.NewTicker(time.Duration(float64(time.Second) / rate))
+	defer tick.Stop()
+	seq := first
+	for {
+		select {
+		case <-stop:
+			return seq, nil
+		case <-tick.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		pr, err := s.c.Publish(ctx, &paho.Publish{Topic: "sensors/" + name + "/t", QoS: 1, Payload: []byte(msgID{name, seq}.payload())})
+		cancel()
+		if err != nil || pr == nil || pr.ReasonCode >= 0x80 {
+			return seq, fmt.Errorf("%s: publish %d: %v", name, seq, err)
+		}
+		seq++
+	}
+}
+
+// rateSampler records a cloud subscriber's total arrivals once a second.
+type rateSampler struct {
+	mu     sync.Mutex
+	at     []time.Time
+	counts []int
+	stop   chan struct{}
+	done   chan struct{}
+}
+
+func sampleRate(c *cloudSub) *rateSampler {
+	r := &rateSampler{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(r.done)
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			c.mu.Lock()
+			n := c.total
+			c.mu.Unlock()
+			r.mu.Lock()
+			r.at, r.counts = append(r.at, time.Now()), append(r.counts, n)
+			r.mu.Unlock()
+			select {
+			case <-r.stop:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return r
+}
+
+func (r *rateSampler) close() { close(r.stop); <-r.done }
+
+// rate is the arrivals per second between from and to (the samples nearest
+// inside).
+func (r *rateSampler) rate(from, to time.Time) float64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	i, j := -1, -1
+	for k, at := range r.at {
+		if i < 0 && !at.Before(from) {
+			i = k
+		}
+		if !at.After(to) {
+			j = k
+		}
+	}
+	if i < 0 || j <= i {
+		return 0
+	}
+	return float64(r.counts[j]-r.counts[i]) / r.at[j].Sub(r.at[i]).Seconds()
+}
+
+// TestBridgesE2ETwoClouds: two bridges to two Mosquitto upstreams with
+// different CAs and gateway certificates. sensor-a's route is bridge one's,
+// sensor-b's bridge two's, and sensor-c has a route in each. Every message
+// arrives where its routes say, in order per route, none lost. Then bridge
+// two's upstream is stopped for 60 s while sensor-a and sensor-c publish at
+// a steady rate: bridge one keeps delivering (its rate before, during and
+// after the outage is logged; the test asserts counts and order, not
+// times), and after the outage bridge two delivers every sensor-c message it
+// queued meanwhile.
+func TestBridgesE2ETwoClouds(t *testing.T) {
+	up1 := gatewaytest.NewUpstream(t, cmdUpstream)
+	up2 := gatewaytest.NewUpstream(t, cmdUpstream)
+	cloud1 := startCloudSub(t, up1, "sites/#")
+	cloud2 := startCloudSub(t, up2, "sites/#")
+	g := newGW(t, "bridges:\n"+
+		bridgeYAML("one", "plant-7-gw-one", up1, `
+      - {name: one-a, topic: "sensors/sensor-a/#", remote_prefix: "sites/plant-7/"}
+      - {name: one-c, topic: "sensors/sensor-c/#", remote_prefix: "sites/plant-7/"}`)+
+		bridgeYAML("two", "plant-7-gw-two", up2, `
+      - {name: two-b, topic: "sensors/sensor-b/#", remote_prefix: "sites/plant-7/"}
+      - {name: two-c, topic: "sensors/sensor-c/#", remote_prefix: "sites/plant-7/"}`))
+
+	// Phase 1: both upstreams up.
+	const per = 500
+	var todo []msgID
+	for _, s := range []string{"sensor-a", "sensor-b", "sensor-c"} {
+		for i := range per {
+			todo = append(todo, msgID{s, i})
+		}
+	}
+	if _, failed := g.publishAll(t, todo, 1, nil); len(failed) > 0 { // one at a time: order per sensor is defined
+		t.Fatalf("%d publishes failed", len(failed))
+	}
+	cloud1.waitDistinct(t, 2*per, 20*time.Second, 60*time.Second)
+	cloud2.waitDistinct(t, 2*per, 20*time.Second, 60*time.Second)
+	checkArrivals(t, "upstream one", cloud1, "sensor-a", per, "sensor-b")
+	checkArrivals(t, "upstream one", cloud1, "sensor-c", per)
+	checkArrivals(t, "upstream two", cloud2, "sensor-b", per, "sensor-a")
+	checkArrivals(t, "upstream two", cloud2, "sensor-c", per)
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	// Phase 2: upstream two down for 60 s in the middle of a steady stream.
+	const rate, before, outage, after = 100.0, 15 * time.Second, 60 * time.Second, 15 * time.Second
+	rs := sampleRate(cloud1)
+	stop := make(chan struct{})
+	type result struct {
+		next int
+		err  error
+	}
+	results := map[string]chan result{"sensor-a": make(chan result, 1), "sensor-c": make(chan result, 1)}
+	for name, ch := range results {
+		go func() {
+			n, err := g.pacedSensor(t, name, per, rate, stop)
+			ch <- result{n, err}
+		}()
+	}
+	start := time.Now()
+	time.Sleep(before)
+	downAt := time.Now()
+	up2.Stop()
+	time.Sleep(outage)
+	upAt := time.Now()
+	up2.Start()
+	time.Sleep(after)
+	close(stop)
+	end := time.Now()
+	next := map[string]int{}
+	for name, ch := range results {
+		r := <-ch
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		next[name] = r.next
+	}
+	total1 := next["sensor-a"] + next["sensor-c"]
+	cloud1.waitDistinct(t, total1, 20*time.Second, 60*time.Second)
+	rs.close()
+	margin := 3 * time.Second // skip the seconds around each switch
+	rBefore := rs.rate(start.Add(margin), downAt)
+	rDuring := rs.rate(downAt.Add(margin), upAt)
+	rAfter := rs.rate(upAt.Add(margin), end)
+	t.Logf("upstream one's arrivals (published at %.0f msg/s by each of sensor-a and sensor-c): %.1f msg/s before, %.1f msg/s during the %v outage of upstream two, %.1f msg/s after",
+		rate, rBefore, rDuring, outage, rAfter)
+	cloud2.waitDistinct(t, per+next["sensor-c"], 30*time.Second, 120*time.Second)
+	checkArrivals(t, "upstream one", cloud1, "sensor-a", next["sensor-a"], "sensor-b")
+	checkArrivals(t, "upstream one", cloud1, "sensor-c", next["sensor-c"])
+	checkArrivals(t, "upstream two", cloud2, "sensor-b", per, "sensor-a")
+	checkArrivals(t, "upstream two", cloud2, "sensor-c", next["sensor-c"])
+	_, _, dups1 := cloud1.check(nil)
+	_, _, dups2 := cloud2.check(nil)
+	t.Logf("upstream one: %d distinct, %d duplicates; upstream two: %d distinct, %d duplicates (after its outage)", cloud1.distinct(), dups1, cloud2.distinct(), dups2)
+
+	// Status per bridge, through the admin socket.
+	out, stderr, code := runEdgegw(t, "status", "--socket", filepath.Join(g.dir, "admin.sock"))
+	if code != 0 {
+		t.Fatalf("status: exit %d: %s", code, stderr)
+	}
+	for _, want := range []string{"bridge one (MQTT 5):", "bridge two (MQTT 5):", "one-a", "two-c"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("status:\n%s\nwant %q", out, want)
+		}
+	}
+}
