@@ -412,7 +412,7 @@ func CheckBridges(cfg *config.Config) (warnings []string, err error) {
 // the config knows (queue_qos0). It is immutable; a reload installs a new
 // one.
 type routeMatcher struct {
-	rs   []*bridge.Routes // one per bridge
+	rs   []*bridge.Routes     // one per bridge
 	info map[string]matchInfo // out route name -> its answer
 }
 
