@@ -290,3 +290,48 @@ func TestBridgesE2ETwoClouds(t *testing.T) {
 		}
 	}
 }
+
+// TestBridgesE2EUpgradeKeepsQueue: a site with a bridge section queues
+// messages while its upstream is down and is stopped; its config becomes a
+// bridges list (the same bridge, named default, beside a new one): the
+// queued messages are the default bridge's (its queue stays store.dir) and
+// all arrive, in order, when the upstream is back.
+func TestBridgesE2EUpgradeKeepsQueue(t *testing.T) {
+	up1 := gatewaytest.NewUpstream(t, cmdUpstream)
+	up2 := gatewaytest.NewUpstream(t, cmdUpstream)
+	cloud1 := startCloudSub(t, up1, "sites/#")
+	cloud2 := startCloudSub(t, up2, "sites/#")
+	routes := `
+      - {name: telemetry, topic: "sensors/sensor-a/#", remote_prefix: "sites/plant-7/"}`
+	// The same bridge as a bridge section: the list item's keys, two
+	// spaces less indented, without its name.
+	item := strings.TrimPrefix(bridgeYAML("default", "plant-7-gw", up1, routes), "  - name: default")
+	g := newGW(t, "bridge:"+strings.ReplaceAll(item, "\n    ", "\n  "))
+	up1.Stop()
+	const n = 300
+	var todo []msgID
+	for i := range n {
+		todo = append(todo, msgID{"sensor-a", i})
+	}
+	if _, failed := g.publishAll(t, todo, 1, nil); len(failed) > 0 {
+		t.Fatalf("%d publishes failed", len(failed))
+	}
+	g.stop()
+	st, _ := g.queueStats() // store.dir, as the single-bridge layout has it
+	if st.Depth != n {
+		t.Fatalf("queue in store.dir holds %d messages before the upgrade; want %d", st.Depth, n)
+	}
+
+	g.writeConfig("bridges:\n" + bridgeYAML("default", "plant-7-gw", up1, routes) +
+		bridgeYAML("two", "plant-7-gw-two", up2, `
+      - {name: two-b, topic: "sensors/sensor-b/#", remote_prefix: "sites/plant-7/"}`))
+	g.start()
+	up1.Start()
+	cloud1.waitDistinct(t, n, 20*time.Second, 60*time.Second)
+	checkArrivals(t, "upstream one", cloud1, "sensor-a", n, "sensor-b")
+	if _, failed := g.publishAll(t, []msgID{{"sensor-b", 0}}, 1, nil); len(failed) > 0 {
+		t.Fatalf("publish to the new bridge failed")
+	}
+	cloud2.waitDistinct(t, 1, 20*time.Second, 30*time.Second)
+	checkArrivals(t, "upstream two", cloud2, "sensor-b", 1, "sensor-a")
+}
