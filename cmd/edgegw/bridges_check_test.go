@@ -134,3 +134,26 @@ func TestCheckBridgeProfiles(t *testing.T) {
 		})
 	}
 }
+
+// TestCheckTwoCloudsExample: configs/two-clouds.yaml passes `edgegw check`
+// once the files it names exist (placeholders here: check does not parse
+// certificates; the password file must be 0600).
+func TestCheckTwoCloudsExample(t *testing.T) {
+	dir := t.TempDir()
+	copyDir(t, filepath.Join("..", "..", "configs"), dir)
+	for _, f := range []string{"pki/ca.crt", "pki/server.crt", "pki/server.key", "pki/crl.pem", "pki/AmazonRootCA1.pem", "pki/aws-gateway.crt",
+		"pki/azure-roots.pem", "pki/azure-gateway.crt", "pki/azure-gateway.key", "pki/scada-ca.pem", "scada.pass"} {
+		p := filepath.Join(dir, f)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte("placeholder\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cfg := filepath.Join(dir, "two-clouds.yaml")
+	stdout, stderr, code := runEdgegw(t, "check", "-c", cfg)
+	if want := cfg + ": OK (2 listeners, 3 bridges, 5 routes, devices: devices.yaml, policies: policies/)\n"; code != 0 || stdout != want || stderr != "" {
+		t.Fatalf("check: exit %d, stdout %q, stderr %q; want 0, %q and nothing on stderr", code, stdout, stderr, want)
+	}
+}
