@@ -2,14 +2,21 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/edgegw/edgegw/bridge"
 	"github.com/edgegw/edgegw/gateway/config"
+	"github.com/edgegw/edgegw/gateway/gatewaytest"
 	"github.com/edgegw/edgegw/store"
 )
 
@@ -182,4 +189,115 @@ func TestBridgeConfigExtras(t *testing.T) {
 	if bc.Profile != "" || bc.Protocol != 0 || bc.Envelope != "" || bc.MaxRate != 0 || bc.Proxy != nil {
 		t.Errorf("got %+v; want what was not written left zero", bc)
 	}
+}
+
+// TestGatewayBridgesReload runs a whole Gateway with two bridges whose
+// upstreams are unreachable: a publish matching a route of each is queued
+// in both bridges' queues before its PUBACK; SIGHUP's Reload adds a route to
+// one bridge live, and refuses (changing nothing) a reload whose route name
+// is used in both bridges.
+func TestGatewayBridgesReload(t *testing.T) {
+	pki := gatewaytest.NewPKI(t, "site")
+	dir := t.TempDir()
+	addr := gatewaytest.FreeAddr(t)
+	gatewaytest.WriteSite(t, dir)
+	conf := filepath.Join(dir, "edgegw.yaml")
+	write := func(twoRoutes string) {
+		gatewaytest.WriteFile(t, conf, fmt.Appendf(nil, `version: 1
+site: test
+state_dir: state
+listeners:
+  - {name: lan, address: %q, tls: {ca: %s, cert: %s, key: "file:%s"}}
+devices: devices.yaml
+policies: policies/
+store: {dir: state/queue, min_free: 16MiB}
+metrics: {address: ""}
+admin: {socket: ""}
+audit: {file: ""}
+bridges:
+  - name: one
+    upstreams: [{url: "mqtt://127.0.0.1:1"}]
+    client_id: gw-one
+    backoff: {min: 1s, max: 1s}
+    routes:
+      - {name: one-a, topic: "sensors/sensor-a/#"}
+  - name: two
+    upstreams: [{url: "mqtt://127.0.0.1:2"}]
+    client_id: gw-two
+    backoff: {min: 1s, max: 1s}
+    routes:
+%s
+`, addr, pki.CAFile, pki.ServerCert, pki.ServerKey, twoRoutes), 0o644)
+	}
+	write(`      - {name: two-a, topic: "sensors/sensor-a/c/#"}`)
+	cfg, err := config.Check(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lw := &gatewaytest.Buffer{}
+	g, err := New(cfg, slog.New(slog.NewTextHandler(lw, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runGateway(t, g, 20*time.Second)
+	for i := 0; !strings.Contains(lw.String(), "gateway started"); i++ {
+		if i == 1000 {
+			t.Fatalf("no 'gateway started' within 10s:\n%s", lw.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, pki.ClientTLS(pki.Issue(t, "sensor-a")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := gatewaytest.ConnectV5(t, conn, "sensor-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := func(topic string) {
+		t.Helper()
+		if rc, err := a.Publish(t, topic, 1, false, "v"); err != nil || rc != 0 {
+			t.Fatalf("publish %s: 0x%02x %v", topic, rc, err)
+		}
+	}
+	depths := func() map[string]int64 {
+		out := map[string]int64{}
+		for _, l := range g.run.up.links {
+			for _, r := range l.queue.Stats().Routes {
+				out[l.name+"/"+r.Name] = r.Depth
+			}
+		}
+		return out
+	}
+	pub("sensors/sensor-a/t")
+	pub("sensors/sensor-a/c/1")
+	if d := depths(); d["one/one-a"] != 2 || d["two/two-a"] != 1 || len(d) != 2 {
+		t.Fatalf("depths %v; want one/one-a 2 (both), two/two-a 1 (the shared one)", d)
+	}
+	if dirs := []string{filepath.Join(dir, "state", "queue-one"), filepath.Join(dir, "state", "queue-two")}; !dirExists(dirs[0]) || !dirExists(dirs[1]) {
+		t.Errorf("queue directories %v: want both", dirs)
+	}
+
+	write(`      - {name: two-a, topic: "sensors/sensor-a/c/#"}
+      - {name: two-d, topic: "sensors/sensor-a/d/#"}`)
+	if err := g.Reload(); err != nil {
+		t.Fatalf("Reload adding a route to bridge two: %v", err)
+	}
+	pub("sensors/sensor-a/d/1")
+	if d := depths(); d["one/one-a"] != 3 || d["two/two-d"] != 1 {
+		t.Fatalf("depths after the reload %v; want one/one-a 3, two/two-d 1", d)
+	}
+
+	write(`      - {name: one-a, topic: "sensors/sensor-a/e/#"}`)
+	if err := g.Reload(); err == nil || !strings.Contains(err.Error(), `"one-a" is also the name of bridges[0].routes[0]`) {
+		t.Fatalf("Reload with one route name in both bridges: %v; want it refused", err)
+	}
+	if rs := g.Bridges()[1].Routes().All(); len(rs) != 2 {
+		t.Fatalf("bridge two's routes after a refused reload: %+v; want the 2 running ones", rs)
+	}
+}
+
+func dirExists(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && fi.IsDir()
 }

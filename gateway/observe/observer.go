@@ -353,8 +353,10 @@ func usesTPM(cfg *config.Config) bool {
 			uris = append(uris, l.TLS.Key)
 		}
 	}
-	if cfg.Bridge != nil && cfg.Bridge.TLS != nil {
-		uris = append(uris, cfg.Bridge.TLS.Key)
+	for _, b := range cfg.BridgeList() {
+		if b.TLS != nil {
+			uris = append(uris, b.TLS.Key)
+		}
 	}
 	for _, u := range uris {
 		switch {
@@ -392,8 +394,10 @@ func (o *Observer) certExpiries() []CertExpiry {
 			srcs = append(srcs, src{"server", l.TLS.Cert}, src{"ca", l.TLS.CA})
 		}
 	}
-	if b := o.cfg.Bridge; b != nil && b.TLS != nil && b.TLS.Cert != "" {
-		srcs = append(srcs, src{"upstream", b.TLS.Cert})
+	for _, b := range o.cfg.BridgeList() { // per kind the earliest: every bridge's certificate counts
+		if b.TLS != nil && b.TLS.Cert != "" {
+			srcs = append(srcs, src{"upstream", b.TLS.Cert})
+		}
 	}
 	now := o.clock.Now()
 	byKind := map[string]CertExpiry{}
