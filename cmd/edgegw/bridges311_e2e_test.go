@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,17 +15,22 @@ import (
 
 // passwordMosquitto is Debian's mosquitto on a loopback listener that
 // admits users of a mosquitto_passwd file only (no certificates), with an
-// ACL giving the gateway sites/plant-7/# and the cloud sites/#.
+// ACL giving the gateway sites/plant-7/# and the cloud sites/#, and
+// persistence (a clean-session-0 subscriber keeps its queue over stop and
+// start on the same port).
 type passwordMosquitto struct {
+	t             *testing.T
 	addr, logPath string
+	conf          string
+	cmd           *exec.Cmd
+	exited        chan struct{}
 }
 
 func startPasswordMosquitto(t *testing.T, gwPassword, cloudPassword string) *passwordMosquitto {
 	t.Helper()
-	bin := gatewaytest.Need(t, "mosquitto", "mosquitto")
 	passwd := gatewaytest.Need(t, "mosquitto_passwd", "mosquitto")
 	dir := t.TempDir()
-	m := &passwordMosquitto{addr: gatewaytest.FreeAddr(t), logPath: filepath.Join(dir, "mosquitto.log")}
+	m := &passwordMosquitto{t: t, addr: gatewaytest.FreeAddr(t), logPath: filepath.Join(dir, "mosquitto.log")}
 	pw := filepath.Join(dir, "passwd")
 	for i, u := range [][2]string{{"plant-7-gw", gwPassword}, {"cloud", cloudPassword}} {
 		args := []string{"-b", pw, u[0], u[1]}
@@ -39,27 +45,89 @@ func startPasswordMosquitto(t *testing.T, gwPassword, cloudPassword string) *pas
 	gatewaytest.WriteFile(t, acl, []byte("user plant-7-gw\ntopic readwrite sites/plant-7/#\n\nuser cloud\ntopic readwrite sites/#\n"), 0o600)
 	_, port, _ := strings.Cut(m.addr, ":")
 	conf := fmt.Sprintf("per_listener_settings false\nlistener %s 127.0.0.1\nallow_anonymous false\npassword_file %s\nacl_file %s\n"+
-		"log_dest file %s\nlog_type error\nlog_type warning\nlog_type notice\nlog_type information\n", port, pw, acl, m.logPath)
+		"persistence true\npersistence_location %s/\nmax_queued_messages 10000000\nmax_inflight_messages 1000\n"+
+		"log_dest file %s\nlog_type error\nlog_type warning\nlog_type notice\nlog_type information\n", port, pw, acl, dir, m.logPath)
 	if os.Geteuid() == 0 {
 		conf += "user root\n"
 	}
-	cf := filepath.Join(dir, "mosquitto.conf")
-	gatewaytest.WriteFile(t, cf, []byte(conf), 0o600)
-	cmd := exec.Command(bin, "-c", cf)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
+	m.conf = filepath.Join(dir, "mosquitto.conf")
+	gatewaytest.WriteFile(t, m.conf, []byte(conf), 0o600)
 	t.Cleanup(func() {
-		gatewaytest.Terminate(cmd.Process, exited, 10*time.Second)
+		m.stop()
 		if t.Failed() {
 			b, _ := os.ReadFile(m.logPath)
 			t.Logf("mosquitto log:\n%s", gatewaytest.LastBytes(b, 4096))
 		}
 	})
-	gatewaytest.WaitListening(t, m.addr, 10*time.Second)
+	m.start()
 	return m
+}
+
+func (m *passwordMosquitto) start() {
+	m.t.Helper()
+	m.cmd = exec.Command(gatewaytest.Need(m.t, "mosquitto", "mosquitto"), "-c", m.conf)
+	if err := m.cmd.Start(); err != nil {
+		m.t.Fatal(err)
+	}
+	m.exited = make(chan struct{})
+	go func(cmd *exec.Cmd, ch chan struct{}) { _ = cmd.Wait(); close(ch) }(m.cmd, m.exited)
+	gatewaytest.WaitListening(m.t, m.addr, 10*time.Second)
+}
+
+// stop: SIGTERM, so Mosquitto saves its persistence.
+func (m *passwordMosquitto) stop() {
+	if m.cmd == nil {
+		return
+	}
+	if !gatewaytest.Terminate(m.cmd.Process, m.exited, 10*time.Second) {
+		m.t.Errorf("mosquitto did not exit within 10s of SIGTERM (no persistence saved: a harness fault)")
+	}
+	m.cmd = nil
+}
+
+// cloudSub311 is mosquitto_sub as the cloud side: 3.1.1, by password,
+// clean session 0 (-c), so it gets what was queued for it while it or the
+// broker was away; it reconnects by itself. Lines are "topic payload".
+func (m *passwordMosquitto) cloudSub311(t *testing.T, password string) *gatewaytest.Buffer {
+	t.Helper()
+	host, port, _ := strings.Cut(m.addr, ":")
+	sub := exec.Command(gatewaytest.Need(t, "mosquitto_sub", "mosquitto-clients"), "-h", host, "-p", port, "-V", "mqttv311",
+		"-u", "cloud", "-P", password, "-i", "cloud-sub", "-c", "-q", "1", "-t", "sites/#", "-v")
+	out := new(gatewaytest.Buffer)
+	sub.Stdout, sub.Stderr = out, out
+	if err := sub.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = sub.Wait(); close(done) }()
+	t.Cleanup(func() { gatewaytest.Terminate(sub.Process, done, 5*time.Second) })
+	time.Sleep(500 * time.Millisecond) // connected and subscribed before the first message
+	return out
+}
+
+// arrivals311 parses cloudSub311's lines: first arrival order per sensor,
+// distinct count, duplicates, and lines that are no "<sensor> <seq>".
+func arrivals311(out string) (order map[string][]int, distinct, dups int, other []string) {
+	order = map[string][]int{}
+	seen := map[msgID]bool{}
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		if l == "" {
+			continue
+		}
+		_, payload, _ := strings.Cut(l, " ")
+		id, ok := parseMsgID([]byte(payload))
+		if !ok {
+			other = append(other, l)
+			continue
+		}
+		if seen[id] {
+			dups++
+			continue
+		}
+		seen[id] = true
+		order[id.sensor] = append(order[id.sensor], id.seq)
+	}
+	return order, len(seen), dups, other
 }
 
 // TestBridgesE2EMQTT311Password: a bridge with protocol 3.1.1, a username
@@ -154,4 +222,96 @@ func TestBridgesE2EMQTT311Password(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, "has mode 0644: others can read it; run chmod 600") {
 		t.Errorf("check with a 0644 password file: exit %d, stderr %q; want 1 and the chmod advice", code, stderr)
 	}
+}
+
+// TestBridgesE2EMQTT311OutageKill: the 3.1.1 password bridge through
+// `edgegw run` with the upstream down: 8 sensors publish 500 messages each,
+// the gateway is SIGKILLed in the middle and restarted, the sensors publish
+// what was not acknowledged; the upstream comes back, goes down again once
+// the backlog is half delivered (a flap) and comes back: every acknowledged
+// message arrives at the cloud's clean-session-0 subscriber, in order per
+// sensor.
+func TestBridgesE2EMQTT311OutageKill(t *testing.T) {
+	const gwPassword, cloudPassword = "gw-secret-Kp2", "cloud-secret-Wd8"
+	up := startPasswordMosquitto(t, gwPassword, cloudPassword)
+	sub := up.cloudSub311(t, cloudPassword)
+	pwFile := filepath.Join(t.TempDir(), "upstream.pass")
+	gatewaytest.WriteFile(t, pwFile, []byte(gwPassword+"\n"), 0o600)
+	g := newGW(t, fmt.Sprintf(`bridges:
+  - name: scada
+    protocol: "3.1.1"
+    envelope: topic-suffix
+    upstreams: [{url: "mqtt://%s"}]
+    client_id: plant-7-gw
+    username: plant-7-gw
+    password_file: %s
+    keepalive: 5s
+    connect_timeout: 3s
+    backoff: {min: 100ms, max: 500ms}
+    inflight: 128
+    routes:
+      - {name: scada-sensors, topic: "sensors/#", remote_prefix: "sites/plant-7/"}
+`, up.addr, pwFile))
+	up.stop()
+	const sensors, per = 8, 500
+	var todo []msgID
+	for _, name := range sensorNames(sensors) {
+		for i := range per {
+			todo = append(todo, msgID{name, i})
+		}
+	}
+	killAt := int64(len(todo) * 2 / 5)
+	killNow, killed := make(chan struct{}), make(chan struct{})
+	var killOnce sync.Once
+	go func() { <-killNow; g.kill(); close(killed) }()
+	acked1, failed := g.publishAll(t, todo, 1, func(n int64) {
+		if n >= killAt {
+			killOnce.Do(func() { close(killNow) })
+		}
+	})
+	killOnce.Do(func() { close(killNow) })
+	<-killed
+	if len(failed) == 0 {
+		t.Fatalf("all %d acked before the kill; want the kill in the middle", len(acked1))
+	}
+	g.start()
+	if _, failed2 := g.publishAll(t, failed, 1, nil); len(failed2) > 0 {
+		t.Fatalf("%d publishes failed after the restart", len(failed2))
+	}
+	t.Logf("upstream down: %d acked before SIGKILL, %d after the restart", len(acked1), len(failed))
+
+	up.start()
+	wait := func(want int, limit time.Duration) int {
+		t.Helper()
+		deadline := time.Now().Add(limit)
+		for {
+			_, n, _, _ := arrivals311(sub.String())
+			if n >= want || time.Now().After(deadline) {
+				return n
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	if n := wait(len(todo)/2, 60*time.Second); n < len(todo)/2 {
+		t.Fatalf("%d of %d distinct messages upstream after 60s", n, len(todo))
+	}
+	up.stop() // a flap in the middle of the drain
+	up.start()
+	n := wait(len(todo), 90*time.Second)
+	order, distinct, dups, other := arrivals311(sub.String())
+	if len(other) > 0 {
+		t.Errorf("unexpected lines at the cloud: %q", other[:min(len(other), 5)])
+	}
+	for _, name := range sensorNames(sensors) {
+		for i, s := range order[name] {
+			if s != i {
+				t.Errorf("%s: message %d arrived where %d was next (order per sensor)", name, s, i)
+				break
+			}
+		}
+	}
+	if n != len(todo) {
+		t.Fatalf("%d of %d acknowledged messages arrived (lost %d)", distinct, len(todo), len(todo)-distinct)
+	}
+	t.Logf("all %d arrived after the outage, the kill and a flap; %d duplicates (resent after reconnects)", distinct, dups)
 }
