@@ -8,6 +8,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -295,7 +296,8 @@ func TestBridgesE2ETwoClouds(t *testing.T) {
 // messages while its upstream is down and is stopped; its config becomes a
 // bridges list (the same bridge, named default, beside a new one): the
 // queued messages are the default bridge's (its queue stays store.dir) and
-// all arrive, in order, when the upstream is back.
+// all arrive, in order, when the upstream is back. Then each bridge brings a
+// command down from its own cloud (inbound per bridge).
 func TestBridgesE2EUpgradeKeepsQueue(t *testing.T) {
 	up1 := gatewaytest.NewUpstream(t, cmdUpstream)
 	up2 := gatewaytest.NewUpstream(t, cmdUpstream)
@@ -322,9 +324,11 @@ func TestBridgesE2EUpgradeKeepsQueue(t *testing.T) {
 		t.Fatalf("queue in store.dir holds %d messages before the upgrade; want %d", st.Depth, n)
 	}
 
-	g.writeConfig("bridges:\n" + bridgeYAML("default", "plant-7-gw", up1, routes) +
+	g.writeConfig("bridges:\n" + bridgeYAML("default", "plant-7-gw", up1, routes+`
+      - {name: one-cmd, topic: "cmd/#", direction: in, remote_prefix: "sites/plant-7/"}`) +
 		bridgeYAML("two", "plant-7-gw-two", up2, `
-      - {name: two-b, topic: "sensors/sensor-b/#", remote_prefix: "sites/plant-7/"}`))
+      - {name: two-b, topic: "sensors/sensor-b/#", remote_prefix: "sites/plant-7/"}
+      - {name: two-cmd, topic: "cmd/#", direction: in, remote_prefix: "sites/plant-7/"}`))
 	g.start()
 	up1.Start()
 	cloud1.waitDistinct(t, n, 20*time.Second, 60*time.Second)
@@ -334,4 +338,43 @@ func TestBridgesE2EUpgradeKeepsQueue(t *testing.T) {
 	}
 	cloud2.waitDistinct(t, 1, 20*time.Second, 30*time.Second)
 	checkArrivals(t, "upstream two", cloud2, "sensor-b", 1, "sensor-a")
+
+	// Inbound, per bridge: a command from each cloud reaches light-1.
+	light, err := g.sensor(t, "light-1", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer light.close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := light.c.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: "cmd/light-1", QoS: 1}}}); err != nil {
+		t.Fatal(err)
+	}
+	for i, up := range []*gatewaytest.Upstream{up1, up2} {
+		conn, err := tls.Dial("tcp", up.Addr, up.PKI.ClientTLS(up.Cloud))
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := gatewaytest.ConnectV5(t, conn, "cloud-cmd")
+		if err != nil {
+			t.Fatal(err)
+		}
+		payload := fmt.Sprintf("from cloud %d", i+1)
+		// The bridge subscribed upstream when it connected; retry until the
+		// command comes down (bounded).
+		got := false
+		for try := 0; try < 20 && !got; try++ {
+			if _, err := c.Publish(t, "sites/plant-7/cmd/light-1", 1, false, payload); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case m := <-light.msgs:
+				got = string(m.Payload) == payload
+			case <-time.After(500 * time.Millisecond):
+			}
+		}
+		if !got {
+			t.Errorf("command from upstream %d never reached light-1", i+1)
+		}
+	}
 }
