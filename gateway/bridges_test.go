@@ -301,3 +301,38 @@ func dirExists(p string) bool {
 	fi, err := os.Stat(p)
 	return err == nil && fi.IsDir()
 }
+
+// TestCheckBridgesStrandedQueue: a queue left in store.dir with no bridge
+// named default to send it is a warning; with one, or with store.dir
+// empty, there is none.
+func TestCheckBridgesStrandedQueue(t *testing.T) {
+	dir := t.TempDir()
+	conf := func(name string) *config.Config {
+		cfg, err := config.Parse("edgegw.yaml", dir, []byte(`version: 1
+site: plant-7
+listeners: [{name: local, address: "127.0.0.1:1883"}]
+devices: devices.yaml
+policies: policies/
+store: {dir: queue}
+bridges:
+  - name: `+name+`
+    upstreams: [{url: "mqtt://127.0.0.1:1"}]
+    client_id: gw
+    routes: [{name: t, topic: "a/#"}]
+`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	if w, err := CheckBridges(conf("aws")); err != nil || len(w) != 0 {
+		t.Fatalf("empty store.dir: got %q, %v; want no warning", w, err)
+	}
+	gatewaytest.WriteFile(t, filepath.Join(dir, "queue", "MANIFEST"), []byte("x"), 0o600)
+	if w, _ := CheckBridges(conf("aws")); len(w) != 1 || !strings.Contains(w[0], "no bridge is named default: its messages are not sent") {
+		t.Errorf("queue in store.dir, no default bridge: got %q; want the stranded-queue warning", w)
+	}
+	if w, _ := CheckBridges(conf("default")); len(w) != 0 {
+		t.Errorf("queue in store.dir, a default bridge: got %q; want no warning", w)
+	}
+}

@@ -400,10 +400,32 @@ func CheckBridges(cfg *config.Config) (warnings []string, err error) {
 	for _, e := range bridge.CheckBridges(cfgs) {
 		add("bridges", e)
 	}
+	if w := strandedQueue(cfg); w != "" {
+		warnings = append(warnings, w)
+	}
 	if len(fes) > 0 {
 		return warnings, &config.Error{Errors: fes}
 	}
 	return warnings, nil
+}
+
+// strandedQueue warns when store.dir holds a queue (a site that had a
+// bridge section, or a bridge named default) and no bridge is named
+// default any more: nothing would send its messages.
+func strandedQueue(cfg *config.Config) string {
+	bs := cfg.BridgeList()
+	if len(bs) == 0 {
+		return ""
+	}
+	for _, b := range bs {
+		if b.BridgeName() == config.DefaultBridgeName {
+			return ""
+		}
+	}
+	if ents, err := os.ReadDir(cfg.Store.Dir); err != nil || len(ents) == 0 {
+		return ""
+	}
+	return fmt.Sprintf("store.dir %s holds the queue of the bridge named default (a bridge section's), but no bridge is named default: its messages are not sent; name the bridge that takes its place default", cfg.Store.Dir)
 }
 
 // routeMatcher answers the broker's OnPublish: which out routes, of every
@@ -542,10 +564,14 @@ func (g *Gateway) openUpstream(ctx context.Context, b *broker.Broker, aud *audit
 	if len(bcs) == 0 {
 		return nil, nil
 	}
-	if _, err := CheckBridges(cfg); err != nil { // what `edgegw check` refuses
+	warnings, err := CheckBridges(cfg) // what `edgegw check` refuses
+	if err != nil {
 		return nil, err
 	}
 	log := g.log.With("component", "upstream")
+	for _, w := range warnings {
+		log.Warn(w)
+	}
 	u = &upstream{log: log, broker: b, failed: make(chan error, len(bcs))}
 	defer func() {
 		if err != nil {
