@@ -152,6 +152,14 @@ func TestCheckTwoCloudsExample(t *testing.T) {
 		}
 	}
 	cfg := filepath.Join(dir, "two-clouds.yaml")
+	// This machine's /var/lib/edgegw/queue, if any, is not the example's.
+	data, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfg, []byte(strings.ReplaceAll(string(data), "dir: /var/lib/edgegw/queue", "dir: "+filepath.Join(dir, "queue"))), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	stdout, stderr, code := runEdgegw(t, "check", "-c", cfg)
 	if want := cfg + ": OK (2 listeners, 3 bridges, 5 routes, devices: devices.yaml, policies: policies/)\n"; code != 0 || stdout != want || stderr != "" {
 		t.Fatalf("check: exit %d, stdout %q, stderr %q; want 0, %q and nothing on stderr", code, stdout, stderr, want)
