@@ -140,3 +140,14 @@ func TestBridgeTLSUsernameOnly(t *testing.T) {
 		t.Fatalf("got %v; want no error", err)
 	}
 }
+
+func TestBridgesGoodFile(t *testing.T) {
+	c, err := Load("testdata/good/bridges.yaml")
+	if err != nil {
+		t.Fatalf("got %v; want no error", err)
+	}
+	bs := c.BridgeList()
+	if len(bs) != 2 || bs[0].Proxy != "http://proxy.example:3128" || bs[0].MaxPayload != 128<<10 || bs[1].Envelope != "json" || len(bs[1].Routes) != 2 {
+		t.Fatalf("got %+v; want the file's two bridges", bs)
+	}
+}
