@@ -313,5 +313,5 @@ func TestBridgesE2EMQTT311OutageKill(t *testing.T) {
 	if n != len(todo) {
 		t.Fatalf("%d of %d acknowledged messages arrived (lost %d)", distinct, len(todo), len(todo)-distinct)
 	}
-	t.Logf("all %d arrived after the outage, the kill and a flap; %d duplicates (resent after reconnects)", distinct, dups)
+	t.Logf("all %d arrived after the outage, the kill and a flap; %d duplicates (resent after reconnects); the gateway lost its upstream connection %d times", distinct, dups, strings.Count(g.log.String(), "upstream connection lost"))
 }
