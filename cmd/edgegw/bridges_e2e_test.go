@@ -9,8 +9,10 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +21,7 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 
 	"github.com/edgegw/edgegw/gateway/gatewaytest"
+	"github.com/edgegw/edgegw/store"
 )
 
 // newGW is `edgegw run` with the site of newBridgeGW and the given bridge
@@ -376,5 +379,31 @@ func TestBridgesE2EUpgradeKeepsQueue(t *testing.T) {
 		if !got {
 			t.Errorf("command from upstream %d never reached light-1", i+1)
 		}
+	}
+
+	// edgegw queue stats --bridge: the daemon answers for one bridge's
+	// queue while it runs; the queue itself when it is stopped.
+	routesOf := func(out string) []string {
+		var st store.Stats
+		if err := json.Unmarshal([]byte(out), &st); err != nil {
+			t.Fatalf("queue stats --json: %v: %q", err, out)
+		}
+		var names []string
+		for _, r := range st.Routes {
+			names = append(names, r.Name)
+		}
+		return names
+	}
+	for _, running := range []bool{true, false} {
+		if !running {
+			g.stop()
+		}
+		out, stderr, code := runEdgegw(t, "queue", "stats", "-c", g.conf, "--bridge", "two", "--json")
+		if got := routesOf(out); code != 0 || !slices.Equal(got, []string{"two-b"}) {
+			t.Errorf("queue stats --bridge two (daemon running %v): exit %d, routes %q, stderr %q; want 0 and [two-b]", running, code, got, stderr)
+		}
+	}
+	if _, stderr, code := runEdgegw(t, "queue", "stats", "-c", g.conf, "--bridge", "three"); code != 1 || !strings.Contains(stderr, "no such bridge in") || !strings.Contains(stderr, "its bridges: default, two") {
+		t.Errorf("queue stats --bridge three: exit %d, stderr %q; want 1 and the bridges there are", code, stderr)
 	}
 }

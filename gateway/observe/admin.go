@@ -27,7 +27,8 @@ import (
 //	GET /status       Status: version, uptime, site, listeners, devices,
 //	                  upstream, per-route queue, recent denials, cert expiry
 //	GET /healthz      Health (as on the metrics port)
-//	GET /queue/stats  store.Stats of the running queue (404 without a queue)
+//	GET /queue/stats  store.Stats of the running queue (404 without a queue);
+//	                  ?bridge=NAME: that bridge's queue
 //
 // Any HTTP client can speak it (curl --unix-socket /run/edgegw/admin.sock
 // http://edgegw/status); `edgegw status` uses AdminGet.
@@ -154,12 +155,19 @@ func (o *Observer) startAdmin() error {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, o.status(a)) })
 	mux.HandleFunc("GET /healthz", o.serveHealth)
-	mux.HandleFunc("GET /queue/stats", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET /queue/stats", func(w http.ResponseWriter, r *http.Request) {
 		if o.queue == nil {
 			writeJSON(w, http.StatusNotFound, map[string]string{"error": "this gateway runs no queue (no bridge configured)"})
 			return
 		}
-		writeJSON(w, http.StatusOK, o.queue.Stats())
+		q := o.queue
+		if name := r.URL.Query().Get("bridge"); name != "" {
+			if q = o.bridgeQueue(name); q == nil { // bridges.go
+				writeJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("this gateway runs no bridge %q", name)})
+				return
+			}
+		}
+		writeJSON(w, http.StatusOK, q.Stats())
 	})
 	a.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second}
 	o.admin = a

@@ -60,6 +60,16 @@ func (o *Observer) bridgeList() []BridgeSource {
 	return []BridgeSource{{Name: name, Queue: o.queue, Bridge: o.bridge}}
 }
 
+// bridgeQueue is the queue of the bridge named name, or nil.
+func (o *Observer) bridgeQueue(name string) Queue {
+	for _, l := range o.bridgeList() {
+		if l.Name == name {
+			return l.Queue
+		}
+	}
+	return nil
+}
+
 // collectBridges exports the per-bridge series.
 func (o *Observer) collectBridges(ch chan<- prometheus.Metric) {
 	gauge := func(d *prometheus.Desc, v float64, lv ...string) {
