@@ -15,6 +15,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -109,8 +110,9 @@ func checkArrivals(t testing.TB, where string, cloud *cloudSub, sensor string, n
 }
 
 // pacedSensor publishes sensors/<name>/t at rate messages/s (QoS 1, one at a
-// time) from seq first until stop is closed; it returns the next seq.
-func (g *bridgeGW) pacedSensor(t testing.TB, name string, first int, rate float64, stop <-chan struct{}) (int, error) {
+// time) from seq first until stop is closed, counting each PUBACK in acked;
+// it returns the next seq.
+func (g *bridgeGW) pacedSensor(t testing.TB, name string, first int, rate float64, acked *atomic.Int64, stop <-chan struct{}) (int, error) {
 	s, err := g.sensor(t, name, nil)
 	if err != nil {
 		return first, err
@@ -131,20 +133,22 @@ func (g *bridgeGW) pacedSensor(t testing.TB, name string, first int, rate float6
 		if err != nil || pr == nil || pr.ReasonCode >= 0x80 {
 			return seq, fmt.Errorf("%s: publish %d: %v", name, seq, err)
 		}
+		acked.Add(1)
 		seq++
 	}
 }
 
-// rateSampler records a cloud subscriber's total arrivals once a second.
+// rateSampler records, once a second, a cloud subscriber's total arrivals
+// and the publishers' acknowledged messages.
 type rateSampler struct {
-	mu     sync.Mutex
-	at     []time.Time
-	counts []int
-	stop   chan struct{}
-	done   chan struct{}
+	mu           sync.Mutex
+	at           []time.Time
+	counts, pubs []int64
+	stop         chan struct{}
+	done         chan struct{}
 }
 
-func sampleRate(c *cloudSub) *rateSampler {
+func sampleRate(c *cloudSub, published *atomic.Int64) *rateSampler {
 	r := &rateSampler{stop: make(chan struct{}), done: make(chan struct{})}
 	go func() {
 		defer close(r.done)
@@ -155,7 +159,7 @@ func sampleRate(c *cloudSub) *rateSampler {
 			n := c.total
 			c.mu.Unlock()
 			r.mu.Lock()
-			r.at, r.counts = append(r.at, time.Now()), append(r.counts, n)
+			r.at, r.counts, r.pubs = append(r.at, time.Now()), append(r.counts, int64(n)), append(r.pubs, published.Load())
 			r.mu.Unlock()
 			select {
 			case <-r.stop:
@@ -169,9 +173,9 @@ func sampleRate(c *cloudSub) *rateSampler {
 
 func (r *rateSampler) close() { close(r.stop); <-r.done }
 
-// rate is the arrivals per second between from and to (the samples nearest
-// inside).
-func (r *rateSampler) rate(from, to time.Time) float64 {
+// rate is the arrivals and the publishes per second between from and to
+// (the samples nearest inside).
+func (r *rateSampler) rate(from, to time.Time) (arrived, published float64) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	i, j := -1, -1
@@ -184,9 +188,10 @@ func (r *rateSampler) rate(from, to time.Time) float64 {
 		}
 	}
 	if i < 0 || j <= i {
-		return 0
+		return 0, 0
 	}
-	return float64(r.counts[j]-r.counts[i]) / r.at[j].Sub(r.at[i]).Seconds()
+	d := r.at[j].Sub(r.at[i]).Seconds()
+	return float64(r.counts[j]-r.counts[i]) / d, float64(r.pubs[j]-r.pubs[i]) / d
 }
 
 // TestBridgesE2ETwoClouds: two bridges to two Mosquitto upstreams with
@@ -234,7 +239,8 @@ func TestBridgesE2ETwoClouds(t *testing.T) {
 
 	// Phase 2: upstream two down for 60 s in the middle of a steady stream.
 	const rate, before, outage, after = 100.0, 15 * time.Second, 60 * time.Second, 15 * time.Second
-	rs := sampleRate(cloud1)
+	var published atomic.Int64 // PUBACKs of sensor-a and sensor-c: both go to bridge one
+	rs := sampleRate(cloud1, &published)
 	stop := make(chan struct{})
 	type result struct {
 		next int
@@ -243,7 +249,7 @@ func TestBridgesE2ETwoClouds(t *testing.T) {
 	results := map[string]chan result{"sensor-a": make(chan result, 1), "sensor-c": make(chan result, 1)}
 	for name, ch := range results {
 		go func() {
-			n, err := g.pacedSensor(t, name, per, rate, stop)
+			n, err := g.pacedSensor(t, name, per, rate, &published, stop)
 			ch <- result{n, err}
 		}()
 	}
@@ -269,11 +275,11 @@ func TestBridgesE2ETwoClouds(t *testing.T) {
 	cloud1.waitDistinct(t, total1, 20*time.Second, 60*time.Second)
 	rs.close()
 	margin := 3 * time.Second // skip the seconds around each switch
-	rBefore := rs.rate(start.Add(margin), downAt)
-	rDuring := rs.rate(downAt.Add(margin), upAt)
-	rAfter := rs.rate(upAt.Add(margin), end)
-	t.Logf("upstream one's arrivals (published at %.0f msg/s by each of sensor-a and sensor-c): %.1f msg/s before, %.1f msg/s during the %v outage of upstream two, %.1f msg/s after",
-		rate, rBefore, rDuring, outage, rAfter)
+	aBefore, pBefore := rs.rate(start.Add(margin), downAt)
+	aDuring, pDuring := rs.rate(downAt.Add(margin), upAt)
+	aAfter, pAfter := rs.rate(upAt.Add(margin), end)
+	t.Logf("bridge one, arrivals at upstream one / PUBACKs to the publishers (sensor-a and sensor-c paced at %.0f msg/s each): before %.1f / %.1f msg/s; during the %v outage of upstream two %.1f / %.1f msg/s; after %.1f / %.1f msg/s",
+		rate, aBefore, pBefore, outage, aDuring, pDuring, aAfter, pAfter)
 	cloud2.waitDistinct(t, per+next["sensor-c"], 30*time.Second, 120*time.Second)
 	checkArrivals(t, "upstream one", cloud1, "sensor-a", next["sensor-a"], "sensor-b")
 	checkArrivals(t, "upstream one", cloud1, "sensor-c", next["sensor-c"])
