@@ -295,6 +295,21 @@ bridges:
 	if rs := g.Bridges()[1].Routes().All(); len(rs) != 2 {
 		t.Fatalf("bridge two's routes after a refused reload: %+v; want the 2 running ones", rs)
 	}
+
+	// A change beside the routes (here bridge two's upstream) needs a
+	// restart: neither it nor the routes are applied.
+	write(`      - {name: two-a, topic: "sensors/sensor-a/c/#"}`)
+	data, err := os.ReadFile(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gatewaytest.WriteFile(t, conf, []byte(strings.Replace(string(data), "mqtt://127.0.0.1:2", "mqtt://127.0.0.1:3", 1)), 0o644)
+	if err := g.Reload(); !errors.Is(err, ErrRestartRequired) || !strings.Contains(err.Error(), "bridges changed") {
+		t.Fatalf("Reload with a new upstream for bridge two: %v; want ErrRestartRequired naming bridges", err)
+	}
+	if rs := g.Bridges()[1].Routes().All(); len(rs) != 2 {
+		t.Fatalf("bridge two's routes after a restart-only change: %+v; want the 2 running ones", rs)
+	}
 }
 
 func dirExists(p string) bool {
