@@ -13,24 +13,17 @@ import (
 	"github.com/edgegw/edgegw/gateway/gatewaytest"
 )
 
-// passwordMosquitto is Debian's mosquitto on a loopback listener that
-// admits users of a mosquitto_passwd file only (no certificates), with an
-// ACL giving the gateway sites/plant-7/# and the cloud sites/#, and
-// persistence (a clean-session-0 subscriber keeps its queue over stop and
-// start on the same port).
-type passwordMosquitto struct {
-	t             *testing.T
-	addr, logPath string
-	conf          string
-	cmd           *exec.Cmd
-	exited        chan struct{}
-}
+// passwordMosquitto is Debian's mosquitto (gatewaytest.StartMosquitto) on a
+// plaintext loopback listener that admits users of a mosquitto_passwd file
+// only, with an ACL giving the gateway sites/plant-7/# and the cloud
+// sites/#, and persistence (a clean-session-0 subscriber keeps its queue
+// over Stop and Start on the same port).
+type passwordMosquitto struct{ *gatewaytest.Mosquitto }
 
 func startPasswordMosquitto(t *testing.T, gwPassword, cloudPassword string) *passwordMosquitto {
 	t.Helper()
 	passwd := gatewaytest.Need(t, "mosquitto_passwd", "mosquitto")
 	dir := t.TempDir()
-	m := &passwordMosquitto{t: t, addr: gatewaytest.FreeAddr(t), logPath: filepath.Join(dir, "mosquitto.log")}
 	pw := filepath.Join(dir, "passwd")
 	for i, u := range [][2]string{{"plant-7-gw", gwPassword}, {"cloud", cloudPassword}} {
 		args := []string{"-b", pw, u[0], u[1]}
@@ -43,46 +36,8 @@ func startPasswordMosquitto(t *testing.T, gwPassword, cloudPassword string) *pas
 	}
 	acl := filepath.Join(dir, "acl")
 	gatewaytest.WriteFile(t, acl, []byte("user plant-7-gw\ntopic readwrite sites/plant-7/#\n\nuser cloud\ntopic readwrite sites/#\n"), 0o600)
-	_, port, _ := strings.Cut(m.addr, ":")
-	conf := fmt.Sprintf("per_listener_settings false\nlistener %s 127.0.0.1\nallow_anonymous false\npassword_file %s\nacl_file %s\n"+
-		"persistence true\npersistence_location %s/\nmax_queued_messages 10000000\nmax_inflight_messages 1000\n"+
-		"log_dest file %s\nlog_type error\nlog_type warning\nlog_type notice\nlog_type information\n", port, pw, acl, dir, m.logPath)
-	if os.Geteuid() == 0 {
-		conf += "user root\n"
-	}
-	m.conf = filepath.Join(dir, "mosquitto.conf")
-	gatewaytest.WriteFile(t, m.conf, []byte(conf), 0o600)
-	t.Cleanup(func() {
-		m.stop()
-		if t.Failed() {
-			b, _ := os.ReadFile(m.logPath)
-			t.Logf("mosquitto log:\n%s", gatewaytest.LastBytes(b, 4096))
-		}
-	})
-	m.start()
-	return m
-}
-
-func (m *passwordMosquitto) start() {
-	m.t.Helper()
-	m.cmd = exec.Command(gatewaytest.Need(m.t, "mosquitto", "mosquitto"), "-c", m.conf)
-	if err := m.cmd.Start(); err != nil {
-		m.t.Fatal(err)
-	}
-	m.exited = make(chan struct{})
-	go func(cmd *exec.Cmd, ch chan struct{}) { _ = cmd.Wait(); close(ch) }(m.cmd, m.exited)
-	gatewaytest.WaitListening(m.t, m.addr, 10*time.Second)
-}
-
-// stop: SIGTERM, so Mosquitto saves its persistence.
-func (m *passwordMosquitto) stop() {
-	if m.cmd == nil {
-		return
-	}
-	if !gatewaytest.Terminate(m.cmd.Process, m.exited, 10*time.Second) {
-		m.t.Errorf("mosquitto did not exit within 10s of SIGTERM (no persistence saved: a harness fault)")
-	}
-	m.cmd = nil
+	return &passwordMosquitto{gatewaytest.StartMosquitto(t, gatewaytest.MosquittoConfig{
+		PasswordFile: pw, ACLFile: acl, Persistence: true, MaxQueued: 10000000, MaxInflight: 1000})}
 }
 
 // cloudSub311 is mosquitto_sub as the cloud side: 3.1.1, by password,
@@ -90,7 +45,7 @@ func (m *passwordMosquitto) stop() {
 // broker was away; it reconnects by itself. Lines are "topic payload".
 func (m *passwordMosquitto) cloudSub311(t *testing.T, password string) *gatewaytest.Buffer {
 	t.Helper()
-	host, port, _ := strings.Cut(m.addr, ":")
+	host, port, _ := strings.Cut(m.Addr, ":")
 	sub := exec.Command(gatewaytest.Need(t, "mosquitto_sub", "mosquitto-clients"), "-h", host, "-p", port, "-V", "mqttv311",
 		"-u", "cloud", "-P", password, "-i", "cloud-sub", "-c", "-q", "1", "-t", "sites/#", "-v")
 	out := new(gatewaytest.Buffer)
@@ -152,11 +107,11 @@ func TestBridgesE2EMQTT311Password(t *testing.T) {
     backoff: {min: 100ms, max: 500ms}
     routes:
       - {name: scada-a, topic: "sensors/sensor-a/#", remote_prefix: "sites/plant-7/"}
-`, up.addr, pwFile)
+`, up.Addr, pwFile)
 
 	// The cloud side: mosquitto_sub, 3.1.1, by password.
 	const n = 200
-	host, port, _ := strings.Cut(up.addr, ":")
+	host, port, _ := strings.Cut(up.Addr, ":")
 	sub := exec.Command(gatewaytest.Need(t, "mosquitto_sub", "mosquitto-clients"), "-h", host, "-p", port, "-V", "mqttv311",
 		"-u", "cloud", "-P", cloudPassword, "-i", "cloud-sub", "-q", "1", "-t", "sites/#", "-v", "-C", fmt.Sprint(n), "-W", "60")
 	var out gatewaytest.Buffer
@@ -206,7 +161,7 @@ func TestBridgesE2EMQTT311Password(t *testing.T) {
 	if next != n {
 		t.Fatalf("%d distinct messages upstream; want %d", next, n)
 	}
-	log, _ := os.ReadFile(up.logPath)
+	log := up.Log()
 	if !strings.Contains(string(log), "as plant-7-gw (p2, c0") || !strings.Contains(string(log), "u'plant-7-gw'") {
 		t.Errorf("mosquitto log has no 3.1.1 (p2), clean-session-0 login of plant-7-gw:\n%s", gatewaytest.LastBytes(log, 2048))
 	}
@@ -251,8 +206,8 @@ func TestBridgesE2EMQTT311OutageKill(t *testing.T) {
     inflight: 128
     routes:
       - {name: scada-sensors, topic: "sensors/#", remote_prefix: "sites/plant-7/"}
-`, up.addr, pwFile))
-	up.stop()
+`, up.Addr, pwFile))
+	up.Stop()
 	const sensors, per = 8, 500
 	var todo []msgID
 	for _, name := range sensorNames(sensors) {
@@ -280,7 +235,7 @@ func TestBridgesE2EMQTT311OutageKill(t *testing.T) {
 	}
 	t.Logf("upstream down: %d acked before SIGKILL, %d after the restart", len(acked1), len(failed))
 
-	up.start()
+	up.Start()
 	wait := func(want int, limit time.Duration) int {
 		t.Helper()
 		deadline := time.Now().Add(limit)
@@ -295,8 +250,8 @@ func TestBridgesE2EMQTT311OutageKill(t *testing.T) {
 	if n := wait(len(todo)/2, 60*time.Second); n < len(todo)/2 {
 		t.Fatalf("%d of %d distinct messages upstream after 60s", n, len(todo))
 	}
-	up.stop() // a flap in the middle of the drain
-	up.start()
+	up.Stop() // a flap in the middle of the drain
+	up.Start()
 	n := wait(len(todo), 90*time.Second)
 	order, distinct, dups, other := arrivals311(sub.String())
 	if len(other) > 0 {
