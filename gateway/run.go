@@ -116,7 +116,7 @@ func (g *Gateway) start(ctx context.Context) error {
 	up.start()
 	src := observe.Sources{Broker: b}
 	if up != nil {
-		src.Queue, src.Bridge = up.queue, up.bridge
+		src.Bridges = up.sources() // upstream.go
 	}
 	if sh != nil {
 		src.Shadow = sh

@@ -33,7 +33,7 @@ func TestLoadConfigBad(t *testing.T) {
 	}{
 		{"typo_key", []string{`3: unknown key "lisenters" (did you mean "listeners"?)`}},
 		{"typo_nested_key", []string{`5: listeners[0]: unknown key "adress" (did you mean "address"?)`}},
-		{"unknown_key", []string{`8: unknown key "mqtt_port"; want one of: version, site, state_dir, log, listeners, devices, policies, store, limits, bridge, metrics, admin, audit, shadows, rules`}},
+		{"unknown_key", []string{`8: unknown key "mqtt_port"; want one of: version, site, state_dir, log, listeners, devices, policies, store, limits, bridge, bridges, metrics, admin, audit, shadows, rules`}},
 		{"wrong_type_list", []string{`3: listeners: want a list, got "local"`}},
 		{"wrong_type_int", []string{`12: bridge.routes[0].qos: want a whole number, got "high"`}},
 		{"hash_not_last", []string{`12: bridge.routes[0].topic: "a/#/b": '#' must be the last level`}},

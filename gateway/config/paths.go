@@ -36,11 +36,7 @@ func (c *Config) resolvePaths() {
 			t.Key = hw.ResolveURI(t.Key, c.Dir)
 		}
 	}
-	if b := c.Bridge; b != nil && b.TLS != nil {
-		abs(&b.TLS.CA)
-		abs(&b.TLS.Cert)
-		b.TLS.Key = hw.ResolveURI(b.TLS.Key, c.Dir)
-	}
+	c.resolveBridgePaths(abs, func(u string) string { return hw.ResolveURI(u, c.Dir) }) // bridges.go
 }
 
 // validateKeyURI checks a (resolved) key URI against hw's grammar (hw owns
@@ -99,11 +95,7 @@ func (c *Config) checkFiles(r *report) {
 	if c.Policies != "" {
 		checkPath(r, "policies", c.Policies, true)
 	}
-	if b := c.Bridge; b != nil && b.TLS != nil {
-		file("bridge.tls.ca", b.TLS.CA)
-		file("bridge.tls.cert", b.TLS.Cert)
-		key("bridge.tls.key", b.TLS.Key)
-	}
+	c.checkBridgeFiles(file, key) // bridges.go
 }
 
 func checkPath(r *report, key, path string, wantDir bool) {
