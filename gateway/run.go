@@ -64,6 +64,10 @@ func BrokerOptionsFromConfig(ctx context.Context, cfg *config.Config) (broker.Op
 }
 
 func (g *Gateway) start(ctx context.Context) error {
+	// The checks `edgegw check` makes, first: a refusal reads the same in both.
+	if err := Preflight(ctx, g.cfg); err != nil {
+		return err
+	}
 	obs := observe.New(g.cfg, g.log)
 	aud, err := audit.New(audit.Options{File: g.cfg.Audit.File, Log: g.log, OnEvent: obs.Record})
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/edgegw/edgegw/gateway"
 	"github.com/edgegw/edgegw/gateway/config"
 	"github.com/spf13/cobra"
 )
@@ -16,7 +17,11 @@ func (a *app) checkCmd() *cobra.Command {
 		Short: "Check the configuration and the files it names; safe before every reload",
 		Long: `Check reads the configuration strictly (unknown keys are errors), validates every
 section, and checks that the files it names exist and are readable: TLS CA, certificates,
-CRL, key files, the device registry and the policy directory.
+CRL, key files, the device registry and the policy directory. Then it runs every check
+'edgegw run' makes before it binds anything, with the same code: the registry and the
+policies compile, password files parse (bcrypt, or mosquitto_passwd's $7$ and $6$), every
+certificate belongs to its key (file, TPM or PKCS#11), the audit file's directory exists,
+and the directories the daemon writes exist or can be created.
 
 It prints one summary line and exits 0 when all is well; otherwise it prints every
 problem as FILE:LINE: KEY: what is wrong, and exits 1. Run it before
@@ -28,6 +33,10 @@ problem as FILE:LINE: KEY: what is wrong, and exits 1. Run it before
 			cfg, err := config.Check(cfgPath)
 			if err != nil {
 				return a.reportConfigError(err)
+			}
+			// What `edgegw run` checks before it binds: the same function.
+			if err := gateway.Preflight(a.ctx, cfg); err != nil {
+				return &exitError{code: 1, err: err}
 			}
 			fmt.Fprintln(a.stdout, summary(cfgPath, cfg))
 			return nil

@@ -229,29 +229,39 @@ func New(o Options) (*Broker, error) {
 	return b, nil
 }
 
-func (b *Broker) addListener(lo ListenerOptions) error {
+// prepareListener is everything addListener checks and loads before the
+// bind (Preflight runs it too, so `edgegw check` refuses what New refuses).
+func prepareListener(lo ListenerOptions) (*brokerListener, error) {
 	bl := &brokerListener{opts: lo, identity: lo.Identity}
 	if lo.TLS == nil || !lo.TLS.RequireClientCert {
 		if !loopback.Addr(lo.Address) {
-			return fmt.Errorf("address %q: %w", lo.Address, ErrPlaintextNotLoopback)
+			return nil, fmt.Errorf("address %q: %w", lo.Address, ErrPlaintextNotLoopback)
 		}
 	}
 	if lo.TLS != nil {
 		if lo.Key == nil {
-			return errors.New("TLS listener without a server key")
+			return nil, errors.New("TLS listener without a server key")
 		}
 		t, err := NewTrust(*lo.TLS, lo.Key)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		bl.trust = t
 	}
 	if lo.PasswordFile != "" {
 		pw, err := LoadPasswords(lo.PasswordFile)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		bl.passwords.Store(&pw)
+	}
+	return bl, nil
+}
+
+func (b *Broker) addListener(lo ListenerOptions) error {
+	bl, err := prepareListener(lo)
+	if err != nil {
+		return err
 	}
 	nl, err := net.Listen("tcp", lo.Address)
 	if err != nil {
