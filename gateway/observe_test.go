@@ -29,6 +29,8 @@ type obsEnv struct {
 	lan     string
 	metrics string
 	socket  string
+	conf    string
+	g       *Gateway
 	done    chan error
 	cancel  context.CancelFunc
 }
@@ -60,6 +62,7 @@ admin: {socket: %[8]s}
 audit: {file: ""}
 `, e.dir, e.lan, e.pki.CAFile, e.pki.ServerCert, e.pki.ServerKey, e.pki.CRLFile, e.metrics, e.socket), 0o644)
 	g := newFromFile(t, cfgFile)
+	e.g, e.conf = g, cfgFile
 	ctx, cancel := context.WithCancel(context.Background())
 	e.cancel = cancel
 	go func() { e.done <- g.Run(ctx) }()

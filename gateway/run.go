@@ -144,6 +144,7 @@ func (g *Gateway) Reload() error {
 		return errors.New("gateway not running")
 	}
 	var cfgErr error
+	var changed []string // sections that need a restart
 	if g.cfg.File != "" {
 		nc, err := config.Check(g.cfg.File)
 		switch {
@@ -152,7 +153,7 @@ func (g *Gateway) Reload() error {
 		default:
 			var rerr error
 			nc, rerr = g.reloadRoutes(nc) // bridge routes apply live
-			if changed := nonLiveChanges(g.cfg, nc); len(changed) > 0 {
+			if changed = nonLiveChanges(g.cfg, nc); len(changed) > 0 {
 				cfgErr = fmt.Errorf("%s changed in %s: %w (not applied)", strings.Join(changed, ", "), g.cfg.File, ErrRestartRequired)
 			}
 			if rerr != nil {
@@ -165,10 +166,14 @@ func (g *Gateway) Reload() error {
 			g.run.audit.Record(audit.Event{Event: audit.EventReloadFailed, Reason: cfgErr.Error()})
 		}
 	}
-	if err := b.Reload("SIGHUP"); err != nil {
-		return errors.Join(cfgErr, err)
+	err := cfgErr
+	if berr := b.Reload("SIGHUP"); berr != nil {
+		err = errors.Join(cfgErr, berr)
 	}
-	return cfgErr
+	// The verdict of the whole reload: stays visible (metrics, status)
+	// until a reload applies everything.
+	g.run.obs.ReloadResult(err, changed)
+	return err
 }
 
 // nonLiveChanges lists the top-level config sections that differ. Only the

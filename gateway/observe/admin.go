@@ -117,6 +117,9 @@ type ReloadStatus struct {
 	OK    bool      `json:"ok"`
 	At    time.Time `json:"at"`
 	Error string    `json:"error,omitempty"`
+	// RestartRequired names the config sections changed on disk that only
+	// a restart applies (listeners, store, ...); empty when none.
+	RestartRequired []string `json:"restart_required,omitempty"`
 }
 
 // ErrDaemonRunning: another process answers on the admin socket.
@@ -303,7 +306,7 @@ func (o *Observer) status(a *adminServer) Status {
 			Action: d.Action, Resource: d.Resource, Statement: d.Statement})
 	}
 	o.mu.Lock()
-	s.Reload = ReloadStatus{OK: o.reloadOK, At: o.reloadAt.UTC(), Error: o.reloadError}
+	s.Reload = o.reloadStateLocked()
 	for k, v := range o.authFail {
 		s.Counters[string(k)] = v
 	}

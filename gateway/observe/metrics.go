@@ -50,6 +50,7 @@ var brokerMetrics = []struct {
 	{desc("policy_disconnects_total", "Clients disconnected by a reload (connect no longer allowed, thing disabled, certificate revoked or untrusted)."), counter, func(m *broker.Metrics) int64 { return m.PolicyDisconnects.Load() }, nil},
 	{desc("subscriptions_dropped_total", "Subscriptions removed by a reload because the policy no longer allows them."), counter, func(m *broker.Metrics) int64 { return m.SubscriptionsDropped.Load() }, nil},
 	{desc("reloads_total", "Successful reloads of trust bundles, CRLs, registry and policies."), counter, func(m *broker.Metrics) int64 { return m.Reloads.Load() }, nil},
+	{desc("reload_failures_total", "Reloads that failed or were not applied in whole (config invalid, restart required, bad trust/registry/policy files)."), counter, func(m *broker.Metrics) int64 { return m.ReloadFailures.Load() }, nil},
 }
 
 var (
@@ -66,7 +67,8 @@ var (
 	descUpConnected     = desc("upstream_connected", "1 while the upstream MQTT session is up.")
 	descUpReconnects    = desc("upstream_reconnects_total", "Upstream connections after the first.")
 	descInbound         = desc("inbound_messages_total", "Messages from the upstream, by result.", "result")
-	descReloadOK        = desc("reload_success", "1 if the last reload succeeded (or none happened since start).")
+	descReloadOK        = desc("reload_success", "1 unless the last reload failed or left a change unapplied; stays 0 until a reload applies everything.")
+	descRestartRequired = desc("config_restart_required", "1 while the config file has changes that only a restart applies (edgegw status names the sections).")
 	descReloadTime      = desc("reload_last_timestamp_seconds", "Time of the last reload attempt (start time before the first).")
 	descCertExpiry      = desc("cert_expiry_days", "Days until the certificate expires (negative: expired).", "cert")
 	descTPM             = desc("tpm_in_use", "1 if a key or the queue secret lives in a TPM.")
@@ -85,7 +87,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descConnections, descAuthFailures,
 		descMessagesIn, descMessagesOut, descQueueDepth, descQueueBytes, descQueueOldest, descDrops,
 		descDeadLetters, descQueueRejectFull, descUpConnected, descUpReconnects, descInbound,
-		descReloadOK, descReloadTime, descCertExpiry, descTPM, descBuildInfo, descClockSane} {
+		descReloadOK, descRestartRequired, descReloadTime, descCertExpiry, descTPM, descBuildInfo, descClockSane} {
 		ch <- d
 	}
 }
@@ -115,7 +117,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for _, r := range audit.Causes {
 		counter(descAuthFailures, float64(o.authFail[r]), string(r))
 	}
-	gauge(descReloadOK, b2f(o.reloadOK))
+	rs := o.reloadStateLocked()
+	gauge(descReloadOK, b2f(rs.OK))
+	gauge(descRestartRequired, b2f(len(rs.RestartRequired) > 0))
 	gauge(descReloadTime, float64(o.reloadAt.UnixNano())/1e9)
 	o.mu.Unlock()
 

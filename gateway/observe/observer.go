@@ -86,6 +86,9 @@ type Observer struct {
 	reloadOK    bool
 	reloadAt    time.Time
 	reloadError string
+	// SIGHUP config reload state (reload.go).
+	cfgReloadErr    string
+	restartRequired []string
 	closed      bool
 	queueErr    error // the bridge stopped on a queue error (queueFailed)
 
