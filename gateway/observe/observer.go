@@ -89,8 +89,8 @@ type Observer struct {
 	// SIGHUP config reload state (reload.go).
 	cfgReloadErr    string
 	restartRequired []string
-	closed      bool
-	queueErr    error // the bridge stopped on a queue error (queueFailed)
+	closed          bool
+	queueErr        error // the bridge stopped on a queue error (queueFailed)
 
 	certMu sync.Mutex
 	certs  map[string]certFile // path -> parsed, by modification time
