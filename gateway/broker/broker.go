@@ -148,6 +148,7 @@ type Broker struct {
 	clients  sync.Map // *mqtt.Client -> *clientState
 	outbound atomic.Pointer[outbound]
 	retained retainedAccount
+	traffic  *Traffic // traffic.go
 
 	backpressureHigh int
 	pipelineDepth    int
@@ -219,6 +220,10 @@ func New(o Options) (*Broker, error) {
 	})
 	if err := b.srv.AddHook(&hook{b: b}, nil); err != nil {
 		return nil, fmt.Errorf("adding broker hook: %w", err)
+	}
+	b.traffic = newTraffic(o.Listeners) // traffic.go
+	if err := b.srv.AddHook(&trafficHook{t: b.traffic}, nil); err != nil {
+		return nil, fmt.Errorf("adding traffic hook: %w", err)
 	}
 	for _, lo := range o.Listeners {
 		if err := b.addListener(lo); err != nil {

@@ -70,7 +70,7 @@ var (
 	descReloadOK        = desc("reload_success", "1 unless the last reload failed or left a change unapplied; stays 0 until a reload applies everything.")
 	descRestartRequired = desc("config_restart_required", "1 while the config file has changes that only a restart applies (edgegw status names the sections).")
 	descReloadTime      = desc("reload_last_timestamp_seconds", "Time of the last reload attempt (start time before the first).")
-	descCertExpiry      = desc("cert_expiry_days", "Days until the certificate expires (negative: expired).", "cert")
+	descCertExpiry      = desc("cert_not_after_timestamp_seconds", "End of validity of the certificate (the earliest of its kind: server, ca, upstream).", "cert")
 	descTPM             = desc("tpm_in_use", "1 if a key or the queue secret lives in a TPM.")
 	descBuildInfo       = desc("build_info", "Build information; always 1.", "version", "commit", "goversion")
 	descClockSane       = desc("clock_sane", "1 when the system clock is at or after the build date.")
@@ -132,11 +132,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			gauge(descQueueBytes, float64(rs.Bytes), rs.Name)
 			gauge(descQueueOldest, rs.OldestAge.Seconds(), rs.Name)
 			counter(descDeadLetters, float64(rs.DeadLettered), rs.Name) // lifetime, not the dead letters held
-			for reason, n := range rs.Drops {
+			for _, reason := range dropReasons { // every reason, 0 before the first drop (metrics_ops.go)
+				n := rs.Drops[reason]
+				if reason == "rejected" {
+					n = rs.Rejected
+				}
 				counter(descDrops, float64(n), rs.Name, reason)
-			}
-			if rs.Rejected > 0 {
-				counter(descDrops, float64(rs.Rejected), rs.Name, "rejected")
 			}
 		}
 		counter(descQueueRejectFull, float64(qs.RejectedFull))
@@ -151,7 +152,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, e := range o.certExpiries() {
 		if e.Error == "" {
-			gauge(descCertExpiry, e.Days, e.Cert)
+			gauge(descCertExpiry, float64(e.NotAfter.Unix()), e.Cert)
 		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/edgegw/edgegw/bridge"
@@ -92,6 +93,8 @@ type Observer struct {
 	closed          bool
 	queueErr        error // the bridge stopped on a queue error (queueFailed)
 
+	fsync prometheus.Histogram // group-commit fsync latency (metrics_ops.go)
+
 	certMu sync.Mutex
 	certs  map[string]certFile // path -> parsed, by modification time
 
@@ -117,7 +120,7 @@ func New(cfg *config.Config, log *slog.Logger) *Observer {
 	return &Observer{
 		cfg: cfg, log: log.With("component", "observe"), clock: clock.Process(),
 		started: time.Now(), authFail: map[audit.Cause]uint64{}, since: map[string]time.Time{},
-		reloadOK: true, reloadAt: time.Now(), certs: map[string]certFile{},
+		reloadOK: true, reloadAt: time.Now(), certs: map[string]certFile{}, fsync: newFsyncHistogram(),
 	}
 }
 
@@ -236,8 +239,11 @@ func (o *Observer) startMetrics() error {
 		return nil
 	}
 	reg := prometheus.NewRegistry() // private: never the global one
-	if err := reg.Register(&collector{o: o}); err != nil {
-		return fmt.Errorf("registering metrics: %w", err)
+	for _, c := range []prometheus.Collector{&collector{o: o}, &opsCollector{o: o}, o.fsync,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
+		if err := reg.Register(c); err != nil {
+			return fmt.Errorf("registering metrics: %w", err)
+		}
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(o.log.Handler(), slog.LevelWarn)}))
