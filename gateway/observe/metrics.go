@@ -132,7 +132,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			gauge(descQueueBytes, float64(rs.Bytes), rs.Name)
 			gauge(descQueueOldest, rs.OldestAge.Seconds(), rs.Name)
 			counter(descDeadLetters, float64(rs.DeadLettered), rs.Name) // lifetime, not the dead letters held
-			for _, reason := range dropReasons { // every reason, 0 before the first drop (metrics_ops.go)
+			for _, reason := range dropReasons {                        // every reason, 0 before the first drop (metrics_ops.go)
 				n := rs.Drops[reason]
 				if reason == "rejected" {
 					n = rs.Rejected
