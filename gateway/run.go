@@ -69,7 +69,7 @@ func (g *Gateway) start(ctx context.Context) error {
 		return err
 	}
 	obs := observe.New(g.cfg, g.log)
-	aud, err := audit.New(audit.Options{File: g.cfg.Audit.File, Log: g.log, OnEvent: obs.Record})
+	aud, err := audit.New(audit.Options{File: g.cfg.Audit.File, Journal: g.cfg.Audit.Journal, Site: g.cfg.Site, Log: g.log, OnEvent: obs.Record})
 	if err != nil {
 		return err
 	}
@@ -142,6 +142,10 @@ func (g *Gateway) Reload() error {
 	b := g.Broker()
 	if b == nil {
 		return errors.New("gateway not running")
+	}
+	// logrotate moved the audit file away and sent SIGHUP: write a new one.
+	if err := g.run.audit.Reopen(); err != nil {
+		g.log.Error("reload: reopening the audit log, still writing the old file", "err", err)
 	}
 	var cfgErr error
 	var changed []string // sections that need a restart

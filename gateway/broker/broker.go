@@ -225,6 +225,9 @@ func New(o Options) (*Broker, error) {
 	if err := b.srv.AddHook(&trafficHook{t: b.traffic}, nil); err != nil {
 		return nil, fmt.Errorf("adding traffic hook: %w", err)
 	}
+	if err := b.srv.AddHook(&disconnectHook{b: b}, nil); err != nil { // disconnects.go
+		return nil, fmt.Errorf("adding disconnect hook: %w", err)
+	}
 	for _, lo := range o.Listeners {
 		if err := b.addListener(lo); err != nil {
 			b.closeListeners()
@@ -278,7 +281,7 @@ func (b *Broker) addListener(lo ListenerOptions) error {
 	}
 	bl.guard = newGuardListener(nl, tlsConf, b.limits.HandshakeTimeout, b.limits.MaxPendingHandshakes, b.metrics,
 		func(remote string, err error) {
-			b.audit.Record(audit.Event{Event: audit.EventHandshakeFailed, Listener: lo.Name, Remote: remote, Reason: err.Error(), Cause: causeOf(err, true, audit.CauseTLS)})
+			b.audit.Record(handshakeFailedEvent(lo, remote, err)) // refusals.go: device and hex serial
 		})
 	b.ls = append(b.ls, bl)
 	b.byID[lo.Name] = bl
