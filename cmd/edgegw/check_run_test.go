@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/edgegw/edgegw/gateway/gatewaytest"
+	"github.com/edgegw/edgegw/hw/hwtest"
 )
 
 // checkRunSite is a valid local-broker site in dir, with a bridge section
@@ -35,9 +36,9 @@ func newCheckRunSite(t *testing.T) *checkRunSite {
 	gw := s.up.Issue(t, "plant-7-gw")
 	other := s.up.Issue(t, "someone-else")
 	s.vals = map[string]string{
-		"addr": gatewaytest.FreeAddr(t), "ca": s.site.CAFile, "cert": s.site.ServerCert, "key": s.site.ServerKey, "crl": s.site.CRLFile,
+		"addr": gatewaytest.FreeAddr(t), "ca": s.site.CAFile, "cert": s.site.ServerCert, "key": "file:" + s.site.ServerKey, "crl": s.site.CRLFile,
 		"audit": filepath.Join(s.dir, "log", "audit.log"), "store": filepath.Join(s.dir, "state", "queue"),
-		"upca": s.up.CAFile, "gwcert": gw.CertFile, "gwkey": gw.KeyFile, "otherkey": other.KeyFile,
+		"upca": s.up.CAFile, "gwcert": gw.CertFile, "gwkey": "file:" + gw.KeyFile, "otherkey": other.KeyFile,
 	}
 	s.policy = gatewaytest.SensorPolicy
 	return s
@@ -55,7 +56,7 @@ func (s *checkRunSite) write(t *testing.T) {
 		bridge = fmt.Sprintf(`bridge:
   upstreams: [{url: "mqtts://127.0.0.1:1", server_name: localhost}]
   client_id: plant-7-gw
-  tls: {ca: %s, cert: %s, key: "file:%s"}
+  tls: {ca: %s, cert: %s, key: %q}
   routes:
     - {name: telemetry, topic: "sensors/#", direction: out}
 `, v["upca"], v["gwcert"], v["gwkey"])
@@ -64,7 +65,7 @@ func (s *checkRunSite) write(t *testing.T) {
 site: plant-7
 state_dir: %s
 listeners:
-  - {name: lan, address: %q%s, tls: {ca: %s, cert: %s, key: "file:%s", crl: %s}}
+  - {name: lan, address: %q%s, tls: {ca: %s, cert: %s, key: %q, crl: %s}}
 devices: devices.yaml
 policies: policies/
 store: {dir: %s, min_free: 1MiB}
@@ -133,11 +134,22 @@ func TestCheckRefusesWhatRunRefuses(t *testing.T) {
 			s.passwd = "node-red:s3cret\n"
 		}, `passwd:1: user "node-red": unknown hash format`},
 		{"server cert not of its key", func(_ *testing.T, s *checkRunSite) {
-			s.vals["key"] = s.vals["otherkey"]
+			s.vals["key"] = "file:" + s.vals["otherkey"]
+		}, "does not match the configured key"},
+		{"server key in a TPM and a cert not of it", func(t *testing.T, s *checkRunSite) {
+			uri := hwtest.StartSWTPM(t).URI("handle=0x81000124")
+			mustRun(t, "key", "create", "--key", uri)
+			s.vals["key"] = uri
 		}, "does not match the configured key"},
 		{"bridge cert not of its key", func(_ *testing.T, s *checkRunSite) {
 			s.bridge = true
-			s.vals["gwkey"] = s.vals["otherkey"]
+			s.vals["gwkey"] = "file:" + s.vals["otherkey"]
+		}, "does not belong to the key"},
+		{"bridge key in a PKCS11 token and a cert not of it", func(t *testing.T, s *checkRunSite) {
+			uri := hwtest.StartSoftHSM(t, "gw").URI("upstream")
+			mustRun(t, "key", "create", "--key", uri)
+			s.bridge = true
+			s.vals["gwkey"] = uri
 		}, "does not belong to the key"},
 		{"bridge valid", func(_ *testing.T, s *checkRunSite) { s.bridge = true }, ""},
 		{"audit directory missing", func(_ *testing.T, s *checkRunSite) {
@@ -170,7 +182,7 @@ func TestCheckRefusesWhatRunRefuses(t *testing.T) {
 			}
 			cMsg, rMsg := refusal(cErr), refusal(rErr)
 			if !strings.Contains(cMsg, tc.want) {
-				t.Errorf("check says %q; want it to contain %q", cMsg, tc.want)
+				t.Errorf("check says %q; want it to contain %q\n%s", cMsg, tc.want, cErr)
 			}
 			if cMsg != rMsg {
 				t.Errorf("check says %q; run says %q; want the same", cMsg, rMsg)
