@@ -4,7 +4,9 @@ package main
 // daemon (issue 20): the real `edgegw run` bridged to Debian's mosquitto
 // with a sensor connected; its /metrics passes `promtool check metrics`,
 // the rules pass `promtool check rules`, and every metric the dashboard and
-// the rules name is in the scrape.
+// the rules name is in the scrape. Then logrotate's move and SIGHUP: the
+// audit file is reopened (0640), and the sensor's disconnect line, with its
+// reason, duration and the site, is in the new file.
 
 import (
 	"context"
@@ -18,6 +20,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -157,13 +160,13 @@ bridge:
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { sconn.Close() })
 	sensor := paho.NewClient(paho.ClientConfig{Conn: packets.NewThreadSafeConn(sconn)})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	if _, err := sensor.Connect(ctx, &paho.Connect{ClientID: "sensor-1", KeepAlive: 30, CleanStart: true}); err != nil {
 		t.Fatalf("sensor connect: %v", err)
 	}
-	defer sensor.Disconnect(&paho.Disconnect{})
 	if _, err := sensor.Publish(ctx, &paho.Publish{Topic: "sensors/sensor-1/t", QoS: 1, Payload: []byte("21.5")}); err != nil {
 		t.Fatalf("publish: %v", err)
 	}
@@ -220,5 +223,58 @@ bridge:
 	}
 	if v := sample(body, `edgegw_mqtt_messages_received_total{listener="lan",qos="1"}`); v != 1 {
 		t.Errorf(`edgegw_mqtt_messages_received_total{listener="lan",qos="1"} = %v; want 1`, v)
+	}
+
+	// logrotate: the audit file is moved away and the daemon gets SIGHUP;
+	// the next lines (the sensor's disconnect) go to a new 0640 file.
+	audit := filepath.Join(dir, "audit.log")
+	if err := os.Rename(audit, audit+".1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; sample(scrape(t, metrics), "edgegw_reloads_total") < 1; i++ {
+		if i == 500 {
+			t.Fatal("no reload 10s after SIGHUP")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if v := sample(scrape(t, metrics), "edgegw_reload_success"); v != 1 {
+		t.Errorf("edgegw_reload_success = %v after a good SIGHUP; want 1", v)
+	}
+	_ = sensor.Disconnect(&paho.Disconnect{})
+	var lines string
+	for i := 0; !strings.Contains(lines, `"event":"disconnect"`); i++ {
+		if i == 500 {
+			t.Fatalf("no disconnect line in the new audit file after 10s: %q", lines)
+		}
+		time.Sleep(20 * time.Millisecond)
+		b, _ := os.ReadFile(audit)
+		lines = string(b)
+	}
+	for _, f := range []string{audit, audit + ".1"} {
+		fi, err := os.Stat(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != 0o640 {
+			t.Errorf("%s: mode %v; want 0640", filepath.Base(f), fi.Mode().Perm())
+		}
+	}
+	old, _ := os.ReadFile(audit + ".1")
+	for _, c := range []struct{ file, text, want string }{
+		{"audit.log.1", string(old), `"event":"connect","device":"sensor-1"`},
+		{"audit.log", lines, `"event":"disconnect","device":"sensor-1"`},
+		{"audit.log", lines, `"reason":"client disconnected"`},
+		{"audit.log", lines, `"duration_seconds":`},
+		{"audit.log", lines, `"site":"plant-7"`},
+	} {
+		if !strings.Contains(c.text, c.want) {
+			t.Errorf("%s lacks %s:\n%s", c.file, c.want, c.text)
+		}
+	}
+	if strings.Contains(log.String(), "msg=audit") {
+		t.Errorf("audit lines in the daemon's log too; want them once, in the file (audit.journal is false)")
 	}
 }
