@@ -11,7 +11,7 @@ import (
 )
 
 func (a *app) checkCmd() *cobra.Command {
-	var cfgPath string
+	var cfgPath, asUser string
 	cmd := &cobra.Command{
 		Use:   "check",
 		Short: "Check the configuration and the files it names; safe before every reload",
@@ -21,7 +21,9 @@ CRL, key files, the device registry and the policy directory. Then it runs every
 'edgegw run' makes before it binds anything, with the same code: the registry and the
 policies compile, password files parse (bcrypt, or mosquitto_passwd's $7$ and $6$), every
 certificate belongs to its key (file, TPM or PKCS#11), the audit file's directory exists,
-and the directories the daemon writes exist or can be created.
+and the directories the daemon writes exist or can be created. Run as root on the
+service's config (or with --user), it also checks that the service's user (edgegw) can
+read every key, certificate, CRL, password file, the registry and the policies.
 
 It prints one summary line and exits 0 when all is well; otherwise it prints every
 problem as FILE:LINE: KEY: what is wrong, and exits 1. Run it before
@@ -38,11 +40,23 @@ problem as FILE:LINE: KEY: what is wrong, and exits 1. Run it before
 			if err := gateway.Preflight(a.ctx, cfg); err != nil {
 				return &exitError{code: 1, err: err}
 			}
+			// Run as root, the checks above say nothing about the
+			// service's user: check what it must read (check_owner.go).
+			u, err := serviceAccount(asUser, cfgPath)
+			if err != nil {
+				return &exitError{code: 2, err: err}
+			}
+			if u != nil {
+				if err := checkReadableBy(cfg, u); err != nil {
+					return &exitError{code: 1, err: err}
+				}
+			}
 			fmt.Fprintln(a.stdout, summary(cfgPath, cfg))
 			return nil
 		},
 	}
 	addConfigFlag(cmd, &cfgPath)
+	cmd.Flags().StringVar(&asUser, "user", "", "also check that this user can read the files the config names (default when root checks "+defaultConfig+": edgegw, the service's user)")
 	return cmd
 }
 
