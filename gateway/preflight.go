@@ -20,8 +20,7 @@ import (
 // PKCS#11) and its CA bundle, CRL and password file parse, the bridge
 // certificate belongs to the bridge key, the audit file can be opened, and
 // the directories the daemon writes (store, state, admin socket) exist or
-// can be created. It binds nothing and writes nothing (except that a bridge
-// key "auto" with no key yet is created, as Run would).
+// can be created. It binds nothing and writes nothing.
 //
 // `edgegw check` calls it after config.Check, and Run calls it first, so a
 // config that check accepts is not refused by run for any of these reasons,
