@@ -7,11 +7,13 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/edgegw/edgegw/gateway/audit"
 	"github.com/edgegw/edgegw/gateway/broker"
 	"github.com/edgegw/edgegw/gateway/config"
+	"github.com/edgegw/edgegw/gateway/observe"
 )
 
 // Preflight runs every check Run makes before it binds anything, for a cfg
@@ -43,15 +45,40 @@ func Preflight(ctx context.Context, cfg *config.Config) error {
 		}
 		errs = append(errs, err)
 		errs = append(errs, creatableDir("store.dir", cfg.Store.Dir))
+		errs = append(errs, preflightQueueKey(ctx, cfg))
 	}
 	errs = append(errs, audit.CheckFile(cfg.Audit.File))
 	if cfg.Admin.Socket != "" {
+		errs = append(errs, observe.CheckAdminSocket(cfg.Admin.Socket))
 		errs = append(errs, creatableDir("admin.socket", filepath.Dir(cfg.Admin.Socket)))
 	}
 	if cfg.StateDir != "" {
 		errs = append(errs, creatableDir("state_dir", cfg.StateDir))
 	}
 	return errors.Join(errs...)
+}
+
+// preflightQueueKey is ensureQueueKey without creating anything: with a
+// queue on disk its key must open; before the first start a file key that
+// is not there yet must be creatable, and one that is there must open.
+func preflightQueueKey(ctx context.Context, cfg *config.Config) error {
+	uri := cfg.Store.EncryptionKey
+	if uri == "" {
+		return nil
+	}
+	if ents, err := os.ReadDir(cfg.Store.Dir); err == nil && len(ents) > 0 {
+		_, err := StoreOptionsFromConfig(ctx, cfg) // reads the key, as Run does
+		return err
+	}
+	path, isFile := strings.CutPrefix(uri, "file:")
+	if !isFile {
+		return nil // tpm-sealed: made in the TPM at the first start
+	}
+	if _, err := os.Stat(path); err == nil {
+		_, err := StoreOptionsFromConfig(ctx, cfg)
+		return err
+	}
+	return creatableDir("store.encryption_key", filepath.Dir(path))
 }
 
 // creatableDir checks that dir exists and is writable, or that its nearest

@@ -68,11 +68,11 @@ listeners:
   - {name: lan, address: %q%s, tls: {ca: %s, cert: %s, key: %q, crl: %s}}
 devices: devices.yaml
 policies: policies/
-store: {dir: %s, min_free: 1MiB}
+store: {dir: %s, min_free: 1MiB, encryption_key: %q}
 metrics: {address: ""}
-admin: {socket: ""}
+admin: {socket: %q}
 audit: {file: %s}
-%s`, filepath.Join(s.dir, "state"), v["addr"], pw, v["ca"], v["cert"], v["key"], v["crl"], v["store"], v["audit"], bridge)
+%s`, filepath.Join(s.dir, "state"), v["addr"], pw, v["ca"], v["cert"], v["key"], v["crl"], v["store"], v["enckey"], v["socket"], v["audit"], bridge)
 	s.conf = filepath.Join(s.dir, "edgegw.yaml")
 	gatewaytest.WriteFile(t, s.conf, []byte(conf), 0o644)
 	gatewaytest.WriteSiteFiles(t, s.dir, gatewaytest.Registry, map[string]string{"sensor": s.policy, "monitor": gatewaytest.MonitorPolicy})
@@ -155,6 +155,14 @@ func TestCheckRefusesWhatRunRefuses(t *testing.T) {
 		{"audit directory missing", func(_ *testing.T, s *checkRunSite) {
 			s.vals["audit"] = filepath.Join(s.dir, "nolog", "audit.log")
 		}, "nolog does not exist"},
+		{"admin socket path too long", func(_ *testing.T, s *checkRunSite) {
+			s.vals["socket"] = "/tmp/" + strings.Repeat("x", 120) + "/admin.sock"
+		}, "path longer than 107 bytes"},
+		{"queue key lost next to its queue", func(t *testing.T, s *checkRunSite) {
+			s.bridge = true
+			s.vals["enckey"] = "file:" + filepath.Join(s.dir, "state", "queue.key")
+			gatewaytest.WriteFile(t, filepath.Join(s.vals["store"], "000001.vlog"), []byte("x"), 0o600)
+		}, "store.encryption_key"},
 		{"store dir not creatable", func(t *testing.T, s *checkRunSite) {
 			s.bridge = true
 			f := filepath.Join(s.dir, "afile")

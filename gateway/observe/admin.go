@@ -175,11 +175,24 @@ func (o *Observer) startAdmin() error {
 	return nil
 }
 
+// CheckAdminSocket is what listenAdmin checks before it binds (gateway.Preflight
+// runs it for `edgegw check`): the path fits a UNIX socket address, and
+// what is there, if anything, is a socket.
+func CheckAdminSocket(path string) error {
+	if len(path) > maxSocketPath {
+		return fmt.Errorf("admin.socket %q: path longer than %d bytes (a UNIX socket limit); choose a shorter one", path, maxSocketPath)
+	}
+	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket == 0 {
+		return fmt.Errorf("admin.socket %q: exists and is not a socket; remove it or choose another path", path)
+	}
+	return nil
+}
+
 // listenAdmin binds the socket: a stale socket file (nobody answers) is
 // removed; a live one means another daemon, and is refused.
 func listenAdmin(path string) (*adminServer, error) {
-	if len(path) > maxSocketPath {
-		return nil, fmt.Errorf("admin.socket %q: path longer than %d bytes (a UNIX socket limit); choose a shorter one", path, maxSocketPath)
+	if err := CheckAdminSocket(path); err != nil {
+		return nil, err
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("admin.socket %q: %w", path, err)
