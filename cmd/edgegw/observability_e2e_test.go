@@ -208,6 +208,18 @@ bridge:
 			t.Errorf("%s name metrics the live daemon does not export: %v", src.what, missing)
 		}
 	}
+	// What the issue found missing, by name.
+	for _, name := range []string{"process_resident_memory_bytes", "go_goroutines", "edgegw_mqtt_messages_received_total",
+		"edgegw_mqtt_sent_bytes_total", "edgegw_store_free_bytes", "edgegw_store_capacity_bytes", "edgegw_route_capacity_bytes",
+		"edgegw_upstream_active", "edgegw_crl_next_update_timestamp_seconds", "edgegw_store_fsync_duration_seconds_bucket",
+		"edgegw_device_cert_earliest_not_after_timestamp_seconds", "edgegw_device_certs_expiring", "edgegw_cert_not_after_timestamp_seconds"} {
+		if !present[name] {
+			t.Errorf("no %s in the scrape", name)
+		}
+	}
+	if present["edgegw_cert_expiry_days"] {
+		t.Errorf("edgegw_cert_expiry_days still exported; want seconds (promtool)")
+	}
 	// The series operators alert on exist before the first event.
 	for _, series := range []string{
 		`edgegw_drops_total{reason="overflow-bytes",route="telemetry"}`,
