@@ -15,9 +15,13 @@
 
 GO ?= go
 ARCH ?= amd64
-# Installed as conffiles under /etc/edgegw: configs/ is the one source.
-DEB_CONFIG_FILES := configs/edgegw.yaml configs/devices.yaml
-DEB_POLICY_FILES := configs/policies/*.json
+# configs/ is the one source: edgegw.yaml is the conffile /etc/edgegw/edgegw.yaml; every site
+# layout, the example registry and the example policies go to /usr/share/doc/edgegw/examples.
+DEB_CONFFILE := configs/edgegw.yaml
+DEB_EXAMPLES := configs/*.yaml
+DEB_EXAMPLE_POLICIES := configs/policies/*.json
+# Test peers of the packaging tests, beyond the top-level Makefile's list (make deps).
+DEB_PACKAGES += logrotate bash-completion man-db groff-base zsh fish
 NFPM_VERSION := v2.45.2
 GO_BIN_DIR := $(or $(shell $(GO) env GOBIN),$(shell $(GO) env GOPATH)/bin)
 NFPM := $(GO_BIN_DIR)/nfpm
@@ -60,20 +64,28 @@ debs: ## dist/edgegw_<version>_{amd64,arm64,armhf}.deb
 	$(MAKE) cross
 	for a in $(CROSS_ARCHES); do $(MAKE) deb ARCH=$$a || exit 1; done
 
-# The default configuration (conffiles under /etc/edgegw) is copied from configs/ so there is
-# one source; the changelog's top entry carries this build's version, commit and date.
+# The conffile and the examples are copied from configs/ so there is one source; the changelog's
+# top entry carries this build's version, commit and date. The command man pages and the shell
+# completion scripts come from a binary this machine can run, so they never drift from --help;
+# edgegw.yaml(5) is maintained by hand in packaging/edgegw.yaml.5 (a test holds it to the schema).
 deb: bin/$(ARCH)/edgegw bin/$(HOST_ARCH)/edgegw nfpm ## dist/edgegw_<version>_<arch>.deb (ARCH=amd64|arm64|armhf)
-	rm -rf $(DEB_STAGE) && mkdir -p $(DEB_STAGE)/man $(DEB_STAGE)/etc/policies
+	rm -rf $(DEB_STAGE) && mkdir -p $(DEB_STAGE)/man $(DEB_STAGE)/etc $(DEB_STAGE)/completion $(DEB_STAGE)/examples/policies
 	cp bin/$(ARCH)/edgegw $(DEB_STAGE)/edgegw
 	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) bin/$(HOST_ARCH)/edgegw man --dir $(DEB_STAGE)/man
-	gzip -9n $(DEB_STAGE)/man/*.1
+	cp packaging/edgegw.yaml.5 $(DEB_STAGE)/man/
+	gzip -9n $(DEB_STAGE)/man/*.1 $(DEB_STAGE)/man/*.5
+	bin/$(HOST_ARCH)/edgegw completion bash > $(DEB_STAGE)/completion/edgegw.bash
+	bin/$(HOST_ARCH)/edgegw completion zsh > $(DEB_STAGE)/completion/_edgegw
+	bin/$(HOST_ARCH)/edgegw completion fish > $(DEB_STAGE)/completion/edgegw.fish
 	sed -e 's/@VERSION@/$(DEB_VERSION)/' -e "s/@COMMIT@/$$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)/" \
 		-e "s/@DATE@/$$(date -u -R -d @$(SOURCE_DATE_EPOCH))/" packaging/changelog | gzip -9n > $(DEB_STAGE)/changelog.Debian.gz
-	cp $(DEB_CONFIG_FILES) $(DEB_STAGE)/etc/
-	cp $(DEB_POLICY_FILES) $(DEB_STAGE)/etc/policies/
+	cp $(DEB_CONFFILE) $(DEB_STAGE)/etc/
+	cp packaging/devices.yaml $(DEB_STAGE)/devices.yaml
+	cp $(DEB_EXAMPLES) $(DEB_STAGE)/examples/
+	cp $(DEB_EXAMPLE_POLICIES) $(DEB_STAGE)/examples/policies/
 	rm -f dist/edgegw_*_$(ARCH).deb
 	EDGEGW_STAGE=$(DEB_STAGE) EDGEGW_ARCH=$(ARCH) EDGEGW_VERSION='$(DEB_VERSION)' EDGEGW_LIBC_DEP='$(libc_dep_$(ARCH))' \
 		$(NFPM) package -f packaging/nfpm.yaml -p deb -t dist/edgegw_$(DEB_VERSION)_$(ARCH).deb
 
-test-packaging: ## packaging tests: make debs, dpkg-deb, lintian, qemu, dpkg -i (root)
-	$(GO) test -count=1 -run '^TestPackaging$$' -v ./cmd/edgegw
+test-packaging: ## packaging tests: make debs, dpkg-deb, lintian, qemu, dpkg -i/upgrade/purge (root)
+	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) -run '^(TestPackaging|TestConfigManPage)$$' -v ./cmd/edgegw

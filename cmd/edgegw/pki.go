@@ -479,17 +479,43 @@ Reasons: ` + strings.Join(pki.ReasonNames(), ", "),
 
 func pkiCRLCmd(a *app, f *pkiFlags) *cobra.Command {
 	var days int
+	var refreshBefore string
 	cmd := &cobra.Command{
 		Use:   "crl",
 		Short: "Re-sign the CRL with a fresh nextUpdate (run it from a timer well before it expires)",
 		Long: `openssl, mosquitto and other clients that check CRLs refuse every certificate once the CRL
 is past its nextUpdate. 'pki revoke' re-signs the CRL; when nothing is revoked for a while,
-run 'edgegw pki crl' (e.g. weekly from a systemd timer) to refresh it.`,
+run 'edgegw pki crl' (e.g. weekly from a systemd timer) to refresh it.
+
+With --refresh-before, the CRL is re-signed only when its nextUpdate is within that window
+(or the current CRL cannot be read); otherwise the command says when it will be due and
+exits 0. The package's edgegw-crl.timer runs 'edgegw pki crl --refresh-before 10d' daily.
+The running gateway notices the new crl.pem by itself: no reload is needed.`,
+		Example: `  edgegw pki crl
+  edgegw pki crl --refresh-before 10d`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			var window time.Duration
+			if refreshBefore != "" {
+				d, err := parseDays(refreshBefore)
+				if err != nil {
+					return &exitError{code: 2, err: fmt.Errorf("--refresh-before %q: %v", refreshBefore, err)}
+				}
+				window = d
+			}
 			o, err := f.options(a, cmd)
 			if err != nil {
 				return err
+			}
+			if refreshBefore != "" {
+				due, msg := crlDue(o.Dir, window)
+				if !due {
+					fmt.Fprintln(a.stdout, msg)
+					return nil
+				}
+				if msg != "" {
+					fmt.Fprintln(a.stderr, msg)
+				}
 			}
 			rl, err := pki.RefreshCRL(cmd.Context(), o, days)
 			if err != nil {
@@ -500,7 +526,37 @@ run 'edgegw pki crl' (e.g. weekly from a systemd timer) to refresh it.`,
 		},
 	}
 	cmd.Flags().IntVar(&days, "days", 0, "CRL lifetime in days, also for later CRLs (default: as set at init, 30)")
+	cmd.Flags().StringVar(&refreshBefore, "refresh-before", "", "re-sign only when nextUpdate is within this time, e.g. 10d, 72h (default: always)")
 	return cmd
+}
+
+// crlDue reports whether the CRL in dir must be re-signed because its nextUpdate is within
+// window of now (the clock floor when the clock is before the build), with a line that says
+// why. A CRL that cannot be read or verified is due: re-signing replaces it.
+func crlDue(dir string, window time.Duration) (due bool, msg string) {
+	path := filepath.Join(dir, pki.CRLFile)
+	crl, err := pki.LoadCRL(path, filepath.Join(dir, pki.CACertFile))
+	if err != nil {
+		return true, fmt.Sprintf("edgegw: %v: re-signing it", err)
+	}
+	now := time.Now()
+	if fl := clockFloor(); now.Before(fl) {
+		now = fl
+	}
+	if crl.NextUpdate.IsZero() || !crl.NextUpdate.After(now.Add(window)) {
+		return true, ""
+	}
+	return false, fmt.Sprintf("CRL number %s: next update %s, more than %s away: not re-signed",
+		crl.Number, crl.NextUpdate.Format(time.RFC3339), formatWindow(window))
+}
+
+// formatWindow prints a --refresh-before window the way it is usually given: whole days as
+// "10d", anything else as a Go duration.
+func formatWindow(d time.Duration) string {
+	if d%(24*time.Hour) == 0 {
+		return strconv.FormatInt(int64(d/(24*time.Hour)), 10) + "d"
+	}
+	return d.String()
 }
 
 func pkiListCmd(a *app, f *pkiFlags) *cobra.Command {
