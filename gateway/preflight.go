@@ -21,8 +21,10 @@ import (
 // each listener's server certificate belongs to its key (file, TPM or
 // PKCS#11) and its CA bundle, CRL and password file parse, the bridge
 // certificate belongs to the bridge key, the audit file can be opened, and
-// the directories the daemon writes (store, state, admin socket) exist or
-// can be created. It binds nothing and writes nothing.
+// the directories the daemon writes (store, state) exist or can be created,
+// the admin socket path fits. It binds nothing and writes nothing. (The
+// admin socket's directory, which systemd's RuntimeDirectory= makes, is
+// checked by the edgegw command before it, for run and check alike.)
 //
 // `edgegw check` calls it after config.Check, and Run calls it first, so a
 // config that check accepts is not refused by run for any of these reasons,
@@ -49,8 +51,9 @@ func Preflight(ctx context.Context, cfg *config.Config) error {
 	}
 	errs = append(errs, audit.CheckFile(cfg.Audit.File))
 	if cfg.Admin.Socket != "" {
+		// Its directory: edgegw run and check check it first (they know
+		// the service's RuntimeDirectory).
 		errs = append(errs, observe.CheckAdminSocket(cfg.Admin.Socket))
-		errs = append(errs, creatableDir("admin.socket", filepath.Dir(cfg.Admin.Socket)))
 	}
 	if cfg.StateDir != "" {
 		errs = append(errs, creatableDir("state_dir", cfg.StateDir))

@@ -36,7 +36,11 @@ problem as FILE:LINE: KEY: what is wrong, and exits 1. Run it before
 			if err != nil {
 				return a.reportConfigError(err)
 			}
-			// What `edgegw run` checks before it binds: the same function.
+			// What `edgegw run` checks before it binds: the same functions,
+			// in the same order, creating nothing.
+			if err := checkAdminSocketDir(cfg.Admin.Socket, false); err != nil {
+				return &exitError{code: 1, err: err}
+			}
 			if err := gateway.Preflight(a.ctx, cfg); err != nil {
 				return &exitError{code: 1, err: err}
 			}

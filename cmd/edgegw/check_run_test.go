@@ -9,10 +9,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -196,5 +198,91 @@ func TestCheckRefusesWhatRunRefuses(t *testing.T) {
 				t.Errorf("check says %q; run says %q; want the same", cMsg, rMsg)
 			}
 		})
+	}
+}
+
+// TestCheckAndRunAsDaemonUser: run by hand as an unprivileged user (here
+// nobody, standing for edgegw) without /run/edgegw, check and run refuse
+// with the same message saying to use systemd or create the directory.
+func TestCheckAndRunAsDaemonUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatalf("this test switches to the user nobody: run it as root (make test runs as root in CI)")
+	}
+	s := newCheckRunSite(t)
+	if err := os.MkdirAll(filepath.Join(s.dir, "log"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	parent := t.TempDir() // root's, 0755 below: stands for /run
+	s.vals["socket"] = filepath.Join(parent, "edgegw", "admin.sock")
+	s.write(t)
+	// Everything belongs to nobody, as /etc/edgegw's files to edgegw; the
+	// socket's parent stays root's, as /run.
+	const nobody = 65534
+	for _, root := range []string{s.dir, s.site.Dir, s.up.Dir} {
+		if err := os.Chmod(filepath.Dir(root), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			return os.Chown(p, nobody, nobody)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(parent, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Dir(parent), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// The binary where nobody may run it.
+	binDir := t.TempDir()
+	if err := os.Chmod(binDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	data, err := os.ReadFile(gatewaytest.Edgegw(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(binDir, "edgegw")
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	asNobody := func(within time.Duration, args ...string) (int, string) {
+		ctx, cancel := context.WithTimeout(context.Background(), within)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, bin, args...)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
+		cmd.Dir = "/"
+		var errBuf gatewaytest.Buffer
+		cmd.Stderr = &errBuf
+		cmd.WaitDelay = 5 * time.Second
+		err := cmd.Run()
+		var ee *exec.ExitError
+		if ctx.Err() != nil {
+			t.Fatalf("edgegw %v as nobody still running after %v:\n%s", args, within, errBuf.String())
+		}
+		if errors.As(err, &ee) {
+			return ee.ExitCode(), errBuf.String()
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return 0, errBuf.String()
+	}
+	cCode, cErr := asNobody(60*time.Second, "check", "-c", s.conf)
+	rCode, rErr := asNobody(30*time.Second, "run", "-c", s.conf)
+	want := "start the daemon with systemd (systemctl start edgegw: the unit's RuntimeDirectory= creates it)"
+	if cCode != 1 || rCode != 1 || !strings.Contains(refusal(cErr), want) {
+		t.Fatalf("check exit %d, run exit %d; want 1 and 1 and %q\ncheck: %s\nrun: %s", cCode, rCode, want, cErr, rErr)
+	}
+	if refusal(cErr) != refusal(rErr) {
+		t.Errorf("check says %q; run says %q; want the same", refusal(cErr), refusal(rErr))
+	}
+	if _, err := os.Stat(filepath.Dir(s.vals["socket"])); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("socket directory after check and run: %v; want none created", err)
 	}
 }
