@@ -1,7 +1,6 @@
 package main
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -26,14 +25,10 @@ func TestQueueAdviceForSetup(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newCheckRunSite(t)
 			s.bridge = tc.bridge
-			s.write(t)
 			if tc.bridge { // as packaged: an encrypted queue whose key the daemon makes
-				b, _ := os.ReadFile(s.conf)
-				conf := strings.Replace(string(b), "store: {dir: ", "store: {encryption_key: \"file:"+filepath.Join(s.dir, "state", "queue.key")+"\", dir: ", 1)
-				if err := os.WriteFile(s.conf, []byte(conf), 0o644); err != nil {
-					t.Fatal(err)
-				}
+				s.vals["enckey"] = "file:" + filepath.Join(s.dir, "state", "queue.key")
 			}
+			s.write(t)
 			code, stdout, stderr := edgegw(t, append(tc.args, "-c", s.conf)...)
 			out := stdout + stderr
 			if code != tc.code || !strings.Contains(out, tc.want) {
