@@ -217,6 +217,22 @@ bridge:
 			t.Errorf("no %s in the scrape", name)
 		}
 	}
+	now := float64(time.Now().Unix())
+	if v := sample(body, "edgegw_device_certs_expiring"); v != 1 {
+		t.Errorf("edgegw_device_certs_expiring = %v; want 1 (the sensor's test certificate lives 24h)", v)
+	}
+	if v := sample(body, "edgegw_device_cert_earliest_not_after_timestamp_seconds"); v < now || v > now+1.1*86400 {
+		t.Errorf("edgegw_device_cert_earliest_not_after_timestamp_seconds = %v; want within a day from now (%v)", v, now)
+	}
+	if v := sample(body, `edgegw_crl_next_update_timestamp_seconds{listener="lan"}`); v < now {
+		t.Errorf("edgegw_crl_next_update_timestamp_seconds = %v; want after now (%v)", v, now)
+	}
+	if v := sample(body, "edgegw_store_capacity_bytes"); v != 64<<20 {
+		t.Errorf("edgegw_store_capacity_bytes = %v; want %d (store.max_bytes)", v, 64<<20)
+	}
+	if v := sample(body, `edgegw_route_capacity_messages{route="telemetry"}`); v != 10000 {
+		t.Errorf(`edgegw_route_capacity_messages{route="telemetry"} = %v; want 10000`, v)
+	}
 	if present["edgegw_cert_expiry_days"] {
 		t.Errorf("edgegw_cert_expiry_days still exported; want seconds (promtool)")
 	}
