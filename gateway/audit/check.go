@@ -22,7 +22,7 @@ func CheckFile(path string) error {
 	st, err := os.Stat(dir)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return fmt.Errorf("audit.file %s: directory %s does not exist: create it (install -d -o edgegw -g adm -m 2750 %s) or set audit.file to \"\" to write audit lines to the log only", path, dir, dir)
+		return fmt.Errorf("audit.file %s: directory %s does not exist: create it as the package does (install -d -o edgegw -g edgegw -m 0750 %s) or set audit.file to \"\" to write audit lines to the log only", path, dir, dir)
 	case err != nil:
 		return fmt.Errorf("audit.file %s: %w", path, err)
 	case !st.IsDir():
