@@ -29,6 +29,8 @@ type obsEnv struct {
 	lan     string
 	metrics string
 	socket  string
+	conf    string
+	g       *Gateway
 	done    chan error
 	cancel  context.CancelFunc
 }
@@ -60,6 +62,7 @@ admin: {socket: %[8]s}
 audit: {file: ""}
 `, e.dir, e.lan, e.pki.CAFile, e.pki.ServerCert, e.pki.ServerKey, e.pki.CRLFile, e.metrics, e.socket), 0o644)
 	g := newFromFile(t, cfgFile)
+	e.g, e.conf = g, cfgFile
 	ctx, cancel := context.WithCancel(context.Background())
 	e.cancel = cancel
 	go func() { e.done <- g.Run(ctx) }()
@@ -180,18 +183,22 @@ func TestObservabilityEndToEnd(t *testing.T) {
 			t.Errorf("%s = %q (present %v); want %s\n%s", series, got, ok, want, grepLines(scrape, "auth_failures"))
 		}
 	}
-	for _, series := range []string{`edgegw_cert_expiry_days{cert="server"}`, `edgegw_cert_expiry_days{cert="ca"}`} {
+	for _, series := range []string{`edgegw_cert_not_after_timestamp_seconds{cert="server"}`, `edgegw_cert_not_after_timestamp_seconds{cert="ca"}`} {
 		v, ok := metricValue(scrape, series)
-		var days float64
-		if _, err := fmt.Sscan(v, &days); !ok || err != nil || days < 0.9 || days > 1.01 {
-			t.Errorf("%s = %q; want about 1 day (test certificates live 24h)", series, v)
+		var ts float64
+		_, err := fmt.Sscan(v, &ts)
+		days := (ts - float64(time.Now().Unix())) / 86400
+		if !ok || err != nil || days < 0.9 || days > 1.01 {
+			t.Errorf("%s = %q (%.2f days from now); want about 1 day (test certificates live 24h)", series, v, days)
 		}
 	}
 	if !strings.Contains(scrape, `edgegw_build_info{commit=`) {
 		t.Errorf("no build_info in the scrape")
 	}
-	if strings.Contains(scrape, "go_goroutines") {
-		t.Errorf("scrape has the global registry's go_* metrics; want a private registry")
+	for _, series := range []string{"go_goroutines", "process_resident_memory_bytes", "go_gc_duration_seconds_count"} {
+		if !strings.Contains(scrape, "\n"+series+" ") {
+			t.Errorf("scrape has no %s; want the Go and process collectors", series)
+		}
 	}
 
 	// The admin socket: 0660, /status with the device and the denial.

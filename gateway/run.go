@@ -69,8 +69,12 @@ func BrokerOptionsFromConfig(ctx context.Context, cfg *config.Config) (broker.Op
 }
 
 func (g *Gateway) start(ctx context.Context) error {
+	// The checks `edgegw check` makes, first: a refusal reads the same in both.
+	if err := Preflight(ctx, g.cfg); err != nil {
+		return err
+	}
 	obs := observe.New(g.cfg, g.log)
-	aud, err := audit.New(audit.Options{File: g.cfg.Audit.File, Log: g.log, OnEvent: obs.Record})
+	aud, err := audit.New(audit.Options{File: g.cfg.Audit.File, Journal: g.cfg.Audit.Journal, Site: g.cfg.Site, Log: g.log, OnEvent: obs.Record})
 	if err != nil {
 		return err
 	}
@@ -163,7 +167,12 @@ func (g *Gateway) Reload() error {
 	if b == nil {
 		return errors.New("gateway not running")
 	}
+	// logrotate moved the audit file away and sent SIGHUP: write a new one.
+	if err := g.run.audit.Reopen(); err != nil {
+		g.log.Error("reload: reopening the audit log, still writing the old file", "err", err)
+	}
 	var cfgErr error
+	var changed []string // sections that need a restart
 	if g.cfg.File != "" {
 		nc, err := config.Check(g.cfg.File)
 		switch {
@@ -174,7 +183,7 @@ func (g *Gateway) Reload() error {
 			nc, rerr = g.reloadRoutes(nc)       // bridge routes apply live
 			nc, rulesErr = g.reloadRules(b, nc) // and rules (rules.go)
 			cfgErr = rulesErr
-			if changed := nonLiveChanges(g.cfg, nc); len(changed) > 0 {
+			if changed = nonLiveChanges(g.cfg, nc); len(changed) > 0 {
 				cfgErr = errors.Join(cfgErr, fmt.Errorf("%s changed in %s: %w (not applied)", strings.Join(changed, ", "), g.cfg.File, ErrRestartRequired))
 			}
 			if rerr != nil {
@@ -187,10 +196,14 @@ func (g *Gateway) Reload() error {
 			g.run.audit.Record(audit.Event{Event: audit.EventReloadFailed, Reason: cfgErr.Error()})
 		}
 	}
-	if err := b.Reload("SIGHUP"); err != nil {
-		return errors.Join(cfgErr, err)
+	err := cfgErr
+	if berr := b.Reload("SIGHUP"); berr != nil {
+		err = errors.Join(cfgErr, berr)
 	}
-	return cfgErr
+	// The verdict of the whole reload: stays visible (metrics, status)
+	// until a reload applies everything.
+	g.run.obs.ReloadResult(err, changed)
+	return err
 }
 
 // nonLiveChanges lists the top-level config sections that differ. Only the

@@ -279,14 +279,10 @@ func BridgeTLS(ctx context.Context, cfg *config.Config, b *config.BridgeConfig, 
 		}
 		log.Info("upstream key: auto", "bridge", b.BridgeName(), "key", hw.Redact(c.URI), "reason", c.Reason, "exists", c.Exists)
 		if !c.Exists {
-			// A new key cannot match the certificate on disk: create it
-			// now so its CSR can be made, and say what to do.
-			k, err := hw.Open(ctx, "auto", opts...)
-			if err != nil {
-				return nil, nil, fmt.Errorf("%s.tls.key: %w", p, err)
-			}
-			_ = k.Close()
-			return nil, nil, fmt.Errorf("%s.tls.key: auto created a new key at %s; %s does not belong to it: make a CSR with `edgegw key csr --key auto --cn %s`, have the upstream's CA sign it and install the certificate as %s",
+			// No key yet, so the certificate on disk cannot be its. Not
+			// created here: `edgegw check` runs this too (gateway.Preflight),
+			// often as root, and a key root made is one the daemon cannot read.
+			return nil, nil, fmt.Errorf("%s.tls.key: auto: there is no key yet (it will be %s), so %s cannot belong to it: make the key and its CSR as the daemon's user (sudo -u edgegw edgegw key csr --key auto --cn %s), have the upstream's CA sign it and install the certificate as %s",
 				p, hw.Redact(c.URI), t.Cert, b.ClientID, t.Cert)
 		}
 		uri = c.URI

@@ -181,14 +181,18 @@ func TestUpstreamTLS(t *testing.T) {
 		t.Errorf("mismatched key: %v", err)
 	}
 
-	// auto: the first run creates the key (no TPM here: a 0600 file) and
-	// says how to get its certificate; with the certificate it works.
+	// auto with no key yet: says how to make the key and its certificate,
+	// and creates nothing (check runs this too, often as root); once the
+	// key (no TPM here: a 0600 file) has its certificate it works.
 	cfg.Bridge.TLS.Key = "auto"
 	var logs gatewaytest.Buffer
 	log := slog.New(slog.NewTextHandler(&logs, nil))
 	_, _, err = UpstreamTLS(ctx, cfg, log)
 	if err == nil || !strings.Contains(err.Error(), "edgegw key csr --key auto --cn gw") {
 		t.Fatalf("auto, new key: %v; want the CSR instruction", err)
+	}
+	if c, err := hw.Auto(ctx, hw.WithStateDir(cfg.StateDir)); err != nil || c.Exists {
+		t.Fatalf("after UpstreamTLS with no key: Auto = %+v, %v; want no key created", c, err)
 	}
 	k, err := hw.Open(ctx, "auto", hw.WithStateDir(cfg.StateDir))
 	if err != nil {

@@ -11,13 +11,19 @@ import (
 )
 
 func (a *app) checkCmd() *cobra.Command {
-	var cfgPath string
+	var cfgPath, asUser string
 	cmd := &cobra.Command{
 		Use:   "check",
 		Short: "Check the configuration and the files it names; safe before every reload",
 		Long: `Check reads the configuration strictly (unknown keys are errors), validates every
 section, and checks that the files it names exist and are readable: TLS CA, certificates,
-CRL, key files, the device registry and the policy directory.
+CRL, key files, the device registry and the policy directory. Then it runs every check
+'edgegw run' makes before it binds anything, with the same code: the registry and the
+policies compile, password files parse (bcrypt, or mosquitto_passwd's $7$ and $6$), every
+certificate belongs to its key (file, TPM or PKCS#11), the audit file's directory exists,
+and the directories the daemon writes exist or can be created. Run as root on the
+service's config (or with --user), it also checks that the service's user (edgegw) can
+read every key, certificate, CRL, password file, the registry and the policies.
 
 It prints one summary line and exits 0 when all is well; otherwise it prints every
 problem as FILE:LINE: KEY: what is wrong, and exits 1. Run it before
@@ -40,11 +46,31 @@ problem as FILE:LINE: KEY: what is wrong, and exits 1. Run it before
 			if err != nil {
 				return a.reportConfigError(err)
 			}
+			// What `edgegw run` checks before it binds: the same functions,
+			// in the same order, creating nothing.
+			if err := checkAdminSocketDir(cfg.Admin.Socket, false); err != nil {
+				return &exitError{code: 1, err: err}
+			}
+			if err := gateway.Preflight(a.ctx, cfg); err != nil {
+				return &exitError{code: 1, err: err}
+			}
+			// Run as root, the checks above say nothing about the
+			// service's user: check what it must read (check_owner.go).
+			u, err := serviceAccount(asUser, cfgPath)
+			if err != nil {
+				return &exitError{code: 2, err: err}
+			}
+			if u != nil {
+				if err := checkReadableBy(cfg, u); err != nil {
+					return &exitError{code: 1, err: err}
+				}
+			}
 			fmt.Fprintln(a.stdout, summary(cfgPath, cfg))
 			return nil
 		},
 	}
 	addConfigFlag(cmd, &cfgPath)
+	cmd.Flags().StringVar(&asUser, "user", "", "also check that this user can read the files the config names (default when root checks "+defaultConfig+": edgegw, the service's user)")
 	return cmd
 }
 

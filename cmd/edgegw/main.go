@@ -69,14 +69,18 @@ func execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err == nil {
 		return 0
 	}
+	prio := ""
+	if onJournal(stderr) {
+		prio = "<3>" // journal.go: the failure at priority err
+	}
 	var ee *exitError
 	if errors.As(err, &ee) {
 		if ee.err != nil {
-			fmt.Fprintf(stderr, "edgegw: %v\n", ee.err)
+			fmt.Fprintf(stderr, "%sedgegw: %v\n", prio, ee.err)
 		}
 		return ee.code
 	}
-	fmt.Fprintf(stderr, "edgegw: %v\n", err)
+	fmt.Fprintf(stderr, "%sedgegw: %v\n", prio, err)
 	if strings.HasPrefix(err.Error(), "unknown command ") {
 		return 2
 	}
@@ -136,11 +140,15 @@ func (a *app) logger(cfg *config.Config) (*slog.Logger, error) {
 		return nil, &exitError{code: 2, err: fmt.Errorf("--log-level %v", err)}
 	}
 	opts := &slog.HandlerOptions{Level: slog.Level(lv)}
+	out := a.stderr
+	if onJournal(out) { // journal.go: priorities, no second timestamp
+		out, opts = priorityWriter{out}, journalHandlerOptions(opts)
+	}
 	switch format {
 	case "text":
-		return slog.New(slog.NewTextHandler(a.stderr, opts)), nil
+		return slog.New(slog.NewTextHandler(out, opts)), nil
 	case "json":
-		return slog.New(slog.NewJSONHandler(a.stderr, opts)), nil
+		return slog.New(slog.NewJSONHandler(out, opts)), nil
 	}
 	return nil, &exitError{code: 2, err: fmt.Errorf("--log-format %q: want text or json", format)}
 }

@@ -96,7 +96,7 @@ func TestCheckExampleConfig(t *testing.T) {
 		name  string
 		conf  string // file under configs/
 		edit  func(t *testing.T, conf string) string
-		files []string // placeholder files created under pki/
+		files []string // files the config names, made for real (writeExampleFiles)
 		want  string   // after "<path>: OK "
 	}{
 		{"packaged default after pki init", "edgegw.yaml", nil, pkiInitFiles,
@@ -109,25 +109,19 @@ func TestCheckExampleConfig(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			copyDir(t, filepath.Join("..", "..", "configs"), dir)
-			for _, f := range tc.files {
-				p := filepath.Join(dir, f)
-				if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(p, []byte("placeholder\n"), 0o600); err != nil {
-					t.Fatal(err)
-				}
-			}
 			cfg := filepath.Join(dir, tc.conf)
-			if tc.edit != nil {
-				b, err := os.ReadFile(cfg)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := os.WriteFile(cfg, []byte(tc.edit(t, string(b))), 0o644); err != nil {
-					t.Fatal(err)
-				}
+			b, err := os.ReadFile(cfg)
+			if err != nil {
+				t.Fatal(err)
 			}
+			conf := localizeRuntimePaths(t, string(b), dir)
+			if tc.edit != nil {
+				conf = tc.edit(t, conf)
+			}
+			if err := os.WriteFile(cfg, []byte(conf), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			writeExampleFiles(t, cfg, dir, tc.files)
 			code, out, errOut := edgegw(t, "check", "-c", cfg)
 			want := cfg + ": OK " + tc.want + "\n"
 			if code != 0 || out != want || errOut != "" {
@@ -182,8 +176,59 @@ func TestCheckExampleConfigWithoutCerts(t *testing.T) {
 	}
 }
 
+// localizeRuntimePaths points the directories the packaged configs give the
+// daemon (state, logs, admin socket) into dir, as the check now checks them.
+func localizeRuntimePaths(t *testing.T, conf, dir string) string {
+	t.Helper()
+	sock, err := os.MkdirTemp("", "egw") // short: a UNIX socket path is limited
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(sock) })
+	if err := os.MkdirAll(filepath.Join(dir, "log"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	conf = strings.NewReplacer("/var/lib/edgegw", filepath.Join(dir, "state"), "/var/log/edgegw", filepath.Join(dir, "log"),
+		"/run/edgegw", sock).Replace(conf)
+	if !strings.Contains(conf, "\naudit:") { // the default is /var/log/edgegw/audit.log
+		conf += "\naudit:\n  file: " + filepath.Join(dir, "log", "audit.log") + "\n"
+	}
+	return conf
+}
+
+// writeExampleFiles makes the certificate files an example config names,
+// for real: the site PKI with `edgegw pki init` when files holds
+// pkiInitFiles, and the upstream's CA, the gateway's certificate and its
+// key (where key: auto finds it in state_dir) when it holds upstreamFiles.
+func writeExampleFiles(t *testing.T, cfg, dir string, files []string) {
+	t.Helper()
+	if slices.Contains(files, pkiInitFiles[0]) {
+		mustRun(t, "pki", "init", "-c", cfg, "--host", "gw.local")
+	}
+	if slices.Contains(files, upstreamFiles[0]) {
+		up := gatewaytest.NewPKI(t, "cloud")
+		gw := up.Issue(t, "plant-7-gw")
+		for src, dst := range map[string]string{up.CAFile: "pki/upstream-ca.pem", gw.CertFile: "pki/gateway.crt", gw.KeyFile: "state/gateway.key"} {
+			b, err := os.ReadFile(src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			gatewaytest.WriteFile(t, filepath.Join(dir, dst), b, 0o600)
+		}
+	}
+}
+
 func TestCheckLocalOnly(t *testing.T) {
-	cfg := filepath.Join("..", "..", "configs", "local-only.yaml")
+	dir := t.TempDir()
+	copyDir(t, filepath.Join("..", "..", "configs"), dir)
+	cfg := filepath.Join(dir, "local-only.yaml")
+	b, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(cfg, []byte(localizeRuntimePaths(t, string(b), dir)), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	code, out, errOut := edgegw(t, "check", "-c", cfg)
 	want := cfg + ": OK (1 listener, no bridge, devices: devices.yaml, policies: policies/)\n"
 	if code != 0 || out != want || errOut != "" {

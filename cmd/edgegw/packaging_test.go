@@ -180,6 +180,8 @@ func checkDebContents(t *testing.T, deb, arch string) {
 		"/lib/systemd/system/edgegw-crl.service":                   "-rw-r--r-- root/root",
 		"/lib/systemd/system/edgegw-crl.timer":                     "-rw-r--r-- root/root",
 		"/lib/systemd/system/edgegw-server-cert.service":           "-rw-r--r-- root/root",
+		"/usr/share/edgegw/grafana/edgegw.json":                    "-rw-r--r-- root/root",
+		"/usr/share/edgegw/prometheus/edgegw-alerts.yml":           "-rw-r--r-- root/root",
 		"/lib/systemd/system/edgegw-server-cert.timer":             "-rw-r--r-- root/root",
 		"/etc/edgegw/edgegw.yaml":                                  "-rw-r--r-- root/root",
 		"/etc/edgegw/policies/":                                    "drwxr-xr-x root/root",

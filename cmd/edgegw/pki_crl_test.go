@@ -67,7 +67,7 @@ func TestAdminSocketDir(t *testing.T) {
 			wantErr: "start the daemon with systemd (systemctl start edgegw: the unit's RuntimeDirectory= creates it), or create it first: sudo install -d -o edgegw -g edgegw -m 0750 /proc/edgegw-test"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			err := checkAdminSocketDir(tc.socket)
+			err := checkAdminSocketDir(tc.socket, true)
 			switch {
 			case tc.wantErr == "" && err != nil:
 				t.Errorf("checkAdminSocketDir(%q): got %v; want nil", tc.socket, err)

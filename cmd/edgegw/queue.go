@@ -122,6 +122,12 @@ func (a *app) openQueue(f *queueFlags) (*store.Queue, *config.Config, error) {
 			return nil, nil, a.reportConfigError(err)
 		}
 		cfg = c
+		// Advice for the setup at hand, before the key is looked at: the
+		// daemon creates the queue and its key at its first start with a
+		// bridge, so a missing key is no reason to make one by hand.
+		if err := queueAbsent(cfg); err != nil {
+			return nil, cfg, err
+		}
 		if opts, err = bridgeStoreOptions(a.ctx, cfg, f.bridge); err != nil { // queue_bridges.go
 			return nil, cfg, &exitError{code: 1, err: err}
 		}
@@ -148,8 +154,31 @@ func (a *app) openQueue(f *queueFlags) (*store.Queue, *config.Config, error) {
 	return q, cfg, nil
 }
 
+// errNoQueue is openQueue's answer for a configuration that runs no queue
+// (no bridge) or whose daemon has not created it yet.
+type errNoQueue struct{ msg string }
+
+func (e *errNoQueue) Error() string { return e.msg }
+
+// queueAbsent explains, for a config, why there is no queue to open: no
+// bridge section (local broker only), or a bridge whose daemon has not
+// started yet. nil when the queue directory exists.
+func queueAbsent(cfg *config.Config) error {
+	if len(cfg.BridgeList()) == 0 {
+		return &errNoQueue{fmt.Sprintf("no queue: %s has no bridge section (bridge: or bridges:), so edgegw runs as a local broker only and queues nothing; to forward upstream, add a bridge section (see /usr/share/doc/edgegw/examples) and restart: the daemon creates the queue and its key itself", cfg.File)}
+	}
+	if fi, err := os.Stat(cfg.Store.Dir); errors.Is(err, os.ErrNotExist) || (err == nil && !fi.IsDir()) {
+		return &errNoQueue{fmt.Sprintf("no queue at %s yet: the daemon creates it, and its encryption key, at its first start with this bridge (systemctl start edgegw)", cfg.Store.Dir)}
+	}
+	return nil
+}
+
 func (a *app) queueStats(f *queueFlags) error {
 	q, cfg, err := a.openQueue(f)
+	if nq := (*errNoQueue)(nil); errors.As(err, &nq) {
+		fmt.Fprintln(a.stdout, nq.msg) // a fact about the setup, not a failure
+		return nil
+	}
 	var st store.Stats
 	var ee *exitError
 	if err != nil && errors.As(err, &ee) && ee.err != nil && ee.err.Error() == errDaemonRunning && cfg != nil && cfg.Admin.Socket != "" {

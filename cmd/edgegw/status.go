@@ -127,6 +127,9 @@ func printStatus(w io.Writer, s *observe.Status) {
 	if !s.Reload.OK {
 		fmt.Fprintf(w, "reload:      FAILED at %s: %s\n", s.Reload.At.UTC().Format(time.RFC3339), s.Reload.Error)
 	}
+	if len(s.Reload.RestartRequired) > 0 {
+		fmt.Fprintf(w, "restart:     required to apply %s (systemctl restart edgegw)\n", strings.Join(s.Reload.RestartRequired, ", "))
+	}
 	var af []string
 	for k, v := range s.Counters {
 		if v > 0 {

@@ -3,7 +3,6 @@ package audit
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"log/slog"
 	"os"
 	"strings"
@@ -30,6 +29,10 @@ const (
 	// EventDeadLetter is a message the upstream refused (negative PUBACK);
 	// it was moved to the queue's dead-letter area.
 	EventDeadLetter = "dead_letter"
+	// EventDisconnect is an accepted client gone: Reason says why (the
+	// client's DISCONNECT, a network error, a takeover...), Duration how
+	// long it was connected.
+	EventDisconnect = "disconnect"
 )
 
 // Cause is why a TLS handshake or a CONNECT was refused, set by the broker
@@ -68,6 +71,10 @@ type Event struct {
 	Statement string    `json:"statement,omitempty"` // deciding policy statement, when known
 	Reason    string    `json:"reason,omitempty"`
 	Count     int64     `json:"count,omitempty"`
+	// Duration is how long the client was connected (disconnect events), in seconds.
+	Duration float64 `json:"duration_seconds,omitempty"`
+	// Site is the gateway's site (Options.Site), set on every line written.
+	Site string `json:"site,omitempty"`
 	// Cause classifies handshake_failed and connect_refused events (not
 	// written to the log: Reason says it in words).
 	Cause Cause `json:"-"`
@@ -84,12 +91,21 @@ type Options struct {
 	// OnEvent, if set, sees every event before rate limiting (metrics and
 	// the admin socket's recent denials). It must be quick.
 	OnEvent func(Event)
+	// Site is written in every line's "site" field.
+	Site string
+	// Journal also writes each line to Log when there is a File. Without a
+	// File the lines always go to Log (they would go nowhere else); with
+	// one, only when asked, so the journal does not hold every line twice.
+	Journal bool
 }
 
 // Log writes audit events as JSON lines (0640, O_APPEND) and to slog.
 // It is safe for concurrent use.
 type Log struct {
 	log    *slog.Logger
+	site   string
+	toLog  bool   // write lines to log too (Options.Journal, or no File)
+	path   string // Options.File, for Reopen
 	mu     sync.Mutex
 	f      *os.File
 	enc    *json.Encoder
@@ -127,11 +143,14 @@ func New(o Options) (*Log, error) {
 		denies: map[string]*denyWindow{},
 		stop:   make(chan struct{}),
 		tap:    o.OnEvent,
+		site:   o.Site,
+		toLog:  o.Journal || o.File == "",
+		path:   o.File,
 	}
 	if o.File != "" {
-		f, err := os.OpenFile(o.File, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
+		f, err := openFile(o.File)
 		if err != nil {
-			return nil, fmt.Errorf("opening audit log: %w", err)
+			return nil, err
 		}
 		a.f = f
 		a.enc = json.NewEncoder(f)
@@ -179,6 +198,17 @@ func (a *Log) Record(ev Event) {
 }
 
 func (a *Log) writeLocked(ev Event) {
+	if ev.Site == "" {
+		ev.Site = a.site
+	}
+	if a.enc != nil {
+		if err := a.enc.Encode(ev); err != nil {
+			a.log.Error("writing audit log", "err", err)
+		}
+	}
+	if !a.toLog {
+		return
+	}
 	attrs := []any{"event", ev.Event}
 	if ev.Device != "" {
 		attrs = append(attrs, "device", ev.Device)
@@ -204,17 +234,15 @@ func (a *Log) writeLocked(ev Event) {
 	if ev.Count != 0 {
 		attrs = append(attrs, "count", ev.Count)
 	}
+	if ev.Duration != 0 {
+		attrs = append(attrs, "duration_seconds", ev.Duration)
+	}
 	level := slog.LevelInfo
 	switch ev.Event {
 	case EventConnectRefused, EventDeny, EventDenySuppressed, EventHandshakeFailed, EventReloadFailed, EventDrop:
 		level = slog.LevelWarn
 	}
 	a.log.Log(context.Background(), level, "audit", attrs...)
-	if a.enc != nil {
-		if err := a.enc.Encode(ev); err != nil {
-			a.log.Error("writing audit log", "err", err)
-		}
-	}
 }
 
 // flushLoop reports suppressed denies of windows that ended with no new deny.

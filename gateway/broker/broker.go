@@ -158,6 +158,7 @@ type Broker struct {
 	shadows  atomic.Pointer[shadowRoom] // SetShadows (shadow.go)
 	rules    atomic.Pointer[ruleState]  // rules.go
 	retained retainedAccount
+	traffic  *Traffic // traffic.go
 
 	backpressureHigh int
 	pipelineDepth    int
@@ -230,6 +231,13 @@ func New(o Options) (*Broker, error) {
 	if err := b.srv.AddHook(&hook{b: b}, nil); err != nil {
 		return nil, fmt.Errorf("adding broker hook: %w", err)
 	}
+	b.traffic = newTraffic(o.Listeners) // traffic.go
+	if err := b.srv.AddHook(&trafficHook{t: b.traffic}, nil); err != nil {
+		return nil, fmt.Errorf("adding traffic hook: %w", err)
+	}
+	if err := b.srv.AddHook(&disconnectHook{b: b}, nil); err != nil { // disconnects.go
+		return nil, fmt.Errorf("adding disconnect hook: %w", err)
+	}
 	for _, lo := range o.Listeners {
 		if err := b.addListener(lo); err != nil {
 			b.closeListeners()
@@ -239,34 +247,42 @@ func New(o Options) (*Broker, error) {
 	return b, nil
 }
 
-func (b *Broker) addListener(lo ListenerOptions) error {
+// prepareListener is everything addListener checks and loads before the
+// bind (Preflight runs it too, so `edgegw check` refuses what New refuses).
+func prepareListener(lo ListenerOptions) (*brokerListener, error) {
 	bl := &brokerListener{opts: lo, identity: lo.Identity}
-	az, err := b.newListenerAuthorizer(lo)
-	if err != nil {
-		return err
-	}
-	bl.az = az
 	if lo.TLS == nil || !lo.TLS.RequireClientCert {
 		if !loopback.Addr(lo.Address) {
-			return fmt.Errorf("address %q: %w", lo.Address, ErrPlaintextNotLoopback)
+			return nil, fmt.Errorf("address %q: %w", lo.Address, ErrPlaintextNotLoopback)
 		}
 	}
 	if lo.TLS != nil {
 		if lo.Key == nil {
-			return errors.New("TLS listener without a server key")
+			return nil, errors.New("TLS listener without a server key")
 		}
 		t, err := NewTrust(*lo.TLS, lo.Key)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		bl.trust = t
 	}
 	if lo.PasswordFile != "" {
 		pw, err := LoadPasswords(lo.PasswordFile)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		bl.passwords.Store(&pw)
+	}
+	return bl, nil
+}
+
+func (b *Broker) addListener(lo ListenerOptions) error {
+	bl, err := prepareListener(lo)
+	if err != nil {
+		return err
+	}
+	if bl.az, err = b.newListenerAuthorizer(lo); err != nil { // authorizer.go
+		return err
 	}
 	nl, err := net.Listen("tcp", lo.Address)
 	if err != nil {
@@ -278,7 +294,7 @@ func (b *Broker) addListener(lo ListenerOptions) error {
 	}
 	bl.guard = newGuardListener(nl, tlsConf, b.limits.HandshakeTimeout, b.limits.MaxPendingHandshakes, b.metrics,
 		func(remote string, err error) {
-			b.audit.Record(audit.Event{Event: audit.EventHandshakeFailed, Listener: lo.Name, Remote: remote, Reason: err.Error(), Cause: causeOf(err, true, audit.CauseTLS)})
+			b.audit.Record(handshakeFailedEvent(lo, remote, err)) // refusals.go: device and hex serial
 		})
 	b.ls = append(b.ls, bl)
 	b.byID[lo.Name] = bl

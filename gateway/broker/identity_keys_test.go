@@ -42,7 +42,7 @@ func TestConnectConditionKeys(t *testing.T) {
 				t.Fatalf("connect: no CONNACK: %v", err)
 			}
 			if ack.ReasonCode != tc.want {
-				t.Errorf("CONNACK 0x%02x; want 0x%02x (audit: %s)", ack.ReasonCode, tc.want, readAudit(t, e.audit))
+				t.Errorf("CONNACK 0x%02x; want 0x%02x (audit: %s)", ack.ReasonCode, tc.want, readAuditText(t, e.audit))
 			}
 			if err == nil {
 				_ = cl.Disconnect(&paho.Disconnect{})
@@ -51,7 +51,7 @@ func TestConnectConditionKeys(t *testing.T) {
 	}
 }
 
-func readAudit(t *testing.T, path string) string {
+func readAuditText(t *testing.T, path string) string {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {

@@ -3,19 +3,33 @@ package broker
 import (
 	"bufio"
 	"bytes"
+	"crypto/pbkdf2"
+	"crypto/sha512"
+	"crypto/subtle"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"os"
 	"regexp"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/edgegw/edgegw/hw"
 	"golang.org/x/crypto/bcrypt"
 )
 
-// Password files hold one "user:bcrypt-hash" per line ('#' comments and blank
-// lines allowed), the format of Mosquitto's password file with bcrypt hashes.
+// Password files hold one "user:hash" per line ('#' comments and blank lines
+// allowed), the format of Mosquitto's password file, so a file written by
+// mosquitto_passwd works unchanged. Accepted hashes (as Mosquitto 2.0's
+// src/security_default.c decodes them):
+//
+//	$7$ITER$SALT$HASH  PBKDF2-HMAC-SHA512, ITER iterations, SALT 12 bytes and
+//	                   HASH 64 bytes in standard base64 (mosquitto_passwd 2.x)
+//	$6$SALT$HASH       SHA-512(password || salt), same SALT and HASH sizes
+//	                   (mosquitto_passwd 1.x, and 2.x with -H sha512)
+//	$2a$, $2b$, $2y$   bcrypt (what `edgegw passwd` writes)
+//
 // A password is an extra factor: it is checked only after the client
 // certificate has verified, never instead of it.
 
@@ -24,8 +38,75 @@ const PasswordCost = 11
 
 var validUser = regexp.MustCompile(`^[a-zA-Z0-9:_.@-]+$`)
 
-// Passwords maps user names to bcrypt hashes.
+// Passwords maps user names to their hashes (kept as written in the file).
 type Passwords map[string][]byte
+
+// Mosquitto's hash sizes (src/password_mosq.h: SALT_LEN, password_hash).
+const (
+	mosqSaltLen = 12
+	mosqHashLen = 64
+)
+
+// mosqHash is a decoded Mosquitto "$6$" or "$7$" hash.
+type mosqHash struct {
+	iter int // 0 for $6$ (one SHA-512 over password||salt)
+	salt []byte
+	hash []byte
+}
+
+// parseHash checks one hash field; it returns the decoded Mosquitto hash,
+// or nil for bcrypt.
+func parseHash(hash string) (*mosqHash, error) {
+	switch {
+	case strings.HasPrefix(hash, "$2a$"), strings.HasPrefix(hash, "$2b$"), strings.HasPrefix(hash, "$2y$"):
+		if _, err := bcrypt.Cost([]byte(hash)); err != nil {
+			return nil, fmt.Errorf("bad bcrypt hash: %w", err)
+		}
+		return nil, nil
+	case strings.HasPrefix(hash, "$7$"), strings.HasPrefix(hash, "$6$"):
+	default:
+		return nil, errors.New("unknown hash format (want $7$ or $6$ from mosquitto_passwd, or bcrypt $2b$ from edgegw passwd)")
+	}
+	parts := strings.Split(hash[1:], "$")
+	m := &mosqHash{}
+	if parts[0] == "7" {
+		if len(parts) != 4 {
+			return nil, errors.New("bad $7$ hash: want $7$ITERATIONS$SALT$HASH")
+		}
+		n, err := strconv.Atoi(parts[1])
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("bad $7$ hash: iterations %q: want a number of at least 1", parts[1])
+		}
+		m.iter = n
+		parts = append(parts[:1], parts[2:]...)
+	}
+	if len(parts) != 3 {
+		return nil, errors.New("bad $6$ hash: want $6$SALT$HASH")
+	}
+	var err error
+	if m.salt, err = base64.StdEncoding.DecodeString(parts[1]); err != nil || len(m.salt) != mosqSaltLen {
+		return nil, fmt.Errorf("bad $%s$ hash: salt is not %d bytes of base64", parts[0], mosqSaltLen)
+	}
+	if m.hash, err = base64.StdEncoding.DecodeString(parts[2]); err != nil || len(m.hash) != mosqHashLen {
+		return nil, fmt.Errorf("bad $%s$ hash: hash is not %d bytes of base64", parts[0], mosqHashLen)
+	}
+	return m, nil
+}
+
+// sum computes the Mosquitto hash of password with m's salt and iterations.
+func (m *mosqHash) sum(password []byte) []byte {
+	if m.iter == 0 {
+		h := sha512.New()
+		h.Write(password)
+		h.Write(m.salt)
+		return h.Sum(nil)
+	}
+	k, err := pbkdf2.Key(sha512.New, string(password), m.salt, m.iter, mosqHashLen)
+	if err != nil { // only in FIPS 140-only mode; then nothing matches
+		return nil
+	}
+	return k
+}
 
 // LoadPasswords reads a password file; errors name file:line.
 func LoadPasswords(path string) (Passwords, error) {
@@ -46,10 +127,10 @@ func parsePasswords(name string, data []byte) (Passwords, error) {
 		}
 		user, hash, ok := strings.Cut(line, ":")
 		if !ok || !validUser.MatchString(user) {
-			return nil, fmt.Errorf("%s:%d: want user:bcrypt-hash", name, ln)
+			return nil, fmt.Errorf("%s:%d: want user:hash", name, ln)
 		}
-		if _, err := bcrypt.Cost([]byte(hash)); err != nil {
-			return nil, fmt.Errorf("%s:%d: user %q: not a bcrypt hash: %w", name, ln, user, err)
+		if _, err := parseHash(hash); err != nil {
+			return nil, fmt.Errorf("%s:%d: user %q: %w", name, ln, user, err)
 		}
 		p[user] = []byte(hash)
 	}
@@ -67,7 +148,15 @@ func (p Passwords) Check(user string, password []byte) error {
 		_ = bcrypt.CompareHashAndPassword(dummyHash, password)
 		return ErrBadPassword
 	}
-	if bcrypt.CompareHashAndPassword(h, password) != nil {
+	m, err := parseHash(string(h))
+	switch {
+	case err != nil:
+		return ErrBadPassword
+	case m != nil:
+		if subtle.ConstantTimeCompare(m.sum(password), m.hash) != 1 {
+			return ErrBadPassword
+		}
+	case bcrypt.CompareHashAndPassword(h, password) != nil:
 		return ErrBadPassword
 	}
 	return nil

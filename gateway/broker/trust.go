@@ -192,7 +192,7 @@ func (t *Trust) build() (*trustState, error) {
 		VerifyConnection: func(cs tls.ConnectionState) error {
 			for _, chain := range cs.VerifiedChains {
 				if st.isRevoked(chain) {
-					return fmt.Errorf("client certificate serial %s: %w", cs.PeerCertificates[0].SerialNumber, ErrRevoked)
+					return &RevokedError{Cert: cs.PeerCertificates[0]} // refusals.go
 				}
 			}
 			return nil

@@ -214,6 +214,9 @@ type AdminConfig struct {
 // AuditConfig is the audit log.
 type AuditConfig struct {
 	File string `yaml:"file"` // "" = audit lines go to the log only
+	// Journal also writes the audit lines to the log (the journal) when
+	// File is set; by default they are written once, to File.
+	Journal bool `yaml:"journal"`
 }
 
 // Default returns a Config with every default set and nothing else:

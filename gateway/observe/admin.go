@@ -121,6 +121,9 @@ type ReloadStatus struct {
 	OK    bool      `json:"ok"`
 	At    time.Time `json:"at"`
 	Error string    `json:"error,omitempty"`
+	// RestartRequired names the config sections changed on disk that only
+	// a restart applies (listeners, store, ...); empty when none.
+	RestartRequired []string `json:"restart_required,omitempty"`
 }
 
 // ErrDaemonRunning: another process answers on the admin socket.
@@ -184,11 +187,24 @@ func (o *Observer) startAdmin() error {
 	return nil
 }
 
+// CheckAdminSocket is what listenAdmin checks before it binds (gateway.Preflight
+// runs it for `edgegw check`): the path fits a UNIX socket address, and
+// what is there, if anything, is a socket.
+func CheckAdminSocket(path string) error {
+	if len(path) > maxSocketPath {
+		return fmt.Errorf("admin.socket %q: path longer than %d bytes (a UNIX socket limit); choose a shorter one", path, maxSocketPath)
+	}
+	if fi, err := os.Lstat(path); err == nil && fi.Mode()&os.ModeSocket == 0 {
+		return fmt.Errorf("admin.socket %q: exists and is not a socket; remove it or choose another path", path)
+	}
+	return nil
+}
+
 // listenAdmin binds the socket: a stale socket file (nobody answers) is
 // removed; a live one means another daemon, and is refused.
 func listenAdmin(path string) (*adminServer, error) {
-	if len(path) > maxSocketPath {
-		return nil, fmt.Errorf("admin.socket %q: path longer than %d bytes (a UNIX socket limit); choose a shorter one", path, maxSocketPath)
+	if err := CheckAdminSocket(path); err != nil {
+		return nil, err
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("admin.socket %q: %w", path, err)
@@ -305,7 +321,7 @@ func (o *Observer) status(a *adminServer) Status {
 			Action: d.Action, Resource: d.Resource, Statement: d.Statement})
 	}
 	o.mu.Lock()
-	s.Reload = ReloadStatus{OK: o.reloadOK, At: o.reloadAt.UTC(), Error: o.reloadError}
+	s.Reload = o.reloadStateLocked()
 	for k, v := range o.authFail {
 		s.Counters[string(k)] = v
 	}

@@ -57,6 +57,7 @@ var brokerMetrics = []struct {
 	{desc("authorizer_denials_total", "CONNECTs and refreshes the custom authorizer denied (not authenticated, timeout, error, rate limit)."), counter, func(m *broker.Metrics) int64 { return m.AuthorizerDenied.Load() }, nil},
 	{desc("authorizer_expired_total", "Connections ended at the custom authorizer's disconnectAfterInSeconds."), counter, func(m *broker.Metrics) int64 { return m.AuthorizerExpired.Load() }, nil},
 	{desc("policies_broken_total", "Policy files found not loading at start or reload (what attaches them is denied)."), counter, func(m *broker.Metrics) int64 { return m.PolicyBroken.Load() }, nil},
+	{desc("reload_failures_total", "Reloads that failed or were not applied in whole (config invalid, restart required, bad trust/registry/policy files)."), counter, func(m *broker.Metrics) int64 { return m.ReloadFailures.Load() }, nil},
 }
 
 var (
@@ -73,9 +74,10 @@ var (
 	descUpConnected     = desc("upstream_connected", "1 while the upstream MQTT session is up.")
 	descUpReconnects    = desc("upstream_reconnects_total", "Upstream connections after the first.")
 	descInbound         = desc("inbound_messages_total", "Messages from the upstream, by result.", "result")
-	descReloadOK        = desc("reload_success", "1 if the last reload succeeded (or none happened since start).")
+	descReloadOK        = desc("reload_success", "1 unless the last reload failed or left a change unapplied; stays 0 until a reload applies everything.")
+	descRestartRequired = desc("config_restart_required", "1 while the config file has changes that only a restart applies (edgegw status names the sections).")
 	descReloadTime      = desc("reload_last_timestamp_seconds", "Time of the last reload attempt (start time before the first).")
-	descCertExpiry      = desc("cert_expiry_days", "Days until the certificate expires (negative: expired).", "cert")
+	descCertExpiry      = desc("cert_not_after_timestamp_seconds", "End of validity of the certificate (the earliest of its kind: server, ca, upstream).", "cert")
 	descTPM             = desc("tpm_in_use", "1 if a key or the queue secret lives in a TPM.")
 	descBuildInfo       = desc("build_info", "Build information; always 1.", "version", "commit", "goversion")
 	descClockSane       = desc("clock_sane", "1 when the system clock is at or after the build date.")
@@ -92,7 +94,7 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{descConnections, descAuthFailures,
 		descMessagesIn, descMessagesOut, descQueueDepth, descQueueBytes, descQueueOldest, descDrops,
 		descDeadLetters, descQueueRejectFull, descUpConnected, descUpReconnects, descInbound,
-		descReloadOK, descReloadTime, descCertExpiry, descTPM, descBuildInfo, descClockSane} {
+		descReloadOK, descRestartRequired, descReloadTime, descCertExpiry, descTPM, descBuildInfo, descClockSane} {
 		ch <- d
 	}
 	for _, d := range bridgeDescs {
@@ -125,7 +127,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for _, r := range audit.Causes {
 		counter(descAuthFailures, float64(o.authFail[r]), string(r))
 	}
-	gauge(descReloadOK, b2f(o.reloadOK))
+	rs := o.reloadStateLocked()
+	gauge(descReloadOK, b2f(rs.OK))
+	gauge(descRestartRequired, b2f(len(rs.RestartRequired) > 0))
 	gauge(descReloadTime, float64(o.reloadAt.UnixNano())/1e9)
 	o.mu.Unlock()
 
@@ -143,11 +147,12 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 			gauge(descQueueBytes, float64(rs.Bytes), rs.Name)
 			gauge(descQueueOldest, rs.OldestAge.Seconds(), rs.Name)
 			counter(descDeadLetters, float64(rs.DeadLettered), rs.Name) // lifetime, not the dead letters held
-			for reason, n := range rs.Drops {
+			for _, reason := range dropReasons {                        // every reason, 0 before the first drop (metrics_ops.go)
+				n := rs.Drops[reason]
+				if reason == "rejected" {
+					n = rs.Rejected
+				}
 				counter(descDrops, float64(n), rs.Name, reason)
-			}
-			if rs.Rejected > 0 {
-				counter(descDrops, float64(rs.Rejected), rs.Name, "rejected")
 			}
 		}
 	}
@@ -177,7 +182,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	o.collectBridges(ch)
 	for _, e := range o.certExpiries() {
 		if e.Error == "" {
-			gauge(descCertExpiry, e.Days, e.Cert)
+			gauge(descCertExpiry, float64(e.NotAfter.Unix()), e.Cert)
 		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/edgegw/edgegw/bridge"
@@ -90,8 +91,13 @@ type Observer struct {
 	reloadOK    bool
 	reloadAt    time.Time
 	reloadError string
-	closed      bool
-	queueErr    error // the bridge stopped on a queue error (queueFailed)
+	// SIGHUP config reload state (reload.go).
+	cfgReloadErr    string
+	restartRequired []string
+	closed          bool
+	queueErr        error // the bridge stopped on a queue error (queueFailed)
+
+	fsync prometheus.Histogram // group-commit fsync latency (metrics_ops.go)
 
 	certMu sync.Mutex
 	certs  map[string]certFile // path -> parsed, by modification time
@@ -118,7 +124,7 @@ func New(cfg *config.Config, log *slog.Logger) *Observer {
 	return &Observer{
 		cfg: cfg, log: log.With("component", "observe"), clock: clock.Process(),
 		started: time.Now(), authFail: map[audit.Cause]uint64{}, since: map[string]time.Time{},
-		reloadOK: true, reloadAt: time.Now(), certs: map[string]certFile{},
+		reloadOK: true, reloadAt: time.Now(), certs: map[string]certFile{}, fsync: newFsyncHistogram(),
 	}
 }
 
@@ -238,8 +244,11 @@ func (o *Observer) startMetrics() error {
 		return nil
 	}
 	reg := prometheus.NewRegistry() // private: never the global one
-	if err := reg.Register(&collector{o: o}); err != nil {
-		return fmt.Errorf("registering metrics: %w", err)
+	for _, c := range []prometheus.Collector{&collector{o: o}, &opsCollector{o: o}, o.fsync,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{})} {
+		if err := reg.Register(c); err != nil {
+			return fmt.Errorf("registering metrics: %w", err)
+		}
 	}
 	if err := reg.Register(shadowCollector{o: o}); err != nil {
 		return fmt.Errorf("registering shadow metrics: %w", err)

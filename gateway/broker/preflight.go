@@ -1,0 +1,33 @@
+package broker
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Preflight runs every check New makes before it binds a listener: the
+// registry and the policies load as New loads them, each listener's address rule, server certificate against its key,
+// CA bundle and CRL, and password file. It binds nothing and keeps nothing;
+// the error (all problems, joined) reads exactly as New's would, because
+// both run the same constructors. `edgegw check` and the start of `edgegw
+// run` both call it, through gateway.Preflight.
+func Preflight(o Options) error {
+	var errs []error
+	// As New loads them: a policy file that does not load denies only what
+	// attaches it (`edgegw check` also runs the strict CheckPolicy).
+	if _, _, err := LoadPolicy(o.Registry, o.Policies); err != nil {
+		errs = append(errs, err)
+	}
+	for _, lo := range o.Listeners {
+		if err := preflightListener(lo); err != nil {
+			errs = append(errs, fmt.Errorf("listener %q: %w", lo.Name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// preflightListener is addListener up to the bind.
+func preflightListener(lo ListenerOptions) error {
+	_, err := prepareListener(lo)
+	return err
+}
