@@ -30,6 +30,8 @@ type Limits struct {
 	ClientWriteQueue     int32         // per-client outbound packets (256: mochi allocates 8 bytes each per client at connect)
 	ReceiveMaximum       uint16        // per-client inbound QoS 1/2 in flight (1024)
 	SessionExpiryMax     time.Duration // cap on persistent session expiry (24h)
+	SessionMaxMessages   int           // QoS 1/2 messages held for one offline session (10000; sessions.go)
+	SessionMaxBytes      int64         // topic + payload bytes held for one offline session (16 MiB)
 	RetainedMaxMessages  int           // retained store caps (10000)
 	RetainedMaxBytes     int64         // (64 MiB)
 	MaxTopicLength       int           // bytes (256)
@@ -46,6 +48,8 @@ func DefaultLimits() Limits {
 		ClientWriteQueue:     256,
 		ReceiveMaximum:       1024,
 		SessionExpiryMax:     24 * time.Hour,
+		SessionMaxMessages:   10000,
+		SessionMaxBytes:      16 << 20,
 		RetainedMaxMessages:  10000,
 		RetainedMaxBytes:     64 << 20,
 		MaxTopicLength:       256,
@@ -75,6 +79,12 @@ func (l *Limits) fill() {
 	}
 	if l.SessionExpiryMax <= 0 {
 		l.SessionExpiryMax = d.SessionExpiryMax
+	}
+	if l.SessionMaxMessages <= 0 {
+		l.SessionMaxMessages = d.SessionMaxMessages
+	}
+	if l.SessionMaxBytes <= 0 {
+		l.SessionMaxBytes = d.SessionMaxBytes
 	}
 }
 
@@ -123,6 +133,8 @@ type Metrics struct {
 	PipelineFull                                                   atomic.Int64 // OnPublish waited for a full pipeline (pipeline.go)
 	RevocationDisconnects, PolicyDisconnects, SubscriptionsDropped atomic.Int64
 	Reloads, ReloadFailures                                        atomic.Int64
+	SessionsOffline                                                atomic.Int64 // gauge: persistent sessions whose client is away (sessions.go)
+	SessionQueued, SessionDropped                                  atomic.Int64 // messages held for / dropped from offline sessions
 }
 
 // brokerListener is one configured listener and its reloadable state.
@@ -148,6 +160,7 @@ type Broker struct {
 	clients  sync.Map // *mqtt.Client -> *clientState
 	outbound atomic.Pointer[outbound]
 	retained retainedAccount
+	sessions sessions // offline persistent sessions (sessions.go)
 
 	backpressureHigh int
 	pipelineDepth    int

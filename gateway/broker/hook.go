@@ -123,7 +123,7 @@ func (h *hook) Provides(b byte) bool {
 	case mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnSessionEstablished, mqtt.OnDisconnect,
 		mqtt.OnACLCheck, mqtt.OnSubscribe, mqtt.OnPacketRead, mqtt.OnPublish,
 		mqtt.OnPublishDropped, mqtt.OnQosDropped, mqtt.OnRetainMessage, mqtt.OnRetainedExpired,
-		mqtt.OnWill:
+		mqtt.OnWill, mqtt.OnQosPublish, mqtt.OnQosComplete, mqtt.OnClientExpired:
 		return true
 	}
 	return false
@@ -254,6 +254,7 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 	b.metrics.ConnectsAccepted.Add(1)
 	b.audit.Record(audit.Event{Event: audit.EventConnect, Device: st.id.ThingName, ClientID: st.clientID, Remote: cl.Net.Remote, Listener: cl.Net.Listener, Serial: st.id.Serial})
 	b.recheckSubscriptions(st, st.sess.Load())
+	b.resumeSession(cl, st, st.clean) // sessions.go
 }
 
 func (h *hook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
@@ -262,7 +263,8 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
 		b.metrics.PacketTooLarge.Add(1)
 	}
 	if st := b.state(cl); st != nil {
-		st.pipe.drain() // no worker outlives its client (pipeline.go)
+		st.pipe.drain()      // no worker outlives its client (pipeline.go)
+		b.endSession(cl, st) // sessions.go
 	}
 	if st, ok := b.clients.LoadAndDelete(cl); ok {
 		b.log.Debug("client disconnected", "device", st.(*clientState).id.ThingName, "client", cl.ID, "err", err)
@@ -350,7 +352,8 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	b := h.b
 	st := b.state(cl)
 	if st == nil {
-		return false
+		// A persistent session whose client is away (sessions.go).
+		return !write && !isFilter(topic) && b.offlineReceive(cl, topic)
 	}
 	sess := st.sess.Load()
 	switch {
