@@ -220,6 +220,8 @@ func brokerLimits(lc config.LimitsConfig) broker.Limits {
 	override(&l.ClientWriteQueue, int64(lc.ClientWriteQueue), 1<<20)
 	override(&l.ReceiveMaximum, int64(lc.ReceiveMaximum), 65535)
 	override(&l.SessionExpiryMax, int64(lc.SessionExpiryMax), math.MaxInt64)
+	override(&l.SessionMaxMessages, int64(lc.SessionMaxMessages), math.MaxInt)
+	override(&l.SessionMaxBytes, lc.SessionMaxBytes.Bytes(), math.MaxInt64)
 	override(&l.RetainedMaxMessages, int64(lc.RetainedMaxMessages), math.MaxInt)
 	override(&l.RetainedMaxBytes, lc.RetainedMaxBytes.Bytes(), math.MaxInt64)
 	override(&l.MaxTopicLength, int64(lc.MaxTopicLength), math.MaxInt)

@@ -36,5 +36,14 @@
 //   - mochi skips many CONNECT/SUBSCRIBE checks (will QoS without will flag,
 //     filters like "a+", reserved subscription-option bits) and sends MQTT 5
 //     reason codes to 3.1.1 clients: the hook validates before mochi acts.
+//   - mochi keeps a disconnected persistent session's *mqtt.Client and asks
+//     OnACLCheck about every delivery to it; it would hold them in the
+//     client's Inflight map and resend them sorted by uint16(Created), a time
+//     in seconds, with an unstable sort. The broker keeps its own ordered
+//     outbox per offline session instead (sessions.go). Inflight holds the
+//     packet identifiers of both directions: a client's SUBSCRIBE whose
+//     identifier a delivery uses gets 0x91, so the outbox uses identifiers
+//     from the top of the range. Offline sessions and their messages live in
+//     memory: a restart loses them.
 //   - The bundled badger storage hook opens its own database; it is not used.
 package broker

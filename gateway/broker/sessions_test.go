@@ -99,3 +99,62 @@ func TestOfflineDelivery(t *testing.T) {
 		t.Errorf("SessionDropped = %d; want 0", got)
 	}
 }
+
+// TestOfflineLimits: MQTT 5 Message Expiry to an offline session (an expired
+// message is not delivered, a live one carries what remains of its interval
+// [MQTT-3.3.2-5], [MQTT-3.3.2-6]) and the session's message cap (Mosquitto's
+// max_queued_messages, edgegw's session_max_messages: the newest are
+// dropped), against Debian's Mosquitto and edgegw in the same test. edgegw
+// counts and audits what it drops.
+func TestOfflineLimits(t *testing.T) {
+	e := newEnv(t, func(o *Options) {
+		offlineSite(t)(o)
+		o.Limits.SessionMaxMessages = 5
+	})
+	brokers := []struct{ name, addr string }{
+		{"mosquitto", gatewaytest.PlainMosquitto(t, "max_queued_messages 5\n")},
+		{"edgegw", e.plain},
+	}
+	for _, br := range brokers {
+		t.Run(br.name, func(t *testing.T) {
+			conn := append(hostPort(br.addr), "-V", "mqttv5")
+			sub := append(append([]string{}, conn...), "-x", "3600", "-i", "off-sub-lim", "-c", "-q", "1", "-t", "off/lim/#")
+			pub := func(topic, payload string, props ...string) {
+				mosq(t, "", "mosquitto_pub", append(append(append([]string{}, conn...), "-i", "off-pub-lim", "-q", "1", "-t", topic, "-m", payload), props...)...)
+			}
+
+			mosq(t, "", "mosquitto_sub", append(sub, "-E")...)
+			pub("off/lim/short", "short", "-D", "publish", "message-expiry-interval", "1")
+			pub("off/lim/long", "long", "-D", "publish", "message-expiry-interval", "3600")
+			pub("off/lim/end", "end")
+			time.Sleep(2500 * time.Millisecond) // "short" expires
+			out := mosq(t, "", "mosquitto_sub", append(sub, "-C", "2", "-W", "10", "-F", "%t|%E|%p")...)
+			got := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+			if len(got) != 2 {
+				t.Fatalf("got %q; want the long and end messages", got)
+			}
+			var left int
+			if _, err := fmt.Sscanf(got[0], "off/lim/long|%d|long", &left); err != nil || left > 3598 || left < 3500 {
+				t.Errorf("first message %q; want off/lim/long with a remaining expiry in [3500, 3598]", got[0])
+			}
+			if got[1] != "off/lim/end||end" {
+				t.Errorf("second message %q; want off/lim/end||end", got[1])
+			}
+
+			mosq(t, "", "mosquitto_sub", append(sub, "-E")...)
+			for i := range 8 {
+				pub("off/lim/n", fmt.Sprint(i))
+			}
+			out = mosq(t, "", "mosquitto_sub", append(sub, "-C", "5", "-W", "10")...)
+			if want := "0\n1\n2\n3\n4\n"; out != want {
+				t.Errorf("got %q; want %q (the first five; the newest dropped)", out, want)
+			}
+		})
+	}
+	if got := e.metrics.SessionDropped.Load(); got != 4 {
+		t.Errorf("SessionDropped = %d; want 4 (1 expired, 3 over session_max_messages)", got)
+	}
+	if !auditHas(t, e.audit, "offline session holds session_max_messages 5") {
+		t.Errorf("audit log has no line for the messages over session_max_messages")
+	}
+}

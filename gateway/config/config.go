@@ -92,6 +92,8 @@ type LimitsConfig struct {
 	ClientWriteQueue     int      `yaml:"client_write_queue"`
 	ReceiveMaximum       int      `yaml:"receive_maximum"`
 	SessionExpiryMax     Duration `yaml:"session_expiry_max"`
+	SessionMaxMessages   int      `yaml:"session_max_messages"` // QoS 1/2 messages held for one offline persistent session
+	SessionMaxBytes      Size     `yaml:"session_max_bytes"`    // their topic + payload bytes
 	RetainedMaxMessages  int      `yaml:"retained_max_messages"`
 	RetainedMaxBytes     Size     `yaml:"retained_max_bytes"`
 	MaxTopicLength       int      `yaml:"max_topic_length"`
@@ -550,6 +552,8 @@ func (l *LimitsConfig) validate(r *report, p string) {
 	pos("max_clients", int64(l.MaxClients))
 	pos("client_write_queue", int64(l.ClientWriteQueue))
 	pos("receive_maximum", int64(l.ReceiveMaximum))
+	pos("session_max_messages", int64(l.SessionMaxMessages))
+	pos("session_max_bytes", int64(l.SessionMaxBytes))
 	pos("retained_max_messages", int64(l.RetainedMaxMessages))
 	pos("retained_max_bytes", int64(l.RetainedMaxBytes))
 	pos("max_topic_length", int64(l.MaxTopicLength))
