@@ -36,6 +36,8 @@ type Limits struct {
 	RetainedMaxBytes     int64         // (64 MiB)
 	MaxTopicLength       int           // bytes (256)
 	MaxTopicLevels       int           // (16)
+	MaxKeepalive         time.Duration // MQTT 5 keepalives of 0 or above it become it, told by Server Keep Alive (65535s; acks.go)
+	TopicAliasMaximum    uint16        // inbound topic aliases per MQTT 5 client, announced in CONNACK (10)
 }
 
 // DefaultLimits are the documented defaults of the `limits` section.
@@ -54,6 +56,8 @@ func DefaultLimits() Limits {
 		RetainedMaxBytes:     64 << 20,
 		MaxTopicLength:       256,
 		MaxTopicLevels:       16,
+		MaxKeepalive:         65535 * time.Second,
+		TopicAliasMaximum:    10,
 	}
 }
 
@@ -79,6 +83,12 @@ func (l *Limits) fill() {
 	}
 	if l.SessionExpiryMax <= 0 {
 		l.SessionExpiryMax = d.SessionExpiryMax
+	}
+	if l.MaxKeepalive <= 0 {
+		l.MaxKeepalive = d.MaxKeepalive
+	}
+	if l.TopicAliasMaximum == 0 {
+		l.TopicAliasMaximum = d.TopicAliasMaximum
 	}
 	if l.SessionMaxMessages <= 0 {
 		l.SessionMaxMessages = d.SessionMaxMessages
@@ -222,6 +232,8 @@ func New(o Options) (*Broker, error) {
 	// (server.go clearExpiredRetainedMessages / Client.ClearExpiredInflights).
 	caps.MaximumMessageExpiryInterval = 0
 	caps.Compatibilities.ObscureNotAuthorized = false
+	caps.Compatibilities.NoInheritedPropertiesOnAck = true // acks.go
+	caps.TopicAliasMaximum = lim.TopicAliasMaximum
 	b.backpressureHigh = max(int(lim.ClientWriteQueue)/2, 1)
 	b.pipelineDepth = min(int(lim.ReceiveMaximum), pipelineMaxDepth)
 

@@ -123,7 +123,7 @@ func (h *hook) Provides(b byte) bool {
 	case mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnSessionEstablished, mqtt.OnDisconnect,
 		mqtt.OnACLCheck, mqtt.OnSubscribe, mqtt.OnPacketRead, mqtt.OnPublish,
 		mqtt.OnPublishDropped, mqtt.OnQosDropped, mqtt.OnRetainMessage, mqtt.OnRetainedExpired,
-		mqtt.OnWill, mqtt.OnQosPublish, mqtt.OnQosComplete, mqtt.OnClientExpired:
+		mqtt.OnWill, mqtt.OnQosPublish, mqtt.OnQosComplete, mqtt.OnClientExpired, mqtt.OnPacketEncode:
 		return true
 	}
 	return false
@@ -187,6 +187,7 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		return b.refuse(cl, st, packets.ErrNotAuthorized, audit.CauseNotAuthorized, "iot:Connect client/"+cl.ID+" not allowed: "+explain(sess, authz.Connect, cl.ID))
 	}
 	st.sess.Store(sess)
+	b.serverKeepalive(cl) // acks.go
 	b.disableSendQuota(cl)
 	if old, loaded := b.clients.Swap(cl, st); loaded && old != nil {
 		_ = old // same *Client cannot connect twice; defensive
