@@ -173,6 +173,8 @@ type Broker struct {
 	sessions sessions // offline persistent sessions (sessions.go)
 
 	backpressureHigh int
+	smallRecvMax     atomic.Int32 // connected clients whose Receive Maximum the broker honours (recvmax.go)
+	minRecvMax       atomic.Int32 // the smallest of those (0: none)
 	pipelineDepth    int
 
 	inlineMu   sync.Mutex

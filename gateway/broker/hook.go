@@ -94,6 +94,7 @@ type clientState struct {
 	hasWill  bool
 	sess     atomic.Pointer[authz.Session]
 	pipe     pipeline // pipelined PUBACKs (pipeline.go)
+	recv     recvMax  // the client's Receive Maximum when the broker honours it (recvmax.go)
 }
 
 func (st *clientState) authzIdentity() authz.Identity {
@@ -188,32 +189,30 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	}
 	st.sess.Store(sess)
 	b.serverKeepalive(cl) // acks.go
-	b.disableSendQuota(cl)
+	b.disableSendQuota(cl, st)
 	if old, loaded := b.clients.Swap(cl, st); loaded && old != nil {
 		_ = old // same *Client cannot connect twice; defensive
 	}
 	return nil
 }
 
-// disableSendQuota turns mochi's send quota off for an MQTT 5 client whose
-// Receive Maximum does not limit it: mochi caps Receive Maximum at
-// MaximumInflight and refuses a delivery once a client has MaximumInflight
-// messages in flight, so such a client can never have more unacknowledged
-// deliveries than it allows. The quota is not only redundant there: with a
-// quota mochi calls Inflight.NextImmediate after every packet the client
-// sends, which read-locks the client's in-flight map twice (NextImmediate,
-// then GetAll). A publisher's goroutine delivering to that client
-// (Inflight.Set) between the two read locks waits for the first one, and
-// the second one waits behind it (sync.RWMutex): the subscriber and every
-// publisher to it hang for good, and so does a session takeover (Len). With
-// the quota off (as for MQTT 3.1.1 clients and MQTT 5 clients that send no
-// Receive Maximum) mochi never calls NextImmediate for the client. It runs
-// in OnConnect, after mochi set the quota and before inheritClientSession,
-// which sets it again from Props.ReceiveMaximum.
-func (b *Broker) disableSendQuota(cl *mqtt.Client) {
-	if cl.Properties.ProtocolVersion != 5 || cl.Properties.Props.ReceiveMaximum < b.srv.Options.Capabilities.MaximumInflight {
+// disableSendQuota turns mochi's send quota off for every MQTT 5 client:
+// with a quota mochi calls Inflight.NextImmediate after every packet the
+// client sends, which read-locks the client's in-flight map twice
+// (NextImmediate, then GetAll). A publisher's goroutine delivering to that
+// client (Inflight.Set) between the two read locks waits for the first one,
+// and the second one waits behind it (sync.RWMutex): the subscriber and
+// every publisher to it hang for good, and so does a session takeover (Len).
+// With the quota off (as for MQTT 3.1.1 clients) mochi never calls
+// NextImmediate for the client. A Receive Maximum below mochi's in-flight
+// cap is honoured by the broker instead (recvmax.go). It runs in OnConnect,
+// after mochi set the quota and before inheritClientSession, which sets it
+// again from Props.ReceiveMaximum.
+func (b *Broker) disableSendQuota(cl *mqtt.Client, st *clientState) {
+	if cl.Properties.ProtocolVersion != 5 {
 		return
 	}
+	b.noteReceiveMaximum(st, cl.Properties.Props.ReceiveMaximum) // recvmax.go
 	cl.Properties.Props.ReceiveMaximum = 0
 	cl.State.Inflight.ResetSendQuota(0)
 }
@@ -610,8 +609,8 @@ const (
 )
 
 func (b *Broker) backpressure(pub *mqtt.Client, topic string) {
-	if atomic.LoadInt64(&b.srv.Info.Inflight) < int64(b.backpressureHigh) {
-		return // fast path: no client can be over the mark
+	if atomic.LoadInt64(&b.srv.Info.Inflight) < int64(b.backpressureLow()) {
+		return // fast path: no client can be over its mark
 	}
 	deadline := time.Now().Add(backpressureMaxWait)
 	subs := b.srv.Topics.Subscribers(topic)
@@ -620,9 +619,16 @@ func (b *Broker) backpressure(pub *mqtt.Client, topic string) {
 		if !ok || cl == pub {
 			continue
 		}
-		for cl.State.Inflight.Len() >= b.backpressureHigh && !cl.Closed() {
+		high, st := b.backpressureHigh, b.state(cl)
+		if st != nil && !st.recv.admit(cl, &high) {
+			continue // stuck at its Receive Maximum: waited for once already (recvmax.go)
+		}
+		for cl.State.Inflight.Len() >= high && !cl.Closed() {
 			if time.Now().After(deadline) {
 				b.metrics.BackpressureTimeouts.Add(1)
+				if st != nil {
+					st.recv.timedOut()
+				}
 				return
 			}
 			b.metrics.BackpressureWaits.Add(1)

@@ -296,8 +296,8 @@ func (b *Broker) resumeSession(cl *mqtt.Client, st *clientState, clean bool) {
 	// Half of mochi's in-flight cap: live deliveries keep room beside the
 	// outbox (mochi drops a delivery to a client at the cap).
 	ob.window = min(max(int(b.srv.Options.Capabilities.MaximumInflight)/2, 1), 0x7FFF)
-	if rm := int(cl.Properties.Props.ReceiveMaximum); cl.Properties.ProtocolVersion == 5 && rm > 0 && rm < ob.window {
-		ob.window = rm
+	if rm := st.recv.n; rm > 0 && rm < ob.window {
+		ob.window = rm // recvmax.go
 	}
 	s.mu.Unlock()
 	b.sendPending(cl)
