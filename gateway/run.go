@@ -43,7 +43,7 @@ func BrokerOptionsFromConfig(ctx context.Context, cfg *config.Config) (broker.Op
 		if err != nil {
 			return fail(fmt.Errorf("listeners[%d] (%s): %w", i, l.Name, err))
 		}
-		lo := broker.ListenerOptions{Name: l.Name, Address: l.Address, Identity: src, PasswordFile: l.PasswordFile}
+		lo := broker.ListenerOptions{Name: l.Name, Address: l.Address, Identity: src, PasswordFile: l.PasswordFile, Thing: l.Thing}
 		if t := l.TLS; t != nil {
 			k, err := hw.Open(ctx, t.Key, hw.WithStateDir(cfg.StateDir))
 			if err != nil {

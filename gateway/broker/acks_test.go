@@ -203,3 +203,9 @@ func TestConnackAnnounces(t *testing.T) {
 		})
 	}
 }
+
+// publishV5 is an MQTT 5 QoS 1 PUBLISH of "x" to topic.
+func publishV5(topic string, id uint16) packets.Packet {
+	return packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}, ProtocolVersion: 5,
+		TopicName: topic, PacketID: id, Payload: []byte("x")}
+}

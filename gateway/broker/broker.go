@@ -108,6 +108,10 @@ type ListenerOptions struct {
 	Key          crypto.Signer
 	Identity     IdentitySource
 	PasswordFile string // "" = no password factor
+	// Thing, on a plaintext listener, is the thing every client of the
+	// listener is, whatever its client ID (listenerthing.go); "" = the client
+	// ID is the thing name.
+	Thing string
 }
 
 // Options configure the local broker.
@@ -145,6 +149,7 @@ type Metrics struct {
 	Reloads, ReloadFailures                                        atomic.Int64
 	SessionsOffline                                                atomic.Int64 // gauge: persistent sessions whose client is away (sessions.go)
 	SessionQueued, SessionDropped                                  atomic.Int64 // messages held for / dropped from offline sessions
+	ProtocolErrors                                                 atomic.Int64 // packets refused by conformance.go
 }
 
 // brokerListener is one configured listener and its reloadable state.
@@ -262,6 +267,9 @@ func (b *Broker) addListener(lo ListenerOptions) error {
 		if !loopback.Addr(lo.Address) {
 			return fmt.Errorf("address %q: %w", lo.Address, ErrPlaintextNotLoopback)
 		}
+	}
+	if lo.Thing != "" && lo.TLS != nil {
+		return fmt.Errorf("thing %q: only for a plaintext listener (TLS takes the thing from the client certificate)", lo.Thing)
 	}
 	if lo.TLS != nil {
 		if lo.Key == nil {

@@ -150,11 +150,11 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	if ls == nil {
 		return b.refuse(cl, nil, packets.ErrNotAuthorized, audit.CauseUnknownThing, "unknown listener")
 	}
-	id, err := peerIdentity(cl.Net.Conn, pk.Connect.ClientIdentifier, ls.identity)
+	id, err := ls.peerIdentity(cl.Net.Conn, pk.Connect.ClientIdentifier) // listenerthing.go
 	if err != nil {
 		return b.refuse(cl, &clientState{ls: ls, id: id, clientID: cl.ID}, packets.ErrNotAuthorized, causeOf(err, false, audit.CauseUnknownThing), err.Error())
 	}
-	if pk.Connect.ClientIdentifier == "" {
+	if pk.Connect.ClientIdentifier == "" && ls.opts.Thing == "" {
 		// No client ID: assign the thing name ([MQTT-3.1.3-6], MQTT 5 tells
 		// the client through Assigned Client Identifier).
 		cl.ID = id.ThingName
@@ -430,6 +430,11 @@ func publishTopicProblem(topic string) string {
 // 0x90 Topic Name invalid: the name is well formed, the broker refuses it.
 // mochi then drops the packet as before.
 func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if !cl.Net.Inline {
+		if err := h.b.conformance(cl, &pk); err != nil { // conformance.go
+			return pk, err
+		}
+	}
 	if pk.FixedHeader.Type != packets.Publish || cl.Net.Inline ||
 		mqtt.IsValidFilter(pk.TopicName, true) || strings.ContainsAny(pk.TopicName, "+#") {
 		return pk, nil

@@ -60,6 +60,7 @@ type Listener struct {
 	TLS          *ListenerTLS `yaml:"tls"`           // nil: plaintext, loopback only
 	Identity     string       `yaml:"identity"`      // cn | san-uri | san-dns: where the thing name comes from
 	PasswordFile string       `yaml:"password_file"` // optional bcrypt file, an extra factor
+	Thing        string       `yaml:"thing"`         // plaintext only: every client is this thing, any client ID (listener_thing.go)
 }
 
 // ListenerTLS is the mutual TLS setup of a listener.
@@ -476,6 +477,7 @@ func (l *Listener) validate(r *report, p string) {
 	default:
 		r.add(p+".identity", "%q: want cn, san-uri or san-dns", l.Identity)
 	}
+	l.validateThing(r, p)
 	if t := l.TLS; t != nil {
 		tp := p + ".tls"
 		if t.CA == "" {
