@@ -1,8 +1,9 @@
 package broker
 
 import (
-	"errors"
+	"fmt"
 	"strings"
+	"unicode/utf8"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
@@ -36,7 +37,11 @@ import (
 //   - AUTH: the broker accepts no Authentication Method, so an AUTH is a
 //     protocol error (MQTT 5 section 4.12: DISCONNECT 0x82); 3.1.1 has no
 //     AUTH packet type.
-var errProtocol = errors.New("protocol violation refused by the broker")
+//
+// mochi's Hooks.OnPacketRead drops every hook error except one wrapping
+// packets.ErrRejectPacket, which ends the client's read loop (or the
+// connect) and closes the connection: errProtocol wraps it.
+var errProtocol = fmt.Errorf("protocol violation refused by the broker: %w", packets.ErrRejectPacket)
 
 // conformance checks pk (see above); nil lets mochi go on.
 func (b *Broker) conformance(cl *mqtt.Client, pk *packets.Packet) error {
@@ -94,7 +99,7 @@ func (b *Broker) checkConnect(cl *mqtt.Client, pk *packets.Packet) error {
 	switch {
 	case name != "MQTT" && name != "MQIsdp":
 		return b.refuseConnect(cl, pk, 0, 0, "protocol name "+name) // [MQTT-3.1.2-1]: close
-	case name == "MQTT" && v != 4 && v != 5:
+	case name == "MQTT" && v != 4 && v != 5, name == "MQIsdp" && v != 3:
 		pk.ProtocolVersion = 4 // answer in the 3.1.1 form [MQTT-3.1.2-2]
 		return b.refuseConnect(cl, pk, packets.Err3UnsupportedProtocolVersion.Code, 0, "protocol level")
 	case pk.ReservedBit != 0:
@@ -103,6 +108,10 @@ func (b *Broker) checkConnect(cl *mqtt.Client, pk *packets.Packet) error {
 		return b.refuseConnect(cl, pk, 0, 0, "will QoS or retain without will flag")
 	case c.WillQos > 2:
 		return b.refuseConnect(cl, pk, 0, 0, "will QoS 3")
+	case c.WillFlag && (c.WillTopic == "" || strings.ContainsAny(c.WillTopic, "+#")):
+		return b.refuseConnect(cl, pk, 0, packets.ErrTopicNameInvalid.Code, "will topic not a topic name") // [MQTT-3.1.3-11]
+	case c.UsernameFlag && !validString(c.Username):
+		return b.refuseConnect(cl, pk, 0, 0, "user name not UTF-8") // [MQTT-1.5.3-1]
 	case v < 5 && c.PasswordFlag && !c.UsernameFlag:
 		return b.refuseConnect(cl, pk, 0, 0, "password without user name") // [MQTT-3.1.2-22]
 	case v < 5 && c.ClientIdentifier == "" && !c.Clean:
@@ -129,7 +138,7 @@ func (b *Broker) checkFilters(cl *mqtt.Client, pk *packets.Packet) error {
 			return b.protocolError(cl, packets.ErrMalformedPacket)
 		}
 		if pk.FixedHeader.Type == packets.Subscribe && v5 &&
-			(f.RetainHandling > 2 || f.NoLocal && strings.HasPrefix(f.Filter, mqtt.SharePrefix+"/")) {
+			(f.RetainHandling > 2 || f.NoLocal && mqtt.IsSharedFilter(f.Filter)) {
 			return b.protocolError(cl, packets.ErrProtocolViolation)
 		}
 	}
@@ -140,8 +149,9 @@ func (b *Broker) checkFilters(cl *mqtt.Client, pk *packets.Packet) error {
 // allows: '+' and '#' only as a whole level, '#' only last, not empty; in
 // MQTT 5 "$share/NAME/FILTER" with a NAME without wildcards.
 func filterWellFormed(f string, v5 bool) bool {
-	if v5 && strings.HasPrefix(f, mqtt.SharePrefix+"/") {
-		name, rest, ok := strings.Cut(f[len(mqtt.SharePrefix)+1:], "/")
+	if v5 && mqtt.IsSharedFilter(f) { // "$share", in any case as mochi reads it
+		_, after, _ := strings.Cut(f, "/")
+		name, rest, ok := strings.Cut(after, "/")
 		if !ok || name == "" || strings.ContainsAny(name, "+#") || rest == "" {
 			return false
 		}
@@ -172,4 +182,11 @@ func (b *Broker) checkPublish(cl *mqtt.Client, pk *packets.Packet) error {
 		return b.protocolError(cl, packets.ErrProtocolViolation) // an alias that maps no topic
 	}
 	return nil
+}
+
+// validString reports whether b is a valid MQTT UTF-8 string: UTF-8
+// without U+0000 [MQTT-1.5.3-1], [MQTT-1.5.3-2] (mochi decodes user names
+// as bytes).
+func validString(b []byte) bool {
+	return utf8.Valid(b) && strings.IndexByte(string(b), 0) < 0
 }

@@ -35,7 +35,13 @@
 //     sized from Limits and every drop is counted.
 //   - mochi skips many CONNECT/SUBSCRIBE checks (will QoS without will flag,
 //     filters like "a+", reserved subscription-option bits) and sends MQTT 5
-//     reason codes to 3.1.1 clients: the hook validates before mochi acts.
+//     reason codes to 3.1.1 clients: the hook validates before mochi acts
+//     (conformance.go). Hooks.OnPacketRead ignores every hook error except
+//     one wrapping packets.ErrRejectPacket, which closes the connection.
+//     mochi keeps no trace of an MQTT 5 property given twice or of Receive
+//     Maximum / Maximum Packet Size 0 given explicitly: those are not refused.
+//   - Compatibilities.NoInheritedPropertiesOnAck off (the default) copies a
+//     publisher's properties into its PUBACK/PUBREC (acks.go).
 //   - mochi keeps a disconnected persistent session's *mqtt.Client and asks
 //     OnACLCheck about every delivery to it; it would hold them in the
 //     client's Inflight map and resend them sorted by uint16(Created), a time

@@ -265,6 +265,7 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
 	if st := b.state(cl); st != nil {
 		st.pipe.drain()      // no worker outlives its client (pipeline.go)
 		b.endSession(cl, st) // sessions.go
+		b.forgetReceiveMaximum(st)
 	}
 	if st, ok := b.clients.LoadAndDelete(cl); ok {
 		b.log.Debug("client disconnected", "device", st.(*clientState).id.ThingName, "client", cl.ID, "err", err)
