@@ -135,7 +135,8 @@ type Options struct {
 type Metrics struct {
 	ConnectsAccepted, ConnectsRefused                              atomic.Int64
 	HandshakeFailures, HandshakeTimeouts                           atomic.Int64
-	PendingHandshakes, PendingRejected                             atomic.Int64 // gauge, counter
+	PendingHandshakes, PendingRejected                             atomic.Int64 // gauge, counter (admission.go)
+	AdmissionEvicted                                               atomic.Int64 // pending connections of unproven addresses closed for a proven one
 	PacketTooLarge                                                 atomic.Int64
 	DeniedConnect, DeniedPublish, DeniedSubscribe                  atomic.Int64
 	DeniedReceive, DeniedRetain                                    atomic.Int64
@@ -296,7 +297,8 @@ func (b *Broker) addListener(lo ListenerOptions) error {
 	if bl.trust != nil {
 		tlsConf = bl.trust.TLSConfig
 	}
-	bl.guard = newGuardListener(nl, tlsConf, b.limits.HandshakeTimeout, b.limits.MaxPendingHandshakes, b.metrics,
+	adm := newAdmission(b.limits.MaxPendingHandshakes, b.metrics, lo.Name, b.audit.Record)
+	bl.guard = newGuardListener(nl, tlsConf, b.limits.HandshakeTimeout, adm, b.metrics,
 		func(remote string, err error) {
 			b.audit.Record(audit.Event{Event: audit.EventHandshakeFailed, Listener: lo.Name, Remote: remote, Reason: err.Error(), Cause: causeOf(err, true, audit.CauseTLS)})
 		})

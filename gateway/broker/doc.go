@@ -23,7 +23,8 @@
 //   - Without a hook providing OnConnectAuthenticate every client is refused
 //     (deny by default).
 //   - The stock TCP listener has no deadline for the TLS handshake or CONNECT,
-//     so the listener is wrapped (guardListener).
+//     so the listener is wrapped (guardListener), which also shares the
+//     pending-handshake budget per source address (admission.go).
 //   - Capabilities.MaximumPacketSize defaults to 0 (unlimited) and the reader
 //     allocates the announced remaining length before authentication: it is
 //     set from Limits.

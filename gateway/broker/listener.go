@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,8 +18,9 @@ import (
 //     Client.refreshDeadline(keepalive), which replaces ours with the
 //     keepalive deadline (1.5 x keepalive, or none for keepalive 0). So the
 //     deadline ends exactly when CONNECT has been read; nothing needs clearing.
-//   - at most maxPending connections may be between accept and CONNECT; any
-//     excess connection is closed at once and counted.
+//   - at most maxPending connections may be between accept and CONNECT,
+//     shared per source address (admission.go); an excess connection is
+//     closed at once and counted.
 //   - the TLS handshake runs here, concurrently per connection, so mochi's
 //     listener only ever sees connections whose client certificate verified.
 //
@@ -28,7 +30,7 @@ type guardListener struct {
 	inner     net.Listener
 	tls       func() *tls.Config // nil: plaintext
 	timeout   time.Duration
-	pending   chan struct{} // semaphore, cap = max pending
+	adm       *admission // the pending-handshake budget (admission.go)
 	out       chan net.Conn
 	done      chan struct{}
 	closeOnce sync.Once
@@ -37,15 +39,12 @@ type guardListener struct {
 	wg        sync.WaitGroup
 }
 
-func newGuardListener(inner net.Listener, tlsConf func() *tls.Config, timeout time.Duration, maxPending int, m *Metrics, onFail func(string, error)) *guardListener {
-	if maxPending < 1 {
-		maxPending = 1
-	}
+func newGuardListener(inner net.Listener, tlsConf func() *tls.Config, timeout time.Duration, adm *admission, m *Metrics, onFail func(string, error)) *guardListener {
 	l := &guardListener{
 		inner:   inner,
 		tls:     tlsConf,
 		timeout: timeout,
-		pending: make(chan struct{}, maxPending),
+		adm:     adm,
 		out:     make(chan net.Conn),
 		done:    make(chan struct{}),
 		metrics: m,
@@ -76,27 +75,20 @@ func (l *guardListener) acceptLoop() {
 			continue
 		}
 		backoff = 0
-		select {
-		case l.pending <- struct{}{}:
-		default:
-			l.metrics.PendingRejected.Add(1)
+		gc := &guardConn{Conn: c, src: sourceAddr(c)}
+		gc.release = func() { l.adm.release(gc) }
+		if !l.adm.admit(gc.src, gc) {
 			_ = c.Close()
 			continue
 		}
-		l.metrics.PendingHandshakes.Add(1)
 		l.wg.Add(1)
-		go l.handshake(c)
+		go l.handshake(gc)
 	}
 }
 
-func (l *guardListener) release() {
-	<-l.pending
-	l.metrics.PendingHandshakes.Add(-1)
-}
-
-func (l *guardListener) handshake(raw net.Conn) {
+func (l *guardListener) handshake(gc *guardConn) {
 	defer l.wg.Done()
-	gc := &guardConn{Conn: raw, release: l.release}
+	raw := gc.Conn
 	deadline := time.Now().Add(l.timeout)
 	_ = raw.SetDeadline(deadline)
 	if l.tls != nil {
@@ -121,6 +113,7 @@ func (l *guardListener) handshake(raw net.Conn) {
 		gc.Conn = tc
 		gc.tls = tc
 	}
+	l.adm.prove(gc.src) // a handshake completed (on plaintext: nothing to complete)
 	select {
 	case l.out <- gc:
 	case <-l.done:
@@ -156,6 +149,7 @@ func (l *guardListener) Addr() net.Addr { return l.inner.Addr() }
 type guardConn struct {
 	net.Conn
 	tls      *tls.Conn // nil on plaintext listeners
+	src      netip.Addr
 	release  func()
 	once     sync.Once
 	closed   atomic.Bool

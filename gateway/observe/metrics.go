@@ -36,7 +36,7 @@ var brokerMetrics = []struct {
 	{desc("connects_total", "Accepted MQTT connections."), counter, func(m *broker.Metrics) int64 { return m.ConnectsAccepted.Load() }, nil},
 	{desc("connects_refused_total", "Refused CONNECTs, for any reason (auth_failures_total has the reasons)."), counter, func(m *broker.Metrics) int64 { return m.ConnectsRefused.Load() }, nil},
 	{desc("handshakes_pending", "TLS handshakes and CONNECTs in progress (bounded by max_pending_handshakes)."), gauge, func(m *broker.Metrics) int64 { return m.PendingHandshakes.Load() }, nil},
-	{desc("handshakes_rejected_total", "Connections closed because max_pending_handshakes was reached."), counter, func(m *broker.Metrics) int64 { return m.PendingRejected.Load() }, nil},
+	{desc("handshakes_rejected_total", "Connections refused or closed before their handshake: their address's share of max_pending_handshakes, or the whole budget, was taken."), counter, func(m *broker.Metrics) int64 { return m.PendingRejected.Load() }, nil},
 	{descDenials, counter, func(m *broker.Metrics) int64 { return m.DeniedConnect.Load() }, []string{"connect"}},
 	{descDenials, counter, func(m *broker.Metrics) int64 { return m.DeniedPublish.Load() }, []string{"publish"}},
 	{descDenials, counter, func(m *broker.Metrics) int64 { return m.DeniedSubscribe.Load() }, []string{"subscribe"}},
