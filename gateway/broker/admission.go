@@ -23,7 +23,10 @@ import (
 //   - an address that has not completed a TLS handshake (or, on plaintext,
 //     been handed to the broker) on this listener since start is unproven
 //     and holds at most max/16 pending connections (at least 2); a proven
-//     address holds at most max/4 (at least 1);
+//     address (on an mTLS listener: one that presented a valid client
+//     certificate) is bound by the whole budget only, as before, so a site
+//     whose sensors share one address (NAT, or every test harness on
+//     127.0.0.1) reconnects as fast as it did;
 //   - when the whole budget is taken, a connection from a proven address
 //     closes the oldest pending connection of the unproven address holding
 //     the most, instead of being refused: handshakes from addresses that
@@ -61,7 +64,7 @@ const maxAdmissionSources = 4096
 func newAdmission(maxPending int, m *Metrics, listener string, rec func(audit.Event)) *admission {
 	maxPending = max(maxPending, 1)
 	return &admission{
-		max: maxPending, perProven: max(maxPending/4, 1), perUnproven: max(maxPending/16, 2),
+		max: maxPending, perProven: maxPending, perUnproven: max(maxPending/16, 2),
 		src: map[netip.Addr]*admSource{}, refused: map[netip.Addr]int64{},
 		metrics: m, listener: listener, audit: rec,
 	}
@@ -220,7 +223,7 @@ func (a *admission) record(remote string, n int64, more string) {
 	if a.audit == nil {
 		return
 	}
-	reason := fmt.Sprintf("%d connection(s) refused or closed before their handshake: this address's share of max_pending_handshakes (%d unproven, %d after a completed handshake) or the whole budget (%d) was taken", n, a.perUnproven, a.perProven, a.max)
+	reason := fmt.Sprintf("%d connection(s) refused or closed before their handshake: this address's share of max_pending_handshakes (%d while it has completed no handshake) or the whole budget (%d) was taken", n, a.perUnproven, a.max)
 	if more != "" {
 		reason = strings.Replace(reason, "this address's", "these addresses'", 1) + " (" + more + ")"
 	}

@@ -100,7 +100,7 @@ func TestFairAdmission(t *testing.T) {
 // connection from an address that completed a handshake before closes the
 // oldest pending connection of the unproven address holding the most.
 func TestAdmissionEviction(t *testing.T) {
-	e := newEnv(t, func(o *Options) { o.Limits.MaxPendingHandshakes = 4 }) // unproven share 2, proven 1
+	e := newEnv(t, func(o *Options) { o.Limits.MaxPendingHandshakes = 4 }) // unproven share 2
 	c, err := e.connectV5(t, e.pki.Issue(t, "sensor-a"), "sensor-a")
 	if err != nil || c.Ack.ReasonCode != 0 {
 		t.Fatalf("first connect (proves 127.0.0.1): %v", err)
