@@ -149,6 +149,14 @@ func refused5(alts ...byte) outcome {
 	}
 }
 
+// connackOK5: a successful MQTT 5 CONNACK, the session open.
+func connackOK5(got [][]byte, closed bool) string {
+	if len(got) != 1 || len(got[0]) < 4 || got[0][0] != 0x20 || got[0][3] != 0 || closed {
+		return "want CONNACK 0 with the session open"
+	}
+	return ""
+}
+
 type malformedCase struct {
 	name string // the case and its normative statement
 	v    byte   // 4 or 5: the session is connected first with this version; 0: the raw bytes are the first packet
@@ -219,6 +227,11 @@ func malformedCases() []malformedCase {
 	add("v5 CONNECT request response information 2 [MQTT-3.1.2.11.6]", 0, connectRaw("MQTT", 5, 0x02, "m", props(0x19, 2)), refused5())
 	add("v5 CONNECT property not for CONNECT (payload format) [MQTT-2.2.2-1]", 0, connectRaw("MQTT", 5, 0x02, "m", props(0x01, 1)), refused5())
 	add("v5 CONNECT property length past the packet [MQTT-2.2.2-1]", 0, pkt(0x10, str("MQTT"), []byte{5, 0x02, 0, 30, 9, 0x11}), refused5())
+	add("v5 CONNECT session expiry interval twice [MQTT-2.2.2.2]", 0, connectRaw("MQTT", 5, 0x02, "m", props(0x11, 0, 0, 0, 10, 0x11, 0, 0, 0, 10)), refused5())
+	add("v5 CONNECT receive maximum twice [MQTT-2.2.2.2]", 0, connectRaw("MQTT", 5, 0x02, "m", props(0x21, 0, 10, 0x21, 0, 10)), refused5())
+	add("v5 CONNECT receive maximum 0 [MQTT-3.1.2.11.3]", 0, connectRaw("MQTT", 5, 0x02, "m", props(0x21, 0, 0)), refused5())
+	add("v5 CONNECT maximum packet size 0 [MQTT-3.1.2.11.4]", 0, connectRaw("MQTT", 5, 0x02, "m", props(0x27, 0, 0, 0, 0)), refused5())
+	add("v5 CONNECT user property twice is allowed [MQTT-3.1.2.11.8]", 0, connectRaw("MQTT", 5, 0x02, "m", props(0x26, 0, 1, 'a', 0, 1, 'b', 0x26, 0, 1, 'a', 0, 1, 'c')), connackOK5)
 	add("PINGREQ before CONNECT [MQTT-3.1.0-1]", 0, []byte{0xC0, 0x00}, closedOnly)
 	add("PUBLISH before CONNECT [MQTT-3.1.0-1]", 0, publishRaw(4, 0x30, "a", 0), closedOnly)
 	add("SUBSCRIBE before CONNECT [MQTT-3.1.0-1]", 0, subscribeRaw(4, "a", 0), closedOnly)
@@ -357,11 +370,10 @@ func alive(t *testing.T, addr, id string) string {
 // reference: the cases it answers differently are logged, and it must agree
 // on most of them (a check on the table itself).
 //
-// Not in the table, because edgegw does not refuse them yet: an MQTT 5
-// property given twice (Session Expiry Interval in CONNECT, Topic Alias in
-// PUBLISH) and Receive Maximum 0 or Maximum Packet Size 0 in CONNECT. mochi
-// decodes the last value and keeps no trace of the repetition or of a zero
-// given explicitly, so a hook cannot tell.
+// Not in the table, because edgegw does not refuse it yet: a property given
+// twice in a PUBLISH (Topic Alias). mochi decodes the last value and keeps
+// no trace of the repetition; the broker reads the raw bytes of CONNECT
+// only (rawconnect.go).
 func TestMalformedPackets(t *testing.T) {
 	cases := malformedCases()
 	if len(cases) < 100 {
@@ -413,5 +425,16 @@ func FuzzFilterWellFormed(f *testing.F) {
 		if filterWellFormed(s, v5) && !mqtt.IsValidFilter(s, false) {
 			t.Errorf("filterWellFormed(%q, %v) = true; mochi refuses it", s, v5)
 		}
+	})
+}
+
+// FuzzConnectPropsProblem: the raw CONNECT reader never panics on any input.
+func FuzzConnectPropsProblem(f *testing.F) {
+	f.Add(connectRaw("MQTT", 5, 0x02, "m", props(0x11, 0, 0, 0, 10, 0x11, 0, 0, 0, 10)))
+	f.Add(connectRaw("MQTT", 5, 0x02, "m", props(0x21, 0, 0)))
+	f.Add(connectRaw("MQTT", 5, 0x02, "m", props(0x26, 0, 1, 'a', 0, 1, 'b')))
+	f.Add(connectRaw("MQTT", 4, 0x02, "m", nil))
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		_ = connectPropsProblem(raw)
 	})
 }

@@ -40,7 +40,9 @@
 //     (conformance.go). Hooks.OnPacketRead ignores every hook error except
 //     one wrapping packets.ErrRejectPacket, which closes the connection.
 //     mochi keeps no trace of an MQTT 5 property given twice or of Receive
-//     Maximum / Maximum Packet Size 0 given explicitly: those are not refused.
+//     Maximum / Maximum Packet Size 0 given explicitly: for CONNECT the
+//     listener keeps the raw bytes read before it (rawconnect.go); a PUBLISH
+//     with a property twice is not refused.
 //   - Compatibilities.NoInheritedPropertiesOnAck off (the default) copies a
 //     publisher's properties into its PUBACK/PUBREC (acks.go).
 //   - mochi keeps a disconnected persistent session's *mqtt.Client and asks

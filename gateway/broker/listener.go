@@ -75,7 +75,7 @@ func (l *guardListener) acceptLoop() {
 			continue
 		}
 		backoff = 0
-		gc := &guardConn{Conn: c, src: sourceAddr(c)}
+		gc := &guardConn{Conn: c, src: sourceAddr(c), capturing: true}
 		gc.release = func() { l.adm.release(gc) }
 		if !l.adm.admit(gc.src, gc) {
 			_ = c.Close()
@@ -148,12 +148,16 @@ func (l *guardListener) Addr() net.Addr { return l.inner.Addr() }
 // calls it otherwise.
 type guardConn struct {
 	net.Conn
-	tls      *tls.Conn // nil on plaintext listeners
-	src      netip.Addr
-	release  func()
-	once     sync.Once
-	closed   atomic.Bool
-	deadline atomic.Int64 // the last deadline passed on (Unix ns; 0: none)
+	tls     *tls.Conn // nil on plaintext listeners
+	src     netip.Addr
+	release func()
+	// capture holds the bytes read before CONNECT (rawconnect.go); only the
+	// goroutine reading the connection touches it.
+	capture   []byte
+	capturing bool
+	once      sync.Once
+	closed    atomic.Bool
+	deadline  atomic.Int64 // the last deadline passed on (Unix ns; 0: none)
 }
 
 // SetDeadline passes mochi's keep-alive deadline on, coarsely. mochi sets
@@ -179,6 +183,26 @@ func (c *guardConn) SetDeadline(t time.Time) error {
 }
 
 func (c *guardConn) done() { c.once.Do(c.release) }
+
+// Read keeps what it reads until takeCapture (at most maxConnectCapture).
+func (c *guardConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if c.capturing && n > 0 {
+		if len(c.capture)+n > maxConnectCapture {
+			c.capturing, c.capture = false, nil
+		} else {
+			c.capture = append(c.capture, p[:n]...)
+		}
+	}
+	return n, err
+}
+
+// takeCapture returns the bytes read so far and stops keeping them.
+func (c *guardConn) takeCapture() []byte {
+	b := c.capture
+	c.capturing, c.capture = false, nil
+	return b
+}
 
 // ConnectionState is that of the TLS connection (zero on plaintext).
 func (c *guardConn) ConnectionState() tls.ConnectionState {
