@@ -44,7 +44,7 @@ func BrokerOptionsFromConfig(ctx context.Context, cfg *config.Config) (broker.Op
 		if err != nil {
 			return fail(fmt.Errorf("listeners[%d] (%s): %w", i, l.Name, err))
 		}
-		lo := broker.ListenerOptions{Name: l.Name, Address: l.Address, Identity: src, PasswordFile: l.PasswordFile}
+		lo := broker.ListenerOptions{Name: l.Name, Address: l.Address, Identity: src, PasswordFile: l.PasswordFile, Thing: l.Thing}
 		if t := l.TLS; t != nil {
 			k, err := hw.Open(ctx, t.Key, hw.WithStateDir(cfg.StateDir))
 			if err != nil {
@@ -260,6 +260,8 @@ func brokerLimits(lc config.LimitsConfig) broker.Limits {
 	override(&l.ClientWriteQueue, int64(lc.ClientWriteQueue), 1<<20)
 	override(&l.ReceiveMaximum, int64(lc.ReceiveMaximum), 65535)
 	override(&l.SessionExpiryMax, int64(lc.SessionExpiryMax), math.MaxInt64)
+	override(&l.SessionMaxMessages, int64(lc.SessionMaxMessages), math.MaxInt)
+	override(&l.SessionMaxBytes, lc.SessionMaxBytes.Bytes(), math.MaxInt64)
 	override(&l.RetainedMaxMessages, int64(lc.RetainedMaxMessages), math.MaxInt)
 	override(&l.RetainedMaxBytes, lc.RetainedMaxBytes.Bytes(), math.MaxInt64)
 	override(&l.MaxTopicLength, int64(lc.MaxTopicLength), math.MaxInt)

@@ -929,6 +929,8 @@ func ownerDefaults() map[string]string {
 		"limits.client_write_queue":     fmt.Sprint(l.ClientWriteQueue),
 		"limits.receive_maximum":        fmt.Sprint(l.ReceiveMaximum),
 		"limits.session_expiry_max":     dur(l.SessionExpiryMax),
+		"limits.session_max_messages":   fmt.Sprint(l.SessionMaxMessages),
+		"limits.session_max_bytes":      size(l.SessionMaxBytes),
 		"limits.retained_max_messages":  fmt.Sprint(l.RetainedMaxMessages),
 		"limits.retained_max_bytes":     size(int64(l.RetainedMaxBytes)),
 		"limits.max_topic_length":       fmt.Sprint(l.MaxTopicLength),

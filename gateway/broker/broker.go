@@ -31,10 +31,14 @@ type Limits struct {
 	ClientWriteQueue     int32         // per-client outbound packets (256: mochi allocates 8 bytes each per client at connect)
 	ReceiveMaximum       uint16        // per-client inbound QoS 1/2 in flight (1024)
 	SessionExpiryMax     time.Duration // cap on persistent session expiry (24h)
+	SessionMaxMessages   int           // QoS 1/2 messages held for one offline session (10000; sessions.go)
+	SessionMaxBytes      int64         // topic + payload bytes held for one offline session (16 MiB)
 	RetainedMaxMessages  int           // retained store caps (10000)
 	RetainedMaxBytes     int64         // (64 MiB)
 	MaxTopicLength       int           // bytes (256)
 	MaxTopicLevels       int           // (16)
+	MaxKeepalive         time.Duration // MQTT 5 keepalives of 0 or above it become it, told by Server Keep Alive (65535s; acks.go)
+	TopicAliasMaximum    uint16        // inbound topic aliases per MQTT 5 client, announced in CONNACK (10)
 }
 
 // DefaultLimits are the documented defaults of the `limits` section.
@@ -47,10 +51,14 @@ func DefaultLimits() Limits {
 		ClientWriteQueue:     256,
 		ReceiveMaximum:       1024,
 		SessionExpiryMax:     24 * time.Hour,
+		SessionMaxMessages:   10000,
+		SessionMaxBytes:      16 << 20,
 		RetainedMaxMessages:  10000,
 		RetainedMaxBytes:     64 << 20,
 		MaxTopicLength:       256,
 		MaxTopicLevels:       16,
+		MaxKeepalive:         65535 * time.Second,
+		TopicAliasMaximum:    10,
 	}
 }
 
@@ -77,6 +85,18 @@ func (l *Limits) fill() {
 	if l.SessionExpiryMax <= 0 {
 		l.SessionExpiryMax = d.SessionExpiryMax
 	}
+	if l.MaxKeepalive <= 0 {
+		l.MaxKeepalive = d.MaxKeepalive
+	}
+	if l.TopicAliasMaximum == 0 {
+		l.TopicAliasMaximum = d.TopicAliasMaximum
+	}
+	if l.SessionMaxMessages <= 0 {
+		l.SessionMaxMessages = d.SessionMaxMessages
+	}
+	if l.SessionMaxBytes <= 0 {
+		l.SessionMaxBytes = d.SessionMaxBytes
+	}
 }
 
 // ListenerOptions describe one listener.
@@ -92,6 +112,10 @@ type ListenerOptions struct {
 	// Authorizer, when set, decides CONNECTs with a custom authorizer
 	// (authorizer.go) instead of the registry.
 	Authorizer *authorizer.Config
+	// Thing, on a plaintext listener, is the thing every client of the
+	// listener is, whatever its client ID (listenerthing.go); "" = the client
+	// ID is the thing name.
+	Thing string
 }
 
 // Options configure the local broker.
@@ -115,7 +139,8 @@ type Options struct {
 type Metrics struct {
 	ConnectsAccepted, ConnectsRefused                              atomic.Int64
 	HandshakeFailures, HandshakeTimeouts                           atomic.Int64
-	PendingHandshakes, PendingRejected                             atomic.Int64 // gauge, counter
+	PendingHandshakes, PendingRejected                             atomic.Int64 // gauge, counter (admission.go)
+	AdmissionEvicted                                               atomic.Int64 // pending connections of unproven addresses closed for a proven one
 	PacketTooLarge                                                 atomic.Int64
 	DeniedConnect, DeniedPublish, DeniedSubscribe                  atomic.Int64
 	DeniedReceive, DeniedRetain                                    atomic.Int64
@@ -130,6 +155,9 @@ type Metrics struct {
 	RuleForwarded, RuleRepublished, RuleFailures                   atomic.Int64 // rules.go
 	AuthorizerDenied, AuthorizerExpired                            atomic.Int64 // authorizer.go
 	PolicyBroken                                                   atomic.Int64 // policy files that did not load (reload.go)
+	SessionsOffline                                                atomic.Int64 // gauge: persistent sessions whose client is away (sessions.go)
+	SessionQueued, SessionDropped                                  atomic.Int64 // messages held for / dropped from offline sessions
+	ProtocolErrors                                                 atomic.Int64 // packets refused by conformance.go
 }
 
 // brokerListener is one configured listener and its reloadable state.
@@ -159,8 +187,11 @@ type Broker struct {
 	rules    atomic.Pointer[ruleState]  // rules.go
 	retained retainedAccount
 	traffic  *Traffic // traffic.go
+	sessions sessions // offline persistent sessions (sessions.go)
 
 	backpressureHigh int
+	smallRecvMax     atomic.Int32 // connected clients whose Receive Maximum the broker honours (recvmax.go)
+	minRecvMax       atomic.Int32 // the smallest of those (0: none)
 	pipelineDepth    int
 
 	inlineMu   sync.Mutex
@@ -220,6 +251,8 @@ func New(o Options) (*Broker, error) {
 	// (server.go clearExpiredRetainedMessages / Client.ClearExpiredInflights).
 	caps.MaximumMessageExpiryInterval = 0
 	caps.Compatibilities.ObscureNotAuthorized = false
+	caps.Compatibilities.NoInheritedPropertiesOnAck = true // acks.go
+	caps.TopicAliasMaximum = lim.TopicAliasMaximum
 	b.backpressureHigh = max(int(lim.ClientWriteQueue)/2, 1)
 	b.pipelineDepth = min(int(lim.ReceiveMaximum), pipelineMaxDepth)
 
@@ -255,6 +288,9 @@ func prepareListener(lo ListenerOptions) (*brokerListener, error) {
 		if !loopback.Addr(lo.Address) {
 			return nil, fmt.Errorf("address %q: %w", lo.Address, ErrPlaintextNotLoopback)
 		}
+	}
+	if lo.Thing != "" && lo.TLS != nil {
+		return nil, fmt.Errorf("thing %q: only for a plaintext listener (TLS takes the thing from the client certificate)", lo.Thing)
 	}
 	if lo.TLS != nil {
 		if lo.Key == nil {
@@ -292,7 +328,8 @@ func (b *Broker) addListener(lo ListenerOptions) error {
 	if bl.trust != nil {
 		tlsConf = bl.trust.TLSConfig
 	}
-	bl.guard = newGuardListener(nl, tlsConf, b.limits.HandshakeTimeout, b.limits.MaxPendingHandshakes, b.metrics,
+	adm := newAdmission(b.limits.MaxPendingHandshakes, b.metrics, lo.Name, b.audit.Record)
+	bl.guard = newGuardListener(nl, tlsConf, b.limits.HandshakeTimeout, adm, b.metrics,
 		func(remote string, err error) {
 			b.audit.Record(handshakeFailedEvent(lo, remote, err)) // refusals.go: device and hex serial
 		})

@@ -28,7 +28,8 @@
 //   - Without a hook providing OnConnectAuthenticate every client is refused
 //     (deny by default).
 //   - The stock TCP listener has no deadline for the TLS handshake or CONNECT,
-//     so the listener is wrapped (guardListener).
+//     so the listener is wrapped (guardListener), which also shares the
+//     pending-handshake budget per source address (admission.go).
 //   - Capabilities.MaximumPacketSize defaults to 0 (unlimited) and the reader
 //     allocates the announced remaining length before authentication: it is
 //     set from Limits.
@@ -40,7 +41,24 @@
 //     sized from Limits and every drop is counted.
 //   - mochi skips many CONNECT/SUBSCRIBE checks (will QoS without will flag,
 //     filters like "a+", reserved subscription-option bits) and sends MQTT 5
-//     reason codes to 3.1.1 clients: the hook validates before mochi acts.
+//     reason codes to 3.1.1 clients: the hook validates before mochi acts
+//     (conformance.go). Hooks.OnPacketRead ignores every hook error except
+//     one wrapping packets.ErrRejectPacket, which closes the connection.
+//     mochi keeps no trace of an MQTT 5 property given twice or of Receive
+//     Maximum / Maximum Packet Size 0 given explicitly: for CONNECT the
+//     listener keeps the raw bytes read before it (rawconnect.go); a PUBLISH
+//     with a property twice is not refused.
+//   - Compatibilities.NoInheritedPropertiesOnAck off (the default) copies a
+//     publisher's properties into its PUBACK/PUBREC (acks.go).
+//   - mochi keeps a disconnected persistent session's *mqtt.Client and asks
+//     OnACLCheck about every delivery to it; it would hold them in the
+//     client's Inflight map and resend them sorted by uint16(Created), a time
+//     in seconds, with an unstable sort. The broker keeps its own ordered
+//     outbox per offline session instead (sessions.go). Inflight holds the
+//     packet identifiers of both directions: a client's SUBSCRIBE whose
+//     identifier a delivery uses gets 0x91, so the outbox uses identifiers
+//     from the top of the range. Offline sessions and their messages live in
+//     memory: a restart loses them.
 //   - The bundled badger storage hook opens its own database; it is not used.
 //   - mochi refuses only $SYS among $-topic names (IsValidFilter), so
 //     $aws/things/... shadow requests reach the hooks, and an inline client's

@@ -98,6 +98,7 @@ type clientState struct {
 	az       *azState // the custom authorizer's decision (authorizer.go); nil: the registry's
 	sess     atomic.Pointer[authz.Session]
 	pipe     pipeline // pipelined PUBACKs (pipeline.go)
+	recv     recvMax  // the client's Receive Maximum when the broker honours it (recvmax.go)
 }
 
 func (st *clientState) authzIdentity() authz.Identity {
@@ -130,7 +131,7 @@ func (h *hook) Provides(b byte) bool {
 	case mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnSessionEstablished, mqtt.OnDisconnect,
 		mqtt.OnACLCheck, mqtt.OnSubscribe, mqtt.OnPacketRead, mqtt.OnPublish,
 		mqtt.OnPublishDropped, mqtt.OnQosDropped, mqtt.OnRetainMessage, mqtt.OnRetainedExpired,
-		mqtt.OnWill:
+		mqtt.OnWill, mqtt.OnQosPublish, mqtt.OnQosComplete, mqtt.OnClientExpired, mqtt.OnPacketEncode:
 		return true
 	}
 	return false
@@ -156,11 +157,11 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	if ls == nil {
 		return b.refuse(cl, nil, packets.ErrNotAuthorized, audit.CauseUnknownThing, "unknown listener")
 	}
-	id, err := peerIdentity(cl.Net.Conn, pk.Connect.ClientIdentifier, ls.identity)
+	id, err := ls.peerIdentity(cl.Net.Conn, pk.Connect.ClientIdentifier) // listenerthing.go
 	if err != nil {
 		return b.refuse(cl, &clientState{ls: ls, id: id, clientID: cl.ID}, packets.ErrNotAuthorized, causeOf(err, false, audit.CauseUnknownThing), err.Error())
 	}
-	if pk.Connect.ClientIdentifier == "" {
+	if pk.Connect.ClientIdentifier == "" && ls.opts.Thing == "" {
 		// No client ID: assign the thing name ([MQTT-3.1.3-6], MQTT 5 tells
 		// the client through Assigned Client Identifier).
 		cl.ID = id.ThingName
@@ -202,32 +203,31 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		return b.refuse(cl, st, packets.ErrNotAuthorized, audit.CauseNotAuthorized, "iot:Connect client/"+cl.ID+" not allowed: "+explain(sess, authz.Connect, cl.ID))
 	}
 	st.sess.Store(sess)
-	b.disableSendQuota(cl)
+	b.serverKeepalive(cl) // acks.go
+	b.disableSendQuota(cl, st)
 	if old, loaded := b.clients.Swap(cl, st); loaded && old != nil {
 		_ = old // same *Client cannot connect twice; defensive
 	}
 	return nil
 }
 
-// disableSendQuota turns mochi's send quota off for an MQTT 5 client whose
-// Receive Maximum does not limit it: mochi caps Receive Maximum at
-// MaximumInflight and refuses a delivery once a client has MaximumInflight
-// messages in flight, so such a client can never have more unacknowledged
-// deliveries than it allows. The quota is not only redundant there: with a
-// quota mochi calls Inflight.NextImmediate after every packet the client
-// sends, which read-locks the client's in-flight map twice (NextImmediate,
-// then GetAll). A publisher's goroutine delivering to that client
-// (Inflight.Set) between the two read locks waits for the first one, and
-// the second one waits behind it (sync.RWMutex): the subscriber and every
-// publisher to it hang for good, and so does a session takeover (Len). With
-// the quota off (as for MQTT 3.1.1 clients and MQTT 5 clients that send no
-// Receive Maximum) mochi never calls NextImmediate for the client. It runs
-// in OnConnect, after mochi set the quota and before inheritClientSession,
-// which sets it again from Props.ReceiveMaximum.
-func (b *Broker) disableSendQuota(cl *mqtt.Client) {
-	if cl.Properties.ProtocolVersion != 5 || cl.Properties.Props.ReceiveMaximum < b.srv.Options.Capabilities.MaximumInflight {
+// disableSendQuota turns mochi's send quota off for every MQTT 5 client:
+// with a quota mochi calls Inflight.NextImmediate after every packet the
+// client sends, which read-locks the client's in-flight map twice
+// (NextImmediate, then GetAll). A publisher's goroutine delivering to that
+// client (Inflight.Set) between the two read locks waits for the first one,
+// and the second one waits behind it (sync.RWMutex): the subscriber and
+// every publisher to it hang for good, and so does a session takeover (Len).
+// With the quota off (as for MQTT 3.1.1 clients) mochi never calls
+// NextImmediate for the client. A Receive Maximum below mochi's in-flight
+// cap is honoured by the broker instead (recvmax.go). It runs in OnConnect,
+// after mochi set the quota and before inheritClientSession, which sets it
+// again from Props.ReceiveMaximum.
+func (b *Broker) disableSendQuota(cl *mqtt.Client, st *clientState) {
+	if cl.Properties.ProtocolVersion != 5 {
 		return
 	}
+	b.noteReceiveMaximum(st, cl.Properties.Props.ReceiveMaximum) // recvmax.go
 	cl.Properties.Props.ReceiveMaximum = 0
 	cl.State.Inflight.ResetSendQuota(0)
 }
@@ -269,7 +269,8 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 	b.metrics.ConnectsAccepted.Add(1)
 	b.audit.Record(audit.Event{Event: audit.EventConnect, Device: st.id.ThingName, ClientID: st.clientID, Remote: cl.Net.Remote, Listener: cl.Net.Listener, Serial: st.id.Serial})
 	b.recheckSubscriptions(st, st.sess.Load())
-	b.maintainAuthorizer(st) // authorizer.go: refresh or expiry as the authorizer answered
+	b.maintainAuthorizer(st)          // authorizer.go: refresh or expiry as the authorizer answered
+	b.resumeSession(cl, st, st.clean) // sessions.go
 }
 
 func (h *hook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
@@ -280,6 +281,8 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
 	if st := b.state(cl); st != nil {
 		st.pipe.drain() // no worker outlives its client (pipeline.go)
 		st.stopAuthorizer()
+		b.endSession(cl, st) // sessions.go
+		b.forgetReceiveMaximum(st)
 	}
 	if st, ok := b.clients.LoadAndDelete(cl); ok {
 		b.log.Debug("client disconnected", "device", st.(*clientState).id.ThingName, "client", cl.ID, "err", err)
@@ -367,7 +370,8 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 	b := h.b
 	st := b.state(cl)
 	if st == nil {
-		return false
+		// A persistent session whose client is away (sessions.go).
+		return !write && !isFilter(topic) && b.offlineReceive(cl, topic)
 	}
 	sess := st.sess.Load()
 	switch {
@@ -444,6 +448,11 @@ func publishTopicProblem(topic string) string {
 // 0x90 Topic Name invalid: the name is well formed, the broker refuses it.
 // mochi then drops the packet as before.
 func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if !cl.Net.Inline {
+		if err := h.b.conformance(cl, &pk); err != nil { // conformance.go
+			return pk, err
+		}
+	}
 	if pk.FixedHeader.Type != packets.Publish || cl.Net.Inline ||
 		mqtt.IsValidFilter(pk.TopicName, true) || strings.ContainsAny(pk.TopicName, "+#") {
 		return pk, nil
@@ -635,8 +644,8 @@ const (
 )
 
 func (b *Broker) backpressure(pub *mqtt.Client, topic string) {
-	if atomic.LoadInt64(&b.srv.Info.Inflight) < int64(b.backpressureHigh) {
-		return // fast path: no client can be over the mark
+	if atomic.LoadInt64(&b.srv.Info.Inflight) < int64(b.backpressureLow()) {
+		return // fast path: no client can be over its mark
 	}
 	deadline := time.Now().Add(backpressureMaxWait)
 	subs := b.srv.Topics.Subscribers(topic)
@@ -645,9 +654,16 @@ func (b *Broker) backpressure(pub *mqtt.Client, topic string) {
 		if !ok || cl == pub {
 			continue
 		}
-		for cl.State.Inflight.Len() >= b.backpressureHigh && !cl.Closed() {
+		high, st := b.backpressureHigh, b.state(cl)
+		if st != nil && !st.recv.admit(cl, &high) {
+			continue // stuck at its Receive Maximum: waited for once already (recvmax.go)
+		}
+		for cl.State.Inflight.Len() >= high && !cl.Closed() {
 			if time.Now().After(deadline) {
 				b.metrics.BackpressureTimeouts.Add(1)
+				if st != nil {
+					st.recv.timedOut()
+				}
 				return
 			}
 			b.metrics.BackpressureWaits.Add(1)

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,8 +18,9 @@ import (
 //     Client.refreshDeadline(keepalive), which replaces ours with the
 //     keepalive deadline (1.5 x keepalive, or none for keepalive 0). So the
 //     deadline ends exactly when CONNECT has been read; nothing needs clearing.
-//   - at most maxPending connections may be between accept and CONNECT; any
-//     excess connection is closed at once and counted.
+//   - at most maxPending connections may be between accept and CONNECT,
+//     shared per source address (admission.go); an excess connection is
+//     closed at once and counted.
 //   - the TLS handshake runs here, concurrently per connection, so mochi's
 //     listener only ever sees connections whose client certificate verified.
 //
@@ -28,7 +30,7 @@ type guardListener struct {
 	inner     net.Listener
 	tls       func() *tls.Config // nil: plaintext
 	timeout   time.Duration
-	pending   chan struct{} // semaphore, cap = max pending
+	adm       *admission // the pending-handshake budget (admission.go)
 	out       chan net.Conn
 	done      chan struct{}
 	closeOnce sync.Once
@@ -37,15 +39,12 @@ type guardListener struct {
 	wg        sync.WaitGroup
 }
 
-func newGuardListener(inner net.Listener, tlsConf func() *tls.Config, timeout time.Duration, maxPending int, m *Metrics, onFail func(string, error)) *guardListener {
-	if maxPending < 1 {
-		maxPending = 1
-	}
+func newGuardListener(inner net.Listener, tlsConf func() *tls.Config, timeout time.Duration, adm *admission, m *Metrics, onFail func(string, error)) *guardListener {
 	l := &guardListener{
 		inner:   inner,
 		tls:     tlsConf,
 		timeout: timeout,
-		pending: make(chan struct{}, maxPending),
+		adm:     adm,
 		out:     make(chan net.Conn),
 		done:    make(chan struct{}),
 		metrics: m,
@@ -76,27 +75,20 @@ func (l *guardListener) acceptLoop() {
 			continue
 		}
 		backoff = 0
-		select {
-		case l.pending <- struct{}{}:
-		default:
-			l.metrics.PendingRejected.Add(1)
+		gc := &guardConn{Conn: c, src: sourceAddr(c), capturing: true}
+		gc.release = func() { l.adm.release(gc) }
+		if !l.adm.admit(gc.src, gc) {
 			_ = c.Close()
 			continue
 		}
-		l.metrics.PendingHandshakes.Add(1)
 		l.wg.Add(1)
-		go l.handshake(c)
+		go l.handshake(gc)
 	}
 }
 
-func (l *guardListener) release() {
-	<-l.pending
-	l.metrics.PendingHandshakes.Add(-1)
-}
-
-func (l *guardListener) handshake(raw net.Conn) {
+func (l *guardListener) handshake(gc *guardConn) {
 	defer l.wg.Done()
-	gc := &guardConn{Conn: raw, release: l.release}
+	raw := gc.Conn
 	deadline := time.Now().Add(l.timeout)
 	_ = raw.SetDeadline(deadline)
 	if l.tls != nil {
@@ -121,6 +113,7 @@ func (l *guardListener) handshake(raw net.Conn) {
 		gc.Conn = tc
 		gc.tls = tc
 	}
+	l.adm.prove(gc.src) // a handshake completed (on plaintext: nothing to complete)
 	select {
 	case l.out <- gc:
 	case <-l.done:
@@ -155,11 +148,16 @@ func (l *guardListener) Addr() net.Addr { return l.inner.Addr() }
 // calls it otherwise.
 type guardConn struct {
 	net.Conn
-	tls      *tls.Conn // nil on plaintext listeners
-	release  func()
-	once     sync.Once
-	closed   atomic.Bool
-	deadline atomic.Int64 // the last deadline passed on (Unix ns; 0: none)
+	tls     *tls.Conn // nil on plaintext listeners
+	src     netip.Addr
+	release func()
+	// capture holds the bytes read before CONNECT (rawconnect.go); only the
+	// goroutine reading the connection touches it.
+	capture   []byte
+	capturing bool
+	once      sync.Once
+	closed    atomic.Bool
+	deadline  atomic.Int64 // the last deadline passed on (Unix ns; 0: none)
 }
 
 // SetDeadline passes mochi's keep-alive deadline on, coarsely. mochi sets
@@ -185,6 +183,26 @@ func (c *guardConn) SetDeadline(t time.Time) error {
 }
 
 func (c *guardConn) done() { c.once.Do(c.release) }
+
+// Read keeps what it reads until takeCapture (at most maxConnectCapture).
+func (c *guardConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if c.capturing && n > 0 {
+		if len(c.capture)+n > maxConnectCapture {
+			c.capturing, c.capture = false, nil
+		} else {
+			c.capture = append(c.capture, p[:n]...)
+		}
+	}
+	return n, err
+}
+
+// takeCapture returns the bytes read so far and stops keeping them.
+func (c *guardConn) takeCapture() []byte {
+	b := c.capture
+	c.capturing, c.capture = false, nil
+	return b
+}
 
 // ConnectionState is that of the TLS connection (zero on plaintext).
 func (c *guardConn) ConnectionState() tls.ConnectionState {

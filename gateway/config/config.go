@@ -64,6 +64,7 @@ type Listener struct {
 	Identity     string       `yaml:"identity"`      // cn | san-uri | san-dns: where the thing name comes from
 	PasswordFile string       `yaml:"password_file"` // optional bcrypt file, an extra factor
 	Authorizer   *Authorizer  `yaml:"authorizer"`    // optional custom authorizer (rules.go)
+	Thing        string       `yaml:"thing"`         // plaintext only: every client is this thing, any client ID (listener_thing.go)
 }
 
 // ListenerTLS is the mutual TLS setup of a listener.
@@ -96,6 +97,8 @@ type LimitsConfig struct {
 	ClientWriteQueue     int      `yaml:"client_write_queue"`
 	ReceiveMaximum       int      `yaml:"receive_maximum"`
 	SessionExpiryMax     Duration `yaml:"session_expiry_max"`
+	SessionMaxMessages   int      `yaml:"session_max_messages"` // QoS 1/2 messages held for one offline persistent session
+	SessionMaxBytes      Size     `yaml:"session_max_bytes"`    // their topic + payload bytes
 	RetainedMaxMessages  int      `yaml:"retained_max_messages"`
 	RetainedMaxBytes     Size     `yaml:"retained_max_bytes"`
 	MaxTopicLength       int      `yaml:"max_topic_length"`
@@ -502,6 +505,7 @@ func (l *Listener) validate(r *report, p string) {
 	default:
 		r.add(p+".identity", "%q: want cn, san-uri or san-dns", l.Identity)
 	}
+	l.validateThing(r, p)
 	if t := l.TLS; t != nil {
 		tp := p + ".tls"
 		if t.CA == "" {
@@ -578,6 +582,8 @@ func (l *LimitsConfig) validate(r *report, p string) {
 	pos("max_clients", int64(l.MaxClients))
 	pos("client_write_queue", int64(l.ClientWriteQueue))
 	pos("receive_maximum", int64(l.ReceiveMaximum))
+	pos("session_max_messages", int64(l.SessionMaxMessages))
+	pos("session_max_bytes", int64(l.SessionMaxBytes))
 	pos("retained_max_messages", int64(l.RetainedMaxMessages))
 	pos("retained_max_bytes", int64(l.RetainedMaxBytes))
 	pos("max_topic_length", int64(l.MaxTopicLength))
