@@ -78,6 +78,8 @@ var rooms = map[string]room{
 	"gateway/loopback": {},
 	// MQTT topic syntax: the one owner of the filter and name rules.
 	"bridge/topic": {forbid: pureForbid},
+	// The queue self-test (edgegw queue smoke, store/internal/smoke): the store only.
+	"store/selftest": {ours: []string{"store"}, forbid: []string{mochiPath, promPath, pahoPath}},
 	// bridge speaks to the queue only (and topic syntax); pki needs keys and the thing-name rule.
 	"bridge":      {ours: []string{"store", "bridge/topic"}},
 	"gateway/pki": {ours: []string{"hw", "gateway/authz"}},
@@ -265,6 +267,9 @@ func TestCheckImportsCatches(t *testing.T) {
 		{"bridge importing bridge/topic is fine", pkgImports{ImportPath: m("bridge"), Imports: []string{m("bridge/topic"), m("store")}, Deps: []string{m("bridge/topic"), m("store")}}, nil},
 		{"bridge/topic importing store", pkgImports{ImportPath: m("bridge/topic"), Imports: []string{m("store")}, Deps: []string{m("store")}},
 			[]string{"bridge/topic imports store (via its dependencies); allowed from this module: nothing"}},
+		{"store/selftest importing store is fine", pkgImports{ImportPath: m("store/selftest"), Imports: []string{m("store")}, Deps: []string{m("store"), badger}}, nil},
+		{"store/selftest importing gateway", pkgImports{ImportPath: m("store/selftest"), Imports: []string{m("gateway")}, Deps: []string{m("gateway"), m("store")}},
+			[]string{"store/selftest imports gateway (via its dependencies); allowed from this module: store", "store/selftest imports gateway; only cmd/... may import gateway"}},
 		{"bridge/topic importing paho", pkgImports{ImportPath: m("bridge/topic"), Imports: []string{paho}},
 			[]string{"bridge/topic imports github.com/eclipse/paho.golang/paho; it must not import github.com/eclipse/paho.golang"}},
 		{"bridge importing mochi", pkgImports{ImportPath: m("bridge"), Imports: []string{mochi}},
