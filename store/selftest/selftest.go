@@ -50,10 +50,7 @@ func Run(ctx context.Context, opts store.Options, n, writers int) error {
 		return err
 	}
 	bySeq, err := enqueue(ctx, q, n, writers)
-	if cerr := q.Close(); err == nil && cerr != nil {
-		err = fmt.Errorf("closing after enqueue: %w", cerr)
-	}
-	if err != nil {
+	if err := closeAfter(q, "enqueue", err); err != nil {
 		return err
 	}
 
@@ -65,11 +62,7 @@ func Run(ctx context.Context, opts store.Options, n, writers int) error {
 		_ = q.Close()
 		return fmt.Errorf("after reopening: depth %d; want %d", d, n)
 	}
-	err = drain(ctx, q, bySeq, writers)
-	if cerr := q.Close(); err == nil && cerr != nil {
-		err = fmt.Errorf("closing after drain: %w", cerr)
-	}
-	if err != nil {
+	if err := closeAfter(q, "drain", drain(ctx, q, bySeq, writers)); err != nil {
 		return err
 	}
 
@@ -78,6 +71,15 @@ func Run(ctx context.Context, opts store.Options, n, writers int) error {
 		return err
 	}
 	return checkEmpty(ctx, q)
+}
+
+// closeAfter closes q after step and returns the step's error err, or the
+// close error when the step went well.
+func closeAfter(q *store.Queue, step string, err error) error {
+	if cerr := q.Close(); err == nil && cerr != nil {
+		return fmt.Errorf("closing after %s: %w", step, cerr)
+	}
+	return err
 }
 
 // checkEmpty checks and closes q, which must hold nothing.
