@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/edgegw/edgegw/bridge/topic"
 )
 
 // Direction says which way a route carries messages.
@@ -119,37 +121,20 @@ var (
 	ErrBadFilter   = errors.New("invalid topic filter")
 )
 
-// ValidateFilter checks an MQTT topic filter: not empty, no NUL, at most
-// 65535 bytes, '#' only as the whole last level, '+' only as a whole level
-// [MQTT-4.7.1-1] [MQTT-4.7.1-2] [MQTT-4.7.3-1] [MQTT-4.7.3-2].
+// ValidateFilter checks an MQTT topic filter with the rule of package topic
+// (topic.ValidateFilter) and wraps its reason in ErrEmptyFilter or
+// ErrBadFilter, naming the filter (unless it is too long to repeat).
 func ValidateFilter(f string) error {
-	if f == "" {
+	err := topic.ValidateFilter(f)
+	switch {
+	case err == nil:
+		return nil
+	case f == "":
 		return ErrEmptyFilter
+	case len(f) > topic.MaxBytes:
+		return fmt.Errorf("%w: %w", ErrBadFilter, err)
 	}
-	if len(f) > 65535 {
-		return fmt.Errorf("%w: longer than 65535 bytes", ErrBadFilter)
-	}
-	start := 0
-	for i := 0; i <= len(f); i++ {
-		if i < len(f) && f[i] == 0 {
-			return fmt.Errorf("%w %q: contains NUL", ErrBadFilter, f)
-		}
-		if i < len(f) && f[i] != '/' {
-			continue
-		}
-		level := f[start:i]
-		switch {
-		case level == "#":
-			if i != len(f) {
-				return fmt.Errorf("%w %q: '#' must be the last level", ErrBadFilter, f)
-			}
-		case level == "+":
-		case strings.ContainsAny(level, "+#"):
-			return fmt.Errorf("%w %q: '+' and '#' must occupy a whole level", ErrBadFilter, f)
-		}
-		start = i + 1
-	}
-	return nil
+	return fmt.Errorf("%w %q: %w", ErrBadFilter, f, err)
 }
 
 // Match reports whether topic matches filter. Both are assumed valid (a

@@ -3,6 +3,7 @@ package bridge
 import (
 	"bytes"
 	"context"
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -46,19 +47,33 @@ func TestMatch(t *testing.T) {
 	}
 }
 
+// TestValidateFilter checks the bridge's wrapping of the topic rule (the
+// rule's own cases are in package topic): sentinels to branch on, the filter
+// named, the reason kept.
 func TestValidateFilter(t *testing.T) {
 	tests := []struct {
-		filter string
-		ok     bool
+		name, filter string
+		wantIs       error
+		wantErr      string
 	}{
-		{"a/b", true}, {"#", true}, {"a/#", true}, {"+", true}, {"+/a/+", true}, {"/", true},
-		{"", false}, {"a/#/b", false}, {"a#", false}, {"a/b+", false}, {"a+/b", false}, {"a\x00b", false},
+		{"valid", "a/+/#", nil, ""},
+		{"empty", "", ErrEmptyFilter, "topic filter is empty"},
+		{"hash not last", "a/#/b", ErrBadFilter, `invalid topic filter "a/#/b": '#' must be the last level`},
+		{"plus in a level", "a+/b", ErrBadFilter, `invalid topic filter "a+/b": '+' must be a whole level (e.g. a/+/c, not a/b+/c)`},
+		{"NUL", "a\x00b", ErrBadFilter, `invalid topic filter "a\x00b": must not contain a NUL character`},
+		{"too long, not repeated", strings.Repeat("a", 65536), ErrBadFilter, "invalid topic filter: longer than 65535 bytes"},
 	}
-	for _, tc := range tests {
-		err := ValidateFilter(tc.filter)
-		if (err == nil) != tc.ok {
-			t.Errorf("ValidateFilter(%q) = %v; want ok=%v", tc.filter, err, tc.ok)
-		}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := ValidateFilter(tt.filter)
+			got := ""
+			if err != nil {
+				got = err.Error()
+			}
+			if got != tt.wantErr || !errors.Is(err, tt.wantIs) {
+				t.Errorf("ValidateFilter(%.20q) = %v; want %q (errors.Is %v)", tt.filter, err, tt.wantErr, tt.wantIs)
+			}
+		})
 	}
 }
 

@@ -76,11 +76,15 @@ var rooms = map[string]room{
 	"gateway/audit":    {},
 	"gateway/clock":    {},
 	"gateway/loopback": {},
-	// bridge speaks to the queue only; pki needs keys and the thing-name rule.
-	"bridge":      {ours: []string{"store"}},
+	// MQTT topic syntax: the one owner of the filter and name rules.
+	"bridge/topic": {forbid: pureForbid},
+	// The queue self-test (edgegw queue smoke, store/internal/smoke): the store only.
+	"store/selftest": {ours: []string{"store"}, forbid: []string{mochiPath, promPath, pahoPath}},
+	// bridge speaks to the queue only (and topic syntax); pki needs keys and the thing-name rule.
+	"bridge":      {ours: []string{"store", "bridge/topic"}},
 	"gateway/pki": {ours: []string{"hw", "gateway/authz"}},
-	// config: schema and validation; key URIs are hw's, filters authz's; no runtime package.
-	"gateway/config": {ours: []string{"hw", "gateway/authz", "gateway/loopback"}},
+	// config: schema and validation; key URIs are hw's, topic filters bridge/topic's; no runtime package.
+	"gateway/config": {ours: []string{"hw", "gateway/authz", "gateway/loopback", "bridge/topic"}},
 	// AWS IoT SQL rules: pure, nothing of ours.
 	"gateway/rules": {forbid: pureForbid},
 	// Device shadows (the thing-name rule is authz's) and their test helper.
@@ -250,15 +254,24 @@ func TestCheckImportsCatches(t *testing.T) {
 			[]string{"gateway/clock imports gateway/config (via its dependencies); allowed from this module: nothing",
 				"gateway/clock imports hw (via its dependencies); allowed from this module: nothing"}},
 		{"bridge importing gateway", pkgImports{ImportPath: m("bridge"), Imports: []string{m("gateway")}, Deps: []string{m("gateway"), m("store")}},
-			[]string{"bridge imports gateway (via its dependencies); allowed from this module: store", "bridge imports gateway; only cmd/... may import gateway"}},
+			[]string{"bridge imports gateway (via its dependencies); allowed from this module: store, bridge/topic", "bridge imports gateway; only cmd/... may import gateway"}},
 		{"bridge importing store is fine", pkgImports{ImportPath: m("bridge"), Imports: []string{m("store")}, Deps: []string{m("store"), badger}}, nil},
 		{"pki importing hw and authz is fine", pkgImports{ImportPath: m("gateway/pki"), Imports: []string{m("hw"), m("gateway/authz")}, Deps: []string{m("hw"), m("gateway/authz")}}, nil},
 		{"pki importing store", pkgImports{ImportPath: m("gateway/pki"), Deps: []string{m("hw"), m("store")}},
 			[]string{"gateway/pki imports store (via its dependencies); allowed from this module: hw, gateway/authz"}},
 		{"config importing hw is fine", pkgImports{ImportPath: m("gateway/config"), Imports: []string{m("hw")}, Deps: []string{m("hw")}}, nil},
 		{"config importing a runtime package", pkgImports{ImportPath: m("gateway/config"), Imports: []string{m("bridge")}, Deps: []string{m("bridge"), m("store"), m("hw")}},
-			[]string{"gateway/config imports bridge (via its dependencies); allowed from this module: hw, gateway/authz, gateway/loopback",
-				"gateway/config imports store (via its dependencies); allowed from this module: hw, gateway/authz, gateway/loopback"}},
+			[]string{"gateway/config imports bridge (via its dependencies); allowed from this module: hw, gateway/authz, gateway/loopback, bridge/topic",
+				"gateway/config imports store (via its dependencies); allowed from this module: hw, gateway/authz, gateway/loopback, bridge/topic"}},
+		{"config importing bridge/topic is fine", pkgImports{ImportPath: m("gateway/config"), Imports: []string{m("bridge/topic")}, Deps: []string{m("bridge/topic"), m("hw")}}, nil},
+		{"bridge importing bridge/topic is fine", pkgImports{ImportPath: m("bridge"), Imports: []string{m("bridge/topic"), m("store")}, Deps: []string{m("bridge/topic"), m("store")}}, nil},
+		{"bridge/topic importing store", pkgImports{ImportPath: m("bridge/topic"), Imports: []string{m("store")}, Deps: []string{m("store")}},
+			[]string{"bridge/topic imports store (via its dependencies); allowed from this module: nothing"}},
+		{"store/selftest importing store is fine", pkgImports{ImportPath: m("store/selftest"), Imports: []string{m("store")}, Deps: []string{m("store"), badger}}, nil},
+		{"store/selftest importing gateway", pkgImports{ImportPath: m("store/selftest"), Imports: []string{m("gateway")}, Deps: []string{m("gateway"), m("store")}},
+			[]string{"store/selftest imports gateway (via its dependencies); allowed from this module: store", "store/selftest imports gateway; only cmd/... may import gateway"}},
+		{"bridge/topic importing paho", pkgImports{ImportPath: m("bridge/topic"), Imports: []string{paho}},
+			[]string{"bridge/topic imports github.com/eclipse/paho.golang/paho; it must not import github.com/eclipse/paho.golang"}},
 		{"bridge importing mochi", pkgImports{ImportPath: m("bridge"), Imports: []string{mochi}},
 			[]string{"bridge imports github.com/mochi-mqtt/server/v2; only gateway/broker may import mochi-mqtt"}},
 		{"cmd importing mochi", pkgImports{ImportPath: m("cmd/edgegw"), Imports: []string{mochi + "/packets"}},

@@ -306,63 +306,6 @@ func TestParseDuration(t *testing.T) {
 	}
 }
 
-func TestValidateTopicFilter(t *testing.T) {
-	tests := []struct {
-		filter, wantErr string
-	}{
-		{"#", ""},
-		{"+", ""},
-		{"building/#", ""},
-		{"building/+/temp/+", ""},
-		{"a//b", ""},
-		{"/", ""},
-		{"$SYS/#", ""},
-		{"", "must not be empty"},
-		{"a/#/b", "'#' must be the last level"},
-		{"#/a", "'#' must be the last level"},
-		{"a/b#", "'#' must be a whole level (e.g. a/#, not a/b#)"},
-		{"a+/b", "'+' must be a whole level (e.g. a/+/c, not a/b+/c)"},
-		{"a/++", "'+' must be a whole level (e.g. a/+/c, not a/b+/c)"},
-		{"a/\x00", "must not contain a NUL character"},
-		{"a/\xff", "not valid UTF-8"},
-		{strings.Repeat("a", 65536), "longer than 65535 bytes"},
-	}
-	for _, tt := range tests {
-		name := tt.filter
-		if len(name) > 20 {
-			name = name[:20]
-		}
-		t.Run(name, func(t *testing.T) {
-			err := ValidateTopicFilter(tt.filter)
-			got := ""
-			if err != nil {
-				got = err.Error()
-			}
-			if got != tt.wantErr {
-				t.Errorf("got %q; want %q", got, tt.wantErr)
-			}
-		})
-	}
-}
-
-func TestValidateTopicName(t *testing.T) {
-	for _, tt := range []struct{ name, wantErr string }{
-		{"sites/plant-7/", ""},
-		{"a/+/b", "wildcards '#' and '+' are not allowed in a topic name"},
-		{"a/#", "wildcards '#' and '+' are not allowed in a topic name"},
-		{"", "must not be empty"},
-	} {
-		err := ValidateTopicName(tt.name)
-		got := ""
-		if err != nil {
-			got = err.Error()
-		}
-		if got != tt.wantErr {
-			t.Errorf("ValidateTopicName(%q): got %q; want %q", tt.name, got, tt.wantErr)
-		}
-	}
-}
-
 // writeFiles creates files (and directories, for names ending in "/") under dir.
 func writeFiles(t *testing.T, dir string, files map[string]string) {
 	t.Helper()

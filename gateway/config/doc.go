@@ -7,8 +7,10 @@
 // Defaults are the components': a broker limit or a bridge timing left out
 // of the file stays zero here and the broker (broker.DefaultLimits) or the
 // bridge (bridge.Config) applies its own default; written, it is validated
-// here. Key URIs are hw's grammar (hw.ResolveURI, hw.ParseURI).
+// here. Key URIs are hw's grammar (hw.ResolveURI, hw.ParseURI); topic
+// filters and names are bridge/topic's rule.
 //
 // It imports no runtime package (no broker, bridge, store, observe): only
-// the leaves hw, gateway/authz and gateway/loopback.
+// the leaves hw, gateway/authz, gateway/loopback and bridge/topic (MQTT topic
+// syntax, not the bridge).
 package config

@@ -1,61 +1,15 @@
 package config
 
-import (
-	"errors"
-	"strings"
-	"unicode/utf8"
-)
+import "github.com/edgegw/edgegw/bridge/topic"
 
-// MaxTopicBytes is the longest topic or filter MQTT can carry (a UTF-8
-// string with a 16-bit length prefix, [MQTT-1.5.3-1]).
-const MaxTopicBytes = 65535
+// MaxTopicBytes is the longest topic or filter MQTT can carry (topic.MaxBytes).
+const MaxTopicBytes = topic.MaxBytes
 
-// ValidateTopicFilter reports whether filter is a valid MQTT topic filter:
-// not empty, valid UTF-8 without NUL [MQTT-4.7.3-1] [MQTT-1.5.4-2], at most
-// 65535 bytes, '#' only as a whole and last level [MQTT-4.7.1-2], '+' only as
-// a whole level [MQTT-4.7.1-3]. Examples: "building/#", "+/temp", "#", "a//b".
-// The error says what is wrong without repeating the filter.
-func ValidateTopicFilter(filter string) error {
-	if err := validateTopicString(filter); err != nil {
-		return err
-	}
-	levels := strings.Split(filter, "/")
-	for i, l := range levels {
-		switch {
-		case l == "#" && i != len(levels)-1:
-			return errors.New("'#' must be the last level")
-		case l != "#" && strings.Contains(l, "#"):
-			return errors.New("'#' must be a whole level (e.g. a/#, not a/b#)")
-		case l != "+" && strings.Contains(l, "+"):
-			return errors.New("'+' must be a whole level (e.g. a/+/c, not a/b+/c)")
-		}
-	}
-	return nil
-}
+// ValidateTopicFilter reports whether filter is a valid MQTT topic filter.
+// The rule and its messages are package topic's (topic.ValidateFilter); the
+// error says what is wrong without repeating the filter.
+func ValidateTopicFilter(filter string) error { return topic.ValidateFilter(filter) }
 
 // ValidateTopicName reports whether name is a valid MQTT topic name (what a
-// PUBLISH carries): the rules of ValidateTopicFilter, and no wildcards
-// [MQTT-3.3.2-2]. Prefixes in routes are checked with it too.
-func ValidateTopicName(name string) error {
-	if err := validateTopicString(name); err != nil {
-		return err
-	}
-	if strings.ContainsAny(name, "#+") {
-		return errors.New("wildcards '#' and '+' are not allowed in a topic name")
-	}
-	return nil
-}
-
-func validateTopicString(s string) error {
-	switch {
-	case s == "":
-		return errors.New("must not be empty")
-	case len(s) > MaxTopicBytes:
-		return errors.New("longer than 65535 bytes")
-	case !utf8.ValidString(s):
-		return errors.New("not valid UTF-8")
-	case strings.IndexByte(s, 0) >= 0:
-		return errors.New("must not contain a NUL character")
-	}
-	return nil
-}
+// PUBLISH carries): topic.ValidateName. Prefixes in routes are checked with it too.
+func ValidateTopicName(name string) error { return topic.ValidateName(name) }
