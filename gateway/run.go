@@ -15,6 +15,7 @@ import (
 	"github.com/edgegw/edgegw/gateway/broker"
 	"github.com/edgegw/edgegw/gateway/config"
 	"github.com/edgegw/edgegw/gateway/observe"
+	"github.com/edgegw/edgegw/gateway/presence"
 	"github.com/edgegw/edgegw/hw"
 )
 
@@ -25,6 +26,8 @@ type running struct {
 	keys   []hw.Key
 	up     *upstream         // queue + bridge (upstream.go); nil without a bridge section
 	obs    *observe.Observer // metrics, /healthz, admin socket
+
+	presence *presence.Tracker // presence.go
 }
 
 // BrokerOptionsFromConfig translates the config into broker options. Keys
@@ -74,7 +77,15 @@ func (g *Gateway) start(ctx context.Context) error {
 		aud.Close()
 		return err
 	}
-	o.Logger, o.Audit = g.log, aud
+	pres, err := openPresence(g.cfg.StateDir, g.log)
+	if err != nil {
+		for _, k := range keys {
+			_ = k.Close()
+		}
+		aud.Close()
+		return err
+	}
+	o.Logger, o.Audit, o.Presence = g.log, aud, presenceSink{pres}
 	b, err := broker.New(o)
 	var up *upstream
 	if err == nil {
@@ -88,12 +99,13 @@ func (g *Gateway) start(ctx context.Context) error {
 		for _, k := range keys {
 			_ = k.Close()
 		}
+		_ = pres.Close()
 		aud.Close()
 		return err
 	}
-	g.run = &running{broker: b, audit: aud, keys: keys, obs: obs, up: up}
+	g.run = &running{broker: b, audit: aud, keys: keys, obs: obs, up: up, presence: pres}
 	up.start()
-	src := observe.Sources{Broker: b}
+	src := observe.Sources{Broker: b, Presence: presenceView{pres, b}}
 	if up != nil {
 		src.Queue, src.Bridge = up.queue, up.bridge
 	}
@@ -194,6 +206,9 @@ func (g *Gateway) stop() {
 	r.obs.Stop()
 	_ = r.broker.Close()
 	r.up.close() // after the broker: no more enqueues
+	if err := r.presence.Close(); err != nil {
+		g.log.Warn("device presence not saved", "err", err)
+	}
 	for _, k := range r.keys {
 		_ = k.Close()
 	}

@@ -29,7 +29,7 @@ const exitNotRunning = 3
 func newStatusCmd(a *app) *cobra.Command {
 	var (
 		cfgPath, socket string
-		asJSON          bool
+		asJSON, all     bool
 	)
 	cmd := &cobra.Command{
 		Use:   "status",
@@ -47,7 +47,11 @@ Exit status: 0 when the daemon answered, 3 when no daemon is running, 1 otherwis
 				return &exitError{code: 1, err: err}
 			}
 			var st observe.Status
-			if err := observe.AdminGet(cmd.Context(), path, "/status", &st); err != nil {
+			urlPath := "/status"
+			if all {
+				urlPath += "?all=1"
+			}
+			if err := observe.AdminGet(cmd.Context(), path, urlPath, &st); err != nil {
 				return adminError(path, err)
 			}
 			if asJSON {
@@ -62,6 +66,7 @@ Exit status: 0 when the daemon answered, 3 when no daemon is running, 1 otherwis
 	addConfigFlag(cmd, &cfgPath)
 	cmd.Flags().StringVar(&socket, "socket", "", "admin socket (default: admin.socket from the config, else "+defaultAdminSocket+")")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the daemon's answer as JSON")
+	cmd.Flags().BoolVar(&all, "all", false, "list every thing not connected (default: the longest silent ones)")
 	return cmd
 }
 
@@ -117,6 +122,7 @@ func printStatus(w io.Writer, s *observe.Status) {
 	printUpstream(w, s.Upstream)
 	printQueue(w, s.Queue)
 	printDevices(w, s.Devices)
+	printPresence(w, s.Presence, time.Now())
 	printDenials(w, s.Denials)
 	printCerts(w, s.Certs)
 	if !s.Reload.OK {
@@ -172,13 +178,21 @@ func printQueue(w io.Writer, q *observe.QueueStatus) {
 	tw.Flush()
 }
 
+// maxConnectedRows caps the connected devices status prints: at a
+// building's scale the list is thousands of rows (edgegw devices has them).
+const maxConnectedRows = 20
+
 // printDevices prints the connected devices.
 func printDevices(w io.Writer, d observe.DevicesStatus) {
 	fmt.Fprintf(w, "devices:     %d connected\n", d.Count)
 	if len(d.Connected) > 0 {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "  THING\tCLIENT ID\tREMOTE\tLISTENER\tSINCE")
-		for _, c := range d.Connected {
+		for i, c := range d.Connected {
+			if i == maxConnectedRows {
+				fmt.Fprintf(tw, "  ... %d more (edgegw devices, or edgegw status --json)\n", len(d.Connected)-i)
+				break
+			}
 			since := "-"
 			if !c.Since.IsZero() {
 				since = c.Since.UTC().Format(time.RFC3339)

@@ -253,6 +253,7 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 	}
 	b.metrics.ConnectsAccepted.Add(1)
 	b.audit.Record(audit.Event{Event: audit.EventConnect, Device: st.id.ThingName, ClientID: st.clientID, Remote: cl.Net.Remote, Listener: cl.Net.Listener, Serial: st.id.Serial})
+	b.presenceOnline(cl, st)
 	b.recheckSubscriptions(st, st.sess.Load())
 }
 
@@ -265,6 +266,7 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
 		st.pipe.drain() // no worker outlives its client (pipeline.go)
 	}
 	if st, ok := b.clients.LoadAndDelete(cl); ok {
+		b.presenceOffline(cl, st.(*clientState))
 		b.log.Debug("client disconnected", "device", st.(*clientState).id.ThingName, "client", cl.ID, "err", err)
 	}
 }

@@ -48,6 +48,8 @@ type Sources struct {
 	Broker Broker
 	Queue  Queue
 	Bridge Bridge
+	// Presence is nil when the gateway keeps no device presence (presence.go).
+	Presence Presence
 }
 
 // What the gateway hands in fits (compile-time check).
@@ -77,6 +79,8 @@ type Observer struct {
 	queue  Queue
 	bridge Bridge
 	tpm    bool
+
+	presence Presence // presence.go; nil: none
 
 	mu          sync.Mutex
 	authFail    map[audit.Cause]uint64
@@ -187,6 +191,7 @@ func (o *Observer) recentDenials() []audit.Event {
 // gateway's sources. It is called once listeners are up and the queue is open.
 func (o *Observer) Start(src Sources) error {
 	o.broker, o.queue, o.bridge = src.Broker, src.Queue, src.Bridge
+	o.presence = src.Presence
 	o.tpm = usesTPM(o.cfg)
 	o.clock.SetLogger(o.log)
 	o.clock.Now() // warn at start, not at the first handshake, when the clock is wrong
@@ -235,6 +240,9 @@ func (o *Observer) startMetrics() error {
 	reg := prometheus.NewRegistry() // private: never the global one
 	if err := reg.Register(&collector{o: o}); err != nil {
 		return fmt.Errorf("registering metrics: %w", err)
+	}
+	if err := reg.Register(presenceCollector{o: o}); err != nil {
+		return fmt.Errorf("registering presence metrics: %w", err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(o.log.Handler(), slog.LevelWarn)}))
