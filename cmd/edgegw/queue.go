@@ -40,10 +40,11 @@ func newQueueCmd(a *app) *cobra.Command {
 	f := &queueFlags{}
 	cmd := &cobra.Command{
 		Use:   "queue",
-		Short: "Inspect the offline queue: stats, peek, purge, export",
+		Short: "Inspect the queue: stats, peek, purge, export, replay of dead letters",
 		Long: `Works on the queue directory (store.dir of the config given with -c, or --dir)
-while the daemon is stopped: the running daemon holds the queue's lock. Only 'stats'
-works while it runs (it asks the daemon on its admin socket).
+while the daemon is stopped. While it runs (it holds the queue's lock), stats, peek,
+purge and export go through its admin socket (with -c), audited; replay of dead
+letters needs the running daemon.
 
 An encrypted queue needs its key: with -c it is read as the daemon reads it
 (store.encryption_key); with --dir pass --encryption-key URI (file:PATH or
@@ -95,7 +96,7 @@ tpm-sealed:PATH).`,
 	export.Flags().StringVar(&f.route, "route", "", "route name (default: every route)")
 	export.Flags().BoolVar(&f.dead, "dead", false, "export the dead letters instead")
 
-	cmd.AddCommand(stats, peek, purge, export, newQueueSmokeCmd(a, f)) // smoke: hidden self-test (queue_smoke.go)
+	cmd.AddCommand(stats, peek, purge, export, newQueueReplayCmd(a, f), newQueueSmokeCmd(a, f)) // smoke: hidden self-test (queue_smoke.go)
 	return cmd
 }
 
@@ -214,7 +215,10 @@ func (a *app) queuePeek(f *queueFlags) error {
 	if f.n <= 0 {
 		return usageError("queue peek: -n must be positive")
 	}
-	q, _, err := a.openQueue(f)
+	q, cfg, err := a.openQueue(f)
+	if sock := liveSocket(err, cfg); sock != "" {
+		return a.queuePeekLive(f, sock) // queue_live.go
+	}
 	if err != nil {
 		return err
 	}
@@ -266,7 +270,10 @@ func (a *app) queuePurge(f *queueFlags) error {
 		}
 		older = d.D()
 	}
-	q, _, err := a.openQueue(f)
+	q, cfg, err := a.openQueue(f)
+	if sock := liveSocket(err, cfg); sock != "" {
+		return a.queuePurgeLive(f, older, sock) // queue_live.go
+	}
 	if err != nil {
 		return err
 	}
@@ -291,7 +298,10 @@ func (a *app) queuePurge(f *queueFlags) error {
 }
 
 func (a *app) queueExport(f *queueFlags) error {
-	q, _, err := a.openQueue(f)
+	q, cfg, err := a.openQueue(f)
+	if sock := liveSocket(err, cfg); sock != "" {
+		return a.queueExportLive(f, sock) // queue_live.go
+	}
 	if err != nil {
 		return err
 	}

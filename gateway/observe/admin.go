@@ -159,6 +159,7 @@ func (o *Observer) startAdmin() error {
 		writeJSON(w, http.StatusOK, s)
 	})
 	mux.HandleFunc("GET /devices", o.serveDevices)
+	o.adminQueueOps(mux) // queue_ops.go
 	mux.HandleFunc("GET /healthz", o.serveHealth)
 	mux.HandleFunc("GET /queue/stats", func(w http.ResponseWriter, _ *http.Request) {
 		if o.queue == nil {

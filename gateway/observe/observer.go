@@ -50,6 +50,8 @@ type Sources struct {
 	Bridge Bridge
 	// Presence is nil when the gateway keeps no device presence (presence.go).
 	Presence Presence
+	// Audit records the live queue operations (queue_ops.go); nil: not recorded.
+	Audit Auditor
 }
 
 // What the gateway hands in fits (compile-time check).
@@ -81,6 +83,7 @@ type Observer struct {
 	tpm    bool
 
 	presence Presence // presence.go; nil: none
+	auditor  Auditor  // queue_ops.go; nil: none
 
 	mu          sync.Mutex
 	authFail    map[audit.Cause]uint64
@@ -191,7 +194,7 @@ func (o *Observer) recentDenials() []audit.Event {
 // gateway's sources. It is called once listeners are up and the queue is open.
 func (o *Observer) Start(src Sources) error {
 	o.broker, o.queue, o.bridge = src.Broker, src.Queue, src.Bridge
-	o.presence = src.Presence
+	o.presence, o.auditor = src.Presence, src.Audit
 	o.tpm = usesTPM(o.cfg)
 	o.clock.SetLogger(o.log)
 	o.clock.Now() // warn at start, not at the first handshake, when the clock is wrong
