@@ -23,7 +23,7 @@ func init() { extraCommands = append(extraCommands, newDevicesCmd) }
 func newDevicesCmd(a *app) *cobra.Command {
 	var (
 		cfgPath, socket, typ, output string
-		offline                      bool
+		offline, asJSON              bool
 	)
 	cmd := &cobra.Command{
 		Use:   "devices",
@@ -42,8 +42,9 @@ Exit status: 0 listed, 1 error.`,
   edgegw devices --type temperature -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if output != "table" && output != "json" {
-				return &exitError{code: 2, err: fmt.Errorf("-o %q: want table or json", output)}
+			isJSON, err := jsonOutput(output, asJSON)
+			if err != nil {
+				return err
 			}
 			state := ""
 			if offline {
@@ -53,7 +54,7 @@ Exit status: 0 listed, 1 error.`,
 			if err != nil {
 				return err
 			}
-			if output == "json" {
+			if isJSON {
 				return writeJSONOut(a.stdout, observe.DevicesList{Count: len(devs), Devices: devs})
 			}
 			if fromFile != "" {
@@ -67,7 +68,7 @@ Exit status: 0 listed, 1 error.`,
 	cmd.Flags().StringVar(&socket, "socket", "", "admin socket (default: admin.socket from the config, else "+defaultAdminSocket+")")
 	cmd.Flags().BoolVar(&offline, "offline", false, "only things not connected (offline or never seen)")
 	cmd.Flags().StringVar(&typ, "type", "", "only things of this thing type (the registry's type)")
-	cmd.Flags().StringVarP(&output, "output", "o", "table", "output format: table or json")
+	outputFlags(cmd, &output, &asJSON)
 	return cmd
 }
 

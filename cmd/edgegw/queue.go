@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -32,6 +31,7 @@ type queueFlags struct {
 	n                int
 	olderThan        string
 	dead, asJSON     bool
+	output           string // -o table|json (output.go)
 }
 
 // newQueueCmd is `edgegw queue`: offline inspection of the durable queue in
@@ -63,7 +63,7 @@ tpm-sealed:PATH).`,
 		Args:  cobra.NoArgs,
 		RunE:  func(cmd *cobra.Command, _ []string) error { return a.queueStats(f) },
 	}
-	stats.Flags().BoolVar(&f.asJSON, "json", false, "print store.Stats as JSON")
+	outputFlags(stats, &f.output, &f.asJSON)
 
 	peek := &cobra.Command{
 		Use:   "peek [--route R] [-n N]",
@@ -74,6 +74,7 @@ tpm-sealed:PATH).`,
 	peek.Flags().StringVar(&f.route, "route", "", "route name (default: every route)")
 	peek.Flags().IntVarP(&f.n, "n", "n", 10, "messages per route")
 	peek.Flags().BoolVar(&f.dead, "dead", false, "show dead letters instead")
+	outputFlags(peek, &f.output, &f.asJSON)
 
 	purge := &cobra.Command{
 		Use:   "purge --route R [--older-than D]",
@@ -86,6 +87,7 @@ tpm-sealed:PATH).`,
 	purge.Flags().StringVar(&f.route, "route", "", "route name (required)")
 	purge.Flags().StringVar(&f.olderThan, "older-than", "", "only messages older than this (e.g. 36h, 7d); needs a set clock")
 	purge.Flags().BoolVar(&f.dead, "dead", false, "purge the route's dead letters instead")
+	outputFlags(purge, &f.output, &f.asJSON)
 
 	export := &cobra.Command{
 		Use:   "export [--route R] [--dead]",
@@ -148,6 +150,10 @@ func (a *app) openQueue(f *queueFlags) (*store.Queue, *config.Config, error) {
 }
 
 func (a *app) queueStats(f *queueFlags) error {
+	isJSON, err := jsonOutput(f.output, f.asJSON)
+	if err != nil {
+		return err
+	}
 	q, cfg, err := a.openQueue(f)
 	var st store.Stats
 	var ee *exitError
@@ -164,10 +170,8 @@ func (a *app) queueStats(f *queueFlags) error {
 			return &exitError{code: 1, err: err}
 		}
 	}
-	if f.asJSON {
-		enc := json.NewEncoder(a.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(st)
+	if isJSON {
+		return writeJSONOut(a.stdout, queueStatsView(st))
 	}
 	printStats(a.stdout, st)
 	return nil
@@ -215,6 +219,11 @@ func (a *app) queuePeek(f *queueFlags) error {
 	if f.n <= 0 {
 		return usageError("queue peek: -n must be positive")
 	}
+	isJSON, err := jsonOutput(f.output, f.asJSON)
+	if err != nil {
+		return err
+	}
+	f.asJSON = isJSON
 	q, cfg, err := a.openQueue(f)
 	if sock := liveSocket(err, cfg); sock != "" {
 		return a.queuePeekLive(f, sock) // queue_live.go
@@ -223,6 +232,9 @@ func (a *app) queuePeek(f *queueFlags) error {
 		return err
 	}
 	defer q.Close()
+	if f.asJSON {
+		return a.queuePeekJSON(q, f) // queue_live.go
+	}
 	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
 	if f.dead {
 		dls, err := q.DeadLetters(f.route, f.n)
@@ -259,6 +271,11 @@ func (a *app) queuePurge(f *queueFlags) error {
 	if f.route == "" {
 		return usageError("queue purge: --route is required")
 	}
+	isJSON, err := jsonOutput(f.output, f.asJSON)
+	if err != nil {
+		return err
+	}
+	f.asJSON = isJSON
 	var older time.Duration
 	if f.olderThan != "" {
 		if f.dead {
@@ -288,6 +305,14 @@ func (a *app) queuePurge(f *queueFlags) error {
 	}
 	if err != nil {
 		return &exitError{code: 1, err: err}
+	}
+	if f.asJSON {
+		op := "purge"
+		if f.dead {
+			op = "purge_dead"
+		}
+		return writeJSONOut(a.stdout, observe.QueueOpResult{Operation: op, Count: n,
+			Routes: []observe.RouteCount{{Route: f.route, Count: n}}, Skipped: []observe.RouteReason{}})
 	}
 	what := "messages"
 	if f.dead {

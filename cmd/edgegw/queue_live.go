@@ -16,6 +16,7 @@ import (
 
 	"github.com/edgegw/edgegw/gateway/config"
 	"github.com/edgegw/edgegw/gateway/observe"
+	"github.com/edgegw/edgegw/store"
 )
 
 // liveSocket is the admin socket to ask when openQueue failed because the
@@ -126,6 +127,11 @@ Exit status: 0 replayed (the count may be 0), 1 error or a route skipped.`,
   edgegw queue replay --route telemetry`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			isJSON, err := jsonOutput(f.output, f.asJSON)
+			if err != nil {
+				return err
+			}
+			f.asJSON = isJSON
 			v := queueQuery(f.route, false)
 			if f.olderThan != "" {
 				d, err := config.ParseDuration(f.olderThan)
@@ -170,6 +176,32 @@ Exit status: 0 replayed (the count may be 0), 1 error or a route skipped.`,
 	cmd.Flags().StringVar(&f.route, "route", "", "route name (default: every route with dead letters)")
 	cmd.Flags().StringVar(&f.olderThan, "older-than", "", "only routes whose dead letters are all older than this (e.g. 1h)")
 	cmd.Flags().StringVar(&reason, "reason", "", "only routes whose dead letters all have this reason (as queue peek --dead shows it)")
-	cmd.Flags().BoolVar(&f.asJSON, "json", false, "print the result as JSON")
+	outputFlags(cmd, &f.output, &f.asJSON)
 	return cmd
+}
+
+// queuePeekJSON is `queue peek -o json` on the stopped daemon's queue: the
+// same document the daemon answers (observe.QueuePeek).
+func (a *app) queuePeekJSON(q *store.Queue, f *queueFlags) error {
+	p := observe.QueuePeek{Dead: f.dead, Messages: []observe.QueueMessage{}}
+	if f.dead {
+		dls, err := q.DeadLetters(f.route, f.n)
+		if err != nil {
+			return &exitError{code: 1, err: err}
+		}
+		for _, d := range dls {
+			m := observe.QueueMessageOf(&d.Message)
+			m.Reason = d.Reason
+			p.Messages = append(p.Messages, m)
+		}
+	} else {
+		ms, err := q.Peek(f.route, f.n)
+		if err != nil {
+			return &exitError{code: 1, err: err}
+		}
+		for i := range ms {
+			p.Messages = append(p.Messages, observe.QueueMessageOf(&ms[i]))
+		}
+	}
+	return writeJSONOut(a.stdout, p)
 }

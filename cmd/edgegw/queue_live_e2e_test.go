@@ -123,7 +123,7 @@ func TestQueueReplayDeadLettersE2E(t *testing.T) {
 		t.Errorf("second queue replay: exit %d, stdout %q; want 0 replayed", code, out)
 	}
 	code, out, _ = edgegw(t, "queue", "stats", "-c", g.conf, "--json")
-	if code != 0 || !strings.Contains(out, `"DeadLetters": 0`) {
+	if code != 0 || !strings.Contains(out, `"dead_letters": 0`) {
 		t.Errorf("queue stats after replay: exit %d; want no dead letters:\n%s", code, out)
 	}
 

@@ -28,8 +28,8 @@ const exitNotRunning = 3
 
 func newStatusCmd(a *app) *cobra.Command {
 	var (
-		cfgPath, socket string
-		asJSON, all     bool
+		cfgPath, socket, format string
+		asJSON, all             bool
 	)
 	cmd := &cobra.Command{
 		Use:   "status",
@@ -42,6 +42,10 @@ connected devices, the last denials and how long the certificates have left.
 Exit status: 0 when the daemon answered, 3 when no daemon is running, 1 otherwise.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			isJSON, err := jsonOutput(format, asJSON) // output.go
+			if err != nil {
+				return err
+			}
 			path, err := adminSocketPath(socket, cfgPath, cmd.Flags().Changed("config"))
 			if err != nil {
 				return &exitError{code: 1, err: err}
@@ -54,7 +58,7 @@ Exit status: 0 when the daemon answered, 3 when no daemon is running, 1 otherwis
 			if err := observe.AdminGet(cmd.Context(), path, urlPath, &st); err != nil {
 				return adminError(path, err)
 			}
-			if asJSON {
+			if isJSON {
 				enc := json.NewEncoder(a.stdout)
 				enc.SetIndent("", "  ")
 				return enc.Encode(st)
@@ -65,7 +69,7 @@ Exit status: 0 when the daemon answered, 3 when no daemon is running, 1 otherwis
 	}
 	addConfigFlag(cmd, &cfgPath)
 	cmd.Flags().StringVar(&socket, "socket", "", "admin socket (default: admin.socket from the config, else "+defaultAdminSocket+")")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the daemon's answer as JSON")
+	outputFlags(cmd, &format, &asJSON)
 	cmd.Flags().BoolVar(&all, "all", false, "list every thing not connected (default: the longest silent ones)")
 	return cmd
 }

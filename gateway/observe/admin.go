@@ -294,7 +294,7 @@ func (o *Observer) status(a *adminServer) Status {
 	}
 	if o.queue != nil {
 		qs := o.queue.Stats()
-		q := &QueueStatus{Depth: qs.Depth, Bytes: qs.Bytes, MaxBytes: qs.MaxBytes, FreeBytes: qs.FreeBytes, RejectedFull: qs.RejectedFull}
+		q := &QueueStatus{Depth: qs.Depth, Bytes: qs.Bytes, MaxBytes: qs.MaxBytes, FreeBytes: qs.FreeBytes, RejectedFull: qs.RejectedFull, Routes: []RouteStatus{}}
 		for _, r := range qs.Routes {
 			q.Routes = append(q.Routes, RouteStatus{Name: r.Name, Depth: r.Depth, Bytes: r.Bytes, InFlight: r.InFlight,
 				OldestAge: r.OldestAge.Seconds(), Enqueued: r.Enqueued, Acked: r.Acked, Drops: r.Drops, DeadLetters: r.DeadLetters})

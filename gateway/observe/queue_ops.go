@@ -158,7 +158,7 @@ func (o *Observer) serveQueuePeek(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		for _, d := range dls {
-			m := queueMessage(&d.Message)
+			m := QueueMessageOf(&d.Message)
 			m.Reason = d.Reason
 			out.Messages = append(out.Messages, m)
 		}
@@ -169,14 +169,15 @@ func (o *Observer) serveQueuePeek(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		for i := range ms {
-			out.Messages = append(out.Messages, queueMessage(&ms[i]))
+			out.Messages = append(out.Messages, QueueMessageOf(&ms[i]))
 		}
 	}
 	o.audit(audit.Event{Event: EventQueuePeek, Resource: routeResource(route, dead), Count: int64(len(out.Messages))})
 	writeJSON(w, http.StatusOK, out)
 }
 
-func queueMessage(m *store.Message) QueueMessage {
+// QueueMessageOf is m as peek shows it.
+func QueueMessageOf(m *store.Message) QueueMessage {
 	qm := QueueMessage{Seq: m.Seq, Route: m.Route, Topic: m.Topic, Device: m.Device, QoS: m.QoS, Retain: m.Retain,
 		SizeBytes: len(m.Payload), Payload: m.Payload}
 	if m.Time > 0 {

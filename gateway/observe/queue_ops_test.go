@@ -24,8 +24,8 @@ func TestReplayFilterMismatch(t *testing.T) {
 		{name: "no filters", dls: []store.DeadLetter{dl(acl, time.Minute), dl("other", time.Hour)}},
 		{name: "reason matches all", dls: []store.DeadLetter{dl(acl, time.Minute), dl(acl, time.Hour)}, reason: acl},
 		{name: "reason matches some", dls: []store.DeadLetter{dl(acl, time.Minute), dl("other", time.Hour)}, reason: acl, miss: "1 of its 2"},
-		{name: "all older", dls: []store.DeadLetter{dl(acl, 2 * time.Hour), dl(acl, 3 * time.Hour)}, older: time.Hour},
-		{name: "one too young", dls: []store.DeadLetter{dl(acl, time.Minute), dl(acl, 3 * time.Hour)}, older: time.Hour, miss: "1 of its 2"},
+		{name: "all older", dls: []store.DeadLetter{dl(acl, 2*time.Hour), dl(acl, 3*time.Hour)}, older: time.Hour},
+		{name: "one too young", dls: []store.DeadLetter{dl(acl, time.Minute), dl(acl, 3*time.Hour)}, older: time.Hour, miss: "1 of its 2"},
 		{name: "unknown time is not old", dls: []store.DeadLetter{{Reason: acl}}, older: time.Hour, miss: "1 of its 1"},
 	}
 	for _, tt := range tests {
