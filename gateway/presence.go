@@ -15,6 +15,7 @@ import (
 	"os"
 
 	"github.com/edgegw/edgegw/gateway/broker"
+	"github.com/edgegw/edgegw/gateway/config"
 	"github.com/edgegw/edgegw/gateway/observe"
 	"github.com/edgegw/edgegw/gateway/presence"
 )
@@ -49,6 +50,9 @@ type presenceView struct {
 func (p presenceView) Devices() []presence.Device {
 	var reg []presence.Registered
 	for _, th := range p.b.Registered() {
+		if th.Type == config.OperatorType {
+			continue // an engineer's laptop (status page certificate), not a device
+		}
 		reg = append(reg, presence.Registered{Name: th.Name, Type: th.Type})
 	}
 	return p.t.Devices(reg)

@@ -105,7 +105,7 @@ func (g *Gateway) start(ctx context.Context) error {
 	}
 	g.run = &running{broker: b, audit: aud, keys: keys, obs: obs, up: up, presence: pres}
 	up.start()
-	src := observe.Sources{Broker: b, Presence: presenceView{pres, b}, Audit: aud}
+	src := observe.Sources{Broker: b, Presence: presenceView{pres, b}, Audit: aud, Things: b}
 	if up != nil {
 		src.Queue, src.Bridge = up.queue, up.bridge
 	}

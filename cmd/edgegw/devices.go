@@ -104,6 +104,9 @@ func (a *app) devices(cmd *cobra.Command, cfgPath, socket, state, typ string) (d
 	}
 	var reg []presence.Registered
 	for th := range eng.Things() {
+		if th.Type == config.OperatorType {
+			continue // an engineer's laptop, not a device (as the daemon counts)
+		}
 		reg = append(reg, presence.Registered{Name: th.Name, Type: th.Type})
 	}
 	file := filepath.Join(cfg.StateDir, presence.FileName)

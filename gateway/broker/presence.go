@@ -58,3 +58,13 @@ type RegisteredThing struct {
 	Name, Type string
 	Disabled   bool
 }
+
+// ThingType is the registry's type of a listed thing (listed false: the
+// registry does not list it).
+func (b *Broker) ThingType(name string) (typ string, listed bool) {
+	th, ok := b.policy.Load().Thing(name)
+	if !ok || !th.Listed {
+		return "", false
+	}
+	return th.Type, true
+}

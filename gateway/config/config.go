@@ -186,6 +186,9 @@ type Route struct {
 // MetricsConfig is the Prometheus endpoint.
 type MetricsConfig struct {
 	Address string `yaml:"address"` // host:port; "" disables
+	// TLS and BasicAuthFile guard the listener and its status page (status_page.go).
+	TLS           *MetricsTLS `yaml:"tls"`
+	BasicAuthFile string      `yaml:"basic_auth_file"`
 }
 
 // AdminConfig is the local admin socket (edgegw status, queue ...).
@@ -421,6 +424,7 @@ func (c *Config) validate(r *report) {
 			r.add("metrics.address", "%q: %v", c.Metrics.Address, err)
 		}
 	}
+	c.Metrics.validatePage(r, "metrics") // status_page.go
 }
 
 var nameRE = regexp.MustCompile(`^[a-zA-Z0-9._-]+$`)

@@ -41,6 +41,12 @@ func (c *Config) resolvePaths() {
 		abs(&b.TLS.Cert)
 		b.TLS.Key = hw.ResolveURI(b.TLS.Key, c.Dir)
 	}
+	abs(&c.Metrics.BasicAuthFile)
+	if t := c.Metrics.TLS; t != nil {
+		abs(&t.CA)
+		abs(&t.Cert)
+		t.Key = hw.ResolveURI(t.Key, c.Dir)
+	}
 }
 
 // validateKeyURI checks a (resolved) key URI against hw's grammar (hw owns
@@ -103,6 +109,12 @@ func (c *Config) checkFiles(r *report) {
 		file("bridge.tls.ca", b.TLS.CA)
 		file("bridge.tls.cert", b.TLS.Cert)
 		key("bridge.tls.key", b.TLS.Key)
+	}
+	file("metrics.basic_auth_file", c.Metrics.BasicAuthFile)
+	if t := c.Metrics.TLS; t != nil {
+		file("metrics.tls.ca", t.CA)
+		file("metrics.tls.cert", t.Cert)
+		key("metrics.tls.key", t.Key)
 	}
 }
 

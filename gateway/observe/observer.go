@@ -52,6 +52,8 @@ type Sources struct {
 	Presence Presence
 	// Audit records the live queue operations (queue_ops.go); nil: not recorded.
 	Audit Auditor
+	// Things answers the status page's operator check (status_page.go).
+	Things ThingTypes
 }
 
 // What the gateway hands in fits (compile-time check).
@@ -82,8 +84,10 @@ type Observer struct {
 	bridge Bridge
 	tpm    bool
 
-	presence Presence // presence.go; nil: none
-	auditor  Auditor  // queue_ops.go; nil: none
+	presence Presence   // presence.go; nil: none
+	auditor  Auditor    // queue_ops.go; nil: none
+	things   ThingTypes // status_page.go
+	guard    *pageGuard // status_page.go; set by startMetrics
 
 	mu          sync.Mutex
 	authFail    map[audit.Cause]uint64
@@ -194,7 +198,7 @@ func (o *Observer) recentDenials() []audit.Event {
 // gateway's sources. It is called once listeners are up and the queue is open.
 func (o *Observer) Start(src Sources) error {
 	o.broker, o.queue, o.bridge = src.Broker, src.Queue, src.Bridge
-	o.presence, o.auditor = src.Presence, src.Audit
+	o.presence, o.auditor, o.things = src.Presence, src.Audit, src.Things
 	o.tpm = usesTPM(o.cfg)
 	o.clock.SetLogger(o.log)
 	o.clock.Now() // warn at start, not at the first handshake, when the clock is wrong
@@ -225,6 +229,9 @@ func (o *Observer) Stop() {
 		o.admin.close()
 	}
 	o.wg.Wait()
+	if o.guard != nil && o.guard.key != nil {
+		_ = o.guard.key.Close()
+	}
 }
 
 // MetricsAddr is the bound metrics address (nil when disabled or not started).
@@ -250,10 +257,17 @@ func (o *Observer) startMetrics() error {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(o.log.Handler(), slog.LevelWarn)}))
 	mux.HandleFunc("GET /healthz", o.serveHealth)
+	mux.HandleFunc("GET /{$}", o.serveStatusPage) // status_page.go
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("metrics.address %s: %w (another edgegw running? set metrics.address, or \"\" to disable)", addr, err)
 	}
+	tln, err := o.metricsTLS(ln) // status_page.go
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	ln = tln
 	o.metricsLn = ln
 	o.metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second}
 	o.wg.Add(1)

@@ -1,0 +1,95 @@
+package observe
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/edgegw/edgegw/gateway/broker"
+	"github.com/edgegw/edgegw/gateway/config"
+	"github.com/edgegw/edgegw/gateway/presence"
+	"github.com/edgegw/edgegw/store"
+	"golang.org/x/crypto/bcrypt"
+)
+
+type pageQueue struct{ st store.Stats }
+
+func (f pageQueue) Stats() store.Stats { return f.st }
+
+type fakePresence []presence.Device
+
+func (f fakePresence) Devices() []presence.Device { return f }
+
+type fakeThings map[string]string
+
+func (f fakeThings) ThingType(name string) (string, bool) { t, ok := f[name]; return t, ok }
+
+// TestStatusPageRoutes: the page shows each route's depth, oldest age, drops
+// and dead letters, and the devices with their state.
+func TestStatusPageRoutes(t *testing.T) {
+	cfg := &config.Config{Site: "plant-7", Metrics: config.MetricsConfig{Address: "127.0.0.1:9641"}}
+	o := New(cfg, nil)
+	o.queue = pageQueue{store.Stats{Depth: 120, Routes: []store.RouteStats{{Name: "telemetry", Depth: 120, OldestAge: 95 * time.Second,
+		Drops: map[string]uint64{"max-age": 2, "overflow-count": 1}, DeadLetters: 4}}}}
+	o.presence = fakePresence{{Thing: "temp-1", State: presence.Online, Connected: true}, {Thing: "temp-2", State: presence.Offline, LastSeen: time.Now().Add(-time.Hour)}}
+	o.guard = &pageGuard{open: cfg.Metrics.StatusPageOpen()}
+	rec := httptest.NewRecorder()
+	o.serveStatusPage(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	body := rec.Body.String()
+	if rec.Code != http.StatusOK {
+		t.Fatalf("status %d; want 200: %s", rec.Code, body)
+	}
+	for _, want := range []string{"<td>telemetry</td><td>120</td><td>1m35s</td>", `<td class="warn">3</td><td class="bad">4</td>`,
+		`id="online-count">1<`, `id="offline-count" class="bad">1<`, `data-thing="temp-2"`, "1h0m ago"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("page lacks %q", want)
+		}
+	}
+}
+
+func TestStatusPageAccess(t *testing.T) {
+	hash, err := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pw := broker.Passwords{"engineer": hash}
+	cert := func(cn string) *tls.ConnectionState {
+		return &tls.ConnectionState{VerifiedChains: [][]*x509.Certificate{{{Subject: pkix.Name{CommonName: cn}}}}}
+	}
+	things := fakeThings{"laptop": config.OperatorType, "temp-1": "temperature"}
+	tests := []struct {
+		name       string
+		guard      pageGuard
+		tls        *tls.ConnectionState
+		user, pass string
+		want       int
+	}{
+		{name: "loopback, no TLS", guard: pageGuard{open: true}, want: 200},
+		{name: "LAN without TLS", guard: pageGuard{}, want: 403},
+		{name: "operator certificate", guard: pageGuard{tls: true}, tls: cert("laptop"), want: 200},
+		{name: "sensor certificate", guard: pageGuard{tls: true}, tls: cert("temp-1"), want: 403},
+		{name: "unlisted certificate", guard: pageGuard{tls: true}, tls: cert("stranger"), want: 403},
+		{name: "basic auth", guard: pageGuard{tls: true, passwords: pw}, user: "engineer", pass: "pw", want: 200},
+		{name: "basic auth, wrong password", guard: pageGuard{tls: true, passwords: pw}, user: "engineer", pass: "x", want: 401},
+		{name: "basic auth, sensor certificate, no password", guard: pageGuard{tls: true, passwords: pw}, tls: cert("temp-1"), want: 401},
+		{name: "basic auth configured, operator certificate", guard: pageGuard{tls: true, passwords: pw}, tls: cert("laptop"), want: 200},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			o := &Observer{guard: &tt.guard, things: things}
+			r := httptest.NewRequest(http.MethodGet, "/", nil)
+			r.TLS = tt.tls
+			if tt.user != "" {
+				r.SetBasicAuth(tt.user, tt.pass)
+			}
+			if got, why := o.pageAccess(r); got != tt.want {
+				t.Errorf("got %d (%s); want %d", got, why, tt.want)
+			}
+		})
+	}
+}
