@@ -168,4 +168,3 @@ func completeFilePaths(prefix, p string) []cobra.Completion {
 	sort.Strings(out)
 	return out
 }
-
