@@ -170,6 +170,12 @@ func TestDevicesPresenceE2E(t *testing.T) {
 		}
 	}
 
+	code, out, errOut = edgegw(t, "status", "-c", cfg, "--all", "-o", "json")
+	var st observe.Status
+	if code != 0 || json.Unmarshal([]byte(out), &st) != nil || st.Presence == nil || len(st.Presence.NotConnected) != 4 || st.Presence.Truncated != 0 {
+		t.Errorf("status --all -o json: exit %d, presence %+v, stderr %q; want the 4 not connected listed", code, st.Presence, errOut)
+	}
+
 	resp, err := http.Get("http://" + metricsAddr + "/metrics")
 	if err != nil {
 		t.Fatal(err)

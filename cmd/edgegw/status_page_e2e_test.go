@@ -207,6 +207,13 @@ func TestStatusPageChromiumE2E(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 
+	// Presence keeps each sensor's certificate: serial and expiry.
+	for _, d := range devicesJSON(t, "-c", s.conf).Devices {
+		if d.CertSerial == "" || d.CertNotAfter.Before(time.Now().Add(300*24*time.Hour)) {
+			t.Errorf("%s: cert serial %q, not after %s; want the issued certificate (a year)", d.Thing, d.CertSerial, d.CertNotAfter)
+		}
+	}
+
 	url := "http://" + s.metrics + "/"
 	dom := chromium(t, "--dump-dom", url)
 	if !strings.Contains(dom, `id="online-count">40<`) || !strings.Contains(dom, `id="offline-count" class="bad">10<`) {

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -89,6 +90,42 @@ func TestStatusPageAccess(t *testing.T) {
 			}
 			if got, why := o.pageAccess(r); got != tt.want {
 				t.Errorf("got %d (%s); want %d", got, why, tt.want)
+			}
+		})
+	}
+}
+
+// TestPresenceStatusCap: status lists the longest silent things, capped
+// unless all are asked for; counts always cover everything.
+func TestPresenceStatusCap(t *testing.T) {
+	var devs fakePresence
+	now := time.Now()
+	for i := range 30 {
+		devs = append(devs, presence.Device{Thing: fmt.Sprintf("t-%02d", i), State: presence.Offline, LastSeen: now.Add(-time.Duration(i) * time.Minute)})
+	}
+	devs = append(devs, presence.Device{Thing: "never", State: presence.NeverSeen}, presence.Device{Thing: "on", State: presence.Online})
+	o := &Observer{presence: devs}
+	tests := []struct {
+		name      string
+		all       bool
+		listed    int
+		truncated int
+		first     string
+	}{
+		{name: "capped", listed: statusOfflineCap, truncated: 31 - statusOfflineCap, first: "never"},
+		{name: "all", all: true, listed: 31, first: "never"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ps := o.presenceStatus(tt.all)
+			if len(ps.NotConnected) != tt.listed || ps.Truncated != tt.truncated || ps.NotConnected[0].Thing != tt.first {
+				t.Errorf("got %d listed, %d truncated, first %s; want %d, %d, %s", len(ps.NotConnected), ps.Truncated, ps.NotConnected[0].Thing, tt.listed, tt.truncated, tt.first)
+			}
+			if ps.NotConnected[1].Thing != "t-29" {
+				t.Errorf("second: got %s; want t-29, the longest silent", ps.NotConnected[1].Thing)
+			}
+			if ps.Counts["offline"] != 30 || ps.Counts["online"] != 1 || ps.Registered != 32 {
+				t.Errorf("counts %v, registered %d; want 30 offline, 1 online, 32 registered", ps.Counts, ps.Registered)
 			}
 		})
 	}
