@@ -20,7 +20,7 @@ TEST_TIMEOUT ?= 25m
 DEB_PACKAGES := mosquitto mosquitto-clients swtpm swtpm-tools tpm2-tools tpm-udev softhsm2 openssl \
 	lintian qemu-user-static sslscan gcc-aarch64-linux-gnu libc6-dev-arm64-cross chromium
 
-.PHONY: help build test lint deps demo bench cross clean
+.PHONY: help build test lint deps demo bench crash powercut cross clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -69,6 +69,15 @@ demo: build ## the whole pipeline on this machine in a temp dir: sensors, gatewa
 bench: ## run the benchmarks, edgegw vs Mosquitto included (needs `make deps`; several minutes)
 	@$(MAKE) --no-print-directory deps
 	$(GO) test -run '^$$' -bench . -benchmem -timeout 30m $(PKGS)
+
+# The queue's crash tests at length (store/soak_test.go, store/powercut_test.go).
+CRASH_CYCLES    ?= 500
+POWERCUT_COPIES ?= 200
+crash: ## kill -9 a real queue process CRASH_CYCLES times (500) at random points; 0 reopen failures, 0 lost
+	EDGEGW_CRASH_CYCLES=$(CRASH_CYCLES) $(GO) test -count=1 -timeout 90m -run '^TestCrashSoak$$' -v ./store/
+
+powercut: ## copy a loop-mounted ext4 queue under load POWERCUT_COPIES times (200); every synced message there (root)
+	EDGEGW_POWERCUT_COPIES=$(POWERCUT_COPIES) $(GO) test -count=1 -timeout 90m -run '^TestPowerCut$$' -v ./store/
 
 # cross, deb, debs, nfpm, test-packaging: the packaging room's targets.
 include packaging/packaging.mk

@@ -30,7 +30,7 @@ type alpnFront struct {
 
 func startALPNFront(t testing.TB, m *mosquitto) *alpnFront {
 	t.Helper()
-	cert, err := tls.LoadX509KeyPair(m.path("server.crt"), m.path("server.key"))
+	cert, err := tls.LoadX509KeyPair(m.pki.ServerCert, m.pki.ServerKey)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,12 +1,15 @@
 package bridge
 
-// Test helper: a real Debian Mosquitto upstream with mutual TLS, a throwaway
-// PKI, an ACL and persistence (gatewaytest.Upstream, shared with the
-// cmd/edgegw end-to-end tests), which tests stop and start to simulate
-// outages.
+// Test helper: a real Debian Mosquitto upstream (gatewaytest.StartMosquitto,
+// the one copy of the Mosquitto helpers) with a throwaway PKI and an ACL,
+// which tests stop and start to simulate outages. startMosquitto is
+// gatewaytest.Upstream (mutual TLS, persistence, shared with the cmd/edgegw
+// end-to-end tests); startMosquittoAuth (mosqauth_test.go) is the same broker
+// with passwords.
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"net"
 	"net/url"
 	"testing"
@@ -19,7 +22,12 @@ const (
 	cloudCN   = gatewaytest.CloudCN
 )
 
-type mosquitto struct{ up *gatewaytest.Upstream }
+type mosquitto struct {
+	*gatewaytest.Mosquitto
+	pki            *gatewaytest.PKI
+	gateway, cloud *gatewaytest.Client // CN gatewayCN, cloudCN
+	pool           *x509.CertPool      // the PKI's CA
+}
 
 // mosquittoOpts tunes the broker config.
 type mosquittoOpts struct {
@@ -32,22 +40,33 @@ type mosquittoOpts struct {
 // loopback port, with no limit on queued messages.
 func startMosquitto(t testing.TB, o mosquittoOpts) *mosquitto {
 	t.Helper()
-	return &mosquitto{up: gatewaytest.NewUpstream(t, gatewaytest.UpstreamOptions{MaxInflight: o.maxInflight, QoS0Only: o.qos0Only})}
+	up := gatewaytest.NewUpstream(t, gatewaytest.UpstreamOptions{MaxInflight: o.maxInflight, QoS0Only: o.qos0Only})
+	return newMosquitto(up.Mosquitto, up.PKI, up.Gateway, up.Cloud)
 }
 
-func (m *mosquitto) url() *url.URL { return m.up.URL() }
+func newMosquitto(m *gatewaytest.Mosquitto, pki *gatewaytest.PKI, gateway, cloud *gatewaytest.Client) *mosquitto {
+	pool := x509.NewCertPool()
+	pool.AddCert(pki.CA)
+	return &mosquitto{Mosquitto: m, pki: pki, gateway: gateway, cloud: cloud, pool: pool}
+}
 
-// tlsFor returns a client TLS config with the certificate of cn.
+func (m *mosquitto) url() *url.URL { return &url.URL{Scheme: "mqtts", Host: m.Addr} }
+
+// tlsFor returns a client TLS config with the certificate of cn (gatewayCN
+// or cloudCN), trusting the PKI's CA, with no ServerName (the dialer sets it).
 func (m *mosquitto) tlsFor(cn string) *tls.Config {
-	c := m.up.Cloud
+	c := m.cloud
 	if cn == gatewayCN {
-		c = m.up.Gateway
+		c = m.gateway
 	}
-	return m.up.TLSFor(c)
+	tc := m.pki.ClientTLS(c)
+	tc.ServerName = ""
+	return tc
 }
 
-func (m *mosquitto) start() { m.up.Start() }
-func (m *mosquitto) stop()  { m.up.Stop() }
+func (m *mosquitto) start() { m.Start() }
+func (m *mosquitto) stop()  { m.Stop() }
+func (m *mosquitto) kill()  { m.Kill() }
 
 // freePort is a loopback port nobody listens on (when it returns).
 func freePort(t testing.TB) int {

@@ -2,20 +2,20 @@ package bridge
 
 // Test helper: a Debian Mosquitto upstream whose clients authenticate with
 // a user name and password (mosquitto_passwd file) over server-only TLS, the
-// setup of many older brokers a 3.1.1 bridge meets. It reuses the mosquitto
-// type of mosq_test.go (start, stop, PKI) with its own config.
+// setup of many older brokers a 3.1.1 bridge meets. It is the mosquitto type
+// of mosq_test.go (start, stop, kill, PKI) with its own config.
 
 import (
 	"context"
 	"crypto/tls"
 	"fmt"
 	"net"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
+
+	"github.com/edgegw/edgegw/gateway/gatewaytest"
 )
 
 // Passwords of the two users the password upstream knows.
@@ -35,23 +35,17 @@ type authMosqOpts struct {
 	gatewayTopics []string
 }
 
-// startMosquittoAuth starts Mosquitto with a TLS listener (server
-// certificate only), password_file with users gatewayCN and cloudCN, and
-// the same ACL as startMosquitto; see authMosqOpts for the variants.
+// startMosquittoAuth starts Mosquitto (gatewaytest.StartMosquitto) with a
+// TLS listener (server certificate only), password_file with users gatewayCN
+// and cloudCN, and the same ACL as startMosquitto, persistence, no limit on
+// queued messages and max_inflight_messages 1000; see authMosqOpts for the
+// variants.
 func startMosquittoAuth(t testing.TB, o authMosqOpts) *mosquitto {
 	t.Helper()
-	if _, err := os.Stat("/usr/sbin/mosquitto"); err != nil {
-		t.Fatalf("mosquitto not found: run `make deps` (apt-get install mosquitto mosquitto-clients): %v", err)
-	}
-	passwdBin, err := exec.LookPath("mosquitto_passwd")
-	if err != nil {
-		t.Fatalf("mosquitto_passwd not found: run `make deps` (apt-get install mosquitto): %v", err)
-	}
-	m := &mosquitto{t: t, dir: t.TempDir(), certs: map[string]tls.Certificate{}}
-	m.writePKI()
-	m.port = freePort(t)
-	m.logPath = filepath.Join(m.dir, "mosquitto.log")
-	pw := m.path("passwd")
+	passwdBin := gatewaytest.Need(t, "mosquitto_passwd", "mosquitto")
+	pki := gatewaytest.NewPKI(t, "upstream")
+	dir := t.TempDir()
+	pw := filepath.Join(dir, "passwd")
 	for i, u := range [][2]string{{gatewayCN, gatewayPassword}, {cloudCN, cloudPassword}} {
 		args := []string{"-b", pw, u[0], u[1]}
 		if i == 0 {
@@ -71,50 +65,19 @@ func startMosquittoAuth(t testing.TB, o authMosqOpts) *mosquitto {
 		fmt.Fprintf(&acl, "topic readwrite %s\n", tp)
 	}
 	fmt.Fprintf(&acl, "\nuser %s\ntopic readwrite sites/#\ntopic readwrite devices/#\n", cloudCN)
-	writeFile(t, m.path("acl"), acl.String(), 0o600)
-	var conf strings.Builder
-	fmt.Fprintf(&conf, "per_listener_settings false\nlistener %d 127.0.0.1\n", m.port)
-	fmt.Fprintf(&conf, "certfile %s\nkeyfile %s\n", m.path("server.crt"), m.path("server.key"))
+	aclPath := filepath.Join(dir, "acl")
+	gatewaytest.WriteFile(t, aclPath, []byte(acl.String()), 0o600)
+	c := gatewaytest.MosquittoConfig{
+		PKI: pki, ACLFile: aclPath, PasswordFile: pw,
+		Persistence: true, MaxQueued: gatewaytest.NoQueueLimit, MaxInflight: 1000,
+	}
 	if o.certificates {
-		fmt.Fprintf(&conf, "cafile %s\nrequire_certificate true\nuse_identity_as_username true\n", m.path("ca.crt"))
-		fmt.Fprintf(&conf, "allow_anonymous false\nacl_file %s\n", m.path("acl"))
-	} else {
-		fmt.Fprintf(&conf, "allow_anonymous false\npassword_file %s\nacl_file %s\n", pw, m.path("acl"))
+		c.ClientCerts, c.PasswordFile = true, ""
 	}
-	fmt.Fprintf(&conf, "persistence true\npersistence_location %s/\nmax_queued_messages 0\nmax_inflight_messages 1000\n", m.dir)
 	if o.autosave {
-		conf.WriteString("autosave_interval 1\n")
+		c.AutosaveInterval = 1
 	}
-	fmt.Fprintf(&conf, "log_dest file %s\nlog_type error\nlog_type warning\nlog_type notice\nlog_type information\n", m.logPath)
-	if os.Geteuid() == 0 {
-		conf.WriteString("user root\n")
-	}
-	m.conf = m.path("mosquitto.conf")
-	writeFile(t, m.conf, conf.String(), 0o600)
-	t.Cleanup(func() {
-		m.stop()
-		if t.Failed() {
-			b, _ := os.ReadFile(m.logPath)
-			t.Logf("mosquitto log (%s), last 4 KiB:\n%s", m.logPath, tail(b, 4096))
-		}
-	})
-	m.start()
-	return m
-}
-
-// kill ends Mosquitto with SIGKILL: no persistence save, no goodbye.
-func (m *mosquitto) kill() {
-	m.t.Helper()
-	if m.cmd == nil {
-		return
-	}
-	_ = m.cmd.Process.Kill()
-	select {
-	case <-m.exited:
-	case <-time.After(10 * time.Second):
-		m.t.Fatalf("mosquitto did not exit within 10s of SIGKILL")
-	}
-	m.cmd = nil
+	return newMosquitto(gatewaytest.StartMosquitto(t, c), pki, pki.Issue(t, gatewayCN), pki.Issue(t, cloudCN))
 }
 
 // serverTLS is the client TLS config that trusts the upstream's server
@@ -141,7 +104,7 @@ func startCloudPassword(t testing.TB, m *mosquitto, filter string, env Envelope)
 func writePasswordFile(t testing.TB, password string) string {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "upstream.pass")
-	writeFile(t, p, password+"\n", 0o600)
+	gatewaytest.WriteFile(t, p, []byte(password+"\n"), 0o600)
 	return p
 }
 
@@ -159,6 +122,5 @@ func config311(t testing.TB, m *mosquitto, env Envelope, routes ...Route) Config
 // spokeMQTT311 reports whether Mosquitto's log shows clientID connected
 // with protocol 3.1.1 (Mosquitto logs "p2" for 3.1.1, "p5" for 5).
 func (m *mosquitto) spokeMQTT311(clientID string) bool {
-	b, _ := os.ReadFile(m.logPath)
-	return strings.Contains(string(b), " as "+clientID+" (p2,")
+	return strings.Contains(string(m.Log()), " as "+clientID+" (p2,")
 }

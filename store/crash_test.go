@@ -37,6 +37,9 @@ func TestHelperProcess(t *testing.T) {
 	if os.Getenv(crashLifeEnv) != "" {
 		crashLifeChild(dir)
 	}
+	if os.Getenv(soakEnv) != "" {
+		soakChild(dir)
+	}
 	q, err := Open(Options{Dir: dir, Routes: []RouteLimits{{Name: "telemetry"}}, Logger: childLogger()})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "child: open:", err)

@@ -109,6 +109,8 @@ func appendDead(b []byte, reason string, at int64, msgVal []byte) []byte {
 	return append(b, msgVal...)
 }
 
+// decodeDead reads a dead letter. One of reason ReasonDamaged holds a
+// message that did not read: its bytes are returned as the payload.
 func decodeDead(b []byte, d *DeadLetter) error {
 	n, k := binary.Uvarint(b)
 	if k <= 0 || uint64(len(b)-k) < n+8 {
@@ -117,7 +119,11 @@ func decodeDead(b []byte, d *DeadLetter) error {
 	d.Reason = string(b[k : k+int(n)])
 	b = b[k+int(n):]
 	d.At = int64(binary.BigEndian.Uint64(b))
-	return decodeMessage(b[8:], &d.Message)
+	err := decodeMessage(b[8:], &d.Message)
+	if err != nil && d.Reason == ReasonDamaged {
+		d.Message, err = Message{Payload: b[8:]}, nil
+	}
+	return err
 }
 
 // --- per-route meta ---
@@ -472,71 +478,9 @@ func (q *Queue) flushOps() {
 func (q *Queue) commit(batch []*pending) {
 	// Every commit looks at the disk: deletes and dead letters write too.
 	free, freeErr := q.statfs(q.dir)
-	lsm := q.lsmSize()
-	var batchBytes uint64
-	now := q.clock().UnixNano()
-	pre, sets := q.pre[:0], q.sets[:0]
-	arena := q.arena[:0]
-	accepted := 0
-	var lastSeq, reserved uint64
-
+	c := commitTxn{batch: batch, pre: q.pre[:0], sets: q.sets[:0], arena: q.arena[:0], lsm: q.lsmSize()}
 	q.mu.Lock()
-	wm := q.minFree + lsm + lsm/2 // see watermark in store.go
-	if freeErr == nil {
-		q.free, q.watermark = free, wm
-	}
-	for _, p := range batch {
-		if p.barrier {
-			continue
-		}
-		m := &p.m
-		size := p.size
-		switch {
-		case freeErr == nil && free < wm+2*(batchBytes+uint64(size)):
-			p.err = q.fullLocked("disk free space below the watermark", free)
-			continue
-		case q.opts.MaxBytes > 0 && q.bytes+int64(size) > q.opts.MaxBytes:
-			p.err = q.fullLocked("queue byte cap reached", free)
-			continue
-		}
-		rt := q.routeLocked(m.Route, &pre)
-		if err := q.admitLocked(rt, int64(size), &sets); err != nil {
-			rt.rejected++
-			rt.disk.life[lifeRejected]++ // written with this commit's meta
-			rt.metaDirty = true
-			p.err = err
-			continue
-		}
-		seq := q.nextSeq
-		q.nextSeq++
-		if seq >= q.hwm {
-			q.hwm = seq + seqBlock
-			reserved = q.hwm
-			pre = append(pre, op{key: hwmKey, val: be64(q.hwm)})
-		}
-		if m.Time == 0 {
-			m.Time = now
-		}
-		if need := 13 + size; cap(arena)-len(arena) < need {
-			arena = make([]byte, 0, max(256<<10, need)) // earlier slices keep the old one
-		}
-		start := len(arena)
-		arena = appendMsgKey(arena, pMsg, rt.id, seq)
-		arena = appendMessage(arena, m)
-		sets = append(sets, op{rt: rt, key: arena[start : start+13 : start+13], val: arena[start+13:],
-			seq: seq, prev: rt.last, dCount: 1, dBytes: int64(size)})
-		rt.depth++
-		rt.bytes += int64(size)
-		rt.enqueued++
-		rt.last = seq
-		q.bytes += int64(size)
-		p.seq = seq
-		batchBytes += uint64(size)
-		accepted++
-		lastSeq = seq
-	}
-	q.lsmSince += batchBytes
-
+	q.admitLocked(&c, free, freeErr)
 	// Below the fixed reserve even deletes wait (in memory; acked messages
 	// come back as duplicates after a crash): every write, a tombstone too,
 	// may end in a flush or a compaction that needs the reserve.
@@ -544,19 +488,137 @@ func (q *Queue) commit(batch []*pending) {
 	if hold {
 		q.holdLocked(free)
 	}
+	c.ops = q.takeOpsLocked(&c, hold)
+	q.metaLocked(&c)
+	q.mu.Unlock()
 
-	// The queued deletes that fit, oldest first.
-	budget, entries := txnBudget, len(pre)+len(sets)+len(q.routes)
-	for _, o := range sets {
+	err, syncErr := q.persist(&c)
+
+	q.mu.Lock()
+	for _, u := range c.undo {
+		u.rt.touched = false
+	}
+	q.writeErr = err
+	if q.failErr = err; err == nil && c.accepted > 0 {
+		q.failErr = syncErr
+	}
+	if err == nil {
+		q.committedLocked(&c, syncErr)
+	} else {
+		q.undoLocked(&c, err)
+	}
+	q.mu.Unlock()
+	q.flushDrops() // audited before the enqueuers that caused them return
+	for _, p := range batch {
+		p.done <- struct{}{}
+	}
+	clear(c.sets) // no references to the routes or the arena kept
+	q.pre, q.sets, q.arena = c.pre[:0], c.sets[:0], c.arena[:0]
+}
+
+// commitTxn is one commit being built: the messages it admits (sets), the
+// queued writes it takes (ops), the registry, sequence-mark and meta
+// records (pre), and what restores the routes' meta if its write fails.
+type commitTxn struct {
+	batch      []*pending
+	pre, sets  []op
+	ops        []op
+	arena      []byte
+	undo       []savedMeta
+	lsm        uint64
+	accepted   int
+	lastSeq    uint64 // of the last message admitted
+	reserved   uint64 // a new sequence block's mark to write first; 0: none
+	batchBytes uint64
+}
+
+type savedMeta struct {
+	rt *route
+	m  meta
+}
+
+// admitLocked admits the batch's messages under the disk watermark, the
+// queue's byte cap and their routes' limits, gives each its seq and encodes
+// it into the arena (c.sets).
+func (q *Queue) admitLocked(c *commitTxn, free uint64, freeErr error) {
+	wm := q.minFree + c.lsm + c.lsm/2 // see watermark in store.go
+	if freeErr == nil {
+		q.free, q.watermark = free, wm
+	}
+	now := q.clock().UnixNano()
+	for _, p := range c.batch {
+		if p.barrier {
+			continue
+		}
+		size := p.size
+		switch {
+		case freeErr == nil && free < wm+2*(c.batchBytes+uint64(size)):
+			p.err = q.fullLocked("disk free space below the watermark", free)
+			continue
+		case q.opts.MaxBytes > 0 && q.bytes+int64(size) > q.opts.MaxBytes:
+			p.err = q.fullLocked("queue byte cap reached", free)
+			continue
+		}
+		rt := q.routeLocked(p.m.Route, &c.pre)
+		if err := q.admitRouteLocked(rt, int64(size), &c.sets); err != nil {
+			rt.rejected++
+			rt.disk.life[lifeRejected]++ // written with this commit's meta
+			rt.metaDirty = true
+			p.err = err
+			continue
+		}
+		q.appendSetLocked(c, p, rt, now)
+	}
+	q.lsmSince += c.batchBytes
+}
+
+// appendSetLocked gives p the next seq (reserving a new block when it
+// crosses one) and adds its write to c.
+func (q *Queue) appendSetLocked(c *commitTxn, p *pending, rt *route, now int64) {
+	m, size := &p.m, p.size
+	seq := q.nextSeq
+	q.nextSeq++
+	if seq >= q.hwm {
+		q.hwm = seq + seqBlock
+		c.reserved = q.hwm
+		c.pre = append(c.pre, op{key: hwmKey, val: be64(q.hwm)})
+	}
+	if m.Time == 0 {
+		m.Time = now
+	}
+	if need := 13 + size; cap(c.arena)-len(c.arena) < need {
+		c.arena = make([]byte, 0, max(256<<10, need)) // earlier slices keep the old one
+	}
+	start := len(c.arena)
+	c.arena = appendMsgKey(c.arena, pMsg, rt.id, seq)
+	c.arena = appendMessage(c.arena, m)
+	c.sets = append(c.sets, op{rt: rt, key: c.arena[start : start+13 : start+13], val: c.arena[start+13:],
+		seq: seq, prev: rt.last, dCount: 1, dBytes: int64(size)})
+	rt.depth++
+	rt.bytes += int64(size)
+	rt.enqueued++
+	rt.last = seq
+	q.bytes += int64(size)
+	p.seq = seq
+	c.batchBytes += uint64(size)
+	c.accepted++
+	c.lastSeq = seq
+}
+
+// takeOpsLocked takes the queued writes (acks, drops, dead letters) that
+// fit in the transaction beside c's messages, oldest first; none when hold.
+func (q *Queue) takeOpsLocked(c *commitTxn, hold bool) []op {
+	budget, entries := txnBudget, len(c.pre)+len(c.sets)+len(q.routes)
+	for _, o := range c.sets {
 		budget -= est(o.key, o.val)
 	}
 	n := 0
 	for ; !hold && n < len(q.ops) && entries < txnMaxEntries; n++ {
-		c := est(q.ops[n].key, q.ops[n].val)
-		if c > budget && n > 0 {
+		e := est(q.ops[n].key, q.ops[n].val)
+		if e > budget && n > 0 {
 			break
 		}
-		budget -= c
+		budget -= e
 		entries++
 	}
 	// A dead letter is a delete and a set: never split over two commits
@@ -570,27 +632,19 @@ func (q *Queue) commit(batch []*pending) {
 		q.ops = nil
 	}
 	q.opsHint = n
+	return ops
+}
 
-	// The meta of every route this transaction changes, as it will be on
-	// disk after it.
-	type saved struct {
-		rt *route
-		m  meta
-	}
-	var undo []saved
-	touch := func(rt *route) {
-		if !rt.touched {
-			rt.touched = true
-			undo = append(undo, saved{rt, rt.disk})
-		}
-	}
-	for gi, g := range [][]op{sets, ops} {
+// metaLocked brings the meta of every route c changes to what it will be on
+// disk after c (saving the old one in c.undo) and adds its record to c.pre.
+func (q *Queue) metaLocked(c *commitTxn) {
+	for gi, g := range [][]op{c.sets, c.ops} {
 		for i := range g {
 			o := &g[i]
 			if o.rt == nil {
 				continue
 			}
-			touch(o.rt) // before any change: the undo of a failed write
+			c.touch(o.rt) // before any change: the undo of a failed write
 			d := &o.rt.disk
 			if gi == 0 {
 				d.life[lifeEnqueued]++ // dropped within its batch or not
@@ -612,119 +666,120 @@ func (q *Queue) commit(batch []*pending) {
 	}
 	for _, rt := range q.order {
 		if rt.metaDirty && rt.id != 0 {
-			touch(rt)
+			c.touch(rt)
 		}
 	}
-	if len(undo) > 0 {
-		// Deletes left queued are still on disk: the head stays at or below them.
-		leftHead := map[*route]uint64{}
-		for _, o := range q.ops {
-			if o.rt != nil && o.del && o.dCount < 0 {
-				if h, ok := leftHead[o.rt]; !ok || o.seq < h {
-					leftHead[o.rt] = o.seq
-				}
+	if len(c.undo) == 0 {
+		return
+	}
+	// Deletes left queued are still on disk: the head stays at or below them.
+	leftHead := map[*route]uint64{}
+	for _, o := range q.ops {
+		if o.rt != nil && o.del && o.dCount < 0 {
+			if h, ok := leftHead[o.rt]; !ok || o.seq < h {
+				leftHead[o.rt] = o.seq
 			}
-		}
-		for _, u := range undo {
-			rt := u.rt
-			h := rt.headSeq()
-			if l, ok := leftHead[rt]; ok {
-				h = min(h, l)
-			}
-			rt.disk.head = max(rt.disk.head, h)
-			if rt.disk.count == 0 {
-				rt.disk.head = max(rt.disk.head, rt.disk.last+1)
-			}
-			rt.metaDirty = false
-			pre = append(pre, op{key: routePrefix(pMeta, rt.id), val: rt.disk.append(make([]byte, 0, metaLen))})
 		}
 	}
-	q.mu.Unlock()
+	for _, u := range c.undo {
+		rt := u.rt
+		h := rt.headSeq()
+		if l, ok := leftHead[rt]; ok {
+			h = min(h, l)
+		}
+		rt.disk.head = max(rt.disk.head, h)
+		if rt.disk.count == 0 {
+			rt.disk.head = max(rt.disk.head, rt.disk.last+1)
+		}
+		rt.metaDirty = false
+		c.pre = append(c.pre, op{key: routePrefix(pMeta, rt.id), val: rt.disk.append(make([]byte, 0, metaLen))})
+	}
+}
 
-	var err, syncErr error
-	if reserved != 0 {
+func (c *commitTxn) touch(rt *route) {
+	if !rt.touched {
+		rt.touched = true
+		c.undo = append(c.undo, savedMeta{rt, rt.disk})
+	}
+}
+
+// persist writes c as one badger transaction and, when it admitted
+// messages, makes it durable before any waiter is released. A failed sync
+// after a successful commit: the transaction is in badger (meta and data
+// agree), but not known to be on disk, so its writers get the error (no
+// PUBACK; the sensor resends, at-least-once).
+func (q *Queue) persist(c *commitTxn) (err, syncErr error) {
+	if c.reserved != 0 {
 		// The mark beside the queue first: no seq of the new block is used
 		// before it is on disk there (seqfile.go).
-		err = writeSeqFile(seqPath(q.dir), reserved)
+		err = writeSeqFile(seqPath(q.dir), c.reserved)
 	}
 	if e := q.failWrite.Load(); err == nil && e != nil {
 		err = *e
 	}
-	if err == nil && len(pre)+len(sets)+len(ops) > 0 {
-		err = q.write(pre, sets, ops)
+	if err == nil && len(c.pre)+len(c.sets)+len(c.ops) > 0 {
+		err = q.write(c.pre, c.sets, c.ops)
 	}
-	if err == nil && accepted > 0 {
-		// Durable before any waiter is released. A failed sync after a
-		// successful commit: the transaction is in badger (meta and data
-		// agree), but not known to be on disk, so its writers get the error
-		// (no PUBACK; the sensor resends, at-least-once).
-		syncErr = q.syncLogs(pre, sets, ops)
+	if err == nil && c.accepted > 0 {
+		syncErr = q.syncLogs(c.pre, c.sets, c.ops)
 	}
+	return err, syncErr
+}
 
-	q.mu.Lock()
-	for _, u := range undo {
-		u.rt.touched = false
-	}
-	q.writeErr = err
-	if q.failErr = err; err == nil && accepted > 0 {
-		q.failErr = syncErr
-	}
-	if err == nil {
-		for _, o := range ops {
-			if o.rt != nil && o.del {
-				delete(o.rt.deleting, o.seq)
-				if len(o.rt.deleting) == 0 {
-					o.rt.delMax = 0
-					if o.rt.delPeak > 4096 {
-						o.rt.deleting, o.rt.delPeak = map[uint64]struct{}{}, 0 // maps do not shrink
-					}
+// committedLocked: c is in badger. Its deletes are done, its messages
+// visible to Next; a failed sync refuses them to their writers.
+func (q *Queue) committedLocked(c *commitTxn, syncErr error) {
+	for _, o := range c.ops {
+		if o.rt != nil && o.del {
+			delete(o.rt.deleting, o.seq)
+			if len(o.rt.deleting) == 0 {
+				o.rt.delMax = 0
+				if o.rt.delPeak > 4096 {
+					o.rt.deleting, o.rt.delPeak = map[uint64]struct{}{}, 0 // maps do not shrink
 				}
 			}
 		}
-		if accepted > 0 {
-			q.visible = lastSeq
-			if syncErr == nil {
-				q.aheadLocked(sets)
-			}
-			q.signalLocked()
+	}
+	if c.accepted > 0 {
+		q.visible = c.lastSeq
+		if syncErr == nil {
+			q.aheadLocked(c.sets)
 		}
-		if syncErr != nil {
-			q.log.Error("syncing queue batch failed; refusing its messages", "messages", accepted, "err", syncErr)
-			for _, p := range batch {
-				if p.err == nil && !p.barrier {
-					p.seq, p.err = 0, fmt.Errorf("syncing the queue: %w", syncErr)
-				}
-			}
-		}
-	} else {
-		q.log.Error("writing queue batch failed; refusing its messages", "messages", accepted, "err", err)
-		for _, u := range undo {
-			u.rt.disk = u.m
-			u.rt.metaDirty = true
-		}
-		for _, o := range sets {
-			if !o.cancel {
-				o.rt.depth--
-				o.rt.bytes -= o.dBytes
-				q.bytes -= o.dBytes
-			}
-			o.rt.enqueued--
-		}
-		for _, p := range batch {
+		q.signalLocked()
+	}
+	if syncErr != nil {
+		q.log.Error("syncing queue batch failed; refusing its messages", "messages", c.accepted, "err", syncErr)
+		for _, p := range c.batch {
 			if p.err == nil && !p.barrier {
-				p.err = fmt.Errorf("writing to queue: %w", err)
+				p.seq, p.err = 0, fmt.Errorf("syncing the queue: %w", syncErr)
 			}
 		}
-		q.ops = append(ops, q.ops...) // retried with the next commit
-		q.hwm = q.nextSeq             // the mark may not be written: write it again
 	}
-	q.mu.Unlock()
-	q.flushDrops() // audited before the enqueuers that caused them return
-	for _, p := range batch {
-		p.done <- struct{}{}
+}
+
+// undoLocked: c was not written. The routes get their meta and counts
+// back, its writers the error, its queued writes go back to the front.
+func (q *Queue) undoLocked(c *commitTxn, err error) {
+	q.log.Error("writing queue batch failed; refusing its messages", "messages", c.accepted, "err", err)
+	for _, u := range c.undo {
+		u.rt.disk = u.m
+		u.rt.metaDirty = true
 	}
-	clear(sets) // no references to the routes or the arena kept
-	q.pre, q.sets, q.arena = pre[:0], sets[:0], arena[:0]
+	for _, o := range c.sets {
+		if !o.cancel {
+			o.rt.depth--
+			o.rt.bytes -= o.dBytes
+			q.bytes -= o.dBytes
+		}
+		o.rt.enqueued--
+	}
+	for _, p := range c.batch {
+		if p.err == nil && !p.barrier {
+			p.err = fmt.Errorf("writing to queue: %w", err)
+		}
+	}
+	q.ops = append(c.ops, q.ops...) // retried with the next commit
+	q.hwm = q.nextSeq               // the mark may not be written: write it again
 }
 
 // Err reports why the queue is not taking messages, for /healthz and the
@@ -740,20 +795,23 @@ func (q *Queue) Err() error {
 	return q.failErr
 }
 
-// syncLogs makes the committed transaction durable: the WAL always, the
-// value log only when a value went there (see logSyncer).
+// syncLogs makes the committed transaction durable: the value log first
+// when a value went there, then the WAL (see logSyncer). In that order a
+// power cut cannot keep a WAL entry whose value-log pointer leads past the
+// end of the value log (badger cuts the last value-log file at its last
+// whole entry on open): the message would be unreadable.
 func (q *Queue) syncLogs(groups ...[]op) error {
-	if err := q.walSync.sync(); err != nil {
-		return err
-	}
 	for _, g := range groups {
 		for _, o := range g {
 			if !o.cancel && !o.del && len(o.val) >= valueThreshold {
-				return q.vlogSync.sync()
+				if err := q.vlogSync.sync(); err != nil {
+					return err
+				}
+				return q.walSync.sync()
 			}
 		}
 	}
-	return nil
+	return q.walSync.sync()
 }
 
 // write commits the groups as one transaction (synced by syncLogs).
@@ -798,7 +856,10 @@ func (q *Queue) routeLocked(name string, pre *[]op) *route {
 	return rt
 }
 
-func (q *Queue) admitLocked(rt *route, size int64, sets *[]op) error {
+// admitRouteLocked applies rt's limits to a new message of size bytes:
+// ErrQuota when it is refused, else room made by dropping the oldest
+// (possibly one of sets, the batch being built) when the route is full.
+func (q *Queue) admitRouteLocked(rt *route, size int64, sets *[]op) error {
 	l := rt.lim
 	if l.MaxBytes > 0 && size > l.MaxBytes {
 		return fmt.Errorf("%w: route %q: message of %d bytes exceeds max_bytes %d", ErrQuota, rt.name, size, l.MaxBytes)
@@ -1148,7 +1209,14 @@ func (q *Queue) Next(ctx context.Context) (Message, error) {
 
 		var m Message
 		if err := decodeMessage(a.val, &m); err != nil {
-			return Message{}, fmt.Errorf("reading queued message %d: %w", a.seq, err)
+			// One record that does not read must not stop the queue (the
+			// bridge would ask for it again forever): it goes to the dead
+			// letters as it is, for inspection, and Next goes on.
+			q.log.Error("queued message does not read; moved to the dead letters", "route", name, "seq", a.seq, "err", err)
+			if err := q.DeadLetter(a.seq, ReasonDamaged); err != nil {
+				return Message{}, fmt.Errorf("reading queued message %d: %w", a.seq, err)
+			}
+			continue
 		}
 		m.Route, m.Seq = name, a.seq
 		if maxAge > 0 && q.expired(m.Time, maxAge) {

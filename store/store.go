@@ -14,6 +14,11 @@
 //	"s"                     -> seq               sequence high-water mark (reserved in blocks)
 //	"h" route-id(4)         -> seq               head cursor of queues written before the meta (read once)
 //
+// Open repairs the states a crash leaves in badger v4.9.6's files that badger
+// refuses or mishandles (repair.go explains each) and salvages a queue it
+// cannot read (salvage.go); the value log is synced before the write-ahead
+// log so that no durable WAL entry points past the value log's end.
+//
 // Beside the directory, "<dir>.seq" repeats the sequence high-water mark
 // outside badger (seqfile.go): a queue moved aside as corrupt, or removed,
 // is followed by one whose sequence numbers continue above the old ones.
@@ -89,6 +94,11 @@ type RouteLimits struct {
 	Priority    int // higher drains first
 }
 
+// ReasonDamaged is the dead-letter reason of a queued message whose record
+// does not read (Next moves it aside and goes on; DeadLetters returns its
+// bytes as the payload).
+const ReasonDamaged = "damaged-record"
+
 // Drop reasons passed to OnDrop and counted in Stats.
 const (
 	ReasonOverflowBytes = "overflow-bytes"
@@ -127,7 +137,10 @@ type Options struct {
 	// MaxBatch bounds the messages written per synced commit (default 4096).
 	MaxBatch int
 	// KeepCorrupt makes Open return the error of a damaged queue instead of
-	// moving it aside (inspection tools must not change what they inspect).
+	// moving it aside and salvaging it (inspection tools must not move what
+	// they inspect). The crash repairs (repair.go) are still made: without
+	// them badger cannot read the files at all, and badger's own Open
+	// changes them too (it cuts torn log tails, starts a value-log file).
 	KeepCorrupt bool
 }
 
@@ -234,8 +247,9 @@ type Queue struct {
 	fullAt    time.Time
 	fullSupp  int
 	movedTo   string
-	writeErr  error // of the last commit that failed; nil after one succeeds
-	failErr   error // the last commit's write or sync error (Err); nil after one succeeds
+	report    OpenReport // what Open repaired and salvaged
+	writeErr  error      // of the last commit that failed; nil after one succeeds
+	failErr   error      // the last commit's write or sync error (Err); nil after one succeeds
 
 	failWrite atomic.Pointer[error] // tests: while set, every commit's write fails with it
 
@@ -389,6 +403,10 @@ const seqBlock = 1 << 16
 // badger's value log, smaller ones stay in the LSM tree (and its WAL).
 var memTableSize, baseTableSize, blockSize, valueThreshold = badgerSizing(strconv.IntSize)
 
+// valueLogFileSize is the size of one value-log file (the crash soak lowers
+// it to rotate often).
+var valueLogFileSize int64 = 16 << 20
+
 // On 32-bit, ristretto's z.Allocator (v2.2.0 to at least v2.4.2) corrupts
 // memory once a table builder outgrows its first buffer: Allocate stores
 // uint64((bufIdx+1)<<32), shifted in a 32-bit int, that is 0, and hands the
@@ -413,12 +431,19 @@ func badgerSizing(intSize int) (memTable, baseTable int64, block, threshold int)
 	return 8 << 20, 2 << 20, 4 << 10, 64 << 10
 }
 
-// Open opens (or creates) the queue in opts.Dir. A queue that badger cannot
-// open because it is damaged is moved aside to "<dir>.corrupt-<n>", logged at
-// Error, and a fresh one is opened (Stats().CorruptMovedTo says where), its
-// sequence numbers continuing above the old queue's ("<dir>.seq"). A lock
-// held by another process (ErrLocked) and a wrong key (ErrWrongKey) are
-// returned as errors: they are not corruption.
+// Open opens (or creates) the queue in opts.Dir. First it repairs, with no
+// help, what a crash (kill -9 or a power cut) can leave in badger's files
+// that badger itself refuses (repair.go): each repair is logged at Warn and
+// listed by OpenReport. A queue that badger still cannot open, or whose
+// index records do not read, is moved aside to "<dir>.corrupt-<n>", logged at
+// Error, and every readable message and dead letter is copied into a fresh
+// queue in its place with its route, sequence number and order (salvage.go;
+// OpenReport().Salvage counts them, Stats().CorruptMovedTo says where). Its
+// sequence numbers continue above the old queue's ("<dir>.seq"). A lock held
+// by another process (ErrLocked) and a wrong key (ErrWrongKey) are returned
+// as errors: they are not corruption. With KeepCorrupt the repairs are still
+// made (they are what badger needs to read the files at all) but nothing is
+// moved aside: the error is returned.
 func Open(opts Options) (*Queue, error) {
 	if opts.Dir == "" {
 		return nil, fmt.Errorf("opening queue: %w: no directory", ErrInvalid)
@@ -472,27 +497,7 @@ func Open(opts Options) (*Queue, error) {
 	if serr != nil {
 		q.log.Error("sequence mark beside the queue is unreadable; using the queue's own", "err", serr)
 	}
-	db, err := openDB(q.badgerOptions())
-	if err != nil && !opts.KeepCorrupt && isCorrupt(err) {
-		// A second attempt before giving up on the data: an error that goes
-		// away (memory, an interrupted call, a file badger was still
-		// closing) is not damage.
-		q.log.Warn("queue could not be opened; trying once more before moving it aside", "dir", opts.Dir, "err", err)
-		time.Sleep(reopenDelay)
-		db, err = openDB(q.badgerOptions())
-	}
-	if err != nil && !opts.KeepCorrupt && isCorrupt(err) {
-		moved, merr := moveAside(opts.Dir)
-		if merr != nil {
-			return nil, fmt.Errorf("opening queue %q: %w (and moving it aside failed: %v)", opts.Dir, err, merr)
-		}
-		q.log.Error("queue could not be opened; moved aside, starting with an empty queue",
-			"dir", opts.Dir, "moved_to", moved, "err", err, "next_seq_at_least", seqFloor)
-		q.movedTo = moved
-		if err = os.MkdirAll(opts.Dir, 0o700); err == nil {
-			db, err = openDB(q.badgerOptions())
-		}
-	}
+	db, err := q.openBadger(seqFloor)
 	if err != nil {
 		return nil, fmt.Errorf("opening queue %q: %w", opts.Dir, classify(err))
 	}
@@ -506,7 +511,21 @@ func Open(opts Options) (*Queue, error) {
 	}
 	if err := q.load(); err != nil {
 		db.Close()
-		return nil, fmt.Errorf("opening queue %q: reading index: %w", opts.Dir, err)
+		if opts.KeepCorrupt || !errors.Is(err, errBadRecord) {
+			return nil, fmt.Errorf("opening queue %q: reading index: %w", opts.Dir, err)
+		}
+		// A registry or sequence record badger reads but we cannot: salvage.
+		q.resetIndex()
+		if db, err = q.salvageInto(seqFloor, fmt.Errorf("reading index: %w", err)); err == nil {
+			q.db = db
+			err = q.load()
+		}
+		if err != nil {
+			if db != nil {
+				db.Close()
+			}
+			return nil, fmt.Errorf("opening queue %q: %w", opts.Dir, err)
+		}
 	}
 	if seqFloor > q.nextSeq {
 		q.nextSeq, q.hwm, q.visible = seqFloor, seqFloor, seqFloor-1
@@ -522,6 +541,80 @@ func Open(opts Options) (*Queue, error) {
 	return q, nil
 }
 
+// openBadger repairs what a crash can leave in the queue's files
+// (repair.go) and opens badger on them. A queue that still cannot be opened
+// is tried once more, then moved aside and salvaged into a new one
+// (salvageInto); with KeepCorrupt its error is returned instead.
+func (q *Queue) openBadger(seqFloor uint64) (*badger.DB, error) {
+	db, err := q.repairAndOpen()
+	if err != nil && !q.opts.KeepCorrupt && isCorrupt(err) {
+		// A second attempt before giving up on the data: an error that goes
+		// away (memory, an interrupted call, a file badger was still
+		// closing) is not damage.
+		q.log.Warn("queue could not be opened; trying once more before moving it aside", "dir", q.dir, "err", err)
+		time.Sleep(reopenDelay)
+		db, err = q.repairAndOpen()
+	}
+	if err != nil && !q.opts.KeepCorrupt && isCorrupt(err) {
+		return q.salvageInto(seqFloor, err)
+	}
+	return db, err
+}
+
+func (q *Queue) repairAndOpen() (*badger.DB, error) {
+	reps, err := repairDir(q.dir)
+	for _, r := range reps {
+		q.log.Warn("queue file repaired after a crash", "dir", q.dir, "kind", string(r.Kind), "file", r.File,
+			"size", r.Size, "did", r.Did)
+	}
+	q.report.Repairs = append(q.report.Repairs, reps...)
+	if err != nil {
+		return nil, err
+	}
+	return openDB(q.badgerOptions())
+}
+
+// salvageInto moves the queue that cannot be read (why) aside, opens a new
+// one in its place and copies every readable record into it (salvage.go).
+func (q *Queue) salvageInto(seqFloor uint64, why error) (*badger.DB, error) {
+	moved, err := moveAside(q.dir)
+	if err != nil {
+		return nil, fmt.Errorf("%w (and moving it aside failed: %v)", why, err)
+	}
+	q.report.MovedTo, q.movedTo = moved, moved
+	if err := os.MkdirAll(q.dir, 0o700); err != nil {
+		return nil, err
+	}
+	db, err := openDB(q.badgerOptions())
+	if err != nil {
+		return nil, err
+	}
+	rep, err := salvage(db, moved, q.badgerOptions())
+	q.report.Salvage = rep
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
+	q.log.Error("queue could not be read; moved aside, its readable messages salvaged into a new queue",
+		"dir", q.dir, "moved_to", moved, "err", why, "salvaged", rep.Messages, "dead_letters", rep.DeadLetters,
+		"lost", rep.Lost, "salvage_err", rep.Err, "next_seq_at_least", seqFloor)
+	return db, nil
+}
+
+// resetIndex forgets what a failed load read.
+func (q *Queue) resetIndex() {
+	q.routes, q.byID, q.order = map[string]*route{}, map[uint32]*route{}, nil
+	q.nextID, q.nextSeq, q.hwm, q.visible, q.bytes = 0, 0, 0, 0, 0
+}
+
+// OpenReport says what Open repaired, moved aside and salvaged (the same
+// for the life of the Queue).
+func (q *Queue) OpenReport() OpenReport {
+	r := q.report
+	r.Repairs = slices.Clone(r.Repairs)
+	return r
+}
+
 func (q *Queue) badgerOptions() badger.Options {
 	o := badger.DefaultOptions(q.dir).
 		WithSyncWrites(false). // the committer fdatasyncs the logs itself, once per group commit (logsync.go)
@@ -532,7 +625,7 @@ func (q *Queue) badgerOptions() badger.Options {
 		WithBaseTableSize(baseTableSize).
 		WithBlockSize(blockSize).
 		WithBaseLevelSize(8 << 20).
-		WithValueLogFileSize(16 << 20).
+		WithValueLogFileSize(valueLogFileSize).
 		WithValueThreshold(int64(valueThreshold)).
 		WithBlockCacheSize(4 << 20).
 		WithIndexCacheSize(2 << 20). // required with encryption, or the second open panics

@@ -225,9 +225,10 @@ const areaPolicy = `{"Version": "2012-10-17", "Statement": [
  {"Effect": "Deny", "Action": "iot:Receive", "Resource": "topic/a/restricted/*"}
 ]}`
 
-// TestSubscribeWildcardReceiveDeny is AWS-POLICY point 3 on the broker:
-// Allow topicfilter/a/* with Deny topicfilter/a/restricted/* still lets the
-// client subscribe to a/#; only Receive keeps the restricted messages, live
+// TestSubscribeWildcardReceiveDeny: as in AWS IoT Core, a Deny on a narrower
+// topic filter does not refuse a subscription to a wider one: Allow
+// topicfilter/a/* with Deny topicfilter/a/restricted/* still lets the client
+// subscribe to a/#; only the Receive Deny keeps the restricted messages, live
 // and retained, from it.
 func TestSubscribeWildcardReceiveDeny(t *testing.T) {
 	e := newEnv(t, withThing("area", areaPolicy))

@@ -1,8 +1,9 @@
 // Package gatewaytest holds helpers shared by the tests of gateway, its rooms,
 // bridge and cmd/edgegw: a throwaway PKI in t.TempDir(), the test site
 // (WriteSite), an MQTT 5 test client (ConnectV5), free loopback ports,
-// Debian's mosquitto as the upstream (Upstream: the one copy of the Mosquitto
-// helpers) and mosquitto_pub/sub with bounded timeouts, and building the
+// Debian's mosquitto with a test's own configuration (StartMosquitto: the one
+// copy of the Mosquitto helpers) and as the bridge's upstream (Upstream, built
+// on it), mosquitto_pub/sub with bounded timeouts, and building the
 // edgegw binary once per test process. Only tests import it; it must not be
 // imported by production code.
 package gatewaytest

@@ -145,14 +145,14 @@ func runEquivCase(t *testing.T, tc equivCase, pub, sub string) {
 		t.Errorf("reported ACL lines: got %v; want %v", reported, tc.reported)
 	}
 
-	// The broker's answers.
-	// Run as root (a CI container), mosquitto would switch to the user
-	// mosquitto and could not read the ACL in t.TempDir().
-	extra := "acl_file " + aclBroker + "\n"
-	if os.Geteuid() == 0 {
-		extra += "user root\n"
+	// The broker's answers: the same ACL plus the probe admin, anonymous
+	// clients allowed (the user name is the identity), and over mTLS the
+	// certificate's CN as user name.
+	bc := gatewaytest.MosquittoConfig{AllowAnonymous: true, ACLFile: aclBroker}
+	if pki != nil {
+		bc.PKI, bc.ClientCerts, bc.TLSVersion = pki, true, "tlsv1.2"
 	}
-	m := gatewaytest.StartMosquitto(t, pki, extra)
+	m := gatewaytest.StartMosquitto(t, bc)
 	port := m.Addr[strings.LastIndexByte(m.Addr, ':')+1:]
 	certs := map[string]*gatewaytest.Client{}
 	if pki != nil {

@@ -487,7 +487,7 @@ func (t *translator) acl(c *Conf, ch chosenACL, readACL ACLReader) {
 				why = "applies to anonymous clients only (it comes before any user line) and allow_anonymous is false: Mosquitto applied it to nobody"
 			}
 			t.add(l.Pos, NotCarried, l.Text, "%s", why)
-		case !validThingName(l.User):
+		case !authz.ValidThingName(l.User):
 			t.add(l.Pos, NotCarried, l.Text, "user name %q is not a valid thing name ([a-zA-Z0-9:_-], at most 128); edgegw cannot attach a policy to it", l.User)
 		default:
 			if _, ok := users[l.User]; !ok {
@@ -564,18 +564,6 @@ func (t *translator) acl(c *Conf, ch chosenACL, readACL ACLReader) {
 		t.res.Registry.Things = append(t.res.Registry.Things, RegThing{From: firstLine[u], Name: u, Policies: []string{doc.Name}})
 		(&scope{who: "user " + u, sb: subst{client: u, user: u}, user: rs, pats: pats, users: true}).check(b, inexact)
 	}
-}
-
-func validThingName(s string) bool {
-	if s == "" || len(s) > 128 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !isWordChar(s[i]) {
-			return false
-		}
-	}
-	return true
 }
 
 // bridges translates the connection blocks.

@@ -87,7 +87,9 @@
 //
 // # Imports
 //
-// This package is a leaf room: it imports only the standard library. It must not
+// This package is a leaf room: besides the standard library it imports only
+// gateway/authz, for the thing-name rule (authz.ValidThingName, its one owner;
+// the shadow-name rule, ValidShadowName, is this package's). It must not
 // import mochi, badger, paho, prometheus or any other package of this module; the
 // broker calls Handle, the bridge carries the Syncer's messages, and the store
 // backs the Store interface.

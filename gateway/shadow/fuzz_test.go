@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgegw/edgegw/gateway/authz"
 	"github.com/edgegw/edgegw/gateway/shadow"
 )
 
@@ -131,7 +132,7 @@ func FuzzParseTopic(f *testing.F) {
 		if s := tp.String(); s != topic {
 			t.Fatalf("ParseTopic(%q).String() = %q", topic, s)
 		}
-		if !shadow.ValidThingName(tp.Thing) || (tp.Shadow != "" && !shadow.ValidShadowName(tp.Shadow)) {
+		if !authz.ValidThingName(tp.Thing) || (tp.Shadow != "" && !shadow.ValidShadowName(tp.Shadow)) {
 			t.Fatalf("ParseTopic(%q) accepted names %q, %q", topic, tp.Thing, tp.Shadow)
 		}
 	})

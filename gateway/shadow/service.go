@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
+
+	"github.com/edgegw/edgegw/gateway/authz"
 )
 
 // Limits are the Device Shadow service limits the service enforces. The zero
@@ -562,7 +564,7 @@ func updateResponses(t Topic, prev, cur *document, sections map[string]any, null
 // List returns the names of thing's named shadows, in byte order (the classic
 // shadow is not listed, as in AWS's ListNamedShadowsForThing).
 func (s *Service) List(ctx context.Context, thing string) ([]string, error) {
-	if !ValidThingName(thing) {
+	if !authz.ValidThingName(thing) {
 		return nil, fmt.Errorf("listing shadows: %q is not a thing name (1-128 of a-z A-Z 0-9 : _ -)", thing)
 	}
 	prefix := docKey(thing, "")

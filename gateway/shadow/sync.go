@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/edgegw/edgegw/gateway/authz"
 )
 
 // Direction is which way a synced shadow's changes travel.
@@ -279,7 +281,7 @@ func NewSyncer(ctx context.Context, svc *Service, opts SyncOptions) (*Syncer, er
 	s := &Syncer{svc: svc, prefix: prefix, shadows: map[string]*syncState{}, wakeCh: make(chan struct{}, 1),
 		getSeq: uint64(time.Now().UnixNano())}
 	for i, c := range opts.Shadows {
-		if !ValidThingName(c.Thing) {
+		if !authz.ValidThingName(c.Thing) {
 			return nil, fmt.Errorf("shadow sync: shadows[%d]: thing %q: want 1 to 128 of a-z A-Z 0-9 : _ -", i, c.Thing)
 		}
 		if c.Shadow != "" && !ValidShadowName(c.Shadow) {

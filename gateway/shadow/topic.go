@@ -3,6 +3,8 @@ package shadow
 import (
 	"fmt"
 	"strings"
+
+	"github.com/edgegw/edgegw/gateway/authz"
 )
 
 // Op is a Device Shadow operation.
@@ -96,14 +98,14 @@ func (t Topic) with(op Op, k Kind) Topic {
 //	$aws/things/THING/shadow/name/SHADOW/...   (the same, for a named shadow)
 //
 // THING must be a valid thing name and SHADOW a valid shadow name (see
-// ValidThingName and ValidShadowName); anything else is not a shadow topic.
+// authz.ValidThingName and ValidShadowName); anything else is not a shadow topic.
 func ParseTopic(topic string) (Topic, bool) {
 	rest, ok := strings.CutPrefix(topic, "$aws/things/")
 	if !ok {
 		return Topic{}, false
 	}
 	thing, rest, ok := strings.Cut(rest, "/")
-	if !ok || !ValidThingName(thing) {
+	if !ok || !authz.ValidThingName(thing) {
 		return Topic{}, false
 	}
 	rest, ok = strings.CutPrefix(rest, "shadow/")
@@ -164,23 +166,16 @@ func Match(topic string) (thing, shadowName string, op Op, ok bool) {
 	return t.Thing, t.Shadow, t.Op, true
 }
 
-// ValidThingName reports whether s is an AWS IoT thing name: 1 to 128 characters
-// of [a-zA-Z0-9:_-] (the GetThingShadow API reference, thingName).
-func ValidThingName(s string) bool {
-	return len(s) >= 1 && len(s) <= 128 && allNameChars(s, false)
-}
-
 // ValidShadowName reports whether s is a named shadow's name: 1 to 64 characters
 // of [$a-zA-Z0-9:_-] (the GetThingShadow API reference, shadowName).
 func ValidShadowName(s string) bool {
-	return len(s) >= 1 && len(s) <= 64 && allNameChars(s, true)
-}
-
-func allNameChars(s string, dollar bool) bool {
+	if len(s) < 1 || len(s) > 64 {
+		return false
+	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' ||
-			c == ':' || c == '_' || c == '-' || (dollar && c == '$')
+			c == ':' || c == '_' || c == '-' || c == '$'
 		if !ok {
 			return false
 		}

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/edgegw/edgegw/gateway/authz"
 	"github.com/edgegw/edgegw/gateway/shadow"
 )
 
@@ -111,7 +112,7 @@ func TestNames(t *testing.T) {
 		{"é", false, false},
 	}
 	for _, tt := range tests {
-		if got := shadow.ValidThingName(tt.name); got != tt.thing {
+		if got := authz.ValidThingName(tt.name); got != tt.thing {
 			t.Errorf("ValidThingName(%q) = %v; want %v", tt.name, got, tt.thing)
 		}
 		if got := shadow.ValidShadowName(tt.name); got != tt.named {
