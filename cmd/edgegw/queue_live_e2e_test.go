@@ -84,7 +84,16 @@ func TestQueueReplayDeadLettersE2E(t *testing.T) {
 
 	// The cloud's ACL is fixed and Mosquitto reloads it on SIGHUP.
 	acl := fmt.Sprintf("user %s\ntopic readwrite sites/plant-7/#\ntopic readwrite sites/plant-8/#\n\nuser %s\ntopic readwrite sites/#\n", gatewaytest.GatewayCN, gatewaytest.CloudCN)
-	gatewaytest.WriteFile(t, filepath.Join(up.Dir, "acl"), []byte(acl), 0o600)
+	aclFile := ""
+	for _, l := range strings.Split(readFile(t, up.Conf), "\n") {
+		if f, ok := strings.CutPrefix(l, "acl_file "); ok {
+			aclFile = strings.TrimSpace(f)
+		}
+	}
+	if aclFile == "" {
+		t.Fatalf("upstream configuration %s names no acl_file", up.Conf)
+	}
+	gatewaytest.WriteFile(t, aclFile, []byte(acl), 0o600)
 	reloads := strings.Count(readFile(t, up.LogPath), "Reloading config")
 	if err := syscall.Kill(up.PID(), syscall.SIGHUP); err != nil {
 		t.Fatal(err)

@@ -15,7 +15,8 @@ package observe
 // Replay moves dead letters back into their route: they are enqueued again,
 // in their order (new sequence numbers, at the back of the route), durably,
 // and only then removed from the dead-letter area, so a crash in between
-// sends them twice, never loses them. The store removes dead letters a route
+// sends them twice, never loses them. The removal is skipped when new dead
+// letters arrived meanwhile (see replayRoute). The store removes dead letters a route
 // at a time; so the age and reason filters select routes, not single
 // messages: a route whose dead letters do not all match is skipped and
 // named in the result (narrow with route=, or purge what must not go).
@@ -322,15 +323,16 @@ func (o *Observer) replay(ctx context.Context, q QueueOps, route string, older t
 	}
 	now := time.Now()
 	for _, name := range routes {
-		dls, err := q.DeadLetters(name, 0)
+		before := deadLettered(q, name) // before the list is read: see replayRoute
+		dls, err := allDeadLetters(ctx, q, name)
 		if err != nil {
-			return res, fmt.Errorf("replaying route %q: reading its dead letters: %w", name, err)
+			return res, fmt.Errorf("replaying route %q: %w", name, err)
 		}
 		if why := filterMismatch(dls, older, reason, now); why != "" {
 			res.Skipped = append(res.Skipped, RouteReason{Route: name, Reason: why})
 			continue
 		}
-		n, err := o.replayRoute(ctx, q, name, dls)
+		n, err := o.replayRoute(ctx, q, name, dls, before)
 		res.Count += n
 		if n > 0 {
 			res.Routes = append(res.Routes, RouteCount{Route: name, Count: n})
@@ -349,58 +351,83 @@ func (o *Observer) replay(ctx context.Context, q QueueOps, route string, older t
 	return res, nil
 }
 
-// filterMismatch says why not all of a route's dead letters match the
-// filters ("" = they all do).
-func filterMismatch(dls []store.DeadLetter, older time.Duration, reason string, now time.Time) string {
-	miss := 0
-	for _, d := range dls {
-		if reason != "" && d.Reason != reason {
-			miss++
-			continue
+// allDeadLetters reads every dead letter of route. The queue counts a dead
+// letter when it is moved and writes it with its next commit, so a list read
+// at once may lack the newest: it is read again (for at most 5 s) until it
+// holds as many as the queue counts.
+func allDeadLetters(ctx context.Context, q QueueOps, route string) ([]store.DeadLetter, error) {
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		var held int64
+		for _, rs := range q.Stats().Routes {
+			if rs.Name == route {
+				held = rs.DeadLetters
+			}
 		}
-		if older > 0 && (d.At <= 0 || now.Sub(time.Unix(0, d.At)) < older) {
-			miss++
+		dls, err := q.DeadLetters(route, 0)
+		if err != nil {
+			return nil, fmt.Errorf("reading its dead letters: %w", err)
+		}
+		if int64(len(dls)) >= held {
+			return dls, nil
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("reading its dead letters: %d written of the %d counted after 5s; try again", len(dls), held)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(10 * time.Millisecond):
 		}
 	}
-	if miss == 0 {
-		return ""
-	}
-	return fmt.Sprintf("%d of its %d dead letters do not match the filters; the queue removes dead letters a route at a time, so none were replayed (replay by route, or purge the others first)", miss, len(dls))
 }
 
-// replayRoute enqueues dls in order, then removes the route's dead letters.
-// Dead letters that arrive meanwhile are replayed too (the list is read
-// again until it stops growing) before the removal.
-func (o *Observer) replayRoute(ctx context.Context, q QueueOps, route string, dls []store.DeadLetter) (int, error) {
+// deadLettered is the route's lifetime count of messages moved to the
+// dead letters (it only grows).
+func deadLettered(q QueueOps, route string) uint64 {
+	for _, rs := range q.Stats().Routes {
+		if rs.Name == route {
+			return rs.DeadLettered
+		}
+	}
+	return 0
+}
+
+// ErrReplayRace: dead letters arrived while a replay ran; the dead-letter
+// area was left as it was (the replayed copies are queued too).
+var ErrReplayRace = errors.New("new dead letters arrived during the replay")
+
+// replayRoute enqueues dls (read after the route's dead-letter count was
+// before) in their order, then removes the route's dead letters. The store
+// removes a route's dead letters all at once, so the removal happens only
+// when no dead letter arrived since the list was read (the count is
+// unchanged): otherwise the new ones would be removed unsent. When one did
+// arrive (the upstream still refuses, e.g. the replayed copies), the dead
+// letters are kept and the error says so: a later replay may then send some
+// twice, never none.
+func (o *Observer) replayRoute(ctx context.Context, q QueueOps, route string, dls []store.DeadLetter, before uint64) (int, error) {
 	done := 0
-	for range 8 {
-		for _, d := range dls[done:] {
-			m := d.Message
-			m.Route, m.Seq, m.Time = route, 0, 0
-			if _, err := q.Enqueue(ctx, m); err != nil {
-				return done, fmt.Errorf("replaying route %q: enqueueing dead letter %d: %w (%d replayed; they are still in the dead-letter area too: purge them with dead=1 once delivered)", route, d.Seq, err, done)
-			}
-			done++
+	for _, d := range dls {
+		m := d.Message
+		m.Route, m.Seq, m.Time = route, 0, 0
+		if _, err := q.Enqueue(ctx, m); err != nil {
+			return done, fmt.Errorf("replaying route %q: enqueueing dead letter %d: %w (%d replayed; they are still in the dead-letter area too: purge them with dead=1 once delivered)", route, d.Seq, err, done)
 		}
-		again, err := q.DeadLetters(route, 0)
-		if err != nil {
-			return done, fmt.Errorf("replaying route %q: %w", route, err)
-		}
-		if len(again) == done {
-			break
-		}
-		if len(again) < done {
-			return done, fmt.Errorf("replaying route %q: its dead letters changed under the replay (%d, was %d)", route, len(again), done)
-		}
-		dls = again
+		done++
+	}
+	if after := deadLettered(q, route); after != before {
+		return done, fmt.Errorf("replaying route %q: %d replayed and queued; %w (%d; is the upstream still refusing?), so the dead-letter area was left as it was: check the upstream, then purge the route's dead letters (they would be sent again by the next replay)", route, done, ErrReplayRace, after-before)
 	}
 	purged, err := q.PurgeDeadLetters(route)
 	if err != nil {
 		return done, fmt.Errorf("replaying route %q: %d replayed; removing them from the dead-letter area: %w (purge with dead=1, or they are sent again by the next replay)", route, done, err)
 	}
-	if purged != done {
+	if purged < done {
+		return done, fmt.Errorf("replaying route %q: %d replayed but only %d removed from the dead-letter area: %d stay there (purge them with dead=1 once the replayed ones are delivered, or they are sent again by the next replay)", route, done, purged, done-purged)
+	}
+	if purged > done {
 		o.log.Error("dead letters arrived during a replay and were removed unsent", "route", route, "replayed", done, "removed", purged)
-		return done, fmt.Errorf("replaying route %q: %d replayed but %d removed from the dead-letter area: %d arrived during the replay and were removed unsent", route, done, purged, purged-done)
+		return done, fmt.Errorf("replaying route %q: %d replayed but %d removed from the dead-letter area: %d arrived in the last moment of the replay and were removed unsent", route, done, purged, purged-done)
 	}
 	return done, nil
 }
@@ -472,4 +499,23 @@ func AdminCopy(ctx context.Context, socket, urlPath string, w io.Writer) error {
 		return fmt.Errorf("daemon at %s: reading %s: %w", socket, urlPath, err)
 	}
 	return nil
+}
+
+// filterMismatch says why not all of a route's dead letters match the
+// filters ("" = they all do).
+func filterMismatch(dls []store.DeadLetter, older time.Duration, reason string, now time.Time) string {
+	miss := 0
+	for _, d := range dls {
+		if reason != "" && d.Reason != reason {
+			miss++
+			continue
+		}
+		if older > 0 && (d.At <= 0 || now.Sub(time.Unix(0, d.At)) < older) {
+			miss++
+		}
+	}
+	if miss == 0 {
+		return ""
+	}
+	return fmt.Sprintf("%d of its %d dead letters do not match the filters; the queue removes dead letters a route at a time, so none were replayed (replay by route, or purge the others first)", miss, len(dls))
 }

@@ -1,6 +1,10 @@
 package observe
 
 import (
+	"context"
+	"errors"
+	"log/slog"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -33,6 +37,78 @@ func TestReplayFilterMismatch(t *testing.T) {
 			got := filterMismatch(tt.dls, tt.older, tt.reason, now)
 			if (tt.miss == "") != (got == "") || !strings.Contains(got, tt.miss) {
 				t.Errorf("got %q; want %q", got, tt.miss)
+			}
+		})
+	}
+}
+
+// racingQueue is a real queue whose Enqueue also dead-letters the message
+// it hands out next, as a bridge whose upstream still refuses would.
+type racingQueue struct {
+	*store.Queue
+	refuse bool
+}
+
+func (r *racingQueue) Enqueue(ctx context.Context, m store.Message) (uint64, error) {
+	seq, err := r.Queue.Enqueue(ctx, m)
+	if err == nil && r.refuse {
+		next, nerr := r.Queue.Next(ctx)
+		if nerr != nil {
+			return seq, nerr
+		}
+		err = r.Queue.DeadLetter(next.Seq, "refused again")
+	}
+	return seq, err
+}
+
+// TestReplayKeepsDeadLettersWhenNewOnesArrive: a replay delivers a route's
+// dead letters back into it and removes them; when new dead letters arrive
+// meanwhile it removes nothing (never a loss) and says why.
+func TestReplayKeepsDeadLettersWhenNewOnesArrive(t *testing.T) {
+	tests := []struct {
+		name     string
+		refuse   bool
+		wantErr  error
+		wantDead int64 // dead letters after the replay
+		wantLive int64 // messages queued after the replay
+	}{
+		{name: "upstream fixed", wantDead: 0, wantLive: 3},
+		{name: "upstream still refuses", refuse: true, wantErr: ErrReplayRace, wantDead: 6, wantLive: 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := context.Background()
+			q, err := store.Open(store.Options{Dir: filepath.Join(t.TempDir(), "q"), Routes: []store.RouteLimits{{Name: "telemetry"}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer q.Close()
+			for i := range 3 {
+				if _, err := q.Enqueue(ctx, store.Message{Route: "telemetry", Topic: "t", Payload: []byte{byte(i)}, QoS: 1}); err != nil {
+					t.Fatal(err)
+				}
+				m, err := q.Next(ctx)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := q.DeadLetter(m.Seq, "refused"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			o := &Observer{log: slog.New(slog.DiscardHandler)}
+			res, err := o.replay(ctx, &racingQueue{Queue: q, refuse: tt.refuse}, "", 0, "")
+			if !errors.Is(err, tt.wantErr) || res.Count != 3 {
+				t.Errorf("replay: got %d replayed, err %v; want 3 and %v", res.Count, err, tt.wantErr)
+			}
+			st := q.Stats()
+			if st.DeadLetters != tt.wantDead || st.Depth != tt.wantLive {
+				t.Errorf("after replay: got %d dead letters, %d queued; want %d and %d", st.DeadLetters, st.Depth, tt.wantDead, tt.wantLive)
+			}
+			if !tt.refuse {
+				ms, err := q.Peek("telemetry", 0)
+				if err != nil || len(ms) != 3 || ms[0].Payload[0] != 0 || ms[2].Payload[0] != 2 {
+					t.Errorf("replayed messages: got %+v, %v; want the 3, in order", ms, err)
+				}
 			}
 		})
 	}
