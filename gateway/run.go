@@ -25,6 +25,7 @@ type running struct {
 	audit  *audit.Log
 	keys   []hw.Key
 	up     *upstream         // queue + bridge (upstream.go); nil without a bridge section
+	shadow *shadows          // shadows.go; nil without a shadows section
 	obs    *observe.Observer // metrics, /healthz, admin socket
 
 	presence *presence.Tracker // presence.go
@@ -60,6 +61,10 @@ func BrokerOptionsFromConfig(ctx context.Context, cfg *config.Config) (broker.Op
 			lo.Key = k
 			lo.TLS = &broker.TLSFiles{CA: t.CA, Cert: t.Cert, CRL: t.CRL, MinVersion: minV, RequireClientCert: t.ClientAuth != "none"}
 		}
+		if l.Authorizer != nil {
+			ac := AuthorizerFromConfig(l.Authorizer) // rules.go
+			lo.Authorizer = &ac
+		}
 		o.Listeners = append(o.Listeners, lo)
 	}
 	o.Limits = brokerLimits(cfg.Limits)
@@ -77,7 +82,12 @@ func (g *Gateway) start(ctx context.Context) error {
 		aud.Close()
 		return err
 	}
-	pres, err := openPresence(g.cfg.StateDir, g.log)
+	o.Logger, o.Audit = g.log, aud
+	set, err := CompileRules(g.cfg) // rules.go
+	var pres *presence.Tracker
+	if err == nil {
+		pres, err = openPresence(g.cfg.StateDir, g.log) // presence.go
+	}
 	if err != nil {
 		for _, k := range keys {
 			_ = k.Close()
@@ -85,16 +95,24 @@ func (g *Gateway) start(ctx context.Context) error {
 		aud.Close()
 		return err
 	}
-	o.Logger, o.Audit, o.Presence = g.log, aud, presenceSink{pres}
+	o.Presence = presenceSink{pres}
 	b, err := broker.New(o)
+	if err == nil {
+		b.SetRules(set)
+	}
 	var up *upstream
 	if err == nil {
 		up, err = g.openUpstream(ctx, b, aud) // queue open before listeners accept
+	}
+	sh := up.shadows()
+	if err == nil && up == nil {
+		sh, err = g.openShadows(ctx, b, nil, aud) // the store for the shadows alone
 	}
 	if err == nil {
 		err = b.Start()
 	}
 	if err != nil {
+		sh.close()
 		up.close()
 		for _, k := range keys {
 			_ = k.Close()
@@ -103,11 +121,14 @@ func (g *Gateway) start(ctx context.Context) error {
 		aud.Close()
 		return err
 	}
-	g.run = &running{broker: b, audit: aud, keys: keys, obs: obs, up: up, presence: pres}
+	g.run = &running{broker: b, audit: aud, keys: keys, obs: obs, up: up, shadow: sh, presence: pres}
 	up.start()
 	src := observe.Sources{Broker: b, Presence: presenceView{pres, b}, Audit: aud, Things: b}
 	if up != nil {
-		src.Queue, src.Bridge = up.queue, up.bridge
+		src.Bridges = up.sources() // upstream.go
+	}
+	if sh != nil {
+		src.Shadow = sh
 	}
 	if err := obs.Start(src); err != nil {
 		g.stop()
@@ -158,10 +179,12 @@ func (g *Gateway) Reload() error {
 		case err != nil:
 			cfgErr = fmt.Errorf("config %s invalid, keeping the running one: %w", g.cfg.File, err)
 		default:
-			var rerr error
-			nc, rerr = g.reloadRoutes(nc) // bridge routes apply live
+			var rerr, rulesErr error
+			nc, rerr = g.reloadRoutes(nc)       // bridge routes apply live
+			nc, rulesErr = g.reloadRules(b, nc) // and rules (rules.go)
+			cfgErr = rulesErr
 			if changed := nonLiveChanges(g.cfg, nc); len(changed) > 0 {
-				cfgErr = fmt.Errorf("%s changed in %s: %w (not applied)", strings.Join(changed, ", "), g.cfg.File, ErrRestartRequired)
+				cfgErr = errors.Join(cfgErr, fmt.Errorf("%s changed in %s: %w (not applied)", strings.Join(changed, ", "), g.cfg.File, ErrRestartRequired))
 			}
 			if rerr != nil {
 				cfgErr = errors.Join(fmt.Errorf("routes in %s not applied, keeping the running ones: %w", g.cfg.File, rerr), cfgErr)
@@ -205,7 +228,8 @@ func (g *Gateway) stop() {
 	}
 	r.obs.Stop()
 	_ = r.broker.Close()
-	r.up.close() // after the broker: no more enqueues
+	r.shadow.close() // before its store
+	r.up.close()     // after the broker: no more enqueues
 	if err := r.presence.Close(); err != nil {
 		g.log.Warn("device presence not saved", "err", err)
 	}

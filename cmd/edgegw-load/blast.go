@@ -40,6 +40,13 @@ type BlastResult struct {
 // resources (policies/*.json): the expectation the gateway is checked against.
 func ownAllowed(d Device, action, topic string) bool {
 	base := fmt.Sprintf("building/%s/floor/%02d/", building, d.Floor)
+	shadow := "$aws/things/" + d.Name + "/shadow/"
+	switch {
+	case (action == "publish" || action == "publish-3.1.1") && (topic == shadow+"get" || topic == shadow+"update"):
+		return true
+	case action == "subscribe" && strings.HasPrefix(topic, shadow) && (strings.HasPrefix(topic, shadow+"get/") || strings.HasPrefix(topic, shadow+"update/")):
+		return true
+	}
 	switch action {
 	case "connect":
 		return topic == d.Name
@@ -75,6 +82,8 @@ func deviceTopics(t Device) []string {
 		base + "light/" + n + "/status", base + "light/" + n + "/cmd",
 		base + "lock/" + n + "/audit", base + "lock/" + n + "/cmd",
 		base + "temp/" + n + "/x",
+		"$aws/things/" + n + "/shadow/update", "$aws/things/" + n + "/shadow/get",
+		"$aws/things/" + n + "/shadow/update/delta", "$aws/things/" + n + "/shadow/name/x/update",
 	}
 }
 
@@ -175,7 +184,8 @@ func Blast(ctx context.Context, site *Site, addr string, d Device, probes *Ledge
 		}
 	}
 	subs := []string{"#", "+/#", "building/#", "building/+/floor/+/#", floor + "#", floor + "+/+/cmd",
-		floor + "light/+/cmd", floor + "lock/+/cmd", floor + "occupancy/+/shadow", "$SYS/#", "sites/#"}
+		floor + "light/+/cmd", floor + "lock/+/cmd", floor + "occupancy/+/shadow", "$SYS/#", "sites/#",
+		"$aws/things/+/shadow/#", "$aws/#", "$aws/things/" + d.Name + "/shadow/#"}
 	for _, t := range targets {
 		subs = append(subs, deviceTopics(t)...)
 	}

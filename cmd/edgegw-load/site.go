@@ -85,7 +85,13 @@ type Site struct {
 	pool  *x509.CertPool
 }
 
+// siteLayout numbers the layout of a generated site (policies, registry
+// groups); a cached site of another layout is generated again.
+// 2: every device may use its own Device Shadow (policies/shadow.json).
+const siteLayout = 2
+
 type siteMeta struct {
+	Layout  int       `json:"layout"`
 	Floors  int       `json:"floors"`
 	PerFlr  int       `json:"per_floor"`
 	Created time.Time `json:"created"`
@@ -114,16 +120,16 @@ default: {policies: []}
 groups:
   - name: temperature-sensors
     match: {type: temperature}
-    policies: [temperature, baseline]
+    policies: [temperature, baseline, shadow]
   - name: occupancy-sensors
     match: {type: occupancy}
-    policies: [occupancy, baseline]
+    policies: [occupancy, baseline, shadow]
   - name: lights
     match: {type: light}
-    policies: [light, baseline]
+    policies: [light, baseline, shadow]
   - name: locks
     match: {type: lock}
-    policies: [lock, baseline]
+    policies: [lock, baseline, shadow]
 things: []
 `
 
@@ -136,7 +142,7 @@ func OpenSite(ctx context.Context, dir string, floors, perFloor int) (*Site, boo
 	s := &Site{Dir: dir, Floors: floors, PerFlr: perFloor, Devices: buildDevices(floors, perFloor), certs: map[string]*tls.Certificate{}}
 	var m siteMeta
 	if b, err := os.ReadFile(filepath.Join(dir, "site.json")); err == nil && json.Unmarshal(b, &m) == nil &&
-		m.Floors == floors && m.PerFlr == perFloor {
+		m.Layout == siteLayout && m.Floors == floors && m.PerFlr == perFloor {
 		return s, true, s.loadPool()
 	}
 	if err := os.RemoveAll(dir); err != nil {
@@ -180,7 +186,7 @@ func (s *Site) generate(ctx context.Context) error {
 	if _, err := pki.Issue(ctx, o, s.CertDir(), reqs...); err != nil {
 		return err
 	}
-	m, _ := json.Marshal(siteMeta{Floors: s.Floors, PerFlr: s.PerFlr, Created: time.Now().UTC()})
+	m, _ := json.Marshal(siteMeta{Layout: siteLayout, Floors: s.Floors, PerFlr: s.PerFlr, Created: time.Now().UTC()})
 	return os.WriteFile(filepath.Join(s.Dir, "site.json"), m, 0o644)
 }
 
@@ -293,6 +299,7 @@ limits:
 		b.WriteString("metrics: {address: \"\"}\n")
 	}
 	fmt.Fprintf(&b, "admin: {socket: %s}\naudit: {file: %s}\n", filepath.Join(g.RunDir, "admin.sock"), filepath.Join(g.RunDir, "audit.log"))
+	b.WriteString("shadows: {}\n") // every device has its own Device Shadow
 	if g.Upstream != "" {
 		fmt.Fprintf(&b, `bridge:
   upstreams: [{url: %q}]

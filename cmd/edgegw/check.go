@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/edgegw/edgegw/gateway"
 	"github.com/edgegw/edgegw/gateway/config"
 	"github.com/spf13/cobra"
 )
@@ -29,6 +30,16 @@ problem as FILE:LINE: KEY: what is wrong, and exits 1. Run it before
 			if err != nil {
 				return a.reportConfigError(err)
 			}
+			if err := checkRulesPoliciesAuthorizers(cfg); err != nil { // rule.go
+				return a.reportConfigError(err)
+			}
+			warnings, err := gateway.CheckBridges(cfg) // each bridge against its cloud's rules
+			for _, w := range warnings {
+				fmt.Fprintln(a.stderr, "warning: "+w)
+			}
+			if err != nil {
+				return a.reportConfigError(err)
+			}
 			fmt.Fprintln(a.stdout, summary(cfgPath, cfg))
 			return nil
 		},
@@ -41,8 +52,15 @@ problem as FILE:LINE: KEY: what is wrong, and exits 1. Run it before
 // "edgegw.yaml: OK (2 listeners, 3 routes, devices: devices.yaml, policies: policies/)".
 func summary(path string, cfg *config.Config) string {
 	routes := "no bridge"
-	if cfg.Bridge != nil {
-		routes = plural(len(cfg.Bridge.Routes), "route")
+	if bs := cfg.BridgeList(); len(bs) > 0 {
+		n := 0
+		for _, b := range bs {
+			n += len(b.Routes)
+		}
+		routes = plural(n, "route")
+		if cfg.Bridges != nil {
+			routes = plural(len(bs), "bridge") + ", " + routes
+		}
 	}
 	return fmt.Sprintf("%s: OK (%s, %s, devices: %s, policies: %s)", path,
 		plural(len(cfg.Listeners), "listener"), routes,

@@ -70,7 +70,7 @@ func completeThings(cmd *cobra.Command, _ []string, toComplete string) ([]cobra.
 	if cfg == nil {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
-	eng, err := broker.LoadPolicy(cfg.Devices, cfg.Policies)
+	eng, _, err := broker.LoadPolicy(cfg.Devices, cfg.Policies) // a broken policy file does not hide the things
 	if err != nil {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}

@@ -98,7 +98,7 @@ func (a *app) devices(cmd *cobra.Command, cfgPath, socket, state, typ string) (d
 	if cerr != nil {
 		return nil, "", &exitError{code: 1, err: fmt.Errorf("edgegw is not running, and the saved presence needs the configuration: %w", cerr)}
 	}
-	eng, lerr := broker.LoadPolicy(cfg.Devices, cfg.Policies)
+	eng, _, lerr := broker.LoadPolicy(cfg.Devices, cfg.Policies) // things only: a broken policy file does not matter here
 	if lerr != nil {
 		return nil, "", &exitError{code: 1, err: fmt.Errorf("edgegw is not running; reading the registry: %w", lerr)}
 	}

@@ -43,7 +43,8 @@ one request. It prints ALLOW or DENY, the deciding statement (file and index) or
 "no statement allowed it", statements that did not apply and why, and every
 policy variable with its value.
 
-ACTION is connect, publish, subscribe, receive or retain-publish. TOPIC is the topic
+ACTION is connect, publish, subscribe, receive, retain-publish, get-thing-shadow,
+update-thing-shadow or delete-thing-shadow (their resource is THING or THING/SHADOW). TOPIC is the topic
 name (publish, receive, retain-publish) or the filter as the client sends it
 (subscribe); for connect the resource is the client ID and --topic is not needed.
 
@@ -115,7 +116,7 @@ func (a *app) policyTest(f *policyTestFlags) error {
 		}
 		return &exitError{code: 2, err: err}
 	}
-	eng, err := broker.LoadPolicy(cfg.Devices, cfg.Policies)
+	eng, err := broker.CheckPolicy(cfg.Devices, cfg.Policies)
 	if err != nil {
 		var list authz.ErrorList
 		if errors.As(err, &list) {

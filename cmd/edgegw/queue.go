@@ -27,6 +27,7 @@ const errDaemonRunning = "the daemon is running (queue locked); stop it or use `
 
 type queueFlags struct {
 	config, dir, key string
+	bridge           string // --bridge: that bridge's queue (queue_bridges.go)
 	route            string
 	n                int
 	olderThan        string
@@ -56,6 +57,7 @@ tpm-sealed:PATH).`,
 	pf.StringVarP(&f.config, "config", "c", defaultConfig, "config file (store.dir, store.encryption_key, routes)")
 	pf.StringVar(&f.dir, "dir", "", "queue directory (instead of the config's store.dir)")
 	pf.StringVar(&f.key, "encryption-key", "", "with --dir: key URI of an encrypted queue (file:PATH | tpm-sealed:PATH)")
+	pf.StringVar(&f.bridge, "bridge", "", "with -c: the queue of this bridge (default: the bridge named default, in store.dir)")
 
 	stats := &cobra.Command{
 		Use:   "stats",
@@ -123,7 +125,7 @@ func (a *app) openQueue(f *queueFlags) (*store.Queue, *config.Config, error) {
 			return nil, nil, a.reportConfigError(err)
 		}
 		cfg = c
-		if opts, err = gateway.StoreOptionsFromConfig(a.ctx, cfg); err != nil {
+		if opts, err = bridgeStoreOptions(a.ctx, cfg, f.bridge); err != nil { // queue_bridges.go
 			return nil, cfg, &exitError{code: 1, err: err}
 		}
 	}
@@ -159,7 +161,7 @@ func (a *app) queueStats(f *queueFlags) error {
 	var ee *exitError
 	if err != nil && errors.As(err, &ee) && ee.err != nil && ee.err.Error() == errDaemonRunning && cfg != nil && cfg.Admin.Socket != "" {
 		// The daemon runs: ask it.
-		if aerr := observe.AdminGet(a.ctx, cfg.Admin.Socket, "/queue/stats", &st); aerr != nil {
+		if aerr := observe.AdminGet(a.ctx, cfg.Admin.Socket, queueStatsPath(f.bridge), &st); aerr != nil {
 			return &exitError{code: 1, err: fmt.Errorf("%s; and asking it failed: %v", errDaemonRunning, aerr)}
 		}
 	} else if err != nil {

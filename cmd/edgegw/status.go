@@ -123,8 +123,13 @@ func printStatus(w io.Writer, s *observe.Status) {
 		ls = append(ls, fmt.Sprintf("%s %s (%s)", l.Name, l.Address, kind))
 	}
 	fmt.Fprintf(w, "listeners:   %s\n", strings.Join(ls, ", "))
-	printUpstream(w, s.Upstream)
-	printQueue(w, s.Queue)
+	if len(s.Bridges) > 0 {
+		printBridges(w, s.Bridges) // status_bridges.go
+	} else {
+		printUpstream(w, s.Upstream)
+		printQueue(w, s.Queue)
+	}
+	printShadows(w, s.Shadows)
 	printDevices(w, s.Devices)
 	printPresence(w, s.Presence, time.Now())
 	printDenials(w, s.Denials)

@@ -24,6 +24,9 @@ const (
 	EventReload              = "reload"
 	EventReloadFailed        = "reload_failed"
 	EventDrop                = "drop" // message dropped (slow subscriber, retained cap)
+	// EventPolicyBroken is a policy file that did not load at start or
+	// reload: what attaches it is denied until it is fixed.
+	EventPolicyBroken = "policy_broken"
 	// EventDeadLetter is a message the upstream refused (negative PUBACK);
 	// it was moved to the queue's dead-letter area.
 	EventDeadLetter = "dead_letter"

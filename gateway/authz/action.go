@@ -9,20 +9,26 @@ import (
 type Action uint8
 
 // The enforced actions. Their resources are client/ID (Connect), topic/NAME (Publish,
-// Receive, RetainPublish) and topicfilter/FILTER (Subscribe).
+// Receive, RetainPublish), topicfilter/FILTER (Subscribe) and thing/THING or
+// thing/THING/SHADOW (the Device Shadow actions, enforced when the gateway serves
+// shadows).
 const (
 	Connect Action = iota
 	Publish
 	Subscribe
 	Receive
 	RetainPublish
+	GetThingShadow
+	UpdateThingShadow
+	DeleteThingShadow
 	numActions
 )
 
-var actionNames = [numActions]string{"iot:Connect", "iot:Publish", "iot:Subscribe", "iot:Receive", "iot:RetainPublish"}
+var actionNames = [numActions]string{"iot:Connect", "iot:Publish", "iot:Subscribe", "iot:Receive", "iot:RetainPublish",
+	"iot:GetThingShadow", "iot:UpdateThingShadow", "iot:DeleteThingShadow"}
 
 // resourcePrefix is the resource type a request of each action names.
-var resourcePrefix = [numActions]string{"client/", "topic/", "topicfilter/", "topic/", "topic/"}
+var resourcePrefix = [numActions]string{"client/", "topic/", "topicfilter/", "topic/", "topic/", "thing/", "thing/", "thing/"}
 
 // String returns the policy name of the action, e.g. "iot:Publish".
 func (a Action) String() string {
@@ -42,7 +48,8 @@ func (a Action) Resource(name string) string {
 }
 
 // ParseAction accepts the policy name ("iot:Publish", case-insensitive) or the command
-// line name: connect, publish, subscribe, receive, retain-publish.
+// line name: connect, publish, subscribe, receive, retain-publish, get-thing-shadow,
+// update-thing-shadow, delete-thing-shadow.
 func ParseAction(s string) (Action, error) {
 	t := strings.ToLower(strings.TrimPrefix(strings.ToLower(s), "iot:"))
 	t = strings.ReplaceAll(t, "-", "")
@@ -51,7 +58,7 @@ func ParseAction(s string) (Action, error) {
 			return a, nil
 		}
 	}
-	return 0, fmt.Errorf("unknown action %q: want connect, publish, subscribe, receive or retain-publish", s)
+	return 0, fmt.Errorf("unknown action %q: want connect, publish, subscribe, receive, retain-publish, get-thing-shadow, update-thing-shadow or delete-thing-shadow", s)
 }
 
 // actionMask has bit 1<<a set for every Action a a statement covers.
@@ -66,7 +73,7 @@ func (m actionMask) has(a Action) bool { return m&(1<<a) != 0 }
 // Statements naming them load fine; the actions are ignored with a note. Any other
 // iot: name is a load error, so a typo (iot:Publsh) cannot silently grant nothing.
 var otherIoTActions = []string{
-	"UpdateThingShadow", "GetThingShadow", "DeleteThingShadow", "ListNamedShadowsForThing",
+	"ListNamedShadowsForThing",
 	"GetRetainedMessage", "ListRetainedMessages", "DeleteConnection",
 	"DescribeJobExecution", "GetPendingJobExecutions", "StartNextPendingJobExecution",
 	"UpdateJobExecution", "DescribeJob", "CreateJob", "ListJobs",

@@ -34,7 +34,7 @@ func TestPolicyErrors(t *testing.T) {
 		{"bad partition", "p.json", stmt(`{"Effect": "Allow", "Action": "iot:Publish", "Resource": "arn:awz:iot:*:*:topic/x"}`),
 			`p.json:2: Statement[0]: bad ARN "arn:awz:iot:*:*:topic/x": unknown partition "awz"`},
 		{"bad short resource", "p.json", stmt(`{"Effect": "Allow", "Action": "iot:Publish", "Resource": "topics/x"}`),
-			`p.json:2: Statement[0]: bad resource "topics/x": want client/ID, topic/NAME, topicfilter/FILTER, arn:aws:iot:REGION:ACCOUNT:client|topic|topicfilter/..., or *`},
+			`p.json:2: Statement[0]: bad resource "topics/x": want client/ID, topic/NAME, topicfilter/FILTER, thing/NAME, arn:aws:iot:REGION:ACCOUNT:client|topic|topicfilter|thing/..., or *`},
 		{"condition key without prefix", "p.json", stmt(`{"Effect": "Allow", "Action": "iot:Publish", "Resource": "*",
 "Condition": {"StringEquals": {"ClientId": "x"}}}`),
 			`p.json:3: Statement[0]: bad condition key "ClientId": want PREFIX:NAME, e.g. iot:ClientId; supported keys are ` + supportedKeys},
@@ -153,13 +153,13 @@ func TestRegistryErrors(t *testing.T) {
 }
 
 func TestNotesAndVersions(t *testing.T) {
-	p, err := ParsePolicy(Source{Name: "old.json", Data: []byte(`{"Statement": [{"Effect": "Allow", "Action": ["iot:GetThingShadow", "greengrass:*", "iot:Publish"], "Resource": "topic/${iot:ClientId}"}]}`)})
+	p, err := ParsePolicy(Source{Name: "old.json", Data: []byte(`{"Statement": [{"Effect": "Allow", "Action": ["iot:DescribeJobExecution", "greengrass:*", "iot:Publish"], "Resource": "topic/${iot:ClientId}"}]}`)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := []string{
 		`old.json:1: no Version: policy variables are not substituted (add "Version": "2012-10-17")`,
-		`old.json:1: Statement[0]: action "iot:GetThingShadow" is not enforced by edgegw; it is ignored`,
+		`old.json:1: Statement[0]: action "iot:DescribeJobExecution" is not enforced by edgegw; it is ignored`,
 		`old.json:1: Statement[0]: action "greengrass:*" is not an AWS IoT action; edgegw ignores it`,
 	}
 	if strings.Join(p.Notes, "\n") != strings.Join(want, "\n") {

@@ -285,8 +285,9 @@ func (s *Statement) addKeys(t template) {
 	}
 }
 
-// resourceTypes are the AWS IoT ARN resource types (for validation); only client,
-// topic and topicfilter are requested by MQTT actions.
+// resourceTypes are the AWS IoT ARN resource types (for validation); client,
+// topic and topicfilter are requested by MQTT actions, thing by the shadow
+// actions.
 var resourceTypes = map[string]bool{
 	"client": true, "topic": true, "topicfilter": true,
 	"thing": true, "thinggroup": true, "thingtype": true, "billinggroup": true, "cert": true,
@@ -298,7 +299,7 @@ var resourceTypes = map[string]bool{
 	"retainedmessage": true,
 }
 
-const resourceForms = "want client/ID, topic/NAME, topicfilter/FILTER, arn:aws:iot:REGION:ACCOUNT:client|topic|topicfilter/..., or *"
+const resourceForms = "want client/ID, topic/NAME, topicfilter/FILTER, thing/NAME, arn:aws:iot:REGION:ACCOUNT:client|topic|topicfilter|thing/..., or *"
 
 // compileResource validates one Resource element and compiles it to a pattern over
 // "TYPE/NAME" (the ARN prefix is dropped: region and account are not checked).
@@ -343,7 +344,7 @@ func compileResource(raw string, vars bool) (resourcePattern, string) {
 		}
 	default:
 		typ, _, slash := strings.Cut(raw, "/")
-		if !slash || (typ != "client" && typ != "topic" && typ != "topicfilter") {
+		if !slash || (typ != "client" && typ != "topic" && typ != "topicfilter" && typ != "thing") {
 			return rp, fmt.Sprintf("bad resource %q: %s", raw, resourceForms)
 		}
 	}

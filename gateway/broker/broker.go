@@ -17,6 +17,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/edgegw/edgegw/gateway/audit"
+	"github.com/edgegw/edgegw/gateway/authorizer"
 	"github.com/edgegw/edgegw/gateway/authz"
 	"github.com/edgegw/edgegw/gateway/loopback"
 )
@@ -88,6 +89,9 @@ type ListenerOptions struct {
 	Key          crypto.Signer
 	Identity     IdentitySource
 	PasswordFile string // "" = no password factor
+	// Authorizer, when set, decides CONNECTs with a custom authorizer
+	// (authorizer.go) instead of the registry.
+	Authorizer *authorizer.Config
 }
 
 // Options configure the local broker.
@@ -125,6 +129,9 @@ type Metrics struct {
 	PipelineFull                                                   atomic.Int64 // OnPublish waited for a full pipeline (pipeline.go)
 	RevocationDisconnects, PolicyDisconnects, SubscriptionsDropped atomic.Int64
 	Reloads, ReloadFailures                                        atomic.Int64
+	RuleForwarded, RuleRepublished, RuleFailures                   atomic.Int64 // rules.go
+	AuthorizerDenied, AuthorizerExpired                            atomic.Int64 // authorizer.go
+	PolicyBroken                                                   atomic.Int64 // policy files that did not load (reload.go)
 }
 
 // brokerListener is one configured listener and its reloadable state.
@@ -134,6 +141,7 @@ type brokerListener struct {
 	trust     *Trust // nil on plaintext
 	passwords atomic.Pointer[Passwords]
 	guard     *guardListener
+	az        connAuthorizer // nil: the registry decides CONNECTs (authorizer.go)
 }
 
 // Broker is the local MQTT broker (mochi) with edgegw's security and limits.
@@ -149,6 +157,8 @@ type Broker struct {
 	policy   atomic.Pointer[authz.Engine]
 	clients  sync.Map // *mqtt.Client -> *clientState
 	outbound atomic.Pointer[outbound]
+	shadows  atomic.Pointer[shadowRoom] // SetShadows (shadow.go)
+	rules    atomic.Pointer[ruleState]  // rules.go
 	retained retainedAccount
 
 	backpressureHigh int
@@ -191,7 +201,7 @@ func New(o Options) (*Broker, error) {
 		audit: o.Audit, metrics: o.Metrics, byID: map[string]*brokerListener{},
 		watchStop: make(chan struct{}),
 	}
-	eng, err := LoadPolicy(o.Registry, o.Policies)
+	eng, err := b.loadPolicy(o.Registry, o.Policies, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -233,6 +243,11 @@ func New(o Options) (*Broker, error) {
 
 func (b *Broker) addListener(lo ListenerOptions) error {
 	bl := &brokerListener{opts: lo, identity: lo.Identity}
+	az, err := b.newListenerAuthorizer(lo)
+	if err != nil {
+		return err
+	}
+	bl.az = az
 	if lo.TLS == nil || !lo.TLS.RequireClientCert {
 		if !loopback.Addr(lo.Address) {
 			return fmt.Errorf("address %q: %w", lo.Address, ErrPlaintextNotLoopback)

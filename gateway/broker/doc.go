@@ -4,7 +4,12 @@
 // verified client certificate, the mochi hook that authorizes every CONNECT,
 // PUBLISH, SUBSCRIBE and delivery with gateway/authz, the durable pipeline
 // that holds a PUBACK until the message is in the queue, password files, and
-// the live reload of trust and policies.
+// the live reload of trust and policies. It also runs the rules engine
+// (gateway/rules) on every authorized PUBLISH and performs its actions
+// (rules.go: forwards through the same durable path, republishes as the
+// rule's identity), and asks a listener's custom authorizer
+// (gateway/authorizer) at CONNECT, refreshing and ending its sessions as
+// answered (authorizer.go).
 //
 // It must not import prometheus (metrics are read by gateway/observe through
 // Metrics, Stats and Devices), badger (the queue is an Enqueuer), or the
@@ -37,4 +42,8 @@
 //     filters like "a+", reserved subscription-option bits) and sends MQTT 5
 //     reason codes to 3.1.1 clients: the hook validates before mochi acts.
 //   - The bundled badger storage hook opens its own database; it is not used.
+//   - mochi refuses only $SYS among $-topic names (IsValidFilter), so
+//     $aws/things/... shadow requests reach the hooks, and an inline client's
+//     publications skip the check; filters starting with a wildcard never
+//     match $-topics [MQTT-4.7.2-1] (shadow.go).
 package broker

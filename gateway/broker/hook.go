@@ -92,6 +92,10 @@ type clientState struct {
 	username string
 	clean    bool
 	hasWill  bool
+	will     string // the will topic ("" without a will)
+	server   string // TLS server name (SNI); "" on plaintext
+	tls      bool
+	az       *azState // the custom authorizer's decision (authorizer.go); nil: the registry's
 	sess     atomic.Pointer[authz.Session]
 	pipe     pipeline // pipelined PUBACKs (pipeline.go)
 }
@@ -105,6 +109,9 @@ func (st *clientState) authzIdentity() authz.Identity {
 		SourceIP:     st.id.SourceIP,
 		CleanSession: st.clean,
 		HasWill:      st.hasWill,
+		WillTopic:    st.will,
+		ServerName:   st.server,
+		TLS:          st.tls,
 	}
 }
 
@@ -167,6 +174,14 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 		clean:    pk.Connect.Clean,
 		hasWill:  pk.Connect.WillFlag,
 	}
+	if pk.Connect.WillFlag {
+		st.will = pk.Connect.WillTopic
+	}
+	if cs, ok := cl.Net.Conn.(connectionStater); ok {
+		if tcs := cs.ConnectionState(); tcs.HandshakeComplete {
+			st.tls, st.server = true, tcs.ServerName
+		}
+	}
 	st.pipe.st = st
 	if id.Chain != nil {
 		if err := ls.trust.Verify(id.Chain); err != nil {
@@ -178,9 +193,9 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 			return b.refuse(cl, st, packets.ErrBadUsernameOrPassword, audit.CauseBadPassword, "bad user name or password")
 		}
 	}
-	sess, err := b.policy.Load().Bind(st.authzIdentity())
+	sess, err := b.bindConnect(st, pk) // the registry, or the listener's authorizer (authorizer.go)
 	if err != nil {
-		return b.refuse(cl, st, packets.ErrNotAuthorized, causeOf(err, false, audit.CauseUnknownThing), err.Error())
+		return b.refuse(cl, st, packets.ErrNotAuthorized, connectCause(err), err.Error())
 	}
 	if !sess.Allowed(authz.Connect, cl.ID) {
 		b.metrics.DeniedConnect.Add(1)
@@ -255,6 +270,7 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 	b.audit.Record(audit.Event{Event: audit.EventConnect, Device: st.id.ThingName, ClientID: st.clientID, Remote: cl.Net.Remote, Listener: cl.Net.Listener, Serial: st.id.Serial})
 	b.presenceOnline(cl, st)
 	b.recheckSubscriptions(st, st.sess.Load())
+	b.maintainAuthorizer(st) // authorizer.go: refresh or expiry as the authorizer answered
 }
 
 func (h *hook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
@@ -264,6 +280,7 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
 	}
 	if st := b.state(cl); st != nil {
 		st.pipe.drain() // no worker outlives its client (pipeline.go)
+		st.stopAuthorizer()
 	}
 	if st, ok := b.clients.LoadAndDelete(cl); ok {
 		b.presenceOffline(cl, st.(*clientState))
@@ -505,6 +522,10 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	if st == nil {
 		return pk, packets.ErrRejectPacket
 	}
+	if b.shadowRequest(st, &pk) {
+		pk.FixedHeader.Retain = false
+		return pk, nil // answered (shadow.go): never retained nor queued upstream
+	}
 	if pk.FixedHeader.Retain {
 		res := pk.TopicName
 		sess := st.sess.Load()
@@ -531,8 +552,9 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	if ob != nil && ob.routes != nil {
 		routes = ob.routes.OutboundRoutes(pk.TopicName, pk.FixedHeader.Qos)
 	}
-	if pk.FixedHeader.Qos == 1 && (len(routes) > 0 || st.pipe.busy()) && ob != nil && ob.submit != nil {
-		b.push(&st.pipe, ob.submit, routes, &pk)
+	rw := b.runRules(st, &pk) // rules.go; nil when no rule matched
+	if pk.FixedHeader.Qos == 1 && (len(routes) > 0 || rw.forwarding() || st.pipe.busy()) && ob != nil && ob.submit != nil {
+		b.push(&st.pipe, ob.submit, routes, &pk, rw)
 		return takenOver(pk), nil // acknowledged and delivered by the pipeline
 	}
 	// mochi acknowledges (or refuses) and delivers this one when we return:
@@ -561,6 +583,13 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 			return pk, packets.ErrRejectPacket // no PUBACK, not delivered
 		}
 	}
+	if err := b.enqueueForwards(ob, rw); err != nil {
+		b.audit.Record(audit.Event{Event: audit.EventDrop, Device: st.id.ThingName, ClientID: st.clientID, Resource: "topic/" + pk.TopicName, Reason: err.Error()})
+		if pk.FixedHeader.Qos > 0 {
+			return pk, b.rejectPublish(cl, pk, enqueueFailCode(err))
+		}
+	}
+	b.rulesAccepted(rw)
 	return pk, nil
 }
 

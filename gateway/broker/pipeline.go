@@ -128,6 +128,8 @@ type pipeItem struct {
 	waits   []Waiter  // one per route submitted, in route order
 	wait1   [1]Waiter // waits' array for the usual single route
 	err     error     // Submit refused routes[len(waits)]: refused in its turn
+	rw      *ruleWork // the rules' forwards (routes after the plain ones) and republishes; nil: none
+	nplain  int       // routes[:nplain] are the message's own routes
 }
 
 func newPipeItem(pk *packets.Packet, routes []string) *pipeItem {
@@ -189,9 +191,14 @@ func (p *pipeline) drain() {
 
 // push submits pk to the queue for each route and queues it for its PUBACK.
 // It blocks while the pipeline is full.
-func (b *Broker) push(p *pipeline, submit submitFunc, routes []string, pk *packets.Packet) {
+func (b *Broker) push(p *pipeline, submit submitFunc, routes []string, pk *packets.Packet, rw *ruleWork) {
+	nplain := len(routes)
+	if rw.forwarding() {
+		routes = append(routes[:nplain:nplain], rw.routeNames()...)
+	}
 	it := newPipeItem(pk, routes)
-	for _, route := range routes {
+	it.rw, it.nplain = rw, nplain
+	for _, route := range routes[:nplain] {
 		w, err := submit(context.Background(), store.Message{
 			Route: route, Topic: pk.TopicName, Payload: pk.Payload, QoS: pk.FixedHeader.Qos,
 			Retain: pk.FixedHeader.Retain, Device: p.st.id.ThingName,
@@ -201,6 +208,16 @@ func (b *Broker) push(p *pipeline, submit submitFunc, routes []string, pk *packe
 			break
 		}
 		it.waits = append(it.waits, w)
+	}
+	if it.err == nil && rw.forwarding() {
+		for _, m := range rw.forwards {
+			w, err := submit(context.Background(), m)
+			if err != nil {
+				it.err = err
+				break
+			}
+			it.waits = append(it.waits, w)
+		}
 	}
 	if p.items == nil {
 		p.items = make(chan *pipeItem, b.pipelineDepth)
@@ -288,20 +305,27 @@ func (it *pipeItem) ready() bool {
 // turn, after the PUBACKs before it.
 func (b *Broker) settle(p *pipeline, inl *mqtt.Client, it *pipeItem, acks *ackBatch) bool {
 	st, cl := p.st, p.st.cl
-	err, failed := it.err, ""
+	err, failed, failedAt := it.err, "", -1
 	if err != nil {
-		failed = it.routes[len(it.waits)]
+		failedAt = len(it.waits)
+		failed = it.routes[failedAt]
 		b.metrics.EnqueueFailures.Add(1)
 	}
 	for i, w := range it.waits { // every one, to release them
 		if _, werr := w.Wait(context.Background()); werr != nil {
 			b.metrics.EnqueueFailures.Add(1)
 			if err == nil {
-				err, failed = werr, it.routes[i]
+				err, failed, failedAt = werr, it.routes[i], i
 			}
 			continue
 		}
 		b.metrics.Enqueued.Add(1)
+		if i >= it.nplain {
+			b.metrics.RuleForwarded.Add(1)
+		}
+	}
+	if err != nil && it.rw != nil && failedAt >= it.nplain {
+		b.forwardFailed(it.rw, failedAt-it.nplain, err)
 	}
 	if err != nil {
 		b.audit.Record(audit.Event{Event: audit.EventDrop, Device: st.id.ThingName, ClientID: st.clientID, Resource: "topic/" + it.topic, Reason: fmt.Sprintf("route %s: %v", failed, err)})
@@ -342,6 +366,7 @@ func (b *Broker) flushAcks(p *pipeline, inl *mqtt.Client, acks *ackBatch) {
 		for _, it := range acks.items {
 			b.backpressure(p.st.cl, it.topic)
 			b.deliver(inl, it)
+			b.rulesAccepted(it.rw) // rules.go: republishes after the message's own delivery
 		}
 	}
 	for i := range acks.items {

@@ -18,27 +18,92 @@ import (
 )
 
 // LoadPolicy reads the registry file and every .json/.yaml/.yml document in
-// the policy directory (sorted by name) and compiles them.
-func LoadPolicy(registry, policyDir string) (*authz.Engine, error) {
+// the policy directory (sorted by name) and compiles them as a running
+// gateway does (authz.LoadEach): a policy file that does not load is
+// returned as a *authz.FileError, and what attaches it is denied with
+// authz.ErrPolicyBroken while every other thing keeps working. err is
+// non-nil only when nothing can be built (unreadable files, a broken
+// registry).
+func LoadPolicy(registry, policyDir string) (*authz.Engine, []*authz.FileError, error) {
+	reg, docs, err := readPolicy(registry, policyDir)
+	if err != nil {
+		return nil, nil, err
+	}
+	eng, broken, err := authz.LoadEach(reg, docs)
+	if err != nil {
+		return nil, nil, fmt.Errorf("loading policies: %w", err)
+	}
+	return eng, broken, nil
+}
+
+// CheckPolicy is LoadPolicy for `edgegw check`: strict (authz.Load), so any
+// bad file is an error naming the file and line.
+func CheckPolicy(registry, policyDir string) (*authz.Engine, error) {
+	reg, docs, err := readPolicy(registry, policyDir)
+	if err != nil {
+		return nil, err
+	}
+	eng, err := authz.Load(reg, docs)
+	if err != nil {
+		return nil, fmt.Errorf("loading policies: %w", err)
+	}
+	return eng, nil
+}
+
+func readPolicy(registry, policyDir string) (authz.Source, []authz.Source, error) {
 	reg, err := os.ReadFile(registry)
 	if err != nil {
-		return nil, fmt.Errorf("reading registry: %w", err)
+		return authz.Source{}, nil, fmt.Errorf("reading registry: %w", err)
 	}
 	files, err := policyFiles(policyDir)
 	if err != nil {
-		return nil, err
+		return authz.Source{}, nil, err
 	}
 	var docs []authz.Source
 	for _, f := range files {
 		data, err := os.ReadFile(f)
 		if err != nil {
-			return nil, fmt.Errorf("reading policy: %w", err)
+			return authz.Source{}, nil, fmt.Errorf("reading policy: %w", err)
 		}
 		docs = append(docs, authz.Source{Name: f, Data: data})
 	}
-	eng, err := authz.Load(authz.Source{Name: registry, Data: reg}, docs)
+	return authz.Source{Name: registry, Data: reg}, docs, nil
+}
+
+// loadPolicy is LoadPolicy with every broken policy file logged at Error and
+// audited (policy_broken), loudly: the things it takes down are denied.
+//
+// At start (running nil) that is the whole story: one bad file does not keep
+// the gateway from serving everyone else. On a reload (running set) a policy
+// that breaks now but works in the running set refuses the reload instead:
+// the running policies stay, so a typo never cuts devices that work; policies
+// that were already broken stay broken and do not block the reload (fixing
+// or editing other files still applies).
+func (b *Broker) loadPolicy(registry, policyDir string, running *authz.Engine) (*authz.Engine, error) {
+	eng, broken, err := LoadPolicy(registry, policyDir)
 	if err != nil {
-		return nil, fmt.Errorf("loading policies: %w", err)
+		return nil, err
+	}
+	if running != nil {
+		was := map[string]bool{}
+		for _, fe := range running.Broken() {
+			was[fe.Policy] = true
+		}
+		var now []error
+		for _, fe := range broken {
+			if !was[fe.Policy] {
+				now = append(now, fe)
+			}
+		}
+		if len(now) > 0 {
+			return nil, fmt.Errorf("keeping the running policies: %w", errors.Join(now...))
+		}
+	}
+	for _, fe := range broken {
+		b.metrics.PolicyBroken.Add(1)
+		b.log.Error("policy did not load; what attaches it is denied until it is fixed",
+			"policy", fe.Policy, "file", fe.File, "denied", strings.Join(fe.Denied, ", "), "err", fe.Err.Error())
+		b.audit.Record(audit.Event{Event: audit.EventPolicyBroken, Resource: fe.File, Reason: fe.Error()})
 	}
 	return eng, nil
 }
@@ -89,7 +154,7 @@ func (b *Broker) Reload(why string) error {
 }
 
 func (b *Broker) reloadLocked() error {
-	eng, err := LoadPolicy(b.opts.Registry, b.opts.Policies)
+	eng, err := b.loadPolicy(b.opts.Registry, b.opts.Policies, b.policy.Load())
 	if err != nil {
 		return err
 	}
@@ -142,6 +207,9 @@ func (b *Broker) reevaluate() {
 				}
 				return true
 			}
+		}
+		if st.az != nil {
+			return true // its policies are the custom authorizer's (authorizer.go)
 		}
 		sess, err := eng.Bind(st.authzIdentity())
 		if err != nil {

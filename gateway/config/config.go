@@ -25,19 +25,22 @@ import (
 // relative paths against the config file's directory and validates; all
 // paths in a loaded Config are absolute, key URIs included.
 type Config struct {
-	Version   int           `yaml:"version"`
-	Site      string        `yaml:"site"`
-	StateDir  string        `yaml:"state_dir"`
-	Log       LogConfig     `yaml:"log"`
-	Listeners []Listener    `yaml:"listeners"`
-	Devices   string        `yaml:"devices"`
-	Policies  string        `yaml:"policies"`
-	Store     StoreConfig   `yaml:"store"`
-	Limits    LimitsConfig  `yaml:"limits"`
-	Bridge    *BridgeConfig `yaml:"bridge"` // nil: local broker only
-	Metrics   MetricsConfig `yaml:"metrics"`
-	Admin     AdminConfig   `yaml:"admin"`
-	Audit     AuditConfig   `yaml:"audit"`
+	Version   int            `yaml:"version"`
+	Site      string         `yaml:"site"`
+	StateDir  string         `yaml:"state_dir"`
+	Log       LogConfig      `yaml:"log"`
+	Listeners []Listener     `yaml:"listeners"`
+	Devices   string         `yaml:"devices"`
+	Policies  string         `yaml:"policies"`
+	Store     StoreConfig    `yaml:"store"`
+	Limits    LimitsConfig   `yaml:"limits"`
+	Bridge    *BridgeConfig  `yaml:"bridge"`  // nil: local broker only
+	Bridges   []BridgeConfig `yaml:"bridges"` // several named bridges (bridges.go); exclusive with bridge
+	Metrics   MetricsConfig  `yaml:"metrics"`
+	Admin     AdminConfig    `yaml:"admin"`
+	Audit     AuditConfig    `yaml:"audit"`
+	Shadows   *ShadowConfig  `yaml:"shadows"` // nil: shadow topics are ordinary topics
+	Rules     []Rule         `yaml:"rules"`   // rules.go
 
 	// File is the config file as given to Load; Dir is its absolute
 	// directory, against which relative paths were resolved.
@@ -60,6 +63,7 @@ type Listener struct {
 	TLS          *ListenerTLS `yaml:"tls"`           // nil: plaintext, loopback only
 	Identity     string       `yaml:"identity"`      // cn | san-uri | san-dns: where the thing name comes from
 	PasswordFile string       `yaml:"password_file"` // optional bcrypt file, an extra factor
+	Authorizer   *Authorizer  `yaml:"authorizer"`    // optional custom authorizer (rules.go)
 }
 
 // ListenerTLS is the mutual TLS setup of a listener.
@@ -130,12 +134,26 @@ type BridgeConfig struct {
 	DrainRate      int            `yaml:"drain_rate"` // messages/s while a backlog drains; 0 = unlimited
 	UserProperties UserProperties `yaml:"user_properties"`
 	Routes         []Route        `yaml:"routes"`
+	// Name, profile, protocol, credentials, proxy, envelope and the cloud
+	// limits: see bridges.go. Left out, the bridge's (or its profile's)
+	// defaults apply.
+	Name         string   `yaml:"name"`
+	Profile      string   `yaml:"profile"`
+	Protocol     string   `yaml:"protocol"`
+	Username     string   `yaml:"username"`
+	PasswordFile string   `yaml:"password_file"`
+	Proxy        string   `yaml:"proxy"`
+	Envelope     string   `yaml:"envelope"`
+	ALPN         []string `yaml:"alpn"`
+	MaxPayload   Size     `yaml:"max_payload"`
+	MaxRate      int      `yaml:"max_rate"`
 }
 
 // Upstream is one upstream broker.
 type Upstream struct {
-	URL        string `yaml:"url"`         // mqtts://host[:port] or mqtt://loopback[:port]
-	ServerName string `yaml:"server_name"` // SNI / verification name override
+	URL        string   `yaml:"url"`         // mqtts://host[:port] or mqtt://loopback[:port]
+	ServerName string   `yaml:"server_name"` // SNI / verification name override
+	ALPN       []string `yaml:"alpn"`        // TLS ALPN protocols for this upstream (bridges.go)
 }
 
 // ClientTLS is the gateway's own TLS identity towards the upstream.
@@ -338,6 +356,7 @@ func parse(name, dir string, data []byte) (c *Config, rep *report) {
 		rep.failed["version"] = true
 	}
 	c.resolvePaths()
+	c.resolveRulePaths()
 	c.validate(rep)
 	return c, rep
 }
@@ -416,14 +435,20 @@ func (c *Config) validate(r *report) {
 	}
 	c.Store.validate(r, "store")
 	c.Limits.validate(r, "limits")
-	if c.Bridge != nil {
-		c.Bridge.validate(r, "bridge")
+	c.validateBridges(r) // bridge and bridges (bridges.go)
+	if c.Shadows != nil {
+		var first *BridgeConfig
+		if bl := c.BridgeList(); len(bl) > 0 {
+			first = bl[0] // shadow sync runs through the first bridge
+		}
+		c.Shadows.validate(r, "shadows", first)
 	}
 	if c.Metrics.Address != "" {
 		if err := checkHostPort(c.Metrics.Address); err != nil {
 			r.add("metrics.address", "%q: %v", c.Metrics.Address, err)
 		}
 	}
+	c.validateRules(r)
 	c.Metrics.validatePage(r, "metrics") // status_page.go
 }
 
@@ -598,10 +623,12 @@ func (b *BridgeConfig) validate(r *report, p string) {
 			r.add(p+".tls", "required for mqtts:// upstreams: the gateway's own cert and key (the upstream knows the gateway by its certificate)")
 		}
 	} else {
-		if b.TLS.Cert == "" {
+		// With a username the upstream may know the gateway by its
+		// password alone: tls then only verifies the server (ca).
+		if b.TLS.Cert == "" && b.Username == "" {
 			r.add(p+".tls.cert", "required: the gateway's certificate, e.g. pki/gateway.crt")
 		}
-		validateKeyURI(r, p+".tls.key", b.TLS.Key, true)
+		validateKeyURI(r, p+".tls.key", b.TLS.Key, b.TLS.Cert != "")
 	}
 	if b.Keepalive.D() > 65535*time.Second {
 		r.add(p+".keepalive", "%s: MQTT allows at most 65535s", b.Keepalive)

@@ -33,7 +33,7 @@ func TestLoadConfigBad(t *testing.T) {
 	}{
 		{"typo_key", []string{`3: unknown key "lisenters" (did you mean "listeners"?)`}},
 		{"typo_nested_key", []string{`5: listeners[0]: unknown key "adress" (did you mean "address"?)`}},
-		{"unknown_key", []string{`8: unknown key "mqtt_port"; want one of: version, site, state_dir, log, listeners, devices, policies, store, limits, bridge, metrics, admin, audit`}},
+		{"unknown_key", []string{`8: unknown key "mqtt_port"; want one of: version, site, state_dir, log, listeners, devices, policies, store, limits, bridge, bridges, metrics, admin, audit, shadows, rules`}},
 		{"wrong_type_list", []string{`3: listeners: want a list, got "local"`}},
 		{"wrong_type_int", []string{`12: bridge.routes[0].qos: want a whole number, got "high"`}},
 		{"hash_not_last", []string{`12: bridge.routes[0].topic: "a/#/b": '#' must be the last level`}},
@@ -61,6 +61,16 @@ func TestLoadConfigBad(t *testing.T) {
 		{"bridge_zero_written", []string{`10: bridge.connect_timeout: must be more than 0, e.g. 10s`, `11: bridge.backoff.min: must be more than 0, e.g. 1s`, `12: bridge.inflight: 0: want 1-65535`}},
 		{"limits_zero_written", []string{`8: limits.max_clients: must be more than 0`, `9: limits.handshake_timeout: "-1s": must not be negative`}},
 		{"missing_client_id", []string{`7: bridge.client_id: required with bridge: the gateway's client ID upstream (its thing name), e.g. plant-7-gw`}},
+		{"shadows_sync_without_bridge", []string{`8: shadows.sync: needs a bridge section: shadows are synced with the cloud through the bridge`}},
+		{"shadows_many_errors", []string{
+			`12: shadows.token_prefix: "a b": want 1 to 40 of A-Z a-z 0-9 _ . -`,
+			`14: shadows.sync[0].thing: "lamp/1": want 1 to 128 of a-z A-Z 0-9 : _ -`,
+			`15: shadows.sync[1].shadow: "cfg/x": want 1 to 64 of a-z A-Z 0-9 $ : _ - (or none for the classic shadow)`,
+			`15: shadows.sync[1].direction: "sideways": want up, down or both`,
+			`15: shadows.sync[1].desired_owner: "me": want cloud or device`,
+			`16: shadows.sync[2].direction: required: up, down or both`,
+			`17: shadows.sync[3]: lamp-3/"": synced twice (also shadows.sync[2])`,
+		}},
 		{"syntax_error", []string{`5: YAML syntax: mapping values are not allowed in this context`}},
 		{"empty", []string{`1: empty file; want at least version: 1, site, listeners, devices and policies`}},
 		{"many_errors", []string{
@@ -573,5 +583,19 @@ func TestLoadConfigAliasBomb(t *testing.T) {
 	}
 	if !found {
 		t.Errorf("got %q; want among them %q", got, want)
+	}
+}
+
+func TestLoadConfigGoodShadows(t *testing.T) {
+	c, err := Load(filepath.Join("testdata", "good", "shadows.yaml"))
+	if err != nil {
+		t.Fatalf("got %v; want no error", err)
+	}
+	want := &ShadowConfig{TokenPrefix: "plant-7.gw", Sync: []ShadowSync{
+		{Thing: "lamp-1", Direction: "both"},
+		{Thing: "lock:3", Shadow: "$config", Direction: "down", DesiredOwner: "device", ReportedOwner: "cloud"},
+	}}
+	if !reflect.DeepEqual(c.Shadows, want) {
+		t.Errorf("got shadows %+v; want %+v", c.Shadows, want)
 	}
 }

@@ -36,11 +36,7 @@ func (c *Config) resolvePaths() {
 			t.Key = hw.ResolveURI(t.Key, c.Dir)
 		}
 	}
-	if b := c.Bridge; b != nil && b.TLS != nil {
-		abs(&b.TLS.CA)
-		abs(&b.TLS.Cert)
-		b.TLS.Key = hw.ResolveURI(b.TLS.Key, c.Dir)
-	}
+	c.resolveBridgePaths(abs, func(u string) string { return hw.ResolveURI(u, c.Dir) }) // bridges.go
 	abs(&c.Metrics.BasicAuthFile)
 	if t := c.Metrics.TLS; t != nil {
 		abs(&t.CA)
@@ -105,11 +101,7 @@ func (c *Config) checkFiles(r *report) {
 	if c.Policies != "" {
 		checkPath(r, "policies", c.Policies, true)
 	}
-	if b := c.Bridge; b != nil && b.TLS != nil {
-		file("bridge.tls.ca", b.TLS.CA)
-		file("bridge.tls.cert", b.TLS.Cert)
-		key("bridge.tls.key", b.TLS.Key)
-	}
+	c.checkBridgeFiles(file, key) // bridges.go
 	file("metrics.basic_auth_file", c.Metrics.BasicAuthFile)
 	if t := c.Metrics.TLS; t != nil {
 		file("metrics.tls.ca", t.CA)

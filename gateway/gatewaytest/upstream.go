@@ -40,6 +40,9 @@ type UpstreamOptions struct {
 	QoS0Only    bool   // max_qos 0: CONNACK announces Maximum QoS 0
 	TLSVersion  string // tls_version, e.g. "tlsv1.2"; "" allows what Mosquitto allows
 	Extra       string // appended to the config
+	// Topics are more ACL topic patterns both users may read and write
+	// (e.g. "$aws/things/#" for shadow sync).
+	Topics []string
 }
 
 // NewUpstream writes the PKI and ACL and starts the broker on a free
@@ -51,7 +54,11 @@ func NewUpstream(t testing.TB, o UpstreamOptions) *Upstream {
 	u.Gateway = u.PKI.Issue(t, GatewayCN)
 	u.Cloud = u.PKI.Issue(t, CloudCN)
 	acl := filepath.Join(t.TempDir(), "acl")
-	WriteFile(t, acl, fmt.Appendf(nil, "user %s\ntopic readwrite sites/plant-7/#\n\nuser %s\ntopic readwrite sites/#\n", GatewayCN, CloudCN), 0o600)
+	var more string
+	for _, tp := range o.Topics {
+		more += "topic readwrite " + tp + "\n"
+	}
+	WriteFile(t, acl, fmt.Appendf(nil, "user %s\ntopic readwrite sites/plant-7/#\n%s\nuser %s\ntopic readwrite sites/#\n%s", GatewayCN, more, CloudCN, more), 0o600)
 	maxQueued := o.MaxQueued
 	if maxQueued == 0 {
 		maxQueued = NoQueueLimit

@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/edgegw/edgegw/bridge"
 	"github.com/edgegw/edgegw/gateway/broker"
 	"github.com/edgegw/edgegw/gateway/clock"
 )
@@ -26,7 +27,8 @@ import (
 //	GET /status       Status: version, uptime, site, listeners, devices,
 //	                  upstream, per-route queue, recent denials, cert expiry
 //	GET /healthz      Health (as on the metrics port)
-//	GET /queue/stats  store.Stats of the running queue (404 without a queue)
+//	GET /queue/stats  store.Stats of the running queue (404 without a queue);
+//	                  ?bridge=NAME: that bridge's queue
 //	GET /devices      DevicesList: presence of every registered thing
 //	                  (?state=online|offline|never_seen|unlisted|not_connected, ?type=T)
 //
@@ -48,6 +50,8 @@ type Status struct {
 	Presence  *PresenceStatus   `json:"presence,omitempty"` // nil: no presence kept
 	Upstream  *UpstreamStatus   `json:"upstream,omitempty"` // nil: no bridge
 	Queue     *QueueStatus      `json:"queue,omitempty"`    // nil: no queue
+	Shadows   *ShadowStatus     `json:"shadows,omitempty"`  // nil: no shadows (shadow.go)
+	Bridges   []BridgeStatus    `json:"bridges,omitempty"`  // every bridge (Upstream and Queue: the first's)
 	Denials   []DenialStatus    `json:"recent_denials"`
 	Certs     []CertExpiry      `json:"certificates"`
 	Reload    ReloadStatus      `json:"reload"`
@@ -161,13 +165,21 @@ func (o *Observer) startAdmin() error {
 	mux.HandleFunc("GET /devices", o.serveDevices)
 	o.adminQueueOps(mux) // queue_ops.go
 	mux.HandleFunc("GET /healthz", o.serveHealth)
-	mux.HandleFunc("GET /queue/stats", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET /queue/stats", func(w http.ResponseWriter, r *http.Request) {
 		if o.queue == nil {
 			writeJSON(w, http.StatusNotFound, map[string]string{"error": "this gateway runs no queue (no bridge configured)"})
 			return
 		}
-		writeJSON(w, http.StatusOK, o.queue.Stats())
+		q := o.queue
+		if name := r.URL.Query().Get("bridge"); name != "" {
+			if q = o.bridgeQueue(name); q == nil { // bridges.go
+				writeJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("this gateway runs no bridge %q", name)})
+				return
+			}
+		}
+		writeJSON(w, http.StatusOK, q.Stats())
 	})
+	o.shadowRoutes(mux)
 	a.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second}
 	o.admin = a
 	a.wg.Add(1)
@@ -284,29 +296,19 @@ func (o *Observer) status(a *adminServer) Status {
 		s.Devices = DevicesStatus{Count: len(devs), Connected: devs}
 	}
 	if o.bridge != nil {
-		st := o.bridge.State()
-		s.Upstream = &UpstreamStatus{Connected: st.Connected, URL: st.Upstream, ConnectedSince: st.ConnectedSince,
-			LastError: st.LastError, Reconnects: st.Reconnects, Sent: st.Sent, Acked: st.Acked,
-			DeadLettered: st.DeadLettered, InflightNow: st.InflightNow, Rate: st.RateMsgs}
+		s.Upstream = upstreamStatus(o.bridge.State())
 		if s.Upstream.URL == "" && o.cfg.Bridge != nil && len(o.cfg.Bridge.Upstreams) > 0 {
 			s.Upstream.URL = o.cfg.Bridge.Upstreams[0].URL
 		}
 	}
-	if o.queue != nil {
-		qs := o.queue.Stats()
-		q := &QueueStatus{Depth: qs.Depth, Bytes: qs.Bytes, MaxBytes: qs.MaxBytes, FreeBytes: qs.FreeBytes, RejectedFull: qs.RejectedFull, Routes: []RouteStatus{}}
-		for _, r := range qs.Routes {
-			q.Routes = append(q.Routes, RouteStatus{Name: r.Name, Depth: r.Depth, Bytes: r.Bytes, InFlight: r.InFlight,
-				OldestAge: r.OldestAge.Seconds(), Enqueued: r.Enqueued, Acked: r.Acked, Drops: r.Drops, DeadLetters: r.DeadLetters})
+	if len(o.bridgeList()) > 0 {
+		bss := o.bridgesStatus(a) // bridges.go
+		s.Queue = bss[0].Queue
+		if len(o.bridgeList()) > 1 || len(o.cfg.Bridges) > 0 {
+			s.Bridges = bss
 		}
-		if a != nil {
-			rates := a.routeRates(q.Routes)
-			for i := range q.Routes {
-				q.Routes[i].Rate = rates[q.Routes[i].Name]
-			}
-		}
-		s.Queue = q
 	}
+	s.Shadows = o.shadowStatus()
 	for _, d := range o.recentDenials() {
 		s.Denials = append(s.Denials, DenialStatus{Time: d.Time, Device: d.Device, ClientID: d.ClientID,
 			Action: d.Action, Resource: d.Resource, Statement: d.Statement})
@@ -318,6 +320,23 @@ func (o *Observer) status(a *adminServer) Status {
 	}
 	o.mu.Unlock()
 	return s
+}
+
+func upstreamStatus(st bridge.State) *UpstreamStatus {
+	return &UpstreamStatus{Connected: st.Connected, URL: st.Upstream, ConnectedSince: st.ConnectedSince,
+		LastError: st.LastError, Reconnects: st.Reconnects, Sent: st.Sent, Acked: st.Acked,
+		DeadLettered: st.DeadLettered, InflightNow: st.InflightNow, Rate: st.RateMsgs}
+}
+
+// queueStatus is a queue's status, without the routes' rates.
+func queueStatus(qu Queue) *QueueStatus {
+	qs := qu.Stats()
+	q := &QueueStatus{Depth: qs.Depth, Bytes: qs.Bytes, MaxBytes: qs.MaxBytes, FreeBytes: qs.FreeBytes, RejectedFull: qs.RejectedFull}
+	for _, r := range qs.Routes {
+		q.Routes = append(q.Routes, RouteStatus{Name: r.Name, Depth: r.Depth, Bytes: r.Bytes, InFlight: r.InFlight,
+			OldestAge: r.OldestAge.Seconds(), Enqueued: r.Enqueued, Acked: r.Acked, Drops: r.Drops, DeadLetters: r.DeadLetters})
+	}
+	return q
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -5,6 +5,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/edgegw/edgegw/bridge"
 	"github.com/edgegw/edgegw/gateway/audit"
 	"github.com/edgegw/edgegw/gateway/broker"
 	"github.com/edgegw/edgegw/gateway/clock"
@@ -50,6 +51,12 @@ var brokerMetrics = []struct {
 	{desc("policy_disconnects_total", "Clients disconnected by a reload (connect no longer allowed, thing disabled, certificate revoked or untrusted)."), counter, func(m *broker.Metrics) int64 { return m.PolicyDisconnects.Load() }, nil},
 	{desc("subscriptions_dropped_total", "Subscriptions removed by a reload because the policy no longer allows them."), counter, func(m *broker.Metrics) int64 { return m.SubscriptionsDropped.Load() }, nil},
 	{desc("reloads_total", "Successful reloads of trust bundles, CRLs, registry and policies."), counter, func(m *broker.Metrics) int64 { return m.Reloads.Load() }, nil},
+	{desc("rule_forwards_total", "Rule outputs forwarded into a bridge route (written to the queue)."), counter, func(m *broker.Metrics) int64 { return m.RuleForwarded.Load() }, nil},
+	{desc("rule_republishes_total", "Rule outputs republished on the local broker."), counter, func(m *broker.Metrics) int64 { return m.RuleRepublished.Load() }, nil},
+	{desc("rule_failures_total", "Rule actions that failed (SQL error on a payload, refused republish or forward); each is audited."), counter, func(m *broker.Metrics) int64 { return m.RuleFailures.Load() }, nil},
+	{desc("authorizer_denials_total", "CONNECTs and refreshes the custom authorizer denied (not authenticated, timeout, error, rate limit)."), counter, func(m *broker.Metrics) int64 { return m.AuthorizerDenied.Load() }, nil},
+	{desc("authorizer_expired_total", "Connections ended at the custom authorizer's disconnectAfterInSeconds."), counter, func(m *broker.Metrics) int64 { return m.AuthorizerExpired.Load() }, nil},
+	{desc("policies_broken_total", "Policy files found not loading at start or reload (what attaches them is denied)."), counter, func(m *broker.Metrics) int64 { return m.PolicyBroken.Load() }, nil},
 }
 
 var (
@@ -88,6 +95,9 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 		descReloadOK, descReloadTime, descCertExpiry, descTPM, descBuildInfo, descClockSane} {
 		ch <- d
 	}
+	for _, d := range bridgeDescs {
+		ch <- d
+	}
 }
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
@@ -119,8 +129,13 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	gauge(descReloadTime, float64(o.reloadAt.UnixNano())/1e9)
 	o.mu.Unlock()
 
-	if o.queue != nil {
-		qs := o.queue.Stats()
+	var rejectedFull uint64
+	for _, l := range o.bridgeList() { // route names are unique across bridges
+		if l.Queue == nil {
+			continue
+		}
+		qs := l.Queue.Stats()
+		rejectedFull += qs.RejectedFull
 		for _, rs := range qs.Routes {
 			counter(descMessagesIn, float64(rs.Enqueued), rs.Name)
 			counter(descMessagesOut, float64(rs.Acked), rs.Name)
@@ -135,16 +150,31 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 				counter(descDrops, float64(rs.Rejected), rs.Name, "rejected")
 			}
 		}
-		counter(descQueueRejectFull, float64(qs.RejectedFull))
 	}
-	if o.bridge != nil {
-		st := o.bridge.State()
-		gauge(descUpConnected, b2f(st.Connected))
-		counter(descUpReconnects, float64(st.Reconnects))
-		counter(descInbound, float64(st.InboundReceived), "received")
-		counter(descInbound, float64(st.InboundDelivered), "delivered")
-		counter(descInbound, float64(st.InboundDropped), "dropped")
+	if o.queue != nil {
+		counter(descQueueRejectFull, float64(rejectedFull))
 	}
+	if o.bridge != nil { // every bridge together; edgegw_bridge_* per bridge (bridges.go)
+		var sum bridge.State
+		sum.Connected = true
+		for _, l := range o.bridgeList() {
+			if l.Bridge == nil {
+				continue
+			}
+			st := l.Bridge.State()
+			sum.Connected = sum.Connected && st.Connected
+			sum.Reconnects += st.Reconnects
+			sum.InboundReceived += st.InboundReceived
+			sum.InboundDelivered += st.InboundDelivered
+			sum.InboundDropped += st.InboundDropped
+		}
+		gauge(descUpConnected, b2f(sum.Connected))
+		counter(descUpReconnects, float64(sum.Reconnects))
+		counter(descInbound, float64(sum.InboundReceived), "received")
+		counter(descInbound, float64(sum.InboundDelivered), "delivered")
+		counter(descInbound, float64(sum.InboundDropped), "dropped")
+	}
+	o.collectBridges(ch)
 	for _, e := range o.certExpiries() {
 		if e.Error == "" {
 			gauge(descCertExpiry, e.Days, e.Cert)

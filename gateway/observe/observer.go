@@ -45,9 +45,11 @@ type Bridge interface{ State() bridge.State }
 // Sources are what a running gateway hands the observer; Queue and Bridge
 // are nil without a bridge section.
 type Sources struct {
-	Broker Broker
-	Queue  Queue
-	Bridge Bridge
+	Broker  Broker
+	Queue   Queue
+	Bridge  Bridge
+	Bridges []BridgeSource // every bridge with its queue (bridges.go); Queue and Bridge then may be nil
+	Shadow  Shadows        // nil without a shadows section (shadow.go)
 	// Presence is nil when the gateway keeps no device presence (presence.go).
 	Presence Presence
 	// Audit records the live queue operations (queue_ops.go); nil: not recorded.
@@ -82,6 +84,8 @@ type Observer struct {
 	broker Broker
 	queue  Queue
 	bridge Bridge
+	shadow Shadows
+	links  []BridgeSource // every bridge (bridges.go)
 	tpm    bool
 
 	presence Presence   // presence.go; nil: none
@@ -197,7 +201,8 @@ func (o *Observer) recentDenials() []audit.Event {
 // Start serves /metrics, /healthz and the admin socket for the running
 // gateway's sources. It is called once listeners are up and the queue is open.
 func (o *Observer) Start(src Sources) error {
-	o.broker, o.queue, o.bridge = src.Broker, src.Queue, src.Bridge
+	o.setSources(src) // bridges.go
+	o.shadow = src.Shadow
 	o.presence, o.auditor, o.things = src.Presence, src.Audit, src.Things
 	o.tpm = usesTPM(o.cfg)
 	o.clock.SetLogger(o.log)
@@ -250,6 +255,9 @@ func (o *Observer) startMetrics() error {
 	reg := prometheus.NewRegistry() // private: never the global one
 	if err := reg.Register(&collector{o: o}); err != nil {
 		return fmt.Errorf("registering metrics: %w", err)
+	}
+	if err := reg.Register(shadowCollector{o: o}); err != nil {
+		return fmt.Errorf("registering shadow metrics: %w", err)
 	}
 	if err := reg.Register(presenceCollector{o: o}); err != nil {
 		return fmt.Errorf("registering presence metrics: %w", err)
@@ -314,9 +322,11 @@ func (o *Observer) health() Health {
 	if o.broker != nil && !closed {
 		h.Listeners = o.broker.Listeners()
 	}
-	if o.queue != nil {
-		if qf, ok := o.queue.(queueFailer); ok && qerr == nil {
-			qerr = qf.Err()
+	if len(o.bridgeList()) > 0 {
+		for _, l := range o.bridgeList() {
+			if qf, ok := l.Queue.(queueFailer); ok && qerr == nil {
+				qerr = qf.Err()
+			}
 		}
 		switch {
 		case closed:
@@ -327,10 +337,12 @@ func (o *Observer) health() Health {
 			h.Queue = "open"
 		}
 	}
-	if o.bridge != nil {
-		h.Upstream = "down"
-		if o.bridge.State().Connected {
-			h.Upstream = "connected"
+	if len(o.bridgeList()) > 0 {
+		h.Upstream = "connected" // every bridge; down when one is
+		for _, l := range o.bridgeList() {
+			if l.Bridge != nil && !l.Bridge.State().Connected {
+				h.Upstream = "down"
+			}
 		}
 	}
 	if closed || h.Listeners == 0 || (h.Queue != "open" && h.Queue != "none") {
@@ -372,8 +384,10 @@ func usesTPM(cfg *config.Config) bool {
 			uris = append(uris, l.TLS.Key)
 		}
 	}
-	if cfg.Bridge != nil && cfg.Bridge.TLS != nil {
-		uris = append(uris, cfg.Bridge.TLS.Key)
+	for _, b := range cfg.BridgeList() {
+		if b.TLS != nil {
+			uris = append(uris, b.TLS.Key)
+		}
 	}
 	for _, u := range uris {
 		switch {
@@ -411,8 +425,10 @@ func (o *Observer) certExpiries() []CertExpiry {
 			srcs = append(srcs, src{"server", l.TLS.Cert}, src{"ca", l.TLS.CA})
 		}
 	}
-	if b := o.cfg.Bridge; b != nil && b.TLS != nil && b.TLS.Cert != "" {
-		srcs = append(srcs, src{"upstream", b.TLS.Cert})
+	for _, b := range o.cfg.BridgeList() { // per kind the earliest: every bridge's certificate counts
+		if b.TLS != nil && b.TLS.Cert != "" {
+			srcs = append(srcs, src{"upstream", b.TLS.Cert})
+		}
 	}
 	now := o.clock.Now()
 	byKind := map[string]CertExpiry{}

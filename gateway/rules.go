@@ -1,0 +1,152 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/edgegw/edgegw/gateway/authorizer"
+	"github.com/edgegw/edgegw/gateway/broker"
+	"github.com/edgegw/edgegw/gateway/config"
+	"github.com/edgegw/edgegw/gateway/rules"
+)
+
+// CompileRules compiles the config's `rules:` with the rules engine. Every
+// problem is reported as a config error at the rule's line, with the field
+// and, for SQL, the line:column inside the statement:
+//
+//	edgegw.yaml:41: rules[0].sql: SQL 1:27: unknown function "foo"
+//
+// The set is nil when any rule does not compile: the daemon refuses the whole
+// set (at start and on reload), so a rule never silently goes missing.
+func CompileRules(cfg *config.Config) (*rules.Set, error) {
+	set, err := rules.Compile(RulesFromConfig(cfg.Rules))
+	if err == nil {
+		return set, nil
+	}
+	var out config.Error
+	for _, e := range flatten(err) {
+		var re *rules.RuleError
+		if !errors.As(e, &re) {
+			out.Errors = append(out.Errors, &config.FieldError{File: cfg.File, Path: "rules", Msg: e.Error()})
+			continue
+		}
+		path := fmt.Sprintf("rules[%d]", re.Index)
+		if re.Field != "" {
+			path += "." + re.Field
+		}
+		msg := re.Err.Error()
+		var se *rules.SQLError
+		if errors.As(re.Err, &se) {
+			msg = fmt.Sprintf("SQL %s: %s", se.Pos, se.Msg)
+		}
+		line := cfg.Line(path)
+		out.Errors = append(out.Errors, &config.FieldError{File: cfg.File, Line: line, Path: path, Msg: msg})
+	}
+	return nil, &out
+}
+
+// flatten unpacks errors.Join trees into their leaves.
+func flatten(err error) []error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []error
+		for _, e := range j.Unwrap() {
+			out = append(out, flatten(e)...)
+		}
+		return out
+	}
+	return []error{err}
+}
+
+// RulesFromConfig converts the config's rules to the engine's configs, field
+// for field.
+func RulesFromConfig(in []config.Rule) []rules.Config {
+	out := make([]rules.Config, 0, len(in))
+	for _, r := range in {
+		rc := rules.Config{Name: r.Name, SQL: r.SQL, SQLVersion: r.SQLVersion, Identity: r.Identity, Disabled: r.Disabled}
+		for _, a := range r.Actions {
+			rc.Actions = append(rc.Actions, ruleAction(a))
+		}
+		if r.ErrorAction != nil {
+			a := ruleAction(*r.ErrorAction)
+			rc.ErrorAction = &a
+		}
+		out = append(out, rc)
+	}
+	return out
+}
+
+func ruleAction(a config.RuleAction) rules.ActionConfig {
+	var out rules.ActionConfig
+	if rp := a.Republish; rp != nil {
+		out.Republish = &rules.RepublishConfig{Topic: rp.Topic, QoS: rp.QoS}
+		if h := rp.Headers; h != nil {
+			hc := &rules.HeadersConfig{PayloadFormatIndicator: h.PayloadFormatIndicator, ContentType: h.ContentType,
+				ResponseTopic: h.ResponseTopic, CorrelationData: h.CorrelationData, MessageExpiry: h.MessageExpiry}
+			for _, up := range h.UserProperties {
+				hc.UserProperties = append(hc.UserProperties, rules.UserPropertyConfig{Key: up.Key, Value: up.Value})
+			}
+			out.Republish.Headers = hc
+		}
+	}
+	if fw := a.Forward; fw != nil {
+		out.Forward = &rules.ForwardConfig{Route: fw.Route, Topic: fw.Topic}
+	}
+	return out
+}
+
+// AuthorizerFromConfig converts a listener's `authorizer:` section; the
+// authorizer applies its defaults to what is left out.
+func AuthorizerFromConfig(a *config.Authorizer) authorizer.Config {
+	out := authorizer.Config{URL: a.URL, Command: append([]string(nil), a.Command...), Timeout: a.Timeout.D(),
+		Rate: float64(a.Rate), Burst: a.Burst, MaxConcurrent: a.MaxConcurrent}
+	if ts := a.TokenSigning; ts != nil {
+		out.TokenSigning = &authorizer.TokenSigning{TokenKeyName: ts.TokenKeyName, PublicKeys: append([]string(nil), ts.PublicKeys...)}
+	}
+	return out
+}
+
+// CheckAuthorizers builds every listener's authorizer as the daemon would
+// (validation and the token signing keys), reporting problems at the
+// listener's authorizer line. It calls no authorizer.
+func CheckAuthorizers(cfg *config.Config) error {
+	var out config.Error
+	for i, l := range cfg.Listeners {
+		if l.Authorizer == nil {
+			continue
+		}
+		p := fmt.Sprintf("listeners[%d].authorizer", i)
+		ac := AuthorizerFromConfig(l.Authorizer)
+		err := broker.AuthorizerFits(ac, brokerLimits(cfg.Limits))
+		if err == nil {
+			_, err = authorizer.New(ac, slog.New(slog.DiscardHandler))
+		}
+		for _, e := range flatten(err) {
+			if e != nil {
+				out.Errors = append(out.Errors, &config.FieldError{File: cfg.File, Line: cfg.Line(p), Path: p, Msg: e.Error()})
+			}
+		}
+	}
+	if len(out.Errors) == 0 {
+		return nil
+	}
+	return &out
+}
+
+// reloadRules compiles nc's rules and swaps them into the broker. It returns
+// nc with the running config's rules put back (the rules are applied, or
+// refused with an error, never a restart matter); on error the running rules
+// stay.
+func (g *Gateway) reloadRules(b *broker.Broker, nc *config.Config) (*config.Config, error) {
+	c := *nc
+	c.Rules = g.cfg.Rules
+	// Compiled and swapped on every reload (cheap): the running set may come
+	// from an earlier reload, not from g.cfg.
+	set, err := CompileRules(nc)
+	if err != nil {
+		return &c, fmt.Errorf("rules in %s not applied, keeping the running ones: %w", nc.File, err)
+	}
+	b.SetRules(set)
+	g.log.Info("rules reloaded", "rules", len(set.Rules()))
+	return &c, nil
+}
