@@ -36,8 +36,12 @@ func (a *app) liveError(sock string, err error) error {
 	return adminError(sock, err)
 }
 
-func queueQuery(route string, dead bool) url.Values {
+func queueQuery(f *queueFlags, dead bool) url.Values {
 	v := url.Values{}
+	if f.bridge != "" {
+		v.Set("bridge", f.bridge)
+	}
+	route := f.route
 	if route != "" {
 		v.Set("route", route)
 	}
@@ -48,7 +52,7 @@ func queueQuery(route string, dead bool) url.Values {
 }
 
 func (a *app) queuePeekLive(f *queueFlags, sock string) error {
-	v := queueQuery(f.route, f.dead)
+	v := queueQuery(f, f.dead)
 	v.Set("n", strconv.Itoa(f.n))
 	var p observe.QueuePeek
 	if err := observe.AdminGet(a.ctx, sock, "/queue/peek?"+v.Encode(), &p); err != nil {
@@ -81,14 +85,14 @@ func (a *app) queuePeekLive(f *queueFlags, sock string) error {
 }
 
 func (a *app) queueExportLive(f *queueFlags, sock string) error {
-	if err := observe.AdminCopy(a.ctx, sock, "/queue/export?"+queueQuery(f.route, f.dead).Encode(), a.stdout); err != nil {
+	if err := observe.AdminCopy(a.ctx, sock, "/queue/export?"+queueQuery(f, f.dead).Encode(), a.stdout); err != nil {
 		return a.liveError(sock, err)
 	}
 	return nil
 }
 
 func (a *app) queuePurgeLive(f *queueFlags, older time.Duration, sock string) error {
-	v := queueQuery(f.route, f.dead)
+	v := queueQuery(f, f.dead)
 	if older > 0 {
 		v.Set("older_than_seconds", strconv.FormatInt(int64(older/time.Second), 10))
 	}
@@ -132,7 +136,7 @@ Exit status: 0 replayed (the count may be 0), 1 error or a route skipped.`,
 				return err
 			}
 			f.asJSON = isJSON
-			v := queueQuery(f.route, false)
+			v := queueQuery(f, false)
 			if f.olderThan != "" {
 				d, err := config.ParseDuration(f.olderThan)
 				if err != nil || d.D() < time.Second {

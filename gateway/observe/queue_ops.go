@@ -9,6 +9,8 @@ package observe
 //	POST /queue/purge?route=R[&older_than_seconds=S][&dead=1]   QueueOpResult
 //	POST /queue/replay[?route=R][&older_than_seconds=S][&reason=TEXT]  QueueOpResult
 //
+// Each takes ?bridge=NAME for that bridge's queue (default: the first).
+//
 // Every operation is audited (queue_peek, queue_export, queue_purge,
 // queue_replay) with the route and the count; payloads never.
 //
@@ -117,8 +119,17 @@ func (o *Observer) adminQueueOps(mux *http.ServeMux) {
 	mux.HandleFunc("POST /queue/replay", o.serveQueueReplay)
 }
 
-func (o *Observer) ops(w http.ResponseWriter) QueueOps {
-	q, ok := o.queue.(QueueOps)
+// ops is the queue the request names (?bridge=NAME; default: the first
+// bridge's).
+func (o *Observer) ops(w http.ResponseWriter, r *http.Request) QueueOps {
+	src := o.queue
+	if name := r.URL.Query().Get("bridge"); name != "" {
+		if src = o.bridgeQueue(name); src == nil {
+			writeJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("no bridge %q runs a queue here", name)})
+			return nil
+		}
+	}
+	q, ok := src.(QueueOps)
 	if !ok || q == nil {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "this gateway runs no queue (no bridge configured)"})
 		return nil
@@ -141,7 +152,7 @@ func opError(w http.ResponseWriter, err error) {
 }
 
 func (o *Observer) serveQueuePeek(w http.ResponseWriter, r *http.Request) {
-	q := o.ops(w)
+	q := o.ops(w, r)
 	if q == nil {
 		return
 	}
@@ -199,7 +210,7 @@ func routeResource(route string, dead bool) string {
 }
 
 func (o *Observer) serveQueueExport(w http.ResponseWriter, r *http.Request) {
-	q := o.ops(w)
+	q := o.ops(w, r)
 	if q == nil {
 		return
 	}
@@ -230,7 +241,7 @@ func (o *Observer) serveQueueExport(w http.ResponseWriter, r *http.Request) {
 }
 
 func (o *Observer) serveQueuePurge(w http.ResponseWriter, r *http.Request) {
-	q := o.ops(w)
+	q := o.ops(w, r)
 	if q == nil {
 		return
 	}
@@ -287,7 +298,7 @@ func olderThan(w http.ResponseWriter, s string) (time.Duration, bool) {
 }
 
 func (o *Observer) serveQueueReplay(w http.ResponseWriter, r *http.Request) {
-	q := o.ops(w)
+	q := o.ops(w, r)
 	if q == nil {
 		return
 	}

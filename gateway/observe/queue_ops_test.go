@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -109,6 +111,39 @@ func TestReplayKeepsDeadLettersWhenNewOnesArrive(t *testing.T) {
 				if err != nil || len(ms) != 3 || ms[0].Payload[0] != 0 || ms[2].Payload[0] != 2 {
 					t.Errorf("replayed messages: got %+v, %v; want the 3, in order", ms, err)
 				}
+			}
+		})
+	}
+}
+
+// TestQueueOpsPickTheBridge: ?bridge=NAME selects that bridge's queue.
+func TestQueueOpsPickTheBridge(t *testing.T) {
+	q, err := store.Open(store.Options{Dir: filepath.Join(t.TempDir(), "q"), Routes: []store.RouteLimits{{Name: "telemetry"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	if _, err := q.Enqueue(context.Background(), store.Message{Route: "telemetry", Topic: "t", Payload: []byte("x"), QoS: 1}); err != nil {
+		t.Fatal(err)
+	}
+	o := &Observer{log: slog.New(slog.DiscardHandler)}
+	o.setSources(Sources{Bridges: []BridgeSource{{Name: "cloud", Queue: q}}})
+	tests := []struct {
+		name, query string
+		code        int
+	}{
+		{"default bridge", "n=5", 200},
+		{"named bridge", "bridge=cloud&n=5", 200},
+		{"unknown bridge", "bridge=nope&n=5", 404},
+		{"unknown route", "route=nope&n=5", 404},
+		{"bad n", "n=0", 400},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := httptest.NewRecorder()
+			o.serveQueuePeek(rec, httptest.NewRequest(http.MethodGet, "/queue/peek?"+tt.query, nil))
+			if rec.Code != tt.code {
+				t.Errorf("got %d %s; want %d", rec.Code, rec.Body.String(), tt.code)
 			}
 		})
 	}
