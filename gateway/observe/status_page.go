@@ -175,8 +175,20 @@ func (o *Observer) serveStatusPage(w http.ResponseWriter, r *http.Request) {
 	}
 	now := time.Now()
 	d := pageData{Status: o.status(o.admin), Generated: now.UTC()}
-	if d.Status.Queue != nil {
-		for _, rt := range d.Status.Queue.Routes {
+	queues := []*QueueStatus{d.Status.Queue}
+	prefix := []string{""}
+	if len(d.Status.Bridges) > 1 { // several bridges: every queue, routes named bridge/route
+		queues, prefix = nil, nil
+		for _, b := range d.Status.Bridges {
+			queues, prefix = append(queues, b.Queue), append(prefix, b.Name+"/")
+		}
+	}
+	for qi, q := range queues {
+		if q == nil {
+			continue
+		}
+		for _, rt := range q.Routes {
+			rt.Name = prefix[qi] + rt.Name
 			pr := pageRoute{RouteStatus: rt, Age: "-"}
 			if rt.OldestAge > 0 {
 				pr.Age = shortDur(time.Duration(rt.OldestAge * float64(time.Second)))

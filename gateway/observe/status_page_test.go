@@ -130,3 +130,22 @@ func TestPresenceStatusCap(t *testing.T) {
 		})
 	}
 }
+
+// TestStatusPageSeveralBridges: with several bridges every queue's routes
+// are shown, named bridge/route.
+func TestStatusPageSeveralBridges(t *testing.T) {
+	cfg := &config.Config{Site: "plant-7", Metrics: config.MetricsConfig{Address: "127.0.0.1:9641"}}
+	o := New(cfg, nil)
+	o.setSources(Sources{Bridges: []BridgeSource{
+		{Name: "cloud", Queue: pageQueue{store.Stats{Routes: []store.RouteStats{{Name: "telemetry", Depth: 7}}}}},
+		{Name: "lab", Queue: pageQueue{store.Stats{Routes: []store.RouteStats{{Name: "metrics", Depth: 9}}}}},
+	}})
+	o.guard = &pageGuard{open: true}
+	rec := httptest.NewRecorder()
+	o.serveStatusPage(rec, httptest.NewRequest(http.MethodGet, "/", nil))
+	for _, want := range []string{"<td>cloud/telemetry</td><td>7</td>", "<td>lab/metrics</td><td>9</td>"} {
+		if !strings.Contains(rec.Body.String(), want) {
+			t.Errorf("page lacks %q", want)
+		}
+	}
+}
