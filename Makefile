@@ -19,7 +19,7 @@ TEST_TIMEOUT ?= 25m
 # Debian packages the tests use as real peers (see README: Tests).
 DEB_PACKAGES := mosquitto mosquitto-clients swtpm swtpm-tools tpm2-tools tpm-udev softhsm2 openssl \
 	lintian qemu-user-static sslscan gcc-aarch64-linux-gnu libc6-dev-arm64-cross prometheus \
-	nodejs npm
+	nodejs npm chromium
 
 .PHONY: help build test lint deps demo bench crash powercut cross clean
 

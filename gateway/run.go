@@ -15,6 +15,7 @@ import (
 	"github.com/edgegw/edgegw/gateway/broker"
 	"github.com/edgegw/edgegw/gateway/config"
 	"github.com/edgegw/edgegw/gateway/observe"
+	"github.com/edgegw/edgegw/gateway/presence"
 	"github.com/edgegw/edgegw/hw"
 )
 
@@ -26,6 +27,8 @@ type running struct {
 	up     *upstream         // queue + bridge (upstream.go); nil without a bridge section
 	shadow *shadows          // shadows.go; nil without a shadows section
 	obs    *observe.Observer // metrics, /healthz, admin socket
+
+	presence *presence.Tracker // presence.go
 }
 
 // BrokerOptionsFromConfig translates the config into broker options. Keys
@@ -85,6 +88,10 @@ func (g *Gateway) start(ctx context.Context) error {
 	}
 	o.Logger, o.Audit = g.log, aud
 	set, err := CompileRules(g.cfg) // rules.go
+	var pres *presence.Tracker
+	if err == nil {
+		pres, err = openPresence(g.cfg.StateDir, g.log) // presence.go
+	}
 	if err != nil {
 		for _, k := range keys {
 			_ = k.Close()
@@ -92,6 +99,7 @@ func (g *Gateway) start(ctx context.Context) error {
 		aud.Close()
 		return err
 	}
+	o.Presence = presenceSink{pres}
 	b, err := broker.New(o)
 	if err == nil {
 		b.SetRules(set)
@@ -113,12 +121,13 @@ func (g *Gateway) start(ctx context.Context) error {
 		for _, k := range keys {
 			_ = k.Close()
 		}
+		_ = pres.Close()
 		aud.Close()
 		return err
 	}
-	g.run = &running{broker: b, audit: aud, keys: keys, obs: obs, up: up, shadow: sh}
+	g.run = &running{broker: b, audit: aud, keys: keys, obs: obs, up: up, shadow: sh, presence: pres}
 	up.start()
-	src := observe.Sources{Broker: b}
+	src := observe.Sources{Broker: b, Presence: presenceView{pres, b}, Audit: aud, Things: b}
 	if up != nil {
 		src.Bridges = up.sources() // upstream.go
 	}
@@ -234,6 +243,9 @@ func (g *Gateway) stop() {
 	_ = r.broker.Close()
 	r.shadow.close() // before its store
 	r.up.close()     // after the broker: no more enqueues
+	if err := r.presence.Close(); err != nil {
+		g.log.Warn("device presence not saved", "err", err)
+	}
 	for _, k := range r.keys {
 		_ = k.Close()
 	}

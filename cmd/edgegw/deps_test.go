@@ -97,6 +97,8 @@ var rooms = map[string]room{
 	"gateway/enrol": {ours: []string{"gateway/pki", "gateway/authz", "hw"}, forbid: pureForbid},
 	// EST (RFC 7030): at most hw for keys.
 	"gateway/est": {ours: []string{"hw"}, forbid: pureForbid},
+	// Device presence (who is offline, since when): a leaf.
+	"gateway/presence": {forbid: pureForbid},
 }
 
 // testHelpers are the module's test helper packages: only tests import them.

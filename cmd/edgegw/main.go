@@ -114,6 +114,7 @@ every reload.`,
 	for _, newCmd := range extraCommands {
 		root.AddCommand(newCmd(a))
 	}
+	addCompletions(root) // completion.go
 	return root
 }
 

@@ -560,7 +560,7 @@ func formatWindow(d time.Duration) string {
 }
 
 func pkiListCmd(a *app, f *pkiFlags) *cobra.Command {
-	var expiring string
+	var expiring, format string
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "list",
@@ -569,6 +569,9 @@ func pkiListCmd(a *app, f *pkiFlags) *cobra.Command {
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o, err := f.options(a, cmd)
 			if err != nil {
+				return err
+			}
+			if asJSON, err = jsonOutput(format, asJSON); err != nil { // output.go
 				return err
 			}
 			entries, err := pki.List(o)
@@ -618,7 +621,7 @@ func pkiListCmd(a *app, f *pkiFlags) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&expiring, "expiring", "", "only active certificates expiring within this time, e.g. 30d, 72h")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "JSON output (the issued.json entries)")
+	outputFlags(cmd, &format, &asJSON) // JSON: the issued.json entries
 	return cmd
 }
 

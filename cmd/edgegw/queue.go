@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -33,6 +32,7 @@ type queueFlags struct {
 	n                int
 	olderThan        string
 	dead, asJSON     bool
+	output           string // -o table|json (output.go)
 }
 
 // newQueueCmd is `edgegw queue`: offline inspection of the durable queue in
@@ -41,10 +41,11 @@ func newQueueCmd(a *app) *cobra.Command {
 	f := &queueFlags{}
 	cmd := &cobra.Command{
 		Use:   "queue",
-		Short: "Inspect the offline queue: stats, peek, purge, export",
+		Short: "Inspect the queue: stats, peek, purge, export, replay of dead letters",
 		Long: `Works on the queue directory (store.dir of the config given with -c, or --dir)
-while the daemon is stopped: the running daemon holds the queue's lock. Only 'stats'
-works while it runs (it asks the daemon on its admin socket).
+while the daemon is stopped. While it runs (it holds the queue's lock), stats, peek,
+purge and export go through its admin socket (with -c), audited; replay of dead
+letters needs the running daemon.
 
 An encrypted queue needs its key: with -c it is read as the daemon reads it
 (store.encryption_key); with --dir pass --encryption-key URI (file:PATH or
@@ -64,7 +65,7 @@ tpm-sealed:PATH).`,
 		Args:  cobra.NoArgs,
 		RunE:  func(cmd *cobra.Command, _ []string) error { return a.queueStats(f) },
 	}
-	stats.Flags().BoolVar(&f.asJSON, "json", false, "print store.Stats as JSON")
+	outputFlags(stats, &f.output, &f.asJSON)
 
 	peek := &cobra.Command{
 		Use:   "peek [--route R] [-n N]",
@@ -75,6 +76,7 @@ tpm-sealed:PATH).`,
 	peek.Flags().StringVar(&f.route, "route", "", "route name (default: every route)")
 	peek.Flags().IntVarP(&f.n, "n", "n", 10, "messages per route")
 	peek.Flags().BoolVar(&f.dead, "dead", false, "show dead letters instead")
+	outputFlags(peek, &f.output, &f.asJSON)
 
 	purge := &cobra.Command{
 		Use:   "purge --route R [--older-than D]",
@@ -87,6 +89,7 @@ tpm-sealed:PATH).`,
 	purge.Flags().StringVar(&f.route, "route", "", "route name (required)")
 	purge.Flags().StringVar(&f.olderThan, "older-than", "", "only messages older than this (e.g. 36h, 7d); needs a set clock")
 	purge.Flags().BoolVar(&f.dead, "dead", false, "purge the route's dead letters instead")
+	outputFlags(purge, &f.output, &f.asJSON)
 
 	export := &cobra.Command{
 		Use:   "export [--route R] [--dead]",
@@ -97,7 +100,7 @@ tpm-sealed:PATH).`,
 	export.Flags().StringVar(&f.route, "route", "", "route name (default: every route)")
 	export.Flags().BoolVar(&f.dead, "dead", false, "export the dead letters instead")
 
-	cmd.AddCommand(stats, peek, purge, export, newQueueSmokeCmd(a, f)) // smoke: hidden self-test (queue_smoke.go)
+	cmd.AddCommand(stats, peek, purge, export, newQueueReplayCmd(a, f), newQueueSmokeCmd(a, f)) // smoke: hidden self-test (queue_smoke.go)
 	return cmd
 }
 
@@ -174,6 +177,10 @@ func queueAbsent(cfg *config.Config) error {
 }
 
 func (a *app) queueStats(f *queueFlags) error {
+	isJSON, err := jsonOutput(f.output, f.asJSON)
+	if err != nil {
+		return err
+	}
 	q, cfg, err := a.openQueue(f)
 	if nq := (*errNoQueue)(nil); errors.As(err, &nq) {
 		fmt.Fprintln(a.stdout, nq.msg) // a fact about the setup, not a failure
@@ -194,10 +201,8 @@ func (a *app) queueStats(f *queueFlags) error {
 			return &exitError{code: 1, err: err}
 		}
 	}
-	if f.asJSON {
-		enc := json.NewEncoder(a.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(st)
+	if isJSON {
+		return writeJSONOut(a.stdout, queueStatsView(st))
 	}
 	printStats(a.stdout, st)
 	return nil
@@ -245,11 +250,22 @@ func (a *app) queuePeek(f *queueFlags) error {
 	if f.n <= 0 {
 		return usageError("queue peek: -n must be positive")
 	}
-	q, _, err := a.openQueue(f)
+	isJSON, err := jsonOutput(f.output, f.asJSON)
+	if err != nil {
+		return err
+	}
+	f.asJSON = isJSON
+	q, cfg, err := a.openQueue(f)
+	if sock := liveSocket(err, cfg); sock != "" {
+		return a.queuePeekLive(f, sock) // queue_live.go
+	}
 	if err != nil {
 		return err
 	}
 	defer q.Close()
+	if f.asJSON {
+		return a.queuePeekJSON(q, f) // queue_live.go
+	}
 	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
 	if f.dead {
 		dls, err := q.DeadLetters(f.route, f.n)
@@ -286,6 +302,11 @@ func (a *app) queuePurge(f *queueFlags) error {
 	if f.route == "" {
 		return usageError("queue purge: --route is required")
 	}
+	isJSON, err := jsonOutput(f.output, f.asJSON)
+	if err != nil {
+		return err
+	}
+	f.asJSON = isJSON
 	var older time.Duration
 	if f.olderThan != "" {
 		if f.dead {
@@ -297,7 +318,10 @@ func (a *app) queuePurge(f *queueFlags) error {
 		}
 		older = d.D()
 	}
-	q, _, err := a.openQueue(f)
+	q, cfg, err := a.openQueue(f)
+	if sock := liveSocket(err, cfg); sock != "" {
+		return a.queuePurgeLive(f, older, sock) // queue_live.go
+	}
 	if err != nil {
 		return err
 	}
@@ -313,6 +337,14 @@ func (a *app) queuePurge(f *queueFlags) error {
 	if err != nil {
 		return &exitError{code: 1, err: err}
 	}
+	if f.asJSON {
+		op := "purge"
+		if f.dead {
+			op = "purge_dead"
+		}
+		return writeJSONOut(a.stdout, observe.QueueOpResult{Operation: op, Count: n,
+			Routes: []observe.RouteCount{{Route: f.route, Count: n}}, Skipped: []observe.RouteReason{}})
+	}
 	what := "messages"
 	if f.dead {
 		what = "dead letters"
@@ -322,7 +354,10 @@ func (a *app) queuePurge(f *queueFlags) error {
 }
 
 func (a *app) queueExport(f *queueFlags) error {
-	q, _, err := a.openQueue(f)
+	q, cfg, err := a.openQueue(f)
+	if sock := liveSocket(err, cfg); sock != "" {
+		return a.queueExportLive(f, sock) // queue_live.go
+	}
 	if err != nil {
 		return err
 	}

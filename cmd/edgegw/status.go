@@ -28,8 +28,8 @@ const exitNotRunning = 3
 
 func newStatusCmd(a *app) *cobra.Command {
 	var (
-		cfgPath, socket string
-		asJSON          bool
+		cfgPath, socket, format string
+		asJSON, all             bool
 	)
 	cmd := &cobra.Command{
 		Use:   "status",
@@ -42,15 +42,23 @@ connected devices, the last denials and how long the certificates have left.
 Exit status: 0 when the daemon answered, 3 when no daemon is running, 1 otherwise.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			isJSON, err := jsonOutput(format, asJSON) // output.go
+			if err != nil {
+				return err
+			}
 			path, err := adminSocketPath(socket, cfgPath, cmd.Flags().Changed("config"))
 			if err != nil {
 				return &exitError{code: 1, err: err}
 			}
 			var st observe.Status
-			if err := observe.AdminGet(cmd.Context(), path, "/status", &st); err != nil {
+			urlPath := "/status"
+			if all {
+				urlPath += "?all=1"
+			}
+			if err := observe.AdminGet(cmd.Context(), path, urlPath, &st); err != nil {
 				return adminError(path, err)
 			}
-			if asJSON {
+			if isJSON {
 				enc := json.NewEncoder(a.stdout)
 				enc.SetIndent("", "  ")
 				return enc.Encode(st)
@@ -61,7 +69,8 @@ Exit status: 0 when the daemon answered, 3 when no daemon is running, 1 otherwis
 	}
 	addConfigFlag(cmd, &cfgPath)
 	cmd.Flags().StringVar(&socket, "socket", "", "admin socket (default: admin.socket from the config, else "+defaultAdminSocket+")")
-	cmd.Flags().BoolVar(&asJSON, "json", false, "print the daemon's answer as JSON")
+	outputFlags(cmd, &format, &asJSON)
+	cmd.Flags().BoolVar(&all, "all", false, "list every thing not connected (default: the longest silent ones)")
 	return cmd
 }
 
@@ -122,6 +131,7 @@ func printStatus(w io.Writer, s *observe.Status) {
 	}
 	printShadows(w, s.Shadows)
 	printDevices(w, s.Devices)
+	printPresence(w, s.Presence, time.Now())
 	printDenials(w, s.Denials)
 	printCerts(w, s.Certs)
 	if !s.Reload.OK {
@@ -180,13 +190,21 @@ func printQueue(w io.Writer, q *observe.QueueStatus) {
 	tw.Flush()
 }
 
+// maxConnectedRows caps the connected devices status prints: at a
+// building's scale the list is thousands of rows (edgegw devices has them).
+const maxConnectedRows = 20
+
 // printDevices prints the connected devices.
 func printDevices(w io.Writer, d observe.DevicesStatus) {
 	fmt.Fprintf(w, "devices:     %d connected\n", d.Count)
 	if len(d.Connected) > 0 {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "  THING\tCLIENT ID\tREMOTE\tLISTENER\tSINCE")
-		for _, c := range d.Connected {
+		for i, c := range d.Connected {
+			if i == maxConnectedRows {
+				fmt.Fprintf(tw, "  ... %d more (edgegw devices, or edgegw status --json)\n", len(d.Connected)-i)
+				break
+			}
 			since := "-"
 			if !c.Since.IsZero() {
 				since = c.Since.UTC().Format(time.RFC3339)

@@ -132,6 +132,8 @@ type Options struct {
 	// Watch is the file poll interval for live reload of CRL, CA, registry,
 	// policies and password files (0 = 250ms; <0 disables watching).
 	Watch time.Duration
+	// Presence, if set, is told of every accepted connection and its end (presence.go).
+	Presence Presence
 }
 
 // Metrics are the broker's counters (atomic; exported to Prometheus by the

@@ -268,6 +268,7 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 	}
 	b.metrics.ConnectsAccepted.Add(1)
 	b.audit.Record(audit.Event{Event: audit.EventConnect, Device: st.id.ThingName, ClientID: st.clientID, Remote: cl.Net.Remote, Listener: cl.Net.Listener, Serial: st.id.Serial})
+	b.presenceOnline(cl, st)
 	b.recheckSubscriptions(st, st.sess.Load())
 	b.maintainAuthorizer(st)          // authorizer.go: refresh or expiry as the authorizer answered
 	b.resumeSession(cl, st, st.clean) // sessions.go
@@ -285,6 +286,7 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
 		b.forgetReceiveMaximum(st)
 	}
 	if st, ok := b.clients.LoadAndDelete(cl); ok {
+		b.presenceOffline(cl, st.(*clientState))
 		b.log.Debug("client disconnected", "device", st.(*clientState).id.ThingName, "client", cl.ID, "err", err)
 	}
 }

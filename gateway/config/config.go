@@ -207,6 +207,9 @@ type Route struct {
 // MetricsConfig is the Prometheus endpoint.
 type MetricsConfig struct {
 	Address string `yaml:"address"` // host:port; "" disables
+	// TLS and BasicAuthFile guard the listener and its status page (status_page.go).
+	TLS           *MetricsTLS `yaml:"tls"`
+	BasicAuthFile string      `yaml:"basic_auth_file"`
 }
 
 // AdminConfig is the local admin socket (edgegw status, queue ...).
@@ -452,6 +455,7 @@ func (c *Config) validate(r *report) {
 		}
 	}
 	c.validateRules(r)
+	c.Metrics.validatePage(r, "metrics") // status_page.go
 }
 
 var nameRE = regexp.MustCompile(`^[a-zA-Z0-9._-]+$`)

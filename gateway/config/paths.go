@@ -37,6 +37,12 @@ func (c *Config) resolvePaths() {
 		}
 	}
 	c.resolveBridgePaths(abs, func(u string) string { return hw.ResolveURI(u, c.Dir) }) // bridges.go
+	abs(&c.Metrics.BasicAuthFile)
+	if t := c.Metrics.TLS; t != nil {
+		abs(&t.CA)
+		abs(&t.Cert)
+		t.Key = hw.ResolveURI(t.Key, c.Dir)
+	}
 }
 
 // validateKeyURI checks a (resolved) key URI against hw's grammar (hw owns
@@ -96,6 +102,12 @@ func (c *Config) checkFiles(r *report) {
 		checkPath(r, "policies", c.Policies, true)
 	}
 	c.checkBridgeFiles(file, key) // bridges.go
+	file("metrics.basic_auth_file", c.Metrics.BasicAuthFile)
+	if t := c.Metrics.TLS; t != nil {
+		file("metrics.tls.ca", t.CA)
+		file("metrics.tls.cert", t.Cert)
+		key("metrics.tls.key", t.Key)
+	}
 }
 
 func checkPath(r *report, key, path string, wantDir bool) {

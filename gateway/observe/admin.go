@@ -29,6 +29,8 @@ import (
 //	GET /healthz      Health (as on the metrics port)
 //	GET /queue/stats  store.Stats of the running queue (404 without a queue);
 //	                  ?bridge=NAME: that bridge's queue
+//	GET /devices      DevicesList: presence of every registered thing
+//	                  (?state=online|offline|never_seen|unlisted|not_connected, ?type=T)
 //
 // Any HTTP client can speak it (curl --unix-socket /run/edgegw/admin.sock
 // http://edgegw/status); `edgegw status` uses AdminGet.
@@ -45,6 +47,7 @@ type Status struct {
 	Health    Health            `json:"health"`
 	Listeners []ListenerStatus  `json:"listeners"`
 	Devices   DevicesStatus     `json:"devices"`
+	Presence  *PresenceStatus   `json:"presence,omitempty"` // nil: no presence kept
 	Upstream  *UpstreamStatus   `json:"upstream,omitempty"` // nil: no bridge
 	Queue     *QueueStatus      `json:"queue,omitempty"`    // nil: no queue
 	Shadows   *ShadowStatus     `json:"shadows,omitempty"`  // nil: no shadows (shadow.go)
@@ -157,7 +160,13 @@ func (o *Observer) startAdmin() error {
 		return err
 	}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /status", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, o.status(a)) })
+	mux.HandleFunc("GET /status", func(w http.ResponseWriter, r *http.Request) {
+		s := o.status(a)
+		s.Presence = o.presenceStatus(r.URL.Query().Get("all") == "1")
+		writeJSON(w, http.StatusOK, s)
+	})
+	mux.HandleFunc("GET /devices", o.serveDevices)
+	o.adminQueueOps(mux) // queue_ops.go
 	mux.HandleFunc("GET /healthz", o.serveHealth)
 	mux.HandleFunc("GET /queue/stats", func(w http.ResponseWriter, r *http.Request) {
 		if o.queue == nil {

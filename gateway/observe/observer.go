@@ -51,6 +51,12 @@ type Sources struct {
 	Bridge  Bridge
 	Bridges []BridgeSource // every bridge with its queue (bridges.go); Queue and Bridge then may be nil
 	Shadow  Shadows        // nil without a shadows section (shadow.go)
+	// Presence is nil when the gateway keeps no device presence (presence.go).
+	Presence Presence
+	// Audit records the live queue operations (queue_ops.go); nil: not recorded.
+	Audit Auditor
+	// Things answers the status page's operator check (status_page.go).
+	Things ThingTypes
 }
 
 // What the gateway hands in fits (compile-time check).
@@ -82,6 +88,11 @@ type Observer struct {
 	shadow Shadows
 	links  []BridgeSource // every bridge (bridges.go)
 	tpm    bool
+
+	presence Presence   // presence.go; nil: none
+	auditor  Auditor    // queue_ops.go; nil: none
+	things   ThingTypes // status_page.go
+	guard    *pageGuard // status_page.go; set by startMetrics
 
 	mu          sync.Mutex
 	authFail    map[audit.Cause]uint64
@@ -198,6 +209,7 @@ func (o *Observer) recentDenials() []audit.Event {
 func (o *Observer) Start(src Sources) error {
 	o.setSources(src) // bridges.go
 	o.shadow = src.Shadow
+	o.presence, o.auditor, o.things = src.Presence, src.Audit, src.Things
 	o.tpm = usesTPM(o.cfg)
 	o.clock.SetLogger(o.log)
 	o.clock.Now() // warn at start, not at the first handshake, when the clock is wrong
@@ -228,6 +240,9 @@ func (o *Observer) Stop() {
 		o.admin.close()
 	}
 	o.wg.Wait()
+	if o.guard != nil && o.guard.key != nil {
+		_ = o.guard.key.Close()
+	}
 }
 
 // MetricsAddr is the bound metrics address (nil when disabled or not started).
@@ -253,13 +268,23 @@ func (o *Observer) startMetrics() error {
 	if err := reg.Register(shadowCollector{o: o}); err != nil {
 		return fmt.Errorf("registering shadow metrics: %w", err)
 	}
+	if err := reg.Register(presenceCollector{o: o}); err != nil {
+		return fmt.Errorf("registering presence metrics: %w", err)
+	}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(o.log.Handler(), slog.LevelWarn)}))
 	mux.HandleFunc("GET /healthz", o.serveHealth)
+	mux.HandleFunc("GET /{$}", o.serveStatusPage) // status_page.go
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("metrics.address %s: %w (another edgegw running? set metrics.address, or \"\" to disable)", addr, err)
 	}
+	tln, err := o.metricsTLS(ln) // status_page.go
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	ln = tln
 	o.metricsLn = ln
 	o.metricsSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second}
 	o.wg.Add(1)
