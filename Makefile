@@ -19,7 +19,12 @@ TEST_TIMEOUT ?= 25m
 # Debian packages the tests use as real peers (see README: Tests).
 DEB_PACKAGES := mosquitto mosquitto-clients swtpm swtpm-tools tpm2-tools tpm-udev softhsm2 openssl \
 	lintian qemu-user-static sslscan gcc-aarch64-linux-gnu libc6-dev-arm64-cross prometheus \
-	nodejs npm chromium
+	nodejs chromium
+
+# Commands the tests need that more than one package may provide, as command:package; the
+# package is installed only when the command is missing (NodeSource's nodejs ships npm and
+# conflicts with Debian's npm package).
+DEB_COMMANDS := npm:npm
 
 .PHONY: help build test lint deps demo bench crash powercut cross clean
 
@@ -49,6 +54,9 @@ deps: ## install the Debian test peers (mosquitto, swtpm, softhsm2, ...) when mi
 	missing=""; \
 	for p in $(DEB_PACKAGES); do \
 	  [ "$$(dpkg-query -W -f='$${Status}' $$p 2>/dev/null)" = "install ok installed" ] || missing="$$missing $$p"; \
+	done; \
+	for cp in $(DEB_COMMANDS); do \
+	  command -v $${cp%%:*} >/dev/null || missing="$$missing $${cp#*:}"; \
 	done; \
 	[ -z "$$missing" ] && exit 0; \
 	if [ "$$(id -u)" != 0 ]; then \
