@@ -356,6 +356,7 @@ func (g *Gateway) openUpstream(ctx context.Context, b *broker.Broker, aud *audit
 	if u.queue, err = store.Open(so); err != nil {
 		return nil, fmt.Errorf("opening queue %q: %w", so.Dir, err)
 	}
+	reportQueueOpen(aud, u.queue.OpenReport())
 	tc, key, err := UpstreamTLS(ctx, cfg, log)
 	if err != nil {
 		return nil, err
