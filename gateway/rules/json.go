@@ -39,6 +39,36 @@ func validJSON(b []byte) bool {
 	return r.pos == len(b)
 }
 
+// skipList moves past an object or array whose opening bracket is at pos,
+// checking its syntax: elem moves past one member or element (after space),
+// and end is the closing bracket.
+func (r *jsonReader) skipList(end byte, elem func() bool) bool {
+	r.pos++
+	r.ws()
+	if r.pos < len(r.b) && r.b[r.pos] == end {
+		r.pos++
+		return true
+	}
+	for {
+		r.ws()
+		if !elem() {
+			return false
+		}
+		r.ws()
+		if r.pos >= len(r.b) {
+			return false
+		}
+		if r.b[r.pos] == end {
+			r.pos++
+			return true
+		}
+		if r.b[r.pos] != ',' {
+			return false
+		}
+		r.pos++
+	}
+}
+
 // skip moves past one value, checking its syntax.
 func (r *jsonReader) skip(depth int) bool {
 	if depth > maxDepth || r.pos >= len(r.b) {
@@ -46,14 +76,7 @@ func (r *jsonReader) skip(depth int) bool {
 	}
 	switch c := r.b[r.pos]; {
 	case c == '{':
-		r.pos++
-		r.ws()
-		if r.pos < len(r.b) && r.b[r.pos] == '}' {
-			r.pos++
-			return true
-		}
-		for {
-			r.ws()
+		return r.skipList('}', func() bool {
 			if !r.skipString() {
 				return false
 			}
@@ -63,47 +86,10 @@ func (r *jsonReader) skip(depth int) bool {
 			}
 			r.pos++
 			r.ws()
-			if !r.skip(depth + 1) {
-				return false
-			}
-			r.ws()
-			if r.pos >= len(r.b) {
-				return false
-			}
-			if r.b[r.pos] == '}' {
-				r.pos++
-				return true
-			}
-			if r.b[r.pos] != ',' {
-				return false
-			}
-			r.pos++
-		}
+			return r.skip(depth + 1)
+		})
 	case c == '[':
-		r.pos++
-		r.ws()
-		if r.pos < len(r.b) && r.b[r.pos] == ']' {
-			r.pos++
-			return true
-		}
-		for {
-			r.ws()
-			if !r.skip(depth + 1) {
-				return false
-			}
-			r.ws()
-			if r.pos >= len(r.b) {
-				return false
-			}
-			if r.b[r.pos] == ']' {
-				r.pos++
-				return true
-			}
-			if r.b[r.pos] != ',' {
-				return false
-			}
-			r.pos++
-		}
+		return r.skipList(']', func() bool { return r.skip(depth + 1) })
 	case c == '"':
 		return r.skipString()
 	case c == 't':
