@@ -249,17 +249,7 @@ func TestPowerCut(t *testing.T) {
 			n = copies - copies/2
 		}
 		dir := filepath.Join(mnt, "q"+strconv.Itoa(phase))
-		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1")
-		cmd.Env = append(os.Environ(), crashDirEnv+"="+dir, soakEnv+"=1", soakKeyEnv+"="+key, soakKeepEnv+"=1")
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+		cmd, out, stderr := startHelper(t, true, crashDirEnv+"="+dir, soakEnv+"=1", soakKeyEnv+"="+key, soakKeepEnv+"=1")
 		ll := &lineLog{eof: make(chan struct{})}
 		go ll.read(out)
 		var once sync.Once
@@ -405,9 +395,7 @@ func checkCopy(t *testing.T, copyImg, qdir, key string, want map[uint64]string) 
 	got := map[string][]uint64{}
 	present := map[uint64]bool{}
 	for {
-		ctx, cancel := context.WithCancel(context.Background())
-		cancel()
-		m, err := q.Next(ctx)
+		m, err := available(q)
 		if errors.Is(err, context.Canceled) {
 			break
 		}

@@ -5,11 +5,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -196,17 +196,7 @@ type soakStats struct {
 
 func soakCycle(t *testing.T, cycle int, sq *soakQueue, kill time.Duration) (st soakStats) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(), crashDirEnv+"="+sq.dir, soakEnv+"=1", soakKeyEnv+"="+sq.key)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, out, stderr := startHelper(t, true, crashDirEnv+"="+sq.dir, soakEnv+"=1", soakKeyEnv+"="+sq.key)
 	var lines []string
 	done := make(chan struct{})
 	first := make(chan struct{})
@@ -290,11 +280,9 @@ func soakCycle(t *testing.T, cycle int, sq *soakQueue, kill time.Duration) (st s
 	got := map[string][]uint64{}
 	present := map[uint64]bool{}
 	for {
-		ctx, cancel := context.WithCancel(context.Background())
-		cancel()
-		m, err := q.Next(ctx)
+		m, err := available(q)
 		if err != nil {
-			if ctx.Err() == nil || err != ctx.Err() {
+			if !errors.Is(err, context.Canceled) {
 				t.Fatalf("cycle %d: Next: %v", cycle, err)
 			}
 			break
