@@ -3,12 +3,10 @@ package pki
 import (
 	"context"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"maps"
 	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -157,22 +155,7 @@ func SignServer(ctx context.Context, o Options, r ServerRequest) (*Bundle, error
 	if err != nil {
 		return nil, err
 	}
-	cn := r.Hosts[0]
-	for _, h := range r.Hosts {
-		if net.ParseIP(h) == nil && h != "" {
-			cn = h
-			break
-		}
-	}
-	tmpl.Subject = pkix.Name{CommonName: cn}
-	tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-	for _, h := range r.Hosts {
-		if ip := net.ParseIP(h); ip != nil {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-		} else if h != "" {
-			tmpl.DNSNames = append(tmpl.DNSNames, strings.ToLower(h))
-		}
-	}
+	cn := serverTemplate(tmpl, r.Hosts)
 	der, err := x509.CreateCertificate(randReader(&o), tmpl, c.cert, csr.PublicKey, c.key)
 	if err != nil {
 		return nil, fmt.Errorf("signing server certificate for %q: %w", cn, err)
