@@ -171,6 +171,16 @@ func hexVal(c byte) int {
 	return -1
 }
 
+// digits moves i past the decimal digits there; some reports that there
+// was at least one.
+func (r *jsonReader) digits(i int) (end int, some bool) {
+	start := i
+	for i < len(r.b) && r.b[i] >= '0' && r.b[i] <= '9' {
+		i++
+	}
+	return i, i > start
+}
+
 // scanNumber checks the syntax of the number at r.pos and moves past it;
 // integer reports that it has no fraction and no exponent.
 func (r *jsonReader) scanNumber() (integer, ok bool) {
@@ -184,20 +194,14 @@ func (r *jsonReader) scanNumber() (integer, ok bool) {
 	if r.b[i] == '0' {
 		i++
 	} else if r.b[i] >= '1' && r.b[i] <= '9' {
-		for i < len(r.b) && r.b[i] >= '0' && r.b[i] <= '9' {
-			i++
-		}
+		i, _ = r.digits(i)
 	} else {
 		return false, false
 	}
 	integer = true
+	var some bool
 	if i < len(r.b) && r.b[i] == '.' {
-		i++
-		fs := i
-		for i < len(r.b) && r.b[i] >= '0' && r.b[i] <= '9' {
-			i++
-		}
-		if i == fs {
+		if i, some = r.digits(i + 1); !some {
 			return false, false
 		}
 		integer = false
@@ -207,11 +211,7 @@ func (r *jsonReader) scanNumber() (integer, ok bool) {
 		if i < len(r.b) && (r.b[i] == '+' || r.b[i] == '-') {
 			i++
 		}
-		es := i
-		for i < len(r.b) && r.b[i] >= '0' && r.b[i] <= '9' {
-			i++
-		}
-		if i == es {
+		if i, some = r.digits(i); !some {
 			return false, false
 		}
 		integer = false
