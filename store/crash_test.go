@@ -44,6 +44,31 @@ func startHelper(t *testing.T, pipe bool, env ...string) (cmd *exec.Cmd, out io.
 	return cmd, out, stderr
 }
 
+// envCount is the positive number in the environment variable name (what it
+// counts, for the error), or def when it is not set.
+func envCount(t *testing.T, name, what string, def int) int {
+	t.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		t.Fatalf("%s=%q: want a positive number of %s", name, v, what)
+	}
+	return n
+}
+
+// crashSeed seeds a crash test's random kill times and copies:
+// EDGEGW_CRASH_SEED replays a failure's, else the clock's.
+func crashSeed() uint64 {
+	if v := os.Getenv("EDGEGW_CRASH_SEED"); v != "" {
+		seed, _ := strconv.ParseUint(v, 10, 64)
+		return seed
+	}
+	return uint64(time.Now().UnixNano())
+}
+
 // available is Next without waiting: the next message available now, or
 // context.Canceled when there is none.
 func available(q *Queue) (Message, error) {
@@ -99,10 +124,7 @@ func TestHelperProcess(t *testing.T) {
 // (a PUBACK it would have sent) survived: present, in order, none twice.
 func TestCrashKill9(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "q")
-	seed := uint64(time.Now().UnixNano())
-	if v := os.Getenv("EDGEGW_CRASH_SEED"); v != "" { // replay a failure's kill times
-		seed, _ = strconv.ParseUint(v, 10, 64)
-	}
+	seed := crashSeed()
 	rng := rand.New(rand.NewPCG(seed, 6))
 	t.Logf("seed %d", seed)
 	reported := map[uint64]bool{}

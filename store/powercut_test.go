@@ -42,17 +42,6 @@ import (
 // test takes 20. It needs root and a free loop device, and skips saying so
 // without them.
 
-func powercutCopies(t *testing.T) int {
-	if v := os.Getenv("EDGEGW_POWERCUT_COPIES"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			t.Fatalf("EDGEGW_POWERCUT_COPIES=%q: want a positive number of copies", v)
-		}
-		return n
-	}
-	return 20
-}
-
 // loopSetup skips the test when the machine cannot attach loop devices.
 func loopSetup(t *testing.T) {
 	t.Helper()
@@ -228,11 +217,8 @@ func expected(lines []string) map[uint64]string {
 
 func TestPowerCut(t *testing.T) {
 	loopSetup(t)
-	copies := powercutCopies(t)
-	seed := uint64(time.Now().UnixNano())
-	if v := os.Getenv("EDGEGW_CRASH_SEED"); v != "" {
-		seed, _ = strconv.ParseUint(v, 10, 64)
-	}
+	copies := envCount(t, "EDGEGW_POWERCUT_COPIES", "copies", 20)
+	seed := crashSeed()
 	rng := rand.New(rand.NewPCG(seed, 11))
 	t.Logf("seed %d, %d copies", seed, copies)
 	work := t.TempDir()

@@ -126,17 +126,6 @@ func soakChild(dir string) {
 	select {}
 }
 
-func soakCycles(t *testing.T) int {
-	if v := os.Getenv("EDGEGW_CRASH_CYCLES"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			t.Fatalf("EDGEGW_CRASH_CYCLES=%q: want a positive number of cycles", v)
-		}
-		return n
-	}
-	return 6
-}
-
 // soakQueue is what the parent knows about one queue across cycles.
 type soakQueue struct {
 	dir     string
@@ -149,11 +138,8 @@ type soakQueue struct {
 }
 
 func TestCrashSoak(t *testing.T) {
-	cycles := soakCycles(t)
-	seed := uint64(time.Now().UnixNano())
-	if v := os.Getenv("EDGEGW_CRASH_SEED"); v != "" {
-		seed, _ = strconv.ParseUint(v, 10, 64)
-	}
+	cycles := envCount(t, "EDGEGW_CRASH_CYCLES", "cycles", 6)
+	seed := crashSeed()
 	rng := rand.New(rand.NewPCG(seed, 9))
 	t.Logf("seed %d, %d cycles", seed, cycles)
 	root := t.TempDir()
