@@ -616,6 +616,7 @@ func (g *Gateway) openLink(ctx context.Context, u *upstream, bc *config.BridgeCo
 	if l.queue, err = store.Open(so); err != nil {
 		return nil, fmt.Errorf("%s: opening queue %q: %w", p, so.Dir, err)
 	}
+	reportQueueOpen(aud, l.queue.OpenReport()) // queuereport.go
 	var pub bridge.Publisher = u.pub
 	carriesShadows := shadowBridge(g.cfg, bc)
 	if carriesShadows {

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"os"
@@ -21,6 +22,60 @@ import (
 )
 
 const crashDirEnv = "EDGEGW_STORE_CRASH_DIR"
+
+// startHelper starts this test binary as TestHelperProcess with env added
+// to the environment; its stderr is collected, its stdout is piped (out)
+// when pipe is set and discarded otherwise.
+func startHelper(t *testing.T, pipe bool, env ...string) (cmd *exec.Cmd, out io.ReadCloser, stderr *bytes.Buffer) {
+	t.Helper()
+	cmd = exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1")
+	cmd.Env = append(os.Environ(), env...)
+	stderr = new(bytes.Buffer)
+	cmd.Stderr = stderr
+	if pipe {
+		var err error
+		if out, err = cmd.StdoutPipe(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return cmd, out, stderr
+}
+
+// envCount is the positive number in the environment variable name (what it
+// counts, for the error), or def when it is not set.
+func envCount(t *testing.T, name, what string, def int) int {
+	t.Helper()
+	v := os.Getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		t.Fatalf("%s=%q: want a positive number of %s", name, v, what)
+	}
+	return n
+}
+
+// crashSeed seeds a crash test's random kill times and copies:
+// EDGEGW_CRASH_SEED replays a failure's, else the clock's.
+func crashSeed() uint64 {
+	if v := os.Getenv("EDGEGW_CRASH_SEED"); v != "" {
+		seed, _ := strconv.ParseUint(v, 10, 64)
+		return seed
+	}
+	return uint64(time.Now().UnixNano())
+}
+
+// available is Next without waiting: the next message available now, or
+// context.Canceled when there is none.
+func available(q *Queue) (Message, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	return q.Next(ctx)
+}
 
 // TestHelperProcess is the child of TestCrashKill9: it enqueues from 8
 // goroutines and writes every sequence number Enqueue returned to stdout, one
@@ -69,26 +124,13 @@ func TestHelperProcess(t *testing.T) {
 // (a PUBACK it would have sent) survived: present, in order, none twice.
 func TestCrashKill9(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "q")
-	seed := uint64(time.Now().UnixNano())
-	if v := os.Getenv("EDGEGW_CRASH_SEED"); v != "" { // replay a failure's kill times
-		seed, _ = strconv.ParseUint(v, 10, 64)
-	}
+	seed := crashSeed()
 	rng := rand.New(rand.NewPCG(seed, 6))
 	t.Logf("seed %d", seed)
 	reported := map[uint64]bool{}
 	var last uint64
 	for cycle := range 20 {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1")
-		cmd.Env = append(os.Environ(), crashDirEnv+"="+dir)
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+		cmd, out, stderr := startHelper(t, true, crashDirEnv+"="+dir)
 		lines := make(chan uint64, 1<<16)
 		go func() {
 			defer close(lines)
@@ -120,7 +162,7 @@ func TestCrashKill9(t *testing.T) {
 		for s := range lines {
 			got = append(got, s)
 		}
-		err = cmd.Wait()
+		err := cmd.Wait()
 		if ws, ok := cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGKILL {
 			t.Fatalf("cycle %d: child ended by itself (%v): %s", cycle, err, stderr.String())
 		}
@@ -147,9 +189,7 @@ func TestCrashKill9(t *testing.T) {
 	n, missing := 0, 0
 	present := map[uint64]bool{}
 	for {
-		ctx, cancel := context.WithCancel(context.Background())
-		cancel()
-		m, err := q.Next(ctx)
+		m, err := available(q)
 		if err != nil {
 			break
 		}
@@ -246,13 +286,7 @@ func TestCrashMetaAgrees(t *testing.T) {
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
 	prevLife := map[string]RouteStats{}
 	for cycle := range 10 {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1")
-		cmd.Env = append(os.Environ(), crashDirEnv+"="+dir, crashMixEnv+"=1")
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+		cmd, _, stderr := startHelper(t, false, crashDirEnv+"="+dir, crashMixEnv+"=1")
 		time.Sleep(time.Duration(200+rng.IntN(400)) * time.Millisecond)
 		cmd.Process.Signal(syscall.SIGKILL)
 		cmd.Wait()
@@ -287,9 +321,7 @@ func TestCrashMetaAgrees(t *testing.T) {
 		// Next hands out exactly what is on disk, in order.
 		n := 0
 		for prev := map[string]uint64{}; ; n++ {
-			ctx, cancel := context.WithCancel(context.Background())
-			cancel()
-			m, err := q.Next(ctx)
+			m, err := available(q)
 			if err != nil {
 				break
 			}
@@ -381,17 +413,7 @@ func TestCrashLifetimeCounters(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "q")
 	var want string
 	for cycle := range 2 {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1")
-		cmd.Env = append(os.Environ(), crashDirEnv+"="+dir, crashLifeEnv+"=1")
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+		cmd, out, stderr := startHelper(t, true, crashDirEnv+"="+dir, crashLifeEnv+"=1")
 		line, err := bufio.NewReader(out).ReadString('\n')
 		cmd.Process.Signal(syscall.SIGKILL)
 		cmd.Wait()

@@ -42,17 +42,6 @@ import (
 // test takes 20. It needs root and a free loop device, and skips saying so
 // without them.
 
-func powercutCopies(t *testing.T) int {
-	if v := os.Getenv("EDGEGW_POWERCUT_COPIES"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			t.Fatalf("EDGEGW_POWERCUT_COPIES=%q: want a positive number of copies", v)
-		}
-		return n
-	}
-	return 20
-}
-
 // loopSetup skips the test when the machine cannot attach loop devices.
 func loopSetup(t *testing.T) {
 	t.Helper()
@@ -228,11 +217,8 @@ func expected(lines []string) map[uint64]string {
 
 func TestPowerCut(t *testing.T) {
 	loopSetup(t)
-	copies := powercutCopies(t)
-	seed := uint64(time.Now().UnixNano())
-	if v := os.Getenv("EDGEGW_CRASH_SEED"); v != "" {
-		seed, _ = strconv.ParseUint(v, 10, 64)
-	}
+	copies := envCount(t, "EDGEGW_POWERCUT_COPIES", "copies", 20)
+	seed := crashSeed()
 	rng := rand.New(rand.NewPCG(seed, 11))
 	t.Logf("seed %d, %d copies", seed, copies)
 	work := t.TempDir()
@@ -249,17 +235,7 @@ func TestPowerCut(t *testing.T) {
 			n = copies - copies/2
 		}
 		dir := filepath.Join(mnt, "q"+strconv.Itoa(phase))
-		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1")
-		cmd.Env = append(os.Environ(), crashDirEnv+"="+dir, soakEnv+"=1", soakKeyEnv+"="+key, soakKeepEnv+"=1")
-		var stderr bytes.Buffer
-		cmd.Stderr = &stderr
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+		cmd, out, stderr := startHelper(t, true, crashDirEnv+"="+dir, soakEnv+"=1", soakKeyEnv+"="+key, soakKeepEnv+"=1")
 		ll := &lineLog{eof: make(chan struct{})}
 		go ll.read(out)
 		var once sync.Once
@@ -405,9 +381,7 @@ func checkCopy(t *testing.T, copyImg, qdir, key string, want map[uint64]string) 
 	got := map[string][]uint64{}
 	present := map[uint64]bool{}
 	for {
-		ctx, cancel := context.WithCancel(context.Background())
-		cancel()
-		m, err := q.Next(ctx)
+		m, err := available(q)
 		if errors.Is(err, context.Canceled) {
 			break
 		}

@@ -298,9 +298,7 @@ func checkAcked(t *testing.T, q *Queue, acked map[string][]uint64) {
 	t.Helper()
 	got := map[string][]uint64{}
 	for {
-		ctx, cancel := context.WithCancel(context.Background())
-		cancel()
-		m, err := q.Next(ctx)
+		m, err := available(q)
 		if errors.Is(err, context.Canceled) {
 			break
 		}

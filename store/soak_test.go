@@ -5,11 +5,11 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -126,17 +126,6 @@ func soakChild(dir string) {
 	select {}
 }
 
-func soakCycles(t *testing.T) int {
-	if v := os.Getenv("EDGEGW_CRASH_CYCLES"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 {
-			t.Fatalf("EDGEGW_CRASH_CYCLES=%q: want a positive number of cycles", v)
-		}
-		return n
-	}
-	return 6
-}
-
 // soakQueue is what the parent knows about one queue across cycles.
 type soakQueue struct {
 	dir     string
@@ -149,11 +138,8 @@ type soakQueue struct {
 }
 
 func TestCrashSoak(t *testing.T) {
-	cycles := soakCycles(t)
-	seed := uint64(time.Now().UnixNano())
-	if v := os.Getenv("EDGEGW_CRASH_SEED"); v != "" {
-		seed, _ = strconv.ParseUint(v, 10, 64)
-	}
+	cycles := envCount(t, "EDGEGW_CRASH_CYCLES", "cycles", 6)
+	seed := crashSeed()
 	rng := rand.New(rand.NewPCG(seed, 9))
 	t.Logf("seed %d, %d cycles", seed, cycles)
 	root := t.TempDir()
@@ -196,17 +182,7 @@ type soakStats struct {
 
 func soakCycle(t *testing.T, cycle int, sq *soakQueue, kill time.Duration) (st soakStats) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcess$", "-test.count=1")
-	cmd.Env = append(os.Environ(), crashDirEnv+"="+sq.dir, soakEnv+"=1", soakKeyEnv+"="+sq.key)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	cmd, out, stderr := startHelper(t, true, crashDirEnv+"="+sq.dir, soakEnv+"=1", soakKeyEnv+"="+sq.key)
 	var lines []string
 	done := make(chan struct{})
 	first := make(chan struct{})
@@ -290,11 +266,9 @@ func soakCycle(t *testing.T, cycle int, sq *soakQueue, kill time.Duration) (st s
 	got := map[string][]uint64{}
 	present := map[uint64]bool{}
 	for {
-		ctx, cancel := context.WithCancel(context.Background())
-		cancel()
-		m, err := q.Next(ctx)
+		m, err := available(q)
 		if err != nil {
-			if ctx.Err() == nil || err != ctx.Err() {
+			if !errors.Is(err, context.Canceled) {
 				t.Fatalf("cycle %d: Next: %v", cycle, err)
 			}
 			break

@@ -13,7 +13,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -204,27 +203,7 @@ audit: {file: %[1]s/audit.log}
 
 	// The sensor connects to the real gateway with its new certificate and publishes under
 	// the template's policy.
-	log := new(gatewaytest.Buffer)
-	d := exec.Command(gatewaytest.Edgegw(t), "run", "-c", conf)
-	d.Stdout, d.Stderr = log, log
-	if err := d.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = d.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = d.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = d.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("edgegw log:\n%s", log.String())
-		}
-	})
-	gatewaytest.WaitListening(t, addr, 15*time.Second)
+	startRun(t, conf, addr)
 	pubAs := func(crt, key, topic string) error {
 		out, err := exec.CommandContext(ctx, mosqPub, "-h", "127.0.0.1", "-p", port, "--cafile", filepath.Join(pkiDir, "ca.crt"),
 			"--cert", crt, "--key", key, "-i", "sensor-00AB", "-t", topic, "-m", "21.5", "-q", "1", "-V", "mqttv311").CombinedOutput()

@@ -12,6 +12,7 @@ import (
 
 	"github.com/edgegw/edgegw/gateway/enrol"
 	"github.com/edgegw/edgegw/gateway/pki"
+	"github.com/edgegw/edgegw/hw"
 )
 
 // policiesDir returns the config's policies directory (resolved against the config's
@@ -104,7 +105,7 @@ Revoke a claim like any certificate: 'edgegw pki revoke NAME'. Each claim is rat
 	return cmd
 }
 
-// writeIfChanged writes data to path through a temporary file and a rename, unless the file
+// writeIfChanged writes data to path (mode 0644) with hw.WriteFileAtomic, unless the file
 // already holds exactly data.
 func writeIfChanged(path string, data []byte) error {
 	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
@@ -113,25 +114,5 @@ func writeIfChanged(path string, data []byte) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return hw.WriteFileAtomic(path, data, 0o644)
 }

@@ -11,7 +11,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -79,28 +78,7 @@ audit: {file: %[1]s/audit.log}
 		t.Fatal(err)
 	}
 
-	bin := gatewaytest.Edgegw(t)
-	log := new(gatewaytest.Buffer)
-	d := exec.Command(bin, "run", "-c", conf)
-	d.Stdout, d.Stderr = log, log
-	if err := d.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = d.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = d.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-exited:
-		case <-time.After(10 * time.Second):
-			_ = d.Process.Kill()
-			<-exited
-		}
-		if t.Failed() {
-			t.Logf("edgegw log:\n%s", log.String())
-		}
-	})
-	gatewaytest.WaitListening(t, addr, 15*time.Second)
+	startRun(t, conf, addr)
 
 	caFile := filepath.Join(root, "pki", pki.CACertFile)
 	tlsArgs := func(thing string) []string {

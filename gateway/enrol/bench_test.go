@@ -50,7 +50,7 @@ func BenchmarkRenewal(b *testing.B) {
 		}
 		var cr CreateCertificateFromCSRResponse
 		mustUnmarshal(b, rs[0].Payload, &cr)
-		blk := parseCertB(b, cr.CertificatePem)
+		blk := parseCert(b, cr.CertificatePem)
 		if err := svc.Connected(ctx, pki.SerialHex(blk.SerialNumber)); err != nil {
 			b.Fatal(err)
 		}

@@ -175,7 +175,7 @@ func csrPEM(t testing.TB, key crypto.Signer, cn string, exts ...pkix.Extension) 
 	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE REQUEST", Bytes: der}))
 }
 
-func parseCert(t *testing.T, p string) *x509.Certificate {
+func parseCert(t testing.TB, p string) *x509.Certificate {
 	t.Helper()
 	blk, _ := pem.Decode([]byte(p))
 	if blk == nil {
@@ -264,17 +264,4 @@ func mustUnmarshal(t testing.TB, b []byte, v any) {
 	if err := json.Unmarshal(b, v); err != nil {
 		t.Fatal(err)
 	}
-}
-
-func parseCertB(t testing.TB, p string) *x509.Certificate {
-	t.Helper()
-	blk, _ := pem.Decode([]byte(p))
-	if blk == nil {
-		t.Fatalf("no PEM certificate in %q", p)
-	}
-	c, err := x509.ParseCertificate(blk.Bytes)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
 }

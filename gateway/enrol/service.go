@@ -224,6 +224,17 @@ func (s *Service) Handle(ctx context.Context, r Request) []Response {
 	return []Response{out}
 }
 
+// admit lets a request of createFromCSR or registerThing in: the caller must have a client
+// certificate, and one token of its bucket is spent. It returns the time of the request; s.mu
+// must be held.
+func (s *Service) admit(r Request) (time.Time, error) {
+	now := s.o.Now()
+	if r.Caller.Serial == "" {
+		return now, reject(403, CodeAccessDenied, "enrolment needs a client certificate")
+	}
+	return now, s.allow(r.Caller.Serial, now)
+}
+
 // allow spends one token of the caller's bucket.
 func (s *Service) allow(serial string, now time.Time) error {
 	b := s.buckets[serial]
@@ -240,11 +251,8 @@ func (s *Service) allow(serial string, now time.Time) error {
 func (s *Service) createFromCSR(ctx context.Context, r Request) ([]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := s.o.Now()
-	if r.Caller.Serial == "" {
-		return nil, reject(403, CodeAccessDenied, "enrolment needs a client certificate")
-	}
-	if err := s.allow(r.Caller.Serial, now); err != nil {
+	now, err := s.admit(r)
+	if err != nil {
 		return nil, err
 	}
 	req, err := parseCreateFromCSR(r.Payload)
@@ -325,11 +333,8 @@ func newToken() (string, error) {
 func (s *Service) registerThing(ctx context.Context, r Request, name string) ([]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	now := s.o.Now()
-	if r.Caller.Serial == "" {
-		return nil, reject(403, CodeAccessDenied, "enrolment needs a client certificate")
-	}
-	if err := s.allow(r.Caller.Serial, now); err != nil {
+	now, err := s.admit(r)
+	if err != nil {
 		return nil, err
 	}
 	req, err := parseRegisterThing(r.Payload)

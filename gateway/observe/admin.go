@@ -93,6 +93,10 @@ type QueueStatus struct {
 	FreeBytes    uint64        `json:"disk_free_bytes"`
 	RejectedFull uint64        `json:"rejected_full"`
 	Routes       []RouteStatus `json:"routes"`
+
+	// Open: what opening the queue repaired or salvaged after a crash; nil
+	// when it was found as it was left (queue_open.go).
+	Open *QueueOpenStatus `json:"open,omitempty"`
 }
 
 // RouteStatus is one route's backlog.

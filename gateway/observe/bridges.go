@@ -121,6 +121,7 @@ func (o *Observer) bridgesStatus(a *adminServer) []BridgeStatus {
 		}
 		if l.Queue != nil {
 			bs.Queue = queueStatus(l.Queue)
+			bs.Queue.Open = queueOpenStatusOf(l.Queue) // queue_open.go
 		}
 		out = append(out, bs)
 	}

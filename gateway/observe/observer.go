@@ -271,6 +271,7 @@ func (o *Observer) startMetrics() error {
 	if err := reg.Register(presenceCollector{o: o}); err != nil {
 		return fmt.Errorf("registering presence metrics: %w", err)
 	}
+	reg.MustRegister(queueOpenCollector{o: o}) // queue_open.go
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(o.log.Handler(), slog.LevelWarn)}))
 	mux.HandleFunc("GET /healthz", o.serveHealth)

@@ -3,12 +3,10 @@ package pki
 import (
 	"context"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"maps"
 	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -86,43 +84,17 @@ func RevokeSerials(ctx context.Context, o Options, serials []string, reason stri
 	}
 	defer release()
 	now, clamped := o.now()
-	res := &RevokeResult{ClockClamped: clamped}
+	idx := make([]int, 0, len(serials))
 	for _, s := range serials {
 		i := c.find(s)
 		if i < 0 {
 			return nil, fmt.Errorf("revoking %s: %w in %s", s, ErrNotFound, o.path(IssuedFile))
 		}
-		e := &c.st.Certs[i]
-		if e.Status != StatusActive && e.Status != StatusPending {
-			continue
-		}
-		at := now
-		e.Status, e.RevokedAt, e.Reason = StatusRevoked, &at, reason
-		res.Revoked = append(res.Revoked, *e)
+		idx = append(idx, i)
 	}
-	if len(res.Revoked) == 0 {
-		return nil, fmt.Errorf("%w: none of %d serials is active", ErrAlreadyRevoked, len(serials))
-	}
-	crl, err := c.signCRL(&o, now)
-	if err != nil {
-		return nil, err
-	}
-	res.CRLNumber = c.st.CRLNumber
-	var t txn
-	defer t.abort()
-	if err := t.put(o.path(IssuedFile), marshalJSON(c.st), 0o644); err != nil {
-		return nil, err
-	}
-	if err := t.put(o.path(CRLFile), crl, 0o644); err != nil {
-		return nil, err
-	}
-	if err := t.commit(); err != nil {
-		return nil, err
-	}
-	for _, e := range res.Revoked {
-		o.log().Info("certificate revoked", "device", e.Thing, "serial", e.Serial, "reason", reason)
-	}
-	return res, nil
+	return c.revokeEntries(&o, idx, now, clamped, reason, func() error {
+		return fmt.Errorf("%w: none of %d serials is active", ErrAlreadyRevoked, len(serials))
+	})
 }
 
 // find returns the index of the entry with serial (hex, any case, colons allowed), or -1.
@@ -183,22 +155,7 @@ func SignServer(ctx context.Context, o Options, r ServerRequest) (*Bundle, error
 	if err != nil {
 		return nil, err
 	}
-	cn := r.Hosts[0]
-	for _, h := range r.Hosts {
-		if net.ParseIP(h) == nil && h != "" {
-			cn = h
-			break
-		}
-	}
-	tmpl.Subject = pkix.Name{CommonName: cn}
-	tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-	for _, h := range r.Hosts {
-		if ip := net.ParseIP(h); ip != nil {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-		} else if h != "" {
-			tmpl.DNSNames = append(tmpl.DNSNames, strings.ToLower(h))
-		}
-	}
+	cn := serverTemplate(tmpl, r.Hosts)
 	der, err := x509.CreateCertificate(randReader(&o), tmpl, c.cert, csr.PublicKey, c.key)
 	if err != nil {
 		return nil, fmt.Errorf("signing server certificate for %q: %w", cn, err)

@@ -319,22 +319,7 @@ func finishCA(t *txn, o *Options, cfg caConfig, caCert *x509.Certificate, chain 
 	if err != nil {
 		return nil, err
 	}
-	cn := cfg.Hosts[0] // the first DNS name, else the first address
-	for _, h := range cfg.Hosts {
-		if net.ParseIP(h) == nil && h != "" {
-			cn = h
-			break
-		}
-	}
-	tmpl.Subject = pkix.Name{CommonName: cn}
-	tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-	for _, h := range cfg.Hosts {
-		if ip := net.ParseIP(h); ip != nil {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-		} else if h != "" {
-			tmpl.DNSNames = append(tmpl.DNSNames, strings.ToLower(h))
-		}
-	}
+	cn := serverTemplate(tmpl, cfg.Hosts)
 	der, err := x509.CreateCertificate(randReader(o), tmpl, caCert, srvKey.Public(), key)
 	if err != nil {
 		return nil, fmt.Errorf("creating server certificate: %w", err)
@@ -433,4 +418,26 @@ func randReader(o *Options) io.Reader {
 		return o.Rand
 	}
 	return rand.Reader
+}
+
+// serverTemplate makes tmpl a serverAuth certificate for hosts (DNS names and IP addresses,
+// at least one) and returns its CN: the first DNS name, else the first address.
+func serverTemplate(tmpl *x509.Certificate, hosts []string) (cn string) {
+	cn = hosts[0]
+	for _, h := range hosts {
+		if net.ParseIP(h) == nil && h != "" {
+			cn = h
+			break
+		}
+	}
+	tmpl.Subject = pkix.Name{CommonName: cn}
+	tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+	for _, h := range hosts {
+		if ip := net.ParseIP(h); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else if h != "" {
+			tmpl.DNSNames = append(tmpl.DNSNames, strings.ToLower(h))
+		}
+	}
+	return cn
 }

@@ -397,8 +397,17 @@ func Revoke(ctx context.Context, o Options, target, reason string) (*RevokeResul
 	if len(hits) == 0 {
 		return nil, fmt.Errorf("%w: %q is neither a serial nor a thing in %s (see `edgegw pki list`)", ErrNotFound, target, o.path(IssuedFile))
 	}
+	return c.revokeEntries(&o, hits, now, clamped, reason, func() error {
+		return fmt.Errorf("%w: %q has no active certificate", ErrAlreadyRevoked, target)
+	})
+}
+
+// revokeEntries revokes the entries at idx that are active or pending, then re-signs the CRL
+// and commits issued.json and crl.pem in one transaction (Revoke, RevokeSerials). When none was
+// left to revoke it returns none() and writes nothing.
+func (c *ca) revokeEntries(o *Options, idx []int, now time.Time, clamped bool, reason string, none func() error) (*RevokeResult, error) {
 	res := &RevokeResult{ClockClamped: clamped}
-	for _, i := range hits {
+	for _, i := range idx {
 		e := &c.st.Certs[i]
 		if e.Status != StatusActive && e.Status != StatusPending {
 			continue
@@ -408,9 +417,9 @@ func Revoke(ctx context.Context, o Options, target, reason string) (*RevokeResul
 		res.Revoked = append(res.Revoked, *e)
 	}
 	if len(res.Revoked) == 0 {
-		return nil, fmt.Errorf("%w: %q has no active certificate", ErrAlreadyRevoked, target)
+		return nil, none()
 	}
-	crl, err := c.signCRL(&o, now)
+	crl, err := c.signCRL(o, now)
 	if err != nil {
 		return nil, err
 	}

@@ -39,6 +39,36 @@ func validJSON(b []byte) bool {
 	return r.pos == len(b)
 }
 
+// skipList moves past an object or array whose opening bracket is at pos,
+// checking its syntax: elem moves past one member or element (after space),
+// and end is the closing bracket.
+func (r *jsonReader) skipList(end byte, elem func() bool) bool {
+	r.pos++
+	r.ws()
+	if r.pos < len(r.b) && r.b[r.pos] == end {
+		r.pos++
+		return true
+	}
+	for {
+		r.ws()
+		if !elem() {
+			return false
+		}
+		r.ws()
+		if r.pos >= len(r.b) {
+			return false
+		}
+		if r.b[r.pos] == end {
+			r.pos++
+			return true
+		}
+		if r.b[r.pos] != ',' {
+			return false
+		}
+		r.pos++
+	}
+}
+
 // skip moves past one value, checking its syntax.
 func (r *jsonReader) skip(depth int) bool {
 	if depth > maxDepth || r.pos >= len(r.b) {
@@ -46,14 +76,7 @@ func (r *jsonReader) skip(depth int) bool {
 	}
 	switch c := r.b[r.pos]; {
 	case c == '{':
-		r.pos++
-		r.ws()
-		if r.pos < len(r.b) && r.b[r.pos] == '}' {
-			r.pos++
-			return true
-		}
-		for {
-			r.ws()
+		return r.skipList('}', func() bool {
 			if !r.skipString() {
 				return false
 			}
@@ -63,47 +86,10 @@ func (r *jsonReader) skip(depth int) bool {
 			}
 			r.pos++
 			r.ws()
-			if !r.skip(depth + 1) {
-				return false
-			}
-			r.ws()
-			if r.pos >= len(r.b) {
-				return false
-			}
-			if r.b[r.pos] == '}' {
-				r.pos++
-				return true
-			}
-			if r.b[r.pos] != ',' {
-				return false
-			}
-			r.pos++
-		}
+			return r.skip(depth + 1)
+		})
 	case c == '[':
-		r.pos++
-		r.ws()
-		if r.pos < len(r.b) && r.b[r.pos] == ']' {
-			r.pos++
-			return true
-		}
-		for {
-			r.ws()
-			if !r.skip(depth + 1) {
-				return false
-			}
-			r.ws()
-			if r.pos >= len(r.b) {
-				return false
-			}
-			if r.b[r.pos] == ']' {
-				r.pos++
-				return true
-			}
-			if r.b[r.pos] != ',' {
-				return false
-			}
-			r.pos++
-		}
+		return r.skipList(']', func() bool { return r.skip(depth + 1) })
 	case c == '"':
 		return r.skipString()
 	case c == 't':
@@ -185,6 +171,16 @@ func hexVal(c byte) int {
 	return -1
 }
 
+// digits moves i past the decimal digits there; some reports that there
+// was at least one.
+func (r *jsonReader) digits(i int) (end int, some bool) {
+	start := i
+	for i < len(r.b) && r.b[i] >= '0' && r.b[i] <= '9' {
+		i++
+	}
+	return i, i > start
+}
+
 // scanNumber checks the syntax of the number at r.pos and moves past it;
 // integer reports that it has no fraction and no exponent.
 func (r *jsonReader) scanNumber() (integer, ok bool) {
@@ -198,20 +194,14 @@ func (r *jsonReader) scanNumber() (integer, ok bool) {
 	if r.b[i] == '0' {
 		i++
 	} else if r.b[i] >= '1' && r.b[i] <= '9' {
-		for i < len(r.b) && r.b[i] >= '0' && r.b[i] <= '9' {
-			i++
-		}
+		i, _ = r.digits(i)
 	} else {
 		return false, false
 	}
 	integer = true
+	var some bool
 	if i < len(r.b) && r.b[i] == '.' {
-		i++
-		fs := i
-		for i < len(r.b) && r.b[i] >= '0' && r.b[i] <= '9' {
-			i++
-		}
-		if i == fs {
+		if i, some = r.digits(i + 1); !some {
 			return false, false
 		}
 		integer = false
@@ -221,11 +211,7 @@ func (r *jsonReader) scanNumber() (integer, ok bool) {
 		if i < len(r.b) && (r.b[i] == '+' || r.b[i] == '-') {
 			i++
 		}
-		es := i
-		for i < len(r.b) && r.b[i] >= '0' && r.b[i] <= '9' {
-			i++
-		}
-		if i == es {
+		if i, some = r.digits(i); !some {
 			return false, false
 		}
 		integer = false

@@ -263,35 +263,57 @@ func (p *parser) parseExpr() (*expr, error) {
 	if p.depth > maxNesting {
 		return nil, errAt(p.peek().pos, "expression nests deeper than %d levels", maxNesting)
 	}
-	l, err := p.parseAnd()
-	if err != nil {
-		return nil, err
-	}
-	for p.peek().kw("or") {
-		t := p.next()
-		r, err := p.parseAnd()
-		if err != nil {
-			return nil, err
-		}
-		l = binary(t.pos, l, r, opOr)
-	}
-	return l, nil
+	return p.parseLevel(p.parseAnd, keywordOp("or", opOr))
 }
 
 func (p *parser) parseAnd() (*expr, error) {
-	l, err := p.parseNot()
+	return p.parseLevel(p.parseNot, keywordOp("and", opAnd))
+}
+
+// binaryOp is a binary operator's evaluation (opAdd, opAnd, ...).
+type binaryOp = func(a, b Value) Value
+
+// parseLevel parses one left-associative level of the grammar,
+// operand { OP operand }: opOf returns the operator the token is at this
+// level, or nil when it is none.
+func (p *parser) parseLevel(operand func() (*expr, error), opOf func(token) binaryOp) (*expr, error) {
+	l, err := operand()
 	if err != nil {
 		return nil, err
 	}
-	for p.peek().kw("and") {
-		t := p.next()
-		r, err := p.parseNot()
+	for {
+		t := p.peek()
+		op := opOf(t)
+		if op == nil {
+			return l, nil
+		}
+		p.next()
+		r, err := operand()
 		if err != nil {
 			return nil, err
 		}
-		l = binary(t.pos, l, r, opAnd)
+		l = binary(t.pos, l, r, op)
 	}
-	return l, nil
+}
+
+// keywordOp: the keyword k (any case) is op.
+func keywordOp(k string, op binaryOp) func(token) binaryOp {
+	return func(t token) binaryOp {
+		if t.kw(k) {
+			return op
+		}
+		return nil
+	}
+}
+
+// punctOp: the punctuation tokens of ops.
+func punctOp(ops map[string]binaryOp) func(token) binaryOp {
+	return func(t token) binaryOp {
+		if t.kind == tPunct {
+			return ops[t.text]
+		}
+		return nil
+	}
 }
 
 func (p *parser) parseNot() (*expr, error) {
@@ -334,56 +356,17 @@ func (p *parser) parseCmp() (*expr, error) {
 	return l, nil
 }
 
+var (
+	sumOps     = map[string]binaryOp{"+": opAdd, "-": opSub}
+	productOps = map[string]binaryOp{"*": opMul, "/": opDiv, "%": opMod}
+)
+
 func (p *parser) parseSum() (*expr, error) {
-	l, err := p.parseProduct()
-	if err != nil {
-		return nil, err
-	}
-	for {
-		t := p.peek()
-		var op func(a, b Value) Value
-		switch {
-		case t.is("+"):
-			op = opAdd
-		case t.is("-"):
-			op = opSub
-		default:
-			return l, nil
-		}
-		p.next()
-		r, err := p.parseProduct()
-		if err != nil {
-			return nil, err
-		}
-		l = binary(t.pos, l, r, op)
-	}
+	return p.parseLevel(p.parseProduct, punctOp(sumOps))
 }
 
 func (p *parser) parseProduct() (*expr, error) {
-	l, err := p.parseUnary()
-	if err != nil {
-		return nil, err
-	}
-	for {
-		t := p.peek()
-		var op func(a, b Value) Value
-		switch {
-		case t.is("*"):
-			op = opMul
-		case t.is("/"):
-			op = opDiv
-		case t.is("%"):
-			op = opMod
-		default:
-			return l, nil
-		}
-		p.next()
-		r, err := p.parseUnary()
-		if err != nil {
-			return nil, err
-		}
-		l = binary(t.pos, l, r, op)
-	}
+	return p.parseLevel(p.parseUnary, punctOp(productOps))
 }
 
 func (p *parser) parseUnary() (*expr, error) {
