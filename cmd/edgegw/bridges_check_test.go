@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/edgegw/edgegw/gateway/gatewaytest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -136,30 +137,45 @@ func TestCheckBridgeProfiles(t *testing.T) {
 }
 
 // TestCheckTwoCloudsExample: configs/two-clouds.yaml passes `edgegw check`
-// once the files it names exist (placeholders here: check does not parse
-// certificates; the password file must be 0600).
+// once the files it names exist. check parses certificates and keys and
+// matches each certificate to its key, so the files are a real test PKI: the
+// site's CA and server pair, and one CA and gateway pair per cloud. The
+// paths the package creates (/var/lib/edgegw, /var/log/edgegw) are moved
+// into the test's directory: this machine's, if any, are not the example's.
 func TestCheckTwoCloudsExample(t *testing.T) {
 	dir := t.TempDir()
 	copyDir(t, filepath.Join("..", "..", "configs"), dir)
-	for _, f := range []string{"pki/ca.crt", "pki/server.crt", "pki/server.key", "pki/crl.pem", "pki/AmazonRootCA1.pem", "pki/aws-gateway.crt",
-		"pki/azure-roots.pem", "pki/azure-gateway.crt", "pki/azure-gateway.key", "pki/scada-ca.pem", "scada.pass"} {
-		p := filepath.Join(dir, f)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+	site, aws, azure, scada := gatewaytest.NewPKI(t, "site"), gatewaytest.NewPKI(t, "aws"), gatewaytest.NewPKI(t, "azure"), gatewaytest.NewPKI(t, "scada")
+	awsGW, azureGW := aws.Issue(t, "plant-7-gw"), azure.Issue(t, "plant-7-gw")
+	state := filepath.Join(dir, "var-lib-edgegw")
+	for dst, src := range map[string]string{
+		"pki/ca.crt": site.CAFile, "pki/server.crt": site.ServerCert, "pki/server.key": site.ServerKey, "pki/crl.pem": site.CRLFile,
+		"pki/AmazonRootCA1.pem": aws.CAFile, "pki/aws-gateway.crt": awsGW.CertFile, "var-lib-edgegw/gateway.key": awsGW.KeyFile,
+		"pki/azure-roots.pem": azure.CAFile, "pki/azure-gateway.crt": azureGW.CertFile, "pki/azure-gateway.key": azureGW.KeyFile,
+		"pki/scada-ca.pem": scada.CAFile,
+	} {
+		data, err := os.ReadFile(src)
+		if err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(p, []byte("placeholder\n"), 0o600); err != nil {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, dst)), 0o755); err != nil {
 			t.Fatal(err)
 		}
+		gatewaytest.WriteFile(t, filepath.Join(dir, dst), data, 0o600)
+	}
+	gatewaytest.WriteFile(t, filepath.Join(dir, "scada.pass"), []byte("s3cret\n"), 0o600)
+	logDir := filepath.Join(dir, "var-log-edgegw")
+	if err := os.MkdirAll(logDir, 0o750); err != nil {
+		t.Fatal(err)
 	}
 	cfg := filepath.Join(dir, "two-clouds.yaml")
-	// This machine's /var/lib/edgegw/queue, if any, is not the example's.
 	data, err := os.ReadFile(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(cfg, []byte(strings.ReplaceAll(string(data), "dir: /var/lib/edgegw/queue", "dir: "+filepath.Join(dir, "queue"))), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	text := strings.ReplaceAll(string(data), "/var/lib/edgegw", state)
+	text += "\naudit: {file: " + filepath.Join(logDir, "audit.log") + "}\n"
+	gatewaytest.WriteFile(t, cfg, []byte(text), 0o644)
 	stdout, stderr, code := runEdgegw(t, "check", "-c", cfg)
 	if want := cfg + ": OK (2 listeners, 3 bridges, 5 routes, devices: devices.yaml, policies: policies/)\n"; code != 0 || stdout != want || stderr != "" {
 		t.Fatalf("check: exit %d, stdout %q, stderr %q; want 0, %q and nothing on stderr", code, stdout, stderr, want)

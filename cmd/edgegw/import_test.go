@@ -14,9 +14,16 @@ import (
 // connection, then runs `edgegw check` on what it wrote.
 func TestImportMosquittoThenCheck(t *testing.T) {
 	dir := t.TempDir()
-	for _, f := range []string{"cloud-ca.pem", "gw.crt", "gw.key"} {
-		// check verifies that the files exist and are readable.
-		gatewaytest.WriteFile(t, filepath.Join(dir, f), []byte("placeholder written by the test\n"), 0o600)
+	// check parses the bridge's CA and matches its certificate to its key:
+	// a real pair from a test CA.
+	cloud := gatewaytest.NewPKI(t, "cloud")
+	gw := cloud.Issue(t, "plant-7-gw")
+	for dst, src := range map[string]string{"cloud-ca.pem": cloud.CAFile, "gw.crt": gw.CertFile, "gw.key": gw.KeyFile} {
+		data, err := os.ReadFile(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gatewaytest.WriteFile(t, filepath.Join(dir, dst), data, 0o600)
 	}
 	gatewaytest.WriteFile(t, filepath.Join(dir, "acl"), []byte("pattern write sensors/%c/#\n\nuser dashboard\ntopic read sensors/#\n"), 0o644)
 	conf := filepath.Join(dir, "mosquitto.conf")
@@ -49,7 +56,15 @@ topic sensors/# out 1 "" sites/plant-7/
 		t.Errorf("edgegw.yaml: got no site plant-7:\n%s", yaml)
 	}
 
-	code, stdout, stderr = edgegw(t, "check", "-c", filepath.Join(out, "edgegw.yaml"))
+	// The import keeps edgegw's default audit file, in /var/log/edgegw,
+	// which the package creates; this machine may have none.
+	logDir := filepath.Join(dir, "log")
+	if err := os.MkdirAll(logDir, 0o750); err != nil {
+		t.Fatal(err)
+	}
+	checked := filepath.Join(out, "checked.yaml")
+	gatewaytest.WriteFile(t, checked, append(yaml, "\naudit: {file: "+filepath.Join(logDir, "audit.log")+"}\n"...), 0o644)
+	code, stdout, stderr = edgegw(t, "check", "-c", checked)
 	if code != 0 {
 		t.Fatalf("check on the import: exit %d; want 0\nstdout: %s\nstderr: %s\nedgegw.yaml:\n%s", code, stdout, stderr, yaml)
 	}

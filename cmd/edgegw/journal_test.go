@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -42,7 +43,7 @@ func TestJournalPriorities(t *testing.T) {
 	if err := os.MkdirAll(filepath.Join(s.dir, "log"), 0o750); err != nil {
 		t.Fatal(err)
 	}
-	s.policy = strings.Replace(s.policy, `"iot:Publish"`, `"iot:Publsh"`, 1) // run refuses it after "config loaded"
+	s.vals["audit"] = filepath.Join(s.dir, "nolog", "audit.log") // run refuses it after "config loaded"
 	s.write(t)
 	for _, journal := range []bool{true, false} {
 		t.Run(fmt.Sprintf("journal=%v", journal), func(t *testing.T) {
@@ -55,7 +56,10 @@ func TestJournalPriorities(t *testing.T) {
 			if err := syscall.Fstat(int(f.Fd()), &st); err != nil {
 				t.Fatal(err)
 			}
-			cmd := exec.Command(gatewaytest.Edgegw(t), "run", "-c", s.conf)
+			// Bounded: a run that starts after all is stopped and fails below.
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, gatewaytest.Edgegw(t), "run", "-c", s.conf)
 			cmd.Env = append(os.Environ(), "JOURNAL_STREAM=")
 			if journal {
 				cmd.Env = append(os.Environ(), fmt.Sprintf("JOURNAL_STREAM=%d:%d", st.Dev, st.Ino))
@@ -63,6 +67,9 @@ func TestJournalPriorities(t *testing.T) {
 			cmd.Stderr = f
 			cmd.WaitDelay = 5 * time.Second
 			_ = cmd.Run()
+			if ctx.Err() != nil {
+				t.Fatalf("edgegw run with audit.file in a missing directory was still running after 30s; want a refusal")
+			}
 			out, _ := os.ReadFile(f.Name())
 			lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 			if len(lines) < 2 {
