@@ -76,6 +76,50 @@ type IssueResult struct {
 // outDir/<thing>.crt, outDir/<thing>.key (0600, not for CSRs) and outDir/ca.crt. Any refusal or
 // error writes nothing.
 func Issue(ctx context.Context, o Options, outDir string, reqs ...IssueRequest) (*IssueResult, error) {
+	csrs, err := checkRequests(reqs)
+	if err != nil {
+		return nil, err
+	}
+	c, release, err := lockAndOpenCA(ctx, &o)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	now, clamped := o.now()
+
+	active := map[string][]int{} // thing -> indexes of active device and claim entries
+	for i, e := range c.st.Certs {
+		if e.Kind != KindServer && e.Status == StatusActive {
+			active[e.Thing] = append(active[e.Thing], i)
+		}
+	}
+	res := &IssueResult{ClockClamped: clamped}
+	var ups []ThingUpdate
+	crlChanged := false
+	for i, r := range reqs {
+		b, superseded, err := c.issueOne(&o, now, clamped, r, csrs[i], active[r.Thing])
+		if err != nil {
+			return nil, err
+		}
+		crlChanged = crlChanged || superseded
+		if !r.Pending && !r.Overlap {
+			ups = append(ups, ThingUpdate{Name: r.Thing, Type: r.Type, Attributes: maps.Clone(r.Attributes), Policies: r.Policies})
+		}
+		res.Bundles = append(res.Bundles, b)
+	}
+	if err := c.commitIssued(&o, now, outDir, res.Bundles, ups, crlChanged); err != nil {
+		return nil, err
+	}
+	for _, b := range res.Bundles {
+		o.log().Info("certificate issued", "device", b.Thing, "serial", b.Serial, "superseded", b.Superseded)
+	}
+	return res, nil
+}
+
+// checkRequests refuses an empty batch, an invalid or repeated thing name
+// and a CSR that does not fit its thing, before the CA is locked; it returns
+// the parsed CSRs (nil where the gateway makes the key).
+func checkRequests(reqs []IssueRequest) ([]*x509.CertificateRequest, error) {
 	if len(reqs) == 0 {
 		return nil, fmt.Errorf("pki issue: no thing given")
 	}
@@ -97,164 +141,162 @@ func Issue(ctx context.Context, o Options, outDir string, reqs ...IssueRequest) 
 			csrs[i] = csr
 		}
 	}
-	c, release, err := lockAndOpenCA(ctx, &o)
+	return csrs, nil
+}
+
+// issueOne signs one request's certificate and records it in c.st (not yet
+// written): the key is the CSR's or a new P-256 key, the thing's active
+// certificates (active: their indexes in c.st.Certs) are kept (overlap),
+// superseded (renew) or a refusal. superseded reports a CRL change.
+func (c *ca) issueOne(o *Options, now time.Time, clamped bool, r IssueRequest, csr *x509.CertificateRequest, active []int) (b Bundle, superseded bool, err error) {
+	b = Bundle{Thing: r.Thing, CAPEM: c.chain}
+	renews := ""
+	switch {
+	case r.Overlap && r.RenewSerial != "":
+		j := c.find(r.RenewSerial)
+		if j < 0 || c.st.Certs[j].Thing != r.Thing || c.st.Certs[j].Kind != KindDevice || c.st.Certs[j].Status != StatusActive {
+			return b, false, fmt.Errorf("%w: %s is not an active device certificate of %q", ErrNotRenewable, r.RenewSerial, r.Thing)
+		}
+		renews = c.st.Certs[j].Serial
+		if r.Type == "" {
+			r.Type = c.st.Certs[j].Type
+		}
+	case len(active) > 0 && r.Overlap:
+		renews = c.st.Certs[active[len(active)-1]].Serial
+	case len(active) > 0:
+		if !r.Renew {
+			e := c.st.Certs[active[0]]
+			return b, false, fmt.Errorf("%w: %q has serial %s, valid until %s; use --renew to replace it (the old certificate is then revoked as superseded) or revoke it first",
+				ErrThingActive, r.Thing, e.Serial, e.NotAfter.Format(time.DateOnly))
+		}
+		for _, j := range active {
+			e := &c.st.Certs[j]
+			at := now
+			e.Status, e.RevokedAt, e.Reason = StatusSuperseded, &at, "superseded"
+			b.Superseded = append(b.Superseded, e.Serial)
+		}
+		superseded = true
+	}
+	var pub any
+	source := "key"
+	if csr != nil {
+		pub, source = csr.PublicKey, "csr"
+	} else {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), randReader(o))
+		if err != nil {
+			return b, false, err
+		}
+		if b.KeyPEM, err = marshalKeyPEM(k); err != nil {
+			return b, false, err
+		}
+		pub = k.Public()
+	}
+	days := r.Days
+	if days <= 0 {
+		days = DefaultDeviceDays
+	}
+	tmpl, err := c.leafTemplate(o, now, clamped, days, pub)
 	if err != nil {
-		return nil, err
+		return b, false, err
 	}
-	defer release()
-	now, clamped := o.now()
+	tmpl.Subject = pkix.Name{CommonName: r.Thing}
+	tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+	kind, status := KindDevice, StatusActive
+	tmpl.URIs = []*url.URL{{Scheme: "urn", Opaque: "edgegw:thing:" + r.Thing}}
+	if r.Kind == KindClaim {
+		kind = KindClaim
+		tmpl.URIs = []*url.URL{{Scheme: "urn", Opaque: strings.TrimPrefix(ClaimURIPrefix, "urn:") + r.Thing}}
+	} else if r.Kind != "" && r.Kind != KindDevice {
+		return b, false, fmt.Errorf("issuing %q: kind %q is neither %s nor %s", r.Thing, r.Kind, KindDevice, KindClaim)
+	}
+	if r.Pending {
+		status = StatusPending
+	}
+	der, err := x509.CreateCertificate(randReader(o), tmpl, c.cert, pub, c.key)
+	if err != nil {
+		return b, false, fmt.Errorf("signing certificate for %q: %w", r.Thing, err)
+	}
+	if b.Cert, err = x509.ParseCertificate(der); err != nil {
+		return b, false, err
+	}
+	b.CertPEM, b.Serial = certPEM(der), SerialHex(tmpl.SerialNumber)
+	c.st.Certs = append(c.st.Certs, Entry{
+		Serial: b.Serial, Thing: r.Thing, Type: r.Type, Kind: kind, Source: source,
+		NotBefore: tmpl.NotBefore, NotAfter: tmpl.NotAfter, Status: status, Renews: renews,
+	})
+	b.Renews = renews
+	return b, superseded, nil
+}
 
-	active := map[string][]int{} // thing -> indexes of active device and claim entries
-	for i, e := range c.st.Certs {
-		if e.Kind != KindServer && e.Status == StatusActive {
-			active[e.Thing] = append(active[e.Thing], i)
-		}
-	}
-	res := &IssueResult{ClockClamped: clamped}
-	var ups []ThingUpdate
-	crlChanged := false
-	for i, r := range reqs {
-		b := Bundle{Thing: r.Thing, CAPEM: c.chain}
-		renews := ""
-		if r.Overlap && r.RenewSerial != "" {
-			j := c.find(r.RenewSerial)
-			if j < 0 || c.st.Certs[j].Thing != r.Thing || c.st.Certs[j].Kind != KindDevice || c.st.Certs[j].Status != StatusActive {
-				return nil, fmt.Errorf("%w: %s is not an active device certificate of %q", ErrNotRenewable, r.RenewSerial, r.Thing)
-			}
-			renews = c.st.Certs[j].Serial
-			if r.Type == "" {
-				r.Type = c.st.Certs[j].Type
-			}
-		} else if idx := active[r.Thing]; len(idx) > 0 && r.Overlap {
-			renews = c.st.Certs[idx[len(idx)-1]].Serial
-		} else if len(idx) > 0 {
-			if !r.Renew {
-				e := c.st.Certs[idx[0]]
-				return nil, fmt.Errorf("%w: %q has serial %s, valid until %s; use --renew to replace it (the old certificate is then revoked as superseded) or revoke it first",
-					ErrThingActive, r.Thing, e.Serial, e.NotAfter.Format(time.DateOnly))
-			}
-			for _, j := range idx {
-				e := &c.st.Certs[j]
-				at := now
-				e.Status, e.RevokedAt, e.Reason = StatusSuperseded, &at, "superseded"
-				b.Superseded = append(b.Superseded, e.Serial)
-			}
-			crlChanged = true
-		}
-		var pub any
-		source := "key"
-		if csrs[i] != nil {
-			pub, source = csrs[i].PublicKey, "csr"
-		} else {
-			k, err := ecdsa.GenerateKey(elliptic.P256(), randReader(&o))
-			if err != nil {
-				return nil, err
-			}
-			if b.KeyPEM, err = marshalKeyPEM(k); err != nil {
-				return nil, err
-			}
-			pub = k.Public()
-		}
-		days := r.Days
-		if days <= 0 {
-			days = DefaultDeviceDays
-		}
-		tmpl, err := c.leafTemplate(&o, now, clamped, days, pub)
-		if err != nil {
-			return nil, err
-		}
-		tmpl.Subject = pkix.Name{CommonName: r.Thing}
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
-		kind, status := KindDevice, StatusActive
-		tmpl.URIs = []*url.URL{{Scheme: "urn", Opaque: "edgegw:thing:" + r.Thing}}
-		if r.Kind == KindClaim {
-			kind = KindClaim
-			tmpl.URIs = []*url.URL{{Scheme: "urn", Opaque: strings.TrimPrefix(ClaimURIPrefix, "urn:") + r.Thing}}
-		} else if r.Kind != "" && r.Kind != KindDevice {
-			return nil, fmt.Errorf("issuing %q: kind %q is neither %s nor %s", r.Thing, r.Kind, KindDevice, KindClaim)
-		}
-		if r.Pending {
-			status = StatusPending
-		}
-		der, err := x509.CreateCertificate(randReader(&o), tmpl, c.cert, pub, c.key)
-		if err != nil {
-			return nil, fmt.Errorf("signing certificate for %q: %w", r.Thing, err)
-		}
-		if b.Cert, err = x509.ParseCertificate(der); err != nil {
-			return nil, err
-		}
-		b.CertPEM, b.Serial = certPEM(der), SerialHex(tmpl.SerialNumber)
-		c.st.Certs = append(c.st.Certs, Entry{
-			Serial: b.Serial, Thing: r.Thing, Type: r.Type, Kind: kind, Source: source,
-			NotBefore: tmpl.NotBefore, NotAfter: tmpl.NotAfter, Status: status, Renews: renews,
-		})
-		b.Renews = renews
-		if !r.Pending && !r.Overlap {
-			ups = append(ups, ThingUpdate{Name: r.Thing, Type: r.Type, Attributes: maps.Clone(r.Attributes), Policies: r.Policies})
-		}
-		res.Bundles = append(res.Bundles, b)
-	}
-
+// commitIssued writes, all or nothing (one txn): the CRL when a renewal
+// superseded a certificate (before issued.json, which carries the CRL
+// number), issued.json, the registry's updates, and each bundle's files in
+// outDir (whose paths it sets in bundles).
+func (c *ca) commitIssued(o *Options, now time.Time, outDir string, bundles []Bundle, ups []ThingUpdate, crlChanged bool) error {
 	var t txn
 	defer t.abort()
 	var crl []byte
-	if crlChanged { // before staging issued.json: it carries the CRL number
-		if crl, err = c.signCRL(&o, now); err != nil {
-			return nil, err
+	if crlChanged {
+		var err error
+		if crl, err = c.signCRL(o, now); err != nil {
+			return err
 		}
 	}
 	if err := t.put(o.path(IssuedFile), marshalJSON(c.st), 0o644); err != nil {
-		return nil, err
+		return err
 	}
 	if crl != nil {
 		if err := t.put(o.path(CRLFile), crl, 0o644); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if o.Devices != "" && len(ups) > 0 {
 		old, err := readRegistry(o.Devices)
 		if err != nil {
-			return nil, fmt.Errorf("reading registry: %w", err)
+			return fmt.Errorf("reading registry: %w", err)
 		}
 		reg, err := updateRegistry(o.Devices, old, ups)
 		if err != nil {
-			return nil, fmt.Errorf("updating registry: %w", err)
+			return fmt.Errorf("updating registry: %w", err)
 		}
 		if err := t.put(o.Devices, reg, 0o644); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if outDir != "" {
-		if err := os.MkdirAll(outDir, 0o700); err != nil {
-			return nil, fmt.Errorf("creating output directory: %w", err)
-		}
-		for i := range res.Bundles {
-			b := &res.Bundles[i]
-			b.CertFile = filepath.Join(outDir, b.Thing+".crt")
-			if err := t.put(b.CertFile, b.CertPEM, 0o644); err != nil {
-				return nil, err
-			}
-			if b.KeyPEM != nil {
-				b.KeyFile = filepath.Join(outDir, b.Thing+".key")
-				if err := t.put(b.KeyFile, b.KeyPEM, 0o600); err != nil {
-					return nil, err
-				}
-			}
-			b.CAFile = filepath.Join(outDir, CACertFile)
-		}
-		if filepath.Clean(outDir) != filepath.Clean(o.Dir) {
-			if err := t.put(filepath.Join(outDir, CACertFile), c.chain, 0o644); err != nil {
-				return nil, err
-			}
+		if err := writeBundles(&t, o, outDir, bundles, c.chain); err != nil {
+			return err
 		}
 	}
-	if err := t.commit(); err != nil {
-		return nil, err
+	return t.commit()
+}
+
+// writeBundles stages each bundle's certificate and key (0600) in outDir,
+// and the CA chain unless outDir is the PKI directory itself.
+func writeBundles(t *txn, o *Options, outDir string, bundles []Bundle, chain []byte) error {
+	if err := os.MkdirAll(outDir, 0o700); err != nil {
+		return fmt.Errorf("creating output directory: %w", err)
 	}
-	for _, b := range res.Bundles {
-		o.log().Info("certificate issued", "device", b.Thing, "serial", b.Serial, "superseded", b.Superseded)
+	for i := range bundles {
+		b := &bundles[i]
+		b.CertFile = filepath.Join(outDir, b.Thing+".crt")
+		if err := t.put(b.CertFile, b.CertPEM, 0o644); err != nil {
+			return err
+		}
+		if b.KeyPEM != nil {
+			b.KeyFile = filepath.Join(outDir, b.Thing+".key")
+			if err := t.put(b.KeyFile, b.KeyPEM, 0o600); err != nil {
+				return err
+			}
+		}
+		b.CAFile = filepath.Join(outDir, CACertFile)
 	}
-	return res, nil
+	if filepath.Clean(outDir) != filepath.Clean(o.Dir) {
+		if err := t.put(filepath.Join(outDir, CACertFile), chain, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Sign signs a device-generated CSR for req.Thing (see CheckCSR); the private key never
