@@ -82,21 +82,7 @@ func Init(ctx context.Context, o Options, io InitOptions) (*InitResult, error) {
 			return nil, fmt.Errorf("%w in %s (%s is there); refusing to overwrite it", ErrExists, o.Dir, f)
 		}
 	}
-	if io.CN == "" {
-		io.CN = "edgegw site CA"
-	}
-	if io.Days <= 0 {
-		io.Days = DefaultCADays
-	}
-	if io.ServerDays <= 0 {
-		io.ServerDays = DefaultServerDays
-	}
-	if io.CRLDays <= 0 {
-		io.CRLDays = DefaultCRLDays
-	}
-	if len(io.Hosts) == 0 {
-		io.Hosts = DefaultHosts()
-	}
+	io.setDefaults()
 	now, clamped := o.now()
 	res := &InitResult{ClockClamped: clamped}
 	cfg := caConfig{Version: 1, Key: io.Key, CN: io.CN, Hosts: io.Hosts, ServerDays: io.ServerDays, CRLDays: io.CRLDays}
@@ -106,32 +92,11 @@ func Init(ctx context.Context, o Options, io InitOptions) (*InitResult, error) {
 
 	var t txn
 	defer t.abort()
-	var key Key
-	p, isFile := resolveKeyURI(o.Dir, cfg.Key)
-	if isFile && !exists(p) {
-		k, err := ecdsa.GenerateKey(elliptic.P256(), randReader(&o))
-		if err != nil {
-			return nil, err
-		}
-		pemKey, err := marshalKeyPEM(k)
-		if err != nil {
-			return nil, err
-		}
-		if err := t.put(p, pemKey, 0o600); err != nil {
-			return nil, err
-		}
-		res.Files = append(res.Files, p)
-		key = fileKey{k}
-	} else {
-		key, err = openKey(ctx, &o, cfg.Key)
-		if errors.Is(err, hw.ErrNotFound) && !isFile && o.OpenKey == nil {
-			// A TPM handle/blob or token object not made yet: make it where it lives.
-			key, err = hw.Create(ctx, cfg.Key, hw.P256)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("opening CA key %s: %w", cfg.Key, err)
-		}
+	key, made, err := initCAKey(ctx, &o, &t, cfg.Key)
+	if err != nil {
+		return nil, err
 	}
+	res.Files = append(res.Files, made...)
 	defer key.Close()
 
 	if io.CSR {
@@ -153,31 +118,7 @@ func Init(ctx context.Context, o Options, io InitOptions) (*InitResult, error) {
 		return res, nil
 	}
 
-	serial, err := newSerial(o, nil)
-	if err != nil {
-		return nil, err
-	}
-	ski, err := subjectKeyID(key.Public())
-	if err != nil {
-		return nil, err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: io.CN},
-		NotBefore:             notBefore(now, clamped),
-		NotAfter:              now.AddDate(0, 0, io.Days),
-		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-		MaxPathLen:            0,
-		MaxPathLenZero:        true,
-		SubjectKeyId:          ski,
-	}
-	der, err := x509.CreateCertificate(randReader(&o), tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		return nil, fmt.Errorf("creating CA certificate: %w", err)
-	}
-	cert, err := x509.ParseCertificate(der)
+	cert, der, err := selfSignCA(&o, key, io.CN, now, clamped, io.Days)
 	if err != nil {
 		return nil, err
 	}
@@ -192,6 +133,89 @@ func Init(ctx context.Context, o Options, io InitOptions) (*InitResult, error) {
 	res.Files = append(res.Files, files...)
 	o.log().Info("site CA created", "dir", o.Dir, "cn", io.CN, "not_after", cert.NotAfter)
 	return res, nil
+}
+
+// setDefaults fills what pki init was not told.
+func (io *InitOptions) setDefaults() {
+	if io.CN == "" {
+		io.CN = "edgegw site CA"
+	}
+	if io.Days <= 0 {
+		io.Days = DefaultCADays
+	}
+	if io.ServerDays <= 0 {
+		io.ServerDays = DefaultServerDays
+	}
+	if io.CRLDays <= 0 {
+		io.CRLDays = DefaultCRLDays
+	}
+	if len(io.Hosts) == 0 {
+		io.Hosts = DefaultHosts()
+	}
+}
+
+// initCAKey gives the new CA its key: a file key that does not exist yet is
+// generated and staged in t (0600; made lists it), any other key URI is
+// opened, and a TPM or token key not made yet is made where it lives.
+func initCAKey(ctx context.Context, o *Options, t *txn, uri string) (key Key, made []string, err error) {
+	p, isFile := resolveKeyURI(o.Dir, uri)
+	if isFile && !exists(p) {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), randReader(o))
+		if err != nil {
+			return nil, nil, err
+		}
+		pemKey, err := marshalKeyPEM(k)
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := t.put(p, pemKey, 0o600); err != nil {
+			return nil, nil, err
+		}
+		return fileKey{k}, []string{p}, nil
+	}
+	key, err = openKey(ctx, o, uri)
+	if errors.Is(err, hw.ErrNotFound) && !isFile && o.OpenKey == nil {
+		// A TPM handle/blob or token object not made yet: make it where it lives.
+		key, err = hw.Create(ctx, uri, hw.P256)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("opening CA key %s: %w", uri, err)
+	}
+	return key, nil, nil
+}
+
+// selfSignCA makes the self-signed CA certificate: basicConstraints CA with
+// pathlen 0, keyCertSign|cRLSign, valid for days from now.
+func selfSignCA(o *Options, key Key, cn string, now time.Time, clamped bool, days int) (*x509.Certificate, []byte, error) {
+	serial, err := newSerial(*o, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	ski, err := subjectKeyID(key.Public())
+	if err != nil {
+		return nil, nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               pkix.Name{CommonName: cn},
+		NotBefore:             notBefore(now, clamped),
+		NotAfter:              now.AddDate(0, 0, days),
+		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		MaxPathLen:            0,
+		MaxPathLenZero:        true,
+		SubjectKeyId:          ski,
+	}
+	der, err := x509.CreateCertificate(randReader(o), tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("creating CA certificate: %w", err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cert, der, nil
 }
 
 var (
