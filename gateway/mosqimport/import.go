@@ -259,15 +259,16 @@ func (t *translator) listeners(c *Conf) chosenACL {
 		ch.anonymous, ch.anyClient = true, true
 		return ch
 	}
+	ch.acl = c.Security.ACLFile
 	if c.PerListenerSettings {
+		// The first listener's acl_file applies to all (policies are global).
+		ch.acl = nil
 		for _, l := range ls {
 			if l.Security.ACLFile != nil {
 				ch.acl = l.Security.ACLFile
 				break
 			}
 		}
-	} else {
-		ch.acl = c.Security.ACLFile
 	}
 	seen := map[string]bool{}
 	names := map[string]int{}
@@ -313,44 +314,9 @@ func (t *translator) listeners(c *Conf) chosenACL {
 			}
 		}
 		if tls {
-			if l.CertFile == nil || l.KeyFile == nil {
-				t.add(l.Pos, NotCarried, head, "TLS needs both certfile and keyfile; not imported")
+			lt, ok := t.listenerTLS(l, head, host)
+			if !ok {
 				continue
-			}
-			if l.CAFile == nil {
-				what := "no cafile"
-				if l.CAPath != nil {
-					what = "capath " + l.CAPath.Value + " instead of a cafile"
-				}
-				t.add(l.Pos, NotCarried, head, "%s: edgegw verifies client certificates against one CA bundle file (tls.ca); concatenate the CA certificates into one file, add the listener and run edgegw check", what)
-				continue
-			}
-			lt := &ListenerTLS{CA: t.path(l.CAFile.Value), Cert: t.path(l.CertFile.Value), Key: "file:" + t.path(l.KeyFile.Value),
-				MinVersion: "1.2", ClientAuth: "require"}
-			if l.CRLFile != nil {
-				lt.CRL = t.path(l.CRLFile.Value)
-			}
-			if v := l.TLSVersion; v != nil {
-				switch v.Value {
-				case "tlsv1.3":
-					lt.MinVersion = "1.3"
-				case "tlsv1.2":
-				default:
-					t.add(v.Pos, Changed, settingText("tls_version", v), "edgegw accepts TLS 1.2 or later only")
-				}
-			}
-			reqCert := l.RequireCertificate != nil && l.RequireCertificate.Value == "true"
-			if !reqCert {
-				if isLoopback(host) {
-					lt.ClientAuth = "none"
-				} else {
-					t.add(l.Pos, Changed, head, "Mosquitto did not require a client certificate here (require_certificate false); edgegw requires one on every non-loopback listener: each client needs a certificate signed by %s whose CN is its thing name", l.CAFile.Value)
-				}
-			}
-			if s := l.UseSubject; s != nil && s.Value == "true" {
-				t.add(s.Pos, Changed, settingText("use_subject_as_username", s), "edgegw names the client by its certificate's CN (the thing name), not by the whole subject; ACL user names that were subjects no longer match")
-			} else if s := l.UseIdentity; reqCert && (s == nil || s.Value != "true") {
-				t.add(l.Pos, Changed, head, "Mosquitto took the user name from CONNECT here; edgegw takes the thing name from the certificate's CN, and the ACL's user names become thing names: give each user a certificate with CN = user name")
 			}
 			el.TLS = lt
 		} else {
@@ -366,14 +332,7 @@ func (t *translator) listeners(c *Conf) chosenACL {
 			continue
 		}
 		seen[el.Address] = true
-		base := "local"
-		if tls {
-			base = "tls"
-		}
-		el.Name = fmt.Sprintf("%s-%d", base, l.Port)
-		if names[el.Name]++; names[el.Name] > 1 {
-			el.Name += "-" + strconv.Itoa(names[el.Name])
-		}
+		el.Name = listenerName(names, tls, l.Port)
 		if a := sec.AllowAnonymous; a != nil && a.Value == "true" {
 			ch.anonymous = true
 			t.add(a.Pos, Changed, settingText("allow_anonymous", a), "edgegw has no anonymous clients: every client is a thing (its certificate's CN, or on a loopback listener without TLS its client ID) and gets the policies devices.yaml attaches")
@@ -385,10 +344,79 @@ func (t *translator) listeners(c *Conf) chosenACL {
 		ch.anyClient = true
 		t.res.Config.Listeners = append(t.res.Config.Listeners, el)
 	}
-	// The password file: kept by reference, formats named.
+	t.passwordFiles(c)
+	if !ch.anyClient {
+		t.res.Config.Listeners = append(t.res.Config.Listeners, Listener{Name: "local", Address: "127.0.0.1:1883"})
+		t.add(Pos{File: t.res.Source}, Changed, "", "no listener could be imported; added the loopback listener \"local\" (127.0.0.1:1883) so the configuration is complete: add a TLS listener for the LAN")
+	}
+	return ch
+}
+
+// listenerName names an imported listener by its kind and port (tls-8883,
+// local-1883), with a counter when the name is taken (names counts them).
+func listenerName(names map[string]int, tls bool, port int) string {
+	base := "local"
+	if tls {
+		base = "tls"
+	}
+	name := fmt.Sprintf("%s-%d", base, port)
+	if names[name]++; names[name] > 1 {
+		name += "-" + strconv.Itoa(names[name])
+	}
+	return name
+}
+
+// listenerTLS translates a TLS listener's settings; false (reported) when
+// the listener cannot be imported as it is.
+func (t *translator) listenerTLS(l *ConfListener, head, host string) (*ListenerTLS, bool) {
+	if l.CertFile == nil || l.KeyFile == nil {
+		t.add(l.Pos, NotCarried, head, "TLS needs both certfile and keyfile; not imported")
+		return nil, false
+	}
+	if l.CAFile == nil {
+		what := "no cafile"
+		if l.CAPath != nil {
+			what = "capath " + l.CAPath.Value + " instead of a cafile"
+		}
+		t.add(l.Pos, NotCarried, head, "%s: edgegw verifies client certificates against one CA bundle file (tls.ca); concatenate the CA certificates into one file, add the listener and run edgegw check", what)
+		return nil, false
+	}
+	lt := &ListenerTLS{CA: t.path(l.CAFile.Value), Cert: t.path(l.CertFile.Value), Key: "file:" + t.path(l.KeyFile.Value),
+		MinVersion: "1.2", ClientAuth: "require"}
+	if l.CRLFile != nil {
+		lt.CRL = t.path(l.CRLFile.Value)
+	}
+	if v := l.TLSVersion; v != nil {
+		switch v.Value {
+		case "tlsv1.3":
+			lt.MinVersion = "1.3"
+		case "tlsv1.2":
+		default:
+			t.add(v.Pos, Changed, settingText("tls_version", v), "edgegw accepts TLS 1.2 or later only")
+		}
+	}
+	reqCert := l.RequireCertificate != nil && l.RequireCertificate.Value == "true"
+	if !reqCert {
+		if isLoopback(host) {
+			lt.ClientAuth = "none"
+		} else {
+			t.add(l.Pos, Changed, head, "Mosquitto did not require a client certificate here (require_certificate false); edgegw requires one on every non-loopback listener: each client needs a certificate signed by %s whose CN is its thing name", l.CAFile.Value)
+		}
+	}
+	if s := l.UseSubject; s != nil && s.Value == "true" {
+		t.add(s.Pos, Changed, settingText("use_subject_as_username", s), "edgegw names the client by its certificate's CN (the thing name), not by the whole subject; ACL user names that were subjects no longer match")
+	} else if s := l.UseIdentity; reqCert && (s == nil || s.Value != "true") {
+		t.add(l.Pos, Changed, head, "Mosquitto took the user name from CONNECT here; edgegw takes the thing name from the certificate's CN, and the ACL's user names become thing names: give each user a certificate with CN = user name")
+	}
+	return lt, true
+}
+
+// passwordFiles keeps the password files by reference and names their
+// formats.
+func (t *translator) passwordFiles(c *Conf) {
 	var pfs []*Setting
 	if c.PerListenerSettings {
-		for _, l := range ls {
+		for _, l := range c.Listeners {
 			if l.Security.PasswordFile != nil {
 				pfs = append(pfs, l.Security.PasswordFile)
 			}
@@ -399,19 +427,6 @@ func (t *translator) listeners(c *Conf) chosenACL {
 	for _, pf := range pfs {
 		t.passwordFile(pf)
 	}
-	if !ch.anyClient {
-		t.res.Config.Listeners = append(t.res.Config.Listeners, Listener{Name: "local", Address: "127.0.0.1:1883"})
-		t.add(Pos{File: t.res.Source}, Changed, "", "no listener could be imported; added the loopback listener \"local\" (127.0.0.1:1883) so the configuration is complete: add a TLS listener for the LAN")
-		if ch.acl == nil && c.PerListenerSettings {
-			for _, l := range ls {
-				if l.Security.ACLFile != nil {
-					ch.acl = l.Security.ACLFile
-					break
-				}
-			}
-		}
-	}
-	return ch
 }
 
 // passwordFile names the hash formats of a password file.
