@@ -367,16 +367,22 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 	_ = enc.Encode(v)
 }
 
-// AdminGet asks the daemon on the admin socket at path for GET urlPath and
-// decodes the JSON answer into v. ErrNotRunning means nobody answers there.
-func AdminGet(ctx context.Context, socket, urlPath string, v any) error {
-	tr := &http.Transport{
+// adminTransport is an HTTP transport to the daemon's admin socket, one
+// connection per request: the caller closes its idle connections when done.
+func adminTransport(socket string) *http.Transport {
+	return &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
 			return d.DialContext(ctx, "unix", socket)
 		},
 		DisableKeepAlives: true,
 	}
+}
+
+// AdminGet asks the daemon on the admin socket at path for GET urlPath and
+// decodes the JSON answer into v. ErrNotRunning means nobody answers there.
+func AdminGet(ctx context.Context, socket, urlPath string, v any) error {
+	tr := adminTransport(socket)
 	defer tr.CloseIdleConnections()
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()

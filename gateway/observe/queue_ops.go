@@ -29,7 +29,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strconv"
 	"sync"
@@ -445,13 +444,7 @@ func (o *Observer) replayRoute(ctx context.Context, q QueueOps, route string, dl
 
 // adminDo sends one request to the admin socket; the caller closes the body.
 func adminDo(ctx context.Context, socket, method, urlPath string) (*http.Response, func(), error) {
-	tr := &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", socket)
-		},
-		DisableKeepAlives: true,
-	}
+	tr := adminTransport(socket)
 	req, err := http.NewRequestWithContext(ctx, method, "http://edgegw"+urlPath, nil)
 	if err != nil {
 		return nil, nil, err

@@ -20,7 +20,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -115,13 +114,7 @@ func (o *Observer) shadowRoutes(mux *http.ServeMux) {
 // shadow), or GET on /shadows/THING. It returns the HTTP status and the
 // document; err is for a daemon that could not be asked.
 func AdminShadow(ctx context.Context, socket, method, urlPath, name string, body []byte) (int, []byte, error) {
-	tr := &http.Transport{
-		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			var d net.Dialer
-			return d.DialContext(ctx, "unix", socket)
-		},
-		DisableKeepAlives: true,
-	}
+	tr := adminTransport(socket)
 	defer tr.CloseIdleConnections()
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
