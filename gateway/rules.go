@@ -20,7 +20,7 @@ import (
 // The set is nil when any rule does not compile: the daemon refuses the whole
 // set (at start and on reload), so a rule never silently goes missing.
 func CompileRules(cfg *config.Config) (*rules.Set, error) {
-	set, err := rules.Compile(RulesFromConfig(cfg.Rules))
+	set, err := rules.Compile(cfg.Rules)
 	if err == nil {
 		return set, nil
 	}
@@ -56,43 +56,6 @@ func flatten(err error) []error {
 		return out
 	}
 	return []error{err}
-}
-
-// RulesFromConfig converts the config's rules to the engine's configs, field
-// for field.
-func RulesFromConfig(in []config.Rule) []rules.Config {
-	out := make([]rules.Config, 0, len(in))
-	for _, r := range in {
-		rc := rules.Config{Name: r.Name, SQL: r.SQL, SQLVersion: r.SQLVersion, Identity: r.Identity, Disabled: r.Disabled}
-		for _, a := range r.Actions {
-			rc.Actions = append(rc.Actions, ruleAction(a))
-		}
-		if r.ErrorAction != nil {
-			a := ruleAction(*r.ErrorAction)
-			rc.ErrorAction = &a
-		}
-		out = append(out, rc)
-	}
-	return out
-}
-
-func ruleAction(a config.RuleAction) rules.ActionConfig {
-	var out rules.ActionConfig
-	if rp := a.Republish; rp != nil {
-		out.Republish = &rules.RepublishConfig{Topic: rp.Topic, QoS: rp.QoS}
-		if h := rp.Headers; h != nil {
-			hc := &rules.HeadersConfig{PayloadFormatIndicator: h.PayloadFormatIndicator, ContentType: h.ContentType,
-				ResponseTopic: h.ResponseTopic, CorrelationData: h.CorrelationData, MessageExpiry: h.MessageExpiry}
-			for _, up := range h.UserProperties {
-				hc.UserProperties = append(hc.UserProperties, rules.UserPropertyConfig{Key: up.Key, Value: up.Value})
-			}
-			out.Republish.Headers = hc
-		}
-	}
-	if fw := a.Forward; fw != nil {
-		out.Forward = &rules.ForwardConfig{Route: fw.Route, Topic: fw.Topic}
-	}
-	return out
 }
 
 // AuthorizerFromConfig converts a listener's `authorizer:` section; the

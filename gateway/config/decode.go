@@ -274,7 +274,7 @@ func fieldsOf(t reflect.Type) (map[string]int, []string) {
 	var names []string
 	for i := range t.NumField() {
 		f := t.Field(i)
-		tag := f.Tag.Get("yaml")
+		tag, _, _ := strings.Cut(f.Tag.Get("yaml"), ",") // "name,omitempty": the name
 		if tag == "" || tag == "-" || !f.IsExported() {
 			continue
 		}

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"github.com/edgegw/edgegw/gateway/rules"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -32,51 +33,17 @@ import (
 //	      command: [authorizers/check.sh]   # relative to this file's directory
 //	      timeout: 5s
 
-// Rule is one entry of `rules:` (see gateway/rules.Config).
-type Rule struct {
-	Name        string       `yaml:"name"`
-	SQL         string       `yaml:"sql"`
-	SQLVersion  string       `yaml:"sql_version"`
-	Identity    string       `yaml:"identity"`
-	Disabled    bool         `yaml:"disabled"`
-	Actions     []RuleAction `yaml:"actions"`
-	ErrorAction *RuleAction  `yaml:"error_action"`
-}
-
-// RuleAction is one action of a rule: exactly one of its fields is set.
-type RuleAction struct {
-	Republish *RuleRepublish `yaml:"republish"`
-	Forward   *RuleForward   `yaml:"forward"`
-}
-
-// RuleRepublish publishes the rule's output on the local broker.
-type RuleRepublish struct {
-	Topic   string       `yaml:"topic"`
-	QoS     int          `yaml:"qos"`
-	Headers *RuleHeaders `yaml:"headers"`
-}
-
-// RuleHeaders are the MQTT 5 properties of a republished message.
-type RuleHeaders struct {
-	PayloadFormatIndicator string             `yaml:"payload_format_indicator"`
-	ContentType            string             `yaml:"content_type"`
-	ResponseTopic          string             `yaml:"response_topic"`
-	CorrelationData        string             `yaml:"correlation_data"`
-	MessageExpiry          string             `yaml:"message_expiry"`
-	UserProperties         []RuleUserProperty `yaml:"user_properties"`
-}
-
-// RuleUserProperty is one MQTT 5 user property of a republished message.
-type RuleUserProperty struct {
-	Key   string `yaml:"key"`
-	Value string `yaml:"value"`
-}
-
-// RuleForward hands the rule's output to an outbound bridge route, durably.
-type RuleForward struct {
-	Route string `yaml:"route"`
-	Topic string `yaml:"topic"`
-}
+// The rules' schema is the rules engine's own (gateway/rules owns its
+// fields, defaults and documentation); the config names its types so that
+// a rule is written down once.
+type (
+	Rule             = rules.Config
+	RuleAction       = rules.ActionConfig
+	RuleRepublish    = rules.RepublishConfig
+	RuleHeaders      = rules.HeadersConfig
+	RuleUserProperty = rules.UserPropertyConfig
+	RuleForward      = rules.ForwardConfig
+)
 
 // Authorizer is a listener's `authorizer:` section (see
 // gateway/authorizer.Config). Zero limits take the authorizer's defaults.
