@@ -337,7 +337,8 @@ func TestOpenSalvagesUnreadableQueue(t *testing.T) {
 	}
 	q.Close()
 	// Damage: route b's registry entry, and one message of route c.
-	db, err := badger.Open(badger.DefaultOptions(dir).WithLogger(nil))
+	// The store's value-log size: badger's default (2 GiB) cannot be mapped on 32-bit.
+	db, err := badger.Open(badger.DefaultOptions(dir).WithLogger(nil).WithValueLogFileSize(valueLogFileSize))
 	if err != nil {
 		t.Fatal(err)
 	}
