@@ -77,6 +77,7 @@ func TestJSONConvention(t *testing.T) {
 		{name: "queue stats, empty queue", args: []string{"queue", "stats", "--dir", emptyQ, "-o", "json"}, keys: []string{"routes"}},
 		{name: "queue peek", args: []string{"queue", "peek", "--dir", qdir, "-o", "json"}, keys: []string{"dead", "messages"}},
 		{name: "queue peek, dead letters", args: []string{"queue", "peek", "--dir", qdir, "--dead", "-o", "json"}, keys: []string{"messages"}},
+		{name: "queue replay, nothing selected", args: []string{"queue", "replay", "--dir", qdir, "--reason", "0x97", "-o", "json"}, keys: []string{"operation", "count", "routes", "kept", "skipped", "filter"}},
 		{name: "queue purge", args: []string{"queue", "purge", "--dir", qdir, "--route", "alarms", "-o", "json"}, keys: []string{"operation", "count", "routes", "skipped"}},
 		{name: "pki list, none issued", args: []string{"pki", "list", "-c", pkiConf, "-o", "json"}},
 		{name: "devices", args: []string{"devices", "-c", cfg, "-o", "json"}, keys: []string{"count", "devices"}},

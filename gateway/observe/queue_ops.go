@@ -383,12 +383,18 @@ func ReplayFilter(v url.Values) (store.DeadFilter, error) {
 	return f, nil
 }
 
-// replay moves the dead letters f selects back into their routes and
-// audits it: one queue_replay event per route replayed (or one with count
-// 0 when none was), with the filter in the reason.
+// replay is Replay on the daemon's queue, one at a time.
 func (o *Observer) replay(ctx context.Context, q QueueOps, f store.DeadFilter) (QueueOpResult, error) {
 	queueOpsMu.Lock()
 	defer queueOpsMu.Unlock()
+	return Replay(ctx, q, f, o.audit)
+}
+
+// Replay moves the dead letters f selects back into their routes and
+// audits it: one queue_replay event per route replayed (or one with count
+// 0 when none was), with the filter in the reason. The daemon's admin
+// socket and the offline `edgegw queue replay` (daemon stopped) both use it.
+func Replay(ctx context.Context, q QueueOps, f store.DeadFilter, record func(audit.Event)) (QueueOpResult, error) {
 	res := QueueOpResult{Operation: "replay", Routes: []RouteCount{}, Skipped: []RouteReason{}, Filter: f.String()}
 	rep, err := q.ReplayDeadLetters(ctx, f)
 	res.Count, res.Kept = rep.Replayed, rep.Kept
@@ -396,7 +402,7 @@ func (o *Observer) replay(ctx context.Context, q QueueOps, f store.DeadFilter) (
 	for _, rr := range rep.Routes {
 		if rr.Replayed > 0 {
 			res.Routes = append(res.Routes, RouteCount{Route: rr.Route, Count: rr.Replayed})
-			o.audit(audit.Event{Event: EventQueueReplay, Resource: routeResource(rr.Route, true), Count: int64(rr.Replayed),
+			record(audit.Event{Event: EventQueueReplay, Resource: routeResource(rr.Route, true), Count: int64(rr.Replayed),
 				Reason: "filter: " + f.String()})
 			audited = true
 		}
@@ -406,12 +412,12 @@ func (o *Observer) replay(ctx context.Context, q QueueOps, f store.DeadFilter) (
 		}
 	}
 	if err != nil {
-		o.audit(audit.Event{Event: EventQueueReplay, Resource: routeResource(f.Route, true), Count: int64(rep.Replayed),
+		record(audit.Event{Event: EventQueueReplay, Resource: routeResource(f.Route, true), Count: int64(rep.Replayed),
 			Reason: "filter: " + f.String() + "; failed: " + err.Error()})
 		return res, err
 	}
 	if !audited {
-		o.audit(audit.Event{Event: EventQueueReplay, Resource: routeResource(f.Route, true), Count: 0, Reason: "filter: " + f.String()})
+		record(audit.Event{Event: EventQueueReplay, Resource: routeResource(f.Route, true), Count: 0, Reason: "filter: " + f.String()})
 	}
 	return res, nil
 }
