@@ -28,6 +28,7 @@ package main
 //	edgegw queue export                JSON lines, one message a line (store's export format)
 //	edgegw pki list -o json            [pki.Entry]
 //	edgegw version -o json             versionJSON below
+//	edgegw check -o json               checkJSON (check.go): printed on refusal too, exit 1
 //
 // TestJSONConvention runs each of them and checks the convention.
 

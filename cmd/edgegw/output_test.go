@@ -66,10 +66,12 @@ func TestJSONConvention(t *testing.T) {
 	runInProcess(t, cfg)
 	connectThing(t, mqttAddr, "sensor-01")
 
+	localOnly := localOnlyConfig(t)
 	tests := []struct {
 		name string
 		args []string
 		keys []string // top-level keys the schema promises
+		code int      // the exit status (check refuses with 1 and still prints the document)
 	}{
 		{name: "version", args: []string{"version", "-o", "json"}, keys: []string{"version", "commit", "go_version", "os", "arch"}},
 		{name: "version --json alias", args: []string{"version", "--json"}, keys: []string{"version"}},
@@ -82,13 +84,15 @@ func TestJSONConvention(t *testing.T) {
 		{name: "pki list, none issued", args: []string{"pki", "list", "-c", pkiConf, "-o", "json"}},
 		{name: "devices", args: []string{"devices", "-c", cfg, "-o", "json"}, keys: []string{"count", "devices"}},
 		{name: "devices, none match", args: []string{"devices", "-c", cfg, "--type", "nothing", "-o", "json"}, keys: []string{"count", "devices"}},
+		{name: "check", args: []string{"check", "-c", localOnly, "-o", "json"}, keys: []string{"ok", "config", "summary", "counts", "problems", "warnings"}},
+		{name: "check, refused", args: []string{"check", "-c", filepath.Join("..", "..", "configs", "edgegw.yaml"), "-o", "json"}, keys: []string{"ok", "config", "problems", "warnings"}, code: 1},
 		{name: "status", args: []string{"status", "-c", cfg, "-o", "json"}, keys: []string{"site", "uptime_seconds", "devices", "presence", "recent_denials", "certificates"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			code, out, errOut := edgegw(t, tt.args...)
-			if code != 0 {
-				t.Fatalf("exit %d; want 0\nstderr: %s", code, errOut)
+			if code != tt.code {
+				t.Fatalf("exit %d; want %d\nstderr: %s", code, tt.code, errOut)
 			}
 			var doc any
 			if err := json.Unmarshal([]byte(out), &doc); err != nil {
