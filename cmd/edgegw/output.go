@@ -29,6 +29,7 @@ package main
 //	edgegw pki list -o json            [pki.Entry]
 //	edgegw version -o json             versionJSON below
 //	edgegw check -o json               checkJSON (check.go): printed on refusal too, exit 1
+//	edgegw policy test -o json         policyTestJSON (policy.go): printed on deny too, exit 1
 //
 // TestJSONConvention runs each of them and checks the convention.
 

@@ -67,6 +67,7 @@ func TestJSONConvention(t *testing.T) {
 	connectThing(t, mqttAddr, "sensor-01")
 
 	localOnly := localOnlyConfig(t)
+	_, policyCfg := policyConfig(t)
 	tests := []struct {
 		name string
 		args []string
@@ -86,6 +87,8 @@ func TestJSONConvention(t *testing.T) {
 		{name: "devices, none match", args: []string{"devices", "-c", cfg, "--type", "nothing", "-o", "json"}, keys: []string{"count", "devices"}},
 		{name: "check", args: []string{"check", "-c", localOnly, "-o", "json"}, keys: []string{"ok", "config", "summary", "counts", "problems", "warnings"}},
 		{name: "check, refused", args: []string{"check", "-c", filepath.Join("..", "..", "configs", "edgegw.yaml"), "-o", "json"}, keys: []string{"ok", "config", "problems", "warnings"}, code: 1},
+		{name: "policy test", args: []string{"policy", "test", "-c", policyCfg, "--thing", "temp-f01-001", "--action", "connect", "-o", "json"}, keys: []string{"allowed", "decision", "action", "resource", "policies", "decider", "matched", "not_applied", "variables", "notes"}},
+		{name: "policy test, refused at connect", args: []string{"policy", "test", "-c", policyCfg, "--thing", "off", "--action", "connect", "-o", "json"}, keys: []string{"allowed", "refused_at_connect", "policies", "matched"}, code: 1},
 		{name: "status", args: []string{"status", "-c", cfg, "-o", "json"}, keys: []string{"site", "uptime_seconds", "devices", "presence", "recent_denials", "certificates"}},
 	}
 	for _, tt := range tests {
