@@ -3,9 +3,9 @@ package main
 // # Machine-readable output
 //
 // Every command that prints data takes -o/--output table|json (table is the
-// default; the older --json flags remain as hidden aliases). The one
-// exception is `edgegw import mosquitto`, whose -o names the output
-// directory. JSON output follows one convention:
+// default; the older --json flags remain as hidden aliases). The
+// exceptions are `edgegw import mosquitto` and `edgegw key csr`, whose -o
+// names the output (a directory, the CSR file). JSON output follows one convention:
 //
 //   - one JSON document, indented, on stdout; errors stay on stderr;
 //   - keys are snake_case;
@@ -30,6 +30,7 @@ package main
 //	edgegw version -o json             versionJSON below
 //	edgegw check -o json               checkJSON (check.go): printed on refusal too, exit 1
 //	edgegw policy test -o json         policyTestJSON (policy.go): printed on deny too, exit 1
+//	edgegw key info|create -o json     keyInfoJSON (key.go)
 //
 // TestJSONConvention runs each of them and checks the convention.
 
