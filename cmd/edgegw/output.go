@@ -31,6 +31,7 @@ package main
 //	edgegw check -o json               checkJSON (check.go): printed on refusal too, exit 1
 //	edgegw policy test -o json         policyTestJSON (policy.go): printed on deny too, exit 1
 //	edgegw key info|create -o json     keyInfoJSON (key.go)
+//	edgegw rule test -o json           ruleTestJSON (rule.go): printed when it does not fire too, exit 1
 //
 // TestJSONConvention runs each of them and checks the convention.
 

@@ -89,6 +89,7 @@ func TestJSONConvention(t *testing.T) {
 		{name: "check, refused", args: []string{"check", "-c", filepath.Join("..", "..", "configs", "edgegw.yaml"), "-o", "json"}, keys: []string{"ok", "config", "problems", "warnings"}, code: 1},
 		{name: "policy test", args: []string{"policy", "test", "-c", policyCfg, "--thing", "temp-f01-001", "--action", "connect", "-o", "json"}, keys: []string{"allowed", "decision", "action", "resource", "policies", "decider", "matched", "not_applied", "variables", "notes"}},
 		{name: "policy test, refused at connect", args: []string{"policy", "test", "-c", policyCfg, "--thing", "off", "--action", "connect", "-o", "json"}, keys: []string{"allowed", "refused_at_connect", "policies", "matched"}, code: 1},
+		{name: "rule test", args: []string{"rule", "test", "--sql", "SELECT temp FROM 'a/+'", "--topic", "a/b", "--payload", `{"temp": 1}`, "-o", "json"}, keys: []string{"fires", "topic_matches", "where_held", "output", "output_json"}},
 		{name: "status", args: []string{"status", "-c", cfg, "-o", "json"}, keys: []string{"site", "uptime_seconds", "devices", "presence", "recent_denials", "certificates"}},
 	}
 	for _, tt := range tests {
