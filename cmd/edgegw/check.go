@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -11,7 +12,8 @@ import (
 )
 
 func (a *app) checkCmd() *cobra.Command {
-	var cfgPath, asUser string
+	var cfgPath, asUser, format string
+	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "check",
 		Short: "Check the configuration and the files it names; safe before every reload",
@@ -27,43 +29,37 @@ read every key, certificate, CRL, password file, the registry and the policies.
 
 It prints one summary line and exits 0 when all is well; otherwise it prints every
 problem as FILE:LINE: KEY: what is wrong, and exits 1. Run it before
-'systemctl reload edgegw'.`,
+'systemctl reload edgegw'.
+
+With -o json it prints one document on stdout either way (exit status unchanged; see
+'edgegw help' for the convention):
+  {"ok": true|false, "config": PATH, "summary": "PATH: OK (...)" (when ok),
+   "counts": {"listeners": N, "bridges": N, "routes": N, "devices": PATH,
+              "policies": PATH} (when ok),
+   "problems": [{"file": PATH, "line": N, "key": "bridge.routes[0].topic", "message": TEXT}],
+   "warnings": [TEXT]}
+file, line and key are left out where a problem has none (line: not known).`,
 		Example: `  edgegw check
-  edgegw check -c /etc/edgegw/edgegw.yaml`,
+  edgegw check -c /etc/edgegw/edgegw.yaml
+  edgegw check -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := config.Check(cfgPath)
+			isJSON, err := jsonOutput(format, asJSON)
 			if err != nil {
-				return a.reportConfigError(err)
+				return err
 			}
-			if err := checkRulesPoliciesAuthorizers(cfg); err != nil { // rule.go
-				return a.reportConfigError(err)
+			cfg, warnings, err := a.check(cfgPath, asUser)
+			if isJSON {
+				return a.checkJSONOut(cfgPath, cfg, warnings, err)
 			}
-			warnings, err := gateway.CheckBridges(cfg) // each bridge against its cloud's rules
 			for _, w := range warnings {
 				fmt.Fprintln(a.stderr, "warning: "+w)
 			}
 			if err != nil {
-				return a.reportConfigError(err)
-			}
-			// What `edgegw run` checks before it binds: the same functions,
-			// in the same order, creating nothing.
-			if err := checkAdminSocketDir(cfg.Admin.Socket, false); err != nil {
-				return &exitError{code: 1, err: err}
-			}
-			if err := gateway.Preflight(a.ctx, cfg); err != nil {
-				return &exitError{code: 1, err: err}
-			}
-			// Run as root, the checks above say nothing about the
-			// service's user: check what it must read (check_owner.go).
-			u, err := serviceAccount(asUser, cfgPath)
-			if err != nil {
-				return &exitError{code: 2, err: err}
-			}
-			if u != nil {
-				if err := checkReadableBy(cfg, u); err != nil {
-					return &exitError{code: 1, err: err}
+				if ce := (*config.Error)(nil); errors.As(err, &ce) {
+					return a.reportConfigError(ce)
 				}
+				return err
 			}
 			fmt.Fprintln(a.stdout, summary(cfgPath, cfg))
 			return nil
@@ -71,7 +67,110 @@ problem as FILE:LINE: KEY: what is wrong, and exits 1. Run it before
 	}
 	addConfigFlag(cmd, &cfgPath)
 	cmd.Flags().StringVar(&asUser, "user", "", "also check that this user can read the files the config names (default when root checks "+defaultConfig+": edgegw, the service's user)")
+	outputFlags(cmd, &format, &asJSON)
 	return cmd
+}
+
+// check runs the checks: the config and its bridges' warnings when it
+// passes; a *config.Error (problems with file and line), an *exitError, or
+// another error when it does not.
+func (a *app) check(cfgPath, asUser string) (*config.Config, []string, error) {
+	cfg, err := config.Check(cfgPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := checkRulesPoliciesAuthorizers(cfg); err != nil { // rule.go
+		return cfg, nil, err
+	}
+	warnings, err := gateway.CheckBridges(cfg) // each bridge against its cloud's rules
+	if err != nil {
+		return cfg, warnings, err
+	}
+	// What `edgegw run` checks before it binds: the same functions,
+	// in the same order, creating nothing.
+	if err := checkAdminSocketDir(cfg.Admin.Socket, false); err != nil {
+		return cfg, warnings, &exitError{code: 1, err: err}
+	}
+	if err := gateway.Preflight(a.ctx, cfg); err != nil {
+		return cfg, warnings, &exitError{code: 1, err: err}
+	}
+	// Run as root, the checks above say nothing about the
+	// service's user: check what it must read (check_owner.go).
+	u, err := serviceAccount(asUser, cfgPath)
+	if err != nil {
+		return cfg, warnings, &exitError{code: 2, err: err}
+	}
+	if u != nil {
+		if err := checkReadableBy(cfg, u); err != nil {
+			return cfg, warnings, &exitError{code: 1, err: err}
+		}
+	}
+	return cfg, warnings, nil
+}
+
+// checkJSON is `edgegw check -o json`.
+type checkJSON struct {
+	OK       bool           `json:"ok"`
+	Config   string         `json:"config"`
+	Summary  string         `json:"summary,omitempty"` // the text form's OK line
+	Counts   *checkCounts   `json:"counts,omitempty"`  // when ok
+	Problems []checkProblem `json:"problems"`
+	Warnings []string       `json:"warnings"`
+}
+
+// checkCounts is what a valid config holds.
+type checkCounts struct {
+	Listeners int    `json:"listeners"`
+	Bridges   int    `json:"bridges"`
+	Routes    int    `json:"routes"`
+	Devices   string `json:"devices"`  // the registry file
+	Policies  string `json:"policies"` // the policy directory
+}
+
+// checkProblem is one thing check refused.
+type checkProblem struct {
+	File    string `json:"file,omitempty"`
+	Line    int    `json:"line,omitempty"`
+	Key     string `json:"key,omitempty"` // e.g. "bridge.routes[0].topic"
+	Message string `json:"message"`
+}
+
+// checkJSONOut prints check's result as checkJSON, with the exit status of
+// the table form (usage errors stay errors on stderr).
+func (a *app) checkJSONOut(cfgPath string, cfg *config.Config, warnings []string, err error) error {
+	out := checkJSON{OK: err == nil, Config: cfgPath, Problems: []checkProblem{}, Warnings: []string{}}
+	out.Warnings = append(out.Warnings, warnings...)
+	var ee *exitError
+	if errors.As(err, &ee) && ee.code == 2 {
+		return err
+	}
+	if ce := (*config.Error)(nil); errors.As(err, &ce) {
+		for _, fe := range ce.Errors {
+			out.Problems = append(out.Problems, checkProblem{File: fe.File, Line: fe.Line, Key: fe.Path, Message: fe.Msg})
+		}
+	} else if err != nil {
+		msg := err.Error()
+		if ee != nil && ee.err != nil {
+			msg = ee.err.Error()
+		}
+		out.Problems = append(out.Problems, checkProblem{Message: msg})
+	}
+	if err == nil {
+		out.Summary = summary(cfgPath, cfg)
+		c := &checkCounts{Listeners: len(cfg.Listeners), Devices: cfg.Devices, Policies: cfg.Policies}
+		for _, b := range cfg.BridgeList() {
+			c.Bridges++
+			c.Routes += len(b.Routes)
+		}
+		out.Counts = c
+	}
+	if werr := writeJSONOut(a.stdout, out); werr != nil {
+		return werr
+	}
+	if err != nil {
+		return &exitError{code: 1} // reported in the document
+	}
+	return nil
 }
 
 // summary is the one line `edgegw check` prints for a valid config, e.g.

@@ -64,13 +64,28 @@ func (f *keyFlags) options(ctx context.Context, stderr io.Writer) ([]hw.Option, 
 	return opts, nil
 }
 
-func printInfo(w io.Writer, info hw.KeyInfo) {
-	fmt.Fprintf(w, "uri:       %s\ntype:      %s\nlocation:  %s\nsha256:    %s\n", info.URI, info.Type, info.Location, info.PublicSHA256)
+// printInfo prints what key info and key create say about a key: a table,
+// or with json keyInfoJSON.
+func printInfo(w io.Writer, info hw.KeyInfo, json bool) error {
+	if json {
+		return writeJSONOut(w, keyInfoJSON{URI: info.URI, Type: info.Type, Location: info.Location, PublicKeySHA256: info.PublicSHA256})
+	}
+	_, err := fmt.Fprintf(w, "uri:       %s\ntype:      %s\nlocation:  %s\nsha256:    %s\n", info.URI, info.Type, info.Location, info.PublicSHA256)
+	return err
+}
+
+// keyInfoJSON is `edgegw key info -o json` (and key create's).
+type keyInfoJSON struct {
+	URI             string `json:"uri"`               // secrets (PINs) redacted
+	Type            string `json:"type"`              // "ECDSA P-256", "RSA-2048", "Ed25519"
+	Location        string `json:"location"`          // where the key lives, in words
+	PublicKeySHA256 string `json:"public_key_sha256"` // hex SHA-256 of the DER SubjectPublicKeyInfo
 }
 
 func keyCreateCmd(a *app) *cobra.Command {
 	var f keyFlags
-	var typ string
+	var typ, format string
+	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "create --key URI [--type p256|rsa2048]",
 		Short: "Create a new key; never overwrites an existing one",
@@ -85,6 +100,10 @@ P-256 is the default and the best choice for TPMs; rsa2048 is allowed.
   edgegw key create --key auto`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			isJSON, err := jsonOutput(format, asJSON)
+			if err != nil {
+				return err
+			}
 			kt, err := hw.ParseKeyType(typ)
 			if err != nil {
 				return &exitError{code: 2, err: fmt.Errorf("--type: %w", err)}
@@ -103,11 +122,11 @@ P-256 is the default and the best choice for TPMs; rsa2048 is allowed.
 			if err != nil {
 				return &exitError{code: 1, err: err}
 			}
-			printInfo(a.stdout, info)
-			return nil
+			return printInfo(a.stdout, info, isJSON)
 		},
 	}
 	f.add(cmd)
+	outputFlags(cmd, &format, &asJSON)
 	cmd.Flags().StringVar(&typ, "type", "p256", "key type: p256 or rsa2048")
 	return cmd
 }
@@ -166,6 +185,8 @@ With --key auto the key is created on first use.
 
 func keyInfoCmd(a *app) *cobra.Command {
 	var f keyFlags
+	var format string
+	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "info --key URI",
 		Short: "Show a key's type, where it lives and its public key SHA-256",
@@ -173,9 +194,15 @@ func keyInfoCmd(a *app) *cobra.Command {
 SubjectPublicKeyInfo in hex: the value 'openssl pkey -pubin -outform DER | sha256sum'
 gives for its public key, and for the public key in its certificate or CSR.
 
+With -o json: {"uri", "type", "location", "public_key_sha256"} (key create too).
+
 ` + keyURIHelp,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			isJSON, err := jsonOutput(format, asJSON)
+			if err != nil {
+				return err
+			}
 			ctx := cmd.Context()
 			opts, err := f.options(ctx, a.stderr)
 			if err != nil {
@@ -185,10 +212,10 @@ gives for its public key, and for the public key in its certificate or CSR.
 			if err != nil {
 				return &exitError{code: 1, err: err}
 			}
-			printInfo(a.stdout, info)
-			return nil
+			return printInfo(a.stdout, info, isJSON)
 		},
 	}
 	f.add(cmd)
+	outputFlags(cmd, &format, &asJSON)
 	return cmd
 }

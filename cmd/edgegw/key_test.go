@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -60,6 +62,21 @@ func TestKeyCommands(t *testing.T) {
 			}
 			if got := infoSHA256(t, out); got != created {
 				t.Fatalf("key info sha256 %s; key create said %s", got, created)
+			}
+			// -o json says the same, keys per the convention.
+			out, errs, code = runEdgegw(t, "key", "info", "--key", tc.uri, "-o", "json")
+			var info map[string]any
+			if err := json.Unmarshal([]byte(out), &info); code != 0 || err != nil {
+				t.Fatalf("key info -o json: exit %d, %v: %s%s", code, err, out, errs)
+			}
+			if info["public_key_sha256"] != created || info["type"] == "" || info["location"] == "" || !strings.HasPrefix(fmt.Sprint(info["uri"]), strings.SplitN(tc.uri, ":", 2)[0]+":") {
+				t.Errorf("key info -o json: got %v; want public_key_sha256 %s, the type, location and the URI", info, created)
+			}
+			for _, p := range conventionProblems("$", info) {
+				t.Errorf("key info -o json: %s", p)
+			}
+			if strings.Contains(out, h.PIN) {
+				t.Errorf("key info -o json shows a PIN: %s", out)
 			}
 			csr := filepath.Join(t.TempDir(), "gw.csr")
 			_, errs, code = runEdgegw(t, "key", "csr", "--key", tc.uri, "--cn", "plant-7-gw", "--san", "gw.plant-7.example", "--san", "10.0.0.7", "--out", csr)

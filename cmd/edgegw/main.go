@@ -96,7 +96,14 @@ X.509 certificates to a local broker; AWS IoT-style policies decide what each ma
 matching messages are queued durably and bridged to one upstream MQTT broker.
 
 The configuration is /etc/edgegw/edgegw.yaml; check it with 'edgegw check' before
-every reload.`,
+every reload.
+
+Machine-readable output: the commands that print a result (status, devices, check,
+queue stats|peek|purge|replay, pki list, policy test, rule test, key info|create,
+version) take -o json and then print one JSON document on stdout, with the same exit
+status; errors stay on stderr. Keys are snake_case; a quantity carries its unit in its
+name (_seconds, _bytes); times are RFC 3339 in UTC and left out when not known; empty
+lists are [], never null; payloads are base64. 'queue export' writes JSON lines instead.`,
 		Version:       version,
 		SilenceErrors: true, // execute prints the error once
 		SilenceUsage:  true, // a failed run is not a usage error

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -176,6 +178,71 @@ func TestCheckExampleConfigWithoutCerts(t *testing.T) {
 	}
 }
 
+// TestCheckJSON: check -o json reports what the text form does, as
+// objects: the OK summary and counts, or each problem with its file, line,
+// key and message (the text line is "FILE:LINE: KEY: MESSAGE"); the exit
+// status is the text form's.
+func TestCheckJSON(t *testing.T) {
+	type problem struct {
+		File    string `json:"file"`
+		Line    int    `json:"line"`
+		Key     string `json:"key"`
+		Message string `json:"message"`
+	}
+	type result struct {
+		OK      bool   `json:"ok"`
+		Config  string `json:"config"`
+		Summary string `json:"summary"`
+		Counts  *struct {
+			Listeners int `json:"listeners"`
+			Bridges   int `json:"bridges"`
+			Routes    int `json:"routes"`
+		} `json:"counts"`
+		Problems []problem `json:"problems"`
+		Warnings []string  `json:"warnings"`
+	}
+	for _, tc := range []struct{ name, cfg string }{
+		{"valid (local only)", localOnlyConfig(t)},
+		{"certificates missing", filepath.Join("..", "..", "configs", "edgegw.yaml")},
+		{"certificates missing, bridged", filepath.Join("..", "..", "configs", "bridged.yaml")},
+	} {
+		cfg := tc.cfg
+		t.Run(tc.name, func(t *testing.T) {
+			tCode, tOut, tErr := edgegw(t, "check", "-c", cfg)
+			code, out, errOut := edgegw(t, "check", "-c", cfg, "-o", "json")
+			if code != tCode || errOut != "" {
+				t.Fatalf("-o json: exit %d, stderr %q; want exit %d (the text form's) and no stderr", code, errOut, tCode)
+			}
+			var r result
+			if err := json.Unmarshal([]byte(out), &r); err != nil {
+				t.Fatalf("not one JSON document: %v\n%s", err, out)
+			}
+			if r.Config != cfg || r.Problems == nil || r.Warnings == nil {
+				t.Errorf("got config %q, problems %v, warnings %v; want %q and lists, never null", r.Config, r.Problems, r.Warnings, cfg)
+			}
+			if tCode == 0 {
+				if !r.OK || r.Summary+"\n" != tOut || r.Counts == nil || r.Counts.Listeners != 1 || r.Counts.Bridges != 0 || r.Counts.Routes != 0 || len(r.Problems) != 0 {
+					t.Errorf("got %+v; want ok, the summary %q, counts of 1 listener and no bridge, no problems", r, tOut)
+				}
+				return
+			}
+			// The text form: one line per problem, then the count.
+			lines := strings.Split(strings.TrimSpace(tErr), "\n")
+			if r.OK || r.Counts != nil || len(r.Problems) != len(lines)-1 || len(r.Problems) == 0 {
+				t.Fatalf("got ok %v, %d problems; want not ok and the %d of the text form:\n%s", r.OK, len(r.Problems), len(lines)-1, tErr)
+			}
+			for i, p := range r.Problems {
+				if p.File != cfg || p.Line <= 0 || p.Key == "" || !strings.HasSuffix(p.Message, ": no such file") {
+					t.Errorf("problem %d: got %+v; want file %s, a line, a key and the missing file named", i, p, cfg)
+				}
+				if got := fmt.Sprintf("%s:%d: %s: %s", p.File, p.Line, p.Key, p.Message); got != lines[i] {
+					t.Errorf("problem %d: got %q; want the text form's %q", i, got, lines[i])
+				}
+			}
+		})
+	}
+}
+
 // localizeRuntimePaths points the directories the packaged configs give the
 // daemon (state, logs, admin socket) into dir, as the check now checks them.
 func localizeRuntimePaths(t *testing.T, conf, dir string) string {
@@ -218,7 +285,10 @@ func writeExampleFiles(t *testing.T, cfg, dir string, files []string) {
 	}
 }
 
-func TestCheckLocalOnly(t *testing.T) {
+// localOnlyConfig is configs/local-only.yaml copied into a temporary
+// directory with its runtime paths there: a config check passes.
+func localOnlyConfig(t *testing.T) string {
+	t.Helper()
 	dir := t.TempDir()
 	copyDir(t, filepath.Join("..", "..", "configs"), dir)
 	cfg := filepath.Join(dir, "local-only.yaml")
@@ -229,6 +299,11 @@ func TestCheckLocalOnly(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte(localizeRuntimePaths(t, string(b), dir)), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	return cfg
+}
+
+func TestCheckLocalOnly(t *testing.T) {
+	cfg := localOnlyConfig(t)
 	code, out, errOut := edgegw(t, "check", "-c", cfg)
 	want := cfg + ": OK (1 listener, no bridge, devices: devices.yaml, policies: policies/)\n"
 	if code != 0 || out != want || errOut != "" {

@@ -3,9 +3,9 @@ package main
 // # Machine-readable output
 //
 // Every command that prints data takes -o/--output table|json (table is the
-// default; the older --json flags remain as hidden aliases). The one
-// exception is `edgegw import mosquitto`, whose -o names the output
-// directory. JSON output follows one convention:
+// default; the older --json flags remain as hidden aliases). The
+// exceptions are `edgegw import mosquitto` and `edgegw key csr`, whose -o
+// names the output (a directory, the CSR file). JSON output follows one convention:
 //
 //   - one JSON document, indented, on stdout; errors stay on stderr;
 //   - keys are snake_case;
@@ -28,6 +28,10 @@ package main
 //	edgegw queue export                JSON lines, one message a line (store's export format)
 //	edgegw pki list -o json            [pki.Entry]
 //	edgegw version -o json             versionJSON below
+//	edgegw check -o json               checkJSON (check.go): printed on refusal too, exit 1
+//	edgegw policy test -o json         policyTestJSON (policy.go): printed on deny too, exit 1
+//	edgegw key info|create -o json     keyInfoJSON (key.go)
+//	edgegw rule test -o json           ruleTestJSON (rule.go): printed when it does not fire too, exit 1
 //
 // TestJSONConvention runs each of them and checks the convention.
 

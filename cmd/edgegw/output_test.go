@@ -66,10 +66,13 @@ func TestJSONConvention(t *testing.T) {
 	runInProcess(t, cfg)
 	connectThing(t, mqttAddr, "sensor-01")
 
+	localOnly := localOnlyConfig(t)
+	_, policyCfg := policyConfig(t)
 	tests := []struct {
 		name string
 		args []string
 		keys []string // top-level keys the schema promises
+		code int      // the exit status (check refuses with 1 and still prints the document)
 	}{
 		{name: "version", args: []string{"version", "-o", "json"}, keys: []string{"version", "commit", "go_version", "os", "arch"}},
 		{name: "version --json alias", args: []string{"version", "--json"}, keys: []string{"version"}},
@@ -77,17 +80,23 @@ func TestJSONConvention(t *testing.T) {
 		{name: "queue stats, empty queue", args: []string{"queue", "stats", "--dir", emptyQ, "-o", "json"}, keys: []string{"routes"}},
 		{name: "queue peek", args: []string{"queue", "peek", "--dir", qdir, "-o", "json"}, keys: []string{"dead", "messages"}},
 		{name: "queue peek, dead letters", args: []string{"queue", "peek", "--dir", qdir, "--dead", "-o", "json"}, keys: []string{"messages"}},
+		{name: "queue replay, nothing selected", args: []string{"queue", "replay", "--dir", qdir, "--reason", "0x97", "-o", "json"}, keys: []string{"operation", "count", "routes", "kept", "skipped", "filter"}},
 		{name: "queue purge", args: []string{"queue", "purge", "--dir", qdir, "--route", "alarms", "-o", "json"}, keys: []string{"operation", "count", "routes", "skipped"}},
 		{name: "pki list, none issued", args: []string{"pki", "list", "-c", pkiConf, "-o", "json"}},
 		{name: "devices", args: []string{"devices", "-c", cfg, "-o", "json"}, keys: []string{"count", "devices"}},
 		{name: "devices, none match", args: []string{"devices", "-c", cfg, "--type", "nothing", "-o", "json"}, keys: []string{"count", "devices"}},
+		{name: "check", args: []string{"check", "-c", localOnly, "-o", "json"}, keys: []string{"ok", "config", "summary", "counts", "problems", "warnings"}},
+		{name: "check, refused", args: []string{"check", "-c", filepath.Join("..", "..", "configs", "edgegw.yaml"), "-o", "json"}, keys: []string{"ok", "config", "problems", "warnings"}, code: 1},
+		{name: "policy test", args: []string{"policy", "test", "-c", policyCfg, "--thing", "temp-f01-001", "--action", "connect", "-o", "json"}, keys: []string{"allowed", "decision", "action", "resource", "policies", "decider", "matched", "not_applied", "variables", "notes"}},
+		{name: "policy test, refused at connect", args: []string{"policy", "test", "-c", policyCfg, "--thing", "off", "--action", "connect", "-o", "json"}, keys: []string{"allowed", "refused_at_connect", "policies", "matched"}, code: 1},
+		{name: "rule test", args: []string{"rule", "test", "--sql", "SELECT temp FROM 'a/+'", "--topic", "a/b", "--payload", `{"temp": 1}`, "-o", "json"}, keys: []string{"fires", "topic_matches", "where_held", "output", "output_json"}},
 		{name: "status", args: []string{"status", "-c", cfg, "-o", "json"}, keys: []string{"site", "uptime_seconds", "devices", "presence", "recent_denials", "certificates"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			code, out, errOut := edgegw(t, tt.args...)
-			if code != 0 {
-				t.Fatalf("exit %d; want 0\nstderr: %s", code, errOut)
+			if code != tt.code {
+				t.Fatalf("exit %d; want %d\nstderr: %s", code, tt.code, errOut)
 			}
 			var doc any
 			if err := json.Unmarshal([]byte(out), &doc); err != nil {

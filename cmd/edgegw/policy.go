@@ -30,6 +30,8 @@ func newPolicyCmd(a *app) *cobra.Command {
 type policyTestFlags struct {
 	config, thing, action, topic, clientID, cert, sourceIP string
 	persistent, will                                       bool
+	output                                                 string // -o table|json
+	asJSON                                                 bool
 }
 
 func newPolicyTestCmd(a *app) *cobra.Command {
@@ -48,6 +50,16 @@ update-thing-shadow or delete-thing-shadow (their resource is THING or THING/SHA
 name (publish, receive, retain-publish) or the filter as the client sends it
 (subscribe); for connect the resource is the client ID and --topic is not needed.
 
+With -o json it prints the decision as one document (see 'edgegw help' for the
+convention; the exit status is the same):
+  {"allowed": BOOL, "decision": "allow"|"deny", "action": "iot:Publish",
+   "resource": "topic/...", "thing": T, "client_id": ID, "how": TEXT,
+   "refused_at_connect": REASON (only when the connection itself is refused),
+   "policies": [NAME], "decider": STATEMENT (absent: no statement allowed it),
+   "matched": [STATEMENT], "not_applied": [STATEMENT with "reason"],
+   "variables": [{"name", "values": [...], "unresolved": WHY}], "notes": [TEXT]}
+  STATEMENT: {"policy", "file", "index", "sid", "line", "effect": "Allow"|"Deny"}
+
 Exit status: 0 allowed, 1 denied, 2 error (bad flags, config, registry or policy).`,
 		Example: `  edgegw policy test --thing temp-hq-f01-001 --action publish --topic building/hq/floor/01/temp/temp-hq-f01-001
   edgegw policy test -c edgegw.yaml --thing lock-f03-100 --action subscribe --topic 'building/#' --cert lock.crt`,
@@ -64,7 +76,69 @@ Exit status: 0 allowed, 1 denied, 2 error (bad flags, config, registry or policy
 	fl.StringVar(&f.sourceIP, "source-ip", "", "client address for aws:SourceIp")
 	fl.BoolVar(&f.persistent, "persistent", false, "CONNECT with a persistent session (iot:ConnectAttributes PersistentConnect)")
 	fl.BoolVar(&f.will, "will", false, "CONNECT with a will message (iot:ConnectAttributes LastWill)")
+	outputFlags(cmd, &f.output, &f.asJSON)
 	return cmd
+}
+
+// policyTestJSON is `edgegw policy test -o json`.
+type policyTestJSON struct {
+	Allowed          bool            `json:"allowed"`
+	Decision         string          `json:"decision"` // allow | deny
+	Action           string          `json:"action"`
+	Resource         string          `json:"resource"`
+	Thing            string          `json:"thing"`
+	ClientID         string          `json:"client_id"`
+	How              string          `json:"how,omitempty"`
+	RefusedAtConnect string          `json:"refused_at_connect,omitempty"`
+	Policies         []string        `json:"policies"`
+	Decider          *statementJSON  `json:"decider,omitempty"` // absent: no statement allowed it
+	Matched          []statementJSON `json:"matched"`
+	NotApplied       []statementJSON `json:"not_applied"`
+	Variables        []variableJSON  `json:"variables"`
+	Notes            []string        `json:"notes"`
+}
+
+type statementJSON struct {
+	Policy string `json:"policy"`
+	File   string `json:"file"`
+	Index  int    `json:"index"`
+	Sid    string `json:"sid,omitempty"`
+	Line   int    `json:"line,omitempty"`
+	Effect string `json:"effect"`           // Allow | Deny
+	Reason string `json:"reason,omitempty"` // not_applied: why
+}
+
+type variableJSON struct {
+	Name       string   `json:"name"`
+	Values     []string `json:"values"`
+	Unresolved string   `json:"unresolved,omitempty"` // why it has no value
+}
+
+func policyTestView(ex authz.Explanation) policyTestJSON {
+	ref := func(r authz.StatementRef) statementJSON {
+		return statementJSON{Policy: r.Policy, File: r.File, Index: r.Index, Sid: r.Sid, Line: r.Line, Effect: r.Effect.String(), Reason: r.Reason}
+	}
+	out := policyTestJSON{Allowed: ex.Allowed, Decision: "deny", Action: ex.Action.String(), Resource: ex.Resource, Thing: ex.Thing,
+		ClientID: ex.ClientID, How: ex.How, Policies: []string{}, Matched: []statementJSON{}, NotApplied: []statementJSON{},
+		Variables: []variableJSON{}, Notes: []string{}}
+	if ex.Allowed {
+		out.Decision = "allow"
+	}
+	out.Policies = append(out.Policies, ex.Policies...)
+	if ex.Decider != nil {
+		d := ref(*ex.Decider)
+		out.Decider = &d
+	}
+	for _, r := range ex.Matched {
+		out.Matched = append(out.Matched, ref(r))
+	}
+	for _, r := range ex.NotApplied {
+		out.NotApplied = append(out.NotApplied, ref(r))
+	}
+	for _, v := range ex.Variables {
+		out.Variables = append(out.Variables, variableJSON{Name: v.Name, Values: append([]string{}, v.Values...), Unresolved: v.Why})
+	}
+	return out
 }
 
 func usageError(format string, args ...any) error {
@@ -72,6 +146,10 @@ func usageError(format string, args ...any) error {
 }
 
 func (a *app) policyTest(f *policyTestFlags) error {
+	isJSON, err := jsonOutput(f.output, f.asJSON)
+	if err != nil {
+		return err
+	}
 	if f.thing == "" {
 		return usageError("policy test: --thing is required")
 	}
@@ -131,15 +209,34 @@ func (a *app) policyTest(f *policyTestFlags) error {
 	if err != nil {
 		var de *authz.DenyError
 		if errors.As(err, &de) {
-			fmt.Fprintf(a.stdout, "DENY %s %s\n  refused at CONNECT: %v\n", action, action.Resource(resource), de.Reason)
+			if isJSON {
+				out := policyTestView(authz.Explanation{Action: action, Resource: action.Resource(resource), Thing: id.ThingName, ClientID: id.ClientID})
+				out.RefusedAtConnect = fmt.Sprint(de.Reason)
+				if err := writeJSONOut(a.stdout, out); err != nil {
+					return err
+				}
+			} else {
+				fmt.Fprintf(a.stdout, "DENY %s %s\n  refused at CONNECT: %v\n", action, action.Resource(resource), de.Reason)
+			}
 			return &exitError{code: 1}
 		}
 		return &exitError{code: 2, err: err}
 	}
 	ex := sess.Explain(action, resource)
-	fmt.Fprint(a.stdout, ex.String())
-	if action == authz.RetainPublish {
-		fmt.Fprintln(a.stdout, "  note: a PUBLISH with RETAIN also needs iot:Publish on the topic")
+	const retainNote = "a PUBLISH with RETAIN also needs iot:Publish on the topic"
+	if isJSON {
+		out := policyTestView(ex)
+		if action == authz.RetainPublish {
+			out.Notes = append(out.Notes, retainNote)
+		}
+		if err := writeJSONOut(a.stdout, out); err != nil {
+			return err
+		}
+	} else {
+		fmt.Fprint(a.stdout, ex.String())
+		if action == authz.RetainPublish {
+			fmt.Fprintln(a.stdout, "  note: "+retainNote)
+		}
 	}
 	if !ex.Allowed {
 		return &exitError{code: 1}

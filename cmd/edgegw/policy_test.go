@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"math/big"
 	"os"
@@ -162,5 +163,100 @@ func TestPolicyTestLoadErrors(t *testing.T) {
 	code, _, stderr = edgegw(t, "policy", "test", "-c", filepath.Join(dir, "nope.yaml"), "--thing", "a", "--action", "connect")
 	if code != 2 || !strings.Contains(stderr, "nope.yaml") {
 		t.Errorf("missing config: exit %d, stderr %q; want 2 naming the file", code, stderr)
+	}
+}
+
+// TestPolicyTestJSON: -o json says what the text form says, as one
+// document, with the same exit status.
+func TestPolicyTestJSON(t *testing.T) {
+	dir, cfg := policyConfig(t)
+	temperature := filepath.Join(dir, "policies/temperature.json")
+	type stmt struct {
+		Policy, File, Sid, Effect, Reason string
+		Index, Line                       int
+	}
+	type doc struct {
+		Allowed          bool   `json:"allowed"`
+		Decision         string `json:"decision"`
+		Action           string `json:"action"`
+		Resource         string `json:"resource"`
+		Thing            string `json:"thing"`
+		ClientID         string `json:"client_id"`
+		RefusedAtConnect string `json:"refused_at_connect"`
+		Decider          *stmt  `json:"decider"`
+		Matched          []stmt `json:"matched"`
+		NotApplied       []stmt `json:"not_applied"`
+		Variables        []struct {
+			Name       string   `json:"name"`
+			Values     []string `json:"values"`
+			Unresolved string   `json:"unresolved"`
+		} `json:"variables"`
+		Notes []string `json:"notes"`
+	}
+	tests := []struct {
+		name  string
+		args  []string
+		code  int
+		check func(t *testing.T, d doc)
+	}{
+		{"allow publish", []string{"--action", "publish", "--topic", "building/hq/floor/01/temp/temp-f01-001"}, 0, func(t *testing.T, d doc) {
+			if !d.Allowed || d.Decision != "allow" || d.Action != "iot:Publish" || d.Resource != "topic/building/hq/floor/01/temp/temp-f01-001" || d.ClientID != "temp-f01-001" {
+				t.Errorf("got %+v; want allow iot:Publish on the topic resource", d)
+			}
+			if d.Decider == nil || d.Decider.File != temperature || d.Decider.Index != 1 || d.Decider.Line != 5 || d.Decider.Effect != "Allow" {
+				t.Errorf("decider: got %+v; want %s Statement[1] (line 5, Allow)", d.Decider, temperature)
+			}
+			if len(d.NotApplied) != 1 || d.NotApplied[0].Index != 2 || !strings.Contains(d.NotApplied[0].Reason, "no client certificate") {
+				t.Errorf("not_applied: got %+v; want Statement[2] and why", d.NotApplied)
+			}
+			found := 0
+			for _, v := range d.Variables {
+				if v.Name == "iot:Connection.Thing.ThingName" && len(v.Values) == 1 && v.Values[0] == "temp-f01-001" {
+					found++
+				}
+				if v.Name == "iot:Certificate.Subject.CommonName" && len(v.Values) == 0 && v.Unresolved == "no client certificate" {
+					found++
+				}
+			}
+			if found != 2 {
+				t.Errorf("variables: got %+v; want the thing name's value and the common name unresolved", d.Variables)
+			}
+		}},
+		{"default deny", []string{"--action", "publish", "--topic", "building/hq/floor/01/temp/temp-f01-002"}, 1, func(t *testing.T, d doc) {
+			if d.Allowed || d.Decision != "deny" || d.Decider != nil || len(d.Matched) != 0 {
+				t.Errorf("got %+v; want deny, no decider, nothing matched", d)
+			}
+		}},
+		{"retain note", []string{"--action", "retain-publish", "--topic", "a"}, 1, func(t *testing.T, d doc) {
+			if len(d.Notes) != 1 || !strings.Contains(d.Notes[0], "iot:Publish") {
+				t.Errorf("notes: got %q; want the RETAIN note", d.Notes)
+			}
+		}},
+		{"refused at connect", []string{"--action", "connect", "--thing", "off"}, 1, func(t *testing.T, d doc) {
+			if d.Allowed || d.RefusedAtConnect != "thing is disabled in the registry" || d.Resource != "client/off" {
+				t.Errorf("got %+v; want refused_at_connect and the client resource", d)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append([]string{"policy", "test", "-c", cfg, "-o", "json", "--thing", "temp-f01-001"}, tt.args...)
+			code, out, errOut := edgegw(t, args...)
+			if code != tt.code || errOut != "" {
+				t.Fatalf("exit %d, stderr %q; want %d and no stderr\n%s", code, errOut, tt.code, out)
+			}
+			var raw any
+			if err := json.Unmarshal([]byte(out), &raw); err != nil {
+				t.Fatalf("not one JSON document: %v\n%s", err, out)
+			}
+			for _, p := range conventionProblems("$", raw) {
+				t.Errorf("%s", p)
+			}
+			var d doc
+			if err := json.Unmarshal([]byte(out), &d); err != nil {
+				t.Fatal(err)
+			}
+			tt.check(t, d)
+		})
 	}
 }

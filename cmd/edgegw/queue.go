@@ -44,8 +44,9 @@ func newQueueCmd(a *app) *cobra.Command {
 		Short: "Inspect the queue: stats, peek, purge, export, replay of dead letters",
 		Long: `Works on the queue directory (store.dir of the config given with -c, or --dir)
 while the daemon is stopped. While it runs (it holds the queue's lock), stats, peek,
-purge and export go through its admin socket (with -c), audited; replay of dead
-letters needs the running daemon.
+purge, export and replay go through its admin socket (with -c), audited. Replay of
+dead letters (all, or by route, reason and age) works both ways and is audited
+either way.
 
 An encrypted queue needs its key: with -c it is read as the daemon reads it
 (store.encryption_key); with --dir pass --encryption-key URI (file:PATH or

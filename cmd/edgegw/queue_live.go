@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/edgegw/edgegw/gateway/audit"
 	"github.com/edgegw/edgegw/gateway/config"
 	"github.com/edgegw/edgegw/gateway/observe"
 	"github.com/edgegw/edgegw/store"
@@ -112,23 +113,48 @@ func (a *app) queuePurgeLive(f *queueFlags, older time.Duration, sock string) er
 }
 
 // newQueueReplayCmd is `edgegw queue replay`: dead letters back into their
-// route, through the running daemon.
+// route, through the running daemon or, stopped, on the queue directly.
 func newQueueReplayCmd(a *app, f *queueFlags) *cobra.Command {
-	var reason string
+	var reason, newerThan string
 	cmd := &cobra.Command{
-		Use:   "replay [--route R] [--older-than D] [--reason TEXT]",
-		Short: "Send dead letters again: back into their route, in order (daemon running)",
-		Long: `Replay moves the dead letters (messages the upstream refused, e.g. for an ACL that has
+		Use:   "replay [--route R] [--reason TEXT] [--older-than D|TIME] [--newer-than D|TIME]",
+		Short: "Send dead letters again: all, or by route, reason and age; back into their route, in order",
+		Long: `Replay moves dead letters (messages the upstream refused, e.g. for an ACL that has
 since been fixed) back into their route: they are queued again in their order, behind
-what the route holds, and sent by the bridge; only then are they removed from the
-dead-letter area. It needs the running daemon (edgegw status) and is audited.
+what the route holds, and sent by the bridge; only then is each removed from the
+dead-letter area. Without filters every dead letter of every route is replayed; the
+filters narrow that, and every one given must match:
 
-The queue removes dead letters a route at a time: --older-than and --reason select
-routes whose dead letters all match; a route with others is skipped and named.
+  --route R             the dead letters of route R only
+  --reason TEXT         those whose recorded reason contains TEXT (case folded); the
+                        reason is what 'edgegw queue peek --dead' shows, e.g.
+                        "upstream PUBACK 0x87 Not authorized": --reason 0x87
+  --older-than D|TIME   moved to the dead letters more than D ago (36h, 7d), or
+                        before TIME (RFC 3339: 2026-12-01T08:00:00Z, or a date)
+  --newer-than D|TIME   moved less than D ago, or at or after TIME
 
-Exit status: 0 replayed (the count may be 0), 1 error or a route skipped.`,
+Ages count from the move to the dead-letter area and need a set clock (a durations
+filter is refused while the clock is not set; times work). Dead letters that do not
+match stay where they are and are counted as kept; damaged records are never
+replayed. Dead letters that arrive while the replay runs (the upstream still
+refuses) are not replayed by it. A crash during a replay may send a message twice,
+never loses one.
+
+While the daemon runs, the replay goes through its admin socket (-c); when it is
+stopped, the queue is changed directly and the daemon sends the messages when it
+starts. Either way each route replayed is audited (queue_replay, with the count and
+the filter) in the audit file; with --dir the audit line goes to the log (stderr).
+
+With -o json it prints the replay's result (see 'edgegw help' for the convention):
+{"operation": "replay", "count": N, "routes": [{"route", "count"}], "kept": N,
+ "skipped": [{"route", "reason"}], "filter": TEXT}.
+
+Exit status: 0 replayed (the count may be 0), 1 error, 2 usage, 3 the queue is
+locked but the daemon does not answer.`,
 		Example: `  edgegw queue replay
-  edgegw queue replay --route telemetry`,
+  edgegw queue replay --route telemetry --reason 0x87
+  edgegw queue replay --newer-than 2h
+  edgegw queue replay --older-than 2026-12-01T08:00:00Z -o json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			isJSON, err := jsonOutput(f.output, f.asJSON)
@@ -136,52 +162,105 @@ Exit status: 0 replayed (the count may be 0), 1 error or a route skipped.`,
 				return err
 			}
 			f.asJSON = isJSON
-			v := queueQuery(f, false)
-			if f.olderThan != "" {
-				d, err := config.ParseDuration(f.olderThan)
-				if err != nil || d.D() < time.Second {
-					return usageError("queue replay: --older-than %q: want a positive duration such as 36h or 7d", f.olderThan)
-				}
-				v.Set("older_than_seconds", strconv.FormatInt(int64(d.D()/time.Second), 10))
+			df := store.DeadFilter{Route: f.route, Reason: reason}
+			if df.OlderThan, df.Until, err = ageOrTime("--older-than", f.olderThan); err != nil {
+				return err
 			}
-			if reason != "" {
-				v.Set("reason", reason)
+			if df.NewerThan, df.Since, err = ageOrTime("--newer-than", newerThan); err != nil {
+				return err
 			}
-			cfg, err := config.Load(f.config)
-			if err != nil {
-				return a.reportConfigError(err)
-			}
-			if cfg.Admin.Socket == "" {
-				return &exitError{code: 1, err: fmt.Errorf("%s: admin.socket is \"\": replay needs the daemon's admin socket", f.config)}
-			}
+			q, cfg, err := a.openQueue(f)
 			var res observe.QueueOpResult
-			if err := observe.AdminPost(a.ctx, cfg.Admin.Socket, "/queue/replay?"+v.Encode(), &res); err != nil {
-				return adminError(cfg.Admin.Socket, err)
+			live := false
+			if sock := liveSocket(err, cfg); sock != "" {
+				v := observe.ReplayQuery(df)
+				if f.bridge != "" {
+					v.Set("bridge", f.bridge)
+				}
+				if err := observe.AdminPost(a.ctx, sock, "/queue/replay?"+v.Encode(), &res); err != nil {
+					return a.liveError(sock, err)
+				}
+				live = true
+			} else if err != nil {
+				return err
+			} else if res, err = a.replayOffline(q, cfg, df); err != nil {
+				return err
 			}
 			if f.asJSON {
-				if err := writeJSONOut(a.stdout, res); err != nil {
-					return err
-				}
-			} else {
-				fmt.Fprintf(a.stdout, "replayed %d dead letters\n", res.Count)
-				for _, r := range res.Routes {
-					fmt.Fprintf(a.stdout, "  %s: %d\n", r.Route, r.Count)
-				}
+				return writeJSONOut(a.stdout, res)
+			}
+			fmt.Fprintf(a.stdout, "replayed %d dead letters (filter: %s)\n", res.Count, res.Filter)
+			for _, r := range res.Routes {
+				fmt.Fprintf(a.stdout, "  %s: %d\n", r.Route, r.Count)
+			}
+			if res.Kept > 0 {
+				fmt.Fprintf(a.stdout, "kept %d dead letters\n", res.Kept)
 				for _, s := range res.Skipped {
-					fmt.Fprintf(a.stdout, "  skipped %s: %s\n", s.Route, s.Reason)
+					fmt.Fprintf(a.stdout, "  %s: %s\n", s.Route, s.Reason)
 				}
 			}
-			if len(res.Skipped) > 0 {
-				return &exitError{code: 1}
+			if !live && res.Count > 0 {
+				fmt.Fprintln(a.stdout, "the daemon is stopped: it sends them when it starts")
 			}
 			return nil
 		},
 	}
 	cmd.Flags().StringVar(&f.route, "route", "", "route name (default: every route with dead letters)")
-	cmd.Flags().StringVar(&f.olderThan, "older-than", "", "only routes whose dead letters are all older than this (e.g. 1h)")
-	cmd.Flags().StringVar(&reason, "reason", "", "only routes whose dead letters all have this reason (as queue peek --dead shows it)")
+	cmd.Flags().StringVar(&reason, "reason", "", "only dead letters whose reason contains this (e.g. 0x87; as queue peek --dead shows it)")
+	cmd.Flags().StringVar(&f.olderThan, "older-than", "", "only dead letters moved more than this ago (36h, 7d) or before this RFC 3339 time")
+	cmd.Flags().StringVar(&newerThan, "newer-than", "", "only dead letters moved less than this ago (2h) or at or after this RFC 3339 time")
 	outputFlags(cmd, &f.output, &f.asJSON)
 	return cmd
+}
+
+// ageOrTime reads a replay age flag: a duration (36h, 7d) or a time
+// (RFC 3339, or a date taken as midnight UTC).
+func ageOrTime(flag, s string) (time.Duration, time.Time, error) {
+	if s == "" {
+		return 0, time.Time{}, nil
+	}
+	if d, err := config.ParseDuration(s); err == nil {
+		if d.D() < time.Second {
+			return 0, time.Time{}, usageError("queue replay: %s %q: want a duration of at least 1s", flag, s)
+		}
+		return d.D(), time.Time{}, nil
+	}
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return 0, t, nil
+		}
+	}
+	return 0, time.Time{}, usageError("queue replay: %s %q: want a duration such as 36h or 7d, or an RFC 3339 time such as 2026-12-01T08:00:00Z", flag, s)
+}
+
+// replayOffline is the replay on the stopped daemon's queue (q, closed
+// here), audited in the config's audit file (the log without one).
+func (a *app) replayOffline(q *store.Queue, cfg *config.Config, f store.DeadFilter) (observe.QueueOpResult, error) {
+	log, err := a.logger(cfg)
+	if err != nil {
+		q.Close()
+		return observe.QueueOpResult{}, err
+	}
+	ao := audit.Options{Log: log}
+	if cfg != nil {
+		ao.File, ao.Site, ao.Journal = cfg.Audit.File, cfg.Site, cfg.Audit.Journal
+	}
+	aud, err := audit.New(ao)
+	if err != nil {
+		q.Close()
+		return observe.QueueOpResult{}, &exitError{code: 1, err: fmt.Errorf("opening the audit log (a replay is audited): %w", err)}
+	}
+	res, err := observe.Replay(a.ctx, q, f, aud.Record)
+	if cerr := q.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("closing the queue after the replay: %w", cerr)
+	}
+	if cerr := aud.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("closing the audit log: %w", cerr)
+	}
+	if err != nil {
+		return res, &exitError{code: 1, err: err}
+	}
+	return res, nil
 }
 
 // queuePeekJSON is `queue peek -o json` on the stopped daemon's queue: the

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -29,6 +30,20 @@ func newRuleCmd(a *app) *cobra.Command {
 
 type ruleTestFlags struct {
 	sql, topic, payload, clientID string
+	output                        string // -o table|json
+	asJSON                        bool
+}
+
+// ruleTestJSON is `edgegw rule test -o json`.
+type ruleTestJSON struct {
+	Fires        bool   `json:"fires"`         // the topic matches and WHERE held: the actions run
+	TopicMatches bool   `json:"topic_matches"` // the topic matches FROM
+	WhereHeld    bool   `json:"where_held"`    // WHERE was true (or absent)
+	Error        string `json:"error,omitempty"`
+	// Output is the payload the actions would receive (base64), left out
+	// when there is none; OutputJSON is the same when it is JSON.
+	Output     []byte          `json:"output,omitempty"`
+	OutputJSON json.RawMessage `json:"output_json,omitempty"`
 }
 
 func newRuleTestCmd(a *app) *cobra.Command {
@@ -40,6 +55,11 @@ func newRuleTestCmd(a *app) *cobra.Command {
 evaluates it on one message, as the rule would when that message is published.
 It prints whether the topic matches the FROM filter, whether WHERE held, and the
 output payload the rule's actions would receive.
+
+With -o json (see 'edgegw help' for the convention; same exit status):
+  {"fires": BOOL, "topic_matches": BOOL, "where_held": BOOL, "error": TEXT (when the
+   statement failed on this payload), "output": BASE64, "output_json": DOCUMENT (when
+   the output is JSON)}
 
 Exit status: 0 the rule fires (topic matches and WHERE holds), 1 it does not,
 2 error (bad flags, or the statement does not compile: the message gives the
@@ -56,10 +76,15 @@ line:column in the statement).`,
 	fl.StringVar(&f.payload, "payload", "", "the message's payload (JSON or any bytes)")
 	fl.StringVar(&f.clientID, "client-id", "", "the publisher's client ID, for clientid()")
 	fl.StringVar(&f.clientID, "clientid", "", "same as --client-id")
+	outputFlags(cmd, &f.output, &f.asJSON)
 	return cmd
 }
 
 func (a *app) ruleTest(f *ruleTestFlags) error {
+	isJSON, err := jsonOutput(f.output, f.asJSON)
+	if err != nil {
+		return err
+	}
 	if f.sql == "" {
 		return usageError("rule test: --sql is required")
 	}
@@ -72,6 +97,25 @@ func (a *app) ruleTest(f *ruleTestFlags) error {
 	tr, err := rules.TrySQL(f.sql, &rules.Message{Topic: f.topic, Payload: []byte(f.payload), ClientID: f.clientID})
 	if err != nil {
 		return &exitError{code: 2, err: fmt.Errorf("rule test: %w", err)}
+	}
+	fires := tr.Err == nil && tr.Matched && tr.TopicMatches
+	if isJSON {
+		out := ruleTestJSON{Fires: fires, TopicMatches: tr.TopicMatches, WhereHeld: tr.Err == nil && tr.Matched}
+		if tr.Err != nil {
+			out.Error = tr.Err.Error()
+		} else if tr.Matched {
+			out.Output = tr.Payload
+			if json.Valid(tr.Payload) {
+				out.OutputJSON = tr.Payload
+			}
+		}
+		if err := writeJSONOut(a.stdout, out); err != nil {
+			return err
+		}
+		if !fires {
+			return &exitError{code: 1}
+		}
+		return nil
 	}
 	match := "matches"
 	if !tr.TopicMatches {

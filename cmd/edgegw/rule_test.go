@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"strings"
 	"testing"
 )
@@ -49,6 +51,41 @@ func TestRuleTest(t *testing.T) {
 			}
 			if !strings.Contains(stderr, tt.stderr) {
 				t.Errorf("stderr lacks %q:\n%s", tt.stderr, stderr)
+			}
+		})
+	}
+}
+
+// TestRuleTestJSON: -o json says what the text form says, with its exit
+// status.
+func TestRuleTestJSON(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		code int
+		want string // the document, compacted
+	}{
+		{"fires", []string{"--sql", "SELECT temp, topic(2) AS room FROM 'building/+/temp' WHERE temp > 30",
+			"--topic", "building/hall/temp", "--payload", `{"temp": 31.5}`}, 0,
+			`{"fires":true,"topic_matches":true,"where_held":true,"output":"eyJ0ZW1wIjozMS41LCJyb29tIjoiaGFsbCJ9","output_json":{"temp":31.5,"room":"hall"}}`},
+		{"where false", []string{"--sql", "SELECT * FROM 'building/+/temp' WHERE temp > 30",
+			"--topic", "building/hall/temp", "--payload", `{"temp": 20}`}, 1,
+			`{"fires":false,"topic_matches":true,"where_held":false}`},
+		{"topic does not match", []string{"--sql", "SELECT * FROM 'building/+/temp'", "--topic", "garden/temp", "--payload", "hello"}, 1,
+			`{"fires":false,"topic_matches":false,"where_held":true,"output":"aGVsbG8="}`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, stdout, stderr := edgegw(t, append([]string{"rule", "test", "-o", "json"}, tt.args...)...)
+			if code != tt.code || stderr != "" {
+				t.Fatalf("exit %d, stderr %q; want %d and none\n%s", code, stderr, tt.code, stdout)
+			}
+			var b bytes.Buffer
+			if err := json.Compact(&b, []byte(stdout)); err != nil {
+				t.Fatalf("not JSON: %v\n%s", err, stdout)
+			}
+			if b.String() != tt.want {
+				t.Errorf("got  %s\nwant %s", b.String(), tt.want)
 			}
 		})
 	}

@@ -7,21 +7,22 @@ package observe
 //	GET  /queue/peek?route=R&n=N[&dead=1]       QueuePeek: the oldest messages (or dead letters)
 //	GET  /queue/export?route=R[&dead=1]         JSON lines, payload in base64 (store's export format)
 //	POST /queue/purge?route=R[&older_than_seconds=S][&dead=1]   QueueOpResult
-//	POST /queue/replay[?route=R][&older_than_seconds=S][&reason=TEXT]  QueueOpResult
+//	POST /queue/replay[?route=R][&reason=TEXT][&older_than_seconds=S][&newer_than_seconds=S][&since=T][&until=T]
+//	                                            QueueOpResult (T: RFC 3339)
 //
 // Each takes ?bridge=NAME for that bridge's queue (default: the first).
 //
 // Every operation is audited (queue_peek, queue_export, queue_purge,
 // queue_replay) with the route and the count; payloads never.
 //
-// Replay moves dead letters back into their route: they are enqueued again,
-// in their order (new sequence numbers, at the back of the route), durably,
-// and only then removed from the dead-letter area, so a crash in between
-// sends them twice, never loses them. The removal is skipped when new dead
-// letters arrived meanwhile (see replayRoute). The store removes dead letters a route
-// at a time; so the age and reason filters select routes, not single
-// messages: a route whose dead letters do not all match is skipped and
-// named in the result (narrow with route=, or purge what must not go).
+// Replay moves the dead letters the filters select back into their route
+// (store.ReplayDeadLetters): queued again in their order, durably, and only
+// then removed from the dead-letter area one by one, so the others stay. A
+// crash in between sends them twice, never loses them. Filters: route,
+// reason (a substring of the recorded reason, case folded: "0x87"), the
+// age of the move to the dead letters (older_than_seconds,
+// newer_than_seconds: judged by the daemon's clock, refused while it is not
+// set) and absolute bounds (since, until).
 
 import (
 	"context"
@@ -30,6 +31,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"sync"
 	"syscall"
@@ -48,7 +50,7 @@ type QueueOps interface {
 	ExportDeadLetters(route string, w io.Writer) (int, error)
 	Purge(route string, olderThan time.Duration) (int, error)
 	PurgeDeadLetters(route string) (int, error)
-	Enqueue(ctx context.Context, m store.Message) (uint64, error)
+	ReplayDeadLetters(ctx context.Context, f store.DeadFilter) (store.ReplayReport, error)
 }
 
 // Auditor records the operations; *audit.Log satisfies it.
@@ -92,7 +94,13 @@ type QueueOpResult struct {
 	Operation string        `json:"operation"` // purge | purge_dead | replay
 	Count     int           `json:"count"`     // messages purged or replayed
 	Routes    []RouteCount  `json:"routes"`
-	Skipped   []RouteReason `json:"skipped"` // replay: routes left in the dead-letter area, and why
+	Skipped   []RouteReason `json:"skipped"` // replay: routes with dead letters left in place, and why
+	// Kept (replay) counts the dead letters left in place: not selected by
+	// the filters, or damaged (never replayed).
+	Kept int `json:"kept"`
+	// Filter (replay) says what was selected: "all", or e.g.
+	// "route telemetry, reason contains \"0x87\", older than 1h0m0s".
+	Filter string `json:"filter,omitempty"`
 }
 
 // RouteCount is one route's share of an operation.
@@ -301,12 +309,12 @@ func (o *Observer) serveQueueReplay(w http.ResponseWriter, r *http.Request) {
 	if q == nil {
 		return
 	}
-	qv := r.URL.Query()
-	older, ok := olderThan(w, qv.Get("older_than_seconds"))
-	if !ok {
+	f, err := ReplayFilter(r.URL.Query())
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 		return
 	}
-	res, err := o.replay(r.Context(), q, qv.Get("route"), older, qv.Get("reason"))
+	res, err := o.replay(r.Context(), q, f)
 	if err != nil {
 		opError(w, err)
 		return
@@ -314,132 +322,103 @@ func (o *Observer) serveQueueReplay(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, res)
 }
 
-// replay moves the dead letters of route ("" = every route) back into
-// their routes; see the comment at the top of this file.
-func (o *Observer) replay(ctx context.Context, q QueueOps, route string, older time.Duration, reason string) (QueueOpResult, error) {
-	queueOpsMu.Lock()
-	defer queueOpsMu.Unlock()
-	res := QueueOpResult{Operation: "replay", Routes: []RouteCount{}, Skipped: []RouteReason{}}
-	var routes []string
-	for _, rs := range q.Stats().Routes {
-		if (route == "" || rs.Name == route) && rs.DeadLetters > 0 {
-			routes = append(routes, rs.Name)
+// ReplayQuery is the query of POST /queue/replay for f (ages in whole
+// seconds).
+func ReplayQuery(f store.DeadFilter) url.Values {
+	v := url.Values{}
+	set := func(k, val string) {
+		if val != "" {
+			v.Set(k, val)
 		}
 	}
-	if route != "" && len(routes) == 0 {
-		if _, err := q.DeadLetters(route, 1); err != nil {
-			return res, err // unknown route
-		}
+	set("route", f.Route)
+	set("reason", f.Reason)
+	if f.OlderThan > 0 {
+		v.Set("older_than_seconds", strconv.FormatInt(int64(f.OlderThan/time.Second), 10))
 	}
-	now := time.Now()
-	for _, name := range routes {
-		before := deadLettered(q, name) // before the list is read: see replayRoute
-		dls, err := allDeadLetters(ctx, q, name)
-		if err != nil {
-			return res, fmt.Errorf("replaying route %q: %w", name, err)
-		}
-		if why := filterMismatch(dls, older, reason, now); why != "" {
-			res.Skipped = append(res.Skipped, RouteReason{Route: name, Reason: why})
+	if f.NewerThan > 0 {
+		v.Set("newer_than_seconds", strconv.FormatInt(int64(f.NewerThan/time.Second), 10))
+	}
+	if !f.Since.IsZero() {
+		v.Set("since", f.Since.UTC().Format(time.RFC3339Nano))
+	}
+	if !f.Until.IsZero() {
+		v.Set("until", f.Until.UTC().Format(time.RFC3339Nano))
+	}
+	return v
+}
+
+// ReplayFilter reads the filters of POST /queue/replay (ReplayQuery's).
+func ReplayFilter(v url.Values) (store.DeadFilter, error) {
+	f := store.DeadFilter{Route: v.Get("route"), Reason: v.Get("reason")}
+	for _, a := range []struct {
+		key string
+		d   *time.Duration
+	}{{"older_than_seconds", &f.OlderThan}, {"newer_than_seconds", &f.NewerThan}} {
+		s := v.Get(a.key)
+		if s == "" {
 			continue
 		}
-		n, err := o.replayRoute(ctx, q, name, dls, before)
-		res.Count += n
-		if n > 0 {
-			res.Routes = append(res.Routes, RouteCount{Route: name, Count: n})
+		sec, err := strconv.ParseInt(s, 10, 64)
+		if err != nil || sec <= 0 || sec > 100*365*86400 {
+			return f, fmt.Errorf("%s %q: want a positive whole number of seconds", a.key, s)
 		}
-		ev := audit.Event{Event: EventQueueReplay, Resource: routeResource(name, true), Count: int64(n)}
-		if err != nil {
-			ev.Reason = err.Error()
-			o.audit(ev)
-			return res, err
-		}
-		o.audit(ev)
+		*a.d = time.Duration(sec) * time.Second
 	}
-	if len(res.Routes) == 0 {
-		o.audit(audit.Event{Event: EventQueueReplay, Resource: routeResource(route, true), Count: 0})
+	for _, a := range []struct {
+		key string
+		t   *time.Time
+	}{{"since", &f.Since}, {"until", &f.Until}} {
+		s := v.Get(a.key)
+		if s == "" {
+			continue
+		}
+		t, err := time.Parse(time.RFC3339Nano, s)
+		if err != nil {
+			return f, fmt.Errorf("%s %q: want an RFC 3339 time such as 2026-12-01T08:00:00Z", a.key, s)
+		}
+		*a.t = t
+	}
+	return f, nil
+}
+
+// replay is Replay on the daemon's queue, one at a time.
+func (o *Observer) replay(ctx context.Context, q QueueOps, f store.DeadFilter) (QueueOpResult, error) {
+	queueOpsMu.Lock()
+	defer queueOpsMu.Unlock()
+	return Replay(ctx, q, f, o.audit)
+}
+
+// Replay moves the dead letters f selects back into their routes and
+// audits it: one queue_replay event per route replayed (or one with count
+// 0 when none was), with the filter in the reason. The daemon's admin
+// socket and the offline `edgegw queue replay` (daemon stopped) both use it.
+func Replay(ctx context.Context, q QueueOps, f store.DeadFilter, record func(audit.Event)) (QueueOpResult, error) {
+	res := QueueOpResult{Operation: "replay", Routes: []RouteCount{}, Skipped: []RouteReason{}, Filter: f.String()}
+	rep, err := q.ReplayDeadLetters(ctx, f)
+	res.Count, res.Kept = rep.Replayed, rep.Kept
+	audited := false
+	for _, rr := range rep.Routes {
+		if rr.Replayed > 0 {
+			res.Routes = append(res.Routes, RouteCount{Route: rr.Route, Count: rr.Replayed})
+			record(audit.Event{Event: EventQueueReplay, Resource: routeResource(rr.Route, true), Count: int64(rr.Replayed),
+				Reason: "filter: " + f.String()})
+			audited = true
+		}
+		if rr.Kept > 0 {
+			res.Skipped = append(res.Skipped, RouteReason{Route: rr.Route,
+				Reason: fmt.Sprintf("%d dead letters kept: not selected by the filters (or damaged)", rr.Kept)})
+		}
+	}
+	if err != nil {
+		record(audit.Event{Event: EventQueueReplay, Resource: routeResource(f.Route, true), Count: int64(rep.Replayed),
+			Reason: "filter: " + f.String() + "; failed: " + err.Error()})
+		return res, err
+	}
+	if !audited {
+		record(audit.Event{Event: EventQueueReplay, Resource: routeResource(f.Route, true), Count: 0, Reason: "filter: " + f.String()})
 	}
 	return res, nil
-}
-
-// allDeadLetters reads every dead letter of route. The queue counts a dead
-// letter when it is moved and writes it with its next commit, so a list read
-// at once may lack the newest: it is read again (for at most 5 s) until it
-// holds as many as the queue counts.
-func allDeadLetters(ctx context.Context, q QueueOps, route string) ([]store.DeadLetter, error) {
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		var held int64
-		for _, rs := range q.Stats().Routes {
-			if rs.Name == route {
-				held = rs.DeadLetters
-			}
-		}
-		dls, err := q.DeadLetters(route, 0)
-		if err != nil {
-			return nil, fmt.Errorf("reading its dead letters: %w", err)
-		}
-		if int64(len(dls)) >= held {
-			return dls, nil
-		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("reading its dead letters: %d written of the %d counted after 5s; try again", len(dls), held)
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(10 * time.Millisecond):
-		}
-	}
-}
-
-// deadLettered is the route's lifetime count of messages moved to the
-// dead letters (it only grows).
-func deadLettered(q QueueOps, route string) uint64 {
-	for _, rs := range q.Stats().Routes {
-		if rs.Name == route {
-			return rs.DeadLettered
-		}
-	}
-	return 0
-}
-
-// ErrReplayRace: dead letters arrived while a replay ran; the dead-letter
-// area was left as it was (the replayed copies are queued too).
-var ErrReplayRace = errors.New("new dead letters arrived during the replay")
-
-// replayRoute enqueues dls (read after the route's dead-letter count was
-// before) in their order, then removes the route's dead letters. The store
-// removes a route's dead letters all at once, so the removal happens only
-// when no dead letter arrived since the list was read (the count is
-// unchanged): otherwise the new ones would be removed unsent. When one did
-// arrive (the upstream still refuses, e.g. the replayed copies), the dead
-// letters are kept and the error says so: a later replay may then send some
-// twice, never none.
-func (o *Observer) replayRoute(ctx context.Context, q QueueOps, route string, dls []store.DeadLetter, before uint64) (int, error) {
-	done := 0
-	for _, d := range dls {
-		m := d.Message
-		m.Route, m.Seq, m.Time = route, 0, 0
-		if _, err := q.Enqueue(ctx, m); err != nil {
-			return done, fmt.Errorf("replaying route %q: enqueueing dead letter %d: %w (%d replayed; they are still in the dead-letter area too: purge them with dead=1 once delivered)", route, d.Seq, err, done)
-		}
-		done++
-	}
-	if after := deadLettered(q, route); after != before {
-		return done, fmt.Errorf("replaying route %q: %d replayed and queued; %w (%d; is the upstream still refusing?), so the dead-letter area was left as it was: check the upstream, then purge the route's dead letters (they would be sent again by the next replay)", route, done, ErrReplayRace, after-before)
-	}
-	purged, err := q.PurgeDeadLetters(route)
-	if err != nil {
-		return done, fmt.Errorf("replaying route %q: %d replayed; removing them from the dead-letter area: %w (purge with dead=1, or they are sent again by the next replay)", route, done, err)
-	}
-	if purged < done {
-		return done, fmt.Errorf("replaying route %q: %d replayed but only %d removed from the dead-letter area: %d stay there (purge them with dead=1 once the replayed ones are delivered, or they are sent again by the next replay)", route, done, purged, done-purged)
-	}
-	if purged > done {
-		o.log.Error("dead letters arrived during a replay and were removed unsent", "route", route, "replayed", done, "removed", purged)
-		return done, fmt.Errorf("replaying route %q: %d replayed but %d removed from the dead-letter area: %d arrived in the last moment of the replay and were removed unsent", route, done, purged, purged-done)
-	}
-	return done, nil
 }
 
 // adminDo sends one request to the admin socket; the caller closes the body.
@@ -503,23 +482,4 @@ func AdminCopy(ctx context.Context, socket, urlPath string, w io.Writer) error {
 		return fmt.Errorf("daemon at %s: reading %s: %w", socket, urlPath, err)
 	}
 	return nil
-}
-
-// filterMismatch says why not all of a route's dead letters match the
-// filters ("" = they all do).
-func filterMismatch(dls []store.DeadLetter, older time.Duration, reason string, now time.Time) string {
-	miss := 0
-	for _, d := range dls {
-		if reason != "" && d.Reason != reason {
-			miss++
-			continue
-		}
-		if older > 0 && (d.At <= 0 || now.Sub(time.Unix(0, d.At)) < older) {
-			miss++
-		}
-	}
-	if miss == 0 {
-		return ""
-	}
-	return fmt.Sprintf("%d of its %d dead letters do not match the filters; the queue removes dead letters a route at a time, so none were replayed (replay by route, or purge the others first)", miss, len(dls))
 }

@@ -2,117 +2,108 @@ package observe
 
 import (
 	"context"
-	"errors"
+	"encoding/json"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/edgegw/edgegw/gateway/audit"
 	"github.com/edgegw/edgegw/store"
 )
 
-func TestReplayFilterMismatch(t *testing.T) {
-	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
-	dl := func(reason string, age time.Duration) store.DeadLetter {
-		return store.DeadLetter{Reason: reason, At: now.Add(-age).UnixNano()}
-	}
-	acl := "upstream refused: 0x87 not authorized"
-	tests := []struct {
-		name   string
-		dls    []store.DeadLetter
-		older  time.Duration
-		reason string
-		miss   string // "" = all match; else a substring of the reason
-	}{
-		{name: "no filters", dls: []store.DeadLetter{dl(acl, time.Minute), dl("other", time.Hour)}},
-		{name: "reason matches all", dls: []store.DeadLetter{dl(acl, time.Minute), dl(acl, time.Hour)}, reason: acl},
-		{name: "reason matches some", dls: []store.DeadLetter{dl(acl, time.Minute), dl("other", time.Hour)}, reason: acl, miss: "1 of its 2"},
-		{name: "all older", dls: []store.DeadLetter{dl(acl, 2*time.Hour), dl(acl, 3*time.Hour)}, older: time.Hour},
-		{name: "one too young", dls: []store.DeadLetter{dl(acl, time.Minute), dl(acl, 3*time.Hour)}, older: time.Hour, miss: "1 of its 2"},
-		{name: "unknown time is not old", dls: []store.DeadLetter{{Reason: acl}}, older: time.Hour, miss: "1 of its 1"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got := filterMismatch(tt.dls, tt.older, tt.reason, now)
-			if (tt.miss == "") != (got == "") || !strings.Contains(got, tt.miss) {
-				t.Errorf("got %q; want %q", got, tt.miss)
-			}
-		})
-	}
+// recorder is an Auditor that keeps the events.
+type recorder struct {
+	mu  sync.Mutex
+	evs []audit.Event
 }
 
-// racingQueue is a real queue whose Enqueue also dead-letters the message
-// it hands out next, as a bridge whose upstream still refuses would.
-type racingQueue struct {
-	*store.Queue
-	refuse bool
-}
+func (r *recorder) Record(ev audit.Event) { r.mu.Lock(); r.evs = append(r.evs, ev); r.mu.Unlock() }
 
-func (r *racingQueue) Enqueue(ctx context.Context, m store.Message) (uint64, error) {
-	seq, err := r.Queue.Enqueue(ctx, m)
-	if err == nil && r.refuse {
-		next, nerr := r.Queue.Next(ctx)
-		if nerr != nil {
-			return seq, nerr
+// TestQueueReplayHandler: POST /queue/replay replays only the dead letters
+// its filters select, says how many it kept, audits it, and refuses bad
+// filters with what is wrong.
+func TestQueueReplayHandler(t *testing.T) {
+	ctx := context.Background()
+	q, err := store.Open(store.Options{Dir: filepath.Join(t.TempDir(), "q"), Routes: []store.RouteLimits{{Name: "telemetry"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	for i, reason := range []string{"upstream PUBACK 0x87 Not authorized", "upstream PUBACK 0x97 Quota exceeded", "upstream PUBACK 0x87 Not authorized"} {
+		if _, err := q.Enqueue(ctx, store.Message{Route: "telemetry", Topic: "t", Payload: []byte{byte(i)}, QoS: 1}); err != nil {
+			t.Fatal(err)
 		}
-		err = r.Queue.DeadLetter(next.Seq, "refused again")
+		m, err := q.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := q.DeadLetter(m.Seq, reason); err != nil {
+			t.Fatal(err)
+		}
 	}
-	return seq, err
-}
+	rec := &recorder{}
+	o := &Observer{log: slog.New(slog.DiscardHandler)}
+	o.setSources(Sources{Bridges: []BridgeSource{{Name: "cloud", Queue: q}}})
+	o.auditor = rec
 
-// TestReplayKeepsDeadLettersWhenNewOnesArrive: a replay delivers a route's
-// dead letters back into it and removes them; when new dead letters arrive
-// meanwhile it removes nothing (never a loss) and says why.
-func TestReplayKeepsDeadLettersWhenNewOnesArrive(t *testing.T) {
-	tests := []struct {
-		name     string
-		refuse   bool
-		wantErr  error
-		wantDead int64 // dead letters after the replay
-		wantLive int64 // messages queued after the replay
-	}{
-		{name: "upstream fixed", wantDead: 0, wantLive: 3},
-		{name: "upstream still refuses", refuse: true, wantErr: ErrReplayRace, wantDead: 6, wantLive: 0},
+	bad := []struct{ name, query, want string }{
+		{"age not a number", "older_than_seconds=1h", "older_than_seconds \"1h\": want a positive whole number of seconds"},
+		{"negative age", "newer_than_seconds=-5", "newer_than_seconds \"-5\""},
+		{"time not RFC 3339", "since=yesterday", "since \"yesterday\": want an RFC 3339 time"},
 	}
-	for _, tt := range tests {
+	for _, tt := range bad {
 		t.Run(tt.name, func(t *testing.T) {
-			ctx := context.Background()
-			q, err := store.Open(store.Options{Dir: filepath.Join(t.TempDir(), "q"), Routes: []store.RouteLimits{{Name: "telemetry"}}})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer q.Close()
-			for i := range 3 {
-				if _, err := q.Enqueue(ctx, store.Message{Route: "telemetry", Topic: "t", Payload: []byte{byte(i)}, QoS: 1}); err != nil {
-					t.Fatal(err)
-				}
-				m, err := q.Next(ctx)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := q.DeadLetter(m.Seq, "refused"); err != nil {
-					t.Fatal(err)
-				}
-			}
-			o := &Observer{log: slog.New(slog.DiscardHandler)}
-			res, err := o.replay(ctx, &racingQueue{Queue: q, refuse: tt.refuse}, "", 0, "")
-			if !errors.Is(err, tt.wantErr) || res.Count != 3 {
-				t.Errorf("replay: got %d replayed, err %v; want 3 and %v", res.Count, err, tt.wantErr)
-			}
-			st := q.Stats()
-			if st.DeadLetters != tt.wantDead || st.Depth != tt.wantLive {
-				t.Errorf("after replay: got %d dead letters, %d queued; want %d and %d", st.DeadLetters, st.Depth, tt.wantDead, tt.wantLive)
-			}
-			if !tt.refuse {
-				ms, err := q.Peek("telemetry", 0)
-				if err != nil || len(ms) != 3 || ms[0].Payload[0] != 0 || ms[2].Payload[0] != 2 {
-					t.Errorf("replayed messages: got %+v, %v; want the 3, in order", ms, err)
-				}
+			w := httptest.NewRecorder()
+			o.serveQueueReplay(w, httptest.NewRequest(http.MethodPost, "/queue/replay?"+tt.query, nil))
+			var e struct{ Error string }
+			_ = json.Unmarshal(w.Body.Bytes(), &e)
+			if w.Code != http.StatusBadRequest || !strings.Contains(e.Error, tt.want) {
+				t.Errorf("got %d %s; want 400 and %q", w.Code, w.Body.String(), tt.want)
 			}
 		})
+	}
+	w := httptest.NewRecorder()
+	o.serveQueueReplay(w, httptest.NewRequest(http.MethodPost, "/queue/replay?route=nope", nil))
+	if w.Code != http.StatusNotFound {
+		t.Errorf("unknown route: got %d %s; want 404", w.Code, w.Body.String())
+	}
+	if st := q.Stats(); st.DeadLetters != 3 || st.Depth != 0 {
+		t.Fatalf("refused requests changed the queue: %d dead letters, %d queued; want 3, 0", st.DeadLetters, st.Depth)
+	}
+
+	w = httptest.NewRecorder()
+	o.serveQueueReplay(w, httptest.NewRequest(http.MethodPost, "/queue/replay?"+ReplayQuery(store.DeadFilter{Reason: "0x87", NewerThan: time.Hour}).Encode(), nil))
+	var res QueueOpResult
+	if err := json.Unmarshal(w.Body.Bytes(), &res); w.Code != http.StatusOK || err != nil {
+		t.Fatalf("replay: got %d %s (%v); want 200", w.Code, w.Body.String(), err)
+	}
+	if res.Count != 2 || res.Kept != 1 || len(res.Routes) != 1 || res.Routes[0] != (RouteCount{"telemetry", 2}) || len(res.Skipped) != 1 {
+		t.Errorf("replay: got %+v; want 2 replayed on telemetry, 1 kept", res)
+	}
+	ms, err := q.Peek("telemetry", 0)
+	if err != nil || len(ms) != 2 || ms[0].Payload[0] != 0 || ms[1].Payload[0] != 2 {
+		t.Errorf("queued: got %+v, %v; want payloads 0 and 2, in order", ms, err)
+	}
+	dls, err := q.DeadLetters("telemetry", 0)
+	if err != nil || len(dls) != 1 || dls[0].Payload[0] != 1 {
+		t.Errorf("dead letters left: got %+v, %v; want payload 1 (0x97)", dls, err)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	var found bool
+	for _, ev := range rec.evs {
+		if ev.Event == EventQueueReplay && ev.Count == 2 && ev.Resource == "route/telemetry/dead-letters" &&
+			strings.Contains(ev.Reason, `reason contains "0x87"`) && strings.Contains(ev.Reason, "newer than 1h") {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("audit: got %+v; want a queue_replay of 2 on route/telemetry/dead-letters naming the filter", rec.evs)
 	}
 }
 
