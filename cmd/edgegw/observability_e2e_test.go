@@ -249,6 +249,14 @@ bridge:
 			t.Errorf("no %s in the scrape", series)
 		}
 	}
+	// The sensor's QoS 1 publish was acknowledged after its commit's fsync:
+	// the latency histogram the dashboard and the alert read has a sample.
+	if v := sample(body, "edgegw_store_fsync_duration_seconds_count"); v < 1 {
+		t.Errorf("edgegw_store_fsync_duration_seconds_count = %v after a QoS 1 publish; want >= 1", v)
+	}
+	if v := sample(body, `edgegw_store_fsync_duration_seconds_bucket{le="+Inf"}`); v < 1 {
+		t.Errorf(`edgegw_store_fsync_duration_seconds_bucket{le="+Inf"} = %v after a QoS 1 publish; want >= 1`, v)
+	}
 	if v := sample(body, `edgegw_mqtt_messages_received_total{listener="lan",qos="1"}`); v != 1 {
 		t.Errorf(`edgegw_mqtt_messages_received_total{listener="lan",qos="1"} = %v; want 1`, v)
 	}
