@@ -121,6 +121,7 @@ bridge:
   backoff: {min: 100ms, max: 500ms}
   routes:
     - {name: telemetry, topic: "sensors/#", direction: out, qos: 1, remote_prefix: "sites/plant-7/", max_bytes: 8MiB, max_messages: 10000}
+    - {name: commands, topic: "cmd/#", direction: in, qos: 1, remote_prefix: "sites/plant-7/"}
 `, dir, lan, site.CAFile, site.ServerCert, site.ServerKey, site.CRLFile, metrics,
 		up.Addr, up.PKI.CAFile, up.Gateway.CertFile, up.Gateway.KeyFile), 0o644)
 
@@ -244,6 +245,8 @@ bridge:
 		`edgegw_config_restart_required`,
 		`edgegw_mqtt_messages_received_total{listener="lan",qos="1"}`,
 		`edgegw_listener_connections{listener="lan"}`,
+		`edgegw_route_inbound_messages_total{result="delivered",route="commands"}`,
+		`edgegw_route_inbound_messages_total{result="dropped",route="commands"}`,
 	} {
 		if sample(body, series) < 0 {
 			t.Errorf("no %s in the scrape", series)
