@@ -297,9 +297,33 @@ type State struct {
 	InboundReceived  uint64 // PUBLISH packets from the upstream
 	InboundDelivered uint64 // published locally
 	InboundDropped   uint64 // no in route matched, or the Publisher failed (logged)
+	// InboundRoutes: every in (and both) route of the routes in use, in
+	// config order, with what it brought down; zero before its first
+	// message. A route's counts survive SetRoutes while its name stays.
+	InboundRoutes []RouteInbound
 
 	InflightNow int
 	RateMsgs    float64 // acknowledged messages per second, smoothed over a few seconds
+}
+
+// RouteInbound is one in route's share of the messages from the upstream.
+// A message matching no in route is counted in State.InboundDropped only.
+type RouteInbound struct {
+	Route     string
+	Delivered uint64 // published locally
+	Dropped   uint64 // the local publish failed (logged)
+}
+
+// inCounts are one in route's counters, by route name in Bridge.inRoutes.
+type inCounts struct{ delivered, dropped atomic.Uint64 }
+
+// inRoute returns the counters of the in route named name, made on first use.
+func (b *Bridge) inRoute(name string) *inCounts {
+	if c, ok := b.inRoutes.Load(name); ok {
+		return c.(*inCounts)
+	}
+	c, _ := b.inRoutes.LoadOrStore(name, new(inCounts))
+	return c.(*inCounts)
 }
 
 // Bridge forwards the queue upstream and brings inbound commands down.
@@ -316,6 +340,7 @@ type Bridge struct {
 	window    atomic.Int64
 	inflight  atomic.Int64
 	c         counters
+	inRoutes  sync.Map // in route name -> *inCounts (State.InboundRoutes)
 
 	mu          sync.Mutex
 	upstream    string
@@ -425,6 +450,12 @@ func (b *Bridge) State() State {
 	s.InboundReceived = b.c.inReceived.Load()
 	s.InboundDelivered = b.c.inDelivered.Load()
 	s.InboundDropped = b.c.inDropped.Load()
+	for _, r := range b.routes.Load().all {
+		if r.Direction.in() {
+			c := b.inRoute(r.Name)
+			s.InboundRoutes = append(s.InboundRoutes, RouteInbound{Route: r.Name, Delivered: c.delivered.Load(), Dropped: c.dropped.Load()})
+		}
+	}
 	return s
 }
 

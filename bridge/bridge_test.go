@@ -620,3 +620,71 @@ func (c *cloud) redeliveries() int {
 	defer c.mu.Unlock()
 	return c.redeliv
 }
+
+// refusingPublisher refuses (a plain error: dropped, not redelivered) the
+// local topics in refuse, and records the rest like recPublisher.
+type refusingPublisher struct {
+	*recPublisher
+	refuse map[string]bool
+}
+
+func (p *refusingPublisher) PublishLocal(topic string, payload []byte, retain bool, qos byte) error {
+	if p.refuse[topic] {
+		return fmt.Errorf("test: %s refused", topic)
+	}
+	return p.recPublisher.PublishLocal(topic, payload, retain, qos)
+}
+
+// TestInboundByRoute: State.InboundRoutes lists every in and both route,
+// zero before the first message, and counts what each delivered or dropped
+// (a drop counts in InboundDropped too); the counts survive SetRoutes.
+func TestInboundByRoute(t *testing.T) {
+	m := startMosquitto(t, mosquittoOpts{})
+	c := startCloud(t, m, "sites/#")
+	q := newTestQueue(t)
+	cmd := Route{Name: "cmd", Topic: "cmd/#", Direction: In, QoS: 1, RemotePrefix: "sites/plant-7/"}
+	cfg := Route{Name: "cfg", Topic: "cfg/#", Direction: Both, QoS: 1, RemotePrefix: "sites/plant-7/"}
+	pub := &refusingPublisher{recPublisher: newRecPublisher(), refuse: map[string]bool{"cmd/bad": true}}
+	b := runBridge(t, testConfig(m, telemetry, cmd, cfg), q, pub)
+
+	want := func(cmdDel, cmdDrop, cfgDel uint64) []RouteInbound {
+		return []RouteInbound{{Route: "cmd", Delivered: cmdDel, Dropped: cmdDrop}, {Route: "cfg", Delivered: cfgDel}}
+	}
+	if got := b.State().InboundRoutes; fmt.Sprint(got) != fmt.Sprint(want(0, 0, 0)) {
+		t.Fatalf("InboundRoutes before any message: %v; want %v (every in and both route, none of the out)", got, want(0, 0, 0))
+	}
+	eventually(t, 10*time.Second, "bridge connected", func() bool { return b.State().Connected })
+	// The subscriptions follow CONNACK: publish until one arrives on each.
+	awaitInbound(t, c, pub.recPublisher, "sites/plant-7/cmd/warm", "w")
+	awaitInbound(t, c, pub.recPublisher, "sites/plant-7/cfg/warm", "w")
+	eventually(t, 10*time.Second, "the warm-up counted", func() bool {
+		for _, r := range b.State().InboundRoutes {
+			if r.Delivered == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	base := b.State()
+	cmd0, cfg0 := base.InboundRoutes[0].Delivered, base.InboundRoutes[1].Delivered
+	for _, tp := range []string{"cmd/a", "cmd/b", "cmd/bad", "cfg/x"} {
+		if err := c.publish("sites/plant-7/"+tp, []byte("v")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 10*time.Second, "the four messages counted by route", func() bool {
+		return fmt.Sprint(b.State().InboundRoutes) == fmt.Sprint(want(cmd0+2, 1, cfg0+1))
+	})
+	if st := b.State(); st.InboundDropped != base.InboundDropped+1 {
+		t.Errorf("InboundDropped: %d; want %d (the refused cmd/bad)", st.InboundDropped, base.InboundDropped+1)
+	}
+
+	// A reload that keeps cmd and removes cfg: cmd's counts stay, cfg's
+	// series goes.
+	if err := b.SetRoutes([]Route{telemetry, cmd}); err != nil {
+		t.Fatal(err)
+	}
+	if got, w := b.State().InboundRoutes, want(cmd0+2, 1, 0)[:1]; fmt.Sprint(got) != fmt.Sprint(w) {
+		t.Errorf("InboundRoutes after a reload without cfg: %v; want %v", got, w)
+	}
+}

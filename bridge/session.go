@@ -735,9 +735,11 @@ func (s *session) inboundLoop(ctx context.Context) error {
 				return fmt.Errorf("inbound message on %q left for redelivery: %w", p.Topic, err)
 			} else if err != nil {
 				b.c.inDropped.Add(1)
+				b.inRoute(r.Name).dropped.Add(1)
 				b.log.Warn("publishing an inbound message locally failed", "topic", local, "err", err)
 			} else {
 				b.c.inDelivered.Add(1)
+				b.inRoute(r.Name).delivered.Add(1)
 			}
 		} else {
 			// A subscription left in the upstream session by an older

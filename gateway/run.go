@@ -106,11 +106,11 @@ func (g *Gateway) start(ctx context.Context) error {
 	}
 	var up *upstream
 	if err == nil {
-		up, err = g.openUpstream(ctx, b, aud) // queue open before listeners accept
+		up, err = g.openUpstream(ctx, b, aud, obs.FsyncObserved) // queue open before listeners accept
 	}
 	sh := up.shadows()
 	if err == nil && up == nil {
-		sh, err = g.openShadows(ctx, b, nil, aud) // the store for the shadows alone
+		sh, err = g.openShadows(ctx, b, nil, aud, obs.FsyncObserved) // the store for the shadows alone
 	}
 	if err == nil {
 		err = b.Start()

@@ -118,7 +118,7 @@ type shadows struct {
 // openShadows opens the shadow service on q's database (a queue opened here
 // when q is nil) and installs it on b. It returns nil, nil without a shadows
 // section.
-func (g *Gateway) openShadows(ctx context.Context, b *broker.Broker, q *store.Queue, aud *audit.Log) (s *shadows, err error) {
+func (g *Gateway) openShadows(ctx context.Context, b *broker.Broker, q *store.Queue, aud *audit.Log, onSync func(time.Duration)) (s *shadows, err error) {
 	cfg := g.cfg
 	if cfg.Shadows == nil {
 		return nil, nil
@@ -139,6 +139,7 @@ func (g *Gateway) openShadows(ctx context.Context, b *broker.Broker, q *store.Qu
 			return nil, err
 		}
 		so.Logger = g.log.With("component", "queue")
+		so.OnSync = onSync
 		if s.own, err = store.Open(so); err != nil {
 			return nil, fmt.Errorf("opening store %q for shadows: %w", so.Dir, err)
 		}

@@ -32,6 +32,7 @@ import (
 	"os"
 	"reflect"
 	"sync"
+	"time"
 
 	"github.com/edgegw/edgegw/bridge"
 	"github.com/edgegw/edgegw/gateway/audit"
@@ -560,7 +561,9 @@ func (u *upstream) setOutbound() {
 // openUpstream opens, for every bridge of the config, its queue, the key of
 // its identity and the bridge, and installs the outbound path on b. It
 // returns nil, nil without a bridge. The bridges run only after start.
-func (g *Gateway) openUpstream(ctx context.Context, b *broker.Broker, aud *audit.Log) (u *upstream, err error) {
+// onSync receives the duration of every queue's group-commit fsyncs (the
+// metrics' histogram).
+func (g *Gateway) openUpstream(ctx context.Context, b *broker.Broker, aud *audit.Log, onSync func(time.Duration)) (u *upstream, err error) {
 	cfg := g.cfg
 	bcs := cfg.BridgeList()
 	if len(bcs) == 0 {
@@ -586,7 +589,7 @@ func (g *Gateway) openUpstream(ctx context.Context, b *broker.Broker, aud *audit
 	}
 	u.pub = broker.NewLocalPublisher(b)
 	for i, bc := range bcs {
-		l, err := g.openLink(ctx, u, bc, cfg.BridgePath(i), aud)
+		l, err := g.openLink(ctx, u, bc, cfg.BridgePath(i), aud, onSync)
 		if l != nil {
 			u.links = append(u.links, l)
 		}
@@ -601,7 +604,7 @@ func (g *Gateway) openUpstream(ctx context.Context, b *broker.Broker, aud *audit
 // openLink opens one bridge's queue, key and bridge. On error it returns
 // what it opened so far, for closing.
 // The first bridge also carries shadow sync (its queue holds the shadows).
-func (g *Gateway) openLink(ctx context.Context, u *upstream, bc *config.BridgeConfig, p string, aud *audit.Log) (*link, error) {
+func (g *Gateway) openLink(ctx context.Context, u *upstream, bc *config.BridgeConfig, p string, aud *audit.Log, onSync func(time.Duration)) (*link, error) {
 	name := bc.BridgeName()
 	log := g.log.With("component", "upstream", "bridge", name)
 	l := &link{name: name, routes: bc.Routes}
@@ -613,6 +616,7 @@ func (g *Gateway) openLink(ctx context.Context, u *upstream, bc *config.BridgeCo
 	so.OnDrop = func(route, reason string, n int) {
 		aud.Record(audit.Event{Event: audit.EventDrop, Resource: "route/" + route, Reason: "queue: " + reason, Count: int64(n)})
 	}
+	so.OnSync = onSync
 	if l.queue, err = store.Open(so); err != nil {
 		return nil, fmt.Errorf("%s: opening queue %q: %w", p, so.Dir, err)
 	}
@@ -620,7 +624,8 @@ func (g *Gateway) openLink(ctx context.Context, u *upstream, bc *config.BridgeCo
 	var pub bridge.Publisher = u.pub
 	carriesShadows := shadowBridge(g.cfg, bc)
 	if carriesShadows {
-		if u.shadow, err = g.openShadows(ctx, u.broker, l.queue, aud); err != nil {
+		// nil onSync: l.queue, already open, reports the shadows' syncs too
+		if u.shadow, err = g.openShadows(ctx, u.broker, l.queue, aud, nil); err != nil {
 			return l, err
 		}
 		pub = u.shadow.inbound(pub)

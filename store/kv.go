@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/dgraph-io/badger/v4"
 )
@@ -152,23 +153,38 @@ func (kv *KV) Write(ctx context.Context, ops []KVOp) error {
 		kv.vlogDirty.Store(true) // before the count: whoever syncs our number sees it
 	}
 	n := kv.committed.Add(1)
+	took, synced, err := kv.syncUpTo(n)
+	if synced && kv.q.opts.OnSync != nil {
+		kv.q.opts.OnSync(took) // outside kv.mu
+	}
+	if err != nil {
+		return fmt.Errorf("syncing %d keys: %w", len(ops), err)
+	}
+	return nil
+}
+
+// syncUpTo makes Write number n durable: nothing to do when a sync that
+// began after its commit covered it, else one sync of the logs covering
+// every Write committed so far. It reports whether it synced and how long
+// that took.
+func (kv *KV) syncUpTo(n uint64) (took time.Duration, synced bool, err error) {
 	kv.mu.Lock()
 	defer kv.mu.Unlock()
 	if kv.synced >= n {
-		return nil // a sync that began after our commit covered it
+		return 0, false, nil // a sync that began after our commit covered it
 	}
 	upto := kv.committed.Load()
-	if err := kv.wal.sync(); err != nil {
-		return fmt.Errorf("syncing %d keys: %w", len(ops), err)
-	}
-	if kv.vlogDirty.Swap(false) {
-		if err := kv.vlog.sync(); err != nil {
+	start := time.Now()
+	err = kv.wal.sync()
+	if err == nil && kv.vlogDirty.Swap(false) {
+		if err = kv.vlog.sync(); err != nil {
 			kv.vlogDirty.Store(true)
-			return fmt.Errorf("syncing %d keys: %w", len(ops), err)
 		}
 	}
-	kv.synced = upto
-	return nil
+	if err == nil {
+		kv.synced = upto
+	}
+	return time.Since(start), true, err
 }
 
 // Close releases the handle's open log files. The data stays.

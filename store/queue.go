@@ -493,6 +493,9 @@ func (q *Queue) commit(batch []*pending) {
 	q.mu.Unlock()
 
 	err, syncErr := q.persist(&c)
+	if c.synced && q.opts.OnSync != nil {
+		q.opts.OnSync(c.syncTook) // no lock held; before the waiters return, so they see it counted
+	}
 
 	q.mu.Lock()
 	for _, u := range c.undo {
@@ -530,6 +533,8 @@ type commitTxn struct {
 	lastSeq    uint64 // of the last message admitted
 	reserved   uint64 // a new sequence block's mark to write first; 0: none
 	batchBytes uint64
+	synced     bool          // persist ran syncLogs (successfully or not)
+	syncTook   time.Duration // how long syncLogs took, for Options.OnSync
 }
 
 type savedMeta struct {
@@ -721,7 +726,9 @@ func (q *Queue) persist(c *commitTxn) (err, syncErr error) {
 		err = q.write(c.pre, c.sets, c.ops)
 	}
 	if err == nil && c.accepted > 0 {
+		start := time.Now()
 		syncErr = q.syncLogs(c.pre, c.sets, c.ops)
+		c.synced, c.syncTook = true, time.Since(start)
 	}
 	return err, syncErr
 }

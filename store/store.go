@@ -124,6 +124,14 @@ type Options struct {
 	Logger        *slog.Logger
 	// OnDrop is called (outside any lock) for every drop, n messages at a time.
 	OnDrop func(route, reason string, n int)
+	// OnSync, when set, is called with the duration of every group-commit
+	// fdatasync: of a commit that stored messages (a commit of deletes
+	// alone is not synced) and of a KV Write. It is called outside any lock
+	// of the queue, from the committer or the KV writer, before the callers
+	// that waited for that sync return; it must be quick and safe for
+	// concurrent use (a histogram's Observe). A failed sync is reported too:
+	// its latency is as telling as a good one's.
+	OnSync func(time.Duration)
 	// Clock defaults to time.Now. Message ages are judged only when it returns
 	// a time after SaneAfter.
 	Clock func() time.Time

@@ -65,23 +65,25 @@ var cmdUpstream = gatewaytest.UpstreamOptions{MaxQueued: 10000000, MaxInflight: 
 // bridgeGW is `edgegw run` with a bridge section; it can be killed and
 // restarted on the same config, listener, queue and key.
 type bridgeGW struct {
-	t      testing.TB
-	bin    string
-	dir    string
-	conf   string
-	addr   string
-	site   *gatewaytest.PKI
-	up     *gatewaytest.Upstream
-	cmd    *exec.Cmd
-	exited chan struct{}
-	log    *gatewaytest.Buffer
-	starts int
+	t       testing.TB
+	bin     string
+	dir     string
+	conf    string
+	addr    string
+	metrics string // the /metrics address with gwOptions.metrics, else ""
+	site    *gatewaytest.PKI
+	up      *gatewaytest.Upstream
+	cmd     *exec.Cmd
+	exited  chan struct{}
+	log     *gatewaytest.Buffer
+	starts  int
 }
 
 type gwOptions struct {
 	routes   string // YAML list items under bridge.routes
 	inflight int    // bridge.inflight; 0 = 128, < 0 = not set (the product's default)
 	extra    string // more YAML under bridge:
+	metrics  bool   // serve /metrics on a free loopback port (bridgeGW.metrics)
 }
 
 func newBridgeGW(t testing.TB, up *gatewaytest.Upstream, o gwOptions) *bridgeGW {
@@ -94,6 +96,9 @@ func newBridgeGW(t testing.TB, up *gatewaytest.Upstream, o gwOptions) *bridgeGW 
 	}
 	g := &bridgeGW{t: t, bin: gatewaytest.Edgegw(t), dir: t.TempDir(), site: gatewaytest.NewPKI(t, "site"), up: up, log: new(gatewaytest.Buffer)}
 	g.addr = gatewaytest.FreeAddr(t)
+	if o.metrics {
+		g.metrics = gatewaytest.FreeAddr(t)
+	}
 	g.conf = filepath.Join(g.dir, "edgegw.yaml")
 	state := filepath.Join(g.dir, "state")
 	// key: auto finds the gateway's existing file key in state_dir.
@@ -116,7 +121,7 @@ listeners:
 devices: devices.yaml
 policies: policies/
 store: {dir: %[1]s/queue, min_free: 16MiB}
-metrics: {address: ""}
+metrics: {address: %[14]q}
 admin: {socket: ""}
 audit: {file: %[7]s/audit.log}
 bridge:
@@ -130,7 +135,7 @@ bridge:
 %[12]s
   routes:%[13]s
 `, state, g.addr, g.site.CAFile, g.site.ServerCert, g.site.ServerKey, g.site.CRLFile, g.dir,
-		up.Addr, up.PKI.CAFile, up.Gateway.CertFile, inflight, o.extra, o.routes)
+		up.Addr, up.PKI.CAFile, up.Gateway.CertFile, inflight, o.extra, o.routes, g.metrics)
 	gatewaytest.WriteFile(t, g.conf, []byte(cfg), 0o644)
 	gatewaytest.WriteSiteFiles(t, g.dir, bridgeRegistry, map[string]string{"sensor": bridgeSensorPolicy, "light": bridgeLightPolicy})
 	t.Cleanup(func() {
@@ -713,11 +718,33 @@ func TestBridgeE2EOutageKill(t *testing.T) {
 // TestBridgeE2ECommands: a command published upstream on
 // sites/plant-7/cmd/light-1 reaches light-1 and not light-2 (both subscribe
 // to cmd/#; each may receive only its own), and is not sent back upstream
-// although the route is both ways (loop prevention).
+// although the route is both ways (loop prevention). /metrics counts the
+// commands by route (edgegw_route_inbound_messages_total).
 func TestBridgeE2ECommands(t *testing.T) {
 	up := gatewaytest.NewUpstream(t, cmdUpstream)
 	cloud := startCloudSub(t, up, "sites/#")
-	g := newBridgeGW(t, up, gwOptions{})
+	g := newBridgeGW(t, up, gwOptions{metrics: true})
+	// Before the first command: the in route's series at 0, none for the out
+	// routes. (The metrics listener opens just after the MQTT one.)
+	for i := 0; ; i++ {
+		if code, _ := health(g.metrics); code != 0 {
+			break
+		}
+		if i == 500 {
+			t.Fatalf("no /healthz on %s 10s after the MQTT listener opened", g.metrics)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	s := scrape(t, g.metrics)
+	for _, series := range []string{`edgegw_route_inbound_messages_total{result="delivered",route="commands"}`,
+		`edgegw_route_inbound_messages_total{result="dropped",route="commands"}`} {
+		if v := sample(s, series); v != 0 {
+			t.Errorf("%s before any command = %v; want 0", series, v)
+		}
+	}
+	if strings.Contains(s, `edgegw_route_inbound_messages_total{result="delivered",route="telemetry"}`) {
+		t.Errorf("edgegw_route_inbound_messages_total for the out route telemetry; want only in and both routes")
+	}
 	lights := map[string]*sensor{}
 	for _, name := range []string{"light-1", "light-2"} {
 		s, err := g.sensor(t, name, nil)
@@ -794,6 +821,19 @@ func TestBridgeE2ECommands(t *testing.T) {
 	cloud.mu.Unlock()
 	if n2 != 1 || n1 < 1 || n1 > 11 {
 		t.Fatalf("upstream saw cmd/light-1 %d times, cmd/light-2 %d times; want each only from the cloud (no echo from the gateway)", n1, n2)
+	}
+	// Every command that reached the gateway was delivered on its route:
+	// at least the two the lights got, at most what the cloud published.
+	s = scrape(t, g.metrics)
+	delivered := sample(s, `edgegw_route_inbound_messages_total{result="delivered",route="commands"}`)
+	if delivered < 2 || delivered > float64(n1+n2) {
+		t.Errorf(`edgegw_route_inbound_messages_total{result="delivered",route="commands"} = %v; want 2..%d`, delivered, n1+n2)
+	}
+	if all := sample(s, `edgegw_inbound_messages_total{result="delivered"}`); all != delivered {
+		t.Errorf(`edgegw_inbound_messages_total{result="delivered"} = %v; want %v, the commands route's (the only in route)`, all, delivered)
+	}
+	if v := sample(s, `edgegw_route_inbound_messages_total{result="dropped",route="commands"}`); v != 0 {
+		t.Errorf(`edgegw_route_inbound_messages_total{result="dropped",route="commands"} = %v; want 0`, v)
 	}
 	g.stop()
 	st, _ := g.queueStats()

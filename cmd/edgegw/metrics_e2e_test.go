@@ -254,6 +254,17 @@ bridge:
 	publish(10)
 	waitFor("10 messages upstream", func() bool { return delivered() == 10 })
 	waitFor("queue depth 0 with the upstream up", func() bool { return sample(scrape(t, metrics), depthSeries) == 0 })
+	// Every acknowledged QoS 1 publish waited for a group-commit fsync: the
+	// histogram has samples, and gets more with every publish below.
+	const fsyncCount, fsyncSum = "edgegw_store_fsync_duration_seconds_count", "edgegw_store_fsync_duration_seconds_sum"
+	s := scrape(t, metrics)
+	syncs0 := sample(s, fsyncCount)
+	if syncs0 < 1 || syncs0 > float64(n) {
+		t.Errorf("%s after %d QoS 1 publishes one at a time = %v; want 1..%d", fsyncCount, n, syncs0, n)
+	}
+	if sum := sample(s, fsyncSum); sum <= 0 {
+		t.Errorf("%s = %v; want > 0", fsyncSum, sum)
+	}
 
 	// Outage: the depth rises with every batch the gateway acknowledges.
 	link.cut()
@@ -270,7 +281,11 @@ bridge:
 	if rising[0] != 10 || rising[1] != 20 || rising[2] != 30 {
 		t.Errorf("queue depth during the outage: %v; want [10 20 30]", rising)
 	}
-	s := scrape(t, metrics)
+	s = scrape(t, metrics)
+	if syncs := sample(s, fsyncCount); syncs < syncs0+30 {
+		// one publisher waiting for each PUBACK: a commit, and its fsync, per message
+		t.Errorf("%s after 30 more QoS 1 publishes = %v; want >= %v", fsyncCount, syncs, syncs0+30)
+	}
 	if age := sample(s, `edgegw_queue_oldest_age_seconds{route="telemetry"}`); age <= 0 {
 		t.Errorf("queue_oldest_age_seconds during the outage = %v; want > 0", age)
 	}

@@ -121,6 +121,7 @@ bridge:
   backoff: {min: 100ms, max: 500ms}
   routes:
     - {name: telemetry, topic: "sensors/#", direction: out, qos: 1, remote_prefix: "sites/plant-7/", max_bytes: 8MiB, max_messages: 10000}
+    - {name: commands, topic: "cmd/#", direction: in, qos: 1, remote_prefix: "sites/plant-7/"}
 `, dir, lan, site.CAFile, site.ServerCert, site.ServerKey, site.CRLFile, metrics,
 		up.Addr, up.PKI.CAFile, up.Gateway.CertFile, up.Gateway.KeyFile), 0o644)
 
@@ -244,10 +245,20 @@ bridge:
 		`edgegw_config_restart_required`,
 		`edgegw_mqtt_messages_received_total{listener="lan",qos="1"}`,
 		`edgegw_listener_connections{listener="lan"}`,
+		`edgegw_route_inbound_messages_total{result="delivered",route="commands"}`,
+		`edgegw_route_inbound_messages_total{result="dropped",route="commands"}`,
 	} {
 		if sample(body, series) < 0 {
 			t.Errorf("no %s in the scrape", series)
 		}
+	}
+	// The sensor's QoS 1 publish was acknowledged after its commit's fsync:
+	// the latency histogram the dashboard and the alert read has a sample.
+	if v := sample(body, "edgegw_store_fsync_duration_seconds_count"); v < 1 {
+		t.Errorf("edgegw_store_fsync_duration_seconds_count = %v after a QoS 1 publish; want >= 1", v)
+	}
+	if v := sample(body, `edgegw_store_fsync_duration_seconds_bucket{le="+Inf"}`); v < 1 {
+		t.Errorf(`edgegw_store_fsync_duration_seconds_bucket{le="+Inf"} = %v after a QoS 1 publish; want >= 1`, v)
 	}
 	if v := sample(body, `edgegw_mqtt_messages_received_total{listener="lan",qos="1"}`); v != 1 {
 		t.Errorf(`edgegw_mqtt_messages_received_total{listener="lan",qos="1"} = %v; want 1`, v)

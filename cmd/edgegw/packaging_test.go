@@ -18,6 +18,7 @@ import (
 	"crypto/sha256"
 	"debug/elf"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,6 +26,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -45,6 +47,8 @@ var packagingTools = []struct{ cmd, pkg string }{
 	{"gzip", "gzip"},
 	{"runuser", "util-linux"},
 	{"logrotate", "logrotate"},
+	{"setpriv", "util-linux"},
+	{"systemd-tmpfiles", "systemd"},
 	{"man", "man-db"},
 	{"groff", "groff-base"},
 	{"zsh", "zsh"},
@@ -178,6 +182,7 @@ func checkDebContents(t *testing.T, deb, arch string) {
 	for path, want := range map[string]string{
 		"/usr/bin/edgegw":                                          "-rwxr-xr-x root/root",
 		"/lib/systemd/system/edgegw.service":                       "-rw-r--r-- root/root",
+		"/usr/lib/tmpfiles.d/edgegw.conf":                          "-rw-r--r-- root/root",
 		"/lib/systemd/system/edgegw-crl.service":                   "-rw-r--r-- root/root",
 		"/lib/systemd/system/edgegw-crl.timer":                     "-rw-r--r-- root/root",
 		"/lib/systemd/system/edgegw-server-cert.service":           "-rw-r--r-- root/root",
@@ -460,6 +465,22 @@ func checkFreshInstall(t *testing.T, deb string) {
 			t.Errorf("%s: %q; want %q", path, got, want)
 		}
 	}
+	// adm, Debian's log readers, may list the audit log's directory (the POSIX ACL that
+	// postinst set through systemd-tmpfiles); anyone else outside the group edgegw may not.
+	checkAccess(t, "/var/log/edgegw", map[string]bool{"adm": true, "edgegw": true, "": false})
+	// At every start systemd chmods the directory to LogsDirectoryMode= (it re-owns it only
+	// when its owner is not the unit's User=/Group=, which postinst made it): with an ACL the
+	// group bits are its mask, so the mode must leave adm's r-x in place.
+	unit, err := os.ReadFile("/lib/systemd/system/edgegw.service")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^LogsDirectoryMode=(0[0-7]{3})$`).FindSubmatch(unit)
+	if m == nil {
+		t.Fatalf("edgegw.service has no LogsDirectoryMode=")
+	}
+	run(t, ".", nil, "chmod", string(m[1]), "/var/log/edgegw")
+	checkAccess(t, "/var/log/edgegw", map[string]bool{"adm": true, "edgegw": true, "": false})
 	// postinst made devices.yaml from the template; dpkg does not know it.
 	if got, want := fileSum(t, "/etc/edgegw/devices.yaml"), fileSum(t, "/usr/share/edgegw/devices.yaml"); got != want {
 		t.Errorf("/etc/edgegw/devices.yaml differs from /usr/share/edgegw/devices.yaml after a fresh install")
@@ -594,9 +615,15 @@ func checkSiteAtWork(t *testing.T) {
 	}
 
 	// logrotate: the snippet parses, rotates by renaming (no copytruncate) as edgegw, and
-	// leaves no new file for the daemon to reopen into (it creates it on SIGHUP).
+	// leaves no new file for the daemon to reopen into (it creates it on SIGHUP). The group
+	// edgegw and adm read every file: the live one, the renamed one, the compressed one.
 	const audit = "/var/log/edgegw/audit.log"
-	run(t, ".", nil, "runuser", "-u", "edgegw", "--", "sh", "-c", "umask 027; echo '{\"event\":\"connect\"}' >> "+audit)
+	readers := map[string]bool{"adm": true, "edgegw": true, "": false}
+	daemonWrites(t, audit)
+	if got := statOf(t, audit); got != "640 edgegw:edgegw" {
+		t.Errorf("%s as the daemon makes it: %q; want \"640 edgegw:edgegw\"", audit, got)
+	}
+	checkAccess(t, audit, readers)
 	state := filepath.Join(t.TempDir(), "logrotate.state")
 	out = run(t, ".", nil, "logrotate", "-v", "-f", "-s", state, "/etc/logrotate.d/edgegw")
 	if _, err := os.Stat(audit + ".1"); err != nil {
@@ -607,7 +634,66 @@ func checkSiteAtWork(t *testing.T) {
 	if _, err := os.Stat(audit); err == nil {
 		t.Errorf("after rotation %s exists; want it left to the daemon to create (nocreate)", audit)
 	}
-	os.Remove(audit + ".1")
+	checkAccess(t, audit+".1", readers)
+	// The daemon's new file after SIGHUP, and a second rotation: .1 compressed to .2.gz.
+	daemonWrites(t, audit)
+	checkAccess(t, audit, readers)
+	out = run(t, ".", nil, "logrotate", "-v", "-f", "-s", state, "/etc/logrotate.d/edgegw")
+	if _, err := os.Stat(audit + ".2.gz"); err != nil {
+		t.Errorf("second logrotate -f: no %s.2.gz: %v\n%s", audit, err, out)
+	} else {
+		checkAccess(t, audit+".2.gz", readers)
+	}
+	checkAccess(t, audit+".1", readers)
+	for _, f := range []string{audit, audit + ".1", audit + ".2.gz"} {
+		os.Remove(f)
+	}
+}
+
+// daemonWrites appends an audit line to path as the daemon does: user edgegw under the unit's
+// UMask=0077, the file opened 0640 and then chmodded 0640 (gateway/audit/file.go).
+func daemonWrites(t *testing.T, path string) {
+	t.Helper()
+	run(t, ".", nil, "runuser", "-u", "edgegw", "--", "sh", "-c",
+		`umask 077; echo '{"event":"connect"}' >> "$1"; chmod 0640 "$1"`, "sh", path)
+}
+
+// checkAccess checks who can read path (a file: cat; a directory: ls): for each group name, a
+// process of uid nobody with that group as its only supplementary group (""; none) can read
+// it exactly when want says so, and with none of them it never writes there.
+func checkAccess(t *testing.T, path string, want map[string]bool) {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Errorf("checking who reads %s: %v", path, err)
+		return
+	}
+	read := "cat"
+	if fi.IsDir() {
+		read = "ls"
+	}
+	as := func(group string, args ...string) error {
+		base := []string{"--reuid=nobody", "--regid=nogroup", "--clear-groups"}
+		if group != "" {
+			base[2] = "--groups=" + group
+		}
+		return exec.Command("setpriv", append(base, args...)...).Run()
+	}
+	for _, group := range sorted(slices.Collect(maps.Keys(want))) {
+		err := as(group, read, path)
+		if got := err == nil; got != want[group] {
+			who := "nobody in group " + group
+			if group == "" {
+				who = "nobody in no group"
+			}
+			t.Errorf("%s: %s can read: %v (%v); want %v", path, who, got, err, want[group])
+		}
+		if !fi.IsDir() {
+			if err := as(group, "sh", "-c", `echo x >> "$1"`, "sh", path); err == nil {
+				t.Errorf("%s: writable by nobody in group %q; want only the daemon to write", path, group)
+			}
+		}
+	}
 }
 
 // checkUpgradeChangedExamples upgrades to a build of the same files whose shipped examples and
@@ -629,6 +715,20 @@ func checkUpgradeChangedExamples(t *testing.T, root, deb string) {
 	defer run(t, ".", nil, "usermod", "--expiredate", "", "edgegw")
 	_, expire := shadowOf(t)
 
+	// An audit log from a version without adm's ACLs: the upgrade gives adm read access to
+	// the directory, and to the files already there.
+	const audit = "/var/log/edgegw/audit.log"
+	daemonWrites(t, audit)
+	defer os.Remove(audit)
+	for _, p := range []string{"/var/log/edgegw", audit} {
+		for _, attr := range []string{"system.posix_acl_access", "system.posix_acl_default"} {
+			if err := syscall.Removexattr(p, attr); err != nil && err != syscall.ENODATA {
+				t.Fatalf("removing %s of %s (the state before adm's ACLs): %v", attr, p, err)
+			}
+		}
+	}
+	checkAccess(t, audit, map[string]bool{"adm": false, "edgegw": true})
+
 	version := strings.TrimSpace(run(t, ".", nil, "dpkg-deb", "-f", deb, "Version"))
 	stage := copyStage(t, filepath.Join(root, "dist", "stage", "amd64"))
 	for _, p := range []string{"examples/devices.yaml", "devices.yaml", "examples/policies/temperature.json"} {
@@ -649,6 +749,11 @@ func checkUpgradeChangedExamples(t *testing.T, root, deb string) {
 	if _, got := shadowOf(t); got != expire {
 		t.Errorf("after the upgrade edgegw's account expiry %q; want the admin's %q kept", got, expire)
 	}
+	checkAccess(t, audit, map[string]bool{"adm": true, "edgegw": true, "": false})
+	// and a file the daemon creates after the upgrade: the directory's default ACL is back
+	os.Remove(audit)
+	daemonWrites(t, audit)
+	checkAccess(t, audit, map[string]bool{"adm": true, "edgegw": true, "": false})
 }
 
 // checkPurge purges the package and returns edgegw's shadow password field from before.

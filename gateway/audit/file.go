@@ -7,7 +7,9 @@ import (
 )
 
 // fileMode is the audit file's mode: the daemon writes it, its group (the
-// edgegw group, or adm through the log directory's setgid group) reads it.
+// edgegw group) reads it. In a directory with a default ACL (the package
+// gives adm one on /var/log/edgegw) the group bits are the ACL's mask, so
+// the named groups it lists (adm) read it too, and nobody else.
 const fileMode = 0o640
 
 // openFile opens path for appending (created if absent) and sets its mode

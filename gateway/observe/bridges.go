@@ -29,9 +29,16 @@ var (
 	descBridgeInbound    = desc("bridge_inbound_messages_total", "Messages from the bridge's upstream, by result.", "bridge", "result")
 	descBridgeDepth      = desc("bridge_queue_depth", "Messages in the bridge's queue, every route.", "bridge")
 	descRouteBridge      = desc("route_bridge_info", "The bridge a route belongs to; always 1.", "route", "bridge")
+	descRouteInbound     = desc("route_inbound_messages_total", "Messages from the upstream on the in (or both) route, by result: delivered locally, or dropped (the local publish failed).", "route", "result")
 	bridgeDescs          = []*prometheus.Desc{descBridgeConnected, descBridgeReconnects, descBridgeSent, descBridgeAcked,
-		descBridgeResent, descBridgeInbound, descBridgeDepth, descRouteBridge}
+		descBridgeResent, descBridgeInbound, descBridgeDepth, descRouteBridge, descRouteInbound}
 )
+
+// routeInboundResults are every result edgegw_route_inbound_messages_total
+// reports for an in route, so each series exists at 0 before the first
+// message. (A message matching no in route has no route: it counts only in
+// edgegw_inbound_messages_total{result="dropped"}.)
+var routeInboundResults = []string{"delivered", "dropped"}
 
 // setSources records what Start was given: Bridges, or (older callers)
 // one Queue and Bridge. Queue and Bridge stay the first bridge's, for the
@@ -89,6 +96,15 @@ func (o *Observer) collectBridges(ch chan<- prometheus.Metric) {
 			counter(descBridgeInbound, float64(st.InboundReceived), l.Name, "received")
 			counter(descBridgeInbound, float64(st.InboundDelivered), l.Name, "delivered")
 			counter(descBridgeInbound, float64(st.InboundDropped), l.Name, "dropped")
+			for _, r := range st.InboundRoutes { // route names are unique across bridges
+				for _, result := range routeInboundResults {
+					n := r.Delivered
+					if result == "dropped" {
+						n = r.Dropped
+					}
+					counter(descRouteInbound, float64(n), r.Route, result)
+				}
+			}
 		}
 		if q := l.Queue; q != nil {
 			qs := q.Stats()

@@ -17,9 +17,11 @@ func TestBridgesMetricsAndHealth(t *testing.T) {
 	o.broker = &fakeBroker{listeners: 1}
 	o.setSources(Sources{Broker: o.broker, Bridges: []BridgeSource{
 		{Name: "aws", Queue: &fakeQueue{s: store.Stats{Depth: 4, RejectedFull: 1, Routes: []store.RouteStats{{Name: "aws-t", Depth: 4, Enqueued: 10, Acked: 6}}}},
-			Bridge: &fakeBridge{s: bridge.State{Name: "aws", Connected: true, Reconnects: 1, Sent: 7, Acked: 6, InboundDelivered: 2}}},
+			Bridge: &fakeBridge{s: bridge.State{Name: "aws", Connected: true, Reconnects: 1, Sent: 7, Acked: 6, InboundDelivered: 2, InboundDropped: 1,
+				InboundRoutes: []bridge.RouteInbound{{Route: "aws-cmd", Delivered: 2, Dropped: 1}, {Route: "aws-cfg"}}}}},
 		{Name: "scada", Queue: &fakeQueue{s: store.Stats{Depth: 9, RejectedFull: 2, Routes: []store.RouteStats{{Name: "scada-t", Depth: 9, Enqueued: 10, Acked: 1}}}},
-			Bridge: &fakeBridge{s: bridge.State{Name: "scada", Connected: false, Reconnects: 3, Sent: 1, Acked: 1, InboundDelivered: 5}}},
+			Bridge: &fakeBridge{s: bridge.State{Name: "scada", Connected: false, Reconnects: 3, Sent: 1, Acked: 1, InboundDelivered: 5,
+				InboundRoutes: []bridge.RouteInbound{{Route: "scada-set", Delivered: 5}}}}},
 	}})
 	got := gather(t, o)
 	for key, want := range map[string]float64{
@@ -39,6 +41,13 @@ func TestBridgesMetricsAndHealth(t *testing.T) {
 		"edgegw_bridge_queue_depth{bridge=scada}":                             9,
 		"edgegw_route_bridge_info{bridge=aws,route=aws-t}":                    1,
 		"edgegw_route_bridge_info{bridge=scada,route=scada-t}":                1,
+		// per in route, both results, 0 before the first message
+		"edgegw_route_inbound_messages_total{result=delivered,route=aws-cmd}":   2,
+		"edgegw_route_inbound_messages_total{result=dropped,route=aws-cmd}":     1,
+		"edgegw_route_inbound_messages_total{result=delivered,route=aws-cfg}":   0,
+		"edgegw_route_inbound_messages_total{result=dropped,route=aws-cfg}":     0,
+		"edgegw_route_inbound_messages_total{result=delivered,route=scada-set}": 5,
+		"edgegw_route_inbound_messages_total{result=dropped,route=scada-set}":   0,
 	} {
 		if v, ok := got[key]; !ok {
 			t.Errorf("%s missing", key)
