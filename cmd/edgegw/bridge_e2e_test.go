@@ -77,6 +77,21 @@ type bridgeGW struct {
 	exited  chan struct{}
 	log     *gatewaytest.Buffer
 	starts  int
+
+	errMu   sync.Mutex
+	pubErrs []string // the first error of each sensor in the last publishAll
+}
+
+// publishErrors says why the last publishAll's sensors stopped (a few of
+// them), for a failure message.
+func (g *bridgeGW) publishErrors() string {
+	g.errMu.Lock()
+	defer g.errMu.Unlock()
+	n := len(g.pubErrs)
+	if n > 5 {
+		return fmt.Sprintf("%d sensors stopped, e.g. %s", n, strings.Join(g.pubErrs[:5], "; "))
+	}
+	return fmt.Sprintf("%d sensors stopped: %s", n, strings.Join(g.pubErrs, "; "))
 }
 
 type gwOptions struct {
@@ -468,12 +483,21 @@ func (g *bridgeGW) publishAll(t testing.TB, todo []msgID, workers int, onAck fun
 		wg    sync.WaitGroup
 		count atomic.Int64
 	)
+	g.errMu.Lock()
+	g.pubErrs = nil
+	g.errMu.Unlock()
+	stopped := func(name string, err error) {
+		g.errMu.Lock()
+		g.pubErrs = append(g.pubErrs, name+": "+err.Error())
+		g.errMu.Unlock()
+	}
 	for name, msgs := range bySensor {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			s, err := g.sensor(t, name, nil)
 			if err != nil {
+				stopped(name, fmt.Errorf("connect: %w", err))
 				mu.Lock()
 				failed = append(failed, msgs...)
 				mu.Unlock()
@@ -494,8 +518,11 @@ func (g *bridgeGW) publishAll(t testing.TB, todo []msgID, workers int, onAck fun
 							pr, err := s.c.Publish(ctx, &paho.Publish{Topic: "sensors/" + m.sensor + "/t", QoS: 1, Payload: []byte(m.payload())})
 							cancel()
 							ok = err == nil && pr != nil && pr.ReasonCode < 0x80
-							if !ok {
-								broken.Store(true)
+							if !ok && !broken.Swap(true) {
+								if err == nil {
+									err = fmt.Errorf("PUBACK reason code 0x%02x", pr.ReasonCode)
+								}
+								stopped(name, fmt.Errorf("publish %d: %w", m.seq, err))
 							}
 						}
 						mu.Lock()
@@ -685,7 +712,7 @@ func TestBridgeE2EOutageKill(t *testing.T) {
 	g.start()
 	acked2, failed2 := g.publishAll(t, failed, workers, nil)
 	if len(failed2) > 0 {
-		t.Fatalf("%d publishes failed after the restart", len(failed2))
+		t.Fatalf("%d publishes failed after the restart: %s\n%s", len(failed2), g.publishErrors(), g.log.String())
 	}
 	published := time.Since(start)
 	acked := map[msgID]bool{}
