@@ -463,6 +463,24 @@ func (g *bridgeGW) sensor(t testing.TB, name string, cert *gatewaytest.Client) (
 	return s, nil
 }
 
+// sensorReconnecting connects as a real sensor does after a gateway restart:
+// a refused connect is tried again (every 100-400 ms, for at most 30 s).
+// Right after a restart every source address is unproven to the listener's
+// fair admission (gateway/broker/admission.go), so of the sensors that
+// queued up in the listen backlog while the queue opened, all from
+// 127.0.0.1, only a share may handshake at once and the rest are refused
+// until the first handshake proves the address.
+func (g *bridgeGW) sensorReconnecting(t testing.TB, name string) (*sensor, error) {
+	deadline := time.Now().Add(30 * time.Second)
+	for try := 0; ; try++ {
+		s, err := g.sensor(t, name, nil)
+		if err == nil || time.Now().After(deadline) {
+			return s, err
+		}
+		time.Sleep(time.Duration(100+try%4*100) * time.Millisecond)
+	}
+}
+
 func (s *sensor) close() {
 	_ = s.c.Disconnect(&paho.Disconnect{})
 	s.conn.Close()
@@ -495,7 +513,7 @@ func (g *bridgeGW) publishAll(t testing.TB, todo []msgID, workers int, onAck fun
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s, err := g.sensor(t, name, nil)
+			s, err := g.sensorReconnecting(t, name)
 			if err != nil {
 				stopped(name, fmt.Errorf("connect: %w", err))
 				mu.Lock()
