@@ -79,44 +79,18 @@ func (b *Bridge) dial(ctx context.Context, up Upstream) (*session, error) {
 	defer cancel()
 	u := up.URL
 	addr := hostPort(up)
-	var pass []byte
-	switch {
-	case b.cfg.PasswordFile != "":
-		p, err := ReadPasswordFile(b.cfg.PasswordFile)
-		if err != nil {
-			return nil, err
-		}
-		pass = p
-	case b.cfg.Password != nil:
-		pass = b.cfg.Password
+	pass, err := b.password()
+	if err != nil {
+		return nil, err
 	}
 	nc, err := b.dialTCP(cctx, addr)
 	if err != nil {
 		return nil, err
 	}
 	if isTLSScheme(u.Scheme) {
-		tc := b.cfg.TLS.Clone()
-		tc.ServerName = up.ServerName
-		if tc.ServerName == "" {
-			tc.ServerName = u.Hostname()
+		if nc, err = b.tlsHandshake(cctx, nc, up, addr); err != nil {
+			return nil, err
 		}
-		if tc.MinVersion == 0 {
-			tc.MinVersion = tls.VersionTLS12
-		}
-		tc.NextProtos = up.ALPN
-		if len(tc.NextProtos) == 0 {
-			tc.NextProtos = b.cfg.ALPN
-		}
-		tlsConn := tls.Client(nc, tc)
-		if err := tlsConn.HandshakeContext(cctx); err != nil {
-			nc.Close()
-			alpn := ""
-			if len(tc.NextProtos) > 0 {
-				alpn = fmt.Sprintf(", ALPN %q", tc.NextProtos)
-			}
-			return nil, fmt.Errorf("TLS handshake with %s (server name %q%s): %w", addr, tc.ServerName, alpn, err)
-		}
-		nc = tlsConn
 	}
 	if dl, ok := cctx.Deadline(); ok {
 		_ = nc.SetDeadline(dl)
@@ -165,36 +139,10 @@ func (b *Bridge) dial(ctx context.Context, up Upstream) (*session, error) {
 	}
 	_ = nc.SetDeadline(time.Time{})
 
-	s.keepAlive = b.cfg.KeepAlive
-	if p := ca.Properties; p != nil {
-		if p.ServerKeepAlive != nil {
-			s.keepAlive = time.Duration(*p.ServerKeepAlive) * time.Second
-		}
-		if p.ReceiveMaximum != nil && *p.ReceiveMaximum > 0 {
-			s.server.receiveMax = *p.ReceiveMaximum
-		}
-		if p.MaximumQOS != nil {
-			s.server.maxQoS = *p.MaximumQOS
-		}
-		if p.RetainAvailable != nil {
-			s.server.retain = *p.RetainAvailable != 0
-		}
-		if p.MaximumPacketSize != nil {
-			s.server.maxPacket = *p.MaximumPacketSize
-		}
-	}
-	if s.server.maxQoS == 0 {
-		// A QoS 0 publish has no acknowledgement: the message would leave
-		// the queue when written, and a connection dropped before the
-		// upstream read it would lose it. That is not ours to decide for
-		// a QoS 1 route; the operator can (qos: 0), or another upstream
-		// in the list may take QoS 1.
-		for _, r := range b.routes.Load().all {
-			if r.Direction.out() && r.wireQoS() > 0 {
-				nc.Close()
-				return nil, fmt.Errorf("%s allows only QoS 0 (CONNACK Maximum QoS 0), but route %q forwards at QoS 1: its messages would leave the queue unacknowledged and a dropped connection would lose them; they stay queued. Set the route's qos: 0 to accept that, or bridge to an upstream that supports QoS 1", addr, r.Name)
-			}
-		}
+	s.applyConnack(ca.Properties)
+	if err := b.checkServerQoS(s.server.maxQoS, addr); err != nil {
+		nc.Close()
+		return nil, err
 	}
 	window := min(b.cfg.Inflight, int(s.server.receiveMax))
 	s.slots = make(chan struct{}, window)
@@ -210,6 +158,88 @@ func (b *Bridge) dial(ctx context.Context, up Upstream) (*session, error) {
 	b.log.Info("upstream connected", "upstream", up.URL.Redacted(), "protocol", b.cfg.Protocol.String(),
 		"session_present", ca.SessionPresent, "window", window, "keepalive", s.keepAlive)
 	return s, nil
+}
+
+// password is the upstream password: password_file read at every connect
+// (so a rotated file applies at the next one), else the configured bytes.
+func (b *Bridge) password() ([]byte, error) {
+	switch {
+	case b.cfg.PasswordFile != "":
+		return ReadPasswordFile(b.cfg.PasswordFile)
+	case b.cfg.Password != nil:
+		return b.cfg.Password, nil
+	}
+	return nil, nil
+}
+
+// tlsHandshake runs the client TLS handshake on nc for up (server name from
+// the upstream, else the URL's host; ALPN from the upstream, else the
+// bridge), closing nc on failure.
+func (b *Bridge) tlsHandshake(ctx context.Context, nc net.Conn, up Upstream, addr string) (net.Conn, error) {
+	tc := b.cfg.TLS.Clone()
+	tc.ServerName = up.ServerName
+	if tc.ServerName == "" {
+		tc.ServerName = up.URL.Hostname()
+	}
+	if tc.MinVersion == 0 {
+		tc.MinVersion = tls.VersionTLS12
+	}
+	tc.NextProtos = up.ALPN
+	if len(tc.NextProtos) == 0 {
+		tc.NextProtos = b.cfg.ALPN
+	}
+	tlsConn := tls.Client(nc, tc)
+	if err := tlsConn.HandshakeContext(ctx); err != nil {
+		nc.Close()
+		alpn := ""
+		if len(tc.NextProtos) > 0 {
+			alpn = fmt.Sprintf(", ALPN %q", tc.NextProtos)
+		}
+		return nil, fmt.Errorf("TLS handshake with %s (server name %q%s): %w", addr, tc.ServerName, alpn, err)
+	}
+	return tlsConn, nil
+}
+
+// applyConnack takes the keepalive and the server's limits from the
+// CONNACK's properties (MQTT 5; a 3.1.1 CONNACK has none).
+func (s *session) applyConnack(p *packets.Properties) {
+	s.keepAlive = s.b.cfg.KeepAlive
+	if p == nil {
+		return
+	}
+	if p.ServerKeepAlive != nil {
+		s.keepAlive = time.Duration(*p.ServerKeepAlive) * time.Second
+	}
+	if p.ReceiveMaximum != nil && *p.ReceiveMaximum > 0 {
+		s.server.receiveMax = *p.ReceiveMaximum
+	}
+	if p.MaximumQOS != nil {
+		s.server.maxQoS = *p.MaximumQOS
+	}
+	if p.RetainAvailable != nil {
+		s.server.retain = *p.RetainAvailable != 0
+	}
+	if p.MaximumPacketSize != nil {
+		s.server.maxPacket = *p.MaximumPacketSize
+	}
+}
+
+// checkServerQoS refuses an upstream that allows only QoS 0 while an
+// outbound route forwards at QoS 1. A QoS 0 publish has no acknowledgement:
+// the message would leave the queue when written, and a connection dropped
+// before the upstream read it would lose it. That is not ours to decide for
+// a QoS 1 route; the operator can (qos: 0), or another upstream in the list
+// may take QoS 1.
+func (b *Bridge) checkServerQoS(maxQoS byte, addr string) error {
+	if maxQoS > 0 {
+		return nil
+	}
+	for _, r := range b.routes.Load().all {
+		if r.Direction.out() && r.wireQoS() > 0 {
+			return fmt.Errorf("%s allows only QoS 0 (CONNACK Maximum QoS 0), but route %q forwards at QoS 1: its messages would leave the queue unacknowledged and a dropped connection would lose them; they stay queued. Set the route's qos: 0 to accept that, or bridge to an upstream that supports QoS 1", addr, r.Name)
+		}
+	}
+	return nil
 }
 
 // connect writes CONNECT and reads the CONNACK, in the bridge's protocol.
