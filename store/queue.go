@@ -721,7 +721,7 @@ func (q *Queue) persist(c *commitTxn) (err, syncErr error) {
 		err = q.write(c.pre, c.sets, c.ops)
 	}
 	if err == nil && c.accepted > 0 {
-		syncErr = q.syncLogs(c.pre, c.sets, c.ops)
+		syncErr = q.syncLogs()
 	}
 	return err, syncErr
 }
@@ -796,26 +796,36 @@ func (q *Queue) Err() error {
 }
 
 // syncLogs makes the committed transaction durable: the value log first
-// when a value went there, then the WAL (see logSyncer). In that order a
+// when a value went there since its last sync, this commit's or an earlier
+// one's or a KV Write's, then the WAL (see logSyncer). In that order a
 // power cut cannot keep a WAL entry whose value-log pointer leads past the
 // end of the value log (badger cuts the last value-log file at its last
-// whole entry on open): the message would be unreadable.
-func (q *Queue) syncLogs(groups ...[]op) error {
+// whole entry on open): the message would be unreadable (logorder.go).
+func (q *Queue) syncLogs() error {
+	return q.logs.syncWAL(q.walSync, q.vlogSync)
+}
+
+// bigValue says whether a write of the groups puts a value in the value log.
+func bigValue(groups ...[]op) bool {
 	for _, g := range groups {
 		for _, o := range g {
 			if !o.cancel && !o.del && len(o.val) >= valueThreshold {
-				if err := q.vlogSync.sync(); err != nil {
-					return err
-				}
-				return q.walSync.sync()
+				return true
 			}
 		}
 	}
-	return q.walSync.sync()
+	return false
 }
 
 // write commits the groups as one transaction (synced by syncLogs).
 func (q *Queue) write(groups ...[]op) error {
+	if bigValue(groups...) {
+		return q.logs.bigCommit(func() error { return q.writeTxn(groups...) })
+	}
+	return q.writeTxn(groups...)
+}
+
+func (q *Queue) writeTxn(groups ...[]op) error {
 	txn := q.db.NewTransaction(true)
 	defer txn.Discard()
 	for _, g := range groups {

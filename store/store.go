@@ -264,6 +264,9 @@ type Queue struct {
 	arena     []byte
 	// walSync, vlogSync: the committer's fdatasync of badger's logs
 	walSync, vlogSync *logSyncer
+	// logs: the value log before the WAL, across the committer and the
+	// KV handles (logorder.go)
+	logs logOrder
 }
 
 type route struct {
