@@ -6,8 +6,9 @@ import (
 )
 
 // logOrder keeps one rule for every writer of the database (the queue's
-// committer and each KV handle): no fdatasync of the write-ahead log makes
-// an entry durable whose value is in the value log and not yet synced.
+// committer, each KV handle, and value-log GC: runValueLogGC): no fdatasync
+// of the write-ahead log makes an entry durable whose value is in the value
+// log and not yet synced.
 //
 // badger writes a transaction's large values to the value log, then its
 // entries, with pointers into the value log, to the WAL. Without SyncWrites
@@ -29,8 +30,9 @@ import (
 //     WAL.
 //
 // Commits of small values only never wait. Syncs take turns; they were
-// fdatasyncs of the same files anyway. TestPowerCutDeadLetterValueLog and
-// TestPowerCutKVValueLog are the power cuts this prevents.
+// fdatasyncs of the same files anyway. TestPowerCutDeadLetterValueLog,
+// TestPowerCutKVValueLog and TestPowerCutValueLogGC are the power cuts this
+// prevents.
 type logOrder struct {
 	mu    sync.RWMutex // read: a commit with a value-log value; write: a WAL sync
 	dirty atomic.Bool  // a value went to the value log since its last sync

@@ -1521,11 +1521,57 @@ func (q *Queue) gc() {
 				q.log.Warn("disk nearly full: value-log GC skipped", "dir", q.dir, "free_bytes", free, "reserve_bytes", q.minFree)
 				continue
 			}
-			for i := 0; i < 16; i++ {
-				if err := q.db.RunValueLogGC(0.5); err != nil {
-					break
-				}
-			}
+			q.runValueLogGC(16)
 		}
 	}
+}
+
+// runValueLogGC rewrites up to max value-log files and returns how many.
+//
+// badger's value-log GC writes the live values of a file into the current
+// one and the WAL (no sync: SyncWrites is off), then deletes the file. Were
+// the delete durable and the moved values not, a power cut would lose
+// acknowledged messages, and the next WAL sync makes the moved entries
+// durable without their values (logorder.go). So each rewrite runs as a
+// value-log commit (bigCommit), is synced at once, value log first, and the
+// file is deleted only after that: badger defers deleting a rewritten file
+// while an iterator is open (value.go: filesToBeDeleted, deleted when the
+// last iterator closes), and one is held open across the rewrite and its
+// sync. TestPowerCutValueLogGC is the power cut this prevents.
+func (q *Queue) runValueLogGC(max int) int {
+	n := 0
+	for ; n < max; n++ {
+		if err := q.gcOne(); err != nil {
+			if !errors.Is(err, badger.ErrNoRewrite) && !errors.Is(err, badger.ErrRejected) {
+				q.log.Warn("value-log GC", "dir", q.dir, "err", err)
+			}
+			break
+		}
+	}
+	return n
+}
+
+func (q *Queue) gcOne() error {
+	// The logs GC may write to: the current ones and any it rotates to.
+	wal, err := newLogSyncer(q.dir, ".mem")
+	if err != nil {
+		return err
+	}
+	defer wal.close()
+	vlog, err := newLogSyncer(q.dir, ".vlog")
+	if err != nil {
+		return err
+	}
+	defer vlog.close()
+	txn := q.db.NewTransaction(false)
+	defer txn.Discard()
+	pin := txn.NewIterator(badger.IteratorOptions{PrefetchValues: false, Prefix: []byte{0xff}})
+	defer pin.Close() // last: the rewritten file is deleted here, after the sync
+	if err := q.logs.bigCommit(func() error { return q.db.RunValueLogGC(0.5) }); err != nil {
+		return err
+	}
+	if err := q.logs.syncWAL(wal, vlog); err != nil {
+		return fmt.Errorf("syncing the values value-log GC moved: %w", err)
+	}
+	return nil
 }
