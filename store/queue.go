@@ -1538,6 +1538,10 @@ func (q *Queue) gc() {
 // while an iterator is open (value.go: filesToBeDeleted, deleted when the
 // last iterator closes), and one is held open across the rewrite and its
 // sync. TestPowerCutValueLogGC is the power cut this prevents.
+//
+// Open, not fixed: badger's GC also writes back values a newer tombstone
+// shadows, and they come back once a compaction drops the tombstone
+// (gcresurrect_test.go explains it and reproduces it).
 func (q *Queue) runValueLogGC(max int) int {
 	n := 0
 	for ; n < max; n++ {
