@@ -36,8 +36,8 @@ type KVOp struct {
 
 // KV is one named key space in the queue's database. Write is atomic and
 // durable when it returns (one badger transaction, then fdatasync of the
-// write-ahead log, and of the value log when a value went there, as the
-// queue's own commits: logsync.go). Concurrent Writes commit side by side
+// value log when a value went there, and of the write-ahead log, as the
+// queue's own commits: logsync.go, logorder.go). Concurrent Writes commit side by side
 // and share their fdatasync: a sync that starts after a commit has returned
 // covers it. Get and List see every Write that has returned. Safe for
 // concurrent use. Stop using a KV before closing its Queue: after Close its
@@ -47,11 +47,12 @@ type KV struct {
 	prefix []byte
 
 	committed atomic.Uint64 // Writes committed (not yet synced, maybe)
-	vlogDirty atomic.Bool   // a committed Write put a value in the value log since its last sync
 
 	mu        sync.Mutex // one sync at a time: the log syncers are not shared
 	synced    uint64     // Writes made durable: those committed when a sync began
 	wal, vlog *logSyncer
+
+	afterCommit func() // tests: runs between a Write's commit and its sync
 }
 
 // KV returns the key space named space (1 to 64 bytes, no NUL). Every call
@@ -146,11 +147,15 @@ func (kv *KV) Write(ctx context.Context, ops []KVOp) error {
 			return fmt.Errorf("writing %d keys: %w", len(ops), err)
 		}
 	}
-	if err := txn.Commit(); err != nil {
+	commit := txn.Commit
+	if big {
+		commit = func() error { return kv.q.logs.bigCommit(txn.Commit) }
+	}
+	if err := commit(); err != nil {
 		return fmt.Errorf("committing %d keys: %w", len(ops), err)
 	}
-	if big {
-		kv.vlogDirty.Store(true) // before the count: whoever syncs our number sees it
+	if kv.afterCommit != nil {
+		kv.afterCommit()
 	}
 	n := kv.committed.Add(1)
 	took, synced, err := kv.syncUpTo(n)
@@ -175,16 +180,13 @@ func (kv *KV) syncUpTo(n uint64) (took time.Duration, synced bool, err error) {
 	}
 	upto := kv.committed.Load()
 	start := time.Now()
-	err = kv.wal.sync()
-	if err == nil && kv.vlogDirty.Swap(false) {
-		if err = kv.vlog.sync(); err != nil {
-			kv.vlogDirty.Store(true)
-		}
+	// The value log first when a value went there since its last sync, then
+	// the WAL; the queue's committer syncs in the same order (logorder.go).
+	if err := kv.q.logs.syncWAL(kv.wal, kv.vlog); err != nil {
+		return time.Since(start), true, err
 	}
-	if err == nil {
-		kv.synced = upto
-	}
-	return time.Since(start), true, err
+	kv.synced = upto
+	return time.Since(start), true, nil
 }
 
 // Close releases the handle's open log files. The data stays.

@@ -36,7 +36,9 @@ import (
 // a volatile write cache. Each copy is then mounted (ext4 replays its
 // journal) and the queue opened with no help: every message acknowledged
 // (Enqueue returned, after fdatasync) before the stop must be there, in
-// order per route, unless the consumer had taken it.
+// order per route, unless the consumer had taken it; every key-space
+// document whose Write had returned must be there at least as new, whole
+// (kvcrash_test.go).
 //
 // EDGEGW_POWERCUT_COPIES sets the number of copies (make powercut: 200); go
 // test takes 20. It needs root and a free loop device, and skips saying so
@@ -227,7 +229,7 @@ func TestPowerCut(t *testing.T) {
 	run(t, "mkfs.ext4", "-q", "-F", "-E", "lazy_itable_init=0,lazy_journal_init=0", img)
 	mnt, dev := mountImage(t, img)
 
-	var tot struct{ expected, flushing, tables, rotated, repaired, retaken int }
+	var tot struct{ expected, kvDocs, flushing, tables, rotated, repaired, retaken int }
 	start := time.Now()
 	for phase, key := range []string{"", "powercut"} { // plain, then encrypted
 		n := copies / 2
@@ -273,7 +275,10 @@ func TestPowerCut(t *testing.T) {
 			}
 			want := expected(lines)
 			tot.expected += len(want)
-			reps, err := checkCopy(t, filepath.Join(work, "copy.img"), filepath.Base(dir), key, want)
+			kv := map[int]kvAck{}
+			kvAcked(lines, kv)
+			reps, docs, err := checkCopy(t, filepath.Join(work, "copy.img"), filepath.Base(dir), key, want, kv)
+			tot.kvDocs += docs
 			if err != nil {
 				stop()
 				t.Fatalf("phase %d copy %d (after %d lines; %d expected): %v\nchild's stderr:\n%s", phase, i, len(lines), len(want), err, stderr.String())
@@ -285,9 +290,9 @@ func TestPowerCut(t *testing.T) {
 		}
 		stop()
 	}
-	t.Logf("%d power-cut copies in %v: 0 failures; %d acknowledged messages checked; copies with a memtable waiting for its flush %d, "+
+	t.Logf("%d power-cut copies in %v: 0 failures; %d acknowledged messages checked, %d acknowledged key-space documents checked; copies with a memtable waiting for its flush %d, "+
 		"new tables since the previous copy %d, a value-log rotation since the previous copy %d; repairs at open %d; copies retaken because the device wrote during the copy %d",
-		copies, time.Since(start).Round(time.Second), tot.expected, tot.flushing, tot.tables, tot.rotated, tot.repaired, tot.retaken)
+		copies, time.Since(start).Round(time.Second), tot.expected, tot.kvDocs, tot.flushing, tot.tables, tot.rotated, tot.repaired, tot.retaken)
 }
 
 // stopAndCopy stops the child, waits for its lines and the device to be
@@ -339,22 +344,24 @@ func stopAndCopy(t *testing.T, cmd *exec.Cmd, ll *lineLog, dev, img, dst string)
 }
 
 // checkCopy mounts the image copy, opens the queue in it with no help and
-// checks that every message of want is there, in order per route.
-func checkCopy(t *testing.T, copyImg, qdir, key string, want map[uint64]string) ([]Repair, error) {
+// checks that every message of want is there, in order per route, and that
+// every key-space document of kv is there at least as new and whole
+// (checkKV). It returns Open's repairs and the number of documents checked.
+func checkCopy(t *testing.T, copyImg, qdir, key string, want map[uint64]string, kv map[int]kvAck) ([]Repair, int, error) {
 	t.Helper()
 	mnt, err := os.MkdirTemp(filepath.Dir(copyImg), "copy-mnt")
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	defer os.Remove(mnt)
 	out, err := exec.Command("losetup", "-f", "--show", copyImg).CombinedOutput()
 	if err != nil {
-		return nil, fmt.Errorf("losetup %s: %v: %s", copyImg, err, out)
+		return nil, 0, fmt.Errorf("losetup %s: %v: %s", copyImg, err, out)
 	}
 	dev := strings.TrimSpace(string(out))
 	defer exec.Command("losetup", "-d", dev).Run()
 	if out, err := exec.Command("mount", "-t", "ext4", dev, mnt).CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("mounting the copy (ext4 journal replay): %v: %s", err, out)
+		return nil, 0, fmt.Errorf("mounting the copy (ext4 journal replay): %v: %s", err, out)
 	}
 	defer func() {
 		if out, err := exec.Command("umount", mnt).CombinedOutput(); err != nil {
@@ -371,12 +378,12 @@ func checkCopy(t *testing.T, copyImg, qdir, key string, want map[uint64]string) 
 	q, err := Open(Options{Dir: dir, Routes: soakRoutes, EncryptionKey: k,
 		Logger: slog.New(slog.NewTextHandler(&errs, &slog.HandlerOptions{Level: slog.LevelError}))})
 	if err != nil {
-		return nil, fmt.Errorf("open: %v", err)
+		return nil, 0, fmt.Errorf("open: %v", err)
 	}
 	defer q.Close()
 	rep := q.OpenReport()
 	if rep.MovedTo != "" || errs.Len() > 0 {
-		return nil, fmt.Errorf("open moved the queue aside (%+v) or logged errors: %s", rep, errs.String())
+		return nil, 0, fmt.Errorf("open moved the queue aside (%+v) or logged errors: %s", rep, errs.String())
 	}
 	got := map[string][]uint64{}
 	present := map[uint64]bool{}
@@ -386,10 +393,10 @@ func checkCopy(t *testing.T, copyImg, qdir, key string, want map[uint64]string) 
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("Next: %v", err)
+			return nil, 0, fmt.Errorf("Next: %v", err)
 		}
 		if s := got[m.Route]; len(s) > 0 && m.Seq <= s[len(s)-1] {
-			return nil, fmt.Errorf("route %s: seq %d after %d", m.Route, m.Seq, s[len(s)-1])
+			return nil, 0, fmt.Errorf("route %s: seq %d after %d", m.Route, m.Seq, s[len(s)-1])
 		}
 		got[m.Route] = append(got[m.Route], m.Seq)
 		present[m.Seq] = true
@@ -402,7 +409,11 @@ func checkCopy(t *testing.T, copyImg, qdir, key string, want map[uint64]string) 
 	}
 	if len(lost) > 0 {
 		slices.Sort(lost)
-		return nil, fmt.Errorf("%d of %d acknowledged messages lost, first %v", len(lost), len(want), lost[:min(10, len(lost))])
+		return nil, 0, fmt.Errorf("%d of %d acknowledged messages lost, first %v", len(lost), len(want), lost[:min(10, len(lost))])
 	}
-	return rep.Repairs, nil
+	docs, err := checkKV(q, kv)
+	if err != nil {
+		return nil, 0, err
+	}
+	return rep.Repairs, docs, nil
 }

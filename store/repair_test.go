@@ -335,6 +335,15 @@ func TestOpenSalvagesUnreadableQueue(t *testing.T) {
 		route := []string{"a", "b", "c"}[i%3]
 		acked[route] = append(acked[route], enq(t, q, route, fmt.Sprintf("m%d", i)))
 	}
+	kv, err := q.KV("shadow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bigDoc := bytes.Repeat([]byte{'d'}, valueThreshold+10) // in the value log
+	if err := kv.Write(context.Background(), []KVOp{{Key: "thing/a", Value: []byte(`{"v":1}`)}, {Key: "thing/b", Value: bigDoc}}); err != nil {
+		t.Fatal(err)
+	}
+	kv.Close()
 	q.Close()
 	// Damage: route b's registry entry, and one message of route c.
 	// The store's value-log size: badger's default (2 GiB) cannot be mapped on 32-bit.
@@ -357,8 +366,19 @@ func TestOpenSalvagesUnreadableQueue(t *testing.T) {
 
 	q = openT(t, Options{Dir: dir, Routes: []RouteLimits{{Name: "a"}, {Name: "c"}}})
 	rep := q.OpenReport()
-	if rep.MovedTo == "" || rep.Salvage.Messages != 29 || rep.Salvage.Lost != 2 {
-		t.Fatalf("OpenReport: got %+v; want moved aside, 29 messages salvaged, 2 records lost (b's registry entry, one message of c)", rep)
+	if rep.MovedTo == "" || rep.Salvage.Messages != 29 || rep.Salvage.Keys != 2 || rep.Salvage.Lost != 2 {
+		t.Fatalf("OpenReport: got %+v; want moved aside, 29 messages and 2 key-space records salvaged, 2 records lost (b's registry entry, one message of c)", rep)
+	}
+	// The key space (device shadows) is copied whole.
+	kv, err = q.KV("shadow")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kv.Close()
+	for k, want := range map[string][]byte{"thing/a": []byte(`{"v":1}`), "thing/b": bigDoc} {
+		if got, err := kv.Get(context.Background(), k); err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("salvaged key %s: got %d bytes, %v; want %d bytes", k, len(got), err, len(want))
+		}
 	}
 	// Route b's messages are kept under a name made from its id.
 	acked["salvaged-route-2"] = acked["b"]

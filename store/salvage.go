@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/binary"
 	"fmt"
@@ -12,6 +13,7 @@ import (
 type SalvageReport struct {
 	Messages    int    // messages copied, with their route, sequence number and order
 	DeadLetters int    // dead letters copied
+	Keys        int    // key-space records copied (KV: device shadows and their outbox)
 	Lost        int    // records that could not be read (their value or their route)
 	Err         string // why nothing or not everything could be read; "" when all was
 }
@@ -19,7 +21,8 @@ type SalvageReport struct {
 // salvage copies every readable record of the queue moved aside to from
 // into db, a new empty queue, before load reads it: the route registry with
 // the same route ids, messages and dead letters under the same keys (so
-// route, sequence number and order are kept), and the sequence mark. The
+// route, sequence number and order are kept), the sequence mark, and the
+// records of the key spaces (kv.go: device shadows live there). The
 // route meta is not copied: load counts each route once from its messages.
 // The old queue is opened with badger after the same repairs Open makes; a
 // queue badger cannot open at all yields an empty report with Err set.
@@ -42,7 +45,7 @@ func salvage(db *badger.DB, from string, opts badger.Options) (SalvageReport, er
 	err = old.View(func(txn *badger.Txn) error {
 		// The registry first, then the records: a message whose route is
 		// not registered gets a route named after its id.
-		for _, prefix := range []byte{pReg, pMsg, pDead, hwmKey[0]} {
+		for _, prefix := range []byte{pReg, pMsg, pDead, hwmKey[0], pKV} {
 			if err := salvagePrefix(txn, wb, prefix, rids, &r); err != nil {
 				return err
 			}
@@ -91,6 +94,8 @@ func salvagePrefix(txn *badger.Txn, wb *badger.WriteBatch, prefix byte, rids map
 			} else {
 				r.DeadLetters++
 			}
+		case pKV:
+			r.Keys++
 		}
 		if err := wb.Set(k, v); err != nil {
 			return err
@@ -101,7 +106,8 @@ func salvagePrefix(txn *badger.Txn, wb *badger.WriteBatch, prefix byte, rids map
 
 // whole says whether the record (k, v) reads: a registry entry names a
 // 4-byte route id, messages and dead letters decode, the sequence mark is
-// 8 bytes. The route meta is not copied (load recounts it).
+// 8 bytes, a key-space record's key names its space. The route meta is not
+// copied (load recounts it).
 func whole(k, v []byte) bool {
 	switch k[0] {
 	case pReg:
@@ -114,6 +120,8 @@ func whole(k, v []byte) bool {
 		return len(k) == 13 && decodeDead(v, &d) == nil
 	case hwmKey[0]:
 		return len(k) == 1 && len(v) == 8
+	case pKV:
+		return bytes.IndexByte(k[1:], 0) > 0 // "k" space NUL key
 	}
 	return false
 }

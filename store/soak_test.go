@@ -47,7 +47,9 @@ var soakRoutes = []RouteLimits{{Name: "keep"}, {Name: "bulk"}, {Name: "capped", 
 
 // soakChild prints "E route seq" after each Enqueue returns (the PUBACK it
 // would send), and "A seq" / "D seq" before each Ack / DeadLetter (after
-// those, the message may be gone).
+// those, the message may be gone). Beside the queue it writes versioned
+// documents to a key space and prints "K i version" / "X i version" after
+// each Write returns (kvcrash_test.go).
 func soakChild(dir string) {
 	var key []byte
 	if k := os.Getenv(soakKeyEnv); k != "" {
@@ -87,6 +89,7 @@ func soakChild(dir string) {
 			}
 		}()
 	}
+	kvChild(q, out)
 	keep := os.Getenv(soakKeepEnv) != ""
 	go func() {
 		var held []uint64
@@ -132,6 +135,7 @@ type soakQueue struct {
 	key     string // "" plain
 	pending map[uint64]string
 	maxSeq  uint64
+	kv      map[int]kvAck // the key space's acknowledged Writes, across cycles
 	life    map[string]RouteStats
 	sst     int // the highest table id after the last check
 	vlog    int // the highest value-log id after the last check
@@ -144,11 +148,11 @@ func TestCrashSoak(t *testing.T) {
 	t.Logf("seed %d, %d cycles", seed, cycles)
 	root := t.TempDir()
 	qs := []*soakQueue{
-		{dir: filepath.Join(root, "plain"), pending: map[uint64]string{}, life: map[string]RouteStats{}},
-		{dir: filepath.Join(root, "encrypted"), key: "soak", pending: map[uint64]string{}, life: map[string]RouteStats{}},
+		{dir: filepath.Join(root, "plain"), pending: map[uint64]string{}, kv: map[int]kvAck{}, life: map[string]RouteStats{}},
+		{dir: filepath.Join(root, "encrypted"), key: "soak", pending: map[uint64]string{}, kv: map[int]kvAck{}, life: map[string]RouteStats{}},
 	}
 	var tot struct {
-		acked, flushing, compacted, rotated, repaired, enqueued int
+		acked, flushing, compacted, rotated, repaired, enqueued, kvWrites, kvDocs int
 	}
 	start := time.Now()
 	for cycle := range cycles {
@@ -158,6 +162,8 @@ func TestCrashSoak(t *testing.T) {
 		tot.enqueued += st.enqueued
 		tot.acked += st.acked
 		tot.repaired += st.repaired
+		tot.kvWrites += st.kvWrites
+		tot.kvDocs += st.kvDocs
 		if st.mems > 1 {
 			tot.flushing++
 		}
@@ -170,12 +176,14 @@ func TestCrashSoak(t *testing.T) {
 		sq.sst, sq.vlog = st.sstAfter, st.vlogAfter
 	}
 	t.Logf("%d kill -9 cycles in %v: 0 reopen failures, 0 lost; %d messages acknowledged (PUBACK), %d verified present or consumed; "+
+		"%d key-space Writes acknowledged, %d acknowledged documents verified at least as new and whole; "+
 		"cycles whose kill saw a memtable waiting for its flush %d, new tables (flush or compaction) %d, a value-log rotation %d; repairs at open %d",
-		cycles, time.Since(start).Round(time.Second), tot.enqueued, tot.acked, tot.flushing, tot.compacted, tot.rotated, tot.repaired)
+		cycles, time.Since(start).Round(time.Second), tot.enqueued, tot.acked, tot.kvWrites, tot.kvDocs, tot.flushing, tot.compacted, tot.rotated, tot.repaired)
 }
 
 type soakStats struct {
 	enqueued, acked, repaired int
+	kvWrites, kvDocs          int // key-space Writes acknowledged; documents checked
 	mems, sst, vlog           int // at the kill: .mem files, highest table and value-log ids
 	sstAfter, vlogAfter       int // after the check
 }
@@ -226,8 +234,11 @@ func soakCycle(t *testing.T, cycle int, sq *soakQueue, kill time.Duration) (st s
 				sq.pending[seq] = f[1]
 			}
 			st.enqueued++
+		case len(f) == 3 && (f[0] == "K" || f[0] == "X"):
+			st.kvWrites++
 		}
 	}
+	kvAcked(lines, sq.kv)
 	// A consumer may print its "A" before the producer prints its "E".
 	for _, l := range lines {
 		if f := strings.Fields(l); len(f) == 2 && (f[0] == "A" || f[0] == "D") {
@@ -262,6 +273,9 @@ func soakCycle(t *testing.T, cycle int, sq *soakQueue, kill time.Duration) (st s
 		t.Logf("cycle %d: repaired %v", cycle, q.OpenReport().Repairs)
 	}
 	checkMeta(t, cycle, q)
+	if st.kvDocs, err = checkKV(q, sq.kv); err != nil {
+		t.Fatalf("cycle %d (%s, killed after %v): %v", cycle, sq.dir, kill, err)
+	}
 	// Every message acknowledged and not consumed is there, in order per route.
 	got := map[string][]uint64{}
 	present := map[uint64]bool{}

@@ -17,7 +17,9 @@
 // Open repairs the states a crash leaves in badger v4.9.6's files that badger
 // refuses or mishandles (repair.go explains each) and salvages a queue it
 // cannot read (salvage.go); the value log is synced before the write-ahead
-// log so that no durable WAL entry points past the value log's end.
+// log, by the committer and every KV handle alike (logorder.go), so that no
+// durable WAL entry points past the value log's end (badger v4.9.6 reads
+// such a value back as empty, with no error).
 //
 // Beside the directory, "<dir>.seq" repeats the sequence high-water mark
 // outside badger (seqfile.go): a queue moved aside as corrupt, or removed,
@@ -272,6 +274,9 @@ type Queue struct {
 	arena     []byte
 	// walSync, vlogSync: the committer's fdatasync of badger's logs
 	walSync, vlogSync *logSyncer
+	// logs: the value log before the WAL, across the committer and the
+	// KV handles (logorder.go)
+	logs logOrder
 }
 
 type route struct {
