@@ -61,6 +61,12 @@ import (
 // followed by a local delivery (mochi's order: PUBACK, then delivery); the
 // client resends.
 //
+// Offline persistent sessions: while one exists (with a session store), a
+// QoS 1 message is pipelined even without a route, and the worker delivers
+// it before writing its PUBACK, which waits for the write of what offline
+// sessions took of it (sessions.go, sessionstore.go). Its predecessors are
+// delivered first, so the order holds.
+//
 // Back-pressure: the pipeline is bounded (pipelineDepth); when it is full
 // OnPublish waits, so mochi stops reading that client only. The worker also
 // applies the slow-subscriber back-pressure (hook.go) before each delivery,

@@ -56,11 +56,56 @@ import (
 //   - A clean start with the same client ID, or the session's expiry, discards
 //     the outbox; the messages are counted as dropped and audited.
 //
-// Restart: the outbox lives in memory. A restart of the daemon (or kill -9)
-// loses the offline sessions and their pending messages, as mochi's sessions
-// themselves are not persisted; what a restart loses cannot be counted after
-// the fact. The upstream queue keeps its durability promise; session
-// messages do not have it yet.
+// Restart: with a session store (RestoreSessions; `edgegw run` always sets
+// one, a key space of the queue's database) an offline session survives a
+// restart and a kill -9 of the daemon (sessionstore.go):
+//
+//   - When its client leaves, the session is written: listener, thing,
+//     protocol, the absolute end of its expiry, and its subscriptions
+//     (filter, QoS, No Local, Retain As Published, Retain Handling,
+//     subscription identifier). Each message queued for it is written with
+//     what its delivery needs (topic, payload, QoS, RETAIN, DUP and the
+//     packet identifier if it was in flight, the absolute end of its Message
+//     Expiry Interval, payload format, content type, response topic,
+//     correlation data, user properties, subscription identifiers), under a
+//     key that sorts in delivery order.
+//   - Durability: the publisher's PUBACK for a QoS 1 message that an offline
+//     session takes waits for that write, as for the upstream queue: while
+//     any session is offline, QoS 1 messages go through the pipeline
+//     (pipeline.go), are delivered before their PUBACK and the PUBACK waits
+//     for what the delivery wrote (durableDelivery); the bridge acknowledges
+//     an inbound message upstream after the same wait. With no offline
+//     session the path is unchanged: no store write for online subscribers.
+//     Not held: a QoS 2 publisher's PUBREC (mochi writes it before it
+//     delivers), QoS 1 messages of a client whose routes need an Enqueuer
+//     that cannot pipeline, and wills; their writes follow within one group
+//     commit.
+//   - A message leaves the store when the resumed client acknowledges it
+//     (PUBACK, PUBCOMP) or expires; the whole session when it is discarded
+//     (clean start, expiry) or resumed with everything delivered. From then
+//     on the session is the connected client's own and is not in the store:
+//     a kill -9 while it is connected loses it (a clean shutdown writes it,
+//     as the client's disconnect makes it offline first). A QoS 2 message
+//     acknowledged with PUBREC but not yet PUBCOMP at a kill -9 is sent
+//     again as a PUBLISH with DUP (at least once across a crash).
+//   - At start (before the listeners accept) every stored session comes
+//     back: mochi gets the disconnected client and its subscriptions (so
+//     clean session 0 / clean start false finds session present 1, and
+//     messages published meanwhile are queued), the outbox its messages in
+//     order. Its expiry runs to the stored deadline (mochi would count it
+//     from the restart). One whose expiry passed while the daemon was down,
+//     whose listener is gone or asks a custom authorizer, or whose thing no
+//     longer binds a policy is discarded, its messages counted and audited.
+//     The policy of a restored session is bound again from its thing and
+//     client ID (no certificate: certificate policy variables do not match
+//     until the client is back); sessions on a listener with a custom
+//     authorizer are not stored (memory only, as without a store).
+//   - The limits (session_max_messages, session_max_bytes, expiry) apply as
+//     in memory; a failed store write is logged and counted
+//     (Metrics.SessionStoreFailures) and the message stays in memory.
+//
+// Without a store (broker tests, tools) the outbox lives in memory and a
+// restart loses it.
 //
 // Order with live traffic: messages published while the outbox is being
 // written to a returning client (after CONNACK) may reach it before the end

@@ -1,0 +1,228 @@
+package broker
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/edgegw/edgegw/store"
+)
+
+// TestStoredMsgRoundTrip: a pending message keeps, through its record,
+// everything its delivery needs: topic, payload, QoS, RETAIN, DUP, the
+// packet identifier it was in flight with, its origin, the absolute end of
+// its Message Expiry Interval, and the PUBLISH properties.
+func TestStoredMsgRoundTrip(t *testing.T) {
+	now := time.Now().Unix()
+	pk := packets.Packet{
+		FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 2, Retain: true, Dup: true},
+		TopicName:   "a/b", Payload: []byte{0, 1, 0xff}, PacketID: 0xfffe, Origin: "pub1",
+		Created: now - 10, Expiry: now + 50,
+		Properties: packets.Properties{
+			PayloadFormat: 1, PayloadFormatFlag: true, ContentType: "application/json", ResponseTopic: "r/t",
+			CorrelationData: []byte("cd"), SubscriptionIdentifier: []int{3, 7},
+			User: []packets.UserProperty{{Key: "a", Val: "2"}, {Key: "a", Val: "3"}},
+		},
+	}
+	got, err := decodeMsg(encodeMsg(&pk))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := pk
+	want.Properties.MessageExpiryInterval = 60 // Expiry - Created; WritePacket sends what remains
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("decoded\n%+v\nwant\n%+v", got, want)
+	}
+
+	plain := packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}, TopicName: "x", Payload: []byte{}, Created: now}
+	if got, err := decodeMsg(encodeMsg(&plain)); err != nil || !reflect.DeepEqual(got, plain) {
+		t.Fatalf("decoded %+v, %v; want %+v", got, err, plain)
+	}
+
+	for _, bad := range []string{`{`, `{"v":2,"t":"x","q":1}`, `{"v":1,"t":"","q":1}`, `{"v":1,"t":"x","q":0}`} {
+		if _, err := decodeMsg([]byte(bad)); err == nil {
+			t.Errorf("decodeMsg(%s) accepted", bad)
+		}
+	}
+	for _, bad := range []string{`[]`, `{"v":1,"proto":4,"listener":"","expires":5}`, `{"v":1,"proto":9,"listener":"l","expires":5}`, `{"v":1,"proto":4,"listener":"l","expires":0}`} {
+		if _, err := decodeSession([]byte(bad)); err == nil {
+			t.Errorf("decodeSession(%s) accepted", bad)
+		}
+	}
+}
+
+// TestSessionKeysOrder: a prefix scan of a session's messages returns them
+// in delivery order (moved-back messages below seqStart first), and one
+// client's prefix never covers another's.
+func TestSessionKeysOrder(t *testing.T) {
+	seqs := []uint64{seqStart - 2, seqStart - 1, seqStart, seqStart + 1, seqStart + 255, seqStart + 256}
+	for i := 1; i < len(seqs); i++ {
+		if a, b := msgKey("c", seqs[i-1]), msgKey("c", seqs[i]); a >= b {
+			t.Errorf("key of %d >= key of %d", seqs[i-1], seqs[i])
+		}
+	}
+	if strings.HasPrefix(msgKey("ab", 1), msgPrefix("a")) {
+		t.Errorf("prefix of client a covers client ab")
+	}
+	if seq, ok := msgSeq("c", msgKey("c", seqStart+9)); !ok || seq != seqStart+9 {
+		t.Errorf("msgSeq = %d, %v", seq, ok)
+	}
+	if _, ok := msgSeq("c", msgKey("cd", 1)); ok {
+		t.Errorf("msgSeq took another client's key")
+	}
+}
+
+func openSessionKV(t *testing.T) (*store.Queue, *store.KV) {
+	t.Helper()
+	q, err := store.Open(store.Options{Dir: filepath.Join(t.TempDir(), "queue")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := q.KV("sessions")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		kv.Close()
+		if err := q.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return q, kv
+}
+
+// TestSessionRestore: an offline MQTT 5 session with 50 messages (with
+// Message Expiry, content type, response topic and user properties) is
+// written to the store when its client leaves; a second broker on the same
+// store restores it before it starts: the client reconnects with clean
+// start false, gets session present, the 50 messages in order with their
+// properties and what remains of their expiry, and a message published
+// after the restart while it is still away. Delivered and acknowledged
+// messages leave the store.
+func TestSessionRestore(t *testing.T) {
+	const n = 50
+	_, kv := openSessionKV(t)
+	restore := func(b *Broker) {
+		if _, _, err := b.RestoreSessions(context.Background(), kv); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e1 := newEnvBefore(t, offlineSite(t), restore)
+	conn := append(hostPort(e1.plain), "-V", "mqttv5")
+	sub := []string{"-x", "3600", "-i", "off-sub-restore", "-c", "-q", "1", "-t", "off/restore/#"}
+	mosq(t, "", "mosquitto_sub", append(append(append([]string{}, conn...), sub...), "-E")...)
+	var lines strings.Builder
+	for i := range n {
+		fmt.Fprintf(&lines, "%d\n", i)
+	}
+	mosq(t, lines.String(), "mosquitto_pub", append(append([]string{}, conn...), "-i", "off-pub-restore", "-q", "1", "-t", "off/restore/a", "-l",
+		"-D", "publish", "message-expiry-interval", "3600", "-D", "publish", "content-type", "text/plain",
+		"-D", "publish", "response-topic", "off/reply", "-D", "publish", "user-property", "k", "v")...)
+	if got := e1.metrics.SessionQueued.Load(); got != n {
+		t.Fatalf("SessionQueued = %d; want %d", got, n)
+	}
+	e1.b.Close()
+	keys, err := kv.List(context.Background(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(keys) != n+1 {
+		t.Fatalf("store holds %d keys; want the session and %d messages", len(keys), n)
+	}
+
+	e2 := newEnvBefore(t, offlineSite(t), restore)
+	if got := e2.metrics.SessionsRestored.Load(); got != 1 {
+		t.Fatalf("SessionsRestored = %d; want 1", got)
+	}
+	conn2 := append(hostPort(e2.plain), "-V", "mqttv5")
+	mosq(t, "late\n", "mosquitto_pub", append(append([]string{}, conn2...), "-i", "off-pub-restore", "-q", "1", "-t", "off/restore/late", "-l")...)
+	out := mosq(t, "", "mosquitto_sub", append(append(append([]string{}, conn2...), sub...), "-C", fmt.Sprint(n+1), "-W", "20", "-F", "%t|%p|%C|%R|%P|%E")...)
+	got := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if len(got) != n+1 {
+		t.Fatalf("got %d messages; want %d:\n%s", len(got), n+1, out)
+	}
+	for i, g := range got[:n] {
+		f := strings.Split(g, "|")
+		if len(f) != 6 || f[0] != "off/restore/a" || f[1] != fmt.Sprint(i) || f[2] != "text/plain" || f[3] != "off/reply" || f[4] != "k:v" {
+			t.Fatalf("message %d is %q; want off/restore/a|%d|text/plain|off/reply|k:v|<expiry>", i, g, i)
+		}
+		var left int
+		if _, err := fmt.Sscan(f[5], &left); err != nil || left < 3500 || left > 3600 {
+			t.Fatalf("message %d expiry %q; want what remains of 3600", i, f[5])
+		}
+	}
+	if !strings.HasPrefix(got[n], "off/restore/late|late|") {
+		t.Fatalf("last message %q; want the one published after the restart", got[n])
+	}
+	e2.b.Close() // the writer flushes: the acknowledged messages are deleted
+	msgs, err := kv.List(context.Background(), sessKeyMsg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(msgs) != 0 {
+		t.Fatalf("store still holds %d messages after they were delivered and acknowledged", len(msgs))
+	}
+}
+
+// TestSessionRestoreDiscards: a session whose expiry passed while the
+// daemon was down, one whose listener is gone, one whose record is
+// unreadable, and messages without a session are removed from the store at
+// start; the messages of the discarded sessions are counted and audited.
+func TestSessionRestoreDiscards(t *testing.T) {
+	_, kv := openSessionKV(t)
+	ctx := context.Background()
+	now := time.Now().Unix()
+	rec := func(listener string, expires int64) []byte {
+		v, _ := json.Marshal(storedSession{V: sessionFormat, Proto: 4, Listener: listener, Thing: "off-x", Expires: expires, Subs: []storedSub{{Filter: "off/#", QoS: 1}}})
+		return v
+	}
+	msg := encodeMsg(&packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: 1}, TopicName: "off/a", Payload: []byte("x"), Created: now})
+	ops := []store.KVOp{
+		{Key: sessionKey("expired"), Value: rec("local", now-1)},
+		{Key: msgKey("expired", seqStart), Value: msg},
+		{Key: msgKey("expired", seqStart+1), Value: msg},
+		{Key: sessionKey("nolistener"), Value: rec("gone", now+3600)},
+		{Key: msgKey("nolistener", seqStart), Value: msg},
+		{Key: sessionKey("garbled"), Value: []byte("{")},
+		{Key: msgKey("orphan", seqStart), Value: msg},
+		{Key: sessionKey("kept"), Value: rec("local", now+3600)},
+		{Key: msgKey("kept", seqStart), Value: msg},
+	}
+	if err := kv.Write(ctx, ops); err != nil {
+		t.Fatal(err)
+	}
+	var restored, messages int
+	e := newEnvBefore(t, offlineSite(t), func(b *Broker) {
+		var err error
+		if restored, messages, err = b.RestoreSessions(ctx, kv); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if restored != 1 || messages != 1 {
+		t.Fatalf("restored %d sessions, %d messages; want 1, 1", restored, messages)
+	}
+	e.b.Close()
+	keys, err := kv.List(ctx, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{msgKey("kept", seqStart), sessionKey("kept")}; !reflect.DeepEqual(keys, want) {
+		t.Fatalf("store keys %q; want %q", keys, want)
+	}
+	if got := e.metrics.SessionDropped.Load(); got != 3 {
+		t.Errorf("SessionDropped = %d; want 3 (2 expired, 1 listener gone)", got)
+	}
+	for _, want := range []string{"2 message(s) for offline session: session expired while the daemon was stopped",
+		"1 message(s) for offline session: listener gone is gone"} {
+		if !auditHas(t, e.audit, want) {
+			t.Errorf("audit log has no %q", want)
+		}
+	}
+}
