@@ -440,7 +440,7 @@ func (b *Broker) restoreSession(ctx context.Context, db SessionStore, id string,
 	}
 	cl.State.Inflight.ResetSendQuota(0)
 	cl.Stop(packets.ErrServerShuttingDown) // disconnected: mochi's expiry counts from now
-	ob.cl = cl
+	ob.cl, st.cl = cl, cl
 	b.srv.Clients.Add(cl)
 	for _, s := range rec.Subs {
 		sub := packets.Subscription{Filter: s.Filter, Qos: s.QoS, NoLocal: s.NoLocal, RetainAsPublished: s.RetainAsPublished,

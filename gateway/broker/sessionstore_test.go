@@ -4,14 +4,18 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/edgegw/edgegw/gateway/gatewaytest"
 	"github.com/edgegw/edgegw/store"
 )
 
@@ -224,5 +228,134 @@ func TestSessionRestoreDiscards(t *testing.T) {
 		if !auditHas(t, e.audit, want) {
 			t.Errorf("audit log has no %q", want)
 		}
+	}
+}
+
+// TestSessionRestoreAfterStop: a persistent MQTT 3.1.1 session whose client
+// is connected when the broker stops (SIGTERM's path: Close disconnects it,
+// which keeps it offline and writes it) is restored by the next broker on
+// the same store: messages published after the restart are held for it and
+// delivered, in order, when it comes back with clean session 0.
+func TestSessionRestoreAfterStop(t *testing.T) {
+	_, kv := openSessionKV(t)
+	restore := func(b *Broker) {
+		if _, _, err := b.RestoreSessions(context.Background(), kv); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e1 := newEnvBefore(t, offlineSite(t), restore)
+	sub := []string{"-V", "mqttv311", "-i", "off-sub-stop", "-c", "-q", "1", "-t", "off/stop/#"}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, gatewaytest.Need(t, "mosquitto_sub", "mosquitto-clients"), append(hostPort(e1.plain), sub...)...)
+	cmd.WaitDelay = time.Second
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	eventually(t, "mosquitto_sub subscribed", func() bool { return e1.b.subscribed("off/stop/a") })
+	e1.b.Close()
+	select {
+	case <-exited: // disconnected by the stop
+	case <-time.After(10 * time.Second):
+		t.Fatal("mosquitto_sub still running 10s after the broker closed")
+	}
+	if keys, err := kv.List(context.Background(), sessionKey("off-sub-stop")); err != nil || len(keys) != 1 {
+		t.Fatalf("stored session keys %q, %v; want the session written at the stop", keys, err)
+	}
+
+	e2 := newEnvBefore(t, offlineSite(t), restore)
+	conn := append(hostPort(e2.plain), "-V", "mqttv311")
+	mosq(t, "0\n1\n2\n", "mosquitto_pub", append(append([]string{}, conn...), "-i", "off-pub-stop", "-q", "1", "-t", "off/stop/a", "-l")...)
+	if got := e2.metrics.SessionQueued.Load(); got != 3 {
+		t.Fatalf("SessionQueued = %d; want 3 held for the restored session", got)
+	}
+	out := mosq(t, "", "mosquitto_sub", append(hostPort(e2.plain), append(sub, "-C", "3", "-W", "20")...)...)
+	if out != "0\n1\n2\n" {
+		t.Fatalf("got %q; want 0, 1, 2 in order", out)
+	}
+}
+
+// gatedStore is a SessionStore whose writes wait while the gate is closed.
+type gatedStore struct {
+	SessionStore
+	mu     sync.Mutex
+	gate   chan struct{} // nil: open
+	writes atomic.Int64  // writes that reached the store
+}
+
+func (g *gatedStore) Write(ctx context.Context, ops []store.KVOp) error {
+	g.mu.Lock()
+	gate := g.gate
+	g.mu.Unlock()
+	if gate != nil {
+		<-gate
+	}
+	err := g.SessionStore.Write(ctx, ops)
+	g.writes.Add(1)
+	return err
+}
+
+func (g *gatedStore) close() {
+	g.mu.Lock()
+	g.gate = make(chan struct{})
+	g.mu.Unlock()
+}
+
+func (g *gatedStore) open() {
+	g.mu.Lock()
+	if g.gate != nil {
+		close(g.gate)
+		g.gate = nil
+	}
+	g.mu.Unlock()
+}
+
+// TestSessionPubackWaitsForStore: the PUBACK for a QoS 1 message held for
+// an offline session is not sent while the store write of that message is
+// blocked, and is sent once the write went through (the same promise as
+// the upstream queue).
+func TestSessionPubackWaitsForStore(t *testing.T) {
+	_, kv := openSessionKV(t)
+	gs := &gatedStore{SessionStore: kv}
+	e := newEnvBefore(t, offlineSite(t), func(b *Broker) {
+		if _, _, err := b.RestoreSessions(context.Background(), gs); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Cleanup(gs.open) // before the broker's Close (cleanups run last first): its writer must not stay blocked
+	conn := append(hostPort(e.plain), "-V", "mqttv5")
+	mosq(t, "", "mosquitto_sub", append(append([]string{}, conn...), "-x", "3600", "-i", "off-sub-gate", "-c", "-q", "1", "-t", "off/gate/#", "-E")...)
+	eventually(t, "session record written", func() bool { return gs.writes.Load() > 0 })
+	gs.close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, gatewaytest.Need(t, "mosquitto_pub", "mosquitto-clients"),
+		append(append([]string{}, conn...), "-i", "off-pub-gate", "-q", "1", "-t", "off/gate/a", "-m", "held")...)
+	cmd.WaitDelay = time.Second
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	eventually(t, "message queued for the offline session", func() bool { return e.metrics.SessionQueued.Load() == 1 })
+	select {
+	case err := <-exited:
+		t.Fatalf("mosquitto_pub got its PUBACK (exit %v) while the store write was blocked", err)
+	case <-time.After(500 * time.Millisecond):
+	}
+	gs.open()
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("mosquitto_pub: %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("no PUBACK within 20s of the store write going through")
+	}
+	keys, err := kv.List(context.Background(), msgPrefix("off-sub-gate"))
+	if err != nil || len(keys) != 1 {
+		t.Fatalf("stored messages %q, %v; want the one held", keys, err)
 	}
 }
