@@ -165,6 +165,10 @@ func TestSessionRestore(t *testing.T) {
 	if !strings.HasPrefix(got[n], "off/restore/late|late|") {
 		t.Fatalf("last message %q; want the one published after the restart", got[n])
 	}
+	// mosquitto_sub has exited; the broker reads its last PUBACKs and its
+	// DISCONNECT (the session is offline again) before it closes, or what
+	// was not acknowledged yet is rightly kept.
+	eventually(t, "session offline again", func() bool { return e2.metrics.SessionsOffline.Load() == 1 })
 	e2.b.Close() // the writer flushes: the acknowledged messages are deleted
 	msgs, err := kv.List(context.Background(), sessKeyMsg)
 	if err != nil {
