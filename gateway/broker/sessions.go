@@ -130,10 +130,10 @@ type outbox struct {
 	bytes   int64
 	dropped int64 // since the client left, for the audit line
 
-	// The store (sessionstore.go), when persist is set: msgs[i].seq are
-	// keys in [head, tail); sent maps the packet identifier of an outbox
-	// message written to the resumed client to its key until it is
-	// acknowledged.
+	// msgs[i].seq are in [head, tail), in order: the store keys when
+	// persist is set (sessionstore.go). sent maps the packet identifier of
+	// an outbox message written to the resumed client to its seq until it
+	// is acknowledged.
 	persist    bool
 	head, tail uint64
 	sent       map[uint16]uint64
@@ -266,10 +266,18 @@ func (b *Broker) keepOffline(cl *mqtt.Client, st *clientState) {
 	}
 	held := cl.State.Inflight.GetAll(false)
 	sort.SliceStable(held, func(i, j int) bool {
+		// Messages of the outbox (sent: identifiers given downwards by
+		// nextID) in outbox order, before any live delivery: they were
+		// published before the client came back.
+		si, oi := ob.sent[held[i].PacketID]
+		sj, oj := ob.sent[held[j].PacketID]
+		if oi || oj {
+			return oi && (!oj || si < sj)
+		}
 		if held[i].Created != held[j].Created {
 			return held[i].Created < held[j].Created
 		}
-		// Same second: packet IDs were given in order (mod 2^16).
+		// Same second: mochi gave packet IDs in order (mod 2^16).
 		return int16(held[i].PacketID-held[j].PacketID) < 0
 	})
 	var front []pending
@@ -289,11 +297,12 @@ func (b *Broker) keepOffline(cl *mqtt.Client, st *clientState) {
 		for i := range front {
 			m := &front[i]
 			m.seq = ob.head + uint64(i)
+			old, wasSent := ob.sent[m.pk.PacketID]
+			delete(ob.sent, m.pk.PacketID)
 			if !ob.persist {
 				continue
 			}
-			if old, ok := ob.sent[m.pk.PacketID]; ok {
-				delete(ob.sent, m.pk.PacketID)
+			if wasSent {
 				ops = append(ops, store.KVOp{Key: msgKey(cl.ID, old)})
 			}
 			ops = append(ops, store.KVOp{Key: msgKey(cl.ID, m.seq), Value: encodeMsg(&m.pk)})
@@ -467,15 +476,14 @@ func (b *Broker) sendPending(cl *mqtt.Client) {
 		if !expired && cl.State.Inflight.Set(pk) {
 			atomic.AddInt64(&b.srv.Info.Inflight, 1)
 		}
-		if ob.persist {
-			if expired {
-				b.sessw.submit(store.KVOp{Key: msgKey(cl.ID, m.seq)})
-			} else {
-				if ob.sent == nil {
-					ob.sent = map[uint16]uint64{}
-				}
-				ob.sent[pk.PacketID] = m.seq // deleted when acknowledged (OnQosComplete)
+		if expired && ob.persist {
+			b.sessw.submit(store.KVOp{Key: msgKey(cl.ID, m.seq)})
+		}
+		if !expired {
+			if ob.sent == nil {
+				ob.sent = map[uint16]uint64{}
 			}
+			ob.sent[pk.PacketID] = m.seq // until acknowledged (OnQosComplete)
 		}
 		s.mu.Unlock()
 		if expired {
@@ -520,7 +528,9 @@ func (h *hook) OnQosComplete(cl *mqtt.Client, pk packets.Packet) {
 	if ob := s.byID[cl.ID]; ob != nil && ob.cl == cl {
 		if seq, ok := ob.sent[pk.PacketID]; ok {
 			delete(ob.sent, pk.PacketID)
-			h.b.sessw.submit(store.KVOp{Key: msgKey(cl.ID, seq)})
+			if ob.persist {
+				h.b.sessw.submit(store.KVOp{Key: msgKey(cl.ID, seq)})
+			}
 		}
 	}
 	s.mu.Unlock()

@@ -363,3 +363,99 @@ func TestSessionPubackWaitsForStore(t *testing.T) {
 		t.Fatalf("stored messages %q, %v; want the one held", keys, err)
 	}
 }
+
+// publishV3 reads a 3.1.1 QoS 1 PUBLISH's bytes: DUP, packet identifier,
+// topic and payload.
+func publishV3(t *testing.T, b []byte) (dup bool, id uint16, topic, payload string) {
+	t.Helper()
+	if len(b) < 2 || b[0]&0xf0 != 0x30 || b[0]&0x06 != 0x02 {
+		t.Fatalf("got % x; want a QoS 1 PUBLISH", b)
+	}
+	hdr := 2
+	for b[hdr-1]&0x80 != 0 {
+		hdr++
+	}
+	body := b[hdr:]
+	n := int(body[0])<<8 | int(body[1])
+	topic = string(body[2 : 2+n])
+	id = uint16(body[2+n])<<8 | uint16(body[3+n])
+	return b[0]&0x08 != 0, id, topic, string(body[4+n:])
+}
+
+// TestSessionRestoreInFlight: messages written to a resumed client that
+// leaves without acknowledging them go back to the front of its outbox and
+// to the store with DUP and their packet identifiers [MQTT-4.4.0-1]; after
+// a restart the client gets them again, in order, as DUP with the same
+// identifiers, and its acknowledgements empty the store.
+func TestSessionRestoreInFlight(t *testing.T) {
+	_, kv := openSessionKV(t)
+	restore := func(b *Broker) {
+		if _, _, err := b.RestoreSessions(context.Background(), kv); err != nil {
+			t.Fatal(err)
+		}
+	}
+	connect := func(addr string) (*wire, bool) {
+		w := dialWire(t, addr)
+		pk := connectPacket(4, "off-sub-dup", 30)
+		pk.Connect.Clean = false
+		w.send(t, pk)
+		b, err := w.next(5 * time.Second)
+		if err != nil || len(b) != 4 || b[0] != 0x20 || b[3] != 0 {
+			t.Fatalf("CONNACK % x, %v; want success", b, err)
+		}
+		return w, b[2]&1 == 1
+	}
+	e1 := newEnvBefore(t, offlineSite(t), restore)
+	w, _ := connect(e1.plain)
+	w.send(t, packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Subscribe, Qos: 1}, ProtocolVersion: 4, PacketID: 1,
+		Filters: packets.Subscriptions{{Filter: "off/dup/#", Qos: 1}}})
+	if b, err := w.next(5 * time.Second); err != nil || len(b) < 2 || b[0] != 0x90 {
+		t.Fatalf("SUBACK % x, %v", b, err)
+	}
+	w.conn.Close() // gone without DISCONNECT: the session stays
+	eventually(t, "session offline", func() bool { return e1.metrics.SessionsOffline.Load() == 1 })
+	mosq(t, "0\n1\n2\n", "mosquitto_pub", append(hostPort(e1.plain), "-V", "mqttv311", "-i", "off-pub-dup", "-q", "1", "-t", "off/dup/a", "-l")...)
+
+	w, present := connect(e1.plain)
+	if !present {
+		t.Fatal("session present 0 on the first return; want 1")
+	}
+	var ids []uint16
+	for i := range 3 {
+		b, err := w.next(5 * time.Second)
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		dup, id, _, payload := publishV3(t, b)
+		if dup || payload != fmt.Sprint(i) {
+			t.Fatalf("message %d: dup %v payload %q; want a first send of %d", i, dup, payload, i)
+		}
+		ids = append(ids, id)
+	}
+	w.conn.Close() // none acknowledged
+	eventually(t, "session offline again", func() bool { return e1.metrics.SessionsOffline.Load() == 1 })
+	e1.b.Close()
+
+	e2 := newEnvBefore(t, offlineSite(t), restore)
+	w, present = connect(e2.plain)
+	if !present {
+		t.Fatal("session present 0 after the restart; want 1")
+	}
+	for i := range 3 {
+		b, err := w.next(5 * time.Second)
+		if err != nil {
+			t.Fatalf("message %d after the restart: %v", i, err)
+		}
+		dup, id, topic, payload := publishV3(t, b)
+		if !dup || id != ids[i] || topic != "off/dup/a" || payload != fmt.Sprint(i) {
+			t.Fatalf("message %d after the restart: dup %v id %d %s %q; want dup true id %d off/dup/a %q", i, dup, id, topic, payload, ids[i], fmt.Sprint(i))
+		}
+		w.write(t, []byte{0x40, 0x02, byte(id >> 8), byte(id)})
+	}
+	w.conn.Close() // after the PUBACKs, which the broker reads first
+	eventually(t, "session offline after the acknowledgements", func() bool { return e2.metrics.SessionsOffline.Load() == 1 })
+	e2.b.Close()
+	if msgs, err := kv.List(context.Background(), sessKeyMsg); err != nil || len(msgs) != 0 {
+		t.Fatalf("stored messages %q, %v; want none once acknowledged", msgs, err)
+	}
+}
