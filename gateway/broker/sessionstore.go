@@ -269,9 +269,22 @@ func (w *sessionWriter) run() {
 		w.mu.Unlock()
 		if err := w.db.Write(context.Background(), ops); err != nil {
 			// The messages stay in memory and are delivered if the daemon
-			// keeps running; a restart would lose them.
+			// keeps running; a restart would lose them. The deletes are
+			// tried alone (a full disk refuses only values, store.KV):
+			// otherwise delivered messages would come back after a restart.
 			w.b.metrics.SessionStoreFailures.Add(1)
-			w.b.log.Error("offline sessions not written to the store; they are kept in memory only until written again", "ops", len(ops), "err", err)
+			w.b.log.Error("offline sessions not written to the store; their new messages are kept in memory only", "ops", len(ops), "err", err)
+			var dels []store.KVOp
+			for _, o := range ops {
+				if o.Value == nil {
+					dels = append(dels, o)
+				}
+			}
+			if len(dels) > 0 && len(dels) < len(ops) {
+				if err := w.db.Write(context.Background(), dels); err != nil {
+					w.b.log.Error("offline session deletes not written to the store", "ops", len(dels), "err", err)
+				}
+			}
 		}
 		w.mu.Lock()
 		w.durable = max(w.durable, upto)

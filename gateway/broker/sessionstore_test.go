@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"os/exec"
 	"path/filepath"
 	"reflect"
@@ -469,5 +470,45 @@ func sessionInFlight(t *testing.T, restart bool) {
 	e2.b.Close()
 	if msgs, err := kv.List(context.Background(), sessKeyMsg); err != nil || len(msgs) != 0 {
 		t.Fatalf("stored messages %q, %v; want none once acknowledged", msgs, err)
+	}
+}
+
+// fullStore refuses every write that sets a value, as store.KV does below
+// the disk's free-space reserve, and records the writes that went through.
+type fullStore struct {
+	SessionStore
+	mu      sync.Mutex
+	written [][]store.KVOp
+}
+
+func (f *fullStore) Write(_ context.Context, ops []store.KVOp) error {
+	for _, o := range ops {
+		if o.Value != nil {
+			return fmt.Errorf("writing %d keys: %w", len(ops), store.ErrFull)
+		}
+	}
+	f.mu.Lock()
+	f.written = append(f.written, ops)
+	f.mu.Unlock()
+	return nil
+}
+
+// TestSessionWriterFull: a batch the store refuses (disk below its reserve)
+// is counted, and its deletes are written alone, so delivered messages do
+// not come back after a restart.
+func TestSessionWriterFull(t *testing.T) {
+	b := &Broker{metrics: new(Metrics), log: slog.New(slog.DiscardHandler)}
+	fs := &fullStore{}
+	w := newSessionWriter(b, fs)
+	defer w.close()
+	w.submit(store.KVOp{Key: msgKey("c", seqStart+1), Value: []byte("{}")}, store.KVOp{Key: msgKey("c", seqStart)})
+	w.wait(w.n.Load())
+	if got := b.metrics.SessionStoreFailures.Load(); got != 1 {
+		t.Errorf("SessionStoreFailures = %d; want 1", got)
+	}
+	fs.mu.Lock()
+	defer fs.mu.Unlock()
+	if want := [][]store.KVOp{{{Key: msgKey("c", seqStart)}}}; !reflect.DeepEqual(fs.written, want) {
+		t.Errorf("written %q; want the delete alone", fs.written)
 	}
 }
