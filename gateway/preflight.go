@@ -46,9 +46,11 @@ func Preflight(ctx context.Context, cfg *config.Config) error {
 			_ = key.Close()
 		}
 		errs = append(errs, err)
-		errs = append(errs, creatableDir("store.dir", cfg.Store.Dir))
-		errs = append(errs, preflightQueueKey(ctx, cfg))
 	}
+	// Every configuration opens the store: without a bridge it holds the
+	// offline sessions (sessions.go).
+	errs = append(errs, creatableDir("store.dir", cfg.Store.Dir))
+	errs = append(errs, preflightQueueKey(ctx, cfg))
 	errs = append(errs, audit.CheckFile(cfg.Audit.File))
 	if cfg.Admin.Socket != "" {
 		// Its directory: edgegw run and check check it first (they know

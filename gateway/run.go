@@ -17,6 +17,7 @@ import (
 	"github.com/edgegw/edgegw/gateway/observe"
 	"github.com/edgegw/edgegw/gateway/presence"
 	"github.com/edgegw/edgegw/hw"
+	"github.com/edgegw/edgegw/store"
 )
 
 // running is what Gateway.Run started.
@@ -26,6 +27,8 @@ type running struct {
 	keys   []hw.Key
 	up     *upstream         // queue + bridge (upstream.go); nil without a bridge section
 	shadow *shadows          // shadows.go; nil without a shadows section
+	own    *store.Queue      // store.dir opened for the sessions and shadows when no bridge does (sessions.go)
+	sessKV *store.KV         // the offline sessions' key space (sessions.go)
 	obs    *observe.Observer // metrics, /healthz, admin socket
 
 	presence *presence.Tracker // presence.go
@@ -109,15 +112,31 @@ func (g *Gateway) start(ctx context.Context) error {
 		up, err = g.openUpstream(ctx, b, aud, obs.FsyncObserved) // queue open before listeners accept
 	}
 	sh := up.shadows()
+	q := up.firstQueue()
+	var own *store.Queue
+	if err == nil && q == nil {
+		own, err = g.openLocalStore(ctx, aud, obs.FsyncObserved) // sessions.go: store.dir for the sessions and shadows
+		q = own
+	}
 	if err == nil && up == nil {
-		sh, err = g.openShadows(ctx, b, nil, aud, obs.FsyncObserved) // the store for the shadows alone
+		sh, err = g.openShadows(ctx, b, own, aud, obs.FsyncObserved)
+	}
+	var sessKV *store.KV
+	if err == nil {
+		sessKV, err = g.openSessions(ctx, b, q) // before the listeners accept
 	}
 	if err == nil {
 		err = b.Start()
 	}
 	if err != nil {
+		if sessKV != nil {
+			sessKV.Close()
+		}
 		sh.close()
 		up.close()
+		if own != nil {
+			_ = own.Close()
+		}
 		for _, k := range keys {
 			_ = k.Close()
 		}
@@ -125,7 +144,7 @@ func (g *Gateway) start(ctx context.Context) error {
 		aud.Close()
 		return err
 	}
-	g.run = &running{broker: b, audit: aud, keys: keys, obs: obs, up: up, shadow: sh, presence: pres}
+	g.run = &running{broker: b, audit: aud, keys: keys, obs: obs, up: up, shadow: sh, own: own, sessKV: sessKV, presence: pres}
 	up.start()
 	src := observe.Sources{Broker: b, Presence: presenceView{pres, b}, Audit: aud, Things: b}
 	if up != nil {
@@ -240,9 +259,17 @@ func (g *Gateway) stop() {
 		return
 	}
 	r.obs.Stop()
-	_ = r.broker.Close()
+	_ = r.broker.Close() // writes the sessions its disconnects keep offline
+	if r.sessKV != nil {
+		r.sessKV.Close()
+	}
 	r.shadow.close() // before its store
 	r.up.close()     // after the broker: no more enqueues
+	if r.own != nil {
+		if err := r.own.Close(); err != nil {
+			g.log.Error("closing store", "err", err)
+		}
+	}
 	if err := r.presence.Close(); err != nil {
 		g.log.Warn("device presence not saved", "err", err)
 	}

@@ -22,7 +22,10 @@ import (
 // The queue never reads or writes "k" keys (its prefixes are m x c r s h),
 // and a space name holds no NUL, so two spaces cannot overlap. Values do not
 // count towards Options.MaxBytes or the route limits: a space's owner bounds
-// its own data (a shadow is at most a few KiB).
+// its own data (a shadow is at most a few KiB; an offline MQTT session's
+// messages, session_max_bytes). The disk's free-space reserve applies: a
+// Write that sets a value is refused with ErrFull below it (badger dies
+// with SIGBUS on a full disk), as new messages are; deletes go through.
 const pKV = 'k'
 
 // ErrKeyNotFound is returned by KV.Get for a key that holds no value.
@@ -131,6 +134,15 @@ func (kv *KV) List(ctx context.Context, prefix string) ([]string, error) {
 func (kv *KV) Write(ctx context.Context, ops []KVOp) error {
 	if err := kv.check(ctx); err != nil {
 		return err
+	}
+	for _, o := range ops {
+		if o.Value == nil {
+			continue
+		}
+		if free, err := kv.q.statfs(kv.q.dir); err == nil && free < kv.q.minFree {
+			return fmt.Errorf("writing %d keys: %w: %d bytes free in %s, below the reserve of %d; free disk space", len(ops), ErrFull, free, kv.q.dir, kv.q.minFree)
+		}
+		break
 	}
 	big := false
 	txn := kv.q.db.NewTransaction(true)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 
 	"github.com/edgegw/edgegw/gateway/shadow"
@@ -157,5 +158,42 @@ func TestKVSpaceName(t *testing.T) {
 				t.Fatalf("KV(%q) error = %v; want one wrapping ErrInvalid", tt.space, err)
 			}
 		})
+	}
+}
+
+// TestKVFreeSpaceReserve: below the disk's free-space reserve a Write that
+// sets a value is refused with ErrFull and writes nothing; a Write of
+// deletes only goes through; above it writes succeed again.
+func TestKVFreeSpaceReserve(t *testing.T) {
+	var free atomic.Uint64
+	free.Store(1 << 40)
+	q, err := store.Open(store.Options{Dir: filepath.Join(t.TempDir(), "q"), MinFreeBytes: 64 << 20,
+		Statfs: func(string) (uint64, error) { return free.Load(), nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	kv, err := q.KV("sessions")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kv.Close()
+	ctx := context.Background()
+	if err := kv.Write(ctx, []store.KVOp{{Key: "a", Value: []byte("1")}}); err != nil {
+		t.Fatal(err)
+	}
+	free.Store(1 << 20)
+	if err := kv.Write(ctx, []store.KVOp{{Key: "a"}, {Key: "b", Value: []byte("2")}}); !errors.Is(err, store.ErrFull) {
+		t.Fatalf("write below the reserve: %v; want ErrFull", err)
+	}
+	if keys, err := kv.List(ctx, ""); err != nil || len(keys) != 1 || keys[0] != "a" {
+		t.Fatalf("keys %q, %v; want [a]: the refused write wrote nothing", keys, err)
+	}
+	if err := kv.Write(ctx, []store.KVOp{{Key: "a"}}); err != nil {
+		t.Fatalf("delete below the reserve: %v; want it to go through", err)
+	}
+	free.Store(1 << 40)
+	if err := kv.Write(ctx, []store.KVOp{{Key: "b", Value: []byte("2")}}); err != nil {
+		t.Fatal(err)
 	}
 }

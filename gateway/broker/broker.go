@@ -159,6 +159,8 @@ type Metrics struct {
 	PolicyBroken                                                   atomic.Int64 // policy files that did not load (reload.go)
 	SessionsOffline                                                atomic.Int64 // gauge: persistent sessions whose client is away (sessions.go)
 	SessionQueued, SessionDropped                                  atomic.Int64 // messages held for / dropped from offline sessions
+	SessionsRestored                                               atomic.Int64 // offline sessions brought back from the store at start (sessionstore.go)
+	SessionStoreFailures                                           atomic.Int64 // failed writes of offline sessions to the store
 	ProtocolErrors                                                 atomic.Int64 // packets refused by conformance.go
 }
 
@@ -188,8 +190,9 @@ type Broker struct {
 	shadows  atomic.Pointer[shadowRoom] // SetShadows (shadow.go)
 	rules    atomic.Pointer[ruleState]  // rules.go
 	retained retainedAccount
-	traffic  *Traffic // traffic.go
-	sessions sessions // offline persistent sessions (sessions.go)
+	traffic  *Traffic       // traffic.go
+	sessions sessions       // offline persistent sessions (sessions.go)
+	sessw    *sessionWriter // their store (sessionstore.go); nil: memory only
 
 	backpressureHigh int
 	smallRecvMax     atomic.Int32 // connected clients whose Receive Maximum the broker honours (recvmax.go)
@@ -395,6 +398,7 @@ func (b *Broker) Close() error {
 			time.Sleep(10 * time.Millisecond)
 		}
 		_ = b.srv.Close()
+		b.closeSessions() // sessionstore.go: the sessions kept offline by the disconnects are written
 	})
 	return nil
 }

@@ -38,6 +38,13 @@ type env struct {
 
 func newEnv(t *testing.T, mod func(*Options)) *env {
 	t.Helper()
+	return newEnvBefore(t, mod, nil)
+}
+
+// newEnvBefore is newEnv calling before (when not nil) between New and
+// Start.
+func newEnvBefore(t *testing.T, mod func(*Options), before func(*Broker)) *env {
+	t.Helper()
 	e := &env{pki: gatewaytest.NewPKI(t, "site"), dir: t.TempDir()}
 	gatewaytest.WriteSite(t, e.dir)
 	key, err := hw.Open(context.Background(), "file:"+e.pki.ServerKey)
@@ -75,6 +82,9 @@ func newEnv(t *testing.T, mod func(*Options)) *env {
 	b, err := New(o)
 	if err != nil {
 		t.Fatalf("New: %v", err)
+	}
+	if before != nil {
+		before(b)
 	}
 	if err := b.Start(); err != nil {
 		t.Fatal(err)

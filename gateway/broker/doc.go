@@ -57,8 +57,13 @@
 //     outbox per offline session instead (sessions.go). Inflight holds the
 //     packet identifiers of both directions: a client's SUBSCRIBE whose
 //     identifier a delivery uses gets 0x91, so the outbox uses identifiers
-//     from the top of the range. Offline sessions and their messages live in
-//     memory: a restart loses them.
+//     from the top of the range. They are written to a session store and
+//     brought back at start (sessionstore.go) with the calls mochi's own
+//     loadClients makes, not through its Stored* hooks: loadClients calls
+//     OnDisconnect for each and restarts every session's expiry from now.
+//   - publishToSubscribers runs in the goroutine that publishes (InjectPacket
+//     included) and calls OnQosPublish for each offline subscriber before it
+//     returns: what a delivery put into the outbox is known when it returns.
 //   - The bundled badger storage hook opens its own database; it is not used.
 //   - mochi refuses only $SYS among $-topic names (IsValidFilter), so
 //     $aws/things/... shadow requests reach the hooks, and an inline client's

@@ -562,8 +562,15 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		routes = ob.routes.OutboundRoutes(pk.TopicName, pk.FixedHeader.Qos)
 	}
 	rw := b.runRules(st, &pk) // rules.go; nil when no rule matched
-	if pk.FixedHeader.Qos == 1 && (len(routes) > 0 || rw.forwarding() || st.pipe.busy()) && ob != nil && ob.submit != nil {
-		b.push(&st.pipe, ob.submit, routes, &pk, rw)
+	var submit submitFunc
+	if ob != nil {
+		submit = ob.submit
+	}
+	// Local only: pipelined when earlier messages are, or when a durable
+	// offline session may take it (its PUBACK waits for that write).
+	local := len(routes) == 0 && !rw.forwarding()
+	if pk.FixedHeader.Qos == 1 && (submit != nil && !local || local && (st.pipe.busy() || b.mayHoldOffline())) {
+		b.push(&st.pipe, submit, routes, &pk, rw)
 		return takenOver(pk), nil // acknowledged and delivered by the pipeline
 	}
 	// mochi acknowledges (or refuses) and delivers this one when we return:

@@ -49,12 +49,18 @@ func (p *LocalPublisher) PublishLocal(topic string, payload []byte, retain bool,
 	if p.closed {
 		return ErrNotServing
 	}
-	return p.b.srv.InjectPacket(p.cl, packets.Packet{
-		FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: min(qos, 1), Retain: retain},
-		TopicName:   topic,
-		Payload:     payload,
-		PacketID:    uint16(min(qos, 1)), // validity only: the inline client is never acknowledged
+	var err error
+	// The bridge acknowledges upstream when this returns: after what an
+	// offline session took of it is durable (sessionstore.go).
+	p.b.durableDelivery(func() {
+		err = p.b.srv.InjectPacket(p.cl, packets.Packet{
+			FixedHeader: packets.FixedHeader{Type: packets.Publish, Qos: min(qos, 1), Retain: retain},
+			TopicName:   topic,
+			Payload:     payload,
+			PacketID:    uint16(min(qos, 1)), // validity only: the inline client is never acknowledged
+		})
 	})
+	return err
 }
 
 // Close makes PublishLocal fail with ErrNotServing from now on.

@@ -61,6 +61,12 @@ import (
 // followed by a local delivery (mochi's order: PUBACK, then delivery); the
 // client resends.
 //
+// Offline persistent sessions: while one exists (with a session store), a
+// QoS 1 message is pipelined even without a route, and the worker delivers
+// it before writing its PUBACK, which waits for the write of what offline
+// sessions took of it (sessions.go, sessionstore.go). Its predecessors are
+// delivered first, so the order holds.
+//
 // Back-pressure: the pipeline is bounded (pipelineDepth); when it is full
 // OnPublish waits, so mochi stops reading that client only. The worker also
 // applies the slow-subscriber back-pressure (hook.go) before each delivery,
@@ -130,6 +136,7 @@ type pipeItem struct {
 	err     error     // Submit refused routes[len(waits)]: refused in its turn
 	rw      *ruleWork // the rules' forwards (routes after the plain ones) and republishes; nil: none
 	nplain  int       // routes[:nplain] are the message's own routes
+	early   bool      // delivered before its PUBACK (an offline session may hold it: settle)
 }
 
 func newPipeItem(pk *packets.Packet, routes []string) *pipeItem {
@@ -346,6 +353,23 @@ func (b *Broker) settle(p *pipeline, inl *mqtt.Client, it *pipeItem, acks *ackBa
 		_ = b.srv.DisconnectClient(cl, packets.ErrUnspecifiedError)
 		return false
 	}
+	if b.mayHoldOffline() {
+		// A durable offline session may take it (sessionstore.go): it is
+		// delivered first, and its PUBACK waits for the outbox write. The
+		// messages before it are delivered before it.
+		for _, x := range acks.items {
+			if !x.early {
+				b.flushAcks(p, inl, acks)
+				break
+			}
+		}
+		b.backpressure(cl, it.topic)
+		b.durableDelivery(func() {
+			b.deliver(inl, it)
+			b.rulesAccepted(it.rw)
+		})
+		it.early = true
+	}
 	// A success PUBACK is the same four bytes in MQTT 3.1.1 and 5 (reason
 	// code 0x00 and no properties may be omitted [MQTT-3.4.2.1]).
 	acks.items = append(acks.items, it)
@@ -364,6 +388,9 @@ func (b *Broker) flushAcks(p *pipeline, inl *mqtt.Client, acks *ackBatch) {
 	}
 	if b.writeAcks(p.st.cl, acks.wire, acks.len()) && !p.dead.Load() {
 		for _, it := range acks.items {
+			if it.early {
+				continue
+			}
 			b.backpressure(p.st.cl, it.topic)
 			b.deliver(inl, it)
 			b.rulesAccepted(it.rw) // rules.go: republishes after the message's own delivery

@@ -12,6 +12,7 @@ import (
 
 	"github.com/edgegw/edgegw/gateway/audit"
 	"github.com/edgegw/edgegw/gateway/authz"
+	"github.com/edgegw/edgegw/store"
 )
 
 // Offline delivery to persistent sessions.
@@ -55,11 +56,56 @@ import (
 //   - A clean start with the same client ID, or the session's expiry, discards
 //     the outbox; the messages are counted as dropped and audited.
 //
-// Restart: the outbox lives in memory. A restart of the daemon (or kill -9)
-// loses the offline sessions and their pending messages, as mochi's sessions
-// themselves are not persisted; what a restart loses cannot be counted after
-// the fact. The upstream queue keeps its durability promise; session
-// messages do not have it yet.
+// Restart: with a session store (RestoreSessions; `edgegw run` always sets
+// one, a key space of the queue's database) an offline session survives a
+// restart and a kill -9 of the daemon (sessionstore.go):
+//
+//   - When its client leaves, the session is written: listener, thing,
+//     protocol, the absolute end of its expiry, and its subscriptions
+//     (filter, QoS, No Local, Retain As Published, Retain Handling,
+//     subscription identifier). Each message queued for it is written with
+//     what its delivery needs (topic, payload, QoS, RETAIN, DUP and the
+//     packet identifier if it was in flight, the absolute end of its Message
+//     Expiry Interval, payload format, content type, response topic,
+//     correlation data, user properties, subscription identifiers), under a
+//     key that sorts in delivery order.
+//   - Durability: the publisher's PUBACK for a QoS 1 message that an offline
+//     session takes waits for that write, as for the upstream queue: while
+//     any session is offline, QoS 1 messages go through the pipeline
+//     (pipeline.go), are delivered before their PUBACK and the PUBACK waits
+//     for what the delivery wrote (durableDelivery); the bridge acknowledges
+//     an inbound message upstream after the same wait. With no offline
+//     session the path is unchanged: no store write for online subscribers.
+//     Not held: a QoS 2 publisher's PUBREC (mochi writes it before it
+//     delivers), QoS 1 messages of a client whose routes need an Enqueuer
+//     that cannot pipeline, and wills; their writes follow within one group
+//     commit.
+//   - A message leaves the store when the resumed client acknowledges it
+//     (PUBACK, PUBCOMP) or expires; the whole session when it is discarded
+//     (clean start, expiry) or resumed with everything delivered. From then
+//     on the session is the connected client's own and is not in the store:
+//     a kill -9 while it is connected loses it (a clean shutdown writes it,
+//     as the client's disconnect makes it offline first). A QoS 2 message
+//     acknowledged with PUBREC but not yet PUBCOMP at a kill -9 is sent
+//     again as a PUBLISH with DUP (at least once across a crash).
+//   - At start (before the listeners accept) every stored session comes
+//     back: mochi gets the disconnected client and its subscriptions (so
+//     clean session 0 / clean start false finds session present 1, and
+//     messages published meanwhile are queued), the outbox its messages in
+//     order. Its expiry runs to the stored deadline (mochi would count it
+//     from the restart). One whose expiry passed while the daemon was down,
+//     whose listener is gone or asks a custom authorizer, or whose thing no
+//     longer binds a policy is discarded, its messages counted and audited.
+//     The policy of a restored session is bound again from its thing and
+//     client ID (no certificate: certificate policy variables do not match
+//     until the client is back); sessions on a listener with a custom
+//     authorizer are not stored (memory only, as without a store).
+//   - The limits (session_max_messages, session_max_bytes, expiry) apply as
+//     in memory; a failed store write is logged and counted
+//     (Metrics.SessionStoreFailures) and the message stays in memory.
+//
+// Without a store (broker tests, tools) the outbox lives in memory and a
+// restart loses it.
 //
 // Order with live traffic: messages published while the outbox is being
 // written to a returning client (after CONNACK) may reach it before the end
@@ -80,9 +126,53 @@ type outbox struct {
 	online  bool   // the session resumed: msgs are being written, one per acknowledgement
 	window  int    // messages that may be in flight to the resumed client
 	id      uint16 // last packet identifier given (nextID)
-	msgs    []packets.Packet
+	msgs    []pending
 	bytes   int64
 	dropped int64 // since the client left, for the audit line
+
+	// msgs[i].seq are in [head, tail), in order: the store keys when
+	// persist is set (sessionstore.go). sent maps the packet identifier of
+	// an outbox message written to the resumed client to its seq until it
+	// is acknowledged.
+	persist    bool
+	head, tail uint64
+	sent       map[uint16]uint64
+	expires    int64       // Unix time the offline session ends (as stored)
+	timer      *time.Timer // a restored session's expiry (expireRestored)
+}
+
+// pending is one message of an outbox and its store key.
+type pending struct {
+	pk  packets.Packet
+	seq uint64
+}
+
+// dropOps are the store writes that forget ob's session and messages.
+func (ob *outbox) dropOps() []store.KVOp {
+	if !ob.persist {
+		return nil
+	}
+	id := ob.cl.ID
+	ops := make([]store.KVOp, 0, 1+len(ob.msgs)+len(ob.sent))
+	ops = append(ops, store.KVOp{Key: sessionKey(id)})
+	for _, m := range ob.msgs {
+		ops = append(ops, store.KVOp{Key: msgKey(id, m.seq)})
+	}
+	for _, seq := range ob.sent {
+		ops = append(ops, store.KVOp{Key: msgKey(id, seq)})
+	}
+	return ops
+}
+
+// forgetStored removes ob's records from the store; the caller holds
+// sessions.mu and has taken ob out of byID.
+func (b *Broker) forgetStored(ob *outbox) {
+	if ob.timer != nil {
+		ob.timer.Stop()
+	}
+	if ob.persist {
+		b.sessw.submit(ob.dropOps()...)
+	}
 }
 
 // pendingBytes is the size counted against SessionMaxBytes.
@@ -117,13 +207,14 @@ func (b *Broker) endSession(cl *mqtt.Client, st *clientState) {
 		b.keepOffline(cl, st)
 		return
 	}
-	if ob := b.sessions.forget(cl); ob != nil {
+	if ob := b.forgetSession(cl); ob != nil {
 		b.sessionDrop(ob.st, "", len(ob.msgs), "session ended before its pending messages were sent")
 	}
 }
 
 // forget removes cl's outbox and returns it (nil: none).
-func (s *sessions) forget(cl *mqtt.Client) *outbox {
+func (b *Broker) forgetSession(cl *mqtt.Client) *outbox {
+	s := &b.sessions
 	if s.inFlight.Load() == 0 {
 		return nil
 	}
@@ -135,6 +226,7 @@ func (s *sessions) forget(cl *mqtt.Client) *outbox {
 	}
 	delete(s.byID, cl.ID)
 	s.inFlight.Store(int32(len(s.byID)))
+	b.forgetStored(ob)
 	return ob
 }
 
@@ -161,32 +253,64 @@ func (b *Broker) keepOffline(cl *mqtt.Client, st *clientState) {
 	}
 	ob := s.byID[cl.ID]
 	if ob == nil || ob.cl != cl {
-		ob = &outbox{cl: cl, st: st}
+		ob = &outbox{cl: cl, st: st, persist: b.persistable(cl, st), head: seqStart, tail: seqStart}
 		s.byID[cl.ID] = ob
 		s.inFlight.Store(int32(len(s.byID)))
 	}
 	ob.online = false // a resumed client left before its outbox was written
 	b.metrics.SessionsOffline.Add(1)
+	var ops []store.KVOp
+	if ob.persist {
+		ob.expires = b.sessionExpires(cl, time.Now().Unix())
+		ops = append(ops, store.KVOp{Key: sessionKey(cl.ID), Value: encodeSession(cl, st, ob.expires)})
+	}
 	held := cl.State.Inflight.GetAll(false)
 	sort.SliceStable(held, func(i, j int) bool {
+		// Messages of the outbox (sent: identifiers given downwards by
+		// nextID) in outbox order, before any live delivery: they were
+		// published before the client came back.
+		si, oi := ob.sent[held[i].PacketID]
+		sj, oj := ob.sent[held[j].PacketID]
+		if oi || oj {
+			return oi && (!oj || si < sj)
+		}
 		if held[i].Created != held[j].Created {
 			return held[i].Created < held[j].Created
 		}
-		// Same second: packet IDs were given in order (mod 2^16).
+		// Same second: mochi gave packet IDs in order (mod 2^16).
 		return int16(held[i].PacketID-held[j].PacketID) < 0
 	})
-	var front []packets.Packet
+	var front []pending
 	for _, pk := range held {
 		if pk.FixedHeader.Type != packets.Publish || !cl.State.Inflight.Delete(pk.PacketID) {
 			continue // PUBREL/PUBREC state of QoS 2 stays with mochi
 		}
 		atomic.AddInt64(&b.srv.Info.Inflight, -1)
 		pk.FixedHeader.Dup = true // sent once already [MQTT-3.3.1-1]
-		front = append(front, pk)
+		front = append(front, pending{pk: pk})
 		ob.bytes += pendingBytes(&pk)
 	}
 	if len(front) > 0 {
+		// Stored again in front of the outbox, in this order, with their
+		// packet identifiers; a copy stored as an outbox message goes.
+		ob.head -= uint64(len(front))
+		for i := range front {
+			m := &front[i]
+			m.seq = ob.head + uint64(i)
+			old, wasSent := ob.sent[m.pk.PacketID]
+			delete(ob.sent, m.pk.PacketID)
+			if !ob.persist {
+				continue
+			}
+			if wasSent {
+				ops = append(ops, store.KVOp{Key: msgKey(cl.ID, old)})
+			}
+			ops = append(ops, store.KVOp{Key: msgKey(cl.ID, m.seq), Value: encodeMsg(&m.pk)})
+		}
 		ob.msgs = append(front, ob.msgs...)
+	}
+	if ob.persist {
+		b.sessw.submit(ops...)
 	}
 }
 
@@ -239,7 +363,11 @@ func (h *hook) OnQosPublish(cl *mqtt.Client, pk packets.Packet, _ int64, resends
 		why = "offline session holds session_max_bytes " + strconv.FormatInt(lim.SessionMaxBytes, 10)
 	default:
 		pk.PacketID = 0 // given when it is sent
-		ob.msgs = append(ob.msgs, pk)
+		ob.msgs = append(ob.msgs, pending{pk: pk, seq: ob.tail})
+		if ob.persist {
+			b.sessw.submit(store.KVOp{Key: msgKey(cl.ID, ob.tail), Value: encodeMsg(&pk)})
+		}
+		ob.tail++
 		ob.bytes += size
 		b.metrics.SessionQueued.Add(1)
 	}
@@ -284,6 +412,7 @@ func (b *Broker) resumeSession(cl *mqtt.Client, st *clientState, clean bool) {
 	if clean {
 		delete(s.byID, cl.ID)
 		s.inFlight.Store(int32(len(s.byID)))
+		b.forgetStored(ob)
 		s.mu.Unlock()
 		b.metrics.SessionsOffline.Add(-1)
 		b.sessionDrop(ob.st, "", len(ob.msgs), "discarded by a clean start")
@@ -291,6 +420,10 @@ func (b *Broker) resumeSession(cl *mqtt.Client, st *clientState, clean bool) {
 	}
 	if !ob.online {
 		b.metrics.SessionsOffline.Add(-1)
+	}
+	if ob.timer != nil {
+		ob.timer.Stop()
+		ob.timer = nil
 	}
 	ob.cl, ob.st, ob.online = cl, st, true
 	// Half of mochi's in-flight cap: live deliveries keep room beside the
@@ -315,9 +448,13 @@ func (b *Broker) sendPending(cl *mqtt.Client) {
 			return
 		}
 		if len(ob.msgs) == 0 || cl.Closed() {
-			if len(ob.msgs) == 0 {
+			if len(ob.msgs) == 0 && len(ob.sent) == 0 {
+				// Written and acknowledged: the session is the client's
+				// own again (a kill -9 from now on loses it, see the
+				// package doc).
 				delete(s.byID, cl.ID)
 				s.inFlight.Store(int32(len(s.byID)))
+				b.forgetStored(ob)
 			}
 			s.mu.Unlock()
 			return
@@ -326,8 +463,9 @@ func (b *Broker) sendPending(cl *mqtt.Client) {
 			s.mu.Unlock()
 			return // OnQosComplete sends the next
 		}
-		pk := ob.msgs[0]
-		ob.msgs[0] = packets.Packet{}
+		m := ob.msgs[0]
+		pk := m.pk
+		ob.msgs[0] = pending{}
 		ob.msgs = ob.msgs[1:]
 		ob.bytes -= pendingBytes(&pk)
 		st := ob.st
@@ -337,6 +475,15 @@ func (b *Broker) sendPending(cl *mqtt.Client) {
 		}
 		if !expired && cl.State.Inflight.Set(pk) {
 			atomic.AddInt64(&b.srv.Info.Inflight, 1)
+		}
+		if expired && ob.persist {
+			b.sessw.submit(store.KVOp{Key: msgKey(cl.ID, m.seq)})
+		}
+		if !expired {
+			if ob.sent == nil {
+				ob.sent = map[uint16]uint64{}
+			}
+			ob.sent[pk.PacketID] = m.seq // until acknowledged (OnQosComplete)
 		}
 		s.mu.Unlock()
 		if expired {
@@ -370,11 +517,23 @@ func (ob *outbox) nextID(cl *mqtt.Client) uint16 {
 	}
 }
 
-// OnQosComplete writes the next pending message of a resumed session.
-func (h *hook) OnQosComplete(cl *mqtt.Client, _ packets.Packet) {
-	if h.b.sessions.inFlight.Load() == 0 {
+// OnQosComplete forgets the stored copy of an outbox message the resumed
+// client acknowledged and writes the next pending one.
+func (h *hook) OnQosComplete(cl *mqtt.Client, pk packets.Packet) {
+	s := &h.b.sessions
+	if s.inFlight.Load() == 0 {
 		return
 	}
+	s.mu.Lock()
+	if ob := s.byID[cl.ID]; ob != nil && ob.cl == cl {
+		if seq, ok := ob.sent[pk.PacketID]; ok {
+			delete(ob.sent, pk.PacketID)
+			if ob.persist {
+				h.b.sessw.submit(store.KVOp{Key: msgKey(cl.ID, seq)})
+			}
+		}
+	}
+	s.mu.Unlock()
 	h.b.sendPending(cl)
 }
 
@@ -393,6 +552,7 @@ func (h *hook) OnClientExpired(cl *mqtt.Client) {
 	}
 	delete(s.byID, cl.ID)
 	s.inFlight.Store(int32(len(s.byID)))
+	b.forgetStored(ob)
 	s.mu.Unlock()
 	if !ob.online {
 		b.metrics.SessionsOffline.Add(-1)

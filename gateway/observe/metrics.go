@@ -46,6 +46,8 @@ var brokerMetrics = []struct {
 	{desc("qos0_drops_total", "QoS 0 deliveries dropped by the broker (subscriber write queue full)."), counter, func(m *broker.Metrics) int64 { return m.DroppedQoS0.Load() }, nil},
 	{desc("qos1_drops_total", "QoS 1/2 deliveries dropped by the broker (subscriber write queue full or inflight abandoned)."), counter, func(m *broker.Metrics) int64 { return m.DroppedQoS1.Load() + m.InflightDropped.Load() }, nil},
 	{desc("session_drops_total", "QoS 1/2 messages for offline persistent sessions dropped (session_max_messages/bytes, message or session expiry, clean start)."), counter, func(m *broker.Metrics) int64 { return m.SessionDropped.Load() }, nil},
+	{desc("session_store_failures_total", "Failed writes of offline persistent sessions to the store (their messages stay in memory; a restart would lose them)."), counter, func(m *broker.Metrics) int64 { return m.SessionStoreFailures.Load() }, nil},
+	{desc("sessions_restored_total", "Offline persistent sessions brought back from the store at start."), counter, func(m *broker.Metrics) int64 { return m.SessionsRestored.Load() }, nil},
 	{desc("retained_rejected_total", "Retained messages refused by the retained-message caps."), counter, func(m *broker.Metrics) int64 { return m.RetainedRejected.Load() }, nil},
 	{desc("enqueue_failures_total", "Local publications that could not be queued (publisher got no PUBACK or 0x97)."), counter, func(m *broker.Metrics) int64 { return m.EnqueueFailures.Load() }, nil},
 	{desc("pipeline_full_total", "Publications that waited for a full per-client durable pipeline."), counter, func(m *broker.Metrics) int64 { return m.PipelineFull.Load() }, nil},
