@@ -204,8 +204,11 @@ type Broker struct {
 
 	reloadMu  sync.Mutex
 	watchStop chan struct{}
-	watchWG   sync.WaitGroup
-	closeOnce sync.Once
+	// loadedStamps are the watched files' stamps taken just before New
+	// read them: the baseline of startWatch.
+	loadedStamps map[string]fileStamp
+	watchWG      sync.WaitGroup
+	closeOnce    sync.Once
 }
 
 // ErrPlaintextNotLoopback refuses a plaintext listener on a non-loopback address.
@@ -236,6 +239,7 @@ func New(o Options) (*Broker, error) {
 		audit: o.Audit, metrics: o.Metrics, byID: map[string]*brokerListener{},
 		watchStop: make(chan struct{}),
 	}
+	b.loadedStamps = stampFiles(o.Registry, o.Policies, o.Listeners) // before reading them (startWatch)
 	eng, err := b.loadPolicy(o.Registry, o.Policies, nil)
 	if err != nil {
 		return nil, err

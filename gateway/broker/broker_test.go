@@ -695,3 +695,36 @@ func TestLoadNoQoS1Drops(t *testing.T) {
 		}
 	}
 }
+
+// TestWatchSeesChangeWhileStarting: a CRL rewritten after New read it and
+// before the watch began (the daemon opens its queue and restores sessions
+// in between) is a change: it is reloaded and the revoked certificate is
+// refused. The watch's baseline is what New read, not what Start sees.
+func TestWatchSeesChangeWhileStarting(t *testing.T) {
+	pki := gatewaytest.NewPKI(t, "site")
+	key, err := hw.Open(context.Background(), "file:"+pki.ServerKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { key.Close() })
+	revoked, valid := pki.Issue(t, "sensor-b"), pki.Issue(t, "sensor-b")
+	e := newEnvBefore(t, func(o *Options) {
+		o.Listeners[0].Key = key
+		o.Listeners[0].TLS.CA, o.Listeners[0].TLS.Cert, o.Listeners[0].TLS.CRL = pki.CAFile, pki.ServerCert, pki.CRLFile
+	}, func(*Broker) { pki.Revoke(t, revoked.Cert) })
+	eventually(t, "the CRL rewritten before Start is reloaded", func() bool { return e.metrics.Reloads.Load() >= 1 })
+	connects := func(c *gatewaytest.Client) bool {
+		conn, err := e.dialTLS(t, c, pki)
+		if err != nil {
+			return false
+		}
+		v5, err := gatewaytest.ConnectV5(t, conn, "sensor-b")
+		return err == nil && v5.Ack != nil && v5.Ack.ReasonCode == 0
+	}
+	if !connects(valid) {
+		t.Fatalf("sensor-b's valid certificate was refused; want it to connect")
+	}
+	if connects(revoked) {
+		t.Fatalf("sensor-b's revoked certificate connected after the reload; want it refused")
+	}
+}

@@ -276,26 +276,36 @@ func stampOf(path string) fileStamp {
 
 // watchedStamps stamps every file whose change triggers a reload.
 func (b *Broker) watchedStamps() map[string]fileStamp {
+	ls := make([]ListenerOptions, 0, len(b.ls))
+	for _, bl := range b.ls {
+		ls = append(ls, bl.opts)
+	}
+	return stampFiles(b.opts.Registry, b.opts.Policies, ls)
+}
+
+// stampFiles stamps the registry, the policy directory and its files, and
+// each listener's certificate, CA, CRL and password file.
+func stampFiles(registry, policies string, listeners []ListenerOptions) map[string]fileStamp {
 	m := map[string]fileStamp{}
 	add := func(p string) {
 		if p != "" {
 			m[p] = stampOf(p)
 		}
 	}
-	add(b.opts.Registry)
-	add(b.opts.Policies)
-	if files, err := policyFiles(b.opts.Policies); err == nil {
+	add(registry)
+	add(policies)
+	if files, err := policyFiles(policies); err == nil {
 		for _, f := range files {
 			add(f)
 		}
 	}
-	for _, bl := range b.ls {
-		if t := bl.opts.TLS; t != nil {
+	for _, lo := range listeners {
+		if t := lo.TLS; t != nil {
 			add(t.Cert)
 			add(t.CA)
 			add(t.CRL)
 		}
-		add(bl.opts.PasswordFile)
+		add(lo.PasswordFile)
 	}
 	return m
 }
@@ -322,7 +332,12 @@ func (b *Broker) startWatch() {
 	if every == 0 {
 		every = 250 * time.Millisecond
 	}
-	last := b.watchedStamps()
+	// The stamps taken before New read the files, not now: a file changed
+	// between the two (a CRL rewritten while the queue opened) is a change.
+	last := b.loadedStamps
+	if last == nil {
+		last = b.watchedStamps()
+	}
 	b.watchWG.Add(1)
 	go func() {
 		defer b.watchWG.Done()
