@@ -32,7 +32,7 @@ package main
 //	edgegw pki revoke -o json          pkiRevokeJSON (pki_json.go): "nothing_to_do" when already revoked, exit 0
 //	edgegw pki crl -o json             pkiCRLJSON (pki_json.go)
 //	edgegw pki server -o json          pkiServerJSON (pki_json.go)
-//	edgegw passwd -o json              passwdJSON (pki_json.go)
+//	edgegw passwd -o json              passwdJSON (passwd.go)
 //	edgegw shadow ... -o json          the shadow service's document as-is (AWS keys, shadow.go)
 //	edgegw version -o json             versionJSON below
 //	edgegw check -o json               checkJSON (check.go): printed on refusal too, exit 1

@@ -89,7 +89,7 @@ func schemaSection(s jsonSchema) string {
 	var b strings.Builder
 	t := reflect.TypeOf(s.v)
 	b.WriteString(schemaHeading + ": one document on stdout, exit status unchanged, errors on stderr\n")
-	b.WriteString("(the convention: 'edgegw help'). ")
+	b.WriteString("(the convention: 'edgegw help'); an optional key is left out when it has no value. ")
 	if t.Kind() == reflect.Slice {
 		b.WriteString("A list ([] when empty) of objects:\n")
 		t = t.Elem()
@@ -99,8 +99,7 @@ func schemaSection(s jsonSchema) string {
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 	schemaFields(tw, t, "  ", "", map[reflect.Type]string{})
 	_ = tw.Flush()
-	b.WriteString(`"optional": the key is left out when it has no value.`)
-	return b.String()
+	return strings.TrimRight(b.String(), "\n")
 }
 
 var (

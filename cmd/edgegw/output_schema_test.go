@@ -110,7 +110,7 @@ func TestSchemaSection(t *testing.T) {
 		Ignored    int `json:"-"`
 	}
 	_ = doc{}.skipped
-	got := schemaSection(jsonSchema{v: doc{}})
+	got := schemaSection(jsonSchema{v: doc{}}) + "\n"
 	for _, want := range []string{
 		"  age_seconds  number, seconds\n",
 		"  size_bytes   integer, bytes\n",

@@ -51,6 +51,12 @@ certificate.`,
 	return cmd
 }
 
+// passwdJSON is `edgegw passwd -o json`.
+type passwdJSON struct {
+	File string `json:"file"`
+	User string `json:"user"`
+}
+
 func readPassword(in io.Reader, prompt io.Writer) ([]byte, error) {
 	if f, ok := in.(*os.File); ok {
 		if _, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS); err == nil {

@@ -597,7 +597,8 @@ The running gateway notices the new crl.pem by itself: no reload is needed.`,
 			}
 			msg := fmt.Sprintf("CRL number %s: %d revoked, next update %s", rl.Number, len(rl.RevokedCertificateEntries), rl.NextUpdate.Format(time.RFC3339))
 			if isJSON {
-				return writeJSONOut(a.stdout, pkiCRLJSON{Resigned: true, CRLNumber: rl.Number.Int64(), Revoked: len(rl.RevokedCertificateEntries),
+				n := len(rl.RevokedCertificateEntries)
+				return writeJSONOut(a.stdout, pkiCRLJSON{Resigned: true, CRLNumber: rl.Number.Int64(), Revoked: &n,
 					NextUpdate: rl.NextUpdate.UTC(), CRLFile: crlFile, Message: msg})
 			}
 			fmt.Fprintln(a.stdout, msg)

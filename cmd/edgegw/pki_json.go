@@ -66,7 +66,7 @@ type pkiRevokeJSON struct {
 type pkiCRLJSON struct {
 	Resigned   bool      `json:"resigned"` // false: --refresh-before and not due yet
 	CRLNumber  int64     `json:"crl_number"`
-	Revoked    int       `json:"revoked"` // entries on the CRL (when re-signed)
+	Revoked    *int      `json:"revoked,omitempty"` // entries on the new CRL; left out when not re-signed
 	NextUpdate time.Time `json:"next_update,omitzero"`
 	CRLFile    string    `json:"crl_file"`
 	Message    string    `json:"message"` // the text form's line
@@ -81,10 +81,4 @@ type pkiServerJSON struct {
 	CertFile   string    `json:"cert_file"`
 	Key        string    `json:"key"`         // the key URI, secrets (PINs) redacted
 	KeyChanged bool      `json:"key_changed"` // the daemon must be restarted to serve it
-}
-
-// passwdJSON is `edgegw passwd -o json`.
-type passwdJSON struct {
-	File string `json:"file"`
-	User string `json:"user"`
 }
