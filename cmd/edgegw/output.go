@@ -49,6 +49,7 @@ package main
 import (
 	"fmt"
 	"runtime"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -60,6 +61,15 @@ func outputFlags(cmd *cobra.Command, format *string, legacy *bool) {
 	cmd.Flags().StringVarP(format, "output", "o", "table", "output format: table or json (see 'edgegw help' for the JSON convention)")
 	cmd.Flags().BoolVar(legacy, "json", false, "same as -o json")
 	_ = cmd.Flags().MarkHidden("json")
+	_ = cmd.RegisterFlagCompletionFunc("output", func(_ *cobra.Command, _ []string, prefix string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		var out []cobra.Completion
+		for _, f := range []string{"table", "json"} {
+			if strings.HasPrefix(f, prefix) {
+				out = append(out, f)
+			}
+		}
+		return out, cobra.ShellCompDirectiveNoFileComp
+	})
 }
 
 // jsonOutput reports whether JSON was asked for; any format other than
