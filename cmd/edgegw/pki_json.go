@@ -16,7 +16,7 @@ type pkiInitJSON struct {
 	CANotAfter   time.Time `json:"ca_not_after,omitzero"` // left out with --csr
 	CSR          string    `json:"csr_file,omitempty"`    // init --csr: the CSR for the root to sign
 	Files        []string  `json:"files"`                 // files written
-	Warnings     []string  `json:"warnings"`              // also printed on stderr
+	Warnings     []string  `json:"warnings"`              // import-ca: what the chain lacks (also on stderr)
 	ClockClamped bool      `json:"clock_clamped"`         // the clock was before the build: certificates start at the build date
 }
 
