@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -186,6 +187,7 @@ func TestJSONConvention(t *testing.T) {
 					t.Errorf("key %q: got none; want it (schema in output.go)\n%s", k, out)
 				}
 			}
+			schemaMatches(t, tt.args, doc)
 			for k, want := range tt.values {
 				if got := fmt.Sprint(m[k]); got != want {
 					t.Errorf("%s: got %s; want %s\n%s", k, got, want, out)
@@ -205,6 +207,53 @@ func TestJSONConvention(t *testing.T) {
 	}
 	if code, _, errOut := edgegw(t, "version", "-o", "yaml"); code != 2 || !strings.Contains(errOut, `-o "yaml": want table or json`) {
 		t.Errorf("version -o yaml: exit %d, stderr %q; want 2 and the formats named", code, errOut)
+	}
+}
+
+// schemaMatches checks that the document a command printed is the type its
+// help documents (jsonSchemas): every top-level key printed is a key of the
+// type, and every key the type always prints (not optional) is there. For a
+// list, its first element is checked.
+func schemaMatches(t *testing.T, args []string, doc any) {
+	t.Helper()
+	path, s := "", jsonSchema{}
+	for p, e := range jsonSchemas {
+		if strings.HasPrefix(strings.Join(args, " ")+" ", p+" ") && len(p) > len(path) {
+			path, s = p, e
+		}
+	}
+	if path == "" {
+		t.Fatalf("edgegw %s: no entry in jsonSchemas", strings.Join(args, " "))
+	}
+	if s.asIs {
+		return
+	}
+	typ := reflect.TypeOf(s.v)
+	if typ.Kind() == reflect.Slice {
+		list, ok := doc.([]any)
+		if !ok {
+			t.Fatalf("edgegw %s: got %T; want a list (%T)", path, doc, s.v)
+		}
+		if len(list) == 0 {
+			return
+		}
+		doc, typ = list[0], typ.Elem()
+	}
+	m, ok := doc.(map[string]any)
+	if !ok {
+		t.Fatalf("edgegw %s: got %T; want an object (%T)", path, doc, s.v)
+	}
+	fields := map[string]bool{}
+	for _, f := range jsonFields(typ) {
+		fields[f.name] = true
+		if _, ok := m[f.name]; !ok && !f.optional {
+			t.Errorf("edgegw %s: key %q of %v: got none; want it (it is not optional)", path, f.name, typ)
+		}
+	}
+	for k := range m {
+		if !fields[k] {
+			t.Errorf("edgegw %s: printed key %q: not in %v, the type its help documents", path, k, typ)
+		}
 	}
 }
 
