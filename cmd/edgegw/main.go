@@ -102,9 +102,10 @@ Machine-readable output: every command that prints a result (status, devices, ch
 queue stats|peek|purge|replay, pki init|import-ca|issue|sign|claim|revoke|crl|server|list,
 policy test, rule test, key info|create, shadow, passwd, version) takes -o json and then
 prints one JSON document on stdout, with the same exit status; errors stay on stderr.
-Each command's help ends with its document's keys, types and units. Keys are snake_case; a quantity carries its unit in its
-name (_seconds, _bytes); times are RFC 3339 in UTC and left out when not known; empty
-lists are [], never null; payloads are base64. 'queue export' writes JSON lines instead.
+Each command's help lists its document's keys, types and units. Keys are snake_case; a
+quantity carries its unit in its name (_seconds, _bytes); times are RFC 3339 in UTC and
+left out when not known; empty lists are [], never null; payloads are base64.
+'queue export' writes JSON lines instead.
 shadow prints the shadow service's documents as they are (AWS's keys). import mosquitto
 and key csr use -o for their output path and print no JSON.`,
 		Version:       version,

@@ -63,6 +63,14 @@ func TestJSONSchemaInHelp(t *testing.T) {
 		}
 	}
 
+	// 'edgegw help' names every command that takes -o json.
+	for p := range jsonSchemas {
+		words := strings.Fields(p)
+		if !strings.Contains(root.Long, words[len(words)-1]) {
+			t.Errorf("'edgegw help' does not name %q among the commands with -o json", p)
+		}
+	}
+
 	for p, s := range jsonSchemas {
 		t.Run(p, func(t *testing.T) {
 			c, _, err := root.Find(strings.Fields(p))
