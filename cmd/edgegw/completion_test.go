@@ -61,6 +61,8 @@ func TestDynamicCompletion(t *testing.T) {
 		{name: "policy actions by prefix", args: []string{"policy", "test", "--action", "re"}, want: []string{"receive", "retain-publish"}, directive: ":4"},
 		{name: "key URI schemes", args: []string{"key", "create", "--key", ""}, want: []string{"file:", "tpm:handle=0x81000100", "pkcs11:token=", "auto"}, directive: ":6"},
 		{name: "key URI scheme by prefix", args: []string{"key", "csr", "--key", "pk"}, want: []string{"pkcs11:token="}, directive: ":6"},
+		{name: "output formats", args: []string{"pki", "crl", "-o", ""}, want: []string{"table", "json"}, directive: ":4"},
+		{name: "output formats by prefix", args: []string{"shadow", "get", "lamp-1", "--output", "j"}, want: []string{"json"}, directive: ":4"},
 		{name: "file: key paths", args: []string{"key", "info", "--key", "file:" + keys + "/g"}, want: []string{"file:" + keys + "/gateway.key", "file:" + keys + "/gw-dir/"}, directive: ":6"},
 	}
 	for _, tt := range tests {

@@ -40,6 +40,8 @@ acl_file) and writes into DIR:
   policies/*.json     the ACL as AWS IoT policies with the same effect
   IMPORT-REPORT.txt   every line that was not carried over, or not exactly, and why
 
+-o here names the output directory; there is no JSON output (the report is text).
+
 password_file is kept by reference. The import never overwrites: it refuses when any
 output file exists in DIR. Check the result with 'edgegw check -c DIR/edgegw.yaml'.
 

@@ -143,6 +143,8 @@ The upstream CA signs it; the private key never leaves this device. Each --san i
 IP address, a URI (with "://"), an e-mail address (with "@") or a DNS name.
 With --key auto the key is created on first use.
 
+-o here is --out, the CSR file: the CSR is PEM, there is no JSON output.
+
 ` + keyURIHelp,
 		Example: `  edgegw key csr --key tpm:handle=0x81000100 --cn plant-7-gw --out gateway.csr
   openssl req -in gateway.csr -verify -noout`,

@@ -98,12 +98,16 @@ matching messages are queued durably and bridged to one upstream MQTT broker.
 The configuration is /etc/edgegw/edgegw.yaml; check it with 'edgegw check' before
 every reload.
 
-Machine-readable output: the commands that print a result (status, devices, check,
-queue stats|peek|purge|replay, pki list, policy test, rule test, key info|create,
-version) take -o json and then print one JSON document on stdout, with the same exit
-status; errors stay on stderr. Keys are snake_case; a quantity carries its unit in its
-name (_seconds, _bytes); times are RFC 3339 in UTC and left out when not known; empty
-lists are [], never null; payloads are base64. 'queue export' writes JSON lines instead.`,
+Machine-readable output: every command that prints a result (status, devices, check,
+queue stats|peek|purge|replay, pki init|import-ca|issue|sign|claim|revoke|crl|server|list,
+policy test, rule test, key info|create, shadow, passwd, version) takes -o json and then
+prints one JSON document on stdout, with the same exit status; errors stay on stderr.
+Each command's help lists its document's keys, types and units. Keys are snake_case; a
+quantity carries its unit in its name (_seconds, _bytes); times are RFC 3339 in UTC and
+left out when not known; empty lists are [], never null; payloads are base64.
+'queue export' writes JSON lines instead.
+shadow prints the shadow service's documents as they are (AWS's keys). import mosquitto
+and key csr use -o for their output path and print no JSON.`,
 		Version:       version,
 		SilenceErrors: true, // execute prints the error once
 		SilenceUsage:  true, // a failed run is not a usage error
@@ -122,6 +126,7 @@ lists are [], never null; payloads are base64. 'queue export' writes JSON lines 
 		root.AddCommand(newCmd(a))
 	}
 	addCompletions(root) // completion.go
+	addJSONSchemas(root) // output_schema.go
 	return root
 }
 

@@ -27,17 +27,29 @@ package main
 //	edgegw queue replay -o json        observe.QueueOpResult
 //	edgegw queue export                JSON lines, one message a line (store's export format)
 //	edgegw pki list -o json            [pki.Entry]
+//	edgegw pki init|import-ca -o json  pkiInitJSON (pki_json.go)
+//	edgegw pki issue|sign|claim -o json pkiIssueJSON (pki_json.go)
+//	edgegw pki revoke -o json          pkiRevokeJSON (pki_json.go): "nothing_to_do" when already revoked, exit 0
+//	edgegw pki crl -o json             pkiCRLJSON (pki_json.go)
+//	edgegw pki server -o json          pkiServerJSON (pki_json.go)
+//	edgegw passwd -o json              passwdJSON (passwd.go)
+//	edgegw shadow ... -o json          the shadow service's document as-is (AWS keys, shadow.go)
 //	edgegw version -o json             versionJSON below
 //	edgegw check -o json               checkJSON (check.go): printed on refusal too, exit 1
 //	edgegw policy test -o json         policyTestJSON (policy.go): printed on deny too, exit 1
 //	edgegw key info|create -o json     keyInfoJSON (key.go)
 //	edgegw rule test -o json           ruleTestJSON (rule.go): printed when it does not fire too, exit 1
 //
-// TestJSONConvention runs each of them and checks the convention.
+// jsonSchemas (output_schema.go) maps each command to that type and
+// generates the "JSON output (-o json)" section of its help from it, so the
+// help and man page cannot drift from what is printed. TestJSONConvention
+// runs each command and checks the convention; TestJSONSchemaInHelp checks
+// that every key of each type is in the command's help.
 
 import (
 	"fmt"
 	"runtime"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -49,6 +61,15 @@ func outputFlags(cmd *cobra.Command, format *string, legacy *bool) {
 	cmd.Flags().StringVarP(format, "output", "o", "table", "output format: table or json (see 'edgegw help' for the JSON convention)")
 	cmd.Flags().BoolVar(legacy, "json", false, "same as -o json")
 	_ = cmd.Flags().MarkHidden("json")
+	_ = cmd.RegisterFlagCompletionFunc("output", func(_ *cobra.Command, _ []string, prefix string) ([]cobra.Completion, cobra.ShellCompDirective) {
+		var out []cobra.Completion
+		for _, f := range []string{"table", "json"} {
+			if strings.HasPrefix(f, prefix) {
+				out = append(out, f)
+			}
+		}
+		return out, cobra.ShellCompDirectiveNoFileComp
+	})
 }
 
 // jsonOutput reports whether JSON was asked for; any format other than

@@ -18,7 +18,9 @@ func init() { extraCommands = append(extraCommands, newPasswdCmd) }
 // newPasswdCmd is `edgegw passwd FILE USER`: add or replace USER in a bcrypt
 // password file (the optional second factor of a listener's password_file).
 func newPasswdCmd(a *app) *cobra.Command {
-	return &cobra.Command{
+	var format string
+	var asJSON bool
+	cmd := &cobra.Command{
 		Use:   "passwd FILE USER",
 		Short: "Add or change a user in a listener password file (bcrypt)",
 		Long: `passwd sets USER's password in FILE (created with mode 0600 if absent). The password
@@ -27,6 +29,10 @@ input when it is not a terminal. A password is an extra factor: clients still ne
 certificate.`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			isJSON, err := jsonOutput(format, asJSON) // output.go
+			if err != nil {
+				return err
+			}
 			pw, err := readPassword(cmd.InOrStdin(), a.stderr)
 			if err != nil {
 				return err
@@ -34,10 +40,21 @@ certificate.`,
 			if err := broker.SetPassword(args[0], args[1], pw); err != nil {
 				return err
 			}
+			if isJSON {
+				return writeJSONOut(a.stdout, passwdJSON{File: args[0], User: args[1]})
+			}
 			fmt.Fprintf(a.stdout, "password for %q set in %s\n", args[1], args[0])
 			return nil
 		},
 	}
+	outputFlags(cmd, &format, &asJSON)
+	return cmd
+}
+
+// passwdJSON is `edgegw passwd -o json`.
+type passwdJSON struct {
+	File string `json:"file"`
+	User string `json:"user"`
 }
 
 func readPassword(in io.Reader, prompt io.Writer) ([]byte, error) {

@@ -154,6 +154,8 @@ func clockWarning(w io.Writer, clamped bool) {
 
 func pkiInitCmd(a *app, f *pkiFlags) *cobra.Command {
 	var opts pki.InitOptions
+	var format string
+	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "init",
 		Short: "Create the site CA, the broker's server certificate, an empty CRL and issued.json",
@@ -169,6 +171,10 @@ CA); finish with 'edgegw pki import-ca CERT'.
 ` + keyURIHelp,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			isJSON, err := jsonOutput(format, asJSON) // output.go
+			if err != nil {
+				return err
+			}
 			o, err := f.options(a, cmd)
 			if err != nil {
 				return err
@@ -178,6 +184,13 @@ CA); finish with 'edgegw pki import-ca CERT'.
 				return err
 			}
 			clockWarning(a.stderr, res.ClockClamped)
+			if isJSON {
+				v := pkiInitView(o.Dir, res)
+				if opts.CSR {
+					v.CSR = filepath.Join(o.Dir, pki.CACSRFile)
+				}
+				return writeJSONOut(a.stdout, v)
+			}
 			if opts.CSR {
 				fmt.Fprintf(a.stdout, "CA key and CSR created in %s\n  csr: %s\nHave your root CA sign it as a subordinate CA (pathlen 0), then run:\n  edgegw pki import-ca --dir %s SIGNED.crt   (the certificate followed by its chain)\n",
 					o.Dir, filepath.Join(o.Dir, pki.CACSRFile), o.Dir)
@@ -198,11 +211,14 @@ CA); finish with 'edgegw pki import-ca CERT'.
 	fl.IntVar(&opts.ServerDays, "server-days", pki.DefaultServerDays, "server certificate lifetime in days")
 	fl.IntVar(&opts.CRLDays, "crl-days", pki.DefaultCRLDays, "CRL lifetime (nextUpdate) in days")
 	fl.BoolVar(&opts.CSR, "csr", false, "make a CSR for an enterprise root instead of a self-signed CA")
+	outputFlags(cmd, &format, &asJSON)
 	return cmd
 }
 
 func pkiImportCACmd(a *app, f *pkiFlags) *cobra.Command {
-	return &cobra.Command{
+	var format string
+	var asJSON bool
+	cmd := &cobra.Command{
 		Use:   "import-ca CERT",
 		Short: "Finish a CA started with 'pki init --csr' with the certificate your root signed",
 		Long: `CERT is a PEM file: the CA certificate signed by your enterprise root, followed by the
@@ -211,6 +227,10 @@ allowed to sign certificates and CRLs. The whole file becomes ca.crt; the server
 CRL and issued.json are created as by 'pki init'.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			isJSON, err := jsonOutput(format, asJSON)
+			if err != nil {
+				return err
+			}
 			o, err := f.options(a, cmd)
 			if err != nil {
 				return err
@@ -227,10 +247,24 @@ CRL and issued.json are created as by 'pki init'.`,
 			for _, w := range res.Warnings {
 				fmt.Fprintf(a.stderr, "warning: %s\n", w)
 			}
+			if isJSON {
+				return writeJSONOut(a.stdout, pkiInitView(o.Dir, res))
+			}
 			fmt.Fprintf(a.stdout, "site CA %q imported into %s, valid until %s\n", res.CACert.Subject.String(), o.Dir, res.CACert.NotAfter.Format(time.DateOnly))
 			return nil
 		},
 	}
+	outputFlags(cmd, &format, &asJSON)
+	return cmd
+}
+
+// pkiInitView is the -o json document of init and import-ca.
+func pkiInitView(dir string, res *pki.InitResult) pkiInitJSON {
+	v := pkiInitJSON{Dir: dir, Files: append([]string{}, res.Files...), Warnings: append([]string{}, res.Warnings...), ClockClamped: res.ClockClamped}
+	if res.CACert != nil {
+		v.CASubject, v.CANotAfter = res.CACert.Subject.String(), res.CACert.NotAfter.UTC()
+	}
+	return v
 }
 
 // thingFlags are shared by issue and sign.
@@ -241,6 +275,8 @@ type thingFlags struct {
 	days     int
 	out      string
 	renew    bool
+	format   string // -o table|json
+	asJSON   bool
 }
 
 func (t *thingFlags) add(cmd *cobra.Command) {
@@ -251,6 +287,7 @@ func (t *thingFlags) add(cmd *cobra.Command) {
 	fl.IntVar(&t.days, "days", pki.DefaultDeviceDays, "certificate lifetime in days")
 	fl.StringVar(&t.out, "out", ".", "directory for THING.crt, THING.key (0600) and ca.crt")
 	fl.BoolVar(&t.renew, "renew", false, "replace the thing's active certificate; the old one is revoked as superseded")
+	outputFlags(cmd, &t.format, &t.asJSON)
 }
 
 func (t *thingFlags) request(thing string) (pki.IssueRequest, error) {
@@ -295,6 +332,10 @@ All or nothing: if any thing is refused, nothing is written.`,
 			if len(args) == 0 && batch == "" {
 				return &exitError{code: 2, err: errors.New("pki issue: name at least one THING or give --batch FILE")}
 			}
+			isJSON, err := jsonOutput(tf.format, tf.asJSON)
+			if err != nil {
+				return err
+			}
 			o, err := f.options(a, cmd)
 			if err != nil {
 				return err
@@ -320,6 +361,9 @@ All or nothing: if any thing is refused, nothing is written.`,
 				return err
 			}
 			clockWarning(a.stderr, res.ClockClamped)
+			if isJSON {
+				return writeJSONOut(a.stdout, pkiIssueView(res.Bundles, o.Devices, res.ClockClamped))
+			}
 			printBundles(a.stdout, res.Bundles, time.Since(start))
 			fmt.Fprintf(a.stdout, "registry: %s\n", o.Devices)
 			return nil
@@ -407,6 +451,10 @@ On the device:  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -no
                   -keyout THING.key -out THING.csr -subj /CN=THING`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			isJSON, err := jsonOutput(tf.format, tf.asJSON)
+			if err != nil {
+				return err
+			}
 			o, err := f.options(a, cmd)
 			if err != nil {
 				return err
@@ -428,6 +476,9 @@ On the device:  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -no
 			if err != nil {
 				return fmt.Errorf("%s: %w", args[0], err)
 			}
+			if isJSON {
+				return writeJSONOut(a.stdout, pkiIssueView([]pki.Bundle{*b}, o.Devices, false))
+			}
 			printBundles(a.stdout, []pki.Bundle{*b}, 0)
 			fmt.Fprintf(a.stdout, "registry: %s\n", o.Devices)
 			return nil
@@ -440,7 +491,8 @@ On the device:  openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -no
 }
 
 func pkiRevokeCmd(a *app, f *pkiFlags) *cobra.Command {
-	var reason string
+	var reason, format string
+	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "revoke THING|SERIAL",
 		Short: "Revoke a certificate (by serial) or a thing's active certificates; re-sign the CRL",
@@ -453,19 +505,31 @@ revoked; issue a new one (no --renew needed) to re-enroll it.
 Reasons: ` + strings.Join(pki.ReasonNames(), ", "),
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			isJSON, err := jsonOutput(format, asJSON)
+			if err != nil {
+				return err
+			}
 			o, err := f.options(a, cmd)
 			if err != nil {
 				return err
 			}
+			crlFile := filepath.Join(o.Dir, pki.CRLFile)
 			res, err := pki.Revoke(cmd.Context(), o, args[0], reason)
 			if errors.Is(err, pki.ErrAlreadyRevoked) {
 				fmt.Fprintf(a.stderr, "nothing to do: %v\n", err)
+				if isJSON {
+					return writeJSONOut(a.stdout, pkiRevokeJSON{Revoked: []pki.Entry{}, CRLFile: crlFile, NothingToDo: err.Error()})
+				}
 				return nil
 			}
 			if err != nil {
 				return err
 			}
 			clockWarning(a.stderr, res.ClockClamped)
+			if isJSON {
+				return writeJSONOut(a.stdout, pkiRevokeJSON{Revoked: append([]pki.Entry{}, res.Revoked...), CRLNumber: res.CRLNumber,
+					CRLFile: crlFile, ClockClamped: res.ClockClamped})
+			}
 			for _, e := range res.Revoked {
 				fmt.Fprintf(a.stdout, "revoked %s (%s): serial %s, reason %s\n", e.Thing, e.Kind, e.Serial, e.Reason)
 			}
@@ -474,12 +538,14 @@ Reasons: ` + strings.Join(pki.ReasonNames(), ", "),
 		},
 	}
 	cmd.Flags().StringVar(&reason, "reason", "unspecified", "revocation reason: "+strings.Join(pki.ReasonNames(), ", "))
+	outputFlags(cmd, &format, &asJSON)
 	return cmd
 }
 
 func pkiCRLCmd(a *app, f *pkiFlags) *cobra.Command {
 	var days int
-	var refreshBefore string
+	var refreshBefore, format string
+	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "crl",
 		Short: "Re-sign the CRL with a fresh nextUpdate (run it from a timer well before it expires)",
@@ -495,6 +561,10 @@ The running gateway notices the new crl.pem by itself: no reload is needed.`,
   edgegw pki crl --refresh-before 10d`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			isJSON, err := jsonOutput(format, asJSON)
+			if err != nil {
+				return err
+			}
 			var window time.Duration
 			if refreshBefore != "" {
 				d, err := parseDays(refreshBefore)
@@ -507,8 +577,12 @@ The running gateway notices the new crl.pem by itself: no reload is needed.`,
 			if err != nil {
 				return err
 			}
+			crlFile := filepath.Join(o.Dir, pki.CRLFile)
 			if refreshBefore != "" {
-				due, msg := crlDue(o.Dir, window)
+				due, msg, cur := crlDue(o.Dir, window)
+				if !due && isJSON {
+					return writeJSONOut(a.stdout, pkiCRLJSON{CRLNumber: cur.Number.Int64(), NextUpdate: cur.NextUpdate.UTC(), CRLFile: crlFile, Message: msg})
+				}
 				if !due {
 					fmt.Fprintln(a.stdout, msg)
 					return nil
@@ -521,33 +595,41 @@ The running gateway notices the new crl.pem by itself: no reload is needed.`,
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(a.stdout, "CRL number %s: %d revoked, next update %s\n", rl.Number, len(rl.RevokedCertificateEntries), rl.NextUpdate.Format(time.RFC3339))
+			msg := fmt.Sprintf("CRL number %s: %d revoked, next update %s", rl.Number, len(rl.RevokedCertificateEntries), rl.NextUpdate.Format(time.RFC3339))
+			if isJSON {
+				n := len(rl.RevokedCertificateEntries)
+				return writeJSONOut(a.stdout, pkiCRLJSON{Resigned: true, CRLNumber: rl.Number.Int64(), Revoked: &n,
+					NextUpdate: rl.NextUpdate.UTC(), CRLFile: crlFile, Message: msg})
+			}
+			fmt.Fprintln(a.stdout, msg)
 			return nil
 		},
 	}
 	cmd.Flags().IntVar(&days, "days", 0, "CRL lifetime in days, also for later CRLs (default: as set at init, 30)")
 	cmd.Flags().StringVar(&refreshBefore, "refresh-before", "", "re-sign only when nextUpdate is within this time, e.g. 10d, 72h (default: always)")
+	outputFlags(cmd, &format, &asJSON)
 	return cmd
 }
 
 // crlDue reports whether the CRL in dir must be re-signed because its nextUpdate is within
 // window of now (the clock floor when the clock is before the build), with a line that says
-// why. A CRL that cannot be read or verified is due: re-signing replaces it.
-func crlDue(dir string, window time.Duration) (due bool, msg string) {
+// why, and the CRL read (nil when due because it could not be read). A CRL that cannot be read
+// or verified is due: re-signing replaces it.
+func crlDue(dir string, window time.Duration) (due bool, msg string, crl *pki.CRL) {
 	path := filepath.Join(dir, pki.CRLFile)
 	crl, err := pki.LoadCRL(path, filepath.Join(dir, pki.CACertFile))
 	if err != nil {
-		return true, fmt.Sprintf("edgegw: %v: re-signing it", err)
+		return true, fmt.Sprintf("edgegw: %v: re-signing it", err), nil
 	}
 	now := time.Now()
 	if fl := clockFloor(); now.Before(fl) {
 		now = fl
 	}
 	if crl.NextUpdate.IsZero() || !crl.NextUpdate.After(now.Add(window)) {
-		return true, ""
+		return true, "", crl
 	}
 	return false, fmt.Sprintf("CRL number %s: next update %s, more than %s away: not re-signed",
-		crl.Number, crl.NextUpdate.Format(time.RFC3339), formatWindow(window))
+		crl.Number, crl.NextUpdate.Format(time.RFC3339), formatWindow(window)), crl
 }
 
 // formatWindow prints a --refresh-before window the way it is usually given: whole days as

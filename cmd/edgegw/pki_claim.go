@@ -43,6 +43,8 @@ func pkiClaimCmd(a *app, f *pkiFlags) *cobra.Command {
 		policies  string
 		out       string
 		days      int
+		format    string
+		asJSON    bool
 	)
 	cmd := &cobra.Command{
 		Use:   "claim NAME --template T [--template T]...",
@@ -69,6 +71,10 @@ Revoke a claim like any certificate: 'edgegw pki revoke NAME'. Each claim is rat
 			if len(templates) == 0 {
 				return &exitError{code: 2, err: errors.New("pki claim: name at least one --template the claim may use")}
 			}
+			isJSON, err := jsonOutput(format, asJSON) // output.go
+			if err != nil {
+				return err
+			}
 			o, err := f.options(a, cmd)
 			if err != nil {
 				return err
@@ -92,6 +98,11 @@ Revoke a claim like any certificate: 'edgegw pki revoke NAME'. Each claim is rat
 			}
 			clockWarning(a.stderr, res.ClockClamped)
 			b := res.Bundles[0]
+			if isJSON {
+				v := pkiIssueView(res.Bundles, o.Devices, res.ClockClamped)
+				v.PolicyFile = pfile
+				return writeJSONOut(a.stdout, v)
+			}
 			fmt.Fprintf(a.stdout, "claim %s: serial %s, valid until %s\n  cert:   %s\n  key:    %s (0600: put it on the sensors of this batch)\n  ca:     %s\n  policy: %s\nregistry: %s\nthen: systemctl reload edgegw\n",
 				name, b.Serial, b.Cert.NotAfter.Format("2006-01-02"), b.CertFile, b.KeyFile, b.CAFile, pfile, o.Devices)
 			return nil
@@ -102,6 +113,7 @@ Revoke a claim like any certificate: 'edgegw pki revoke NAME'. Each claim is rat
 	fl.StringVar(&policies, "policies", "", "policies directory (default: policies from the config)")
 	fl.StringVar(&out, "out", ".", "directory for NAME.crt, NAME.key (0600) and ca.crt")
 	fl.IntVar(&days, "days", pki.DefaultDeviceDays, "claim certificate lifetime in days")
+	outputFlags(cmd, &format, &asJSON)
 	return cmd
 }
 

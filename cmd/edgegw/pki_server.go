@@ -65,9 +65,10 @@ func serverTarget(config, name string) (cert, key string, err error) {
 
 func pkiServerCmd(a *app, f *pkiFlags) *cobra.Command {
 	var (
-		keyURI, out, listener, renewBefore, stateDir string
-		hosts, ips                                   []string
-		days                                         int
+		keyURI, out, listener, renewBefore, stateDir, format string
+		hosts, ips                                           []string
+		days                                                 int
+		asJSON                                               bool
 	)
 	cmd := &cobra.Command{
 		Use:   "server [--key URI] [--host H]... [--ip IP]... [--days N] [--renew-before D] [--out FILE]",
@@ -87,6 +88,10 @@ picks up a renewed certificate for the same key by itself; for a new key, restar
 ` + keyURIHelp,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			isJSON, err := jsonOutput(format, asJSON) // output.go
+			if err != nil {
+				return err
+			}
 			o, err := f.options(a, cmd)
 			if err != nil {
 				return err
@@ -144,6 +149,10 @@ picks up a renewed certificate for the same key by itself; for a new key, restar
 					now = fl
 				}
 				if left := old.NotAfter.Sub(now); left > before {
+					if isJSON {
+						return writeJSONOut(a.stdout, pkiServerJSON{Action: "not_due", Serial: old.SerialNumber.Text(16), Hosts: certNames(old),
+							NotAfter: old.NotAfter.UTC(), CertFile: out, Key: hw.Redact(keyURI)})
+					}
 					fmt.Fprintf(a.stdout, "%s is valid until %s (%d days): not due for renewal (--renew-before %s)\n",
 						out, old.NotAfter.Format(time.DateOnly), int(left.Hours()/24), renewBefore)
 					return nil
@@ -160,6 +169,10 @@ picks up a renewed certificate for the same key by itself; for a new key, restar
 			verb := "issued"
 			if old != nil {
 				verb = "renewed"
+			}
+			if isJSON {
+				return writeJSONOut(a.stdout, pkiServerJSON{Action: verb, Serial: b.Serial, Hosts: names, NotAfter: b.Cert.NotAfter.UTC(),
+					CertFile: out, Key: hw.Redact(keyURI), KeyChanged: old != nil && !sameKey})
 			}
 			fmt.Fprintf(a.stdout, "server certificate %s: serial %s for %s, valid until %s\n  cert: %s\n  key:  %s\n",
 				verb, b.Serial, strings.Join(names, ", "), b.Cert.NotAfter.Format(time.DateOnly), out, hw.Redact(keyURI))
@@ -178,6 +191,7 @@ picks up a renewed certificate for the same key by itself; for a new key, restar
 	fl.StringVar(&out, "out", "", "certificate chain file (default: the listener's tls.cert, else DIR/server.crt)")
 	fl.StringVar(&listener, "listener", "", "listener name in the config (default: the first TLS listener)")
 	fl.StringVar(&stateDir, "state-dir", keyDefaultStateDir, "where --key auto keeps its key")
+	outputFlags(cmd, &format, &asJSON)
 	return cmd
 }
 
@@ -199,6 +213,15 @@ func readLeaf(path string) (*x509.Certificate, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return c, nil
+}
+
+// certNames lists c's DNS names and IP addresses ([] when none).
+func certNames(c *x509.Certificate) []string {
+	names := append([]string{}, c.DNSNames...)
+	for _, ip := range c.IPAddresses {
+		names = append(names, ip.String())
+	}
+	return names
 }
 
 func publicEqual(a, b crypto.PublicKey) bool {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"sort"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -18,7 +19,8 @@ import (
 func init() { extraCommands = append(extraCommands, newShadowCmd) }
 
 func newShadowCmd(a *app) *cobra.Command {
-	var cfgPath, socket, name, file string
+	var cfgPath, socket, name, file, format string
+	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "shadow get|update|delete|list THING [DOCUMENT]",
 		Short: "Read and change the device shadows the running daemon serves",
@@ -34,6 +36,9 @@ device shadow, as a device would over MQTT, without a policy check:
 --name selects a named shadow; without it the classic shadow is meant. A change to a
 shadow synced with the cloud goes to the cloud like a device's.
 
+The text form lists the state as one line per value, KEY.PATH = VALUE (the value in
+JSON), under desired, reported and delta, with the version and when it changed.
+
 Exit status: 0 accepted, 1 refused (the shadow service's code and message are printed)
 or failed, 3 when no daemon is running.`,
 		Example: `  edgegw shadow get lamp-1
@@ -42,6 +47,10 @@ or failed, 3 when no daemon is running.`,
   edgegw shadow list lamp-1`,
 		Args: cobra.RangeArgs(2, 3),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			isJSON, err := jsonOutput(format, asJSON) // output.go
+			if err != nil {
+				return err
+			}
 			op, thing := args[0], args[1]
 			et := url.PathEscape(thing)
 			var method, path string
@@ -55,7 +64,6 @@ or failed, 3 when no daemon is running.`,
 				method, path = http.MethodGet, "/shadows/"+et
 			case "update":
 				method, path = http.MethodPost, "/shadow/"+et
-				var err error
 				switch {
 				case len(args) == 3 && file == "":
 					body = []byte(args[2])
@@ -86,12 +94,6 @@ or failed, 3 when no daemon is running.`,
 			if err != nil {
 				return adminError(spath, err)
 			}
-			var out bytes.Buffer
-			if json.Indent(&out, doc, "", "  ") != nil {
-				out.Reset()
-				out.Write(doc)
-			}
-			out.WriteByte('\n')
 			if code != http.StatusOK {
 				var e struct {
 					Code    int
@@ -105,8 +107,17 @@ or failed, 3 when no daemon is running.`,
 				}
 				return &exitError{code: 1, err: fmt.Errorf("shadow %s %s: refused: %d %s", op, thing, code, msg)}
 			}
-			_, err = a.stdout.Write(out.Bytes())
-			return err
+			if isJSON {
+				var out bytes.Buffer
+				if json.Indent(&out, doc, "", "  ") != nil {
+					out.Reset()
+					out.Write(doc)
+				}
+				out.WriteByte('\n')
+				_, err = a.stdout.Write(out.Bytes())
+				return err
+			}
+			return printShadowText(a.stdout, op, thing, name, doc)
 		},
 	}
 	addConfigFlag(cmd, &cfgPath)
@@ -114,7 +125,102 @@ or failed, 3 when no daemon is running.`,
 	fl.StringVar(&socket, "socket", "", "admin socket (default: admin.socket from the config, else "+defaultAdminSocket+")")
 	fl.StringVar(&name, "name", "", "named shadow (default: the classic shadow)")
 	fl.StringVarP(&file, "file", "f", "", `update: read the document from this file ("-": standard input)`)
+	outputFlags(cmd, &format, &asJSON)
 	return cmd
+}
+
+// shadowJSONNote is the schema section of shadow's help (output_schema.go):
+// the documents are the shadow service's own, as a device gets them.
+const shadowJSONNote = `the shadow service's answer, as-is (indented), as a
+device gets it on the accepted topic (AWS IoT Device Shadow documents):
+  get, update  {"state": {"desired": {...}, "reported": {...}, "delta": {...}},
+                "metadata": {...}, "version": INTEGER, "timestamp": UNIX SECONDS}
+  delete       {"version": INTEGER, "timestamp": UNIX SECONDS}
+  list         {"thing": STRING, "named": [STRING]}
+Its keys are AWS's (clientToken stays camelCase), not edgegw's convention. A refusal
+prints no document: the code and message go to stderr, exit 1.`
+
+// printShadowText prints the shadow service's answer doc for op readably:
+// the named shadows one a line (list), else the version, when it changed and
+// each state section's values as KEY.PATH = JSON VALUE.
+func printShadowText(w io.Writer, op, thing, name string, doc []byte) error {
+	var d struct {
+		Thing     string                     `json:"thing"`
+		Named     []string                   `json:"named"`
+		State     map[string]json.RawMessage `json:"state"`
+		Version   *int64                     `json:"version"`
+		Timestamp int64                      `json:"timestamp"`
+	}
+	if err := json.Unmarshal(doc, &d); err != nil {
+		return &exitError{code: 1, err: fmt.Errorf("shadow %s %s: the daemon's answer is not a shadow document (%v); -o json prints it as-is", op, thing, err)}
+	}
+	if op == "list" {
+		if len(d.Named) == 0 {
+			fmt.Fprintf(w, "%s has no named shadows\n", thing)
+		}
+		for _, n := range d.Named {
+			fmt.Fprintln(w, n)
+		}
+		return nil
+	}
+	which := "classic shadow"
+	if name != "" {
+		which = fmt.Sprintf("named shadow %q", name)
+	}
+	head := map[string]string{"get": "%s of %s", "update": "%s of %s updated", "delete": "%s of %s deleted"}[op]
+	fmt.Fprintf(w, head, which, thing)
+	if d.Version != nil {
+		fmt.Fprintf(w, ", version %d", *d.Version)
+	}
+	if d.Timestamp > 0 {
+		fmt.Fprintf(w, ", at %s", time.Unix(d.Timestamp, 0).UTC().Format(time.RFC3339))
+	}
+	fmt.Fprintln(w)
+	if op == "delete" {
+		fmt.Fprintln(w, "(the version is kept: the next update continues from it)")
+	}
+	for _, section := range []string{"desired", "reported", "delta"} {
+		raw, ok := d.State[section]
+		if !ok {
+			continue
+		}
+		fmt.Fprintf(w, "%s:\n", section)
+		var v any
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return fmt.Errorf("shadow %s %s: state.%s: %w", op, thing, section, err)
+		}
+		lines := flattenJSON("", v, nil)
+		if len(lines) == 0 {
+			fmt.Fprintln(w, "  (empty)")
+		}
+		for _, l := range lines {
+			fmt.Fprintf(w, "  %s\n", l)
+		}
+	}
+	return nil
+}
+
+// flattenJSON lists v's leaves as "a.b = VALUE" (VALUE compact JSON), keys
+// in sorted order; a list is a leaf.
+func flattenJSON(prefix string, v any, out []string) []string {
+	m, ok := v.(map[string]any)
+	if !ok || (len(m) == 0 && prefix != "") {
+		b, _ := json.Marshal(v)
+		return append(out, prefix+" = "+string(b))
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		p := k
+		if prefix != "" {
+			p = prefix + "." + k
+		}
+		out = flattenJSON(p, m[k], out)
+	}
+	return out
 }
 
 // printShadows prints the shadows line of edgegw status (sh nil: none served).

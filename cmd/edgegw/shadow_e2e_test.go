@@ -259,15 +259,21 @@ func TestShadowE2EAdmin(t *testing.T) {
 		want    []string // substrings of the output
 	}{
 		{"get of none", []string{"shadow", "get", "lamp-1"}, true, []string{"404", "No shadow exists with name: 'lamp-1'"}},
-		{"update", []string{"shadow", "update", "lamp-1", `{"state":{"desired":{"power":"on"}}}`}, false, []string{`"power": "on"`, `"version": 1`}},
-		{"get", []string{"shadow", "get", "lamp-1"}, false, []string{`"delta"`, `"power": "on"`}},
-		{"update a named shadow", []string{"shadow", "update", "lamp-1", "--name", "cfg", `{"state":{"reported":{"fw":"1.2"}}}`}, false, []string{`"fw": "1.2"`}},
-		{"list", []string{"shadow", "list", "lamp-1"}, false, []string{`"cfg"`}},
+		{"update", []string{"shadow", "update", "lamp-1", `{"state":{"desired":{"power":"on"}}}`, "-o", "json"}, false, []string{`"power": "on"`, `"version": 1`}},
+		{"get", []string{"shadow", "get", "lamp-1", "-o", "json"}, false, []string{`"delta"`, `"power": "on"`}},
+		// The text form: one line per value under each state section.
+		{"get, text", []string{"shadow", "get", "lamp-1"}, false, []string{"classic shadow of lamp-1, version 1, at 20", "desired:\n  power = \"on\"\n", "delta:\n  power = \"on\"\n"}},
+		{"update a named shadow", []string{"shadow", "update", "lamp-1", "--name", "cfg", `{"state":{"reported":{"fw":{"main":"1.2"}}}}`}, false, []string{`named shadow "cfg" of lamp-1 updated, version 1`, "reported:\n  fw.main = \"1.2\"\n"}},
+		{"list", []string{"shadow", "list", "lamp-1", "-o", "json"}, false, []string{`"cfg"`, `"named"`}},
+		{"list, text", []string{"shadow", "list", "lamp-1"}, false, []string{"cfg\n"}},
+		{"list, none", []string{"shadow", "list", "lamp-2"}, false, []string{"lamp-2 has no named shadows\n"}},
 		{"stale version", []string{"shadow", "update", "lamp-1", `{"state":{"desired":{"power":"off"}},"version":7}`}, true, []string{"409", "Version conflict"}},
 		{"bad thing name", []string{"shadow", "get", "lamp/1"}, true, []string{"400"}},
-		{"delete", []string{"shadow", "delete", "lamp-1", "--name", "cfg"}, false, []string{`"version": 1`}},
+		{"delete", []string{"shadow", "delete", "lamp-1", "--name", "cfg", "-o", "json"}, false, []string{`"version": 1`}},
+		{"delete, text", []string{"shadow", "delete", "lamp-1"}, false, []string{"classic shadow of lamp-1 deleted, version 1"}},
 		// The deleted shadow stays stored (its version is kept for 48 hours).
 		{"status", []string{"status"}, false, []string{"shadows:     2 stored"}},
+		{"bad format", []string{"shadow", "get", "lamp-1", "-o", "yaml"}, true, []string{`-o "yaml": want table or json`}},
 	}
 	for _, st := range steps {
 		out, err := g.edgegw(t, st.args...)
