@@ -65,6 +65,7 @@ listeners:
   - {name: local, address: "127.0.0.1:0"}
 devices: devices.yaml
 policies: policies
+store: {dir: state/queue} # every run opens the store (offline sessions)
 metrics: {address: ""}
 admin: {socket: ""}
 audit: {file: ""}

@@ -56,14 +56,15 @@ topic sensors/# out 1 "" sites/plant-7/
 		t.Errorf("edgegw.yaml: got no site plant-7:\n%s", yaml)
 	}
 
-	// The import keeps edgegw's default audit file, in /var/log/edgegw,
-	// which the package creates; this machine may have none.
-	logDir := filepath.Join(dir, "log")
+	// The import keeps edgegw's default directories (/var/lib/edgegw,
+	// /var/log/edgegw), which the package creates; this machine's are not
+	// the test's (it may have none, or an installed package's).
+	logDir, state := filepath.Join(dir, "log"), filepath.Join(dir, "state")
 	if err := os.MkdirAll(logDir, 0o750); err != nil {
 		t.Fatal(err)
 	}
 	checked := filepath.Join(out, "checked.yaml")
-	gatewaytest.WriteFile(t, checked, append(yaml, "\naudit: {file: "+filepath.Join(logDir, "audit.log")+"}\n"...), 0o644)
+	gatewaytest.WriteFile(t, checked, append(yaml, "\naudit: {file: "+filepath.Join(logDir, "audit.log")+"}\nstate_dir: "+state+"\nstore: {dir: "+filepath.Join(state, "queue")+"}\n"...), 0o644)
 	code, stdout, stderr = edgegw(t, "check", "-c", checked)
 	if code != 0 {
 		t.Fatalf("check on the import: exit %d; want 0\nstdout: %s\nstderr: %s\nedgegw.yaml:\n%s", code, stdout, stderr, yaml)
