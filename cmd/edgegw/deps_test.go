@@ -84,8 +84,9 @@ var rooms = map[string]room{
 	"bridge":      {ours: []string{"store", "bridge/topic"}},
 	"gateway/pki": {ours: []string{"hw", "gateway/authz"}},
 	// config: schema and validation; key URIs are hw's, topic filters bridge/topic's, the rules'
-	// schema the rules engine's (pure); no runtime package.
-	"gateway/config": {ours: []string{"hw", "gateway/authz", "gateway/loopback", "bridge/topic", "gateway/rules"}},
+	// schema the rules engine's (pure), the enrolment section's rules enrol's (pure: pki, authz, hw);
+	// no runtime package.
+	"gateway/config": {ours: []string{"hw", "gateway/authz", "gateway/loopback", "bridge/topic", "gateway/rules", "gateway/enrol", "gateway/pki"}},
 	// AWS IoT SQL rules: pure, nothing of ours.
 	"gateway/rules": {forbid: pureForbid},
 	// Device shadows (the thing-name rule is authz's) and their test helper.
