@@ -26,6 +26,7 @@ type running struct {
 	keys   []hw.Key
 	up     *upstream         // queue + bridge (upstream.go); nil without a bridge section
 	shadow *shadows          // shadows.go; nil without a shadows section
+	enrol  *enrolment        // enrol.go; nil without an enrolment section
 	obs    *observe.Observer // metrics, /healthz, admin socket
 
 	presence *presence.Tracker // presence.go
@@ -112,10 +113,15 @@ func (g *Gateway) start(ctx context.Context) error {
 	if err == nil && up == nil {
 		sh, err = g.openShadows(ctx, b, nil, aud, obs.FsyncObserved) // the store for the shadows alone
 	}
+	var en *enrolment
+	if err == nil {
+		en, err = openEnrolment(g.cfg, b, aud, g.log) // enrol.go
+	}
 	if err == nil {
 		err = b.Start()
 	}
 	if err != nil {
+		en.close()
 		sh.close()
 		up.close()
 		for _, k := range keys {
@@ -125,7 +131,7 @@ func (g *Gateway) start(ctx context.Context) error {
 		aud.Close()
 		return err
 	}
-	g.run = &running{broker: b, audit: aud, keys: keys, obs: obs, up: up, shadow: sh, presence: pres}
+	g.run = &running{broker: b, audit: aud, keys: keys, obs: obs, up: up, shadow: sh, enrol: en, presence: pres}
 	up.start()
 	src := observe.Sources{Broker: b, Presence: presenceView{pres, b}, Audit: aud, Things: b}
 	if up != nil {
@@ -241,6 +247,7 @@ func (g *Gateway) stop() {
 	}
 	r.obs.Stop()
 	_ = r.broker.Close()
+	r.enrol.close()
 	r.shadow.close() // before its store
 	r.up.close()     // after the broker: no more enqueues
 	if err := r.presence.Close(); err != nil {
