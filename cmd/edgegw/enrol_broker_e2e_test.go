@@ -1,0 +1,251 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/edgegw/edgegw/gateway/enrol"
+	"github.com/edgegw/edgegw/gateway/gatewaytest"
+)
+
+// A sensor simulated with Debian's mosquitto clients enrols by claim against the real edgegw
+// daemon (the enrolment section wired into its broker): mosquitto_rr with the claim
+// certificate publishes a CSR made by openssl to create-from-csr and gets its certificate and
+// ownership token, then registers with the template's parameters; the registry gets the thing;
+// the sensor reconnects with its new certificate and publishes under the template's policy,
+// and a subscriber receives it. Before that, a CSR with the wrong CN, an RSA-1024 key and
+// CA:true each get /rejected with the documented error, and the registry and issued.json stay
+// as they were.
+func TestE2EEnrolThroughBroker(t *testing.T) {
+	openssl := needTool(t, "openssl", "openssl")
+	rr := needTool(t, "mosquitto_rr", "mosquitto-clients")
+	mosqPub := needTool(t, "mosquitto_pub", "mosquitto-clients")
+	mosqSub := needTool(t, "mosquitto_sub", "mosquitto-clients")
+	stdbuf := needTool(t, "stdbuf", "coreutils")
+	root := t.TempDir()
+	addr := gatewaytest.FreeAddr(t)
+	_, port, _ := net.SplitHostPort(addr)
+	conf := filepath.Join(root, "edgegw.yaml")
+	gatewaytest.WriteFile(t, conf, []byte(fmt.Sprintf(`version: 1
+site: e2e
+state_dir: %[1]s/state
+listeners:
+  - name: lan
+    address: %[2]q
+    tls: {ca: pki/ca.crt, cert: pki/server.crt, key: "file:pki/server.key", crl: pki/crl.pem}
+devices: devices.yaml
+policies: policies/
+store: {dir: %[1]s/state/queue}
+metrics: {address: ""}
+admin: {socket: %[1]s/state/admin.sock}
+audit: {file: %[1]s/audit.log}
+enrolment:
+  templates:
+    - name: sensors
+      thing_name: "sensor-${SerialNumber}"
+      parameters:
+        - {name: SerialNumber, pattern: "[0-9A-F]{4}"}
+        - {name: Floor, default: "0"}
+      thing_type: temperature
+      attributes: {floor: "${Floor}"}
+      policies: [temperature]
+      device_configuration: {reportInterval: "60"}
+`, root, addr)), 0o644)
+	gatewaytest.WriteFile(t, filepath.Join(root, "policies", "temperature.json"), []byte(`{"Version": "2012-10-17", "Statement": [
+ {"Effect": "Allow", "Action": "iot:Connect", "Resource": "arn:aws:iot:*:*:client/${iot:Connection.Thing.ThingName}"},
+ {"Effect": "Allow", "Action": "iot:Publish", "Resource": "arn:aws:iot:*:*:topic/sensors/${iot:Connection.Thing.ThingName}/*"}]}`), 0o644)
+	gatewaytest.WriteFile(t, filepath.Join(root, "policies", "monitor.json"), []byte(`{"Version": "2012-10-17", "Statement": [
+ {"Effect": "Allow", "Action": "iot:Connect", "Resource": "arn:aws:iot:*:*:client/monitor"},
+ {"Effect": "Allow", "Action": "iot:Subscribe", "Resource": "arn:aws:iot:*:*:topicfilter/sensors/#"},
+ {"Effect": "Allow", "Action": "iot:Receive", "Resource": "arn:aws:iot:*:*:topic/sensors/*"}]}`), 0o644)
+	if err := os.MkdirAll(filepath.Join(root, "state"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, "pki", "init", "-c", conf, "--host", "localhost", "--host", "127.0.0.1")
+	claimDir, certs := filepath.Join(root, "claim"), filepath.Join(root, "certs")
+	mustRun(t, "pki", "claim", "-c", conf, "batch7", "--template", "sensors", "--out", claimDir)
+	mustRun(t, "pki", "issue", "-c", conf, "monitor", "--policy", "monitor", "--out", certs)
+	pkiDir := filepath.Join(root, "pki")
+	mustRun(t, "check", "-c", conf) // the enrolment section passes the offline checker
+	startRun(t, conf, addr)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 120*time.Second)
+	defer cancel()
+	dev := t.TempDir()
+	openSSL := func(args ...string) {
+		t.Helper()
+		if out, err := exec.CommandContext(ctx, openssl, args...).CombinedOutput(); err != nil {
+			t.Fatalf("openssl %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+	}
+	readCSR := func(path string) string {
+		t.Helper()
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	// request publishes payload to topic with the claim certificate (client ID batch7-0042)
+	// and returns the JSON answer on topic+answer (mosquitto_rr subscribes to it first).
+	request := func(topic, answer string, payload any) map[string]any {
+		t.Helper()
+		b, _ := json.Marshal(payload)
+		out, err := exec.CommandContext(ctx, rr, "-h", "127.0.0.1", "-p", port, "--cafile", filepath.Join(claimDir, "ca.crt"),
+			"--cert", filepath.Join(claimDir, "batch7.crt"), "--key", filepath.Join(claimDir, "batch7.key"), "-i", "batch7-0042",
+			"-t", topic, "-e", topic+answer, "-m", string(b), "-W", "20", "-N").Output()
+		if err != nil {
+			var stderr []byte
+			if ee, ok := err.(*exec.ExitError); ok {
+				stderr = ee.Stderr
+			}
+			t.Fatalf("mosquitto_rr %s (waiting for %s): %v\n%s%s", topic, answer, err, out, stderr)
+		}
+		var m map[string]any
+		if err := json.Unmarshal(out, &m); err != nil {
+			t.Fatalf("answer on %s%s: %q: %v", topic, answer, out, err)
+		}
+		return m
+	}
+
+	// Refusals first: each CSR is rejected with the documented error and nothing is written.
+	key := filepath.Join(dev, "sensor.key")
+	openSSL("genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", key)
+	wrongCN, rsa1024, caTrue := filepath.Join(dev, "wrong-cn.csr"), filepath.Join(dev, "rsa1024.csr"), filepath.Join(dev, "ca.csr")
+	openSSL("req", "-new", "-key", key, "-out", wrongCN, "-subj", "/CN=pump-1")
+	openSSL("req", "-new", "-newkey", "rsa:1024", "-nodes", "-keyout", filepath.Join(dev, "rsa1024.key"), "-out", rsa1024, "-subj", "/CN=sensor-00AB")
+	openSSL("req", "-new", "-key", key, "-out", caTrue, "-subj", "/CN=sensor-00AB", "-addext", "basicConstraints=critical,CA:TRUE")
+	registry, issued := filepath.Join(root, "devices.yaml"), filepath.Join(pkiDir, "issued.json")
+	regBefore, issuedBefore := readCSR(registry), readCSR(issued)
+	for _, tc := range []struct{ name, csr, want string }{
+		{"wrong CN", wrongCN, "is no thing name a provisioning template gives"},
+		{"RSA-1024", rsa1024, "RSA key of 1024 bits is not accepted"},
+		{"CA:true", caTrue, "basicConstraints CA:TRUE"},
+	} {
+		m := request(enrol.TopicCreateFromCSR, enrol.SuffixRejected, map[string]string{"certificateSigningRequest": readCSR(tc.csr)})
+		msg, _ := m["errorMessage"].(string)
+		if m["statusCode"] != float64(400) || m["errorCode"] != enrol.CodeInvalidCSR || !strings.Contains(msg, tc.want) {
+			t.Errorf("%s: got %v; want statusCode 400, errorCode %s, errorMessage with %q", tc.name, m, enrol.CodeInvalidCSR, tc.want)
+		}
+	}
+	if readCSR(registry) != regBefore {
+		t.Errorf("the registry changed after refused CSRs:\n%s", readCSR(registry))
+	}
+	if readCSR(issued) != issuedBefore {
+		t.Errorf("issued.json changed after refused CSRs:\n%s", readCSR(issued))
+	}
+
+	// The happy path: CSR -> certificate and token -> RegisterThing -> registry entry.
+	csr := filepath.Join(dev, "sensor.csr")
+	openSSL("req", "-new", "-key", key, "-out", csr, "-subj", "/CN=sensor-00AB")
+	m := request(enrol.TopicCreateFromCSR, enrol.SuffixAccepted, map[string]string{"certificateSigningRequest": readCSR(csr)})
+	certPEM, _ := m["certificatePem"].(string)
+	tok, _ := m["certificateOwnershipToken"].(string)
+	if certPEM == "" || tok == "" || m["certificateId"] == nil {
+		t.Fatalf("CreateCertificateFromCsr answered %v; want certificatePem, certificateId and certificateOwnershipToken", m)
+	}
+	m = request(enrol.ProvisionTopic("sensors"), enrol.SuffixAccepted, map[string]any{"certificateOwnershipToken": tok, "parameters": map[string]string{"SerialNumber": "00AB", "Floor": "2"}})
+	if m["thingName"] != "sensor-00AB" {
+		t.Fatalf("RegisterThing answered %v; want thingName sensor-00AB", m)
+	}
+	if dc, _ := m["deviceConfiguration"].(map[string]any); dc["reportInterval"] != "60" {
+		t.Errorf("RegisterThing deviceConfiguration = %v; want reportInterval 60", m["deviceConfiguration"])
+	}
+	reg := readCSR(registry)
+	for _, want := range []string{"name: sensor-00AB", "type: temperature", `floor: "2"`, "temperature]"} {
+		if !strings.Contains(reg, want) {
+			t.Errorf("registry lacks %q:\n%s", want, reg)
+		}
+	}
+	crt := filepath.Join(dev, "sensor.crt")
+	if err := os.WriteFile(crt, []byte(certPEM), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	// A subscriber for the sensors' topics; -d prints the SUBACK, so the publish follows it
+	// (stdbuf: line-buffered, or a pipe gets the lines only at exit).
+	sub := exec.CommandContext(ctx, stdbuf, "-oL", mosqSub, "-h", "127.0.0.1", "-p", port, "--cafile", filepath.Join(pkiDir, "ca.crt"),
+		"--cert", filepath.Join(certs, "monitor.crt"), "--key", filepath.Join(certs, "monitor.key"), "-i", "monitor",
+		"-t", "sensors/#", "-q", "1", "-v", "-d", "-C", "1", "-W", "60")
+	subOut, err := sub.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sub.Stderr = sub.Stdout
+	if err := sub.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := make(chan string, 64)
+	go func() {
+		sc := bufio.NewScanner(subOut)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+		close(lines)
+	}()
+	var subLog []string
+	waitLine := func(want string) {
+		t.Helper()
+		for {
+			select {
+			case l, ok := <-lines:
+				if !ok {
+					t.Fatalf("mosquitto_sub ended before %q:\n%s", want, strings.Join(subLog, "\n"))
+				}
+				subLog = append(subLog, l)
+				if strings.Contains(l, want) {
+					return
+				}
+			case <-ctx.Done():
+				t.Fatalf("no %q from mosquitto_sub:\n%s", want, strings.Join(subLog, "\n"))
+			}
+		}
+	}
+	waitLine("received SUBACK")
+
+	// The sensor reconnects with its new certificate. The daemon reloads the registry the
+	// enrolment wrote within its watch interval (250 ms, stable for one poll): a connect
+	// before that is refused, so it tries again, at most 40 times.
+	var pubErr error
+	for i := 0; i < 40; i++ {
+		out, err := exec.CommandContext(ctx, mosqPub, "-h", "127.0.0.1", "-p", port, "--cafile", filepath.Join(pkiDir, "ca.crt"),
+			"--cert", crt, "--key", key, "-i", "sensor-00AB", "-t", "sensors/sensor-00AB/temp", "-m", "21.5", "-q", "1").CombinedOutput()
+		if pubErr = err; err == nil {
+			break
+		}
+		pubErr = fmt.Errorf("%v: %s", err, out)
+		time.Sleep(250 * time.Millisecond)
+	}
+	if pubErr != nil {
+		t.Fatalf("the enrolled sensor publishing with its new certificate: %v", pubErr)
+	}
+	waitLine("sensors/sensor-00AB/temp 21.5")
+	if err := sub.Wait(); err != nil {
+		t.Errorf("mosquitto_sub: %v", err)
+	}
+	for range lines { // drained: the scanner goroutine ends
+	}
+
+	// The audit log has the enrolment: three refusals, the issue and the registration.
+	b, _ := os.ReadFile(filepath.Join(root, "audit.log"))
+	count := map[string]int{}
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var ev struct{ Event, Device string }
+		_ = json.Unmarshal([]byte(line), &ev)
+		if strings.HasPrefix(ev.Event, "enrol_") {
+			count[ev.Event]++
+		}
+	}
+	if count["enrol_refused"] != 3 || count["enrol_issued"] != 1 || count["enrol_registered"] != 1 {
+		t.Errorf("audit enrolment events %v; want 3 enrol_refused, 1 enrol_issued, 1 enrol_registered:\n%s", count, b)
+	}
+}
