@@ -75,6 +75,10 @@ enrolment:
 	mustRun(t, "pki", "claim", "-c", conf, "batch7", "--template", "sensors", "--out", claimDir)
 	mustRun(t, "pki", "issue", "-c", conf, "monitor", "--policy", "monitor", "--out", certs)
 	pkiDir := filepath.Join(root, "pki")
+	subArgs := func(crt, key, id, filter string, extra ...string) []string {
+		return append([]string{mosqSub, "-h", "127.0.0.1", "-p", port, "--cafile", filepath.Join(pkiDir, "ca.crt"),
+			"--cert", crt, "--key", key, "-i", id, "-t", filter, "-q", "1", "-v", "-d"}, extra...)
+	}
 	mustRun(t, "check", "-c", conf) // the enrolment section passes the offline checker
 	startRun(t, conf, addr)
 
@@ -144,6 +148,10 @@ enrolment:
 		t.Errorf("issued.json changed after refused CSRs:\n%s", readCSR(issued))
 	}
 
+	// Another sensor of the batch listens on the response topics with the same claim: the
+	// broker writes a response to the requesting connection only, so it gets none.
+	eaves := startMosqSub(ctx, t, stdbuf, subArgs(filepath.Join(claimDir, "batch7.crt"), filepath.Join(claimDir, "batch7.key"), "batch7-0099", "$aws/certificates/create-from-csr/json/+")...)
+
 	// The happy path: CSR -> certificate and token -> RegisterThing -> registry entry.
 	csr := filepath.Join(dev, "sensor.csr")
 	openSSL("req", "-new", "-key", key, "-out", csr, "-subj", "/CN=sensor-00AB")
@@ -166,51 +174,19 @@ enrolment:
 			t.Errorf("registry lacks %q:\n%s", want, reg)
 		}
 	}
+	for _, l := range eaves.stop() {
+		if strings.Contains(l, "certificateOwnershipToken") || strings.Contains(l, "errorCode") {
+			topic, _, _ := strings.Cut(l, " ")
+			t.Errorf("another connection of the claim received a response on %s", topic) // not the token
+		}
+	}
 	crt := filepath.Join(dev, "sensor.crt")
 	if err := os.WriteFile(crt, []byte(certPEM), 0o644); err != nil {
 		t.Fatal(err)
 	}
 
-	// A subscriber for the sensors' topics; -d prints the SUBACK, so the publish follows it
-	// (stdbuf: line-buffered, or a pipe gets the lines only at exit).
-	sub := exec.CommandContext(ctx, stdbuf, "-oL", mosqSub, "-h", "127.0.0.1", "-p", port, "--cafile", filepath.Join(pkiDir, "ca.crt"),
-		"--cert", filepath.Join(certs, "monitor.crt"), "--key", filepath.Join(certs, "monitor.key"), "-i", "monitor",
-		"-t", "sensors/#", "-q", "1", "-v", "-d", "-C", "1", "-W", "60")
-	subOut, err := sub.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	sub.Stderr = sub.Stdout
-	if err := sub.Start(); err != nil {
-		t.Fatal(err)
-	}
-	lines := make(chan string, 64)
-	go func() {
-		sc := bufio.NewScanner(subOut)
-		for sc.Scan() {
-			lines <- sc.Text()
-		}
-		close(lines)
-	}()
-	var subLog []string
-	waitLine := func(want string) {
-		t.Helper()
-		for {
-			select {
-			case l, ok := <-lines:
-				if !ok {
-					t.Fatalf("mosquitto_sub ended before %q:\n%s", want, strings.Join(subLog, "\n"))
-				}
-				subLog = append(subLog, l)
-				if strings.Contains(l, want) {
-					return
-				}
-			case <-ctx.Done():
-				t.Fatalf("no %q from mosquitto_sub:\n%s", want, strings.Join(subLog, "\n"))
-			}
-		}
-	}
-	waitLine("received SUBACK")
+	// The sensors' subscriber.
+	sub := startMosqSub(ctx, t, stdbuf, subArgs(filepath.Join(certs, "monitor.crt"), filepath.Join(certs, "monitor.key"), "monitor", "sensors/#", "-C", "1", "-W", "60")...)
 
 	// The sensor reconnects with its new certificate. The daemon reloads the registry the
 	// enrolment wrote within its watch interval (250 ms, stable for one poll): a connect
@@ -228,11 +204,9 @@ enrolment:
 	if pubErr != nil {
 		t.Fatalf("the enrolled sensor publishing with its new certificate: %v", pubErr)
 	}
-	waitLine("sensors/sensor-00AB/temp 21.5")
-	if err := sub.Wait(); err != nil {
-		t.Errorf("mosquitto_sub: %v", err)
-	}
-	for range lines { // drained: the scanner goroutine ends
+	sub.waitLine(ctx, t, "sensors/sensor-00AB/temp 21.5")
+	if out, err := sub.wait(); err != nil {
+		t.Errorf("mosquitto_sub: %v\n%s", err, strings.Join(out, "\n"))
 	}
 
 	// The audit log has the enrolment: three refusals, the issue and the registration.
@@ -248,4 +222,78 @@ enrolment:
 	if count["enrol_refused"] != 3 || count["enrol_issued"] != 1 || count["enrol_registered"] != 1 {
 		t.Errorf("audit enrolment events %v; want 3 enrol_refused, 1 enrol_issued, 1 enrol_registered:\n%s", count, b)
 	}
+}
+
+// mosqSub is a running mosquitto_sub whose output is read line by line.
+type mosqSub struct {
+	cmd   *exec.Cmd
+	lines chan string
+	seen  []string
+}
+
+// startMosqSub starts mosquitto_sub (args: its path, then its arguments, with -d) under stdbuf
+// -oL (a pipe would get its lines only at exit) and returns once it printed its SUBACK, so a
+// publish after it reaches it.
+func startMosqSub(ctx context.Context, t *testing.T, stdbuf string, args ...string) *mosqSub {
+	t.Helper()
+	s := &mosqSub{cmd: exec.CommandContext(ctx, stdbuf, append([]string{"-oL"}, args...)...), lines: make(chan string, 256)}
+	out, err := s.cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.cmd.Stderr = s.cmd.Stdout
+	if err := s.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			s.lines <- sc.Text()
+		}
+		close(s.lines)
+	}()
+	t.Cleanup(func() { s.stop() })
+	s.waitLine(ctx, t, "received SUBACK")
+	return s
+}
+
+// waitLine reads the output until a line contains want; it fails when the output ends or ctx
+// is done first.
+func (s *mosqSub) waitLine(ctx context.Context, t *testing.T, want string) {
+	t.Helper()
+	for {
+		select {
+		case l, ok := <-s.lines:
+			if !ok {
+				t.Fatalf("mosquitto_sub ended before %q:\n%s", want, strings.Join(s.seen, "\n"))
+			}
+			s.seen = append(s.seen, l)
+			if strings.Contains(l, want) {
+				return
+			}
+		case <-ctx.Done():
+			t.Fatalf("no %q from mosquitto_sub:\n%s", want, strings.Join(s.seen, "\n"))
+		}
+	}
+}
+
+// wait returns mosquitto_sub's exit error once it ended by itself (-C) and every line it
+// printed. The output is read to its end before Wait closes the pipe.
+func (s *mosqSub) wait() ([]string, error) {
+	for l := range s.lines {
+		s.seen = append(s.seen, l)
+	}
+	if s.cmd.ProcessState != nil {
+		return s.seen, nil
+	}
+	return s.seen, s.cmd.Wait()
+}
+
+// stop kills mosquitto_sub and returns every line it printed.
+func (s *mosqSub) stop() []string {
+	if s.cmd.ProcessState == nil {
+		_ = s.cmd.Process.Kill()
+	}
+	seen, _ := s.wait()
+	return seen
 }
