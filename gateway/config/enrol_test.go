@@ -1,8 +1,10 @@
 package config
 
 import (
+	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -69,5 +71,37 @@ func TestEnrolmentMapErrors(t *testing.T) {
 	want := []string{"edgegw.yaml:11: enrolment.templates[0].attributes: want a mapping (key: value), got a list"}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %q; want %q", got, want)
+	}
+}
+
+// The commented enrolment example of configs/edgegw.yaml, uncommented, is a valid section.
+func TestEnrolmentExample(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "..", "configs", "edgegw.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var block []string
+	in := false
+	for _, l := range strings.Split(string(b), "\n") {
+		if l == "#enrolment:" {
+			in = true
+		}
+		if in && !strings.HasPrefix(l, "#") {
+			break
+		}
+		if in {
+			block = append(block, strings.TrimPrefix(l, "#"))
+		}
+	}
+	if len(block) < 10 {
+		t.Fatalf("got %d lines of the enrolment example; want the commented #enrolment: section", len(block))
+	}
+	src := "version: 1\nsite: lab\nlisteners: [{name: l, address: \"127.0.0.1:1883\"}]\ndevices: d.yaml\npolicies: p/\n" + strings.Join(block, "\n") + "\n"
+	c, err := Parse("edgegw.yaml", t.TempDir(), []byte(src))
+	if err != nil {
+		t.Fatalf("got %v; want the example to parse", err)
+	}
+	if n := len(c.Enrolment.Templates); n != 1 || c.Enrolment.Templates[0].PreProvisioningHook == nil {
+		t.Errorf("got %d templates (%+v); want 1 with a pre-provisioning hook", n, c.Enrolment.Templates)
 	}
 }
