@@ -13,7 +13,12 @@ package gateway
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"time"
 
 	"github.com/edgegw/edgegw/gateway/audit"
@@ -107,4 +112,40 @@ func enrolAudit(e enrol.Event) audit.Event {
 		ev.Resource = "certificate/" + e.Caller
 	}
 	return ev
+}
+
+// preflightEnrolment checks what the enrolment section names, as Run would meet it: the site
+// CA in pki_dir, the state file (enrol.json) there, each template's policies among the
+// policies, each pre-provisioning hook's program. It writes nothing.
+func preflightEnrolment(cfg *config.Config) error {
+	e := cfg.Enrolment
+	if e == nil {
+		return nil
+	}
+	var errs []error
+	if _, err := os.Stat(filepath.Join(e.PKIDir, pki.CACertFile)); err != nil {
+		errs = append(errs, cfg.Errorf("enrolment.pki_dir", "%s: no site CA there (%v); run `edgegw pki init` or set enrolment.pki_dir to the CA's directory", e.PKIDir, err))
+	} else if _, err := enrol.New(enrol.Options{PKI: pki.Options{Dir: e.PKIDir}, Config: e.Enrol()}); err != nil {
+		errs = append(errs, cfg.Errorf("enrolment.pki_dir", "%v", err))
+	}
+	// A broken registry or policy directory is reported by the broker's preflight.
+	if eng, _, err := broker.LoadPolicy(cfg.Devices, cfg.Policies); err == nil {
+		for i, t := range e.Templates {
+			for j, name := range t.Policies {
+				if _, ok := eng.Policy(name); !ok {
+					errs = append(errs, cfg.Errorf(fmt.Sprintf("enrolment.templates[%d].policies[%d]", i, j),
+						"%q: no such policy in %s; enrolled things would be denied everything: add %s.json there or fix the name", name, cfg.Policies, name))
+				}
+			}
+		}
+	}
+	for i, t := range e.Templates {
+		if h := t.PreProvisioningHook; h != nil && len(h.Command) > 0 {
+			if _, err := exec.LookPath(h.Command[0]); err != nil {
+				errs = append(errs, cfg.Errorf(fmt.Sprintf("enrolment.templates[%d].pre_provisioning_hook.command", i),
+					"%s: %v; give the path of an executable program", h.Command[0], err))
+			}
+		}
+	}
+	return errors.Join(errs...)
 }
