@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
@@ -57,12 +58,13 @@ enrolment:
         - {name: Floor, default: "0"}
       thing_type: temperature
       attributes: {floor: "${Floor}"}
-      policies: [temperature]
+      policies: [temperature, edgegw-renew]
       device_configuration: {reportInterval: "60"}
 `, root, addr)), 0o644)
 	gatewaytest.WriteFile(t, filepath.Join(root, "policies", "temperature.json"), []byte(`{"Version": "2012-10-17", "Statement": [
  {"Effect": "Allow", "Action": "iot:Connect", "Resource": "arn:aws:iot:*:*:client/${iot:Connection.Thing.ThingName}"},
  {"Effect": "Allow", "Action": "iot:Publish", "Resource": "arn:aws:iot:*:*:topic/sensors/${iot:Connection.Thing.ThingName}/*"}]}`), 0o644)
+	gatewaytest.WriteFile(t, filepath.Join(root, "policies", enrol.RenewPolicyName+".json"), enrol.RenewPolicy("sensors"), 0o644)
 	gatewaytest.WriteFile(t, filepath.Join(root, "policies", "monitor.json"), []byte(`{"Version": "2012-10-17", "Statement": [
  {"Effect": "Allow", "Action": "iot:Connect", "Resource": ["arn:aws:iot:*:*:client/monitor", "arn:aws:iot:*:*:client/monitor-*"]},
  {"Effect": "Allow", "Action": "iot:Subscribe", "Resource": ["arn:aws:iot:*:*:topicfilter/sensors/#", "arn:aws:iot:*:*:topicfilter/$aws/#"]},
@@ -99,13 +101,14 @@ enrolment:
 		}
 		return string(b)
 	}
-	// request publishes payload to topic with the claim certificate (client ID batch7-0042)
-	// and returns the JSON answer on topic+answer (mosquitto_rr subscribes to it first).
-	request := func(topic, answer string, payload any) map[string]any {
+	// requestAs publishes payload to topic as id (certificate, key, client ID) and returns the
+	// JSON answer on topic+answer (mosquitto_rr subscribes to it first); request does it with
+	// the claim certificate as client batch7-0042.
+	requestAs := func(id [3]string, topic, answer string, payload any) map[string]any {
 		t.Helper()
 		b, _ := json.Marshal(payload)
 		out, err := exec.CommandContext(ctx, rr, "-h", "127.0.0.1", "-p", port, "--cafile", filepath.Join(claimDir, "ca.crt"),
-			"--cert", filepath.Join(claimDir, "batch7.crt"), "--key", filepath.Join(claimDir, "batch7.key"), "-i", "batch7-0042",
+			"--cert", id[0], "--key", id[1], "-i", id[2],
 			"-t", topic, "-e", topic+answer, "-m", string(b), "-W", "20", "-N").Output()
 		if err != nil {
 			var stderr []byte
@@ -119,6 +122,11 @@ enrolment:
 			t.Fatalf("answer on %s%s: %q: %v", topic, answer, out, err)
 		}
 		return m
+	}
+	claim := [3]string{filepath.Join(claimDir, "batch7.crt"), filepath.Join(claimDir, "batch7.key"), "batch7-0042"}
+	request := func(topic, answer string, payload any) map[string]any {
+		t.Helper()
+		return requestAs(claim, topic, answer, payload)
 	}
 
 	// Refusals first: each CSR is rejected with the documented error and nothing is written.
@@ -172,7 +180,7 @@ enrolment:
 		t.Errorf("RegisterThing deviceConfiguration = %v; want reportInterval 60", m["deviceConfiguration"])
 	}
 	reg := readCSR(registry)
-	for _, want := range []string{"name: sensor-00AB", "type: temperature", `floor: "2"`, "temperature]"} {
+	for _, want := range []string{"name: sensor-00AB", "type: temperature", `floor: "2"`, "policies: [temperature, edgegw-renew]"} {
 		if !strings.Contains(reg, want) {
 			t.Errorf("registry lacks %q:\n%s", want, reg)
 		}
@@ -193,17 +201,23 @@ enrolment:
 	// The sensors' subscriber.
 	sub := startMosqSub(ctx, t, stdbuf, subArgs(filepath.Join(certs, "monitor.crt"), filepath.Join(certs, "monitor.key"), "monitor", "sensors/#", "-C", "1", "-W", "60")...)
 
+	// publish publishes one reading as sensor-00AB with certificate crt and key.
+	publish := func(crt, key string) error {
+		out, err := exec.CommandContext(ctx, mosqPub, "-h", "127.0.0.1", "-p", port, "--cafile", filepath.Join(pkiDir, "ca.crt"),
+			"--cert", crt, "--key", key, "-i", "sensor-00AB", "-t", "sensors/sensor-00AB/temp", "-m", "21.5", "-q", "1").CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("%v: %s", err, out)
+		}
+		return nil
+	}
 	// The sensor reconnects with its new certificate. The daemon reloads the registry the
 	// enrolment wrote within its watch interval (250 ms, stable for one poll): a connect
 	// before that is refused, so it tries again, at most 40 times.
 	var pubErr error
 	for i := 0; i < 40; i++ {
-		out, err := exec.CommandContext(ctx, mosqPub, "-h", "127.0.0.1", "-p", port, "--cafile", filepath.Join(pkiDir, "ca.crt"),
-			"--cert", crt, "--key", key, "-i", "sensor-00AB", "-t", "sensors/sensor-00AB/temp", "-m", "21.5", "-q", "1").CombinedOutput()
-		if pubErr = err; err == nil {
+		if pubErr = publish(crt, key); pubErr == nil {
 			break
 		}
-		pubErr = fmt.Errorf("%v: %s", err, out)
 		time.Sleep(250 * time.Millisecond)
 	}
 	if pubErr != nil {
@@ -214,7 +228,39 @@ enrolment:
 		t.Errorf("mosquitto_sub: %v\n%s", err, strings.Join(out, "\n"))
 	}
 
-	// The audit log has the enrolment: three refusals, the issue and the registration.
+	// Renewal with the sensor's own certificate (the template attached edgegw-renew): a new
+	// key and CSR; the new certificate is active at once, the old one until the new one has
+	// connected and the daemon's sweep (every 5 s) revoked it as superseded.
+	newKey, newCSR, newCrt := filepath.Join(dev, "sensor2.key"), filepath.Join(dev, "sensor2.csr"), filepath.Join(dev, "sensor2.crt")
+	openSSL("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout", newKey, "-out", newCSR, "-subj", "/CN=sensor-00AB")
+	m = requestAs([3]string{crt, key, "sensor-00AB"}, enrol.TopicCreateFromCSR, enrol.SuffixAccepted, map[string]string{"certificateSigningRequest": readCSR(newCSR)})
+	renewed, _ := m["certificatePem"].(string)
+	if renewed == "" {
+		t.Fatalf("renewal answered %v; want certificatePem", m)
+	}
+	if err := os.WriteFile(newCrt, []byte(renewed), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := publish(crt, key); err != nil {
+		t.Fatalf("the old certificate before the new one connected: %v", err)
+	}
+	if err := publish(newCrt, newKey); err != nil {
+		t.Fatalf("the renewed certificate: %v", err)
+	}
+	var oldErr error
+	for i := 0; i < 60 && oldErr == nil; i++ { // the sweep (5 s), then the CRL reload (0.5 s)
+		time.Sleep(250 * time.Millisecond)
+		oldErr = publish(crt, key)
+	}
+	if oldErr == nil {
+		t.Error("the gateway still accepts the renewed-away certificate 15 s after the new one connected")
+	}
+	if err := publish(newCrt, newKey); err != nil {
+		t.Errorf("the renewed certificate after the sweep: %v", err)
+	}
+
+	// The audit log has the enrolment: three refusals, the issue and the registration, the
+	// renewal and the old certificate superseded.
 	b, _ := os.ReadFile(filepath.Join(root, "audit.log"))
 	count := map[string]int{}
 	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
@@ -224,8 +270,9 @@ enrolment:
 			count[ev.Event]++
 		}
 	}
-	if count["enrol_refused"] != 3 || count["enrol_issued"] != 1 || count["enrol_registered"] != 1 {
-		t.Errorf("audit enrolment events %v; want 3 enrol_refused, 1 enrol_issued, 1 enrol_registered:\n%s", count, b)
+	want := map[string]int{"enrol_refused": 3, "enrol_issued": 1, "enrol_registered": 1, "enrol_renewed": 1, "enrol_superseded": 1}
+	if !maps.Equal(count, want) {
+		t.Errorf("audit enrolment events %v; want %v:\n%s", count, want, b)
 	}
 }
 
