@@ -16,6 +16,7 @@ import (
 
 	"github.com/edgegw/edgegw/gateway/enrol"
 	"github.com/edgegw/edgegw/gateway/gatewaytest"
+	"github.com/edgegw/edgegw/gateway/pki"
 )
 
 // A sensor simulated with Debian's mosquitto clients enrols by claim against the real edgegw
@@ -257,6 +258,13 @@ enrolment:
 	}
 	if err := publish(newCrt, newKey); err != nil {
 		t.Errorf("the renewed certificate after the sweep: %v", err)
+	}
+	crl, err := pki.LoadCRL(filepath.Join(pkiDir, pki.CRLFile), filepath.Join(pkiDir, pki.CACertFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code, ok := crl.Reason(readChain(t, crt)[0].SerialNumber); !ok || code != pki.Reasons["superseded"] {
+		t.Errorf("CRL reason of the old certificate = %d, %v; want superseded", code, ok)
 	}
 
 	// The audit log has the enrolment: three refusals, the issue and the registration, the
