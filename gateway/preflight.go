@@ -22,7 +22,8 @@ import (
 // PKCS#11) and its CA bundle, CRL and password file parse, the bridge
 // certificate belongs to the bridge key, the audit file can be opened, and
 // the directories the daemon writes (store, state) exist or can be created,
-// the admin socket path fits. It binds nothing and writes nothing. (The
+// the admin socket path fits, the enrolment section's CA, policies and hooks
+// exist. It binds nothing and writes nothing. (The
 // admin socket's directory, which systemd's RuntimeDirectory= makes, is
 // checked by the edgegw command before it, for run and check alike.)
 //
@@ -52,6 +53,7 @@ func Preflight(ctx context.Context, cfg *config.Config) error {
 	errs = append(errs, creatableDir("store.dir", cfg.Store.Dir))
 	errs = append(errs, preflightQueueKey(ctx, cfg))
 	errs = append(errs, audit.CheckFile(cfg.Audit.File))
+	errs = append(errs, preflightEnrolment(cfg)) // enrol.go
 	if cfg.Admin.Socket != "" {
 		// Its directory: edgegw run and check check it first (they know
 		// the service's RuntimeDirectory).

@@ -29,6 +29,7 @@ type running struct {
 	shadow *shadows          // shadows.go; nil without a shadows section
 	own    *store.Queue      // store.dir opened for the sessions and shadows when no bridge does (sessions.go)
 	sessKV *store.KV         // the offline sessions' key space (sessions.go)
+	enrol  *enrolment        // enrol.go; nil without an enrolment section
 	obs    *observe.Observer // metrics, /healthz, admin socket
 
 	presence *presence.Tracker // presence.go
@@ -125,10 +126,15 @@ func (g *Gateway) start(ctx context.Context) error {
 	if err == nil {
 		sessKV, err = g.openSessions(ctx, b, q) // before the listeners accept
 	}
+	var en *enrolment
+	if err == nil {
+		en, err = openEnrolment(g.cfg, b, aud, g.log) // enrol.go
+	}
 	if err == nil {
 		err = b.Start()
 	}
 	if err != nil {
+		en.close()
 		if sessKV != nil {
 			sessKV.Close()
 		}
@@ -144,7 +150,7 @@ func (g *Gateway) start(ctx context.Context) error {
 		aud.Close()
 		return err
 	}
-	g.run = &running{broker: b, audit: aud, keys: keys, obs: obs, up: up, shadow: sh, own: own, sessKV: sessKV, presence: pres}
+	g.run = &running{broker: b, audit: aud, keys: keys, obs: obs, up: up, shadow: sh, own: own, sessKV: sessKV, enrol: en, presence: pres}
 	up.start()
 	src := observe.Sources{Broker: b, Presence: presenceView{pres, b}, Audit: aud, Things: b}
 	if up != nil {
@@ -260,6 +266,7 @@ func (g *Gateway) stop() {
 	}
 	r.obs.Stop()
 	_ = r.broker.Close() // writes the sessions its disconnects keep offline
+	r.enrol.close()
 	if r.sessKV != nil {
 		r.sessKV.Close()
 	}

@@ -84,8 +84,9 @@ var rooms = map[string]room{
 	"bridge":      {ours: []string{"store", "bridge/topic"}},
 	"gateway/pki": {ours: []string{"hw", "gateway/authz"}},
 	// config: schema and validation; key URIs are hw's, topic filters bridge/topic's, the rules'
-	// schema the rules engine's (pure); no runtime package.
-	"gateway/config": {ours: []string{"hw", "gateway/authz", "gateway/loopback", "bridge/topic", "gateway/rules"}},
+	// schema the rules engine's (pure), the enrolment section's rules enrol's (pure: pki, authz, hw);
+	// no runtime package.
+	"gateway/config": {ours: []string{"hw", "gateway/authz", "gateway/loopback", "bridge/topic", "gateway/rules", "gateway/enrol", "gateway/pki"}},
 	// AWS IoT SQL rules: pure, nothing of ours.
 	"gateway/rules": {forbid: pureForbid},
 	// Device shadows (the thing-name rule is authz's) and their test helper.
@@ -264,8 +265,8 @@ func TestCheckImportsCatches(t *testing.T) {
 			[]string{"gateway/pki imports store (via its dependencies); allowed from this module: hw, gateway/authz"}},
 		{"config importing hw is fine", pkgImports{ImportPath: m("gateway/config"), Imports: []string{m("hw")}, Deps: []string{m("hw")}}, nil},
 		{"config importing a runtime package", pkgImports{ImportPath: m("gateway/config"), Imports: []string{m("bridge")}, Deps: []string{m("bridge"), m("store"), m("hw")}},
-			[]string{"gateway/config imports bridge (via its dependencies); allowed from this module: hw, gateway/authz, gateway/loopback, bridge/topic, gateway/rules",
-				"gateway/config imports store (via its dependencies); allowed from this module: hw, gateway/authz, gateway/loopback, bridge/topic, gateway/rules"}},
+			[]string{"gateway/config imports bridge (via its dependencies); allowed from this module: hw, gateway/authz, gateway/loopback, bridge/topic, gateway/rules, gateway/enrol, gateway/pki",
+				"gateway/config imports store (via its dependencies); allowed from this module: hw, gateway/authz, gateway/loopback, bridge/topic, gateway/rules, gateway/enrol, gateway/pki"}},
 		{"config importing bridge/topic is fine", pkgImports{ImportPath: m("gateway/config"), Imports: []string{m("bridge/topic")}, Deps: []string{m("bridge/topic"), m("hw")}}, nil},
 		{"bridge importing bridge/topic is fine", pkgImports{ImportPath: m("bridge"), Imports: []string{m("bridge/topic"), m("store")}, Deps: []string{m("bridge/topic"), m("store")}}, nil},
 		{"bridge/topic importing store", pkgImports{ImportPath: m("bridge/topic"), Imports: []string{m("store")}, Deps: []string{m("store")}},

@@ -25,8 +25,9 @@ import (
 	"github.com/edgegw/edgegw/gateway/pki"
 )
 
-// enrolHook is a stand-in for the broker wiring of enrol.Service (which edgegw's broker gets
-// later): it intercepts PUBLISHes to enrol.Filters, builds the Caller from the verified client
+// enrolHook is a minimal broker wiring of enrol.Service on a bare mochi broker, so this test
+// exercises the service over MQTT apart from edgegw's broker (whose wiring,
+// gateway/broker/enrol.go, TestE2EEnrolThroughBroker tests): it intercepts PUBLISHes to enrol.Filters, builds the Caller from the verified client
 // certificate, and writes each response to the requesting connection only.
 type enrolHook struct {
 	mqtt.HookBase
@@ -65,8 +66,8 @@ func (h *enrolHook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packe
 // policy. The sensor then connects to the real edgegw daemon with its new certificate and
 // publishes under its own policy. Then it renews over MQTT with its own certificate; once the
 // new certificate has connected, the sweep revokes the old one and the gateway refuses it. The
-// MQTT hop of enrolment goes through a mochi broker with a stand-in hook (and the test calls
-// Connected) until edgegw's broker wires enrol.Service in.
+// MQTT hop of enrolment goes through a bare mochi broker with a minimal hook (and the test
+// calls Connected and Sweep); TestE2EEnrolThroughBroker does it all through the daemon.
 func TestE2EEnrolByClaim(t *testing.T) {
 	openssl := needTool(t, "openssl", "openssl")
 	rr := needTool(t, "mosquitto_rr", "mosquitto-clients")

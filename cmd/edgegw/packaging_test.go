@@ -33,6 +33,8 @@ import (
 	"github.com/edgegw/edgegw/bridge"
 	"github.com/edgegw/edgegw/gateway/broker"
 	"github.com/edgegw/edgegw/gateway/config"
+	"github.com/edgegw/edgegw/gateway/enrol"
+	"github.com/edgegw/edgegw/gateway/pki"
 )
 
 // packagingTools: command -> Debian package that provides it.
@@ -1059,6 +1061,13 @@ func ownerDefaults() map[string]string {
 		"bridge.backoff.min":            dur(b.BackoffMin),
 		"bridge.backoff.max":            dur(b.BackoffMax),
 		"bridge.inflight":               fmt.Sprint(b.Inflight),
+		// The enrolment section's defaults are enrol's (and pki's for days).
+		"enrolment.days":                                      fmt.Sprint(pki.DefaultDeviceDays),
+		"enrolment.token_ttl":                                 dur(enrol.DefaultTokenTTL),
+		"enrolment.renewal_grace":                             dur(enrol.DefaultRenewalGrace),
+		"enrolment.rate_limit.burst":                          fmt.Sprint(enrol.DefaultBurst),
+		"enrolment.rate_limit.every":                          dur(enrol.DefaultEvery),
+		"enrolment.templates[].pre_provisioning_hook.timeout": dur(enrol.DefaultHookTimeout),
 	}
 }
 

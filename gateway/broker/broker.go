@@ -188,6 +188,7 @@ type Broker struct {
 	clients  sync.Map // *mqtt.Client -> *clientState
 	outbound atomic.Pointer[outbound]
 	shadows  atomic.Pointer[shadowRoom] // SetShadows (shadow.go)
+	enrol    atomic.Pointer[enrolRoom]  // SetEnrol (enrol.go)
 	rules    atomic.Pointer[ruleState]  // rules.go
 	retained retainedAccount
 	traffic  *Traffic       // traffic.go

@@ -69,4 +69,9 @@
 //     $aws/things/... shadow requests reach the hooks, and an inline client's
 //     publications skip the check; filters starting with a wildcard never
 //     match $-topics [MQTT-4.7.2-1] (shadow.go).
+//   - A PUBLISH returned from OnPublish with Ignore set is acknowledged as
+//     usual (QoS 1 PUBACK, QoS 2 PUBREC) but neither retained nor delivered
+//     (retainMessage, publishToSubscribers): enrolment requests (enrol.go).
+//     Client.WritePacket writes one packet to that client only, encoded for
+//     its protocol version.
 package broker

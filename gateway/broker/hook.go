@@ -272,6 +272,7 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 	b.recheckSubscriptions(st, st.sess.Load())
 	b.maintainAuthorizer(st)          // authorizer.go: refresh or expiry as the authorizer answered
 	b.resumeSession(cl, st, st.clean) // sessions.go
+	b.enrolConnected(st)              // enrol.go
 }
 
 func (h *hook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
@@ -534,6 +535,10 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	if b.shadowRequest(st, &pk) {
 		pk.FixedHeader.Retain = false
 		return pk, nil // answered (shadow.go): never retained nor queued upstream
+	}
+	if b.enrolRequest(cl, st, &pk) {
+		pk.Ignore, pk.FixedHeader.Retain = true, false
+		return pk, nil // answered to this client only (enrol.go): acknowledged, not routed
 	}
 	if pk.FixedHeader.Retain {
 		res := pk.TopicName

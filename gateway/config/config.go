@@ -39,8 +39,9 @@ type Config struct {
 	Metrics   MetricsConfig  `yaml:"metrics"`
 	Admin     AdminConfig    `yaml:"admin"`
 	Audit     AuditConfig    `yaml:"audit"`
-	Shadows   *ShadowConfig  `yaml:"shadows"` // nil: shadow topics are ordinary topics
-	Rules     []Rule         `yaml:"rules"`   // rules.go
+	Shadows   *ShadowConfig  `yaml:"shadows"`   // nil: shadow topics are ordinary topics
+	Rules     []Rule         `yaml:"rules"`     // rules.go
+	Enrolment *Enrolment     `yaml:"enrolment"` // enrol.go; nil: no enrolment over MQTT
 
 	// File is the config file as given to Load; Dir is its absolute
 	// directory, against which relative paths were resolved.
@@ -456,6 +457,7 @@ func (c *Config) validate(r *report) {
 	}
 	c.validateRules(r)
 	c.Metrics.validatePage(r, "metrics") // status_page.go
+	c.validateEnrolment(r)               // enrol.go
 }
 
 var nameRE = regexp.MustCompile(`^[a-zA-Z0-9._-]+$`)

@@ -33,7 +33,7 @@ func TestLoadConfigBad(t *testing.T) {
 	}{
 		{"typo_key", []string{`3: unknown key "lisenters" (did you mean "listeners"?)`}},
 		{"typo_nested_key", []string{`5: listeners[0]: unknown key "adress" (did you mean "address"?)`}},
-		{"unknown_key", []string{`8: unknown key "mqtt_port"; want one of: version, site, state_dir, log, listeners, devices, policies, store, limits, bridge, bridges, metrics, admin, audit, shadows, rules`}},
+		{"unknown_key", []string{`8: unknown key "mqtt_port"; want one of: version, site, state_dir, log, listeners, devices, policies, store, limits, bridge, bridges, metrics, admin, audit, shadows, rules, enrolment`}},
 		{"wrong_type_list", []string{`3: listeners: want a list, got "local"`}},
 		{"wrong_type_int", []string{`12: bridge.routes[0].qos: want a whole number, got "high"`}},
 		{"hash_not_last", []string{`12: bridge.routes[0].topic: "a/#/b": '#' must be the last level`}},
@@ -62,6 +62,15 @@ func TestLoadConfigBad(t *testing.T) {
 		{"limits_zero_written", []string{`8: limits.max_clients: must be more than 0`, `9: limits.handshake_timeout: "-1s": must not be negative`}},
 		{"missing_client_id", []string{`7: bridge.client_id: required with bridge: the gateway's client ID upstream (its thing name), e.g. plant-7-gw`}},
 		{"shadows_sync_without_bridge", []string{`8: shadows.sync: needs a bridge section: shadows are synced with the cloud through the bridge`}},
+		{"enrolment_many_errors", []string{
+			`8: enrolment.pki_dir: required without a TLS listener: the site CA's directory (where ` + "`edgegw pki init`" + ` wrote ca.crt)`,
+			`9: enrolment.token_ttl: 500ms: want at least 1s`,
+			`10: enrolment.rate_limit: burst and every must be positive`,
+			`12: enrolment.templates[0].name: "bad name!": use 1-36 characters from a-z A-Z 0-9 _ -`,
+			`12: enrolment.templates[0]: thing_name: ${Serial} is neither a parameter of this template nor AWS::IoT::Certificate::CommonName or AWS::IoT::Certificate::Id`,
+			`14: enrolment.templates[1]: parameters[0].default "xyz" does not match its pattern`,
+			`18: enrolment.templates[1].pre_provisioning_hook.command: empty: give the program and its arguments as a list`,
+		}},
 		{"shadows_many_errors", []string{
 			`12: shadows.token_prefix: "a b": want 1 to 40 of A-Z a-z 0-9 _ . -`,
 			`14: shadows.sync[0].thing: "lamp/1": want 1 to 128 of a-z A-Z 0-9 : _ -`,

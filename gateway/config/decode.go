@@ -256,6 +256,33 @@ func (r *report) decode(n *yaml.Node, v reflect.Value, path string) {
 			return
 		}
 		v.SetInt(i)
+	case reflect.Map:
+		// map[string]T (enrolment attributes): keys as written, values decoded as T.
+		if v.Type().Key().Kind() != reflect.String {
+			panic("gateway: config map with non-string keys")
+		}
+		if n.Kind != yaml.MappingNode {
+			r.addAt(n.Line, path, "want a mapping (key: value), got %s", describe(n))
+			return
+		}
+		m := reflect.MakeMapWithSize(v.Type(), len(n.Content)/2)
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, val := n.Content[i], n.Content[i+1]
+			if k.Kind != yaml.ScalarNode {
+				r.addAt(k.Line, path, "want a key name, got %s", describe(k))
+				continue
+			}
+			kp := joinPath(path, k.Value)
+			if m.MapIndex(reflect.ValueOf(k.Value).Convert(v.Type().Key())).IsValid() {
+				r.addAt(k.Line, kp, "duplicate key")
+				continue
+			}
+			r.pos[kp] = k.Line
+			e := reflect.New(v.Type().Elem())
+			r.decode(val, e.Elem(), kp)
+			m.SetMapIndex(reflect.ValueOf(k.Value).Convert(v.Type().Key()), e.Elem())
+		}
+		v.Set(m)
 	case reflect.Bool:
 		b, err := strconv.ParseBool(strings.ToLower(n.Value))
 		if n.Kind != yaml.ScalarNode || n.Tag != "!!bool" || err != nil {

@@ -12,5 +12,6 @@
 //
 // It imports no runtime package (no broker, bridge, store, observe): only
 // the leaves hw, gateway/authz, gateway/loopback and bridge/topic (MQTT topic
-// syntax, not the bridge).
+// syntax, not the bridge), and gateway/enrol (pure: pki, authz, hw) whose
+// Config.Validate checks the enrolment section (enrol.go).
 package config

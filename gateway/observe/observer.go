@@ -96,6 +96,7 @@ type Observer struct {
 
 	mu          sync.Mutex
 	authFail    map[audit.Cause]uint64
+	enrol       map[string]uint64 // enrolment events (enrol.go)
 	denials     [maxRecentDenials]audit.Event
 	denialN     int // total recorded; ring index = denialN % max
 	since       map[string]time.Time
@@ -134,7 +135,7 @@ func New(cfg *config.Config, log *slog.Logger) *Observer {
 	}
 	return &Observer{
 		cfg: cfg, log: log.With("component", "observe"), clock: clock.Process(),
-		started: time.Now(), authFail: map[audit.Cause]uint64{}, since: map[string]time.Time{},
+		started: time.Now(), authFail: map[audit.Cause]uint64{}, enrol: map[string]uint64{}, since: map[string]time.Time{},
 		reloadOK: true, reloadAt: time.Now(), certs: map[string]certFile{}, fsync: newFsyncHistogram(),
 	}
 }
@@ -170,6 +171,8 @@ func (o *Observer) Record(ev audit.Event) {
 		o.reloadOK, o.reloadAt, o.reloadError = true, ev.Time, ""
 	case audit.EventReloadFailed:
 		o.reloadOK, o.reloadAt, o.reloadError = false, ev.Time, ev.Reason
+	default:
+		o.countEnrolLocked(ev.Event) // enrol.go
 	}
 }
 
@@ -267,6 +270,9 @@ func (o *Observer) startMetrics() error {
 	}
 	if err := reg.Register(shadowCollector{o: o}); err != nil {
 		return fmt.Errorf("registering shadow metrics: %w", err)
+	}
+	if err := reg.Register(enrolCollector{o: o}); err != nil {
+		return fmt.Errorf("registering enrolment metrics: %w", err)
 	}
 	if err := reg.Register(presenceCollector{o: o}); err != nil {
 		return fmt.Errorf("registering presence metrics: %w", err)

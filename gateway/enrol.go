@@ -1,0 +1,151 @@
+package gateway
+
+// Enrolment over MQTT, as `edgegw run` wires it (config section enrolment):
+//
+//	config.Enrolment ──Enrol()──> enrol.Service (the site CA in enrolment.pki_dir, the registry devices)
+//	  ──> Broker.SetEnrol: requests from the LAN, responses to the requesting client only
+//	  ──> OnEvent ──> the audit log (and through it the metrics: edgegw_enrol_events_total)
+//	a sweeper: Service.Sweep every enrolSweep (renewed certificates superseded, abandoned pending ones revoked)
+//
+// The registry and the CRL the service writes are the files the broker already watches, so
+// an enrolled thing may connect, and a superseded certificate is refused, within the broker's
+// watch interval.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"time"
+
+	"github.com/edgegw/edgegw/gateway/audit"
+	"github.com/edgegw/edgegw/gateway/broker"
+	"github.com/edgegw/edgegw/gateway/clock"
+	"github.com/edgegw/edgegw/gateway/config"
+	"github.com/edgegw/edgegw/gateway/enrol"
+	"github.com/edgegw/edgegw/gateway/pki"
+)
+
+// enrolSweep is how often the enrolment service revokes what is due: a renewal's old
+// certificate a few seconds after the new one connected.
+const enrolSweep = 5 * time.Second
+
+// enrolment is what Run started for the enrolment section.
+type enrolment struct {
+	svc    *enrol.Service
+	b      *broker.Broker
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// openEnrolment builds the enrolment service, installs it on b and starts its sweeper. It
+// returns nil, nil without an enrolment section.
+func openEnrolment(cfg *config.Config, b *broker.Broker, aud *audit.Log, log *slog.Logger) (*enrolment, error) {
+	if cfg.Enrolment == nil {
+		return nil, nil
+	}
+	svc, err := enrol.New(enrol.Options{
+		PKI:     pki.Options{Dir: cfg.Enrolment.PKIDir, Devices: cfg.Devices, NotBefore: clock.BuildFloor(), Logger: log},
+		Config:  cfg.Enrolment.Enrol(),
+		Logger:  log,
+		OnEvent: func(e enrol.Event) { aud.Record(enrolAudit(e)) },
+	})
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	e := &enrolment{svc: svc, b: b, cancel: cancel, done: make(chan struct{})}
+	b.SetEnrol(svc)
+	go e.sweep(ctx, log)
+	return e, nil
+}
+
+func (e *enrolment) sweep(ctx context.Context, log *slog.Logger) {
+	defer close(e.done)
+	t := time.NewTicker(enrolSweep)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			if _, err := e.svc.Sweep(ctx, now); err != nil && ctx.Err() == nil {
+				log.Warn("enrolment sweep: revoking due certificates failed; retrying", "component", "enrol", "err", err)
+			}
+		}
+	}
+}
+
+// close stops the sweeper and takes the service off the broker. Safe on nil.
+func (e *enrolment) close() {
+	if e == nil {
+		return
+	}
+	e.b.SetEnrol(nil)
+	e.cancel()
+	<-e.done
+}
+
+// enrolAudit is the audit line of an enrolment event (never a token or payload).
+func enrolAudit(e enrol.Event) audit.Event {
+	ev := audit.Event{Event: e.Kind, Device: e.Device, ClientID: e.ClientID, Serial: e.Serial}
+	switch e.Kind {
+	case enrol.EventIssued:
+		ev.Event = audit.EventEnrolIssued
+		if e.Renewal {
+			ev.Event = audit.EventEnrolRenewed
+		}
+	case enrol.EventRegistered:
+		ev.Event = audit.EventEnrolRegistered
+	case enrol.EventRefused:
+		ev.Event = audit.EventEnrolRefused
+		ev.Reason = e.Code + ": " + e.Reason
+	case enrol.EventSuperseded:
+		ev.Event = audit.EventEnrolSuperseded
+	case enrol.EventAbandoned:
+		ev.Event = audit.EventEnrolAbandoned
+	}
+	if e.Caller != "" {
+		ev.Resource = "certificate/" + e.Caller
+	}
+	return ev
+}
+
+// preflightEnrolment checks what the enrolment section names, as Run would meet it: the site
+// CA in pki_dir, the state file (enrol.json) there, each template's policies among the
+// policies, each pre-provisioning hook's program. It writes nothing.
+func preflightEnrolment(cfg *config.Config) error {
+	e := cfg.Enrolment
+	if e == nil {
+		return nil
+	}
+	var errs []error
+	if _, err := os.Stat(filepath.Join(e.PKIDir, pki.CACertFile)); err != nil {
+		errs = append(errs, cfg.Errorf("enrolment.pki_dir", "%s: no site CA there (%v); run `edgegw pki init` or set enrolment.pki_dir to the CA's directory", e.PKIDir, err))
+	} else if _, err := enrol.New(enrol.Options{PKI: pki.Options{Dir: e.PKIDir}, Config: e.Enrol()}); err != nil {
+		errs = append(errs, cfg.Errorf("enrolment.pki_dir", "%v", err))
+	}
+	// A broken registry or policy directory is reported by the broker's preflight.
+	if eng, _, err := broker.LoadPolicy(cfg.Devices, cfg.Policies); err == nil {
+		for i, t := range e.Templates {
+			for j, name := range t.Policies {
+				if _, ok := eng.Policy(name); !ok {
+					errs = append(errs, cfg.Errorf(fmt.Sprintf("enrolment.templates[%d].policies[%d]", i, j),
+						"%q: no such policy in %s; enrolled things would be denied everything: add %s.json there or fix the name", name, cfg.Policies, name))
+				}
+			}
+		}
+	}
+	for i, t := range e.Templates {
+		if h := t.PreProvisioningHook; h != nil && len(h.Command) > 0 {
+			if _, err := exec.LookPath(h.Command[0]); err != nil {
+				errs = append(errs, cfg.Errorf(fmt.Sprintf("enrolment.templates[%d].pre_provisioning_hook.command", i),
+					"%s: %v; give the path of an executable program", h.Command[0], err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
