@@ -2,17 +2,13 @@ package gateway
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
-	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/edgegw/edgegw/bridge"
 	"github.com/edgegw/edgegw/gateway/config"
@@ -234,30 +230,8 @@ bridges:
 `, addr, pki.CAFile, pki.ServerCert, pki.ServerKey, twoRoutes), 0o644)
 	}
 	write(`      - {name: two-a, topic: "sensors/sensor-a/c/#"}`)
-	cfg, err := config.Check(conf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lw := &gatewaytest.Buffer{}
-	g, err := New(cfg, slog.New(slog.NewTextHandler(lw, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	runGateway(t, g, 20*time.Second)
-	for i := 0; !strings.Contains(lw.String(), "gateway started"); i++ {
-		if i == 1000 {
-			t.Fatalf("no 'gateway started' within 10s:\n%s", lw.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, pki.ClientTLS(pki.Issue(t, "sensor-a")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := gatewaytest.ConnectV5(t, conn, "sensor-a")
-	if err != nil {
-		t.Fatal(err)
-	}
+	g := startFromFile(t, conf)
+	a := connectSensorA(t, addr, pki)
 	pub := func(topic string) {
 		t.Helper()
 		if rc, err := a.Publish(t, topic, 1, false, "v"); err != nil || rc != 0 {

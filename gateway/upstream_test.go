@@ -244,32 +244,8 @@ bridge:
 	}
 	write(`    - {name: a, topic: "sensors/sensor-a/#", remote_prefix: "sites/t/"}
     - {name: cmd, topic: "cmd/#", direction: in}`, "30s")
-	cfg, err := config.Check(conf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	lw := &gatewaytest.Buffer{}
-	g, err := New(cfg, slog.New(slog.NewTextHandler(lw, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	runGateway(t, g, 20*time.Second)
-	// g.run is written by Run; the log line after start orders it before
-	// our reads (the writer's mutex).
-	for i := 0; !strings.Contains(lw.String(), "gateway started"); i++ {
-		if i == 1000 {
-			t.Fatalf("no 'gateway started' within 10s:\n%s", lw.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, pki.ClientTLS(pki.Issue(t, "sensor-a")))
-	if err != nil {
-		t.Fatal(err)
-	}
-	a, err := gatewaytest.ConnectV5(t, conn, "sensor-a")
-	if err != nil {
-		t.Fatal(err)
-	}
+	g := startFromFile(t, conf)
+	a := connectSensorA(t, addr, pki)
 	depth := func() map[string]int64 {
 		out := map[string]int64{}
 		for _, r := range g.Queue().Stats().Routes {
@@ -366,4 +342,43 @@ func TestEnsureQueueKey(t *testing.T) {
 	if _, err := StoreOptionsFromConfig(context.Background(), cfg); err == nil || !strings.Contains(err.Error(), "store.encryption_key") {
 		t.Errorf("missing key for existing queue: err %v; want a store.encryption_key error", err)
 	}
+}
+
+// startFromFile checks conf, runs its gateway until the test ends and waits
+// for "gateway started" (g.run is written by Run; the log line after start
+// orders it before the test's reads, through the writer's mutex).
+func startFromFile(t *testing.T, conf string) *Gateway {
+	t.Helper()
+	cfg, err := config.Check(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lw := &gatewaytest.Buffer{}
+	g, err := New(cfg, slog.New(slog.NewTextHandler(lw, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	runGateway(t, g, 20*time.Second)
+	for i := 0; !strings.Contains(lw.String(), "gateway started"); i++ {
+		if i == 1000 {
+			t.Fatalf("no 'gateway started' within 10s:\n%s", lw.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return g
+}
+
+// connectSensorA connects sensor-a (MQTT 5, a certificate from pki) to the
+// TLS listener at addr.
+func connectSensorA(t *testing.T, addr string, pki *gatewaytest.PKI) *gatewaytest.V5 {
+	t.Helper()
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, pki.ClientTLS(pki.Issue(t, "sensor-a")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := gatewaytest.ConnectV5(t, conn, "sensor-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
 }
