@@ -26,6 +26,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/edgegw/edgegw/bridge"
 	"github.com/edgegw/edgegw/gateway/authz"
 	"github.com/edgegw/edgegw/gateway/enrol"
 	"github.com/edgegw/edgegw/gateway/pki"
@@ -143,24 +144,9 @@ func (b *Broker) enrolConnected(st *clientState) {
 	}
 }
 
-// filterMatches reports whether the topic filter matches the topic name (MQTT 4.7). A
-// filter starting with a wildcard does not match a $ topic [MQTT-4.7.2-1]; shared
+// filterMatches reports whether a connection's own subscription filter matches the topic
+// name (bridge.Match: MQTT 4.7, a wildcard first level does not match a $ topic); shared
 // subscriptions ($share/...) are not a connection's own.
 func filterMatches(filter, topic string) bool {
-	if strings.HasPrefix(filter, "$share/") {
-		return false
-	}
-	if strings.HasPrefix(topic, "$") && (strings.HasPrefix(filter, "+") || strings.HasPrefix(filter, "#")) {
-		return false
-	}
-	fl, tl := strings.Split(filter, "/"), strings.Split(topic, "/")
-	for i, f := range fl {
-		if f == "#" {
-			return true
-		}
-		if i >= len(tl) || (f != "+" && f != tl[i]) {
-			return false
-		}
-	}
-	return len(fl) == len(tl)
+	return !strings.HasPrefix(filter, "$share/") && bridge.Match(filter, topic)
 }
