@@ -157,12 +157,8 @@ func (a *app) checkJSONOut(cfgPath string, cfg *config.Config, warnings []string
 	}
 	if err == nil {
 		out.Summary = summary(cfgPath, cfg)
-		c := &checkCounts{Listeners: len(cfg.Listeners), Devices: cfg.Devices, Policies: cfg.Policies}
-		for _, b := range cfg.BridgeList() {
-			c.Bridges++
-			c.Routes += len(b.Routes)
-		}
-		out.Counts = c
+		c := countsOf(cfg)
+		out.Counts = &c
 	}
 	if werr := writeJSONOut(a.stdout, out); werr != nil {
 		return werr
@@ -176,20 +172,27 @@ func (a *app) checkJSONOut(cfgPath string, cfg *config.Config, warnings []string
 // summary is the one line `edgegw check` prints for a valid config, e.g.
 // "edgegw.yaml: OK (2 listeners, 3 routes, devices: devices.yaml, policies: policies/)".
 func summary(path string, cfg *config.Config) string {
+	c := countsOf(cfg)
 	routes := "no bridge"
-	if bs := cfg.BridgeList(); len(bs) > 0 {
-		n := 0
-		for _, b := range bs {
-			n += len(b.Routes)
-		}
-		routes = plural(n, "route")
+	if c.Bridges > 0 {
+		routes = plural(c.Routes, "route")
 		if cfg.Bridges != nil {
-			routes = plural(len(bs), "bridge") + ", " + routes
+			routes = plural(c.Bridges, "bridge") + ", " + routes
 		}
 	}
 	return fmt.Sprintf("%s: OK (%s, %s, devices: %s, policies: %s)", path,
-		plural(len(cfg.Listeners), "listener"), routes,
+		plural(c.Listeners, "listener"), routes,
 		relTo(cfg.Dir, cfg.Devices), relTo(cfg.Dir, cfg.Policies)+"/")
+}
+
+// countsOf is what a valid config holds, for the summary line and -o json.
+func countsOf(cfg *config.Config) checkCounts {
+	c := checkCounts{Listeners: len(cfg.Listeners), Devices: cfg.Devices, Policies: cfg.Policies}
+	for _, b := range cfg.BridgeList() {
+		c.Bridges++
+		c.Routes += len(b.Routes)
+	}
+	return c
 }
 
 func plural(n int, word string) string {
