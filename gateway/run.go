@@ -120,7 +120,7 @@ func (g *Gateway) start(ctx context.Context) error {
 		q = own
 	}
 	if err == nil && up == nil {
-		sh, err = g.openShadows(ctx, b, own, aud, obs.FsyncObserved)
+		sh, err = g.openShadows(ctx, b, own, aud)
 	}
 	var sessKV *store.KV
 	if err == nil {

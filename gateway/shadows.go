@@ -102,7 +102,6 @@ type shadows struct {
 	svc    *shadow.Service
 	sync   *shadow.Syncer // nil without shadows.sync
 	kv     *store.KV
-	own    *store.Queue // opened for the shadows alone (no bridge section)
 	q      *store.Queue // carries the Syncer's requests
 	br     *bridge.Bridge
 	synced map[string]bool // "THING/SHADOW" of the synced shadows
@@ -115,10 +114,10 @@ type shadows struct {
 	closeOnce sync.Once
 }
 
-// openShadows opens the shadow service on q's database (a queue opened here
-// when q is nil) and installs it on b. It returns nil, nil without a shadows
-// section.
-func (g *Gateway) openShadows(ctx context.Context, b *broker.Broker, q *store.Queue, aud *audit.Log, onSync func(time.Duration)) (s *shadows, err error) {
+// openShadows opens the shadow service on q's database (the first bridge's
+// queue, or the store Run opens at store.dir without a bridge) and installs
+// it on b. It returns nil, nil without a shadows section.
+func (g *Gateway) openShadows(ctx context.Context, b *broker.Broker, q *store.Queue, aud *audit.Log) (s *shadows, err error) {
 	cfg := g.cfg
 	if cfg.Shadows == nil {
 		return nil, nil
@@ -130,21 +129,6 @@ func (g *Gateway) openShadows(ctx context.Context, b *broker.Broker, q *store.Qu
 			s = nil
 		}
 	}()
-	if q == nil {
-		if err := ensureQueueKey(ctx, cfg, g.log); err != nil {
-			return nil, err
-		}
-		so, err := StoreOptionsFromConfig(ctx, cfg)
-		if err != nil {
-			return nil, err
-		}
-		so.Logger = g.log.With("component", "queue")
-		so.OnSync = onSync
-		if s.own, err = store.Open(so); err != nil {
-			return nil, fmt.Errorf("opening store %q for shadows: %w", so.Dir, err)
-		}
-		q = s.own
-	}
 	if s.kv, err = q.KV(shadowSpace); err != nil {
 		return nil, fmt.Errorf("opening shadow store: %w", err)
 	}
@@ -412,11 +396,6 @@ func (s *shadows) closeNow() {
 	}
 	if s.kv != nil {
 		s.kv.Close()
-	}
-	if s.own != nil {
-		if err := s.own.Close(); err != nil {
-			s.log.Error("closing store", "err", err)
-		}
 	}
 }
 

@@ -624,8 +624,7 @@ func (g *Gateway) openLink(ctx context.Context, u *upstream, bc *config.BridgeCo
 	var pub bridge.Publisher = u.pub
 	carriesShadows := shadowBridge(g.cfg, bc)
 	if carriesShadows {
-		// nil onSync: l.queue, already open, reports the shadows' syncs too
-		if u.shadow, err = g.openShadows(ctx, u.broker, l.queue, aud, nil); err != nil {
+		if u.shadow, err = g.openShadows(ctx, u.broker, l.queue, aud); err != nil {
 			return l, err
 		}
 		pub = u.shadow.inbound(pub)
