@@ -67,7 +67,7 @@ enrolment:
 	gatewaytest.WriteFile(t, filepath.Join(root, "policies", "temperature.json"), []byte(`{"Version": "2012-10-17", "Statement": [
  {"Effect": "Allow", "Action": "iot:Connect", "Resource": "arn:aws:iot:*:*:client/${iot:Connection.Thing.ThingName}"},
  {"Effect": "Allow", "Action": "iot:Publish", "Resource": "arn:aws:iot:*:*:topic/sensors/${iot:Connection.Thing.ThingName}/*"}]}`), 0o644)
-	gatewaytest.WriteFile(t, filepath.Join(root, "policies", enrol.RenewPolicyName+".json"), enrol.RenewPolicy("sensors"), 0o644)
+	mustRun(t, "pki", "renew-policy", "-c", conf) // policies/edgegw-renew.json, for the template sensors
 	gatewaytest.WriteFile(t, filepath.Join(root, "policies", "monitor.json"), []byte(`{"Version": "2012-10-17", "Statement": [
  {"Effect": "Allow", "Action": "iot:Connect", "Resource": ["arn:aws:iot:*:*:client/monitor", "arn:aws:iot:*:*:client/monitor-*"]},
  {"Effect": "Allow", "Action": "iot:Subscribe", "Resource": ["arn:aws:iot:*:*:topicfilter/sensors/#", "arn:aws:iot:*:*:topicfilter/$aws/#"]},
