@@ -15,7 +15,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -44,9 +43,9 @@ import (
 // estServerBin builds GlobalSign's estserver into a temporary directory.
 func estServerBin(t *testing.T) string {
 	t.Helper()
-	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
-	if _, err := os.Stat(goBin); err != nil {
-		t.Fatalf("the go command is needed to build the third-party EST server (%v): install Go", err)
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("the go command is needed to build the third-party EST server (%v): install Go and put it on PATH", err)
 	}
 	out := filepath.Join(t.TempDir(), "estserver")
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
