@@ -88,7 +88,7 @@ picks up a renewed certificate for the same key by itself; for a new key, restar
 
 With --reuse-key it renews the existing certificate for the key it certifies without opening
 the key: for a TPM the running daemon holds (swtpm, or a TPM without /dev/tpmrm0, serves one
-connection at a time, so opening the key would wait for the daemon to stop).
+connection at a time; opening the key there gives up after 30 s and says so).
 
 ` + keyURIHelp,
 		Args: cobra.NoArgs,
@@ -126,7 +126,7 @@ connection at a time, so opening the key would wait for the daemon to stop).
 			if reuseKey { // pki_server_reuse.go
 				return renewReusingKey(a, cmd, o, serverRenewal{keyURI: keyURI, out: out, renewBefore: renewBefore, hosts: hosts, ips: ips, days: days, isJSON: isJSON})
 			}
-			key, err := hw.Open(cmd.Context(), keyURI, hw.WithStateDir(stateDir))
+			key, err := openServerKey(cmd.Context(), keyURI, hw.WithStateDir(stateDir)) // pki_server_reuse.go: bounded
 			if err != nil {
 				return &exitError{code: 1, err: err}
 			}

@@ -130,6 +130,19 @@ audit: {file: %[1]s/audit.log}
 	publish("before-renewal")
 	sub.waitLine(ctx, t, "sensors/a/t before-renewal")
 
+	// pki server without --reuse-key opens the key: swtpm, held by the daemon, accepts the
+	// connection and never answers. It gives up after serverKeyWait (2 s here), saying what to do,
+	// and writes nothing.
+	defer func(w time.Duration) { serverKeyWait = w }(serverKeyWait)
+	serverKeyWait = 2 * time.Second
+	lanBefore, _ := os.ReadFile(filepath.Join(root, "lan.crt"))
+	if code, _, errOut := edgegw(t, "pki", "server", "-c", conf); code != 1 || !strings.Contains(errOut, "--reuse-key") || !strings.Contains(errOut, "held by the running daemon") {
+		t.Errorf("pki server opening the TPM the daemon holds: exit %d, %q; want exit 1 pointing to --reuse-key", code, errOut)
+	}
+	if lanAfter, _ := os.ReadFile(filepath.Join(root, "lan.crt")); string(lanAfter) != string(lanBefore) {
+		t.Error("the pki server that gave up rewrote lan.crt")
+	}
+
 	// The renewal, by the command a site engineer (or edgegw-server-cert.timer) runs, beside
 	// the daemon; bounded: opening the key instead would wait for the daemon to stop.
 	pctx, pcancel := context.WithTimeout(ctx, 30*time.Second)

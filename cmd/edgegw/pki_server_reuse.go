@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -77,4 +78,38 @@ func renewReusingKey(a *app, cmd *cobra.Command, o pki.Options, r serverRenewal)
 	fmt.Fprintf(a.stdout, "server certificate renewed for the same key: serial %s for %s, valid until %s\n  cert: %s\n",
 		b.Serial, strings.Join(names, ", "), b.Cert.NotAfter.Format(time.DateOnly), r.out)
 	return nil
+}
+
+// serverKeyWait bounds opening the listener's key in `pki server`.
+var serverKeyWait = 30 * time.Second
+
+// openServerKey is hw.Open bounded by serverKeyWait. A TPM that serves one connection at a time
+// (swtpm) and is held by the running daemon accepts the connection and then never answers (the
+// TPM transport has no deadline), so without the bound `pki server` would wait until the daemon
+// stops. A key that opens after the bound is closed.
+func openServerKey(ctx context.Context, uri string, opts ...hw.Option) (hw.Key, error) {
+	type opened struct {
+		k   hw.Key
+		err error
+	}
+	ch, gave := make(chan opened), make(chan struct{})
+	go func() {
+		k, err := hw.Open(ctx, uri, opts...)
+		select {
+		case ch <- opened{k, err}:
+		case <-gave:
+			if k != nil {
+				_ = k.Close()
+			}
+		}
+	}()
+	t := time.NewTimer(serverKeyWait)
+	defer t.Stop()
+	select {
+	case r := <-ch:
+		return r.k, r.err
+	case <-t.C:
+		close(gave)
+		return nil, fmt.Errorf("%s: no answer within %s: a TPM that serves one connection at a time (swtpm, or no /dev/tpmrm0) is held by the running daemon; renew the existing certificate with --reuse-key, or stop the daemon to issue one for another key", hw.Redact(uri), serverKeyWait)
+	}
 }
