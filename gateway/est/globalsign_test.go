@@ -54,7 +54,7 @@ func estServerBin(t *testing.T) string {
 	cmd.Dir = filepath.Join("testdata", "estserver")
 	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=readonly", "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building github.com/globalsign/est/cmd/estserver v1.0.6 in testdata/estserver: %v\n%s", err, b)
+		t.Fatalf("building github.com/globalsign/est/cmd/estserver v1.0.6 in testdata/estserver: %v\n%s\n(offline? fill the module cache once: cd gateway/est/testdata/estserver && go mod download)", err, b)
 	}
 	return out
 }
