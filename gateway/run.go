@@ -159,6 +159,9 @@ func (g *Gateway) start(ctx context.Context) error {
 	if sh != nil {
 		src.Shadow = sh
 	}
+	if en != nil {
+		src.Enrol = en.svc // status: the enrolment figures
+	}
 	if err := obs.Start(src); err != nil {
 		g.stop()
 		return err

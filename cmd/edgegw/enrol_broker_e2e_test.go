@@ -10,12 +10,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/edgegw/edgegw/gateway/enrol"
 	"github.com/edgegw/edgegw/gateway/gatewaytest"
+	"github.com/edgegw/edgegw/gateway/observe"
 	"github.com/edgegw/edgegw/gateway/pki"
 )
 
@@ -65,7 +67,7 @@ enrolment:
 	gatewaytest.WriteFile(t, filepath.Join(root, "policies", "temperature.json"), []byte(`{"Version": "2012-10-17", "Statement": [
  {"Effect": "Allow", "Action": "iot:Connect", "Resource": "arn:aws:iot:*:*:client/${iot:Connection.Thing.ThingName}"},
  {"Effect": "Allow", "Action": "iot:Publish", "Resource": "arn:aws:iot:*:*:topic/sensors/${iot:Connection.Thing.ThingName}/*"}]}`), 0o644)
-	gatewaytest.WriteFile(t, filepath.Join(root, "policies", enrol.RenewPolicyName+".json"), enrol.RenewPolicy("sensors"), 0o644)
+	mustRun(t, "pki", "renew-policy", "-c", conf) // policies/edgegw-renew.json, for the template sensors
 	gatewaytest.WriteFile(t, filepath.Join(root, "policies", "monitor.json"), []byte(`{"Version": "2012-10-17", "Statement": [
  {"Effect": "Allow", "Action": "iot:Connect", "Resource": ["arn:aws:iot:*:*:client/monitor", "arn:aws:iot:*:*:client/monitor-*"]},
  {"Effect": "Allow", "Action": "iot:Subscribe", "Resource": ["arn:aws:iot:*:*:topicfilter/sensors/#", "arn:aws:iot:*:*:topicfilter/$aws/#"]},
@@ -281,6 +283,44 @@ enrolment:
 	want := map[string]int{"enrol_refused": 3, "enrol_issued": 1, "enrol_registered": 1, "enrol_renewed": 1, "enrol_superseded": 1}
 	if !maps.Equal(count, want) {
 		t.Errorf("audit enrolment events %v; want %v:\n%s", count, want, b)
+	}
+
+	// edgegw status shows the same through the admin socket.
+	oldSerial := pki.SerialHex(readChain(t, crt)[0].SerialNumber)
+	checkEnrolStatus(t, conf, oldSerial)
+}
+
+// checkEnrolStatus asks the daemon of conf for its enrolment figures after
+// TestE2EEnrolThroughBroker's requests: one claim (batch7) made 5 requests, 3 refused for
+// their CSR; one certificate issued, registered, renewed; the old one (oldSerial) superseded
+// and so not the nearest expiry.
+func checkEnrolStatus(t *testing.T, conf, oldSerial string) {
+	t.Helper()
+	code, out, errOut := edgegw(t, "status", "-c", conf, "-o", "json")
+	if code != 0 {
+		t.Fatalf("status -o json: exit %d: %s", code, errOut)
+	}
+	var st observe.Status
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatalf("status -o json: %v\n%s", err, out)
+	}
+	e := st.Enrolment
+	if e == nil {
+		t.Fatalf("status -o json has no enrolment section:\n%s", out)
+	}
+	if !slices.Equal(e.Templates, []string{"sensors"}) || e.ClaimsSeen != 1 || e.ClaimRequests != 5 || e.Issued != 1 ||
+		e.Registered != 1 || e.Renewed != 1 || e.Superseded != 1 || e.AwaitingRevocation != 0 || !maps.Equal(e.Rejected, map[string]uint64{enrol.CodeInvalidCSR: 3}) {
+		t.Errorf("status enrolment = %+v; want templates [sensors], 1 claim seen, 5 claim requests, issued, registered, renewed and superseded 1, none waiting, %s 3", e, enrol.CodeInvalidCSR)
+	}
+	if e.Nearest == nil || e.Nearest.Serial == oldSerial || e.Nearest.Days < 300 {
+		t.Errorf("nearest expiry = %+v; want an active certificate of about a year, not the superseded %s", e.Nearest, oldSerial)
+	}
+	code, out, errOut = edgegw(t, "status", "-c", conf)
+	for _, want := range []string{"enrolment:   templates sensors; 1 claims seen (5 requests); issued 1, renewed 1, registered 1",
+		"0 renewals waiting for the old certificate's revocation; 1 superseded", "rejected: " + enrol.CodeInvalidCSR + " 3", "nearest sensor certificate expiry: "} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Errorf("status: exit %d, output lacks %q:\n%s%s", code, want, out, errOut)
+		}
 	}
 }
 

@@ -59,6 +59,9 @@ func newPKICmd(a *app) *cobra.Command {
   edgegw pki revoke THING|SERIAL        put certificates on the CRL (the gateway reloads crl.pem)
   edgegw pki crl                        re-sign the CRL before its nextUpdate (run it from a timer)
   edgegw pki list                       serial, thing, type, expiry, status
+  edgegw pki claim NAME --template T    a claim certificate: sensors enrol themselves over MQTT
+  edgegw pki renew-policy               the edgegw-renew policy: enrolled sensors renew over MQTT
+  edgegw pki server                     issue or renew the LAN listener's certificate (file, TPM, HSM key)
 
 The PKI directory (--dir) is, in order: --dir; the directory of listeners[].tls.ca of the
 first TLS listener in the config (-c); ` + defaultPKIDir + `. It holds ca.crt, ca.key (0600; or
@@ -85,6 +88,7 @@ date is used as "now" and a warning says so.`,
 	cmd.AddCommand(pkiInitCmd(a, f), pkiImportCACmd(a, f), pkiIssueCmd(a, f), pkiSignCmd(a, f),
 		pkiRevokeCmd(a, f), pkiCRLCmd(a, f), pkiListCmd(a, f))
 	cmd.AddCommand(pkiClaimCmd(a, f), pkiServerCmd(a, f)) // pki_claim.go, pki_server.go
+	cmd.AddCommand(pkiRenewPolicyCmd(a, f))               // pki_renew_policy.go
 	return cmd
 }
 

@@ -70,6 +70,7 @@ func pkiServerCmd(a *app, f *pkiFlags) *cobra.Command {
 		days                                                 int
 		asJSON                                               bool
 	)
+	var reuseKey bool // pki_server_reuse.go
 	cmd := &cobra.Command{
 		Use:   "server [--key URI] [--host H]... [--ip IP]... [--days N] [--renew-before D] [--out FILE]",
 		Short: "Issue or renew the LAN listener's server certificate for a file, TPM or PKCS#11 key",
@@ -84,6 +85,10 @@ else those of the existing certificate, else this host's name, localhost, 127.0.
 With --renew-before D (e.g. 30d, 720h) it does nothing unless the existing certificate expires
 within D or is for another key: run it daily from edgegw-server-cert.timer. The running daemon
 picks up a renewed certificate for the same key by itself; for a new key, restart it.
+
+With --reuse-key it renews the existing certificate for the key it certifies without opening
+the key: for a TPM the running daemon holds (swtpm, or a TPM without /dev/tpmrm0, serves one
+connection at a time; opening the key there gives up after 30 s and says so).
 
 ` + keyURIHelp,
 		Args: cobra.NoArgs,
@@ -118,7 +123,10 @@ picks up a renewed certificate for the same key by itself; for a new key, restar
 					return &exitError{code: 2, err: fmt.Errorf("--renew-before %q: %v", renewBefore, err)}
 				}
 			}
-			key, err := hw.Open(cmd.Context(), keyURI, hw.WithStateDir(stateDir))
+			if reuseKey { // pki_server_reuse.go
+				return renewReusingKey(a, cmd, o, serverRenewal{keyURI: keyURI, out: out, renewBefore: renewBefore, hosts: hosts, ips: ips, days: days, isJSON: isJSON})
+			}
+			key, err := openServerKey(cmd.Context(), keyURI, hw.WithStateDir(stateDir)) // pki_server_reuse.go: bounded
 			if err != nil {
 				return &exitError{code: 1, err: err}
 			}
@@ -191,6 +199,7 @@ picks up a renewed certificate for the same key by itself; for a new key, restar
 	fl.StringVar(&out, "out", "", "certificate chain file (default: the listener's tls.cert, else DIR/server.crt)")
 	fl.StringVar(&listener, "listener", "", "listener name in the config (default: the first TLS listener)")
 	fl.StringVar(&stateDir, "state-dir", keyDefaultStateDir, "where --key auto keeps its key")
+	fl.BoolVar(&reuseKey, "reuse-key", false, "renew the existing certificate for its own public key without opening the key (a TPM the daemon holds)")
 	outputFlags(cmd, &format, &asJSON)
 	return cmd
 }

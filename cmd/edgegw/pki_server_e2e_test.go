@@ -3,20 +3,19 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/tls"
-	"crypto/x509"
+	"encoding/json"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/edgegw/edgegw/gateway/gatewaytest"
 	"github.com/edgegw/edgegw/gateway/pki"
-	"github.com/edgegw/edgegw/hw"
 	"github.com/edgegw/edgegw/hw/hwtest"
 )
 
@@ -26,17 +25,20 @@ const renewSensorPolicy = `{"Version": "2012-10-17", "Statement": [
  {"Effect": "Allow", "Action": "iot:Subscribe", "Resource": "arn:aws:iot:*:*:topicfilter/sensors/*"}
 ]}`
 
-// The LAN listener's key lives in swtpm; `pki server` issues its certificate; the running
-// daemon picks up a renewed certificate for the same key while a sensor (mosquitto_sub) stays
-// connected, and new handshakes (mosquitto_pub) get and verify the new certificate.
+// The LAN listener's key lives in swtpm; `edgegw pki server --key tpm:...` issues its
+// certificate; a real `edgegw run` serves it; a sensor (Debian's mosquitto_sub over mTLS) stays
+// connected while `edgegw pki server --reuse-key` renews it beside the running daemon; a new
+// connection (openssl s_client) sees the new serial and notAfter, and a new sensor connection
+// (mosquitto_pub) verifies it and reaches the sensor that never reconnected.
 //
-// swtpm serves one connection at a time and the daemon holds it, so the renewal's CSR is made
-// with the TPM key before the daemon starts and signed while it runs (pki.SignServer, what
-// `pki server` calls). On a Pi, /dev/tpmrm0's resource manager lets `pki server` itself run
-// beside the daemon.
+// swtpm serves one connection at a time and the daemon holds it, so the renewal signs the
+// public key of the existing certificate (--reuse-key) instead of opening the key. (On a Pi,
+// /dev/tpmrm0's resource manager would let the plain `pki server` run beside the daemon too.)
 func TestE2EServerCertRenewalTPM(t *testing.T) {
 	mosqSub := hwtest.Require(t, "mosquitto_sub", "mosquitto-clients")
 	mosqPub := hwtest.Require(t, "mosquitto_pub", "mosquitto-clients")
+	openssl := hwtest.Require(t, "openssl", "openssl")
+	stdbuf := hwtest.Require(t, "stdbuf", "coreutils")
 	root := t.TempDir()
 	sw := hwtest.StartSWTPM(t)
 	uri := sw.URI("handle=0x81000124")
@@ -64,82 +66,123 @@ audit: {file: %[1]s/audit.log}
 	}
 	mustRun(t, "pki", "init", "-c", conf, "--host", "localhost")
 	mustRun(t, "key", "create", "--key", uri)
-	mustRun(t, "pki", "server", "-c", conf, "--ip", "127.0.0.1")
+	var issued pkiServerJSON
+	if err := json.Unmarshal([]byte(mustRun(t, "pki", "server", "-c", conf, "--key", uri, "--ip", "127.0.0.1", "-o", "json")), &issued); err != nil || issued.Action != "issued" {
+		t.Fatalf("pki server --key %s: %+v, %v; want issued", uri, issued, err)
+	}
 	certs := filepath.Join(root, "certs")
 	mustRun(t, "pki", "issue", "-c", conf, "sensor-a", "sensor-b", "--policy", "sensor", "--out", certs)
 
-	key, err := hw.Open(context.Background(), uri)
-	if err != nil {
-		t.Fatal(err)
-	}
-	csr, err := hw.CSR(key, "127.0.0.1", []string{"127.0.0.1"})
-	key.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-
 	startRun(t, conf, addr)
 
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
 	caFile := filepath.Join(root, "pki", pki.CACertFile)
 	tlsArgs := func(thing string) []string {
 		return []string{"-h", "127.0.0.1", "-p", port, "--cafile", caFile, "--cert", filepath.Join(certs, thing+".crt"),
 			"--key", filepath.Join(certs, thing+".key"), "-i", thing, "-V", "mqttv311"}
 	}
-	serial := func() string {
-		roots := x509.NewCertPool()
-		b, _ := os.ReadFile(caFile)
-		roots.AppendCertsFromPEM(b)
-		cert, err := tls.LoadX509KeyPair(filepath.Join(certs, "sensor-b.crt"), filepath.Join(certs, "sensor-b.key"))
+	// served is the serial (lower-case hex) and notAfter of the certificate a new TLS
+	// connection gets, as openssl s_client shows it.
+	served := func() (string, time.Time) {
+		t.Helper()
+		cmd := exec.CommandContext(ctx, openssl, "s_client", "-connect", addr, "-servername", "127.0.0.1", "-CAfile", caFile,
+			"-cert", filepath.Join(certs, "sensor-b.crt"), "-key", filepath.Join(certs, "sensor-b.key"), "-verify_return_error")
+		cmd.Stdin = strings.NewReader("")
+		out, err := cmd.Output()
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("openssl s_client -connect %s: %v\n%s", addr, err, out)
 		}
-		c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", addr, &tls.Config{RootCAs: roots, ServerName: "127.0.0.1", Certificates: []tls.Certificate{cert}})
+		x := exec.CommandContext(ctx, openssl, "x509", "-noout", "-serial", "-enddate")
+		x.Stdin = bytes.NewReader(out)
+		fields, err := x.Output()
 		if err != nil {
-			t.Fatalf("handshake with the daemon: %v", err)
+			t.Fatalf("openssl x509 on the served certificate: %v\n%s", err, out)
 		}
-		defer c.Close()
-		return pki.SerialHex(c.ConnectionState().PeerCertificates[0].SerialNumber)
+		var serial, end string
+		for _, l := range strings.Split(strings.TrimSpace(string(fields)), "\n") {
+			if v, ok := strings.CutPrefix(l, "serial="); ok {
+				serial = strings.TrimLeft(strings.ToLower(v), "0")
+			}
+			if v, ok := strings.CutPrefix(l, "notAfter="); ok {
+				end = v
+			}
+		}
+		na, err := time.Parse("Jan _2 15:04:05 2006 MST", end)
+		if err != nil {
+			t.Fatalf("openssl x509 -enddate %q: %v", fields, err)
+		}
+		return serial, na
 	}
-	first := serial()
+	if s, _ := served(); s != strings.TrimLeft(issued.Serial, "0") {
+		t.Fatalf("the daemon serves serial %s; want the one pki server issued, %s", s, issued.Serial)
+	}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	sub := exec.CommandContext(ctx, mosqSub, append(tlsArgs("sensor-a"), "-t", "sensors/#", "-C", "1", "-q", "1")...)
-	var subOut bytes.Buffer
-	sub.Stdout, sub.Stderr = &subOut, &subOut
-	if err := sub.Start(); err != nil {
-		t.Fatal(err)
-	}
-	// Wait until the subscriber is connected (the audit log records the connect).
-	for i := 0; ; i++ {
-		if b, _ := os.ReadFile(filepath.Join(root, "audit.log")); strings.Contains(string(b), "sensor-a") {
-			break
+	// sensor-a subscribes and stays connected across the renewal: it gets a reading from before
+	// and one from after, and the audit log has one connect of it.
+	sub := startMosqSub(ctx, t, stdbuf, append([]string{mosqSub}, append(tlsArgs("sensor-a"), "-t", "sensors/#", "-C", "2", "-q", "1", "-v", "-d")...)...)
+	publish := func(msg string) {
+		t.Helper()
+		if out, err := exec.CommandContext(ctx, mosqPub, append(tlsArgs("sensor-b"), "-t", "sensors/a/t", "-m", msg, "-q", "1")...).CombinedOutput(); err != nil {
+			t.Fatalf("mosquitto_pub %s: %v\n%s", msg, err, out)
 		}
-		if i > 200 {
-			t.Fatalf("mosquitto_sub did not connect: %s", subOut.String())
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
-	time.Sleep(300 * time.Millisecond) // the SUBSCRIBE follows the CONNECT
+	publish("before-renewal")
+	sub.waitLine(ctx, t, "sensors/a/t before-renewal")
 
-	b, err := pki.SignServer(context.Background(), pki.Options{Dir: filepath.Join(root, "pki")}, pki.ServerRequest{CSR: csr, Hosts: []string{"127.0.0.1"}, Out: filepath.Join(root, "lan.crt")})
-	if err != nil {
-		t.Fatal(err)
+	// pki server without --reuse-key opens the key: swtpm, held by the daemon, accepts the
+	// connection and never answers. It gives up after serverKeyWait (2 s here), saying what to do,
+	// and writes nothing.
+	defer func(w time.Duration) { serverKeyWait = w }(serverKeyWait)
+	serverKeyWait = 2 * time.Second
+	lanBefore, _ := os.ReadFile(filepath.Join(root, "lan.crt"))
+	if code, _, errOut := edgegw(t, "pki", "server", "-c", conf); code != 1 || !strings.Contains(errOut, "--reuse-key") || !strings.Contains(errOut, "held by the running daemon") {
+		t.Errorf("pki server opening the TPM the daemon holds: exit %d, %q; want exit 1 pointing to --reuse-key", code, errOut)
 	}
-	var now string
+	if lanAfter, _ := os.ReadFile(filepath.Join(root, "lan.crt")); string(lanAfter) != string(lanBefore) {
+		t.Error("the pki server that gave up rewrote lan.crt")
+	}
+
+	// The renewal, by the command a site engineer (or edgegw-server-cert.timer) runs, beside
+	// the daemon; bounded: opening the key instead would wait for the daemon to stop.
+	pctx, pcancel := context.WithTimeout(ctx, 30*time.Second)
+	defer pcancel()
+	out, err := exec.CommandContext(pctx, gatewaytest.Edgegw(t), "pki", "server", "-c", conf, "--reuse-key", "--days", "30", "-o", "json").Output()
+	var renewed pkiServerJSON
+	if err != nil || json.Unmarshal(out, &renewed) != nil || renewed.Action != "renewed" {
+		t.Fatalf("pki server --reuse-key beside the daemon: %v, %q; want a renewal", err, out)
+	}
+	var serial string
+	var notAfter time.Time
 	for i := 0; i < 100; i++ { // the daemon polls its files every 250 ms
-		if now = serial(); now == b.Serial {
+		if serial, notAfter = served(); serial == strings.TrimLeft(renewed.Serial, "0") {
 			break
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	if now != b.Serial || now == first {
-		t.Fatalf("the daemon serves serial %s; want the renewed %s (was %s)", now, b.Serial, first)
+	if serial != strings.TrimLeft(renewed.Serial, "0") || !notAfter.Equal(renewed.NotAfter.Truncate(time.Second)) {
+		t.Fatalf("a new connection gets serial %s, notAfter %s; want the renewal's %s, %s", serial, notAfter, renewed.Serial, renewed.NotAfter)
 	}
-	if out, err := exec.CommandContext(ctx, mosqPub, append(tlsArgs("sensor-b"), "-t", "sensors/a/t", "-m", "after-renewal", "-q", "1")...).CombinedOutput(); err != nil {
-		t.Fatalf("mosquitto_pub after the renewal: %v\n%s", err, out)
+	if left := time.Until(notAfter); left > 31*24*time.Hour || left < 29*24*time.Hour {
+		t.Errorf("renewed notAfter %s is %s away; want --days 30", notAfter, left)
 	}
-	if err := sub.Wait(); err != nil || !strings.Contains(subOut.String(), "after-renewal") {
-		t.Fatalf("the sensor connected before the renewal: %v, got %q; want it to receive after-renewal", err, subOut.String())
+	publish("after-renewal") // a new sensor connection verifies the new certificate
+	lines, err := sub.wait()
+	if err != nil || !slices.Contains(lines, "sensors/a/t after-renewal") {
+		t.Fatalf("the sensor connected before the renewal: %v, got %q; want it to receive after-renewal", err, lines)
+	}
+	connects := 0
+	b, _ := os.ReadFile(filepath.Join(root, "audit.log"))
+	for _, l := range strings.Split(string(b), "\n") {
+		var ev struct {
+			Event    string `json:"event"`
+			ClientID string `json:"client_id"`
+		}
+		if json.Unmarshal([]byte(l), &ev) == nil && ev.Event == "connect" && ev.ClientID == "sensor-a" {
+			connects++
+		}
+	}
+	if connects != 1 {
+		t.Errorf("sensor-a connected %d times; want once (it stays connected through the renewal)", connects)
 	}
 }

@@ -37,7 +37,10 @@ func newStatusCmd(a *app) *cobra.Command {
 		Long: `Status asks the running daemon over its admin socket (admin.socket in the config,
 default /run/edgegw/admin.sock; owner edgegw, mode 0660: run it as root or as a member
 of group edgegw) and prints the upstream state, the backlog and rate per route, the
-connected devices, the last denials and how long the certificates have left.
+connected devices, the last denials and how long the certificates have left; with an
+enrolment section, the sensors' enrolment: templates, claims seen, certificates issued and
+renewed, renewals waiting for the old certificate's revocation, refusals by errorCode and the
+nearest sensor-certificate expiry.
 
 Exit status: 0 when the daemon answered, 3 when no daemon is running, 1 otherwise.`,
 		Args: cobra.NoArgs,
@@ -134,6 +137,7 @@ func printStatus(w io.Writer, s *observe.Status) {
 	printPresence(w, s.Presence, time.Now())
 	printDenials(w, s.Denials)
 	printCerts(w, s.Certs)
+	printEnrolment(w, s.Enrolment) // status_enrol.go
 	if !s.Reload.OK {
 		fmt.Fprintf(w, "reload:      FAILED at %s: %s\n", s.Reload.At.UTC().Format(time.RFC3339), s.Reload.Error)
 	}

@@ -84,6 +84,7 @@ type Event struct {
 }
 
 func (s *Service) emit(e Event) {
+	s.counters.event(e) // stats.go
 	if s.o.OnEvent != nil {
 		s.o.OnEvent(e)
 	}
@@ -105,6 +106,8 @@ type Service struct {
 	// not wait behind a request (a CA write, a pre-provisioning hook).
 	renewing atomic.Pointer[map[string]struct{}]
 	late     sync.Map // serials Connected could not mark because a request held mu
+
+	counters counters // Stats (stats.go)
 }
 
 // New validates the configuration and loads the state file from the PKI directory.
@@ -180,6 +183,7 @@ func (s *Service) Handle(ctx context.Context, r Request) []Response {
 	if !Handles(r.Topic) {
 		return nil
 	}
+	s.counters.request(r)
 	reqTopic := r.Topic
 	topic, isCBOR := asJSON(r.Topic)
 	var (

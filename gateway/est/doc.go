@@ -12,6 +12,11 @@
 // PKCS#7 is parsed with encoding/asn1, which reads DER only: a server answering in BER with
 // indefinite lengths is refused with a parse error.
 //
+// Interop: globalsign_test.go runs cacerts, simpleenroll and simplereenroll (keys in files and
+// in swtpm) against GlobalSign's estserver v1.0.6, which answers in DER. It is built from
+// testdata/estserver, a module of its own: est v1.0.6 needs go-tpm's pre-0.9 tpm2 API, which the
+// go-tpm version hw uses no longer has, so it cannot be a tool dependency of this module.
+//
 // Package est imports nothing from this module (keys arrive as crypto.Signer; at most hw
 // may be imported); it must not import gateway, mochi, badger, prometheus, paho, store or bridge.
 package est

@@ -47,11 +47,12 @@ type Status struct {
 	Health    Health            `json:"health"`
 	Listeners []ListenerStatus  `json:"listeners"`
 	Devices   DevicesStatus     `json:"devices"`
-	Presence  *PresenceStatus   `json:"presence,omitempty"` // nil: no presence kept
-	Upstream  *UpstreamStatus   `json:"upstream,omitempty"` // nil: no bridge
-	Queue     *QueueStatus      `json:"queue,omitempty"`    // nil: no queue
-	Shadows   *ShadowStatus     `json:"shadows,omitempty"`  // nil: no shadows (shadow.go)
-	Bridges   []BridgeStatus    `json:"bridges,omitempty"`  // every bridge (Upstream and Queue: the first's)
+	Presence  *PresenceStatus   `json:"presence,omitempty"`  // nil: no presence kept
+	Upstream  *UpstreamStatus   `json:"upstream,omitempty"`  // nil: no bridge
+	Queue     *QueueStatus      `json:"queue,omitempty"`     // nil: no queue
+	Shadows   *ShadowStatus     `json:"shadows,omitempty"`   // nil: no shadows (shadow.go)
+	Enrolment *EnrolStatus      `json:"enrolment,omitempty"` // nil: no enrolment section (enrol.go)
+	Bridges   []BridgeStatus    `json:"bridges,omitempty"`   // every bridge (Upstream and Queue: the first's)
 	Denials   []DenialStatus    `json:"recent_denials"`
 	Certs     []CertExpiry      `json:"certificates"`
 	Reload    ReloadStatus      `json:"reload"`
@@ -329,6 +330,7 @@ func (o *Observer) status(a *adminServer) Status {
 		}
 	}
 	s.Shadows = o.shadowStatus()
+	s.Enrolment = o.enrolStatus() // enrol.go
 	for _, d := range o.recentDenials() {
 		s.Denials = append(s.Denials, DenialStatus{Time: d.Time, Device: d.Device, ClientID: d.ClientID,
 			Action: d.Action, Resource: d.Resource, Statement: d.Statement})

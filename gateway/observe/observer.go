@@ -57,6 +57,8 @@ type Sources struct {
 	Audit Auditor
 	// Things answers the status page's operator check (status_page.go).
 	Things ThingTypes
+	// Enrol gives the enrolment figures of status (enrol.go); nil without an enrolment section.
+	Enrol EnrolSource
 }
 
 // What the gateway hands in fits (compile-time check).
@@ -89,10 +91,11 @@ type Observer struct {
 	links  []BridgeSource // every bridge (bridges.go)
 	tpm    bool
 
-	presence Presence   // presence.go; nil: none
-	auditor  Auditor    // queue_ops.go; nil: none
-	things   ThingTypes // status_page.go
-	guard    *pageGuard // status_page.go; set by startMetrics
+	presence Presence    // presence.go; nil: none
+	auditor  Auditor     // queue_ops.go; nil: none
+	things   ThingTypes  // status_page.go
+	enrolSrc EnrolSource // enrol.go; nil: no enrolment
+	guard    *pageGuard  // status_page.go; set by startMetrics
 
 	mu          sync.Mutex
 	authFail    map[audit.Cause]uint64
@@ -212,7 +215,7 @@ func (o *Observer) recentDenials() []audit.Event {
 func (o *Observer) Start(src Sources) error {
 	o.setSources(src) // bridges.go
 	o.shadow = src.Shadow
-	o.presence, o.auditor, o.things = src.Presence, src.Audit, src.Things
+	o.presence, o.auditor, o.things, o.enrolSrc = src.Presence, src.Audit, src.Things, src.Enrol
 	o.tpm = usesTPM(o.cfg)
 	o.clock.SetLogger(o.log)
 	o.clock.Now() // warn at start, not at the first handshake, when the clock is wrong

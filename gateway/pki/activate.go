@@ -9,6 +9,7 @@ import (
 	"math/big"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -120,6 +121,10 @@ type ServerRequest struct {
 	// Out is where the chain (server certificate, then ca.crt's first certificate) is written
 	// atomically; "" means DIR/server.crt.
 	Out string
+	// Renews, instead of CSR, is a server certificate this CA issued: its public key is signed
+	// again. For a key the caller cannot use now (a TPM whose only connection the daemon
+	// holds); the possession was proved when Renews was issued.
+	Renews *x509.Certificate
 }
 
 // ErrNoHosts is returned by SignServer without any host name or address.
@@ -134,15 +139,26 @@ func SignServer(ctx context.Context, o Options, r ServerRequest) (*Bundle, error
 	if len(r.Hosts) == 0 {
 		return nil, ErrNoHosts
 	}
-	csr, err := ParseCSR(r.CSR)
-	if err != nil {
-		return nil, err
+	var pub any
+	if r.CSR == nil && r.Renews != nil {
+		pub = r.Renews.PublicKey
+	} else {
+		csr, err := ParseCSR(r.CSR)
+		if err != nil {
+			return nil, err
+		}
+		pub = csr.PublicKey
 	}
 	c, release, err := lockAndOpenCA(ctx, &o)
 	if err != nil {
 		return nil, err
 	}
 	defer release()
+	if r.CSR == nil && r.Renews != nil {
+		if err := renewable(c.cert, r.Renews); err != nil {
+			return nil, err
+		}
+	}
 	now, clamped := o.now()
 	days := r.Days
 	if days <= 0 {
@@ -151,12 +167,12 @@ func SignServer(ctx context.Context, o Options, r ServerRequest) (*Bundle, error
 	if days <= 0 {
 		days = DefaultServerDays
 	}
-	tmpl, err := c.leafTemplate(&o, now, clamped, days, csr.PublicKey)
+	tmpl, err := c.leafTemplate(&o, now, clamped, days, pub)
 	if err != nil {
 		return nil, err
 	}
 	cn := serverTemplate(tmpl, r.Hosts)
-	der, err := x509.CreateCertificate(randReader(&o), tmpl, c.cert, csr.PublicKey, c.key)
+	der, err := x509.CreateCertificate(randReader(&o), tmpl, c.cert, pub, c.key)
 	if err != nil {
 		return nil, fmt.Errorf("signing server certificate for %q: %w", cn, err)
 	}
@@ -196,4 +212,16 @@ func SignServer(ctx context.Context, o Options, r ServerRequest) (*Bundle, error
 	b.CertFile = out
 	o.log().Info("server certificate issued", "cn", cn, "serial", b.Serial, "not_after", cert.NotAfter, "file", out)
 	return b, nil
+}
+
+// renewable checks that old, whose key ServerRequest.Renews signs again, is a serverAuth
+// certificate signed by ca.
+func renewable(ca, old *x509.Certificate) error {
+	if err := old.CheckSignatureFrom(ca); err != nil {
+		return fmt.Errorf("renewing server certificate serial %s: not issued by this CA (%v); make a CSR with the key instead", SerialHex(old.SerialNumber), err)
+	}
+	if !slices.Contains(old.ExtKeyUsage, x509.ExtKeyUsageServerAuth) {
+		return fmt.Errorf("renewing certificate serial %s: not a server certificate (no serverAuth)", SerialHex(old.SerialNumber))
+	}
+	return nil
 }
