@@ -7,6 +7,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"strconv"
 	"text/tabwriter"
@@ -156,54 +157,7 @@ locked but the daemon does not answer.`,
   edgegw queue replay --newer-than 2h
   edgegw queue replay --older-than 2026-12-01T08:00:00Z -o json`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			isJSON, err := jsonOutput(f.output, f.asJSON)
-			if err != nil {
-				return err
-			}
-			f.asJSON = isJSON
-			df := store.DeadFilter{Route: f.route, Reason: reason}
-			if df.OlderThan, df.Until, err = ageOrTime("--older-than", f.olderThan); err != nil {
-				return err
-			}
-			if df.NewerThan, df.Since, err = ageOrTime("--newer-than", newerThan); err != nil {
-				return err
-			}
-			q, cfg, err := a.openQueue(f)
-			var res observe.QueueOpResult
-			live := false
-			if sock := liveSocket(err, cfg); sock != "" {
-				v := observe.ReplayQuery(df)
-				if f.bridge != "" {
-					v.Set("bridge", f.bridge)
-				}
-				if err := observe.AdminPost(a.ctx, sock, "/queue/replay?"+v.Encode(), &res); err != nil {
-					return a.liveError(sock, err)
-				}
-				live = true
-			} else if err != nil {
-				return err
-			} else if res, err = a.replayOffline(q, cfg, df); err != nil {
-				return err
-			}
-			if f.asJSON {
-				return writeJSONOut(a.stdout, res)
-			}
-			fmt.Fprintf(a.stdout, "replayed %d dead letters (filter: %s)\n", res.Count, res.Filter)
-			for _, r := range res.Routes {
-				fmt.Fprintf(a.stdout, "  %s: %d\n", r.Route, r.Count)
-			}
-			if res.Kept > 0 {
-				fmt.Fprintf(a.stdout, "kept %d dead letters\n", res.Kept)
-				for _, s := range res.Skipped {
-					fmt.Fprintf(a.stdout, "  %s: %s\n", s.Route, s.Reason)
-				}
-			}
-			if !live && res.Count > 0 {
-				fmt.Fprintln(a.stdout, "the daemon is stopped: it sends them when it starts")
-			}
-			return nil
-		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return a.queueReplay(f, reason, newerThan) },
 	}
 	cmd.Flags().StringVar(&f.route, "route", "", "route name (default: every route with dead letters)")
 	cmd.Flags().StringVar(&reason, "reason", "", "only dead letters whose reason contains this (e.g. 0x87; as queue peek --dead shows it)")
@@ -211,6 +165,63 @@ locked but the daemon does not answer.`,
 	cmd.Flags().StringVar(&newerThan, "newer-than", "", "only dead letters moved less than this ago (2h) or at or after this RFC 3339 time")
 	outputFlags(cmd, &f.output, &f.asJSON)
 	return cmd
+}
+
+// queueReplay runs `edgegw queue replay`: through the running daemon's admin
+// socket when the queue is locked by it, on the queue directly otherwise.
+func (a *app) queueReplay(f *queueFlags, reason, newerThan string) error {
+	isJSON, err := jsonOutput(f.output, f.asJSON)
+	if err != nil {
+		return err
+	}
+	f.asJSON = isJSON
+	df := store.DeadFilter{Route: f.route, Reason: reason}
+	if df.OlderThan, df.Until, err = ageOrTime("--older-than", f.olderThan); err != nil {
+		return err
+	}
+	if df.NewerThan, df.Since, err = ageOrTime("--newer-than", newerThan); err != nil {
+		return err
+	}
+	q, cfg, err := a.openQueue(f)
+	var res observe.QueueOpResult
+	live := false
+	if sock := liveSocket(err, cfg); sock != "" {
+		v := observe.ReplayQuery(df)
+		if f.bridge != "" {
+			v.Set("bridge", f.bridge)
+		}
+		if err := observe.AdminPost(a.ctx, sock, "/queue/replay?"+v.Encode(), &res); err != nil {
+			return a.liveError(sock, err)
+		}
+		live = true
+	} else if err != nil {
+		return err
+	} else if res, err = a.replayOffline(q, cfg, df); err != nil {
+		return err
+	}
+	if f.asJSON {
+		return writeJSONOut(a.stdout, res)
+	}
+	printReplay(a.stdout, res, live)
+	return nil
+}
+
+// printReplay prints a replay's result: the count per route, what was kept and
+// why, and, when the daemon is stopped (not live), when the messages go out.
+func printReplay(w io.Writer, res observe.QueueOpResult, live bool) {
+	fmt.Fprintf(w, "replayed %d dead letters (filter: %s)\n", res.Count, res.Filter)
+	for _, r := range res.Routes {
+		fmt.Fprintf(w, "  %s: %d\n", r.Route, r.Count)
+	}
+	if res.Kept > 0 {
+		fmt.Fprintf(w, "kept %d dead letters\n", res.Kept)
+		for _, s := range res.Skipped {
+			fmt.Fprintf(w, "  %s: %s\n", s.Route, s.Reason)
+		}
+	}
+	if !live && res.Count > 0 {
+		fmt.Fprintln(w, "the daemon is stopped: it sends them when it starts")
+	}
 }
 
 // ageOrTime reads a replay age flag: a duration (36h, 7d) or a time
