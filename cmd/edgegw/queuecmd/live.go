@@ -1,4 +1,4 @@
-package main
+package queuecmd
 
 // The queue commands while the daemon runs: the daemon holds the queue's
 // lock, so peek, export, purge and replay go through its admin socket
@@ -24,8 +24,8 @@ import (
 // liveSocket is the admin socket to ask when openQueue failed because the
 // daemon holds the queue ("" otherwise: the error stands).
 func liveSocket(err error, cfg *config.Config) string {
-	var ee *exitError
-	if err != nil && errors.As(err, &ee) && ee.err != nil && ee.err.Error() == errDaemonRunning && cfg != nil {
+	var ee *ExitError
+	if err != nil && errors.As(err, &ee) && ee.Err != nil && ee.Err.Error() == errDaemonRunning && cfg != nil {
 		return cfg.Admin.Socket
 	}
 	return ""
@@ -33,9 +33,9 @@ func liveSocket(err error, cfg *config.Config) string {
 
 func (a *app) liveError(sock string, err error) error {
 	if errors.Is(err, observe.ErrNotRunning) {
-		return &exitError{code: 1, err: fmt.Errorf("the queue is locked but no daemon answers at %s: %w", sock, err)}
+		return &ExitError{Code: 1, Err: fmt.Errorf("the queue is locked but no daemon answers at %s: %w", sock, err)}
 	}
-	return adminError(sock, err)
+	return a.AdminError(sock, err)
 }
 
 func queueQuery(f *queueFlags, dead bool) url.Values {
@@ -57,13 +57,13 @@ func (a *app) queuePeekLive(f *queueFlags, sock string) error {
 	v := queueQuery(f, f.dead)
 	v.Set("n", strconv.Itoa(f.n))
 	var p observe.QueuePeek
-	if err := observe.AdminGet(a.ctx, sock, "/queue/peek?"+v.Encode(), &p); err != nil {
+	if err := observe.AdminGet(a.Context(), sock, "/queue/peek?"+v.Encode(), &p); err != nil {
 		return a.liveError(sock, err)
 	}
 	if f.asJSON {
-		return writeJSONOut(a.stdout, p)
+		return a.WriteJSON(a.Stdout(), p)
 	}
-	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+	tw := tabwriter.NewWriter(a.Stdout(), 0, 4, 2, ' ', 0)
 	if f.dead {
 		fmt.Fprintln(tw, "SEQ\tROUTE\tTOPIC\tDEVICE\tBYTES\tREASON")
 		for _, m := range p.Messages {
@@ -87,7 +87,7 @@ func (a *app) queuePeekLive(f *queueFlags, sock string) error {
 }
 
 func (a *app) queueExportLive(f *queueFlags, sock string) error {
-	if err := observe.AdminCopy(a.ctx, sock, "/queue/export?"+queueQuery(f, f.dead).Encode(), a.stdout); err != nil {
+	if err := observe.AdminCopy(a.Context(), sock, "/queue/export?"+queueQuery(f, f.dead).Encode(), a.Stdout()); err != nil {
 		return a.liveError(sock, err)
 	}
 	return nil
@@ -99,17 +99,17 @@ func (a *app) queuePurgeLive(f *queueFlags, older time.Duration, sock string) er
 		v.Set("older_than_seconds", strconv.FormatInt(int64(older/time.Second), 10))
 	}
 	var res observe.QueueOpResult
-	if err := observe.AdminPost(a.ctx, sock, "/queue/purge?"+v.Encode(), &res); err != nil {
+	if err := observe.AdminPost(a.Context(), sock, "/queue/purge?"+v.Encode(), &res); err != nil {
 		return a.liveError(sock, err)
 	}
 	if f.asJSON {
-		return writeJSONOut(a.stdout, res)
+		return a.WriteJSON(a.Stdout(), res)
 	}
 	what := "messages"
 	if f.dead {
 		what = "dead letters"
 	}
-	fmt.Fprintf(a.stdout, "purged %d %s from route %s (daemon running)\n", res.Count, what, f.route)
+	fmt.Fprintf(a.Stdout(), "purged %d %s from route %s (daemon running)\n", res.Count, what, f.route)
 	return nil
 }
 
@@ -163,14 +163,14 @@ locked but the daemon does not answer.`,
 	cmd.Flags().StringVar(&reason, "reason", "", "only dead letters whose reason contains this (e.g. 0x87; as queue peek --dead shows it)")
 	cmd.Flags().StringVar(&f.olderThan, "older-than", "", "only dead letters moved more than this ago (36h, 7d) or before this RFC 3339 time")
 	cmd.Flags().StringVar(&newerThan, "newer-than", "", "only dead letters moved less than this ago (2h) or at or after this RFC 3339 time")
-	outputFlags(cmd, &f.output, &f.asJSON)
+	a.OutputFlags(cmd, &f.output, &f.asJSON)
 	return cmd
 }
 
 // queueReplay runs `edgegw queue replay`: through the running daemon's admin
 // socket when the queue is locked by it, on the queue directly otherwise.
 func (a *app) queueReplay(f *queueFlags, reason, newerThan string) error {
-	isJSON, err := jsonOutput(f.output, f.asJSON)
+	isJSON, err := a.JSONOutput(f.output, f.asJSON)
 	if err != nil {
 		return err
 	}
@@ -190,7 +190,7 @@ func (a *app) queueReplay(f *queueFlags, reason, newerThan string) error {
 		if f.bridge != "" {
 			v.Set("bridge", f.bridge)
 		}
-		if err := observe.AdminPost(a.ctx, sock, "/queue/replay?"+v.Encode(), &res); err != nil {
+		if err := observe.AdminPost(a.Context(), sock, "/queue/replay?"+v.Encode(), &res); err != nil {
 			return a.liveError(sock, err)
 		}
 		live = true
@@ -200,9 +200,9 @@ func (a *app) queueReplay(f *queueFlags, reason, newerThan string) error {
 		return err
 	}
 	if f.asJSON {
-		return writeJSONOut(a.stdout, res)
+		return a.WriteJSON(a.Stdout(), res)
 	}
-	printReplay(a.stdout, res, live)
+	printReplay(a.Stdout(), res, live)
 	return nil
 }
 
@@ -247,7 +247,7 @@ func ageOrTime(flag, s string) (time.Duration, time.Time, error) {
 // replayOffline is the replay on the stopped daemon's queue (q, closed
 // here), audited in the config's audit file (the log without one).
 func (a *app) replayOffline(q *store.Queue, cfg *config.Config, f store.DeadFilter) (observe.QueueOpResult, error) {
-	log, err := a.logger(cfg)
+	log, err := a.Logger(cfg)
 	if err != nil {
 		q.Close()
 		return observe.QueueOpResult{}, err
@@ -259,9 +259,9 @@ func (a *app) replayOffline(q *store.Queue, cfg *config.Config, f store.DeadFilt
 	aud, err := audit.New(ao)
 	if err != nil {
 		q.Close()
-		return observe.QueueOpResult{}, &exitError{code: 1, err: fmt.Errorf("opening the audit log (a replay is audited): %w", err)}
+		return observe.QueueOpResult{}, &ExitError{Code: 1, Err: fmt.Errorf("opening the audit log (a replay is audited): %w", err)}
 	}
-	res, err := observe.Replay(a.ctx, q, f, aud.Record)
+	res, err := observe.Replay(a.Context(), q, f, aud.Record)
 	if cerr := q.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("closing the queue after the replay: %w", cerr)
 	}
@@ -269,7 +269,7 @@ func (a *app) replayOffline(q *store.Queue, cfg *config.Config, f store.DeadFilt
 		err = fmt.Errorf("closing the audit log: %w", cerr)
 	}
 	if err != nil {
-		return res, &exitError{code: 1, err: err}
+		return res, &ExitError{Code: 1, Err: err}
 	}
 	return res, nil
 }
@@ -281,7 +281,7 @@ func (a *app) queuePeekJSON(q *store.Queue, f *queueFlags) error {
 	if f.dead {
 		dls, err := q.DeadLetters(f.route, f.n)
 		if err != nil {
-			return &exitError{code: 1, err: err}
+			return &ExitError{Code: 1, Err: err}
 		}
 		for _, d := range dls {
 			m := observe.QueueMessageOf(&d.Message)
@@ -291,11 +291,11 @@ func (a *app) queuePeekJSON(q *store.Queue, f *queueFlags) error {
 	} else {
 		ms, err := q.Peek(f.route, f.n)
 		if err != nil {
-			return &exitError{code: 1, err: err}
+			return &ExitError{Code: 1, Err: err}
 		}
 		for i := range ms {
 			p.Messages = append(p.Messages, observe.QueueMessageOf(&ms[i]))
 		}
 	}
-	return writeJSONOut(a.stdout, p)
+	return a.WriteJSON(a.Stdout(), p)
 }
