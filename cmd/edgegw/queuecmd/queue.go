@@ -25,7 +25,7 @@ const errDaemonRunning = "the daemon is running (queue locked); stop it or use `
 
 type queueFlags struct {
 	config, dir, key string
-	bridge           string // --bridge: that bridge's queue (queue_bridges.go)
+	bridge           string // --bridge: that bridge's queue (bridges.go)
 	route            string
 	n                int
 	olderThan        string
@@ -102,7 +102,7 @@ tpm-sealed:PATH).`,
 	export.Flags().StringVar(&f.route, "route", "", "route name (default: every route)")
 	export.Flags().BoolVar(&f.dead, "dead", false, "export the dead letters instead")
 
-	cmd.AddCommand(stats, peek, purge, export, newQueueReplayCmd(a, f), newQueueSmokeCmd(a, f)) // smoke: hidden self-test (queue_smoke.go)
+	cmd.AddCommand(stats, peek, purge, export, newQueueReplayCmd(a, f), newQueueSmokeCmd(a, f)) // smoke: hidden self-test (smoke.go)
 	return cmd
 }
 
@@ -133,7 +133,7 @@ func (a *app) openQueue(f *queueFlags) (*store.Queue, *config.Config, error) {
 		if err := queueAbsent(cfg); err != nil {
 			return nil, cfg, err
 		}
-		if opts, err = bridgeStoreOptions(a.Context(), cfg, f.bridge); err != nil { // queue_bridges.go
+		if opts, err = bridgeStoreOptions(a.Context(), cfg, f.bridge); err != nil { // bridges.go
 			return nil, cfg, &ExitError{Code: 1, Err: err}
 		}
 	}
@@ -259,14 +259,14 @@ func (a *app) queuePeek(f *queueFlags) error {
 	f.asJSON = isJSON
 	q, cfg, err := a.openQueue(f)
 	if sock := liveSocket(err, cfg); sock != "" {
-		return a.queuePeekLive(f, sock) // queue_live.go
+		return a.queuePeekLive(f, sock) // live.go
 	}
 	if err != nil {
 		return err
 	}
 	defer q.Close()
 	if f.asJSON {
-		return a.queuePeekJSON(q, f) // queue_live.go
+		return a.queuePeekJSON(q, f) // live.go
 	}
 	tw := tabwriter.NewWriter(a.Stdout(), 0, 4, 2, ' ', 0)
 	if f.dead {
@@ -322,7 +322,7 @@ func (a *app) queuePurge(f *queueFlags) error {
 	}
 	q, cfg, err := a.openQueue(f)
 	if sock := liveSocket(err, cfg); sock != "" {
-		return a.queuePurgeLive(f, older, sock) // queue_live.go
+		return a.queuePurgeLive(f, older, sock) // live.go
 	}
 	if err != nil {
 		return err
@@ -358,7 +358,7 @@ func (a *app) queuePurge(f *queueFlags) error {
 func (a *app) queueExport(f *queueFlags) error {
 	q, cfg, err := a.openQueue(f)
 	if sock := liveSocket(err, cfg); sock != "" {
-		return a.queueExportLive(f, sock) // queue_live.go
+		return a.queueExportLive(f, sock) // live.go
 	}
 	if err != nil {
 		return err
