@@ -30,7 +30,7 @@ type queueFlags struct {
 	n                int
 	olderThan        string
 	dead, asJSON     bool
-	output           string // -o table|json (output.go)
+	output           string // -o table|json (read by the CLI's JSONOutput)
 }
 
 // New is `edgegw queue`: inspection of the durable queue in the store
