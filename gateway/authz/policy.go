@@ -224,24 +224,33 @@ func itemLine(n *node, i int) int {
 	return n.line
 }
 
+// pickElement chooses between a statement element and its Not form (Action or
+// NotAction, Resource or NotResource; name is the first): exactly one must be
+// given. It returns the chosen node (nil: none), whether it is the Not form,
+// and its strings; each problem is added to e.
+func pickElement(e *errs, n, pos, neg *node, name, where string) (chosen *node, negated bool, list []string) {
+	chosen, cname := pos, name
+	switch {
+	case pos != nil && neg != nil:
+		e.add(neg.line, "%s: \"%s\" and \"Not%s\" cannot both be given", where, name, name)
+	case pos == nil && neg == nil:
+		e.add(n.line, "%s: missing \"%s\"", where, name)
+	case neg != nil:
+		chosen, cname, negated = neg, "Not"+name, true
+	}
+	if chosen == nil {
+		return nil, false, nil
+	}
+	list, ok := chosen.strings()
+	if !ok || len(list) == 0 {
+		e.add(chosen.line, "%s: %q must be a string or a non-empty list of strings", where, cname)
+	}
+	return chosen, negated, list
+}
+
 // parseActions compiles Action (or NotAction, exactly one of the two) into s.mask.
 func (p *Policy) parseActions(e *errs, s *Statement, n, action, notAction *node, where string) {
-	an, aname := action, "Action"
-	switch {
-	case action != nil && notAction != nil:
-		e.add(notAction.line, "%s: \"Action\" and \"NotAction\" cannot both be given", where)
-	case action == nil && notAction == nil:
-		e.add(n.line, "%s: missing \"Action\"", where)
-	case notAction != nil:
-		an, aname = notAction, "NotAction"
-	}
-	if an == nil {
-		return
-	}
-	list, ok := an.strings()
-	if !ok || len(list) == 0 {
-		e.add(an.line, "%s: %q must be a string or a non-empty list of strings", where, aname)
-	}
+	an, negated, list := pickElement(e, n, action, notAction, "Action", where)
 	for i, a := range list {
 		line := itemLine(an, i)
 		note, msg := compileAction(a, &s.mask)
@@ -251,7 +260,7 @@ func (p *Policy) parseActions(e *errs, s *Statement, n, action, notAction *node,
 			p.note(line, "%s: %s", where, note)
 		}
 	}
-	if an == notAction {
+	if negated {
 		s.mask = allActions &^ s.mask
 	}
 }
@@ -259,23 +268,8 @@ func (p *Policy) parseActions(e *errs, s *Statement, n, action, notAction *node,
 // parseResources compiles Resource (or NotResource, exactly one of the two) into
 // s.resources; vars says whether policy variables are substituted.
 func (p *Policy) parseResources(e *errs, s *Statement, n, resource, notResource *node, where string, vars bool) {
-	rn, rname := resource, "Resource"
-	switch {
-	case resource != nil && notResource != nil:
-		e.add(notResource.line, "%s: \"Resource\" and \"NotResource\" cannot both be given", where)
-	case resource == nil && notResource == nil:
-		e.add(n.line, "%s: missing \"Resource\"", where)
-	case notResource != nil:
-		rn, rname = notResource, "NotResource"
-		s.notResource = true
-	}
-	if rn == nil {
-		return
-	}
-	list, ok := rn.strings()
-	if !ok || len(list) == 0 {
-		e.add(rn.line, "%s: %q must be a string or a non-empty list of strings", where, rname)
-	}
+	rn, negated, list := pickElement(e, n, resource, notResource, "Resource", where)
+	s.notResource = negated
 	for i, r := range list {
 		line := itemLine(rn, i)
 		rp, msg := compileResource(r, vars)
