@@ -135,7 +135,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	if o.bridge != nil {
 		o.collectUpstream(m)
 	}
-	o.collectBridges(ch)
+	o.collectBridges(m)
 	for _, e := range o.certExpiries() {
 		if e.Error == "" {
 			m.gauge(descCertExpiry, float64(e.NotAfter.Unix()), e.Cert)
