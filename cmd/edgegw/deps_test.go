@@ -64,6 +64,10 @@ type room struct {
 	// means it depends on nothing of ours (a leaf).
 	ours   []string
 	forbid []string // third-party import path prefixes it must not import
+	// client: it may depend on any package of ours, as package main does (a
+	// room of the command line, a client of the gateway's public API); ours
+	// is then not checked.
+	client bool
 }
 
 // rooms are the per-package rules. TestImportDirection fails when one of
@@ -101,10 +105,18 @@ var rooms = map[string]room{
 	"gateway/est": {ours: []string{"hw"}, forbid: pureForbid},
 	// Device presence (who is offline, since when): a leaf.
 	"gateway/presence": {forbid: pureForbid},
+	// The queue commands (edgegw queue): a room of the command line, a client of the
+	// gateway's API; badger is the store's, mochi the broker's, prometheus observe's.
+	// Their test helper (a filled queue) needs the store only.
+	"cmd/edgegw/queuecmd":           {client: true, forbid: pureForbid},
+	"cmd/edgegw/queuecmd/queuetest": {ours: []string{"store"}, forbid: []string{mochiPath, promPath, pahoPath}},
 }
 
 // testHelpers are the module's test helper packages: only tests import them.
-var testHelpers = []string{"gateway/gatewaytest", "gateway/shadow/shadowtest"}
+var testHelpers = []string{"gateway/gatewaytest", "gateway/shadow/shadowtest", "cmd/edgegw/queuecmd/queuetest"}
+
+// cmdRooms are the rooms of the command line: only package main (cmd/edgegw) adds them.
+var cmdRooms = []string{"cmd/edgegw/queuecmd"}
 
 // checkImports applies the import rules to the packages of this module and
 // returns one line per violation:
@@ -115,7 +127,8 @@ var testHelpers = []string{"gateway/gatewaytest", "gateway/shadow/shadowtest"}
 //   - the daemon's packages (gateway, gateway/...) do not import paho: the
 //     bridge speaks MQTT upstream, the demo and tests are clients;
 //   - only cmd/... (and gateway/gatewaytest) import gateway;
-//   - gateway/gatewaytest and gateway/shadow/shadowtest are imported by tests only.
+//   - the test helpers (testHelpers) are imported by tests only;
+//   - the rooms of the command line (cmdRooms) are imported by cmd/edgegw only.
 func checkImports(pkgs []pkgImports) []string {
 	var bad []string
 	for _, p := range pkgs {
@@ -141,6 +154,8 @@ func checkImports(pkgs []pkgImports) []string {
 				bad = append(bad, fmt.Sprintf("%s imports gateway; only cmd/... may import gateway", name))
 			case contains(testHelpers, rel(imp)):
 				bad = append(bad, fmt.Sprintf("%s imports %s outside its tests; it is a test helper", name, rel(imp)))
+			case contains(cmdRooms, rel(imp)) && name != "cmd/edgegw":
+				bad = append(bad, fmt.Sprintf("%s imports %s; only cmd/edgegw may (a room of the command line)", name, rel(imp)))
 			}
 		}
 	}
@@ -153,7 +168,7 @@ func (r room) check(name string, p pkgImports) []string {
 	var bad []string
 	for _, d := range p.Deps {
 		dn := rel(d)
-		if dn == "" || dn == name {
+		if dn == "" || dn == name || r.client {
 			continue
 		}
 		if !contains(r.ours, dn) {
@@ -345,6 +360,22 @@ func TestCheckImportsCatches(t *testing.T) {
 		{"est importing pki", pkgImports{ImportPath: m("gateway/est"), Imports: []string{m("gateway/pki")}, Deps: []string{m("gateway/pki"), m("hw"), m("gateway/authz")}},
 			[]string{"gateway/est imports gateway/authz (via its dependencies); allowed from this module: hw",
 				"gateway/est imports gateway/pki (via its dependencies); allowed from this module: hw"}},
+		// The queue commands' room (issue 18).
+		{"queuecmd importing gateway, config, observe and store is fine", pkgImports{ImportPath: m("cmd/edgegw/queuecmd"),
+			Imports: []string{m("gateway"), m("gateway/config"), m("gateway/observe"), m("store")}, Deps: []string{m("gateway"), m("gateway/broker"), m("store"), badger, mochi}}, nil},
+		{"queuecmd importing badger", pkgImports{ImportPath: m("cmd/edgegw/queuecmd"), Imports: []string{badger}},
+			[]string{"cmd/edgegw/queuecmd imports github.com/dgraph-io/badger/v4; it must not import github.com/dgraph-io/badger",
+				"cmd/edgegw/queuecmd imports github.com/dgraph-io/badger/v4; only store may import badger"}},
+		{"queuecmd importing prometheus", pkgImports{ImportPath: m("cmd/edgegw/queuecmd"), Imports: []string{prom}},
+			[]string{"cmd/edgegw/queuecmd imports github.com/prometheus/client_golang/prometheus; it must not import github.com/prometheus/",
+				"cmd/edgegw/queuecmd imports github.com/prometheus/client_golang/prometheus; only gateway/observe may import prometheus"}},
+		{"cmd/edgegw importing queuecmd is fine", pkgImports{ImportPath: m("cmd/edgegw"), Imports: []string{m("cmd/edgegw/queuecmd")}}, nil},
+		{"gateway importing queuecmd", pkgImports{ImportPath: m("gateway/observe"), Imports: []string{m("cmd/edgegw/queuecmd")}},
+			[]string{"gateway/observe imports cmd/edgegw/queuecmd; only cmd/edgegw may (a room of the command line)"}},
+		{"queuecmd importing its test helper", pkgImports{ImportPath: m("cmd/edgegw/queuecmd"), Imports: []string{m("cmd/edgegw/queuecmd/queuetest")}},
+			[]string{"cmd/edgegw/queuecmd imports cmd/edgegw/queuecmd/queuetest outside its tests; it is a test helper"}},
+		{"queuetest importing the gateway", pkgImports{ImportPath: m("cmd/edgegw/queuecmd/queuetest"), Imports: []string{m("gateway")}, Deps: []string{m("gateway"), m("store")}},
+			[]string{"cmd/edgegw/queuecmd/queuetest imports gateway (via its dependencies); allowed from this module: store"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

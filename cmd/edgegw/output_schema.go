@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/edgegw/edgegw/cmd/edgegw/queuecmd"
 	"github.com/edgegw/edgegw/gateway/observe"
 	"github.com/edgegw/edgegw/gateway/pki"
 )
@@ -37,7 +38,7 @@ var jsonSchemas = map[string]jsonSchema{
 	"version":       {v: versionJSON{}},
 	"status":        {v: observe.Status{}},
 	"devices":       {v: observe.DevicesList{}},
-	"queue stats":   {v: queueStatsJSON{}},
+	"queue stats":   {v: queuecmd.StatsJSON{}},
 	"queue peek":    {v: observe.QueuePeek{}},
 	"queue purge":   {v: observe.QueueOpResult{}},
 	"queue replay":  {v: observe.QueueOpResult{}},

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgegw/edgegw/cmd/edgegw/queuecmd/queuetest"
 	"github.com/edgegw/edgegw/gateway/gatewaytest"
 	"github.com/edgegw/edgegw/store"
 )
@@ -58,7 +59,7 @@ func conventionProblems(path string, v any) []string {
 // are []), no zero times, and the keys each schema promises.
 func TestJSONConvention(t *testing.T) {
 	qdir := filepath.Join(t.TempDir(), "queue")
-	fillQueue(t, store.Options{Dir: qdir})
+	queuetest.Fill(t, store.Options{Dir: qdir})
 	emptyQ := filepath.Join(t.TempDir(), "empty")
 	q, err := store.Open(store.Options{Dir: emptyQ})
 	if err != nil {

@@ -63,14 +63,17 @@ func serverTarget(config, name string) (cert, key string, err error) {
 	return "", "", nil
 }
 
+// pkiServerOpts are the flags of `edgegw pki server`.
+type pkiServerOpts struct {
+	keyURI, out, listener, renewBefore, stateDir, format string
+	hosts, ips                                           []string
+	days                                                 int
+	asJSON                                               bool
+	reuseKey                                             bool // pki_server_reuse.go
+}
+
 func pkiServerCmd(a *app, f *pkiFlags) *cobra.Command {
-	var (
-		keyURI, out, listener, renewBefore, stateDir, format string
-		hosts, ips                                           []string
-		days                                                 int
-		asJSON                                               bool
-	)
-	var reuseKey bool // pki_server_reuse.go
+	var s pkiServerOpts
 	cmd := &cobra.Command{
 		Use:   "server [--key URI] [--host H]... [--ip IP]... [--days N] [--renew-before D] [--out FILE]",
 		Short: "Issue or renew the LAN listener's server certificate for a file, TPM or PKCS#11 key",
@@ -92,116 +95,143 @@ connection at a time; opening the key there gives up after 30 s and says so).
 
 ` + keyURIHelp,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			isJSON, err := jsonOutput(format, asJSON) // output.go
-			if err != nil {
-				return err
-			}
-			o, err := f.options(a, cmd)
-			if err != nil {
-				return err
-			}
-			cfgCert, cfgKey, err := serverTarget(f.config, listener)
-			if err != nil {
-				return &exitError{code: 1, err: err}
-			}
-			if out == "" {
-				out = cfgCert
-			}
-			if out == "" {
-				out = filepath.Join(o.Dir, pki.ServerCertFile)
-			}
-			if keyURI == "" {
-				keyURI = cfgKey
-			}
-			if keyURI == "" {
-				return &exitError{code: 2, err: errors.New("pki server: no key: give --key URI, or a config whose listener has tls.key")}
-			}
-			var before time.Duration
-			if renewBefore != "" {
-				if before, err = parseDays(renewBefore); err != nil {
-					return &exitError{code: 2, err: fmt.Errorf("--renew-before %q: %v", renewBefore, err)}
-				}
-			}
-			if reuseKey { // pki_server_reuse.go
-				return renewReusingKey(a, cmd, o, serverRenewal{keyURI: keyURI, out: out, renewBefore: renewBefore, hosts: hosts, ips: ips, days: days, isJSON: isJSON})
-			}
-			key, err := openServerKey(cmd.Context(), keyURI, hw.WithStateDir(stateDir)) // pki_server_reuse.go: bounded
-			if err != nil {
-				return &exitError{code: 1, err: err}
-			}
-			defer key.Close()
-			old, err := readLeaf(out)
-			if err != nil {
-				return &exitError{code: 1, err: err}
-			}
-			names := append(slices.Clone(hosts), ips...)
-			for _, ip := range ips {
-				if net.ParseIP(ip) == nil {
-					return &exitError{code: 2, err: fmt.Errorf("--ip %q is not an IP address", ip)}
-				}
-			}
-			if old != nil && len(names) == 0 {
-				names = append(names, old.DNSNames...)
-				for _, ip := range old.IPAddresses {
-					names = append(names, ip.String())
-				}
-			}
-			if len(names) == 0 {
-				names = pki.DefaultHosts()
-			}
-			sameKey := old != nil && publicEqual(old.PublicKey, key.Public())
-			if before > 0 && old != nil && sameKey {
-				now := time.Now()
-				if fl := clockFloor(); now.Before(fl) {
-					now = fl
-				}
-				if left := old.NotAfter.Sub(now); left > before {
-					if isJSON {
-						return writeJSONOut(a.stdout, pkiServerJSON{Action: "not_due", Serial: old.SerialNumber.Text(16), Hosts: certNames(old),
-							NotAfter: old.NotAfter.UTC(), CertFile: out, Key: hw.Redact(keyURI)})
-					}
-					fmt.Fprintf(a.stdout, "%s is valid until %s (%d days): not due for renewal (--renew-before %s)\n",
-						out, old.NotAfter.Format(time.DateOnly), int(left.Hours()/24), renewBefore)
-					return nil
-				}
-			}
-			csr, err := hw.CSR(key, names[0], names)
-			if err != nil {
-				return &exitError{code: 1, err: fmt.Errorf("making the CSR with %s: %w", hw.Redact(keyURI), err)}
-			}
-			b, err := pki.SignServer(cmd.Context(), o, pki.ServerRequest{CSR: csr, Hosts: names, Days: days, Out: out})
-			if err != nil {
-				return err
-			}
-			verb := "issued"
-			if old != nil {
-				verb = "renewed"
-			}
-			if isJSON {
-				return writeJSONOut(a.stdout, pkiServerJSON{Action: verb, Serial: b.Serial, Hosts: names, NotAfter: b.Cert.NotAfter.UTC(),
-					CertFile: out, Key: hw.Redact(keyURI), KeyChanged: old != nil && !sameKey})
-			}
-			fmt.Fprintf(a.stdout, "server certificate %s: serial %s for %s, valid until %s\n  cert: %s\n  key:  %s\n",
-				verb, b.Serial, strings.Join(names, ", "), b.Cert.NotAfter.Format(time.DateOnly), out, hw.Redact(keyURI))
-			if old != nil && !sameKey {
-				fmt.Fprintln(a.stdout, "the key changed: restart the daemon (systemctl restart edgegw) to serve it")
-			}
-			return nil
-		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return s.run(a, f, cmd) },
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&keyURI, "key", "", "key URI of the listener (default: the listener's tls.key)")
-	fl.StringArrayVar(&hosts, "host", nil, "DNS name (or address) in the certificate; repeat")
-	fl.StringArrayVar(&ips, "ip", nil, "IP address in the certificate; repeat")
-	fl.IntVar(&days, "days", 0, "lifetime in days (default: the CA's server_days, 825)")
-	fl.StringVar(&renewBefore, "renew-before", "", "only renew when the certificate expires within this time (e.g. 30d)")
-	fl.StringVar(&out, "out", "", "certificate chain file (default: the listener's tls.cert, else DIR/server.crt)")
-	fl.StringVar(&listener, "listener", "", "listener name in the config (default: the first TLS listener)")
-	fl.StringVar(&stateDir, "state-dir", keyDefaultStateDir, "where --key auto keeps its key")
-	fl.BoolVar(&reuseKey, "reuse-key", false, "renew the existing certificate for its own public key without opening the key (a TPM the daemon holds)")
-	outputFlags(cmd, &format, &asJSON)
+	fl.StringVar(&s.keyURI, "key", "", "key URI of the listener (default: the listener's tls.key)")
+	fl.StringArrayVar(&s.hosts, "host", nil, "DNS name (or address) in the certificate; repeat")
+	fl.StringArrayVar(&s.ips, "ip", nil, "IP address in the certificate; repeat")
+	fl.IntVar(&s.days, "days", 0, "lifetime in days (default: the CA's server_days, 825)")
+	fl.StringVar(&s.renewBefore, "renew-before", "", "only renew when the certificate expires within this time (e.g. 30d)")
+	fl.StringVar(&s.out, "out", "", "certificate chain file (default: the listener's tls.cert, else DIR/server.crt)")
+	fl.StringVar(&s.listener, "listener", "", "listener name in the config (default: the first TLS listener)")
+	fl.StringVar(&s.stateDir, "state-dir", keyDefaultStateDir, "where --key auto keeps its key")
+	fl.BoolVar(&s.reuseKey, "reuse-key", false, "renew the existing certificate for its own public key without opening the key (a TPM the daemon holds)")
+	outputFlags(cmd, &s.format, &s.asJSON)
 	return cmd
+}
+
+func (s *pkiServerOpts) run(a *app, f *pkiFlags, cmd *cobra.Command) error {
+	isJSON, err := jsonOutput(s.format, s.asJSON) // output.go
+	if err != nil {
+		return err
+	}
+	o, err := f.options(a, cmd)
+	if err != nil {
+		return err
+	}
+	if err := s.target(f.config, o.Dir); err != nil {
+		return err
+	}
+	var before time.Duration
+	if s.renewBefore != "" {
+		if before, err = parseDays(s.renewBefore); err != nil {
+			return &exitError{code: 2, err: fmt.Errorf("--renew-before %q: %v", s.renewBefore, err)}
+		}
+	}
+	if s.reuseKey { // pki_server_reuse.go
+		return renewReusingKey(a, cmd, o, serverRenewal{keyURI: s.keyURI, out: s.out, renewBefore: s.renewBefore, hosts: s.hosts, ips: s.ips, days: s.days, isJSON: isJSON})
+	}
+	key, err := openServerKey(cmd.Context(), s.keyURI, hw.WithStateDir(s.stateDir)) // pki_server_reuse.go: bounded
+	if err != nil {
+		return &exitError{code: 1, err: err}
+	}
+	defer key.Close()
+	old, err := readLeaf(s.out)
+	if err != nil {
+		return &exitError{code: 1, err: err}
+	}
+	names, err := serverNames(s.hosts, s.ips, old)
+	if err != nil {
+		return err
+	}
+	sameKey := old != nil && publicEqual(old.PublicKey, key.Public())
+	if before > 0 && old != nil && sameKey {
+		now := time.Now()
+		if fl := clockFloor(); now.Before(fl) {
+			now = fl
+		}
+		if left := old.NotAfter.Sub(now); left > before {
+			return s.notDue(a, old, left, isJSON)
+		}
+	}
+	csr, err := hw.CSR(key, names[0], names)
+	if err != nil {
+		return &exitError{code: 1, err: fmt.Errorf("making the CSR with %s: %w", hw.Redact(s.keyURI), err)}
+	}
+	b, err := pki.SignServer(cmd.Context(), o, pki.ServerRequest{CSR: csr, Hosts: names, Days: s.days, Out: s.out})
+	if err != nil {
+		return err
+	}
+	verb := "issued"
+	if old != nil {
+		verb = "renewed"
+	}
+	keyChanged := old != nil && !sameKey
+	if isJSON {
+		return writeJSONOut(a.stdout, pkiServerJSON{Action: verb, Serial: b.Serial, Hosts: names, NotAfter: b.Cert.NotAfter.UTC(),
+			CertFile: s.out, Key: hw.Redact(s.keyURI), KeyChanged: keyChanged})
+	}
+	fmt.Fprintf(a.stdout, "server certificate %s: serial %s for %s, valid until %s\n  cert: %s\n  key:  %s\n",
+		verb, b.Serial, strings.Join(names, ", "), b.Cert.NotAfter.Format(time.DateOnly), s.out, hw.Redact(s.keyURI))
+	if keyChanged {
+		fmt.Fprintln(a.stdout, "the key changed: restart the daemon (systemctl restart edgegw) to serve it")
+	}
+	return nil
+}
+
+// target fills in --out and --key from the config's listener (config), else
+// --out defaults to dir's server certificate; a key is required.
+func (s *pkiServerOpts) target(config, dir string) error {
+	cfgCert, cfgKey, err := serverTarget(config, s.listener)
+	if err != nil {
+		return &exitError{code: 1, err: err}
+	}
+	if s.out == "" {
+		s.out = cfgCert
+	}
+	if s.out == "" {
+		s.out = filepath.Join(dir, pki.ServerCertFile)
+	}
+	if s.keyURI == "" {
+		s.keyURI = cfgKey
+	}
+	if s.keyURI == "" {
+		return &exitError{code: 2, err: errors.New("pki server: no key: give --key URI, or a config whose listener has tls.key")}
+	}
+	return nil
+}
+
+// serverNames are the names the certificate is for: --host and --ip, else those
+// of the existing certificate old, else this host's defaults.
+func serverNames(hosts, ips []string, old *x509.Certificate) ([]string, error) {
+	names := append(slices.Clone(hosts), ips...)
+	for _, ip := range ips {
+		if net.ParseIP(ip) == nil {
+			return nil, &exitError{code: 2, err: fmt.Errorf("--ip %q is not an IP address", ip)}
+		}
+	}
+	if old != nil && len(names) == 0 {
+		names = append(names, old.DNSNames...)
+		for _, ip := range old.IPAddresses {
+			names = append(names, ip.String())
+		}
+	}
+	if len(names) == 0 {
+		names = pki.DefaultHosts()
+	}
+	return names, nil
+}
+
+// notDue reports that the certificate old, valid for left, is kept.
+func (s *pkiServerOpts) notDue(a *app, old *x509.Certificate, left time.Duration, isJSON bool) error {
+	if isJSON {
+		return writeJSONOut(a.stdout, pkiServerJSON{Action: "not_due", Serial: old.SerialNumber.Text(16), Hosts: certNames(old),
+			NotAfter: old.NotAfter.UTC(), CertFile: s.out, Key: hw.Redact(s.keyURI)})
+	}
+	fmt.Fprintf(a.stdout, "%s is valid until %s (%d days): not due for renewal (--renew-before %s)\n",
+		s.out, old.NotAfter.Format(time.DateOnly), int(left.Hours()/24), s.renewBefore)
+	return nil
 }
 
 // readLeaf returns the first certificate in path, nil when the file does not exist.

@@ -150,60 +150,13 @@ func (a *app) policyTest(f *policyTestFlags) error {
 	if err != nil {
 		return err
 	}
-	if f.thing == "" {
-		return usageError("policy test: --thing is required")
-	}
-	if f.action == "" {
-		return usageError("policy test: --action is required")
-	}
-	action, err := authz.ParseAction(f.action)
+	action, id, resource, err := f.request()
 	if err != nil {
-		return usageError("policy test: --action: %v", err)
+		return err
 	}
-	id := authz.Identity{ThingName: f.thing, ClientID: f.clientID, CleanSession: !f.persistent, HasWill: f.will}
-	if id.ClientID == "" {
-		id.ClientID = f.thing
-	}
-	resource := f.topic
-	switch {
-	case action == authz.Connect && f.topic != "" && f.topic != id.ClientID:
-		return usageError("policy test: for connect the resource is the client ID; use --client-id, not --topic")
-	case action == authz.Connect:
-		resource = id.ClientID
-	case f.topic == "":
-		return usageError("policy test: --topic is required for %s", f.action)
-	}
-	if f.sourceIP != "" {
-		if id.SourceIP, err = netip.ParseAddr(f.sourceIP); err != nil {
-			return usageError("policy test: --source-ip: %v", err)
-		}
-	}
-	if f.cert != "" {
-		if id.Cert, err = readCert(f.cert); err != nil {
-			return &exitError{code: 2, err: err}
-		}
-	}
-	cfg, err := config.Load(f.config)
+	eng, err := a.policyTestEngine(f.config)
 	if err != nil {
-		var ce *config.Error
-		if errors.As(err, &ce) {
-			for _, fe := range ce.Errors {
-				fmt.Fprintln(a.stderr, fe.Error())
-			}
-			return &exitError{code: 2, err: fmt.Errorf("policy test: %d problem(s) in the configuration", len(ce.Errors))}
-		}
-		return &exitError{code: 2, err: err}
-	}
-	eng, err := broker.CheckPolicy(cfg.Devices, cfg.Policies)
-	if err != nil {
-		var list authz.ErrorList
-		if errors.As(err, &list) {
-			for _, e := range list {
-				fmt.Fprintln(a.stderr, e.Error())
-			}
-			return &exitError{code: 2, err: fmt.Errorf("policy test: %d problem(s) in the registry or policies", len(list))}
-		}
-		return &exitError{code: 2, err: err}
+		return err
 	}
 	sess, err := eng.Bind(id)
 	if err != nil {
@@ -242,6 +195,74 @@ func (a *app) policyTest(f *policyTestFlags) error {
 		return &exitError{code: 1}
 	}
 	return nil
+}
+
+// request is the request the flags describe: the action, the connection's
+// identity, and the resource (the client ID for connect, else --topic).
+func (f *policyTestFlags) request() (authz.Action, authz.Identity, string, error) {
+	var action authz.Action
+	id := authz.Identity{ThingName: f.thing, ClientID: f.clientID, CleanSession: !f.persistent, HasWill: f.will}
+	if f.thing == "" {
+		return action, id, "", usageError("policy test: --thing is required")
+	}
+	if f.action == "" {
+		return action, id, "", usageError("policy test: --action is required")
+	}
+	action, err := authz.ParseAction(f.action)
+	if err != nil {
+		return action, id, "", usageError("policy test: --action: %v", err)
+	}
+	if id.ClientID == "" {
+		id.ClientID = f.thing
+	}
+	resource := f.topic
+	switch {
+	case action == authz.Connect && f.topic != "" && f.topic != id.ClientID:
+		return action, id, "", usageError("policy test: for connect the resource is the client ID; use --client-id, not --topic")
+	case action == authz.Connect:
+		resource = id.ClientID
+	case f.topic == "":
+		return action, id, "", usageError("policy test: --topic is required for %s", f.action)
+	}
+	if f.sourceIP != "" {
+		if id.SourceIP, err = netip.ParseAddr(f.sourceIP); err != nil {
+			return action, id, "", usageError("policy test: --source-ip: %v", err)
+		}
+	}
+	if f.cert != "" {
+		if id.Cert, err = readCert(f.cert); err != nil {
+			return action, id, "", &exitError{code: 2, err: err}
+		}
+	}
+	return action, id, resource, nil
+}
+
+// policyTestEngine loads the registry and policies the config at path names,
+// printing each problem in the config or the policies to stderr.
+func (a *app) policyTestEngine(path string) (*authz.Engine, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		var ce *config.Error
+		if errors.As(err, &ce) {
+			for _, fe := range ce.Errors {
+				fmt.Fprintln(a.stderr, fe.Error())
+			}
+			return nil, &exitError{code: 2, err: fmt.Errorf("policy test: %d problem(s) in the configuration", len(ce.Errors))}
+		}
+		return nil, &exitError{code: 2, err: err}
+	}
+	eng, err := broker.CheckPolicy(cfg.Devices, cfg.Policies)
+	if err != nil {
+		var list authz.ErrorList
+		if errors.As(err, &list) {
+			for _, e := range list {
+				fmt.Fprintln(a.stderr, e.Error())
+			}
+			return nil, &exitError{code: 2, err: fmt.Errorf("policy test: %d problem(s) in the registry or policies", len(list))}
+		}
+		return nil, &exitError{code: 2, err: err}
+	}
+	return eng, nil
 }
 
 // readCert reads the leaf (first) certificate of a PEM file.

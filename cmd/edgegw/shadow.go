@@ -52,33 +52,9 @@ or failed, 3 when no daemon is running.`,
 				return err
 			}
 			op, thing := args[0], args[1]
-			et := url.PathEscape(thing)
-			var method, path string
-			var body []byte
-			switch op {
-			case "get":
-				method, path = http.MethodGet, "/shadow/"+et
-			case "delete":
-				method, path = http.MethodDelete, "/shadow/"+et
-			case "list":
-				method, path = http.MethodGet, "/shadows/"+et
-			case "update":
-				method, path = http.MethodPost, "/shadow/"+et
-				switch {
-				case len(args) == 3 && file == "":
-					body = []byte(args[2])
-				case len(args) == 2 && file == "-":
-					body, err = io.ReadAll(io.LimitReader(os.Stdin, 1<<20))
-				case len(args) == 2 && file != "":
-					body, err = os.ReadFile(file)
-				default:
-					return &exitError{code: 2, err: fmt.Errorf("shadow update %s: give the update document as an argument or with --file (not both)", thing)}
-				}
-				if err != nil {
-					return &exitError{code: 1, err: fmt.Errorf("reading the update document: %w", err)}
-				}
-			default:
-				return &exitError{code: 2, err: fmt.Errorf("shadow %q: want get, update, delete or list", op)}
+			method, path, body, err := shadowRequest(op, thing, args, file)
+			if err != nil {
+				return err
 			}
 			if op != "update" && len(args) == 3 {
 				return &exitError{code: 2, err: fmt.Errorf("shadow %s takes no document", op)}
@@ -95,27 +71,10 @@ or failed, 3 when no daemon is running.`,
 				return adminError(spath, err)
 			}
 			if code != http.StatusOK {
-				var e struct {
-					Code    int
-					Message string
-					Error   string
-				}
-				_ = json.Unmarshal(doc, &e)
-				msg := e.Message
-				if msg == "" {
-					msg = e.Error
-				}
-				return &exitError{code: 1, err: fmt.Errorf("shadow %s %s: refused: %d %s", op, thing, code, msg)}
+				return shadowRefused(op, thing, code, doc)
 			}
 			if isJSON {
-				var out bytes.Buffer
-				if json.Indent(&out, doc, "", "  ") != nil {
-					out.Reset()
-					out.Write(doc)
-				}
-				out.WriteByte('\n')
-				_, err = a.stdout.Write(out.Bytes())
-				return err
+				return writeIndented(a.stdout, doc)
 			}
 			return printShadowText(a.stdout, op, thing, name, doc)
 		},
@@ -139,6 +98,65 @@ device gets it on the accepted topic (AWS IoT Device Shadow documents):
   list         {"thing": STRING, "named": [STRING]}
 Its keys are AWS's (clientToken stays camelCase), not edgegw's convention. A refusal
 prints no document: the code and message go to stderr, exit 1.`
+
+// shadowRequest is the admin socket request for shadow op on thing; an update's
+// document is the third argument or the --file (file) contents.
+func shadowRequest(op, thing string, args []string, file string) (method, path string, body []byte, err error) {
+	et := url.PathEscape(thing)
+	switch op {
+	case "get":
+		return http.MethodGet, "/shadow/" + et, nil, nil
+	case "delete":
+		return http.MethodDelete, "/shadow/" + et, nil, nil
+	case "list":
+		return http.MethodGet, "/shadows/" + et, nil, nil
+	case "update":
+		switch {
+		case len(args) == 3 && file == "":
+			body = []byte(args[2])
+		case len(args) == 2 && file == "-":
+			body, err = io.ReadAll(io.LimitReader(os.Stdin, 1<<20))
+		case len(args) == 2 && file != "":
+			body, err = os.ReadFile(file)
+		default:
+			return "", "", nil, &exitError{code: 2, err: fmt.Errorf("shadow update %s: give the update document as an argument or with --file (not both)", thing)}
+		}
+		if err != nil {
+			return "", "", nil, &exitError{code: 1, err: fmt.Errorf("reading the update document: %w", err)}
+		}
+		return http.MethodPost, "/shadow/" + et, body, nil
+	}
+	return "", "", nil, &exitError{code: 2, err: fmt.Errorf("shadow %q: want get, update, delete or list", op)}
+}
+
+// shadowRefused is the error for a request the shadow service refused with
+// status code: its code and message (doc is its JSON error document).
+func shadowRefused(op, thing string, code int, doc []byte) error {
+	var e struct {
+		Code    int
+		Message string
+		Error   string
+	}
+	_ = json.Unmarshal(doc, &e)
+	msg := e.Message
+	if msg == "" {
+		msg = e.Error
+	}
+	return &exitError{code: 1, err: fmt.Errorf("shadow %s %s: refused: %d %s", op, thing, code, msg)}
+}
+
+// writeIndented writes the JSON document doc indented (as it is when it is
+// not valid JSON), with a final newline.
+func writeIndented(w io.Writer, doc []byte) error {
+	var out bytes.Buffer
+	if json.Indent(&out, doc, "", "  ") != nil {
+		out.Reset()
+		out.Write(doc)
+	}
+	out.WriteByte('\n')
+	_, err := w.Write(out.Bytes())
+	return err
+}
 
 // printShadowText prints the shadow service's answer doc for op readably:
 // the named shadows one a line (list), else the version, when it changed and

@@ -14,6 +14,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/edgegw/edgegw/cmd/edgegw/queuecmd"
 	"github.com/edgegw/edgegw/gateway/config"
 	"github.com/edgegw/edgegw/gateway/observe"
 )
@@ -178,7 +179,7 @@ func printQueue(w io.Writer, q *observe.QueueStatus) {
 		return
 	}
 	fmt.Fprintf(w, "queue:       %d messages, %s of %s; disk free %s\n", q.Depth, sizeStr(q.Bytes), sizeStr(q.MaxBytes), sizeStr(int64(q.FreeBytes)))
-	printQueueOpen(w, q.Open)
+	queuecmd.PrintQueueOpen(w, q.Open)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "  ROUTE\tBACKLOG\tBYTES\tOLDEST\tRATE\tDROPS\tDEAD")
 	for _, r := range q.Routes {

@@ -77,76 +77,93 @@ func (c *bindCtx) values(k *keySpec) ([]string, string) {
 	case k.kind == kAbsent:
 		return nil, "edgegw has no value for this key in an MQTT request"
 	case k.isThing():
-		if c.thingWhy != "" {
-			return nil, c.thingWhy
-		}
-		switch k.kind {
-		case kThingName:
-			return []string{c.thing.Name}, ""
-		case kThingAttached:
-			return []string{"true"}, ""
-		case kThingType:
-			if c.thing.Type == "" {
-				return nil, fmt.Sprintf("thing %q has no type", c.thing.Name)
-			}
-			return []string{c.thing.Type}, ""
-		default:
-			v, ok := c.thing.Attributes[k.attr]
-			if !ok {
-				return nil, fmt.Sprintf("thing %q has no attribute %q", c.thing.Name, k.attr)
-			}
-			return []string{v}, ""
-		}
+		return c.thingValues(k)
 	case k.isCert():
-		cert := c.id.Cert
-		if cert == nil {
-			return nil, "no client certificate"
-		}
-		var all []string
-		switch k.kind {
-		case kCertID:
-			sum := sha256.Sum256(cert.Raw)
-			return []string{hex.EncodeToString(sum[:])}, ""
-		case kCertSerial:
-			if cert.SerialNumber == nil {
-				return nil, "certificate has no serial number"
-			}
-			return []string{cert.SerialNumber.String()}, ""
-		case kCertSubject, kCertIssuer:
-			names := cert.Subject.Names
-			if k.kind == kCertIssuer {
-				names = cert.Issuer.Names
-			}
-			for _, n := range names {
-				if n.Type.Equal(k.oid) {
-					if s, ok := n.Value.(string); ok {
-						all = append(all, s)
-					}
-				}
-			}
-		case kCertSAN:
-			all = sanValues(cert, k.san)
-			if all == nil && (k.san == "directoryname" || k.san == "registeredid") {
-				return nil, "edgegw does not read this subject alternative name type"
-			}
-		case kCertIAN:
-			return nil, "edgegw does not read the issuer alternative name"
-		}
-		if k.list {
-			if len(all) == 0 {
-				return nil, "the certificate has no such value"
-			}
-			return all, ""
-		}
-		if k.index >= len(all) {
-			if len(all) == 0 {
-				return nil, "the certificate has no such value"
-			}
-			return nil, fmt.Sprintf("the certificate has %d such value(s); .%d asks for value #%d", len(all), k.index, k.index+1)
-		}
-		return all[k.index : k.index+1], ""
+		return c.certValues(k)
 	}
 	return nil, "unsupported key"
+}
+
+// thingValues resolves an iot:Connection.Thing.* key from the attached registry thing.
+func (c *bindCtx) thingValues(k *keySpec) ([]string, string) {
+	if c.thingWhy != "" {
+		return nil, c.thingWhy
+	}
+	switch k.kind {
+	case kThingName:
+		return []string{c.thing.Name}, ""
+	case kThingAttached:
+		return []string{"true"}, ""
+	case kThingType:
+		if c.thing.Type == "" {
+			return nil, fmt.Sprintf("thing %q has no type", c.thing.Name)
+		}
+		return []string{c.thing.Type}, ""
+	}
+	v, ok := c.thing.Attributes[k.attr]
+	if !ok {
+		return nil, fmt.Sprintf("thing %q has no attribute %q", c.thing.Name, k.attr)
+	}
+	return []string{v}, ""
+}
+
+// certValues resolves an iot:Certificate.* key from the client certificate.
+// Single-valued keys (Id, SerialNumber) return directly; multi-valued ones
+// (subject and issuer attributes, SANs) go through pickCertValue for .List or .N.
+func (c *bindCtx) certValues(k *keySpec) ([]string, string) {
+	cert := c.id.Cert
+	if cert == nil {
+		return nil, "no client certificate"
+	}
+	var all []string
+	switch k.kind {
+	case kCertID:
+		sum := sha256.Sum256(cert.Raw)
+		return []string{hex.EncodeToString(sum[:])}, ""
+	case kCertSerial:
+		if cert.SerialNumber == nil {
+			return nil, "certificate has no serial number"
+		}
+		return []string{cert.SerialNumber.String()}, ""
+	case kCertSubject, kCertIssuer:
+		names := cert.Subject.Names
+		if k.kind == kCertIssuer {
+			names = cert.Issuer.Names
+		}
+		for _, n := range names {
+			if n.Type.Equal(k.oid) {
+				if s, ok := n.Value.(string); ok {
+					all = append(all, s)
+				}
+			}
+		}
+	case kCertSAN:
+		all = sanValues(cert, k.san)
+		if all == nil && (k.san == "directoryname" || k.san == "registeredid") {
+			return nil, "edgegw does not read this subject alternative name type"
+		}
+	case kCertIAN:
+		return nil, "edgegw does not read the issuer alternative name"
+	}
+	return pickCertValue(k, all)
+}
+
+// pickCertValue applies a certificate key's selector to all of its values: .List
+// keeps them all, .N (index) keeps the N-th, and either says why when there is none.
+func pickCertValue(k *keySpec, all []string) ([]string, string) {
+	if k.list {
+		if len(all) == 0 {
+			return nil, "the certificate has no such value"
+		}
+		return all, ""
+	}
+	if k.index >= len(all) {
+		if len(all) == 0 {
+			return nil, "the certificate has no such value"
+		}
+		return nil, fmt.Sprintf("the certificate has %d such value(s); .%d asks for value #%d", len(all), k.index, k.index+1)
+	}
+	return all[k.index : k.index+1], ""
 }
 
 func sanValues(cert *x509.Certificate, field string) []string {
@@ -215,101 +232,12 @@ func (cd *condition) eval(c *bindCtx) (bool, string) {
 		want := strings.EqualFold(cd.vals[0].raw, "true")
 		return !present == want, ""
 	}
-	// IAM: ForAllValues holds when the request has no value for the key (the empty
-	// set), ForAnyValue does not; a plain operator on an absent key holds only with
-	// IfExists or when it is negated.
 	if !present || len(kv) == 0 {
-		switch {
-		case cd.set == setAll:
-			return true, ""
-		case cd.set == setAny:
-			return false, ""
-		case cd.ifExists:
-			return true, ""
-		case cd.base.negated():
-			return true, ""
-		}
-		return false, fmt.Sprintf("Condition %s %s: key absent: %s", cd.op, cd.key.name, absent)
+		return cd.evalAbsent(absent)
 	}
-	// Resolve the condition values (variables substituted).
-	var strs []string
-	var globs []glob
-	var nums []float64
-	for i := range cd.vals {
-		t := &cd.vals[i]
-		switch {
-		case cd.base.globbing():
-			g, why := t.glob(c)
-			if why != "" {
-				return false, fmt.Sprintf("Condition %s %s value %q: %s", cd.op, cd.key.name, t.raw, why)
-			}
-			globs = append(globs, g)
-			if cd.key.kind == kWillTopic {
-				s, _ := t.str(c)
-				strs = append(strs, s)
-			}
-		case cd.base == opIPAddress, cd.base == opNotIPAddress:
-		default:
-			s, why := t.str(c)
-			if why != "" {
-				return false, fmt.Sprintf("Condition %s %s value %q: %s", cd.op, cd.key.name, t.raw, why)
-			}
-			if cd.base.numeric() {
-				f, err := strconv.ParseFloat(s, 64)
-				if err != nil {
-					return false, fmt.Sprintf("Condition %s %s value %q: %q is not a number", cd.op, cd.key.name, t.raw, s)
-				}
-				nums = append(nums, f)
-				continue
-			}
-			strs = append(strs, s)
-		}
-	}
-	matchOne := func(v string) bool {
-		if cd.key.kind == kWillTopic {
-			return cd.matchWillTopic(v, strs, globs)
-		}
-		switch {
-		case cd.base.globbing():
-			for i := range globs {
-				if globs[i].match("", v) {
-					return true
-				}
-			}
-		case cd.base == opIPAddress, cd.base == opNotIPAddress:
-			a, err := parseIPOrCIDR(v)
-			if err != nil {
-				return false
-			}
-			for _, n := range cd.nets {
-				if n.Contains(a.Addr().Unmap()) {
-					return true
-				}
-			}
-		case cd.base.numeric():
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				return false
-			}
-			for _, n := range nums {
-				if compareNumber(cd.base, f, n) {
-					return true
-				}
-			}
-		case cd.base == opStringEqualsIgnoreCase, cd.base == opStringNotEqualsIgnoreCase, cd.base == opBool:
-			for _, s := range strs {
-				if strings.EqualFold(s, v) {
-					return true
-				}
-			}
-		default:
-			for _, s := range strs {
-				if s == v {
-					return true
-				}
-			}
-		}
-		return false
+	pv, why := cd.resolve(c)
+	if why != "" {
+		return false, why
 	}
 	// A negated operator holds for a value that matches none of the policy values;
 	// with an empty policy list nothing matches, so StringEquals [] never holds and
@@ -317,18 +245,130 @@ func (cd *condition) eval(c *bindCtx) (bool, string) {
 	neg := cd.base.negated()
 	if cd.set == setAll {
 		for _, v := range kv {
-			if matchOne(v) == neg {
+			if cd.matchOne(v, pv) == neg {
 				return false, ""
 			}
 		}
 		return true, ""
 	}
 	for _, v := range kv {
-		if matchOne(v) != neg {
+		if cd.matchOne(v, pv) != neg {
 			return true, ""
 		}
 	}
 	return false, ""
+}
+
+// evalAbsent decides a condition whose key has no value in the request (why says
+// why). IAM: ForAllValues holds when the request has no value for the key (the
+// empty set), ForAnyValue does not; a plain operator on an absent key holds only
+// with IfExists or when it is negated.
+func (cd *condition) evalAbsent(why string) (bool, string) {
+	switch {
+	case cd.set == setAll:
+		return true, ""
+	case cd.set == setAny:
+		return false, ""
+	case cd.ifExists:
+		return true, ""
+	case cd.base.negated():
+		return true, ""
+	}
+	return false, fmt.Sprintf("Condition %s %s: key absent: %s", cd.op, cd.key.name, why)
+}
+
+// policyVals are a condition's values with variables substituted, in the form its
+// operator compares: strings, compiled globs, or numbers.
+type policyVals struct {
+	strs  []string
+	globs []glob
+	nums  []float64
+}
+
+// resolve substitutes the variables in the condition's values for connection c,
+// or says which value does not resolve.
+func (cd *condition) resolve(c *bindCtx) (policyVals, string) {
+	var pv policyVals
+	for i := range cd.vals {
+		t := &cd.vals[i]
+		switch {
+		case cd.base.globbing():
+			g, why := t.glob(c)
+			if why != "" {
+				return pv, fmt.Sprintf("Condition %s %s value %q: %s", cd.op, cd.key.name, t.raw, why)
+			}
+			pv.globs = append(pv.globs, g)
+			if cd.key.kind == kWillTopic {
+				s, _ := t.str(c)
+				pv.strs = append(pv.strs, s)
+			}
+		case cd.base == opIPAddress, cd.base == opNotIPAddress:
+		default:
+			s, why := t.str(c)
+			if why != "" {
+				return pv, fmt.Sprintf("Condition %s %s value %q: %s", cd.op, cd.key.name, t.raw, why)
+			}
+			if cd.base.numeric() {
+				f, err := strconv.ParseFloat(s, 64)
+				if err != nil {
+					return pv, fmt.Sprintf("Condition %s %s value %q: %q is not a number", cd.op, cd.key.name, t.raw, s)
+				}
+				pv.nums = append(pv.nums, f)
+				continue
+			}
+			pv.strs = append(pv.strs, s)
+		}
+	}
+	return pv, ""
+}
+
+// matchOne reports whether the request value v matches any of the policy values
+// under the condition's operator (negation is applied by the caller).
+func (cd *condition) matchOne(v string, pv policyVals) bool {
+	if cd.key.kind == kWillTopic {
+		return cd.matchWillTopic(v, pv.strs, pv.globs)
+	}
+	switch {
+	case cd.base.globbing():
+		for i := range pv.globs {
+			if pv.globs[i].match("", v) {
+				return true
+			}
+		}
+	case cd.base == opIPAddress, cd.base == opNotIPAddress:
+		a, err := parseIPOrCIDR(v)
+		if err != nil {
+			return false
+		}
+		for _, n := range cd.nets {
+			if n.Contains(a.Addr().Unmap()) {
+				return true
+			}
+		}
+	case cd.base.numeric():
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return false
+		}
+		for _, n := range pv.nums {
+			if compareNumber(cd.base, f, n) {
+				return true
+			}
+		}
+	case cd.base == opStringEqualsIgnoreCase, cd.base == opStringNotEqualsIgnoreCase, cd.base == opBool:
+		for _, s := range pv.strs {
+			if strings.EqualFold(s, v) {
+				return true
+			}
+		}
+	default:
+		for _, s := range pv.strs {
+			if s == v {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 func compareNumber(op condOp, key, val float64) bool {

@@ -88,36 +88,10 @@ func LoadEach(registry Source, policies []Source) (*Engine, []*FileError, error)
 	reg, re := parseRegistry(registry)
 	e := &Engine{registryFile: registry.Name, policies: map[string]*Policy{}, things: map[string]*thingEntry{},
 		broken: map[string]*FileError{}}
-	markBroken := func(name, file string, errs ErrorList) {
-		if fe, ok := e.broken[name]; ok {
-			fe.Err = append(fe.Err, errs...)
-			return
-		}
-		fe := &FileError{Policy: name, File: file, Err: errs}
-		e.broken[name] = fe
-		e.brokenList = append(e.brokenList, fe)
-	}
-	files := map[string]string{}
-	for _, src := range policies {
-		p, pe := parsePolicy(src)
-		if prev, dup := files[p.Name]; dup {
-			// Two files, one name: neither can be trusted to be the one meant.
-			dupErr := &Error{File: src.Name, Msg: fmt.Sprintf("policy %q is also defined by %s", p.Name, prev)}
-			markBroken(p.Name, src.Name, append(ErrorList{dupErr}, pe.list...))
-			delete(e.policies, p.Name)
-			continue
-		}
-		files[p.Name] = src.Name
-		if len(pe.list) > 0 {
-			markBroken(p.Name, src.Name, pe.list.sorted())
-			continue
-		}
-		e.policies[p.Name] = p
-		e.notes = append(e.notes, p.Notes...)
-	}
+	files := e.loadPolicies(policies)
 	for _, ref := range reg.refs {
 		if _, ok := files[ref.name]; !ok {
-			markBroken(ref.name, registry.Name, ErrorList{&Error{File: registry.Name, Line: ref.line,
+			e.markBroken(ref.name, registry.Name, ErrorList{&Error{File: registry.Name, Line: ref.line,
 				Msg: fmt.Sprintf("unknown policy %q: no policy file %s.json, %s.yaml or %s.yml", ref.name, ref.name, ref.name, ref.name)}})
 		}
 	}
@@ -126,23 +100,7 @@ func LoadEach(registry Source, policies []Source) (*Engine, []*FileError, error)
 	}
 
 	used := map[string]bool{}
-	// resolve appends the named policies to dst; a broken one is reported in *bad.
-	resolve := func(dst []*Policy, names []string, bad *string) []*Policy {
-		for _, n := range names {
-			used[n] = true
-			if _, ok := e.broken[n]; ok {
-				if *bad == "" {
-					*bad = n
-				}
-				continue
-			}
-			if p := e.policies[n]; !slices.Contains(dst, p) {
-				dst = append(dst, p)
-			}
-		}
-		return dst
-	}
-	e.defaults = resolve(nil, reg.DefaultPolicies, &e.defaultsBroken)
+	e.defaults = e.resolve(used, nil, reg.DefaultPolicies, &e.defaultsBroken)
 	if e.defaultsBroken != "" {
 		fe := e.broken[e.defaultsBroken]
 		fe.Denied = append(fe.Denied, "default policies")
@@ -151,31 +109,11 @@ func LoadEach(registry Source, policies []Source) (*Engine, []*FileError, error)
 		e.groups = append(e.groups, &reg.Groups[i])
 	}
 	for _, t := range reg.Things {
-		te := &thingEntry{thing: t}
-		te.policies = resolve(nil, t.Policies, &te.broken)
-		for _, g := range e.groups {
-			if g.matches(&te.thing) {
-				te.thing.Groups = append(te.thing.Groups, g.Name)
-				te.policies = resolve(te.policies, g.Policies, &te.broken)
-			}
-		}
-		for _, p := range te.policies {
-			te.thing.AllPolicies = append(te.thing.AllPolicies, p.Name)
-		}
-		if te.broken != "" {
-			if !t.Disabled {
-				fe := e.broken[te.broken]
-				fe.Denied = append(fe.Denied, "thing "+t.Name)
-			}
-		} else if len(te.policies) == 0 && !t.Disabled {
-			e.notes = append(e.notes, fmt.Sprintf("%s:%d: thing %q has no policy: it can connect to nothing", registry.Name, t.Line, t.Name))
-		}
-		e.things[t.Name] = te
-		e.names = append(e.names, t.Name)
+		e.addThing(t, registry.Name, used)
 	}
 	for _, g := range e.groups {
 		var bad string
-		resolve(nil, g.Policies, &bad)
+		e.resolve(used, nil, g.Policies, &bad)
 		if bad != "" && g.nameOnly() {
 			fe := e.broken[bad]
 			fe.Denied = append(fe.Denied, "group "+g.Name)
@@ -189,6 +127,86 @@ func LoadEach(registry Source, policies []Source) (*Engine, []*FileError, error)
 	}
 	slices.Sort(e.notes)
 	return e, e.brokenList, nil
+}
+
+// markBroken records errs against the policy name (defined in file), adding to
+// the errors already recorded for it.
+func (e *Engine) markBroken(name, file string, errs ErrorList) {
+	if fe, ok := e.broken[name]; ok {
+		fe.Err = append(fe.Err, errs...)
+		return
+	}
+	fe := &FileError{Policy: name, File: file, Err: errs}
+	e.broken[name] = fe
+	e.brokenList = append(e.brokenList, fe)
+}
+
+// loadPolicies parses every policy file into e.policies, or into e.broken when it
+// has errors or shares its name with another file. It returns the file of each name.
+func (e *Engine) loadPolicies(policies []Source) map[string]string {
+	files := map[string]string{}
+	for _, src := range policies {
+		p, pe := parsePolicy(src)
+		if prev, dup := files[p.Name]; dup {
+			// Two files, one name: neither can be trusted to be the one meant.
+			dupErr := &Error{File: src.Name, Msg: fmt.Sprintf("policy %q is also defined by %s", p.Name, prev)}
+			e.markBroken(p.Name, src.Name, append(ErrorList{dupErr}, pe.list...))
+			delete(e.policies, p.Name)
+			continue
+		}
+		files[p.Name] = src.Name
+		if len(pe.list) > 0 {
+			e.markBroken(p.Name, src.Name, pe.list.sorted())
+			continue
+		}
+		e.policies[p.Name] = p
+		e.notes = append(e.notes, p.Notes...)
+	}
+	return files
+}
+
+// resolve appends the named policies to dst and marks them used; the first broken
+// one is reported in *bad.
+func (e *Engine) resolve(used map[string]bool, dst []*Policy, names []string, bad *string) []*Policy {
+	for _, n := range names {
+		used[n] = true
+		if _, ok := e.broken[n]; ok {
+			if *bad == "" {
+				*bad = n
+			}
+			continue
+		}
+		if p := e.policies[n]; !slices.Contains(dst, p) {
+			dst = append(dst, p)
+		}
+	}
+	return dst
+}
+
+// addThing resolves thing t's own and group policies and adds it to e; a thing
+// that attaches a broken policy is denied (and named in that policy's FileError).
+func (e *Engine) addThing(t Thing, registryFile string, used map[string]bool) {
+	te := &thingEntry{thing: t}
+	te.policies = e.resolve(used, nil, t.Policies, &te.broken)
+	for _, g := range e.groups {
+		if g.matches(&te.thing) {
+			te.thing.Groups = append(te.thing.Groups, g.Name)
+			te.policies = e.resolve(used, te.policies, g.Policies, &te.broken)
+		}
+	}
+	for _, p := range te.policies {
+		te.thing.AllPolicies = append(te.thing.AllPolicies, p.Name)
+	}
+	if te.broken != "" {
+		if !t.Disabled {
+			fe := e.broken[te.broken]
+			fe.Denied = append(fe.Denied, "thing "+t.Name)
+		}
+	} else if len(te.policies) == 0 && !t.Disabled {
+		e.notes = append(e.notes, fmt.Sprintf("%s:%d: thing %q has no policy: it can connect to nothing", registryFile, t.Line, t.Name))
+	}
+	e.things[t.Name] = te
+	e.names = append(e.names, t.Name)
 }
 
 // Broken returns the policies that did not load (see LoadEach), in file order.

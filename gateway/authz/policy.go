@@ -159,7 +159,27 @@ func didYouMean(got string, want ...string) string {
 func (p *Policy) parseStatement(e *errs, n *node, idx int, vars bool) {
 	s := &Statement{Policy: p, Index: idx, Line: n.line}
 	where := fmt.Sprintf("Statement[%d]", idx)
-	var action, notAction, resource, notResource, cond *node
+	k := s.readKeys(e, n, where)
+	if s.Effect == 0 {
+		e.add(n.line, "%s: missing \"Effect\"", where)
+	}
+	p.parseActions(e, s, n, k.action, k.notAction, where)
+	p.parseResources(e, s, n, k.resource, k.notResource, where, vars)
+	if k.cond != nil {
+		s.parseConditions(e, k.cond, where, vars)
+	}
+	p.Statements = append(p.Statements, s)
+}
+
+// stmtNodes are the parts of a statement compiled after its keys are read.
+type stmtNodes struct {
+	action, notAction, resource, notResource, cond *node
+}
+
+// readKeys reads a statement's keys: Sid and Effect into s, the others into the
+// returned nodes. Principal and unknown keys are errors.
+func (s *Statement) readKeys(e *errs, n *node, where string) stmtNodes {
+	var sn stmtNodes
 	for i, k := range n.keys {
 		v := n.vals[i]
 		switch k.str {
@@ -176,15 +196,15 @@ func (p *Policy) parseStatement(e *errs, n *node, idx int, vars bool) {
 				s.Effect = Deny // keep going; the document is rejected anyway
 			}
 		case "Action":
-			action = v
+			sn.action = v
 		case "NotAction":
-			notAction = v
+			sn.notAction = v
 		case "Resource":
-			resource = v
+			sn.resource = v
 		case "NotResource":
-			notResource = v
+			sn.notResource = v
 		case "Condition":
-			cond = v
+			sn.cond = v
 		case "Principal", "NotPrincipal":
 			e.add(k.line, "%s: %q is not allowed in an AWS IoT policy (policies attach to things by devices.yaml)", where, k.str)
 		default:
@@ -192,75 +212,75 @@ func (p *Policy) parseStatement(e *errs, n *node, idx int, vars bool) {
 				where, k.str, didYouMean(k.str, "Sid", "Effect", "Action", "NotAction", "Resource", "NotResource", "Condition"))
 		}
 	}
-	if s.Effect == 0 {
-		e.add(n.line, "%s: missing \"Effect\"", where)
+	return sn
+}
+
+// itemLine is the line of the i-th string of n: its own line in a list, n's line
+// for a single string.
+func itemLine(n *node, i int) int {
+	if n.kind == listNode {
+		return n.items[i].line
 	}
-	// Action / NotAction
-	an, aname := action, "Action"
+	return n.line
+}
+
+// pickElement chooses between a statement element and its Not form (Action or
+// NotAction, Resource or NotResource; name is the first): exactly one must be
+// given. It returns the chosen node (nil: none), whether it is the Not form,
+// and its strings; each problem is added to e.
+func pickElement(e *errs, n, pos, neg *node, name, where string) (chosen *node, negated bool, list []string) {
+	chosen, cname := pos, name
 	switch {
-	case action != nil && notAction != nil:
-		e.add(notAction.line, "%s: \"Action\" and \"NotAction\" cannot both be given", where)
-	case action == nil && notAction == nil:
-		e.add(n.line, "%s: missing \"Action\"", where)
-	case notAction != nil:
-		an, aname = notAction, "NotAction"
+	case pos != nil && neg != nil:
+		e.add(neg.line, "%s: \"%s\" and \"Not%s\" cannot both be given", where, name, name)
+	case pos == nil && neg == nil:
+		e.add(n.line, "%s: missing \"%s\"", where, name)
+	case neg != nil:
+		chosen, cname, negated = neg, "Not"+name, true
 	}
-	if an != nil {
-		list, ok := an.strings()
-		if !ok || len(list) == 0 {
-			e.add(an.line, "%s: %q must be a string or a non-empty list of strings", where, aname)
-		}
-		for i, a := range list {
-			line := an.line
-			if an.kind == listNode {
-				line = an.items[i].line
-			}
-			note, msg := compileAction(a, &s.mask)
-			if msg != "" {
-				e.add(line, "%s: %s", where, msg)
-			} else if note != "" {
-				p.note(line, "%s: %s", where, note)
-			}
-		}
-		if an == notAction {
-			s.mask = allActions &^ s.mask
-		}
+	if chosen == nil {
+		return nil, false, nil
 	}
-	// Resource / NotResource
-	rn, rname := resource, "Resource"
-	switch {
-	case resource != nil && notResource != nil:
-		e.add(notResource.line, "%s: \"Resource\" and \"NotResource\" cannot both be given", where)
-	case resource == nil && notResource == nil:
-		e.add(n.line, "%s: missing \"Resource\"", where)
-	case notResource != nil:
-		rn, rname = notResource, "NotResource"
-		s.notResource = true
+	list, ok := chosen.strings()
+	if !ok || len(list) == 0 {
+		e.add(chosen.line, "%s: %q must be a string or a non-empty list of strings", where, cname)
 	}
-	if rn != nil {
-		list, ok := rn.strings()
-		if !ok || len(list) == 0 {
-			e.add(rn.line, "%s: %q must be a string or a non-empty list of strings", where, rname)
-		}
-		for i, r := range list {
-			line := rn.line
-			if rn.kind == listNode {
-				line = rn.items[i].line
-			}
-			rp, msg := compileResource(r, vars)
-			if msg != "" {
-				e.add(line, "%s: %s", where, msg)
-				continue
-			}
-			s.resources = append(s.resources, rp)
-			s.addKeys(rp.tmpl)
-			p.noteUnknown(line, where, rp.tmpl)
+	return chosen, negated, list
+}
+
+// parseActions compiles Action (or NotAction, exactly one of the two) into s.mask.
+func (p *Policy) parseActions(e *errs, s *Statement, n, action, notAction *node, where string) {
+	an, negated, list := pickElement(e, n, action, notAction, "Action", where)
+	for i, a := range list {
+		line := itemLine(an, i)
+		note, msg := compileAction(a, &s.mask)
+		if msg != "" {
+			e.add(line, "%s: %s", where, msg)
+		} else if note != "" {
+			p.note(line, "%s: %s", where, note)
 		}
 	}
-	if cond != nil {
-		s.parseConditions(e, cond, where, vars)
+	if negated {
+		s.mask = allActions &^ s.mask
 	}
-	p.Statements = append(p.Statements, s)
+}
+
+// parseResources compiles Resource (or NotResource, exactly one of the two) into
+// s.resources; vars says whether policy variables are substituted.
+func (p *Policy) parseResources(e *errs, s *Statement, n, resource, notResource *node, where string, vars bool) {
+	rn, negated, list := pickElement(e, n, resource, notResource, "Resource", where)
+	s.notResource = negated
+	for i, r := range list {
+		line := itemLine(rn, i)
+		rp, msg := compileResource(r, vars)
+		if msg != "" {
+			e.add(line, "%s: %s", where, msg)
+			continue
+		}
+		s.resources = append(s.resources, rp)
+		s.addKeys(rp.tmpl)
+		p.noteUnknown(line, where, rp.tmpl)
+	}
 }
 
 func (p *Policy) noteUnknown(line int, where string, t template) {
@@ -472,30 +492,9 @@ func (s *Statement) parseConditions(e *errs, n *node, where string, vars bool) {
 	for i, opn := range n.keys {
 		block := n.vals[i]
 		opName := opn.str
-		rest := opName
-		set := setNone
-		if r, ok := cutPrefixFold(rest, "ForAnyValue:"); ok {
-			rest, set = r, setAny
-		} else if r, ok := cutPrefixFold(rest, "ForAllValues:"); ok {
-			rest, set = r, setAll
-		}
-		ifExists := false
-		if len(rest) > len("IfExists") && strings.EqualFold(rest[len(rest)-len("IfExists"):], "IfExists") {
-			rest, ifExists = rest[:len(rest)-len("IfExists")], true
-		}
-		op, ok := condOps[strings.ToLower(rest)]
-		if !ok {
-			msg := fmt.Sprintf("unknown condition operator %q", opName)
-			for _, u := range unsupportedOps {
-				if strings.EqualFold(u, rest) {
-					msg = fmt.Sprintf("condition operator %q is not supported by edgegw (no key it evaluates is a date or binary)", opName)
-				}
-			}
+		op, set, ifExists, msg := parseCondOp(opName)
+		if msg != "" {
 			e.add(opn.line, "%s: %s", where, msg)
-			continue
-		}
-		if op == opNull && (ifExists || set != setNone) {
-			e.add(opn.line, "%s: condition operator %q: Null takes no prefix or IfExists", where, opName)
 			continue
 		}
 		if block.kind != mapNode {
@@ -503,81 +502,126 @@ func (s *Statement) parseConditions(e *errs, n *node, where string, vars bool) {
 			continue
 		}
 		for j, kn := range block.keys {
-			vn := block.vals[j]
 			c := &condition{line: kn.line, op: opName, base: op, set: set, ifExists: ifExists}
-			k, msg := parseKey(kn.str)
-			if msg == "" && k == nil {
-				if !validKeyName(kn.str) {
-					msg = fmt.Sprintf("bad condition key %q: want PREFIX:NAME, e.g. iot:ClientId; supported keys are %s", kn.str, supportedKeys)
-				} else {
-					k = &keySpec{name: kn.str, kind: kAbsent}
-					s.Policy.note(kn.line, "%s: %s", where, absentKeyNote(kn.str))
-				}
-			}
-			if msg != "" {
-				e.add(kn.line, "%s: %s", where, msg)
-				continue
-			}
-			c.key = k
-			if k.connectOnly() {
-				s.connectOnly = true
-			}
-			s.keys = append(s.keys, k)
-			vals, ok := vn.strings()
-			// An empty list is valid: AWS documents ForAllValues:StringEquals with []
-			// ("only the default features"); see condition.eval for its meaning.
-			if !ok || (len(vals) == 0 && op == opNull) {
-				e.add(vn.line, "%s: condition %q %q: want a string or a list of strings", where, opName, kn.str)
-				continue
-			}
-			if op == opNull && len(vals) != 1 {
-				e.add(vn.line, "%s: condition %q %q: Null takes one value, true or false", where, opName, kn.str)
-				continue
-			}
-			bad := false
-			for _, v := range vals {
-				if k.kind == kWillTopic && !strings.HasPrefix(v, "arn:") && !(v == "*" && op.globbing()) && op != opNull {
-					e.add(vn.line, "%s: condition %q %q: %q: iot:LastWillTopic is a topic ARN: want arn:aws:iot:REGION:ACCOUNT:topic/NAME (edgegw does not check region and account)",
-						where, opName, kn.str, v)
-					bad = true
-					continue
-				}
-				if op.numeric() {
-					if _, err := strconv.ParseFloat(v, 64); err != nil && !strings.Contains(v, "${") {
-						e.add(vn.line, "%s: condition %q %q: %q is not a number", where, opName, kn.str, v)
-						bad = true
-						continue
-					}
-				}
-				switch op {
-				case opBool, opNull:
-					if !strings.EqualFold(v, "true") && !strings.EqualFold(v, "false") {
-						e.add(vn.line, "%s: condition %q %q: %q is not true or false", where, opName, kn.str, v)
-						bad = true
-					}
-				case opIPAddress, opNotIPAddress:
-					pfx, err := parseIPOrCIDR(v)
-					if err != nil {
-						e.add(vn.line, "%s: condition %q %q: bad IP address or CIDR %q", where, opName, kn.str, v)
-						bad = true
-					}
-					c.nets = append(c.nets, pfx)
-				}
-				t, msg := parseTemplate(v, vars)
-				if msg != "" {
-					e.add(vn.line, "%s: condition %q %q: %s", where, opName, kn.str, msg)
-					bad = true
-					continue
-				}
-				s.addKeys(t)
-				s.Policy.noteUnknown(vn.line, where, t)
-				c.vals = append(c.vals, t)
-			}
-			if !bad {
-				s.conds = append(s.conds, c)
-			}
+			s.parseCondition(e, c, kn, block.vals[j], where, vars)
 		}
 	}
+}
+
+// parseCondOp splits a condition operator as written ("ForAnyValue:StringLikeIfExists")
+// into its base operator, set prefix and IfExists suffix, or says why it is not one.
+func parseCondOp(opName string) (op condOp, set setOp, ifExists bool, msg string) {
+	rest := opName
+	if r, ok := cutPrefixFold(rest, "ForAnyValue:"); ok {
+		rest, set = r, setAny
+	} else if r, ok := cutPrefixFold(rest, "ForAllValues:"); ok {
+		rest, set = r, setAll
+	}
+	if len(rest) > len("IfExists") && strings.EqualFold(rest[len(rest)-len("IfExists"):], "IfExists") {
+		rest, ifExists = rest[:len(rest)-len("IfExists")], true
+	}
+	op, ok := condOps[strings.ToLower(rest)]
+	if !ok {
+		msg := fmt.Sprintf("unknown condition operator %q", opName)
+		for _, u := range unsupportedOps {
+			if strings.EqualFold(u, rest) {
+				msg = fmt.Sprintf("condition operator %q is not supported by edgegw (no key it evaluates is a date or binary)", opName)
+			}
+		}
+		return 0, 0, false, msg
+	}
+	if op == opNull && (ifExists || set != setNone) {
+		return 0, 0, false, fmt.Sprintf("condition operator %q: Null takes no prefix or IfExists", opName)
+	}
+	return op, set, ifExists, ""
+}
+
+// parseCondition compiles one key (kn) and its values (vn) of a condition block
+// into c and adds c to the statement when every value is valid.
+func (s *Statement) parseCondition(e *errs, c *condition, kn, vn *node, where string, vars bool) {
+	k, msg := parseKey(kn.str)
+	if msg == "" && k == nil {
+		if !validKeyName(kn.str) {
+			msg = fmt.Sprintf("bad condition key %q: want PREFIX:NAME, e.g. iot:ClientId; supported keys are %s", kn.str, supportedKeys)
+		} else {
+			k = &keySpec{name: kn.str, kind: kAbsent}
+			s.Policy.note(kn.line, "%s: %s", where, absentKeyNote(kn.str))
+		}
+	}
+	if msg != "" {
+		e.add(kn.line, "%s: %s", where, msg)
+		return
+	}
+	c.key = k
+	if k.connectOnly() {
+		s.connectOnly = true
+	}
+	s.keys = append(s.keys, k)
+	op, opName := c.base, c.op
+	vals, ok := vn.strings()
+	// An empty list is valid: AWS documents ForAllValues:StringEquals with []
+	// ("only the default features"); see condition.eval for its meaning.
+	if !ok || (len(vals) == 0 && op == opNull) {
+		e.add(vn.line, "%s: condition %q %q: want a string or a list of strings", where, opName, kn.str)
+		return
+	}
+	if op == opNull && len(vals) != 1 {
+		e.add(vn.line, "%s: condition %q %q: Null takes one value, true or false", where, opName, kn.str)
+		return
+	}
+	bad := false
+	for _, v := range vals {
+		msg, skip := c.checkValue(v)
+		if msg != "" {
+			e.add(vn.line, "%s: condition %q %q: %s", where, opName, kn.str, msg)
+			bad = true
+			if skip {
+				continue
+			}
+		}
+		if op == opIPAddress || op == opNotIPAddress {
+			pfx, _ := parseIPOrCIDR(v)
+			c.nets = append(c.nets, pfx)
+		}
+		t, msg := parseTemplate(v, vars)
+		if msg != "" {
+			e.add(vn.line, "%s: condition %q %q: %s", where, opName, kn.str, msg)
+			bad = true
+			continue
+		}
+		s.addKeys(t)
+		s.Policy.noteUnknown(vn.line, where, t)
+		c.vals = append(c.vals, t)
+	}
+	if !bad {
+		s.conds = append(s.conds, c)
+	}
+}
+
+// checkValue says what is wrong with one value v of condition c, if anything;
+// skip says the value is not compiled at all (a bad Bool or IP value still is,
+// so that every error in it is reported).
+func (c *condition) checkValue(v string) (msg string, skip bool) {
+	op := c.base
+	if c.key.kind == kWillTopic && !strings.HasPrefix(v, "arn:") && !(v == "*" && op.globbing()) && op != opNull {
+		return fmt.Sprintf("%q: iot:LastWillTopic is a topic ARN: want arn:aws:iot:REGION:ACCOUNT:topic/NAME (edgegw does not check region and account)", v), true
+	}
+	if op.numeric() {
+		if _, err := strconv.ParseFloat(v, 64); err != nil && !strings.Contains(v, "${") {
+			return fmt.Sprintf("%q is not a number", v), true
+		}
+	}
+	switch op {
+	case opBool, opNull:
+		if !strings.EqualFold(v, "true") && !strings.EqualFold(v, "false") {
+			return fmt.Sprintf("%q is not true or false", v), false
+		}
+	case opIPAddress, opNotIPAddress:
+		if _, err := parseIPOrCIDR(v); err != nil {
+			return fmt.Sprintf("bad IP address or CIDR %q", v), false
+		}
+	}
+	return "", false
 }
 
 func cutPrefixFold(s, prefix string) (string, bool) {

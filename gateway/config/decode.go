@@ -223,22 +223,7 @@ func (r *report) decode(n *yaml.Node, v reflect.Value, path string) {
 	case reflect.Struct:
 		r.decodeStruct(n, v, path)
 	case reflect.Slice:
-		if n.Kind != yaml.SequenceNode {
-			r.addAt(n.Line, path, "want a list, got %s", describe(n))
-			return
-		}
-		s := reflect.MakeSlice(v.Type(), 0, len(n.Content))
-		for i, item := range n.Content {
-			ip := fmt.Sprintf("%s[%d]", path, i)
-			r.pos[ip] = item.Line
-			e := reflect.New(v.Type().Elem())
-			if d, ok := e.Interface().(defaulter); ok {
-				d.setDefaults()
-			}
-			r.decode(item, e.Elem(), ip)
-			s = reflect.Append(s, e.Elem())
-		}
-		v.Set(s)
+		r.decodeSlice(n, v, path)
 	case reflect.String:
 		if n.Kind != yaml.ScalarNode {
 			r.addAt(n.Line, path, "want a single value, got %s", describe(n))
@@ -257,32 +242,7 @@ func (r *report) decode(n *yaml.Node, v reflect.Value, path string) {
 		}
 		v.SetInt(i)
 	case reflect.Map:
-		// map[string]T (enrolment attributes): keys as written, values decoded as T.
-		if v.Type().Key().Kind() != reflect.String {
-			panic("gateway: config map with non-string keys")
-		}
-		if n.Kind != yaml.MappingNode {
-			r.addAt(n.Line, path, "want a mapping (key: value), got %s", describe(n))
-			return
-		}
-		m := reflect.MakeMapWithSize(v.Type(), len(n.Content)/2)
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k, val := n.Content[i], n.Content[i+1]
-			if k.Kind != yaml.ScalarNode {
-				r.addAt(k.Line, path, "want a key name, got %s", describe(k))
-				continue
-			}
-			kp := joinPath(path, k.Value)
-			if m.MapIndex(reflect.ValueOf(k.Value).Convert(v.Type().Key())).IsValid() {
-				r.addAt(k.Line, kp, "duplicate key")
-				continue
-			}
-			r.pos[kp] = k.Line
-			e := reflect.New(v.Type().Elem())
-			r.decode(val, e.Elem(), kp)
-			m.SetMapIndex(reflect.ValueOf(k.Value).Convert(v.Type().Key()), e.Elem())
-		}
-		v.Set(m)
+		r.decodeMap(n, v, path)
 	case reflect.Bool:
 		b, err := strconv.ParseBool(strings.ToLower(n.Value))
 		if n.Kind != yaml.ScalarNode || n.Tag != "!!bool" || err != nil {
@@ -293,6 +253,56 @@ func (r *report) decode(n *yaml.Node, v reflect.Value, path string) {
 	default:
 		panic("gateway: config field of unsupported kind " + v.Kind().String())
 	}
+}
+
+// decodeSlice fills the slice v from the sequence n, each element from its defaults.
+func (r *report) decodeSlice(n *yaml.Node, v reflect.Value, path string) {
+	if n.Kind != yaml.SequenceNode {
+		r.addAt(n.Line, path, "want a list, got %s", describe(n))
+		return
+	}
+	s := reflect.MakeSlice(v.Type(), 0, len(n.Content))
+	for i, item := range n.Content {
+		ip := fmt.Sprintf("%s[%d]", path, i)
+		r.pos[ip] = item.Line
+		e := reflect.New(v.Type().Elem())
+		if d, ok := e.Interface().(defaulter); ok {
+			d.setDefaults()
+		}
+		r.decode(item, e.Elem(), ip)
+		s = reflect.Append(s, e.Elem())
+	}
+	v.Set(s)
+}
+
+// decodeMap fills the map v (map[string]T) from the mapping n; a key given twice is an error.
+func (r *report) decodeMap(n *yaml.Node, v reflect.Value, path string) {
+	// map[string]T (enrolment attributes): keys as written, values decoded as T.
+	if v.Type().Key().Kind() != reflect.String {
+		panic("gateway: config map with non-string keys")
+	}
+	if n.Kind != yaml.MappingNode {
+		r.addAt(n.Line, path, "want a mapping (key: value), got %s", describe(n))
+		return
+	}
+	m := reflect.MakeMapWithSize(v.Type(), len(n.Content)/2)
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, val := n.Content[i], n.Content[i+1]
+		if k.Kind != yaml.ScalarNode {
+			r.addAt(k.Line, path, "want a key name, got %s", describe(k))
+			continue
+		}
+		kp := joinPath(path, k.Value)
+		if m.MapIndex(reflect.ValueOf(k.Value).Convert(v.Type().Key())).IsValid() {
+			r.addAt(k.Line, kp, "duplicate key")
+			continue
+		}
+		r.pos[kp] = k.Line
+		e := reflect.New(v.Type().Elem())
+		r.decode(val, e.Elem(), kp)
+		m.SetMapIndex(reflect.ValueOf(k.Value).Convert(v.Type().Key()), e.Elem())
+	}
+	v.Set(m)
 }
 
 // fieldsOf maps the yaml key names of a struct type to field indexes.

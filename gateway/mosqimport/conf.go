@@ -174,17 +174,11 @@ func (p *confParser) security() *Security {
 	return &p.c.Security
 }
 
+// option applies one line (key v) of mosquitto.conf: a bridge option inside a
+// connection block, a listener or TLS option, a security option, or a global one.
 func (p *confParser) option(pos Pos, text, key, v string) {
-	set := &Setting{Pos: pos, Value: v}
-	need := func() bool {
-		if v == "" {
-			p.invalid(pos, text, "%s: missing value", key)
-			return false
-		}
-		return true
-	}
-	// Bridge options (after a `connection` line).
-	if p.bridgeOption(pos, text, key, v) {
+	if p.bridgeOption(pos, text, key, v) || p.listenerOption(pos, text, key, v) ||
+		p.tlsOption(pos, text, key, v) || p.securityOption(pos, text, key, v) {
 		return
 	}
 	switch key {
@@ -193,95 +187,11 @@ func (p *confParser) option(pos Pos, text, key, v string) {
 			p.c.PerListenerSettings = s.Value == "true"
 		}
 	case "include_dir":
-		if need() {
-			p.c.IncludeDirs = append(p.c.IncludeDirs, *set)
+		if p.need(pos, text, key, v) {
+			p.c.IncludeDirs = append(p.c.IncludeDirs, Setting{Pos: pos, Value: v})
 		}
-	case "listener":
-		f := strings.Fields(v)
-		if len(f) == 0 || len(f) > 2 {
-			p.invalid(pos, text, "listener: want PORT [BIND-ADDRESS]")
-			return
-		}
-		port, err := strconv.Atoi(f[0])
-		if err != nil || port < 0 || port > 65535 {
-			p.invalid(pos, text, "listener: port %q: want 0-65535", f[0])
-			return
-		}
-		l := &ConfListener{Pos: pos, Port: port}
-		if len(f) == 2 {
-			l.Host = f[1]
-			l.Socket = port == 0 && strings.HasPrefix(f[1], "/")
-		}
-		p.listener = l
-		p.c.Listeners = append(p.c.Listeners, l)
-	case "port":
-		port, err := strconv.Atoi(v)
-		if err != nil || port < 1 || port > 65535 {
-			p.invalid(pos, text, "port: %q: want 1-65535", v)
-			return
-		}
-		l := p.defaultListener()
-		l.Port, l.Pos = port, pos
-	case "bind_address":
-		if need() {
-			l := p.defaultListener()
-			l.Host = v
-		}
-	case "protocol":
-		if need() {
-			p.cur().Protocol = set
-		}
-	case "cafile":
-		if need() {
-			p.cur().CAFile = set
-		}
-	case "capath":
-		if need() {
-			p.cur().CAPath = set
-		}
-	case "certfile":
-		if need() {
-			p.cur().CertFile = set
-		}
-	case "keyfile":
-		if need() {
-			p.cur().KeyFile = set
-		}
-	case "crlfile":
-		if need() {
-			p.cur().CRLFile = set
-		}
-	case "tls_version":
-		if need() {
-			p.cur().TLSVersion = set
-		}
-	case "require_certificate":
-		p.cur().RequireCertificate = p.boolOpt(pos, text, key, v)
-	case "use_identity_as_username":
-		p.cur().UseIdentity = p.boolOpt(pos, text, key, v)
-	case "use_subject_as_username":
-		p.cur().UseSubject = p.boolOpt(pos, text, key, v)
-	case "allow_anonymous":
-		p.security().AllowAnonymous = p.boolOpt(pos, text, key, v)
-	case "password_file":
-		if need() {
-			p.security().PasswordFile = set
-		}
-	case "acl_file":
-		if need() {
-			p.security().ACLFile = set
-		}
-	case "psk_file", "psk_hint", "plugin", "auth_plugin", "plugin_opt", "auth_opt", "allow_zero_length_clientid",
-		"auto_id_prefix":
-		s := p.security()
-		s.Other = append(s.Other, Finding{Pos: pos, Kind: NotCarried, Text: text, Reason: securityReasons(key)})
-	case "ciphers", "ciphers_tls1.3", "dhparamfile", "ecdh_curve", "mount_point", "http_dir", "max_connections",
-		"socket_domain", "use_username_as_clientid", "certfile_keyform", "keyfile_keyform", "tls_engine",
-		"tls_engine_kpass_sha1", "tls_keyform", "max_topic_alias", "max_qos":
-		l := p.cur()
-		l.Other = append(l.Other, Finding{Pos: pos, Kind: NotCarried, Text: text, Reason: listenerReasons(key)})
 	case "connection":
-		if !need() {
+		if !p.need(pos, text, key, v) {
 			return
 		}
 		p.bridge = &Connection{Pos: pos, Name: v}
@@ -297,6 +207,122 @@ func (p *confParser) option(pos Pos, text, key, v string) {
 		}
 		p.ignore(pos, text, "option %q is unknown to the importer; check the edgegw documentation for an equivalent", key)
 	}
+}
+
+// need reports whether option key has a value, recording an Invalid finding if not.
+func (p *confParser) need(pos Pos, text, key, v string) bool {
+	if v == "" {
+		p.invalid(pos, text, "%s: missing value", key)
+		return false
+	}
+	return true
+}
+
+// listenerOption handles listener, port and bind_address, and the listener
+// options edgegw does not carry; it reports whether key was one of them.
+func (p *confParser) listenerOption(pos Pos, text, key, v string) bool {
+	switch key {
+	case "listener":
+		f := strings.Fields(v)
+		if len(f) == 0 || len(f) > 2 {
+			p.invalid(pos, text, "listener: want PORT [BIND-ADDRESS]")
+			return true
+		}
+		port, err := strconv.Atoi(f[0])
+		if err != nil || port < 0 || port > 65535 {
+			p.invalid(pos, text, "listener: port %q: want 0-65535", f[0])
+			return true
+		}
+		l := &ConfListener{Pos: pos, Port: port}
+		if len(f) == 2 {
+			l.Host = f[1]
+			l.Socket = port == 0 && strings.HasPrefix(f[1], "/")
+		}
+		p.listener = l
+		p.c.Listeners = append(p.c.Listeners, l)
+	case "port":
+		port, err := strconv.Atoi(v)
+		if err != nil || port < 1 || port > 65535 {
+			p.invalid(pos, text, "port: %q: want 1-65535", v)
+			return true
+		}
+		l := p.defaultListener()
+		l.Port, l.Pos = port, pos
+	case "bind_address":
+		if p.need(pos, text, key, v) {
+			l := p.defaultListener()
+			l.Host = v
+		}
+	case "ciphers", "ciphers_tls1.3", "dhparamfile", "ecdh_curve", "mount_point", "http_dir", "max_connections",
+		"socket_domain", "use_username_as_clientid", "certfile_keyform", "keyfile_keyform", "tls_engine",
+		"tls_engine_kpass_sha1", "tls_keyform", "max_topic_alias", "max_qos":
+		l := p.cur()
+		l.Other = append(l.Other, Finding{Pos: pos, Kind: NotCarried, Text: text, Reason: listenerReasons(key)})
+	default:
+		return false
+	}
+	return true
+}
+
+// tlsOption handles the current listener's protocol and TLS options (one line
+// per option); it reports whether key was one of them.
+func (p *confParser) tlsOption(pos Pos, text, key, v string) bool {
+	switch key {
+	case "protocol", "cafile", "capath", "certfile", "keyfile", "crlfile", "tls_version":
+		if !p.need(pos, text, key, v) {
+			return true
+		}
+		set, l := &Setting{Pos: pos, Value: v}, p.cur()
+		switch key {
+		case "protocol":
+			l.Protocol = set
+		case "cafile":
+			l.CAFile = set
+		case "capath":
+			l.CAPath = set
+		case "certfile":
+			l.CertFile = set
+		case "keyfile":
+			l.KeyFile = set
+		case "crlfile":
+			l.CRLFile = set
+		case "tls_version":
+			l.TLSVersion = set
+		}
+	case "require_certificate":
+		p.cur().RequireCertificate = p.boolOpt(pos, text, key, v)
+	case "use_identity_as_username":
+		p.cur().UseIdentity = p.boolOpt(pos, text, key, v)
+	case "use_subject_as_username":
+		p.cur().UseSubject = p.boolOpt(pos, text, key, v)
+	default:
+		return false
+	}
+	return true
+}
+
+// securityOption handles the authentication options of the security group in
+// effect (see security); it reports whether key was one of them.
+func (p *confParser) securityOption(pos Pos, text, key, v string) bool {
+	switch key {
+	case "allow_anonymous":
+		p.security().AllowAnonymous = p.boolOpt(pos, text, key, v)
+	case "password_file":
+		if p.need(pos, text, key, v) {
+			p.security().PasswordFile = &Setting{Pos: pos, Value: v}
+		}
+	case "acl_file":
+		if p.need(pos, text, key, v) {
+			p.security().ACLFile = &Setting{Pos: pos, Value: v}
+		}
+	case "psk_file", "psk_hint", "plugin", "auth_plugin", "plugin_opt", "auth_opt", "allow_zero_length_clientid",
+		"auto_id_prefix":
+		s := p.security()
+		s.Other = append(s.Other, Finding{Pos: pos, Kind: NotCarried, Text: text, Reason: securityReasons(key)})
+	default:
+		return false
+	}
+	return true
 }
 
 // defaultListener returns the listener `port` and `bind_address` configure

@@ -273,76 +273,7 @@ func (t *translator) listeners(c *Conf) chosenACL {
 	seen := map[string]bool{}
 	names := map[string]int{}
 	for _, l := range ls {
-		sec := &c.Security
-		if c.PerListenerSettings {
-			sec = &l.Security
-		}
-		head := fmt.Sprintf("listener %d", l.Port)
-		if l.Host != "" {
-			head += " " + l.Host
-		}
-		if l.Default {
-			head = fmt.Sprintf("port %d", l.Port)
-		}
-		t.res.Findings = append(t.res.Findings, l.Other...)
-		t.res.Findings = append(t.res.Findings, sec.Other...)
-		switch {
-		case l.Socket:
-			t.add(l.Pos, NotCarried, head, "edgegw has no unix socket listener; local services connect to a loopback TCP listener")
-			continue
-		case l.Protocol != nil && l.Protocol.Value != "mqtt":
-			t.add(l.Protocol.Pos, NotCarried, settingText("protocol", l.Protocol), "edgegw listeners speak MQTT over TCP only; this listener was not imported")
-			continue
-		case c.PerListenerSettings && sec.ACLFile != nil && ch.acl != nil && sec.ACLFile.Value != ch.acl.Value:
-			t.add(l.Pos, NotCarried, head, "per_listener_settings: this listener has its own acl_file %s, but edgegw's policies apply to every listener (imported: %s from %s); not imported, so its clients get no rights they did not have", sec.ACLFile.Value, ch.acl.Value, ch.acl.Pos)
-			continue
-		}
-		if c.PerListenerSettings && sec.ACLFile == nil && ch.acl != nil {
-			t.add(l.Pos, Changed, head, "per_listener_settings: this listener had no acl_file (its clients could publish and receive everything); in edgegw the policies from %s apply to its clients too", ch.acl.Value)
-		}
-		el := Listener{From: l.Pos}
-		host := l.Host
-		tls := l.TLS()
-		if host != "" && !strings.EqualFold(host, "localhost") {
-			if _, err := netip.ParseAddr(host); err != nil {
-				if !tls {
-					host = "127.0.0.1" // plaintext goes to loopback anyway, reported below
-				} else {
-					t.add(l.Pos, NotCarried, head, "edgegw binds an IP address (or all interfaces), not the host name %q: add the listener with that host's address", l.Host)
-					continue
-				}
-			}
-		}
-		if tls {
-			lt, ok := t.listenerTLS(l, head, host)
-			if !ok {
-				continue
-			}
-			el.TLS = lt
-		} else {
-			if !isLoopback(host) {
-				t.add(l.Pos, Changed, head, "plaintext on a non-loopback address: edgegw allows plaintext only on loopback; imported on 127.0.0.1 (add TLS with client certificates to serve the LAN)")
-				host = "127.0.0.1"
-			}
-			t.add(l.Pos, Changed, head, "without TLS edgegw knows a client by its client ID (the thing name), not by the user name it sends: a client Mosquitto knew as user NAME must connect with client ID NAME to get that user's rights")
-		}
-		el.Address = net.JoinHostPort(host, strconv.Itoa(l.Port))
-		if seen[el.Address] {
-			t.add(l.Pos, NotCarried, head, "address %s is already used by an imported listener", el.Address)
-			continue
-		}
-		seen[el.Address] = true
-		el.Name = listenerName(names, tls, l.Port)
-		if a := sec.AllowAnonymous; a != nil && a.Value == "true" {
-			ch.anonymous = true
-			t.add(a.Pos, Changed, settingText("allow_anonymous", a), "edgegw has no anonymous clients: every client is a thing (its certificate's CN, or on a loopback listener without TLS its client ID) and gets the policies devices.yaml attaches")
-		}
-		usesIdentity := tls && (l.UseIdentity != nil && l.UseIdentity.Value == "true" || l.UseSubject != nil && l.UseSubject.Value == "true")
-		if pf := sec.PasswordFile; pf != nil && !usesIdentity {
-			el.PasswordFile = t.path(pf.Value)
-		}
-		ch.anyClient = true
-		t.res.Config.Listeners = append(t.res.Config.Listeners, el)
+		t.listener(c, l, &ch, seen, names)
 	}
 	t.passwordFiles(c)
 	if !ch.anyClient {
@@ -350,6 +281,89 @@ func (t *translator) listeners(c *Conf) chosenACL {
 		t.add(Pos{File: t.res.Source}, Changed, "", "no listener could be imported; added the loopback listener \"local\" (127.0.0.1:1883) so the configuration is complete: add a TLS listener for the LAN")
 	}
 	return ch
+}
+
+// listener translates one listener l into t.res.Config.Listeners, or says why
+// it is not imported. seen holds the addresses taken, names the names (see
+// listenerName); ch records anonymous access and that a client can connect.
+func (t *translator) listener(c *Conf, l *ConfListener, ch *chosenACL, seen map[string]bool, names map[string]int) {
+	sec := &c.Security
+	if c.PerListenerSettings {
+		sec = &l.Security
+	}
+	head := fmt.Sprintf("listener %d", l.Port)
+	if l.Host != "" {
+		head += " " + l.Host
+	}
+	if l.Default {
+		head = fmt.Sprintf("port %d", l.Port)
+	}
+	t.res.Findings = append(t.res.Findings, l.Other...)
+	t.res.Findings = append(t.res.Findings, sec.Other...)
+	switch {
+	case l.Socket:
+		t.add(l.Pos, NotCarried, head, "edgegw has no unix socket listener; local services connect to a loopback TCP listener")
+		return
+	case l.Protocol != nil && l.Protocol.Value != "mqtt":
+		t.add(l.Protocol.Pos, NotCarried, settingText("protocol", l.Protocol), "edgegw listeners speak MQTT over TCP only; this listener was not imported")
+		return
+	case c.PerListenerSettings && sec.ACLFile != nil && ch.acl != nil && sec.ACLFile.Value != ch.acl.Value:
+		t.add(l.Pos, NotCarried, head, "per_listener_settings: this listener has its own acl_file %s, but edgegw's policies apply to every listener (imported: %s from %s); not imported, so its clients get no rights they did not have", sec.ACLFile.Value, ch.acl.Value, ch.acl.Pos)
+		return
+	}
+	if c.PerListenerSettings && sec.ACLFile == nil && ch.acl != nil {
+		t.add(l.Pos, Changed, head, "per_listener_settings: this listener had no acl_file (its clients could publish and receive everything); in edgegw the policies from %s apply to its clients too", ch.acl.Value)
+	}
+	tls := l.TLS()
+	host, lt, ok := t.listenerEndpoint(l, head, tls)
+	if !ok {
+		return
+	}
+	el := Listener{From: l.Pos, TLS: lt, Address: net.JoinHostPort(host, strconv.Itoa(l.Port))}
+	if seen[el.Address] {
+		t.add(l.Pos, NotCarried, head, "address %s is already used by an imported listener", el.Address)
+		return
+	}
+	seen[el.Address] = true
+	el.Name = listenerName(names, tls, l.Port)
+	if a := sec.AllowAnonymous; a != nil && a.Value == "true" {
+		ch.anonymous = true
+		t.add(a.Pos, Changed, settingText("allow_anonymous", a), "edgegw has no anonymous clients: every client is a thing (its certificate's CN, or on a loopback listener without TLS its client ID) and gets the policies devices.yaml attaches")
+	}
+	usesIdentity := tls && (l.UseIdentity != nil && l.UseIdentity.Value == "true" || l.UseSubject != nil && l.UseSubject.Value == "true")
+	if pf := sec.PasswordFile; pf != nil && !usesIdentity {
+		el.PasswordFile = t.path(pf.Value)
+	}
+	ch.anyClient = true
+	t.res.Config.Listeners = append(t.res.Config.Listeners, el)
+}
+
+// listenerEndpoint decides the host an imported listener binds and its TLS
+// settings: a host name is not bound (plaintext moves to loopback, TLS is not
+// imported), plaintext off loopback moves to 127.0.0.1. ok is false when the
+// listener is not imported (the finding says why).
+func (t *translator) listenerEndpoint(l *ConfListener, head string, tls bool) (host string, lt *ListenerTLS, ok bool) {
+	host = l.Host
+	if host != "" && !strings.EqualFold(host, "localhost") {
+		if _, err := netip.ParseAddr(host); err != nil {
+			if !tls {
+				host = "127.0.0.1" // plaintext goes to loopback anyway, reported below
+			} else {
+				t.add(l.Pos, NotCarried, head, "edgegw binds an IP address (or all interfaces), not the host name %q: add the listener with that host's address", l.Host)
+				return "", nil, false
+			}
+		}
+	}
+	if tls {
+		lt, ok := t.listenerTLS(l, head, host)
+		return host, lt, ok
+	}
+	if !isLoopback(host) {
+		t.add(l.Pos, Changed, head, "plaintext on a non-loopback address: edgegw allows plaintext only on loopback; imported on 127.0.0.1 (add TLS with client certificates to serve the LAN)")
+		host = "127.0.0.1"
+	}
+	t.add(l.Pos, Changed, head, "without TLS edgegw knows a client by its client ID (the thing name), not by the user name it sends: a client Mosquitto knew as user NAME must connect with client ID NAME to get that user's rights")
+	return host, nil, true
 }
 
 // listenerName names an imported listener by its kind and port (tls-8883,
@@ -487,15 +501,56 @@ func (t *translator) acl(c *Conf, ch chosenACL, readACL ACLReader) {
 		return
 	}
 	t.res.Findings = append(t.res.Findings, errs...)
-	var pats []*rule
-	users := map[string][]*rule{}
-	var order []string
-	firstLine := map[string]Pos{}
+	rs := t.aclRules(a, ch)
+	var notes inexactNotes
+	defer notes.report(t)
+	// Write lines reaching the bridge-state topics Mosquitto allowed in $SYS.
+	sysState := filterLangs(parseLevels("$SYS/broker/connection/+/state", false), subst{})
+	pats := t.keepExact(rs.pats, subst{}, sysState)
+	b := &budget{left: maxWork}
+	if len(pats) > 0 {
+		doc := PolicyDoc{Name: PolicyPatterns}
+		for _, r := range pats {
+			doc.Statements = append(doc.Statements, r.statements()...)
+		}
+		t.res.Policies = append(t.res.Policies, doc)
+		group.Policies = append(group.Policies, PolicyPatterns)
+		(&scope{who: "any client", pats: pats}).check(b, notes.add)
+	}
+	for _, u := range rs.order {
+		urs := t.keepExact(rs.users[u], subst{client: u, user: u}, sysState)
+		if len(urs) == 0 {
+			continue
+		}
+		doc := PolicyDoc{Name: UserPolicy(u)}
+		for _, r := range urs {
+			doc.Statements = append(doc.Statements, r.statements()...)
+		}
+		t.res.Policies = append(t.res.Policies, doc)
+		t.res.Registry.Things = append(t.res.Registry.Things, RegThing{From: rs.firstLine[u], Name: u, Policies: []string{doc.Name}})
+		(&scope{who: "user " + u, sb: subst{client: u, user: u}, user: urs, pats: pats, users: true}).check(b, notes.add)
+	}
+}
+
+// aclRules are an acl_file's lines as rules: the pattern lines, and each user's
+// lines in the order the users first appear.
+type aclRules struct {
+	pats      []*rule
+	users     map[string][]*rule
+	order     []string
+	firstLine map[string]Pos
+}
+
+// aclRules sorts the lines of a into pattern and user rules; lines for
+// anonymous clients or for user names that are not thing names are reported
+// and dropped.
+func (t *translator) aclRules(a *ACL, ch chosenACL) aclRules {
+	rs := aclRules{users: map[string][]*rule{}, firstLine: map[string]Pos{}}
 	for i := range a.Lines {
 		l := &a.Lines[i]
 		switch {
 		case l.Pattern:
-			pats = append(pats, newRule(l))
+			rs.pats = append(rs.pats, newRule(l))
 		case !l.HasUser:
 			why := "applies to anonymous clients only (it comes before any user line); edgegw has no anonymous clients, attach a policy to the things that need it"
 			if !ch.anonymous {
@@ -505,172 +560,66 @@ func (t *translator) acl(c *Conf, ch chosenACL, readACL ACLReader) {
 		case !authz.ValidThingName(l.User):
 			t.add(l.Pos, NotCarried, l.Text, "user name %q is not a valid thing name ([a-zA-Z0-9:_-], at most 128); edgegw cannot attach a policy to it", l.User)
 		default:
-			if _, ok := users[l.User]; !ok {
-				order = append(order, l.User)
-				firstLine[l.User] = l.Pos
+			if _, ok := rs.users[l.User]; !ok {
+				rs.order = append(rs.order, l.User)
+				rs.firstLine[l.User] = l.Pos
 			}
-			users[l.User] = append(users[l.User], newRule(l))
+			rs.users[l.User] = append(rs.users[l.User], newRule(l))
 		}
 	}
-	// One finding per line: the first difference found, and how many more.
-	type note struct {
-		first string
-		seen  map[string]bool
+	return rs
+}
+
+// inexactNotes collects the differences found per acl line, so that each line
+// gets one finding: the first difference, and how many more.
+type inexactNotes struct {
+	first map[*rule]string
+	seen  map[*rule]map[string]bool
+	order []*rule
+}
+
+func (n *inexactNotes) add(r *rule, reason string) {
+	if n.first == nil {
+		n.first, n.seen = map[*rule]string{}, map[*rule]map[string]bool{}
 	}
-	reported := map[*rule]*note{}
-	var reportOrder []*rule
-	inexact := func(r *rule, reason string) {
-		n := reported[r]
-		if n == nil {
-			n = &note{first: reason, seen: map[string]bool{}}
-			reported[r] = n
-			reportOrder = append(reportOrder, r)
-		}
-		n.seen[reason] = true
+	if _, ok := n.first[r]; !ok {
+		n.first[r], n.seen[r] = reason, map[string]bool{}
+		n.order = append(n.order, r)
 	}
-	defer func() {
-		for _, r := range reportOrder {
-			n := reported[r]
-			reason := n.first
-			if more := len(n.seen) - 1; more > 0 {
-				reason += fmt.Sprintf("; and %d more such overlap(s)", more)
-			}
-			t.add(r.line.Pos, Inexact, r.line.Text, "%s", reason)
+	n.seen[r][reason] = true
+}
+
+func (n *inexactNotes) report(t *translator) {
+	for _, r := range n.order {
+		reason := n.first[r]
+		if more := len(n.seen[r]) - 1; more > 0 {
+			reason += fmt.Sprintf("; and %d more such overlap(s)", more)
 		}
-	}()
-	// Lines with no exact form that grant: not imported (edgegw grants less).
-	// Write lines reaching the bridge-state topics Mosquitto allowed in $SYS.
-	sysState := filterLangs(parseLevels("$SYS/broker/connection/+/state", false), subst{})
-	keep := func(rs []*rule, sb subst) []*rule {
-		var out []*rule
-		for _, r := range rs {
-			if r.line.Access != Deny && !r.tr.exact {
-				t.add(r.line.Pos, NotCarried, r.line.Text, "no exact policy form for '+' followed by a literal level and '#' (a policy '*' spans levels): not imported, so edgegw grants less here; split it into lines without that shape")
-				continue
-			}
-			if r.line.Access&Write != 0 && anyIntersect(filterLangs(r.levels, sb), sysState) {
-				t.add(r.line.Pos, NotCarried, r.line.Text, "edgegw reserves $SYS for the broker: Mosquitto let this client publish bridge state on $SYS/broker/connection/<id>/state, edgegw refuses every $SYS publish")
-			}
-			out = append(out, r)
-		}
-		return out
-	}
-	pats = keep(pats, subst{})
-	b := &budget{left: maxWork}
-	if len(pats) > 0 {
-		doc := PolicyDoc{Name: PolicyPatterns}
-		for _, r := range pats {
-			doc.Statements = append(doc.Statements, r.statements()...)
-		}
-		t.res.Policies = append(t.res.Policies, doc)
-		group.Policies = append(group.Policies, PolicyPatterns)
-		(&scope{who: "any client", pats: pats}).check(b, inexact)
-	}
-	for _, u := range order {
-		rs := keep(users[u], subst{client: u, user: u})
-		if len(rs) == 0 {
-			continue
-		}
-		doc := PolicyDoc{Name: UserPolicy(u)}
-		for _, r := range rs {
-			doc.Statements = append(doc.Statements, r.statements()...)
-		}
-		t.res.Policies = append(t.res.Policies, doc)
-		t.res.Registry.Things = append(t.res.Registry.Things, RegThing{From: firstLine[u], Name: u, Policies: []string{doc.Name}})
-		(&scope{who: "user " + u, sb: subst{client: u, user: u}, user: rs, pats: pats, users: true}).check(b, inexact)
+		t.add(r.line.Pos, Inexact, r.line.Text, "%s", reason)
 	}
 }
 
-// bridges translates the connection blocks.
+// keepExact drops the granting rules that have no exact policy form (edgegw
+// grants less than Mosquitto there) and reports write rules that reach the
+// $SYS bridge-state topics (sysState) Mosquitto allowed, which edgegw refuses.
+func (t *translator) keepExact(rs []*rule, sb subst, sysState []lang) []*rule {
+	var out []*rule
+	for _, r := range rs {
+		if r.line.Access != Deny && !r.tr.exact {
+			t.add(r.line.Pos, NotCarried, r.line.Text, "no exact policy form for '+' followed by a literal level and '#' (a policy '*' spans levels): not imported, so edgegw grants less here; split it into lines without that shape")
+			continue
+		}
+		if r.line.Access&Write != 0 && anyIntersect(filterLangs(r.levels, sb), sysState) {
+			t.add(r.line.Pos, NotCarried, r.line.Text, "edgegw reserves $SYS for the broker: Mosquitto let this client publish bridge state on $SYS/broker/connection/<id>/state, edgegw refuses every $SYS publish")
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
 func (t *translator) bridges(c *Conf) {
 	for i, cn := range c.Connections {
-		b := Bridge{From: cn.Pos, Name: cn.Name, Keepalive: 60}
-		t.res.Findings = append(t.res.Findings, cn.Other...)
-		tls := cn.CAFile != nil || cn.CAPath != nil
-		if cn.CAFile != nil {
-			b.CA = t.path(cn.CAFile.Value)
-		} else if cn.CAPath != nil {
-			t.add(cn.CAPath.Pos, Changed, settingText("bridge_capath", cn.CAPath), "edgegw verifies the upstream against one CA bundle file or the system's roots; imported as the system's roots (bridge.tls.ca empty)")
-		}
-		if cn.CertFile != nil {
-			b.Cert = t.path(cn.CertFile.Value)
-		}
-		if cn.KeyFile != nil {
-			b.Key = "file:" + t.path(cn.KeyFile.Value)
-		}
-		if len(cn.Addresses) == 0 {
-			b.Problems = append(b.Problems, "no address")
-		}
-		for _, a := range cn.Addresses {
-			host, port := a.Value, "1883"
-			if h, p, err := net.SplitHostPort(a.Value); err == nil {
-				host, port = h, p
-			}
-			if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
-				b.Problems = append(b.Problems, fmt.Sprintf("address %s: bad port", a.Value))
-				continue
-			}
-			if strings.ContainsAny(host, "/?#@[] ") || host == "" {
-				b.Problems = append(b.Problems, fmt.Sprintf("address %s: bad host", a.Value))
-				continue
-			}
-			scheme := "mqtts"
-			if !tls {
-				scheme = "mqtt"
-				if !isLoopback(host) {
-					b.Problems = append(b.Problems, fmt.Sprintf("address %s: plaintext to a non-loopback host; edgegw connects upstream with TLS only (set bridge.tls and an mqtts:// URL)", a.Value))
-				}
-			}
-			b.Upstreams = append(b.Upstreams, scheme+"://"+net.JoinHostPort(host, port))
-		}
-		if tls && (b.Cert == "" || b.Key == "") {
-			b.Problems = append(b.Problems, "no bridge_certfile/bridge_keyfile: edgegw authenticates to the upstream with the gateway's own certificate; get one from the upstream's CA and set bridge.tls.cert and key")
-		}
-		b.ClientID = cn.Name
-		if cn.RemoteClientID != nil {
-			b.ClientID = cn.RemoteClientID.Value
-		} else {
-			t.add(cn.Pos, Changed, "connection "+cn.Name, "no remote_clientid: Mosquitto used HOSTNAME.%s upstream; imported as client_id %q", cn.Name, cn.Name)
-		}
-		if len(b.ClientID) > 128 || strings.IndexByte(b.ClientID, 0) >= 0 {
-			b.Problems = append(b.Problems, "client ID longer than 128 characters")
-		}
-		if k := cn.Keepalive; k != nil {
-			n, err := strconv.Atoi(k.Value)
-			if err != nil || n < 1 || n > 65535 {
-				t.add(k.Pos, NotCarried, settingText("keepalive_interval", k), "want 1-65535 seconds; edgegw's default (30s) applies")
-				b.Keepalive = 0
-			} else {
-				b.Keepalive = n
-			}
-		}
-		for j, tp := range cn.Topics {
-			text := "topic " + tp.Pattern
-			if tp.Pattern == "" {
-				t.add(tp.Pos, NotCarried, text+`""`, "an empty pattern remaps one topic (%q to %q); edgegw routes map a prefix: write a route with topic set to that topic's last level and the prefixes set to the levels before it", tp.LocalPrefix, tp.RemotePrefix)
-				continue
-			}
-			if msg := checkFilter(tp.Pattern); msg != "" {
-				t.add(tp.Pos, Invalid, text, "%s", msg)
-				continue
-			}
-			if strings.ContainsAny(tp.LocalPrefix+tp.RemotePrefix, "+#") {
-				t.add(tp.Pos, Invalid, text, "a prefix must not contain wildcards")
-				continue
-			}
-			r := Route{From: tp.Pos, Name: fmt.Sprintf("%s-%d", cn.Name, j+1), Topic: tp.Pattern, Direction: tp.Direction,
-				QoS: tp.QoS, LocalPrefix: tp.LocalPrefix, RemotePrefix: tp.RemotePrefix}
-			if tp.QoS == 2 {
-				t.add(tp.Pos, Changed, text, "QoS 2: edgegw sends upstream at QoS 1 (at least once, duplicates marked with edgegw-seq)")
-			}
-			if tp.QoS == 0 && tp.Direction != "in" {
-				t.add(tp.Pos, Note, text, "QoS 0 out: edgegw queues QoS 0 messages durably only with queue_qos0: true on the route")
-			}
-			b.Routes = append(b.Routes, r)
-		}
-		if len(b.Routes) == 0 {
-			b.Problems = append(b.Problems, "no topic line could be imported")
-		}
+		b := t.bridge(cn)
 		switch {
 		case i > 0:
 			t.add(cn.Pos, NotCarried, "connection "+cn.Name, "edgegw has one bridge (one upstream identity); this connection is written commented out in edgegw.yaml")
@@ -679,6 +628,113 @@ func (t *translator) bridges(c *Conf) {
 		}
 		t.res.Config.Bridges = append(t.res.Config.Bridges, b)
 	}
+}
+
+// bridge translates one connection block; what keeps it from working is in
+// b.Problems.
+func (t *translator) bridge(cn *Connection) Bridge {
+	b := Bridge{From: cn.Pos, Name: cn.Name, Keepalive: 60}
+	t.res.Findings = append(t.res.Findings, cn.Other...)
+	tls := cn.CAFile != nil || cn.CAPath != nil
+	if cn.CAFile != nil {
+		b.CA = t.path(cn.CAFile.Value)
+	} else if cn.CAPath != nil {
+		t.add(cn.CAPath.Pos, Changed, settingText("bridge_capath", cn.CAPath), "edgegw verifies the upstream against one CA bundle file or the system's roots; imported as the system's roots (bridge.tls.ca empty)")
+	}
+	if cn.CertFile != nil {
+		b.Cert = t.path(cn.CertFile.Value)
+	}
+	if cn.KeyFile != nil {
+		b.Key = "file:" + t.path(cn.KeyFile.Value)
+	}
+	b.upstreams(cn, tls)
+	if tls && (b.Cert == "" || b.Key == "") {
+		b.Problems = append(b.Problems, "no bridge_certfile/bridge_keyfile: edgegw authenticates to the upstream with the gateway's own certificate; get one from the upstream's CA and set bridge.tls.cert and key")
+	}
+	b.ClientID = cn.Name
+	if cn.RemoteClientID != nil {
+		b.ClientID = cn.RemoteClientID.Value
+	} else {
+		t.add(cn.Pos, Changed, "connection "+cn.Name, "no remote_clientid: Mosquitto used HOSTNAME.%s upstream; imported as client_id %q", cn.Name, cn.Name)
+	}
+	if len(b.ClientID) > 128 || strings.IndexByte(b.ClientID, 0) >= 0 {
+		b.Problems = append(b.Problems, "client ID longer than 128 characters")
+	}
+	if k := cn.Keepalive; k != nil {
+		n, err := strconv.Atoi(k.Value)
+		if err != nil || n < 1 || n > 65535 {
+			t.add(k.Pos, NotCarried, settingText("keepalive_interval", k), "want 1-65535 seconds; edgegw's default (30s) applies")
+			b.Keepalive = 0
+		} else {
+			b.Keepalive = n
+		}
+	}
+	for j, tp := range cn.Topics {
+		if r, ok := t.bridgeRoute(cn.Name, j, tp); ok {
+			b.Routes = append(b.Routes, r)
+		}
+	}
+	if len(b.Routes) == 0 {
+		b.Problems = append(b.Problems, "no topic line could be imported")
+	}
+	return b
+}
+
+// upstreams turns the connection's addresses into upstream URLs (mqtts:// when
+// the bridge has TLS); bad addresses go to b.Problems.
+func (b *Bridge) upstreams(cn *Connection, tls bool) {
+	if len(cn.Addresses) == 0 {
+		b.Problems = append(b.Problems, "no address")
+	}
+	for _, a := range cn.Addresses {
+		host, port := a.Value, "1883"
+		if h, p, err := net.SplitHostPort(a.Value); err == nil {
+			host, port = h, p
+		}
+		if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 {
+			b.Problems = append(b.Problems, fmt.Sprintf("address %s: bad port", a.Value))
+			continue
+		}
+		if strings.ContainsAny(host, "/?#@[] ") || host == "" {
+			b.Problems = append(b.Problems, fmt.Sprintf("address %s: bad host", a.Value))
+			continue
+		}
+		scheme := "mqtts"
+		if !tls {
+			scheme = "mqtt"
+			if !isLoopback(host) {
+				b.Problems = append(b.Problems, fmt.Sprintf("address %s: plaintext to a non-loopback host; edgegw connects upstream with TLS only (set bridge.tls and an mqtts:// URL)", a.Value))
+			}
+		}
+		b.Upstreams = append(b.Upstreams, scheme+"://"+net.JoinHostPort(host, port))
+	}
+}
+
+// bridgeRoute translates the j-th topic line of connection name into a route,
+// or reports why it cannot be one (ok false).
+func (t *translator) bridgeRoute(name string, j int, tp BridgeTopic) (Route, bool) {
+	text := "topic " + tp.Pattern
+	if tp.Pattern == "" {
+		t.add(tp.Pos, NotCarried, text+`""`, "an empty pattern remaps one topic (%q to %q); edgegw routes map a prefix: write a route with topic set to that topic's last level and the prefixes set to the levels before it", tp.LocalPrefix, tp.RemotePrefix)
+		return Route{}, false
+	}
+	if msg := checkFilter(tp.Pattern); msg != "" {
+		t.add(tp.Pos, Invalid, text, "%s", msg)
+		return Route{}, false
+	}
+	if strings.ContainsAny(tp.LocalPrefix+tp.RemotePrefix, "+#") {
+		t.add(tp.Pos, Invalid, text, "a prefix must not contain wildcards")
+		return Route{}, false
+	}
+	r := Route{From: tp.Pos, Name: fmt.Sprintf("%s-%d", name, j+1), Topic: tp.Pattern, Direction: tp.Direction,
+		QoS: tp.QoS, LocalPrefix: tp.LocalPrefix, RemotePrefix: tp.RemotePrefix}
+	if tp.QoS == 2 {
+		t.add(tp.Pos, Changed, text, "QoS 2: edgegw sends upstream at QoS 1 (at least once, duplicates marked with edgegw-seq)")
+	}
+	if tp.QoS == 0 && tp.Direction != "in" {
+		t.add(tp.Pos, Note, text, "QoS 0 out: edgegw queues QoS 0 messages durably only with queue_qos0: true on the route")
+	}
+	return r, true
 }
 
 // Validate checks the policies and registry with edgegw's policy engine,

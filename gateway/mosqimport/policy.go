@@ -162,91 +162,110 @@ func describeFilter(r *rule) string {
 // check finds where the translation of s's rules differs from Mosquitto, and
 // reports it through inexact (once per line and reason).
 func (s *scope) check(b *budget, inexact func(r *rule, reason string)) {
+	ck := &checker{scope: s, b: b, inexact: inexact, langs: map[*rule][]lang{}}
 	rules := s.all()
-	langs := map[*rule][]lang{}
-	fl := func(r *rule) []lang {
-		if l, ok := langs[r]; ok {
-			return l
-		}
-		l := filterLangs(r.levels, s.sb)
-		langs[r] = l
+	for _, r := range rules {
+		ck.checkRule(r, rules)
+	}
+	if s.users {
+		ck.checkPatternDenies()
+	}
+}
+
+// checker holds what one scope's check shares: the budget, where differences
+// are reported, and each rule's topic language, computed once.
+type checker struct {
+	*scope
+	b       *budget
+	inexact func(r *rule, reason string)
+	langs   map[*rule][]lang
+}
+
+// fl is the language of the topics rule r's filter matches.
+func (ck *checker) fl(r *rule) []lang {
+	if l, ok := ck.langs[r]; ok {
 		return l
 	}
-	globLangs := func(gs []globPat) []lang {
-		var out []lang
-		for _, g := range gs {
-			out = append(out, globLang(g, s.sb))
-		}
-		return out
+	l := filterLangs(r.levels, ck.sb)
+	ck.langs[r] = l
+	return l
+}
+
+func (ck *checker) globLangs(gs []globPat) []lang {
+	var out []lang
+	for _, g := range gs {
+		out = append(out, globLang(g, ck.sb))
 	}
-	dollar := []lang{{items: []item{{cls: clsChar, c: '$'}, {cls: clsAll, loop: true}}}}
-	for _, r := range rules {
-		var extra []lang // what the translation denies beyond the line's own intent
-		what := ""
-		switch {
-		case r.line.Access == Deny && !r.tr.exact:
-			inexact(r, "no exact policy form for '+' before a later level and '#': the Deny is widened to "+
-				strings.Join(topicResources(r.tr.globs), ", ")+", which may refuse topics Mosquitto allows")
-			continue
-		case r.line.Access == Deny:
-			extra = globLangs(r.tr.trims)
-			what = "the Deny (a policy '*' also spans levels, '+' does not) also refuses"
-			if r.tr.dollar {
-				extra = append(extra, dollar...)
-			}
-		case !r.tr.exact:
-			continue // reported when translating: not imported
-		default:
-			extra = globLangs(r.tr.trims)
-			what = "the Deny that keeps '+' to one level also refuses"
-			if r.tr.dollar {
-				extra = append(extra, dollar...)
-			}
-		}
-		if len(extra) == 0 {
-			continue
-		}
-		for _, m := range rules {
-			if m == r || m.line.Access == Deny {
-				continue
-			}
-			if s.users && r.line.Pattern && m.line.Pattern {
-				// Checked once for any client (variables as any thing name,
-				// a superset of this user's values).
-				continue
-			}
-			if r.line.Access != Deny && r.line.Access&m.line.Access == 0 {
-				continue
-			}
-			if !b.spend(extra, fl(m)) {
-				inexact(r, "too many or too long ACL lines to compare all of them; treated as not exact")
-				continue
-			}
-			if anyIntersect(extra, fl(m)) {
-				inexact(r, fmt.Sprintf("%s topics that %s grants (for %s)", what, describeFilter(m), s.who))
-			}
-		}
+	return out
+}
+
+var dollarLang = []lang{{items: []item{{cls: clsChar, c: '$'}, {cls: clsAll, loop: true}}}}
+
+// checkRule reports where the translation of r denies topics beyond the line's
+// own intent that another (granting) rule of the scope grants.
+func (ck *checker) checkRule(r *rule, rules []*rule) {
+	var extra []lang // what the translation denies beyond the line's own intent
+	what := ""
+	switch {
+	case r.line.Access == Deny && !r.tr.exact:
+		ck.inexact(r, "no exact policy form for '+' before a later level and '#': the Deny is widened to "+
+			strings.Join(topicResources(r.tr.globs), ", ")+", which may refuse topics Mosquitto allows")
+		return
+	case r.line.Access == Deny:
+		what = "the Deny (a policy '*' also spans levels, '+' does not) also refuses"
+	case !r.tr.exact:
+		return // reported when translating: not imported
+	default:
+		what = "the Deny that keeps '+' to one level also refuses"
 	}
-	if !s.users {
+	extra = ck.globLangs(r.tr.trims)
+	if r.tr.dollar {
+		extra = append(extra, dollarLang...)
+	}
+	if len(extra) == 0 {
 		return
 	}
-	// A pattern deny does not override a user line in Mosquitto (user lines
-	// are checked first); in a policy every Deny wins.
-	for _, d := range s.pats {
+	for _, m := range rules {
+		if m == r || m.line.Access == Deny {
+			continue
+		}
+		if ck.users && r.line.Pattern && m.line.Pattern {
+			// Checked once for any client (variables as any thing name,
+			// a superset of this user's values).
+			continue
+		}
+		if r.line.Access != Deny && r.line.Access&m.line.Access == 0 {
+			continue
+		}
+		if !ck.b.spend(extra, ck.fl(m)) {
+			ck.inexact(r, "too many or too long ACL lines to compare all of them; treated as not exact")
+			continue
+		}
+		if anyIntersect(extra, ck.fl(m)) {
+			ck.inexact(r, fmt.Sprintf("%s topics that %s grants (for %s)", what, describeFilter(m), ck.who))
+		}
+	}
+}
+
+// checkPatternDenies reports pattern denies that overlap a user's granting
+// lines: a pattern deny does not override a user line in Mosquitto (user lines
+// are checked first); in a policy every Deny wins.
+func (ck *checker) checkPatternDenies() {
+	for _, d := range ck.pats {
 		if d.line.Access != Deny {
 			continue
 		}
-		dl := globLangs(d.tr.globs)
-		for _, m := range s.user {
+		dl := ck.globLangs(d.tr.globs)
+		for _, m := range ck.user {
 			if m.line.Access == Deny {
 				continue
 			}
-			if !b.spend(dl, fl(m)) {
-				inexact(d, "too many or too long ACL lines to compare all of them; treated as not exact")
+			if !ck.b.spend(dl, ck.fl(m)) {
+				ck.inexact(d, "too many or too long ACL lines to compare all of them; treated as not exact")
 				continue
 			}
-			if anyIntersect(dl, fl(m)) {
-				inexact(d, fmt.Sprintf("Mosquitto checks user lines before patterns, so %s still grants the topics both match (for %s); in edgegw this Deny wins", describeFilter(m), s.who))
+			if anyIntersect(dl, ck.fl(m)) {
+				ck.inexact(d, fmt.Sprintf("Mosquitto checks user lines before patterns, so %s still grants the topics both match (for %s); in edgegw this Deny wins", describeFilter(m), ck.who))
 			}
 		}
 	}

@@ -78,39 +78,33 @@ func (o *Observer) bridgeQueue(name string) Queue {
 }
 
 // collectBridges exports the per-bridge series.
-func (o *Observer) collectBridges(ch chan<- prometheus.Metric) {
-	gauge := func(d *prometheus.Desc, v float64, lv ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, lv...)
-	}
-	counter := func(d *prometheus.Desc, v float64, lv ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, lv...)
-	}
+func (o *Observer) collectBridges(m sink) {
 	for _, l := range o.bridgeList() {
 		if b := l.Bridge; b != nil {
 			st := b.State()
-			gauge(descBridgeConnected, b2f(st.Connected), l.Name)
-			counter(descBridgeReconnects, float64(st.Reconnects), l.Name)
-			counter(descBridgeSent, float64(st.Sent), l.Name)
-			counter(descBridgeAcked, float64(st.Acked), l.Name)
-			counter(descBridgeResent, float64(st.Resent), l.Name)
-			counter(descBridgeInbound, float64(st.InboundReceived), l.Name, "received")
-			counter(descBridgeInbound, float64(st.InboundDelivered), l.Name, "delivered")
-			counter(descBridgeInbound, float64(st.InboundDropped), l.Name, "dropped")
+			m.gauge(descBridgeConnected, b2f(st.Connected), l.Name)
+			m.counter(descBridgeReconnects, float64(st.Reconnects), l.Name)
+			m.counter(descBridgeSent, float64(st.Sent), l.Name)
+			m.counter(descBridgeAcked, float64(st.Acked), l.Name)
+			m.counter(descBridgeResent, float64(st.Resent), l.Name)
+			m.counter(descBridgeInbound, float64(st.InboundReceived), l.Name, "received")
+			m.counter(descBridgeInbound, float64(st.InboundDelivered), l.Name, "delivered")
+			m.counter(descBridgeInbound, float64(st.InboundDropped), l.Name, "dropped")
 			for _, r := range st.InboundRoutes { // route names are unique across bridges
 				for _, result := range routeInboundResults {
 					n := r.Delivered
 					if result == "dropped" {
 						n = r.Dropped
 					}
-					counter(descRouteInbound, float64(n), r.Route, result)
+					m.counter(descRouteInbound, float64(n), r.Route, result)
 				}
 			}
 		}
 		if q := l.Queue; q != nil {
 			qs := q.Stats()
-			gauge(descBridgeDepth, float64(qs.Depth), l.Name)
+			m.gauge(descBridgeDepth, float64(qs.Depth), l.Name)
 			for _, rs := range qs.Routes {
-				gauge(descRouteBridge, 1, rs.Name, l.Name)
+				m.gauge(descRouteBridge, 1, rs.Name, l.Name)
 			}
 		}
 	}

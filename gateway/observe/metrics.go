@@ -107,87 +107,105 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	o := c.o
-	gauge := func(d *prometheus.Desc, v float64, lv ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, lv...)
-	}
-	counter := func(d *prometheus.Desc, v float64, lv ...string) {
-		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, lv...)
-	}
+	m := sink(ch)
 	bi := clock.GetBuildInfo()
-	gauge(descBuildInfo, 1, bi.Version, bi.Commit, runtime.Version())
-	gauge(descClockSane, b2f(o.clock.Sane()))
-	gauge(descTPM, b2f(o.tpm))
+	m.gauge(descBuildInfo, 1, bi.Version, bi.Commit, runtime.Version())
+	m.gauge(descClockSane, b2f(o.clock.Sane()))
+	m.gauge(descTPM, b2f(o.tpm))
 
 	if o.broker != nil {
-		gauge(descConnections, float64(o.broker.Clients()))
-		m := o.broker.Metrics()
+		m.gauge(descConnections, float64(o.broker.Clients()))
+		bs := o.broker.Metrics()
 		for _, bm := range brokerMetrics {
-			ch <- prometheus.MustNewConstMetric(bm.desc, bm.kind, float64(bm.value(m)), bm.labels...)
+			ch <- prometheus.MustNewConstMetric(bm.desc, bm.kind, float64(bm.value(bs)), bm.labels...)
 		}
 	}
 
 	o.mu.Lock()
 	for _, r := range audit.Causes {
-		counter(descAuthFailures, float64(o.authFail[r]), string(r))
+		m.counter(descAuthFailures, float64(o.authFail[r]), string(r))
 	}
 	rs := o.reloadStateLocked()
-	gauge(descReloadOK, b2f(rs.OK))
-	gauge(descRestartRequired, b2f(len(rs.RestartRequired) > 0))
-	gauge(descReloadTime, float64(o.reloadAt.UnixNano())/1e9)
+	m.gauge(descReloadOK, b2f(rs.OK))
+	m.gauge(descRestartRequired, b2f(len(rs.RestartRequired) > 0))
+	m.gauge(descReloadTime, float64(o.reloadAt.UnixNano())/1e9)
 	o.mu.Unlock()
 
+	o.collectRoutes(m)
+	if o.bridge != nil {
+		o.collectUpstream(m)
+	}
+	o.collectBridges(m)
+	for _, e := range o.certExpiries() {
+		if e.Error == "" {
+			m.gauge(descCertExpiry, float64(e.NotAfter.Unix()), e.Cert)
+		}
+	}
+}
+
+// sink sends constant metrics to a Collect channel.
+type sink chan<- prometheus.Metric
+
+func (s sink) gauge(d *prometheus.Desc, v float64, lv ...string) {
+	s <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, lv...)
+}
+
+func (s sink) counter(d *prometheus.Desc, v float64, lv ...string) {
+	s <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, v, lv...)
+}
+
+// collectRoutes sends the per-route queue metrics of every bridge's queue
+// (route names are unique across bridges) and the queue-full rejections of all.
+func (o *Observer) collectRoutes(m sink) {
 	var rejectedFull uint64
-	for _, l := range o.bridgeList() { // route names are unique across bridges
+	for _, l := range o.bridgeList() {
 		if l.Queue == nil {
 			continue
 		}
 		qs := l.Queue.Stats()
 		rejectedFull += qs.RejectedFull
 		for _, rs := range qs.Routes {
-			counter(descMessagesIn, float64(rs.Enqueued), rs.Name)
-			counter(descMessagesOut, float64(rs.Acked), rs.Name)
-			gauge(descQueueDepth, float64(rs.Depth), rs.Name)
-			gauge(descQueueBytes, float64(rs.Bytes), rs.Name)
-			gauge(descQueueOldest, rs.OldestAge.Seconds(), rs.Name)
-			counter(descDeadLetters, float64(rs.DeadLettered), rs.Name) // lifetime, not the dead letters held
-			for _, reason := range dropReasons {                        // every reason, 0 before the first drop (metrics_ops.go)
+			m.counter(descMessagesIn, float64(rs.Enqueued), rs.Name)
+			m.counter(descMessagesOut, float64(rs.Acked), rs.Name)
+			m.gauge(descQueueDepth, float64(rs.Depth), rs.Name)
+			m.gauge(descQueueBytes, float64(rs.Bytes), rs.Name)
+			m.gauge(descQueueOldest, rs.OldestAge.Seconds(), rs.Name)
+			m.counter(descDeadLetters, float64(rs.DeadLettered), rs.Name) // lifetime, not the dead letters held
+			for _, reason := range dropReasons {                          // every reason, 0 before the first drop (metrics_ops.go)
 				n := rs.Drops[reason]
 				if reason == "rejected" {
 					n = rs.Rejected
 				}
-				counter(descDrops, float64(n), rs.Name, reason)
+				m.counter(descDrops, float64(n), rs.Name, reason)
 			}
 		}
 	}
 	if o.queue != nil {
-		counter(descQueueRejectFull, float64(rejectedFull))
+		m.counter(descQueueRejectFull, float64(rejectedFull))
 	}
-	if o.bridge != nil { // every bridge together; edgegw_bridge_* per bridge (bridges.go)
-		var sum bridge.State
-		sum.Connected = true
-		for _, l := range o.bridgeList() {
-			if l.Bridge == nil {
-				continue
-			}
-			st := l.Bridge.State()
-			sum.Connected = sum.Connected && st.Connected
-			sum.Reconnects += st.Reconnects
-			sum.InboundReceived += st.InboundReceived
-			sum.InboundDelivered += st.InboundDelivered
-			sum.InboundDropped += st.InboundDropped
+}
+
+// collectUpstream sends the upstream metrics of every bridge together;
+// edgegw_bridge_* has them per bridge (bridges.go).
+func (o *Observer) collectUpstream(m sink) {
+	var sum bridge.State
+	sum.Connected = true
+	for _, l := range o.bridgeList() {
+		if l.Bridge == nil {
+			continue
 		}
-		gauge(descUpConnected, b2f(sum.Connected))
-		counter(descUpReconnects, float64(sum.Reconnects))
-		counter(descInbound, float64(sum.InboundReceived), "received")
-		counter(descInbound, float64(sum.InboundDelivered), "delivered")
-		counter(descInbound, float64(sum.InboundDropped), "dropped")
+		st := l.Bridge.State()
+		sum.Connected = sum.Connected && st.Connected
+		sum.Reconnects += st.Reconnects
+		sum.InboundReceived += st.InboundReceived
+		sum.InboundDelivered += st.InboundDelivered
+		sum.InboundDropped += st.InboundDropped
 	}
-	o.collectBridges(ch)
-	for _, e := range o.certExpiries() {
-		if e.Error == "" {
-			gauge(descCertExpiry, float64(e.NotAfter.Unix()), e.Cert)
-		}
-	}
+	m.gauge(descUpConnected, b2f(sum.Connected))
+	m.counter(descUpReconnects, float64(sum.Reconnects))
+	m.counter(descInbound, float64(sum.InboundReceived), "received")
+	m.counter(descInbound, float64(sum.InboundDelivered), "delivered")
+	m.counter(descInbound, float64(sum.InboundDropped), "dropped")
 }
 
 func b2f(b bool) float64 {

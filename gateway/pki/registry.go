@@ -50,58 +50,8 @@ func updateRegistry(name string, data []byte, ups []ThingUpdate) ([]byte, error)
 		return nil, fmt.Errorf("%s:%d: things: must be a list", name, things.Line)
 	}
 	for _, u := range ups {
-		var item *yaml.Node
-		for _, it := range things.Content {
-			if n := mapGet(it, "name"); n != nil && n.Value == u.Name {
-				item = it
-				break
-			}
-		}
-		if item == nil {
-			things.Style = 0 // "things: []" becomes a block list
-			item = &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
-			item.Content = append(item.Content, strNode("name"), strNode(u.Name))
-			things.Content = append(things.Content, item)
-		}
-		if item.Kind != yaml.MappingNode {
-			return nil, fmt.Errorf("%s:%d: things entry for %q must be a mapping", name, item.Line, u.Name)
-		}
-		if u.Type != "" {
-			mapSet(item, "type", strNode(u.Type))
-		}
-		if len(u.Attributes) > 0 {
-			attrs := mapGet(item, "attributes")
-			if attrs == nil || attrs.Kind != yaml.MappingNode {
-				attrs = &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Style: yaml.FlowStyle}
-				mapSet(item, "attributes", attrs)
-			}
-			keys := make([]string, 0, len(u.Attributes))
-			for k := range u.Attributes {
-				keys = append(keys, k)
-			}
-			sort.Strings(keys)
-			for _, k := range keys {
-				v := strNode(u.Attributes[k])
-				v.Style = yaml.DoubleQuotedStyle
-				mapSet(attrs, k, v)
-			}
-		}
-		if len(u.Policies) > 0 {
-			pol := mapGet(item, "policies")
-			if pol == nil || pol.Kind != yaml.SequenceNode {
-				pol = &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Style: yaml.FlowStyle}
-				mapSet(item, "policies", pol)
-			}
-			var have []string
-			for _, p := range pol.Content {
-				have = append(have, p.Value)
-			}
-			for _, p := range u.Policies {
-				if !slices.Contains(have, p) {
-					pol.Content = append(pol.Content, strNode(p))
-					have = append(have, p)
-				}
-			}
+		if err := applyThingUpdate(name, things, u); err != nil {
+			return nil, err
 		}
 	}
 	var buf bytes.Buffer
@@ -114,6 +64,77 @@ func updateRegistry(name string, data []byte, ups []ThingUpdate) ([]byte, error)
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// applyThingUpdate applies u to the things list: the entry named u.Name (added
+// when missing) gets u's type, and u's attributes and policies are merged in.
+func applyThingUpdate(name string, things *yaml.Node, u ThingUpdate) error {
+	var item *yaml.Node
+	for _, it := range things.Content {
+		if n := mapGet(it, "name"); n != nil && n.Value == u.Name {
+			item = it
+			break
+		}
+	}
+	if item == nil {
+		things.Style = 0 // "things: []" becomes a block list
+		item = &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map"}
+		item.Content = append(item.Content, strNode("name"), strNode(u.Name))
+		things.Content = append(things.Content, item)
+	}
+	if item.Kind != yaml.MappingNode {
+		return fmt.Errorf("%s:%d: things entry for %q must be a mapping", name, item.Line, u.Name)
+	}
+	if u.Type != "" {
+		mapSet(item, "type", strNode(u.Type))
+	}
+	if len(u.Attributes) > 0 {
+		setAttributes(item, u.Attributes)
+	}
+	if len(u.Policies) > 0 {
+		addPolicies(item, u.Policies)
+	}
+	return nil
+}
+
+// setAttributes sets each attribute in the thing's attributes mapping (a flow
+// mapping when new), in key order, values double-quoted.
+func setAttributes(item *yaml.Node, attributes map[string]string) {
+	attrs := mapGet(item, "attributes")
+	if attrs == nil || attrs.Kind != yaml.MappingNode {
+		attrs = &yaml.Node{Kind: yaml.MappingNode, Tag: "!!map", Style: yaml.FlowStyle}
+		mapSet(item, "attributes", attrs)
+	}
+	keys := make([]string, 0, len(attributes))
+	for k := range attributes {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		v := strNode(attributes[k])
+		v.Style = yaml.DoubleQuotedStyle
+		mapSet(attrs, k, v)
+	}
+}
+
+// addPolicies appends to the thing's policies list (a flow list when new) each
+// policy it does not have yet.
+func addPolicies(item *yaml.Node, policies []string) {
+	pol := mapGet(item, "policies")
+	if pol == nil || pol.Kind != yaml.SequenceNode {
+		pol = &yaml.Node{Kind: yaml.SequenceNode, Tag: "!!seq", Style: yaml.FlowStyle}
+		mapSet(item, "policies", pol)
+	}
+	var have []string
+	for _, p := range pol.Content {
+		have = append(have, p.Value)
+	}
+	for _, p := range policies {
+		if !slices.Contains(have, p) {
+			pol.Content = append(pol.Content, strNode(p))
+			have = append(have, p)
+		}
+	}
 }
 
 func readRegistry(path string) ([]byte, error) {

@@ -666,37 +666,7 @@ func (s *Syncer) Upstream(ctx context.Context, topic string, payload []byte) (Ac
 		if ours {
 			return s.ack(ctx, st, token, ver)
 		}
-		if st.cfg.Direction&Down == 0 {
-			return Actions{}, nil
-		}
-		if ver <= st.cloudVer {
-			return Actions{Stale: 1}, nil
-		}
-		var next map[string]any
-		if t.Kind == KindAccepted {
-			if ver != st.cloudVer+1 {
-				// A version was missed: the /get answer brings it all.
-				st.dirty = true
-				return s.afterFlight(st), nil
-			}
-			sec, _ := m["state"].(map[string]any)
-			if v, ok := m["state"]; ok && v == nil {
-				sec = map[string]any{"desired": nil, "reported": nil} // "state": null clears both
-			}
-			next = cloneMap(st.cloud)
-			applyPatch(next, s.changeFromPatch(st, sec))
-		} else {
-			cur, _ := m["current"].(map[string]any)
-			state, _ := cur["state"].(map[string]any)
-			next = sectionsOf(state)
-		}
-		if s.inFlight(st) {
-			// The cloud's state does not yet show a change of ours that is on
-			// its way: merge once it has landed (afterFlight asks again).
-			st.dirty = true
-			return Actions{}, nil
-		}
-		return s.applyCloud(ctx, st, next, ver)
+		return s.cloudUpdate(ctx, st, t.Kind, m, ver)
 
 	case t.Op == OpUpdate && t.Kind == KindRejected && ours:
 		return s.rejected(ctx, st, token, m)
@@ -706,40 +676,89 @@ func (s *Syncer) Upstream(ctx context.Context, topic string, payload []byte) (Ac
 		if err != nil {
 			return Actions{}, fmt.Errorf("shadow sync: cloud message on %s: %w", topic, err)
 		}
-		st.waitingGet = false
-		var a Actions
-		if s.inFlight(st) {
-			st.dirty = true
-		} else {
-			// Merged whatever the version: a lower one than the last seen means
-			// the cloud shadow was deleted and created again after 48 hours.
-			state, _ := m["state"].(map[string]any)
-			got, err := s.applyCloud(ctx, st, sectionsOf(state), ver)
-			if err != nil {
-				return got, err
-			}
-			a = got
-		}
-		a.add(s.pendingLocked())
-		return a, nil
+		return s.getAccepted(ctx, st, m, ver)
 
 	case t.Op == OpGet && t.Kind == KindRejected && st.waitingGet && token == st.getToken:
-		st.waitingGet = false
-		var a Actions
-		if code, _ := m["code"].(json.Number); code == "404" && !s.inFlight(st) {
-			// The cloud has no shadow (never created, or deleted there): the
-			// local state goes up whole and creates it.
-			st.cloud = map[string]any{}
-			got, err := s.applyCloud(ctx, st, map[string]any{}, st.cloudVer)
-			if err != nil {
-				return got, err
-			}
-			a = got
-		}
-		a.add(s.pendingLocked())
-		return a, nil
+		return s.getRejected(ctx, st, m)
 	}
 	return Actions{}, nil
+}
+
+// cloudUpdate merges a change made by someone else in the cloud (update/accepted,
+// or update/documents) at version ver, unless it is stale, a version was missed
+// (then the state is asked for again), or a change of ours is in flight.
+func (s *Syncer) cloudUpdate(ctx context.Context, st *syncState, kind Kind, m map[string]any, ver int64) (Actions, error) {
+	if st.cfg.Direction&Down == 0 {
+		return Actions{}, nil
+	}
+	if ver <= st.cloudVer {
+		return Actions{Stale: 1}, nil
+	}
+	var next map[string]any
+	if kind == KindAccepted {
+		if ver != st.cloudVer+1 {
+			// A version was missed: the /get answer brings it all.
+			st.dirty = true
+			return s.afterFlight(st), nil
+		}
+		sec, _ := m["state"].(map[string]any)
+		if v, ok := m["state"]; ok && v == nil {
+			sec = map[string]any{"desired": nil, "reported": nil} // "state": null clears both
+		}
+		next = cloneMap(st.cloud)
+		applyPatch(next, s.changeFromPatch(st, sec))
+	} else {
+		cur, _ := m["current"].(map[string]any)
+		state, _ := cur["state"].(map[string]any)
+		next = sectionsOf(state)
+	}
+	if s.inFlight(st) {
+		// The cloud's state does not yet show a change of ours that is on
+		// its way: merge once it has landed (afterFlight asks again).
+		st.dirty = true
+		return Actions{}, nil
+	}
+	return s.applyCloud(ctx, st, next, ver)
+}
+
+// getAccepted merges the cloud's answer to our /get (version ver), or marks the
+// shadow dirty when a change of ours is in flight.
+func (s *Syncer) getAccepted(ctx context.Context, st *syncState, m map[string]any, ver int64) (Actions, error) {
+	st.waitingGet = false
+	var a Actions
+	if s.inFlight(st) {
+		st.dirty = true
+	} else {
+		// Merged whatever the version: a lower one than the last seen means
+		// the cloud shadow was deleted and created again after 48 hours.
+		state, _ := m["state"].(map[string]any)
+		got, err := s.applyCloud(ctx, st, sectionsOf(state), ver)
+		if err != nil {
+			return got, err
+		}
+		a = got
+	}
+	a.add(s.pendingLocked())
+	return a, nil
+}
+
+// getRejected handles a refused /get: a 404 means the cloud has no shadow, so
+// the local state goes up whole.
+func (s *Syncer) getRejected(ctx context.Context, st *syncState, m map[string]any) (Actions, error) {
+	st.waitingGet = false
+	var a Actions
+	if code, _ := m["code"].(json.Number); code == "404" && !s.inFlight(st) {
+		// The cloud has no shadow (never created, or deleted there): the
+		// local state goes up whole and creates it.
+		st.cloud = map[string]any{}
+		got, err := s.applyCloud(ctx, st, map[string]any{}, st.cloudVer)
+		if err != nil {
+			return got, err
+		}
+		a = got
+	}
+	a.add(s.pendingLocked())
+	return a, nil
 }
 
 func cloudVersion(m map[string]any, k Kind) (int64, error) {

@@ -1,4 +1,4 @@
-package main
+package queuecmd
 
 import (
 	"crypto/rand"
@@ -25,12 +25,12 @@ func TestQueueSmoke(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := filepath.Join(t.TempDir(), "queue") // missing: created
-			code, out, errOut := edgegw(t, append([]string{"--log-level", "warn", "queue", "smoke", "--dir", dir, "-n", "300"}, tc.args...)...)
+			code, out, errOut := run(t, append([]string{"--log-level", "warn", "queue", "smoke", "--dir", dir, "-n", "300"}, tc.args...)...)
 			if code != 0 || !strings.Contains(out, tc.want) || strings.Count(out, "\n") != 1 {
 				t.Fatalf("got exit %d, stdout %q, stderr %q; want exit 0 and one line containing %q", code, out, errOut, tc.want)
 			}
 			// The directory now holds a (drained) queue: a second run refuses it.
-			code, _, errOut = edgegw(t, "queue", "smoke", "--dir", dir, "-n", "1")
+			code, _, errOut = run(t, "queue", "smoke", "--dir", dir, "-n", "1")
 			if code != 1 || !strings.Contains(errOut, "is not empty") {
 				t.Errorf("second run on %s: exit %d, stderr %q; want exit 1, \"is not empty\"", dir, code, errOut)
 			}
@@ -48,14 +48,14 @@ func TestQueueSmokeUsage(t *testing.T) {
 		{"zero messages", []string{"queue", "smoke", "--dir", t.TempDir(), "-n", "0"}, "-n 0: want at least 1"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			code, _, errOut := edgegw(t, tc.args...)
+			code, _, errOut := run(t, tc.args...)
 			if code != 2 || !strings.Contains(errOut, tc.want) {
 				t.Errorf("got exit %d, stderr %q; want exit 2 and %q", code, errOut, tc.want)
 			}
 		})
 	}
 	// Hidden: not in the help of `edgegw queue`.
-	if _, out, _ := edgegw(t, "queue", "--help"); strings.Contains(out, "smoke") {
+	if _, out, _ := run(t, "queue", "--help"); strings.Contains(out, "smoke") {
 		t.Errorf("edgegw queue --help lists the hidden smoke command:\n%s", out)
 	}
 }

@@ -1,4 +1,4 @@
-package main
+package queuecmd
 
 import (
 	"errors"
@@ -32,10 +32,10 @@ payload, then reopens it and checks that it is empty. Prints one summary line; e
 		Args:   cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if f.dir == "" {
-				return &exitError{code: 2, err: errors.New("queue smoke: --dir is required (a missing or empty directory)")}
+				return &ExitError{Code: 2, Err: errors.New("queue smoke: --dir is required (a missing or empty directory)")}
 			}
 			if n < 1 {
-				return &exitError{code: 2, err: fmt.Errorf("queue smoke: -n %d: want at least 1", n)}
+				return &ExitError{Code: 2, Err: fmt.Errorf("queue smoke: -n %d: want at least 1", n)}
 			}
 			return a.queueSmoke(f, n)
 		},
@@ -48,26 +48,26 @@ payload, then reopens it and checks that it is empty. Prints one summary line; e
 // messages and prints one summary line.
 func (a *app) queueSmoke(f *queueFlags, n int) error {
 	fail := func(format string, args ...any) error {
-		return &exitError{code: 1, err: fmt.Errorf("queue smoke: "+format, args...)}
+		return &ExitError{Code: 1, Err: fmt.Errorf("queue smoke: "+format, args...)}
 	}
 	opts := store.Options{Dir: f.dir}
 	if f.key != "" {
 		cfg := &config.Config{Store: config.StoreConfig{Dir: f.dir, EncryptionKey: f.key}}
 		var err error
-		if opts, err = gateway.StoreOptionsFromConfig(a.ctx, cfg); err != nil {
+		if opts, err = gateway.StoreOptionsFromConfig(a.Context(), cfg); err != nil {
 			return fail("%v", err)
 		}
 	}
-	log, err := a.logger(nil)
+	log, err := a.Logger(nil)
 	if err != nil {
 		return err
 	}
 	opts.Logger = log
 	start := time.Now()
-	if err := selftest.Run(a.ctx, opts, n, selftest.DefaultWriters); err != nil {
+	if err := selftest.Run(a.Context(), opts, n, selftest.DefaultWriters); err != nil {
 		return fail("%v", err)
 	}
-	fmt.Fprintf(a.stdout, "queue smoke: ok: %d messages enqueued, reopened, drained in order and acked, empty after reopen (%s/%s, encrypted %v, %s)\n",
+	fmt.Fprintf(a.Stdout(), "queue smoke: ok: %d messages enqueued, reopened, drained in order and acked, empty after reopen (%s/%s, encrypted %v, %s)\n",
 		n, runtime.GOOS, runtime.GOARCH, opts.EncryptionKey != nil, time.Since(start).Round(time.Millisecond))
 	return nil
 }

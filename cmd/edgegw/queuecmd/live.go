@@ -1,4 +1,4 @@
-package main
+package queuecmd
 
 // The queue commands while the daemon runs: the daemon holds the queue's
 // lock, so peek, export, purge and replay go through its admin socket
@@ -7,6 +7,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"net/url"
 	"strconv"
 	"text/tabwriter"
@@ -23,8 +24,8 @@ import (
 // liveSocket is the admin socket to ask when openQueue failed because the
 // daemon holds the queue ("" otherwise: the error stands).
 func liveSocket(err error, cfg *config.Config) string {
-	var ee *exitError
-	if err != nil && errors.As(err, &ee) && ee.err != nil && ee.err.Error() == errDaemonRunning && cfg != nil {
+	var ee *ExitError
+	if err != nil && errors.As(err, &ee) && ee.Err != nil && ee.Err.Error() == errDaemonRunning && cfg != nil {
 		return cfg.Admin.Socket
 	}
 	return ""
@@ -32,9 +33,9 @@ func liveSocket(err error, cfg *config.Config) string {
 
 func (a *app) liveError(sock string, err error) error {
 	if errors.Is(err, observe.ErrNotRunning) {
-		return &exitError{code: 1, err: fmt.Errorf("the queue is locked but no daemon answers at %s: %w", sock, err)}
+		return &ExitError{Code: 1, Err: fmt.Errorf("the queue is locked but no daemon answers at %s: %w", sock, err)}
 	}
-	return adminError(sock, err)
+	return a.AdminError(sock, err)
 }
 
 func queueQuery(f *queueFlags, dead bool) url.Values {
@@ -56,13 +57,13 @@ func (a *app) queuePeekLive(f *queueFlags, sock string) error {
 	v := queueQuery(f, f.dead)
 	v.Set("n", strconv.Itoa(f.n))
 	var p observe.QueuePeek
-	if err := observe.AdminGet(a.ctx, sock, "/queue/peek?"+v.Encode(), &p); err != nil {
+	if err := observe.AdminGet(a.Context(), sock, "/queue/peek?"+v.Encode(), &p); err != nil {
 		return a.liveError(sock, err)
 	}
 	if f.asJSON {
-		return writeJSONOut(a.stdout, p)
+		return a.WriteJSON(a.Stdout(), p)
 	}
-	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+	tw := tabwriter.NewWriter(a.Stdout(), 0, 4, 2, ' ', 0)
 	if f.dead {
 		fmt.Fprintln(tw, "SEQ\tROUTE\tTOPIC\tDEVICE\tBYTES\tREASON")
 		for _, m := range p.Messages {
@@ -86,7 +87,7 @@ func (a *app) queuePeekLive(f *queueFlags, sock string) error {
 }
 
 func (a *app) queueExportLive(f *queueFlags, sock string) error {
-	if err := observe.AdminCopy(a.ctx, sock, "/queue/export?"+queueQuery(f, f.dead).Encode(), a.stdout); err != nil {
+	if err := observe.AdminCopy(a.Context(), sock, "/queue/export?"+queueQuery(f, f.dead).Encode(), a.Stdout()); err != nil {
 		return a.liveError(sock, err)
 	}
 	return nil
@@ -98,17 +99,17 @@ func (a *app) queuePurgeLive(f *queueFlags, older time.Duration, sock string) er
 		v.Set("older_than_seconds", strconv.FormatInt(int64(older/time.Second), 10))
 	}
 	var res observe.QueueOpResult
-	if err := observe.AdminPost(a.ctx, sock, "/queue/purge?"+v.Encode(), &res); err != nil {
+	if err := observe.AdminPost(a.Context(), sock, "/queue/purge?"+v.Encode(), &res); err != nil {
 		return a.liveError(sock, err)
 	}
 	if f.asJSON {
-		return writeJSONOut(a.stdout, res)
+		return a.WriteJSON(a.Stdout(), res)
 	}
 	what := "messages"
 	if f.dead {
 		what = "dead letters"
 	}
-	fmt.Fprintf(a.stdout, "purged %d %s from route %s (daemon running)\n", res.Count, what, f.route)
+	fmt.Fprintf(a.Stdout(), "purged %d %s from route %s (daemon running)\n", res.Count, what, f.route)
 	return nil
 }
 
@@ -156,61 +157,71 @@ locked but the daemon does not answer.`,
   edgegw queue replay --newer-than 2h
   edgegw queue replay --older-than 2026-12-01T08:00:00Z -o json`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			isJSON, err := jsonOutput(f.output, f.asJSON)
-			if err != nil {
-				return err
-			}
-			f.asJSON = isJSON
-			df := store.DeadFilter{Route: f.route, Reason: reason}
-			if df.OlderThan, df.Until, err = ageOrTime("--older-than", f.olderThan); err != nil {
-				return err
-			}
-			if df.NewerThan, df.Since, err = ageOrTime("--newer-than", newerThan); err != nil {
-				return err
-			}
-			q, cfg, err := a.openQueue(f)
-			var res observe.QueueOpResult
-			live := false
-			if sock := liveSocket(err, cfg); sock != "" {
-				v := observe.ReplayQuery(df)
-				if f.bridge != "" {
-					v.Set("bridge", f.bridge)
-				}
-				if err := observe.AdminPost(a.ctx, sock, "/queue/replay?"+v.Encode(), &res); err != nil {
-					return a.liveError(sock, err)
-				}
-				live = true
-			} else if err != nil {
-				return err
-			} else if res, err = a.replayOffline(q, cfg, df); err != nil {
-				return err
-			}
-			if f.asJSON {
-				return writeJSONOut(a.stdout, res)
-			}
-			fmt.Fprintf(a.stdout, "replayed %d dead letters (filter: %s)\n", res.Count, res.Filter)
-			for _, r := range res.Routes {
-				fmt.Fprintf(a.stdout, "  %s: %d\n", r.Route, r.Count)
-			}
-			if res.Kept > 0 {
-				fmt.Fprintf(a.stdout, "kept %d dead letters\n", res.Kept)
-				for _, s := range res.Skipped {
-					fmt.Fprintf(a.stdout, "  %s: %s\n", s.Route, s.Reason)
-				}
-			}
-			if !live && res.Count > 0 {
-				fmt.Fprintln(a.stdout, "the daemon is stopped: it sends them when it starts")
-			}
-			return nil
-		},
+		RunE: func(cmd *cobra.Command, _ []string) error { return a.queueReplay(f, reason, newerThan) },
 	}
 	cmd.Flags().StringVar(&f.route, "route", "", "route name (default: every route with dead letters)")
 	cmd.Flags().StringVar(&reason, "reason", "", "only dead letters whose reason contains this (e.g. 0x87; as queue peek --dead shows it)")
 	cmd.Flags().StringVar(&f.olderThan, "older-than", "", "only dead letters moved more than this ago (36h, 7d) or before this RFC 3339 time")
 	cmd.Flags().StringVar(&newerThan, "newer-than", "", "only dead letters moved less than this ago (2h) or at or after this RFC 3339 time")
-	outputFlags(cmd, &f.output, &f.asJSON)
+	a.OutputFlags(cmd, &f.output, &f.asJSON)
 	return cmd
+}
+
+// queueReplay runs `edgegw queue replay`: through the running daemon's admin
+// socket when the queue is locked by it, on the queue directly otherwise.
+func (a *app) queueReplay(f *queueFlags, reason, newerThan string) error {
+	isJSON, err := a.JSONOutput(f.output, f.asJSON)
+	if err != nil {
+		return err
+	}
+	f.asJSON = isJSON
+	df := store.DeadFilter{Route: f.route, Reason: reason}
+	if df.OlderThan, df.Until, err = ageOrTime("--older-than", f.olderThan); err != nil {
+		return err
+	}
+	if df.NewerThan, df.Since, err = ageOrTime("--newer-than", newerThan); err != nil {
+		return err
+	}
+	q, cfg, err := a.openQueue(f)
+	var res observe.QueueOpResult
+	live := false
+	if sock := liveSocket(err, cfg); sock != "" {
+		v := observe.ReplayQuery(df)
+		if f.bridge != "" {
+			v.Set("bridge", f.bridge)
+		}
+		if err := observe.AdminPost(a.Context(), sock, "/queue/replay?"+v.Encode(), &res); err != nil {
+			return a.liveError(sock, err)
+		}
+		live = true
+	} else if err != nil {
+		return err
+	} else if res, err = a.replayOffline(q, cfg, df); err != nil {
+		return err
+	}
+	if f.asJSON {
+		return a.WriteJSON(a.Stdout(), res)
+	}
+	printReplay(a.Stdout(), res, live)
+	return nil
+}
+
+// printReplay prints a replay's result: the count per route, what was kept and
+// why, and, when the daemon is stopped (not live), when the messages go out.
+func printReplay(w io.Writer, res observe.QueueOpResult, live bool) {
+	fmt.Fprintf(w, "replayed %d dead letters (filter: %s)\n", res.Count, res.Filter)
+	for _, r := range res.Routes {
+		fmt.Fprintf(w, "  %s: %d\n", r.Route, r.Count)
+	}
+	if res.Kept > 0 {
+		fmt.Fprintf(w, "kept %d dead letters\n", res.Kept)
+		for _, s := range res.Skipped {
+			fmt.Fprintf(w, "  %s: %s\n", s.Route, s.Reason)
+		}
+	}
+	if !live && res.Count > 0 {
+		fmt.Fprintln(w, "the daemon is stopped: it sends them when it starts")
+	}
 }
 
 // ageOrTime reads a replay age flag: a duration (36h, 7d) or a time
@@ -236,7 +247,7 @@ func ageOrTime(flag, s string) (time.Duration, time.Time, error) {
 // replayOffline is the replay on the stopped daemon's queue (q, closed
 // here), audited in the config's audit file (the log without one).
 func (a *app) replayOffline(q *store.Queue, cfg *config.Config, f store.DeadFilter) (observe.QueueOpResult, error) {
-	log, err := a.logger(cfg)
+	log, err := a.Logger(cfg)
 	if err != nil {
 		q.Close()
 		return observe.QueueOpResult{}, err
@@ -248,9 +259,9 @@ func (a *app) replayOffline(q *store.Queue, cfg *config.Config, f store.DeadFilt
 	aud, err := audit.New(ao)
 	if err != nil {
 		q.Close()
-		return observe.QueueOpResult{}, &exitError{code: 1, err: fmt.Errorf("opening the audit log (a replay is audited): %w", err)}
+		return observe.QueueOpResult{}, &ExitError{Code: 1, Err: fmt.Errorf("opening the audit log (a replay is audited): %w", err)}
 	}
-	res, err := observe.Replay(a.ctx, q, f, aud.Record)
+	res, err := observe.Replay(a.Context(), q, f, aud.Record)
 	if cerr := q.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("closing the queue after the replay: %w", cerr)
 	}
@@ -258,7 +269,7 @@ func (a *app) replayOffline(q *store.Queue, cfg *config.Config, f store.DeadFilt
 		err = fmt.Errorf("closing the audit log: %w", cerr)
 	}
 	if err != nil {
-		return res, &exitError{code: 1, err: err}
+		return res, &ExitError{Code: 1, Err: err}
 	}
 	return res, nil
 }
@@ -270,7 +281,7 @@ func (a *app) queuePeekJSON(q *store.Queue, f *queueFlags) error {
 	if f.dead {
 		dls, err := q.DeadLetters(f.route, f.n)
 		if err != nil {
-			return &exitError{code: 1, err: err}
+			return &ExitError{Code: 1, Err: err}
 		}
 		for _, d := range dls {
 			m := observe.QueueMessageOf(&d.Message)
@@ -280,11 +291,11 @@ func (a *app) queuePeekJSON(q *store.Queue, f *queueFlags) error {
 	} else {
 		ms, err := q.Peek(f.route, f.n)
 		if err != nil {
-			return &exitError{code: 1, err: err}
+			return &ExitError{Code: 1, Err: err}
 		}
 		for i := range ms {
 			p.Messages = append(p.Messages, observe.QueueMessageOf(&ms[i]))
 		}
 	}
-	return writeJSONOut(a.stdout, p)
+	return a.WriteJSON(a.Stdout(), p)
 }
