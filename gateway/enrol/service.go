@@ -345,43 +345,17 @@ func (s *Service) registerThing(ctx context.Context, r Request, name string) ([]
 	if t == nil {
 		return nil, reject(404, CodeNotFound, "no provisioning template %q on this gateway", name)
 	}
-	ti := slices.IndexFunc(s.st.Tokens, func(k tokenRec) bool { return k.Hash == tokenHash(req.CertificateOwnershipToken) })
-	if ti < 0 {
-		return nil, reject(400, CodeInvalidToken, "the certificateOwnershipToken is unknown or was used already; call CreateCertificateFromCsr again")
-	}
-	tok := s.st.Tokens[ti]
-	switch {
-	case !now.Before(tok.Expires):
-		return nil, reject(400, CodeInvalidToken, "the certificateOwnershipToken expired at %s; call CreateCertificateFromCsr again", tok.Expires.UTC().Format(time.RFC3339))
-	case !strings.EqualFold(tok.CallerSerial, r.Caller.Serial) || tok.ClientID != r.Caller.ClientID:
-		return nil, reject(400, CodeInvalidToken, "the certificateOwnershipToken belongs to another connection: call RegisterThing on the connection that called CreateCertificateFromCsr")
+	ti, tok, err := s.ownToken(r.Caller, req.CertificateOwnershipToken, now)
+	if err != nil {
+		return nil, err
 	}
 	params, err := t.parameters(req.Parameters, tok)
 	if err != nil {
 		return nil, err
 	}
 	if h := t.PreProvisioningHook; h != nil {
-		in := HookInput{ClaimCertificateID: r.Caller.Serial, CertificateID: tok.CertificateID, CertificatePem: tok.CertPEM,
-			TemplateArn: templateArn(t.Name), ClientID: r.Caller.ClientID, Parameters: maps.Clone(req.Parameters)}
-		if r.Caller.Cert != nil {
-			in.ClaimCertificateID = certificateID(r.Caller.Cert.Raw)
-		}
-		if in.Parameters == nil {
-			in.Parameters = map[string]string{}
-		}
-		over, err := runHook(ctx, h, in)
-		if err != nil {
+		if params, err = t.hookParameters(ctx, h, r.Caller, req.Parameters, tok); err != nil {
 			return nil, err
-		}
-		merged := maps.Clone(req.Parameters)
-		if merged == nil {
-			merged = map[string]string{}
-		}
-		for k, v := range over {
-			merged[k] = v
-		}
-		if params, err = t.parameters(merged, tok); err != nil {
-			return nil, fmt.Errorf("%w (after the pre-provisioning hook's parameterOverrides)", err)
 		}
 	}
 	thing := expand(t.ThingName, params)
@@ -392,18 +366,8 @@ func (s *Service) registerThing(ctx context.Context, r Request, name string) ([]
 		return nil, reject(400, CodeInvalidParameters, "template %q gives the thing name %q but the certificate's CN is %q: send the parameters the CSR was made for", t.Name, thing, tok.Thing)
 	}
 	if !tok.Renewal {
-		attrs := map[string]string{}
-		for k, v := range t.Attributes {
-			attrs[k] = expand(v, params)
-		}
-		_, err := pki.Activate(ctx, s.o.PKI, tok.Serial, pki.ThingUpdate{Name: thing, Type: t.ThingType, Attributes: attrs, Policies: t.Policies})
-		switch {
-		case errors.Is(err, pki.ErrThingActive):
-			return nil, reject(409, CodeConflict, "thing %q already has an active certificate: revoke it before enrolling the thing again", thing)
-		case errors.Is(err, pki.ErrNotPending) || errors.Is(err, pki.ErrNotFound):
-			return nil, reject(400, CodeInvalidToken, "the certificate of this token is no longer pending (revoked?): call CreateCertificateFromCsr again")
-		case err != nil:
-			return nil, fmt.Errorf("activating %s for %q: %w", tok.Serial, thing, err)
+		if err := s.activate(ctx, t, tok, thing, params); err != nil {
+			return nil, err
 		}
 	}
 	next := s.st
@@ -419,6 +383,70 @@ func (s *Service) registerThing(ctx context.Context, r Request, name string) ([]
 		cfg = map[string]string{}
 	}
 	return marshal(RegisterThingResponse{DeviceConfiguration: cfg, ThingName: thing}), nil
+}
+
+// ownToken finds the open token whose hash is token's and checks that it is the caller's and
+// not expired at now. It returns its index in s.st.Tokens. s.mu is held.
+func (s *Service) ownToken(c Caller, token string, now time.Time) (int, tokenRec, error) {
+	h := tokenHash(token)
+	ti := slices.IndexFunc(s.st.Tokens, func(k tokenRec) bool { return k.Hash == h })
+	if ti < 0 {
+		return 0, tokenRec{}, reject(400, CodeInvalidToken, "the certificateOwnershipToken is unknown or was used already; call CreateCertificateFromCsr again")
+	}
+	tok := s.st.Tokens[ti]
+	switch {
+	case !now.Before(tok.Expires):
+		return 0, tok, reject(400, CodeInvalidToken, "the certificateOwnershipToken expired at %s; call CreateCertificateFromCsr again", tok.Expires.UTC().Format(time.RFC3339))
+	case !strings.EqualFold(tok.CallerSerial, c.Serial) || tok.ClientID != c.ClientID:
+		return 0, tok, reject(400, CodeInvalidToken, "the certificateOwnershipToken belongs to another connection: call RegisterThing on the connection that called CreateCertificateFromCsr")
+	}
+	return ti, tok, nil
+}
+
+// hookParameters runs the template's pre-provisioning hook with the request's parameters and
+// returns the parameters checked again after its parameterOverrides.
+func (t *Template) hookParameters(ctx context.Context, h *Hook, c Caller, reqParams map[string]string, tok tokenRec) (map[string]string, error) {
+	in := HookInput{ClaimCertificateID: c.Serial, CertificateID: tok.CertificateID, CertificatePem: tok.CertPEM,
+		TemplateArn: templateArn(t.Name), ClientID: c.ClientID, Parameters: maps.Clone(reqParams)}
+	if c.Cert != nil {
+		in.ClaimCertificateID = certificateID(c.Cert.Raw)
+	}
+	if in.Parameters == nil {
+		in.Parameters = map[string]string{}
+	}
+	over, err := runHook(ctx, h, in)
+	if err != nil {
+		return nil, err
+	}
+	merged := maps.Clone(reqParams)
+	if merged == nil {
+		merged = map[string]string{}
+	}
+	maps.Copy(merged, over)
+	params, err := t.parameters(merged, tok)
+	if err != nil {
+		return nil, fmt.Errorf("%w (after the pre-provisioning hook's parameterOverrides)", err)
+	}
+	return params, nil
+}
+
+// activate makes the pending certificate of a claim's token active for thing, with the
+// template's type, attributes and policies in the registry.
+func (s *Service) activate(ctx context.Context, t *Template, tok tokenRec, thing string, params map[string]string) error {
+	attrs := map[string]string{}
+	for k, v := range t.Attributes {
+		attrs[k] = expand(v, params)
+	}
+	_, err := pki.Activate(ctx, s.o.PKI, tok.Serial, pki.ThingUpdate{Name: thing, Type: t.ThingType, Attributes: attrs, Policies: t.Policies})
+	switch {
+	case errors.Is(err, pki.ErrThingActive):
+		return reject(409, CodeConflict, "thing %q already has an active certificate: revoke it before enrolling the thing again", thing)
+	case errors.Is(err, pki.ErrNotPending) || errors.Is(err, pki.ErrNotFound):
+		return reject(400, CodeInvalidToken, "the certificate of this token is no longer pending (revoked?): call CreateCertificateFromCsr again")
+	case err != nil:
+		return fmt.Errorf("activating %s for %q: %w", tok.Serial, thing, err)
+	}
+	return nil
 }
 
 // parameters checks a RegisterThing request's parameters against the template: only declared
@@ -549,43 +577,9 @@ func (s *Service) Sweep(ctx context.Context, now time.Time) (*SweepResult, error
 			res.Abandoned = append(res.Abandoned, t.Serial)
 		}
 	}
-	groups := map[string][]renewal{} // by old serial, in order
-	var olds []string
-	for _, r := range s.st.Renewals {
-		if groups[r.Old] == nil {
-			olds = append(olds, r.Old)
-		}
-		groups[r.Old] = append(groups[r.Old], r)
-	}
-	for _, old := range olds {
-		g := groups[old]
-		connected := slices.ContainsFunc(g, func(r renewal) bool { return r.Connected })
-		expired := slices.ContainsFunc(g, func(r renewal) bool { return !now.Before(r.Deadline) })
-		switch {
-		case connected:
-			res.Superseded = append(res.Superseded, old)
-			for _, r := range g {
-				if !r.Connected {
-					res.Unused = append(res.Unused, r.New)
-				}
-			}
-		case expired:
-			res.Superseded = append(res.Superseded, old)
-		default:
-			next.Renewals = append(next.Renewals, g...)
-		}
-	}
-	if len(res.Abandoned) > 0 {
-		// Pending only: RevokeSerials skips one that was activated (tokens are deleted on
-		// activation, so this is a certificate nobody registered).
-		if _, err := pki.RevokeSerials(ctx, s.o.PKI, res.Abandoned, "cessationOfOperation"); err != nil && !errors.Is(err, pki.ErrAlreadyRevoked) {
-			return nil, fmt.Errorf("revoking abandoned enrolment certificates: %w", err)
-		}
-	}
-	if len(res.Superseded) > 0 {
-		if err := s.revoke(ctx, append(slices.Clone(res.Superseded), res.Unused...)); err != nil {
-			return nil, fmt.Errorf("revoking renewed certificates: %w", err)
-		}
+	next.Renewals = dueRenewals(s.st.Renewals, now, res)
+	if err := s.revokeDue(ctx, res); err != nil {
+		return nil, err
 	}
 	if res.ExpiredTokens > 0 || len(res.Superseded) > 0 {
 		if err := next.save(s.statePath); err != nil {
@@ -609,4 +603,57 @@ func (s *Service) Sweep(ctx context.Context, now time.Time) (*SweepResult, error
 		s.log.Info("enrolment sweep", "superseded", len(res.Superseded), "unused", len(res.Unused), "abandoned", len(res.Abandoned), "expired_tokens", res.ExpiredTokens)
 	}
 	return res, nil
+}
+
+// dueRenewals puts in res the renewals that are done at now (grouped by old certificate: a
+// device that asked twice has two): the old certificate is superseded when one of the group
+// connected or the grace period ended, and the group's unused new certificates with it. It
+// returns the renewals still waiting.
+func dueRenewals(renewals []renewal, now time.Time, res *SweepResult) []renewal {
+	groups := map[string][]renewal{} // by old serial, in order
+	var olds []string
+	for _, r := range renewals {
+		if groups[r.Old] == nil {
+			olds = append(olds, r.Old)
+		}
+		groups[r.Old] = append(groups[r.Old], r)
+	}
+	var waiting []renewal
+	for _, old := range olds {
+		g := groups[old]
+		connected := slices.ContainsFunc(g, func(r renewal) bool { return r.Connected })
+		expired := slices.ContainsFunc(g, func(r renewal) bool { return !now.Before(r.Deadline) })
+		switch {
+		case connected:
+			res.Superseded = append(res.Superseded, old)
+			for _, r := range g {
+				if !r.Connected {
+					res.Unused = append(res.Unused, r.New)
+				}
+			}
+		case expired:
+			res.Superseded = append(res.Superseded, old)
+		default:
+			waiting = append(waiting, g...)
+		}
+	}
+	return waiting
+}
+
+// revokeDue revokes what res says is due: abandoned pending certificates (reason
+// cessationOfOperation), superseded and unused ones (reason superseded).
+func (s *Service) revokeDue(ctx context.Context, res *SweepResult) error {
+	if len(res.Abandoned) > 0 {
+		// Pending only: RevokeSerials skips one that was activated (tokens are deleted on
+		// activation, so this is a certificate nobody registered).
+		if _, err := pki.RevokeSerials(ctx, s.o.PKI, res.Abandoned, "cessationOfOperation"); err != nil && !errors.Is(err, pki.ErrAlreadyRevoked) {
+			return fmt.Errorf("revoking abandoned enrolment certificates: %w", err)
+		}
+	}
+	if len(res.Superseded) > 0 {
+		if err := s.revoke(ctx, append(slices.Clone(res.Superseded), res.Unused...)); err != nil {
+			return fmt.Errorf("revoking renewed certificates: %w", err)
+		}
+	}
+	return nil
 }
