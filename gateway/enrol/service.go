@@ -54,7 +54,7 @@ type Response struct {
 // Options configure a Service.
 type Options struct {
 	PKI    pki.Options // the site CA; PKI.Devices is the registry RegisterThing writes to
-	Config Config      // validated by New
+	Config Config      // validated by New, which keeps a copy with the defaults filled in
 	Logger *slog.Logger
 	Now    func() time.Time // default time.Now
 	// OnEvent, when set, is called for every outcome the audit log and metrics want (after
@@ -97,14 +97,24 @@ type Service struct {
 	log       *slog.Logger
 	statePath string
 
-	mu      sync.Mutex
-	st      state
-	byNew   map[string]int // renewal's new serial -> index in st.Renewals
+	mu    sync.Mutex
+	st    state
+	byNew map[string]int // renewal's new serial -> index in st.Renewals
+
+	bmu     sync.Mutex // after mu when both are held
 	buckets map[string]*bucket
+
+	// CreateCertificateFromCsr requests wait in queue; one of them at a time (leading) signs
+	// everything queued in one batch (batch.go).
+	qmu      sync.Mutex
+	queue    []*csrJob
+	leading  bool
+	queued   atomic.Int64 // requests queued so far
+	signings atomic.Int64 // pki.Issue calls
 	// renewing is byNew's key set, read without mu: Connected runs on every CONNECT and must
 	// not wait behind a request (a CA write, a pre-provisioning hook).
 	renewing atomic.Pointer[map[string]struct{}]
-	late     sync.Map // serials Connected could not mark because a request held mu
+	late     sync.Map // renewals' new serials Connected saw, for the next Sweep
 }
 
 // New validates the configuration and loads the state file from the PKI directory.
@@ -112,9 +122,11 @@ func New(o Options) (*Service, error) {
 	if o.PKI.Dir == "" {
 		return nil, errors.New("enrolment: no PKI directory")
 	}
-	if err := o.Config.Validate("enrolment"); err != nil {
+	cfg, err := o.Config.prepared("enrolment") // a copy: the caller's Config is not written
+	if err != nil {
 		return nil, err
 	}
+	o.Config = cfg
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -225,8 +237,7 @@ func (s *Service) Handle(ctx context.Context, r Request) []Response {
 }
 
 // admit lets a request of createFromCSR or registerThing in: the caller must have a client
-// certificate, and one token of its bucket is spent. It returns the time of the request; s.mu
-// must be held.
+// certificate, and one token of its bucket is spent. It returns the time of the request.
 func (s *Service) admit(r Request) (time.Time, error) {
 	now := s.o.Now()
 	if r.Caller.Serial == "" {
@@ -237,6 +248,8 @@ func (s *Service) admit(r Request) (time.Time, error) {
 
 // allow spends one token of the caller's bucket.
 func (s *Service) allow(serial string, now time.Time) error {
+	s.bmu.Lock()
+	defer s.bmu.Unlock()
 	b := s.buckets[serial]
 	if b == nil {
 		b = &bucket{}
@@ -246,80 +259,6 @@ func (s *Service) allow(serial string, now time.Time) error {
 		return reject(429, CodeThrottled, "too many requests from this certificate: at most %d at once, then one every %s", s.o.Config.RateLimit.Burst, s.o.Config.RateLimit.Every)
 	}
 	return nil
-}
-
-func (s *Service) createFromCSR(ctx context.Context, r Request) ([]byte, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now, err := s.admit(r)
-	if err != nil {
-		return nil, err
-	}
-	req, err := parseCreateFromCSR(r.Payload)
-	if err != nil {
-		return nil, err
-	}
-	csr, err := pki.ParseCSR([]byte(req.CertificateSigningRequest))
-	if err != nil {
-		return nil, reject(400, CodeInvalidCSR, "%v", err)
-	}
-	cn := csr.Subject.CommonName
-	ir := pki.IssueRequest{Thing: cn, CSR: []byte(req.CertificateSigningRequest), Days: s.o.Config.Days}
-	renewing := false
-	if r.Caller.Claim {
-		if err := pki.ValidThing(cn); err != nil {
-			return nil, reject(400, CodeInvalidCSR, "CSR refused: its subject CN must be the thing name: %v", err)
-		}
-		if !slices.ContainsFunc(s.o.Config.Templates, func(t Template) bool { return t.thingRE.MatchString(cn) }) {
-			return nil, reject(400, CodeInvalidCSR, "CSR refused: its subject CN %q is no thing name a provisioning template gives; make the CSR with the thing name as CN", cn)
-		}
-		ir.Pending = true
-	} else {
-		if cn != r.Caller.ThingName {
-			return nil, reject(400, CodeInvalidCSR, "CSR refused: its subject CN is %q but this certificate's thing is %q; a renewal keeps the thing name", cn, r.Caller.ThingName)
-		}
-		ir.Overlap, ir.RenewSerial, renewing = true, r.Caller.Serial, true
-	}
-	res, err := pki.Issue(ctx, s.o.PKI, "", ir)
-	switch {
-	case errors.Is(err, pki.ErrBadCSR):
-		return nil, reject(400, CodeInvalidCSR, "%v", err)
-	case errors.Is(err, pki.ErrThingActive):
-		return nil, reject(409, CodeConflict, "thing %q already has an active certificate: it renews with its own certificate, or its certificate is revoked first", cn)
-	case errors.Is(err, pki.ErrNotRenewable):
-		return nil, reject(403, CodeAccessDenied, "certificate %s cannot renew itself: only an active device certificate of this site's CA can (enrol by claim instead)", r.Caller.Serial)
-	case err != nil:
-		return nil, fmt.Errorf("signing the CSR for %q: %w", cn, err)
-	}
-	b := res.Bundles[0]
-	tok, err := newToken()
-	if err != nil {
-		return nil, err
-	}
-	id := certificateID(b.Cert.Raw)
-	rec := tokenRec{Hash: tokenHash(tok), CertificateID: id, Serial: b.Serial, Thing: cn, CallerSerial: r.Caller.Serial,
-		ClientID: r.Caller.ClientID, Renewal: renewing, Expires: now.Add(s.o.Config.TokenTTL), CertPEM: string(b.CertPEM)}
-	next := s.st
-	next.Tokens = append(slices.Clone(s.st.Tokens), rec)
-	if renewing {
-		next.Renewals = append(slices.Clone(s.st.Renewals), renewal{Old: b.Renews, New: b.Serial, Thing: cn, Deadline: now.Add(s.o.Config.RenewalGrace)})
-	}
-	if err := next.save(s.statePath); err != nil {
-		// The certificate exists but no token does: take it back so it cannot be used.
-		if _, rerr := pki.RevokeSerials(ctx, s.o.PKI, []string{b.Serial}, "cessationOfOperation"); rerr != nil {
-			err = errors.Join(err, rerr)
-		}
-		return nil, err
-	}
-	s.st = next
-	s.reindex()
-	kind := "claim"
-	if renewing {
-		kind = "renewal"
-	}
-	s.log.Info("certificate issued from CSR", "device", cn, "serial", b.Serial, "by", kind, "caller_serial", r.Caller.Serial)
-	s.emit(Event{Kind: EventIssued, Device: cn, ClientID: r.Caller.ClientID, Serial: b.Serial, Caller: r.Caller.Serial, Renewal: renewing})
-	return marshal(CreateCertificateFromCSRResponse{CertificateID: id, CertificatePem: string(b.CertPEM), CertificateOwnershipToken: tok}), nil
 }
 
 func newToken() (string, error) {
@@ -478,25 +417,19 @@ func (t *Template) parameters(in map[string]string, tok tokenRec) (map[string]st
 }
 
 // Connected is called by the broker when a client certificate with serial has connected and
-// passed authorization. When serial is the new certificate of a renewal, the renewal is marked
-// done (in enrol.json) and the next Sweep revokes the old certificate, and any other
-// certificate issued for the same renewal that was never used, with reason superseded: one CRL
-// for every renewal since the last Sweep, instead of one per device.
+// passed authorization. When serial is the new certificate of a renewal, the next Sweep marks
+// the renewal done (in enrol.json) and revokes the old certificate, and any other certificate
+// issued for the same renewal that was never used, with reason superseded: one CRL and one
+// enrol.json write for every renewal since the last Sweep, instead of one of each per device.
 //
-// It never blocks the connect path: for any other serial it returns at once without a lock,
-// and while a request holds the Service (a CA write, a pre-provisioning hook) the mark is kept
-// in memory for the next Sweep (a crash before that falls back to the grace period).
+// It never blocks the connect path: it takes no lock and writes nothing (a crash before the
+// next Sweep falls back to the grace period for the renewals it had seen).
 func (s *Service) Connected(_ context.Context, serial string) error {
 	serial = strings.ToLower(serial)
-	if _, ok := (*s.renewing.Load())[serial]; !ok {
-		return nil
-	}
-	if !s.mu.TryLock() {
+	if _, ok := (*s.renewing.Load())[serial]; ok {
 		s.late.Store(serial, struct{}{})
-		return nil
 	}
-	defer s.mu.Unlock()
-	return s.markConnected([]string{serial})
+	return nil
 }
 
 // markConnected marks the renewals whose new certificate is in serials and saves the state.
@@ -588,11 +521,13 @@ func (s *Service) Sweep(ctx context.Context, now time.Time) (*SweepResult, error
 		s.st = next
 		s.reindex()
 	}
+	s.bmu.Lock()
 	for k, b := range s.buckets {
 		if b.full(now, s.o.Config.RateLimit) {
 			delete(s.buckets, k)
 		}
 	}
+	s.bmu.Unlock()
 	for _, sn := range append(slices.Clone(res.Superseded), res.Unused...) {
 		s.emit(Event{Kind: EventSuperseded, Serial: sn, Renewal: true})
 	}
