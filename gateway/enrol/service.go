@@ -90,8 +90,9 @@ func (s *Service) emit(e Event) {
 }
 
 // Service answers the device provisioning MQTT API. It does no MQTT I/O: the broker hands it
-// requests and publishes what it returns. Safe for concurrent use (requests are served one at
-// a time: each is a CA operation under the PKI directory's lock anyway).
+// requests and publishes what it returns. Safe for concurrent use: requests are checked
+// concurrently, CreateCertificateFromCsr is signed in batches (batch.go), RegisterThing and
+// Sweep one at a time (each is a CA operation under the PKI directory's lock anyway).
 type Service struct {
 	o         Options
 	log       *slog.Logger
