@@ -18,6 +18,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -536,7 +537,8 @@ func renewPhase(ctx context.Context, e *env, f *renewFlags, fl *Fleet, ren *Rene
 }
 
 // probeOldCerts connects with up to 5 renewed-away certificates (the fleet is paused): the
-// gateway must refuse each.
+// gateway must refuse each once it has read the CRL that revokes it (it watches the file:
+// each is tried again for up to 5 s).
 func probeOldCerts(ctx context.Context, e *env, ren *Renewer, rs *RenewStats) {
 	ren.mu.Lock()
 	var olds []*devRenewal
@@ -548,12 +550,22 @@ func probeOldCerts(ctx context.Context, e *env, ren *Renewer, rs *RenewStats) {
 	ren.mu.Unlock()
 	for _, dr := range olds {
 		rs.OldTried++
-		c, err := Dial(ctx, e.addr, dr.oldTLS, ClientOptions{ClientID: dr.name, Version: 5, Clean: true})
-		if err != nil {
+		refused := waitFor(ctx, 5*time.Second, func() bool {
+			c, err := Dial(ctx, e.addr, dr.oldTLS, ClientOptions{ClientID: dr.name, Version: 5, Clean: true})
+			var de *dialError
+			if errors.As(err, &de) && (de.stage == "handshake" || de.stage == "connack") {
+				return true // refused by the TLS handshake (CRL) or at CONNECT
+			}
+			if err != nil {
+				return false // not an answer about the certificate (the gateway is gone?)
+			}
+			c.Close()
+			time.Sleep(200 * time.Millisecond)
+			return false
+		})
+		if refused {
 			rs.OldRefused++
-			continue
 		}
-		c.Close()
 	}
 }
 
