@@ -514,7 +514,7 @@ func renewPhase(ctx context.Context, e *env, f *renewFlags, fl *Fleet, ren *Rene
 	if e.gw.Exited() {
 		res.Failures = append(res.Failures, "edgegw run exited during the renewals:\n"+e.gw.Tail(2000))
 	}
-	res.RenewCPU, res.RenewWall, res.RenewRSS = max(0, (e.gwStats().CPU - cpu0).Seconds()), time.Since(t0).Seconds(), peak.Load()
+	res.RenewCPU, res.RenewWall, res.RenewRSS = max(0, (e.gwStats().CPU-cpu0).Seconds()), time.Since(t0).Seconds(), peak.Load()
 	res.Refused, res.Handshakes = fl.RefusedConnects()-r0, fl.FailedHandshakes()-h0
 	rs := res.Renewal
 	fmt.Fprintf(out, "renewed %d/%d (started %d) in %.1fs: %.1f renewals/s; renewal time p50 %s p99 %s max %s\n",
