@@ -397,7 +397,8 @@ func cmdRenew(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		return errFailed
 	}
-	fmt.Fprintf(out, "PASS: %d devices renewed over MQTT within %s under load, 0 messages lost, every old certificate revoked\n", res.Renewal.Renewed, f.window)
+	fmt.Fprintf(out, "PASS: %d devices renewed over MQTT under load (started within %s, the last done %.1fs after the first began), 0 messages lost, every old certificate revoked\n",
+		res.Renewal.Renewed, f.window, res.Renewal.Seconds)
 	return nil
 }
 
