@@ -28,6 +28,7 @@ import (
 	mrand "math/rand/v2"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -426,11 +427,18 @@ func runRenew(ctx context.Context, f *renewFlags, out io.Writer, args string) (*
 	if err := restrictKeys(f.siteDir); err != nil {
 		return nil, err
 	}
-	e, err := prepare(ctx, &f.common, out, GatewayConfig{Enrol: f.grace})
+	metricsAddr, err := FreePort()
+	if err != nil {
+		return nil, err
+	}
+	e, err := prepare(ctx, &f.common, out, GatewayConfig{Enrol: f.grace, Metrics: metricsAddr})
 	if err != nil {
 		return nil, err
 	}
 	defer e.close()
+	// The monitor is one subscriber for the whole fleet: deliveries to it that the broker
+	// drops when it falls behind (its inflight or write queue full) are counted here.
+	subDrops := &DropCounter{URL: "http://" + metricsAddr + "/metrics", Metric: regexp.MustCompile(`^edgegw_qos1_drops_total `)}
 	res := &RenewResult{Machine: machine(), Date: time.Now().UTC().Format(time.DateOnly), Command: "edgegw-load renew " + args}
 	ledger := NewLedger()
 	mon, err := StartMonitor(ctx, e.site, e.addr, monitorThing, "building/#", ledger, nil)
@@ -456,10 +464,18 @@ func runRenew(ctx context.Context, f *renewFlags, out io.Writer, args string) (*
 	// The ledger: stop publishing, let the last messages arrive.
 	fl.Pause(true)
 	waitFor(ctx, 15*time.Second, func() bool { return ledger.Report(0).Lost == 0 })
-	res.Telemetry = ledger.Report(0)
+	dropped := subDrops.Read()
+	if dropped < 0 {
+		res.Failures = append(res.Failures, "the gateway's metrics ("+subDrops.URL+") could not be read: its drops are unknown")
+	}
+	res.Telemetry = ledger.Report(max(0, dropped))
 	res.Telemetry.Print(out, "telemetry ledger (devices -> gateway -> monitor) across the renewals:")
 	if !res.Telemetry.OK() || res.Telemetry.Lost > 0 {
-		res.Failures = append(res.Failures, fmt.Sprintf("%d acknowledged messages lost: %v", res.Telemetry.Lost, ledger.LostKeys(5)))
+		msg := fmt.Sprintf("%d acknowledged messages lost: %v", res.Telemetry.Lost, ledger.LostKeys(5))
+		if d := res.Telemetry.Dropped; d > 0 {
+			msg += fmt.Sprintf("; the gateway dropped %d QoS 1 deliveries to the monitor (edgegw_qos1_drops_total: the one subscriber of the whole fleet did not acknowledge fast enough)", d)
+		}
+		res.Failures = append(res.Failures, msg)
 	}
 	probeOldCerts(ctx, e, ren, &res.Renewal)
 	fmt.Fprintf(out, "old certificates refused by the gateway: %d of %d tried\n", res.Renewal.OldRefused, res.Renewal.OldTried)
