@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/edgegw/edgegw/gateway/audit"
+	"github.com/edgegw/edgegw/gateway/authz"
 	"github.com/edgegw/edgegw/gateway/broker"
 	"github.com/edgegw/edgegw/gateway/clock"
 	"github.com/edgegw/edgegw/gateway/config"
@@ -116,8 +117,10 @@ func enrolAudit(e enrol.Event) audit.Event {
 
 // preflightEnrolment checks what the enrolment section names, as Run would meet it: the site
 // CA in pki_dir, the state file (enrol.json) there, each template's policies among the
-// policies, each pre-provisioning hook's program. It writes nothing.
-func preflightEnrolment(cfg *config.Config) error {
+// policies, each pre-provisioning hook's program. It writes nothing. policies are the ones the
+// broker's preflight loaded (nil when they did not load: the broker's preflight reported why,
+// and the templates' policy names are not checked).
+func preflightEnrolment(cfg *config.Config, policies *authz.Engine) error {
 	e := cfg.Enrolment
 	if e == nil {
 		return nil
@@ -128,11 +131,10 @@ func preflightEnrolment(cfg *config.Config) error {
 	} else if _, err := enrol.New(enrol.Options{PKI: pki.Options{Dir: e.PKIDir}, Config: e.Enrol()}); err != nil {
 		errs = append(errs, cfg.Errorf("enrolment.pki_dir", "%v", err))
 	}
-	// A broken registry or policy directory is reported by the broker's preflight.
-	if eng, _, err := broker.LoadPolicy(cfg.Devices, cfg.Policies); err == nil {
+	if policies != nil {
 		for i, t := range e.Templates {
 			for j, name := range t.Policies {
-				if _, ok := eng.Policy(name); !ok {
+				if _, ok := policies.Policy(name); !ok {
 					errs = append(errs, cfg.Errorf(fmt.Sprintf("enrolment.templates[%d].policies[%d]", i, j),
 						"%q: no such policy in %s; enrolled things would be denied everything: add %s.json there or fix the name", name, cfg.Policies, name))
 				}

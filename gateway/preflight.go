@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/edgegw/edgegw/gateway/audit"
+	"github.com/edgegw/edgegw/gateway/authz"
 	"github.com/edgegw/edgegw/gateway/broker"
 	"github.com/edgegw/edgegw/gateway/config"
 	"github.com/edgegw/edgegw/gateway/observe"
@@ -32,11 +33,13 @@ import (
 // and each refusal reads the same in both. The error joins every problem.
 func Preflight(ctx context.Context, cfg *config.Config) error {
 	var errs []error
+	var policies *authz.Engine // as the broker's preflight loaded them; nil if they did not load
 	o, keys, err := BrokerOptionsFromConfig(ctx, cfg)
 	if err != nil {
 		errs = append(errs, err)
 	} else {
-		errs = append(errs, broker.Preflight(o))
+		policies, err = broker.Preflight(o)
+		errs = append(errs, err)
 		for _, k := range keys {
 			_ = k.Close()
 		}
@@ -53,7 +56,7 @@ func Preflight(ctx context.Context, cfg *config.Config) error {
 	errs = append(errs, creatableDir("store.dir", cfg.Store.Dir))
 	errs = append(errs, preflightQueueKey(ctx, cfg))
 	errs = append(errs, audit.CheckFile(cfg.Audit.File))
-	errs = append(errs, preflightEnrolment(cfg)) // enrol.go
+	errs = append(errs, preflightEnrolment(cfg, policies)) // enrol.go
 	if cfg.Admin.Socket != "" {
 		// Its directory: edgegw run and check check it first (they know
 		// the service's RuntimeDirectory).

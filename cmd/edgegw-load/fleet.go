@@ -29,6 +29,9 @@ type Fleet struct {
 	// Interval between telemetry messages of one device; 0 = no telemetry.
 	Interval time.Duration
 	Payload  int // bytes
+	// Renew, when set, has every device renew its certificate over MQTT once during the
+	// run (renew.go).
+	Renew *Renewer
 	// Misdelivered counts commands a device received that were not its own.
 	Misdelivered atomic.Int64
 
@@ -50,6 +53,7 @@ type dev struct {
 	burst   atomic.Int64 // messages to send back to back at the next chance
 	ready   atomic.Bool  // subscribed and publishing
 	gen     atomic.Int64 // sessions so far
+	renewal *devRenewal  // with Fleet.Renew: this device's renewal (renew.go)
 }
 
 func (f *Fleet) versionOf(i int) byte {
@@ -95,7 +99,13 @@ func (f *Fleet) Start(ctx context.Context, devices []Device) error {
 		if err != nil {
 			return err
 		}
-		f.devs = append(f.devs, &dev{Device: d, version: f.versionOf(i), tls: tc})
+		nd := &dev{Device: d, version: f.versionOf(i), tls: tc}
+		if f.Renew != nil {
+			if nd.renewal, err = f.Renew.plan(d, tc); err != nil {
+				return err
+			}
+		}
+		f.devs = append(f.devs, nd)
 	}
 	for _, d := range f.devs {
 		f.wg.Add(1)
@@ -184,7 +194,12 @@ func (f *Fleet) run(ctx context.Context, d *dev) {
 	for ctx.Err() == nil {
 		c, err := Dial(ctx, f.Addr, d.tls, ClientOptions{
 			ClientID: d.Name, Version: d.version, Clean: true, Keepalive: 60 * time.Second,
-			OnMessage: func(m Message) { f.onCommand(d, m) },
+			OnMessage: func(m Message) {
+				if d.renewal != nil && d.renewal.onMessage(m) {
+					return
+				}
+				f.onCommand(d, m)
+			},
 		})
 		if err != nil {
 			if ctx.Err() != nil {
@@ -203,6 +218,9 @@ func (f *Fleet) run(ctx context.Context, d *dev) {
 			continue
 		}
 		fails = 0
+		if d.renewal != nil {
+			d.renewal.connected(f.Renew)
+		}
 		d.cl.Store(c)
 		d.gen.Add(1)
 		f.connected.Add(1)
@@ -246,6 +264,10 @@ func (f *Fleet) session(ctx context.Context, d *dev, c *Client) {
 	}
 	poll := time.NewTicker(100 * time.Millisecond)
 	defer poll.Stop()
+	var renewAt <-chan struct{}
+	if d.renewal != nil {
+		renewAt = d.renewal.timer(f.Renew)
+	}
 	publish := func() bool {
 		if f.paused.Load() {
 			return true
@@ -266,6 +288,20 @@ func (f *Fleet) session(ctx context.Context, d *dev, c *Client) {
 				return
 			}
 		case <-poll.C:
+		case <-renewAt:
+			renewAt = d.renewal.timer(f.Renew)
+			if !d.renewal.due(f.Renew) {
+				continue // the window opened: renewAt is now the device's moment in it
+			}
+			if tc := f.Renew.renew(ctx, d, c); tc != nil {
+				d.tls = tc // the next session is the new certificate's
+				c.Close()
+				return
+			}
+			if c.Err() != nil {
+				return
+			}
+			renewAt = d.renewal.timer(f.Renew) // a retry, if any are left
 		}
 		for d.burst.Load() > 0 && !f.paused.Load() {
 			d.burst.Add(-1)

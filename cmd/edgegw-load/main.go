@@ -11,6 +11,9 @@
 //	edgegw-load storm      all devices reconnect at once (a power cut on the LAN)
 //	edgegw-load chaos      faults during a steady stream; every acked message is
 //	                       delivered upstream or counted as a drop
+//	edgegw-load renew      every device renews its certificate over MQTT within a
+//	                       window while the fleet publishes; nothing lost, every old
+//	                       certificate revoked
 //
 // Every subcommand exits non-zero when its acceptance check fails. It is a
 // command of this module (cmd/...), so it may import gateway/pki; it speaks
@@ -38,10 +41,11 @@ func main() {
 	os.Exit(code)
 }
 
-const usage = `usage: edgegw-load building|storm|chaos [flags]
+const usage = `usage: edgegw-load building|storm|chaos|renew [flags]
   building  2,000 devices (20 floors x 100) on one edgegw run bridged to mosquitto: telemetry, commands from upstream, blast radius
   storm     connect the building, then every device reconnects at once
   chaos     faults during a steady stream; the ledger must balance
+  renew     every device renews its certificate over MQTT within --window under load; 0 lost, old certificates revoked
 Run 'edgegw-load COMMAND -h' for the flags.`
 
 // errFailed marks an acceptance failure already reported on stdout.
@@ -60,6 +64,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = cmdStorm(ctx, args[1:], stdout, stderr)
 	case "chaos":
 		err = cmdChaos(ctx, args[1:], stdout, stderr)
+	case "renew":
+		err = cmdRenew(ctx, args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprintln(stdout, usage)
 		return 0

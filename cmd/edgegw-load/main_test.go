@@ -5,11 +5,13 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/edgegw/edgegw/gateway/gatewaytest"
+	"github.com/edgegw/edgegw/gateway/pki"
 )
 
 func TestMain(m *testing.M) {
@@ -129,5 +131,53 @@ func TestSiteShape(t *testing.T) {
 		if ds[i].Name != w {
 			t.Errorf("device %d = %s; want %s", i, ds[i].Name, w)
 		}
+	}
+}
+
+// TestRenewSmall is the renew scenario with 48 devices against a real `edgegw run` with an
+// enrolment section: each renews over MQTT within 5 s while publishing QoS 1, nothing is lost,
+// every old certificate ends on the CRL as superseded and is refused, and the cached site the
+// tool started from is left as it was (the renewals ran on a copy).
+func TestRenewSmall(t *testing.T) {
+	bin := gatewaytest.Edgegw(t)
+	site := filepath.Join(t.TempDir(), "site")
+	if _, _, err := OpenSite(context.Background(), site, 1, 48); err != nil {
+		t.Fatalf("OpenSite: %v", err)
+	}
+	crl := filepath.Join(site, "pki", pki.CRLFile)
+	before, err := os.ReadFile(crl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out := runTool(t, "renew", "--edgegw", bin, "--site", site, "--run-dir", t.TempDir(),
+		"--floors", "1", "--per-floor", "48", "--window", "5s", "--rate", "120", "--settle", "30s")
+	if code != 0 {
+		t.Fatalf("renew exit %d; want 0\n%s", code, out)
+	}
+	for _, want := range []string{"renewed 48/48 (started 48)", "old certificates revoked (CRL superseded, issued.json revoked) 48/48, new ones active 48",
+		"old certificates refused by the gateway: 5 of 5 tried", "PASS"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+	for _, want := range []string{`\n +lost +0 `, `\n +unexplained +0 `, `\n +acknowledged +[1-9][0-9]* `} {
+		if !regexp.MustCompile(want).MatchString(out) {
+			t.Errorf("ledger lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "failed attempts") {
+		t.Errorf("renewal attempts failed:\n%s", out)
+	}
+	if after, err := os.ReadFile(crl); err != nil || !bytes.Equal(before, after) {
+		t.Errorf("the source site's CRL changed (err %v): the renewals must run on a copy", err)
+	}
+}
+
+// TestRenewRefusesAddr: renew revokes certificates, so it never runs against a gateway it did
+// not start on a copy of the site.
+func TestRenewRefusesAddr(t *testing.T) {
+	code, out := runTool(t, "renew", "--addr", "127.0.0.1:1")
+	if code != 2 || !strings.Contains(out, "drop --addr") {
+		t.Errorf("renew --addr: exit %d; want 2 and the reason\n%s", code, out)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/edgegw/edgegw/gateway/enrol"
 	"github.com/edgegw/edgegw/gateway/pki"
 )
 
@@ -88,7 +89,8 @@ type Site struct {
 // siteLayout numbers the layout of a generated site (policies, registry
 // groups); a cached site of another layout is generated again.
 // 2: every device may use its own Device Shadow (policies/shadow.json).
-const siteLayout = 2
+// 3: every device may renew its certificate over MQTT (edgegw-renew, enrol.RenewPolicy).
+const siteLayout = 3
 
 type siteMeta struct {
 	Layout  int       `json:"layout"`
@@ -120,16 +122,16 @@ default: {policies: []}
 groups:
   - name: temperature-sensors
     match: {type: temperature}
-    policies: [temperature, baseline, shadow]
+    policies: [temperature, baseline, shadow, edgegw-renew]
   - name: occupancy-sensors
     match: {type: occupancy}
-    policies: [occupancy, baseline, shadow]
+    policies: [occupancy, baseline, shadow, edgegw-renew]
   - name: lights
     match: {type: light}
-    policies: [light, baseline, shadow]
+    policies: [light, baseline, shadow, edgegw-renew]
   - name: locks
     match: {type: lock}
-    policies: [lock, baseline, shadow]
+    policies: [lock, baseline, shadow, edgegw-renew]
 things: []
 `
 
@@ -167,6 +169,11 @@ func (s *Site) generate(ctx context.Context) error {
 		if err := os.WriteFile(filepath.Join(s.PolicyDir(), e.Name()), b, 0o644); err != nil {
 			return err
 		}
+	}
+	// The renewal scenario's requests: the product's own policy for it (no template: renewal
+	// is CreateCertificateFromCsr alone).
+	if err := os.WriteFile(filepath.Join(s.PolicyDir(), enrol.RenewPolicyName+".json"), enrol.RenewPolicy(), 0o644); err != nil {
+		return err
 	}
 	if err := os.WriteFile(s.DevicesFile(), []byte(registryHeader), 0o644); err != nil {
 		return err
@@ -251,6 +258,9 @@ type GatewayConfig struct {
 	CmdRoute         bool // an inbound route for commands
 	LogLevel         string
 	WriteQueue       int // limits.client_write_queue; 0 = default
+	// Enrol adds an enrolment section on the site CA (renewal over MQTT) with this
+	// renewal_grace; 0 = none.
+	Enrol time.Duration
 }
 
 // WriteConfig writes RunDir/edgegw.yaml and returns its path.
@@ -300,6 +310,16 @@ limits:
 	}
 	fmt.Fprintf(&b, "admin: {socket: %s}\naudit: {file: %s}\n", filepath.Join(g.RunDir, "admin.sock"), filepath.Join(g.RunDir, "audit.log"))
 	b.WriteString("shadows: {}\n") // every device has its own Device Shadow
+	if g.Enrol > 0 {
+		// Renewal only: a template is required, CreateCertificateFromCsr never uses it.
+		fmt.Fprintf(&b, `enrolment:
+  pki_dir: %s
+  renewal_grace: %s
+  templates:
+    - name: renewal
+      thing_name: "${AWS::IoT::Certificate::CommonName}"
+`, s.PKIDir(), g.Enrol)
+	}
 	if g.Upstream != "" {
 		fmt.Fprintf(&b, `bridge:
   upstreams: [{url: %q}]

@@ -1097,7 +1097,11 @@ func walkSchema(v reflect.Value, prefix string, schema map[string]bool, defaults
 	tp := v.Type()
 	for i := range tp.NumField() {
 		f := tp.Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		name, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",")
+		if f.Anonymous && name == "" && opts == "inline" { // enrolment embeds enrol.Config
+			walkSchema(v.Field(i), prefix, schema, defaults)
+			continue
+		}
 		if name == "" || name == "-" || !f.IsExported() {
 			continue
 		}

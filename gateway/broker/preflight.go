@@ -3,6 +3,8 @@ package broker
 import (
 	"errors"
 	"fmt"
+
+	"github.com/edgegw/edgegw/gateway/authz"
 )
 
 // Preflight runs every check New makes before it binds a listener: the
@@ -10,12 +12,15 @@ import (
 // CA bundle and CRL, and password file. It binds nothing and keeps nothing;
 // the error (all problems, joined) reads exactly as New's would, because
 // both run the same constructors. `edgegw check` and the start of `edgegw
-// run` both call it, through gateway.Preflight.
-func Preflight(o Options) error {
+// run` both call it, through gateway.Preflight. It returns the policies it
+// loaded (nil when they did not load) for the checks after it.
+func Preflight(o Options) (*authz.Engine, error) {
 	var errs []error
 	// As New loads them: a policy file that does not load denies only what
 	// attaches it (`edgegw check` also runs the strict CheckPolicy).
-	if _, _, err := LoadPolicy(o.Registry, o.Policies); err != nil {
+	eng, _, err := LoadPolicy(o.Registry, o.Policies)
+	if err != nil {
+		eng = nil
 		errs = append(errs, err)
 	}
 	for _, lo := range o.Listeners {
@@ -23,7 +28,7 @@ func Preflight(o Options) error {
 			errs = append(errs, fmt.Errorf("listener %q: %w", lo.Name, err))
 		}
 	}
-	return errors.Join(errs...)
+	return eng, errors.Join(errs...)
 }
 
 // preflightListener is addListener up to the bind.

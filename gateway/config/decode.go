@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 )
@@ -150,7 +151,12 @@ type scalarDecoder interface{ decodeScalar(string) error }
 // an optional section) start from defaults rather than zero.
 type defaulter interface{ setDefaults() }
 
-var scalarDecoderType = reflect.TypeFor[scalarDecoder]()
+var (
+	scalarDecoderType = reflect.TypeFor[scalarDecoder]()
+	// A time.Duration field (in the section types components own, such as enrol.Config) is
+	// read as the config's Duration is ("90s", "7d"; never negative).
+	timeDurationType = reflect.TypeFor[time.Duration]()
+)
 
 func joinPath(parent, key string) string {
 	if parent == "" {
@@ -209,6 +215,17 @@ func (r *report) decode(n *yaml.Node, v reflect.Value, path string) {
 		}
 		if err := v.Addr().Interface().(scalarDecoder).decodeScalar(n.Value); err != nil {
 			r.addAt(n.Line, path, "%v", err)
+		}
+		return
+	}
+	if v.Type() == timeDurationType {
+		var d Duration
+		if n.Kind != yaml.ScalarNode {
+			r.addAt(n.Line, path, "want a single value, got %s", describe(n))
+		} else if err := d.decodeScalar(n.Value); err != nil {
+			r.addAt(n.Line, path, "%v", err)
+		} else {
+			v.SetInt(int64(d))
 		}
 		return
 	}
@@ -305,17 +322,27 @@ func (r *report) decodeMap(n *yaml.Node, v reflect.Value, path string) {
 	v.Set(m)
 }
 
-// fieldsOf maps the yaml key names of a struct type to field indexes.
-func fieldsOf(t reflect.Type) (map[string]int, []string) {
-	idx := map[string]int{}
+// fieldsOf maps the yaml key names of a struct type to field index paths. The keys of an
+// embedded struct tagged `yaml:",inline"` are the struct's own (config.Enrolment embeds
+// enrol.Config so).
+func fieldsOf(t reflect.Type) (map[string][]int, []string) {
+	idx := map[string][]int{}
 	var names []string
 	for i := range t.NumField() {
 		f := t.Field(i)
-		tag, _, _ := strings.Cut(f.Tag.Get("yaml"), ",") // "name,omitempty": the name
+		tag, opts, _ := strings.Cut(f.Tag.Get("yaml"), ",") // "name,omitempty": the name
+		if f.Anonymous && tag == "" && opts == "inline" && f.Type.Kind() == reflect.Struct {
+			sub, subNames := fieldsOf(f.Type)
+			for _, n := range subNames {
+				idx[n] = append([]int{i}, sub[n]...)
+			}
+			names = append(names, subNames...)
+			continue
+		}
 		if tag == "" || tag == "-" || !f.IsExported() {
 			continue
 		}
-		idx[tag] = i
+		idx[tag] = []int{i}
 		names = append(names, tag)
 	}
 	return idx, names
@@ -395,7 +422,7 @@ func (r *report) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 		}
 		fp := joinPath(path, name)
 		r.pos[fp] = k.Line
-		r.decode(val, v.Field(fi), fp)
+		r.decode(val, v.FieldByIndex(fi), fp)
 	}
 }
 

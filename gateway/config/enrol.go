@@ -29,70 +29,26 @@ import (
 //	      device_configuration: {reportInterval: "60"}
 //	      pre_provisioning_hook: {command: [/usr/local/bin/allow-serial], timeout: 5s}
 //
-// The schema is enrol.Config's with the config's durations ("7d"); Enrol converts it and
-// validate checks it with enrol.Config.Validate, so the rules live in one place.
+// The schema is enrol.Config's (gateway/enrol owns its fields, defaults and documentation),
+// embedded with the config's own key pki_dir; its durations read as the config's do ("7d").
+// validate checks it with enrol.Config.Validate, which writes nothing into it, so the rules
+// live in one place.
 type Enrolment struct {
-	PKIDir       string          `yaml:"pki_dir"`
-	Days         int             `yaml:"days"`
-	TokenTTL     Duration        `yaml:"token_ttl"`
-	RenewalGrace Duration        `yaml:"renewal_grace"`
-	RateLimit    EnrolRateLimit  `yaml:"rate_limit"`
-	Templates    []EnrolTemplate `yaml:"templates"`
+	PKIDir       string `yaml:"pki_dir"`
+	enrol.Config `yaml:",inline"`
 }
 
-// EnrolRateLimit is enrol.RateLimit.
-type EnrolRateLimit struct {
-	Burst int      `yaml:"burst"`
-	Every Duration `yaml:"every"`
-}
+// The section's parts are enrol's types; the config names them as it does the rules'.
+type (
+	EnrolRateLimit = enrol.RateLimit
+	EnrolTemplate  = enrol.Template
+	EnrolParameter = enrol.Parameter
+	EnrolHook      = enrol.Hook
+)
 
-// EnrolTemplate is enrol.Template (a provisioning template).
-type EnrolTemplate struct {
-	Name                string            `yaml:"name"`
-	Parameters          []EnrolParameter  `yaml:"parameters"`
-	ThingName           string            `yaml:"thing_name"`
-	ThingType           string            `yaml:"thing_type"`
-	Attributes          map[string]string `yaml:"attributes"`
-	Policies            []string          `yaml:"policies"`
-	DeviceConfiguration map[string]string `yaml:"device_configuration"`
-	PreProvisioningHook *EnrolHook        `yaml:"pre_provisioning_hook"`
-}
-
-// EnrolParameter is enrol.Parameter.
-type EnrolParameter struct {
-	Name    string  `yaml:"name"`
-	Pattern string  `yaml:"pattern"`
-	Default *string `yaml:"default"`
-}
-
-// EnrolHook is enrol.Hook: the program gets the pre-provisioning hook's input JSON on stdin.
-type EnrolHook struct {
-	Command []string `yaml:"command"`
-	Timeout Duration `yaml:"timeout"`
-}
-
-// Enrol returns the section as the enrolment service's configuration (defaults are filled
-// by enrol.Config.Validate, which enrol.New calls).
-func (e *Enrolment) Enrol() enrol.Config {
-	c := enrol.Config{
-		Days: e.Days, TokenTTL: e.TokenTTL.D(), RenewalGrace: e.RenewalGrace.D(),
-		RateLimit: enrol.RateLimit{Burst: e.RateLimit.Burst, Every: e.RateLimit.Every.D()},
-	}
-	for _, t := range e.Templates {
-		et := enrol.Template{
-			Name: t.Name, ThingName: t.ThingName, ThingType: t.ThingType,
-			Attributes: t.Attributes, Policies: t.Policies, DeviceConfiguration: t.DeviceConfiguration,
-		}
-		for _, p := range t.Parameters {
-			et.Parameters = append(et.Parameters, enrol.Parameter{Name: p.Name, Pattern: p.Pattern, Default: p.Default})
-		}
-		if h := t.PreProvisioningHook; h != nil {
-			et.PreProvisioningHook = &enrol.Hook{Command: h.Command, Timeout: h.Timeout.D()}
-		}
-		c.Templates = append(c.Templates, et)
-	}
-	return c
-}
+// Enrol returns the section as the enrolment service's configuration: a copy sharing nothing
+// with the parsed config (enrol.New fills the defaults into its own copy).
+func (e *Enrolment) Enrol() enrol.Config { return e.Config.Clone() }
 
 // validateEnrolment resolves enrolment.pki_dir and checks the section with
 // enrol.Config.Validate, whose errors name the key ("enrolment.templates[0].name: ...").
@@ -118,8 +74,7 @@ func (c *Config) validateEnrolment(r *report) {
 	if len(e.Templates) == 0 {
 		r.add(p+".templates", "required: at least one provisioning template, e.g. {name: sensors, thing_name: \"sensor-${SerialNumber}\", parameters: [{name: SerialNumber}]}")
 	}
-	ec := e.Enrol()
-	err := ec.Validate(p)
+	err := e.Config.Validate(p)
 	if err == nil {
 		return
 	}

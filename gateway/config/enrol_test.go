@@ -105,3 +105,30 @@ func TestEnrolmentExample(t *testing.T) {
 		t.Errorf("got %d templates (%+v); want 1 with a pre-provisioning hook", n, c.Enrolment.Templates)
 	}
 }
+
+// enrolment's durations are enrol.Config's time.Duration fields, read as every duration of
+// the config is ("7d"; no negatives), with the key and line of a bad one.
+func TestEnrolmentDurations(t *testing.T) {
+	head := "version: 1\nsite: lab\nlisteners: [{name: l, address: \"127.0.0.1:1883\"}]\ndevices: d.yaml\npolicies: p/\n" +
+		"enrolment:\n  pki_dir: pki\n  templates: [{name: s, thing_name: x}]\n"
+	c, err := Parse("edgegw.yaml", t.TempDir(), []byte(head+"  token_ttl: 90m\n  renewal_grace: 1d12h\n"))
+	if err != nil {
+		t.Fatalf("got %v; want no error", err)
+	}
+	if c.Enrolment.TokenTTL != 90*time.Minute || c.Enrolment.RenewalGrace != 36*time.Hour {
+		t.Errorf("got token_ttl %s, renewal_grace %s; want 1h30m0s, 36h0m0s", c.Enrolment.TokenTTL, c.Enrolment.RenewalGrace)
+	}
+	if c.Enrolment.RateLimit.Every != 0 || c.Enrolment.Templates[0].Name != "s" {
+		t.Errorf("got %+v; want the section as written (defaults are enrol.New's, not written into the config)", c.Enrolment.Config)
+	}
+	for _, tc := range []struct{ line, want string }{
+		{"  token_ttl: 5 minutes\n", `edgegw.yaml:9: enrolment.token_ttl: "5 minutes": want a number and a unit, e.g. 90s, 10m, 36h, 7d`},
+		{"  rate_limit: {every: -1s}\n", `edgegw.yaml:9: enrolment.rate_limit.every: "-1s": must not be negative`},
+		{"  renewal_grace: [1h]\n", `edgegw.yaml:9: enrolment.renewal_grace: want a single value, got a list`},
+	} {
+		_, err := Parse("edgegw.yaml", t.TempDir(), []byte(head+tc.line))
+		if got := errLines(t, err); !reflect.DeepEqual(got, []string{tc.want}) {
+			t.Errorf("%q: got %q; want %q", tc.line, got, tc.want)
+		}
+	}
+}

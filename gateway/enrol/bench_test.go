@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -60,4 +61,61 @@ func BenchmarkRenewal(b *testing.B) {
 			}
 		}
 	}
+}
+
+// BenchmarkRenewalBatch measures renewals arriving together on a site of 2,000 devices: each
+// iteration is 200 devices calling CreateCertificateFromCsr at once (signed in batches), then
+// Connected for each and one Sweep. Reported per renewal.
+func BenchmarkRenewalBatch(b *testing.B) {
+	const fleet, wave = 2000, 200
+	root := b.TempDir()
+	o := pki.Options{Dir: filepath.Join(root, "pki"), Devices: filepath.Join(root, "devices.yaml")}
+	ctx := context.Background()
+	if _, err := pki.Init(ctx, o, pki.InitOptions{Hosts: []string{"localhost"}}); err != nil {
+		b.Fatal(err)
+	}
+	reqs := make([]pki.IssueRequest, fleet)
+	for i := range reqs {
+		reqs[i] = pki.IssueRequest{Thing: fmt.Sprintf("sensor-%04X", i)}
+	}
+	res, err := pki.Issue(ctx, o, "", reqs...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	svc, err := New(Options{PKI: o, Config: Config{Templates: []Template{sensorsTemplate()}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	payloads := make([][]byte, fleet)
+	for i, d := range res.Bundles {
+		payloads[i] = marshal(CreateCertificateFromCSRRequest{CertificateSigningRequest: csrPEM(b, newKey(b), d.Thing)})
+	}
+	if b.N*wave > fleet {
+		b.Fatalf("run at most %d iterations (-benchtime=Nx)", fleet/wave)
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		var wg sync.WaitGroup
+		for j := i * wave; j < (i+1)*wave; j++ {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				d := res.Bundles[j]
+				rs := svc.Handle(ctx, Request{Topic: TopicCreateFromCSR, Payload: payloads[j], Caller: Caller{ClientID: d.Thing, ThingName: d.Thing, Serial: d.Serial}})
+				if rs[0].Topic != TopicCreateFromCSR+SuffixAccepted {
+					b.Errorf("%s: %s", rs[0].Topic, rs[0].Payload)
+					return
+				}
+				var cr CreateCertificateFromCSRResponse
+				mustUnmarshal(b, rs[0].Payload, &cr)
+				_ = svc.Connected(ctx, pki.SerialHex(parseCert(b, cr.CertificatePem).SerialNumber))
+			}()
+		}
+		wg.Wait()
+		if _, err := svc.Sweep(ctx, time.Now()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*wave), "ns/renewal")
+	b.ReportMetric(float64(svc.signings.Load())/float64(b.N), "pki.Issue/wave")
 }

@@ -3,7 +3,9 @@ package enrol
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 )
@@ -114,9 +116,46 @@ var (
 	paramNameRE = regexp.MustCompile(`^[a-zA-Z0-9_:.-]{1,128}$`)
 )
 
-// Validate fills defaults and checks the section; errors name the key (prefix is the section's
-// path in the config, e.g. "enrolment").
-func (c *Config) Validate(prefix string) error {
+// Validate checks the section; errors name the key (prefix is the section's path in the
+// config, e.g. "enrolment"). It works on a copy: c, and the templates, parameters and hooks
+// it shares with its caller's (a parsed config file), are left as they are. New fills the
+// defaults into its own copy.
+func (c Config) Validate(prefix string) error {
+	_, err := c.prepared(prefix)
+	return err
+}
+
+// Clone returns a deep copy of c: nothing in it is shared with c.
+func (c Config) Clone() Config {
+	out := c
+	out.Templates = make([]Template, len(c.Templates))
+	for i, t := range c.Templates {
+		t.Parameters = slices.Clone(t.Parameters)
+		for j, p := range t.Parameters {
+			if p.Default != nil {
+				d := *p.Default
+				t.Parameters[j].Default = &d
+			}
+		}
+		t.Attributes = maps.Clone(t.Attributes)
+		t.Policies = slices.Clone(t.Policies)
+		t.DeviceConfiguration = maps.Clone(t.DeviceConfiguration)
+		if h := t.PreProvisioningHook; h != nil {
+			t.PreProvisioningHook = &Hook{Command: slices.Clone(h.Command), Timeout: h.Timeout}
+		}
+		t.thingRE, t.params = nil, nil
+		out.Templates[i] = t
+	}
+	if c.Templates == nil {
+		out.Templates = nil
+	}
+	return out
+}
+
+// prepared returns a copy of c with the defaults filled and the templates compiled, or what
+// is wrong with c.
+func (c Config) prepared(prefix string) (Config, error) {
+	c = c.Clone()
 	var errs []error
 	bad := func(key, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s.%s: %s", prefix, key, fmt.Sprintf(format, args...)))
@@ -170,7 +209,7 @@ func (c *Config) Validate(prefix string) error {
 			}
 		}
 	}
-	return errors.Join(errs...)
+	return c, errors.Join(errs...)
 }
 
 // compile checks the template's parameters and references and builds the CN pattern.

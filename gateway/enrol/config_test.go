@@ -35,7 +35,8 @@ func TestConfigYAML(t *testing.T) {
 	if err := dec.Decode(&c); err != nil {
 		t.Fatalf("decoding the example: %v", err)
 	}
-	if err := c.Validate("enrolment"); err != nil {
+	c, err := c.prepared("enrolment")
+	if err != nil {
 		t.Fatal(err)
 	}
 	tm := c.Templates[0]

@@ -28,6 +28,13 @@
 // with the renewals waiting for Connected, so both survive a restart. Every request spends a
 // token of the calling certificate's bucket (Config.RateLimit).
 //
+// CreateCertificateFromCsr requests are signed in batches (batch.go): requests that arrive
+// while one batch is being signed are signed together in the next, with one issued.json and
+// one enrol.json commit, so 2,000 sensors renewing within a minute cost tens of commits, not
+// thousands. Measured with `edgegw-load renew` (2,000 devices, 60 s window, the fleet
+// publishing QoS 1 throughout): every device renewed, 0 messages lost, every old certificate
+// revoked within one sweep of the last renewal.
+//
 // Service does no MQTT I/O: Handle takes a request and returns the responses to publish to
 // the requesting connection only. Certificates and the registry are written through
 // gateway/pki (Issue, Activate, RevokeSerials), the same code `edgegw pki sign` uses.
@@ -39,8 +46,8 @@
 //     IsClaimCert(leaf), Serial = pki.SerialHex(leaf.SerialNumber), Cert = leaf, Source;
 //   - publish each Response (QoS 0 or the request's QoS, not retained) to the requesting
 //     client only, never through the topic tree: a response carries an ownership token;
-//   - call Connected(serial) after every successful CONNECT of a certificate (cheap and
-//     lock-free unless the serial is a renewal's), and Sweep(now) every few seconds;
+//   - call Connected(serial) after every successful CONNECT of a certificate (lock-free, writes
+//     nothing: the next Sweep records it), and Sweep(now) every few seconds;
 //   - OnEvent feeds the audit log and metrics.
 //
 // Tokens are bound to the certificate serial and client ID, not to one TCP connection, so a

@@ -271,13 +271,13 @@ func TestRenewalRevokesOldAfterConnected(t *testing.T) {
 		t.Errorf("thingName = %q", rr.ThingName)
 	}
 
+	s.svc = s.open() // the renewal waiting for its new certificate survives a restart
 	if err := s.svc.Connected(context.Background(), strings.ToUpper(ns)); err != nil {
 		t.Fatal(err)
 	}
 	if e := s.entry(old.Serial); e.Status != pki.StatusActive {
 		t.Fatalf("old certificate is %s before the sweep; want active", e.Status)
 	}
-	s.svc = s.open() // the connected renewal survives a restart
 	res, err := s.svc.Sweep(context.Background(), s.clock.Now())
 	if err != nil {
 		t.Fatal(err)
@@ -453,11 +453,23 @@ func TestConfigValidate(t *testing.T) {
 			}
 		})
 	}
-	c := Config{Templates: []Template{sensorsTemplate()}}
-	if err := c.Validate("enrolment"); err != nil {
+	hooked := sensorsTemplate()
+	hooked.Name, hooked.PreProvisioningHook = "hooked", &Hook{Command: []string{"/bin/true"}}
+	orig := Config{Templates: []Template{sensorsTemplate(), hooked}}
+	if err := orig.Validate("enrolment"); err != nil {
 		t.Fatal(err)
 	}
-	if c.TokenTTL != DefaultTokenTTL || c.RenewalGrace != DefaultRenewalGrace || c.RateLimit.Burst != DefaultBurst {
+	// Validate writes nothing into the caller's section (a parsed config file), not even
+	// through the templates and hooks it shares with it.
+	if orig.TokenTTL != 0 || orig.RateLimit.Burst != 0 || orig.Templates[0].thingRE != nil || orig.Templates[0].params != nil ||
+		orig.Templates[1].PreProvisioningHook.Timeout != 0 {
+		t.Errorf("Validate changed its receiver's section: %+v", orig)
+	}
+	c, err := orig.prepared("enrolment")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.TokenTTL != DefaultTokenTTL || c.Templates[1].PreProvisioningHook.Timeout != DefaultHookTimeout || c.RenewalGrace != DefaultRenewalGrace || c.RateLimit.Burst != DefaultBurst {
 		t.Errorf("defaults not filled: %+v", c)
 	}
 	for cn, want := range map[string]bool{"sensor-00AB": true, "sensor-00ab": false, "sensor-": false, "xsensor-0000": false, "sensor-0000x": false} {

@@ -54,7 +54,7 @@ type Response struct {
 // Options configure a Service.
 type Options struct {
 	PKI    pki.Options // the site CA; PKI.Devices is the registry RegisterThing writes to
-	Config Config      // validated by New
+	Config Config      // validated by New, which keeps a copy with the defaults filled in
 	Logger *slog.Logger
 	Now    func() time.Time // default time.Now
 	// OnEvent, when set, is called for every outcome the audit log and metrics want (after
@@ -91,21 +91,32 @@ func (s *Service) emit(e Event) {
 }
 
 // Service answers the device provisioning MQTT API. It does no MQTT I/O: the broker hands it
-// requests and publishes what it returns. Safe for concurrent use (requests are served one at
-// a time: each is a CA operation under the PKI directory's lock anyway).
+// requests and publishes what it returns. Safe for concurrent use: requests are checked
+// concurrently, CreateCertificateFromCsr is signed in batches (batch.go), RegisterThing and
+// Sweep one at a time (each is a CA operation under the PKI directory's lock anyway).
 type Service struct {
 	o         Options
 	log       *slog.Logger
 	statePath string
 
-	mu      sync.Mutex
-	st      state
-	byNew   map[string]int // renewal's new serial -> index in st.Renewals
+	mu    sync.Mutex
+	st    state
+	byNew map[string]int // renewal's new serial -> index in st.Renewals
+
+	bmu     sync.Mutex // after mu when both are held
 	buckets map[string]*bucket
+
+	// CreateCertificateFromCsr requests wait in queue; one of them at a time (leading) signs
+	// everything queued in one batch (batch.go).
+	qmu      sync.Mutex
+	queue    []*csrJob
+	leading  bool
+	queued   atomic.Int64 // requests queued so far
+	signings atomic.Int64 // pki.Issue calls
 	// renewing is byNew's key set, read without mu: Connected runs on every CONNECT and must
 	// not wait behind a request (a CA write, a pre-provisioning hook).
 	renewing atomic.Pointer[map[string]struct{}]
-	late     sync.Map // serials Connected could not mark because a request held mu
+	late     sync.Map // renewals' new serials Connected saw, for the next Sweep
 
 	counters counters // Stats (stats.go)
 }
@@ -115,9 +126,11 @@ func New(o Options) (*Service, error) {
 	if o.PKI.Dir == "" {
 		return nil, errors.New("enrolment: no PKI directory")
 	}
-	if err := o.Config.Validate("enrolment"); err != nil {
+	cfg, err := o.Config.prepared("enrolment") // a copy: the caller's Config is not written
+	if err != nil {
 		return nil, err
 	}
+	o.Config = cfg
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -229,8 +242,7 @@ func (s *Service) Handle(ctx context.Context, r Request) []Response {
 }
 
 // admit lets a request of createFromCSR or registerThing in: the caller must have a client
-// certificate, and one token of its bucket is spent. It returns the time of the request; s.mu
-// must be held.
+// certificate, and one token of its bucket is spent. It returns the time of the request.
 func (s *Service) admit(r Request) (time.Time, error) {
 	now := s.o.Now()
 	if r.Caller.Serial == "" {
@@ -241,6 +253,8 @@ func (s *Service) admit(r Request) (time.Time, error) {
 
 // allow spends one token of the caller's bucket.
 func (s *Service) allow(serial string, now time.Time) error {
+	s.bmu.Lock()
+	defer s.bmu.Unlock()
 	b := s.buckets[serial]
 	if b == nil {
 		b = &bucket{}
@@ -250,80 +264,6 @@ func (s *Service) allow(serial string, now time.Time) error {
 		return reject(429, CodeThrottled, "too many requests from this certificate: at most %d at once, then one every %s", s.o.Config.RateLimit.Burst, s.o.Config.RateLimit.Every)
 	}
 	return nil
-}
-
-func (s *Service) createFromCSR(ctx context.Context, r Request) ([]byte, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	now, err := s.admit(r)
-	if err != nil {
-		return nil, err
-	}
-	req, err := parseCreateFromCSR(r.Payload)
-	if err != nil {
-		return nil, err
-	}
-	csr, err := pki.ParseCSR([]byte(req.CertificateSigningRequest))
-	if err != nil {
-		return nil, reject(400, CodeInvalidCSR, "%v", err)
-	}
-	cn := csr.Subject.CommonName
-	ir := pki.IssueRequest{Thing: cn, CSR: []byte(req.CertificateSigningRequest), Days: s.o.Config.Days}
-	renewing := false
-	if r.Caller.Claim {
-		if err := pki.ValidThing(cn); err != nil {
-			return nil, reject(400, CodeInvalidCSR, "CSR refused: its subject CN must be the thing name: %v", err)
-		}
-		if !slices.ContainsFunc(s.o.Config.Templates, func(t Template) bool { return t.thingRE.MatchString(cn) }) {
-			return nil, reject(400, CodeInvalidCSR, "CSR refused: its subject CN %q is no thing name a provisioning template gives; make the CSR with the thing name as CN", cn)
-		}
-		ir.Pending = true
-	} else {
-		if cn != r.Caller.ThingName {
-			return nil, reject(400, CodeInvalidCSR, "CSR refused: its subject CN is %q but this certificate's thing is %q; a renewal keeps the thing name", cn, r.Caller.ThingName)
-		}
-		ir.Overlap, ir.RenewSerial, renewing = true, r.Caller.Serial, true
-	}
-	res, err := pki.Issue(ctx, s.o.PKI, "", ir)
-	switch {
-	case errors.Is(err, pki.ErrBadCSR):
-		return nil, reject(400, CodeInvalidCSR, "%v", err)
-	case errors.Is(err, pki.ErrThingActive):
-		return nil, reject(409, CodeConflict, "thing %q already has an active certificate: it renews with its own certificate, or its certificate is revoked first", cn)
-	case errors.Is(err, pki.ErrNotRenewable):
-		return nil, reject(403, CodeAccessDenied, "certificate %s cannot renew itself: only an active device certificate of this site's CA can (enrol by claim instead)", r.Caller.Serial)
-	case err != nil:
-		return nil, fmt.Errorf("signing the CSR for %q: %w", cn, err)
-	}
-	b := res.Bundles[0]
-	tok, err := newToken()
-	if err != nil {
-		return nil, err
-	}
-	id := certificateID(b.Cert.Raw)
-	rec := tokenRec{Hash: tokenHash(tok), CertificateID: id, Serial: b.Serial, Thing: cn, CallerSerial: r.Caller.Serial,
-		ClientID: r.Caller.ClientID, Renewal: renewing, Expires: now.Add(s.o.Config.TokenTTL), CertPEM: string(b.CertPEM)}
-	next := s.st
-	next.Tokens = append(slices.Clone(s.st.Tokens), rec)
-	if renewing {
-		next.Renewals = append(slices.Clone(s.st.Renewals), renewal{Old: b.Renews, New: b.Serial, Thing: cn, Deadline: now.Add(s.o.Config.RenewalGrace)})
-	}
-	if err := next.save(s.statePath); err != nil {
-		// The certificate exists but no token does: take it back so it cannot be used.
-		if _, rerr := pki.RevokeSerials(ctx, s.o.PKI, []string{b.Serial}, "cessationOfOperation"); rerr != nil {
-			err = errors.Join(err, rerr)
-		}
-		return nil, err
-	}
-	s.st = next
-	s.reindex()
-	kind := "claim"
-	if renewing {
-		kind = "renewal"
-	}
-	s.log.Info("certificate issued from CSR", "device", cn, "serial", b.Serial, "by", kind, "caller_serial", r.Caller.Serial)
-	s.emit(Event{Kind: EventIssued, Device: cn, ClientID: r.Caller.ClientID, Serial: b.Serial, Caller: r.Caller.Serial, Renewal: renewing})
-	return marshal(CreateCertificateFromCSRResponse{CertificateID: id, CertificatePem: string(b.CertPEM), CertificateOwnershipToken: tok}), nil
 }
 
 func newToken() (string, error) {
@@ -349,43 +289,17 @@ func (s *Service) registerThing(ctx context.Context, r Request, name string) ([]
 	if t == nil {
 		return nil, reject(404, CodeNotFound, "no provisioning template %q on this gateway", name)
 	}
-	ti := slices.IndexFunc(s.st.Tokens, func(k tokenRec) bool { return k.Hash == tokenHash(req.CertificateOwnershipToken) })
-	if ti < 0 {
-		return nil, reject(400, CodeInvalidToken, "the certificateOwnershipToken is unknown or was used already; call CreateCertificateFromCsr again")
-	}
-	tok := s.st.Tokens[ti]
-	switch {
-	case !now.Before(tok.Expires):
-		return nil, reject(400, CodeInvalidToken, "the certificateOwnershipToken expired at %s; call CreateCertificateFromCsr again", tok.Expires.UTC().Format(time.RFC3339))
-	case !strings.EqualFold(tok.CallerSerial, r.Caller.Serial) || tok.ClientID != r.Caller.ClientID:
-		return nil, reject(400, CodeInvalidToken, "the certificateOwnershipToken belongs to another connection: call RegisterThing on the connection that called CreateCertificateFromCsr")
+	ti, tok, err := s.ownToken(r.Caller, req.CertificateOwnershipToken, now)
+	if err != nil {
+		return nil, err
 	}
 	params, err := t.parameters(req.Parameters, tok)
 	if err != nil {
 		return nil, err
 	}
 	if h := t.PreProvisioningHook; h != nil {
-		in := HookInput{ClaimCertificateID: r.Caller.Serial, CertificateID: tok.CertificateID, CertificatePem: tok.CertPEM,
-			TemplateArn: templateArn(t.Name), ClientID: r.Caller.ClientID, Parameters: maps.Clone(req.Parameters)}
-		if r.Caller.Cert != nil {
-			in.ClaimCertificateID = certificateID(r.Caller.Cert.Raw)
-		}
-		if in.Parameters == nil {
-			in.Parameters = map[string]string{}
-		}
-		over, err := runHook(ctx, h, in)
-		if err != nil {
+		if params, err = t.hookParameters(ctx, h, r.Caller, req.Parameters, tok); err != nil {
 			return nil, err
-		}
-		merged := maps.Clone(req.Parameters)
-		if merged == nil {
-			merged = map[string]string{}
-		}
-		for k, v := range over {
-			merged[k] = v
-		}
-		if params, err = t.parameters(merged, tok); err != nil {
-			return nil, fmt.Errorf("%w (after the pre-provisioning hook's parameterOverrides)", err)
 		}
 	}
 	thing := expand(t.ThingName, params)
@@ -396,18 +310,8 @@ func (s *Service) registerThing(ctx context.Context, r Request, name string) ([]
 		return nil, reject(400, CodeInvalidParameters, "template %q gives the thing name %q but the certificate's CN is %q: send the parameters the CSR was made for", t.Name, thing, tok.Thing)
 	}
 	if !tok.Renewal {
-		attrs := map[string]string{}
-		for k, v := range t.Attributes {
-			attrs[k] = expand(v, params)
-		}
-		_, err := pki.Activate(ctx, s.o.PKI, tok.Serial, pki.ThingUpdate{Name: thing, Type: t.ThingType, Attributes: attrs, Policies: t.Policies})
-		switch {
-		case errors.Is(err, pki.ErrThingActive):
-			return nil, reject(409, CodeConflict, "thing %q already has an active certificate: revoke it before enrolling the thing again", thing)
-		case errors.Is(err, pki.ErrNotPending) || errors.Is(err, pki.ErrNotFound):
-			return nil, reject(400, CodeInvalidToken, "the certificate of this token is no longer pending (revoked?): call CreateCertificateFromCsr again")
-		case err != nil:
-			return nil, fmt.Errorf("activating %s for %q: %w", tok.Serial, thing, err)
+		if err := s.activate(ctx, t, tok, thing, params); err != nil {
+			return nil, err
 		}
 	}
 	next := s.st
@@ -423,6 +327,70 @@ func (s *Service) registerThing(ctx context.Context, r Request, name string) ([]
 		cfg = map[string]string{}
 	}
 	return marshal(RegisterThingResponse{DeviceConfiguration: cfg, ThingName: thing}), nil
+}
+
+// ownToken finds the open token whose hash is token's and checks that it is the caller's and
+// not expired at now. It returns its index in s.st.Tokens. s.mu is held.
+func (s *Service) ownToken(c Caller, token string, now time.Time) (int, tokenRec, error) {
+	h := tokenHash(token)
+	ti := slices.IndexFunc(s.st.Tokens, func(k tokenRec) bool { return k.Hash == h })
+	if ti < 0 {
+		return 0, tokenRec{}, reject(400, CodeInvalidToken, "the certificateOwnershipToken is unknown or was used already; call CreateCertificateFromCsr again")
+	}
+	tok := s.st.Tokens[ti]
+	switch {
+	case !now.Before(tok.Expires):
+		return 0, tok, reject(400, CodeInvalidToken, "the certificateOwnershipToken expired at %s; call CreateCertificateFromCsr again", tok.Expires.UTC().Format(time.RFC3339))
+	case !strings.EqualFold(tok.CallerSerial, c.Serial) || tok.ClientID != c.ClientID:
+		return 0, tok, reject(400, CodeInvalidToken, "the certificateOwnershipToken belongs to another connection: call RegisterThing on the connection that called CreateCertificateFromCsr")
+	}
+	return ti, tok, nil
+}
+
+// hookParameters runs the template's pre-provisioning hook with the request's parameters and
+// returns the parameters checked again after its parameterOverrides.
+func (t *Template) hookParameters(ctx context.Context, h *Hook, c Caller, reqParams map[string]string, tok tokenRec) (map[string]string, error) {
+	in := HookInput{ClaimCertificateID: c.Serial, CertificateID: tok.CertificateID, CertificatePem: tok.CertPEM,
+		TemplateArn: templateArn(t.Name), ClientID: c.ClientID, Parameters: maps.Clone(reqParams)}
+	if c.Cert != nil {
+		in.ClaimCertificateID = certificateID(c.Cert.Raw)
+	}
+	if in.Parameters == nil {
+		in.Parameters = map[string]string{}
+	}
+	over, err := runHook(ctx, h, in)
+	if err != nil {
+		return nil, err
+	}
+	merged := maps.Clone(reqParams)
+	if merged == nil {
+		merged = map[string]string{}
+	}
+	maps.Copy(merged, over)
+	params, err := t.parameters(merged, tok)
+	if err != nil {
+		return nil, fmt.Errorf("%w (after the pre-provisioning hook's parameterOverrides)", err)
+	}
+	return params, nil
+}
+
+// activate makes the pending certificate of a claim's token active for thing, with the
+// template's type, attributes and policies in the registry.
+func (s *Service) activate(ctx context.Context, t *Template, tok tokenRec, thing string, params map[string]string) error {
+	attrs := map[string]string{}
+	for k, v := range t.Attributes {
+		attrs[k] = expand(v, params)
+	}
+	_, err := pki.Activate(ctx, s.o.PKI, tok.Serial, pki.ThingUpdate{Name: thing, Type: t.ThingType, Attributes: attrs, Policies: t.Policies})
+	switch {
+	case errors.Is(err, pki.ErrThingActive):
+		return reject(409, CodeConflict, "thing %q already has an active certificate: revoke it before enrolling the thing again", thing)
+	case errors.Is(err, pki.ErrNotPending) || errors.Is(err, pki.ErrNotFound):
+		return reject(400, CodeInvalidToken, "the certificate of this token is no longer pending (revoked?): call CreateCertificateFromCsr again")
+	case err != nil:
+		return fmt.Errorf("activating %s for %q: %w", tok.Serial, thing, err)
+	}
+	return nil
 }
 
 // parameters checks a RegisterThing request's parameters against the template: only declared
@@ -454,25 +422,19 @@ func (t *Template) parameters(in map[string]string, tok tokenRec) (map[string]st
 }
 
 // Connected is called by the broker when a client certificate with serial has connected and
-// passed authorization. When serial is the new certificate of a renewal, the renewal is marked
-// done (in enrol.json) and the next Sweep revokes the old certificate, and any other
-// certificate issued for the same renewal that was never used, with reason superseded: one CRL
-// for every renewal since the last Sweep, instead of one per device.
+// passed authorization. When serial is the new certificate of a renewal, the next Sweep marks
+// the renewal done (in enrol.json) and revokes the old certificate, and any other certificate
+// issued for the same renewal that was never used, with reason superseded: one CRL and one
+// enrol.json write for every renewal since the last Sweep, instead of one of each per device.
 //
-// It never blocks the connect path: for any other serial it returns at once without a lock,
-// and while a request holds the Service (a CA write, a pre-provisioning hook) the mark is kept
-// in memory for the next Sweep (a crash before that falls back to the grace period).
+// It never blocks the connect path: it takes no lock and writes nothing (a crash before the
+// next Sweep falls back to the grace period for the renewals it had seen).
 func (s *Service) Connected(_ context.Context, serial string) error {
 	serial = strings.ToLower(serial)
-	if _, ok := (*s.renewing.Load())[serial]; !ok {
-		return nil
-	}
-	if !s.mu.TryLock() {
+	if _, ok := (*s.renewing.Load())[serial]; ok {
 		s.late.Store(serial, struct{}{})
-		return nil
 	}
-	defer s.mu.Unlock()
-	return s.markConnected([]string{serial})
+	return nil
 }
 
 // markConnected marks the renewals whose new certificate is in serials and saves the state.
@@ -553,14 +515,50 @@ func (s *Service) Sweep(ctx context.Context, now time.Time) (*SweepResult, error
 			res.Abandoned = append(res.Abandoned, t.Serial)
 		}
 	}
+	next.Renewals = dueRenewals(s.st.Renewals, now, res)
+	if err := s.revokeDue(ctx, res); err != nil {
+		return nil, err
+	}
+	if res.ExpiredTokens > 0 || len(res.Superseded) > 0 {
+		if err := next.save(s.statePath); err != nil {
+			return nil, err
+		}
+		s.st = next
+		s.reindex()
+	}
+	s.bmu.Lock()
+	for k, b := range s.buckets {
+		if b.full(now, s.o.Config.RateLimit) {
+			delete(s.buckets, k)
+		}
+	}
+	s.bmu.Unlock()
+	for _, sn := range append(slices.Clone(res.Superseded), res.Unused...) {
+		s.emit(Event{Kind: EventSuperseded, Serial: sn, Renewal: true})
+	}
+	for _, sn := range res.Abandoned {
+		s.emit(Event{Kind: EventAbandoned, Serial: sn})
+	}
+	if len(res.Superseded)+len(res.Abandoned) > 0 {
+		s.log.Info("enrolment sweep", "superseded", len(res.Superseded), "unused", len(res.Unused), "abandoned", len(res.Abandoned), "expired_tokens", res.ExpiredTokens)
+	}
+	return res, nil
+}
+
+// dueRenewals puts in res the renewals that are done at now (grouped by old certificate: a
+// device that asked twice has two): the old certificate is superseded when one of the group
+// connected or the grace period ended, and the group's unused new certificates with it. It
+// returns the renewals still waiting.
+func dueRenewals(renewals []renewal, now time.Time, res *SweepResult) []renewal {
 	groups := map[string][]renewal{} // by old serial, in order
 	var olds []string
-	for _, r := range s.st.Renewals {
+	for _, r := range renewals {
 		if groups[r.Old] == nil {
 			olds = append(olds, r.Old)
 		}
 		groups[r.Old] = append(groups[r.Old], r)
 	}
+	var waiting []renewal
 	for _, old := range olds {
 		g := groups[old]
 		connected := slices.ContainsFunc(g, func(r renewal) bool { return r.Connected })
@@ -576,41 +574,26 @@ func (s *Service) Sweep(ctx context.Context, now time.Time) (*SweepResult, error
 		case expired:
 			res.Superseded = append(res.Superseded, old)
 		default:
-			next.Renewals = append(next.Renewals, g...)
+			waiting = append(waiting, g...)
 		}
 	}
+	return waiting
+}
+
+// revokeDue revokes what res says is due: abandoned pending certificates (reason
+// cessationOfOperation), superseded and unused ones (reason superseded).
+func (s *Service) revokeDue(ctx context.Context, res *SweepResult) error {
 	if len(res.Abandoned) > 0 {
 		// Pending only: RevokeSerials skips one that was activated (tokens are deleted on
 		// activation, so this is a certificate nobody registered).
 		if _, err := pki.RevokeSerials(ctx, s.o.PKI, res.Abandoned, "cessationOfOperation"); err != nil && !errors.Is(err, pki.ErrAlreadyRevoked) {
-			return nil, fmt.Errorf("revoking abandoned enrolment certificates: %w", err)
+			return fmt.Errorf("revoking abandoned enrolment certificates: %w", err)
 		}
 	}
 	if len(res.Superseded) > 0 {
 		if err := s.revoke(ctx, append(slices.Clone(res.Superseded), res.Unused...)); err != nil {
-			return nil, fmt.Errorf("revoking renewed certificates: %w", err)
+			return fmt.Errorf("revoking renewed certificates: %w", err)
 		}
 	}
-	if res.ExpiredTokens > 0 || len(res.Superseded) > 0 {
-		if err := next.save(s.statePath); err != nil {
-			return nil, err
-		}
-		s.st = next
-		s.reindex()
-	}
-	for k, b := range s.buckets {
-		if b.full(now, s.o.Config.RateLimit) {
-			delete(s.buckets, k)
-		}
-	}
-	for _, sn := range append(slices.Clone(res.Superseded), res.Unused...) {
-		s.emit(Event{Kind: EventSuperseded, Serial: sn, Renewal: true})
-	}
-	for _, sn := range res.Abandoned {
-		s.emit(Event{Kind: EventAbandoned, Serial: sn})
-	}
-	if len(res.Superseded)+len(res.Abandoned) > 0 {
-		s.log.Info("enrolment sweep", "superseded", len(res.Superseded), "unused", len(res.Unused), "abandoned", len(res.Abandoned), "expired_tokens", res.ExpiredTokens)
-	}
-	return res, nil
+	return nil
 }
