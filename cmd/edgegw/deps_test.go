@@ -66,6 +66,13 @@ type room struct {
 	forbid []string // third-party import path prefixes it must not import
 }
 
+// belowWiring is every package of ours the rooms between the components
+// and the wiring (gateway/shadowrun...) may depend on: anything but gateway
+// itself, cmd and the test helpers.
+var belowWiring = []string{"store", "hw", "bridge", "bridge/topic", "gateway/audit", "gateway/authz", "gateway/authorizer",
+	"gateway/clock", "gateway/loopback", "gateway/pki", "gateway/enrol", "gateway/rules", "gateway/shadow",
+	"gateway/presence", "gateway/broker", "gateway/config", "gateway/observe"}
+
 // rooms are the per-package rules. TestImportDirection fails when one of
 // these packages is missing, so a rule never silently checks nothing.
 var rooms = map[string]room{
@@ -101,6 +108,9 @@ var rooms = map[string]room{
 	"gateway/est": {ours: []string{"hw"}, forbid: pureForbid},
 	// Device presence (who is offline, since when): a leaf.
 	"gateway/presence": {forbid: pureForbid},
+	// The shadows as the daemon runs them (store, Syncer beside the bridge):
+	// never the wiring, and the third-party libraries only through their owners.
+	"gateway/shadowrun": {ours: belowWiring, forbid: pureForbid},
 }
 
 // testHelpers are the module's test helper packages: only tests import them.
@@ -346,6 +356,21 @@ func TestCheckImportsCatches(t *testing.T) {
 			[]string{"gateway/est imports gateway/authz (via its dependencies); allowed from this module: hw",
 				"gateway/est imports gateway/pki (via its dependencies); allowed from this module: hw"}},
 	}
+	// The rooms that left package gateway (the wiring) for their own.
+	tests = append(tests, []struct {
+		name string
+		pkg  pkgImports
+		want []string
+	}{
+		{"shadowrun importing the broker, store and bridge is fine", pkgImports{ImportPath: m("gateway/shadowrun"), Imports: []string{m("gateway/broker"), m("store"), m("bridge")},
+			Deps: []string{m("gateway/broker"), m("store"), m("bridge"), m("gateway/shadow")}}, nil},
+		{"shadowrun importing gateway", pkgImports{ImportPath: m("gateway/shadowrun"), Imports: []string{m("gateway")}, Deps: []string{m("gateway"), m("store")}},
+			[]string{"gateway/shadowrun imports gateway (via its dependencies); allowed from this module: " + strings.Join(belowWiring, ", "),
+				"gateway/shadowrun imports gateway; only cmd/... may import gateway"}},
+		{"shadowrun importing badger", pkgImports{ImportPath: m("gateway/shadowrun"), Imports: []string{badger}},
+			[]string{"gateway/shadowrun imports github.com/dgraph-io/badger/v4; it must not import github.com/dgraph-io/badger",
+				"gateway/shadowrun imports github.com/dgraph-io/badger/v4; only store may import badger"}},
+	}...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := checkImports([]pkgImports{tt.pkg})
