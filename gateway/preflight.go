@@ -49,7 +49,7 @@ func Preflight(ctx context.Context, cfg *config.Config) error {
 		errs = append(errs, err)
 	}
 	// Every configuration opens the store: without a bridge it holds the
-	// offline sessions (sessions.go).
+	// offline sessions (gateway/localstate).
 	errs = append(errs, creatableDir("store.dir", cfg.Store.Dir))
 	errs = append(errs, preflightQueueKey(ctx, cfg))
 	errs = append(errs, audit.CheckFile(cfg.Audit.File))

@@ -14,6 +14,7 @@ import (
 	"github.com/edgegw/edgegw/gateway/audit"
 	"github.com/edgegw/edgegw/gateway/broker"
 	"github.com/edgegw/edgegw/gateway/config"
+	"github.com/edgegw/edgegw/gateway/localstate"
 	"github.com/edgegw/edgegw/gateway/observe"
 	"github.com/edgegw/edgegw/gateway/presence"
 	"github.com/edgegw/edgegw/hw"
@@ -26,13 +27,13 @@ type running struct {
 	audit  *audit.Log
 	keys   []hw.Key
 	up     *upstream         // queue + bridge (upstream.go); nil without a bridge section
-	shadow *shadows          // shadows.go; nil without a shadows section
-	own    *store.Queue      // store.dir opened for the sessions and shadows when no bridge does (sessions.go)
-	sessKV *store.KV         // the offline sessions' key space (sessions.go)
+	shadow *shadows          // gateway/shadowrun; nil without a shadows section
+	own    *store.Queue      // store.dir opened for the sessions and shadows when no bridge does (gateway/localstate)
+	sessKV *store.KV         // the offline sessions' key space (gateway/localstate)
 	enrol  *enrolment        // enrol.go; nil without an enrolment section
 	obs    *observe.Observer // metrics, /healthz, admin socket
 
-	presence *presence.Tracker // presence.go
+	presence *presence.Tracker // gateway/localstate
 }
 
 // BrokerOptionsFromConfig translates the config into broker options. Keys
@@ -94,7 +95,7 @@ func (g *Gateway) start(ctx context.Context) error {
 	set, err := CompileRules(g.cfg) // rules.go
 	var pres *presence.Tracker
 	if err == nil {
-		pres, err = openPresence(g.cfg.StateDir, g.log) // presence.go
+		pres, err = localstate.OpenPresence(g.cfg.StateDir, g.log)
 	}
 	if err != nil {
 		for _, k := range keys {
@@ -103,7 +104,7 @@ func (g *Gateway) start(ctx context.Context) error {
 		aud.Close()
 		return err
 	}
-	o.Presence = presenceSink{pres}
+	o.Presence = localstate.PresenceSink{T: pres}
 	b, err := broker.New(o)
 	if err == nil {
 		b.SetRules(set)
@@ -116,7 +117,7 @@ func (g *Gateway) start(ctx context.Context) error {
 	q := up.firstQueue()
 	var own *store.Queue
 	if err == nil && q == nil {
-		own, err = g.openLocalStore(ctx, aud, obs.FsyncObserved) // sessions.go: store.dir for the sessions and shadows
+		own, err = g.openLocalStore(ctx, aud, obs.FsyncObserved) // components.go: store.dir for the sessions and shadows
 		q = own
 	}
 	if err == nil && up == nil {
@@ -124,7 +125,7 @@ func (g *Gateway) start(ctx context.Context) error {
 	}
 	var sessKV *store.KV
 	if err == nil {
-		sessKV, err = g.openSessions(ctx, b, q) // before the listeners accept
+		sessKV, err = localstate.OpenSessions(ctx, b, q, g.log) // before the listeners accept
 	}
 	var en *enrolment
 	if err == nil {
@@ -152,7 +153,7 @@ func (g *Gateway) start(ctx context.Context) error {
 	}
 	g.run = &running{broker: b, audit: aud, keys: keys, obs: obs, up: up, shadow: sh, own: own, sessKV: sessKV, enrol: en, presence: pres}
 	up.start()
-	src := observe.Sources{Broker: b, Presence: presenceView{pres, b}, Audit: aud, Things: b}
+	src := observe.Sources{Broker: b, Presence: localstate.PresenceView{T: pres, B: b}, Audit: aud, Things: b}
 	if up != nil {
 		src.Bridges = up.sources() // upstream.go
 	}

@@ -111,6 +111,9 @@ var rooms = map[string]room{
 	// The shadows as the daemon runs them (store, Syncer beside the bridge):
 	// never the wiring, and the third-party libraries only through their owners.
 	"gateway/shadowrun": {ours: belowWiring, forbid: pureForbid},
+	// What the daemon keeps beside the queues (store without a bridge, offline
+	// sessions, presence): the same.
+	"gateway/localstate": {ours: belowWiring, forbid: pureForbid},
 }
 
 // testHelpers are the module's test helper packages: only tests import them.
@@ -370,6 +373,14 @@ func TestCheckImportsCatches(t *testing.T) {
 		{"shadowrun importing badger", pkgImports{ImportPath: m("gateway/shadowrun"), Imports: []string{badger}},
 			[]string{"gateway/shadowrun imports github.com/dgraph-io/badger/v4; it must not import github.com/dgraph-io/badger",
 				"gateway/shadowrun imports github.com/dgraph-io/badger/v4; only store may import badger"}},
+		{"localstate importing the broker, store and presence is fine", pkgImports{ImportPath: m("gateway/localstate"), Imports: []string{m("gateway/broker"), m("store"), m("gateway/presence")},
+			Deps: []string{m("gateway/broker"), m("store"), m("gateway/presence")}}, nil},
+		{"localstate importing gateway", pkgImports{ImportPath: m("gateway/localstate"), Imports: []string{m("gateway")}, Deps: []string{m("gateway")}},
+			[]string{"gateway/localstate imports gateway (via its dependencies); allowed from this module: " + strings.Join(belowWiring, ", "),
+				"gateway/localstate imports gateway; only cmd/... may import gateway"}},
+		{"localstate importing mochi", pkgImports{ImportPath: m("gateway/localstate"), Imports: []string{mochi}},
+			[]string{"gateway/localstate imports github.com/mochi-mqtt/server/v2; it must not import github.com/mochi-mqtt/",
+				"gateway/localstate imports github.com/mochi-mqtt/server/v2; only gateway/broker may import mochi-mqtt"}},
 	}...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
