@@ -12,6 +12,7 @@ import (
 
 	"github.com/edgegw/edgegw/gateway/audit"
 	"github.com/edgegw/edgegw/gateway/broker"
+	"github.com/edgegw/edgegw/gateway/brokerconf"
 	"github.com/edgegw/edgegw/gateway/config"
 	"github.com/edgegw/edgegw/gateway/observe"
 )
@@ -32,7 +33,7 @@ import (
 // and each refusal reads the same in both. The error joins every problem.
 func Preflight(ctx context.Context, cfg *config.Config) error {
 	var errs []error
-	o, keys, err := BrokerOptionsFromConfig(ctx, cfg)
+	o, keys, err := brokerconf.Options(ctx, cfg)
 	if err != nil {
 		errs = append(errs, err)
 	} else {

@@ -114,6 +114,8 @@ var rooms = map[string]room{
 	// What the daemon keeps beside the queues (store without a bridge, offline
 	// sessions, presence): the same.
 	"gateway/localstate": {ours: belowWiring, forbid: pureForbid},
+	// config -> broker options, rules and authorizers: the same.
+	"gateway/brokerconf": {ours: belowWiring, forbid: pureForbid},
 }
 
 // testHelpers are the module's test helper packages: only tests import them.
@@ -381,6 +383,14 @@ func TestCheckImportsCatches(t *testing.T) {
 		{"localstate importing mochi", pkgImports{ImportPath: m("gateway/localstate"), Imports: []string{mochi}},
 			[]string{"gateway/localstate imports github.com/mochi-mqtt/server/v2; it must not import github.com/mochi-mqtt/",
 				"gateway/localstate imports github.com/mochi-mqtt/server/v2; only gateway/broker may import mochi-mqtt"}},
+		{"brokerconf importing config, broker, rules and hw is fine", pkgImports{ImportPath: m("gateway/brokerconf"), Imports: []string{m("gateway/config"), m("gateway/broker"), m("gateway/rules"), m("hw")},
+			Deps: []string{m("gateway/config"), m("gateway/broker"), m("gateway/rules"), m("hw")}}, nil},
+		{"brokerconf importing gateway", pkgImports{ImportPath: m("gateway/brokerconf"), Imports: []string{m("gateway")}, Deps: []string{m("gateway"), m("gateway/config")}},
+			[]string{"gateway/brokerconf imports gateway (via its dependencies); allowed from this module: " + strings.Join(belowWiring, ", "),
+				"gateway/brokerconf imports gateway; only cmd/... may import gateway"}},
+		{"brokerconf importing prometheus", pkgImports{ImportPath: m("gateway/brokerconf"), Imports: []string{prom}},
+			[]string{"gateway/brokerconf imports github.com/prometheus/client_golang/prometheus; it must not import github.com/prometheus/",
+				"gateway/brokerconf imports github.com/prometheus/client_golang/prometheus; only gateway/observe may import prometheus"}},
 	}...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,4 +1,4 @@
-package gateway
+package brokerconf
 
 import (
 	"testing"
@@ -31,7 +31,7 @@ func TestBrokerLimits(t *testing.T) {
 			withDefaults(func(l *broker.Limits) { l.MaxPacketSize, l.ReceiveMaximum, l.ClientWriteQueue = 256<<20, 65535, 1<<20 })},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := brokerLimits(tc.in); got != tc.want {
+			if got := Limits(tc.in); got != tc.want {
 				t.Errorf("got %+v; want %+v", got, tc.want)
 			}
 		})
