@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"log/slog"
 	"net"
 	"os"
 
@@ -30,94 +31,88 @@ type running struct {
 	presence *presence.Tracker // gateway/localstate
 }
 
+// start opens every component and starts serving: the broker's listeners
+// accept only once the queues, the shadows, the offline sessions and the
+// enrolment are in place; the bridges and the observer start after.
 func (g *Gateway) start(ctx context.Context) error {
 	// The checks `edgegw check` makes, first: a refusal reads the same in both.
 	if err := Preflight(ctx, g.cfg); err != nil {
 		return err
 	}
-	obs := observe.New(g.cfg, g.log)
-	aud, err := audit.New(audit.Options{File: g.cfg.Audit.File, Journal: g.cfg.Audit.Journal, Site: g.cfg.Site, Log: g.log, OnEvent: obs.Record})
-	if err != nil {
+	r := &running{obs: observe.New(g.cfg, g.log)}
+	if err := g.open(ctx, r); err != nil {
+		r.close(g.log)
 		return err
 	}
-	o, keys, err := brokerconf.Options(ctx, g.cfg)
-	if err != nil {
-		aud.Close()
-		return err
+	g.run = r
+	r.up.start()
+	src := observe.Sources{Broker: r.broker, Presence: localstate.PresenceView{T: r.presence, B: r.broker}, Audit: r.audit, Things: r.broker}
+	if r.up != nil {
+		src.Bridges = r.up.sources() // upstream.go
 	}
-	o.Logger, o.Audit = g.log, aud
-	set, err := brokerconf.CompileRules(g.cfg)
-	var pres *presence.Tracker
-	if err == nil {
-		pres, err = localstate.OpenPresence(g.cfg.StateDir, g.log)
+	if r.shadow != nil {
+		src.Shadow = r.shadow
 	}
-	if err != nil {
-		for _, k := range keys {
-			_ = k.Close()
-		}
-		aud.Close()
-		return err
-	}
-	o.Presence = localstate.PresenceSink{T: pres}
-	b, err := broker.New(o)
-	if err == nil {
-		b.SetRules(set)
-	}
-	var up *upstream
-	if err == nil {
-		up, err = g.openUpstream(ctx, b, aud, obs.FsyncObserved) // queue open before listeners accept
-	}
-	sh := up.shadows()
-	q := up.firstQueue()
-	var own *store.Queue
-	if err == nil && q == nil {
-		own, err = g.openLocalStore(ctx, aud, obs.FsyncObserved) // components.go: store.dir for the sessions and shadows
-		q = own
-	}
-	if err == nil && up == nil {
-		sh, err = g.openShadows(ctx, b, own, aud)
-	}
-	var sessKV *store.KV
-	if err == nil {
-		sessKV, err = localstate.OpenSessions(ctx, b, q, g.log) // before the listeners accept
-	}
-	var en *enrolment
-	if err == nil {
-		en, err = openEnrolment(g.cfg, b, aud, g.log) // enrol.go
-	}
-	if err == nil {
-		err = b.Start()
-	}
-	if err != nil {
-		en.close()
-		if sessKV != nil {
-			sessKV.Close()
-		}
-		sh.close()
-		up.close()
-		if own != nil {
-			_ = own.Close()
-		}
-		for _, k := range keys {
-			_ = k.Close()
-		}
-		_ = pres.Close()
-		aud.Close()
-		return err
-	}
-	g.run = &running{broker: b, audit: aud, keys: keys, obs: obs, up: up, shadow: sh, own: own, sessKV: sessKV, enrol: en, presence: pres}
-	up.start()
-	src := observe.Sources{Broker: b, Presence: localstate.PresenceView{T: pres, B: b}, Audit: aud, Things: b}
-	if up != nil {
-		src.Bridges = up.sources() // upstream.go
-	}
-	if sh != nil {
-		src.Shadow = sh
-	}
-	if err := obs.Start(src); err != nil {
+	if err := r.obs.Start(src); err != nil {
 		g.stop()
 		return err
 	}
+	return nil
+}
+
+// open opens the components into r, in the order the broker needs them,
+// and starts the broker's listeners last. On error r holds what was opened,
+// for r.close; r.broker is set only once it serves.
+func (g *Gateway) open(ctx context.Context, r *running) (err error) {
+	if r.audit, err = audit.New(audit.Options{File: g.cfg.Audit.File, Journal: g.cfg.Audit.Journal, Site: g.cfg.Site, Log: g.log, OnEvent: r.obs.Record}); err != nil {
+		return err
+	}
+	o, keys, err := brokerconf.Options(ctx, g.cfg)
+	if r.keys = keys; err != nil {
+		return err
+	}
+	o.Logger, o.Audit = g.log, r.audit
+	set, err := brokerconf.CompileRules(g.cfg)
+	if err != nil {
+		return err
+	}
+	if r.presence, err = localstate.OpenPresence(g.cfg.StateDir, g.log); err != nil {
+		return err
+	}
+	o.Presence = localstate.PresenceSink{T: r.presence}
+	b, err := broker.New(o)
+	if err != nil {
+		return err
+	}
+	b.SetRules(set)
+	// The queues open before the listeners accept.
+	if r.up, err = g.openUpstream(ctx, b, r.audit, r.obs.FsyncObserved); err != nil {
+		return err
+	}
+	r.shadow = r.up.shadows()
+	q := r.up.firstQueue()
+	if q == nil {
+		// components.go: store.dir for the sessions and shadows
+		if r.own, err = g.openLocalStore(ctx, r.audit, r.obs.FsyncObserved); err != nil {
+			return err
+		}
+		q = r.own
+	}
+	if r.up == nil {
+		if r.shadow, err = g.openShadows(ctx, b, r.own, r.audit); err != nil {
+			return err
+		}
+	}
+	if r.sessKV, err = localstate.OpenSessions(ctx, b, q, g.log); err != nil {
+		return err
+	}
+	if r.enrol, err = openEnrolment(g.cfg, b, r.audit, g.log); err != nil { // enrol.go
+		return err
+	}
+	if err = b.Start(); err != nil {
+		return err
+	}
+	r.broker = b
 	return nil
 }
 
@@ -149,26 +144,38 @@ func (g *Gateway) stop() {
 		return
 	}
 	r.obs.Stop()
-	_ = r.broker.Close() // writes the sessions its disconnects keep offline
+	r.close(g.log)
+	g.run = nil
+}
+
+// close releases what r holds: the broker first (its disconnects write the
+// sessions it keeps offline), then what it used, each store after its
+// users (the bridges after the broker: no more enqueues), the audit log
+// last. Every part may be missing (a start that failed half way).
+func (r *running) close(log *slog.Logger) {
+	if r.broker != nil {
+		_ = r.broker.Close()
+	}
 	r.enrol.close()
 	if r.sessKV != nil {
 		r.sessKV.Close()
 	}
 	r.shadow.close() // before its store
-	r.up.close()     // after the broker: no more enqueues
+	r.up.close()
 	if r.own != nil {
 		if err := r.own.Close(); err != nil {
-			g.log.Error("closing store", "err", err)
+			log.Error("closing store", "err", err)
 		}
 	}
-	if err := r.presence.Close(); err != nil {
-		g.log.Warn("device presence not saved", "err", err)
+	if r.presence != nil {
+		if err := r.presence.Close(); err != nil {
+			log.Warn("device presence not saved", "err", err)
+		}
 	}
 	for _, k := range r.keys {
 		_ = k.Close()
 	}
 	_ = r.audit.Close()
-	g.run = nil
 }
 
 // MetricsAddr is the bound metrics address (nil when disabled or not running).
