@@ -93,6 +93,7 @@ func isIdentStart(c byte) bool {
 
 func isIdentPart(c byte) bool { return isIdentStart(c) || (c >= '0' && c <= '9') }
 
+// next reads the token at l.off (tEOF at the end).
 func (l *lexer) next() (token, error) {
 	for l.off < len(l.src) {
 		c := l.src[l.off]
@@ -117,46 +118,66 @@ func (l *lexer) next() (token, error) {
 		l.advance(n)
 		return token{kind: tIdent, text: src(l, start), pos: p, end: l.off}, nil
 	case c >= '0' && c <= '9':
-		n := 0
-		for l.off+n < len(l.src) && l.src[l.off+n] >= '0' && l.src[l.off+n] <= '9' {
-			n++
-		}
-		if l.off+n+1 < len(l.src) && l.src[l.off+n] == '.' && isDigit(l.src[l.off+n+1]) {
-			n++
-			for l.off+n < len(l.src) && isDigit(l.src[l.off+n]) {
-				n++
-			}
-		}
-		if l.off+n < len(l.src) && (l.src[l.off+n] == 'e' || l.src[l.off+n] == 'E') {
-			m := n + 1
-			if l.off+m < len(l.src) && (l.src[l.off+m] == '+' || l.src[l.off+m] == '-') {
-				m++
-			}
-			if l.off+m < len(l.src) && isDigit(l.src[l.off+m]) {
-				for l.off+m < len(l.src) && isDigit(l.src[l.off+m]) {
-					m++
-				}
-				n = m
-			}
-		}
-		if l.off+n < len(l.src) && isIdentStart(l.src[l.off+n]) {
-			return token{}, &SQLError{Pos: p, Msg: fmt.Sprintf("%q is not a number or a name; a field name starts with a letter or _ (use get(obj, \"%s\") for keys that do not)", l.src[l.off:l.off+n+1], l.src[l.off:l.off+n+1])}
-		}
-		l.advance(n)
-		return token{kind: tNumber, text: src(l, start), pos: p, end: l.off}, nil
+		return l.number(p)
 	case c == '\'' || c == '"':
 		return l.stringLit(c, p)
 	case c == '@':
-		n := 1
-		for l.off+n < len(l.src) && isIdentPart(l.src[l.off+n]) {
+		return l.variable(p)
+	}
+	return l.punct(p)
+}
+
+// number reads 12, 1.5, 2e-3; a name that starts with a digit is an error.
+func (l *lexer) number(p Pos) (token, error) {
+	start := l.off
+	n := 0
+	for l.off+n < len(l.src) && l.src[l.off+n] >= '0' && l.src[l.off+n] <= '9' {
+		n++
+	}
+	if l.off+n+1 < len(l.src) && l.src[l.off+n] == '.' && isDigit(l.src[l.off+n+1]) {
+		n++
+		for l.off+n < len(l.src) && isDigit(l.src[l.off+n]) {
 			n++
 		}
-		if n == 1 || n > 65 {
-			return token{}, &SQLError{Pos: p, Msg: "a variable is @ followed by 1 to 64 letters, digits or _"}
-		}
-		l.advance(n)
-		return token{kind: tVar, text: l.src[start+1 : l.off], pos: p, end: l.off}, nil
 	}
+	if l.off+n < len(l.src) && (l.src[l.off+n] == 'e' || l.src[l.off+n] == 'E') {
+		m := n + 1
+		if l.off+m < len(l.src) && (l.src[l.off+m] == '+' || l.src[l.off+m] == '-') {
+			m++
+		}
+		if l.off+m < len(l.src) && isDigit(l.src[l.off+m]) {
+			for l.off+m < len(l.src) && isDigit(l.src[l.off+m]) {
+				m++
+			}
+			n = m
+		}
+	}
+	if l.off+n < len(l.src) && isIdentStart(l.src[l.off+n]) {
+		return token{}, &SQLError{Pos: p, Msg: fmt.Sprintf("%q is not a number or a name; a field name starts with a letter or _ (use get(obj, \"%s\") for keys that do not)", l.src[l.off:l.off+n+1], l.src[l.off:l.off+n+1])}
+	}
+	l.advance(n)
+	return token{kind: tNumber, text: src(l, start), pos: p, end: l.off}, nil
+}
+
+// variable reads @name (a SET variable).
+func (l *lexer) variable(p Pos) (token, error) {
+	start := l.off
+	n := 1
+	for l.off+n < len(l.src) && isIdentPart(l.src[l.off+n]) {
+		n++
+	}
+	if n == 1 || n > 65 {
+		return token{}, &SQLError{Pos: p, Msg: "a variable is @ followed by 1 to 64 letters, digits or _"}
+	}
+	l.advance(n)
+	return token{kind: tVar, text: l.src[start+1 : l.off], pos: p, end: l.off}, nil
+}
+
+// punct reads an operator or punctuation; what other SQL dialects write
+// (--, !=, ==, backquotes) is an error saying the AWS IoT SQL way, and any
+// other character is a tBad token for the parser to report.
+func (l *lexer) punct(p Pos) (token, error) {
+	c, start := l.src[l.off], l.off
 	if c == '-' && l.off+1 < len(l.src) && l.src[l.off+1] == '-' {
 		return token{}, &SQLError{Pos: p, Msg: "comments are not supported in AWS IoT SQL: remove the '--' comment"}
 	}

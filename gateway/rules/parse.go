@@ -119,6 +119,26 @@ func (p *parser) parseStatement(nested bool) (*statement, error) {
 		return nil, errAt(t.pos, "expected SELECT, found %s: a rule is `[SET @v = ...] SELECT ... FROM 'topic/filter' [WHERE ...]`", t.describe())
 	}
 	st := &statement{pos: t.pos, sets: sets, vars: p.vars}
+	if err := p.parseSelectList(st); err != nil {
+		return nil, err
+	}
+	if err := p.parseFrom(st, nested); err != nil {
+		return nil, err
+	}
+	if p.peek().kw("where") {
+		p.next()
+		e, err := p.parseExpr()
+		if err != nil {
+			return nil, err
+		}
+		st.where = e
+	}
+	return st, nil
+}
+
+// parseSelectList reads [VALUE] item, item... into st: SELECT VALUE takes
+// one expression, and no two items may have the same output key.
+func (p *parser) parseSelectList(st *statement) error {
 	if p.peek().kw("value") && !p.peekN(1).kw("from") && !p.peekN(1).is(",") && !p.peekN(1).kw("as") {
 		p.next()
 		st.value = true
@@ -126,7 +146,7 @@ func (p *parser) parseStatement(nested bool) (*statement, error) {
 	for {
 		it, err := p.parseSelectItem(st.value)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		if it.star {
 			st.hasStar = true
@@ -138,7 +158,7 @@ func (p *parser) parseStatement(nested bool) (*statement, error) {
 		p.next()
 	}
 	if st.value && len(st.items) != 1 {
-		return nil, errAt(st.pos, "SELECT VALUE takes exactly one expression, found %d", len(st.items))
+		return errAt(st.pos, "SELECT VALUE takes exactly one expression, found %d", len(st.items))
 	}
 	seen := map[string]bool{}
 	for _, it := range st.items {
@@ -146,40 +166,38 @@ func (p *parser) parseStatement(nested bool) (*statement, error) {
 			continue
 		}
 		if seen[it.name] {
-			return nil, errAt(it.e.pos, "the output key %q appears twice: give one of them another name with AS", it.name)
+			return errAt(it.e.pos, "the output key %q appears twice: give one of them another name with AS", it.name)
 		}
 		seen[it.name] = true
 	}
+	return nil
+}
+
+// parseFrom reads FROM: a topic filter in quotes for the top-level
+// statement, an expression (an array field) for a nested one.
+func (p *parser) parseFrom(st *statement, nested bool) error {
 	ft := p.next()
 	if !ft.kw("from") {
-		return nil, errAt(ft.pos, "expected FROM or ',' after the SELECT list, found %s", ft.describe())
+		return errAt(ft.pos, "expected FROM or ',' after the SELECT list, found %s", ft.describe())
 	}
 	if nested {
 		e, err := p.parseExpr()
 		if err != nil {
-			return nil, err
+			return err
 		}
 		st.from = e
 	} else {
 		tt := p.next()
 		if tt.kind != tString {
-			return nil, errAt(tt.pos, "FROM takes a topic filter in single quotes, like FROM 'building/+/temp'; found %s", tt.describe())
+			return errAt(tt.pos, "FROM takes a topic filter in single quotes, like FROM 'building/+/temp'; found %s", tt.describe())
 		}
 		f, err := parseTopicFilter(tt.text)
 		if err != nil {
-			return nil, errAt(tt.pos, "FROM topic filter %q: %v", tt.text, err)
+			return errAt(tt.pos, "FROM topic filter %q: %v", tt.text, err)
 		}
 		st.filter = f
 	}
-	if p.peek().kw("where") {
-		p.next()
-		e, err := p.parseExpr()
-		if err != nil {
-			return nil, err
-		}
-		st.where = e
-	}
-	return st, nil
+	return nil
 }
 
 // parseSet reads SET @a = expr [, @b = expr]: each variable once, usable by
