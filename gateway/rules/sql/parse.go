@@ -1,18 +1,18 @@
-package rules
+package sql
 
 import (
 	"strings"
 )
 
 // The parser compiles as it parses: every expression becomes a closure over
-// its operands (an evalFn), so evaluating a rule walks no syntax tree and
+// its operands (an EvalFn), so evaluating a rule walks no syntax tree and
 // looks nothing up by name. Constant sub-expressions are evaluated once here.
 
-type evalFn func(c *evalCtx) Value
+type EvalFn func(c *Ctx) Value
 
 type expr struct {
 	pos   Pos
-	eval  evalFn
+	eval  EvalFn
 	konst bool     // eval always returns val
 	val   Value    // the constant value
 	path  []string // a plain field path (a, a.b.c), read straight from the payload
@@ -21,7 +21,7 @@ type expr struct {
 }
 
 func constExpr(p Pos, v Value) *expr {
-	return &expr{pos: p, konst: true, val: v, eval: func(*evalCtx) Value { return v }}
+	return &expr{pos: p, konst: true, val: v, eval: func(*Ctx) Value { return v }}
 }
 
 type parser struct {
@@ -29,7 +29,7 @@ type parser struct {
 	i     int
 	depth int
 	// vars are the SET variables in scope, by name, with their slot in
-	// evalCtx.vars; lenient accepts any variable (a template of a rule whose
+	// Ctx.vars; lenient accepts any variable (a template of a rule whose
 	// SQL did not compile, so as not to report the same problem twice).
 	vars    map[string]int
 	lenient bool
@@ -78,10 +78,10 @@ var reserved = map[string]bool{
 
 func isReserved(t token) bool { return t.kind == tIdent && reserved[strings.ToLower(t.text)] }
 
-// statement is one compiled SELECT: the top-level rule query or a nested one.
-type statement struct {
+// Statement is one compiled SELECT: the top-level rule query or a nested one.
+type Statement struct {
 	pos     Pos
-	sets    []evalFn       // SET @a = ..., @b = ...: evaluated in order, before WHERE
+	sets    []EvalFn       // SET @a = ..., @b = ...: evaluated in order, before WHERE
 	vars    map[string]int // the variables' slots
 	value   bool           // SELECT VALUE
 	items   []selItem
@@ -98,13 +98,13 @@ type selItem struct {
 	key  []byte // `"name":`, ready to append
 }
 
-func (p *parser) parseStatement(nested bool) (*statement, error) {
+func (p *parser) parseStatement(nested bool) (*Statement, error) {
 	p.depth++
 	defer func() { p.depth-- }()
 	if p.depth > maxNesting {
 		return nil, errAt(p.peek().pos, "statement nests deeper than %d levels", maxNesting)
 	}
-	var sets []evalFn
+	var sets []EvalFn
 	if !nested && p.peek().kw("set") {
 		var err error
 		if sets, err = p.parseSet(); err != nil {
@@ -118,7 +118,7 @@ func (p *parser) parseStatement(nested bool) (*statement, error) {
 		}
 		return nil, errAt(t.pos, "expected SELECT, found %s: a rule is `[SET @v = ...] SELECT ... FROM 'topic/filter' [WHERE ...]`", t.describe())
 	}
-	st := &statement{pos: t.pos, sets: sets, vars: p.vars}
+	st := &Statement{pos: t.pos, sets: sets, vars: p.vars}
 	if err := p.parseSelectList(st); err != nil {
 		return nil, err
 	}
@@ -138,7 +138,7 @@ func (p *parser) parseStatement(nested bool) (*statement, error) {
 
 // parseSelectList reads [VALUE] item, item... into st: SELECT VALUE takes
 // one expression, and no two items may have the same output key.
-func (p *parser) parseSelectList(st *statement) error {
+func (p *parser) parseSelectList(st *Statement) error {
 	if p.peek().kw("value") && !p.peekN(1).kw("from") && !p.peekN(1).is(",") && !p.peekN(1).kw("as") {
 		p.next()
 		st.value = true
@@ -175,7 +175,7 @@ func (p *parser) parseSelectList(st *statement) error {
 
 // parseFrom reads FROM: a topic filter in quotes for the top-level
 // statement, an expression (an array field) for a nested one.
-func (p *parser) parseFrom(st *statement, nested bool) error {
+func (p *parser) parseFrom(st *Statement, nested bool) error {
 	ft := p.next()
 	if !ft.kw("from") {
 		return errAt(ft.pos, "expected FROM or ',' after the SELECT list, found %s", ft.describe())
@@ -202,10 +202,10 @@ func (p *parser) parseFrom(st *statement, nested bool) error {
 
 // parseSet reads SET @a = expr [, @b = expr]: each variable once, usable by
 // the ones after it, by SELECT, WHERE, nested SELECTs and action templates.
-func (p *parser) parseSet() ([]evalFn, error) {
+func (p *parser) parseSet() ([]EvalFn, error) {
 	p.next() // SET
 	p.vars = map[string]int{}
-	var sets []evalFn
+	var sets []EvalFn
 	for {
 		vt := p.next()
 		if vt.kind != tVar {
@@ -446,7 +446,7 @@ func (p *parser) parsePrimary() (*expr, error) {
 			}
 			return nil, errAt(t.pos, "@%s is not set: define it with SET @%s = ... before SELECT (a variable is usable after its SET)", t.text, t.text)
 		}
-		return &expr{pos: t.pos, name: t.text, eval: func(c *evalCtx) Value { return c.vars[slot] }}, nil
+		return &expr{pos: t.pos, name: t.text, eval: func(c *Ctx) Value { return c.vars[slot] }}, nil
 	case tNumber:
 		v, ok := parseDecimalString(t.text)
 		if !ok {
@@ -537,12 +537,12 @@ func (p *parser) parseObject(open token) (*expr, error) {
 		}
 	}
 	allConst := true
-	fns := make([]evalFn, len(vals))
+	fns := make([]EvalFn, len(vals))
 	for i, v := range vals {
 		fns[i] = v.eval
 		allConst = allConst && v.konst
 	}
-	eval := func(c *evalCtx) Value {
+	eval := func(c *Ctx) Value {
 		o := &composite{keys: make([]string, 0, len(keys)), vals: make([]Value, 0, len(keys))}
 		for i, f := range fns {
 			o.set(keys[i], f(c))
@@ -576,12 +576,12 @@ func (p *parser) parseArray(open token) (*expr, error) {
 		}
 	}
 	allConst := true
-	fns := make([]evalFn, len(elems))
+	fns := make([]EvalFn, len(elems))
 	for i, e := range elems {
 		fns[i] = e.eval
 		allConst = allConst && e.konst
 	}
-	eval := func(c *evalCtx) Value {
+	eval := func(c *Ctx) Value {
 		vs := make([]Value, len(fns))
 		for i, f := range fns {
 			vs[i] = f(c)
@@ -606,7 +606,7 @@ func (p *parser) parseCase(kw token) (*expr, error) {
 		}
 		subject = s
 	}
-	var whens, thens []evalFn
+	var whens, thens []EvalFn
 	for p.peek().kw("when") {
 		p.next()
 		w, err := p.parseExpr()
@@ -626,7 +626,7 @@ func (p *parser) parseCase(kw token) (*expr, error) {
 	if len(whens) == 0 {
 		return nil, errAt(p.peek().pos, "CASE needs at least one WHEN ... THEN ...")
 	}
-	elseFn := evalFn(func(*evalCtx) Value { return undef })
+	elseFn := EvalFn(func(*Ctx) Value { return undef })
 	if p.peek().kw("else") {
 		p.next()
 		e, err := p.parseExpr()
@@ -640,7 +640,7 @@ func (p *parser) parseCase(kw token) (*expr, error) {
 	}
 	if subject != nil {
 		sf := subject.eval
-		return &expr{pos: kw.pos, eval: func(c *evalCtx) Value {
+		return &expr{pos: kw.pos, eval: func(c *Ctx) Value {
 			v := sf(c)
 			if v.k == Undefined {
 				return undef // "If v is Undefined, the result of the case statement is Undefined."
@@ -653,7 +653,7 @@ func (p *parser) parseCase(kw token) (*expr, error) {
 			return elseFn(c)
 		}}, nil
 	}
-	return &expr{pos: kw.pos, eval: func(c *evalCtx) Value {
+	return &expr{pos: kw.pos, eval: func(c *Ctx) Value {
 		for i, w := range whens {
 			if b, ok := toBool(w(c)); ok && b {
 				return thens[i](c)
@@ -720,7 +720,7 @@ func (p *parser) parseCast(name token) (*expr, error) {
 		return nil, err
 	}
 	vf := v.eval
-	e := &expr{pos: name.pos, eval: func(c *evalCtx) Value { return castTo(vf(c), k) }}
+	e := &expr{pos: name.pos, eval: func(c *Ctx) Value { return castTo(vf(c), k) }}
 	if v.konst {
 		return constExpr(name.pos, castTo(v.val, k)), nil
 	}
@@ -728,7 +728,7 @@ func (p *parser) parseCast(name token) (*expr, error) {
 }
 
 func starExpr(p Pos) *expr {
-	return &expr{pos: p, star: true, eval: func(c *evalCtx) Value { return c.star() }}
+	return &expr{pos: p, star: true, eval: func(c *Ctx) Value { return c.star() }}
 }
 
 func fieldExpr(p Pos, name string) *expr {
@@ -736,8 +736,8 @@ func fieldExpr(p Pos, name string) *expr {
 	return &expr{pos: p, path: path, name: name, eval: pathFn(path)}
 }
 
-func pathFn(path []string) evalFn {
-	return func(c *evalCtx) Value {
+func pathFn(path []string) EvalFn {
+	return func(c *Ctx) Value {
 		if c.scope != nil {
 			v := *c.scope
 			for _, k := range path {
@@ -755,7 +755,7 @@ func member(p Pos, base *expr, name string) *expr {
 		return &expr{pos: base.pos, path: path, name: name, eval: pathFn(path)}
 	}
 	bf := base.eval
-	e := &expr{pos: p, name: name, eval: func(c *evalCtx) Value { return bf(c).member(name) }}
+	e := &expr{pos: p, name: name, eval: func(c *Ctx) Value { return bf(c).member(name) }}
 	if base.konst {
 		e = constExpr(p, base.val.member(name))
 		e.name = name
@@ -767,7 +767,7 @@ func member(p Pos, base *expr, name string) *expr {
 // does) or, with a String index, the member of an Object.
 func indexExpr(p Pos, base, ix *expr) *expr {
 	bf, xf := base.eval, ix.eval
-	return &expr{pos: p, eval: func(c *evalCtx) Value { return getValue(bf(c), xf(c)) }}
+	return &expr{pos: p, eval: func(c *Ctx) Value { return getValue(bf(c), xf(c)) }}
 }
 
 func unary(p Pos, e *expr, op func(Value) Value) *expr {
@@ -775,7 +775,7 @@ func unary(p Pos, e *expr, op func(Value) Value) *expr {
 		return constExpr(p, op(e.val))
 	}
 	f := e.eval
-	return &expr{pos: p, eval: func(c *evalCtx) Value { return op(f(c)) }}
+	return &expr{pos: p, eval: func(c *Ctx) Value { return op(f(c)) }}
 }
 
 func binary(p Pos, l, r *expr, op func(a, b Value) Value) *expr {
@@ -785,13 +785,13 @@ func binary(p Pos, l, r *expr, op func(a, b Value) Value) *expr {
 	lf, rf := l.eval, r.eval
 	if r.konst {
 		rv := r.val
-		return &expr{pos: p, eval: func(c *evalCtx) Value { return op(lf(c), rv) }}
+		return &expr{pos: p, eval: func(c *Ctx) Value { return op(lf(c), rv) }}
 	}
-	return &expr{pos: p, eval: func(c *evalCtx) Value { return op(lf(c), rf(c)) }}
+	return &expr{pos: p, eval: func(c *Ctx) Value { return op(lf(c), rf(c)) }}
 }
 
 // compileSQL parses and compiles one top-level statement.
-func compileSQL(sql string) (*statement, error) {
+func compileSQL(sql string) (*Statement, error) {
 	toks, err := lexAll(sql)
 	if err != nil {
 		return nil, err

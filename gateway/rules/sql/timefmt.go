@@ -1,4 +1,4 @@
-package rules
+package sql
 
 import (
 	"time"
@@ -33,7 +33,7 @@ func checkTimePattern(arg int, format bool) func(name token, args []*expr) error
 }
 
 // parse_time(pattern, epochMillis[, zone])
-func fnParseTime(_ *evalCtx, a []Value) Value {
+func fnParseTime(_ *Ctx, a []Value) Value {
 	if a[0].k != String {
 		return undef
 	}
@@ -63,7 +63,7 @@ func fnParseTime(_ *evalCtx, a []Value) Value {
 
 // time_to_epoch(timestamp, pattern): milliseconds since the epoch; a timestamp
 // without a zone is UTC.
-func fnTimeToEpoch(_ *evalCtx, a []Value) Value {
+func fnTimeToEpoch(_ *Ctx, a []Value) Value {
 	if a[0].k != String || a[1].k != String {
 		return undef
 	}
