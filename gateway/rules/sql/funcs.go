@@ -140,12 +140,12 @@ func init() {
 func compileCall(name token, lname string, args []*expr) (*expr, error) {
 	spec, ok := funcs[lname]
 	if !ok {
-		return nil, &SQLError{Pos: name.pos, Err: ErrUnknownFunction,
-			Msg: fmt.Sprintf("unknown function %s(): AWS IoT SQL (2016-03-23) has no such function; see the Functions page of the AWS IoT SQL reference", name.text)}
+		return nil, &SQLError{Pos: name.Pos, Err: ErrUnknownFunction,
+			Msg: fmt.Sprintf("unknown function %s(): AWS IoT SQL (2016-03-23) has no such function; see the Functions page of the AWS IoT SQL reference", name.Text)}
 	}
 	if spec.cloud != "" {
-		return nil, &SQLError{Pos: name.pos, Err: ErrCloudFunction,
-			Msg: fmt.Sprintf("function %s() is not available at the edge: %s, which the gateway cannot reach offline; do this in an AWS IoT Core rule after the message is forwarded", name.text, spec.cloud)}
+		return nil, &SQLError{Pos: name.Pos, Err: ErrCloudFunction,
+			Msg: fmt.Sprintf("function %s() is not available at the edge: %s, which the gateway cannot reach offline; do this in an AWS IoT Core rule after the message is forwarded", name.Text, spec.cloud)}
 	}
 	if len(args) < spec.min || (spec.max >= 0 && len(args) > spec.max) {
 		want := strconv.Itoa(spec.min)
@@ -155,7 +155,7 @@ func compileCall(name token, lname string, args []*expr) (*expr, error) {
 		case spec.max != spec.min:
 			want = fmt.Sprintf("%d to %d", spec.min, spec.max)
 		}
-		return nil, errAt(name.pos, "%s() takes %s arguments, found %d", name.text, want, len(args))
+		return nil, errAt(name.Pos, "%s() takes %s arguments, found %d", name.Text, want, len(args))
 	}
 	if spec.check != nil {
 		if err := spec.check(name, args); err != nil {
@@ -172,7 +172,7 @@ func compileCall(name token, lname string, args []*expr) (*expr, error) {
 	// encode(*, ...) encodes the raw payload, JSON or not.
 	if lname == "encode" && args[0].star {
 		sf := args[1].eval
-		return &expr{pos: name.pos, eval: func(c *Ctx) Value {
+		return &expr{pos: name.Pos, eval: func(c *Ctx) Value {
 			return encodeBytes(c.rawStar(), sf(c))
 		}}, nil
 	}
@@ -181,14 +181,14 @@ func compileCall(name token, lname string, args []*expr) (*expr, error) {
 		for i, a := range args {
 			vals[i] = a.val
 		}
-		return constExpr(name.pos, fn(nil, vals)), nil
+		return constExpr(name.Pos, fn(nil, vals)), nil
 	}
 	switch len(fns) {
 	case 0:
-		return &expr{pos: name.pos, eval: func(c *Ctx) Value { return fn(c, nil) }}, nil
+		return &expr{pos: name.Pos, eval: func(c *Ctx) Value { return fn(c, nil) }}, nil
 	case 1:
 		f0 := fns[0]
-		return &expr{pos: name.pos, eval: func(c *Ctx) Value {
+		return &expr{pos: name.Pos, eval: func(c *Ctx) Value {
 			base := len(c.stack)
 			c.stack = append(c.stack, f0(c))
 			v := fn(c, c.stack[base:])
@@ -196,7 +196,7 @@ func compileCall(name token, lname string, args []*expr) (*expr, error) {
 			return v
 		}}, nil
 	}
-	return &expr{pos: name.pos, eval: func(c *Ctx) Value {
+	return &expr{pos: name.Pos, eval: func(c *Ctx) Value {
 		base := len(c.stack)
 		for _, f := range fns {
 			v := f(c)
@@ -558,7 +558,7 @@ func checkRegexArg(name token, args []*expr) error {
 		return nil
 	}
 	if _, err := regexp.Compile(s); err != nil {
-		return errAt(pat.pos, "%s(): the regular expression %q does not compile here (%v); the gateway uses Go's RE2 syntax, which has no back-references or look-around", name.text, s, err)
+		return errAt(pat.pos, "%s(): the regular expression %q does not compile here (%v); the gateway uses Go's RE2 syntax, which has no back-references or look-around", name.Text, s, err)
 	}
 	return nil
 }
@@ -651,18 +651,18 @@ func javaReplacement(r string) (string, bool) {
 func checkScheme(name token, args []*expr) error {
 	s := args[1]
 	if !s.konst || s.val.k != String {
-		return errAt(s.pos, "%s(): the scheme must be a literal string; the gateway supports 'base64'", name.text)
+		return errAt(s.pos, "%s(): the scheme must be a literal string; the gateway supports 'base64'", name.Text)
 	}
 	switch s.val.s {
 	case "base64":
 		if len(args) != 2 {
-			return errAt(name.pos, "%s(value, 'base64') takes 2 arguments, found %d", name.text, len(args))
+			return errAt(name.Pos, "%s(value, 'base64') takes 2 arguments, found %d", name.Text, len(args))
 		}
 		return nil
 	case "proto":
-		return &SQLError{Pos: s.pos, Err: ErrCloudFunction, Msg: fmt.Sprintf("%s(..., 'proto', ...) is not available at the edge: it reads the Protobuf descriptor from Amazon S3; decode Protobuf in an AWS IoT Core rule after forwarding", name.text)}
+		return &SQLError{Pos: s.pos, Err: ErrCloudFunction, Msg: fmt.Sprintf("%s(..., 'proto', ...) is not available at the edge: it reads the Protobuf descriptor from Amazon S3; decode Protobuf in an AWS IoT Core rule after forwarding", name.Text)}
 	}
-	return errAt(s.pos, "%s(): unknown scheme %q; the gateway supports 'base64'", name.text, s.val.s)
+	return errAt(s.pos, "%s(): unknown scheme %q; the gateway supports 'base64'", name.Text, s.val.s)
 }
 
 func encodeBytes(b string, scheme Value) Value {

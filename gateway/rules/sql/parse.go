@@ -47,7 +47,7 @@ func (p *parser) peekN(n int) token {
 
 func (p *parser) next() token {
 	t := p.toks[p.i]
-	if t.kind != tEOF {
+	if t.Kind != tEOF {
 		p.i++
 	}
 	return t
@@ -55,16 +55,16 @@ func (p *parser) next() token {
 
 func (p *parser) expectPunct(s, what string) (token, error) {
 	t := p.next()
-	if !t.is(s) {
-		return t, errAt(t.pos, "expected '%s' %s, found %s", s, what, t.describe())
+	if !t.Is(s) {
+		return t, errAt(t.Pos, "expected '%s' %s, found %s", s, what, t.Describe())
 	}
 	return t, nil
 }
 
 func (p *parser) expectKw(k, what string) error {
 	t := p.next()
-	if !t.kw(k) {
-		return errAt(t.pos, "expected %s %s, found %s", strings.ToUpper(k), what, t.describe())
+	if !t.Kw(k) {
+		return errAt(t.Pos, "expected %s %s, found %s", strings.ToUpper(k), what, t.Describe())
 	}
 	return nil
 }
@@ -76,7 +76,7 @@ var reserved = map[string]bool{
 	"null": true,
 }
 
-func isReserved(t token) bool { return t.kind == tIdent && reserved[strings.ToLower(t.text)] }
+func isReserved(t token) bool { return t.Kind == tIdent && reserved[strings.ToLower(t.Text)] }
 
 // Statement is one compiled SELECT: the top-level rule query or a nested one.
 type Statement struct {
@@ -102,30 +102,30 @@ func (p *parser) parseStatement(nested bool) (*Statement, error) {
 	p.depth++
 	defer func() { p.depth-- }()
 	if p.depth > maxNesting {
-		return nil, errAt(p.peek().pos, "statement nests deeper than %d levels", maxNesting)
+		return nil, errAt(p.peek().Pos, "statement nests deeper than %d levels", maxNesting)
 	}
 	var sets []EvalFn
-	if !nested && p.peek().kw("set") {
+	if !nested && p.peek().Kw("set") {
 		var err error
 		if sets, err = p.parseSet(); err != nil {
 			return nil, err
 		}
 	}
 	t := p.next()
-	if !t.kw("select") {
-		if t.kw("set") {
-			return nil, errAt(t.pos, "SET is allowed once, before the top-level SELECT")
+	if !t.Kw("select") {
+		if t.Kw("set") {
+			return nil, errAt(t.Pos, "SET is allowed once, before the top-level SELECT")
 		}
-		return nil, errAt(t.pos, "expected SELECT, found %s: a rule is `[SET @v = ...] SELECT ... FROM 'topic/filter' [WHERE ...]`", t.describe())
+		return nil, errAt(t.Pos, "expected SELECT, found %s: a rule is `[SET @v = ...] SELECT ... FROM 'topic/filter' [WHERE ...]`", t.Describe())
 	}
-	st := &Statement{pos: t.pos, sets: sets, vars: p.vars}
+	st := &Statement{pos: t.Pos, sets: sets, vars: p.vars}
 	if err := p.parseSelectList(st); err != nil {
 		return nil, err
 	}
 	if err := p.parseFrom(st, nested); err != nil {
 		return nil, err
 	}
-	if p.peek().kw("where") {
+	if p.peek().Kw("where") {
 		p.next()
 		e, err := p.parseExpr()
 		if err != nil {
@@ -139,7 +139,7 @@ func (p *parser) parseStatement(nested bool) (*Statement, error) {
 // parseSelectList reads [VALUE] item, item... into st: SELECT VALUE takes
 // one expression, and no two items may have the same output key.
 func (p *parser) parseSelectList(st *Statement) error {
-	if p.peek().kw("value") && !p.peekN(1).kw("from") && !p.peekN(1).is(",") && !p.peekN(1).kw("as") {
+	if p.peek().Kw("value") && !p.peekN(1).Kw("from") && !p.peekN(1).Is(",") && !p.peekN(1).Kw("as") {
 		p.next()
 		st.value = true
 	}
@@ -152,7 +152,7 @@ func (p *parser) parseSelectList(st *Statement) error {
 			st.hasStar = true
 		}
 		st.items = append(st.items, it)
-		if !p.peek().is(",") {
+		if !p.peek().Is(",") {
 			break
 		}
 		p.next()
@@ -177,8 +177,8 @@ func (p *parser) parseSelectList(st *Statement) error {
 // statement, an expression (an array field) for a nested one.
 func (p *parser) parseFrom(st *Statement, nested bool) error {
 	ft := p.next()
-	if !ft.kw("from") {
-		return errAt(ft.pos, "expected FROM or ',' after the SELECT list, found %s", ft.describe())
+	if !ft.Kw("from") {
+		return errAt(ft.Pos, "expected FROM or ',' after the SELECT list, found %s", ft.Describe())
 	}
 	if nested {
 		e, err := p.parseExpr()
@@ -188,12 +188,12 @@ func (p *parser) parseFrom(st *Statement, nested bool) error {
 		st.from = e
 	} else {
 		tt := p.next()
-		if tt.kind != tString {
-			return errAt(tt.pos, "FROM takes a topic filter in single quotes, like FROM 'building/+/temp'; found %s", tt.describe())
+		if tt.Kind != tString {
+			return errAt(tt.Pos, "FROM takes a topic filter in single quotes, like FROM 'building/+/temp'; found %s", tt.Describe())
 		}
-		f, err := parseTopicFilter(tt.text)
+		f, err := parseTopicFilter(tt.Text)
 		if err != nil {
-			return errAt(tt.pos, "FROM topic filter %q: %v", tt.text, err)
+			return errAt(tt.Pos, "FROM topic filter %q: %v", tt.Text, err)
 		}
 		st.filter = f
 	}
@@ -208,11 +208,11 @@ func (p *parser) parseSet() ([]EvalFn, error) {
 	var sets []EvalFn
 	for {
 		vt := p.next()
-		if vt.kind != tVar {
-			return nil, errAt(vt.pos, "expected a variable like @name after SET, found %s", vt.describe())
+		if vt.Kind != tVar {
+			return nil, errAt(vt.Pos, "expected a variable like @name after SET, found %s", vt.Describe())
 		}
-		if _, dup := p.vars[vt.text]; dup {
-			return nil, errAt(vt.pos, "@%s is set twice: variables are assigned once", vt.text)
+		if _, dup := p.vars[vt.Text]; dup {
+			return nil, errAt(vt.Pos, "@%s is set twice: variables are assigned once", vt.Text)
 		}
 		if _, err := p.expectPunct("=", "after the variable"); err != nil {
 			return nil, err
@@ -221,9 +221,9 @@ func (p *parser) parseSet() ([]EvalFn, error) {
 		if err != nil {
 			return nil, err
 		}
-		p.vars[vt.text] = len(sets)
+		p.vars[vt.Text] = len(sets)
 		sets = append(sets, e.eval)
-		if !p.peek().is(",") {
+		if !p.peek().Is(",") {
 			return sets, nil
 		}
 		p.next()
@@ -232,10 +232,10 @@ func (p *parser) parseSet() ([]EvalFn, error) {
 
 func (p *parser) parseSelectItem(value bool) (selItem, error) {
 	t := p.peek()
-	if t.is("*") && (p.peekN(1).is(",") || p.peekN(1).kw("from")) {
+	if t.Is("*") && (p.peekN(1).Is(",") || p.peekN(1).Kw("from")) {
 		p.next()
 		if value {
-			return selItem{star: true, e: starExpr(t.pos)}, nil
+			return selItem{star: true, e: starExpr(t.Pos)}, nil
 		}
 		return selItem{star: true}, nil
 	}
@@ -244,18 +244,18 @@ func (p *parser) parseSelectItem(value bool) (selItem, error) {
 		return selItem{}, err
 	}
 	it := selItem{e: e, name: e.name}
-	if p.peek().kw("as") {
+	if p.peek().Kw("as") {
 		p.next()
 		nt := p.next()
-		if nt.kind == tString {
-			it.name = nt.text
-		} else if nt.kind == tIdent && !isReserved(nt) {
-			it.name = nt.text
+		if nt.Kind == tString {
+			it.name = nt.Text
+		} else if nt.Kind == tIdent && !isReserved(nt) {
+			it.name = nt.Text
 		} else {
-			return selItem{}, errAt(nt.pos, "expected a name after AS, found %s", nt.describe())
+			return selItem{}, errAt(nt.Pos, "expected a name after AS, found %s", nt.Describe())
 		}
-		if p.peek().is(".") {
-			return selItem{}, errAt(p.peek().pos, "AS takes one name, not a path: write AS %s_%s or build the object with {'%s': ...}", it.name, p.peekN(1).text, it.name)
+		if p.peek().Is(".") {
+			return selItem{}, errAt(p.peek().Pos, "AS takes one name, not a path: write AS %s_%s or build the object with {'%s': ...}", it.name, p.peekN(1).Text, it.name)
 		}
 	} else if !value && it.name == "" {
 		return selItem{}, errAt(e.pos, "this expression has no output name: add AS name after it")
@@ -279,7 +279,7 @@ func (p *parser) parseExpr() (*expr, error) {
 	p.depth++
 	defer func() { p.depth-- }()
 	if p.depth > maxNesting {
-		return nil, errAt(p.peek().pos, "expression nests deeper than %d levels", maxNesting)
+		return nil, errAt(p.peek().Pos, "expression nests deeper than %d levels", maxNesting)
 	}
 	return p.parseLevel(p.parseAnd, keywordOp("or", opOr))
 }
@@ -310,14 +310,14 @@ func (p *parser) parseLevel(operand func() (*expr, error), opOf func(token) bina
 		if err != nil {
 			return nil, err
 		}
-		l = binary(t.pos, l, r, op)
+		l = binary(t.Pos, l, r, op)
 	}
 }
 
 // keywordOp: the keyword k (any case) is op.
 func keywordOp(k string, op binaryOp) func(token) binaryOp {
 	return func(t token) binaryOp {
-		if t.kw(k) {
+		if t.Kw(k) {
 			return op
 		}
 		return nil
@@ -327,26 +327,26 @@ func keywordOp(k string, op binaryOp) func(token) binaryOp {
 // punctOp: the punctuation tokens of ops.
 func punctOp(ops map[string]binaryOp) func(token) binaryOp {
 	return func(t token) binaryOp {
-		if t.kind == tPunct {
-			return ops[t.text]
+		if t.Kind == tPunct {
+			return ops[t.Text]
 		}
 		return nil
 	}
 }
 
 func (p *parser) parseNot() (*expr, error) {
-	if p.peek().kw("not") {
+	if p.peek().Kw("not") {
 		t := p.next()
 		p.depth++
 		defer func() { p.depth-- }()
 		if p.depth > maxNesting {
-			return nil, errAt(t.pos, "expression nests deeper than %d levels", maxNesting)
+			return nil, errAt(t.Pos, "expression nests deeper than %d levels", maxNesting)
 		}
 		e, err := p.parseNot()
 		if err != nil {
 			return nil, err
 		}
-		return unary(t.pos, e, opNot), nil
+		return unary(t.Pos, e, opNot), nil
 	}
 	return p.parseCmp()
 }
@@ -361,14 +361,14 @@ func (p *parser) parseCmp() (*expr, error) {
 		return nil, err
 	}
 	t := p.peek()
-	if t.kind == tPunct {
-		if op, ok := cmpOps[t.text]; ok {
+	if t.Kind == tPunct {
+		if op, ok := cmpOps[t.Text]; ok {
 			p.next()
 			r, err := p.parseSum()
 			if err != nil {
 				return nil, err
 			}
-			return binary(t.pos, l, r, op), nil
+			return binary(t.Pos, l, r, op), nil
 		}
 	}
 	return l, nil
@@ -388,18 +388,18 @@ func (p *parser) parseProduct() (*expr, error) {
 }
 
 func (p *parser) parseUnary() (*expr, error) {
-	if t := p.peek(); t.is("-") {
+	if t := p.peek(); t.Is("-") {
 		p.next()
 		p.depth++
 		defer func() { p.depth-- }()
 		if p.depth > maxNesting {
-			return nil, errAt(t.pos, "expression nests deeper than %d levels", maxNesting)
+			return nil, errAt(t.Pos, "expression nests deeper than %d levels", maxNesting)
 		}
 		e, err := p.parseUnary()
 		if err != nil {
 			return nil, err
 		}
-		return unary(t.pos, e, opNeg), nil
+		return unary(t.Pos, e, opNeg), nil
 	}
 	return p.parsePostfix()
 }
@@ -412,14 +412,14 @@ func (p *parser) parsePostfix() (*expr, error) {
 	for {
 		t := p.peek()
 		switch {
-		case t.is("."):
+		case t.Is("."):
 			p.next()
 			nt := p.next()
-			if nt.kind != tIdent {
-				return nil, errAt(nt.pos, "expected a field name after '.', found %s; for keys that are numbers or contain '-', use get(obj, \"key\")", nt.describe())
+			if nt.Kind != tIdent {
+				return nil, errAt(nt.Pos, "expected a field name after '.', found %s; for keys that are numbers or contain '-', use get(obj, \"key\")", nt.Describe())
 			}
-			e = member(t.pos, e, nt.text)
-		case t.is("["):
+			e = member(t.Pos, e, nt.Text)
+		case t.Is("["):
 			p.next()
 			ix, err := p.parseExpr()
 			if err != nil {
@@ -428,7 +428,7 @@ func (p *parser) parsePostfix() (*expr, error) {
 			if _, err := p.expectPunct("]", "to close the index"); err != nil {
 				return nil, err
 			}
-			e = indexExpr(t.pos, e, ix)
+			e = indexExpr(t.Pos, e, ix)
 		default:
 			return e, nil
 		}
@@ -437,48 +437,48 @@ func (p *parser) parsePostfix() (*expr, error) {
 
 func (p *parser) parsePrimary() (*expr, error) {
 	t := p.next()
-	switch t.kind {
+	switch t.Kind {
 	case tVar:
-		slot, ok := p.vars[t.text]
+		slot, ok := p.vars[t.Text]
 		if !ok {
 			if p.lenient {
-				return constExpr(t.pos, undef), nil
+				return constExpr(t.Pos, undef), nil
 			}
-			return nil, errAt(t.pos, "@%s is not set: define it with SET @%s = ... before SELECT (a variable is usable after its SET)", t.text, t.text)
+			return nil, errAt(t.Pos, "@%s is not set: define it with SET @%s = ... before SELECT (a variable is usable after its SET)", t.Text, t.Text)
 		}
-		return &expr{pos: t.pos, name: t.text, eval: func(c *Ctx) Value { return c.vars[slot] }}, nil
+		return &expr{pos: t.Pos, name: t.Text, eval: func(c *Ctx) Value { return c.vars[slot] }}, nil
 	case tNumber:
-		v, ok := parseDecimalString(t.text)
+		v, ok := parseDecimalString(t.Text)
 		if !ok {
-			return nil, errAt(t.pos, "bad number %q", t.text)
+			return nil, errAt(t.Pos, "bad number %q", t.Text)
 		}
-		return constExpr(t.pos, v), nil
+		return constExpr(t.Pos, v), nil
 	case tString:
-		return constExpr(t.pos, strV(t.text)), nil
+		return constExpr(t.Pos, strV(t.Text)), nil
 	case tEOF:
-		return nil, errAt(t.pos, "the statement ends where an expression should be")
+		return nil, errAt(t.Pos, "the statement ends where an expression should be")
 	case tIdent:
-		switch strings.ToLower(t.text) {
+		switch strings.ToLower(t.Text) {
 		case "true":
-			return constExpr(t.pos, trueValue), nil
+			return constExpr(t.Pos, trueValue), nil
 		case "false":
-			return constExpr(t.pos, falseVal), nil
+			return constExpr(t.Pos, falseVal), nil
 		case "null":
-			return constExpr(t.pos, nullValue), nil
+			return constExpr(t.Pos, nullValue), nil
 		case "case":
 			return p.parseCase(t)
 		}
-		if p.peek().is("(") {
+		if p.peek().Is("(") {
 			return p.parseCall(t)
 		}
 		if isReserved(t) {
-			return nil, errAt(t.pos, "unexpected keyword %s where an expression should be", strings.ToUpper(t.text))
+			return nil, errAt(t.Pos, "unexpected keyword %s where an expression should be", strings.ToUpper(t.Text))
 		}
-		return fieldExpr(t.pos, t.text), nil
+		return fieldExpr(t.Pos, t.Text), nil
 	}
-	switch t.text {
+	switch t.Text {
 	case "(":
-		if p.peek().kw("select") {
+		if p.peek().Kw("select") {
 			st, err := p.parseStatement(true)
 			if err != nil {
 				return nil, err
@@ -486,7 +486,7 @@ func (p *parser) parsePrimary() (*expr, error) {
 			if _, err := p.expectPunct(")", "to close the nested SELECT"); err != nil {
 				return nil, err
 			}
-			return &expr{pos: t.pos, eval: st.nestedEval}, nil
+			return &expr{pos: t.Pos, eval: st.nestedEval}, nil
 		}
 		e, err := p.parseExpr()
 		if err != nil {
@@ -502,21 +502,21 @@ func (p *parser) parsePrimary() (*expr, error) {
 	case "[":
 		return p.parseArray(t)
 	case "*":
-		return nil, errAt(t.pos, "'*' stands for the whole payload only as a SELECT item or a function argument, like encode(*, 'base64')")
+		return nil, errAt(t.Pos, "'*' stands for the whole payload only as a SELECT item or a function argument, like encode(*, 'base64')")
 	}
-	return nil, errAt(t.pos, "unexpected %s where an expression should be", t.describe())
+	return nil, errAt(t.Pos, "unexpected %s where an expression should be", t.Describe())
 }
 
 func (p *parser) parseObject(open token) (*expr, error) {
 	var keys []string
 	var vals []*expr
-	if p.peek().is("}") {
+	if p.peek().Is("}") {
 		p.next()
 	} else {
 		for {
 			kt := p.next()
-			if kt.kind != tString {
-				return nil, errAt(kt.pos, "object keys are quoted strings, like {'name': value}; found %s", kt.describe())
+			if kt.Kind != tString {
+				return nil, errAt(kt.Pos, "object keys are quoted strings, like {'name': value}; found %s", kt.Describe())
 			}
 			if _, err := p.expectPunct(":", "after the object key"); err != nil {
 				return nil, err
@@ -525,14 +525,14 @@ func (p *parser) parseObject(open token) (*expr, error) {
 			if err != nil {
 				return nil, err
 			}
-			keys = append(keys, kt.text)
+			keys = append(keys, kt.Text)
 			vals = append(vals, v)
 			sep := p.next()
-			if sep.is("}") {
+			if sep.Is("}") {
 				break
 			}
-			if !sep.is(",") {
-				return nil, errAt(sep.pos, "expected ',' or '}' in the object, found %s", sep.describe())
+			if !sep.Is(",") {
+				return nil, errAt(sep.Pos, "expected ',' or '}' in the object, found %s", sep.Describe())
 			}
 		}
 	}
@@ -550,14 +550,14 @@ func (p *parser) parseObject(open token) (*expr, error) {
 		return Value{k: Object, c: o}
 	}
 	if allConst {
-		return constExpr(open.pos, eval(nil)), nil
+		return constExpr(open.Pos, eval(nil)), nil
 	}
-	return &expr{pos: open.pos, eval: eval}, nil
+	return &expr{pos: open.Pos, eval: eval}, nil
 }
 
 func (p *parser) parseArray(open token) (*expr, error) {
 	var elems []*expr
-	if p.peek().is("]") {
+	if p.peek().Is("]") {
 		p.next()
 	} else {
 		for {
@@ -567,11 +567,11 @@ func (p *parser) parseArray(open token) (*expr, error) {
 			}
 			elems = append(elems, e)
 			sep := p.next()
-			if sep.is("]") {
+			if sep.Is("]") {
 				break
 			}
-			if !sep.is(",") {
-				return nil, errAt(sep.pos, "expected ',' or ']' in the array, found %s", sep.describe())
+			if !sep.Is(",") {
+				return nil, errAt(sep.Pos, "expected ',' or ']' in the array, found %s", sep.Describe())
 			}
 		}
 	}
@@ -589,9 +589,9 @@ func (p *parser) parseArray(open token) (*expr, error) {
 		return arrV(vs)
 	}
 	if allConst {
-		return constExpr(open.pos, eval(nil)), nil
+		return constExpr(open.Pos, eval(nil)), nil
 	}
-	return &expr{pos: open.pos, eval: eval}, nil
+	return &expr{pos: open.Pos, eval: eval}, nil
 }
 
 // parseCase reads both forms: CASE v WHEN t THEN r ... [ELSE e] END (the form
@@ -599,7 +599,7 @@ func (p *parser) parseArray(open token) (*expr, error) {
 // form CASE WHEN cond THEN r ... [ELSE e] END.
 func (p *parser) parseCase(kw token) (*expr, error) {
 	var subject *expr
-	if !p.peek().kw("when") {
+	if !p.peek().Kw("when") {
 		s, err := p.parseExpr()
 		if err != nil {
 			return nil, err
@@ -607,7 +607,7 @@ func (p *parser) parseCase(kw token) (*expr, error) {
 		subject = s
 	}
 	var whens, thens []EvalFn
-	for p.peek().kw("when") {
+	for p.peek().Kw("when") {
 		p.next()
 		w, err := p.parseExpr()
 		if err != nil {
@@ -624,10 +624,10 @@ func (p *parser) parseCase(kw token) (*expr, error) {
 		thens = append(thens, r.eval)
 	}
 	if len(whens) == 0 {
-		return nil, errAt(p.peek().pos, "CASE needs at least one WHEN ... THEN ...")
+		return nil, errAt(p.peek().Pos, "CASE needs at least one WHEN ... THEN ...")
 	}
 	elseFn := EvalFn(func(*Ctx) Value { return undef })
-	if p.peek().kw("else") {
+	if p.peek().Kw("else") {
 		p.next()
 		e, err := p.parseExpr()
 		if err != nil {
@@ -640,7 +640,7 @@ func (p *parser) parseCase(kw token) (*expr, error) {
 	}
 	if subject != nil {
 		sf := subject.eval
-		return &expr{pos: kw.pos, eval: func(c *Ctx) Value {
+		return &expr{pos: kw.Pos, eval: func(c *Ctx) Value {
 			v := sf(c)
 			if v.k == Undefined {
 				return undef // "If v is Undefined, the result of the case statement is Undefined."
@@ -653,7 +653,7 @@ func (p *parser) parseCase(kw token) (*expr, error) {
 			return elseFn(c)
 		}}, nil
 	}
-	return &expr{pos: kw.pos, eval: func(c *Ctx) Value {
+	return &expr{pos: kw.Pos, eval: func(c *Ctx) Value {
 		for i, w := range whens {
 			if b, ok := toBool(w(c)); ok && b {
 				return thens[i](c)
@@ -664,20 +664,20 @@ func (p *parser) parseCase(kw token) (*expr, error) {
 }
 
 func (p *parser) parseCall(name token) (*expr, error) {
-	lname := strings.ToLower(name.text)
+	lname := strings.ToLower(name.Text)
 	p.next() // (
 	if lname == "cast" {
 		return p.parseCast(name)
 	}
 	var args []*expr
-	if p.peek().is(")") {
+	if p.peek().Is(")") {
 		p.next()
 	} else {
 		for {
 			var a *expr
-			if t := p.peek(); t.is("*") && (p.peekN(1).is(",") || p.peekN(1).is(")")) {
+			if t := p.peek(); t.Is("*") && (p.peekN(1).Is(",") || p.peekN(1).Is(")")) {
 				p.next()
-				a = starExpr(t.pos)
+				a = starExpr(t.Pos)
 			} else {
 				e, err := p.parseExpr()
 				if err != nil {
@@ -687,11 +687,11 @@ func (p *parser) parseCall(name token) (*expr, error) {
 			}
 			args = append(args, a)
 			sep := p.next()
-			if sep.is(")") {
+			if sep.Is(")") {
 				break
 			}
-			if !sep.is(",") {
-				return nil, errAt(sep.pos, "expected ',' or ')' in the arguments of %s, found %s", name.text, sep.describe())
+			if !sep.Is(",") {
+				return nil, errAt(sep.Pos, "expected ',' or ')' in the arguments of %s, found %s", name.Text, sep.Describe())
 			}
 		}
 	}
@@ -712,17 +712,17 @@ func (p *parser) parseCast(name token) (*expr, error) {
 		return nil, err
 	}
 	tt := p.next()
-	k, ok := castTypes[strings.ToLower(tt.text)]
-	if tt.kind != tIdent || !ok {
-		return nil, errAt(tt.pos, "cast to %s: the types are String, Nvarchar, Text, Ntext, Varchar, Int, Integer, Double, Decimal, Bool, Boolean", tt.describe())
+	k, ok := castTypes[strings.ToLower(tt.Text)]
+	if tt.Kind != tIdent || !ok {
+		return nil, errAt(tt.Pos, "cast to %s: the types are String, Nvarchar, Text, Ntext, Varchar, Int, Integer, Double, Decimal, Bool, Boolean", tt.Describe())
 	}
 	if _, err := p.expectPunct(")", "to close cast("); err != nil {
 		return nil, err
 	}
 	vf := v.eval
-	e := &expr{pos: name.pos, eval: func(c *Ctx) Value { return castTo(vf(c), k) }}
+	e := &expr{pos: name.Pos, eval: func(c *Ctx) Value { return castTo(vf(c), k) }}
 	if v.konst {
-		return constExpr(name.pos, castTo(v.val, k)), nil
+		return constExpr(name.Pos, castTo(v.val, k)), nil
 	}
 	return e, nil
 }
@@ -801,8 +801,8 @@ func compileSQL(sql string) (*Statement, error) {
 	if err != nil {
 		return nil, err
 	}
-	if t := p.peek(); t.kind != tEOF {
-		return nil, errAt(t.pos, "unexpected %s after the statement", t.describe())
+	if t := p.peek(); t.Kind != tEOF {
+		return nil, errAt(t.Pos, "unexpected %s after the statement", t.Describe())
 	}
 	return st, nil
 }
@@ -819,8 +819,8 @@ func compileTemplateExpr(src string, vars map[string]int, lenient bool) (*expr, 
 	if err != nil {
 		return nil, err
 	}
-	if t := p.peek(); t.kind != tEOF {
-		return nil, errAt(t.pos, "unexpected %s after the expression", t.describe())
+	if t := p.peek(); t.Kind != tEOF {
+		return nil, errAt(t.Pos, "unexpected %s after the expression", t.Describe())
 	}
 	return e, nil
 }

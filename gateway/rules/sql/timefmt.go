@@ -18,14 +18,14 @@ func checkTimePattern(arg int, format bool) func(name token, args []*expr) error
 		}
 		p, err := timefmt.Compile(a.val.s)
 		if err != nil {
-			return errAt(a.pos, "%s(): pattern %q: %v", name.text, a.val.s, err)
+			return errAt(a.pos, "%s(): pattern %q: %v", name.Text, a.val.s, err)
 		}
 		if format && p.FullZoneName() {
-			return errAt(a.pos, "%s(): pattern %q: full zone names (zzzz) are not supported; use z (abbreviation) or ZZZ (region ID)", name.text, a.val.s)
+			return errAt(a.pos, "%s(): pattern %q: full zone names (zzzz) are not supported; use z (abbreviation) or ZZZ (region ID)", name.Text, a.val.s)
 		}
 		if format && len(args) == 3 && args[2].konst && args[2].val.k == String {
 			if _, ok := timefmt.Zone(args[2].val.s); !ok {
-				return errAt(args[2].pos, "%s(): unknown time zone %q: use a region ID like 'America/Belize' or 'UTC'", name.text, args[2].val.s)
+				return errAt(args[2].pos, "%s(): unknown time zone %q: use a region ID like 'America/Belize' or 'UTC'", name.Text, args[2].val.s)
 			}
 		}
 		return nil

@@ -1,21 +1,32 @@
-package sql
+// Package lex reads an AWS IoT SQL statement (or the expression of a
+// substitution template) into tokens: names and keywords, numbers, strings
+// in single or double quotes (with backslash escapes), @variables and
+// punctuation. What other SQL dialects write and AWS IoT SQL does not (--
+// comments, != , ==, backquoted names) is an *Error that says the AWS way.
+// The parser (gateway/rules/sql) reads the tokens.
+//
+// It is pure and a leaf: the standard library only, nothing of this module.
+package lex
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
 
-type tokKind uint8
+// Kind is the kind of a token.
+type Kind uint8
 
+// The kinds of token.
 const (
-	tEOF tokKind = iota
-	tIdent
-	tNumber
-	tString
-	tPunct
-	tVar // @name, a SET variable
-	tBad // a character that is not part of AWS IoT SQL; the parser reports it
+	EOF Kind = iota
+	Ident
+	Number
+	String
+	Punct
+	Var // @name, a SET variable
+	Bad // a character that is not part of AWS IoT SQL; the parser reports it
 )
 
 // Pos is a position in a SQL statement: 1-based line and column (in runes).
@@ -23,30 +34,34 @@ type Pos struct{ Line, Col int }
 
 func (p Pos) String() string { return fmt.Sprintf("%d:%d", p.Line, p.Col) }
 
-type token struct {
-	kind tokKind
-	text string // identifier, punctuation, number text, or decoded string
-	pos  Pos
-	end  int // byte offset just past the token
+// Token is one token of a statement.
+type Token struct {
+	Kind Kind
+	Text string // identifier, punctuation, number text, or decoded string
+	Pos  Pos
+	End  int // byte offset just past the token
 }
 
-func (t token) is(p string) bool { return t.kind == tPunct && t.text == p }
+// Is reports whether t is the punctuation p.
+func (t Token) Is(p string) bool { return t.Kind == Punct && t.Text == p }
 
-// kw reports whether t is the keyword k (keywords are case-insensitive).
-func (t token) kw(k string) bool { return t.kind == tIdent && strings.EqualFold(t.text, k) }
+// Kw reports whether t is the keyword k (keywords are case-insensitive).
+func (t Token) Kw(k string) bool { return t.Kind == Ident && strings.EqualFold(t.Text, k) }
 
-func (t token) describe() string {
-	switch t.kind {
-	case tEOF:
+// Describe names t for an error message: "the end of the statement", the
+// string "x", @v, "+".
+func (t Token) Describe() string {
+	switch t.Kind {
+	case EOF:
 		return "the end of the statement"
-	case tString:
-		return fmt.Sprintf("the string %q", t.text)
-	case tVar:
-		return "@" + t.text
-	case tBad:
-		return fmt.Sprintf("%q (not part of AWS IoT SQL)", t.text)
+	case String:
+		return fmt.Sprintf("the string %q", t.Text)
+	case Var:
+		return "@" + t.Text
+	case Bad:
+		return fmt.Sprintf("%q (not part of AWS IoT SQL)", t.Text)
 	}
-	return fmt.Sprintf("%q", t.text)
+	return fmt.Sprintf("%q", t.Text)
 }
 
 type lexer struct {
@@ -72,16 +87,25 @@ func (l *lexer) advance(n int) {
 	}
 }
 
-func lexAll(src string) ([]token, error) {
+// Error is a statement that does not lex, at a position in it.
+type Error struct {
+	Pos Pos
+	Msg string
+}
+
+func (e *Error) Error() string { return fmt.Sprintf("%s: %s", e.Pos, e.Msg) }
+
+// All reads every token of src, the last one EOF.
+func All(src string) ([]Token, error) {
 	l := &lexer{src: src, line: 1, col: 1}
-	var toks []token
+	var toks []Token
 	for {
 		t, err := l.next()
 		if err != nil {
 			return nil, err
 		}
 		toks = append(toks, t)
-		if t.kind == tEOF {
+		if t.Kind == EOF {
 			return toks, nil
 		}
 	}
@@ -93,8 +117,8 @@ func isIdentStart(c byte) bool {
 
 func isIdentPart(c byte) bool { return isIdentStart(c) || (c >= '0' && c <= '9') }
 
-// next reads the token at l.off (tEOF at the end).
-func (l *lexer) next() (token, error) {
+// next reads the token at l.off (EOF at the end).
+func (l *lexer) next() (Token, error) {
 	for l.off < len(l.src) {
 		c := l.src[l.off]
 		if c == ' ' || c == '\t' || c == '\n' || c == '\r' {
@@ -105,7 +129,7 @@ func (l *lexer) next() (token, error) {
 	}
 	p := l.pos()
 	if l.off >= len(l.src) {
-		return token{kind: tEOF, pos: p, end: l.off}, nil
+		return Token{Kind: EOF, Pos: p, End: l.off}, nil
 	}
 	c := l.src[l.off]
 	start := l.off
@@ -116,7 +140,7 @@ func (l *lexer) next() (token, error) {
 			n++
 		}
 		l.advance(n)
-		return token{kind: tIdent, text: src(l, start), pos: p, end: l.off}, nil
+		return Token{Kind: Ident, Text: src(l, start), Pos: p, End: l.off}, nil
 	case c >= '0' && c <= '9':
 		return l.number(p)
 	case c == '\'' || c == '"':
@@ -128,7 +152,7 @@ func (l *lexer) next() (token, error) {
 }
 
 // number reads 12, 1.5, 2e-3; a name that starts with a digit is an error.
-func (l *lexer) number(p Pos) (token, error) {
+func (l *lexer) number(p Pos) (Token, error) {
 	start := l.off
 	n := 0
 	for l.off+n < len(l.src) && l.src[l.off+n] >= '0' && l.src[l.off+n] <= '9' {
@@ -153,55 +177,55 @@ func (l *lexer) number(p Pos) (token, error) {
 		}
 	}
 	if l.off+n < len(l.src) && isIdentStart(l.src[l.off+n]) {
-		return token{}, &SQLError{Pos: p, Msg: fmt.Sprintf("%q is not a number or a name; a field name starts with a letter or _ (use get(obj, \"%s\") for keys that do not)", l.src[l.off:l.off+n+1], l.src[l.off:l.off+n+1])}
+		return Token{}, &Error{Pos: p, Msg: fmt.Sprintf("%q is not a number or a name; a field name starts with a letter or _ (use get(obj, \"%s\") for keys that do not)", l.src[l.off:l.off+n+1], l.src[l.off:l.off+n+1])}
 	}
 	l.advance(n)
-	return token{kind: tNumber, text: src(l, start), pos: p, end: l.off}, nil
+	return Token{Kind: Number, Text: src(l, start), Pos: p, End: l.off}, nil
 }
 
 // variable reads @name (a SET variable).
-func (l *lexer) variable(p Pos) (token, error) {
+func (l *lexer) variable(p Pos) (Token, error) {
 	start := l.off
 	n := 1
 	for l.off+n < len(l.src) && isIdentPart(l.src[l.off+n]) {
 		n++
 	}
 	if n == 1 || n > 65 {
-		return token{}, &SQLError{Pos: p, Msg: "a variable is @ followed by 1 to 64 letters, digits or _"}
+		return Token{}, &Error{Pos: p, Msg: "a variable is @ followed by 1 to 64 letters, digits or _"}
 	}
 	l.advance(n)
-	return token{kind: tVar, text: l.src[start+1 : l.off], pos: p, end: l.off}, nil
+	return Token{Kind: Var, Text: l.src[start+1 : l.off], Pos: p, End: l.off}, nil
 }
 
 // punct reads an operator or punctuation; what other SQL dialects write
 // (--, !=, ==, backquotes) is an error saying the AWS IoT SQL way, and any
-// other character is a tBad token for the parser to report.
-func (l *lexer) punct(p Pos) (token, error) {
+// other character is a Bad token for the parser to report.
+func (l *lexer) punct(p Pos) (Token, error) {
 	c, start := l.src[l.off], l.off
 	if c == '-' && l.off+1 < len(l.src) && l.src[l.off+1] == '-' {
-		return token{}, &SQLError{Pos: p, Msg: "comments are not supported in AWS IoT SQL: remove the '--' comment"}
+		return Token{}, &Error{Pos: p, Msg: "comments are not supported in AWS IoT SQL: remove the '--' comment"}
 	}
 	for _, op := range []string{"<>", "<=", ">=", "!=", "==", "`"} {
 		if strings.HasPrefix(l.src[l.off:], op) {
 			switch op {
 			case "!=":
-				return token{}, &SQLError{Pos: p, Msg: "'!=' is not AWS IoT SQL: write not-equal as <>"}
+				return Token{}, &Error{Pos: p, Msg: "'!=' is not AWS IoT SQL: write not-equal as <>"}
 			case "==":
-				return token{}, &SQLError{Pos: p, Msg: "'==' is not AWS IoT SQL: write equality as ="}
+				return Token{}, &Error{Pos: p, Msg: "'==' is not AWS IoT SQL: write equality as ="}
 			case "`":
-				return token{}, &SQLError{Pos: p, Msg: "backquoted names are not AWS IoT SQL: use get(obj, \"name\") for keys that are not plain names"}
+				return Token{}, &Error{Pos: p, Msg: "backquoted names are not AWS IoT SQL: use get(obj, \"name\") for keys that are not plain names"}
 			}
 			l.advance(2)
-			return token{kind: tPunct, text: op, pos: p, end: l.off}, nil
+			return Token{Kind: Punct, Text: op, Pos: p, End: l.off}, nil
 		}
 	}
 	if strings.IndexByte("*,().[]{}:=<>+-/%", c) >= 0 {
 		l.advance(1)
-		return token{kind: tPunct, text: src(l, start), pos: p, end: l.off}, nil
+		return Token{Kind: Punct, Text: src(l, start), Pos: p, End: l.off}, nil
 	}
 	r, size := utf8.DecodeRuneInString(l.src[l.off:])
 	l.advance(size)
-	return token{kind: tBad, text: string(r), pos: p, end: l.off}, nil
+	return Token{Kind: Bad, Text: string(r), Pos: p, End: l.off}, nil
 }
 
 func isDigit(c byte) bool { return c >= '0' && c <= '9' }
@@ -210,14 +234,14 @@ func src(l *lexer, start int) string { return l.src[start:l.off] }
 
 // stringLit reads a string in single or double quotes. Backslash escapes the
 // next character (\n, \t, \r, \\, \', \", \uXXXX); anything else is literal.
-func (l *lexer) stringLit(q byte, p Pos) (token, error) {
+func (l *lexer) stringLit(q byte, p Pos) (Token, error) {
 	l.advance(1)
 	var sb strings.Builder
 	for l.off < len(l.src) {
 		c := l.src[l.off]
 		if c == q {
 			l.advance(1)
-			return token{kind: tString, text: sb.String(), pos: p, end: l.off}, nil
+			return Token{Kind: String, Text: sb.String(), Pos: p, End: l.off}, nil
 		}
 		if c == '\\' && l.off+1 < len(l.src) {
 			e := l.src[l.off+1]
@@ -230,18 +254,9 @@ func (l *lexer) stringLit(q byte, p Pos) (token, error) {
 				sb.WriteByte('\r')
 			case 'u':
 				if l.off+6 <= len(l.src) {
-					var ru rune
-					ok := true
-					for i := 2; i < 6; i++ {
-						h := hexVal(l.src[l.off+i])
-						if h < 0 {
-							ok = false
-							break
-						}
-						ru = ru<<4 | rune(h)
-					}
-					if ok {
-						sb.WriteRune(ru)
+					// Four hex digits (base 16 takes no sign, prefix or _).
+					if ru, err := strconv.ParseUint(l.src[l.off+2:l.off+6], 16, 32); err == nil {
+						sb.WriteRune(rune(ru))
 						l.advance(6)
 						continue
 					}
@@ -257,5 +272,5 @@ func (l *lexer) stringLit(q byte, p Pos) (token, error) {
 		sb.WriteRune(r)
 		l.advance(size)
 	}
-	return token{}, &SQLError{Pos: p, Msg: fmt.Sprintf("string starting here is not closed: add the closing %c", q)}
+	return Token{}, &Error{Pos: p, Msg: fmt.Sprintf("string starting here is not closed: add the closing %c", q)}
 }
