@@ -22,7 +22,7 @@ func TestImportsOnlyStandardLibrary(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, pattern := range []string{"*/*.go", "*/*/*.go"} {
+	for _, pattern := range []string{"*/*.go", "*/*/*.go", "*/*/*/*.go"} {
 		sub, err := filepath.Glob(pattern)
 		if err != nil {
 			t.Fatal(err)

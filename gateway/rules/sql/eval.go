@@ -3,6 +3,8 @@ package sql
 import (
 	"sync"
 	"time"
+
+	"github.com/edgegw/edgegw/gateway/rules/sql/internal/jsonscan"
 )
 
 // Version is the one AWS IoT SQL version the gateway implements.
@@ -90,7 +92,7 @@ func (c *Ctx) now() time.Time {
 func (c *Ctx) payloadIsJSON() bool {
 	if !c.jsonChecked {
 		c.jsonChecked = true
-		c.isJSON = validJSON(c.m.Payload)
+		c.isJSON = jsonscan.Valid(c.m.Payload)
 	}
 	return c.isJSON
 }

@@ -16,6 +16,8 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/edgegw/edgegw/gateway/rules/sql/internal/jsonscan"
 )
 
 // The built-in functions of AWS IoT SQL version 2016-03-23, as the reference
@@ -694,7 +696,7 @@ func fnDecode(_ *Ctx, a []Value) Value {
 	if err != nil {
 		return nullValue
 	}
-	if validJSON(b) {
+	if jsonscan.Valid(b) {
 		return parseJSON(b)
 	}
 	return strV(string(b))

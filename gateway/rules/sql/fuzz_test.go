@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"testing"
 	"unicode/utf8"
+
+	"github.com/edgegw/edgegw/gateway/rules/sql/internal/jsonscan"
 )
 
 // FuzzJSON checks the payload reader against encoding/json: the same documents
@@ -15,7 +17,7 @@ func FuzzJSON(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		ok := validJSON(b)
+		ok := jsonscan.Valid(b)
 		if utf8.Valid(b) && ok != json.Valid(b) {
 			t.Fatalf("validJSON(%q) = %v; encoding/json says %v", b, ok, json.Valid(b))
 		}
