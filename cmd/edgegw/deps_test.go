@@ -70,12 +70,12 @@ type room struct {
 // and the wiring (gateway/shadowrun...) may depend on: anything but gateway
 // itself, cmd and the test helpers.
 var belowWiring = []string{"store", "hw", "bridge", "bridge/topic", "gateway/audit", "gateway/authz", "gateway/authorizer",
-	"gateway/clock", "gateway/loopback", "gateway/pki", "gateway/enrol", "gateway/rules", "gateway/rules/sql", "gateway/rules/sql/lex", "gateway/rules/sql/internal/jsonscan", "gateway/rules/timefmt", "gateway/shadow",
+	"gateway/clock", "gateway/loopback", "gateway/pki", "gateway/enrol", "gateway/rules", "gateway/rules/sql", "gateway/rules/sql/lex", "gateway/rules/sql/internal/jsonscan", "gateway/rules/sql/internal/md2", "gateway/rules/timefmt", "gateway/shadow",
 	"gateway/presence", "gateway/broker", "gateway/config", "gateway/observe"}
 
 // sqlRooms are the rooms of the rules engine below it: the language, then
-// its leaves (the lexer, the JSON reader, the date patterns).
-var sqlRooms = []string{"gateway/rules/sql", "gateway/rules/sql/lex", "gateway/rules/sql/internal/jsonscan", "gateway/rules/timefmt"}
+// its leaves (the lexer, the JSON reader, MD2, the date patterns).
+var sqlRooms = []string{"gateway/rules/sql", "gateway/rules/sql/lex", "gateway/rules/sql/internal/jsonscan", "gateway/rules/sql/internal/md2", "gateway/rules/timefmt"}
 
 // rooms are the per-package rules. TestImportDirection fails when one of
 // these packages is missing, so a rule never silently checks nothing.
@@ -97,14 +97,16 @@ var rooms = map[string]room{
 	// config: schema and validation; key URIs are hw's, topic filters bridge/topic's, the rules'
 	// schema the rules engine's (pure), the enrolment section's rules enrol's (pure: pki, authz, hw);
 	// no runtime package.
-	"gateway/config": {ours: []string{"hw", "gateway/authz", "gateway/loopback", "bridge/topic", "gateway/rules", "gateway/rules/sql", "gateway/rules/sql/lex", "gateway/rules/sql/internal/jsonscan", "gateway/rules/timefmt", "gateway/enrol", "gateway/pki"}},
+	"gateway/config": {ours: []string{"hw", "gateway/authz", "gateway/loopback", "bridge/topic", "gateway/rules", "gateway/rules/sql", "gateway/rules/sql/lex", "gateway/rules/sql/internal/jsonscan", "gateway/rules/sql/internal/md2", "gateway/rules/timefmt", "gateway/enrol", "gateway/pki"}},
 	// AWS IoT SQL rules, pure: the engine (actions, templates, rule sets) over
 	// the language (parser, evaluator, functions), over the lexer, the JSON
-	// reader and the date patterns (leaves); the corpus the tests of both share.
+	// reader, MD2 and the date patterns (leaves); the corpus the tests of both
+	// share.
 	"gateway/rules":                       {ours: sqlRooms, forbid: pureForbid},
 	"gateway/rules/sql":                   {ours: sqlRooms[1:], forbid: pureForbid},
 	"gateway/rules/sql/lex":               {forbid: pureForbid},
 	"gateway/rules/sql/internal/jsonscan": {forbid: pureForbid},
+	"gateway/rules/sql/internal/md2":      {forbid: pureForbid},
 	"gateway/rules/timefmt":               {forbid: pureForbid},
 	"gateway/rules/sql/sqltest":           {ours: sqlRooms, forbid: pureForbid},
 	// Device shadows (the thing-name rule is authz's) and their test helper.
@@ -291,8 +293,8 @@ func TestCheckImportsCatches(t *testing.T) {
 			[]string{"gateway/pki imports store (via its dependencies); allowed from this module: hw, gateway/authz"}},
 		{"config importing hw is fine", pkgImports{ImportPath: m("gateway/config"), Imports: []string{m("hw")}, Deps: []string{m("hw")}}, nil},
 		{"config importing a runtime package", pkgImports{ImportPath: m("gateway/config"), Imports: []string{m("bridge")}, Deps: []string{m("bridge"), m("store"), m("hw")}},
-			[]string{"gateway/config imports bridge (via its dependencies); allowed from this module: hw, gateway/authz, gateway/loopback, bridge/topic, gateway/rules, gateway/rules/sql, gateway/rules/sql/lex, gateway/rules/sql/internal/jsonscan, gateway/rules/timefmt, gateway/enrol, gateway/pki",
-				"gateway/config imports store (via its dependencies); allowed from this module: hw, gateway/authz, gateway/loopback, bridge/topic, gateway/rules, gateway/rules/sql, gateway/rules/sql/lex, gateway/rules/sql/internal/jsonscan, gateway/rules/timefmt, gateway/enrol, gateway/pki"}},
+			[]string{"gateway/config imports bridge (via its dependencies); allowed from this module: hw, gateway/authz, gateway/loopback, bridge/topic, gateway/rules, gateway/rules/sql, gateway/rules/sql/lex, gateway/rules/sql/internal/jsonscan, gateway/rules/sql/internal/md2, gateway/rules/timefmt, gateway/enrol, gateway/pki",
+				"gateway/config imports store (via its dependencies); allowed from this module: hw, gateway/authz, gateway/loopback, bridge/topic, gateway/rules, gateway/rules/sql, gateway/rules/sql/lex, gateway/rules/sql/internal/jsonscan, gateway/rules/sql/internal/md2, gateway/rules/timefmt, gateway/enrol, gateway/pki"}},
 		{"config importing bridge/topic is fine", pkgImports{ImportPath: m("gateway/config"), Imports: []string{m("bridge/topic")}, Deps: []string{m("bridge/topic"), m("hw")}}, nil},
 		{"bridge importing bridge/topic is fine", pkgImports{ImportPath: m("bridge"), Imports: []string{m("bridge/topic"), m("store")}, Deps: []string{m("bridge/topic"), m("store")}}, nil},
 		{"bridge/topic importing store", pkgImports{ImportPath: m("bridge/topic"), Imports: []string{m("store")}, Deps: []string{m("store")}},
@@ -332,15 +334,15 @@ func TestCheckImportsCatches(t *testing.T) {
 		{"packages outside the module are ignored", pkgImports{ImportPath: "example.com/x", Imports: []string{mochi, badger}}, nil},
 		// The rooms that landed with the rules, shadow, authorizer, import and enrol branches.
 		{"rules importing authz", pkgImports{ImportPath: m("gateway/rules"), Imports: []string{m("gateway/authz")}, Deps: []string{m("gateway/authz")}},
-			[]string{"gateway/rules imports gateway/authz (via its dependencies); allowed from this module: gateway/rules/sql, gateway/rules/sql/lex, gateway/rules/sql/internal/jsonscan, gateway/rules/timefmt"}},
+			[]string{"gateway/rules imports gateway/authz (via its dependencies); allowed from this module: gateway/rules/sql, gateway/rules/sql/lex, gateway/rules/sql/internal/jsonscan, gateway/rules/sql/internal/md2, gateway/rules/timefmt"}},
 		{"rules importing its rooms is fine", pkgImports{ImportPath: m("gateway/rules"), Imports: []string{m("gateway/rules/sql")}, Deps: []string{m("gateway/rules/sql"), m("gateway/rules/timefmt")}}, nil},
 		{"the SQL language importing the engine", pkgImports{ImportPath: m("gateway/rules/sql"), Imports: []string{m("gateway/rules")}, Deps: []string{m("gateway/rules"), m("gateway/rules/timefmt")}},
-			[]string{"gateway/rules/sql imports gateway/rules (via its dependencies); allowed from this module: gateway/rules/sql/lex, gateway/rules/sql/internal/jsonscan, gateway/rules/timefmt"}},
+			[]string{"gateway/rules/sql imports gateway/rules (via its dependencies); allowed from this module: gateway/rules/sql/lex, gateway/rules/sql/internal/jsonscan, gateway/rules/sql/internal/md2, gateway/rules/timefmt"}},
 		{"the lexer importing the language", pkgImports{ImportPath: m("gateway/rules/sql/lex"), Imports: []string{m("gateway/rules/sql")}, Deps: []string{m("gateway/rules/sql"), m("gateway/rules/timefmt")}},
 			[]string{"gateway/rules/sql/lex imports gateway/rules/sql (via its dependencies); allowed from this module: nothing",
 				"gateway/rules/sql/lex imports gateway/rules/timefmt (via its dependencies); allowed from this module: nothing"}},
 		{"the rules engine importing the SQL corpus", pkgImports{ImportPath: m("gateway/rules"), Imports: []string{m("gateway/rules/sql/sqltest")}, Deps: []string{m("gateway/rules/sql/sqltest"), m("gateway/rules/sql"), m("gateway/rules/timefmt")}},
-			[]string{"gateway/rules imports gateway/rules/sql/sqltest (via its dependencies); allowed from this module: gateway/rules/sql, gateway/rules/sql/lex, gateway/rules/sql/internal/jsonscan, gateway/rules/timefmt",
+			[]string{"gateway/rules imports gateway/rules/sql/sqltest (via its dependencies); allowed from this module: gateway/rules/sql, gateway/rules/sql/lex, gateway/rules/sql/internal/jsonscan, gateway/rules/sql/internal/md2, gateway/rules/timefmt",
 				"gateway/rules imports gateway/rules/sql/sqltest outside its tests; it is a test helper"}},
 		{"the rules tests importing the SQL corpus is fine", pkgImports{ImportPath: m("gateway/rules"), TestImports: []string{m("gateway/rules/sql/sqltest")}, XTestImports: []string{m("gateway/rules/sql/sqltest")}}, nil},
 		{"timefmt importing rules", pkgImports{ImportPath: m("gateway/rules/timefmt"), Imports: []string{m("gateway/rules")}, Deps: []string{m("gateway/rules"), m("gateway/rules/timefmt")}},

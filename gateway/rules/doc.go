@@ -67,14 +67,15 @@
 //
 // Rooms: this package is the engine (rule configs, actions and their
 // substitution templates, the error action, Set, TrySQL); the language is
-// gateway/rules/sql (lexer, parser, evaluator, values and JSON, functions),
-// the date patterns of parse_time and time_to_epoch gateway/rules/timefmt,
+// gateway/rules/sql (parser, evaluator, values and JSON, functions; its
+// lexer sql/lex, its JSON reader and MD2 under sql/internal), the date
+// patterns of parse_time and time_to_epoch gateway/rules/timefmt,
 // and the corpus of AWS examples that the tests of both run
 // gateway/rules/sql/sqltest.
 //
 // The package and its rooms are pure: no I/O, no logging, no goroutines.
 // They import only the standard library and each other (the engine the
-// language, the language the date patterns), nothing else of this module
+// language, the language its leaves), nothing else of this module
 // (not mochi, badger, prometheus or paho); gateway and cmd may import them,
 // never the other way round.
 package rules

@@ -18,6 +18,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/edgegw/edgegw/gateway/rules/sql/internal/jsonscan"
+	"github.com/edgegw/edgegw/gateway/rules/sql/internal/md2"
 )
 
 // The built-in functions of AWS IoT SQL version 2016-03-23, as the reference
@@ -106,7 +107,7 @@ func init() {
 
 		"encode": {min: 2, max: 2, pure: true, fn: fnEncode, check: checkScheme},
 		"decode": {min: 2, max: 6, pure: true, fn: fnDecode, check: checkScheme},
-		"md2":    hashFn(newMD2),
+		"md2":    hashFn(md2.New),
 		"md5":    hashFn(md5.New),
 		"sha1":   hashFn(sha1.New),
 		"sha224": hashFn(sha256.New224),
