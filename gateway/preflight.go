@@ -13,6 +13,7 @@ import (
 	"github.com/edgegw/edgegw/gateway/audit"
 	"github.com/edgegw/edgegw/gateway/authz"
 	"github.com/edgegw/edgegw/gateway/broker"
+	"github.com/edgegw/edgegw/gateway/brokerconf"
 	"github.com/edgegw/edgegw/gateway/config"
 	"github.com/edgegw/edgegw/gateway/observe"
 )
@@ -34,7 +35,7 @@ import (
 func Preflight(ctx context.Context, cfg *config.Config) error {
 	var errs []error
 	var policies *authz.Engine // as the broker's preflight loaded them; nil if they did not load
-	o, keys, err := BrokerOptionsFromConfig(ctx, cfg)
+	o, keys, err := brokerconf.Options(ctx, cfg)
 	if err != nil {
 		errs = append(errs, err)
 	} else {
@@ -52,7 +53,7 @@ func Preflight(ctx context.Context, cfg *config.Config) error {
 		errs = append(errs, err)
 	}
 	// Every configuration opens the store: without a bridge it holds the
-	// offline sessions (sessions.go).
+	// offline sessions (gateway/localstate).
 	errs = append(errs, creatableDir("store.dir", cfg.Store.Dir))
 	errs = append(errs, preflightQueueKey(ctx, cfg))
 	errs = append(errs, audit.CheckFile(cfg.Audit.File))

@@ -1,39 +1,44 @@
 package gateway
 
 import (
+	"context"
+	"path/filepath"
+	"strings"
 	"testing"
-	"time"
 
-	"github.com/edgegw/edgegw/gateway/broker"
-	"github.com/edgegw/edgegw/gateway/config"
+	"github.com/edgegw/edgegw/gateway/gatewaytest"
 )
 
-// TestBrokerLimits: limits left out of the config are the broker's defaults
-// (the broker owns them); the ones set replace them, capped where MQTT or
-// mochi need it.
-func TestBrokerLimits(t *testing.T) {
-	withDefaults := func(mod func(*broker.Limits)) broker.Limits {
-		l := broker.DefaultLimits()
-		mod(&l)
-		return l
+// TestStartRefusesRuleThatDoesNotCompile: a rule that does not compile
+// (config.Check does not compile rules) stops the start with the config
+// error at the rule's line, and releases what was opened before it (the
+// audit log, the listeners' keys); the same site then starts without it.
+func TestStartRefusesRuleThatDoesNotCompile(t *testing.T) {
+	dir := t.TempDir()
+	gatewaytest.WriteSite(t, dir)
+	cfgFile := filepath.Join(dir, "edgegw.yaml")
+	base := `version: 1
+site: rules-test
+state_dir: state
+listeners:
+  - {name: local, address: "127.0.0.1:0"}
+devices: devices.yaml
+policies: policies
+store: {dir: state/queue}
+metrics: {address: ""}
+admin: {socket: ""}
+audit: {file: audit.log}
+`
+	gatewaytest.WriteFile(t, cfgFile, []byte(base+`rules:
+  - name: bad
+    sql: "SELECT nosuchfunction(a) AS b FROM 'a/#'"
+    identity: sensor-a
+    actions: [{republish: {topic: "x/y"}}]
+`), 0o644)
+	err := newFromFile(t, cfgFile).Run(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "edgegw.yaml:14: rules[0].sql") || !strings.Contains(err.Error(), "nosuchfunction") {
+		t.Fatalf("Run = %v; want the config error at edgegw.yaml:14: rules[0].sql naming nosuchfunction", err)
 	}
-	for _, tc := range []struct {
-		name string
-		in   config.LimitsConfig
-		want broker.Limits
-	}{
-		{"left out: the broker's defaults", config.Default().Limits, broker.DefaultLimits()},
-		{"set", config.LimitsConfig{HandshakeTimeout: config.Duration(3 * time.Second), MaxClients: 10, RetainedMaxMessages: 5, MaxTopicLevels: 4},
-			withDefaults(func(l *broker.Limits) {
-				l.HandshakeTimeout, l.MaxClients, l.RetainedMaxMessages, l.MaxTopicLevels = 3*time.Second, 10, 5, 4
-			})},
-		{"capped", config.LimitsConfig{MaxPacketSize: 1 << 30, ReceiveMaximum: 70000, ClientWriteQueue: 1 << 21},
-			withDefaults(func(l *broker.Limits) { l.MaxPacketSize, l.ReceiveMaximum, l.ClientWriteQueue = 256<<20, 65535, 1<<20 })},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := brokerLimits(tc.in); got != tc.want {
-				t.Errorf("got %+v; want %+v", got, tc.want)
-			}
-		})
-	}
+	gatewaytest.WriteFile(t, cfgFile, []byte(base), 0o644)
+	startFromFile(t, cfgFile)
 }

@@ -70,6 +70,17 @@ type room struct {
 	client bool
 }
 
+// belowWiring is every package of ours the rooms between the components
+// and the wiring (gateway/shadowrun...) may depend on: anything but gateway
+// itself, cmd and the test helpers.
+var belowWiring = []string{"store", "hw", "bridge", "bridge/topic", "gateway/audit", "gateway/authz", "gateway/authorizer",
+	"gateway/clock", "gateway/loopback", "gateway/pki", "gateway/enrol", "gateway/rules", "gateway/rules/sql", "gateway/rules/sql/lex", "gateway/rules/sql/internal/jsonscan", "gateway/rules/sql/internal/md2", "gateway/rules/timefmt", "gateway/shadow",
+	"gateway/presence", "gateway/broker", "gateway/config", "gateway/observe"}
+
+// sqlRooms are the rooms of the rules engine below it: the language, then
+// its leaves (the lexer, the JSON reader, MD2, the date patterns).
+var sqlRooms = []string{"gateway/rules/sql", "gateway/rules/sql/lex", "gateway/rules/sql/internal/jsonscan", "gateway/rules/sql/internal/md2", "gateway/rules/timefmt"}
+
 // rooms are the per-package rules. TestImportDirection fails when one of
 // these packages is missing, so a rule never silently checks nothing.
 var rooms = map[string]room{
@@ -90,9 +101,18 @@ var rooms = map[string]room{
 	// config: schema and validation; key URIs are hw's, topic filters bridge/topic's, the rules'
 	// schema the rules engine's (pure), the enrolment section's rules enrol's (pure: pki, authz, hw);
 	// no runtime package.
-	"gateway/config": {ours: []string{"hw", "gateway/authz", "gateway/loopback", "bridge/topic", "gateway/rules", "gateway/enrol", "gateway/pki"}},
-	// AWS IoT SQL rules: pure, nothing of ours.
-	"gateway/rules": {forbid: pureForbid},
+	"gateway/config": {ours: []string{"hw", "gateway/authz", "gateway/loopback", "bridge/topic", "gateway/rules", "gateway/rules/sql", "gateway/rules/sql/lex", "gateway/rules/sql/internal/jsonscan", "gateway/rules/sql/internal/md2", "gateway/rules/timefmt", "gateway/enrol", "gateway/pki"}},
+	// AWS IoT SQL rules, pure: the engine (actions, templates, rule sets) over
+	// the language (parser, evaluator, functions), over the lexer, the JSON
+	// reader, MD2 and the date patterns (leaves); the corpus the tests of both
+	// share.
+	"gateway/rules":                       {ours: sqlRooms, forbid: pureForbid},
+	"gateway/rules/sql":                   {ours: sqlRooms[1:], forbid: pureForbid},
+	"gateway/rules/sql/lex":               {forbid: pureForbid},
+	"gateway/rules/sql/internal/jsonscan": {forbid: pureForbid},
+	"gateway/rules/sql/internal/md2":      {forbid: pureForbid},
+	"gateway/rules/timefmt":               {forbid: pureForbid},
+	"gateway/rules/sql/sqltest":           {ours: sqlRooms, forbid: pureForbid},
 	// Device shadows (the thing-name rule is authz's) and their test helper.
 	"gateway/shadow":            {ours: []string{"gateway/authz"}, forbid: pureForbid},
 	"gateway/shadow/shadowtest": {ours: []string{"gateway/shadow", "gateway/authz"}, forbid: pureForbid},
@@ -105,6 +125,14 @@ var rooms = map[string]room{
 	"gateway/est": {ours: []string{"hw"}, forbid: pureForbid},
 	// Device presence (who is offline, since when): a leaf.
 	"gateway/presence": {forbid: pureForbid},
+	// The shadows as the daemon runs them (store, Syncer beside the bridge):
+	// never the wiring, and the third-party libraries only through their owners.
+	"gateway/shadowrun": {ours: belowWiring, forbid: pureForbid},
+	// What the daemon keeps beside the queues (store without a bridge, offline
+	// sessions, presence): the same.
+	"gateway/localstate": {ours: belowWiring, forbid: pureForbid},
+	// config -> broker options, rules and authorizers: the same.
+	"gateway/brokerconf": {ours: belowWiring, forbid: pureForbid},
 	// The queue commands (edgegw queue): a room of the command line, a client of the
 	// gateway's API; badger is the store's, mochi the broker's, prometheus observe's.
 	// Their test helper (a filled queue) needs the store only.
@@ -113,7 +141,7 @@ var rooms = map[string]room{
 }
 
 // testHelpers are the module's test helper packages: only tests import them.
-var testHelpers = []string{"gateway/gatewaytest", "gateway/shadow/shadowtest", "cmd/edgegw/queuecmd/queuetest"}
+var testHelpers = []string{"gateway/gatewaytest", "gateway/shadow/shadowtest", "gateway/rules/sql/sqltest", "cmd/edgegw/queuecmd/queuetest"}
 
 // cmdRooms are the rooms of the command line: only package main (cmd/edgegw) adds them.
 var cmdRooms = []string{"cmd/edgegw/queuecmd"}
@@ -280,8 +308,8 @@ func TestCheckImportsCatches(t *testing.T) {
 			[]string{"gateway/pki imports store (via its dependencies); allowed from this module: hw, gateway/authz"}},
 		{"config importing hw is fine", pkgImports{ImportPath: m("gateway/config"), Imports: []string{m("hw")}, Deps: []string{m("hw")}}, nil},
 		{"config importing a runtime package", pkgImports{ImportPath: m("gateway/config"), Imports: []string{m("bridge")}, Deps: []string{m("bridge"), m("store"), m("hw")}},
-			[]string{"gateway/config imports bridge (via its dependencies); allowed from this module: hw, gateway/authz, gateway/loopback, bridge/topic, gateway/rules, gateway/enrol, gateway/pki",
-				"gateway/config imports store (via its dependencies); allowed from this module: hw, gateway/authz, gateway/loopback, bridge/topic, gateway/rules, gateway/enrol, gateway/pki"}},
+			[]string{"gateway/config imports bridge (via its dependencies); allowed from this module: hw, gateway/authz, gateway/loopback, bridge/topic, gateway/rules, gateway/rules/sql, gateway/rules/sql/lex, gateway/rules/sql/internal/jsonscan, gateway/rules/sql/internal/md2, gateway/rules/timefmt, gateway/enrol, gateway/pki",
+				"gateway/config imports store (via its dependencies); allowed from this module: hw, gateway/authz, gateway/loopback, bridge/topic, gateway/rules, gateway/rules/sql, gateway/rules/sql/lex, gateway/rules/sql/internal/jsonscan, gateway/rules/sql/internal/md2, gateway/rules/timefmt, gateway/enrol, gateway/pki"}},
 		{"config importing bridge/topic is fine", pkgImports{ImportPath: m("gateway/config"), Imports: []string{m("bridge/topic")}, Deps: []string{m("bridge/topic"), m("hw")}}, nil},
 		{"bridge importing bridge/topic is fine", pkgImports{ImportPath: m("bridge"), Imports: []string{m("bridge/topic"), m("store")}, Deps: []string{m("bridge/topic"), m("store")}}, nil},
 		{"bridge/topic importing store", pkgImports{ImportPath: m("bridge/topic"), Imports: []string{m("store")}, Deps: []string{m("store")}},
@@ -321,7 +349,19 @@ func TestCheckImportsCatches(t *testing.T) {
 		{"packages outside the module are ignored", pkgImports{ImportPath: "example.com/x", Imports: []string{mochi, badger}}, nil},
 		// The rooms that landed with the rules, shadow, authorizer, import and enrol branches.
 		{"rules importing authz", pkgImports{ImportPath: m("gateway/rules"), Imports: []string{m("gateway/authz")}, Deps: []string{m("gateway/authz")}},
-			[]string{"gateway/rules imports gateway/authz (via its dependencies); allowed from this module: nothing"}},
+			[]string{"gateway/rules imports gateway/authz (via its dependencies); allowed from this module: gateway/rules/sql, gateway/rules/sql/lex, gateway/rules/sql/internal/jsonscan, gateway/rules/sql/internal/md2, gateway/rules/timefmt"}},
+		{"rules importing its rooms is fine", pkgImports{ImportPath: m("gateway/rules"), Imports: []string{m("gateway/rules/sql")}, Deps: []string{m("gateway/rules/sql"), m("gateway/rules/timefmt")}}, nil},
+		{"the SQL language importing the engine", pkgImports{ImportPath: m("gateway/rules/sql"), Imports: []string{m("gateway/rules")}, Deps: []string{m("gateway/rules"), m("gateway/rules/timefmt")}},
+			[]string{"gateway/rules/sql imports gateway/rules (via its dependencies); allowed from this module: gateway/rules/sql/lex, gateway/rules/sql/internal/jsonscan, gateway/rules/sql/internal/md2, gateway/rules/timefmt"}},
+		{"the lexer importing the language", pkgImports{ImportPath: m("gateway/rules/sql/lex"), Imports: []string{m("gateway/rules/sql")}, Deps: []string{m("gateway/rules/sql"), m("gateway/rules/timefmt")}},
+			[]string{"gateway/rules/sql/lex imports gateway/rules/sql (via its dependencies); allowed from this module: nothing",
+				"gateway/rules/sql/lex imports gateway/rules/timefmt (via its dependencies); allowed from this module: nothing"}},
+		{"the rules engine importing the SQL corpus", pkgImports{ImportPath: m("gateway/rules"), Imports: []string{m("gateway/rules/sql/sqltest")}, Deps: []string{m("gateway/rules/sql/sqltest"), m("gateway/rules/sql"), m("gateway/rules/timefmt")}},
+			[]string{"gateway/rules imports gateway/rules/sql/sqltest (via its dependencies); allowed from this module: gateway/rules/sql, gateway/rules/sql/lex, gateway/rules/sql/internal/jsonscan, gateway/rules/sql/internal/md2, gateway/rules/timefmt",
+				"gateway/rules imports gateway/rules/sql/sqltest outside its tests; it is a test helper"}},
+		{"the rules tests importing the SQL corpus is fine", pkgImports{ImportPath: m("gateway/rules"), TestImports: []string{m("gateway/rules/sql/sqltest")}, XTestImports: []string{m("gateway/rules/sql/sqltest")}}, nil},
+		{"timefmt importing rules", pkgImports{ImportPath: m("gateway/rules/timefmt"), Imports: []string{m("gateway/rules")}, Deps: []string{m("gateway/rules"), m("gateway/rules/timefmt")}},
+			[]string{"gateway/rules/timefmt imports gateway/rules (via its dependencies); allowed from this module: nothing"}},
 		{"rules importing the standard library is fine", pkgImports{ImportPath: m("gateway/rules"), Imports: []string{"encoding/json"}, Deps: []string{"encoding/json"}}, nil},
 		{"rules importing paho", pkgImports{ImportPath: m("gateway/rules"), Imports: []string{pahoPath + "/packets"}},
 			[]string{"gateway/rules imports github.com/eclipse/paho.golang/packets; it must not import github.com/eclipse/paho.golang",
@@ -377,6 +417,37 @@ func TestCheckImportsCatches(t *testing.T) {
 		{"queuetest importing the gateway", pkgImports{ImportPath: m("cmd/edgegw/queuecmd/queuetest"), Imports: []string{m("gateway")}, Deps: []string{m("gateway"), m("store")}},
 			[]string{"cmd/edgegw/queuecmd/queuetest imports gateway (via its dependencies); allowed from this module: store"}},
 	}
+	// The rooms that left package gateway (the wiring) for their own.
+	tests = append(tests, []struct {
+		name string
+		pkg  pkgImports
+		want []string
+	}{
+		{"shadowrun importing the broker, store and bridge is fine", pkgImports{ImportPath: m("gateway/shadowrun"), Imports: []string{m("gateway/broker"), m("store"), m("bridge")},
+			Deps: []string{m("gateway/broker"), m("store"), m("bridge"), m("gateway/shadow")}}, nil},
+		{"shadowrun importing gateway", pkgImports{ImportPath: m("gateway/shadowrun"), Imports: []string{m("gateway")}, Deps: []string{m("gateway"), m("store")}},
+			[]string{"gateway/shadowrun imports gateway (via its dependencies); allowed from this module: " + strings.Join(belowWiring, ", "),
+				"gateway/shadowrun imports gateway; only cmd/... may import gateway"}},
+		{"shadowrun importing badger", pkgImports{ImportPath: m("gateway/shadowrun"), Imports: []string{badger}},
+			[]string{"gateway/shadowrun imports github.com/dgraph-io/badger/v4; it must not import github.com/dgraph-io/badger",
+				"gateway/shadowrun imports github.com/dgraph-io/badger/v4; only store may import badger"}},
+		{"localstate importing the broker, store and presence is fine", pkgImports{ImportPath: m("gateway/localstate"), Imports: []string{m("gateway/broker"), m("store"), m("gateway/presence")},
+			Deps: []string{m("gateway/broker"), m("store"), m("gateway/presence")}}, nil},
+		{"localstate importing gateway", pkgImports{ImportPath: m("gateway/localstate"), Imports: []string{m("gateway")}, Deps: []string{m("gateway")}},
+			[]string{"gateway/localstate imports gateway (via its dependencies); allowed from this module: " + strings.Join(belowWiring, ", "),
+				"gateway/localstate imports gateway; only cmd/... may import gateway"}},
+		{"localstate importing mochi", pkgImports{ImportPath: m("gateway/localstate"), Imports: []string{mochi}},
+			[]string{"gateway/localstate imports github.com/mochi-mqtt/server/v2; it must not import github.com/mochi-mqtt/",
+				"gateway/localstate imports github.com/mochi-mqtt/server/v2; only gateway/broker may import mochi-mqtt"}},
+		{"brokerconf importing config, broker, rules and hw is fine", pkgImports{ImportPath: m("gateway/brokerconf"), Imports: []string{m("gateway/config"), m("gateway/broker"), m("gateway/rules"), m("hw")},
+			Deps: []string{m("gateway/config"), m("gateway/broker"), m("gateway/rules"), m("hw")}}, nil},
+		{"brokerconf importing gateway", pkgImports{ImportPath: m("gateway/brokerconf"), Imports: []string{m("gateway")}, Deps: []string{m("gateway"), m("gateway/config")}},
+			[]string{"gateway/brokerconf imports gateway (via its dependencies); allowed from this module: " + strings.Join(belowWiring, ", "),
+				"gateway/brokerconf imports gateway; only cmd/... may import gateway"}},
+		{"brokerconf importing prometheus", pkgImports{ImportPath: m("gateway/brokerconf"), Imports: []string{prom}},
+			[]string{"gateway/brokerconf imports github.com/prometheus/client_golang/prometheus; it must not import github.com/prometheus/",
+				"gateway/brokerconf imports github.com/prometheus/client_golang/prometheus; only gateway/observe may import prometheus"}},
+	}...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got := checkImports([]pkgImports{tt.pkg})

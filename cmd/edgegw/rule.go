@@ -7,9 +7,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/edgegw/edgegw/gateway"
 	"github.com/edgegw/edgegw/gateway/authz"
 	"github.com/edgegw/edgegw/gateway/broker"
+	"github.com/edgegw/edgegw/gateway/brokerconf"
 	"github.com/edgegw/edgegw/gateway/config"
 	"github.com/edgegw/edgegw/gateway/rules"
 )
@@ -153,9 +153,9 @@ func checkRulesPoliciesAuthorizers(cfg *config.Config) error {
 			all.Errors = append(all.Errors, &config.FieldError{File: cfg.File, Msg: err.Error()})
 		}
 	}
-	_, err := gateway.CompileRules(cfg)
+	_, err := brokerconf.CompileRules(cfg)
 	add(err)
-	add(gateway.CheckAuthorizers(cfg))
+	add(brokerconf.CheckAuthorizers(cfg))
 	eng, err := broker.CheckPolicy(cfg.Devices, cfg.Policies)
 	if err != nil {
 		var list authz.ErrorList

@@ -101,7 +101,7 @@ func (c *Config) resolveRulePaths() {
 // validateRules checks what the rules need from the rest of the config: a
 // forward action must name an outbound bridge route. The SQL, templates and
 // names are checked by the rules engine when the wiring compiles them
-// (gateway.CompileRules), which reports them at the rule's line.
+// (brokerconf.CompileRules), which reports them at the rule's line.
 func (c *Config) validateRules(r *report) {
 	out := map[string]bool{}
 	var names []string

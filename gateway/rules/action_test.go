@@ -8,6 +8,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/edgegw/edgegw/gateway/rules/sql/sqltest"
 )
 
 const (
@@ -36,7 +38,7 @@ func TestActionTargets(t *testing.T) {
 			sql: "SELECT *, timestamp() AS timestamp FROM 'my/iot/topic'", target: "${topic()}/republish",
 			topic: "my/iot/topic", payload: `{"deviceid":"iot123","temp":54.98}`,
 			wantTopic: "my/iot/topic/republish", wantPayload: `{"deviceid":"iot123","temp":54.98,"timestamp":1579637878451}`},
-		{name: "binary/field-in-topic", page: pageBinary, kind: Republish,
+		{name: "binary/field-in-topic", page: sqltest.PageBinary, kind: Republish,
 			sql: "SELECT * FROM 'topic/subtopic'", target: "device/${device_id}",
 			topic: "topic/subtopic", payload: `{"device_id":"d7"}`, wantTopic: "device/d7", wantPayload: `{"device_id":"d7"}`},
 		{name: "republish/reserved-topic", page: pageRepublish, kind: Republish,
@@ -51,7 +53,7 @@ func TestActionTargets(t *testing.T) {
 		{name: "templates/clientid", page: pageTemplates, kind: Republish,
 			sql: "SELECT temp FROM 'a/+'", target: "from/${clientid()}/${topic(2)}",
 			topic: "a/b", payload: `{"temp":5}`, wantTopic: "from/sensor-1/b", wantPayload: `{"temp":5}`},
-		{name: "set/variable-in-template (derived)", page: pageSet, kind: Republish,
+		{name: "set/variable-in-template (derived)", page: sqltest.PageSet, kind: Republish,
 			sql: "SET @dev = upper(topic(2)) SELECT temp FROM 'a/+'", target: "alarms/${@dev}",
 			topic: "a/b7", payload: `{"temp":5}`, wantTopic: "alarms/B7", wantPayload: `{"temp":5}`},
 		{name: "forward/default-topic", kind: Forward, sql: "SELECT temp FROM 'a/+'", topic: "a/b", payload: `{"temp":5}`,
@@ -255,36 +257,6 @@ func TestConcurrentEvaluate(t *testing.T) {
 	}
 }
 
-func TestTopicFilterMatch(t *testing.T) {
-	cases := []struct {
-		filter, topic string
-		want          bool
-	}{
-		{"a/b", "a/b", true},
-		{"a/b", "a/b/c", false},
-		{"a/+", "a/b", true},
-		{"a/+", "a/", true},
-		{"a/+", "a", false},
-		{"a/#", "a", true}, // [MQTT-4.7.1-2]: # matches the parent level too
-		{"a/#", "a/b/c", true},
-		{"#", "a/b", true},
-		{"#", "$SYS/x", false}, // [MQTT-4.7.2-1]
-		{"+/x", "$aws/x", false},
-		{"$aws/things/+/shadow/update", "$aws/things/t1/shadow/update", true},
-		{"+/+/temp", "building/b1/temp", true},
-		{"+/+/temp", "building/b1/hum", false},
-	}
-	for _, tc := range cases {
-		f, err := parseTopicFilter(tc.filter)
-		if err != nil {
-			t.Fatalf("parseTopicFilter(%q): %v", tc.filter, err)
-		}
-		if got := f.match(tc.topic); got != tc.want {
-			t.Errorf("%q matches %q = %v; want %v", tc.filter, tc.topic, got, tc.want)
-		}
-	}
-}
-
 // Error action templates see the SET variables too, also when the caller
 // reports the failure later through OnError (iot-sql-set: "Error action
 // substitution templates").
@@ -325,7 +297,7 @@ func TestRepublishHeaders(t *testing.T) {
 	h := res.Outputs[0].Headers
 	if h.PayloadUTF8 == nil || !*h.PayloadUTF8 || h.ContentType != "application/json" || h.ResponseTopic != "dev/d1/resp" ||
 		string(h.CorrelationData) != "r-42" || h.MessageExpiry == nil || *h.MessageExpiry != 60 ||
-		len(h.UserProperties) != 2 || h.UserProperties[0] != (UserProperty{"device", "d1"}) || h.UserProperties[1] != (UserProperty{"site", "plant-7"}) {
+		len(h.UserProperties) != 2 || h.UserProperties[0] != (UserProperty{Key: "device", Value: "d1"}) || h.UserProperties[1] != (UserProperty{Key: "site", Value: "plant-7"}) {
 		t.Errorf("got headers %+v; want UTF8_DATA, application/json, dev/d1/resp, r-42, 60, device=d1 site=plant-7", h)
 	}
 

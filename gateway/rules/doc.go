@@ -18,7 +18,7 @@
 //     or string concatenation), - * / %. A missing field is Undefined;
 //     Undefined propagates through operators and is omitted from the output.
 //   - The functions that need no cloud service, with AWS's argument conversion
-//     tables (see funcs.go for the list). Functions that need an AWS service
+//     tables (see gateway/rules/sql funcs.go for the list). Functions that need an AWS service
 //     (aws_lambda, get_dynamodb, get_secret, get_thing_shadow,
 //     get_registry_data, machinelearning_predict, decode(..., 'proto'),
 //     accountid) are refused at compile time with ErrCloudFunction and a
@@ -65,7 +65,17 @@
 // building the document, so a typical SELECT ... WHERE allocates only its
 // output.
 //
-// The package is pure: no I/O, no logging, no goroutines. It imports only the
-// standard library and nothing of this module (not mochi, badger, prometheus
-// or paho); gateway and cmd may import it, never the other way round.
+// Rooms: this package is the engine (rule configs, actions and their
+// substitution templates, the error action, Set, TrySQL); the language is
+// gateway/rules/sql (parser, evaluator, values and JSON, functions; its
+// lexer sql/lex, its JSON reader and MD2 under sql/internal), the date
+// patterns of parse_time and time_to_epoch gateway/rules/timefmt,
+// and the corpus of AWS examples that the tests of both run
+// gateway/rules/sql/sqltest.
+//
+// The package and its rooms are pure: no I/O, no logging, no goroutines.
+// They import only the standard library and each other (the engine the
+// language, the language its leaves), nothing else of this module
+// (not mochi, badger, prometheus or paho); gateway and cmd may import them,
+// never the other way round.
 package rules

@@ -3,41 +3,29 @@ package rules
 import (
 	"errors"
 	"fmt"
+
+	"github.com/edgegw/edgegw/gateway/rules/sql"
+)
+
+// The language's errors and sentinels (gateway/rules/sql), under the names
+// the callers of the engine use.
+type (
+	// SQLError is a problem in one SQL statement, at a position in it.
+	SQLError = sql.SQLError
+	// Pos is a line:column in a statement.
+	Pos = sql.Pos
 )
 
 // Sentinels a caller can branch on with errors.Is.
 var (
-	// ErrCloudFunction: the SQL calls a function that needs an AWS service
-	// (aws_lambda, get_dynamodb, get_secret, ...). It is refused at compile time.
-	ErrCloudFunction = errors.New("function needs an AWS cloud service")
-	// ErrUnknownFunction: the SQL calls a function AWS IoT SQL does not have.
-	ErrUnknownFunction = errors.New("unknown function")
-	// ErrSyntax: the statement does not parse.
-	ErrSyntax = errors.New("syntax error")
-	// ErrNotObject: `SELECT *, x` on a payload that is not a JSON object (AWS
-	// adds fields only to an empty payload or a JSON object).
-	ErrNotObject = errors.New("payload is not a JSON object")
+	ErrCloudFunction   = sql.ErrCloudFunction
+	ErrUnknownFunction = sql.ErrUnknownFunction
+	ErrSyntax          = sql.ErrSyntax
+	ErrNotObject       = sql.ErrNotObject
 	// ErrActionTarget: an action's topic template produced a topic that cannot
 	// be published to (empty, or with + or #).
 	ErrActionTarget = errors.New("invalid action target")
 )
-
-// SQLError is a problem in one SQL statement, at a position in it.
-type SQLError struct {
-	Pos Pos
-	Msg string
-	Err error // a sentinel above, or nil
-}
-
-func (e *SQLError) Error() string { return fmt.Sprintf("%s: %s", e.Pos, e.Msg) }
-
-// Unwrap lets errors.Is find the sentinel.
-func (e *SQLError) Unwrap() error {
-	if e.Err != nil {
-		return e.Err
-	}
-	return ErrSyntax
-}
 
 // RuleError is a problem in one rule of a rule set: which rule (index in the
 // list and name), which field (sql, actions[1].republish.topic, ...), what.
@@ -60,7 +48,3 @@ func (e *RuleError) Error() string {
 }
 
 func (e *RuleError) Unwrap() error { return e.Err }
-
-func errAt(p Pos, format string, args ...any) *SQLError {
-	return &SQLError{Pos: p, Msg: fmt.Sprintf(format, args...)}
-}

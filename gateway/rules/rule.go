@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+
+	"github.com/edgegw/edgegw/gateway/rules/sql"
 )
 
 // Config is one rule as the config file holds it:
@@ -147,7 +149,7 @@ type template struct {
 	raw    string
 	litLen int      // the length of all literal pieces
 	lits   []string // len(exprs)+1 literal pieces around the expressions
-	exprs  []evalFn
+	exprs  []sql.EvalFn
 }
 
 type action struct {
@@ -169,7 +171,7 @@ type Rule struct {
 	identity string
 	sql      string
 	disabled bool
-	st       *statement
+	st       *sql.Statement
 	actions  []action
 	errAct   *action
 }
@@ -184,10 +186,10 @@ func (r *Rule) Identity() string { return r.identity }
 func (r *Rule) SQL() string { return r.sql }
 
 // Filter is the topic filter of the FROM clause.
-func (r *Rule) Filter() string { return r.st.filter.raw }
+func (r *Rule) Filter() string { return r.st.Filter() }
 
 // Matches reports whether the rule is enabled and its FROM filter matches topic.
-func (r *Rule) Matches(topic string) bool { return !r.disabled && r.st.filter.match(topic) }
+func (r *Rule) Matches(topic string) bool { return !r.disabled && r.st.Match(topic) }
 
 var ruleName = regexp.MustCompile(`^[a-zA-Z0-9_]{1,128}$`)
 
@@ -201,13 +203,13 @@ func CompileRule(index int, cfg Config) (*Rule, error) {
 	if !ruleName.MatchString(cfg.Name) {
 		fail("name", fmt.Errorf("%q is not a rule name: use 1 to 128 letters, digits and _, as AWS IoT does", cfg.Name))
 	}
-	if cfg.SQLVersion != "" && cfg.SQLVersion != SQLVersion {
-		fail("sql_version", fmt.Errorf("%q is not supported: the gateway implements AWS IoT SQL version %s only; set it to %s or remove it", cfg.SQLVersion, SQLVersion, SQLVersion))
+	if cfg.SQLVersion != "" && cfg.SQLVersion != sql.Version {
+		fail("sql_version", fmt.Errorf("%q is not supported: the gateway implements AWS IoT SQL version %s only; set it to %s or remove it", cfg.SQLVersion, sql.Version, sql.Version))
 	}
 	r := &Rule{name: cfg.Name, identity: cfg.Identity, sql: cfg.SQL, disabled: cfg.Disabled}
 	if strings.TrimSpace(cfg.SQL) == "" {
 		fail("sql", errors.New("empty: a rule needs a statement like SELECT * FROM 'a/topic'"))
-	} else if st, err := compileSQL(cfg.SQL); err != nil {
+	} else if st, err := sql.Compile(cfg.SQL); err != nil {
 		fail("sql", err)
 	} else {
 		r.st = st
@@ -217,7 +219,7 @@ func CompileRule(index int, cfg Config) (*Rule, error) {
 	}
 	var vars map[string]int
 	if r.st != nil {
-		vars = r.st.vars
+		vars = r.st.Vars()
 	}
 	lenient := r.st == nil
 	for i, ac := range cfg.Actions {
@@ -270,7 +272,7 @@ func compileAction(ac ActionConfig, vars map[string]int, lenient bool) (action, 
 		if err != nil {
 			return action{}, &fieldErr{"republish.topic", err}
 		}
-		if len(t.exprs) == 0 && !validTopicName(t.lits[0]) {
+		if len(t.exprs) == 0 && !sql.ValidTopicName(t.lits[0]) {
 			return action{}, &fieldErr{"republish.topic", fmt.Errorf("%q cannot be published to: a topic has no + or #", rp.Topic)}
 		}
 		a := action{kind: Republish, topic: t, qos: byte(rp.QoS)}
@@ -355,7 +357,7 @@ func compileHeaders(hc *HeadersConfig, vars map[string]int, lenient bool) (*head
 // render evaluates the header templates; an invalid value (a format that is
 // not one of the two names, correlation data that is not base64, an expiry
 // that is not a number of seconds) fails the action.
-func (h *headerTemplates) render(c *evalCtx) (*Headers, error) {
+func (h *headerTemplates) render(c *sql.Ctx) (*Headers, error) {
 	out := &Headers{}
 	if h.format != nil {
 		switch f := h.format.render(c); f {
@@ -372,7 +374,7 @@ func (h *headerTemplates) render(c *evalCtx) (*Headers, error) {
 	}
 	if h.responseTopic != nil {
 		out.ResponseTopic = h.responseTopic.render(c)
-		if !validTopicName(out.ResponseTopic) {
+		if !sql.ValidTopicName(out.ResponseTopic) {
 			return nil, fmt.Errorf("headers.response_topic gave %q, which is not a topic name", out.ResponseTopic)
 		}
 	}
@@ -420,7 +422,7 @@ func compileTemplate(s string, vars map[string]int, lenient bool) (*template, er
 			return nil, err
 		}
 		src := s[i+2 : end]
-		e, err := compileTemplateExpr(src, vars, lenient)
+		e, err := sql.CompileTemplateExpr(src, vars, lenient)
 		if err != nil {
 			var se *SQLError
 			if errors.As(err, &se) {
@@ -430,7 +432,7 @@ func compileTemplate(s string, vars map[string]int, lenient bool) (*template, er
 		}
 		t.lits = append(t.lits, lit.String())
 		lit.Reset()
-		t.exprs = append(t.exprs, e.eval)
+		t.exprs = append(t.exprs, e)
 		i = end + 1
 	}
 	t.lits = append(t.lits, lit.String())
@@ -470,7 +472,7 @@ func templateEnd(s string, from int) (int, error) {
 	return 0, fmt.Errorf("${ at offset %d is not closed with }", from-2)
 }
 
-func (t *template) render(c *evalCtx) string {
+func (t *template) render(c *sql.Ctx) string {
 	if len(t.exprs) == 0 {
 		return t.lits[0]
 	}
@@ -478,7 +480,7 @@ func (t *template) render(c *evalCtx) string {
 	sb.Grow(t.litLen + 24*len(t.exprs))
 	for i, e := range t.exprs {
 		sb.WriteString(t.lits[i])
-		if s, ok := toString(e(c)); ok {
+		if s, ok := sql.ToString(e(c)); ok {
 			sb.WriteString(s) // Undefined and Null render as nothing
 		}
 	}
@@ -503,10 +505,10 @@ type Result struct {
 // Evaluate runs the rule on a message whose topic matches its filter (check
 // with Matches). It is safe for concurrent use.
 func (r *Rule) Evaluate(m *Message) Result {
-	c := newCtx(m)
-	defer c.release()
+	c := sql.NewCtx(m)
+	defer c.Release()
 	res := Result{Rule: r}
-	out, matched, err := r.st.run(c)
+	out, matched, err := r.st.Run(c)
 	if !matched {
 		return res
 	}
@@ -528,7 +530,7 @@ func (r *Rule) Evaluate(m *Message) Result {
 	for i, a := range r.actions {
 		o := Output{Action: i, Kind: a.kind, QoS: a.qos, Route: a.route, Payload: res.Payload}
 		o.Topic = a.target(c)
-		if !validTopicName(o.Topic) {
+		if !sql.ValidTopicName(o.Topic) {
 			res.Failures = append(res.Failures, Failure{Action: i, Kind: a.kind, Resource: o.Topic,
 				Message: fmt.Sprintf("%v: the topic template %q gave %q, which cannot be published to", ErrActionTarget, a.topic.raw, o.Topic)})
 			continue
@@ -553,23 +555,23 @@ func (r *Rule) Evaluate(m *Message) Result {
 // Eval is the allocation-free core of Evaluate for callers that only want the
 // outgoing payload: it appends it to dst. matched is false when WHERE is not true.
 func (r *Rule) Eval(m *Message, dst []byte) (out []byte, matched bool, err error) {
-	c := newCtx(m)
-	defer c.release()
-	o, matched, err := r.st.run(c)
+	c := sql.NewCtx(m)
+	defer c.Release()
+	o, matched, err := r.st.Run(c)
 	if !matched || err != nil {
 		return dst, matched, err
 	}
 	return append(dst, o...), true, nil
 }
 
-func (a *action) target(c *evalCtx) string {
+func (a *action) target(c *sql.Ctx) string {
 	if a.topic == nil {
-		return c.m.Topic
+		return c.Message().Topic
 	}
 	return a.topic.render(c)
 }
 
-func (a *action) resource(c *evalCtx) string {
+func (a *action) resource(c *sql.Ctx) string {
 	if a.kind == Forward {
 		return a.route
 	}
@@ -583,53 +585,47 @@ func (r *Rule) OnError(m *Message, failures []Failure) (Output, bool) {
 	if r.errAct == nil || len(failures) == 0 {
 		return Output{}, false
 	}
-	c := newCtx(m)
-	defer c.release()
-	r.st.setVars(c) // the error action's template may use SET variables
+	c := sql.NewCtx(m)
+	defer c.Release()
+	r.st.SetVars(c) // the error action's template may use SET variables
 	o := r.errorOutput(c, failures)
 	return *o, o != nil
 }
 
 // errorOutput renders the error action with AWS's error message format:
 // ruleName, topic, clientId, base64OriginalPayload and failures.
-func (r *Rule) errorOutput(c *evalCtx, failures []Failure) *Output {
+func (r *Rule) errorOutput(c *sql.Ctx, failures []Failure) *Output {
 	if r.errAct == nil {
 		return nil
 	}
-	fs := make([]Value, len(failures))
+	fs := make([]sql.Value, len(failures))
 	for i, f := range failures {
-		fs[i] = objectOf(
-			"failedAction", strV(f.Kind.awsName()),
-			"failedResource", strV(f.Resource),
-			"errorMessage", strV(f.Message),
+		fs[i] = sql.ObjectValue(
+			"failedAction", sql.StringValue(f.Kind.awsName()),
+			"failedResource", sql.StringValue(f.Resource),
+			"errorMessage", sql.StringValue(f.Message),
 		)
 	}
-	msg := objectOf(
-		"ruleName", strV(r.name),
-		"topic", strV(c.m.Topic),
-		"clientId", optStr(c.m.ClientID),
-		"base64OriginalPayload", strV(base64.StdEncoding.EncodeToString(c.m.Payload)),
-		"failures", arrV(fs),
-	)
-	if c.m.TraceID != "" {
-		msg.c.set("traceId", strV(c.m.TraceID))
+	m := c.Message()
+	kv := []any{
+		"ruleName", sql.StringValue(r.name),
+		"topic", sql.StringValue(m.Topic),
+		"clientId", sql.OptString(m.ClientID),
+		"base64OriginalPayload", sql.StringValue(base64.StdEncoding.EncodeToString(m.Payload)),
+		"failures", sql.ArrayValue(fs),
 	}
+	if m.TraceID != "" {
+		kv = append(kv, "traceId", sql.StringValue(m.TraceID))
+	}
+	msg := sql.ObjectValue(kv...)
 	a := r.errAct
-	o := &Output{Action: -1, Kind: a.kind, Topic: a.target(c), QoS: a.qos, Route: a.route, Payload: appendJSON(nil, msg)}
+	o := &Output{Action: -1, Kind: a.kind, Topic: a.target(c), QoS: a.qos, Route: a.route, Payload: sql.AppendJSON(nil, msg)}
 	if a.headers != nil {
 		if h, err := a.headers.render(c); err == nil {
 			o.Headers = h // the error action cannot fail further: bad headers are left out
 		}
 	}
 	return o
-}
-
-func objectOf(kv ...any) Value {
-	o := &composite{}
-	for i := 0; i < len(kv); i += 2 {
-		o.set(kv[i].(string), kv[i+1].(Value))
-	}
-	return Value{k: Object, c: o}
 }
 
 // Set is a compiled rule set, immutable: a reload compiles a new one.
@@ -702,15 +698,15 @@ type Trial struct {
 
 // TrySQL compiles one statement and evaluates it on one message: what
 // `edgegw rule test --sql ... --topic ... --payload ...` prints.
-func TrySQL(sql string, m *Message) (Trial, error) {
-	st, err := compileSQL(sql)
+func TrySQL(src string, m *Message) (Trial, error) {
+	st, err := sql.Compile(src)
 	if err != nil {
 		return Trial{}, fmt.Errorf("compiling the SQL: %w", err)
 	}
-	c := newCtx(m)
-	defer c.release()
-	tr := Trial{TopicMatches: st.filter.match(m.Topic)}
-	out, matched, err := st.run(c)
+	c := sql.NewCtx(m)
+	defer c.Release()
+	tr := Trial{TopicMatches: st.Match(m.Topic)}
+	out, matched, err := st.Run(c)
 	tr.Matched, tr.Err = matched, err
 	if matched && err == nil {
 		tr.Payload = append([]byte{}, out...)

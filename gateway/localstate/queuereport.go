@@ -1,4 +1,4 @@
-package gateway
+package localstate
 
 import (
 	"fmt"
@@ -7,12 +7,17 @@ import (
 	"github.com/edgegw/edgegw/store"
 )
 
-// reportQueueOpen audits what store.Open had to repair or salvage to open
+// Auditor records what was repaired; *audit.Log satisfies it.
+type Auditor interface{ Record(audit.Event) }
+
+var _ Auditor = (*audit.Log)(nil)
+
+// ReportQueueOpen audits what store.Open had to repair or salvage to open
 // the queue: a record per repaired file, one for a queue moved aside with
 // the salvage counts. store logs each at Warn itself (component=store), and
 // observe reads the same report from the queue for the metrics and `edgegw
 // status`. Nothing is written for a queue found as it was left.
-func reportQueueOpen(aud *audit.Log, r store.OpenReport) {
+func ReportQueueOpen(aud Auditor, r store.OpenReport) {
 	for _, rep := range r.Repairs {
 		aud.Record(audit.Event{Event: audit.EventQueueRepair, Resource: "queue/" + rep.File,
 			Reason: fmt.Sprintf("%s (%d bytes): %s", rep.Kind, rep.Size, rep.Did)})

@@ -1,18 +1,20 @@
-package rules
+package sql
 
 import (
 	"strings"
+
+	"github.com/edgegw/edgegw/gateway/rules/sql/internal/jsonscan"
 )
 
 // The parser compiles as it parses: every expression becomes a closure over
-// its operands (an evalFn), so evaluating a rule walks no syntax tree and
+// its operands (an EvalFn), so evaluating a rule walks no syntax tree and
 // looks nothing up by name. Constant sub-expressions are evaluated once here.
 
-type evalFn func(c *evalCtx) Value
+type EvalFn func(c *Ctx) Value
 
 type expr struct {
 	pos   Pos
-	eval  evalFn
+	eval  EvalFn
 	konst bool     // eval always returns val
 	val   Value    // the constant value
 	path  []string // a plain field path (a, a.b.c), read straight from the payload
@@ -21,7 +23,7 @@ type expr struct {
 }
 
 func constExpr(p Pos, v Value) *expr {
-	return &expr{pos: p, konst: true, val: v, eval: func(*evalCtx) Value { return v }}
+	return &expr{pos: p, konst: true, val: v, eval: func(*Ctx) Value { return v }}
 }
 
 type parser struct {
@@ -29,7 +31,7 @@ type parser struct {
 	i     int
 	depth int
 	// vars are the SET variables in scope, by name, with their slot in
-	// evalCtx.vars; lenient accepts any variable (a template of a rule whose
+	// Ctx.vars; lenient accepts any variable (a template of a rule whose
 	// SQL did not compile, so as not to report the same problem twice).
 	vars    map[string]int
 	lenient bool
@@ -47,7 +49,7 @@ func (p *parser) peekN(n int) token {
 
 func (p *parser) next() token {
 	t := p.toks[p.i]
-	if t.kind != tEOF {
+	if t.Kind != tEOF {
 		p.i++
 	}
 	return t
@@ -55,16 +57,16 @@ func (p *parser) next() token {
 
 func (p *parser) expectPunct(s, what string) (token, error) {
 	t := p.next()
-	if !t.is(s) {
-		return t, errAt(t.pos, "expected '%s' %s, found %s", s, what, t.describe())
+	if !t.Is(s) {
+		return t, errAt(t.Pos, "expected '%s' %s, found %s", s, what, t.Describe())
 	}
 	return t, nil
 }
 
 func (p *parser) expectKw(k, what string) error {
 	t := p.next()
-	if !t.kw(k) {
-		return errAt(t.pos, "expected %s %s, found %s", strings.ToUpper(k), what, t.describe())
+	if !t.Kw(k) {
+		return errAt(t.Pos, "expected %s %s, found %s", strings.ToUpper(k), what, t.Describe())
 	}
 	return nil
 }
@@ -76,12 +78,12 @@ var reserved = map[string]bool{
 	"null": true,
 }
 
-func isReserved(t token) bool { return t.kind == tIdent && reserved[strings.ToLower(t.text)] }
+func isReserved(t token) bool { return t.Kind == tIdent && reserved[strings.ToLower(t.Text)] }
 
-// statement is one compiled SELECT: the top-level rule query or a nested one.
-type statement struct {
+// Statement is one compiled SELECT: the top-level rule query or a nested one.
+type Statement struct {
 	pos     Pos
-	sets    []evalFn       // SET @a = ..., @b = ...: evaluated in order, before WHERE
+	sets    []EvalFn       // SET @a = ..., @b = ...: evaluated in order, before WHERE
 	vars    map[string]int // the variables' slots
 	value   bool           // SELECT VALUE
 	items   []selItem
@@ -98,80 +100,34 @@ type selItem struct {
 	key  []byte // `"name":`, ready to append
 }
 
-func (p *parser) parseStatement(nested bool) (*statement, error) {
+func (p *parser) parseStatement(nested bool) (*Statement, error) {
 	p.depth++
 	defer func() { p.depth-- }()
 	if p.depth > maxNesting {
-		return nil, errAt(p.peek().pos, "statement nests deeper than %d levels", maxNesting)
+		return nil, errAt(p.peek().Pos, "statement nests deeper than %d levels", maxNesting)
 	}
-	var sets []evalFn
-	if !nested && p.peek().kw("set") {
+	var sets []EvalFn
+	if !nested && p.peek().Kw("set") {
 		var err error
 		if sets, err = p.parseSet(); err != nil {
 			return nil, err
 		}
 	}
 	t := p.next()
-	if !t.kw("select") {
-		if t.kw("set") {
-			return nil, errAt(t.pos, "SET is allowed once, before the top-level SELECT")
+	if !t.Kw("select") {
+		if t.Kw("set") {
+			return nil, errAt(t.Pos, "SET is allowed once, before the top-level SELECT")
 		}
-		return nil, errAt(t.pos, "expected SELECT, found %s: a rule is `[SET @v = ...] SELECT ... FROM 'topic/filter' [WHERE ...]`", t.describe())
+		return nil, errAt(t.Pos, "expected SELECT, found %s: a rule is `[SET @v = ...] SELECT ... FROM 'topic/filter' [WHERE ...]`", t.Describe())
 	}
-	st := &statement{pos: t.pos, sets: sets, vars: p.vars}
-	if p.peek().kw("value") && !p.peekN(1).kw("from") && !p.peekN(1).is(",") && !p.peekN(1).kw("as") {
-		p.next()
-		st.value = true
+	st := &Statement{pos: t.Pos, sets: sets, vars: p.vars}
+	if err := p.parseSelectList(st); err != nil {
+		return nil, err
 	}
-	for {
-		it, err := p.parseSelectItem(st.value)
-		if err != nil {
-			return nil, err
-		}
-		if it.star {
-			st.hasStar = true
-		}
-		st.items = append(st.items, it)
-		if !p.peek().is(",") {
-			break
-		}
-		p.next()
+	if err := p.parseFrom(st, nested); err != nil {
+		return nil, err
 	}
-	if st.value && len(st.items) != 1 {
-		return nil, errAt(st.pos, "SELECT VALUE takes exactly one expression, found %d", len(st.items))
-	}
-	seen := map[string]bool{}
-	for _, it := range st.items {
-		if it.star || st.value {
-			continue
-		}
-		if seen[it.name] {
-			return nil, errAt(it.e.pos, "the output key %q appears twice: give one of them another name with AS", it.name)
-		}
-		seen[it.name] = true
-	}
-	ft := p.next()
-	if !ft.kw("from") {
-		return nil, errAt(ft.pos, "expected FROM or ',' after the SELECT list, found %s", ft.describe())
-	}
-	if nested {
-		e, err := p.parseExpr()
-		if err != nil {
-			return nil, err
-		}
-		st.from = e
-	} else {
-		tt := p.next()
-		if tt.kind != tString {
-			return nil, errAt(tt.pos, "FROM takes a topic filter in single quotes, like FROM 'building/+/temp'; found %s", tt.describe())
-		}
-		f, err := parseTopicFilter(tt.text)
-		if err != nil {
-			return nil, errAt(tt.pos, "FROM topic filter %q: %v", tt.text, err)
-		}
-		st.filter = f
-	}
-	if p.peek().kw("where") {
+	if p.peek().Kw("where") {
 		p.next()
 		e, err := p.parseExpr()
 		if err != nil {
@@ -182,19 +138,83 @@ func (p *parser) parseStatement(nested bool) (*statement, error) {
 	return st, nil
 }
 
+// parseSelectList reads [VALUE] item, item... into st: SELECT VALUE takes
+// one expression, and no two items may have the same output key.
+func (p *parser) parseSelectList(st *Statement) error {
+	if p.peek().Kw("value") && !p.peekN(1).Kw("from") && !p.peekN(1).Is(",") && !p.peekN(1).Kw("as") {
+		p.next()
+		st.value = true
+	}
+	for {
+		it, err := p.parseSelectItem(st.value)
+		if err != nil {
+			return err
+		}
+		if it.star {
+			st.hasStar = true
+		}
+		st.items = append(st.items, it)
+		if !p.peek().Is(",") {
+			break
+		}
+		p.next()
+	}
+	if st.value && len(st.items) != 1 {
+		return errAt(st.pos, "SELECT VALUE takes exactly one expression, found %d", len(st.items))
+	}
+	seen := map[string]bool{}
+	for _, it := range st.items {
+		if it.star || st.value {
+			continue
+		}
+		if seen[it.name] {
+			return errAt(it.e.pos, "the output key %q appears twice: give one of them another name with AS", it.name)
+		}
+		seen[it.name] = true
+	}
+	return nil
+}
+
+// parseFrom reads FROM: a topic filter in quotes for the top-level
+// statement, an expression (an array field) for a nested one.
+func (p *parser) parseFrom(st *Statement, nested bool) error {
+	ft := p.next()
+	if !ft.Kw("from") {
+		return errAt(ft.Pos, "expected FROM or ',' after the SELECT list, found %s", ft.Describe())
+	}
+	if nested {
+		e, err := p.parseExpr()
+		if err != nil {
+			return err
+		}
+		st.from = e
+	} else {
+		tt := p.next()
+		if tt.Kind != tString {
+			return errAt(tt.Pos, "FROM takes a topic filter in single quotes, like FROM 'building/+/temp'; found %s", tt.Describe())
+		}
+		f, err := parseTopicFilter(tt.Text)
+		if err != nil {
+			return errAt(tt.Pos, "FROM topic filter %q: %v", tt.Text, err)
+		}
+		st.filter = f
+	}
+	return nil
+}
+
 // parseSet reads SET @a = expr [, @b = expr]: each variable once, usable by
 // the ones after it, by SELECT, WHERE, nested SELECTs and action templates.
-func (p *parser) parseSet() ([]evalFn, error) {
+func (p *parser) parseSet() ([]EvalFn, error) {
 	p.next() // SET
 	p.vars = map[string]int{}
-	var sets []evalFn
+	var sets []EvalFn
 	for {
 		vt := p.next()
-		if vt.kind != tVar {
-			return nil, errAt(vt.pos, "expected a variable like @name after SET, found %s", vt.describe())
+		if vt.Kind != tVar {
+			return nil, errAt(vt.Pos, "expected a variable like @name after SET, found %s", vt.Describe())
 		}
-		if _, dup := p.vars[vt.text]; dup {
-			return nil, errAt(vt.pos, "@%s is set twice: variables are assigned once", vt.text)
+		if _, dup := p.vars[vt.Text]; dup {
+			return nil, errAt(vt.Pos, "@%s is set twice: variables are assigned once", vt.Text)
 		}
 		if _, err := p.expectPunct("=", "after the variable"); err != nil {
 			return nil, err
@@ -203,9 +223,9 @@ func (p *parser) parseSet() ([]evalFn, error) {
 		if err != nil {
 			return nil, err
 		}
-		p.vars[vt.text] = len(sets)
+		p.vars[vt.Text] = len(sets)
 		sets = append(sets, e.eval)
-		if !p.peek().is(",") {
+		if !p.peek().Is(",") {
 			return sets, nil
 		}
 		p.next()
@@ -214,10 +234,10 @@ func (p *parser) parseSet() ([]evalFn, error) {
 
 func (p *parser) parseSelectItem(value bool) (selItem, error) {
 	t := p.peek()
-	if t.is("*") && (p.peekN(1).is(",") || p.peekN(1).kw("from")) {
+	if t.Is("*") && (p.peekN(1).Is(",") || p.peekN(1).Kw("from")) {
 		p.next()
 		if value {
-			return selItem{star: true, e: starExpr(t.pos)}, nil
+			return selItem{star: true, e: starExpr(t.Pos)}, nil
 		}
 		return selItem{star: true}, nil
 	}
@@ -226,23 +246,23 @@ func (p *parser) parseSelectItem(value bool) (selItem, error) {
 		return selItem{}, err
 	}
 	it := selItem{e: e, name: e.name}
-	if p.peek().kw("as") {
+	if p.peek().Kw("as") {
 		p.next()
 		nt := p.next()
-		if nt.kind == tString {
-			it.name = nt.text
-		} else if nt.kind == tIdent && !isReserved(nt) {
-			it.name = nt.text
+		if nt.Kind == tString {
+			it.name = nt.Text
+		} else if nt.Kind == tIdent && !isReserved(nt) {
+			it.name = nt.Text
 		} else {
-			return selItem{}, errAt(nt.pos, "expected a name after AS, found %s", nt.describe())
+			return selItem{}, errAt(nt.Pos, "expected a name after AS, found %s", nt.Describe())
 		}
-		if p.peek().is(".") {
-			return selItem{}, errAt(p.peek().pos, "AS takes one name, not a path: write AS %s_%s or build the object with {'%s': ...}", it.name, p.peekN(1).text, it.name)
+		if p.peek().Is(".") {
+			return selItem{}, errAt(p.peek().Pos, "AS takes one name, not a path: write AS %s_%s or build the object with {'%s': ...}", it.name, p.peekN(1).Text, it.name)
 		}
 	} else if !value && it.name == "" {
 		return selItem{}, errAt(e.pos, "this expression has no output name: add AS name after it")
 	}
-	it.key = appendQuoted(nil, it.name)
+	it.key = jsonscan.AppendQuoted(nil, it.name)
 	it.key = append(it.key, ':')
 	return it, nil
 }
@@ -261,7 +281,7 @@ func (p *parser) parseExpr() (*expr, error) {
 	p.depth++
 	defer func() { p.depth-- }()
 	if p.depth > maxNesting {
-		return nil, errAt(p.peek().pos, "expression nests deeper than %d levels", maxNesting)
+		return nil, errAt(p.peek().Pos, "expression nests deeper than %d levels", maxNesting)
 	}
 	return p.parseLevel(p.parseAnd, keywordOp("or", opOr))
 }
@@ -292,14 +312,14 @@ func (p *parser) parseLevel(operand func() (*expr, error), opOf func(token) bina
 		if err != nil {
 			return nil, err
 		}
-		l = binary(t.pos, l, r, op)
+		l = binary(t.Pos, l, r, op)
 	}
 }
 
 // keywordOp: the keyword k (any case) is op.
 func keywordOp(k string, op binaryOp) func(token) binaryOp {
 	return func(t token) binaryOp {
-		if t.kw(k) {
+		if t.Kw(k) {
 			return op
 		}
 		return nil
@@ -309,26 +329,26 @@ func keywordOp(k string, op binaryOp) func(token) binaryOp {
 // punctOp: the punctuation tokens of ops.
 func punctOp(ops map[string]binaryOp) func(token) binaryOp {
 	return func(t token) binaryOp {
-		if t.kind == tPunct {
-			return ops[t.text]
+		if t.Kind == tPunct {
+			return ops[t.Text]
 		}
 		return nil
 	}
 }
 
 func (p *parser) parseNot() (*expr, error) {
-	if p.peek().kw("not") {
+	if p.peek().Kw("not") {
 		t := p.next()
 		p.depth++
 		defer func() { p.depth-- }()
 		if p.depth > maxNesting {
-			return nil, errAt(t.pos, "expression nests deeper than %d levels", maxNesting)
+			return nil, errAt(t.Pos, "expression nests deeper than %d levels", maxNesting)
 		}
 		e, err := p.parseNot()
 		if err != nil {
 			return nil, err
 		}
-		return unary(t.pos, e, opNot), nil
+		return unary(t.Pos, e, opNot), nil
 	}
 	return p.parseCmp()
 }
@@ -343,14 +363,14 @@ func (p *parser) parseCmp() (*expr, error) {
 		return nil, err
 	}
 	t := p.peek()
-	if t.kind == tPunct {
-		if op, ok := cmpOps[t.text]; ok {
+	if t.Kind == tPunct {
+		if op, ok := cmpOps[t.Text]; ok {
 			p.next()
 			r, err := p.parseSum()
 			if err != nil {
 				return nil, err
 			}
-			return binary(t.pos, l, r, op), nil
+			return binary(t.Pos, l, r, op), nil
 		}
 	}
 	return l, nil
@@ -370,18 +390,18 @@ func (p *parser) parseProduct() (*expr, error) {
 }
 
 func (p *parser) parseUnary() (*expr, error) {
-	if t := p.peek(); t.is("-") {
+	if t := p.peek(); t.Is("-") {
 		p.next()
 		p.depth++
 		defer func() { p.depth-- }()
 		if p.depth > maxNesting {
-			return nil, errAt(t.pos, "expression nests deeper than %d levels", maxNesting)
+			return nil, errAt(t.Pos, "expression nests deeper than %d levels", maxNesting)
 		}
 		e, err := p.parseUnary()
 		if err != nil {
 			return nil, err
 		}
-		return unary(t.pos, e, opNeg), nil
+		return unary(t.Pos, e, opNeg), nil
 	}
 	return p.parsePostfix()
 }
@@ -394,14 +414,14 @@ func (p *parser) parsePostfix() (*expr, error) {
 	for {
 		t := p.peek()
 		switch {
-		case t.is("."):
+		case t.Is("."):
 			p.next()
 			nt := p.next()
-			if nt.kind != tIdent {
-				return nil, errAt(nt.pos, "expected a field name after '.', found %s; for keys that are numbers or contain '-', use get(obj, \"key\")", nt.describe())
+			if nt.Kind != tIdent {
+				return nil, errAt(nt.Pos, "expected a field name after '.', found %s; for keys that are numbers or contain '-', use get(obj, \"key\")", nt.Describe())
 			}
-			e = member(t.pos, e, nt.text)
-		case t.is("["):
+			e = member(t.Pos, e, nt.Text)
+		case t.Is("["):
 			p.next()
 			ix, err := p.parseExpr()
 			if err != nil {
@@ -410,7 +430,7 @@ func (p *parser) parsePostfix() (*expr, error) {
 			if _, err := p.expectPunct("]", "to close the index"); err != nil {
 				return nil, err
 			}
-			e = indexExpr(t.pos, e, ix)
+			e = indexExpr(t.Pos, e, ix)
 		default:
 			return e, nil
 		}
@@ -419,48 +439,48 @@ func (p *parser) parsePostfix() (*expr, error) {
 
 func (p *parser) parsePrimary() (*expr, error) {
 	t := p.next()
-	switch t.kind {
+	switch t.Kind {
 	case tVar:
-		slot, ok := p.vars[t.text]
+		slot, ok := p.vars[t.Text]
 		if !ok {
 			if p.lenient {
-				return constExpr(t.pos, undef), nil
+				return constExpr(t.Pos, undef), nil
 			}
-			return nil, errAt(t.pos, "@%s is not set: define it with SET @%s = ... before SELECT (a variable is usable after its SET)", t.text, t.text)
+			return nil, errAt(t.Pos, "@%s is not set: define it with SET @%s = ... before SELECT (a variable is usable after its SET)", t.Text, t.Text)
 		}
-		return &expr{pos: t.pos, name: t.text, eval: func(c *evalCtx) Value { return c.vars[slot] }}, nil
+		return &expr{pos: t.Pos, name: t.Text, eval: func(c *Ctx) Value { return c.vars[slot] }}, nil
 	case tNumber:
-		v, ok := parseDecimalString(t.text)
+		v, ok := parseDecimalString(t.Text)
 		if !ok {
-			return nil, errAt(t.pos, "bad number %q", t.text)
+			return nil, errAt(t.Pos, "bad number %q", t.Text)
 		}
-		return constExpr(t.pos, v), nil
+		return constExpr(t.Pos, v), nil
 	case tString:
-		return constExpr(t.pos, strV(t.text)), nil
+		return constExpr(t.Pos, strV(t.Text)), nil
 	case tEOF:
-		return nil, errAt(t.pos, "the statement ends where an expression should be")
+		return nil, errAt(t.Pos, "the statement ends where an expression should be")
 	case tIdent:
-		switch strings.ToLower(t.text) {
+		switch strings.ToLower(t.Text) {
 		case "true":
-			return constExpr(t.pos, trueValue), nil
+			return constExpr(t.Pos, trueValue), nil
 		case "false":
-			return constExpr(t.pos, falseVal), nil
+			return constExpr(t.Pos, falseVal), nil
 		case "null":
-			return constExpr(t.pos, nullValue), nil
+			return constExpr(t.Pos, nullValue), nil
 		case "case":
 			return p.parseCase(t)
 		}
-		if p.peek().is("(") {
+		if p.peek().Is("(") {
 			return p.parseCall(t)
 		}
 		if isReserved(t) {
-			return nil, errAt(t.pos, "unexpected keyword %s where an expression should be", strings.ToUpper(t.text))
+			return nil, errAt(t.Pos, "unexpected keyword %s where an expression should be", strings.ToUpper(t.Text))
 		}
-		return fieldExpr(t.pos, t.text), nil
+		return fieldExpr(t.Pos, t.Text), nil
 	}
-	switch t.text {
+	switch t.Text {
 	case "(":
-		if p.peek().kw("select") {
+		if p.peek().Kw("select") {
 			st, err := p.parseStatement(true)
 			if err != nil {
 				return nil, err
@@ -468,7 +488,7 @@ func (p *parser) parsePrimary() (*expr, error) {
 			if _, err := p.expectPunct(")", "to close the nested SELECT"); err != nil {
 				return nil, err
 			}
-			return &expr{pos: t.pos, eval: st.nestedEval}, nil
+			return &expr{pos: t.Pos, eval: st.nestedEval}, nil
 		}
 		e, err := p.parseExpr()
 		if err != nil {
@@ -484,21 +504,21 @@ func (p *parser) parsePrimary() (*expr, error) {
 	case "[":
 		return p.parseArray(t)
 	case "*":
-		return nil, errAt(t.pos, "'*' stands for the whole payload only as a SELECT item or a function argument, like encode(*, 'base64')")
+		return nil, errAt(t.Pos, "'*' stands for the whole payload only as a SELECT item or a function argument, like encode(*, 'base64')")
 	}
-	return nil, errAt(t.pos, "unexpected %s where an expression should be", t.describe())
+	return nil, errAt(t.Pos, "unexpected %s where an expression should be", t.Describe())
 }
 
 func (p *parser) parseObject(open token) (*expr, error) {
 	var keys []string
 	var vals []*expr
-	if p.peek().is("}") {
+	if p.peek().Is("}") {
 		p.next()
 	} else {
 		for {
 			kt := p.next()
-			if kt.kind != tString {
-				return nil, errAt(kt.pos, "object keys are quoted strings, like {'name': value}; found %s", kt.describe())
+			if kt.Kind != tString {
+				return nil, errAt(kt.Pos, "object keys are quoted strings, like {'name': value}; found %s", kt.Describe())
 			}
 			if _, err := p.expectPunct(":", "after the object key"); err != nil {
 				return nil, err
@@ -507,24 +527,24 @@ func (p *parser) parseObject(open token) (*expr, error) {
 			if err != nil {
 				return nil, err
 			}
-			keys = append(keys, kt.text)
+			keys = append(keys, kt.Text)
 			vals = append(vals, v)
 			sep := p.next()
-			if sep.is("}") {
+			if sep.Is("}") {
 				break
 			}
-			if !sep.is(",") {
-				return nil, errAt(sep.pos, "expected ',' or '}' in the object, found %s", sep.describe())
+			if !sep.Is(",") {
+				return nil, errAt(sep.Pos, "expected ',' or '}' in the object, found %s", sep.Describe())
 			}
 		}
 	}
 	allConst := true
-	fns := make([]evalFn, len(vals))
+	fns := make([]EvalFn, len(vals))
 	for i, v := range vals {
 		fns[i] = v.eval
 		allConst = allConst && v.konst
 	}
-	eval := func(c *evalCtx) Value {
+	eval := func(c *Ctx) Value {
 		o := &composite{keys: make([]string, 0, len(keys)), vals: make([]Value, 0, len(keys))}
 		for i, f := range fns {
 			o.set(keys[i], f(c))
@@ -532,14 +552,14 @@ func (p *parser) parseObject(open token) (*expr, error) {
 		return Value{k: Object, c: o}
 	}
 	if allConst {
-		return constExpr(open.pos, eval(nil)), nil
+		return constExpr(open.Pos, eval(nil)), nil
 	}
-	return &expr{pos: open.pos, eval: eval}, nil
+	return &expr{pos: open.Pos, eval: eval}, nil
 }
 
 func (p *parser) parseArray(open token) (*expr, error) {
 	var elems []*expr
-	if p.peek().is("]") {
+	if p.peek().Is("]") {
 		p.next()
 	} else {
 		for {
@@ -549,21 +569,21 @@ func (p *parser) parseArray(open token) (*expr, error) {
 			}
 			elems = append(elems, e)
 			sep := p.next()
-			if sep.is("]") {
+			if sep.Is("]") {
 				break
 			}
-			if !sep.is(",") {
-				return nil, errAt(sep.pos, "expected ',' or ']' in the array, found %s", sep.describe())
+			if !sep.Is(",") {
+				return nil, errAt(sep.Pos, "expected ',' or ']' in the array, found %s", sep.Describe())
 			}
 		}
 	}
 	allConst := true
-	fns := make([]evalFn, len(elems))
+	fns := make([]EvalFn, len(elems))
 	for i, e := range elems {
 		fns[i] = e.eval
 		allConst = allConst && e.konst
 	}
-	eval := func(c *evalCtx) Value {
+	eval := func(c *Ctx) Value {
 		vs := make([]Value, len(fns))
 		for i, f := range fns {
 			vs[i] = f(c)
@@ -571,9 +591,9 @@ func (p *parser) parseArray(open token) (*expr, error) {
 		return arrV(vs)
 	}
 	if allConst {
-		return constExpr(open.pos, eval(nil)), nil
+		return constExpr(open.Pos, eval(nil)), nil
 	}
-	return &expr{pos: open.pos, eval: eval}, nil
+	return &expr{pos: open.Pos, eval: eval}, nil
 }
 
 // parseCase reads both forms: CASE v WHEN t THEN r ... [ELSE e] END (the form
@@ -581,15 +601,15 @@ func (p *parser) parseArray(open token) (*expr, error) {
 // form CASE WHEN cond THEN r ... [ELSE e] END.
 func (p *parser) parseCase(kw token) (*expr, error) {
 	var subject *expr
-	if !p.peek().kw("when") {
+	if !p.peek().Kw("when") {
 		s, err := p.parseExpr()
 		if err != nil {
 			return nil, err
 		}
 		subject = s
 	}
-	var whens, thens []evalFn
-	for p.peek().kw("when") {
+	var whens, thens []EvalFn
+	for p.peek().Kw("when") {
 		p.next()
 		w, err := p.parseExpr()
 		if err != nil {
@@ -606,10 +626,10 @@ func (p *parser) parseCase(kw token) (*expr, error) {
 		thens = append(thens, r.eval)
 	}
 	if len(whens) == 0 {
-		return nil, errAt(p.peek().pos, "CASE needs at least one WHEN ... THEN ...")
+		return nil, errAt(p.peek().Pos, "CASE needs at least one WHEN ... THEN ...")
 	}
-	elseFn := evalFn(func(*evalCtx) Value { return undef })
-	if p.peek().kw("else") {
+	elseFn := EvalFn(func(*Ctx) Value { return undef })
+	if p.peek().Kw("else") {
 		p.next()
 		e, err := p.parseExpr()
 		if err != nil {
@@ -622,7 +642,7 @@ func (p *parser) parseCase(kw token) (*expr, error) {
 	}
 	if subject != nil {
 		sf := subject.eval
-		return &expr{pos: kw.pos, eval: func(c *evalCtx) Value {
+		return &expr{pos: kw.Pos, eval: func(c *Ctx) Value {
 			v := sf(c)
 			if v.k == Undefined {
 				return undef // "If v is Undefined, the result of the case statement is Undefined."
@@ -635,7 +655,7 @@ func (p *parser) parseCase(kw token) (*expr, error) {
 			return elseFn(c)
 		}}, nil
 	}
-	return &expr{pos: kw.pos, eval: func(c *evalCtx) Value {
+	return &expr{pos: kw.Pos, eval: func(c *Ctx) Value {
 		for i, w := range whens {
 			if b, ok := toBool(w(c)); ok && b {
 				return thens[i](c)
@@ -646,20 +666,20 @@ func (p *parser) parseCase(kw token) (*expr, error) {
 }
 
 func (p *parser) parseCall(name token) (*expr, error) {
-	lname := strings.ToLower(name.text)
+	lname := strings.ToLower(name.Text)
 	p.next() // (
 	if lname == "cast" {
 		return p.parseCast(name)
 	}
 	var args []*expr
-	if p.peek().is(")") {
+	if p.peek().Is(")") {
 		p.next()
 	} else {
 		for {
 			var a *expr
-			if t := p.peek(); t.is("*") && (p.peekN(1).is(",") || p.peekN(1).is(")")) {
+			if t := p.peek(); t.Is("*") && (p.peekN(1).Is(",") || p.peekN(1).Is(")")) {
 				p.next()
-				a = starExpr(t.pos)
+				a = starExpr(t.Pos)
 			} else {
 				e, err := p.parseExpr()
 				if err != nil {
@@ -669,11 +689,11 @@ func (p *parser) parseCall(name token) (*expr, error) {
 			}
 			args = append(args, a)
 			sep := p.next()
-			if sep.is(")") {
+			if sep.Is(")") {
 				break
 			}
-			if !sep.is(",") {
-				return nil, errAt(sep.pos, "expected ',' or ')' in the arguments of %s, found %s", name.text, sep.describe())
+			if !sep.Is(",") {
+				return nil, errAt(sep.Pos, "expected ',' or ')' in the arguments of %s, found %s", name.Text, sep.Describe())
 			}
 		}
 	}
@@ -694,23 +714,23 @@ func (p *parser) parseCast(name token) (*expr, error) {
 		return nil, err
 	}
 	tt := p.next()
-	k, ok := castTypes[strings.ToLower(tt.text)]
-	if tt.kind != tIdent || !ok {
-		return nil, errAt(tt.pos, "cast to %s: the types are String, Nvarchar, Text, Ntext, Varchar, Int, Integer, Double, Decimal, Bool, Boolean", tt.describe())
+	k, ok := castTypes[strings.ToLower(tt.Text)]
+	if tt.Kind != tIdent || !ok {
+		return nil, errAt(tt.Pos, "cast to %s: the types are String, Nvarchar, Text, Ntext, Varchar, Int, Integer, Double, Decimal, Bool, Boolean", tt.Describe())
 	}
 	if _, err := p.expectPunct(")", "to close cast("); err != nil {
 		return nil, err
 	}
 	vf := v.eval
-	e := &expr{pos: name.pos, eval: func(c *evalCtx) Value { return castTo(vf(c), k) }}
+	e := &expr{pos: name.Pos, eval: func(c *Ctx) Value { return castTo(vf(c), k) }}
 	if v.konst {
-		return constExpr(name.pos, castTo(v.val, k)), nil
+		return constExpr(name.Pos, castTo(v.val, k)), nil
 	}
 	return e, nil
 }
 
 func starExpr(p Pos) *expr {
-	return &expr{pos: p, star: true, eval: func(c *evalCtx) Value { return c.star() }}
+	return &expr{pos: p, star: true, eval: func(c *Ctx) Value { return c.star() }}
 }
 
 func fieldExpr(p Pos, name string) *expr {
@@ -718,8 +738,8 @@ func fieldExpr(p Pos, name string) *expr {
 	return &expr{pos: p, path: path, name: name, eval: pathFn(path)}
 }
 
-func pathFn(path []string) evalFn {
-	return func(c *evalCtx) Value {
+func pathFn(path []string) EvalFn {
+	return func(c *Ctx) Value {
 		if c.scope != nil {
 			v := *c.scope
 			for _, k := range path {
@@ -737,7 +757,7 @@ func member(p Pos, base *expr, name string) *expr {
 		return &expr{pos: base.pos, path: path, name: name, eval: pathFn(path)}
 	}
 	bf := base.eval
-	e := &expr{pos: p, name: name, eval: func(c *evalCtx) Value { return bf(c).member(name) }}
+	e := &expr{pos: p, name: name, eval: func(c *Ctx) Value { return bf(c).member(name) }}
 	if base.konst {
 		e = constExpr(p, base.val.member(name))
 		e.name = name
@@ -749,7 +769,7 @@ func member(p Pos, base *expr, name string) *expr {
 // does) or, with a String index, the member of an Object.
 func indexExpr(p Pos, base, ix *expr) *expr {
 	bf, xf := base.eval, ix.eval
-	return &expr{pos: p, eval: func(c *evalCtx) Value { return getValue(bf(c), xf(c)) }}
+	return &expr{pos: p, eval: func(c *Ctx) Value { return getValue(bf(c), xf(c)) }}
 }
 
 func unary(p Pos, e *expr, op func(Value) Value) *expr {
@@ -757,7 +777,7 @@ func unary(p Pos, e *expr, op func(Value) Value) *expr {
 		return constExpr(p, op(e.val))
 	}
 	f := e.eval
-	return &expr{pos: p, eval: func(c *evalCtx) Value { return op(f(c)) }}
+	return &expr{pos: p, eval: func(c *Ctx) Value { return op(f(c)) }}
 }
 
 func binary(p Pos, l, r *expr, op func(a, b Value) Value) *expr {
@@ -767,13 +787,13 @@ func binary(p Pos, l, r *expr, op func(a, b Value) Value) *expr {
 	lf, rf := l.eval, r.eval
 	if r.konst {
 		rv := r.val
-		return &expr{pos: p, eval: func(c *evalCtx) Value { return op(lf(c), rv) }}
+		return &expr{pos: p, eval: func(c *Ctx) Value { return op(lf(c), rv) }}
 	}
-	return &expr{pos: p, eval: func(c *evalCtx) Value { return op(lf(c), rf(c)) }}
+	return &expr{pos: p, eval: func(c *Ctx) Value { return op(lf(c), rf(c)) }}
 }
 
 // compileSQL parses and compiles one top-level statement.
-func compileSQL(sql string) (*statement, error) {
+func compileSQL(sql string) (*Statement, error) {
 	toks, err := lexAll(sql)
 	if err != nil {
 		return nil, err
@@ -783,8 +803,8 @@ func compileSQL(sql string) (*statement, error) {
 	if err != nil {
 		return nil, err
 	}
-	if t := p.peek(); t.kind != tEOF {
-		return nil, errAt(t.pos, "unexpected %s after the statement", t.describe())
+	if t := p.peek(); t.Kind != tEOF {
+		return nil, errAt(t.Pos, "unexpected %s after the statement", t.Describe())
 	}
 	return st, nil
 }
@@ -801,8 +821,8 @@ func compileTemplateExpr(src string, vars map[string]int, lenient bool) (*expr, 
 	if err != nil {
 		return nil, err
 	}
-	if t := p.peek(); t.kind != tEOF {
-		return nil, errAt(t.pos, "unexpected %s after the expression", t.describe())
+	if t := p.peek(); t.Kind != tEOF {
+		return nil, errAt(t.Pos, "unexpected %s after the expression", t.Describe())
 	}
 	return e, nil
 }

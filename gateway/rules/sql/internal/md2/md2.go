@@ -1,8 +1,9 @@
-package rules
+// Package md2 is the MD2 digest (RFC 1319) for AWS IoT SQL's md2()
+// function: the standard library has no MD2. It is internal to
+// gateway/rules/sql and a leaf (the standard library only).
+package md2
 
 import "hash"
-
-// MD2 (RFC 1319) for the md2() function; the standard library has no MD2.
 
 var md2S = [256]byte{
 	41, 46, 67, 201, 162, 216, 124, 1, 61, 54, 84, 161, 236, 240, 6, 19,
@@ -30,7 +31,8 @@ type md2 struct {
 	n        int
 }
 
-func newMD2() hash.Hash { return &md2{} }
+// New returns an MD2 hash.Hash.
+func New() hash.Hash { return &md2{} }
 
 func (d *md2) Reset()         { *d = md2{} }
 func (d *md2) Size() int      { return 16 }

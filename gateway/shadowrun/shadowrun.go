@@ -1,19 +1,4 @@
-package gateway
-
-// Device shadows, as `edgegw run` wires them (config section shadows):
-//
-//	store.Queue.KV("shadow") ──> shadowStore (shadow.Store) ──> *shadow.Service ──> Broker.SetShadows
-//	shadows.sync ──> *shadow.Syncer beside the bridge:
-//	  Actions.Upstream ──> queue route "shadow-sync" (out, $aws/things/+/shadow/#) ──> bridge ──> cloud
-//	  cloud ──> bridge in routes (one per synced shadow) ──> shadowInbound ──> Syncer.Upstream
-//	  bridge State (connected since) ──> Syncer.Connected / Disconnected
-//
-// The shadows live in the queue's database (its own key space, encrypted
-// like the queue); without a bridge section the gateway opens the store for
-// them alone. The Syncer's outbox is durable in the shadow store, and what
-// it asks to send goes through the queue like any upstream message, so a
-// kill -9 loses neither side's change: the outbox is sent again on the next
-// connection, the queue resends what the cloud did not acknowledge.
+package shadowrun
 
 import (
 	"context"
@@ -94,16 +79,44 @@ func (s shadowStore) Write(ctx context.Context, b *shadow.Batch) error {
 	return storeErr(s.kv.Write(ctx, ops))
 }
 
-// shadows is what Run started for the shadows section.
-type shadows struct {
+// Broker is what the shadows need of the local broker; *broker.Broker
+// satisfies it.
+type Broker interface {
+	SetShadows(broker.ShadowService)
+	PublishShadow(shadow.Response)
+	ShadowMetrics() *broker.ShadowMetrics
+}
+
+// Auditor records shadow conflicts and sync failures; *audit.Log satisfies it.
+type Auditor interface{ Record(audit.Event) }
+
+// Queue is the database the shadows live in and the queue that carries the
+// Syncer's requests upstream; *store.Queue satisfies it.
+type Queue interface {
+	KV(space string) (*store.KV, error)
+	Enqueue(ctx context.Context, m store.Message) (uint64, error)
+}
+
+// Uplink is the bridge the Syncer follows; *bridge.Bridge satisfies it.
+type Uplink interface{ State() bridge.State }
+
+var (
+	_ Broker  = (*broker.Broker)(nil)
+	_ Auditor = (*audit.Log)(nil)
+	_ Queue   = (*store.Queue)(nil)
+	_ Uplink  = (*bridge.Bridge)(nil)
+)
+
+// Shadows is what the daemon runs for the shadows section.
+type Shadows struct {
 	log    *slog.Logger
-	aud    *audit.Log
-	b      *broker.Broker
+	aud    Auditor
+	b      Broker
 	svc    *shadow.Service
 	sync   *shadow.Syncer // nil without shadows.sync
 	kv     *store.KV
-	q      *store.Queue // carries the Syncer's requests
-	br     *bridge.Bridge
+	q      Queue // carries the Syncer's requests
+	br     Uplink
 	synced map[string]bool // "THING/SHADOW" of the synced shadows
 
 	conflicts, failures, dropped atomic.Int64
@@ -114,18 +127,17 @@ type shadows struct {
 	closeOnce sync.Once
 }
 
-// openShadows opens the shadow service on q's database (the first bridge's
-// queue, or the store Run opens at store.dir without a bridge) and installs
+// Open opens the shadow service on q's database (the first bridge's queue,
+// or the store the gateway opens at store.dir without a bridge) and installs
 // it on b. It returns nil, nil without a shadows section.
-func (g *Gateway) openShadows(ctx context.Context, b *broker.Broker, q *store.Queue, aud *audit.Log) (s *shadows, err error) {
-	cfg := g.cfg
+func Open(ctx context.Context, cfg *config.Config, b Broker, q Queue, aud Auditor, log *slog.Logger) (s *Shadows, err error) {
 	if cfg.Shadows == nil {
 		return nil, nil
 	}
-	s = &shadows{log: g.log.With("component", "shadow"), aud: aud, b: b, q: q}
+	s = &Shadows{log: log.With("component", "shadow"), aud: aud, b: b, q: q}
 	defer func() {
 		if err != nil {
-			s.close()
+			s.Close()
 			s = nil
 		}
 	}()
@@ -171,9 +183,9 @@ func shadowTokenPrefix(cfg *config.Config) string {
 	return ""
 }
 
-// shadowRoutes are the bridge routes of shadow sync: one out route for the
+// Routes are the bridge routes of shadow sync: one out route for the
 // Syncer's requests and one in route per synced shadow.
-func shadowRoutes(cfg *config.Config) []bridge.Route {
+func Routes(cfg *config.Config) []bridge.Route {
 	if cfg.Shadows == nil || len(cfg.Shadows.Sync) == 0 {
 		return nil
 	}
@@ -201,17 +213,17 @@ func shadowFilters(cfg *config.Config) []string {
 	return out
 }
 
-// shadowRouteLimits is the queue route of the Syncer's requests.
-func shadowRouteLimits(cfg *config.Config) []store.RouteLimits {
+// RouteLimits is the queue route of the Syncer's requests.
+func RouteLimits(cfg *config.Config) []store.RouteLimits {
 	if cfg.Shadows == nil || len(cfg.Shadows.Sync) == 0 {
 		return nil
 	}
 	return []store.RouteLimits{{Name: shadowRouteOut, Priority: 1}}
 }
 
-// inbound wraps the bridge's local publisher: messages on the Syncer's
+// Inbound wraps the bridge's local publisher: messages on the Syncer's
 // subscriptions go to the Syncer, everything else to next.
-func (s *shadows) inbound(next bridge.Publisher) bridge.Publisher {
+func (s *Shadows) Inbound(next bridge.Publisher) bridge.Publisher {
 	if s == nil || s.sync == nil {
 		return next
 	}
@@ -220,7 +232,7 @@ func (s *shadows) inbound(next bridge.Publisher) bridge.Publisher {
 
 type shadowInbound struct {
 	next bridge.Publisher
-	s    *shadows
+	s    *Shadows
 }
 
 func (p shadowInbound) PublishLocal(topic string, payload []byte, retain bool, qos byte) error {
@@ -248,8 +260,8 @@ func (p shadowInbound) PublishLocal(topic string, payload []byte, retain bool, q
 	return nil
 }
 
-// start runs the Syncer beside br (nothing without sync).
-func (s *shadows) start(br *bridge.Bridge) {
+// Start runs the Syncer beside br (nothing without sync).
+func (s *Shadows) Start(br Uplink) {
 	if s == nil || s.sync == nil || br == nil {
 		return
 	}
@@ -267,7 +279,7 @@ func (s *shadows) start(br *bridge.Bridge) {
 // must not overtake the SUBSCRIBE), Disconnected when it drops or is
 // replaced, the outbox offered on Wake and every shadowRepoll, and
 // started over when it stalls (shadowStall).
-func (s *shadows) run(ctx context.Context) {
+func (s *Shadows) run(ctx context.Context) {
 	tick := time.NewTicker(shadowRepoll)
 	defer tick.Stop()
 	var online bool
@@ -313,7 +325,7 @@ func (s *shadows) run(ctx context.Context) {
 }
 
 // apply does what the Syncer asks; s.mu is held.
-func (s *shadows) apply(ctx context.Context, a shadow.Actions) {
+func (s *Shadows) apply(ctx context.Context, a shadow.Actions) {
 	for _, p := range a.Upstream {
 		if _, err := s.q.Enqueue(ctx, store.Message{Route: shadowRouteOut, Topic: p.Topic, Payload: p.Payload, QoS: 1}); err != nil {
 			// The change stays in the Syncer's outbox: sent again on the
@@ -344,8 +356,8 @@ func (s *shadows) apply(ctx context.Context, a shadow.Actions) {
 	}
 }
 
-// ShadowStats is the state of the shadows for metrics and status.
-type ShadowStats struct {
+// Stats is the state of the shadows for metrics and status.
+type Stats struct {
 	Shadows   int // shadows stored (deleted ones included while their version is kept)
 	Synced    int // configured for sync
 	Online    bool
@@ -357,8 +369,8 @@ type ShadowStats struct {
 }
 
 // Stats reads the shadows' state.
-func (s *shadows) Stats(ctx context.Context) ShadowStats {
-	var st ShadowStats
+func (s *Shadows) Stats(ctx context.Context) Stats {
+	var st Stats
 	if s == nil {
 		return st
 	}
@@ -377,16 +389,16 @@ func (s *shadows) Stats(ctx context.Context) ShadowStats {
 	return st
 }
 
-// close stops the Syncer and releases the store (the queue opened here, or
-// the key space of the bridge's queue, which the caller closes after).
-func (s *shadows) close() {
+// Close stops the Syncer and releases the shadows' key space; the caller
+// closes the queue after.
+func (s *Shadows) Close() {
 	if s == nil {
 		return
 	}
 	s.closeOnce.Do(s.closeNow)
 }
 
-func (s *shadows) closeNow() {
+func (s *Shadows) closeNow() {
 	if s.b != nil {
 		s.b.SetShadows(nil)
 	}
@@ -399,18 +411,10 @@ func (s *shadows) closeNow() {
 	}
 }
 
-// shadows returns the shadows opened with the bridge's queue (nil: none).
-func (u *upstream) shadows() *shadows {
-	if u == nil {
-		return nil
-	}
-	return u.shadow
-}
-
-var _ observe.Shadows = (*shadows)(nil)
+var _ observe.Shadows = (*Shadows)(nil)
 
 // ShadowStatus implements observe.Shadows.
-func (s *shadows) ShadowStatus(ctx context.Context) observe.ShadowStatus {
+func (s *Shadows) ShadowStatus(ctx context.Context) observe.ShadowStatus {
 	st := s.Stats(ctx)
 	out := observe.ShadowStatus{Stored: st.Shadows, Synced: st.Synced, Online: st.Online, Outbox: st.Outbox,
 		LagSeconds: st.Lag.Seconds(), Conflicts: st.Conflicts, Failures: st.Failures, Dropped: st.Dropped}
@@ -428,7 +432,7 @@ const adminClientID = "$edgegw-admin"
 // device's (its responses are published locally, a synced shadow's change
 // goes to the cloud), without a policy check: the admin socket is the
 // site engineer's.
-func (s *shadows) ShadowRequest(ctx context.Context, op, thing, name string, payload []byte) (int, []byte) {
+func (s *Shadows) ShadowRequest(ctx context.Context, op, thing, name string, payload []byte) (int, []byte) {
 	if !authz.ValidThingName(thing) || name != "" && !shadow.ValidShadowName(name) {
 		return 400, []byte(`{"code":400,"message":"not a thing name (1-128 of a-z A-Z 0-9 : _ -) or shadow name (1-64 of a-z A-Z 0-9 $ : _ -)"}`)
 	}
@@ -458,6 +462,6 @@ func (s *shadows) ShadowRequest(ctx context.Context, op, thing, name string, pay
 }
 
 // ShadowList implements observe.Shadows.
-func (s *shadows) ShadowList(ctx context.Context, thing string) ([]string, error) {
+func (s *Shadows) ShadowList(ctx context.Context, thing string) ([]string, error) {
 	return s.svc.List(ctx, thing)
 }

@@ -1,4 +1,4 @@
-package gateway
+package shadowrun
 
 import (
 	"context"
@@ -51,12 +51,12 @@ func TestShadowSubscriptionsMatchSyncer(t *testing.T) {
 			t.Errorf("%q (not an answer of a synced shadow) is covered by the in routes %q", tp, filters)
 		}
 	}
-	rs := shadowRoutes(cfg)
+	rs := Routes(cfg)
 	if _, err := bridge.NewRoutes(rs); err != nil {
 		t.Fatalf("shadow routes do not compile: %v", err)
 	}
 	if len(rs) != len(cfg.Shadows.Sync)+1 || rs[0].Name != shadowRouteOut || rs[0].Direction != bridge.Out {
-		t.Fatalf("shadowRoutes = %+v; want the out route then one in route per synced shadow", rs)
+		t.Fatalf("Routes = %+v; want the out route then one in route per synced shadow", rs)
 	}
 }
 
@@ -87,9 +87,9 @@ func TestShadowInbound(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &shadows{log: slog.New(slog.DiscardHandler), svc: svc, sync: syn, kv: kv, q: q, synced: map[string]bool{"lamp-1/": true}}
+	s := &Shadows{log: slog.New(slog.DiscardHandler), svc: svc, sync: syn, kv: kv, q: q, synced: map[string]bool{"lamp-1/": true}}
 	next := &recordingPublisher{}
-	pub := s.inbound(next)
+	pub := s.Inbound(next)
 	const docs = "$aws/things/lamp-1/shadow/update/documents"
 	tests := []struct {
 		name, topic, payload string

@@ -1,4 +1,4 @@
-package gateway
+package brokerconf
 
 import (
 	"errors"
@@ -58,9 +58,9 @@ func flatten(err error) []error {
 	return []error{err}
 }
 
-// AuthorizerFromConfig converts a listener's `authorizer:` section; the
-// authorizer applies its defaults to what is left out.
-func AuthorizerFromConfig(a *config.Authorizer) authorizer.Config {
+// Authorizer converts a listener's `authorizer:` section; the authorizer
+// applies its defaults to what is left out.
+func Authorizer(a *config.Authorizer) authorizer.Config {
 	out := authorizer.Config{URL: a.URL, Command: append([]string(nil), a.Command...), Timeout: a.Timeout.D(),
 		Rate: float64(a.Rate), Burst: a.Burst, MaxConcurrent: a.MaxConcurrent}
 	if ts := a.TokenSigning; ts != nil {
@@ -79,8 +79,8 @@ func CheckAuthorizers(cfg *config.Config) error {
 			continue
 		}
 		p := fmt.Sprintf("listeners[%d].authorizer", i)
-		ac := AuthorizerFromConfig(l.Authorizer)
-		err := broker.AuthorizerFits(ac, brokerLimits(cfg.Limits))
+		ac := Authorizer(l.Authorizer)
+		err := broker.AuthorizerFits(ac, Limits(cfg.Limits))
 		if err == nil {
 			_, err = authorizer.New(ac, slog.New(slog.DiscardHandler))
 		}
@@ -94,22 +94,4 @@ func CheckAuthorizers(cfg *config.Config) error {
 		return nil
 	}
 	return &out
-}
-
-// reloadRules compiles nc's rules and swaps them into the broker. It returns
-// nc with the running config's rules put back (the rules are applied, or
-// refused with an error, never a restart matter); on error the running rules
-// stay.
-func (g *Gateway) reloadRules(b *broker.Broker, nc *config.Config) (*config.Config, error) {
-	c := *nc
-	c.Rules = g.cfg.Rules
-	// Compiled and swapped on every reload (cheap): the running set may come
-	// from an earlier reload, not from g.cfg.
-	set, err := CompileRules(nc)
-	if err != nil {
-		return &c, fmt.Errorf("rules in %s not applied, keeping the running ones: %w", nc.File, err)
-	}
-	b.SetRules(set)
-	g.log.Info("rules reloaded", "rules", len(set.Rules()))
-	return &c, nil
 }

@@ -1,4 +1,4 @@
-package gateway
+package localstate
 
 import (
 	"encoding/json"
@@ -33,7 +33,7 @@ func TestReportQueueOpen(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			reportQueueOpen(aud, tc.report)
+			ReportQueueOpen(aud, tc.report)
 			aud.Close()
 			b, err := os.ReadFile(file)
 			if err != nil {

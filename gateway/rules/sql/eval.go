@@ -1,12 +1,14 @@
-package rules
+package sql
 
 import (
 	"sync"
 	"time"
+
+	"github.com/edgegw/edgegw/gateway/rules/sql/internal/jsonscan"
 )
 
-// SQLVersion is the one AWS IoT SQL version the gateway implements.
-const SQLVersion = "2016-03-23"
+// Version is the one AWS IoT SQL version the gateway implements.
+const Version = "2016-03-23"
 
 // UserProperty is one MQTT 5 user property (a key may repeat).
 type UserProperty struct{ Key, Value string }
@@ -41,9 +43,9 @@ type Message struct {
 	UserProperties  []UserProperty
 }
 
-// evalCtx is the state of one evaluation: the message, what is known of its
+// Ctx is the state of one evaluation: the message, what is known of its
 // payload, and scratch space reused between messages through a pool.
-type evalCtx struct {
+type Ctx struct {
 	m     *Message
 	scope *Value // the current element inside a nested SELECT; nil at the top
 
@@ -57,15 +59,15 @@ type evalCtx struct {
 	out   []byte
 }
 
-var ctxPool = sync.Pool{New: func() any { return &evalCtx{stack: make([]Value, 0, 16), out: make([]byte, 0, 256)} }}
+var ctxPool = sync.Pool{New: func() any { return &Ctx{stack: make([]Value, 0, 16), out: make([]byte, 0, 256)} }}
 
-func newCtx(m *Message) *evalCtx {
-	c := ctxPool.Get().(*evalCtx)
+func newCtx(m *Message) *Ctx {
+	c := ctxPool.Get().(*Ctx)
 	c.m = m
 	return c
 }
 
-func (c *evalCtx) release() {
+func (c *Ctx) release() {
 	clear(c.vars)
 	c.vars = c.vars[:0]
 	clear(c.stack[:cap(c.stack)])
@@ -80,24 +82,24 @@ func (c *evalCtx) release() {
 	ctxPool.Put(c)
 }
 
-func (c *evalCtx) now() time.Time {
+func (c *Ctx) now() time.Time {
 	if c.m.Timestamp.IsZero() {
 		return time.Now()
 	}
 	return c.m.Timestamp
 }
 
-func (c *evalCtx) payloadIsJSON() bool {
+func (c *Ctx) payloadIsJSON() bool {
 	if !c.jsonChecked {
 		c.jsonChecked = true
-		c.isJSON = validJSON(c.m.Payload)
+		c.isJSON = jsonscan.Valid(c.m.Payload)
 	}
 	return c.isJSON
 }
 
 // payloadPath reads a field path from the payload: Undefined when the payload
 // is not JSON. The whole payload is parsed only if `*` asked for it already.
-func (c *evalCtx) payloadPath(path []string) Value {
+func (c *Ctx) payloadPath(path []string) Value {
 	if !c.payloadIsJSON() {
 		return undef
 	}
@@ -113,7 +115,7 @@ func (c *evalCtx) payloadPath(path []string) Value {
 
 // star is `*` as a value: the current element in a nested SELECT, else the
 // payload as JSON, else the raw payload (Binary).
-func (c *evalCtx) star() Value {
+func (c *Ctx) star() Value {
 	if c.scope != nil {
 		return *c.scope
 	}
@@ -129,7 +131,7 @@ func (c *evalCtx) star() Value {
 }
 
 // rawStar is the payload bytes as encode(*, ...) sees them.
-func (c *evalCtx) rawStar() string {
+func (c *Ctx) rawStar() string {
 	if c.scope != nil {
 		s, _ := toString(*c.scope)
 		return s
@@ -145,7 +147,7 @@ func isTrue(v Value) bool {
 // run evaluates a top-level statement on the message held by c. matched is
 // false when WHERE is not true; out is the outgoing payload, written into
 // c.out (the caller copies it) or aliasing the incoming payload for SELECT *.
-func (st *statement) run(c *evalCtx) (out []byte, matched bool, err error) {
+func (st *Statement) run(c *Ctx) (out []byte, matched bool, err error) {
 	st.setVars(c)
 	if st.where != nil && !isTrue(st.where.eval(c)) {
 		return nil, false, nil
@@ -192,7 +194,7 @@ func (st *statement) run(c *evalCtx) (out []byte, matched bool, err error) {
 }
 
 // setVars evaluates the SET clause, in order, into c.vars.
-func (st *statement) setVars(c *evalCtx) {
+func (st *Statement) setVars(c *Ctx) {
 	c.vars = c.vars[:0]
 	for _, set := range st.sets {
 		c.vars = append(c.vars, set(c))
@@ -201,7 +203,7 @@ func (st *statement) setVars(c *evalCtx) {
 
 // starObject builds the output of SELECT *, more: the payload's members, then
 // the other items (a repeated key takes the later value).
-func (st *statement) starObject(c *evalCtx) (Value, error) {
+func (st *Statement) starObject(c *Ctx) (Value, error) {
 	o := &composite{}
 	for i := range st.items {
 		it := &st.items[i]
@@ -227,7 +229,7 @@ func (st *statement) starObject(c *evalCtx) (Value, error) {
 
 // nestedEval runs a nested SELECT: over every element of an Array FROM (the
 // results collected in an Array), or once over an Object FROM.
-func (st *statement) nestedEval(c *evalCtx) Value {
+func (st *Statement) nestedEval(c *Ctx) Value {
 	src := st.from.eval(c)
 	saved := c.scope
 	defer func() { c.scope = saved }()

@@ -1,4 +1,4 @@
-package rules
+package sql
 
 import (
 	"crypto/md5"
@@ -16,6 +16,9 @@ import (
 	"strconv"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/edgegw/edgegw/gateway/rules/sql/internal/jsonscan"
+	"github.com/edgegw/edgegw/gateway/rules/sql/internal/md2"
 )
 
 // The built-in functions of AWS IoT SQL version 2016-03-23, as the reference
@@ -25,7 +28,7 @@ import (
 type funcSpec struct {
 	min, max int  // argument counts; max < 0 is any number
 	pure     bool // the result depends only on the arguments (folded when they are constant)
-	fn       func(c *evalCtx, args []Value) Value
+	fn       func(c *Ctx, args []Value) Value
 	// check runs at compile time on the argument expressions (literal
 	// schemes, regular expressions, patterns).
 	check func(name token, args []*expr) error
@@ -35,6 +38,10 @@ type funcSpec struct {
 
 var funcs map[string]*funcSpec
 
+// init fills the function table: one line per AWS IoT SQL function,
+// grouped as the reference groups them. It is a table, not logic, and stays
+// one function over 80 lines so that the whole list reads (and diffs) in one
+// place against the reference's list.
 func init() {
 	funcs = map[string]*funcSpec{
 		"abs":   {min: 1, max: 1, pure: true, fn: fnAbs},
@@ -58,9 +65,9 @@ func init() {
 		"round": {min: 1, max: 1, pure: true, fn: roundFn(math.Round)},
 		"sign":  {min: 1, max: 1, pure: true, fn: fnSign},
 		"trunc": {min: 2, max: 2, pure: true, fn: fnTrunc},
-		"mod":   {min: 2, max: 2, pure: true, fn: func(_ *evalCtx, a []Value) Value { return opMod(a[0], a[1]) }},
+		"mod":   {min: 2, max: 2, pure: true, fn: func(_ *Ctx, a []Value) Value { return opMod(a[0], a[1]) }},
 		"remainder": {min: 2, max: 2, pure: true,
-			fn: func(_ *evalCtx, a []Value) Value { return opMod(a[0], a[1]) }},
+			fn: func(_ *Ctx, a []Value) Value { return opMod(a[0], a[1]) }},
 		"bitand": bit2(func(x, y int64) int64 { return x & y }),
 		"bitor":  bit2(func(x, y int64) int64 { return x | y }),
 		"bitxor": bit2(func(x, y int64) int64 { return x ^ y }),
@@ -83,10 +90,10 @@ func init() {
 		"rpad":        {min: 2, max: 2, pure: true, fn: padFn(false)},
 		"replace":     {min: 3, max: 3, pure: true, fn: fnReplace},
 		"substring":   {min: 2, max: 3, pure: true, fn: fnSubstring},
-		"get":         {min: 2, max: 2, pure: true, fn: func(_ *evalCtx, a []Value) Value { return getValue(a[0], a[1]) }},
-		"isnull":      {min: 1, max: 1, pure: true, fn: func(_ *evalCtx, a []Value) Value { return boolV(a[0].k == Null) }},
-		"isundefined": {min: 1, max: 1, pure: true, fn: func(_ *evalCtx, a []Value) Value { return boolV(a[0].k == Undefined) }},
-		"get_or_default": {min: 2, max: 2, pure: true, fn: func(_ *evalCtx, a []Value) Value {
+		"get":         {min: 2, max: 2, pure: true, fn: func(_ *Ctx, a []Value) Value { return getValue(a[0], a[1]) }},
+		"isnull":      {min: 1, max: 1, pure: true, fn: func(_ *Ctx, a []Value) Value { return boolV(a[0].k == Null) }},
+		"isundefined": {min: 1, max: 1, pure: true, fn: func(_ *Ctx, a []Value) Value { return boolV(a[0].k == Undefined) }},
+		"get_or_default": {min: 2, max: 2, pure: true, fn: func(_ *Ctx, a []Value) Value {
 			if a[0].k == Undefined || a[0].k == Null {
 				return a[1]
 			}
@@ -100,7 +107,7 @@ func init() {
 
 		"encode": {min: 2, max: 2, pure: true, fn: fnEncode, check: checkScheme},
 		"decode": {min: 2, max: 6, pure: true, fn: fnDecode, check: checkScheme},
-		"md2":    hashFn(newMD2),
+		"md2":    hashFn(md2.New),
 		"md5":    hashFn(md5.New),
 		"sha1":   hashFn(sha1.New),
 		"sha224": hashFn(sha256.New224),
@@ -113,13 +120,13 @@ func init() {
 
 		"topic":               {min: 0, max: 1, fn: fnTopic},
 		"clientid":            {fn: fnClientID},
-		"principal":           {fn: func(c *evalCtx, _ []Value) Value { return optStr(c.m.Principal) }},
-		"sourceip":            {fn: func(c *evalCtx, _ []Value) Value { return optStr(c.m.SourceIP) }},
-		"traceid":             {fn: func(c *evalCtx, _ []Value) Value { return optStr(c.m.TraceID) }},
-		"timestamp":           {fn: func(c *evalCtx, _ []Value) Value { return intV(c.now().UnixMilli()) }},
-		"sql_version":         {pure: true, fn: func(*evalCtx, []Value) Value { return strV(SQLVersion) }},
+		"principal":           {fn: func(c *Ctx, _ []Value) Value { return optStr(c.m.Principal) }},
+		"sourceip":            {fn: func(c *Ctx, _ []Value) Value { return optStr(c.m.SourceIP) }},
+		"traceid":             {fn: func(c *Ctx, _ []Value) Value { return optStr(c.m.TraceID) }},
+		"timestamp":           {fn: func(c *Ctx, _ []Value) Value { return intV(c.now().UnixMilli()) }},
+		"sql_version":         {pure: true, fn: func(*Ctx, []Value) Value { return strV(Version) }},
 		"newuuid":             {fn: fnNewUUID},
-		"rand":                {fn: func(*evalCtx, []Value) Value { return Value{k: Decimal, f: mrand.Float64()} }},
+		"rand":                {fn: func(*Ctx, []Value) Value { return Value{k: Decimal, f: mrand.Float64()} }},
 		"get_mqtt_property":   {min: 1, max: 1, fn: fnMQTTProperty},
 		"get_user_properties": {min: 0, max: 1, fn: fnUserProperties},
 
@@ -136,12 +143,12 @@ func init() {
 func compileCall(name token, lname string, args []*expr) (*expr, error) {
 	spec, ok := funcs[lname]
 	if !ok {
-		return nil, &SQLError{Pos: name.pos, Err: ErrUnknownFunction,
-			Msg: fmt.Sprintf("unknown function %s(): AWS IoT SQL (2016-03-23) has no such function; see the Functions page of the AWS IoT SQL reference", name.text)}
+		return nil, &SQLError{Pos: name.Pos, Err: ErrUnknownFunction,
+			Msg: fmt.Sprintf("unknown function %s(): AWS IoT SQL (2016-03-23) has no such function; see the Functions page of the AWS IoT SQL reference", name.Text)}
 	}
 	if spec.cloud != "" {
-		return nil, &SQLError{Pos: name.pos, Err: ErrCloudFunction,
-			Msg: fmt.Sprintf("function %s() is not available at the edge: %s, which the gateway cannot reach offline; do this in an AWS IoT Core rule after the message is forwarded", name.text, spec.cloud)}
+		return nil, &SQLError{Pos: name.Pos, Err: ErrCloudFunction,
+			Msg: fmt.Sprintf("function %s() is not available at the edge: %s, which the gateway cannot reach offline; do this in an AWS IoT Core rule after the message is forwarded", name.Text, spec.cloud)}
 	}
 	if len(args) < spec.min || (spec.max >= 0 && len(args) > spec.max) {
 		want := strconv.Itoa(spec.min)
@@ -151,14 +158,14 @@ func compileCall(name token, lname string, args []*expr) (*expr, error) {
 		case spec.max != spec.min:
 			want = fmt.Sprintf("%d to %d", spec.min, spec.max)
 		}
-		return nil, errAt(name.pos, "%s() takes %s arguments, found %d", name.text, want, len(args))
+		return nil, errAt(name.Pos, "%s() takes %s arguments, found %d", name.Text, want, len(args))
 	}
 	if spec.check != nil {
 		if err := spec.check(name, args); err != nil {
 			return nil, err
 		}
 	}
-	fns := make([]evalFn, len(args))
+	fns := make([]EvalFn, len(args))
 	allConst := true
 	for i, a := range args {
 		fns[i] = a.eval
@@ -168,7 +175,7 @@ func compileCall(name token, lname string, args []*expr) (*expr, error) {
 	// encode(*, ...) encodes the raw payload, JSON or not.
 	if lname == "encode" && args[0].star {
 		sf := args[1].eval
-		return &expr{pos: name.pos, eval: func(c *evalCtx) Value {
+		return &expr{pos: name.Pos, eval: func(c *Ctx) Value {
 			return encodeBytes(c.rawStar(), sf(c))
 		}}, nil
 	}
@@ -177,14 +184,14 @@ func compileCall(name token, lname string, args []*expr) (*expr, error) {
 		for i, a := range args {
 			vals[i] = a.val
 		}
-		return constExpr(name.pos, fn(nil, vals)), nil
+		return constExpr(name.Pos, fn(nil, vals)), nil
 	}
 	switch len(fns) {
 	case 0:
-		return &expr{pos: name.pos, eval: func(c *evalCtx) Value { return fn(c, nil) }}, nil
+		return &expr{pos: name.Pos, eval: func(c *Ctx) Value { return fn(c, nil) }}, nil
 	case 1:
 		f0 := fns[0]
-		return &expr{pos: name.pos, eval: func(c *evalCtx) Value {
+		return &expr{pos: name.Pos, eval: func(c *Ctx) Value {
 			base := len(c.stack)
 			c.stack = append(c.stack, f0(c))
 			v := fn(c, c.stack[base:])
@@ -192,7 +199,7 @@ func compileCall(name token, lname string, args []*expr) (*expr, error) {
 			return v
 		}}, nil
 	}
-	return &expr{pos: name.pos, eval: func(c *evalCtx) Value {
+	return &expr{pos: name.Pos, eval: func(c *Ctx) Value {
 		base := len(c.stack)
 		for _, f := range fns {
 			v := f(c)
@@ -214,7 +221,7 @@ func optStr(s string) Value {
 // --- math ---
 
 func math1(f func(float64) float64) *funcSpec {
-	return &funcSpec{min: 1, max: 1, pure: true, fn: func(_ *evalCtx, a []Value) Value {
+	return &funcSpec{min: 1, max: 1, pure: true, fn: func(_ *Ctx, a []Value) Value {
 		x, ok := floatArg(a[0])
 		if !ok {
 			return undef
@@ -227,7 +234,7 @@ func math1(f func(float64) float64) *funcSpec {
 	}}
 }
 
-func fnAbs(_ *evalCtx, a []Value) Value {
+func fnAbs(_ *Ctx, a []Value) Value {
 	n, ok := numberArg(a[0])
 	if !ok {
 		return undef
@@ -241,7 +248,7 @@ func fnAbs(_ *evalCtx, a []Value) Value {
 	return decV(math.Abs(n.f))
 }
 
-func fnAtan2(_ *evalCtx, a []Value) Value {
+func fnAtan2(_ *Ctx, a []Value) Value {
 	y, ok1 := floatArg(a[0])
 	x, ok2 := floatArg(a[1])
 	if !ok1 || !ok2 {
@@ -250,7 +257,7 @@ func fnAtan2(_ *evalCtx, a []Value) Value {
 	return decV(math.Atan2(y, x))
 }
 
-func fnPower(_ *evalCtx, a []Value) Value {
+func fnPower(_ *Ctx, a []Value) Value {
 	x, ok1 := floatArg(a[0])
 	y, ok2 := floatArg(a[1])
 	if !ok1 || !ok2 {
@@ -263,8 +270,8 @@ func fnPower(_ *evalCtx, a []Value) Value {
 	return decV(r)
 }
 
-func roundFn(f func(float64) float64) func(*evalCtx, []Value) Value {
-	return func(_ *evalCtx, a []Value) Value {
+func roundFn(f func(float64) float64) func(*Ctx, []Value) Value {
+	return func(_ *Ctx, a []Value) Value {
 		n, ok := numberArg(a[0])
 		if !ok {
 			return undef
@@ -280,7 +287,7 @@ func roundFn(f func(float64) float64) func(*evalCtx, []Value) Value {
 	}
 }
 
-func fnSign(_ *evalCtx, a []Value) Value {
+func fnSign(_ *Ctx, a []Value) Value {
 	n, ok := numberArg(a[0])
 	if !ok {
 		return undef
@@ -297,7 +304,7 @@ func fnSign(_ *evalCtx, a []Value) Value {
 
 // fnTrunc cuts the decimal digits of the first argument after the number of
 // places given by the second (clamped to 0..34); trailing zeros go.
-func fnTrunc(_ *evalCtx, a []Value) Value {
+func fnTrunc(_ *Ctx, a []Value) Value {
 	n, ok := numberArg(a[0])
 	if !ok {
 		return undef
@@ -328,7 +335,7 @@ func fnTrunc(_ *evalCtx, a []Value) Value {
 }
 
 func bit2(f func(x, y int64) int64) *funcSpec {
-	return &funcSpec{min: 2, max: 2, pure: true, fn: func(_ *evalCtx, a []Value) Value {
+	return &funcSpec{min: 2, max: 2, pure: true, fn: func(_ *Ctx, a []Value) Value {
 		x, ok1 := intFloor(a[0])
 		y, ok2 := intFloor(a[1])
 		if !ok1 || !ok2 {
@@ -338,7 +345,7 @@ func bit2(f func(x, y int64) int64) *funcSpec {
 	}}
 }
 
-func fnBitnot(_ *evalCtx, a []Value) Value {
+func fnBitnot(_ *Ctx, a []Value) Value {
 	x, ok := intFloor(a[0])
 	if !ok {
 		return undef
@@ -346,7 +353,7 @@ func fnBitnot(_ *evalCtx, a []Value) Value {
 	return intV(^x)
 }
 
-func fnNanvl(_ *evalCtx, a []Value) Value {
+func fnNanvl(_ *Ctx, a []Value) Value {
 	switch {
 	case a[0].k == Undefined, a[0].k == Null, a[0].k == Decimal && math.IsNaN(a[0].f):
 		return a[1]
@@ -359,8 +366,8 @@ func fnNanvl(_ *evalCtx, a []Value) Value {
 // strArg converts to a string by the standard rules; Null and Undefined fail.
 func strArg(v Value) (string, bool) { return toString(v) }
 
-func str1(f func(string) string) func(*evalCtx, []Value) Value {
-	return func(_ *evalCtx, a []Value) Value {
+func str1(f func(string) string) func(*Ctx, []Value) Value {
+	return func(_ *Ctx, a []Value) Value {
 		s, ok := strArg(a[0])
 		if !ok {
 			return undef
@@ -369,8 +376,8 @@ func str1(f func(string) string) func(*evalCtx, []Value) Value {
 	}
 }
 
-func str2(f func(s, t string) bool) func(*evalCtx, []Value) Value {
-	return func(_ *evalCtx, a []Value) Value {
+func str2(f func(s, t string) bool) func(*Ctx, []Value) Value {
+	return func(_ *Ctx, a []Value) Value {
 		s, ok1 := strArg(a[0])
 		t, ok2 := strArg(a[1])
 		if !ok1 || !ok2 {
@@ -386,7 +393,7 @@ func javaTrim(s string) string {
 	return strings.TrimFunc(s, func(r rune) bool { return r <= ' ' })
 }
 
-func fnChr(_ *evalCtx, a []Value) Value {
+func fnChr(_ *Ctx, a []Value) Value {
 	n, ok := intFloor(a[0])
 	if !ok || n < 0 || n > 127 {
 		return undef
@@ -397,7 +404,7 @@ func fnChr(_ *evalCtx, a []Value) Value {
 // fnConcat: no arguments is Undefined, one is returned as it is; with any
 // Array the result is one array of all arguments (arrays spliced in); else,
 // with any String, the concatenation of every argument as a string.
-func fnConcat(_ *evalCtx, a []Value) Value {
+func fnConcat(_ *Ctx, a []Value) Value {
 	switch len(a) {
 	case 0:
 		return undef
@@ -434,7 +441,7 @@ func fnConcat(_ *evalCtx, a []Value) Value {
 	return strV(sb.String())
 }
 
-func fnIndexof(_ *evalCtx, a []Value) Value {
+func fnIndexof(_ *Ctx, a []Value) Value {
 	s, ok1 := strArg(a[0])
 	t, ok2 := strArg(a[1])
 	if !ok1 || !ok2 {
@@ -447,7 +454,7 @@ func fnIndexof(_ *evalCtx, a []Value) Value {
 	return intV(int64(utf8.RuneCountInString(s[:i])))
 }
 
-func fnLength(_ *evalCtx, a []Value) Value {
+func fnLength(_ *Ctx, a []Value) Value {
 	s, ok := strArg(a[0])
 	if !ok {
 		return undef
@@ -455,7 +462,7 @@ func fnLength(_ *evalCtx, a []Value) Value {
 	return intV(int64(utf8.RuneCountInString(s)))
 }
 
-func fnNumbytes(_ *evalCtx, a []Value) Value {
+func fnNumbytes(_ *Ctx, a []Value) Value {
 	s, ok := strArg(a[0])
 	if !ok {
 		return undef
@@ -463,8 +470,8 @@ func fnNumbytes(_ *evalCtx, a []Value) Value {
 	return intV(int64(len(s)))
 }
 
-func padFn(left bool) func(*evalCtx, []Value) Value {
-	return func(_ *evalCtx, a []Value) Value {
+func padFn(left bool) func(*Ctx, []Value) Value {
+	return func(_ *Ctx, a []Value) Value {
 		s, ok := strArg(a[0])
 		if !ok || !(a[1].isNum() || a[1].k == String) {
 			return undef
@@ -482,7 +489,7 @@ func padFn(left bool) func(*evalCtx, []Value) Value {
 	}
 }
 
-func fnReplace(_ *evalCtx, a []Value) Value {
+func fnReplace(_ *Ctx, a []Value) Value {
 	s, ok1 := strArg(a[0])
 	old, ok2 := strArg(a[1])
 	nw, ok3 := strArg(a[2])
@@ -492,7 +499,7 @@ func fnReplace(_ *evalCtx, a []Value) Value {
 	return strV(strings.ReplaceAll(s, old, nw))
 }
 
-func fnSubstring(_ *evalCtx, a []Value) Value {
+func fnSubstring(_ *Ctx, a []Value) Value {
 	s, ok := strArg(a[0])
 	if !ok {
 		return undef
@@ -520,7 +527,7 @@ func fnSubstring(_ *evalCtx, a []Value) Value {
 
 // fnTransform implements the one documented mode, enrichArray: every object of
 // the array gets the members of the object added.
-func fnTransform(_ *evalCtx, a []Value) Value {
+func fnTransform(_ *Ctx, a []Value) Value {
 	if a[0].k != String || a[0].s != "enrichArray" || a[1].k != Object || a[2].k != Array {
 		return undef
 	}
@@ -554,7 +561,7 @@ func checkRegexArg(name token, args []*expr) error {
 		return nil
 	}
 	if _, err := regexp.Compile(s); err != nil {
-		return errAt(pat.pos, "%s(): the regular expression %q does not compile here (%v); the gateway uses Go's RE2 syntax, which has no back-references or look-around", name.text, s, err)
+		return errAt(pat.pos, "%s(): the regular expression %q does not compile here (%v); the gateway uses Go's RE2 syntax, which has no back-references or look-around", name.Text, s, err)
 	}
 	return nil
 }
@@ -572,7 +579,7 @@ func regexArgs(a []Value) (string, *regexp.Regexp, bool) {
 	return s, re, true
 }
 
-func fnRegexpMatches(_ *evalCtx, a []Value) Value {
+func fnRegexpMatches(_ *Ctx, a []Value) Value {
 	s, re, ok := regexArgs(a)
 	if !ok {
 		return undef
@@ -580,7 +587,7 @@ func fnRegexpMatches(_ *evalCtx, a []Value) Value {
 	return boolV(re.MatchString(s))
 }
 
-func fnRegexpSubstr(_ *evalCtx, a []Value) Value {
+func fnRegexpSubstr(_ *Ctx, a []Value) Value {
 	s, re, ok := regexArgs(a)
 	if !ok {
 		return undef
@@ -592,7 +599,7 @@ func fnRegexpSubstr(_ *evalCtx, a []Value) Value {
 	return strV(s[loc[0]:loc[1]])
 }
 
-func fnRegexpReplace(_ *evalCtx, a []Value) Value {
+func fnRegexpReplace(_ *Ctx, a []Value) Value {
 	s, re, ok := regexArgs(a)
 	if !ok {
 		return undef
@@ -647,18 +654,18 @@ func javaReplacement(r string) (string, bool) {
 func checkScheme(name token, args []*expr) error {
 	s := args[1]
 	if !s.konst || s.val.k != String {
-		return errAt(s.pos, "%s(): the scheme must be a literal string; the gateway supports 'base64'", name.text)
+		return errAt(s.pos, "%s(): the scheme must be a literal string; the gateway supports 'base64'", name.Text)
 	}
 	switch s.val.s {
 	case "base64":
 		if len(args) != 2 {
-			return errAt(name.pos, "%s(value, 'base64') takes 2 arguments, found %d", name.text, len(args))
+			return errAt(name.Pos, "%s(value, 'base64') takes 2 arguments, found %d", name.Text, len(args))
 		}
 		return nil
 	case "proto":
-		return &SQLError{Pos: s.pos, Err: ErrCloudFunction, Msg: fmt.Sprintf("%s(..., 'proto', ...) is not available at the edge: it reads the Protobuf descriptor from Amazon S3; decode Protobuf in an AWS IoT Core rule after forwarding", name.text)}
+		return &SQLError{Pos: s.pos, Err: ErrCloudFunction, Msg: fmt.Sprintf("%s(..., 'proto', ...) is not available at the edge: it reads the Protobuf descriptor from Amazon S3; decode Protobuf in an AWS IoT Core rule after forwarding", name.Text)}
 	}
-	return errAt(s.pos, "%s(): unknown scheme %q; the gateway supports 'base64'", name.text, s.val.s)
+	return errAt(s.pos, "%s(): unknown scheme %q; the gateway supports 'base64'", name.Text, s.val.s)
 }
 
 func encodeBytes(b string, scheme Value) Value {
@@ -668,7 +675,7 @@ func encodeBytes(b string, scheme Value) Value {
 	return strV(base64.StdEncoding.EncodeToString([]byte(b)))
 }
 
-func fnEncode(_ *evalCtx, a []Value) Value {
+func fnEncode(_ *Ctx, a []Value) Value {
 	s, ok := toString(a[0])
 	if !ok {
 		return undef
@@ -678,7 +685,7 @@ func fnEncode(_ *evalCtx, a []Value) Value {
 
 // fnDecode decodes base64; a decoded JSON document becomes an addressable
 // value, anything else a String; undecodable input is Null.
-func fnDecode(_ *evalCtx, a []Value) Value {
+func fnDecode(_ *Ctx, a []Value) Value {
 	if a[1].k != String || a[1].s != "base64" {
 		return undef
 	}
@@ -690,14 +697,14 @@ func fnDecode(_ *evalCtx, a []Value) Value {
 	if err != nil {
 		return nullValue
 	}
-	if validJSON(b) {
+	if jsonscan.Valid(b) {
 		return parseJSON(b)
 	}
 	return strV(string(b))
 }
 
 func hashFn(newHash func() hash.Hash) *funcSpec {
-	return &funcSpec{min: 1, max: 1, pure: true, fn: func(_ *evalCtx, a []Value) Value {
+	return &funcSpec{min: 1, max: 1, pure: true, fn: func(_ *Ctx, a []Value) Value {
 		s, ok := toString(a[0])
 		if !ok {
 			return undef
@@ -711,7 +718,7 @@ func hashFn(newHash func() hash.Hash) *funcSpec {
 // --- message functions ---
 
 // fnTopic returns the whole topic, or its n-th level counted from 1.
-func fnTopic(c *evalCtx, a []Value) Value {
+func fnTopic(c *Ctx, a []Value) Value {
 	t := c.m.Topic
 	if len(a) == 0 {
 		return strV(t)
@@ -735,14 +742,14 @@ func fnTopic(c *evalCtx, a []Value) Value {
 	}
 }
 
-func fnClientID(c *evalCtx, _ []Value) Value {
+func fnClientID(c *Ctx, _ []Value) Value {
 	if c.m.ClientID == "" {
 		return strV("n/a") // "or n/a if the message wasn't sent over MQTT"
 	}
 	return strV(c.m.ClientID)
 }
 
-func fnNewUUID(*evalCtx, []Value) Value {
+func fnNewUUID(*Ctx, []Value) Value {
 	var b [16]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
 	b[6] = b[6]&0x0f | 0x40
@@ -753,7 +760,7 @@ func fnNewUUID(*evalCtx, []Value) Value {
 
 // fnMQTTProperty reads one MQTT 5 PUBLISH property by the names AWS uses:
 // content_type, format_indicator, response_topic, correlation_data (base64).
-func fnMQTTProperty(c *evalCtx, a []Value) Value {
+func fnMQTTProperty(c *Ctx, a []Value) Value {
 	if a[0].k != String || !c.m.MQTT5 {
 		return undef
 	}
@@ -779,7 +786,7 @@ func fnMQTTProperty(c *evalCtx, a []Value) Value {
 // fnUserProperties returns the values of one user property as an Array (MQTT 5
 // allows a key more than once), or with no key every property as an Array of
 // one-member objects, in the order they were sent.
-func fnUserProperties(c *evalCtx, a []Value) Value {
+func fnUserProperties(c *Ctx, a []Value) Value {
 	props := c.m.UserProperties
 	if len(a) == 0 {
 		if len(props) == 0 {
