@@ -101,6 +101,8 @@ var rooms = map[string]room{
 	"gateway/est": {ours: []string{"hw"}, forbid: pureForbid},
 	// Device presence (who is offline, since when): a leaf.
 	"gateway/presence": {forbid: pureForbid},
+	// The broker's raw MQTT byte checks: a leaf, no mochi (it sees what mochi's decoder drops).
+	"gateway/broker/wire": {forbid: pureForbid},
 }
 
 // testHelpers are the module's test helper packages: only tests import them.
