@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -208,4 +210,84 @@ func checkInOrder(t *testing.T, out string, n int) {
 			t.Fatalf("message %d is %q; want %d (complete and in order)", i, g, i)
 		}
 	}
+}
+
+// TestE2EQoS2PubrecDurable: a QoS 2 message for an offline persistent
+// session is durable when its PUBREC reaches the publisher, as a QoS 1
+// message is at its PUBACK: after the PUBREC the publisher never sends it
+// again [MQTT-4.3.3-4]. A raw MQTT 3.1.1 publisher sends 50 QoS 2
+// PUBLISHes, each after the previous PUBREC, and the daemon is killed
+// (SIGKILL) as soon as the last PUBREC is read, before any PUBREL; after the
+// restart, Debian's mosquitto_sub resumes the session and gets all 50, in
+// order.
+func TestE2EQoS2PubrecDurable(t *testing.T) {
+	const n = 50
+	d := startLocalDaemon(t)
+	sub := append(hostPortArgs(d.addr), "-V", "mqttv311", "-i", "nr-sub-qos2", "-c", "-q", "2", "-t", "nodered/qos2/#")
+	if _, err := mosqRun(t, "", "mosquitto_sub", append(sub, "-E")...); err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.DialTimeout("tcp", d.addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+	r := bufio.NewReader(c)
+	// CONNECT: MQTT 3.1.1, clean session, keep alive 30, client ID nr-pub-qos2.
+	connect := append([]byte{0x10, 23, 0, 4, 'M', 'Q', 'T', 'T', 4, 0x02, 0, 30, 0, 11}, "nr-pub-qos2"...)
+	if _, err := c.Write(connect); err != nil {
+		t.Fatal(err)
+	}
+	if b := readRaw(t, r); len(b) != 4 || b[0] != 0x20 || b[3] != 0 {
+		t.Fatalf("CONNACK % x", b)
+	}
+	topic := "nodered/qos2/a"
+	for i := range n {
+		payload := fmt.Sprint(i)
+		id := uint16(i + 1)
+		pk := []byte{0x34, byte(2 + len(topic) + 2 + len(payload)), 0, byte(len(topic))}
+		pk = append(append(append(pk, topic...), byte(id>>8), byte(id)), payload...)
+		if _, err := c.Write(pk); err != nil {
+			t.Fatal(err)
+		}
+		if b := readRaw(t, r); len(b) != 4 || b[0] != 0x50 || b[2] != byte(id>>8) || b[3] != byte(id) {
+			t.Fatalf("message %d: got % x; want PUBREC %d", i, b, id)
+		}
+	}
+	d.kill9(t) // right after the last PUBREC: no PUBREL was sent
+	d.start(t)
+	out, err := mosqRun(t, "", "mosquitto_sub", append(sub, "-C", fmt.Sprint(n), "-W", "30")...)
+	if err != nil {
+		t.Fatalf("%v (got %q)", err, out)
+	}
+	checkInOrder(t, out, n)
+}
+
+// readRaw reads one MQTT packet (fixed header included).
+func readRaw(t *testing.T, r *bufio.Reader) []byte {
+	t.Helper()
+	first, err := r.ReadByte()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := []byte{first}
+	n, mult := 0, 1
+	for range 4 {
+		d, err := r.ReadByte()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, d)
+		n += int(d&0x7f) * mult
+		mult *= 128
+		if d&0x80 == 0 {
+			break
+		}
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(r, body); err != nil {
+		t.Fatal(err)
+	}
+	return append(out, body...)
 }

@@ -610,8 +610,30 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 			return pk, b.rejectPublish(cl, pk, enqueueFailCode(err))
 		}
 	}
+	if pk.FixedHeader.Qos == 2 && b.mayHoldOffline() {
+		return b.deliverBeforePubrec(st, pk, rw), nil
+	}
 	b.rulesAccepted(rw)
 	return pk, nil
+}
+
+// deliverBeforePubrec delivers a QoS 2 message before mochi writes its
+// PUBREC, and waits for the write of what durable offline sessions took of
+// it, as the pipeline does before a QoS 1 PUBACK (pipeline.go settle): once
+// the publisher has the PUBREC it never sends the message again
+// [MQTT-4.3.3-4], so a kill -9 right after must not lose it. mochi would
+// deliver after the PUBREC; returned with Ignore, the packet is
+// acknowledged and its QoS 2 state kept as usual, but neither delivered
+// nor retained a second time.
+func (b *Broker) deliverBeforePubrec(st *clientState, pk packets.Packet, rw *ruleWork) packets.Packet {
+	inl := b.takeInline(st)
+	defer b.putInline(inl)
+	b.durableDelivery(func() {
+		b.deliver(inl, newPipeItem(&pk, nil))
+		b.rulesAccepted(rw) // rules.go: republishes after the message's own delivery
+	})
+	pk.Ignore = true
+	return pk
 }
 
 // rejectPublish refuses a PUBLISH after OnACLCheck accepted it, with the
