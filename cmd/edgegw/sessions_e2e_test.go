@@ -151,6 +151,7 @@ func TestE2EOfflineSessions(t *testing.T) {
 				if _, err := mosqRun(t, "", "mosquitto_sub", append(sub, "-E")...); err != nil {
 					t.Fatal(err)
 				}
+				waitDisconnected(t, d, "nr-sub-"+v.name+fmt.Sprint(kill))
 				if _, err := mosqRun(t, lines.String(), "mosquitto_pub", append(append([]string{}, conn...), "-q", "1", "-t", topic+"/a", "-l")...); err != nil {
 					t.Fatal(err)
 				}
@@ -227,6 +228,7 @@ func TestE2EQoS2PubrecDurable(t *testing.T) {
 	if _, err := mosqRun(t, "", "mosquitto_sub", append(sub, "-E")...); err != nil {
 		t.Fatal(err)
 	}
+	waitDisconnected(t, d, "nr-sub-qos2")
 	c, err := net.DialTimeout("tcp", d.addr, 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
@@ -264,6 +266,28 @@ func TestE2EQoS2PubrecDurable(t *testing.T) {
 	checkInOrder(t, out, n)
 }
 
+// waitDisconnected waits (at most 10 s) until the daemon's audit log says
+// clientID's connection ended: the session is offline from then on. A
+// message published before that may be written to the leaving connection
+// with a low packet identifier and come back first, with DUP and that
+// identifier [MQTT-4.4.0-1]; mochi then refuses the client's SUBSCRIBE
+// with the same identifier (0x91), and mosquitto_sub gives up.
+func waitDisconnected(t *testing.T, d *localDaemon, clientID string) {
+	t.Helper()
+	want := []byte(`"client_id":"` + clientID + `"`)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		b, _ := os.ReadFile(filepath.Join(d.dir, "audit.log"))
+		for _, line := range bytes.Split(b, []byte("\n")) {
+			if bytes.Contains(line, []byte(`"event":"disconnect"`)) && bytes.Contains(line, want) {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no disconnect of %s in the audit log within 10 s", clientID)
+		}
+	}
+}
+
 // readRaw reads one MQTT packet (fixed header included).
 func readRaw(t *testing.T, r *bufio.Reader) []byte {
 	t.Helper()
@@ -290,4 +314,62 @@ func readRaw(t *testing.T, r *bufio.Reader) []byte {
 		t.Fatal(err)
 	}
 	return append(out, body...)
+}
+
+// TestE2EConnectedSessionKill9: a persistent session whose client is
+// connected when the daemon is killed (SIGKILL) survives: Debian's
+// mosquitto_sub subscribes (clean session 0 / session expiry 3600) and
+// stays connected; once its SUBACK is in, the daemon is killed and so is
+// that mosquitto_sub; after the restart 100 QoS 1 messages published by
+// mosquitto_pub reach the session when mosquitto_sub comes back with the
+// same client ID, complete and in order (MQTT 3.1.1 and 5).
+func TestE2EConnectedSessionKill9(t *testing.T) {
+	const n = 100
+	d := startLocalDaemon(t)
+	var lines strings.Builder
+	for i := range n {
+		fmt.Fprintf(&lines, "%d\n", i)
+	}
+	for _, v := range []struct {
+		name string
+		args []string
+	}{{"v311", []string{"-V", "mqttv311"}}, {"v5", []string{"-V", "mqttv5", "-x", "3600"}}} {
+		t.Run(v.name, func(t *testing.T) {
+			conn := append(hostPortArgs(d.addr), v.args...)
+			topic := "nodered/live-" + v.name
+			sub := append(append([]string{}, conn...), "-i", "nr-live-"+v.name, "-c", "-q", "1", "-t", topic+"/#")
+			// stdbuf -oL: its debug lines as they happen, not when the pipe's buffer fills.
+			live := exec.Command(gatewaytest.Need(t, "stdbuf", "coreutils"), append([]string{"-oL", gatewaytest.Need(t, "mosquitto_sub", "mosquitto-clients")}, append(sub, "-d")...)...)
+			out := new(gatewaytest.Buffer)
+			live.Stdout, live.Stderr = out, out
+			if err := live.Start(); err != nil {
+				t.Fatal(err)
+			}
+			exited := make(chan struct{})
+			go func() { _ = live.Wait(); close(exited) }()
+			defer func() {
+				_ = live.Process.Signal(syscall.SIGKILL)
+				<-exited
+			}()
+			deadline := time.Now().Add(15 * time.Second)
+			for !strings.Contains(out.String(), "received SUBACK") {
+				if time.Now().After(deadline) {
+					t.Fatalf("mosquitto_sub got no SUBACK within 15 s:\n%s", out.String())
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			d.kill9(t) // the session's client is connected
+			_ = live.Process.Signal(syscall.SIGKILL)
+			<-exited
+			d.start(t)
+			if _, err := mosqRun(t, lines.String(), "mosquitto_pub", append(append([]string{}, conn...), "-q", "1", "-t", topic+"/a", "-l")...); err != nil {
+				t.Fatal(err)
+			}
+			got, err := mosqRun(t, "", "mosquitto_sub", append(sub, "-C", fmt.Sprint(n), "-W", "30")...)
+			if err != nil {
+				t.Fatalf("%v (got %d lines)", err, strings.Count(got, "\n"))
+			}
+			checkInOrder(t, got, n)
+		})
+	}
 }

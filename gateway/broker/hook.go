@@ -99,6 +99,7 @@ type clientState struct {
 	sess     atomic.Pointer[authz.Session]
 	pipe     pipeline // pipelined PUBACKs (pipeline.go)
 	recv     recvMax  // the client's Receive Maximum when the broker honours it (recvmax.go)
+	live     bool     // its session record is in the store while connected (sessionlive.go; under sessions.mu)
 }
 
 func (st *clientState) authzIdentity() authz.Identity {
@@ -131,7 +132,8 @@ func (h *hook) Provides(b byte) bool {
 	case mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnSessionEstablished, mqtt.OnDisconnect,
 		mqtt.OnACLCheck, mqtt.OnSubscribe, mqtt.OnPacketRead, mqtt.OnPublish,
 		mqtt.OnPublishDropped, mqtt.OnQosDropped, mqtt.OnRetainMessage, mqtt.OnRetainedExpired,
-		mqtt.OnWill, mqtt.OnQosPublish, mqtt.OnQosComplete, mqtt.OnClientExpired, mqtt.OnPacketEncode:
+		mqtt.OnWill, mqtt.OnQosPublish, mqtt.OnQosComplete, mqtt.OnClientExpired, mqtt.OnPacketEncode,
+		mqtt.OnSubscribed, mqtt.OnUnsubscribed:
 		return true
 	}
 	return false
@@ -272,6 +274,7 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 	b.recheckSubscriptions(st, st.sess.Load())
 	b.maintainAuthorizer(st)          // authorizer.go: refresh or expiry as the authorizer answered
 	b.resumeSession(cl, st, st.clean) // sessions.go
+	b.storeLive(cl, st)               // sessionlive.go: not waited for (CONNACK is out)
 	b.enrolConnected(st)              // enrol.go
 }
 

@@ -83,6 +83,10 @@ type storedSession struct {
 	Username string      `json:"username,omitempty"`
 	Expires  int64       `json:"expires"` // Unix seconds: discarded after, unless resumed
 	Subs     []storedSub `json:"subs"`
+	// Live: written while the client was connected (sessionlive.go); its
+	// expiry then counts Interval seconds from the restart.
+	Live     bool  `json:"live,omitempty"`
+	Interval int64 `json:"interval,omitempty"`
 }
 
 type storedSub struct {
@@ -168,14 +172,30 @@ func decodeMsg(v []byte) (packets.Packet, error) {
 }
 
 func encodeSession(cl *mqtt.Client, st *clientState, expires int64) []byte {
+	return encodeRecord(sessionRecord(cl, st, expires))
+}
+
+// encodeLiveSession is the record of a connected session whose Session
+// Expiry Interval is interval.
+func encodeLiveSession(cl *mqtt.Client, st *clientState, expires, interval int64) []byte {
+	s := sessionRecord(cl, st, expires)
+	s.Live, s.Interval = true, interval
+	return encodeRecord(s)
+}
+
+func encodeRecord(s storedSession) []byte {
+	v, _ := json.Marshal(s) // no value of storedSession fails to marshal
+	return v
+}
+
+func sessionRecord(cl *mqtt.Client, st *clientState, expires int64) storedSession {
 	s := storedSession{V: sessionFormat, Proto: cl.Properties.ProtocolVersion, Listener: cl.Net.Listener,
 		Thing: st.id.ThingName, Serial: st.id.Serial, Username: st.username, Expires: expires, Subs: []storedSub{}}
 	for _, sub := range cl.State.Subscriptions.GetAll() {
 		s.Subs = append(s.Subs, storedSub{Filter: sub.Filter, QoS: sub.Qos, NoLocal: sub.NoLocal,
 			RetainAsPublished: sub.RetainAsPublished, RetainHandling: sub.RetainHandling, Identifier: sub.Identifier})
 	}
-	v, _ := json.Marshal(s)
-	return v
+	return s
 }
 
 func decodeSession(v []byte) (storedSession, error) {
@@ -406,6 +426,9 @@ func (b *Broker) restoreSession(ctx context.Context, db SessionStore, id string,
 		b.log.Error("offline session record unreadable, discarded", "client", id, "err", err)
 		return discard("", "stored session unreadable: "+err.Error())
 	}
+	if rec.Live {
+		rec.Expires = max(rec.Expires, now+rec.Interval) // sessionlive.go: from the restart
+	}
 	if rec.Expires <= now {
 		return discard(rec.Thing, "session expired while the daemon was stopped")
 	}
@@ -470,6 +493,10 @@ func (b *Broker) restoreSession(ctx context.Context, db SessionStore, id string,
 	}
 	s.byID[id] = ob
 	s.inFlight.Store(int32(len(s.byID)))
+	if s.stored == nil {
+		s.stored = map[string]bool{}
+	}
+	s.stored[id] = true
 	ob.timer = time.AfterFunc(time.Duration(rec.Expires-now)*time.Second, func() { b.expireRestored(cl) })
 	s.mu.Unlock()
 	b.metrics.SessionsOffline.Add(1)
