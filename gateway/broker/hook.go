@@ -515,21 +515,7 @@ func resourceName(a authz.Action, res string) string {
 func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	b := h.b
 	if cl.Net.Inline {
-		if cl.Net.Listener == pipelineListener {
-			return pk, nil // a pipelined message, checked and queued before its commit
-		}
-		// Inbound from the upstream (inbound.go, LocalPublisher): delivered
-		// to the local subscribers whose policy allows Receive (OnACLCheck),
-		// never queued upstream again (loop prevention). A reserved topic
-		// name would reach OnACLCheck looking like a filter: not delivered.
-		if reason := publishTopicProblem(pk.TopicName); reason != "" {
-			b.log.Warn("inbound message not delivered", "topic", pk.TopicName, "err", reason)
-			return pk, packets.ErrRejectPacket
-		}
-		if pk.FixedHeader.Qos > 0 {
-			b.backpressure(cl, pk.TopicName)
-		}
-		return pk, nil
+		return b.inlinePublish(cl, pk)
 	}
 	st := b.state(cl)
 	if st == nil {
@@ -544,21 +530,8 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		return pk, nil // answered to this client only (enrol.go): acknowledged, not routed
 	}
 	if pk.FixedHeader.Retain {
-		res := pk.TopicName
-		sess := st.sess.Load()
-		if !sess.Allowed(authz.RetainPublish, res) {
-			b.metrics.DeniedRetain.Add(1)
-			b.deny(st, authz.RetainPublish, res, explain(sess, authz.RetainPublish, res))
-			st.pipe.drain() // the refusal goes out after the pipelined PUBACKs
-			return pk, b.rejectPublish(cl, pk, packets.ErrNotAuthorized)
-		}
-		// Admitted now, stored when delivered (after the commit for a
-		// pipelined message): the caps stay soft by the messages in flight.
-		if len(pk.Payload) > 0 && !b.retained.admit(pk.TopicName, len(pk.Payload), b.limits) {
-			// Over the retained caps: delivered, not retained.
-			pk.FixedHeader.Retain = false
-			b.metrics.RetainedRejected.Add(1)
-			b.audit.Record(audit.Event{Event: audit.EventDrop, Device: st.id.ThingName, ClientID: st.clientID, Resource: "topic/" + pk.TopicName, Reason: "retained message cap reached; delivered without retaining"})
+		if err := b.admitRetain(cl, st, &pk); err != nil {
+			return pk, err
 		}
 	}
 	if pk.FixedHeader.Qos > 0 {
@@ -584,6 +557,56 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	// mochi acknowledges (or refuses) and delivers this one when we return:
 	// not before the client's earlier messages [MQTT-4.6.0-2].
 	st.pipe.drain()
+	return b.publishNow(cl, st, ob, routes, pk, rw)
+}
+
+// inlinePublish is OnPublish for the broker's own inline clients: a
+// pipelined message goes through (checked and queued before its commit);
+// an inbound one from the upstream (inbound.go, LocalPublisher) is
+// delivered to the local subscribers whose policy allows Receive
+// (OnACLCheck), never queued upstream again (loop prevention). A reserved
+// topic name would reach OnACLCheck looking like a filter: not delivered.
+func (b *Broker) inlinePublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if cl.Net.Listener == pipelineListener {
+		return pk, nil
+	}
+	if reason := publishTopicProblem(pk.TopicName); reason != "" {
+		b.log.Warn("inbound message not delivered", "topic", pk.TopicName, "err", reason)
+		return pk, packets.ErrRejectPacket
+	}
+	if pk.FixedHeader.Qos > 0 {
+		b.backpressure(cl, pk.TopicName)
+	}
+	return pk, nil
+}
+
+// admitRetain checks a retained publish against iot:RetainPublish (an
+// error refuses it) and the retained caps (over them: delivered, not
+// retained).
+func (b *Broker) admitRetain(cl *mqtt.Client, st *clientState, pk *packets.Packet) error {
+	res := pk.TopicName
+	sess := st.sess.Load()
+	if !sess.Allowed(authz.RetainPublish, res) {
+		b.metrics.DeniedRetain.Add(1)
+		b.deny(st, authz.RetainPublish, res, explain(sess, authz.RetainPublish, res))
+		st.pipe.drain() // the refusal goes out after the pipelined PUBACKs
+		return b.rejectPublish(cl, *pk, packets.ErrNotAuthorized)
+	}
+	// Admitted now, stored when delivered (after the commit for a
+	// pipelined message): the caps stay soft by the messages in flight.
+	if len(pk.Payload) > 0 && !b.retained.admit(pk.TopicName, len(pk.Payload), b.limits) {
+		pk.FixedHeader.Retain = false
+		b.metrics.RetainedRejected.Add(1)
+		b.audit.Record(audit.Event{Event: audit.EventDrop, Device: st.id.ThingName, ClientID: st.clientID, Resource: "topic/" + pk.TopicName, Reason: "retained message cap reached; delivered without retaining"})
+	}
+	return nil
+}
+
+// publishNow is mochi's synchronous path: the message is queued for its
+// routes and forwards (Enqueue waits for the commit) before OnPublish
+// returns and mochi acknowledges and delivers it; a QoS 2 message an
+// offline session may take is delivered here (deliverBeforePubrec).
+func (b *Broker) publishNow(cl *mqtt.Client, st *clientState, ob *outbound, routes []string, pk packets.Packet, rw *ruleWork) (packets.Packet, error) {
 	for _, route := range routes {
 		_, err := ob.q.Enqueue(context.Background(), store.Message{
 			Route: route, Topic: pk.TopicName, Payload: pk.Payload, QoS: pk.FixedHeader.Qos,

@@ -443,12 +443,41 @@ func (b *Broker) restoreSession(ctx context.Context, db SessionStore, id string,
 		return discard(rec.Thing, "thing no longer binds a policy: "+err.Error())
 	}
 	st.sess.Store(sess)
-	ob := &outbox{st: st, persist: true, head: seqStart, tail: seqStart, expires: rec.Expires}
+	ob, err := b.loadOutbox(ctx, db, id, st, keys)
+	if err != nil {
+		return 0, err
+	}
+	ob.expires = rec.Expires
+	cl := b.restoreClient(id, rec, now)
+	ob.cl, st.cl = cl, cl
+	s := &b.sessions
+	s.mu.Lock()
+	if s.byID == nil {
+		s.byID = map[string]*outbox{}
+	}
+	s.byID[id] = ob
+	s.inFlight.Store(int32(len(s.byID)))
+	if s.stored == nil {
+		s.stored = map[string]bool{}
+	}
+	s.stored[id] = true
+	ob.timer = time.AfterFunc(time.Duration(rec.Expires-now)*time.Second, func() { b.expireRestored(cl) })
+	s.mu.Unlock()
+	b.metrics.SessionsOffline.Add(1)
+	b.metrics.SessionsRestored.Add(1)
+	b.log.Info("offline session restored", "client", id, "device", rec.Thing, "messages", len(ob.msgs), "subscriptions", len(rec.Subs))
+	return len(ob.msgs), nil
+}
+
+// loadOutbox reads the messages of id's session (keys, in delivery order);
+// an unreadable one is deleted, counted and audited.
+func (b *Broker) loadOutbox(ctx context.Context, db SessionStore, id string, st *clientState, keys []string) (*outbox, error) {
+	ob := &outbox{st: st, persist: true, head: seqStart, tail: seqStart}
 	for _, k := range keys {
 		seq, ok := msgSeq(id, k)
 		v, err := db.Get(ctx, k)
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
 		var pk packets.Packet
 		if ok {
@@ -467,6 +496,13 @@ func (b *Broker) restoreSession(ctx context.Context, db SessionStore, id string,
 		ob.msgs = append(ob.msgs, pending{pk: pk, seq: seq})
 		ob.bytes += pendingBytes(&pk)
 	}
+	return ob, nil
+}
+
+// restoreClient gives mochi the disconnected client of a stored session
+// and its subscriptions, with the calls mochi's loadClients and
+// loadSubscriptions make.
+func (b *Broker) restoreClient(id string, rec storedSession, now int64) *mqtt.Client {
 	cl := b.srv.NewClient(nil, rec.Listener, id, false)
 	cl.Properties.ProtocolVersion = rec.Proto
 	cl.Properties.Username = []byte(rec.Username)
@@ -476,7 +512,6 @@ func (b *Broker) restoreSession(ctx context.Context, db SessionStore, id string,
 	}
 	cl.State.Inflight.ResetSendQuota(0)
 	cl.Stop(packets.ErrServerShuttingDown) // disconnected: mochi's expiry counts from now
-	ob.cl, st.cl = cl, cl
 	b.srv.Clients.Add(cl)
 	for _, s := range rec.Subs {
 		sub := packets.Subscription{Filter: s.Filter, Qos: s.QoS, NoLocal: s.NoLocal, RetainAsPublished: s.RetainAsPublished,
@@ -486,23 +521,7 @@ func (b *Broker) restoreSession(ctx context.Context, db SessionStore, id string,
 		}
 		cl.State.Subscriptions.Add(s.Filter, sub)
 	}
-	s := &b.sessions
-	s.mu.Lock()
-	if s.byID == nil {
-		s.byID = map[string]*outbox{}
-	}
-	s.byID[id] = ob
-	s.inFlight.Store(int32(len(s.byID)))
-	if s.stored == nil {
-		s.stored = map[string]bool{}
-	}
-	s.stored[id] = true
-	ob.timer = time.AfterFunc(time.Duration(rec.Expires-now)*time.Second, func() { b.expireRestored(cl) })
-	s.mu.Unlock()
-	b.metrics.SessionsOffline.Add(1)
-	b.metrics.SessionsRestored.Add(1)
-	b.log.Info("offline session restored", "client", id, "device", rec.Thing, "messages", len(ob.msgs), "subscriptions", len(rec.Subs))
-	return len(ob.msgs), nil
+	return cl
 }
 
 // expireRestored ends a restored session at its deadline: mochi counts an
