@@ -15,10 +15,10 @@
 //     [MQTT-3.3.2-9] style for Topic Alias); reason code 0x82.
 //   - CONNECT: Receive Maximum 0 or Maximum Packet Size 0 (MQTT 5 sections
 //     3.1.2.11.3, 3.1.2.11.4); reason code 0x82.
-//   - any packet whose fixed header announces more than the broker's
-//     Maximum Packet Size (remaining length + 1, as mochi measures it):
-//     the caller answers DISCONNECT 0x95 [MQTT-3.2.2-15 is the server's
-//     side; MQTT 5 section 4.13.1 and 3.1.2.11.4].
+//   - an MQTT 5 packet whose fixed header announces more than the
+//     broker's Maximum Packet Size (remaining length + 1, as mochi measures
+//     it): TooLarge, and the caller sends DISCONNECT 0x95 before it closes
+//     the connection (MQTT 5 sections 3.2.2.3.6 and 4.13.1).
 //
 // What the Scanner cannot read it leaves alone: a property it does not
 // know, a property section cut short or a packet whose checked prefix is

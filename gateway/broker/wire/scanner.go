@@ -87,7 +87,7 @@ func (s *Scanner) startBody() {
 	s.seq++
 	s.total, s.remain = s.length, s.length
 	if s.max > 0 && uint32(s.total+1) > s.max {
-		s.tooLarge, s.stopped = s.v5, true // [MQTT-3.2.2-15]'s counterpart: 0x95 (MQTT 5 only)
+		s.tooLarge, s.stopped = s.v5, true // DISCONNECT 0x95 is MQTT 5's
 		return
 	}
 	typ := s.first >> 4
