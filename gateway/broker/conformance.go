@@ -64,7 +64,11 @@ func (b *Broker) conformance(cl *mqtt.Client, pk *packets.Packet) error {
 	case packets.Connect:
 		return b.checkConnect(cl, pk)
 	case packets.Subscribe, packets.Unsubscribe:
-		return b.checkFilters(cl, pk)
+		if err := b.checkFilters(cl, pk); err != nil {
+			return err
+		}
+		b.renameClientID(cl, pk) // packetids.go
+		return nil
 	case packets.Publish:
 		return b.checkPublish(cl, pk)
 	case packets.Auth:

@@ -566,3 +566,53 @@ func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
 }
+
+// TestSubscribeIDOfDelivery: client and server assign packet identifiers
+// independently (MQTT 5 section 2.2.1, 3.1.1 section 2.3.1): a SUBSCRIBE
+// whose identifier equals that of a QoS 1 PUBLISH the broker sent the
+// client and the client has not acknowledged yet is granted, with that
+// identifier on the SUBACK, as Mosquitto does (mochi alone answered 0x91
+// Packet Identifier in use, which made mosquitto_sub give up after
+// resuming a session). MQTT 3.1.1 and 5.
+func TestSubscribeIDOfDelivery(t *testing.T) {
+	e := newEnv(t, nodeRedSite(t))
+	for _, br := range []struct{ name, addr string }{
+		{"mosquitto", gatewaytest.PlainMosquitto(t, "")},
+		{"edgegw", e.b.Addr("nodered").String()},
+	} {
+		t.Run(br.name, func(t *testing.T) {
+			for _, v := range []byte{4, 5} {
+				sub := dialWire(t, br.addr)
+				sub.write(t, connectV(v, fmt.Sprintf("ids-sub%d", v)))
+				if b, err := sub.next(5 * time.Second); err != nil || b[3] != 0 {
+					t.Fatalf("v%d CONNACK % x (%v)", v, b, err)
+				}
+				topic := fmt.Sprintf("nodered/ids%d", v)
+				sub.write(t, subscribeRaw(v, topic, 1))
+				if b, err := sub.next(5 * time.Second); err != nil || b[0] != 0x90 {
+					t.Fatalf("v%d SUBACK % x (%v)", v, b, err)
+				}
+				pub := dialWire(t, br.addr)
+				pub.write(t, connectV(v, fmt.Sprintf("ids-pub%d", v)))
+				if b, err := pub.next(5 * time.Second); err != nil || b[3] != 0 {
+					t.Fatalf("v%d publisher CONNACK % x (%v)", v, b, err)
+				}
+				pub.write(t, publishRaw(v, 0x32, topic, 7))
+				b, err := sub.next(5 * time.Second)
+				if err != nil || b[0]&0xF6 != 0x32 {
+					t.Fatalf("v%d: the subscriber got % x (%v); want a QoS 1 PUBLISH", v, b, err)
+				}
+				tl := int(b[2])<<8 | int(b[3])
+				id := []byte{b[4+tl], b[5+tl]}
+				// Not acknowledged: the identifier stays in use by the broker.
+				s := subscribeRaw(v, topic+"/more", 1)
+				s[2], s[3] = id[0], id[1]
+				sub.write(t, s)
+				ack, err := sub.next(5 * time.Second)
+				if err != nil || ack[0] != 0x90 || ack[2] != id[0] || ack[3] != id[1] || ack[len(ack)-1] != 1 {
+					t.Fatalf("v%d: SUBSCRIBE with the delivery's identifier % x: got % x (%v); want SUBACK % x granting QoS 1", v, id, ack, err, id)
+				}
+			}
+		})
+	}
+}

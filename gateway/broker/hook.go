@@ -97,9 +97,10 @@ type clientState struct {
 	tls      bool
 	az       *azState // the custom authorizer's decision (authorizer.go); nil: the registry's
 	sess     atomic.Pointer[authz.Session]
-	pipe     pipeline // pipelined PUBACKs (pipeline.go)
-	recv     recvMax  // the client's Receive Maximum when the broker honours it (recvmax.go)
-	live     bool     // its session record is in the store while connected (sessionlive.go; under sessions.mu)
+	pipe     pipeline  // pipelined PUBACKs (pipeline.go)
+	recv     recvMax   // the client's Receive Maximum when the broker honours it (recvmax.go)
+	live     bool      // its session record is in the store while connected (sessionlive.go; under sessions.mu)
+	rename   ackRename // a SUBACK/UNSUBACK identifier to give back (packetids.go; the client's goroutine)
 }
 
 func (st *clientState) authzIdentity() authz.Identity {
