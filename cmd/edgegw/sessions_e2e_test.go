@@ -267,11 +267,10 @@ func TestE2EQoS2PubrecDurable(t *testing.T) {
 }
 
 // waitDisconnected waits (at most 10 s) until the daemon's audit log says
-// clientID's connection ended: the session is offline from then on. A
-// message published before that may be written to the leaving connection
-// with a low packet identifier and come back first, with DUP and that
-// identifier [MQTT-4.4.0-1]; mochi then refuses the client's SUBSCRIBE
-// with the same identifier (0x91), and mosquitto_sub gives up.
+// clientID's connection ended: the session is offline from then on, so
+// what the test publishes next goes to its outbox (sessions.go), not to
+// the leaving connection (whence it would come back as a resend with DUP
+// and its first packet identifier [MQTT-4.4.0-1]: a different path).
 func waitDisconnected(t *testing.T, d *localDaemon, clientID string) {
 	t.Helper()
 	want := []byte(`"client_id":"` + clientID + `"`)
