@@ -56,6 +56,15 @@
 //     DISCONNECT; guardConn.Close sends MQTT 5 clients DISCONNECT 0x95
 //     first (listener.go). Each packet mochi writes is one Write call on the
 //     connection, so that DISCONNECT cannot land inside another packet.
+//   - OnSubscribed and OnUnsubscribed run before mochi writes the SUBACK /
+//     UNSUBACK, on the client's read goroutine: a connected persistent
+//     session's record is stored there, and waited for (sessionlive.go).
+//     OnSessionEstablished runs after CONNACK is written.
+//   - Client.State.Inflight holds the packet identifiers of both directions,
+//     and processSubscribe / processUnsubscribe answer 0x91 (also to 3.1.1
+//     clients) for an identifier in it; OnSubscribe runs before that check
+//     but cannot change the identifier the SUBACK carries, so OnPacketRead
+//     renames and OnPacketEncode restores it (packetids.go).
 //   - Compatibilities.NoInheritedPropertiesOnAck off (the default) copies a
 //     publisher's properties into its PUBACK/PUBREC (acks.go).
 //   - mochi keeps a disconnected persistent session's *mqtt.Client and asks
