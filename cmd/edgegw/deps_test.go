@@ -75,7 +75,7 @@ type room struct {
 // itself, cmd and the test helpers.
 var belowWiring = []string{"store", "hw", "bridge", "bridge/topic", "gateway/audit", "gateway/authz", "gateway/authorizer",
 	"gateway/clock", "gateway/loopback", "gateway/pki", "gateway/enrol", "gateway/rules", "gateway/rules/sql", "gateway/rules/sql/lex", "gateway/rules/sql/internal/jsonscan", "gateway/rules/sql/internal/md2", "gateway/rules/timefmt", "gateway/shadow",
-	"gateway/presence", "gateway/broker", "gateway/config", "gateway/observe"}
+	"gateway/presence", "gateway/broker", "gateway/broker/wire", "gateway/config", "gateway/observe"}
 
 // sqlRooms are the rooms of the rules engine below it: the language, then
 // its leaves (the lexer, the JSON reader, MD2, the date patterns).
@@ -138,6 +138,8 @@ var rooms = map[string]room{
 	// Their test helper (a filled queue) needs the store only.
 	"cmd/edgegw/queuecmd":           {client: true, forbid: pureForbid},
 	"cmd/edgegw/queuecmd/queuetest": {ours: []string{"store"}, forbid: []string{mochiPath, promPath, pahoPath}},
+	// The broker's raw MQTT byte checks: a leaf, no mochi (it sees what mochi's decoder drops).
+	"gateway/broker/wire": {forbid: pureForbid},
 }
 
 // testHelpers are the module's test helper packages: only tests import them.

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -149,6 +151,7 @@ func TestE2EOfflineSessions(t *testing.T) {
 				if _, err := mosqRun(t, "", "mosquitto_sub", append(sub, "-E")...); err != nil {
 					t.Fatal(err)
 				}
+				waitDisconnected(t, d, "nr-sub-"+v.name+fmt.Sprint(kill))
 				if _, err := mosqRun(t, lines.String(), "mosquitto_pub", append(append([]string{}, conn...), "-q", "1", "-t", topic+"/a", "-l")...); err != nil {
 					t.Fatal(err)
 				}
@@ -207,5 +210,165 @@ func checkInOrder(t *testing.T, out string, n int) {
 		if g != fmt.Sprint(i) {
 			t.Fatalf("message %d is %q; want %d (complete and in order)", i, g, i)
 		}
+	}
+}
+
+// TestE2EQoS2PubrecDurable: a QoS 2 message for an offline persistent
+// session is durable when its PUBREC reaches the publisher, as a QoS 1
+// message is at its PUBACK: after the PUBREC the publisher never sends it
+// again [MQTT-4.3.3-4]. A raw MQTT 3.1.1 publisher sends 50 QoS 2
+// PUBLISHes, each after the previous PUBREC, and the daemon is killed
+// (SIGKILL) as soon as the last PUBREC is read, before any PUBREL; after the
+// restart, Debian's mosquitto_sub resumes the session and gets all 50, in
+// order.
+func TestE2EQoS2PubrecDurable(t *testing.T) {
+	const n = 50
+	d := startLocalDaemon(t)
+	sub := append(hostPortArgs(d.addr), "-V", "mqttv311", "-i", "nr-sub-qos2", "-c", "-q", "2", "-t", "nodered/qos2/#")
+	if _, err := mosqRun(t, "", "mosquitto_sub", append(sub, "-E")...); err != nil {
+		t.Fatal(err)
+	}
+	waitDisconnected(t, d, "nr-sub-qos2")
+	c, err := net.DialTimeout("tcp", d.addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+	r := bufio.NewReader(c)
+	// CONNECT: MQTT 3.1.1, clean session, keep alive 30, client ID nr-pub-qos2.
+	connect := append([]byte{0x10, 23, 0, 4, 'M', 'Q', 'T', 'T', 4, 0x02, 0, 30, 0, 11}, "nr-pub-qos2"...)
+	if _, err := c.Write(connect); err != nil {
+		t.Fatal(err)
+	}
+	if b := readRaw(t, r); len(b) != 4 || b[0] != 0x20 || b[3] != 0 {
+		t.Fatalf("CONNACK % x", b)
+	}
+	topic := "nodered/qos2/a"
+	for i := range n {
+		payload := fmt.Sprint(i)
+		id := uint16(i + 1)
+		pk := []byte{0x34, byte(2 + len(topic) + 2 + len(payload)), 0, byte(len(topic))}
+		pk = append(append(append(pk, topic...), byte(id>>8), byte(id)), payload...)
+		if _, err := c.Write(pk); err != nil {
+			t.Fatal(err)
+		}
+		if b := readRaw(t, r); len(b) != 4 || b[0] != 0x50 || b[2] != byte(id>>8) || b[3] != byte(id) {
+			t.Fatalf("message %d: got % x; want PUBREC %d", i, b, id)
+		}
+	}
+	d.kill9(t) // right after the last PUBREC: no PUBREL was sent
+	d.start(t)
+	out, err := mosqRun(t, "", "mosquitto_sub", append(sub, "-C", fmt.Sprint(n), "-W", "30")...)
+	if err != nil {
+		t.Fatalf("%v (got %q)", err, out)
+	}
+	checkInOrder(t, out, n)
+}
+
+// waitDisconnected waits (at most 10 s) until the daemon's audit log says
+// clientID's connection ended: the session is offline from then on, so
+// what the test publishes next goes to its outbox (sessions.go), not to
+// the leaving connection (whence it would come back as a resend with DUP
+// and its first packet identifier [MQTT-4.4.0-1]: a different path).
+func waitDisconnected(t *testing.T, d *localDaemon, clientID string) {
+	t.Helper()
+	want := []byte(`"client_id":"` + clientID + `"`)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		b, _ := os.ReadFile(filepath.Join(d.dir, "audit.log"))
+		for _, line := range bytes.Split(b, []byte("\n")) {
+			if bytes.Contains(line, []byte(`"event":"disconnect"`)) && bytes.Contains(line, want) {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no disconnect of %s in the audit log within 10 s", clientID)
+		}
+	}
+}
+
+// readRaw reads one MQTT packet (fixed header included).
+func readRaw(t *testing.T, r *bufio.Reader) []byte {
+	t.Helper()
+	first, err := r.ReadByte()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := []byte{first}
+	n, mult := 0, 1
+	for range 4 {
+		d, err := r.ReadByte()
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, d)
+		n += int(d&0x7f) * mult
+		mult *= 128
+		if d&0x80 == 0 {
+			break
+		}
+	}
+	body := make([]byte, n)
+	if _, err := io.ReadFull(r, body); err != nil {
+		t.Fatal(err)
+	}
+	return append(out, body...)
+}
+
+// TestE2EConnectedSessionKill9: a persistent session whose client is
+// connected when the daemon is killed (SIGKILL) survives: Debian's
+// mosquitto_sub subscribes (clean session 0 / session expiry 3600) and
+// stays connected; once its SUBACK is in, the daemon is killed and so is
+// that mosquitto_sub; after the restart 100 QoS 1 messages published by
+// mosquitto_pub reach the session when mosquitto_sub comes back with the
+// same client ID, complete and in order (MQTT 3.1.1 and 5).
+func TestE2EConnectedSessionKill9(t *testing.T) {
+	const n = 100
+	d := startLocalDaemon(t)
+	var lines strings.Builder
+	for i := range n {
+		fmt.Fprintf(&lines, "%d\n", i)
+	}
+	for _, v := range []struct {
+		name string
+		args []string
+	}{{"v311", []string{"-V", "mqttv311"}}, {"v5", []string{"-V", "mqttv5", "-x", "3600"}}} {
+		t.Run(v.name, func(t *testing.T) {
+			conn := append(hostPortArgs(d.addr), v.args...)
+			topic := "nodered/live-" + v.name
+			sub := append(append([]string{}, conn...), "-i", "nr-live-"+v.name, "-c", "-q", "1", "-t", topic+"/#")
+			// stdbuf -oL: its debug lines as they happen, not when the pipe's buffer fills.
+			live := exec.Command(gatewaytest.Need(t, "stdbuf", "coreutils"), append([]string{"-oL", gatewaytest.Need(t, "mosquitto_sub", "mosquitto-clients")}, append(sub, "-d")...)...)
+			out := new(gatewaytest.Buffer)
+			live.Stdout, live.Stderr = out, out
+			if err := live.Start(); err != nil {
+				t.Fatal(err)
+			}
+			exited := make(chan struct{})
+			go func() { _ = live.Wait(); close(exited) }()
+			defer func() {
+				_ = live.Process.Signal(syscall.SIGKILL)
+				<-exited
+			}()
+			deadline := time.Now().Add(15 * time.Second)
+			for !strings.Contains(out.String(), "received SUBACK") {
+				if time.Now().After(deadline) {
+					t.Fatalf("mosquitto_sub got no SUBACK within 15 s:\n%s", out.String())
+				}
+				time.Sleep(20 * time.Millisecond)
+			}
+			d.kill9(t) // the session's client is connected
+			_ = live.Process.Signal(syscall.SIGKILL)
+			<-exited
+			d.start(t)
+			if _, err := mosqRun(t, lines.String(), "mosquitto_pub", append(append([]string{}, conn...), "-q", "1", "-t", topic+"/a", "-l")...); err != nil {
+				t.Fatal(err)
+			}
+			got, err := mosqRun(t, "", "mosquitto_sub", append(sub, "-C", fmt.Sprint(n), "-W", "30")...)
+			if err != nil {
+				t.Fatalf("%v (got %d lines)", err, strings.Count(got, "\n"))
+			}
+			checkInOrder(t, got, n)
+		})
 	}
 }

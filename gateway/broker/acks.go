@@ -40,6 +40,8 @@ func (h *hook) OnPacketEncode(cl *mqtt.Client, pk packets.Packet) packets.Packet
 			pk.Properties.ReasonString = ""
 		}
 		pk.Properties.User = nil
+	case packets.Suback, packets.Unsuback:
+		h.b.ackID(cl, &pk) // packetids.go
 	}
 	return pk
 }

@@ -14,23 +14,23 @@ import (
 )
 
 // wire is a raw MQTT client that keeps what the broker sends as bytes.
-type wire struct {
+type wireConn struct {
 	conn net.Conn
 	r    *bufio.Reader
 }
 
-func dialWire(t *testing.T, addr string) *wire {
+func dialWire(t *testing.T, addr string) *wireConn {
 	t.Helper()
 	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
 		t.Fatalf("dial %s: %v", addr, err)
 	}
 	t.Cleanup(func() { c.Close() })
-	return &wire{conn: c, r: bufio.NewReader(c)}
+	return &wireConn{conn: c, r: bufio.NewReader(c)}
 }
 
 // send encodes pk with mochi's encoder and writes it.
-func (w *wire) send(t *testing.T, pk packets.Packet) {
+func (w *wireConn) send(t *testing.T, pk packets.Packet) {
 	t.Helper()
 	var buf bytes.Buffer
 	var err error
@@ -50,7 +50,7 @@ func (w *wire) send(t *testing.T, pk packets.Packet) {
 	w.write(t, buf.Bytes())
 }
 
-func (w *wire) write(t *testing.T, b []byte) {
+func (w *wireConn) write(t *testing.T, b []byte) {
 	t.Helper()
 	_ = w.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
 	if _, err := w.conn.Write(b); err != nil {
@@ -59,7 +59,7 @@ func (w *wire) write(t *testing.T, b []byte) {
 }
 
 // next reads one packet: its whole bytes, or an error (io.EOF: closed).
-func (w *wire) next(within time.Duration) ([]byte, error) {
+func (w *wireConn) next(within time.Duration) ([]byte, error) {
 	_ = w.conn.SetReadDeadline(time.Now().Add(within))
 	first, err := w.r.ReadByte()
 	if err != nil {

@@ -339,7 +339,7 @@ func (b *Broker) addListener(lo ListenerOptions) error {
 		tlsConf = bl.trust.TLSConfig
 	}
 	adm := newAdmission(b.limits.MaxPendingHandshakes, b.metrics, lo.Name, b.audit.Record)
-	bl.guard = newGuardListener(nl, tlsConf, b.limits.HandshakeTimeout, adm, b.metrics,
+	bl.guard = newGuardListener(nl, tlsConf, b.limits.HandshakeTimeout, b.limits.MaxPacketSize, adm, b.metrics,
 		func(remote string, err error) {
 			b.audit.Record(handshakeFailedEvent(lo, remote, err)) // refusals.go: device and hex serial
 		})

@@ -36,14 +36,14 @@ type env struct {
 	metrics *Metrics
 }
 
-func newEnv(t *testing.T, mod func(*Options)) *env {
+func newEnv(t testing.TB, mod func(*Options)) *env {
 	t.Helper()
 	return newEnvBefore(t, mod, nil)
 }
 
 // newEnvBefore is newEnv calling before (when not nil) between New and
 // Start.
-func newEnvBefore(t *testing.T, mod func(*Options), before func(*Broker)) *env {
+func newEnvBefore(t testing.TB, mod func(*Options), before func(*Broker)) *env {
 	t.Helper()
 	e := &env{pki: gatewaytest.NewPKI(t, "site"), dir: t.TempDir()}
 	gatewaytest.WriteSite(t, e.dir)

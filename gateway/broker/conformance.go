@@ -23,8 +23,13 @@ import (
 //     closes it, an empty client ID with clean session 0 gets return code 2
 //     [MQTT-3.1.3-8]. MQTT 5 only: an Authentication Method (the broker
 //     supports none) gets CONNACK 0x8C [MQTT-4.12.0-1]; Request Problem /
-//     Response Information other than 0 or 1, a property given twice,
-//     Receive Maximum or Maximum Packet Size 0 (rawconnect.go) get 0x82.
+//     Response Information other than 0 or 1 get 0x82.
+//   - every MQTT 5 packet a client sends: what the connection's
+//     wire.Scanner found in the raw bytes (a property given twice, in
+//     CONNECT also Receive Maximum or Maximum Packet Size 0) gets CONNACK or
+//     DISCONNECT 0x82, before anything else is checked, so a PUBLISH with a
+//     Topic Alias twice is neither delivered, retained, queued nor
+//     acknowledged [MQTT-3.3.2-9] (see package wire).
 //   - SUBSCRIBE and UNSUBSCRIBE: a filter with '+' or '#' not alone in its
 //     level, '#' not last, or an empty filter [MQTT-4.7.1-2], [MQTT-4.7.1-3],
 //     [MQTT-4.7.3-1]; MQTT 5 also a shared filter without share name or
@@ -46,11 +51,24 @@ var errProtocol = fmt.Errorf("protocol violation refused by the broker: %w", pac
 
 // conformance checks pk (see above); nil lets mochi go on.
 func (b *Broker) conformance(cl *mqtt.Client, pk *packets.Packet) error {
+	if gc, ok := cl.Net.Conn.(*guardConn); ok {
+		if p := gc.verdict(); p != nil {
+			b.log.Debug("packet refused", "remote", cl.Net.Remote, "err", p.Why)
+			if pk.FixedHeader.Type == packets.Connect {
+				return b.refuseConnect(cl, pk, 0, p.Code, p.Why)
+			}
+			return b.protocolError(cl, packets.Code{Code: p.Code, Reason: p.Why})
+		}
+	}
 	switch pk.FixedHeader.Type {
 	case packets.Connect:
 		return b.checkConnect(cl, pk)
 	case packets.Subscribe, packets.Unsubscribe:
-		return b.checkFilters(cl, pk)
+		if err := b.checkFilters(cl, pk); err != nil {
+			return err
+		}
+		b.renameClientID(cl, pk) // packetids.go
+		return nil
 	case packets.Publish:
 		return b.checkPublish(cl, pk)
 	case packets.Auth:
@@ -121,11 +139,6 @@ func (b *Broker) checkConnect(cl *mqtt.Client, pk *packets.Packet) error {
 		return b.refuseConnect(cl, pk, 0, packets.ErrBadAuthenticationMethod.Code, "authentication method") // [MQTT-4.12.0-1]
 	case v == 5 && (pk.Properties.RequestProblemInfo > 1 || pk.Properties.RequestResponseInfo > 1):
 		return b.refuseConnect(cl, pk, 0, packets.ErrProtocolViolation.Code, "request information not 0 or 1")
-	}
-	if gc, ok := cl.Net.Conn.(*guardConn); ok {
-		if why := connectPropsProblem(gc.takeCapture()); v == 5 && why != "" { // rawconnect.go
-			return b.refuseConnect(cl, pk, 0, packets.ErrProtocolViolation.Code, why)
-		}
 	}
 	return nil
 }

@@ -45,9 +45,26 @@
 //     (conformance.go). Hooks.OnPacketRead ignores every hook error except
 //     one wrapping packets.ErrRejectPacket, which closes the connection.
 //     mochi keeps no trace of an MQTT 5 property given twice or of Receive
-//     Maximum / Maximum Packet Size 0 given explicitly: for CONNECT the
-//     listener keeps the raw bytes read before it (rawconnect.go); a PUBLISH
-//     with a property twice is not refused.
+//     Maximum / Maximum Packet Size 0 given explicitly: the listener's
+//     connections hand every byte read to a wire.Scanner, whose verdict on
+//     each packet OnPacketRead takes in order (mochi reads and decodes a
+//     connection's packets on one goroutine, every decoded packet goes
+//     through OnPacketRead, and a packet it cannot decode ends the
+//     connection, so the k-th verdict is the k-th packet's).
+//   - A packet over Capabilities.MaximumPacketSize makes mochi's reader
+//     return ErrPacketTooLarge and close the connection without a
+//     DISCONNECT; guardConn.Close sends MQTT 5 clients DISCONNECT 0x95
+//     first (listener.go). Each packet mochi writes is one Write call on the
+//     connection, so that DISCONNECT cannot land inside another packet.
+//   - OnSubscribed and OnUnsubscribed run before mochi writes the SUBACK /
+//     UNSUBACK, on the client's read goroutine: a connected persistent
+//     session's record is stored there, and waited for (sessionlive.go).
+//     OnSessionEstablished runs after CONNACK is written.
+//   - Client.State.Inflight holds the packet identifiers of both directions,
+//     and processSubscribe / processUnsubscribe answer 0x91 (also to 3.1.1
+//     clients) for an identifier in it; OnSubscribe runs before that check
+//     but cannot change the identifier the SUBACK carries, so OnPacketRead
+//     renames and OnPacketEncode restores it (packetids.go).
 //   - Compatibilities.NoInheritedPropertiesOnAck off (the default) copies a
 //     publisher's properties into its PUBACK/PUBREC (acks.go).
 //   - mochi keeps a disconnected persistent session's *mqtt.Client and asks

@@ -97,8 +97,10 @@ type clientState struct {
 	tls      bool
 	az       *azState // the custom authorizer's decision (authorizer.go); nil: the registry's
 	sess     atomic.Pointer[authz.Session]
-	pipe     pipeline // pipelined PUBACKs (pipeline.go)
-	recv     recvMax  // the client's Receive Maximum when the broker honours it (recvmax.go)
+	pipe     pipeline  // pipelined PUBACKs (pipeline.go)
+	recv     recvMax   // the client's Receive Maximum when the broker honours it (recvmax.go)
+	live     bool      // its session record is in the store while connected (sessionlive.go; under sessions.mu)
+	rename   ackRename // a SUBACK/UNSUBACK identifier to give back (packetids.go; the client's goroutine)
 }
 
 func (st *clientState) authzIdentity() authz.Identity {
@@ -131,7 +133,8 @@ func (h *hook) Provides(b byte) bool {
 	case mqtt.OnConnect, mqtt.OnConnectAuthenticate, mqtt.OnSessionEstablished, mqtt.OnDisconnect,
 		mqtt.OnACLCheck, mqtt.OnSubscribe, mqtt.OnPacketRead, mqtt.OnPublish,
 		mqtt.OnPublishDropped, mqtt.OnQosDropped, mqtt.OnRetainMessage, mqtt.OnRetainedExpired,
-		mqtt.OnWill, mqtt.OnQosPublish, mqtt.OnQosComplete, mqtt.OnClientExpired, mqtt.OnPacketEncode:
+		mqtt.OnWill, mqtt.OnQosPublish, mqtt.OnQosComplete, mqtt.OnClientExpired, mqtt.OnPacketEncode,
+		mqtt.OnSubscribed, mqtt.OnUnsubscribed:
 		return true
 	}
 	return false
@@ -272,6 +275,7 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 	b.recheckSubscriptions(st, st.sess.Load())
 	b.maintainAuthorizer(st)          // authorizer.go: refresh or expiry as the authorizer answered
 	b.resumeSession(cl, st, st.clean) // sessions.go
+	b.storeLive(cl, st)               // sessionlive.go: not waited for (CONNACK is out)
 	b.enrolConnected(st)              // enrol.go
 }
 
@@ -512,21 +516,7 @@ func resourceName(a authz.Action, res string) string {
 func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
 	b := h.b
 	if cl.Net.Inline {
-		if cl.Net.Listener == pipelineListener {
-			return pk, nil // a pipelined message, checked and queued before its commit
-		}
-		// Inbound from the upstream (inbound.go, LocalPublisher): delivered
-		// to the local subscribers whose policy allows Receive (OnACLCheck),
-		// never queued upstream again (loop prevention). A reserved topic
-		// name would reach OnACLCheck looking like a filter: not delivered.
-		if reason := publishTopicProblem(pk.TopicName); reason != "" {
-			b.log.Warn("inbound message not delivered", "topic", pk.TopicName, "err", reason)
-			return pk, packets.ErrRejectPacket
-		}
-		if pk.FixedHeader.Qos > 0 {
-			b.backpressure(cl, pk.TopicName)
-		}
-		return pk, nil
+		return b.inlinePublish(cl, pk)
 	}
 	st := b.state(cl)
 	if st == nil {
@@ -541,21 +531,8 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 		return pk, nil // answered to this client only (enrol.go): acknowledged, not routed
 	}
 	if pk.FixedHeader.Retain {
-		res := pk.TopicName
-		sess := st.sess.Load()
-		if !sess.Allowed(authz.RetainPublish, res) {
-			b.metrics.DeniedRetain.Add(1)
-			b.deny(st, authz.RetainPublish, res, explain(sess, authz.RetainPublish, res))
-			st.pipe.drain() // the refusal goes out after the pipelined PUBACKs
-			return pk, b.rejectPublish(cl, pk, packets.ErrNotAuthorized)
-		}
-		// Admitted now, stored when delivered (after the commit for a
-		// pipelined message): the caps stay soft by the messages in flight.
-		if len(pk.Payload) > 0 && !b.retained.admit(pk.TopicName, len(pk.Payload), b.limits) {
-			// Over the retained caps: delivered, not retained.
-			pk.FixedHeader.Retain = false
-			b.metrics.RetainedRejected.Add(1)
-			b.audit.Record(audit.Event{Event: audit.EventDrop, Device: st.id.ThingName, ClientID: st.clientID, Resource: "topic/" + pk.TopicName, Reason: "retained message cap reached; delivered without retaining"})
+		if err := b.admitRetain(cl, st, &pk); err != nil {
+			return pk, err
 		}
 	}
 	if pk.FixedHeader.Qos > 0 {
@@ -581,6 +558,56 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 	// mochi acknowledges (or refuses) and delivers this one when we return:
 	// not before the client's earlier messages [MQTT-4.6.0-2].
 	st.pipe.drain()
+	return b.publishNow(cl, st, ob, routes, pk, rw)
+}
+
+// inlinePublish is OnPublish for the broker's own inline clients: a
+// pipelined message goes through (checked and queued before its commit);
+// an inbound one from the upstream (inbound.go, LocalPublisher) is
+// delivered to the local subscribers whose policy allows Receive
+// (OnACLCheck), never queued upstream again (loop prevention). A reserved
+// topic name would reach OnACLCheck looking like a filter: not delivered.
+func (b *Broker) inlinePublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
+	if cl.Net.Listener == pipelineListener {
+		return pk, nil
+	}
+	if reason := publishTopicProblem(pk.TopicName); reason != "" {
+		b.log.Warn("inbound message not delivered", "topic", pk.TopicName, "err", reason)
+		return pk, packets.ErrRejectPacket
+	}
+	if pk.FixedHeader.Qos > 0 {
+		b.backpressure(cl, pk.TopicName)
+	}
+	return pk, nil
+}
+
+// admitRetain checks a retained publish against iot:RetainPublish (an
+// error refuses it) and the retained caps (over them: delivered, not
+// retained).
+func (b *Broker) admitRetain(cl *mqtt.Client, st *clientState, pk *packets.Packet) error {
+	res := pk.TopicName
+	sess := st.sess.Load()
+	if !sess.Allowed(authz.RetainPublish, res) {
+		b.metrics.DeniedRetain.Add(1)
+		b.deny(st, authz.RetainPublish, res, explain(sess, authz.RetainPublish, res))
+		st.pipe.drain() // the refusal goes out after the pipelined PUBACKs
+		return b.rejectPublish(cl, *pk, packets.ErrNotAuthorized)
+	}
+	// Admitted now, stored when delivered (after the commit for a
+	// pipelined message): the caps stay soft by the messages in flight.
+	if len(pk.Payload) > 0 && !b.retained.admit(pk.TopicName, len(pk.Payload), b.limits) {
+		pk.FixedHeader.Retain = false
+		b.metrics.RetainedRejected.Add(1)
+		b.audit.Record(audit.Event{Event: audit.EventDrop, Device: st.id.ThingName, ClientID: st.clientID, Resource: "topic/" + pk.TopicName, Reason: "retained message cap reached; delivered without retaining"})
+	}
+	return nil
+}
+
+// publishNow is mochi's synchronous path: the message is queued for its
+// routes and forwards (Enqueue waits for the commit) before OnPublish
+// returns and mochi acknowledges and delivers it; a QoS 2 message an
+// offline session may take is delivered here (deliverBeforePubrec).
+func (b *Broker) publishNow(cl *mqtt.Client, st *clientState, ob *outbound, routes []string, pk packets.Packet, rw *ruleWork) (packets.Packet, error) {
 	for _, route := range routes {
 		_, err := ob.q.Enqueue(context.Background(), store.Message{
 			Route: route, Topic: pk.TopicName, Payload: pk.Payload, QoS: pk.FixedHeader.Qos,
@@ -610,8 +637,30 @@ func (h *hook) OnPublish(cl *mqtt.Client, pk packets.Packet) (packets.Packet, er
 			return pk, b.rejectPublish(cl, pk, enqueueFailCode(err))
 		}
 	}
+	if pk.FixedHeader.Qos == 2 && b.mayHoldOffline() {
+		return b.deliverBeforePubrec(st, pk, rw), nil
+	}
 	b.rulesAccepted(rw)
 	return pk, nil
+}
+
+// deliverBeforePubrec delivers a QoS 2 message before mochi writes its
+// PUBREC, and waits for the write of what durable offline sessions took of
+// it, as the pipeline does before a QoS 1 PUBACK (pipeline.go settle): once
+// the publisher has the PUBREC it never sends the message again
+// [MQTT-4.3.3-4], so a kill -9 right after must not lose it. mochi would
+// deliver after the PUBREC; returned with Ignore, the packet is
+// acknowledged and its QoS 2 state kept as usual, but neither delivered
+// nor retained a second time.
+func (b *Broker) deliverBeforePubrec(st *clientState, pk packets.Packet, rw *ruleWork) packets.Packet {
+	inl := b.takeInline(st)
+	defer b.putInline(inl)
+	b.durableDelivery(func() {
+		b.deliver(inl, newPipeItem(&pk, nil))
+		b.rulesAccepted(rw) // rules.go: republishes after the message's own delivery
+	})
+	pk.Ignore = true
+	return pk
 }
 
 // rejectPublish refuses a PUBLISH after OnACLCheck accepted it, with the

@@ -8,6 +8,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/edgegw/edgegw/gateway/broker/wire"
 )
 
 // guardListener wraps a TCP listener with the hardening mochi lacks:
@@ -36,19 +38,21 @@ type guardListener struct {
 	closeOnce sync.Once
 	metrics   *Metrics
 	onFail    func(remote string, err error) // handshake failure (audit)
+	maxPacket uint32                         // the Maximum Packet Size the scanners enforce
 	wg        sync.WaitGroup
 }
 
-func newGuardListener(inner net.Listener, tlsConf func() *tls.Config, timeout time.Duration, adm *admission, m *Metrics, onFail func(string, error)) *guardListener {
+func newGuardListener(inner net.Listener, tlsConf func() *tls.Config, timeout time.Duration, maxPacket uint32, adm *admission, m *Metrics, onFail func(string, error)) *guardListener {
 	l := &guardListener{
-		inner:   inner,
-		tls:     tlsConf,
-		timeout: timeout,
-		adm:     adm,
-		out:     make(chan net.Conn),
-		done:    make(chan struct{}),
-		metrics: m,
-		onFail:  onFail,
+		maxPacket: maxPacket,
+		inner:     inner,
+		tls:       tlsConf,
+		timeout:   timeout,
+		adm:       adm,
+		out:       make(chan net.Conn),
+		done:      make(chan struct{}),
+		metrics:   m,
+		onFail:    onFail,
 	}
 	l.wg.Add(1)
 	go l.acceptLoop()
@@ -75,7 +79,7 @@ func (l *guardListener) acceptLoop() {
 			continue
 		}
 		backoff = 0
-		gc := &guardConn{Conn: c, src: sourceAddr(c), capturing: true}
+		gc := &guardConn{Conn: c, src: sourceAddr(c), scan: wire.NewScanner(l.maxPacket)}
 		gc.release = func() { l.adm.release(gc) }
 		if !l.adm.admit(gc.src, gc) {
 			_ = c.Close()
@@ -151,13 +155,13 @@ type guardConn struct {
 	tls     *tls.Conn // nil on plaintext listeners
 	src     netip.Addr
 	release func()
-	// capture holds the bytes read before CONNECT (rawconnect.go); only the
+	// scan judges the packets as mochi reads them (wire); only the
 	// goroutine reading the connection touches it.
-	capture   []byte
-	capturing bool
-	once      sync.Once
-	closed    atomic.Bool
-	deadline  atomic.Int64 // the last deadline passed on (Unix ns; 0: none)
+	scan     *wire.Scanner
+	tooLarge atomic.Bool // an MQTT 5 client announced a packet over the limit
+	once     sync.Once
+	closed   atomic.Bool
+	deadline atomic.Int64 // the last deadline passed on (Unix ns; 0: none)
 }
 
 // SetDeadline passes mochi's keep-alive deadline on, coarsely. mochi sets
@@ -184,25 +188,21 @@ func (c *guardConn) SetDeadline(t time.Time) error {
 
 func (c *guardConn) done() { c.once.Do(c.release) }
 
-// Read keeps what it reads until takeCapture (at most maxConnectCapture).
+// Read hands what it reads to the scanner too.
 func (c *guardConn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
-	if c.capturing && n > 0 {
-		if len(c.capture)+n > maxConnectCapture {
-			c.capturing, c.capture = false, nil
-		} else {
-			c.capture = append(c.capture, p[:n]...)
+	if n > 0 {
+		c.scan.Feed(p[:n])
+		if c.scan.TooLarge() {
+			c.tooLarge.Store(true)
 		}
 	}
 	return n, err
 }
 
-// takeCapture returns the bytes read so far and stops keeping them.
-func (c *guardConn) takeCapture() []byte {
-	b := c.capture
-	c.capturing, c.capture = false, nil
-	return b
-}
+// verdict is the scanner's verdict on the packet mochi just decoded (nil:
+// nothing wrong it can see). Called once per packet, from OnPacketRead.
+func (c *guardConn) verdict() *wire.Problem { return c.scan.Next() }
 
 // ConnectionState is that of the TLS connection (zero on plaintext).
 func (c *guardConn) ConnectionState() tls.ConnectionState {
@@ -212,10 +212,21 @@ func (c *guardConn) ConnectionState() tls.ConnectionState {
 	return c.tls.ConnectionState()
 }
 
+// Close closes the connection. After an MQTT 5 packet over the Maximum
+// Packet Size, it first sends DISCONNECT 0x95 Packet too large: mochi's
+// reader refuses the packet (ErrPacketTooLarge) and closes the connection
+// without a word, so this is the first moment the packets read before it
+// have been handled (their acknowledgements went out before the
+// DISCONNECT), and the last one to tell the client. The write is bounded
+// by a one-second deadline.
 func (c *guardConn) Close() error {
 	c.done()
 	if c.closed.Swap(true) {
 		return nil
+	}
+	if c.tooLarge.Load() {
+		_ = c.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+		_, _ = c.Conn.Write([]byte{0xE0, 0x01, wire.PacketTooLarge})
 	}
 	return c.Conn.Close()
 }

@@ -10,7 +10,7 @@ import (
 
 // nodeRedSite: the thing node-red may connect with any client ID and use
 // nodered/#, nothing else.
-func nodeRedSite(t *testing.T) func(*Options) {
+func nodeRedSite(t testing.TB) func(*Options) {
 	return func(o *Options) {
 		gatewaytest.WriteSiteFiles(t, filepath.Dir(o.Registry), `version: 1
 default: {policies: []}

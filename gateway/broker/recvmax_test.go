@@ -31,14 +31,14 @@ func TestReceiveMaximumExceeded(t *testing.T) {
 	mosqAddr := gatewaytest.PlainMosquitto(t, "max_inflight_messages 4\n")
 	brokers := []struct {
 		name     string
-		dial     func(t *testing.T) *wire
+		dial     func(t *testing.T) *wireConn
 		quotaAck bool // a PUBREC 0x97 is accepted instead of the DISCONNECT
 	}{
-		{"mosquitto", func(t *testing.T) *wire { return dialWire(t, mosqAddr) }, true},
-		{"edgegw", func(t *testing.T) *wire { return dialWire(t, e.plain) }, false},
-		{"edgegw-mTLS", func(t *testing.T) *wire {
+		{"mosquitto", func(t *testing.T) *wireConn { return dialWire(t, mosqAddr) }, true},
+		{"edgegw", func(t *testing.T) *wireConn { return dialWire(t, e.plain) }, false},
+		{"edgegw-mTLS", func(t *testing.T) *wireConn {
 			c := e.dialThing(t, "off-rm")
-			return &wire{conn: c, r: bufio.NewReader(c)}
+			return &wireConn{conn: c, r: bufio.NewReader(c)}
 		}, false},
 	}
 	for _, br := range brokers {
@@ -105,7 +105,7 @@ func decodePublish(t *testing.T, b []byte) packets.Packet {
 
 // subscribeV5 connects an MQTT 5 raw client announcing Receive Maximum rm
 // and subscribes it to filter with QoS 1.
-func subscribeV5(t *testing.T, w *wire, id, filter string, rm uint16) {
+func subscribeV5(t *testing.T, w *wireConn, id, filter string, rm uint16) {
 	t.Helper()
 	c := connectPacket(5, id, 30)
 	c.Properties.ReceiveMaximum = rm

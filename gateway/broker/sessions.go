@@ -76,16 +76,19 @@ import (
 //     for what the delivery wrote (durableDelivery); the bridge acknowledges
 //     an inbound message upstream after the same wait. With no offline
 //     session the path is unchanged: no store write for online subscribers.
-//     Not held: a QoS 2 publisher's PUBREC (mochi writes it before it
-//     delivers), QoS 1 messages of a client whose routes need an Enqueuer
-//     that cannot pipeline, and wills; their writes follow within one group
-//     commit.
+//     A QoS 2 publisher's PUBREC waits the same way (OnPublish delivers
+//     the message itself before mochi writes the PUBREC:
+//     deliverBeforePubrec). Not held: QoS 1 messages of a client whose
+//     routes need an Enqueuer that cannot pipeline, and wills; their writes
+//     follow within one group commit.
 //   - A message leaves the store when the resumed client acknowledges it
 //     (PUBACK, PUBCOMP) or expires; the whole session when it is discarded
-//     (clean start, expiry) or resumed with everything delivered. From then
-//     on the session is the connected client's own and is not in the store:
-//     a kill -9 while it is connected loses it (a clean shutdown writes it,
-//     as the client's disconnect makes it offline first). A QoS 2 message
+//     (clean start, expiry), its session record (subscriptions, expiry)
+//     stays while the client is connected: it is written through on
+//     connect, SUBSCRIBE and UNSUBSCRIBE, so a kill -9 while the client is
+//     connected keeps the session and messages published after the restart
+//     reach it; QoS >= 1 messages in flight to a connected session are not
+//     stored and a kill -9 loses them (sessionlive.go says why). A QoS 2 message
 //     acknowledged with PUBREC but not yet PUBCOMP at a kill -9 is sent
 //     again as a PUBLISH with DUP (at least once across a crash).
 //   - At start (before the listeners accept) every stored session comes
@@ -117,6 +120,7 @@ type sessions struct {
 	mu       sync.Mutex
 	byID     map[string]*outbox // client ID -> the session's outbox
 	inFlight atomic.Int32       // len(byID): hooks skip the lock while 0
+	stored   map[string]bool    // client IDs whose session record is in the store (sessionlive.go)
 }
 
 // outbox is one session's pending messages, in publish order.
@@ -147,14 +151,17 @@ type pending struct {
 	seq uint64
 }
 
-// dropOps are the store writes that forget ob's session and messages.
-func (ob *outbox) dropOps() []store.KVOp {
+// dropOps are the store writes that forget ob's messages, and its session
+// record unless keepRecord.
+func (ob *outbox) dropOps(keepRecord bool) []store.KVOp {
 	if !ob.persist {
 		return nil
 	}
 	id := ob.cl.ID
 	ops := make([]store.KVOp, 0, 1+len(ob.msgs)+len(ob.sent))
-	ops = append(ops, store.KVOp{Key: sessionKey(id)})
+	if !keepRecord {
+		ops = append(ops, store.KVOp{Key: sessionKey(id)})
+	}
 	for _, m := range ob.msgs {
 		ops = append(ops, store.KVOp{Key: msgKey(id, m.seq)})
 	}
@@ -170,9 +177,16 @@ func (b *Broker) forgetStored(ob *outbox) {
 	if ob.timer != nil {
 		ob.timer.Stop()
 	}
-	if ob.persist {
-		b.sessw.submit(ob.dropOps()...)
+	if !ob.persist {
+		return
 	}
+	// A resumed client whose session persists keeps its record
+	// (sessionlive.go).
+	keep := ob.online && ob.st != nil && ob.st.live
+	if !keep {
+		delete(b.sessions.stored, ob.cl.ID)
+	}
+	b.sessw.submit(ob.dropOps(keep)...)
 }
 
 // pendingBytes is the size counted against SessionMaxBytes.
@@ -210,6 +224,7 @@ func (b *Broker) endSession(cl *mqtt.Client, st *clientState) {
 	if ob := b.forgetSession(cl); ob != nil {
 		b.sessionDrop(ob.st, "", len(ob.msgs), "session ended before its pending messages were sent")
 	}
+	b.unstoreEnded(cl, st) // sessionlive.go
 }
 
 // forget removes cl's outbox and returns it (nil: none).
@@ -261,6 +276,10 @@ func (b *Broker) keepOffline(cl *mqtt.Client, st *clientState) {
 	b.metrics.SessionsOffline.Add(1)
 	var ops []store.KVOp
 	if ob.persist {
+		if s.stored == nil {
+			s.stored = map[string]bool{}
+		}
+		s.stored[cl.ID] = true
 		ob.expires = b.sessionExpires(cl, time.Now().Unix())
 		ops = append(ops, store.KVOp{Key: sessionKey(cl.ID), Value: encodeSession(cl, st, ob.expires)})
 	}
@@ -449,9 +468,9 @@ func (b *Broker) sendPending(cl *mqtt.Client) {
 		}
 		if len(ob.msgs) == 0 || cl.Closed() {
 			if len(ob.msgs) == 0 && len(ob.sent) == 0 {
-				// Written and acknowledged: the session is the client's
-				// own again (a kill -9 from now on loses it, see the
-				// package doc).
+				// Written and acknowledged: the messages leave the
+				// store; a persistent session's record stays
+				// (sessionlive.go).
 				delete(s.byID, cl.ID)
 				s.inFlight.Store(int32(len(s.byID)))
 				b.forgetStored(ob)

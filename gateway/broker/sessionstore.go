@@ -83,6 +83,10 @@ type storedSession struct {
 	Username string      `json:"username,omitempty"`
 	Expires  int64       `json:"expires"` // Unix seconds: discarded after, unless resumed
 	Subs     []storedSub `json:"subs"`
+	// Live: written while the client was connected (sessionlive.go); its
+	// expiry then counts Interval seconds from the restart.
+	Live     bool  `json:"live,omitempty"`
+	Interval int64 `json:"interval,omitempty"`
 }
 
 type storedSub struct {
@@ -168,14 +172,30 @@ func decodeMsg(v []byte) (packets.Packet, error) {
 }
 
 func encodeSession(cl *mqtt.Client, st *clientState, expires int64) []byte {
+	return encodeRecord(sessionRecord(cl, st, expires))
+}
+
+// encodeLiveSession is the record of a connected session whose Session
+// Expiry Interval is interval.
+func encodeLiveSession(cl *mqtt.Client, st *clientState, expires, interval int64) []byte {
+	s := sessionRecord(cl, st, expires)
+	s.Live, s.Interval = true, interval
+	return encodeRecord(s)
+}
+
+func encodeRecord(s storedSession) []byte {
+	v, _ := json.Marshal(s) // no value of storedSession fails to marshal
+	return v
+}
+
+func sessionRecord(cl *mqtt.Client, st *clientState, expires int64) storedSession {
 	s := storedSession{V: sessionFormat, Proto: cl.Properties.ProtocolVersion, Listener: cl.Net.Listener,
 		Thing: st.id.ThingName, Serial: st.id.Serial, Username: st.username, Expires: expires, Subs: []storedSub{}}
 	for _, sub := range cl.State.Subscriptions.GetAll() {
 		s.Subs = append(s.Subs, storedSub{Filter: sub.Filter, QoS: sub.Qos, NoLocal: sub.NoLocal,
 			RetainAsPublished: sub.RetainAsPublished, RetainHandling: sub.RetainHandling, Identifier: sub.Identifier})
 	}
-	v, _ := json.Marshal(s)
-	return v
+	return s
 }
 
 func decodeSession(v []byte) (storedSession, error) {
@@ -406,6 +426,9 @@ func (b *Broker) restoreSession(ctx context.Context, db SessionStore, id string,
 		b.log.Error("offline session record unreadable, discarded", "client", id, "err", err)
 		return discard("", "stored session unreadable: "+err.Error())
 	}
+	if rec.Live {
+		rec.Expires = max(rec.Expires, now+rec.Interval) // sessionlive.go: from the restart
+	}
 	if rec.Expires <= now {
 		return discard(rec.Thing, "session expired while the daemon was stopped")
 	}
@@ -420,12 +443,41 @@ func (b *Broker) restoreSession(ctx context.Context, db SessionStore, id string,
 		return discard(rec.Thing, "thing no longer binds a policy: "+err.Error())
 	}
 	st.sess.Store(sess)
-	ob := &outbox{st: st, persist: true, head: seqStart, tail: seqStart, expires: rec.Expires}
+	ob, err := b.loadOutbox(ctx, db, id, st, keys)
+	if err != nil {
+		return 0, err
+	}
+	ob.expires = rec.Expires
+	cl := b.restoreClient(id, rec, now)
+	ob.cl, st.cl = cl, cl
+	s := &b.sessions
+	s.mu.Lock()
+	if s.byID == nil {
+		s.byID = map[string]*outbox{}
+	}
+	s.byID[id] = ob
+	s.inFlight.Store(int32(len(s.byID)))
+	if s.stored == nil {
+		s.stored = map[string]bool{}
+	}
+	s.stored[id] = true
+	ob.timer = time.AfterFunc(time.Duration(rec.Expires-now)*time.Second, func() { b.expireRestored(cl) })
+	s.mu.Unlock()
+	b.metrics.SessionsOffline.Add(1)
+	b.metrics.SessionsRestored.Add(1)
+	b.log.Info("offline session restored", "client", id, "device", rec.Thing, "messages", len(ob.msgs), "subscriptions", len(rec.Subs))
+	return len(ob.msgs), nil
+}
+
+// loadOutbox reads the messages of id's session (keys, in delivery order);
+// an unreadable one is deleted, counted and audited.
+func (b *Broker) loadOutbox(ctx context.Context, db SessionStore, id string, st *clientState, keys []string) (*outbox, error) {
+	ob := &outbox{st: st, persist: true, head: seqStart, tail: seqStart}
 	for _, k := range keys {
 		seq, ok := msgSeq(id, k)
 		v, err := db.Get(ctx, k)
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
 		var pk packets.Packet
 		if ok {
@@ -444,6 +496,13 @@ func (b *Broker) restoreSession(ctx context.Context, db SessionStore, id string,
 		ob.msgs = append(ob.msgs, pending{pk: pk, seq: seq})
 		ob.bytes += pendingBytes(&pk)
 	}
+	return ob, nil
+}
+
+// restoreClient gives mochi the disconnected client of a stored session
+// and its subscriptions, with the calls mochi's loadClients and
+// loadSubscriptions make.
+func (b *Broker) restoreClient(id string, rec storedSession, now int64) *mqtt.Client {
 	cl := b.srv.NewClient(nil, rec.Listener, id, false)
 	cl.Properties.ProtocolVersion = rec.Proto
 	cl.Properties.Username = []byte(rec.Username)
@@ -453,7 +512,6 @@ func (b *Broker) restoreSession(ctx context.Context, db SessionStore, id string,
 	}
 	cl.State.Inflight.ResetSendQuota(0)
 	cl.Stop(packets.ErrServerShuttingDown) // disconnected: mochi's expiry counts from now
-	ob.cl, st.cl = cl, cl
 	b.srv.Clients.Add(cl)
 	for _, s := range rec.Subs {
 		sub := packets.Subscription{Filter: s.Filter, Qos: s.QoS, NoLocal: s.NoLocal, RetainAsPublished: s.RetainAsPublished,
@@ -463,19 +521,7 @@ func (b *Broker) restoreSession(ctx context.Context, db SessionStore, id string,
 		}
 		cl.State.Subscriptions.Add(s.Filter, sub)
 	}
-	s := &b.sessions
-	s.mu.Lock()
-	if s.byID == nil {
-		s.byID = map[string]*outbox{}
-	}
-	s.byID[id] = ob
-	s.inFlight.Store(int32(len(s.byID)))
-	ob.timer = time.AfterFunc(time.Duration(rec.Expires-now)*time.Second, func() { b.expireRestored(cl) })
-	s.mu.Unlock()
-	b.metrics.SessionsOffline.Add(1)
-	b.metrics.SessionsRestored.Add(1)
-	b.log.Info("offline session restored", "client", id, "device", rec.Thing, "messages", len(ob.msgs), "subscriptions", len(rec.Subs))
-	return len(ob.msgs), nil
+	return cl
 }
 
 // expireRestored ends a restored session at its deadline: mochi counts an

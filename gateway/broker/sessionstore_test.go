@@ -405,7 +405,7 @@ func sessionInFlight(t *testing.T, restart bool) {
 	if !restart {
 		restore = nil // memory only
 	}
-	connect := func(addr string) (*wire, bool) {
+	connect := func(addr string) (*wireConn, bool) {
 		w := dialWire(t, addr)
 		pk := connectPacket(4, "off-sub-dup", 30)
 		pk.Connect.Clean = false
