@@ -90,7 +90,7 @@ var rooms = map[string]room{
 	// config: schema and validation; key URIs are hw's, topic filters bridge/topic's, the rules'
 	// schema the rules engine's (pure), the enrolment section's rules enrol's (pure: pki, authz, hw);
 	// no runtime package.
-	"gateway/config": {ours: []string{"hw", "gateway/authz", "gateway/loopback", "bridge/topic", "gateway/rules", "gateway/enrol", "gateway/pki"}},
+	"gateway/config": {ours: configOurs},
 	// AWS IoT SQL rules: pure, nothing of ours.
 	"gateway/rules": {forbid: pureForbid},
 	// Device shadows (the thing-name rule is authz's) and their test helper.
@@ -110,13 +110,25 @@ var rooms = map[string]room{
 	// Their test helper (a filled queue) needs the store only.
 	"cmd/edgegw/queuecmd":           {client: true, forbid: pureForbid},
 	"cmd/edgegw/queuecmd/queuetest": {ours: []string{"store"}, forbid: []string{mochiPath, promPath, pahoPath}},
+	// What a room of the command line needs from the command line around it (the CLI
+	// interface, ExitError): config for two signatures, nothing else of ours. Its test
+	// double the same and cli itself.
+	"cmd/edgegw/cli":         {ours: append([]string{"gateway/config"}, configOurs...), forbid: pureForbid},
+	"cmd/edgegw/cli/clitest": {ours: append([]string{"cmd/edgegw/cli", "gateway/config"}, configOurs...), forbid: pureForbid},
 }
 
+// configOurs is what gateway/config may depend on (and so everything that imports config
+// and nothing else of ours).
+var configOurs = []string{"hw", "gateway/authz", "gateway/loopback", "bridge/topic", "gateway/rules", "gateway/enrol", "gateway/pki"}
+
 // testHelpers are the module's test helper packages: only tests import them.
-var testHelpers = []string{"gateway/gatewaytest", "gateway/shadow/shadowtest", "cmd/edgegw/queuecmd/queuetest"}
+var testHelpers = []string{"gateway/gatewaytest", "gateway/shadow/shadowtest", "cmd/edgegw/queuecmd/queuetest", "cmd/edgegw/cli/clitest"}
 
 // cmdRooms are the rooms of the command line: only package main (cmd/edgegw) adds them.
 var cmdRooms = []string{"cmd/edgegw/queuecmd"}
+
+// cmdShared is what package main shares with its rooms: only cmd/edgegw/... imports it.
+var cmdShared = []string{"cmd/edgegw/cli"}
 
 // checkImports applies the import rules to the packages of this module and
 // returns one line per violation:
@@ -128,7 +140,8 @@ var cmdRooms = []string{"cmd/edgegw/queuecmd"}
 //     bridge speaks MQTT upstream, the demo and tests are clients;
 //   - only cmd/... (and gateway/gatewaytest) import gateway;
 //   - the test helpers (testHelpers) are imported by tests only;
-//   - the rooms of the command line (cmdRooms) are imported by cmd/edgegw only.
+//   - the rooms of the command line (cmdRooms) are imported by cmd/edgegw only;
+//   - what main shares with its rooms (cmdShared) is imported by cmd/edgegw/... only.
 func checkImports(pkgs []pkgImports) []string {
 	var bad []string
 	for _, p := range pkgs {
@@ -156,6 +169,8 @@ func checkImports(pkgs []pkgImports) []string {
 				bad = append(bad, fmt.Sprintf("%s imports %s outside its tests; it is a test helper", name, rel(imp)))
 			case contains(cmdRooms, rel(imp)) && name != "cmd/edgegw":
 				bad = append(bad, fmt.Sprintf("%s imports %s; only cmd/edgegw may (a room of the command line)", name, rel(imp)))
+			case contains(cmdShared, rel(imp)) && !underAny(name, "cmd/edgegw"):
+				bad = append(bad, fmt.Sprintf("%s imports %s; only cmd/edgegw and its rooms may (the command line's own)", name, rel(imp)))
 			}
 		}
 	}
@@ -376,6 +391,17 @@ func TestCheckImportsCatches(t *testing.T) {
 			[]string{"cmd/edgegw/queuecmd imports cmd/edgegw/queuecmd/queuetest outside its tests; it is a test helper"}},
 		{"queuetest importing the gateway", pkgImports{ImportPath: m("cmd/edgegw/queuecmd/queuetest"), Imports: []string{m("gateway")}, Deps: []string{m("gateway"), m("store")}},
 			[]string{"cmd/edgegw/queuecmd/queuetest imports gateway (via its dependencies); allowed from this module: store"}},
+		// The command line's shared CLI (cmd/edgegw/cli) and its test double.
+		{"queuecmd importing cli is fine", pkgImports{ImportPath: m("cmd/edgegw/queuecmd"), Imports: []string{m("cmd/edgegw/cli")}, Deps: []string{m("cmd/edgegw/cli"), m("gateway/config")}}, nil},
+		{"cli importing config is fine", pkgImports{ImportPath: m("cmd/edgegw/cli"), Imports: []string{m("gateway/config")}, Deps: []string{m("gateway/config"), m("hw"), m("gateway/authz")}}, nil},
+		{"cli importing the gateway", pkgImports{ImportPath: m("cmd/edgegw/cli"), Imports: []string{m("gateway")}, Deps: []string{m("gateway"), m("gateway/config")}},
+			[]string{"cmd/edgegw/cli imports gateway (via its dependencies); allowed from this module: gateway/config, " + strings.Join(configOurs, ", ")}},
+		{"cli importing paho", pkgImports{ImportPath: m("cmd/edgegw/cli"), Imports: []string{paho}},
+			[]string{"cmd/edgegw/cli imports github.com/eclipse/paho.golang/paho; it must not import github.com/eclipse/paho.golang"}},
+		{"a daemon package importing cli", pkgImports{ImportPath: m("gateway/observe"), Imports: []string{m("cmd/edgegw/cli")}},
+			[]string{"gateway/observe imports cmd/edgegw/cli; only cmd/edgegw and its rooms may (the command line's own)"}},
+		{"a room importing clitest outside its tests", pkgImports{ImportPath: m("cmd/edgegw/queuecmd"), Imports: []string{m("cmd/edgegw/cli/clitest")}},
+			[]string{"cmd/edgegw/queuecmd imports cmd/edgegw/cli/clitest outside its tests; it is a test helper"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -14,7 +14,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/edgegw/edgegw/cmd/edgegw/queuecmd"
+	"github.com/edgegw/edgegw/cmd/edgegw/cli"
 	"github.com/edgegw/edgegw/gateway/config"
 	"github.com/spf13/cobra"
 )
@@ -74,8 +74,8 @@ func execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if onJournal(stderr) {
 		prio = "<3>" // journal.go: the failure at priority err
 	}
-	if qe := (*queuecmd.ExitError)(nil); errors.As(err, &qe) {
-		err = &exitError{code: qe.Code, err: qe.Err} // the queue commands' own (queue.go)
+	if ce := (*cli.ExitError)(nil); errors.As(err, &ce) {
+		err = &exitError{code: ce.Code, err: ce.Err} // the rooms' own (rooms.go)
 	}
 	var ee *exitError
 	if errors.As(err, &ee) {
