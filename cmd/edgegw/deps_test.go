@@ -115,6 +115,11 @@ var rooms = map[string]room{
 	// double the same and cli itself.
 	"cmd/edgegw/cli":         {ours: append([]string{"gateway/config"}, configOurs...), forbid: pureForbid},
 	"cmd/edgegw/cli/clitest": {ours: append([]string{"cmd/edgegw/cli", "gateway/config"}, configOurs...), forbid: pureForbid},
+	// The pki commands (edgegw pki): a room of the command line over the CA (pki, enrol, keys
+	// in hw, the clock floor), not a client of the daemon: no gateway, broker, store or observe.
+	// Their test helper (a site PKI) needs hw only.
+	"cmd/edgegw/pkicmd":         {ours: append([]string{"cmd/edgegw/cli", "gateway/config", "gateway/clock"}, configOurs...), forbid: pureForbid},
+	"cmd/edgegw/pkicmd/pkitest": {ours: []string{"hw", "hw/hwtest"}, forbid: pureForbid},
 }
 
 // configOurs is what gateway/config may depend on (and so everything that imports config
@@ -122,10 +127,10 @@ var rooms = map[string]room{
 var configOurs = []string{"hw", "gateway/authz", "gateway/loopback", "bridge/topic", "gateway/rules", "gateway/enrol", "gateway/pki"}
 
 // testHelpers are the module's test helper packages: only tests import them.
-var testHelpers = []string{"gateway/gatewaytest", "gateway/shadow/shadowtest", "cmd/edgegw/queuecmd/queuetest", "cmd/edgegw/cli/clitest"}
+var testHelpers = []string{"gateway/gatewaytest", "gateway/shadow/shadowtest", "cmd/edgegw/queuecmd/queuetest", "cmd/edgegw/cli/clitest", "cmd/edgegw/pkicmd/pkitest"}
 
 // cmdRooms are the rooms of the command line: only package main (cmd/edgegw) adds them.
-var cmdRooms = []string{"cmd/edgegw/queuecmd"}
+var cmdRooms = []string{"cmd/edgegw/queuecmd", "cmd/edgegw/pkicmd"}
 
 // cmdShared is what package main shares with its rooms: only cmd/edgegw/... imports it.
 var cmdShared = []string{"cmd/edgegw/cli"}
@@ -400,6 +405,23 @@ func TestCheckImportsCatches(t *testing.T) {
 			[]string{"cmd/edgegw/cli imports github.com/eclipse/paho.golang/paho; it must not import github.com/eclipse/paho.golang"}},
 		{"a daemon package importing cli", pkgImports{ImportPath: m("gateway/observe"), Imports: []string{m("cmd/edgegw/cli")}},
 			[]string{"gateway/observe imports cmd/edgegw/cli; only cmd/edgegw and its rooms may (the command line's own)"}},
+		// The pki commands' room (issue 18) and its test helper.
+		{"pkicmd importing cli, pki, enrol and clock is fine", pkgImports{ImportPath: m("cmd/edgegw/pkicmd"),
+			Imports: []string{m("cmd/edgegw/cli"), m("gateway/pki"), m("gateway/enrol"), m("gateway/clock"), m("hw")},
+			Deps:    []string{m("cmd/edgegw/cli"), m("gateway/config"), m("gateway/pki"), m("gateway/enrol"), m("gateway/clock"), m("hw"), m("gateway/authz")}}, nil},
+		{"pkicmd importing the store", pkgImports{ImportPath: m("cmd/edgegw/pkicmd"), Imports: []string{m("store")}, Deps: []string{m("store"), m("gateway/pki")}},
+			[]string{"cmd/edgegw/pkicmd imports store (via its dependencies); allowed from this module: cmd/edgegw/cli, gateway/config, gateway/clock, " + strings.Join(configOurs, ", ")}},
+		{"pkicmd importing mochi", pkgImports{ImportPath: m("cmd/edgegw/pkicmd"), Imports: []string{mochi}},
+			[]string{"cmd/edgegw/pkicmd imports github.com/mochi-mqtt/server/v2; it must not import github.com/mochi-mqtt/",
+				"cmd/edgegw/pkicmd imports github.com/mochi-mqtt/server/v2; only gateway/broker may import mochi-mqtt"}},
+		{"cmd/edgegw importing pkicmd is fine", pkgImports{ImportPath: m("cmd/edgegw"), Imports: []string{m("cmd/edgegw/pkicmd")}}, nil},
+		{"queuecmd importing pkicmd", pkgImports{ImportPath: m("cmd/edgegw/queuecmd"), Imports: []string{m("cmd/edgegw/pkicmd")}},
+			[]string{"cmd/edgegw/queuecmd imports cmd/edgegw/pkicmd; only cmd/edgegw may (a room of the command line)"}},
+		{"pkicmd importing its test helper", pkgImports{ImportPath: m("cmd/edgegw/pkicmd"), Imports: []string{m("cmd/edgegw/pkicmd/pkitest")}},
+			[]string{"cmd/edgegw/pkicmd imports cmd/edgegw/pkicmd/pkitest outside its tests; it is a test helper"}},
+		{"pkitest importing pki", pkgImports{ImportPath: m("cmd/edgegw/pkicmd/pkitest"), Imports: []string{m("gateway/pki")}, Deps: []string{m("gateway/pki"), m("hw"), m("gateway/authz")}},
+			[]string{"cmd/edgegw/pkicmd/pkitest imports gateway/authz (via its dependencies); allowed from this module: hw, hw/hwtest",
+				"cmd/edgegw/pkicmd/pkitest imports gateway/pki (via its dependencies); allowed from this module: hw, hw/hwtest"}},
 		{"a room importing clitest outside its tests", pkgImports{ImportPath: m("cmd/edgegw/queuecmd"), Imports: []string{m("cmd/edgegw/cli/clitest")}},
 			[]string{"cmd/edgegw/queuecmd imports cmd/edgegw/cli/clitest outside its tests; it is a test helper"}},
 	}

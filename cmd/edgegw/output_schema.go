@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/edgegw/edgegw/cmd/edgegw/pkicmd"
 	"github.com/edgegw/edgegw/cmd/edgegw/queuecmd"
 	"github.com/edgegw/edgegw/gateway/observe"
 	"github.com/edgegw/edgegw/gateway/pki"
@@ -43,14 +44,14 @@ var jsonSchemas = map[string]jsonSchema{
 	"queue purge":   {v: observe.QueueOpResult{}},
 	"queue replay":  {v: observe.QueueOpResult{}},
 	"pki list":      {v: []pki.Entry{}},
-	"pki init":      {v: pkiInitJSON{}},
-	"pki import-ca": {v: pkiInitJSON{}},
-	"pki issue":     {v: pkiIssueJSON{}},
-	"pki sign":      {v: pkiIssueJSON{}},
-	"pki claim":     {v: pkiIssueJSON{}},
-	"pki revoke":    {v: pkiRevokeJSON{}},
-	"pki crl":       {v: pkiCRLJSON{}},
-	"pki server":    {v: pkiServerJSON{}},
+	"pki init":      {v: pkicmd.InitJSON{}},
+	"pki import-ca": {v: pkicmd.InitJSON{}},
+	"pki issue":     {v: pkicmd.IssueJSON{}},
+	"pki sign":      {v: pkicmd.IssueJSON{}},
+	"pki claim":     {v: pkicmd.IssueJSON{}},
+	"pki revoke":    {v: pkicmd.RevokeJSON{}},
+	"pki crl":       {v: pkicmd.CRLJSON{}},
+	"pki server":    {v: pkicmd.ServerJSON{}},
 	"passwd":        {v: passwdJSON{}},
 	"key info":      {v: keyInfoJSON{}},
 	"key create":    {v: keyInfoJSON{}},

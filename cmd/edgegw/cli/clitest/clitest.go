@@ -83,11 +83,16 @@ func (c *CLI) WriteJSON(w io.Writer, v any) error {
 	return enc.Encode(v)
 }
 
+// NewCLI is a CLI with these streams and context, logging at info.
+func NewCLI(ctx context.Context, stdout, stderr io.Writer) *CLI {
+	return &CLI{ctx: ctx, stdout: stdout, stderr: stderr}
+}
+
 // Execute runs `edgegw ARGS` with the command newCmd makes for the CLI,
 // writing to stdout and stderr, and returns the exit status: 0, the
 // *cli.ExitError's code (its message printed as "edgegw: ..."), else 1.
 func Execute(ctx context.Context, newCmd func(cli.CLI) *cobra.Command, args []string, stdout, stderr io.Writer) int {
-	c := &CLI{ctx: ctx, stdout: stdout, stderr: stderr}
+	c := NewCLI(ctx, stdout, stderr)
 	root := &cobra.Command{Use: "edgegw", SilenceErrors: true, SilenceUsage: true}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
