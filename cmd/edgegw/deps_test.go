@@ -120,6 +120,11 @@ var rooms = map[string]room{
 	// Their test helper (a site PKI) needs hw only.
 	"cmd/edgegw/pkicmd":         {ours: append([]string{"cmd/edgegw/cli", "gateway/config", "gateway/clock"}, configOurs...), forbid: pureForbid},
 	"cmd/edgegw/pkicmd/pkitest": {ours: []string{"hw", "hw/hwtest"}, forbid: pureForbid},
+	// The offline evaluation commands (edgegw policy test, rule test): a room of the command
+	// line, a client of the gateway's API (the broker's policy loader); their test helper (a
+	// site with policies) imports nothing of ours.
+	"cmd/edgegw/evalcmd":          {client: true, forbid: pureForbid},
+	"cmd/edgegw/evalcmd/evaltest": {forbid: pureForbid},
 }
 
 // configOurs is what gateway/config may depend on (and so everything that imports config
@@ -127,10 +132,10 @@ var rooms = map[string]room{
 var configOurs = []string{"hw", "gateway/authz", "gateway/loopback", "bridge/topic", "gateway/rules", "gateway/enrol", "gateway/pki"}
 
 // testHelpers are the module's test helper packages: only tests import them.
-var testHelpers = []string{"gateway/gatewaytest", "gateway/shadow/shadowtest", "cmd/edgegw/queuecmd/queuetest", "cmd/edgegw/cli/clitest", "cmd/edgegw/pkicmd/pkitest"}
+var testHelpers = []string{"gateway/gatewaytest", "gateway/shadow/shadowtest", "cmd/edgegw/queuecmd/queuetest", "cmd/edgegw/cli/clitest", "cmd/edgegw/pkicmd/pkitest", "cmd/edgegw/evalcmd/evaltest"}
 
 // cmdRooms are the rooms of the command line: only package main (cmd/edgegw) adds them.
-var cmdRooms = []string{"cmd/edgegw/queuecmd", "cmd/edgegw/pkicmd"}
+var cmdRooms = []string{"cmd/edgegw/queuecmd", "cmd/edgegw/pkicmd", "cmd/edgegw/evalcmd"}
 
 // cmdShared is what package main shares with its rooms: only cmd/edgegw/... imports it.
 var cmdShared = []string{"cmd/edgegw/cli"}
@@ -422,6 +427,19 @@ func TestCheckImportsCatches(t *testing.T) {
 		{"pkitest importing pki", pkgImports{ImportPath: m("cmd/edgegw/pkicmd/pkitest"), Imports: []string{m("gateway/pki")}, Deps: []string{m("gateway/pki"), m("hw"), m("gateway/authz")}},
 			[]string{"cmd/edgegw/pkicmd/pkitest imports gateway/authz (via its dependencies); allowed from this module: hw, hw/hwtest",
 				"cmd/edgegw/pkicmd/pkitest imports gateway/pki (via its dependencies); allowed from this module: hw, hw/hwtest"}},
+		// The offline evaluation commands' room (issue 18) and its test helper.
+		{"evalcmd importing cli, broker, config, authz and rules is fine", pkgImports{ImportPath: m("cmd/edgegw/evalcmd"),
+			Imports: []string{m("cmd/edgegw/cli"), m("gateway/broker"), m("gateway/config"), m("gateway/authz"), m("gateway/rules")},
+			Deps:    []string{m("cmd/edgegw/cli"), m("gateway/broker"), m("store"), m("bridge"), m("gateway/config")}}, nil},
+		{"evalcmd importing mochi", pkgImports{ImportPath: m("cmd/edgegw/evalcmd"), Imports: []string{mochi}},
+			[]string{"cmd/edgegw/evalcmd imports github.com/mochi-mqtt/server/v2; it must not import github.com/mochi-mqtt/",
+				"cmd/edgegw/evalcmd imports github.com/mochi-mqtt/server/v2; only gateway/broker may import mochi-mqtt"}},
+		{"a daemon package importing evalcmd", pkgImports{ImportPath: m("gateway/broker"), Imports: []string{m("cmd/edgegw/evalcmd")}},
+			[]string{"gateway/broker imports cmd/edgegw/evalcmd; only cmd/edgegw may (a room of the command line)"}},
+		{"evaltest importing authz", pkgImports{ImportPath: m("cmd/edgegw/evalcmd/evaltest"), Imports: []string{m("gateway/authz")}, Deps: []string{m("gateway/authz")}},
+			[]string{"cmd/edgegw/evalcmd/evaltest imports gateway/authz (via its dependencies); allowed from this module: nothing"}},
+		{"evalcmd importing its test helper", pkgImports{ImportPath: m("cmd/edgegw/evalcmd"), Imports: []string{m("cmd/edgegw/evalcmd/evaltest")}},
+			[]string{"cmd/edgegw/evalcmd imports cmd/edgegw/evalcmd/evaltest outside its tests; it is a test helper"}},
 		{"a room importing clitest outside its tests", pkgImports{ImportPath: m("cmd/edgegw/queuecmd"), Imports: []string{m("cmd/edgegw/cli/clitest")}},
 			[]string{"cmd/edgegw/queuecmd imports cmd/edgegw/cli/clitest outside its tests; it is a test helper"}},
 	}

@@ -36,9 +36,9 @@ package main
 //	edgegw shadow ... -o json          the shadow service's document as-is (AWS keys, shadow.go)
 //	edgegw version -o json             versionJSON below
 //	edgegw check -o json               checkJSON (check.go): printed on refusal too, exit 1
-//	edgegw policy test -o json         policyTestJSON (policy.go): printed on deny too, exit 1
+//	edgegw policy test -o json         evalcmd.PolicyTestJSON: printed on deny too, exit 1
 //	edgegw key info|create -o json     keyInfoJSON (key.go)
-//	edgegw rule test -o json           ruleTestJSON (rule.go): printed when it does not fire too, exit 1
+//	edgegw rule test -o json           evalcmd.RuleTestJSON: printed when it does not fire too, exit 1
 //
 // jsonSchemas (output_schema.go) maps each command to that type and
 // generates the "JSON output (-o json)" section of its help from it, so the

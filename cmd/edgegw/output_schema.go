@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/edgegw/edgegw/cmd/edgegw/evalcmd"
 	"github.com/edgegw/edgegw/cmd/edgegw/pkicmd"
 	"github.com/edgegw/edgegw/cmd/edgegw/queuecmd"
 	"github.com/edgegw/edgegw/gateway/observe"
@@ -56,8 +57,8 @@ var jsonSchemas = map[string]jsonSchema{
 	"key info":      {v: keyInfoJSON{}},
 	"key create":    {v: keyInfoJSON{}},
 	"check":         {v: checkJSON{}, byHand: true},
-	"policy test":   {v: policyTestJSON{}, byHand: true},
-	"rule test":     {v: ruleTestJSON{}, byHand: true},
+	"policy test":   {v: evalcmd.PolicyTestJSON{}, byHand: true},
+	"rule test":     {v: evalcmd.RuleTestJSON{}, byHand: true},
 	"shadow":        {asIs: true, asIsNote: shadowJSONNote},
 }
 

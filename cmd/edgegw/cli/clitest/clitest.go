@@ -1,7 +1,8 @@
 // Package clitest runs the commands of a room of the edgegw command line in
 // tests, as package main does: a root command with --log-level, output in
 // memory (or the given streams), exit statuses from *cli.ExitError. The
-// binary's own tests run the same commands through main's execute.
+// binary's own tests run the same commands through main's execute. It also
+// holds the one checker of the JSON output convention (ConventionProblems).
 //
 // It is a test helper: only tests import it (cmd/edgegw/deps_test.go). Of
 // this module it imports cli and gateway/config only.
@@ -15,6 +16,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/spf13/cobra"
@@ -89,13 +92,17 @@ func NewCLI(ctx context.Context, stdout, stderr io.Writer) *CLI {
 }
 
 // Execute runs `edgegw ARGS` with the command newCmd makes for the CLI,
-// writing to stdout and stderr, and returns the exit status: 0, the
-// *cli.ExitError's code (its message printed as "edgegw: ..."), else 1.
+// writing to stdout and stderr, and returns the exit status as main's
+// execute does: 0, the *cli.ExitError's code (its message printed as
+// "edgegw: ..."; a bad flag is 2), 2 for an unknown command, else 1.
 func Execute(ctx context.Context, newCmd func(cli.CLI) *cobra.Command, args []string, stdout, stderr io.Writer) int {
 	c := NewCLI(ctx, stdout, stderr)
 	root := &cobra.Command{Use: "edgegw", SilenceErrors: true, SilenceUsage: true}
 	root.SetOut(stdout)
 	root.SetErr(stderr)
+	root.SetFlagErrorFunc(func(cmd *cobra.Command, err error) error {
+		return &cli.ExitError{Code: 2, Err: fmt.Errorf("%w (see '%s --help')", err, cmd.CommandPath())}
+	})
 	root.PersistentFlags().StringVar(&c.level, "log-level", "", "log level (default info)")
 	root.AddCommand(newCmd(c))
 	root.SetArgs(args)
@@ -111,6 +118,9 @@ func Execute(ctx context.Context, newCmd func(cli.CLI) *cobra.Command, args []st
 		return ee.Code
 	}
 	fmt.Fprintf(stderr, "edgegw: %v\n", err)
+	if strings.HasPrefix(err.Error(), "unknown command ") {
+		return 2
+	}
 	return 1
 }
 
@@ -120,4 +130,39 @@ func Run(t *testing.T, newCmd func(cli.CLI) *cobra.Command, args ...string) (int
 	var stdout, stderr bytes.Buffer
 	code := Execute(context.Background(), newCmd, args, &stdout, &stderr)
 	return code, stdout.String(), stderr.String()
+}
+
+var snakeKey = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
+
+// ConventionProblems walks a JSON document (as encoding/json decodes it into
+// any) and lists what breaks the output convention of the command line
+// (cmd/edgegw's output.go): non-snake_case keys, nulls, zero times,
+// nanosecond durations.
+func ConventionProblems(path string, v any) []string {
+	var out []string
+	switch x := v.(type) {
+	case nil:
+		out = append(out, path+": null (want [] or {} or the key left out)")
+	case map[string]any:
+		for k, e := range x {
+			// Map keys that are data (route names, drop reasons, causes) are
+			// lower case by construction; field keys must be snake_case.
+			if !snakeKey.MatchString(k) && !strings.Contains(path, ".drops") && !strings.Contains(path, ".counts") {
+				out = append(out, fmt.Sprintf("%s: key %q is not snake_case", path, k))
+			}
+			if strings.HasSuffix(k, "_ns") || strings.HasSuffix(k, "_nanoseconds") {
+				out = append(out, fmt.Sprintf("%s.%s: nanoseconds (want seconds)", path, k))
+			}
+			out = append(out, ConventionProblems(path+"."+k, e)...)
+		}
+	case []any:
+		for i, e := range x {
+			out = append(out, ConventionProblems(fmt.Sprintf("%s[%d]", path, i), e)...)
+		}
+	case string:
+		if strings.HasPrefix(x, "0001-01-01") {
+			out = append(out, path+": zero time (want the key left out)")
+		}
+	}
+	return out
 }
