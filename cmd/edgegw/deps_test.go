@@ -125,6 +125,9 @@ var rooms = map[string]room{
 	// site with policies) imports nothing of ours.
 	"cmd/edgegw/evalcmd":          {client: true, forbid: pureForbid},
 	"cmd/edgegw/evalcmd/evaltest": {forbid: pureForbid},
+	// The shadow command (edgegw shadow): a room of the command line, a client of the running
+	// daemon through observe's admin socket.
+	"cmd/edgegw/shadowcmd": {client: true, forbid: pureForbid},
 }
 
 // configOurs is what gateway/config may depend on (and so everything that imports config
@@ -135,7 +138,7 @@ var configOurs = []string{"hw", "gateway/authz", "gateway/loopback", "bridge/top
 var testHelpers = []string{"gateway/gatewaytest", "gateway/shadow/shadowtest", "cmd/edgegw/queuecmd/queuetest", "cmd/edgegw/cli/clitest", "cmd/edgegw/pkicmd/pkitest", "cmd/edgegw/evalcmd/evaltest"}
 
 // cmdRooms are the rooms of the command line: only package main (cmd/edgegw) adds them.
-var cmdRooms = []string{"cmd/edgegw/queuecmd", "cmd/edgegw/pkicmd", "cmd/edgegw/evalcmd"}
+var cmdRooms = []string{"cmd/edgegw/queuecmd", "cmd/edgegw/pkicmd", "cmd/edgegw/evalcmd", "cmd/edgegw/shadowcmd"}
 
 // cmdShared is what package main shares with its rooms: only cmd/edgegw/... imports it.
 var cmdShared = []string{"cmd/edgegw/cli"}
@@ -440,6 +443,14 @@ func TestCheckImportsCatches(t *testing.T) {
 			[]string{"cmd/edgegw/evalcmd/evaltest imports gateway/authz (via its dependencies); allowed from this module: nothing"}},
 		{"evalcmd importing its test helper", pkgImports{ImportPath: m("cmd/edgegw/evalcmd"), Imports: []string{m("cmd/edgegw/evalcmd/evaltest")}},
 			[]string{"cmd/edgegw/evalcmd imports cmd/edgegw/evalcmd/evaltest outside its tests; it is a test helper"}},
+		// The shadow command's room (issue 18).
+		{"shadowcmd importing cli and observe is fine", pkgImports{ImportPath: m("cmd/edgegw/shadowcmd"),
+			Imports: []string{m("cmd/edgegw/cli"), m("gateway/observe")}, Deps: []string{m("cmd/edgegw/cli"), m("gateway/observe"), m("gateway/broker"), m("store")}}, nil},
+		{"shadowcmd importing prometheus", pkgImports{ImportPath: m("cmd/edgegw/shadowcmd"), Imports: []string{prom}},
+			[]string{"cmd/edgegw/shadowcmd imports github.com/prometheus/client_golang/prometheus; it must not import github.com/prometheus/",
+				"cmd/edgegw/shadowcmd imports github.com/prometheus/client_golang/prometheus; only gateway/observe may import prometheus"}},
+		{"a room importing shadowcmd", pkgImports{ImportPath: m("cmd/edgegw/evalcmd"), Imports: []string{m("cmd/edgegw/shadowcmd")}},
+			[]string{"cmd/edgegw/evalcmd imports cmd/edgegw/shadowcmd; only cmd/edgegw may (a room of the command line)"}},
 		{"a room importing clitest outside its tests", pkgImports{ImportPath: m("cmd/edgegw/queuecmd"), Imports: []string{m("cmd/edgegw/cli/clitest")}},
 			[]string{"cmd/edgegw/queuecmd imports cmd/edgegw/cli/clitest outside its tests; it is a test helper"}},
 	}

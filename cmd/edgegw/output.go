@@ -33,7 +33,7 @@ package main
 //	edgegw pki crl -o json             pkicmd.CRLJSON
 //	edgegw pki server -o json          pkicmd.ServerJSON
 //	edgegw passwd -o json              passwdJSON (passwd.go)
-//	edgegw shadow ... -o json          the shadow service's document as-is (AWS keys, shadow.go)
+//	edgegw shadow ... -o json          the shadow service's document as-is (AWS keys, shadowcmd.JSONNote)
 //	edgegw version -o json             versionJSON below
 //	edgegw check -o json               checkJSON (check.go): printed on refusal too, exit 1
 //	edgegw policy test -o json         evalcmd.PolicyTestJSON: printed on deny too, exit 1

@@ -14,6 +14,7 @@ import (
 	"github.com/edgegw/edgegw/cmd/edgegw/evalcmd"
 	"github.com/edgegw/edgegw/cmd/edgegw/pkicmd"
 	"github.com/edgegw/edgegw/cmd/edgegw/queuecmd"
+	"github.com/edgegw/edgegw/cmd/edgegw/shadowcmd"
 	"github.com/edgegw/edgegw/gateway/observe"
 	"github.com/edgegw/edgegw/gateway/pki"
 )
@@ -59,7 +60,7 @@ var jsonSchemas = map[string]jsonSchema{
 	"check":         {v: checkJSON{}, byHand: true},
 	"policy test":   {v: evalcmd.PolicyTestJSON{}, byHand: true},
 	"rule test":     {v: evalcmd.RuleTestJSON{}, byHand: true},
-	"shadow":        {asIs: true, asIsNote: shadowJSONNote},
+	"shadow":        {asIs: true, asIsNote: shadowcmd.JSONNote},
 }
 
 // schemaHeading starts the generated section; tests look for it.
