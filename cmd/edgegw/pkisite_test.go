@@ -13,7 +13,6 @@ import (
 // pkitest is the one copy of these helpers.
 
 func pkiSite(t *testing.T) (conf, dir, devices string) { t.Helper(); return pkitest.Site(t) }
-func verify(t *testing.T, dir, cert string) error      { t.Helper(); return pkitest.Verify(t, dir, cert) }
 func readChain(t *testing.T, path string) []*x509.Certificate {
 	t.Helper()
 	return pkitest.ReadChain(t, path)
