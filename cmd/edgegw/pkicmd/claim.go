@@ -72,7 +72,7 @@ Revoke a claim like any certificate: 'edgegw pki revoke NAME'. Each claim is rat
 			if len(templates) == 0 {
 				return &cli.ExitError{Code: 2, Err: errors.New("pki claim: name at least one --template the claim may use")}
 			}
-			isJSON, err := a.JSONOutput(format, asJSON) // output.go
+			isJSON, err := a.JSONOutput(format, asJSON) // the CLI's (cmd/edgegw's output.go)
 			if err != nil {
 				return err
 			}

@@ -7,7 +7,7 @@ import (
 )
 
 // The -o json documents of the pki commands (pki list prints []pki.Entry).
-// Their help lists the keys (output_schema.go generates it from these types).
+// Their help lists the keys (cmd/edgegw's output_schema.go generates it from these types).
 
 // InitJSON is `edgegw pki init -o json` and `pki import-ca -o json`.
 type InitJSON struct {

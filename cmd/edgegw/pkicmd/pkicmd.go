@@ -123,8 +123,8 @@ date is used as "now" and a warning says so.`,
 	pf.StringVar(&f.devices, "devices", "", "registry file issue/sign update (default: devices from the config, else DIR/../devices.yaml)")
 	cmd.AddCommand(pkiInitCmd(a, f), pkiImportCACmd(a, f), pkiIssueCmd(a, f), pkiSignCmd(a, f),
 		pkiRevokeCmd(a, f), pkiCRLCmd(a, f), pkiListCmd(a, f))
-	cmd.AddCommand(pkiClaimCmd(a, f), pkiServerCmd(a, f)) // pki_claim.go, pki_server.go
-	cmd.AddCommand(pkiRenewPolicyCmd(a, f))               // pki_renew_policy.go
+	cmd.AddCommand(pkiClaimCmd(a, f), pkiServerCmd(a, f)) // claim.go, server.go
+	cmd.AddCommand(pkiRenewPolicyCmd(a, f))               // renew_policy.go
 	return cmd
 }
 
@@ -218,7 +218,7 @@ CA); finish with 'edgegw pki import-ca CERT'.
 ` + a.keys.URIHelp,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			isJSON, err := a.JSONOutput(format, asJSON) // output.go
+			isJSON, err := a.JSONOutput(format, asJSON) // the CLI's (cmd/edgegw's output.go)
 			if err != nil {
 				return err
 			}
@@ -700,7 +700,7 @@ func pkiListCmd(a app, f *pkiFlags) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if asJSON, err = a.JSONOutput(format, asJSON); err != nil { // output.go
+			if asJSON, err = a.JSONOutput(format, asJSON); err != nil { // the CLI's (cmd/edgegw's output.go)
 				return err
 			}
 			entries, err := pki.List(o)

@@ -80,7 +80,7 @@ Run it again after adding a template, then: systemctl reload edgegw.`,
 			if out == "" {
 				if policies == "" {
 					var err error
-					if policies, err = policiesDir(f.config); err != nil { // pki_claim.go
+					if policies, err = policiesDir(f.config); err != nil { // claim.go
 						return &cli.ExitError{Code: 1, Err: err}
 					}
 				}
@@ -89,7 +89,7 @@ Run it again after adding a template, then: systemctl reload edgegw.`,
 				}
 				out = filepath.Join(policies, enrol.RenewPolicyName+".json")
 			}
-			if err := writeIfChanged(out, doc); err != nil { // pki_claim.go
+			if err := writeIfChanged(out, doc); err != nil { // claim.go
 				return fmt.Errorf("writing the renewal policy: %w", err)
 			}
 			fmt.Fprintf(a.Stdout(), "policy %s for templates %v: %s\nattach it through enrolment.templates[].policies, then: systemctl reload edgegw\n",

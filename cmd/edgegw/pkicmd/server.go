@@ -70,7 +70,7 @@ type pkiServerOpts struct {
 	hosts, ips                                           []string
 	days                                                 int
 	asJSON                                               bool
-	reuseKey                                             bool // pki_server_reuse.go
+	reuseKey                                             bool // server_reuse.go
 }
 
 func pkiServerCmd(a app, f *pkiFlags) *cobra.Command {
@@ -113,7 +113,7 @@ connection at a time; opening the key there gives up after 30 s and says so).
 }
 
 func (s *pkiServerOpts) run(a app, f *pkiFlags, cmd *cobra.Command) error {
-	isJSON, err := a.JSONOutput(s.format, s.asJSON) // output.go
+	isJSON, err := a.JSONOutput(s.format, s.asJSON) // the CLI's (cmd/edgegw's output.go)
 	if err != nil {
 		return err
 	}
@@ -130,10 +130,10 @@ func (s *pkiServerOpts) run(a app, f *pkiFlags, cmd *cobra.Command) error {
 			return &cli.ExitError{Code: 2, Err: fmt.Errorf("--renew-before %q: %v", s.renewBefore, err)}
 		}
 	}
-	if s.reuseKey { // pki_server_reuse.go
+	if s.reuseKey { // server_reuse.go
 		return renewReusingKey(a, cmd, o, serverRenewal{keyURI: s.keyURI, out: s.out, renewBefore: s.renewBefore, hosts: s.hosts, ips: s.ips, days: s.days, isJSON: isJSON})
 	}
-	key, err := openServerKey(cmd.Context(), s.keyURI, hw.WithStateDir(s.stateDir)) // pki_server_reuse.go: bounded
+	key, err := openServerKey(cmd.Context(), s.keyURI, hw.WithStateDir(s.stateDir)) // server_reuse.go: bounded
 	if err != nil {
 		return &cli.ExitError{Code: 1, Err: err}
 	}
