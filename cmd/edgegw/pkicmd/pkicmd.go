@@ -53,7 +53,7 @@ const defaultPKIDir = "/etc/edgegw/pki"
 const DaemonUser = "edgegw"
 
 // clockFloor is the earliest believable "now" for certificates and the CRL: clock.BuildFloor,
-// the floor the daemon's clock guard uses too (buildinfo.go hands main.buildDate to
+// the floor the daemon's clock guard uses too (cmd/edgegw's buildinfo.go hands main.buildDate to
 // clock.SetBuildInfo). A Pi has no real-time clock: a clock before the build date is wrong, and
 // certificates then start at the build date instead.
 func clockFloor() time.Time { return clock.BuildFloor() }
