@@ -7,6 +7,9 @@ import (
 	"strings"
 
 	"github.com/edgegw/edgegw/gateway"
+	"github.com/edgegw/edgegw/gateway/authz"
+	"github.com/edgegw/edgegw/gateway/broker"
+	"github.com/edgegw/edgegw/gateway/brokerconf"
 	"github.com/edgegw/edgegw/gateway/config"
 	"github.com/spf13/cobra"
 )
@@ -79,7 +82,7 @@ func (a *app) check(cfgPath, asUser string) (*config.Config, []string, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := checkRulesPoliciesAuthorizers(cfg); err != nil { // rule.go
+	if err := checkRulesPoliciesAuthorizers(cfg); err != nil { // below
 		return cfg, nil, err
 	}
 	warnings, err := gateway.CheckBridges(cfg) // each bridge against its cloud's rules
@@ -208,4 +211,53 @@ func relTo(dir, p string) string {
 		return r
 	}
 	return p
+}
+
+// checkRulesPoliciesAuthorizers is the part of `edgegw check` that needs the
+// runtime rooms: the rules compile (SQL errors at the rule's line with the
+// position in the statement), every policy file loads (strictly: a bad file is
+// an error naming its file and line, although the daemon would run with it and
+// deny what attaches it), and each listener's authorizer section builds. It
+// returns a *config.Error listing every problem, or nil.
+func checkRulesPoliciesAuthorizers(cfg *config.Config) error {
+	var all config.Error
+	add := func(err error) {
+		var ce *config.Error
+		if errors.As(err, &ce) {
+			all.Errors = append(all.Errors, ce.Errors...)
+		} else if err != nil {
+			all.Errors = append(all.Errors, &config.FieldError{File: cfg.File, Msg: err.Error()})
+		}
+	}
+	_, err := brokerconf.CompileRules(cfg)
+	add(err)
+	add(brokerconf.CheckAuthorizers(cfg))
+	eng, err := broker.CheckPolicy(cfg.Devices, cfg.Policies)
+	if err != nil {
+		var list authz.ErrorList
+		if errors.As(err, &list) {
+			for _, e := range list {
+				all.Errors = append(all.Errors, &config.FieldError{Msg: e.Error()})
+			}
+		} else {
+			add(err)
+		}
+	} else {
+		// A rule's identity must be a thing the registry knows (and has
+		// not disabled): its policies authorize the rule's republishes.
+		for i, r := range cfg.Rules {
+			if r.Identity == "" {
+				continue
+			}
+			if _, err := eng.Bind(authz.Identity{ThingName: r.Identity, ClientID: r.Identity, CleanSession: true}); err != nil {
+				p := fmt.Sprintf("rules[%d].identity", i)
+				all.Errors = append(all.Errors, &config.FieldError{File: cfg.File, Line: cfg.Line(p), Path: p,
+					Msg: fmt.Sprintf("%q: %v; name a thing of %s whose policies allow the rule's republish topics", r.Identity, err, cfg.Devices)})
+			}
+		}
+	}
+	if len(all.Errors) == 0 {
+		return nil
+	}
+	return &all
 }

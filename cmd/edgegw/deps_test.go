@@ -101,7 +101,7 @@ var rooms = map[string]room{
 	// config: schema and validation; key URIs are hw's, topic filters bridge/topic's, the rules'
 	// schema the rules engine's (pure), the enrolment section's rules enrol's (pure: pki, authz, hw);
 	// no runtime package.
-	"gateway/config": {ours: []string{"hw", "gateway/authz", "gateway/loopback", "bridge/topic", "gateway/rules", "gateway/rules/sql", "gateway/rules/sql/lex", "gateway/rules/sql/internal/jsonscan", "gateway/rules/sql/internal/md2", "gateway/rules/timefmt", "gateway/enrol", "gateway/pki"}},
+	"gateway/config": {ours: configOurs},
 	// AWS IoT SQL rules, pure: the engine (actions, templates, rule sets) over
 	// the language (parser, evaluator, functions), over the lexer, the JSON
 	// reader, MD2 and the date patterns (leaves); the corpus the tests of both
@@ -140,13 +140,38 @@ var rooms = map[string]room{
 	"cmd/edgegw/queuecmd/queuetest": {ours: []string{"store"}, forbid: []string{mochiPath, promPath, pahoPath}},
 	// The broker's raw MQTT byte checks: a leaf, no mochi (it sees what mochi's decoder drops).
 	"gateway/broker/wire": {forbid: pureForbid},
+	// What a room of the command line needs from the command line around it (the CLI
+	// interface, ExitError): config for two signatures, nothing else of ours. Its test
+	// double the same and cli itself.
+	"cmd/edgegw/cli":         {ours: append([]string{"gateway/config"}, configOurs...), forbid: pureForbid},
+	"cmd/edgegw/cli/clitest": {ours: append([]string{"cmd/edgegw/cli", "gateway/config"}, configOurs...), forbid: pureForbid},
+	// The pki commands (edgegw pki): a room of the command line over the CA (pki, enrol, keys
+	// in hw, the clock floor), not a client of the daemon: no gateway, broker, store or observe.
+	// Their test helper (a site PKI) needs hw only.
+	"cmd/edgegw/pkicmd":         {ours: append([]string{"cmd/edgegw/cli", "gateway/config", "gateway/clock"}, configOurs...), forbid: pureForbid},
+	"cmd/edgegw/pkicmd/pkitest": {ours: []string{"hw", "hw/hwtest"}, forbid: pureForbid},
+	// The offline evaluation commands (edgegw policy test, rule test): a room of the command
+	// line, a client of the gateway's API (the broker's policy loader); their test helper (a
+	// site with policies) imports nothing of ours.
+	"cmd/edgegw/evalcmd":          {client: true, forbid: pureForbid},
+	"cmd/edgegw/evalcmd/evaltest": {forbid: pureForbid},
+	// The shadow command (edgegw shadow): a room of the command line, a client of the running
+	// daemon through observe's admin socket.
+	"cmd/edgegw/shadowcmd": {client: true, forbid: pureForbid},
 }
 
+// configOurs is what gateway/config may depend on (and so everything that imports config
+// and nothing else of ours).
+var configOurs = []string{"hw", "gateway/authz", "gateway/loopback", "bridge/topic", "gateway/rules", "gateway/rules/sql", "gateway/rules/sql/lex", "gateway/rules/sql/internal/jsonscan", "gateway/rules/sql/internal/md2", "gateway/rules/timefmt", "gateway/enrol", "gateway/pki"}
+
 // testHelpers are the module's test helper packages: only tests import them.
-var testHelpers = []string{"gateway/gatewaytest", "gateway/shadow/shadowtest", "gateway/rules/sql/sqltest", "cmd/edgegw/queuecmd/queuetest"}
+var testHelpers = []string{"gateway/gatewaytest", "gateway/shadow/shadowtest", "gateway/rules/sql/sqltest", "cmd/edgegw/queuecmd/queuetest", "cmd/edgegw/cli/clitest", "cmd/edgegw/pkicmd/pkitest", "cmd/edgegw/evalcmd/evaltest"}
 
 // cmdRooms are the rooms of the command line: only package main (cmd/edgegw) adds them.
-var cmdRooms = []string{"cmd/edgegw/queuecmd"}
+var cmdRooms = []string{"cmd/edgegw/queuecmd", "cmd/edgegw/pkicmd", "cmd/edgegw/evalcmd", "cmd/edgegw/shadowcmd"}
+
+// cmdShared is what package main shares with its rooms: only cmd/edgegw/... imports it.
+var cmdShared = []string{"cmd/edgegw/cli"}
 
 // checkImports applies the import rules to the packages of this module and
 // returns one line per violation:
@@ -158,7 +183,8 @@ var cmdRooms = []string{"cmd/edgegw/queuecmd"}
 //     bridge speaks MQTT upstream, the demo and tests are clients;
 //   - only cmd/... (and gateway/gatewaytest) import gateway;
 //   - the test helpers (testHelpers) are imported by tests only;
-//   - the rooms of the command line (cmdRooms) are imported by cmd/edgegw only.
+//   - the rooms of the command line (cmdRooms) are imported by cmd/edgegw only;
+//   - what main shares with its rooms (cmdShared) is imported by cmd/edgegw/... only.
 func checkImports(pkgs []pkgImports) []string {
 	var bad []string
 	for _, p := range pkgs {
@@ -186,6 +212,8 @@ func checkImports(pkgs []pkgImports) []string {
 				bad = append(bad, fmt.Sprintf("%s imports %s outside its tests; it is a test helper", name, rel(imp)))
 			case contains(cmdRooms, rel(imp)) && name != "cmd/edgegw":
 				bad = append(bad, fmt.Sprintf("%s imports %s; only cmd/edgegw may (a room of the command line)", name, rel(imp)))
+			case contains(cmdShared, rel(imp)) && !underAny(name, "cmd/edgegw"):
+				bad = append(bad, fmt.Sprintf("%s imports %s; only cmd/edgegw and its rooms may (the command line's own)", name, rel(imp)))
 			}
 		}
 	}
@@ -418,6 +446,55 @@ func TestCheckImportsCatches(t *testing.T) {
 			[]string{"cmd/edgegw/queuecmd imports cmd/edgegw/queuecmd/queuetest outside its tests; it is a test helper"}},
 		{"queuetest importing the gateway", pkgImports{ImportPath: m("cmd/edgegw/queuecmd/queuetest"), Imports: []string{m("gateway")}, Deps: []string{m("gateway"), m("store")}},
 			[]string{"cmd/edgegw/queuecmd/queuetest imports gateway (via its dependencies); allowed from this module: store"}},
+		// The command line's shared CLI (cmd/edgegw/cli) and its test double.
+		{"queuecmd importing cli is fine", pkgImports{ImportPath: m("cmd/edgegw/queuecmd"), Imports: []string{m("cmd/edgegw/cli")}, Deps: []string{m("cmd/edgegw/cli"), m("gateway/config")}}, nil},
+		{"cli importing config is fine", pkgImports{ImportPath: m("cmd/edgegw/cli"), Imports: []string{m("gateway/config")}, Deps: []string{m("gateway/config"), m("hw"), m("gateway/authz")}}, nil},
+		{"cli importing the gateway", pkgImports{ImportPath: m("cmd/edgegw/cli"), Imports: []string{m("gateway")}, Deps: []string{m("gateway"), m("gateway/config")}},
+			[]string{"cmd/edgegw/cli imports gateway (via its dependencies); allowed from this module: gateway/config, " + strings.Join(configOurs, ", ")}},
+		{"cli importing paho", pkgImports{ImportPath: m("cmd/edgegw/cli"), Imports: []string{paho}},
+			[]string{"cmd/edgegw/cli imports github.com/eclipse/paho.golang/paho; it must not import github.com/eclipse/paho.golang"}},
+		{"a daemon package importing cli", pkgImports{ImportPath: m("gateway/observe"), Imports: []string{m("cmd/edgegw/cli")}},
+			[]string{"gateway/observe imports cmd/edgegw/cli; only cmd/edgegw and its rooms may (the command line's own)"}},
+		// The pki commands' room (issue 18) and its test helper.
+		{"pkicmd importing cli, pki, enrol and clock is fine", pkgImports{ImportPath: m("cmd/edgegw/pkicmd"),
+			Imports: []string{m("cmd/edgegw/cli"), m("gateway/pki"), m("gateway/enrol"), m("gateway/clock"), m("hw")},
+			Deps:    []string{m("cmd/edgegw/cli"), m("gateway/config"), m("gateway/pki"), m("gateway/enrol"), m("gateway/clock"), m("hw"), m("gateway/authz")}}, nil},
+		{"pkicmd importing the store", pkgImports{ImportPath: m("cmd/edgegw/pkicmd"), Imports: []string{m("store")}, Deps: []string{m("store"), m("gateway/pki")}},
+			[]string{"cmd/edgegw/pkicmd imports store (via its dependencies); allowed from this module: cmd/edgegw/cli, gateway/config, gateway/clock, " + strings.Join(configOurs, ", ")}},
+		{"pkicmd importing mochi", pkgImports{ImportPath: m("cmd/edgegw/pkicmd"), Imports: []string{mochi}},
+			[]string{"cmd/edgegw/pkicmd imports github.com/mochi-mqtt/server/v2; it must not import github.com/mochi-mqtt/",
+				"cmd/edgegw/pkicmd imports github.com/mochi-mqtt/server/v2; only gateway/broker may import mochi-mqtt"}},
+		{"cmd/edgegw importing pkicmd is fine", pkgImports{ImportPath: m("cmd/edgegw"), Imports: []string{m("cmd/edgegw/pkicmd")}}, nil},
+		{"queuecmd importing pkicmd", pkgImports{ImportPath: m("cmd/edgegw/queuecmd"), Imports: []string{m("cmd/edgegw/pkicmd")}},
+			[]string{"cmd/edgegw/queuecmd imports cmd/edgegw/pkicmd; only cmd/edgegw may (a room of the command line)"}},
+		{"pkicmd importing its test helper", pkgImports{ImportPath: m("cmd/edgegw/pkicmd"), Imports: []string{m("cmd/edgegw/pkicmd/pkitest")}},
+			[]string{"cmd/edgegw/pkicmd imports cmd/edgegw/pkicmd/pkitest outside its tests; it is a test helper"}},
+		{"pkitest importing pki", pkgImports{ImportPath: m("cmd/edgegw/pkicmd/pkitest"), Imports: []string{m("gateway/pki")}, Deps: []string{m("gateway/pki"), m("hw"), m("gateway/authz")}},
+			[]string{"cmd/edgegw/pkicmd/pkitest imports gateway/authz (via its dependencies); allowed from this module: hw, hw/hwtest",
+				"cmd/edgegw/pkicmd/pkitest imports gateway/pki (via its dependencies); allowed from this module: hw, hw/hwtest"}},
+		// The offline evaluation commands' room (issue 18) and its test helper.
+		{"evalcmd importing cli, broker, config, authz and rules is fine", pkgImports{ImportPath: m("cmd/edgegw/evalcmd"),
+			Imports: []string{m("cmd/edgegw/cli"), m("gateway/broker"), m("gateway/config"), m("gateway/authz"), m("gateway/rules")},
+			Deps:    []string{m("cmd/edgegw/cli"), m("gateway/broker"), m("store"), m("bridge"), m("gateway/config")}}, nil},
+		{"evalcmd importing mochi", pkgImports{ImportPath: m("cmd/edgegw/evalcmd"), Imports: []string{mochi}},
+			[]string{"cmd/edgegw/evalcmd imports github.com/mochi-mqtt/server/v2; it must not import github.com/mochi-mqtt/",
+				"cmd/edgegw/evalcmd imports github.com/mochi-mqtt/server/v2; only gateway/broker may import mochi-mqtt"}},
+		{"a daemon package importing evalcmd", pkgImports{ImportPath: m("gateway/broker"), Imports: []string{m("cmd/edgegw/evalcmd")}},
+			[]string{"gateway/broker imports cmd/edgegw/evalcmd; only cmd/edgegw may (a room of the command line)"}},
+		{"evaltest importing authz", pkgImports{ImportPath: m("cmd/edgegw/evalcmd/evaltest"), Imports: []string{m("gateway/authz")}, Deps: []string{m("gateway/authz")}},
+			[]string{"cmd/edgegw/evalcmd/evaltest imports gateway/authz (via its dependencies); allowed from this module: nothing"}},
+		{"evalcmd importing its test helper", pkgImports{ImportPath: m("cmd/edgegw/evalcmd"), Imports: []string{m("cmd/edgegw/evalcmd/evaltest")}},
+			[]string{"cmd/edgegw/evalcmd imports cmd/edgegw/evalcmd/evaltest outside its tests; it is a test helper"}},
+		// The shadow command's room (issue 18).
+		{"shadowcmd importing cli and observe is fine", pkgImports{ImportPath: m("cmd/edgegw/shadowcmd"),
+			Imports: []string{m("cmd/edgegw/cli"), m("gateway/observe")}, Deps: []string{m("cmd/edgegw/cli"), m("gateway/observe"), m("gateway/broker"), m("store")}}, nil},
+		{"shadowcmd importing prometheus", pkgImports{ImportPath: m("cmd/edgegw/shadowcmd"), Imports: []string{prom}},
+			[]string{"cmd/edgegw/shadowcmd imports github.com/prometheus/client_golang/prometheus; it must not import github.com/prometheus/",
+				"cmd/edgegw/shadowcmd imports github.com/prometheus/client_golang/prometheus; only gateway/observe may import prometheus"}},
+		{"a room importing shadowcmd", pkgImports{ImportPath: m("cmd/edgegw/evalcmd"), Imports: []string{m("cmd/edgegw/shadowcmd")}},
+			[]string{"cmd/edgegw/evalcmd imports cmd/edgegw/shadowcmd; only cmd/edgegw may (a room of the command line)"}},
+		{"a room importing clitest outside its tests", pkgImports{ImportPath: m("cmd/edgegw/queuecmd"), Imports: []string{m("cmd/edgegw/cli/clitest")}},
+			[]string{"cmd/edgegw/queuecmd imports cmd/edgegw/cli/clitest outside its tests; it is a test helper"}},
 	}
 	// The rooms that left package gateway (the wiring) for their own.
 	tests = append(tests, []struct {

@@ -1,8 +1,16 @@
 // Command edgegw is the edge gateway appliance: one binary with subcommands
 // (run, check, version; later pki, key, policy, queue, status, demo). It
 // parses flags, loads the config through config.Load/config.Check and
-// hands it to gateway.New(...).Run(ctx). It is the only importer of package
-// gateway; it must not import mochi-mqtt or badger directly.
+// hands it to gateway.New(...).Run(ctx). It must not import mochi-mqtt or
+// badger directly.
+//
+// Command groups with a job of their own are rooms, packages beside it that
+// only it imports: queuecmd (edgegw queue), pkicmd (edgegw pki), evalcmd
+// (edgegw policy test, rule test) and shadowcmd (edgegw shadow). Each asks for
+// the command line around it as a cli.CLI (cmd/edgegw/cli), which appCLI
+// (rooms.go) is, and is added in a small file here (queue.go, pki.go,
+// eval.go, shadow.go); their tests run through cli/clitest. The rules are in
+// deps_test.go.
 package main
 
 import (
@@ -14,7 +22,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/edgegw/edgegw/cmd/edgegw/queuecmd"
+	"github.com/edgegw/edgegw/cmd/edgegw/cli"
 	"github.com/edgegw/edgegw/gateway/config"
 	"github.com/spf13/cobra"
 )
@@ -74,8 +82,8 @@ func execute(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if onJournal(stderr) {
 		prio = "<3>" // journal.go: the failure at priority err
 	}
-	if qe := (*queuecmd.ExitError)(nil); errors.As(err, &qe) {
-		err = &exitError{code: qe.Code, err: qe.Err} // the queue commands' own (queue.go)
+	if ce := (*cli.ExitError)(nil); errors.As(err, &ce) {
+		err = &exitError{code: ce.Code, err: ce.Err} // the rooms' own (rooms.go)
 	}
 	var ee *exitError
 	if errors.As(err, &ee) {

@@ -27,18 +27,18 @@ package main
 //	edgegw queue replay -o json        observe.QueueOpResult
 //	edgegw queue export                JSON lines, one message a line (store's export format)
 //	edgegw pki list -o json            [pki.Entry]
-//	edgegw pki init|import-ca -o json  pkiInitJSON (pki_json.go)
-//	edgegw pki issue|sign|claim -o json pkiIssueJSON (pki_json.go)
-//	edgegw pki revoke -o json          pkiRevokeJSON (pki_json.go): "nothing_to_do" when already revoked, exit 0
-//	edgegw pki crl -o json             pkiCRLJSON (pki_json.go)
-//	edgegw pki server -o json          pkiServerJSON (pki_json.go)
+//	edgegw pki init|import-ca -o json  pkicmd.InitJSON
+//	edgegw pki issue|sign|claim -o json pkicmd.IssueJSON
+//	edgegw pki revoke -o json          pkicmd.RevokeJSON: "nothing_to_do" when already revoked, exit 0
+//	edgegw pki crl -o json             pkicmd.CRLJSON
+//	edgegw pki server -o json          pkicmd.ServerJSON
 //	edgegw passwd -o json              passwdJSON (passwd.go)
-//	edgegw shadow ... -o json          the shadow service's document as-is (AWS keys, shadow.go)
+//	edgegw shadow ... -o json          the shadow service's document as-is (AWS keys, shadowcmd.JSONNote)
 //	edgegw version -o json             versionJSON below
 //	edgegw check -o json               checkJSON (check.go): printed on refusal too, exit 1
-//	edgegw policy test -o json         policyTestJSON (policy.go): printed on deny too, exit 1
+//	edgegw policy test -o json         evalcmd.PolicyTestJSON: printed on deny too, exit 1
 //	edgegw key info|create -o json     keyInfoJSON (key.go)
-//	edgegw rule test -o json           ruleTestJSON (rule.go): printed when it does not fire too, exit 1
+//	edgegw rule test -o json           evalcmd.RuleTestJSON: printed when it does not fire too, exit 1
 //
 // jsonSchemas (output_schema.go) maps each command to that type and
 // generates the "JSON output (-o json)" section of its help from it, so the

@@ -11,7 +11,10 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/edgegw/edgegw/cmd/edgegw/evalcmd"
+	"github.com/edgegw/edgegw/cmd/edgegw/pkicmd"
 	"github.com/edgegw/edgegw/cmd/edgegw/queuecmd"
+	"github.com/edgegw/edgegw/cmd/edgegw/shadowcmd"
 	"github.com/edgegw/edgegw/gateway/observe"
 	"github.com/edgegw/edgegw/gateway/pki"
 )
@@ -43,21 +46,21 @@ var jsonSchemas = map[string]jsonSchema{
 	"queue purge":   {v: observe.QueueOpResult{}},
 	"queue replay":  {v: observe.QueueOpResult{}},
 	"pki list":      {v: []pki.Entry{}},
-	"pki init":      {v: pkiInitJSON{}},
-	"pki import-ca": {v: pkiInitJSON{}},
-	"pki issue":     {v: pkiIssueJSON{}},
-	"pki sign":      {v: pkiIssueJSON{}},
-	"pki claim":     {v: pkiIssueJSON{}},
-	"pki revoke":    {v: pkiRevokeJSON{}},
-	"pki crl":       {v: pkiCRLJSON{}},
-	"pki server":    {v: pkiServerJSON{}},
+	"pki init":      {v: pkicmd.InitJSON{}},
+	"pki import-ca": {v: pkicmd.InitJSON{}},
+	"pki issue":     {v: pkicmd.IssueJSON{}},
+	"pki sign":      {v: pkicmd.IssueJSON{}},
+	"pki claim":     {v: pkicmd.IssueJSON{}},
+	"pki revoke":    {v: pkicmd.RevokeJSON{}},
+	"pki crl":       {v: pkicmd.CRLJSON{}},
+	"pki server":    {v: pkicmd.ServerJSON{}},
 	"passwd":        {v: passwdJSON{}},
 	"key info":      {v: keyInfoJSON{}},
 	"key create":    {v: keyInfoJSON{}},
 	"check":         {v: checkJSON{}, byHand: true},
-	"policy test":   {v: policyTestJSON{}, byHand: true},
-	"rule test":     {v: ruleTestJSON{}, byHand: true},
-	"shadow":        {asIs: true, asIsNote: shadowJSONNote},
+	"policy test":   {v: evalcmd.PolicyTestJSON{}, byHand: true},
+	"rule test":     {v: evalcmd.RuleTestJSON{}, byHand: true},
+	"shadow":        {asIs: true, asIsNote: shadowcmd.JSONNote},
 }
 
 // schemaHeading starts the generated section; tests look for it.

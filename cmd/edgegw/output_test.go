@@ -10,49 +10,20 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/edgegw/edgegw/cmd/edgegw/cli/clitest"
+	"github.com/edgegw/edgegw/cmd/edgegw/evalcmd/evaltest"
 	"github.com/edgegw/edgegw/cmd/edgegw/queuecmd/queuetest"
 	"github.com/edgegw/edgegw/gateway/gatewaytest"
 	"github.com/edgegw/edgegw/store"
 )
 
-var snakeKey = regexp.MustCompile(`^[a-z][a-z0-9_]*$`)
-
-// conventionProblems walks a JSON document and lists what breaks the
-// output convention (output.go): non-snake_case keys, nulls, zero times,
-// nanosecond durations.
-func conventionProblems(path string, v any) []string {
-	var out []string
-	switch x := v.(type) {
-	case nil:
-		out = append(out, path+": null (want [] or {} or the key left out)")
-	case map[string]any:
-		for k, e := range x {
-			// Map keys that are data (route names, drop reasons, causes) are
-			// lower case by construction; field keys must be snake_case.
-			if !snakeKey.MatchString(k) && !strings.Contains(path, ".drops") && !strings.Contains(path, ".counts") {
-				out = append(out, fmt.Sprintf("%s: key %q is not snake_case", path, k))
-			}
-			if strings.HasSuffix(k, "_ns") || strings.HasSuffix(k, "_nanoseconds") {
-				out = append(out, fmt.Sprintf("%s.%s: nanoseconds (want seconds)", path, k))
-			}
-			out = append(out, conventionProblems(path+"."+k, e)...)
-		}
-	case []any:
-		for i, e := range x {
-			out = append(out, conventionProblems(fmt.Sprintf("%s[%d]", path, i), e)...)
-		}
-	case string:
-		if strings.HasPrefix(x, "0001-01-01") {
-			out = append(out, path+": zero time (want the key left out)")
-		}
-	}
-	return out
-}
+// conventionProblems is clitest.ConventionProblems: what in a JSON document breaks the output
+// convention (output.go).
+func conventionProblems(path string, v any) []string { return clitest.ConventionProblems(path, v) }
 
 // TestJSONConvention runs every command with -o json on real state and
 // checks one convention across them: snake_case keys, no nulls (empty lists
@@ -103,7 +74,7 @@ func TestJSONConvention(t *testing.T) {
 	connectThing(t, mqttAddr, "sensor-01")
 
 	localOnly := localOnlyConfig(t)
-	_, policyCfg := policyConfig(t)
+	_, policyCfg := evaltest.PolicySite(t)
 	tests := []struct {
 		name   string
 		args   []string

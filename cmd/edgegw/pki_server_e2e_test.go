@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgegw/edgegw/cmd/edgegw/pkicmd"
 	"github.com/edgegw/edgegw/gateway/gatewaytest"
 	"github.com/edgegw/edgegw/gateway/pki"
 	"github.com/edgegw/edgegw/hw/hwtest"
@@ -66,7 +67,7 @@ audit: {file: %[1]s/audit.log}
 	}
 	mustRun(t, "pki", "init", "-c", conf, "--host", "localhost")
 	mustRun(t, "key", "create", "--key", uri)
-	var issued pkiServerJSON
+	var issued pkicmd.ServerJSON
 	if err := json.Unmarshal([]byte(mustRun(t, "pki", "server", "-c", conf, "--key", uri, "--ip", "127.0.0.1", "-o", "json")), &issued); err != nil || issued.Action != "issued" {
 		t.Fatalf("pki server --key %s: %+v, %v; want issued", uri, issued, err)
 	}
@@ -131,10 +132,10 @@ audit: {file: %[1]s/audit.log}
 	sub.waitLine(ctx, t, "sensors/a/t before-renewal")
 
 	// pki server without --reuse-key opens the key: swtpm, held by the daemon, accepts the
-	// connection and never answers. It gives up after serverKeyWait (2 s here), saying what to do,
+	// connection and never answers. It gives up after pkicmd.ServerKeyWait (2 s here), saying what to do,
 	// and writes nothing.
-	defer func(w time.Duration) { serverKeyWait = w }(serverKeyWait)
-	serverKeyWait = 2 * time.Second
+	defer func(w time.Duration) { pkicmd.ServerKeyWait = w }(pkicmd.ServerKeyWait)
+	pkicmd.ServerKeyWait = 2 * time.Second
 	lanBefore, _ := os.ReadFile(filepath.Join(root, "lan.crt"))
 	if code, _, errOut := edgegw(t, "pki", "server", "-c", conf); code != 1 || !strings.Contains(errOut, "--reuse-key") || !strings.Contains(errOut, "held by the running daemon") {
 		t.Errorf("pki server opening the TPM the daemon holds: exit %d, %q; want exit 1 pointing to --reuse-key", code, errOut)
@@ -148,7 +149,7 @@ audit: {file: %[1]s/audit.log}
 	pctx, pcancel := context.WithTimeout(ctx, 30*time.Second)
 	defer pcancel()
 	out, err := exec.CommandContext(pctx, gatewaytest.Edgegw(t), "pki", "server", "-c", conf, "--reuse-key", "--days", "30", "-o", "json").Output()
-	var renewed pkiServerJSON
+	var renewed pkicmd.ServerJSON
 	if err != nil || json.Unmarshal(out, &renewed) != nil || renewed.Action != "renewed" {
 		t.Fatalf("pki server --reuse-key beside the daemon: %v, %q; want a renewal", err, out)
 	}

@@ -5,9 +5,10 @@
 // (observe), where each operation is audited.
 //
 // It is a room of the edgegw command line: package main adds it with New and
-// provides the CLI (output streams, the logger from the global flags, the JSON
-// output convention, how config and admin socket failures are reported). An
-// error that carries an exit status is an *ExitError.
+// provides the CLI (cmd/edgegw/cli: output streams, the logger from the
+// global flags, the JSON output convention, how config and admin socket
+// failures are reported). An error that carries an exit status is an
+// *ExitError (cli.ExitError).
 //
 // It is a client of the gateway's public API: config to read the setup,
 // gateway for the queue's store options (gateway.StoreOptionsFromConfig,
@@ -20,54 +21,21 @@
 package queuecmd
 
 import (
-	"context"
 	"fmt"
-	"io"
-	"log/slog"
 
-	"github.com/spf13/cobra"
-
-	"github.com/edgegw/edgegw/gateway/config"
+	"github.com/edgegw/edgegw/cmd/edgegw/cli"
 )
 
-// CLI is what the queue commands need from the command line around them.
-type CLI interface {
-	// Context ends on SIGINT/SIGTERM; Stdout and Stderr are the output streams.
-	Context() context.Context
-	Stdout() io.Writer
-	Stderr() io.Writer
-	// Logger is the logger the global flags ask for, else cfg's log section
-	// (cfg may be nil).
-	Logger(cfg *config.Config) (*slog.Logger, error)
-	// ConfigError reports a config that did not load (every problem, one a
-	// line) and returns the error to exit with.
-	ConfigError(err error) error
-	// AdminError turns a failure to ask the daemon at socket into the
-	// message and exit status.
-	AdminError(socket string, err error) error
-	// OutputFlags adds -o/--output (table|json); JSONOutput reads it;
-	// WriteJSON prints one document by the JSON output convention.
-	OutputFlags(cmd *cobra.Command, format *string, legacy *bool)
-	JSONOutput(format string, legacy bool) (bool, error)
-	WriteJSON(w io.Writer, v any) error
-}
+// CLI is what the queue commands need from the command line around them:
+// the one interface every room of the command line shares (cli.CLI).
+type CLI = cli.CLI
 
 // app is the CLI as the commands' methods use it.
 type app struct{ CLI }
 
 // ExitError carries the process exit status of a failed command: 1 error, 2
-// usage. Its message, if any (Err nil: already reported), is printed once.
-type ExitError struct {
-	Code int
-	Err  error
-}
-
-func (e *ExitError) Error() string {
-	if e.Err == nil {
-		return fmt.Sprintf("exit status %d", e.Code)
-	}
-	return e.Err.Error()
-}
+// usage (cli.ExitError, which main's execute turns into the exit status).
+type ExitError = cli.ExitError
 
 func usageError(format string, args ...any) error {
 	return &ExitError{Code: 2, Err: fmt.Errorf(format, args...)}

@@ -1,4 +1,4 @@
-package main
+package pkicmd
 
 import (
 	"errors"
@@ -9,6 +9,7 @@ import (
 	"github.com/spf13/cobra"
 	"gopkg.in/yaml.v3"
 
+	"github.com/edgegw/edgegw/cmd/edgegw/cli"
 	"github.com/edgegw/edgegw/gateway/enrol"
 )
 
@@ -42,7 +43,7 @@ func enrolTemplates(config string) ([]string, error) {
 	return names, nil
 }
 
-func pkiRenewPolicyCmd(a *app, f *pkiFlags) *cobra.Command {
+func pkiRenewPolicyCmd(a app, f *pkiFlags) *cobra.Command {
 	var (
 		templates []string
 		policies  string
@@ -65,33 +66,33 @@ Run it again after adding a template, then: systemctl reload edgegw.`,
 			if len(templates) == 0 {
 				var err error
 				if templates, err = enrolTemplates(f.config); err != nil {
-					return &exitError{code: 1, err: err}
+					return &cli.ExitError{Code: 1, Err: err}
 				}
 			}
 			if len(templates) == 0 {
-				return &exitError{code: 2, err: fmt.Errorf("pki renew-policy: no templates: give --template T, or a config (-c, now %s) with enrolment.templates", f.config)}
+				return &cli.ExitError{Code: 2, Err: fmt.Errorf("pki renew-policy: no templates: give --template T, or a config (-c, now %s) with enrolment.templates", f.config)}
 			}
 			doc := enrol.RenewPolicy(templates...)
 			if out == "-" {
-				_, err := a.stdout.Write(doc)
+				_, err := a.Stdout().Write(doc)
 				return err
 			}
 			if out == "" {
 				if policies == "" {
 					var err error
-					if policies, err = policiesDir(f.config); err != nil { // pki_claim.go
-						return &exitError{code: 1, err: err}
+					if policies, err = policiesDir(f.config); err != nil { // claim.go
+						return &cli.ExitError{Code: 1, Err: err}
 					}
 				}
 				if policies == "" {
-					return &exitError{code: 2, err: errors.New("pki renew-policy: nowhere to write: give --out FILE (- for stdout), --policies DIR, or a config (-c) that names its policies directory")}
+					return &cli.ExitError{Code: 2, Err: errors.New("pki renew-policy: nowhere to write: give --out FILE (- for stdout), --policies DIR, or a config (-c) that names its policies directory")}
 				}
 				out = filepath.Join(policies, enrol.RenewPolicyName+".json")
 			}
-			if err := writeIfChanged(out, doc); err != nil { // pki_claim.go
+			if err := writeIfChanged(out, doc); err != nil { // claim.go
 				return fmt.Errorf("writing the renewal policy: %w", err)
 			}
-			fmt.Fprintf(a.stdout, "policy %s for templates %v: %s\nattach it through enrolment.templates[].policies, then: systemctl reload edgegw\n",
+			fmt.Fprintf(a.Stdout(), "policy %s for templates %v: %s\nattach it through enrolment.templates[].policies, then: systemctl reload edgegw\n",
 				enrol.RenewPolicyName, templates, out)
 			return nil
 		},

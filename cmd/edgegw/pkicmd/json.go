@@ -1,4 +1,4 @@
-package main
+package pkicmd
 
 import (
 	"time"
@@ -7,10 +7,10 @@ import (
 )
 
 // The -o json documents of the pki commands (pki list prints []pki.Entry).
-// Their help lists the keys (output_schema.go generates it from these types).
+// Their help lists the keys (cmd/edgegw's output_schema.go generates it from these types).
 
-// pkiInitJSON is `edgegw pki init -o json` and `pki import-ca -o json`.
-type pkiInitJSON struct {
+// InitJSON is `edgegw pki init -o json` and `pki import-ca -o json`.
+type InitJSON struct {
 	Dir          string    `json:"dir"`
 	CASubject    string    `json:"ca_subject,omitempty"`  // left out with --csr
 	CANotAfter   time.Time `json:"ca_not_after,omitzero"` // left out with --csr
@@ -20,8 +20,8 @@ type pkiInitJSON struct {
 	ClockClamped bool      `json:"clock_clamped"`         // the clock was before the build: certificates start at the build date
 }
 
-// pkiCertJSON is one certificate issue, sign or claim made.
-type pkiCertJSON struct {
+// CertJSON is one certificate issue, sign or claim made.
+type CertJSON struct {
 	Thing      string    `json:"thing"`
 	Serial     string    `json:"serial"` // lower-case hex
 	NotAfter   time.Time `json:"not_after"`
@@ -31,19 +31,19 @@ type pkiCertJSON struct {
 	Superseded []string  `json:"superseded"` // serials renewed away (--renew), now on the CRL
 }
 
-// pkiIssueJSON is `edgegw pki issue|sign|claim -o json`.
-type pkiIssueJSON struct {
-	Count        int           `json:"count"`
-	Certificates []pkiCertJSON `json:"certificates"`
-	Registry     string        `json:"registry"`
-	PolicyFile   string        `json:"policy_file,omitempty"` // claim: the claim's policy
-	ClockClamped bool          `json:"clock_clamped"`
+// IssueJSON is `edgegw pki issue|sign|claim -o json`.
+type IssueJSON struct {
+	Count        int        `json:"count"`
+	Certificates []CertJSON `json:"certificates"`
+	Registry     string     `json:"registry"`
+	PolicyFile   string     `json:"policy_file,omitempty"` // claim: the claim's policy
+	ClockClamped bool       `json:"clock_clamped"`
 }
 
-func pkiIssueView(bs []pki.Bundle, registry string, clamped bool) pkiIssueJSON {
-	v := pkiIssueJSON{Count: len(bs), Certificates: []pkiCertJSON{}, Registry: registry, ClockClamped: clamped}
+func pkiIssueView(bs []pki.Bundle, registry string, clamped bool) IssueJSON {
+	v := IssueJSON{Count: len(bs), Certificates: []CertJSON{}, Registry: registry, ClockClamped: clamped}
 	for _, b := range bs {
-		c := pkiCertJSON{Thing: b.Thing, Serial: b.Serial, CertFile: b.CertFile, KeyFile: b.KeyFile, CAFile: b.CAFile,
+		c := CertJSON{Thing: b.Thing, Serial: b.Serial, CertFile: b.CertFile, KeyFile: b.KeyFile, CAFile: b.CAFile,
 			Superseded: append([]string{}, b.Superseded...)}
 		if b.Cert != nil {
 			c.NotAfter = b.Cert.NotAfter.UTC()
@@ -53,8 +53,8 @@ func pkiIssueView(bs []pki.Bundle, registry string, clamped bool) pkiIssueJSON {
 	return v
 }
 
-// pkiRevokeJSON is `edgegw pki revoke -o json`.
-type pkiRevokeJSON struct {
+// RevokeJSON is `edgegw pki revoke -o json`.
+type RevokeJSON struct {
 	Revoked      []pki.Entry `json:"revoked"`
 	CRLNumber    int64       `json:"crl_number,omitempty"` // left out when nothing was revoked
 	CRLFile      string      `json:"crl_file"`
@@ -62,8 +62,8 @@ type pkiRevokeJSON struct {
 	ClockClamped bool        `json:"clock_clamped"`
 }
 
-// pkiCRLJSON is `edgegw pki crl -o json`.
-type pkiCRLJSON struct {
+// CRLJSON is `edgegw pki crl -o json`.
+type CRLJSON struct {
 	Resigned   bool      `json:"resigned"` // false: --refresh-before and not due yet
 	CRLNumber  int64     `json:"crl_number"`
 	Revoked    *int      `json:"revoked,omitempty"` // entries on the new CRL; left out when not re-signed
@@ -72,8 +72,8 @@ type pkiCRLJSON struct {
 	Message    string    `json:"message"` // the text form's line
 }
 
-// pkiServerJSON is `edgegw pki server -o json`.
-type pkiServerJSON struct {
+// ServerJSON is `edgegw pki server -o json`.
+type ServerJSON struct {
 	Action     string    `json:"action"` // issued, renewed or not_due
 	Serial     string    `json:"serial"` // lower-case hex
 	Hosts      []string  `json:"hosts"`

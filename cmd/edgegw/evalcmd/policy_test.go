@@ -1,4 +1,4 @@
-package main
+package evalcmd
 
 import (
 	"crypto/ecdsa"
@@ -14,50 +14,27 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/edgegw/edgegw/cmd/edgegw/cli"
+	"github.com/edgegw/edgegw/cmd/edgegw/cli/clitest"
+	"github.com/edgegw/edgegw/cmd/edgegw/evalcmd/evaltest"
 )
 
-// policyConfig writes a config, a registry and two policies into a temp dir.
-func policyConfig(t *testing.T) (dir, config string) {
+// testDefaultConfig is -c's default in these tests: absent, as on a machine without the package.
+const testDefaultConfig = "/nonexistent/edgegw.yaml"
+
+// run runs `edgegw policy ...` or `edgegw rule ...` through the test command line (clitest) and
+// returns the exit status, stdout and stderr. The binary's own tests run the same commands
+// through main's execute.
+func run(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
-	dir = t.TempDir()
-	files := map[string]string{
-		"edgegw.yaml": `version: 1
-site: lab
-listeners:
-  - {name: local, address: "127.0.0.1:1883"}
-devices: devices.yaml
-policies: policies/
-`,
-		"devices.yaml": `version: 1
-things:
-  - name: temp-f01-001
-    type: temperature
-    attributes: {building: hq, floor: "01"}
-  - {name: off, type: temperature, disabled: true}
-groups:
-  - {name: temps, match: {type: temperature}, policies: [temperature, baseline]}
-`,
-		"policies/temperature.json": `{
-  "Version": "2012-10-17",
-  "Statement": [
-    {"Effect": "Allow", "Action": "iot:Connect", "Resource": "arn:aws:iot:*:*:client/${iot:Connection.Thing.ThingName}"},
-    {"Effect": "Allow", "Action": "iot:Publish",
-     "Resource": "topic/building/${iot:Connection.Thing.Attributes[building]}/floor/${iot:Connection.Thing.Attributes[floor]}/temp/${iot:Connection.Thing.ThingName}"},
-    {"Effect": "Allow", "Action": "iot:Publish", "Resource": "topic/cn/${iot:Certificate.Subject.CommonName}"}
-  ]
-}`,
-		"policies/baseline.yaml": "Version: '2012-10-17'\nStatement:\n  - {Effect: Deny, Action: iot:Publish, Resource: 'topic/*/cmd'}\n",
+	newCmd := func(c cli.CLI) *cobra.Command { return NewPolicy(c, testDefaultConfig) }
+	if len(args) > 0 && args[0] == "rule" {
+		newCmd = NewRule
 	}
-	for name, body := range files {
-		p := filepath.Join(dir, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return dir, filepath.Join(dir, "edgegw.yaml")
+	return clitest.Run(t, newCmd, args...)
 }
 
 func writeTestCert(t *testing.T, dir, cn string) string {
@@ -80,7 +57,7 @@ func writeTestCert(t *testing.T, dir, cn string) string {
 }
 
 func TestPolicyTest(t *testing.T) {
-	dir, cfg := policyConfig(t)
+	dir, cfg := evaltest.PolicySite(t)
 	cert := writeTestCert(t, dir, "temp-f01-001")
 	tests := []struct {
 		name   string
@@ -124,7 +101,7 @@ func TestPolicyTest(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			args := append([]string{"policy", "test", "-c", cfg}, tt.args...)
-			code, stdout, stderr := edgegw(t, args...)
+			code, stdout, stderr := run(t, args...)
 			if code != tt.code {
 				t.Fatalf("exit %d; want %d\nstdout:\n%s\nstderr:\n%s", code, tt.code, stdout, stderr)
 			}
@@ -141,12 +118,12 @@ func TestPolicyTest(t *testing.T) {
 }
 
 func TestPolicyTestLoadErrors(t *testing.T) {
-	dir, cfg := policyConfig(t)
+	dir, cfg := evaltest.PolicySite(t)
 	if err := os.WriteFile(filepath.Join(dir, "policies/bad.json"), []byte(`{"Version": "2012-10-17", "Statement": [
   {"Effect": "Allow", "Action": "iot:Publsh", "Resource": "topic/${iot:ClientId"}]}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	code, _, stderr := edgegw(t, "policy", "test", "-c", cfg, "--thing", "temp-f01-001", "--action", "connect")
+	code, _, stderr := run(t, "policy", "test", "-c", cfg, "--thing", "temp-f01-001", "--action", "connect")
 	bad := filepath.Join(dir, "policies/bad.json")
 	for _, want := range []string{
 		bad + `:2: Statement[0]: unknown action "iot:Publsh" (did you mean iot:Publish?)`,
@@ -160,7 +137,7 @@ func TestPolicyTestLoadErrors(t *testing.T) {
 	if code != 2 {
 		t.Errorf("exit %d; want 2", code)
 	}
-	code, _, stderr = edgegw(t, "policy", "test", "-c", filepath.Join(dir, "nope.yaml"), "--thing", "a", "--action", "connect")
+	code, _, stderr = run(t, "policy", "test", "-c", filepath.Join(dir, "nope.yaml"), "--thing", "a", "--action", "connect")
 	if code != 2 || !strings.Contains(stderr, "nope.yaml") {
 		t.Errorf("missing config: exit %d, stderr %q; want 2 naming the file", code, stderr)
 	}
@@ -169,7 +146,7 @@ func TestPolicyTestLoadErrors(t *testing.T) {
 // TestPolicyTestJSON: -o json says what the text form says, as one
 // document, with the same exit status.
 func TestPolicyTestJSON(t *testing.T) {
-	dir, cfg := policyConfig(t)
+	dir, cfg := evaltest.PolicySite(t)
 	temperature := filepath.Join(dir, "policies/temperature.json")
 	type stmt struct {
 		Policy, File, Sid, Effect, Reason string
@@ -241,7 +218,7 @@ func TestPolicyTestJSON(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			args := append([]string{"policy", "test", "-c", cfg, "-o", "json", "--thing", "temp-f01-001"}, tt.args...)
-			code, out, errOut := edgegw(t, args...)
+			code, out, errOut := run(t, args...)
 			if code != tt.code || errOut != "" {
 				t.Fatalf("exit %d, stderr %q; want %d and no stderr\n%s", code, errOut, tt.code, out)
 			}
@@ -249,7 +226,7 @@ func TestPolicyTestJSON(t *testing.T) {
 			if err := json.Unmarshal([]byte(out), &raw); err != nil {
 				t.Fatalf("not one JSON document: %v\n%s", err, out)
 			}
-			for _, p := range conventionProblems("$", raw) {
+			for _, p := range clitest.ConventionProblems("$", raw) {
 				t.Errorf("%s", p)
 			}
 			var d doc

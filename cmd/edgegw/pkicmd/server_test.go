@@ -1,11 +1,10 @@
-package main
+package pkicmd
 
 import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"net"
 	"os"
 	"path/filepath"
@@ -13,47 +12,28 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgegw/edgegw/cmd/edgegw/pkicmd/pkitest"
 	"github.com/edgegw/edgegw/gateway/enrol"
 	"github.com/edgegw/edgegw/gateway/pki"
 	"github.com/edgegw/edgegw/hw"
 	"github.com/edgegw/edgegw/hw/hwtest"
 )
 
-func readChain(t *testing.T, path string) []*x509.Certificate {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []*x509.Certificate
-	for {
-		var blk *pem.Block
-		if blk, b = pem.Decode(b); blk == nil {
-			return out
-		}
-		c, err := x509.ParseCertificate(blk.Bytes)
-		if err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, c)
-	}
-}
-
 func TestPKIServerFileKey(t *testing.T) {
-	conf, dir, _ := pkiSite(t)
+	conf, dir, _ := pkitest.Site(t)
 	mustRun(t, "pki", "init", "-c", conf, "--host", "gw.local")
 	keyFile := filepath.Join(t.TempDir(), "lan.key")
-	mustRun(t, "key", "create", "--key", "file:"+keyFile)
+	pkitest.CreateKey(t, "file:"+keyFile)
 	certFile := filepath.Join(t.TempDir(), "lan.crt")
 
 	out := mustRun(t, "pki", "server", "-c", conf, "--key", "file:"+keyFile, "--host", "gw.plant-7.example", "--ip", "10.1.2.3", "--days", "90", "--out", certFile)
 	if !strings.Contains(out, "server certificate issued") {
 		t.Errorf("output %q; want it to say issued", out)
 	}
-	if err := verify(t, dir, certFile); err != nil {
+	if err := pkitest.Verify(t, dir, certFile); err != nil {
 		t.Fatalf("openssl verify: %v", err)
 	}
-	chain := readChain(t, certFile)
+	chain := pkitest.ReadChain(t, certFile)
 	k, err := hw.Open(context.Background(), "file:"+keyFile)
 	if err != nil {
 		t.Fatal(err)
@@ -77,20 +57,20 @@ func TestPKIServerFileKey(t *testing.T) {
 	if !strings.Contains(out, "server certificate renewed") {
 		t.Errorf("output %q; want renewed", out)
 	}
-	chain = readChain(t, certFile)
+	chain = pkitest.ReadChain(t, certFile)
 	if chain[0].SerialNumber.Cmp(first) == 0 || chain[0].VerifyHostname("10.1.2.3") != nil || chain[0].VerifyHostname("gw.plant-7.example") != nil {
 		t.Errorf("renewal kept the serial or lost the names: %v %v", chain[0].DNSNames, chain[0].IPAddresses)
 	}
 
 	// From the config alone: the listener's tls.cert and tls.key.
 	srv := filepath.Join(dir, pki.ServerCertFile)
-	before := readChain(t, srv)[0]
+	before := pkitest.ReadChain(t, srv)[0]
 	mustRun(t, "pki", "server", "-c", conf)
-	after := readChain(t, srv)[0]
+	after := pkitest.ReadChain(t, srv)[0]
 	if after.SerialNumber.Cmp(before.SerialNumber) == 0 || !publicEqual(after.PublicKey, before.PublicKey) || after.VerifyHostname("gw.local") != nil {
 		t.Errorf("config renewal: serial %v -> %v, same key %v, names %v", before.SerialNumber, after.SerialNumber, publicEqual(after.PublicKey, before.PublicKey), after.DNSNames)
 	}
-	if code, _, errs := edgegw(t, "pki", "server", "-c", conf, "--ip", "nope"); code == 0 || !strings.Contains(errs, "not an IP address") {
+	if code, _, errs := run(t, "pki", "server", "-c", conf, "--ip", "nope"); code == 0 || !strings.Contains(errs, "not an IP address") {
 		t.Errorf("--ip nope: exit %d, %q", code, errs)
 	}
 }
@@ -98,14 +78,14 @@ func TestPKIServerFileKey(t *testing.T) {
 // A LAN listener key in a TPM (swtpm): the certificate is made for it without the key leaving
 // the TPM, and a TLS client verifies a handshake the TPM signs.
 func TestPKIServerTPMKey(t *testing.T) {
-	conf, dir, _ := pkiSite(t)
+	conf, dir, _ := pkitest.Site(t)
 	mustRun(t, "pki", "init", "-c", conf, "--host", "gw.local")
 	sw := hwtest.StartSWTPM(t)
 	uri := sw.URI("handle=0x81000123")
-	mustRun(t, "key", "create", "--key", uri)
+	pkitest.CreateKey(t, uri)
 	certFile := filepath.Join(t.TempDir(), "lan.crt")
 	mustRun(t, "pki", "server", "-c", conf, "--key", uri, "--ip", "127.0.0.1", "--out", certFile)
-	if err := verify(t, dir, certFile); err != nil {
+	if err := pkitest.Verify(t, dir, certFile); err != nil {
 		t.Fatalf("openssl verify: %v", err)
 	}
 
@@ -114,7 +94,7 @@ func TestPKIServerTPMKey(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer key.Close()
-	chain := readChain(t, certFile)
+	chain := pkitest.ReadChain(t, certFile)
 	if !publicEqual(chain[0].PublicKey, key.Public()) {
 		t.Fatal("the certificate is not for the TPM key")
 	}
@@ -147,17 +127,17 @@ func TestPKIServerTPMKey(t *testing.T) {
 // `pki claim` issues a claim certificate with its own policy; `pki list` shows it, and after
 // a renewal both certificates of the thing.
 func TestPKIClaimAndList(t *testing.T) {
-	conf, dir, devices := pkiSite(t)
+	conf, dir, devices := pkitest.Site(t)
 	mustRun(t, "pki", "init", "-c", conf, "--host", "gw.local")
 	out := t.TempDir()
-	if code, _, errs := edgegw(t, "pki", "claim", "-c", conf, "batch7", "--out", out); code == 0 || !strings.Contains(errs, "--template") {
+	if code, _, errs := run(t, "pki", "claim", "-c", conf, "batch7", "--out", out); code == 0 || !strings.Contains(errs, "--template") {
 		t.Errorf("claim without --template: exit %d, %q", code, errs)
 	}
 	mustRun(t, "pki", "claim", "-c", conf, "batch7", "--template", "sensors", "--out", out)
-	if err := verify(t, dir, filepath.Join(out, "batch7.crt")); err != nil {
+	if err := pkitest.Verify(t, dir, filepath.Join(out, "batch7.crt")); err != nil {
 		t.Fatal(err)
 	}
-	claim := readChain(t, filepath.Join(out, "batch7.crt"))[0]
+	claim := pkitest.ReadChain(t, filepath.Join(out, "batch7.crt"))[0]
 	if !enrol.IsClaimCert(claim) {
 		t.Errorf("batch7.crt is not a claim certificate: URIs %v", claim.URIs)
 	}
@@ -203,17 +183,17 @@ func TestPKIClaimAndList(t *testing.T) {
 
 // A LAN listener key in a PKCS#11 token (SoftHSM2): same as the TPM, through the pkcs11: URI.
 func TestPKIServerPKCS11Key(t *testing.T) {
-	conf, dir, _ := pkiSite(t)
+	conf, dir, _ := pkitest.Site(t)
 	mustRun(t, "pki", "init", "-c", conf, "--host", "gw.local")
 	h := hwtest.StartSoftHSM(t, "gw")
 	uri := h.URI("lan")
-	mustRun(t, "key", "create", "--key", uri)
+	pkitest.CreateKey(t, uri)
 	certFile := filepath.Join(t.TempDir(), "lan.crt")
 	out := mustRun(t, "pki", "server", "-c", conf, "--key", uri, "--host", "gw.local", "--out", certFile)
 	if strings.Contains(out, h.PIN) {
 		t.Error("the output shows the token PIN")
 	}
-	if err := verify(t, dir, certFile); err != nil {
+	if err := pkitest.Verify(t, dir, certFile); err != nil {
 		t.Fatalf("openssl verify: %v", err)
 	}
 	key, err := hw.Open(context.Background(), uri)
@@ -221,7 +201,7 @@ func TestPKIServerPKCS11Key(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer key.Close()
-	if !publicEqual(readChain(t, certFile)[0].PublicKey, key.Public()) {
+	if !publicEqual(pkitest.ReadChain(t, certFile)[0].PublicKey, key.Public()) {
 		t.Fatal("the certificate is not for the token's key")
 	}
 }

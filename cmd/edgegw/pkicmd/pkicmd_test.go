@@ -1,9 +1,10 @@
-package main
+package pkicmd
 
 import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,70 +13,49 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spf13/cobra"
 	"gopkg.in/yaml.v3"
 
+	"github.com/edgegw/edgegw/cmd/edgegw/cli"
+	"github.com/edgegw/edgegw/cmd/edgegw/cli/clitest"
+	"github.com/edgegw/edgegw/cmd/edgegw/pkicmd/pkitest"
 	"github.com/edgegw/edgegw/gateway/pki"
+	"github.com/edgegw/edgegw/hw/hwtest"
 )
 
-// pkiSite is a config dir laid out like /etc/edgegw: edgegw.yaml naming pki/ca.crt and
-// devices.yaml, so every pki command finds its directory and registry from -c.
-func pkiSite(t *testing.T) (conf, dir, devices string) {
+// testDefaultConfig is -c's default in these tests: absent, as on a machine without the package.
+const testDefaultConfig = "/nonexistent/edgegw.yaml"
+
+// newPKI is `edgegw pki` on the command line c.
+func newPKI(c cli.CLI) *cobra.Command {
+	return New(c, testDefaultConfig, Keys{URIHelp: "Key URIs: file:PATH, tpm:..., pkcs11:...", DefaultStateDir: "/nonexistent/state"})
+}
+
+// run runs `edgegw ARGS` with the pki command through the test command line (clitest) and
+// returns the exit status, stdout and stderr. The binary's own tests run the same commands
+// through main's execute.
+func run(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
-	root := t.TempDir()
-	conf = filepath.Join(root, "edgegw.yaml")
-	cfg := `version: 1
-site: test
-listeners:
-  - name: lan
-    address: "127.0.0.1:8883"
-    tls: {ca: pki/ca.crt, cert: pki/server.crt, key: "file:pki/server.key", crl: pki/crl.pem}
-devices: devices.yaml
-policies: policies/
-`
-	if err := os.WriteFile(conf, []byte(cfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return conf, filepath.Join(root, "pki"), filepath.Join(root, "devices.yaml")
+	return clitest.Run(t, newPKI, args...)
 }
 
 func mustRun(t *testing.T, args ...string) string {
 	t.Helper()
-	code, out, errs := edgegw(t, args...)
+	code, out, errs := run(t, args...)
 	if code != 0 {
 		t.Fatalf("edgegw %s: exit %d\n%s%s", strings.Join(args, " "), code, out, errs)
 	}
 	return out
 }
 
-func needTool(t *testing.T, name, pkg string) string {
-	t.Helper()
-	p, err := exec.LookPath(name)
-	if err != nil {
-		t.Fatalf("%s not found: run `make deps` (apt-get install %s)", name, pkg)
-	}
-	return p
-}
-
-func verify(t *testing.T, dir, cert string) error {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, needTool(t, "openssl", "openssl"), "verify", "-CAfile", filepath.Join(dir, "ca.crt"),
-		"-crl_check", "-CRLfile", filepath.Join(dir, "crl.pem"), cert).CombinedOutput()
-	if err != nil {
-		return fmt.Errorf("%v: %s", err, out)
-	}
-	return nil
-}
-
 func TestPKICommands(t *testing.T) {
-	conf, dir, devices := pkiSite(t)
+	conf, dir, devices := pkitest.Site(t)
 	out := t.TempDir()
 	mustRun(t, "pki", "init", "-c", conf, "--host", "gw.local", "--host", "127.0.0.1", "--cn", "plant CA")
 	if _, err := os.Stat(filepath.Join(dir, "ca.crt")); err != nil {
 		t.Fatalf("init did not use the config's PKI directory: %v", err)
 	}
-	if code, _, errs := edgegw(t, "pki", "init", "-c", conf); code == 0 || !strings.Contains(errs, "refusing to overwrite") {
+	if code, _, errs := run(t, "pki", "init", "-c", conf); code == 0 || !strings.Contains(errs, "refusing to overwrite") {
 		t.Errorf("second init: exit %d, %q", code, errs)
 	}
 
@@ -84,34 +64,34 @@ func TestPKICommands(t *testing.T) {
 		t.Errorf("issue output: %s", got)
 	}
 	crt := filepath.Join(out, "temp-f01-001.crt")
-	if err := verify(t, dir, crt); err != nil {
+	if err := pkitest.Verify(t, dir, crt); err != nil {
 		t.Fatalf("openssl verify: %v", err)
 	}
 	if fi, err := os.Stat(filepath.Join(out, "temp-f01-001.key")); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("key file: %v", err)
 	}
-	code, _, errs := edgegw(t, "pki", "issue", "-c", conf, "temp-f01-001", "--out", out)
+	code, _, errs := run(t, "pki", "issue", "-c", conf, "temp-f01-001", "--out", out)
 	if code != 1 || !strings.Contains(errs, "--renew") {
 		t.Errorf("duplicate: exit %d %q; want 1 with a --renew hint", code, errs)
 	}
 	mustRun(t, "pki", "issue", "-c", conf, "temp-f01-001", "--renew", "--out", out)
-	if err := verify(t, dir, crt); err != nil {
+	if err := pkitest.Verify(t, dir, crt); err != nil {
 		t.Errorf("renewed certificate: %v", err)
 	}
 
 	// sign: a CSR made by openssl on "the device".
-	openssl := needTool(t, "openssl", "openssl")
+	openssl := hwtest.Require(t, "openssl", "openssl")
 	dev := t.TempDir()
 	csr := filepath.Join(dev, "valve-7.csr")
 	if b, err := exec.Command(openssl, "req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
 		"-keyout", filepath.Join(dev, "valve-7.key"), "-out", csr, "-subj", "/CN=valve-7").CombinedOutput(); err != nil {
 		t.Fatalf("openssl req: %v %s", err, b)
 	}
-	if code, _, errs := edgegw(t, "pki", "sign", "-c", conf, csr, "--thing", "valve-8", "--out", out); code != 1 || !strings.Contains(errs, `subject CN is "valve-7" but the thing is "valve-8"`) {
+	if code, _, errs := run(t, "pki", "sign", "-c", conf, csr, "--thing", "valve-8", "--out", out); code != 1 || !strings.Contains(errs, `subject CN is "valve-7" but the thing is "valve-8"`) {
 		t.Errorf("mismatched sign: exit %d %q", code, errs)
 	}
 	mustRun(t, "pki", "sign", "-c", conf, csr, "--thing", "valve-7", "--type", "valve", "--out", out)
-	if err := verify(t, dir, filepath.Join(out, "valve-7.crt")); err != nil {
+	if err := pkitest.Verify(t, dir, filepath.Join(out, "valve-7.crt")); err != nil {
 		t.Errorf("signed CSR: %v", err)
 	}
 
@@ -137,16 +117,16 @@ func TestPKICommands(t *testing.T) {
 	// revoke: openssl now refuses; the registry keeps the thing.
 	regBefore, _ := os.ReadFile(devices)
 	mustRun(t, "pki", "revoke", "-c", conf, "temp-f01-001", "--reason", "keyCompromise")
-	if err := verify(t, dir, crt); err == nil || !strings.Contains(err.Error(), "revoked") {
+	if err := pkitest.Verify(t, dir, crt); err == nil || !strings.Contains(err.Error(), "revoked") {
 		t.Errorf("openssl verify after revoke: %v; want revoked", err)
 	}
 	if regAfter, _ := os.ReadFile(devices); string(regAfter) != string(regBefore) {
 		t.Error("revoke changed devices.yaml")
 	}
-	if code, _, errs := edgegw(t, "pki", "revoke", "-c", conf, "temp-f01-001"); code != 0 || !strings.Contains(errs, "nothing to do") {
+	if code, _, errs := run(t, "pki", "revoke", "-c", conf, "temp-f01-001"); code != 0 || !strings.Contains(errs, "nothing to do") {
 		t.Errorf("second revoke: exit %d %q", code, errs)
 	}
-	if code, _, _ := edgegw(t, "pki", "revoke", "-c", conf, "valve-7", "--reason", "whatever"); code != 1 {
+	if code, _, _ := run(t, "pki", "revoke", "-c", conf, "valve-7", "--reason", "whatever"); code != 1 {
 		t.Errorf("bad reason: exit %d; want 1", code)
 	}
 	if got := mustRun(t, "pki", "crl", "-c", conf, "--days", "7"); !strings.Contains(got, "2 revoked") {
@@ -173,35 +153,36 @@ func TestPKIDirFlagsAndDefaults(t *testing.T) {
 	// No config: --dir, and the registry beside the PKI directory.
 	mustRun(t, "pki", "init", "--dir", dir, "--host", "localhost")
 	// ... an explicit -c that does not exist is an error.
-	if code, _, errs := edgegw(t, "pki", "list", "-c", filepath.Join(root, "absent.yaml"), "--dir", dir); code != 1 || !strings.Contains(errs, "absent.yaml") {
+	if code, _, errs := run(t, "pki", "list", "-c", filepath.Join(root, "absent.yaml"), "--dir", dir); code != 1 || !strings.Contains(errs, "absent.yaml") {
 		t.Errorf("missing -c: exit %d %q", code, errs)
 	}
-	code, _, errs := edgegw(t, "pki", "issue", "--config", "/nonexistent/edgegw.yaml", "--dir", dir, "x", "--out", root)
+	code, _, errs := run(t, "pki", "issue", "--config", "/nonexistent/edgegw.yaml", "--dir", dir, "x", "--out", root)
 	if code != 1 {
 		t.Errorf("exit %d %s", code, errs)
 	}
 	// Default config absent: only --dir counts.
+	c := clitest.NewCLI(context.Background(), io.Discard, io.Discard)
 	f := &pkiFlags{config: filepath.Join(root, "absent-default.yaml"), dir: dir}
-	o, err := f.options(&app{}, newPKICmd(&app{}))
+	o, err := f.options(app{CLI: c}, newPKI(c))
 	if err != nil || o.Dir != dir || o.Devices != filepath.Join(root, "site", "devices.yaml") {
 		t.Errorf("options %+v %v", o, err)
 	}
 	// Neither --dir nor a config: /etc/edgegw/pki, which purging the package keeps.
 	f = &pkiFlags{config: filepath.Join(root, "absent-default.yaml")}
-	o, err = f.options(&app{}, newPKICmd(&app{}))
+	o, err = f.options(app{CLI: c}, newPKI(c))
 	if err != nil || o.Dir != "/etc/edgegw/pki" || o.Devices != "/etc/edgegw/devices.yaml" {
 		t.Errorf("got dir %q, devices %q, err %v; want /etc/edgegw/pki, /etc/edgegw/devices.yaml", o.Dir, o.Devices, err)
 	}
-	if code, _, errs := edgegw(t, "pki", "issue"); code != 2 || !strings.Contains(errs, "THING") {
+	if code, _, errs := run(t, "pki", "issue"); code != 2 || !strings.Contains(errs, "THING") {
 		t.Errorf("issue without a thing: exit %d %q; want 2", code, errs)
 	}
-	if code, _, _ := edgegw(t, "pki", "list", "--expiring", "soon", "--dir", dir); code != 2 {
+	if code, _, _ := run(t, "pki", "list", "--expiring", "soon", "--dir", dir); code != 2 {
 		t.Errorf("bad --expiring: exit %d; want 2", code)
 	}
 }
 
 func TestPKIIssueBatch(t *testing.T) {
-	conf, dir, devices := pkiSite(t)
+	conf, dir, devices := pkitest.Site(t)
 	out := t.TempDir()
 	mustRun(t, "pki", "init", "-c", conf, "--host", "localhost")
 	batch := filepath.Join(t.TempDir(), "things.txt")
@@ -229,14 +210,14 @@ func TestPKIIssueBatch(t *testing.T) {
 		t.Errorf("temp-1 attributes leaked between lines: %+v", reg.Things[0])
 	}
 	for _, th := range []string{"temp-1", "hum-1", "plain-1"} {
-		if err := verify(t, dir, filepath.Join(out, th+".crt")); err != nil {
+		if err := pkitest.Verify(t, dir, filepath.Join(out, th+".crt")); err != nil {
 			t.Error(err)
 		}
 	}
 	if err := os.WriteFile(batch, []byte("ok-1\nbad/name\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if code, _, errs := edgegw(t, "pki", "issue", "-c", conf, "--batch", batch, "--out", out); code != 1 || !strings.Contains(errs, "things.txt:2") {
+	if code, _, errs := run(t, "pki", "issue", "-c", conf, "--batch", batch, "--out", out); code != 1 || !strings.Contains(errs, "things.txt:2") {
 		t.Errorf("bad batch: exit %d %q; want the file:line", code, errs)
 	}
 }
@@ -253,13 +234,13 @@ func TestPKIHelperProcess(t *testing.T) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(3)
 	}
-	os.Exit(execute(context.Background(), args, os.Stdout, os.Stderr))
+	os.Exit(clitest.Execute(context.Background(), newPKI, args, os.Stdout, os.Stderr))
 }
 
 // Several processes issuing at once leave consistent state: every serial in issued.json,
 // every thing in devices.yaml.
 func TestPKIConcurrentProcesses(t *testing.T) {
-	conf, dir, devices := pkiSite(t)
+	conf, dir, devices := pkitest.Site(t)
 	mustRun(t, "pki", "init", "-c", conf, "--host", "localhost")
 	out := t.TempDir()
 	const procs, per = 6, 3
@@ -308,7 +289,7 @@ func TestPKIConcurrentProcesses(t *testing.T) {
 	}
 	for p := range procs {
 		for i := range per {
-			if err := verify(t, dir, filepath.Join(out, fmt.Sprintf("p%d-t%d.crt", p, i))); err != nil {
+			if err := pkitest.Verify(t, dir, filepath.Join(out, fmt.Sprintf("p%d-t%d.crt", p, i))); err != nil {
 				t.Error(err)
 			}
 		}

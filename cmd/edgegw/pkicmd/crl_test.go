@@ -1,10 +1,12 @@
-package main
+package pkicmd
 
 import (
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/edgegw/edgegw/cmd/edgegw/pkicmd/pkitest"
 )
 
 // TestPKICRLRefreshBefore: what the CRL timer runs. A CRL whose nextUpdate is beyond the window
@@ -28,7 +30,7 @@ func TestPKICRLRefreshBefore(t *testing.T) {
 		{name: "bad window", args: []string{"--refresh-before", "soon"}, wantCode: 2, wantErr: `--refresh-before "soon": want a number of days`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			conf, dir, _ := pkiSite(t)
+			conf, dir, _ := pkitest.Site(t)
 			mustRun(t, "pki", "init", "-c", conf, "--crl-days", "30")
 			crlPath := filepath.Join(dir, "crl.pem")
 			if tc.crl != "" {
@@ -37,7 +39,7 @@ func TestPKICRLRefreshBefore(t *testing.T) {
 				}
 			}
 			before, _ := os.ReadFile(crlPath)
-			code, out, errs := edgegw(t, append([]string{"pki", "crl", "-c", conf}, tc.args...)...)
+			code, out, errs := run(t, append([]string{"pki", "crl", "-c", conf}, tc.args...)...)
 			after, _ := os.ReadFile(crlPath)
 			if code != tc.wantCode || !strings.Contains(out, tc.wantOut) || !strings.Contains(errs, tc.wantErr) {
 				t.Errorf("pki crl %v: got exit %d, stdout %q, stderr %q; want exit %d, stdout with %q, stderr with %q",
@@ -45,39 +47,6 @@ func TestPKICRLRefreshBefore(t *testing.T) {
 			}
 			if changed := string(after) != string(before); changed != tc.wantChange {
 				t.Errorf("pki crl %v: got crl.pem changed %v; want %v", tc.args, changed, tc.wantChange)
-			}
-		})
-	}
-}
-
-// TestAdminSocketDir: `edgegw run` by hand creates the admin socket's directory when it may,
-// and otherwise says to use systemd or create it.
-func TestAdminSocketDir(t *testing.T) {
-	tmp := t.TempDir()
-	for _, tc := range []struct {
-		name    string
-		socket  string
-		wantErr string // "" = no error and the directory exists afterwards
-	}{
-		{name: "no admin socket", socket: ""},
-		{name: "directory exists", socket: filepath.Join(tmp, "admin.sock")},
-		{name: "directory creatable", socket: filepath.Join(tmp, "run", "edgegw", "admin.sock")},
-		// /proc refuses mkdir even to root: stands for /run as the daemon's user.
-		{name: "directory not creatable", socket: "/proc/edgegw-test/admin.sock",
-			wantErr: "start the daemon with systemd (systemctl start edgegw: the unit's RuntimeDirectory= creates it), or create it first: sudo install -d -o edgegw -g edgegw -m 0750 /proc/edgegw-test"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			err := checkAdminSocketDir(tc.socket, true)
-			switch {
-			case tc.wantErr == "" && err != nil:
-				t.Errorf("checkAdminSocketDir(%q): got %v; want nil", tc.socket, err)
-			case tc.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tc.wantErr)):
-				t.Errorf("checkAdminSocketDir(%q): got %v; want an error containing %q", tc.socket, err, tc.wantErr)
-			}
-			if tc.wantErr == "" && tc.socket != "" {
-				if fi, err := os.Stat(filepath.Dir(tc.socket)); err != nil || !fi.IsDir() {
-					t.Errorf("checkAdminSocketDir(%q): directory afterwards: %v; want it to exist", tc.socket, err)
-				}
 			}
 		})
 	}

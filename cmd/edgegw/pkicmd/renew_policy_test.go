@@ -1,4 +1,4 @@
-package main
+package pkicmd
 
 import (
 	"fmt"
@@ -50,11 +50,11 @@ enrolment:
 
 	bare := filepath.Join(root, "bare.yaml")
 	gatewaytest.WriteFile(t, bare, []byte("version: 1\npolicies: policies/\n"), 0o644)
-	code, _, errOut := edgegw(t, "pki", "renew-policy", "-c", bare)
+	code, _, errOut := run(t, "pki", "renew-policy", "-c", bare)
 	if code != 2 || !strings.Contains(errOut, "--template") || !strings.Contains(errOut, "enrolment.templates") {
 		t.Errorf("without templates: exit %d, stderr %q; want exit 2 saying to give --template or enrolment.templates", code, errOut)
 	}
-	code, _, errOut = edgegw(t, "pki", "renew-policy", "-c", filepath.Join(root, "none.yaml"), "--template", "sensors")
+	code, _, errOut = run(t, "pki", "renew-policy", "-c", filepath.Join(root, "none.yaml"), "--template", "sensors")
 	if code != 2 || !strings.Contains(errOut, "--out") {
 		t.Errorf("without a policies directory: exit %d, stderr %q; want exit 2 saying to give --out or --policies", code, errOut)
 	}

@@ -1,4 +1,4 @@
-package main
+package evalcmd
 
 import (
 	"crypto/x509"
@@ -8,15 +8,16 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/edgegw/edgegw/cmd/edgegw/cli"
 	"github.com/edgegw/edgegw/gateway/authz"
 	"github.com/edgegw/edgegw/gateway/broker"
 	"github.com/edgegw/edgegw/gateway/config"
 )
 
-func init() { extraCommands = append(extraCommands, newPolicyCmd) }
-
-// newPolicyCmd is `edgegw policy`: offline tools for the AWS IoT-style policies.
-func newPolicyCmd(a *app) *cobra.Command {
+// NewPolicy is `edgegw policy`: offline tools for the AWS IoT-style policies. c is the command
+// line around it; defaultConfig is -c's default.
+func NewPolicy(c cli.CLI, defaultConfig string) *cobra.Command {
+	a := app{CLI: c, defaultConfig: defaultConfig}
 	cmd := &cobra.Command{
 		Use:   "policy",
 		Short: "Explain policy decisions offline",
@@ -34,7 +35,7 @@ type policyTestFlags struct {
 	asJSON                                                 bool
 }
 
-func newPolicyTestCmd(a *app) *cobra.Command {
+func newPolicyTestCmd(a app) *cobra.Command {
 	var f policyTestFlags
 	cmd := &cobra.Command{
 		Use:   "test --thing T --action ACTION --topic TOPIC",
@@ -67,7 +68,7 @@ Exit status: 0 allowed, 1 denied, 2 error (bad flags, config, registry or policy
 		RunE: func(cmd *cobra.Command, _ []string) error { return a.policyTest(&f) },
 	}
 	fl := cmd.Flags()
-	addConfigFlag(cmd, &f.config)
+	fl.StringVarP(&f.config, "config", "c", a.defaultConfig, "config file")
 	fl.StringVar(&f.thing, "thing", "", "thing name bound to the certificate (required)")
 	fl.StringVar(&f.action, "action", "", "connect, publish, subscribe, receive or retain-publish (required)")
 	fl.StringVar(&f.topic, "topic", "", "topic name, or topic filter for subscribe")
@@ -76,12 +77,12 @@ Exit status: 0 allowed, 1 denied, 2 error (bad flags, config, registry or policy
 	fl.StringVar(&f.sourceIP, "source-ip", "", "client address for aws:SourceIp")
 	fl.BoolVar(&f.persistent, "persistent", false, "CONNECT with a persistent session (iot:ConnectAttributes PersistentConnect)")
 	fl.BoolVar(&f.will, "will", false, "CONNECT with a will message (iot:ConnectAttributes LastWill)")
-	outputFlags(cmd, &f.output, &f.asJSON)
+	a.OutputFlags(cmd, &f.output, &f.asJSON)
 	return cmd
 }
 
-// policyTestJSON is `edgegw policy test -o json`.
-type policyTestJSON struct {
+// PolicyTestJSON is `edgegw policy test -o json`.
+type PolicyTestJSON struct {
 	Allowed          bool            `json:"allowed"`
 	Decision         string          `json:"decision"` // allow | deny
 	Action           string          `json:"action"`
@@ -114,11 +115,11 @@ type variableJSON struct {
 	Unresolved string   `json:"unresolved,omitempty"` // why it has no value
 }
 
-func policyTestView(ex authz.Explanation) policyTestJSON {
+func policyTestView(ex authz.Explanation) PolicyTestJSON {
 	ref := func(r authz.StatementRef) statementJSON {
 		return statementJSON{Policy: r.Policy, File: r.File, Index: r.Index, Sid: r.Sid, Line: r.Line, Effect: r.Effect.String(), Reason: r.Reason}
 	}
-	out := policyTestJSON{Allowed: ex.Allowed, Decision: "deny", Action: ex.Action.String(), Resource: ex.Resource, Thing: ex.Thing,
+	out := PolicyTestJSON{Allowed: ex.Allowed, Decision: "deny", Action: ex.Action.String(), Resource: ex.Resource, Thing: ex.Thing,
 		ClientID: ex.ClientID, How: ex.How, Policies: []string{}, Matched: []statementJSON{}, NotApplied: []statementJSON{},
 		Variables: []variableJSON{}, Notes: []string{}}
 	if ex.Allowed {
@@ -141,12 +142,8 @@ func policyTestView(ex authz.Explanation) policyTestJSON {
 	return out
 }
 
-func usageError(format string, args ...any) error {
-	return &exitError{code: 2, err: fmt.Errorf(format, args...)}
-}
-
-func (a *app) policyTest(f *policyTestFlags) error {
-	isJSON, err := jsonOutput(f.output, f.asJSON)
+func (a app) policyTest(f *policyTestFlags) error {
+	isJSON, err := a.JSONOutput(f.output, f.asJSON)
 	if err != nil {
 		return err
 	}
@@ -165,15 +162,15 @@ func (a *app) policyTest(f *policyTestFlags) error {
 			if isJSON {
 				out := policyTestView(authz.Explanation{Action: action, Resource: action.Resource(resource), Thing: id.ThingName, ClientID: id.ClientID})
 				out.RefusedAtConnect = fmt.Sprint(de.Reason)
-				if err := writeJSONOut(a.stdout, out); err != nil {
+				if err := a.WriteJSON(a.Stdout(), out); err != nil {
 					return err
 				}
 			} else {
-				fmt.Fprintf(a.stdout, "DENY %s %s\n  refused at CONNECT: %v\n", action, action.Resource(resource), de.Reason)
+				fmt.Fprintf(a.Stdout(), "DENY %s %s\n  refused at CONNECT: %v\n", action, action.Resource(resource), de.Reason)
 			}
-			return &exitError{code: 1}
+			return &cli.ExitError{Code: 1}
 		}
-		return &exitError{code: 2, err: err}
+		return &cli.ExitError{Code: 2, Err: err}
 	}
 	ex := sess.Explain(action, resource)
 	const retainNote = "a PUBLISH with RETAIN also needs iot:Publish on the topic"
@@ -182,17 +179,17 @@ func (a *app) policyTest(f *policyTestFlags) error {
 		if action == authz.RetainPublish {
 			out.Notes = append(out.Notes, retainNote)
 		}
-		if err := writeJSONOut(a.stdout, out); err != nil {
+		if err := a.WriteJSON(a.Stdout(), out); err != nil {
 			return err
 		}
 	} else {
-		fmt.Fprint(a.stdout, ex.String())
+		fmt.Fprint(a.Stdout(), ex.String())
 		if action == authz.RetainPublish {
-			fmt.Fprintln(a.stdout, "  note: "+retainNote)
+			fmt.Fprintln(a.Stdout(), "  note: "+retainNote)
 		}
 	}
 	if !ex.Allowed {
-		return &exitError{code: 1}
+		return &cli.ExitError{Code: 1}
 	}
 	return nil
 }
@@ -203,14 +200,14 @@ func (f *policyTestFlags) request() (authz.Action, authz.Identity, string, error
 	var action authz.Action
 	id := authz.Identity{ThingName: f.thing, ClientID: f.clientID, CleanSession: !f.persistent, HasWill: f.will}
 	if f.thing == "" {
-		return action, id, "", usageError("policy test: --thing is required")
+		return action, id, "", cli.Usage("policy test: --thing is required")
 	}
 	if f.action == "" {
-		return action, id, "", usageError("policy test: --action is required")
+		return action, id, "", cli.Usage("policy test: --action is required")
 	}
 	action, err := authz.ParseAction(f.action)
 	if err != nil {
-		return action, id, "", usageError("policy test: --action: %v", err)
+		return action, id, "", cli.Usage("policy test: --action: %v", err)
 	}
 	if id.ClientID == "" {
 		id.ClientID = f.thing
@@ -218,20 +215,20 @@ func (f *policyTestFlags) request() (authz.Action, authz.Identity, string, error
 	resource := f.topic
 	switch {
 	case action == authz.Connect && f.topic != "" && f.topic != id.ClientID:
-		return action, id, "", usageError("policy test: for connect the resource is the client ID; use --client-id, not --topic")
+		return action, id, "", cli.Usage("policy test: for connect the resource is the client ID; use --client-id, not --topic")
 	case action == authz.Connect:
 		resource = id.ClientID
 	case f.topic == "":
-		return action, id, "", usageError("policy test: --topic is required for %s", f.action)
+		return action, id, "", cli.Usage("policy test: --topic is required for %s", f.action)
 	}
 	if f.sourceIP != "" {
 		if id.SourceIP, err = netip.ParseAddr(f.sourceIP); err != nil {
-			return action, id, "", usageError("policy test: --source-ip: %v", err)
+			return action, id, "", cli.Usage("policy test: --source-ip: %v", err)
 		}
 	}
 	if f.cert != "" {
 		if id.Cert, err = readCert(f.cert); err != nil {
-			return action, id, "", &exitError{code: 2, err: err}
+			return action, id, "", &cli.ExitError{Code: 2, Err: err}
 		}
 	}
 	return action, id, resource, nil
@@ -239,28 +236,28 @@ func (f *policyTestFlags) request() (authz.Action, authz.Identity, string, error
 
 // policyTestEngine loads the registry and policies the config at path names,
 // printing each problem in the config or the policies to stderr.
-func (a *app) policyTestEngine(path string) (*authz.Engine, error) {
+func (a app) policyTestEngine(path string) (*authz.Engine, error) {
 	cfg, err := config.Load(path)
 	if err != nil {
 		var ce *config.Error
 		if errors.As(err, &ce) {
 			for _, fe := range ce.Errors {
-				fmt.Fprintln(a.stderr, fe.Error())
+				fmt.Fprintln(a.Stderr(), fe.Error())
 			}
-			return nil, &exitError{code: 2, err: fmt.Errorf("policy test: %d problem(s) in the configuration", len(ce.Errors))}
+			return nil, &cli.ExitError{Code: 2, Err: fmt.Errorf("policy test: %d problem(s) in the configuration", len(ce.Errors))}
 		}
-		return nil, &exitError{code: 2, err: err}
+		return nil, &cli.ExitError{Code: 2, Err: err}
 	}
 	eng, err := broker.CheckPolicy(cfg.Devices, cfg.Policies)
 	if err != nil {
 		var list authz.ErrorList
 		if errors.As(err, &list) {
 			for _, e := range list {
-				fmt.Fprintln(a.stderr, e.Error())
+				fmt.Fprintln(a.Stderr(), e.Error())
 			}
-			return nil, &exitError{code: 2, err: fmt.Errorf("policy test: %d problem(s) in the registry or policies", len(list))}
+			return nil, &cli.ExitError{Code: 2, Err: fmt.Errorf("policy test: %d problem(s) in the registry or policies", len(list))}
 		}
-		return nil, &exitError{code: 2, err: err}
+		return nil, &cli.ExitError{Code: 2, Err: err}
 	}
 	return eng, nil
 }

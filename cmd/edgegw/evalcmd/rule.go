@@ -1,23 +1,19 @@
-package main
+package evalcmd
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
 
-	"github.com/edgegw/edgegw/gateway/authz"
-	"github.com/edgegw/edgegw/gateway/broker"
-	"github.com/edgegw/edgegw/gateway/brokerconf"
+	"github.com/edgegw/edgegw/cmd/edgegw/cli"
 	"github.com/edgegw/edgegw/gateway/config"
 	"github.com/edgegw/edgegw/gateway/rules"
 )
 
-func init() { extraCommands = append(extraCommands, newRuleCmd) }
-
-// newRuleCmd is `edgegw rule`: offline tools for AWS IoT SQL rules.
-func newRuleCmd(a *app) *cobra.Command {
+// NewRule is `edgegw rule`: offline tools for AWS IoT SQL rules. c is the command line around it.
+func NewRule(c cli.CLI) *cobra.Command {
+	a := app{CLI: c}
 	cmd := &cobra.Command{
 		Use:   "rule",
 		Short: "Try AWS IoT SQL rules offline",
@@ -34,8 +30,8 @@ type ruleTestFlags struct {
 	asJSON                        bool
 }
 
-// ruleTestJSON is `edgegw rule test -o json`.
-type ruleTestJSON struct {
+// RuleTestJSON is `edgegw rule test -o json`.
+type RuleTestJSON struct {
 	Fires        bool   `json:"fires"`         // the topic matches and WHERE held: the actions run
 	TopicMatches bool   `json:"topic_matches"` // the topic matches FROM
 	WhereHeld    bool   `json:"where_held"`    // WHERE was true (or absent)
@@ -46,7 +42,7 @@ type ruleTestJSON struct {
 	OutputJSON json.RawMessage `json:"output_json,omitempty"`
 }
 
-func newRuleTestCmd(a *app) *cobra.Command {
+func newRuleTestCmd(a app) *cobra.Command {
 	var f ruleTestFlags
 	cmd := &cobra.Command{
 		Use:   "test --sql SQL --topic TOPIC --payload PAYLOAD",
@@ -76,31 +72,31 @@ line:column in the statement).`,
 	fl.StringVar(&f.payload, "payload", "", "the message's payload (JSON or any bytes)")
 	fl.StringVar(&f.clientID, "client-id", "", "the publisher's client ID, for clientid()")
 	fl.StringVar(&f.clientID, "clientid", "", "same as --client-id")
-	outputFlags(cmd, &f.output, &f.asJSON)
+	a.OutputFlags(cmd, &f.output, &f.asJSON)
 	return cmd
 }
 
-func (a *app) ruleTest(f *ruleTestFlags) error {
-	isJSON, err := jsonOutput(f.output, f.asJSON)
+func (a app) ruleTest(f *ruleTestFlags) error {
+	isJSON, err := a.JSONOutput(f.output, f.asJSON)
 	if err != nil {
 		return err
 	}
 	if f.sql == "" {
-		return usageError("rule test: --sql is required")
+		return cli.Usage("rule test: --sql is required")
 	}
 	if f.topic == "" {
-		return usageError("rule test: --topic is required")
+		return cli.Usage("rule test: --topic is required")
 	}
 	if err := config.ValidateTopicName(f.topic); err != nil {
-		return usageError("rule test: --topic %q: %v", f.topic, err)
+		return cli.Usage("rule test: --topic %q: %v", f.topic, err)
 	}
 	tr, err := rules.TrySQL(f.sql, &rules.Message{Topic: f.topic, Payload: []byte(f.payload), ClientID: f.clientID})
 	if err != nil {
-		return &exitError{code: 2, err: fmt.Errorf("rule test: %w", err)}
+		return &cli.ExitError{Code: 2, Err: fmt.Errorf("rule test: %w", err)}
 	}
 	fires := tr.Err == nil && tr.Matched && tr.TopicMatches
 	if isJSON {
-		out := ruleTestJSON{Fires: fires, TopicMatches: tr.TopicMatches, WhereHeld: tr.Err == nil && tr.Matched}
+		out := RuleTestJSON{Fires: fires, TopicMatches: tr.TopicMatches, WhereHeld: tr.Err == nil && tr.Matched}
 		if tr.Err != nil {
 			out.Error = tr.Err.Error()
 		} else if tr.Matched {
@@ -109,11 +105,11 @@ func (a *app) ruleTest(f *ruleTestFlags) error {
 				out.OutputJSON = tr.Payload
 			}
 		}
-		if err := writeJSONOut(a.stdout, out); err != nil {
+		if err := a.WriteJSON(a.Stdout(), out); err != nil {
 			return err
 		}
 		if !fires {
-			return &exitError{code: 1}
+			return &cli.ExitError{Code: 1}
 		}
 		return nil
 	}
@@ -121,67 +117,18 @@ func (a *app) ruleTest(f *ruleTestFlags) error {
 	if !tr.TopicMatches {
 		match = "does NOT match"
 	}
-	fmt.Fprintf(a.stdout, "topic %s %s the FROM filter\n", f.topic, match)
+	fmt.Fprintf(a.Stdout(), "topic %s %s the FROM filter\n", f.topic, match)
 	switch {
 	case tr.Err != nil:
-		fmt.Fprintf(a.stdout, "ERROR evaluating the statement: %v\n  (the rule's error action would run)\n", tr.Err)
-		return &exitError{code: 1}
+		fmt.Fprintf(a.Stdout(), "ERROR evaluating the statement: %v\n  (the rule's error action would run)\n", tr.Err)
+		return &cli.ExitError{Code: 1}
 	case !tr.Matched:
-		fmt.Fprintln(a.stdout, "WHERE is not true: no output, no action runs")
-		return &exitError{code: 1}
+		fmt.Fprintln(a.Stdout(), "WHERE is not true: no output, no action runs")
+		return &cli.ExitError{Code: 1}
 	}
-	fmt.Fprintf(a.stdout, "OUTPUT %s\n", tr.Payload)
+	fmt.Fprintf(a.Stdout(), "OUTPUT %s\n", tr.Payload)
 	if !tr.TopicMatches {
-		return &exitError{code: 1}
+		return &cli.ExitError{Code: 1}
 	}
 	return nil
-}
-
-// checkRulesPoliciesAuthorizers is the part of `edgegw check` that needs the
-// runtime rooms: the rules compile (SQL errors at the rule's line with the
-// position in the statement), every policy file loads (strictly: a bad file is
-// an error naming its file and line, although the daemon would run with it and
-// deny what attaches it), and each listener's authorizer section builds. It
-// returns a *config.Error listing every problem, or nil.
-func checkRulesPoliciesAuthorizers(cfg *config.Config) error {
-	var all config.Error
-	add := func(err error) {
-		var ce *config.Error
-		if errors.As(err, &ce) {
-			all.Errors = append(all.Errors, ce.Errors...)
-		} else if err != nil {
-			all.Errors = append(all.Errors, &config.FieldError{File: cfg.File, Msg: err.Error()})
-		}
-	}
-	_, err := brokerconf.CompileRules(cfg)
-	add(err)
-	add(brokerconf.CheckAuthorizers(cfg))
-	eng, err := broker.CheckPolicy(cfg.Devices, cfg.Policies)
-	if err != nil {
-		var list authz.ErrorList
-		if errors.As(err, &list) {
-			for _, e := range list {
-				all.Errors = append(all.Errors, &config.FieldError{Msg: e.Error()})
-			}
-		} else {
-			add(err)
-		}
-	} else {
-		// A rule's identity must be a thing the registry knows (and has
-		// not disabled): its policies authorize the rule's republishes.
-		for i, r := range cfg.Rules {
-			if r.Identity == "" {
-				continue
-			}
-			if _, err := eng.Bind(authz.Identity{ThingName: r.Identity, ClientID: r.Identity, CleanSession: true}); err != nil {
-				p := fmt.Sprintf("rules[%d].identity", i)
-				all.Errors = append(all.Errors, &config.FieldError{File: cfg.File, Line: cfg.Line(p), Path: p,
-					Msg: fmt.Sprintf("%q: %v; name a thing of %s whose policies allow the rule's republish topics", r.Identity, err, cfg.Devices)})
-			}
-		}
-	}
-	if len(all.Errors) == 0 {
-		return nil
-	}
-	return &all
 }

@@ -1,4 +1,4 @@
-package main
+package pkicmd
 
 import (
 	"crypto"
@@ -16,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 	"gopkg.in/yaml.v3"
 
+	"github.com/edgegw/edgegw/cmd/edgegw/cli"
 	"github.com/edgegw/edgegw/gateway/pki"
 	"github.com/edgegw/edgegw/hw"
 )
@@ -69,10 +70,10 @@ type pkiServerOpts struct {
 	hosts, ips                                           []string
 	days                                                 int
 	asJSON                                               bool
-	reuseKey                                             bool // pki_server_reuse.go
+	reuseKey                                             bool // server_reuse.go
 }
 
-func pkiServerCmd(a *app, f *pkiFlags) *cobra.Command {
+func pkiServerCmd(a app, f *pkiFlags) *cobra.Command {
 	var s pkiServerOpts
 	cmd := &cobra.Command{
 		Use:   "server [--key URI] [--host H]... [--ip IP]... [--days N] [--renew-before D] [--out FILE]",
@@ -93,7 +94,7 @@ With --reuse-key it renews the existing certificate for the key it certifies wit
 the key: for a TPM the running daemon holds (swtpm, or a TPM without /dev/tpmrm0, serves one
 connection at a time; opening the key there gives up after 30 s and says so).
 
-` + keyURIHelp,
+` + a.keys.URIHelp,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return s.run(a, f, cmd) },
 	}
@@ -105,14 +106,14 @@ connection at a time; opening the key there gives up after 30 s and says so).
 	fl.StringVar(&s.renewBefore, "renew-before", "", "only renew when the certificate expires within this time (e.g. 30d)")
 	fl.StringVar(&s.out, "out", "", "certificate chain file (default: the listener's tls.cert, else DIR/server.crt)")
 	fl.StringVar(&s.listener, "listener", "", "listener name in the config (default: the first TLS listener)")
-	fl.StringVar(&s.stateDir, "state-dir", keyDefaultStateDir, "where --key auto keeps its key")
+	fl.StringVar(&s.stateDir, "state-dir", a.keys.DefaultStateDir, "where --key auto keeps its key")
 	fl.BoolVar(&s.reuseKey, "reuse-key", false, "renew the existing certificate for its own public key without opening the key (a TPM the daemon holds)")
-	outputFlags(cmd, &s.format, &s.asJSON)
+	a.OutputFlags(cmd, &s.format, &s.asJSON)
 	return cmd
 }
 
-func (s *pkiServerOpts) run(a *app, f *pkiFlags, cmd *cobra.Command) error {
-	isJSON, err := jsonOutput(s.format, s.asJSON) // output.go
+func (s *pkiServerOpts) run(a app, f *pkiFlags, cmd *cobra.Command) error {
+	isJSON, err := a.JSONOutput(s.format, s.asJSON) // the CLI's (cmd/edgegw's output.go)
 	if err != nil {
 		return err
 	}
@@ -126,20 +127,20 @@ func (s *pkiServerOpts) run(a *app, f *pkiFlags, cmd *cobra.Command) error {
 	var before time.Duration
 	if s.renewBefore != "" {
 		if before, err = parseDays(s.renewBefore); err != nil {
-			return &exitError{code: 2, err: fmt.Errorf("--renew-before %q: %v", s.renewBefore, err)}
+			return &cli.ExitError{Code: 2, Err: fmt.Errorf("--renew-before %q: %v", s.renewBefore, err)}
 		}
 	}
-	if s.reuseKey { // pki_server_reuse.go
+	if s.reuseKey { // server_reuse.go
 		return renewReusingKey(a, cmd, o, serverRenewal{keyURI: s.keyURI, out: s.out, renewBefore: s.renewBefore, hosts: s.hosts, ips: s.ips, days: s.days, isJSON: isJSON})
 	}
-	key, err := openServerKey(cmd.Context(), s.keyURI, hw.WithStateDir(s.stateDir)) // pki_server_reuse.go: bounded
+	key, err := openServerKey(cmd.Context(), s.keyURI, hw.WithStateDir(s.stateDir)) // server_reuse.go: bounded
 	if err != nil {
-		return &exitError{code: 1, err: err}
+		return &cli.ExitError{Code: 1, Err: err}
 	}
 	defer key.Close()
 	old, err := readLeaf(s.out)
 	if err != nil {
-		return &exitError{code: 1, err: err}
+		return &cli.ExitError{Code: 1, Err: err}
 	}
 	names, err := serverNames(s.hosts, s.ips, old)
 	if err != nil {
@@ -157,7 +158,7 @@ func (s *pkiServerOpts) run(a *app, f *pkiFlags, cmd *cobra.Command) error {
 	}
 	csr, err := hw.CSR(key, names[0], names)
 	if err != nil {
-		return &exitError{code: 1, err: fmt.Errorf("making the CSR with %s: %w", hw.Redact(s.keyURI), err)}
+		return &cli.ExitError{Code: 1, Err: fmt.Errorf("making the CSR with %s: %w", hw.Redact(s.keyURI), err)}
 	}
 	b, err := pki.SignServer(cmd.Context(), o, pki.ServerRequest{CSR: csr, Hosts: names, Days: s.days, Out: s.out})
 	if err != nil {
@@ -169,13 +170,13 @@ func (s *pkiServerOpts) run(a *app, f *pkiFlags, cmd *cobra.Command) error {
 	}
 	keyChanged := old != nil && !sameKey
 	if isJSON {
-		return writeJSONOut(a.stdout, pkiServerJSON{Action: verb, Serial: b.Serial, Hosts: names, NotAfter: b.Cert.NotAfter.UTC(),
+		return a.WriteJSON(a.Stdout(), ServerJSON{Action: verb, Serial: b.Serial, Hosts: names, NotAfter: b.Cert.NotAfter.UTC(),
 			CertFile: s.out, Key: hw.Redact(s.keyURI), KeyChanged: keyChanged})
 	}
-	fmt.Fprintf(a.stdout, "server certificate %s: serial %s for %s, valid until %s\n  cert: %s\n  key:  %s\n",
+	fmt.Fprintf(a.Stdout(), "server certificate %s: serial %s for %s, valid until %s\n  cert: %s\n  key:  %s\n",
 		verb, b.Serial, strings.Join(names, ", "), b.Cert.NotAfter.Format(time.DateOnly), s.out, hw.Redact(s.keyURI))
 	if keyChanged {
-		fmt.Fprintln(a.stdout, "the key changed: restart the daemon (systemctl restart edgegw) to serve it")
+		fmt.Fprintln(a.Stdout(), "the key changed: restart the daemon (systemctl restart edgegw) to serve it")
 	}
 	return nil
 }
@@ -185,7 +186,7 @@ func (s *pkiServerOpts) run(a *app, f *pkiFlags, cmd *cobra.Command) error {
 func (s *pkiServerOpts) target(config, dir string) error {
 	cfgCert, cfgKey, err := serverTarget(config, s.listener)
 	if err != nil {
-		return &exitError{code: 1, err: err}
+		return &cli.ExitError{Code: 1, Err: err}
 	}
 	if s.out == "" {
 		s.out = cfgCert
@@ -197,7 +198,7 @@ func (s *pkiServerOpts) target(config, dir string) error {
 		s.keyURI = cfgKey
 	}
 	if s.keyURI == "" {
-		return &exitError{code: 2, err: errors.New("pki server: no key: give --key URI, or a config whose listener has tls.key")}
+		return &cli.ExitError{Code: 2, Err: errors.New("pki server: no key: give --key URI, or a config whose listener has tls.key")}
 	}
 	return nil
 }
@@ -208,7 +209,7 @@ func serverNames(hosts, ips []string, old *x509.Certificate) ([]string, error) {
 	names := append(slices.Clone(hosts), ips...)
 	for _, ip := range ips {
 		if net.ParseIP(ip) == nil {
-			return nil, &exitError{code: 2, err: fmt.Errorf("--ip %q is not an IP address", ip)}
+			return nil, &cli.ExitError{Code: 2, Err: fmt.Errorf("--ip %q is not an IP address", ip)}
 		}
 	}
 	if old != nil && len(names) == 0 {
@@ -224,12 +225,12 @@ func serverNames(hosts, ips []string, old *x509.Certificate) ([]string, error) {
 }
 
 // notDue reports that the certificate old, valid for left, is kept.
-func (s *pkiServerOpts) notDue(a *app, old *x509.Certificate, left time.Duration, isJSON bool) error {
+func (s *pkiServerOpts) notDue(a app, old *x509.Certificate, left time.Duration, isJSON bool) error {
 	if isJSON {
-		return writeJSONOut(a.stdout, pkiServerJSON{Action: "not_due", Serial: old.SerialNumber.Text(16), Hosts: certNames(old),
+		return a.WriteJSON(a.Stdout(), ServerJSON{Action: "not_due", Serial: old.SerialNumber.Text(16), Hosts: certNames(old),
 			NotAfter: old.NotAfter.UTC(), CertFile: s.out, Key: hw.Redact(s.keyURI)})
 	}
-	fmt.Fprintf(a.stdout, "%s is valid until %s (%d days): not due for renewal (--renew-before %s)\n",
+	fmt.Fprintf(a.Stdout(), "%s is valid until %s (%d days): not due for renewal (--renew-before %s)\n",
 		s.out, old.NotAfter.Format(time.DateOnly), int(left.Hours()/24), s.renewBefore)
 	return nil
 }

@@ -1,4 +1,4 @@
-package main
+package pkicmd
 
 import (
 	"bytes"
@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 	"gopkg.in/yaml.v3"
 
+	"github.com/edgegw/edgegw/cmd/edgegw/cli"
 	"github.com/edgegw/edgegw/gateway/enrol"
 	"github.com/edgegw/edgegw/gateway/pki"
 	"github.com/edgegw/edgegw/hw"
@@ -37,7 +38,7 @@ func policiesDir(config string) (string, error) {
 	return filepath.Join(filepath.Dir(config), view.Policies), nil
 }
 
-func pkiClaimCmd(a *app, f *pkiFlags) *cobra.Command {
+func pkiClaimCmd(a app, f *pkiFlags) *cobra.Command {
 	var (
 		templates []string
 		policies  string
@@ -69,9 +70,9 @@ Revoke a claim like any certificate: 'edgegw pki revoke NAME'. Each claim is rat
 		RunE: func(cmd *cobra.Command, args []string) error {
 			name := args[0]
 			if len(templates) == 0 {
-				return &exitError{code: 2, err: errors.New("pki claim: name at least one --template the claim may use")}
+				return &cli.ExitError{Code: 2, Err: errors.New("pki claim: name at least one --template the claim may use")}
 			}
-			isJSON, err := jsonOutput(format, asJSON) // output.go
+			isJSON, err := a.JSONOutput(format, asJSON) // the CLI's (cmd/edgegw's output.go)
 			if err != nil {
 				return err
 			}
@@ -81,11 +82,11 @@ Revoke a claim like any certificate: 'edgegw pki revoke NAME'. Each claim is rat
 			}
 			if policies == "" {
 				if policies, err = policiesDir(f.config); err != nil {
-					return &exitError{code: 1, err: err}
+					return &cli.ExitError{Code: 1, Err: err}
 				}
 			}
 			if policies == "" {
-				return &exitError{code: 2, err: errors.New("pki claim: no policies directory: give --policies DIR or a config (-c) that names its policies directory")}
+				return &cli.ExitError{Code: 2, Err: errors.New("pki claim: no policies directory: give --policies DIR or a config (-c) that names its policies directory")}
 			}
 			policy := "claim-" + name
 			res, err := pki.Issue(cmd.Context(), o, out, pki.IssueRequest{Thing: name, Kind: pki.KindClaim, Type: "claim", Policies: []string{policy}, Days: days})
@@ -96,14 +97,14 @@ Revoke a claim like any certificate: 'edgegw pki revoke NAME'. Each claim is rat
 			if err := writeIfChanged(pfile, enrol.ClaimPolicy(templates...)); err != nil {
 				return fmt.Errorf("writing the claim's policy: %w", err)
 			}
-			clockWarning(a.stderr, res.ClockClamped)
+			clockWarning(a.Stderr(), res.ClockClamped)
 			b := res.Bundles[0]
 			if isJSON {
 				v := pkiIssueView(res.Bundles, o.Devices, res.ClockClamped)
 				v.PolicyFile = pfile
-				return writeJSONOut(a.stdout, v)
+				return a.WriteJSON(a.Stdout(), v)
 			}
-			fmt.Fprintf(a.stdout, "claim %s: serial %s, valid until %s\n  cert:   %s\n  key:    %s (0600: put it on the sensors of this batch)\n  ca:     %s\n  policy: %s\nregistry: %s\nthen: systemctl reload edgegw\n",
+			fmt.Fprintf(a.Stdout(), "claim %s: serial %s, valid until %s\n  cert:   %s\n  key:    %s (0600: put it on the sensors of this batch)\n  ca:     %s\n  policy: %s\nregistry: %s\nthen: systemctl reload edgegw\n",
 				name, b.Serial, b.Cert.NotAfter.Format("2006-01-02"), b.CertFile, b.KeyFile, b.CAFile, pfile, o.Devices)
 			return nil
 		},
@@ -113,7 +114,7 @@ Revoke a claim like any certificate: 'edgegw pki revoke NAME'. Each claim is rat
 	fl.StringVar(&policies, "policies", "", "policies directory (default: policies from the config)")
 	fl.StringVar(&out, "out", ".", "directory for NAME.crt, NAME.key (0600) and ca.crt")
 	fl.IntVar(&days, "days", pki.DefaultDeviceDays, "claim certificate lifetime in days")
-	outputFlags(cmd, &format, &asJSON)
+	a.OutputFlags(cmd, &format, &asJSON)
 	return cmd
 }
 

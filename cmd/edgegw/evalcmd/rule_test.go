@@ -1,4 +1,4 @@
-package main
+package evalcmd
 
 import (
 	"bytes"
@@ -40,7 +40,7 @@ func TestRuleTest(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			code, stdout, stderr := edgegw(t, append([]string{"rule", "test"}, tt.args...)...)
+			code, stdout, stderr := run(t, append([]string{"rule", "test"}, tt.args...)...)
 			if code != tt.code {
 				t.Fatalf("exit %d; want %d\nstdout:\n%s\nstderr:\n%s", code, tt.code, stdout, stderr)
 			}
@@ -76,7 +76,7 @@ func TestRuleTestJSON(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			code, stdout, stderr := edgegw(t, append([]string{"rule", "test", "-o", "json"}, tt.args...)...)
+			code, stdout, stderr := run(t, append([]string{"rule", "test", "-o", "json"}, tt.args...)...)
 			if code != tt.code || stderr != "" {
 				t.Fatalf("exit %d, stderr %q; want %d and none\n%s", code, stderr, tt.code, stdout)
 			}
