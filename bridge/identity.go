@@ -141,33 +141,33 @@ func (s *session) kickLoop(ctx context.Context) error {
 // tap is one Call waiting for its response.
 type tap struct {
 	filters []string
-	ch      chan Response // buffered 1
+	ch      chan response // buffered 1
 	ready   chan struct{} // closed once its filters are subscribed
 	once    sync.Once
 }
 
-// Response is the upstream message that answered a Call.
-type Response struct {
-	Topic   string
-	Payload []byte
+// response is the upstream message that answered a Call.
+type response struct {
+	topic   string
+	payload []byte
 }
 
 // Call subscribes filters (the responses), publishes payload on topic at
-// QoS 0 over the live connection, and returns the first message whose topic
-// matches one of filters. It waits at most until ctx ends; without a live
+// QoS 0 over the live connection, and returns the topic and payload of the
+// first message whose topic matches one of filters. It waits at most until ctx ends; without a live
 // connection it returns ErrNotConnected at once. Calls are serialised.
-func (b *Bridge) Call(ctx context.Context, topic string, payload []byte, filters []string) (Response, error) {
+func (b *Bridge) Call(ctx context.Context, topic string, payload []byte, filters []string) (string, []byte, error) {
 	b.callMu.Lock()
 	defer b.callMu.Unlock()
 	if !b.connected.Load() {
-		return Response{}, ErrNotConnected
+		return "", nil, ErrNotConnected
 	}
 	for _, f := range filters {
 		if err := ValidateFilter(f); err != nil {
-			return Response{}, fmt.Errorf("bridge %s: call: %w", b.cfg.Name, err)
+			return "", nil, fmt.Errorf("bridge %s: call: %w", b.cfg.Name, err)
 		}
 	}
-	t := &tap{filters: filters, ch: make(chan Response, 1), ready: make(chan struct{})}
+	t := &tap{filters: filters, ch: make(chan response, 1), ready: make(chan struct{})}
 	b.tap.Store(t)
 	defer func() {
 		b.tap.Store(nil)
@@ -177,20 +177,20 @@ func (b *Bridge) Call(ctx context.Context, topic string, payload []byte, filters
 	select {
 	case <-t.ready:
 	case <-ctx.Done():
-		return Response{}, fmt.Errorf("bridge %s: subscribing %q: %w", b.cfg.Name, filters, context.Cause(ctx))
+		return "", nil, fmt.Errorf("bridge %s: subscribing %q: %w", b.cfg.Name, filters, context.Cause(ctx))
 	}
 	s := b.sess.Load()
 	if s == nil {
-		return Response{}, ErrNotConnected
+		return "", nil, ErrNotConnected
 	}
 	if err := s.publish0(topic, payload); err != nil {
-		return Response{}, fmt.Errorf("bridge %s: publishing %s: %w", b.cfg.Name, topic, err)
+		return "", nil, fmt.Errorf("bridge %s: publishing %s: %w", b.cfg.Name, topic, err)
 	}
 	select {
 	case r := <-t.ch:
-		return r, nil
+		return r.topic, r.payload, nil
 	case <-ctx.Done():
-		return Response{}, fmt.Errorf("bridge %s: no answer on %q: %w", b.cfg.Name, filters, context.Cause(ctx))
+		return "", nil, fmt.Errorf("bridge %s: no answer on %q: %w", b.cfg.Name, filters, context.Cause(ctx))
 	}
 }
 
@@ -211,7 +211,7 @@ func (b *Bridge) tapped(topic string, payload []byte) bool {
 	for _, f := range t.filters {
 		if Match(f, topic) {
 			select {
-			case t.ch <- Response{Topic: topic, Payload: append([]byte(nil), payload...)}:
+			case t.ch <- response{topic: topic, payload: append([]byte(nil), payload...)}:
 			default: // a second answer: the first one counts
 			}
 			return true
@@ -240,3 +240,6 @@ func (s *session) publish0(topic string, payload []byte) error {
 	}
 	return err
 }
+
+// Connected reports whether the bridge has a live upstream connection.
+func (b *Bridge) Connected() bool { return b.connected.Load() }

@@ -86,19 +86,19 @@ func TestCallOverLiveConnection(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	eventually(t, 10*time.Second, "bridge connected", func() bool { return b.State().Connected })
-	r, err := b.Call(ctx, "$aws/test/request", []byte("hello"), []string{"$aws/test/request/accepted", "$aws/test/request/rejected"})
+	topic, payload, err := b.Call(ctx, "$aws/test/request", []byte("hello"), []string{"$aws/test/request/accepted", "$aws/test/request/rejected"})
 	if err != nil {
 		t.Fatalf("Call: %v", err)
 	}
-	if r.Topic != "$aws/test/request/accepted" || string(r.Payload) != "re:hello" {
-		t.Fatalf("response %q %q; want $aws/test/request/accepted re:hello", r.Topic, r.Payload)
+	if topic != "$aws/test/request/accepted" || string(payload) != "re:hello" {
+		t.Fatalf("response %q %q; want $aws/test/request/accepted re:hello", topic, payload)
 	}
 	if n := len(pub.all()); n != 0 {
 		t.Errorf("local publishes: %d; want 0 (responses are the caller's)", n)
 	}
 	ctx2, cancel2 := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel2()
-	if _, err := b.Call(ctx2, "$aws/test/nobody", nil, []string{"$aws/test/nobody/accepted"}); !errors.Is(err, context.DeadlineExceeded) {
+	if _, _, err := b.Call(ctx2, "$aws/test/nobody", nil, []string{"$aws/test/nobody/accepted"}); !errors.Is(err, context.DeadlineExceeded) {
 		t.Errorf("Call nobody answers: %v; want a deadline error", err)
 	}
 }
