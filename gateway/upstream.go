@@ -40,6 +40,7 @@ import (
 	"github.com/edgegw/edgegw/gateway/clock"
 	"github.com/edgegw/edgegw/gateway/config"
 	"github.com/edgegw/edgegw/gateway/observe"
+	"github.com/edgegw/edgegw/gateway/renew"
 	"github.com/edgegw/edgegw/hw"
 	"github.com/edgegw/edgegw/store"
 )
@@ -73,8 +74,10 @@ type link struct {
 	name   string
 	queue  *store.Queue
 	bridge *bridge.Bridge
-	key    hw.Key
+	key    hw.Key         // nil when renewer owns it
 	routes []config.Route // as configured and applied
+	// renewer renews the identity (tls.renew; upstream_renew.go).
+	renewer *renew.Renewer
 }
 
 // Queue returns the first bridge's running durable queue (nil before Run,
@@ -237,8 +240,16 @@ func UpstreamTLS(ctx context.Context, cfg *config.Config, log *slog.Logger) (*tl
 // errors (bridge or bridges[i]). The returned key (nil without a
 // certificate) must be closed by the caller.
 func BridgeTLS(ctx context.Context, cfg *config.Config, b *config.BridgeConfig, p string, log *slog.Logger) (*tls.Config, hw.Key, error) {
+	tc, key, _, err := bridgeTLS(ctx, cfg, b, p, log)
+	return tc, key, err
+}
+
+// bridgeTLS is BridgeTLS, also returning the key's URI ("auto" resolved).
+// The identity is tls.cert and tls.key, or the renewed one in state_dir
+// when it is newer (renew.Current).
+func bridgeTLS(ctx context.Context, cfg *config.Config, b *config.BridgeConfig, p string, log *slog.Logger) (*tls.Config, hw.Key, string, error) {
 	if b == nil || b.TLS == nil {
-		return nil, nil, nil
+		return nil, nil, "", nil
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -248,20 +259,28 @@ func BridgeTLS(ctx context.Context, cfg *config.Config, b *config.BridgeConfig, 
 	if t.CA != "" {
 		data, err := os.ReadFile(t.CA)
 		if err != nil {
-			return nil, nil, fmt.Errorf("%s.tls.ca: %w", p, err)
+			return nil, nil, "", fmt.Errorf("%s.tls.ca: %w", p, err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(data) {
-			return nil, nil, fmt.Errorf("%s.tls.ca: %s holds no PEM certificate", p, t.CA)
+			return nil, nil, "", fmt.Errorf("%s.tls.ca: %s holds no PEM certificate", p, t.CA)
 		}
 		tc.RootCAs = pool
 	}
 	if t.Cert == "" {
-		return tc, nil, nil
+		return tc, nil, "", nil
+	}
+	id, err := renew.Current(cfg.StateDir, b.BridgeName(), t.Cert, t.Key)
+	if err != nil {
+		return nil, nil, "", fmt.Errorf("%s.tls: %w", p, err)
+	}
+	if id.Renewed {
+		t = &config.ClientTLS{CA: t.CA, Cert: id.Cert, Key: id.Key}
+		log.Info("upstream identity: the renewed one", "bridge", b.BridgeName(), "cert", id.Cert)
 	}
 	certs, err := broker.ReadCertChain(t.Cert)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s.tls.cert: %w", p, err)
+		return nil, nil, "", fmt.Errorf("%s.tls.cert: %w", p, err)
 	}
 	leaf := certs[0]
 	chain := make([][]byte, len(certs))
@@ -276,31 +295,31 @@ func BridgeTLS(ctx context.Context, cfg *config.Config, b *config.BridgeConfig, 
 	if uri == "auto" {
 		c, err := hw.Auto(ctx, opts...)
 		if err != nil {
-			return nil, nil, fmt.Errorf("%s.tls.key: %w", p, err)
+			return nil, nil, "", fmt.Errorf("%s.tls.key: %w", p, err)
 		}
 		log.Info("upstream key: auto", "bridge", b.BridgeName(), "key", hw.Redact(c.URI), "reason", c.Reason, "exists", c.Exists)
 		if !c.Exists {
 			// No key yet, so the certificate on disk cannot be its. Not
 			// created here: `edgegw check` runs this too (gateway.Preflight),
 			// often as root, and a key root made is one the daemon cannot read.
-			return nil, nil, fmt.Errorf("%s.tls.key: auto: there is no key yet (it will be %s), so %s cannot belong to it: make the key and its CSR as the daemon's user (sudo -u edgegw edgegw key csr --key auto --cn %s), have the upstream's CA sign it and install the certificate as %s",
+			return nil, nil, "", fmt.Errorf("%s.tls.key: auto: there is no key yet (it will be %s), so %s cannot belong to it: make the key and its CSR as the daemon's user (sudo -u edgegw edgegw key csr --key auto --cn %s), have the upstream's CA sign it and install the certificate as %s",
 				p, hw.Redact(c.URI), t.Cert, b.ClientID, t.Cert)
 		}
 		uri = c.URI
 	}
 	key, err := hw.Open(ctx, uri, opts...)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s.tls.key: %w", p, err)
+		return nil, nil, "", fmt.Errorf("%s.tls.key: %w", p, err)
 	}
 	if pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool }); !ok || !pub.Equal(leaf.PublicKey) {
 		_ = key.Close()
-		return nil, nil, fmt.Errorf("%s.tls: the certificate %s (CN %q) does not belong to the key %s: install the certificate issued for this key (its CSR: `edgegw key csr --key %s --cn %s`)",
+		return nil, nil, "", fmt.Errorf("%s.tls: the certificate %s (CN %q) does not belong to the key %s: install the certificate issued for this key (its CSR: `edgegw key csr --key %s --cn %s`)",
 			p, t.Cert, leaf.Subject.CommonName, hw.Redact(uri), hw.Redact(t.Key), b.ClientID)
 	}
 	tc.Certificates = []tls.Certificate{{Certificate: chain, PrivateKey: key, Leaf: leaf}}
 	log.Info("upstream identity", "bridge", b.BridgeName(), "cert", t.Cert, "cn", leaf.Subject.CommonName, "serial", leaf.SerialNumber.Text(16),
 		"not_after", leaf.NotAfter.UTC().Format("2006-01-02"), "key", hw.Redact(uri))
-	return tc, key, nil
+	return tc, key, uri, nil
 }
 
 // BridgeConfigFromConfig translates a bridge section (tc from BridgeTLS).
@@ -629,7 +648,7 @@ func (g *Gateway) openLink(ctx context.Context, u *upstream, bc *config.BridgeCo
 		}
 		pub = u.shadow.inbound(pub)
 	}
-	tc, key, err := BridgeTLS(ctx, g.cfg, bc, p, log)
+	tc, key, keyURI, err := bridgeTLS(ctx, g.cfg, bc, p, log)
 	if err != nil {
 		return l, err
 	}
@@ -646,6 +665,9 @@ func (g *Gateway) openLink(ctx context.Context, u *upstream, bc *config.BridgeCo
 			Reason: fmt.Sprintf("bridge %s route %s seq %d: %s", name, d.Route, d.Seq, d.Reason)})
 	}
 	if l.bridge, err = bridge.New(cfg, l.queue, pub, g.log); err != nil {
+		return l, err
+	}
+	if err := g.openRenewer(l, bc, tc, key, keyURI, aud); err != nil {
 		return l, err
 	}
 	log.Info("upstream bridge ready", "upstreams", len(cfg.Upstreams), "client_id", cfg.ClientID,
@@ -689,6 +711,7 @@ func (u *upstream) start() {
 	if len(u.links) > 0 {
 		u.shadow.start(u.links[0].bridge)
 	}
+	u.startRenewers(ctx) // upstream_renew.go
 }
 
 // failedCh reports a bridge that stopped by itself (nil channel: never).
@@ -725,6 +748,9 @@ func (u *upstream) close() {
 		if l.key != nil {
 			_ = l.key.Close()
 		}
+		if l.renewer != nil {
+			_ = l.renewer.Close()
+		}
 	}
 }
 
@@ -748,22 +774,24 @@ func (g *Gateway) reloadRoutes(nc *config.Config) (*config.Config, error) {
 	for i := range news {
 		oldRest, newRest := *olds[i], *news[i]
 		oldRest.Routes, newRest.Routes = nil, nil
+		oldRest.TLS, newRest.TLS = liveTLS(oldRest.TLS), liveTLS(newRest.TLS)
 		if !reflect.DeepEqual(oldRest, newRest) {
 			return nc, nil
 		}
 	}
+	g.reloadIdentities(nc) // tls.cert and tls.key apply live (upstream_renew.go)
 	// same is nc with the running routes put back (a copy: nc is the
 	// caller's).
 	same := func() *config.Config {
 		c := *nc
 		if nc.Bridge != nil {
 			b := *nc.Bridge
-			b.Routes = g.cfg.Bridge.Routes
+			b.Routes, b.TLS = g.cfg.Bridge.Routes, g.cfg.Bridge.TLS
 			c.Bridge = &b
 		} else {
 			c.Bridges = append([]config.BridgeConfig(nil), nc.Bridges...)
 			for i := range c.Bridges {
-				c.Bridges[i].Routes = g.cfg.Bridges[i].Routes
+				c.Bridges[i].Routes, c.Bridges[i].TLS = g.cfg.Bridges[i].Routes, g.cfg.Bridges[i].TLS
 			}
 		}
 		return &c

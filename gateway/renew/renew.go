@@ -384,3 +384,34 @@ func samePublic(a, b crypto.PublicKey) bool {
 	e, ok := a.(interface{ Equal(crypto.PublicKey) bool })
 	return ok && e.Equal(b)
 }
+
+// Install swaps to an identity installed by hand (SIGHUP with a new
+// tls.cert and tls.key): the bridge reconnects under cert, whose key is
+// key at uri, and the Renewer adopts it. The old key is closed, not
+// destroyed (it is the operator's). On error nothing changed and key is
+// still the caller's.
+func (r *Renewer) Install(ctx context.Context, cert tls.Certificate, key hw.Key, uri string) error {
+	if cert.Leaf == nil {
+		return errors.New("renew: Install needs the parsed leaf")
+	}
+	r.renewMu.Lock()
+	defer r.renewMu.Unlock()
+	if err := r.o.Swapper.SwapIdentity(ctx, cert); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	old := r.curKey
+	r.cur, r.curKey, r.curURI = &cert, key, uri
+	r.failures = 0
+	r.st.LastError = ""
+	r.setCurrentLocked()
+	r.mu.Unlock()
+	if old != nil {
+		_ = old.Close()
+	}
+	select {
+	case r.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
