@@ -196,6 +196,11 @@ func (r *Renewer) Run(ctx context.Context) {
 			continue
 		case <-t.C:
 		}
+		// Both sources need the bridge online: AWS signs over its
+		// connection, and the swap proves the new identity on it.
+		if !r.waitConnected(ctx) {
+			return
+		}
 		_ = r.Renew(ctx) // logged, recorded and evented
 	}
 }
@@ -209,16 +214,25 @@ func (r *Renewer) finishPrevious(ctx context.Context) {
 	if err != nil || s == nil || s.Previous == "" || s.Key != r.curURI {
 		return
 	}
-	for !r.o.Swapper.Connected() {
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(200 * time.Millisecond):
-		}
+	if !r.waitConnected(ctx) {
+		return
 	}
 	r.renewMu.Lock()
 	defer r.renewMu.Unlock()
 	r.destroyOld(ctx, dir, s, "")
+}
+
+// waitConnected waits until the bridge is connected; false when ctx ended
+// first.
+func (r *Renewer) waitConnected(ctx context.Context) bool {
+	for !r.o.Swapper.Connected() {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	return true
 }
 
 // Renew renews the identity now (serialised with Run's renewals). On error
