@@ -687,6 +687,9 @@ func (u *upstream) sources() []observe.BridgeSource {
 	out := make([]observe.BridgeSource, len(u.links))
 	for i, l := range u.links {
 		out[i] = observe.BridgeSource{Name: l.name, Queue: l.queue, Bridge: l.bridge}
+		if l.renewer != nil {
+			out[i].Renewer = l.renewer
+		}
 	}
 	return out
 }

@@ -115,6 +115,17 @@ func startProvisioning(t *testing.T, up *gatewaytest.Upstream, template string) 
 	return p
 }
 
+// issuedCert is the i-th certificate the responder issued.
+func (p *provisioningResponder) issuedCert(t testing.TB, i int) *x509.Certificate {
+	t.Helper()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if i >= len(p.issued) {
+		t.Fatalf("the responder issued %d certificates; want at least %d", len(p.issued), i+1)
+	}
+	return p.issued[i]
+}
+
 func (p *provisioningResponder) fail(format string, args ...any) {
 	p.mu.Lock()
 	p.errs = append(p.errs, fmt.Sprintf(format, args...))
@@ -190,6 +201,7 @@ func renewGW(t *testing.T, up *gatewaytest.Upstream, keyURI, certFile, renewYAML
 	t.Helper()
 	g := &bridgeGW{t: t, bin: gatewaytest.Edgegw(t), dir: t.TempDir(), site: gatewaytest.NewPKI(t, "site"), up: up, log: new(gatewaytest.Buffer)}
 	g.addr = gatewaytest.FreeAddr(t)
+	g.metrics = gatewaytest.FreeAddr(t)
 	g.conf = filepath.Join(g.dir, "edgegw.yaml")
 	cfg := fmt.Sprintf(`version: 1
 site: plant-7
@@ -203,6 +215,7 @@ policies: policies/
 store: {dir: %[1]s/state/queue, min_free: 16MiB}
 admin: {socket: %[1]s/admin.sock}
 audit: {file: %[1]s/audit.log}
+metrics: {address: %[12]q}
 bridge:
   upstreams: [{url: "mqtts://%[7]s", server_name: localhost}]
   client_id: plant-7-gw
@@ -217,7 +230,7 @@ bridge:
   inflight: 128
   routes:
     - {name: telemetry, topic: "sensors/#", direction: out, qos: 1, remote_prefix: "sites/plant-7/"}
-`, g.dir, g.addr, g.site.CAFile, g.site.ServerCert, g.site.ServerKey, g.site.CRLFile, up.Addr, up.PKI.CAFile, certFile, keyURI, renewYAML)
+`, g.dir, g.addr, g.site.CAFile, g.site.ServerCert, g.site.ServerKey, g.site.CRLFile, up.Addr, up.PKI.CAFile, certFile, keyURI, renewYAML, g.metrics)
 	gatewaytest.WriteFile(t, g.conf, []byte(cfg), 0o644)
 	gatewaytest.WriteSiteFiles(t, g.dir, bridgeRegistry, map[string]string{"sensor": bridgeSensorPolicy, "light": bridgeLightPolicy})
 	t.Cleanup(func() {
@@ -356,7 +369,7 @@ func TestRenewE2EAWS(t *testing.T) {
 	t.Logf("create-from-csr rejected %d times before the service came back; %d identity_renew_failed audited", rej, g.auditCount(t, "identity_renew_failed"))
 
 	g.stop()
-	checkRenewedState(t, g, oldURI, newURI, prov.issued[0])
+	checkRenewedState(t, g, oldURI, newURI, prov.issuedCert(t, 0))
 
 	// A restart presents the renewed identity (identity.json) and sends.
 	g.start()
@@ -380,6 +393,36 @@ func TestRenewE2EAWS(t *testing.T) {
 	if n := g.auditCount(t, "identity_renewed"); n != 1 {
 		t.Errorf("identity_renewed after the restart: %d; want still 1 (the renewed certificate is not due)", n)
 	}
+	if m := scrape(t, g.metrics); sample(m, `edgegw_identity_renewal_failing{bridge="default"}`) != 0 ||
+		sample(m, `edgegw_identity_not_after_timestamp_seconds{bridge="default"}`) != float64(prov.issuedCert(t, 0).NotAfter.Unix()) {
+		t.Errorf("identity metrics after the restart:\n%s", grepLines(m, "edgegw_identity_"))
+	}
+
+	// By hand: `edgegw key rotate` through the daemon renews again, now.
+	out, errOut, code := runEdgegw(t, "key", "rotate", "-c", g.conf, "--wait", "60s")
+	if code != 0 || !strings.Contains(out, "renewed: serial") {
+		t.Fatalf("key rotate: exit %d\n%s%s", code, out, errOut)
+	}
+	thirdURI := sw.URI("handle=0x81000102")
+	status, errOut, code := runEdgegw(t, "status", "-c", g.conf)
+	if code != 0 || !strings.Contains(status, "identity:    bridge default serial "+prov.issuedCert(t, 1).SerialNumber.Text(16)) {
+		t.Errorf("status after key rotate: exit %d\n%s%s", code, status, errOut)
+	}
+	if m := scrape(t, g.metrics); sample(m, `edgegw_identity_renewals_total{bridge="default"}`) != 1 {
+		t.Errorf("identity metrics after key rotate (this run renewed once):\n%s", grepLines(m, "edgegw_identity_"))
+	}
+	g.stop()
+	checkRenewedState(t, g, newURI, thirdURI, prov.issuedCert(t, 1))
+}
+
+func grepLines(s, prefix string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.HasPrefix(l, prefix) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 // checkRenewedState checks, with the gateway stopped, what the renewal left:

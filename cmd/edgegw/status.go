@@ -134,6 +134,7 @@ func printStatus(w io.Writer, s *observe.Status) {
 	printPresence(w, s.Presence, time.Now())
 	printDenials(w, s.Denials)
 	printCerts(w, s.Certs)
+	printIdentity(w, s.Identity) // key_rotate.go
 	if !s.Reload.OK {
 		fmt.Fprintf(w, "reload:      FAILED at %s: %s\n", s.Reload.At.UTC().Format(time.RFC3339), s.Reload.Error)
 	}
