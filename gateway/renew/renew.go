@@ -69,6 +69,14 @@ type Options struct {
 	Now         func() time.Time
 }
 
+// Defaults of Options (and of the config's tls.renew).
+const (
+	DefaultBefore      = 30 * 24 * time.Hour
+	DefaultRetryMin    = time.Minute
+	DefaultRetryMax    = 6 * time.Hour
+	DefaultSwapTimeout = time.Minute
+)
+
 // State is a Renewer's figures for metrics and status.
 type State struct {
 	Bridge      string    `json:"bridge"`
@@ -118,16 +126,16 @@ func New(o Options, cur tls.Certificate, key hw.Key, keyURI string) (*Renewer, e
 		o.KeyType = hw.P256
 	}
 	if o.Before <= 0 {
-		o.Before = 30 * 24 * time.Hour
+		o.Before = DefaultBefore
 	}
 	if o.RetryMin <= 0 {
-		o.RetryMin = time.Minute
+		o.RetryMin = DefaultRetryMin
 	}
 	if o.RetryMax < o.RetryMin {
-		o.RetryMax = max(6*time.Hour, o.RetryMin)
+		o.RetryMax = max(DefaultRetryMax, o.RetryMin)
 	}
 	if o.SwapTimeout <= 0 {
-		o.SwapTimeout = time.Minute
+		o.SwapTimeout = DefaultSwapTimeout
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
