@@ -196,8 +196,10 @@ func (c *Config) checkBridgeFiles(file, key func(path, p string)) {
 		file(p+".password_file", b.PasswordFile)
 		if b.TLS != nil {
 			file(p+".tls.ca", b.TLS.CA)
-			file(p+".tls.cert", b.TLS.Cert)
-			key(p+".tls.key", b.TLS.Key)
+			if !c.renewed(b.BridgeName()) { // renew.go
+				file(p+".tls.cert", b.TLS.Cert)
+				key(p+".tls.key", b.TLS.Key)
+			}
 			if b.TLS.Renew != nil {
 				file(p+".tls.renew.est_ca", b.TLS.Renew.ESTCA)
 			}

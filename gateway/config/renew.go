@@ -2,6 +2,8 @@ package config
 
 import (
 	"net/url"
+	"os"
+	"path/filepath"
 	"time"
 )
 
@@ -70,4 +72,18 @@ func (n *Renew) validate(r *report, p string, t *ClientTLS) {
 	if n.RetryMax != 0 && n.RetryMax < n.RetryMin {
 		r.add(p+".retry_max", "%s: must not be less than retry_min (%s)", n.RetryMax, n.RetryMin)
 	}
+}
+
+// BridgeRenewDir is where bridge name keeps its renewed identity
+// (gateway/renew: identity.json and the certificates it names).
+func (c *Config) BridgeRenewDir(name string) string {
+	return filepath.Join(c.StateDir, "renew", name)
+}
+
+// renewed reports whether bridge name runs on a renewed identity: then
+// tls.cert and tls.key may be gone (the old key is destroyed after a
+// renewal) and the identity is checked where it is loaded (gateway.BridgeTLS).
+func (c *Config) renewed(name string) bool {
+	_, err := os.Stat(filepath.Join(c.BridgeRenewDir(name), "identity.json"))
+	return err == nil
 }

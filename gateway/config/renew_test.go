@@ -1,6 +1,8 @@
 package config
 
 import (
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -36,5 +38,29 @@ func TestRenewConfig(t *testing.T) {
 				t.Errorf("got:\n%s\nwant:\n%s", strings.Join(got, "\n"), tt.want)
 			}
 		})
+	}
+}
+
+// TestCheckFilesRenewed: after a renewal (identity.json in the bridge's
+// renew directory) the configured key and certificate may be gone.
+func TestCheckFilesRenewed(t *testing.T) {
+	dir := t.TempDir()
+	conf := bridgesHead + "state_dir: " + dir + "\nbridges:\n  - name: aws\n    upstreams: [{url: \"mqtts://up.example\"}]\n    client_id: gw\n    routes: [{topic: a}]\n    tls: {cert: gw.crt, key: \"file:gw.key\"}\n"
+	c, err := Parse("edgegw.yaml", dir, []byte(conf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = c.CheckFiles()
+	if err == nil || !strings.Contains(err.Error(), "bridges[0].tls.cert") || !strings.Contains(err.Error(), "bridges[0].tls.key") {
+		t.Fatalf("CheckFiles without the files: %v; want tls.cert and tls.key missing", err)
+	}
+	if err := os.MkdirAll(c.BridgeRenewDir("aws"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(c.BridgeRenewDir("aws"), "identity.json"), []byte("{}"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CheckFiles(); err != nil && (strings.Contains(err.Error(), "tls.cert") || strings.Contains(err.Error(), "tls.key")) {
+		t.Errorf("CheckFiles with a renewed identity: %v; want tls.cert and tls.key not required", err)
 	}
 }

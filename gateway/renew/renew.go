@@ -75,6 +75,10 @@ const (
 	DefaultRetryMin    = time.Minute
 	DefaultRetryMax    = 6 * time.Hour
 	DefaultSwapTimeout = time.Minute
+	// SignTimeout bounds the source's answer (AWS's two calls, EST's
+	// request): an upstream that never answers fails the attempt, which is
+	// retried, instead of holding renewals for ever.
+	SignTimeout = 2 * time.Minute
 )
 
 // State is a Renewer's figures for metrics and status.
@@ -304,7 +308,9 @@ func (r *Renewer) renew(ctx context.Context, old *tls.Certificate) (*tls.Certifi
 		}
 		return nil, err
 	}
-	chain, err := r.o.Source.Sign(ctx, old, key)
+	sctx, cancel := context.WithTimeout(ctx, SignTimeout)
+	chain, err := r.o.Source.Sign(sctx, old, key)
+	cancel()
 	if err != nil {
 		return abandon(err)
 	}
@@ -333,7 +339,7 @@ func (r *Renewer) renew(ctx context.Context, old *tls.Certificate) (*tls.Certifi
 	for _, c := range chain {
 		tc.Certificate = append(tc.Certificate, c.Raw)
 	}
-	sctx, cancel := context.WithTimeout(ctx, r.o.SwapTimeout)
+	sctx, cancel = context.WithTimeout(ctx, r.o.SwapTimeout)
 	err = r.o.Swapper.SwapIdentity(sctx, *tc)
 	cancel()
 	if err != nil {

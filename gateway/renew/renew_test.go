@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/edgegw/edgegw/bridge"
+	"github.com/edgegw/edgegw/gateway/config"
 	"github.com/edgegw/edgegw/gateway/gatewaytest"
 	"github.com/edgegw/edgegw/gateway/renew"
 	"github.com/edgegw/edgegw/hw"
@@ -217,4 +218,13 @@ func id2cert(t *testing.T, identityJSON []byte) string {
 		t.Fatalf("identity.json %q: %v", identityJSON, err)
 	}
 	return rec.Cert
+}
+
+// TestDirIsConfigs: edgegw check (config.BridgeRenewDir) looks where the
+// renewer writes.
+func TestDirIsConfigs(t *testing.T) {
+	c := &config.Config{StateDir: "/var/lib/edgegw"}
+	if got, want := renew.Dir(c.StateDir, "aws"), c.BridgeRenewDir("aws"); got != want {
+		t.Errorf("renew.Dir %s, config.BridgeRenewDir %s; want the same", got, want)
+	}
 }

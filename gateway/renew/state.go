@@ -23,7 +23,8 @@ type stored struct {
 	Renewed  time.Time `json:"renewed"`
 }
 
-// Dir is where bridge's renewed identities are kept.
+// Dir is where bridge's renewed identities are kept (config.BridgeRenewDir,
+// which edgegw check asks).
 func Dir(stateDir, bridge string) string { return filepath.Join(stateDir, "renew", bridge) }
 
 func statePath(dir string) string { return filepath.Join(dir, "identity.json") }
