@@ -475,3 +475,43 @@ func checkRenewedState(t *testing.T, g *bridgeGW, oldURI, newURI string, issued 
 		t.Errorf("the old key after the renewal: %v; want it destroyed (ErrNotFound)", err)
 	}
 }
+
+// TestRenewE2EFileKeyRestart: with a file key the renewal writes gw-g2.key
+// beside gw.key and deletes gw.key once the new certificate connected; the
+// config still names gw.key, and the gateway starts again on the renewed
+// identity (edgegw check does not ask for the destroyed key).
+func TestRenewE2EFileKeyRestart(t *testing.T) {
+	up := gatewaytest.NewUpstream(t, gatewaytest.UpstreamOptions{MaxQueued: 10000000, Topics: []string{"$aws/#"}})
+	cloud := startCloudSub(t, up, "sites/#")
+	prov := startProvisioning(t, up, "gw-renewal")
+	prov.accept.Store(true)
+	dir := t.TempDir()
+	keyPath, certFile := filepath.Join(dir, "gw.key"), filepath.Join(dir, "gw.crt")
+	k, err := hw.Create(context.Background(), "file:"+keyPath, hw.P256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gatewaytest.WriteFile(t, certFile, signFor(t, up.PKI, gatewaytest.GatewayCN, k.Public(), time.Now().Add(-time.Hour), time.Now().Add(time.Hour)), 0o644)
+	_ = k.Close()
+	g := renewGW(t, up, "file:"+keyPath, certFile, `{source: aws, template: gw-renewal, parameters: {SerialNumber: "7"}}`)
+	g.waitAudit(t, "identity_key_destroyed", 1, 60*time.Second)
+	g.stop()
+	if _, err := os.Stat(keyPath); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the old key file after the renewal: %v; want it deleted", err)
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "gw-g2.key")); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("the new key file: %v %v; want gw-g2.key, mode 0600", fi, err)
+	}
+	if out, errOut, code := runEdgegw(t, "check", "-c", g.conf); code != 0 {
+		t.Fatalf("edgegw check after the renewal: exit %d\n%s%s", code, out, errOut)
+	}
+	g.start()
+	a, f := g.publishAll(t, []msgID{{"sensor-00", 1}}, 1, nil)
+	if len(a) != 1 || len(f) != 0 {
+		t.Fatalf("after the restart: %d acknowledged, %d failed: %s", len(a), len(f), g.publishErrors())
+	}
+	cloud.waitDistinct(t, 1, 20*time.Second, 30*time.Second)
+	if n := strings.Count(string(up.Log()), "u'"+gatewaytest.GatewayCN+"'"); n != 3 {
+		t.Errorf("gateway connections upstream: %d; want 3 (start, the swap, the restart)", n)
+	}
+}
