@@ -107,6 +107,9 @@ type Renewer struct {
 	curURI   string
 	st       State
 	failures int // in a row, for the backoff
+
+	closing context.Context // cancelled by Close: ends a renewal in progress
+	cancel  context.CancelFunc
 }
 
 // New returns a Renewer of the identity cur, whose private key is key (at
@@ -149,6 +152,7 @@ func New(o Options, cur tls.Certificate, key hw.Key, keyURI string) (*Renewer, e
 		o.Now = time.Now
 	}
 	r := &Renewer{o: o, wake: make(chan struct{}, 1), cur: &cur, curKey: key, curURI: keyURI}
+	r.closing, r.cancel = context.WithCancel(context.Background())
 	r.st.Bridge = o.Bridge
 	r.setCurrentLocked()
 	return r, nil
@@ -250,8 +254,14 @@ func (r *Renewer) waitConnected(ctx context.Context) bool {
 // Renew renews the identity now (serialised with Run's renewals). On error
 // the old identity is still in use and Run retries with backoff.
 func (r *Renewer) Renew(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	defer context.AfterFunc(r.closing, cancel)()
 	r.renewMu.Lock()
 	defer r.renewMu.Unlock()
+	if r.closing.Err() != nil {
+		return errors.New("renew: closed")
+	}
 	r.mu.Lock()
 	old := r.cur
 	r.mu.Unlock()
@@ -394,8 +404,9 @@ func (r *Renewer) event(e Event) {
 	}
 }
 
-// Close closes the key in use.
+// Close ends a renewal in progress and closes the key in use.
 func (r *Renewer) Close() error {
+	r.cancel() // a renewal in progress ends (the old identity stays)
 	r.renewMu.Lock()
 	defer r.renewMu.Unlock()
 	r.mu.Lock()
