@@ -429,7 +429,7 @@ func grepLines(s, prefix string) string {
 // identity.json names the new certificate (0600, the issued one) and the
 // new key, which is in swtpm and matches; the old key is gone. issued is
 // the certificate the cloud issued, when the test knows it.
-func checkRenewedState(t *testing.T, g *bridgeGW, oldURI, newURI string, issued *x509.Certificate) {
+func checkRenewedState(t *testing.T, g *bridgeGW, oldURI, newURI string, issued *x509.Certificate) *x509.Certificate {
 	t.Helper()
 	ctx := context.Background()
 	dir := filepath.Join(g.dir, "state", "renew", "default")
@@ -474,6 +474,7 @@ func checkRenewedState(t *testing.T, g *bridgeGW, oldURI, newURI string, issued 
 	if _, err := hw.Open(ctx, oldURI); !errors.Is(err, hw.ErrNotFound) {
 		t.Errorf("the old key after the renewal: %v; want it destroyed (ErrNotFound)", err)
 	}
+	return leaf
 }
 
 // TestRenewE2EFileKeyRestart: with a file key the renewal writes gw-g2.key

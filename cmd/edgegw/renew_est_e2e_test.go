@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,11 +18,13 @@ import (
 )
 
 // estServer is github.com/globalsign/est's estserver (v1.0.6, pinned in
-// testdata/estserver), a third-party RFC 7030 server whose mock CA is the
-// upstream's CA (so Mosquitto trusts what it issues), serving TLS with the
-// upstream's server certificate and accepting client certificates of that
-// CA (simplereenroll is authenticated by the current one).
+// testdata/estserver), a third-party RFC 7030 server whose mock CA is a CA
+// of its own (ca, which the upstream Mosquitto is made to trust besides its
+// own), serving TLS with that CA's server certificate; simplereenroll is
+// authenticated by the gateway's current certificate, which that CA
+// issued.
 type estServer struct {
+	ca   *gatewaytest.PKI
 	addr string
 	cmd  *exec.Cmd
 	done chan struct{}
@@ -43,21 +46,22 @@ func buildESTServer(t *testing.T) string {
 }
 
 // newESTServer writes estserver's config; start runs it.
-func newESTServer(t *testing.T, up *gatewaytest.Upstream) *estServer {
+func newESTServer(t *testing.T) *estServer {
 	t.Helper()
 	bin := buildESTServer(t)
 	dir := t.TempDir()
-	kder, err := x509.MarshalPKCS8PrivateKey(up.PKI.CAKey)
+	ca := gatewaytest.NewPKI(t, "est")
+	kder, err := x509.MarshalPKCS8PrivateKey(ca.CAKey)
 	if err != nil {
 		t.Fatal(err)
 	}
 	caKey := filepath.Join(dir, "ca.key")
 	gatewaytest.WriteFile(t, caKey, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}), 0o600)
-	e := &estServer{addr: gatewaytest.FreeAddr(t), log: filepath.Join(dir, "est.log")}
+	e := &estServer{ca: ca, addr: gatewaytest.FreeAddr(t), log: filepath.Join(dir, "est.log")}
 	cfg, _ := json.Marshal(map[string]any{
-		"mock_ca": map[string]string{"certificates": up.PKI.CAFile, "private_key": caKey},
-		"tls": map[string]any{"listen_address": e.addr, "certificates": up.PKI.ServerCert, "private_key": up.PKI.ServerKey,
-			"client_cas": []string{up.PKI.CAFile}},
+		"mock_ca": map[string]string{"certificates": ca.CAFile, "private_key": caKey},
+		"tls": map[string]any{"listen_address": e.addr, "certificates": ca.ServerCert, "private_key": ca.ServerKey,
+			"client_cas": []string{ca.CAFile}},
 		"healthcheck_password": "test", "timeout": 30, "log_file": e.log,
 	})
 	conf := filepath.Join(dir, "est.json")
@@ -94,14 +98,33 @@ func (e *estServer) stop(t *testing.T) {
 }
 
 // TestRenewE2EEST: as TestRenewE2EAWS with an EST server (the third-party
-// estserver) as the source: it is down when the certificate falls due (the
-// renewal fails, is audited and retried), comes up while QoS 1 messages
-// flow, and the gateway re-enrols with a new swtpm key, authenticated by
-// its current certificate, and swaps once with 0 lost.
+// estserver, issuing from a CA of its own that the upstream trusts besides
+// its own) as the source: it is down when the certificate falls due (the renewal fails,
+// is audited and retried), comes up while QoS 1 messages flow, and the
+// gateway re-enrols with a new swtpm key, authenticated by its current
+// certificate, and swaps once with 0 lost.
 func TestRenewE2EEST(t *testing.T) {
 	up := gatewaytest.NewUpstream(t, gatewaytest.UpstreamOptions{MaxQueued: 10000000, MaxInflight: 1000})
+	est := newESTServer(t)
+	// The upstream's client trust: its own CA and the EST server's.
+	upCA, err := os.ReadFile(up.PKI.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	estCA, err := os.ReadFile(est.ca.CAFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bundle := filepath.Join(t.TempDir(), "clients-ca.pem")
+	gatewaytest.WriteFile(t, bundle, append(upCA, estCA...), 0o644)
+	conf, err := os.ReadFile(up.Conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gatewaytest.WriteFile(t, up.Conf, []byte(strings.Replace(string(conf), "cafile "+up.PKI.CAFile, "cafile "+bundle, 1)), 0o600)
+	up.Stop()
+	up.Start()
 	cloud := startCloudSub(t, up, "sites/#")
-	est := newESTServer(t, up)
 	sw := hwtest.StartSWTPM(t)
 	ctx := context.Background()
 	oldURI, newURI := sw.URI("handle=0x81000100"), sw.URI("handle=0x81000101")
@@ -110,10 +133,13 @@ func TestRenewE2EEST(t *testing.T) {
 		t.Fatal(err)
 	}
 	certFile := filepath.Join(t.TempDir(), "gw.crt")
-	gatewaytest.WriteFile(t, certFile, signFor(t, up.PKI, gatewaytest.GatewayCN, k.Public(), time.Now().Add(-time.Hour), time.Now().Add(time.Hour)), 0o644)
+	// Enrolled by the EST server's CA, as a gateway that uses EST is (it
+	// re-enrols only certificates of its own CA: globalsign/est answers 403
+	// "invalid client certificate" to others).
+	gatewaytest.WriteFile(t, certFile, signFor(t, est.ca, gatewaytest.GatewayCN, k.Public(), time.Now().Add(-time.Hour), time.Now().Add(time.Hour)), 0o644)
 	_ = k.Close()
 
-	g := renewGW(t, up, oldURI, certFile, `{source: est, est: "https://`+est.addr+`", retry_min: 1s, retry_max: 2s, swap_timeout: 20s}`)
+	g := renewGW(t, up, oldURI, certFile, `{source: est, est: "https://`+est.addr+`", est_ca: `+est.ca.CAFile+`, retry_min: 1s, retry_max: 2s, swap_timeout: 20s}`)
 	g.waitAudit(t, "identity_renew_failed", 1, 30*time.Second)
 	streamAcrossSwap(t, g, cloud, func() {
 		est.start(t)
@@ -125,5 +151,8 @@ func TestRenewE2EEST(t *testing.T) {
 	}
 	t.Logf("%d identity_renew_failed audited while the EST server was down", g.auditCount(t, "identity_renew_failed"))
 	g.stop()
-	checkRenewedState(t, g, oldURI, newURI, nil)
+	leaf := checkRenewedState(t, g, oldURI, newURI, nil)
+	if err := leaf.CheckSignatureFrom(est.ca.CA); err != nil {
+		t.Errorf("the renewed certificate is not the EST server's CA's: %v", err)
+	}
 }
