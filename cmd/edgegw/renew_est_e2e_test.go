@@ -121,7 +121,10 @@ func TestRenewE2EEST(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gatewaytest.WriteFile(t, up.Conf, []byte(strings.Replace(string(conf), "cafile "+up.PKI.CAFile, "cafile "+bundle, 1)), 0o600)
+	if !strings.Contains(string(conf), "cafile "+up.PKI.CAFile+"\n") {
+		t.Fatalf("%s has no line cafile %s to replace:\n%s", up.Conf, up.PKI.CAFile, conf)
+	}
+	gatewaytest.WriteFile(t, up.Conf, []byte(strings.Replace(string(conf), "cafile "+up.PKI.CAFile+"\n", "cafile "+bundle+"\n", 1)), 0o600)
 	up.Stop()
 	up.Start()
 	cloud := startCloudSub(t, up, "sites/#")
