@@ -239,17 +239,11 @@ func UpstreamTLS(ctx context.Context, cfg *config.Config, log *slog.Logger) (*tl
 // ServerName is set per upstream by the bridge. p is the key path in
 // errors (bridge or bridges[i]). The returned key (nil without a
 // certificate) must be closed by the caller.
-func BridgeTLS(ctx context.Context, cfg *config.Config, b *config.BridgeConfig, p string, log *slog.Logger) (*tls.Config, hw.Key, error) {
-	tc, key, _, err := bridgeTLS(ctx, cfg, b, p, log)
-	return tc, key, err
-}
-
-// bridgeTLS is BridgeTLS, also returning the key's URI ("auto" resolved).
 // The identity is tls.cert and tls.key, or the renewed one in state_dir
 // when it is newer (renew.Current).
-func bridgeTLS(ctx context.Context, cfg *config.Config, b *config.BridgeConfig, p string, log *slog.Logger) (*tls.Config, hw.Key, string, error) {
+func BridgeTLS(ctx context.Context, cfg *config.Config, b *config.BridgeConfig, p string, log *slog.Logger) (*tls.Config, hw.Key, error) {
 	if b == nil || b.TLS == nil {
-		return nil, nil, "", nil
+		return nil, nil, nil
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -259,20 +253,20 @@ func bridgeTLS(ctx context.Context, cfg *config.Config, b *config.BridgeConfig, 
 	if t.CA != "" {
 		data, err := os.ReadFile(t.CA)
 		if err != nil {
-			return nil, nil, "", fmt.Errorf("%s.tls.ca: %w", p, err)
+			return nil, nil, fmt.Errorf("%s.tls.ca: %w", p, err)
 		}
 		pool := x509.NewCertPool()
 		if !pool.AppendCertsFromPEM(data) {
-			return nil, nil, "", fmt.Errorf("%s.tls.ca: %s holds no PEM certificate", p, t.CA)
+			return nil, nil, fmt.Errorf("%s.tls.ca: %s holds no PEM certificate", p, t.CA)
 		}
 		tc.RootCAs = pool
 	}
 	if t.Cert == "" {
-		return tc, nil, "", nil
+		return tc, nil, nil
 	}
 	id, err := renew.Current(cfg.StateDir, b.BridgeName(), t.Cert, t.Key)
 	if err != nil {
-		return nil, nil, "", fmt.Errorf("%s.tls: %w", p, err)
+		return nil, nil, fmt.Errorf("%s.tls: %w", p, err)
 	}
 	if id.Renewed {
 		t = &config.ClientTLS{CA: t.CA, Cert: id.Cert, Key: id.Key}
@@ -280,7 +274,7 @@ func bridgeTLS(ctx context.Context, cfg *config.Config, b *config.BridgeConfig, 
 	}
 	certs, err := broker.ReadCertChain(t.Cert)
 	if err != nil {
-		return nil, nil, "", fmt.Errorf("%s.tls.cert: %w", p, err)
+		return nil, nil, fmt.Errorf("%s.tls.cert: %w", p, err)
 	}
 	leaf := certs[0]
 	chain := make([][]byte, len(certs))
@@ -295,31 +289,31 @@ func bridgeTLS(ctx context.Context, cfg *config.Config, b *config.BridgeConfig, 
 	if uri == "auto" {
 		c, err := hw.Auto(ctx, opts...)
 		if err != nil {
-			return nil, nil, "", fmt.Errorf("%s.tls.key: %w", p, err)
+			return nil, nil, fmt.Errorf("%s.tls.key: %w", p, err)
 		}
 		log.Info("upstream key: auto", "bridge", b.BridgeName(), "key", hw.Redact(c.URI), "reason", c.Reason, "exists", c.Exists)
 		if !c.Exists {
 			// No key yet, so the certificate on disk cannot be its. Not
 			// created here: `edgegw check` runs this too (gateway.Preflight),
 			// often as root, and a key root made is one the daemon cannot read.
-			return nil, nil, "", fmt.Errorf("%s.tls.key: auto: there is no key yet (it will be %s), so %s cannot belong to it: make the key and its CSR as the daemon's user (sudo -u edgegw edgegw key csr --key auto --cn %s), have the upstream's CA sign it and install the certificate as %s",
+			return nil, nil, fmt.Errorf("%s.tls.key: auto: there is no key yet (it will be %s), so %s cannot belong to it: make the key and its CSR as the daemon's user (sudo -u edgegw edgegw key csr --key auto --cn %s), have the upstream's CA sign it and install the certificate as %s",
 				p, hw.Redact(c.URI), t.Cert, b.ClientID, t.Cert)
 		}
 		uri = c.URI
 	}
 	key, err := hw.Open(ctx, uri, opts...)
 	if err != nil {
-		return nil, nil, "", fmt.Errorf("%s.tls.key: %w", p, err)
+		return nil, nil, fmt.Errorf("%s.tls.key: %w", p, err)
 	}
 	if pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool }); !ok || !pub.Equal(leaf.PublicKey) {
 		_ = key.Close()
-		return nil, nil, "", fmt.Errorf("%s.tls: the certificate %s (CN %q) does not belong to the key %s: install the certificate issued for this key (its CSR: `edgegw key csr --key %s --cn %s`)",
+		return nil, nil, fmt.Errorf("%s.tls: the certificate %s (CN %q) does not belong to the key %s: install the certificate issued for this key (its CSR: `edgegw key csr --key %s --cn %s`)",
 			p, t.Cert, leaf.Subject.CommonName, hw.Redact(uri), hw.Redact(t.Key), b.ClientID)
 	}
 	tc.Certificates = []tls.Certificate{{Certificate: chain, PrivateKey: key, Leaf: leaf}}
 	log.Info("upstream identity", "bridge", b.BridgeName(), "cert", t.Cert, "cn", leaf.Subject.CommonName, "serial", leaf.SerialNumber.Text(16),
 		"not_after", leaf.NotAfter.UTC().Format("2006-01-02"), "key", hw.Redact(uri))
-	return tc, key, uri, nil
+	return tc, key, nil
 }
 
 // BridgeConfigFromConfig translates a bridge section (tc from BridgeTLS).
@@ -648,7 +642,7 @@ func (g *Gateway) openLink(ctx context.Context, u *upstream, bc *config.BridgeCo
 		}
 		pub = u.shadow.inbound(pub)
 	}
-	tc, key, keyURI, err := bridgeTLS(ctx, g.cfg, bc, p, log)
+	tc, key, err := BridgeTLS(ctx, g.cfg, bc, p, log)
 	if err != nil {
 		return l, err
 	}
@@ -667,7 +661,7 @@ func (g *Gateway) openLink(ctx context.Context, u *upstream, bc *config.BridgeCo
 	if l.bridge, err = bridge.New(cfg, l.queue, pub, g.log); err != nil {
 		return l, err
 	}
-	if err := g.openRenewer(l, bc, tc, key, keyURI, aud); err != nil {
+	if err := g.openRenewer(ctx, l, bc, tc, key, aud); err != nil {
 		return l, err
 	}
 	log.Info("upstream bridge ready", "upstreams", len(cfg.Upstreams), "client_id", cfg.ClientID,

@@ -22,10 +22,15 @@ import (
 )
 
 // openRenewer makes l's renewer when bc has tls.renew and an identity
-// (tc's certificate, key at uri). The renewer owns the key from then on.
-func (g *Gateway) openRenewer(l *link, bc *config.BridgeConfig, tc *tls.Config, key hw.Key, uri string, aud *audit.Log) error {
+// (tc's certificate and key, from BridgeTLS). The renewer owns the key from
+// then on.
+func (g *Gateway) openRenewer(ctx context.Context, l *link, bc *config.BridgeConfig, tc *tls.Config, key hw.Key, aud *audit.Log) error {
 	if bc.TLS == nil || bc.TLS.Renew == nil || key == nil || len(tc.Certificates) == 0 {
 		return nil
+	}
+	uri, err := identityKeyURI(ctx, g.cfg, bc)
+	if err != nil {
+		return fmt.Errorf("bridge %s: tls.key: %w", l.name, err)
 	}
 	rc := bc.TLS.Renew
 	var src renew.Source
@@ -95,6 +100,23 @@ func readPool(file string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
+// identityKeyURI is the URI of the key BridgeTLS opens for b: the renewed
+// identity's or tls.key, "auto" resolved as BridgeTLS resolves it.
+func identityKeyURI(ctx context.Context, cfg *config.Config, b *config.BridgeConfig) (string, error) {
+	id, err := renew.Current(cfg.StateDir, b.BridgeName(), b.TLS.Cert, b.TLS.Key)
+	if err != nil {
+		return "", err
+	}
+	if id.Key != "" && id.Key != "auto" {
+		return id.Key, nil
+	}
+	c, err := hw.Auto(ctx, hw.WithStateDir(cfg.StateDir))
+	if err != nil {
+		return "", err
+	}
+	return c.URI, nil
+}
+
 // startRenewers runs the links' renewers until ctx ends (u.wg).
 func (u *upstream) startRenewers(ctx context.Context) {
 	for _, l := range u.links {
@@ -157,7 +179,8 @@ func (g *Gateway) reloadIdentities(nc *config.Config) {
 			continue
 		}
 		log := g.log.With("component", "upstream", "bridge", l.name)
-		tc, key, uri, err := bridgeTLS(context.Background(), nc, bc, nc.BridgePath(i), slog.New(slog.DiscardHandler))
+		ctx := context.Background()
+		tc, key, err := BridgeTLS(ctx, nc, bc, nc.BridgePath(i), slog.New(slog.DiscardHandler))
 		if err != nil {
 			log.Error("reload: the bridge's identity on disk is unusable, keeping the one in use", "err", err)
 			continue
@@ -167,6 +190,12 @@ func (g *Gateway) reloadIdentities(nc *config.Config) {
 			if key != nil {
 				_ = key.Close()
 			}
+			continue
+		}
+		uri, err := identityKeyURI(ctx, nc, bc)
+		if err != nil {
+			_ = key.Close()
+			log.Error("reload: the bridge's identity on disk is unusable, keeping the one in use", "err", err)
 			continue
 		}
 		cert := tc.Certificates[0]
