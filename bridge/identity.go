@@ -128,14 +128,20 @@ func (b *Bridge) Reconnect() {
 // errReconnect ends a session on Reconnect.
 var errReconnect = errors.New("reconnecting: asked to (new identity)")
 
-// kickLoop ends the session on Reconnect.
+// kickLoop ends the session on Reconnect, with a normal DISCONNECT (the
+// upstream keeps the session; PUBACKs still in flight are lost with the
+// connection and their messages resent on the next).
 func (s *session) kickLoop(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
 		return nil
 	case <-s.b.id.kick:
-		return errReconnect
 	}
+	s.wmu.Lock()
+	_ = s.writeLocked([]byte{packets.DISCONNECT << 4, 0}) // [MQTT-3.14.2.1] remaining length 0: normal
+	_ = s.flushLocked()
+	s.wmu.Unlock()
+	return errReconnect
 }
 
 // tap is one Call waiting for its response.
