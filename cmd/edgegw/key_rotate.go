@@ -19,9 +19,8 @@ import (
 // configured source, one reconnect under it, old key destroyed.
 func keyRotateCmd(a *app) *cobra.Command {
 	var (
-		cfgPath, socket, bridgeName, format string
-		wait                                time.Duration
-		asJSON                              bool
+		cfgPath, socket, bridgeName string
+		wait                        time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "rotate",
@@ -40,28 +39,21 @@ is renewed at start) and run rotate again.
 Exit status: 0 renewed, 1 failed (the message says why), 3 no daemon running.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			isJSON, err := jsonOutput(format, asJSON) // output.go
-			if err != nil {
-				return err
-			}
 			sock, err := adminSocketPath(socket, cfgPath, cmd.Flags().Changed("config"))
 			if err != nil {
 				return &exitError{code: 1, err: err}
 			}
-			return a.keyRotate(cmd.Context(), sock, bridgeName, wait, isJSON)
+			return a.keyRotate(cmd.Context(), sock, bridgeName, wait)
 		},
 	}
 	addConfigFlag(cmd, &cfgPath)
 	cmd.Flags().StringVar(&socket, "socket", "", "admin socket (default: admin.socket from the config, else "+defaultAdminSocket+")")
 	cmd.Flags().StringVar(&bridgeName, "bridge", "", "the bridge whose certificate to renew (default: the first with tls.renew)")
 	cmd.Flags().DurationVar(&wait, "wait", 5*time.Minute, "how long to wait for the outcome")
-	outputFlags(cmd, &format, &asJSON)
 	return cmd
 }
 
-// keyRotate asks the daemon at sock to renew, waits for the outcome and
-// prints the bridge's renewal state (-o json: renew.State).
-func (a *app) keyRotate(ctx context.Context, sock, bridgeName string, wait time.Duration, isJSON bool) error {
+func (a *app) keyRotate(ctx context.Context, sock, bridgeName string, wait time.Duration) error {
 	find := func() (renew.State, bool, error) {
 		var states []renew.State
 		if err := observe.AdminGet(ctx, sock, "/identity", &states); err != nil {
@@ -93,8 +85,6 @@ func (a *app) keyRotate(ctx context.Context, sock, bridgeName string, wait time.
 			return adminError(sock, err)
 		}
 		switch {
-		case s.Renewals > before.Renewals && isJSON:
-			return writeJSONOut(a.stdout, s)
 		case s.Renewals > before.Renewals:
 			fmt.Fprintf(a.stdout, "bridge %s: renewed: serial %s, not after %s (was %s)\n", s.Bridge, s.Serial, s.NotAfter.UTC().Format(time.RFC3339), before.Serial)
 			return nil

@@ -100,7 +100,7 @@ every reload.
 
 Machine-readable output: every command that prints a result (status, devices, check,
 queue stats|peek|purge|replay, pki init|import-ca|issue|sign|claim|revoke|crl|server|list,
-policy test, rule test, key info|create|rotate, shadow, passwd, version) takes -o json and then
+policy test, rule test, key info|create, shadow, passwd, version) takes -o json and then
 prints one JSON document on stdout, with the same exit status; errors stay on stderr.
 Each command's help lists its document's keys, types and units. Keys are snake_case; a
 quantity carries its unit in its name (_seconds, _bytes); times are RFC 3339 in UTC and

@@ -38,7 +38,6 @@ package main
 //	edgegw check -o json               checkJSON (check.go): printed on refusal too, exit 1
 //	edgegw policy test -o json         policyTestJSON (policy.go): printed on deny too, exit 1
 //	edgegw key info|create -o json     keyInfoJSON (key.go)
-//	edgegw key rotate -o json          renew.State (key_rotate.go)
 //	edgegw rule test -o json           ruleTestJSON (rule.go): printed when it does not fire too, exit 1
 //
 // jsonSchemas (output_schema.go) maps each command to that type and

@@ -13,7 +13,6 @@ import (
 
 	"github.com/edgegw/edgegw/gateway/observe"
 	"github.com/edgegw/edgegw/gateway/pki"
-	"github.com/edgegw/edgegw/gateway/renew"
 )
 
 // # The documented schema of each command
@@ -54,7 +53,6 @@ var jsonSchemas = map[string]jsonSchema{
 	"passwd":        {v: passwdJSON{}},
 	"key info":      {v: keyInfoJSON{}},
 	"key create":    {v: keyInfoJSON{}},
-	"key rotate":    {v: renew.State{}},
 	"check":         {v: checkJSON{}, byHand: true},
 	"policy test":   {v: policyTestJSON{}, byHand: true},
 	"rule test":     {v: ruleTestJSON{}, byHand: true},
