@@ -355,6 +355,11 @@ type Bridge struct {
 	// then finds nothing instead of acknowledging a different message.
 	lastID uint16
 
+	id     identity                // SwapIdentity (identity.go)
+	tap    atomic.Pointer[tap]     // the Call waiting for its response
+	callMu sync.Mutex              // one Call at a time
+	sess   atomic.Pointer[session] // the live connection, for Call
+
 	// tracePuback, when set (tests), sees every PUBACK matched to a message,
 	// before the queue is told.
 	tracePuback func(seq uint64, code byte)
@@ -390,6 +395,7 @@ func New(cfg Config, q Queue, local Publisher, logger *slog.Logger) (*Bridge, er
 	}
 	b := &Bridge{cfg: cfg, q: q, local: local, log: logger.With("component", "bridge", "bridge", cfg.Name), resub: make(chan struct{}, 1)}
 	b.routes.Store(rs)
+	b.id.init()
 	return b, nil
 }
 
@@ -484,7 +490,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 	backoff := b.cfg.BackoffMin
 	everConnected := false
 	for {
-		progressed := false
+		progressed, kicked := false, false
 		for _, up := range b.cfg.Upstreams {
 			if ctx.Err() != nil {
 				return nil
@@ -503,7 +509,9 @@ func (b *Bridge) Run(ctx context.Context) error {
 			}
 			everConnected, progressed = true, true
 			backoff = b.cfg.BackoffMin
+			b.sess.Store(s)
 			err = s.run(ctx)
+			b.sess.Store(nil)
 			// Everything this connection handed out and did not get
 			// acknowledged goes out again, in order, on the next one.
 			b.q.Rewind()
@@ -514,9 +522,17 @@ func (b *Bridge) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return nil
 			}
+			if errors.Is(err, errReconnect) {
+				b.log.Info("upstream reconnecting", "upstream", up.URL.Redacted(), "reason", err)
+				kicked = true
+				break
+			}
 			b.setError(err)
 			b.log.Warn("upstream connection lost", "upstream", up.URL.Redacted(), "err", err)
 			break // start again from the first (preferred) upstream
+		}
+		if kicked {
+			continue // asked to reconnect (SwapIdentity): no backoff
 		}
 		if !progressed {
 			backoff = min(backoff*2, b.cfg.BackoffMax)

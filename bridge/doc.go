@@ -118,6 +118,21 @@
 // upstream independently. CheckBridges checks that, unique bridge names, and
 // that no two bridges use one client ID on one upstream.
 //
+// # A new identity, live (identity.go)
+//
+// [Bridge.SwapIdentity] makes a new client certificate the bridge's (a
+// renewed one, or one installed by hand and reloaded): it ends the live
+// connection, connects again at once (no backoff) under the new certificate
+// and returns after its CONNACK; if none comes before its context ends, the
+// previous certificate is put back and the bridge reconnects under it. The
+// queue makes the swap lossless like any reconnect: unacknowledged messages
+// are rewound and sent again (duplicates within the window).
+// [Bridge.Call] is one request/response over the live connection for the
+// cloud's own APIs (AWS IoT's create-from-csr and RegisterThing): the
+// response filters are subscribed beside the in routes (QoS 1, until the
+// call ends), the request is published at QoS 0, and the first matching
+// message is returned to the caller, never to the local broker.
+//
 // Loop prevention contract for the gateway: messages that came down from the
 // upstream are published locally through [Publisher] (mochi's inline client).
 // The gateway's OnPublish hook must not enqueue publishes made by the inline

@@ -77,6 +77,11 @@ type serverLimits struct {
 func (b *Bridge) dial(ctx context.Context, up Upstream) (*session, error) {
 	cctx, cancel := context.WithTimeout(ctx, b.cfg.ConnectTimeout)
 	defer cancel()
+	select {
+	case <-b.id.kick: // a Reconnect asked for before this connection: it has what it wanted
+	default:
+	}
+	_, gen := b.clientCert()
 	u := up.URL
 	addr := hostPort(up)
 	pass, err := b.password()
@@ -155,6 +160,7 @@ func (b *Bridge) dial(ctx context.Context, up Upstream) (*session, error) {
 	b.connectedAt = s.connected
 	b.mu.Unlock()
 	b.connected.Store(true)
+	b.connectedUnder(gen)
 	b.log.Info("upstream connected", "upstream", up.URL.Redacted(), "protocol", b.cfg.Protocol.String(),
 		"session_present", ca.SessionPresent, "window", window, "keepalive", s.keepAlive)
 	return s, nil
@@ -177,6 +183,9 @@ func (b *Bridge) password() ([]byte, error) {
 // bridge), closing nc on failure.
 func (b *Bridge) tlsHandshake(ctx context.Context, nc net.Conn, up Upstream, addr string) (net.Conn, error) {
 	tc := b.cfg.TLS.Clone()
+	if c, _ := b.clientCert(); c != nil {
+		tc.Certificates = []tls.Certificate{*c}
+	}
 	tc.ServerName = up.ServerName
 	if tc.ServerName == "" {
 		tc.ServerName = up.URL.Hostname()
@@ -338,6 +347,7 @@ func (s *session) run(ctx context.Context) error {
 	start(s.writeLoop)
 	start(s.inboundLoop)
 	start(s.controlLoop)
+	start(s.kickLoop)
 	if s.keepAlive > 0 {
 		start(s.pingLoop)
 	}
@@ -757,7 +767,11 @@ func (s *session) inboundLoop(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		}
-		if r, ok := b.routes.Load().FirstIn(p.Topic); ok {
+		r, ok := b.routes.Load().FirstIn(p.Topic)
+		switch {
+		case b.tapped(p.Topic, p.Payload):
+			// A Call's response: not for the local broker.
+		case ok:
 			local := r.LocalTopic(p.Topic)
 			if err := b.local.PublishLocal(local, p.Payload, p.Retain, min(p.QoS, r.wireQoS())); errors.Is(err, ErrLocalUnavailable) && p.QoS == 1 {
 				// Not acknowledged: the upstream sends it again after the
@@ -771,7 +785,7 @@ func (s *session) inboundLoop(ctx context.Context) error {
 				b.c.inDelivered.Add(1)
 				b.inRoute(r.Name).delivered.Add(1)
 			}
-		} else {
+		default:
 			// A subscription left in the upstream session by an older
 			// configuration: acknowledge and drop.
 			b.c.inDropped.Add(1)
@@ -803,6 +817,12 @@ func (s *session) controlLoop(ctx context.Context) error {
 		for _, r := range s.b.routes.Load().all {
 			if r.Direction.in() {
 				want[r.RemoteFilter()] = r.wireQoS()
+			}
+		}
+		t := s.b.tap.Load()
+		if t != nil {
+			for _, f := range t.filters {
+				want[f] = 1
 			}
 		}
 		var sub []packets.SubOptions
@@ -844,6 +864,9 @@ func (s *session) controlLoop(ctx context.Context) error {
 			unsub = unsub[n:]
 		}
 		current = want
+		if t != nil {
+			t.once.Do(func() { close(t.ready) })
+		}
 		select {
 		case <-ctx.Done():
 			return nil

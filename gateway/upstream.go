@@ -40,6 +40,7 @@ import (
 	"github.com/edgegw/edgegw/gateway/clock"
 	"github.com/edgegw/edgegw/gateway/config"
 	"github.com/edgegw/edgegw/gateway/observe"
+	"github.com/edgegw/edgegw/gateway/renew"
 	"github.com/edgegw/edgegw/hw"
 	"github.com/edgegw/edgegw/store"
 )
@@ -73,8 +74,10 @@ type link struct {
 	name   string
 	queue  *store.Queue
 	bridge *bridge.Bridge
-	key    hw.Key
+	key    hw.Key         // nil when renewer owns it
 	routes []config.Route // as configured and applied
+	// renewer renews the identity (tls.renew; upstream_renew.go).
+	renewer *renew.Renewer
 }
 
 // Queue returns the first bridge's running durable queue (nil before Run,
@@ -236,6 +239,8 @@ func UpstreamTLS(ctx context.Context, cfg *config.Config, log *slog.Logger) (*tl
 // ServerName is set per upstream by the bridge. p is the key path in
 // errors (bridge or bridges[i]). The returned key (nil without a
 // certificate) must be closed by the caller.
+// The identity is tls.cert and tls.key, or the renewed one in state_dir
+// when it is newer (renew.Current).
 func BridgeTLS(ctx context.Context, cfg *config.Config, b *config.BridgeConfig, p string, log *slog.Logger) (*tls.Config, hw.Key, error) {
 	if b == nil || b.TLS == nil {
 		return nil, nil, nil
@@ -258,6 +263,14 @@ func BridgeTLS(ctx context.Context, cfg *config.Config, b *config.BridgeConfig, 
 	}
 	if t.Cert == "" {
 		return tc, nil, nil
+	}
+	id, err := renew.Current(cfg.StateDir, b.BridgeName(), t.Cert, t.Key)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s.tls: %w", p, err)
+	}
+	if id.Renewed {
+		t = &config.ClientTLS{CA: t.CA, Cert: id.Cert, Key: id.Key}
+		log.Info("upstream identity: the renewed one", "bridge", b.BridgeName(), "cert", id.Cert)
 	}
 	certs, err := broker.ReadCertChain(t.Cert)
 	if err != nil {
@@ -648,6 +661,9 @@ func (g *Gateway) openLink(ctx context.Context, u *upstream, bc *config.BridgeCo
 	if l.bridge, err = bridge.New(cfg, l.queue, pub, g.log); err != nil {
 		return l, err
 	}
+	if err := g.openRenewer(ctx, l, bc, tc, key, aud); err != nil {
+		return l, err
+	}
 	log.Info("upstream bridge ready", "upstreams", len(cfg.Upstreams), "client_id", cfg.ClientID,
 		"routes", len(cfg.Routes), "queue", so.Dir, "encrypted", so.EncryptionKey != nil)
 	return l, nil
@@ -665,6 +681,9 @@ func (u *upstream) sources() []observe.BridgeSource {
 	out := make([]observe.BridgeSource, len(u.links))
 	for i, l := range u.links {
 		out[i] = observe.BridgeSource{Name: l.name, Queue: l.queue, Bridge: l.bridge}
+		if l.renewer != nil {
+			out[i].Renewer = l.renewer
+		}
 	}
 	return out
 }
@@ -689,6 +708,7 @@ func (u *upstream) start() {
 	if len(u.links) > 0 {
 		u.shadow.start(u.links[0].bridge)
 	}
+	u.startRenewers(ctx) // upstream_renew.go
 }
 
 // failedCh reports a bridge that stopped by itself (nil channel: never).
@@ -725,6 +745,9 @@ func (u *upstream) close() {
 		if l.key != nil {
 			_ = l.key.Close()
 		}
+		if l.renewer != nil {
+			_ = l.renewer.Close()
+		}
 	}
 }
 
@@ -748,22 +771,24 @@ func (g *Gateway) reloadRoutes(nc *config.Config) (*config.Config, error) {
 	for i := range news {
 		oldRest, newRest := *olds[i], *news[i]
 		oldRest.Routes, newRest.Routes = nil, nil
+		oldRest.TLS, newRest.TLS = liveTLS(oldRest.TLS), liveTLS(newRest.TLS)
 		if !reflect.DeepEqual(oldRest, newRest) {
 			return nc, nil
 		}
 	}
+	g.reloadIdentities(nc) // tls.cert and tls.key apply live (upstream_renew.go)
 	// same is nc with the running routes put back (a copy: nc is the
 	// caller's).
 	same := func() *config.Config {
 		c := *nc
 		if nc.Bridge != nil {
 			b := *nc.Bridge
-			b.Routes = g.cfg.Bridge.Routes
+			b.Routes, b.TLS = g.cfg.Bridge.Routes, g.cfg.Bridge.TLS
 			c.Bridge = &b
 		} else {
 			c.Bridges = append([]config.BridgeConfig(nil), nc.Bridges...)
 			for i := range c.Bridges {
-				c.Bridges[i].Routes = g.cfg.Bridges[i].Routes
+				c.Bridges[i].Routes, c.Bridges[i].TLS = g.cfg.Bridges[i].Routes, g.cfg.Bridges[i].TLS
 			}
 		}
 		return &c

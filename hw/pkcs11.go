@@ -133,3 +133,17 @@ func createPKCS11(_ context.Context, u *PKCS11URI, kt KeyType) (Key, error) {
 }
 
 var _ crypto.Signer = (*p11Key)(nil)
+
+// destroyPKCS11 deletes the key pair at u from its token (Destroy).
+func destroyPKCS11(ctx context.Context, u *PKCS11URI) error {
+	k, err := openPKCS11(ctx, u)
+	if err != nil {
+		return err
+	}
+	pk := k.(*p11Key)
+	defer pk.Close()
+	if err := pk.Signer.Delete(); err != nil {
+		return fmt.Errorf("deleting the key pair from the token: %w", err)
+	}
+	return nil
+}

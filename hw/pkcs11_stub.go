@@ -14,3 +14,5 @@ func errNoPKCS11() error {
 func openPKCS11(context.Context, *PKCS11URI) (Key, error) { return nil, errNoPKCS11() }
 
 func createPKCS11(context.Context, *PKCS11URI, KeyType) (Key, error) { return nil, errNoPKCS11() }
+
+func destroyPKCS11(context.Context, *PKCS11URI) error { return errNoPKCS11() }

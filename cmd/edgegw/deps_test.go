@@ -123,6 +123,10 @@ var rooms = map[string]room{
 	"gateway/enrol": {ours: []string{"gateway/pki", "gateway/authz", "hw"}, forbid: pureForbid},
 	// EST (RFC 7030): at most hw for keys.
 	"gateway/est": {ours: []string{"hw"}, forbid: pureForbid},
+	// Renewal of the gateway's own upstream certificate: keys (hw), the AWS
+	// provisioning API's shapes (enrol, with its pki and authz), EST; the
+	// bridge only through its small interfaces.
+	"gateway/renew": {ours: []string{"hw", "gateway/est", "gateway/enrol", "gateway/pki", "gateway/authz"}, forbid: pureForbid},
 	// Device presence (who is offline, since when): a leaf.
 	"gateway/presence": {forbid: pureForbid},
 	// The shadows as the daemon runs them (store, Syncer beside the bridge):

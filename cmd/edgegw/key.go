@@ -36,7 +36,7 @@ certificate signing request (CSR) on this device, have the upstream CA sign it
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
-	cmd.AddCommand(keyCreateCmd(a), keyCSRCmd(a), keyInfoCmd(a))
+	cmd.AddCommand(keyCreateCmd(a), keyCSRCmd(a), keyInfoCmd(a), keyRotateCmd(a)) // key_rotate.go
 	return cmd
 }
 

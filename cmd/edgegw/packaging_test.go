@@ -35,6 +35,7 @@ import (
 	"github.com/edgegw/edgegw/gateway/config"
 	"github.com/edgegw/edgegw/gateway/enrol"
 	"github.com/edgegw/edgegw/gateway/pki"
+	"github.com/edgegw/edgegw/gateway/renew"
 )
 
 // packagingTools: command -> Debian package that provides it.
@@ -1068,6 +1069,12 @@ func ownerDefaults() map[string]string {
 		"enrolment.rate_limit.burst":                          fmt.Sprint(enrol.DefaultBurst),
 		"enrolment.rate_limit.every":                          dur(enrol.DefaultEvery),
 		"enrolment.templates[].pre_provisioning_hook.timeout": dur(enrol.DefaultHookTimeout),
+		// tls.renew's are renew's.
+		"bridge.tls.renew.before":       dur(renew.DefaultBefore),
+		"bridge.tls.renew.retry_min":    dur(renew.DefaultRetryMin),
+		"bridge.tls.renew.retry_max":    dur(renew.DefaultRetryMax),
+		"bridge.tls.renew.swap_timeout": dur(renew.DefaultSwapTimeout),
+		"bridge.tls.renew.key_type":     "p256",
 	}
 }
 

@@ -123,6 +123,9 @@ func (b *BridgeConfig) validateExtras(r *report, p string, single bool) {
 			r.add(p+".name", "%q: use 1 to 64 letters, digits, '-' or '_'", b.Name)
 		}
 	}
+	if b.TLS != nil && b.TLS.Renew != nil {
+		b.TLS.Renew.validate(r, p, b.TLS)
+	}
 	if b.PasswordFile != "" && b.Username == "" {
 		r.add(p+".password_file", "a password needs a username (MQTT sends no password without one)")
 	}
@@ -179,6 +182,9 @@ func (c *Config) resolveBridgePaths(abs func(*string), uri func(string) string) 
 			abs(&b.TLS.CA)
 			abs(&b.TLS.Cert)
 			b.TLS.Key = uri(b.TLS.Key)
+			if b.TLS.Renew != nil {
+				abs(&b.TLS.Renew.ESTCA)
+			}
 		}
 	}
 }
@@ -190,8 +196,13 @@ func (c *Config) checkBridgeFiles(file, key func(path, p string)) {
 		file(p+".password_file", b.PasswordFile)
 		if b.TLS != nil {
 			file(p+".tls.ca", b.TLS.CA)
-			file(p+".tls.cert", b.TLS.Cert)
-			key(p+".tls.key", b.TLS.Key)
+			if !c.renewed(b.BridgeName()) { // renew.go
+				file(p+".tls.cert", b.TLS.Cert)
+				key(p+".tls.key", b.TLS.Key)
+			}
+			if b.TLS.Renew != nil {
+				file(p+".tls.renew.est_ca", b.TLS.Renew.ESTCA)
+			}
 		}
 	}
 }

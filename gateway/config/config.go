@@ -165,6 +165,9 @@ type ClientTLS struct {
 	CA   string `yaml:"ca"`   // optional: "" = system roots
 	Cert string `yaml:"cert"` // the gateway's certificate (PEM)
 	Key  string `yaml:"key"`  // key URI (see hw.ResolveURI)
+	// Renew, when set, renews the certificate before it expires
+	// (renew.go).
+	Renew *Renew `yaml:"renew"`
 }
 
 // Backoff bounds the reconnect delay.

@@ -18,6 +18,7 @@ import (
 	"github.com/edgegw/edgegw/bridge"
 	"github.com/edgegw/edgegw/gateway/broker"
 	"github.com/edgegw/edgegw/gateway/clock"
+	"github.com/edgegw/edgegw/gateway/renew"
 )
 
 // The admin socket: HTTP/1.1 over a UNIX socket (admin.socket, default
@@ -57,6 +58,7 @@ type Status struct {
 	Certs     []CertExpiry      `json:"certificates"`
 	Reload    ReloadStatus      `json:"reload"`
 	Counters  map[string]uint64 `json:"auth_failures"`
+	Identity  []renew.State     `json:"identity,omitempty"` // bridges with tls.renew (identity.go)
 }
 
 // ListenerStatus is one configured listener.
@@ -188,6 +190,7 @@ func (o *Observer) startAdmin() error {
 		writeJSON(w, http.StatusOK, q.Stats())
 	})
 	o.shadowRoutes(mux)
+	o.identityRoutes(mux) // identity.go
 	a.srv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, WriteTimeout: 30 * time.Second}
 	o.admin = a
 	a.wg.Add(1)
@@ -295,6 +298,7 @@ func (o *Observer) status(a *adminServer) Status {
 		Started: o.started.UTC(), Uptime: time.Since(o.started).Seconds(), ClockSane: o.clock.Sane(),
 		Health: o.health(), Certs: o.certExpiries(), Counters: map[string]uint64{},
 		Devices: DevicesStatus{Connected: []broker.ConnectedDevice{}}, Denials: []DenialStatus{},
+		Identity: o.identityStates(),
 	}
 	for _, l := range o.cfg.Listeners {
 		s.Listeners = append(s.Listeners, ListenerStatus{Name: l.Name, Address: l.Address, TLS: l.TLS != nil})

@@ -18,6 +18,8 @@ type BridgeSource struct {
 	Name   string
 	Queue  Queue
 	Bridge Bridge
+
+	Renewer IdentityRenewer // nil without tls.renew (identity.go)
 }
 
 var (

@@ -22,6 +22,7 @@ import (
 	"github.com/edgegw/edgegw/gateway/broker"
 	"github.com/edgegw/edgegw/gateway/clock"
 	"github.com/edgegw/edgegw/gateway/config"
+	"github.com/edgegw/edgegw/gateway/renew"
 	"github.com/edgegw/edgegw/hw"
 	"github.com/edgegw/edgegw/store"
 )
@@ -281,6 +282,7 @@ func (o *Observer) startMetrics() error {
 		return fmt.Errorf("registering presence metrics: %w", err)
 	}
 	reg.MustRegister(queueOpenCollector{o: o}) // queue_open.go
+	reg.MustRegister(identityCollector{o: o})  // identity.go
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{ErrorLog: slog.NewLogLogger(o.log.Handler(), slog.LevelWarn)}))
 	mux.HandleFunc("GET /healthz", o.serveHealth)
@@ -446,7 +448,9 @@ func (o *Observer) certExpiries() []CertExpiry {
 	}
 	for _, b := range o.cfg.BridgeList() { // per kind the earliest: every bridge's certificate counts
 		if b.TLS != nil && b.TLS.Cert != "" {
-			srcs = append(srcs, src{"upstream", b.TLS.Cert})
+			// The certificate in use: a renewed one when newer (renew.Current).
+			id, _ := renew.Current(o.cfg.StateDir, b.BridgeName(), b.TLS.Cert, b.TLS.Key)
+			srcs = append(srcs, src{"upstream", id.Cert})
 		}
 	}
 	now := o.clock.Now()
