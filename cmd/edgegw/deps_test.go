@@ -75,7 +75,7 @@ type room struct {
 // itself, cmd and the test helpers.
 var belowWiring = []string{"store", "hw", "bridge", "bridge/topic", "gateway/audit", "gateway/authz", "gateway/authorizer",
 	"gateway/clock", "gateway/loopback", "gateway/pki", "gateway/enrol", "gateway/rules", "gateway/rules/sql", "gateway/rules/sql/lex", "gateway/rules/sql/internal/jsonscan", "gateway/rules/sql/internal/md2", "gateway/rules/timefmt", "gateway/shadow",
-	"gateway/presence", "gateway/broker", "gateway/broker/wire", "gateway/config", "gateway/observe"}
+	"gateway/presence", "gateway/broker", "gateway/broker/wire", "gateway/config", "gateway/observe", "gateway/renew", "gateway/est"}
 
 // sqlRooms are the rooms of the rules engine below it: the language, then
 // its leaves (the lexer, the JSON reader, MD2, the date patterns).
