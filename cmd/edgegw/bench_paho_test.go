@@ -1,0 +1,314 @@
+package main
+
+// BenchmarkEdgegwVsMosquittoPaho (make bench): the second harness of
+// BenchmarkEdgegwVsMosquitto, whose client side no part of edgegw wrote.
+// Sensors are github.com/eclipse/paho.mqtt.golang v1.5.1 clients over MQTT
+// 3.1.1 with mTLS, each keeping at most pahoWindow 100-byte QoS 1 publishes
+// in flight; edgegw runs with the packaged config (configs/edgegw.yaml: its
+// encrypted queue, the product's bridge.inflight, user properties and all,
+// with only its paths, ports and route topic localized) and Debian's
+// Mosquitto runs as the edge bridge with the same route, side by side,
+// interleaved, the median of benchRounds rounds at 1, 4 and 16 publishers.
+//
+// The upstream is Debian Mosquitto with max_inflight_messages 20 and then
+// 100: Mosquitto 2 announces that as the Receive Maximum in its CONNACK to
+// MQTT 5 clients (mosquitto.conf(5)), which is what a bridge's window
+// follows; the harness reads that CONNACK with an MQTT 5 client and prints
+// the value before measuring. edgegw's bridge speaks MQTT 5 and lowers its
+// window to it; the Mosquitto edge bridge gets bridge_protocol_version
+// mqttv50 (so it reads the same CONNACK) and its own max_inflight_messages
+// set to the same number (the cap on its bridge's in-flight messages).
+//
+// Per run and per edge it prints delivered msg/s and the edgegw/Mosquitto
+// ratio, the edge's CPU per delivered message (/proc/PID/stat), bytes
+// written to storage per message (/proc/PID/io write_bytes), peak RSS
+// during the run (VmHWM after a clear_refs reset), and for edgegw the
+// fdatasyncs per second and messages per fdatasync (its
+// edgegw_store_fsync_duration_seconds_count); after the runs, each edge's
+// idle CPU (ms/s) over pahoIdle with the sessions connected.
+//
+// EDGEGW_BENCH_PAHO_MSGS sets the messages per run (default 50,000, split
+// between the publishers).
+
+import (
+	"cmp"
+	"crypto/tls"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/edgegw/edgegw/gateway/gatewaytest"
+)
+
+const (
+	pahoWindow  = 50              // QoS 1 publishes in flight per sensor
+	pahoPayload = 100             // bytes
+	pahoIdle    = 5 * time.Second // idle CPU window
+)
+
+// pahoRun is one e2e run of one edge.
+type pahoRun struct {
+	rate     float64       // delivered msg/s
+	cpu      time.Duration // edge CPU per delivered message
+	written  int64         // edge bytes written to storage per message
+	peakRSS  int64         // bytes
+	syncs    float64       // fdatasyncs/s (edgegw)
+	perSync  float64       // messages per fdatasync (edgegw)
+	lost     int
+	duration time.Duration
+}
+
+func BenchmarkEdgegwVsMosquittoPaho(b *testing.B) {
+	if b.N > 1 {
+		b.Skip("runs once")
+	}
+	total := 50000
+	if v := os.Getenv("EDGEGW_BENCH_PAHO_MSGS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 16 {
+			b.Fatalf("EDGEGW_BENCH_PAHO_MSGS=%q: want a number of messages per run, at least 16", v)
+		}
+		total = n
+	}
+	var t strings.Builder
+	fmt.Fprintf(&t, "\nthird-party harness: paho.mqtt.golang v1.5.1 MQTT 3.1.1 publishers, window %d, %d-byte QoS 1, mTLS, %d msgs per run, median of %d interleaved rounds; edgegw on the packaged config (encrypted queue)\n",
+		pahoWindow, pahoPayload, total, benchRounds)
+	fmt.Fprintf(&t, "%-5s %-4s %-9s %9s %7s %9s %9s %8s %9s %9s\n", "rmax", "pubs", "edge", "msg/s", "ratio", "cpu µs/m", "B/msg", "peakMiB", "fsync/s", "msg/fsync")
+	for _, rm := range []int{20, 100} {
+		pahoAtReceiveMax(b, rm, total, &t)
+	}
+	t.WriteString("ratio: edgegw/Mosquitto delivered msg/s. One shared 2-core machine: other processes' load falls into any run; compare edges within one round, not across benchmarks.\n")
+	fmt.Fprint(os.Stderr, t.String())
+}
+
+// pahoAtReceiveMax measures both edges against an upstream announcing a
+// Receive Maximum of rm and adds its rows to t.
+func pahoAtReceiveMax(b *testing.B, rm, total int, t *strings.Builder) {
+	up := gatewaytest.NewUpstream(b, gatewaytest.UpstreamOptions{MaxQueued: 10000000, MaxInflight: rm, TLSVersion: "tlsv1.2"})
+	defer up.Stop()
+	announced := receiveMaximumOf(b, up)
+	benchLog("upstream", "max_inflight_messages %d: its CONNACK to an MQTT 5 client announces Receive Maximum %d", rm, announced)
+	if announced != rm {
+		b.Fatalf("upstream announces Receive Maximum %d; want %d (max_inflight_messages)", announced, rm)
+	}
+	cloud := new(benchSub)
+	cloud.subscribe(b, up.Addr, up.PKI.ClientTLS(up.Cloud), fmt.Sprintf("cloud-paho-%d", rm), "sites/#")
+
+	g := startPackagedGW(b, up)
+	defer g.stop()
+	m := startMosqEdge(b, g.site, up, rm, "bridge_protocol_version mqttv50\n")
+	defer m.stop()
+	edges := []benchEdge{edgegwEdge{g}, m}
+	for _, e := range edges {
+		warmUp(b, e, cloud)
+	}
+	for _, pubs := range []int{1, 4, 16} {
+		runs := make([][]pahoRun, len(edges))
+		for round := range benchRounds {
+			for k := range edges {
+				i := (k + round) % len(edges)
+				runs[i] = append(runs[i], pahoOnce(b, edges[i], g.metrics, cloud, rm, pubs, total/pubs, round))
+			}
+		}
+		med := make([]pahoRun, len(edges))
+		for i := range edges {
+			med[i] = medianPaho(runs[i])
+		}
+		for i, e := range edges {
+			r, sync := med[i], func(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) }
+			syncs, perSync, ratio := "-", "-", "-"
+			if e.name() == "edgegw" {
+				syncs, perSync = sync(r.syncs), sync(r.perSync)
+				ratio = fmt.Sprintf("%.2fx", r.rate/max(med[1].rate, 1e-9))
+			}
+			fmt.Fprintf(t, "%-5d %-4d %-9s %9.0f %7s %9.1f %9d %8.1f %9s %9s\n", rm, pubs, e.name(), r.rate, ratio,
+				float64(r.cpu)/1e3, r.written, float64(r.peakRSS)/(1<<20), syncs, perSync)
+			b.ReportMetric(r.rate, fmt.Sprintf("paho_%s_rm%d_%dpub_msg/s", e.name(), rm, pubs))
+			b.ReportMetric(float64(r.cpu)/1e3, fmt.Sprintf("paho_%s_rm%d_%dpub_cpu_us/msg", e.name(), rm, pubs))
+		}
+	}
+	for _, e := range edges {
+		idle := idleCPU(e.pid())
+		benchLog(e.name(), "idle CPU with the sessions connected, upstream %d: %.2f ms/s", rm, idle)
+		fmt.Fprintf(t, "%-5d idle %-9s %.2f ms/s of CPU\n", rm, e.name(), idle)
+	}
+}
+
+// receiveMaximumOf reads the Receive Maximum up announces in its CONNACK to
+// an MQTT 5 client (65535 when it announces none, as MQTT 5 says).
+func receiveMaximumOf(b *testing.B, up *gatewaytest.Upstream) int {
+	conn, err := tls.Dial("tcp", up.Addr, up.PKI.ClientTLS(up.Cloud))
+	if err != nil {
+		b.Fatalf("dialing the upstream: %v", err)
+	}
+	c, err := gatewaytest.ConnectV5(b, conn, "receive-max-probe")
+	if err != nil {
+		b.Fatalf("MQTT 5 CONNECT to the upstream: %v", err)
+	}
+	if c.Ack.Properties == nil || c.Ack.Properties.ReceiveMaximum == nil {
+		return 65535
+	}
+	return int(*c.Ack.Properties.ReceiveMaximum)
+}
+
+// startPackagedGW runs `edgegw run` on configs/edgegw.yaml as the package
+// installs it, with its bridge uncommented as the file says to, and only
+// what a test must change: runtime paths into a temp dir, the listeners,
+// metrics and upstream on free loopback ports, the site PKI's files, and
+// the telemetry route's topic (sensors/# instead of the example building/#).
+func startPackagedGW(b *testing.B, up *gatewaytest.Upstream) *bridgeGW {
+	raw, err := os.ReadFile(filepath.Join("..", "..", "configs", "edgegw.yaml"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	g := &bridgeGW{t: b, bin: gatewaytest.Edgegw(b), dir: b.TempDir(), site: gatewaytest.NewPKI(b, "site"), up: up, log: new(gatewaytest.Buffer)}
+	g.addr, g.metrics = gatewaytest.FreeAddr(b), gatewaytest.FreeAddr(b)
+	conf := uncommentBridge(b, localizeRuntimePaths(b, string(raw), g.dir))
+	for old, repl := range map[string]string{
+		`address: ":8883"`:                     fmt.Sprintf("address: %q", g.addr),
+		`address: "127.0.0.1:1883"`:            fmt.Sprintf("address: %q", gatewaytest.FreeAddr(b)),
+		`address: "127.0.0.1:9641"`:            fmt.Sprintf("address: %q", g.metrics),
+		"ca: pki/ca.crt":                       "ca: " + g.site.CAFile,
+		"cert: pki/server.crt":                 "cert: " + g.site.ServerCert,
+		"key: pki/server.key":                  "key: " + g.site.ServerKey,
+		"crl: pki/crl.pem":                     "crl: " + g.site.CRLFile,
+		`url: "mqtts://upstream.example:8883"`: fmt.Sprintf("url: \"mqtts://%s\"", up.Addr),
+		`server_name: ""`:                      "server_name: localhost",
+		"ca: pki/upstream-ca.pem":              "ca: " + up.PKI.CAFile,
+		"cert: pki/gateway.crt":                "cert: " + up.Gateway.CertFile,
+		`topic: "building/#"`:                  `topic: "sensors/#"`,
+	} {
+		if strings.Count(conf, old) != 1 {
+			b.Fatalf("configs/edgegw.yaml: %q appears %d times; want once (update startPackagedGW)", old, strings.Count(conf, old))
+		}
+		conf = strings.Replace(conf, old, repl, 1)
+	}
+	keyPEM, err := os.ReadFile(up.Gateway.KeyFile)
+	if err != nil {
+		b.Fatal(err)
+	}
+	gatewaytest.WriteFile(b, filepath.Join(g.dir, "state", "gateway.key"), keyPEM, 0o600) // key: auto
+	g.conf = filepath.Join(g.dir, "edgegw.yaml")
+	gatewaytest.WriteFile(b, g.conf, []byte(conf), 0o644)
+	gatewaytest.WriteSiteFiles(b, g.dir, benchRegistry, map[string]string{"sensor": benchSensorPolicy, "monitor": benchMonitorPolicy})
+	b.Cleanup(func() {
+		g.stop()
+		if b.Failed() {
+			b.Logf("edgegw log (last 6 KiB):\n%s", gatewaytest.LastBytes([]byte(g.log.String()), 6144))
+		}
+	})
+	g.start()
+	return g
+}
+
+// pahoOnce publishes per messages from each of pubs paho sensors through e
+// and waits for them upstream.
+func pahoOnce(b *testing.B, e benchEdge, metrics string, cloud *benchSub, rm, pubs, per, round int) pahoRun {
+	prefix := fmt.Sprintf("%s-paho-rm%d-p%d-r%d", e.name(), rm, pubs, round)
+	cloud.reset(prefix)
+	want := pubs * per
+	fsyncs := func() float64 {
+		if e.name() != "edgegw" {
+			return 0
+		}
+		return sample(scrape(b, metrics), "edgegw_store_fsync_duration_seconds_count")
+	}
+	resetPeakRSS(e.pid())
+	u0, s0 := readUsage(e.pid()), fsyncs()
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make(chan error, pubs)
+	for i := range pubs {
+		sensor := fmt.Sprintf("sensor-%02d", i)
+		tc := e.site().ClientTLS(e.cert(b, sensor))
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- pahoPublish(e.addr(), tc, sensor, "sensors/"+sensor+"/t", prefix, per)
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			b.Fatalf("%s: %v", e.name(), err)
+		}
+	}
+	n, last := cloud.wait(want, 15*time.Second)
+	u1, s1 := readUsage(e.pid()), fsyncs()
+	d := last.Sub(start)
+	r := pahoRun{rate: float64(n) / d.Seconds(), lost: want - n, duration: d, peakRSS: u1.peakRSS}
+	n1 := max(n, 1)
+	r.cpu = (u1.cpu - u0.cpu) / time.Duration(n1)
+	r.written = (u1.written - u0.written) / int64(n1)
+	if s1 > s0 {
+		r.syncs = (s1 - s0) / d.Seconds()
+		r.perSync = float64(n) / (s1 - s0)
+	}
+	benchLog(e.name(), "paho rmax %d, %2d publisher(s), round %d: %d of %d upstream in %v: %.0f msg/s, lost %d; edge CPU %.1f µs/msg, wrote %d B/msg, peak RSS %.1f MiB, %.0f fdatasyncs/s, %.1f msgs/fdatasync",
+		rm, pubs, round+1, n, want, d.Round(time.Millisecond), r.rate, r.lost, float64(r.cpu)/1e3, r.written, float64(r.peakRSS)/(1<<20), r.syncs, r.perSync)
+	if r.lost > 0 {
+		b.Errorf("%s: %d of %d PUBACKed messages never reached the upstream", e.name(), r.lost, want)
+	}
+	return r
+}
+
+// pahoPublish connects one paho.mqtt.golang MQTT 3.1.1 client and publishes
+// n QoS 1 messages of pahoPayload bytes ("<prefix> <sensor> <seq> 0" and
+// spaces), with at most pahoWindow unacknowledged; it returns when every one
+// is acknowledged.
+func pahoPublish(addr string, tc *tls.Config, sensor, topic, prefix string, n int) error {
+	o := mqtt.NewClientOptions().AddBroker("ssl://" + addr).SetClientID(sensor).SetTLSConfig(tc).
+		SetProtocolVersion(4).SetCleanSession(true).SetAutoReconnect(false).SetConnectRetry(false).
+		SetKeepAlive(30 * time.Second).SetConnectTimeout(10 * time.Second)
+	c := mqtt.NewClient(o)
+	if tok := c.Connect(); !tok.WaitTimeout(15*time.Second) || tok.Error() != nil {
+		return fmt.Errorf("paho %s: connect to %s: %v", sensor, addr, tok.Error())
+	}
+	defer c.Disconnect(250)
+	window := make(chan mqtt.Token, pahoWindow-1) // + the one being waited for
+	acked := make(chan error, 1)
+	go func() {
+		var first error
+		for tok := range window {
+			if !tok.WaitTimeout(time.Minute) {
+				first = cmp.Or(first, fmt.Errorf("paho %s: no PUBACK within a minute", sensor))
+			} else if err := tok.Error(); err != nil {
+				first = cmp.Or(first, fmt.Errorf("paho %s: %v", sensor, err))
+			}
+		}
+		acked <- first
+	}()
+	pad := strings.Repeat(" ", pahoPayload)
+	for seq := range n {
+		p := fmt.Sprintf("%s %s %d 0", prefix, sensor, seq)
+		if len(p) < pahoPayload {
+			p += pad[:pahoPayload-len(p)]
+		}
+		window <- c.Publish(topic, 1, false, []byte(p))
+	}
+	close(window)
+	return <-acked
+}
+
+// idleCPU is pid's CPU use over pahoIdle with nothing published, in ms/s.
+func idleCPU(pid int) float64 {
+	c0 := procCPU(pid)
+	time.Sleep(pahoIdle)
+	return float64(procCPU(pid)-c0) / float64(time.Millisecond) / pahoIdle.Seconds()
+}
+
+// medianPaho is the run with the median delivered rate.
+func medianPaho(runs []pahoRun) pahoRun {
+	runs = append([]pahoRun(nil), runs...)
+	sort.Slice(runs, func(i, j int) bool { return runs[i].rate < runs[j].rate })
+	return runs[len(runs)/2]
+}
