@@ -28,13 +28,17 @@ package main
 // idle CPU (ms/s) over pahoIdle with the sessions connected.
 //
 // EDGEGW_BENCH_PAHO_MSGS sets the messages per run (default 50,000, split
-// between the publishers).
+// between the publishers); EDGEGW_BENCH_PAHO_RMAX one upstream Receive
+// Maximum instead of both; EDGEGW_BENCH_PERF=DIR records each edgegw run's
+// first round with `perf record -g` into DIR (the daemon keeps its symbols:
+// `perf report -i DIR/edgegw-rm20-p16.data --no-children` names Go functions).
 
 import (
 	"cmp"
 	"crypto/tls"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -82,7 +86,15 @@ func BenchmarkEdgegwVsMosquittoPaho(b *testing.B) {
 	fmt.Fprintf(&t, "\nthird-party harness: paho.mqtt.golang v1.5.1 MQTT 3.1.1 publishers, window %d, %d-byte QoS 1, mTLS, %d msgs per run, median of %d interleaved rounds; edgegw on the packaged config (encrypted queue)\n",
 		pahoWindow, pahoPayload, total, benchRounds)
 	fmt.Fprintf(&t, "%-5s %-4s %-9s %9s %7s %9s %9s %8s %9s %9s\n", "rmax", "pubs", "edge", "msg/s", "ratio", "cpu µs/m", "B/msg", "peakMiB", "fsync/s", "msg/fsync")
-	for _, rm := range []int{20, 100} {
+	rms := []int{20, 100}
+	if v := os.Getenv("EDGEGW_BENCH_PAHO_RMAX"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 65535 {
+			b.Fatalf("EDGEGW_BENCH_PAHO_RMAX=%q: want a Receive Maximum, 1 to 65535", v)
+		}
+		rms = []int{n}
+	}
+	for _, rm := range rms {
 		pahoAtReceiveMax(b, rm, total, &t)
 	}
 	t.WriteString("ratio: edgegw/Mosquitto delivered msg/s. One shared 2-core machine: other processes' load falls into any run; compare edges within one round, not across benchmarks.\n")
@@ -221,6 +233,9 @@ func pahoOnce(b *testing.B, e benchEdge, metrics string, cloud *benchSub, rm, pu
 		}
 		return sample(scrape(b, metrics), "edgegw_store_fsync_duration_seconds_count")
 	}
+	if dir := os.Getenv("EDGEGW_BENCH_PERF"); dir != "" && e.name() == "edgegw" && round == 0 {
+		defer perfRecord(b, e.pid(), filepath.Join(dir, fmt.Sprintf("edgegw-rm%d-p%d.data", rm, pubs)))()
+	}
 	resetPeakRSS(e.pid())
 	u0, s0 := readUsage(e.pid()), fsyncs()
 	start := time.Now()
@@ -297,6 +312,22 @@ func pahoPublish(addr string, tc *tls.Config, sensor, topic, prefix string, n in
 	}
 	close(window)
 	return <-acked
+}
+
+// perfRecord samples pid's stacks with perf into out until the returned
+// function is called.
+func perfRecord(b *testing.B, pid int, out string) func() {
+	cmd := exec.Command(gatewaytest.Need(b, "perf", "linux-perf"), "record", "-q", "-F", "999", "-g", "-p", strconv.Itoa(pid), "-o", out)
+	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatalf("perf record: %v", err)
+	}
+	time.Sleep(300 * time.Millisecond) // attached
+	return func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		_ = cmd.Wait()
+		benchLog("perf", "wrote %s", out)
+	}
 }
 
 // idleCPU is pid's CPU use over pahoIdle with nothing published, in ms/s.
