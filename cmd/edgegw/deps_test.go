@@ -80,6 +80,8 @@ var rooms = map[string]room{
 	"bridge/topic": {forbid: pureForbid},
 	// The queue self-test (edgegw queue smoke, store/internal/smoke): the store only.
 	"store/selftest": {ours: []string{"store"}, forbid: []string{mochiPath, promPath, pahoPath}},
+	// The power-cut tests' loop-mounted disk (a test helper): nothing of ours.
+	"store/loopdisk": {forbid: pureForbid},
 	// bridge speaks to the queue only (and topic syntax); pki needs keys and the thing-name rule.
 	"bridge":      {ours: []string{"store", "bridge/topic"}},
 	"gateway/pki": {ours: []string{"hw", "gateway/authz"}},
@@ -104,7 +106,7 @@ var rooms = map[string]room{
 }
 
 // testHelpers are the module's test helper packages: only tests import them.
-var testHelpers = []string{"gateway/gatewaytest", "gateway/shadow/shadowtest"}
+var testHelpers = []string{"gateway/gatewaytest", "gateway/shadow/shadowtest", "store/loopdisk"}
 
 // checkImports applies the import rules to the packages of this module and
 // returns one line per violation:
@@ -115,7 +117,7 @@ var testHelpers = []string{"gateway/gatewaytest", "gateway/shadow/shadowtest"}
 //   - the daemon's packages (gateway, gateway/...) do not import paho: the
 //     bridge speaks MQTT upstream, the demo and tests are clients;
 //   - only cmd/... (and gateway/gatewaytest) import gateway;
-//   - gateway/gatewaytest and gateway/shadow/shadowtest are imported by tests only.
+//   - gateway/gatewaytest, gateway/shadow/shadowtest and store/loopdisk are imported by tests only.
 func checkImports(pkgs []pkgImports) []string {
 	var bad []string
 	for _, p := range pkgs {
