@@ -235,7 +235,7 @@ func connect311(id string, flags byte, keepalive uint16) []byte {
 
 // subscribe connects a paho subscriber (persistent session through
 // outages) to addr and feeds s.
-func (s *benchSub) subscribe(b *testing.B, addr string, tc *tls.Config, id, filter string) {
+func (s *benchSub) subscribe(b testing.TB, addr string, tc *tls.Config, id, filter string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	b.Cleanup(func() { cancel(); <-done })
