@@ -166,6 +166,7 @@ type benchSub struct {
 	prefix  string
 	seen    map[string]bool
 	total   int
+	first   time.Time // arrival of the first distinct message since reset
 	last    time.Time
 	latency []time.Duration
 }
@@ -173,7 +174,7 @@ type benchSub struct {
 func (s *benchSub) reset(prefix string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.prefix, s.seen, s.total, s.latency = prefix+" ", map[string]bool{}, 0, nil
+	s.prefix, s.seen, s.total, s.latency, s.first = prefix+" ", map[string]bool{}, 0, nil, time.Time{}
 }
 
 func (s *benchSub) record(p []byte) {
@@ -193,6 +194,9 @@ func (s *benchSub) record(p []byte) {
 		return
 	}
 	s.seen[key] = true
+	if len(s.seen) == 1 {
+		s.first = now
+	}
 	s.last = now
 	if ns, err := strconv.ParseInt(f[3], 10, 64); err == nil && ns > 0 {
 		s.latency = append(s.latency, now.Sub(time.Unix(0, ns)))
