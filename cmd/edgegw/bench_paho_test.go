@@ -66,6 +66,7 @@ type pahoRun struct {
 	peakRSS  int64         // bytes
 	syncs    float64       // fdatasyncs/s (edgegw)
 	perSync  float64       // messages per fdatasync (edgegw)
+	syncTook time.Duration // mean group-commit fdatasync (edgegw)
 	lost     int
 	duration time.Duration
 }
@@ -151,6 +152,11 @@ func pahoAtReceiveMax(b *testing.B, rm, total int, t *strings.Builder) {
 		pahoDrain(b, e, up, cloud, rm, total, t)
 	}
 	for _, e := range edges {
+		if dir := os.Getenv("EDGEGW_BENCH_PERF"); dir != "" && e.name() == "edgegw" {
+			stop := perfRecord(b, e.pid(), filepath.Join(dir, fmt.Sprintf("edgegw-rm%d-idle.data", rm)))
+			time.Sleep(pahoIdle)
+			stop()
+		}
 		idle := idleCPU(e.pid())
 		benchLog(e.name(), "idle CPU with the sessions connected, upstream %d: %.2f ms/s", rm, idle)
 		fmt.Fprintf(t, "%-5d idle %-9s %.2f ms/s of CPU\n", rm, e.name(), idle)
@@ -274,17 +280,19 @@ func pahoOnce(b *testing.B, e benchEdge, metrics string, cloud *benchSub, rm, pu
 	prefix := fmt.Sprintf("%s-paho-rm%d-p%d-r%d", e.name(), rm, pubs, round)
 	cloud.reset(prefix)
 	want := pubs * per
-	fsyncs := func() float64 {
+	fsyncs := func() (n, secs float64) {
 		if e.name() != "edgegw" {
-			return 0
+			return 0, 0
 		}
-		return sample(scrape(b, metrics), "edgegw_store_fsync_duration_seconds_count")
+		m := scrape(b, metrics)
+		return sample(m, "edgegw_store_fsync_duration_seconds_count"), sample(m, "edgegw_store_fsync_duration_seconds_sum")
 	}
 	if dir := os.Getenv("EDGEGW_BENCH_PERF"); dir != "" && e.name() == "edgegw" && round == 0 {
 		defer perfRecord(b, e.pid(), filepath.Join(dir, fmt.Sprintf("edgegw-rm%d-p%d.data", rm, pubs)))()
 	}
 	resetPeakRSS(e.pid())
-	u0, s0 := readUsage(e.pid()), fsyncs()
+	u0 := readUsage(e.pid())
+	s0, sum0 := fsyncs()
 	start := time.Now()
 	var wg sync.WaitGroup
 	errs := make(chan error, pubs)
@@ -305,7 +313,8 @@ func pahoOnce(b *testing.B, e benchEdge, metrics string, cloud *benchSub, rm, pu
 		}
 	}
 	n, last := cloud.wait(want, 15*time.Second)
-	u1, s1 := readUsage(e.pid()), fsyncs()
+	u1 := readUsage(e.pid())
+	s1, sum1 := fsyncs()
 	d := last.Sub(start)
 	r := pahoRun{rate: float64(n) / d.Seconds(), lost: want - n, duration: d, peakRSS: u1.peakRSS}
 	n1 := max(n, 1)
@@ -314,9 +323,10 @@ func pahoOnce(b *testing.B, e benchEdge, metrics string, cloud *benchSub, rm, pu
 	if s1 > s0 {
 		r.syncs = (s1 - s0) / d.Seconds()
 		r.perSync = float64(n) / (s1 - s0)
+		r.syncTook = time.Duration((sum1 - sum0) / (s1 - s0) * 1e9)
 	}
-	benchLog(e.name(), "paho rmax %d, %2d publisher(s), round %d: %d of %d upstream in %v: %.0f msg/s, lost %d; edge CPU %.1f µs/msg, wrote %d B/msg, peak RSS %.1f MiB, %.0f fdatasyncs/s, %.1f msgs/fdatasync",
-		rm, pubs, round+1, n, want, d.Round(time.Millisecond), r.rate, r.lost, float64(r.cpu)/1e3, r.written, float64(r.peakRSS)/(1<<20), r.syncs, r.perSync)
+	benchLog(e.name(), "paho rmax %d, %2d publisher(s), round %d: %d of %d upstream in %v: %.0f msg/s, lost %d; edge CPU %.1f µs/msg, wrote %d B/msg, peak RSS %.1f MiB, %.0f fdatasyncs/s, %.1f msgs/fdatasync, mean fdatasync %v",
+		rm, pubs, round+1, n, want, d.Round(time.Millisecond), r.rate, r.lost, float64(r.cpu)/1e3, r.written, float64(r.peakRSS)/(1<<20), r.syncs, r.perSync, r.syncTook.Round(time.Microsecond))
 	if r.lost > 0 {
 		b.Errorf("%s: %d of %d PUBACKed messages never reached the upstream", e.name(), r.lost, want)
 	}
