@@ -29,8 +29,11 @@ package main
 //
 // EDGEGW_BENCH_PAHO_MSGS sets the messages per run (default 50,000, split
 // between the publishers); EDGEGW_BENCH_PAHO_RMAX one upstream Receive
-// Maximum instead of both; EDGEGW_BENCH_PERF=DIR records each edgegw run's
-// first round with `perf record -g` into DIR (the daemon keeps its symbols:
+// Maximum instead of both; EDGEGW_BENCH_PAHO_WINDOW another window;
+// EDGEGW_BENCH_PAHO_PLAIN=1 the packaged config without its encryption_key
+// (those two tell the window's and encryption's shares of the cost);
+// EDGEGW_BENCH_PERF=DIR records each edgegw run's first round and the idle
+// daemon with `perf record -g` into DIR (the daemon keeps its symbols:
 // `perf report -i DIR/edgegw-rm20-p16.data --no-children` names Go functions).
 
 import (
@@ -52,8 +55,11 @@ import (
 	"github.com/edgegw/edgegw/gateway/gatewaytest"
 )
 
+// pahoWindow is the QoS 1 publishes in flight per sensor: 50, or
+// EDGEGW_BENCH_PAHO_WINDOW (to tell the window's share of the cost).
+var pahoWindow = 50
+
 const (
-	pahoWindow  = 50              // QoS 1 publishes in flight per sensor
 	pahoPayload = 100             // bytes
 	pahoIdle    = 5 * time.Second // idle CPU window
 )
@@ -83,9 +89,20 @@ func BenchmarkEdgegwVsMosquittoPaho(b *testing.B) {
 		}
 		total = n
 	}
+	if v := os.Getenv("EDGEGW_BENCH_PAHO_WINDOW"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 65535 {
+			b.Fatalf("EDGEGW_BENCH_PAHO_WINDOW=%q: want 1 to 65535 publishes in flight", v)
+		}
+		pahoWindow = n
+	}
 	var t strings.Builder
-	fmt.Fprintf(&t, "\nthird-party harness: paho.mqtt.golang v1.5.1 MQTT 3.1.1 publishers, window %d, %d-byte QoS 1, mTLS, %d msgs per run, median of %d interleaved rounds; edgegw on the packaged config (encrypted queue)\n",
-		pahoWindow, pahoPayload, total, benchRounds)
+	queue := "encrypted queue"
+	if os.Getenv("EDGEGW_BENCH_PAHO_PLAIN") != "" {
+		queue = "EDGEGW_BENCH_PAHO_PLAIN: its encryption_key removed"
+	}
+	fmt.Fprintf(&t, "\nthird-party harness: paho.mqtt.golang v1.5.1 MQTT 3.1.1 publishers, window %d, %d-byte QoS 1, mTLS, %d msgs per run, median of %d interleaved rounds; edgegw on the packaged config (%s)\n",
+		pahoWindow, pahoPayload, total, benchRounds, queue)
 	fmt.Fprintf(&t, "%-5s %-4s %-9s %9s %7s %9s %9s %8s %9s %9s\n", "rmax", "pubs", "edge", "msg/s", "ratio", "cpu µs/m", "B/msg", "peakMiB", "fsync/s", "msg/fsync")
 	rms := []int{20, 100}
 	if v := os.Getenv("EDGEGW_BENCH_PAHO_RMAX"); v != "" {
@@ -148,8 +165,16 @@ func pahoAtReceiveMax(b *testing.B, rm, total int, t *strings.Builder) {
 			b.ReportMetric(float64(r.cpu)/1e3, fmt.Sprintf("paho_%s_rm%d_%dpub_cpu_us/msg", e.name(), rm, pubs))
 		}
 	}
-	for _, e := range edges {
-		pahoDrain(b, e, up, cloud, rm, total, t)
+	drains := make([][]pahoRun, len(edges))
+	for round := range benchRounds {
+		for k := range edges {
+			i := (k + round) % len(edges)
+			drains[i] = append(drains[i], pahoDrain(b, edges[i], up, cloud, rm, total, round))
+		}
+	}
+	for i, e := range edges {
+		r := medianPaho(drains[i])
+		fmt.Fprintf(t, "%-5d drain %-9s %9.0f msg/s (first to last arrival of %d queued with the upstream down), edge CPU %.1f µs/msg\n", rm, e.name(), r.rate, total/16*16, float64(r.cpu)/1e3)
 	}
 	for _, e := range edges {
 		if dir := os.Getenv("EDGEGW_BENCH_PERF"); dir != "" && e.name() == "edgegw" {
@@ -163,14 +188,14 @@ func pahoAtReceiveMax(b *testing.B, rm, total int, t *strings.Builder) {
 	}
 }
 
-// pahoDrain measures the bridge alone: total messages from 16 sensors are
+// pahoDrain measures the bridge alone, once: total messages from 16 sensors are
 // queued with the upstream down, then the upstream comes back; the drain
 // rate is from the first to the last arrival (the reconnect delays of the
 // two bridges differ and are left out), with the edge's CPU per message
 // over the drain. A fixed delay per window of rm messages shows here as a
 // rate near rm/delay at any load.
-func pahoDrain(b *testing.B, e benchEdge, up *gatewaytest.Upstream, cloud *benchSub, rm, total int, t *strings.Builder) {
-	prefix := fmt.Sprintf("%s-paho-drain-rm%d", e.name(), rm)
+func pahoDrain(b *testing.B, e benchEdge, up *gatewaytest.Upstream, cloud *benchSub, rm, total, round int) pahoRun {
+	prefix := fmt.Sprintf("%s-paho-drain-rm%d-r%d", e.name(), rm, round)
 	cloud.reset(prefix)
 	up.Stop()
 	var wg sync.WaitGroup
@@ -198,13 +223,14 @@ func pahoDrain(b *testing.B, e benchEdge, up *gatewaytest.Upstream, cloud *bench
 	cloud.mu.Lock()
 	first := cloud.first
 	cloud.mu.Unlock()
-	rate := float64(n-1) / max(last.Sub(first).Seconds(), 1e-9)
-	cpu := float64(procCPU(e.pid())-c0) / 1e3 / float64(max(n, 1))
-	benchLog(e.name(), "paho rmax %d, drain of %d queued with the upstream down: %d arrived, %.0f msg/s from the first to the last, edge CPU %.1f µs/msg, lost %d", rm, want, n, rate, cpu, want-n)
-	fmt.Fprintf(t, "%-5d drain %-9s %9.0f msg/s (first to last arrival of %d queued), edge CPU %.1f µs/msg\n", rm, e.name(), rate, want, cpu)
+	r := pahoRun{rate: float64(n-1) / max(last.Sub(first).Seconds(), 1e-9), lost: want - n, duration: last.Sub(first)}
+	r.cpu = (procCPU(e.pid()) - c0) / time.Duration(max(n, 1))
+	benchLog(e.name(), "paho rmax %d, drain round %d: %d queued with the upstream down, %d arrived, %.0f msg/s from the first to the last (%v), edge CPU %.1f µs/msg, lost %d",
+		rm, round+1, want, n, r.rate, r.duration.Round(time.Millisecond), float64(r.cpu)/1e3, want-n)
 	if n < want {
 		b.Errorf("%s: %d of %d PUBACKed messages never reached the upstream", e.name(), want-n, want)
 	}
+	return r
 }
 
 // receiveMaximumOf reads the Receive Maximum up announces in its CONNACK to
@@ -255,6 +281,13 @@ func startPackagedGW(b *testing.B, up *gatewaytest.Upstream) *bridgeGW {
 			b.Fatalf("configs/edgegw.yaml: %q appears %d times; want once (update startPackagedGW)", old, strings.Count(conf, old))
 		}
 		conf = strings.Replace(conf, old, repl, 1)
+	}
+	if os.Getenv("EDGEGW_BENCH_PAHO_PLAIN") != "" { // to tell encryption's share of the cost
+		enc := fmt.Sprintf("encryption_key: %q", "file:"+filepath.Join(g.dir, "state", "queue.key"))
+		if strings.Count(conf, enc) != 1 {
+			b.Fatalf("configs/edgegw.yaml: no %s line (update startPackagedGW)", enc)
+		}
+		conf = strings.Replace(conf, enc, `encryption_key: ""`, 1)
 	}
 	keyPEM, err := os.ReadFile(up.Gateway.KeyFile)
 	if err != nil {
