@@ -225,15 +225,17 @@ type Queue struct {
 	statfs  func(string) (uint64, error)
 	minFree uint64 // the fixed reserve: max(MinFreeBytes, badgerReserve)
 
-	reqs      chan *pending
-	kick      chan struct{}
-	closing   chan struct{}
-	stopped   chan struct{}
-	gcDone    chan struct{}
-	closeOnce sync.Once
-	closed    atomic.Bool
-	dbClosed  atomic.Bool
-	closeErr  error
+	reqs       chan *pending
+	kick       chan struct{}
+	opsWait    chan struct{} // a write was queued for the next commit (queueOp): arm the ack flush
+	ackFlushes atomic.Uint64 // ack flushes the committer's timer made (tests: none while idle)
+	closing    chan struct{}
+	stopped    chan struct{}
+	gcDone     chan struct{}
+	closeOnce  sync.Once
+	closed     atomic.Bool
+	dbClosed   atomic.Bool
+	closeErr   error
 
 	mu        sync.Mutex
 	routes    map[string]*route
@@ -502,6 +504,7 @@ func newQueue(opts Options) *Queue {
 		statfs:   opts.Statfs,
 		reqs:     make(chan *pending, 4096),
 		kick:     make(chan struct{}, 1),
+		opsWait:  make(chan struct{}, 1),
 		closing:  make(chan struct{}),
 		stopped:  make(chan struct{}),
 		gcDone:   make(chan struct{}),
