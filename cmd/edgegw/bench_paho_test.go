@@ -140,6 +140,12 @@ func pahoAtReceiveMax(b *testing.B, rm, total int, t *strings.Builder) {
 	for _, e := range edges {
 		warmUp(b, e, cloud)
 	}
+	// The bridge's side of the same CONNACK: edgegw logs the window it took
+	// (bridge.inflight 1024 lowered to the Receive Maximum).
+	if w := fmt.Sprintf("window=%d ", rm); !strings.Contains(g.log.String(), w) {
+		b.Fatalf("edgegw did not log %q on connecting upstream; log:\n%s", w, gatewaytest.LastBytes([]byte(g.log.String()), 4096))
+	}
+	benchLog("edgegw", "bridge connected with window=%d (its log)", rm)
 	for _, pubs := range []int{1, 4, 16} {
 		runs := make([][]pahoRun, len(edges))
 		for round := range benchRounds {
