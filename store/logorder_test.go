@@ -6,9 +6,9 @@ import (
 	"errors"
 	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
-	"time"
+
+	"github.com/edgegw/edgegw/store/loopdisk"
 )
 
 // Power cuts between a value-log write and its fdatasync, with another
@@ -26,20 +26,7 @@ import (
 // has nothing in flight and wrote nothing during the copy.
 func cutNow(t *testing.T, dev, img, dst string) {
 	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
-		before, inFlight := loopStat(t, dev)
-		if inFlight != 0 {
-			time.Sleep(time.Millisecond)
-			continue
-		}
-		if err := copySparse(img, dst); err != nil {
-			t.Fatal(err)
-		}
-		if after, inFlight := loopStat(t, dev); after == before && inFlight == 0 {
-			return
-		}
-	}
-	t.Fatal("the loop device kept writing: no still copy in 30s")
+	loopdisk.CopyStill(t, dev, img, dst)
 }
 
 // openCopy mounts the image copy and opens the queue in it (directory qdir)
@@ -47,16 +34,13 @@ func cutNow(t *testing.T, dev, img, dst string) {
 func openCopy(t *testing.T, copyImg, qdir string) *Queue {
 	t.Helper()
 	mnt := t.TempDir()
-	out, err := exec.Command("losetup", "-f", "--show", copyImg).CombinedOutput()
+	unmount, err := loopdisk.MountCopy(copyImg, mnt)
 	if err != nil {
-		t.Fatalf("losetup %s: %v: %s", copyImg, err, out)
+		t.Fatal(err)
 	}
-	dev := strings.TrimSpace(string(out))
-	t.Cleanup(func() { exec.Command("losetup", "-d", dev).Run() })
-	run(t, "mount", "-t", "ext4", dev, mnt)
 	t.Cleanup(func() {
-		if out, err := exec.Command("umount", mnt).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", mnt, err, out)
+		if err := unmount(); err != nil {
+			t.Error(err)
 		}
 	})
 	q, err := Open(Options{Dir: filepath.Join(mnt, qdir), EncryptionKey: testKey32, KeepCorrupt: true})
@@ -73,12 +57,12 @@ var testKey32 = bytes.Repeat([]byte{7}, 32)
 // copy goes.
 func cutSetup(t *testing.T) (q *Queue, dev, img, copyImg string) {
 	t.Helper()
-	loopSetup(t)
+	loopdisk.Setup(t)
 	work := t.TempDir()
 	img, copyImg = filepath.Join(work, "disk.img"), filepath.Join(work, "copy.img")
-	run(t, "truncate", "-s", "256M", img)
-	run(t, "mkfs.ext4", "-q", "-F", "-E", "lazy_itable_init=0,lazy_journal_init=0", img)
-	mnt, dev := mountImage(t, img)
+	loopdisk.Run(t, "truncate", "-s", "256M", img)
+	loopdisk.Run(t, "mkfs.ext4", "-q", "-F", "-E", "lazy_itable_init=0,lazy_journal_init=0", img)
+	mnt, dev := loopdisk.Mount(t, img)
 	q, err := Open(Options{Dir: filepath.Join(mnt, "q"), EncryptionKey: testKey32})
 	if err != nil {
 		t.Fatal(err)

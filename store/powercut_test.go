@@ -20,6 +20,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/edgegw/edgegw/store/loopdisk"
 )
 
 // The power-cut test (make powercut): the queue lives on ext4 in an image
@@ -42,139 +44,9 @@ import (
 //
 // EDGEGW_POWERCUT_COPIES sets the number of copies (make powercut: 200); go
 // test takes 20. It needs root and a free loop device, and skips saying so
-// without them.
-
-// loopSetup skips the test when the machine cannot attach loop devices.
-func loopSetup(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("the power-cut test mounts ext4 images through loop devices: it needs root (CI runs it as root; make powercut)")
-	}
-	if out, err := exec.Command("losetup", "-f").CombinedOutput(); err != nil {
-		t.Skipf("the power-cut test needs a free loop device; losetup -f: %v: %s", err, out)
-	}
-	for _, tool := range []string{"mkfs.ext4", "mount", "umount"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Fatalf("%s not found: apt-get install -y e2fsprogs mount", tool)
-		}
-	}
-}
-
-func run(t *testing.T, name string, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(name, args...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s %s: %v: %s", name, strings.Join(args, " "), err, out)
-	}
-	return strings.TrimSpace(string(out))
-}
-
-// mountImage attaches img to a loop device with direct I/O and mounts it at
-// a new directory; both are undone at cleanup. It returns the mount point
-// and the loop device's name ("loop3").
-func mountImage(t *testing.T, img string) (string, string) {
-	t.Helper()
-	mnt := t.TempDir()
-	dev := run(t, "losetup", "-f", "--show", "--direct-io=on", img)
-	t.Cleanup(func() { exec.Command("losetup", "-d", dev).Run() })
-	run(t, "mount", "-t", "ext4", dev, mnt)
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", mnt).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", mnt, err, out)
-		}
-	})
-	return mnt, filepath.Base(dev)
-}
-
-// loopStat returns the loop device's completed writes, discards and
-// flushes, and its I/Os in flight (/sys/block/NAME/stat).
-func loopStat(t *testing.T, dev string) (done [3]uint64, inFlight uint64) {
-	t.Helper()
-	b, err := os.ReadFile("/sys/block/" + dev + "/stat")
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := strings.Fields(string(b))
-	u := func(i int) uint64 {
-		if i >= len(f) {
-			return 0
-		}
-		v, _ := strconv.ParseUint(f[i], 10, 64)
-		return v
-	}
-	return [3]uint64{u(4), u(11), u(15)}, u(8)
-}
-
-// stopped says whether every thread of pid is stopped (state T), gone, or inside
-// the kernel (state D: it stops on its way out; a write it is doing shows in
-// the device's counters, which stopAndCopy checks); else it names the
-// threads still running.
-func stopped(pid int) (bool, string) {
-	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/stat", pid))
-	var running []string
-	for _, task := range tasks {
-		b, err := os.ReadFile(task)
-		if err != nil {
-			continue // gone
-		}
-		i := bytes.LastIndexByte(b, ')')
-		if i < 0 || i+2 >= len(b) {
-			continue
-		}
-		if st := b[i+2]; !strings.ContainsRune("TtDZX", rune(st)) { // Z, X: a thread that exited
-			wchan, _ := os.ReadFile(filepath.Join(filepath.Dir(task), "wchan"))
-			running = append(running, fmt.Sprintf("%s %c %s", filepath.Base(filepath.Dir(task)), st, wchan))
-		}
-	}
-	return len(tasks) > 0 && len(running) == 0, strings.Join(running, ", ")
-}
-
-// copySparse copies the data extents of from into a new file to.
-func copySparse(from, to string) error {
-	src, err := os.Open(from)
-	if err != nil {
-		return err
-	}
-	defer src.Close()
-	dst, err := os.Create(to)
-	if err != nil {
-		return err
-	}
-	defer dst.Close()
-	info, err := src.Stat()
-	if err != nil {
-		return err
-	}
-	if err := dst.Truncate(info.Size()); err != nil {
-		return err
-	}
-	const seekData, seekHole = 3, 4
-	buf := make([]byte, 4<<20)
-	for off := int64(0); off < info.Size(); {
-		data, err := src.Seek(off, seekData)
-		if errors.Is(err, syscall.ENXIO) {
-			break // no data after off
-		}
-		if err != nil {
-			return err
-		}
-		hole, err := src.Seek(data, seekHole)
-		if err != nil {
-			return err
-		}
-		if _, err := src.Seek(data, io.SeekStart); err != nil {
-			return err
-		}
-		if _, err := dst.Seek(data, io.SeekStart); err != nil {
-			return err
-		}
-		if _, err := io.CopyBuffer(dst, io.LimitReader(src, hole-data), buf); err != nil {
-			return err
-		}
-		off = hole
-	}
-	return nil
-}
+// without them (store/loopdisk: the image, the stop and the still copy).
+// Phase 2, the whole daemon on such a disk, is cmd/edgegw's
+// TestPowerCutDaemon.
 
 // lineLog collects the child's stdout lines.
 type lineLog struct {
@@ -218,16 +90,13 @@ func expected(lines []string) map[uint64]string {
 }
 
 func TestPowerCut(t *testing.T) {
-	loopSetup(t)
+	loopdisk.Setup(t)
 	copies := envCount(t, "EDGEGW_POWERCUT_COPIES", "copies", 20)
 	seed := crashSeed()
 	rng := rand.New(rand.NewPCG(seed, 11))
 	t.Logf("seed %d, %d copies", seed, copies)
 	work := t.TempDir()
-	img := filepath.Join(work, "disk.img")
-	run(t, "truncate", "-s", "1G", img)
-	run(t, "mkfs.ext4", "-q", "-F", "-E", "lazy_itable_init=0,lazy_journal_init=0", img)
-	mnt, dev := mountImage(t, img)
+	img, mnt, dev := loopdisk.NewImage(t, work, "1G")
 
 	var tot struct{ expected, kvDocs, flushing, tables, rotated, repaired, retaken int }
 	start := time.Now()
@@ -301,20 +170,7 @@ func TestPowerCut(t *testing.T) {
 // stopped.
 func stopAndCopy(t *testing.T, cmd *exec.Cmd, ll *lineLog, dev, img, dst string) ([]string, int) {
 	t.Helper()
-	if err := cmd.Process.Signal(syscall.SIGSTOP); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		ok, running := stopped(cmd.Process.Pid)
-		if ok {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the child did not stop within 30s; threads still running (tid state wchan): %s", running)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	loopdisk.Stop(t, cmd.Process.Pid)
 	// Everything it printed before it stopped is read once the pipe is empty
 	// and the reader has nothing new for a while.
 	for n := -1; n != ll.len(); {
@@ -324,23 +180,7 @@ func stopAndCopy(t *testing.T, cmd *exec.Cmd, ll *lineLog, dev, img, dst string)
 	ll.mu.Lock()
 	lines := slices.Clone(ll.lines)
 	ll.mu.Unlock()
-	retaken := 0
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); {
-		before, inFlight := loopStat(t, dev)
-		if inFlight != 0 {
-			time.Sleep(2 * time.Millisecond)
-			continue
-		}
-		if err := copySparse(img, dst); err != nil {
-			t.Fatal(err)
-		}
-		if after, inFlight := loopStat(t, dev); after == before && inFlight == 0 {
-			return lines, retaken
-		}
-		retaken++
-	}
-	t.Fatalf("the loop device kept writing while the child was stopped: no still copy in 30s (%d tries)", retaken)
-	return nil, 0
+	return lines, loopdisk.CopyStill(t, dev, img, dst)
 }
 
 // checkCopy mounts the image copy, opens the queue in it with no help and
@@ -354,18 +194,13 @@ func checkCopy(t *testing.T, copyImg, qdir, key string, want map[uint64]string, 
 		return nil, 0, err
 	}
 	defer os.Remove(mnt)
-	out, err := exec.Command("losetup", "-f", "--show", copyImg).CombinedOutput()
+	unmount, err := loopdisk.MountCopy(copyImg, mnt)
 	if err != nil {
-		return nil, 0, fmt.Errorf("losetup %s: %v: %s", copyImg, err, out)
-	}
-	dev := strings.TrimSpace(string(out))
-	defer exec.Command("losetup", "-d", dev).Run()
-	if out, err := exec.Command("mount", "-t", "ext4", dev, mnt).CombinedOutput(); err != nil {
-		return nil, 0, fmt.Errorf("mounting the copy (ext4 journal replay): %v: %s", err, out)
+		return nil, 0, err
 	}
 	defer func() {
-		if out, err := exec.Command("umount", mnt).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", mnt, err, out)
+		if err := unmount(); err != nil {
+			t.Error(err)
 		}
 	}()
 	dir := filepath.Join(mnt, qdir)

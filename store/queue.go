@@ -336,7 +336,10 @@ func getValue(txn *badger.Txn, key []byte) ([]byte, error) {
 
 // Acks are deletes that need no sync of their own (a crash may bring an
 // acked message back: a duplicate, never a loss). They ride along with the
-// next enqueue batch, or go out every ackFlush or every ackBatch acks.
+// next enqueue batch, or go out ackFlush after the first of them was queued,
+// or at ackBatch acks. The flush is a timer armed only while writes wait: an
+// idle queue's committer does not wake (a ticker woke it 20 times a second
+// for nothing, on a Pi that sits idle most of the day).
 const (
 	ackBatch = 512
 	ackFlush = 50 * time.Millisecond
@@ -368,8 +371,16 @@ func (q *Queue) run() {
 	maxMsgs := min(cap(batch), txnMaxEntries/2)
 	tick := time.NewTicker(q.opts.EnforceInterval)
 	defer tick.Stop()
-	flush := time.NewTicker(ackFlush)
+	flush := time.NewTimer(ackFlush)
+	flush.Stop()
 	defer flush.Stop()
+	armed := false
+	arm := func() {
+		if !armed {
+			flush.Reset(ackFlush)
+			armed = true
+		}
+	}
 	for {
 		batch = batch[:0]
 		if carry != nil {
@@ -379,10 +390,15 @@ func (q *Queue) run() {
 			case p := <-q.reqs:
 				batch = append(batch, p)
 			case <-q.kick:
+			case <-q.opsWait:
+				arm()
+				continue
 			case <-tick.C:
 				q.enforce()
 				continue
 			case <-flush.C:
+				armed = false
+				q.ackFlushes.Add(1)
 				q.mu.Lock()
 				n := len(q.ops)
 				q.mu.Unlock()
@@ -423,6 +439,14 @@ func (q *Queue) run() {
 		}
 		last = len(batch)
 		q.commit(batch)
+		// Writes this commit did not take (over its budget, or held below
+		// the disk reserve) go out at the latest ackFlush from now.
+		q.mu.Lock()
+		waiting := len(q.ops) > 0
+		q.mu.Unlock()
+		if waiting {
+			arm()
+		}
 	}
 }
 
@@ -990,6 +1014,12 @@ func (q *Queue) queueOp(o op) {
 		q.ops = make([]op, 0, max(q.opsHint, 4))
 	}
 	q.ops = append(q.ops, o)
+	if len(q.ops) == 1 {
+		select {
+		case q.opsWait <- struct{}{}:
+		default:
+		}
+	}
 }
 
 // delKey is msgKey out of a shared chunk: one allocation per few hundred

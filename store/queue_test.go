@@ -849,3 +849,34 @@ func TestNextWithDoneContext(t *testing.T) {
 		t.Fatalf("Next(done) on an empty queue = %q, %v; want context.Canceled", m.Payload, err)
 	}
 }
+
+// TestAckFlushIdle: an idle queue's committer does not wake for the ack
+// flush (it was a 20 Hz ticker); an ack arms it once, and the ack's delete
+// is written without waiting for an enqueue.
+func TestAckFlushIdle(t *testing.T) {
+	q := openT(t, Options{Dir: filepath.Join(t.TempDir(), "q"), EnforceInterval: time.Hour})
+	enq(t, q, "a", "x")
+	m := next(t, q)
+	time.Sleep(4 * ackFlush)
+	if n := q.ackFlushes.Load(); n != 0 {
+		t.Fatalf("the committer woke %d times to flush acks with none queued; want 0", n)
+	}
+	if err := q.Ack(m.Seq); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		q.mu.Lock()
+		n := len(q.ops)
+		q.mu.Unlock()
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the ack's delete still waits for a commit after 10s (%d writes queued)", n)
+		}
+	}
+	time.Sleep(4 * ackFlush)
+	if n := q.ackFlushes.Load(); n != 1 {
+		t.Fatalf("ack flushes after one ack and an idle while: %d; want 1", n)
+	}
+}

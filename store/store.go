@@ -225,15 +225,17 @@ type Queue struct {
 	statfs  func(string) (uint64, error)
 	minFree uint64 // the fixed reserve: max(MinFreeBytes, badgerReserve)
 
-	reqs      chan *pending
-	kick      chan struct{}
-	closing   chan struct{}
-	stopped   chan struct{}
-	gcDone    chan struct{}
-	closeOnce sync.Once
-	closed    atomic.Bool
-	dbClosed  atomic.Bool
-	closeErr  error
+	reqs       chan *pending
+	kick       chan struct{}
+	opsWait    chan struct{} // a write was queued for the next commit (queueOp): arm the ack flush
+	ackFlushes atomic.Uint64 // ack flushes the committer's timer made (tests: none while idle)
+	closing    chan struct{}
+	stopped    chan struct{}
+	gcDone     chan struct{}
+	closeOnce  sync.Once
+	closed     atomic.Bool
+	dbClosed   atomic.Bool
+	closeErr   error
 
 	mu        sync.Mutex
 	routes    map[string]*route
@@ -464,6 +466,36 @@ func Open(opts Options) (*Queue, error) {
 	if n := len(opts.EncryptionKey); n != 0 && n != 32 {
 		return nil, fmt.Errorf("opening queue %q: %w: encryption key is %d bytes, want 32 (AES-256)", opts.Dir, ErrInvalid, n)
 	}
+	q := newQueue(opts)
+	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
+		return nil, fmt.Errorf("opening queue %q: %w", opts.Dir, err)
+	}
+	// The sequence mark beside the queue: read before anything may move the
+	// queue aside (seqfile.go).
+	seqFloor, serr := readSeqFile(seqPath(opts.Dir))
+	if serr != nil {
+		q.log.Error("sequence mark beside the queue is unreadable; using the queue's own", "err", serr)
+	}
+	if err := q.openDB(seqFloor); err != nil {
+		return nil, fmt.Errorf("opening queue %q: %w", opts.Dir, err)
+	}
+	if seqFloor > q.nextSeq {
+		q.nextSeq, q.hwm, q.visible = seqFloor, seqFloor, seqFloor-1
+	}
+	q.SetRoutes(opts.Routes)
+	if free, err := q.statfs(q.dir); err == nil {
+		q.free = free
+	}
+	go q.run()
+	go q.gc()
+	q.log.Info("queue opened", "dir", opts.Dir, "messages", q.depthLocked(), "next_seq", q.nextSeq,
+		"encrypted", len(opts.EncryptionKey) > 0)
+	return q, nil
+}
+
+// newQueue is a Queue for opts with every default filled in, nothing
+// opened yet.
+func newQueue(opts Options) *Queue {
 	q := &Queue{
 		opts:     opts,
 		dir:      opts.Dir,
@@ -472,6 +504,7 @@ func Open(opts Options) (*Queue, error) {
 		statfs:   opts.Statfs,
 		reqs:     make(chan *pending, 4096),
 		kick:     make(chan struct{}, 1),
+		opsWait:  make(chan struct{}, 1),
 		closing:  make(chan struct{}),
 		stopped:  make(chan struct{}),
 		gcDone:   make(chan struct{}),
@@ -501,57 +534,43 @@ func Open(opts Options) (*Queue, error) {
 	}
 	q.minFree = max(opts.MinFreeBytes, MinReserve, badgerReserve(q.badgerOptions()))
 	q.watermark = q.minFree
-	if err := os.MkdirAll(opts.Dir, 0o700); err != nil {
-		return nil, fmt.Errorf("opening queue %q: %w", opts.Dir, err)
-	}
-	// The sequence mark beside the queue: read before anything may move the
-	// queue aside (seqfile.go).
-	seqFloor, serr := readSeqFile(seqPath(opts.Dir))
-	if serr != nil {
-		q.log.Error("sequence mark beside the queue is unreadable; using the queue's own", "err", serr)
-	}
+	return q
+}
+
+// openDB opens badger (repairing what a crash left), the log syncers, and
+// reads the index, salvaging the queue into a new one when badger reads a
+// registry or sequence record we cannot. On error nothing stays open.
+func (q *Queue) openDB(seqFloor uint64) error {
 	db, err := q.openBadger(seqFloor)
 	if err != nil {
-		return nil, fmt.Errorf("opening queue %q: %w", opts.Dir, classify(err))
+		return classify(err)
 	}
 	q.db = db
-	if q.walSync, err = newLogSyncer(opts.Dir, ".mem"); err == nil {
-		q.vlogSync, err = newLogSyncer(opts.Dir, ".vlog")
+	if q.walSync, err = newLogSyncer(q.dir, ".mem"); err == nil {
+		q.vlogSync, err = newLogSyncer(q.dir, ".vlog")
 	}
 	if err != nil {
 		db.Close()
-		return nil, fmt.Errorf("opening queue %q: %w", opts.Dir, err)
+		return err
 	}
-	if err := q.load(); err != nil {
+	err = q.load()
+	if err == nil {
+		return nil
+	}
+	db.Close()
+	if q.opts.KeepCorrupt || !errors.Is(err, errBadRecord) {
+		return fmt.Errorf("reading index: %w", err)
+	}
+	// A registry or sequence record badger reads but we cannot: salvage.
+	q.resetIndex()
+	if db, err = q.salvageInto(seqFloor, fmt.Errorf("reading index: %w", err)); err == nil {
+		q.db = db
+		err = q.load()
+	}
+	if err != nil && db != nil {
 		db.Close()
-		if opts.KeepCorrupt || !errors.Is(err, errBadRecord) {
-			return nil, fmt.Errorf("opening queue %q: reading index: %w", opts.Dir, err)
-		}
-		// A registry or sequence record badger reads but we cannot: salvage.
-		q.resetIndex()
-		if db, err = q.salvageInto(seqFloor, fmt.Errorf("reading index: %w", err)); err == nil {
-			q.db = db
-			err = q.load()
-		}
-		if err != nil {
-			if db != nil {
-				db.Close()
-			}
-			return nil, fmt.Errorf("opening queue %q: %w", opts.Dir, err)
-		}
 	}
-	if seqFloor > q.nextSeq {
-		q.nextSeq, q.hwm, q.visible = seqFloor, seqFloor, seqFloor-1
-	}
-	q.SetRoutes(opts.Routes)
-	if free, err := q.statfs(q.dir); err == nil {
-		q.free = free
-	}
-	go q.run()
-	go q.gc()
-	q.log.Info("queue opened", "dir", opts.Dir, "messages", q.depthLocked(), "next_seq", q.nextSeq,
-		"encrypted", len(opts.EncryptionKey) > 0)
-	return q, nil
+	return err
 }
 
 // openBadger repairs what a crash can leave in the queue's files

@@ -125,8 +125,10 @@ func (e noEdge) stop()                                       {}
 func (e noEdge) pid() int                                    { return 0 }
 
 // startMosqEdge starts Mosquitto as an edge bridge to up, with the same site
-// PKI as the edgegw it is compared with.
-func startMosqEdge(b *testing.B, site *gatewaytest.PKI, up *gatewaytest.Upstream) *mosqEdge {
+// PKI as the edgegw it is compared with, max_inflight_messages inflight
+// (its publishers' and its bridge's window) and extra appended to the
+// bridge's connection section.
+func startMosqEdge(b *testing.B, site *gatewaytest.PKI, up *gatewaytest.Upstream, inflight int, extra string) *mosqEdge {
 	e := &mosqEdge{pki: site, a: gatewaytest.FreeAddr(b)}
 	dir := b.TempDir()
 	_, port, _ := net.SplitHostPort(e.a)
@@ -135,14 +137,14 @@ func startMosqEdge(b *testing.B, site *gatewaytest.PKI, up *gatewaytest.Upstream
 	fmt.Fprintf(&c, "cafile %s\ncertfile %s\nkeyfile %s\n", site.CAFile, site.ServerCert, site.ServerKey)
 	c.WriteString("require_certificate true\nuse_identity_as_username true\nallow_anonymous false\ntls_version tlsv1.2\n")
 	fmt.Fprintf(&c, "persistence true\npersistence_location %s/\n", dir)
-	c.WriteString("max_queued_messages 0\nmax_inflight_messages 1000\n")
+	fmt.Fprintf(&c, "max_queued_messages 0\nmax_inflight_messages %d\n", inflight)
 	fmt.Fprintf(&c, "log_dest file %s/mosquitto.log\nlog_type error\nlog_type warning\n", dir)
 	if os.Geteuid() == 0 {
 		c.WriteString("user root\n")
 	}
 	fmt.Fprintf(&c, "connection upstream\naddress %s\nremote_clientid plant-7-gw-mosquitto\n", up.Addr)
 	fmt.Fprintf(&c, "bridge_cafile %s\nbridge_certfile %s\nbridge_keyfile %s\n", up.PKI.CAFile, up.Gateway.CertFile, up.Gateway.KeyFile)
-	c.WriteString("topic sensors/# out 1 \"\" sites/plant-7/\ncleansession false\nrestart_timeout 1\n")
+	c.WriteString("topic sensors/# out 1 \"\" sites/plant-7/\ncleansession false\nrestart_timeout 1\n" + extra)
 	conf := filepath.Join(dir, "mosquitto.conf")
 	gatewaytest.WriteFile(b, conf, []byte(c.String()), 0o600)
 	e.cmd = exec.Command(gatewaytest.Need(b, "mosquitto", "mosquitto"), "-c", conf)
@@ -164,6 +166,7 @@ type benchSub struct {
 	prefix  string
 	seen    map[string]bool
 	total   int
+	first   time.Time // arrival of the first distinct message since reset
 	last    time.Time
 	latency []time.Duration
 }
@@ -171,7 +174,7 @@ type benchSub struct {
 func (s *benchSub) reset(prefix string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.prefix, s.seen, s.total, s.latency = prefix+" ", map[string]bool{}, 0, nil
+	s.prefix, s.seen, s.total, s.latency, s.first = prefix+" ", map[string]bool{}, 0, nil, time.Time{}
 }
 
 func (s *benchSub) record(p []byte) {
@@ -191,6 +194,9 @@ func (s *benchSub) record(p []byte) {
 		return
 	}
 	s.seen[key] = true
+	if len(s.seen) == 1 {
+		s.first = now
+	}
 	s.last = now
 	if ns, err := strconv.ParseInt(f[3], 10, 64); err == nil && ns > 0 {
 		s.latency = append(s.latency, now.Sub(time.Unix(0, ns)))
@@ -233,7 +239,7 @@ func connect311(id string, flags byte, keepalive uint16) []byte {
 
 // subscribe connects a paho subscriber (persistent session through
 // outages) to addr and feeds s.
-func (s *benchSub) subscribe(b *testing.B, addr string, tc *tls.Config, id, filter string) {
+func (s *benchSub) subscribe(b testing.TB, addr string, tc *tls.Config, id, filter string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	b.Cleanup(func() { cancel(); <-done })
@@ -504,6 +510,51 @@ func procCPU(pid int) time.Duration {
 	return time.Duration(ut+stime) * 10 * time.Millisecond
 }
 
+// procUsage is what the harness reads of an edge's process in /proc: its
+// CPU time (procCPU), the bytes it caused to be written to storage (io,
+// write_bytes: page-cache writeback and O_DIRECT alike, counted when
+// dirtied) and its peak RSS since the last resetPeakRSS (status, VmHWM).
+// Every field is 0 when pid is 0 or /proc does not say.
+type procUsage struct {
+	cpu     time.Duration
+	written int64 // bytes
+	peakRSS int64 // bytes
+}
+
+func readUsage(pid int) procUsage {
+	if pid == 0 {
+		return procUsage{}
+	}
+	u := procUsage{cpu: procCPU(pid)}
+	if io, err := os.ReadFile(fmt.Sprintf("/proc/%d/io", pid)); err == nil {
+		u.written = procField(string(io), "write_bytes:")
+	}
+	if st, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid)); err == nil {
+		u.peakRSS = procField(string(st), "VmHWM:") << 10 // kB
+	}
+	return u
+}
+
+// procField is the number after name on its line in a /proc file.
+func procField(file, name string) int64 {
+	for _, l := range strings.Split(file, "\n") {
+		if v, ok := strings.CutPrefix(l, name); ok {
+			n, _ := strconv.ParseInt(strings.Fields(v + " 0")[0], 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+// resetPeakRSS sets pid's VmHWM back to its current RSS (Linux: "5" to
+// /proc/PID/clear_refs, allowed for our own children), so that the next
+// readUsage gives the peak of what ran in between.
+func resetPeakRSS(pid int) {
+	if pid != 0 {
+		_ = os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0)
+	}
+}
+
 func selfCPU() time.Duration {
 	var ru syscall.Rusage
 	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
@@ -586,7 +637,7 @@ func BenchmarkEdgegwVsMosquitto(b *testing.B) {
 	gatewaytest.WriteSiteFiles(b, g.dir, benchRegistry, map[string]string{"sensor": benchSensorPolicy, "monitor": benchMonitorPolicy})
 	g.stop() // restart on the bench registry and policies
 	g.start()
-	m := startMosqEdge(b, g.site, up)
+	m := startMosqEdge(b, g.site, up, 1000, "")
 	fwd := startFwdEdge(b, g.site, up)
 	eg, mq, ceil, fw := &benchResult{}, &benchResult{}, &benchResult{}, &benchResult{}
 	edges := []struct {
@@ -725,7 +776,8 @@ func e2eOnce(b *testing.B, e benchEdge, up *gatewaytest.Upstream, cloud *benchSu
 	prefix := fmt.Sprintf("%s-tp%d-r%d", e.name(), pubs, round)
 	cloud.reset(prefix)
 	want := pubs * per
-	edge0, up0, pub0, self0, wait0 := procCPU(e.pid()), procCPU(up.PID()), pubCPU.Load(), selfCPU(), pubWait.Load()
+	resetPeakRSS(e.pid())
+	edge0, up0, pub0, self0, wait0 := readUsage(e.pid()), procCPU(up.PID()), pubCPU.Load(), selfCPU(), pubWait.Load()
 	start := time.Now()
 	if err := publishN(b, e, prefix, topicRoot, pubs, per, 1); err != nil {
 		b.Fatal(err)
@@ -734,11 +786,13 @@ func e2eOnce(b *testing.B, e benchEdge, up *gatewaytest.Upstream, cloud *benchSu
 	n, last := cloud.wait(want, 15*time.Second)
 	tp := float64(n) / last.Sub(start).Seconds()
 	per1 := func(d time.Duration) time.Duration { return d / time.Duration(max(n, 1)) }
-	cpu := cpuShare{edge: per1(procCPU(e.pid()) - edge0), upstream: per1(procCPU(up.PID()) - up0),
+	edge1 := readUsage(e.pid())
+	cpu := cpuShare{edge: per1(edge1.cpu - edge0.cpu), upstream: per1(procCPU(up.PID()) - up0),
 		pubs: per1(time.Duration(pubCPU.Load() - pub0)), counter: per1(selfCPU() - self0), pubWait: per1(time.Duration(pubWait.Load() - wait0))}
-	benchLog(e.name(), "e2e %2d publisher(s), round %d: %d msgs, all acked after %v, %d upstream after %v: %.0f msg/s, lost %d; CPU per message: edge %v, upstream %v, publishers %v, counter %v; publishers waiting for a CPU %v",
+	benchLog(e.name(), "e2e %2d publisher(s), round %d: %d msgs, all acked after %v, %d upstream after %v: %.0f msg/s, lost %d; CPU per message: edge %v, upstream %v, publishers %v, counter %v; publishers waiting for a CPU %v; edge wrote %d B/msg to storage, peak RSS %.1f MiB",
 		pubs, round+1, want, acked.Round(time.Millisecond), n, last.Sub(start).Round(time.Millisecond), tp, want-n,
-		cpu.edge.Round(100*time.Nanosecond), cpu.upstream.Round(100*time.Nanosecond), cpu.pubs.Round(100*time.Nanosecond), cpu.counter.Round(100*time.Nanosecond), cpu.pubWait.Round(100*time.Nanosecond))
+		cpu.edge.Round(100*time.Nanosecond), cpu.upstream.Round(100*time.Nanosecond), cpu.pubs.Round(100*time.Nanosecond), cpu.counter.Round(100*time.Nanosecond), cpu.pubWait.Round(100*time.Nanosecond),
+		(edge1.written-edge0.written)/int64(max(n, 1)), float64(edge1.peakRSS)/(1<<20))
 	return tp, want - n, cpu
 }
 

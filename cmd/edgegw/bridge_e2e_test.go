@@ -8,6 +8,7 @@ package main
 // subscriber with a persistent session that counts what arrived upstream.
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -99,6 +100,7 @@ type gwOptions struct {
 	inflight int    // bridge.inflight; 0 = 128, < 0 = not set (the product's default)
 	extra    string // more YAML under bridge:
 	metrics  bool   // serve /metrics on a free loopback port (bridgeGW.metrics)
+	stateDir string // state_dir (the queue in it); "" = <dir>/state
 }
 
 func newBridgeGW(t testing.TB, up *gatewaytest.Upstream, o gwOptions) *bridgeGW {
@@ -116,12 +118,17 @@ func newBridgeGW(t testing.TB, up *gatewaytest.Upstream, o gwOptions) *bridgeGW 
 	}
 	g.conf = filepath.Join(g.dir, "edgegw.yaml")
 	state := filepath.Join(g.dir, "state")
+	if o.stateDir != "" {
+		state = o.stateDir
+	}
 	// key: auto finds the gateway's existing file key in state_dir.
 	keyPEM, err := os.ReadFile(up.Gateway.KeyFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	gatewaytest.WriteFile(t, filepath.Join(state, "gateway.key"), keyPEM, 0o600)
+	if b, err := os.ReadFile(filepath.Join(state, "gateway.key")); err != nil || !bytes.Equal(b, keyPEM) { // a power-cut test synced it
+		gatewaytest.WriteFile(t, filepath.Join(state, "gateway.key"), keyPEM, 0o600)
+	}
 	inflight := fmt.Sprintf("  inflight: %d", o.inflight)
 	if o.inflight < 0 {
 		inflight = ""

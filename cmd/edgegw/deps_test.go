@@ -95,6 +95,8 @@ var rooms = map[string]room{
 	"bridge/topic": {forbid: pureForbid},
 	// The queue self-test (edgegw queue smoke, store/internal/smoke): the store only.
 	"store/selftest": {ours: []string{"store"}, forbid: []string{mochiPath, promPath, pahoPath}},
+	// The power-cut tests' loop-mounted disk (a test helper): nothing of ours.
+	"store/loopdisk": {forbid: pureForbid},
 	// bridge speaks to the queue only (and topic syntax); pki needs keys and the thing-name rule.
 	"bridge":      {ours: []string{"store", "bridge/topic"}},
 	"gateway/pki": {ours: []string{"hw", "gateway/authz"}},
@@ -169,7 +171,7 @@ var rooms = map[string]room{
 var configOurs = []string{"hw", "gateway/authz", "gateway/loopback", "bridge/topic", "gateway/rules", "gateway/rules/sql", "gateway/rules/sql/lex", "gateway/rules/sql/internal/jsonscan", "gateway/rules/sql/internal/md2", "gateway/rules/timefmt", "gateway/enrol", "gateway/pki"}
 
 // testHelpers are the module's test helper packages: only tests import them.
-var testHelpers = []string{"gateway/gatewaytest", "gateway/shadow/shadowtest", "gateway/rules/sql/sqltest", "cmd/edgegw/queuecmd/queuetest", "cmd/edgegw/cli/clitest", "cmd/edgegw/pkicmd/pkitest", "cmd/edgegw/evalcmd/evaltest"}
+var testHelpers = []string{"gateway/gatewaytest", "gateway/shadow/shadowtest", "gateway/rules/sql/sqltest", "cmd/edgegw/queuecmd/queuetest", "cmd/edgegw/cli/clitest", "cmd/edgegw/pkicmd/pkitest", "cmd/edgegw/evalcmd/evaltest", "store/loopdisk"}
 
 // cmdRooms are the rooms of the command line: only package main (cmd/edgegw) adds them.
 var cmdRooms = []string{"cmd/edgegw/queuecmd", "cmd/edgegw/pkicmd", "cmd/edgegw/evalcmd", "cmd/edgegw/shadowcmd"}

@@ -60,7 +60,7 @@ var (
 
 // uncommentBridge follows the instructions in configs/edgegw.yaml: remove the
 // first '#' of every line from "#bridge:" to the end of that commented block.
-func uncommentBridge(t *testing.T, conf string) string {
+func uncommentBridge(t testing.TB, conf string) string {
 	t.Helper()
 	lines := strings.Split(conf, "\n")
 	start := slices.Index(lines, "#bridge:")
@@ -97,7 +97,7 @@ func TestCheckExampleConfig(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		conf  string // file under configs/
-		edit  func(t *testing.T, conf string) string
+		edit  func(t testing.TB, conf string) string
 		files []string // files the config names, made for real (writeExampleFiles)
 		want  string   // after "<path>: OK "
 	}{
@@ -245,7 +245,7 @@ func TestCheckJSON(t *testing.T) {
 
 // localizeRuntimePaths points the directories the packaged configs give the
 // daemon (state, logs, admin socket) into dir, as the check now checks them.
-func localizeRuntimePaths(t *testing.T, conf, dir string) string {
+func localizeRuntimePaths(t testing.TB, conf, dir string) string {
 	t.Helper()
 	sock, err := os.MkdirTemp("", "egw") // short: a UNIX socket path is limited
 	if err != nil {

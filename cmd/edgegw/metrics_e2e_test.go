@@ -99,7 +99,7 @@ func (l *cutLink) restore() {
 	l.mu.Unlock()
 }
 
-func scrape(t *testing.T, addr string) string {
+func scrape(t testing.TB, addr string) string {
 	t.Helper()
 	resp, err := (&http.Client{Timeout: 5 * time.Second}).Get("http://" + addr + "/metrics")
 	if err != nil {
