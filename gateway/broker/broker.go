@@ -147,6 +147,7 @@ type Metrics struct {
 	DeniedConnect, DeniedPublish, DeniedSubscribe                  atomic.Int64
 	DeniedReceive, DeniedRetain                                    atomic.Int64
 	DroppedQoS0, DroppedQoS1, InflightDropped                      atomic.Int64 // deliveries dropped by mochi
+	InflightFull                                                   atomic.Int64 // QoS 1/2 deliveries mochi dropped at a subscriber's in-flight limit or with no free packet ID (drops.go)
 	RetainedRejected                                               atomic.Int64
 	BackpressureWaits, BackpressureTimeouts                        atomic.Int64
 	Enqueued, EnqueueFailures                                      atomic.Int64
@@ -266,9 +267,12 @@ func New(o Options) (*Broker, error) {
 	b.backpressureHigh = max(int(lim.ClientWriteQueue)/2, 1)
 	b.pipelineDepth = min(int(lim.ReceiveMaximum), pipelineMaxDepth)
 
+	mochiLog := slog.New(packetRedactor{o.Logger.With("component", "mochi").Handler(), func(id string) {
+		b.inflightFull(id, inflightFullReason(caps.MaximumInflight)) // drops.go
+	}})
 	b.srv = mqtt.New(&mqtt.Options{
 		Capabilities:           caps,
-		Logger:                 slog.New(packetRedactor{o.Logger.With("component", "mochi").Handler()}),
+		Logger:                 mochiLog,
 		SysTopicResendInterval: math.MaxInt32, // $SYS is not published to clients
 	})
 	if err := b.srv.AddHook(&hook{b: b}, nil); err != nil {

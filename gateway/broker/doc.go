@@ -39,6 +39,11 @@
 //   - MaximumClientWritesPending is a channel per client: when full, QoS >= 1
 //     deliveries to that slow subscriber are dropped (OnPublishDropped); it is
 //     sized from Limits and every drop is counted.
+//   - A QoS >= 1 delivery to a subscriber with MaximumInflight messages
+//     unacknowledged is dropped without any hook (only a Warn "client store
+//     quota reached" log record and the server-wide Info.InflightDropped):
+//     the broker counts and audits it per client from that log record
+//     (drops.go), and from OnPacketIDExhausted when no packet ID is free.
 //   - mochi skips many CONNECT/SUBSCRIBE checks (will QoS without will flag,
 //     filters like "a+", reserved subscription-option bits) and sends MQTT 5
 //     reason codes to 3.1.1 clients: the hook validates before mochi acts

@@ -134,7 +134,7 @@ func (h *hook) Provides(b byte) bool {
 		mqtt.OnACLCheck, mqtt.OnSubscribe, mqtt.OnPacketRead, mqtt.OnPublish,
 		mqtt.OnPublishDropped, mqtt.OnQosDropped, mqtt.OnRetainMessage, mqtt.OnRetainedExpired,
 		mqtt.OnWill, mqtt.OnQosPublish, mqtt.OnQosComplete, mqtt.OnClientExpired, mqtt.OnPacketEncode,
-		mqtt.OnSubscribed, mqtt.OnUnsubscribed:
+		mqtt.OnSubscribed, mqtt.OnUnsubscribed, mqtt.OnPacketIDExhausted:
 		return true
 	}
 	return false
@@ -693,8 +693,9 @@ func (b *Broker) rejectPublish(cl *mqtt.Client, pk packets.Packet, code packets.
 // Back-pressure. mochi hands each delivery to a bounded per-subscriber queue
 // (MaximumClientWritesPending) and drops it when the queue is full, QoS 1
 // included; it also drops QoS 1 deliveries once a subscriber has
-// MaximumInflight unacknowledged messages. Neither would be visible to the
-// publisher, which already got its PUBACK. So before a QoS 1/2 publish is
+// MaximumInflight unacknowledged messages (drops.go counts those). Neither
+// would be visible to the publisher, which already got its PUBACK. So
+// before a QoS 1/2 publish is
 // acknowledged, the publisher waits while a connected subscriber of the topic
 // has more than backpressureHigh messages in flight. The publisher's own
 // Receive Maximum then throttles it: slow consumers slow producers down
