@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -135,4 +136,32 @@ func auditLines(t *testing.T, path string) []audit.Event {
 		out = append(out, ev)
 	}
 	return out
+}
+
+// TestQuotaWarningCountedAtDebug: mochi's per-drop "client store quota
+// reached" warning reaches the counter even when the log is above Warn,
+// names the client, and is written at Debug only; other warnings are left
+// as they are.
+func TestQuotaWarningCountedAtDebug(t *testing.T) {
+	for _, level := range []slog.Level{slog.LevelError, slog.LevelDebug} {
+		var buf bytes.Buffer
+		var got []string
+		log := slog.New(packetRedactor{slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: level}), func(id string) { got = append(got, id) }})
+		log.Warn(mochiQuotaReached, "client", "sensor-7", "listener", "lan")
+		log.Warn("some other warning", "client", "sensor-8")
+		if len(got) != 1 || got[0] != "sensor-7" {
+			t.Errorf("log at %v: quota callback got %q; want [sensor-7]", level, got)
+		}
+		out := buf.String()
+		if strings.Contains(out, "level=WARN msg=\""+mochiQuotaReached) {
+			t.Errorf("log at %v: the quota record is still a warning: %q", level, out)
+		}
+		wantQuota := level == slog.LevelDebug
+		if strings.Contains(out, "level=DEBUG msg=\""+mochiQuotaReached+"\" client=sensor-7") != wantQuota {
+			t.Errorf("log at %v: quota record at Debug written: %v; want %v (%q)", level, !wantQuota, wantQuota, out)
+		}
+		if strings.Contains(out, "level=WARN msg=\"some other warning\"") == (level == slog.LevelError) {
+			t.Errorf("log at %v: other warning wrongly filtered: %q", level, out)
+		}
+	}
 }

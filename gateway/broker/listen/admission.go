@@ -32,7 +32,7 @@ import (
 //     the most, instead of being refused: handshakes from addresses that
 //     never complete one are refused first;
 //   - every refusal (a share or the budget full) and every eviction is
-//     counted (Metrics.PendingRejected, AdmissionEvicted) and summarised in
+//     counted (Counters.PendingRejected, AdmissionEvicted) and summarised in
 //     the audit log at most once per admissionAuditEvery per listener: one
 //     admission_refused line per source address with the count.
 type Admission struct {

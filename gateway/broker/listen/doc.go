@@ -18,6 +18,14 @@
 //     and the typed cause of a refusal (CauseOf).
 //   - Passwords (passwd.go): the Mosquitto-compatible password file.
 //
+// The Guard relies on two facts of mochi-mqtt v2.7.9, the server it is
+// handed to (re-check them when upgrading): mochi reads CONNECT with no
+// deadline of its own, and right after the OnConnect hooks it replaces the
+// connection's deadline with the keepalive one (Client.refreshDeadline), so
+// the Guard's single handshake+CONNECT deadline needs no clearing. The
+// broker calls Conn.Done once CONNECT is read and Conn.Verdict once per
+// packet from OnPacketRead (one goroutine per connection, in order).
+//
 // Its counters (Counters) are embedded in broker.Metrics, so they are read
 // where every other broker counter is.
 //
