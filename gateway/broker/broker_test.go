@@ -631,7 +631,7 @@ func TestLoadNoQoS1Drops(t *testing.T) {
 		clients = append(clients, c)
 	}
 	dropped := func() int64 {
-		return e.metrics.DroppedQoS0.Load() + e.metrics.DroppedQoS1.Load() + e.metrics.InflightDropped.Load()
+		return e.metrics.DroppedQoS0.Load() + e.metrics.DroppedQoS1.Load() + e.metrics.InflightDropped.Load() + e.metrics.InflightFull.Load()
 	}
 	for _, qos := range []byte{1, 0} {
 		base := dropped()
