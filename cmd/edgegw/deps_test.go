@@ -75,7 +75,7 @@ type room struct {
 // itself, cmd and the test helpers.
 var belowWiring = []string{"store", "hw", "bridge", "bridge/topic", "gateway/audit", "gateway/authz", "gateway/authorizer",
 	"gateway/clock", "gateway/loopback", "gateway/pki", "gateway/enrol", "gateway/rules", "gateway/rules/sql", "gateway/rules/sql/lex", "gateway/rules/sql/internal/jsonscan", "gateway/rules/sql/internal/md2", "gateway/rules/timefmt", "gateway/shadow",
-	"gateway/presence", "gateway/broker", "gateway/broker/wire", "gateway/config", "gateway/observe", "gateway/renew", "gateway/est"}
+	"gateway/presence", "gateway/broker", "gateway/broker/wire", "gateway/broker/listen", "gateway/config", "gateway/observe", "gateway/renew", "gateway/est"}
 
 // sqlRooms are the rooms of the rules engine below it: the language, then
 // its leaves (the lexer, the JSON reader, MD2, the date patterns).
@@ -146,6 +146,9 @@ var rooms = map[string]room{
 	"cmd/edgegw/queuecmd/queuetest": {ours: []string{"store"}, forbid: []string{mochiPath, promPath, pahoPath}},
 	// The broker's raw MQTT byte checks: a leaf, no mochi (it sees what mochi's decoder drops).
 	"gateway/broker/wire": {forbid: pureForbid},
+	// The broker's front door (TLS trust and CRL, the guarded listener, fair admission,
+	// certificate -> identity, password file): no mochi, and never the broker above it.
+	"gateway/broker/listen": {ours: listenOurs, forbid: pureForbid},
 	// What a room of the command line needs from the command line around it (the CLI
 	// interface, ExitError): config for two signatures, nothing else of ours. Its test
 	// double the same and cli itself.
@@ -165,6 +168,9 @@ var rooms = map[string]room{
 	// daemon through observe's admin socket.
 	"cmd/edgegw/shadowcmd": {client: true, forbid: pureForbid},
 }
+
+// listenOurs is what gateway/broker/listen may depend on: leaves and the raw MQTT checks.
+var listenOurs = []string{"gateway/audit", "gateway/authz", "gateway/clock", "hw", "gateway/broker/wire"}
 
 // configOurs is what gateway/config may depend on (and so everything that imports config
 // and nothing else of ours).
@@ -432,6 +438,12 @@ func TestCheckImportsCatches(t *testing.T) {
 		{"enrol importing paho", pkgImports{ImportPath: m("gateway/enrol"), Imports: []string{paho}},
 			[]string{"gateway/enrol imports github.com/eclipse/paho.golang/paho; it must not import github.com/eclipse/paho.golang",
 				"gateway/enrol imports github.com/eclipse/paho.golang/paho; the daemon's packages must not import paho (the bridge speaks MQTT upstream)"}},
+		{"listen importing its leaves is fine", pkgImports{ImportPath: m("gateway/broker/listen"), Imports: []string{m("gateway/audit"), m("gateway/broker/wire")}, Deps: []string{m("gateway/audit"), m("gateway/authz"), m("gateway/clock"), m("hw"), m("gateway/broker/wire")}}, nil},
+		{"listen importing mochi", pkgImports{ImportPath: m("gateway/broker/listen"), Imports: []string{mochi}},
+			[]string{"gateway/broker/listen imports github.com/mochi-mqtt/server/v2; it must not import github.com/mochi-mqtt/",
+				"gateway/broker/listen imports github.com/mochi-mqtt/server/v2; only gateway/broker may import mochi-mqtt"}},
+		{"listen importing the broker", pkgImports{ImportPath: m("gateway/broker/listen"), Imports: []string{m("gateway/broker")}, Deps: []string{m("gateway/broker"), m("gateway/broker/listen"), m("gateway/audit")}},
+			[]string{"gateway/broker/listen imports gateway/broker (via its dependencies); allowed from this module: gateway/audit, gateway/authz, gateway/clock, hw, gateway/broker/wire"}},
 		{"est importing hw is fine", pkgImports{ImportPath: m("gateway/est"), Imports: []string{m("hw")}, Deps: []string{m("hw")}}, nil},
 		{"est importing pki", pkgImports{ImportPath: m("gateway/est"), Imports: []string{m("gateway/pki")}, Deps: []string{m("gateway/pki"), m("hw"), m("gateway/authz")}},
 			[]string{"gateway/est imports gateway/authz (via its dependencies); allowed from this module: hw",

@@ -8,7 +8,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/edgegw/edgegw/gateway/broker"
+	"github.com/edgegw/edgegw/gateway/broker/listen"
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 )
@@ -37,7 +37,7 @@ certificate.`,
 			if err != nil {
 				return err
 			}
-			if err := broker.SetPassword(args[0], args[1], pw); err != nil {
+			if err := listen.SetPassword(args[0], args[1], pw); err != nil {
 				return err
 			}
 			if isJSON {

@@ -19,7 +19,7 @@ import (
 
 	"github.com/eclipse/paho.golang/paho"
 
-	"github.com/edgegw/edgegw/gateway/broker"
+	"github.com/edgegw/edgegw/gateway/broker/listen"
 	"github.com/edgegw/edgegw/gateway/gatewaytest"
 )
 
@@ -281,7 +281,7 @@ func TestStatusPageChromiumE2E(t *testing.T) {
 
 	// Or basic auth from a bcrypt file (edgegw passwd's format).
 	stop()
-	if err := broker.SetPassword(filepath.Join(s.dir, "status.passwd"), "engineer", []byte("correct horse")); err != nil {
+	if err := listen.SetPassword(filepath.Join(s.dir, "status.passwd"), "engineer", []byte("correct horse")); err != nil {
 		t.Fatal(err)
 	}
 	s.metricsExtra += "\n  basic_auth_file: status.passwd"

@@ -90,7 +90,7 @@ func TestFairAdmission(t *testing.T) {
 	if got := e.metrics.PendingRejected.Load(); got < 900 {
 		t.Errorf("PendingRejected = %d; want >= 900 (each refusal of the idle host counted)", got)
 	}
-	e.b.byID["lan"].guard.adm.flush()
+	e.b.byID["lan"].adm.Flush()
 	if !auditHas(t, e.audit, `"event":"admission_refused","listener":"lan","remote":"127.0.0.2"`) {
 		t.Errorf("audit log has no admission_refused summary for 127.0.0.2")
 	}

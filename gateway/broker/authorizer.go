@@ -13,6 +13,7 @@ import (
 	"github.com/edgegw/edgegw/gateway/audit"
 	"github.com/edgegw/edgegw/gateway/authorizer"
 	"github.com/edgegw/edgegw/gateway/authz"
+	"github.com/edgegw/edgegw/gateway/broker/listen"
 )
 
 // A listener with an `authorizer:` (gateway/authorizer) decides its CONNECTs
@@ -126,7 +127,7 @@ func connectCause(err error) audit.Cause {
 	if errors.As(err, &de) {
 		return audit.CauseNotAuthorized
 	}
-	return causeOf(err, false, audit.CauseUnknownThing)
+	return listen.CauseOf(err, false, audit.CauseUnknownThing)
 }
 
 // maintainAuthorizer arms the client's timer for its next refresh or expiry.

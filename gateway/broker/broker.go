@@ -19,6 +19,7 @@ import (
 	"github.com/edgegw/edgegw/gateway/audit"
 	"github.com/edgegw/edgegw/gateway/authorizer"
 	"github.com/edgegw/edgegw/gateway/authz"
+	"github.com/edgegw/edgegw/gateway/broker/listen"
 	"github.com/edgegw/edgegw/gateway/loopback"
 )
 
@@ -104,10 +105,10 @@ type ListenerOptions struct {
 	Name    string
 	Address string
 	// TLS is nil for a plaintext listener, which must be on a loopback address.
-	TLS *TLSFiles
+	TLS *listen.TLSFiles
 	// Key signs for the server certificate (an hw.Key); required with TLS.
 	Key          crypto.Signer
-	Identity     IdentitySource
+	Identity     listen.IdentitySource
 	PasswordFile string // "" = no password factor
 	// Authorizer, when set, decides CONNECTs with a custom authorizer
 	// (authorizer.go) instead of the registry.
@@ -139,14 +140,13 @@ type Options struct {
 // Metrics are the broker's counters (atomic; exported to Prometheus by the
 // metrics endpoint).
 type Metrics struct {
+	listen.Counters                                                // handshakes and pending-handshake admission (the front door)
 	ConnectsAccepted, ConnectsRefused                              atomic.Int64
-	HandshakeFailures, HandshakeTimeouts                           atomic.Int64
-	PendingHandshakes, PendingRejected                             atomic.Int64 // gauge, counter (admission.go)
-	AdmissionEvicted                                               atomic.Int64 // pending connections of unproven addresses closed for a proven one
 	PacketTooLarge                                                 atomic.Int64
 	DeniedConnect, DeniedPublish, DeniedSubscribe                  atomic.Int64
 	DeniedReceive, DeniedRetain                                    atomic.Int64
 	DroppedQoS0, DroppedQoS1, InflightDropped                      atomic.Int64 // deliveries dropped by mochi
+	InflightFull                                                   atomic.Int64 // QoS 1/2 deliveries mochi dropped at a subscriber's in-flight limit or with no free packet ID (drops.go)
 	RetainedRejected                                               atomic.Int64
 	BackpressureWaits, BackpressureTimeouts                        atomic.Int64
 	Enqueued, EnqueueFailures                                      atomic.Int64
@@ -167,11 +167,12 @@ type Metrics struct {
 // brokerListener is one configured listener and its reloadable state.
 type brokerListener struct {
 	opts      ListenerOptions
-	identity  IdentitySource
-	trust     *Trust // nil on plaintext
-	passwords atomic.Pointer[Passwords]
-	guard     *guardListener
-	az        connAuthorizer // nil: the registry decides CONNECTs (authorizer.go)
+	identity  listen.IdentitySource
+	trust     *listen.Trust // nil on plaintext
+	passwords atomic.Pointer[listen.Passwords]
+	guard     *listen.Guard
+	adm       *listen.Admission // the guard's pending-handshake budget
+	az        connAuthorizer    // nil: the registry decides CONNECTs (authorizer.go)
 }
 
 // Broker is the local MQTT broker (mochi) with edgegw's security and limits.
@@ -266,9 +267,12 @@ func New(o Options) (*Broker, error) {
 	b.backpressureHigh = max(int(lim.ClientWriteQueue)/2, 1)
 	b.pipelineDepth = min(int(lim.ReceiveMaximum), pipelineMaxDepth)
 
+	mochiLog := slog.New(packetRedactor{o.Logger.With("component", "mochi").Handler(), func(id string) {
+		b.inflightFull(id, inflightFullReason(caps.MaximumInflight)) // drops.go
+	}})
 	b.srv = mqtt.New(&mqtt.Options{
 		Capabilities:           caps,
-		Logger:                 slog.New(packetRedactor{o.Logger.With("component", "mochi").Handler()}),
+		Logger:                 mochiLog,
 		SysTopicResendInterval: math.MaxInt32, // $SYS is not published to clients
 	})
 	if err := b.srv.AddHook(&hook{b: b}, nil); err != nil {
@@ -306,14 +310,14 @@ func prepareListener(lo ListenerOptions) (*brokerListener, error) {
 		if lo.Key == nil {
 			return nil, errors.New("TLS listener without a server key")
 		}
-		t, err := NewTrust(*lo.TLS, lo.Key)
+		t, err := listen.NewTrust(*lo.TLS, lo.Key)
 		if err != nil {
 			return nil, err
 		}
 		bl.trust = t
 	}
 	if lo.PasswordFile != "" {
-		pw, err := LoadPasswords(lo.PasswordFile)
+		pw, err := listen.LoadPasswords(lo.PasswordFile)
 		if err != nil {
 			return nil, err
 		}
@@ -338,10 +342,10 @@ func (b *Broker) addListener(lo ListenerOptions) error {
 	if bl.trust != nil {
 		tlsConf = bl.trust.TLSConfig
 	}
-	adm := newAdmission(b.limits.MaxPendingHandshakes, b.metrics, lo.Name, b.audit.Record)
-	bl.guard = newGuardListener(nl, tlsConf, b.limits.HandshakeTimeout, b.limits.MaxPacketSize, adm, b.metrics,
+	bl.adm = listen.NewAdmission(b.limits.MaxPendingHandshakes, &b.metrics.Counters, lo.Name, b.audit.Record)
+	bl.guard = listen.NewGuard(nl, tlsConf, b.limits.HandshakeTimeout, b.limits.MaxPacketSize, bl.adm, &b.metrics.Counters,
 		func(remote string, err error) {
-			b.audit.Record(handshakeFailedEvent(lo, remote, err)) // refusals.go: device and hex serial
+			b.audit.Record(listen.HandshakeFailedEvent(lo.Name, lo.Identity, remote, err)) // device and hex serial
 		})
 	b.ls = append(b.ls, bl)
 	b.byID[lo.Name] = bl
@@ -412,7 +416,7 @@ func (b *Broker) closeListeners() {
 	for _, bl := range b.ls {
 		if bl.guard != nil {
 			_ = bl.guard.Close()
-			bl.guard.wg.Wait()
+			bl.guard.Wait()
 		}
 	}
 }

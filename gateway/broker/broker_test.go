@@ -22,6 +22,7 @@ import (
 	"github.com/mochi-mqtt/server/v2/packets"
 
 	"github.com/edgegw/edgegw/gateway/audit"
+	"github.com/edgegw/edgegw/gateway/broker/listen"
 	"github.com/edgegw/edgegw/gateway/gatewaytest"
 	"github.com/edgegw/edgegw/hw"
 )
@@ -65,7 +66,7 @@ func newEnvBefore(t testing.TB, mod func(*Options), before func(*Broker)) *env {
 	e.metrics = new(Metrics)
 	o := Options{
 		Listeners: []ListenerOptions{
-			{Name: "lan", Address: "127.0.0.1:0", Key: key, TLS: &TLSFiles{
+			{Name: "lan", Address: "127.0.0.1:0", Key: key, TLS: &listen.TLSFiles{
 				CA: e.pki.CAFile, Cert: e.pki.ServerCert, CRL: e.pki.CRLFile, MinVersion: tls.VersionTLS12, RequireClientCert: true}},
 			{Name: "local", Address: "127.0.0.1:0"},
 		},
@@ -630,7 +631,7 @@ func TestLoadNoQoS1Drops(t *testing.T) {
 		clients = append(clients, c)
 	}
 	dropped := func() int64 {
-		return e.metrics.DroppedQoS0.Load() + e.metrics.DroppedQoS1.Load() + e.metrics.InflightDropped.Load()
+		return e.metrics.DroppedQoS0.Load() + e.metrics.DroppedQoS1.Load() + e.metrics.InflightDropped.Load() + e.metrics.InflightFull.Load()
 	}
 	for _, qos := range []byte{1, 0} {
 		base := dropped()

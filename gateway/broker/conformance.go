@@ -7,6 +7,8 @@ import (
 
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/edgegw/edgegw/gateway/broker/listen"
 )
 
 // Packet checks mochi v2.7.9 skips, done in OnPacketRead after mochi has
@@ -51,8 +53,8 @@ var errProtocol = fmt.Errorf("protocol violation refused by the broker: %w", pac
 
 // conformance checks pk (see above); nil lets mochi go on.
 func (b *Broker) conformance(cl *mqtt.Client, pk *packets.Packet) error {
-	if gc, ok := cl.Net.Conn.(*guardConn); ok {
-		if p := gc.verdict(); p != nil {
+	if gc, ok := cl.Net.Conn.(*listen.Conn); ok {
+		if p := gc.Verdict(); p != nil {
 			b.log.Debug("packet refused", "remote", cl.Net.Remote, "err", p.Why)
 			if pk.FixedHeader.Type == packets.Connect {
 				return b.refuseConnect(cl, pk, 0, p.Code, p.Why)

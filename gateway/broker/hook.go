@@ -15,6 +15,7 @@ import (
 
 	"github.com/edgegw/edgegw/gateway/audit"
 	"github.com/edgegw/edgegw/gateway/authz"
+	"github.com/edgegw/edgegw/gateway/broker/listen"
 	"github.com/edgegw/edgegw/store"
 )
 
@@ -87,7 +88,7 @@ type outbound struct {
 type clientState struct {
 	cl       *mqtt.Client
 	ls       *brokerListener
-	id       PeerIdentity
+	id       listen.PeerIdentity
 	clientID string
 	username string
 	clean    bool
@@ -134,7 +135,7 @@ func (h *hook) Provides(b byte) bool {
 		mqtt.OnACLCheck, mqtt.OnSubscribe, mqtt.OnPacketRead, mqtt.OnPublish,
 		mqtt.OnPublishDropped, mqtt.OnQosDropped, mqtt.OnRetainMessage, mqtt.OnRetainedExpired,
 		mqtt.OnWill, mqtt.OnQosPublish, mqtt.OnQosComplete, mqtt.OnClientExpired, mqtt.OnPacketEncode,
-		mqtt.OnSubscribed, mqtt.OnUnsubscribed:
+		mqtt.OnSubscribed, mqtt.OnUnsubscribed, mqtt.OnPacketIDExhausted:
 		return true
 	}
 	return false
@@ -153,8 +154,8 @@ func (b *Broker) state(cl *mqtt.Client) *clientState {
 // every refusal) and return the code, which makes mochi close the connection.
 func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	b := h.b
-	if gc, ok := cl.Net.Conn.(*guardConn); ok {
-		gc.done() // CONNECT read: no longer a pending handshake
+	if gc, ok := cl.Net.Conn.(*listen.Conn); ok {
+		gc.Done() // CONNECT read: no longer a pending handshake
 	}
 	ls := b.listenerByID(cl.Net.Listener)
 	if ls == nil {
@@ -162,7 +163,7 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	}
 	id, err := ls.peerIdentity(cl.Net.Conn, pk.Connect.ClientIdentifier) // listenerthing.go
 	if err != nil {
-		return b.refuse(cl, &clientState{ls: ls, id: id, clientID: cl.ID}, packets.ErrNotAuthorized, causeOf(err, false, audit.CauseUnknownThing), err.Error())
+		return b.refuse(cl, &clientState{ls: ls, id: id, clientID: cl.ID}, packets.ErrNotAuthorized, listen.CauseOf(err, false, audit.CauseUnknownThing), err.Error())
 	}
 	if pk.Connect.ClientIdentifier == "" && ls.opts.Thing == "" {
 		// No client ID: assign the thing name ([MQTT-3.1.3-6], MQTT 5 tells
@@ -189,7 +190,7 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	st.pipe.st = st
 	if id.Chain != nil {
 		if err := ls.trust.Verify(id.Chain); err != nil {
-			return b.refuse(cl, st, packets.ErrNotAuthorized, causeOf(err, false, audit.CauseUnknownThing), err.Error())
+			return b.refuse(cl, st, packets.ErrNotAuthorized, listen.CauseOf(err, false, audit.CauseUnknownThing), err.Error())
 		}
 	}
 	if pw := ls.passwords.Load(); pw != nil {
@@ -693,8 +694,9 @@ func (b *Broker) rejectPublish(cl *mqtt.Client, pk packets.Packet, code packets.
 // Back-pressure. mochi hands each delivery to a bounded per-subscriber queue
 // (MaximumClientWritesPending) and drops it when the queue is full, QoS 1
 // included; it also drops QoS 1 deliveries once a subscriber has
-// MaximumInflight unacknowledged messages. Neither would be visible to the
-// publisher, which already got its PUBACK. So before a QoS 1/2 publish is
+// MaximumInflight unacknowledged messages (drops.go counts those). Neither
+// would be visible to the publisher, which already got its PUBACK. So
+// before a QoS 1/2 publish is
 // acknowledged, the publisher waits while a connected subscriber of the topic
 // has more than backpressureHigh messages in flight. The publisher's own
 // Receive Maximum then throttles it: slow consumers slow producers down

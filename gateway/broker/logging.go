@@ -89,11 +89,16 @@ func (c *componentHandler) Handle(ctx context.Context, r slog.Record) error {
 // carries its payload, and payloads are never logged: a packet attribute
 // becomes its type, topic, QoS, packet ID and payload length. It also gives
 // mochi's one record without a message its message and level
-// (connectionEnded).
-type packetRedactor struct{ h slog.Handler }
+// (connectionEnded). It hands mochi's "client store quota reached" warning,
+// a delivery dropped without any hook, to quota and logs it at Debug
+// (drops.go); so it is enabled at Warn whatever the log's level.
+type packetRedactor struct {
+	h     slog.Handler
+	quota func(clientID string) // nil: none
+}
 
 func (p packetRedactor) Enabled(ctx context.Context, l slog.Level) bool {
-	return p.h.Enabled(ctx, l)
+	return (p.quota != nil && l == slog.LevelWarn) || p.h.Enabled(ctx, l)
 }
 
 func (p packetRedactor) WithAttrs(as []slog.Attr) slog.Handler {
@@ -101,20 +106,24 @@ func (p packetRedactor) WithAttrs(as []slog.Attr) slog.Handler {
 	for i, a := range as {
 		red[i] = redactPacket(a)
 	}
-	return packetRedactor{p.h.WithAttrs(red)}
+	return packetRedactor{p.h.WithAttrs(red), p.quota}
 }
 
 func (p packetRedactor) WithGroup(name string) slog.Handler {
-	return packetRedactor{p.h.WithGroup(name)}
+	return packetRedactor{p.h.WithGroup(name), p.quota}
 }
 
 func (p packetRedactor) Handle(ctx context.Context, r slog.Record) error {
 	level, msg := r.Level, r.Message
+	if id, ok := quotaRecord(r); ok && p.quota != nil {
+		p.quota(id)
+		level = quotaLevel
+	}
 	if msg == "" {
 		level, msg = connectionEnded(r)
-		if !p.h.Enabled(ctx, level) {
-			return nil
-		}
+	}
+	if !p.h.Enabled(ctx, level) {
+		return nil
 	}
 	out := slog.NewRecord(r.Time, level, msg, r.PC)
 	r.Attrs(func(a slog.Attr) bool {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/edgegw/edgegw/gateway/audit"
 	"github.com/edgegw/edgegw/gateway/authz"
+	"github.com/edgegw/edgegw/gateway/broker/listen"
 )
 
 // LoadPolicy reads the registry file and every .json/.yaml/.yml document in
@@ -158,18 +159,18 @@ func (b *Broker) reloadLocked() error {
 	if err != nil {
 		return err
 	}
-	trusts := make([]*trustState, len(b.ls))
-	pws := make([]*Passwords, len(b.ls))
+	trusts := make([]*listen.TrustState, len(b.ls))
+	pws := make([]*listen.Passwords, len(b.ls))
 	for i, bl := range b.ls {
 		if bl.trust != nil {
-			st, err := bl.trust.prepare()
+			st, err := bl.trust.Prepare()
 			if err != nil {
 				return fmt.Errorf("listener %q: %w", bl.opts.Name, err)
 			}
 			trusts[i] = st
 		}
 		if bl.opts.PasswordFile != "" {
-			pw, err := LoadPasswords(bl.opts.PasswordFile)
+			pw, err := listen.LoadPasswords(bl.opts.PasswordFile)
 			if err != nil {
 				return fmt.Errorf("listener %q: %w", bl.opts.Name, err)
 			}
@@ -178,7 +179,7 @@ func (b *Broker) reloadLocked() error {
 	}
 	for i, bl := range b.ls {
 		if trusts[i] != nil {
-			bl.trust.commit(trusts[i])
+			bl.trust.Commit(trusts[i])
 		}
 		if pws[i] != nil {
 			bl.passwords.Store(pws[i])
@@ -198,7 +199,7 @@ func (b *Broker) reevaluate() {
 		}
 		if st.id.Chain != nil && st.ls.trust != nil {
 			if err := st.ls.trust.Verify(st.id.Chain); err != nil {
-				if errors.Is(err, ErrRevoked) {
+				if errors.Is(err, listen.ErrRevoked) {
 					b.metrics.RevocationDisconnects.Add(1)
 					b.disconnect(st, audit.EventRevoked, "certificate revoked")
 				} else {

@@ -14,6 +14,7 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/edgegw/edgegw/gateway/broker/listen"
 	"github.com/edgegw/edgegw/store"
 )
 
@@ -418,7 +419,7 @@ func (b *Broker) restoreSession(ctx context.Context, db SessionStore, id string,
 		b.sessions.mu.Lock()
 		b.sessw.submit(ops...)
 		b.sessions.mu.Unlock()
-		b.sessionDrop(&clientState{clientID: id, id: PeerIdentity{ThingName: thing}}, "", len(keys), why)
+		b.sessionDrop(&clientState{clientID: id, id: listen.PeerIdentity{ThingName: thing}}, "", len(keys), why)
 		return -1, nil
 	}
 	rec, err := decodeSession(v)
@@ -436,7 +437,7 @@ func (b *Broker) restoreSession(ctx context.Context, db SessionStore, id string,
 	if ls == nil || ls.az != nil {
 		return discard(rec.Thing, "listener "+rec.Listener+" is gone or asks a custom authorizer now")
 	}
-	st := &clientState{ls: ls, id: PeerIdentity{ThingName: rec.Thing, Serial: rec.Serial}, clientID: id, username: rec.Username}
+	st := &clientState{ls: ls, id: listen.PeerIdentity{ThingName: rec.Thing, Serial: rec.Serial}, clientID: id, username: rec.Username}
 	st.pipe.st = st
 	sess, err := b.policy.Load().Bind(st.authzIdentity())
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"math"
 
 	"github.com/edgegw/edgegw/gateway/broker"
+	"github.com/edgegw/edgegw/gateway/broker/listen"
 	"github.com/edgegw/edgegw/gateway/config"
 	"github.com/edgegw/edgegw/hw"
 )
@@ -24,7 +25,7 @@ func Options(ctx context.Context, cfg *config.Config) (broker.Options, []hw.Key,
 		return broker.Options{}, nil, err
 	}
 	for i, l := range cfg.Listeners {
-		src, err := broker.ParseIdentitySource(l.Identity)
+		src, err := listen.ParseIdentitySource(l.Identity)
 		if err != nil {
 			return fail(fmt.Errorf("listeners[%d] (%s): %w", i, l.Name, err))
 		}
@@ -40,7 +41,7 @@ func Options(ctx context.Context, cfg *config.Config) (broker.Options, []hw.Key,
 				minV = tls.VersionTLS13
 			}
 			lo.Key = k
-			lo.TLS = &broker.TLSFiles{CA: t.CA, Cert: t.Cert, CRL: t.CRL, MinVersion: minV, RequireClientCert: t.ClientAuth != "none"}
+			lo.TLS = &listen.TLSFiles{CA: t.CA, Cert: t.Cert, CRL: t.CRL, MinVersion: minV, RequireClientCert: t.ClientAuth != "none"}
 		}
 		if l.Authorizer != nil {
 			ac := Authorizer(l.Authorizer)

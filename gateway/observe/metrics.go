@@ -44,7 +44,9 @@ var brokerMetrics = []struct {
 	{descDenials, counter, func(m *broker.Metrics) int64 { return m.DeniedReceive.Load() }, []string{"receive"}},
 	{descDenials, counter, func(m *broker.Metrics) int64 { return m.DeniedRetain.Load() }, []string{"retain_publish"}},
 	{desc("qos0_drops_total", "QoS 0 deliveries dropped by the broker (subscriber write queue full)."), counter, func(m *broker.Metrics) int64 { return m.DroppedQoS0.Load() }, nil},
-	{desc("qos1_drops_total", "QoS 1/2 deliveries dropped by the broker (subscriber write queue full or inflight abandoned)."), counter, func(m *broker.Metrics) int64 { return m.DroppedQoS1.Load() + m.InflightDropped.Load() }, nil},
+	{desc("qos1_drops_total", "QoS 1/2 deliveries dropped by the broker (subscriber write queue full, in-flight limit reached, no free packet ID, or inflight abandoned)."), counter, func(m *broker.Metrics) int64 {
+		return m.DroppedQoS1.Load() + m.InflightDropped.Load() + m.InflightFull.Load()
+	}, nil},
 	{desc("session_drops_total", "QoS 1/2 messages for offline persistent sessions dropped (session_max_messages/bytes, message or session expiry, clean start)."), counter, func(m *broker.Metrics) int64 { return m.SessionDropped.Load() }, nil},
 	{desc("session_store_failures_total", "Failed writes of offline persistent sessions to the store (their messages stay in memory; a restart would lose them)."), counter, func(m *broker.Metrics) int64 { return m.SessionStoreFailures.Load() }, nil},
 	{desc("sessions_restored_total", "Offline persistent sessions brought back from the store at start."), counter, func(m *broker.Metrics) int64 { return m.SessionsRestored.Load() }, nil},

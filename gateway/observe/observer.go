@@ -20,6 +20,7 @@ import (
 	"github.com/edgegw/edgegw/bridge"
 	"github.com/edgegw/edgegw/gateway/audit"
 	"github.com/edgegw/edgegw/gateway/broker"
+	"github.com/edgegw/edgegw/gateway/broker/listen"
 	"github.com/edgegw/edgegw/gateway/clock"
 	"github.com/edgegw/edgegw/gateway/config"
 	"github.com/edgegw/edgegw/gateway/renew"
@@ -499,7 +500,7 @@ func (o *Observer) readCert(path string) certFile {
 // earliestNotAfter is the earliest end of validity of the certificates in a
 // PEM file.
 func earliestNotAfter(path string) (time.Time, error) {
-	certs, err := broker.ReadCertChain(path)
+	certs, err := listen.ReadCertChain(path)
 	if err != nil {
 		return time.Time{}, err
 	}

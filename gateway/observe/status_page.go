@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/edgegw/edgegw/gateway/broker"
+	"github.com/edgegw/edgegw/gateway/broker/listen"
 	"github.com/edgegw/edgegw/gateway/config"
 	"github.com/edgegw/edgegw/gateway/presence"
 	"github.com/edgegw/edgegw/hw"
@@ -47,7 +48,7 @@ var _ ThingTypes = (*broker.Broker)(nil)
 type pageGuard struct {
 	open      bool             // loopback without TLS
 	tls       bool             // the listener verifies client certificates
-	passwords broker.Passwords // basic auth; nil without basic_auth_file
+	passwords listen.Passwords // basic auth; nil without basic_auth_file
 	key       hw.Key           // the metrics TLS key, closed at Stop
 }
 
@@ -57,7 +58,7 @@ func (o *Observer) metricsTLS(ln net.Listener) (net.Listener, error) {
 	mc := o.cfg.Metrics
 	o.guard = &pageGuard{open: mc.StatusPageOpen()}
 	if mc.BasicAuthFile != "" {
-		pw, err := broker.LoadPasswords(mc.BasicAuthFile)
+		pw, err := listen.LoadPasswords(mc.BasicAuthFile)
 		if err != nil {
 			return nil, fmt.Errorf("metrics.basic_auth_file: %w", err)
 		}
@@ -75,7 +76,7 @@ func (o *Observer) metricsTLS(ln net.Listener) (net.Listener, error) {
 	if !pool.AppendCertsFromPEM(pem) {
 		return nil, fmt.Errorf("metrics.tls.ca %s: no PEM certificate in it", t.CA)
 	}
-	chain, err := broker.ReadCertChain(t.Cert)
+	chain, err := listen.ReadCertChain(t.Cert)
 	if err != nil {
 		return nil, fmt.Errorf("metrics.tls.cert: %w", err)
 	}

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgegw/edgegw/gateway/broker"
+	"github.com/edgegw/edgegw/gateway/broker/listen"
 	"github.com/edgegw/edgegw/gateway/config"
 	"github.com/edgegw/edgegw/gateway/presence"
 	"github.com/edgegw/edgegw/store"
@@ -58,7 +58,7 @@ func TestStatusPageAccess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pw := broker.Passwords{"engineer": hash}
+	pw := listen.Passwords{"engineer": hash}
 	cert := func(cn string) *tls.ConnectionState {
 		return &tls.ConnectionState{VerifiedChains: [][]*x509.Certificate{{{Subject: pkix.Name{CommonName: cn}}}}}
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/edgegw/edgegw/cmd/edgegw/cli"
 	"github.com/edgegw/edgegw/gateway/authz"
 	"github.com/edgegw/edgegw/gateway/broker"
+	"github.com/edgegw/edgegw/gateway/broker/listen"
 	"github.com/edgegw/edgegw/gateway/config"
 )
 
@@ -264,7 +265,7 @@ func (a app) policyTestEngine(path string) (*authz.Engine, error) {
 
 // readCert reads the leaf (first) certificate of a PEM file.
 func readCert(path string) (*x509.Certificate, error) {
-	chain, err := broker.ReadCertChain(path)
+	chain, err := listen.ReadCertChain(path)
 	if err != nil {
 		return nil, err
 	}

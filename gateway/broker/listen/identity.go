@@ -1,4 +1,4 @@
-package broker
+package listen
 
 import (
 	"crypto/tls"
@@ -87,16 +87,16 @@ func ThingNameFromCert(c *x509.Certificate, src IdentitySource) (string, error) 
 	return name, nil
 }
 
-// connectionStater is satisfied by *tls.Conn and by our guardConn.
+// connectionStater is satisfied by *tls.Conn and by our Conn.
 type connectionStater interface {
 	ConnectionState() tls.ConnectionState
 }
 
-// peerIdentity builds the identity of a connection. On a TLS connection with a
+// PeerIdentityOf builds the identity of a connection. On a TLS connection with a
 // verified chain the thing name comes from the certificate; without one (a
 // plaintext loopback listener, or client_auth: none) the client ID is the
 // thing name.
-func peerIdentity(conn net.Conn, clientID string, src IdentitySource) (PeerIdentity, error) {
+func PeerIdentityOf(conn net.Conn, clientID string, src IdentitySource) (PeerIdentity, error) {
 	var id PeerIdentity
 	if conn != nil {
 		if ap, err := netip.ParseAddrPort(conn.RemoteAddr().String()); err == nil {

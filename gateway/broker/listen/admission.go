@@ -1,4 +1,4 @@
-package broker
+package listen
 
 import (
 	"fmt"
@@ -12,7 +12,7 @@ import (
 	"github.com/edgegw/edgegw/gateway/audit"
 )
 
-// Fair admission of pending handshakes (guardListener).
+// Fair admission of pending handshakes (Guard).
 //
 // A connection is pending from accept until its CONNECT is read; the
 // listener holds at most max_pending_handshakes of them. One global budget
@@ -32,10 +32,10 @@ import (
 //     the most, instead of being refused: handshakes from addresses that
 //     never complete one are refused first;
 //   - every refusal (a share or the budget full) and every eviction is
-//     counted (Metrics.PendingRejected, AdmissionEvicted) and summarised in
+//     counted (Counters.PendingRejected, AdmissionEvicted) and summarised in
 //     the audit log at most once per admissionAuditEvery per listener: one
 //     admission_refused line per source address with the count.
-type admission struct {
+type Admission struct {
 	mu           sync.Mutex
 	max          int
 	perProven    int
@@ -45,14 +45,14 @@ type admission struct {
 	refused      map[netip.Addr]int64 // since the last audit summary
 	flushPending bool
 
-	metrics  *Metrics
+	metrics  *Counters
 	listener string
 	audit    func(audit.Event)
 }
 
 type admSource struct {
 	proven  bool
-	pending []*guardConn // oldest first
+	pending []*Conn // oldest first
 }
 
 // admissionAuditEvery bounds the audit summaries of refusals.
@@ -61,9 +61,9 @@ const admissionAuditEvery = 10 * time.Second
 // maxAdmissionSources bounds the per-address records kept.
 const maxAdmissionSources = 4096
 
-func newAdmission(maxPending int, m *Metrics, listener string, rec func(audit.Event)) *admission {
+func NewAdmission(maxPending int, m *Counters, listener string, rec func(audit.Event)) *Admission {
 	maxPending = max(maxPending, 1)
-	return &admission{
+	return &Admission{
 		max: maxPending, perProven: maxPending, perUnproven: max(maxPending/16, 2),
 		src: map[netip.Addr]*admSource{}, refused: map[netip.Addr]int64{},
 		metrics: m, listener: listener, audit: rec,
@@ -79,8 +79,8 @@ func sourceAddr(c net.Conn) netip.Addr {
 }
 
 // admit takes a pending slot for gc (from addr) or refuses it (false).
-func (a *admission) admit(addr netip.Addr, gc *guardConn) bool {
-	var evict *guardConn
+func (a *Admission) admit(addr netip.Addr, gc *Conn) bool {
+	var evict *Conn
 	a.mu.Lock()
 	s := a.src[addr]
 	if s == nil {
@@ -125,7 +125,7 @@ func (a *admission) admit(addr netip.Addr, gc *guardConn) bool {
 
 // victimLocked is the oldest pending connection of the unproven address
 // holding the most (nil: none).
-func (a *admission) victimLocked() *guardConn {
+func (a *Admission) victimLocked() *Conn {
 	var worst *admSource
 	for _, s := range a.src {
 		if !s.proven && len(s.pending) > 0 && (worst == nil || len(s.pending) > len(worst.pending)) {
@@ -138,8 +138,8 @@ func (a *admission) victimLocked() *guardConn {
 	return worst.pending[0]
 }
 
-// release frees gc's slot (once, from guardConn.done).
-func (a *admission) release(gc *guardConn) {
+// release frees gc's slot (once, from Conn.Done).
+func (a *Admission) release(gc *Conn) {
 	a.mu.Lock()
 	if a.removeLocked(gc) {
 		a.metrics.PendingHandshakes.Add(-1)
@@ -149,7 +149,7 @@ func (a *admission) release(gc *guardConn) {
 
 // removeLocked drops gc from its source's pending list; false if it was
 // not there (already evicted).
-func (a *admission) removeLocked(gc *guardConn) bool {
+func (a *Admission) removeLocked(gc *Conn) bool {
 	s := a.src[gc.src]
 	if s == nil {
 		return false
@@ -168,7 +168,7 @@ func (a *admission) removeLocked(gc *guardConn) bool {
 }
 
 // prove marks addr as having completed a handshake.
-func (a *admission) prove(addr netip.Addr) {
+func (a *Admission) prove(addr netip.Addr) {
 	a.mu.Lock()
 	if s := a.src[addr]; s != nil {
 		s.proven = true
@@ -176,7 +176,7 @@ func (a *admission) prove(addr netip.Addr) {
 	a.mu.Unlock()
 }
 
-func (a *admission) forgetIdleLocked() {
+func (a *Admission) forgetIdleLocked() {
 	for addr, s := range a.src {
 		if len(s.pending) == 0 {
 			delete(a.src, addr)
@@ -185,17 +185,18 @@ func (a *admission) forgetIdleLocked() {
 }
 
 // refuseLocked counts a refusal and schedules the audit summary.
-func (a *admission) refuseLocked(addr netip.Addr) {
+func (a *Admission) refuseLocked(addr netip.Addr) {
 	a.metrics.PendingRejected.Add(1)
 	a.refused[addr]++
 	if !a.flushPending {
 		a.flushPending = true
-		time.AfterFunc(admissionAuditEvery, a.flush)
+		time.AfterFunc(admissionAuditEvery, a.Flush)
 	}
 }
 
-// flush writes one audit line per address refused since the last one.
-func (a *admission) flush() {
+// Flush writes one audit line per address refused since the last one (a
+// timer calls it; tests call it to see the summary now).
+func (a *Admission) Flush() {
 	a.mu.Lock()
 	counts := a.refused
 	a.refused = map[netip.Addr]int64{}
@@ -219,7 +220,7 @@ func (a *admission) flush() {
 	}
 }
 
-func (a *admission) record(remote string, n int64, more string) {
+func (a *Admission) record(remote string, n int64, more string) {
 	if a.audit == nil {
 		return
 	}

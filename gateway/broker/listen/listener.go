@@ -1,4 +1,4 @@
-package broker
+package listen
 
 import (
 	"crypto/tls"
@@ -12,7 +12,7 @@ import (
 	"github.com/edgegw/edgegw/gateway/broker/wire"
 )
 
-// guardListener wraps a TCP listener with the hardening mochi lacks:
+// Guard wraps a TCP listener with the hardening mochi lacks:
 //
 //   - every accepted connection gets one deadline covering the TLS handshake
 //     and the MQTT CONNECT packet (handshake_timeout). mochi reads CONNECT
@@ -26,24 +26,24 @@ import (
 //   - the TLS handshake runs here, concurrently per connection, so mochi's
 //     listener only ever sees connections whose client certificate verified.
 //
-// Accept returns *guardConn values; their ConnectionState gives the verified
+// Accept returns *Conn values; their ConnectionState gives the verified
 // chain to the hook.
-type guardListener struct {
+type Guard struct {
 	inner     net.Listener
 	tls       func() *tls.Config // nil: plaintext
 	timeout   time.Duration
-	adm       *admission // the pending-handshake budget (admission.go)
+	adm       *Admission // the pending-handshake budget (admission.go)
 	out       chan net.Conn
 	done      chan struct{}
 	closeOnce sync.Once
-	metrics   *Metrics
+	metrics   *Counters
 	onFail    func(remote string, err error) // handshake failure (audit)
 	maxPacket uint32                         // the Maximum Packet Size the scanners enforce
 	wg        sync.WaitGroup
 }
 
-func newGuardListener(inner net.Listener, tlsConf func() *tls.Config, timeout time.Duration, maxPacket uint32, adm *admission, m *Metrics, onFail func(string, error)) *guardListener {
-	l := &guardListener{
+func NewGuard(inner net.Listener, tlsConf func() *tls.Config, timeout time.Duration, maxPacket uint32, adm *Admission, m *Counters, onFail func(string, error)) *Guard {
+	l := &Guard{
 		maxPacket: maxPacket,
 		inner:     inner,
 		tls:       tlsConf,
@@ -59,7 +59,7 @@ func newGuardListener(inner net.Listener, tlsConf func() *tls.Config, timeout ti
 	return l
 }
 
-func (l *guardListener) acceptLoop() {
+func (l *Guard) acceptLoop() {
 	defer l.wg.Done()
 	var backoff time.Duration
 	for {
@@ -79,7 +79,7 @@ func (l *guardListener) acceptLoop() {
 			continue
 		}
 		backoff = 0
-		gc := &guardConn{Conn: c, src: sourceAddr(c), scan: wire.NewScanner(l.maxPacket)}
+		gc := &Conn{Conn: c, src: sourceAddr(c), scan: wire.NewScanner(l.maxPacket)}
 		gc.release = func() { l.adm.release(gc) }
 		if !l.adm.admit(gc.src, gc) {
 			_ = c.Close()
@@ -90,7 +90,7 @@ func (l *guardListener) acceptLoop() {
 	}
 }
 
-func (l *guardListener) handshake(gc *guardConn) {
+func (l *Guard) handshake(gc *Conn) {
 	defer l.wg.Done()
 	raw := gc.Conn
 	deadline := time.Now().Add(l.timeout)
@@ -111,7 +111,7 @@ func (l *guardListener) handshake(gc *guardConn) {
 				l.onFail(raw.RemoteAddr().String(), err)
 			}
 			_ = tc.Close()
-			gc.done()
+			gc.Done()
 			return
 		}
 		gc.Conn = tc
@@ -126,7 +126,7 @@ func (l *guardListener) handshake(gc *guardConn) {
 }
 
 // Accept returns the next connection whose TLS handshake succeeded.
-func (l *guardListener) Accept() (net.Conn, error) {
+func (l *Guard) Accept() (net.Conn, error) {
 	select {
 	case c := <-l.out:
 		return c, nil
@@ -136,7 +136,7 @@ func (l *guardListener) Accept() (net.Conn, error) {
 }
 
 // Close stops accepting; connections in handshake are closed.
-func (l *guardListener) Close() error {
+func (l *Guard) Close() error {
 	var err error
 	l.closeOnce.Do(func() {
 		close(l.done)
@@ -145,12 +145,16 @@ func (l *guardListener) Close() error {
 	return err
 }
 
-func (l *guardListener) Addr() net.Addr { return l.inner.Addr() }
+// Wait returns once the accept loop and the handshakes it started have
+// ended (after Close).
+func (l *Guard) Wait() { l.wg.Wait() }
 
-// guardConn is a connection between accept and CONNECT. done releases its
+func (l *Guard) Addr() net.Addr { return l.inner.Addr() }
+
+// Conn is a connection between accept and CONNECT. done releases its
 // pending slot; the broker hook calls it once CONNECT has been read, Close
 // calls it otherwise.
-type guardConn struct {
+type Conn struct {
 	net.Conn
 	tls     *tls.Conn // nil on plaintext listeners
 	src     netip.Addr
@@ -171,7 +175,7 @@ type guardConn struct {
 // its distance from now (at most a second) is not passed on, so the
 // connection times out at most that much before mochi's deadline. A zero
 // (no deadline) or earlier deadline always is.
-func (c *guardConn) SetDeadline(t time.Time) error {
+func (c *Conn) SetDeadline(t time.Time) error {
 	if t.IsZero() {
 		c.deadline.Store(0)
 		return c.Conn.SetDeadline(t)
@@ -186,10 +190,12 @@ func (c *guardConn) SetDeadline(t time.Time) error {
 	return c.Conn.SetDeadline(t)
 }
 
-func (c *guardConn) done() { c.once.Do(c.release) }
+// Done marks the connection's CONNECT read: it is no longer pending
+// (admission). Idempotent.
+func (c *Conn) Done() { c.once.Do(c.release) }
 
 // Read hands what it reads to the scanner too.
-func (c *guardConn) Read(p []byte) (int, error) {
+func (c *Conn) Read(p []byte) (int, error) {
 	n, err := c.Conn.Read(p)
 	if n > 0 {
 		c.scan.Feed(p[:n])
@@ -200,12 +206,12 @@ func (c *guardConn) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// verdict is the scanner's verdict on the packet mochi just decoded (nil:
+// Verdict is the scanner's verdict on the packet mochi just decoded (nil:
 // nothing wrong it can see). Called once per packet, from OnPacketRead.
-func (c *guardConn) verdict() *wire.Problem { return c.scan.Next() }
+func (c *Conn) Verdict() *wire.Problem { return c.scan.Next() }
 
 // ConnectionState is that of the TLS connection (zero on plaintext).
-func (c *guardConn) ConnectionState() tls.ConnectionState {
+func (c *Conn) ConnectionState() tls.ConnectionState {
 	if c.tls == nil {
 		return tls.ConnectionState{}
 	}
@@ -219,8 +225,8 @@ func (c *guardConn) ConnectionState() tls.ConnectionState {
 // have been handled (their acknowledgements went out before the
 // DISCONNECT), and the last one to tell the client. The write is bounded
 // by a one-second deadline.
-func (c *guardConn) Close() error {
-	c.done()
+func (c *Conn) Close() error {
+	c.Done()
 	if c.closed.Swap(true) {
 		return nil
 	}

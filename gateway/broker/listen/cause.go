@@ -1,4 +1,4 @@
-package broker
+package listen
 
 import (
 	"crypto/x509"
@@ -9,13 +9,13 @@ import (
 	"github.com/edgegw/edgegw/gateway/audit"
 )
 
-// causeOf classifies why a TLS handshake (handshake true) or a CONNECT was
+// CauseOf classifies why a TLS handshake (handshake true) or a CONNECT was
 // refused, for audit.Event.Cause. Our own errors and x509's are typed; crypto/tls
 // reports a missing client certificate and the alerts a peer sends (e.g.
 // "remote error: tls: expired certificate") only as text, so those are read
 // from the message here, at the one place the error is at hand. A CONNECT
 // refusal nothing else explains gets fallback.
-func causeOf(err error, handshake bool, fallback audit.Cause) audit.Cause {
+func CauseOf(err error, handshake bool, fallback audit.Cause) audit.Cause {
 	var ne net.Error
 	var invalid x509.CertificateInvalidError
 	var unknown x509.UnknownAuthorityError

@@ -1,4 +1,4 @@
-package broker
+package listen
 
 import (
 	"crypto/tls"
@@ -35,14 +35,15 @@ func peerCertOf(err error) *x509.Certificate {
 	return nil
 }
 
-// handshakeFailedEvent is the audit line of a refused TLS handshake on lo:
-// with the device (as the listener's identity rule names it) and the hex
-// serial whenever the client presented a certificate.
-func handshakeFailedEvent(lo ListenerOptions, remote string, err error) audit.Event {
-	ev := audit.Event{Event: audit.EventHandshakeFailed, Listener: lo.Name, Remote: remote, Reason: err.Error(), Cause: causeOf(err, true, audit.CauseTLS)}
+// HandshakeFailedEvent is the audit line of a refused TLS handshake on the
+// listener named listener: with the device (as the listener's identity rule
+// src names it) and the hex serial whenever the client presented a
+// certificate.
+func HandshakeFailedEvent(listener string, src IdentitySource, remote string, err error) audit.Event {
+	ev := audit.Event{Event: audit.EventHandshakeFailed, Listener: listener, Remote: remote, Reason: err.Error(), Cause: CauseOf(err, true, audit.CauseTLS)}
 	if c := peerCertOf(err); c != nil {
 		ev.Serial = c.SerialNumber.Text(16)
-		if name, nerr := ThingNameFromCert(c, lo.Identity); nerr == nil {
+		if name, nerr := ThingNameFromCert(c, src); nerr == nil {
 			ev.Device = name
 		}
 	}

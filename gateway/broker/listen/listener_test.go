@@ -1,4 +1,4 @@
-package broker
+package listen
 
 import (
 	"net"
@@ -21,7 +21,7 @@ func (d *deadlineConn) SetDeadline(t time.Time) error {
 // first one, an earlier one and "no deadline" always do.
 func TestGuardConnCoarseDeadline(t *testing.T) {
 	d := &deadlineConn{}
-	c := &guardConn{Conn: d}
+	c := &Conn{Conn: d}
 	const span = 15 * time.Second // keepalive 10 s
 	start := time.Now().Add(span)
 	// 10,000 packets, each deadline 100 us later than the last: 1 s in all.
@@ -54,7 +54,7 @@ func TestGuardConnCoarseDeadline(t *testing.T) {
 
 	// A short keep-alive (1 s): deadlines 100 ms apart all go through.
 	d2 := &deadlineConn{}
-	c2 := &guardConn{Conn: d2}
+	c2 := &Conn{Conn: d2}
 	base := time.Now().Add(time.Second)
 	for i := range 5 {
 		c2.SetDeadline(base.Add(time.Duration(i) * 100 * time.Millisecond))

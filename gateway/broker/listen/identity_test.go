@@ -1,4 +1,4 @@
-package broker
+package listen
 
 import (
 	"crypto/x509"

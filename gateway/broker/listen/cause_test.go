@@ -1,4 +1,4 @@
-package broker
+package listen
 
 import (
 	"crypto/x509"
@@ -38,7 +38,7 @@ func TestCauseOf(t *testing.T) {
 		{"unknown thing", errors.New(`thing "ghost" is not in the registry`), false, audit.CauseUnknownThing, audit.CauseUnknownThing},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := causeOf(tc.err, tc.handshake, tc.fallback); got != tc.want {
+			if got := CauseOf(tc.err, tc.handshake, tc.fallback); got != tc.want {
 				t.Errorf("causeOf(%q) = %s; want %s", tc.err, got, tc.want)
 			}
 		})

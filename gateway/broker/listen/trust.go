@@ -1,4 +1,4 @@
-package broker
+package listen
 
 import (
 	"bytes"
@@ -44,8 +44,8 @@ var tls12Suites = []uint16{
 // ErrRevoked is returned by the handshake verifier for a revoked certificate.
 var ErrRevoked = errors.New("certificate revoked")
 
-// trustState is an immutable snapshot of the trust anchors and revocation list.
-type trustState struct {
+// TrustState is an immutable snapshot of the trust anchors and revocation list.
+type TrustState struct {
 	pool    *x509.CertPool
 	revoked map[string]struct{} // revocationKey(issuer, serial)
 	crls    int                 // number of CRLs loaded
@@ -57,7 +57,7 @@ func revocationKey(rawIssuer []byte, serial fmt.Stringer) string {
 }
 
 // isRevoked reports whether any certificate of the chain is on a loaded CRL.
-func (st *trustState) isRevoked(chain []*x509.Certificate) bool {
+func (st *TrustState) isRevoked(chain []*x509.Certificate) bool {
 	if len(st.revoked) == 0 {
 		return false
 	}
@@ -79,7 +79,7 @@ func (st *trustState) isRevoked(chain []*x509.Certificate) bool {
 type Trust struct {
 	files TLSFiles
 	key   crypto.Signer
-	cur   atomic.Pointer[trustState]
+	cur   atomic.Pointer[TrustState]
 }
 
 // NewTrust loads the listener's certificate (signing with key), the CA bundle
@@ -122,11 +122,12 @@ func (t *Trust) Reload() error {
 	return nil
 }
 
-// Prepare builds a new state without installing it; commit installs it. Used
+// Prepare builds a new state without installing it; Commit installs it. Used
 // by the reload path so that trust, registry and policies swap together.
-func (t *Trust) prepare() (*trustState, error) { return t.build() }
+func (t *Trust) Prepare() (*TrustState, error) { return t.build() }
 
-func (t *Trust) commit(st *trustState) { t.cur.Store(st) }
+// Commit installs a state Prepare built.
+func (t *Trust) Commit(st *TrustState) { t.cur.Store(st) }
 
 // TLSConfig returns the server config for new handshakes (current trust).
 func (t *Trust) TLSConfig() *tls.Config { return t.cur.Load().tlsConf }
@@ -160,7 +161,7 @@ func (t *Trust) Verify(chain []*x509.Certificate) error {
 	return nil
 }
 
-func (t *Trust) build() (*trustState, error) {
+func (t *Trust) build() (*TrustState, error) {
 	cert, err := t.serverCert()
 	if err != nil {
 		return nil, err
@@ -169,7 +170,7 @@ func (t *Trust) build() (*trustState, error) {
 	if err != nil {
 		return nil, err
 	}
-	st := &trustState{pool: x509.NewCertPool(), revoked: map[string]struct{}{}}
+	st := &TrustState{pool: x509.NewCertPool(), revoked: map[string]struct{}{}}
 	for _, c := range cas {
 		st.pool.AddCert(c)
 	}
@@ -207,7 +208,7 @@ func (t *Trust) build() (*trustState, error) {
 
 // loadCRL reads every CRL in path (PEM blocks "X509 CRL", or one DER CRL),
 // checks each is signed by a CA of the bundle and records its serials.
-func (st *trustState) loadCRL(path string, cas []*x509.Certificate) error {
+func (st *TrustState) loadCRL(path string, cas []*x509.Certificate) error {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("reading CRL: %w", err)
