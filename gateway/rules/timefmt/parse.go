@@ -72,6 +72,17 @@ func (r *reader) word() string {
 	return w
 }
 
+// offset reads a sign and the digits and colons after it (+0100, -05:30).
+func (r *reader) offset() string {
+	j := r.i + 1
+	for j < len(r.s) && (r.s[j] == ':' || (r.s[j] >= '0' && r.s[j] <= '9')) {
+		j++
+	}
+	w := r.s[r.i:j]
+	r.i = j
+	return w
+}
+
 // field reads the field of k, a number at most maxW digits wide.
 func (r *reader) field(k tok, maxW int) (ok bool) {
 	switch k.letter {
@@ -110,8 +121,7 @@ func (r *reader) field(k tok, maxW int) (ok bool) {
 	case 'z', 'V', 'Z', 'X', 'x':
 		w := r.word()
 		if w == "" && r.i < len(r.s) && (r.s[r.i] == '+' || r.s[r.i] == '-') {
-			r.i++
-			w = r.s[r.i-1:r.i] + r.word()
+			w = r.offset() // a bare offset: +0100, -05:30, +01
 		}
 		r.loc, ok = Zone(w)
 	}
