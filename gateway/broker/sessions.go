@@ -283,11 +283,21 @@ func (b *Broker) keepOffline(cl *mqtt.Client, st *clientState) {
 		ob.expires = b.sessionExpires(cl, time.Now().Unix())
 		ops = append(ops, store.KVOp{Key: sessionKey(cl.ID), Value: encodeSession(cl, st, ob.expires)})
 	}
+	front := b.takeHeld(cl, heldInOrder(cl, ob))
+	ops = append(ops, ob.putFront(cl.ID, front)...)
+	if ob.persist {
+		b.sessw.submit(ops...)
+	}
+}
+
+// heldInOrder is what mochi holds in flight for cl, in the order it must be
+// delivered again: messages of the outbox (sent: identifiers given downwards
+// by nextID) in outbox order, before any live delivery, since they were
+// published before the client came back; then by creation time, and within
+// one second by packet ID (mochi gave them in order, mod 2^16).
+func heldInOrder(cl *mqtt.Client, ob *outbox) []packets.Packet {
 	held := cl.State.Inflight.GetAll(false)
 	sort.SliceStable(held, func(i, j int) bool {
-		// Messages of the outbox (sent: identifiers given downwards by
-		// nextID) in outbox order, before any live delivery: they were
-		// published before the client came back.
 		si, oi := ob.sent[held[i].PacketID]
 		sj, oj := ob.sent[held[j].PacketID]
 		if oi || oj {
@@ -296,41 +306,52 @@ func (b *Broker) keepOffline(cl *mqtt.Client, st *clientState) {
 		if held[i].Created != held[j].Created {
 			return held[i].Created < held[j].Created
 		}
-		// Same second: mochi gave packet IDs in order (mod 2^16).
 		return int16(held[i].PacketID-held[j].PacketID) < 0
 	})
+	return held
+}
+
+// takeHeld takes the PUBLISHes of held out of mochi's in-flight state (the
+// PUBREL/PUBREC state of QoS 2 stays with mochi), marked DUP since they were
+// sent once already [MQTT-3.3.1-1].
+func (b *Broker) takeHeld(cl *mqtt.Client, held []packets.Packet) []pending {
 	var front []pending
 	for _, pk := range held {
 		if pk.FixedHeader.Type != packets.Publish || !cl.State.Inflight.Delete(pk.PacketID) {
-			continue // PUBREL/PUBREC state of QoS 2 stays with mochi
+			continue
 		}
 		atomic.AddInt64(&b.srv.Info.Inflight, -1)
-		pk.FixedHeader.Dup = true // sent once already [MQTT-3.3.1-1]
+		pk.FixedHeader.Dup = true
 		front = append(front, pending{pk: pk})
-		ob.bytes += pendingBytes(&pk)
 	}
-	if len(front) > 0 {
-		// Stored again in front of the outbox, in this order, with their
-		// packet identifiers; a copy stored as an outbox message goes.
-		ob.head -= uint64(len(front))
-		for i := range front {
-			m := &front[i]
-			m.seq = ob.head + uint64(i)
-			old, wasSent := ob.sent[m.pk.PacketID]
-			delete(ob.sent, m.pk.PacketID)
-			if !ob.persist {
-				continue
-			}
-			if wasSent {
-				ops = append(ops, store.KVOp{Key: msgKey(cl.ID, old)})
-			}
-			ops = append(ops, store.KVOp{Key: msgKey(cl.ID, m.seq), Value: encodeMsg(&m.pk)})
+	return front
+}
+
+// putFront stores front again in front of the outbox, in this order, with
+// their packet identifiers; a copy stored as an outbox message goes. It
+// returns the store writes for a persistent session (none otherwise).
+func (ob *outbox) putFront(id string, front []pending) []store.KVOp {
+	if len(front) == 0 {
+		return nil
+	}
+	var ops []store.KVOp
+	ob.head -= uint64(len(front))
+	for i := range front {
+		m := &front[i]
+		ob.bytes += pendingBytes(&m.pk)
+		m.seq = ob.head + uint64(i)
+		old, wasSent := ob.sent[m.pk.PacketID]
+		delete(ob.sent, m.pk.PacketID)
+		if !ob.persist {
+			continue
 		}
-		ob.msgs = append(front, ob.msgs...)
+		if wasSent {
+			ops = append(ops, store.KVOp{Key: msgKey(id, old)})
+		}
+		ops = append(ops, store.KVOp{Key: msgKey(id, m.seq), Value: encodeMsg(&m.pk)})
 	}
-	if ob.persist {
-		b.sessw.submit(ops...)
-	}
+	ob.msgs = append(front, ob.msgs...)
+	return ops
 }
 
 // offlineReceive is OnACLCheck's delivery decision for a client that is not
