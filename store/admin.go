@@ -330,6 +330,16 @@ func (q *Queue) syncDeletes() error {
 	return nil
 }
 
+// dropDead queues the delete of rt's dead letter seq (size bytes) and takes
+// it off the counts; q.mu is held. The delete is written by the next commit
+// (syncDeletes waits for it).
+func (q *Queue) dropDead(rt *route, seq uint64, size int64) {
+	rt.dead--
+	rt.deadBytes -= size
+	q.bytes -= size
+	q.ops = append(q.ops, op{rt: rt, key: msgKey(pDead, rt.id, seq), del: true, seq: seq, dDead: -1, dDeadBytes: -size})
+}
+
 // PurgeDeadLetters deletes the dead letters of route ("" = all).
 func (q *Queue) PurgeDeadLetters(route string) (int, error) {
 	q.purgeMu.Lock()
@@ -349,11 +359,7 @@ func (q *Queue) PurgeDeadLetters(route string) (int, error) {
 	}
 	q.mu.Lock()
 	for _, d := range all {
-		rt := q.routes[d.name]
-		rt.dead--
-		rt.deadBytes -= d.size
-		q.bytes -= d.size
-		q.ops = append(q.ops, op{rt: rt, key: msgKey(pDead, rt.id, d.seq), del: true, seq: d.seq, dDead: -1, dDeadBytes: -d.size})
+		q.dropDead(q.routes[d.name], d.seq, d.size)
 	}
 	q.mu.Unlock()
 	if err := q.syncDeletes(); err != nil {

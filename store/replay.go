@@ -289,10 +289,7 @@ func (q *Queue) removeDead(rt *route, ds []deadRef) (int, error) {
 	}
 	q.mu.Lock()
 	for _, d := range there {
-		rt.dead--
-		rt.deadBytes -= d.size
-		q.bytes -= d.size
-		q.ops = append(q.ops, op{rt: rt, key: msgKey(pDead, rt.id, d.seq), del: true, seq: d.seq, dDead: -1, dDeadBytes: -d.size})
+		q.dropDead(rt, d.seq, d.size)
 	}
 	q.mu.Unlock()
 	if err := q.syncDeletes(); err != nil {

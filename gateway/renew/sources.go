@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"strings"
@@ -42,7 +41,7 @@ func (a *AWS) Sign(ctx context.Context, cur *tls.Certificate, key crypto.Signer)
 	if err := a.call(ctx, enrol.TopicCreateFromCSR, enrol.CreateCertificateFromCSRRequest{CertificateSigningRequest: string(csr)}, &created); err != nil {
 		return nil, err
 	}
-	chain, err := parsePEMChain([]byte(created.CertificatePem))
+	chain, err := hw.ParseCertChain([]byte(created.CertificatePem))
 	if err != nil {
 		return nil, fmt.Errorf("create-from-csr accepted: certificatePem: %w", err)
 	}
@@ -110,27 +109,4 @@ func (e *EST) Sign(ctx context.Context, cur *tls.Certificate, key crypto.Signer)
 		return nil, err
 	}
 	return r.Chain, nil
-}
-
-func parsePEMChain(data []byte) ([]*x509.Certificate, error) {
-	var out []*x509.Certificate
-	for {
-		var b *pem.Block
-		b, data = pem.Decode(data)
-		if b == nil {
-			break
-		}
-		if b.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := x509.ParseCertificate(b.Bytes)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, c)
-	}
-	if len(out) == 0 {
-		return nil, errors.New("no PEM certificate")
-	}
-	return out, nil
 }

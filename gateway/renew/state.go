@@ -94,7 +94,7 @@ func readChain(path string) ([]*x509.Certificate, error) {
 	if err != nil {
 		return nil, err
 	}
-	chain, err := parsePEMChain(data)
+	chain, err := hw.ParseCertChain(data)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}

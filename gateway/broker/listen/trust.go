@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/edgegw/edgegw/gateway/clock"
+	"github.com/edgegw/edgegw/hw"
 )
 
 // TLSFiles is one listener's TLS material, paths already resolved.
@@ -255,32 +256,15 @@ func (st *TrustState) loadCRL(path string, cas []*x509.Certificate) error {
 	return nil
 }
 
-// ReadCertChain reads every CERTIFICATE block of a PEM file.
 // ReadCertChain reads the CERTIFICATE blocks of a PEM file, leaf first.
 func ReadCertChain(path string) ([]*x509.Certificate, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading certificates: %w", err)
 	}
-	var out []*x509.Certificate
-	rest := data
-	for {
-		var b *pem.Block
-		b, rest = pem.Decode(rest)
-		if b == nil {
-			break
-		}
-		if b.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := x509.ParseCertificate(b.Bytes)
-		if err != nil {
-			return nil, fmt.Errorf("parsing certificate in %q: %w", path, err)
-		}
-		out = append(out, c)
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("%q: no CERTIFICATE PEM block", path)
+	out, err := hw.ParseCertChain(data)
+	if err != nil {
+		return nil, fmt.Errorf("%q: %w", path, err)
 	}
 	return out, nil
 }
