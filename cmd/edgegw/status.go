@@ -139,7 +139,7 @@ func printStatus(w io.Writer, s *observe.Status) {
 	printDenials(w, s.Denials)
 	printCerts(w, s.Certs)
 	printEnrolment(w, s.Enrolment) // status_enrol.go
-	printIdentity(w, s.Identity) // key_rotate.go
+	printIdentity(w, s.Identity)   // key_rotate.go
 	if !s.Reload.OK {
 		fmt.Fprintf(w, "reload:      FAILED at %s: %s\n", s.Reload.At.UTC().Format(time.RFC3339), s.Reload.Error)
 	}
