@@ -15,6 +15,7 @@ import (
 	"github.com/edgegw/edgegw/gateway/broker"
 	"github.com/edgegw/edgegw/gateway/brokerconf"
 	"github.com/edgegw/edgegw/gateway/config"
+	"github.com/edgegw/edgegw/gateway/enrolrun"
 	"github.com/edgegw/edgegw/gateway/observe"
 	"github.com/edgegw/edgegw/gateway/uplink"
 )
@@ -58,7 +59,7 @@ func Preflight(ctx context.Context, cfg *config.Config) error {
 	errs = append(errs, creatableDir("store.dir", cfg.Store.Dir))
 	errs = append(errs, preflightQueueKey(ctx, cfg))
 	errs = append(errs, audit.CheckFile(cfg.Audit.File))
-	errs = append(errs, preflightEnrolment(cfg, policies)) // enrol.go
+	errs = append(errs, enrolrun.Preflight(cfg, policies)) // gateway/enrolrun
 	if cfg.Admin.Socket != "" {
 		// Its directory: edgegw run and check check it first (they know
 		// the service's RuntimeDirectory).

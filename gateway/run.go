@@ -9,6 +9,7 @@ import (
 	"github.com/edgegw/edgegw/gateway/audit"
 	"github.com/edgegw/edgegw/gateway/broker"
 	"github.com/edgegw/edgegw/gateway/brokerconf"
+	"github.com/edgegw/edgegw/gateway/enrolrun"
 	"github.com/edgegw/edgegw/gateway/localstate"
 	"github.com/edgegw/edgegw/gateway/observe"
 	"github.com/edgegw/edgegw/gateway/presence"
@@ -22,12 +23,12 @@ type running struct {
 	broker *broker.Broker
 	audit  *audit.Log
 	keys   []hw.Key
-	up     *uplink.Uplink    // queues + bridges (gateway/uplink); nil without a bridge section
-	shadow *shadows          // gateway/shadowrun; nil without a shadows section
-	own    *store.Queue      // store.dir opened for the sessions and shadows when no bridge does (gateway/localstate)
-	sessKV *store.KV         // the offline sessions' key space (gateway/localstate)
-	enrol  *enrolment        // enrol.go; nil without an enrolment section
-	obs    *observe.Observer // metrics, /healthz, admin socket
+	up     *uplink.Uplink      // queues + bridges (gateway/uplink); nil without a bridge section
+	shadow *shadows            // gateway/shadowrun; nil without a shadows section
+	own    *store.Queue        // store.dir opened for the sessions and shadows when no bridge does (gateway/localstate)
+	sessKV *store.KV           // the offline sessions' key space (gateway/localstate)
+	enrol  *enrolrun.Enrolment // gateway/enrolrun; nil without an enrolment section
+	obs    *observe.Observer   // metrics, /healthz, admin socket
 
 	presence *presence.Tracker // gateway/localstate
 }
@@ -55,7 +56,7 @@ func (g *Gateway) start(ctx context.Context) error {
 		src.Shadow = r.shadow
 	}
 	if r.enrol != nil {
-		src.Enrol = r.enrol.svc // status: the enrolment figures
+		src.Enrol = r.enrol.Service() // status: the enrolment figures
 	}
 	if err := r.obs.Start(src); err != nil {
 		g.stop()
@@ -110,7 +111,7 @@ func (g *Gateway) open(ctx context.Context, r *running) (err error) {
 	if r.sessKV, err = localstate.OpenSessions(ctx, b, q, g.log); err != nil {
 		return err
 	}
-	if r.enrol, err = openEnrolment(g.cfg, b, r.audit, g.log); err != nil { // enrol.go
+	if r.enrol, err = enrolrun.Open(g.cfg, b, r.audit, g.log); err != nil {
 		return err
 	}
 	if err = b.Start(); err != nil {
@@ -160,7 +161,7 @@ func (r *running) close(log *slog.Logger) {
 	if r.broker != nil {
 		_ = r.broker.Close()
 	}
-	r.enrol.close()
+	r.enrol.Close()
 	if r.sessKV != nil {
 		r.sessKV.Close()
 	}

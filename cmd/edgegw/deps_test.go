@@ -146,6 +146,9 @@ var rooms = map[string]room{
 	// route matcher, renewal): the same, and the shadows the first bridge
 	// carries and the queue-open audit.
 	"gateway/uplink": {ours: uplinkOurs, forbid: pureForbid},
+	// The enrolment service as the daemon runs it (sweeper, audit, preflight): the same
+	// as the rooms below the wiring.
+	"gateway/enrolrun": {ours: belowWiring, forbid: pureForbid},
 	// The queue commands (edgegw queue): a room of the command line, a client of the
 	// gateway's API; badger is the store's, mochi the broker's, prometheus observe's.
 	// Their test helper (a filled queue) needs the store only.
@@ -553,6 +556,17 @@ func TestCheckImportsCatches(t *testing.T) {
 				"gateway/uplink imports github.com/dgraph-io/badger/v4; only store may import badger"}},
 		{"shadowrun importing uplink", pkgImports{ImportPath: m("gateway/shadowrun"), Imports: []string{m("gateway/uplink")}, Deps: []string{m("gateway/uplink")}},
 			[]string{"gateway/shadowrun imports gateway/uplink (via its dependencies); allowed from this module: " + strings.Join(belowWiring, ", ")}},
+		{"enrolrun importing enrol, pki, broker and config is fine", pkgImports{ImportPath: m("gateway/enrolrun"),
+			Imports: []string{m("gateway/enrol"), m("gateway/pki"), m("gateway/broker"), m("gateway/config")},
+			Deps:    []string{m("gateway/enrol"), m("gateway/pki"), m("gateway/broker"), m("gateway/config"), m("hw")}}, nil},
+		{"enrolrun importing gateway", pkgImports{ImportPath: m("gateway/enrolrun"), Imports: []string{m("gateway")}, Deps: []string{m("gateway")}},
+			[]string{"gateway/enrolrun imports gateway (via its dependencies); allowed from this module: " + strings.Join(belowWiring, ", "),
+				"gateway/enrolrun imports gateway; only cmd/... may import gateway"}},
+		{"enrolrun importing uplink", pkgImports{ImportPath: m("gateway/enrolrun"), Imports: []string{m("gateway/uplink")}, Deps: []string{m("gateway/uplink")}},
+			[]string{"gateway/enrolrun imports gateway/uplink (via its dependencies); allowed from this module: " + strings.Join(belowWiring, ", ")}},
+		{"enrolrun importing mochi", pkgImports{ImportPath: m("gateway/enrolrun"), Imports: []string{mochi}},
+			[]string{"gateway/enrolrun imports github.com/mochi-mqtt/server/v2; it must not import github.com/mochi-mqtt/",
+				"gateway/enrolrun imports github.com/mochi-mqtt/server/v2; only gateway/broker may import mochi-mqtt"}},
 	}...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
