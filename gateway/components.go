@@ -1,9 +1,9 @@
 package gateway
 
-// The calls the wiring (run.go, upstream.go) makes into the rooms that own
-// the jobs: the shadows (gateway/shadowrun) and the local state
-// (gateway/localstate: the store without a bridge, the offline sessions,
-// the queue-open audit, presence).
+// The calls the wiring (run.go) makes into the rooms that own the jobs: the
+// upstream links (gateway/uplink), the shadows (gateway/shadowrun) and the
+// local state (gateway/localstate: the store without a bridge, the offline
+// sessions, presence).
 
 import (
 	"context"
@@ -12,9 +12,10 @@ import (
 	"github.com/edgegw/edgegw/bridge"
 	"github.com/edgegw/edgegw/gateway/audit"
 	"github.com/edgegw/edgegw/gateway/broker"
-	"github.com/edgegw/edgegw/gateway/config"
 	"github.com/edgegw/edgegw/gateway/localstate"
+	"github.com/edgegw/edgegw/gateway/renew"
 	"github.com/edgegw/edgegw/gateway/shadowrun"
+	"github.com/edgegw/edgegw/gateway/uplink"
 	"github.com/edgegw/edgegw/store"
 )
 
@@ -32,47 +33,27 @@ func (g *Gateway) openShadows(ctx context.Context, b *broker.Broker, q *store.Qu
 	return &shadows{s}, nil
 }
 
-func (s *shadows) inbound(next bridge.Publisher) bridge.Publisher {
-	if s == nil {
-		return next
-	}
-	return s.Inbound(next)
-}
-
-func (s *shadows) start(br *bridge.Bridge) {
-	if s != nil && br != nil {
-		s.Start(br)
-	}
-}
-
 func (s *shadows) close() {
 	if s != nil {
 		s.Close()
 	}
 }
 
-// shadows returns the shadows opened with the bridge's queue (nil: none).
-func (u *upstream) shadows() *shadows {
-	if u == nil {
+// wrapShadows is s as the wiring's nil-safe shadows (nil: none).
+func wrapShadows(s *shadowrun.Shadows) *shadows {
+	if s == nil {
 		return nil
 	}
-	return u.shadow
+	return &shadows{s}
 }
-
-func shadowRoutes(cfg *config.Config) []bridge.Route { return shadowrun.Routes(cfg) }
-
-func shadowRouteLimits(cfg *config.Config) []store.RouteLimits { return shadowrun.RouteLimits(cfg) }
-
-// reportQueueOpen audits what store.Open repaired or salvaged.
-func reportQueueOpen(aud *audit.Log, r store.OpenReport) { localstate.ReportQueueOpen(aud, r) }
 
 // openLocalStore opens the store at store.dir when no bridge does: it holds
 // the offline sessions and the shadows.
 func (g *Gateway) openLocalStore(ctx context.Context, aud *audit.Log, onSync func(time.Duration)) (*store.Queue, error) {
-	if err := ensureQueueKey(ctx, g.cfg, g.log); err != nil {
+	if err := uplink.EnsureQueueKey(ctx, g.cfg, g.log); err != nil {
 		return nil, err
 	}
-	so, err := StoreOptionsFromConfig(ctx, g.cfg)
+	so, err := uplink.StoreOptionsFromConfig(ctx, g.cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -81,10 +62,44 @@ func (g *Gateway) openLocalStore(ctx context.Context, aud *audit.Log, onSync fun
 	return localstate.OpenStore(so, aud)
 }
 
-// firstQueue is the queue of the first bridge (nil: no bridge).
-func (u *upstream) firstQueue() *store.Queue {
-	if u == nil || len(u.links) == 0 {
+// openUpstream opens the bridges' queues, keys and bridges and installs
+// the outbound path on b (gateway/uplink; nil, nil without a bridge).
+// onSync receives every queue's group-commit fsync durations.
+func (g *Gateway) openUpstream(ctx context.Context, b *broker.Broker, aud *audit.Log, onSync func(time.Duration)) (*uplink.Uplink, error) {
+	return uplink.Open(ctx, uplink.Options{
+		Config: g.cfg, Log: g.log, Broker: b, Audit: aud, OnSync: onSync,
+		NewPublisher: func() uplink.Publisher { return broker.NewLocalPublisher(b) },
+	})
+}
+
+// up is the running links (nil: not running, or no bridge).
+func (g *Gateway) up() *uplink.Uplink {
+	if g.run == nil {
 		return nil
 	}
-	return u.links[0].queue
+	return g.run.up
+}
+
+// Queue returns the first bridge's running durable queue (nil before Run,
+// or without a bridge).
+func (g *Gateway) Queue() *store.Queue { return g.up().Queue() }
+
+// Bridge returns the first running upstream bridge (nil before Run, or
+// without a bridge).
+func (g *Gateway) Bridge() *bridge.Bridge { return g.up().Bridge() }
+
+// Bridges returns the running bridges in config order.
+func (g *Gateway) Bridges() []*bridge.Bridge { return g.up().Bridges() }
+
+// Renewals returns the state of every bridge whose certificate renews
+// itself (tls.renew), in config order.
+func (g *Gateway) Renewals() []renew.State { return g.up().Renewals() }
+
+// ErrNoRenewal: the bridge has no tls.renew.
+var ErrNoRenewal = uplink.ErrNoRenewal
+
+// RenewIdentity renews bridge's certificate now (`edgegw key rotate`); ""
+// is the first bridge.
+func (g *Gateway) RenewIdentity(ctx context.Context, bridgeName string) error {
+	return g.up().RenewIdentity(ctx, bridgeName)
 }

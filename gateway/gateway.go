@@ -1,13 +1,16 @@
 // Package gateway is the composition root of edgegw: it turns a validated
-// config.Config into a running local broker (gateway/broker), durable queue
-// (store), upstream bridge (bridge) and observability (metrics, /healthz,
+// config.Config into a running local broker (gateway/broker), durable queues
+// and upstream bridges (gateway/uplink) and observability (metrics, /healthz,
 // admin socket), and reloads them on SIGHUP. It holds only the wiring: New,
 // Run, Reload and stop, and the calls into the rooms that own the jobs:
 // gateway/brokerconf (config -> broker options, rules, authorizers),
-// gateway/localstate (the store without a bridge, offline sessions, the
-// queue-open audit, presence), gateway/shadowrun (the shadows and their
-// sync). Only cmd/edgegw imports it; it must not import mochi or prometheus
-// itself (gateway/broker and the observer own those).
+// gateway/uplink (the queues, the bridges, their TLS, the route matcher,
+// live route and identity reload, renewal), gateway/enrolrun (the
+// enrolment service and its sweeper), gateway/localstate (the store without
+// a bridge, offline sessions, the queue-open audit, presence),
+// gateway/shadowrun (the shadows and their sync). Only cmd/edgegw imports
+// it; it must not import mochi or prometheus itself (gateway/broker and the
+// observer own those).
 package gateway
 
 import (

@@ -15,7 +15,9 @@ import (
 	"github.com/edgegw/edgegw/gateway/broker"
 	"github.com/edgegw/edgegw/gateway/brokerconf"
 	"github.com/edgegw/edgegw/gateway/config"
+	"github.com/edgegw/edgegw/gateway/enrolrun"
 	"github.com/edgegw/edgegw/gateway/observe"
+	"github.com/edgegw/edgegw/gateway/uplink"
 )
 
 // Preflight runs every check Run makes before it binds anything, for a cfg
@@ -46,7 +48,7 @@ func Preflight(ctx context.Context, cfg *config.Config) error {
 		}
 	}
 	if cfg.Bridge != nil {
-		_, key, err := UpstreamTLS(ctx, cfg, nil)
+		_, key, err := uplink.UpstreamTLS(ctx, cfg, nil)
 		if key != nil {
 			_ = key.Close()
 		}
@@ -57,7 +59,7 @@ func Preflight(ctx context.Context, cfg *config.Config) error {
 	errs = append(errs, creatableDir("store.dir", cfg.Store.Dir))
 	errs = append(errs, preflightQueueKey(ctx, cfg))
 	errs = append(errs, audit.CheckFile(cfg.Audit.File))
-	errs = append(errs, preflightEnrolment(cfg, policies)) // enrol.go
+	errs = append(errs, enrolrun.Preflight(cfg, policies)) // gateway/enrolrun
 	if cfg.Admin.Socket != "" {
 		// Its directory: edgegw run and check check it first (they know
 		// the service's RuntimeDirectory).
@@ -69,7 +71,7 @@ func Preflight(ctx context.Context, cfg *config.Config) error {
 	return errors.Join(errs...)
 }
 
-// preflightQueueKey is ensureQueueKey without creating anything: with a
+// preflightQueueKey is uplink.EnsureQueueKey without creating anything: with a
 // queue on disk its key must open; before the first start a file key that
 // is not there yet must be creatable, and one that is there must open.
 func preflightQueueKey(ctx context.Context, cfg *config.Config) error {
@@ -78,7 +80,7 @@ func preflightQueueKey(ctx context.Context, cfg *config.Config) error {
 		return nil
 	}
 	if ents, err := os.ReadDir(cfg.Store.Dir); err == nil && len(ents) > 0 {
-		_, err := StoreOptionsFromConfig(ctx, cfg) // reads the key, as Run does
+		_, err := uplink.StoreOptionsFromConfig(ctx, cfg) // reads the key, as Run does
 		return err
 	}
 	path, isFile := strings.CutPrefix(uri, "file:")
@@ -86,7 +88,7 @@ func preflightQueueKey(ctx context.Context, cfg *config.Config) error {
 		return nil // tpm-sealed: made in the TPM at the first start
 	}
 	if _, err := os.Stat(path); err == nil {
-		_, err := StoreOptionsFromConfig(ctx, cfg)
+		_, err := uplink.StoreOptionsFromConfig(ctx, cfg)
 		return err
 	}
 	return creatableDir("store.encryption_key", filepath.Dir(path))

@@ -38,7 +38,7 @@ func (g *Gateway) Reload() error {
 			cfgErr = fmt.Errorf("config %s invalid, keeping the running one: %w", g.cfg.File, err)
 		default:
 			var rerr, rulesErr error
-			nc, rerr = g.reloadRoutes(nc)       // bridge routes apply live
+			nc, rerr = g.up().ReloadRoutes(nc)  // bridge routes (and identities) apply live
 			nc, rulesErr = g.reloadRules(b, nc) // and rules
 			cfgErr = rulesErr
 			if changed = nonLiveChanges(g.cfg, nc); len(changed) > 0 {

@@ -9,9 +9,11 @@ import (
 	"github.com/edgegw/edgegw/gateway/audit"
 	"github.com/edgegw/edgegw/gateway/broker"
 	"github.com/edgegw/edgegw/gateway/brokerconf"
+	"github.com/edgegw/edgegw/gateway/enrolrun"
 	"github.com/edgegw/edgegw/gateway/localstate"
 	"github.com/edgegw/edgegw/gateway/observe"
 	"github.com/edgegw/edgegw/gateway/presence"
+	"github.com/edgegw/edgegw/gateway/uplink"
 	"github.com/edgegw/edgegw/hw"
 	"github.com/edgegw/edgegw/store"
 )
@@ -21,12 +23,12 @@ type running struct {
 	broker *broker.Broker
 	audit  *audit.Log
 	keys   []hw.Key
-	up     *upstream         // queue + bridge (upstream.go); nil without a bridge section
-	shadow *shadows          // gateway/shadowrun; nil without a shadows section
-	own    *store.Queue      // store.dir opened for the sessions and shadows when no bridge does (gateway/localstate)
-	sessKV *store.KV         // the offline sessions' key space (gateway/localstate)
-	enrol  *enrolment        // enrol.go; nil without an enrolment section
-	obs    *observe.Observer // metrics, /healthz, admin socket
+	up     *uplink.Uplink      // queues + bridges (gateway/uplink); nil without a bridge section
+	shadow *shadows            // gateway/shadowrun; nil without a shadows section
+	own    *store.Queue        // store.dir opened for the sessions and shadows when no bridge does (gateway/localstate)
+	sessKV *store.KV           // the offline sessions' key space (gateway/localstate)
+	enrol  *enrolrun.Enrolment // gateway/enrolrun; nil without an enrolment section
+	obs    *observe.Observer   // metrics, /healthz, admin socket
 
 	presence *presence.Tracker // gateway/localstate
 }
@@ -45,16 +47,16 @@ func (g *Gateway) start(ctx context.Context) error {
 		return err
 	}
 	g.run = r
-	r.up.start()
+	r.up.Start()
 	src := observe.Sources{Broker: r.broker, Presence: localstate.PresenceView{T: r.presence, B: r.broker}, Audit: r.audit, Things: r.broker}
 	if r.up != nil {
-		src.Bridges = r.up.sources() // upstream.go
+		src.Bridges = r.up.Sources() // gateway/uplink
 	}
 	if r.shadow != nil {
 		src.Shadow = r.shadow
 	}
 	if r.enrol != nil {
-		src.Enrol = r.enrol.svc // status: the enrolment figures
+		src.Enrol = r.enrol.Service() // status: the enrolment figures
 	}
 	if err := r.obs.Start(src); err != nil {
 		g.stop()
@@ -92,8 +94,8 @@ func (g *Gateway) open(ctx context.Context, r *running) (err error) {
 	if r.up, err = g.openUpstream(ctx, b, r.audit, r.obs.FsyncObserved); err != nil {
 		return err
 	}
-	r.shadow = r.up.shadows()
-	q := r.up.firstQueue()
+	r.shadow = wrapShadows(r.up.Shadows())
+	q := r.up.Queue()
 	if q == nil {
 		// components.go: store.dir for the sessions and shadows
 		if r.own, err = g.openLocalStore(ctx, r.audit, r.obs.FsyncObserved); err != nil {
@@ -109,7 +111,7 @@ func (g *Gateway) open(ctx context.Context, r *running) (err error) {
 	if r.sessKV, err = localstate.OpenSessions(ctx, b, q, g.log); err != nil {
 		return err
 	}
-	if r.enrol, err = openEnrolment(g.cfg, b, r.audit, g.log); err != nil { // enrol.go
+	if r.enrol, err = enrolrun.Open(g.cfg, b, r.audit, g.log); err != nil {
 		return err
 	}
 	if err = b.Start(); err != nil {
@@ -132,7 +134,7 @@ func (g *Gateway) serve(ctx context.Context, hup <-chan os.Signal) error {
 		select {
 		case <-ctx.Done():
 			return nil
-		case err := <-g.run.up.failedCh():
+		case err := <-g.run.up.Failed():
 			g.run.obs.QueueFailed(err)
 			return err
 		case <-hup:
@@ -159,12 +161,12 @@ func (r *running) close(log *slog.Logger) {
 	if r.broker != nil {
 		_ = r.broker.Close()
 	}
-	r.enrol.close()
+	r.enrol.Close()
 	if r.sessKV != nil {
 		r.sessKV.Close()
 	}
 	r.shadow.close() // before its store
-	r.up.close()
+	r.up.Close()
 	if r.own != nil {
 		if err := r.own.Close(); err != nil {
 			log.Error("closing store", "err", err)

@@ -11,6 +11,7 @@ import (
 	"github.com/edgegw/edgegw/gateway/broker"
 	"github.com/edgegw/edgegw/gateway/brokerconf"
 	"github.com/edgegw/edgegw/gateway/config"
+	"github.com/edgegw/edgegw/gateway/uplink"
 	"github.com/spf13/cobra"
 )
 
@@ -85,7 +86,7 @@ func (a *app) check(cfgPath, asUser string) (*config.Config, []string, error) {
 	if err := checkRulesPoliciesAuthorizers(cfg); err != nil { // below
 		return cfg, nil, err
 	}
-	warnings, err := gateway.CheckBridges(cfg) // each bridge against its cloud's rules
+	warnings, err := uplink.CheckBridges(cfg) // each bridge against its cloud's rules
 	if err != nil {
 		return cfg, warnings, err
 	}

@@ -77,6 +77,11 @@ var belowWiring = []string{"store", "hw", "bridge", "bridge/topic", "gateway/aud
 	"gateway/clock", "gateway/loopback", "gateway/pki", "gateway/enrol", "gateway/rules", "gateway/rules/sql", "gateway/rules/sql/lex", "gateway/rules/sql/internal/jsonscan", "gateway/rules/sql/internal/md2", "gateway/rules/timefmt", "gateway/shadow",
 	"gateway/presence", "gateway/broker", "gateway/broker/wire", "gateway/broker/listen", "gateway/config", "gateway/observe", "gateway/renew", "gateway/est"}
 
+// uplinkOurs is what gateway/uplink may depend on: what is below the wiring
+// and the two rooms beside it whose parts it opens (gateway/shadowrun for the
+// first bridge's shadows, gateway/localstate for the queue-open audit).
+var uplinkOurs = append(append([]string(nil), belowWiring...), "gateway/shadowrun", "gateway/localstate")
+
 // sqlRooms are the rooms of the rules engine below it: the language, then
 // its leaves (the lexer, the JSON reader, MD2, the date patterns).
 var sqlRooms = []string{"gateway/rules/sql", "gateway/rules/sql/lex", "gateway/rules/sql/internal/jsonscan", "gateway/rules/sql/internal/md2", "gateway/rules/timefmt"}
@@ -139,6 +144,13 @@ var rooms = map[string]room{
 	"gateway/localstate": {ours: belowWiring, forbid: pureForbid},
 	// config -> broker options, rules and authorizers: the same.
 	"gateway/brokerconf": {ours: belowWiring, forbid: pureForbid},
+	// The durable path and the upstream links (queues, bridges, their TLS, the
+	// route matcher, renewal): the same, and the shadows the first bridge
+	// carries and the queue-open audit.
+	"gateway/uplink": {ours: uplinkOurs, forbid: pureForbid},
+	// The enrolment service as the daemon runs it (sweeper, audit, preflight): the same
+	// as the rooms below the wiring.
+	"gateway/enrolrun": {ours: belowWiring, forbid: pureForbid},
 	// The queue commands (edgegw queue): a room of the command line, a client of the
 	// gateway's API; badger is the store's, mochi the broker's, prometheus observe's.
 	// Their test helper (a filled queue) needs the store only.
@@ -544,6 +556,31 @@ func TestCheckImportsCatches(t *testing.T) {
 		{"brokerconf importing prometheus", pkgImports{ImportPath: m("gateway/brokerconf"), Imports: []string{prom}},
 			[]string{"gateway/brokerconf imports github.com/prometheus/client_golang/prometheus; it must not import github.com/prometheus/",
 				"gateway/brokerconf imports github.com/prometheus/client_golang/prometheus; only gateway/observe may import prometheus"}},
+		{"uplink importing the broker, store, bridge, shadowrun and localstate is fine", pkgImports{ImportPath: m("gateway/uplink"),
+			Imports: []string{m("gateway/broker"), m("store"), m("bridge"), m("gateway/shadowrun"), m("gateway/localstate")},
+			Deps:    []string{m("gateway/broker"), m("store"), m("bridge"), m("gateway/shadowrun"), m("gateway/localstate"), m("gateway/renew")}}, nil},
+		{"uplink importing gateway", pkgImports{ImportPath: m("gateway/uplink"), Imports: []string{m("gateway")}, Deps: []string{m("gateway"), m("store")}},
+			[]string{"gateway/uplink imports gateway (via its dependencies); allowed from this module: " + strings.Join(uplinkOurs, ", "),
+				"gateway/uplink imports gateway; only cmd/... may import gateway"}},
+		{"uplink importing paho", pkgImports{ImportPath: m("gateway/uplink"), Imports: []string{paho}},
+			[]string{"gateway/uplink imports " + paho + "; it must not import github.com/eclipse/paho.golang",
+				"gateway/uplink imports " + paho + "; the daemon's packages must not import paho (the bridge speaks MQTT upstream)"}},
+		{"uplink importing badger", pkgImports{ImportPath: m("gateway/uplink"), Imports: []string{badger}},
+			[]string{"gateway/uplink imports github.com/dgraph-io/badger/v4; it must not import github.com/dgraph-io/badger",
+				"gateway/uplink imports github.com/dgraph-io/badger/v4; only store may import badger"}},
+		{"shadowrun importing uplink", pkgImports{ImportPath: m("gateway/shadowrun"), Imports: []string{m("gateway/uplink")}, Deps: []string{m("gateway/uplink")}},
+			[]string{"gateway/shadowrun imports gateway/uplink (via its dependencies); allowed from this module: " + strings.Join(belowWiring, ", ")}},
+		{"enrolrun importing enrol, pki, broker and config is fine", pkgImports{ImportPath: m("gateway/enrolrun"),
+			Imports: []string{m("gateway/enrol"), m("gateway/pki"), m("gateway/broker"), m("gateway/config")},
+			Deps:    []string{m("gateway/enrol"), m("gateway/pki"), m("gateway/broker"), m("gateway/config"), m("hw")}}, nil},
+		{"enrolrun importing gateway", pkgImports{ImportPath: m("gateway/enrolrun"), Imports: []string{m("gateway")}, Deps: []string{m("gateway")}},
+			[]string{"gateway/enrolrun imports gateway (via its dependencies); allowed from this module: " + strings.Join(belowWiring, ", "),
+				"gateway/enrolrun imports gateway; only cmd/... may import gateway"}},
+		{"enrolrun importing uplink", pkgImports{ImportPath: m("gateway/enrolrun"), Imports: []string{m("gateway/uplink")}, Deps: []string{m("gateway/uplink")}},
+			[]string{"gateway/enrolrun imports gateway/uplink (via its dependencies); allowed from this module: " + strings.Join(belowWiring, ", ")}},
+		{"enrolrun importing mochi", pkgImports{ImportPath: m("gateway/enrolrun"), Imports: []string{mochi}},
+			[]string{"gateway/enrolrun imports github.com/mochi-mqtt/server/v2; it must not import github.com/mochi-mqtt/",
+				"gateway/enrolrun imports github.com/mochi-mqtt/server/v2; only gateway/broker may import mochi-mqtt"}},
 	}...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

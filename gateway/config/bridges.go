@@ -15,7 +15,7 @@ import (
 // (name, profile, protocol, username, password_file, proxy, envelope, alpn,
 // max_payload, max_rate) is checked here only for its shape: the spellings
 // and what each cloud allows belong to package bridge, which the gateway
-// asks (gateway.CheckBridges) for `edgegw check` and at start. Left out, a
+// asks (uplink.CheckBridges) for `edgegw check` and at start. Left out, a
 // setting stays empty and the bridge (or its profile) picks the default.
 //
 // Each bridge has its own queue: the bridge named "default" keeps store.dir

@@ -82,7 +82,7 @@ func (c *Config) BridgeRenewDir(name string) string {
 
 // renewed reports whether bridge name runs on a renewed identity: then
 // tls.cert and tls.key may be gone (the old key is destroyed after a
-// renewal) and the identity is checked where it is loaded (gateway.BridgeTLS).
+// renewal) and the identity is checked where it is loaded (uplink.BridgeTLS).
 func (c *Config) renewed(name string) bool {
 	_, err := os.Stat(filepath.Join(c.BridgeRenewDir(name), "identity.json"))
 	return err == nil

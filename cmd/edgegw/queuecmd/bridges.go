@@ -6,8 +6,8 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/edgegw/edgegw/gateway"
 	"github.com/edgegw/edgegw/gateway/config"
+	"github.com/edgegw/edgegw/gateway/uplink"
 	"github.com/edgegw/edgegw/store"
 )
 
@@ -15,12 +15,12 @@ import (
 // in store.dir, the default bridge's).
 func bridgeStoreOptions(ctx context.Context, cfg *config.Config, name string) (store.Options, error) {
 	if name == "" {
-		return gateway.StoreOptionsFromConfig(ctx, cfg)
+		return uplink.StoreOptionsFromConfig(ctx, cfg)
 	}
 	var names []string
 	for _, b := range cfg.BridgeList() {
 		if b.BridgeName() == name {
-			return gateway.StoreOptionsForBridge(ctx, cfg, b)
+			return uplink.StoreOptionsForBridge(ctx, cfg, b)
 		}
 		names = append(names, b.BridgeName())
 	}

@@ -11,7 +11,7 @@
 // *ExitError (cli.ExitError).
 //
 // It is a client of the gateway's public API: config to read the setup,
-// gateway for the queue's store options (gateway.StoreOptionsFromConfig,
+// gateway/uplink for the queue's store options (uplink.StoreOptionsFromConfig,
 // StoreOptionsForBridge), store to open the queue, observe to ask the daemon.
 // It must not import mochi-mqtt, badger (the store's), prometheus (observe's)
 // or paho, and only cmd/edgegw imports it (cmd/edgegw/deps_test.go). The

@@ -13,9 +13,9 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/edgegw/edgegw/gateway"
 	"github.com/edgegw/edgegw/gateway/config"
 	"github.com/edgegw/edgegw/gateway/observe"
+	"github.com/edgegw/edgegw/gateway/uplink"
 	"github.com/edgegw/edgegw/store"
 )
 
@@ -116,7 +116,7 @@ func (a *app) openQueue(f *queueFlags) (*store.Queue, *config.Config, error) {
 		if f.key != "" {
 			var err error
 			cfg = &config.Config{Store: config.StoreConfig{Dir: f.dir, EncryptionKey: f.key}}
-			if opts, err = gateway.StoreOptionsFromConfig(a.Context(), cfg); err != nil {
+			if opts, err = uplink.StoreOptionsFromConfig(a.Context(), cfg); err != nil {
 				return nil, nil, &ExitError{Code: 1, Err: err}
 			}
 			cfg = nil

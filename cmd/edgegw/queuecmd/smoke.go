@@ -8,8 +8,8 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/edgegw/edgegw/gateway"
 	"github.com/edgegw/edgegw/gateway/config"
+	"github.com/edgegw/edgegw/gateway/uplink"
 	"github.com/edgegw/edgegw/store"
 	"github.com/edgegw/edgegw/store/selftest"
 )
@@ -54,7 +54,7 @@ func (a *app) queueSmoke(f *queueFlags, n int) error {
 	if f.key != "" {
 		cfg := &config.Config{Store: config.StoreConfig{Dir: f.dir, EncryptionKey: f.key}}
 		var err error
-		if opts, err = gateway.StoreOptionsFromConfig(a.Context(), cfg); err != nil {
+		if opts, err = uplink.StoreOptionsFromConfig(a.Context(), cfg); err != nil {
 			return fail("%v", err)
 		}
 	}

@@ -1,8 +1,8 @@
-package gateway
+package uplink
 
 // The gateway's own upstream identity, live: renewal (tls.renew, package
 // renew) and SIGHUP reload of tls.cert and tls.key. Kept apart from
-// upstream.go so that file stays the durable path.
+// uplink.go so that file stays the durable path.
 
 import (
 	"context"
@@ -24,11 +24,11 @@ import (
 // openRenewer makes l's renewer when bc has tls.renew and an identity
 // (tc's certificate and key, from BridgeTLS). The renewer owns the key from
 // then on.
-func (g *Gateway) openRenewer(ctx context.Context, l *link, bc *config.BridgeConfig, tc *tls.Config, key hw.Key, aud *audit.Log) error {
+func (u *Uplink) openRenewer(ctx context.Context, l *link, bc *config.BridgeConfig, tc *tls.Config, key hw.Key, aud Auditor) error {
 	if bc.TLS == nil || bc.TLS.Renew == nil || key == nil || len(tc.Certificates) == 0 {
 		return nil
 	}
-	uri, err := identityKeyURI(ctx, g.cfg, bc)
+	uri, err := identityKeyURI(ctx, u.cfg, bc)
 	if err != nil {
 		return fmt.Errorf("bridge %s: tls.key: %w", l.name, err)
 	}
@@ -63,9 +63,9 @@ func (g *Gateway) openRenewer(ctx context.Context, l *link, bc *config.BridgeCon
 		before = config.DefaultRenewBefore.D()
 	}
 	r, err := renew.New(renew.Options{
-		Bridge: l.name, StateDir: g.cfg.StateDir, Source: src, Swapper: l.bridge, KeyType: kt,
+		Bridge: l.name, StateDir: u.cfg.StateDir, Source: src, Swapper: l.bridge, KeyType: kt,
 		Before: before, RetryMin: rc.RetryMin.D(), RetryMax: rc.RetryMax.D(), SwapTimeout: rc.SwapTimeout.D(),
-		Log: g.log, OnEvent: func(e renew.Event) { aud.Record(renewAudit(e)) },
+		Log: u.log, OnEvent: func(e renew.Event) { aud.Record(renewAudit(e)) },
 	}, tc.Certificates[0], key, uri)
 	if err != nil {
 		return err
@@ -118,7 +118,7 @@ func identityKeyURI(ctx context.Context, cfg *config.Config, b *config.BridgeCon
 }
 
 // startRenewers runs the links' renewers until ctx ends (u.wg).
-func (u *upstream) startRenewers(ctx context.Context) {
+func (u *Uplink) startRenewers(ctx context.Context) {
 	for _, l := range u.links {
 		if l.renewer == nil {
 			continue
@@ -133,12 +133,12 @@ func (u *upstream) startRenewers(ctx context.Context) {
 
 // Renewals returns the state of every bridge whose certificate renews
 // itself (tls.renew), in config order.
-func (g *Gateway) Renewals() []renew.State {
-	if g.run == nil || g.run.up == nil {
+func (u *Uplink) Renewals() []renew.State {
+	if u == nil {
 		return nil
 	}
 	var out []renew.State
-	for _, l := range g.run.up.links {
+	for _, l := range u.links {
 		if l.renewer != nil {
 			out = append(out, l.renewer.State())
 		}
@@ -151,11 +151,11 @@ var ErrNoRenewal = errors.New("no tls.renew for this bridge")
 
 // RenewIdentity renews bridge's certificate now (`edgegw key rotate`); ""
 // is the first bridge.
-func (g *Gateway) RenewIdentity(ctx context.Context, bridgeName string) error {
-	if g.run == nil || g.run.up == nil {
+func (u *Uplink) RenewIdentity(ctx context.Context, bridgeName string) error {
+	if u == nil {
 		return errors.New("gateway not running with a bridge")
 	}
-	for i, l := range g.run.up.links {
+	for i, l := range u.links {
 		if bridgeName == l.name || bridgeName == "" && i == 0 {
 			if l.renewer == nil {
 				return fmt.Errorf("bridge %s: %w", l.name, ErrNoRenewal)
@@ -170,15 +170,14 @@ func (g *Gateway) RenewIdentity(ctx context.Context, bridgeName string) error {
 // tls.cert and tls.key, or a renewed identity): a bridge whose certificate
 // on disk is not the one it presents swaps to it in the background (one
 // reconnect; the old one stays on failure, logged). Links and nc's bridges
-// are the same ones, in order (reloadRoutes checked).
-func (g *Gateway) reloadIdentities(nc *config.Config) {
-	u := g.run.up
+// are the same ones, in order (ReloadRoutes checked).
+func (u *Uplink) reloadIdentities(nc *config.Config) {
 	for i, bc := range nc.BridgeList() {
 		l := u.links[i]
 		if bc.TLS == nil || bc.TLS.Cert == "" {
 			continue
 		}
-		log := g.log.With("component", "upstream", "bridge", l.name)
+		log := u.log.With("component", "upstream", "bridge", l.name)
 		ctx := context.Background()
 		tc, key, err := BridgeTLS(ctx, nc, bc, nc.BridgePath(i), slog.New(slog.DiscardHandler))
 		if err != nil {

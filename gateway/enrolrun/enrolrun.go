@@ -1,15 +1,20 @@
-package gateway
-
-// Enrolment over MQTT, as `edgegw run` wires it (config section enrolment):
+// Package enrolrun runs the enrolment service (fleet provisioning over
+// MQTT, gateway/enrol) as the daemon runs it (config section enrolment):
 //
 //	config.Enrolment ──Enrol()──> enrol.Service (the site CA in enrolment.pki_dir, the registry devices)
 //	  ──> Broker.SetEnrol: requests from the LAN, responses to the requesting client only
 //	  ──> OnEvent ──> the audit log (and through it the metrics: edgegw_enrol_events_total)
-//	a sweeper: Service.Sweep every enrolSweep (renewed certificates superseded, abandoned pending ones revoked)
+//	a sweeper: Service.Sweep every sweepEvery (renewed certificates superseded, abandoned pending ones revoked)
 //
 // The registry and the CRL the service writes are the files the broker already watches, so
 // an enrolled thing may connect, and a superseded certificate is refused, within the broker's
-// watch interval.
+// watch interval. Preflight is the check `edgegw check` and the daemon's start make of the
+// section, writing nothing.
+//
+// What it needs of the broker and the audit log are small interfaces (Broker, Auditor) that
+// *broker.Broker and *audit.Log satisfy. It must not import gateway (the wiring imports it),
+// mochi, badger, prometheus or paho: the broker, the store, observe and the bridge own those.
+package enrolrun
 
 import (
 	"context"
@@ -30,21 +35,34 @@ import (
 	"github.com/edgegw/edgegw/gateway/pki"
 )
 
-// enrolSweep is how often the enrolment service revokes what is due: a renewal's old
+// sweepEvery is how often the enrolment service revokes what is due: a renewal's old
 // certificate a few seconds after the new one connected.
-const enrolSweep = 5 * time.Second
+const sweepEvery = 5 * time.Second
 
-// enrolment is what Run started for the enrolment section.
-type enrolment struct {
+// Broker is where the service answers: *broker.Broker (nil: the provisioning topics are
+// ordinary topics again).
+type Broker interface{ SetEnrol(broker.EnrolService) }
+
+// Auditor records the service's events; *audit.Log satisfies it.
+type Auditor interface{ Record(audit.Event) }
+
+var (
+	_ Broker              = (*broker.Broker)(nil)
+	_ Auditor             = (*audit.Log)(nil)
+	_ broker.EnrolService = (*enrol.Service)(nil)
+)
+
+// Enrolment is what Run started for the enrolment section. Its methods are safe on nil.
+type Enrolment struct {
 	svc    *enrol.Service
-	b      *broker.Broker
+	b      Broker
 	cancel context.CancelFunc
 	done   chan struct{}
 }
 
-// openEnrolment builds the enrolment service, installs it on b and starts its sweeper. It
+// Open builds the enrolment service, installs it on b and starts its sweeper. It
 // returns nil, nil without an enrolment section.
-func openEnrolment(cfg *config.Config, b *broker.Broker, aud *audit.Log, log *slog.Logger) (*enrolment, error) {
+func Open(cfg *config.Config, b Broker, aud Auditor, log *slog.Logger) (*Enrolment, error) {
 	if cfg.Enrolment == nil {
 		return nil, nil
 	}
@@ -58,15 +76,15 @@ func openEnrolment(cfg *config.Config, b *broker.Broker, aud *audit.Log, log *sl
 		return nil, err
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	e := &enrolment{svc: svc, b: b, cancel: cancel, done: make(chan struct{})}
+	e := &Enrolment{svc: svc, b: b, cancel: cancel, done: make(chan struct{})}
 	b.SetEnrol(svc)
 	go e.sweep(ctx, log)
 	return e, nil
 }
 
-func (e *enrolment) sweep(ctx context.Context, log *slog.Logger) {
+func (e *Enrolment) sweep(ctx context.Context, log *slog.Logger) {
 	defer close(e.done)
-	t := time.NewTicker(enrolSweep)
+	t := time.NewTicker(sweepEvery)
 	defer t.Stop()
 	for {
 		select {
@@ -80,8 +98,16 @@ func (e *enrolment) sweep(ctx context.Context, log *slog.Logger) {
 	}
 }
 
-// close stops the sweeper and takes the service off the broker. Safe on nil.
-func (e *enrolment) close() {
+// Service is the running service (nil: no enrolment section), for the status's figures.
+func (e *Enrolment) Service() *enrol.Service {
+	if e == nil {
+		return nil
+	}
+	return e.svc
+}
+
+// Close stops the sweeper and takes the service off the broker. Safe on nil.
+func (e *Enrolment) Close() {
 	if e == nil {
 		return
 	}
@@ -115,12 +141,12 @@ func enrolAudit(e enrol.Event) audit.Event {
 	return ev
 }
 
-// preflightEnrolment checks what the enrolment section names, as Run would meet it: the site
+// Preflight checks what the enrolment section names, as Run would meet it: the site
 // CA in pki_dir, the state file (enrol.json) there, each template's policies among the
 // policies, each pre-provisioning hook's program. It writes nothing. policies are the ones the
 // broker's preflight loaded (nil when they did not load: the broker's preflight reported why,
 // and the templates' policy names are not checked).
-func preflightEnrolment(cfg *config.Config, policies *authz.Engine) error {
+func Preflight(cfg *config.Config, policies *authz.Engine) error {
 	e := cfg.Enrolment
 	if e == nil {
 		return nil
