@@ -2,7 +2,6 @@ package broker
 
 import (
 	"crypto/tls"
-	"crypto/x509"
 	"net"
 
 	"github.com/edgegw/edgegw/gateway/broker/listen"
@@ -35,8 +34,3 @@ func (ls *brokerListener) peerIdentity(conn net.Conn, clientID string) (listen.P
 type connectionStater interface {
 	ConnectionState() tls.ConnectionState
 }
-
-// ReadCertChain is listen.ReadCertChain, for a caller not yet moved to it
-// (gateway/upstream.go, which another change owns at the time of the move).
-// Remove it once that caller imports listen.
-func ReadCertChain(path string) ([]*x509.Certificate, error) { return listen.ReadCertChain(path) }

@@ -17,7 +17,7 @@ import (
 	"os"
 
 	"github.com/edgegw/edgegw/bridge"
-	"github.com/edgegw/edgegw/gateway/broker"
+	"github.com/edgegw/edgegw/gateway/broker/listen"
 	"github.com/edgegw/edgegw/gateway/clock"
 	"github.com/edgegw/edgegw/gateway/config"
 	"github.com/edgegw/edgegw/gateway/renew"
@@ -188,7 +188,7 @@ func BridgeTLS(ctx context.Context, cfg *config.Config, b *config.BridgeConfig, 
 		t = &config.ClientTLS{CA: t.CA, Cert: id.Cert, Key: id.Key}
 		log.Info("upstream identity: the renewed one", "bridge", b.BridgeName(), "cert", id.Cert)
 	}
-	certs, err := broker.ReadCertChain(t.Cert)
+	certs, err := listen.ReadCertChain(t.Cert)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s.tls.cert: %w", p, err)
 	}

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/edgegw/edgegw/gateway/audit"
-	"github.com/edgegw/edgegw/gateway/broker"
+	"github.com/edgegw/edgegw/gateway/broker/listen"
 	"github.com/edgegw/edgegw/gateway/config"
 	"github.com/edgegw/edgegw/gateway/est"
 	"github.com/edgegw/edgegw/gateway/renew"
@@ -89,7 +89,7 @@ func renewAudit(e renew.Event) audit.Event {
 }
 
 func readPool(file string) (*x509.CertPool, error) {
-	certs, err := broker.ReadCertChain(file)
+	certs, err := listen.ReadCertChain(file)
 	if err != nil {
 		return nil, err
 	}
