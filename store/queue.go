@@ -399,10 +399,7 @@ func (q *Queue) run() {
 			case <-flush.C:
 				armed = false
 				q.ackFlushes.Add(1)
-				q.mu.Lock()
-				n := len(q.ops)
-				q.mu.Unlock()
-				if n == 0 {
+				if !q.opsWaiting() {
 					continue
 				}
 			case <-q.closing:
@@ -410,44 +407,56 @@ func (q *Queue) run() {
 				return
 			}
 		}
-		budget := txnBudget
-		for _, p := range batch {
-			budget -= p.est
-		}
-		// Take what is queued. The writers released by the last commit are
-		// still re-submitting: yield a few times while fewer than last time
-		// have arrived, so they share this sync instead of the next one.
-		for spins := 0; ; spins++ {
-		fill:
-			for len(batch) < maxMsgs {
-				select {
-				case p := <-q.reqs:
-					if p.est > budget {
-						carry = p
-						break fill
-					}
-					batch = append(batch, p)
-					budget -= p.est
-				default:
-					break fill
-				}
-			}
-			if carry != nil || len(batch) >= last || spins >= lingerSpins {
-				break
-			}
-			runtime.Gosched()
-		}
+		batch, carry = q.gather(batch, last, maxMsgs)
 		last = len(batch)
 		q.commit(batch)
 		// Writes this commit did not take (over its budget, or held below
 		// the disk reserve) go out at the latest ackFlush from now.
-		q.mu.Lock()
-		waiting := len(q.ops) > 0
-		q.mu.Unlock()
-		if waiting {
+		if q.opsWaiting() {
 			arm()
 		}
 	}
+}
+
+// gather takes what is queued into batch (which holds the request that woke
+// the committer, if any) within the transaction budget; a request over the
+// budget is returned as carry, for the next commit. The writers released by
+// the last commit (last messages) are still re-submitting: it yields a few
+// times while fewer than last time have arrived, so they share this sync
+// instead of the next one.
+func (q *Queue) gather(batch []*pending, last, maxMsgs int) ([]*pending, *pending) {
+	budget := txnBudget
+	for _, p := range batch {
+		budget -= p.est
+	}
+	for spins := 0; ; spins++ {
+		for len(batch) < maxMsgs {
+			var p *pending
+			select {
+			case p = <-q.reqs:
+			default:
+			}
+			if p == nil {
+				break
+			}
+			if p.est > budget {
+				return batch, p
+			}
+			batch = append(batch, p)
+			budget -= p.est
+		}
+		if len(batch) >= last || spins >= lingerSpins {
+			return batch, nil
+		}
+		runtime.Gosched()
+	}
+}
+
+// opsWaiting reports whether deletes or other writes wait for a commit.
+func (q *Queue) opsWaiting() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.ops) > 0
 }
 
 // lingerSpins bounds the yields of one group commit (a few microseconds).
