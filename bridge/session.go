@@ -82,61 +82,33 @@ func (b *Bridge) dial(ctx context.Context, up Upstream) (*session, error) {
 	default:
 	}
 	_, gen := b.clientCert()
-	u := up.URL
 	addr := hostPort(up)
 	pass, err := b.password()
 	if err != nil {
 		return nil, err
 	}
-	nc, err := b.dialTCP(cctx, addr)
+	nc, err := b.openConn(cctx, up, addr)
 	if err != nil {
 		return nil, err
 	}
-	if isTLSScheme(u.Scheme) {
-		if nc, err = b.tlsHandshake(cctx, nc, up, addr); err != nil {
-			return nil, err
-		}
-	}
+	// The CONNECT/CONNACK exchange is bounded by cctx too: its deadline is
+	// the connection's, and when cctx ends early (the outer ctx cancelled) a
+	// blocked read or write returns at once.
 	if dl, ok := cctx.Deadline(); ok {
 		_ = nc.SetDeadline(dl)
 	}
 	stop := context.AfterFunc(cctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 
-	s := &session{
-		b: b, up: up, nc: nc,
-		br:       bufio.NewReaderSize(nc, bufSize),
-		bw:       bufio.NewWriterSize(nc, bufSize),
-		inflight: make(map[uint16]pending, b.cfg.Inflight),
-		inbound:  make(chan *packets.Publish, inboundMax),
-		ctrlAck:  make(chan ctrlAnswer, 1),
-		server:   serverLimits{receiveMax: 65535, maxQoS: 2, retain: true},
-		nextID:   b.lastID,
-		v311:     b.cfg.Protocol == MQTT311,
-	}
+	s := b.newSession(up, nc)
 	ca, err := s.connect(pass)
 	if err != nil {
 		nc.Close()
-		if cctx.Err() != nil && ctx.Err() == nil {
-			return nil, fmt.Errorf("waiting for CONNACK from %s: no answer within %v", addr, b.cfg.ConnectTimeout)
-		}
-		// A TLS alert from the server (crypto/tls reports it as a
-		// "remote error: tls: ..." *net.OpError; its type is unexported).
-		if isTLSScheme(u.Scheme) && u.Port() == "443" && len(up.ALPN) == 0 && len(b.cfg.ALPN) == 0 && strings.Contains(err.Error(), "remote error: tls:") {
-			// AWS IoT Core's port 443 drops a certificate login without ALPN.
-			return nil, fmt.Errorf("%s: %w (port 443 without ALPN: AWS IoT Core needs alpn [%s]; profile aws-iot-core sets it)", addr, err, AWSALPN)
-		}
-		return nil, fmt.Errorf("%s: %w", addr, err)
+		return nil, b.connectError(ctx, cctx, up, addr, err)
 	}
-	if ca.ReasonCode != 0 && (s.v311 || ca.ReasonCode >= 0x80) {
+	if err := s.refused(ca, addr); err != nil {
 		nc.Close()
-		ce := &ConnackError{Upstream: addr, Protocol: b.cfg.Protocol, Code: ca.ReasonCode}
-		if s.v311 {
-			ce.Reason = connack311Reason(ca.ReasonCode)
-		} else {
-			ce.Reason = strings.TrimSpace(ca.Reason() + " " + reasonString(ca.Properties))
-		}
-		return nil, ce
+		return nil, err
 	}
 	if !stop() {
 		nc.Close()
@@ -149,6 +121,75 @@ func (b *Bridge) dial(ctx context.Context, up Upstream) (*session, error) {
 		nc.Close()
 		return nil, err
 	}
+	b.established(s, gen, ca.SessionPresent)
+	return s, nil
+}
+
+// openConn opens the transport to up: TCP (through the proxy if one is
+// configured), then TLS for a TLS scheme.
+func (b *Bridge) openConn(ctx context.Context, up Upstream, addr string) (net.Conn, error) {
+	nc, err := b.dialTCP(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	if isTLSScheme(up.URL.Scheme) {
+		return b.tlsHandshake(ctx, nc, up, addr)
+	}
+	return nc, nil
+}
+
+// newSession is the session on nc before CONNECT: the server's limits at
+// their MQTT defaults until its CONNACK says otherwise, packet identifiers
+// continuing from the previous connection's.
+func (b *Bridge) newSession(up Upstream, nc net.Conn) *session {
+	return &session{
+		b: b, up: up, nc: nc,
+		br:       bufio.NewReaderSize(nc, bufSize),
+		bw:       bufio.NewWriterSize(nc, bufSize),
+		inflight: make(map[uint16]pending, b.cfg.Inflight),
+		inbound:  make(chan *packets.Publish, inboundMax),
+		ctrlAck:  make(chan ctrlAnswer, 1),
+		server:   serverLimits{receiveMax: 65535, maxQoS: 2, retain: true},
+		nextID:   b.lastID,
+		v311:     b.cfg.Protocol == MQTT311,
+	}
+}
+
+// connectError says why CONNECT got no CONNACK: no answer within
+// ConnectTimeout, a TLS alert that means a missing ALPN, or err as it is.
+func (b *Bridge) connectError(ctx, cctx context.Context, up Upstream, addr string, err error) error {
+	if cctx.Err() != nil && ctx.Err() == nil {
+		return fmt.Errorf("waiting for CONNACK from %s: no answer within %v", addr, b.cfg.ConnectTimeout)
+	}
+	// A TLS alert from the server (crypto/tls reports it as a
+	// "remote error: tls: ..." *net.OpError; its type is unexported).
+	u := up.URL
+	if isTLSScheme(u.Scheme) && u.Port() == "443" && len(up.ALPN) == 0 && len(b.cfg.ALPN) == 0 && strings.Contains(err.Error(), "remote error: tls:") {
+		// AWS IoT Core's port 443 drops a certificate login without ALPN.
+		return fmt.Errorf("%s: %w (port 443 without ALPN: AWS IoT Core needs alpn [%s]; profile aws-iot-core sets it)", addr, err, AWSALPN)
+	}
+	return fmt.Errorf("%s: %w", addr, err)
+}
+
+// refused is a *ConnackError when the CONNACK refuses the connection (any
+// non-zero 3.1.1 return code, an MQTT 5 reason code 0x80 or above), else nil.
+func (s *session) refused(ca *packets.Connack, addr string) error {
+	if ca.ReasonCode == 0 || (!s.v311 && ca.ReasonCode < 0x80) {
+		return nil
+	}
+	ce := &ConnackError{Upstream: addr, Protocol: s.b.cfg.Protocol, Code: ca.ReasonCode}
+	if s.v311 {
+		ce.Reason = connack311Reason(ca.ReasonCode)
+	} else {
+		ce.Reason = strings.TrimSpace(ca.Reason() + " " + reasonString(ca.Properties))
+	}
+	return ce
+}
+
+// established makes s the bridge's live connection: its window (our
+// Inflight, at most the server's Receive Maximum), the state Status reports,
+// and the certificate generation it connected under (gen, for SwapIdentity).
+func (b *Bridge) established(s *session, gen uint64, sessionPresent bool) {
 	window := min(b.cfg.Inflight, int(s.server.receiveMax))
 	s.slots = make(chan struct{}, window)
 	s.connected = b.cfg.Now()
@@ -156,14 +197,13 @@ func (b *Bridge) dial(ctx context.Context, up Upstream) (*session, error) {
 
 	b.window.Store(int64(window))
 	b.mu.Lock()
-	b.upstream = up.URL.Redacted()
+	b.upstream = s.up.URL.Redacted()
 	b.connectedAt = s.connected
 	b.mu.Unlock()
 	b.connected.Store(true)
 	b.connectedUnder(gen)
-	b.log.Info("upstream connected", "upstream", up.URL.Redacted(), "protocol", b.cfg.Protocol.String(),
-		"session_present", ca.SessionPresent, "window", window, "keepalive", s.keepAlive)
-	return s, nil
+	b.log.Info("upstream connected", "upstream", s.up.URL.Redacted(), "protocol", b.cfg.Protocol.String(),
+		"session_present", sessionPresent, "window", window, "keepalive", s.keepAlive)
 }
 
 // password is the upstream password: password_file read at every connect
