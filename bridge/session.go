@@ -8,13 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/eclipse/paho.golang/packets"
+	"github.com/edgegw/edgegw/bridge/wire"
 	"github.com/edgegw/edgegw/store"
 )
 
@@ -298,7 +298,7 @@ func (s *session) connect(pass []byte) (*packets.Connack, error) {
 	cfg := &s.b.cfg
 	keepAlive := uint16(cfg.KeepAlive / time.Second)
 	if s.v311 {
-		s.scratch = append311Connect(s.scratch[:0], cfg.ClientID, cfg.Username, pass, cfg.Username != "", pass != nil, keepAlive)
+		s.scratch = wire.AppendConnect311(s.scratch[:0], cfg.ClientID, cfg.Username, pass, cfg.Username != "", pass != nil, keepAlive)
 		if _, err := s.bw.Write(s.scratch); err != nil {
 			return nil, fmt.Errorf("sending CONNECT: %w", err)
 		}
@@ -328,11 +328,11 @@ func (s *session) connect(pass []byte) (*packets.Connack, error) {
 		return nil, fmt.Errorf("sending CONNECT: %w", err)
 	}
 	if s.v311 {
-		pk, err := read311(s.br)
+		pk, err := wire.Read311(s.br)
 		if err != nil {
 			return nil, fmt.Errorf("waiting for CONNACK: %w", err)
 		}
-		present, code, err := pk.connack()
+		present, code, err := pk.Connack()
 		if err != nil {
 			return nil, fmt.Errorf("answer to CONNECT: %w", err)
 		}
@@ -498,7 +498,7 @@ func (s *session) readLoop(ctx context.Context) error {
 		readOne = s.readOne311
 	}
 	for {
-		id, code, ok, err := readShortPuback(s.br)
+		id, code, ok, err := wire.ReadShortPuback(s.br)
 		switch {
 		case err != nil:
 			err = fmt.Errorf("reading from upstream: %w", err)
@@ -544,20 +544,20 @@ func (s *session) readOne5(ctx context.Context) error {
 
 // readOne311 reads and handles one MQTT 3.1.1 packet.
 func (s *session) readOne311(ctx context.Context) error {
-	pk, err := read311(s.br)
+	pk, err := wire.Read311(s.br)
 	if err != nil {
 		return fmt.Errorf("reading from upstream: %w", err)
 	}
 	s.lastRead.Store(time.Now().UnixNano())
-	switch pk.typ {
+	switch pk.Type {
 	case packets.PUBLISH:
-		p, err := pk.publish()
+		p, err := pk.Publish()
 		if err != nil {
 			return fmt.Errorf("reading from upstream: %w", err)
 		}
 		return s.received(ctx, p)
 	case packets.SUBACK:
-		_, codes, err := pk.ackID()
+		_, codes, err := pk.AckID()
 		if err != nil {
 			return fmt.Errorf("reading from upstream: %w", err)
 		}
@@ -566,7 +566,7 @@ func (s *session) readOne311(ctx context.Context) error {
 		s.onCtrlAck(ctrlAnswer{})
 	case packets.PINGRESP:
 	default:
-		return fmt.Errorf("unexpected packet type %d from upstream (MQTT 3.1.1 protocol error)", pk.typ)
+		return fmt.Errorf("unexpected packet type %d from upstream (MQTT 3.1.1 protocol error)", pk.Type)
 	}
 	return nil
 }
@@ -591,36 +591,6 @@ func (s *session) onCtrlAck(a ctrlAnswer) {
 	default:
 		s.b.log.Warn("unexpected SUBACK/UNSUBACK from upstream")
 	}
-}
-
-// readShortPuback reads a PUBACK without properties (remaining length 2,
-// 3, or 4 with a zero property length: what brokers send for nearly every
-// acknowledgement) straight from the read buffer. paho's ReadPacket costs a
-// 512-byte buffer and three allocations per packet, which at tens of
-// thousands of PUBACKs a second was an eighth of the gateway's CPU. ok is
-// false, with nothing consumed, for any other packet.
-func readShortPuback(br *bufio.Reader) (id uint16, code byte, ok bool, err error) {
-	h, err := br.Peek(2)
-	if err != nil {
-		return 0, 0, false, err
-	}
-	if h[0] != packets.PUBACK<<4 || h[1] < 2 || h[1] > 4 {
-		return 0, 0, false, nil
-	}
-	n := 2 + int(h[1])
-	b, err := br.Peek(n)
-	if err != nil {
-		return 0, 0, false, err
-	}
-	if n == 6 && b[5] != 0 {
-		return 0, 0, false, nil // properties follow: the general reader
-	}
-	id = uint16(b[2])<<8 | uint16(b[3])
-	if n >= 5 {
-		code = b[4]
-	}
-	_, _ = br.Discard(n)
-	return id, code, true, nil
 }
 
 // onPuback completes one QoS 1 publish: Ack on success, DeadLetter on a
@@ -753,7 +723,7 @@ func (s *session) controlLoop(ctx context.Context) error {
 			n := min(len(unsub), maxFiltersPerPacket)
 			var p []byte
 			if s.v311 {
-				p = append311Unsubscribe(nil, controlID, unsub[:n])
+				p = wire.AppendUnsubscribe311(nil, controlID, unsub[:n])
 			} else {
 				var buf bytes.Buffer
 				_, _ = (&packets.Unsubscribe{PacketID: controlID, Topics: unsub[:n], Properties: &packets.Properties{}}).WriteTo(&buf)
@@ -784,7 +754,7 @@ const maxFiltersPerPacket = 8
 func (s *session) subscribe(ctx context.Context, sub []packets.SubOptions) error {
 	var p []byte
 	if s.v311 {
-		p = append311Subscribe(nil, controlID, sub)
+		p = wire.AppendSubscribe311(nil, controlID, sub)
 	} else {
 		var buf bytes.Buffer
 		_, _ = (&packets.Subscribe{PacketID: controlID, Subscriptions: sub, Properties: &packets.Properties{}}).WriteTo(&buf)
@@ -857,87 +827,21 @@ func (s *session) pingLoop(ctx context.Context) error {
 	}
 }
 
-// appendPublish encodes a PUBLISH (section 3.3) without allocating: in
-// MQTT 5 with the dedup user properties when the envelope is
-// user-properties (else an empty property section), in 3.1.1 without a
-// property section.
+// appendPublish encodes m's PUBLISH on this connection (wire.AppendPublish)
+// to topic with payload (both after the envelope): with the dedup user
+// properties when the envelope is user-properties (MQTT 5 only), retained
+// only when the upstream allows retain, and without a property section in
+// 3.1.1.
 func (s *session) appendPublish(dst []byte, topic string, payload []byte, m store.Message, qos byte, id uint16) []byte {
-	up := s.b.cfg.UserProps
-	if s.b.cfg.Envelope != EnvelopeUserProperties {
-		up = UserProps{}
+	p := wire.Publish{
+		Topic: topic, Payload: payload, QoS: qos, ID: id,
+		Retain: m.Retain && s.server.retain,
+		V311:   s.v311,
 	}
-	var seqBuf [20]byte
-	seq := strconv.AppendUint(seqBuf[:0], m.Seq, 10)
-	propLen := 0
-	if up.DeviceKey != "" {
-		propLen += 1 + 2 + len(up.DeviceKey) + 2 + len(m.Device)
+	if s.b.cfg.Envelope == EnvelopeUserProperties {
+		up := s.b.cfg.UserProps
+		p.DeviceKey, p.Device = up.DeviceKey, m.Device
+		p.SeqKey, p.Seq = up.SeqKey, m.Seq
 	}
-	if up.SeqKey != "" {
-		propLen += 1 + 2 + len(up.SeqKey) + 2 + len(seq)
-	}
-	propSection := vbiLen(propLen) + propLen
-	if s.v311 {
-		propSection = 0
-	}
-	rem := 2 + len(topic) + propSection + len(payload)
-	if qos > 0 {
-		rem += 2
-	}
-	flags := qos << 1
-	if m.Retain && s.server.retain {
-		flags |= 1
-	}
-	dst = append(dst, packets.PUBLISH<<4|flags)
-	dst = appendVBI(dst, rem)
-	dst = appendString(dst, topic)
-	if qos > 0 {
-		dst = append(dst, byte(id>>8), byte(id))
-	}
-	if s.v311 {
-		return append(dst, payload...)
-	}
-	dst = appendVBI(dst, propLen)
-	if up.DeviceKey != "" {
-		dst = append(dst, packets.PropUser)
-		dst = appendString(dst, up.DeviceKey)
-		dst = appendString(dst, m.Device)
-	}
-	if up.SeqKey != "" {
-		dst = append(dst, packets.PropUser)
-		dst = appendString(dst, up.SeqKey)
-		dst = append(dst, byte(len(seq)>>8), byte(len(seq)))
-		dst = append(dst, seq...)
-	}
-	return append(dst, payload...)
-}
-
-func appendString(dst []byte, s string) []byte {
-	dst = append(dst, byte(len(s)>>8), byte(len(s)))
-	return append(dst, s...)
-}
-
-func vbiLen(n int) int {
-	switch {
-	case n < 128:
-		return 1
-	case n < 16384:
-		return 2
-	case n < 2097152:
-		return 3
-	}
-	return 4
-}
-
-func appendVBI(dst []byte, n int) []byte {
-	for {
-		b := byte(n % 128)
-		n /= 128
-		if n > 0 {
-			b |= 0x80
-		}
-		dst = append(dst, b)
-		if n == 0 {
-			return dst
-		}
-	}
+	return wire.AppendPublish(dst, p)
 }
