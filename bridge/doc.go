@@ -65,7 +65,8 @@
 // Config.ALPN or Upstream.ALPN set the TLS ALPN protocols, Upstream.ServerName
 // the SNI and verification name. Config.Proxy tunnels every connection
 // through an HTTP proxy with CONNECT (http://[user:password@]host:port, Basic
-// authentication), the usual way out of a site that opens port 443 only.
+// authentication; package bridge/proxy), the usual way out of a site that
+// opens port 443 only.
 //
 // # Profiles
 //
@@ -143,6 +144,7 @@
 // echoes what the gateway published.
 //
 // Imports: from this module only package store and its own sub-packages
-// bridge/topic (topic syntax) and bridge/wire (the MQTT client codec); no
-// mochi, no prometheus, no badger. The gateway exports [State] as metrics, labelled by State.Name.
+// bridge/topic (topic syntax), bridge/wire (the MQTT client codec) and
+// bridge/proxy (the HTTP CONNECT tunnel); no mochi, no prometheus, no
+// badger. The gateway exports [State] as metrics, labelled by State.Name.
 package bridge
