@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/edgegw/edgegw/bridge/proxy"
 	"github.com/edgegw/edgegw/store"
 )
 
@@ -228,7 +229,7 @@ func (c *Config) validate() error {
 		return errors.New("username longer than 65535 bytes")
 	}
 	if c.Proxy != nil {
-		if err := validateProxy(c.Proxy); err != nil {
+		if err := proxy.Validate(c.Proxy); err != nil {
 			return err
 		}
 	}

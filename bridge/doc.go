@@ -35,7 +35,9 @@
 // Config.Protocol MQTT311 runs the same session with CONNECT protocol level 4
 // (Clean Session 0: the upstream keeps our subscriptions while we are away),
 // and PUBLISH, PUBACK, SUBSCRIBE and SUBACK without properties. paho's packets
-// are MQTT 5 only, so the 3.1.1 packets are encoded and read in mqtt311.go.
+// are MQTT 5 only, so the 3.1.1 packets are encoded and read in package
+// bridge/wire (with the allocation-free PUBLISH encoder and PUBACK reader
+// both versions use).
 // There is no Receive Maximum: the window is Config.Inflight. A refused
 // CONNACK is a *ConnackError (errors.Is ErrBadCredentials or
 // ErrNotAuthorized); Mosquitto 2.0.11 answers a wrong 3.1.1 password with
@@ -63,7 +65,8 @@
 // Config.ALPN or Upstream.ALPN set the TLS ALPN protocols, Upstream.ServerName
 // the SNI and verification name. Config.Proxy tunnels every connection
 // through an HTTP proxy with CONNECT (http://[user:password@]host:port, Basic
-// authentication), the usual way out of a site that opens port 443 only.
+// authentication; package bridge/proxy), the usual way out of a site that
+// opens port 443 only.
 //
 // # Profiles
 //
@@ -140,6 +143,8 @@
 // Upstream subscriptions also set MQTT 5 No Local, so the upstream never
 // echoes what the gateway published.
 //
-// Imports: only package store from this module; no mochi, no prometheus, no
+// Imports: from this module only package store and its own sub-packages
+// bridge/topic (topic syntax), bridge/wire (the MQTT client codec) and
+// bridge/proxy (the HTTP CONNECT tunnel); no mochi, no prometheus, no
 // badger. The gateway exports [State] as metrics, labelled by State.Name.
 package bridge

@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/eclipse/paho.golang/packets"
+	"github.com/edgegw/edgegw/bridge/wire"
 )
 
 // A bridge's TLS identity can change while it runs (a renewed certificate,
@@ -226,18 +227,9 @@ func (b *Bridge) tapped(topic string, payload []byte) bool {
 	return false
 }
 
-// publish0 writes one QoS 0 PUBLISH without properties.
+// publish0 writes one QoS 0 PUBLISH without user properties and flushes it.
 func (s *session) publish0(topic string, payload []byte) error {
-	rem := 2 + len(topic) + len(payload)
-	if !s.v311 {
-		rem++ // empty property section
-	}
-	p := append([]byte{packets.PUBLISH << 4}, appendVBI(nil, rem)...)
-	p = appendString(p, topic)
-	if !s.v311 {
-		p = append(p, 0)
-	}
-	p = append(p, payload...)
+	p := wire.AppendPublish(nil, wire.Publish{Topic: topic, Payload: payload, V311: s.v311})
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	err := s.writeLocked(p)

@@ -8,13 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/eclipse/paho.golang/packets"
+	"github.com/edgegw/edgegw/bridge/wire"
 	"github.com/edgegw/edgegw/store"
 )
 
@@ -82,61 +82,33 @@ func (b *Bridge) dial(ctx context.Context, up Upstream) (*session, error) {
 	default:
 	}
 	_, gen := b.clientCert()
-	u := up.URL
 	addr := hostPort(up)
 	pass, err := b.password()
 	if err != nil {
 		return nil, err
 	}
-	nc, err := b.dialTCP(cctx, addr)
+	nc, err := b.openConn(cctx, up, addr)
 	if err != nil {
 		return nil, err
 	}
-	if isTLSScheme(u.Scheme) {
-		if nc, err = b.tlsHandshake(cctx, nc, up, addr); err != nil {
-			return nil, err
-		}
-	}
+	// The CONNECT/CONNACK exchange is bounded by cctx too: its deadline is
+	// the connection's, and when cctx ends early (the outer ctx cancelled) a
+	// blocked read or write returns at once.
 	if dl, ok := cctx.Deadline(); ok {
 		_ = nc.SetDeadline(dl)
 	}
 	stop := context.AfterFunc(cctx, func() { _ = nc.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
 
-	s := &session{
-		b: b, up: up, nc: nc,
-		br:       bufio.NewReaderSize(nc, bufSize),
-		bw:       bufio.NewWriterSize(nc, bufSize),
-		inflight: make(map[uint16]pending, b.cfg.Inflight),
-		inbound:  make(chan *packets.Publish, inboundMax),
-		ctrlAck:  make(chan ctrlAnswer, 1),
-		server:   serverLimits{receiveMax: 65535, maxQoS: 2, retain: true},
-		nextID:   b.lastID,
-		v311:     b.cfg.Protocol == MQTT311,
-	}
+	s := b.newSession(up, nc)
 	ca, err := s.connect(pass)
 	if err != nil {
 		nc.Close()
-		if cctx.Err() != nil && ctx.Err() == nil {
-			return nil, fmt.Errorf("waiting for CONNACK from %s: no answer within %v", addr, b.cfg.ConnectTimeout)
-		}
-		// A TLS alert from the server (crypto/tls reports it as a
-		// "remote error: tls: ..." *net.OpError; its type is unexported).
-		if isTLSScheme(u.Scheme) && u.Port() == "443" && len(up.ALPN) == 0 && len(b.cfg.ALPN) == 0 && strings.Contains(err.Error(), "remote error: tls:") {
-			// AWS IoT Core's port 443 drops a certificate login without ALPN.
-			return nil, fmt.Errorf("%s: %w (port 443 without ALPN: AWS IoT Core needs alpn [%s]; profile aws-iot-core sets it)", addr, err, AWSALPN)
-		}
-		return nil, fmt.Errorf("%s: %w", addr, err)
+		return nil, b.connectError(ctx, cctx, up, addr, err)
 	}
-	if ca.ReasonCode != 0 && (s.v311 || ca.ReasonCode >= 0x80) {
+	if err := s.refused(ca, addr); err != nil {
 		nc.Close()
-		ce := &ConnackError{Upstream: addr, Protocol: b.cfg.Protocol, Code: ca.ReasonCode}
-		if s.v311 {
-			ce.Reason = connack311Reason(ca.ReasonCode)
-		} else {
-			ce.Reason = strings.TrimSpace(ca.Reason() + " " + reasonString(ca.Properties))
-		}
-		return nil, ce
+		return nil, err
 	}
 	if !stop() {
 		nc.Close()
@@ -149,6 +121,75 @@ func (b *Bridge) dial(ctx context.Context, up Upstream) (*session, error) {
 		nc.Close()
 		return nil, err
 	}
+	b.established(s, gen, ca.SessionPresent)
+	return s, nil
+}
+
+// openConn opens the transport to up: TCP (through the proxy if one is
+// configured), then TLS for a TLS scheme.
+func (b *Bridge) openConn(ctx context.Context, up Upstream, addr string) (net.Conn, error) {
+	nc, err := b.dialTCP(ctx, addr)
+	if err != nil {
+		return nil, err
+	}
+	if isTLSScheme(up.URL.Scheme) {
+		return b.tlsHandshake(ctx, nc, up, addr)
+	}
+	return nc, nil
+}
+
+// newSession is the session on nc before CONNECT: the server's limits at
+// their MQTT defaults until its CONNACK says otherwise, packet identifiers
+// continuing from the previous connection's.
+func (b *Bridge) newSession(up Upstream, nc net.Conn) *session {
+	return &session{
+		b: b, up: up, nc: nc,
+		br:       bufio.NewReaderSize(nc, bufSize),
+		bw:       bufio.NewWriterSize(nc, bufSize),
+		inflight: make(map[uint16]pending, b.cfg.Inflight),
+		inbound:  make(chan *packets.Publish, inboundMax),
+		ctrlAck:  make(chan ctrlAnswer, 1),
+		server:   serverLimits{receiveMax: 65535, maxQoS: 2, retain: true},
+		nextID:   b.lastID,
+		v311:     b.cfg.Protocol == MQTT311,
+	}
+}
+
+// connectError says why CONNECT got no CONNACK: no answer within
+// ConnectTimeout, a TLS alert that means a missing ALPN, or err as it is.
+func (b *Bridge) connectError(ctx, cctx context.Context, up Upstream, addr string, err error) error {
+	if cctx.Err() != nil && ctx.Err() == nil {
+		return fmt.Errorf("waiting for CONNACK from %s: no answer within %v", addr, b.cfg.ConnectTimeout)
+	}
+	// A TLS alert from the server (crypto/tls reports it as a
+	// "remote error: tls: ..." *net.OpError; its type is unexported).
+	u := up.URL
+	if isTLSScheme(u.Scheme) && u.Port() == "443" && len(up.ALPN) == 0 && len(b.cfg.ALPN) == 0 && strings.Contains(err.Error(), "remote error: tls:") {
+		// AWS IoT Core's port 443 drops a certificate login without ALPN.
+		return fmt.Errorf("%s: %w (port 443 without ALPN: AWS IoT Core needs alpn [%s]; profile aws-iot-core sets it)", addr, err, AWSALPN)
+	}
+	return fmt.Errorf("%s: %w", addr, err)
+}
+
+// refused is a *ConnackError when the CONNACK refuses the connection (any
+// non-zero 3.1.1 return code, an MQTT 5 reason code 0x80 or above), else nil.
+func (s *session) refused(ca *packets.Connack, addr string) error {
+	if ca.ReasonCode == 0 || (!s.v311 && ca.ReasonCode < 0x80) {
+		return nil
+	}
+	ce := &ConnackError{Upstream: addr, Protocol: s.b.cfg.Protocol, Code: ca.ReasonCode}
+	if s.v311 {
+		ce.Reason = connack311Reason(ca.ReasonCode)
+	} else {
+		ce.Reason = strings.TrimSpace(ca.Reason() + " " + reasonString(ca.Properties))
+	}
+	return ce
+}
+
+// established makes s the bridge's live connection: its window (our
+// Inflight, at most the server's Receive Maximum), the state Status reports,
+// and the certificate generation it connected under (gen, for SwapIdentity).
+func (b *Bridge) established(s *session, gen uint64, sessionPresent bool) {
 	window := min(b.cfg.Inflight, int(s.server.receiveMax))
 	s.slots = make(chan struct{}, window)
 	s.connected = b.cfg.Now()
@@ -156,14 +197,13 @@ func (b *Bridge) dial(ctx context.Context, up Upstream) (*session, error) {
 
 	b.window.Store(int64(window))
 	b.mu.Lock()
-	b.upstream = up.URL.Redacted()
+	b.upstream = s.up.URL.Redacted()
 	b.connectedAt = s.connected
 	b.mu.Unlock()
 	b.connected.Store(true)
 	b.connectedUnder(gen)
-	b.log.Info("upstream connected", "upstream", up.URL.Redacted(), "protocol", b.cfg.Protocol.String(),
-		"session_present", ca.SessionPresent, "window", window, "keepalive", s.keepAlive)
-	return s, nil
+	b.log.Info("upstream connected", "upstream", s.up.URL.Redacted(), "protocol", b.cfg.Protocol.String(),
+		"session_present", sessionPresent, "window", window, "keepalive", s.keepAlive)
 }
 
 // password is the upstream password: password_file read at every connect
@@ -258,7 +298,7 @@ func (s *session) connect(pass []byte) (*packets.Connack, error) {
 	cfg := &s.b.cfg
 	keepAlive := uint16(cfg.KeepAlive / time.Second)
 	if s.v311 {
-		s.scratch = append311Connect(s.scratch[:0], cfg.ClientID, cfg.Username, pass, cfg.Username != "", pass != nil, keepAlive)
+		s.scratch = wire.AppendConnect311(s.scratch[:0], cfg.ClientID, cfg.Username, pass, cfg.Username != "", pass != nil, keepAlive)
 		if _, err := s.bw.Write(s.scratch); err != nil {
 			return nil, fmt.Errorf("sending CONNECT: %w", err)
 		}
@@ -288,11 +328,11 @@ func (s *session) connect(pass []byte) (*packets.Connack, error) {
 		return nil, fmt.Errorf("sending CONNECT: %w", err)
 	}
 	if s.v311 {
-		pk, err := read311(s.br)
+		pk, err := wire.Read311(s.br)
 		if err != nil {
 			return nil, fmt.Errorf("waiting for CONNACK: %w", err)
 		}
-		present, code, err := pk.connack()
+		present, code, err := pk.Connack()
 		if err != nil {
 			return nil, fmt.Errorf("answer to CONNECT: %w", err)
 		}
@@ -381,145 +421,6 @@ func (s *session) run(ctx context.Context) error {
 	return first
 }
 
-// writeLoop takes messages from the queue and publishes them in queue order
-// (so FIFO per route on the wire [MQTT-4.6.0-6]), with up to window QoS 1
-// publishes unacknowledged. It flushes whenever it would wait.
-func (s *session) writeLoop(ctx context.Context) error {
-	b := s.b
-	// Next is called with a done context to take what is available now
-	// without waiting (the Queue contract); only when nothing is does the
-	// loop flush and wait. One goroutine, no hand-off per message: the
-	// messages of a burst go out in as few writes as the window allows.
-	now, cancelNow := context.WithCancel(context.Background())
-	cancelNow()
-
-	var bucket, limit *bucket
-	if b.cfg.DrainRate > 0 {
-		bucket = newBucket(b.cfg.DrainRate, time.Now, sleepCtx)
-	}
-	if b.cfg.MaxRate > 0 {
-		limit = newBucket(b.cfg.MaxRate, time.Now, sleepCtx)
-	}
-	var qos0 []uint64 // written, not yet flushed: acknowledged on flush
-	flush := func() error {
-		s.wmu.Lock()
-		err := s.flushLocked()
-		s.wmu.Unlock()
-		if err != nil {
-			return err
-		}
-		for _, seq := range qos0 {
-			s.ack(seq)
-		}
-		qos0 = qos0[:0]
-		return nil
-	}
-	for {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		m, err := b.q.Next(now)
-		if errors.Is(err, context.Canceled) {
-			if err := flush(); err != nil {
-				return err
-			}
-			m, err = b.q.Next(ctx)
-		}
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			return &queueError{err}
-		}
-
-		rs := b.routes.Load()
-		r, ok := rs.ByName(m.Route)
-		if !ok || !r.Direction.out() {
-			if r, ok = rs.FirstOut(m.Topic); !ok {
-				s.deadLetter(pending{seq: m.Seq, route: m.Route, device: m.Device, topic: m.Topic}, 0, "no out route matches any more (routes reloaded)")
-				continue
-			}
-		}
-		qos := min(r.wireQoS(), m.QoS, s.server.maxQoS)
-		remote, payload := r.RemoteTopic(m.Topic), m.Payload
-		if env := b.cfg.Envelope; env != EnvelopeUserProperties && env != EnvelopeNone {
-			remote, payload = wrap(env, b.cfg.UserProps, r, remote, m)
-		}
-		if why := b.cfg.messageProblem(remote, len(payload)); why != "" {
-			s.deadLetter(pending{seq: m.Seq, route: r.Name, device: m.Device, topic: remote}, 0, why)
-			continue
-		}
-
-		// Pacing: a message enqueued before this connection came up is
-		// backlog; it waits for a token so a long outage does not flood the
-		// upstream. Messages enqueued since flow unpaced; they queue behind
-		// the backlog of their own route anyway (FIFO).
-		if bucket != nil && m.Time < s.connected.UnixNano() {
-			b.c.paced.Add(1)
-			if !bucket.tryTake() {
-				if err := flush(); err != nil {
-					return err
-				}
-				if err := bucket.take(ctx); err != nil {
-					return err
-				}
-			}
-		}
-		// The connection's publish rate limit (a cloud's per-connection
-		// quota) holds for every message.
-		if limit != nil && !limit.tryTake() {
-			if err := flush(); err != nil {
-				return err
-			}
-			if err := limit.take(ctx); err != nil {
-				return err
-			}
-		}
-
-		var id uint16
-		if qos > 0 {
-			select {
-			case s.slots <- struct{}{}:
-			default:
-				// Window full: let the server see what we wrote, then wait
-				// for a PUBACK.
-				if err := flush(); err != nil {
-					return err
-				}
-				select {
-				case s.slots <- struct{}{}:
-				case <-ctx.Done():
-					return ctx.Err()
-				}
-			}
-			id = s.register(pending{seq: m.Seq, route: r.Name, device: m.Device, topic: remote})
-		}
-		s.scratch = s.appendPublish(s.scratch[:0], remote, payload, m, qos, id)
-		if max := s.server.maxPacket; max > 0 && uint32(len(s.scratch)) > max {
-			if qos > 0 {
-				s.mu.Lock()
-				delete(s.inflight, id)
-				s.mu.Unlock()
-				<-s.slots
-				b.inflight.Add(-1)
-			}
-			s.deadLetter(pending{seq: m.Seq, route: r.Name, device: m.Device, topic: remote}, 0x95,
-				fmt.Sprintf("message of %d bytes exceeds the upstream's maximum packet size %d", len(s.scratch), max))
-			continue
-		}
-		s.wmu.Lock()
-		err = s.writeLocked(s.scratch)
-		s.wmu.Unlock()
-		if err != nil {
-			return fmt.Errorf("writing to upstream: %w", err)
-		}
-		b.c.sent.Add(1)
-		if qos == 0 {
-			qos0 = append(qos0, m.Seq)
-		}
-	}
-}
-
 // register records an in-flight publish and returns its packet identifier.
 func (s *session) register(p pending) uint16 {
 	s.mu.Lock()
@@ -597,7 +498,7 @@ func (s *session) readLoop(ctx context.Context) error {
 		readOne = s.readOne311
 	}
 	for {
-		id, code, ok, err := readShortPuback(s.br)
+		id, code, ok, err := wire.ReadShortPuback(s.br)
 		switch {
 		case err != nil:
 			err = fmt.Errorf("reading from upstream: %w", err)
@@ -643,20 +544,20 @@ func (s *session) readOne5(ctx context.Context) error {
 
 // readOne311 reads and handles one MQTT 3.1.1 packet.
 func (s *session) readOne311(ctx context.Context) error {
-	pk, err := read311(s.br)
+	pk, err := wire.Read311(s.br)
 	if err != nil {
 		return fmt.Errorf("reading from upstream: %w", err)
 	}
 	s.lastRead.Store(time.Now().UnixNano())
-	switch pk.typ {
+	switch pk.Type {
 	case packets.PUBLISH:
-		p, err := pk.publish()
+		p, err := pk.Publish()
 		if err != nil {
 			return fmt.Errorf("reading from upstream: %w", err)
 		}
 		return s.received(ctx, p)
 	case packets.SUBACK:
-		_, codes, err := pk.ackID()
+		_, codes, err := pk.AckID()
 		if err != nil {
 			return fmt.Errorf("reading from upstream: %w", err)
 		}
@@ -665,7 +566,7 @@ func (s *session) readOne311(ctx context.Context) error {
 		s.onCtrlAck(ctrlAnswer{})
 	case packets.PINGRESP:
 	default:
-		return fmt.Errorf("unexpected packet type %d from upstream (MQTT 3.1.1 protocol error)", pk.typ)
+		return fmt.Errorf("unexpected packet type %d from upstream (MQTT 3.1.1 protocol error)", pk.Type)
 	}
 	return nil
 }
@@ -690,36 +591,6 @@ func (s *session) onCtrlAck(a ctrlAnswer) {
 	default:
 		s.b.log.Warn("unexpected SUBACK/UNSUBACK from upstream")
 	}
-}
-
-// readShortPuback reads a PUBACK without properties (remaining length 2,
-// 3, or 4 with a zero property length: what brokers send for nearly every
-// acknowledgement) straight from the read buffer. paho's ReadPacket costs a
-// 512-byte buffer and three allocations per packet, which at tens of
-// thousands of PUBACKs a second was an eighth of the gateway's CPU. ok is
-// false, with nothing consumed, for any other packet.
-func readShortPuback(br *bufio.Reader) (id uint16, code byte, ok bool, err error) {
-	h, err := br.Peek(2)
-	if err != nil {
-		return 0, 0, false, err
-	}
-	if h[0] != packets.PUBACK<<4 || h[1] < 2 || h[1] > 4 {
-		return 0, 0, false, nil
-	}
-	n := 2 + int(h[1])
-	b, err := br.Peek(n)
-	if err != nil {
-		return 0, 0, false, err
-	}
-	if n == 6 && b[5] != 0 {
-		return 0, 0, false, nil // properties follow: the general reader
-	}
-	id = uint16(b[2])<<8 | uint16(b[3])
-	if n >= 5 {
-		code = b[4]
-	}
-	_, _ = br.Discard(n)
-	return id, code, true, nil
 }
 
 // onPuback completes one QoS 1 publish: Ack on success, DeadLetter on a
@@ -852,7 +723,7 @@ func (s *session) controlLoop(ctx context.Context) error {
 			n := min(len(unsub), maxFiltersPerPacket)
 			var p []byte
 			if s.v311 {
-				p = append311Unsubscribe(nil, controlID, unsub[:n])
+				p = wire.AppendUnsubscribe311(nil, controlID, unsub[:n])
 			} else {
 				var buf bytes.Buffer
 				_, _ = (&packets.Unsubscribe{PacketID: controlID, Topics: unsub[:n], Properties: &packets.Properties{}}).WriteTo(&buf)
@@ -883,7 +754,7 @@ const maxFiltersPerPacket = 8
 func (s *session) subscribe(ctx context.Context, sub []packets.SubOptions) error {
 	var p []byte
 	if s.v311 {
-		p = append311Subscribe(nil, controlID, sub)
+		p = wire.AppendSubscribe311(nil, controlID, sub)
 	} else {
 		var buf bytes.Buffer
 		_, _ = (&packets.Subscribe{PacketID: controlID, Subscriptions: sub, Properties: &packets.Properties{}}).WriteTo(&buf)
@@ -956,87 +827,21 @@ func (s *session) pingLoop(ctx context.Context) error {
 	}
 }
 
-// appendPublish encodes a PUBLISH (section 3.3) without allocating: in
-// MQTT 5 with the dedup user properties when the envelope is
-// user-properties (else an empty property section), in 3.1.1 without a
-// property section.
+// appendPublish encodes m's PUBLISH on this connection (wire.AppendPublish)
+// to topic with payload (both after the envelope): with the dedup user
+// properties when the envelope is user-properties (MQTT 5 only), retained
+// only when the upstream allows retain, and without a property section in
+// 3.1.1.
 func (s *session) appendPublish(dst []byte, topic string, payload []byte, m store.Message, qos byte, id uint16) []byte {
-	up := s.b.cfg.UserProps
-	if s.b.cfg.Envelope != EnvelopeUserProperties {
-		up = UserProps{}
+	p := wire.Publish{
+		Topic: topic, Payload: payload, QoS: qos, ID: id,
+		Retain: m.Retain && s.server.retain,
+		V311:   s.v311,
 	}
-	var seqBuf [20]byte
-	seq := strconv.AppendUint(seqBuf[:0], m.Seq, 10)
-	propLen := 0
-	if up.DeviceKey != "" {
-		propLen += 1 + 2 + len(up.DeviceKey) + 2 + len(m.Device)
+	if s.b.cfg.Envelope == EnvelopeUserProperties {
+		up := s.b.cfg.UserProps
+		p.DeviceKey, p.Device = up.DeviceKey, m.Device
+		p.SeqKey, p.Seq = up.SeqKey, m.Seq
 	}
-	if up.SeqKey != "" {
-		propLen += 1 + 2 + len(up.SeqKey) + 2 + len(seq)
-	}
-	propSection := vbiLen(propLen) + propLen
-	if s.v311 {
-		propSection = 0
-	}
-	rem := 2 + len(topic) + propSection + len(payload)
-	if qos > 0 {
-		rem += 2
-	}
-	flags := qos << 1
-	if m.Retain && s.server.retain {
-		flags |= 1
-	}
-	dst = append(dst, packets.PUBLISH<<4|flags)
-	dst = appendVBI(dst, rem)
-	dst = appendString(dst, topic)
-	if qos > 0 {
-		dst = append(dst, byte(id>>8), byte(id))
-	}
-	if s.v311 {
-		return append(dst, payload...)
-	}
-	dst = appendVBI(dst, propLen)
-	if up.DeviceKey != "" {
-		dst = append(dst, packets.PropUser)
-		dst = appendString(dst, up.DeviceKey)
-		dst = appendString(dst, m.Device)
-	}
-	if up.SeqKey != "" {
-		dst = append(dst, packets.PropUser)
-		dst = appendString(dst, up.SeqKey)
-		dst = append(dst, byte(len(seq)>>8), byte(len(seq)))
-		dst = append(dst, seq...)
-	}
-	return append(dst, payload...)
-}
-
-func appendString(dst []byte, s string) []byte {
-	dst = append(dst, byte(len(s)>>8), byte(len(s)))
-	return append(dst, s...)
-}
-
-func vbiLen(n int) int {
-	switch {
-	case n < 128:
-		return 1
-	case n < 16384:
-		return 2
-	case n < 2097152:
-		return 3
-	}
-	return 4
-}
-
-func appendVBI(dst []byte, n int) []byte {
-	for {
-		b := byte(n % 128)
-		n /= 128
-		if n > 0 {
-			b |= 0x80
-		}
-		dst = append(dst, b)
-		if n == 0 {
-			return dst
-		}
-	}
+	return wire.AppendPublish(dst, p)
 }

@@ -52,6 +52,9 @@ const (
 	badgerPath = "github.com/dgraph-io/badger"
 	promPath   = "github.com/prometheus/"
 	pahoPath   = "github.com/eclipse/paho.golang"
+	// pahoClientPath is paho's MQTT client (its own session and in-flight
+	// store), as opposed to its packets.
+	pahoClientPath = pahoPath + "/paho"
 )
 
 // pureForbid are the third-party libraries the pure rooms (logic with no
@@ -73,7 +76,7 @@ type room struct {
 // belowWiring is every package of ours the rooms between the components
 // and the wiring (gateway/shadowrun...) may depend on: anything but gateway
 // itself, cmd and the test helpers.
-var belowWiring = []string{"store", "hw", "bridge", "bridge/topic", "gateway/audit", "gateway/authz", "gateway/authorizer",
+var belowWiring = []string{"store", "hw", "bridge", "bridge/topic", "bridge/wire", "bridge/proxy", "gateway/audit", "gateway/authz", "gateway/authorizer",
 	"gateway/clock", "gateway/loopback", "gateway/pki", "gateway/enrol", "gateway/rules", "gateway/rules/sql", "gateway/rules/sql/lex", "gateway/rules/sql/internal/jsonscan", "gateway/rules/sql/internal/md2", "gateway/rules/timefmt", "gateway/shadow",
 	"gateway/presence", "gateway/broker", "gateway/broker/wire", "gateway/broker/listen", "gateway/config", "gateway/observe", "gateway/renew", "gateway/est"}
 
@@ -102,8 +105,13 @@ var rooms = map[string]room{
 	"store/selftest": {ours: []string{"store"}, forbid: []string{mochiPath, promPath, pahoPath}},
 	// The power-cut tests' loop-mounted disk (a test helper): nothing of ours.
 	"store/loopdisk": {forbid: pureForbid},
-	// bridge speaks to the queue only (and topic syntax); pki needs keys and the thing-name rule.
-	"bridge":      {ours: []string{"store", "bridge/topic"}},
+	// The bridge's MQTT client codec (the 3.1.1 packets, the allocation-free PUBLISH, the
+	// short PUBACK): bytes only, over paho's packets; a leaf, never paho's client.
+	"bridge/wire": {forbid: []string{mochiPath, badgerPath, promPath, pahoClientPath}},
+	// The HTTP CONNECT tunnel the bridge dials through: the standard library only.
+	"bridge/proxy": {forbid: pureForbid},
+	// bridge speaks to the queue only (and topic syntax, its codec, its proxy dialer); pki needs keys and the thing-name rule.
+	"bridge":      {ours: []string{"store", "bridge/topic", "bridge/wire", "bridge/proxy"}},
 	"gateway/pki": {ours: []string{"hw", "gateway/authz"}},
 	// config: schema and validation; key URIs are hw's, topic filters bridge/topic's, the rules'
 	// schema the rules engine's (pure), the enrolment section's rules enrol's (pure: pki, authz, hw);
@@ -355,7 +363,7 @@ func TestCheckImportsCatches(t *testing.T) {
 			[]string{"gateway/clock imports gateway/config (via its dependencies); allowed from this module: nothing",
 				"gateway/clock imports hw (via its dependencies); allowed from this module: nothing"}},
 		{"bridge importing gateway", pkgImports{ImportPath: m("bridge"), Imports: []string{m("gateway")}, Deps: []string{m("gateway"), m("store")}},
-			[]string{"bridge imports gateway (via its dependencies); allowed from this module: store, bridge/topic", "bridge imports gateway; only cmd/... may import gateway"}},
+			[]string{"bridge imports gateway (via its dependencies); allowed from this module: store, bridge/topic, bridge/wire, bridge/proxy", "bridge imports gateway; only cmd/... may import gateway"}},
 		{"bridge importing store is fine", pkgImports{ImportPath: m("bridge"), Imports: []string{m("store")}, Deps: []string{m("store"), badger}}, nil},
 		{"pki importing hw and authz is fine", pkgImports{ImportPath: m("gateway/pki"), Imports: []string{m("hw"), m("gateway/authz")}, Deps: []string{m("hw"), m("gateway/authz")}}, nil},
 		{"pki importing store", pkgImports{ImportPath: m("gateway/pki"), Deps: []string{m("hw"), m("store")}},
@@ -368,6 +376,20 @@ func TestCheckImportsCatches(t *testing.T) {
 		{"bridge importing bridge/topic is fine", pkgImports{ImportPath: m("bridge"), Imports: []string{m("bridge/topic"), m("store")}, Deps: []string{m("bridge/topic"), m("store")}}, nil},
 		{"bridge/topic importing store", pkgImports{ImportPath: m("bridge/topic"), Imports: []string{m("store")}, Deps: []string{m("store")}},
 			[]string{"bridge/topic imports store (via its dependencies); allowed from this module: nothing"}},
+		{"bridge importing bridge/wire is fine", pkgImports{ImportPath: m("bridge"), Imports: []string{m("bridge/wire"), m("store")}, Deps: []string{m("bridge/wire"), m("store"), pahoPath + "/packets"}}, nil},
+		{"bridge/wire importing paho's packets is fine", pkgImports{ImportPath: m("bridge/wire"), Imports: []string{pahoPath + "/packets"}, Deps: []string{pahoPath + "/packets"}}, nil},
+		{"bridge/wire importing the bridge", pkgImports{ImportPath: m("bridge/wire"), Imports: []string{m("bridge")}, Deps: []string{m("bridge"), m("store"), m("bridge/topic")}},
+			[]string{"bridge/wire imports bridge (via its dependencies); allowed from this module: nothing",
+				"bridge/wire imports bridge/topic (via its dependencies); allowed from this module: nothing",
+				"bridge/wire imports store (via its dependencies); allowed from this module: nothing"}},
+		{"bridge/wire importing paho's client", pkgImports{ImportPath: m("bridge/wire"), Imports: []string{paho}},
+			[]string{"bridge/wire imports github.com/eclipse/paho.golang/paho; it must not import github.com/eclipse/paho.golang/paho"}},
+		{"bridge/proxy importing the standard library is fine", pkgImports{ImportPath: m("bridge/proxy"), Imports: []string{"net/http"}, Deps: []string{"net/http"}}, nil},
+		{"bridge/proxy importing the bridge", pkgImports{ImportPath: m("bridge/proxy"), Imports: []string{m("bridge")}, Deps: []string{m("bridge"), m("store")}},
+			[]string{"bridge/proxy imports bridge (via its dependencies); allowed from this module: nothing",
+				"bridge/proxy imports store (via its dependencies); allowed from this module: nothing"}},
+		{"bridge/proxy importing paho", pkgImports{ImportPath: m("bridge/proxy"), Imports: []string{pahoPath + "/packets"}},
+			[]string{"bridge/proxy imports github.com/eclipse/paho.golang/packets; it must not import github.com/eclipse/paho.golang"}},
 		{"store/selftest importing store is fine", pkgImports{ImportPath: m("store/selftest"), Imports: []string{m("store")}, Deps: []string{m("store"), badger}}, nil},
 		{"store/selftest importing gateway", pkgImports{ImportPath: m("store/selftest"), Imports: []string{m("gateway")}, Deps: []string{m("gateway"), m("store")}},
 			[]string{"store/selftest imports gateway (via its dependencies); allowed from this module: store", "store/selftest imports gateway; only cmd/... may import gateway"}},

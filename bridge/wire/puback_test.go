@@ -1,4 +1,4 @@
-package bridge
+package wire
 
 import (
 	"bufio"
@@ -32,7 +32,7 @@ func TestReadShortPuback(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			br := bufio.NewReader(bytes.NewReader(c.in))
-			id, code, ok, err := readShortPuback(br)
+			id, code, ok, err := ReadShortPuback(br)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -62,7 +62,7 @@ func TestReadShortPubackMatchesPaho(t *testing.T) {
 			if _, err := p.WriteTo(&buf); err != nil {
 				t.Fatal(err)
 			}
-			gotID, gotCode, ok, err := readShortPuback(bufio.NewReader(&buf))
+			gotID, gotCode, ok, err := ReadShortPuback(bufio.NewReader(&buf))
 			if err != nil || !ok || gotID != id || gotCode != code {
 				t.Fatalf("paho PUBACK id %d code 0x%02x (% x): got ok %v id %d code 0x%02x err %v", id, code, buf.Bytes(), ok, gotID, gotCode, err)
 			}
