@@ -160,13 +160,7 @@ bridge:
 		up.Addr, up.PKI.CAFile, up.Gateway.CertFile, inflight, o.extra, o.routes, g.metrics)
 	gatewaytest.WriteFile(t, g.conf, []byte(cfg), 0o644)
 	gatewaytest.WriteSiteFiles(t, g.dir, bridgeRegistry, map[string]string{"sensor": bridgeSensorPolicy, "light": bridgeLightPolicy})
-	t.Cleanup(func() {
-		g.stop()
-		if t.Failed() {
-			t.Logf("edgegw log (last 6 KiB):\n%s", gatewaytest.LastBytes([]byte(g.log.String()), 6144))
-		}
-	})
-	g.start()
+	g.launch(t, 6144)
 	return g
 }
 

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/eclipse/paho.golang/paho"
+
+	"github.com/edgegw/edgegw/gateway/gatewaytest"
 )
 
 // subscribedSensor connects name as a sensor with its own certificate and
@@ -27,4 +29,17 @@ func (g *bridgeGW) subscribedSensor(t testing.TB, name, filter string) *sensor {
 		t.Fatal(err)
 	}
 	return s
+}
+
+// launch starts the daemon; on cleanup it stops it and, when the test
+// failed, logs the last tailBytes of its log.
+func (g *bridgeGW) launch(t testing.TB, tailBytes int) {
+	t.Helper()
+	t.Cleanup(func() {
+		g.stop()
+		if t.Failed() {
+			t.Logf("edgegw log (last %d KiB):\n%s", tailBytes/1024, gatewaytest.LastBytes([]byte(g.log.String()), tailBytes))
+		}
+	})
+	g.start()
 }

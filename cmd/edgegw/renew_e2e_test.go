@@ -233,13 +233,7 @@ bridge:
 `, g.dir, g.addr, g.site.CAFile, g.site.ServerCert, g.site.ServerKey, g.site.CRLFile, up.Addr, up.PKI.CAFile, certFile, keyURI, renewYAML, g.metrics)
 	gatewaytest.WriteFile(t, g.conf, []byte(cfg), 0o644)
 	gatewaytest.WriteSiteFiles(t, g.dir, bridgeRegistry, map[string]string{"sensor": bridgeSensorPolicy, "light": bridgeLightPolicy})
-	t.Cleanup(func() {
-		g.stop()
-		if t.Failed() {
-			t.Logf("edgegw log (last 8 KiB):\n%s", gatewaytest.LastBytes([]byte(g.log.String()), 8192))
-		}
-	})
-	g.start()
+	g.launch(t, 8192)
 	return g
 }
 

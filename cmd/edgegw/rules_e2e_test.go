@@ -84,13 +84,7 @@ bridge:
 	for name, content := range o.files {
 		gatewaytest.WriteFile(t, filepath.Join(g.dir, name), []byte(content), 0o755)
 	}
-	t.Cleanup(func() {
-		g.stop()
-		if t.Failed() {
-			t.Logf("edgegw log (last 6 KiB):\n%s", gatewaytest.LastBytes([]byte(g.log.String()), 6144))
-		}
-	})
-	g.start()
+	g.launch(t, 6144)
 	return g
 }
 
