@@ -5,6 +5,8 @@ package main
 
 import (
 	"context"
+	"os"
+	"os/exec"
 	"testing"
 	"time"
 
@@ -42,4 +44,28 @@ func (g *bridgeGW) launch(t testing.TB, tailBytes int) {
 		}
 	})
 	g.start()
+}
+
+// runDaemon starts `edgegw run -c conf` and returns its process (to signal),
+// a channel closed when it exits, and its output (stdout and stderr). On cleanup it sends SIGTERM (an error if the daemon takes more than
+// 15 s to stop) and, when the test failed, logs the daemon's whole output.
+func runDaemon(t testing.TB, conf string) (p *os.Process, exited <-chan struct{}, log *gatewaytest.Buffer) {
+	t.Helper()
+	log = new(gatewaytest.Buffer)
+	cmd := exec.Command(gatewaytest.Edgegw(t), "run", "-c", conf)
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		if !gatewaytest.Terminate(cmd.Process, done, 15*time.Second) {
+			t.Errorf("edgegw run did not stop within 15s of SIGTERM")
+		}
+		if t.Failed() {
+			t.Logf("edgegw log:\n%s", log.String())
+		}
+	})
+	return cmd.Process, done, log
 }

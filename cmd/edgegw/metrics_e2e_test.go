@@ -14,7 +14,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -169,22 +168,7 @@ bridge:
 `, dir, lan, site.CAFile, site.ServerCert, site.ServerKey, site.CRLFile, metrics,
 		link.ln.Addr().String(), upPKI.CAFile, gw.CertFile, gw.KeyFile), 0o644)
 
-	var log gatewaytest.Buffer
-	cmd := exec.Command(gatewaytest.Edgegw(t), "run", "-c", conf)
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		if !gatewaytest.Terminate(cmd.Process, exited, 15*time.Second) {
-			t.Errorf("edgegw run did not stop within 15s of SIGTERM")
-		}
-		if t.Failed() {
-			t.Logf("edgegw log:\n%s", log.String())
-		}
-	})
+	_, exited, _ := runDaemon(t, conf)
 	waitFor := func(what string, cond func() bool) {
 		t.Helper()
 		for i := 0; !cond(); i++ {
