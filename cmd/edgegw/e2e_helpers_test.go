@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"os"
 	"os/exec"
 	"testing"
@@ -68,4 +69,29 @@ func runDaemon(t testing.TB, conf string) (p *os.Process, exited <-chan struct{}
 		}
 	})
 	return cmd.Process, done, log
+}
+
+// mosquittoRR is a device's request with Debian's mosquitto_rr (rr, its
+// path) to the broker on 127.0.0.1:port (TLS with caFile): as id
+// (certificate, key, client ID) it subscribes to topic+answer, publishes
+// payload as JSON to topic and returns the JSON answer (20 s for it). A
+// failed request or an answer that is not a JSON object fails the test.
+func mosquittoRR(ctx context.Context, t testing.TB, rr, port, caFile string, id [3]string, topic, answer string, payload any) map[string]any {
+	t.Helper()
+	b, _ := json.Marshal(payload)
+	out, err := exec.CommandContext(ctx, rr, "-h", "127.0.0.1", "-p", port, "--cafile", caFile,
+		"--cert", id[0], "--key", id[1], "-i", id[2],
+		"-t", topic, "-e", topic+answer, "-m", string(b), "-W", "20", "-N").Output()
+	if err != nil {
+		var stderr []byte
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = ee.Stderr
+		}
+		t.Fatalf("mosquitto_rr %s (waiting for %s): %v\n%s%s", topic, answer, err, out, stderr)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(out, &m); err != nil {
+		t.Fatalf("answer on %s%s: %q: %v", topic, answer, out, err)
+	}
+	return m
 }

@@ -109,22 +109,7 @@ enrolment:
 	// the claim certificate as client batch7-0042.
 	requestAs := func(id [3]string, topic, answer string, payload any) map[string]any {
 		t.Helper()
-		b, _ := json.Marshal(payload)
-		out, err := exec.CommandContext(ctx, rr, "-h", "127.0.0.1", "-p", port, "--cafile", filepath.Join(claimDir, "ca.crt"),
-			"--cert", id[0], "--key", id[1], "-i", id[2],
-			"-t", topic, "-e", topic+answer, "-m", string(b), "-W", "20", "-N").Output()
-		if err != nil {
-			var stderr []byte
-			if ee, ok := err.(*exec.ExitError); ok {
-				stderr = ee.Stderr
-			}
-			t.Fatalf("mosquitto_rr %s (waiting for %s): %v\n%s%s", topic, answer, err, out, stderr)
-		}
-		var m map[string]any
-		if err := json.Unmarshal(out, &m); err != nil {
-			t.Fatalf("answer on %s%s: %q: %v", topic, answer, out, err)
-		}
-		return m
+		return mosquittoRR(ctx, t, rr, port, filepath.Join(claimDir, "ca.crt"), id, topic, answer, payload)
 	}
 	claim := [3]string{filepath.Join(claimDir, "batch7.crt"), filepath.Join(claimDir, "batch7.key"), "batch7-0042"}
 	request := func(topic, answer string, payload any) map[string]any {

@@ -153,22 +153,7 @@ audit: {file: %[1]s/audit.log}
 	}
 	requestAs = func(id [3]string, topic, answer string, payload any) map[string]any {
 		t.Helper()
-		b, _ := json.Marshal(payload)
-		out, err := exec.CommandContext(ctx, rr, "-h", "127.0.0.1", "-p", enrolPort, "--cafile", filepath.Join(claimDir, "ca.crt"),
-			"--cert", id[0], "--key", id[1], "-i", id[2],
-			"-t", topic, "-e", topic+answer, "-m", string(b), "-W", "20", "-N").Output()
-		if err != nil {
-			var stderr []byte
-			if ee, ok := err.(*exec.ExitError); ok {
-				stderr = ee.Stderr
-			}
-			t.Fatalf("mosquitto_rr %s: %v\n%s%s", topic, err, out, stderr)
-		}
-		var m map[string]any
-		if err := json.Unmarshal(out, &m); err != nil {
-			t.Fatalf("answer on %s: %q: %v", topic, out, err)
-		}
-		return m
+		return mosquittoRR(ctx, t, rr, enrolPort, filepath.Join(claimDir, "ca.crt"), id, topic, answer, payload)
 	}
 	// A CSR with the wrong CN is refused with the documented error.
 	bad := filepath.Join(dev, "bad.csr")
