@@ -8,12 +8,15 @@ import (
 	"encoding/json"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/eclipse/paho.golang/paho"
 
 	"github.com/edgegw/edgegw/gateway/gatewaytest"
+	"github.com/edgegw/edgegw/hw"
+	"github.com/edgegw/edgegw/hw/hwtest"
 )
 
 // subscribedSensor connects name as a sensor with its own certificate and
@@ -94,4 +97,23 @@ func mosquittoRR(ctx context.Context, t testing.TB, rr, port, caFile string, id 
 		t.Fatalf("answer on %s%s: %q: %v", topic, answer, out, err)
 	}
 	return m
+}
+
+// dueTPMIdentity gives the gateway a renewal-due identity in a fresh swtpm:
+// a P-256 key at handle 0x81000100 (oldURI) and a certificate for it signed
+// by ca with two hours of life, one hour left (renewal starts at most half
+// the lifetime before the end, so it is due now). newURI (handle
+// 0x81000101) is where the renewal is expected to make the new key.
+func dueTPMIdentity(t *testing.T, ca *gatewaytest.PKI) (sw *hwtest.SWTPM, oldURI, newURI, certFile string) {
+	t.Helper()
+	sw = hwtest.StartSWTPM(t)
+	oldURI, newURI = sw.URI("handle=0x81000100"), sw.URI("handle=0x81000101")
+	k, err := hw.Create(context.Background(), oldURI, hw.P256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile = filepath.Join(t.TempDir(), "gw.crt")
+	gatewaytest.WriteFile(t, certFile, signFor(t, ca, gatewaytest.GatewayCN, k.Public(), time.Now().Add(-time.Hour), time.Now().Add(time.Hour)), 0o644)
+	_ = k.Close()
+	return sw, oldURI, newURI, certFile
 }

@@ -35,7 +35,6 @@ import (
 	"github.com/edgegw/edgegw/gateway/enrol"
 	"github.com/edgegw/edgegw/gateway/gatewaytest"
 	"github.com/edgegw/edgegw/hw"
-	"github.com/edgegw/edgegw/hw/hwtest"
 )
 
 // signFor issues a client certificate of the upstream's CA for pub.
@@ -328,18 +327,7 @@ func TestRenewE2EAWS(t *testing.T) {
 	up := gatewaytest.NewUpstream(t, gatewaytest.UpstreamOptions{MaxQueued: 10000000, MaxInflight: 1000, Topics: []string{"$aws/#"}})
 	cloud := startCloudSub(t, up, "sites/#")
 	prov := startProvisioning(t, up, "gw-renewal")
-	sw := hwtest.StartSWTPM(t)
-	ctx := context.Background()
-	oldURI, newURI := sw.URI("handle=0x81000100"), sw.URI("handle=0x81000101")
-	k, err := hw.Create(ctx, oldURI, hw.P256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile := filepath.Join(t.TempDir(), "gw.crt")
-	// Two hours of life, one hour left: due now (renewal starts at most
-	// half the lifetime before the end).
-	gatewaytest.WriteFile(t, certFile, signFor(t, up.PKI, gatewaytest.GatewayCN, k.Public(), time.Now().Add(-time.Hour), time.Now().Add(time.Hour)), 0o644)
-	_ = k.Close()
+	sw, oldURI, newURI, certFile := dueTPMIdentity(t, up.PKI)
 
 	g := renewGW(t, up, oldURI, certFile, `{source: aws, template: gw-renewal, parameters: {SerialNumber: "7"}, retry_min: 1s, retry_max: 2s, swap_timeout: 20s}`)
 	g.waitAudit(t, "identity_renew_failed", 1, 30*time.Second)
