@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
@@ -116,4 +117,39 @@ func dueTPMIdentity(t *testing.T, ca *gatewaytest.PKI) (sw *hwtest.SWTPM, oldURI
 	gatewaytest.WriteFile(t, certFile, signFor(t, ca, gatewaytest.GatewayCN, k.Public(), time.Now().Add(-time.Hour), time.Now().Add(time.Hour)), 0o644)
 	_ = k.Close()
 	return sw, oldURI, newURI, certFile
+}
+
+// sensorMessages lists per messages (0 to per-1) for each of the first
+// sensors sensors (sensorNames), sensor by sensor.
+func sensorMessages(sensors, per int) []msgID {
+	var todo []msgID
+	for _, name := range sensorNames(sensors) {
+		for i := range per {
+			todo = append(todo, msgID{name, i})
+		}
+	}
+	return todo
+}
+
+// publishKilled publishes todo (publishAll with workers) and SIGKILLs the
+// daemon once two fifths of todo are acked; it returns when the daemon is
+// dead, with what was acked and what failed. The test fails if nothing
+// failed (the kill did not fall in the middle of the stream).
+func (g *bridgeGW) publishKilled(t testing.TB, todo []msgID, workers int) (acked, failed []msgID) {
+	t.Helper()
+	killAt := int64(len(todo) * 2 / 5)
+	killNow, killed := make(chan struct{}), make(chan struct{})
+	var killOnce sync.Once
+	go func() { <-killNow; g.kill(); close(killed) }()
+	acked, failed = g.publishAll(t, todo, workers, func(n int64) {
+		if n >= killAt {
+			killOnce.Do(func() { close(killNow) })
+		}
+	})
+	killOnce.Do(func() { close(killNow) }) // in case it never triggered
+	<-killed
+	if len(failed) == 0 {
+		t.Fatalf("all %d acked before the kill; want the kill in the middle of the stream", len(acked))
+	}
+	return acked, failed
 }

@@ -268,12 +268,7 @@ func upstreamConnects(up *gatewaytest.Upstream) int {
 func streamAcrossSwap(t *testing.T, g *bridgeGW, cloud *cloudSub, swap func()) {
 	t.Helper()
 	const sensors, per, after = 10, 1500, 100
-	var todo []msgID
-	for _, s := range sensorNames(sensors) {
-		for i := range per {
-			todo = append(todo, msgID{s, i})
-		}
-	}
+	todo := sensorMessages(sensors, per)
 	type result struct{ acked, failed []msgID }
 	done := make(chan result, 1)
 	go func() {
