@@ -294,31 +294,13 @@ func startCloudSub(t testing.TB, up *gatewaytest.Upstream, filter string) *cloud
 
 // session runs one connection until it drops or ctx ends.
 func (c *cloudSub) session(ctx context.Context, up *gatewaytest.Upstream, filter string, subscribed func()) error {
-	d := &net.Dialer{Timeout: 2 * time.Second}
-	conn, err := tls.DialWithDialer(d, "tcp", up.Addr, up.PKI.ClientTLS(up.Cloud))
+	cl, conn, gone, err := cloudSession(ctx, up, "cloud-sub", c.record)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	gone := make(chan struct{})
-	var goneOnce sync.Once
-	down := func() { goneOnce.Do(func() { close(gone) }) }
-	cl := paho.NewClient(paho.ClientConfig{
-		Conn: packets.NewThreadSafeConn(conn),
-		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
-			c.record(pr.Packet)
-			return true, nil
-		}},
-		OnClientError:      func(error) { down() },
-		OnServerDisconnect: func(*paho.Disconnect) { down() },
-	})
-	expiry := uint32(3600)
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if _, err := cl.Connect(cctx, &paho.Connect{ClientID: "cloud-sub", KeepAlive: 5, CleanStart: false,
-		Properties: &paho.ConnectProperties{SessionExpiryInterval: &expiry}}); err != nil {
-		return err
-	}
 	if _, err := cl.Subscribe(cctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: filter, QoS: 1}}}); err != nil {
 		_ = cl.Disconnect(&paho.Disconnect{})
 		return err

@@ -5,7 +5,9 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/eclipse/paho.golang/packets"
 	"github.com/eclipse/paho.golang/paho"
 
 	"github.com/edgegw/edgegw/gateway/gatewaytest"
@@ -152,4 +155,37 @@ func (g *bridgeGW) publishKilled(t testing.TB, todo []msgID, workers int) (acked
 		t.Fatalf("all %d acked before the kill; want the kill in the middle of the stream", len(acked))
 	}
 	return acked, failed
+}
+
+// cloudSession connects clientID to the upstream as the cloud (its
+// certificate) with a persistent session (clean start off, session expiry
+// one hour, keepalive 5 s; 5 s to connect), handing each PUBLISH it
+// receives to onPublish. gone is closed when the client errs or the server
+// disconnects. On success the caller closes conn.
+func cloudSession(ctx context.Context, up *gatewaytest.Upstream, clientID string, onPublish func(*paho.Publish)) (cl *paho.Client, conn net.Conn, gone <-chan struct{}, err error) {
+	conn, err = tls.DialWithDialer(&net.Dialer{Timeout: 2 * time.Second}, "tcp", up.Addr, up.PKI.ClientTLS(up.Cloud))
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	lost := make(chan struct{})
+	var lostOnce sync.Once
+	down := func() { lostOnce.Do(func() { close(lost) }) }
+	cl = paho.NewClient(paho.ClientConfig{
+		Conn: packets.NewThreadSafeConn(conn),
+		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
+			onPublish(pr.Packet)
+			return true, nil
+		}},
+		OnClientError:      func(error) { down() },
+		OnServerDisconnect: func(*paho.Disconnect) { down() },
+	})
+	expiry := uint32(3600)
+	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := cl.Connect(cctx, &paho.Connect{ClientID: clientID, KeepAlive: 5, CleanStart: false,
+		Properties: &paho.ConnectProperties{SessionExpiryInterval: &expiry}}); err != nil {
+		conn.Close()
+		return nil, nil, nil, err
+	}
+	return cl, conn, lost, nil
 }
