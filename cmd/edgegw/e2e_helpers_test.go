@@ -189,3 +189,16 @@ func cloudSession(ctx context.Context, up *gatewaytest.Upstream, clientID string
 	}
 	return cl, conn, lost, nil
 }
+
+// oneSensorSite makes a site in a fresh dir: its PKI, a registry with one
+// device, sensor-1 (policy bridgeSensorPolicyMetrics), free addresses for
+// the LAN listener and the metrics endpoint, and the path its config is to
+// be written to (dir/edgegw.yaml).
+func oneSensorSite(t testing.TB) (site *gatewaytest.PKI, dir, lan, metrics, conf string) {
+	t.Helper()
+	site = gatewaytest.NewPKI(t, "site")
+	dir = t.TempDir()
+	lan, metrics = gatewaytest.FreeAddr(t), gatewaytest.FreeAddr(t)
+	gatewaytest.WriteSiteFiles(t, dir, "version: 1\ndefault: {policies: []}\nthings:\n  - {name: sensor-1, policies: [sensor]}\n", map[string]string{"sensor": bridgeSensorPolicyMetrics})
+	return site, dir, lan, metrics, filepath.Join(dir, "edgegw.yaml")
+}

@@ -14,7 +14,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -138,11 +137,7 @@ func TestMetricsE2EQueueDepthDuringOutage(t *testing.T) {
 	upPKI, gw, cloudCert := up.PKI, up.Gateway, up.Cloud
 	link := newCutLink(t, up.Addr)
 
-	site := gatewaytest.NewPKI(t, "site")
-	dir := t.TempDir()
-	lan, metrics := gatewaytest.FreeAddr(t), gatewaytest.FreeAddr(t)
-	gatewaytest.WriteSiteFiles(t, dir, "version: 1\ndefault: {policies: []}\nthings:\n  - {name: sensor-1, policies: [sensor]}\n", map[string]string{"sensor": bridgeSensorPolicyMetrics})
-	conf := filepath.Join(dir, "edgegw.yaml")
+	site, dir, lan, metrics, conf := oneSensorSite(t)
 	gatewaytest.WriteFile(t, conf, fmt.Appendf(nil, `version: 1
 site: plant-7
 state_dir: %[1]s/state

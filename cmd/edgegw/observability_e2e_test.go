@@ -94,11 +94,7 @@ func TestObservabilityE2EDashboardAndRules(t *testing.T) {
 	}
 
 	up := gatewaytest.NewUpstream(t, cmdUpstream)
-	site := gatewaytest.NewPKI(t, "site")
-	dir := t.TempDir()
-	lan, metrics := gatewaytest.FreeAddr(t), gatewaytest.FreeAddr(t)
-	gatewaytest.WriteSiteFiles(t, dir, "version: 1\ndefault: {policies: []}\nthings:\n  - {name: sensor-1, policies: [sensor]}\n", map[string]string{"sensor": bridgeSensorPolicyMetrics})
-	conf := filepath.Join(dir, "edgegw.yaml")
+	site, dir, lan, metrics, conf := oneSensorSite(t)
 	gatewaytest.WriteFile(t, conf, fmt.Appendf(nil, `version: 1
 site: plant-7
 state_dir: %[1]s/state
