@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/json"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -201,4 +202,32 @@ func oneSensorSite(t testing.TB) (site *gatewaytest.PKI, dir, lan, metrics, conf
 	lan, metrics = gatewaytest.FreeAddr(t), gatewaytest.FreeAddr(t)
 	gatewaytest.WriteSiteFiles(t, dir, "version: 1\ndefault: {policies: []}\nthings:\n  - {name: sensor-1, policies: [sensor]}\n", map[string]string{"sensor": bridgeSensorPolicyMetrics})
 	return site, dir, lan, metrics, filepath.Join(dir, "edgegw.yaml")
+}
+
+// writeEnrolSite writes root/edgegw.yaml for an enrolment site (site e2e,
+// the LAN listener on addr with the site PKI in root/pki; state, queue,
+// admin socket and audit log under root), followed by extra, and the
+// policy temperature (connect as the thing, publish to sensors/<thing>/*).
+// It returns the config's path.
+func writeEnrolSite(t testing.TB, root, addr, extra string) (conf string) {
+	t.Helper()
+	conf = filepath.Join(root, "edgegw.yaml")
+	gatewaytest.WriteFile(t, conf, []byte(fmt.Sprintf(`version: 1
+site: e2e
+state_dir: %[1]s/state
+listeners:
+  - name: lan
+    address: %[2]q
+    tls: {ca: pki/ca.crt, cert: pki/server.crt, key: "file:pki/server.key", crl: pki/crl.pem}
+devices: devices.yaml
+policies: policies/
+store: {dir: %[1]s/state/queue}
+metrics: {address: ""}
+admin: {socket: %[1]s/state/admin.sock}
+audit: {file: %[1]s/audit.log}
+`, root, addr)+extra), 0o644)
+	gatewaytest.WriteFile(t, filepath.Join(root, "policies", "temperature.json"), []byte(`{"Version": "2012-10-17", "Statement": [
+ {"Effect": "Allow", "Action": "iot:Connect", "Resource": "arn:aws:iot:*:*:client/${iot:Connection.Thing.ThingName}"},
+ {"Effect": "Allow", "Action": "iot:Publish", "Resource": "arn:aws:iot:*:*:topic/sensors/${iot:Connection.Thing.ThingName}/*"}]}`), 0o644)
+	return conf
 }

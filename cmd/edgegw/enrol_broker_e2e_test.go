@@ -38,21 +38,7 @@ func TestE2EEnrolThroughBroker(t *testing.T) {
 	root := t.TempDir()
 	addr := gatewaytest.FreeAddr(t)
 	_, port, _ := net.SplitHostPort(addr)
-	conf := filepath.Join(root, "edgegw.yaml")
-	gatewaytest.WriteFile(t, conf, []byte(fmt.Sprintf(`version: 1
-site: e2e
-state_dir: %[1]s/state
-listeners:
-  - name: lan
-    address: %[2]q
-    tls: {ca: pki/ca.crt, cert: pki/server.crt, key: "file:pki/server.key", crl: pki/crl.pem}
-devices: devices.yaml
-policies: policies/
-store: {dir: %[1]s/state/queue}
-metrics: {address: ""}
-admin: {socket: %[1]s/state/admin.sock}
-audit: {file: %[1]s/audit.log}
-enrolment:
+	conf := writeEnrolSite(t, root, addr, `enrolment:
   templates:
     - name: sensors
       thing_name: "sensor-${SerialNumber}"
@@ -63,10 +49,7 @@ enrolment:
       attributes: {floor: "${Floor}"}
       policies: [temperature, edgegw-renew]
       device_configuration: {reportInterval: "60"}
-`, root, addr)), 0o644)
-	gatewaytest.WriteFile(t, filepath.Join(root, "policies", "temperature.json"), []byte(`{"Version": "2012-10-17", "Statement": [
- {"Effect": "Allow", "Action": "iot:Connect", "Resource": "arn:aws:iot:*:*:client/${iot:Connection.Thing.ThingName}"},
- {"Effect": "Allow", "Action": "iot:Publish", "Resource": "arn:aws:iot:*:*:topic/sensors/${iot:Connection.Thing.ThingName}/*"}]}`), 0o644)
+`)
 	mustRun(t, "pki", "renew-policy", "-c", conf) // policies/edgegw-renew.json, for the template sensors
 	gatewaytest.WriteFile(t, filepath.Join(root, "policies", "monitor.json"), []byte(`{"Version": "2012-10-17", "Statement": [
  {"Effect": "Allow", "Action": "iot:Connect", "Resource": ["arn:aws:iot:*:*:client/monitor", "arn:aws:iot:*:*:client/monitor-*"]},

@@ -75,24 +75,7 @@ func TestE2EEnrolByClaim(t *testing.T) {
 	root := t.TempDir()
 	addr := gatewaytest.FreeAddr(t)
 	_, port, _ := net.SplitHostPort(addr)
-	conf := filepath.Join(root, "edgegw.yaml")
-	gatewaytest.WriteFile(t, conf, []byte(fmt.Sprintf(`version: 1
-site: e2e
-state_dir: %[1]s/state
-listeners:
-  - name: lan
-    address: %[2]q
-    tls: {ca: pki/ca.crt, cert: pki/server.crt, key: "file:pki/server.key", crl: pki/crl.pem}
-devices: devices.yaml
-policies: policies/
-store: {dir: %[1]s/state/queue}
-metrics: {address: ""}
-admin: {socket: %[1]s/state/admin.sock}
-audit: {file: %[1]s/audit.log}
-`, root, addr)), 0o644)
-	gatewaytest.WriteFile(t, filepath.Join(root, "policies", "temperature.json"), []byte(`{"Version": "2012-10-17", "Statement": [
- {"Effect": "Allow", "Action": "iot:Connect", "Resource": "arn:aws:iot:*:*:client/${iot:Connection.Thing.ThingName}"},
- {"Effect": "Allow", "Action": "iot:Publish", "Resource": "arn:aws:iot:*:*:topic/sensors/${iot:Connection.Thing.ThingName}/*"}]}`), 0o644)
+	conf := writeEnrolSite(t, root, addr, "")
 	if err := os.MkdirAll(filepath.Join(root, "state"), 0o700); err != nil {
 		t.Fatal(err)
 	}
