@@ -160,13 +160,7 @@ bridge:
 		up.Addr, up.PKI.CAFile, up.Gateway.CertFile, inflight, o.extra, o.routes, g.metrics)
 	gatewaytest.WriteFile(t, g.conf, []byte(cfg), 0o644)
 	gatewaytest.WriteSiteFiles(t, g.dir, bridgeRegistry, map[string]string{"sensor": bridgeSensorPolicy, "light": bridgeLightPolicy})
-	t.Cleanup(func() {
-		g.stop()
-		if t.Failed() {
-			t.Logf("edgegw log (last 6 KiB):\n%s", gatewaytest.LastBytes([]byte(g.log.String()), 6144))
-		}
-	})
-	g.start()
+	g.launch(t, 6144)
 	return g
 }
 
@@ -300,31 +294,13 @@ func startCloudSub(t testing.TB, up *gatewaytest.Upstream, filter string) *cloud
 
 // session runs one connection until it drops or ctx ends.
 func (c *cloudSub) session(ctx context.Context, up *gatewaytest.Upstream, filter string, subscribed func()) error {
-	d := &net.Dialer{Timeout: 2 * time.Second}
-	conn, err := tls.DialWithDialer(d, "tcp", up.Addr, up.PKI.ClientTLS(up.Cloud))
+	cl, conn, gone, err := cloudSession(ctx, up, "cloud-sub", c.record)
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	gone := make(chan struct{})
-	var goneOnce sync.Once
-	down := func() { goneOnce.Do(func() { close(gone) }) }
-	cl := paho.NewClient(paho.ClientConfig{
-		Conn: packets.NewThreadSafeConn(conn),
-		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
-			c.record(pr.Packet)
-			return true, nil
-		}},
-		OnClientError:      func(error) { down() },
-		OnServerDisconnect: func(*paho.Disconnect) { down() },
-	})
-	expiry := uint32(3600)
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if _, err := cl.Connect(cctx, &paho.Connect{ClientID: "cloud-sub", KeepAlive: 5, CleanStart: false,
-		Properties: &paho.ConnectProperties{SessionExpiryInterval: &expiry}}); err != nil {
-		return err
-	}
 	if _, err := cl.Subscribe(cctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: filter, QoS: 1}}}); err != nil {
 		_ = cl.Disconnect(&paho.Disconnect{})
 		return err
@@ -712,28 +688,10 @@ func TestBridgeE2EOutageKill(t *testing.T) {
 	// mochi handles one client's packets in order and each PUBACK waits for
 	// the queue's fsync, so throughput grows with publishers: 40 of them.
 	const sensors, per, workers = 40, 1250, 4
-	var todo []msgID
-	for _, name := range sensorNames(sensors) {
-		for i := range per {
-			todo = append(todo, msgID{name, i})
-		}
-	}
-	killAt := int64(len(todo) * 2 / 5)
-	killNow, killed := make(chan struct{}), make(chan struct{})
-	var killOnce sync.Once
-	go func() { <-killNow; g.kill(); close(killed) }()
+	todo := sensorMessages(sensors, per)
 	start := time.Now()
-	acked1, failed := g.publishAll(t, todo, workers, func(n int64) {
-		if n >= killAt {
-			killOnce.Do(func() { close(killNow) })
-		}
-	})
+	acked1, failed := g.publishKilled(t, todo, workers)
 	phase1 := time.Since(start)
-	killOnce.Do(func() { close(killNow) }) // in case it never triggered
-	<-killed
-	if len(failed) == 0 {
-		t.Fatalf("all %d acked before the kill; want the kill in the middle of the stream", len(acked1))
-	}
 	g.start()
 	acked2, failed2 := g.publishAll(t, failed, workers, nil)
 	if len(failed2) > 0 {

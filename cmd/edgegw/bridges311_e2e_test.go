@@ -6,7 +6,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -209,26 +208,8 @@ func TestBridgesE2EMQTT311OutageKill(t *testing.T) {
 `, up.Addr, pwFile))
 	up.Stop()
 	const sensors, per = 8, 500
-	var todo []msgID
-	for _, name := range sensorNames(sensors) {
-		for i := range per {
-			todo = append(todo, msgID{name, i})
-		}
-	}
-	killAt := int64(len(todo) * 2 / 5)
-	killNow, killed := make(chan struct{}), make(chan struct{})
-	var killOnce sync.Once
-	go func() { <-killNow; g.kill(); close(killed) }()
-	acked1, failed := g.publishAll(t, todo, 1, func(n int64) {
-		if n >= killAt {
-			killOnce.Do(func() { close(killNow) })
-		}
-	})
-	killOnce.Do(func() { close(killNow) })
-	<-killed
-	if len(failed) == 0 {
-		t.Fatalf("all %d acked before the kill; want the kill in the middle", len(acked1))
-	}
+	todo := sensorMessages(sensors, per)
+	acked1, failed := g.publishKilled(t, todo, 1)
 	g.start()
 	if _, failed2 := g.publishAll(t, failed, 1, nil); len(failed2) > 0 {
 		t.Fatalf("%d publishes failed after the restart", len(failed2))

@@ -34,13 +34,7 @@ func newGW(t testing.TB, bridges string) *bridgeGW {
 	g.conf = filepath.Join(g.dir, "edgegw.yaml")
 	g.writeConfig(bridges)
 	gatewaytest.WriteSiteFiles(t, g.dir, bridgeRegistry, map[string]string{"sensor": bridgeSensorPolicy, "light": bridgeLightPolicy})
-	t.Cleanup(func() {
-		g.stop()
-		if t.Failed() {
-			t.Logf("edgegw log (last 6 KiB):\n%s", gatewaytest.LastBytes([]byte(g.log.String()), 6144))
-		}
-	})
-	g.start()
+	g.launch(t, 6144)
 	return g
 }
 
@@ -349,16 +343,8 @@ func TestBridgesE2EUpgradeKeepsQueue(t *testing.T) {
 	checkArrivals(t, "upstream two", cloud2, "sensor-b", 1, "sensor-a")
 
 	// Inbound, per bridge: a command from each cloud reaches light-1.
-	light, err := g.sensor(t, "light-1", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	light := g.subscribedSensor(t, "light-1", "cmd/light-1")
 	defer light.close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := light.c.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: "cmd/light-1", QoS: 1}}}); err != nil {
-		t.Fatal(err)
-	}
 	for i, up := range []*gatewaytest.Upstream{up1, up2} {
 		conn, err := tls.Dial("tcp", up.Addr, up.PKI.ClientTLS(up.Cloud))
 		if err != nil {

@@ -38,21 +38,7 @@ func TestE2EEnrolThroughBroker(t *testing.T) {
 	root := t.TempDir()
 	addr := gatewaytest.FreeAddr(t)
 	_, port, _ := net.SplitHostPort(addr)
-	conf := filepath.Join(root, "edgegw.yaml")
-	gatewaytest.WriteFile(t, conf, []byte(fmt.Sprintf(`version: 1
-site: e2e
-state_dir: %[1]s/state
-listeners:
-  - name: lan
-    address: %[2]q
-    tls: {ca: pki/ca.crt, cert: pki/server.crt, key: "file:pki/server.key", crl: pki/crl.pem}
-devices: devices.yaml
-policies: policies/
-store: {dir: %[1]s/state/queue}
-metrics: {address: ""}
-admin: {socket: %[1]s/state/admin.sock}
-audit: {file: %[1]s/audit.log}
-enrolment:
+	conf := writeEnrolSite(t, root, addr, `enrolment:
   templates:
     - name: sensors
       thing_name: "sensor-${SerialNumber}"
@@ -63,10 +49,7 @@ enrolment:
       attributes: {floor: "${Floor}"}
       policies: [temperature, edgegw-renew]
       device_configuration: {reportInterval: "60"}
-`, root, addr)), 0o644)
-	gatewaytest.WriteFile(t, filepath.Join(root, "policies", "temperature.json"), []byte(`{"Version": "2012-10-17", "Statement": [
- {"Effect": "Allow", "Action": "iot:Connect", "Resource": "arn:aws:iot:*:*:client/${iot:Connection.Thing.ThingName}"},
- {"Effect": "Allow", "Action": "iot:Publish", "Resource": "arn:aws:iot:*:*:topic/sensors/${iot:Connection.Thing.ThingName}/*"}]}`), 0o644)
+`)
 	mustRun(t, "pki", "renew-policy", "-c", conf) // policies/edgegw-renew.json, for the template sensors
 	gatewaytest.WriteFile(t, filepath.Join(root, "policies", "monitor.json"), []byte(`{"Version": "2012-10-17", "Statement": [
  {"Effect": "Allow", "Action": "iot:Connect", "Resource": ["arn:aws:iot:*:*:client/monitor", "arn:aws:iot:*:*:client/monitor-*"]},
@@ -109,22 +92,7 @@ enrolment:
 	// the claim certificate as client batch7-0042.
 	requestAs := func(id [3]string, topic, answer string, payload any) map[string]any {
 		t.Helper()
-		b, _ := json.Marshal(payload)
-		out, err := exec.CommandContext(ctx, rr, "-h", "127.0.0.1", "-p", port, "--cafile", filepath.Join(claimDir, "ca.crt"),
-			"--cert", id[0], "--key", id[1], "-i", id[2],
-			"-t", topic, "-e", topic+answer, "-m", string(b), "-W", "20", "-N").Output()
-		if err != nil {
-			var stderr []byte
-			if ee, ok := err.(*exec.ExitError); ok {
-				stderr = ee.Stderr
-			}
-			t.Fatalf("mosquitto_rr %s (waiting for %s): %v\n%s%s", topic, answer, err, out, stderr)
-		}
-		var m map[string]any
-		if err := json.Unmarshal(out, &m); err != nil {
-			t.Fatalf("answer on %s%s: %q: %v", topic, answer, out, err)
-		}
-		return m
+		return mosquittoRR(ctx, t, rr, port, filepath.Join(claimDir, "ca.crt"), id, topic, answer, payload)
 	}
 	claim := [3]string{filepath.Join(claimDir, "batch7.crt"), filepath.Join(claimDir, "batch7.key"), "batch7-0042"}
 	request := func(topic, answer string, payload any) map[string]any {

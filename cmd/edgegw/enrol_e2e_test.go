@@ -75,24 +75,7 @@ func TestE2EEnrolByClaim(t *testing.T) {
 	root := t.TempDir()
 	addr := gatewaytest.FreeAddr(t)
 	_, port, _ := net.SplitHostPort(addr)
-	conf := filepath.Join(root, "edgegw.yaml")
-	gatewaytest.WriteFile(t, conf, []byte(fmt.Sprintf(`version: 1
-site: e2e
-state_dir: %[1]s/state
-listeners:
-  - name: lan
-    address: %[2]q
-    tls: {ca: pki/ca.crt, cert: pki/server.crt, key: "file:pki/server.key", crl: pki/crl.pem}
-devices: devices.yaml
-policies: policies/
-store: {dir: %[1]s/state/queue}
-metrics: {address: ""}
-admin: {socket: %[1]s/state/admin.sock}
-audit: {file: %[1]s/audit.log}
-`, root, addr)), 0o644)
-	gatewaytest.WriteFile(t, filepath.Join(root, "policies", "temperature.json"), []byte(`{"Version": "2012-10-17", "Statement": [
- {"Effect": "Allow", "Action": "iot:Connect", "Resource": "arn:aws:iot:*:*:client/${iot:Connection.Thing.ThingName}"},
- {"Effect": "Allow", "Action": "iot:Publish", "Resource": "arn:aws:iot:*:*:topic/sensors/${iot:Connection.Thing.ThingName}/*"}]}`), 0o644)
+	conf := writeEnrolSite(t, root, addr, "")
 	if err := os.MkdirAll(filepath.Join(root, "state"), 0o700); err != nil {
 		t.Fatal(err)
 	}
@@ -153,22 +136,7 @@ audit: {file: %[1]s/audit.log}
 	}
 	requestAs = func(id [3]string, topic, answer string, payload any) map[string]any {
 		t.Helper()
-		b, _ := json.Marshal(payload)
-		out, err := exec.CommandContext(ctx, rr, "-h", "127.0.0.1", "-p", enrolPort, "--cafile", filepath.Join(claimDir, "ca.crt"),
-			"--cert", id[0], "--key", id[1], "-i", id[2],
-			"-t", topic, "-e", topic+answer, "-m", string(b), "-W", "20", "-N").Output()
-		if err != nil {
-			var stderr []byte
-			if ee, ok := err.(*exec.ExitError); ok {
-				stderr = ee.Stderr
-			}
-			t.Fatalf("mosquitto_rr %s: %v\n%s%s", topic, err, out, stderr)
-		}
-		var m map[string]any
-		if err := json.Unmarshal(out, &m); err != nil {
-			t.Fatalf("answer on %s: %q: %v", topic, out, err)
-		}
-		return m
+		return mosquittoRR(ctx, t, rr, enrolPort, filepath.Join(claimDir, "ca.crt"), id, topic, answer, payload)
 	}
 	// A CSR with the wrong CN is refused with the documented error.
 	bad := filepath.Join(dev, "bad.csr")

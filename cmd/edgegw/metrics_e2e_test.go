@@ -14,8 +14,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -139,11 +137,7 @@ func TestMetricsE2EQueueDepthDuringOutage(t *testing.T) {
 	upPKI, gw, cloudCert := up.PKI, up.Gateway, up.Cloud
 	link := newCutLink(t, up.Addr)
 
-	site := gatewaytest.NewPKI(t, "site")
-	dir := t.TempDir()
-	lan, metrics := gatewaytest.FreeAddr(t), gatewaytest.FreeAddr(t)
-	gatewaytest.WriteSiteFiles(t, dir, "version: 1\ndefault: {policies: []}\nthings:\n  - {name: sensor-1, policies: [sensor]}\n", map[string]string{"sensor": bridgeSensorPolicyMetrics})
-	conf := filepath.Join(dir, "edgegw.yaml")
+	site, dir, lan, metrics, conf := oneSensorSite(t)
 	gatewaytest.WriteFile(t, conf, fmt.Appendf(nil, `version: 1
 site: plant-7
 state_dir: %[1]s/state
@@ -169,22 +163,7 @@ bridge:
 `, dir, lan, site.CAFile, site.ServerCert, site.ServerKey, site.CRLFile, metrics,
 		link.ln.Addr().String(), upPKI.CAFile, gw.CertFile, gw.KeyFile), 0o644)
 
-	var log gatewaytest.Buffer
-	cmd := exec.Command(gatewaytest.Edgegw(t), "run", "-c", conf)
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		if !gatewaytest.Terminate(cmd.Process, exited, 15*time.Second) {
-			t.Errorf("edgegw run did not stop within 15s of SIGTERM")
-		}
-		if t.Failed() {
-			t.Logf("edgegw log:\n%s", log.String())
-		}
-	})
+	_, exited, _ := runDaemon(t, conf)
 	waitFor := func(what string, cond func() bool) {
 		t.Helper()
 		for i := 0; !cond(); i++ {

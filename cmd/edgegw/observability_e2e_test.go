@@ -94,11 +94,7 @@ func TestObservabilityE2EDashboardAndRules(t *testing.T) {
 	}
 
 	up := gatewaytest.NewUpstream(t, cmdUpstream)
-	site := gatewaytest.NewPKI(t, "site")
-	dir := t.TempDir()
-	lan, metrics := gatewaytest.FreeAddr(t), gatewaytest.FreeAddr(t)
-	gatewaytest.WriteSiteFiles(t, dir, "version: 1\ndefault: {policies: []}\nthings:\n  - {name: sensor-1, policies: [sensor]}\n", map[string]string{"sensor": bridgeSensorPolicyMetrics})
-	conf := filepath.Join(dir, "edgegw.yaml")
+	site, dir, lan, metrics, conf := oneSensorSite(t)
 	gatewaytest.WriteFile(t, conf, fmt.Appendf(nil, `version: 1
 site: plant-7
 state_dir: %[1]s/state
@@ -125,22 +121,7 @@ bridge:
 `, dir, lan, site.CAFile, site.ServerCert, site.ServerKey, site.CRLFile, metrics,
 		up.Addr, up.PKI.CAFile, up.Gateway.CertFile, up.Gateway.KeyFile), 0o644)
 
-	var log gatewaytest.Buffer
-	cmd := exec.Command(gatewaytest.Edgegw(t), "run", "-c", conf)
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		if !gatewaytest.Terminate(cmd.Process, exited, 15*time.Second) {
-			t.Errorf("edgegw run did not stop within 15s of SIGTERM")
-		}
-		if t.Failed() {
-			t.Logf("edgegw log:\n%s", log.String())
-		}
-	})
+	daemon, exited, log := runDaemon(t, conf)
 	for i := 0; ; i++ {
 		code, h := health(metrics)
 		if code == 200 && h.Upstream == "connected" {
@@ -270,7 +251,7 @@ bridge:
 	if err := os.Rename(audit, audit+".1"); err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+	if err := daemon.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; sample(scrape(t, metrics), "edgegw_reloads_total") < 1; i++ {

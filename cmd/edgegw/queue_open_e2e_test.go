@@ -44,12 +44,7 @@ func TestQueueOpenRepairE2E(t *testing.T) {
 	cloud := startCloudSub(t, up, "sites/#")
 	g := newBridgeGW(t, up, gwOptions{})
 	up.Stop()
-	var todo []msgID
-	for _, name := range sensorNames(2) {
-		for i := range 20 {
-			todo = append(todo, msgID{name, i})
-		}
-	}
+	todo := sensorMessages(2, 20)
 	acked, failed := g.publishAll(t, todo, 2, nil)
 	if len(failed) > 0 {
 		t.Fatalf("%d publishes failed with the cloud down; want all queued", len(failed))

@@ -35,7 +35,6 @@ import (
 	"github.com/edgegw/edgegw/gateway/enrol"
 	"github.com/edgegw/edgegw/gateway/gatewaytest"
 	"github.com/edgegw/edgegw/hw"
-	"github.com/edgegw/edgegw/hw/hwtest"
 )
 
 // signFor issues a client certificate of the upstream's CA for pub.
@@ -233,13 +232,7 @@ bridge:
 `, g.dir, g.addr, g.site.CAFile, g.site.ServerCert, g.site.ServerKey, g.site.CRLFile, up.Addr, up.PKI.CAFile, certFile, keyURI, renewYAML, g.metrics)
 	gatewaytest.WriteFile(t, g.conf, []byte(cfg), 0o644)
 	gatewaytest.WriteSiteFiles(t, g.dir, bridgeRegistry, map[string]string{"sensor": bridgeSensorPolicy, "light": bridgeLightPolicy})
-	t.Cleanup(func() {
-		g.stop()
-		if t.Failed() {
-			t.Logf("edgegw log (last 8 KiB):\n%s", gatewaytest.LastBytes([]byte(g.log.String()), 8192))
-		}
-	})
-	g.start()
+	g.launch(t, 8192)
 	return g
 }
 
@@ -275,12 +268,7 @@ func upstreamConnects(up *gatewaytest.Upstream) int {
 func streamAcrossSwap(t *testing.T, g *bridgeGW, cloud *cloudSub, swap func()) {
 	t.Helper()
 	const sensors, per, after = 10, 1500, 100
-	var todo []msgID
-	for _, s := range sensorNames(sensors) {
-		for i := range per {
-			todo = append(todo, msgID{s, i})
-		}
-	}
+	todo := sensorMessages(sensors, per)
 	type result struct{ acked, failed []msgID }
 	done := make(chan result, 1)
 	go func() {
@@ -334,18 +322,7 @@ func TestRenewE2EAWS(t *testing.T) {
 	up := gatewaytest.NewUpstream(t, gatewaytest.UpstreamOptions{MaxQueued: 10000000, MaxInflight: 1000, Topics: []string{"$aws/#"}})
 	cloud := startCloudSub(t, up, "sites/#")
 	prov := startProvisioning(t, up, "gw-renewal")
-	sw := hwtest.StartSWTPM(t)
-	ctx := context.Background()
-	oldURI, newURI := sw.URI("handle=0x81000100"), sw.URI("handle=0x81000101")
-	k, err := hw.Create(ctx, oldURI, hw.P256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile := filepath.Join(t.TempDir(), "gw.crt")
-	// Two hours of life, one hour left: due now (renewal starts at most
-	// half the lifetime before the end).
-	gatewaytest.WriteFile(t, certFile, signFor(t, up.PKI, gatewaytest.GatewayCN, k.Public(), time.Now().Add(-time.Hour), time.Now().Add(time.Hour)), 0o644)
-	_ = k.Close()
+	sw, oldURI, newURI, certFile := dueTPMIdentity(t, up.PKI)
 
 	g := renewGW(t, up, oldURI, certFile, `{source: aws, template: gw-renewal, parameters: {SerialNumber: "7"}, retry_min: 1s, retry_max: 2s, swap_timeout: 20s}`)
 	g.waitAudit(t, "identity_renew_failed", 1, 30*time.Second)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
@@ -13,8 +12,6 @@ import (
 	"time"
 
 	"github.com/edgegw/edgegw/gateway/gatewaytest"
-	"github.com/edgegw/edgegw/hw"
-	"github.com/edgegw/edgegw/hw/hwtest"
 )
 
 // estServer is github.com/globalsign/est's estserver (v1.0.6, pinned in
@@ -129,19 +126,10 @@ func TestRenewE2EEST(t *testing.T) {
 	up.Stop()
 	up.Start()
 	cloud := startCloudSub(t, up, "sites/#")
-	sw := hwtest.StartSWTPM(t)
-	ctx := context.Background()
-	oldURI, newURI := sw.URI("handle=0x81000100"), sw.URI("handle=0x81000101")
-	k, err := hw.Create(ctx, oldURI, hw.P256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile := filepath.Join(t.TempDir(), "gw.crt")
 	// Enrolled by the EST server's CA, as a gateway that uses EST is (it
 	// re-enrols only certificates of its own CA: globalsign/est answers 403
 	// "invalid client certificate" to others).
-	gatewaytest.WriteFile(t, certFile, signFor(t, est.ca, gatewaytest.GatewayCN, k.Public(), time.Now().Add(-time.Hour), time.Now().Add(time.Hour)), 0o644)
-	_ = k.Close()
+	_, oldURI, newURI, certFile := dueTPMIdentity(t, est.ca)
 
 	g := renewGW(t, up, oldURI, certFile, `{source: est, est: "https://`+est.addr+`", est_ca: `+est.ca.CAFile+`, retry_min: 1s, retry_max: 2s, swap_timeout: 20s}`)
 	g.waitAudit(t, "identity_renew_failed", 1, 30*time.Second)

@@ -84,13 +84,7 @@ bridge:
 	for name, content := range o.files {
 		gatewaytest.WriteFile(t, filepath.Join(g.dir, name), []byte(content), 0o755)
 	}
-	t.Cleanup(func() {
-		g.stop()
-		if t.Failed() {
-			t.Logf("edgegw log (last 6 KiB):\n%s", gatewaytest.LastBytes([]byte(g.log.String()), 6144))
-		}
-	})
-	g.start()
+	g.launch(t, 6144)
 	return g
 }
 
@@ -290,16 +284,8 @@ func (l *upstreamLog) countLocked() int {
 func TestRulesE2EThresholdAlarm(t *testing.T) {
 	up := gatewaytest.NewUpstream(t, cmdUpstream)
 	g := newRulesSite(t, up)
-	panel, err := g.sensor(t, "panel-1", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	panel := g.subscribedSensor(t, "panel-1", "alarms/#")
 	defer panel.close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := panel.c.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: "alarms/#", QoS: 1}}}); err != nil {
-		t.Fatal(err)
-	}
 	if err := g.mosqPubLines(t, "sensor-7", "sensors/sensor-7/temp", []string{`{"temp": 21}`, `{"temp": 35.5}`, `{"temp": 22}`}); err != nil {
 		t.Fatal(err)
 	}
@@ -399,16 +385,8 @@ rules:
 func TestRulesE2EReload(t *testing.T) {
 	up := gatewaytest.NewUpstream(t, cmdUpstream)
 	g := newRulesSite(t, up)
-	panel, err := g.sensor(t, "panel-1", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	panel := g.subscribedSensor(t, "panel-1", "alarms/#")
 	defer panel.close()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := panel.c.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: "alarms/#", QoS: 1}}}); err != nil {
-		t.Fatal(err)
-	}
 	conf := readFile(t, g.conf)
 	reload := func(newConf, wantLog string) {
 		t.Helper()

@@ -131,14 +131,8 @@ func hostPortArgs(addr string) []string {
 func TestE2EOfflineSessions(t *testing.T) {
 	const n = 1000
 	d := startLocalDaemon(t)
-	var lines strings.Builder
-	for i := range n {
-		fmt.Fprintf(&lines, "%d\n", i)
-	}
-	for _, v := range []struct {
-		name string
-		args []string
-	}{{"v311", []string{"-V", "mqttv311"}}, {"v5", []string{"-V", "mqttv5", "-x", "3600"}}} {
+	lines := numberLines(n)
+	for _, v := range persistentSessionVersions {
 		for _, kill := range []bool{false, true} {
 			name := v.name
 			if kill {
@@ -152,7 +146,7 @@ func TestE2EOfflineSessions(t *testing.T) {
 					t.Fatal(err)
 				}
 				waitDisconnected(t, d, "nr-sub-"+v.name+fmt.Sprint(kill))
-				if _, err := mosqRun(t, lines.String(), "mosquitto_pub", append(append([]string{}, conn...), "-q", "1", "-t", topic+"/a", "-l")...); err != nil {
+				if _, err := mosqRun(t, lines, "mosquitto_pub", append(append([]string{}, conn...), "-q", "1", "-t", topic+"/a", "-l")...); err != nil {
 					t.Fatal(err)
 				}
 				if kill {
@@ -197,6 +191,22 @@ func TestE2EOfflineSessions(t *testing.T) {
 			t.Fatalf("audit log has no %q:\n%s", want, audit)
 		}
 	})
+}
+
+// persistentSessionVersions: mosquitto_sub and mosquitto_pub arguments for
+// a persistent session in each MQTT version (MQTT 5 needs a session expiry).
+var persistentSessionVersions = []struct {
+	name string
+	args []string
+}{{"v311", []string{"-V", "mqttv311"}}, {"v5", []string{"-V", "mqttv5", "-x", "3600"}}}
+
+// numberLines is the lines 0 to n-1 (what checkInOrder expects back).
+func numberLines(n int) string {
+	var lines strings.Builder
+	for i := range n {
+		fmt.Fprintf(&lines, "%d\n", i)
+	}
+	return lines.String()
 }
 
 // checkInOrder fails unless out is the lines 0 to n-1, in order.
@@ -325,14 +335,8 @@ func readRaw(t *testing.T, r *bufio.Reader) []byte {
 func TestE2EConnectedSessionKill9(t *testing.T) {
 	const n = 100
 	d := startLocalDaemon(t)
-	var lines strings.Builder
-	for i := range n {
-		fmt.Fprintf(&lines, "%d\n", i)
-	}
-	for _, v := range []struct {
-		name string
-		args []string
-	}{{"v311", []string{"-V", "mqttv311"}}, {"v5", []string{"-V", "mqttv5", "-x", "3600"}}} {
+	lines := numberLines(n)
+	for _, v := range persistentSessionVersions {
 		t.Run(v.name, func(t *testing.T) {
 			conn := append(hostPortArgs(d.addr), v.args...)
 			topic := "nodered/live-" + v.name
@@ -361,7 +365,7 @@ func TestE2EConnectedSessionKill9(t *testing.T) {
 			_ = live.Process.Signal(syscall.SIGKILL)
 			<-exited
 			d.start(t)
-			if _, err := mosqRun(t, lines.String(), "mosquitto_pub", append(append([]string{}, conn...), "-q", "1", "-t", topic+"/a", "-l")...); err != nil {
+			if _, err := mosqRun(t, lines, "mosquitto_pub", append(append([]string{}, conn...), "-q", "1", "-t", topic+"/a", "-l")...); err != nil {
 				t.Fatal(err)
 			}
 			got, err := mosqRun(t, "", "mosquitto_sub", append(sub, "-C", fmt.Sprint(n), "-W", "30")...)

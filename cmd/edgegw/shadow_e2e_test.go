@@ -97,13 +97,7 @@ shadows:
 		policies = map[string]string{"device": shadowDevicePolicy, "viewer": shadowViewerPolicy}
 	}
 	gatewaytest.WriteSiteFiles(t, g.dir, shadowRegistry, policies)
-	t.Cleanup(func() {
-		g.stop()
-		if t.Failed() {
-			t.Logf("edgegw log (last 6 KiB):\n%s", gatewaytest.LastBytes([]byte(g.log.String()), 6144))
-		}
-	})
-	g.start()
+	g.launch(t, 6144)
 	return g
 }
 

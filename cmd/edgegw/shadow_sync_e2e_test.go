@@ -7,16 +7,13 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"encoding/json"
 	"fmt"
-	"net"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/eclipse/paho.golang/packets"
 	"github.com/eclipse/paho.golang/paho"
 
 	"github.com/edgegw/edgegw/gateway/gatewaytest"
@@ -72,30 +69,14 @@ func startCloudShadow(t testing.TB, up *gatewaytest.Upstream) *cloudShadow {
 }
 
 func (c *cloudShadow) session(ctx context.Context, up *gatewaytest.Upstream, subscribed func()) error {
-	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: 2 * time.Second}, "tcp", up.Addr, up.PKI.ClientTLS(up.Cloud))
+	// A persistent session: requests sent while we reconnect wait for us.
+	cl, conn, gone, err := cloudSession(ctx, up, "cloud-shadow", func(p *paho.Publish) { c.reqs <- p })
 	if err != nil {
 		return err
 	}
 	defer conn.Close()
-	gone := make(chan struct{})
-	var goneOnce sync.Once
-	down := func() { goneOnce.Do(func() { close(gone) }) }
-	cl := paho.NewClient(paho.ClientConfig{
-		Conn: packets.NewThreadSafeConn(conn),
-		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
-			c.reqs <- pr.Packet
-			return true, nil
-		}},
-		OnClientError:      func(error) { down() },
-		OnServerDisconnect: func(*paho.Disconnect) { down() },
-	})
-	expiry := uint32(3600) // requests sent while we reconnect wait for us
 	cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if _, err := cl.Connect(cctx, &paho.Connect{ClientID: "cloud-shadow", KeepAlive: 5, CleanStart: false,
-		Properties: &paho.ConnectProperties{SessionExpiryInterval: &expiry}}); err != nil {
-		return err
-	}
 	var subs []paho.SubscribeOptions
 	for _, f := range []string{"$aws/things/+/shadow/get", "$aws/things/+/shadow/update", "$aws/things/+/shadow/delete", "$aws/things/+/shadow/name/+/+"} {
 		subs = append(subs, paho.SubscribeOptions{Topic: f, QoS: 1, NoLocal: true})
