@@ -5,11 +5,9 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -62,20 +60,7 @@ func startAWSFront(t *testing.T, up *gatewaytest.Upstream) *awsFront {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() { defer wg.Done(); f.serve(c.(*tls.Conn), up) }()
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	gatewaytest.ServeAll(t, ln, func(c net.Conn) { f.serve(c.(*tls.Conn), up) })
 	return f
 }
 
@@ -93,13 +78,7 @@ func (f *awsFront) serve(c *tls.Conn, up *gatewaytest.Upstream) {
 	if err != nil {
 		return
 	}
-	done := make(chan struct{}, 2)
-	go func() { _, _ = io.Copy(c, u); done <- struct{}{} }()
-	go func() { _, _ = io.Copy(u, c); done <- struct{}{} }()
-	<-done
-	c.Close()
-	u.Close()
-	<-done
+	gatewaytest.Relay(c, u)
 }
 
 // TestBridgesE2EAWSProfileALPN: a bridge with profile aws-iot-core and an
