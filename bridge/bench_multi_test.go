@@ -62,13 +62,7 @@ func BenchmarkForwardBeside(b *testing.B) {
 			b.ResetTimer()
 			t0 := time.Now()
 			brA, stopA := start(mA, qA, "a", "plant-7-gw-a")
-			deadline := time.Now().Add(5 * time.Minute)
-			for brA.State().Acked < uint64(b.N) {
-				if time.Now().After(deadline) {
-					b.Fatalf("A acked %d of %d within 5 min", brA.State().Acked, b.N)
-				}
-				time.Sleep(time.Millisecond)
-			}
+			awaitAcked(b, brA, "A ")
 			elapsed := time.Since(t0)
 			b.StopTimer()
 			stopA()

@@ -40,13 +40,7 @@ func benchForward(b *testing.B, q testQueue) {
 	b.ResetTimer()
 	start := time.Now()
 	go func() { done <- br.Run(ctx) }()
-	deadline := time.Now().Add(5 * time.Minute)
-	for br.State().Acked < uint64(b.N) {
-		if time.Now().After(deadline) {
-			b.Fatalf("acked %d of %d within 5 min", br.State().Acked, b.N)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	awaitAcked(b, br, "")
 	elapsed := time.Since(start)
 	b.StopTimer()
 	cancel()
@@ -55,4 +49,17 @@ func benchForward(b *testing.B, q testQueue) {
 	}
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
 	b.ReportMetric(float64(br.State().Window), "window")
+}
+
+// awaitAcked waits, bounded by 5 minutes, until br has b.N messages acked
+// upstream; who names the bridge in the failure ("A ").
+func awaitAcked(b *testing.B, br *Bridge, who string) {
+	b.Helper()
+	deadline := time.Now().Add(5 * time.Minute)
+	for br.State().Acked < uint64(b.N) {
+		if time.Now().After(deadline) {
+			b.Fatalf("%sacked %d of %d within 5 min", who, br.State().Acked, b.N)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
