@@ -6,10 +6,9 @@
 // on it), mosquitto_pub/sub with bounded timeouts, raw MQTT packet builders
 // (Str, Varint, Pkt, Props), a fake HTTP CONNECT proxy (ConnectProxy) with
 // its accept loop and relay (ServeAll, Relay), a settable Clock,
-// RunUntilCleanup for a
-// component's Run, and building the
-// edgegw binary once per test process. Only tests import it; it must not be
-// imported by production code.
+// RunUntilCleanup for a component's Run, and building the edgegw binary once
+// per test process. Only tests import it; it must not be imported by
+// production code.
 package gatewaytest
 
 import (
