@@ -2,72 +2,23 @@ package bridge
 
 import (
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"net"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/edgegw/edgegw/gateway/gatewaytest"
 )
 
-// alpnFront stands in for AWS IoT Core's port 443: a Go TLS listener that
-// verifies the client certificate against the upstream's CA and refuses any
-// connection whose ClientHello did not ask for ALPN x-amzn-mqtt-ca, then
-// relays the MQTT bytes to Mosquitto's mTLS listener under the verified
-// client's own certificate (the front holds the test PKI).
-type alpnFront struct {
-	ln       net.Listener
-	accepted atomic.Int64
-	refused  atomic.Int64
-}
-
-func startALPNFront(t testing.TB, m *mosquitto) *alpnFront {
+// startALPNFront is gatewaytest's ALPN front (AWS IoT Core's port 443) on
+// 127.0.0.1 before m: it relays each accepted client to Mosquitto's mTLS
+// listener under the verified client's own certificate (m's PKI).
+func startALPNFront(t testing.TB, m *mosquitto) *gatewaytest.ALPNFront {
 	t.Helper()
-	cert, err := tls.LoadX509KeyPair(m.pki.ServerCert, m.pki.ServerKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f := &alpnFront{}
-	cfg := &tls.Config{
-		Certificates: []tls.Certificate{cert},
-		ClientAuth:   tls.RequireAndVerifyClientCert,
-		ClientCAs:    m.pool,
-		NextProtos:   []string{AWSALPN},
-		MinVersion:   tls.VersionTLS12,
-		VerifyConnection: func(cs tls.ConnectionState) error {
-			if cs.NegotiatedProtocol != AWSALPN {
-				f.refused.Add(1)
-				return errors.New("port 443 needs ALPN x-amzn-mqtt-ca for MQTT with a client certificate")
-			}
-			return nil
-		},
-	}
-	ln, err := tls.Listen("tcp", "127.0.0.1:0", cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.ln = ln
-	gatewaytest.ServeAll(t, ln, func(c net.Conn) { f.serve(c.(*tls.Conn), m) })
-	return f
-}
-
-func (f *alpnFront) serve(c *tls.Conn, m *mosquitto) {
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-	if err := c.Handshake(); err != nil {
-		return
-	}
-	_ = c.SetDeadline(time.Time{})
-	f.accepted.Add(1)
-	cn := c.ConnectionState().PeerCertificates[0].Subject.CommonName
-	up, err := tls.Dial("tcp", m.url().Host, m.tlsFor(cn))
-	if err != nil {
-		return
-	}
-	gatewaytest.Relay(c, up)
+	return gatewaytest.StartALPNFront(t, "127.0.0.1:0", m.pki.ServerCert, m.pki.ServerKey, m.pool, func(cn string) (net.Conn, error) {
+		return tls.Dial("tcp", m.url().Host, m.tlsFor(cn))
+	})
 }
 
 // TestALPNOn443ThroughProxy: the upstream URL says port 443, so the
@@ -80,7 +31,7 @@ func TestALPNOn443ThroughProxy(t *testing.T) {
 	m := startMosquitto(t, mosquittoOpts{maxInflight: 1000})
 	c := startCloud(t, m, "sites/#")
 	front := startALPNFront(t, m)
-	proxy := gatewaytest.StartConnectProxy(t, &gatewaytest.ConnectProxy{User: "site", Pass: "proxy-pw", Target: func(string) string { return front.ln.Addr().String() }})
+	proxy := gatewaytest.StartConnectProxy(t, &gatewaytest.ConnectProxy{User: "site", Pass: "proxy-pw", Target: func(string) string { return front.Addr }})
 	// One queue for every case: seqs stay distinct at the cloud, and what
 	// a refused case left queued goes out with the next case that gets in.
 	q := newTestQueue(t)
@@ -101,7 +52,7 @@ func TestALPNOn443ThroughProxy(t *testing.T) {
 			cfg.ALPN = tc.alpn
 			cfg.Upstreams = []Upstream{{URL: mustURL(t, "mqtts://upstream.test:443")}}
 			cfg.Proxy = proxy.URL("site", "proxy-pw")
-			acc0, ref0 := front.accepted.Load(), front.refused.Load()
+			acc0, ref0 := front.Accepted.Load(), front.Refused.Load()
 			seqs := enqueueSensors(t, q, 2, 20, time.Now)
 			b := runBridge(t, cfg, q, nil)
 			if tc.delivered {
@@ -109,12 +60,12 @@ func TestALPNOn443ThroughProxy(t *testing.T) {
 					_, _, missing := c.report(seqs)
 					return len(missing) == 0
 				})
-				if n := front.accepted.Load() - acc0; n == 0 {
+				if n := front.Accepted.Load() - acc0; n == 0 {
 					t.Errorf("front accepted %d connections with ALPN; want > 0", n)
 				}
 				return
 			}
-			eventually(t, 10*time.Second, "the front refusing the bridge", func() bool { return front.refused.Load() > ref0 && b.State().LastError != "" })
+			eventually(t, 10*time.Second, "the front refusing the bridge", func() bool { return front.Refused.Load() > ref0 && b.State().LastError != "" })
 			if st := b.State(); st.Connected || st.Sent != 0 {
 				t.Errorf("state %+v; want not connected, nothing sent", st)
 			}

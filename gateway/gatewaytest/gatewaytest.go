@@ -5,9 +5,9 @@
 // copy of the Mosquitto helpers) and as the bridge's upstream (Upstream, built
 // on it), mosquitto_pub/sub with bounded timeouts, raw MQTT packet builders
 // (Str, Varint, Pkt, Props), a fake HTTP CONNECT proxy (ConnectProxy) with
-// its accept loop and relay (ServeAll, Relay), a settable Clock,
-// RunUntilCleanup for a component's Run, and building the edgegw binary once
-// per test process. Only tests import it; it must not be imported by
+// its accept loop and relay (ServeAll, Relay), AWS IoT Core's ALPN front on
+// 443 (ALPNFront), a settable Clock, RunUntilCleanup for a component's Run,
+// and building the edgegw binary once per test process. Only tests import it; it must not be imported by
 // production code.
 package gatewaytest
 
