@@ -7,8 +7,8 @@
 // (Str, Varint, Pkt, Props), a fake HTTP CONNECT proxy (ConnectProxy) with
 // its accept loop and relay (ServeAll, Relay), AWS IoT Core's ALPN front on
 // 443 (ALPNFront), a settable Clock, RunUntilCleanup for a component's Run,
-// and building the edgegw binary once per test process. Only tests import it; it must not be imported by
-// production code.
+// and building the edgegw binary once per test process. Only tests import
+// it; it must not be imported by production code.
 package gatewaytest
 
 import (
