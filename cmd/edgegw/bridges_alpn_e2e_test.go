@@ -65,15 +65,7 @@ func TestBridgesE2EAWSProfileALPN(t *testing.T) {
       - {name: aws-a, topic: "sensors/sensor-a/#", remote_prefix: "sites/plant-7/"}
 `, front.Addr, up.PKI.CAFile, up.Gateway.CertFile, up.Gateway.KeyFile))
 	const n = 200
-	var todo []msgID
-	for i := range n {
-		todo = append(todo, msgID{"sensor-a", i})
-	}
-	if _, failed := g.publishAll(t, todo, 1, nil); len(failed) > 0 {
-		t.Fatalf("%d publishes failed", len(failed))
-	}
-	cloud.waitDistinct(t, n, 20*time.Second, 60*time.Second)
-	checkArrivals(t, "upstream behind the ALPN front", cloud, "sensor-a", n)
+	sendSensorAUpstream(t, g, cloud, "upstream behind the ALPN front", n)
 	if front.Accepted.Load() == 0 {
 		t.Errorf("the front accepted no connection; want the bridge's")
 	}
