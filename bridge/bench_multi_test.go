@@ -4,8 +4,6 @@ import (
 	"context"
 	"testing"
 	"time"
-
-	"github.com/edgegw/edgegw/store"
 )
 
 // BenchmarkForwardBeside measures bridge A draining b.N queued messages to
@@ -19,16 +17,7 @@ import (
 func BenchmarkForwardBeside(b *testing.B) {
 	for _, mode := range []string{"alone", "beside-up", "beside-down"} {
 		b.Run(mode, func(b *testing.B) {
-			fill := func(q testQueue) {
-				payload := make([]byte, 100)
-				for i := range b.N {
-					dev := "sensor-" + string(rune('a'+i%16))
-					if _, err := q.Enqueue(context.Background(), store.Message{Route: telemetry.Name, Topic: "building/" + dev + "/temp",
-						Payload: payload, QoS: 1, Device: dev, Time: time.Now().UnixNano()}); err != nil {
-						b.Fatal(err)
-					}
-				}
-			}
+			fill := func(q testQueue) { fillTelemetry(b, q) }
 			start := func(m *mosquitto, q testQueue, name, clientID string) (*Bridge, func()) {
 				cfg := testConfig(m, telemetry)
 				cfg.Name, cfg.ClientID, cfg.Inflight = name, clientID, 1000
@@ -62,13 +51,7 @@ func BenchmarkForwardBeside(b *testing.B) {
 			b.ResetTimer()
 			t0 := time.Now()
 			brA, stopA := start(mA, qA, "a", "plant-7-gw-a")
-			deadline := time.Now().Add(5 * time.Minute)
-			for brA.State().Acked < uint64(b.N) {
-				if time.Now().After(deadline) {
-					b.Fatalf("A acked %d of %d within 5 min", brA.State().Acked, b.N)
-				}
-				time.Sleep(time.Millisecond)
-			}
+			awaitAcked(b, brA, "A ")
 			elapsed := time.Since(t0)
 			b.StopTimer()
 			stopA()

@@ -21,14 +21,7 @@ func BenchmarkForward(b *testing.B) {
 
 func benchForward(b *testing.B, q testQueue) {
 	m := startMosquitto(b, mosquittoOpts{maxInflight: 1000})
-	payload := make([]byte, 100)
-	for i := range b.N {
-		dev := "sensor-" + string(rune('a'+i%16))
-		if _, err := q.Enqueue(context.Background(), store.Message{Route: telemetry.Name, Topic: "building/" + dev + "/temp",
-			Payload: payload, QoS: 1, Device: dev, Time: time.Now().UnixNano()}); err != nil {
-			b.Fatal(err)
-		}
-	}
+	fillTelemetry(b, q)
 	cfg := testConfig(m, telemetry)
 	cfg.Inflight = 1000
 	br, err := New(cfg, q, newRecPublisher(), nil)
@@ -40,13 +33,7 @@ func benchForward(b *testing.B, q testQueue) {
 	b.ResetTimer()
 	start := time.Now()
 	go func() { done <- br.Run(ctx) }()
-	deadline := time.Now().Add(5 * time.Minute)
-	for br.State().Acked < uint64(b.N) {
-		if time.Now().After(deadline) {
-			b.Fatalf("acked %d of %d within 5 min", br.State().Acked, b.N)
-		}
-		time.Sleep(time.Millisecond)
-	}
+	awaitAcked(b, br, "")
 	elapsed := time.Since(start)
 	b.StopTimer()
 	cancel()
@@ -55,4 +42,30 @@ func benchForward(b *testing.B, q testQueue) {
 	}
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
 	b.ReportMetric(float64(br.State().Window), "window")
+}
+
+// awaitAcked waits, bounded by 5 minutes, until br has b.N messages acked
+// upstream; who names the bridge in the failure ("A ").
+func awaitAcked(b *testing.B, br *Bridge, who string) {
+	b.Helper()
+	deadline := time.Now().Add(5 * time.Minute)
+	for br.State().Acked < uint64(b.N) {
+		if time.Now().After(deadline) {
+			b.Fatalf("%sacked %d of %d within 5 min", who, br.State().Acked, b.N)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// fillTelemetry enqueues b.N telemetry messages of 100 bytes, from 16
+// devices in turn (sensor-a to sensor-p).
+func fillTelemetry(b *testing.B, q testQueue) {
+	payload := make([]byte, 100)
+	for i := range b.N {
+		dev := "sensor-" + string(rune('a'+i%16))
+		if _, err := q.Enqueue(context.Background(), store.Message{Route: telemetry.Name, Topic: "building/" + dev + "/temp",
+			Payload: payload, QoS: 1, Device: dev, Time: time.Now().UnixNano()}); err != nil {
+			b.Fatal(err)
+		}
+	}
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgegw/edgegw/gateway/gatewaytest"
 	"github.com/edgegw/edgegw/store"
 )
 
@@ -76,20 +77,7 @@ func runBridge(t testing.TB, cfg Config, q Queue, pub Publisher) *Bridge {
 	if at, ok := q.(*ackTrace); ok {
 		b.tracePuback = at.onPuback
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- b.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Errorf("Run did not return within 10s of cancel")
-		}
-	})
+	gatewaytest.RunUntilCleanup(t, 10*time.Second, b.Run)
 	return b
 }
 

@@ -13,13 +13,14 @@ var _ Queue = (*store.Queue)(nil)
 // store.Queue (Badger) in t.TempDir(), closed at cleanup.
 func newTestQueue(t testing.TB) testQueue {
 	t.Helper()
-	q, err := store.Open(store.Options{
-		Dir: t.TempDir(),
-		Routes: []store.RouteLimits{
-			{Name: "telemetry"}, {Name: "forbidden"}, {Name: "cmd"},
-		},
-		Logger: testLogger(t),
-	})
+	return openStore(t, []store.RouteLimits{{Name: "telemetry"}, {Name: "forbidden"}, {Name: "cmd"}})
+}
+
+// openStore opens a store.Queue with routes lims in t.TempDir() and closes
+// it at cleanup.
+func openStore(t testing.TB, lims []store.RouteLimits) *store.Queue {
+	t.Helper()
+	q, err := store.Open(store.Options{Dir: t.TempDir(), Routes: lims, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatalf("opening the store: %v", err)
 	}

@@ -32,16 +32,7 @@ func openQueue(t testing.TB, routes []Route) *store.Queue {
 			lims = append(lims, store.RouteLimits{Name: r.Name})
 		}
 	}
-	q, err := store.Open(store.Options{Dir: t.TempDir(), Routes: lims, Logger: testLogger(t)})
-	if err != nil {
-		t.Fatalf("opening the store: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := q.Close(); err != nil {
-			t.Errorf("closing the store: %v", err)
-		}
-	})
-	return q
+	return openStore(t, lims)
 }
 
 // fanOut does what the gateway's OnPublish does with several bridges: the

@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -17,24 +16,10 @@ import (
 // one bridge live, and refuses (changing nothing) a reload whose route name
 // is used in both bridges.
 func TestGatewayBridgesReload(t *testing.T) {
-	pki := gatewaytest.NewPKI(t, "site")
-	dir := t.TempDir()
-	addr := gatewaytest.FreeAddr(t)
-	gatewaytest.WriteSite(t, dir)
-	conf := filepath.Join(dir, "edgegw.yaml")
+	site := newSiteDir(t)
+	pki, dir, addr, conf := site.pki, site.dir, site.addr, site.conf
 	write := func(twoRoutes string) {
-		gatewaytest.WriteFile(t, conf, fmt.Appendf(nil, `version: 1
-site: test
-state_dir: state
-listeners:
-  - {name: lan, address: %q, tls: {ca: %s, cert: %s, key: "file:%s"}}
-devices: devices.yaml
-policies: policies/
-store: {dir: state/queue, min_free: 16MiB}
-metrics: {address: ""}
-admin: {socket: ""}
-audit: {file: ""}
-bridges:
+		site.write(t, `bridges:
   - name: one
     upstreams: [{url: "mqtt://127.0.0.1:1"}]
     client_id: gw-one
@@ -47,17 +32,12 @@ bridges:
     backoff: {min: 1s, max: 1s}
     routes:
 %s
-`, addr, pki.CAFile, pki.ServerCert, pki.ServerKey, twoRoutes), 0o644)
+`, twoRoutes)
 	}
 	write(`      - {name: two-a, topic: "sensors/sensor-a/c/#"}`)
 	g := startFromFile(t, conf)
 	a := connectSensorA(t, addr, pki)
-	pub := func(topic string) {
-		t.Helper()
-		if rc, err := a.Publish(t, topic, 1, false, "v"); err != nil || rc != 0 {
-			t.Fatalf("publish %s: 0x%02x %v", topic, rc, err)
-		}
-	}
+	pub := func(topic string) { t.Helper(); mustPublish(t, a, topic) }
 	depths := func() map[string]int64 {
 		out := map[string]int64{}
 		for _, l := range g.run.up.Sources() {

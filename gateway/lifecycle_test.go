@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"context"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -32,21 +31,7 @@ func newFromFile(t *testing.T, cfgFile string) *Gateway {
 
 func runGateway(t *testing.T, g *Gateway, stop time.Duration) chan error {
 	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- g.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		case <-time.After(stop):
-			t.Errorf("Run did not return within %v of cancel", stop)
-		}
-	})
-	return done
+	return gatewaytest.RunUntilCleanup(t, stop, g.Run)
 }
 
 // TestSIGHUPRightAfterReady: systemd may send SIGHUP (systemctl reload) the

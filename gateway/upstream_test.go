@@ -20,35 +20,21 @@ import (
 // in routes are not, and SIGHUP's Reload swaps routes live (store, bridge,
 // matcher) while a change elsewhere in the bridge section needs a restart.
 func TestGatewayRoutesAndReload(t *testing.T) {
-	pki := gatewaytest.NewPKI(t, "site")
-	dir := t.TempDir()
-	addr := gatewaytest.FreeAddr(t)
-	gatewaytest.WriteSite(t, dir)
-	conf := filepath.Join(dir, "edgegw.yaml")
+	site := newSiteDir(t)
+	pki, addr := site.pki, site.addr
 	write := func(routes, keepalive string) {
-		gatewaytest.WriteFile(t, conf, fmt.Appendf(nil, `version: 1
-site: test
-state_dir: state
-listeners:
-  - {name: lan, address: %q, tls: {ca: %s, cert: %s, key: "file:%s"}}
-devices: devices.yaml
-policies: policies/
-store: {dir: state/queue, min_free: 16MiB}
-metrics: {address: ""}
-admin: {socket: ""}
-audit: {file: ""}
-bridge:
+		site.write(t, `bridge:
   upstreams: [{url: "mqtt://127.0.0.1:1"}]
   client_id: test-gw
   keepalive: %s
   backoff: {min: 1s, max: 1s}
   routes:
 %s
-`, addr, pki.CAFile, pki.ServerCert, pki.ServerKey, keepalive, routes), 0o644)
+`, keepalive, routes)
 	}
 	write(`    - {name: a, topic: "sensors/sensor-a/#", remote_prefix: "sites/t/"}
     - {name: cmd, topic: "cmd/#", direction: in}`, "30s")
-	g := startFromFile(t, conf)
+	g := startFromFile(t, site.conf)
 	a := connectSensorA(t, addr, pki)
 	depth := func() map[string]int64 {
 		out := map[string]int64{}
@@ -57,12 +43,7 @@ bridge:
 		}
 		return out
 	}
-	pub := func(topic string) {
-		t.Helper()
-		if rc, err := a.Publish(t, topic, 1, false, "v"); err != nil || rc != 0 {
-			t.Fatalf("publish %s: 0x%02x %v", topic, rc, err)
-		}
-	}
+	pub := func(topic string) { t.Helper(); mustPublish(t, a, topic) }
 	pub("sensors/sensor-a/t")
 	pub("sensors/sensor-a/u")
 	if d := depth(); d["a"] != 2 || d["b"] != 0 {
@@ -94,6 +75,51 @@ bridge:
 	}
 	if rs := g.Bridge().Routes().All(); len(rs) != 3 {
 		t.Fatalf("routes changed by a refused reload: %+v", rs)
+	}
+}
+
+// siteDir is a gateway's directory for the tests that run a whole Gateway
+// from a file: the site files, a PKI, a free listener address and the
+// config's path.
+type siteDir struct {
+	pki       *gatewaytest.PKI
+	dir, addr string
+	conf      string
+}
+
+func newSiteDir(t *testing.T) *siteDir {
+	t.Helper()
+	s := &siteDir{pki: gatewaytest.NewPKI(t, "site"), dir: t.TempDir(), addr: gatewaytest.FreeAddr(t)}
+	gatewaytest.WriteSite(t, s.dir)
+	s.conf = filepath.Join(s.dir, "edgegw.yaml")
+	return s
+}
+
+// write writes the config: one TLS listener at s.addr, the site's devices
+// and policies, the store under state/, no metrics, admin socket or audit
+// file, then the section(s) tail (a format for args).
+func (s *siteDir) write(t *testing.T, tail string, args ...any) {
+	t.Helper()
+	gatewaytest.WriteFile(t, s.conf, fmt.Appendf(nil, `version: 1
+site: test
+state_dir: state
+listeners:
+  - {name: lan, address: %q, tls: {ca: %s, cert: %s, key: "file:%s"}}
+devices: devices.yaml
+policies: policies/
+store: {dir: state/queue, min_free: 16MiB}
+metrics: {address: ""}
+admin: {socket: ""}
+audit: {file: ""}
+%s`, s.addr, s.pki.CAFile, s.pki.ServerCert, s.pki.ServerKey, fmt.Sprintf(tail, args...)), 0o644)
+}
+
+// mustPublish publishes "v" to topic at QoS 1 and fails the test unless
+// the PUBACK is a success.
+func mustPublish(t *testing.T, a *gatewaytest.V5, topic string) {
+	t.Helper()
+	if rc, err := a.Publish(t, topic, 1, false, "v"); err != nil || rc != 0 {
+		t.Fatalf("publish %s: 0x%02x %v", topic, rc, err)
 	}
 }
 

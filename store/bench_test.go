@@ -24,24 +24,10 @@ func BenchmarkEnqueue(b *testing.B) {
 		b.Run(fmt.Sprintf("writers=%d", writers), func(b *testing.B) {
 			q := openT(b, Options{Dir: filepath.Join(b.TempDir(), "q"), Routes: []RouteLimits{{Name: "telemetry"}}})
 			payload := make([]byte, 100)
-			var left atomic.Int64
-			left.Store(int64(b.N))
 			b.ReportAllocs()
 			b.SetBytes(100)
 			b.ResetTimer()
-			var wg sync.WaitGroup
-			for range writers {
-				wg.Go(func() {
-					m := Message{Route: "telemetry", Topic: "building/f1/temp", Payload: payload, QoS: 1, Device: "temp-f01-001"}
-					for left.Add(-1) >= 0 {
-						if _, err := q.Enqueue(context.Background(), m); err != nil {
-							b.Error(err)
-							return
-						}
-					}
-				})
-			}
-			wg.Wait()
+			enqueueFrom(b, q, writers, b.N, Message{Route: "telemetry", Topic: "building/f1/temp", Payload: payload, QoS: 1, Device: "temp-f01-001"})()
 			b.StopTimer()
 			enq := float64(b.N) / b.Elapsed().Seconds()
 			syncs := fdatasyncRate(b, q.dir)
@@ -56,23 +42,37 @@ func BenchmarkEnqueue(b *testing.B) {
 func BenchmarkDrain(b *testing.B) {
 	q := openT(b, Options{Dir: filepath.Join(b.TempDir(), "q")})
 	payload := make([]byte, 100)
-	var wg sync.WaitGroup
+	enqueueFrom(b, q, 64, b.N, Message{Route: "telemetry", Topic: "building/f1/temp", Payload: payload, QoS: 1})()
+	b.ReportAllocs()
+	b.ResetTimer()
+	drain(b, q, b.N)
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msg/s")
+}
+
+// enqueueFrom enqueues m n times from writers goroutines and returns at
+// once; the function it returns waits for them. An Enqueue error fails the
+// benchmark.
+func enqueueFrom(b *testing.B, q *Queue, writers, n int, m Message) (wait func()) {
 	var left atomic.Int64
-	left.Store(int64(b.N))
-	for range 64 {
+	left.Store(int64(n))
+	var wg sync.WaitGroup
+	for range writers {
 		wg.Go(func() {
 			for left.Add(-1) >= 0 {
-				if _, err := q.Enqueue(context.Background(), Message{Route: "telemetry", Topic: "building/f1/temp", Payload: payload, QoS: 1}); err != nil {
+				if _, err := q.Enqueue(context.Background(), m); err != nil {
 					b.Error(err)
 					return
 				}
 			}
 		})
 	}
-	wg.Wait()
-	b.ReportAllocs()
-	b.ResetTimer()
-	for range b.N {
+	return wg.Wait
+}
+
+// drain takes and acks n messages.
+func drain(b *testing.B, q *Queue, n int) {
+	for range n {
 		m, err := q.Next(context.Background())
 		if err != nil {
 			b.Fatal(err)
@@ -81,8 +81,6 @@ func BenchmarkDrain(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	b.StopTimer()
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msg/s")
 }
 
 // fdatasyncRate is the peer measured in the same run, on the same
@@ -143,30 +141,9 @@ func storageCost(b *testing.B, key []byte) {
 	}
 	cpu0 := cpuTime(b)
 	b.ResetTimer()
-	var left atomic.Int64
-	left.Store(int64(b.N))
-	var wg sync.WaitGroup
-	for range 64 {
-		wg.Go(func() {
-			m := Message{Route: "telemetry", Topic: "building/f1/temp", Payload: payload, QoS: 1, Device: "temp-f01-001"}
-			for left.Add(-1) >= 0 {
-				if _, err := q.Enqueue(context.Background(), m); err != nil {
-					b.Error(err)
-					return
-				}
-			}
-		})
-	}
-	for range b.N {
-		m, err := q.Next(context.Background())
-		if err != nil {
-			b.Fatal(err)
-		}
-		if err := q.Ack(m.Seq); err != nil {
-			b.Fatal(err)
-		}
-	}
-	wg.Wait()
+	wait := enqueueFrom(b, q, 64, b.N, Message{Route: "telemetry", Topic: "building/f1/temp", Payload: payload, QoS: 1, Device: "temp-f01-001"})
+	drain(b, q, b.N)
+	wait()
 	if err := q.Close(); err != nil {
 		b.Fatal(err)
 	}

@@ -1,93 +1,17 @@
 package proxy
 
 import (
-	"bufio"
 	"context"
-	"encoding/base64"
 	"errors"
-	"fmt"
 	"io"
 	"net"
-	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/edgegw/edgegw/gateway/gatewaytest"
 )
-
-// fakeProxy is a one-purpose HTTP CONNECT proxy on 127.0.0.1: Basic
-// authentication when user is set, every tunnel to target, and greeting
-// written right after its 200 in the same write (bytes the client's
-// response parser buffers and Dial must hand on).
-type fakeProxy struct {
-	ln         net.Listener
-	user, pass string
-	target     string
-	greeting   string
-	status     string // answer instead of a tunnel when set
-	asked      chan string
-}
-
-func startProxy(t *testing.T, p *fakeProxy) *fakeProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.ln = ln
-	p.asked = make(chan string, 16)
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() { defer wg.Done(); p.serve(c) }()
-		}
-	}()
-	return p
-}
-
-func (p *fakeProxy) url(user, pass string) *url.URL {
-	u := &url.URL{Scheme: "http", Host: p.ln.Addr().String()}
-	if user != "" {
-		u.User = url.UserPassword(user, pass)
-	}
-	return u
-}
-
-func (p *fakeProxy) serve(c net.Conn) {
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-	req, err := http.ReadRequest(bufio.NewReader(c))
-	if err != nil || req.Method != http.MethodConnect {
-		return
-	}
-	p.asked <- req.Host
-	if p.status != "" {
-		fmt.Fprintf(c, "HTTP/1.1 %s\r\nContent-Length: 0\r\n\r\n", p.status)
-		return
-	}
-	if p.user != "" && req.Header.Get("Proxy-Authorization") != "Basic "+base64.StdEncoding.EncodeToString([]byte(p.user+":"+p.pass)) {
-		fmt.Fprint(c, "HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n")
-		return
-	}
-	up, err := net.Dial("tcp", p.target)
-	if err != nil {
-		fmt.Fprint(c, "HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
-		return
-	}
-	defer up.Close()
-	fmt.Fprint(c, "HTTP/1.1 200 Connection established\r\n\r\n"+p.greeting)
-	go func() { _, _ = io.Copy(up, c); up.Close() }()
-	_, _ = io.Copy(c, up)
-}
 
 // startEcho is a TCP echo server on 127.0.0.1.
 func startEcho(t *testing.T) string {
@@ -134,14 +58,14 @@ func TestDialTunnels(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			target := startEcho(t)
-			p := startProxy(t, &fakeProxy{user: tc.user, pass: tc.pass, target: target, greeting: tc.greeting})
-			c, err := dial(t, p.url(tc.user, tc.pass), "cloud.example:8883")
+			p := gatewaytest.StartConnectProxy(t, &gatewaytest.ConnectProxy{User: tc.user, Pass: tc.pass, Target: func(string) string { return target }, Greeting: tc.greeting})
+			c, err := dial(t, p.URL(tc.user, tc.pass), "cloud.example:8883")
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer c.Close()
-			if got := <-p.asked; got != "cloud.example:8883" {
-				t.Errorf("proxy was asked for %q; want cloud.example:8883", got)
+			if got := p.Asked(); len(got) != 1 || got[0] != "cloud.example:8883" {
+				t.Errorf("proxy was asked for %q; want one CONNECT cloud.example:8883", got)
 			}
 			if _, err := c.Write([]byte("ping")); err != nil {
 				t.Fatal(err)
@@ -171,8 +95,9 @@ func TestDialRefused(t *testing.T) {
 		{"bad gateway", "502 Bad Gateway", "right", []string{"502 Bad Gateway"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			p := startProxy(t, &fakeProxy{user: "gw", pass: "right", target: startEcho(t), status: tc.status})
-			c, err := dial(t, p.url("gw", tc.pass), "cloud.example:443")
+			echo := startEcho(t)
+			p := gatewaytest.StartConnectProxy(t, &gatewaytest.ConnectProxy{User: "gw", Pass: "right", Target: func(string) string { return echo }, Status: tc.status})
+			c, err := dial(t, p.URL("gw", tc.pass), "cloud.example:443")
 			if err == nil {
 				c.Close()
 				t.Fatal("got a tunnel; want an error")

@@ -5,101 +5,31 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/edgegw/edgegw/gateway/gatewaytest"
 )
 
-// awsFront stands in for AWS IoT Core's port 443 on 127.0.0.1:443: a Go TLS
-// listener that verifies the client certificate against the upstream's CA
-// and refuses every connection whose ClientHello did not ask for ALPN
-// x-amzn-mqtt-ca; an accepted connection is relayed to the Mosquitto
-// upstream under the gateway's certificate.
-type awsFront struct {
-	addr     string
-	accepted atomic.Int64
-	refused  atomic.Int64
-}
-
-func startAWSFront(t *testing.T, up *gatewaytest.Upstream) *awsFront {
+// startAWSFront is gatewaytest's ALPN front (AWS IoT Core's port 443) on
+// 127.0.0.1:443, verifying client certificates against the upstream's CA; an
+// accepted connection is relayed to the Mosquitto upstream under the
+// gateway's certificate.
+func startAWSFront(t *testing.T, up *gatewaytest.Upstream) *gatewaytest.ALPNFront {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		t.Fatal("this test binds 127.0.0.1:443 (the profile's ALPN is for port 443): run it as root")
 	}
-	cert, err := tls.LoadX509KeyPair(up.PKI.ServerCert, up.PKI.ServerKey)
-	if err != nil {
-		t.Fatal(err)
-	}
 	pool := x509.NewCertPool()
 	pool.AddCert(up.PKI.CA)
-	f := &awsFront{addr: "127.0.0.1:443"}
-	cfg := &tls.Config{
-		Certificates: []tls.Certificate{cert}, ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool,
-		NextProtos: []string{"x-amzn-mqtt-ca"}, MinVersion: tls.VersionTLS12,
-		VerifyConnection: func(cs tls.ConnectionState) error {
-			if cs.NegotiatedProtocol != "x-amzn-mqtt-ca" {
-				f.refused.Add(1)
-				return errors.New("port 443 needs ALPN x-amzn-mqtt-ca for MQTT with a client certificate")
-			}
-			return nil
-		},
-	}
-	// Another test may hold the port for a while: wait for it, bounded.
-	var ln net.Listener
-	for deadline := time.Now().Add(60 * time.Second); ; {
-		if ln, err = tls.Listen("tcp", f.addr, cfg); err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("binding %s: %v", f.addr, err)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() { defer wg.Done(); f.serve(c.(*tls.Conn), up) }()
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	return f
-}
-
-func (f *awsFront) serve(c *tls.Conn, up *gatewaytest.Upstream) {
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
-	if err := c.Handshake(); err != nil {
-		return
-	}
-	_ = c.SetDeadline(time.Time{})
-	f.accepted.Add(1)
-	tc := up.TLSFor(up.Gateway)
-	tc.ServerName = "localhost"
-	u, err := tls.Dial("tcp", up.Addr, tc)
-	if err != nil {
-		return
-	}
-	done := make(chan struct{}, 2)
-	go func() { _, _ = io.Copy(c, u); done <- struct{}{} }()
-	go func() { _, _ = io.Copy(u, c); done <- struct{}{} }()
-	<-done
-	c.Close()
-	u.Close()
-	<-done
+	return gatewaytest.StartALPNFront(t, "127.0.0.1:443", up.PKI.ServerCert, up.PKI.ServerKey, pool, func(string) (net.Conn, error) {
+		tc := up.TLSFor(up.Gateway)
+		tc.ServerName = "localhost"
+		return tls.Dial("tcp", up.Addr, tc)
+	})
 }
 
 // TestBridgesE2EAWSProfileALPN: a bridge with profile aws-iot-core and an
@@ -114,7 +44,7 @@ func TestBridgesE2EAWSProfileALPN(t *testing.T) {
 	tc.ServerName = "localhost"
 	// (TLS 1.3: the client's handshake ends before the server has checked
 	// it, so the refusal is the alert on the first read.)
-	if c, err := tls.Dial("tcp", front.addr, tc); err == nil {
+	if c, err := tls.Dial("tcp", front.Addr, tc); err == nil {
 		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
 		_, err = c.Read(make([]byte, 1))
 		c.Close()
@@ -133,21 +63,13 @@ func TestBridgesE2EAWSProfileALPN(t *testing.T) {
     backoff: {min: 100ms, max: 500ms}
     routes:
       - {name: aws-a, topic: "sensors/sensor-a/#", remote_prefix: "sites/plant-7/"}
-`, front.addr, up.PKI.CAFile, up.Gateway.CertFile, up.Gateway.KeyFile))
+`, front.Addr, up.PKI.CAFile, up.Gateway.CertFile, up.Gateway.KeyFile))
 	const n = 200
-	var todo []msgID
-	for i := range n {
-		todo = append(todo, msgID{"sensor-a", i})
-	}
-	if _, failed := g.publishAll(t, todo, 1, nil); len(failed) > 0 {
-		t.Fatalf("%d publishes failed", len(failed))
-	}
-	cloud.waitDistinct(t, n, 20*time.Second, 60*time.Second)
-	checkArrivals(t, "upstream behind the ALPN front", cloud, "sensor-a", n)
-	if front.accepted.Load() == 0 {
+	sendSensorAUpstream(t, g, cloud, "upstream behind the ALPN front", n)
+	if front.Accepted.Load() == 0 {
 		t.Errorf("the front accepted no connection; want the bridge's")
 	}
-	if r := front.refused.Load(); r != 1 {
+	if r := front.Refused.Load(); r != 1 {
 		t.Errorf("the front refused %d connections; want 1 (the test's own, without ALPN)", r)
 	}
 	if !strings.Contains(g.log.String(), `upstream=mqtts://127.0.0.1:443`) {

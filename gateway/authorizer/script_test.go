@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/edgegw/edgegw/gateway/authz"
+	"github.com/edgegw/edgegw/gateway/gatewaytest"
 )
 
 // A real authorizer script: bash, the event on stdin, the answer on stdout. It
@@ -50,25 +51,11 @@ cat <<EOF
 EOF
 `
 
-// fakeClock is the hand-written clock the tests move: session expiry and refresh
-// are minutes long, as AWS's limits require.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *fakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // scriptAuthorizer writes the script and its state file and returns an Authorizer
 // that runs it, with a fake clock, and a function to change the script's mode.
-func scriptAuthorizer(t *testing.T, cfg Config) (*Authorizer, *fakeClock, func(mode string)) {
+func scriptAuthorizer(t *testing.T, cfg Config) (*Authorizer, *gatewaytest.Clock, func(mode string)) {
 	t.Helper()
 	if _, err := exec.LookPath("bash"); err != nil {
 		t.Fatalf("bash is needed for the script authorizer: apt-get install bash")
@@ -90,7 +77,7 @@ func scriptAuthorizer(t *testing.T, cfg Config) (*Authorizer, *fakeClock, func(m
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	clock := &fakeClock{now: time.Date(2026, 12, 7, 6, 0, 0, 0, time.UTC)}
+	clock := gatewaytest.NewClock(time.Date(2026, 12, 7, 6, 0, 0, 0, time.UTC))
 	a.now = clock.Now
 	a.limiter = newBucket(a.cfg.Rate, a.cfg.Burst, clock.Now())
 	return a, clock, setMode

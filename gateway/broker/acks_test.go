@@ -32,22 +32,7 @@ func dialWire(t *testing.T, addr string) *wireConn {
 // send encodes pk with mochi's encoder and writes it.
 func (w *wireConn) send(t *testing.T, pk packets.Packet) {
 	t.Helper()
-	var buf bytes.Buffer
-	var err error
-	switch pk.FixedHeader.Type {
-	case packets.Connect:
-		err = pk.ConnectEncode(&buf)
-	case packets.Publish:
-		err = pk.PublishEncode(&buf)
-	case packets.Pubrel:
-		err = pk.PubrelEncode(&buf)
-	case packets.Subscribe:
-		err = pk.SubscribeEncode(&buf)
-	}
-	if err != nil {
-		t.Fatalf("encoding: %v", err)
-	}
-	w.write(t, buf.Bytes())
+	w.write(t, encode(t, pk))
 }
 
 func (w *wireConn) write(t *testing.T, b []byte) {

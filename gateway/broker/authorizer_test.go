@@ -139,19 +139,9 @@ func TestAuthorizerSessions(t *testing.T) {
 	if c.Ack == nil || c.Ack.ReasonCode != 0 {
 		t.Fatalf("allowed by the authorizer: CONNACK %+v; want 0", c.Ack)
 	}
-	cases := []struct {
-		name  string
-		topic string
-		want  byte
-	}{
-		{"first policy allows", "first/a", 0},
-		{"first policy does not allow", "second/a", 0x87},
-	}
-	for _, tc := range cases {
-		if rc, _ := c.Publish(t, tc.topic, 1, false, "x"); rc != tc.want {
-			t.Errorf("%s: publish %s: PUBACK 0x%02x; want 0x%02x", tc.name, tc.topic, rc, tc.want)
-		}
-	}
+	expectPubacks(t, c,
+		pubackCase{"first policy allows", "first/a", 0},
+		pubackCase{"first policy does not allow", "second/a", 0x87})
 
 	waitCalls := func(n int) {
 		t.Helper()
@@ -166,19 +156,9 @@ func TestAuthorizerSessions(t *testing.T) {
 	waitCalls(1) // the refresh is in progress, waiting for gates[0]
 	close(conn.gates[0])
 	waitCalls(2) // refreshed (the new session is in), the expiry waits for gates[1]
-	cases = []struct {
-		name  string
-		topic string
-		want  byte
-	}{
-		{"refreshed policy allows", "second/a", 0},
-		{"refreshed policy no longer allows", "first/a", 0x87},
-	}
-	for _, tc := range cases {
-		if rc, _ := c.Publish(t, tc.topic, 1, false, "x"); rc != tc.want {
-			t.Errorf("%s: publish %s: PUBACK 0x%02x; want 0x%02x", tc.name, tc.topic, rc, tc.want)
-		}
-	}
+	expectPubacks(t, c,
+		pubackCase{"refreshed policy allows", "second/a", 0},
+		pubackCase{"refreshed policy no longer allows", "first/a", 0x87})
 	close(conn.gates[1])
 	select {
 	case <-c.Gone:
@@ -213,5 +193,22 @@ func TestAuthorizerFits(t *testing.T) {
 				t.Errorf("got %v; want ok %v", err, tc.ok)
 			}
 		})
+	}
+}
+
+// pubackCase is a QoS 1 publish to topic and the PUBACK reason it must get.
+type pubackCase struct {
+	name  string
+	topic string
+	want  byte
+}
+
+// expectPubacks publishes each case's topic from c and checks its PUBACK.
+func expectPubacks(t *testing.T, c *gatewaytest.V5, cases ...pubackCase) {
+	t.Helper()
+	for _, tc := range cases {
+		if rc, _ := c.Publish(t, tc.topic, 1, false, "x"); rc != tc.want {
+			t.Errorf("%s: publish %s: PUBACK 0x%02x; want 0x%02x", tc.name, tc.topic, rc, tc.want)
+		}
 	}
 }

@@ -166,6 +166,17 @@ func (r *raw) send(t testing.TB, pk packets.Packet) {
 	if pk.ProtocolVersion == 0 {
 		pk.ProtocolVersion = 4
 	}
+	b := encode(t, pk)
+	_ = r.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+	if _, err := r.conn.Write(b); err != nil {
+		t.Fatalf("writing: %v", err)
+	}
+}
+
+// encode is pk's bytes by mochi's encoder (CONNECT, PUBLISH, PUBREL,
+// SUBSCRIBE: what the raw-wire tests send).
+func encode(t testing.TB, pk packets.Packet) []byte {
+	t.Helper()
 	var buf bytes.Buffer
 	var err error
 	switch pk.FixedHeader.Type {
@@ -173,16 +184,17 @@ func (r *raw) send(t testing.TB, pk packets.Packet) {
 		err = pk.ConnectEncode(&buf)
 	case packets.Publish:
 		err = pk.PublishEncode(&buf)
+	case packets.Pubrel:
+		err = pk.PubrelEncode(&buf)
 	case packets.Subscribe:
 		err = pk.SubscribeEncode(&buf)
+	default:
+		t.Fatalf("encode: no encoder for packet type %d in this test helper", pk.FixedHeader.Type)
 	}
 	if err != nil {
 		t.Fatalf("encoding: %v", err)
 	}
-	_ = r.conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	if _, err := r.conn.Write(buf.Bytes()); err != nil {
-		t.Fatalf("writing: %v", err)
-	}
+	return buf.Bytes()
 }
 
 func (r *raw) read(t testing.TB) (packets.Packet, error) {

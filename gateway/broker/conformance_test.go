@@ -12,36 +12,14 @@ import (
 	"github.com/edgegw/edgegw/gateway/gatewaytest"
 )
 
-// Raw packet builders for the malformed-packet table.
-
-func str(s string) []byte { return append([]byte{byte(len(s) >> 8), byte(len(s))}, s...) }
-
-func varint(n int) []byte {
-	var b []byte
-	for {
-		d := byte(n % 128)
-		n /= 128
-		if n > 0 {
-			d |= 0x80
-		}
-		b = append(b, d)
-		if n == 0 {
-			return b
-		}
-	}
-}
-
-// pkt is a packet: first byte, remaining length, body.
-func pkt(first byte, body ...[]byte) []byte {
-	var all []byte
-	for _, b := range body {
-		all = append(all, b...)
-	}
-	return append(append([]byte{first}, varint(len(all))...), all...)
-}
-
-// props is an MQTT 5 property block.
-func props(p ...byte) []byte { return append(varint(len(p)), p...) }
+// The raw packet builders are gatewaytest's (shared with the wire scanner's
+// tests); the short names keep the packet tables readable.
+var (
+	str    = gatewaytest.Str
+	varint = gatewaytest.Varint
+	pkt    = gatewaytest.Pkt
+	props  = gatewaytest.Props
+)
 
 // connectRaw is a CONNECT with protocol name and level, flags, client ID,
 // MQTT 5 properties (nil for 3.1.1) and what follows the client ID.

@@ -189,6 +189,23 @@ func newHoldQueue(t *testing.T, q *store.Queue) *holdQueue {
 	return h
 }
 
+// heldPipeline is a broker whose outbound queue (every publish to route
+// "up") holds each commit until the test allows it, and a monitor
+// subscribed to sensors/#.
+func heldPipeline(t *testing.T) (*env, *store.Queue, *holdQueue, *gatewaytest.V5) {
+	t.Helper()
+	e := newEnv(t, nil)
+	q := openQueue(t)
+	h := newHoldQueue(t, q)
+	e.b.SetOutbound(h, routeFunc(func(string, byte) []string { return []string{"up"} }))
+	mon, err := e.connectV5(t, e.pki.Issue(t, "monitor"), "monitor")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mon.Subscribe(t, "sensors/#", 1)
+	return e, q, h, mon
+}
+
 type heldTicket struct {
 	h  *holdQueue
 	tk store.Ticket
@@ -229,15 +246,7 @@ var _ Submitter = (*holdQueue)(nil)
 // complete, neither its PUBACK nor any later one is sent and nobody receives
 // it; released one by one, each PUBACK follows its own commit.
 func TestPipelineNoPubackBeforeCommit(t *testing.T) {
-	e := newEnv(t, nil)
-	q := openQueue(t)
-	h := newHoldQueue(t, q)
-	e.b.SetOutbound(h, routeFunc(func(string, byte) []string { return []string{"up"} }))
-	mon, err := e.connectV5(t, e.pki.Issue(t, "monitor"), "monitor")
-	if err != nil {
-		t.Fatal(err)
-	}
-	mon.Subscribe(t, "sensors/#", 1)
+	e, q, h, mon := heldPipeline(t)
 	a := e.rawConnect(t, "sensor-a", 5)
 	const n = 10
 	topic := func(i int) string { // the last one retained
@@ -286,15 +295,7 @@ func TestPipelineNoPubackBeforeCommit(t *testing.T) {
 // is delivered, and after it reconnects and resends, every message is
 // acknowledged, queued and delivered.
 func TestPipelineDisconnect(t *testing.T) {
-	e := newEnv(t, nil)
-	q := openQueue(t)
-	h := newHoldQueue(t, q)
-	e.b.SetOutbound(h, routeFunc(func(string, byte) []string { return []string{"up"} }))
-	mon, err := e.connectV5(t, e.pki.Issue(t, "monitor"), "monitor")
-	if err != nil {
-		t.Fatal(err)
-	}
-	mon.Subscribe(t, "sensors/#", 1)
+	e, q, h, mon := heldPipeline(t)
 	cert := e.pki.Issue(t, "sensor-a")
 	conn, err := e.dialTLS(t, cert, nil)
 	if err != nil {

@@ -89,7 +89,7 @@ func TestTokenExpires(t *testing.T) {
 	s := newSite(t, Config{})
 	cr := s.enrolCSR("sensor-1234", Caller{})
 	serial := pki.SerialHex(parseCert(t, cr.CertificatePem).SerialNumber)
-	s.clock.Add(DefaultTokenTTL)
+	s.clock.Advance(DefaultTokenTTL)
 	prov := ProvisionTopic("sensors")
 	rejected(t, s.call(prov, RegisterThingRequest{CertificateOwnershipToken: cr.CertificateOwnershipToken, Parameters: map[string]string{"SerialNumber": "1234"}}, s.claim), prov, 400, CodeInvalidToken)
 
@@ -188,7 +188,7 @@ func TestCSRRefusals(t *testing.T) {
 				t.Errorf("errorMessage = %q; want it to say %q", e.ErrorMessage, tc.msg)
 			}
 			s.unchanged(before)
-			s.clock.Add(time.Minute) // stay inside the rate limit
+			s.clock.Advance(time.Minute) // stay inside the rate limit
 		})
 	}
 }
@@ -224,7 +224,7 @@ func TestRegisterThingRefusals(t *testing.T) {
 				t.Errorf("errorMessage = %q; want it to say %q", e.ErrorMessage, tc.msg)
 			}
 			s.unchanged(before)
-			s.clock.Add(time.Minute)
+			s.clock.Advance(time.Minute)
 		})
 	}
 	// The token was not spent by the refusals.
@@ -310,11 +310,11 @@ func TestRenewalGrace(t *testing.T) {
 	old := dev.Bundles[0]
 	device := Caller{ClientID: "sensor-0002", ThingName: "sensor-0002", Serial: old.Serial}
 	s.enrolCSR("sensor-0002", device)
-	s.clock.Add(47 * time.Hour)
+	s.clock.Advance(47 * time.Hour)
 	if res, err := s.svc.Sweep(context.Background(), s.clock.Now()); err != nil || len(res.Superseded) != 0 {
 		t.Fatalf("Sweep before the grace period = %+v, %v; want nothing revoked", res, err)
 	}
-	s.clock.Add(time.Hour)
+	s.clock.Advance(time.Hour)
 	res, err := s.svc.Sweep(context.Background(), s.clock.Now())
 	if err != nil {
 		t.Fatal(err)
@@ -342,7 +342,7 @@ func TestRateLimit(t *testing.T) {
 	other := s.claim
 	other.Serial = "ab" + other.Serial // another claim certificate has its own bucket
 	rejected(t, s.call(TopicCreateFromCSR, bad, other), TopicCreateFromCSR, 400, CodeInvalidCSR)
-	s.clock.Add(time.Minute)
+	s.clock.Advance(time.Minute)
 	rejected(t, s.call(TopicCreateFromCSR, bad, s.claim), TopicCreateFromCSR, 400, CodeInvalidCSR)
 	rejected(t, s.call(TopicCreateFromCSR, bad, s.claim), TopicCreateFromCSR, 429, CodeThrottled)
 }

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgegw/edgegw/gateway/gatewaytest"
 	"github.com/edgegw/edgegw/gateway/pki"
 )
 
@@ -28,24 +29,11 @@ const (
 	pageHook      = "https://docs.aws.amazon.com/iot/latest/developerguide/pre-provisioning-hook.html"
 )
 
-// clock is a settable clock for tokens, grace periods and rate limits.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *clock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // site is a site CA in a temp dir with a devices.yaml, a claim certificate and a Service.
 type site struct {
 	t     *testing.T
 	pki   pki.Options
-	clock *clock
+	clock *gatewaytest.Clock
 	svc   *Service
 	cfg   Config
 	claim Caller
@@ -82,7 +70,7 @@ func sensorsTemplate() Template {
 func newSite(t *testing.T, cfg Config) *site {
 	t.Helper()
 	root := t.TempDir()
-	clk := &clock{t: time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)}
+	clk := gatewaytest.NewClock(time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC))
 	o := pki.Options{Dir: filepath.Join(root, "pki"), Devices: filepath.Join(root, "devices.yaml"), Now: clk.Now}
 	if _, err := pki.Init(context.Background(), o, pki.InitOptions{Hosts: []string{"localhost"}}); err != nil {
 		t.Fatalf("pki.Init: %v", err)

@@ -3,9 +3,12 @@
 // (WriteSite), an MQTT 5 test client (ConnectV5), free loopback ports,
 // Debian's mosquitto with a test's own configuration (StartMosquitto: the one
 // copy of the Mosquitto helpers) and as the bridge's upstream (Upstream, built
-// on it), mosquitto_pub/sub with bounded timeouts, and building the
-// edgegw binary once per test process. Only tests import it; it must not be
-// imported by production code.
+// on it), mosquitto_pub/sub with bounded timeouts, raw MQTT packet builders
+// (Str, Varint, Pkt, Props), a fake HTTP CONNECT proxy (ConnectProxy) with
+// its accept loop and relay (ServeAll, Relay), AWS IoT Core's ALPN front on
+// 443 (ALPNFront), a settable Clock, RunUntilCleanup for a component's Run,
+// and building the edgegw binary once per test process. Only tests import
+// it; it must not be imported by production code.
 package gatewaytest
 
 import (

@@ -6,26 +6,6 @@ import (
 	"github.com/edgegw/edgegw/gateway/mosqimport"
 )
 
-// mosqMatch is mosquitto_topic_matches_sub (Mosquitto 2.0.11,
-// lib/util_topic.c) for valid filters and topic names: '+' one level, '#'
-// the rest (and the parent), and a filter and a topic match only if both or
-// neither start with '$'.
-func mosqMatch(filter, topic string) bool {
-	if filter == "" || topic == "" || (filter[0] == '$') != (topic[0] == '$') {
-		return false
-	}
-	fl, tl := strings.Split(filter, "/"), strings.Split(topic, "/")
-	for i, f := range fl {
-		if f == "#" {
-			return true
-		}
-		if i >= len(tl) || (f != "+" && f != tl[i]) {
-			return false
-		}
-	}
-	return len(fl) == len(tl)
-}
-
 // mosqAllowed is Mosquitto 2.0.11's default ACL check
 // (src/security_default.c, mosquitto_acl_check_default, after
 // acl__check_dollar in src/security.c) for a client whose user name and
@@ -34,7 +14,7 @@ func mosqMatch(filter, topic string) bool {
 // substituted. access is Read or Write.
 func mosqAllowed(lines []mosqimport.ACLLine, user, topic string, access mosqimport.Access) bool {
 	if strings.HasPrefix(topic, "$SYS") && access == mosqimport.Write {
-		if !mosqMatch("$SYS/broker/connection/+/state", topic) {
+		if !mosqimport.MosquittoMatch("$SYS/broker/connection/+/state", topic) {
 			return false
 		}
 	}
@@ -68,7 +48,7 @@ func mosqAllowed(lines []mosqimport.ACLLine, user, topic string, access mosqimpo
 		if topic[0] == '$' && l.Topic[0] != '$' {
 			continue
 		}
-		if mosqMatch(l.Topic, topic) {
+		if mosqimport.MosquittoMatch(l.Topic, topic) {
 			if l.Access == mosqimport.Deny {
 				return false
 			}
@@ -81,7 +61,7 @@ func mosqAllowed(lines []mosqimport.ACLLine, user, topic string, access mosqimpo
 		return false
 	}
 	for _, l := range denyFirst(pats) {
-		if mosqMatch(substitute(l.Topic, user), topic) {
+		if mosqimport.MosquittoMatch(substitute(l.Topic, user), topic) {
 			if l.Access == mosqimport.Deny {
 				return false
 			}

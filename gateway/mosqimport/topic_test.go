@@ -57,10 +57,15 @@ func TestTranslate(t *testing.T) {
 	}
 }
 
-// mqttMatch is Mosquitto's mosquitto_topic_matches_sub, written out plainly
-// as the reference for the language tests.
-func mqttMatch(filter, topic string) bool {
-	if topic == "" || (filter[0] == '$') != (topic[0] == '$') {
+// MosquittoMatch is mosquitto_topic_matches_sub (Mosquitto 2.0.11,
+// lib/util_topic.c) for valid filters and topic names: '+' one level, '#'
+// the rest (and the parent), and a filter and a topic match only if both or
+// neither start with '$'.
+//
+// It is exported (in a test file) for this package's external tests
+// too: the one reference copy.
+func MosquittoMatch(filter, topic string) bool {
+	if filter == "" || topic == "" || (filter[0] == '$') != (topic[0] == '$') {
 		return false
 	}
 	fl, tl := strings.Split(filter, "/"), strings.Split(topic, "/")
@@ -82,7 +87,7 @@ func TestFilterLangMatchesMosquitto(t *testing.T) {
 		for _, tp := range topics {
 			single := lang{items: litItems(nil, tp)}
 			got := anyIntersect(filterLangs(parseLevels(f, false), subst{}), []lang{single})
-			if want := mqttMatch(f, tp); got != want {
+			if want := MosquittoMatch(f, tp); got != want {
 				t.Errorf("filter %q topic %q: got %v; want %v", f, tp, got, want)
 			}
 		}

@@ -3,34 +3,16 @@ package wire
 import (
 	"strings"
 	"testing"
+
+	"github.com/edgegw/edgegw/gateway/gatewaytest"
 )
 
-func str(s string) []byte { return append([]byte{byte(len(s) >> 8), byte(len(s))}, s...) }
-
-func varint(n int) []byte {
-	var b []byte
-	for {
-		d := byte(n % 128)
-		n /= 128
-		if n > 0 {
-			d |= 0x80
-		}
-		b = append(b, d)
-		if n == 0 {
-			return b
-		}
-	}
-}
-
-func pkt(first byte, body ...[]byte) []byte {
-	var all []byte
-	for _, b := range body {
-		all = append(all, b...)
-	}
-	return append(append([]byte{first}, varint(len(all))...), all...)
-}
-
-func props(p ...byte) []byte { return append(varint(len(p)), p...) }
+// Short names for gatewaytest's raw packet builders (the broker's
+// conformance tests use the same ones).
+var (
+	str, varint = gatewaytest.Str, gatewaytest.Varint
+	pkt, props  = gatewaytest.Pkt, gatewaytest.Props
+)
 
 func connect(level, flags byte, p5 []byte, rest ...[]byte) []byte {
 	body := [][]byte{str("MQTT"), {level, flags, 0, 30}}
