@@ -28,7 +28,7 @@ func AppendConnect311(dst []byte, clientID, user string, pass []byte, userSet, p
 		rem += 2 + len(pass)
 	}
 	dst = append(dst, packets.CONNECT<<4)
-	dst = appendVBI(dst, rem)
+	dst = AppendVBI(dst, rem)
 	dst = appendString(dst, "MQTT")
 	dst = append(dst, 4, flags, byte(keepAlive>>8), byte(keepAlive))
 	dst = appendString(dst, clientID)
@@ -50,7 +50,7 @@ func AppendSubscribe311(dst []byte, id uint16, subs []packets.SubOptions) []byte
 		rem += 2 + len(s.Topic) + 1
 	}
 	dst = append(dst, packets.SUBSCRIBE<<4|2)
-	dst = appendVBI(dst, rem)
+	dst = AppendVBI(dst, rem)
 	dst = append(dst, byte(id>>8), byte(id))
 	for _, s := range subs {
 		dst = appendString(dst, s.Topic)
@@ -66,7 +66,7 @@ func AppendUnsubscribe311(dst []byte, id uint16, topics []string) []byte {
 		rem += 2 + len(t)
 	}
 	dst = append(dst, packets.UNSUBSCRIBE<<4|2)
-	dst = appendVBI(dst, rem)
+	dst = AppendVBI(dst, rem)
 	dst = append(dst, byte(id>>8), byte(id))
 	for _, t := range topics {
 		dst = appendString(dst, t)

@@ -49,7 +49,7 @@ func AppendPublish(dst []byte, p Publish) []byte {
 		flags |= 1
 	}
 	dst = append(dst, packets.PUBLISH<<4|flags)
-	dst = appendVBI(dst, rem)
+	dst = AppendVBI(dst, rem)
 	dst = appendString(dst, p.Topic)
 	if p.QoS > 0 {
 		dst = append(dst, byte(p.ID>>8), byte(p.ID))
@@ -57,7 +57,7 @@ func AppendPublish(dst []byte, p Publish) []byte {
 	if p.V311 {
 		return append(dst, p.Payload...)
 	}
-	dst = appendVBI(dst, propLen)
+	dst = AppendVBI(dst, propLen)
 	if p.DeviceKey != "" {
 		dst = append(dst, packets.PropUser)
 		dst = appendString(dst, p.DeviceKey)
@@ -121,8 +121,9 @@ func vbiLen(n int) int {
 	return 4
 }
 
-// appendVBI appends n as a Variable Byte Integer (MQTT 5 section 1.5.5).
-func appendVBI(dst []byte, n int) []byte {
+// AppendVBI appends n as a Variable Byte Integer (MQTT 5 section 1.5.5): the one
+// encoder of it for the bridge, the load tool and the test packet builders.
+func AppendVBI(dst []byte, n int) []byte {
 	for {
 		b := byte(n % 128)
 		n /= 128

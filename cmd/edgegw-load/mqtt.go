@@ -18,6 +18,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/edgegw/edgegw/bridge/wire"
 )
 
 // MQTT control packet types ([MQTT-2.2.1]).
@@ -466,20 +468,7 @@ func readPacket(br *bufio.Reader) (byte, []byte, error) {
 }
 
 func appendVarint(b []byte, n int) []byte {
-	if n > maxRemaining {
-		n = maxRemaining
-	}
-	for {
-		d := byte(n % 128)
-		n /= 128
-		if n > 0 {
-			d |= 0x80
-		}
-		b = append(b, d)
-		if n == 0 {
-			return b
-		}
-	}
+	return wire.AppendVBI(b, min(n, maxRemaining))
 }
 
 func readVarint(b []byte) (n, size int, err error) {

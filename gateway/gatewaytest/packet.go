@@ -1,5 +1,7 @@
 package gatewaytest
 
+import "github.com/edgegw/edgegw/bridge/wire"
+
 // Raw MQTT packet builders, for tests that feed malformed or hand-made
 // packets to the broker or its packet scanner.
 
@@ -7,20 +9,7 @@ package gatewaytest
 func Str(s string) []byte { return append([]byte{byte(len(s) >> 8), byte(len(s))}, s...) }
 
 // Varint is n as an MQTT variable byte integer.
-func Varint(n int) []byte {
-	var b []byte
-	for {
-		d := byte(n % 128)
-		n /= 128
-		if n > 0 {
-			d |= 0x80
-		}
-		b = append(b, d)
-		if n == 0 {
-			return b
-		}
-	}
-}
+func Varint(n int) []byte { return wire.AppendVBI(nil, n) }
 
 // Pkt is a packet: first byte, remaining length, body.
 func Pkt(first byte, body ...[]byte) []byte {
