@@ -77,7 +77,7 @@ type room struct {
 // and the wiring (gateway/shadowrun...) may depend on: anything but gateway
 // itself, cmd and the test helpers.
 var belowWiring = []string{"store", "hw", "bridge", "bridge/topic", "bridge/wire", "bridge/proxy", "gateway/audit", "gateway/authz", "gateway/authorizer",
-	"gateway/clock", "gateway/loopback", "gateway/pki", "gateway/enrol", "gateway/rules", "gateway/rules/sql", "gateway/rules/sql/lex", "gateway/rules/sql/internal/jsonscan", "gateway/rules/sql/internal/md2", "gateway/rules/timefmt", "gateway/shadow",
+	"gateway/clock", "gateway/loopback", "gateway/pki", "gateway/enrol", "gateway/rules", "gateway/rules/sql", "gateway/rules/sql/lex", "gateway/rules/sql/internal/jsonscan", "gateway/rules/sql/internal/md2", "gateway/rules/timefmt", "gateway/internal/jsonq", "gateway/shadow",
 	"gateway/presence", "gateway/broker", "gateway/broker/wire", "gateway/broker/listen", "gateway/config", "gateway/observe", "gateway/renew", "gateway/est"}
 
 // uplinkOurs is what gateway/uplink may depend on: what is below the wiring
@@ -87,7 +87,7 @@ var uplinkOurs = append(append([]string(nil), belowWiring...), "gateway/shadowru
 
 // sqlRooms are the rooms of the rules engine below it: the language, then
 // its leaves (the lexer, the JSON reader, MD2, the date patterns).
-var sqlRooms = []string{"gateway/rules/sql", "gateway/rules/sql/lex", "gateway/rules/sql/internal/jsonscan", "gateway/rules/sql/internal/md2", "gateway/rules/timefmt"}
+var sqlRooms = []string{"gateway/rules/sql", "gateway/rules/sql/lex", "gateway/rules/sql/internal/jsonscan", "gateway/rules/sql/internal/md2", "gateway/rules/timefmt", "gateway/internal/jsonq"}
 
 // rooms are the per-package rules. TestImportDirection fails when one of
 // these packages is missing, so a rule never silently checks nothing.
@@ -127,10 +127,12 @@ var rooms = map[string]room{
 	"gateway/rules/sql/internal/jsonscan": {forbid: pureForbid},
 	"gateway/rules/sql/internal/md2":      {forbid: pureForbid},
 	"gateway/rules/timefmt":               {forbid: pureForbid},
-	"gateway/rules/sql/sqltest":           {ours: sqlRooms, forbid: pureForbid},
+	// JSON string quoting shared by the rules language and the shadows: a leaf.
+	"gateway/internal/jsonq":    {forbid: pureForbid},
+	"gateway/rules/sql/sqltest": {ours: sqlRooms, forbid: pureForbid},
 	// Device shadows (the thing-name rule is authz's) and their test helper.
-	"gateway/shadow":            {ours: []string{"gateway/authz"}, forbid: pureForbid},
-	"gateway/shadow/shadowtest": {ours: []string{"gateway/shadow", "gateway/authz"}, forbid: pureForbid},
+	"gateway/shadow":            {ours: []string{"gateway/authz", "gateway/internal/jsonq"}, forbid: pureForbid},
+	"gateway/shadow/shadowtest": {ours: []string{"gateway/shadow", "gateway/authz", "gateway/internal/jsonq"}, forbid: pureForbid},
 	// The custom authorizer and the Mosquitto config import: policies only.
 	"gateway/authorizer": {ours: []string{"gateway/authz"}, forbid: pureForbid},
 	"gateway/mosqimport": {ours: []string{"gateway/authz"}, forbid: pureForbid},
@@ -194,7 +196,7 @@ var listenOurs = []string{"gateway/audit", "gateway/authz", "gateway/clock", "hw
 
 // configOurs is what gateway/config may depend on (and so everything that imports config
 // and nothing else of ours).
-var configOurs = []string{"hw", "gateway/authz", "gateway/loopback", "bridge/topic", "gateway/rules", "gateway/rules/sql", "gateway/rules/sql/lex", "gateway/rules/sql/internal/jsonscan", "gateway/rules/sql/internal/md2", "gateway/rules/timefmt", "gateway/enrol", "gateway/pki"}
+var configOurs = []string{"hw", "gateway/authz", "gateway/loopback", "bridge/topic", "gateway/rules", "gateway/rules/sql", "gateway/rules/sql/lex", "gateway/rules/sql/internal/jsonscan", "gateway/rules/sql/internal/md2", "gateway/rules/timefmt", "gateway/internal/jsonq", "gateway/enrol", "gateway/pki"}
 
 // testHelpers are the module's test helper packages: only tests import them.
 var testHelpers = []string{"gateway/gatewaytest", "gateway/shadow/shadowtest", "gateway/rules/sql/sqltest", "cmd/edgegw/queuecmd/queuetest", "cmd/edgegw/cli/clitest", "cmd/edgegw/pkicmd/pkitest", "cmd/edgegw/evalcmd/evaltest", "store/loopdisk"}
@@ -370,8 +372,8 @@ func TestCheckImportsCatches(t *testing.T) {
 			[]string{"gateway/pki imports store (via its dependencies); allowed from this module: hw, gateway/authz"}},
 		{"config importing hw is fine", pkgImports{ImportPath: m("gateway/config"), Imports: []string{m("hw")}, Deps: []string{m("hw")}}, nil},
 		{"config importing a runtime package", pkgImports{ImportPath: m("gateway/config"), Imports: []string{m("bridge")}, Deps: []string{m("bridge"), m("store"), m("hw")}},
-			[]string{"gateway/config imports bridge (via its dependencies); allowed from this module: hw, gateway/authz, gateway/loopback, bridge/topic, gateway/rules, gateway/rules/sql, gateway/rules/sql/lex, gateway/rules/sql/internal/jsonscan, gateway/rules/sql/internal/md2, gateway/rules/timefmt, gateway/enrol, gateway/pki",
-				"gateway/config imports store (via its dependencies); allowed from this module: hw, gateway/authz, gateway/loopback, bridge/topic, gateway/rules, gateway/rules/sql, gateway/rules/sql/lex, gateway/rules/sql/internal/jsonscan, gateway/rules/sql/internal/md2, gateway/rules/timefmt, gateway/enrol, gateway/pki"}},
+			[]string{"gateway/config imports bridge (via its dependencies); allowed from this module: hw, gateway/authz, gateway/loopback, bridge/topic, gateway/rules, gateway/rules/sql, gateway/rules/sql/lex, gateway/rules/sql/internal/jsonscan, gateway/rules/sql/internal/md2, gateway/rules/timefmt, gateway/internal/jsonq, gateway/enrol, gateway/pki",
+				"gateway/config imports store (via its dependencies); allowed from this module: hw, gateway/authz, gateway/loopback, bridge/topic, gateway/rules, gateway/rules/sql, gateway/rules/sql/lex, gateway/rules/sql/internal/jsonscan, gateway/rules/sql/internal/md2, gateway/rules/timefmt, gateway/internal/jsonq, gateway/enrol, gateway/pki"}},
 		{"config importing bridge/topic is fine", pkgImports{ImportPath: m("gateway/config"), Imports: []string{m("bridge/topic")}, Deps: []string{m("bridge/topic"), m("hw")}}, nil},
 		{"bridge importing bridge/topic is fine", pkgImports{ImportPath: m("bridge"), Imports: []string{m("bridge/topic"), m("store")}, Deps: []string{m("bridge/topic"), m("store")}}, nil},
 		{"bridge/topic importing store", pkgImports{ImportPath: m("bridge/topic"), Imports: []string{m("store")}, Deps: []string{m("store")}},
@@ -425,15 +427,15 @@ func TestCheckImportsCatches(t *testing.T) {
 		{"packages outside the module are ignored", pkgImports{ImportPath: "example.com/x", Imports: []string{mochi, badger}}, nil},
 		// The rooms that landed with the rules, shadow, authorizer, import and enrol branches.
 		{"rules importing authz", pkgImports{ImportPath: m("gateway/rules"), Imports: []string{m("gateway/authz")}, Deps: []string{m("gateway/authz")}},
-			[]string{"gateway/rules imports gateway/authz (via its dependencies); allowed from this module: gateway/rules/sql, gateway/rules/sql/lex, gateway/rules/sql/internal/jsonscan, gateway/rules/sql/internal/md2, gateway/rules/timefmt"}},
+			[]string{"gateway/rules imports gateway/authz (via its dependencies); allowed from this module: gateway/rules/sql, gateway/rules/sql/lex, gateway/rules/sql/internal/jsonscan, gateway/rules/sql/internal/md2, gateway/rules/timefmt, gateway/internal/jsonq"}},
 		{"rules importing its rooms is fine", pkgImports{ImportPath: m("gateway/rules"), Imports: []string{m("gateway/rules/sql")}, Deps: []string{m("gateway/rules/sql"), m("gateway/rules/timefmt")}}, nil},
 		{"the SQL language importing the engine", pkgImports{ImportPath: m("gateway/rules/sql"), Imports: []string{m("gateway/rules")}, Deps: []string{m("gateway/rules"), m("gateway/rules/timefmt")}},
-			[]string{"gateway/rules/sql imports gateway/rules (via its dependencies); allowed from this module: gateway/rules/sql/lex, gateway/rules/sql/internal/jsonscan, gateway/rules/sql/internal/md2, gateway/rules/timefmt"}},
+			[]string{"gateway/rules/sql imports gateway/rules (via its dependencies); allowed from this module: gateway/rules/sql/lex, gateway/rules/sql/internal/jsonscan, gateway/rules/sql/internal/md2, gateway/rules/timefmt, gateway/internal/jsonq"}},
 		{"the lexer importing the language", pkgImports{ImportPath: m("gateway/rules/sql/lex"), Imports: []string{m("gateway/rules/sql")}, Deps: []string{m("gateway/rules/sql"), m("gateway/rules/timefmt")}},
 			[]string{"gateway/rules/sql/lex imports gateway/rules/sql (via its dependencies); allowed from this module: nothing",
 				"gateway/rules/sql/lex imports gateway/rules/timefmt (via its dependencies); allowed from this module: nothing"}},
 		{"the rules engine importing the SQL corpus", pkgImports{ImportPath: m("gateway/rules"), Imports: []string{m("gateway/rules/sql/sqltest")}, Deps: []string{m("gateway/rules/sql/sqltest"), m("gateway/rules/sql"), m("gateway/rules/timefmt")}},
-			[]string{"gateway/rules imports gateway/rules/sql/sqltest (via its dependencies); allowed from this module: gateway/rules/sql, gateway/rules/sql/lex, gateway/rules/sql/internal/jsonscan, gateway/rules/sql/internal/md2, gateway/rules/timefmt",
+			[]string{"gateway/rules imports gateway/rules/sql/sqltest (via its dependencies); allowed from this module: gateway/rules/sql, gateway/rules/sql/lex, gateway/rules/sql/internal/jsonscan, gateway/rules/sql/internal/md2, gateway/rules/timefmt, gateway/internal/jsonq",
 				"gateway/rules imports gateway/rules/sql/sqltest outside its tests; it is a test helper"}},
 		{"the rules tests importing the SQL corpus is fine", pkgImports{ImportPath: m("gateway/rules"), TestImports: []string{m("gateway/rules/sql/sqltest")}, XTestImports: []string{m("gateway/rules/sql/sqltest")}}, nil},
 		{"timefmt importing rules", pkgImports{ImportPath: m("gateway/rules/timefmt"), Imports: []string{m("gateway/rules")}, Deps: []string{m("gateway/rules"), m("gateway/rules/timefmt")}},
@@ -442,15 +444,18 @@ func TestCheckImportsCatches(t *testing.T) {
 		{"rules importing paho", pkgImports{ImportPath: m("gateway/rules"), Imports: []string{pahoPath + "/packets"}},
 			[]string{"gateway/rules imports github.com/eclipse/paho.golang/packets; it must not import github.com/eclipse/paho.golang",
 				"gateway/rules imports github.com/eclipse/paho.golang/packets; the daemon's packages must not import paho (the bridge speaks MQTT upstream)"}},
+		{"shadow importing jsonq is fine", pkgImports{ImportPath: m("gateway/shadow"), Imports: []string{m("gateway/internal/jsonq")}, Deps: []string{m("gateway/internal/jsonq"), m("gateway/authz")}}, nil},
+		{"jsonq importing authz", pkgImports{ImportPath: m("gateway/internal/jsonq"), Imports: []string{m("gateway/authz")}, Deps: []string{m("gateway/authz")}},
+			[]string{"gateway/internal/jsonq imports gateway/authz (via its dependencies); allowed from this module: nothing"}},
 		{"shadow importing authz is fine", pkgImports{ImportPath: m("gateway/shadow"), Imports: []string{m("gateway/authz")}, Deps: []string{m("gateway/authz")}}, nil},
 		{"shadow importing the store", pkgImports{ImportPath: m("gateway/shadow"), Imports: []string{m("store")}, Deps: []string{m("store"), m("gateway/authz")}},
-			[]string{"gateway/shadow imports store (via its dependencies); allowed from this module: gateway/authz"}},
+			[]string{"gateway/shadow imports store (via its dependencies); allowed from this module: gateway/authz, gateway/internal/jsonq"}},
 		{"shadow importing badger", pkgImports{ImportPath: m("gateway/shadow"), Imports: []string{badger}},
 			[]string{"gateway/shadow imports github.com/dgraph-io/badger/v4; it must not import github.com/dgraph-io/badger",
 				"gateway/shadow imports github.com/dgraph-io/badger/v4; only store may import badger"}},
 		{"shadowtest importing shadow is fine", pkgImports{ImportPath: m("gateway/shadow/shadowtest"), Imports: []string{m("gateway/shadow")}, Deps: []string{m("gateway/shadow"), m("gateway/authz")}}, nil},
 		{"shadowtest importing the broker", pkgImports{ImportPath: m("gateway/shadow/shadowtest"), Imports: []string{m("gateway/broker")}, Deps: []string{m("gateway/broker"), m("gateway/shadow"), m("gateway/authz")}},
-			[]string{"gateway/shadow/shadowtest imports gateway/broker (via its dependencies); allowed from this module: gateway/shadow, gateway/authz"}},
+			[]string{"gateway/shadow/shadowtest imports gateway/broker (via its dependencies); allowed from this module: gateway/shadow, gateway/authz, gateway/internal/jsonq"}},
 		{"a package importing shadowtest", pkgImports{ImportPath: m("gateway/broker"), Imports: []string{m("gateway/shadow/shadowtest")}},
 			[]string{"gateway/broker imports gateway/shadow/shadowtest outside its tests; it is a test helper"}},
 		{"authorizer importing prometheus", pkgImports{ImportPath: m("gateway/authorizer"), Imports: []string{prom}},

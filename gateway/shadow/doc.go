@@ -89,7 +89,9 @@
 //
 // This package is a leaf room: besides the standard library it imports only
 // gateway/authz, for the thing-name rule (authz.ValidThingName, its one owner;
-// the shadow-name rule, ValidShadowName, is this package's). It must not
+// the shadow-name rule, ValidShadowName, is this package's), and
+// gateway/internal/jsonq, the JSON string quoting it shares with the rules
+// language. It must not
 // import mochi, badger, paho, prometheus or any other package of this module; the
 // broker calls Handle, the bridge carries the Syncer's messages, and the store
 // backs the Store interface.

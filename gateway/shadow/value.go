@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+
+	"github.com/edgegw/edgegw/gateway/internal/jsonq"
 )
 
 // A JSON value as decoded with json.Decoder.UseNumber: nil, bool, json.Number,
@@ -46,7 +48,7 @@ func appendJSON(b []byte, v any) []byte {
 		}
 		return append(b, "false"...)
 	case string:
-		return appendString(b, t)
+		return jsonq.AppendQuoted(b, t)
 	case json.Number:
 		return append(b, t...)
 	case int:
@@ -75,7 +77,7 @@ func appendJSON(b []byte, v any) []byte {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendString(b, k)
+			b = jsonq.AppendQuoted(b, k)
 			b = append(b, ':')
 			b = appendJSON(b, t[k])
 		}
@@ -83,37 +85,6 @@ func appendJSON(b []byte, v any) []byte {
 	}
 	// Every value here comes from decodeObject or from this package.
 	panic(fmt.Sprintf("shadow: encoding a %T as JSON", v))
-}
-
-const hexDigits = "0123456789abcdef"
-
-// appendString quotes s as a JSON string. s is valid UTF-8 (requests are
-// checked before they are decoded).
-func appendString(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' {
-			continue
-		}
-		b = append(b, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			b = append(b, '\\', c)
-		case '\n':
-			b = append(b, '\\', 'n')
-		case '\r':
-			b = append(b, '\\', 'r')
-		case '\t':
-			b = append(b, '\\', 't')
-		default:
-			b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-		}
-		start = i + 1
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }
 
 // depth is the nesting depth of v: 0 for a scalar, 1 + the deepest child for an

@@ -4,6 +4,7 @@ import (
 	"math"
 	"strconv"
 
+	"github.com/edgegw/edgegw/gateway/internal/jsonq"
 	"github.com/edgegw/edgegw/gateway/rules/sql/internal/jsonscan"
 )
 
@@ -176,7 +177,7 @@ func appendJSON(b []byte, v Value) []byte {
 	case Decimal:
 		return appendDecimal(b, v.f)
 	case String, Binary:
-		return jsonscan.AppendQuoted(b, v.s)
+		return jsonq.AppendQuoted(b, v.s)
 	case Array:
 		b = append(b, '[')
 		n := 0
@@ -201,7 +202,7 @@ func appendJSON(b []byte, v Value) []byte {
 			if n > 0 {
 				b = append(b, ',')
 			}
-			b = jsonscan.AppendQuoted(b, v.c.keys[i])
+			b = jsonq.AppendQuoted(b, v.c.keys[i])
 			b = append(b, ':')
 			b = appendJSON(b, e)
 			n++

@@ -3,7 +3,7 @@ package sql
 import (
 	"strings"
 
-	"github.com/edgegw/edgegw/gateway/rules/sql/internal/jsonscan"
+	"github.com/edgegw/edgegw/gateway/internal/jsonq"
 )
 
 // The parser compiles as it parses: every expression becomes a closure over
@@ -262,7 +262,7 @@ func (p *parser) parseSelectItem(value bool) (selItem, error) {
 	} else if !value && it.name == "" {
 		return selItem{}, errAt(e.pos, "this expression has no output name: add AS name after it")
 	}
-	it.key = jsonscan.AppendQuoted(nil, it.name)
+	it.key = jsonq.AppendQuoted(nil, it.name)
 	it.key = append(it.key, ':')
 	return it, nil
 }

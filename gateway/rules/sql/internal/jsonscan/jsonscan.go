@@ -2,7 +2,7 @@
 // building it: Valid checks one document (as encoding/json would, UTF-8
 // included), Reader.Skip moves past one value checking its syntax, Str and
 // KeyEquals read strings and keys (allocating only a result with escapes),
-// ScanNumber a number's syntax; AppendQuoted writes a JSON string. The
+// ScanNumber a number's syntax (gateway/internal/jsonq writes JSON strings). The
 // rules language (gateway/rules/sql) builds its values over it and reads a
 // field of a large payload without building the payload.
 //
@@ -330,49 +330,4 @@ func (r *Reader) KeyEquals(key string) bool {
 	}
 	s, _ := r.Str()
 	return s == key
-}
-
-const hexDigits = "0123456789abcdef"
-
-// AppendQuoted appends s as a JSON string: quotes, control characters and
-// backslashes escaped, invalid UTF-8 as \ufffd.
-func AppendQuoted(b []byte, s string) []byte {
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
-			i++
-			continue
-		}
-		if c < utf8.RuneSelf {
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		ru, n := utf8.DecodeRuneInString(s[i:])
-		if ru == utf8.RuneError && n == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i++
-			start = i
-			continue
-		}
-		i += n
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }
