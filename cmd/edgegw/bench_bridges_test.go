@@ -43,7 +43,7 @@ func BenchmarkBridgesSharedRoute(b *testing.B) {
 	// one (the first gateway holds plant-7-gw-one there).
 	g2 := newGW(b, "bridges:\n"+bridgeYAML("one", "plant-7-gw-one-b", up1, `
       - {name: one-t, topic: "sensors/#", remote_prefix: "sites/plant-7/"}`)+two)
-	edges := []namedEdge{{edgegwEdge{g1}, "one-bridge"}, {edgegwEdge{g2}, "two-bridges"}}
+	edges := []namedEdge{{edgegwEdge{g: g1}, "one-bridge"}, {edgegwEdge{g: g2}, "two-bridges"}}
 	for _, e := range edges {
 		warmUp(b, e, cloud1)
 	}

@@ -32,6 +32,10 @@ package main
 // Maximum instead of both; EDGEGW_BENCH_PAHO_WINDOW another window;
 // EDGEGW_BENCH_PAHO_PLAIN=1 the packaged config without its encryption_key
 // (those two tell the window's and encryption's shares of the cost);
+// EDGEGW_BENCH_BASELINE=BIN runs a third edge, "edgegw-base": the
+// edgegw binary BIN (built from another commit, e.g. before a change to the
+// queue format) on the same packaged config, in the same rounds, so two
+// builds are compared within one run (its ratio is to Mosquitto too);
 // EDGEGW_BENCH_PERF=DIR records each edgegw run's first round and the idle
 // daemon with `perf record -g` into DIR (the daemon keeps its symbols:
 // `perf report -i DIR/edgegw-rm20-p16.data --no-children` names Go functions).
@@ -103,7 +107,7 @@ func BenchmarkEdgegwVsMosquittoPaho(b *testing.B) {
 	}
 	fmt.Fprintf(&t, "\nthird-party harness: paho.mqtt.golang v1.5.1 MQTT 3.1.1 publishers, window %d, %d-byte QoS 1, mTLS, %d msgs per run, median of %d interleaved rounds; edgegw on the packaged config (%s)\n",
 		pahoWindow, pahoPayload, total, benchRounds, queue)
-	fmt.Fprintf(&t, "%-5s %-4s %-9s %9s %7s %9s %9s %8s %9s %9s\n", "rmax", "pubs", "edge", "msg/s", "ratio", "cpu µs/m", "B/msg", "peakMiB", "fsync/s", "msg/fsync")
+	fmt.Fprintf(&t, "%-5s %-4s %-11s %9s %7s %9s %9s %8s %9s %9s\n", "rmax", "pubs", "edge", "msg/s", "ratio", "cpu µs/m", "B/msg", "peakMiB", "fsync/s", "msg/fsync")
 	rms := []int{20, 100}
 	if v := os.Getenv("EDGEGW_BENCH_PAHO_RMAX"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -132,26 +136,37 @@ func pahoAtReceiveMax(b *testing.B, rm, total int, t *strings.Builder) {
 	cloud := new(benchSub)
 	cloud.subscribe(b, up.Addr, up.PKI.ClientTLS(up.Cloud), fmt.Sprintf("cloud-paho-%d", rm), "sites/#")
 
-	g := startPackagedGW(b, up)
+	g := startPackagedGW(b, up, gatewaytest.Edgegw(b), "plant-7-gw")
 	defer g.stop()
 	m := startMosqEdge(b, g.site, up, rm, "bridge_protocol_version mqttv50\n")
 	defer m.stop()
-	edges := []benchEdge{edgegwEdge{g}, m}
+	edges := []benchEdge{edgegwEdge{g: g}, m}
+	if bin := os.Getenv("EDGEGW_BENCH_BASELINE"); bin != "" {
+		base := startPackagedGW(b, up, bin, "plant-7-gw-base") // its own client ID at the same upstream
+		defer base.stop()
+		edges = append(edges, edgegwEdge{g: base, label: "edgegw-base"})
+	}
 	for _, e := range edges {
 		warmUp(b, e, cloud)
 	}
 	// The bridge's side of the same CONNACK: edgegw logs the window it took
 	// (bridge.inflight 1024 lowered to the Receive Maximum).
-	if w := fmt.Sprintf("window=%d ", rm); !strings.Contains(g.log.String(), w) {
-		b.Fatalf("edgegw did not log %q on connecting upstream; log:\n%s", w, gatewaytest.LastBytes([]byte(g.log.String()), 4096))
+	for _, e := range edges {
+		eg, ok := e.(edgegwEdge)
+		if !ok {
+			continue
+		}
+		if w := fmt.Sprintf("window=%d ", rm); !strings.Contains(eg.g.log.String(), w) {
+			b.Fatalf("%s did not log %q on connecting upstream; log:\n%s", e.name(), w, gatewaytest.LastBytes([]byte(eg.g.log.String()), 4096))
+		}
+		benchLog(e.name(), "bridge connected with window=%d (its log)", rm)
 	}
-	benchLog("edgegw", "bridge connected with window=%d (its log)", rm)
 	for _, pubs := range []int{1, 4, 16} {
 		runs := make([][]pahoRun, len(edges))
 		for round := range benchRounds {
 			for k := range edges {
 				i := (k + round) % len(edges)
-				runs[i] = append(runs[i], pahoOnce(b, edges[i], g.metrics, cloud, rm, pubs, total/pubs, round))
+				runs[i] = append(runs[i], pahoOnce(b, edges[i], cloud, rm, pubs, total/pubs, round))
 			}
 		}
 		med := make([]pahoRun, len(edges))
@@ -161,11 +176,11 @@ func pahoAtReceiveMax(b *testing.B, rm, total int, t *strings.Builder) {
 		for i, e := range edges {
 			r, sync := med[i], func(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) }
 			syncs, perSync, ratio := "-", "-", "-"
-			if e.name() == "edgegw" {
+			if _, ok := e.(edgegwEdge); ok {
 				syncs, perSync = sync(r.syncs), sync(r.perSync)
-				ratio = fmt.Sprintf("%.2fx", r.rate/max(med[1].rate, 1e-9))
+				ratio = fmt.Sprintf("%.2fx", r.rate/max(med[1].rate, 1e-9)) // edges[1] is Mosquitto
 			}
-			fmt.Fprintf(t, "%-5d %-4d %-9s %9.0f %7s %9.1f %9d %8.1f %9s %9s\n", rm, pubs, e.name(), r.rate, ratio,
+			fmt.Fprintf(t, "%-5d %-4d %-11s %9.0f %7s %9.1f %9d %8.1f %9s %9s\n", rm, pubs, e.name(), r.rate, ratio,
 				float64(r.cpu)/1e3, r.written, float64(r.peakRSS)/(1<<20), syncs, perSync)
 			b.ReportMetric(r.rate, fmt.Sprintf("paho_%s_rm%d_%dpub_msg/s", e.name(), rm, pubs))
 			b.ReportMetric(float64(r.cpu)/1e3, fmt.Sprintf("paho_%s_rm%d_%dpub_cpu_us/msg", e.name(), rm, pubs))
@@ -180,7 +195,7 @@ func pahoAtReceiveMax(b *testing.B, rm, total int, t *strings.Builder) {
 	}
 	for i, e := range edges {
 		r := medianPaho(drains[i])
-		fmt.Fprintf(t, "%-5d drain %-9s %9.0f msg/s (first to last arrival of %d queued with the upstream down), edge CPU %.1f µs/msg\n", rm, e.name(), r.rate, total/16*16, float64(r.cpu)/1e3)
+		fmt.Fprintf(t, "%-5d drain %-11s %9.0f msg/s (first to last arrival of %d queued with the upstream down), edge CPU %.1f µs/msg\n", rm, e.name(), r.rate, total/16*16, float64(r.cpu)/1e3)
 	}
 	for _, e := range edges {
 		if dir := os.Getenv("EDGEGW_BENCH_PERF"); dir != "" && e.name() == "edgegw" {
@@ -190,7 +205,7 @@ func pahoAtReceiveMax(b *testing.B, rm, total int, t *strings.Builder) {
 		}
 		idle := idleCPU(e.pid())
 		benchLog(e.name(), "idle CPU with the sessions connected, upstream %d: %.2f ms/s", rm, idle)
-		fmt.Fprintf(t, "%-5d idle %-9s %.2f ms/s of CPU\n", rm, e.name(), idle)
+		fmt.Fprintf(t, "%-5d idle %-11s %.2f ms/s of CPU\n", rm, e.name(), idle)
 	}
 }
 
@@ -261,12 +276,12 @@ func receiveMaximumOf(b *testing.B, up *gatewaytest.Upstream) int {
 // what a test must change: runtime paths into a temp dir, the listeners,
 // metrics and upstream on free loopback ports, the site PKI's files, and
 // the telemetry route's topic (sensors/# instead of the example building/#).
-func startPackagedGW(b *testing.B, up *gatewaytest.Upstream) *bridgeGW {
+func startPackagedGW(b *testing.B, up *gatewaytest.Upstream, bin, clientID string) *bridgeGW {
 	raw, err := os.ReadFile(filepath.Join("..", "..", "configs", "edgegw.yaml"))
 	if err != nil {
 		b.Fatal(err)
 	}
-	g := &bridgeGW{t: b, bin: gatewaytest.Edgegw(b), dir: b.TempDir(), site: gatewaytest.NewPKI(b, "site"), up: up, log: new(gatewaytest.Buffer)}
+	g := &bridgeGW{t: b, bin: bin, dir: b.TempDir(), site: gatewaytest.NewPKI(b, "site"), up: up, log: new(gatewaytest.Buffer)}
 	g.addr, g.metrics = gatewaytest.FreeAddr(b), gatewaytest.FreeAddr(b)
 	conf := uncommentBridge(b, localizeRuntimePaths(b, string(raw), g.dir))
 	for old, repl := range map[string]string{
@@ -282,6 +297,7 @@ func startPackagedGW(b *testing.B, up *gatewaytest.Upstream) *bridgeGW {
 		"ca: pki/upstream-ca.pem":              "ca: " + up.PKI.CAFile,
 		"cert: pki/gateway.crt":                "cert: " + up.Gateway.CertFile,
 		`topic: "building/#"`:                  `topic: "sensors/#"`,
+		"client_id: plant-7-gw ":               "client_id: " + clientID + " ",
 	} {
 		if strings.Count(conf, old) != 1 {
 			b.Fatalf("configs/edgegw.yaml: %q appears %d times; want once (update startPackagedGW)", old, strings.Count(conf, old))
@@ -315,15 +331,16 @@ func startPackagedGW(b *testing.B, up *gatewaytest.Upstream) *bridgeGW {
 
 // pahoOnce publishes per messages from each of pubs paho sensors through e
 // and waits for them upstream.
-func pahoOnce(b *testing.B, e benchEdge, metrics string, cloud *benchSub, rm, pubs, per, round int) pahoRun {
+func pahoOnce(b *testing.B, e benchEdge, cloud *benchSub, rm, pubs, per, round int) pahoRun {
 	prefix := fmt.Sprintf("%s-paho-rm%d-p%d-r%d", e.name(), rm, pubs, round)
 	cloud.reset(prefix)
 	want := pubs * per
 	fsyncs := func() (n, secs float64) {
-		if e.name() != "edgegw" {
+		eg, ok := e.(edgegwEdge)
+		if !ok {
 			return 0, 0
 		}
-		m := scrape(b, metrics)
+		m := scrape(b, eg.g.metrics)
 		return sample(m, "edgegw_store_fsync_duration_seconds_count"), sample(m, "edgegw_store_fsync_duration_seconds_sum")
 	}
 	if dir := os.Getenv("EDGEGW_BENCH_PERF"); dir != "" && e.name() == "edgegw" && round == 0 {

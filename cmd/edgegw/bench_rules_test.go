@@ -50,7 +50,7 @@ func BenchmarkEdgegwRules(b *testing.B) {
 	}
 	none := newRulesGW(b, up, opts("plant-7-gw-none", ""))
 	ten := newRulesGW(b, up, opts("plant-7-gw-rules", rules.String()))
-	edges := []benchEdge{edgegwEdge{none}, edgegwEdge{ten}}
+	edges := []benchEdge{edgegwEdge{g: none}, edgegwEdge{g: ten}}
 	names := []string{"no rules", "10 rules"}
 	for _, e := range edges {
 		warmUp(b, e, cloud)

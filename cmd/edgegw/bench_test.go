@@ -23,6 +23,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"fmt"
@@ -74,9 +75,15 @@ type benchEdge interface {
 	stop()
 }
 
-type edgegwEdge struct{ g *bridgeGW }
+// edgegwEdge is a running `edgegw run`; label names it in the tables
+// ("edgegw" when empty; the paho harness's EDGEGW_BENCH_BASELINE build is
+// "edgegw-base").
+type edgegwEdge struct {
+	g     *bridgeGW
+	label string
+}
 
-func (e edgegwEdge) name() string           { return "edgegw" }
+func (e edgegwEdge) name() string           { return cmp.Or(e.label, "edgegw") }
 func (e edgegwEdge) addr() string           { return e.g.addr }
 func (e edgegwEdge) site() *gatewaytest.PKI { return e.g.site }
 func (e edgegwEdge) stop()                  { e.g.stop() }
@@ -644,8 +651,8 @@ func BenchmarkEdgegwVsMosquitto(b *testing.B) {
 		e         benchEdge
 		r         *benchResult
 		topicRoot string
-	}{{edgegwEdge{g}, eg, "sensors"}, {m, mq, "sensors"}, {noEdge{up}, ceil, "sites/plant-7/sensors"}, {fwd, fw, "sensors"}}
-	for _, x := range []benchEdge{edgegwEdge{g}, m, fwd} {
+	}{{edgegwEdge{g: g}, eg, "sensors"}, {m, mq, "sensors"}, {noEdge{up}, ceil, "sites/plant-7/sensors"}, {fwd, fw, "sensors"}}
+	for _, x := range []benchEdge{edgegwEdge{g: g}, m, fwd} {
 		warmUp(b, x, cloud)
 	}
 
@@ -685,7 +692,7 @@ func BenchmarkEdgegwVsMosquitto(b *testing.B) {
 	// acknowledges (no upstream, no counter, nothing stored).
 	pubCeil1, pubCeil16 := publisherCeiling(b, g.site)
 
-	runEdgeBench(b, edgegwEdge{g}, eg, up, cloud)
+	runEdgeBench(b, edgegwEdge{g: g}, eg, up, cloud)
 	g.stop()
 	runEdgeBench(b, m, mq, up, cloud)
 	m.stop()
