@@ -275,12 +275,9 @@ func New(o Options) (*Broker, error) {
 		Logger:                 mochiLog,
 		SysTopicResendInterval: math.MaxInt32, // $SYS is not published to clients
 	})
+	b.traffic = newTraffic(o.Listeners) // traffic.go: counted by the hook
 	if err := b.srv.AddHook(&hook{b: b}, nil); err != nil {
 		return nil, fmt.Errorf("adding broker hook: %w", err)
-	}
-	b.traffic = newTraffic(o.Listeners) // traffic.go
-	if err := b.srv.AddHook(&trafficHook{t: b.traffic}, nil); err != nil {
-		return nil, fmt.Errorf("adding traffic hook: %w", err)
 	}
 	if err := b.srv.AddHook(&disconnectHook{b: b}, nil); err != nil { // disconnects.go
 		return nil, fmt.Errorf("adding disconnect hook: %w", err)

@@ -22,8 +22,10 @@
 // maps and re-create clients the way mochi's loadClients does; rules.go and
 // shadow.go publish through mochi's inline client and inbound.go injects
 // packets for local services; reload.go, authorizer.go, disconnects.go,
-// presence.go and enrol.go disconnect, inspect or write to mochi clients; traffic.go and logging.go are a second hook and
-// mochi's log handler; drops.go counts what mochi drops silently. Moving
+// presence.go and enrol.go disconnect, inspect or write to mochi clients;
+// traffic.go counts PUBLISHes for the hook, disconnects.go is a second hook
+// and logging.go mochi's log handler; drops.go counts what mochi drops
+// silently. Moving
 // any of them out would mean a second package importing mochi, or wrapping
 // *mqtt.Client and packets.Packet behind interfaces on the message path
 // (an allocation per packet), to split what is a single state machine.

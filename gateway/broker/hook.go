@@ -135,7 +135,7 @@ func (h *hook) Provides(b byte) bool {
 		mqtt.OnACLCheck, mqtt.OnSubscribe, mqtt.OnPacketRead, mqtt.OnPublish,
 		mqtt.OnPublishDropped, mqtt.OnQosDropped, mqtt.OnRetainMessage, mqtt.OnRetainedExpired,
 		mqtt.OnWill, mqtt.OnQosPublish, mqtt.OnQosComplete, mqtt.OnClientExpired, mqtt.OnPacketEncode,
-		mqtt.OnSubscribed, mqtt.OnUnsubscribed, mqtt.OnPacketIDExhausted:
+		mqtt.OnSubscribed, mqtt.OnUnsubscribed, mqtt.OnPacketIDExhausted, mqtt.OnPacketSent:
 		return true
 	}
 	return false
@@ -461,6 +461,7 @@ func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 			return pk, err
 		}
 	}
+	h.b.traffic.received(cl, &pk) // traffic.go
 	if pk.FixedHeader.Type != packets.Publish || cl.Net.Inline ||
 		mqtt.IsValidFilter(pk.TopicName, true) || strings.ContainsAny(pk.TopicName, "+#") {
 		return pk, nil
@@ -488,6 +489,11 @@ func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 		_ = b.srv.DisconnectClient(cl, packets.ErrNotAuthorized)
 	}
 	return pk, nil
+}
+
+// OnPacketSent counts the PUBLISHes mochi wrote (traffic.go).
+func (h *hook) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
+	h.b.traffic.sent(cl, &pk)
 }
 
 // deny audits a denial; res is the bare resource as passed to Allowed.
