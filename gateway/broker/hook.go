@@ -662,10 +662,12 @@ func (b *Broker) publishNow(cl *mqtt.Client, st *clientState, ob *outbound, rout
 func (b *Broker) deliverBeforePubrec(st *clientState, pk packets.Packet, rw *ruleWork) packets.Packet {
 	inl := b.takeInline(st)
 	defer b.putInline(inl)
+	it := newPipeItem(&pk, nil)
 	b.durableDelivery(func() {
-		b.deliver(inl, newPipeItem(&pk, nil))
+		b.deliver(inl, it)
 		b.rulesAccepted(rw) // rules.go: republishes after the message's own delivery
 	})
+	it.release()
 	pk.Ignore = true
 	return pk
 }
