@@ -201,6 +201,7 @@ type Broker struct {
 	minRecvMax       atomic.Int32 // the smallest of those (0: none)
 	pipelineDepth    int
 
+	subs       subsCache // whether a topic has local subscribers (pipeline.go)
 	inlineMu   sync.Mutex
 	inlineFree []*mqtt.Client // idle inline clients of pipeline workers
 

@@ -270,6 +270,7 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 	if st == nil {
 		return
 	}
+	b.subs.changed() // a resumed session's subscriptions were re-added (pipeline.go subsCache)
 	b.metrics.ConnectsAccepted.Add(1)
 	b.audit.Record(audit.Event{Event: audit.EventConnect, Device: st.id.ThingName, ClientID: st.clientID, Remote: cl.Net.Remote, Listener: cl.Net.Listener, Serial: st.id.Serial})
 	b.presenceOnline(cl, st)
