@@ -141,7 +141,16 @@ func (h *hook) Provides(b byte) bool {
 	return false
 }
 
+// state is what the broker knows about a connected client (nil: not
+// connected, or refused). Asked several times per message: a client on one
+// of the broker's listeners carries it on its connection (listen.Conn
+// Owner, set and cleared with b.clients), one load instead of a sync.Map
+// lookup hashing the pointer.
 func (b *Broker) state(cl *mqtt.Client) *clientState {
+	if gc, ok := cl.Net.Conn.(*listen.Conn); ok {
+		st, _ := gc.Owner().(*clientState)
+		return st
+	}
 	if v, ok := b.clients.Load(cl); ok {
 		return v.(*clientState)
 	}
@@ -211,6 +220,9 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	b.disableSendQuota(cl, st)
 	if old, loaded := b.clients.Swap(cl, st); loaded && old != nil {
 		_ = old // same *Client cannot connect twice; defensive
+	}
+	if gc, ok := cl.Net.Conn.(*listen.Conn); ok {
+		gc.SetOwner(st) // state: found here from now on
 	}
 	return nil
 }
@@ -291,6 +303,9 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
 		st.stopAuthorizer()
 		b.endSession(cl, st) // sessions.go
 		b.forgetReceiveMaximum(st)
+	}
+	if gc, ok := cl.Net.Conn.(*listen.Conn); ok {
+		gc.SetOwner(nil)
 	}
 	if st, ok := b.clients.LoadAndDelete(cl); ok {
 		b.presenceOffline(cl, st.(*clientState))
