@@ -680,7 +680,7 @@ func (b *Broker) deliverBeforePubrec(st *clientState, pk packets.Packet, rw *rul
 	defer b.putInline(inl)
 	it := newPipeItem(&pk, nil)
 	b.durableDelivery(func() {
-		b.deliver(inl, it)
+		b.deliver(inl, it, nil)
 		b.rulesAccepted(rw) // rules.go: republishes after the message's own delivery
 	})
 	it.release()

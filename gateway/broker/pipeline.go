@@ -221,6 +221,7 @@ type pipeline struct {
 	n       atomic.Int64   // items pushed, not finished
 	wg      sync.WaitGroup // the same count, for drain
 	dead    atomic.Bool    // a 3.1.1 client was disconnected: later items are dropped
+	last    subsMemo       // the worker's last subscribed answer (its goroutine only)
 }
 
 // busy reports whether messages of this client are still in the pipeline.
@@ -410,7 +411,7 @@ func (b *Broker) settle(p *pipeline, inl *mqtt.Client, it *pipeItem, acks *ackBa
 		}
 		b.backpressure(cl, it.topic)
 		b.durableDelivery(func() {
-			b.deliver(inl, it)
+			b.deliver(inl, it, &p.last)
 			b.rulesAccepted(it.rw)
 		})
 		it.early = true
@@ -437,7 +438,7 @@ func (b *Broker) flushAcks(p *pipeline, inl *mqtt.Client, acks *ackBatch) {
 				continue
 			}
 			b.backpressure(p.st.cl, it.topic)
-			b.deliver(inl, it)
+			b.deliver(inl, it, &p.last)
 			b.rulesAccepted(it.rw) // rules.go: republishes after the message's own delivery
 		}
 	}
@@ -479,8 +480,11 @@ func (b *Broker) writeAcks(cl *mqtt.Client, wire []byte, n int) bool {
 // inline publish, before its packet is even built: telemetry bound only for
 // the bridge is the common case, and mochi's processPublish (hooks, packet
 // copy, the same topic walk) would cost more than the walk alone.
-func (b *Broker) deliver(inl *mqtt.Client, it *pipeItem) {
-	if !it.fh.Retain && !b.subscribed(it.topic) {
+//
+// memo (nil: none) is the calling worker's last answer: a sensor mostly
+// publishes to one topic.
+func (b *Broker) deliver(inl *mqtt.Client, it *pipeItem, memo *subsMemo) {
+	if !it.fh.Retain && !b.subs.memoized(memo, it.topic, b.subscribed) {
 		return
 	}
 	pk := it.packet()
@@ -549,6 +553,29 @@ func (c *subsCache) lookup(topic string, walk func() bool) bool {
 	if t.n.Add(1) <= maxSubsCache {
 		t.m.Store(topic, v)
 	}
+	return v
+}
+
+// subsMemo is one answer of subscribed, for its topic and generation.
+type subsMemo struct {
+	gen   uint64
+	topic string
+	sub   bool
+	ok    bool
+}
+
+// memoized is ask(topic) through m (nil: straight), which holds while the
+// generation it was asked in is current (as a table entry would).
+func (c *subsCache) memoized(m *subsMemo, topic string, ask func(string) bool) bool {
+	if m == nil {
+		return ask(topic)
+	}
+	gen := c.gen.Load()
+	if m.ok && m.gen == gen && m.topic == topic {
+		return m.sub
+	}
+	v := ask(topic)
+	*m = subsMemo{gen: gen, topic: topic, sub: v, ok: true}
 	return v
 }
 

@@ -41,7 +41,8 @@ func TestDeliveryAfterSubscribe(t *testing.T) {
 }
 
 // TestSubsCache: an answer is remembered within a generation and asked
-// again after changed; past maxSubsCache topics, answers are not kept.
+// again after changed; past maxSubsCache topics, answers are not kept; a
+// worker's memo holds one topic's answer within a generation.
 func TestSubsCache(t *testing.T) {
 	var c subsCache
 	walks := 0
@@ -64,6 +65,23 @@ func TestSubsCache(t *testing.T) {
 	ask(fmt.Sprint("t/", maxSubsCache+5), false)
 	if walks != 1 {
 		t.Fatalf("%d walks for one kept and one unkept topic; want 1", walks)
+	}
+
+	// A worker's memo: one topic, until the generation changes.
+	var m subsMemo
+	asks := 0
+	memo := func(topic string, v bool) bool {
+		return c.memoized(&m, topic, func(string) bool { asks++; return v })
+	}
+	if memo("x", false) || memo("x", true) || asks != 1 {
+		t.Fatalf("memo: %d asks; want 1, the answer remembered", asks)
+	}
+	if !memo("y", true) || asks != 2 {
+		t.Fatalf("memo, another topic: %d asks; want 2", asks)
+	}
+	c.changed()
+	if memo("y", false) || asks != 3 {
+		t.Fatalf("memo after changed: %d asks; want 3", asks)
 	}
 }
 
