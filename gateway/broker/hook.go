@@ -98,10 +98,11 @@ type clientState struct {
 	tls      bool
 	az       *azState // the custom authorizer's decision (authorizer.go); nil: the registry's
 	sess     atomic.Pointer[authz.Session]
-	pipe     pipeline  // pipelined PUBACKs (pipeline.go)
-	recv     recvMax   // the client's Receive Maximum when the broker honours it (recvmax.go)
-	live     bool      // its session record is in the store while connected (sessionlive.go; under sessions.mu)
-	rename   ackRename // a SUBACK/UNSUBACK identifier to give back (packetids.go; the client's goroutine)
+	pipe     pipeline   // pipelined PUBACKs (pipeline.go)
+	recv     recvMax    // the client's Receive Maximum when the broker honours it (recvmax.go)
+	live     bool       // its session record is in the store while connected (sessionlive.go; under sessions.mu)
+	rename   ackRename  // a SUBACK/UNSUBACK identifier to give back (packetids.go; the client's goroutine)
+	pubOK    pubAllowed // the last topic publishAllowed allowed (the client's goroutine)
 }
 
 func (st *clientState) authzIdentity() authz.Identity {
@@ -430,7 +431,17 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 
 // publishAllowed is the iot:Publish decision (and the topic limits) for a
 // PUBLISH, audited when refused.
+//
+// The client's last allowed topic is remembered with the session that
+// allowed it (st.pubOK): a sensor mostly publishes to one topic, and an
+// authz.Session is immutable, its conditions decided when it was bound. A
+// reload binds a new Session for every client (reload.go reevaluate), so
+// the next PUBLISH is decided by the current policies. Only allowing is
+// remembered: every refusal is decided and audited as before.
 func (b *Broker) publishAllowed(st *clientState, sess *authz.Session, topic string) bool {
+	if m := &st.pubOK; sess != nil && m.sess == sess && m.topic == topic {
+		return true
+	}
 	reason := b.limits.topicProblem(topic)
 	if reason == "" {
 		reason = publishTopicProblem(topic)
@@ -445,7 +456,14 @@ func (b *Broker) publishAllowed(st *clientState, sess *authz.Session, topic stri
 		b.deny(st, authz.Publish, topic, explain(sess, authz.Publish, topic))
 		return false
 	}
+	st.pubOK = pubAllowed{sess: sess, topic: topic}
 	return true
+}
+
+// pubAllowed is a topic the session allowed to publish (publishAllowed).
+type pubAllowed struct {
+	sess  *authz.Session
+	topic string
 }
 
 // publishTopicProblem refuses topic names reserved for the broker: $SYS

@@ -2,9 +2,13 @@ package broker
 
 import (
 	"fmt"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/edgegw/edgegw/gateway/gatewaytest"
 )
 
 // TestDeliveryAfterSubscribe: the pipeline remembers that a topic has no
@@ -96,4 +100,42 @@ func pipelineBusy(b *Broker, clientID string) bool {
 		return true
 	})
 	return busy
+}
+
+// TestPublishDecisionFollowsReload: the client's last allowed topic is
+// remembered (publishAllowed); a reload that takes iot:Publish on that
+// topic away refuses the next PUBLISH to it (PUBACK 0x87, audited), and
+// one that gives it back allows it again.
+func TestPublishDecisionFollowsReload(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.Watch = -1 })
+	a, err := e.connectV5(t, e.pki.Issue(t, "sensor-a"), "sensor-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	publish := func(want byte) {
+		t.Helper()
+		for i := range 3 {
+			if rc, err := a.Publish(t, "sensors/sensor-a/t", 1, false, "x"); rc != want {
+				t.Fatalf("PUBLISH %d: PUBACK 0x%02x, %v; want 0x%02x", i, rc, err, want)
+			}
+		}
+	}
+	reload := func(policy string) {
+		t.Helper()
+		gatewaytest.WriteFile(t, filepath.Join(e.dir, "policies", "sensor.json"), []byte(policy), 0o644)
+		if err := e.b.Reload("test"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish(0)
+	reload(strings.ReplaceAll(gatewaytest.SensorPolicy, "topic/sensors/${iot:Connection.Thing.ThingName}/*", "topic/sensors/${iot:Connection.Thing.ThingName}/v2/*"))
+	publish(0x87)
+	if got := e.metrics.DeniedPublish.Load(); got != 3 {
+		t.Fatalf("DeniedPublish = %d; want 3", got)
+	}
+	if !auditHas(t, e.audit, `"resource":"topic/sensors/sensor-a/t"`) {
+		t.Fatal("no audit line for the refused PUBLISH")
+	}
+	reload(gatewaytest.SensorPolicy)
+	publish(0)
 }
