@@ -85,6 +85,16 @@
 //     UNSUBACK, on the client's read goroutine: a connected persistent
 //     session's record is stored there, and waited for (sessionlive.go).
 //     OnSessionEstablished runs after CONNACK is written.
+//   - Every addition to the subscription index (TopicsIndex) is followed by
+//     OnSubscribed (processSubscribe, and the inline Subscribe), or is made
+//     by inheritClientSession before OnSessionEstablished, or by the
+//     broker's own restoreClient: the pipeline's remembered "does this
+//     topic have subscribers" answers start a new generation there
+//     (pipeline.go subsCache).
+//   - Hooks.* asks every hook's Provides for every event and passes
+//     packets.Packet (about 800 bytes) by value into and out of every hook
+//     call, several per PUBLISH: the message counters are kept by the main
+//     hook rather than a hook of their own (traffic.go).
 //   - Client.State.Inflight holds the packet identifiers of both directions,
 //     and processSubscribe / processUnsubscribe answer 0x91 (also to 3.1.1
 //     clients) for an identifier in it; OnSubscribe runs before that check
