@@ -201,6 +201,7 @@ type Broker struct {
 	minRecvMax       atomic.Int32 // the smallest of those (0: none)
 	pipelineDepth    int
 
+	subs       subsCache // whether a topic has local subscribers (pipeline.go)
 	inlineMu   sync.Mutex
 	inlineFree []*mqtt.Client // idle inline clients of pipeline workers
 
@@ -275,12 +276,9 @@ func New(o Options) (*Broker, error) {
 		Logger:                 mochiLog,
 		SysTopicResendInterval: math.MaxInt32, // $SYS is not published to clients
 	})
+	b.traffic = newTraffic(o.Listeners) // traffic.go: counted by the hook
 	if err := b.srv.AddHook(&hook{b: b}, nil); err != nil {
 		return nil, fmt.Errorf("adding broker hook: %w", err)
-	}
-	b.traffic = newTraffic(o.Listeners) // traffic.go
-	if err := b.srv.AddHook(&trafficHook{t: b.traffic}, nil); err != nil {
-		return nil, fmt.Errorf("adding traffic hook: %w", err)
 	}
 	if err := b.srv.AddHook(&disconnectHook{b: b}, nil); err != nil { // disconnects.go
 		return nil, fmt.Errorf("adding disconnect hook: %w", err)

@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"bytes"
 	"errors"
 	"io"
 	"sync"
@@ -31,8 +30,10 @@ type connectedClient struct {
 
 func (h *disconnectHook) ID() string { return "edgegw-disconnects" }
 
+// Provides is asked for every hook call mochi makes, several per packet:
+// a switch, not a slice search (hook.go).
 func (h *disconnectHook) Provides(b byte) bool {
-	return bytes.Contains([]byte{mqtt.OnSessionEstablished, mqtt.OnDisconnect}, []byte{b})
+	return b == mqtt.OnSessionEstablished || b == mqtt.OnDisconnect
 }
 
 func (h *disconnectHook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {

@@ -22,8 +22,10 @@
 // maps and re-create clients the way mochi's loadClients does; rules.go and
 // shadow.go publish through mochi's inline client and inbound.go injects
 // packets for local services; reload.go, authorizer.go, disconnects.go,
-// presence.go and enrol.go disconnect, inspect or write to mochi clients; traffic.go and logging.go are a second hook and
-// mochi's log handler; drops.go counts what mochi drops silently. Moving
+// presence.go and enrol.go disconnect, inspect or write to mochi clients;
+// traffic.go counts PUBLISHes for the hook, disconnects.go is a second hook
+// and logging.go mochi's log handler; drops.go counts what mochi drops
+// silently. Moving
 // any of them out would mean a second package importing mochi, or wrapping
 // *mqtt.Client and packets.Packet behind interfaces on the message path
 // (an allocation per packet), to split what is a single state machine.
@@ -83,6 +85,16 @@
 //     UNSUBACK, on the client's read goroutine: a connected persistent
 //     session's record is stored there, and waited for (sessionlive.go).
 //     OnSessionEstablished runs after CONNACK is written.
+//   - Every addition to the subscription index (TopicsIndex) is followed by
+//     OnSubscribed (processSubscribe, and the inline Subscribe), or is made
+//     by inheritClientSession before OnSessionEstablished, or by the
+//     broker's own restoreClient: the pipeline's remembered "does this
+//     topic have subscribers" answers start a new generation there
+//     (pipeline.go subsCache).
+//   - Hooks.* asks every hook's Provides for every event and passes
+//     packets.Packet (about 800 bytes) by value into and out of every hook
+//     call, several per PUBLISH: the message counters are kept by the main
+//     hook rather than a hook of their own (traffic.go).
 //   - Client.State.Inflight holds the packet identifiers of both directions,
 //     and processSubscribe / processUnsubscribe answer 0x91 (also to 3.1.1
 //     clients) for an identifier in it; OnSubscribe runs before that check

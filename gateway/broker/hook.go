@@ -98,10 +98,11 @@ type clientState struct {
 	tls      bool
 	az       *azState // the custom authorizer's decision (authorizer.go); nil: the registry's
 	sess     atomic.Pointer[authz.Session]
-	pipe     pipeline  // pipelined PUBACKs (pipeline.go)
-	recv     recvMax   // the client's Receive Maximum when the broker honours it (recvmax.go)
-	live     bool      // its session record is in the store while connected (sessionlive.go; under sessions.mu)
-	rename   ackRename // a SUBACK/UNSUBACK identifier to give back (packetids.go; the client's goroutine)
+	pipe     pipeline   // pipelined PUBACKs (pipeline.go)
+	recv     recvMax    // the client's Receive Maximum when the broker honours it (recvmax.go)
+	live     bool       // its session record is in the store while connected (sessionlive.go; under sessions.mu)
+	rename   ackRename  // a SUBACK/UNSUBACK identifier to give back (packetids.go; the client's goroutine)
+	pubOK    pubAllowed // the last topic publishAllowed allowed (the client's goroutine)
 }
 
 func (st *clientState) authzIdentity() authz.Identity {
@@ -135,13 +136,22 @@ func (h *hook) Provides(b byte) bool {
 		mqtt.OnACLCheck, mqtt.OnSubscribe, mqtt.OnPacketRead, mqtt.OnPublish,
 		mqtt.OnPublishDropped, mqtt.OnQosDropped, mqtt.OnRetainMessage, mqtt.OnRetainedExpired,
 		mqtt.OnWill, mqtt.OnQosPublish, mqtt.OnQosComplete, mqtt.OnClientExpired, mqtt.OnPacketEncode,
-		mqtt.OnSubscribed, mqtt.OnUnsubscribed, mqtt.OnPacketIDExhausted:
+		mqtt.OnSubscribed, mqtt.OnUnsubscribed, mqtt.OnPacketIDExhausted, mqtt.OnPacketSent:
 		return true
 	}
 	return false
 }
 
+// state is what the broker knows about a connected client (nil: not
+// connected, or refused). Asked several times per message: a client on one
+// of the broker's listeners carries it on its connection (listen.Conn
+// Owner, set and cleared with b.clients), one load instead of a sync.Map
+// lookup hashing the pointer.
 func (b *Broker) state(cl *mqtt.Client) *clientState {
+	if gc, ok := cl.Net.Conn.(*listen.Conn); ok {
+		st, _ := gc.Owner().(*clientState)
+		return st
+	}
 	if v, ok := b.clients.Load(cl); ok {
 		return v.(*clientState)
 	}
@@ -212,6 +222,9 @@ func (h *hook) OnConnect(cl *mqtt.Client, pk packets.Packet) error {
 	if old, loaded := b.clients.Swap(cl, st); loaded && old != nil {
 		_ = old // same *Client cannot connect twice; defensive
 	}
+	if gc, ok := cl.Net.Conn.(*listen.Conn); ok {
+		gc.SetOwner(st) // state: found here from now on
+	}
 	return nil
 }
 
@@ -270,6 +283,7 @@ func (h *hook) OnSessionEstablished(cl *mqtt.Client, _ packets.Packet) {
 	if st == nil {
 		return
 	}
+	b.subs.changed() // a resumed session's subscriptions were re-added (pipeline.go subsCache)
 	b.metrics.ConnectsAccepted.Add(1)
 	b.audit.Record(audit.Event{Event: audit.EventConnect, Device: st.id.ThingName, ClientID: st.clientID, Remote: cl.Net.Remote, Listener: cl.Net.Listener, Serial: st.id.Serial})
 	b.presenceOnline(cl, st)
@@ -290,6 +304,9 @@ func (h *hook) OnDisconnect(cl *mqtt.Client, err error, _ bool) {
 		st.stopAuthorizer()
 		b.endSession(cl, st) // sessions.go
 		b.forgetReceiveMaximum(st)
+	}
+	if gc, ok := cl.Net.Conn.(*listen.Conn); ok {
+		gc.SetOwner(nil)
 	}
 	if st, ok := b.clients.LoadAndDelete(cl); ok {
 		b.presenceOffline(cl, st.(*clientState))
@@ -414,7 +431,17 @@ func (h *hook) OnACLCheck(cl *mqtt.Client, topic string, write bool) bool {
 
 // publishAllowed is the iot:Publish decision (and the topic limits) for a
 // PUBLISH, audited when refused.
+//
+// The client's last allowed topic is remembered with the session that
+// allowed it (st.pubOK): a sensor mostly publishes to one topic, and an
+// authz.Session is immutable, its conditions decided when it was bound. A
+// reload binds a new Session for every client (reload.go reevaluate), so
+// the next PUBLISH is decided by the current policies. Only allowing is
+// remembered: every refusal is decided and audited as before.
 func (b *Broker) publishAllowed(st *clientState, sess *authz.Session, topic string) bool {
+	if m := &st.pubOK; sess != nil && m.sess == sess && m.topic == topic {
+		return true
+	}
 	reason := b.limits.topicProblem(topic)
 	if reason == "" {
 		reason = publishTopicProblem(topic)
@@ -429,7 +456,14 @@ func (b *Broker) publishAllowed(st *clientState, sess *authz.Session, topic stri
 		b.deny(st, authz.Publish, topic, explain(sess, authz.Publish, topic))
 		return false
 	}
+	st.pubOK = pubAllowed{sess: sess, topic: topic}
 	return true
+}
+
+// pubAllowed is a topic the session allowed to publish (publishAllowed).
+type pubAllowed struct {
+	sess  *authz.Session
+	topic string
 }
 
 // publishTopicProblem refuses topic names reserved for the broker: $SYS
@@ -461,6 +495,7 @@ func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 			return pk, err
 		}
 	}
+	h.b.traffic.received(cl, &pk) // traffic.go
 	if pk.FixedHeader.Type != packets.Publish || cl.Net.Inline ||
 		mqtt.IsValidFilter(pk.TopicName, true) || strings.ContainsAny(pk.TopicName, "+#") {
 		return pk, nil
@@ -488,6 +523,11 @@ func (h *hook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet,
 		_ = b.srv.DisconnectClient(cl, packets.ErrNotAuthorized)
 	}
 	return pk, nil
+}
+
+// OnPacketSent counts the PUBLISHes mochi wrote (traffic.go).
+func (h *hook) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
+	h.b.traffic.sent(cl, &pk)
 }
 
 // deny audits a denial; res is the bare resource as passed to Allowed.
@@ -656,10 +696,12 @@ func (b *Broker) publishNow(cl *mqtt.Client, st *clientState, ob *outbound, rout
 func (b *Broker) deliverBeforePubrec(st *clientState, pk packets.Packet, rw *ruleWork) packets.Packet {
 	inl := b.takeInline(st)
 	defer b.putInline(inl)
+	it := newPipeItem(&pk, nil)
 	b.durableDelivery(func() {
-		b.deliver(inl, newPipeItem(&pk, nil))
+		b.deliver(inl, it, nil)
 		b.rulesAccepted(rw) // rules.go: republishes after the message's own delivery
 	})
+	it.release()
 	pk.Ignore = true
 	return pk
 }

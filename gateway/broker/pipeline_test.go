@@ -44,7 +44,7 @@ func (e *env) rawConnect(t *testing.T, thing string, version byte) *raw {
 	return rawOn(t, e.dialThing(t, thing), thing, version)
 }
 
-func rawOn(t *testing.T, conn net.Conn, clientID string, version byte) *raw {
+func rawOn(t testing.TB, conn net.Conn, clientID string, version byte) *raw {
 	t.Helper()
 	r := &raw{conn: conn, r: bufio.NewReader(conn), v: version}
 	r.send(t, packets.Packet{FixedHeader: packets.FixedHeader{Type: packets.Connect}, ProtocolVersion: version,

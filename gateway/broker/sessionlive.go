@@ -92,10 +92,18 @@ func (b *Broker) unstoreEnded(cl *mqtt.Client, st *clientState) {
 
 // OnSubscribed stores a connected persistent session's new subscriptions
 // before mochi writes the SUBACK.
-func (h *hook) OnSubscribed(cl *mqtt.Client, _ packets.Packet, _ []byte) { h.storeSubs(cl) }
+// It also tells the delivery path that the subscriptions changed
+// (pipeline.go subsCache).
+func (h *hook) OnSubscribed(cl *mqtt.Client, _ packets.Packet, _ []byte) {
+	h.b.subs.changed()
+	h.storeSubs(cl)
+}
 
 // OnUnsubscribed does the same before the UNSUBACK.
-func (h *hook) OnUnsubscribed(cl *mqtt.Client, _ packets.Packet) { h.storeSubs(cl) }
+func (h *hook) OnUnsubscribed(cl *mqtt.Client, _ packets.Packet) {
+	h.b.subs.changed()
+	h.storeSubs(cl)
+}
 
 func (h *hook) storeSubs(cl *mqtt.Client) {
 	b := h.b

@@ -522,6 +522,7 @@ func (b *Broker) restoreClient(id string, rec storedSession, now int64) *mqtt.Cl
 		}
 		cl.State.Subscriptions.Add(s.Filter, sub)
 	}
+	b.subs.changed() // pipeline.go subsCache
 	return cl
 }
 

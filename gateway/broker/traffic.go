@@ -1,7 +1,6 @@
 package broker
 
 import (
-	"bytes"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -11,9 +10,11 @@ import (
 )
 
 // Traffic counts PUBLISH packets and their payload bytes per listener and
-// QoS, both directions, for the broker-wide message metrics. Counted in a
-// hook of its own (trafficHook) after the packet is read or written: two
-// atomic adds per packet, no lock.
+// QoS, both directions, for the broker-wide message metrics. Counted by the
+// broker's hook after the packet is read or written: two atomic adds per
+// packet, no lock. (Not a hook of its own: mochi calls every hook's
+// Provides for every event and copies the whole packets.Packet, about 800
+// bytes, in and out of each hook call.)
 type Traffic struct {
 	listeners []string
 	by        map[string]*[3]trafficCounters // listener -> by QoS; read-only after New
@@ -51,39 +52,31 @@ func (t *Traffic) Snapshot() []TrafficSample {
 	return out
 }
 
-// trafficHook feeds Traffic.
-type trafficHook struct {
-	mqtt.HookBase
-	t *Traffic
-}
-
-func (h *trafficHook) ID() string { return "edgegw-traffic" }
-
-func (h *trafficHook) Provides(b byte) bool {
-	return bytes.Contains([]byte{mqtt.OnPacketRead, mqtt.OnPacketSent}, []byte{b})
-}
-
-func (h *trafficHook) counters(cl *mqtt.Client, pk packets.Packet) *trafficCounters {
+// counters are those of pk's listener and QoS when pk is a PUBLISH on a
+// configured listener (inline clients have none: not counted).
+func (t *Traffic) counters(cl *mqtt.Client, pk *packets.Packet) *trafficCounters {
 	if pk.FixedHeader.Type != packets.Publish || cl == nil || pk.FixedHeader.Qos > 2 {
 		return nil
 	}
-	c := h.t.by[cl.Net.Listener] // inline clients (no listener) are not counted
+	c := t.by[cl.Net.Listener]
 	if c == nil {
 		return nil
 	}
 	return &c[pk.FixedHeader.Qos]
 }
 
-func (h *trafficHook) OnPacketRead(cl *mqtt.Client, pk packets.Packet) (packets.Packet, error) {
-	if c := h.counters(cl, pk); c != nil {
+// received counts a packet read (the hook's OnPacketRead, once the packet
+// passed the checks).
+func (t *Traffic) received(cl *mqtt.Client, pk *packets.Packet) {
+	if c := t.counters(cl, pk); c != nil {
 		c.recvMsgs.Add(1)
 		c.recvBytes.Add(uint64(len(pk.Payload)))
 	}
-	return pk, nil
 }
 
-func (h *trafficHook) OnPacketSent(cl *mqtt.Client, pk packets.Packet, _ []byte) {
-	if c := h.counters(cl, pk); c != nil {
+// sent counts a packet mochi wrote (the hook's OnPacketSent).
+func (t *Traffic) sent(cl *mqtt.Client, pk *packets.Packet) {
+	if c := t.counters(cl, pk); c != nil {
 		c.sentMsgs.Add(1)
 		c.sentBytes.Add(uint64(len(pk.Payload)))
 	}

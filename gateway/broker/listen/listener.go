@@ -166,6 +166,28 @@ type Conn struct {
 	once     sync.Once
 	closed   atomic.Bool
 	deadline atomic.Int64 // the last deadline passed on (Unix ns; 0: none)
+	owner    atomic.Pointer[owner]
+}
+
+type owner struct{ v any }
+
+// SetOwner attaches v, opaque to this package, to the connection (nil
+// detaches it): the broker keeps its state of the client here once its
+// CONNECT is accepted, where every hook call finds it with one load.
+func (c *Conn) SetOwner(v any) {
+	if v == nil {
+		c.owner.Store(nil)
+		return
+	}
+	c.owner.Store(&owner{v})
+}
+
+// Owner is what SetOwner attached (nil: nothing).
+func (c *Conn) Owner() any {
+	if o := c.owner.Load(); o != nil {
+		return o.v
+	}
+	return nil
 }
 
 // SetDeadline passes mochi's keep-alive deadline on, coarsely. mochi sets

@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"golang.org/x/crypto/bcrypt"
 )
 
 func TestSetPasswordAndCheck(t *testing.T) {
@@ -38,5 +40,18 @@ func TestSetPasswordAndCheck(t *testing.T) {
 	}
 	if _, err := parsePasswords("pw", []byte("a:notahash\n")); err == nil {
 		t.Error("non-bcrypt hash accepted")
+	}
+}
+
+// TestDummyHash: the hash compared for an unknown user is a valid bcrypt
+// hash of the cost real ones are written with, so an unknown user costs
+// the same comparison as a known one.
+func TestDummyHash(t *testing.T) {
+	cost, err := bcrypt.Cost(dummyHash)
+	if err != nil || cost != PasswordCost {
+		t.Fatalf("dummyHash: cost %d, %v; want a bcrypt hash of cost %d", cost, err, PasswordCost)
+	}
+	if err := bcrypt.CompareHashAndPassword(dummyHash, []byte("edgegw-dummy")); err != nil {
+		t.Fatalf("dummyHash does not verify: %v", err)
 	}
 }
