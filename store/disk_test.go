@@ -135,7 +135,7 @@ func TestDiskFull(t *testing.T) {
 	}
 	churn := func(q *Queue, when string) {
 		t.Helper()
-		if err := q.db.Flatten(2); err != nil {
+		if err := q.compact.flatten(2); err != nil {
 			t.Logf("%s: Flatten: %v", when, err)
 		}
 		for range 4 {

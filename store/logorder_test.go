@@ -216,7 +216,7 @@ func TestPowerCutValueLogGC(t *testing.T) {
 		}
 		t.Cleanup(func() { q.Close() })
 	}
-	if err := q.db.Flatten(1); err != nil {
+	if err := q.compact.flatten(1); err != nil {
 		t.Fatal(err)
 	}
 	if n := q.runValueLogGC(1); n == 0 { // one file: its values fit in the current one, no rotation (which syncs)

@@ -21,6 +21,13 @@
 // durable WAL entry points past the value log's end (badger v4.9.6 reads
 // such a value back as empty, with no error).
 //
+// Badger's compactions are driven by the store (compact.go), not by
+// badger's own compactor goroutines, which tick every 50 ms for ever: with
+// NumCompactors 0 badger v4.9.6 compacts nothing by itself, DB.Flatten is
+// the one exported way to compact, and a memtable flush would wait for
+// ever once level 0 reaches NumLevelZeroTablesStall, so that threshold is
+// out of reach and the store keeps level 0 short after writes instead.
+//
 // Beside the directory, "<dir>.seq" repeats the sequence high-water mark
 // outside badger (seqfile.go): a queue moved aside as corrupt, or removed,
 // is followed by one whose sequence numbers continue above the old ones.
@@ -188,7 +195,7 @@ const MinReserve = 16 << 20
 func badgerReserve(o badger.Options) uint64 {
 	return uint64(o.NumMemtables+2)*uint64(o.MemTableSize) +
 		uint64(o.ValueLogFileSize) +
-		uint64(o.NumCompactors)*uint64(o.BaseTableSize) +
+		uint64(max(o.NumCompactors, 1))*uint64(o.BaseTableSize) + // compact.go flattens with one worker
 		8<<20
 }
 
@@ -223,7 +230,8 @@ type Queue struct {
 	log     *slog.Logger
 	clock   func() time.Time
 	statfs  func(string) (uint64, error)
-	minFree uint64 // the fixed reserve: max(MinFreeBytes, badgerReserve)
+	minFree uint64     // the fixed reserve: max(MinFreeBytes, badgerReserve)
+	compact *compactor // drives badger's compactions (compact.go)
 
 	reqs       chan *pending
 	kick       chan struct{}
@@ -486,6 +494,8 @@ func Open(opts Options) (*Queue, error) {
 	if free, err := q.statfs(q.dir); err == nil {
 		q.free = free
 	}
+	q.compact = startCompactor(q.db, q.badgerOptions().NumLevelZeroTables, q.log)
+	q.opts.OnSync = q.compact.onSync(q.opts.OnSync) // a commit arms the compactions
 	go q.run()
 	go q.gc()
 	q.log.Info("queue opened", "dir", opts.Dir, "messages", q.depthLocked(), "next_seq", q.nextSeq,
@@ -653,7 +663,7 @@ func (q *Queue) badgerOptions() badger.Options {
 		WithMemTableSize(memTableSize).
 		WithNumMemtables(2).
 		WithNumLevelZeroTables(2).
-		WithNumLevelZeroTablesStall(4).
+		WithNumLevelZeroTablesStall(l0StallNever). // the store compacts, not badger (compact.go)
 		WithBaseTableSize(baseTableSize).
 		WithBlockSize(blockSize).
 		WithBaseLevelSize(8 << 20).
@@ -661,7 +671,7 @@ func (q *Queue) badgerOptions() badger.Options {
 		WithValueThreshold(int64(valueThreshold)).
 		WithBlockCacheSize(4 << 20).
 		WithIndexCacheSize(2 << 20). // required with encryption, or the second open panics
-		WithNumCompactors(2).
+		WithNumCompactors(0).        // compact.go drives them: no 50 ms ticks while idle
 		WithCompression(options.None).
 		WithDetectConflicts(false).
 		WithMetricsEnabled(false).
@@ -824,6 +834,7 @@ func (q *Queue) Close() error {
 		q.mu.Lock()
 		q.dbClosed.Store(true)
 		q.mu.Unlock()
+		q.compact.close()
 		q.closeErr = q.db.Close()
 		q.walSync.close()
 		q.vlogSync.close()

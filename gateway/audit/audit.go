@@ -7,6 +7,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -112,6 +113,8 @@ type Log struct {
 	burst  int
 	window time.Duration
 	denies map[string]*denyWindow
+	opened chan struct{} // cap 1: a deny window opened (arms flushLoop)
+	ticks  atomic.Int64  // flushLoop's wakeups (tests: none while no window is open)
 	stop   chan struct{}
 	wg     sync.WaitGroup
 	tap    func(Event) // Options.OnEvent
@@ -141,6 +144,7 @@ func New(o Options) (*Log, error) {
 		burst:  o.DenyBurst,
 		window: o.DenyWindow,
 		denies: map[string]*denyWindow{},
+		opened: make(chan struct{}, 1),
 		stop:   make(chan struct{}),
 		tap:    o.OnEvent,
 		site:   o.Site,
@@ -186,6 +190,10 @@ func (a *Log) Record(ev Event) {
 			}
 			w = &denyWindow{start: ev.Time}
 			a.denies[key] = w
+			select {
+			case a.opened <- struct{}{}:
+			default:
+			}
 		}
 		w.n++
 		if w.n > a.burst {
@@ -245,23 +253,39 @@ func (a *Log) writeLocked(ev Event) {
 	a.log.Log(context.Background(), level, "audit", attrs...)
 }
 
-// flushLoop reports suppressed denies of windows that ended with no new deny.
+// flushLoop reports suppressed denies of windows that ended with no new
+// deny. It ticks (every half window) only while a window is open: the
+// first deny of a window arms it, and it stops once none is left.
 func (a *Log) flushLoop() {
 	defer a.wg.Done()
 	t := time.NewTicker(a.window / 2)
+	t.Stop()
 	defer t.Stop()
+	ticking := false
 	for {
 		select {
 		case <-a.stop:
 			a.flush(true)
 			return
+		case <-a.opened:
+			if !ticking { // not a Reset while ticking: windows opening one after another must not put the flush off
+				ticking = true
+				t.Reset(a.window / 2)
+			}
 		case <-t.C:
-			a.flush(false)
+			a.ticks.Add(1)
+			if a.flush(false) == 0 {
+				// A window opened since flush looked has sent on opened.
+				ticking = false
+				t.Stop()
+			}
 		}
 	}
 }
 
-func (a *Log) flush(all bool) {
+// flush reports and forgets the windows that ended (all: every window) and
+// returns how many are still open.
+func (a *Log) flush(all bool) int {
 	now := time.Now().UTC()
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -275,6 +299,7 @@ func (a *Log) flush(all bool) {
 		}
 		delete(a.denies, key)
 	}
+	return len(a.denies)
 }
 
 // SuppressedDenies is the number of deny lines folded into deny_suppressed.

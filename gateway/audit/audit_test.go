@@ -8,6 +8,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // TestFileModeSiteReopen: the audit file is 0640 even under a strict umask,
@@ -105,5 +106,49 @@ func TestCheckFile(t *testing.T) {
 				t.Errorf("CheckFile(%q) = %v; want %q", tc.path, err, tc.want)
 			}
 		})
+	}
+}
+
+// TestDenyFlushTicksOnlyWithAWindowOpen: the loop that reports suppressed
+// denies does not wake while no deny window is open; a burst arms it, its
+// deny_suppressed line is written when the window ends, and it stops again.
+func TestDenyFlushTicksOnlyWithAWindowOpen(t *testing.T) {
+	const window = 40 * time.Millisecond
+	path := filepath.Join(t.TempDir(), "audit.log")
+	a, err := New(Options{File: path, DenyBurst: 1, DenyWindow: window})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	a.Record(Event{Event: EventConnect, Device: "sensor-a"})
+	time.Sleep(10 * window)
+	if n := a.ticks.Load(); n != 0 {
+		t.Fatalf("no deny yet: %d wakeups; want 0", n)
+	}
+	for range 3 {
+		a.Record(Event{Event: EventDeny, Device: "sensor-a", Action: "iot:Publish"})
+	}
+	for i := 0; !strings.Contains(string(mustRead(t, path)), `"event":"deny_suppressed"`); i++ {
+		if i == 1000 {
+			t.Fatalf("no deny_suppressed line within 10s; file:\n%s", mustRead(t, path))
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if !strings.Contains(string(mustRead(t, path)), `"count":2`) {
+		t.Errorf("deny_suppressed line without count 2:\n%s", mustRead(t, path))
+	}
+	var n int64
+	for i := 0; ; i++ {
+		n = a.ticks.Load()
+		time.Sleep(10 * window)
+		if a.ticks.Load() == n {
+			break
+		}
+		if i == 20 {
+			t.Fatalf("still waking every half window with no window open (%d wakeups)", a.ticks.Load())
+		}
+	}
+	if n == 0 {
+		t.Fatal("the suppressed line came without a wakeup of the loop; want it from the loop")
 	}
 }

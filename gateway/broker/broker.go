@@ -211,6 +211,7 @@ type Broker struct {
 	// read them: the baseline of startWatch.
 	loadedStamps map[string]fileStamp
 	watchWG      sync.WaitGroup
+	watchChecks  atomic.Int64 // looks at the watched files' stamps (tests: none while idle)
 	closeOnce    sync.Once
 }
 

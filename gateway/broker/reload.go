@@ -323,11 +323,21 @@ func stampsEqual(a, b map[string]fileStamp) bool {
 	return true
 }
 
-// startWatch polls the watched files every Watch interval (250 ms default)
-// and reloads when one changes, so a revoked device is cut within a second
-// of `edgegw pki revoke` rewriting the CRL. A change is acted on once its
-// stamp has been stable for one poll, so a half-written file is not read.
-// Polling (not inotify) also catches editors that replace files by rename.
+// watchSafetyPoll: with inotify, the files are still looked at this often,
+// for changes inotify cannot see (a network filesystem changed by another
+// host).
+const watchSafetyPoll = time.Minute
+
+// startWatch reloads when a watched file changes, so a revoked device is cut
+// within a second of `edgegw pki revoke` rewriting the CRL. The directories
+// of the files are watched by inotify (filewatch.go): an idle gateway does
+// not wake for them, but once a minute (watchSafetyPoll). An event, or that
+// minute, starts a look at the files' stamps every Watch interval (250 ms
+// default) until they are what was loaded, or until a change has been
+// stable for one interval (so a half-written file is not read): then it
+// reloads. Without inotify (or a directory it cannot watch), the stamps
+// are polled every Watch interval, as before. Stamps (not inotify's
+// names) decide, so an editor that replaces a file by rename is seen too.
 func (b *Broker) startWatch() {
 	every := b.opts.Watch
 	if every == 0 {
@@ -339,18 +349,42 @@ func (b *Broker) startWatch() {
 	if last == nil {
 		last = b.watchedStamps()
 	}
+	w, err := newDirWatch()
+	if err == nil {
+		if err = w.watchFor(b.watchedFiles()); err != nil {
+			w.close()
+		}
+	}
+	var changed <-chan struct{}
+	if err != nil {
+		w = nil
+		b.log.Warn("cannot watch the reloadable files by inotify; polling them instead", "every", every, "err", err)
+	} else {
+		changed = w.changed
+	}
 	b.watchWG.Add(1)
 	go func() {
 		defer b.watchWG.Done()
-		t := time.NewTicker(every)
+		if w != nil {
+			defer w.close()
+		}
+		t := time.NewTimer(0) // at once: what changed since New read the files
 		defer t.Stop()
+		looking := true // t runs at every: a look is due
 		var pending map[string]fileStamp
 		for {
 			select {
 			case <-b.watchStop:
 				return
+			case <-changed:
+				if !looking {
+					looking = true
+					t.Reset(0)
+				}
+				continue
 			case <-t.C:
 			}
+			b.watchChecks.Add(1)
 			cur := b.watchedStamps()
 			switch {
 			case stampsEqual(cur, last):
@@ -361,6 +395,32 @@ func (b *Broker) startWatch() {
 			default:
 				pending = cur
 			}
+			if w != nil {
+				// Files may have come or gone (policies, symlink targets), a
+				// directory may have been replaced.
+				if err := w.watchFor(b.watchedFiles()); err != nil {
+					b.log.Warn("cannot watch the reloadable files by inotify any more; polling them instead", "every", every, "err", err)
+					w.close()
+					w, changed = nil, nil
+				}
+			}
+			switch {
+			case w == nil || pending != nil:
+				t.Reset(every)
+			default:
+				looking = false
+				t.Reset(watchSafetyPoll)
+			}
 		}
 	}()
+}
+
+// watchedFiles are the files whose change triggers a reload (their
+// directories are watched) and the directories watched whole (the policy
+// directory: a new policy file is a change).
+func (b *Broker) watchedFiles() (files, whole []string) {
+	for p := range b.watchedStamps() {
+		files = append(files, p)
+	}
+	return files, []string{b.opts.Policies}
 }

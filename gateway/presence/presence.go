@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -112,9 +113,11 @@ type Tracker struct {
 	opts Options
 	log  *slog.Logger
 
-	mu     sync.Mutex
-	things map[string]*record
-	dirty  bool
+	mu      sync.Mutex
+	things  map[string]*record
+	dirty   bool
+	dirtied chan struct{} // cap 1: dirty was set (arms flushLoop's timer)
+	ticks   atomic.Int64  // flushLoop's timer firings (tests: none while nothing changes)
 
 	writeMu sync.Mutex // one file write at a time
 	stop    chan struct{}
@@ -138,7 +141,7 @@ func Open(dir string, opts Options) (*Tracker, error) {
 		opts.FlushEvery = 10 * time.Second
 	}
 	t := &Tracker{opts: opts, log: opts.Logger.With("component", "presence"), things: map[string]*record{},
-		stop: make(chan struct{}), done: make(chan struct{})}
+		stop: make(chan struct{}), done: make(chan struct{}), dirtied: make(chan struct{}, 1)}
 	if dir != "" {
 		t.path = filepath.Join(dir, FileName)
 		things, err := load(t.path)
@@ -235,7 +238,7 @@ func (t *Tracker) Online(c Conn) {
 	r.conns[c.key()] = true
 	r.LastSeen, r.LastRemote, r.LastClientID, r.Listener = now, c.Remote, c.ClientID, c.Listener
 	r.CertSerial, r.CertNotAfter = c.Serial, c.CertNotAfter.UTC()
-	t.dirty = true
+	t.markDirtyLocked()
 }
 
 // Offline records the end of a connection Online recorded; one it did not
@@ -253,7 +256,7 @@ func (t *Tracker) Offline(c Conn) {
 	if len(r.conns) == 0 {
 		r.Since = now
 	}
-	t.dirty = true
+	t.markDirtyLocked()
 }
 
 // Devices joins the registered things with what was seen: one Device per
@@ -336,16 +339,36 @@ func OfflineLonger(devs []Device, d time.Duration, now time.Time) int {
 	return n
 }
 
+// markDirtyLocked notes a change the file does not hold yet.
+func (t *Tracker) markDirtyLocked() {
+	t.dirty = true
+	select {
+	case t.dirtied <- struct{}{}:
+	default:
+	}
+}
+
+// flushLoop writes the file FlushEvery after the first change it does not
+// hold (so at most once per FlushEvery), and sleeps while nothing changes.
 func (t *Tracker) flushLoop() {
 	defer close(t.done)
-	tick := time.NewTicker(t.opts.FlushEvery)
+	tick := time.NewTimer(t.opts.FlushEvery)
+	tick.Stop()
 	defer tick.Stop()
+	armed := false
 	for {
 		select {
 		case <-t.stop:
 			return
+		case <-t.dirtied:
+			if !armed {
+				armed = true
+				tick.Reset(t.opts.FlushEvery)
+			}
 		case <-tick.C:
-			if err := t.Flush(); err != nil {
+			armed = false
+			t.ticks.Add(1)
+			if err := t.Flush(); err != nil { // the file stays dirty: dirtied re-arms
 				t.log.Warn("writing device presence", "err", err)
 			}
 		}
@@ -381,7 +404,7 @@ func (t *Tracker) Flush() error {
 	}
 	if err != nil {
 		t.mu.Lock()
-		t.dirty = true
+		t.markDirtyLocked()
 		t.mu.Unlock()
 		return fmt.Errorf("writing device presence %s: %w", t.path, err)
 	}

@@ -2,6 +2,7 @@ package presence
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -172,6 +173,43 @@ func TestFlushRateLimited(t *testing.T) {
 	devs, err := Snapshot(path, []Registered{{Name: "temp-1"}})
 	if err != nil || len(devs) != 1 || devs[0].LastRemote != "10.0.0.5:1" {
 		t.Errorf("flushed file: got %+v, %v; want temp-1 from 10.0.0.5:1", devs, err)
+	}
+}
+
+// TestFlushSleepsWhileNothingChanges: the background flush does not wake
+// while nothing changed; a change wakes it once, and it writes the file.
+func TestFlushSleepsWhileNothingChanges(t *testing.T) {
+	const every = 20 * time.Millisecond
+	dir := t.TempDir()
+	tr, err := Open(dir, Options{FlushEvery: every})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	time.Sleep(20 * every)
+	if n := tr.ticks.Load(); n != 0 {
+		t.Fatalf("nothing changed: %d wakeups; want 0", n)
+	}
+	path := filepath.Join(dir, FileName)
+	for i := range 3 { // three changes within one interval: one write
+		tr.Online(conn("temp-1", fmt.Sprintf("10.0.0.5:%d", i)))
+	}
+	for i := 0; ; i++ {
+		if _, err := os.Stat(path); err == nil {
+			break
+		}
+		if i == 1000 {
+			t.Fatal("presence file: got none within 10s; want the background flush to write it")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(20 * every)
+	if n := tr.ticks.Load(); n != 1 {
+		t.Fatalf("one burst of changes: %d wakeups; want 1", n)
+	}
+	devs, err := Snapshot(path, []Registered{{Name: "temp-1"}})
+	if err != nil || len(devs) != 1 || devs[0].LastRemote != "10.0.0.5:2" {
+		t.Errorf("flushed file: got %+v, %v; want temp-1 from 10.0.0.5:2", devs, err)
 	}
 }
 

@@ -30,8 +30,13 @@ const (
 	// shadowRouteIn names the in routes of the synced shadows.
 	shadowRouteIn = "shadow-sync-in-"
 	// shadowRepoll is how often the outbox is offered again (a change the
-	// cloud refused for a passing reason) and the uplink state read.
+	// cloud refused for a passing reason) and the uplink state read while
+	// there is something to follow: an outbox, a connection settling.
 	shadowRepoll = 500 * time.Millisecond
+	// shadowIdleRepoll is how often the uplink state is read otherwise (a
+	// connection that came, went or was replaced is noticed this late at
+	// most); a local change does not wait for it (Syncer.Wake).
+	shadowIdleRepoll = 5 * time.Second
 	// shadowStall: an online outbox that has not moved for this long is
 	// started over (a cloud answer lost, a request that could not be
 	// queued): the Syncer is told the link went down and came back.
@@ -120,6 +125,7 @@ type Shadows struct {
 	synced map[string]bool // "THING/SHADOW" of the synced shadows
 
 	conflicts, failures, dropped atomic.Int64
+	repolls                      atomic.Int64 // run's timer wakeups (tests: slow while idle)
 
 	cancel    context.CancelFunc
 	done      chan struct{}
@@ -278,9 +284,10 @@ func (s *Shadows) Start(br Uplink) {
 // moment (the bridge subscribes as soon as it connects; the Syncer's /get
 // must not overtake the SUBSCRIBE), Disconnected when it drops or is
 // replaced, the outbox offered on Wake and every shadowRepoll, and
-// started over when it stalls (shadowStall).
+// started over when it stalls (shadowStall). With nothing to follow it
+// looks every shadowIdleRepoll only.
 func (s *Shadows) run(ctx context.Context) {
-	tick := time.NewTicker(shadowRepoll)
+	tick := time.NewTimer(shadowRepoll)
 	defer tick.Stop()
 	var online bool
 	var since, movedAt time.Time
@@ -291,8 +298,10 @@ func (s *Shadows) run(ctx context.Context) {
 			return
 		case <-s.sync.Wake():
 		case <-tick.C:
+			s.repolls.Add(1)
 		}
 		st := s.br.State()
+		wentOnline := false
 		switch {
 		case online && (!st.Connected || !st.ConnectedSince.Equal(since)):
 			online = false
@@ -313,14 +322,21 @@ func (s *Shadows) run(ctx context.Context) {
 			}
 			s.mu.Unlock()
 			s.log.Info("shadow sync online", "outbox", s.sync.Outbox())
-			continue
+			wentOnline = true
 		}
-		s.mu.Lock()
-		s.apply(ctx, s.sync.Pending(ctx))
-		s.mu.Unlock()
-		if ss := s.sync.Stats(); ss.Outbox == 0 || ss.Outbox != last.Outbox || !ss.Oldest.Equal(last.Oldest) {
-			last, movedAt = ss, time.Now()
+		if !wentOnline {
+			s.mu.Lock()
+			s.apply(ctx, s.sync.Pending(ctx))
+			s.mu.Unlock()
+			if ss := s.sync.Stats(); ss.Outbox == 0 || ss.Outbox != last.Outbox || !ss.Oldest.Equal(last.Oldest) {
+				last, movedAt = ss, time.Now()
+			}
 		}
+		next := shadowIdleRepoll
+		if s.sync.Outbox() > 0 || st.Connected != online {
+			next = shadowRepoll
+		}
+		tick.Reset(next)
 	}
 }
 
