@@ -443,7 +443,7 @@ func badgerSizing(intSize int) (memTable, baseTable int64, block, threshold int)
 	if intSize == 32 {
 		return 2 << 20, 8 << 20, 16 << 10, 8 << 10
 	}
-	return 8 << 20, 2 << 20, 4 << 10, 64 << 10
+	return 2 << 20, 2 << 20, 4 << 10, 64 << 10
 }
 
 // Open opens (or creates) the queue in opts.Dir. First it repairs, with no
