@@ -671,7 +671,7 @@ func (q *Queue) badgerOptions() badger.Options {
 		WithBaseLevelSize(8 << 20).
 		WithValueLogFileSize(valueLogFileSize).
 		WithValueThreshold(int64(valueThreshold)).
-		WithBlockCacheSize(4 << 20).
+		WithBlockCacheSize(1 << 20). // decrypted blocks: 64 of 16 KiB, plenty for reads that follow the queue's heads
 		WithIndexCacheSize(2 << 20). // required with encryption, or the second open panics
 		WithNumCompactors(2).
 		WithCompression(options.None).
