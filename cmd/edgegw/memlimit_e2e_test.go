@@ -31,7 +31,7 @@ func TestRunGCPolicy(t *testing.T) {
 		wantLimit   int64
 		wantPercent float64
 	}{
-		{"defaults", nil, want, defaultGCPercent},
+		{"defaults", nil, want, 50}, // defaultGCPercent, pinned
 		{"environment wins", []string{"GOMEMLIMIT=300MiB", "GOGC=100"}, 300 << 20, 100},
 	}
 	for _, tt := range tests {
