@@ -445,13 +445,29 @@ var valueLogFileSize int64 = 16 << 20
 // padding, under its first buffer. The fix upstream is one line
 // (uint64(bufIdx+1)<<32); with it this profile is merely conservative.
 //
+// On 64-bit the sizes are for peak memory (issue 17): a memtable of 2 MiB
+// is an arena of 2.6 MiB, and its flush fits the builder's first buffer
+// (2 x BaseTableSize, 4 MiB); with 8 MiB memtables the flush grew its
+// builder to 28 MiB, which badger's AllocatorPool (8 allocators) kept.
+// Blocks of 16 KiB: a compaction builder fills 0.95 x BaseTableSize of
+// blocks, each allocated at BlockSize + 256 bytes of padding and again
+// encrypted, 1.9x plus the padding: 6% at 4 KiB, 1.6% at 16 KiB. Not
+// exact: with encryption ReachedCapacity counts the blocks the
+// 2 x NumCPU encrypting goroutines have finished, not those still queued
+// (up to 3 x 2 x NumCPU), so a builder can still outgrow its first buffer
+// (then it takes 2 x more) under CPU load. The price is CPU: 4x as many
+// memtable flushes and L0 compactions; BenchmarkStorageCost/encrypted
+// (100,000x, 7 interleaved runs) took 14.2 µs/msg (median) against 12.5
+// with 8 MiB memtables, 4 KiB blocks and a 4 MiB block cache; 4 KiB blocks
+// at 2 MiB memtables were dearer still (15.3). Bytes written: the same.
+//
 // A function, not init: txnBudget and txnMaxEntries are derived from
 // memTableSize by package initialization, which runs before init.
 func badgerSizing(intSize int) (memTable, baseTable int64, block, threshold int) {
 	if intSize == 32 {
 		return 2 << 20, 8 << 20, 16 << 10, 8 << 10
 	}
-	return 8 << 20, 2 << 20, 4 << 10, 64 << 10
+	return 2 << 20, 2 << 20, 16 << 10, 64 << 10
 }
 
 // Open opens (or creates) the queue in opts.Dir. First it repairs, with no
@@ -669,7 +685,7 @@ func (q *Queue) badgerOptions() badger.Options {
 		WithBaseLevelSize(8 << 20).
 		WithValueLogFileSize(valueLogFileSize).
 		WithValueThreshold(int64(valueThreshold)).
-		WithBlockCacheSize(4 << 20).
+		WithBlockCacheSize(1 << 20). // decrypted blocks: 64 of 16 KiB, plenty for reads that follow the queue's heads
 		WithIndexCacheSize(2 << 20). // required with encryption, or the second open panics
 		WithNumCompactors(0).        // compact.go drives them: no 50 ms ticks while idle
 		WithCompression(options.None).

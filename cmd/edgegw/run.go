@@ -42,7 +42,7 @@ runs the gateway until SIGINT or SIGTERM. Logs go to stderr (journald under syst
 			}
 			log.Info("config loaded", "component", "main", "file", cfgPath, "site", cfg.Site,
 				"listeners", len(cfg.Listeners), "routes", routeCount(cfg), "version", version)
-			applyMemoryLimitFromConfig(cfg, log)
+			applyGCPolicyFromConfig(cfg, log)
 			if err := checkAdminSocketDir(cfg.Admin.Socket, true); err != nil {
 				return &exitError{code: 1, err: err}
 			}
