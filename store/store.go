@@ -7,7 +7,9 @@
 //
 // Layout in badger (all integers big-endian, so keys sort numerically):
 //
-//	"m" route-id(4) seq(8)  -> message           the per-route FIFO log
+//	"g" route-id(4) last(8) first(8) -> messages a segment: one route's messages of one commit (segment.go)
+//	"d" route-id(4) seq(8)  -> ""                a message removed out of order (until the head passes it)
+//	"m" route-id(4) seq(8)  -> message           the old format, one entry per message: migrated at Open
 //	"x" route-id(4) seq(8)  -> reason + message  dead letters
 //	"c" route-id(4)         -> meta              head seq, last seq, count, bytes, dead count, dead bytes
 //	"r" route-name          -> route-id          route registry
@@ -247,7 +249,7 @@ type Queue struct {
 	visible   uint64 // highest seq synced and visible to Next
 	readBack  uint64 // messages fillLocked read back from badger (tests)
 	opsHint   int    // ops the last commit took: the next queue's capacity
-	keyChunk  []byte // delKey's current chunk
+	segBuf    []byte // the committer's segment values, reused
 	bytes     int64  // live + dead letters
 	ops       []op   // writes (acks, purges, drops) waiting for the committer
 	wake      chan struct{}
@@ -295,6 +297,7 @@ type route struct {
 	// disk is the meta as badger holds it after the committed transactions.
 	disk      meta
 	metaDirty bool // write the meta with the next commit
+	passMore  bool // the head passed more markers or segments than a commit deletes
 	touched   bool // in the transaction being built
 
 	// The forwarding window, bounded by the bridge's in-flight window and
@@ -305,6 +308,8 @@ type route struct {
 	aheadSize int                 // bytes of the values in ahead
 	inflight  []flight            // handed out, not acked, seq order
 	deleting  map[uint64]struct{} // deletes queued, not committed: reads skip them
+	marks     []uint64            // removal markers on disk, seq order (segment.go)
+	rdr       *segReader          // the segment fillLocked reads from
 	delPeak   int
 	delMax    uint64 // no seq above it is in deleting
 
@@ -386,8 +391,9 @@ func (rt *route) dropAhead(seq uint64) {
 // op is one write of a transaction, and what it changes in its route's meta.
 type op struct {
 	rt                                *route // nil: not a route's data (registry, sequence mark, meta)
-	key, val                          []byte
+	key, val                          []byte // key nil: a message's removal, written as the head or a marker
 	del                               bool
+	mark                              int8 // +1 writes rt's marker seq, -1 deletes it
 	cancel                            bool // a message dropped within its own batch: not written
 	life                              int8 // 1 + the meta.life counter this op adds one to; 0: none
 	seq                               uint64
@@ -555,6 +561,10 @@ func (q *Queue) openDB(seqFloor uint64) error {
 	}
 	err = q.load()
 	if err == nil {
+		if err = q.migrate(); err != nil {
+			db.Close()
+			return err
+		}
 		return nil
 	}
 	db.Close()
@@ -565,7 +575,9 @@ func (q *Queue) openDB(seqFloor uint64) error {
 	q.resetIndex()
 	if db, err = q.salvageInto(seqFloor, fmt.Errorf("reading index: %w", err)); err == nil {
 		q.db = db
-		err = q.load()
+		if err = q.load(); err == nil {
+			err = q.migrate()
+		}
 	}
 	if err != nil && db != nil {
 		db.Close()
