@@ -581,6 +581,7 @@ type commitTxn struct {
 	arena      []byte
 	segBuf     []byte
 	more       bool // a head left markers or segments to delete: commit again
+	passed     []passed
 	undo       []savedMeta
 	lsm        uint64
 	accepted   int
@@ -808,7 +809,7 @@ func (q *Queue) passedLocked(c *commitTxn, rt *route) {
 		return
 	}
 	_ = q.db.View(func(txn *badger.Txn) error {
-		segs := deadSegments(txn, rt.id, head, maxPassed+1)
+		segs := deadSegments(txn, rt.id, rt.passFrom, head, maxPassed+1)
 		if len(segs) > maxPassed {
 			segs, rt.passMore = segs[:maxPassed], true
 		}
@@ -820,7 +821,16 @@ func (q *Queue) passedLocked(c *commitTxn, rt *route) {
 	if rt.passMore {
 		rt.metaDirty = true // touched by the next commit
 		c.more = true
+	} else {
+		c.passed = append(c.passed, passed{rt, head})
 	}
+}
+
+// passed: once the commit is written, no segment of rt below head is left
+// (but what value-log GC brings back: runValueLogGC resets passFrom).
+type passed struct {
+	rt   *route
+	head uint64
 }
 
 // segmentsLocked encodes the messages c admitted as one segment per route.
@@ -878,6 +888,9 @@ func (q *Queue) persist(c *commitTxn) (err, syncErr error) {
 // committedLocked: c is in badger. Its deletes are done, its messages
 // visible to Next; a failed sync refuses them to their writers.
 func (q *Queue) committedLocked(c *commitTxn, syncErr error) {
+	for _, p := range c.passed {
+		p.rt.passFrom = max(p.rt.passFrom, p.head)
+	}
 	for _, o := range c.derived {
 		switch rt := o.rt; o.mark {
 		case 1:
@@ -1711,8 +1724,21 @@ func (q *Queue) gc() {
 				q.log.Warn("disk nearly full: value-log GC skipped", "dir", q.dir, "free_bytes", free, "reserve_bytes", q.minFree)
 				continue
 			}
-			q.runValueLogGC(16)
+			if q.runValueLogGC(16) > 0 {
+				q.resetPassFrom()
+			}
 		}
+	}
+}
+
+// resetPassFrom makes the next head move of every route look for segments
+// from its start: value-log GC may have brought deleted ones back
+// (gcresurrect_test.go); they are deleted again.
+func (q *Queue) resetPassFrom() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, rt := range q.routes {
+		rt.passFrom = 0
 	}
 }
 

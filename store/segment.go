@@ -394,13 +394,15 @@ func isMarked(marks []uint64, seq uint64) bool {
 }
 
 // deadSegments returns the keys of the segments of rid wholly below head
-// (at most max).
-func deadSegments(txn *badger.Txn, rid uint32, head uint64, max int) [][]byte {
+// whose last seq is from or more (at most max). A seek from the route's
+// start would walk the tombstones of every segment deleted before, on
+// every commit.
+func deadSegments(txn *badger.Txn, rid uint32, from, head uint64, max int) [][]byte {
 	pfx := routePrefix(pSeg, rid)
 	it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: false, Prefix: pfx})
 	defer it.Close()
 	var out [][]byte
-	for it.Rewind(); it.Valid() && len(out) < max; it.Next() {
+	for it.Seek(segSeek(rid, from)); it.Valid() && len(out) < max; it.Next() {
 		k := it.Item().Key()
 		if len(k) >= 13 && binary.BigEndian.Uint64(k[5:]) >= head {
 			break

@@ -452,7 +452,8 @@ func TestSegmentBelowHeadNotRead(t *testing.T) {
 	if n, err := q.Export("a", &out); err != nil || n != 1 || !strings.Contains(out.String(), fmt.Sprintf(`"seq":%d`, keep)) {
 		t.Fatalf("Export: %d, %v, %s; want the kept message alone", n, err, out.String())
 	}
-	if m := next(t, q); m.Seq != keep {
+	m := next(t, q)
+	if m.Seq != keep {
 		t.Fatalf("Next: seq %d %q; want %d", m.Seq, m.Payload, keep)
 	}
 	nextNone(t, q)
@@ -460,6 +461,14 @@ func TestSegmentBelowHeadNotRead(t *testing.T) {
 	q.db.View(func(txn *badger.Txn) (err error) { truth, err = scanMeta(txn, rid, 0); return })
 	if truth.count != 1 || q.Stats().Depth != 1 {
 		t.Fatalf("on disk %d messages, Stats %d; want 1", truth.count, q.Stats().Depth)
+	}
+	// The next move of the head deletes it again, with the one it passes.
+	q.Ack(m.Seq)
+	if err := q.syncDeletes(); err != nil {
+		t.Fatal(err)
+	}
+	if g := countKeys(t, q, pSeg); g != 0 {
+		t.Fatalf("%d segments left after the head passed them; want none", g)
 	}
 }
 

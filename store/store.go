@@ -298,6 +298,7 @@ type route struct {
 	disk      meta
 	metaDirty bool // write the meta with the next commit
 	passMore  bool // the head passed more markers or segments than a commit deletes
+	passFrom  uint64 // no segment with a lower last seq is left (0: look from the start)
 	touched   bool // in the transaction being built
 
 	// The forwarding window, bounded by the bridge's in-flight window and
