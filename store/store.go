@@ -28,9 +28,11 @@
 // is followed by one whose sequence numbers continue above the old ones.
 //
 // Every commit is one synced badger transaction that carries, with the
-// messages it adds and deletes, the meta of the routes it changes: after a
-// crash the meta agrees with the data, and Open reads O(routes) records, not
-// the messages. In memory a route keeps only its forwarding window (read
+// messages it adds (one segment per route) and removes (a head moved, a
+// marker), the meta of the routes it changes: after a crash the meta agrees
+// with the data, and Open reads O(routes) records, not the messages
+// (segment.go; a queue of the old one-entry-per-message format is migrated
+// by Open first). In memory a route keeps only its forwarding window (read
 // ahead, handed out and unacked, deletes not yet committed), bounded by the
 // bridge's in-flight window. Next reads ahead from a cursor; seeks start at
 // the persisted head, so they do not walk the tombstones of acked messages.
@@ -296,10 +298,10 @@ type route struct {
 
 	// disk is the meta as badger holds it after the committed transactions.
 	disk      meta
-	metaDirty bool // write the meta with the next commit
-	passMore  bool // the head passed more markers or segments than a commit deletes
+	metaDirty bool   // write the meta with the next commit
+	passMore  bool   // the head passed more markers or segments than a commit deletes
 	passFrom  uint64 // no segment with a lower last seq is left (0: look from the start)
-	touched   bool // in the transaction being built
+	touched   bool   // in the transaction being built
 
 	// The forwarding window, bounded by the bridge's in-flight window and
 	// pushMax: never one entry per queued message. Every message below
