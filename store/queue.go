@@ -833,24 +833,24 @@ type passed struct {
 	head uint64
 }
 
-// segmentsLocked encodes the messages c admitted as one segment per route.
+// segmentsLocked encodes the messages c admitted as segments: one per
+// route, or more when one would reach the value threshold (segSplit).
 func (q *Queue) segmentsLocked(c *commitTxn) {
-	var w segWriter
+	sp := segSplit{buf: c.segBuf, out: c.segs}
 	for i := range c.sets {
 		rt := c.sets[i].rt
-		if c.sets[i].cancel || slices.ContainsFunc(c.segs, func(o op) bool { return o.rt == rt }) {
+		if c.sets[i].cancel || slices.ContainsFunc(sp.out, func(o op) bool { return o.rt == rt }) {
 			continue
 		}
-		start := len(c.segBuf)
-		w.reset(c.segBuf)
+		sp.rt = rt
 		for j := i; j < len(c.sets); j++ {
 			if o := &c.sets[j]; o.rt == rt && !o.cancel {
-				w.add(o.seq, o.val)
+				sp.add(o.seq, o.val)
 			}
 		}
-		c.segBuf = w.b
-		c.segs = append(c.segs, op{rt: rt, key: segKey(rt.id, w.first, w.last), val: c.segBuf[start:len(c.segBuf):len(c.segBuf)]})
+		sp.flush()
 	}
+	c.segBuf, c.segs = sp.buf, sp.out
 }
 
 func (c *commitTxn) touch(rt *route) {

@@ -170,6 +170,44 @@ func (w *segWriter) add(seq uint64, val []byte) {
 	w.b = append(w.b, m.payload...)
 }
 
+// segSplit cuts a route's messages into segments that stay below the
+// value threshold: in the LSM tree, written to the WAL with the commit's
+// other entries and synced by its one fdatasync. A segment in the value
+// log would cost a second file synced per commit (at least a page each:
+// more bytes per message at the batch sizes of a sensor site, measured)
+// and value-log GC to reclaim it. A message of at least the threshold is a
+// segment of its own, in the value log as before segments.
+type segSplit struct {
+	rt    *route
+	w     segWriter
+	buf   []byte
+	start int
+	out   []op
+}
+
+// segLimit is the largest segment value kept below the threshold.
+func segLimit() int { return valueThreshold - 256 }
+
+func (s *segSplit) add(seq uint64, val []byte) {
+	if s.w.n > 0 && len(s.w.b)-s.start+len(val)+2*binary.MaxVarintLen64 > segLimit() {
+		s.flush()
+	}
+	if s.w.n == 0 {
+		s.start = len(s.buf)
+		s.w.reset(s.buf)
+	}
+	s.w.add(seq, val)
+	s.buf = s.w.b
+}
+
+func (s *segSplit) flush() {
+	if s.w.n == 0 {
+		return
+	}
+	s.out = append(s.out, op{rt: s.rt, key: segKey(s.rt.id, s.w.first, s.w.last), val: s.buf[s.start:len(s.buf):len(s.buf)]})
+	s.w.n = 0
+}
+
 // segReader reads a segment's messages in order, resumably (a route keeps
 // the one it reads ahead from: a read-ahead of aheadMax messages at a time
 // does not decode the segment from its start each time).
@@ -420,9 +458,9 @@ const migrateBatch = 1024
 // migrate converts the messages a queue holds in the old format (one "m"
 // entry per message, as every edgegw before segments wrote them) into
 // segments, route by route, in seq order, before the queue takes or hands
-// out anything: each transaction writes one segment of up to migrateBatch
-// messages with the deletes of their old entries and is synced (value log
-// first) before the next, so a crash in the middle leaves every message in
+// out anything: each transaction writes the segments (segSplit) of up to
+// migrateBatch messages with the deletes of their old entries and is
+// synced (value log first) before the next, so a crash in the middle leaves every message in
 // exactly one of the two forms and the next Open goes on where it stopped.
 // Old entries below the route's head were acked (the old format deleted
 // them behind the head): they are deleted, not converted. A record that
@@ -452,9 +490,8 @@ func (q *Queue) migrateRoute(rt *route) (int, error) {
 	converted := 0
 	for from := uint64(0); ; {
 		var dels [][]byte
-		var w segWriter
-		w.reset(nil)
-		size, more := 0, false
+		sp := segSplit{rt: rt}
+		size, nconv, more := 0, 0, false
 		err := q.db.View(func(txn *badger.Txn) error {
 			pfx := routePrefix(pMsg, rt.id)
 			it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: false, Prefix: pfx})
@@ -479,25 +516,24 @@ func (q *Queue) migrateRoute(rt *route) (int, error) {
 				if err != nil {
 					return fmt.Errorf("reading message %d: %w", seq, err)
 				}
-				w.add(seq, v)
+				sp.add(seq, v)
 				size += len(v)
+				nconv++
 			}
 			return nil
 		})
 		if err != nil || len(dels) == 0 {
 			return converted, err
 		}
-		ops := make([]op, 0, len(dels)+1)
-		if w.n > 0 {
-			ops = append(ops, op{key: segKey(rt.id, w.first, w.last), val: w.b})
-		}
+		sp.flush()
+		ops := sp.out
 		for _, k := range dels {
 			ops = append(ops, op{key: k, del: true})
 		}
 		if err := q.writeSynced(ops); err != nil {
 			return converted, err
 		}
-		converted += w.n
+		converted += nconv
 		if !more {
 			return converted, nil
 		}

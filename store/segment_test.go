@@ -501,3 +501,69 @@ func TestPurgeDeletesEverySegment(t *testing.T) {
 	}
 	nextNone(t, q)
 }
+
+// TestSegmentsStayBelowThreshold: a commit of many messages of one route
+// is cut into segments below the value threshold (in the LSM tree, no
+// value-log file to sync and collect); one message above it is a segment
+// of its own. All come out in order.
+func TestSegmentsStayBelowThreshold(t *testing.T) {
+	q := openT(t, Options{})
+	ctx := context.Background()
+	payload := bytes.Repeat([]byte("p"), 500)
+	var tickets []Ticket
+	for i := range 600 {
+		p := append(fmt.Appendf(nil, "%03d", i), payload...)
+		if i == 300 {
+			p = bytes.Repeat([]byte("B"), valueThreshold+10)
+		}
+		tk, err := q.Submit(ctx, Message{Route: "a", Topic: "t", Payload: p, QoS: 1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tickets = append(tickets, tk)
+	}
+	for _, tk := range tickets {
+		if _, err := tk.Wait(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var big int
+	if err := q.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pSeg}})
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			_, first, last, _ := parseSegKey(it.Item().Key())
+			v, err := it.Item().ValueCopy(nil)
+			if err != nil {
+				return err
+			}
+			if len(v) >= valueThreshold {
+				if first != last {
+					t.Errorf("segment %d..%d of %d bytes: over the threshold %d with more than one message", first, last, len(v), valueThreshold)
+				}
+				big++
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if big != 1 {
+		t.Fatalf("%d segments over the threshold; want 1 (the big message)", big)
+	}
+	q.Close()
+	q = openT(t, Options{Dir: q.dir})
+	for i := range 600 {
+		m := next(t, q)
+		if i == 300 {
+			if len(m.Payload) != valueThreshold+10 {
+				t.Fatalf("message %d: %d bytes; want the big one", i, len(m.Payload))
+			}
+			continue
+		}
+		if want := fmt.Sprintf("%03d", i); string(m.Payload[:3]) != want {
+			t.Fatalf("message %d: %q...; want %s", i, m.Payload[:3], want)
+		}
+	}
+	nextNone(t, q)
+}
