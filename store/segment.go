@@ -467,6 +467,10 @@ const migrateBatch = 1024
 // does not read is carried over as it is (Next moves it to the dead
 // letters as damaged). The route's counts do not change: a message's size
 // is that of its per-message encoding in both forms.
+//
+// There is no way back: an edgegw from before segments reads no message
+// of a migrated queue (its meta still counts them). Downgrading needs the
+// queue drained first (or exported with `edgegw queue export`).
 func (q *Queue) migrate() error {
 	ids := make([]uint32, 0, len(q.byID))
 	for id := range q.byID {
