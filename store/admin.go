@@ -53,7 +53,11 @@ func (q *Queue) Stats() Stats {
 	q.mu.Lock()
 	s := Stats{MaxBytes: q.opts.MaxBytes, FreeBytes: q.free, MinFreeBytes: q.watermark,
 		RejectedFull: q.rejected["full"], NextSeq: q.nextSeq, CorruptMovedTo: q.movedTo, Bytes: q.bytes}
-	keys := make([][]byte, len(q.order))
+	type ref struct {
+		rid uint32
+		seq uint64
+	}
+	keys := make([]*ref, len(q.order))
 	vals := make([][]byte, len(q.order))
 	for i, rt := range q.order {
 		rs := RouteStats{Name: rt.name, Configured: rt.configured, Priority: rt.lim.Priority,
@@ -62,7 +66,7 @@ func (q *Queue) Stats() Stats {
 		if rt.depth > 0 {
 			if seq, _, val, ok := q.frontLocked(rt); ok {
 				rs.OldestSeq = seq
-				keys[i], vals[i] = msgKey(pMsg, rt.id, seq), val
+				keys[i], vals[i] = &ref{rt.id, seq}, val
 			}
 		}
 		s.Depth += rt.depth
@@ -77,7 +81,7 @@ func (q *Queue) Stats() Stats {
 		}
 		t, err := valueTime(vals[i])
 		if vals[i] == nil {
-			t, err = q.msgTime(k)
+			t, err = q.msgTime(k.rid, k.seq)
 		}
 		if err == nil && t >= SaneAfter.UnixNano() && t <= now.UnixNano() {
 			s.Routes[i].OldestAge = now.Sub(time.Unix(0, t))
@@ -220,6 +224,17 @@ func (q *Queue) scan(prefix byte, route string, fn func(name string, seq uint64,
 		return fmt.Errorf("%w: %q", ErrNoRoute, route)
 	}
 	return q.db.View(func(txn *badger.Txn) error {
+		if prefix == pMsg {
+			for _, r := range rs {
+				marks := readMarks(txn, r.id)
+				err := forSegments(txn, r.id, r.from, func(s uint64) bool { return isMarked(marks, s) },
+					func(seq uint64, v []byte, _ bool) (bool, error) { return fn(r.name, seq, v) })
+				if err != nil {
+					return err
+				}
+			}
+			return nil
+		}
 		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: false})
 		defer it.Close()
 		for _, r := range rs {

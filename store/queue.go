@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
@@ -30,12 +31,6 @@ func msgKey(prefix byte, rid uint32, seq uint64) []byte {
 	binary.BigEndian.PutUint32(k[1:], rid)
 	binary.BigEndian.PutUint64(k[5:], seq)
 	return k
-}
-
-func appendMsgKey(b []byte, prefix byte, rid uint32, seq uint64) []byte {
-	b = append(b, prefix)
-	b = binary.BigEndian.AppendUint32(b, rid)
-	return binary.BigEndian.AppendUint64(b, seq)
 }
 
 func routePrefix(prefix byte, rid uint32) []byte {
@@ -212,11 +207,28 @@ func valueSize(item *badger.Item) (int64, error) {
 	return n, err
 }
 
-// scanMeta walks the messages of route rid from seq from, and its dead
-// letters: what the meta must say. Open uses it once for a queue written
-// before the meta existed; tests use it as the ground truth.
+// scanMeta walks the messages of route rid from its head (the larger of
+// from and the head its meta holds in txn) in its segments and in the old
+// format's keys, skipping the marked ones, and its dead letters: what the
+// meta must say. Open uses it once for a queue written before the meta
+// existed; tests use it as the ground truth.
 func scanMeta(txn *badger.Txn, rid uint32, from uint64) (meta, error) {
+	if v, err := getValue(txn, routePrefix(pMeta, rid)); err == nil {
+		if d, err := decodeMeta(v); err == nil {
+			from = max(from, d.head)
+		}
+	}
 	m := meta{head: from}
+	marks := readMarks(txn, rid)
+	err := forSegments(txn, rid, from, func(s uint64) bool { return isMarked(marks, s) }, func(seq uint64, val []byte, _ bool) (bool, error) {
+		m.last = max(m.last, seq)
+		m.count++
+		m.bytes += int64(len(val))
+		return true, nil
+	})
+	if err != nil {
+		return m, err
+	}
 	for _, prefix := range []byte{pMsg, pDead} {
 		pfx := routePrefix(prefix, rid)
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: pfx})
@@ -315,6 +327,7 @@ func (q *Queue) load() error {
 				}
 			}
 			rt.last, rt.cursor = d.last, d.head
+			rt.marks = readMarks(txn, rt.id)
 			q.bytes += d.bytes + d.deadBytes
 			q.nextSeq = max(q.nextSeq, d.last+1)
 		}
@@ -511,7 +524,7 @@ func (q *Queue) flushOps() {
 func (q *Queue) commit(batch []*pending) {
 	// Every commit looks at the disk: deletes and dead letters write too.
 	free, freeErr := q.statfs(q.dir)
-	c := commitTxn{batch: batch, pre: q.pre[:0], sets: q.sets[:0], arena: q.arena[:0], lsm: q.lsmSize()}
+	c := commitTxn{batch: batch, pre: q.pre[:0], sets: q.sets[:0], arena: q.arena[:0], segBuf: q.segBuf[:0], lsm: q.lsmSize()}
 	q.mu.Lock()
 	q.admitLocked(&c, free, freeErr)
 	// Below the fixed reserve even deletes wait (in memory; acked messages
@@ -523,6 +536,7 @@ func (q *Queue) commit(batch []*pending) {
 	}
 	c.ops = q.takeOpsLocked(&c, hold)
 	q.metaLocked(&c)
+	q.segmentsLocked(&c)
 	q.mu.Unlock()
 
 	err, syncErr := q.persist(&c)
@@ -545,11 +559,14 @@ func (q *Queue) commit(batch []*pending) {
 	}
 	q.mu.Unlock()
 	q.flushDrops() // audited before the enqueuers that caused them return
+	if c.more && err == nil {
+		q.kickCommitter()
+	}
 	for _, p := range batch {
 		p.done <- struct{}{}
 	}
 	clear(c.sets) // no references to the routes or the arena kept
-	q.pre, q.sets, q.arena = c.pre[:0], c.sets[:0], c.arena[:0]
+	q.pre, q.sets, q.arena, q.segBuf = c.pre[:0], c.sets[:0], c.arena[:0], c.segBuf[:0]
 }
 
 // commitTxn is one commit being built: the messages it admits (sets), the
@@ -559,7 +576,12 @@ type commitTxn struct {
 	batch      []*pending
 	pre, sets  []op
 	ops        []op
+	segs       []op // the segments of sets, one per route (segment.go)
+	derived    []op // markers, and the markers and segments the heads passed
 	arena      []byte
+	segBuf     []byte
+	more       bool // a head left markers or segments to delete: commit again
+	passed     []passed
 	undo       []savedMeta
 	lsm        uint64
 	accepted   int
@@ -624,13 +646,12 @@ func (q *Queue) appendSetLocked(c *commitTxn, p *pending, rt *route, now int64) 
 	if m.Time == 0 {
 		m.Time = now
 	}
-	if need := 13 + size; cap(c.arena)-len(c.arena) < need {
+	if need := size; cap(c.arena)-len(c.arena) < need {
 		c.arena = make([]byte, 0, max(256<<10, need)) // earlier slices keep the old one
 	}
 	start := len(c.arena)
-	c.arena = appendMsgKey(c.arena, pMsg, rt.id, seq)
 	c.arena = appendMessage(c.arena, m)
-	c.sets = append(c.sets, op{rt: rt, key: c.arena[start : start+13 : start+13], val: c.arena[start+13:],
+	c.sets = append(c.sets, op{rt: rt, val: c.arena[start:len(c.arena):len(c.arena)],
 		seq: seq, prev: rt.last, dCount: 1, dBytes: int64(size)})
 	rt.depth++
 	rt.bytes += int64(size)
@@ -731,7 +752,105 @@ func (q *Queue) metaLocked(c *commitTxn) {
 		}
 		rt.metaDirty = false
 		c.pre = append(c.pre, op{key: routePrefix(pMeta, rt.id), val: rt.disk.append(make([]byte, 0, metaLen))})
+		if rt.disk.head > u.m.head || rt.passMore {
+			q.passedLocked(c, rt)
+		}
 	}
+	// A removal the head does not pass is a marker. A segment of that one
+	// message goes at once (its bytes need not wait for the head: a queue
+	// of single-message commits acked out of order frees its space); the
+	// marker stays, so that the segment brought back by value-log GC
+	// (gcresurrect_test.go) is not read.
+	var sole []uint64
+	for _, o := range c.ops {
+		if o.rt != nil && o.key == nil && o.seq >= o.rt.disk.head {
+			c.derived = append(c.derived, op{rt: o.rt, key: msgKey(pMark, o.rt.id, o.seq), val: []byte{}, seq: o.seq, mark: 1})
+			sole = append(sole, uint64(o.rt.id)<<32|uint64(len(c.derived)-1))
+		}
+	}
+	if len(sole) > 0 && !q.dbClosed.Load() {
+		_ = q.db.View(func(txn *badger.Txn) error {
+			for _, x := range sole {
+				if k := soleSegment(txn, uint32(x>>32), c.derived[uint32(x)].seq); k != nil {
+					c.derived = append(c.derived, op{key: k, del: true})
+				}
+			}
+			return nil
+		})
+	}
+}
+
+// maxPassed bounds the markers and segments one commit deletes behind a
+// head (more wait for the next commit that moves the head: below the head
+// nothing is read, so they only take space until then).
+const maxPassed = 1024
+
+// passedLocked deletes, with c, what rt's new head passed: its markers
+// below it and its segments wholly below it.
+//
+// When it leaves some for later, the route is marked to go on with the next
+// commit, and the committer commits again at once (commit: c.more): an idle
+// queue after a large purge does not keep them.
+func (q *Queue) passedLocked(c *commitTxn, rt *route) {
+	head, n := rt.disk.head, 0
+	rt.passMore = false
+	for _, s := range rt.marks {
+		if s >= head {
+			break
+		}
+		if n >= maxPassed {
+			rt.passMore = true
+			break
+		}
+		c.derived = append(c.derived, op{rt: rt, key: msgKey(pMark, rt.id, s), del: true, seq: s, mark: -1})
+		n++
+	}
+	if q.dbClosed.Load() {
+		return
+	}
+	_ = q.db.View(func(txn *badger.Txn) error {
+		segs := deadSegments(txn, rt.id, rt.passFrom, head, maxPassed+1)
+		if len(segs) > maxPassed {
+			segs, rt.passMore = segs[:maxPassed], true
+		}
+		for _, k := range segs {
+			c.derived = append(c.derived, op{key: k, del: true})
+		}
+		return nil
+	})
+	if rt.passMore {
+		rt.metaDirty = true // touched by the next commit
+		c.more = true
+	} else {
+		c.passed = append(c.passed, passed{rt, head})
+	}
+}
+
+// passed: once the commit is written, no segment of rt below head is left
+// (but what value-log GC brings back: runValueLogGC resets passFrom).
+type passed struct {
+	rt   *route
+	head uint64
+}
+
+// segmentsLocked encodes the messages c admitted as segments: one per
+// route, or more when one would reach the value threshold (segSplit).
+func (q *Queue) segmentsLocked(c *commitTxn) {
+	sp := segSplit{buf: c.segBuf, out: c.segs}
+	for i := range c.sets {
+		rt := c.sets[i].rt
+		if c.sets[i].cancel || slices.ContainsFunc(sp.out, func(o op) bool { return o.rt == rt }) {
+			continue
+		}
+		sp.rt = rt
+		for j := i; j < len(c.sets); j++ {
+			if o := &c.sets[j]; o.rt == rt && !o.cancel {
+				sp.add(o.seq, o.val)
+			}
+		}
+		sp.flush()
+	}
+	c.segBuf, c.segs = sp.buf, sp.out
 }
 
 func (c *commitTxn) touch(rt *route) {
@@ -755,8 +874,8 @@ func (q *Queue) persist(c *commitTxn) (err, syncErr error) {
 	if e := q.failWrite.Load(); err == nil && e != nil {
 		err = *e
 	}
-	if err == nil && len(c.pre)+len(c.sets)+len(c.ops) > 0 {
-		err = q.write(c.pre, c.sets, c.ops)
+	if err == nil && len(c.pre)+len(c.segs)+len(c.ops)+len(c.derived) > 0 {
+		err = q.write(c.pre, c.segs, c.ops, c.derived)
 	}
 	if err == nil && c.accepted > 0 {
 		start := time.Now()
@@ -769,6 +888,22 @@ func (q *Queue) persist(c *commitTxn) (err, syncErr error) {
 // committedLocked: c is in badger. Its deletes are done, its messages
 // visible to Next; a failed sync refuses them to their writers.
 func (q *Queue) committedLocked(c *commitTxn, syncErr error) {
+	for _, p := range c.passed {
+		p.rt.passFrom = max(p.rt.passFrom, p.head)
+	}
+	for _, o := range c.derived {
+		switch rt := o.rt; o.mark {
+		case 1:
+			i, found := slices.BinarySearch(rt.marks, o.seq)
+			if !found {
+				rt.marks = slices.Insert(rt.marks, i, o.seq)
+			}
+		case -1:
+			if i, found := slices.BinarySearch(rt.marks, o.seq); found {
+				rt.marks = slices.Delete(rt.marks, i, i+1)
+			}
+		}
+	}
 	for _, o := range c.ops {
 		if o.rt != nil && o.del {
 			delete(o.rt.deleting, o.seq)
@@ -872,7 +1007,7 @@ func (q *Queue) writeTxn(groups ...[]op) error {
 		for _, o := range g {
 			var err error
 			switch {
-			case o.cancel:
+			case o.cancel || o.key == nil:
 				continue
 			case o.del:
 				err = txn.Delete(o.key)
@@ -1012,7 +1147,7 @@ func (q *Queue) removeLocked(rt *route, seq uint64, size int64, life int) {
 	rt.deleting[seq] = struct{}{}
 	rt.delPeak = max(rt.delPeak, len(rt.deleting))
 	rt.delMax = max(rt.delMax, seq)
-	q.queueOp(op{rt: rt, key: q.delKey(pMsg, rt.id, seq), del: true, seq: seq, dCount: -1, dBytes: -size, life: int8(life + 1)})
+	q.queueOp(op{rt: rt, del: true, seq: seq, dCount: -1, dBytes: -size, life: int8(life + 1)})
 }
 
 // queueOp queues a write for the next commit. An empty queue starts at the
@@ -1031,18 +1166,6 @@ func (q *Queue) queueOp(o op) {
 	}
 }
 
-// delKey is msgKey out of a shared chunk: one allocation per few hundred
-// deletes instead of one each. A chunk lives while any op holds a key of it.
-func (q *Queue) delKey(prefix byte, rid uint32, seq uint64) []byte {
-	const keyLen = 13
-	if cap(q.keyChunk)-len(q.keyChunk) < keyLen {
-		q.keyChunk = make([]byte, 0, 8<<10)
-	}
-	start := len(q.keyChunk)
-	q.keyChunk = appendMsgKey(q.keyChunk, prefix, rid, seq)
-	return q.keyChunk[start : start+keyLen : start+keyLen]
-}
-
 // liveLocked says whether seq is a live message of rt: handed out, read
 // ahead, or not read yet and not being deleted.
 func (rt *route) liveLocked(seq uint64) bool {
@@ -1053,7 +1176,7 @@ func (rt *route) liveLocked(seq uint64) bool {
 		return true
 	}
 	_, del := rt.deleting[seq]
-	return seq >= rt.cursor && seq <= rt.last && !del
+	return seq >= rt.cursor && seq <= rt.last && !del && !isMarked(rt.marks, seq)
 }
 
 func (q *Queue) fullLocked(why string, free uint64) error {
@@ -1143,31 +1266,66 @@ func (q *Queue) fillLocked(rt *route) error {
 		return nil
 	}
 	rt.ahead = rt.ahead[:0]
-	return q.db.View(func(txn *badger.Txn) error {
-		pfx := routePrefix(pMsg, rt.id)
-		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: false, Prefix: pfx})
-		defer it.Close()
-		var bytes int
-		for it.Seek(msgKey(pMsg, rt.id, rt.cursor)); it.Valid(); it.Next() {
-			item := it.Item()
-			seq := binary.BigEndian.Uint64(item.Key()[5:])
+	var bytes int
+	// take reads from the route's segment reader; done: the read-ahead is
+	// full or hi is reached.
+	take := func() (done bool) {
+		for {
+			seq, val, _, ok := rt.rdr.next()
+			if !ok {
+				rt.rdr = nil
+				return false
+			}
 			if seq > hi {
-				break
+				return true
+			}
+			if seq < rt.cursor {
+				continue
 			}
 			rt.cursor = seq + 1
+			if seq < rt.disk.head || isMarked(rt.marks, seq) {
+				continue
+			}
 			if seq <= rt.delMax { // acks are mostly below the cursor: no lookup
 				if _, del := rt.deleting[seq]; del {
 					continue
 				}
 			}
+			rt.ahead = append(rt.ahead, aheadMsg{seq, val})
+			rt.aheadSize += len(val)
+			q.readBack++
+			if bytes += len(val); len(rt.ahead) >= aheadMax || bytes >= aheadBytes {
+				return true
+			}
+		}
+	}
+	// The reader kept from the last fill goes on where it stopped, when the
+	// cursor is still in its segment and not behind it (a Rewind).
+	if r := rt.rdr; r != nil && (rt.cursor > r.last || r.n > 0 && rt.cursor <= r.seq || r.n == 0 && rt.cursor < r.first) {
+		rt.rdr = nil
+	}
+	if rt.rdr != nil && take() {
+		return nil
+	}
+	return q.db.View(func(txn *badger.Txn) error {
+		pfx := routePrefix(pSeg, rt.id)
+		it := txn.NewIterator(badger.IteratorOptions{PrefetchValues: false, Prefix: pfx})
+		defer it.Close()
+		for it.Seek(segSeek(rt.id, rt.cursor)); it.Valid(); it.Next() {
+			item := it.Item()
+			_, first, last, ok := parseSegKey(item.Key())
+			if !ok || last < rt.cursor {
+				continue
+			}
+			if first > hi {
+				break
+			}
 			v, err := item.ValueCopy(nil)
 			if err != nil {
 				return err
 			}
-			rt.ahead = append(rt.ahead, aheadMsg{seq, v})
-			rt.aheadSize += len(v)
-			q.readBack++
-			if bytes += len(v); len(rt.ahead) >= aheadMax || bytes >= aheadBytes {
+			rt.rdr = newSegReader(first, last, v)
+			if take() {
 				return nil
 			}
 		}
@@ -1382,16 +1540,12 @@ func (q *Queue) locate(seq uint64) (*route, []byte, error) {
 	}
 	q.mu.Unlock()
 	for _, rt := range cands {
-		var v []byte
-		err := q.db.View(func(txn *badger.Txn) (err error) {
-			v, err = getValue(txn, msgKey(pMsg, rt.id, seq))
-			return err
-		})
-		if errors.Is(err, badger.ErrKeyNotFound) {
-			continue
-		}
+		v, err := q.readMsg(rt.id, seq)
 		if err != nil {
 			return nil, nil, fmt.Errorf("reading queued message %d: %w", seq, err)
+		}
+		if v == nil {
+			continue
 		}
 		return rt, v, nil
 	}
@@ -1425,11 +1579,7 @@ func (q *Queue) DeadLetter(seq uint64, reason string) error {
 	var val []byte
 	var err error
 	if ok {
-		err = q.db.View(func(txn *badger.Txn) (err error) {
-			val, err = getValue(txn, msgKey(pMsg, rt.id, seq))
-			return err
-		})
-		if errors.Is(err, badger.ErrKeyNotFound) {
+		if val, err = q.readMsg(rt.id, seq); err == nil && val == nil {
 			return nil
 		}
 	} else {
@@ -1513,7 +1663,7 @@ func (q *Queue) enforce() {
 			if val != nil {
 				t, err = valueTime(val)
 			} else {
-				t, err = q.msgTime(msgKey(pMsg, rid, seq))
+				t, err = q.msgTime(rid, seq)
 			}
 			if err != nil || !q.expired(t, f.maxAge) {
 				break
@@ -1536,20 +1686,27 @@ func valueTime(v []byte) (int64, error) {
 	return int64(binary.BigEndian.Uint64(v[3:])), nil
 }
 
-func (q *Queue) msgTime(key []byte) (int64, error) {
-	var t int64
-	err := q.db.View(func(txn *badger.Txn) error {
-		item, err := txn.Get(key)
-		if err != nil {
-			return err
-		}
-		return item.Value(func(v []byte) error {
-			var err error
-			t, err = valueTime(v)
-			return err
-		})
+// msgTime is the time of the message seq of route rid, read from its
+// segment.
+func (q *Queue) msgTime(rid uint32, seq uint64) (int64, error) {
+	v, err := q.readMsg(rid, seq)
+	if err == nil && v == nil {
+		err = badger.ErrKeyNotFound
+	}
+	if err != nil {
+		return 0, err
+	}
+	return valueTime(v)
+}
+
+// readMsg reads the message seq of route rid (its per-message encoding)
+// from its segment; nil when it is not there.
+func (q *Queue) readMsg(rid uint32, seq uint64) (v []byte, err error) {
+	err = q.db.View(func(txn *badger.Txn) (err error) {
+		v, err = readSeg(txn, rid, seq)
+		return err
 	})
-	return t, err
+	return v, err
 }
 
 func (q *Queue) gc() {
@@ -1567,8 +1724,21 @@ func (q *Queue) gc() {
 				q.log.Warn("disk nearly full: value-log GC skipped", "dir", q.dir, "free_bytes", free, "reserve_bytes", q.minFree)
 				continue
 			}
-			q.runValueLogGC(16)
+			if q.runValueLogGC(16) > 0 {
+				q.resetPassFrom()
+			}
 		}
+	}
+}
+
+// resetPassFrom makes the next head move of every route look for segments
+// from its start: value-log GC may have brought deleted ones back
+// (gcresurrect_test.go); they are deleted again.
+func (q *Queue) resetPassFrom() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for _, rt := range q.routes {
+		rt.passFrom = 0
 	}
 }
 

@@ -355,7 +355,8 @@ func TestOpenSalvagesUnreadableQueue(t *testing.T) {
 		if err := txn.Set([]byte("rb"), []byte{1, 2}); err != nil {
 			return err
 		}
-		return txn.Set(msgKey(pMsg, 3, acked["c"][4]), []byte{9, 9})
+		s := acked["c"][4] // enqueued alone: a segment of its own
+		return txn.Set(segKey(3, s, s), []byte{9, 9})
 	})
 	if cerr := db.Close(); err == nil {
 		err = cerr
@@ -407,7 +408,7 @@ func TestNextMovesDamagedMessageAside(t *testing.T) {
 	q.mu.Lock()
 	rid := q.routes["a"].id
 	q.mu.Unlock()
-	if err := q.db.Update(func(txn *badger.Txn) error { return txn.Set(msgKey(pMsg, rid, seqs[1]), []byte{7, 7, 7}) }); err != nil {
+	if err := q.db.Update(func(txn *badger.Txn) error { return txn.Set(segKey(rid, seqs[1], seqs[1]), []byte{7, 7, 7}) }); err != nil {
 		t.Fatal(err)
 	}
 	q.Close()

@@ -45,7 +45,7 @@ func salvage(db *badger.DB, from string, opts badger.Options) (SalvageReport, er
 	err = old.View(func(txn *badger.Txn) error {
 		// The registry first, then the records: a message whose route is
 		// not registered gets a route named after its id.
-		for _, prefix := range []byte{pReg, pMsg, pDead, hwmKey[0], pKV} {
+		for _, prefix := range []byte{pReg, pMeta, pSeg, pMark, pMsg, pDead, hwmKey[0], pKV} {
 			if err := salvagePrefix(txn, wb, prefix, rids, &r); err != nil {
 				return err
 			}
@@ -71,6 +71,24 @@ func salvagePrefix(txn *badger.Txn, wb *badger.WriteBatch, prefix byte, rids map
 		item := it.Item()
 		k := item.KeyCopy(nil)
 		v, err := item.ValueCopy(nil)
+		if err == nil && prefix == pMeta {
+			// Not copied (load recounts the route), but its head is: below
+			// it the segments hold acked messages.
+			if m, derr := decodeMeta(v); derr == nil && len(k) == 5 {
+				if err := wb.Set(append([]byte{pHead}, k[1:]...), be64(m.head)); err != nil {
+					return err
+				}
+			}
+			continue
+		}
+		if err == nil && prefix == pSeg {
+			if k, v, err = salvageSegment(k, v, r); err != nil {
+				return err
+			}
+			if k == nil {
+				continue
+			}
+		}
 		if err != nil || !whole(k, v) {
 			r.Lost++
 			if r.Err == "" {
@@ -81,7 +99,7 @@ func salvagePrefix(txn *badger.Txn, wb *badger.WriteBatch, prefix byte, rids map
 		switch prefix {
 		case pReg:
 			rids[binary.BigEndian.Uint32(v)] = true
-		case pMsg, pDead:
+		case pMsg, pDead, pSeg:
 			if rid := binary.BigEndian.Uint32(k[1:]); !rids[rid] {
 				rids[rid] = true
 				name := fmt.Sprintf("salvaged-route-%d", rid)
@@ -89,9 +107,11 @@ func salvagePrefix(txn *badger.Txn, wb *badger.WriteBatch, prefix byte, rids map
 					return err
 				}
 			}
-			if prefix == pMsg {
+			switch prefix {
+			case pMsg:
 				r.Messages++
-			} else {
+			case pSeg: // counted by salvageSegment
+			default:
 				r.DeadLetters++
 			}
 		case pKV:
@@ -115,6 +135,10 @@ func whole(k, v []byte) bool {
 	case pMsg:
 		var m Message
 		return len(k) == 13 && decodeMessage(v, &m) == nil
+	case pSeg: // salvageSegment made it so
+		return true
+	case pMark:
+		return len(k) == 13 && len(v) == 0
 	case pDead:
 		var d DeadLetter
 		return len(k) == 13 && decodeDead(v, &d) == nil
@@ -124,4 +148,48 @@ func whole(k, v []byte) bool {
 		return bytes.IndexByte(k[1:], 0) > 0 // "k" space NUL key
 	}
 	return false
+}
+
+// salvageSegment returns the segment (k, v) with the messages of it that
+// read, counted in r, and counts the rest lost: the segment itself when
+// all of it reads, one re-encoded from its readable messages when only some
+// do, nil when none does.
+func salvageSegment(k, v []byte, r *SalvageReport) ([]byte, []byte, error) {
+	rid, first, last, ok := parseSegKey(k)
+	if !ok {
+		r.Lost++
+		if r.Err == "" {
+			r.Err = fmt.Sprintf("record %x: %v", k, errBadRecord)
+		}
+		return nil, nil, nil
+	}
+	var w segWriter
+	w.reset(nil)
+	damaged := false
+	rd := newSegReader(first, last, v)
+	for {
+		seq, val, bad, ok := rd.next()
+		if !ok {
+			break
+		}
+		if bad {
+			damaged = true
+			continue
+		}
+		w.add(seq, val)
+	}
+	r.Messages += w.n
+	if damaged {
+		r.Lost++
+		if r.Err == "" {
+			r.Err = fmt.Sprintf("segment %x: messages after %d: %v", k, rd.seq, errBadRecord)
+		}
+	}
+	switch {
+	case w.n == 0:
+		return nil, nil, nil
+	case damaged:
+		return segKey(rid, w.first, w.last), w.b, nil
+	}
+	return k, v, nil
 }

@@ -7,7 +7,9 @@
 //
 // Layout in badger (all integers big-endian, so keys sort numerically):
 //
-//	"m" route-id(4) seq(8)  -> message           the per-route FIFO log
+//	"g" route-id(4) last(8) first(8) -> messages a segment: one route's messages of one commit (segment.go)
+//	"d" route-id(4) seq(8)  -> ""                a message removed out of order (until the head passes it)
+//	"m" route-id(4) seq(8)  -> message           the old format, one entry per message: migrated at Open
 //	"x" route-id(4) seq(8)  -> reason + message  dead letters
 //	"c" route-id(4)         -> meta              head seq, last seq, count, bytes, dead count, dead bytes
 //	"r" route-name          -> route-id          route registry
@@ -33,9 +35,11 @@
 // is followed by one whose sequence numbers continue above the old ones.
 //
 // Every commit is one synced badger transaction that carries, with the
-// messages it adds and deletes, the meta of the routes it changes: after a
-// crash the meta agrees with the data, and Open reads O(routes) records, not
-// the messages. In memory a route keeps only its forwarding window (read
+// messages it adds (one segment per route) and removes (a head moved, a
+// marker), the meta of the routes it changes: after a crash the meta agrees
+// with the data, and Open reads O(routes) records, not the messages
+// (segment.go; a queue of the old one-entry-per-message format is migrated
+// by Open first). In memory a route keeps only its forwarding window (read
 // ahead, handed out and unacked, deletes not yet committed), bounded by the
 // bridge's in-flight window. Next reads ahead from a cursor; seeks start at
 // the persisted head, so they do not walk the tombstones of acked messages.
@@ -255,7 +259,7 @@ type Queue struct {
 	visible   uint64 // highest seq synced and visible to Next
 	readBack  uint64 // messages fillLocked read back from badger (tests)
 	opsHint   int    // ops the last commit took: the next queue's capacity
-	keyChunk  []byte // delKey's current chunk
+	segBuf    []byte // the committer's segment values, reused
 	bytes     int64  // live + dead letters
 	ops       []op   // writes (acks, purges, drops) waiting for the committer
 	wake      chan struct{}
@@ -302,8 +306,10 @@ type route struct {
 
 	// disk is the meta as badger holds it after the committed transactions.
 	disk      meta
-	metaDirty bool // write the meta with the next commit
-	touched   bool // in the transaction being built
+	metaDirty bool   // write the meta with the next commit
+	passMore  bool   // the head passed more markers or segments than a commit deletes
+	passFrom  uint64 // no segment with a lower last seq is left (0: look from the start)
+	touched   bool   // in the transaction being built
 
 	// The forwarding window, bounded by the bridge's in-flight window and
 	// pushMax: never one entry per queued message. Every message below
@@ -313,6 +319,8 @@ type route struct {
 	aheadSize int                 // bytes of the values in ahead
 	inflight  []flight            // handed out, not acked, seq order
 	deleting  map[uint64]struct{} // deletes queued, not committed: reads skip them
+	marks     []uint64            // removal markers on disk, seq order (segment.go)
+	rdr       *segReader          // the segment fillLocked reads from
 	delPeak   int
 	delMax    uint64 // no seq above it is in deleting
 
@@ -394,8 +402,9 @@ func (rt *route) dropAhead(seq uint64) {
 // op is one write of a transaction, and what it changes in its route's meta.
 type op struct {
 	rt                                *route // nil: not a route's data (registry, sequence mark, meta)
-	key, val                          []byte
+	key, val                          []byte // key nil: a message's removal, written as the head or a marker
 	del                               bool
+	mark                              int8 // +1 writes rt's marker seq, -1 deletes it
 	cancel                            bool // a message dropped within its own batch: not written
 	life                              int8 // 1 + the meta.life counter this op adds one to; 0: none
 	seq                               uint64
@@ -581,6 +590,10 @@ func (q *Queue) openDB(seqFloor uint64) error {
 	}
 	err = q.load()
 	if err == nil {
+		if err = q.migrate(); err != nil {
+			db.Close()
+			return err
+		}
 		return nil
 	}
 	db.Close()
@@ -591,7 +604,9 @@ func (q *Queue) openDB(seqFloor uint64) error {
 	q.resetIndex()
 	if db, err = q.salvageInto(seqFloor, fmt.Errorf("reading index: %w", err)); err == nil {
 		q.db = db
-		err = q.load()
+		if err = q.load(); err == nil {
+			err = q.migrate()
+		}
 	}
 	if err != nil && db != nil {
 		db.Close()
