@@ -21,15 +21,13 @@ import (
 // Maximum rm and answers only a full window: once rm publishes are
 // unacknowledged it sends their rm PUBACKs in one socket write (over TLS,
 // each PUBACK in its own TLS record, as Mosquitto writes them, all records in
-// that one write). With ackEach it answers every PUBLISH at once instead, a
-// PUBACK per write. It records the seq of every PUBLISH in arrival order and
+// that one write). It records the seq of every PUBLISH in arrival order and
 // how many of its socket reads carried publishes.
 type windowUpstream struct {
-	t       testing.TB
-	ln      net.Listener
-	rm      int
-	tls     *tls.Config // nil: plain TCP
-	ackEach bool
+	t   testing.TB
+	ln  net.Listener
+	rm  int
+	tls *tls.Config // nil: plain TCP
 
 	mu         sync.Mutex
 	seqs       []uint64
@@ -37,13 +35,13 @@ type windowUpstream struct {
 	violations []string
 }
 
-func startWindowUpstream(t testing.TB, rm int, tc *tls.Config, ackEach bool) *windowUpstream {
+func startWindowUpstream(t testing.TB, rm int, tc *tls.Config) *windowUpstream {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	u := &windowUpstream{t: t, ln: ln, rm: rm, tls: tc, ackEach: ackEach}
+	u := &windowUpstream{t: t, ln: ln, rm: rm, tls: tc}
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
@@ -138,15 +136,13 @@ func (u *windowUpstream) serve(raw net.Conn) {
 		if err != nil {
 			return
 		}
-		var p *packets.Publish
-		switch pc := pk.Content.(type) {
+		switch p := pk.Content.(type) {
 		case *packets.Pingreq:
 			_, _ = c.Write([]byte{packets.PINGRESP << 4, 0})
 			continue
 		case *packets.Disconnect:
 			return
 		case *packets.Publish:
-			p = pc
 			var seq uint64
 			if p.Properties != nil {
 				for _, up := range p.Properties.User {
@@ -167,13 +163,6 @@ func (u *windowUpstream) serve(raw net.Conn) {
 		}
 		if len(window) > u.rm {
 			u.violate("%d publishes unacknowledged; Receive Maximum %d [MQTT-3.3.4-9]", len(window), u.rm)
-		}
-		if u.ackEach {
-			if _, err := c.Write([]byte{packets.PUBACK << 4, 2, byte(p.PacketID >> 8), byte(p.PacketID)}); err != nil {
-				return
-			}
-			window = window[:0]
-			continue
 		}
 		if len(window) < u.rm {
 			continue
@@ -197,10 +186,8 @@ func (u *windowUpstream) serve(raw net.Conn) {
 // write per PUBACK, over plain TCP and over TLS with each PUBACK in its own
 // TLS record (crypto/tls returns one record per Read, so the bridge cannot
 // count PUBACKs in its own buffer: it releases before reading the socket
-// again). An upstream that answers each PUBLISH at once, a PUBACK per write,
-// must not draw the bridge into a PUBLISH per write either: a full window
-// waits for half of it to be free. Every message still arrives in queue
-// order and is acknowledged to the queue only after its PUBACK.
+// again). Every message still arrives in queue order and is acknowledged to
+// the queue only after its PUBACK.
 func TestWindowRefillBatched(t *testing.T) {
 	const rm, n = 20, 400 // n a multiple of rm: every window is full
 	pki := gatewaytest.NewPKI(t, "batch")
@@ -210,19 +197,15 @@ func TestWindowRefillBatched(t *testing.T) {
 	}
 	pool := x509.NewCertPool()
 	pool.AddCert(pki.CA)
-	srv := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	for _, tc := range []struct {
-		name    string
-		srv     *tls.Config
-		ackEach bool
+		name string
+		srv  *tls.Config
 	}{
-		{"plain TCP, window acknowledged in one write", nil, false},
-		{"TLS, window acknowledged in one write, a record per PUBACK", srv, false},
-		{"plain TCP, a write per PUBACK", nil, true},
-		{"TLS, a write per PUBACK", srv, true},
+		{"plain TCP", nil},
+		{"TLS, one record per PUBACK", &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			up := startWindowUpstream(t, rm, tc.srv, tc.ackEach)
+			up := startWindowUpstream(t, rm, tc.srv)
 			q := newAckTrace(newTestQueue(t))
 			sent := enqueueSensors(t, q, 4, n/4, time.Now)
 			cfg := Config{
@@ -270,10 +253,8 @@ func TestWindowRefillBatched(t *testing.T) {
 			// n/rm windows: each one PUBACK read, one slot release, one
 			// write of publishes (the first window is written before any
 			// PUBACK). Twice that is slack for a window's PUBACKs split
-			// across two reads; one release or write per PUBACK is n. An
-			// upstream writing each PUBACK alone may have them read one by
-			// one, but each write still carries rm/2 publishes or more.
-			if want := 2 * n / rm; !tc.ackEach && st.SlotReleases > uint64(want) {
+			// across two reads; one release or write per PUBACK is n.
+			if want := 2 * n / rm; st.SlotReleases > uint64(want) {
 				t.Errorf("slot releases: got %d for %d PUBACKs in %d windows; want at most %d (the PUBACKs of one read released together)", st.SlotReleases, n, n/rm, want)
 			}
 			if want := 2*n/rm + 2; st.Writes > uint64(want) {

@@ -22,11 +22,13 @@
 // the PUBACKs that arrived in one read of the socket free their slots
 // together, just before the reader reads the socket again (sockread.go:
 // below TLS, since crypto/tls returns one record per Read and Mosquitto
-// writes each PUBACK in its own record); once the window was full the writer
-// waits for half of it (at most 64 slots) to be free, then writes every
+// writes each PUBACK in its own record); the writer then writes every
 // publish it can take into the connection's buffer and flushes once, when it
 // would wait (window full, queue empty, pacing). State.Writes and
-// State.SlotReleases count both.
+// State.SlotReleases count both. The writer does not hold back a free slot
+// to wait for more: Mosquitto leaves Nagle on (no set_tcp_nodelay), so its
+// second PUBACK waits for our TCP ACK, which the kernel delays up to 40 ms
+// when we send nothing; each PUBLISH we write carries that ACK.
 //
 // Delivery is owned by the queue (package store), never by the MQTT client:
 // a message leaves the queue only on its upstream PUBACK, and after a lost

@@ -45,22 +45,15 @@ type session struct {
 	// unreleased; the reader releases them all at once just before it reads
 	// the connection again (sockConn.beforeRead), so the PUBACKs that came
 	// in one read let the writer send the next publishes in one write.
-	// slotFree (capacity 1) wakes the writer waiting for slots.
-	//
-	// Once the window was full, the writer waits until refill slots are
-	// free before it writes again (full is set meanwhile). Refilling each
-	// slot as its PUBACK comes would settle into one PUBLISH per write and
-	// one PUBACK per read for good: every write, read and wake-up on both
-	// sides per message, whose latency on a busy machine is what holds the
-	// throughput of a small window (Receive Maximum 20) down.
+	// slotFree (capacity 1) wakes the writer waiting for a slot. The writer
+	// takes every free slot at once, never waiting for more: see the package
+	// doc on Nagle at the upstream.
 	window     int
-	refill     int
 	unreleased int // reader goroutine only
 	slotFree   chan struct{}
 
 	mu       sync.Mutex
-	held     int  // window slots taken
-	full     bool // the window was full: wait for refill free slots
+	held     int // window slots taken
 	inflight map[uint16]pending
 	nextID   uint16
 
@@ -216,7 +209,6 @@ func (s *session) refused(ca *packets.Connack, addr string) error {
 func (b *Bridge) established(s *session, gen uint64, sessionPresent bool) {
 	window := min(b.cfg.Inflight, int(s.server.receiveMax))
 	s.window = window
-	s.refill = refillOf(window)
 	s.connected = b.cfg.Now()
 	s.lastRead.Store(time.Now().UnixNano())
 
@@ -446,31 +438,13 @@ func (s *session) run(ctx context.Context) error {
 	return first
 }
 
-// refillMax bounds the slots the writer waits for once the window was
-// full: 64 publishes of a few hundred bytes fill one write well, and a
-// large window stays nearly full.
-const refillMax = 64
-
-// refillOf is the free slots a full window of size window waits for: half
-// the window, 1 to refillMax.
-func refillOf(window int) int {
-	return max(1, min(window/2, refillMax))
-}
-
 // take takes a window slot for a QoS 1 publish, records it in flight and
-// returns its packet identifier; ok is false when the window is full, or
-// was and has fewer than refill slots free again.
+// returns its packet identifier; ok is false when the window is full.
 func (s *session) take(p pending) (id uint16, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.held >= s.window {
-		s.full = true
-	}
-	if s.full {
-		if s.window-s.held < s.refill {
-			return 0, false
-		}
-		s.full = false
+		return 0, false
 	}
 	s.held++
 	for {
@@ -686,12 +660,8 @@ func (s *session) releaseAcked() {
 	s.unreleased = 0
 	s.mu.Lock()
 	s.held -= n
-	wake := s.window-s.held >= s.refill
 	s.mu.Unlock()
 	s.b.c.releases.Add(1)
-	if !wake {
-		return // the writer needs more (or is not waiting)
-	}
 	select {
 	case s.slotFree <- struct{}{}:
 	default: // already signalled
