@@ -14,16 +14,20 @@ import (
 //
 //	go test -run '^$' -bench BenchmarkForward -benchtime 50000x ./bridge
 func BenchmarkForward(b *testing.B) {
-	b.Run("store", func(b *testing.B) { benchForward(b, newTestQueue(b)) })
+	b.Run("store", func(b *testing.B) { benchForward(b, newTestQueue(b), 1000) })
 	// The in-memory queue isolates the bridge's own cost from the store's.
-	b.Run("memqueue", func(b *testing.B) { benchForward(b, newMemQueue(b)) })
+	b.Run("memqueue", func(b *testing.B) { benchForward(b, newMemQueue(b), 1000) })
+	// A small Receive Maximum (Mosquitto's default, and near AWS IoT
+	// Core's 100): publish/write and puback/read tell how well the window
+	// is refilled in batches.
+	b.Run("store-rm20", func(b *testing.B) { benchForward(b, newTestQueue(b), 20) })
 }
 
-func benchForward(b *testing.B, q testQueue) {
-	m := startMosquitto(b, mosquittoOpts{maxInflight: 1000})
+func benchForward(b *testing.B, q testQueue, window int) {
+	m := startMosquitto(b, mosquittoOpts{maxInflight: window})
 	fillTelemetry(b, q)
 	cfg := testConfig(m, telemetry)
-	cfg.Inflight = 1000
+	cfg.Inflight = window
 	br, err := New(cfg, q, newRecPublisher(), nil)
 	if err != nil {
 		b.Fatal(err)
@@ -41,7 +45,10 @@ func benchForward(b *testing.B, q testQueue) {
 		b.Fatal(err)
 	}
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
-	b.ReportMetric(float64(br.State().Window), "window")
+	st := br.State()
+	b.ReportMetric(float64(st.Window), "window")
+	b.ReportMetric(float64(st.Sent)/float64(max(st.Writes, 1)), "publish/write")
+	b.ReportMetric(float64(st.Acked)/float64(max(st.SlotReleases, 1)), "puback/read")
 }
 
 // awaitAcked waits, bounded by 5 minutes, until br has b.N messages acked

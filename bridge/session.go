@@ -48,8 +48,12 @@ type session struct {
 	// slotFree (capacity 1) wakes the writer waiting for a slot. The writer
 	// takes every free slot at once, never waiting for more: see the package
 	// doc on Nagle at the upstream.
+	// The queue hears of those PUBACKs (Queue.Ack of acks) after the
+	// writer was woken, so the store's lock, which the publishers' commits
+	// also take, never holds back the window.
 	window     int
-	unreleased int // reader goroutine only
+	unreleased int      // reader goroutine only
+	acks       []uint64 // reader goroutine only
 	slotFree   chan struct{}
 
 	mu       sync.Mutex
@@ -516,6 +520,7 @@ func (s *session) deadLetter(p pending, code byte, reason string) {
 // properties (every 3.1.1 PUBACK, nearly every MQTT 5 one) take a fast path;
 // the rest is read by the protocol's reader.
 func (s *session) readLoop(ctx context.Context) error {
+	defer s.releaseAcked() // what was acknowledged is acknowledged to the queue, also on the way out
 	readOne := s.readOne5
 	if s.v311 {
 		readOne = s.readOne311
@@ -646,26 +651,29 @@ func (s *session) onPuback(id uint16, code byte, props *packets.Properties) {
 		s.deadLetter(pd, code, fmt.Sprintf("upstream PUBACK 0x%02x %s %s", code, reason, reasonString(props)))
 		return
 	}
-	s.ack(pd.seq)
+	s.acks = append(s.acks, pd.seq)
 }
 
 // releaseAcked gives the window slots of the PUBACKs handled since the
-// last call back to the writer, at once, and wakes it. The reader calls it
-// before each read from the connection and before it may wait.
+// last call back to the writer, at once, wakes it, and then acknowledges
+// their messages to the queue. The reader calls it before each read from
+// the connection, before it may wait, and when it returns.
 func (s *session) releaseAcked() {
-	n := s.unreleased
-	if n == 0 {
-		return
+	if n := s.unreleased; n > 0 {
+		s.unreleased = 0
+		s.mu.Lock()
+		s.held -= n
+		s.mu.Unlock()
+		s.b.c.releases.Add(1)
+		select {
+		case s.slotFree <- struct{}{}:
+		default: // already signalled
+		}
 	}
-	s.unreleased = 0
-	s.mu.Lock()
-	s.held -= n
-	s.mu.Unlock()
-	s.b.c.releases.Add(1)
-	select {
-	case s.slotFree <- struct{}{}:
-	default: // already signalled
+	for _, seq := range s.acks {
+		s.ack(seq)
 	}
+	s.acks = s.acks[:0]
 }
 
 // inboundLoop publishes what came down, in order, and acknowledges each
