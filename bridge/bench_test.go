@@ -2,6 +2,8 @@ package bridge
 
 import (
 	"context"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -75,4 +77,64 @@ func fillTelemetry(b *testing.B, q testQueue) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkForwardLive measures the bridge forwarding while the messages
+// are being queued (64 writers, each enqueueing in turn and waiting for its
+// commit, as sensors with a PUBACK outstanding do), to a Mosquitto upstream
+// announcing Receive Maximum 20: msgs/s from the first enqueue to the last
+// upstream PUBACK acknowledged to the queue, and how many PUBLISHes left per
+// write to the upstream.
+//
+//	go test -run '^$' -bench BenchmarkForwardLive -benchtime 50000x ./bridge
+func BenchmarkForwardLive(b *testing.B) {
+	const writers, window = 64, 20
+	q := newTestQueue(b)
+	m := startMosquitto(b, mosquittoOpts{maxInflight: window})
+	cfg := testConfig(m, telemetry)
+	cfg.Inflight = window
+	br, err := New(cfg, q, newRecPublisher(), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- br.Run(ctx) }()
+	for !br.State().Connected {
+		select {
+		case err := <-done:
+			b.Fatalf("bridge stopped before connecting: %v", err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	payload := make([]byte, 100)
+	b.ResetTimer()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			dev := fmt.Sprintf("sensor-%02d", w)
+			for i := w; i < b.N; i += writers {
+				if _, err := q.Enqueue(context.Background(), store.Message{Route: telemetry.Name, Topic: "building/" + dev + "/temp",
+					Payload: payload, QoS: 1, Device: dev, Time: time.Now().UnixNano()}); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	awaitAcked(b, br, "")
+	elapsed := time.Since(start)
+	b.StopTimer()
+	cancel()
+	if err := <-done; err != nil {
+		b.Fatal(err)
+	}
+	st := br.State()
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
+	b.ReportMetric(float64(st.Sent)/float64(max(st.Writes, 1)), "publish/write")
+	b.ReportMetric(float64(st.Acked)/float64(max(st.SlotReleases, 1)), "puback/read")
 }
