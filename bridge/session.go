@@ -57,8 +57,8 @@ type session struct {
 	slotFree   chan struct{}
 
 	mu       sync.Mutex
-	held     int // window slots taken
-	inflight map[uint16]pending
+	held     int                // window slots taken
+	inflight map[uint32]pending // by packet identifier (uint32: Go's maps have a fast path for it, not for uint16)
 	nextID   uint16
 
 	lastRead atomic.Int64 // unix nanos of the last packet read
@@ -166,7 +166,7 @@ func (b *Bridge) newSession(up Upstream, nc net.Conn) *session {
 		b: b, up: up, nc: nc,
 		br:       bufio.NewReaderSize(nc, bufSize),
 		bw:       bufio.NewWriterSize(nc, bufSize),
-		inflight: make(map[uint16]pending, b.cfg.Inflight),
+		inflight: make(map[uint32]pending, b.cfg.Inflight),
 		inbound:  make(chan *packets.Publish, inboundMax),
 		ctrlAck:  make(chan ctrlAnswer, 1),
 		slotFree: make(chan struct{}, 1),
@@ -456,8 +456,8 @@ func (s *session) take(p pending) (id uint16, ok bool) {
 		if s.nextID > maxPublishID || s.nextID == 0 {
 			s.nextID = 1
 		}
-		if _, used := s.inflight[s.nextID]; !used {
-			s.inflight[s.nextID] = p
+		if _, used := s.inflight[uint32(s.nextID)]; !used {
+			s.inflight[uint32(s.nextID)] = p
 			s.b.inflight.Add(1)
 			return s.nextID, true
 		}
@@ -626,9 +626,9 @@ func (s *session) onCtrlAck(a ctrlAnswer) {
 // negative reason code [MQTT-3.4.2-1]. PUBACKs may arrive in any order.
 func (s *session) onPuback(id uint16, code byte, props *packets.Properties) {
 	s.mu.Lock()
-	pd, ok := s.inflight[id]
+	pd, ok := s.inflight[uint32(id)]
 	if ok {
-		delete(s.inflight, id)
+		delete(s.inflight, uint32(id))
 	}
 	s.mu.Unlock()
 	if !ok {

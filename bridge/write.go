@@ -212,7 +212,7 @@ func (w *writer) register(ctx context.Context, p pending) (uint16, error) {
 // releaseSlot undoes register for a publish that was never written.
 func (s *session) releaseSlot(id uint16) {
 	s.mu.Lock()
-	delete(s.inflight, id)
+	delete(s.inflight, uint32(id))
 	s.held--
 	s.mu.Unlock()
 	s.b.inflight.Add(-1)
