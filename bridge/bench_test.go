@@ -2,6 +2,8 @@ package bridge
 
 import (
 	"context"
+	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,16 +16,20 @@ import (
 //
 //	go test -run '^$' -bench BenchmarkForward -benchtime 50000x ./bridge
 func BenchmarkForward(b *testing.B) {
-	b.Run("store", func(b *testing.B) { benchForward(b, newTestQueue(b)) })
+	b.Run("store", func(b *testing.B) { benchForward(b, newTestQueue(b), 1000) })
 	// The in-memory queue isolates the bridge's own cost from the store's.
-	b.Run("memqueue", func(b *testing.B) { benchForward(b, newMemQueue(b)) })
+	b.Run("memqueue", func(b *testing.B) { benchForward(b, newMemQueue(b), 1000) })
+	// A small Receive Maximum (Mosquitto's default, and near AWS IoT
+	// Core's 100): publish/write and puback/read tell how well the window
+	// is refilled in batches.
+	b.Run("store-rm20", func(b *testing.B) { benchForward(b, newTestQueue(b), 20) })
 }
 
-func benchForward(b *testing.B, q testQueue) {
-	m := startMosquitto(b, mosquittoOpts{maxInflight: 1000})
+func benchForward(b *testing.B, q testQueue, window int) {
+	m := startMosquitto(b, mosquittoOpts{maxInflight: window})
 	fillTelemetry(b, q)
 	cfg := testConfig(m, telemetry)
-	cfg.Inflight = 1000
+	cfg.Inflight = window
 	br, err := New(cfg, q, newRecPublisher(), nil)
 	if err != nil {
 		b.Fatal(err)
@@ -41,7 +47,10 @@ func benchForward(b *testing.B, q testQueue) {
 		b.Fatal(err)
 	}
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
-	b.ReportMetric(float64(br.State().Window), "window")
+	st := br.State()
+	b.ReportMetric(float64(st.Window), "window")
+	b.ReportMetric(float64(st.Sent)/float64(max(st.Writes, 1)), "publish/write")
+	b.ReportMetric(float64(st.Acked)/float64(max(st.SlotReleases, 1)), "puback/read")
 }
 
 // awaitAcked waits, bounded by 5 minutes, until br has b.N messages acked
@@ -68,4 +77,64 @@ func fillTelemetry(b *testing.B, q testQueue) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkForwardLive measures the bridge forwarding while the messages
+// are being queued (64 writers, each enqueueing in turn and waiting for its
+// commit, as sensors with a PUBACK outstanding do), to a Mosquitto upstream
+// announcing Receive Maximum 20: msgs/s from the first enqueue to the last
+// upstream PUBACK acknowledged to the queue, and how many PUBLISHes left per
+// write to the upstream.
+//
+//	go test -run '^$' -bench BenchmarkForwardLive -benchtime 50000x ./bridge
+func BenchmarkForwardLive(b *testing.B) {
+	const writers, window = 64, 20
+	q := newTestQueue(b)
+	m := startMosquitto(b, mosquittoOpts{maxInflight: window})
+	cfg := testConfig(m, telemetry)
+	cfg.Inflight = window
+	br, err := New(cfg, q, newRecPublisher(), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- br.Run(ctx) }()
+	for !br.State().Connected {
+		select {
+		case err := <-done:
+			b.Fatalf("bridge stopped before connecting: %v", err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	payload := make([]byte, 100)
+	b.ResetTimer()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			dev := fmt.Sprintf("sensor-%02d", w)
+			for i := w; i < b.N; i += writers {
+				if _, err := q.Enqueue(context.Background(), store.Message{Route: telemetry.Name, Topic: "building/" + dev + "/temp",
+					Payload: payload, QoS: 1, Device: dev, Time: time.Now().UnixNano()}); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	awaitAcked(b, br, "")
+	elapsed := time.Since(start)
+	b.StopTimer()
+	cancel()
+	if err := <-done; err != nil {
+		b.Fatal(err)
+	}
+	st := br.State()
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
+	b.ReportMetric(float64(st.Sent)/float64(max(st.Writes, 1)), "publish/write")
+	b.ReportMetric(float64(st.Acked)/float64(max(st.SlotReleases, 1)), "puback/read")
 }

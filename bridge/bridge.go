@@ -294,6 +294,14 @@ type State struct {
 	// [MQTT-3.4.2.1]; a rising count means the cloud side is not listening.
 	NoSubscribers  uint64
 	UnknownPubacks uint64 // PUBACKs for a packet identifier not in flight on that connection: ignored
+	// Writes counts writes to the upstream connection (flushes of its
+	// buffer: PUBLISHes, PUBACKs, pings); Sent/Writes is how many PUBLISHes
+	// leave per write. SlotReleases counts the times the reader gave the
+	// window slots of the PUBACKs it had read back to the writer, all of
+	// those from one read of the connection at once: Acked/SlotReleases is
+	// how many PUBACKs came per read.
+	Writes       uint64
+	SlotReleases uint64
 
 	InboundReceived  uint64 // PUBLISH packets from the upstream
 	InboundDelivered uint64 // published locally
@@ -370,6 +378,7 @@ type counters struct {
 	reconnects, sent, acked, deadLettered, resent, paced atomic.Uint64
 	noSubscribers, unknownPubacks                        atomic.Uint64
 	inReceived, inDelivered, inDropped                   atomic.Uint64
+	writes, releases                                     atomic.Uint64
 }
 
 // New checks cfg and returns a Bridge. q and local must not be nil; logger
@@ -453,6 +462,8 @@ func (b *Bridge) State() State {
 	s.Resent = b.c.resent.Load()
 	s.NoSubscribers = b.c.noSubscribers.Load()
 	s.UnknownPubacks = b.c.unknownPubacks.Load()
+	s.Writes = b.c.writes.Load()
+	s.SlotReleases = b.c.releases.Load()
 	s.Paced = b.c.paced.Load()
 	s.InboundReceived = b.c.inReceived.Load()
 	s.InboundDelivered = b.c.inDelivered.Load()

@@ -17,6 +17,19 @@
 //     negative PUBACK), and an inbound path that hands commands to the
 //     [Publisher].
 //
+// The window is refilled in batches, so that a small Receive Maximum (20)
+// does not cost a write, a read and a wake-up on both sides per message:
+// the PUBACKs that arrived in one read of the socket free their slots
+// together, just before the reader reads the socket again (sockread.go:
+// below TLS, since crypto/tls returns one record per Read and Mosquitto
+// writes each PUBACK in its own record); the writer then writes every
+// publish it can take into the connection's buffer and flushes once, when it
+// would wait (window full, queue empty, pacing). State.Writes and
+// State.SlotReleases count both. The writer does not hold back a free slot
+// to wait for more: Mosquitto leaves Nagle on (no set_tcp_nodelay), so its
+// second PUBACK waits for our TCP ACK, which the kernel delays up to 40 ms
+// when we send nothing; each PUBLISH we write carries that ACK.
+//
 // Delivery is owned by the queue (package store), never by the MQTT client:
 // a message leaves the queue only on its upstream PUBACK, and after a lost
 // connection the queue is rewound so every unacknowledged message is sent

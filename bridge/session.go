@@ -39,10 +39,26 @@ type session struct {
 	bw      *bufio.Writer
 	scratch []byte
 
-	slots chan struct{} // in-flight window: a send acquires, a PUBACK releases
+	// The in-flight window: window slots (our Inflight, at most the
+	// server's Receive Maximum [MQTT-3.3.4-9]), held of them taken by QoS 1
+	// publishes written and not yet released. A PUBACK frees its slot in
+	// unreleased; the reader releases them all at once just before it reads
+	// the connection again (sockConn.beforeRead), so the PUBACKs that came
+	// in one read let the writer send the next publishes in one write.
+	// slotFree (capacity 1) wakes the writer waiting for a slot. The writer
+	// takes every free slot at once, never waiting for more: see the package
+	// doc on Nagle at the upstream.
+	// The queue hears of those PUBACKs (Queue.Ack of acks) after the
+	// writer was woken, so the store's lock, which the publishers' commits
+	// also take, never holds back the window.
+	window     int
+	unreleased int      // reader goroutine only
+	acks       []uint64 // reader goroutine only
+	slotFree   chan struct{}
 
 	mu       sync.Mutex
-	inflight map[uint16]pending
+	held     int                // window slots taken
+	inflight map[uint32]pending // by packet identifier (uint32: Go's maps have a fast path for it, not for uint16)
 	nextID   uint16
 
 	lastRead atomic.Int64 // unix nanos of the last packet read
@@ -87,7 +103,7 @@ func (b *Bridge) dial(ctx context.Context, up Upstream) (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	nc, err := b.openConn(cctx, up, addr)
+	nc, sc, err := b.openConn(cctx, up, addr)
 	if err != nil {
 		return nil, err
 	}
@@ -101,6 +117,7 @@ func (b *Bridge) dial(ctx context.Context, up Upstream) (*session, error) {
 	defer stop()
 
 	s := b.newSession(up, nc)
+	sc.beforeRead = s.releaseAcked
 	ca, err := s.connect(pass)
 	if err != nil {
 		nc.Close()
@@ -126,16 +143,19 @@ func (b *Bridge) dial(ctx context.Context, up Upstream) (*session, error) {
 }
 
 // openConn opens the transport to up: TCP (through the proxy if one is
-// configured), then TLS for a TLS scheme.
-func (b *Bridge) openConn(ctx context.Context, up Upstream, addr string) (net.Conn, error) {
-	nc, err := b.dialTCP(ctx, addr)
+// configured), then TLS for a TLS scheme. sc is the byte stream below TLS
+// (nc itself without TLS), whose reads the session watches.
+func (b *Bridge) openConn(ctx context.Context, up Upstream, addr string) (nc net.Conn, sc *sockConn, err error) {
+	tcp, err := b.dialTCP(ctx, addr)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
+	sc = &sockConn{Conn: tcp}
 	if isTLSScheme(up.URL.Scheme) {
-		return b.tlsHandshake(ctx, nc, up, addr)
+		nc, err = b.tlsHandshake(ctx, sc, up, addr)
+		return nc, sc, err
 	}
-	return nc, nil
+	return sc, sc, nil
 }
 
 // newSession is the session on nc before CONNECT: the server's limits at
@@ -146,9 +166,10 @@ func (b *Bridge) newSession(up Upstream, nc net.Conn) *session {
 		b: b, up: up, nc: nc,
 		br:       bufio.NewReaderSize(nc, bufSize),
 		bw:       bufio.NewWriterSize(nc, bufSize),
-		inflight: make(map[uint16]pending, b.cfg.Inflight),
+		inflight: make(map[uint32]pending, b.cfg.Inflight),
 		inbound:  make(chan *packets.Publish, inboundMax),
 		ctrlAck:  make(chan ctrlAnswer, 1),
+		slotFree: make(chan struct{}, 1),
 		server:   serverLimits{receiveMax: 65535, maxQoS: 2, retain: true},
 		nextID:   b.lastID,
 		v311:     b.cfg.Protocol == MQTT311,
@@ -191,7 +212,7 @@ func (s *session) refused(ca *packets.Connack, addr string) error {
 // and the certificate generation it connected under (gen, for SwapIdentity).
 func (b *Bridge) established(s *session, gen uint64, sessionPresent bool) {
 	window := min(b.cfg.Inflight, int(s.server.receiveMax))
-	s.slots = make(chan struct{}, window)
+	s.window = window
 	s.connected = b.cfg.Now()
 	s.lastRead.Store(time.Now().UnixNano())
 
@@ -421,19 +442,24 @@ func (s *session) run(ctx context.Context) error {
 	return first
 }
 
-// register records an in-flight publish and returns its packet identifier.
-func (s *session) register(p pending) uint16 {
+// take takes a window slot for a QoS 1 publish, records it in flight and
+// returns its packet identifier; ok is false when the window is full.
+func (s *session) take(p pending) (id uint16, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.held >= s.window {
+		return 0, false
+	}
+	s.held++
 	for {
 		s.nextID++
 		if s.nextID > maxPublishID || s.nextID == 0 {
 			s.nextID = 1
 		}
-		if _, used := s.inflight[s.nextID]; !used {
-			s.inflight[s.nextID] = p
+		if _, used := s.inflight[uint32(s.nextID)]; !used {
+			s.inflight[uint32(s.nextID)] = p
 			s.b.inflight.Add(1)
-			return s.nextID
+			return s.nextID, true
 		}
 	}
 }
@@ -455,6 +481,7 @@ func (s *session) flushLocked() error {
 	if s.bw.Buffered() == 0 {
 		return nil
 	}
+	s.b.c.writes.Add(1)
 	_ = s.nc.SetWriteDeadline(time.Now().Add(s.writeTimeout()))
 	return s.bw.Flush()
 }
@@ -493,6 +520,7 @@ func (s *session) deadLetter(p pending, code byte, reason string) {
 // properties (every 3.1.1 PUBACK, nearly every MQTT 5 one) take a fast path;
 // the rest is read by the protocol's reader.
 func (s *session) readLoop(ctx context.Context) error {
+	defer s.releaseAcked() // what was acknowledged is acknowledged to the queue, also on the way out
 	readOne := s.readOne5
 	if s.v311 {
 		readOne = s.readOne311
@@ -577,6 +605,7 @@ func (s *session) received(ctx context.Context, p *packets.Publish) error {
 		return fmt.Errorf("upstream sent a QoS %d PUBLISH on %q; subscriptions are QoS 1 at most (protocol error)", p.QoS, p.Topic)
 	}
 	s.b.c.inReceived.Add(1)
+	s.releaseAcked() // before the send, which may wait
 	select {
 	case s.inbound <- p:
 		return nil
@@ -597,9 +626,9 @@ func (s *session) onCtrlAck(a ctrlAnswer) {
 // negative reason code [MQTT-3.4.2-1]. PUBACKs may arrive in any order.
 func (s *session) onPuback(id uint16, code byte, props *packets.Properties) {
 	s.mu.Lock()
-	pd, ok := s.inflight[id]
+	pd, ok := s.inflight[uint32(id)]
 	if ok {
-		delete(s.inflight, id)
+		delete(s.inflight, uint32(id))
 	}
 	s.mu.Unlock()
 	if !ok {
@@ -609,7 +638,7 @@ func (s *session) onPuback(id uint16, code byte, props *packets.Properties) {
 		s.b.log.Debug("PUBACK for an unknown packet identifier", "packet_id", id)
 		return
 	}
-	<-s.slots
+	s.unreleased++
 	s.b.inflight.Add(-1)
 	if f := s.b.tracePuback; f != nil {
 		f(pd.seq, code)
@@ -622,7 +651,29 @@ func (s *session) onPuback(id uint16, code byte, props *packets.Properties) {
 		s.deadLetter(pd, code, fmt.Sprintf("upstream PUBACK 0x%02x %s %s", code, reason, reasonString(props)))
 		return
 	}
-	s.ack(pd.seq)
+	s.acks = append(s.acks, pd.seq)
+}
+
+// releaseAcked gives the window slots of the PUBACKs handled since the
+// last call back to the writer, at once, wakes it, and then acknowledges
+// their messages to the queue. The reader calls it before each read from
+// the connection, before it may wait, and when it returns.
+func (s *session) releaseAcked() {
+	if n := s.unreleased; n > 0 {
+		s.unreleased = 0
+		s.mu.Lock()
+		s.held -= n
+		s.mu.Unlock()
+		s.b.c.releases.Add(1)
+		select {
+		case s.slotFree <- struct{}{}:
+		default: // already signalled
+		}
+	}
+	for _, seq := range s.acks {
+		s.ack(seq)
+	}
+	s.acks = s.acks[:0]
 }
 
 // inboundLoop publishes what came down, in order, and acknowledges each

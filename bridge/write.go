@@ -187,34 +187,34 @@ func (w *writer) take(ctx context.Context, bk *bucket) error {
 	return bk.take(ctx)
 }
 
-// acquireSlot takes a place in the in-flight window for a QoS 1 publish.
-// When the window is full it flushes (so the server sees what we wrote)
-// and waits for a PUBACK to free one.
-func (w *writer) acquireSlot(ctx context.Context) error {
+// register takes a place in the in-flight window for a QoS 1 publish p
+// and returns its packet identifier. When the window is full it flushes (so
+// the server sees what we wrote) and waits until the reader releases the
+// slots of the PUBACKs it read (releaseAcked): all of those that came in
+// one read at once, so the publishes that refill them leave in one flush.
+func (w *writer) register(ctx context.Context, p pending) (uint16, error) {
 	s := w.s
-	select {
-	case s.slots <- struct{}{}:
-		return nil
-	default:
-	}
-	if err := w.flush(); err != nil {
-		return err
-	}
-	select {
-	case s.slots <- struct{}{}:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
+	for {
+		if id, ok := s.take(p); ok {
+			return id, nil
+		}
+		if err := w.flush(); err != nil {
+			return 0, err
+		}
+		select {
+		case <-s.slotFree:
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		}
 	}
 }
 
-// releaseSlot undoes acquireSlot and register for a publish that was never
-// written.
+// releaseSlot undoes register for a publish that was never written.
 func (s *session) releaseSlot(id uint16) {
 	s.mu.Lock()
-	delete(s.inflight, id)
+	delete(s.inflight, uint32(id))
+	s.held--
 	s.mu.Unlock()
-	<-s.slots
 	s.b.inflight.Add(-1)
 }
 
@@ -226,10 +226,10 @@ func (w *writer) publish(ctx context.Context, m store.Message, out outbound) err
 	s := w.s
 	var id uint16
 	if out.qos > 0 {
-		if err := w.acquireSlot(ctx); err != nil {
+		var err error
+		if id, err = w.register(ctx, out.pending(m)); err != nil {
 			return err
 		}
-		id = s.register(out.pending(m))
 	}
 	s.scratch = s.appendPublish(s.scratch[:0], out.remote, out.payload, m, out.qos, id)
 	if max := s.server.maxPacket; max > 0 && uint32(len(s.scratch)) > max {
