@@ -344,6 +344,17 @@ func TestOpenSalvagesUnreadableQueue(t *testing.T) {
 		t.Fatal(err)
 	}
 	kv.Close()
+	// What a kill -9 leaves: a write-ahead log not yet flushed. Put back
+	// under a later id after the damage, it makes the damaged queue's logs
+	// numbered above the ones a new queue starts with.
+	mems, _ := filepath.Glob(filepath.Join(dir, "*.mem"))
+	if len(mems) == 0 {
+		t.Fatal("no write-ahead log in the open queue")
+	}
+	unflushed, err := os.ReadFile(mems[len(mems)-1])
+	if err != nil {
+		t.Fatal(err)
+	}
 	q.Close()
 	// Damage: route b's registry entry, and one message of route c.
 	// The store's value-log size: badger's default (2 GiB) cannot be mapped on 32-bit.
@@ -362,6 +373,10 @@ func TestOpenSalvagesUnreadableQueue(t *testing.T) {
 		err = cerr
 	}
 	if err != nil {
+		t.Fatal(err)
+	}
+
+	if err := os.WriteFile(filepath.Join(dir, "00009.mem"), unflushed, 0o600); err != nil {
 		t.Fatal(err)
 	}
 
@@ -391,6 +406,20 @@ func TestOpenSalvagesUnreadableQueue(t *testing.T) {
 	}
 	if seq := enq(t, q, "a", "new"); seq <= acked["c"][len(acked["c"])-1] {
 		t.Fatalf("new seq %d not above the salvaged ones", seq)
+	}
+	// That commit was synced in the new queue's write-ahead log, not in a
+	// file of the queue moved aside (the syncers are reopened on salvage).
+	s := q.walSync
+	if s.fd == nil {
+		t.Fatal("no write-ahead log synced after the salvage")
+	}
+	got, err := s.fd.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := os.Stat(filepath.Join(dir, fmt.Sprintf("%05d.mem", s.fdID)))
+	if err != nil || !os.SameFile(got, want) {
+		t.Fatalf("the commit after a salvage synced %s (id %d), not the new queue's log in %s (%v)", s.fd.Name(), s.fdID, dir, err)
 	}
 }
 

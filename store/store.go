@@ -581,10 +581,7 @@ func (q *Queue) openDB(seqFloor uint64) error {
 		return classify(err)
 	}
 	q.db = db
-	if q.walSync, err = newLogSyncer(q.dir, ".mem"); err == nil {
-		q.vlogSync, err = newLogSyncer(q.dir, ".vlog")
-	}
-	if err != nil {
+	if err := q.openSyncers(); err != nil {
 		db.Close()
 		return err
 	}
@@ -604,12 +601,30 @@ func (q *Queue) openDB(seqFloor uint64) error {
 	q.resetIndex()
 	if db, err = q.salvageInto(seqFloor, fmt.Errorf("reading index: %w", err)); err == nil {
 		q.db = db
-		if err = q.load(); err == nil {
-			err = q.migrate()
+		// The syncers still follow the moved queue's files; the new queue
+		// numbers its own from the start, and commits must sync those.
+		if err = q.openSyncers(); err == nil {
+			if err = q.load(); err == nil {
+				err = q.migrate()
+			}
 		}
 	}
 	if err != nil && db != nil {
 		db.Close()
+	}
+	return err
+}
+
+// openSyncers (re)opens the log syncers on the queue's current files.
+func (q *Queue) openSyncers() error {
+	for _, s := range []*logSyncer{q.walSync, q.vlogSync} {
+		if s != nil {
+			s.close()
+		}
+	}
+	var err error
+	if q.walSync, err = newLogSyncer(q.dir, ".mem"); err == nil {
+		q.vlogSync, err = newLogSyncer(q.dir, ".vlog")
 	}
 	return err
 }
