@@ -69,10 +69,7 @@ func (q *Queue) KV(space string) (*KV, error) {
 	}
 	kv := &KV{q: q, prefix: append([]byte{pKV}, space+"\x00"...)}
 	var err error
-	if kv.wal, err = newLogSyncer(q.dir, ".mem"); err == nil {
-		kv.vlog, err = newLogSyncer(q.dir, ".vlog")
-	}
-	if err != nil {
+	if kv.wal, kv.vlog, err = newLogSyncers(q.dir); err != nil {
 		return nil, fmt.Errorf("key space %q in %q: %w", space, q.dir, err)
 	}
 	return kv, nil

@@ -58,6 +58,19 @@ func newLogSyncer(dir, ext string) (*logSyncer, error) {
 	return s, nil
 }
 
+// newLogSyncers opens the syncers of both logs of the queue in dir: the
+// write-ahead log and the value log. On error neither stays open.
+func newLogSyncers(dir string) (wal, vlog *logSyncer, err error) {
+	if wal, err = newLogSyncer(dir, ".mem"); err != nil {
+		return nil, nil, err
+	}
+	if vlog, err = newLogSyncer(dir, ".vlog"); err != nil {
+		wal.close()
+		return nil, nil, err
+	}
+	return wal, vlog, nil
+}
+
 func (s *logSyncer) parse(name string) (int64, bool) {
 	stem, ok := strings.CutSuffix(name, s.ext)
 	if !ok {

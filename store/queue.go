@@ -1773,15 +1773,11 @@ func (q *Queue) runValueLogGC(max int) int {
 
 func (q *Queue) gcOne() error {
 	// The logs GC may write to: the current ones and any it rotates to.
-	wal, err := newLogSyncer(q.dir, ".mem")
+	wal, vlog, err := newLogSyncers(q.dir)
 	if err != nil {
 		return err
 	}
 	defer wal.close()
-	vlog, err := newLogSyncer(q.dir, ".vlog")
-	if err != nil {
-		return err
-	}
 	defer vlog.close()
 	txn := q.db.NewTransaction(false)
 	defer txn.Discard()

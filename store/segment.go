@@ -547,15 +547,11 @@ func (q *Queue) migrateRoute(rt *route) (int, error) {
 // writeSynced writes ops as one transaction and syncs it, with log syncers
 // of its own taken before the write (Open's migration).
 func (q *Queue) writeSynced(ops []op) error {
-	wal, err := newLogSyncer(q.dir, ".mem")
+	wal, vlog, err := newLogSyncers(q.dir)
 	if err != nil {
 		return err
 	}
 	defer wal.close()
-	vlog, err := newLogSyncer(q.dir, ".vlog")
-	if err != nil {
-		return err
-	}
 	defer vlog.close()
 	if err := q.write(ops); err != nil {
 		return err

@@ -623,9 +623,7 @@ func (q *Queue) openSyncers() error {
 		}
 	}
 	var err error
-	if q.walSync, err = newLogSyncer(q.dir, ".mem"); err == nil {
-		q.vlogSync, err = newLogSyncer(q.dir, ".vlog")
-	}
+	q.walSync, q.vlogSync, err = newLogSyncers(q.dir)
 	return err
 }
 
