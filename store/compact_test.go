@@ -34,9 +34,12 @@ func TestCompactionsDrivenByWrites(t *testing.T) {
 		t.Fatalf("idle queue: %d level-0 checks while nothing was written; want 0", got-c0)
 	}
 
-	// 24 KiB payloads stay in the LSM tree (below valueThreshold): about
-	// 330 per 8 MiB memtable, so 4,800 of them flush more than a dozen.
-	const writers, per, size = 8, 600, 24 << 10
+	// Payloads of 3/4 of valueThreshold (at most 24 KiB) stay in the LSM
+	// tree, and enough of them to flush more than a dozen memtables: 4,800
+	// of 24 KiB on 64-bit, about 4,900 of 6 KiB on 32-bit (its 8 KiB threshold).
+	const writers = 8
+	size := min(24<<10, valueThreshold*3/4)
+	per := max(600, 12*int(memTableSize)/(writers*size)*6/5)
 	if size >= valueThreshold || writers*per*size < 12*int(memTableSize) {
 		t.Fatalf("test sizes no longer flush a dozen memtables through the LSM tree (memtable %d, threshold %d)", memTableSize, valueThreshold)
 	}
