@@ -42,20 +42,7 @@ func startWindowUpstream(t testing.TB, rm int, tc *tls.Config) *windowUpstream {
 		t.Fatal(err)
 	}
 	u := &windowUpstream{t: t, ln: ln, rm: rm, tls: tc}
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			wg.Add(1)
-			go func() { defer wg.Done(); u.serve(c) }()
-		}
-	}()
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	gatewaytest.ServeAll(t, ln, u.serve)
 	return u
 }
 
