@@ -60,8 +60,16 @@ func (g *bridgeGW) launch(t testing.TB, tailBytes int) {
 // 15 s to stop) and, when the test failed, logs the daemon's whole output.
 func runDaemon(t testing.TB, conf string) (p *os.Process, exited <-chan struct{}, log *gatewaytest.Buffer) {
 	t.Helper()
+	return runDaemonEnv(t, conf, nil)
+}
+
+// runDaemonEnv is runDaemon with the daemon's whole environment given (nil:
+// the test's own).
+func runDaemonEnv(t testing.TB, conf string, env []string) (p *os.Process, exited <-chan struct{}, log *gatewaytest.Buffer) {
+	t.Helper()
 	log = new(gatewaytest.Buffer)
 	cmd := exec.Command(gatewaytest.Edgegw(t), "run", "-c", conf)
+	cmd.Env = env
 	cmd.Stdout, cmd.Stderr = log, log
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -10,7 +10,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -73,28 +72,13 @@ limits: {memory_limit: %[8]s}
 	if err := os.MkdirAll(filepath.Join(dir, "state"), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	log := new(gatewaytest.Buffer)
-	cmd := exec.Command(gatewaytest.Edgegw(t), "run", "-c", conf)
+	var daemonEnv []string
 	for _, kv := range os.Environ() {
 		if !strings.HasPrefix(kv, "GOGC=") && !strings.HasPrefix(kv, "GOMEMLIMIT=") {
-			cmd.Env = append(cmd.Env, kv)
+			daemonEnv = append(daemonEnv, kv)
 		}
 	}
-	cmd.Env = append(cmd.Env, env...)
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		if !gatewaytest.Terminate(cmd.Process, exited, 15*time.Second) {
-			t.Errorf("edgegw run did not stop within 15s of SIGTERM")
-		}
-		if t.Failed() {
-			t.Logf("edgegw log:\n%s", log.String())
-		}
-	})
+	runDaemonEnv(t, conf, append(daemonEnv, env...))
 	gatewaytest.WaitListening(t, metrics, 15*time.Second)
 	return metrics
 }
