@@ -39,6 +39,31 @@ func enq(t testing.TB, q *Queue, route, payload string) uint64 {
 	return seq
 }
 
+// submitAll submits msg(0) to msg(n-1), all before waiting for any, so they
+// go in as few commits as the committer makes, then waits for every commit;
+// it returns their sequence numbers in order.
+func submitAll(t testing.TB, q *Queue, n int, msg func(i int) Message) []uint64 {
+	t.Helper()
+	ctx := context.Background()
+	tickets := make([]Ticket, 0, n)
+	for i := range n {
+		tk, err := q.Submit(ctx, msg(i))
+		if err != nil {
+			t.Fatalf("Submit of message %d: %v", i, err)
+		}
+		tickets = append(tickets, tk)
+	}
+	seqs := make([]uint64, 0, n)
+	for i, tk := range tickets {
+		seq, err := tk.Wait(ctx)
+		if err != nil {
+			t.Fatalf("commit of message %d: %v", i, err)
+		}
+		seqs = append(seqs, seq)
+	}
+	return seqs
+}
+
 func next(t testing.TB, q *Queue) Message {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

@@ -186,20 +186,9 @@ func TestReplayOnce(t *testing.T) {
 func TestReplayChunks(t *testing.T) {
 	q := openT(t, Options{})
 	const n = 2*replayChunk + 100
-	ctx := context.Background()
-	tickets := make([]Ticket, 0, n)
-	for i := range n {
-		tk, err := q.Submit(ctx, Message{Route: "a", Topic: "t", Payload: []byte(fmt.Sprint(i))})
-		if err != nil {
-			t.Fatal(err)
-		}
-		tickets = append(tickets, tk)
-	}
-	for _, tk := range tickets {
-		if _, err := tk.Wait(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
+	submitAll(t, q, n, func(i int) Message {
+		return Message{Route: "a", Topic: "t", Payload: []byte(fmt.Sprint(i))}
+	})
 	var want []string
 	for i := range n {
 		m := next(t, q)
@@ -213,7 +202,7 @@ func TestReplayChunks(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	rep, err := q.ReplayDeadLetters(ctx, DeadFilter{Reason: "0x87"})
+	rep, err := q.ReplayDeadLetters(context.Background(), DeadFilter{Reason: "0x87"})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,7 +2,6 @@ package store
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"fmt"
 	"path/filepath"
@@ -353,25 +352,11 @@ func countKeys(t *testing.T, q *Queue, prefix byte) int {
 func TestSegmentHeadAndMarkers(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "q")
 	q := openT(t, Options{Dir: dir})
-	ctx := context.Background()
 	// One commit: Submit all, then wait (the committer may still split
 	// them; the test does not depend on how).
-	var tickets []Ticket
-	for i := range 20 {
-		tk, err := q.Submit(ctx, Message{Route: "a", Topic: "t", Payload: fmt.Appendf(nil, "m%02d", i), QoS: 1})
-		if err != nil {
-			t.Fatal(err)
-		}
-		tickets = append(tickets, tk)
-	}
-	var seqs []uint64
-	for _, tk := range tickets {
-		seq, err := tk.Wait(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		seqs = append(seqs, seq)
-	}
+	seqs := submitAll(t, q, 20, func(i int) Message {
+		return Message{Route: "a", Topic: "t", Payload: fmt.Appendf(nil, "m%02d", i), QoS: 1}
+	})
 	for range 20 {
 		next(t, q)
 	}
@@ -508,25 +493,14 @@ func TestPurgeDeletesEverySegment(t *testing.T) {
 // of its own. All come out in order.
 func TestSegmentsStayBelowThreshold(t *testing.T) {
 	q := openT(t, Options{})
-	ctx := context.Background()
 	payload := bytes.Repeat([]byte("p"), 500)
-	var tickets []Ticket
-	for i := range 600 {
+	submitAll(t, q, 600, func(i int) Message {
 		p := append(fmt.Appendf(nil, "%03d", i), payload...)
 		if i == 300 {
 			p = bytes.Repeat([]byte("B"), valueThreshold+10)
 		}
-		tk, err := q.Submit(ctx, Message{Route: "a", Topic: "t", Payload: p, QoS: 1})
-		if err != nil {
-			t.Fatal(err)
-		}
-		tickets = append(tickets, tk)
-	}
-	for _, tk := range tickets {
-		if _, err := tk.Wait(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
+		return Message{Route: "a", Topic: "t", Payload: p, QoS: 1}
+	})
 	var big int
 	if err := q.db.View(func(txn *badger.Txn) error {
 		it := txn.NewIterator(badger.IteratorOptions{Prefix: []byte{pSeg}})
@@ -575,20 +549,9 @@ func TestSegmentsStayBelowThreshold(t *testing.T) {
 func TestReadBackAcrossSegments(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "q")
 	q := openT(t, Options{Dir: dir})
-	ctx := context.Background()
-	var tickets []Ticket
-	for i := range 300 {
-		tk, err := q.Submit(ctx, Message{Route: "a", Topic: "t", Payload: fmt.Appendf(nil, "%03d", i), QoS: 1})
-		if err != nil {
-			t.Fatal(err)
-		}
-		tickets = append(tickets, tk)
-	}
-	for _, tk := range tickets {
-		if _, err := tk.Wait(ctx); err != nil {
-			t.Fatal(err)
-		}
-	}
+	submitAll(t, q, 300, func(i int) Message {
+		return Message{Route: "a", Topic: "t", Payload: fmt.Appendf(nil, "%03d", i), QoS: 1}
+	})
 	q.Close()
 	q = openT(t, Options{Dir: dir})
 	want := func(from, to int, skip ...int) []string {
