@@ -74,26 +74,33 @@ func appendMessage(b []byte, m *Message) []byte {
 var errBadRecord = errors.New("damaged record")
 
 func decodeMessage(b []byte, m *Message) error {
-	if len(b) < 11 || b[0] != encVersion {
+	flags, qos, t, topic, device, payload, ok := splitMessage(b)
+	if !ok {
 		return errBadRecord
 	}
-	m.Retain = b[1]&1 != 0
-	m.QoS = b[2]
-	m.Time = int64(binary.BigEndian.Uint64(b[3:]))
+	m.Retain, m.QoS, m.Time = flags&1 != 0, qos, t
+	m.Topic, m.Device, m.Payload = string(topic), string(device), payload
+	return nil
+}
+
+// splitMessage splits the per-message encoding (appendMessage) into its
+// fields, without copying; ok is false when it does not parse.
+func splitMessage(b []byte) (flags, qos byte, t int64, topic, device, payload []byte, ok bool) {
+	if len(b) < 11 || b[0] != encVersion {
+		return
+	}
+	flags, qos, t = b[1], b[2], int64(binary.BigEndian.Uint64(b[3:]))
 	b = b[11:]
 	n, k := binary.Uvarint(b)
 	if k <= 0 || uint64(len(b)-k) < n {
-		return errBadRecord
+		return
 	}
-	m.Topic = string(b[k : k+int(n)])
-	b = b[k+int(n):]
+	topic, b = b[k:k+int(n)], b[k+int(n):]
 	n, k = binary.Uvarint(b)
 	if k <= 0 || uint64(len(b)-k) < n {
-		return errBadRecord
+		return
 	}
-	m.Device = string(b[k : k+int(n)])
-	m.Payload = b[k+int(n):]
-	return nil
+	return flags, qos, t, topic, b[k : k+int(n)], b[k+int(n):], true
 }
 
 // dead letter value: uvarint len(reason) reason, int64 time, message

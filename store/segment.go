@@ -87,28 +87,14 @@ type oldMsg struct {
 	val           []byte
 }
 
-func parseOld(v []byte) (m oldMsg) {
-	m.val = v
-	if len(v) < 11 || v[0] != encVersion || v[1]&^1 != 0 || v[2] > 3 {
-		m.raw = true
-		return m
+// parseOld parses v as decodeMessage does (splitMessage), and also
+// refuses flags and a QoS a segment cannot hold: such a record is kept raw.
+func parseOld(v []byte) oldMsg {
+	flags, qos, t, topic, device, payload, ok := splitMessage(v)
+	if !ok || flags&^1 != 0 || qos > 3 {
+		return oldMsg{val: v, raw: true}
 	}
-	m.retain, m.qos = v[1]&1 != 0, v[2]
-	m.time = int64(binary.BigEndian.Uint64(v[3:]))
-	b := v[11:]
-	n, k := binary.Uvarint(b)
-	if k <= 0 || uint64(len(b)-k) < n {
-		m.raw = true
-		return m
-	}
-	m.topic, b = b[k:k+int(n)], b[k+int(n):]
-	n, k = binary.Uvarint(b)
-	if k <= 0 || uint64(len(b)-k) < n {
-		m.raw = true
-		return m
-	}
-	m.device, m.payload = b[k:k+int(n)], b[k+int(n):]
-	return m
+	return oldMsg{retain: flags&1 != 0, qos: qos, time: t, topic: topic, device: device, payload: payload, val: v}
 }
 
 // segWriter encodes one segment.
