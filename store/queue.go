@@ -588,6 +588,7 @@ type commitTxn struct {
 	arena      []byte
 	segBuf     []byte
 	more       bool // a head left markers or segments to delete: commit again
+	passLeft   int  // deletes behind the heads this commit may still take
 	passed     []passed
 	undo       []savedMeta
 	lsm        uint64
@@ -680,18 +681,24 @@ func (q *Queue) takeOpsLocked(c *commitTxn, hold bool) []op {
 	}
 	n := 0
 	for ; !hold && n < len(q.ops) && entries < txnMaxEntries; n++ {
-		e := est(q.ops[n].key, q.ops[n].val)
+		e, k := opCost(&q.ops[n])
 		if e > budget && n > 0 {
 			break
 		}
 		budget -= e
-		entries++
+		entries += k
 	}
 	// A dead letter is a delete and a set: never split over two commits
 	// (a crash between them would lose the message).
 	if n > 0 && n < len(q.ops) && q.ops[n].life == lifeDeadLettered+1 && q.ops[n-1].del && q.ops[n-1].seq == q.ops[n].seq {
 		n++
 	}
+	// What the heads pass is deleted within what is left, and never less
+	// than an eighth of the entries (so the deletes go on under load): at
+	// most txnMaxEntries + txnMaxEntries/8 + 2 entries in all, and in bytes
+	// txnBudget, one op over it and the eighth's deletes, under badger's
+	// limits (2 x txnMaxEntries, 2 x txnBudget).
+	c.passLeft = max(min(txnMaxEntries-entries, budget/passCost), txnMaxEntries/8)
 	ops := q.ops[:n:n]
 	q.ops = q.ops[n:]
 	if len(q.ops) == 0 {
@@ -789,8 +796,24 @@ func (q *Queue) metaLocked(c *commitTxn) {
 
 // maxPassed bounds the markers and segments one commit deletes behind a
 // head (more wait for the next commit that moves the head: below the head
-// nothing is read, so they only take space until then).
+// nothing is read, so they only take space until then). All routes of a
+// commit share c.passLeft too (takeOpsLocked): badger refuses a whole
+// transaction over its limits (ErrTxnTooBig), and a refused commit would
+// take its deletes again, and fail again, with every commit after it.
 const maxPassed = 1024
+
+// passCost is est of the largest delete behind a head (a segment's key).
+const passCost = 21 + 10
+
+// opCost is what op o adds to a transaction: est bytes and badger entries.
+// A removal inside a segment (no key) writes a marker and may delete the
+// segment it was alone in (metaLocked).
+func opCost(o *op) (bytes, entries int) {
+	if o.key == nil && o.rt != nil {
+		return 2 * passCost, 2
+	}
+	return est(o.key, o.val), 1
+}
 
 // passedLocked deletes, with c, what rt's new head passed: its markers
 // below it and its segments wholly below it.
@@ -799,32 +822,39 @@ const maxPassed = 1024
 // commit, and the committer commits again at once (commit: c.more): an idle
 // queue after a large purge does not keep them.
 func (q *Queue) passedLocked(c *commitTxn, rt *route) {
-	head, n := rt.disk.head, 0
+	head, n, limit := rt.disk.head, 0, min(maxPassed, c.passLeft)
+	defer func() { c.passLeft -= n }()
 	rt.passMore = false
 	for _, s := range rt.marks {
 		if s >= head {
 			break
 		}
-		if n >= maxPassed {
+		if n >= limit {
 			rt.passMore = true
 			break
 		}
 		c.derived = append(c.derived, op{rt: rt, key: msgKey(pMark, rt.id, s), del: true, seq: s, mark: -1})
 		n++
 	}
-	if q.dbClosed.Load() {
+	switch {
+	case q.dbClosed.Load():
 		return
+	case n >= limit:
+		rt.passMore = true // its segments, if any, with the next commit
+	default:
+		_ = q.db.View(func(txn *badger.Txn) error {
+			room := limit - n
+			segs := deadSegments(txn, rt.id, rt.passFrom, head, room+1)
+			if len(segs) > room {
+				segs, rt.passMore = segs[:room], true
+			}
+			for _, k := range segs {
+				c.derived = append(c.derived, op{key: k, del: true})
+			}
+			n += len(segs)
+			return nil
+		})
 	}
-	_ = q.db.View(func(txn *badger.Txn) error {
-		segs := deadSegments(txn, rt.id, rt.passFrom, head, maxPassed+1)
-		if len(segs) > maxPassed {
-			segs, rt.passMore = segs[:maxPassed], true
-		}
-		for _, k := range segs {
-			c.derived = append(c.derived, op{key: k, del: true})
-		}
-		return nil
-	})
 	if rt.passMore {
 		rt.metaDirty = true // touched by the next commit
 		c.more = true

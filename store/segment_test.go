@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"fmt"
 	"path/filepath"
@@ -633,4 +634,65 @@ func FuzzSegmentReader(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestHeadsPassingManyMarkersFitOneCommit: several routes whose heads pass
+// more markers at once than one badger transaction holds (badger refuses a
+// transaction of 15% of a memtable in entries or bytes: ErrTxnTooBig). The
+// deletes behind the heads share one allowance per commit, so the commit
+// that moves the heads is written; before, every route took up to
+// maxPassed markers and maxPassed segments of its own, the transaction was
+// refused, its acks went back to wait and every later commit carried them
+// again: the queue refused every new message from then on.
+func TestHeadsPassingManyMarkersFitOneCommit(t *testing.T) {
+	q := openT(t, Options{})
+	const routes = 4
+	n := maxPassed + 100
+	seqs := make([][]uint64, routes)
+	for r := range routes {
+		route := fmt.Sprintf("r%d", r)
+		seqs[r] = submitAll(t, q, n, func(i int) Message {
+			return Message{Route: route, Topic: "t", Payload: []byte(fmt.Sprint(i)), QoS: 1}
+		})
+	}
+	// Everything but each route's first message: markers, the heads stay.
+	for r := range routes {
+		for _, s := range seqs[r][1:] {
+			if err := q.Ack(s); err != nil {
+				t.Fatalf("Ack(%d): %v", s, err)
+			}
+		}
+	}
+	if err := q.sync(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := countKeys(t, q, pMark), routes*(n-1); got != want {
+		t.Fatalf("%d markers before the heads move; want %d", got, want)
+	}
+	// The first messages together: one commit moves every head past
+	// routes x (n-1) markers.
+	for r := range routes {
+		if err := q.Ack(seqs[r][0]); err != nil {
+			t.Fatalf("Ack(%d): %v", seqs[r][0], err)
+		}
+	}
+	left := -1
+	for range 100 {
+		if err := q.sync(); err != nil {
+			t.Fatal(err)
+		}
+		if left = countKeys(t, q, pSeg) + countKeys(t, q, pMark); left == 0 {
+			break
+		}
+	}
+	if left != 0 {
+		t.Fatalf("%d segments and markers left after the heads passed them; want none", left)
+	}
+	if _, err := q.Enqueue(context.Background(), Message{Route: "r0", Topic: "t", Payload: []byte("after"), QoS: 1}); err != nil {
+		t.Fatalf("Enqueue after the heads moved: %v", err)
+	}
+	m, err := q.Next(context.Background())
+	if err != nil || string(m.Payload) != "after" {
+		t.Fatalf("Next: %q, %v; want the message enqueued after the acks", m.Payload, err)
+	}
 }
