@@ -663,11 +663,18 @@ func TestHeadsPassingManyMarkersFitOneCommit(t *testing.T) {
 			}
 		}
 	}
-	if err := q.sync(); err != nil {
-		t.Fatal(err)
+	// One sync writes what one transaction holds: more for the rest.
+	marks, want := 0, routes*(n-1)
+	for range 100 {
+		if err := q.sync(); err != nil {
+			t.Fatal(err)
+		}
+		if marks = countKeys(t, q, pMark); marks == want {
+			break
+		}
 	}
-	if got, want := countKeys(t, q, pMark), routes*(n-1); got != want {
-		t.Fatalf("%d markers before the heads move; want %d", got, want)
+	if marks != want {
+		t.Fatalf("%d markers before the heads move; want %d", marks, want)
 	}
 	// The first messages together: one commit moves every head past
 	// routes x (n-1) markers.
