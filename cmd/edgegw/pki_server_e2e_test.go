@@ -40,40 +40,9 @@ func TestE2EServerCertRenewalTPM(t *testing.T) {
 	mosqPub := hwtest.Require(t, "mosquitto_pub", "mosquitto-clients")
 	openssl := hwtest.Require(t, "openssl", "openssl")
 	stdbuf := hwtest.Require(t, "stdbuf", "coreutils")
-	root := t.TempDir()
-	sw := hwtest.StartSWTPM(t)
-	uri := sw.URI("handle=0x81000124")
-	addr := gatewaytest.FreeAddr(t)
+	site := newTPMListenerSite(t, "--ip", "127.0.0.1")
+	root, conf, addr, certs, issued := site.root, site.conf, site.addr, site.certs, site.issued
 	_, port, _ := net.SplitHostPort(addr)
-	conf := filepath.Join(root, "edgegw.yaml")
-	cfg := fmt.Sprintf(`version: 1
-site: e2e
-state_dir: %[1]s/state
-listeners:
-  - name: lan
-    address: %[2]q
-    tls: {ca: pki/ca.crt, cert: lan.crt, key: %[3]q, crl: pki/crl.pem}
-devices: devices.yaml
-policies: policies/
-store: {dir: %[1]s/state/queue}
-metrics: {address: ""}
-admin: {socket: %[1]s/state/admin.sock}
-audit: {file: %[1]s/audit.log}
-`, root, addr, uri)
-	gatewaytest.WriteFile(t, conf, []byte(cfg), 0o644)
-	gatewaytest.WriteFile(t, filepath.Join(root, "policies", "sensor.json"), []byte(renewSensorPolicy), 0o644)
-	if err := os.MkdirAll(filepath.Join(root, "state"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	mustRun(t, "pki", "init", "-c", conf, "--host", "localhost")
-	mustRun(t, "key", "create", "--key", uri)
-	var issued pkicmd.ServerJSON
-	if err := json.Unmarshal([]byte(mustRun(t, "pki", "server", "-c", conf, "--key", uri, "--ip", "127.0.0.1", "-o", "json")), &issued); err != nil || issued.Action != "issued" {
-		t.Fatalf("pki server --key %s: %+v, %v; want issued", uri, issued, err)
-	}
-	certs := filepath.Join(root, "certs")
-	mustRun(t, "pki", "issue", "-c", conf, "sensor-a", "sensor-b", "--policy", "sensor", "--out", certs)
-
 	startRun(t, conf, addr)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
@@ -187,3 +156,51 @@ audit: {file: %[1]s/audit.log}
 		t.Errorf("sensor-a connected %d times; want once (it stays connected through the renewal)", connects)
 	}
 }
+
+// tpmListenerSite is a site whose LAN listener's key is in swtpm (handle
+// 0x81000124): the site CA (pki init), the key, its server certificate
+// (pki server with serverArgs) and sensors sensor-a and sensor-b in certs.
+type tpmListenerSite struct {
+	root, conf, addr, uri, certs string
+	sw                           *hwtest.SWTPM
+	issued                       pkicmd.ServerJSON
+}
+
+func newTPMListenerSite(t *testing.T, serverArgs ...string) *tpmListenerSite {
+	t.Helper()
+	root := t.TempDir()
+	sw := hwtest.StartSWTPM(t)
+	uri := sw.URI("handle=0x81000124")
+	addr := gatewaytest.FreeAddr(t)
+	conf := filepath.Join(root, "edgegw.yaml")
+	cfg := fmt.Sprintf(`version: 1
+site: e2e
+state_dir: %[1]s/state
+listeners:
+  - name: lan
+    address: %[2]q
+    tls: {ca: pki/ca.crt, cert: lan.crt, key: %[3]q, crl: pki/crl.pem}
+devices: devices.yaml
+policies: policies/
+store: {dir: %[1]s/state/queue}
+metrics: {address: ""}
+admin: {socket: %[1]s/state/admin.sock}
+audit: {file: %[1]s/audit.log}
+`, root, addr, uri)
+	gatewaytest.WriteFile(t, conf, []byte(cfg), 0o644)
+	gatewaytest.WriteFile(t, filepath.Join(root, "policies", "sensor.json"), []byte(renewSensorPolicy), 0o644)
+	if err := os.MkdirAll(filepath.Join(root, "state"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, "pki", "init", "-c", conf, "--host", "localhost")
+	mustRun(t, "key", "create", "--key", uri)
+	var issued pkicmd.ServerJSON
+	args := append([]string{"pki", "server", "-c", conf, "--key", uri, "-o", "json"}, serverArgs...)
+	if err := json.Unmarshal([]byte(mustRun(t, args...)), &issued); err != nil || issued.Action != "issued" {
+		t.Fatalf("pki server --key %s: %+v, %v; want issued", uri, issued, err)
+	}
+	certs := filepath.Join(root, "certs")
+	mustRun(t, "pki", "issue", "-c", conf, "sensor-a", "sensor-b", "--policy", "sensor", "--out", certs)
+	return &tpmListenerSite{root: root, conf: conf, addr: addr, uri: uri, certs: certs, sw: sw, issued: issued}
+}
+
