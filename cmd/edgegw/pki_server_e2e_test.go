@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -17,6 +19,7 @@ import (
 	"github.com/edgegw/edgegw/cmd/edgegw/pkicmd"
 	"github.com/edgegw/edgegw/gateway/gatewaytest"
 	"github.com/edgegw/edgegw/gateway/pki"
+	"github.com/edgegw/edgegw/hw"
 	"github.com/edgegw/edgegw/hw/hwtest"
 )
 
@@ -204,3 +207,84 @@ audit: {file: %[1]s/audit.log}
 	return &tpmListenerSite{root: root, conf: conf, addr: addr, uri: uri, certs: certs, sw: sw, issued: issued}
 }
 
+// serverCertUnitCommand is the command edgegw-server-cert.service runs (its
+// ExecStart, with its Environment= values expanded), as arguments to
+// edgegw, with the config path replaced by conf.
+func serverCertUnitCommand(t *testing.T, conf string) []string {
+	t.Helper()
+	unit, err := os.ReadFile(filepath.Join("..", "..", "packaging", "edgegw-server-cert.service"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{}
+	var exec []string
+	for _, l := range strings.Split(string(unit), "\n") {
+		if v, ok := strings.CutPrefix(l, "Environment="); ok {
+			k, val, _ := strings.Cut(v, "=")
+			env[k] = val
+		}
+		if v, ok := strings.CutPrefix(l, "ExecStart="); ok {
+			exec = strings.Fields(v)
+		}
+	}
+	if len(exec) < 2 || exec[0] != "/usr/bin/edgegw" {
+		t.Fatalf("edgegw-server-cert.service: ExecStart %q; want /usr/bin/edgegw ...", exec)
+	}
+	args := exec[1:]
+	for i, a := range args {
+		a = os.Expand(a, func(k string) string { return env[k] })
+		if a == "/etc/edgegw/edgegw.yaml" {
+			a = conf
+		} else if strings.HasPrefix(a, "/") {
+			t.Fatalf("edgegw-server-cert.service: ExecStart names %s: this test knows only the config path", a)
+		}
+		args[i] = a
+	}
+	return args
+}
+
+// TestServerCertUnitBesideDaemon: the command edgegw-server-cert.timer runs
+// (read from the packaged unit) renews a due LAN certificate whose key is in
+// swtpm while the daemon, which holds swtpm's one connection, runs; the
+// daemon serves it without a restart, and a second run finds nothing due.
+// The periodic renewal keeps the key (--reuse-key): a new key would need the
+// config's tls.key changed and a restart, and a TPM or HSM key never leaves
+// its device; so the renewal needs only the public key of the certificate
+// the CA issued, and does not open (or wait for) the TPM at all. Without
+// --reuse-key in the unit, it opened the key and gave up (after 30 s).
+func TestServerCertUnitBesideDaemon(t *testing.T) {
+	site := newTPMListenerSite(t, "--ip", "127.0.0.1", "--days", "10") // due: the unit renews 30 days before
+	startRun(t, site.conf, site.addr)
+	defer func(w, tw time.Duration) { pkicmd.ServerKeyWait, hw.TPMTimeout = w, tw }(pkicmd.ServerKeyWait, hw.TPMTimeout)
+	pkicmd.ServerKeyWait, hw.TPMTimeout = 2*time.Second, 2*time.Second // opening the key fails fast here
+
+	args := serverCertUnitCommand(t, site.conf)
+	code, out, errOut := edgegw(t, args...)
+	if code != 0 || !strings.Contains(out, "renewed") {
+		t.Fatalf("edgegw %s (the timer's command) beside the daemon: exit %d\n%s%s", strings.Join(args, " "), code, out, errOut)
+	}
+	caPEM, err := os.ReadFile(filepath.Join(site.root, "pki", pki.CACertFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(caPEM)
+	var served *x509.Certificate
+	for range 100 { // the daemon watches its files
+		c, err := tls.Dial("tcp", site.addr, &tls.Config{RootCAs: roots, ServerName: "127.0.0.1"})
+		if err == nil {
+			served = c.ConnectionState().PeerCertificates[0]
+			_ = c.Close()
+		}
+		if served != nil && time.Until(served.NotAfter) > 11*24*time.Hour {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if served == nil || time.Until(served.NotAfter) < 11*24*time.Hour {
+		t.Fatalf("the daemon serves %v; want the renewed certificate (the CA's server_days)", served)
+	}
+	if code, out, errOut := edgegw(t, args...); code != 0 || !strings.Contains(out, "not due") {
+		t.Errorf("the timer's command again: exit %d\n%s%s; want not due", code, out, errOut)
+	}
+}
