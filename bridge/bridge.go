@@ -124,6 +124,12 @@ type Config struct {
 	Routes         []Route
 	SessionExpiry  time.Duration // upstream session expiry; default 1h (inbound commands queued upstream while offline survive that long)
 	OnDeadLetter   func(DeadLetter)
+	// HoldInbound leaves every inbound PUBLISH but a Call's response
+	// undelivered and unacknowledged: the upstream keeps it in the session
+	// and sends it again at the next connect [MQTT-4.4.0-1]. For a bridge
+	// that only makes Calls while the gateway is stopped (`edgegw key
+	// rotate`), so the commands queued upstream are not lost to it.
+	HoldInbound bool
 	// Now is the clock (tests); default time.Now.
 	Now func() time.Time
 }

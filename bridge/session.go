@@ -693,6 +693,8 @@ func (s *session) inboundLoop(ctx context.Context) error {
 		switch {
 		case b.tapped(p.Topic, p.Payload):
 			// A Call's response: not for the local broker.
+		case b.cfg.HoldInbound:
+			continue // not acknowledged: sent again after the next connect
 		case ok:
 			local := r.LocalTopic(p.Topic)
 			if err := b.local.PublishLocal(local, p.Payload, p.Retain, min(p.QoS, r.wireQoS())); errors.Is(err, ErrLocalUnavailable) && p.QoS == 1 {

@@ -15,6 +15,12 @@
 // "tpm-sealed:PATH[;device=...|;tcp=...]". OpenOrCreateSecret (the daemon) makes a missing one;
 // OpenSecret (inspection tools) creates only the tpm-sealed blob, as it always did.
 //
+// A TPM that does not answer (hung, or swtpm stopped) fails a command after TPMTimeout (key
+// generation TPMCreateTimeout) with ErrTimeout, naming the TPM and what to do; the TCP and
+// device transports of go-tpm have no deadline of their own (see tpm.go).
+//
+// ReadCRLs is the one reader of CRL files (the listener's trust and the metrics use it).
+//
 // Role: the only package of edgegw that opens private key material. It imports nothing from
 // this module (cmd/edgegw/deps_test.go enforces it) and never logs or prints keys or PINs.
 package hw

@@ -40,6 +40,9 @@ var (
 	ErrWrongTPM = errors.New("sealed by another TPM or the TPM was cleared")
 	// ErrPIN: the PKCS#11 PIN is missing, unreadable or wrong.
 	ErrPIN = errors.New("PKCS#11 PIN problem")
+	// ErrTimeout: the TPM did not answer a command (or stayed busy) within its deadline: it is
+	// hung or stopped (TPMTimeout).
+	ErrTimeout = errors.New("no answer from the TPM")
 )
 
 // URIError names the URI an operation failed on. URI never contains a PIN.

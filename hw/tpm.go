@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"math/big"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -32,11 +33,27 @@ import (
 //     under the owner hierarchy, re-created on demand (it is deterministic) and never persisted.
 //   - A connection that fails below the TPM protocol (swtpm restarted, socket closed) is dropped
 //     and re-opened on the next operation.
+//   - Every command has a deadline (TPMTimeout; key generation TPMCreateTimeout), and a signature
+//     waits at most TPMTimeout for the TPM to be free: the TPM transports have none, and a hung TPM
+//     (swtpm stopped with SIGSTOP accepts connections and never answers; a wedged device) would
+//     otherwise hold a TLS handshake, the daemon or an `edgegw` command for ever. On expiry the
+//     connection is closed (which ends the blocked read on a socket or a pollable device), the
+//     error wraps ErrTimeout, and the next operation opens a new connection.
 
 const (
 	defaultTPMDevice = "/dev/tpmrm0"
 	tpmRetries       = 10
 	tpmOwner         = uint32(tpm2.TPMRHOwner)
+)
+
+// TPM deadlines. A TPM answers a signature, a read or a load in milliseconds (its spec allows
+// 2 s for the long ones); generating a key takes longer, an RSA key on a slow TPM up to a minute
+// (Linux allows 300 s). TPMTimeout is below the LAN listener's handshake deadline (10 s by
+// default), so a handshake a hung TPM fails is audited with this package's error, not as a
+// timeout. Variables for tests.
+var (
+	TPMTimeout       = 5 * time.Second // one command, and the wait for the TPM to be free to sign
+	TPMCreateTimeout = 3 * time.Minute // TPM2_Create, TPM2_CreatePrimary, TPM2_CreateLoaded
 )
 
 type tpmConn struct {
@@ -115,24 +132,154 @@ func (c *tpmConn) do(ctx context.Context, fn func(t transport.TPM) error) error 
 	select {
 	case c.sem <- struct{}{}:
 	case <-ctx.Done():
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return fmt.Errorf("%w: %s stayed busy with another operation: %s", ErrTimeout, c.where(), c.timeoutHelp())
+		}
 		return ctx.Err()
 	}
 	defer func() { <-c.sem }()
 	if c.t == nil {
-		t, err := c.open()
+		t, err := c.openBounded(ctx)
 		if err != nil {
 			return err
 		}
 		c.t = t
 	}
-	err := fn(retrying{c.t})
+	err := fn(retrying{&bounded{c: c, ctx: ctx}})
 	var rc tpm2.TPMRC
 	if err != nil && !errors.As(err, &rc) && !errors.Is(err, ErrNotFound) && !errors.Is(err, ErrExists) && !errors.Is(err, ErrUnsupported) && !errors.Is(err, ErrWrongTPM) {
-		// Below the TPM protocol: drop the connection, reopen next time.
+		// Below the TPM protocol (or no answer in time): drop the connection, reopen next time.
 		_ = c.t.Close()
 		c.t = nil
 	}
 	return err
+}
+
+// openBounded is c.open within TPMTimeout and ctx: the TCP transport dials without a timeout,
+// and a hung swtpm whose listen backlog is full leaves the dial waiting for the kernel's SYN
+// retries (minutes). A connection that opens after the caller gave up is closed.
+func (c *tpmConn) openBounded(ctx context.Context) (transport.TPMCloser, error) {
+	type opened struct {
+		t   transport.TPMCloser
+		err error
+	}
+	ch, gave := make(chan opened), make(chan struct{})
+	go func() {
+		t, err := c.open()
+		select {
+		case ch <- opened{t, err}:
+		case <-gave:
+			if t != nil {
+				_ = t.Close()
+			}
+		}
+	}()
+	timer := time.NewTimer(TPMTimeout)
+	defer timer.Stop()
+	select {
+	case o := <-ch:
+		return o.t, o.err
+	case <-timer.C:
+		close(gave)
+		return nil, fmt.Errorf("%w: %s: no connection within %v: %s", ErrTimeout, c.where(), TPMTimeout, c.timeoutHelp())
+	case <-ctx.Done():
+		close(gave)
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return nil, fmt.Errorf("%w: %s: no connection in time: %s", ErrTimeout, c.where(), c.timeoutHelp())
+		}
+		return nil, ctx.Err()
+	}
+}
+
+// where names the TPM of c for error messages.
+func (c *tpmConn) where() string {
+	if addr, ok := strings.CutPrefix(c.id, "tcp:"); ok {
+		return "the TPM simulator (swtpm) at " + addr
+	}
+	return strings.TrimPrefix(c.id, "device:")
+}
+
+// timeoutHelp says what to do about a TPM that does not answer.
+func (c *tpmConn) timeoutHelp() string {
+	if strings.HasPrefix(c.id, "tcp:") {
+		return "swtpm serves one connection at a time: if a running edgegw daemon holds it, stop that first; otherwise swtpm is hung or stopped: restart it (the next operation reconnects)"
+	}
+	return "it is hung: check it with `tpm2_getcap properties-fixed`, look for TPM errors in `journalctl -k`, and reboot if it stays silent (the next operation reopens it)"
+}
+
+// bounded is c's connection with a deadline on every command (TPMTimeout, TPMCreateTimeout)
+// and on ctx, for one do. After a command got no answer, the connection is closed and every
+// later command of that do fails with the same error (callers that ignore one command's error,
+// such as a flush or a probe, do not then report a closed connection instead).
+type bounded struct {
+	c    *tpmConn
+	ctx  context.Context
+	dead error
+}
+
+func (b *bounded) Send(cmd []byte) ([]byte, error) {
+	if b.dead != nil {
+		return nil, b.dead
+	}
+	timeout, name := TPMTimeout, "a command"
+	if len(cmd) >= 10 {
+		cc := tpm2.TPMCC(binary.BigEndian.Uint32(cmd[6:10]))
+		name = commandName(cc)
+		switch cc {
+		case tpm2.TPMCCCreate, tpm2.TPMCCCreatePrimary, tpm2.TPMCCCreateLoaded:
+			timeout = TPMCreateTimeout
+		}
+	}
+	type answer struct {
+		rsp []byte
+		err error
+	}
+	t := b.c.t
+	ch := make(chan answer, 1)
+	go func() {
+		rsp, err := t.Send(cmd)
+		ch <- answer{rsp, err}
+	}()
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	select {
+	case a := <-ch:
+		return a.rsp, a.err
+	case <-timer.C:
+		b.dead = fmt.Errorf("%w: %s did not answer %s within %v: %s", ErrTimeout, b.c.where(), name, timeout, b.c.timeoutHelp())
+	case <-b.ctx.Done():
+		b.dead = fmt.Errorf("%s: %s: %w", b.c.where(), name, context.Cause(b.ctx))
+		if errors.Is(b.ctx.Err(), context.DeadlineExceeded) {
+			b.dead = fmt.Errorf("%w: %s did not answer %s in time: %s", ErrTimeout, b.c.where(), name, b.c.timeoutHelp())
+		}
+	}
+	_ = t.Close() // ends the blocked read; do drops the connection
+	return nil, b.dead
+}
+
+// commandName is the name of the commands edgegw sends, for errors.
+func commandName(cc tpm2.TPMCC) string {
+	switch cc {
+	case tpm2.TPMCCSign:
+		return "TPM2_Sign"
+	case tpm2.TPMCCReadPublic:
+		return "TPM2_ReadPublic"
+	case tpm2.TPMCCLoad:
+		return "TPM2_Load"
+	case tpm2.TPMCCCreate:
+		return "TPM2_Create"
+	case tpm2.TPMCCCreatePrimary:
+		return "TPM2_CreatePrimary"
+	case tpm2.TPMCCEvictControl:
+		return "TPM2_EvictControl"
+	case tpm2.TPMCCFlushContext:
+		return "TPM2_FlushContext"
+	case tpm2.TPMCCUnseal:
+		return "TPM2_Unseal"
+	case tpm2.TPMCCGetRandom:
+		return "TPM2_GetRandom"
+	}
+	return fmt.Sprintf("TPM command 0x%x", uint32(cc))
 }
 
 // retrying resends a command the TPM asked to retry (RETRY, YIELDED, TESTING).
@@ -318,7 +465,11 @@ func (k *tpmKey) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byt
 		scheme = tpm2.TPMTSigScheme{Scheme: alg, Details: tpm2.NewTPMUSigScheme(alg, &tpm2.TPMSSchemeHash{HashAlg: h})}
 	}
 	var sig []byte
-	err = k.conn.do(context.Background(), func(t transport.TPM) error {
+	// A handshake has no context: it waits for the TPM at most TPMTimeout (then each command
+	// has its own deadline too).
+	ctx, cancel := context.WithTimeout(context.Background(), TPMTimeout)
+	defer cancel()
+	err = k.conn.do(ctx, func(t transport.TPM) error {
 		key := tpm2.NamedHandle{Handle: k.handle, Name: k.name}
 		if k.blob != nil {
 			var err error
@@ -335,6 +486,9 @@ func (k *tpmKey) Sign(_ io.Reader, digest []byte, opts crypto.SignerOpts) ([]byt
 			Validation: tpm2.TPMTTKHashCheck{Tag: tpm2.TPMSTHashCheck},
 		}.Execute(t)
 		if err != nil {
+			if errors.Is(err, ErrTimeout) {
+				return err // it names the command
+			}
 			return fmt.Errorf("TPM2_Sign: %w", err)
 		}
 		switch scheme.Scheme {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/url"
@@ -16,7 +17,8 @@ import (
 // keyRotateCmd is `edgegw key rotate`: renew a bridge's own certificate now,
 // through the running daemon (admin socket), which does exactly what a due
 // renewal does (tls.renew): new key next to the old one, signed by the
-// configured source, one reconnect under it, old key destroyed.
+// configured source, one reconnect under it, old key destroyed. With no
+// daemon running, the command does the same itself (key_rotate_offline.go).
 func keyRotateCmd(a *app) *cobra.Command {
 	var (
 		cfgPath, socket, bridgeName string
@@ -24,7 +26,7 @@ func keyRotateCmd(a *app) *cobra.Command {
 	)
 	cmd := &cobra.Command{
 		Use:   "rotate",
-		Short: "Renew the gateway's upstream certificate and key now (through the running daemon)",
+		Short: "Renew the gateway's upstream certificate and key now (with the daemon running or stopped)",
 		Long: `Rotate renews a bridge's own certificate now, with a new key, as the daemon does
 by itself before expiry when the bridge has tls.renew: the new key is made where the
 current one lives (next TPM handle, PKCS#11 label or file; nothing is overwritten), the
@@ -33,17 +35,24 @@ bridge's connection; est: simplereenroll), the bridge reconnects once under it, 
 old key is destroyed after that connection. On failure the old certificate stays in use.
 
 It asks the running daemon over its admin socket and waits for the outcome. With the
-daemon stopped there is nothing to rotate through: start it (a certificate that is due
-is renewed at start) and run rotate again.
+daemon stopped (a maintenance window) it renews from here, the same way: it connects
+upstream as the gateway for the renewal only (nothing is sent from the queue, and what
+the upstream holds for the gateway is left there for the daemon), and the daemon uses
+the new identity at its next start. Run it as the daemon's user (sudo -u edgegw ...),
+so the new key and certificate are the daemon's.
 
-Exit status: 0 renewed, 1 failed (the message says why), 3 no daemon running.`,
+Exit status: 0 renewed, 1 failed (the message says why).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			sock, err := adminSocketPath(socket, cfgPath, cmd.Flags().Changed("config"))
 			if err != nil {
 				return &exitError{code: 1, err: err}
 			}
-			return a.keyRotate(cmd.Context(), sock, bridgeName, wait)
+			err = a.keyRotate(cmd.Context(), sock, bridgeName, wait)
+			if ee := (*exitError)(nil); errors.As(err, &ee) && ee.code == exitNotRunning {
+				return a.keyRotateOffline(cmd.Context(), cfgPath, bridgeName, wait) // key_rotate_offline.go
+			}
+			return err
 		},
 	}
 	addConfigFlag(cmd, &cfgPath)

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -17,6 +19,7 @@ import (
 	"github.com/edgegw/edgegw/cmd/edgegw/pkicmd"
 	"github.com/edgegw/edgegw/gateway/gatewaytest"
 	"github.com/edgegw/edgegw/gateway/pki"
+	"github.com/edgegw/edgegw/hw"
 	"github.com/edgegw/edgegw/hw/hwtest"
 )
 
@@ -40,40 +43,9 @@ func TestE2EServerCertRenewalTPM(t *testing.T) {
 	mosqPub := hwtest.Require(t, "mosquitto_pub", "mosquitto-clients")
 	openssl := hwtest.Require(t, "openssl", "openssl")
 	stdbuf := hwtest.Require(t, "stdbuf", "coreutils")
-	root := t.TempDir()
-	sw := hwtest.StartSWTPM(t)
-	uri := sw.URI("handle=0x81000124")
-	addr := gatewaytest.FreeAddr(t)
+	site := newTPMListenerSite(t, "--ip", "127.0.0.1")
+	root, conf, addr, certs, issued := site.root, site.conf, site.addr, site.certs, site.issued
 	_, port, _ := net.SplitHostPort(addr)
-	conf := filepath.Join(root, "edgegw.yaml")
-	cfg := fmt.Sprintf(`version: 1
-site: e2e
-state_dir: %[1]s/state
-listeners:
-  - name: lan
-    address: %[2]q
-    tls: {ca: pki/ca.crt, cert: lan.crt, key: %[3]q, crl: pki/crl.pem}
-devices: devices.yaml
-policies: policies/
-store: {dir: %[1]s/state/queue}
-metrics: {address: ""}
-admin: {socket: %[1]s/state/admin.sock}
-audit: {file: %[1]s/audit.log}
-`, root, addr, uri)
-	gatewaytest.WriteFile(t, conf, []byte(cfg), 0o644)
-	gatewaytest.WriteFile(t, filepath.Join(root, "policies", "sensor.json"), []byte(renewSensorPolicy), 0o644)
-	if err := os.MkdirAll(filepath.Join(root, "state"), 0o700); err != nil {
-		t.Fatal(err)
-	}
-	mustRun(t, "pki", "init", "-c", conf, "--host", "localhost")
-	mustRun(t, "key", "create", "--key", uri)
-	var issued pkicmd.ServerJSON
-	if err := json.Unmarshal([]byte(mustRun(t, "pki", "server", "-c", conf, "--key", uri, "--ip", "127.0.0.1", "-o", "json")), &issued); err != nil || issued.Action != "issued" {
-		t.Fatalf("pki server --key %s: %+v, %v; want issued", uri, issued, err)
-	}
-	certs := filepath.Join(root, "certs")
-	mustRun(t, "pki", "issue", "-c", conf, "sensor-a", "sensor-b", "--policy", "sensor", "--out", certs)
-
 	startRun(t, conf, addr)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
@@ -185,5 +157,134 @@ audit: {file: %[1]s/audit.log}
 	}
 	if connects != 1 {
 		t.Errorf("sensor-a connected %d times; want once (it stays connected through the renewal)", connects)
+	}
+}
+
+// tpmListenerSite is a site whose LAN listener's key is in swtpm (handle
+// 0x81000124): the site CA (pki init), the key, its server certificate
+// (pki server with serverArgs) and sensors sensor-a and sensor-b in certs.
+type tpmListenerSite struct {
+	root, conf, addr, uri, certs string
+	sw                           *hwtest.SWTPM
+	issued                       pkicmd.ServerJSON
+}
+
+func newTPMListenerSite(t *testing.T, serverArgs ...string) *tpmListenerSite {
+	t.Helper()
+	root := t.TempDir()
+	sw := hwtest.StartSWTPM(t)
+	uri := sw.URI("handle=0x81000124")
+	addr := gatewaytest.FreeAddr(t)
+	conf := filepath.Join(root, "edgegw.yaml")
+	cfg := fmt.Sprintf(`version: 1
+site: e2e
+state_dir: %[1]s/state
+listeners:
+  - name: lan
+    address: %[2]q
+    tls: {ca: pki/ca.crt, cert: lan.crt, key: %[3]q, crl: pki/crl.pem}
+devices: devices.yaml
+policies: policies/
+store: {dir: %[1]s/state/queue}
+metrics: {address: ""}
+admin: {socket: %[1]s/state/admin.sock}
+audit: {file: %[1]s/audit.log}
+`, root, addr, uri)
+	gatewaytest.WriteFile(t, conf, []byte(cfg), 0o644)
+	gatewaytest.WriteFile(t, filepath.Join(root, "policies", "sensor.json"), []byte(renewSensorPolicy), 0o644)
+	if err := os.MkdirAll(filepath.Join(root, "state"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	mustRun(t, "pki", "init", "-c", conf, "--host", "localhost")
+	mustRun(t, "key", "create", "--key", uri)
+	var issued pkicmd.ServerJSON
+	args := append([]string{"pki", "server", "-c", conf, "--key", uri, "-o", "json"}, serverArgs...)
+	if err := json.Unmarshal([]byte(mustRun(t, args...)), &issued); err != nil || issued.Action != "issued" {
+		t.Fatalf("pki server --key %s: %+v, %v; want issued", uri, issued, err)
+	}
+	certs := filepath.Join(root, "certs")
+	mustRun(t, "pki", "issue", "-c", conf, "sensor-a", "sensor-b", "--policy", "sensor", "--out", certs)
+	return &tpmListenerSite{root: root, conf: conf, addr: addr, uri: uri, certs: certs, sw: sw, issued: issued}
+}
+
+// serverCertUnitCommand is the command edgegw-server-cert.service runs (its
+// ExecStart, with its Environment= values expanded), as arguments to
+// edgegw, with the config path replaced by conf.
+func serverCertUnitCommand(t *testing.T, conf string) []string {
+	t.Helper()
+	unit, err := os.ReadFile(filepath.Join("..", "..", "packaging", "edgegw-server-cert.service"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{}
+	var exec []string
+	for _, l := range strings.Split(string(unit), "\n") {
+		if v, ok := strings.CutPrefix(l, "Environment="); ok {
+			k, val, _ := strings.Cut(v, "=")
+			env[k] = val
+		}
+		if v, ok := strings.CutPrefix(l, "ExecStart="); ok {
+			exec = strings.Fields(v)
+		}
+	}
+	if len(exec) < 2 || exec[0] != "/usr/bin/edgegw" {
+		t.Fatalf("edgegw-server-cert.service: ExecStart %q; want /usr/bin/edgegw ...", exec)
+	}
+	args := exec[1:]
+	for i, a := range args {
+		a = os.Expand(a, func(k string) string { return env[k] })
+		if a == "/etc/edgegw/edgegw.yaml" {
+			a = conf
+		} else if strings.HasPrefix(a, "/") {
+			t.Fatalf("edgegw-server-cert.service: ExecStart names %s: this test knows only the config path", a)
+		}
+		args[i] = a
+	}
+	return args
+}
+
+// TestServerCertUnitBesideDaemon: the command edgegw-server-cert.timer runs
+// (read from the packaged unit) renews a due LAN certificate whose key is in
+// swtpm while the daemon, which holds swtpm's one connection, runs; the
+// daemon serves it without a restart, and a second run finds nothing due.
+// The periodic renewal keeps the key (--reuse-key): a new key would need the
+// config's tls.key changed and a restart, and a TPM or HSM key never leaves
+// its device; so the renewal needs only the public key of the certificate
+// the CA issued, and does not open (or wait for) the TPM at all. Without
+// --reuse-key in the unit, it opened the key and gave up (after 30 s).
+func TestServerCertUnitBesideDaemon(t *testing.T) {
+	site := newTPMListenerSite(t, "--ip", "127.0.0.1", "--days", "10") // due: the unit renews 30 days before
+	startRun(t, site.conf, site.addr)
+	defer func(w, tw time.Duration) { pkicmd.ServerKeyWait, hw.TPMTimeout = w, tw }(pkicmd.ServerKeyWait, hw.TPMTimeout)
+	pkicmd.ServerKeyWait, hw.TPMTimeout = 2*time.Second, 2*time.Second // opening the key fails fast here
+
+	args := serverCertUnitCommand(t, site.conf)
+	code, out, errOut := edgegw(t, args...)
+	if code != 0 || !strings.Contains(out, "renewed") {
+		t.Fatalf("edgegw %s (the timer's command) beside the daemon: exit %d\n%s%s", strings.Join(args, " "), code, out, errOut)
+	}
+	caPEM, err := os.ReadFile(filepath.Join(site.root, "pki", pki.CACertFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(caPEM)
+	var served *x509.Certificate
+	for range 100 { // the daemon watches its files
+		c, err := tls.Dial("tcp", site.addr, &tls.Config{RootCAs: roots, ServerName: "127.0.0.1"})
+		if err == nil {
+			served = c.ConnectionState().PeerCertificates[0]
+			_ = c.Close()
+		}
+		if served != nil && time.Until(served.NotAfter) > 11*24*time.Hour {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if served == nil || time.Until(served.NotAfter) < 11*24*time.Hour {
+		t.Fatalf("the daemon serves %v; want the renewed certificate (the CA's server_days)", served)
+	}
+	if code, out, errOut := edgegw(t, args...); code != 0 || !strings.Contains(out, "not due") {
+		t.Errorf("the timer's command again: exit %d\n%s%s; want not due", code, out, errOut)
 	}
 }

@@ -195,8 +195,9 @@ func (p *provisioningResponder) answer(topic string, payload []byte) (string, []
 
 // renewGW writes the config of a gateway whose upstream key is keyURI with
 // certificate certFile, renewing with renewYAML (the tls.renew mapping),
-// and starts it.
-func renewGW(t *testing.T, up *gatewaytest.Upstream, keyURI, certFile, renewYAML string) *bridgeGW {
+// and starts it. Its route telemetry sends sensors/# upstream; routes are
+// more routes (YAML flow mappings).
+func renewGW(t *testing.T, up *gatewaytest.Upstream, keyURI, certFile, renewYAML string, routes ...string) *bridgeGW {
 	t.Helper()
 	g := &bridgeGW{t: t, bin: gatewaytest.Edgegw(t), dir: t.TempDir(), site: gatewaytest.NewPKI(t, "site"), up: up, log: new(gatewaytest.Buffer)}
 	g.addr = gatewaytest.FreeAddr(t)
@@ -230,6 +231,9 @@ bridge:
   routes:
     - {name: telemetry, topic: "sensors/#", direction: out, qos: 1, remote_prefix: "sites/plant-7/"}
 `, g.dir, g.addr, g.site.CAFile, g.site.ServerCert, g.site.ServerKey, g.site.CRLFile, up.Addr, up.PKI.CAFile, certFile, keyURI, renewYAML, g.metrics)
+	for _, r := range routes {
+		cfg += "    - " + r + "\n"
+	}
 	gatewaytest.WriteFile(t, g.conf, []byte(cfg), 0o644)
 	gatewaytest.WriteSiteFiles(t, g.dir, bridgeRegistry, map[string]string{"sensor": bridgeSensorPolicy, "light": bridgeLightPolicy})
 	g.launch(t, 8192)

@@ -312,7 +312,7 @@ func (o *Observer) status(a *adminServer) Status {
 		devs := o.broker.Devices()
 		o.mu.Lock()
 		for i := range devs {
-			devs[i].Since = o.since[devs[i].ClientID+"\x00"+devs[i].Remote]
+			devs[i].Since = o.since[devs[i].ClientID+"\x00"+devs[i].Remote].at
 		}
 		o.mu.Unlock()
 		slices.SortFunc(devs, func(x, y broker.ConnectedDevice) int {

@@ -1,9 +1,6 @@
 package observe
 
 import (
-	"bytes"
-	"crypto/x509"
-	"encoding/pem"
 	"os"
 	"strconv"
 	"time"
@@ -11,6 +8,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/edgegw/edgegw/gateway/broker"
+	"github.com/edgegw/edgegw/hw"
 	"github.com/edgegw/edgegw/store"
 )
 
@@ -152,31 +150,15 @@ func (o *Observer) crlNextUpdate(path string) (time.Time, error) {
 	return c.notAfter, c.err
 }
 
+// earliestNextUpdate reads path as the listener does (hw.ReadCRLs, the
+// same errors) and returns the earliest nextUpdate of its CRLs.
 func earliestNextUpdate(path string) (time.Time, error) {
-	data, err := os.ReadFile(path)
+	rls, err := hw.ReadCRLs(path)
 	if err != nil {
 		return time.Time{}, err
 	}
-	var ders [][]byte
-	if bytes.Contains(data, []byte("-----BEGIN")) {
-		for rest := data; ; {
-			var b *pem.Block
-			if b, rest = pem.Decode(rest); b == nil {
-				break
-			}
-			if b.Type == "X509 CRL" {
-				ders = append(ders, b.Bytes)
-			}
-		}
-	} else {
-		ders = append(ders, data)
-	}
 	var next time.Time
-	for _, der := range ders {
-		rl, err := x509.ParseRevocationList(der)
-		if err != nil {
-			return time.Time{}, err
-		}
+	for _, rl := range rls {
 		if !rl.NextUpdate.IsZero() && (next.IsZero() || rl.NextUpdate.Before(next)) {
 			next = rl.NextUpdate
 		}

@@ -103,8 +103,11 @@ type Observer struct {
 	authFail    map[audit.Cause]uint64
 	enrol       map[string]uint64 // enrolment events (enrol.go)
 	denials     [maxRecentDenials]audit.Event
-	denialN     int // total recorded; ring index = denialN % max
-	since       map[string]time.Time
+	denialN     int                   // total recorded; ring index = denialN % max
+	since       map[string]sinceEntry // client ID and remote address -> connect time
+	sinceGen    uint64                // prune generation (pruneSince)
+	pruneAt     int                   // prune when since grows past this (and 4*maxSince)
+	pruning     bool
 	reloadOK    bool
 	reloadAt    time.Time
 	reloadError string
@@ -140,7 +143,7 @@ func New(cfg *config.Config, log *slog.Logger) *Observer {
 	}
 	return &Observer{
 		cfg: cfg, log: log.With("component", "observe"), clock: clock.Process(),
-		started: time.Now(), authFail: map[audit.Cause]uint64{}, enrol: map[string]uint64{}, since: map[string]time.Time{},
+		started: time.Now(), authFail: map[audit.Cause]uint64{}, enrol: map[string]uint64{}, since: map[string]sinceEntry{},
 		reloadOK: true, reloadAt: time.Now(), certs: map[string]certFile{}, fsync: newFsyncHistogram(),
 	}
 }
@@ -152,12 +155,13 @@ func (o *Observer) Record(ev audit.Event) {
 		ev.Time = time.Now().UTC()
 	}
 	o.mu.Lock()
-	defer o.mu.Unlock()
+	prune := false
 	switch ev.Event {
 	case audit.EventConnect:
-		o.since[ev.ClientID+"\x00"+ev.Remote] = ev.Time
-		if len(o.since) > 4*maxSince {
-			o.pruneSinceLocked()
+		o.since[ev.ClientID+"\x00"+ev.Remote] = sinceEntry{at: ev.Time, gen: o.sinceGen}
+		if len(o.since) > max(o.pruneAt, 4*maxSince) && !o.pruning {
+			o.pruning, prune = true, true
+			o.sinceGen++
 		}
 	case audit.EventHandshakeFailed, audit.EventConnectRefused:
 		cause := ev.Cause
@@ -179,25 +183,49 @@ func (o *Observer) Record(ev audit.Event) {
 	default:
 		o.countEnrolLocked(ev.Event) // enrol.go
 	}
+	o.mu.Unlock()
+	if prune {
+		o.pruneSince()
+	}
 }
 
 // maxSince bounds the connect-time map: entries of clients gone are pruned
-// against the broker's client list when it grows past 4x this.
+// against the broker's client list when it grows past 4x this (and past
+// twice what the last prune kept, so a site with more clients than that
+// does not list them at every connect).
 const maxSince = 1024
 
-func (o *Observer) pruneSinceLocked() {
-	if o.broker == nil {
-		return
-	}
-	live := map[string]bool{}
-	for _, d := range o.broker.Devices() {
-		live[d.ClientID+"\x00"+d.Remote] = true
-	}
-	for k := range o.since {
-		if !live[k] {
-			delete(o.since, k)
+// sinceEntry is a client's connect time; gen is the prune generation it
+// was recorded in.
+type sinceEntry struct {
+	at  time.Time
+	gen uint64
+}
+
+// pruneSince drops the connect times of clients no longer connected. The
+// broker's client list is taken without the observer's lock, so recorders
+// (connects, refusals, denials) do not wait for it; what was recorded since
+// the prune began (a newer generation) is kept. Record set o.pruning.
+func (o *Observer) pruneSince() {
+	var live map[string]bool
+	if o.broker != nil {
+		devs := o.broker.Devices()
+		live = make(map[string]bool, len(devs))
+		for _, d := range devs {
+			live[d.ClientID+"\x00"+d.Remote] = true
 		}
 	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.pruning = false
+	if live != nil {
+		for k, e := range o.since {
+			if e.gen < o.sinceGen && !live[k] {
+				delete(o.since, k)
+			}
+		}
+	}
+	o.pruneAt = 2 * len(o.since)
 }
 
 // recentDenials returns the ring, newest first.

@@ -212,9 +212,7 @@ func (r *Renewer) Run(ctx context.Context) {
 			continue
 		case <-t.C:
 		}
-		// Both sources need the bridge online: AWS signs over its
-		// connection, and the swap proves the new identity on it.
-		if !r.waitConnected(ctx) {
+		if !r.waitConnected(ctx) { // Renew would wait too, but a stop is no failure
 			return
 		}
 		_ = r.Renew(ctx) // logged, recorded and evented
@@ -251,7 +249,8 @@ func (r *Renewer) waitConnected(ctx context.Context) bool {
 	return true
 }
 
-// Renew renews the identity now (serialised with Run's renewals). On error
+// Renew renews the identity now (serialised with Run's renewals), once the
+// bridge is connected upstream (it waits for that until ctx ends). On error
 // the old identity is still in use and Run retries with backoff.
 func (r *Renewer) Renew(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
@@ -266,8 +265,17 @@ func (r *Renewer) Renew(ctx context.Context) error {
 	old := r.cur
 	r.mu.Unlock()
 	oldSerial := old.Leaf.SerialNumber.Text(16)
-	r.o.Log.Info("renewing the upstream certificate", "serial", oldSerial, "not_after", old.Leaf.NotAfter.UTC().Format(time.RFC3339))
-	_, err := r.renew(ctx, old)
+	var err error
+	// Both sources need the bridge online (AWS signs over its connection,
+	// the swap proves the new identity on it): a renewal asked for while
+	// the bridge is still connecting (`edgegw key rotate` right after a
+	// start) waits for it, as Run's due ones do.
+	if !r.waitConnected(ctx) {
+		err = fmt.Errorf("the bridge did not connect upstream: %w (see its log and `edgegw status`)", context.Cause(ctx))
+	} else {
+		r.o.Log.Info("renewing the upstream certificate", "serial", oldSerial, "not_after", old.Leaf.NotAfter.UTC().Format(time.RFC3339))
+		_, err = r.renew(ctx, old)
+	}
 	r.mu.Lock()
 	defer func() {
 		select {

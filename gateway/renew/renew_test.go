@@ -228,3 +228,82 @@ func TestDirIsConfigs(t *testing.T) {
 		t.Errorf("renew.Dir %s, config.BridgeRenewDir %s; want the same", got, want)
 	}
 }
+
+// lateSwapper is a bridge that connects upstream only when connected is
+// set (a daemon just restarted); SwapIdentity succeeds.
+type lateSwapper struct{ connected chan struct{} }
+
+func (s *lateSwapper) SwapIdentity(context.Context, tls.Certificate) error { return nil }
+func (s *lateSwapper) Connected() bool {
+	select {
+	case <-s.connected:
+		return true
+	default:
+		return false
+	}
+}
+
+// onlineSource is caSource over the bridge's connection, as AWS's is: it
+// fails when the bridge is not connected (bridge.ErrNotConnected).
+type onlineSource struct {
+	caSource
+	sw *lateSwapper
+}
+
+func (s *onlineSource) Sign(ctx context.Context, cur *tls.Certificate, key crypto.Signer) ([]*x509.Certificate, error) {
+	if !s.sw.Connected() {
+		return nil, bridge.ErrNotConnected
+	}
+	return s.caSource.Sign(ctx, cur, key)
+}
+
+// TestRenewWaitsForConnection: a renewal asked for (`edgegw key rotate`)
+// while the bridge is still connecting after a start waits for the
+// connection, as Run's due renewals do, instead of failing with "not
+// connected upstream"; a renewal whose context ends first fails, saying so.
+func TestRenewWaitsForConnection(t *testing.T) {
+	pki := gatewaytest.NewPKI(t, "up")
+	dir := t.TempDir()
+	keyURI := "file:" + filepath.Join(dir, "gw.key")
+	k, err := hw.Create(context.Background(), keyURI, hw.P256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	chain, err := (&caSource{pki: pki}).Sign(context.Background(), &tls.Certificate{Leaf: &x509.Certificate{Subject: pkix.Name{CommonName: gatewaytest.GatewayCN}}}, k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf := chain[0]
+	sw := &lateSwapper{connected: make(chan struct{})}
+	rn, err := renew.New(renew.Options{Bridge: "default", StateDir: dir, Source: &onlineSource{caSource{pki: pki}, sw}, Swapper: sw},
+		tls.Certificate{Certificate: [][]byte{leaf.Raw}, PrivateKey: k, Leaf: leaf}, k, keyURI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rn.Close()
+
+	short, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	err = rn.Renew(short)
+	cancel()
+	if err == nil || !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Renew while never connected: %v; want an error wrapping context.DeadlineExceeded", err)
+	}
+	if s := rn.State(); s.Failures != 1 || s.Renewals != 0 {
+		t.Errorf("after the unconnected attempt: %d failures, %d renewals; want 1 and 0", s.Failures, s.Renewals)
+	}
+
+	done := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		done <- rn.Renew(ctx)
+	}()
+	time.Sleep(300 * time.Millisecond) // Renew is waiting (or would have failed by now)
+	close(sw.connected)
+	if err := <-done; err != nil {
+		t.Fatalf("Renew once the bridge connected: %v", err)
+	}
+	if s := rn.State(); s.Renewals != 1 {
+		t.Errorf("renewals %d; want 1", s.Renewals)
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/edgegw/edgegw/bridge"
 	"github.com/edgegw/edgegw/gateway/audit"
 	"github.com/edgegw/edgegw/gateway/broker/listen"
 	"github.com/edgegw/edgegw/gateway/config"
@@ -25,18 +26,33 @@ import (
 // (tc's certificate and key, from BridgeTLS). The renewer owns the key from
 // then on.
 func (u *Uplink) openRenewer(ctx context.Context, l *link, bc *config.BridgeConfig, tc *tls.Config, key hw.Key, aud Auditor) error {
-	if bc.TLS == nil || bc.TLS.Renew == nil || key == nil || len(tc.Certificates) == 0 {
-		return nil
+	r, err := NewRenewer(ctx, u.cfg, bc, l.bridge, tc, key, u.log, func(e renew.Event) { aud.Record(RenewAudit(e)) })
+	if err != nil || r == nil {
+		return err
 	}
-	uri, err := identityKeyURI(ctx, u.cfg, bc)
+	l.renewer, l.key = r, nil
+	return nil
+}
+
+// NewRenewer makes the renewer of bridge bc's identity (tc's certificate
+// and key, from BridgeTLS) over b, which signs (AWS) and swaps to the new
+// identity; nil, nil when bc has no tls.renew or no identity. The renewer
+// owns key from then on. The daemon's bridges use it, and `edgegw key
+// rotate` with the daemon stopped.
+func NewRenewer(ctx context.Context, cfg *config.Config, bc *config.BridgeConfig, b *bridge.Bridge, tc *tls.Config, key hw.Key, log *slog.Logger, onEvent func(renew.Event)) (*renew.Renewer, error) {
+	if bc.TLS == nil || bc.TLS.Renew == nil || key == nil || len(tc.Certificates) == 0 {
+		return nil, nil
+	}
+	name := bc.BridgeName()
+	uri, err := identityKeyURI(ctx, cfg, bc)
 	if err != nil {
-		return fmt.Errorf("bridge %s: tls.key: %w", l.name, err)
+		return nil, fmt.Errorf("bridge %s: tls.key: %w", name, err)
 	}
 	rc := bc.TLS.Renew
 	var src renew.Source
 	switch rc.Source {
 	case config.RenewAWS:
-		src = &renew.AWS{Caller: l.bridge, Template: rc.Template, Parameters: rc.Parameters}
+		src = &renew.AWS{Caller: b, Template: rc.Template, Parameters: rc.Parameters}
 	case config.RenewEST:
 		c := est.Client{Server: rc.EST, Label: rc.ESTLabel}
 		caFile := rc.ESTCA
@@ -46,13 +62,13 @@ func (u *Uplink) openRenewer(ctx context.Context, l *link, bc *config.BridgeConf
 		if caFile != "" {
 			pool, err := readPool(caFile)
 			if err != nil {
-				return fmt.Errorf("bridge %s: tls.renew.est_ca: %w", l.name, err)
+				return nil, fmt.Errorf("bridge %s: tls.renew.est_ca: %w", name, err)
 			}
 			c.RootCAs = pool
 		}
 		src = &renew.EST{Client: c}
 	default:
-		return fmt.Errorf("bridge %s: tls.renew.source %q", l.name, rc.Source)
+		return nil, fmt.Errorf("bridge %s: tls.renew.source %q", name, rc.Source)
 	}
 	kt := hw.P256
 	if rc.KeyType == "rsa2048" {
@@ -62,19 +78,15 @@ func (u *Uplink) openRenewer(ctx context.Context, l *link, bc *config.BridgeConf
 	if before == 0 {
 		before = config.DefaultRenewBefore.D()
 	}
-	r, err := renew.New(renew.Options{
-		Bridge: l.name, StateDir: u.cfg.StateDir, Source: src, Swapper: l.bridge, KeyType: kt,
+	return renew.New(renew.Options{
+		Bridge: name, StateDir: cfg.StateDir, Source: src, Swapper: b, KeyType: kt,
 		Before: before, RetryMin: rc.RetryMin.D(), RetryMax: rc.RetryMax.D(), SwapTimeout: rc.SwapTimeout.D(),
-		Log: u.log, OnEvent: func(e renew.Event) { aud.Record(renewAudit(e)) },
+		Log: log, OnEvent: onEvent,
 	}, tc.Certificates[0], key, uri)
-	if err != nil {
-		return err
-	}
-	l.renewer, l.key = r, nil
-	return nil
 }
 
-func renewAudit(e renew.Event) audit.Event {
+// RenewAudit is the audit event of a renewal's event.
+func RenewAudit(e renew.Event) audit.Event {
 	ev := audit.Event{Resource: "bridge/" + e.Bridge, Serial: e.Serial, Reason: e.Reason}
 	switch e.Kind {
 	case renew.EventRenewed:

@@ -74,12 +74,31 @@ func (s *SWTPM) Restart() {
 	s.start()
 }
 
-// Stop terminates swtpm (SIGTERM, which saves its state) and waits for it.
+// Pause stops swtpm with SIGSTOP: a hung TPM. The kernel still accepts connections on its
+// ports; nothing answers. Resume (or Stop) continues it.
+func (s *SWTPM) Pause() {
+	s.t.Helper()
+	if err := s.proc.Signal(syscall.SIGSTOP); err != nil {
+		s.t.Fatalf("SIGSTOP swtpm: %v", err)
+	}
+}
+
+// Resume continues a paused swtpm (SIGCONT).
+func (s *SWTPM) Resume() {
+	s.t.Helper()
+	if err := s.proc.Signal(syscall.SIGCONT); err != nil {
+		s.t.Fatalf("SIGCONT swtpm: %v", err)
+	}
+}
+
+// Stop terminates swtpm (SIGTERM, which saves its state; SIGCONT, should it be paused) and waits
+// for it.
 func (s *SWTPM) Stop() {
 	if s.proc == nil {
 		return
 	}
 	_ = s.proc.Signal(syscall.SIGTERM)
+	_ = s.proc.Signal(syscall.SIGCONT)
 	select {
 	case <-s.exited:
 	case <-time.After(10 * time.Second):

@@ -87,12 +87,15 @@ The key is --key, else the listener's tls.key. Host names and addresses are --ho
 else those of the existing certificate, else this host's name, localhost, 127.0.0.1 and ::1.
 
 With --renew-before D (e.g. 30d, 720h) it does nothing unless the existing certificate expires
-within D or is for another key: run it daily from edgegw-server-cert.timer. The running daemon
-picks up a renewed certificate for the same key by itself; for a new key, restart it.
+within D or is for another key. The running daemon picks up a renewed certificate for the same
+key by itself; for a new key, restart it.
 
 With --reuse-key it renews the existing certificate for the key it certifies without opening
-the key: for a TPM the running daemon holds (swtpm, or a TPM without /dev/tpmrm0, serves one
-connection at a time; opening the key there gives up after 30 s and says so).
+the key (the CA needs only the public key, from the certificate it issued): no PIN is read, and
+a TPM the running daemon holds (swtpm, or a TPM without /dev/tpmrm0, serves one connection at a
+time; opening the key there gives up after 30 s and says so) is not waited for. This is what
+edgegw-server-cert.timer runs daily: --reuse-key --renew-before 30d. The periodic renewal keeps
+the key; a new key is an operator's change (tls.key, this command without --reuse-key, restart).
 
 ` + a.keys.URIHelp,
 		Args: cobra.NoArgs,

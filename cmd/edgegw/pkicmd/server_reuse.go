@@ -108,6 +108,9 @@ func openServerKey(ctx context.Context, uri string, opts ...hw.Option) (hw.Key, 
 	defer t.Stop()
 	select {
 	case r := <-ch:
+		if errors.Is(r.err, hw.ErrTimeout) { // hw's own TPM deadline came first
+			return nil, fmt.Errorf("%w; to renew beside the running daemon, use --reuse-key (it does not open the key)", r.err)
+		}
 		return r.k, r.err
 	case <-t.C:
 		close(gave)

@@ -5,7 +5,6 @@ import (
 	"crypto"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
@@ -207,37 +206,15 @@ func (t *Trust) build() (*TrustState, error) {
 	return st, nil
 }
 
-// loadCRL reads every CRL in path (PEM blocks "X509 CRL", or one DER CRL),
-// checks each is signed by a CA of the bundle and records its serials.
+// loadCRL reads every CRL in path (hw.ReadCRLs: PEM blocks "X509 CRL", or
+// one DER CRL), checks each is signed by a CA of the bundle and records its
+// serials.
 func (st *TrustState) loadCRL(path string, cas []*x509.Certificate) error {
-	data, err := os.ReadFile(path)
+	rls, err := hw.ReadCRLs(path)
 	if err != nil {
-		return fmt.Errorf("reading CRL: %w", err)
+		return err
 	}
-	var ders [][]byte
-	if bytes.Contains(data, []byte("-----BEGIN")) {
-		rest := data
-		for {
-			var b *pem.Block
-			b, rest = pem.Decode(rest)
-			if b == nil {
-				break
-			}
-			if b.Type == "X509 CRL" {
-				ders = append(ders, b.Bytes)
-			}
-		}
-		if len(ders) == 0 {
-			return fmt.Errorf("CRL %q: no \"X509 CRL\" PEM block", path)
-		}
-	} else if len(bytes.TrimSpace(data)) > 0 {
-		ders = append(ders, data)
-	}
-	for i, der := range ders {
-		rl, err := x509.ParseRevocationList(der)
-		if err != nil {
-			return fmt.Errorf("CRL %q (#%d): %w", path, i+1, err)
-		}
+	for i, rl := range rls {
 		var signer *x509.Certificate
 		for _, ca := range cas {
 			if bytes.Equal(ca.RawSubject, rl.RawIssuer) && rl.CheckSignatureFrom(ca) == nil {
