@@ -24,10 +24,21 @@ import (
 // hand-offs mostly stay on the thread that made them, while the CPUs left
 // over still run what does not need a P: the kernel's side of fdatasync,
 // socket writes and TLS peers. Measured with the paho harness
-// (BenchmarkEdgegwVsMosquittoPaho, 2 CPUs, one GOMAXPROCS=1 edge beside a
-// default one in the same run, interleaved): 16-23% less CPU per delivered
-// message at 1/4/16 publishers with the upstream's Receive Maximum at 20,
-// 13-22% at 100.
+// (BenchmarkEdgegwVsMosquittoPaho, 100,000 messages, this default against
+// the build before it, same run, interleaved, median of 3, on a 2-CPU
+// machine shared with other load): CPU per delivered message 20.5 / 13.7 /
+// 13.4 µs against 26.6 / 16.9 / 15.9 at 1 / 4 / 16 publishers with the
+// upstream's Receive Maximum at 20, 17.4 / 11.6 / 10.8 against 23.7 / 14.8
+// / 12.2 at 100; context switches per message 0.47 against 0.68, futex
+// calls 0.10 against 0.25. The cost: one P held in a syscall (the store's
+// fdatasync) holds everything until the runtime's monitor hands the P to
+// another thread, 20 µs or more later; on a machine whose CPUs are shared
+// with other busy processes, one runnable thread also gets a smaller share
+// than two. Delivered msg/s in those runs, this default / before: 5.8k /
+// 6.5k, 19.2k / 17.1k, 13.9k / 15.4k at 20; 8.2k / 5.6k, 9.8k / 10.9k,
+// 10.3k / 11.7k at 100: within that machine's spread from round to round
+// (one edge's 16-publisher rounds ranged from 6.7k to 20.1k), so a loss of
+// throughput at 16 publishers of up to about 10% is not excluded there.
 //
 // An operator who wants every CPU (a gateway whose sensors' TLS alone
 // needs more than half the machine) sets GOMAXPROCS in the environment (a
