@@ -34,11 +34,13 @@ import (
 // fdatasync) holds everything until the runtime's monitor hands the P to
 // another thread, 20 µs or more later; on a machine whose CPUs are shared
 // with other busy processes, one runnable thread also gets a smaller share
-// than two. Delivered msg/s in those runs, this default / before: 5.8k /
-// 6.5k, 19.2k / 17.1k, 13.9k / 15.4k at 20; 8.2k / 5.6k, 9.8k / 10.9k,
-// 10.3k / 11.7k at 100: within that machine's spread from round to round
-// (one edge's 16-publisher rounds ranged from 6.7k to 20.1k), so a loss of
-// throughput at 16 publishers of up to about 10% is not excluded there.
+// than two. The delivered rate on that machine moved more from run to run
+// than between the two settings: over six runs at Receive Maximum 100 the
+// ratio of the medians (this default / before) was 0.78 to 1.35 at 16
+// publishers (middle 0.88) and 0.86 to 1.30 at 4 (middle 0.90); at 20 it was
+// 0.86 to 1.30 (middle 1.0). A loss of throughput of about 10% at 4 and 16
+// publishers is therefore not excluded; GOMAXPROCS in the environment buys
+// it back for the CPU.
 //
 // An operator who wants every CPU (a gateway whose sensors' TLS alone
 // needs more than half the machine) sets GOMAXPROCS in the environment (a
