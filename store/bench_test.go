@@ -197,6 +197,27 @@ func peakGoMemory() (stop func() uint64) {
 	return func() uint64 { close(done); return <-res }
 }
 
+// BenchmarkBacklogMemory: what a backlog costs in memory. 64 writers
+// enqueue b.N 100-byte messages into an encrypted queue with no reader (the
+// upstream is down), then they are drained and acked; peak-go-MiB is the
+// most the Go runtime held during both (peakGoMemory): the flattens of a
+// growing tree, whose table builders run several at once. Run with
+// -benchtime=200000x or more.
+func BenchmarkBacklogMemory(b *testing.B) {
+	q, err := Open(Options{Dir: filepath.Join(b.TempDir(), "q"), Routes: []RouteLimits{{Name: "telemetry"}}, EncryptionKey: make([]byte, 32)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer q.Close()
+	c, peak := startCost(b), peakGoMemory()
+	b.ResetTimer()
+	enqueueFrom(b, q, 64, b.N, Message{Route: "telemetry", Topic: "building/f1/temp", Payload: make([]byte, 100), QoS: 1, Device: "temp-f01-001"})()
+	drain(b, q, b.N)
+	b.StopTimer()
+	b.ReportMetric(float64(peak())/(1<<20), "peak-go-MiB")
+	c.report(b)
+}
+
 // cost is what the process wrote to storage and spent in CPU since
 // startCost: reported per operation as wbytes/msg and cpu-us/msg (what
 // happens in the background, a memtable flush or a compaction, counts

@@ -129,7 +129,7 @@ type Options struct {
 	// MinFreeBytes is the fixed free-space reserve (statfs): new messages get
 	// ErrFull below it plus 1.5 x the size of badger's tables (see
 	// badgerReserve: a full disk kills the process with SIGBUS inside badger).
-	// It is never less than what badger may write on its own: 30 MiB with
+	// It is never less than what badger may write on its own: 29 MiB with
 	// this store's badger options (36.5 MiB on 32-bit; badgerReserve).
 	MinFreeBytes uint64
 	// EncryptionKey, when set, must be 32 bytes (AES-256).
@@ -467,20 +467,22 @@ var valueLogFileSize int64 = 16 << 20
 // first buffer takes a second one twice its size, up to 8 + subcompactions
 // of them run at once, and badger's AllocatorPool keeps up to 8 allocators,
 // buffers and all, for seconds after. Memtables of 1 MiB (arenas of 1.3
-// MiB, NumMemtables 2 plus the one being flushed): a flush's builder takes
-// 2.2-3.2 MiB, within its first buffer (2 x BaseTableSize, 4 MiB); a
-// compaction's 4.3-7.2 MiB (4 + 8 when it outgrows). Blocks of 64 KiB, the
-// value threshold: a segment (one commit's messages of a route, up to the
-// threshold) larger than a block made its block be allocated again at twice
-// the size (16 KiB blocks: 16 + 32.5 + 27 KiB of allocations for a 27 KiB
-// segment). Measured (BenchmarkEdgegwVsMosquittoPaho's edgegw, 100,000
-// messages, rmax 20, 2 rounds; peak RSS at 1/4/16 publishers): 2 MiB
-// memtables and tables, 16 KiB blocks 55-58/63-65/88-94 MiB; this 43-45/
-// 52-53/55-56 MiB; CPU per message within the noise (+0.5 µs at most).
-// BenchmarkStorageCost/encrypted peak-go-MiB 38-41 against 24-27; 1 MiB
-// tables were no better than 2, 512 KiB memtables no better than 1 MiB and
-// they halve the transaction budget (txnBudget). Memtables of 8 MiB had
-// cost 126-149 MiB.
+// MiB, NumMemtables 2 plus the one being flushed). Tables of 1 MiB + 64
+// KiB: the first buffer is 4 MiB (2.125 rounded up), and a flush's builder
+// takes 2.2-3.2 MiB of it, a compaction's 2.3-4.1 (with 2 MiB tables a
+// compaction's took 4.3-7.2 MiB of a 4 MiB buffer: 4 + 8 MiB each). Blocks
+// of 64 KiB, the value threshold: a segment (one commit's messages of a
+// route, up to the threshold) larger than a block had its block allocated
+// again at twice the size (16 KiB blocks: 16 + 32.5 + 27 KiB of allocations
+// for a 27 KiB segment). Measured (BenchmarkEdgegwVsMosquittoPaho's edgegw,
+// 100,000 messages, rmax 20, 3 rounds; peak RSS at 1/4/16 publishers): 2 MiB
+// memtables and tables, 16 KiB blocks 58-64/60-63/64-71 MiB; this 44-46/
+// 47-50/52-59 MiB; 2 MiB tables 45-48/47-51/52-53, with 16 KiB blocks
+// 60-67 at 16. CPU per message: within the noise of the shared machine,
+// up to 1 µs more at 16 publishers. BenchmarkBacklogMemory (200,000
+// queued, then drained) peak-go-MiB: 92-107 against 107-149 (2 MiB
+// memtables and tables) and 137-175 (2 MiB tables). 512 KiB memtables were
+// no better than 1 MiB and halve the transaction budget (txnBudget).
 //
 // A function, not init: txnBudget and txnMaxEntries are derived from
 // memTableSize by package initialization, which runs before init.
@@ -488,7 +490,7 @@ func badgerSizing(intSize int) (memTable, baseTable int64, block, threshold int)
 	if intSize == 32 {
 		return 2 << 20, 9 << 19, 16 << 10, 8 << 10
 	}
-	return 1 << 20, 2 << 20, 64 << 10, 64 << 10
+	return 1 << 20, 17 << 16, 64 << 10, 64 << 10
 }
 
 // Open opens (or creates) the queue in opts.Dir. First it repairs, with no
