@@ -6,6 +6,7 @@ import (
 	"math/bits"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/dgraph-io/badger/v4/options"
@@ -34,8 +35,12 @@ func TestSizingBuilderFitsFirstBuffer(t *testing.T) {
 		// badger's blockChan (2 x 2 x NumCPU) and its 2 x NumCPU
 		// encrypting goroutines, each a block and its encrypted copy.
 		lag := uint64(6 * maxCPUs * (2*block + 256 + 16))
-		for _, size := range []int{100, 1000, block/2 - 64, block/2 + 64, threshold - 64} {
-			if size >= threshold-64 && size != threshold-64 {
+		// Small entries, and the worst: just over half a block (one a block)
+		// and just under the value threshold.
+		sizes := []int{100, 1000, block/2 + 64, threshold - 64}
+		slices.Sort(sizes)
+		for _, size := range slices.Compact(sizes) {
+			if size >= threshold {
 				continue
 			}
 			for _, flush := range []bool{false, true} {
