@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/metrics"
 	"strconv"
 	"strings"
 	"sync"
@@ -122,9 +123,13 @@ func fdatasyncRate(b *testing.B, dir string) float64 {
 // is counted too. wbytes/msg is this process's write_bytes
 // (/proc/self/io: bytes sent towards the storage, the write-ahead log, value
 // log, tables and compactions) per message; cpu-us/msg is the process's user
-// plus system time per message. Plain and encrypted (the packaged config
-// encrypts the queue). Run with -benchtime=100000x or more: below a memtable
-// of messages the final flush dominates.
+// plus system time per message; peak-go-MiB the most memory the Go runtime
+// held resident during the run (peakGoMemory: heap, stacks, runtime
+// structures; badger's memtables and table builders are Go heap here), the
+// part of the daemon's peak RSS that badgerOptions decides. Plain and
+// encrypted (the packaged config encrypts the queue). Run with
+// -benchtime=100000x or more: below a memtable of messages the final flush
+// dominates.
 func BenchmarkStorageCost(b *testing.B) {
 	for _, tc := range []struct {
 		name string
@@ -147,6 +152,7 @@ func storageCost(b *testing.B, key []byte) {
 		b.Fatal(err)
 	}
 	cpu0 := cpuTime(b)
+	peak := peakGoMemory()
 	b.ResetTimer()
 	wait := enqueueFrom(b, q, 64, b.N, Message{Route: "telemetry", Topic: "building/f1/temp", Payload: payload, QoS: 1, Device: "temp-f01-001"})
 	drain(b, q, b.N)
@@ -155,6 +161,7 @@ func storageCost(b *testing.B, key []byte) {
 		b.Fatal(err)
 	}
 	b.StopTimer()
+	b.ReportMetric(float64(peak())/(1<<20), "peak-go-MiB")
 	w1, err := writeBytes()
 	if err != nil {
 		b.Fatal(err)
@@ -162,6 +169,53 @@ func storageCost(b *testing.B, key []byte) {
 	cpu1 := cpuTime(b)
 	b.ReportMetric(float64(w1-w0)/float64(b.N), "wbytes/msg")
 	b.ReportMetric(float64((cpu1-cpu0).Microseconds())/float64(b.N), "cpu-us/msg")
+}
+
+// peakGoMemory samples, every 5 ms until the returned function is called,
+// the memory the Go runtime holds from the OS and has not returned to it
+// (runtime/metrics: all memory classes minus the heap's released pages),
+// and the function returns the highest sample. File pages (the binary,
+// badger's mmapped tables and logs) are not in it.
+func peakGoMemory() (stop func() uint64) {
+	s := []metrics.Sample{{Name: "/memory/classes/total:bytes"}, {Name: "/memory/classes/heap/released:bytes"}}
+	done, res := make(chan struct{}), make(chan uint64)
+	go func() {
+		var peak uint64
+		t := time.NewTicker(5 * time.Millisecond)
+		defer t.Stop()
+		for {
+			metrics.Read(s)
+			peak = max(peak, s[0].Value.Uint64()-s[1].Value.Uint64())
+			select {
+			case <-done:
+				res <- peak
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return func() uint64 { close(done); return <-res }
+}
+
+// BenchmarkBacklogMemory: what a backlog costs in memory. 64 writers
+// enqueue b.N 100-byte messages into an encrypted queue with no reader (the
+// upstream is down), then they are drained and acked; peak-go-MiB is the
+// most the Go runtime held during both (peakGoMemory): the flattens of a
+// growing tree, whose table builders run several at once. Run with
+// -benchtime=200000x or more.
+func BenchmarkBacklogMemory(b *testing.B) {
+	q, err := Open(Options{Dir: filepath.Join(b.TempDir(), "q"), Routes: []RouteLimits{{Name: "telemetry"}}, EncryptionKey: make([]byte, 32)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer q.Close()
+	c, peak := startCost(b), peakGoMemory()
+	b.ResetTimer()
+	enqueueFrom(b, q, 64, b.N, Message{Route: "telemetry", Topic: "building/f1/temp", Payload: make([]byte, 100), QoS: 1, Device: "temp-f01-001"})()
+	drain(b, q, b.N)
+	b.StopTimer()
+	b.ReportMetric(float64(peak())/(1<<20), "peak-go-MiB")
+	c.report(b)
 }
 
 // cost is what the process wrote to storage and spent in CPU since

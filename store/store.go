@@ -129,8 +129,8 @@ type Options struct {
 	// MinFreeBytes is the fixed free-space reserve (statfs): new messages get
 	// ErrFull below it plus 1.5 x the size of badger's tables (see
 	// badgerReserve: a full disk kills the process with SIGBUS inside badger).
-	// It is never less than what badger may write on its own: about 60 MiB
-	// with this store's badger options (48 MiB on 32-bit).
+	// It is never less than what badger may write on its own: 29 MiB with
+	// this store's badger options (36.5 MiB on 32-bit; badgerReserve).
 	MinFreeBytes uint64
 	// EncryptionKey, when set, must be 32 bytes (AES-256).
 	EncryptionKey []byte
@@ -444,39 +444,53 @@ var valueLogFileSize int64 = 16 << 20
 // uint64((bufIdx+1)<<32), shifted in a 32-bit int, that is 0, and hands the
 // first buffer out again. The SST being built is garbled and the next read
 // panics in table.(*Table).block or blockIterator.setIdx (slice bounds out of
-// range), in a compaction goroutine: nothing can recover. The first buffer
-// is 2 x the builder's TableSize; a memtable flush builds with BaseTableSize
-// whatever the memtable holds; encryption allocates every block twice; an
-// entry larger than a block reallocates it. So on 32-bit: every table size
-// equal (TableSizeMultiplier 1 in badgerOptions), BaseTableSize 4 x the
-// memtable, blocks of 16 KiB and values over 8 KiB in the value log: a
-// builder never needs more than 2 x 0.95 x BaseTableSize plus 2% of block
-// padding, under its first buffer. The fix upstream is one line
-// (uint64(bufIdx+1)<<32); with it this profile is merely conservative.
+// range), in a compaction goroutine: nothing can recover. The fix upstream is
+// one line (uint64(bufIdx+1)<<32). What a builder takes from its allocator
+// (TestSizingBuilderFitsFirstBuffer measures it with badger's own builder):
+// a compaction's builder adds entries until ReachedCapacity, 0.95 x the
+// table size counted in encrypted bytes, and every block is allocated twice
+// (BlockSize + 256 bytes, then its encrypted copy), so 2.0 to 2.1 x the table
+// size, plus the blocks the 2 x NumCPU encrypting goroutines have not
+// counted yet (up to 6 x NumCPU blocks); a memtable flush builds the whole
+// memtable into one table, whatever the capacity. The first buffer is
+// NewAllocator's 2 x TableSize rounded up to a power of two: with the 8 MiB
+// tables this profile had, 16 MiB for 16.2-16.6 MiB of blocks, 0.2-0.5 MiB
+// to spare before any lag (about 0.8 MiB of it on a 4-core Pi under load).
+// So on 32-bit the table size is 4.5 MiB: the first buffer is still 16 MiB
+// (9 rounded up), a compaction's builder takes about 9.5 MiB of it and a
+// flush of a 2 MiB memtable about 4.5, which leaves room for the lag of 8
+// cores. Every table size equal (TableSizeMultiplier 1 in badgerOptions);
+// values over 8 KiB in the value log; blocks of 16 KiB.
 //
-// On 64-bit the sizes are for peak memory (issue 17): a memtable of 2 MiB
-// is an arena of 2.6 MiB, and its flush fits the builder's first buffer
-// (2 x BaseTableSize, 4 MiB); with 8 MiB memtables the flush grew its
-// builder to 28 MiB, which badger's AllocatorPool (8 allocators) kept.
-// Blocks of 16 KiB: a compaction builder fills 0.95 x BaseTableSize of
-// blocks, each allocated at BlockSize + 256 bytes of padding and again
-// encrypted, 1.9x plus the padding: 6% at 4 KiB, 1.6% at 16 KiB. Not
-// exact: with encryption ReachedCapacity counts the blocks the
-// 2 x NumCPU encrypting goroutines have finished, not those still queued
-// (up to 3 x 2 x NumCPU), so a builder can still outgrow its first buffer
-// (then it takes 2 x more) under CPU load. The price is CPU: 4x as many
-// memtable flushes and L0 compactions; BenchmarkStorageCost/encrypted
-// (100,000x, 7 interleaved runs) took 14.2 µs/msg (median) against 12.5
-// with 8 MiB memtables, 4 KiB blocks and a 4 MiB block cache; 4 KiB blocks
-// at 2 MiB memtables were dearer still (15.3). Bytes written: the same.
+// On 64-bit the sizes are for peak memory (issue 17), where badger's table
+// builders are most of the Go heap in a burst: a builder that outgrows its
+// first buffer takes a second one twice its size, up to 8 + subcompactions
+// of them run at once, and badger's AllocatorPool keeps up to 8 allocators,
+// buffers and all, for seconds after. Memtables of 1 MiB (arenas of 1.3
+// MiB, NumMemtables 2 plus the one being flushed). Tables of 1 MiB + 64
+// KiB: the first buffer is 4 MiB (2.125 rounded up), and a flush's builder
+// takes 2.2-3.2 MiB of it, a compaction's 2.3-4.1 (with 2 MiB tables a
+// compaction's took 4.3-7.2 MiB of a 4 MiB buffer: 4 + 8 MiB each). Blocks
+// of 64 KiB, the value threshold: a segment (one commit's messages of a
+// route, up to the threshold) larger than a block had its block allocated
+// again at twice the size (16 KiB blocks: 16 + 32.5 + 27 KiB of allocations
+// for a 27 KiB segment). Measured (BenchmarkEdgegwVsMosquittoPaho's edgegw,
+// 100,000 messages, rmax 20, 3 rounds; peak RSS at 1/4/16 publishers): 2 MiB
+// memtables and tables, 16 KiB blocks 58-64/60-63/64-71 MiB; this 44-46/
+// 47-50/52-59 MiB; 2 MiB tables 45-48/47-51/52-53, with 16 KiB blocks
+// 60-67 at 16. CPU per message: within the noise of the shared machine,
+// up to 1 µs more at 16 publishers. BenchmarkBacklogMemory (200,000
+// queued, then drained) peak-go-MiB: 92-107 against 107-149 (2 MiB
+// memtables and tables) and 137-175 (2 MiB tables). 512 KiB memtables were
+// no better than 1 MiB and halve the transaction budget (txnBudget).
 //
 // A function, not init: txnBudget and txnMaxEntries are derived from
 // memTableSize by package initialization, which runs before init.
 func badgerSizing(intSize int) (memTable, baseTable int64, block, threshold int) {
 	if intSize == 32 {
-		return 2 << 20, 8 << 20, 16 << 10, 8 << 10
+		return 2 << 20, 9 << 19, 16 << 10, 8 << 10
 	}
-	return 2 << 20, 2 << 20, 16 << 10, 64 << 10
+	return 1 << 20, 17 << 16, 64 << 10, 64 << 10
 }
 
 // Open opens (or creates) the queue in opts.Dir. First it repairs, with no
@@ -713,7 +727,7 @@ func (q *Queue) badgerOptions() badger.Options {
 		WithBaseLevelSize(8 << 20).
 		WithValueLogFileSize(valueLogFileSize).
 		WithValueThreshold(int64(valueThreshold)).
-		WithBlockCacheSize(1 << 20). // decrypted blocks: 64 of 16 KiB, plenty for reads that follow the queue's heads
+		WithBlockCacheSize(1 << 20). // decrypted blocks: 16 of 64 KiB (64 of 16 KiB on 32-bit), plenty for reads that follow the queue's heads
 		WithIndexCacheSize(2 << 20). // required with encryption, or the second open panics
 		WithNumCompactors(0).        // compact.go drives them: no 50 ms ticks while idle
 		WithCompression(options.None).
@@ -729,8 +743,47 @@ func (q *Queue) badgerOptions() badger.Options {
 	return o
 }
 
-// openDB turns badger's panics on damaged files into errors.
-func openDB(o badger.Options) (db *badger.DB, err error) {
+// openDB opens badger with o, turning its panics on damaged files into
+// errors. Write-ahead logs (".mem") left by a crash of a build with larger
+// memtables (a queue before an upgrade: 2 MiB memtables before 1 MiB, 8
+// before 2) are first replayed at the size that wrote them: badger v4.9.6
+// replays a WAL into an arena of the current MemTableSize (memtable.go
+// openMemTable, db.go arenaSize), and a fuller one fails an assertion in
+// skl/arena.go that exits the process (y.AssertTruef: log.Fatalf), which
+// no recover catches. A WAL file is 2 x the MemTableSize that made it
+// (logFile.open), so the largest on disk tells; opened at that size and
+// closed, badger flushes them to tables, and the queue opens at its own.
+func openDB(o badger.Options) (*badger.DB, error) {
+	if n := walMemTableSize(o.Dir); n > o.MemTableSize {
+		db, err := openBadgerOnce(o.WithMemTableSize(n))
+		if err != nil {
+			return nil, err
+		}
+		if err := db.Close(); err != nil {
+			return nil, fmt.Errorf("flushing write-ahead logs of %d-byte memtables: %w", n, err)
+		}
+	}
+	return openBadgerOnce(o)
+}
+
+// walMemTableSize is the memtable size the largest write-ahead log in dir
+// was made for (half its size), 0 when there is none.
+func walMemTableSize(dir string) int64 {
+	ents, _ := os.ReadDir(dir)
+	var n int64
+	for _, e := range ents {
+		if !strings.HasSuffix(e.Name(), ".mem") {
+			continue
+		}
+		if fi, err := e.Info(); err == nil && fi.Mode().IsRegular() {
+			n = max(n, fi.Size()/2)
+		}
+	}
+	return n
+}
+
+// openBadgerOnce is badger.Open with its panics turned into errors.
+func openBadgerOnce(o badger.Options) (db *badger.DB, err error) {
 	defer func() {
 		if r := recover(); r != nil {
 			db, err = nil, fmt.Errorf("badger panicked: %v", r)
