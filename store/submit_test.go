@@ -7,7 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // TestSubmitOrder: several pipelined writers (each submits a window of
@@ -289,5 +291,79 @@ func TestErr(t *testing.T) {
 	}
 	if err := q.Err(); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Err after Close: %v; want ErrClosed", err)
+	}
+}
+
+// lockstepWindow is a publisher behind a network: win messages in flight,
+// each acknowledgement (Wait) frees one publish, which arrives a moment
+// later (a sleep), so a released window comes back as a trickle. It
+// publishes n messages and returns the fdatasyncs they took (Options.OnSync
+// counts them in *syncs).
+func lockstepWindow(t *testing.T, q *Queue, syncs *atomic.Int64, win, n int) (perSync float64) {
+	t.Helper()
+	ctx := context.Background()
+	submit := func(i int) Ticket {
+		tk, err := q.Submit(ctx, Message{Route: "r", Topic: "t", Payload: fmt.Appendf(nil, "%d", i), QoS: 1})
+		if err != nil {
+			t.Fatalf("Submit #%d: %v", i, err)
+		}
+		return tk
+	}
+	var inflight []Ticket
+	for i := range win {
+		inflight = append(inflight, submit(i))
+	}
+	s0 := syncs.Load()
+	for i := win; i < n+win; i++ {
+		if _, err := inflight[0].Wait(ctx); err != nil {
+			t.Fatalf("Wait: %v", err)
+		}
+		inflight = inflight[1:]
+		if i < n {
+			time.Sleep(20 * time.Microsecond) // the PUBACK's way to the publisher and the next PUBLISH's back
+			inflight = append(inflight, submit(i))
+		}
+	}
+	return float64(n-win) / float64(syncs.Load()-s0)
+}
+
+// TestLockstepFillsCommits: a lockstep publisher's window, trickling back
+// after each commit, goes into one commit, not into a commit of its first
+// arrivals and another of the rest (the committer waits for the company the
+// last commit had). Without the linger a commit took only what arrived
+// within a few yields: about one message per fdatasync here.
+func TestLockstepFillsCommits(t *testing.T) {
+	defer func(s float64, m time.Duration) { lingerShare, lingerMax = s, m }(lingerShare, lingerMax)
+	lingerShare, lingerMax = 1e6, time.Minute // the bound is not under test: the company is
+	var syncs atomic.Int64
+	q := openT(t, Options{Routes: []RouteLimits{{Name: "r"}}, OnSync: func(time.Duration) { syncs.Add(1) }})
+	const win = 16
+	per := lockstepWindow(t, q, &syncs, win, 40*win)
+	t.Logf("window %d: %.1f messages per fdatasync, %d lingers", win, per, q.lingers.Load())
+	if per < win*3/4 {
+		t.Errorf("%.1f messages per fdatasync from a lockstep window of %d; want at least %d (a window split across commits)", per, win, win*3/4)
+	}
+}
+
+// TestLoneMessageDoesNotLinger: a sensor that publishes one message at a
+// time gets each acknowledged after one fdatasync, with no wait for company
+// that is not coming: the linger is set to an hour, and every Enqueue must
+// still return (ctx bounds a failure), each after one sync of its own.
+func TestLoneMessageDoesNotLinger(t *testing.T) {
+	defer func(s float64, m time.Duration) { lingerShare, lingerMax = s, m }(lingerShare, lingerMax)
+	lingerShare, lingerMax = 1e6, time.Hour
+	var syncs atomic.Int64
+	q := openT(t, Options{Routes: []RouteLimits{{Name: "r"}}, OnSync: func(time.Duration) { syncs.Add(1) }})
+	const n = 5
+	for i := range n {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		_, err := q.Enqueue(ctx, Message{Route: "r", Topic: "t", Payload: fmt.Appendf(nil, "%d", i), QoS: 1})
+		cancel()
+		if err != nil {
+			t.Fatalf("Enqueue #%d of a lone sensor: %v (waited for company?)", i, err)
+		}
+	}
+	if s, l := syncs.Load(), q.lingers.Load(); s != n || l != 0 {
+		t.Errorf("%d lone messages: %d fdatasyncs, %d lingers; want %d and 0", n, s, l, n)
 	}
 }
