@@ -389,6 +389,7 @@ func (q *Queue) run() {
 	var carry *pending
 	last := 0                  // messages in the last group commit
 	var lastSync time.Duration // its fdatasync (of the last commit that synced)
+	var ended time.Time        // when the last commit of messages ended
 	maxMsgs := min(cap(batch), txnMaxEntries/2)
 	tick := time.NewTicker(q.opts.EnforceInterval)
 	defer tick.Stop()
@@ -412,6 +413,9 @@ func (q *Queue) run() {
 			select {
 			case p := <-q.reqs:
 				batch = append(batch, p)
+				if last > 0 && time.Since(ended) > lingerStale {
+					last = 0 // its writers are not coming back: no company to wait for
+				}
 			case <-q.kick:
 			case <-q.opsWait:
 				arm()
@@ -434,6 +438,9 @@ func (q *Queue) run() {
 		last = len(batch)
 		if took := q.commit(batch); took > 0 {
 			lastSync = took
+		}
+		if len(batch) > 0 {
+			ended = time.Now()
 		}
 		// Writes this commit did not take (over its budget, or held below
 		// the disk reserve) go out at the latest ackFlush from now.
@@ -460,8 +467,9 @@ func (q *Queue) run() {
 // lingerShare of the last fdatasync (lingerMax at most), so that a commit
 // waits at most that fraction of what it then spends syncing. A lone
 // message (last was one) never lingers: a sensor publishing once a second
-// gets its PUBACK after one fdatasync. Only the first message after a
-// burst, whose commit had company, waits out the bound once.
+// gets its PUBACK after one fdatasync, and so does the first message after
+// a burst when the committer has been idle for lingerStale: the writers
+// released by the last commit would have been back by then.
 func (q *Queue) gather(batch []*pending, last, maxMsgs int, lastSync time.Duration, linger *time.Timer) ([]*pending, *pending) {
 	budget := txnBudget
 	add := func(p *pending) bool {
@@ -501,7 +509,7 @@ func (q *Queue) gather(batch []*pending, last, maxMsgs int, lastSync time.Durati
 		runtime.Gosched()
 	}
 	wait := min(time.Duration(float64(lastSync)*lingerShare), lingerMax)
-	if wait <= 0 {
+	if wait <= 0 || len(batch) == 0 { // a commit of deletes alone waits for no one
 		return batch, nil
 	}
 	q.lingers.Add(1)
@@ -539,6 +547,7 @@ var lingerSpins = 4
 var (
 	lingerShare = 0.5
 	lingerMax   = 2 * time.Millisecond
+	lingerStale = 10 * time.Millisecond // a round trip is back well before (about 1 ms here)
 )
 
 // opsWaiting reports whether deletes or other writes wait for a commit.

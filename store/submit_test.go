@@ -294,6 +294,17 @@ func TestErr(t *testing.T) {
 	}
 }
 
+// setLinger bounds the committer's wait for company by bound alone (not by
+// the last fdatasync) and sets lingerStale, until the end of t. Call it
+// before opening the queue: the restore is a cleanup, run after the
+// queue's Close (a deferred one would race with a committer still
+// running after a failure).
+func setLinger(t *testing.T, bound, stale time.Duration) {
+	share, m, st := lingerShare, lingerMax, lingerStale
+	t.Cleanup(func() { lingerShare, lingerMax, lingerStale = share, m, st })
+	lingerShare, lingerMax, lingerStale = 1e6, bound, stale
+}
+
 // TestLockstepFillsCommits: a lockstep publisher's window, trickling back
 // after each commit, goes into one commit, not into a commit of its first
 // arrivals and another of the rest: the committer waits for the company the
@@ -302,12 +313,12 @@ func TestErr(t *testing.T) {
 // sleep), so a released window comes back as a trickle. Without the linger
 // a commit took what arrived within a few yields: about 4 messages per
 // fdatasync here. The bound of the wait is not under test (set to a
-// minute): the test starts from a known state (a commit of one message,
+// minute, and so is the idle time after which company is no longer
+// expected, lingerStale): the test starts from a known state (a commit of one message,
 // then one of the rest of the window, held back behind its fdatasync) and
 // closes the queue at the end, which ends the last commit's wait.
 func TestLockstepFillsCommits(t *testing.T) {
-	defer func(s float64, m time.Duration) { lingerShare, lingerMax = s, m }(lingerShare, lingerMax)
-	lingerShare, lingerMax = 1e6, time.Minute
+	setLinger(t, time.Minute, time.Minute)
 	const win, n = 16, 40 * 16
 	var syncs atomic.Int64
 	entered, gate := make(chan struct{}), make(chan struct{})
@@ -360,8 +371,7 @@ func TestLockstepFillsCommits(t *testing.T) {
 // that is not coming: the linger is set to an hour, and every Enqueue must
 // still return (ctx bounds a failure), each after one sync of its own.
 func TestLoneMessageDoesNotLinger(t *testing.T) {
-	defer func(s float64, m time.Duration) { lingerShare, lingerMax = s, m }(lingerShare, lingerMax)
-	lingerShare, lingerMax = 1e6, time.Hour
+	setLinger(t, time.Hour, lingerStale)
 	var syncs atomic.Int64
 	q := openT(t, Options{Routes: []RouteLimits{{Name: "r"}}, OnSync: func(time.Duration) { syncs.Add(1) }})
 	const n = 5
@@ -375,5 +385,56 @@ func TestLoneMessageDoesNotLinger(t *testing.T) {
 	}
 	if s, l := syncs.Load(), q.lingers.Load(); s != n || l != 0 {
 		t.Errorf("%d lone messages: %d fdatasyncs, %d lingers; want %d and 0", n, s, l, n)
+	}
+}
+
+// TestLoneMessageAfterBurst: the first message of a sensor after a burst
+// (whose last commit had company) does not wait for company either once
+// the committer has been idle for lingerStale: the burst's writers would
+// have been back by then. The linger is set to an hour; ctx bounds a
+// failure.
+func TestLoneMessageAfterBurst(t *testing.T) {
+	setLinger(t, time.Hour, lingerStale)
+	var syncs atomic.Int64
+	entered, gate := make(chan struct{}), make(chan struct{})
+	q := openT(t, Options{Routes: []RouteLimits{{Name: "r"}}, OnSync: func(time.Duration) {
+		if syncs.Add(1) == 1 {
+			close(entered)
+			<-gate
+		}
+	}})
+	ctx := context.Background()
+	m := Message{Route: "r", Topic: "t", Payload: []byte("burst"), QoS: 1}
+	var burst []Ticket
+	submit := func() {
+		tk, err := q.Submit(ctx, m)
+		if err != nil {
+			t.Fatalf("Submit: %v", err)
+		}
+		burst = append(burst, tk)
+	}
+	submit()
+	<-entered // a commit of one is syncing: the next seven go together
+	for range 7 {
+		submit()
+	}
+	close(gate)
+	for _, tk := range burst {
+		if _, err := tk.Wait(ctx); err != nil {
+			t.Fatalf("Wait: %v", err)
+		}
+	}
+	if s := syncs.Load(); s != 2 {
+		t.Fatalf("burst of 1 + 7 messages: %d fdatasyncs; want 2", s)
+	}
+	time.Sleep(lingerStale + 40*time.Millisecond) // the sensor's next message comes later
+	l0 := q.lingers.Load()
+	ctx30, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if _, err := q.Enqueue(ctx30, Message{Route: "r", Topic: "t", Payload: []byte("lone"), QoS: 1}); err != nil {
+		t.Fatalf("Enqueue of a lone message after a burst: %v (waited for company?)", err)
+	}
+	if l := q.lingers.Load() - l0; l != 0 {
+		t.Errorf("lone message after a burst: %d lingers; want 0", l)
 	}
 }
