@@ -387,13 +387,17 @@ func (q *Queue) run() {
 	defer close(q.stopped)
 	batch := make([]*pending, 0, q.opts.MaxBatch)
 	var carry *pending
-	last := 0 // messages in the last group commit
+	last := 0                  // messages in the last group commit
+	var lastSync time.Duration // its fdatasync (of the last commit that synced)
+	var ended time.Time        // when the last commit of messages ended
 	maxMsgs := min(cap(batch), txnMaxEntries/2)
 	tick := time.NewTicker(q.opts.EnforceInterval)
 	defer tick.Stop()
 	flush := time.NewTimer(ackFlush)
 	flush.Stop()
 	defer flush.Stop()
+	linger := time.NewTimer(lingerMax)
+	linger.Stop()
 	armed := false
 	arm := func() {
 		if !armed {
@@ -409,6 +413,9 @@ func (q *Queue) run() {
 			select {
 			case p := <-q.reqs:
 				batch = append(batch, p)
+				if last > 0 && time.Since(ended) > lingerStale {
+					last = 0 // its writers are not coming back: no company to wait for
+				}
 			case <-q.kick:
 			case <-q.opsWait:
 				arm()
@@ -427,9 +434,14 @@ func (q *Queue) run() {
 				return
 			}
 		}
-		batch, carry = q.gather(batch, last, maxMsgs)
+		batch, carry = q.gather(batch, last, maxMsgs, lastSync, linger)
 		last = len(batch)
-		q.commit(batch)
+		if took := q.commit(batch); took > 0 {
+			lastSync = took
+		}
+		if len(batch) > 0 {
+			ended = time.Now()
+		}
 		// Writes this commit did not take (over its budget, or held below
 		// the disk reserve) go out at the latest ackFlush from now.
 		if q.opsWaiting() {
@@ -440,37 +452,103 @@ func (q *Queue) run() {
 
 // gather takes what is queued into batch (which holds the request that woke
 // the committer, if any) within the transaction budget; a request over the
-// budget is returned as carry, for the next commit. The writers released by
-// the last commit (last messages) are still re-submitting: it yields a few
-// times while fewer than last time have arrived, so they share this sync
-// instead of the next one.
-func (q *Queue) gather(batch []*pending, last, maxMsgs int) ([]*pending, *pending) {
+// budget is returned as carry, for the next commit.
+//
+// The writers released by the last commit (last messages) are still
+// re-submitting, and how long they take decides how full this commit is.
+// In-process writers are back within a few yields of the processor: while
+// fewer than last time have arrived it yields (lingerSpins). A publisher
+// behind a network is back a round trip later, its messages trickling in
+// over tens to hundreds of microseconds (each PUBACK frees one publish): a
+// commit started on the first of them syncs a handful and leaves the rest to
+// wait a whole fdatasync, and a lockstep publisher's window then splits
+// into commits that rarely merge again. So while fewer than last time have
+// arrived, it lingers on: it waits for each next arrival, for at most
+// lingerShare of the last fdatasync (lingerMax at most), so that a commit
+// waits at most that fraction of what it then spends syncing. A lone
+// message (last was one) never lingers: a sensor publishing once a second
+// gets its PUBACK after one fdatasync, and so does the first message after
+// a burst when the committer has been idle for lingerStale: the writers
+// released by the last commit would have been back by then.
+func (q *Queue) gather(batch []*pending, last, maxMsgs int, lastSync time.Duration, linger *time.Timer) ([]*pending, *pending) {
 	budget := txnBudget
+	add := func(p *pending) bool {
+		if p.est > budget {
+			return false
+		}
+		batch = append(batch, p)
+		budget -= p.est
+		return true
+	}
 	for _, p := range batch {
 		budget -= p.est
 	}
-	for spins := 0; ; spins++ {
+	take := func() (carry *pending) {
 		for len(batch) < maxMsgs {
-			var p *pending
 			select {
-			case p = <-q.reqs:
+			case p := <-q.reqs:
+				if !add(p) {
+					return p
+				}
 			default:
+				return nil
 			}
-			if p == nil {
-				break
-			}
-			if p.est > budget {
-				return batch, p
-			}
-			batch = append(batch, p)
-			budget -= p.est
 		}
-		if len(batch) >= last || spins >= lingerSpins {
+		return nil
+	}
+	for spins := 0; ; spins++ {
+		if carry := take(); carry != nil {
+			return batch, carry
+		}
+		if len(batch) >= last || len(batch) >= maxMsgs {
 			return batch, nil
+		}
+		if spins >= lingerSpins {
+			break
 		}
 		runtime.Gosched()
 	}
+	wait := min(time.Duration(float64(lastSync)*lingerShare), lingerMax)
+	if wait <= 0 || len(batch) == 0 { // a commit of deletes alone waits for no one
+		return batch, nil
+	}
+	q.lingers.Add(1)
+	linger.Reset(wait)
+	defer linger.Stop()
+	for len(batch) < last && len(batch) < maxMsgs {
+		select {
+		case p := <-q.reqs:
+			if !add(p) {
+				return batch, p
+			}
+			if carry := take(); carry != nil {
+				return batch, carry
+			}
+		case <-linger.C:
+			return batch, nil
+		case <-q.closing:
+			return batch, nil
+		}
+	}
+	return batch, nil
 }
+
+// lingerSpins bounds the yields of one group commit before it lingers (a
+// few microseconds).
+var lingerSpins = 4
+
+// lingerShare is the fraction of the last fdatasync a commit may wait for
+// the company the last commit had (gather); lingerMax caps it whatever that
+// sync took (one held up by other writers to the disk takes tens of
+// milliseconds). The wait is a Go timer, woken at once by each arrival; its
+// expiry is late by up to a millisecond in an idle process (the runtime
+// (1.26) sleeps in epoll_wait, whose timeout is in milliseconds), which
+// delays only a commit whose company did not come.
+var (
+	lingerShare = 0.5
+	lingerMax   = 2 * time.Millisecond
+	lingerStale = 10 * time.Millisecond // a round trip is back well before (about 1 ms here)
+)
 
 // opsWaiting reports whether deletes or other writes wait for a commit.
 func (q *Queue) opsWaiting() bool {
@@ -478,9 +556,6 @@ func (q *Queue) opsWaiting() bool {
 	defer q.mu.Unlock()
 	return len(q.ops) > 0
 }
-
-// lingerSpins bounds the yields of one group commit (a few microseconds).
-var lingerSpins = 4
 
 func (q *Queue) drainOnClose() {
 	var batch []*pending
@@ -527,8 +602,9 @@ func (q *Queue) flushOps() {
 // together into the next one (group commit, batch size adapting to the sync
 // latency). Badger with SyncWrites syncs the WAL once per transaction and
 // the value log once per write group; more transactions in flight would only
-// add WAL syncs.
-func (q *Queue) commit(batch []*pending) {
+// add WAL syncs. It returns how long the fdatasync took (0: none, a commit of
+// deletes alone is not synced).
+func (q *Queue) commit(batch []*pending) (synced time.Duration) {
 	// Every commit looks at the disk: deletes and dead letters write too.
 	free, freeErr := q.statfs(q.dir)
 	c := commitTxn{batch: batch, pre: q.pre[:0], sets: q.sets[:0], arena: q.arena[:0], segBuf: q.segBuf[:0], lsm: q.lsmSize()}
@@ -574,6 +650,7 @@ func (q *Queue) commit(batch []*pending) {
 	}
 	clear(c.sets) // no references to the routes or the arena kept
 	q.pre, q.sets, q.arena, q.segBuf = c.pre[:0], c.sets[:0], c.arena[:0], c.segBuf[:0]
+	return c.syncTook
 }
 
 // commitTxn is one commit being built: the messages it admits (sets), the

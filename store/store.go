@@ -241,6 +241,7 @@ type Queue struct {
 	kick       chan struct{}
 	opsWait    chan struct{} // a write was queued for the next commit (queueOp): arm the ack flush
 	ackFlushes atomic.Uint64 // ack flushes the committer's timer made (tests: none while idle)
+	lingers    atomic.Uint64 // commits that waited for company (gather)
 	closing    chan struct{}
 	stopped    chan struct{}
 	gcDone     chan struct{}

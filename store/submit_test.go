@@ -7,7 +7,9 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // TestSubmitOrder: several pipelined writers (each submits a window of
@@ -289,5 +291,150 @@ func TestErr(t *testing.T) {
 	}
 	if err := q.Err(); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Err after Close: %v; want ErrClosed", err)
+	}
+}
+
+// setLinger bounds the committer's wait for company by bound alone (not by
+// the last fdatasync) and sets lingerStale, until the end of t. Call it
+// before opening the queue: the restore is a cleanup, run after the
+// queue's Close (a deferred one would race with a committer still
+// running after a failure).
+func setLinger(t *testing.T, bound, stale time.Duration) {
+	share, m, st := lingerShare, lingerMax, lingerStale
+	t.Cleanup(func() { lingerShare, lingerMax, lingerStale = share, m, st })
+	lingerShare, lingerMax, lingerStale = 1e6, bound, stale
+}
+
+// TestLockstepFillsCommits: a lockstep publisher's window, trickling back
+// after each commit, goes into one commit, not into a commit of its first
+// arrivals and another of the rest: the committer waits for the company the
+// last commit had. The publisher has win messages in flight; each
+// acknowledgement (Wait) frees one publish, which arrives a moment later (a
+// sleep), so a released window comes back as a trickle. Without the linger
+// a commit took what arrived within a few yields: about 4 messages per
+// fdatasync here. The bound of the wait is not under test (set to a
+// minute, and so is the idle time after which company is no longer
+// expected, lingerStale): the test starts from a known state (a commit of one message,
+// then one of the rest of the window, held back behind its fdatasync) and
+// closes the queue at the end, which ends the last commit's wait.
+func TestLockstepFillsCommits(t *testing.T) {
+	setLinger(t, time.Minute, time.Minute)
+	const win, n = 16, 40 * 16
+	var syncs atomic.Int64
+	entered, gate := make(chan struct{}), make(chan struct{})
+	q := openT(t, Options{Routes: []RouteLimits{{Name: "r"}}, OnSync: func(time.Duration) {
+		if syncs.Add(1) == 1 {
+			close(entered)
+			<-gate
+		}
+	}})
+	ctx := context.Background()
+	submit := func(i int) Ticket {
+		tk, err := q.Submit(ctx, Message{Route: "r", Topic: "t", Payload: fmt.Appendf(nil, "%d", i), QoS: 1})
+		if err != nil {
+			t.Fatalf("Submit #%d: %v", i, err)
+		}
+		return tk
+	}
+	inflight := []Ticket{submit(0)}
+	<-entered // the first commit (one message) is syncing
+	for i := 1; i < win; i++ {
+		inflight = append(inflight, submit(i))
+	}
+	close(gate)
+	closed := make(chan error, 1)
+	for i := win; len(inflight) > 0; i++ {
+		if _, err := inflight[0].Wait(ctx); err != nil {
+			t.Fatalf("Wait: %v", err)
+		}
+		inflight = inflight[1:]
+		switch {
+		case i < n:
+			time.Sleep(20 * time.Microsecond) // the PUBACK's way to the publisher and the next PUBLISH's back
+			inflight = append(inflight, submit(i))
+		case i == n:
+			go func() { closed <- q.Close() }() // commits the rest
+		}
+	}
+	if err := <-closed; err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	per := float64(n) / float64(syncs.Load())
+	t.Logf("window %d: %d messages in %d fdatasyncs (%.1f each), %d lingers", win, n, syncs.Load(), per, q.lingers.Load())
+	if per < win*3/4 {
+		t.Errorf("%.1f messages per fdatasync from a lockstep window of %d; want at least %d (a window split across commits)", per, win, win*3/4)
+	}
+}
+
+// TestLoneMessageDoesNotLinger: a sensor that publishes one message at a
+// time gets each acknowledged after one fdatasync, with no wait for company
+// that is not coming: the linger is set to an hour, and every Enqueue must
+// still return (ctx bounds a failure), each after one sync of its own.
+func TestLoneMessageDoesNotLinger(t *testing.T) {
+	setLinger(t, time.Hour, lingerStale)
+	var syncs atomic.Int64
+	q := openT(t, Options{Routes: []RouteLimits{{Name: "r"}}, OnSync: func(time.Duration) { syncs.Add(1) }})
+	const n = 5
+	for i := range n {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		_, err := q.Enqueue(ctx, Message{Route: "r", Topic: "t", Payload: fmt.Appendf(nil, "%d", i), QoS: 1})
+		cancel()
+		if err != nil {
+			t.Fatalf("Enqueue #%d of a lone sensor: %v (waited for company?)", i, err)
+		}
+	}
+	if s, l := syncs.Load(), q.lingers.Load(); s != n || l != 0 {
+		t.Errorf("%d lone messages: %d fdatasyncs, %d lingers; want %d and 0", n, s, l, n)
+	}
+}
+
+// TestLoneMessageAfterBurst: the first message of a sensor after a burst
+// (whose last commit had company) does not wait for company either once
+// the committer has been idle for lingerStale: the burst's writers would
+// have been back by then. The linger is set to an hour; ctx bounds a
+// failure.
+func TestLoneMessageAfterBurst(t *testing.T) {
+	setLinger(t, time.Hour, lingerStale)
+	var syncs atomic.Int64
+	entered, gate := make(chan struct{}), make(chan struct{})
+	q := openT(t, Options{Routes: []RouteLimits{{Name: "r"}}, OnSync: func(time.Duration) {
+		if syncs.Add(1) == 1 {
+			close(entered)
+			<-gate
+		}
+	}})
+	ctx := context.Background()
+	m := Message{Route: "r", Topic: "t", Payload: []byte("burst"), QoS: 1}
+	var burst []Ticket
+	submit := func() {
+		tk, err := q.Submit(ctx, m)
+		if err != nil {
+			t.Fatalf("Submit: %v", err)
+		}
+		burst = append(burst, tk)
+	}
+	submit()
+	<-entered // a commit of one is syncing: the next seven go together
+	for range 7 {
+		submit()
+	}
+	close(gate)
+	for _, tk := range burst {
+		if _, err := tk.Wait(ctx); err != nil {
+			t.Fatalf("Wait: %v", err)
+		}
+	}
+	if s := syncs.Load(); s != 2 {
+		t.Fatalf("burst of 1 + 7 messages: %d fdatasyncs; want 2", s)
+	}
+	time.Sleep(lingerStale + 40*time.Millisecond) // the sensor's next message comes later
+	l0 := q.lingers.Load()
+	ctx30, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if _, err := q.Enqueue(ctx30, Message{Route: "r", Topic: "t", Payload: []byte("lone"), QoS: 1}); err != nil {
+		t.Fatalf("Enqueue of a lone message after a burst: %v (waited for company?)", err)
+	}
+	if l := q.lingers.Load() - l0; l != 0 {
+		t.Errorf("lone message after a burst: %d lingers; want 0", l)
 	}
 }
