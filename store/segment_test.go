@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"math/rand/v2"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -633,4 +634,13 @@ func FuzzSegmentReader(f *testing.F) {
 			}
 		}
 	})
+}
+
+// incompressible returns n pseudo-random bytes (seeded): payloads that
+// fill memtables and value-log files as their length says, compressed
+// segments or not.
+func incompressible(n int, seed uint64) []byte {
+	b := make([]byte, n)
+	rand.NewChaCha8([32]byte{byte(seed), byte(seed >> 8), byte(seed >> 16), byte(seed >> 24)}).Read(b)
+	return b
 }
