@@ -157,15 +157,20 @@ func TestDueL0(t *testing.T) {
 // is the harness's ("<prefix> <sensor> <seq> 0" and spaces: it
 // compresses), payload=random is incompressible. Run with -benchtime
 // 100000x (a burst of the harness's size).
+//
+// upstream=offline takes and acks only after the whole burst is queued (a
+// backlog: what compactions rewrite of live messages).
 func BenchmarkBytesPerSource(b *testing.B) {
-	for _, pubs := range []int{1, 4, 16} {
-		for _, payload := range []string{"harness", "random"} {
-			b.Run(fmt.Sprintf("pubs=%d/payload=%s", pubs, payload), func(b *testing.B) { bytesPerSource(b, pubs, payload) })
+	for _, up := range []string{"keeping-up", "offline"} {
+		for _, pubs := range []int{1, 4, 16} {
+			for _, payload := range []string{"harness", "random"} {
+				b.Run(fmt.Sprintf("upstream=%s/pubs=%d/payload=%s", up, pubs, payload), func(b *testing.B) { bytesPerSource(b, pubs, payload, up == "offline") })
+			}
 		}
 	}
 }
 
-func bytesPerSource(b *testing.B, pubs int, payload string) {
+func bytesPerSource(b *testing.B, pubs int, payload string, offline bool) {
 	const window = 50 // the harness's publishers' QoS 1 window
 	var syncs atomic.Int64
 	dir := filepath.Join(b.TempDir(), "q")
@@ -220,6 +225,9 @@ func bytesPerSource(b *testing.B, pubs int, payload string) {
 				}
 			}
 		})
+	}
+	if offline {
+		wg.Wait()
 	}
 	drain(b, q, b.N)
 	wg.Wait()
