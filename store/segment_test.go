@@ -780,6 +780,10 @@ func TestSegmentVersionsByteForByte(t *testing.T) {
 			}
 			q.Close()
 			q = openT(t, Options{Dir: dir})
+			var out strings.Builder // the admin reader
+			if n, err := q.Export("r", &out); err != nil || n != 2 || !strings.Contains(out.String(), `"topic":"a/b"`) {
+				t.Fatalf("Export: %d, %v, %s; want both messages", n, err, out.String())
+			}
 			want := []Message{
 				{Route: "r", Topic: "a/b", Device: "d1", Payload: []byte("hi"), QoS: 1, Seq: a, Time: 1000},
 				{Route: "r", Topic: "a/b", Device: "d1", Payload: []byte("you"), QoS: 1, Retain: true, Seq: b, Time: 1005},
