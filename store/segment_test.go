@@ -604,7 +604,10 @@ func FuzzSegmentReader(f *testing.F) {
 	w.add(12, oldValue(false, 0, 3, "a/b", "d", nil))
 	w.add(13, []byte{1, 2})
 	f.Add(uint64(10), uint64(13), w.b)
+	hw, _, _ := harnessLike(40)
+	f.Add(hw.first, hw.last, sealSeg(hw.b)) // version 3
 	f.Add(uint64(1), uint64(1), []byte{segVersion})
+	f.Add(uint64(1), uint64(1), []byte{segVersionS2})
 	f.Add(uint64(5), uint64(9), []byte{7, 7, 7})
 	f.Fuzz(func(t *testing.T, first, last uint64, v []byte) {
 		if first > last || first == 0 {
