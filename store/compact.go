@@ -64,9 +64,8 @@ const (
 	compactQuiet = 20                    // a second without a commit
 	// l0StallNever: badger's L0 stall threshold, out of reach (see above).
 	l0StallNever = 1 << 30
-	// flattenRatio, flattenTables: see dueL0.
-	flattenRatio  = 2
-	flattenTables = 6
+	// flattenRatio: see dueL0.
+	flattenRatio = 2
 )
 
 // startCompactor starts the driver on db, armed.
@@ -152,38 +151,26 @@ func (c *compactor) check() (due bool) {
 	return true
 }
 
-// dueL0: level 0 holds at least flattenTables tables (and more than l0,
-// NumLevelZeroTables: Flatten leaves a lone level 0 within its target
-// alone) and at least 1/flattenRatio of the bytes of the levels below it.
-//
-// Flatten merges level 0 into the last level, rewriting it whole (every
-// level-0 table spans the queue's meta keys, so it overlaps everything);
-// waiting until level 0 is that big bounds what a flushed byte costs in
-// rewrites (at most flattenRatio+1 times its size) as the queue grows. A
-// 1M-message backlog of 100-byte messages wrote 946 bytes per message to
-// storage this way, against 1,569 with badger's own two compactors and
-// 1,861 flattening at every two tables (BenchmarkStorageCost-like run,
-// encrypted).
-//
-// flattenTables: a queue's segments die young (the upstream acks them), and
-// a flatten that merges a segment with its delete writes neither, while
-// one that comes before the delete rewrites the segment for nothing. A
-// burst of a few memtables, queued and then drained, is flattened once,
-// after the drain: with the first flatten at three tables, a 100,000-message
-// burst of incompressible 100-byte messages queued with the upstream
-// offline wrote 62 bytes per message in flattens (BenchmarkBytesPerSource,
-// upstream=offline), with six about none. Level 0 then holds up to
-// flattenTables memtables of 2 MiB (badger's own default is 5 tables before
-// it compacts, 15 before it stalls writes).
+// dueL0: level 0 holds at least l0 tables (NumLevelZeroTables) and at
+// least 1/flattenRatio of the bytes of the levels below it. Flatten merges
+// level 0 into the last level, rewriting it whole (every level-0 table spans
+// the queue's meta keys, so it overlaps everything); waiting until level 0
+// is that big bounds what a flushed byte costs in rewrites (at most
+// flattenRatio+1 times its size) as the queue grows. A 1M-message backlog of
+// 100-byte messages wrote 946 bytes per message to storage this way, against
+// 1,569 with badger's own two compactors and 1,861 flattening at every two
+// tables (BenchmarkStorageCost-like run, encrypted).
 func dueL0(lv []badger.LevelInfo, l0 int) bool {
 	var below int64
 	for _, l := range lv[1:] {
 		below += l.Size
 	}
-	if lv[0].NumTables < max(l0+1, flattenTables) {
-		return false
+	if below == 0 {
+		// Flatten leaves a lone level 0 alone unless it is over its
+		// target: more than l0 tables (its score above 1).
+		return lv[0].NumTables > l0
 	}
-	return below == 0 || lv[0].Size*flattenRatio >= below
+	return lv[0].NumTables >= l0 && lv[0].Size*flattenRatio >= below
 }
 
 // flatten is DB.Flatten, one at a time (badger v4.9.6's Flatten restarts

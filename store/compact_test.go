@@ -127,13 +127,12 @@ func TestDueL0(t *testing.T) {
 		want bool
 	}{
 		{"empty", lv(0, 0, 0), false},
-		{"one flush", lv(1, 2<<20, 0), false},
-		{"five flushes, nothing below: their segments may yet be deleted", lv(5, 10<<20, 0), false},
-		{"six flushes, nothing below", lv(6, 12<<20, 0), true},
-		{"five flushes over a small last level", lv(5, 10<<20, 1<<20), false},
-		{"six flushes over a small last level", lv(6, 12<<20, 4<<20), true},
-		{"one flush over a small last level", lv(1, 2<<20, 1<<20), false},
-		{"six flushes over a big last level", lv(6, 12<<20, 200<<20), false},
+		{"one flush", lv(1, 8<<20, 0), false},
+		{"two flushes, nothing below: Flatten would leave them", lv(2, 16<<20, 0), false},
+		{"three flushes, nothing below", lv(3, 24<<20, 0), true},
+		{"two flushes over a small last level", lv(2, 16<<20, 4<<20), true},
+		{"one flush over a small last level", lv(1, 8<<20, 1<<20), false},
+		{"two flushes over a big last level", lv(2, 16<<20, 200<<20), false},
 		{"level 0 half the last level", lv(13, 100<<20, 200<<20), true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
