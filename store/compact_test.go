@@ -3,7 +3,12 @@ package store
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -52,7 +57,7 @@ func TestCompactionsDrivenByWrites(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				p := make([]byte, size)
+				p := incompressible(size, uint64(w)) // a compressed segment of zeros would flush no memtable
 				for i := range per {
 					copy(p, fmt.Sprintf("r%d w%d %d ", round, w, i))
 					if _, err := q.Enqueue(ctx, Message{Route: fmt.Sprintf("w%d", w), Topic: "t", Payload: p, QoS: 1}); err != nil {
@@ -136,4 +141,203 @@ func TestDueL0(t *testing.T) {
 			}
 		})
 	}
+}
+
+// BenchmarkBytesPerSource: where the bytes a message costs the storage go,
+// per source, under the load of the third-party harness (cmd/edgegw
+// bench_paho_test.go): pubs publishers, each keeping pahoWindow 100-byte
+// messages submitted and not yet synced, a reader taking and acking them
+// as they come (an upstream that keeps up), the encrypted queue of the
+// packaged config. Reported per message: wbytes (the process's
+// write_bytes, /proc/self/io), of which l0 (memtable flushes: the SSTs
+// badger lists at level 0 when first seen), lsm (compaction outputs: the
+// SSTs first seen below level 0, Flatten's rewrites), manifest, and wal
+// (the rest: the memtables' mmapped write-ahead logs, whose every synced
+// commit dirties at least one page again: wal-pages/sync). payload=harness
+// is the harness's ("<prefix> <sensor> <seq> 0" and spaces: it
+// compresses), payload=random is incompressible. Run with -benchtime
+// 100000x (a burst of the harness's size).
+//
+// upstream=offline takes and acks only after the whole burst is queued (a
+// backlog: what compactions rewrite of live messages).
+func BenchmarkBytesPerSource(b *testing.B) {
+	for _, up := range []string{"keeping-up", "offline"} {
+		for _, pubs := range []int{1, 4, 16} {
+			for _, payload := range []string{"harness", "random"} {
+				b.Run(fmt.Sprintf("upstream=%s/pubs=%d/payload=%s", up, pubs, payload), func(b *testing.B) { bytesPerSource(b, pubs, payload, up == "offline") })
+			}
+		}
+	}
+}
+
+func bytesPerSource(b *testing.B, pubs int, payload string, offline bool) {
+	const window = 50 // the harness's publishers' QoS 1 window
+	var syncs atomic.Int64
+	dir := filepath.Join(b.TempDir(), "q")
+	q := openT(b, Options{Dir: dir, Routes: []RouteLimits{{Name: "telemetry"}}, EncryptionKey: make([]byte, 32),
+		OnSync: func(time.Duration) { syncs.Add(1) }})
+	msgs := make([][]Message, pubs)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for p := range pubs {
+		sensor := fmt.Sprintf("sensor-%02d", p)
+		for i := range b.N/pubs + 1 {
+			pl := []byte(fmt.Sprintf("bench-p%d %s %d 0", pubs, sensor, i))
+			for len(pl) < 100 {
+				if payload == "random" {
+					pl = append(pl, byte(rng.Uint32()))
+				} else {
+					pl = append(pl, ' ')
+				}
+			}
+			msgs[p] = append(msgs[p], Message{Route: "telemetry", Topic: "sensors/" + sensor + "/t", Device: sensor, Payload: pl, QoS: 1})
+		}
+	}
+	w := newFileWatch(q)
+	syncs.Store(0)
+	c := startCost(b)
+	b.ResetTimer()
+	var wg sync.WaitGroup
+	for p := range pubs {
+		n := b.N / pubs
+		if p < b.N%pubs {
+			n++
+		}
+		wg.Go(func() {
+			ctx := context.Background()
+			var ring []Ticket
+			for i := range n {
+				t, err := q.Submit(ctx, msgs[p][i])
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				if ring = append(ring, t); len(ring) == window {
+					if _, err := ring[0].Wait(ctx); err != nil {
+						b.Error(err)
+						return
+					}
+					ring = ring[1:]
+				}
+			}
+			for _, t := range ring {
+				if _, err := t.Wait(ctx); err != nil {
+					b.Error(err)
+				}
+			}
+		})
+	}
+	if offline {
+		wg.Wait()
+	}
+	drain(b, q, b.N)
+	wg.Wait()
+	if err := q.sync(); err != nil { // the acks written
+		b.Fatal(err)
+	}
+	b.StopTimer()
+	c.report(b)
+	src := w.stop()
+	total, _ := writeBytes()
+	n := float64(b.N)
+	b.ReportMetric(float64(src.l0)/n, "l0-B/msg")
+	b.ReportMetric(float64(src.lsm)/n, "lsm-B/msg")
+	b.ReportMetric(float64(src.manifest)/n, "manifest-B/msg")
+	wal := float64(total-c.w) - float64(src.l0+src.lsm+src.manifest+src.unseen)
+	b.ReportMetric(wal/n, "wal-B/msg")
+	b.ReportMetric(float64(src.unseen), "sst-missed")
+	if s := syncs.Load(); s > 0 {
+		b.ReportMetric(n/float64(s), "msg/sync")
+		b.ReportMetric(wal/4096/float64(s), "wal-pages/sync")
+	}
+}
+
+// fileWatch polls a queue's directory and badger's table list: the size of
+// every SST created (written whole at creation) and the level badger first
+// lists it at, and what MANIFEST grew by.
+type fileWatch struct {
+	q        *Queue
+	done     chan struct{}
+	res      chan watched
+	seenSST  map[string]int64
+	level    map[uint64]int
+	manifest int64
+}
+
+type watched struct{ l0, lsm, manifest, unseen int64 }
+
+func newFileWatch(q *Queue) *fileWatch {
+	w := &fileWatch{q: q, done: make(chan struct{}), res: make(chan watched, 1), seenSST: map[string]int64{}, level: map[uint64]int{}}
+	w.poll() // what is there already is not counted
+	for k := range w.seenSST {
+		w.seenSST[k] = -1
+	}
+	base := w.manifest
+	go func() {
+		var grown int64
+		last := base
+		for {
+			select {
+			case <-w.done:
+				w.poll()
+				grown += max(0, w.manifest-last)
+				var r watched
+				r.manifest = grown
+				for name, size := range w.seenSST {
+					if size < 0 {
+						continue
+					}
+					var id uint64
+					fmt.Sscanf(name, "%06d.sst", &id)
+					switch l, ok := w.level[id]; {
+					case !ok:
+						r.unseen += size
+					case l == 0:
+						r.l0 += size
+					default:
+						r.lsm += size
+					}
+				}
+				w.res <- r
+				return
+			case <-time.After(2 * time.Millisecond):
+			}
+			w.poll()
+			if w.manifest < last { // rewritten whole
+				grown += w.manifest
+			} else {
+				grown += w.manifest - last
+			}
+			last = w.manifest
+		}
+	}()
+	return w
+}
+
+func (w *fileWatch) poll() {
+	for _, t := range w.q.db.Tables() {
+		if _, ok := w.level[t.ID]; !ok {
+			w.level[t.ID] = t.Level
+		}
+	}
+	ents, _ := os.ReadDir(w.q.dir)
+	for _, e := range ents {
+		name := e.Name()
+		switch {
+		case strings.HasSuffix(name, ".sst"):
+			if _, ok := w.seenSST[name]; !ok {
+				if fi, err := e.Info(); err == nil {
+					w.seenSST[name] = fi.Size()
+				}
+			}
+		case name == "MANIFEST":
+			if fi, err := e.Info(); err == nil {
+				w.manifest = fi.Size()
+			}
+		}
+	}
+}
+
+func (w *fileWatch) stop() watched {
+	close(w.done)
+	return <-w.res
 }

@@ -21,8 +21,8 @@ func TestLogSyncerFollowsBadger(t *testing.T) {
 		return s.cur
 	}
 	firstWAL, firstVlog := newest(".mem"), newest(".vlog")
-	mid := bytes.Repeat([]byte{'m'}, valueThreshold*9/10) // stays in the LSM tree: fills memtables
-	big := bytes.Repeat([]byte{'v'}, 300<<10)             // goes to the value log
+	mid := incompressible(valueThreshold*9/10, 1) // stays in the LSM tree: fills memtables (compressed segments would not)
+	big := bytes.Repeat([]byte{'v'}, 300<<10)     // goes to the value log
 	n := int(memTableSize*3) / len(mid)
 	for i := range max(n, 400) {
 		p := mid

@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"hash/crc32"
+	"math/rand/v2"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -133,9 +135,7 @@ func migrateOld(t *testing.T, key []byte) {
 	routes := []RouteLimits{{Name: "hi", Priority: 1}, {Name: "lo"}, {Name: "nometa"}}
 	q := openT(t, Options{Dir: dir, EncryptionKey: key})
 	q.Close()
-	// Written as the builds of the old format wrote: 2 MiB memtables, whose
-	// transactions take the 2,000 messages of "lo" in one.
-	db, err := badger.Open(q.badgerOptions().WithMemTableSize(2 << 20))
+	db, err := badger.Open(q.badgerOptions())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -605,7 +605,10 @@ func FuzzSegmentReader(f *testing.F) {
 	w.add(12, oldValue(false, 0, 3, "a/b", "d", nil))
 	w.add(13, []byte{1, 2})
 	f.Add(uint64(10), uint64(13), w.b)
+	hw, _, _ := harnessLike(40)
+	f.Add(hw.first, hw.last, sealSeg(hw.b)) // version 3
 	f.Add(uint64(1), uint64(1), []byte{segVersion})
+	f.Add(uint64(1), uint64(1), []byte{segVersionS2})
 	f.Add(uint64(5), uint64(9), []byte{7, 7, 7})
 	f.Fuzz(func(t *testing.T, first, last uint64, v []byte) {
 		if first > last || first == 0 {
@@ -636,6 +639,248 @@ func FuzzSegmentReader(f *testing.F) {
 			}
 		}
 	})
+}
+
+// incompressible returns n pseudo-random bytes (seeded): payloads that
+// fill memtables and value-log files as their length says, compressed
+// segments or not.
+func incompressible(n int, seed uint64) []byte {
+	b := make([]byte, n)
+	rand.NewChaCha8([32]byte{byte(seed), byte(seed >> 8), byte(seed >> 16), byte(seed >> 24)}).Read(b)
+	return b
+}
+
+// harnessLike is n messages of four sensors in turn, payloads as the paho
+// harness sends them ("<prefix> <sensor> <seq> 0" and spaces to 100
+// bytes), in the per-message encoding; ends[i] is where message i's
+// encoding ends in the version-2 body w.b[1:] of the returned writer.
+func harnessLike(n int) (w segWriter, vals [][]byte, ends []int) {
+	const t0 = int64(1_780_000_000_000_000_000)
+	w.reset(nil)
+	for i := range n {
+		sensor := fmt.Sprintf("sensor-%02d", i%4)
+		p := fmt.Appendf(nil, "bench %s %d 0", sensor, i)
+		p = append(p, bytes.Repeat([]byte(" "), 100-len(p))...)
+		v := oldValue(false, 1, t0+int64(i)*1e6, "sensors/"+sensor+"/t", sensor, p)
+		vals = append(vals, v)
+		w.add(uint64(100+i), v)
+		ends = append(ends, len(w.b)-1)
+	}
+	return w, vals, ends
+}
+
+// segChunks returns where each compressed chunk of a version-3 segment
+// starts, and its stored length (length prefix, block, CRC).
+func segChunks(t *testing.T, v []byte) (starts, lens []int) {
+	t.Helper()
+	for p := 1; p < len(v); {
+		n, k := binary.Uvarint(v[p:])
+		if k <= 0 {
+			t.Fatalf("chunk at %d: no length", p)
+		}
+		starts, lens = append(starts, p), append(lens, k+int(n)+4)
+		p += k + int(n) + 4
+	}
+	return starts, lens
+}
+
+// TestSegmentCompressed: a segment of harness-like messages is written
+// compressed (version 3, in chunks) and reads back message for message;
+// incompressible and tiny segments stay version 2, byte for byte.
+func TestSegmentCompressed(t *testing.T) {
+	w, vals, _ := harnessLike(300)
+	plain := slices.Clone(w.b)
+	v := sealSeg(slices.Clone(w.b))
+	if v[0] != segVersionS2 || len(v) > len(plain)/4 {
+		t.Fatalf("sealed: version %d, %d bytes of %d; want version %d, at most a quarter", v[0], len(v), len(plain), segVersionS2)
+	}
+	if starts, _ := segChunks(t, v); len(starts) != (len(plain)-1+segChunk-1)/segChunk {
+		t.Fatalf("%d chunks for a body of %d bytes; want one per %d", len(starts), len(plain)-1, segChunk)
+	}
+	r := newSegReader(w.first, w.last, v)
+	for i, want := range vals {
+		seq, got, damaged, ok := r.next()
+		if !ok || damaged || seq != uint64(100+i) || !bytes.Equal(got, want) {
+			t.Fatalf("message %d: seq %d damaged %v ok %v %x; want seq %d %x", i, seq, damaged, ok, got, 100+i, want)
+		}
+	}
+	if _, _, _, ok := r.next(); ok {
+		t.Fatal("a message after the last")
+	}
+
+	for _, tc := range []struct {
+		name    string
+		payload []byte
+		n       int
+	}{
+		{"incompressible", nil, 40},
+		{"tiny", []byte("21.5"), 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var w segWriter
+			w.reset(nil)
+			for i := range tc.n {
+				p := tc.payload
+				if p == nil {
+					p = incompressible(100, uint64(i))
+				}
+				w.add(uint64(1+i), oldValue(false, 1, int64(i), fmt.Sprintf("t/%d", i), "", p))
+			}
+			if v := sealSeg(slices.Clone(w.b)); !bytes.Equal(v, w.b) {
+				t.Fatalf("sealed to %d bytes, version %d; want the version-2 segment as it was", len(v), v[0])
+			}
+		})
+	}
+}
+
+// TestSegmentVersionsByteForByte: segments as the store writes them, spelled
+// out byte for byte (version 2, and version 3 with one chunk of S2 literals
+// and its CRC), read from a queue: every message with its fields.
+func TestSegmentVersionsByteForByte(t *testing.T) {
+	body := []byte{
+		0x00,       // seq - first
+		0x02,       // flags: QoS 1
+		0xd0, 0x0f, // time 1000 (zigzag varint)
+		3, 'a', '/', 'b', // topic
+		2, 'd', '1', // device
+		2, 'h', 'i', // payload
+		0x01,             // seq + 1
+		0x33,             // flags: retain, QoS 1, same topic, same device
+		0x0a,             // time + 5
+		3, 'y', 'o', 'u', // payload
+	}
+	v2 := append([]byte{2}, body...)
+	// An S2 block of literals: the decoded length, a literal tag
+	// ((len-1)<<2), the bytes.
+	block := append([]byte{byte(len(body)), byte(len(body)-1) << 2}, body...)
+	v3 := append([]byte{3, byte(len(block))}, block...)
+	v3 = binary.BigEndian.AppendUint32(v3, crc32.Checksum(block, crc32.MakeTable(crc32.Castagnoli)))
+
+	for _, tc := range []struct {
+		name string
+		v    []byte
+	}{{"version 2", v2}, {"version 3", v3}} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := filepath.Join(t.TempDir(), "q")
+			q := openT(t, Options{Dir: dir})
+			a, b := enq(t, q, "r", "x"), enq(t, q, "r", "y")
+			if b != a+1 {
+				t.Fatalf("seqs %d and %d; want consecutive (the spelled-out segment's second delta is 1)", a, b)
+			}
+			q.mu.Lock()
+			rid := q.routes["r"].id
+			q.mu.Unlock()
+			// The two one-message segments, replaced by one holding both.
+			if err := q.db.Update(func(txn *badger.Txn) error {
+				if err := txn.Delete(segKey(rid, a, a)); err != nil {
+					return err
+				}
+				if err := txn.Delete(segKey(rid, b, b)); err != nil {
+					return err
+				}
+				return txn.Set(segKey(rid, a, b), tc.v)
+			}); err != nil {
+				t.Fatal(err)
+			}
+			q.Close()
+			q = openT(t, Options{Dir: dir})
+			var out strings.Builder // the admin reader
+			if n, err := q.Export("r", &out); err != nil || n != 2 || !strings.Contains(out.String(), `"topic":"a/b"`) {
+				t.Fatalf("Export: %d, %v, %s; want both messages", n, err, out.String())
+			}
+			want := []Message{
+				{Route: "r", Topic: "a/b", Device: "d1", Payload: []byte("hi"), QoS: 1, Seq: a, Time: 1000},
+				{Route: "r", Topic: "a/b", Device: "d1", Payload: []byte("you"), QoS: 1, Retain: true, Seq: b, Time: 1005},
+			}
+			for _, w := range want {
+				m := next(t, q)
+				if m.Topic != w.Topic || m.Device != w.Device || !bytes.Equal(m.Payload, w.Payload) || m.QoS != w.QoS ||
+					m.Retain != w.Retain || m.Seq != w.Seq || m.Time != w.Time {
+					t.Fatalf("Next: got %+v; want %+v", m, w)
+				}
+			}
+			nextNone(t, q)
+		})
+	}
+}
+
+// TestCompressedSegmentDamaged: a byte flipped in any chunk of a compressed
+// segment, or the segment cut anywhere: the messages the good chunks hold
+// whole read, exactly those, in order; the rest is one damaged record at
+// the next seq; salvage copies the readable ones and counts the rest lost.
+func TestCompressedSegmentDamaged(t *testing.T) {
+	w, vals, ends := harnessLike(300)
+	v := sealSeg(slices.Clone(w.b))
+	starts, lens := segChunks(t, v)
+	// readable: the messages whose encoding ends within the first good
+	// bytes of the body.
+	readable := func(good int) int {
+		n := 0
+		for n < len(ends) && ends[n] <= good {
+			n++
+		}
+		return n
+	}
+	check := func(t *testing.T, bad []byte, want int) {
+		t.Helper()
+		r := newSegReader(w.first, w.last, bad)
+		n, damaged := 0, 0
+		for {
+			seq, got, dmg, ok := r.next()
+			if !ok {
+				break
+			}
+			if dmg {
+				if damaged++; seq != uint64(100+n) {
+					t.Fatalf("damaged record at seq %d after %d messages; want %d", seq, n, 100+n)
+				}
+				continue
+			}
+			if damaged > 0 || n >= len(vals) || seq != uint64(100+n) || !bytes.Equal(got, vals[n]) {
+				t.Fatalf("message %d: seq %d %x (after %d damaged)", n, seq, got, damaged)
+			}
+			n++
+		}
+		if n != want || (n < len(vals)) != (damaged == 1) || damaged > 1 {
+			t.Fatalf("%d messages and %d damaged records; want %d messages and a damaged record for the rest", n, damaged, want)
+		}
+		k := segKey(7, w.first, w.last)
+		var rep SalvageReport
+		sk, sv, err := salvageSegment(k, bad, &rep)
+		if err != nil || rep.Messages != want || (rep.Lost == 1) != (want < len(vals)) {
+			t.Fatalf("salvage: %d messages, %d lost, %v; want %d messages", rep.Messages, rep.Lost, err, want)
+		}
+		if want > 0 {
+			_, first, last, _ := parseSegKey(sk)
+			r, n := newSegReader(first, last, sv), 0
+			for {
+				_, got, dmg, ok := r.next()
+				if !ok || dmg || !bytes.Equal(got, vals[n]) {
+					break
+				}
+				n++
+			}
+			if first != 100 || last != uint64(100+want-1) || n != want {
+				t.Fatalf("salvaged segment %d..%d reads %d messages; want 100..%d, %d", first, last, n, 100+want-1, want)
+			}
+		}
+	}
+	for c := range starts {
+		t.Run(fmt.Sprintf("chunk %d flipped", c), func(t *testing.T) {
+			bad := slices.Clone(v)
+			bad[starts[c]+lens[c]/2] ^= 0x40
+			check(t, bad, readable(c*segChunk))
+		})
+	}
+	for cut := 1; cut < len(v); cut += 7 {
+		good := 0
+		for c := range starts {
+			if starts[c]+lens[c] <= cut {
+				good = min((c+1)*segChunk, len(w.b)-1)
+			}
+		}
+		check(t, v[:cut], readable(good))
+	}
 }
 
 // TestHeadsPassingManyMarkersFitOneCommit: several routes whose heads pass

@@ -32,6 +32,11 @@ package main
 // Maximum instead of both; EDGEGW_BENCH_PAHO_WINDOW another window;
 // EDGEGW_BENCH_PAHO_PLAIN=1 the packaged config without its encryption_key
 // (those two tell the window's and encryption's shares of the cost);
+// EDGEGW_BENCH_PAHO_PAYLOAD=random fills each payload after its
+// "<prefix> <sensor> <seq> 0" with random bytes (no whitespace) instead of
+// spaces: incompressible, for the queue's bytes written per message without
+// the help of its compression (the default payload compresses, as sensor
+// telemetry does);
 // EDGEGW_BENCH_BASELINE=BIN runs a third edge, "edgegw-base": the
 // edgegw binary BIN (built from another commit, e.g. before a change to the
 // queue format) on the same packaged config, in the same rounds, so two
@@ -44,6 +49,7 @@ import (
 	"cmp"
 	"crypto/tls"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -105,8 +111,12 @@ func BenchmarkEdgegwVsMosquittoPaho(b *testing.B) {
 	if os.Getenv("EDGEGW_BENCH_PAHO_PLAIN") != "" {
 		queue = "EDGEGW_BENCH_PAHO_PLAIN: its encryption_key removed"
 	}
-	fmt.Fprintf(&t, "\nthird-party harness: paho.mqtt.golang v1.5.1 MQTT 3.1.1 publishers, window %d, %d-byte QoS 1, mTLS, %d msgs per run, median of %d interleaved rounds; edgegw on the packaged config (%s)\n",
-		pahoWindow, pahoPayload, total, benchRounds, queue)
+	payload := "text padded with spaces"
+	if os.Getenv("EDGEGW_BENCH_PAHO_PAYLOAD") == "random" {
+		payload = "EDGEGW_BENCH_PAHO_PAYLOAD=random: incompressible"
+	}
+	fmt.Fprintf(&t, "\nthird-party harness: paho.mqtt.golang v1.5.1 MQTT 3.1.1 publishers, window %d, %d-byte QoS 1 (%s), mTLS, %d msgs per run, median of %d interleaved rounds; edgegw on the packaged config (%s)\n",
+		pahoWindow, pahoPayload, payload, total, benchRounds, queue)
 	fmt.Fprintf(&t, "%-5s %-4s %-11s %9s %7s %9s %9s %8s %9s %9s\n", "rmax", "pubs", "edge", "msg/s", "ratio", "cpu µs/m", "B/msg", "peakMiB", "fsync/s", "msg/fsync")
 	rms := []int{20, 100}
 	if v := os.Getenv("EDGEGW_BENCH_PAHO_RMAX"); v != "" {
@@ -416,12 +426,20 @@ func pahoPublish(addr string, tc *tls.Config, sensor, topic, prefix string, n in
 		acked <- first
 	}()
 	pad := strings.Repeat(" ", pahoPayload)
+	random := os.Getenv("EDGEGW_BENCH_PAHO_PAYLOAD") == "random"
 	for seq := range n {
-		p := fmt.Sprintf("%s %s %d 0", prefix, sensor, seq)
-		if len(p) < pahoPayload {
-			p += pad[:pahoPayload-len(p)]
+		p := fmt.Appendf(nil, "%s %s %d 0", prefix, sensor, seq)
+		for random && len(p) < pahoPayload {
+			// No byte the subscriber's strings.Fields could split on (an
+			// ASCII space, or the lead byte of a Unicode one).
+			if c := byte(rand.Uint32()); c > ' ' && c != 0x85 && c != 0xa0 && c != 0xc2 && (c < 0xe1 || c > 0xe3) {
+				p = append(p, c)
+			}
 		}
-		window <- c.Publish(topic, 1, false, []byte(p))
+		if len(p) < pahoPayload {
+			p = append(p, pad[:pahoPayload-len(p)]...)
+		}
+		window <- c.Publish(topic, 1, false, p)
 	}
 	close(window)
 	return <-acked
