@@ -135,7 +135,9 @@ func migrateOld(t *testing.T, key []byte) {
 	routes := []RouteLimits{{Name: "hi", Priority: 1}, {Name: "lo"}, {Name: "nometa"}}
 	q := openT(t, Options{Dir: dir, EncryptionKey: key})
 	q.Close()
-	db, err := badger.Open(q.badgerOptions())
+	// Written as the builds of the old format wrote: 2 MiB memtables, whose
+	// transactions take the 2,000 messages of "lo" in one.
+	db, err := badger.Open(q.badgerOptions().WithMemTableSize(2 << 20))
 	if err != nil {
 		t.Fatal(err)
 	}
