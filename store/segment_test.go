@@ -477,6 +477,17 @@ func TestPurgeDeletesEverySegment(t *testing.T) {
 	if got, err := q.Purge("a", 0); err != nil || got != n {
 		t.Fatalf("Purge: %d, %v; want %d", got, err, n)
 	}
+	if left := syncUntilNoneBehind(t, q); left != 0 {
+		t.Fatalf("%d segments and markers left after the purge; want none", left)
+	}
+	nextNone(t, q)
+}
+
+// syncUntilNoneBehind syncs the committer, which deletes what a head passed
+// a commit's share at a time, until no segment or marker is left (at most
+// 100 syncs); it returns how many are left.
+func syncUntilNoneBehind(t *testing.T, q *Queue) int {
+	t.Helper()
 	left := -1
 	for range 100 {
 		if err := q.sync(); err != nil {
@@ -486,10 +497,7 @@ func TestPurgeDeletesEverySegment(t *testing.T) {
 			break
 		}
 	}
-	if left != 0 {
-		t.Fatalf("%d segments and markers left after the purge; want none", left)
-	}
-	nextNone(t, q)
+	return left
 }
 
 // TestSegmentsStayBelowThreshold: a commit of many messages of one route
@@ -932,16 +940,7 @@ func TestHeadsPassingManyMarkersFitOneCommit(t *testing.T) {
 			t.Fatalf("Ack(%d): %v", seqs[r][0], err)
 		}
 	}
-	left := -1
-	for range 100 {
-		if err := q.sync(); err != nil {
-			t.Fatal(err)
-		}
-		if left = countKeys(t, q, pSeg) + countKeys(t, q, pMark); left == 0 {
-			break
-		}
-	}
-	if left != 0 {
+	if left := syncUntilNoneBehind(t, q); left != 0 {
 		t.Fatalf("%d segments and markers left after the heads passed them; want none", left)
 	}
 	if _, err := q.Enqueue(context.Background(), Message{Route: "r0", Topic: "t", Payload: []byte("after"), QoS: 1}); err != nil {

@@ -305,6 +305,22 @@ func setLinger(t *testing.T, bound, stale time.Duration) {
 	lingerShare, lingerMax, lingerStale = 1e6, bound, stale
 }
 
+// openHeldFirstSync opens a queue of route "r" whose first group commit
+// closes entered after its fdatasync and waits for gate to be closed before
+// it releases its writers; syncs counts the fdatasyncs.
+func openHeldFirstSync(t *testing.T) (q *Queue, syncs *atomic.Int64, entered, gate chan struct{}) {
+	t.Helper()
+	syncs = new(atomic.Int64)
+	entered, gate = make(chan struct{}), make(chan struct{})
+	q = openT(t, Options{Routes: []RouteLimits{{Name: "r"}}, OnSync: func(time.Duration) {
+		if syncs.Add(1) == 1 {
+			close(entered)
+			<-gate
+		}
+	}})
+	return q, syncs, entered, gate
+}
+
 // TestLockstepFillsCommits: a lockstep publisher's window, trickling back
 // after each commit, goes into one commit, not into a commit of its first
 // arrivals and another of the rest: the committer waits for the company the
@@ -320,14 +336,7 @@ func setLinger(t *testing.T, bound, stale time.Duration) {
 func TestLockstepFillsCommits(t *testing.T) {
 	setLinger(t, time.Minute, time.Minute)
 	const win, n = 16, 40 * 16
-	var syncs atomic.Int64
-	entered, gate := make(chan struct{}), make(chan struct{})
-	q := openT(t, Options{Routes: []RouteLimits{{Name: "r"}}, OnSync: func(time.Duration) {
-		if syncs.Add(1) == 1 {
-			close(entered)
-			<-gate
-		}
-	}})
+	q, syncs, entered, gate := openHeldFirstSync(t)
 	ctx := context.Background()
 	submit := func(i int) Ticket {
 		tk, err := q.Submit(ctx, Message{Route: "r", Topic: "t", Payload: fmt.Appendf(nil, "%d", i), QoS: 1})
@@ -395,14 +404,7 @@ func TestLoneMessageDoesNotLinger(t *testing.T) {
 // failure.
 func TestLoneMessageAfterBurst(t *testing.T) {
 	setLinger(t, time.Hour, lingerStale)
-	var syncs atomic.Int64
-	entered, gate := make(chan struct{}), make(chan struct{})
-	q := openT(t, Options{Routes: []RouteLimits{{Name: "r"}}, OnSync: func(time.Duration) {
-		if syncs.Add(1) == 1 {
-			close(entered)
-			<-gate
-		}
-	}})
+	q, syncs, entered, gate := openHeldFirstSync(t)
 	ctx := context.Background()
 	m := Message{Route: "r", Topic: "t", Payload: []byte("burst"), QoS: 1}
 	var burst []Ticket

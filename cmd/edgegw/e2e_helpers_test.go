@@ -121,14 +121,22 @@ func dueTPMIdentity(t *testing.T, ca *gatewaytest.PKI) (sw *hwtest.SWTPM, oldURI
 	t.Helper()
 	sw = hwtest.StartSWTPM(t)
 	oldURI, newURI = sw.URI("handle=0x81000100"), sw.URI("handle=0x81000101")
-	k, err := hw.Create(context.Background(), oldURI, hw.P256)
+	return sw, oldURI, newURI, dueCert(t, ca, oldURI)
+}
+
+// dueCert makes a P-256 key at uri and a certificate for it signed by ca
+// with two hours of life, one hour left (renewal due), and returns the
+// certificate's file.
+func dueCert(t *testing.T, ca *gatewaytest.PKI, uri string) string {
+	t.Helper()
+	k, err := hw.Create(context.Background(), uri, hw.P256)
 	if err != nil {
 		t.Fatal(err)
 	}
-	certFile = filepath.Join(t.TempDir(), "gw.crt")
+	certFile := filepath.Join(t.TempDir(), "gw.crt")
 	gatewaytest.WriteFile(t, certFile, signFor(t, ca, gatewaytest.GatewayCN, k.Public(), time.Now().Add(-time.Hour), time.Now().Add(time.Hour)), 0o644)
 	_ = k.Close()
-	return sw, oldURI, newURI, certFile
+	return certFile
 }
 
 // sensorMessages lists per messages (0 to per-1) for each of the first

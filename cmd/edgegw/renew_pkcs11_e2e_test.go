@@ -1,14 +1,11 @@
 package main
 
 import (
-	"context"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/edgegw/edgegw/gateway/gatewaytest"
-	"github.com/edgegw/edgegw/hw"
 	"github.com/edgegw/edgegw/hw/hwtest"
 )
 
@@ -21,14 +18,7 @@ func dueHSMIdentity(t *testing.T, ca *gatewaytest.PKI) (h *hwtest.SoftHSM, oldUR
 	t.Helper()
 	h = hwtest.StartSoftHSM(t, "gw")
 	oldURI, newURI = h.URI("gw"), h.URI("gw-g2")
-	k, err := hw.Create(context.Background(), oldURI, hw.P256)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile = filepath.Join(t.TempDir(), "gw.crt")
-	gatewaytest.WriteFile(t, certFile, signFor(t, ca, gatewaytest.GatewayCN, k.Public(), time.Now().Add(-time.Hour), time.Now().Add(time.Hour)), 0o644)
-	_ = k.Close()
-	return h, oldURI, newURI, certFile
+	return h, oldURI, newURI, dueCert(t, ca, oldURI)
 }
 
 // TestRenewE2EPKCS11 is TestRenewE2EAWS with the gateway's key in SoftHSM2:
