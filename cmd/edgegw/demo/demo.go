@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	pahopackets "github.com/eclipse/paho.golang/packets"
@@ -147,18 +148,15 @@ func (d *demo) run(ctx context.Context) error {
 	d.startProgress()
 	var err error
 	d.setPhase("starting the upstream")
-	if d.up, err = startDemoGateway(ctx, d.upCfg, d.upSock, d.o.Logger.With("instance", "upstream")); err != nil {
+	if d.up, err = startOnFreePorts(ctx, d.writeUpConfig, &d.upCfg, &d.upSock, d.o.Logger.With("instance", "upstream")); err != nil {
 		return fmt.Errorf("starting the upstream: %w", err)
 	}
 	d.step("upstream broker up: a second edgegw in broker-only mode, mTLS on %s", d.upAddr)
 	if d.link, err = newDemoLink(d.upAddr); err != nil {
 		return err
 	}
-	if err := d.writeSiteConfig(); err != nil {
-		return err
-	}
 	d.setPhase("starting the gateway")
-	if d.site, err = startDemoGateway(ctx, d.siteCfg, d.siteSock, d.o.Logger.With("instance", "gateway")); err != nil {
+	if d.site, err = startOnFreePorts(ctx, d.writeSiteConfig, &d.siteCfg, &d.siteSock, d.o.Logger.With("instance", "gateway")); err != nil {
 		return fmt.Errorf("starting the gateway: %w", err)
 	}
 	if err := d.waitUpstream(ctx, true); err != nil {
@@ -317,7 +315,8 @@ func (d *demo) upstreamOutage(ctx context.Context) error {
 }
 
 // makeSites creates the two throwaway PKIs, the sensors' and the gateway's
-// certificates, the registries, policies and the upstream's config.
+// certificates; the configs are written by writeUpConfig and
+// writeSiteConfig when their gateways start (startOnFreePorts).
 func (d *demo) makeSites(ctx context.Context) error {
 	d.sitePKI, d.cloudPKI = filepath.Join(d.dir, "site", "pki"), filepath.Join(d.dir, "cloud", "pki")
 	hosts := []string{"localhost", "127.0.0.1"}
@@ -339,8 +338,14 @@ func (d *demo) makeSites(ctx context.Context) error {
 	}
 	d.step("throwaway site in %s: two CAs (site, cloud), certificates for temp-1, light-1, lock-1, %s, %s", d.dir, demoGwThing, demoCloud)
 
+	return nil
+}
+
+// writeUpConfig writes the upstream's registry, policies and config, on a
+// newly picked loopback port.
+func (d *demo) writeUpConfig() error {
 	var err error
-	if d.upAddr, err = freeLoopbackAddr(); err != nil {
+	if d.upAddr, err = pickAddr(); err != nil {
 		return err
 	}
 	up := filepath.Join(d.dir, "cloud")
@@ -378,11 +383,11 @@ audit: {file: ""}
 
 func (d *demo) writeSiteConfig() error {
 	site := filepath.Join(d.dir, "site")
-	lan, err := freeLoopbackAddr()
+	lan, err := pickAddr()
 	if err != nil {
 		return err
 	}
-	if d.metricsAddr, err = freeLoopbackAddr(); err != nil {
+	if d.metricsAddr, err = pickAddr(); err != nil {
 		return err
 	}
 	d.siteSock = filepath.Join(site, "admin.sock")
@@ -435,6 +440,31 @@ func writeDemoFiles(dir string, files map[string]string) error {
 		}
 	}
 	return nil
+}
+
+// pickAddr picks the loopback address of a listener the demo configures
+// (a variable for the test of startOnFreePorts).
+var pickAddr = freeLoopbackAddr
+
+// portTries bounds the starts of one demo gateway on newly picked ports.
+const portTries = 5
+
+// startOnFreePorts writes an instance's config (write picks its ports and
+// sets *cfg and *sock) and starts it; when a port was taken between the
+// pick and the bind (any process on the machine may take a port the demo
+// found free: parallel test runs did), it writes the config again with
+// other ports and starts again, at most portTries times.
+func startOnFreePorts(ctx context.Context, write func() error, cfg, sock *string, log *slog.Logger) (*demoInstance, error) {
+	for try := 1; ; try++ {
+		if err := write(); err != nil {
+			return nil, err
+		}
+		g, err := startDemoGateway(ctx, *cfg, *sock, log)
+		if err == nil || try == portTries || !errors.Is(err, syscall.EADDRINUSE) {
+			return g, err
+		}
+		log.Info("a port the demo picked was taken before its gateway bound it; picking others", "err", err)
+	}
 }
 
 func freeLoopbackAddr() (string, error) {
