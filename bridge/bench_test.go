@@ -26,29 +26,44 @@ func BenchmarkForward(b *testing.B) {
 }
 
 func benchForward(b *testing.B, q testQueue, window int) {
-	m := startMosquitto(b, mosquittoOpts{maxInflight: window})
+	br := newWindowBridge(b, q, window)
 	fillTelemetry(b, q)
-	cfg := testConfig(m, telemetry)
-	cfg.Inflight = window
-	br, err := New(cfg, q, newRecPublisher(), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	b.ResetTimer()
 	start := time.Now()
 	go func() { done <- br.Run(ctx) }()
 	awaitAcked(b, br, "")
-	elapsed := time.Since(start)
+	stopAndReport(b, br, time.Since(start), cancel, done)
+	b.ReportMetric(float64(br.State().Window), "window")
+}
+
+// newWindowBridge makes (does not run) a bridge of the telemetry route over
+// q to a Mosquitto upstream announcing Receive Maximum window.
+func newWindowBridge(b *testing.B, q testQueue, window int) *Bridge {
+	b.Helper()
+	m := startMosquitto(b, mosquittoOpts{maxInflight: window})
+	cfg := testConfig(m, telemetry)
+	cfg.Inflight = window
+	br, err := New(cfg, q, newRecPublisher(), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return br
+}
+
+// stopAndReport stops the timer and br's Run (cancel; done is what Run
+// returned) and reports b.N messages over elapsed and the PUBLISHes per
+// write and PUBACKs per socket read upstream.
+func stopAndReport(b *testing.B, br *Bridge, elapsed time.Duration, cancel context.CancelFunc, done <-chan error) {
+	b.Helper()
 	b.StopTimer()
 	cancel()
 	if err := <-done; err != nil {
 		b.Fatal(err)
 	}
-	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
 	st := br.State()
-	b.ReportMetric(float64(st.Window), "window")
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
 	b.ReportMetric(float64(st.Sent)/float64(max(st.Writes, 1)), "publish/write")
 	b.ReportMetric(float64(st.Acked)/float64(max(st.SlotReleases, 1)), "puback/read")
 }
@@ -90,13 +105,7 @@ func fillTelemetry(b *testing.B, q testQueue) {
 func BenchmarkForwardLive(b *testing.B) {
 	const writers, window = 64, 20
 	q := newTestQueue(b)
-	m := startMosquitto(b, mosquittoOpts{maxInflight: window})
-	cfg := testConfig(m, telemetry)
-	cfg.Inflight = window
-	br, err := New(cfg, q, newRecPublisher(), nil)
-	if err != nil {
-		b.Fatal(err)
-	}
+	br := newWindowBridge(b, q, window)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- br.Run(ctx) }()
@@ -127,14 +136,5 @@ func BenchmarkForwardLive(b *testing.B) {
 	}
 	wg.Wait()
 	awaitAcked(b, br, "")
-	elapsed := time.Since(start)
-	b.StopTimer()
-	cancel()
-	if err := <-done; err != nil {
-		b.Fatal(err)
-	}
-	st := br.State()
-	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
-	b.ReportMetric(float64(st.Sent)/float64(max(st.Writes, 1)), "publish/write")
-	b.ReportMetric(float64(st.Acked)/float64(max(st.SlotReleases, 1)), "puback/read")
+	stopAndReport(b, br, time.Since(start), cancel, done)
 }
