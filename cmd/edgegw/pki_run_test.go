@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/edgegw/edgegw/gateway/gatewaytest"
+	"github.com/edgegw/edgegw/hw/hwtest"
 )
 
 // mosquitto_pub with a bundle from `edgegw pki issue` connects to `edgegw run`, and is cut
@@ -22,14 +23,7 @@ import (
 func TestPKIBundleConnectsToEdgegwRun(t *testing.T) {
 	pub := needTool(t, "mosquitto_pub", "mosquitto-clients")
 	root := t.TempDir()
-	port := func() int {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		return l.Addr().(*net.TCPAddr).Port
-	}()
+	port := hwtest.FreePorts(t, 1)
 	conf := filepath.Join(root, "edgegw.yaml")
 	cfg := fmt.Sprintf(`version: 1
 site: lab

@@ -33,6 +33,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/edgegw/edgegw/hw/hwtest"
 )
 
 // PKI is a throwaway site CA with a server certificate for 127.0.0.1/localhost.
@@ -233,15 +235,12 @@ func WriteFile(t testing.TB, path string, data []byte, perm os.FileMode) {
 	}
 }
 
-// FreeAddr returns a currently free 127.0.0.1:port.
+// FreeAddr returns a free 127.0.0.1:port reserved for this test process, for
+// a server the test starts (hwtest.FreeAddr: not the kernel's :0, which any
+// outgoing connection may take before the server binds it).
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("finding a free port: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().String()
+	return hwtest.FreeAddr(t)
 }
 
 // Need returns the path of an installed tool or fails the test telling how to

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/edgegw/edgegw/hw/hwtest"
 )
 
 // Interop with tools nobody here wrote: openssl and Debian's mosquitto.
@@ -160,18 +162,9 @@ func (s *syncBuf) String() string {
 	return s.b.String()
 }
 
-func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 func newMosquitto(t *testing.T, o Options) *mosquitto {
 	needBin(t, "mosquitto", "mosquitto")
-	m := &mosquitto{t: t, port: freePort(t), conf: filepath.Join(t.TempDir(), "mosquitto.conf")}
+	m := &mosquitto{t: t, port: hwtest.FreePorts(t, 1), conf: filepath.Join(t.TempDir(), "mosquitto.conf")}
 	conf := fmt.Sprintf(`per_listener_settings true
 listener %d 127.0.0.1
 cafile %s

@@ -1,5 +1,7 @@
 // Package hwtest starts real software security devices for tests: swtpm (a TPM 2.0 over TCP on
-// free 127.0.0.1 ports, state in a temp dir) and a SoftHSM2 token (PKCS#11) in a temp dir.
+// free 127.0.0.1 ports, state in a temp dir) and a SoftHSM2 token (PKCS#11) in a temp dir. It
+// also hands out the free loopback ports every test server binds (FreePorts, FreeAddr: why they
+// are not the kernel's :0 is in ports.go).
 // Everything is torn down by t.Cleanup. A missing tool fails the test with the command that
 // installs it; nothing is skipped.
 //
@@ -112,7 +114,7 @@ func (s *SWTPM) start() {
 	s.t.Helper()
 	var lastErr string
 	for attempt := 0; attempt < 10; attempt++ {
-		port := freePortPair(s.t)
+		port := FreePorts(s.t, 2)
 		var stderr bytes.Buffer
 		cmd := exec.Command("swtpm", "socket", "--tpm2",
 			"--server", fmt.Sprintf("type=tcp,port=%d,bindaddr=127.0.0.1", port),
@@ -151,26 +153,6 @@ func waitListening(port int, exited chan struct{}) bool {
 		time.Sleep(20 * time.Millisecond)
 	}
 	return false
-}
-
-// freePortPair finds p such that p and p+1 are free on 127.0.0.1 (swtpm needs both).
-func freePortPair(t testing.TB) int {
-	t.Helper()
-	for i := 0; i < 50; i++ {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatalf("listening on 127.0.0.1: %v", err)
-		}
-		p := l.Addr().(*net.TCPAddr).Port
-		l2, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(p+1)))
-		l.Close()
-		if err == nil {
-			l2.Close()
-			return p
-		}
-	}
-	t.Fatalf("no free pair of loopback ports")
-	return 0
 }
 
 // SoftHSM is an initialised SoftHSM2 token in a temp dir. SOFTHSM2_CONF is set for the test
