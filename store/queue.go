@@ -83,6 +83,36 @@ func decodeMessage(b []byte, m *Message) error {
 	return nil
 }
 
+// names interns the topics and device names of the messages Next decodes
+// (a route's messages come from a few publishers, under a few topics): a
+// message handed out allocates no strings once its topic and device were
+// seen. At most namesMax are kept; then the set starts over.
+type names map[string]string
+
+const namesMax = 256
+
+func (n *names) decode(b []byte, m *Message) error {
+	flags, qos, t, topic, device, payload, ok := splitMessage(b)
+	if !ok {
+		return errBadRecord
+	}
+	m.Retain, m.QoS, m.Time = flags&1 != 0, qos, t
+	m.Topic, m.Device, m.Payload = n.intern(topic), n.intern(device), payload
+	return nil
+}
+
+func (n *names) intern(b []byte) string {
+	if s, ok := (*n)[string(b)]; ok { // no allocation for the lookup
+		return s
+	}
+	if *n == nil || len(*n) >= namesMax {
+		*n = make(names)
+	}
+	s := string(b)
+	(*n)[s] = s
+	return s
+}
+
 // splitMessage splits the per-message encoding (appendMessage) into its
 // fields, without copying; ok is false when it does not parse.
 func splitMessage(b []byte) (flags, qos byte, t int64, topic, device, payload []byte, ok bool) {
@@ -918,6 +948,21 @@ func (q *Queue) passedLocked(c *commitTxn, rt *route) {
 		return
 	case n >= limit:
 		rt.passMore = true // its segments, if any, with the next commit
+	case rt.trackFrom <= rt.passFrom:
+		// Every segment from passFrom on was written by this process and
+		// is in rt.segs: no read (a badger iterator per commit cost more
+		// than the rest of the head's move).
+		k := 0
+		for k < len(rt.segs) && rt.segs[k].last < head {
+			k++
+		}
+		if room := limit - n; k > room {
+			k, rt.passMore = room, true
+		}
+		for _, s := range rt.segs[:k] {
+			c.derived = append(c.derived, op{rt: rt, key: segKey(rt.id, s.first, s.last), del: true, seq: s.last, mark: -2})
+		}
+		n += k
 	default:
 		_ = q.db.View(func(txn *badger.Txn) error {
 			room := limit - n
@@ -1004,9 +1049,12 @@ func (q *Queue) persist(c *commitTxn) (err, syncErr error) {
 func (q *Queue) committedLocked(c *commitTxn, syncErr error) {
 	for _, p := range c.passed {
 		p.rt.passFrom = max(p.rt.passFrom, p.head)
+		p.rt.dropSegs(p.head) // deleted, by a read of badger or from rt.segs
 	}
 	for _, o := range c.derived {
 		switch rt := o.rt; o.mark {
+		case -2:
+			rt.dropSegs(o.seq + 1)
 		case 1:
 			i, found := slices.BinarySearch(rt.marks, o.seq)
 			if !found {
@@ -1028,6 +1076,9 @@ func (q *Queue) committedLocked(c *commitTxn, syncErr error) {
 				}
 			}
 		}
+	}
+	for _, o := range c.segs {
+		o.rt.trackSeg(o.key)
 	}
 	if c.accepted > 0 {
 		q.visible = c.lastSeq
@@ -1533,10 +1584,11 @@ func (q *Queue) Next(ctx context.Context) (Message, error) {
 		}
 		rt.handOut(a.seq, int64(len(a.val)))
 		name, maxAge := rt.name, rt.lim.MaxAge
+		var m Message
+		err = rt.names.decode(a.val, &m)
 		q.mu.Unlock()
 
-		var m Message
-		if err := decodeMessage(a.val, &m); err != nil {
+		if err != nil {
 			// One record that does not read must not stop the queue (the
 			// bridge would ask for it again forever): it goes to the dead
 			// letters as it is, for inspection, and Next goes on.

@@ -310,6 +310,8 @@ type route struct {
 	metaDirty bool   // write the meta with the next commit
 	passMore  bool   // the head passed more markers or segments than a commit deletes
 	passFrom  uint64 // no segment with a lower last seq is left (0: look from the start)
+	segs      []segSpan // the segments written since trackFrom, not yet deleted, in seq order
+	trackFrom uint64    // every segment with a last seq from it on is in segs (noTrack: none)
 	touched   bool   // in the transaction being built
 
 	// The forwarding window, bounded by the bridge's in-flight window and
@@ -319,6 +321,8 @@ type route struct {
 	ahead     []aheadMsg          // read ahead, not handed out, seq order
 	aheadSize int                 // bytes of the values in ahead
 	inflight  []flight            // handed out, not acked, seq order
+	flightArr []flight            // inflight's array from its start (handOut)
+	names     names               // topics and devices Next handed out (interned)
 	deleting  map[uint64]struct{} // deletes queued, not committed: reads skip them
 	marks     []uint64            // removal markers on disk, seq order (segment.go)
 	rdr       *segReader          // the segment fillLocked reads from
@@ -342,7 +346,52 @@ type flight struct {
 }
 
 func newRoute(name string, lim RouteLimits) *route {
-	return &route{name: name, lim: lim, drops: map[string]uint64{}, deleting: map[uint64]struct{}{}}
+	return &route{name: name, lim: lim, drops: map[string]uint64{}, deleting: map[uint64]struct{}{}, trackFrom: noTrack}
+}
+
+// segSpan is a segment's first and last seq (its key: segKey).
+type segSpan struct{ first, last uint64 }
+
+// noTrack: a route's segments are not tracked (trackFrom); segTrackMax
+// bounds how many are (a backlog of single-message commits would otherwise
+// keep one per message in memory).
+const (
+	noTrack     = ^uint64(0)
+	segTrackMax = 1024
+)
+
+// trackSeg notes segment key, just committed, in rt.segs. A route's
+// segments are committed in seq order, and only by the committer once the
+// queue is open, so tracking may start at any commit (the segments written
+// before it have lower seqs); passedLocked reads badger for what lies
+// below trackFrom. Over segTrackMax tracking stops, and starts again with
+// the next commit: rt.segs is dropped, and what is below the new trackFrom
+// is read from badger when the head passes it.
+func (rt *route) trackSeg(key []byte) {
+	_, first, last, ok := parseSegKey(key)
+	if !ok {
+		return
+	}
+	if rt.trackFrom == noTrack {
+		rt.trackFrom, rt.segs = first, rt.segs[:0]
+	}
+	if len(rt.segs) >= segTrackMax {
+		rt.trackFrom, rt.segs = noTrack, nil
+		return
+	}
+	rt.segs = append(rt.segs, segSpan{first, last})
+}
+
+// dropSegs takes the segments with a last seq below head out of rt.segs
+// (deleted with the commit just written).
+func (rt *route) dropSegs(head uint64) {
+	k := 0
+	for k < len(rt.segs) && rt.segs[k].last < head {
+		k++
+	}
+	if k > 0 {
+		rt.segs = append(rt.segs[:0], rt.segs[k:]...)
+	}
 }
 
 // headSeq: no live message of rt has a lower seq.
@@ -361,10 +410,29 @@ func (rt *route) findInflight(seq uint64) (int, bool) {
 	return slices.BinarySearchFunc(rt.inflight, seq, func(f flight, s uint64) int { return cmp.Compare(f.seq, s) })
 }
 
+// handOut adds seq to the window. Acks slice the window's front off
+// (dropInflight), so its array fills up from the back: once the window is at
+// most half of the array it moves back to the array's start (a copy of the
+// window) instead of growing a new array, so a steady window allocates
+// nothing (it allocated about once per message with a window of one).
 func (rt *route) handOut(seq uint64, size int64) {
-	if i, ok := rt.findInflight(seq); !ok {
-		rt.inflight = slices.Insert(rt.inflight, i, flight{seq, size})
+	i, ok := rt.findInflight(seq)
+	if ok {
+		return
 	}
+	if n := len(rt.inflight); n == cap(rt.inflight) && n <= cap(rt.flightArr)/2 {
+		rt.inflight = append(rt.flightArr[:0], rt.inflight...) // memmove: the window lies behind the start
+	}
+	rt.inflight = slices.Insert(rt.inflight, i, flight{seq, size})
+	if !sameEnd(rt.inflight, rt.flightArr) {
+		rt.flightArr = rt.inflight[:0] // a new array, the window at its start
+	}
+}
+
+// sameEnd says whether a and b end at the same element of the same array
+// (a slice of the other's front cut off does).
+func sameEnd[T any](a, b []T) bool {
+	return cap(a) > 0 && cap(b) > 0 && &a[:cap(a)][cap(a)-1] == &b[:cap(b)][cap(b)-1]
 }
 
 // dropInflight takes seq out of the window. Acks come mostly in order: the
