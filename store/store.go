@@ -307,12 +307,12 @@ type route struct {
 
 	// disk is the meta as badger holds it after the committed transactions.
 	disk      meta
-	metaDirty bool   // write the meta with the next commit
-	passMore  bool   // the head passed more markers or segments than a commit deletes
-	passFrom  uint64 // no segment with a lower last seq is left (0: look from the start)
+	metaDirty bool      // write the meta with the next commit
+	passMore  bool      // the head passed more markers or segments than a commit deletes
+	passFrom  uint64    // no segment with a lower last seq is left (0: look from the start)
 	segs      []segSpan // the segments written since trackFrom, not yet deleted, in seq order
 	trackFrom uint64    // every segment with a last seq from it on is in segs (noTrack: none)
-	touched   bool   // in the transaction being built
+	touched   bool      // in the transaction being built
 
 	// The forwarding window, bounded by the bridge's in-flight window and
 	// pushMax: never one entry per queued message. Every message below
