@@ -667,6 +667,10 @@ func (q *Queue) commit(batch []*pending) (synced time.Duration) {
 	}
 	if err == nil {
 		q.committedLocked(&c, syncErr)
+		if n := cap(c.ops); n > 0 && n <= spareOpsMax {
+			clear(c.ops) // no references to routes or values kept
+			q.spareOps = c.ops[:0]
+		}
 	} else {
 		q.undoLocked(&c, err)
 	}
@@ -948,10 +952,11 @@ func (q *Queue) passedLocked(c *commitTxn, rt *route) {
 		return
 	case n >= limit:
 		rt.passMore = true // its segments, if any, with the next commit
-	case rt.trackFrom <= rt.passFrom:
+	case rt.passFrom > 0 && rt.trackFrom <= rt.passFrom:
 		// Every segment from passFrom on was written by this process and
 		// is in rt.segs: no read (a badger iterator per commit cost more
-		// than the rest of the head's move).
+		// than the rest of the head's move). passFrom 0 (value-log GC may
+		// have brought deleted segments back) always reads.
 		k := 0
 		for k < len(rt.segs) && rt.segs[k].last < head {
 			k++
@@ -1315,12 +1320,20 @@ func (q *Queue) removeLocked(rt *route, seq uint64, size int64, life int) {
 	q.queueOp(op{rt: rt, del: true, seq: seq, dCount: -1, dBytes: -size, life: int8(life + 1)})
 }
 
+// spareOpsMax bounds the array of ops a commit leaves for queueOp (a purge's
+// are let go).
+const spareOpsMax = 1024
+
 // queueOp queues a write for the next commit. An empty queue starts at the
 // size the last commit took: no regrowing from nothing every commit under
 // load, and no big array for the few deletes of a quiet one.
 func (q *Queue) queueOp(o op) {
 	if q.ops == nil {
-		q.ops = make([]op, 0, max(q.opsHint, 4))
+		if n := max(q.opsHint, 4); cap(q.spareOps) >= n && cap(q.spareOps) <= 2*n {
+			q.ops, q.spareOps = q.spareOps, nil // the array of a commit's ops, done with
+		} else {
+			q.ops = make([]op, 0, n)
+		}
 	}
 	q.ops = append(q.ops, o)
 	if len(q.ops) == 1 {
@@ -1456,7 +1469,7 @@ func (q *Queue) fillLocked(rt *route) error {
 					continue
 				}
 			}
-			rt.ahead = append(rt.ahead, aheadMsg{seq, val})
+			rt.appendAhead(aheadMsg{seq, val})
 			rt.aheadSize += len(val)
 			q.readBack++
 			if bytes += len(val); len(rt.ahead) >= aheadMax || bytes >= aheadBytes {
@@ -1534,7 +1547,7 @@ func (q *Queue) aheadLocked(sets []op) {
 			o := &sets[i]
 			if !o.cancel {
 				buf = append(buf, o.val...)
-				rt.ahead = append(rt.ahead, aheadMsg{o.seq, buf[len(buf)-len(o.val) : len(buf) : len(buf)]})
+				rt.appendAhead(aheadMsg{o.seq, buf[len(buf)-len(o.val) : len(buf) : len(buf)]})
 				rt.aheadSize += len(o.val)
 			}
 			rt.cursor = o.seq + 1
@@ -1580,7 +1593,7 @@ func (q *Queue) Next(ctx context.Context) (Message, error) {
 		rt.ahead = rt.ahead[1:]
 		rt.aheadSize -= len(a.val)
 		if len(rt.ahead) == 0 {
-			rt.ahead = nil
+			rt.emptyAhead()
 		}
 		rt.handOut(a.seq, int64(len(a.val)))
 		name, maxAge := rt.name, rt.lim.MaxAge

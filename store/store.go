@@ -260,6 +260,7 @@ type Queue struct {
 	visible   uint64 // highest seq synced and visible to Next
 	readBack  uint64 // messages fillLocked read back from badger (tests)
 	opsHint   int    // ops the last commit took: the next queue's capacity
+	spareOps  []op   // the array of a committed commit's ops, for queueOp to reuse
 	segBuf    []byte // the committer's segment values, reused
 	bytes     int64  // live + dead letters
 	ops       []op   // writes (acks, purges, drops) waiting for the committer
@@ -319,6 +320,7 @@ type route struct {
 	// cursor is read ahead, handed out (inflight) or removed.
 	cursor    uint64              // next seq to read from badger
 	ahead     []aheadMsg          // read ahead, not handed out, seq order
+	aheadArr  []aheadMsg          // ahead's array from its start (appendAhead)
 	aheadSize int                 // bytes of the values in ahead
 	inflight  []flight            // handed out, not acked, seq order
 	flightArr []flight            // inflight's array from its start (handOut)
@@ -452,6 +454,29 @@ func (rt *route) dropInflight(seq uint64) {
 func (rt *route) findAhead(seq uint64) (int, bool) {
 	return slices.BinarySearchFunc(rt.ahead, seq, func(a aheadMsg, s uint64) int { return cmp.Compare(a.seq, s) })
 }
+
+// appendAhead adds a to the read-ahead, keeping aheadArr on its array.
+func (rt *route) appendAhead(a aheadMsg) {
+	rt.ahead = append(rt.ahead, a)
+	if !sameEnd(rt.ahead, rt.aheadArr) {
+		rt.aheadArr = rt.ahead[:0] // a new array, the read-ahead at its start
+	}
+}
+
+// emptyAhead: Next took the last message read ahead (slicing each off the
+// front). The next commit's messages go to the array's start again rather
+// than into a new array grown from nothing (several allocations a commit);
+// an array grown by a backlog (up to pushMax) is let go.
+func (rt *route) emptyAhead() {
+	if cap(rt.aheadArr) <= aheadKeep {
+		rt.ahead = rt.aheadArr[:0]
+	} else {
+		rt.ahead, rt.aheadArr = nil, nil
+	}
+}
+
+// aheadKeep is the largest read-ahead array emptyAhead keeps.
+const aheadKeep = 256
 
 func (rt *route) dropAhead(seq uint64) {
 	i, ok := rt.findAhead(seq)
