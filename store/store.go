@@ -43,6 +43,10 @@
 // ahead, handed out and unacked, deletes not yet committed), bounded by the
 // bridge's in-flight window. Next reads ahead from a cursor; seeks start at
 // the persisted head, so they do not walk the tombstones of acked messages.
+// The segments the committer writes are remembered per route (at most
+// segTrackMax), so a head's move deletes the ones it passed without reading
+// badger; what lies below them (written before Open, or brought back by
+// value-log GC) is looked up with an iterator as before.
 // Order comes from sequence numbers only; message times are advisory and
 // used for max-age only when the clock is sane.
 package store
