@@ -266,3 +266,48 @@ func cpuTime(b *testing.B) time.Duration {
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// BenchmarkPipeline: one publisher as the broker drives the queue, a window
+// of 50 Submits in flight (each Waited in order, the next one submitted as
+// one returns), while a reader takes the messages with Next and acks them
+// (the bridge), into an encrypted queue (the packaged config). It is the
+// store's share of the harness's one-publisher run: commits of a few tens
+// of messages, so per-commit costs show. Run with -benchtime=100000x or more.
+func BenchmarkPipeline(b *testing.B) {
+	var syncs atomic.Int64
+	q := openT(b, Options{Dir: filepath.Join(b.TempDir(), "q"), Routes: []RouteLimits{{Name: "telemetry"}}, EncryptionKey: make([]byte, 32),
+		OnSync: func(time.Duration) { syncs.Add(1) }})
+	m := Message{Route: "telemetry", Topic: "building/f1/temp", Payload: make([]byte, 100), QoS: 1, Device: "temp-f01-001"}
+	b.ReportAllocs()
+	c := startCost(b)
+	b.ResetTimer()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		var win [50]Ticket
+		for i := 0; i < b.N; i++ {
+			if i >= len(win) {
+				if _, err := win[i%len(win)].Wait(context.Background()); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+			t, err := q.Submit(context.Background(), m)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			win[i%len(win)] = t
+		}
+		for i := max(b.N-len(win), 0); i < b.N; i++ {
+			if _, err := win[i%len(win)].Wait(context.Background()); err != nil {
+				b.Error(err)
+			}
+		}
+	}()
+	drain(b, q, b.N)
+	<-done
+	b.StopTimer()
+	c.report(b)
+	b.ReportMetric(float64(b.N)/float64(syncs.Load()), "msgs/sync")
+}

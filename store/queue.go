@@ -83,6 +83,36 @@ func decodeMessage(b []byte, m *Message) error {
 	return nil
 }
 
+// names interns the topics and device names of the messages Next decodes
+// (a route's messages come from a few publishers, under a few topics): a
+// message handed out allocates no strings once its topic and device were
+// seen. At most namesMax are kept; then the set starts over.
+type names map[string]string
+
+const namesMax = 256
+
+func (n *names) decode(b []byte, m *Message) error {
+	flags, qos, t, topic, device, payload, ok := splitMessage(b)
+	if !ok {
+		return errBadRecord
+	}
+	m.Retain, m.QoS, m.Time = flags&1 != 0, qos, t
+	m.Topic, m.Device, m.Payload = n.intern(topic), n.intern(device), payload
+	return nil
+}
+
+func (n *names) intern(b []byte) string {
+	if s, ok := (*n)[string(b)]; ok { // no allocation for the lookup
+		return s
+	}
+	if *n == nil || len(*n) >= namesMax {
+		*n = make(names)
+	}
+	s := string(b)
+	(*n)[s] = s
+	return s
+}
+
 // splitMessage splits the per-message encoding (appendMessage) into its
 // fields, without copying; ok is false when it does not parse.
 func splitMessage(b []byte) (flags, qos byte, t int64, topic, device, payload []byte, ok bool) {
@@ -637,6 +667,10 @@ func (q *Queue) commit(batch []*pending) (synced time.Duration) {
 	}
 	if err == nil {
 		q.committedLocked(&c, syncErr)
+		if n := cap(c.ops); n > 0 && n <= spareOpsMax {
+			clear(c.ops) // no references to routes or values kept
+			q.spareOps = c.ops[:0]
+		}
 	} else {
 		q.undoLocked(&c, err)
 	}
@@ -918,6 +952,22 @@ func (q *Queue) passedLocked(c *commitTxn, rt *route) {
 		return
 	case n >= limit:
 		rt.passMore = true // its segments, if any, with the next commit
+	case rt.passFrom > 0 && rt.trackFrom <= rt.passFrom:
+		// Every segment from passFrom on was written by this process and
+		// is in rt.segs: no read (a badger iterator per commit cost more
+		// than the rest of the head's move). passFrom 0 (value-log GC may
+		// have brought deleted segments back) always reads.
+		k := 0
+		for k < len(rt.segs) && rt.segs[k].last < head {
+			k++
+		}
+		if room := limit - n; k > room {
+			k, rt.passMore = room, true
+		}
+		for _, s := range rt.segs[:k] {
+			c.derived = append(c.derived, op{rt: rt, key: segKey(rt.id, s.first, s.last), del: true, seq: s.last, mark: -2})
+		}
+		n += k
 	default:
 		_ = q.db.View(func(txn *badger.Txn) error {
 			room := limit - n
@@ -1004,9 +1054,12 @@ func (q *Queue) persist(c *commitTxn) (err, syncErr error) {
 func (q *Queue) committedLocked(c *commitTxn, syncErr error) {
 	for _, p := range c.passed {
 		p.rt.passFrom = max(p.rt.passFrom, p.head)
+		p.rt.dropSegs(p.head) // deleted, by a read of badger or from rt.segs
 	}
 	for _, o := range c.derived {
 		switch rt := o.rt; o.mark {
+		case -2:
+			rt.dropSegs(o.seq + 1)
 		case 1:
 			i, found := slices.BinarySearch(rt.marks, o.seq)
 			if !found {
@@ -1028,6 +1081,9 @@ func (q *Queue) committedLocked(c *commitTxn, syncErr error) {
 				}
 			}
 		}
+	}
+	for _, o := range c.segs {
+		o.rt.trackSeg(o.key)
 	}
 	if c.accepted > 0 {
 		q.visible = c.lastSeq
@@ -1264,12 +1320,20 @@ func (q *Queue) removeLocked(rt *route, seq uint64, size int64, life int) {
 	q.queueOp(op{rt: rt, del: true, seq: seq, dCount: -1, dBytes: -size, life: int8(life + 1)})
 }
 
+// spareOpsMax bounds the array of ops a commit leaves for queueOp (a purge's
+// are let go).
+const spareOpsMax = 1024
+
 // queueOp queues a write for the next commit. An empty queue starts at the
 // size the last commit took: no regrowing from nothing every commit under
 // load, and no big array for the few deletes of a quiet one.
 func (q *Queue) queueOp(o op) {
 	if q.ops == nil {
-		q.ops = make([]op, 0, max(q.opsHint, 4))
+		if n := max(q.opsHint, 4); cap(q.spareOps) >= n && cap(q.spareOps) <= 2*n {
+			q.ops, q.spareOps = q.spareOps, nil // the array of a commit's ops, done with
+		} else {
+			q.ops = make([]op, 0, n)
+		}
 	}
 	q.ops = append(q.ops, o)
 	if len(q.ops) == 1 {
@@ -1405,7 +1469,7 @@ func (q *Queue) fillLocked(rt *route) error {
 					continue
 				}
 			}
-			rt.ahead = append(rt.ahead, aheadMsg{seq, val})
+			rt.appendAhead(aheadMsg{seq, val})
 			rt.aheadSize += len(val)
 			q.readBack++
 			if bytes += len(val); len(rt.ahead) >= aheadMax || bytes >= aheadBytes {
@@ -1483,7 +1547,7 @@ func (q *Queue) aheadLocked(sets []op) {
 			o := &sets[i]
 			if !o.cancel {
 				buf = append(buf, o.val...)
-				rt.ahead = append(rt.ahead, aheadMsg{o.seq, buf[len(buf)-len(o.val) : len(buf) : len(buf)]})
+				rt.appendAhead(aheadMsg{o.seq, buf[len(buf)-len(o.val) : len(buf) : len(buf)]})
 				rt.aheadSize += len(o.val)
 			}
 			rt.cursor = o.seq + 1
@@ -1529,14 +1593,15 @@ func (q *Queue) Next(ctx context.Context) (Message, error) {
 		rt.ahead = rt.ahead[1:]
 		rt.aheadSize -= len(a.val)
 		if len(rt.ahead) == 0 {
-			rt.ahead = nil
+			rt.emptyAhead()
 		}
 		rt.handOut(a.seq, int64(len(a.val)))
 		name, maxAge := rt.name, rt.lim.MaxAge
+		var m Message
+		err = rt.names.decode(a.val, &m)
 		q.mu.Unlock()
 
-		var m Message
-		if err := decodeMessage(a.val, &m); err != nil {
+		if err != nil {
 			// One record that does not read must not stop the queue (the
 			// bridge would ask for it again forever): it goes to the dead
 			// letters as it is, for inspection, and Next goes on.

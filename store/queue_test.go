@@ -905,3 +905,34 @@ func TestAckFlushIdle(t *testing.T) {
 		t.Fatalf("ack flushes after one ack and an idle while: %d; want 1", n)
 	}
 }
+
+// TestNextNamesInterned: Next hands out each message's own topic and device
+// while it interns them per route (names), across more distinct ones than
+// it keeps (namesMax: the set starts over) and with repeats.
+func TestNextNamesInterned(t *testing.T) {
+	q := openT(t, Options{})
+	n := namesMax + 40
+	name := func(i int) (topic, device string) {
+		return fmt.Sprintf("site/%d/temp", i%(namesMax+20)), fmt.Sprintf("dev-%d", i%7)
+	}
+	submitAll(t, q, n, func(i int) Message {
+		topic, device := name(i)
+		return Message{Route: "a", Topic: topic, Device: device, Payload: []byte(fmt.Sprint(i)), QoS: 1}
+	})
+	for i := range n {
+		m := next(t, q)
+		topic, device := name(i)
+		if m.Topic != topic || m.Device != device || string(m.Payload) != fmt.Sprint(i) {
+			t.Fatalf("message %d: topic %q device %q payload %q; want %q %q %q", i, m.Topic, m.Device, m.Payload, topic, device, fmt.Sprint(i))
+		}
+		if err := q.Ack(m.Seq); err != nil {
+			t.Fatal(err)
+		}
+	}
+	nextNone(t, q)
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if k := len(q.routes["a"].names); k == 0 || k > namesMax {
+		t.Fatalf("%d names interned; want 1..%d", k, namesMax)
+	}
+}

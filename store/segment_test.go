@@ -951,3 +951,69 @@ func TestHeadsPassingManyMarkersFitOneCommit(t *testing.T) {
 		t.Fatalf("Next: %q, %v; want the message enqueued after the acks", m.Payload, err)
 	}
 }
+
+// TestHeadPassesTrackedSegments: the segments the committer wrote are
+// deleted from memory (rt.segs) once a head moved past the ones from
+// before (read from badger); past segTrackMax of them tracking starts
+// over. Whichever way, every segment the head passes is deleted and none
+// other, and the messages come out in order.
+func TestHeadPassesTrackedSegments(t *testing.T) {
+	q := openT(t, Options{})
+	n := segTrackMax + 50
+	var seqs []uint64
+	for i := range n {
+		seqs = append(seqs, enq(t, q, "a", fmt.Sprint(i))) // one commit each: a segment each
+	}
+	q.mu.Lock()
+	rt := q.routes["a"]
+	if tracked, from := len(rt.segs), rt.trackFrom; tracked != 50-1 || from != seqs[segTrackMax+1] {
+		q.mu.Unlock()
+		t.Fatalf("tracking %d segments from %d; want 49 from %d (it started over at segTrackMax)", tracked, from, seqs[segTrackMax+1])
+	}
+	q.mu.Unlock()
+	ack := func(k int) {
+		t.Helper()
+		for range k {
+			m := next(t, q)
+			if want := seqs[0]; m.Seq != want {
+				t.Fatalf("Next: seq %d; want %d", m.Seq, want)
+			}
+			seqs = seqs[1:]
+			if err := q.Ack(m.Seq); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := q.syncDeletes(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The head passes untracked segments (read), then tracked ones.
+	for _, k := range []int{10, segTrackMax, 20} {
+		ack(k)
+		if left := syncUntilNoneBehind(t, q); left != len(seqs) {
+			t.Fatalf("%d segments and markers left; want %d (one per message not acked)", left, len(seqs))
+		}
+	}
+	q.mu.Lock()
+	if rt.trackFrom > rt.passFrom || len(rt.segs) != len(seqs) {
+		q.mu.Unlock()
+		t.Fatalf("tracking from %d, head passed %d, %d segments tracked; want the head past tracking's start and %d tracked", rt.trackFrom, rt.passFrom, len(rt.segs), len(seqs))
+	}
+	q.mu.Unlock()
+	// A few commits of many messages: the tracked segments hold several each.
+	for range 3 {
+		seqs = append(seqs, submitAll(t, q, 40, func(i int) Message {
+			return Message{Route: "a", Topic: "t", Payload: fmt.Appendf(nil, "m%02d", i), QoS: 1}
+		})...)
+	}
+	ack(len(seqs))
+	if left := syncUntilNoneBehind(t, q); left != 0 {
+		t.Fatalf("%d segments and markers left after every ack; want none", left)
+	}
+	nextNone(t, q)
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(rt.segs) != 0 {
+		t.Fatalf("%d segments still tracked after every one was deleted", len(rt.segs))
+	}
+}

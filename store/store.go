@@ -43,6 +43,10 @@
 // ahead, handed out and unacked, deletes not yet committed), bounded by the
 // bridge's in-flight window. Next reads ahead from a cursor; seeks start at
 // the persisted head, so they do not walk the tombstones of acked messages.
+// The segments the committer writes are remembered per route (at most
+// segTrackMax), so a head's move deletes the ones it passed without reading
+// badger; what lies below them (written before Open, or brought back by
+// value-log GC) is looked up with an iterator as before.
 // Order comes from sequence numbers only; message times are advisory and
 // used for max-age only when the clock is sane.
 package store
@@ -260,6 +264,7 @@ type Queue struct {
 	visible   uint64 // highest seq synced and visible to Next
 	readBack  uint64 // messages fillLocked read back from badger (tests)
 	opsHint   int    // ops the last commit took: the next queue's capacity
+	spareOps  []op   // the array of a committed commit's ops, for queueOp to reuse
 	segBuf    []byte // the committer's segment values, reused
 	bytes     int64  // live + dead letters
 	ops       []op   // writes (acks, purges, drops) waiting for the committer
@@ -307,18 +312,23 @@ type route struct {
 
 	// disk is the meta as badger holds it after the committed transactions.
 	disk      meta
-	metaDirty bool   // write the meta with the next commit
-	passMore  bool   // the head passed more markers or segments than a commit deletes
-	passFrom  uint64 // no segment with a lower last seq is left (0: look from the start)
-	touched   bool   // in the transaction being built
+	metaDirty bool      // write the meta with the next commit
+	passMore  bool      // the head passed more markers or segments than a commit deletes
+	passFrom  uint64    // no segment with a lower last seq is left (0: look from the start)
+	segs      []segSpan // the segments written since trackFrom, not yet deleted, in seq order
+	trackFrom uint64    // every segment with a last seq from it on is in segs (noTrack: none)
+	touched   bool      // in the transaction being built
 
 	// The forwarding window, bounded by the bridge's in-flight window and
 	// pushMax: never one entry per queued message. Every message below
 	// cursor is read ahead, handed out (inflight) or removed.
 	cursor    uint64              // next seq to read from badger
 	ahead     []aheadMsg          // read ahead, not handed out, seq order
+	aheadArr  []aheadMsg          // ahead's array from its start (appendAhead)
 	aheadSize int                 // bytes of the values in ahead
 	inflight  []flight            // handed out, not acked, seq order
+	flightArr []flight            // inflight's array from its start (handOut)
+	names     names               // topics and devices Next handed out (interned)
 	deleting  map[uint64]struct{} // deletes queued, not committed: reads skip them
 	marks     []uint64            // removal markers on disk, seq order (segment.go)
 	rdr       *segReader          // the segment fillLocked reads from
@@ -342,7 +352,52 @@ type flight struct {
 }
 
 func newRoute(name string, lim RouteLimits) *route {
-	return &route{name: name, lim: lim, drops: map[string]uint64{}, deleting: map[uint64]struct{}{}}
+	return &route{name: name, lim: lim, drops: map[string]uint64{}, deleting: map[uint64]struct{}{}, trackFrom: noTrack}
+}
+
+// segSpan is a segment's first and last seq (its key: segKey).
+type segSpan struct{ first, last uint64 }
+
+// noTrack: a route's segments are not tracked (trackFrom); segTrackMax
+// bounds how many are (a backlog of single-message commits would otherwise
+// keep one per message in memory).
+const (
+	noTrack     = ^uint64(0)
+	segTrackMax = 1024
+)
+
+// trackSeg notes segment key, just committed, in rt.segs. A route's
+// segments are committed in seq order, and only by the committer once the
+// queue is open, so tracking may start at any commit (the segments written
+// before it have lower seqs); passedLocked reads badger for what lies
+// below trackFrom. Over segTrackMax tracking stops, and starts again with
+// the next commit: rt.segs is dropped, and what is below the new trackFrom
+// is read from badger when the head passes it.
+func (rt *route) trackSeg(key []byte) {
+	_, first, last, ok := parseSegKey(key)
+	if !ok {
+		return
+	}
+	if rt.trackFrom == noTrack {
+		rt.trackFrom, rt.segs = first, rt.segs[:0]
+	}
+	if len(rt.segs) >= segTrackMax {
+		rt.trackFrom, rt.segs = noTrack, nil
+		return
+	}
+	rt.segs = append(rt.segs, segSpan{first, last})
+}
+
+// dropSegs takes the segments with a last seq below head out of rt.segs
+// (deleted with the commit just written).
+func (rt *route) dropSegs(head uint64) {
+	k := 0
+	for k < len(rt.segs) && rt.segs[k].last < head {
+		k++
+	}
+	if k > 0 {
+		rt.segs = append(rt.segs[:0], rt.segs[k:]...)
+	}
 }
 
 // headSeq: no live message of rt has a lower seq.
@@ -361,10 +416,29 @@ func (rt *route) findInflight(seq uint64) (int, bool) {
 	return slices.BinarySearchFunc(rt.inflight, seq, func(f flight, s uint64) int { return cmp.Compare(f.seq, s) })
 }
 
+// handOut adds seq to the window. Acks slice the window's front off
+// (dropInflight), so its array fills up from the back: once the window is at
+// most half of the array it moves back to the array's start (a copy of the
+// window) instead of growing a new array, so a steady window allocates
+// nothing (it allocated about once per message with a window of one).
 func (rt *route) handOut(seq uint64, size int64) {
-	if i, ok := rt.findInflight(seq); !ok {
-		rt.inflight = slices.Insert(rt.inflight, i, flight{seq, size})
+	i, ok := rt.findInflight(seq)
+	if ok {
+		return
 	}
+	if n := len(rt.inflight); n == cap(rt.inflight) && n <= cap(rt.flightArr)/2 {
+		rt.inflight = append(rt.flightArr[:0], rt.inflight...) // memmove: the window lies behind the start
+	}
+	rt.inflight = slices.Insert(rt.inflight, i, flight{seq, size})
+	if !sameEnd(rt.inflight, rt.flightArr) {
+		rt.flightArr = rt.inflight[:0] // a new array, the window at its start
+	}
+}
+
+// sameEnd says whether a and b end at the same element of the same array
+// (a slice of the other's front cut off does).
+func sameEnd[T any](a, b []T) bool {
+	return cap(a) > 0 && cap(b) > 0 && &a[:cap(a)][cap(a)-1] == &b[:cap(b)][cap(b)-1]
 }
 
 // dropInflight takes seq out of the window. Acks come mostly in order: the
@@ -384,6 +458,29 @@ func (rt *route) dropInflight(seq uint64) {
 func (rt *route) findAhead(seq uint64) (int, bool) {
 	return slices.BinarySearchFunc(rt.ahead, seq, func(a aheadMsg, s uint64) int { return cmp.Compare(a.seq, s) })
 }
+
+// appendAhead adds a to the read-ahead, keeping aheadArr on its array.
+func (rt *route) appendAhead(a aheadMsg) {
+	rt.ahead = append(rt.ahead, a)
+	if !sameEnd(rt.ahead, rt.aheadArr) {
+		rt.aheadArr = rt.ahead[:0] // a new array, the read-ahead at its start
+	}
+}
+
+// emptyAhead: Next took the last message read ahead (slicing each off the
+// front). The next commit's messages go to the array's start again rather
+// than into a new array grown from nothing (several allocations a commit);
+// an array grown by a backlog (up to pushMax) is let go.
+func (rt *route) emptyAhead() {
+	if cap(rt.aheadArr) <= aheadKeep {
+		rt.ahead = rt.aheadArr[:0]
+	} else {
+		rt.ahead, rt.aheadArr = nil, nil
+	}
+}
+
+// aheadKeep is the largest read-ahead array emptyAhead keeps.
+const aheadKeep = 256
 
 func (rt *route) dropAhead(seq uint64) {
 	i, ok := rt.findAhead(seq)
