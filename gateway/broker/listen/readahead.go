@@ -16,7 +16,11 @@ import (
 //
 // The buffer is borrowed from a pool for as long as it holds unread bytes
 // and given back once drained, so an idle connection (nearly all of them,
-// nearly always) holds none: the pool is shared by every connection.
+// nearly always) holds none: the pool is shared by every connection. A
+// connection whose reading is held back (the broker's back-pressure on a
+// publisher whose pipeline is full) keeps its buffer until it is read
+// again: at most readAheadSize per connection, bytes that would otherwise
+// wait in the kernel's socket buffer.
 // Only the goroutine reading the connection calls Read (tls.Conn holds its
 // read lock; before the handshake, the handshake's goroutine).
 type readAhead struct {
