@@ -23,7 +23,14 @@ import (
 // bursts, 1 MiB memtables, 2 rounds, 1/4/16 publishers): peak RSS 52-55/
 // 53-54/59-61 MiB at 100 against 45/46-48/54-55 at 50, for 21.5-25.5/
 // 14.6-15.2/15.0-15.7 µs of CPU per message against 24.2-24.9/15.9-16.3/
-// 15.5-16.8; see packaging/edgegw.service.
+// 15.5-16.8; see packaging/edgegw.service. Measured again with the
+// segment queue (100,000-message bursts, median of 3, against the build at
+// 50 in the same run): GOGC 100 gave 15.7/12.9/12.9 µs against 18.0/13.5/
+// 15.3 with the text payload but 18.2/14.2/12.6 against 18.1/14.3/13.9 with
+// EDGEGW_BENCH_PAHO_PAYLOAD=random, where peak RSS was 48-51/51-52/59-70
+// MiB against 43-44/44-46/53-66 (three rounds each): 6-7 MiB more at 1 and
+// 4 publishers and up to 70 at 16, where 50 already passes the 64 MiB the
+// product promises, for a CPU gain that did not hold from run to run.
 // The soft memory limit still caps the heap where many sessions make the
 // live set large (there the limit, not GOGC, sets the pace).
 const defaultGCPercent = 50

@@ -42,6 +42,18 @@ import (
 // publishers is therefore not excluded; GOMAXPROCS in the environment buys
 // it back for the CPU.
 //
+// The runtime's monitor (sysmon) has a second cost that this setting does
+// not remove: whenever every P was idle it sleeps until woken, and the
+// first syscall after that wakes it and resets its polling to every 20 µs
+// for at least 50 polls (runtime/proc.go sysmon, syscallWake). A sensor's
+// window arriving after a pause is such a wake-up. Measured with
+// gateway/broker's BenchmarkSensorPublish (1 publisher, GOMAXPROCS=1, no
+// fsync: no P is ever held in a long syscall): 0.13-0.15 sysmon sleeps
+// (nanosleep) per message, about half of the broker's 0.29 context
+// switches per message, against 19 P hand-offs (retakes) in 3 s; perf puts
+// sysmon at 23% of the broker's CPU there, and at 10-15% of the daemon's
+// in the paho harness (1 to 16 publishers, Receive Maximum 20).
+//
 // An operator who wants every CPU (a gateway whose sensors' TLS alone
 // needs more than half the machine) sets GOMAXPROCS in the environment (a
 // systemd drop-in: Environment=GOMAXPROCS=4); the log says which applies.

@@ -9,7 +9,9 @@
 //   - Guard (listener.go): the listener mochi is given. One deadline for the
 //     TLS handshake and CONNECT, the handshake run here concurrently, and a
 //     wire.Scanner on every connection (Conn.Verdict) for what mochi's
-//     decoder drops.
+//     decoder drops. Under TLS the socket is read in 16 KiB chunks from a
+//     shared pool (readahead.go): crypto/tls alone reads a few records per
+//     syscall.
 //   - Admission (admission.go): the pending-handshake budget, shared fairly
 //     per source address, with rate-limited audit summaries.
 //   - Identity (identity.go): certificate -> thing name by the listener's

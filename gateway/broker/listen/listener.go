@@ -96,7 +96,7 @@ func (l *Guard) handshake(gc *Conn) {
 	deadline := time.Now().Add(l.timeout)
 	_ = raw.SetDeadline(deadline)
 	if l.tls != nil {
-		tc := tls.Server(raw, l.tls())
+		tc := tls.Server(&readAhead{Conn: raw}, l.tls()) // readahead.go
 		// The conn deadline bounds the handshake. No context deadline: its
 		// interrupt would close the conn before the failure is counted, so
 		// a client could see the close before the metric moved.
