@@ -46,8 +46,8 @@ type session struct {
 	// the connection again (sockConn.beforeRead), so the PUBACKs that came
 	// in one read let the writer send the next publishes in one write.
 	// slotFree (capacity 1) wakes the writer waiting for a slot. The writer
-	// takes every free slot at once, never waiting for more: see the package
-	// doc on Nagle at the upstream.
+	// takes every free slot at once; a full window waits for refill of them
+	// (below).
 	// The queue hears of those PUBACKs (Queue.Ack of acks) after the
 	// writer was woken, so the store's lock, which the publishers' commits
 	// also take, never holds back the window.
