@@ -23,17 +23,11 @@ import (
 // each PUBACK in its own TLS record, as Mosquitto writes them, all records in
 // that one write). It records the seq of every PUBLISH in arrival order and
 // how many of its socket reads carried publishes.
-//
-// With ackEach it answers as Mosquitto does instead: each PUBLISH at once
-// with its own PUBACK write, Nagle on (Go turns it off by default;
-// Mosquitto leaves it on), so after the first PUBACK segment the next ones
-// wait for the bridge's TCP ACK.
 type windowUpstream struct {
-	t       testing.TB
-	ln      net.Listener
-	rm      int
-	tls     *tls.Config // nil: plain TCP
-	ackEach bool
+	t   testing.TB
+	ln  net.Listener
+	rm  int
+	tls *tls.Config // nil: plain TCP
 
 	mu         sync.Mutex
 	seqs       []uint64
@@ -99,12 +93,6 @@ func (c *heldConn) release() error {
 func (u *windowUpstream) serve(raw net.Conn) {
 	defer raw.Close()
 	_ = raw.SetDeadline(time.Now().Add(30 * time.Second)) // a test ends by itself
-	if u.ackEach {
-		if err := raw.(*net.TCPConn).SetNoDelay(false); err != nil {
-			u.violate("Nagle on: %v", err)
-			return
-		}
-	}
 	hc := &heldConn{Conn: raw}
 	var c net.Conn = hc
 	if u.tls != nil {
@@ -162,14 +150,6 @@ func (u *windowUpstream) serve(raw net.Conn) {
 		}
 		if len(window) > u.rm {
 			u.violate("%d publishes unacknowledged; Receive Maximum %d [MQTT-3.3.4-9]", len(window), u.rm)
-		}
-		if u.ackEach {
-			id := window[0]
-			window = window[:0]
-			if _, err := c.Write([]byte{packets.PUBACK << 4, 2, byte(id >> 8), byte(id)}); err != nil {
-				return
-			}
-			continue
 		}
 		if len(window) < u.rm {
 			continue
@@ -266,91 +246,6 @@ func TestWindowRefillBatched(t *testing.T) {
 			}
 			if want := 2*n/rm + 2; st.Writes > uint64(want) {
 				t.Errorf("writes to the upstream: got %d for %d publishes in windows of %d; want at most %d (a released window refilled in one write)", st.Writes, n, rm, want)
-			}
-			t.Logf("%d publishes: %d writes, %d slot releases; upstream read them in %d reads", st.Sent, st.Writes, st.SlotReleases, up.pubReads)
-		})
-	}
-}
-
-// TestWindowRefillAckEach: an upstream like Mosquitto (Receive Maximum 20)
-// answers every PUBLISH at once with a PUBACK of its own, Nagle on, so its
-// PUBACKs reach the bridge a few per read. Refilling the window from each
-// read would settle into trains of a few publishes per write for good; the
-// bridge must wait for half the window to be free (refillOf) and refill it
-// in one write, every message still arriving in queue order and
-// acknowledged to the queue only after its PUBACK. Holding back, the bridge
-// sends the TCP ACK itself: without it the upstream's next PUBACKs would
-// wait up to 40 ms for the delayed one (not asserted: no timing in tests;
-// BenchmarkForward/memqueue-rm20 shows it).
-func TestWindowRefillAckEach(t *testing.T) {
-	const rm, n = 20, 400
-	pki := gatewaytest.NewPKI(t, "acheach")
-	cert, err := tls.LoadX509KeyPair(pki.ServerCert, pki.ServerKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(pki.CA)
-	for _, tc := range []struct {
-		name string
-		srv  *tls.Config
-	}{
-		{"plain TCP", nil},
-		{"TLS, one record per PUBACK", &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			up := startWindowUpstream(t, rm, tc.srv)
-			up.ackEach = true
-			q := newAckTrace(newTestQueue(t))
-			sent := enqueueSensors(t, q, 4, n/4, time.Now)
-			cfg := Config{
-				Upstreams:      []Upstream{{URL: up.url(), ServerName: "localhost"}},
-				ClientID:       gatewayCN,
-				KeepAlive:      30 * time.Second,
-				ConnectTimeout: 3 * time.Second,
-				Inflight:       1024,
-				UserProps:      UserProps{DeviceKey: "device", SeqKey: "seq"},
-				Routes:         []Route{telemetry},
-			}
-			if tc.srv != nil {
-				cfg.TLS = &tls.Config{RootCAs: pool}
-			}
-			b := runBridge(t, cfg, q, nil)
-			eventually(t, 20*time.Second, "every message acknowledged to the queue", func() bool {
-				q.mu.Lock()
-				defer q.mu.Unlock()
-				return len(q.acked) == len(sent)
-			})
-			st := b.State()
-
-			up.mu.Lock()
-			defer up.mu.Unlock()
-			if len(up.violations) > 0 {
-				t.Errorf("upstream: %d violations, first: %v", len(up.violations), up.violations[0])
-			}
-			if len(up.seqs) != n {
-				t.Errorf("upstream received %d publishes; want %d (no resends on one connection)", len(up.seqs), n)
-			}
-			for i := 1; i < len(up.seqs); i++ {
-				if up.seqs[i] <= up.seqs[i-1] {
-					t.Errorf("publish %d: seq %d after %d; want queue order", i, up.seqs[i], up.seqs[i-1])
-					break
-				}
-			}
-			q.mu.Lock()
-			for _, seq := range sent {
-				if q.acked[seq].Before(q.puback[seq].at) || q.puback[seq].at.IsZero() {
-					t.Errorf("seq %d acknowledged to the queue without its PUBACK first", seq)
-				}
-			}
-			q.mu.Unlock()
-
-			// The first window in one write, then every write at least
-			// half a window of publishes; 2 writes of slack (the last
-			// ones). Refilled from each read, it took 59 (plain) and 81
-			// (TLS) writes.
-			if want := 1 + (n-rm)/(rm/2) + 2; st.Writes > uint64(want) {
-				t.Errorf("writes to the upstream: got %d for %d publishes in a window of %d; want at most %d (refilled once %d slots are free)", st.Writes, n, rm, want, rm/2)
 			}
 			t.Logf("%d publishes: %d writes, %d slot releases; upstream read them in %d reads", st.Sent, st.Writes, st.SlotReleases, up.pubReads)
 		})

@@ -21,7 +21,7 @@ func BenchmarkForward(b *testing.B) {
 	// The in-memory queue isolates the bridge's own cost from the store's.
 	b.Run("memqueue", func(b *testing.B) { benchForward(b, newMemQueue(b), 1000) })
 	// A small Receive Maximum (Mosquitto's default, and near AWS IoT
-	// Core's 100): publish/write and puback/release tell how well the window
+	// Core's 100): publish/write and puback/read tell how well the window
 	// is refilled in batches.
 	b.Run("store-rm20", func(b *testing.B) { benchForward(b, newTestQueue(b), 20) })
 	// The bridge's own cost at Receive Maximum 20, without the store's.
@@ -59,7 +59,7 @@ func newWindowBridge(b *testing.B, q testQueue, window int) *Bridge {
 
 // stopAndReport stops the timer and br's Run (cancel; done is what Run
 // returned) and reports b.N messages over elapsed and the PUBLISHes per
-// write and PUBACKs per window slot release (State.SlotReleases).
+// write and PUBACKs per socket read upstream.
 func stopAndReport(b *testing.B, br *Bridge, elapsed time.Duration, cancel context.CancelFunc, done <-chan error) {
 	b.Helper()
 	b.StopTimer()
@@ -70,7 +70,7 @@ func stopAndReport(b *testing.B, br *Bridge, elapsed time.Duration, cancel conte
 	st := br.State()
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
 	b.ReportMetric(float64(st.Sent)/float64(max(st.Writes, 1)), "publish/write")
-	b.ReportMetric(float64(st.Acked)/float64(max(st.SlotReleases, 1)), "puback/release")
+	b.ReportMetric(float64(st.Acked)/float64(max(st.SlotReleases, 1)), "puback/read")
 }
 
 // awaitAcked waits, bounded by 5 minutes, until br has b.N messages acked

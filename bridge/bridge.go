@@ -303,9 +303,9 @@ type State struct {
 	// Writes counts writes to the upstream connection (flushes of its
 	// buffer: PUBLISHes, PUBACKs, pings); Sent/Writes is how many PUBLISHes
 	// leave per write. SlotReleases counts the times the reader gave the
-	// window slots of the PUBACKs it had read back to the writer, those of
-	// one read or more at once (a full window waits for half of it):
-	// Acked/SlotReleases is how many PUBACKs free slots together.
+	// window slots of the PUBACKs it had read back to the writer, all of
+	// those from one read of the connection at once: Acked/SlotReleases is
+	// how many PUBACKs came per read.
 	Writes       uint64
 	SlotReleases uint64
 

@@ -25,19 +25,10 @@
 // writes each PUBACK in its own record); the writer then writes every
 // publish it can take into the connection's buffer and flushes once, when it
 // would wait (window full, queue empty, pacing). State.Writes and
-// State.SlotReleases count both.
-//
-// A full window is refilled only once half of it (refillOf: 1 to 64 slots)
-// is free or nothing is left in flight: Mosquitto answers each PUBLISH at
-// once with a PUBACK write of its own, so its PUBACKs come a few per read,
-// and refilling from each read would settle into trains of about 5
-// publishes per write for good (TestWindowRefillAckEach). Mosquitto leaves
-// Nagle on (no set_tcp_nodelay): after its first PUBACK segment the next
-// ones wait for our TCP ACK, which Linux delays up to 40 ms when we send
-// nothing; a refill's PUBLISH would carry it. So while the reader holds
-// freed slots back it sends that ACK itself, once per held window
-// (TCP_QUICKACK, which also sends an ACK already pending; Linux only).
-// Holding back without it stalled the bridge at 1.1k msg/s.
+// State.SlotReleases count both. The writer does not hold back a free slot
+// to wait for more: Mosquitto leaves Nagle on (no set_tcp_nodelay), so its
+// second PUBACK waits for our TCP ACK, which the kernel delays up to 40 ms
+// when we send nothing; each PUBLISH we write carries that ACK.
 //
 // Delivery is owned by the queue (package store), never by the MQTT client:
 // a message leaves the queue only on its upstream PUBACK, and after a lost

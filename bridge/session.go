@@ -46,8 +46,8 @@ type session struct {
 	// the connection again (sockConn.beforeRead), so the PUBACKs that came
 	// in one read let the writer send the next publishes in one write.
 	// slotFree (capacity 1) wakes the writer waiting for a slot. The writer
-	// takes every free slot at once; a full window waits for refill of them
-	// (below).
+	// takes every free slot at once, never waiting for more: see the package
+	// doc on Nagle at the upstream.
 	// The queue hears of those PUBACKs (Queue.Ack of acks) after the
 	// writer was woken, so the store's lock, which the publishers' commits
 	// also take, never holds back the window.
@@ -55,21 +55,6 @@ type session struct {
 	unreleased int      // reader goroutine only
 	acks       []uint64 // reader goroutine only
 	slotFree   chan struct{}
-
-	// While the window is full, the reader releases the slots of the
-	// PUBACKs it read only once refill of them are free (or none is left in
-	// flight), so that every refill is one write of at least refill
-	// publishes: releasing each read's few PUBACKs at once settles into
-	// trains of a few publishes per write and PUBACKs per read for good,
-	// each train paying a write, two reads, epoll waits and wake-ups on
-	// both sides. Holding back, the reader sends the TCP ACK for what it
-	// read at once (quickAck): the writer, which would have carried it, does
-	// not write, and an upstream with Nagle on (Mosquitto) sends its next
-	// PUBACKs only once that ACK came (else up to 40 ms later: the delayed
-	// ACK that stalled d6b2658's refill at 1.1k msg/s).
-	refill     int
-	quickAck   func() // nil when the connection is no TCP socket
-	quickAcked bool   // reader goroutine only
 
 	mu       sync.Mutex
 	held     int                // window slots taken
@@ -132,8 +117,7 @@ func (b *Bridge) dial(ctx context.Context, up Upstream) (*session, error) {
 	defer stop()
 
 	s := b.newSession(up, nc)
-	sc.beforeRead = s.beforeRead
-	s.quickAck = sc.quickAck
+	sc.beforeRead = s.releaseAcked
 	ca, err := s.connect(pass)
 	if err != nil {
 		nc.Close()
@@ -229,7 +213,6 @@ func (s *session) refused(ca *packets.Connack, addr string) error {
 func (b *Bridge) established(s *session, gen uint64, sessionPresent bool) {
 	window := min(b.cfg.Inflight, int(s.server.receiveMax))
 	s.window = window
-	s.refill = refillOf(window)
 	s.connected = b.cfg.Now()
 	s.lastRead.Store(time.Now().UnixNano())
 
@@ -459,17 +442,6 @@ func (s *session) run(ctx context.Context) error {
 	return first
 }
 
-// refillMax bounds the free slots a full window waits for: 64 publishes of
-// a few hundred bytes fill one write well, and a large window stays nearly
-// full.
-const refillMax = 64
-
-// refillOf is the free slots a full window of size window waits for before
-// the writer refills it: half the window, 1 to refillMax.
-func refillOf(window int) int {
-	return max(1, min(window/2, refillMax))
-}
-
 // take takes a window slot for a QoS 1 publish, records it in flight and
 // returns its packet identifier; ok is false when the window is full.
 func (s *session) take(p pending) (id uint16, ok bool) {
@@ -682,42 +654,20 @@ func (s *session) onPuback(id uint16, code byte, props *packets.Properties) {
 	s.acks = append(s.acks, pd.seq)
 }
 
-// beforeRead runs before every read from the socket: the PUBACKs of the
-// last read are handled; their slots go back to the writer unless the full
-// window waits for more of them (see session.refill).
-func (s *session) beforeRead() { s.release(false) }
-
-// releaseAcked is release(true): every slot back, now. The reader calls it
-// before it may wait for something other than the socket, and when it
-// returns.
-func (s *session) releaseAcked() { s.release(true) }
-
-// release gives the window slots of the PUBACKs handled since the last
-// release back to the writer, at once, wakes it, and then acknowledges their
-// messages to the queue. Unless all is set, a full window keeps them while
-// fewer than refill are free and PUBACKs are still to come, and sends the TCP
-// ACK the writer's refill would have carried (quickAck); the queue hears of
-// the PUBACKs at once all the same.
-func (s *session) release(all bool) {
+// releaseAcked gives the window slots of the PUBACKs handled since the
+// last call back to the writer, at once, wakes it, and then acknowledges
+// their messages to the queue. The reader calls it before each read from
+// the connection, before it may wait, and when it returns.
+func (s *session) releaseAcked() {
 	if n := s.unreleased; n > 0 {
+		s.unreleased = 0
 		s.mu.Lock()
-		hold := !all && s.held >= s.window && s.window-s.held+n < s.refill && s.held > n
-		if !hold {
-			s.held -= n
-		}
+		s.held -= n
 		s.mu.Unlock()
-		if hold {
-			if s.quickAck != nil && !s.quickAcked {
-				s.quickAck()
-				s.quickAcked = true
-			}
-		} else {
-			s.unreleased, s.quickAcked = 0, false
-			s.b.c.releases.Add(1)
-			select {
-			case s.slotFree <- struct{}{}:
-			default: // already signalled
-			}
+		s.b.c.releases.Add(1)
+		select {
+		case s.slotFree <- struct{}{}:
+		default: // already signalled
 		}
 	}
 	for _, seq := range s.acks {

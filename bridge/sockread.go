@@ -1,9 +1,6 @@
 package bridge
 
-import (
-	"net"
-	"syscall"
-)
+import "net"
 
 // sockConn is the upstream's byte stream below TLS (the TCP connection, or
 // the proxy's tunnel): it calls beforeRead just before every read from it.
@@ -30,24 +27,4 @@ func (c *sockConn) Read(p []byte) (int, error) {
 		f()
 	}
 	return c.Conn.Read(p)
-}
-
-// quickAck sends the TCP ACK for what was read now, instead of the kernel's
-// delayed ACK (Linux TCP_QUICKACK; it also sends an ACK that is pending). The
-// session calls it when it holds back free window slots and so writes nothing
-// that would carry the ACK: an upstream with Nagle on (Mosquitto) holds its
-// next PUBACKs until that ACK comes, up to 40 ms. A connection that is not a
-// socket (a test's pipe) has no ACK to send: quickAck does nothing then.
-func (c *sockConn) quickAck() {
-	sc, ok := c.Conn.(syscall.Conn)
-	if !ok {
-		return
-	}
-	raw, err := sc.SyscallConn()
-	if err != nil {
-		return
-	}
-	_ = raw.Control(func(fd uintptr) {
-		_ = syscall.SetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_QUICKACK, 1)
-	})
 }

@@ -190,9 +190,8 @@ func (w *writer) take(ctx context.Context, bk *bucket) error {
 // register takes a place in the in-flight window for a QoS 1 publish p
 // and returns its packet identifier. When the window is full it flushes (so
 // the server sees what we wrote) and waits until the reader releases the
-// slots of the PUBACKs it read (session.release): at least half the window
-// at once while PUBACKs are still to come, so the publishes that refill
-// them leave in one flush.
+// slots of the PUBACKs it read (releaseAcked): all of those that came in
+// one read at once, so the publishes that refill them leave in one flush.
 func (w *writer) register(ctx context.Context, p pending) (uint16, error) {
 	s := w.s
 	for {
