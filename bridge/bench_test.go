@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -23,6 +24,8 @@ func BenchmarkForward(b *testing.B) {
 	// Core's 100): publish/write and puback/read tell how well the window
 	// is refilled in batches.
 	b.Run("store-rm20", func(b *testing.B) { benchForward(b, newTestQueue(b), 20) })
+	// The bridge's own cost at Receive Maximum 20, without the store's.
+	b.Run("memqueue-rm20", func(b *testing.B) { benchForward(b, newMemQueue(b), 20) })
 }
 
 func benchForward(b *testing.B, q testQueue, window int) {
@@ -31,10 +34,12 @@ func benchForward(b *testing.B, q testQueue, window int) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	b.ResetTimer()
-	start := time.Now()
+	start, u0 := time.Now(), selfUsage(b)
 	go func() { done <- br.Run(ctx) }()
 	awaitAcked(b, br, "")
+	u1 := selfUsage(b)
 	stopAndReport(b, br, time.Since(start), cancel, done)
+	reportUsage(b, u0, u1)
 	b.ReportMetric(float64(br.State().Window), "window")
 }
 
@@ -118,7 +123,7 @@ func BenchmarkForwardLive(b *testing.B) {
 	}
 	payload := make([]byte, 100)
 	b.ResetTimer()
-	start := time.Now()
+	start, u0 := time.Now(), selfUsage(b)
 	var wg sync.WaitGroup
 	for w := range writers {
 		wg.Add(1)
@@ -136,5 +141,25 @@ func BenchmarkForwardLive(b *testing.B) {
 	}
 	wg.Wait()
 	awaitAcked(b, br, "")
+	u1 := selfUsage(b)
 	stopAndReport(b, br, time.Since(start), cancel, done)
+	reportUsage(b, u0, u1)
+}
+
+// selfUsage is this process's resource usage so far (the bridge and its
+// queue; the upstream is another process).
+func selfUsage(b *testing.B) syscall.Rusage {
+	var u syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &u); err != nil {
+		b.Fatal(err)
+	}
+	return u
+}
+
+// reportUsage reports the process's CPU time (user + system) and context
+// switches (voluntary + involuntary) per message between u0 and u1.
+func reportUsage(b *testing.B, u0, u1 syscall.Rusage) {
+	cpu := time.Duration(u1.Utime.Nano() + u1.Stime.Nano() - u0.Utime.Nano() - u0.Stime.Nano())
+	b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/msg")
+	b.ReportMetric(float64(u1.Nvcsw+u1.Nivcsw-u0.Nvcsw-u0.Nivcsw)/float64(b.N), "ctxsw/msg")
 }

@@ -246,6 +246,10 @@ func awsSlashes(topic string) int {
 // messageProblem is the cloud rule an actual upstream message breaks, or "".
 // It runs per message before the PUBLISH is written (routes with '#' can
 // produce any depth).
+// checksTopic says whether messageProblem looks at the topic (it always
+// looks at the payload's size).
+func (c *Config) checksTopic() bool { return c.Profile == ProfileAWSIoTCore }
+
 func (c *Config) messageProblem(topic string, payload int) string {
 	if c.MaxPayload > 0 && payload > c.MaxPayload {
 		switch c.Profile {

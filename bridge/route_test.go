@@ -207,7 +207,7 @@ func TestAppendPublishDecodesWithPaho(t *testing.T) {
 	for _, size := range []int{0, 100, 200, 20000, 3 << 20} {
 		payload := bytes.Repeat([]byte{0xab}, size)
 		m := store.Message{Payload: payload, Device: "temp-f01-001", Seq: 1234567890123, Retain: true}
-		raw := s.appendPublish(nil, "sites/plant-7/building/f1", m.Payload, m, 1, 4242)
+		raw := s.appendPublish(nil, "sites/plant-7/", "building/f1", m.Payload, m, 1, 4242)
 		pk, err := packets.ReadPacket(bytes.NewReader(raw))
 		if err != nil {
 			t.Fatalf("size %d: paho cannot decode: %v", size, err)
@@ -222,7 +222,7 @@ func TestAppendPublishDecodesWithPaho(t *testing.T) {
 		}
 	}
 	b.cfg.UserProps = UserProps{}
-	raw := s.appendPublish(nil, "t", []byte("x"), store.Message{Payload: []byte("x")}, 0, 0)
+	raw := s.appendPublish(nil, "", "t", []byte("x"), store.Message{Payload: []byte("x")}, 0, 0)
 	pk, err := packets.ReadPacket(bytes.NewReader(raw))
 	if err != nil || pk.Content.(*packets.Publish).QoS != 0 || len(pk.Content.(*packets.Publish).Properties.User) != 0 {
 		t.Fatalf("QoS 0 without properties: %v %v", pk, err)
@@ -249,5 +249,44 @@ func TestBucketPaces(t *testing.T) {
 	unlimited := newBucket(0, time.Now, nil)
 	if err := unlimited.take(context.Background()); err != nil {
 		t.Errorf("unlimited bucket: %v", err)
+	}
+}
+
+// TestForwardEncodeAllocatesNothing: making a queued message ready for the
+// wire (its out route, the remote topic with the route's prefixes, the
+// envelope of user properties) and encoding its PUBLISH allocates nothing
+// per message once the scratch buffer has grown: the remote prefix and the
+// rest of the local topic are written one after the other, not joined.
+func TestForwardEncodeAllocatesNothing(t *testing.T) {
+	r := Route{Name: "telemetry", Topic: "local/building/#", Direction: Out, QoS: 1, LocalPrefix: "local/", RemotePrefix: "sites/plant-7/"}
+	cfg := Config{Routes: []Route{r}, Envelope: EnvelopeUserProperties, UserProps: UserProps{DeviceKey: "device", SeqKey: "seq"}}
+	rs, err := cfg.compileRoutes(cfg.Routes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := &Bridge{cfg: cfg}
+	b.routes.Store(rs)
+	s := &session{b: b, server: serverLimits{maxQoS: 1, retain: true}}
+	m := store.Message{Route: "telemetry", Topic: "local/building/f1/temp", Payload: []byte("21.5"), QoS: 1, Device: "temp-01", Seq: 77}
+	var out outbound
+	allocs := testing.AllocsPerRun(1000, func() {
+		var ok bool
+		if out, ok = s.prepare(m); !ok {
+			t.Fatal("prepare refused the message")
+		}
+		s.scratch = s.appendPublish(s.scratch[:0], out.prefix, out.remote, out.payload, m, out.qos, 1)
+	})
+	if allocs != 0 {
+		t.Errorf("prepare and encode: %v allocations per message; want 0", allocs)
+	}
+	pk, err := packets.ReadPacket(bytes.NewReader(s.scratch))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := pk.Content.(*packets.Publish).Topic; got != "sites/plant-7/building/f1/temp" {
+		t.Errorf("upstream topic %q; want sites/plant-7/building/f1/temp (Route.RemoteTopic)", got)
+	}
+	if got, want := out.pending(m).remote(), r.RemoteTopic(m.Topic); got != want {
+		t.Errorf("in-flight record's topic %q; want %q", got, want)
 	}
 }

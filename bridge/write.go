@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/edgegw/edgegw/store"
@@ -35,13 +36,19 @@ type writer struct {
 }
 
 // outbound is a message made ready for the wire: its out route, upstream
-// topic and payload (after the envelope), and the QoS it is sent at.
+// topic (prefix followed by remote: the route's remote prefix and the rest
+// of the local topic are not joined into a new string for every message)
+// and payload (after the envelope), and the QoS it is sent at.
 type outbound struct {
 	route   Route
+	prefix  string
 	remote  string
 	payload []byte
 	qos     byte
 }
+
+// topic is out's upstream topic as one string.
+func (out *outbound) topic() string { return out.prefix + out.remote }
 
 // writeLoop takes messages from the queue and publishes them in queue order
 // (so FIFO per route on the wire [MQTT-4.6.0-6]), with up to window QoS 1
@@ -137,11 +144,15 @@ func (s *session) prepare(m store.Message) (outbound, bool) {
 	out := outbound{
 		route:   r,
 		qos:     min(r.wireQoS(), m.QoS, s.server.maxQoS),
-		remote:  r.RemoteTopic(m.Topic),
+		prefix:  r.RemotePrefix,
+		remote:  strings.TrimPrefix(m.Topic, r.LocalPrefix), // r.RemoteTopic, not joined
 		payload: m.Payload,
 	}
 	if env := b.cfg.Envelope; env != EnvelopeUserProperties && env != EnvelopeNone {
-		out.remote, out.payload = wrap(env, b.cfg.UserProps, r, out.remote, m)
+		out.remote, out.payload = wrap(env, b.cfg.UserProps, r, out.topic(), m)
+		out.prefix = ""
+	} else if b.cfg.checksTopic() {
+		out.remote, out.prefix = out.topic(), ""
 	}
 	if why := b.cfg.messageProblem(out.remote, len(out.payload)); why != "" {
 		s.deadLetter(out.pending(m), 0, why)
@@ -152,7 +163,7 @@ func (s *session) prepare(m store.Message) (outbound, bool) {
 
 // pending is what the session remembers of out while it is in flight.
 func (out *outbound) pending(m store.Message) pending {
-	return pending{seq: m.Seq, route: out.route.Name, device: m.Device, topic: out.remote}
+	return pending{seq: m.Seq, route: out.route.Name, device: m.Device, prefix: out.prefix, topic: out.remote}
 }
 
 // pace waits for m's turn under the drain rate and the connection's rate
@@ -231,7 +242,7 @@ func (w *writer) publish(ctx context.Context, m store.Message, out outbound) err
 			return err
 		}
 	}
-	s.scratch = s.appendPublish(s.scratch[:0], out.remote, out.payload, m, out.qos, id)
+	s.scratch = s.appendPublish(s.scratch[:0], out.prefix, out.remote, out.payload, m, out.qos, id)
 	if max := s.server.maxPacket; max > 0 && uint32(len(s.scratch)) > max {
 		if out.qos > 0 {
 			s.releaseSlot(id)

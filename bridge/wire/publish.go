@@ -9,12 +9,16 @@ import (
 
 // Publish is one PUBLISH for AppendPublish.
 type Publish struct {
-	Topic   string
-	Payload []byte
-	QoS     byte
-	ID      uint16 // packet identifier; written for QoS 1 and 2 only
-	Retain  bool
-	V311    bool // MQTT 3.1.1: no property section
+	// The topic name is TopicPrefix followed by Topic, written as one
+	// string: a route's remote prefix and the rest of the local topic need
+	// no copy joined for every message.
+	TopicPrefix string
+	Topic       string
+	Payload     []byte
+	QoS         byte
+	ID          uint16 // packet identifier; written for QoS 1 and 2 only
+	Retain      bool
+	V311        bool // MQTT 3.1.1: no property section
 	// MQTT 5 user properties, each written only when its key is set:
 	// DeviceKey=Device, then SeqKey=<Seq in decimal>.
 	DeviceKey, Device string
@@ -40,7 +44,8 @@ func AppendPublish(dst []byte, p Publish) []byte {
 	if p.V311 {
 		propSection = 0
 	}
-	rem := 2 + len(p.Topic) + propSection + len(p.Payload)
+	topicLen := len(p.TopicPrefix) + len(p.Topic)
+	rem := 2 + topicLen + propSection + len(p.Payload)
 	if p.QoS > 0 {
 		rem += 2
 	}
@@ -50,7 +55,9 @@ func AppendPublish(dst []byte, p Publish) []byte {
 	}
 	dst = append(dst, packets.PUBLISH<<4|flags)
 	dst = AppendVBI(dst, rem)
-	dst = appendString(dst, p.Topic)
+	dst = append(dst, byte(topicLen>>8), byte(topicLen))
+	dst = append(dst, p.TopicPrefix...)
+	dst = append(dst, p.Topic...)
 	if p.QoS > 0 {
 		dst = append(dst, byte(p.ID>>8), byte(p.ID))
 	}

@@ -21,6 +21,7 @@ func TestAppendPublish5DecodesWithPaho(t *testing.T) {
 			[]packets.User{{Key: "device", Value: "temp-01"}, {Key: "seq", Value: "1234567890123"}}},
 		{"seq only", Publish{Topic: "a", QoS: 1, ID: 1, SeqKey: "n", Seq: 0}, []packets.User{{Key: "n", Value: "0"}}},
 		{"QoS 0 without properties", Publish{Topic: "t"}, nil},
+		{"topic prefix", Publish{TopicPrefix: "sites/plant-7/", Topic: "building/f1", QoS: 1, ID: 9, SeqKey: "seq", Seq: 5}, []packets.User{{Key: "seq", Value: "5"}}},
 	} {
 		for _, size := range []int{0, 200, 20000, 3 << 20} {
 			p := tc.p
@@ -30,9 +31,9 @@ func TestAppendPublish5DecodesWithPaho(t *testing.T) {
 				t.Fatalf("%s, %d bytes: paho cannot decode: %v", tc.name, size, err)
 			}
 			got := pk.Content.(*packets.Publish)
-			if got.Topic != p.Topic || got.QoS != p.QoS || got.Retain != p.Retain || !bytes.Equal(got.Payload, p.Payload) {
+			if got.Topic != p.TopicPrefix+p.Topic || got.QoS != p.QoS || got.Retain != p.Retain || !bytes.Equal(got.Payload, p.Payload) {
 				t.Fatalf("%s, %d bytes: got topic %q qos %d retain %v payload %d bytes; want %q %d %v %d",
-					tc.name, size, got.Topic, got.QoS, got.Retain, len(got.Payload), p.Topic, p.QoS, p.Retain, size)
+					tc.name, size, got.Topic, got.QoS, got.Retain, len(got.Payload), p.TopicPrefix+p.Topic, p.QoS, p.Retain, size)
 			}
 			if p.QoS > 0 && got.PacketID != p.ID {
 				t.Fatalf("%s: got packet ID %d; want %d", tc.name, got.PacketID, p.ID)
@@ -56,6 +57,7 @@ func TestAppendPublish311RoundTrip(t *testing.T) {
 	for _, p := range []Publish{
 		{Topic: "a/b", Payload: []byte("on"), QoS: 1, ID: 7, Retain: true, V311: true, DeviceKey: "device", Device: "d", SeqKey: "seq", Seq: 9},
 		{Topic: "t", Payload: bytes.Repeat([]byte{1}, 20000), V311: true},
+		{TopicPrefix: "sites/plant-7/", Topic: "building/f1", Payload: []byte("21.5"), QoS: 1, ID: 8, V311: true},
 	} {
 		raw := AppendPublish(nil, p)
 		pk, err := Read311(bufio.NewReader(bytes.NewReader(raw)))
@@ -66,9 +68,9 @@ func TestAppendPublish311RoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%q: %v", p.Topic, err)
 		}
-		if got.Topic != p.Topic || got.QoS != p.QoS || got.Retain != p.Retain || !bytes.Equal(got.Payload, p.Payload) || (p.QoS > 0 && got.PacketID != p.ID) {
+		if got.Topic != p.TopicPrefix+p.Topic || got.QoS != p.QoS || got.Retain != p.Retain || !bytes.Equal(got.Payload, p.Payload) || (p.QoS > 0 && got.PacketID != p.ID) {
 			t.Fatalf("got topic %q qos %d retain %v id %d payload %d bytes; want %q %d %v %d %d",
-				got.Topic, got.QoS, got.Retain, got.PacketID, len(got.Payload), p.Topic, p.QoS, p.Retain, p.ID, len(p.Payload))
+				got.Topic, got.QoS, got.Retain, got.PacketID, len(got.Payload), p.TopicPrefix+p.Topic, p.QoS, p.Retain, p.ID, len(p.Payload))
 		}
 	}
 }
