@@ -41,6 +41,8 @@ package main
 // edgegw binary BIN (built from another commit, e.g. before a change to the
 // queue format) on the same packaged config, in the same rounds, so two
 // builds are compared within one run (its ratio is to Mosquitto too);
+// EDGEGW_BENCH_PERFSTAT=1 counts each edge's context switches and futex
+// calls per delivered message in every run (perf stat);
 // EDGEGW_BENCH_PERF=DIR records each edgegw run's first round and the idle
 // daemon with `perf record -g` into DIR (the daemon keeps its symbols:
 // `perf report -i DIR/edgegw-rm20-p16.data --no-children` names Go functions).
@@ -356,6 +358,10 @@ func pahoOnce(b *testing.B, e benchEdge, cloud *benchSub, rm, pubs, per, round i
 	if dir := os.Getenv("EDGEGW_BENCH_PERF"); dir != "" && e.name() == "edgegw" && round == 0 {
 		defer perfRecord(b, e.pid(), filepath.Join(dir, fmt.Sprintf("edgegw-rm%d-p%d.data", rm, pubs)))()
 	}
+	var stat func() (ctxsw, futex float64)
+	if os.Getenv("EDGEGW_BENCH_PERFSTAT") == "1" {
+		stat = perfStat(b, e.pid())
+	}
 	resetPeakRSS(e.pid())
 	u0 := readUsage(e.pid())
 	s0, sum0 := fsyncs()
@@ -393,6 +399,10 @@ func pahoOnce(b *testing.B, e benchEdge, cloud *benchSub, rm, pubs, per, round i
 	}
 	benchLog(e.name(), "paho rmax %d, %2d publisher(s), round %d: %d of %d upstream in %v: %.0f msg/s, lost %d; edge CPU %.1f µs/msg, wrote %d B/msg, peak RSS %.1f MiB, %.0f fdatasyncs/s, %.1f msgs/fdatasync, mean fdatasync %v",
 		rm, pubs, round+1, n, want, d.Round(time.Millisecond), r.rate, r.lost, float64(r.cpu)/1e3, r.written, float64(r.peakRSS)/(1<<20), r.syncs, r.perSync, r.syncTook.Round(time.Microsecond))
+	if stat != nil {
+		cs, fx := stat()
+		benchLog(e.name(), "paho rmax %d, %2d publisher(s), round %d: %.3f context switches/msg, %.3f futex calls/msg (perf stat, every thread)", rm, pubs, round+1, cs/float64(n1), fx/float64(n1))
+	}
 	if r.lost > 0 {
 		b.Errorf("%s: %d of %d PUBACKed messages never reached the upstream", e.name(), r.lost, want)
 	}
@@ -443,6 +453,37 @@ func pahoPublish(addr string, tc *tls.Config, sensor, topic, prefix string, n in
 	}
 	close(window)
 	return <-acked
+}
+
+// perfStat counts pid's context switches and futex calls (every thread,
+// the kernel's io-wq workers included) until the returned function is called
+// (EDGEGW_BENCH_PERFSTAT=1).
+func perfStat(b *testing.B, pid int) func() (ctxsw, futex float64) {
+	var out strings.Builder
+	cmd := exec.Command(gatewaytest.Need(b, "perf", "linux-perf"), "stat", "-x,", "-e", "context-switches,syscalls:sys_enter_futex", "-p", strconv.Itoa(pid))
+	cmd.Stderr = &out
+	if err := cmd.Start(); err != nil {
+		b.Fatalf("perf stat: %v", err)
+	}
+	time.Sleep(300 * time.Millisecond) // attached
+	return func() (ctxsw, futex float64) {
+		_ = cmd.Process.Signal(os.Interrupt)
+		_ = cmd.Wait()
+		for _, l := range strings.Split(out.String(), "\n") {
+			f := strings.Split(l, ",")
+			if len(f) < 3 {
+				continue
+			}
+			v, _ := strconv.ParseFloat(f[0], 64)
+			switch f[2] {
+			case "context-switches":
+				ctxsw = v
+			case "syscalls:sys_enter_futex":
+				futex = v
+			}
+		}
+		return ctxsw, futex
+	}
 }
 
 // perfRecord samples pid's stacks with perf into out until the returned
