@@ -25,9 +25,9 @@ package main
 // during the run (VmHWM after a clear_refs reset), and for edgegw the
 // fdatasyncs per second and messages per fdatasync (its
 // edgegw_store_fsync_duration_seconds_count); after the runs, each edge's
-// idle CPU (ms/s) over the last of three pahoIdle windows with the sessions
-// connected (the first two are printed too: they can hold the drains'
-// after-work).
+// idle CPU (ms/s) with the sessions connected, every edge over the same
+// three pahoIdle windows (the mean, and each window: the first can hold the
+// drains' after-work).
 //
 // EDGEGW_BENCH_PAHO_MSGS sets the messages per run (default 50,000, split
 // between the publishers); EDGEGW_BENCH_PAHO_RMAX one upstream Receive
@@ -217,15 +217,19 @@ func pahoAtReceiveMax(b *testing.B, rm, total int, t *strings.Builder) {
 			time.Sleep(pahoIdle)
 			stop()
 		}
-		// Three windows one after the other: the first follows the drains
-		// closely and can hold their after-work (an LSM compacting the
-		// deleted backlog); the last is the idle figure.
-		var idle [3]float64
-		for w := range idle {
-			idle[w] = idleCPU(e.pid())
-		}
-		benchLog(e.name(), "idle CPU with the sessions connected, upstream %d: %.2f, %.2f, %.2f ms/s over three %v windows", rm, idle[0], idle[1], idle[2], pahoIdle)
-		fmt.Fprintf(t, "%-5d idle %-11s %.2f ms/s of CPU (its threads' schedstat; %.2f and %.2f in the two windows before)\n", rm, e.name(), idle[2], idle[0], idle[1])
+	}
+	// Every edge over the same three windows, one after the other: the
+	// first follows the drains closely and can hold their after-work (an
+	// LSM compacting the deleted backlog); the mean of all three is the idle
+	// figure, and the edges share whatever else the machine did meanwhile.
+	var idle [3][]float64
+	for w := range idle {
+		idle[w] = idleCPU(edges)
+	}
+	for i, e := range edges {
+		mean := (idle[0][i] + idle[1][i] + idle[2][i]) / 3
+		benchLog(e.name(), "idle CPU with the sessions connected, upstream %d: %.2f, %.2f, %.2f ms/s over three %v windows", rm, idle[0][i], idle[1][i], idle[2][i], pahoIdle)
+		fmt.Fprintf(t, "%-5d idle %-11s %.2f ms/s of CPU over %v (its threads' schedstat; %.2f, %.2f, %.2f per window)\n", rm, e.name(), mean, 3*pahoIdle, idle[0][i], idle[1][i], idle[2][i])
 	}
 }
 
@@ -513,19 +517,28 @@ func perfRecord(b *testing.B, pid int, out string) func() {
 	}
 }
 
-// idleCPU is pid's CPU use over pahoIdle with nothing published, in ms/s:
-// the on-CPU time of its threads (threadsCPU, nanoseconds), not /proc/PID/stat,
-// whose clock ticks (10 ms) over 5 s can only say 0 or 2 ms/s or more. A
-// thread that ends within the window takes its time with it (a lower bound;
-// an idle daemon starts and ends none). Where schedstat is missing, the ticks.
-func idleCPU(pid int) float64 {
-	cpu := threadsCPU
-	if cpu(pid) < 0 {
-		cpu = procCPU
+// idleCPU is each edge's CPU use over one pahoIdle window with nothing
+// published, in ms/s, all edges over the same window: the on-CPU time of its
+// threads (threadsCPU, nanoseconds), not /proc/PID/stat, whose clock ticks
+// (10 ms) over 5 s can only say 0 or 2 ms/s or more. A thread that ends
+// within the window takes its time with it (a lower bound; an idle daemon
+// starts and ends none). Where schedstat is missing, the ticks.
+func idleCPU(edges []benchEdge) []float64 {
+	cpu := make([]func(int) time.Duration, len(edges))
+	c0 := make([]time.Duration, len(edges))
+	for i, e := range edges {
+		cpu[i] = threadsCPU
+		if cpu[i](e.pid()) < 0 {
+			cpu[i] = procCPU
+		}
+		c0[i] = cpu[i](e.pid())
 	}
-	c0 := cpu(pid)
 	time.Sleep(pahoIdle)
-	return float64(cpu(pid)-c0) / float64(time.Millisecond) / pahoIdle.Seconds()
+	out := make([]float64, len(edges))
+	for i, e := range edges {
+		out[i] = float64(cpu[i](e.pid())-c0[i]) / float64(time.Millisecond) / pahoIdle.Seconds()
+	}
+	return out
 }
 
 // threadsCPU is the on-CPU time (user and system) of pid's live threads so
