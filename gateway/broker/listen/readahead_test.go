@@ -3,12 +3,17 @@ package listen
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"os"
+	"syscall"
 	"testing"
+	"time"
 )
 
-// countingConn counts the reads that reach the connection.
+// countingConn counts the reads that reach the socket: its own Read and
+// the read-ahead's, made from the readiness callback of its RawConn.
 type countingConn struct {
 	net.Conn
 	reads int
@@ -17,6 +22,101 @@ type countingConn struct {
 func (c *countingConn) Read(p []byte) (int, error) {
 	c.reads++
 	return c.Conn.Read(p)
+}
+
+func (c *countingConn) SyscallConn() (syscall.RawConn, error) {
+	rc, err := c.Conn.(syscall.Conn).SyscallConn()
+	return countingRaw{rc, &c.reads}, err
+}
+
+type countingRaw struct {
+	syscall.RawConn
+	reads *int
+}
+
+func (r countingRaw) Read(f func(uintptr) bool) error {
+	return r.RawConn.Read(func(fd uintptr) bool { *r.reads++; return f(fd) })
+}
+
+// TestReadAheadIdleHoldsNothing: connections waiting in Read for bytes
+// that have not come hold no buffer of the pool (a gateway's sensors are
+// nearly all idle nearly always), and the bytes, once written, are read
+// and the buffers given back.
+func TestReadAheadIdleHoldsNothing(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	const conns = 20
+	var peers []net.Conn
+	done := make(chan error, conns)
+	before := readAheadHeld.Load()
+	for range conns {
+		c, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		peers = append(peers, c)
+		raw, err := ln.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer raw.Close()
+		go func() {
+			ra := &readAhead{Conn: raw}
+			p := make([]byte, 10)
+			n, err := ra.Read(p)
+			if err == nil && string(p[:n]) != "hello" {
+				err = fmt.Errorf("read %q, want hello", p[:n])
+			}
+			done <- err
+		}()
+	}
+	time.Sleep(200 * time.Millisecond) // every reader is waiting in Read
+	if held := readAheadHeld.Load() - before; held != 0 {
+		t.Fatalf("%d idle connections hold %d read-ahead buffers; want none", conns, held)
+	}
+	for _, c := range peers {
+		if _, err := c.Write([]byte("hello")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range conns {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if held := readAheadHeld.Load() - before; held != 0 {
+		t.Fatalf("%d buffers held after every read was drained", held)
+	}
+}
+
+// TestReadAheadDeadline: a read deadline ends a read-ahead as it ends the
+// connection's own Read: a net.Error that says timeout.
+func TestReadAheadDeadline(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	raw, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	_ = raw.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	_, err = (&readAhead{Conn: raw}).Read(make([]byte, 10))
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() || !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("read past the deadline: %v; want a timeout", err)
+	}
 }
 
 // TestReadAheadStream: what a loopback TCP peer wrote in one go (200 KiB,
@@ -85,25 +185,19 @@ func TestReadAheadStream(t *testing.T) {
 	}
 }
 
-// TestReadAheadKeepsError: an error returned with data (here a fake one)
-// comes after that data, not before or instead of it.
-func TestReadAheadKeepsError(t *testing.T) {
+// TestReadAheadNotASocket: a connection that is not a socket is read in
+// place: each Read returns what the connection's own Read returns, bytes
+// and error together.
+func TestReadAheadNotASocket(t *testing.T) {
 	boom := errors.New("boom")
 	ra := &readAhead{Conn: &onceConn{data: []byte("0123456789"), err: boom}}
 	p := make([]byte, 4)
-	var got []byte
-	for range 3 {
-		n, err := ra.Read(p)
-		got = append(got, p[:n]...)
-		if err != nil && len(got) < 10 {
-			t.Fatalf("error %v after %q; want it after all 10 bytes", err, got)
-		}
-		if len(got) == 10 && !errors.Is(err, boom) {
-			t.Fatalf("last read's error %v; want %v", err, boom)
-		}
+	n, err := ra.Read(p)
+	if string(p[:n]) != "0123" || !errors.Is(err, boom) {
+		t.Fatalf("first read %q, %v; want \"0123\", %v", p[:n], err, boom)
 	}
-	if string(got) != "0123456789" {
-		t.Fatalf("read %q", got)
+	if n, err := ra.Read(p); n != 0 || !errors.Is(err, io.EOF) {
+		t.Fatalf("second read %d bytes, %v; want 0, EOF", n, err)
 	}
 }
 
