@@ -74,23 +74,19 @@ func appendMessage(b []byte, m *Message) []byte {
 var errBadRecord = errors.New("damaged record")
 
 func decodeMessage(b []byte, m *Message) error {
-	flags, qos, t, topic, device, payload, ok := splitMessage(b)
-	if !ok {
-		return errBadRecord
-	}
-	m.Retain, m.QoS, m.Time = flags&1 != 0, qos, t
-	m.Topic, m.Device, m.Payload = string(topic), string(device), payload
-	return nil
+	return (*names)(nil).decode(b, m)
 }
 
 // names interns the topics and device names of the messages Next decodes
 // (a route's messages come from a few publishers, under a few topics): a
 // message handed out allocates no strings once its topic and device were
-// seen. At most namesMax are kept; then the set starts over.
+// seen. At most namesMax are kept; then the set starts over. A nil *names
+// interns nothing (decodeMessage).
 type names map[string]string
 
 const namesMax = 256
 
+// decode is decodeMessage, its strings interned in n.
 func (n *names) decode(b []byte, m *Message) error {
 	flags, qos, t, topic, device, payload, ok := splitMessage(b)
 	if !ok {
@@ -102,6 +98,9 @@ func (n *names) decode(b []byte, m *Message) error {
 }
 
 func (n *names) intern(b []byte) string {
+	if n == nil {
+		return string(b)
+	}
 	if s, ok := (*n)[string(b)]; ok { // no allocation for the lookup
 		return s
 	}
