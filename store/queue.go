@@ -956,10 +956,7 @@ func (q *Queue) passedLocked(c *commitTxn, rt *route) {
 		// is in rt.segs: no read (a badger iterator per commit cost more
 		// than the rest of the head's move). passFrom 0 (value-log GC may
 		// have brought deleted segments back) always reads.
-		k := 0
-		for k < len(rt.segs) && rt.segs[k].last < head {
-			k++
-		}
+		k := rt.segsBelow(head)
 		if room := limit - n; k > room {
 			k, rt.passMore = room, true
 		}

@@ -388,14 +388,20 @@ func (rt *route) trackSeg(key []byte) {
 	rt.segs = append(rt.segs, segSpan{first, last})
 }
 
-// dropSegs takes the segments with a last seq below head out of rt.segs
-// (deleted with the commit just written).
-func (rt *route) dropSegs(head uint64) {
+// segsBelow is how many of rt.segs have a last seq below head: the first
+// ones (rt.segs is in seq order).
+func (rt *route) segsBelow(head uint64) int {
 	k := 0
 	for k < len(rt.segs) && rt.segs[k].last < head {
 		k++
 	}
-	if k > 0 {
+	return k
+}
+
+// dropSegs takes the segments with a last seq below head out of rt.segs
+// (deleted with the commit just written).
+func (rt *route) dropSegs(head uint64) {
+	if k := rt.segsBelow(head); k > 0 {
 		rt.segs = append(rt.segs[:0], rt.segs[k:]...)
 	}
 }
